@@ -1,0 +1,265 @@
+//! Decoding: any file symphonia can read, streamed packet by packet and mixed down to mono.
+//!
+//! The container is recognised by its content; the file extension is only a hint, so a
+//! FLAC file named `.mp3` still decodes. Nothing is kept beyond one packet: the caller
+//! receives each packet's mono samples and decides what to keep, which is what lets a
+//! one-hour mix be analysed in the same few megabytes as a song.
+
+use std::fs::File;
+use std::path::Path;
+
+use symphonia::core::codecs::audio::AudioDecoderOptions;
+use symphonia::core::errors::Error as SymphoniaError;
+use symphonia::core::formats::probe::Hint;
+use symphonia::core::formats::{FormatOptions, TrackType};
+use symphonia::core::io::MediaSourceStream;
+use symphonia::core::meta::MetadataOptions;
+
+use crate::error::{Error, ErrorKind, Result, Stage};
+use crate::stop::StopSignal;
+
+/// After this many packets in a row fail to decode, the stream is treated as ended.
+const MAX_CONSECUTIVE_BAD_PACKETS: usize = 64;
+
+/// What the decoder learned about a stream while decoding it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamInfo {
+    /// The codec's short name, as symphonia calls it (`mp3`, `flac`, `vorbis`, `aac`, `pcm_s16le`, ...).
+    pub codec: String,
+    /// Sample rate in Hz.
+    pub sample_rate: u32,
+    /// Channels in the source (before the mixdown).
+    pub channels: u16,
+    /// Mono frames delivered to the caller.
+    pub frames: u64,
+    /// Problems that were survived: skipped packets, a truncated end, non-finite samples.
+    pub warnings: Vec<String>,
+}
+
+impl StreamInfo {
+    /// Seconds of audio delivered.
+    pub fn duration_s(&self) -> f64 {
+        if self.sample_rate == 0 {
+            0.0
+        } else {
+            self.frames as f64 / f64::from(self.sample_rate)
+        }
+    }
+}
+
+/// Decodes `path` to mono, calling `sink` with each packet's samples in order.
+///
+/// The sink gets the stream's sample rate on every call, so that it can set itself up on
+/// the first one. A stream that breaks part-way keeps what decoded and reports the damage
+/// in [`StreamInfo::warnings`]; one that yields nothing at all is an error.
+pub fn decode_mono(
+    path: &Path,
+    stop: &StopSignal,
+    mut sink: impl FnMut(&[f32], u32) -> Result<()>,
+) -> Result<StreamInfo> {
+    let file = File::open(path)
+        .map_err(|e| Error::new(ErrorKind::Unreadable, Stage::Open, e.to_string()))?;
+    if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
+        return Err(Error::new(
+            ErrorKind::Unreadable,
+            Stage::Open,
+            "is a directory",
+        ));
+    }
+    let stream = MediaSourceStream::new(Box::new(file), Default::default());
+    let mut hint = Hint::new();
+    if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
+        hint.with_extension(ext);
+    }
+    let mut format = symphonia::default::get_probe()
+        .probe(
+            &hint,
+            stream,
+            FormatOptions::default(),
+            MetadataOptions::default(),
+        )
+        .map_err(|e| probe_error(&e))?;
+    let track = format
+        .default_track(TrackType::Audio)
+        .ok_or_else(|| Error::new(ErrorKind::UnsupportedFormat, Stage::Probe, "no audio track"))?;
+    let track_id = track.id;
+    let params = track
+        .codec_params
+        .as_ref()
+        .and_then(|p| p.audio())
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::UnsupportedFormat,
+                Stage::Probe,
+                "the track is not audio",
+            )
+        })?
+        .clone();
+    let mut decoder = symphonia::default::get_codecs()
+        .make_audio_decoder(&params, &AudioDecoderOptions::default())
+        .map_err(|e| Error::new(ErrorKind::UnsupportedFormat, Stage::Probe, e.to_string()))?;
+
+    let mut info = StreamInfo {
+        codec: decoder.codec_info().short_name.to_string(),
+        sample_rate: params.sample_rate.unwrap_or(0),
+        channels: params.channels.as_ref().map_or(0, |c| c.count() as u16),
+        frames: 0,
+        warnings: Vec::new(),
+    };
+    let mut interleaved: Vec<f32> = Vec::new();
+    let mut mono: Vec<f32> = Vec::new();
+    let mut bad_packets = 0usize;
+    let mut bad_in_a_row = 0usize;
+    let mut non_finite = 0u64;
+
+    loop {
+        stop.check(Stage::Decode)?;
+        let packet = match format.next_packet() {
+            Ok(Some(packet)) => packet,
+            Ok(None) => break,
+            Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                // Demuxers report a cut-off file as an unexpected end of stream.
+                if info.frames > 0 {
+                    info.warnings
+                        .push("the stream ends early (truncated file)".into());
+                }
+                break;
+            }
+            Err(SymphoniaError::ResetRequired) => {
+                info.warnings
+                    .push("the stream changes its parameters; decoding stopped there".into());
+                break;
+            }
+            Err(e) => {
+                if info.frames == 0 {
+                    return Err(Error::new(
+                        ErrorKind::CorruptStream,
+                        Stage::Decode,
+                        e.to_string(),
+                    ));
+                }
+                info.warnings.push(format!("demuxing stopped early: {e}"));
+                break;
+            }
+        };
+        if packet.track_id != track_id {
+            continue;
+        }
+        let buffer = match decoder.decode(&packet) {
+            Ok(buffer) => buffer,
+            Err(SymphoniaError::DecodeError(_)) | Err(SymphoniaError::IoError(_)) => {
+                bad_packets += 1;
+                bad_in_a_row += 1;
+                if bad_in_a_row >= MAX_CONSECUTIVE_BAD_PACKETS {
+                    info.warnings.push(format!(
+                        "{bad_in_a_row} packets in a row failed; decoding stopped there"
+                    ));
+                    break;
+                }
+                continue;
+            }
+            Err(e) => {
+                if info.frames == 0 {
+                    return Err(Error::new(
+                        ErrorKind::CorruptStream,
+                        Stage::Decode,
+                        e.to_string(),
+                    ));
+                }
+                info.warnings.push(format!("decoding stopped early: {e}"));
+                break;
+            }
+        };
+        bad_in_a_row = 0;
+        let channels = buffer.spec().channels().count().max(1);
+        let rate = buffer.spec().rate();
+        if info.sample_rate == 0 {
+            info.sample_rate = rate;
+        }
+        if info.channels == 0 {
+            info.channels = channels as u16;
+        }
+        if rate != info.sample_rate {
+            info.warnings.push(format!(
+                "the sample rate changes from {} to {rate} Hz; decoding stopped there",
+                info.sample_rate
+            ));
+            break;
+        }
+        buffer.copy_to_vec_interleaved(&mut interleaved);
+        non_finite += mix_to_mono(&interleaved, channels, &mut mono);
+        if mono.is_empty() {
+            continue;
+        }
+        info.frames += mono.len() as u64;
+        sink(&mono, rate)?;
+    }
+
+    if bad_packets > 0 {
+        info.warnings
+            .push(format!("{bad_packets} damaged packets were skipped"));
+    }
+    if non_finite > 0 {
+        info.warnings.push(format!(
+            "{non_finite} non-finite samples (NaN or infinity) were replaced by silence"
+        ));
+    }
+    if info.frames == 0 {
+        let reason = if bad_packets > 0 {
+            format!("no packet could be decoded ({bad_packets} failed)")
+        } else {
+            "the stream holds no audio".to_string()
+        };
+        return Err(Error::new(ErrorKind::CorruptStream, Stage::Decode, reason));
+    }
+    if info.sample_rate == 0 {
+        return Err(Error::new(
+            ErrorKind::UnsupportedFormat,
+            Stage::Probe,
+            "the stream has no sample rate",
+        ));
+    }
+    Ok(info)
+}
+
+/// Averages interleaved channels into `mono`, replacing non-finite samples by zero.
+/// Returns how many non-finite samples it found.
+pub fn mix_to_mono(interleaved: &[f32], channels: usize, mono: &mut Vec<f32>) -> u64 {
+    let channels = channels.max(1);
+    let scale = 1.0 / channels as f32;
+    let mut non_finite = 0u64;
+    mono.clear();
+    mono.extend(interleaved.chunks_exact(channels).map(|frame| {
+        let mut sum = 0.0f32;
+        for &s in frame {
+            if s.is_finite() {
+                sum += s;
+            } else {
+                non_finite += 1;
+            }
+        }
+        sum * scale
+    }));
+    non_finite
+}
+
+fn probe_error(e: &SymphoniaError) -> Error {
+    match e {
+        SymphoniaError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            Error::new(
+                ErrorKind::UnsupportedFormat,
+                Stage::Probe,
+                "the file is empty or too short to recognise",
+            )
+        }
+        SymphoniaError::IoError(io) => {
+            Error::new(ErrorKind::Unreadable, Stage::Probe, io.to_string())
+        }
+        SymphoniaError::Unsupported(what) => Error::new(
+            ErrorKind::UnsupportedFormat,
+            Stage::Probe,
+            format!("not a supported audio format ({what})"),
+        ),
+        other => Error::new(ErrorKind::CorruptStream, Stage::Probe, other.to_string()),
+    }
+}

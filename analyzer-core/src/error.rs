@@ -1,0 +1,151 @@
+//! One error type for the whole pipeline, so a caller can report every failure the
+//! same way: which file, which stage, what kind of problem, and why.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// The pipeline stage an error comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Stage {
+    /// Validating the analyzer's settings.
+    Config,
+    /// Opening the file.
+    Open,
+    /// Recognising the container and codec.
+    Probe,
+    /// Decoding packets to samples.
+    Decode,
+    /// Converting to the analysis sample rate.
+    Resample,
+    /// Computing the onset envelope.
+    Onset,
+    /// Estimating the tempo from the envelope.
+    Tempo,
+}
+
+impl Stage {
+    /// A short lowercase name, stable enough for reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Config => "config",
+            Stage::Open => "open",
+            Stage::Probe => "probe",
+            Stage::Decode => "decode",
+            Stage::Resample => "resample",
+            Stage::Onset => "onset",
+            Stage::Tempo => "tempo",
+        }
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What went wrong, independent of where.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The file cannot be read (missing, a directory, no permission, I/O failure).
+    Unreadable,
+    /// The bytes are not a container or codec we can decode.
+    UnsupportedFormat,
+    /// The stream is damaged so badly that nothing usable could be decoded.
+    CorruptStream,
+    /// There is too little audio to measure a tempo.
+    TooShort,
+    /// The audio has no periodic pulse (silence, DC, noise).
+    NoPulse,
+    /// The caller asked to stop (Ctrl-C).
+    Cancelled,
+    /// The per-file deadline passed.
+    TimedOut,
+    /// The analyzer settings are invalid.
+    InvalidConfig,
+}
+
+impl ErrorKind {
+    /// A short snake_case name, stable enough for reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Unreadable => "unreadable",
+            ErrorKind::UnsupportedFormat => "unsupported_format",
+            ErrorKind::CorruptStream => "corrupt_stream",
+            ErrorKind::TooShort => "too_short",
+            ErrorKind::NoPulse => "no_pulse",
+            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::TimedOut => "timed_out",
+            ErrorKind::InvalidConfig => "invalid_config",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An analysis failure: the file (when there is one), the stage, the kind and a reason.
+///
+/// `Display` prints `PATH: STAGE: KIND: REASON`; [`Error::reason`] leaves the path out
+/// for reports that already have a path column.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.describe())]
+pub struct Error {
+    kind: ErrorKind,
+    stage: Stage,
+    detail: String,
+    path: Option<PathBuf>,
+}
+
+impl Error {
+    /// Makes an error without a file attached.
+    pub fn new(kind: ErrorKind, stage: Stage, detail: impl Into<String>) -> Self {
+        Error {
+            kind,
+            stage,
+            detail: detail.into(),
+            path: None,
+        }
+    }
+
+    /// Attaches the file the error is about.
+    pub fn with_path(mut self, path: &Path) -> Self {
+        self.path = Some(path.to_path_buf());
+        self
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// Where it went wrong.
+    pub fn stage(&self) -> Stage {
+        self.stage
+    }
+
+    /// The file, if the error is about one.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// `STAGE: KIND: REASON`, without the path.
+    pub fn reason(&self) -> String {
+        format!("{}: {}: {}", self.stage, self.kind, self.detail)
+    }
+
+    fn describe(&self) -> String {
+        match &self.path {
+            Some(path) => format!("{}: {}", path.display(), self.reason()),
+            None => self.reason(),
+        }
+    }
+}
+
+/// Shorthand for results in this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

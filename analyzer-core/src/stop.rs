@@ -1,0 +1,60 @@
+//! Cooperative stopping. Analysis never gets killed from outside; instead the decode and
+//! analysis loops ask a [`StopSignal`] between packets and between stages whether to go on,
+//! so a cancelled or timed-out file stops within one packet and leaves nothing half done.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use crate::error::{Error, ErrorKind, Result, Stage};
+
+/// A cancel flag shared with the caller, and an optional per-file deadline.
+///
+/// The default never stops.
+#[derive(Debug, Clone, Default)]
+pub struct StopSignal {
+    cancel: Option<Arc<AtomicBool>>,
+    deadline: Option<Instant>,
+}
+
+impl StopSignal {
+    /// A signal that never stops.
+    pub fn never() -> Self {
+        Self::default()
+    }
+
+    /// Stops once `flag` becomes true (set it from a Ctrl-C handler, say).
+    pub fn with_cancel_flag(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.cancel = Some(flag);
+        self
+    }
+
+    /// Stops once `deadline` has passed.
+    pub fn with_deadline(mut self, deadline: Instant) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// `Err(Cancelled)` or `Err(TimedOut)` when the work at `stage` should stop.
+    pub fn check(&self, stage: Stage) -> Result<()> {
+        if let Some(flag) = &self.cancel {
+            if flag.load(Ordering::Relaxed) {
+                return Err(Error::new(
+                    ErrorKind::Cancelled,
+                    stage,
+                    "stopped on request",
+                ));
+            }
+        }
+        if let Some(deadline) = self.deadline {
+            if Instant::now() >= deadline {
+                return Err(Error::new(
+                    ErrorKind::TimedOut,
+                    stage,
+                    "the per-file time limit passed",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
