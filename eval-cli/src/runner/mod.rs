@@ -1,0 +1,1 @@
+//! The batch runner shared by `analyze`, `evaluate` and `compare` (not yet implemented).
