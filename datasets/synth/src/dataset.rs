@@ -1,0 +1,370 @@
+//! A whole synthetic dataset: a deterministic plan of varied tracks, and a
+//! writer that renders them into a folder with a `manifest.csv`.
+//!
+//! The plan spreads tempi over four bands (60-90, 90-120, 120-150,
+//! 150-200 BPM; every four consecutive items cover all four), mixes styles
+//! suited to each band, puts every fifth item in 3/4, every third into FLAC
+//! and every seventh into mono, and varies swing, timing jitter and noise.
+//! About four in ten tempi carry one decimal (e.g. 127.4) so that sub-BPM
+//! precision is exercised.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::Path;
+
+use crate::io::{Error, write_flac, write_wav};
+use crate::render::try_render;
+use crate::rng::{Rand, Stream};
+use crate::spec::{Meter, Style, TrackSpec};
+
+/// The manifest's file name inside a dataset folder.
+pub const MANIFEST_FILE: &str = "manifest.csv";
+
+/// The manifest's header line (without the newline).
+pub const MANIFEST_HEADER: &str = "file,bpm,style,meter,format,seconds,seed";
+
+/// The tempo bands the plan covers, `[low, high)` in BPM (the last one
+/// includes 200).
+pub const TEMPO_BANDS: [(f64, f64); 4] =
+    [(60.0, 90.0), (90.0, 120.0), (120.0, 150.0), (150.0, 200.0)];
+
+/// What dataset to plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatasetSpec {
+    /// Number of tracks. Default: 24.
+    pub count: usize,
+    /// Length of each track in seconds. Default: 30.
+    pub seconds: f64,
+    /// Seed of the whole plan; each track gets its own seed drawn from it.
+    /// Default: 0.
+    pub seed: u64,
+    /// Sample rate of every track in Hz. Default: 44 100.
+    pub sample_rate: u32,
+}
+
+impl Default for DatasetSpec {
+    fn default() -> Self {
+        DatasetSpec {
+            count: 24,
+            seconds: 30.0,
+            seed: 0,
+            sample_rate: 44_100,
+        }
+    }
+}
+
+impl DatasetSpec {
+    /// Sets [`DatasetSpec::count`].
+    pub fn with_count(mut self, count: usize) -> Self {
+        self.count = count;
+        self
+    }
+
+    /// Sets [`DatasetSpec::seconds`].
+    pub fn with_seconds(mut self, seconds: f64) -> Self {
+        self.seconds = seconds;
+        self
+    }
+
+    /// Sets [`DatasetSpec::seed`].
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Sets [`DatasetSpec::sample_rate`].
+    pub fn with_sample_rate(mut self, sample_rate: u32) -> Self {
+        self.sample_rate = sample_rate;
+        self
+    }
+}
+
+/// File format of a dataset item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AudioFormat {
+    /// 16-bit PCM WAV.
+    Wav,
+    /// 16-bit FLAC.
+    Flac,
+}
+
+impl AudioFormat {
+    /// File extension and manifest name: `"wav"` or `"flac"`.
+    pub fn extension(self) -> &'static str {
+        match self {
+            AudioFormat::Wav => "wav",
+            AudioFormat::Flac => "flac",
+        }
+    }
+}
+
+/// One planned track.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatasetItem {
+    /// File name relative to the dataset folder, e.g.
+    /// `synth-000-fourfloor-128.0.wav`.
+    pub file: String,
+    /// What to render.
+    pub spec: TrackSpec,
+    /// How to store it.
+    pub format: AudioFormat,
+}
+
+/// Styles that suit each tempo band, in 4/4. Repeats weight the draw.
+const BAND_STYLES: [&[Style]; 4] = [
+    &[
+        Style::HipHop,
+        Style::HipHop,
+        Style::Ambientish,
+        Style::Rock,
+        Style::Latin,
+    ],
+    &[
+        Style::HipHop,
+        Style::Rock,
+        Style::Latin,
+        Style::FourOnTheFloor,
+    ],
+    &[
+        Style::FourOnTheFloor,
+        Style::FourOnTheFloor,
+        Style::Rock,
+        Style::Latin,
+    ],
+    &[
+        Style::DrumAndBass,
+        Style::DrumAndBass,
+        Style::Rock,
+        Style::FourOnTheFloor,
+    ],
+];
+
+/// Styles for 3/4 items.
+const THREE_FOUR_STYLES: [Style; 4] = [Style::Waltz, Style::Waltz, Style::Rock, Style::Ambientish];
+
+/// Plans `spec.count` tracks. The same spec always gives the same plan.
+pub fn dataset_plan(spec: &DatasetSpec) -> Vec<DatasetItem> {
+    let mut rng = Rand::new(spec.seed, Stream::Plan);
+    let mut bands = [0usize, 1, 2, 3];
+    (0..spec.count)
+        .map(|i| {
+            if i % 4 == 0 {
+                // A fresh band order every four items (Fisher-Yates).
+                for j in (1..bands.len()).rev() {
+                    bands.swap(j, rng.index(j + 1));
+                }
+            }
+            let band = bands[i % 4];
+            plan_item(i, band, spec, &mut rng)
+        })
+        .collect()
+}
+
+fn plan_item(index: usize, band: usize, spec: &DatasetSpec, rng: &mut Rand) -> DatasetItem {
+    let meter = if index % 5 == 2 {
+        Meter::Three
+    } else {
+        Meter::Four
+    };
+    let style = match meter {
+        Meter::Three => rng.pick(&THREE_FOUR_STYLES),
+        Meter::Four => rng.pick(BAND_STYLES[band]),
+    };
+    let (lo, hi) = TEMPO_BANDS[band];
+    let raw = if style == Style::DrumAndBass {
+        rng.range(165.0, 178.0)
+    } else {
+        lo * libm::pow(hi / lo, rng.unit())
+    };
+    let bpm = if rng.chance(0.4) {
+        (raw * 10.0).round() / 10.0
+    } else {
+        raw.round()
+    }
+    .clamp(lo, if band == 3 { hi } else { hi - 0.1 });
+    let swing = match style {
+        Style::HipHop => round_to(rng.range(0.1, 0.35), 100.0),
+        Style::Latin | Style::Rock | Style::FourOnTheFloor if rng.chance(0.25) => {
+            round_to(rng.range(0.05, 0.2), 100.0)
+        }
+        _ => 0.0,
+    };
+    let humanize_ms = if rng.chance(0.6) {
+        round_to(rng.range(2.0, 15.0), 10.0)
+    } else {
+        0.0
+    };
+    let noise_db = rng.range(-60.0, -30.0).round();
+    let seed = rng.next_u64();
+    let channels = if index % 7 == 6 { 1 } else { 2 };
+    let format = if index % 3 == 2 {
+        AudioFormat::Flac
+    } else {
+        AudioFormat::Wav
+    };
+    let track = TrackSpec::new(bpm, style)
+        .with_meter(meter)
+        .with_seconds(spec.seconds)
+        .with_sample_rate(spec.sample_rate)
+        .with_channels(channels)
+        .with_seed(seed)
+        .with_swing(swing)
+        .with_humanize_ms(humanize_ms)
+        .with_noise_db(noise_db);
+    DatasetItem {
+        file: format!(
+            "synth-{index:03}-{}-{bpm:.1}.{}",
+            style.slug(),
+            format.extension()
+        ),
+        spec: track,
+        format,
+    }
+}
+
+fn round_to(x: f64, scale: f64) -> f64 {
+    (x * scale).round() / scale
+}
+
+/// The manifest for `items`: [`MANIFEST_HEADER`], then one line per item.
+/// File names are plain ASCII without commas, so no quoting is needed.
+pub fn manifest_csv(items: &[DatasetItem]) -> String {
+    let mut out = String::new();
+    out.push_str(MANIFEST_HEADER);
+    out.push('\n');
+    for item in items {
+        let s = &item.spec;
+        // Writing to a String cannot fail.
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{},{}",
+            item.file,
+            s.bpm,
+            s.style.slug(),
+            s.meter,
+            item.format.extension(),
+            s.seconds,
+            s.seed
+        );
+    }
+    out
+}
+
+/// Renders the plan of `spec` into `dir` (created if missing): one audio
+/// file per item, then [`MANIFEST_FILE`]. Every file is written atomically;
+/// existing files of the same names are replaced. Returns the plan.
+pub fn write_dataset(dir: &Path, spec: &DatasetSpec) -> Result<Vec<DatasetItem>, Error> {
+    fs::create_dir_all(dir).map_err(|source| Error::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let items = dataset_plan(spec);
+    for item in &items {
+        let samples = try_render(&item.spec)?;
+        let path = dir.join(&item.file);
+        let (rate, channels) = (item.spec.sample_rate, item.spec.channels);
+        match item.format {
+            AudioFormat::Wav => write_wav(&path, &samples, rate, channels)?,
+            AudioFormat::Flac => write_flac(&path, &samples, rate, channels)?,
+        }
+    }
+    let manifest = dir.join(MANIFEST_FILE);
+    let tmp = dir.join(format!(".{MANIFEST_FILE}.{}.tmp", std::process::id()));
+    let io_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { path, source }
+    };
+    fs::write(&tmp, manifest_csv(&items)).map_err(io_err(&tmp))?;
+    fs::rename(&tmp, &manifest).map_err(io_err(&manifest))?;
+    Ok(items)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn band_of(bpm: f64) -> usize {
+        TEMPO_BANDS
+            .iter()
+            .position(|&(lo, hi)| bpm >= lo && (bpm < hi || (hi == 200.0 && bpm <= hi)))
+            .unwrap_or_else(|| panic!("bpm {bpm} outside every band"))
+    }
+
+    #[test]
+    fn default_plan_covers_bands_meters_formats() {
+        let plan = dataset_plan(&DatasetSpec::default());
+        assert_eq!(plan.len(), 24);
+        for band in 0..4 {
+            assert!(
+                plan.iter().any(|it| band_of(it.spec.bpm) == band),
+                "band {band}"
+            );
+        }
+        for meter in [Meter::Four, Meter::Three] {
+            assert!(plan.iter().any(|it| it.spec.meter == meter), "{meter}");
+        }
+        for format in [AudioFormat::Wav, AudioFormat::Flac] {
+            assert!(plan.iter().any(|it| it.format == format), "{format:?}");
+        }
+        assert!(plan.iter().any(|it| it.spec.bpm.fract() != 0.0));
+        assert!(plan.iter().any(|it| it.spec.channels == 1));
+        for item in &plan {
+            item.spec.validate().unwrap();
+            assert!(item.file.ends_with(item.format.extension()));
+            assert!((60.0..=200.0).contains(&item.spec.bpm));
+        }
+        let mut names: Vec<&str> = plan.iter().map(|it| it.file.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), plan.len());
+    }
+
+    #[test]
+    fn every_four_items_cover_every_band() {
+        let plan = dataset_plan(&DatasetSpec::default().with_count(40).with_seed(9));
+        for chunk in plan.chunks(4) {
+            let mut bands: Vec<usize> = chunk.iter().map(|it| band_of(it.spec.bpm)).collect();
+            bands.sort_unstable();
+            assert_eq!(bands, [0, 1, 2, 3]);
+        }
+    }
+
+    #[test]
+    fn plan_is_deterministic_and_seeded() {
+        let a = dataset_plan(&DatasetSpec::default());
+        assert_eq!(a, dataset_plan(&DatasetSpec::default()));
+        assert_ne!(a, dataset_plan(&DatasetSpec::default().with_seed(1)));
+    }
+
+    #[test]
+    fn writes_audio_and_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = DatasetSpec::default()
+            .with_count(3)
+            .with_seconds(1.0)
+            .with_sample_rate(16_000);
+        let items = write_dataset(dir.path(), &spec).unwrap();
+        let manifest = fs::read_to_string(dir.path().join(MANIFEST_FILE)).unwrap();
+        let lines: Vec<&str> = manifest.lines().collect();
+        assert_eq!(lines[0], MANIFEST_HEADER);
+        assert_eq!(lines.len(), 4);
+        for (item, line) in items.iter().zip(&lines[1..]) {
+            let fields: Vec<&str> = line.split(',').collect();
+            assert_eq!(fields.len(), 7);
+            assert_eq!(fields[0], item.file);
+            assert_eq!(fields[1].parse::<f64>().unwrap(), item.spec.bpm);
+            assert!(dir.path().join(&item.file).is_file());
+        }
+        assert_eq!(items[2].format, AudioFormat::Flac);
+        let flac = fs::read(dir.path().join(&items[2].file)).unwrap();
+        assert_eq!(&flac[..4], b"fLaC");
+        let mut wav = hound::WavReader::open(dir.path().join(&items[0].file)).unwrap();
+        assert_eq!(wav.spec().sample_rate, 16_000);
+        assert_eq!(
+            wav.samples::<i16>().count(),
+            16_000 * usize::from(items[0].spec.channels)
+        );
+        // Audio files plus the manifest, no temporary leftovers.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 4);
+    }
+}

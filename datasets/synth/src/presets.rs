@@ -1,0 +1,84 @@
+//! The golden signals: fixed specs whose tempo the analyzer's unit tests
+//! must find. Each is 30 s of 44.1 kHz stereo with a fixed seed, so its
+//! samples never change; shorten one with [`TrackSpec::with_seconds`] when a
+//! test needs less.
+
+use crate::spec::{Meter, Style, TrackSpec};
+
+/// House at 128 BPM: kick on every beat, no swing, light noise. The easy case.
+pub fn four_on_the_floor_128() -> TrackSpec {
+    TrackSpec::new(128.0, Style::FourOnTheFloor).with_seed(1)
+}
+
+/// Drum and bass at 174 BPM with 3 ms timing jitter. Half tempo (87) is the
+/// classic wrong answer.
+pub fn drum_and_bass_174() -> TrackSpec {
+    TrackSpec::new(174.0, Style::DrumAndBass)
+        .with_seed(2)
+        .with_humanize_ms(3.0)
+}
+
+/// Boom-bap hip hop at 90 BPM with sixteenth swing 0.25 and 6 ms jitter.
+pub fn hiphop_90_swing() -> TrackSpec {
+    TrackSpec::new(90.0, Style::HipHop)
+        .with_seed(3)
+        .with_swing(0.25)
+        .with_humanize_ms(6.0)
+        .with_noise_db(-45.0)
+}
+
+/// A waltz in 3/4 at 96 quarter notes per minute (32 bars per minute, a
+/// slow waltz). The ground truth is the quarter note, 96, not the bar.
+pub fn waltz_3_4() -> TrackSpec {
+    TrackSpec::new(96.0, Style::Waltz)
+        .with_meter(Meter::Three)
+        .with_seed(4)
+        .with_humanize_ms(4.0)
+}
+
+/// Fast rock at 200 BPM, the top of the supported range; 100 is the
+/// tempting wrong answer.
+pub fn tempo_200() -> TrackSpec {
+    TrackSpec::new(200.0, Style::Rock)
+        .with_seed(5)
+        .with_humanize_ms(2.0)
+}
+
+/// A slow rock ballad at 62 BPM, the bottom of the range; its eighth-note
+/// hats make 124 the tempting wrong answer.
+pub fn tempo_62() -> TrackSpec {
+    TrackSpec::new(62.0, Style::Rock)
+        .with_seed(6)
+        .with_humanize_ms(5.0)
+}
+
+/// Every preset with its function name, in a fixed order.
+pub fn all() -> Vec<(&'static str, TrackSpec)> {
+    vec![
+        ("four_on_the_floor_128", four_on_the_floor_128()),
+        ("drum_and_bass_174", drum_and_bass_174()),
+        ("hiphop_90_swing", hiphop_90_swing()),
+        ("waltz_3_4", waltz_3_4()),
+        ("tempo_200", tempo_200()),
+        ("tempo_62", tempo_62()),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_are_valid_and_distinct() {
+        let presets = all();
+        for (name, spec) in &presets {
+            spec.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        for (i, (_, a)) in presets.iter().enumerate() {
+            for (_, b) in &presets[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        assert_eq!(waltz_3_4().meter, Meter::Three);
+    }
+}
