@@ -161,10 +161,19 @@ pub fn write_flac(
         path: path.to_path_buf(),
         reason,
     };
-    let pcm: Vec<i32> = samples.iter().map(|&x| i32::from(to_i16(x))).collect();
+    let mut pcm: Vec<i32> = samples.iter().map(|&x| i32::from(to_i16(x))).collect();
     let config = flacenc::config::Encoder::default()
         .into_verified()
         .map_err(|(_, e)| flac_err(e.to_string()))?;
+    // flacenc records a short last block as the stream's minimum block size; decoders
+    // such as symphonia then expect variable-size frame headers and cannot sync. Padding
+    // the last block with silence (under 0.1 s) keeps every block the same size.
+    let channel_count = usize::from(channels);
+    let frames = pcm.len() / channel_count;
+    pcm.resize(
+        frames.div_ceil(config.block_size) * config.block_size * channel_count,
+        0,
+    );
     let source = flacenc::source::MemSource::from_samples(
         &pcm,
         usize::from(channels),
