@@ -1,12 +1,456 @@
-//! `eval-cli evaluate` (not yet implemented).
+//! `eval-cli evaluate`: score the analyzer against a dataset with known tempi.
+//!
+//! The data flow is dataset → batch run ([`crate::runner`]) → one [`Row`] per file → the
+//! run directory: `results.csv` and `summary.json` (deterministic: byte-identical for any
+//! worker count), `timings.json` (wall time, latency, host), charts in SVG and PNG, and a
+//! self-contained `report.html`. `compare` reuses [`evaluate_dataset`] and
+//! [`accuracy_sections`].
 
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use analyzer_core::{Analyzer, AnalyzerConfig};
+use anyhow::Context;
+
+use crate::manifest::{self, Dataset, SynthParams};
+use crate::metrics::{self, ErrorClass};
+use crate::report::{self, Row, Summary, charts, html};
+use crate::runner::{self, ProgressMode, RunOptions, Schedule};
+
+/// Where the dataset comes from and how to analyse it: flags shared by `evaluate` and
+/// `compare`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DatasetArgs {
+    /// A manifest CSV (`file,bpm[,metadata...]`), a folder (its manifest.csv, or audio with
+    /// GiantSteps-style `.bpm` or JAMS annotations), or `synth` for the built-in synthetic
+    /// set, generated on first use into a cache folder.
+    #[arg(long)]
+    pub dataset: String,
+    /// Slowest tempo the analyzer reports, BPM.
+    #[arg(long, default_value_t = 50.0)]
+    pub min_bpm: f64,
+    /// Fastest tempo the analyzer reports, BPM.
+    #[arg(long, default_value_t = 220.0)]
+    pub max_bpm: f64,
+    /// Tracks in the synthetic set (with `--dataset synth`).
+    #[arg(long, default_value_t = 24)]
+    pub synth_count: usize,
+    /// Seconds per synthetic track.
+    #[arg(long, default_value_t = 30.0)]
+    pub synth_seconds: f64,
+    /// Seed of the synthetic set.
+    #[arg(long, default_value_t = 0)]
+    pub synth_seed: u64,
+    /// Which files start first.
+    #[arg(long, value_enum, default_value = "longest")]
+    pub schedule: Schedule,
+    /// Per-file time limit in seconds (none by default); a file past it is a failed row.
+    #[arg(long)]
+    pub timeout: Option<f64>,
+}
+
+impl DatasetArgs {
+    /// Loads the dataset these flags name.
+    pub fn load(&self) -> anyhow::Result<Dataset> {
+        manifest::load(
+            &self.dataset,
+            SynthParams {
+                count: self.synth_count,
+                seconds: self.synth_seconds,
+                seed: self.synth_seed,
+            },
+        )
+    }
+
+    /// Plans the analyzer these flags ask for.
+    pub fn analyzer(&self) -> anyhow::Result<Analyzer> {
+        Analyzer::new(AnalyzerConfig::default().with_bpm_range(self.min_bpm, self.max_bpm))
+            .map_err(|e| anyhow::anyhow!("analyzer: {}", e.reason()))
+    }
+
+    /// The per-file time limit.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
+            .filter(|t| t.is_finite() && *t > 0.0)
+            .map(Duration::from_secs_f64)
+    }
+}
 
 /// Flags of `eval-cli evaluate`.
 #[derive(Debug, clap::Args)]
-pub struct EvaluateArgs {}
+pub struct EvaluateArgs {
+    #[command(flatten)]
+    pub data: DatasetArgs,
+    /// Worker threads (default: the available cores).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Folder for results.csv, summary.json, timings.json, charts and report.html.
+    #[arg(long)]
+    pub out_dir: PathBuf,
+    /// Progress on stderr.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub progress: ProgressMode,
+}
+
+/// The outcome of one batch over a dataset.
+pub struct Outcome {
+    /// One row per dataset item, in dataset order.
+    pub rows: Vec<Row>,
+    /// Wall-clock seconds of the batch.
+    pub wall_s: f64,
+    /// Worker threads used.
+    pub workers: usize,
+    /// Whether the batch was cancelled.
+    pub cancelled: bool,
+}
+
+/// What the analyzer gives per file.
+struct Estimate {
+    bpm: f64,
+    confidence: f64,
+    audio_s: f64,
+}
+
+/// Runs the analyzer over every item of `ds` and scores each one.
+pub fn evaluate_dataset(ds: &Dataset, analyzer: &Analyzer, opts: &RunOptions) -> Outcome {
+    let paths: Vec<PathBuf> = ds.items.iter().map(|i| i.path.clone()).collect();
+    let summary = runner::run(
+        &paths,
+        opts,
+        |path, stop| {
+            let a = analyzer.analyze_file(path, stop)?;
+            Ok(Estimate {
+                bpm: a.tempo.bpm,
+                confidence: a.tempo.confidence,
+                audio_s: a.audio.duration_s,
+            })
+        },
+        |_| {},
+    );
+    let mut by_index: BTreeMap<usize, _> =
+        summary.results.into_iter().map(|r| (r.index, r)).collect();
+    let rows = ds
+        .items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let result = by_index.remove(&i);
+            let (status, est, confidence, error, elapsed_s, audio_s) = match result {
+                Some(r) => {
+                    let v = r.value.as_ref();
+                    (
+                        r.status.as_str(),
+                        v.map(|e| e.bpm),
+                        v.map(|e| e.confidence),
+                        r.error.unwrap_or_default(),
+                        r.elapsed_s,
+                        v.map_or(0.0, |e| e.audio_s),
+                    )
+                }
+                None => (
+                    "cancelled",
+                    None,
+                    None,
+                    "cancelled before it finished".into(),
+                    0.0,
+                    0.0,
+                ),
+            };
+            let class = if status == "ok" {
+                metrics::classify(est, item.bpm)
+            } else {
+                ErrorClass::Failed
+            };
+            Row {
+                file: item.file.clone(),
+                truth_bpm: item.bpm,
+                est_bpm: est,
+                confidence,
+                class,
+                status,
+                error: one_line(&error),
+                meta: item.meta.clone(),
+                elapsed_s,
+                audio_s,
+            }
+        })
+        .collect();
+    Outcome {
+        rows,
+        wall_s: summary.wall_s,
+        workers: summary.workers,
+        cancelled: summary.cancelled,
+    }
+}
+
+/// Error text on one line, so that CSV rows stay one line each.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Timings of an outcome on this machine.
+pub fn timings(outcome: &Outcome) -> report::Timings {
+    let audio_s: f64 = outcome.rows.iter().map(|r| r.audio_s).sum();
+    let elapsed: Vec<f64> = outcome
+        .rows
+        .iter()
+        .filter(|r| r.status != "cancelled")
+        .map(|r| r.elapsed_s)
+        .collect();
+    report::Timings {
+        workers: outcome.workers,
+        wall_s: outcome.wall_s,
+        files: outcome.rows.len(),
+        audio_s,
+        files_per_s: report::ratio(outcome.rows.len() as f64, outcome.wall_s),
+        realtime_factor: report::ratio(audio_s, outcome.wall_s),
+        latency_ms: metrics::latency_ms(&elapsed).into(),
+        peak_rss_mb: runner::peak_rss_mb(),
+        cancelled: outcome.cancelled,
+        host: report::host(),
+        command: report::command_line(),
+    }
+}
+
+/// Writes `results.csv` and `summary.json` of `rows` into `dir`; returns the summary.
+pub fn write_accuracy(dir: &Path, ds: &Dataset, rows: &[Row]) -> anyhow::Result<Summary> {
+    report::write_file(&dir.join("results.csv"), &report::results_csv(rows)?)?;
+    let summary = report::summarize(&ds.label, rows, &ds.meta_columns)?;
+    report::write_json(&dir.join("summary.json"), &summary)?;
+    Ok(summary)
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.1} %", 100.0 * x)
+}
+
+/// The accuracy charts (written into `dir`) and tables of a run, as report sections.
+pub fn accuracy_sections(
+    dir: &Path,
+    summary: &Summary,
+    rows: &[Row],
+) -> anyhow::Result<Vec<(String, String)>> {
+    let mut sections = Vec::new();
+
+    let scatter = charts::EstimateScatter {
+        points: rows
+            .iter()
+            .filter_map(|r| r.est_bpm.map(|e| (r.truth_bpm, e, r.class)))
+            .collect(),
+    };
+    let classes = charts::ClassCounts {
+        counts: ErrorClass::ALL
+            .iter()
+            .map(|c| (*c, summary.classes.get(c.as_str()).copied().unwrap_or(0)))
+            .collect(),
+    };
+    let band_table = summary.by.get("tempo_band").cloned().unwrap_or_default();
+    let bands = charts::BandAccuracy {
+        bands: metrics::TEMPO_BAND_NAMES
+            .iter()
+            .filter_map(|b| {
+                band_table
+                    .get(*b)
+                    .map(|g| (b.to_string(), g.n, g.acc1, g.acc2))
+            })
+            .collect(),
+    };
+    let mut figures = String::new();
+    figures.push_str(&html::figure(
+        &charts::save(dir, &scatter)?,
+        "Each dot is a file (green: right; orange: right only at ×2, ×1/2, ×3 or ×1/3; \
+         purple: ×2/3 or ×3/2; red: other). Lines mark the metrical relations.",
+    ));
+    figures.push_str(&html::figure(
+        &charts::save(dir, &classes)?,
+        "Files per error class.",
+    ));
+    figures.push_str(&html::figure(
+        &charts::save(dir, &bands)?,
+        "Accuracy1 and Accuracy2 per true-tempo band.",
+    ));
+    sections.push(("Accuracy charts".to_string(), figures));
+
+    let mut tables = String::new();
+    tables.push_str(&html::table(
+        &["error class", "files", "share"],
+        &ErrorClass::ALL
+            .iter()
+            .map(|c| {
+                let count = summary.classes.get(c.as_str()).copied().unwrap_or(0);
+                vec![
+                    c.as_str().to_string(),
+                    count.to_string(),
+                    pct(metrics::fraction(count, summary.n)),
+                ]
+            })
+            .collect::<Vec<_>>(),
+    ));
+    for (column, groups) in &summary.by {
+        let mut keys: Vec<&String> = groups.keys().collect();
+        if column == "tempo_band" {
+            keys.sort_by_key(|k| metrics::TEMPO_BAND_NAMES.iter().position(|b| b == k));
+        }
+        let rows: Vec<Vec<String>> = keys
+            .into_iter()
+            .map(|k| {
+                let g = &groups[k];
+                vec![k.clone(), g.n.to_string(), pct(g.acc1), pct(g.acc2)]
+            })
+            .collect();
+        tables.push_str(&format!("<h3>By {}</h3>", html::escape(column)));
+        tables.push_str(&html::table(
+            &[column, "files", "Accuracy1", "Accuracy2"],
+            &rows,
+        ));
+    }
+    sections.push(("Accuracy tables".to_string(), tables));
+
+    let failed: Vec<Vec<String>> = rows
+        .iter()
+        .filter(|r| r.class != ErrorClass::Ok)
+        .map(|r| {
+            vec![
+                r.file.clone(),
+                r.truth_bpm.to_string(),
+                r.est_bpm.map_or(String::new(), |b| format!("{b:.2}")),
+                r.class.as_str().to_string(),
+                r.error.clone(),
+            ]
+        })
+        .collect();
+    if !failed.is_empty() {
+        sections.push((
+            "Files not right by Accuracy1".to_string(),
+            html::table(
+                &["file", "true BPM", "estimated", "class", "error"],
+                &failed,
+            ),
+        ));
+    }
+    Ok(sections)
+}
+
+/// Headline tiles for a summary.
+pub fn accuracy_headline(summary: &Summary) -> Vec<(String, String)> {
+    vec![
+        ("files".into(), summary.n.to_string()),
+        ("Accuracy1".into(), pct(summary.acc1)),
+        ("Accuracy2".into(), pct(summary.acc2)),
+        ("failed".into(), summary.failed.to_string()),
+    ]
+}
+
+/// Creates the output folder, naming it on failure.
+pub fn create_out_dir(dir: &Path) -> anyhow::Result<()> {
+    fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create output folder {}", dir.display()))
+}
 
 /// Runs `eval-cli evaluate`.
-pub fn run(_args: EvaluateArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("evaluate is not implemented yet")
+pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
+    let ds = args.data.load()?;
+    let analyzer = args.data.analyzer()?;
+    create_out_dir(&args.out_dir)?;
+    let (workers, warning) =
+        runner::validate_workers(args.workers.unwrap_or_else(runner::default_workers));
+    if let Some(w) = warning {
+        eprintln!("eval-cli: warning: {w}");
+    }
+    let cancel = Arc::new(AtomicBool::new(false));
+    runner::install_signal_handler(cancel.clone());
+    let opts = RunOptions {
+        workers,
+        timeout: args.data.timeout(),
+        schedule: args.data.schedule,
+        progress: args.progress,
+        cancel,
+    };
+    let outcome = evaluate_dataset(&ds, &analyzer, &opts);
+    let summary = write_accuracy(&args.out_dir, &ds, &outcome.rows)?;
+    let timings = timings(&outcome);
+    report::write_json(&args.out_dir.join("timings.json"), &timings)?;
+
+    let mut sections = accuracy_sections(&args.out_dir, &summary, &outcome.rows)?;
+    let latency = charts::LatencyCdf {
+        series: vec![(
+            format!("{} workers", outcome.workers),
+            outcome
+                .rows
+                .iter()
+                .filter(|r| r.status != "cancelled")
+                .map(|r| r.elapsed_s * 1000.0)
+                .collect(),
+        )],
+    };
+    let l = &timings.latency_ms;
+    let timing_html = format!(
+        "{}{}",
+        html::figure(
+            &charts::save(&args.out_dir, &latency)?,
+            "Per-file analysis time."
+        ),
+        html::table(
+            &[
+                "workers",
+                "wall s",
+                "files/s",
+                "× realtime",
+                "p50 ms",
+                "p90 ms",
+                "p99 ms",
+                "max ms",
+                "peak RSS MiB"
+            ],
+            &[vec![
+                timings.workers.to_string(),
+                format!("{:.2}", timings.wall_s),
+                format!("{:.2}", timings.files_per_s),
+                format!("{:.1}", timings.realtime_factor),
+                format!("{:.1}", l.p50),
+                format!("{:.1}", l.p90),
+                format!("{:.1}", l.p99),
+                format!("{:.1}", l.max),
+                timings
+                    .peak_rss_mb
+                    .map_or("?".into(), |m| format!("{m:.0}")),
+            ]],
+        )
+    );
+    sections.push(("Timing (varies between runs)".into(), timing_html));
+    let mut notes = Vec::new();
+    if outcome.cancelled {
+        notes.push("The run was cancelled: unfinished files are failed rows.".to_string());
+    }
+    let page = html::Page {
+        title: format!("Tempo evaluation: {}", ds.label),
+        headline: accuracy_headline(&summary),
+        notes,
+        sections,
+        host: timings.host.clone(),
+        command: timings.command.clone(),
+    };
+    report::write_file(&args.out_dir.join("report.html"), page.render().as_bytes())?;
+
+    println!(
+        "{}: {} files, Accuracy1 {}, Accuracy2 {}, {} failed; {:.2} s wall on {} workers; report: {}",
+        ds.label,
+        summary.n,
+        pct(summary.acc1),
+        pct(summary.acc2),
+        summary.failed,
+        timings.wall_s,
+        timings.workers,
+        args.out_dir.join("report.html").display()
+    );
+    Ok(if outcome.cancelled {
+        ExitCode::from(130)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

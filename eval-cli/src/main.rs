@@ -11,6 +11,9 @@ mod check;
 mod compare;
 mod dataset;
 mod evaluate;
+mod manifest;
+mod metrics;
+mod report;
 mod runner;
 
 /// Tempo (BPM) analysis at library scale, and the harness that proves how fast and how

@@ -1,0 +1,423 @@
+//! Datasets with known tempi: what `--dataset` names, read into one list of items.
+//!
+//! Three forms are accepted, so that common public sets work as downloaded:
+//! - a manifest CSV with a header and at least `file,bpm` (`file` relative to the
+//!   manifest's folder; every other column is kept as metadata, e.g. `source`, `genre`);
+//! - a folder: its `manifest.csv` if there is one, otherwise every audio file under it that
+//!   has an annotation with the same stem: a GiantSteps-style `.bpm` text file (beside the
+//!   audio, or anywhere under the folder such as `annotations/tempo/NAME.bpm`), or a JAMS file
+//!   whose first `tempo` annotation gives `data[0].value`;
+//! - `synth`: the built-in synthetic set, generated once into a cache folder.
+//!
+//! A listed file that does not exist is not an error here: it becomes a failed row when the
+//! analyzer cannot open it. A manifest that cannot be read or lacks `file`/`bpm` is an error
+//! naming the file.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+/// Extensions treated as audio when scanning a folder.
+const AUDIO_EXTENSIONS: [&str; 9] = [
+    "wav", "flac", "mp3", "ogg", "oga", "m4a", "aac", "aif", "aiff",
+];
+
+/// One track with its true tempo.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    /// The file as the dataset names it (relative to the dataset folder), used in results.
+    pub file: String,
+    /// Where the file is on disk.
+    pub path: PathBuf,
+    /// Ground-truth tempo in BPM.
+    pub bpm: f64,
+    /// Every other manifest column (or, for scanned folders, `format` and `annotation`).
+    pub meta: BTreeMap<String, String>,
+}
+
+/// A whole dataset, in a stable order.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// What `--dataset` said, for reports.
+    pub label: String,
+    /// A path that names the same dataset again (the manifest, the folder, or the generated
+    /// synthetic manifest): what child processes are given.
+    pub location: PathBuf,
+    /// The tracks.
+    pub items: Vec<Item>,
+    /// Metadata column names, in manifest order.
+    pub meta_columns: Vec<String>,
+}
+
+/// Size of the built-in synthetic dataset.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SynthParams {
+    /// Number of tracks.
+    pub count: usize,
+    /// Seconds per track.
+    pub seconds: f64,
+    /// Seed of the plan.
+    pub seed: u64,
+}
+
+/// Loads the dataset `spec` names: `synth`, a manifest CSV, or a folder.
+pub fn load(spec: &str, synth: SynthParams) -> anyhow::Result<Dataset> {
+    if spec == "synth" {
+        let dir = synth_cache(synth)?;
+        let mut ds = read_manifest(&dir.join(synth_music::MANIFEST_FILE))?;
+        ds.label = format!(
+            "synth (count {}, {} s, seed {})",
+            synth.count, synth.seconds, synth.seed
+        );
+        return Ok(ds);
+    }
+    let path = Path::new(spec);
+    if path.is_dir() {
+        let manifest = path.join("manifest.csv");
+        if manifest.is_file() {
+            return read_manifest(&manifest);
+        }
+        return scan_folder(path);
+    }
+    read_manifest(path)
+}
+
+/// Reads a manifest CSV.
+pub fn read_manifest(path: &Path) -> anyhow::Result<Dataset> {
+    let bytes =
+        fs::read(path).with_context(|| format!("cannot read manifest {}", path.display()))?;
+    let root = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(bytes.as_slice());
+    let headers = reader
+        .headers()
+        .with_context(|| format!("manifest {}: cannot read the header", path.display()))?
+        .clone();
+    let find = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
+    let (Some(file_col), Some(bpm_col)) = (find("file"), find("bpm")) else {
+        bail!(
+            "manifest {}: the header must have `file` and `bpm` columns (found: {})",
+            path.display(),
+            headers.iter().collect::<Vec<_>>().join(",")
+        );
+    };
+    let meta_columns: Vec<String> = headers
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != file_col && i != bpm_col)
+        .map(|(_, h)| h.to_string())
+        .collect();
+    let mut items = Vec::new();
+    for (row, record) in reader.records().enumerate() {
+        let line = row + 2;
+        let record = record.with_context(|| format!("manifest {} line {line}", path.display()))?;
+        let file = record.get(file_col).unwrap_or("").to_string();
+        if file.is_empty() {
+            bail!("manifest {} line {line}: empty `file`", path.display());
+        }
+        let bpm_text = record.get(bpm_col).unwrap_or("");
+        let bpm: f64 = bpm_text
+            .parse()
+            .ok()
+            .filter(|b: &f64| b.is_finite() && *b > 0.0)
+            .with_context(|| {
+                format!(
+                    "manifest {} line {line}: `bpm` is {bpm_text:?}, not a positive number",
+                    path.display()
+                )
+            })?;
+        let meta = headers
+            .iter()
+            .zip(record.iter())
+            .enumerate()
+            .filter(|&(i, _)| i != file_col && i != bpm_col)
+            .map(|(_, (h, v))| (h.to_string(), v.to_string()))
+            .collect();
+        items.push(Item {
+            path: root.join(&file),
+            file,
+            bpm,
+            meta,
+        });
+    }
+    Ok(Dataset {
+        label: path.display().to_string(),
+        location: path.to_path_buf(),
+        items,
+        meta_columns,
+    })
+}
+
+/// Scans a folder for audio files with `.bpm` or JAMS annotations of the same stem.
+pub fn scan_folder(dir: &Path) -> anyhow::Result<Dataset> {
+    let mut files = Vec::new();
+    walk(dir, &mut files).with_context(|| format!("cannot scan folder {}", dir.display()))?;
+    files.sort();
+    let mut annotations: BTreeMap<String, (f64, &'static str)> = BTreeMap::new();
+    for f in &files {
+        let (Some(stem), Some(ext)) = (stem_of(f), ext_of(f)) else {
+            continue;
+        };
+        let found = match ext.as_str() {
+            "bpm" => read_bpm_file(f).map(|b| (b, "bpm")),
+            "jams" => read_jams_tempo(f).map(|b| (b, "jams")),
+            _ => continue,
+        };
+        let value = found.with_context(|| format!("annotation {}", f.display()))?;
+        // The first annotation of a stem wins (files are sorted, so this is stable).
+        annotations.entry(stem).or_insert(value);
+    }
+    let mut items = Vec::new();
+    for f in &files {
+        let (Some(stem), Some(ext)) = (stem_of(f), ext_of(f)) else {
+            continue;
+        };
+        if !AUDIO_EXTENSIONS.contains(&ext.as_str()) {
+            continue;
+        }
+        let Some(&(bpm, kind)) = annotations.get(&stem) else {
+            continue;
+        };
+        let file = f
+            .strip_prefix(dir)
+            .unwrap_or(f)
+            .to_string_lossy()
+            .replace('\\', "/");
+        let meta = BTreeMap::from([
+            ("annotation".to_string(), kind.to_string()),
+            ("format".to_string(), ext.clone()),
+        ]);
+        items.push(Item {
+            file,
+            path: f.clone(),
+            bpm,
+            meta,
+        });
+    }
+    if items.is_empty() {
+        bail!(
+            "folder {}: no manifest.csv and no audio file with a .bpm or .jams annotation",
+            dir.display()
+        );
+    }
+    Ok(Dataset {
+        label: dir.display().to_string(),
+        location: dir.to_path_buf(),
+        items,
+        meta_columns: vec!["annotation".into(), "format".into()],
+    })
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            walk(&path, out)?;
+        } else {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn stem_of(path: &Path) -> Option<String> {
+    Some(path.file_stem()?.to_string_lossy().into_owned())
+}
+
+fn ext_of(path: &Path) -> Option<String> {
+    Some(path.extension()?.to_string_lossy().to_ascii_lowercase())
+}
+
+/// Reads a GiantSteps-style `.bpm` file: one number (surrounding whitespace ignored).
+pub fn read_bpm_file(path: &Path) -> anyhow::Result<f64> {
+    let text = fs::read_to_string(path)?;
+    let first = text.split_whitespace().next().unwrap_or("");
+    first
+        .parse::<f64>()
+        .ok()
+        .filter(|b| b.is_finite() && *b > 0.0)
+        .with_context(|| format!("expected a positive tempo, found {first:?}"))
+}
+
+/// Reads the first `tempo` annotation's first value from a JAMS file. Both the list form
+/// (`data: [{"value": 120, ..}]`) and the older column form (`data: {"value": [120]}`) are
+/// accepted.
+pub fn read_jams_tempo(path: &Path) -> anyhow::Result<f64> {
+    let json: serde_json::Value = serde_json::from_slice(&fs::read(path)?)?;
+    let tempo = json["annotations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["namespace"] == "tempo")
+        .find_map(|a| {
+            let data = &a["data"];
+            data[0]["value"]
+                .as_f64()
+                .or_else(|| data["value"][0].as_f64())
+        });
+    tempo
+        .filter(|b| b.is_finite() && *b > 0.0)
+        .context("no `tempo` annotation with a positive data[0].value")
+}
+
+/// Where the synthetic set for `params` is cached: a folder under the system temp dir,
+/// named by the parameters and the generator version.
+pub fn synth_cache_dir(params: SynthParams) -> PathBuf {
+    let key = format!(
+        "synth-v1-n{}-s{}-k{}",
+        params.count, params.seconds, params.seed
+    );
+    std::env::temp_dir()
+        .join("tempo-scale-synth-cache")
+        .join(key)
+}
+
+/// Generates the synthetic set into its cache folder unless it is already there, and
+/// returns the folder. Generation goes to a private folder that is renamed into place, so
+/// concurrent runs never see half a dataset.
+pub fn synth_cache(params: SynthParams) -> anyhow::Result<PathBuf> {
+    let dir = synth_cache_dir(params);
+    if dir.join(synth_music::MANIFEST_FILE).is_file() {
+        return Ok(dir);
+    }
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let tmp = parent.join(format!(".tmp-{}-{nanos}", std::process::id()));
+    write_synth(&tmp, params)?;
+    if fs::rename(&tmp, &dir).is_err() {
+        // Another run finished first; use its copy.
+        let _ = fs::remove_dir_all(&tmp);
+    }
+    if !dir.join(synth_music::MANIFEST_FILE).is_file() {
+        bail!("synthetic dataset cache {} is incomplete", dir.display());
+    }
+    Ok(dir)
+}
+
+/// Writes the synthetic set for `params` into `dir` (audio plus `manifest.csv`).
+pub fn write_synth(dir: &Path, params: SynthParams) -> anyhow::Result<usize> {
+    let spec = synth_music::DatasetSpec::default()
+        .with_count(params.count)
+        .with_seconds(params.seconds)
+        .with_seed(params.seed);
+    let items = synth_music::write_dataset(dir, &spec)
+        .with_context(|| format!("cannot write the synthetic dataset to {}", dir.display()))?;
+    Ok(items.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_with_extra_columns_and_relative_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path().join("set.csv");
+        fs::write(
+            &m,
+            "source,file,bpm,genre\nfma,a/x.mp3,120,rock\nown,y.wav,97.5,jazz\n",
+        )
+        .unwrap();
+        let ds = read_manifest(&m).unwrap();
+        assert_eq!(ds.meta_columns, ["source", "genre"]);
+        assert_eq!(ds.items.len(), 2);
+        assert_eq!(ds.items[0].file, "a/x.mp3");
+        assert_eq!(ds.items[0].path, dir.path().join("a/x.mp3"));
+        assert_eq!(ds.items[1].bpm, 97.5);
+        assert_eq!(ds.items[1].meta["genre"], "jazz");
+        assert_eq!(ds.items[1].meta["source"], "own");
+    }
+
+    #[test]
+    fn manifest_errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path().join("nobpm.csv");
+        fs::write(&m, "file,tempo\nx.wav,120\n").unwrap();
+        let err = format!("{:#}", read_manifest(&m).unwrap_err());
+        assert!(err.contains("nobpm.csv") && err.contains("bpm"), "{err}");
+        let bad = dir.path().join("bad.csv");
+        fs::write(&bad, "file,bpm\nx.wav,fast\n").unwrap();
+        let err = format!("{:#}", read_manifest(&bad).unwrap_err());
+        assert!(err.contains("bad.csv") && err.contains("line 2"), "{err}");
+        let err = format!(
+            "{:#}",
+            read_manifest(&dir.path().join("missing.csv")).unwrap_err()
+        );
+        assert!(err.contains("missing.csv"), "{err}");
+    }
+
+    #[test]
+    fn giantsteps_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("audio")).unwrap();
+        fs::create_dir_all(root.join("annotations/tempo")).unwrap();
+        fs::write(root.join("audio/123.LOFI.mp3"), b"").unwrap();
+        fs::write(root.join("annotations/tempo/123.LOFI.bpm"), "128\n").unwrap();
+        fs::write(root.join("beside.wav"), b"").unwrap();
+        fs::write(root.join("beside.bpm"), " 92.5 ").unwrap();
+        fs::write(root.join("unlabelled.flac"), b"").unwrap();
+        let ds = load(
+            root.to_str().unwrap(),
+            SynthParams {
+                count: 0,
+                seconds: 1.0,
+                seed: 0,
+            },
+        )
+        .unwrap();
+        let got: Vec<_> = ds.items.iter().map(|i| (i.file.as_str(), i.bpm)).collect();
+        assert_eq!(got, [("audio/123.LOFI.mp3", 128.0), ("beside.wav", 92.5)]);
+        assert_eq!(ds.items[0].meta["format"], "mp3");
+    }
+
+    #[test]
+    fn jams_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::write(root.join("song.flac"), b"").unwrap();
+        fs::write(
+            root.join("song.jams"),
+            r#"{"annotations": [
+                {"namespace": "beat", "data": [{"time": 0.5, "value": 1}]},
+                {"namespace": "tempo", "data": [{"time": 0, "duration": 30, "value": 141.0, "confidence": 1}]}
+            ], "file_metadata": {"duration": 30}}"#,
+        )
+        .unwrap();
+        let ds = scan_folder(root).unwrap();
+        assert_eq!(ds.items.len(), 1);
+        assert_eq!(ds.items[0].bpm, 141.0);
+        assert_eq!(ds.items[0].meta["annotation"], "jams");
+        fs::write(root.join("song.jams"), r#"{"annotations": []}"#).unwrap();
+        let err = format!("{:#}", scan_folder(root).unwrap_err());
+        assert!(err.contains("song.jams"), "{err}");
+    }
+
+    #[test]
+    fn folder_prefers_its_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join("manifest.csv"),
+            "file,bpm\nmissing.wav,100\n",
+        )
+        .unwrap();
+        let ds = load(
+            dir.path().to_str().unwrap(),
+            SynthParams {
+                count: 0,
+                seconds: 1.0,
+                seed: 0,
+            },
+        )
+        .unwrap();
+        // A listed file that does not exist is kept: it fails later, as a row.
+        assert_eq!(ds.items.len(), 1);
+        assert!(!ds.items[0].path.exists());
+    }
+}

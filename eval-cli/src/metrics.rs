@@ -1,0 +1,332 @@
+//! The scoring rules of tempo estimation, as small pure functions: Accuracy1/Accuracy2 and the
+//! error class of one estimate, tempo bands, the Karp-Flatt serial fraction and Amdahl's
+//! projection, and latency percentiles. Everything else in the harness only counts what these
+//! functions decide, so the rules live (and are tested) in one place.
+//!
+//! Accuracy1 and Accuracy2 follow the MIREX tempo-estimation convention (Gouyon et al., "An
+//! experimental comparison of audio tempo induction algorithms", IEEE TASLP 14(5), 2006):
+//! an estimate is right when it lies within 4 % of the truth (Accuracy1), or, for
+//! Accuracy2, within 4 % of the truth scaled by 2, 1/2, 3 or 1/3 (octave and metrical-level
+//! errors forgiven).
+
+use serde::Serialize;
+
+/// Relative tolerance of Accuracy1 and Accuracy2: 4 % of the (scaled) true tempo.
+pub const TOLERANCE: f64 = 0.04;
+
+/// Slack added to [`TOLERANCE`] so that an estimate exactly on the 4 % boundary counts as
+/// within it despite binary rounding (e.g. 104 against 100).
+const BOUNDARY_SLACK: f64 = 1e-9;
+
+/// How an estimate relates to the true tempo. The first relation that holds (in the order of
+/// the variants) names the class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// Within 4 % of the truth (Accuracy1).
+    Ok,
+    /// Within 4 % of twice the truth.
+    Double,
+    /// Within 4 % of half the truth.
+    Half,
+    /// Within 4 % of three times the truth.
+    Triple,
+    /// Within 4 % of a third of the truth.
+    Third,
+    /// Within 4 % of two thirds of the truth (not forgiven by Accuracy2).
+    TwoThirds,
+    /// Within 4 % of three halves of the truth (not forgiven by Accuracy2).
+    ThreeHalves,
+    /// None of the above.
+    Other,
+    /// The file could not be analysed (error, timeout, cancelled), or gave no finite tempo.
+    Failed,
+}
+
+impl ErrorClass {
+    /// Every class, in report order.
+    pub const ALL: [ErrorClass; 9] = [
+        ErrorClass::Ok,
+        ErrorClass::Double,
+        ErrorClass::Half,
+        ErrorClass::Triple,
+        ErrorClass::Third,
+        ErrorClass::TwoThirds,
+        ErrorClass::ThreeHalves,
+        ErrorClass::Other,
+        ErrorClass::Failed,
+    ];
+
+    /// The name used in CSV and JSON: `ok`, `double`, `half`, `triple`, `third`,
+    /// `two_thirds`, `three_halves`, `other`, `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Ok => "ok",
+            ErrorClass::Double => "double",
+            ErrorClass::Half => "half",
+            ErrorClass::Triple => "triple",
+            ErrorClass::Third => "third",
+            ErrorClass::TwoThirds => "two_thirds",
+            ErrorClass::ThreeHalves => "three_halves",
+            ErrorClass::Other => "other",
+            ErrorClass::Failed => "failed",
+        }
+    }
+
+    /// The tempo ratio est/truth the class stands for (`None` for `other` and `failed`).
+    pub fn factor(self) -> Option<f64> {
+        match self {
+            ErrorClass::Ok => Some(1.0),
+            ErrorClass::Double => Some(2.0),
+            ErrorClass::Half => Some(0.5),
+            ErrorClass::Triple => Some(3.0),
+            ErrorClass::Third => Some(1.0 / 3.0),
+            ErrorClass::TwoThirds => Some(2.0 / 3.0),
+            ErrorClass::ThreeHalves => Some(1.5),
+            ErrorClass::Other | ErrorClass::Failed => None,
+        }
+    }
+
+    /// True for the classes Accuracy1 counts as right (only `ok`).
+    pub fn acc1(self) -> bool {
+        self == ErrorClass::Ok
+    }
+
+    /// True for the classes Accuracy2 counts as right: `ok`, `double`, `half`, `triple`,
+    /// `third`.
+    pub fn acc2(self) -> bool {
+        matches!(
+            self,
+            ErrorClass::Ok
+                | ErrorClass::Double
+                | ErrorClass::Half
+                | ErrorClass::Triple
+                | ErrorClass::Third
+        )
+    }
+}
+
+/// True when `est` lies within [`TOLERANCE`] of `target` (inclusive).
+pub fn within(est: f64, target: f64) -> bool {
+    (est - target).abs() <= target * (TOLERANCE + BOUNDARY_SLACK)
+}
+
+/// Classifies an estimate against the true tempo. `None`, a non-finite or non-positive
+/// estimate, or a non-finite or non-positive truth, is [`ErrorClass::Failed`].
+pub fn classify(est: Option<f64>, truth: f64) -> ErrorClass {
+    let Some(est) = est else {
+        return ErrorClass::Failed;
+    };
+    if !(est.is_finite() && est > 0.0 && truth.is_finite() && truth > 0.0) {
+        return ErrorClass::Failed;
+    }
+    ErrorClass::ALL
+        .into_iter()
+        .find(|class| class.factor().is_some_and(|f| within(est, truth * f)))
+        .unwrap_or(ErrorClass::Other)
+}
+
+/// `hits / n` as a fraction, or 0 when `n` is 0 (an empty dataset has no accuracy to
+/// claim; JSON has no NaN).
+pub fn fraction(hits: usize, n: usize) -> f64 {
+    if n == 0 { 0.0 } else { hits as f64 / n as f64 }
+}
+
+/// The tempo band of a true tempo: `<60`, `60-90`, `90-120`, `120-150`, `150-200` (200
+/// included, as in the synthetic plan) or `>200`.
+pub fn tempo_band(bpm: f64) -> &'static str {
+    match bpm {
+        b if b < 60.0 => "<60",
+        b if b < 90.0 => "60-90",
+        b if b < 120.0 => "90-120",
+        b if b < 150.0 => "120-150",
+        b if b <= 200.0 => "150-200",
+        _ => ">200",
+    }
+}
+
+/// Every tempo band, slowest first.
+pub const TEMPO_BAND_NAMES: [&str; 6] = ["<60", "60-90", "90-120", "120-150", "150-200", ">200"];
+
+/// The Karp-Flatt experimentally determined serial fraction (Karp & Flatt, "Measuring
+/// parallel processor performance", CACM 33(5), 1990): `e = (1/S - 1/p) / (1 - 1/p)` for
+/// speedup `S` on `p` processors. `None` when `p <= 1` (undefined) or `S` is not positive
+/// and finite.
+pub fn karp_flatt(speedup: f64, p: usize) -> Option<f64> {
+    if p <= 1 || !(speedup.is_finite() && speedup > 0.0) {
+        return None;
+    }
+    let p = p as f64;
+    Some((1.0 / speedup - 1.0 / p) / (1.0 - 1.0 / p))
+}
+
+/// Amdahl's law: the speedup on `p` processors of a program with serial fraction `e`,
+/// `1 / (e + (1 - e) / p)`.
+pub fn amdahl_speedup(serial_fraction: f64, p: usize) -> f64 {
+    let p = p.max(1) as f64;
+    1.0 / (serial_fraction + (1.0 - serial_fraction) / p)
+}
+
+/// The median of `values` (mean of the middle two for an even count); 0 for none.
+pub fn median(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    if sorted.len() % 2 == 1 {
+        sorted[mid]
+    } else {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    }
+}
+
+/// Per-file latency percentiles in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Latency {
+    /// Median latency, ms.
+    pub p50: f64,
+    /// 90th percentile, ms.
+    pub p90: f64,
+    /// 99th percentile, ms.
+    pub p99: f64,
+    /// Slowest file, ms.
+    pub max: f64,
+}
+
+/// Latency percentiles of per-file times in seconds, from an HDR histogram (microsecond
+/// resolution, 3 significant digits). All zero for no samples.
+pub fn latency_ms(elapsed_s: &[f64]) -> Latency {
+    // Bounds: 1 us to 10 hours; values outside are clamped into range.
+    let Ok(mut hist) = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 36_000_000_000, 3) else {
+        return Latency::default();
+    };
+    for &s in elapsed_s {
+        let us = (s.max(0.0) * 1e6).round() as u64;
+        hist.saturating_record(us.max(1));
+    }
+    if hist.is_empty() {
+        return Latency::default();
+    }
+    let ms = |us: u64| us as f64 / 1000.0;
+    Latency {
+        p50: ms(hist.value_at_quantile(0.50)),
+        p90: ms(hist.value_at_quantile(0.90)),
+        p99: ms(hist.value_at_quantile(0.99)),
+        max: ms(hist.max()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_of_exact_relations() {
+        let cases = [
+            (120.0, ErrorClass::Ok),
+            (240.0, ErrorClass::Double),
+            (60.0, ErrorClass::Half),
+            (360.0, ErrorClass::Triple),
+            (40.0, ErrorClass::Third),
+            (80.0, ErrorClass::TwoThirds),
+            (180.0, ErrorClass::ThreeHalves),
+            (100.0, ErrorClass::Other),
+        ];
+        for (est, class) in cases {
+            assert_eq!(classify(Some(est), 120.0), class, "est {est}");
+        }
+    }
+
+    #[test]
+    fn four_percent_boundary_is_inclusive() {
+        assert_eq!(classify(Some(104.0), 100.0), ErrorClass::Ok);
+        assert_eq!(classify(Some(96.0), 100.0), ErrorClass::Ok);
+        assert_eq!(classify(Some(104.01), 100.0), ErrorClass::Other);
+        assert_eq!(classify(Some(95.99), 100.0), ErrorClass::Other);
+        assert_eq!(classify(Some(208.0), 100.0), ErrorClass::Double);
+        assert_eq!(classify(Some(208.1), 100.0), ErrorClass::Other);
+        assert_eq!(classify(Some(48.0), 100.0), ErrorClass::Half);
+    }
+
+    #[test]
+    fn accuracy_flags_follow_the_class() {
+        assert!(ErrorClass::Ok.acc1() && ErrorClass::Ok.acc2());
+        for c in [
+            ErrorClass::Double,
+            ErrorClass::Half,
+            ErrorClass::Triple,
+            ErrorClass::Third,
+        ] {
+            assert!(!c.acc1() && c.acc2(), "{c:?}");
+        }
+        for c in [
+            ErrorClass::TwoThirds,
+            ErrorClass::ThreeHalves,
+            ErrorClass::Other,
+            ErrorClass::Failed,
+        ] {
+            assert!(!c.acc1() && !c.acc2(), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn degenerate_inputs_fail() {
+        assert_eq!(classify(None, 120.0), ErrorClass::Failed);
+        assert_eq!(classify(Some(f64::NAN), 120.0), ErrorClass::Failed);
+        assert_eq!(classify(Some(0.0), 120.0), ErrorClass::Failed);
+        assert_eq!(classify(Some(120.0), 0.0), ErrorClass::Failed);
+        assert_eq!(classify(Some(120.0), f64::INFINITY), ErrorClass::Failed);
+        assert_eq!(fraction(0, 0), 0.0);
+        assert_eq!(fraction(3, 4), 0.75);
+    }
+
+    #[test]
+    fn bands() {
+        assert_eq!(tempo_band(59.9), "<60");
+        assert_eq!(tempo_band(60.0), "60-90");
+        assert_eq!(tempo_band(119.99), "90-120");
+        assert_eq!(tempo_band(120.0), "120-150");
+        assert_eq!(tempo_band(200.0), "150-200");
+        assert_eq!(tempo_band(200.5), ">200");
+    }
+
+    #[test]
+    fn karp_flatt_known_numbers() {
+        // Perfect speedup: no serial fraction.
+        assert!(karp_flatt(4.0, 4).unwrap().abs() < 1e-12);
+        // No speedup at all: everything is serial.
+        assert!((karp_flatt(1.0, 4).unwrap() - 1.0).abs() < 1e-12);
+        // S = 1.8 on 2: e = (1/1.8 - 1/2) / (1/2) = 1/9.
+        let e = karp_flatt(1.8, 2).unwrap();
+        assert!((e - 1.0 / 9.0).abs() < 1e-12);
+        // Amdahl with e = 1/9 on 8 cores: 1 / (1/9 + 8/72) = 4.5.
+        assert!((amdahl_speedup(e, 8) - 4.5).abs() < 1e-9);
+        // Round trip: Amdahl's speedup gives back its serial fraction.
+        let s = amdahl_speedup(0.05, 6);
+        assert!((karp_flatt(s, 6).unwrap() - 0.05).abs() < 1e-12);
+    }
+
+    #[test]
+    fn karp_flatt_degenerate() {
+        assert_eq!(karp_flatt(1.0, 1), None);
+        assert_eq!(karp_flatt(1.0, 0), None);
+        assert_eq!(karp_flatt(0.0, 2), None);
+        assert_eq!(karp_flatt(f64::NAN, 2), None);
+        assert_eq!(amdahl_speedup(0.0, 8), 8.0);
+        assert_eq!(amdahl_speedup(1.0, 8), 1.0);
+    }
+
+    #[test]
+    fn medians_and_latency() {
+        assert_eq!(median(&[]), 0.0);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(latency_ms(&[]), Latency::default());
+        let l = latency_ms(&[0.010, 0.020, 0.030, 1.0]);
+        assert!((l.p50 - 20.0).abs() < 0.1, "{l:?}");
+        assert!((l.max - 1000.0).abs() < 1.0, "{l:?}");
+        assert!(l.p50 <= l.p90 && l.p90 <= l.p99 && l.p99 <= l.max);
+    }
+}

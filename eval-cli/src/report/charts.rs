@@ -1,0 +1,433 @@
+//! The report's charts, drawn with plotters into both SVG (embedded in `report.html`) and PNG.
+//!
+//! Each chart is plain data implementing [`Chart`]; [`save`] renders it to both backends, so a
+//! chart is written once for any `DrawingBackend`. Text uses DejaVu Sans embedded in the binary
+//! (plotters' `ab_glyph`), so no system font library is needed.
+
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::metrics::ErrorClass;
+
+/// Chart size in pixels.
+const SIZE: (u32, u32) = (860, 520);
+
+static FONT: Once = Once::new();
+
+fn register_font() {
+    FONT.call_once(|| {
+        let bytes: &'static [u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+        // The embedded file is a valid TrueType font; a failure leaves plotters to report
+        // a missing font when it first draws text.
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, bytes);
+    });
+}
+
+/// Something drawable into any plotters backend.
+pub trait Chart {
+    /// File stem of the chart (`speedup` gives `speedup.svg` and `speedup.png`).
+    fn name(&self) -> &'static str;
+    /// Draws the chart onto `root`.
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String>;
+}
+
+fn err<E: std::fmt::Debug>(e: E) -> String {
+    format!("{e:?}")
+}
+
+/// Renders `chart` as `DIR/NAME.svg` and `DIR/NAME.png`; returns the SVG text.
+pub fn save(dir: &Path, chart: &impl Chart) -> anyhow::Result<String> {
+    register_font();
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        chart
+            .draw(&root)
+            .and_then(|()| root.present().map_err(err))
+            .map_err(|e| anyhow::anyhow!("chart {}: {e}", chart.name()))?;
+    }
+    super::write_file(&dir.join(format!("{}.svg", chart.name())), svg.as_bytes())?;
+    let png = dir.join(format!("{}.png", chart.name()));
+    {
+        let root = BitMapBackend::new(&png, SIZE).into_drawing_area();
+        chart
+            .draw(&root)
+            .and_then(|()| root.present().map_err(err))
+            .map_err(|e| anyhow::anyhow!("chart {}: {e}", chart.name()))?;
+    }
+    Ok(svg)
+}
+
+fn class_color(class: ErrorClass) -> RGBColor {
+    match class {
+        ErrorClass::Ok => RGBColor(0x2e, 0x8b, 0x57),
+        c if c.acc2() => RGBColor(0xe6, 0x9f, 0x00),
+        ErrorClass::TwoThirds | ErrorClass::ThreeHalves => RGBColor(0x8e, 0x44, 0xad),
+        _ => RGBColor(0xc0, 0x39, 0x2b),
+    }
+}
+
+const BLUE: RGBColor = RGBColor(0x1f, 0x77, 0xb4);
+const ORANGE: RGBColor = RGBColor(0xff, 0x7f, 0x0e);
+
+/// Estimated against true tempo on log axes, with the ×1, ×2, ×½, ×3, ×⅓ lines.
+pub struct EstimateScatter {
+    /// `(truth, estimate, class)` of every file that gave an estimate.
+    pub points: Vec<(f64, f64, ErrorClass)>,
+}
+
+impl Chart for EstimateScatter {
+    fn name(&self) -> &'static str {
+        "est_vs_true"
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        root.fill(&WHITE).map_err(err)?;
+        let (lo, hi) = (30.0f64, 400.0f64);
+        let mut chart = ChartBuilder::on(root)
+            .caption("Estimated vs true tempo (log axes)", ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(44)
+            .y_label_area_size(56)
+            .build_cartesian_2d((lo..hi).log_scale(), (lo..hi).log_scale())
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("true BPM")
+            .y_desc("estimated BPM")
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| format!("{v:.0}"))
+            .label_style(("sans-serif", 13))
+            .axis_desc_style(("sans-serif", 15))
+            .draw()
+            .map_err(err)?;
+        let lines: [(f64, &str, RGBColor); 5] = [
+            (1.0, "×1", RGBColor(0x2e, 0x8b, 0x57)),
+            (2.0, "×2", RGBColor(0xe6, 0x9f, 0x00)),
+            (0.5, "×1/2", RGBColor(0xe6, 0x9f, 0x00)),
+            (3.0, "×3", RGBColor(0x99, 0x99, 0x99)),
+            (1.0 / 3.0, "×1/3", RGBColor(0x99, 0x99, 0x99)),
+        ];
+        for (factor, label, color) in lines {
+            let pts: Vec<(f64, f64)> = (0..=60)
+                .map(|i| lo * (hi / lo).powf(f64::from(i) / 60.0))
+                .map(|x| (x, x * factor))
+                .filter(|&(_, y)| (lo..=hi).contains(&y))
+                .collect();
+            chart
+                .draw_series(LineSeries::new(pts, color.stroke_width(1)))
+                .map_err(err)?
+                .label(label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color));
+        }
+        chart
+            .draw_series(self.points.iter().map(|&(t, e, c)| {
+                Circle::new(
+                    (t.clamp(lo, hi), e.clamp(lo, hi)),
+                    4,
+                    class_color(c).filled(),
+                )
+            }))
+            .map_err(err)?;
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.3))
+            .label_font(("sans-serif", 13))
+            .draw()
+            .map_err(err)?;
+        Ok(())
+    }
+}
+
+/// Files per error class.
+pub struct ClassCounts {
+    /// `(class, files)` in [`ErrorClass::ALL`] order.
+    pub counts: Vec<(ErrorClass, usize)>,
+}
+
+impl Chart for ClassCounts {
+    fn name(&self) -> &'static str {
+        "accuracy_by_class"
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        root.fill(&WHITE).map_err(err)?;
+        let n = self.counts.len().max(1) as u32;
+        let top = self.counts.iter().map(|c| c.1).max().unwrap_or(0).max(1) as u32;
+        let mut chart = ChartBuilder::on(root)
+            .caption("Files by error class", ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(44)
+            .y_label_area_size(50)
+            .build_cartesian_2d((0u32..n - 1).into_segmented(), 0u32..top + top / 10 + 1)
+            .map_err(err)?;
+        let names: Vec<&str> = self.counts.iter().map(|c| c.0.as_str()).collect();
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_desc("error class")
+            .y_desc("files")
+            .x_labels(names.len())
+            .x_label_formatter(&|v| match v {
+                SegmentValue::CenterOf(i) => names.get(*i as usize).unwrap_or(&"").to_string(),
+                _ => String::new(),
+            })
+            .label_style(("sans-serif", 13))
+            .axis_desc_style(("sans-serif", 15))
+            .draw()
+            .map_err(err)?;
+        chart
+            .draw_series(self.counts.iter().enumerate().map(|(i, &(class, count))| {
+                let i = i as u32;
+                let mut bar = Rectangle::new(
+                    [
+                        (SegmentValue::Exact(i), 0),
+                        (SegmentValue::Exact(i + 1), count as u32),
+                    ],
+                    class_color(class).filled(),
+                );
+                bar.set_margin(0, 0, 8, 8);
+                bar
+            }))
+            .map_err(err)?;
+        Ok(())
+    }
+}
+
+/// Accuracy1 and Accuracy2 per tempo band.
+pub struct BandAccuracy {
+    /// `(band, files, acc1, acc2)`, slowest band first.
+    pub bands: Vec<(String, usize, f64, f64)>,
+}
+
+impl Chart for BandAccuracy {
+    fn name(&self) -> &'static str {
+        "accuracy_by_band"
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        root.fill(&WHITE).map_err(err)?;
+        let n = self.bands.len().max(1) as u32;
+        let mut chart = ChartBuilder::on(root)
+            .caption("Accuracy by tempo band", ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(44)
+            .y_label_area_size(50)
+            .build_cartesian_2d((0u32..n - 1).into_segmented(), 0.0f64..1.25)
+            .map_err(err)?;
+        let names: Vec<String> = self
+            .bands
+            .iter()
+            .map(|(b, n, _, _)| format!("{b} BPM (n={n})"))
+            .collect();
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_desc("true tempo band")
+            .y_desc("fraction right")
+            .x_labels(names.len())
+            .x_label_formatter(&|v| match v {
+                SegmentValue::CenterOf(i) => names.get(*i as usize).cloned().unwrap_or_default(),
+                _ => String::new(),
+            })
+            .label_style(("sans-serif", 13))
+            .axis_desc_style(("sans-serif", 15))
+            .draw()
+            .map_err(err)?;
+        for (which, color, label) in [(0, BLUE, "Accuracy1"), (1, ORANGE, "Accuracy2")] {
+            chart
+                .draw_series(self.bands.iter().enumerate().map(|(i, b)| {
+                    let i = i as u32;
+                    let value = if which == 0 { b.2 } else { b.3 };
+                    let (x0, x1) = if which == 0 {
+                        (SegmentValue::Exact(i), SegmentValue::CenterOf(i))
+                    } else {
+                        (SegmentValue::CenterOf(i), SegmentValue::Exact(i + 1))
+                    };
+                    let mut bar = Rectangle::new([(x0, 0.0), (x1, value)], color.filled());
+                    bar.set_margin(0, 0, 6, 6);
+                    bar
+                }))
+                .map_err(err)?
+                .label(label)
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 14, y + 5)], color.filled())
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.3))
+            .label_font(("sans-serif", 13))
+            .draw()
+            .map_err(err)?;
+        Ok(())
+    }
+}
+
+/// Distribution of per-file latency: one cumulative curve per run.
+pub struct LatencyCdf {
+    /// `(label, per-file latencies in ms)`.
+    pub series: Vec<(String, Vec<f64>)>,
+}
+
+impl Chart for LatencyCdf {
+    fn name(&self) -> &'static str {
+        "latency"
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        root.fill(&WHITE).map_err(err)?;
+        let max = self
+            .series
+            .iter()
+            .flat_map(|s| s.1.iter().copied())
+            .fold(1.0f64, f64::max);
+        let mut chart = ChartBuilder::on(root)
+            .caption("Per-file latency (cumulative)", ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(44)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0.0f64..max * 1.05, 0.0f64..1.0)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("latency per file, ms")
+            .y_desc("fraction of files")
+            .label_style(("sans-serif", 13))
+            .axis_desc_style(("sans-serif", 15))
+            .draw()
+            .map_err(err)?;
+        for (k, (label, values)) in self.series.iter().enumerate() {
+            let color = Palette99::pick(k).to_rgba();
+            let mut sorted = values.clone();
+            sorted.sort_by(f64::total_cmp);
+            let n = sorted.len().max(1) as f64;
+            let mut pts = vec![(0.0, 0.0)];
+            for (i, &v) in sorted.iter().enumerate() {
+                pts.push((v, i as f64 / n));
+                pts.push((v, (i + 1) as f64 / n));
+            }
+            chart
+                .draw_series(LineSeries::new(pts, color.stroke_width(2)))
+                .map_err(err)?
+                .label(label.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.3))
+            .label_font(("sans-serif", 13))
+            .draw()
+            .map_err(err)?;
+        Ok(())
+    }
+}
+
+/// Speedup against worker count, with the ideal line, the 5-8x target band, the cores of
+/// this machine and the Amdahl projection from the Karp-Flatt serial fraction.
+pub struct Speedup {
+    /// `(workers, median speedup)`.
+    pub points: Vec<(usize, f64)>,
+    /// Available cores of the machine measured.
+    pub cores: usize,
+    /// Karp-Flatt serial fraction, when defined.
+    pub serial_fraction: Option<f64>,
+}
+
+impl Chart for Speedup {
+    fn name(&self) -> &'static str {
+        "speedup"
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        root.fill(&WHITE).map_err(err)?;
+        let xmax = self.points.iter().map(|p| p.0).max().unwrap_or(1).max(8) as f64;
+        let ymax = xmax.max(9.0);
+        let mut chart = ChartBuilder::on(root)
+            .caption("Speedup vs workers", ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(44)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0.0f64..xmax + 0.5, 0.0f64..ymax)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("workers")
+            .y_desc("speedup over 1 worker")
+            .label_style(("sans-serif", 13))
+            .axis_desc_style(("sans-serif", 15))
+            .draw()
+            .map_err(err)?;
+        let band = RGBColor(0x2e, 0x8b, 0x57);
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(0.0, 5.0), (xmax + 0.5, 8.0)],
+                band.mix(0.15).filled(),
+            )))
+            .map_err(err)?
+            .label("target 5-8x")
+            .legend(move |(x, y)| {
+                Rectangle::new([(x, y - 5), (x + 14, y + 5)], band.mix(0.3).filled())
+            });
+        chart
+            .draw_series(LineSeries::new(
+                vec![(1.0, 1.0), (xmax, xmax)],
+                BLACK.mix(0.5).stroke_width(1),
+            ))
+            .map_err(err)?
+            .label("ideal (linear)")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLACK.mix(0.5)));
+        let cores = self.cores as f64;
+        if cores <= xmax {
+            let grey = RGBColor(0x88, 0x88, 0x88);
+            chart
+                .draw_series(LineSeries::new(
+                    vec![(cores, 0.0), (cores, ymax)],
+                    grey.stroke_width(1),
+                ))
+                .map_err(err)?
+                .label(format!("cores on this machine ({})", self.cores))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], grey));
+        }
+        if let Some(e) = self.serial_fraction {
+            let purple = RGBColor(0x8e, 0x44, 0xad);
+            let pts: Vec<(f64, f64)> = (1..=(xmax as usize))
+                .map(|p| (p as f64, crate::metrics::amdahl_speedup(e, p)))
+                .collect();
+            chart
+                .draw_series(DashedLineSeries::new(pts, 6, 4, purple.stroke_width(2)))
+                .map_err(err)?
+                .label(format!("Amdahl projection (serial fraction {e:.3})"))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], purple));
+        }
+        let measured: Vec<(f64, f64)> = self.points.iter().map(|&(w, s)| (w as f64, s)).collect();
+        chart
+            .draw_series(LineSeries::new(measured.clone(), BLUE.stroke_width(2)))
+            .map_err(err)?
+            .label("measured (median)")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLUE.stroke_width(2)));
+        chart
+            .draw_series(measured.iter().map(|&p| Circle::new(p, 5, BLUE.filled())))
+            .map_err(err)?;
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.3))
+            .label_font(("sans-serif", 13))
+            .draw()
+            .map_err(err)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,416 @@
+//! What an evaluation run leaves behind, and the writers for it.
+//!
+//! The `#[derive(Serialize)]` structs here *are* the export formats: [`Summary`] is
+//! `summary.json` (accuracy only, deterministic), [`Timings`] is `timings.json` (wall time,
+//! latency, host; varies between runs), [`ResultRecord`] is one line of `results.csv`.
+//! Maps are `BTreeMap`s so that key order is stable. Charts live in [`charts`], the HTML page
+//! in [`html`], and polars aggregations in [`tables`].
+
+pub mod charts;
+pub mod html;
+pub mod tables;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::Path;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::{self, ErrorClass, Latency};
+
+/// One evaluated file, as the harness keeps it in memory.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// The file as the dataset names it.
+    pub file: String,
+    /// Ground-truth tempo, BPM.
+    pub truth_bpm: f64,
+    /// Estimated tempo, BPM (`None` when the file failed).
+    pub est_bpm: Option<f64>,
+    /// The analyzer's confidence in the estimate.
+    pub confidence: Option<f64>,
+    /// How the estimate relates to the truth.
+    pub class: ErrorClass,
+    /// Runner status: `ok`, `error`, `timeout` or `cancelled`.
+    pub status: &'static str,
+    /// Why the file failed (empty when it did not).
+    pub error: String,
+    /// The dataset's metadata columns for this file.
+    pub meta: BTreeMap<String, String>,
+    /// Seconds spent on this file (not part of the deterministic output).
+    pub elapsed_s: f64,
+    /// Seconds of audio decoded (0 when the file failed).
+    pub audio_s: f64,
+}
+
+/// One line of `results.csv`. Numbers are printed with fixed precision so that the file is
+/// byte-identical between runs and worker counts.
+#[derive(Debug, Serialize)]
+pub struct ResultRecord<'a> {
+    /// The file as the dataset names it.
+    pub file: &'a str,
+    /// Ground-truth tempo, BPM, as given.
+    pub truth_bpm: String,
+    /// Estimated tempo, BPM, two decimals; empty when the file failed.
+    pub est_bpm: String,
+    /// Confidence, four decimals; empty when the file failed.
+    pub confidence: String,
+    /// 1 when the estimate is within 4 % of the truth.
+    pub acc1: u8,
+    /// 1 when the estimate is within 4 % of the truth times 1, 2, 1/2, 3 or 1/3.
+    pub acc2: u8,
+    /// The error class (see [`ErrorClass::as_str`]).
+    pub error_class: &'static str,
+    /// Runner status.
+    pub status: &'static str,
+    /// Why the file failed.
+    pub error: &'a str,
+}
+
+impl<'a> From<&'a Row> for ResultRecord<'a> {
+    fn from(row: &'a Row) -> Self {
+        ResultRecord {
+            file: &row.file,
+            truth_bpm: row.truth_bpm.to_string(),
+            est_bpm: row.est_bpm.map_or(String::new(), |b| format!("{b:.2}")),
+            confidence: row.confidence.map_or(String::new(), |c| format!("{c:.4}")),
+            acc1: u8::from(row.class.acc1()),
+            acc2: u8::from(row.class.acc2()),
+            error_class: row.class.as_str(),
+            status: row.status,
+            error: &row.error,
+        }
+    }
+}
+
+/// Renders `results.csv` in input order.
+pub fn results_csv(rows: &[Row]) -> anyhow::Result<Vec<u8>> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    if rows.is_empty() {
+        writer.write_record([
+            "file",
+            "truth_bpm",
+            "est_bpm",
+            "confidence",
+            "acc1",
+            "acc2",
+            "error_class",
+            "status",
+            "error",
+        ])?;
+    }
+    for row in rows {
+        writer.serialize(ResultRecord::from(row))?;
+    }
+    writer.into_inner().context("cannot flush results.csv")
+}
+
+/// Accuracy of one group of files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupAccuracy {
+    /// Files in the group.
+    pub n: usize,
+    /// Fraction of the group right by Accuracy1.
+    pub acc1: f64,
+    /// Fraction of the group right by Accuracy2.
+    pub acc2: f64,
+}
+
+/// `summary.json`: the accuracy of one evaluation. Deterministic: the same dataset gives the
+/// same bytes whatever the worker count. Timings live in [`Timings`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Summary {
+    /// The dataset, as named on the command line.
+    pub dataset: String,
+    /// Files evaluated.
+    pub n: usize,
+    /// Files analysed without error.
+    pub ok: usize,
+    /// Files that failed (error, timeout, cancelled); they count as wrong.
+    pub failed: usize,
+    /// Fraction of all files right by Accuracy1 (0 when n = 0).
+    pub acc1: f64,
+    /// Fraction of all files right by Accuracy2 (0 when n = 0).
+    pub acc2: f64,
+    /// Files per error class (every class listed, zeros included).
+    pub classes: BTreeMap<String, usize>,
+    /// Accuracy by grouping: `tempo_band` and each metadata column with repeated values,
+    /// then by the column's value.
+    pub by: BTreeMap<String, BTreeMap<String, GroupAccuracy>>,
+}
+
+/// Metadata columns worth grouping by: not per-file identifiers (all values distinct, with
+/// more than one file) and not more than 24 distinct values.
+fn groupable(rows: &[Row], column: &str) -> bool {
+    let distinct: BTreeSet<&str> = rows
+        .iter()
+        .map(|r| r.meta.get(column).map_or("", String::as_str))
+        .collect();
+    !(distinct.len() > 24 || (distinct.len() == rows.len() && rows.len() > 1))
+}
+
+/// Builds the summary of `rows`.
+pub fn summarize(dataset: &str, rows: &[Row], meta_columns: &[String]) -> anyhow::Result<Summary> {
+    let acc1: Vec<bool> = rows.iter().map(|r| r.class.acc1()).collect();
+    let acc2: Vec<bool> = rows.iter().map(|r| r.class.acc2()).collect();
+    let n = rows.len();
+    let failed = rows
+        .iter()
+        .filter(|r| r.class == ErrorClass::Failed)
+        .count();
+
+    let class_keys: Vec<String> = rows.iter().map(|r| r.class.as_str().to_string()).collect();
+    let mut classes: BTreeMap<String, usize> = ErrorClass::ALL
+        .iter()
+        .map(|c| (c.as_str().to_string(), 0))
+        .collect();
+    for (key, count, _, _) in tables::accuracy_by(&class_keys, &acc1, &acc2)? {
+        classes.insert(key, count);
+    }
+
+    let mut by = BTreeMap::new();
+    let mut group = |name: &str, keys: Vec<String>| -> anyhow::Result<()> {
+        let table = tables::accuracy_by(&keys, &acc1, &acc2)?
+            .into_iter()
+            .map(|(key, n, h1, h2)| {
+                let acc = GroupAccuracy {
+                    n,
+                    acc1: metrics::fraction(h1, n),
+                    acc2: metrics::fraction(h2, n),
+                };
+                (key, acc)
+            })
+            .collect();
+        by.insert(name.to_string(), table);
+        Ok(())
+    };
+    group(
+        "tempo_band",
+        rows.iter()
+            .map(|r| metrics::tempo_band(r.truth_bpm).to_string())
+            .collect(),
+    )?;
+    for column in meta_columns {
+        if column == "tempo_band" || !groupable(rows, column) {
+            continue;
+        }
+        let keys = rows
+            .iter()
+            .map(|r| r.meta.get(column).cloned().unwrap_or_default())
+            .collect();
+        group(column, keys)?;
+    }
+
+    Ok(Summary {
+        dataset: dataset.to_string(),
+        n,
+        ok: n - failed,
+        failed,
+        acc1: metrics::fraction(acc1.iter().filter(|&&b| b).count(), n),
+        acc2: metrics::fraction(acc2.iter().filter(|&&b| b).count(), n),
+        classes,
+        by,
+    })
+}
+
+/// The machine a run was measured on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Host {
+    /// Available parallelism (logical cores this process may use).
+    pub cores: usize,
+    /// Physical cores, when known.
+    pub physical_cores: Option<usize>,
+    /// CPU model name.
+    pub cpu_model: String,
+    /// Total memory, GiB.
+    pub memory_gib: f64,
+    /// Operating system.
+    pub os: String,
+}
+
+/// Available parallelism, at least 1.
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Describes this machine (sysinfo; unknown parts are left empty).
+pub fn host() -> Host {
+    use sysinfo::{CpuRefreshKind, MemoryRefreshKind, RefreshKind, System};
+    let kind = RefreshKind::nothing()
+        .with_cpu(CpuRefreshKind::nothing())
+        .with_memory(MemoryRefreshKind::nothing().with_ram());
+    let (cpu_model, memory_gib) = match System::new_with_specifics(kind) {
+        Ok(sys) => (
+            sys.cpus()
+                .first()
+                .map(|c| c.brand().trim().to_string())
+                .unwrap_or_default(),
+            sys.total_memory() as f64 / (1024.0 * 1024.0 * 1024.0),
+        ),
+        Err(_) => (String::new(), 0.0),
+    };
+    Host {
+        cores: available_cores(),
+        physical_cores: System::physical_core_count().ok(),
+        cpu_model,
+        memory_gib,
+        os: System::long_os_version().unwrap_or_default(),
+    }
+}
+
+/// The command line of this process, shell-quoted where needed.
+pub fn command_line() -> String {
+    std::env::args()
+        .map(|a| {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=,:+@%".contains(c))
+            {
+                a
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `timings.json`: how long one evaluation took, and where. Varies between runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Timings {
+    /// Worker threads used.
+    pub workers: usize,
+    /// Wall-clock seconds of the batch (analysis only, not report writing).
+    pub wall_s: f64,
+    /// Files in the batch.
+    pub files: usize,
+    /// Seconds of audio decoded.
+    pub audio_s: f64,
+    /// Files per wall second.
+    pub files_per_s: f64,
+    /// Audio seconds per wall second.
+    pub realtime_factor: f64,
+    /// Per-file latency percentiles, ms.
+    pub latency_ms: LatencyJson,
+    /// Peak resident set size of the process, MiB (VmHWM), when known.
+    pub peak_rss_mb: Option<f64>,
+    /// Whether the batch was cancelled (Ctrl-C).
+    pub cancelled: bool,
+    /// The machine.
+    pub host: Host,
+    /// The exact command line.
+    pub command: String,
+}
+
+/// [`Latency`] in a form that also deserialises.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct LatencyJson {
+    /// Median latency, ms.
+    pub p50: f64,
+    /// 90th percentile, ms.
+    pub p90: f64,
+    /// 99th percentile, ms.
+    pub p99: f64,
+    /// Slowest file, ms.
+    pub max: f64,
+}
+
+impl From<Latency> for LatencyJson {
+    fn from(l: Latency) -> Self {
+        LatencyJson {
+            p50: l.p50,
+            p90: l.p90,
+            p99: l.p99,
+            max: l.max,
+        }
+    }
+}
+
+/// `a / b`, or 0 when `b` is not positive.
+pub fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 { a / b } else { 0.0 }
+}
+
+/// Writes `value` as pretty JSON with a trailing newline.
+pub fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(value)?;
+    bytes.push(b'\n');
+    write_file(path, &bytes)
+}
+
+/// Writes bytes to `path`, naming the path on failure.
+pub fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(file: &str, truth: f64, est: Option<f64>, style: &str) -> Row {
+        Row {
+            file: file.into(),
+            truth_bpm: truth,
+            est_bpm: est,
+            confidence: est.map(|_| 0.5),
+            class: metrics::classify(est, truth),
+            status: if est.is_some() { "ok" } else { "error" },
+            error: if est.is_some() {
+                String::new()
+            } else {
+                "decode: io: gone".into()
+            },
+            meta: BTreeMap::from([("style".into(), style.into())]),
+            elapsed_s: 0.1,
+            audio_s: 10.0,
+        }
+    }
+
+    #[test]
+    fn summary_counts_failures_as_wrong() {
+        let rows = [
+            row("a.wav", 120.0, Some(121.0), "rock"),
+            row("b.wav", 100.0, Some(200.0), "rock"),
+            row("c.wav", 80.0, None, "waltz"),
+            row("d.wav", 170.0, Some(113.3), "waltz"),
+        ];
+        let s = summarize("t", &rows, &["style".into()]).unwrap();
+        assert_eq!((s.n, s.ok, s.failed), (4, 3, 1));
+        assert_eq!((s.acc1, s.acc2), (0.25, 0.5));
+        assert_eq!(s.classes["ok"], 1);
+        assert_eq!(s.classes["double"], 1);
+        assert_eq!(s.classes["failed"], 1);
+        assert_eq!(s.classes["two_thirds"], 1);
+        assert_eq!(s.classes["half"], 0);
+        assert_eq!(
+            s.by["style"]["rock"],
+            GroupAccuracy {
+                n: 2,
+                acc1: 0.5,
+                acc2: 1.0
+            }
+        );
+        assert_eq!(s.by["tempo_band"]["60-90"].n, 1);
+    }
+
+    #[test]
+    fn empty_summary() {
+        let s = summarize("empty", &[], &[]).unwrap();
+        assert_eq!((s.n, s.acc1, s.acc2), (0, 0.0, 0.0));
+        assert_eq!(s.classes.len(), ErrorClass::ALL.len());
+        let csv = String::from_utf8(results_csv(&[]).unwrap()).unwrap();
+        assert!(csv.starts_with("file,truth_bpm,est_bpm,confidence,acc1,acc2,error_class"));
+    }
+
+    #[test]
+    fn csv_is_fixed_precision() {
+        let csv = results_csv(&[row("a b.wav", 97.5, Some(97.123456), "x")]).unwrap();
+        let text = String::from_utf8(csv).unwrap();
+        assert_eq!(
+            text,
+            "file,truth_bpm,est_bpm,confidence,acc1,acc2,error_class,status,error\n\
+             a b.wav,97.5,97.12,0.5000,1,1,ok,ok,\n"
+        );
+    }
+}
