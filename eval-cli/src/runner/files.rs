@@ -1,0 +1,141 @@
+//! Which files a batch covers: explicit files as given, folders walked recursively.
+//!
+//! The walk follows symbolic links (a library is often a tree of links) with walkdir's
+//! loop detection, so a link back to an ancestor is reported instead of walked forever.
+//! Entries are sorted by file name at every level, so the same tree always gives the same
+//! list, which is what makes output identical from run to run.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+/// Extensions (lowercase, without the dot) of the files a folder walk picks up.
+///
+/// Opus is listed although the decoder cannot read it yet, so such files show up as
+/// failed rows instead of vanishing silently.
+pub const AUDIO_EXTENSIONS: &[&str] = &[
+    "wav", "wave", "mp3", "flac", "ogg", "oga", "opus", "m4a", "mp4", "aac", "aif", "aiff", "caf",
+    "mka",
+];
+
+/// Whether `path` has one of [`AUDIO_EXTENSIONS`], in any case.
+pub fn has_audio_extension(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| AUDIO_EXTENSIONS.iter().any(|a| a.eq_ignore_ascii_case(e)))
+}
+
+/// The files named by `paths`, and what could not be walked.
+///
+/// A path that is not a folder (following links) is taken as a file whatever its name,
+/// even if it does not exist: analysing it then reports why. Folders are walked
+/// recursively, depth first, entries sorted by file name (byte order on Unix), keeping
+/// regular files with an audio extension; a folder named `x.mp3` is walked like any
+/// other. A path met twice is kept once. The second list holds `(path, reason)` for each
+/// folder or link that could not be read (permission, a loop, a dangling link), in the
+/// order met.
+pub fn collect_audio_files(
+    paths: &[PathBuf],
+) -> anyhow::Result<(Vec<PathBuf>, Vec<(PathBuf, String)>)> {
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    let mut seen = HashSet::new();
+    for root in paths {
+        let is_dir = std::fs::metadata(root).is_ok_and(|m| m.is_dir());
+        if !is_dir {
+            if seen.insert(root.clone()) {
+                files.push(root.clone());
+            }
+            continue;
+        }
+        let walk = walkdir::WalkDir::new(root)
+            .follow_links(true)
+            .sort_by_file_name();
+        for entry in walk {
+            match entry {
+                Ok(entry) => {
+                    if entry.file_type().is_file()
+                        && has_audio_extension(entry.path())
+                        && seen.insert(entry.path().to_path_buf())
+                    {
+                        files.push(entry.into_path());
+                    }
+                }
+                Err(err) => {
+                    let path = err.path().unwrap_or(root).to_path_buf();
+                    errors.push((path, walk_reason(&err)));
+                }
+            }
+        }
+    }
+    Ok((files, errors))
+}
+
+/// `STAGE: KIND: why` for a walk error, in the style of the analyzer's reasons.
+fn walk_reason(err: &walkdir::Error) -> String {
+    if let Some(ancestor) = err.loop_ancestor() {
+        format!(
+            "walk: loop: link points back to its ancestor {}",
+            ancestor.display()
+        )
+    } else if let Some(io) = err.io_error() {
+        format!("walk: unreadable: {io}")
+    } else {
+        format!("walk: unreadable: {err}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audio_extensions_ignore_case() {
+        assert!(has_audio_extension(Path::new("a/b.WAV")));
+        assert!(has_audio_extension(Path::new("b.Flac")));
+        assert!(!has_audio_extension(Path::new("b.txt")));
+        assert!(!has_audio_extension(Path::new("wav")));
+    }
+
+    #[test]
+    fn folders_are_walked_sorted_and_files_taken_as_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("b/x.mp3")).unwrap();
+        for name in [
+            "b/2.wav",
+            "b/1.MP3",
+            "b/x.mp3/in.flac",
+            "b/notes.txt",
+            "a.wav",
+        ] {
+            std::fs::write(d.join(name), b"").unwrap();
+        }
+        std::fs::write(d.join("explicit.bin"), b"").unwrap();
+        let args = [d.join("b"), d.join("explicit.bin"), d.join("b/2.wav")];
+        let (files, errors) = collect_audio_files(&args).unwrap();
+        let names: Vec<_> = files
+            .iter()
+            .map(|p| p.strip_prefix(d).unwrap().to_path_buf())
+            .collect();
+        let want: Vec<PathBuf> = ["b/1.MP3", "b/2.wav", "b/x.mp3/in.flac", "explicit.bin"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        assert_eq!(names, want);
+        assert!(errors.is_empty());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlink_loops_are_errors_not_hangs() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir(d.join("sub")).unwrap();
+        std::fs::write(d.join("sub/a.wav"), b"").unwrap();
+        std::os::unix::fs::symlink(d, d.join("sub/loop")).unwrap();
+        let (files, errors) = collect_audio_files(&[d.to_path_buf()]).unwrap();
+        assert_eq!(files, vec![d.join("sub/a.wav")]);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].1.contains("loop"), "{errors:?}");
+    }
+}

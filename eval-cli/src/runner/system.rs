@@ -1,0 +1,125 @@
+//! What the host allows: how many workers, how to stop on a signal, how much memory the
+//! batch took.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Memory budgeted per worker. Analysis streams (the envelope is about 350 bytes per
+/// second of audio), so a worker's share is mostly decoder buffers and FFT scratch; 64 MiB
+/// leaves a wide margin for large packets and long files.
+pub const MEMORY_PER_WORKER: u64 = 64 * 1024 * 1024;
+
+/// More workers than this many per core only add contention; warn past it.
+const MAX_WORKERS_PER_CORE: usize = 4;
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// How many workers the available memory allows, if it can be measured.
+fn memory_cap() -> Option<usize> {
+    let mut system = sysinfo::System::new().ok()?;
+    system.refresh_memory();
+    let available = system.available_memory();
+    if available == 0 {
+        return None;
+    }
+    Some(
+        usize::try_from(available / MEMORY_PER_WORKER)
+            .unwrap_or(usize::MAX)
+            .max(1),
+    )
+}
+
+/// One worker per core, fewer if available memory cannot hold
+/// [`MEMORY_PER_WORKER`] for each.
+pub fn default_workers() -> usize {
+    let cores = cores();
+    memory_cap().map_or(cores, |cap| cores.min(cap)).max(1)
+}
+
+/// The worker count to use for a requested one, with a warning when it was changed or
+/// looks unwise: 0 (which the CLI refuses before this) becomes [`default_workers`], more
+/// than 4 per core is kept but warned about, and a count the available memory cannot hold
+/// is lowered to what it can.
+pub fn validate_workers(requested: usize) -> (usize, Option<String>) {
+    if requested == 0 {
+        let workers = default_workers();
+        return (
+            workers,
+            Some(format!("0 workers makes no progress; using {workers}")),
+        );
+    }
+    if let Some(cap) = memory_cap() {
+        if requested > cap {
+            return (
+                cap,
+                Some(format!(
+                    "{requested} workers need about {} MiB but only enough memory for {cap} is \
+                     available; using {cap}",
+                    requested as u64 * (MEMORY_PER_WORKER >> 20)
+                )),
+            );
+        }
+    }
+    let cores = cores();
+    if requested > MAX_WORKERS_PER_CORE * cores {
+        return (
+            requested,
+            Some(format!(
+                "{requested} workers on {cores} cores: past {MAX_WORKERS_PER_CORE} per core \
+                 they only add contention"
+            )),
+        );
+    }
+    (requested, None)
+}
+
+/// Makes the first Ctrl-C or SIGTERM set `cancel`, so a batch stops cleanly and keeps
+/// what finished; a second one exits at once with status 130.
+pub fn install_signal_handler(cancel: Arc<AtomicBool>) {
+    let installed = ctrlc::set_handler(move || {
+        if cancel.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    });
+    if let Err(err) = installed {
+        eprintln!("eval-cli: warning: cannot catch Ctrl-C ({err}); it will kill the run");
+    }
+}
+
+/// Peak resident memory of this process in MiB (`VmHWM`), where the OS tells it.
+pub fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    parse_vm_hwm(&status)
+}
+
+fn parse_vm_hwm(status: &str) -> Option<f64> {
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vm_hwm_is_parsed_in_mib() {
+        let status = "Name:\tx\nVmPeak:\t  9000 kB\nVmHWM:\t    2048 kB\n";
+        assert_eq!(parse_vm_hwm(status), Some(2.0));
+        assert_eq!(parse_vm_hwm("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn worker_counts_are_validated() {
+        assert!(default_workers() >= 1);
+        let (w, warning) = validate_workers(0);
+        assert!(w >= 1 && warning.is_some());
+        assert_eq!(validate_workers(1), (1, None));
+        let (w, warning) = validate_workers(10_000);
+        assert!(w >= 1 && warning.is_some());
+        #[cfg(target_os = "linux")]
+        assert!(peak_rss_mb().is_some_and(|m| m > 0.0));
+    }
+}

@@ -1,0 +1,202 @@
+//! The runner's contract, checked on both executors with jobs that need no audio.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use analyzer_core::{Error, ErrorKind, Stage, StopSignal};
+
+use super::*;
+
+fn options(workers: usize) -> RunOptions {
+    RunOptions {
+        workers,
+        timeout: None,
+        schedule: Schedule::InputOrder,
+        progress: ProgressMode::Off,
+        cancel: Arc::new(AtomicBool::new(false)),
+    }
+}
+
+fn names(n: usize) -> Vec<PathBuf> {
+    (0..n).map(|i| PathBuf::from(format!("file-{i}"))).collect()
+}
+
+fn index_of(path: &Path) -> usize {
+    path.to_str().unwrap()["file-".len()..].parse().unwrap()
+}
+
+/// Later files finish first; file 3 panics, file 5 fails.
+fn job(path: &Path, _stop: &StopSignal) -> Result<usize, Error> {
+    let i = index_of(path);
+    std::thread::sleep(Duration::from_millis(5 * (8 - i as u64)));
+    match i {
+        3 => panic!("boom on {i}"),
+        5 => Err(Error::new(
+            ErrorKind::CorruptStream,
+            Stage::Decode,
+            "bad bytes",
+        )),
+        _ => Ok(i * 10),
+    }
+}
+
+/// Everything but the timings.
+fn comparable(
+    summary: &RunSummary<usize>,
+) -> Vec<(usize, PathBuf, Status, Option<usize>, Option<String>)> {
+    summary
+        .results
+        .iter()
+        .map(|r| (r.index, r.path.clone(), r.status, r.value, r.error.clone()))
+        .collect()
+}
+
+#[test]
+fn panics_and_errors_are_isolated_and_results_come_in_input_order() {
+    let files = names(8);
+    let mut sequential = None;
+    for workers in [1, 4] {
+        let mut completion = Vec::new();
+        let summary = run(&files, &options(workers), job, |r| completion.push(r.index));
+        assert!(!summary.cancelled);
+        assert_eq!(summary.workers, workers);
+        assert_eq!(summary.results.len(), 8);
+        assert_eq!(completion.len(), 8);
+        let indices: Vec<usize> = summary.results.iter().map(|r| r.index).collect();
+        assert_eq!(indices, (0..8).collect::<Vec<_>>());
+        let panicked = &summary.results[3];
+        assert_eq!(panicked.status, Status::Error);
+        assert!(
+            panicked
+                .error
+                .as_deref()
+                .unwrap()
+                .starts_with("panic: boom on 3")
+        );
+        assert_eq!(
+            summary.results[5].error.as_deref(),
+            Some("decode: corrupt_stream: bad bytes")
+        );
+        for r in summary
+            .results
+            .iter()
+            .filter(|r| ![3, 5].contains(&r.index))
+        {
+            assert_eq!((r.status, r.value), (Status::Ok, Some(r.index * 10)));
+        }
+        if workers > 1 {
+            // The sleeps make later files finish first.
+            assert_ne!(completion, (0..8).collect::<Vec<_>>());
+        }
+        match &sequential {
+            None => sequential = Some(comparable(&summary)),
+            Some(reference) => assert_eq!(&comparable(&summary), reference),
+        }
+    }
+}
+
+#[test]
+fn every_file_runs_once_on_any_worker_count() {
+    for workers in [1, 2, 3, 16] {
+        let calls = AtomicUsize::new(0);
+        let files = names(40);
+        let summary = run(
+            &files,
+            &options(workers),
+            |p, _| {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Ok(index_of(p))
+            },
+            |_| {},
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 40);
+        let values: Vec<usize> = summary.results.iter().map(|r| r.value.unwrap()).collect();
+        assert_eq!(values, (0..40).collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn timeouts_become_timeout_results() {
+    let mut opts = options(2);
+    opts.timeout = Some(Duration::from_millis(1));
+    let files = names(3);
+    let summary = run(
+        &files,
+        &opts,
+        |_, stop| {
+            for _ in 0..1000 {
+                stop.check(Stage::Decode)?;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Ok(())
+        },
+        |_| {},
+    );
+    assert_eq!(summary.results.len(), 3);
+    for r in &summary.results {
+        assert_eq!(r.status, Status::Timeout);
+        assert!(r.error.as_deref().unwrap().contains("timed_out"));
+    }
+}
+
+#[test]
+fn cancelling_stops_scheduling_and_drops_running_files() {
+    for workers in [1, 3] {
+        let opts = options(workers);
+        let cancel = Arc::clone(&opts.cancel);
+        let started = AtomicUsize::new(0);
+        let files = names(50);
+        let mut seen = 0;
+        let summary = run(
+            &files,
+            &opts,
+            |p, stop| {
+                started.fetch_add(1, Ordering::SeqCst);
+                if index_of(p) == 4 {
+                    cancel.store(true, Ordering::SeqCst);
+                }
+                for _ in 0..50 {
+                    stop.check(Stage::Decode)?;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Ok(())
+            },
+            |r| {
+                assert_eq!(r.status, Status::Ok);
+                seen += 1;
+            },
+        );
+        assert!(summary.cancelled);
+        assert_eq!(summary.results.len(), seen);
+        assert!(seen < 4 + workers, "{seen} finished");
+        assert!(started.load(Ordering::SeqCst) <= 5 + workers);
+        assert!(summary.results.iter().all(|r| r.status == Status::Ok));
+    }
+}
+
+#[test]
+fn longest_first_orders_by_size_then_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let sizes = [10, 30, 0, 30, 20];
+    let files: Vec<PathBuf> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| {
+            let p = dir.path().join(format!("{i}.wav"));
+            std::fs::write(&p, vec![0u8; n]).unwrap();
+            p
+        })
+        .collect();
+    let mut with_missing = files.clone();
+    with_missing.push(dir.path().join("missing.wav"));
+    assert_eq!(
+        schedule_order(&with_missing, Schedule::LongestFirst),
+        [1, 3, 4, 0, 2, 5]
+    );
+    assert_eq!(
+        schedule_order(&with_missing, Schedule::InputOrder),
+        [0, 1, 2, 3, 4, 5]
+    );
+}
