@@ -79,7 +79,7 @@ fn parse_workers(s: &str) -> Result<usize, String> {
 
 fn parse_timeout(s: &str) -> Result<Duration, String> {
     let secs: f64 = s.parse().map_err(|e| format!("not a number ({e})"))?;
-    if !(secs > 0.0) || !secs.is_finite() {
+    if secs.is_nan() || secs <= 0.0 || secs.is_infinite() {
         return Err("must be a positive number of seconds".to_string());
     }
     Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())

@@ -76,10 +76,10 @@ impl Executor for Parallel {
                 let tx = tx.clone();
                 scope.spawn(move |_| {
                     while let Some(&index) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        if let Some(result) = task(index) {
-                            if tx.send(result).is_err() {
-                                break;
-                            }
+                        if let Some(result) = task(index)
+                            && tx.send(result).is_err()
+                        {
+                            break;
                         }
                     }
                 });

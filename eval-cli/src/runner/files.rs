@@ -17,6 +17,9 @@ pub const AUDIO_EXTENSIONS: &[&str] = &[
     "mka",
 ];
 
+/// `(path, reason)` for each folder or link a walk could not read, in the order met.
+pub type WalkErrors = Vec<(PathBuf, String)>;
+
 /// Whether `path` has one of [`AUDIO_EXTENSIONS`], in any case.
 pub fn has_audio_extension(path: &Path) -> bool {
     path.extension()
@@ -33,9 +36,7 @@ pub fn has_audio_extension(path: &Path) -> bool {
 /// other. A path met twice is kept once. The second list holds `(path, reason)` for each
 /// folder or link that could not be read (permission, a loop, a dangling link), in the
 /// order met.
-pub fn collect_audio_files(
-    paths: &[PathBuf],
-) -> anyhow::Result<(Vec<PathBuf>, Vec<(PathBuf, String)>)> {
+pub fn collect_audio_files(paths: &[PathBuf]) -> anyhow::Result<(Vec<PathBuf>, WalkErrors)> {
     let mut files = Vec::new();
     let mut errors = Vec::new();
     let mut seen = HashSet::new();

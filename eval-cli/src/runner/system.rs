@@ -50,17 +50,17 @@ pub fn validate_workers(requested: usize) -> (usize, Option<String>) {
             Some(format!("0 workers makes no progress; using {workers}")),
         );
     }
-    if let Some(cap) = memory_cap() {
-        if requested > cap {
-            return (
-                cap,
-                Some(format!(
-                    "{requested} workers need about {} MiB but only enough memory for {cap} is \
+    if let Some(cap) = memory_cap()
+        && requested > cap
+    {
+        return (
+            cap,
+            Some(format!(
+                "{requested} workers need about {} MiB but only enough memory for {cap} is \
                      available; using {cap}",
-                    requested as u64 * (MEMORY_PER_WORKER >> 20)
-                )),
-            );
-        }
+                requested as u64 * (MEMORY_PER_WORKER >> 20)
+            )),
+        );
     }
     let cores = cores();
     if requested > MAX_WORKERS_PER_CORE * cores {

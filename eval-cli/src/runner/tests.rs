@@ -42,10 +42,10 @@ fn job(path: &Path, _stop: &StopSignal) -> Result<usize, Error> {
     }
 }
 
-/// Everything but the timings.
-fn comparable(
-    summary: &RunSummary<usize>,
-) -> Vec<(usize, PathBuf, Status, Option<usize>, Option<String>)> {
+/// Everything of a result but its timing.
+type Comparable = (usize, PathBuf, Status, Option<usize>, Option<String>);
+
+fn comparable(summary: &RunSummary<usize>) -> Vec<Comparable> {
     summary
         .results
         .iter()

@@ -1,0 +1,413 @@
+//! `eval-cli analyze` as a user runs it: identical bytes for any worker count, one row
+//! per file however broken the folder, timeouts, usage errors, and Ctrl-C then `--resume`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+
+const HEADER: &str = "path,bpm,confidence,duration_s,sample_rate,channels,codec,status,error";
+const RATE: u32 = 22_050;
+
+/// A mono 16-bit WAV of short square-wave clicks at `bpm`.
+fn click_wav(path: &Path, bpm: f64, seconds: f64) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: RATE,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let len = (seconds * f64::from(RATE)) as usize;
+    let period = 60.0 / bpm * f64::from(RATE);
+    let mut samples = vec![0i16; len];
+    let mut beat = 0.0;
+    while (beat as usize) < len {
+        let start = beat as usize;
+        for (i, s) in samples[start..(start + 200).min(len)]
+            .iter_mut()
+            .enumerate()
+        {
+            *s = if i % 2 == 0 { 26_000 } else { -26_000 };
+        }
+        beat += period;
+    }
+    let mut writer = hound::WavWriter::create(path, spec).unwrap();
+    for s in samples {
+        writer.write_sample(s).unwrap();
+    }
+    writer.finalize().unwrap();
+}
+
+fn eval_cli() -> Command {
+    Command::cargo_bin("eval-cli").unwrap()
+}
+
+fn analyze(args: &[&std::ffi::OsStr]) -> Output {
+    eval_cli().arg("analyze").args(args).output().unwrap()
+}
+
+fn os(s: &str) -> &std::ffi::OsStr {
+    s.as_ref()
+}
+
+/// Rows of a CSV (header checked), as cells.
+fn rows(csv_text: &[u8]) -> Vec<Vec<String>> {
+    let mut reader = csv::ReaderBuilder::new().from_reader(csv_text);
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(header.join(","), HEADER);
+    reader
+        .records()
+        .map(|r| r.unwrap().iter().map(String::from).collect())
+        .collect()
+}
+
+const TEMPI: [f64; 10] = [
+    90.0, 96.0, 100.0, 108.0, 115.0, 120.0, 128.0, 135.0, 140.0, 150.0,
+];
+
+fn library(dir: &Path) -> PathBuf {
+    let lib = dir.join("lib");
+    fs::create_dir_all(lib.join("sub")).unwrap();
+    for (i, bpm) in TEMPI.iter().enumerate() {
+        let name = if i % 3 == 0 {
+            format!("sub/{i:02}-{bpm}.wav")
+        } else {
+            format!("{i:02}-{bpm}.WAV")
+        };
+        // Different lengths, so the longest-first schedule reorders them.
+        click_wav(&lib.join(name), *bpm, 4.0 + (i % 4) as f64);
+    }
+    fs::write(lib.join("notes.txt"), "not audio").unwrap();
+    lib
+}
+
+fn bpm_in_name(path: &str) -> f64 {
+    let stem = Path::new(path).file_stem().unwrap().to_str().unwrap();
+    stem.split('-').nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn same_bytes_for_any_worker_count_and_right_tempi() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path());
+    let mut outputs = Vec::new();
+    for (workers, schedule) in [
+        ("1", "longest"),
+        ("2", "longest"),
+        ("8", "longest"),
+        ("8", "input"),
+    ] {
+        let out = dir.path().join(format!("out-{workers}-{schedule}.csv"));
+        let result = analyze(&[
+            lib.as_os_str(),
+            os("--out"),
+            out.as_os_str(),
+            os("--workers"),
+            os(workers),
+            os("--schedule"),
+            os(schedule),
+        ]);
+        assert_eq!(result.status.code(), Some(0), "{result:?}");
+        assert!(result.stdout.is_empty());
+        outputs.push(fs::read(&out).unwrap());
+    }
+    for other in &outputs[1..] {
+        assert_eq!(
+            String::from_utf8_lossy(other),
+            String::from_utf8_lossy(&outputs[0])
+        );
+    }
+    // Without --out the same bytes go to stdout.
+    let stdout = analyze(&[lib.as_os_str(), os("--workers"), os("2")]);
+    assert_eq!(stdout.status.code(), Some(0));
+    assert_eq!(stdout.stdout, outputs[0]);
+
+    let rows = rows(&outputs[0]);
+    assert_eq!(rows.len(), TEMPI.len());
+    let paths: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+    let mut sorted = paths.clone();
+    sorted.sort();
+    assert_eq!(paths, sorted, "folders are walked in name order");
+    for row in &rows {
+        let truth = bpm_in_name(&row[0]);
+        let bpm: f64 = row[1].parse().unwrap();
+        assert!((bpm - truth).abs() / truth < 0.02, "{row:?}");
+        assert_eq!(row[1], format!("{bpm:.3}"));
+        assert_eq!(&row[4..8], ["22050", "1", row[6].as_str(), "ok"]);
+        assert_eq!(row[8], "");
+    }
+}
+
+#[test]
+fn broken_files_are_rows_with_reasons_and_good_files_are_right() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("mixed");
+    fs::create_dir(&lib).unwrap();
+    click_wav(&lib.join("good-120.wav"), 120.0, 6.0);
+    fs::create_dir(lib.join("x.mp3")).unwrap();
+    click_wav(&lib.join("x.mp3/inner-100.wav"), 100.0, 6.0);
+    fs::write(lib.join("empty.wav"), b"").unwrap();
+    let noise: Vec<u8> = (0u32..20_000)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    fs::write(lib.join("noise.mp3"), noise).unwrap();
+    // Header promises more than is there.
+    click_wav(&lib.join("truncated.wav"), 120.0, 10.0);
+    let full = fs::read(lib.join("truncated.wav")).unwrap();
+    fs::write(lib.join("truncated.wav"), &full[..full.len() / 2]).unwrap();
+    // Data chunk size far larger than the file.
+    let mut lying = full.clone();
+    let data = lying.windows(4).position(|w| w == b"data").unwrap();
+    lying[data + 4..data + 8].copy_from_slice(&0x7fff_fff0u32.to_le_bytes());
+    fs::write(lib.join("lying.wav"), lying).unwrap();
+    // Float samples, some NaN.
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: RATE,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
+    let mut w = hound::WavWriter::create(lib.join("nan.wav"), spec).unwrap();
+    for i in 0..RATE * 4 {
+        w.write_sample(if i % 1000 == 0 { f32::NAN } else { 0.1 })
+            .unwrap();
+    }
+    w.finalize().unwrap();
+    let silence = hound::WavSpec {
+        channels: 1,
+        sample_rate: RATE,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(lib.join("silence.wav"), silence).unwrap();
+    for _ in 0..RATE * 4 {
+        w.write_sample(0i16).unwrap();
+    }
+    w.finalize().unwrap();
+
+    let mut expected_rows = 8;
+    #[cfg(unix)]
+    let unreadable_checked = {
+        use std::os::unix::ffi::OsStrExt;
+        use std::os::unix::fs::PermissionsExt;
+        std::os::unix::fs::symlink(&lib, lib.join("loop")).unwrap();
+        let weird = lib.join(std::ffi::OsStr::from_bytes(b"bad\xff-128.wav"));
+        click_wav(&weird, 128.0, 6.0);
+        let locked = lib.join("locked.wav");
+        click_wav(&locked, 120.0, 4.0);
+        fs::set_permissions(&locked, fs::Permissions::from_mode(0o000)).unwrap();
+        // Root reads it anyway; then there is nothing to check.
+        expected_rows += 3;
+        fs::read(&locked).is_err()
+    };
+
+    let out = dir.path().join("out.csv");
+    let result = analyze(&[
+        lib.as_os_str(),
+        os("--out"),
+        out.as_os_str(),
+        os("--workers"),
+        os("3"),
+    ]);
+    assert_eq!(result.status.code(), Some(1), "{result:?}");
+    let text = fs::read(&out).unwrap();
+    let rows = rows(&text);
+    assert_eq!(
+        rows.len(),
+        expected_rows,
+        "{}",
+        String::from_utf8_lossy(&text)
+    );
+    let find = |name: &str| {
+        rows.iter()
+            .find(|r| r[0].ends_with(name))
+            .unwrap_or_else(|| panic!("no row for {name}"))
+    };
+    for row in &rows {
+        assert!(["ok", "error"].contains(&row[7].as_str()), "{row:?}");
+        if row[7] != "ok" {
+            assert!(!row[8].is_empty(), "failed row without a reason: {row:?}");
+            assert!(row[1..7].iter().all(String::is_empty), "{row:?}");
+        }
+    }
+    for (name, truth) in [
+        ("good-120.wav", 120.0),
+        ("x.mp3/inner-100.wav", 100.0),
+        ("truncated.wav", 120.0),
+    ] {
+        let row = find(name);
+        assert_eq!(row[7], "ok", "{row:?}");
+        let bpm: f64 = row[1].parse().unwrap();
+        assert!((bpm - truth).abs() / truth < 0.02, "{row:?}");
+    }
+    for name in ["empty.wav", "noise.mp3", "silence.wav"] {
+        assert_eq!(find(name)[7], "error", "{:?}", find(name));
+    }
+    #[cfg(unix)]
+    {
+        let weird = find("-128.wav");
+        assert!(weird[0].contains('\u{fffd}'), "{weird:?}");
+        assert_eq!(weird[7], "ok");
+        assert!(find("loop")[8].contains("loop"), "{:?}", find("loop"));
+        if unreadable_checked {
+            assert_eq!(find("locked.wav")[7], "error");
+        }
+    }
+}
+
+#[test]
+fn a_file_past_its_time_limit_is_a_timeout_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = dir.path().join("long.wav");
+    click_wav(&long, 120.0, 120.0);
+    let result = analyze(&[long.as_os_str(), os("--timeout"), os("0.001")]);
+    assert_eq!(result.status.code(), Some(1), "{result:?}");
+    let rows = rows(&result.stdout);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0][7], "timeout", "{rows:?}");
+    assert!(rows[0][8].contains("timed_out"), "{rows:?}");
+}
+
+#[test]
+fn explicit_files_whatever_their_name_and_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let odd = dir.path().join("clicks.dat");
+    click_wav(&odd, 120.0, 6.0);
+    let result = analyze(&[odd.as_os_str(), os("--progress"), os("jsonl")]);
+    assert_eq!(result.status.code(), Some(0), "{result:?}");
+    assert_eq!(rows(&result.stdout)[0][7], "ok");
+    let events: Vec<serde_json::Value> = String::from_utf8(result.stderr)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 3);
+    assert_eq!(events[0]["event"], "started");
+    assert_eq!(events[1]["event"], "file");
+    assert_eq!(events[1]["status"], "ok");
+    assert!(events[1]["bpm"].as_f64().is_some());
+    assert_eq!(events[2]["event"], "finished");
+    assert_eq!(events[2]["ok"], 1);
+
+    let missing = dir.path().join("missing.wav");
+    let result = analyze(&[missing.as_os_str()]);
+    assert_eq!(result.status.code(), Some(1));
+    assert_eq!(rows(&result.stdout)[0][7], "error");
+
+    for bad in [
+        &["--workers", "0"][..],
+        &["--resume"],
+        &["--timeout", "-1"],
+        &["--min-bpm", "200", "--max-bpm", "100"],
+    ] {
+        let mut args = vec![odd.as_os_str()];
+        args.extend(bad.iter().map(|s| os(s)));
+        let result = analyze(&args);
+        assert_eq!(result.status.code(), Some(2), "{bad:?}: {result:?}");
+        assert!(!result.stderr.is_empty());
+    }
+}
+
+/// Ctrl-C mid-run keeps every finished row whole and exits 130 at once; `--resume` then
+/// finishes with the same bytes as a run that was never interrupted.
+#[cfg(unix)]
+#[test]
+fn sigint_then_resume_gives_the_bytes_of_a_clean_run() {
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib");
+    fs::create_dir(&lib).unwrap();
+    click_wav(&lib.join("source.wav"), 120.0, 60.0);
+    let files = 40;
+    for i in 0..files {
+        fs::hard_link(lib.join("source.wav"), lib.join(format!("{i:02}.wav"))).unwrap();
+    }
+    fs::remove_file(lib.join("source.wav")).unwrap();
+
+    let clean = dir.path().join("clean.csv");
+    let result = analyze(&[
+        lib.as_os_str(),
+        os("--out"),
+        clean.as_os_str(),
+        os("--workers"),
+        os("2"),
+    ]);
+    assert_eq!(result.status.code(), Some(0), "{result:?}");
+    let clean = fs::read(clean).unwrap();
+
+    let out = dir.path().join("out.csv");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("eval-cli"))
+        .arg("analyze")
+        .arg(&lib)
+        .arg("--out")
+        .arg(&out)
+        .args(["--workers", "2", "--progress", "off"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let waiting = Instant::now();
+    while fs::read(&out).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count()) < 2 {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(30),
+            "no row appeared"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let signalled = Instant::now();
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(2),
+            "no exit 2 s after SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert_eq!(code, Some(130));
+    let partial = fs::read(&out).unwrap();
+    assert!(partial.ends_with(b"\n"));
+    let partial_rows = rows(&partial);
+    assert!(!partial_rows.is_empty());
+    assert!(
+        partial_rows.len() < files,
+        "the run finished before the signal"
+    );
+    for row in &partial_rows {
+        assert_eq!(row.len(), 9);
+        assert_eq!(row[7], "ok", "{row:?}");
+    }
+
+    let result = analyze(&[
+        lib.as_os_str(),
+        os("--out"),
+        out.as_os_str(),
+        os("--workers"),
+        os("2"),
+        os("--resume"),
+        os("--progress"),
+        os("jsonl"),
+    ]);
+    assert_eq!(result.status.code(), Some(0), "{result:?}");
+    let analysed = String::from_utf8_lossy(&result.stderr)
+        .lines()
+        .filter(|l| l.contains("\"event\":\"file\""))
+        .count();
+    assert_eq!(
+        analysed,
+        files - partial_rows.len(),
+        "only the missing files are analysed"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&fs::read(&out).unwrap()),
+        String::from_utf8_lossy(&clean)
+    );
+}
