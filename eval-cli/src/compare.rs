@@ -1,12 +1,637 @@
-//! `eval-cli compare` (not yet implemented).
+//! `eval-cli compare`: run one dataset at several worker counts and report speedup,
+//! efficiency, identity of results, latency and peak memory.
+//!
+//! Every measured run is a child process (this binary re-executed with the hidden
+//! `--child-workers N` flag), so each run starts cold in memory terms and its peak RSS
+//! (VmHWM) belongs to that worker count alone. The order of worker counts alternates
+//! between repeats (1,2,4 then 4,2,1 ...) so that drift in machine load hits them all.
+//! The child writes its `results.csv` and prints a [`ChildReport`] on stdout.
 
-use std::process::ExitCode;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::evaluate::{self, DatasetArgs, Outcome};
+use crate::metrics::{self, ErrorClass, Latency};
+use crate::report::{self, Host, Row, charts, html, tables};
+use crate::runner::{self, ProgressMode, RunOptions, Schedule};
+
+/// The speedup range the project aims for on 8 cores.
+pub const TARGET_SPEEDUP_8: (f64, f64) = (5.0, 8.0);
 
 /// Flags of `eval-cli compare`.
 #[derive(Debug, clap::Args)]
-pub struct CompareArgs {}
+pub struct CompareArgs {
+    #[command(flatten)]
+    pub data: DatasetArgs,
+    /// Worker counts to measure, comma-separated (1 is added when missing).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+    pub workers: Vec<usize>,
+    /// Measured runs per worker count.
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
+    /// Unmeasured warm-up runs (at the largest worker count) before measuring.
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+    /// Folder for compare.json, results.csv, summary.json, charts and report.html.
+    #[arg(long)]
+    pub out_dir: PathBuf,
+    /// Internal: run once at this worker count as a child of `compare`, print a JSON report.
+    #[arg(long, hide = true)]
+    pub child_workers: Option<usize>,
+}
+
+/// What a child run prints on stdout.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ChildReport {
+    /// Worker threads used.
+    pub workers: usize,
+    /// Wall seconds of the batch.
+    pub wall_s: f64,
+    /// Peak RSS of the child process, MiB.
+    pub peak_rss_mb: Option<f64>,
+    /// Whether it was cancelled.
+    pub cancelled: bool,
+    /// Per file, in dataset order.
+    pub files: Vec<ChildFile>,
+}
+
+/// One file of a child run.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ChildFile {
+    /// Estimated tempo.
+    pub est_bpm: Option<f64>,
+    /// Confidence.
+    pub confidence: Option<f64>,
+    /// Runner status.
+    pub status: String,
+    /// Why it failed.
+    pub error: String,
+    /// Seconds spent.
+    pub elapsed_s: f64,
+    /// Audio seconds decoded.
+    pub audio_s: f64,
+}
+
+/// One worker count in `compare.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkerRun {
+    /// Worker threads.
+    pub workers: usize,
+    /// Wall seconds of every measured repeat, in the order run.
+    pub wall_s: Vec<f64>,
+    /// Median of `wall_s`.
+    pub wall_s_median: f64,
+    /// Median wall time at 1 worker divided by this median.
+    pub speedup: f64,
+    /// `speedup / min(workers, cores)`: 1 is perfect use of the cores it could use.
+    pub efficiency: f64,
+    /// Whether every repeat's results.csv is byte-identical to the first 1-worker run.
+    pub identical: bool,
+    /// Highest peak RSS (VmHWM) of this worker count's child processes, MiB.
+    pub peak_rss_mb: Option<f64>,
+    /// Files per second at the median wall time.
+    pub files_per_s: f64,
+    /// Audio seconds per wall second at the median wall time.
+    pub realtime_factor: f64,
+    /// Per-file latency over all repeats (HDR histogram), ms.
+    pub latency_ms: LatencyMs,
+}
+
+/// Latency percentiles, ms.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct LatencyMs {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Slowest file.
+    pub max: f64,
+}
+
+impl From<Latency> for LatencyMs {
+    fn from(l: Latency) -> Self {
+        LatencyMs {
+            p50: l.p50,
+            p90: l.p90,
+            p99: l.p99,
+            max: l.max,
+        }
+    }
+}
+
+/// Scaling model fitted to the measurement.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Scaling {
+    /// The worker count used: the largest measured `p <= cores` with `p > 1`.
+    pub p: usize,
+    /// Its measured median speedup.
+    pub speedup: f64,
+    /// Karp-Flatt serial fraction `e = (1/S - 1/p) / (1 - 1/p)`.
+    pub serial_fraction: f64,
+    /// Amdahl projection for 8 cores, `1 / (e + (1 - e) / 8)`.
+    pub projected_speedup_8: f64,
+    /// The target range for 8 cores, `[low, high]`.
+    pub target_8: [f64; 2],
+    /// Whether the projection reaches the low end of the target.
+    pub meets_target: bool,
+}
+
+/// `compare.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CompareReport {
+    /// The dataset, as named on the command line.
+    pub dataset: String,
+    /// Available parallelism of this machine.
+    pub cores: usize,
+    /// Files in the dataset.
+    pub files: usize,
+    /// Seconds of audio in the dataset (as decoded at 1 worker).
+    pub audio_s: f64,
+    /// Measured repeats per worker count.
+    pub repeat: usize,
+    /// Unmeasured warm-up runs.
+    pub warmup: usize,
+    /// The schedule used (`longest` or `input`).
+    pub schedule: String,
+    /// One entry per worker count, ascending.
+    pub runs: Vec<WorkerRun>,
+    /// Karp-Flatt fit and 8-core projection; absent when no `1 < p <= cores` was measured.
+    pub scaling: Option<Scaling>,
+    /// Plain-language caveats and conclusions.
+    pub notes: Vec<String>,
+    /// How peak RSS was measured.
+    pub peak_rss_method: String,
+    /// The machine.
+    pub host: Host,
+    /// The exact command line.
+    pub command: String,
+}
+
+fn schedule_name(s: Schedule) -> &'static str {
+    match s {
+        Schedule::LongestFirst => "longest",
+        Schedule::InputOrder => "input",
+    }
+}
 
 /// Runs `eval-cli compare`.
-pub fn run(_args: CompareArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("compare is not implemented yet")
+pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
+    if let Some(workers) = args.child_workers {
+        return run_child(&args, workers);
+    }
+    let ds = args.data.load()?;
+    evaluate::create_out_dir(&args.out_dir)?;
+    let mut counts: Vec<usize> = args.workers.iter().map(|&w| w.max(1)).collect();
+    counts.push(1);
+    counts.sort_unstable();
+    counts.dedup();
+    let repeat = args.repeat.max(1);
+    let cores = report::available_cores();
+
+    let runs_dir = args.out_dir.join("runs");
+    evaluate::create_out_dir(&runs_dir)?;
+    let max_w = *counts.last().unwrap_or(&1);
+    for k in 0..args.warmup {
+        eprintln!(
+            "compare: warm-up {}/{} at {max_w} workers",
+            k + 1,
+            args.warmup
+        );
+        spawn_child(&args, &ds.location, max_w, &runs_dir.join("warmup"))?;
+    }
+
+    // (workers, repeat, report, results.csv bytes)
+    let mut measured: Vec<(usize, usize, ChildReport, Vec<u8>)> = Vec::new();
+    for r in 0..repeat {
+        let mut order = counts.clone();
+        if r % 2 == 1 {
+            order.reverse();
+        }
+        for &w in &order {
+            eprintln!("compare: repeat {}/{repeat}, {w} workers", r + 1);
+            let dir = runs_dir.join(format!("w{w}-r{r}"));
+            let child = spawn_child(&args, &ds.location, w, &dir)?;
+            let csv = fs::read(dir.join("results.csv")).with_context(|| {
+                format!("child run left no {}", dir.join("results.csv").display())
+            })?;
+            measured.push((w, r, child, csv));
+        }
+    }
+
+    let (w1_report, w1_csv) = measured
+        .iter()
+        .find(|m| m.0 == 1)
+        .map(|m| (&m.2, &m.3))
+        .context("no 1-worker run")?;
+    if w1_report.files.len() != ds.items.len() {
+        bail!(
+            "child run reported {} files, dataset has {}",
+            w1_report.files.len(),
+            ds.items.len()
+        );
+    }
+    let rows = rows_of(&ds, w1_report);
+    let audio_s: f64 = rows.iter().map(|r| r.audio_s).sum();
+    report::write_file(&args.out_dir.join("results.csv"), w1_csv)?;
+    let summary = evaluate::write_accuracy(&args.out_dir, &ds, &rows)?;
+
+    let walls: Vec<u32> = measured.iter().map(|m| m.0 as u32).collect();
+    let wall_s: Vec<f64> = measured.iter().map(|m| m.2.wall_s).collect();
+    let medians = tables::median_wall_by_workers(&walls, &wall_s)?;
+    let base = medians.iter().find(|m| m.0 == 1).map_or(0.0, |m| m.2);
+    let mut runs = Vec::new();
+    let mut latency_series = Vec::new();
+    for &(w, _, median) in &medians {
+        let w = w as usize;
+        let mine: Vec<_> = measured.iter().filter(|m| m.0 == w).collect();
+        let elapsed: Vec<f64> = mine
+            .iter()
+            .flat_map(|m| m.2.files.iter().map(|f| f.elapsed_s))
+            .collect();
+        latency_series.push((
+            format!("{w} worker{}", if w == 1 { "" } else { "s" }),
+            elapsed.iter().map(|s| s * 1000.0).collect(),
+        ));
+        let speedup = report::ratio(base, median);
+        runs.push(WorkerRun {
+            workers: w,
+            wall_s: mine.iter().map(|m| m.2.wall_s).collect(),
+            wall_s_median: median,
+            speedup,
+            efficiency: speedup / w.min(cores).max(1) as f64,
+            identical: mine.iter().all(|m| &m.3 == w1_csv),
+            peak_rss_mb: mine
+                .iter()
+                .filter_map(|m| m.2.peak_rss_mb)
+                .fold(None, |a: Option<f64>, b| Some(a.map_or(b, |a| a.max(b)))),
+            files_per_s: report::ratio(ds.items.len() as f64, median),
+            realtime_factor: report::ratio(audio_s, median),
+            latency_ms: metrics::latency_ms(&elapsed).into(),
+        });
+    }
+
+    let scaling = runs
+        .iter()
+        .filter(|r| r.workers > 1 && r.workers <= cores)
+        .max_by_key(|r| r.workers)
+        .and_then(|r| {
+            let e = metrics::karp_flatt(r.speedup, r.workers)?;
+            let s8 = metrics::amdahl_speedup(e, 8);
+            Some(Scaling {
+                p: r.workers,
+                speedup: r.speedup,
+                serial_fraction: e,
+                projected_speedup_8: s8,
+                target_8: [TARGET_SPEEDUP_8.0, TARGET_SPEEDUP_8.1],
+                meets_target: s8 >= TARGET_SPEEDUP_8.0,
+            })
+        });
+    let notes = notes(cores, &runs, scaling.as_ref());
+    let host = report::host();
+    let command = report::command_line();
+    let compare = CompareReport {
+        dataset: ds.label.clone(),
+        cores,
+        files: ds.items.len(),
+        audio_s,
+        repeat,
+        warmup: args.warmup,
+        schedule: schedule_name(args.data.schedule).into(),
+        runs,
+        scaling,
+        notes,
+        peak_rss_method: "VmHWM of a separate child process per run; the maximum over a \
+                          worker count's repeats"
+            .into(),
+        host: host.clone(),
+        command: command.clone(),
+    };
+    report::write_json(&args.out_dir.join("compare.json"), &compare)?;
+
+    // Report page.
+    let speedup_chart = charts::Speedup {
+        points: compare
+            .runs
+            .iter()
+            .map(|r| (r.workers, r.speedup))
+            .collect(),
+        cores,
+        serial_fraction: compare.scaling.as_ref().map(|s| s.serial_fraction),
+    };
+    let latency_chart = charts::LatencyCdf {
+        series: latency_series,
+    };
+    let run_rows: Vec<Vec<String>> = compare
+        .runs
+        .iter()
+        .map(|r| {
+            vec![
+                r.workers.to_string(),
+                format!("{:.3}", r.wall_s_median),
+                format!("{:.2}", r.speedup),
+                format!("{:.2}", r.efficiency),
+                if r.identical { "yes" } else { "NO" }.into(),
+                r.peak_rss_mb.map_or("?".into(), |m| format!("{m:.0}")),
+                format!("{:.2}", r.files_per_s),
+                format!("{:.1}", r.realtime_factor),
+                format!("{:.1}", r.latency_ms.p50),
+                format!("{:.1}", r.latency_ms.p90),
+                format!("{:.1}", r.latency_ms.p99),
+                format!("{:.1}", r.latency_ms.max),
+            ]
+        })
+        .collect();
+    let mut scaling_html = format!(
+        "{}{}",
+        html::figure(
+            &charts::save(&args.out_dir, &speedup_chart)?,
+            "Median speedup over 1 worker; the green band is the 5-8x target for 8 cores.",
+        ),
+        html::table(
+            &[
+                "workers",
+                "median wall s",
+                "speedup",
+                "efficiency",
+                "identical",
+                "peak RSS MiB",
+                "files/s",
+                "× realtime",
+                "p50 ms",
+                "p90 ms",
+                "p99 ms",
+                "max ms",
+            ],
+            &run_rows,
+        )
+    );
+    if let Some(s) = &compare.scaling {
+        scaling_html.push_str(&html::table(
+            &[
+                "Karp-Flatt at p",
+                "speedup",
+                "serial fraction e",
+                "projected S8",
+                "target",
+            ],
+            &[vec![
+                s.p.to_string(),
+                format!("{:.2}", s.speedup),
+                format!("{:.4}", s.serial_fraction),
+                format!("{:.2}", s.projected_speedup_8),
+                format!("{:.0}-{:.0}x", s.target_8[0], s.target_8[1]),
+            ]],
+        ));
+    }
+    scaling_html.push_str(&html::figure(
+        &charts::save(&args.out_dir, &latency_chart)?,
+        "Per-file analysis time, all repeats, one curve per worker count.",
+    ));
+    let mut sections = vec![("Scaling".to_string(), scaling_html)];
+    sections.extend(evaluate::accuracy_sections(&args.out_dir, &summary, &rows)?);
+    let mut headline = vec![
+        ("cores".to_string(), cores.to_string()),
+        ("files".to_string(), compare.files.to_string()),
+        ("audio".to_string(), format!("{:.0} s", compare.audio_s)),
+    ];
+    if let Some(s) = &compare.scaling {
+        headline.push((format!("speedup at {}", s.p), format!("{:.2}x", s.speedup)));
+        headline.push((
+            "projected 8-core".into(),
+            format!("{:.1}x", s.projected_speedup_8),
+        ));
+    }
+    headline.extend(evaluate::accuracy_headline(&summary).into_iter().skip(1));
+    let page = html::Page {
+        title: format!("Tempo compare: {}", ds.label),
+        headline,
+        notes: compare.notes.clone(),
+        sections,
+        host,
+        command,
+    };
+    report::write_file(&args.out_dir.join("report.html"), page.render().as_bytes())?;
+
+    for r in &compare.runs {
+        println!(
+            "workers {:>2}: median {:.3} s, speedup {:.2}, efficiency {:.2}, identical {}, peak RSS {}",
+            r.workers,
+            r.wall_s_median,
+            r.speedup,
+            r.efficiency,
+            r.identical,
+            r.peak_rss_mb.map_or("?".into(), |m| format!("{m:.0} MiB"))
+        );
+    }
+    for note in &compare.notes {
+        println!("note: {note}");
+    }
+    println!("report: {}", args.out_dir.join("report.html").display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The notes of a comparison: core-count caveats and the verdict against the target.
+pub fn notes(cores: usize, runs: &[WorkerRun], scaling: Option<&Scaling>) -> Vec<String> {
+    let mut notes = Vec::new();
+    let over: Vec<String> = runs
+        .iter()
+        .filter(|r| r.workers > cores)
+        .map(|r| r.workers.to_string())
+        .collect();
+    if !over.is_empty() {
+        notes.push(format!(
+            "This machine has {cores} core{}: {} workers cannot beat {cores} core{}. Their \
+             speedup is bounded by {cores}x, and their efficiency is measured against {cores} \
+             core{}, not against the worker count.",
+            if cores == 1 { "" } else { "s" },
+            over.join(" and "),
+            if cores == 1 { "" } else { "s" },
+            if cores == 1 { "" } else { "s" },
+        ));
+    }
+    match scaling {
+        Some(s) => notes.push(format!(
+            "Karp-Flatt serial fraction at {} workers: e = {:.4} (speedup {:.2}). Amdahl \
+             projects {:.2}x on 8 cores, {} the {:.0}-{:.0}x target{}.",
+            s.p,
+            s.serial_fraction,
+            s.speedup,
+            s.projected_speedup_8,
+            if s.meets_target { "within" } else { "short of" },
+            s.target_8[0],
+            s.target_8[1],
+            if cores < 8 {
+                format!(" (a projection from {cores} cores, not a measurement on 8)")
+            } else {
+                String::new()
+            },
+        )),
+        None => notes.push(
+            "No worker count between 2 and the available cores was measured, so the serial \
+             fraction and the 8-core projection are not defined."
+                .into(),
+        ),
+    }
+    if runs.iter().any(|r| !r.identical) {
+        notes.push("Results differ between worker counts: see `identical`.".into());
+    }
+    notes
+}
+
+/// Rows of a child report, joined with the dataset's truth and metadata.
+fn rows_of(ds: &crate::manifest::Dataset, child: &ChildReport) -> Vec<Row> {
+    ds.items
+        .iter()
+        .zip(&child.files)
+        .map(|(item, f)| {
+            let status = match f.status.as_str() {
+                "ok" => "ok",
+                "error" => "error",
+                "timeout" => "timeout",
+                _ => "cancelled",
+            };
+            let class = if status == "ok" {
+                metrics::classify(f.est_bpm, item.bpm)
+            } else {
+                ErrorClass::Failed
+            };
+            Row {
+                file: item.file.clone(),
+                truth_bpm: item.bpm,
+                est_bpm: f.est_bpm,
+                confidence: f.confidence,
+                class,
+                status,
+                error: f.error.clone(),
+                meta: item.meta.clone(),
+                elapsed_s: f.elapsed_s,
+                audio_s: f.audio_s,
+            }
+        })
+        .collect()
+}
+
+/// Runs one child: this binary, `compare --child-workers W`, on the same dataset.
+fn spawn_child(
+    args: &CompareArgs,
+    dataset: &Path,
+    workers: usize,
+    dir: &Path,
+) -> anyhow::Result<ChildReport> {
+    let exe = std::env::current_exe().context("cannot find this program to re-run it")?;
+    let d = &args.data;
+    let mut cmd = Command::new(exe);
+    cmd.arg("compare")
+        .arg("--dataset")
+        .arg(dataset)
+        .arg("--child-workers")
+        .arg(workers.to_string())
+        .arg("--out-dir")
+        .arg(dir)
+        .arg("--min-bpm")
+        .arg(d.min_bpm.to_string())
+        .arg("--max-bpm")
+        .arg(d.max_bpm.to_string())
+        .arg("--schedule")
+        .arg(schedule_name(d.schedule));
+    if let Some(t) = d.timeout {
+        cmd.arg("--timeout").arg(t.to_string());
+    }
+    let out = cmd.output().context("cannot start a child run")?;
+    if !out.status.success() {
+        bail!(
+            "child run at {workers} workers failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    serde_json::from_slice(&out.stdout).context("child run printed no valid report")
+}
+
+/// The child side: one run at `workers`, results.csv into `--out-dir`, JSON on stdout.
+fn run_child(args: &CompareArgs, workers: usize) -> anyhow::Result<ExitCode> {
+    let ds = args.data.load()?;
+    let analyzer = args.data.analyzer()?;
+    evaluate::create_out_dir(&args.out_dir)?;
+    let cancel = Arc::new(AtomicBool::new(false));
+    runner::install_signal_handler(cancel.clone());
+    let opts = RunOptions {
+        workers: runner::validate_workers(workers).0,
+        timeout: args.data.timeout(),
+        schedule: args.data.schedule,
+        progress: ProgressMode::Off,
+        cancel,
+    };
+    let outcome: Outcome = evaluate::evaluate_dataset(&ds, &analyzer, &opts);
+    report::write_file(
+        &args.out_dir.join("results.csv"),
+        &report::results_csv(&outcome.rows)?,
+    )?;
+    let child = ChildReport {
+        workers: outcome.workers,
+        wall_s: outcome.wall_s,
+        peak_rss_mb: runner::peak_rss_mb(),
+        cancelled: outcome.cancelled,
+        files: outcome
+            .rows
+            .iter()
+            .map(|r| ChildFile {
+                est_bpm: r.est_bpm,
+                confidence: r.confidence,
+                status: r.status.into(),
+                error: r.error.clone(),
+                elapsed_s: r.elapsed_s,
+                audio_s: r.audio_s,
+            })
+            .collect(),
+    };
+    println!("{}", serde_json::to_string(&child)?);
+    Ok(if outcome.cancelled {
+        ExitCode::from(130)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_at(workers: usize, speedup: f64) -> WorkerRun {
+        WorkerRun {
+            workers,
+            wall_s: vec![1.0],
+            wall_s_median: 1.0,
+            speedup,
+            efficiency: 1.0,
+            identical: true,
+            peak_rss_mb: None,
+            files_per_s: 1.0,
+            realtime_factor: 1.0,
+            latency_ms: metrics::latency_ms(&[]).into(),
+        }
+    }
+
+    #[test]
+    fn two_cores_say_plainly_that_more_workers_cannot_help() {
+        let runs = [
+            run_at(1, 1.0),
+            run_at(2, 1.8),
+            run_at(4, 1.8),
+            run_at(8, 1.7),
+        ];
+        let notes = notes(2, &runs, None);
+        assert!(
+            notes[0].contains("4 and 8 workers cannot beat 2 cores"),
+            "{notes:?}"
+        );
+    }
 }

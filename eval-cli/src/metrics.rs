@@ -167,21 +167,6 @@ pub fn amdahl_speedup(serial_fraction: f64, p: usize) -> f64 {
     1.0 / (serial_fraction + (1.0 - serial_fraction) / p)
 }
 
-/// The median of `values` (mean of the middle two for an even count); 0 for none.
-pub fn median(values: &[f64]) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let mid = sorted.len() / 2;
-    if sorted.len() % 2 == 1 {
-        sorted[mid]
-    } else {
-        (sorted[mid - 1] + sorted[mid]) / 2.0
-    }
-}
-
 /// Per-file latency percentiles in milliseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Latency {
@@ -319,10 +304,7 @@ mod tests {
     }
 
     #[test]
-    fn medians_and_latency() {
-        assert_eq!(median(&[]), 0.0);
-        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+    fn latency_percentiles() {
         assert_eq!(latency_ms(&[]), Latency::default());
         let l = latency_ms(&[0.010, 0.020, 0.030, 1.0]);
         assert!((l.p50 - 20.0).abs() < 0.1, "{l:?}");

@@ -140,14 +140,14 @@ pub struct Summary {
     pub by: BTreeMap<String, BTreeMap<String, GroupAccuracy>>,
 }
 
-/// Metadata columns worth grouping by: not per-file identifiers (all values distinct, with
-/// more than one file) and not more than 24 distinct values.
+/// Metadata columns worth grouping by: at most 24 distinct values, and not mostly per-file
+/// values (identifiers, seeds, durations: more distinct values than half the files).
 fn groupable(rows: &[Row], column: &str) -> bool {
     let distinct: BTreeSet<&str> = rows
         .iter()
         .map(|r| r.meta.get(column).map_or("", String::as_str))
         .collect();
-    !(distinct.len() > 24 || (distinct.len() == rows.len() && rows.len() > 1))
+    distinct.len() <= 24 && (rows.len() <= 2 || 2 * distinct.len() <= rows.len())
 }
 
 /// Builds the summary of `rows`.
