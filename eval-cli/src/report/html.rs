@@ -126,9 +126,9 @@ impl Page {
                 vec!["OS".into(), h.os.clone()],
             ],
         );
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<h2>Machine</h2>{machine}<h2>Command</h2><pre>{}</pre></body></html>\n",
+            "<h2>Machine</h2>{machine}<h2>Command</h2><pre>{}</pre></body></html>",
             escape(&self.command)
         );
         out
