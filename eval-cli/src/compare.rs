@@ -449,8 +449,8 @@ pub fn notes(cores: usize, runs: &[WorkerRun], scaling: Option<&Scaling>) -> Vec
     if !over.is_empty() {
         notes.push(format!(
             "This machine has {cores} core{}: {} workers cannot beat {cores} core{}. Their \
-             speedup is bounded by {cores}x, and their efficiency is measured against {cores} \
-             core{}, not against the worker count.",
+             speedup is bounded by {cores}x (anything above is measurement noise), and their \
+             efficiency is measured against {cores} core{}, not against the worker count.",
             if cores == 1 { "" } else { "s" },
             over.join(" and "),
             if cores == 1 { "" } else { "s" },
