@@ -37,23 +37,26 @@ impl StopSignal {
 
     /// `Err(Cancelled)` or `Err(TimedOut)` when the work at `stage` should stop.
     pub fn check(&self, stage: Stage) -> Result<()> {
-        if let Some(flag) = &self.cancel {
-            if flag.load(Ordering::Relaxed) {
-                return Err(Error::new(
-                    ErrorKind::Cancelled,
-                    stage,
-                    "stopped on request",
-                ));
-            }
+        if self
+            .cancel
+            .as_ref()
+            .is_some_and(|flag| flag.load(Ordering::Relaxed))
+        {
+            return Err(Error::new(
+                ErrorKind::Cancelled,
+                stage,
+                "stopped on request",
+            ));
         }
-        if let Some(deadline) = self.deadline {
-            if Instant::now() >= deadline {
-                return Err(Error::new(
-                    ErrorKind::TimedOut,
-                    stage,
-                    "the per-file time limit passed",
-                ));
-            }
+        if self
+            .deadline
+            .is_some_and(|deadline| Instant::now() >= deadline)
+        {
+            return Err(Error::new(
+                ErrorKind::TimedOut,
+                stage,
+                "the per-file time limit passed",
+            ));
         }
         Ok(())
     }
