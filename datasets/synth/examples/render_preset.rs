@@ -7,7 +7,10 @@ fn main() {
         eprintln!("usage: render_preset NAME SECONDS RATE OUT.wav");
         std::process::exit(2);
     };
-    let Some((_, spec)) = synth_music::presets::all().into_iter().find(|(n, _)| n == name) else {
+    let Some((_, spec)) = synth_music::presets::all()
+        .into_iter()
+        .find(|(n, _)| n == name)
+    else {
         eprintln!("unknown preset {name}");
         std::process::exit(2);
     };
@@ -15,5 +18,6 @@ fn main() {
         .with_seconds(seconds.parse().expect("SECONDS is a number"))
         .with_sample_rate(rate.parse().expect("RATE is a number"));
     let samples = synth_music::render(&spec);
-    synth_music::write_wav(out.as_ref(), &samples, spec.sample_rate, spec.channels).expect("WAV written");
+    synth_music::write_wav(out.as_ref(), &samples, spec.sample_rate, spec.channels)
+        .expect("WAV written");
 }
