@@ -49,6 +49,11 @@ const BACKBEAT_WEAK: f64 = 0.1;
 /// winner's own.
 const BACKBEAT_SWITCH_DOWN: f64 = 0.45;
 const BACKBEAT_MARGIN: f64 = 0.25;
+/// Normalised full-band autocorrelation that the doubled tempo's beat must exceed before
+/// moving up an octave. Without onsets between the winner's beats (a bare click track, a
+/// waltz) it is negative, and the faster reading has nothing to count, however cleanly its
+/// 'backbeat' repeats; drum and bass read at half time shows 0.04-0.2 here.
+const MIN_SUBBEAT_PULSE: f64 = 0.0;
 /// Candidates reported besides the winner.
 const MAX_CANDIDATES: usize = 5;
 /// The shortest envelope analysed, in seconds.
@@ -245,6 +250,7 @@ impl TempoEstimator {
         };
         let here = backbeat(winner);
         let choice = if winner * 2.0 <= self.max_bpm
+            && interpolate(acf, 30.0 * fr / winner) > MIN_SUBBEAT_PULSE
             && backbeat(winner * 2.0) > BACKBEAT_SWITCH_UP
             && here < BACKBEAT_WEAK
         {

@@ -90,3 +90,34 @@ fn same_input_gives_bit_identical_estimates_on_any_thread() {
     assert_eq!(here.confidence.to_bits(), there.confidence.to_bits());
     assert_eq!(here.candidates, there.candidates);
 }
+
+/// Bare square-wave clicks (a metronome), a few seconds long: nothing falls between the
+/// beats, so the backbeat octave check must not double them (it once read 96 as 192).
+#[test]
+fn bare_click_tracks_are_not_doubled() {
+    const RATE: u32 = 22_050;
+    let analyzer = Analyzer::new(AnalyzerConfig::default()).unwrap();
+    for (bpm, seconds) in [(90.0, 4.0), (96.0, 5.0), (100.0, 6.0), (150.0, 4.0)] {
+        let len = (seconds * f64::from(RATE)) as usize;
+        let period = 60.0 / bpm * f64::from(RATE);
+        let mut samples = vec![0.0f32; len];
+        let mut beat = 0.0f64;
+        while (beat as usize) < len {
+            let start = beat as usize;
+            for (i, s) in samples[start..(start + 200).min(len)]
+                .iter_mut()
+                .enumerate()
+            {
+                *s = if i % 2 == 0 { 0.8 } else { -0.8 };
+            }
+            beat += period;
+        }
+        let est = analyzer.analyze_samples(&samples, RATE, 1).unwrap();
+        assert!(
+            (est.bpm - bpm).abs() / bpm < 0.01,
+            "clicks at {bpm} BPM: estimated {:.3}",
+            est.bpm
+        );
+        assert!(est.confidence > 0.3, "clicks at {bpm}: {est:?}");
+    }
+}
