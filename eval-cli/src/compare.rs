@@ -76,6 +76,9 @@ pub struct ChildFile {
     pub elapsed_s: f64,
     /// Audio seconds decoded.
     pub audio_s: f64,
+    /// CPU seconds spent, when measured.
+    #[serde(default)]
+    pub cpu_s: Option<f64>,
 }
 
 /// One worker count in `compare.json`.
@@ -241,7 +244,32 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
     let rows = rows_of(&ds, w1_report);
     let audio_s: f64 = rows.iter().map(|r| r.audio_s).sum();
     report::write_file(&args.out_dir.join("results.csv"), w1_csv)?;
-    let summary = evaluate::write_accuracy(&args.out_dir, &ds, &rows)?;
+    // The first estimator is the one measured at every worker count; any others run once
+    // each, in process at 1 worker, to be put side by side with it.
+    let estimators = args.data.estimators(&ds)?;
+    let (summary, costs) = if estimators.len() > 1 {
+        let opts = RunOptions {
+            workers: 1,
+            timeout: args.data.timeout(),
+            schedule: args.data.schedule,
+            progress: ProgressMode::Off,
+            cancel: Arc::new(AtomicBool::new(false)),
+        };
+        let mut outcomes = vec![Outcome {
+            rows: rows.clone(),
+            wall_s: w1_report.wall_s,
+            workers: 1,
+            cancelled: w1_report.cancelled,
+        }];
+        outcomes.extend(evaluate::run_estimators(&ds, &estimators[1..], &opts));
+        evaluate::write_estimators(&args.out_dir, &ds, &estimators, &outcomes)?
+    } else {
+        let name = estimators.first().map_or("ours", |e| e.name());
+        (
+            evaluate::write_accuracy(&args.out_dir, &ds, &rows, name)?,
+            Vec::new(),
+        )
+    };
 
     let walls: Vec<u32> = measured.iter().map(|m| m.0 as u32).collect();
     let wall_s: Vec<f64> = measured.iter().map(|m| m.2.wall_s).collect();
@@ -396,6 +424,9 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
         "Per-file analysis time, all repeats, one curve per worker count.",
     ));
     let mut sections = vec![("Scaling".to_string(), scaling_html)];
+    if costs.len() > 1 {
+        sections.push(evaluate::estimators_section(&args.out_dir, &costs)?);
+    }
     sections.extend(evaluate::accuracy_sections(&args.out_dir, &summary, &rows)?);
     let mut headline = vec![
         ("cores".to_string(), cores.to_string()),
@@ -514,6 +545,7 @@ fn rows_of(ds: &crate::manifest::Dataset, child: &ChildReport) -> Vec<Row> {
                 meta: item.meta.clone(),
                 elapsed_s: f.elapsed_s,
                 audio_s: f.audio_s,
+                cpu_s: f.cpu_s,
             }
         })
         .collect()
@@ -545,6 +577,9 @@ fn spawn_child(
     if let Some(t) = d.timeout {
         cmd.arg("--timeout").arg(t.to_string());
     }
+    if let Some(first) = d.estimators.first() {
+        cmd.arg("--estimator").arg(first.to_string());
+    }
     let out = cmd.output().context("cannot start a child run")?;
     if !out.status.success() {
         bail!(
@@ -559,7 +594,8 @@ fn spawn_child(
 /// The child side: one run at `workers`, results.csv into `--out-dir`, JSON on stdout.
 fn run_child(args: &CompareArgs, workers: usize) -> anyhow::Result<ExitCode> {
     let ds = args.data.load()?;
-    let analyzer = args.data.analyzer()?;
+    let estimators = args.data.estimators(&ds)?;
+    let estimator = estimators.first().context("no estimator")?;
     evaluate::create_out_dir(&args.out_dir)?;
     let cancel = Arc::new(AtomicBool::new(false));
     runner::install_signal_handler(cancel.clone());
@@ -570,7 +606,8 @@ fn run_child(args: &CompareArgs, workers: usize) -> anyhow::Result<ExitCode> {
         progress: ProgressMode::Off,
         cancel,
     };
-    let outcome: Outcome = evaluate::evaluate_dataset(&ds, &analyzer, &opts);
+    let audio = (!estimator.reports_audio()).then(|| evaluate::audio_durations(&ds, &opts));
+    let outcome: Outcome = evaluate::evaluate_dataset(&ds, estimator, audio.as_deref(), &opts);
     report::write_file(
         &args.out_dir.join("results.csv"),
         &report::results_csv(&outcome.rows)?,
@@ -590,6 +627,7 @@ fn run_child(args: &CompareArgs, workers: usize) -> anyhow::Result<ExitCode> {
                 error: r.error.clone(),
                 elapsed_s: r.elapsed_s,
                 audio_s: r.audio_s,
+                cpu_s: r.cpu_s,
             })
             .collect(),
     };

@@ -17,9 +17,10 @@ use std::time::Duration;
 use analyzer_core::{Analyzer, AnalyzerConfig};
 use anyhow::Context;
 
+use crate::estimator::{Estimator, EstimatorSpec};
 use crate::manifest::{self, Dataset, SynthParams};
 use crate::metrics::{self, ErrorClass};
-use crate::report::{self, Row, Summary, charts, html};
+use crate::report::{self, EstimatorAccuracy, EstimatorCost, Row, Summary, charts, html};
 use crate::runner::{self, ProgressMode, RunOptions, Schedule};
 
 /// Where the dataset comes from and how to analyse it: flags shared by `evaluate` and
@@ -49,9 +50,16 @@ pub struct DatasetArgs {
     /// Which files start first.
     #[arg(long, value_enum, default_value = "longest")]
     pub schedule: Schedule,
-    /// Per-file time limit in seconds (none by default); a file past it is a failed row.
+    /// Per-file time limit in seconds (none by default); a file past it is a failed row
+    /// (an external program is killed).
     #[arg(long)]
     pub timeout: Option<f64>,
+    /// Tempo estimator to score; repeat it to put several side by side (the first one's
+    /// results are results.csv). `ours`, `cmd:TEMPLATE` (an external program per file,
+    /// `{file}` replaced by its path, the BPM read as the last number on its stdout, e.g.
+    /// `cmd:aubio tempo {file}`), or `csv:FILE` (predictions with columns `file,bpm`).
+    #[arg(long = "estimator", value_name = "NAME", default_value = "ours")]
+    pub estimators: Vec<EstimatorSpec>,
 }
 
 impl DatasetArgs {
@@ -71,6 +79,15 @@ impl DatasetArgs {
     pub fn analyzer(&self) -> anyhow::Result<Analyzer> {
         Analyzer::new(AnalyzerConfig::default().with_bpm_range(self.min_bpm, self.max_bpm))
             .map_err(|e| anyhow::anyhow!("analyzer: {}", e.reason()))
+    }
+
+    /// Prepares every `--estimator` for `ds`, in command-line order.
+    pub fn estimators(&self, ds: &Dataset) -> anyhow::Result<Vec<Estimator>> {
+        let analyzer = self.analyzer()?;
+        self.estimators
+            .iter()
+            .map(|spec| Estimator::new(spec, ds, &analyzer))
+            .collect()
     }
 
     /// The per-file time limit.
@@ -109,27 +126,21 @@ pub struct Outcome {
     pub cancelled: bool,
 }
 
-/// What the analyzer gives per file.
-struct Estimate {
-    bpm: f64,
-    confidence: f64,
-    audio_s: f64,
-}
-
-/// Runs the analyzer over every item of `ds` and scores each one.
-pub fn evaluate_dataset(ds: &Dataset, analyzer: &Analyzer, opts: &RunOptions) -> Outcome {
+/// Runs `estimator` over every item of `ds` and scores each one.
+///
+/// `audio_s` gives each item's seconds of audio when the estimator does not report them
+/// (see [`audio_durations`]).
+pub fn evaluate_dataset(
+    ds: &Dataset,
+    estimator: &Estimator,
+    audio_s: Option<&[f64]>,
+    opts: &RunOptions,
+) -> Outcome {
     let paths: Vec<PathBuf> = ds.items.iter().map(|i| i.path.clone()).collect();
     let summary = runner::run(
         &paths,
         opts,
-        |path, stop| {
-            let a = analyzer.analyze_file(path, stop)?;
-            Ok(Estimate {
-                bpm: a.tempo.bpm,
-                confidence: a.tempo.confidence,
-                audio_s: a.audio.duration_s,
-            })
-        },
+        |path, stop| estimator.estimate(path, stop),
         |_| {},
     );
     let mut by_index: BTreeMap<usize, _> =
@@ -140,16 +151,18 @@ pub fn evaluate_dataset(ds: &Dataset, analyzer: &Analyzer, opts: &RunOptions) ->
         .enumerate()
         .map(|(i, item)| {
             let result = by_index.remove(&i);
-            let (status, est, confidence, error, elapsed_s, audio_s) = match result {
+            let known_audio = audio_s.and_then(|a| a.get(i).copied());
+            let (status, est, confidence, error, elapsed_s, audio_s, cpu_s) = match result {
                 Some(r) => {
                     let v = r.value.as_ref();
                     (
                         r.status.as_str(),
                         v.map(|e| e.bpm),
-                        v.map(|e| e.confidence),
+                        v.and_then(|e| e.confidence),
                         r.error.unwrap_or_default(),
                         r.elapsed_s,
-                        v.map_or(0.0, |e| e.audio_s),
+                        v.and_then(|e| e.audio_s).or(known_audio).unwrap_or(0.0),
+                        v.and_then(|e| e.cpu_s),
                     )
                 }
                 None => (
@@ -159,6 +172,7 @@ pub fn evaluate_dataset(ds: &Dataset, analyzer: &Analyzer, opts: &RunOptions) ->
                     "cancelled before it finished".into(),
                     0.0,
                     0.0,
+                    None,
                 ),
             };
             let class = if status == "ok" {
@@ -177,6 +191,7 @@ pub fn evaluate_dataset(ds: &Dataset, analyzer: &Analyzer, opts: &RunOptions) ->
                 meta: item.meta.clone(),
                 elapsed_s,
                 audio_s,
+                cpu_s,
             }
         })
         .collect();
@@ -185,6 +200,56 @@ pub fn evaluate_dataset(ds: &Dataset, analyzer: &Analyzer, opts: &RunOptions) ->
         wall_s: summary.wall_s,
         workers: summary.workers,
         cancelled: summary.cancelled,
+    }
+}
+
+/// Seconds of audio in every item of `ds` (0 for a file that does not decode), measured
+/// by decoding it: for estimators that do not report what they decoded.
+pub fn audio_durations(ds: &Dataset, opts: &RunOptions) -> Vec<f64> {
+    let paths: Vec<PathBuf> = ds.items.iter().map(|i| i.path.clone()).collect();
+    let quiet = RunOptions {
+        progress: ProgressMode::Off,
+        ..opts.clone()
+    };
+    let summary = runner::run(
+        &paths,
+        &quiet,
+        |path, stop| {
+            analyzer_core::decode::decode_mono(path, stop, |_, _| Ok(())).map(|i| i.duration_s())
+        },
+        |_| {},
+    );
+    let mut out = vec![0.0; paths.len()];
+    for r in summary.results {
+        out[r.index] = r.value.unwrap_or(0.0);
+    }
+    out
+}
+
+/// The cost and accuracy of one estimator's run.
+pub fn estimator_cost(
+    estimator: &Estimator,
+    summary: &Summary,
+    outcome: &Outcome,
+) -> EstimatorCost {
+    let measured: Vec<&Row> = outcome.rows.iter().filter(|r| r.cpu_s.is_some()).collect();
+    let cpu_s =
+        (!measured.is_empty()).then(|| measured.iter().filter_map(|r| r.cpu_s).sum::<f64>());
+    let cpu_audio_s: f64 = measured.iter().map(|r| r.audio_s).sum();
+    EstimatorCost {
+        name: estimator.name().to_string(),
+        n: summary.n,
+        failed: summary.failed,
+        acc1: summary.acc1,
+        acc2: summary.acc2,
+        cpu_s,
+        cpu_audio_s,
+        cpu_s_per_audio_min: cpu_s
+            .filter(|_| cpu_audio_s > 0.0)
+            .map(|c| c / (cpu_audio_s / 60.0)),
+        cpu_files: measured.len(),
+        wall_s: outcome.wall_s,
+        cpu_method: estimator.cpu_method().to_string(),
     }
 }
 
@@ -214,15 +279,172 @@ pub fn timings(outcome: &Outcome) -> report::Timings {
         cancelled: outcome.cancelled,
         host: report::host(),
         command: report::command_line(),
+        estimators: Vec::new(),
     }
 }
 
-/// Writes `results.csv` and `summary.json` of `rows` into `dir`; returns the summary.
-pub fn write_accuracy(dir: &Path, ds: &Dataset, rows: &[Row]) -> anyhow::Result<Summary> {
+/// Writes `results.csv` and `summary.json` of `rows`, the results of the estimator
+/// `name`, into `dir`; returns the summary.
+pub fn write_accuracy(
+    dir: &Path,
+    ds: &Dataset,
+    rows: &[Row],
+    name: &str,
+) -> anyhow::Result<Summary> {
     report::write_file(&dir.join("results.csv"), &report::results_csv(rows)?)?;
-    let summary = report::summarize(&ds.label, rows, &ds.meta_columns)?;
+    let mut summary = report::summarize(&ds.label, rows, &ds.meta_columns)?;
+    summary.estimators = vec![EstimatorAccuracy::of(name, &summary)];
     report::write_json(&dir.join("summary.json"), &summary)?;
     Ok(summary)
+}
+
+/// Runs every estimator over `ds`, one after the other, each with `opts`; stops after a
+/// cancelled run. Audio lengths are measured once when an estimator does not report them.
+pub fn run_estimators(ds: &Dataset, estimators: &[Estimator], opts: &RunOptions) -> Vec<Outcome> {
+    let audio = estimators
+        .iter()
+        .any(|e| !e.reports_audio())
+        .then(|| audio_durations(ds, opts));
+    let mut outcomes = Vec::new();
+    for (k, estimator) in estimators.iter().enumerate() {
+        if estimators.len() > 1 {
+            eprintln!(
+                "eval-cli: estimator {}/{}: {}",
+                k + 1,
+                estimators.len(),
+                estimator.name()
+            );
+        }
+        let outcome = evaluate_dataset(ds, estimator, audio.as_deref(), opts);
+        let cancelled = outcome.cancelled;
+        outcomes.push(outcome);
+        if cancelled {
+            break;
+        }
+    }
+    outcomes
+}
+
+/// A folder name for the `k`-th estimator: `1-cmd-aubio-tempo-file`.
+pub fn estimator_slug(k: usize, name: &str) -> String {
+    let mut slug = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c.to_ascii_lowercase());
+        } else if !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    let slug: String = slug.trim_matches('-').chars().take(40).collect();
+    format!("{}-{}", k + 1, slug.trim_end_matches('-'))
+}
+
+/// Writes the results of several estimators: the first one's `results.csv` and
+/// `summary.json` (with every estimator's accuracy in `estimators`) into `dir`; when
+/// there are several, each one's into `dir/estimators/K-NAME/` and a table of all of them
+/// into `dir/estimators.csv`. Returns the first one's summary and every one's cost.
+pub fn write_estimators(
+    dir: &Path,
+    ds: &Dataset,
+    estimators: &[Estimator],
+    outcomes: &[Outcome],
+) -> anyhow::Result<(Summary, Vec<EstimatorCost>)> {
+    let mut summaries = Vec::new();
+    let mut costs = Vec::new();
+    for (k, (estimator, outcome)) in estimators.iter().zip(outcomes).enumerate() {
+        let summary = if estimators.len() > 1 {
+            let sub = dir
+                .join("estimators")
+                .join(estimator_slug(k, estimator.name()));
+            create_out_dir(&sub)?;
+            write_accuracy(&sub, ds, &outcome.rows, estimator.name())?
+        } else {
+            report::summarize(&ds.label, &outcome.rows, &ds.meta_columns)?
+        };
+        costs.push(estimator_cost(estimator, &summary, outcome));
+        summaries.push(summary);
+    }
+    let (Some(first), Some(outcome)) = (summaries.first(), outcomes.first()) else {
+        anyhow::bail!("no estimator was run");
+    };
+    let mut summary = first.clone();
+    summary.estimators = estimators
+        .iter()
+        .zip(&summaries)
+        .map(|(e, s)| EstimatorAccuracy::of(e.name(), s))
+        .collect();
+    report::write_file(
+        &dir.join("results.csv"),
+        &report::results_csv(&outcome.rows)?,
+    )?;
+    report::write_json(&dir.join("summary.json"), &summary)?;
+    if estimators.len() > 1 {
+        report::write_file(
+            &dir.join("estimators.csv"),
+            &report::estimators_csv(&costs)?,
+        )?;
+    }
+    Ok((summary, costs))
+}
+
+/// The report section that puts estimators side by side: accuracy against CPU cost.
+pub fn estimators_section(dir: &Path, costs: &[EstimatorCost]) -> anyhow::Result<(String, String)> {
+    let chart = charts::AccuracyVsCost {
+        points: costs
+            .iter()
+            .filter_map(|c| {
+                c.cpu_s_per_audio_min
+                    .map(|x| (c.name.clone(), x, c.acc1, c.acc2))
+            })
+            .collect(),
+    };
+    let rows: Vec<Vec<String>> = costs
+        .iter()
+        .map(|c| {
+            vec![
+                c.name.clone(),
+                c.n.to_string(),
+                c.failed.to_string(),
+                pct(c.acc1),
+                pct(c.acc2),
+                c.cpu_s.map_or("n/a".into(), |x| format!("{x:.2}")),
+                format!("{:.1}", c.cpu_audio_s / 60.0),
+                c.cpu_s_per_audio_min
+                    .map_or("n/a".into(), |x| format!("{x:.3}")),
+                format!("{:.2}", c.wall_s),
+            ]
+        })
+        .collect();
+    let mut methods: Vec<String> = costs
+        .iter()
+        .map(|c| format!("{}: {}.", c.name, c.cpu_method))
+        .collect();
+    methods.dedup();
+    let html = format!(
+        "{}{}<p>CPU is user + system time per file, summed over the files where it was \
+         measured (10 ms resolution), so it does not depend on the worker count. {}</p>",
+        html::figure(
+            &charts::save(dir, &chart)?,
+            "One point pair per estimator: Accuracy1 (filled) and Accuracy2 (hollow) against \
+             CPU seconds per minute of audio (log axis). Up and to the left is better.",
+        ),
+        html::table(
+            &[
+                "estimator",
+                "files",
+                "failed",
+                "Accuracy1",
+                "Accuracy2",
+                "CPU s",
+                "audio min",
+                "CPU s / audio min",
+                "wall s",
+            ],
+            &rows,
+        ),
+        html::escape(&methods.join(" "))
+    );
+    Ok(("Estimators side by side".to_string(), html))
 }
 
 fn pct(x: f64) -> String {
@@ -355,7 +577,7 @@ pub fn create_out_dir(dir: &Path) -> anyhow::Result<()> {
 /// Runs `eval-cli evaluate`.
 pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
     let ds = args.data.load()?;
-    let analyzer = args.data.analyzer()?;
+    let estimators = args.data.estimators(&ds)?;
     create_out_dir(&args.out_dir)?;
     let (workers, warning) =
         runner::validate_workers(args.workers.unwrap_or_else(runner::default_workers));
@@ -371,12 +593,20 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
         progress: args.progress,
         cancel,
     };
-    let outcome = evaluate_dataset(&ds, &analyzer, &opts);
-    let summary = write_accuracy(&args.out_dir, &ds, &outcome.rows)?;
-    let timings = timings(&outcome);
+    let outcomes = run_estimators(&ds, &estimators, &opts);
+    let Some(outcome) = outcomes.first() else {
+        anyhow::bail!("no estimator to run");
+    };
+    let (summary, costs) = write_estimators(&args.out_dir, &ds, &estimators, &outcomes)?;
+    let mut timings = timings(outcome);
+    timings.estimators = costs.clone();
     report::write_json(&args.out_dir.join("timings.json"), &timings)?;
 
-    let mut sections = accuracy_sections(&args.out_dir, &summary, &outcome.rows)?;
+    let mut sections = Vec::new();
+    if estimators.len() > 1 {
+        sections.push(estimators_section(&args.out_dir, &costs)?);
+    }
+    sections.extend(accuracy_sections(&args.out_dir, &summary, &outcome.rows)?);
     let latency = charts::LatencyCdf {
         series: vec![(
             format!("{} workers", outcome.workers),
@@ -424,6 +654,15 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
     );
     sections.push(("Timing (varies between runs)".into(), timing_html));
     let mut notes = Vec::new();
+    if estimators.len() > 1 {
+        notes.push(format!(
+            "{} estimators were run one after the other on the same files; results.csv, the \
+             headline and the accuracy sections are the first one's ({}), and each one's \
+             results are in estimators/.",
+            estimators.len(),
+            estimators[0].name()
+        ));
+    }
     if outcome.cancelled {
         notes.push("The run was cancelled: unfinished files are failed rows.".to_string());
     }
@@ -437,6 +676,17 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
     };
     report::write_file(&args.out_dir.join("report.html"), page.render().as_bytes())?;
 
+    for c in costs.iter().skip(1) {
+        println!(
+            "{}: Accuracy1 {}, Accuracy2 {}, {} failed, {} CPU s per audio minute",
+            c.name,
+            pct(c.acc1),
+            pct(c.acc2),
+            c.failed,
+            c.cpu_s_per_audio_min
+                .map_or("unknown".into(), |x| format!("{x:.3}"))
+        );
+    }
     println!(
         "{}: {} files, Accuracy1 {}, Accuracy2 {}, {} failed; {:.2} s wall on {} workers; report: {}",
         ds.label,

@@ -10,6 +10,7 @@ mod analyze;
 mod check;
 mod compare;
 mod dataset;
+mod estimator;
 mod evaluate;
 mod manifest;
 mod metrics;

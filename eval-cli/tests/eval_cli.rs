@@ -256,3 +256,172 @@ fn missing_audio_is_a_failed_row() {
     assert_eq!(summary["failed"], 1);
     assert_eq!(summary["acc1"], 0.0);
 }
+
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
+}
+
+/// The files of the small synthetic set with their true tempo, from a results.csv.
+fn truth_of(results_csv: &Path) -> Vec<(String, String)> {
+    fs::read_to_string(results_csv)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let mut cells = l.split(',');
+            let file = cells.next().unwrap().to_string();
+            (file, cells.next().unwrap().to_string())
+        })
+        .collect()
+}
+
+#[cfg(unix)]
+#[test]
+fn external_estimators_sit_beside_ours_and_fail_per_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let output = eval_cli()
+        .arg("evaluate")
+        .args(SMALL)
+        .args(["--workers", "2", "--progress", "off", "--timeout", "1"])
+        .args(["--estimator", "ours"])
+        // {file} becomes $0 of the script: substituted, quoted, and ignored.
+        .args(["--estimator", r#"cmd:sh -c "echo tempo 120" {file}"#])
+        .args(["--estimator", r#"cmd:sh -c "echo broken >&2; exit 3""#])
+        .args(["--estimator", "cmd:sleep 30"])
+        .arg("--out-dir")
+        .arg(&out)
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("cmd:sleep 30"), "{stdout}");
+
+    let summary = read_json(&out.join("summary.json"));
+    let estimators = summary["estimators"].as_array().unwrap();
+    let names: Vec<&str> = estimators
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "ours",
+            r#"cmd:sh -c "echo tempo 120" {file}"#,
+            r#"cmd:sh -c "echo broken >&2; exit 3""#,
+            "cmd:sleep 30"
+        ]
+    );
+    for e in estimators {
+        assert_eq!(e["n"], 4);
+    }
+    assert_eq!(estimators[0]["acc1"], summary["acc1"]);
+    assert_eq!(estimators[1]["failed"], 0);
+    assert_eq!(
+        (
+            estimators[2]["failed"].as_u64(),
+            estimators[2]["acc2"].as_f64()
+        ),
+        (Some(4), Some(0.0))
+    );
+    assert_eq!(estimators[3]["failed"], 4);
+
+    // Each estimator's rows, with the reason of every failure.
+    let sub = out.join("estimators");
+    let echo = fs::read_to_string(sub.join("2-cmd-sh-c-echo-tempo-120-file/results.csv")).unwrap();
+    assert!(
+        echo.lines().skip(1).all(|l| l.contains(",120.00,,")),
+        "{echo}"
+    );
+    let broken =
+        fs::read_to_string(sub.join("3-cmd-sh-c-echo-broken-2-exit-3/results.csv")).unwrap();
+    assert!(
+        broken
+            .lines()
+            .skip(1)
+            .all(|l| l.contains(",error,") && l.contains("broken")),
+        "{broken}"
+    );
+    let hung = fs::read_to_string(sub.join("4-cmd-sleep-30/results.csv")).unwrap();
+    assert!(
+        hung.lines().skip(1).all(|l| l.contains(",timeout,")),
+        "{hung}"
+    );
+
+    // Cost: CPU measured for ours and the commands, a table and a chart.
+    let timings = read_json(&out.join("timings.json"));
+    let costs = timings["estimators"].as_array().unwrap();
+    assert_eq!(costs.len(), 4);
+    assert!(costs[0]["cpu_s"].as_f64().is_some());
+    assert!(costs[0]["cpu_audio_s"].as_f64().unwrap() > 30.0);
+    let table = fs::read_to_string(out.join("estimators.csv")).unwrap();
+    assert_eq!(table.lines().count(), 5);
+    assert!(out.join("accuracy_vs_cpu.svg").is_file());
+    let html = fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("Estimators side by side"));
+}
+
+#[test]
+fn csv_predictions_are_scored_and_missing_ones_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("first");
+    eval_cli()
+        .arg("evaluate")
+        .args(SMALL)
+        .args(["--progress", "off", "--out-dir"])
+        .arg(&first)
+        .assert()
+        .success();
+    let truth = truth_of(&first.join("results.csv"));
+    assert_eq!(truth.len(), 4);
+    // Perfect predictions for all but the last file.
+    let mut predictions = String::from("file,bpm\n");
+    for (file, bpm) in &truth[..3] {
+        predictions.push_str(&format!("{file},{bpm}\n"));
+    }
+    let csv = dir.path().join("pred.csv");
+    fs::write(&csv, predictions).unwrap();
+
+    let out = dir.path().join("out");
+    eval_cli()
+        .arg("evaluate")
+        .args(SMALL)
+        .args(["--progress", "off", "--estimator"])
+        .arg(format!("csv:{}", csv.display()))
+        .arg("--out-dir")
+        .arg(&out)
+        .assert()
+        .success();
+    let summary = read_json(&out.join("summary.json"));
+    assert_eq!(summary["acc1"], 0.75);
+    assert_eq!(summary["failed"], 1);
+    assert_eq!(
+        summary["estimators"][0]["name"],
+        format!("csv:{}", csv.display())
+    );
+    let rows = fs::read_to_string(out.join("results.csv")).unwrap();
+    assert!(rows.contains("no prediction"), "{rows}");
+}
+
+#[test]
+fn unknown_estimator_is_refused() {
+    let out = eval_cli()
+        .args([
+            "evaluate",
+            "--dataset",
+            "synth",
+            "--estimator",
+            "aubio",
+            "--out-dir",
+            "x",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr_of(&out).contains("cmd:TEMPLATE"),
+        "{}",
+        stderr_of(&out)
+    );
+}

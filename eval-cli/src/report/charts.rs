@@ -431,3 +431,79 @@ impl Chart for Speedup {
         Ok(())
     }
 }
+
+/// Accuracy against CPU cost, one pair of points per estimator: Accuracy1 filled,
+/// Accuracy2 hollow, joined by a line and labelled with the estimator's name.
+pub struct AccuracyVsCost {
+    /// `(name, CPU seconds per audio minute, acc1, acc2)`; estimators with no measured CPU
+    /// are left out by the caller.
+    pub points: Vec<(String, f64, f64, f64)>,
+}
+
+impl Chart for AccuracyVsCost {
+    fn name(&self) -> &'static str {
+        "accuracy_vs_cpu"
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        root.fill(&WHITE).map_err(err)?;
+        // A log axis needs positive bounds: pad the measured range by a factor of 3 each way.
+        let positive = self.points.iter().map(|p| p.1.max(1e-4));
+        let lo = positive.clone().fold(f64::INFINITY, f64::min);
+        let hi = positive.fold(0.0f64, f64::max);
+        let (lo, hi) = if lo.is_finite() && hi > 0.0 {
+            (lo / 3.0, hi * 3.0)
+        } else {
+            (0.01, 10.0)
+        };
+        let mut chart = ChartBuilder::on(root)
+            .caption("Accuracy vs CPU cost", ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(44)
+            .y_label_area_size(56)
+            .build_cartesian_2d((lo..hi).log_scale(), 0.0f64..1.05)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("CPU seconds per minute of audio (log)")
+            .y_desc("fraction of files right")
+            .x_label_formatter(&|v| {
+                if *v >= 1.0 {
+                    format!("{v:.0}")
+                } else {
+                    format!("{v:.2}")
+                }
+            })
+            .label_style(("sans-serif", 13))
+            .axis_desc_style(("sans-serif", 15))
+            .draw()
+            .map_err(err)?;
+        for (k, (name, x, acc1, acc2)) in self.points.iter().enumerate() {
+            let color = Palette99::pick(k).to_rgba();
+            let x = x.max(1e-4);
+            chart
+                .draw_series(LineSeries::new(
+                    vec![(x, *acc1), (x, *acc2)],
+                    color.stroke_width(1),
+                ))
+                .map_err(err)?
+                .label(name.as_str())
+                .legend(move |(x, y)| Circle::new((x + 8, y), 5, color.filled()));
+            chart
+                .draw_series([
+                    Circle::new((x, *acc1), 6, color.filled()),
+                    Circle::new((x, *acc2), 6, color.stroke_width(2)),
+                ])
+                .map_err(err)?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.3))
+            .label_font(("sans-serif", 13))
+            .draw()
+            .map_err(err)?;
+        Ok(())
+    }
+}

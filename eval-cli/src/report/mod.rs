@@ -42,6 +42,9 @@ pub struct Row {
     pub elapsed_s: f64,
     /// Seconds of audio decoded (0 when the file failed).
     pub audio_s: f64,
+    /// CPU seconds (user + system) the estimator spent on this file, when measured (not
+    /// part of the deterministic output).
+    pub cpu_s: Option<f64>,
 }
 
 /// One line of `results.csv`. Numbers are printed with fixed precision so that the file is
@@ -106,6 +109,39 @@ pub fn results_csv(rows: &[Row]) -> anyhow::Result<Vec<u8>> {
     writer.into_inner().context("cannot flush results.csv")
 }
 
+/// Renders `estimators.csv`: one line per estimator, fixed precision.
+pub fn estimators_csv(costs: &[EstimatorCost]) -> anyhow::Result<Vec<u8>> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record([
+        "name",
+        "n",
+        "failed",
+        "acc1",
+        "acc2",
+        "cpu_s",
+        "cpu_audio_s",
+        "cpu_s_per_audio_min",
+        "cpu_files",
+        "wall_s",
+    ])?;
+    let opt = |x: Option<f64>, p: usize| x.map_or(String::new(), |x| format!("{x:.p$}"));
+    for c in costs {
+        writer.write_record([
+            c.name.clone(),
+            c.n.to_string(),
+            c.failed.to_string(),
+            format!("{:.4}", c.acc1),
+            format!("{:.4}", c.acc2),
+            opt(c.cpu_s, 2),
+            format!("{:.1}", c.cpu_audio_s),
+            opt(c.cpu_s_per_audio_min, 4),
+            c.cpu_files.to_string(),
+            format!("{:.2}", c.wall_s),
+        ])?;
+    }
+    writer.into_inner().context("cannot flush estimators.csv")
+}
+
 /// Accuracy of one group of files.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupAccuracy {
@@ -138,6 +174,66 @@ pub struct Summary {
     /// Accuracy by grouping: `tempo_band` and each metadata column with repeated values,
     /// then by the column's value.
     pub by: BTreeMap<String, BTreeMap<String, GroupAccuracy>>,
+    /// Every estimator of the run (`--estimator`), in command-line order; the fields above
+    /// are the first one's. Their CPU cost is in `timings.json`, which may vary.
+    #[serde(default)]
+    pub estimators: Vec<EstimatorAccuracy>,
+}
+
+/// The accuracy of one estimator, in `summary.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EstimatorAccuracy {
+    /// The estimator as named on the command line (`ours`, `cmd:...`, `csv:...`).
+    pub name: String,
+    /// Files evaluated.
+    pub n: usize,
+    /// Files it failed on (error, timeout, no prediction); they count as wrong.
+    pub failed: usize,
+    /// Fraction of all files right by Accuracy1.
+    pub acc1: f64,
+    /// Fraction of all files right by Accuracy2.
+    pub acc2: f64,
+}
+
+impl EstimatorAccuracy {
+    /// The accuracy entry of an estimator from its run's summary.
+    pub fn of(name: &str, summary: &Summary) -> Self {
+        EstimatorAccuracy {
+            name: name.to_string(),
+            n: summary.n,
+            failed: summary.failed,
+            acc1: summary.acc1,
+            acc2: summary.acc2,
+        }
+    }
+}
+
+/// The cost of one estimator, in `timings.json` and `estimators.csv`. Varies between runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EstimatorCost {
+    /// The estimator as named on the command line.
+    pub name: String,
+    /// Files evaluated.
+    pub n: usize,
+    /// Files it failed on.
+    pub failed: usize,
+    /// Fraction of all files right by Accuracy1 (as in `summary.json`).
+    pub acc1: f64,
+    /// Fraction of all files right by Accuracy2 (as in `summary.json`).
+    pub acc2: f64,
+    /// CPU seconds (user + system) over the files whose CPU was measured; `None` when none
+    /// was (predictions from a CSV, or no `/proc`).
+    pub cpu_s: Option<f64>,
+    /// Seconds of audio in those files.
+    pub cpu_audio_s: f64,
+    /// `cpu_s` per minute of that audio: the x axis of the accuracy-vs-cost chart.
+    pub cpu_s_per_audio_min: Option<f64>,
+    /// Files whose CPU was measured.
+    pub cpu_files: usize,
+    /// Wall seconds of the estimator's whole batch.
+    pub wall_s: f64,
+    /// How `cpu_s` was measured.
+    pub cpu_method: String,
 }
 
 /// Metadata columns worth grouping by: at most 24 distinct values, and not mostly per-file
@@ -211,6 +307,7 @@ pub fn summarize(dataset: &str, rows: &[Row], meta_columns: &[String]) -> anyhow
         acc2: metrics::fraction(acc2.iter().filter(|&&b| b).count(), n),
         classes,
         by,
+        estimators: Vec::new(),
     })
 }
 
@@ -301,6 +398,9 @@ pub struct Timings {
     pub host: Host,
     /// The exact command line.
     pub command: String,
+    /// CPU cost and accuracy of every estimator of the run, in command-line order.
+    #[serde(default)]
+    pub estimators: Vec<EstimatorCost>,
 }
 
 /// [`Latency`] in a form that also deserialises.
@@ -364,6 +464,7 @@ mod tests {
             meta: BTreeMap::from([("style".into(), style.into())]),
             elapsed_s: 0.1,
             audio_s: 10.0,
+            cpu_s: None,
         }
     }
 
