@@ -13,6 +13,9 @@
 //!   dataset by the manifest's file name (or, failing that, by the base name when it is
 //!   unique). A file without a prediction is a failed row.
 //!
+//! Any of them may carry a label for the reports, `LABEL=SPEC` (a word of letters, digits,
+//! `_`, `.` or `-`): `aubio=cmd:aubio tempo {file}` is reported as `aubio`.
+//!
 //! CPU time. On Linux each estimate carries the CPU seconds (user + system) it cost: for
 //! `ours`, the worker thread's own times (`/proc/thread-self/stat`) before and after the
 //! file; for `cmd:`, the child's times read from `/proc/PID/stat` once it has exited and
@@ -41,9 +44,18 @@ const TICKS_PER_SECOND: f64 = 100.0;
 /// Bytes of a failing program's stderr kept in its row's error.
 const STDERR_KEPT: usize = 300;
 
-/// An estimator as named on the command line.
+/// An estimator as named on the command line: `[LABEL=]ours|cmd:TEMPLATE|csv:FILE`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EstimatorSpec {
+pub struct EstimatorSpec {
+    /// The short name reports use (`aubio=cmd:aubio tempo {file}` is reported as `aubio`).
+    pub label: Option<String>,
+    /// What runs.
+    pub source: Source,
+}
+
+/// Where an estimator's tempi come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
     /// This workspace's analyzer.
     Ours,
     /// An external program; the template as given (after `cmd:`).
@@ -52,12 +64,45 @@ pub enum EstimatorSpec {
     Csv(PathBuf),
 }
 
+impl EstimatorSpec {
+    /// The name reports use: the label when there is one, else the spec itself.
+    pub fn name(&self) -> String {
+        match &self.label {
+            Some(label) => label.clone(),
+            None => self.source.to_string(),
+        }
+    }
+}
+
 impl std::str::FromStr for EstimatorSpec {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        // A label is a plain word before `=`; `cmd:` templates may hold `=` themselves.
+        let (label, rest) = match s.split_once('=') {
+            Some((label, rest))
+                if !label.is_empty()
+                    && label
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) =>
+            {
+                (Some(label.to_string()), rest)
+            }
+            _ => (None, s),
+        };
+        Ok(EstimatorSpec {
+            label,
+            source: rest.parse()?,
+        })
+    }
+}
+
+impl std::str::FromStr for Source {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
         if s == "ours" {
-            Ok(EstimatorSpec::Ours)
+            Ok(Source::Ours)
         } else if let Some(template) = s.strip_prefix("cmd:") {
             let words = shlex::split(template).ok_or_else(|| {
                 format!("cannot split {template:?} into words (unbalanced quotes?)")
@@ -65,15 +110,16 @@ impl std::str::FromStr for EstimatorSpec {
             if words.is_empty() {
                 return Err("cmd: needs a program, e.g. `cmd:aubio tempo {file}`".into());
             }
-            Ok(EstimatorSpec::Cmd(template.to_string()))
+            Ok(Source::Cmd(template.to_string()))
         } else if let Some(file) = s.strip_prefix("csv:") {
             if file.is_empty() {
                 return Err("csv: needs a file, e.g. `csv:predictions.csv`".into());
             }
-            Ok(EstimatorSpec::Csv(PathBuf::from(file)))
+            Ok(Source::Csv(PathBuf::from(file)))
         } else {
             Err(format!(
-                "unknown estimator {s:?}: use `ours`, `cmd:TEMPLATE` or `csv:FILE`"
+                "unknown estimator {s:?}: use `ours`, `cmd:TEMPLATE` or `csv:FILE`, \
+                 optionally behind a label (`aubio=cmd:aubio tempo {{file}}`)"
             ))
         }
     }
@@ -81,10 +127,19 @@ impl std::str::FromStr for EstimatorSpec {
 
 impl std::fmt::Display for EstimatorSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(label) = &self.label {
+            write!(f, "{label}=")?;
+        }
+        self.source.fmt(f)
+    }
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            EstimatorSpec::Ours => f.write_str("ours"),
-            EstimatorSpec::Cmd(t) => write!(f, "cmd:{t}"),
-            EstimatorSpec::Csv(p) => write!(f, "csv:{}", p.display()),
+            Source::Ours => f.write_str("ours"),
+            Source::Cmd(t) => write!(f, "cmd:{t}"),
+            Source::Csv(p) => write!(f, "csv:{}", p.display()),
         }
     }
 }
@@ -105,7 +160,12 @@ pub struct Estimate {
 /// A ready-to-run estimator, shared read-only by the workers.
 pub enum Estimator {
     /// This workspace's analyzer.
-    Ours(Analyzer),
+    Ours {
+        /// The name reports use.
+        name: String,
+        /// The analyzer.
+        analyzer: Analyzer,
+    },
     /// An external program: the words of its template, `{file}` still in them.
     Cmd {
         /// The command-line name.
@@ -125,36 +185,43 @@ pub enum Estimator {
 impl Estimator {
     /// Prepares `spec` for `ds`; `ours` runs `analyzer`.
     pub fn new(spec: &EstimatorSpec, ds: &Dataset, analyzer: &Analyzer) -> anyhow::Result<Self> {
-        Ok(match spec {
-            EstimatorSpec::Ours => Estimator::Ours(analyzer.clone()),
-            EstimatorSpec::Cmd(template) => Estimator::Cmd {
-                name: spec.to_string(),
+        let name = spec.name();
+        Ok(match &spec.source {
+            Source::Ours => Estimator::Ours {
+                name,
+                analyzer: analyzer.clone(),
+            },
+            Source::Cmd(template) => Estimator::Cmd {
+                name,
                 words: shlex::split(template).unwrap_or_default(),
             },
-            EstimatorSpec::Csv(path) => Estimator::Csv {
-                name: spec.to_string(),
+            Source::Csv(path) => Estimator::Csv {
+                name,
                 bpm: read_predictions(path, ds)?,
             },
         })
     }
 
-    /// The name reports use: `ours`, `cmd:TEMPLATE` or `csv:FILE`.
+    /// The name reports use: its label, else `ours`, `cmd:TEMPLATE` or `csv:FILE`.
     pub fn name(&self) -> &str {
         match self {
-            Estimator::Ours(_) => "ours",
-            Estimator::Cmd { name, .. } | Estimator::Csv { name, .. } => name,
+            Estimator::Ours { name, .. }
+            | Estimator::Cmd { name, .. }
+            | Estimator::Csv { name, .. } => name,
         }
     }
 
     /// Whether it reports the seconds of audio it decoded (else the harness measures them).
     pub fn reports_audio(&self) -> bool {
-        matches!(self, Estimator::Ours(_))
+        matches!(self, Estimator::Ours { .. })
     }
 
     /// How its CPU time is measured, for the report.
     pub fn cpu_method(&self) -> &'static str {
         match self {
-            Estimator::Ours(_) => "worker thread user+sys time per file (/proc/thread-self/stat)",
+            Estimator::Ours { .. } => {
+                "worker thread user+sys time per file (/proc/thread-self/stat)"
+            }
             Estimator::Cmd { .. } => {
                 "child process user+sys time, including the children it waited for \
                  (/proc/PID/stat of the exited child)"
@@ -166,7 +233,7 @@ impl Estimator {
     /// Estimates the tempo of `path`, stopping when `stop` says so.
     pub fn estimate(&self, path: &Path, stop: &StopSignal) -> Result<Estimate, Error> {
         match self {
-            Estimator::Ours(analyzer) => {
+            Estimator::Ours { analyzer, .. } => {
                 let before = thread_cpu_s();
                 let a = analyzer.analyze_file(path, stop)?;
                 let cpu_s = before.zip(thread_cpu_s()).map(|(b, a)| (a - b).max(0.0));
@@ -426,9 +493,22 @@ mod tests {
 
     #[test]
     fn names_parse_and_print_back() {
-        for s in ["ours", "cmd:aubio tempo {file}", "csv:p.csv"] {
+        for s in [
+            "ours",
+            "cmd:aubio tempo {file}",
+            "csv:p.csv",
+            "aubio=cmd:aubio tempo {file}",
+            "cmd:env A=1 prog {file}",
+        ] {
             assert_eq!(s.parse::<EstimatorSpec>().unwrap().to_string(), s);
         }
+        let labelled: EstimatorSpec = "aubio-0.4=cmd:aubio tempo {file}".parse().unwrap();
+        assert_eq!(labelled.name(), "aubio-0.4");
+        assert_eq!(labelled.source, Source::Cmd("aubio tempo {file}".into()));
+        let unlabelled: EstimatorSpec = "cmd:env A=1 prog {file}".parse().unwrap();
+        assert_eq!(unlabelled.label, None);
+        assert_eq!(unlabelled.name(), "cmd:env A=1 prog {file}");
+        assert!("x=aubio".parse::<EstimatorSpec>().is_err());
         assert!("cmd:".parse::<EstimatorSpec>().is_err());
         assert!("cmd:sh -c \"unclosed".parse::<EstimatorSpec>().is_err());
         assert!("csv:".parse::<EstimatorSpec>().is_err());

@@ -57,8 +57,13 @@ pub struct DatasetArgs {
     /// Tempo estimator to score; repeat it to put several side by side (the first one's
     /// results are results.csv). `ours`, `cmd:TEMPLATE` (an external program per file,
     /// `{file}` replaced by its path, the BPM read as the last number on its stdout, e.g.
-    /// `cmd:aubio tempo {file}`), or `csv:FILE` (predictions with columns `file,bpm`).
-    #[arg(long = "estimator", value_name = "NAME", default_value = "ours")]
+    /// `cmd:aubio tempo {file}`), or `csv:FILE` (predictions with columns `file,bpm`),
+    /// optionally behind a label for the reports: `aubio=cmd:aubio tempo {file}`.
+    #[arg(
+        long = "estimator",
+        value_name = "[LABEL=]SPEC",
+        default_value = "ours"
+    )]
     pub estimators: Vec<EstimatorSpec>,
 }
 

@@ -286,7 +286,10 @@ fn external_estimators_sit_beside_ours_and_fail_per_file() {
         .args(["--workers", "2", "--progress", "off", "--timeout", "1"])
         .args(["--estimator", "ours"])
         // {file} becomes $0 of the script: substituted, quoted, and ignored.
-        .args(["--estimator", r#"cmd:sh -c "echo tempo 120" {file}"#])
+        .args([
+            "--estimator",
+            r#"echo-120=cmd:sh -c "echo tempo 120" {file}"#,
+        ])
         .args(["--estimator", r#"cmd:sh -c "echo broken >&2; exit 3""#])
         .args(["--estimator", "cmd:sleep 30"])
         .arg("--out-dir")
@@ -308,7 +311,7 @@ fn external_estimators_sit_beside_ours_and_fail_per_file() {
         names,
         [
             "ours",
-            r#"cmd:sh -c "echo tempo 120" {file}"#,
+            "echo-120",
             r#"cmd:sh -c "echo broken >&2; exit 3""#,
             "cmd:sleep 30"
         ]
@@ -329,7 +332,7 @@ fn external_estimators_sit_beside_ours_and_fail_per_file() {
 
     // Each estimator's rows, with the reason of every failure.
     let sub = out.join("estimators");
-    let echo = fs::read_to_string(sub.join("2-cmd-sh-c-echo-tempo-120-file/results.csv")).unwrap();
+    let echo = fs::read_to_string(sub.join("2-echo-120/results.csv")).unwrap();
     assert!(
         echo.lines().skip(1).all(|l| l.contains(",120.00,,")),
         "{echo}"
