@@ -8,10 +8,10 @@
 use std::fs::File;
 use std::path::Path;
 
-use symphonia::core::codecs::audio::AudioDecoderOptions;
+use symphonia::core::codecs::audio::{AudioCodecParameters, AudioDecoder, AudioDecoderOptions};
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::probe::Hint;
-use symphonia::core::formats::{FormatOptions, TrackType};
+use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
 use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 
@@ -47,16 +47,32 @@ impl StreamInfo {
     }
 }
 
-/// Decodes `path` to mono, calling `sink` with each packet's samples in order.
-///
-/// The sink gets the stream's sample rate on every call, so that it can set itself up on
-/// the first one. A stream that breaks part-way keeps what decoded and reports the damage
-/// in [`StreamInfo::warnings`]; one that yields nothing at all is an error.
-pub fn decode_mono(
-    path: &Path,
-    stop: &StopSignal,
-    mut sink: impl FnMut(&[f32], u32) -> Result<()>,
-) -> Result<StreamInfo> {
+/// What a file's headers say, read without decoding any audio.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeInfo {
+    /// The codec's short name (`mp3`, `flac`, `vorbis`, `aac`, `pcm_s16le`, ...).
+    pub codec: String,
+    /// Sample rate in Hz, when the headers give it.
+    pub sample_rate: Option<u32>,
+    /// Channels, when the headers give them.
+    pub channels: Option<u16>,
+    /// Seconds of audio the headers announce; `None` when they do not say (an MP3 without
+    /// a Xing/Info header, a stream cut short). A damaged file may hold less.
+    pub duration_s: Option<f64>,
+}
+
+/// An opened container, its audio track and a decoder for it.
+struct OpenTrack {
+    format: Box<dyn FormatReader>,
+    track_id: u32,
+    params: AudioCodecParameters,
+    decoder: Box<dyn AudioDecoder>,
+    duration_s: Option<f64>,
+}
+
+/// Opens `path`, recognises the container by content (the extension is only a hint) and
+/// sets up a decoder for its default audio track.
+fn open_track(path: &Path) -> Result<OpenTrack> {
     let file = File::open(path)
         .map_err(|e| Error::new(ErrorKind::Unreadable, Stage::Open, e.to_string()))?;
     if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
@@ -71,7 +87,7 @@ pub fn decode_mono(
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
         hint.with_extension(ext);
     }
-    let mut format = symphonia::default::get_probe()
+    let format = symphonia::default::get_probe()
         .probe(
             &hint,
             stream,
@@ -95,9 +111,55 @@ pub fn decode_mono(
             )
         })?
         .clone();
-    let mut decoder = symphonia::default::get_codecs()
+    let duration_s = match (track.num_frames, params.sample_rate) {
+        (Some(frames), Some(rate)) if rate > 0 => Some(frames as f64 / f64::from(rate)),
+        _ => track
+            .duration
+            .zip(track.time_base)
+            .map(|(d, tb)| d.get() as f64 * f64::from(tb)),
+    }
+    .filter(|d| d.is_finite() && *d >= 0.0);
+    let decoder = symphonia::default::get_codecs()
         .make_audio_decoder(&params, &AudioDecoderOptions::default())
         .map_err(|e| Error::new(ErrorKind::UnsupportedFormat, Stage::Probe, e.to_string()))?;
+    Ok(OpenTrack {
+        format,
+        track_id,
+        params,
+        decoder,
+        duration_s,
+    })
+}
+
+/// Reads `path`'s headers: codec, rate, channels and announced length, without decoding.
+/// The batch runner uses it to start the costliest files first.
+pub fn probe(path: &Path) -> Result<ProbeInfo> {
+    let open = open_track(path)?;
+    Ok(ProbeInfo {
+        codec: open.decoder.codec_info().short_name.to_string(),
+        sample_rate: open.params.sample_rate,
+        channels: open.params.channels.as_ref().map(|c| c.count() as u16),
+        duration_s: open.duration_s,
+    })
+}
+
+/// Decodes `path` to mono, calling `sink` with each packet's samples in order.
+///
+/// The sink gets the stream's sample rate on every call, so that it can set itself up on
+/// the first one. A stream that breaks part-way keeps what decoded and reports the damage
+/// in [`StreamInfo::warnings`]; one that yields nothing at all is an error.
+pub fn decode_mono(
+    path: &Path,
+    stop: &StopSignal,
+    mut sink: impl FnMut(&[f32], u32) -> Result<()>,
+) -> Result<StreamInfo> {
+    let OpenTrack {
+        mut format,
+        track_id,
+        params,
+        mut decoder,
+        ..
+    } = open_track(path)?;
 
     let mut info = StreamInfo {
         codec: decoder.codec_info().short_name.to_string(),

@@ -117,3 +117,29 @@ fn wav_in_every_pcm_width_and_float() {
         assert_eq!(a.audio.sample_rate, 22_050);
     }
 }
+
+/// The headers alone give the codec and about the length that decoding finds; the batch
+/// runner schedules by it.
+#[test]
+fn probe_reads_codec_and_length_without_decoding() {
+    for (name, codec) in [
+        ("fourfloor-128.mp3", "mp3"),
+        ("fourfloor-128.flac", "flac"),
+        ("fourfloor-128.ogg", "vorbis"),
+        ("fourfloor-128.m4a", "aac"),
+        ("flac-named-as.mp3", "flac"),
+    ] {
+        let path = fixture(name);
+        let probed = analyzer_core::decode::probe(&path).unwrap();
+        assert_eq!(probed.codec, codec, "{name}");
+        let decoded = analyze(&path).audio.duration_s;
+        if let Some(seconds) = probed.duration_s {
+            assert!((seconds - decoded).abs() < 0.1, "{name}: {seconds} vs {decoded}");
+        } else {
+            // Only an MP3 without a Xing/Info header may leave its length unsaid.
+            assert_eq!(codec, "mp3", "{name}: no length in the headers");
+        }
+    }
+    let err = analyzer_core::decode::probe(&fixture("no-such-file.wav")).unwrap_err();
+    assert_eq!(err.kind(), analyzer_core::ErrorKind::Unreadable);
+}

@@ -61,6 +61,18 @@ impl Parallel {
     }
 }
 
+impl Parallel {
+    /// `f` of every item, in item order, computed on the pool's threads.
+    pub(crate) fn map<I: Sync, O: Send>(
+        &self,
+        items: &[I],
+        f: impl Fn(&I) -> O + Sync + Send,
+    ) -> Vec<O> {
+        use rayon::prelude::*;
+        self.pool.install(|| items.par_iter().map(f).collect())
+    }
+}
+
 impl Executor for Parallel {
     fn execute<T: Send>(
         &self,

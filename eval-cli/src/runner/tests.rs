@@ -177,26 +177,50 @@ fn cancelling_stops_scheduling_and_drops_running_files() {
 }
 
 #[test]
-fn longest_first_orders_by_size_then_index() {
-    let dir = tempfile::tempdir().unwrap();
-    let sizes = [10, 30, 0, 30, 20];
-    let files: Vec<PathBuf> = sizes
-        .iter()
-        .enumerate()
-        .map(|(i, &n)| {
-            let p = dir.path().join(format!("{i}.wav"));
-            std::fs::write(&p, vec![0u8; n]).unwrap();
-            p
-        })
-        .collect();
-    let mut with_missing = files.clone();
-    with_missing.push(dir.path().join("missing.wav"));
+fn costliest_first_orders_by_cost_then_index() {
     assert_eq!(
-        schedule_order(&with_missing, Schedule::LongestFirst),
+        schedule_order(Some(&[10.0, 30.0, 0.0, 30.0, 20.0, 0.0]), 6),
         [1, 3, 4, 0, 2, 5]
     );
-    assert_eq!(
-        schedule_order(&with_missing, Schedule::InputOrder),
-        [0, 1, 2, 3, 4, 5]
+    assert_eq!(schedule_order(None, 6), [0, 1, 2, 3, 4, 5]);
+}
+
+/// A mono 16-bit WAV of `seconds` of a quiet tone at 22.05 kHz.
+fn tone_wav(path: &Path, seconds: f64) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 22_050,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut writer = hound::WavWriter::create(path, spec).unwrap();
+    for i in 0..(seconds * 22_050.0) as usize {
+        writer
+            .write_sample(((i as f64 * 0.05).sin() * 1000.0) as i16)
+            .unwrap();
+    }
+    writer.finalize().unwrap();
+}
+
+#[test]
+fn cost_is_the_announced_length_weighted_by_codec() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("a.wav");
+    tone_wav(&wav, 2.0);
+    assert!(
+        (estimated_cost(&wav) - 2.0).abs() < 1e-9,
+        "{}",
+        estimated_cost(&wav)
     );
+    // A FLAC of 1 s costs more than its byte count suggests: compressed audio is dearer.
+    let flac = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../analyzer-core/tests/fixtures/fourfloor-128.flac");
+    let info = analyzer_core::decode::probe(&flac).unwrap();
+    let seconds = info.duration_s.unwrap();
+    assert!((estimated_cost(&flac) - seconds * COMPRESSED_COST).abs() < 1e-9);
+    // What cannot be probed is about to fail fast.
+    let junk = dir.path().join("junk.mp3");
+    std::fs::write(&junk, b"not audio at all").unwrap();
+    assert_eq!(estimated_cost(&junk), 0.0);
+    assert_eq!(estimated_cost(&dir.path().join("missing.wav")), 0.0);
 }
