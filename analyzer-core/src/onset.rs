@@ -176,8 +176,10 @@ impl OnsetDetector {
         self.fft
             .process_with_scratch(frame, spectrum, scratch)
             .expect("buffers made by the plan");
+        // sqrt(re² + im²) rather than `norm()`: libm's overflow-safe hypot cost 5 % of a
+        // whole MP3 analysis (callgrind), and spectra here are nowhere near overflow.
         for (o, c) in out.iter_mut().zip(spectrum.iter()) {
-            *o = self.magnitude_scale * c.norm();
+            *o = self.magnitude_scale * c.norm_sqr().sqrt();
         }
     }
 }

@@ -681,7 +681,8 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
     };
     report::write_file(&args.out_dir.join("report.html"), page.render().as_bytes())?;
 
-    for c in costs.iter().skip(1) {
+    // With several estimators, one line each (ours included) to read side by side.
+    for c in costs.iter().filter(|_| costs.len() > 1) {
         println!(
             "{}: Accuracy1 {}, Accuracy2 {}, {} failed, {} CPU s per audio minute",
             c.name,
