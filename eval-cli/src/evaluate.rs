@@ -420,11 +420,18 @@ pub fn estimators_section(dir: &Path, costs: &[EstimatorCost]) -> anyhow::Result
             ]
         })
         .collect();
-    let mut methods: Vec<String> = costs
+    // One sentence per way of measuring, naming the estimators measured that way.
+    let mut by_method: Vec<(&str, Vec<&str>)> = Vec::new();
+    for c in costs {
+        match by_method.iter_mut().find(|(m, _)| *m == c.cpu_method) {
+            Some((_, names)) => names.push(&c.name),
+            None => by_method.push((&c.cpu_method, vec![&c.name])),
+        }
+    }
+    let methods: Vec<String> = by_method
         .iter()
-        .map(|c| format!("{}: {}.", c.name, c.cpu_method))
+        .map(|(method, names)| format!("{}: {method}.", names.join(", ")))
         .collect();
-    methods.dedup();
     let html = format!(
         "{}{}<p>CPU is user + system time per file, summed over the files where it was \
          measured (10 ms resolution), so it does not depend on the worker count. {}</p>",
