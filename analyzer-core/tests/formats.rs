@@ -134,7 +134,10 @@ fn probe_reads_codec_and_length_without_decoding() {
         assert_eq!(probed.codec, codec, "{name}");
         let decoded = analyze(&path).audio.duration_s;
         if let Some(seconds) = probed.duration_s {
-            assert!((seconds - decoded).abs() < 0.1, "{name}: {seconds} vs {decoded}");
+            assert!(
+                (seconds - decoded).abs() < 0.1,
+                "{name}: {seconds} vs {decoded}"
+            );
         } else {
             // Only an MP3 without a Xing/Info header may leave its length unsaid.
             assert_eq!(codec, "mp3", "{name}: no length in the headers");
