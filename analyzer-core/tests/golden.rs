@@ -98,20 +98,7 @@ fn bare_click_tracks_are_not_doubled() {
     const RATE: u32 = 22_050;
     let analyzer = Analyzer::new(AnalyzerConfig::default()).unwrap();
     for (bpm, seconds) in [(90.0, 4.0), (96.0, 5.0), (100.0, 6.0), (150.0, 4.0)] {
-        let len = (seconds * f64::from(RATE)) as usize;
-        let period = 60.0 / bpm * f64::from(RATE);
-        let mut samples = vec![0.0f32; len];
-        let mut beat = 0.0f64;
-        while (beat as usize) < len {
-            let start = beat as usize;
-            for (i, s) in samples[start..(start + 200).min(len)]
-                .iter_mut()
-                .enumerate()
-            {
-                *s = if i % 2 == 0 { 0.8 } else { -0.8 };
-            }
-            beat += period;
-        }
+        let samples = presets::clicks(bpm, seconds, RATE);
         let est = analyzer.analyze_samples(&samples, RATE, 1).unwrap();
         assert!(
             (est.bpm - bpm).abs() / bpm < 0.01,

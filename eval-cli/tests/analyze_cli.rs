@@ -18,23 +18,9 @@ fn click_wav(path: &Path, bpm: f64, seconds: f64) {
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,
     };
-    let len = (seconds * f64::from(RATE)) as usize;
-    let period = 60.0 / bpm * f64::from(RATE);
-    let mut samples = vec![0i16; len];
-    let mut beat = 0.0;
-    while (beat as usize) < len {
-        let start = beat as usize;
-        for (i, s) in samples[start..(start + 200).min(len)]
-            .iter_mut()
-            .enumerate()
-        {
-            *s = if i % 2 == 0 { 26_000 } else { -26_000 };
-        }
-        beat += period;
-    }
     let mut writer = hound::WavWriter::create(path, spec).unwrap();
-    for s in samples {
-        writer.write_sample(s).unwrap();
+    for s in synth_music::presets::clicks(bpm, seconds, RATE) {
+        writer.write_sample((s * 32_500.0) as i16).unwrap();
     }
     writer.finalize().unwrap();
 }

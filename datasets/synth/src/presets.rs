@@ -52,6 +52,27 @@ pub fn tempo_62() -> TrackSpec {
         .with_humanize_ms(5.0)
 }
 
+/// A bare metronome: mono square-wave clicks of 200 samples at ±0.8, one per beat at
+/// `bpm`, nothing between them. The simplest pulse there is, and the one that catches an
+/// octave check that doubles a tempo without evidence between the beats.
+pub fn clicks(bpm: f64, seconds: f64, sample_rate: u32) -> Vec<f32> {
+    let len = (seconds * f64::from(sample_rate)) as usize;
+    let period = 60.0 / bpm * f64::from(sample_rate);
+    let mut samples = vec![0.0f32; len];
+    let mut beat = 0.0f64;
+    while (beat as usize) < len {
+        let start = beat as usize;
+        for (i, s) in samples[start..(start + 200).min(len)]
+            .iter_mut()
+            .enumerate()
+        {
+            *s = if i % 2 == 0 { 0.8 } else { -0.8 };
+        }
+        beat += period;
+    }
+    samples
+}
+
 /// Every preset with its function name, in a fixed order.
 pub fn all() -> Vec<(&'static str, TrackSpec)> {
     vec![
