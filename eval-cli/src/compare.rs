@@ -505,11 +505,23 @@ pub fn notes(cores: usize, runs: &[WorkerRun], scaling: Option<&Scaling>) -> Vec
                 String::new()
             },
         )),
-        None => notes.push(
-            "No worker count between 2 and the available cores was measured, so the serial \
-             fraction and the 8-core projection are not defined."
-                .into(),
-        ),
+        None => match runs
+            .iter()
+            .filter(|r| r.workers > 1 && r.workers <= cores)
+            .max_by_key(|r| r.workers)
+        {
+            Some(r) => notes.push(format!(
+                "The speedup at {} workers ({:.2}) is above {}: measurement noise or cache \
+                 effects (run more --repeat on a bigger dataset). A superlinear speedup has \
+                 no serial fraction, so no 8-core projection is made.",
+                r.workers, r.speedup, r.workers
+            )),
+            None => notes.push(
+                "No worker count between 2 and the available cores was measured, so the \
+                 serial fraction and the 8-core projection are not defined."
+                    .into(),
+            ),
+        },
     }
     if runs.iter().any(|r| !r.identical) {
         notes.push("Results differ between worker counts: see `identical`.".into());

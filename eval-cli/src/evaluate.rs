@@ -298,7 +298,7 @@ pub fn write_accuracy(
 ) -> anyhow::Result<Summary> {
     report::write_file(&dir.join("results.csv"), &report::results_csv(rows)?)?;
     let mut summary = report::summarize(&ds.label, rows, &ds.meta_columns)?;
-    summary.estimators = vec![EstimatorAccuracy::of(name, &summary)];
+    summary.estimators = vec![EstimatorAccuracy::of(name, &summary, rows)];
     report::write_json(&dir.join("summary.json"), &summary)?;
     Ok(summary)
 }
@@ -376,7 +376,8 @@ pub fn write_estimators(
     summary.estimators = estimators
         .iter()
         .zip(&summaries)
-        .map(|(e, s)| EstimatorAccuracy::of(e.name(), s))
+        .zip(outcomes)
+        .map(|((e, s), o)| EstimatorAccuracy::of(e.name(), s, &o.rows))
         .collect();
     report::write_file(
         &dir.join("results.csv"),

@@ -150,10 +150,12 @@ pub const TEMPO_BAND_NAMES: [&str; 6] = ["<60", "60-90", "90-120", "120-150", "1
 
 /// The Karp-Flatt experimentally determined serial fraction (Karp & Flatt, "Measuring
 /// parallel processor performance", CACM 33(5), 1990): `e = (1/S - 1/p) / (1 - 1/p)` for
-/// speedup `S` on `p` processors. `None` when `p <= 1` (undefined) or `S` is not positive
-/// and finite.
+/// speedup `S` on `p` processors. `None` when `p <= 1` (undefined), when `S` is not
+/// positive and finite, or when `S > p`: a superlinear speedup (noise, or caches that two
+/// cores have twice of) has no serial fraction, and Amdahl's law fed a negative one
+/// projects nonsense.
 pub fn karp_flatt(speedup: f64, p: usize) -> Option<f64> {
-    if p <= 1 || !(speedup.is_finite() && speedup > 0.0) {
+    if p <= 1 || !(speedup.is_finite() && speedup > 0.0) || speedup > p as f64 {
         return None;
     }
     let p = p as f64;
@@ -299,6 +301,8 @@ mod tests {
         assert_eq!(karp_flatt(1.0, 0), None);
         assert_eq!(karp_flatt(0.0, 2), None);
         assert_eq!(karp_flatt(f64::NAN, 2), None);
+        assert_eq!(karp_flatt(2.36, 2), None);
+        assert_eq!(karp_flatt(2.0, 2), Some(0.0));
         assert_eq!(amdahl_speedup(0.0, 8), 8.0);
         assert_eq!(amdahl_speedup(1.0, 8), 1.0);
     }

@@ -62,13 +62,21 @@ fn evaluate_writes_results_summary_charts_and_report() {
     let html = fs::read_to_string(dir.join("report.html")).unwrap();
     assert!(html.contains("<svg") && html.contains("Accuracy1"));
     // Deterministic output: the same bytes at 1 and 2 workers.
-    for f in ["results.csv", "summary.json"] {
-        assert_eq!(
-            fs::read(a.path().join(f)).unwrap(),
-            fs::read(b.path().join(f)).unwrap(),
-            "{f} differs between 1 and 2 workers"
-        );
-    }
+    assert_eq!(
+        fs::read(a.path().join("results.csv")).unwrap(),
+        fs::read(b.path().join("results.csv")).unwrap(),
+        "results.csv differs between 1 and 2 workers"
+    );
+    // The summary too, but for the one measured field: each estimator's CPU seconds.
+    let computed = |dir: &Path| {
+        let mut summary = read_json(&dir.join("summary.json"));
+        for e in summary["estimators"].as_array_mut().unwrap() {
+            assert!(e["cpu_s"].as_f64().is_some(), "{e}");
+            e.as_object_mut().unwrap().remove("cpu_s");
+        }
+        summary
+    };
+    assert_eq!(computed(a.path()), computed(b.path()));
 }
 
 #[test]
@@ -319,6 +327,12 @@ fn external_estimators_sit_beside_ours_and_fail_per_file() {
     for e in estimators {
         assert_eq!(e["n"], 4);
     }
+    // CPU is measured for ours (its thread) and for a command that answered (its process);
+    // a run that failed on every file has none to report.
+    for e in &estimators[..2] {
+        assert!(e["cpu_s"].as_f64().is_some(), "{e}");
+    }
+    assert!(estimators[2]["cpu_s"].is_null());
     assert_eq!(estimators[0]["acc1"], summary["acc1"]);
     assert_eq!(estimators[1]["failed"], 0);
     assert_eq!(
@@ -405,6 +419,8 @@ fn csv_predictions_are_scored_and_missing_ones_fail() {
     );
     let rows = fs::read_to_string(out.join("results.csv")).unwrap();
     assert!(rows.contains("no prediction"), "{rows}");
+    // Predictions made elsewhere have no CPU cost to report.
+    assert!(summary["estimators"][0]["cpu_s"].is_null());
 }
 
 #[test]
@@ -427,4 +443,42 @@ fn unknown_estimator_is_refused() {
         "{}",
         stderr_of(&out)
     );
+}
+
+/// compare measures the first estimator at every worker count (here an external program,
+/// whose rows must be identical too) and puts the others beside it once.
+#[cfg(unix)]
+#[test]
+fn compare_measures_the_first_estimator_and_lists_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    eval_cli()
+        .arg("compare")
+        .args(SMALL)
+        .args(["--workers", "1,2", "--repeat", "1", "--warmup", "0"])
+        .args(["--estimator", r#"echo=cmd:sh -c "echo 120" {file}"#])
+        .args(["--estimator", "ours"])
+        .arg("--out-dir")
+        .arg(dir.path())
+        .assert()
+        .success();
+    let compare = read_json(&dir.path().join("compare.json"));
+    let runs = compare["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    assert!(runs.iter().all(|r| r["identical"] == true), "{compare}");
+    let results = fs::read_to_string(dir.path().join("results.csv")).unwrap();
+    assert!(
+        results.lines().skip(1).all(|l| l.contains(",120.00,,")),
+        "{results}"
+    );
+    let summary = read_json(&dir.path().join("summary.json"));
+    let names: Vec<&str> = summary["estimators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["echo", "ours"]);
+    assert!(dir.path().join("estimators.csv").is_file());
+    let html = fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(html.contains("Estimators side by side"));
 }

@@ -193,17 +193,24 @@ pub struct EstimatorAccuracy {
     pub acc1: f64,
     /// Fraction of all files right by Accuracy2.
     pub acc2: f64,
+    /// CPU seconds (user + system) it spent, summed over the files where it was measured;
+    /// `null` when none was (`csv:` predictions, or no `/proc`). The one field of the
+    /// summary that is measured rather than computed, so it varies between runs; the
+    /// details are in `timings.json`.
+    pub cpu_s: Option<f64>,
 }
 
 impl EstimatorAccuracy {
-    /// The accuracy entry of an estimator from its run's summary.
-    pub fn of(name: &str, summary: &Summary) -> Self {
+    /// The accuracy entry of an estimator from its run's summary and rows.
+    pub fn of(name: &str, summary: &Summary, rows: &[Row]) -> Self {
+        let measured: Vec<f64> = rows.iter().filter_map(|r| r.cpu_s).collect();
         EstimatorAccuracy {
             name: name.to_string(),
             n: summary.n,
             failed: summary.failed,
             acc1: summary.acc1,
             acc2: summary.acc2,
+            cpu_s: (!measured.is_empty()).then(|| measured.iter().sum()),
         }
     }
 }
