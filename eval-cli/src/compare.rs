@@ -241,27 +241,41 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
             ds.items.len()
         );
     }
-    let rows = rows_of(&ds, w1_report);
-    let audio_s: f64 = rows.iter().map(|r| r.audio_s).sum();
-    report::write_file(&args.out_dir.join("results.csv"), w1_csv)?;
     // The first estimator is the one measured at every worker count; any others run once
     // each, in process at 1 worker, to be put side by side with it.
     let estimators = args.data.estimators(&ds)?;
+    let opts = RunOptions {
+        workers: 1,
+        timeout: args.data.timeout(),
+        schedule: args.data.schedule,
+        progress: ProgressMode::Off,
+        cancel: Arc::new(AtomicBool::new(false)),
+    };
+    // Lengths of audio, decoded once here when an estimator does not report them.
+    let audio = evaluate::audio_if_needed(&ds, &estimators, &opts);
+    let mut rows = rows_of(&ds, w1_report);
+    if let (Some(audio), Some(first)) = (&audio, estimators.first())
+        && !first.reports_audio()
+    {
+        for (row, &seconds) in rows.iter_mut().zip(audio) {
+            row.audio_s = seconds;
+        }
+    }
+    let audio_s: f64 = rows.iter().map(|r| r.audio_s).sum();
+    report::write_file(&args.out_dir.join("results.csv"), w1_csv)?;
     let (summary, costs) = if estimators.len() > 1 {
-        let opts = RunOptions {
-            workers: 1,
-            timeout: args.data.timeout(),
-            schedule: args.data.schedule,
-            progress: ProgressMode::Off,
-            cancel: Arc::new(AtomicBool::new(false)),
-        };
         let mut outcomes = vec![Outcome {
             rows: rows.clone(),
             wall_s: w1_report.wall_s,
             workers: 1,
             cancelled: w1_report.cancelled,
         }];
-        outcomes.extend(evaluate::run_estimators(&ds, &estimators[1..], &opts));
+        outcomes.extend(evaluate::run_estimators(
+            &ds,
+            &estimators[1..],
+            audio.as_deref(),
+            &opts,
+        ));
         evaluate::write_estimators(&args.out_dir, &ds, &estimators, &outcomes)?
     } else {
         let name = estimators.first().map_or("ours", |e| e.name());
@@ -618,8 +632,9 @@ fn run_child(args: &CompareArgs, workers: usize) -> anyhow::Result<ExitCode> {
         progress: ProgressMode::Off,
         cancel,
     };
-    let audio = (!estimator.reports_audio()).then(|| evaluate::audio_durations(&ds, &opts));
-    let outcome: Outcome = evaluate::evaluate_dataset(&ds, estimator, audio.as_deref(), &opts);
+    // An estimator that does not report its audio leaves `audio_s` at 0 here; the parent
+    // measures the lengths once, rather than every run decoding the whole dataset again.
+    let outcome: Outcome = evaluate::evaluate_dataset(&ds, estimator, None, &opts);
     report::write_file(
         &args.out_dir.join("results.csv"),
         &report::results_csv(&outcome.rows)?,

@@ -237,10 +237,8 @@ pub fn estimator_cost(
     summary: &Summary,
     outcome: &Outcome,
 ) -> EstimatorCost {
-    let measured: Vec<&Row> = outcome.rows.iter().filter(|r| r.cpu_s.is_some()).collect();
-    let cpu_s =
-        (!measured.is_empty()).then(|| measured.iter().filter_map(|r| r.cpu_s).sum::<f64>());
-    let cpu_audio_s: f64 = measured.iter().map(|r| r.audio_s).sum();
+    let cpu = report::MeasuredCpu::of(&outcome.rows);
+    let (cpu_s, cpu_audio_s) = (cpu.cpu_s, cpu.audio_s);
     EstimatorCost {
         name: estimator.name().to_string(),
         n: summary.n,
@@ -252,7 +250,7 @@ pub fn estimator_cost(
         cpu_s_per_audio_min: cpu_s
             .filter(|_| cpu_audio_s > 0.0)
             .map(|c| c / (cpu_audio_s / 60.0)),
-        cpu_files: measured.len(),
+        cpu_files: cpu.files,
         wall_s: outcome.wall_s,
         cpu_method: estimator.cpu_method().to_string(),
     }
@@ -303,13 +301,27 @@ pub fn write_accuracy(
     Ok(summary)
 }
 
-/// Runs every estimator over `ds`, one after the other, each with `opts`; stops after a
-/// cancelled run. Audio lengths are measured once when an estimator does not report them.
-pub fn run_estimators(ds: &Dataset, estimators: &[Estimator], opts: &RunOptions) -> Vec<Outcome> {
-    let audio = estimators
+/// Seconds of audio per item, decoded once, when some of `estimators` do not report what
+/// they decoded (external programs, predictions); `None` when all of them do.
+pub fn audio_if_needed(
+    ds: &Dataset,
+    estimators: &[Estimator],
+    opts: &RunOptions,
+) -> Option<Vec<f64>> {
+    estimators
         .iter()
         .any(|e| !e.reports_audio())
-        .then(|| audio_durations(ds, opts));
+        .then(|| audio_durations(ds, opts))
+}
+
+/// Runs every estimator over `ds`, one after the other, each with `opts`; stops after a
+/// cancelled run. `audio` is [`audio_if_needed`]'s answer, measured once by the caller.
+pub fn run_estimators(
+    ds: &Dataset,
+    estimators: &[Estimator],
+    audio: Option<&[f64]>,
+    opts: &RunOptions,
+) -> Vec<Outcome> {
     let mut outcomes = Vec::new();
     for (k, estimator) in estimators.iter().enumerate() {
         if estimators.len() > 1 {
@@ -320,7 +332,7 @@ pub fn run_estimators(ds: &Dataset, estimators: &[Estimator], opts: &RunOptions)
                 estimator.name()
             );
         }
-        let outcome = evaluate_dataset(ds, estimator, audio.as_deref(), opts);
+        let outcome = evaluate_dataset(ds, estimator, audio, opts);
         let cancelled = outcome.cancelled;
         outcomes.push(outcome);
         if cancelled {
@@ -606,7 +618,8 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
         progress: args.progress,
         cancel,
     };
-    let outcomes = run_estimators(&ds, &estimators, &opts);
+    let audio = audio_if_needed(&ds, &estimators, &opts);
+    let outcomes = run_estimators(&ds, &estimators, audio.as_deref(), &opts);
     let Some(outcome) = outcomes.first() else {
         anyhow::bail!("no estimator to run");
     };

@@ -465,6 +465,9 @@ fn compare_measures_the_first_estimator_and_lists_the_rest() {
     let runs = compare["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 2);
     assert!(runs.iter().all(|r| r["identical"] == true), "{compare}");
+    // The program reports no audio; the parent measures it once (4 files of 8 s).
+    let audio_s = compare["audio_s"].as_f64().unwrap();
+    assert!((audio_s - 32.0).abs() < 0.5, "{audio_s}");
     let results = fs::read_to_string(dir.path().join("results.csv")).unwrap();
     assert!(
         results.lines().skip(1).all(|l| l.contains(",120.00,,")),

@@ -175,7 +175,8 @@ pub struct Summary {
     /// then by the column's value.
     pub by: BTreeMap<String, BTreeMap<String, GroupAccuracy>>,
     /// Every estimator of the run (`--estimator`), in command-line order; the fields above
-    /// are the first one's. Their CPU cost is in `timings.json`, which may vary.
+    /// are the first one's. Their `cpu_s` is measured and varies between runs; the rest of
+    /// the cost is in `timings.json`.
     #[serde(default)]
     pub estimators: Vec<EstimatorAccuracy>,
 }
@@ -203,14 +204,36 @@ pub struct EstimatorAccuracy {
 impl EstimatorAccuracy {
     /// The accuracy entry of an estimator from its run's summary and rows.
     pub fn of(name: &str, summary: &Summary, rows: &[Row]) -> Self {
-        let measured: Vec<f64> = rows.iter().filter_map(|r| r.cpu_s).collect();
         EstimatorAccuracy {
             name: name.to_string(),
             n: summary.n,
             failed: summary.failed,
             acc1: summary.acc1,
             acc2: summary.acc2,
-            cpu_s: (!measured.is_empty()).then(|| measured.iter().sum()),
+            cpu_s: MeasuredCpu::of(rows).cpu_s,
+        }
+    }
+}
+
+/// The CPU an estimator spent over the rows where it was measured, and the audio in them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MeasuredCpu {
+    /// CPU seconds; `None` when no row was measured.
+    pub cpu_s: Option<f64>,
+    /// Seconds of audio in the measured rows.
+    pub audio_s: f64,
+    /// Rows measured.
+    pub files: usize,
+}
+
+impl MeasuredCpu {
+    /// Sums `rows` that carry a CPU time.
+    pub fn of(rows: &[Row]) -> Self {
+        let measured: Vec<&Row> = rows.iter().filter(|r| r.cpu_s.is_some()).collect();
+        MeasuredCpu {
+            cpu_s: (!measured.is_empty()).then(|| measured.iter().filter_map(|r| r.cpu_s).sum()),
+            audio_s: measured.iter().map(|r| r.audio_s).sum(),
+            files: measured.len(),
         }
     }
 }

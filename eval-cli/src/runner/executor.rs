@@ -59,9 +59,7 @@ impl Parallel {
             .build()?;
         Ok(Parallel { pool, threads })
     }
-}
 
-impl Parallel {
     /// `f` of every item, in item order, computed on the pool's threads.
     pub(crate) fn map<I: Sync, O: Send>(
         &self,

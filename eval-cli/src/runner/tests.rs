@@ -212,7 +212,7 @@ fn cost_is_the_announced_length_weighted_by_codec() {
         "{}",
         estimated_cost(&wav)
     );
-    // A FLAC of 1 s costs more than its byte count suggests: compressed audio is dearer.
+    // A compressed file costs its announced length times the codec weight, whatever its size.
     let flac = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../analyzer-core/tests/fixtures/fourfloor-128.flac");
     let info = analyzer_core::decode::probe(&flac).unwrap();
