@@ -1,9 +1,11 @@
 //! `eval-cli dataset`: make datasets. `synth` writes the deterministic synthetic set (WAV and
-//! FLAC with a `manifest.csv`) that `--dataset synth` generates on the fly.
+//! FLAC with a `manifest.csv`) that `--dataset synth` generates on the fly; `excerpts` cuts
+//! fixed-length excerpts from any dataset ([`crate::excerpts`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::excerpts::{self, ExcerptArgs};
 use crate::manifest::{self, SynthParams};
 
 /// Dataset subcommands.
@@ -24,6 +26,9 @@ pub enum DatasetCommand {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Cut fixed-length WAV excerpts from every track of a dataset, with a manifest.csv
+    /// whose `seconds` column gives `evaluate` its accuracy by length.
+    Excerpts(ExcerptArgs),
 }
 
 /// Runs a dataset subcommand.
@@ -49,5 +54,6 @@ pub fn run(cmd: DatasetCommand) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        DatasetCommand::Excerpts(args) => excerpts::run(args),
     }
 }

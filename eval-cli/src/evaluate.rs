@@ -20,7 +20,9 @@ use anyhow::Context;
 use crate::estimator::{Estimator, EstimatorSpec};
 use crate::manifest::{self, Dataset, SynthParams};
 use crate::metrics::{self, ErrorClass};
-use crate::report::{self, EstimatorAccuracy, EstimatorCost, Row, Summary, charts, html};
+use crate::report::{
+    self, EstimatorAccuracy, EstimatorCost, LengthAccuracy, Row, Summary, charts, html,
+};
 use crate::runner::{self, ProgressMode, RunOptions, Schedule};
 
 /// Where the dataset comes from and how to analyse it: flags shared by `evaluate` and
@@ -38,15 +40,8 @@ pub struct DatasetArgs {
     /// Fastest tempo the analyzer reports, BPM.
     #[arg(long, default_value_t = 220.0)]
     pub max_bpm: f64,
-    /// Tracks in the synthetic set (with `--dataset synth`).
-    #[arg(long, default_value_t = 24)]
-    pub synth_count: usize,
-    /// Seconds per synthetic track.
-    #[arg(long, default_value_t = 30.0)]
-    pub synth_seconds: f64,
-    /// Seed of the synthetic set.
-    #[arg(long, default_value_t = 0)]
-    pub synth_seed: u64,
+    #[command(flatten)]
+    pub synth: SynthArgs,
     /// Which files start first.
     #[arg(long, value_enum, default_value = "longest")]
     pub schedule: Schedule,
@@ -67,17 +62,36 @@ pub struct DatasetArgs {
     pub estimators: Vec<EstimatorSpec>,
 }
 
+/// The size of the built-in synthetic set, for every command that takes a dataset spec
+/// (`--dataset synth`, `dataset excerpts --from synth`).
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct SynthArgs {
+    /// Tracks in the synthetic set (with `synth` as the dataset).
+    #[arg(long, default_value_t = 24)]
+    pub synth_count: usize,
+    /// Seconds per synthetic track.
+    #[arg(long, default_value_t = 30.0)]
+    pub synth_seconds: f64,
+    /// Seed of the synthetic set.
+    #[arg(long, default_value_t = 0)]
+    pub synth_seed: u64,
+}
+
+impl SynthArgs {
+    /// The generator parameters these flags name.
+    pub fn params(self) -> SynthParams {
+        SynthParams {
+            count: self.synth_count,
+            seconds: self.synth_seconds,
+            seed: self.synth_seed,
+        }
+    }
+}
+
 impl DatasetArgs {
     /// Loads the dataset these flags name.
     pub fn load(&self) -> anyhow::Result<Dataset> {
-        manifest::load(
-            &self.dataset,
-            SynthParams {
-                count: self.synth_count,
-                seconds: self.synth_seconds,
-                seed: self.synth_seed,
-            },
-        )
+        manifest::load(&self.dataset, self.synth.params())
     }
 
     /// Plans the analyzer these flags ask for.
@@ -539,11 +553,7 @@ pub fn accuracy_sections(
             .collect::<Vec<_>>(),
     ));
     for (column, groups) in &summary.by {
-        let mut keys: Vec<&String> = groups.keys().collect();
-        if column == "tempo_band" {
-            keys.sort_by_key(|k| metrics::TEMPO_BAND_NAMES.iter().position(|b| b == k));
-        }
-        let rows: Vec<Vec<String>> = keys
+        let rows: Vec<Vec<String>> = report::ordered_keys(column, groups)
             .into_iter()
             .map(|k| {
                 let g = &groups[k];
@@ -557,6 +567,8 @@ pub fn accuracy_sections(
         ));
     }
     sections.push(("Accuracy tables".to_string(), tables));
+    sections.extend(length_section(dir, summary)?);
+    sections.extend(reliability_section(dir, summary, rows)?);
 
     let failed: Vec<Vec<String>> = rows
         .iter()
@@ -581,6 +593,128 @@ pub fn accuracy_sections(
         ));
     }
     Ok(sections)
+}
+
+/// Each estimator's accuracy by length, in command-line order (the summary's own when it
+/// lists no estimators).
+fn length_series(summary: &Summary) -> Vec<(&str, &[LengthAccuracy])> {
+    if summary.estimators.is_empty() {
+        return vec![("", summary.by_seconds.as_slice())];
+    }
+    summary
+        .estimators
+        .iter()
+        .map(|e| (e.name.as_str(), e.by_seconds.as_slice()))
+        .collect()
+}
+
+/// The report section of accuracy against seconds of audio (excerpts from `dataset
+/// excerpts`): a chart with a line pair per estimator, and its table. `None` unless the
+/// dataset has at least two lengths, since one point makes no curve.
+fn length_section(dir: &Path, summary: &Summary) -> anyhow::Result<Option<(String, String)>> {
+    if summary.by_seconds.len() < 2 {
+        return Ok(None);
+    }
+    let series = length_series(summary);
+    let chart = charts::AccuracyCurve::by_seconds(
+        series
+            .iter()
+            .map(|(name, lengths)| {
+                let points = lengths
+                    .iter()
+                    .map(|l| (l.seconds, l.accuracy.acc1, l.accuracy.acc2))
+                    .collect();
+                (name.to_string(), points)
+            })
+            .collect(),
+    );
+    let mut headers = vec!["seconds".to_string(), "files".to_string()];
+    for (name, _) in &series {
+        let prefix = if series.len() > 1 {
+            format!("{name} ")
+        } else {
+            String::new()
+        };
+        headers.push(format!("{prefix}Accuracy1"));
+        headers.push(format!("{prefix}Accuracy2"));
+    }
+    let rows: Vec<Vec<String>> = summary
+        .by_seconds
+        .iter()
+        .map(|l| {
+            let mut row = vec![l.seconds.to_string(), l.accuracy.n.to_string()];
+            for (_, lengths) in &series {
+                let mine = lengths.iter().find(|m| m.seconds == l.seconds);
+                row.push(mine.map_or("n/a".into(), |m| pct(m.accuracy.acc1)));
+                row.push(mine.map_or("n/a".into(), |m| pct(m.accuracy.acc2)));
+            }
+            row
+        })
+        .collect();
+    let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+    let html = format!(
+        "{}{}",
+        html::figure(
+            &charts::save(dir, &chart)?,
+            "Accuracy1 (solid) and Accuracy2 (dashed) of the files of each length, from the              dataset's seconds column.",
+        ),
+        html::table(&headers, &rows)
+    );
+    Ok(Some(("Accuracy by length".to_string(), html)))
+}
+
+/// The reliability section: Accuracy1 and Accuracy2 by confidence bin, as a chart and a
+/// table with the files per bin. `None` when no file has a confidence (the estimator gives
+/// none, or every file failed).
+fn reliability_section(
+    dir: &Path,
+    summary: &Summary,
+    rows: &[Row],
+) -> anyhow::Result<Option<(String, String)>> {
+    let answered: usize = summary.reliability.iter().map(|b| b.n).sum();
+    if answered == 0 {
+        return Ok(None);
+    }
+    let name = summary.estimators.first().map_or("", |e| e.name.as_str());
+    let chart = charts::AccuracyCurve::reliability((
+        name.to_string(),
+        summary
+            .reliability
+            .iter()
+            .filter(|b| b.n > 0)
+            .map(|b| ((b.lo + b.hi) / 2.0, b.acc1, b.acc2))
+            .collect(),
+    ));
+    let table_rows: Vec<Vec<String>> = summary
+        .reliability
+        .iter()
+        .map(|b| {
+            let acc = |x: f64| if b.n == 0 { "n/a".into() } else { pct(x) };
+            vec![
+                format!("{:.1}-{:.1}", b.lo, b.hi),
+                b.n.to_string(),
+                acc(b.acc1),
+                acc(b.acc2),
+            ]
+        })
+        .collect();
+    let html = format!(
+        "{}{}<p>{} of {} files have a confidence; failed files, and estimators that give          none, are left out. Empty bins are not drawn.</p>",
+        html::figure(
+            &charts::save(dir, &chart)?,
+            "Accuracy1 (solid) and Accuracy2 (dashed) of the files in each confidence bin,              at the bin's centre; the diagonal is where accuracy equals confidence.",
+        ),
+        html::table(
+            &["confidence", "files", "Accuracy1", "Accuracy2"],
+            &table_rows
+        ),
+        answered,
+        rows.len()
+    );
+    Ok(Some((
+        "Reliability: accuracy by confidence".to_string(),
+        html,
+    )))
 }
 
 /// Headline tiles for a summary.

@@ -12,6 +12,7 @@ mod compare;
 mod dataset;
 mod estimator;
 mod evaluate;
+mod excerpts;
 mod manifest;
 mod metrics;
 mod report;

@@ -1,6 +1,6 @@
 //! The scoring rules of tempo estimation, as small pure functions: Accuracy1/Accuracy2 and the
-//! error class of one estimate, tempo bands, the Karp-Flatt serial fraction and Amdahl's
-//! projection, and latency percentiles. Everything else in the harness only counts what these
+//! error class of one estimate, tempo bands, the reliability curve (accuracy by confidence),
+//! the Karp-Flatt serial fraction and Amdahl's projection, and latency percentiles. Everything else in the harness only counts what these
 //! functions decide, so the rules live (and are tested) in one place.
 //!
 //! Accuracy1 and Accuracy2 follow the MIREX tempo-estimation convention (Gouyon et al., "An
@@ -9,7 +9,7 @@
 //! Accuracy2, within 4 % of the truth scaled by 2, 1/2, 3 or 1/3 (octave and metrical-level
 //! errors forgiven).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Relative tolerance of Accuracy1 and Accuracy2: 4 % of the (scaled) true tempo.
 pub const TOLERANCE: f64 = 0.04;
@@ -148,6 +148,53 @@ pub fn tempo_band(bpm: f64) -> &'static str {
 /// Every tempo band, slowest first.
 pub const TEMPO_BAND_NAMES: [&str; 6] = ["<60", "60-90", "90-120", "120-150", "150-200", ">200"];
 
+/// Confidence bins of the reliability curve: 0-0.2, 0.2-0.4, ..., 0.8-1.0.
+pub const RELIABILITY_BINS: usize = 5;
+
+/// The files whose confidence fell in `[lo, hi)` (the last bin includes 1), and how many of
+/// them were right.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ReliabilityBin {
+    /// Lowest confidence of the bin.
+    pub lo: f64,
+    /// Highest confidence of the bin (excluded, but for the last bin).
+    pub hi: f64,
+    /// Files in the bin.
+    pub n: usize,
+    /// Fraction of them right by Accuracy1 (0 when the bin is empty).
+    pub acc1: f64,
+    /// Fraction of them right by Accuracy2 (0 when the bin is empty).
+    pub acc2: f64,
+}
+
+/// Accuracy by confidence in `bins` equal bins over 0..1: a reliability diagram (DeGroot &
+/// Fienberg, "The comparison and evaluation of forecasters", The Statistician 32, 1983),
+/// which shows whether a higher confidence means a likelier right answer, and so whether
+/// the confidence can be used to flag files for a second look. Confidences outside 0..1
+/// count in the end bins; NaN ones are left out. Every bin is listed, empty ones too.
+pub fn reliability(points: &[(f64, ErrorClass)], bins: usize) -> Vec<ReliabilityBin> {
+    let bins = bins.max(1);
+    let mut counts = vec![(0usize, 0usize, 0usize); bins];
+    for &(confidence, class) in points.iter().filter(|p| !p.0.is_nan()) {
+        let k = ((confidence.clamp(0.0, 1.0) * bins as f64) as usize).min(bins - 1);
+        let c = &mut counts[k];
+        c.0 += 1;
+        c.1 += usize::from(class.acc1());
+        c.2 += usize::from(class.acc2());
+    }
+    counts
+        .into_iter()
+        .enumerate()
+        .map(|(k, (n, h1, h2))| ReliabilityBin {
+            lo: k as f64 / bins as f64,
+            hi: (k + 1) as f64 / bins as f64,
+            n,
+            acc1: fraction(h1, n),
+            acc2: fraction(h2, n),
+        })
+        .collect()
+}
+
 /// The Karp-Flatt experimentally determined serial fraction (Karp & Flatt, "Measuring
 /// parallel processor performance", CACM 33(5), 1990): `e = (1/S - 1/p) / (1 - 1/p)` for
 /// speedup `S` on `p` processors. `None` when `p <= 1` (undefined), when `S` is not
@@ -277,6 +324,36 @@ mod tests {
         assert_eq!(tempo_band(120.0), "120-150");
         assert_eq!(tempo_band(200.0), "150-200");
         assert_eq!(tempo_band(200.5), ">200");
+    }
+
+    #[test]
+    fn reliability_bins_count_and_score() {
+        let points = [
+            (0.05, ErrorClass::Other),
+            (0.2, ErrorClass::Ok),
+            (0.39, ErrorClass::Double),
+            (0.9, ErrorClass::Ok),
+            (1.0, ErrorClass::Ok),
+            (1.7, ErrorClass::Half),
+            (-0.1, ErrorClass::Ok),
+            (f64::NAN, ErrorClass::Ok),
+        ];
+        let bins = reliability(&points, RELIABILITY_BINS);
+        let got: Vec<(usize, f64, f64)> = bins.iter().map(|b| (b.n, b.acc1, b.acc2)).collect();
+        assert_eq!(
+            got,
+            [
+                (2, 0.5, 0.5),
+                (2, 0.5, 1.0),
+                (0, 0.0, 0.0),
+                (0, 0.0, 0.0),
+                (3, 2.0 / 3.0, 1.0),
+            ]
+        );
+        assert_eq!((bins[0].lo, bins[0].hi), (0.0, 0.2));
+        assert_eq!((bins[4].lo, bins[4].hi), (0.8, 1.0));
+        assert!(reliability(&[], 5).iter().all(|b| b.n == 0));
+        assert_eq!(reliability(&points, 0).len(), 1);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The CLI as a user runs it: `evaluate` and `compare` on a small synthetic set, `check` on
-//! hand-made report folders, and the exit code 2 with a clear message on bad input.
+//! hand-made report folders, `dataset excerpts` and the breakdown by length it feeds, and
+//! the exit code 2 with a clear message on bad input.
 
 use std::fs;
 use std::path::Path;
@@ -484,4 +485,187 @@ fn compare_measures_the_first_estimator_and_lists_the_rest() {
     assert!(dir.path().join("estimators.csv").is_file());
     let html = fs::read_to_string(dir.path().join("report.html")).unwrap();
     assert!(html.contains("Estimators side by side"));
+}
+
+/// Every file under `dir` with its bytes, by relative path.
+fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        out.insert(name, fs::read(&path).unwrap());
+    }
+    out
+}
+
+/// Two synthetic tracks of 20 s, written into `dir`; returns the manifest's lines.
+fn two_short_tracks(dir: &Path) -> Vec<String> {
+    eval_cli()
+        .args([
+            "dataset",
+            "synth",
+            "--count",
+            "2",
+            "--seconds",
+            "20",
+            "--out",
+        ])
+        .arg(dir)
+        .assert()
+        .success();
+    fs::read_to_string(dir.join("manifest.csv"))
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+fn cut_excerpts(from: &Path, out: &Path) -> std::process::Output {
+    eval_cli()
+        .args(["dataset", "excerpts", "--from"])
+        .arg(from)
+        .args(["--seconds", "15,8,10,30", "--offsets", "2", "--out"])
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn excerpts_are_cut_deterministically_and_evaluated_by_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    let source_lines = two_short_tracks(&src);
+    let ex = dir.path().join("ex");
+    let out = cut_excerpts(&src, &ex);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    // No 20-s track holds a 30-s excerpt (it needs 31 s): the summary says so.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("30 s: 0 excerpts; 2 tracks shorter than 31 s"),
+        "{stdout}"
+    );
+
+    let manifest = fs::read_to_string(ex.join("manifest.csv")).unwrap();
+    let lines: Vec<&str> = manifest.lines().collect();
+    // The synthetic set's own `seconds` (the track length) survives as `source_seconds`.
+    assert_eq!(
+        lines[0],
+        "file,bpm,seconds,offset_s,source_file,style,meter,format,source_seconds,seed"
+    );
+    // 2 tracks x 3 lengths x 2 offsets, lengths ascending, in dataset order.
+    assert_eq!(lines.len(), 1 + 12);
+    let first_source = source_lines[1].split(',').collect::<Vec<_>>();
+    let stem = first_source[0].rsplit_once('.').unwrap().0;
+    let row: Vec<&str> = lines[1].split(',').collect();
+    // 20 s with a 2-s intro and outro: 8-s excerpts start at 2 + 8 x 1/4 and 2 + 8 x 3/4.
+    assert_eq!(
+        row[..5],
+        [
+            format!("{stem}__8s_o0.wav").as_str(),
+            first_source[1],
+            "8",
+            "4.000",
+            first_source[0]
+        ]
+    );
+    assert_eq!(lines[2].split(',').nth(3), Some("8.000"));
+    assert_eq!(row[5..], first_source[2..], "source metadata kept");
+    let seconds: Vec<&str> = lines[1..7]
+        .iter()
+        .map(|l| l.split(',').nth(2).unwrap())
+        .collect();
+    assert_eq!(seconds, ["8", "8", "10", "10", "15", "15"]);
+    for line in &lines[1..] {
+        let cells: Vec<&str> = line.split(',').collect();
+        let reader = hound::WavReader::open(ex.join(cells[0])).unwrap();
+        let spec = reader.spec();
+        assert_eq!((spec.channels, spec.bits_per_sample), (1, 16));
+        let want: f64 = cells[2].parse().unwrap();
+        assert_eq!(
+            f64::from(reader.duration()),
+            want * f64::from(spec.sample_rate)
+        );
+    }
+
+    // Rerunning overwrites with the same bytes.
+    let before = snapshot(&ex);
+    assert_eq!(before.len(), 13);
+    let again = cut_excerpts(&src, &ex);
+    assert!(again.status.success(), "{}", stderr_of(&again));
+    assert_eq!(snapshot(&ex), before, "a rerun changed the excerpts");
+
+    // evaluate breaks accuracy down by length, in numeric order.
+    let report = dir.path().join("report");
+    eval_cli()
+        .args([
+            "evaluate",
+            "--progress",
+            "off",
+            "--workers",
+            "2",
+            "--dataset",
+        ])
+        .arg(&ex)
+        .arg("--out-dir")
+        .arg(&report)
+        .assert()
+        .success();
+    let summary = read_json(&report.join("summary.json"));
+    let lengths: Vec<f64> = summary["by_seconds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["seconds"].as_f64().unwrap())
+        .collect();
+    assert_eq!(lengths, [8.0, 10.0, 15.0]);
+    assert_eq!(summary["by_seconds"][0]["n"], 4);
+    assert_eq!(summary["by"]["seconds"]["10"]["n"], 4);
+    assert_eq!(
+        summary["estimators"][0]["by_seconds"],
+        summary["by_seconds"]
+    );
+    let bins = summary["reliability"].as_array().unwrap();
+    assert_eq!(bins.len(), 5);
+    let answered: u64 = bins.iter().map(|b| b["n"].as_u64().unwrap()).sum();
+    assert_eq!(answered + summary["failed"].as_u64().unwrap(), 12);
+    for f in [
+        "accuracy_by_seconds.svg",
+        "accuracy_by_seconds.png",
+        "reliability.svg",
+    ] {
+        assert!(report.join(f).is_file(), "{f} missing");
+    }
+    let html = fs::read_to_string(report.join("report.html")).unwrap();
+    assert!(html.contains("Accuracy by length"), "no length section");
+    assert!(html.contains("Reliability"), "no reliability section");
+    // Both tables by length list 8 before 10 before 15 (a text sort puts 10 first).
+    for heading in ["<h2>Accuracy by length</h2>", "<h3>By seconds</h3>"] {
+        let table = &html[html.find(heading).expect(heading)..];
+        let at = |s: &str| table.find(&format!("<tr><td>{s}</td>")).expect(s);
+        assert!(at("8") < at("10") && at("10") < at("15"), "{heading}");
+    }
+}
+
+#[test]
+fn excerpts_skip_a_source_that_does_not_decode() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    let mut lines = two_short_tracks(&src);
+    fs::write(src.join("broken.wav"), b"not audio at all").unwrap();
+    let mut broken: Vec<String> = lines[1].split(',').map(String::from).collect();
+    broken[0] = "broken.wav".into();
+    lines.insert(1, broken.join(","));
+    let manifest = src.join("with-broken.csv");
+    fs::write(&manifest, lines.join("\n") + "\n").unwrap();
+    let ex = dir.path().join("ex");
+    let out = cut_excerpts(&manifest, &ex);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("broken.wav"),
+        "{}",
+        stderr_of(&out)
+    );
+    let rows = fs::read_to_string(ex.join("manifest.csv")).unwrap();
+    assert_eq!(rows.lines().count(), 1 + 12, "{rows}");
+    assert!(!rows.contains("broken"), "{rows}");
 }

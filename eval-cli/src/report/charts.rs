@@ -61,6 +61,21 @@ pub fn save(dir: &Path, chart: &impl Chart) -> anyhow::Result<String> {
     Ok(svg)
 }
 
+/// Draws the series labels of `chart` in the house style, at `position`.
+fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .label_font(("sans-serif", 13))
+        .draw()
+        .map_err(err)
+}
+
 fn class_color(class: ErrorClass) -> RGBColor {
     match class {
         ErrorClass::Ok => RGBColor(0x2e, 0x8b, 0x57),
@@ -132,15 +147,7 @@ impl Chart for EstimateScatter {
                 )
             }))
             .map_err(err)?;
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .label_font(("sans-serif", 13))
-            .draw()
-            .map_err(err)?;
-        Ok(())
+        legend(&mut chart, SeriesLabelPosition::UpperLeft)
     }
 }
 
@@ -259,15 +266,7 @@ impl Chart for BandAccuracy {
                     Rectangle::new([(x, y - 5), (x + 14, y + 5)], color.filled())
                 });
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .label_font(("sans-serif", 13))
-            .draw()
-            .map_err(err)?;
-        Ok(())
+        legend(&mut chart, SeriesLabelPosition::UpperRight)
     }
 }
 
@@ -322,15 +321,7 @@ impl Chart for LatencyCdf {
                     PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
                 });
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .label_font(("sans-serif", 13))
-            .draw()
-            .map_err(err)?;
-        Ok(())
+        legend(&mut chart, SeriesLabelPosition::LowerRight)
     }
 }
 
@@ -420,15 +411,7 @@ impl Chart for Speedup {
         chart
             .draw_series(measured.iter().map(|&p| Circle::new(p, 5, BLUE.filled())))
             .map_err(err)?;
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .label_font(("sans-serif", 13))
-            .draw()
-            .map_err(err)?;
-        Ok(())
+        legend(&mut chart, SeriesLabelPosition::UpperLeft)
     }
 }
 
@@ -496,14 +479,125 @@ impl Chart for AccuracyVsCost {
                 ])
                 .map_err(err)?;
         }
+        legend(&mut chart, SeriesLabelPosition::LowerRight)
+    }
+}
+
+/// One line of an [`AccuracyCurve`]: a label and `(x, acc1, acc2)` points in x order.
+pub type AccuracySeries = (String, Vec<(f64, f64, f64)>);
+
+/// Accuracy1 (solid line, filled dots) and Accuracy2 (dashed line, hollow dots) against a
+/// number, one colour per series: accuracy by seconds of audio per estimator, or by
+/// confidence (the reliability curve). One chart type for both, so they read alike.
+pub struct AccuracyCurve {
+    /// File stem.
+    pub name: &'static str,
+    /// Title above the chart.
+    pub caption: &'static str,
+    /// What the x axis measures.
+    pub x_desc: &'static str,
+    /// The x axis, `(from, to)`.
+    pub x_range: (f64, f64),
+    /// Whether to draw the diagonal y = x, against which a confidence reads as a
+    /// probability of being right.
+    pub diagonal: bool,
+    /// The lines.
+    pub series: Vec<AccuracySeries>,
+}
+
+impl AccuracyCurve {
+    /// Accuracy against seconds of audio, one pair of lines per estimator.
+    pub fn by_seconds(series: Vec<AccuracySeries>) -> Self {
+        let longest = series
+            .iter()
+            .flat_map(|s| s.1.iter().map(|p| p.0))
+            .fold(1.0f64, f64::max);
+        AccuracyCurve {
+            name: "accuracy_by_seconds",
+            caption: "Accuracy1/2 against seconds of audio",
+            x_desc: "seconds of audio per file",
+            x_range: (0.0, longest * 1.08),
+            diagonal: false,
+            series,
+        }
+    }
+
+    /// The reliability curve: accuracy against confidence, at each bin's centre.
+    pub fn reliability(series: AccuracySeries) -> Self {
+        AccuracyCurve {
+            name: "reliability",
+            caption: "Accuracy against confidence (reliability)",
+            x_desc: "confidence (centre of each bin)",
+            x_range: (0.0, 1.0),
+            diagonal: true,
+            series: vec![series],
+        }
+    }
+}
+
+impl Chart for AccuracyCurve {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart = ChartBuilder::on(root)
+            .caption(self.caption, ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(44)
+            .y_label_area_size(56)
+            .build_cartesian_2d(self.x_range.0..self.x_range.1, 0.0f64..1.05)
+            .map_err(err)?;
         chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .label_font(("sans-serif", 13))
+            .configure_mesh()
+            .x_desc(self.x_desc)
+            .y_desc("fraction of files right")
+            .label_style(("sans-serif", 13))
+            .axis_desc_style(("sans-serif", 15))
             .draw()
             .map_err(err)?;
-        Ok(())
+        if self.diagonal {
+            chart
+                .draw_series(LineSeries::new(
+                    vec![(0.0, 0.0), (1.0, 1.0)],
+                    BLACK.mix(0.4).stroke_width(1),
+                ))
+                .map_err(err)?
+                .label("accuracy = confidence")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLACK.mix(0.4)));
+        }
+        for (k, (label, points)) in self.series.iter().enumerate() {
+            let color = Palette99::pick(k).to_rgba();
+            let acc1: Vec<(f64, f64)> = points.iter().map(|p| (p.0, p.1)).collect();
+            let acc2: Vec<(f64, f64)> = points.iter().map(|p| (p.0, p.2)).collect();
+            chart
+                .draw_series(LineSeries::new(acc1.clone(), color.stroke_width(2)))
+                .map_err(err)?
+                .label(format!("{label} Accuracy1"))
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                });
+            chart
+                .draw_series(acc1.iter().map(|&p| Circle::new(p, 5, color.filled())))
+                .map_err(err)?;
+            chart
+                .draw_series(DashedLineSeries::new(
+                    acc2.clone(),
+                    6,
+                    4,
+                    color.stroke_width(2),
+                ))
+                .map_err(err)?
+                .label(format!("{label} Accuracy2"))
+                .legend(move |(x, y)| Circle::new((x + 9, y), 4, color.stroke_width(2)));
+            chart
+                .draw_series(
+                    acc2.iter()
+                        .map(|&p| Circle::new(p, 5, color.stroke_width(2))),
+                )
+                .map_err(err)?;
+        }
+        legend(&mut chart, SeriesLabelPosition::LowerRight)
     }
 }

@@ -17,7 +17,7 @@ use std::path::Path;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::{self, ErrorClass, Latency};
+use crate::metrics::{self, ErrorClass, Latency, ReliabilityBin};
 
 /// One evaluated file, as the harness keeps it in memory.
 #[derive(Debug, Clone)]
@@ -153,6 +153,69 @@ pub struct GroupAccuracy {
     pub acc2: f64,
 }
 
+/// The metadata column that gives each file's seconds of audio (what `dataset excerpts`
+/// writes): its groups become [`Summary::by_seconds`], in numeric order.
+pub const SECONDS_COLUMN: &str = "seconds";
+
+/// Accuracy of the files of one length.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LengthAccuracy {
+    /// Seconds of audio per file, from the `seconds` column.
+    pub seconds: f64,
+    /// Files, and how many of them were right.
+    #[serde(flatten)]
+    pub accuracy: GroupAccuracy,
+}
+
+/// The groups of `groups` by number, smallest first (`8` before `10`, which a string sort
+/// puts the other way round), when every key is a finite number; `None` otherwise.
+pub fn numeric_groups(groups: &BTreeMap<String, GroupAccuracy>) -> Option<Vec<(f64, &String)>> {
+    let mut keyed = groups
+        .keys()
+        .map(|k| {
+            k.parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .map(|v| (v, k))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    keyed.sort_by(|a, b| a.0.total_cmp(&b.0));
+    Some(keyed)
+}
+
+/// The keys of one breakdown in reading order: tempo bands slowest first, numbers by value,
+/// anything else as sorted text.
+pub fn ordered_keys<'a>(
+    column: &str,
+    groups: &'a BTreeMap<String, GroupAccuracy>,
+) -> Vec<&'a String> {
+    if column == "tempo_band" {
+        let mut keys: Vec<&String> = groups.keys().collect();
+        keys.sort_by_key(|k| metrics::TEMPO_BAND_NAMES.iter().position(|b| b == k));
+        return keys;
+    }
+    match numeric_groups(groups) {
+        Some(keyed) => keyed.into_iter().map(|(_, k)| k).collect(),
+        None => groups.keys().collect(),
+    }
+}
+
+/// [`Summary::by_seconds`] from the breakdowns: empty unless there is a `seconds` one whose
+/// every value is a number.
+fn by_seconds(by: &BTreeMap<String, BTreeMap<String, GroupAccuracy>>) -> Vec<LengthAccuracy> {
+    let Some(groups) = by.get(SECONDS_COLUMN) else {
+        return Vec::new();
+    };
+    numeric_groups(groups)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(seconds, key)| LengthAccuracy {
+            seconds,
+            accuracy: groups[key].clone(),
+        })
+        .collect()
+}
+
 /// `summary.json`: the accuracy of one evaluation. Deterministic: the same dataset gives the
 /// same bytes whatever the worker count. Timings live in [`Timings`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -174,6 +237,14 @@ pub struct Summary {
     /// Accuracy by grouping: `tempo_band` and each metadata column with repeated values,
     /// then by the column's value.
     pub by: BTreeMap<String, BTreeMap<String, GroupAccuracy>>,
+    /// `by.seconds` in numeric order (shortest first), when the dataset has a numeric
+    /// `seconds` column (excerpts from `dataset excerpts`); empty otherwise.
+    #[serde(default)]
+    pub by_seconds: Vec<LengthAccuracy>,
+    /// Accuracy by the estimator's confidence, in [`metrics::RELIABILITY_BINS`] bins over
+    /// 0..1, of the files that have a confidence (every bin listed, empty ones too).
+    #[serde(default)]
+    pub reliability: Vec<ReliabilityBin>,
     /// Every estimator of the run (`--estimator`), in command-line order; the fields above
     /// are the first one's. Their `cpu_s` is measured and varies between runs; the rest of
     /// the cost is in `timings.json`.
@@ -199,6 +270,10 @@ pub struct EstimatorAccuracy {
     /// summary that is measured rather than computed, so it varies between runs; the
     /// details are in `timings.json`.
     pub cpu_s: Option<f64>,
+    /// Its accuracy by seconds of audio (as [`Summary::by_seconds`]), for the by-length
+    /// chart that puts estimators side by side.
+    #[serde(default)]
+    pub by_seconds: Vec<LengthAccuracy>,
 }
 
 impl EstimatorAccuracy {
@@ -211,6 +286,7 @@ impl EstimatorAccuracy {
             acc1: summary.acc1,
             acc2: summary.acc2,
             cpu_s: MeasuredCpu::of(rows).cpu_s,
+            by_seconds: summary.by_seconds.clone(),
         }
     }
 }
@@ -268,7 +344,14 @@ pub struct EstimatorCost {
 
 /// Metadata columns worth grouping by: at most 24 distinct values, and not mostly per-file
 /// values (identifiers, seeds, durations: more distinct values than half the files).
+/// Metadata columns that say where a file came from rather than what kind it is (an
+/// excerpt's offset and source track, a generator seed, a project path): no breakdown.
+const NOT_GROUPS: [&str; 5] = ["offset_s", "source_file", "seed", "project", "duration_s"];
+
 fn groupable(rows: &[Row], column: &str) -> bool {
+    if NOT_GROUPS.contains(&column) {
+        return false;
+    }
     let distinct: BTreeSet<&str> = rows
         .iter()
         .map(|r| r.meta.get(column).map_or("", String::as_str))
@@ -328,6 +411,10 @@ pub fn summarize(dataset: &str, rows: &[Row], meta_columns: &[String]) -> anyhow
         group(column, keys)?;
     }
 
+    let confidences: Vec<(f64, ErrorClass)> = rows
+        .iter()
+        .filter_map(|r| r.confidence.map(|c| (c, r.class)))
+        .collect();
     Ok(Summary {
         dataset: dataset.to_string(),
         n,
@@ -336,7 +423,9 @@ pub fn summarize(dataset: &str, rows: &[Row], meta_columns: &[String]) -> anyhow
         acc1: metrics::fraction(acc1.iter().filter(|&&b| b).count(), n),
         acc2: metrics::fraction(acc2.iter().filter(|&&b| b).count(), n),
         classes,
+        by_seconds: by_seconds(&by),
         by,
+        reliability: metrics::reliability(&confidences, metrics::RELIABILITY_BINS),
         estimators: Vec::new(),
     })
 }
@@ -523,6 +612,66 @@ mod tests {
             }
         );
         assert_eq!(s.by["tempo_band"]["60-90"].n, 1);
+    }
+
+    #[test]
+    fn lengths_sort_as_numbers() {
+        // Eight files, two of each length; the 8-s ones are wrong by Accuracy1.
+        let rows: Vec<Row> = ["30", "8", "10", "15", "30", "8", "10", "15"]
+            .iter()
+            .enumerate()
+            .map(|(i, &seconds)| {
+                let est = if seconds == "8" { 240.0 } else { 120.0 };
+                let mut r = row(&format!("{i}.wav"), 120.0, Some(est), "x");
+                r.meta.insert(SECONDS_COLUMN.into(), seconds.into());
+                r
+            })
+            .collect();
+        let s = summarize("t", &rows, &[SECONDS_COLUMN.into(), "style".into()]).unwrap();
+        let lengths: Vec<(f64, usize, f64)> = s
+            .by_seconds
+            .iter()
+            .map(|l| (l.seconds, l.accuracy.n, l.accuracy.acc1))
+            .collect();
+        assert_eq!(
+            lengths,
+            [
+                (8.0, 2, 0.0),
+                (10.0, 2, 1.0),
+                (15.0, 2, 1.0),
+                (30.0, 2, 1.0)
+            ]
+        );
+        assert_eq!(
+            ordered_keys(SECONDS_COLUMN, &s.by[SECONDS_COLUMN]),
+            ["8", "10", "15", "30"]
+        );
+        // Text keys keep their text order; a column with any non-number has no by_seconds.
+        assert_eq!(ordered_keys("style", &s.by["style"]), ["x"]);
+        let mut mixed = s.by[SECONDS_COLUMN].clone();
+        mixed.insert("long".into(), mixed["8"].clone());
+        assert!(numeric_groups(&mixed).is_none());
+        assert_eq!(
+            ordered_keys(SECONDS_COLUMN, &mixed),
+            ["10", "15", "30", "8", "long"]
+        );
+        let by = BTreeMap::from([(SECONDS_COLUMN.to_string(), mixed)]);
+        assert!(by_seconds(&by).is_empty());
+    }
+
+    #[test]
+    fn summary_bins_confidence_of_answered_files() {
+        let rows = [
+            row("a.wav", 120.0, Some(121.0), "rock"),
+            row("b.wav", 100.0, Some(200.0), "rock"),
+            row("c.wav", 80.0, None, "waltz"),
+        ];
+        let s = summarize("t", &rows, &[]).unwrap();
+        assert_eq!(s.reliability.len(), metrics::RELIABILITY_BINS);
+        // Both answers have confidence 0.5 (the middle bin); the failed file has none.
+        let middle = &s.reliability[2];
+        assert_eq!((middle.n, middle.acc1, middle.acc2), (2, 0.5, 1.0));
+        assert_eq!(s.reliability.iter().map(|b| b.n).sum::<usize>(), 2);
     }
 
     #[test]

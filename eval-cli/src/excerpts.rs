@@ -1,0 +1,448 @@
+//! `eval-cli dataset excerpts`: fixed-length excerpts cut from every track of a dataset, so
+//! that accuracy can be read against how many seconds of audio the analyzer was given.
+//!
+//! Each source track is decoded once (mono, at its own sample rate) and cut at a few
+//! offsets spread over it, skipping the intro and outro, where tempo is least typical, when
+//! the track is long enough. Every excerpt is a 16-bit PCM mono WAV, listed in a
+//! `manifest.csv` whose `seconds` column gives `evaluate` its breakdown by length, and
+//! which keeps every metadata column of the source (so groupings such as `source` work on
+//! the excerpts as on the tracks). Everything is a function of the input: the same dataset
+//! and flags give the same bytes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Cursor;
+use std::path::{Component, Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+
+use crate::evaluate::{SynthArgs, create_out_dir};
+use crate::manifest::{self, Dataset, Item};
+use crate::report;
+
+/// Share of a track skipped at each end (intro and outro), when what is left still holds
+/// the excerpt.
+const EDGE_FRACTION: f64 = 0.1;
+
+/// A track must be at least this many seconds longer than an excerpt to yield it: an
+/// "excerpt" that is the whole track would measure the track, not the length.
+const MIN_SPARE_S: f64 = 1.0;
+
+/// The manifest the excerpts are listed in, inside the output folder.
+pub const MANIFEST_FILE: &str = "manifest.csv";
+
+/// The manifest's own columns, before the source's metadata.
+const OWN_COLUMNS: [&str; 5] = ["file", "bpm", "seconds", "offset_s", "source_file"];
+
+/// Flags of `eval-cli dataset excerpts`.
+#[derive(Debug, clap::Args)]
+pub struct ExcerptArgs {
+    /// The dataset to cut from: anything `--dataset` accepts (a manifest CSV, a folder, or
+    /// `synth`).
+    #[arg(long)]
+    pub from: String,
+    /// Excerpt lengths in seconds, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "8,10,15,30")]
+    pub seconds: Vec<f64>,
+    /// Excerpts per track and length, spread over the track.
+    #[arg(long, default_value_t = 3)]
+    pub offsets: usize,
+    /// Folder to write the excerpts and manifest.csv into (created if missing; files of
+    /// the same names are replaced).
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub synth: SynthArgs,
+}
+
+/// Where the excerpts of a `duration_s`-second track start, in seconds: `count` offsets
+/// spread evenly (each in the middle of its share) over the track less a 10 % intro and
+/// outro, or over the whole track when that leaves too little. Empty when the track is
+/// shorter than `length_s` plus [`MIN_SPARE_S`].
+pub fn excerpt_offsets(duration_s: f64, length_s: f64, count: usize) -> Vec<f64> {
+    if duration_s.is_nan() || duration_s < length_s + MIN_SPARE_S {
+        return Vec::new();
+    }
+    let edge = EDGE_FRACTION * duration_s;
+    let usable = duration_s - 2.0 * edge;
+    let (start, span) = if usable >= length_s {
+        (edge, usable - length_s)
+    } else {
+        (0.0, duration_s - length_s)
+    };
+    (0..count)
+        .map(|k| start + span * (k as f64 + 0.5) / count as f64)
+        .collect()
+}
+
+/// A length as it appears in file names and in the `seconds` column: `10`, `7.5`.
+fn seconds_label(length_s: f64) -> String {
+    format!("{length_s}")
+}
+
+/// The file an excerpt goes to, relative to the output folder: `DIR/STEM__10s_o1.wav`.
+fn excerpt_file(stem: &Path, length_s: f64, k: usize) -> PathBuf {
+    let name = stem.file_name().unwrap_or_default().to_string_lossy();
+    stem.with_file_name(format!("{name}__{}s_o{k}.wav", seconds_label(length_s)))
+}
+
+/// The output stem of every item: its path in the dataset without the extension, with only
+/// plain components (no `..`, no root), so excerpts mirror the dataset's folders and never
+/// land outside the output folder. Stems that would clash (`a.wav` beside `a.flac`) get
+/// the item's index in the dataset appended.
+fn output_stems(items: &[Item]) -> Vec<PathBuf> {
+    let plain: Vec<PathBuf> = items
+        .iter()
+        .map(|item| {
+            let path: PathBuf = Path::new(&item.file)
+                .components()
+                .filter_map(|c| match c {
+                    Component::Normal(part) => Some(part),
+                    _ => None,
+                })
+                .collect();
+            path.with_extension("")
+        })
+        .collect();
+    let mut uses: BTreeMap<&Path, usize> = BTreeMap::new();
+    for stem in &plain {
+        *uses.entry(stem.as_path()).or_default() += 1;
+    }
+    plain
+        .iter()
+        .enumerate()
+        .map(|(i, stem)| {
+            if uses[stem.as_path()] > 1 {
+                let name = stem.file_name().unwrap_or_default().to_string_lossy();
+                stem.with_file_name(format!("{name}_{i}"))
+            } else {
+                stem.clone()
+            }
+        })
+        .collect()
+}
+
+/// The source's metadata columns as the excerpt manifest names them: unchanged, except
+/// that a name the manifest uses itself (a synthetic set's own `seconds`, say) gets a
+/// `source_` prefix, so both survive.
+fn source_columns(meta_columns: &[String]) -> Vec<String> {
+    let mut taken: BTreeSet<String> = OWN_COLUMNS.iter().map(|c| c.to_string()).collect();
+    meta_columns
+        .iter()
+        .map(|column| {
+            let mut name = column.clone();
+            while taken.contains(&name) {
+                name = format!("source_{name}");
+            }
+            taken.insert(name.clone());
+            name
+        })
+        .collect()
+}
+
+/// A whole track, decoded to mono.
+struct Track {
+    samples: Vec<f32>,
+    sample_rate: u32,
+}
+
+/// Decodes `path` to mono at its own sample rate.
+fn decode(path: &Path) -> Result<Track, String> {
+    let mut samples = Vec::new();
+    let stop = analyzer_core::StopSignal::never();
+    let info = analyzer_core::decode::decode_mono(path, &stop, |mono, _| {
+        samples.extend_from_slice(mono);
+        Ok(())
+    })
+    .map_err(|e| e.reason())?;
+    if info.sample_rate == 0 {
+        return Err("decode: the stream has no sample rate".into());
+    }
+    Ok(Track {
+        samples,
+        sample_rate: info.sample_rate,
+    })
+}
+
+/// `samples` as a 16-bit PCM mono WAV file (clipped to full scale, rounded to nearest).
+fn wav_bytes(samples: &[f32], sample_rate: u32) -> anyhow::Result<Vec<u8>> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut bytes = Cursor::new(Vec::new());
+    let mut writer = hound::WavWriter::new(&mut bytes, spec)?;
+    for &s in samples {
+        writer.write_sample((s.clamp(-1.0, 1.0) * f32::from(i16::MAX)).round() as i16)?;
+    }
+    writer.finalize()?;
+    Ok(bytes.into_inner())
+}
+
+/// What one length came to over the whole dataset.
+#[derive(Debug, Default)]
+struct LengthTally {
+    excerpts: usize,
+    too_short: usize,
+}
+
+/// What every track is cut into, and where the cuts go.
+struct Cutter<'a> {
+    /// The output folder.
+    out: &'a Path,
+    /// Excerpt lengths, seconds, ascending.
+    lengths: &'a [f64],
+    /// Excerpts per track and length.
+    offsets: usize,
+    /// The source's metadata columns, in manifest order.
+    meta: &'a [String],
+}
+
+impl Cutter<'_> {
+    /// Cuts, writes and lists the excerpts of one decoded track; returns its manifest
+    /// rows. `tallies` is in the order of the lengths.
+    fn cut(
+        &self,
+        item: &Item,
+        stem: &Path,
+        track: &Track,
+        tallies: &mut [LengthTally],
+    ) -> anyhow::Result<Vec<Vec<String>>> {
+        let rate = f64::from(track.sample_rate);
+        let total = track.samples.len();
+        let mut rows = Vec::new();
+        for (&length_s, tally) in self.lengths.iter().zip(tallies.iter_mut()) {
+            let starts = excerpt_offsets(total as f64 / rate, length_s, self.offsets);
+            if starts.is_empty() {
+                tally.too_short += 1;
+                continue;
+            }
+            let frames = ((length_s * rate).round() as usize).min(total);
+            for (k, offset_s) in starts.into_iter().enumerate() {
+                let start = ((offset_s * rate).round() as usize).min(total - frames);
+                let file = excerpt_file(stem, length_s, k);
+                let path = self.out.join(&file);
+                if let Some(parent) = path.parent() {
+                    create_out_dir(parent)?;
+                }
+                let wav = wav_bytes(&track.samples[start..start + frames], track.sample_rate)?;
+                report::write_file(&path, &wav)?;
+                tally.excerpts += 1;
+                let mut row = vec![
+                    file.to_string_lossy().replace('\\', "/"),
+                    item.bpm.to_string(),
+                    seconds_label(length_s),
+                    format!("{:.3}", start as f64 / rate),
+                    item.file.clone(),
+                ];
+                row.extend(
+                    self.meta
+                        .iter()
+                        .map(|c| item.meta.get(c).cloned().unwrap_or_default()),
+                );
+                rows.push(row);
+            }
+        }
+        Ok(rows)
+    }
+}
+
+/// The lengths asked for, checked, in ascending order without repeats.
+fn checked_lengths(seconds: &[f64]) -> anyhow::Result<Vec<f64>> {
+    if let Some(bad) = seconds.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+        bail!("--seconds: {bad} is not a positive number of seconds");
+    }
+    let mut lengths = seconds.to_vec();
+    lengths.sort_by(f64::total_cmp);
+    lengths.dedup();
+    if lengths.is_empty() {
+        bail!("--seconds: no length given");
+    }
+    Ok(lengths)
+}
+
+/// The manifest CSV of the excerpts: header, then `rows` as given.
+fn manifest_csv(source_meta: &[String], rows: &[Vec<String>]) -> anyhow::Result<Vec<u8>> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let header: Vec<String> = OWN_COLUMNS
+        .iter()
+        .map(|c| c.to_string())
+        .chain(source_columns(source_meta))
+        .collect();
+    writer.write_record(&header)?;
+    for row in rows {
+        writer.write_record(row)?;
+    }
+    writer
+        .into_inner()
+        .context("cannot flush the excerpt manifest")
+}
+
+/// Prints what was written, one line per length, naming the lengths no track was long
+/// enough for.
+fn print_summary(
+    out: &Path,
+    ds: &Dataset,
+    lengths: &[f64],
+    tallies: &[LengthTally],
+    failed: usize,
+) {
+    let excerpts: usize = tallies.iter().map(|t| t.excerpts).sum();
+    println!(
+        "wrote {excerpts} excerpts from {} of {} tracks, listed in {}",
+        ds.items.len() - failed,
+        ds.items.len(),
+        out.join(MANIFEST_FILE).display()
+    );
+    for (length_s, t) in lengths.iter().zip(tallies) {
+        let mut line = format!("  {} s: {} excerpts", seconds_label(*length_s), t.excerpts);
+        if t.too_short > 0 {
+            line.push_str(&format!(
+                "; {} tracks shorter than {} s yield none",
+                t.too_short,
+                seconds_label(length_s + MIN_SPARE_S)
+            ));
+        }
+        println!("{line}");
+    }
+}
+
+/// Runs `eval-cli dataset excerpts`: exit 0, or 1 when some source did not decode (it is
+/// named on stderr and skipped; the rest are still cut).
+pub fn run(args: ExcerptArgs) -> anyhow::Result<ExitCode> {
+    let lengths = checked_lengths(&args.seconds)?;
+    if args.offsets == 0 {
+        bail!("--offsets must be at least 1");
+    }
+    let ds = manifest::load(&args.from, args.synth.params())?;
+    create_out_dir(&args.out)?;
+    let stems = output_stems(&ds.items);
+    let mut tallies: Vec<LengthTally> = lengths.iter().map(|_| LengthTally::default()).collect();
+    let mut rows = Vec::new();
+    let mut failed = 0;
+    let cutter = Cutter {
+        out: &args.out,
+        lengths: &lengths,
+        offsets: args.offsets,
+        meta: &ds.meta_columns,
+    };
+    for (item, stem) in ds.items.iter().zip(&stems) {
+        let track = match decode(&item.path) {
+            Ok(track) => track,
+            Err(reason) => {
+                eprintln!(
+                    "eval-cli: error: cannot decode {} ({}): {reason}; skipped",
+                    item.file,
+                    item.path.display()
+                );
+                failed += 1;
+                continue;
+            }
+        };
+        rows.extend(cutter.cut(item, stem, &track, &mut tallies)?);
+    }
+    report::write_file(
+        &args.out.join(MANIFEST_FILE),
+        &manifest_csv(&ds.meta_columns, &rows)?,
+    )?;
+    print_summary(&args.out, &ds, &lengths, &tallies, failed);
+    Ok(if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_skip_intro_and_outro() {
+        // 30 s track, 10 s excerpts: usable 3..27 s, starts spread over 3..17 s.
+        let got = excerpt_offsets(30.0, 10.0, 2);
+        assert_eq!(got.len(), 2);
+        assert!(
+            (got[0] - 6.5).abs() < 1e-9 && (got[1] - 13.5).abs() < 1e-9,
+            "{got:?}"
+        );
+        // Every excerpt lies inside the usable part.
+        for n in 1..6 {
+            for o in excerpt_offsets(30.0, 10.0, n) {
+                assert!((3.0..=17.0).contains(&o), "{o}");
+            }
+        }
+    }
+
+    #[test]
+    fn offsets_of_short_tracks() {
+        // 12 s track, 10 s excerpt: the usable 9.6 s is too little, so the whole track.
+        let got = excerpt_offsets(12.0, 10.0, 1);
+        assert_eq!(got, [1.0]);
+        // Shorter than the excerpt plus a second: none.
+        assert!(excerpt_offsets(10.9, 10.0, 3).is_empty());
+        assert!(excerpt_offsets(f64::NAN, 10.0, 3).is_empty());
+        assert_eq!(excerpt_offsets(11.0, 10.0, 3).len(), 3);
+    }
+
+    fn item(file: &str) -> Item {
+        Item {
+            file: file.into(),
+            path: PathBuf::from(file),
+            bpm: 120.0,
+            meta: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn stems_mirror_folders_and_never_clash() {
+        let items = [
+            item("audio/a.wav"),
+            item("audio/a.flac"),
+            item("../up/b.mp3"),
+            item("c.ogg"),
+        ];
+        let stems = output_stems(&items);
+        assert_eq!(
+            stems,
+            ["audio/a_0", "audio/a_1", "up/b", "c"].map(PathBuf::from)
+        );
+        assert_eq!(
+            excerpt_file(&stems[3], 7.5, 2),
+            PathBuf::from("c__7.5s_o2.wav")
+        );
+        assert_eq!(
+            excerpt_file(&stems[2], 10.0, 0),
+            PathBuf::from("up/b__10s_o0.wav")
+        );
+    }
+
+    #[test]
+    fn clashing_source_columns_are_prefixed() {
+        let cols: Vec<String> = ["style", "seconds", "source_seconds", "source_file"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            source_columns(&cols),
+            [
+                "style",
+                "source_seconds",
+                "source_source_seconds",
+                "source_source_file"
+            ]
+        );
+    }
+
+    #[test]
+    fn lengths_are_sorted_and_checked() {
+        assert_eq!(
+            checked_lengths(&[30.0, 8.0, 10.0, 8.0]).unwrap(),
+            [8.0, 10.0, 30.0]
+        );
+        assert!(checked_lengths(&[10.0, 0.0]).is_err());
+        assert!(checked_lengths(&[f64::NAN]).is_err());
+        assert!(checked_lengths(&[]).is_err());
+    }
+}
