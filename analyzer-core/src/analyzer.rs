@@ -119,7 +119,7 @@ impl Analyzer {
     }
 
     /// Analyses one file, streaming: memory does not grow with its length beyond the
-    /// envelope (two f32 per frame at 86 frames/s: about 690 bytes per second of audio).
+    /// envelope (three f32 per frame at 86 frames/s: about 1 kB per second of audio).
     ///
     /// A panic inside a decoder is caught and reported as a corrupt stream.
     pub fn analyze_file(&self, path: &Path, stop: &StopSignal) -> Result<Analysis> {
@@ -136,6 +136,33 @@ impl Analyzer {
     }
 
     fn analyze_file_inner(&self, path: &Path, stop: &StopSignal) -> Result<Analysis> {
+        let (envelope, info) = self.envelope_of_stream(path, stop)?;
+        let tempo = self.tempo.estimate(&envelope, stop)?;
+        Ok(Analysis {
+            tempo,
+            audio: AudioInfo {
+                duration_s: info.duration_s(),
+                sample_rate: info.sample_rate,
+                channels: info.channels,
+                codec: info.codec,
+            },
+            warnings: info.warnings,
+        })
+    }
+
+    /// The onset envelope of a file (decode, mix, resample, onsets), for callers that study
+    /// the envelope itself (the metrical model's training data).
+    pub fn envelope_of_file(&self, path: &Path, stop: &StopSignal) -> Result<OnsetEnvelope> {
+        self.envelope_of_stream(path, stop)
+            .map(|(envelope, _)| envelope)
+            .map_err(|e| e.with_path(path))
+    }
+
+    fn envelope_of_stream(
+        &self,
+        path: &Path,
+        stop: &StopSignal,
+    ) -> Result<(OnsetEnvelope, StreamInfo)> {
         let mut resampler: Option<MonoResampler> = None;
         let mut resampled = Vec::new();
         let mut tracker = self.onset.tracker();
@@ -155,17 +182,7 @@ impl Analyzer {
             tracker.push(&resampled);
         }
         stop.check(Stage::Onset)?;
-        let tempo = self.tempo.estimate(&tracker.finish(), stop)?;
-        Ok(Analysis {
-            tempo,
-            audio: AudioInfo {
-                duration_s: info.duration_s(),
-                sample_rate: info.sample_rate,
-                channels: info.channels,
-                codec: info.codec,
-            },
-            warnings: info.warnings,
-        })
+        Ok((tracker.finish(), info))
     }
 
     /// The onset envelope of interleaved samples held in memory.

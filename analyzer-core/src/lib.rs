@@ -34,6 +34,7 @@
 mod analyzer;
 pub mod decode;
 mod error;
+mod metrical;
 pub mod onset;
 pub mod resample;
 mod stop;

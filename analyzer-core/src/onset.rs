@@ -25,6 +25,8 @@ const BAND_HIGH_HZ: f64 = 8000.0;
 const BANDS_PER_OCTAVE: f64 = 4.0;
 /// Lower edge (Hz) of the bands whose novelty forms [`OnsetEnvelope::high`].
 pub const BACKBEAT_LOW_HZ: f64 = 1500.0;
+/// Upper edge (Hz) of the bands whose novelty forms [`OnsetEnvelope::low`].
+pub const KICK_HIGH_HZ: f64 = 200.0;
 
 /// One triangular band of the filterbank: weights for consecutive FFT bins from `start`.
 #[derive(Debug, Clone)]
@@ -42,6 +44,9 @@ pub struct OnsetEnvelope {
     /// The same novelty from the bands above `BACKBEAT_LOW_HZ` only, where snares and
     /// claps sit: the tempo stage reads the backbeat from it.
     pub high: Vec<f32>,
+    /// The same novelty from the bands below `KICK_HIGH_HZ` only, where kicks and bass
+    /// notes sit: they mark the beat more often than the hi-hats between them.
+    pub low: Vec<f32>,
     /// Frames per second (analysis rate / hop).
     pub frame_rate: f64,
 }
@@ -66,6 +71,8 @@ pub struct OnsetDetector {
     bands: Vec<Band>,
     /// Index of the first band at or above `BACKBEAT_LOW_HZ`.
     high_from: usize,
+    /// Index of the first band at or above `KICK_HIGH_HZ`.
+    low_until: usize,
 }
 
 impl std::fmt::Debug for OnsetDetector {
@@ -110,6 +117,10 @@ impl OnsetDetector {
                 .iter()
                 .position(|b| b.centre_hz >= BACKBEAT_LOW_HZ)
                 .unwrap_or(bands.len()),
+            low_until: bands
+                .iter()
+                .position(|b| b.centre_hz >= KICK_HIGH_HZ)
+                .unwrap_or(bands.len()),
             bands,
         })
     }
@@ -138,6 +149,7 @@ impl OnsetDetector {
             started: false,
             values: Vec::new(),
             high: Vec::new(),
+            low: Vec::new(),
         }
     }
 
@@ -197,6 +209,7 @@ pub struct OnsetTracker<'a> {
     started: bool,
     values: Vec<f32>,
     high: Vec<f32>,
+    low: Vec<f32>,
 }
 
 impl OnsetTracker<'_> {
@@ -216,17 +229,24 @@ impl OnsetTracker<'_> {
             );
             self.detector
                 .log_band_energies(&self.magnitudes, &mut self.current);
-            let (flux, high) = if self.started {
-                let split = self.detector.high_from;
-                let low = spectral_flux(&self.previous[..split], &self.current[..split]);
-                let high = spectral_flux(&self.previous[split..], &self.current[split..]);
-                (low + high, high)
+            let (flux, high, low) = if self.started {
+                let (lo, hi) = (
+                    self.detector.low_until,
+                    self.detector.high_from.max(self.detector.low_until),
+                );
+                let flux = |range: std::ops::Range<usize>| {
+                    spectral_flux(&self.previous[range.clone()], &self.current[range])
+                };
+                let n = self.current.len();
+                let (low, mid, high) = (flux(0..lo), flux(lo..hi), flux(hi..n));
+                (low + mid + high, high, low)
             } else {
                 self.started = true;
-                (0.0, 0.0)
+                (0.0, 0.0, 0.0)
             };
             self.values.push(flux);
             self.high.push(high);
+            self.low.push(low);
             std::mem::swap(&mut self.previous, &mut self.current);
             start += hop;
         }
@@ -243,6 +263,7 @@ impl OnsetTracker<'_> {
         OnsetEnvelope {
             values: self.values,
             high: self.high,
+            low: self.low,
             frame_rate: self.detector.frame_rate(),
         }
     }

@@ -5,11 +5,17 @@
 //! 2. **Autocorrelation.** Computed by FFT over fixed windows of the envelope (one plan,
 //!    made once) and averaged with unbiased weights: memory stays bounded for any length.
 //! 3. **Harmonic comb.** Each tempo on a fine log grid scores the autocorrelation at its
-//!    beat period and the first multiples of it (bars repeat the beat); a log-normal tempo
-//!    prior breaks the octave tie between metrical levels that the comb cannot tell apart.
-//! 4. **Refinement.** The winner's period is refined to a fraction of a frame by fitting the
-//!    comb over many multiples of the beat (a peak at 8 beats is 8 times sharper), so the
-//!    BPM is not quantised to frames.
+//!    beat period and the first multiples of it (bars repeat the beat), weighted by a broad
+//!    log-normal prior; its strongest peaks are the hypotheses.
+//! 4. **Hypotheses.** The strongest peaks plus the metrical relatives of the best one
+//!    (x1/3 .. x3), each refined to a fraction of a frame by fitting the comb over many
+//!    multiples of the beat (a peak at 8 beats is 8 times sharper), so the BPM is not
+//!    quantised to frames. A reading whose own beat does not recur is dropped.
+//! 5. **Metrical level.** Which hypothesis is the beat is decided by the learned model in
+//!    [`crate::metrical`] from features of each one: autocorrelation of the full, kick and
+//!    snare bands at its multiples and fractions, how sharply the envelope folds onto it,
+//!    where the onsets fall within two of its beats, and its tempo. Its softmax gives the
+//!    confidence and the runner-up reading.
 
 use std::sync::Arc;
 
@@ -31,33 +37,21 @@ const PRIOR_CENTER_BPM: f64 = 120.0;
 const PRIOR_WIDTH_OCTAVES: f64 = 1.2;
 /// Seconds of the moving average removed from the envelope.
 const DETREND_SECONDS: f64 = 1.0;
-/// Below this normalised autocorrelation at the chosen beat, there is no pulse.
+/// Below this normalised autocorrelation anywhere in the tempo range, there is no pulse.
 const MIN_PULSE_CLARITY: f64 = 0.02;
-/// Comb peaks re-ranked by the fold test.
+/// Comb peaks taken as hypotheses.
 const RERANK: usize = 8;
-/// Weight of the fold test against the comb score.
-const FOLD_EXPONENT: f64 = 1.0;
 /// Phase bins of the fold test.
 const FOLD_BINS: usize = 32;
-/// Backbeat evidence (normalised high-band autocorrelation at two beats minus one beat)
-/// needed to move the winner up an octave, and the most the winner itself may show.
-/// Set conservatively on the development sets: each switch fixed errors there and broke
-/// none; a looser rule broke 3/4 and rock tracks whose hi-hats mimic a backbeat.
-const BACKBEAT_SWITCH_UP: f64 = 0.6;
-const BACKBEAT_WEAK: f64 = 0.1;
-/// Backbeat evidence needed to move the winner down an octave, and its margin over the
-/// winner's own.
-const BACKBEAT_SWITCH_DOWN: f64 = 0.45;
-const BACKBEAT_MARGIN: f64 = 0.25;
-/// Normalised full-band autocorrelation that the doubled tempo's beat must exceed before
-/// moving up an octave. Without onsets between the winner's beats (a bare click track, a
-/// waltz) it is negative, and the faster reading has nothing to count, however cleanly its
-/// 'backbeat' repeats; drum and bass read at half time shows 0.04-0.2 here.
-const MIN_SUBBEAT_PULSE: f64 = 0.0;
+/// Metrical relatives of the strongest comb peak that are always scored: the beat is often
+/// not the strongest periodicity (half time, eighth notes, a 3/4 bar heard as two).
+const RELATIVES: [f64; 6] = [0.5, 2.0, 1.0 / 3.0, 3.0, 2.0 / 3.0, 1.5];
+/// Normalised autocorrelation a hypothesis needs at its own beat period to be scored.
+const MIN_BEAT_RECURRENCE: f64 = 0.0;
 /// Candidates reported besides the winner.
 const MAX_CANDIDATES: usize = 5;
 /// The shortest envelope analysed, in seconds.
-pub const MIN_SECONDS: f64 = 3.0;
+pub const MIN_SECONDS: f64 = 2.0;
 
 /// One tempo hypothesis and how strongly the signal supports it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -76,8 +70,90 @@ pub struct TempoEstimate {
     /// 0..1: pulse clarity (autocorrelation at the beat) times the margin over the best
     /// unrelated rival. Near 0 for weak or ambiguous pulses.
     pub confidence: f64,
-    /// The strongest hypotheses, best first; the first is `bpm`.
+    /// The strongest hypotheses, best first; the first is `bpm`. Strengths are each
+    /// hypothesis's probability relative to the winner's.
     pub candidates: Vec<TempoCandidate>,
+    /// The runner-up metrical reading (usually x2 or x1/2 of `bpm`, sometimes x3/2 or x2/3),
+    /// with its share of the probability in `strength` (0..1): the other reading a DJ tool
+    /// can offer. `None` when no related hypothesis was scored.
+    pub alternative: Option<TempoCandidate>,
+}
+
+/// What the candidates are scored from.
+struct Evidence {
+    frame_rate: f64,
+    novelty: Vec<f32>,
+    acf: Vec<f64>,
+    acf_high: Vec<f64>,
+    acf_low: Vec<f64>,
+    low: Vec<f32>,
+    high: Vec<f32>,
+    /// The strongest comb peaks (with the prior), best first; never empty.
+    peak_bpms: Vec<f64>,
+    /// The strongest normalised autocorrelation in the tempo range.
+    clarity: f64,
+}
+
+/// One hypothesis with the features the metrical model scores.
+struct Candidate {
+    bpm: f64,
+    features: [f64; crate::metrical::FEATURES],
+}
+
+/// The winner by model score, its probability as the confidence, the other hypotheses
+/// ranked, and the runner-up metrical reading.
+fn choose(candidates: &[Candidate], scores: &[f64], clarity: f64) -> Result<TempoEstimate> {
+    let top = scores.iter().copied().fold(f64::MIN, f64::max);
+    let weights: Vec<f64> = scores.iter().map(|s| (s - top).exp()).collect();
+    let total: f64 = weights.iter().sum();
+    let mut order: Vec<usize> = (0..candidates.len()).collect();
+    order.sort_by(|&a, &b| {
+        scores[b]
+            .total_cmp(&scores[a])
+            .then(candidates[a].bpm.total_cmp(&candidates[b].bpm))
+    });
+    let Some(&win) = order.first() else {
+        return Err(Error::new(
+            ErrorKind::NoPulse,
+            Stage::Tempo,
+            "no periodicity in the tempo range",
+        ));
+    };
+    let bpm = candidates[win].bpm;
+    let share = |i: usize| weights[i] / total;
+    let candidates_out: Vec<TempoCandidate> = order
+        .iter()
+        .take(MAX_CANDIDATES + 1)
+        .map(|&i| TempoCandidate {
+            bpm: candidates[i].bpm,
+            strength: weights[i] / weights[win],
+        })
+        .collect();
+    let alternative = order
+        .iter()
+        .skip(1)
+        .find(|&&i| is_related(candidates[i].bpm, bpm))
+        .map(|&i| TempoCandidate {
+            bpm: candidates[i].bpm,
+            strength: share(i),
+        });
+    // A clear winner on a weak pulse is still a guess: scale by how periodic the signal is.
+    let confidence = (share(win) * (clarity / 0.2).min(1.0).sqrt()).clamp(0.0, 1.0);
+    Ok(TempoEstimate {
+        bpm,
+        confidence,
+        candidates: candidates_out,
+        alternative,
+    })
+}
+
+/// `acf` divided by its value at lag 0; `None` for a silent or constant input.
+fn normalised(acf: Vec<f64>) -> Option<Vec<f64>> {
+    let zero = acf[0];
+    if zero.is_nan() || zero <= 1e-12 {
+        return None;
+    }
+    Some(acf.into_iter().map(|v| v / zero).collect())
 }
 
 /// The planned estimator: tempo range, grid and autocorrelation FFTs, shared read-only.
@@ -131,6 +207,33 @@ impl TempoEstimator {
 
     /// Estimates the tempo of `envelope`.
     pub fn estimate(&self, envelope: &OnsetEnvelope, stop: &StopSignal) -> Result<TempoEstimate> {
+        let evidence = self.evidence(envelope, stop)?;
+        let candidates = self.metrical_candidates(&evidence);
+        let scores: Vec<f64> = candidates
+            .iter()
+            .map(|c| crate::metrical::score(&c.features))
+            .collect();
+        choose(&candidates, &scores, evidence.clarity)
+    }
+
+    /// The candidates and their features, for training the metrical model
+    /// (`analyzer-core/examples/metrical_features.rs`).
+    pub fn candidate_features(
+        &self,
+        envelope: &OnsetEnvelope,
+        stop: &StopSignal,
+    ) -> Result<Vec<(f64, [f64; crate::metrical::FEATURES])>> {
+        let evidence = self.evidence(envelope, stop)?;
+        Ok(self
+            .metrical_candidates(&evidence)
+            .into_iter()
+            .map(|c| (c.bpm, c.features))
+            .collect())
+    }
+
+    /// Everything the candidates are scored from: the detrended envelopes, their
+    /// autocorrelations, the comb and its peaks. Fails when there is no pulse to measure.
+    fn evidence(&self, envelope: &OnsetEnvelope, stop: &StopSignal) -> Result<Evidence> {
         let fr = envelope.frame_rate;
         if envelope.duration_s() < MIN_SECONDS {
             return Err(Error::new(
@@ -142,128 +245,149 @@ impl TempoEstimator {
                 ),
             ));
         }
-        let novelty = detrend(&envelope.values, (DETREND_SECONDS * fr).round() as usize);
-        if novelty.iter().all(|&v| v == 0.0) {
-            return Err(Error::new(
+        let width = (DETREND_SECONDS * fr).round() as usize;
+        let novelty = detrend(&envelope.values, width);
+        let silent = || {
+            Error::new(
                 ErrorKind::NoPulse,
                 Stage::Tempo,
                 "no onsets: silence or a constant signal",
-            ));
+            )
+        };
+        if novelty.iter().all(|&v| v == 0.0) {
+            return Err(silent());
         }
         stop.check(Stage::Tempo)?;
-        let acf = self.autocorrelation(&novelty);
-        if acf[0].is_nan() || acf[0] <= 1e-12 {
-            return Err(Error::new(
-                ErrorKind::NoPulse,
-                Stage::Tempo,
-                "no onsets: silence or a constant signal",
-            ));
-        }
-        let acf: Vec<f64> = acf.iter().map(|v| v / acf[0]).collect();
+        let acf = normalised(self.autocorrelation(&novelty)).ok_or_else(silent)?;
+        let high = detrend(&envelope.high, width);
+        let acf_high =
+            normalised(self.autocorrelation(&high)).unwrap_or_else(|| vec![0.0; acf.len()]);
+        let low = detrend(&envelope.low, width);
+        let acf_low =
+            normalised(self.autocorrelation(&low)).unwrap_or_else(|| vec![0.0; acf.len()]);
 
         let grid = self.grid();
-        let scores: Vec<f64> = grid
+        let comb_scores: Vec<f64> = grid
             .iter()
-            .map(|&bpm| {
-                let period = 60.0 * fr / bpm;
-                comb(&acf, period, &COMB_WEIGHTS) * prior(bpm)
-            })
+            .map(|&bpm| comb(&acf, 60.0 * fr / bpm, &COMB_WEIGHTS))
             .collect();
-        let peaks = local_maxima(&scores);
-        if peaks.is_empty() {
-            return Err(Error::new(
-                ErrorKind::NoPulse,
-                Stage::Tempo,
-                "no periodicity in the tempo range",
-            ));
-        }
-        // Re-rank the strongest comb peaks by how well the envelope folds onto each period.
-        let mut ranked: Vec<(f64, f64)> = peaks
+        let prior_scores: Vec<f64> = comb_scores
             .iter()
-            .take(RERANK)
-            .map(|&i| {
-                let bpm = refine(&acf, fr, grid[i]).clamp(self.min_bpm, self.max_bpm);
-                let fit = fold_clarity(&novelty, 60.0 * fr / bpm);
-                (bpm, scores[i] * fit.powf(FOLD_EXPONENT))
-            })
+            .zip(&grid)
+            .map(|(s, &bpm)| s * prior(bpm))
             .collect();
-        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.total_cmp(&b.0)));
-        let (winner, best_score) = ranked[0];
+        let peaks = local_maxima(&prior_scores);
         // Whether there is a pulse at all: the strongest periodicity in the tempo range.
-        let pulse = grid
+        let clarity = grid
             .iter()
             .map(|&t| interpolate(&acf, 60.0 * fr / t))
             .fold(0.0, f64::max)
             .min(1.0);
-        if best_score <= 0.0 || pulse < MIN_PULSE_CLARITY {
+        if peaks.is_empty() || clarity < MIN_PULSE_CLARITY {
             return Err(Error::new(
                 ErrorKind::NoPulse,
                 Stage::Tempo,
-                format!("no periodic pulse (clarity {pulse:.3})"),
+                format!("no periodic pulse (clarity {clarity:.3})"),
             ));
         }
-        let bpm = self.settle_octave(envelope, &acf, winner);
-        let clarity = interpolate(&acf, 60.0 * fr / bpm).clamp(0.0, 1.0);
-
-        let mut candidates = vec![TempoCandidate { bpm, strength: 1.0 }];
-        for &(other, score) in &ranked[1..] {
-            if candidates
-                .iter()
-                .any(|c| (other / c.bpm - 1.0).abs() < 0.04)
-            {
-                continue;
-            }
-            candidates.push(TempoCandidate {
-                bpm: other,
-                strength: (score / best_score).max(0.0),
-            });
-        }
-        candidates.truncate(MAX_CANDIDATES);
-        let rival = candidates
-            .iter()
-            .skip(1)
-            .filter(|c| !is_related(c.bpm, bpm))
-            .map(|c| c.strength)
-            .fold(0.0, f64::max);
-        let confidence = (clarity.sqrt() * (1.0 - rival)).clamp(0.0, 1.0);
-        Ok(TempoEstimate {
-            bpm,
-            confidence,
-            candidates,
+        let peak_bpms: Vec<f64> = peaks.iter().take(RERANK).map(|&i| grid[i]).collect();
+        Ok(Evidence {
+            frame_rate: fr,
+            novelty,
+            acf,
+            acf_high,
+            acf_low,
+            low,
+            high,
+            peak_bpms,
+            clarity,
         })
     }
 
-    /// Moves the winner an octave up or down when the backbeat clearly says so. Snares and claps
-    /// mostly hit every second beat (beats 2 and 4): in the high bands, a tempo whose
-    /// two-beat period repeats strongly while its one-beat period does not is the beat
-    /// level. This is what tells drum and bass at 174 from 87, and a 62 BPM ballad from 124.
-    fn settle_octave(&self, envelope: &OnsetEnvelope, acf: &[f64], winner: f64) -> f64 {
-        let fr = envelope.frame_rate;
-        let high = detrend(&envelope.high, (DETREND_SECONDS * fr).round() as usize);
-        let acf_high = self.autocorrelation(&high);
-        if acf_high[0].is_nan() || acf_high[0] <= 1e-12 {
-            return winner;
+    /// The tempo hypotheses worth scoring: the strongest comb peaks and the metrical
+    /// relatives (x1/3 .. x3) of the strongest, each refined and described by its features.
+    fn metrical_candidates(&self, ev: &Evidence) -> Vec<Candidate> {
+        let fr = ev.frame_rate;
+        let mut bpms: Vec<f64> = Vec::new();
+        let mut push = |bpm: f64| {
+            if bpm < self.min_bpm * 0.98 || bpm > self.max_bpm * 1.02 {
+                return;
+            }
+            let bpm = refine(&ev.acf, fr, bpm).clamp(self.min_bpm, self.max_bpm);
+            if !bpms.iter().any(|b| (bpm / b - 1.0).abs() < 0.03) {
+                bpms.push(bpm);
+            }
+        };
+        let top = ev.peak_bpms[0];
+        push(top);
+        for r in RELATIVES {
+            push(top * r);
         }
-        let backbeat = |bpm: f64| {
-            let beat = 60.0 * fr / bpm;
-            (interpolate(&acf_high, 2.0 * beat) - interpolate(&acf_high, beat)) / acf_high[0]
-        };
-        let here = backbeat(winner);
-        let choice = if winner * 2.0 <= self.max_bpm
-            && interpolate(acf, 30.0 * fr / winner) > MIN_SUBBEAT_PULSE
-            && backbeat(winner * 2.0) > BACKBEAT_SWITCH_UP
-            && here < BACKBEAT_WEAK
-        {
-            winner * 2.0
-        } else if winner / 2.0 >= self.min_bpm
-            && backbeat(winner / 2.0) > BACKBEAT_SWITCH_DOWN
-            && backbeat(winner / 2.0) > here + BACKBEAT_MARGIN
-        {
-            winner / 2.0
-        } else {
-            return winner;
-        };
-        refine(acf, fr, choice).clamp(self.min_bpm, self.max_bpm)
+        for &b in &ev.peak_bpms[1..] {
+            push(b);
+        }
+        // A beat level must recur at its own period: with nothing between the true beats
+        // (a metronome, a bare pulse), the double tempo's autocorrelation at its beat is
+        // negative, and that reading has nothing to count.
+        let recurs = |b: &f64| interpolate(&ev.acf, 60.0 * fr / b) > MIN_BEAT_RECURRENCE;
+        if bpms.iter().any(recurs) {
+            bpms.retain(recurs);
+        }
+        let combs: Vec<f64> = bpms
+            .iter()
+            .map(|&b| comb(&ev.acf, 60.0 * fr / b, &COMB_WEIGHTS).max(1e-6))
+            .collect();
+        let best_comb = combs.iter().copied().fold(1e-6, f64::max);
+        bpms.iter()
+            .zip(&combs)
+            .map(|(&bpm, &c)| {
+                let p = 60.0 * fr / bpm;
+                let lt = (bpm / PRIOR_CENTER_BPM).log2();
+                let at = |lag: f64| interpolate(&ev.acf, lag);
+                let high = |lag: f64| interpolate(&ev.acf_high, lag);
+                let low = |lag: f64| interpolate(&ev.acf_low, lag);
+                let fold = |period: f64| fold_clarity(&ev.novelty, period).max(1e-6).ln();
+                let rbf = |centre: f64| (-(lt - centre).powi(2) / (2.0 * 0.3 * 0.3)).exp();
+                let full = beat_profile(&ev.novelty, p);
+                let lowp = beat_profile(&ev.low, p);
+                let highp = beat_profile(&ev.high, p);
+                let features = [
+                    (c / best_comb).ln(),
+                    lt,
+                    lt * lt,
+                    at(p),
+                    at(p / 2.0),
+                    at(2.0 * p),
+                    at(3.0 * p),
+                    at(p / 3.0),
+                    fold(p),
+                    high(2.0 * p) - high(p),
+                    high(p),
+                    high(p / 2.0),
+                    at(4.0 * p),
+                    at(p / 4.0),
+                    low(p),
+                    low(2.0 * p),
+                    low(p / 2.0),
+                    fold(2.0 * p),
+                    rbf(-1.0),
+                    rbf(-0.5),
+                    rbf(0.0),
+                    rbf(0.5),
+                    rbf(1.0),
+                    full[0],
+                    full[1],
+                    full[2],
+                    lowp[0],
+                    lowp[1],
+                    lowp[2],
+                    highp[0],
+                    highp[1],
+                    highp[2],
+                ];
+                Candidate { bpm, features }
+            })
+            .collect()
     }
 
     /// The tempo grid, log-spaced from `min_bpm` to `max_bpm`.
@@ -381,6 +505,49 @@ fn fold_clarity(novelty: &[f32], period: f64) -> f64 {
     if mean > 0.0 { peak / mean } else { 0.0 }
 }
 
+/// Bins per two beats of [`beat_profile`].
+const PROFILE_BINS: usize = 16;
+
+/// How onsets fall on a two-beat cycle of `period` frames, aligned on its strongest beat:
+/// ln(off-beat / on-beat) (eighth notes between the beats against the beats themselves),
+/// the alternation of the two beats |b1 - b2| / (b1 + b2) (a tempo read an octave too fast
+/// alternates strong and weak "beats"), and ln of the on-beat level over the cycle's mean.
+/// Autocorrelation sees periodicity; this sees which phase carries the weight.
+fn beat_profile(novelty: &[f32], period: f64) -> [f64; 3] {
+    let mut bins = [0.0f64; PROFILE_BINS];
+    let cycle = 2.0 * period;
+    for (n, &v) in novelty.iter().enumerate() {
+        let phase = (n as f64 / cycle).fract();
+        bins[((phase * PROFILE_BINS as f64) as usize).min(PROFILE_BINS - 1)] += f64::from(v);
+    }
+    let mean = bins.iter().sum::<f64>() / PROFILE_BINS as f64;
+    if mean <= 0.0 {
+        return [0.0; 3];
+    }
+    let at = |k: usize| {
+        let k = k % PROFILE_BINS;
+        bins[k].max(bins[(k + 1) % PROFILE_BINS])
+    };
+    let half = PROFILE_BINS / 2;
+    let quarter = PROFILE_BINS / 4;
+    let start = (0..PROFILE_BINS)
+        .max_by(|&a, &b| {
+            (at(a) + at(a + half))
+                .total_cmp(&(at(b) + at(b + half)))
+                .then(b.cmp(&a))
+        })
+        .unwrap_or(0);
+    let (b1, b2) = (at(start), at(start + half));
+    let off = 0.5 * (at(start + quarter) + at(start + half + quarter));
+    let on = 0.5 * (b1 + b2);
+    let eps = 1e-3 * mean;
+    [
+        ((off + eps) / (on + eps)).ln(),
+        (b1 - b2).abs() / (b1 + b2 + eps),
+        ((on + eps) / mean).ln(),
+    ]
+}
+
 /// Log-normal preference for tempi near the centre, 1 at the centre.
 fn prior(bpm: f64) -> f64 {
     let octaves = (bpm / PRIOR_CENTER_BPM).log2() / PRIOR_WIDTH_OCTAVES;
@@ -432,9 +599,9 @@ fn refine(acf: &[f64], frame_rate: f64, bpm: f64) -> f64 {
     60.0 * frame_rate / (lo + step * (best as f64 + offset))
 }
 
-/// Whether two tempi are within 4 % of a 1, 2, 3, 1/2, 1/3, 2/3 or 3/2 relation.
+/// Whether two tempi are within 4 % of a 2, 3, 1/2, 1/3, 2/3 or 3/2 relation.
 fn is_related(a: f64, b: f64) -> bool {
-    [1.0, 2.0, 3.0, 0.5, 1.0 / 3.0, 2.0 / 3.0, 1.5]
+    [2.0, 3.0, 0.5, 1.0 / 3.0, 2.0 / 3.0, 1.5]
         .iter()
         .any(|r| (a / (b * r) - 1.0).abs() < 0.04)
 }
@@ -457,6 +624,7 @@ mod tests {
         }
         OnsetEnvelope {
             high: values.clone(),
+            low: values.clone(),
             values,
             frame_rate,
         }
@@ -480,6 +648,7 @@ mod tests {
         let silent = OnsetEnvelope {
             values: vec![0.0; 2000],
             high: vec![0.0; 2000],
+            low: vec![0.0; 2000],
             frame_rate: 86.0,
         };
         assert_eq!(
@@ -488,7 +657,7 @@ mod tests {
                 .kind(),
             ErrorKind::NoPulse
         );
-        let short = pulses(120.0, 2.0, 86.0);
+        let short = pulses(120.0, 1.5, 86.0);
         assert_eq!(
             est.estimate(&short, &StopSignal::never())
                 .unwrap_err()

@@ -21,9 +21,10 @@ use anyhow::{Context, bail};
 use crate::runner::{self, FileResult, ProgressMode, RowLog, RunOptions, Schedule, Status};
 
 /// The CSV header; every row has these columns.
-pub const HEADER: &str = "path,bpm,confidence,duration_s,sample_rate,channels,codec,status,error\n";
-const COLUMNS: usize = 9;
-const STATUS_COLUMN: usize = 7;
+pub const HEADER: &str =
+    "path,bpm,confidence,alt_bpm,alt_share,duration_s,sample_rate,channels,codec,status,error\n";
+const COLUMNS: usize = 11;
+const STATUS_COLUMN: usize = 9;
 
 /// Exit status when every file was analysed.
 const EXIT_OK: u8 = 0;
@@ -360,6 +361,12 @@ fn row(path: &Path, status: Status, analysis: Option<&Analysis>, error: Option<&
             path.into_owned(),
             format!("{:.3}", a.tempo.bpm),
             format!("{:.3}", a.tempo.confidence),
+            a.tempo
+                .alternative
+                .map_or(String::new(), |c| format!("{:.3}", c.bpm)),
+            a.tempo
+                .alternative
+                .map_or(String::new(), |c| format!("{:.3}", c.strength)),
             format!("{:.3}", a.audio.duration_s),
             a.audio.sample_rate.to_string(),
             a.audio.channels.to_string(),
@@ -369,6 +376,8 @@ fn row(path: &Path, status: Status, analysis: Option<&Analysis>, error: Option<&
         ],
         None => [
             path.into_owned(),
+            String::new(),
+            String::new(),
             String::new(),
             String::new(),
             String::new(),
@@ -402,7 +411,7 @@ mod tests {
         );
         assert_eq!(
             String::from_utf8(line).unwrap(),
-            "\"a, b.wav\",,,,,,,timeout,decode: timed_out: the per-file time limit passed\n"
+            "\"a, b.wav\",,,,,,,,,timeout,decode: timed_out: the per-file time limit passed\n"
         );
     }
 

@@ -7,7 +7,8 @@ use std::process::Output;
 
 use assert_cmd::Command;
 
-const HEADER: &str = "path,bpm,confidence,duration_s,sample_rate,channels,codec,status,error";
+const HEADER: &str =
+    "path,bpm,confidence,alt_bpm,alt_share,duration_s,sample_rate,channels,codec,status,error";
 const RATE: u32 = 22_050;
 
 /// A mono 16-bit WAV of short square-wave clicks at `bpm`.
@@ -120,8 +121,8 @@ fn same_bytes_for_any_worker_count_and_right_tempi() {
         let bpm: f64 = row[1].parse().unwrap();
         assert!((bpm - truth).abs() / truth < 0.02, "{row:?}");
         assert_eq!(row[1], format!("{bpm:.3}"));
-        assert_eq!(&row[4..8], ["22050", "1", row[6].as_str(), "ok"]);
-        assert_eq!(row[8], "");
+        assert_eq!(&row[6..10], ["22050", "1", row[8].as_str(), "ok"]);
+        assert_eq!(row[10], "");
     }
 }
 
@@ -211,10 +212,10 @@ fn broken_files_are_rows_with_reasons_and_good_files_are_right() {
             .unwrap_or_else(|| panic!("no row for {name}"))
     };
     for row in &rows {
-        assert!(["ok", "error"].contains(&row[7].as_str()), "{row:?}");
-        if row[7] != "ok" {
-            assert!(!row[8].is_empty(), "failed row without a reason: {row:?}");
-            assert!(row[1..7].iter().all(String::is_empty), "{row:?}");
+        assert!(["ok", "error"].contains(&row[9].as_str()), "{row:?}");
+        if row[9] != "ok" {
+            assert!(!row[10].is_empty(), "failed row without a reason: {row:?}");
+            assert!(row[1..9].iter().all(String::is_empty), "{row:?}");
         }
     }
     for (name, truth) in [
@@ -223,21 +224,21 @@ fn broken_files_are_rows_with_reasons_and_good_files_are_right() {
         ("truncated.wav", 120.0),
     ] {
         let row = find(name);
-        assert_eq!(row[7], "ok", "{row:?}");
+        assert_eq!(row[9], "ok", "{row:?}");
         let bpm: f64 = row[1].parse().unwrap();
         assert!((bpm - truth).abs() / truth < 0.02, "{row:?}");
     }
     for name in ["empty.wav", "noise.mp3", "silence.wav"] {
-        assert_eq!(find(name)[7], "error", "{:?}", find(name));
+        assert_eq!(find(name)[9], "error", "{:?}", find(name));
     }
     #[cfg(unix)]
     {
         let weird = find("-128.wav");
         assert!(weird[0].contains('\u{fffd}'), "{weird:?}");
-        assert_eq!(weird[7], "ok");
-        assert!(find("loop")[8].contains("loop"), "{:?}", find("loop"));
+        assert_eq!(weird[9], "ok");
+        assert!(find("loop")[10].contains("loop"), "{:?}", find("loop"));
         if unreadable_checked {
-            assert_eq!(find("locked.wav")[7], "error");
+            assert_eq!(find("locked.wav")[9], "error");
         }
     }
 }
@@ -251,8 +252,8 @@ fn a_file_past_its_time_limit_is_a_timeout_row() {
     assert_eq!(result.status.code(), Some(1), "{result:?}");
     let rows = rows(&result.stdout);
     assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0][7], "timeout", "{rows:?}");
-    assert!(rows[0][8].contains("timed_out"), "{rows:?}");
+    assert_eq!(rows[0][9], "timeout", "{rows:?}");
+    assert!(rows[0][10].contains("timed_out"), "{rows:?}");
 }
 
 #[test]
@@ -262,7 +263,7 @@ fn explicit_files_whatever_their_name_and_usage_errors() {
     click_wav(&odd, 120.0, 6.0);
     let result = analyze(&[odd.as_os_str(), os("--progress"), os("jsonl")]);
     assert_eq!(result.status.code(), Some(0), "{result:?}");
-    assert_eq!(rows(&result.stdout)[0][7], "ok");
+    assert_eq!(rows(&result.stdout)[0][9], "ok");
     let events: Vec<serde_json::Value> = String::from_utf8(result.stderr)
         .unwrap()
         .lines()
@@ -279,7 +280,7 @@ fn explicit_files_whatever_their_name_and_usage_errors() {
     let missing = dir.path().join("missing.wav");
     let result = analyze(&[missing.as_os_str()]);
     assert_eq!(result.status.code(), Some(1));
-    assert_eq!(rows(&result.stdout)[0][7], "error");
+    assert_eq!(rows(&result.stdout)[0][9], "error");
 
     for bad in [
         &["--workers", "0"][..],
@@ -368,8 +369,8 @@ fn sigint_then_resume_gives_the_bytes_of_a_clean_run() {
         "the run finished before the signal"
     );
     for row in &partial_rows {
-        assert_eq!(row.len(), 9);
-        assert_eq!(row[7], "ok", "{row:?}");
+        assert_eq!(row.len(), 11);
+        assert_eq!(row[9], "ok", "{row:?}");
     }
 
     let result = analyze(&[

@@ -1,0 +1,62 @@
+//! Training data for the metrical model: one CSV row per tempo hypothesis of every file in
+//! the manifests given, with its features and whether it is the true tempo (within 4 %).
+//!
+//! `cargo run -p analyzer-core --example metrical_features -- MANIFEST... > features.csv`
+//! A manifest is a CSV with `file,bpm` and optionally `source` and `seconds` columns.
+
+use std::path::Path;
+
+use analyzer_core::{Analyzer, AnalyzerConfig, StopSignal};
+
+fn main() {
+    let analyzer = Analyzer::new(AnalyzerConfig::default()).expect("default settings");
+    println!("group,source,seconds,truth,bpm,label,f");
+    let mut group = 0usize;
+    for manifest in std::env::args().skip(1) {
+        let mut reader = csv_rows(&manifest);
+        let header = reader.remove(0);
+        let col = |name: &str| header.iter().position(|h| h == name);
+        let (file, bpm) = (
+            col("file").expect("file column"),
+            col("bpm").expect("bpm column"),
+        );
+        let (source, seconds) = (col("source"), col("seconds"));
+        let dir = Path::new(&manifest).parent().unwrap_or(Path::new("."));
+        for row in &reader {
+            let truth: f64 = row[bpm].parse().expect("numeric bpm");
+            let path = dir.join(&row[file]);
+            let hypotheses = analyzer
+                .envelope_of_file(&path, &StopSignal::never())
+                .and_then(|env| {
+                    analyzer
+                        .tempo_estimator()
+                        .candidate_features(&env, &StopSignal::never())
+                });
+            let Ok(hypotheses) = hypotheses else {
+                eprintln!("skipped {}", path.display());
+                continue;
+            };
+            let src = source.map_or("synth", |c| row[c].as_str());
+            let secs = seconds.map_or("", |c| row[c].as_str());
+            for (bpm, features) in hypotheses {
+                let label = u8::from((bpm - truth).abs() <= 0.04 * truth);
+                let f: Vec<String> = features.iter().map(|v| format!("{v:.6}")).collect();
+                println!(
+                    "{group},{src},{secs},{truth},{bpm:.4},{label},{}",
+                    f.join(";")
+                );
+            }
+            group += 1;
+        }
+    }
+}
+
+/// A small CSV reader for manifests without quoted commas.
+fn csv_rows(path: &str) -> Vec<Vec<String>> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect()
+}

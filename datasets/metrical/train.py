@@ -1,0 +1,221 @@
+#!/usr/bin/env python3
+"""Trains the metrical model of analyzer-core (src/metrical_weights.rs).
+
+Input: CSV files written by `cargo run -p analyzer-core --example metrical_features --
+MANIFEST...`: one row per tempo hypothesis of a file (`group`), its features (`f`, joined
+by ';') and `label` = 1 when it lies within 4 % of the true tempo.
+
+The model scores each hypothesis; one file's hypotheses compete in a softmax, and training
+maximises the log-probability of the true one (a conditional logit). Two forms:
+- `linear`: score = w . x (L2-penalised Newton steps);
+- `mlp` (the default, what the analyzer ships): score = v . tanh(W x + b) + u . x over
+  standardised features, an ensemble of a few small nets trained by Adam from fixed seeds
+  and merged into one wider net (averaging K nets' scores is one net with K times the
+  hidden units).
+Every source weighs the same in total, so that a large synthetic set does not outvote a
+small real one. Validation is leave-one-source-out: each source is scored by a model
+fitted on the others, so the figures say how the model does on music like none it was
+fitted on. Files whose true tempo is not among the hypotheses count as misses.
+
+Usage: train.py FEATURES.csv... [--model mlp|linear] [--write analyzer-core/src/metrical_weights.rs]
+Needs numpy. Deterministic on one machine (fixed seeds, fixed iteration counts).
+"""
+import argparse
+import csv
+import sys
+from collections import defaultdict
+
+import numpy as np
+
+HIDDEN = 16
+NETS = 3
+ITERATIONS = 1500
+LEARNING_RATE = 0.02
+MLP_L2 = 0.03
+LINEAR_L2 = 3.0
+
+
+def load(paths):
+    """One tuple per file: (source, seconds, X, y, bpms, truth)."""
+    groups = []
+    for k, path in enumerate(paths):
+        rows = defaultdict(list)
+        meta = {}
+        with open(path) as fh:
+            for r in csv.DictReader(fh):
+                key = (k, int(r["group"]))
+                rows[key].append(r)
+                meta[key] = (r["source"] or path, r["seconds"] or "full", float(r["truth"]))
+        for key, rs in rows.items():
+            X = np.array([[float(v) for v in r["f"].split(";")] for r in rs])
+            y = np.array([int(r["label"]) for r in rs])
+            b = np.array([float(r["bpm"]) for r in rs])
+            src, secs, truth = meta[key]
+            groups.append((src, secs, X, y, b, truth))
+    return groups
+
+
+def source_weights(groups):
+    """Per-file weights that give every source the same total."""
+    per_source = defaultdict(int)
+    for g in groups:
+        per_source[g[0]] += 1
+    scale = len(groups) / len(per_source)
+    return [scale / per_source[g[0]] for g in groups]
+
+
+class Linear:
+    def __init__(self, groups, l2=LINEAR_L2, iters=50):
+        d = groups[0][2].shape[1]
+        w = np.zeros(d)
+        train = [(X, y, wt) for (_, _, X, y, _, _), wt in zip(groups, source_weights(groups)) if y.sum() > 0]
+        for _ in range(iters):
+            g = -l2 * w
+            H = -l2 * np.eye(d)
+            for X, y, weight in train:
+                s = X @ w
+                p = np.exp(s - s.max())
+                p /= p.sum()
+                mu = p @ X
+                g += weight * ((y / y.sum()) @ X - mu)
+                H -= weight * ((X * p[:, None]).T @ X - np.outer(mu, mu))
+            step = np.linalg.solve(H, g)
+            w = w - step
+            if np.abs(step).max() < 1e-9:
+                break
+        self.w = w
+
+    def scores(self, X):
+        return X @ self.w
+
+
+class Mlp:
+    def __init__(self, groups, hidden=HIDDEN, nets=NETS, l2=MLP_L2, iters=ITERATIONS):
+        weights = source_weights(groups)
+        kept = [(g, wt) for g, wt in zip(groups, weights) if g[3].sum() > 0]
+        X = np.vstack([g[2] for g, _ in kept])
+        gid = np.concatenate([[k] * len(g[2]) for k, (g, _) in enumerate(kept)])
+        y = np.concatenate([g[3] / g[3].sum() for g, _ in kept])
+        w = np.array([wt for _, wt in kept])
+        self.mean = X.mean(0)
+        self.scale = X.std(0) + 1e-6
+        Xn = (X - self.mean) / self.scale
+        parts = [self._fit(Xn, gid, y, w, hidden, l2, iters, seed) for seed in range(nets)]
+        # Averaging the nets' scores is one net with all their hidden units.
+        self.W = np.hstack([p["W"] for p in parts])
+        self.b = np.concatenate([p["b"] for p in parts])
+        self.v = np.concatenate([p["v"] for p in parts]) / nets
+        self.u = np.mean([p["u"] for p in parts], axis=0)
+
+    @staticmethod
+    def _fit(Xn, gid, y, w, hidden, l2, iters, seed):
+        rng = np.random.default_rng(seed)
+        d = Xn.shape[1]
+        n_groups = len(w)
+        P = {"W": rng.normal(0, 0.3, (d, hidden)), "b": np.zeros(hidden),
+             "v": rng.normal(0, 0.3, hidden), "u": np.zeros(d)}
+        m = {k: np.zeros_like(v) for k, v in P.items()}
+        s2 = {k: np.zeros_like(v) for k, v in P.items()}
+        for it in range(iters):
+            h = np.tanh(Xn @ P["W"] + P["b"])
+            sc = h @ P["v"] + Xn @ P["u"]
+            top = np.full(n_groups, -np.inf)
+            np.maximum.at(top, gid, sc)
+            e = np.exp(sc - top[gid])
+            Z = np.zeros(n_groups)
+            np.add.at(Z, gid, e)
+            p = e / Z[gid]
+            gs = w[gid] * (p - y) / n_groups
+            gh = np.outer(gs, P["v"]) * (1 - h * h)
+            grads = {"v": h.T @ gs + l2 * P["v"], "u": Xn.T @ gs + l2 * P["u"],
+                     "W": Xn.T @ gh + l2 * P["W"], "b": gh.sum(0)}
+            for k in P:
+                m[k] = 0.9 * m[k] + 0.1 * grads[k]
+                s2[k] = 0.999 * s2[k] + 0.001 * grads[k] ** 2
+                mh = m[k] / (1 - 0.9 ** (it + 1))
+                vh = s2[k] / (1 - 0.999 ** (it + 1))
+                P[k] -= LEARNING_RATE * mh / (np.sqrt(vh) + 1e-8)
+        return P
+
+    def scores(self, X):
+        Xn = (X - self.mean) / self.scale
+        return np.tanh(Xn @ self.W + self.b) @ self.v + Xn @ self.u
+
+
+def accuracy(groups, model):
+    hits1 = hits2 = 0
+    for _, _, X, y, b, truth in groups:
+        est = b[int(np.argmax(model.scores(X)))]
+        hits1 += abs(est - truth) <= 0.04 * truth
+        hits2 += any(abs(est - f * truth) <= 0.04 * f * truth for f in (1, 2, 3, 0.5, 1 / 3))
+    n = len(groups)
+    return n, hits1 / max(n, 1), hits2 / max(n, 1)
+
+
+def length_key(secs):
+    return (secs == "full", float(secs) if secs != "full" else 0.0)
+
+
+def report(groups, model, indent):
+    by = defaultdict(list)
+    for g in groups:
+        by[g[1]].append(g)
+    for secs in sorted(by, key=length_key):
+        n, a1, a2 = accuracy(by[secs], model)
+        print(f"{indent}{secs:>5} s: n {n:4d} acc1 {a1:.3f} acc2 {a2:.3f}")
+
+
+def rust_array(name, values, doc):
+    body = ", ".join(f"{v:.9e}" for v in values)
+    return f"/// {doc}\nconst {name}: [f64; {len(values)}] = [{body}];\n"
+
+
+def write_weights(path, model, sources, n):
+    with open(path, "w") as fh:
+        fh.write("// Generated by datasets/metrical/train.py: do not edit by hand.\n")
+        fh.write(f"// Trained on {n} files from the sources: {', '.join(sources)}.\n")
+        fh.write(f"/// Hidden units of the net.\nconst HIDDEN: usize = {model.W.shape[1]};\n")
+        fh.write(rust_array("MEAN", model.mean, "Feature means (standardisation)."))
+        fh.write(rust_array("SCALE", model.scale, "Feature standard deviations."))
+        fh.write(rust_array("INPUT", model.W.T.flatten(), "Hidden-unit input weights, one row of FEATURES per unit."))
+        fh.write(rust_array("BIAS", model.b, "Hidden-unit biases."))
+        fh.write(rust_array("OUTPUT", model.v, "Output weight of each hidden unit."))
+        fh.write(rust_array("DIRECT", model.u, "Direct (linear) weight of each standardised feature."))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("features", nargs="+")
+    ap.add_argument("--model", choices=["mlp", "linear"], default="mlp")
+    ap.add_argument("--write")
+    args = ap.parse_args()
+    make = Mlp if args.model == "mlp" else Linear
+    groups = load(args.features)
+    sources = sorted({g[0] for g in groups})
+    print(f"{len(groups)} files from {len(sources)} sources: {', '.join(sources)}; model {args.model}")
+    print("leave one source out (each source scored by a model fitted on the others):")
+    total = [0, 0.0, 0.0]
+    for src in sources:
+        held = [g for g in groups if g[0] == src]
+        model = make([g for g in groups if g[0] != src])
+        n, a1, a2 = accuracy(held, model)
+        total[0] += n
+        total[1] += a1 * n
+        total[2] += a2 * n
+        print(f"  {src:12s} n {n:4d} acc1 {a1:.3f} acc2 {a2:.3f}", flush=True)
+        report(held, model, "      ")
+    print(f"  {'pooled':12s} n {total[0]:4d} acc1 {total[1] / total[0]:.3f} acc2 {total[2] / total[0]:.3f}")
+    model = make(groups)
+    print("fit on everything (scored on the files it was fitted on):")
+    for src in sources:
+        n, a1, a2 = accuracy([g for g in groups if g[0] == src], model)
+        print(f"  {src:12s} n {n:4d} acc1 {a1:.3f} acc2 {a2:.3f}")
+    if args.write:
+        if args.model != "mlp":
+            sys.exit("--write needs --model mlp: the analyzer runs the net")
+        write_weights(args.write, model, sources, len(groups))
+        print("wrote", args.write)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
