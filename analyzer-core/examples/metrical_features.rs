@@ -2,6 +2,8 @@
 //! the manifests given, with its features and whether it is the true tempo (within 4 %).
 //!
 //! `cargo run -p analyzer-core --example metrical_features -- MANIFEST... > features.csv`
+//! (`file` is the manifest's, so that predictions can be scored by `eval-cli evaluate
+//! --estimator csv:FILE`).
 //! A manifest is a CSV with `file,bpm` and optionally `source` and `seconds` columns.
 
 use std::path::Path;
@@ -10,7 +12,7 @@ use analyzer_core::{Analyzer, AnalyzerConfig, StopSignal};
 
 fn main() {
     let analyzer = Analyzer::new(AnalyzerConfig::default()).expect("default settings");
-    println!("group,source,seconds,truth,bpm,label,f");
+    println!("group,file,source,seconds,truth,bpm,label,f");
     let mut group = 0usize;
     for manifest in std::env::args().skip(1) {
         let mut reader = csv_rows(&manifest);
@@ -38,11 +40,12 @@ fn main() {
             };
             let src = source.map_or("synth", |c| row[c].as_str());
             let secs = seconds.map_or("", |c| row[c].as_str());
+            let name = format!("\"{}\"", row[file].replace('"', "\"\""));
             for (bpm, features) in hypotheses {
                 let label = u8::from((bpm - truth).abs() <= 0.04 * truth);
                 let f: Vec<String> = features.iter().map(|v| format!("{v:.6}")).collect();
                 println!(
-                    "{group},{src},{secs},{truth},{bpm:.4},{label},{}",
+                    "{group},{name},{src},{secs},{truth},{bpm:.4},{label},{}",
                     f.join(";")
                 );
             }

@@ -42,7 +42,7 @@ for set in "${sets[@]}"; do
   csvs+=("$out")
 done
 if [ "$write" = --write ]; then
-  python3 datasets/metrical/train.py "${csvs[@]}" --write analyzer-core/src/metrical_weights.rs
+  python3 datasets/metrical/train.py "${csvs[@]}" --predictions "$work/loso" --write analyzer-core/src/metrical_weights.rs
 else
-  python3 datasets/metrical/train.py "${csvs[@]}"
+  python3 datasets/metrical/train.py "${csvs[@]}" --predictions "$work/loso"
 fi

@@ -36,7 +36,7 @@ LINEAR_L2 = 3.0
 
 
 def load(paths):
-    """One tuple per file: (source, seconds, X, y, bpms, truth)."""
+    """One tuple per file: (source, seconds, X, y, bpms, truth, (features file, file))."""
     groups = []
     for k, path in enumerate(paths):
         rows = defaultdict(list)
@@ -45,13 +45,13 @@ def load(paths):
             for r in csv.DictReader(fh):
                 key = (k, int(r["group"]))
                 rows[key].append(r)
-                meta[key] = (r["source"] or path, r["seconds"] or "full", float(r["truth"]))
+                meta[key] = (r["source"] or path, r["seconds"] or "full", float(r["truth"]), r["file"])
         for key, rs in rows.items():
             X = np.array([[float(v) for v in r["f"].split(";")] for r in rs])
             y = np.array([int(r["label"]) for r in rs])
             b = np.array([float(r["bpm"]) for r in rs])
-            src, secs, truth = meta[key]
-            groups.append((src, secs, X, y, b, truth))
+            src, secs, truth, name = meta[key]
+            groups.append((src, secs, X, y, b, truth, (path, name)))
     return groups
 
 
@@ -68,7 +68,7 @@ class Linear:
     def __init__(self, groups, l2=LINEAR_L2, iters=50):
         d = groups[0][2].shape[1]
         w = np.zeros(d)
-        train = [(X, y, wt) for (_, _, X, y, _, _), wt in zip(groups, source_weights(groups)) if y.sum() > 0]
+        train = [(g[2], g[3], wt) for g, wt in zip(groups, source_weights(groups)) if g[3].sum() > 0]
         for _ in range(iters):
             g = -l2 * w
             H = -l2 * np.eye(d)
@@ -144,7 +144,7 @@ class Mlp:
 
 def accuracy(groups, model):
     hits1 = hits2 = 0
-    for _, _, X, y, b, truth in groups:
+    for _, _, X, y, b, truth, _ in groups:
         est = b[int(np.argmax(model.scores(X)))]
         hits1 += abs(est - truth) <= 0.04 * truth
         hits2 += any(abs(est - f * truth) <= 0.04 * f * truth for f in (1, 2, 3, 0.5, 1 / 3))
@@ -188,6 +188,9 @@ def main():
     ap.add_argument("features", nargs="+")
     ap.add_argument("--model", choices=["mlp", "linear"], default="mlp")
     ap.add_argument("--write")
+    ap.add_argument("--predictions", help="folder for FEATURES.loso.csv files (file,bpm): "
+                    "each file's estimate by the model that did not see its source, for "
+                    "eval-cli evaluate --estimator loso=csv:FILE")
     args = ap.parse_args()
     make = Mlp if args.model == "mlp" else Linear
     groups = load(args.features)
@@ -195,9 +198,12 @@ def main():
     print(f"{len(groups)} files from {len(sources)} sources: {', '.join(sources)}; model {args.model}")
     print("leave one source out (each source scored by a model fitted on the others):")
     total = [0, 0.0, 0.0]
+    predictions = defaultdict(list)
     for src in sources:
         held = [g for g in groups if g[0] == src]
         model = make([g for g in groups if g[0] != src])
+        for g in held:
+            predictions[g[6][0]].append((g[6][1], g[4][int(np.argmax(model.scores(g[2])))]))
         n, a1, a2 = accuracy(held, model)
         total[0] += n
         total[1] += a1 * n
@@ -205,6 +211,16 @@ def main():
         print(f"  {src:12s} n {n:4d} acc1 {a1:.3f} acc2 {a2:.3f}", flush=True)
         report(held, model, "      ")
     print(f"  {'pooled':12s} n {total[0]:4d} acc1 {total[1] / total[0]:.3f} acc2 {total[2] / total[0]:.3f}")
+    if args.predictions:
+        import os
+        os.makedirs(args.predictions, exist_ok=True)
+        for path, rows in predictions.items():
+            out = os.path.join(args.predictions, os.path.basename(path).replace(".csv", ".loso.csv"))
+            with open(out, "w", newline="") as fh:
+                w = csv.writer(fh)
+                w.writerow(["file", "bpm"])
+                w.writerows((name, f"{bpm:.4f}") for name, bpm in rows)
+        print("wrote leave-one-source-out predictions to", args.predictions)
     model = make(groups)
     print("fit on everything (scored on the files it was fitted on):")
     for src in sources:
