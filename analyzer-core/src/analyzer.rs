@@ -7,7 +7,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
 use crate::decode::{StreamInfo, decode_mono, mix_to_mono};
-use crate::error::{Error, ErrorKind, Result, Stage};
+use crate::error::{Error, ErrorKind, Result, Stage, panic_message};
 use crate::onset::{OnsetDetector, OnsetEnvelope};
 use crate::resample::MonoResampler;
 use crate::stop::StopSignal;
@@ -129,7 +129,10 @@ impl Analyzer {
             Err(panic) => Err(Error::new(
                 ErrorKind::CorruptStream,
                 Stage::Decode,
-                format!("the decoder crashed: {}", panic_message(&*panic)),
+                format!(
+                    "the decoder crashed: {}",
+                    panic_message(&*panic).unwrap_or("unknown panic")
+                ),
             )),
         };
         result.map_err(|e| e.with_path(path))
@@ -210,15 +213,5 @@ impl Analyzer {
     ) -> Result<TempoEstimate> {
         let envelope = self.envelope_of_samples(interleaved, sample_rate, channels)?;
         self.tempo.estimate(&envelope, &StopSignal::never())
-    }
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic".to_string()
     }
 }

@@ -11,6 +11,9 @@
 //! thread of any run. Every failure is an [`Error`] naming the file, the [`Stage`] and the
 //! [`ErrorKind`]; no input makes the library panic.
 //!
+//! [`batch`] (the default feature `batch`) runs an analysis over many files on a thread
+//! pool, with cancellation, per-file deadlines, panic isolation and results in input order.
+//!
 //! ```
 //! use analyzer_core::{Analyzer, AnalyzerConfig};
 //!
@@ -32,6 +35,8 @@
 #![deny(missing_docs)]
 
 mod analyzer;
+#[cfg(feature = "batch")]
+pub mod batch;
 pub mod decode;
 mod error;
 mod metrical;

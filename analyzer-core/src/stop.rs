@@ -29,19 +29,23 @@ impl StopSignal {
         self
     }
 
-    /// Stops once `deadline` has passed.
+    /// Stops once `deadline` has passed (or an earlier deadline already set).
     pub fn with_deadline(mut self, deadline: Instant) -> Self {
-        self.deadline = Some(deadline);
+        self.deadline = Some(self.deadline.map_or(deadline, |d| d.min(deadline)));
         self
+    }
+
+    /// Whether the cancel flag is set: the work was stopped on request, whatever the
+    /// deadline says.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(|flag| flag.load(Ordering::Relaxed))
     }
 
     /// `Err(Cancelled)` or `Err(TimedOut)` when the work at `stage` should stop.
     pub fn check(&self, stage: Stage) -> Result<()> {
-        if self
-            .cancel
-            .as_ref()
-            .is_some_and(|flag| flag.load(Ordering::Relaxed))
-        {
+        if self.is_cancelled() {
             return Err(Error::new(
                 ErrorKind::Cancelled,
                 stage,

@@ -13,7 +13,8 @@
 //! - `onset_envelope`: STFT and spectral flux at the analysis rate;
 //! - `tempo`: the tempo estimator on the envelope;
 //! - `analyze_file/FORMAT`: one whole file, end to end (decode + analysis);
-//! - `batch/workers=N`: 8 FLAC files on a rayon pool of exactly N threads, N = 1 and the
+//! - `batch/workers=N`: 8 FLAC files through the real batch runner (`analyzer_core::batch`,
+//!   costliest first): the sequential path for N = 1, a pool of exactly N threads for the
 //!   available cores.
 //!
 //! `analyze_file/FORMAT` minus `decode/FORMAT` is the analysis cost of that file.
@@ -22,13 +23,13 @@ use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use analyzer_core::batch::{Batch, Status, executor_for};
 use analyzer_core::decode::{decode_mono, mix_to_mono};
 use analyzer_core::resample::MonoResampler;
 use analyzer_core::{Analyzer, AnalyzerConfig, StopSignal};
 use bench_suite::{Format, Inputs, write_batch};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
-use rayon::prelude::*;
 
 /// Seconds of audio in the single-track inputs.
 const TRACK_SECONDS: f64 = 30.0;
@@ -167,24 +168,12 @@ fn batch(c: &mut Criterion) {
     let mut group = c.benchmark_group("batch");
     configure(&mut group, TRACK_SECONDS * BATCH_FILES as f64);
     for n in workers {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build()
-            .expect("thread pool");
+        let executor = executor_for(n).expect("thread pool");
         group.bench_function(format!("workers={n}"), |b| {
             b.iter(|| {
-                pool.install(|| {
-                    files
-                        .par_iter()
-                        .map(|f| {
-                            analyzer
-                                .analyze_file(f, &StopSignal::never())
-                                .expect("analyses")
-                                .tempo
-                                .bpm
-                        })
-                        .collect::<Vec<f64>>()
-                })
+                let summary = Batch::new(&analyzer).run(&files, &*executor);
+                assert!(summary.results.iter().all(|r| r.status == Status::Ok));
+                summary.results
             })
         });
     }

@@ -15,10 +15,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use analyzer_core::batch::{self, FileResult, Status};
 use analyzer_core::{Analysis, Analyzer, AnalyzerConfig};
 use anyhow::{Context, bail};
 
-use crate::runner::{self, FileResult, ProgressMode, RowLog, RunOptions, Schedule, Status};
+use crate::runner::{self, ProgressMode, RowLog, RunOptions, Schedule};
 
 /// The CSV header; every row has these columns.
 pub const HEADER: &str =
@@ -108,7 +109,7 @@ impl Plan {
                 }
                 workers
             }
-            None => runner::default_workers(),
+            None => batch::default_workers(),
         };
         Ok(Plan {
             paths: args.paths,
@@ -129,7 +130,7 @@ impl Plan {
 /// Runs `eval-cli analyze`.
 pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let plan = Plan::new(args)?;
-    let (files, walk_errors) = runner::collect_audio_files(&plan.paths)?;
+    let (files, walk_errors) = batch::collect_audio_files(&plan.paths);
     if files.is_empty() && walk_errors.is_empty() {
         eprintln!("eval-cli: warning: no audio files found");
     }
@@ -164,11 +165,11 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     // Folders that could not be walked are rows too, after the files'.
     let walk_rows: Vec<Vec<u8>> = walk_errors
         .iter()
-        .map(|(path, reason)| row(path, Status::Error, None, Some(reason)))
+        .map(|e| row(&e.path, Status::Error, None, Some(&e.reason)))
         .collect();
     if let Output::File { log, done } = &mut output {
-        for ((path, _), line) in walk_errors.iter().zip(&walk_rows) {
-            if !done.contains_key(&*path.to_string_lossy()) {
+        for (e, line) in walk_errors.iter().zip(&walk_rows) {
+            if !done.contains_key(&*e.path.to_string_lossy()) {
                 log.append(line)?;
             }
         }
@@ -185,10 +186,10 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     runner::install_signal_handler(Arc::clone(&plan.options.cancel));
     let mut write_error: Option<io::Error> = None;
     let cancel = &plan.options.cancel;
-    let summary = runner::run_reporting(
+    let summary = runner::run(
         &pending,
         &plan.options,
-        |path, stop| plan.analyzer.analyze_file(path, stop),
+        &plan.analyzer,
         |analysis| Some(analysis.tempo.bpm),
         |result| {
             if write_error.is_some() {

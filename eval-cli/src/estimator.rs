@@ -32,6 +32,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use analyzer_core::batch::{self, Job};
 use analyzer_core::{Analyzer, Error, ErrorKind, Stage, StopSignal};
 use anyhow::{Context, bail};
 
@@ -259,6 +260,20 @@ impl Estimator {
                 )),
             },
         }
+    }
+}
+
+/// An estimator is a batch job, scheduled by the files' announced length like ours (what
+/// decodes long costs an external program long too).
+impl Job for Estimator {
+    type Output = Estimate;
+
+    fn run(&self, path: &Path, stop: &StopSignal) -> Result<Estimate, Error> {
+        self.estimate(path, stop)
+    }
+
+    fn cost_hint(&self, path: &Path) -> Option<f64> {
+        Some(batch::audio_cost(path))
     }
 }
 

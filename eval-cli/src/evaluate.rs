@@ -1,9 +1,9 @@
 //! `eval-cli evaluate`: score the analyzer against a dataset with known tempi.
 //!
-//! The data flow is dataset → batch run ([`crate::runner`]) → one [`Row`] per file → the
-//! run directory: `results.csv` and `summary.json` (deterministic: byte-identical for any
-//! worker count), `timings.json` (wall time, latency, host), charts in SVG and PNG, and a
-//! self-contained `report.html`. `compare` reuses [`evaluate_dataset`] and
+//! The data flow is dataset → batch run ([`analyzer_core::batch`]) → one [`Row`] per file
+//! → the run directory: `results.csv` and `summary.json` (deterministic: byte-identical for
+//! any worker count), `timings.json` (wall time, latency, host), charts in SVG and PNG, and
+//! a self-contained `report.html`. `compare` reuses [`evaluate_dataset`] and
 //! [`accuracy_sections`].
 
 use std::collections::BTreeMap;
@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use analyzer_core::{Analyzer, AnalyzerConfig};
+use analyzer_core::batch::{self, Job};
+use analyzer_core::{Analyzer, AnalyzerConfig, StopSignal};
 use anyhow::Context;
 
 use crate::estimator::{Estimator, EstimatorSpec};
@@ -156,12 +157,7 @@ pub fn evaluate_dataset(
     opts: &RunOptions,
 ) -> Outcome {
     let paths: Vec<PathBuf> = ds.items.iter().map(|i| i.path.clone()).collect();
-    let summary = runner::run(
-        &paths,
-        opts,
-        |path, stop| estimator.estimate(path, stop),
-        |_| {},
-    );
+    let summary = runner::run(&paths, opts, estimator, |_| None, |_| {});
     let mut by_index: BTreeMap<usize, _> =
         summary.results.into_iter().map(|r| (r.index, r)).collect();
     let rows = ds
@@ -230,19 +226,27 @@ pub fn audio_durations(ds: &Dataset, opts: &RunOptions) -> Vec<f64> {
         progress: ProgressMode::Off,
         ..opts.clone()
     };
-    let summary = runner::run(
-        &paths,
-        &quiet,
-        |path, stop| {
-            analyzer_core::decode::decode_mono(path, stop, |_, _| Ok(())).map(|i| i.duration_s())
-        },
-        |_| {},
-    );
+    let summary = runner::run(&paths, &quiet, &DecodedLength, |_| None, |_| {});
     let mut out = vec![0.0; paths.len()];
     for r in summary.results {
         out[r.index] = r.value.unwrap_or(0.0);
     }
     out
+}
+
+/// The batch job of [`audio_durations`]: seconds of audio, by decoding.
+struct DecodedLength;
+
+impl Job for DecodedLength {
+    type Output = f64;
+
+    fn run(&self, path: &Path, stop: &StopSignal) -> Result<f64, analyzer_core::Error> {
+        analyzer_core::decode::decode_mono(path, stop, |_, _| Ok(())).map(|i| i.duration_s())
+    }
+
+    fn cost_hint(&self, path: &Path) -> Option<f64> {
+        Some(batch::audio_cost(path))
+    }
 }
 
 /// The cost and accuracy of one estimator's run.
@@ -739,7 +743,7 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
     let estimators = args.data.estimators(&ds)?;
     create_out_dir(&args.out_dir)?;
     let (workers, warning) =
-        runner::validate_workers(args.workers.unwrap_or_else(runner::default_workers));
+        runner::validate_workers(args.workers.unwrap_or_else(batch::default_workers));
     if let Some(w) = warning {
         eprintln!("eval-cli: warning: {w}");
     }

@@ -17,12 +17,8 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use analyzer_core::batch;
 use anyhow::{Context, bail};
-
-/// Extensions treated as audio when scanning a folder.
-const AUDIO_EXTENSIONS: [&str; 9] = [
-    "wav", "flac", "mp3", "ogg", "oga", "m4a", "aac", "aif", "aiff",
-];
 
 /// One track with its true tempo.
 #[derive(Debug, Clone, PartialEq)]
@@ -153,9 +149,11 @@ pub fn read_manifest(path: &Path) -> anyhow::Result<Dataset> {
 
 /// Scans a folder for audio files with `.bpm` or JAMS annotations of the same stem.
 pub fn scan_folder(dir: &Path) -> anyhow::Result<Dataset> {
-    let mut files = Vec::new();
-    walk(dir, &mut files).with_context(|| format!("cannot scan folder {}", dir.display()))?;
-    files.sort();
+    // Every file, annotations included, in sorted order; a link back up is an error.
+    let (files, errors) = batch::collect_files(&[dir.to_path_buf()], |_| true);
+    if let Some(e) = errors.first() {
+        bail!("cannot scan folder {}: {}", dir.display(), e.reason);
+    }
     let mut annotations: BTreeMap<String, (f64, &'static str)> = BTreeMap::new();
     for f in &files {
         let (Some(stem), Some(ext)) = (stem_of(f), ext_of(f)) else {
@@ -175,7 +173,7 @@ pub fn scan_folder(dir: &Path) -> anyhow::Result<Dataset> {
         let (Some(stem), Some(ext)) = (stem_of(f), ext_of(f)) else {
             continue;
         };
-        if !AUDIO_EXTENSIONS.contains(&ext.as_str()) {
+        if !batch::has_audio_extension(f) {
             continue;
         }
         let Some(&(bpm, kind)) = annotations.get(&stem) else {
@@ -209,18 +207,6 @@ pub fn scan_folder(dir: &Path) -> anyhow::Result<Dataset> {
         items,
         meta_columns: vec!["annotation".into(), "format".into()],
     })
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            walk(&path, out)?;
-        } else {
-            out.push(path);
-        }
-    }
-    Ok(())
 }
 
 fn stem_of(path: &Path) -> Option<String> {
@@ -397,6 +383,22 @@ mod tests {
         fs::write(root.join("song.jams"), r#"{"annotations": []}"#).unwrap();
         let err = format!("{:#}", scan_folder(root).unwrap_err());
         assert!(err.contains("song.jams"), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_loop_in_a_scanned_folder_is_an_error_not_a_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir(root.join("sub")).unwrap();
+        fs::write(root.join("sub/song.opus"), b"").unwrap();
+        fs::write(root.join("sub/song.bpm"), "120\n").unwrap();
+        let ds = scan_folder(root).unwrap();
+        // The audio extensions are the batch walker's: Opus is one of them.
+        assert_eq!(ds.items[0].file, "sub/song.opus");
+        std::os::unix::fs::symlink(root, root.join("sub/loop")).unwrap();
+        let err = format!("{:#}", scan_folder(root).unwrap_err());
+        assert!(err.contains("loop"), "{err}");
     }
 
     #[test]

@@ -1,12 +1,14 @@
-//! Progress on stderr: an indicatif bar for people, JSON lines for programs, or nothing.
-//! Stdout and result files never carry progress, so they stay identical across runs.
+//! Progress on stderr, as an observer of the batch: an indicatif bar for people, JSON
+//! lines for programs, or nothing. Stdout and result files never carry progress, so they
+//! stay identical across runs.
 
 use std::io::Write;
 
+use analyzer_core::batch::{BatchEnd, BatchStart, FileResult, Observer, Status};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
-use super::{FileResult, ProgressMode, Status, peak_rss_mb};
+use super::{ProgressMode, peak_rss_mb};
 
 enum Sink {
     Off,
@@ -14,24 +16,48 @@ enum Sink {
     Jsonl,
 }
 
-/// Progress of one batch, fed on the calling thread as files finish.
-pub(crate) struct Progress {
+/// Progress of one batch.
+pub(crate) struct Progress<'a, T> {
+    mode: ProgressMode,
     sink: Sink,
+    workers: usize,
+    bpm_of: &'a dyn Fn(&T) -> Option<f64>,
     total: usize,
     done: usize,
-    ok: usize,
     failed: usize,
 }
 
-impl Progress {
-    /// Starts reporting a batch of `total` files on `workers` workers.
-    pub(crate) fn start(mode: ProgressMode, total: usize, workers: usize) -> Self {
-        let sink = if mode == ProgressMode::Jsonl {
-            emit(&json!({"event": "started", "files": total, "workers": workers}));
+impl<'a, T> Progress<'a, T> {
+    /// Reports a batch on `workers` workers (the count asked for, which the `started`
+    /// event shows); `bpm_of` gives the tempo a `file` event shows.
+    pub(crate) fn new(
+        mode: ProgressMode,
+        workers: usize,
+        bpm_of: &'a dyn Fn(&T) -> Option<f64>,
+    ) -> Self {
+        Progress {
+            mode,
+            sink: Sink::Off,
+            workers,
+            bpm_of,
+            total: 0,
+            done: 0,
+            failed: 0,
+        }
+    }
+}
+
+impl<T> Observer<T> for Progress<'_, T> {
+    fn started(&mut self, start: &BatchStart) {
+        self.total = start.files;
+        self.sink = if self.mode == ProgressMode::Jsonl {
+            emit(&json!({"event": "started", "files": start.files, "workers": self.workers}));
             Sink::Jsonl
-        } else if mode.shows_bar() {
-            let bar =
-                ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+        } else if self.mode.shows_bar() {
+            let bar = ProgressBar::with_draw_target(
+                Some(start.files as u64),
+                ProgressDrawTarget::stderr(),
+            );
             let style = ProgressStyle::with_template(
                 "{bar:30} {pos}/{len} files  {per_sec}  ETA {eta}  {msg}",
             )
@@ -42,21 +68,11 @@ impl Progress {
         } else {
             Sink::Off
         };
-        Progress {
-            sink,
-            total,
-            done: 0,
-            ok: 0,
-            failed: 0,
-        }
     }
 
-    /// Records one finished file.
-    pub(crate) fn file<T>(&mut self, result: &FileResult<T>, bpm: Option<f64>) {
+    fn file_finished(&mut self, result: &FileResult<T>) {
         self.done += 1;
-        if result.status == Status::Ok {
-            self.ok += 1;
-        } else {
+        if result.status != Status::Ok {
             self.failed += 1;
         }
         match &self.sink {
@@ -72,7 +88,7 @@ impl Progress {
                 "index": result.index,
                 "path": result.path.to_string_lossy(),
                 "status": result.status.as_str(),
-                "bpm": bpm.filter(|b| b.is_finite()),
+                "bpm": result.value.as_ref().and_then(self.bpm_of).filter(|b| b.is_finite()),
                 "error": result.error,
                 "elapsed_s": result.elapsed_s,
                 "done": self.done,
@@ -81,17 +97,16 @@ impl Progress {
         }
     }
 
-    /// Ends the report.
-    pub(crate) fn finish(&mut self, cancelled: bool, wall_s: f64) {
+    fn finished(&mut self, end: &BatchEnd) {
         match &self.sink {
             Sink::Off => {}
             Sink::Bar(bar) => bar.finish_and_clear(),
             Sink::Jsonl => emit(&json!({
                 "event": "finished",
-                "ok": self.ok,
-                "failed": self.failed,
-                "cancelled": cancelled,
-                "wall_s": wall_s,
+                "ok": end.ok,
+                "failed": end.failed,
+                "cancelled": end.cancelled,
+                "wall_s": end.wall_s,
                 "peak_rss_mb": peak_rss_mb(),
             })),
         }

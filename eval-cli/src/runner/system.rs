@@ -1,42 +1,14 @@
-//! What the host allows: how many workers, how to stop on a signal, how much memory the
-//! batch took.
+//! What the host allows: how many workers (the counts themselves are
+//! [`analyzer_core::batch`]'s; the warnings are ours), how to stop on a signal, how much
+//! memory the batch took.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Memory budgeted per worker. Analysis streams (the envelope is about 350 bytes per
-/// second of audio), so a worker's share is mostly decoder buffers and FFT scratch; 64 MiB
-/// leaves a wide margin for large packets and long files.
-pub const MEMORY_PER_WORKER: u64 = 64 * 1024 * 1024;
+use analyzer_core::batch::{MEMORY_PER_WORKER, default_workers, memory_worker_cap};
 
 /// More workers than this many per core only add contention; warn past it.
 const MAX_WORKERS_PER_CORE: usize = 4;
-
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-/// How many workers the available memory allows, if it can be measured.
-fn memory_cap() -> Option<usize> {
-    let mut system = sysinfo::System::new().ok()?;
-    system.refresh_memory();
-    let available = system.available_memory();
-    if available == 0 {
-        return None;
-    }
-    Some(
-        usize::try_from(available / MEMORY_PER_WORKER)
-            .unwrap_or(usize::MAX)
-            .max(1),
-    )
-}
-
-/// One worker per core, fewer if available memory cannot hold
-/// [`MEMORY_PER_WORKER`] for each.
-pub fn default_workers() -> usize {
-    let cores = cores();
-    memory_cap().map_or(cores, |cap| cores.min(cap)).max(1)
-}
 
 /// The worker count to use for a requested one, with a warning when it was changed or
 /// looks unwise: 0 (which the CLI refuses before this) becomes [`default_workers`], more
@@ -50,7 +22,7 @@ pub fn validate_workers(requested: usize) -> (usize, Option<String>) {
             Some(format!("0 workers makes no progress; using {workers}")),
         );
     }
-    if let Some(cap) = memory_cap()
+    if let Some(cap) = memory_worker_cap()
         && requested > cap
     {
         return (
@@ -62,7 +34,7 @@ pub fn validate_workers(requested: usize) -> (usize, Option<String>) {
             )),
         );
     }
-    let cores = cores();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     if requested > MAX_WORKERS_PER_CORE * cores {
         return (
             requested,

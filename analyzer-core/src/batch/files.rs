@@ -1,14 +1,15 @@
 //! Which files a batch covers: explicit files as given, folders walked recursively.
 //!
-//! The walk follows symbolic links (a library is often a tree of links) with walkdir's
-//! loop detection, so a link back to an ancestor is reported instead of walked forever.
-//! Entries are sorted by file name at every level, so the same tree always gives the same
-//! list, which is what makes output identical from run to run.
+//! One walker for every caller (a batch of audio files, a dataset folder with its
+//! annotations). It follows symbolic links (a library is often a tree of links) with
+//! walkdir's loop detection, so a link back to an ancestor is reported instead of walked
+//! forever. Entries are sorted by file name at every level, so the same tree always gives
+//! the same list, which is what makes output identical from run to run.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-/// Extensions (lowercase, without the dot) of the files a folder walk picks up.
+/// Extensions (lowercase, without the dot) of the files a folder walk picks up as audio.
 ///
 /// Opus is listed although the decoder cannot read it yet, so such files show up as
 /// failed rows instead of vanishing silently.
@@ -17,8 +18,14 @@ pub const AUDIO_EXTENSIONS: &[&str] = &[
     "mka",
 ];
 
-/// `(path, reason)` for each folder or link a walk could not read, in the order met.
-pub type WalkErrors = Vec<(PathBuf, String)>;
+/// A folder or link that a walk could not read (permission, a loop, a dangling link).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalkError {
+    /// What could not be read.
+    pub path: PathBuf,
+    /// Why, as `walk: KIND: why` in the style of the analyzer's reasons.
+    pub reason: String,
+}
 
 /// Whether `path` has one of [`AUDIO_EXTENSIONS`], in any case.
 pub fn has_audio_extension(path: &Path) -> bool {
@@ -27,16 +34,24 @@ pub fn has_audio_extension(path: &Path) -> bool {
         .is_some_and(|e| AUDIO_EXTENSIONS.iter().any(|a| a.eq_ignore_ascii_case(e)))
 }
 
+/// The audio files named by `paths` ([`collect_files`] keeping [`has_audio_extension`]),
+/// and what could not be walked.
+pub fn collect_audio_files(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<WalkError>) {
+    collect_files(paths, has_audio_extension)
+}
+
 /// The files named by `paths`, and what could not be walked.
 ///
 /// A path that is not a folder (following links) is taken as a file whatever its name,
 /// even if it does not exist: analysing it then reports why. Folders are walked
 /// recursively, depth first, entries sorted by file name (byte order on Unix), keeping
-/// regular files with an audio extension; a folder named `x.mp3` is walked like any
-/// other. A path met twice is kept once. The second list holds `(path, reason)` for each
-/// folder or link that could not be read (permission, a loop, a dangling link), in the
-/// order met.
-pub fn collect_audio_files(paths: &[PathBuf]) -> anyhow::Result<(Vec<PathBuf>, WalkErrors)> {
+/// regular files for which `keep` is true; a folder named `x.mp3` is walked like any
+/// other. A path met twice is kept once. The errors are each folder or link that could
+/// not be read, in the order met.
+pub fn collect_files(
+    paths: &[PathBuf],
+    keep: impl Fn(&Path) -> bool,
+) -> (Vec<PathBuf>, Vec<WalkError>) {
     let mut files = Vec::new();
     let mut errors = Vec::new();
     let mut seen = HashSet::new();
@@ -55,20 +70,20 @@ pub fn collect_audio_files(paths: &[PathBuf]) -> anyhow::Result<(Vec<PathBuf>, W
             match entry {
                 Ok(entry) => {
                     if entry.file_type().is_file()
-                        && has_audio_extension(entry.path())
+                        && keep(entry.path())
                         && seen.insert(entry.path().to_path_buf())
                     {
                         files.push(entry.into_path());
                     }
                 }
-                Err(err) => {
-                    let path = err.path().unwrap_or(root).to_path_buf();
-                    errors.push((path, walk_reason(&err)));
-                }
+                Err(err) => errors.push(WalkError {
+                    path: err.path().unwrap_or(root).to_path_buf(),
+                    reason: walk_reason(&err),
+                }),
             }
         }
     }
-    Ok((files, errors))
+    (files, errors)
 }
 
 /// `STAGE: KIND: why` for a walk error, in the style of the analyzer's reasons.
@@ -113,7 +128,7 @@ mod tests {
         }
         std::fs::write(d.join("explicit.bin"), b"").unwrap();
         let args = [d.join("b"), d.join("explicit.bin"), d.join("b/2.wav")];
-        let (files, errors) = collect_audio_files(&args).unwrap();
+        let (files, errors) = collect_audio_files(&args);
         let names: Vec<_> = files
             .iter()
             .map(|p| p.strip_prefix(d).unwrap().to_path_buf())
@@ -134,9 +149,9 @@ mod tests {
         std::fs::create_dir(d.join("sub")).unwrap();
         std::fs::write(d.join("sub/a.wav"), b"").unwrap();
         std::os::unix::fs::symlink(d, d.join("sub/loop")).unwrap();
-        let (files, errors) = collect_audio_files(&[d.to_path_buf()]).unwrap();
+        let (files, errors) = collect_audio_files(&[d.to_path_buf()]);
         assert_eq!(files, vec![d.join("sub/a.wav")]);
         assert_eq!(errors.len(), 1, "{errors:?}");
-        assert!(errors[0].1.contains("loop"), "{errors:?}");
+        assert!(errors[0].reason.contains("loop"), "{errors:?}");
     }
 }

@@ -1,0 +1,331 @@
+//! Many files at once: the batch runner behind `eval-cli analyze`, `evaluate` and
+//! `compare`, for any program that analyses a library.
+//!
+//! ```text
+//! folders ─collect_audio_files─▶ files ─Schedule─▶ start order ─Executor runs the Job─▶ FileResult
+//!         (sorted, loop-safe)          (costliest first)  (1 thread, a pool, a mock)     │
+//!                                                  Observers, as each file finishes ◀─────┤
+//!                                                  BatchSummary, in input order ◀─────────┘
+//! ```
+//!
+//! Four small seams, each a trait: a [`Job`] analyses one file (the tempo [`Analyzer`] is
+//! one, and so is any `Fn(&Path, &StopSignal) -> Result<T, Error>`); an [`Executor`] decides
+//! how many threads run the jobs ([`Sequential`], [`Parallel`], or [`MockExecutor`] in
+//! tests); [`Observer`]s hear about progress and results; a [`StopSignal`] cancels.
+//! [`Batch`] ties them together and keeps the guarantees that make a batch safe to run on
+//! a whole library:
+//!
+//! - **One bad file is one failed result.** An error, a timeout or even a panic in the
+//!   job becomes that file's [`FileResult`] with a reason; the batch goes on.
+//! - **Input order.** [`BatchSummary::results`] is in input order whatever the executor
+//!   and whatever order files finished in, so output built from it is byte-identical for
+//!   1 and 64 workers.
+//! - **Cancellation.** Once the stop signal's flag is set no file starts; running files
+//!   stop at their next check and produce no result. Every result already reported stays.
+//! - **Deadlines.** [`Batch::timeout`] gives each file its own deadline, checked by the
+//!   job at the same points as cancellation; such a file is a [`Status::Timeout`].
+//!
+//! ```
+//! use std::path::{Path, PathBuf};
+//! use analyzer_core::batch::{Batch, Sequential, Status};
+//! use analyzer_core::{Error, ErrorKind, Stage, StopSignal};
+//!
+//! // Any closure is a job; a real program passes an `Analyzer`.
+//! let job = |path: &Path, _stop: &StopSignal| match path.to_str() {
+//!     Some("bad") => Err(Error::new(ErrorKind::CorruptStream, Stage::Decode, "bad bytes")),
+//!     _ => Ok(path.as_os_str().len()),
+//! };
+//! let files: Vec<PathBuf> = ["a", "bad", "ccc"].iter().map(PathBuf::from).collect();
+//! let summary = Batch::new(&job).run(&files, &Sequential);
+//! let status: Vec<Status> = summary.results.iter().map(|r| r.status).collect();
+//! assert_eq!(status, [Status::Ok, Status::Error, Status::Ok]);
+//! assert_eq!(summary.results[1].error.as_deref(), Some("decode: corrupt_stream: bad bytes"));
+//! assert_eq!(summary.results[2].value, Some(3));
+//! ```
+//!
+//! [`Analyzer`]: crate::Analyzer
+
+mod executor;
+mod files;
+mod job;
+mod observer;
+mod workers;
+
+#[cfg(test)]
+mod tests;
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::error::{ErrorKind, Stage, panic_message};
+use crate::stop::StopSignal;
+
+pub use executor::{Executor, MockExecutor, Parallel, PoolError, Sequential, executor_for};
+pub use files::{
+    AUDIO_EXTENSIONS, WalkError, collect_audio_files, collect_files, has_audio_extension,
+};
+pub use job::{Job, audio_cost};
+pub use observer::{BatchEnd, BatchStart, Observer};
+pub use workers::{MEMORY_PER_WORKER, default_workers, memory_worker_cap};
+
+/// The order in which files are handed to workers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Schedule {
+    /// Costliest file first (ties by input index), by each file's [`Job::cost_hint`]: the
+    /// "longest processing time first" rule of Graham (1969). Starting the dear files first
+    /// leaves only cheap ones for the end, so no worker idles while one long file finishes
+    /// alone; the makespan stays within 4/3 of the optimum. The default. With one worker
+    /// it changes nothing, so the hints are not even asked for.
+    #[default]
+    CostliestFirst,
+    /// The order of the input, to measure what the schedule above buys.
+    InputOrder,
+}
+
+/// How one file ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// The job returned a value.
+    Ok,
+    /// The job returned an error or panicked.
+    Error,
+    /// The file's deadline passed.
+    Timeout,
+    /// The batch was cancelled while this file was running. Such files never reach an
+    /// observer nor [`BatchSummary::results`].
+    Cancelled,
+}
+
+impl Status {
+    /// The lowercase name used in CSV and JSON output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Error => "error",
+            Status::Timeout => "timeout",
+            Status::Cancelled => "cancelled",
+        }
+    }
+
+    /// The status a job's error stands for: its deadline, a cancellation, or a failure.
+    pub fn of_error(kind: ErrorKind) -> Self {
+        match kind {
+            ErrorKind::TimedOut => Status::Timeout,
+            ErrorKind::Cancelled => Status::Cancelled,
+            _ => Status::Error,
+        }
+    }
+}
+
+/// The outcome of one file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileResult<T> {
+    /// Position of the file in the input.
+    pub index: usize,
+    /// The file, as given.
+    pub path: PathBuf,
+    /// How it ended.
+    pub status: Status,
+    /// The job's value when `status` is `Ok`.
+    pub value: Option<T>,
+    /// Why it failed (`STAGE: KIND: why`, or `panic: message`), without the path.
+    pub error: Option<String>,
+    /// Wall time of this file in seconds, for latency statistics only (never in results
+    /// that must be identical across runs).
+    pub elapsed_s: f64,
+    /// Time per stage, when the job reports it ([`Job::stage_timings`]); empty otherwise.
+    pub stages: Vec<(Stage, Duration)>,
+}
+
+/// The outcome of a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchSummary<T> {
+    /// Every file that finished, in input order (cancelled files are missing).
+    pub results: Vec<FileResult<T>>,
+    /// Whether the batch was cancelled before every file finished.
+    pub cancelled: bool,
+    /// Wall time of the whole batch in seconds.
+    pub wall_s: f64,
+    /// Worker threads of the executor that ran it.
+    pub workers: usize,
+}
+
+/// A batch run of one job: its settings (a builder; each setting's doc gives its default)
+/// and [`Batch::run`].
+#[derive(Debug, Clone)]
+pub struct Batch<'j, J> {
+    job: &'j J,
+    timeout: Option<Duration>,
+    schedule: Schedule,
+    stop: StopSignal,
+}
+
+impl<'j, J: Job> Batch<'j, J> {
+    /// A batch of `job` with no deadline, the costliest-first schedule and no way to stop.
+    pub fn new(job: &'j J) -> Self {
+        Batch {
+            job,
+            timeout: None,
+            schedule: Schedule::default(),
+            stop: StopSignal::never(),
+        }
+    }
+
+    /// Each file's time limit, from when it starts. Default: none.
+    pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Which files start first. Default: [`Schedule::CostliestFirst`].
+    pub fn schedule(mut self, schedule: Schedule) -> Self {
+        self.schedule = schedule;
+        self
+    }
+
+    /// What cancels the batch (its flag) and bounds every file (its deadline, if any,
+    /// besides [`Batch::timeout`]). Default: [`StopSignal::never`].
+    pub fn stop(mut self, stop: StopSignal) -> Self {
+        self.stop = stop;
+        self
+    }
+
+    /// Runs the job over `files` on `executor`.
+    pub fn run(&self, files: &[PathBuf], executor: &dyn Executor) -> BatchSummary<J::Output> {
+        self.run_observed(files, executor, &mut [])
+    }
+
+    /// [`Batch::run`], telling each of `observers` (on the calling thread, in completion
+    /// order) as each file finishes, so that a caller can write a row at once.
+    pub fn run_observed(
+        &self,
+        files: &[PathBuf],
+        executor: &dyn Executor,
+        observers: &mut [&mut dyn Observer<J::Output>],
+    ) -> BatchSummary<J::Output> {
+        let started = Instant::now();
+        let workers = executor.workers().max(1);
+        let order = self.start_order(files, executor);
+        for observer in observers.iter_mut() {
+            observer.started(&BatchStart {
+                files: files.len(),
+                workers,
+            });
+        }
+
+        // Each task leaves its result in its file's slot; `done` takes it out on this thread.
+        let slots: Vec<Mutex<Option<FileResult<J::Output>>>> =
+            files.iter().map(|_| Mutex::new(None)).collect();
+        let task = |index: usize| {
+            let result = self.run_one(index, &files[index]);
+            *lock(&slots[index]) = result;
+        };
+        let mut results = Vec::with_capacity(files.len());
+        let mut any_cancelled = false;
+        executor.execute(&order, &task, &mut |index| {
+            let Some(result) = lock(&slots[index]).take() else {
+                return; // not started: the batch was cancelled
+            };
+            if result.status == Status::Cancelled {
+                any_cancelled = true;
+                return;
+            }
+            for observer in observers.iter_mut() {
+                observer.file_finished(&result);
+            }
+            results.push(result);
+        });
+
+        results.sort_by_key(|r: &FileResult<J::Output>| r.index);
+        let cancelled = any_cancelled || results.len() < files.len();
+        let wall_s = started.elapsed().as_secs_f64();
+        let ok = results.iter().filter(|r| r.status == Status::Ok).count();
+        let end = BatchEnd {
+            ok,
+            failed: results.len() - ok,
+            cancelled,
+            wall_s,
+        };
+        for observer in observers.iter_mut() {
+            observer.finished(&end);
+        }
+        BatchSummary {
+            results,
+            cancelled,
+            wall_s,
+            workers,
+        }
+    }
+
+    /// Input indices in the order they start. The cost hints are read on the executor's
+    /// workers (reading headers is I/O), and only when several workers share the work.
+    fn start_order(&self, files: &[PathBuf], executor: &dyn Executor) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..files.len()).collect();
+        if self.schedule == Schedule::InputOrder || executor.workers() <= 1 {
+            return order;
+        }
+        let costs: Vec<Mutex<f64>> = files.iter().map(|_| Mutex::new(0.0)).collect();
+        let probe = |index: usize| {
+            let hint = catch_unwind(AssertUnwindSafe(|| self.job.cost_hint(&files[index])));
+            *lock(&costs[index]) = hint.ok().flatten().unwrap_or(0.0);
+        };
+        executor.execute(&order, &probe, &mut |_| {});
+        let costs: Vec<f64> = costs
+            .into_iter()
+            .map(|c| c.into_inner().unwrap_or_else(PoisonError::into_inner))
+            .collect();
+        costliest_first(&mut order, &costs);
+        order
+    }
+
+    /// Runs the job on one file, isolated: errors, timeouts and panics all become a
+    /// result. `None` when the batch was cancelled before the file started.
+    fn run_one(&self, index: usize, path: &Path) -> Option<FileResult<J::Output>> {
+        if self.stop.is_cancelled() {
+            return None;
+        }
+        let begun = Instant::now();
+        let stop = match self.timeout {
+            Some(timeout) => self.stop.clone().with_deadline(begun + timeout),
+            None => self.stop.clone(),
+        };
+        let outcome = catch_unwind(AssertUnwindSafe(|| self.job.run(path, &stop)));
+        let (status, value, error) = match outcome {
+            Ok(Ok(value)) => (Status::Ok, Some(value), None),
+            Ok(Err(err)) => (Status::of_error(err.kind()), None, Some(err.reason())),
+            Err(panic) => (
+                Status::Error,
+                None,
+                Some(format!(
+                    "panic: {}",
+                    panic_message(&*panic).unwrap_or("(no message)")
+                )),
+            ),
+        };
+        let elapsed_s = begun.elapsed().as_secs_f64();
+        let stages = value
+            .as_ref()
+            .map_or_else(Vec::new, |v| self.job.stage_timings(v));
+        Some(FileResult {
+            index,
+            path: path.to_path_buf(),
+            status,
+            value,
+            error,
+            elapsed_s,
+            stages,
+        })
+    }
+}
+
+/// Sorts `order` costliest first, ties by input index, so the schedule is deterministic.
+fn costliest_first(order: &mut [usize], costs: &[f64]) {
+    order.sort_by(|&a, &b| costs[b].total_cmp(&costs[a]).then(a.cmp(&b)));
+}
+
+/// A slot's lock; a task never panics while holding one, so poison carries no meaning.
+fn lock<T>(slot: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    slot.lock().unwrap_or_else(PoisonError::into_inner)
+}

@@ -1,0 +1,347 @@
+//! The batch's contract, on every executor, with jobs that need no audio. Nothing here
+//! sleeps or reads a clock: out-of-order completion is scripted (the mock) or forced by
+//! jobs that wait on each other over channels, and deadlines are zero-length.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::*;
+use crate::{Error, ErrorKind, Stage};
+
+fn names(n: usize) -> Vec<PathBuf> {
+    (0..n).map(|i| PathBuf::from(format!("file-{i}"))).collect()
+}
+
+fn index_of(path: &Path) -> usize {
+    path.to_str().unwrap()["file-".len()..].parse().unwrap()
+}
+
+/// File 3 panics, file 5 fails, the others give ten times their index.
+fn scripted(path: &Path, _stop: &StopSignal) -> Result<usize, Error> {
+    match index_of(path) {
+        3 => panic!("boom on 3"),
+        5 => Err(Error::new(
+            ErrorKind::CorruptStream,
+            Stage::Decode,
+            "bad bytes",
+        )),
+        i => Ok(i * 10),
+    }
+}
+
+/// Everything of a result but its timing.
+type Comparable = (usize, PathBuf, Status, Option<usize>, Option<String>);
+
+fn comparable(summary: &BatchSummary<usize>) -> Vec<Comparable> {
+    summary
+        .results
+        .iter()
+        .map(|r| (r.index, r.path.clone(), r.status, r.value, r.error.clone()))
+        .collect()
+}
+
+/// Records what an observer is told, in order.
+#[derive(Default)]
+struct Recorder {
+    start: Option<BatchStart>,
+    finished: Vec<usize>,
+    end: Option<BatchEnd>,
+}
+
+impl<T> Observer<T> for Recorder {
+    fn started(&mut self, start: &BatchStart) {
+        assert!(self.start.is_none() && self.finished.is_empty());
+        self.start = Some(*start);
+    }
+
+    fn file_finished(&mut self, result: &FileResult<T>) {
+        assert!(self.start.is_some() && self.end.is_none());
+        self.finished.push(result.index);
+    }
+
+    fn finished(&mut self, end: &BatchEnd) {
+        assert!(self.end.is_none());
+        self.end = Some(*end);
+    }
+}
+
+fn run_recorded<J: Job>(
+    batch: &Batch<'_, J>,
+    files: &[PathBuf],
+    executor: &dyn Executor,
+) -> (BatchSummary<J::Output>, Recorder) {
+    let mut recorder = Recorder::default();
+    let summary = batch.run_observed(files, executor, &mut [&mut recorder]);
+    (summary, recorder)
+}
+
+#[test]
+fn results_come_in_input_order_whatever_order_files_finish_in() {
+    let files = names(8);
+    let reversed = MockExecutor::new(4).finishing_in((0..8).rev());
+    let (summary, seen) = run_recorded(&Batch::new(&scripted), &files, &reversed);
+    assert_eq!(seen.finished, (0..8).rev().collect::<Vec<_>>());
+    assert_eq!(seen.start.unwrap().workers, 4);
+    let end = seen.end.unwrap();
+    assert_eq!((end.ok, end.failed, end.cancelled), (6, 2, false));
+    let indices: Vec<usize> = summary.results.iter().map(|r| r.index).collect();
+    assert_eq!(indices, (0..8).collect::<Vec<_>>());
+
+    // Every executor gives the reference's results.
+    let reference = comparable(&Batch::new(&scripted).run(&files, &Sequential));
+    assert_eq!(comparable(&summary), reference);
+    for threads in [2, 4] {
+        let pool = Parallel::new(threads).unwrap();
+        let parallel = Batch::new(&scripted).run(&files, &pool);
+        assert_eq!(comparable(&parallel), reference);
+        assert_eq!(parallel.workers, threads);
+    }
+}
+
+#[test]
+fn a_panic_or_an_error_is_that_files_failed_result() {
+    let summary = Batch::new(&scripted).run(&names(8), &Sequential);
+    assert!(!summary.cancelled);
+    let panicked = &summary.results[3];
+    assert_eq!((panicked.status, panicked.value), (Status::Error, None));
+    assert_eq!(panicked.error.as_deref(), Some("panic: boom on 3"));
+    assert_eq!(
+        summary.results[5].error.as_deref(),
+        Some("decode: corrupt_stream: bad bytes")
+    );
+    for r in summary
+        .results
+        .iter()
+        .filter(|r| ![3, 5].contains(&r.index))
+    {
+        assert_eq!(
+            (r.status, r.value, &r.error),
+            (Status::Ok, Some(r.index * 10), &None)
+        );
+    }
+}
+
+/// A receiver that jobs on several threads can share.
+struct Waiter(Mutex<Receiver<()>>);
+
+impl Waiter {
+    /// Blocks until told. The limit only turns a bug into a failure instead of a hang; no
+    /// result depends on how fast the machine is.
+    fn wait(&self) {
+        self.0
+            .lock()
+            .unwrap()
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the other job never ran");
+    }
+}
+
+fn waiter() -> (Sender<()>, Waiter) {
+    let (tx, rx) = channel();
+    (tx, Waiter(Mutex::new(rx)))
+}
+
+#[test]
+fn on_a_pool_a_file_that_finishes_first_is_reported_first_and_kept_in_place() {
+    // File 0 waits until file 1 has been reported, so file 1 finishes first on two threads.
+    let (tx, file_1_reported) = waiter();
+    let job = |path: &Path, _: &StopSignal| {
+        if index_of(path) == 0 {
+            file_1_reported.wait();
+        }
+        Ok(index_of(path))
+    };
+    let mut finished = Vec::new();
+    let mut observer = |r: &FileResult<usize>| {
+        finished.push(r.index);
+        if r.index == 1 {
+            tx.send(()).unwrap();
+        }
+    };
+    let pool = Parallel::new(2).unwrap();
+    let summary = Batch::new(&job).run_observed(&names(2), &pool, &mut [&mut observer]);
+    assert_eq!(finished, [1, 0]);
+    let values: Vec<_> = summary.results.iter().map(|r| r.value).collect();
+    assert_eq!(values, [Some(0), Some(1)]);
+}
+
+#[test]
+fn every_file_runs_once_on_any_worker_count() {
+    for threads in [1, 2, 3, 16] {
+        let calls = AtomicUsize::new(0);
+        let job = |p: &Path, _: &StopSignal| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Ok(index_of(p))
+        };
+        let executor = executor_for(threads).unwrap();
+        let summary = Batch::new(&job).run(&names(40), &*executor);
+        assert_eq!(calls.load(Ordering::SeqCst), 40);
+        let values: Vec<usize> = summary.results.iter().map(|r| r.value.unwrap()).collect();
+        assert_eq!(values, (0..40).collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn a_file_past_its_deadline_is_a_timeout_result() {
+    // A zero-length deadline has passed at the job's first check, on any machine.
+    let checks = |_: &Path, stop: &StopSignal| stop.check(Stage::Decode).map(|()| 1);
+    let ignores = |_: &Path, _: &StopSignal| Ok(2);
+    let batch = Batch::new(&checks).timeout(Some(Duration::ZERO));
+    let summary = batch.run(&names(3), &MockExecutor::new(2));
+    assert!(!summary.cancelled);
+    for r in &summary.results {
+        assert_eq!(r.status, Status::Timeout);
+        assert_eq!(
+            r.error.as_deref(),
+            Some("decode: timed_out: the per-file time limit passed")
+        );
+    }
+    // The deadline is cooperative: a job that never asks finishes.
+    let summary = Batch::new(&ignores)
+        .timeout(Some(Duration::ZERO))
+        .run(&names(1), &Sequential);
+    assert_eq!(summary.results[0].value, Some(2));
+}
+
+#[test]
+fn cancelling_stops_scheduling_and_drops_the_running_file() {
+    // File 4 cancels the batch, then sees it at its next check: files 0-3 are kept,
+    // file 4 is dropped, and nothing after it starts.
+    let cancel = Arc::new(AtomicBool::new(false));
+    let started = AtomicUsize::new(0);
+    let job = |p: &Path, stop: &StopSignal| {
+        started.fetch_add(1, Ordering::SeqCst);
+        if index_of(p) == 4 {
+            cancel.store(true, Ordering::SeqCst);
+        }
+        stop.check(Stage::Decode).map(|()| index_of(p))
+    };
+    let batch = Batch::new(&job).stop(StopSignal::never().with_cancel_flag(Arc::clone(&cancel)));
+    let (summary, seen) = run_recorded(&batch, &names(50), &Sequential);
+    assert!(summary.cancelled && seen.end.unwrap().cancelled);
+    assert_eq!(started.load(Ordering::SeqCst), 5);
+    assert_eq!(seen.finished, [0, 1, 2, 3]);
+    let values: Vec<_> = summary.results.iter().map(|r| r.value).collect();
+    assert_eq!(values, [Some(0), Some(1), Some(2), Some(3)]);
+}
+
+#[test]
+fn on_a_pool_cancelling_keeps_finished_files_and_starts_no_more() {
+    // File 0 runs until file 1, on the other thread, has cancelled the batch; file 0 then
+    // stops at its check and no later file starts.
+    let cancel = Arc::new(AtomicBool::new(false));
+    let (tx, cancelled) = waiter();
+    let tx = Mutex::new(tx);
+    let started = AtomicUsize::new(0);
+    let job = |p: &Path, stop: &StopSignal| {
+        started.fetch_add(1, Ordering::SeqCst);
+        match index_of(p) {
+            0 => {
+                cancelled.wait();
+                stop.check(Stage::Decode)?;
+            }
+            1 => {
+                cancel.store(true, Ordering::SeqCst);
+                tx.lock().unwrap().send(()).unwrap();
+            }
+            _ => {}
+        }
+        Ok(index_of(p))
+    };
+    let batch = Batch::new(&job)
+        .schedule(Schedule::InputOrder)
+        .stop(StopSignal::never().with_cancel_flag(Arc::clone(&cancel)));
+    let pool = Parallel::new(2).unwrap();
+    let (summary, seen) = run_recorded(&batch, &names(20), &pool);
+    assert!(summary.cancelled);
+    assert_eq!(started.load(Ordering::SeqCst), 2);
+    assert_eq!(seen.finished, [1]);
+    assert_eq!(summary.results.len(), 1);
+    assert_eq!(summary.results[0].value, Some(1));
+}
+
+/// A job whose cost hints come from a table; `None` past its end, a panic at NaN.
+struct Costed(Vec<f64>);
+
+impl Job for Costed {
+    type Output = usize;
+
+    fn run(&self, path: &Path, _: &StopSignal) -> Result<usize, Error> {
+        Ok(index_of(path))
+    }
+
+    fn cost_hint(&self, path: &Path) -> Option<f64> {
+        let cost = *self.0.get(index_of(path))?;
+        assert!(!cost.is_nan(), "no cost for {}", path.display());
+        Some(cost)
+    }
+}
+
+#[test]
+fn costliest_files_start_first_ties_by_index() {
+    // File 5's hint panics and file 6 has none: both count as free.
+    let job = Costed(vec![10.0, 30.0, 0.0, 30.0, 20.0, f64::NAN]);
+    let files = names(7);
+    let mock = MockExecutor::new(2);
+    let summary = Batch::new(&job).run(&files, &mock);
+    let started = mock.started();
+    assert_eq!(started.len(), 2, "a cost probe, then the batch");
+    assert_eq!(started[0], [0, 1, 2, 3, 4, 5, 6]);
+    assert_eq!(started[1], [1, 3, 4, 0, 2, 5, 6]);
+    let values: Vec<_> = summary.results.iter().map(|r| r.value.unwrap()).collect();
+    assert_eq!(values, (0..7).collect::<Vec<_>>());
+
+    // One worker, or the input schedule, runs in input order without asking for costs.
+    for (workers, schedule) in [(1, Schedule::CostliestFirst), (2, Schedule::InputOrder)] {
+        let mock = MockExecutor::new(workers);
+        Batch::new(&job).schedule(schedule).run(&files, &mock);
+        assert_eq!(mock.started(), [vec![0, 1, 2, 3, 4, 5, 6]]);
+    }
+}
+
+/// A mono 16-bit WAV of `seconds` of a quiet tone at 22.05 kHz.
+fn tone_wav(path: &Path, seconds: f64) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 22_050,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut writer = hound::WavWriter::create(path, spec).unwrap();
+    for i in 0..(seconds * 22_050.0) as usize {
+        writer
+            .write_sample(((i as f64 * 0.05).sin() * 1000.0) as i16)
+            .unwrap();
+    }
+    writer.finalize().unwrap();
+}
+
+#[test]
+fn audio_cost_is_the_announced_length_weighted_by_codec() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("a.wav");
+    tone_wav(&wav, 2.0);
+    assert!(
+        (audio_cost(&wav) - 2.0).abs() < 1e-9,
+        "{}",
+        audio_cost(&wav)
+    );
+    // A compressed file costs its announced length times the codec weight, whatever its size.
+    let flac = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fourfloor-128.flac");
+    let seconds = crate::decode::probe(&flac).unwrap().duration_s.unwrap();
+    assert!((audio_cost(&flac) - seconds * job::COMPRESSED_COST).abs() < 1e-9);
+    // What cannot be probed is about to fail fast.
+    let junk = dir.path().join("junk.mp3");
+    std::fs::write(&junk, b"not audio at all").unwrap();
+    assert_eq!(audio_cost(&junk), 0.0);
+    assert_eq!(audio_cost(&dir.path().join("missing.wav")), 0.0);
+}
+
+#[test]
+fn default_workers_is_at_least_one() {
+    assert!(default_workers() >= 1);
+    assert!(memory_worker_cap().is_none_or(|cap| cap >= 1));
+}
