@@ -681,6 +681,58 @@ mod tests {
         assert!(!is_related(100.0, 120.0));
     }
 
+    /// The windowed, unbiased autocorrelation by the textbook sum, in f64: what the FFT
+    /// path must reproduce (RustFFT's habit: every fast path against a naive one).
+    fn naive_autocorrelation(x: &[f32]) -> Vec<f64> {
+        let mut sums = vec![0.0f64; ACF_WINDOW];
+        let mut counts = vec![0.0f64; ACF_WINDOW];
+        let mut start = 0;
+        loop {
+            let end = (start + ACF_WINDOW).min(x.len());
+            let w: Vec<f64> = x[start..end].iter().map(|&v| f64::from(v)).collect();
+            let mean = w.iter().sum::<f64>() / w.len() as f64;
+            for lag in 0..w.len() {
+                sums[lag] += (lag..w.len())
+                    .map(|i| (w[i] - mean) * (w[i - lag] - mean))
+                    .sum::<f64>();
+                counts[lag] += (w.len() - lag) as f64;
+            }
+            if end == x.len() {
+                break;
+            }
+            start += ACF_WINDOW / 2;
+        }
+        sums.iter()
+            .zip(&counts)
+            .map(|(s, &c)| if c > 0.0 { s / c } else { 0.0 })
+            .collect()
+    }
+
+    #[test]
+    fn fft_autocorrelation_matches_the_naive_sum() {
+        let est = TempoEstimator::new(50.0, 220.0).unwrap();
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for len in [700, 2048, 3500] {
+            let x: Vec<f32> = (0..len)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    (state >> 40) as f32 / (1u64 << 24) as f32
+                })
+                .collect();
+            let fast = est.autocorrelation(&x);
+            let slow = naive_autocorrelation(&x);
+            let scale = slow[0].abs().max(1e-12);
+            for (lag, (a, b)) in fast.iter().zip(&slow).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-9 * scale,
+                    "len {len} lag {lag}: {a} vs {b}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn detrend_removes_a_constant() {
         assert!(detrend(&[3.0; 100], 10).iter().all(|&v| v == 0.0));
