@@ -8,12 +8,14 @@
 use std::fs::File;
 use std::path::Path;
 
+use symphonia::core::audio::GenericAudioBufferRef;
 use symphonia::core::codecs::audio::{AudioCodecParameters, AudioDecoder, AudioDecoderOptions};
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
 use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
+use symphonia::core::packet::Packet;
 
 use crate::error::{Error, ErrorKind, Result, Stage};
 use crate::stop::StopSignal;
@@ -160,49 +162,17 @@ pub fn decode_mono(
         mut decoder,
         ..
     } = open_track(path)?;
-
-    let mut info = StreamInfo {
+    let mut state = Decoding::new(StreamInfo {
         codec: decoder.codec_info().short_name.to_string(),
         sample_rate: params.sample_rate.unwrap_or(0),
         channels: params.channels.as_ref().map_or(0, |c| c.count() as u16),
         frames: 0,
         warnings: Vec::new(),
-    };
-    let mut interleaved: Vec<f32> = Vec::new();
-    let mut mono: Vec<f32> = Vec::new();
-    let mut bad_packets = 0usize;
-    let mut bad_in_a_row = 0usize;
-    let mut non_finite = 0u64;
-
+    });
     loop {
         stop.check(Stage::Decode)?;
-        let packet = match format.next_packet() {
-            Ok(Some(packet)) => packet,
-            Ok(None) => break,
-            Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                // Demuxers report a cut-off file as an unexpected end of stream.
-                if info.frames > 0 {
-                    info.warnings
-                        .push("the stream ends early (truncated file)".into());
-                }
-                break;
-            }
-            Err(SymphoniaError::ResetRequired) => {
-                info.warnings
-                    .push("the stream changes its parameters; decoding stopped there".into());
-                break;
-            }
-            Err(e) => {
-                if info.frames == 0 {
-                    return Err(Error::new(
-                        ErrorKind::CorruptStream,
-                        Stage::Decode,
-                        e.to_string(),
-                    ));
-                }
-                info.warnings.push(format!("demuxing stopped early: {e}"));
-                break;
-            }
+        let Some(packet) = state.next_packet(format.as_mut())? else {
+            break;
         };
         if packet.track_id != track_id {
             continue;
@@ -210,31 +180,122 @@ pub fn decode_mono(
         let buffer = match decoder.decode(&packet) {
             Ok(buffer) => buffer,
             Err(SymphoniaError::DecodeError(_)) | Err(SymphoniaError::IoError(_)) => {
-                bad_packets += 1;
-                bad_in_a_row += 1;
-                if bad_in_a_row >= MAX_CONSECUTIVE_BAD_PACKETS {
-                    info.warnings.push(format!(
-                        "{bad_in_a_row} packets in a row failed; decoding stopped there"
-                    ));
-                    break;
+                if state.skip_bad_packet() {
+                    continue;
                 }
-                continue;
+                break;
             }
             Err(e) => {
-                if info.frames == 0 {
-                    return Err(Error::new(
-                        ErrorKind::CorruptStream,
-                        Stage::Decode,
-                        e.to_string(),
-                    ));
-                }
-                info.warnings.push(format!("decoding stopped early: {e}"));
+                state.stop_early("decoding", &e)?;
                 break;
             }
         };
-        bad_in_a_row = 0;
+        match state.mix(&buffer) {
+            Mixed::Samples(rate) => sink(&state.mono, rate)?,
+            Mixed::Nothing => {}
+            Mixed::Stop => break,
+        }
+    }
+    state.finish()
+}
+
+/// What [`Decoding::mix`] made of one decoded buffer.
+enum Mixed {
+    /// Mono samples at this rate, in [`Decoding::mono`].
+    Samples(u32),
+    /// No samples in this buffer.
+    Nothing,
+    /// The stream changed under us: decoding ends here.
+    Stop,
+}
+
+/// The state of one [`decode_mono`]: what it has learned, its buffers, and its counts of
+/// damage, with one method per step of the packet loop.
+struct Decoding {
+    info: StreamInfo,
+    interleaved: Vec<f32>,
+    mono: Vec<f32>,
+    bad_packets: usize,
+    bad_in_a_row: usize,
+    non_finite: u64,
+}
+
+impl Decoding {
+    fn new(info: StreamInfo) -> Self {
+        Decoding {
+            info,
+            interleaved: Vec::new(),
+            mono: Vec::new(),
+            bad_packets: 0,
+            bad_in_a_row: 0,
+            non_finite: 0,
+        }
+    }
+
+    /// The next packet, or `None` at the end of the stream (a cut-off file or a parameter
+    /// change ends it with a warning).
+    fn next_packet(&mut self, format: &mut dyn FormatReader) -> Result<Option<Packet>> {
+        match format.next_packet() {
+            Ok(packet) => Ok(packet),
+            Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                // Demuxers report a cut-off file as an unexpected end of stream.
+                if self.info.frames > 0 {
+                    self.info
+                        .warnings
+                        .push("the stream ends early (truncated file)".into());
+                }
+                Ok(None)
+            }
+            Err(SymphoniaError::ResetRequired) => {
+                self.info
+                    .warnings
+                    .push("the stream changes its parameters; decoding stopped there".into());
+                Ok(None)
+            }
+            Err(e) => {
+                self.stop_early("demuxing", &e)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// A failure that ends the stream (`what` is the step that failed): an error while
+    /// nothing has decoded yet, else a warning, keeping what did.
+    fn stop_early(&mut self, what: &str, e: &SymphoniaError) -> Result<()> {
+        if self.info.frames == 0 {
+            return Err(Error::new(
+                ErrorKind::CorruptStream,
+                Stage::Decode,
+                e.to_string(),
+            ));
+        }
+        self.info
+            .warnings
+            .push(format!("{what} stopped early: {e}"));
+        Ok(())
+    }
+
+    /// Counts a packet that failed to decode; whether to go on (false after too many in
+    /// a row, with a warning).
+    fn skip_bad_packet(&mut self) -> bool {
+        self.bad_packets += 1;
+        self.bad_in_a_row += 1;
+        if self.bad_in_a_row >= MAX_CONSECUTIVE_BAD_PACKETS {
+            self.info.warnings.push(format!(
+                "{} packets in a row failed; decoding stopped there",
+                self.bad_in_a_row
+            ));
+            return false;
+        }
+        true
+    }
+
+    /// Mixes a decoded buffer down to mono into `self.mono`.
+    fn mix(&mut self, buffer: &GenericAudioBufferRef<'_>) -> Mixed {
+        self.bad_in_a_row = 0;
         let channels = buffer.spec().channels().count().max(1);
         let rate = buffer.spec().rate();
+        let info = &mut self.info;
         if info.sample_rate == 0 {
             info.sample_rate = rate;
         }
@@ -246,42 +307,52 @@ pub fn decode_mono(
                 "the sample rate changes from {} to {rate} Hz; decoding stopped there",
                 info.sample_rate
             ));
-            break;
+            return Mixed::Stop;
         }
-        buffer.copy_to_vec_interleaved(&mut interleaved);
-        non_finite += mix_to_mono(&interleaved, channels, &mut mono);
-        if mono.is_empty() {
-            continue;
+        buffer.copy_to_vec_interleaved(&mut self.interleaved);
+        self.non_finite += mix_to_mono(&self.interleaved, channels, &mut self.mono);
+        if self.mono.is_empty() {
+            return Mixed::Nothing;
         }
-        info.frames += mono.len() as u64;
-        sink(&mono, rate)?;
+        info.frames += self.mono.len() as u64;
+        Mixed::Samples(rate)
     }
 
-    if bad_packets > 0 {
-        info.warnings
-            .push(format!("{bad_packets} damaged packets were skipped"));
+    /// The stream's info once the loop has ended: the damage survived as warnings, or an
+    /// error when nothing usable decoded.
+    fn finish(self) -> Result<StreamInfo> {
+        let Decoding {
+            mut info,
+            bad_packets,
+            non_finite,
+            ..
+        } = self;
+        if bad_packets > 0 {
+            info.warnings
+                .push(format!("{bad_packets} damaged packets were skipped"));
+        }
+        if non_finite > 0 {
+            info.warnings.push(format!(
+                "{non_finite} non-finite samples (NaN or infinity) were replaced by silence"
+            ));
+        }
+        if info.frames == 0 {
+            let reason = if bad_packets > 0 {
+                format!("no packet could be decoded ({bad_packets} failed)")
+            } else {
+                "the stream holds no audio".to_string()
+            };
+            return Err(Error::new(ErrorKind::CorruptStream, Stage::Decode, reason));
+        }
+        if info.sample_rate == 0 {
+            return Err(Error::new(
+                ErrorKind::UnsupportedFormat,
+                Stage::Probe,
+                "the stream has no sample rate",
+            ));
+        }
+        Ok(info)
     }
-    if non_finite > 0 {
-        info.warnings.push(format!(
-            "{non_finite} non-finite samples (NaN or infinity) were replaced by silence"
-        ));
-    }
-    if info.frames == 0 {
-        let reason = if bad_packets > 0 {
-            format!("no packet could be decoded ({bad_packets} failed)")
-        } else {
-            "the stream holds no audio".to_string()
-        };
-        return Err(Error::new(ErrorKind::CorruptStream, Stage::Decode, reason));
-    }
-    if info.sample_rate == 0 {
-        return Err(Error::new(
-            ErrorKind::UnsupportedFormat,
-            Stage::Probe,
-            "the stream has no sample rate",
-        ));
-    }
-    Ok(info)
 }
 
 /// Averages interleaved channels into `mono`, replacing non-finite samples by zero.

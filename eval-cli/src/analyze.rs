@@ -15,17 +15,88 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use analyzer_core::batch::{self, FileResult, Status};
+use analyzer_core::batch::{self, BatchSummary, FileResult, Status};
 use analyzer_core::{Analysis, Analyzer, AnalyzerConfig};
 use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
 
+use crate::flags;
+use crate::report::export::{self, CsvLine, Exporter};
 use crate::runner::{self, ProgressMode, RowLog, RunOptions, Schedule};
 
-/// The CSV header; every row has these columns.
-pub const HEADER: &str =
-    "path,bpm,confidence,alt_bpm,alt_share,duration_s,sample_rate,channels,codec,status,error\n";
-const COLUMNS: usize = 11;
-const STATUS_COLUMN: usize = 9;
+/// One line of the CSV: its fields are the columns, in order. Numbers have fixed decimals
+/// so the bytes never depend on the run; failed rows leave the measurement cells empty.
+/// Warnings of a stream that was damaged but analysed go in the `error` cell of an `ok` row.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnalyzeRecord {
+    /// The file, as found or named.
+    pub path: String,
+    /// The tempo, BPM, three decimals.
+    pub bpm: String,
+    /// The metrical model's probability that `bpm` is the beat (0..1), three decimals.
+    pub confidence: String,
+    /// The runner-up reading at another metrical level, BPM; empty when there is none.
+    pub alt_bpm: String,
+    /// Its probability; empty when there is none.
+    pub alt_share: String,
+    /// Seconds of audio, three decimals.
+    pub duration_s: String,
+    /// Sample rate of the file, Hz.
+    pub sample_rate: String,
+    /// Channels of the file.
+    pub channels: String,
+    /// The codec, as symphonia names it.
+    pub codec: String,
+    /// `ok`, `error` or `timeout`.
+    pub status: String,
+    /// Why the file failed, or on an `ok` row the damage that was survived.
+    pub error: String,
+}
+
+impl AnalyzeRecord {
+    /// The row of one file: its analysis, or the reason it has none.
+    pub fn new(
+        path: &Path,
+        status: Status,
+        analysis: Option<&Analysis>,
+        error: Option<&str>,
+    ) -> Self {
+        let path = path.to_string_lossy().into_owned();
+        let status = status.as_str().to_string();
+        match analysis {
+            Some(a) => AnalyzeRecord {
+                path,
+                bpm: format!("{:.3}", a.tempo.bpm),
+                confidence: format!("{:.3}", a.tempo.confidence),
+                alt_bpm: a
+                    .tempo
+                    .alternative
+                    .map_or(String::new(), |c| format!("{:.3}", c.bpm)),
+                alt_share: a
+                    .tempo
+                    .alternative
+                    .map_or(String::new(), |c| format!("{:.3}", c.strength)),
+                duration_s: format!("{:.3}", a.audio.duration_s),
+                sample_rate: a.audio.sample_rate.to_string(),
+                channels: a.audio.channels.to_string(),
+                codec: a.audio.codec.clone(),
+                status,
+                error: a.warnings.join("; "),
+            },
+            None => AnalyzeRecord {
+                path,
+                status,
+                error: error.unwrap_or_default().to_string(),
+                ..AnalyzeRecord::default()
+            },
+        }
+    }
+}
+
+/// The CSV header line.
+pub fn header() -> Vec<u8> {
+    export::csv_header::<AnalyzeRecord>().expect("writing CSV to memory cannot fail")
+}
 
 /// Exit status when every file was analysed.
 const EXIT_OK: u8 = 0;
@@ -53,10 +124,10 @@ pub struct AnalyzeArgs {
     max_bpm: f64,
     /// Files analysed at once [default: one per core, fewer if memory is short]. 1 runs
     /// the sequential reference path.
-    #[arg(long, value_name = "N", value_parser = parse_workers)]
+    #[arg(long, value_name = "N", value_parser = flags::parse_workers)]
     workers: Option<usize>,
     /// Give up on a file after SECS seconds; its row says `timeout`.
-    #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
+    #[arg(long, value_name = "SECS", value_parser = flags::parse_timeout)]
     timeout: Option<Duration>,
     /// Progress on stderr: `auto` draws a bar only on a terminal; `jsonl` writes one JSON
     /// object per line.
@@ -71,22 +142,6 @@ pub struct AnalyzeArgs {
     schedule: Schedule,
 }
 
-fn parse_workers(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(0) => Err("must be at least 1 (0 workers would never finish)".to_string()),
-        Ok(n) => Ok(n),
-        Err(e) => Err(format!("not a whole number ({e})")),
-    }
-}
-
-fn parse_timeout(s: &str) -> Result<Duration, String> {
-    let secs: f64 = s.parse().map_err(|e| format!("not a number ({e})"))?;
-    if secs.is_nan() || secs <= 0.0 || secs.is_infinite() {
-        return Err("must be a positive number of seconds".to_string());
-    }
-    Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
-}
-
 /// What a run of `analyze` needs, built from the flags.
 struct Plan {
     paths: Vec<PathBuf>,
@@ -98,19 +153,8 @@ struct Plan {
 
 impl Plan {
     fn new(args: AnalyzeArgs) -> anyhow::Result<Self> {
-        let analyzer =
-            Analyzer::new(AnalyzerConfig::default().with_bpm_range(args.min_bpm, args.max_bpm))
-                .map_err(|e| anyhow::anyhow!("invalid tempo range: {}", e.reason()))?;
-        let workers = match args.workers {
-            Some(requested) => {
-                let (workers, warning) = runner::validate_workers(requested);
-                if let Some(warning) = warning {
-                    eprintln!("eval-cli: warning: {warning}");
-                }
-                workers
-            }
-            None => batch::default_workers(),
-        };
+        let analyzer = flags::analyzer(args.min_bpm, args.max_bpm)?;
+        let workers = flags::resolve_workers(args.workers);
         Ok(Plan {
             paths: args.paths,
             out: args.out,
@@ -134,34 +178,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     if files.is_empty() && walk_errors.is_empty() {
         eprintln!("eval-cli: warning: no audio files found");
     }
-
-    // Rows already in --out (with --resume), by path.
-    let mut output = match &plan.out {
-        Some(path) if plan.resume => {
-            let (log, resumed) = RowLog::resume(path, HEADER.as_bytes())?;
-            let mut done = HashMap::new();
-            for row in resumed {
-                if row.fields.len() != COLUMNS {
-                    bail!(
-                        "cannot resume {}: a row has {} cells, not {COLUMNS}",
-                        path.display(),
-                        row.fields.len()
-                    );
-                }
-                done.insert(row.fields[0].clone(), row);
-            }
-            Output::File { log, done }
-        }
-        Some(path) => Output::File {
-            log: RowLog::create(path, HEADER.as_bytes())?,
-            done: HashMap::new(),
-        },
-        None => {
-            io::stdout().write_all(HEADER.as_bytes())?;
-            Output::Stdout(InOrder::new(files.len()))
-        }
-    };
-
+    let mut output = Output::open(&plan, files.len())?;
     // Folders that could not be walked are rows too, after the files'.
     let walk_rows: Vec<Vec<u8>> = walk_errors
         .iter()
@@ -182,35 +199,9 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         .filter(|(_, path)| !output.is_done(path))
         .map(|(i, path)| (path.clone(), i))
         .unzip();
-
     runner::install_signal_handler(Arc::clone(&plan.options.cancel));
-    let mut write_error: Option<io::Error> = None;
-    let cancel = &plan.options.cancel;
-    let summary = runner::run(
-        &pending,
-        &plan.options,
-        &plan.analyzer,
-        |analysis| Some(analysis.tempo.bpm),
-        |result| {
-            if write_error.is_some() {
-                return;
-            }
-            let line = result_row(result);
-            let written = match &mut output {
-                Output::File { log, .. } => log.append(&line),
-                Output::Stdout(in_order) => in_order.push(positions[result.index], line),
-            };
-            if let Err(err) = written {
-                write_error = Some(err);
-                cancel.store(true, Ordering::SeqCst);
-            }
-        },
-    );
-    if let Some(err) = write_error {
-        return Err(err).context("cannot write results");
-    }
+    let summary = analyze_files(&plan, &pending, &positions, &mut output)?;
 
-    let mut failed = walk_rows.len();
     if summary.cancelled {
         if let Output::Stdout(in_order) = &mut output {
             in_order.flush_rest()?;
@@ -228,39 +219,13 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(EXIT_CANCELLED));
     }
-
-    failed += summary
-        .results
-        .iter()
-        .filter(|r| r.status != Status::Ok)
-        .count();
-    match output {
-        Output::File { log, done } => {
-            let mut new_rows: HashMap<usize, Vec<u8>> = summary
-                .results
-                .iter()
-                .map(|r| (positions[r.index], result_row(r)))
-                .collect();
-            let mut rows: Vec<Vec<u8>> = Vec::with_capacity(files.len() + walk_rows.len());
-            for (i, path) in files.iter().enumerate() {
-                if let Some(line) = new_rows.remove(&i) {
-                    rows.push(line);
-                } else if let Some(old) = done.get(&*path.to_string_lossy()) {
-                    if old.fields[STATUS_COLUMN] != Status::Ok.as_str() {
-                        failed += 1;
-                    }
-                    rows.push(old.line.clone());
-                }
-            }
-            rows.extend(walk_rows);
-            log.finish(HEADER.as_bytes(), rows.iter().map(Vec::as_slice))?;
-        }
-        Output::Stdout(mut in_order) => {
-            in_order.flush_rest()?;
-            write_all_stdout(&walk_rows)?;
-        }
-    }
-
+    let failed = walk_rows.len()
+        + summary
+            .results
+            .iter()
+            .filter(|r| r.status != Status::Ok)
+            .count()
+        + output.finish(&files, &positions, &summary.results, walk_rows)?;
     if plan.options.progress.shows_bar() {
         let memory =
             runner::peak_rss_mb().map_or(String::new(), |m| format!("; peak memory {m:.0} MiB"));
@@ -279,19 +244,128 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     }))
 }
 
+/// Analyses `pending` (at input positions `positions`), writing each row to `output` as
+/// its file finishes; a failed write stops the batch and is the error.
+fn analyze_files(
+    plan: &Plan,
+    pending: &[PathBuf],
+    positions: &[usize],
+    output: &mut Output,
+) -> anyhow::Result<BatchSummary<Analysis>> {
+    let mut write_error: Option<io::Error> = None;
+    let cancel = &plan.options.cancel;
+    let summary = runner::run(
+        pending,
+        &plan.options,
+        &plan.analyzer,
+        |analysis| Some(analysis.tempo.bpm),
+        |result| {
+            if write_error.is_some() {
+                return;
+            }
+            let line = result_row(result);
+            let written = match output {
+                Output::File { log, .. } => log.append(&line),
+                Output::Stdout(in_order) => in_order.push(positions[result.index], line),
+            };
+            if let Err(err) = written {
+                write_error = Some(err);
+                cancel.store(true, Ordering::SeqCst);
+            }
+        },
+    );
+    match write_error {
+        Some(err) => Err(err).context("cannot write results"),
+        None => Ok(summary),
+    }
+}
+
 /// Where rows go.
 enum Output {
     /// Appended to a file as they finish, rewritten in input order at the end; `done`
     /// holds the rows a resumed run found there, by path.
     File {
         log: RowLog,
-        done: HashMap<String, runner::ResumedRow>,
+        done: HashMap<String, (AnalyzeRecord, runner::ResumedRow)>,
     },
     /// Written to stdout in input order, each as soon as all before it are.
     Stdout(InOrder),
 }
 
 impl Output {
+    /// Where the rows of `plan` go: `--out` (afresh, or with `--resume` keeping the rows
+    /// already there, by path), or stdout, header first.
+    fn open(plan: &Plan, files: usize) -> anyhow::Result<Self> {
+        Ok(match &plan.out {
+            Some(path) if plan.resume => {
+                let (log, resumed) = RowLog::resume(path, &header())?;
+                let columns = export::csv_columns::<AnalyzeRecord>()?;
+                let mut done = HashMap::new();
+                for row in resumed {
+                    if row.fields.len() != columns {
+                        bail!(
+                            "cannot resume {}: a row has {} cells, not {columns}",
+                            path.display(),
+                            row.fields.len()
+                        );
+                    }
+                    let record: AnalyzeRecord = csv::StringRecord::from(row.fields.clone())
+                        .deserialize(None)
+                        .with_context(|| format!("cannot resume {}", path.display()))?;
+                    done.insert(record.path.clone(), (record, row));
+                }
+                Output::File { log, done }
+            }
+            Some(path) => Output::File {
+                log: RowLog::create(path, &header())?,
+                done: HashMap::new(),
+            },
+            None => {
+                io::stdout().write_all(&header())?;
+                Output::Stdout(InOrder::new(files))
+            }
+        })
+    }
+
+    /// Completes a batch that was not cancelled: a file is rewritten in input order (new
+    /// rows and resumed ones, then `walk_rows`); stdout gets the rows still waiting.
+    /// Returns how many resumed rows are failures.
+    fn finish(
+        self,
+        files: &[PathBuf],
+        positions: &[usize],
+        results: &[FileResult<Analysis>],
+        walk_rows: Vec<Vec<u8>>,
+    ) -> anyhow::Result<usize> {
+        let mut failed = 0;
+        match self {
+            Output::File { log, done } => {
+                let mut new_rows: HashMap<usize, Vec<u8>> = results
+                    .iter()
+                    .map(|r| (positions[r.index], result_row(r)))
+                    .collect();
+                let mut rows: Vec<Vec<u8>> = Vec::with_capacity(files.len() + walk_rows.len());
+                for (i, path) in files.iter().enumerate() {
+                    if let Some(line) = new_rows.remove(&i) {
+                        rows.push(line);
+                    } else if let Some((record, old)) = done.get(&*path.to_string_lossy()) {
+                        if record.status != Status::Ok.as_str() {
+                            failed += 1;
+                        }
+                        rows.push(old.line.clone());
+                    }
+                }
+                rows.extend(walk_rows);
+                log.finish(&header(), rows.iter().map(Vec::as_slice))?;
+            }
+            Output::Stdout(mut in_order) => {
+                in_order.flush_rest()?;
+                write_all_stdout(&walk_rows)?;
+            }
+        }
+        Ok(failed)
+    }
+
     fn is_done(&self, path: &Path) -> bool {
         match self {
             Output::File { done, .. } => done.contains_key(&*path.to_string_lossy()),
@@ -352,50 +426,11 @@ fn result_row(result: &FileResult<Analysis>) -> Vec<u8> {
     )
 }
 
-/// One CSV line. Numbers have fixed decimals so the bytes never depend on the run;
-/// failed rows leave the measurement cells empty. Warnings of a stream that was damaged
-/// but analysed go in the `error` cell of an `ok` row.
+/// One CSV line.
 fn row(path: &Path, status: Status, analysis: Option<&Analysis>, error: Option<&str>) -> Vec<u8> {
-    let path = path.to_string_lossy();
-    let cells: [String; COLUMNS] = match analysis {
-        Some(a) => [
-            path.into_owned(),
-            format!("{:.3}", a.tempo.bpm),
-            format!("{:.3}", a.tempo.confidence),
-            a.tempo
-                .alternative
-                .map_or(String::new(), |c| format!("{:.3}", c.bpm)),
-            a.tempo
-                .alternative
-                .map_or(String::new(), |c| format!("{:.3}", c.strength)),
-            format!("{:.3}", a.audio.duration_s),
-            a.audio.sample_rate.to_string(),
-            a.audio.channels.to_string(),
-            a.audio.codec.clone(),
-            status.as_str().to_string(),
-            a.warnings.join("; "),
-        ],
-        None => [
-            path.into_owned(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            status.as_str().to_string(),
-            error.unwrap_or_default().to_string(),
-        ],
-    };
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    writer
-        .write_record(&cells)
-        .expect("writing CSV to memory cannot fail");
-    writer
-        .into_inner()
-        .expect("flushing CSV to memory cannot fail")
+    CsvLine
+        .serialize(&AnalyzeRecord::new(path, status, analysis, error))
+        .expect("writing CSV to memory cannot fail")
 }
 
 #[cfg(test)]
@@ -417,18 +452,10 @@ mod tests {
     }
 
     #[test]
-    fn flag_values_are_checked() {
-        assert!(parse_workers("0").is_err());
-        assert_eq!(parse_workers("3"), Ok(3));
-        assert!(parse_timeout("0").is_err());
-        assert!(parse_timeout("-1").is_err());
-        assert!(parse_timeout("nan").is_err());
-        assert_eq!(parse_timeout("0.5"), Ok(Duration::from_millis(500)));
-    }
-
-    #[test]
-    fn header_has_one_name_per_column() {
-        assert_eq!(HEADER.trim_end().split(',').count(), COLUMNS);
-        assert_eq!(HEADER.split(',').nth(STATUS_COLUMN), Some("status"));
+    fn header_snapshot() {
+        assert_eq!(
+            String::from_utf8(header()).unwrap(),
+            "path,bpm,confidence,alt_bpm,alt_share,duration_s,sample_rate,channels,codec,status,error\n"
+        );
     }
 }

@@ -189,3 +189,135 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         Ok(ExitCode::from(1))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run directory with `summary.json` and, when given, `compare.json`.
+    fn report(summary: &str, compare: Option<&str>) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("summary.json"), summary).unwrap();
+        if let Some(compare) = compare {
+            fs::write(dir.path().join("compare.json"), compare).unwrap();
+        }
+        dir
+    }
+
+    const SUMMARY: &str = r#"{"acc1": 0.75, "acc2": 0.9}"#;
+
+    fn thresholds(text: &str) -> Thresholds {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn accuracy_holds_at_the_threshold_and_falls_below_it() {
+        let dir = report(SUMMARY, None);
+        let v = check(dir.path(), &thresholds("min_acc1 = 0.75\nmin_acc2 = 0.91")).unwrap();
+        assert_eq!(
+            v,
+            [
+                Verdict {
+                    key: "min_acc1".into(),
+                    required: ">= 0.7500".into(),
+                    measured: "0.7500".into(),
+                    pass: true,
+                },
+                Verdict {
+                    key: "min_acc2".into(),
+                    required: ">= 0.9100".into(),
+                    measured: "0.9000".into(),
+                    pass: false,
+                },
+            ]
+        );
+        // Accuracy alone does not need compare.json, and no key checks nothing.
+        assert!(
+            check(dir.path(), &Thresholds::default())
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn efficiency_is_read_at_two_workers_or_the_cores() {
+        let compare = r#"{"cores": 2, "runs": [
+            {"workers": 1, "efficiency": 1.0, "identical": true},
+            {"workers": 2, "efficiency": 0.55, "identical": true}]}"#;
+        let dir = report(SUMMARY, Some(compare));
+        let v = check(dir.path(), &thresholds("min_efficiency = 0.6")).unwrap();
+        assert_eq!(v[0].key, "min_efficiency (workers = 2)");
+        assert_eq!((v[0].measured.as_str(), v[0].pass), ("0.5500", false));
+
+        // One core: the 1-worker entry is the one gated.
+        let one_core = compare.replace(r#""cores": 2"#, r#""cores": 1"#);
+        let dir = report(SUMMARY, Some(&one_core));
+        let v = check(dir.path(), &thresholds("min_efficiency = 0.6")).unwrap();
+        assert_eq!(v[0].key, "min_efficiency (workers = 1)");
+        assert!(v[0].pass);
+
+        // No entry at that worker count fails, saying so.
+        let dir = report(SUMMARY, Some(r#"{"cores": 8, "runs": []}"#));
+        let v = check(dir.path(), &thresholds("min_efficiency = 0.6")).unwrap();
+        assert_eq!((v[0].measured.as_str(), v[0].pass), ("no such run", false));
+    }
+
+    #[test]
+    fn identity_fails_on_any_differing_count_and_on_no_runs() {
+        let compare = r#"{"cores": 4, "runs": [
+            {"workers": 1, "efficiency": 1.0, "identical": true},
+            {"workers": 2, "efficiency": 0.9, "identical": false},
+            {"workers": 4, "efficiency": 0.8, "identical": false}]}"#;
+        let gate = thresholds("require_identical = true");
+        let dir = report(SUMMARY, Some(compare));
+        let v = check(dir.path(), &gate).unwrap();
+        assert_eq!(
+            (v[0].measured.as_str(), v[0].pass),
+            ("differs at workers 2,4", false)
+        );
+        let dir = report(SUMMARY, Some(r#"{"cores": 4, "runs": []}"#));
+        assert!(!check(dir.path(), &gate).unwrap()[0].pass);
+        // `false` asks for nothing, so compare.json is not even read.
+        let dir = report(SUMMARY, None);
+        assert!(
+            check(dir.path(), &thresholds("require_identical = false"))
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn unreadable_input_is_an_error() {
+        let dir = report(SUMMARY, None);
+        let err = check(dir.path(), &thresholds("min_efficiency = 0.5")).unwrap_err();
+        assert!(format!("{err:#}").contains("compare.json"), "{err:#}");
+        let dir = report("{", None);
+        assert!(check(dir.path(), &Thresholds::default()).is_err());
+        assert!(check(&dir.path().join("nope"), &Thresholds::default()).is_err());
+        assert!(toml::from_str::<Thresholds>("min_acc3 = 1.0").is_err());
+    }
+
+    #[test]
+    fn table_snapshot() {
+        let v = [
+            Verdict {
+                key: "min_acc1".into(),
+                required: ">= 0.8300".into(),
+                measured: "0.8750".into(),
+                pass: true,
+            },
+            Verdict {
+                key: "require_identical".into(),
+                required: "all worker counts".into(),
+                measured: "differs at workers 2".into(),
+                pass: false,
+            },
+        ];
+        assert_eq!(
+            table(&v),
+            "threshold          required           measured              result\n\
+             min_acc1           >= 0.8300          0.8750                ok\n\
+             require_identical  all worker counts  differs at workers 2  FAIL\n"
+        );
+    }
+}

@@ -16,9 +16,13 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::estimator::Estimator;
 use crate::evaluate::{self, DatasetArgs, Outcome};
+use crate::flags;
+use crate::manifest::Dataset;
 use crate::metrics::{self, ErrorClass, Latency};
-use crate::report::{self, Host, Row, charts, html, tables};
+use crate::report::export;
+use crate::report::{self, EstimatorCost, Host, Row, Summary, pages, tables};
 use crate::runner::{self, ProgressMode, RunOptions, Schedule};
 
 /// The speedup range the project aims for on 8 cores.
@@ -30,7 +34,7 @@ pub struct CompareArgs {
     #[command(flatten)]
     pub data: DatasetArgs,
     /// Worker counts to measure, comma-separated (1 is added when missing).
-    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8", value_parser = flags::parse_workers)]
     pub workers: Vec<usize>,
     /// Measured runs per worker count.
     #[arg(long, default_value_t = 3)]
@@ -103,31 +107,7 @@ pub struct WorkerRun {
     /// Audio seconds per wall second at the median wall time.
     pub realtime_factor: f64,
     /// Per-file latency over all repeats (HDR histogram), ms.
-    pub latency_ms: LatencyMs,
-}
-
-/// Latency percentiles, ms.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-pub struct LatencyMs {
-    /// Median.
-    pub p50: f64,
-    /// 90th percentile.
-    pub p90: f64,
-    /// 99th percentile.
-    pub p99: f64,
-    /// Slowest file.
-    pub max: f64,
-}
-
-impl From<Latency> for LatencyMs {
-    fn from(l: Latency) -> Self {
-        LatencyMs {
-            p50: l.p50,
-            p90: l.p90,
-            p99: l.p99,
-            max: l.max,
-        }
-    }
+    pub latency_ms: Latency,
 }
 
 /// Scaling model fitted to the measurement.
@@ -185,75 +165,176 @@ fn schedule_name(s: Schedule) -> &'static str {
     }
 }
 
+/// What a run of `compare` needs, built once from its flags.
+struct Plan {
+    args: CompareArgs,
+    ds: Dataset,
+    /// Worker counts to measure, ascending, 1 among them.
+    counts: Vec<usize>,
+    /// Measured runs per worker count.
+    repeat: usize,
+    /// Available parallelism of this machine.
+    cores: usize,
+    /// Every `--estimator`; the first is the one measured at every worker count.
+    estimators: Vec<Estimator>,
+    /// How the other estimators run: in process, at 1 worker.
+    opts: RunOptions,
+}
+
+impl Plan {
+    fn new(args: CompareArgs) -> anyhow::Result<Self> {
+        // The tempo range is checked here, before any child is started.
+        args.data.analyzer()?;
+        let ds = args.data.load()?;
+        let estimators = args.data.estimators(&ds)?;
+        evaluate::create_out_dir(&args.out_dir)?;
+        let mut counts = args.workers.clone();
+        counts.push(1);
+        counts.sort_unstable();
+        counts.dedup();
+        let opts = RunOptions {
+            workers: 1,
+            timeout: args.data.timeout,
+            schedule: args.data.schedule,
+            progress: ProgressMode::Off,
+            cancel: Arc::new(AtomicBool::new(false)),
+        };
+        Ok(Plan {
+            repeat: args.repeat.max(1),
+            cores: report::available_cores(),
+            args,
+            ds,
+            counts,
+            estimators,
+            opts,
+        })
+    }
+}
+
+/// One measured child run.
+struct Measured {
+    workers: usize,
+    report: ChildReport,
+    /// Its `results.csv`.
+    csv: Vec<u8>,
+}
+
 /// Runs `eval-cli compare`.
 pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
     if let Some(workers) = args.child_workers {
         return run_child(&args, workers);
     }
-    let ds = args.data.load()?;
-    evaluate::create_out_dir(&args.out_dir)?;
-    let mut counts: Vec<usize> = args.workers.iter().map(|&w| w.max(1)).collect();
-    counts.push(1);
-    counts.sort_unstable();
-    counts.dedup();
-    let repeat = args.repeat.max(1);
-    let cores = report::available_cores();
-
-    let runs_dir = args.out_dir.join("runs");
-    evaluate::create_out_dir(&runs_dir)?;
-    let max_w = *counts.last().unwrap_or(&1);
-    for k in 0..args.warmup {
-        eprintln!(
-            "compare: warm-up {}/{} at {max_w} workers",
-            k + 1,
-            args.warmup
+    let plan = Plan::new(args)?;
+    let measured = measure(&plan)?;
+    let w1 = measured
+        .iter()
+        .find(|m| m.workers == 1)
+        .context("no 1-worker run")?;
+    if w1.report.files.len() != plan.ds.items.len() {
+        bail!(
+            "child run reported {} files, dataset has {}",
+            w1.report.files.len(),
+            plan.ds.items.len()
         );
-        spawn_child(&args, &ds.location, max_w, &runs_dir.join("warmup"))?;
     }
+    let out_dir = &plan.args.out_dir;
+    report::write_file(&out_dir.join("results.csv"), &w1.csv)?;
+    let accuracy = score_estimators(&plan, &w1.report)?;
+    let audio_s: f64 = accuracy.rows.iter().map(|r| r.audio_s).sum();
+    let (runs, latency_series) = worker_runs(&plan, &measured, &w1.csv, audio_s)?;
+    let scaling = scaling(&runs, plan.cores);
+    let compare = CompareReport {
+        dataset: plan.ds.label.clone(),
+        cores: plan.cores,
+        files: plan.ds.items.len(),
+        audio_s,
+        repeat: plan.repeat,
+        warmup: plan.args.warmup,
+        schedule: schedule_name(plan.args.data.schedule).into(),
+        notes: notes(plan.cores, &runs, scaling.as_ref()),
+        runs,
+        scaling,
+        peak_rss_method: "VmHWM of a separate child process per run; the maximum over a \
+                          worker count's repeats"
+            .into(),
+        host: report::host(),
+        command: report::command_line(),
+    };
+    report::write_json(&out_dir.join("compare.json"), &compare)?;
+    let page = pages::compare_page(
+        out_dir,
+        pages::CompareRun {
+            compare: &compare,
+            latency_series,
+            summary: &accuracy.summary,
+            rows: &accuracy.rows,
+            costs: &accuracy.costs,
+        },
+    )?;
+    export::write(&out_dir.join("report.html"), &export::Html, &page)?;
+    print_runs(&compare, out_dir);
+    Ok(ExitCode::SUCCESS)
+}
 
-    // (workers, repeat, report, results.csv bytes)
-    let mut measured: Vec<(usize, usize, ChildReport, Vec<u8>)> = Vec::new();
+/// The warm-up runs, then `repeat` rounds of every worker count, each a child process; the
+/// order of worker counts alternates between rounds (1,2,4 then 4,2,1 ...) so that drift
+/// in machine load hits them all.
+fn measure(plan: &Plan) -> anyhow::Result<Vec<Measured>> {
+    let runs_dir = plan.args.out_dir.join("runs");
+    evaluate::create_out_dir(&runs_dir)?;
+    let max_w = *plan.counts.last().unwrap_or(&1);
+    let warmup = plan.args.warmup;
+    for k in 0..warmup {
+        eprintln!("compare: warm-up {}/{warmup} at {max_w} workers", k + 1);
+        spawn_child(
+            &plan.args,
+            &plan.ds.location,
+            max_w,
+            &runs_dir.join("warmup"),
+        )?;
+    }
+    let repeat = plan.repeat;
+    let mut measured = Vec::new();
     for r in 0..repeat {
-        let mut order = counts.clone();
+        let mut order = plan.counts.clone();
         if r % 2 == 1 {
             order.reverse();
         }
         for &w in &order {
             eprintln!("compare: repeat {}/{repeat}, {w} workers", r + 1);
             let dir = runs_dir.join(format!("w{w}-r{r}"));
-            let child = spawn_child(&args, &ds.location, w, &dir)?;
+            let report = spawn_child(&plan.args, &plan.ds.location, w, &dir)?;
             let csv = fs::read(dir.join("results.csv")).with_context(|| {
                 format!("child run left no {}", dir.join("results.csv").display())
             })?;
-            measured.push((w, r, child, csv));
+            measured.push(Measured {
+                workers: w,
+                report,
+                csv,
+            });
         }
     }
+    Ok(measured)
+}
 
-    let (w1_report, w1_csv) = measured
-        .iter()
-        .find(|m| m.0 == 1)
-        .map(|m| (&m.2, &m.3))
-        .context("no 1-worker run")?;
-    if w1_report.files.len() != ds.items.len() {
-        bail!(
-            "child run reported {} files, dataset has {}",
-            w1_report.files.len(),
-            ds.items.len()
-        );
-    }
-    // The first estimator is the one measured at every worker count; any others run once
-    // each, in process at 1 worker, to be put side by side with it.
-    let estimators = args.data.estimators(&ds)?;
-    let opts = RunOptions {
-        workers: 1,
-        timeout: args.data.timeout(),
-        schedule: args.data.schedule,
-        progress: ProgressMode::Off,
-        cancel: Arc::new(AtomicBool::new(false)),
-    };
+/// The accuracy side of a comparison.
+struct Accuracy {
+    /// The first estimator's rows, from its 1-worker run.
+    rows: Vec<Row>,
+    /// Its summary (with every estimator's accuracy).
+    summary: Summary,
+    /// Every estimator's cost, when there are several.
+    costs: Vec<EstimatorCost>,
+}
+
+/// Scores the 1-worker run of the first estimator and runs any others once each, in
+/// process at 1 worker, to be put side by side with it; writes `summary.json` (and, with
+/// several estimators, theirs).
+fn score_estimators(plan: &Plan, w1: &ChildReport) -> anyhow::Result<Accuracy> {
+    let (ds, estimators, out_dir) = (&plan.ds, &plan.estimators, &plan.args.out_dir);
     // Lengths of audio, decoded once here when an estimator does not report them.
-    let audio = evaluate::audio_if_needed(&ds, &estimators, &opts);
-    let mut rows = rows_of(&ds, w1_report);
+    let audio = evaluate::audio_if_needed(ds, estimators, &plan.opts);
+    let mut rows = rows_of(ds, w1);
     if let (Some(audio), Some(first)) = (&audio, estimators.first())
         && !first.reports_audio()
     {
@@ -261,42 +342,56 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
             row.audio_s = seconds;
         }
     }
-    let audio_s: f64 = rows.iter().map(|r| r.audio_s).sum();
-    report::write_file(&args.out_dir.join("results.csv"), w1_csv)?;
     let (summary, costs) = if estimators.len() > 1 {
         let mut outcomes = vec![Outcome {
             rows: rows.clone(),
-            wall_s: w1_report.wall_s,
+            wall_s: w1.wall_s,
             workers: 1,
-            cancelled: w1_report.cancelled,
+            cancelled: w1.cancelled,
         }];
         outcomes.extend(evaluate::run_estimators(
-            &ds,
+            ds,
             &estimators[1..],
             audio.as_deref(),
-            &opts,
-        ));
-        evaluate::write_estimators(&args.out_dir, &ds, &estimators, &outcomes)?
+            &plan.opts,
+            None,
+        )?);
+        evaluate::write_estimators(out_dir, ds, estimators, &outcomes)?
     } else {
         let name = estimators.first().map_or("ours", |e| e.name());
         (
-            evaluate::write_accuracy(&args.out_dir, &ds, &rows, name)?,
+            evaluate::write_accuracy(out_dir, ds, &rows, name)?,
             Vec::new(),
         )
     };
+    Ok(Accuracy {
+        rows,
+        summary,
+        costs,
+    })
+}
 
-    let walls: Vec<u32> = measured.iter().map(|m| m.0 as u32).collect();
-    let wall_s: Vec<f64> = measured.iter().map(|m| m.2.wall_s).collect();
-    let medians = tables::median_wall_by_workers(&walls, &wall_s)?;
+/// One entry per worker count, ascending, and each count's per-file latencies (ms) for
+/// the latency chart.
+fn worker_runs(
+    plan: &Plan,
+    measured: &[Measured],
+    w1_csv: &[u8],
+    audio_s: f64,
+) -> anyhow::Result<(Vec<WorkerRun>, pages::LatencySeries)> {
+    let workers: Vec<u32> = measured.iter().map(|m| m.workers as u32).collect();
+    let wall_s: Vec<f64> = measured.iter().map(|m| m.report.wall_s).collect();
+    let medians = tables::median_wall_by_workers(&workers, &wall_s)?;
     let base = medians.iter().find(|m| m.0 == 1).map_or(0.0, |m| m.2);
+    let files = plan.ds.items.len();
     let mut runs = Vec::new();
     let mut latency_series = Vec::new();
     for &(w, _, median) in &medians {
         let w = w as usize;
-        let mine: Vec<_> = measured.iter().filter(|m| m.0 == w).collect();
+        let mine: Vec<&Measured> = measured.iter().filter(|m| m.workers == w).collect();
         let elapsed: Vec<f64> = mine
             .iter()
-            .flat_map(|m| m.2.files.iter().map(|f| f.elapsed_s))
+            .flat_map(|m| m.report.files.iter().map(|f| f.elapsed_s))
             .collect();
         latency_series.push((
             format!("{w} worker{}", if w == 1 { "" } else { "s" }),
@@ -305,23 +400,26 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
         let speedup = report::ratio(base, median);
         runs.push(WorkerRun {
             workers: w,
-            wall_s: mine.iter().map(|m| m.2.wall_s).collect(),
+            wall_s: mine.iter().map(|m| m.report.wall_s).collect(),
             wall_s_median: median,
             speedup,
-            efficiency: speedup / w.min(cores).max(1) as f64,
-            identical: mine.iter().all(|m| &m.3 == w1_csv),
+            efficiency: speedup / w.min(plan.cores).max(1) as f64,
+            identical: mine.iter().all(|m| m.csv == w1_csv),
             peak_rss_mb: mine
                 .iter()
-                .filter_map(|m| m.2.peak_rss_mb)
+                .filter_map(|m| m.report.peak_rss_mb)
                 .fold(None, |a: Option<f64>, b| Some(a.map_or(b, |a| a.max(b)))),
-            files_per_s: report::ratio(ds.items.len() as f64, median),
+            files_per_s: report::ratio(files as f64, median),
             realtime_factor: report::ratio(audio_s, median),
-            latency_ms: metrics::latency_ms(&elapsed).into(),
+            latency_ms: metrics::latency_ms(&elapsed),
         });
     }
+    Ok((runs, latency_series))
+}
 
-    let scaling = runs
-        .iter()
+/// The Karp-Flatt fit at the largest measured `1 < p <= cores`, and its 8-core projection.
+fn scaling(runs: &[WorkerRun], cores: usize) -> Option<Scaling> {
+    runs.iter()
         .filter(|r| r.workers > 1 && r.workers <= cores)
         .max_by_key(|r| r.workers)
         .and_then(|r| {
@@ -335,136 +433,11 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
                 target_8: [TARGET_SPEEDUP_8.0, TARGET_SPEEDUP_8.1],
                 meets_target: s8 >= TARGET_SPEEDUP_8.0,
             })
-        });
-    let notes = notes(cores, &runs, scaling.as_ref());
-    let host = report::host();
-    let command = report::command_line();
-    let compare = CompareReport {
-        dataset: ds.label.clone(),
-        cores,
-        files: ds.items.len(),
-        audio_s,
-        repeat,
-        warmup: args.warmup,
-        schedule: schedule_name(args.data.schedule).into(),
-        runs,
-        scaling,
-        notes,
-        peak_rss_method: "VmHWM of a separate child process per run; the maximum over a \
-                          worker count's repeats"
-            .into(),
-        host: host.clone(),
-        command: command.clone(),
-    };
-    report::write_json(&args.out_dir.join("compare.json"), &compare)?;
-
-    // Report page.
-    let speedup_chart = charts::Speedup {
-        points: compare
-            .runs
-            .iter()
-            .map(|r| (r.workers, r.speedup))
-            .collect(),
-        cores,
-        serial_fraction: compare.scaling.as_ref().map(|s| s.serial_fraction),
-    };
-    let latency_chart = charts::LatencyCdf {
-        series: latency_series,
-    };
-    let run_rows: Vec<Vec<String>> = compare
-        .runs
-        .iter()
-        .map(|r| {
-            vec![
-                r.workers.to_string(),
-                format!("{:.3}", r.wall_s_median),
-                format!("{:.2}", r.speedup),
-                format!("{:.2}", r.efficiency),
-                if r.identical { "yes" } else { "NO" }.into(),
-                r.peak_rss_mb.map_or("?".into(), |m| format!("{m:.0}")),
-                format!("{:.2}", r.files_per_s),
-                format!("{:.1}", r.realtime_factor),
-                format!("{:.1}", r.latency_ms.p50),
-                format!("{:.1}", r.latency_ms.p90),
-                format!("{:.1}", r.latency_ms.p99),
-                format!("{:.1}", r.latency_ms.max),
-            ]
         })
-        .collect();
-    let mut scaling_html = format!(
-        "{}{}",
-        html::figure(
-            &charts::save(&args.out_dir, &speedup_chart)?,
-            "Median speedup over 1 worker; the green band is the 5-8x target for 8 cores.",
-        ),
-        html::table(
-            &[
-                "workers",
-                "median wall s",
-                "speedup",
-                "efficiency",
-                "identical",
-                "peak RSS MiB",
-                "files/s",
-                "× realtime",
-                "p50 ms",
-                "p90 ms",
-                "p99 ms",
-                "max ms",
-            ],
-            &run_rows,
-        )
-    );
-    if let Some(s) = &compare.scaling {
-        scaling_html.push_str(&html::table(
-            &[
-                "Karp-Flatt at p",
-                "speedup",
-                "serial fraction e",
-                "projected S8",
-                "target",
-            ],
-            &[vec![
-                s.p.to_string(),
-                format!("{:.2}", s.speedup),
-                format!("{:.4}", s.serial_fraction),
-                format!("{:.2}", s.projected_speedup_8),
-                format!("{:.0}-{:.0}x", s.target_8[0], s.target_8[1]),
-            ]],
-        ));
-    }
-    scaling_html.push_str(&html::figure(
-        &charts::save(&args.out_dir, &latency_chart)?,
-        "Per-file analysis time, all repeats, one curve per worker count.",
-    ));
-    let mut sections = vec![("Scaling".to_string(), scaling_html)];
-    if costs.len() > 1 {
-        sections.push(evaluate::estimators_section(&args.out_dir, &costs)?);
-    }
-    sections.extend(evaluate::accuracy_sections(&args.out_dir, &summary, &rows)?);
-    let mut headline = vec![
-        ("cores".to_string(), cores.to_string()),
-        ("files".to_string(), compare.files.to_string()),
-        ("audio".to_string(), format!("{:.0} s", compare.audio_s)),
-    ];
-    if let Some(s) = &compare.scaling {
-        headline.push((format!("speedup at {}", s.p), format!("{:.2}x", s.speedup)));
-        headline.push((
-            "projected 8-core".into(),
-            format!("{:.1}x", s.projected_speedup_8),
-        ));
-    }
-    headline.extend(evaluate::accuracy_headline(&summary).into_iter().skip(1));
-    let page = html::Page {
-        title: format!("Tempo compare: {}", ds.label),
-        headline,
-        notes: compare.notes.clone(),
-        sections,
-        host,
-        command,
-    };
-    report::write_file(&args.out_dir.join("report.html"), page.render().as_bytes())?;
+}
 
+/// The lines `compare` prints on stdout.
+fn print_runs(compare: &CompareReport, out_dir: &Path) {
     for r in &compare.runs {
         println!(
             "workers {:>2}: median {:.3} s, speedup {:.2}, efficiency {:.2}, identical {}, peak RSS {}",
@@ -479,8 +452,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
     for note in &compare.notes {
         println!("note: {note}");
     }
-    println!("report: {}", args.out_dir.join("report.html").display());
-    Ok(ExitCode::SUCCESS)
+    println!("report: {}", out_dir.join("report.html").display());
 }
 
 /// The notes of a comparison: core-count caveats and the verdict against the target.
@@ -544,7 +516,7 @@ pub fn notes(cores: usize, runs: &[WorkerRun], scaling: Option<&Scaling>) -> Vec
 }
 
 /// Rows of a child report, joined with the dataset's truth and metadata.
-fn rows_of(ds: &crate::manifest::Dataset, child: &ChildReport) -> Vec<Row> {
+fn rows_of(ds: &Dataset, child: &ChildReport) -> Vec<Row> {
     ds.items
         .iter()
         .zip(&child.files)
@@ -601,7 +573,7 @@ fn spawn_child(
         .arg("--schedule")
         .arg(schedule_name(d.schedule));
     if let Some(t) = d.timeout {
-        cmd.arg("--timeout").arg(t.to_string());
+        cmd.arg("--timeout").arg(t.as_secs_f64().to_string());
     }
     if let Some(first) = d.estimators.first() {
         cmd.arg("--estimator").arg(first.to_string());
@@ -627,18 +599,15 @@ fn run_child(args: &CompareArgs, workers: usize) -> anyhow::Result<ExitCode> {
     runner::install_signal_handler(cancel.clone());
     let opts = RunOptions {
         workers: runner::validate_workers(workers).0,
-        timeout: args.data.timeout(),
+        timeout: args.data.timeout,
         schedule: args.data.schedule,
         progress: ProgressMode::Off,
         cancel,
     };
     // An estimator that does not report its audio leaves `audio_s` at 0 here; the parent
     // measures the lengths once, rather than every run decoding the whole dataset again.
-    let outcome: Outcome = evaluate::evaluate_dataset(&ds, estimator, None, &opts);
-    report::write_file(
-        &args.out_dir.join("results.csv"),
-        &report::results_csv(&outcome.rows)?,
-    )?;
+    let results = args.out_dir.join("results.csv");
+    let outcome: Outcome = evaluate::evaluate_dataset(&ds, estimator, None, &opts, Some(&results))?;
     let child = ChildReport {
         workers: outcome.workers,
         wall_s: outcome.wall_s,
@@ -681,7 +650,7 @@ mod tests {
             peak_rss_mb: None,
             files_per_s: 1.0,
             realtime_factor: 1.0,
-            latency_ms: metrics::latency_ms(&[]).into(),
+            latency_ms: metrics::latency_ms(&[]),
         }
     }
 

@@ -216,8 +216,9 @@ pub fn amdahl_speedup(serial_fraction: f64, p: usize) -> f64 {
     1.0 / (serial_fraction + (1.0 - serial_fraction) / p)
 }
 
-/// Per-file latency percentiles in milliseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+/// Per-file latency percentiles in milliseconds: what `timings.json` and `compare.json`
+/// report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Latency {
     /// Median latency, ms.
     pub p50: f64,

@@ -7,7 +7,9 @@
 use std::path::Path;
 use std::sync::Once;
 
+use plotters::chart::MeshStyle;
 use plotters::coord::Shift;
+use plotters::coord::ranged1d::ValueFormatter;
 use plotters::prelude::*;
 
 use crate::metrics::ErrorClass;
@@ -61,6 +63,42 @@ pub fn save(dir: &Path, chart: &impl Chart) -> anyhow::Result<String> {
     Ok(svg)
 }
 
+/// A chart area in the house layout: its title, margin and label areas (`y_label_area`
+/// pixels for the y axis's numbers).
+fn frame<'a, 'b, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    caption: &str,
+    y_label_area: u32,
+) -> ChartBuilder<'a, 'b, DB> {
+    let mut builder = ChartBuilder::on(root);
+    builder
+        .caption(caption, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(44)
+        .y_label_area_size(y_label_area);
+    builder
+}
+
+/// The axes of `chart` in the house style, named `x_desc` and `y_desc`; the caller adds
+/// what is particular to its chart and draws.
+fn mesh<'a, 'b, DB, XT, YT, X, Y>(
+    chart: &'b mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    x_desc: &str,
+    y_desc: &str,
+) -> MeshStyle<'a, 'b, X, Y, DB>
+where
+    DB: DrawingBackend,
+    X: Ranged<ValueType = XT> + ValueFormatter<XT>,
+    Y: Ranged<ValueType = YT> + ValueFormatter<YT>,
+{
+    let mut mesh = chart.configure_mesh();
+    mesh.x_desc(x_desc)
+        .y_desc(y_desc)
+        .label_style(("sans-serif", 13))
+        .axis_desc_style(("sans-serif", 15));
+    mesh
+}
+
 /// Draws the series labels of `chart` in the house style, at `position`.
 fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
     chart: &mut ChartContext<'a, DB, CT>,
@@ -102,21 +140,12 @@ impl Chart for EstimateScatter {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
         root.fill(&WHITE).map_err(err)?;
         let (lo, hi) = (30.0f64, 400.0f64);
-        let mut chart = ChartBuilder::on(root)
-            .caption("Estimated vs true tempo (log axes)", ("sans-serif", 22))
-            .margin(12)
-            .x_label_area_size(44)
-            .y_label_area_size(56)
+        let mut chart = frame(root, "Estimated vs true tempo (log axes)", 56)
             .build_cartesian_2d((lo..hi).log_scale(), (lo..hi).log_scale())
             .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("true BPM")
-            .y_desc("estimated BPM")
+        mesh(&mut chart, "true BPM", "estimated BPM")
             .x_label_formatter(&|v| format!("{v:.0}"))
             .y_label_formatter(&|v| format!("{v:.0}"))
-            .label_style(("sans-serif", 13))
-            .axis_desc_style(("sans-serif", 15))
             .draw()
             .map_err(err)?;
         let lines: [(f64, &str, RGBColor); 5] = [
@@ -166,26 +195,17 @@ impl Chart for ClassCounts {
         root.fill(&WHITE).map_err(err)?;
         let n = self.counts.len().max(1) as u32;
         let top = self.counts.iter().map(|c| c.1).max().unwrap_or(0).max(1) as u32;
-        let mut chart = ChartBuilder::on(root)
-            .caption("Files by error class", ("sans-serif", 22))
-            .margin(12)
-            .x_label_area_size(44)
-            .y_label_area_size(50)
+        let mut chart = frame(root, "Files by error class", 50)
             .build_cartesian_2d((0u32..n - 1).into_segmented(), 0u32..top + top / 10 + 1)
             .map_err(err)?;
         let names: Vec<&str> = self.counts.iter().map(|c| c.0.as_str()).collect();
-        chart
-            .configure_mesh()
+        mesh(&mut chart, "error class", "files")
             .disable_x_mesh()
-            .x_desc("error class")
-            .y_desc("files")
             .x_labels(names.len())
             .x_label_formatter(&|v| match v {
                 SegmentValue::CenterOf(i) => names.get(*i as usize).unwrap_or(&"").to_string(),
                 _ => String::new(),
             })
-            .label_style(("sans-serif", 13))
-            .axis_desc_style(("sans-serif", 15))
             .draw()
             .map_err(err)?;
         chart
@@ -220,11 +240,7 @@ impl Chart for BandAccuracy {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
         root.fill(&WHITE).map_err(err)?;
         let n = self.bands.len().max(1) as u32;
-        let mut chart = ChartBuilder::on(root)
-            .caption("Accuracy by tempo band", ("sans-serif", 22))
-            .margin(12)
-            .x_label_area_size(44)
-            .y_label_area_size(50)
+        let mut chart = frame(root, "Accuracy by tempo band", 50)
             .build_cartesian_2d((0u32..n - 1).into_segmented(), 0.0f64..1.25)
             .map_err(err)?;
         let names: Vec<String> = self
@@ -232,18 +248,13 @@ impl Chart for BandAccuracy {
             .iter()
             .map(|(b, n, _, _)| format!("{b} BPM (n={n})"))
             .collect();
-        chart
-            .configure_mesh()
+        mesh(&mut chart, "true tempo band", "fraction right")
             .disable_x_mesh()
-            .x_desc("true tempo band")
-            .y_desc("fraction right")
             .x_labels(names.len())
             .x_label_formatter(&|v| match v {
                 SegmentValue::CenterOf(i) => names.get(*i as usize).cloned().unwrap_or_default(),
                 _ => String::new(),
             })
-            .label_style(("sans-serif", 13))
-            .axis_desc_style(("sans-serif", 15))
             .draw()
             .map_err(err)?;
         for (which, color, label) in [(0, BLUE, "Accuracy1"), (1, ORANGE, "Accuracy2")] {
@@ -288,19 +299,10 @@ impl Chart for LatencyCdf {
             .iter()
             .flat_map(|s| s.1.iter().copied())
             .fold(1.0f64, f64::max);
-        let mut chart = ChartBuilder::on(root)
-            .caption("Per-file latency (cumulative)", ("sans-serif", 22))
-            .margin(12)
-            .x_label_area_size(44)
-            .y_label_area_size(56)
+        let mut chart = frame(root, "Per-file latency (cumulative)", 56)
             .build_cartesian_2d(0.0f64..max * 1.05, 0.0f64..1.0)
             .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("latency per file, ms")
-            .y_desc("fraction of files")
-            .label_style(("sans-serif", 13))
-            .axis_desc_style(("sans-serif", 15))
+        mesh(&mut chart, "latency per file, ms", "fraction of files")
             .draw()
             .map_err(err)?;
         for (k, (label, values)) in self.series.iter().enumerate() {
@@ -345,19 +347,10 @@ impl Chart for Speedup {
         root.fill(&WHITE).map_err(err)?;
         let xmax = self.points.iter().map(|p| p.0).max().unwrap_or(1).max(8) as f64;
         let ymax = xmax.max(9.0);
-        let mut chart = ChartBuilder::on(root)
-            .caption("Speedup vs workers", ("sans-serif", 22))
-            .margin(12)
-            .x_label_area_size(44)
-            .y_label_area_size(50)
+        let mut chart = frame(root, "Speedup vs workers", 50)
             .build_cartesian_2d(0.0f64..xmax + 0.5, 0.0f64..ymax)
             .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("workers")
-            .y_desc("speedup over 1 worker")
-            .label_style(("sans-serif", 13))
-            .axis_desc_style(("sans-serif", 15))
+        mesh(&mut chart, "workers", "speedup over 1 worker")
             .draw()
             .map_err(err)?;
         let band = RGBColor(0x2e, 0x8b, 0x57);
@@ -439,28 +432,23 @@ impl Chart for AccuracyVsCost {
         } else {
             (0.01, 10.0)
         };
-        let mut chart = ChartBuilder::on(root)
-            .caption("Accuracy vs CPU cost", ("sans-serif", 22))
-            .margin(12)
-            .x_label_area_size(44)
-            .y_label_area_size(56)
+        let mut chart = frame(root, "Accuracy vs CPU cost", 56)
             .build_cartesian_2d((lo..hi).log_scale(), 0.0f64..1.05)
             .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("CPU seconds per minute of audio (log)")
-            .y_desc("fraction of files right")
-            .x_label_formatter(&|v| {
-                if *v >= 1.0 {
-                    format!("{v:.0}")
-                } else {
-                    format!("{v:.2}")
-                }
-            })
-            .label_style(("sans-serif", 13))
-            .axis_desc_style(("sans-serif", 15))
-            .draw()
-            .map_err(err)?;
+        mesh(
+            &mut chart,
+            "CPU seconds per minute of audio (log)",
+            "fraction of files right",
+        )
+        .x_label_formatter(&|v| {
+            if *v >= 1.0 {
+                format!("{v:.0}")
+            } else {
+                format!("{v:.2}")
+            }
+        })
+        .draw()
+        .map_err(err)?;
         for (k, (name, x, acc1, acc2)) in self.points.iter().enumerate() {
             let color = Palette99::pick(k).to_rgba();
             let x = x.max(1e-4);
@@ -542,19 +530,10 @@ impl Chart for AccuracyCurve {
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
         root.fill(&WHITE).map_err(err)?;
-        let mut chart = ChartBuilder::on(root)
-            .caption(self.caption, ("sans-serif", 22))
-            .margin(12)
-            .x_label_area_size(44)
-            .y_label_area_size(56)
+        let mut chart = frame(root, self.caption, 56)
             .build_cartesian_2d(self.x_range.0..self.x_range.1, 0.0f64..1.05)
             .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc(self.x_desc)
-            .y_desc("fraction of files right")
-            .label_style(("sans-serif", 13))
-            .axis_desc_style(("sans-serif", 15))
+        mesh(&mut chart, self.x_desc, "fraction of files right")
             .draw()
             .map_err(err)?;
         if self.diagonal {

@@ -7,7 +7,9 @@
 //! in [`html`], and polars aggregations in [`tables`].
 
 pub mod charts;
+pub mod export;
 pub mod html;
+pub mod pages;
 pub mod tables;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,6 +18,8 @@ use std::path::Path;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
+
+use export::Exporter;
 
 use crate::metrics::{self, ErrorClass, Latency, ReliabilityBin};
 
@@ -47,9 +51,9 @@ pub struct Row {
     pub cpu_s: Option<f64>,
 }
 
-/// One line of `results.csv`. Numbers are printed with fixed precision so that the file is
-/// byte-identical between runs and worker counts.
-#[derive(Debug, Serialize)]
+/// One line of `results.csv`: its fields are the file's columns. Numbers are printed with
+/// fixed precision so that the file is byte-identical between runs and worker counts.
+#[derive(Debug, Default, Serialize)]
 pub struct ResultRecord<'a> {
     /// The file as the dataset names it.
     pub file: &'a str,
@@ -89,57 +93,57 @@ impl<'a> From<&'a Row> for ResultRecord<'a> {
 
 /// Renders `results.csv` in input order.
 pub fn results_csv(rows: &[Row]) -> anyhow::Result<Vec<u8>> {
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    if rows.is_empty() {
-        writer.write_record([
-            "file",
-            "truth_bpm",
-            "est_bpm",
-            "confidence",
-            "acc1",
-            "acc2",
-            "error_class",
-            "status",
-            "error",
-        ])?;
+    let records: Vec<ResultRecord> = rows.iter().map(ResultRecord::from).collect();
+    export::Csv.serialize(&records[..])
+}
+
+/// One line of `estimators.csv`: one estimator, fixed precision.
+#[derive(Debug, Default, Serialize)]
+pub struct EstimatorRecord {
+    /// The estimator as named on the command line.
+    pub name: String,
+    /// Files evaluated.
+    pub n: usize,
+    /// Files it failed on.
+    pub failed: usize,
+    /// Accuracy1, four decimals.
+    pub acc1: String,
+    /// Accuracy2, four decimals.
+    pub acc2: String,
+    /// CPU seconds, two decimals; empty when not measured.
+    pub cpu_s: String,
+    /// Seconds of audio in the measured files, one decimal.
+    pub cpu_audio_s: String,
+    /// CPU seconds per minute of audio, four decimals; empty when not measured.
+    pub cpu_s_per_audio_min: String,
+    /// Files whose CPU was measured.
+    pub cpu_files: usize,
+    /// Wall seconds of the estimator's batch, two decimals.
+    pub wall_s: String,
+}
+
+impl From<&EstimatorCost> for EstimatorRecord {
+    fn from(c: &EstimatorCost) -> Self {
+        let opt = |x: Option<f64>, p: usize| x.map_or(String::new(), |x| format!("{x:.p$}"));
+        EstimatorRecord {
+            name: c.name.clone(),
+            n: c.n,
+            failed: c.failed,
+            acc1: format!("{:.4}", c.acc1),
+            acc2: format!("{:.4}", c.acc2),
+            cpu_s: opt(c.cpu_s, 2),
+            cpu_audio_s: format!("{:.1}", c.cpu_audio_s),
+            cpu_s_per_audio_min: opt(c.cpu_s_per_audio_min, 4),
+            cpu_files: c.cpu_files,
+            wall_s: format!("{:.2}", c.wall_s),
+        }
     }
-    for row in rows {
-        writer.serialize(ResultRecord::from(row))?;
-    }
-    writer.into_inner().context("cannot flush results.csv")
 }
 
 /// Renders `estimators.csv`: one line per estimator, fixed precision.
 pub fn estimators_csv(costs: &[EstimatorCost]) -> anyhow::Result<Vec<u8>> {
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    writer.write_record([
-        "name",
-        "n",
-        "failed",
-        "acc1",
-        "acc2",
-        "cpu_s",
-        "cpu_audio_s",
-        "cpu_s_per_audio_min",
-        "cpu_files",
-        "wall_s",
-    ])?;
-    let opt = |x: Option<f64>, p: usize| x.map_or(String::new(), |x| format!("{x:.p$}"));
-    for c in costs {
-        writer.write_record([
-            c.name.clone(),
-            c.n.to_string(),
-            c.failed.to_string(),
-            format!("{:.4}", c.acc1),
-            format!("{:.4}", c.acc2),
-            opt(c.cpu_s, 2),
-            format!("{:.1}", c.cpu_audio_s),
-            opt(c.cpu_s_per_audio_min, 4),
-            c.cpu_files.to_string(),
-            format!("{:.2}", c.wall_s),
-        ])?;
-    }
-    writer.into_inner().context("cannot flush estimators.csv")
+    let records: Vec<EstimatorRecord> = costs.iter().map(EstimatorRecord::from).collect();
+    export::Csv.serialize(&records[..])
 }
 
 /// Accuracy of one group of files.
@@ -216,7 +220,7 @@ fn by_seconds(by: &BTreeMap<String, BTreeMap<String, GroupAccuracy>>) -> Vec<Len
         .collect()
 }
 
-/// `summary.json`: the accuracy of one evaluation. Deterministic: the same dataset gives the
+/// `summary.json`: the accuracy of one evaluation, computed only, never measured. Deterministic: the same dataset gives the
 /// same bytes whatever the worker count. Timings live in [`Timings`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Summary {
@@ -246,8 +250,8 @@ pub struct Summary {
     #[serde(default)]
     pub reliability: Vec<ReliabilityBin>,
     /// Every estimator of the run (`--estimator`), in command-line order; the fields above
-    /// are the first one's. Their `cpu_s` is measured and varies between runs; the rest of
-    /// the cost is in `timings.json`.
+    /// are the first one's. What they cost (CPU seconds, measured, so varying between runs)
+    /// is beside the timings, in `timings.json`.
     #[serde(default)]
     pub estimators: Vec<EstimatorAccuracy>,
 }
@@ -265,11 +269,6 @@ pub struct EstimatorAccuracy {
     pub acc1: f64,
     /// Fraction of all files right by Accuracy2.
     pub acc2: f64,
-    /// CPU seconds (user + system) it spent, summed over the files where it was measured;
-    /// `null` when none was (`csv:` predictions, or no `/proc`). The one field of the
-    /// summary that is measured rather than computed, so it varies between runs; the
-    /// details are in `timings.json`.
-    pub cpu_s: Option<f64>,
     /// Its accuracy by seconds of audio (as [`Summary::by_seconds`]), for the by-length
     /// chart that puts estimators side by side.
     #[serde(default)]
@@ -277,15 +276,14 @@ pub struct EstimatorAccuracy {
 }
 
 impl EstimatorAccuracy {
-    /// The accuracy entry of an estimator from its run's summary and rows.
-    pub fn of(name: &str, summary: &Summary, rows: &[Row]) -> Self {
+    /// The accuracy entry of an estimator from its run's summary.
+    pub fn of(name: &str, summary: &Summary) -> Self {
         EstimatorAccuracy {
             name: name.to_string(),
             n: summary.n,
             failed: summary.failed,
             acc1: summary.acc1,
             acc2: summary.acc2,
-            cpu_s: MeasuredCpu::of(rows).cpu_s,
             by_seconds: summary.by_seconds.clone(),
         }
     }
@@ -508,7 +506,7 @@ pub struct Timings {
     /// Audio seconds per wall second.
     pub realtime_factor: f64,
     /// Per-file latency percentiles, ms.
-    pub latency_ms: LatencyJson,
+    pub latency_ms: Latency,
     /// Peak resident set size of the process, MiB (VmHWM), when known.
     pub peak_rss_mb: Option<f64>,
     /// Whether the batch was cancelled (Ctrl-C).
@@ -522,30 +520,6 @@ pub struct Timings {
     pub estimators: Vec<EstimatorCost>,
 }
 
-/// [`Latency`] in a form that also deserialises.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
-pub struct LatencyJson {
-    /// Median latency, ms.
-    pub p50: f64,
-    /// 90th percentile, ms.
-    pub p90: f64,
-    /// 99th percentile, ms.
-    pub p99: f64,
-    /// Slowest file, ms.
-    pub max: f64,
-}
-
-impl From<Latency> for LatencyJson {
-    fn from(l: Latency) -> Self {
-        LatencyJson {
-            p50: l.p50,
-            p90: l.p90,
-            p99: l.p99,
-            max: l.max,
-        }
-    }
-}
-
 /// `a / b`, or 0 when `b` is not positive.
 pub fn ratio(a: f64, b: f64) -> f64 {
     if b > 0.0 { a / b } else { 0.0 }
@@ -553,9 +527,7 @@ pub fn ratio(a: f64, b: f64) -> f64 {
 
 /// Writes `value` as pretty JSON with a trailing newline.
 pub fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
-    let mut bytes = serde_json::to_vec_pretty(value)?;
-    bytes.push(b'\n');
-    write_file(path, &bytes)
+    export::write(path, &export::Json, value)
 }
 
 /// Writes bytes to `path`, naming the path on failure.
@@ -681,6 +653,89 @@ mod tests {
         assert_eq!(s.classes.len(), ErrorClass::ALL.len());
         let csv = String::from_utf8(results_csv(&[]).unwrap()).unwrap();
         assert!(csv.starts_with("file,truth_bpm,est_bpm,confidence,acc1,acc2,error_class"));
+    }
+
+    /// Writes `bytes` over the snapshot when `UPDATE_SNAPSHOTS` is set; else compares.
+    fn assert_snapshot(name: &str, bytes: &[u8]) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("src/report/snapshots")
+            .join(name);
+        if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+            fs::write(&path, bytes).unwrap();
+        }
+        let want = fs::read(&path).unwrap_or_default();
+        assert!(
+            want == bytes,
+            "{name} differs from its snapshot:\n{}",
+            String::from_utf8_lossy(bytes)
+        );
+    }
+
+    fn fixed_rows() -> Vec<Row> {
+        let mut rows = vec![
+            row("a.wav", 120.0, Some(121.0), "rock"),
+            row("b, \"c\".wav", 100.0, Some(200.0), "rock"),
+            row("c.wav", 80.0, None, "waltz"),
+            row("d.wav", 170.0, Some(113.3), "waltz"),
+        ];
+        rows[3].confidence = Some(0.91);
+        rows
+    }
+
+    #[test]
+    fn results_csv_snapshot() {
+        assert_snapshot("results.csv", &results_csv(&fixed_rows()).unwrap());
+    }
+
+    #[test]
+    fn summary_json_snapshot() {
+        let rows = fixed_rows();
+        let mut summary = summarize("fixed", &rows, &["style".into()]).unwrap();
+        summary.estimators = vec![EstimatorAccuracy::of("ours", &summary)];
+        assert_snapshot("summary.json", &export::Json.serialize(&summary).unwrap());
+    }
+
+    #[test]
+    fn estimators_csv_snapshot() {
+        let cost = |name: &str, cpu_s: Option<f64>| EstimatorCost {
+            name: name.into(),
+            n: 4,
+            failed: 1,
+            acc1: 0.25,
+            acc2: 2.0 / 3.0,
+            cpu_s,
+            cpu_audio_s: 40.0,
+            cpu_s_per_audio_min: cpu_s.map(|c| c / (40.0 / 60.0)),
+            cpu_files: 3,
+            wall_s: 1.23456,
+            cpu_method: "test".into(),
+        };
+        let csv = estimators_csv(&[cost("ours", Some(0.5)), cost("csv:p.csv", None)]).unwrap();
+        assert_eq!(
+            String::from_utf8(csv).unwrap(),
+            "name,n,failed,acc1,acc2,cpu_s,cpu_audio_s,cpu_s_per_audio_min,cpu_files,wall_s\n\
+             ours,4,1,0.2500,0.6667,0.50,40.0,0.7500,3,1.23\n\
+             csv:p.csv,4,1,0.2500,0.6667,,40.0,,3,1.23\n"
+        );
+    }
+
+    #[test]
+    fn html_page_snapshot() {
+        let page = html::Page {
+            title: "Tempo <test>".into(),
+            headline: vec![("files".into(), "4".into())],
+            notes: vec!["a & b".into()],
+            sections: vec![("Section".into(), "<p>inner</p>".into())],
+            host: Host {
+                cores: 2,
+                physical_cores: None,
+                cpu_model: "CPU".into(),
+                memory_gib: 1.5,
+                os: "OS".into(),
+            },
+            command: "eval-cli 'a b'".into(),
+        };
+        assert_snapshot("report.html", &export::Html.serialize(&page).unwrap());
     }
 
     #[test]

@@ -1,0 +1,67 @@
+//! `eval-cli`: analyse audio libraries for tempo, evaluate against ground truth, and compare
+//! sequential and parallel runs. The binary (`main.rs`) only parses the command line; each
+//! command reads its flags in two steps, as ripgrep does: the clap `*Args` struct mirrors
+//! the command line, and a `Plan` built once from it (with [`flags`] checking what the
+//! commands share) is what the command runs. The batch work itself is
+//! [`analyzer_core::batch`]; the files a run leaves are written by [`report::export`].
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod analyze;
+pub mod check;
+pub mod compare;
+pub mod dataset;
+pub mod estimator;
+pub mod evaluate;
+pub mod excerpts;
+pub mod flags;
+pub mod manifest;
+pub mod metrics;
+pub mod report;
+pub mod runner;
+
+/// Tempo (BPM) analysis at library scale, and the harness that proves how fast and how
+/// right it is.
+#[derive(Debug, Parser)]
+#[command(name = "eval-cli", version, about, long_about = None)]
+pub struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands of `eval-cli`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Estimate the tempo of files and folders; one CSV row per file.
+    Analyze(analyze::AnalyzeArgs),
+    /// Score the analyzer against a dataset with known tempi.
+    Evaluate(evaluate::EvaluateArgs),
+    /// Run a dataset at several worker counts: speedup, identity, latency.
+    Compare(compare::CompareArgs),
+    /// Check a report directory against CI thresholds.
+    Check(check::CheckArgs),
+    /// Make or inspect datasets.
+    #[command(subcommand)]
+    Dataset(dataset::DatasetCommand),
+}
+
+/// Runs a parsed command line; errors are printed on stderr and exit with status 2.
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Analyze(args) => analyze::run(args),
+        Command::Evaluate(args) => evaluate::run(args),
+        Command::Compare(args) => compare::run(args),
+        Command::Check(args) => check::run(args),
+        Command::Dataset(cmd) => dataset::run(cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("eval-cli: error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
