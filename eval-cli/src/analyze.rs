@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::flags;
 use crate::report::export::{self, CsvLine, Exporter};
 use crate::runner::{self, ProgressMode, RowLog, RunOptions, Schedule};
+use crate::shard::{self, Shard, ShardRecord};
 
 /// One line of the CSV: its fields are the columns, in order. Numbers have fixed decimals
 /// so the bytes never depend on the run; failed rows leave the measurement cells empty.
@@ -136,6 +137,11 @@ pub struct AnalyzeArgs {
     /// Keep the rows already in --out and analyse only the files that have none.
     #[arg(long, requires = "out")]
     resume: bool,
+    /// Analyse only the K-th of N parts of the inputs (1 <= K <= N), balanced by cost and
+    /// the same on every machine; `eval-cli merge` joins the parts. Writes FILE.shard.json
+    /// beside --out.
+    #[arg(long, value_name = "K/N", value_parser = flags::parse_shard, requires = "out")]
+    shard: Option<Shard>,
     /// Which files start first: `longest` (biggest first, which keeps every core busy to
     /// the end) or `input`, to measure what that buys.
     #[arg(long, value_enum, default_value_t = Schedule::LongestFirst, help_heading = "Advanced")]
@@ -147,6 +153,7 @@ struct Plan {
     paths: Vec<PathBuf>,
     out: Option<PathBuf>,
     resume: bool,
+    shard: Option<Shard>,
     analyzer: Analyzer,
     options: RunOptions,
 }
@@ -159,6 +166,7 @@ impl Plan {
             paths: args.paths,
             out: args.out,
             resume: args.resume,
+            shard: args.shard,
             analyzer,
             options: RunOptions {
                 workers,
@@ -178,6 +186,21 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     if files.is_empty() && walk_errors.is_empty() {
         eprintln!("eval-cli: warning: no audio files found");
     }
+    let (files, walk_errors, mut part) = match (plan.shard, &plan.out) {
+        (Some(shard), Some(out)) => {
+            let part = shard::select(
+                shard,
+                files,
+                walk_errors,
+                plan.analyzer.config(),
+                plan.options.timeout,
+                plan.options.workers,
+            );
+            start_part(&part.record, out, plan.resume)?;
+            (part.files, part.walk_errors, Some(part.record))
+        }
+        _ => (files, walk_errors, None),
+    };
     let mut output = Output::open(&plan, files.len())?;
     // Folders that could not be walked are rows too, after the files'.
     let walk_rows: Vec<Vec<u8>> = walk_errors
@@ -226,6 +249,10 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
             .filter(|r| r.status != Status::Ok)
             .count()
         + output.finish(&files, &positions, &summary.results, walk_rows)?;
+    if let (Some(record), Some(out)) = (&mut part, &plan.out) {
+        record.complete = true;
+        record.write(out)?;
+    }
     if plan.options.progress.shows_bar() {
         let memory =
             runner::peak_rss_mb().map_or(String::new(), |m| format!("; peak memory {m:.0} MiB"));
@@ -242,6 +269,33 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     } else {
         EXIT_SOME_FAILED
     }))
+}
+
+/// Writes the side file of a part that starts; with `--resume`, first checks that `out`
+/// holds this shard of this input list and settings, if it holds a shard at all.
+fn start_part(record: &ShardRecord, out: &Path, resume: bool) -> anyhow::Result<()> {
+    let old = if resume {
+        ShardRecord::read(out)?
+    } else {
+        None
+    };
+    if let Some(old) = old {
+        if old.fingerprint != record.fingerprint {
+            bail!(
+                "cannot resume {}: it holds a shard of another input list or other settings",
+                out.display()
+            );
+        }
+        if old.shard != record.shard {
+            bail!(
+                "cannot resume {} as shard {}: it holds shard {}",
+                out.display(),
+                record.shard,
+                old.shard
+            );
+        }
+    }
+    record.write(out)
 }
 
 /// Analyses `pending` (at input positions `positions`), writing each row to `output` as

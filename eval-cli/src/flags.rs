@@ -8,6 +8,7 @@
 //!   comma-separated list of them); `0` is a usage error. A count that looks unwise is kept
 //!   or lowered with a warning ([`resolve_workers`]); without the flag, the machine's
 //!   [`batch::default_workers`].
+//! - `--shard K/N` (`analyze`): the K-th of N parts, `1 <= K <= N` ([`parse_shard`]).
 //! - `--min-bpm`/`--max-bpm`: the analyzer's tempo range ([`analyzer`]), refused when it
 //!   is empty or not positive.
 
@@ -17,6 +18,7 @@ use analyzer_core::batch;
 use analyzer_core::{Analyzer, AnalyzerConfig};
 
 use crate::runner;
+use crate::shard::Shard;
 
 /// The `--workers` value parser: a whole number of at least 1.
 pub fn parse_workers(s: &str) -> Result<usize, String> {
@@ -25,6 +27,25 @@ pub fn parse_workers(s: &str) -> Result<usize, String> {
         Ok(n) => Ok(n),
         Err(e) => Err(format!("not a whole number ({e})")),
     }
+}
+
+/// The `--shard K/N` value parser: whole numbers with `1 <= K <= N`.
+pub fn parse_shard(s: &str) -> Result<Shard, String> {
+    let (k, n) = s
+        .split_once('/')
+        .ok_or_else(|| "not K/N (the K-th of N parts, e.g. 2/8)".to_string())?;
+    let parse = |v: &str| {
+        v.trim()
+            .parse::<usize>()
+            .map_err(|e| format!("{v:?} is not a whole number ({e})"))
+    };
+    let (index, count) = (parse(k)?, parse(n)?);
+    if count == 0 || index == 0 || index > count {
+        return Err(format!(
+            "K must be from 1 to N, and N at least 1 (got {index}/{count})"
+        ));
+    }
+    Ok(Shard { index, count })
 }
 
 /// The `--timeout` value parser: a positive, finite number of seconds.
@@ -71,6 +92,10 @@ mod tests {
         assert!(parse_timeout("nan").is_err());
         assert!(parse_timeout("inf").is_err());
         assert_eq!(parse_timeout("0.5"), Ok(Duration::from_millis(500)));
+        for bad in ["0/2", "3/2", "x", "1/0", "1/", "/2", "-1/2", "1/2/3"] {
+            assert!(parse_shard(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_shard("2/3"), Ok(Shard { index: 2, count: 3 }));
     }
 
     #[test]

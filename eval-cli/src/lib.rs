@@ -13,14 +13,17 @@ pub mod analyze;
 pub mod check;
 pub mod compare;
 pub mod dataset;
+pub mod dist;
 pub mod estimator;
 pub mod evaluate;
 pub mod excerpts;
 pub mod flags;
 pub mod manifest;
+pub mod merge;
 pub mod metrics;
 pub mod report;
 pub mod runner;
+pub mod shard;
 
 /// Tempo (BPM) analysis at library scale, and the harness that proves how fast and how
 /// right it is.
@@ -43,9 +46,14 @@ pub enum Command {
     Compare(compare::CompareArgs),
     /// Check a report directory against CI thresholds.
     Check(check::CheckArgs),
+    /// Join the parts of `analyze --shard K/N` into the CSV of the unsharded run.
+    Merge(merge::MergeArgs),
     /// Make or inspect datasets.
     #[command(subcommand)]
     Dataset(dataset::DatasetCommand),
+    /// Analyse one job on many machines through a Redis Stream.
+    #[command(subcommand)]
+    Dist(dist::DistCommand),
 }
 
 /// Runs a parsed command line; errors are printed on stderr and exit with status 2.
@@ -55,7 +63,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Evaluate(args) => evaluate::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Check(args) => check::run(args),
+        Command::Merge(args) => merge::run(args),
         Command::Dataset(cmd) => dataset::run(cmd),
+        Command::Dist(cmd) => dist::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -19,7 +19,7 @@ use analyzer_core::batch::{self, Batch, BatchSummary, FileResult, Job, Sequentia
 
 use progress::Progress;
 
-pub use rows::{ResumedRow, RowLog};
+pub use rows::{ResumedRow, RowLog, read_rows};
 pub use system::{install_signal_handler, peak_rss_mb, validate_workers};
 
 /// The `--schedule` flag: which files start first ([`batch::Schedule`] says why).

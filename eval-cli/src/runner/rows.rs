@@ -105,6 +105,21 @@ impl RowLog {
     }
 }
 
+/// The rows of a finished result file `path` (after `header`, which must be its first
+/// line), refused when it ends in a cut row.
+pub fn read_rows(path: &Path, header: &[u8]) -> anyhow::Result<Vec<ResumedRow>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let (keep, rows) =
+        whole_rows(&bytes, header).with_context(|| format!("cannot read {}", path.display()))?;
+    if keep == 0 || keep != bytes.len() {
+        bail!(
+            "{} is not a whole result file (no header, or a cut last row)",
+            path.display()
+        );
+    }
+    Ok(rows)
+}
+
 /// The length of the whole records of `bytes` (header included, 0 when there is no whole
 /// header) and the rows after the header.
 fn whole_rows(bytes: &[u8], header: &[u8]) -> anyhow::Result<(usize, Vec<ResumedRow>)> {

@@ -1,0 +1,823 @@
+//! `eval-cli dist`: one job analysed by any number of machines through a Redis Stream, with
+//! the rows of a single-machine `analyze`.
+//!
+//! Why a broker: a catalogue that outgrows one machine is shared out dynamically, and a
+//! machine that dies loses nothing. The job lives under `tempo-scale:job:NAME:` in one
+//! Redis:
+//!
+//! - `manifest`: JSON of [`Manifest`] (file count, a hash of the sorted list, analyzer
+//!   version and settings), written once; a second `submit` must match it.
+//! - `stream`: one entry per file, with the explicit id `0-(index+1)`, so that a rerun of
+//!   `submit` adds only what is missing and never a duplicate. Its consumer group `workers`
+//!   hands each entry to one slot at a time (`XREADGROUP COUNT 1`, no prefetch).
+//! - `rows`: the analyze CSV line of each input index, and `states` its status. A slot
+//!   stores both with `HSETNX` and acknowledges the entry in one `MULTI`/`EXEC`, so a row
+//!   is written once even when two workers raced on a file (at-least-once execution,
+//!   exactly-once rows).
+//!
+//! A slot refreshes its claim while it analyses (`XCLAIM ... JUSTID`, which does not count
+//! as a delivery), so a slow file is never stolen; an entry idle for `--reclaim-after` is
+//! taken over with `XAUTOCLAIM`. An entry delivered more than [`MAX_DELIVERIES`] times has
+//! killed that many workers and becomes an `error` row. `merge` reads `rows` in input order:
+//! the bytes of `eval-cli analyze --out`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use analyzer_core::batch::{self, Batch, Sequential, Status};
+use analyzer_core::{Analyzer, AnalyzerConfig};
+use anyhow::{Context, bail};
+use redis::streams::{
+    StreamAutoClaimReply, StreamId, StreamPendingCountReply, StreamPendingReply, StreamRangeReply,
+    StreamReadReply,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::analyze::{self, AnalyzeRecord};
+use crate::flags;
+use crate::report::export::{CsvLine, Exporter};
+use crate::runner;
+
+/// The consumer group every worker reads through.
+const GROUP: &str = "workers";
+/// Deliveries after which an entry is given up: each one killed its worker.
+pub const MAX_DELIVERIES: usize = 3;
+/// Entries added to the stream per round trip by `submit`, and rows read per round trip by
+/// `merge`.
+const CHUNK: usize = 1000;
+/// How long a slot waits for a new entry before it looks again at the job.
+const READ_BLOCK_MS: usize = 500;
+/// Exit status after Ctrl-C or SIGTERM.
+const EXIT_CANCELLED: u8 = 130;
+
+/// `eval-cli dist`: the commands of a distributed job.
+#[derive(Debug, clap::Subcommand)]
+pub enum DistCommand {
+    /// Record a job and queue one entry per file (safe to rerun).
+    Submit(SubmitArgs),
+    /// Analyse a job's files on this machine until the job is complete.
+    Work(WorkArgs),
+    /// Files done, failed, in flight and waiting, and who holds what.
+    Status(StatusArgs),
+    /// Write a complete job's rows in input order: the CSV of `analyze --out`.
+    Merge(MergeArgs),
+}
+
+/// The broker and job every `dist` command names.
+#[derive(Debug, clap::Args)]
+pub struct JobArgs {
+    /// The Redis holding the job, `redis://HOST:PORT`.
+    #[arg(long, value_name = "URL")]
+    broker: String,
+    /// The job's name.
+    #[arg(long, value_name = "NAME")]
+    job: String,
+}
+
+/// The analyzer settings; a job's workers must use the ones it was submitted with.
+#[derive(Debug, clap::Args)]
+pub struct SettingsArgs {
+    /// Slowest tempo to report.
+    #[arg(long, value_name = "BPM", default_value_t = AnalyzerConfig::default().min_bpm)]
+    min_bpm: f64,
+    /// Fastest tempo to report.
+    #[arg(long, value_name = "BPM", default_value_t = AnalyzerConfig::default().max_bpm)]
+    max_bpm: f64,
+}
+
+/// Flags of `eval-cli dist submit`.
+#[derive(Debug, clap::Args)]
+pub struct SubmitArgs {
+    #[command(flatten)]
+    job: JobArgs,
+    #[command(flatten)]
+    settings: SettingsArgs,
+    /// Audio files and folders, walked and sorted as `analyze` does.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+}
+
+/// Flags of `eval-cli dist work`.
+#[derive(Debug, clap::Args)]
+pub struct WorkArgs {
+    #[command(flatten)]
+    job: JobArgs,
+    #[command(flatten)]
+    settings: SettingsArgs,
+    /// Files analysed at once on this machine, one per slot [default: one per core, fewer
+    /// if memory is short].
+    #[arg(long, value_name = "N", value_parser = flags::parse_workers)]
+    workers: Option<usize>,
+    /// Take over a file whose worker has not shown a sign of life for SECS seconds.
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = flags::parse_timeout)]
+    reclaim_after: Duration,
+    /// Keep waiting for work when the job is complete, until Ctrl-C.
+    #[arg(long)]
+    follow: bool,
+}
+
+/// Flags of `eval-cli dist status`.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    job: JobArgs,
+    /// One JSON object on stdout, for scripts.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Flags of `eval-cli dist merge`.
+#[derive(Debug, clap::Args)]
+pub struct MergeArgs {
+    #[command(flatten)]
+    job: JobArgs,
+    /// The CSV to write (atomically, once the job is complete).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// Fail at once when the job is not complete, instead of waiting.
+    #[arg(long)]
+    no_wait: bool,
+}
+
+/// What a job is: a second `submit` or a worker must agree with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The analyzer's version (the crate version of this build).
+    pub version: String,
+    /// The analyzer's settings, as `AnalyzerConfig`'s debug form.
+    pub settings: String,
+    /// Files queued, one stream entry each.
+    pub files: usize,
+    /// Inputs that could not be walked: rows written by `submit`, after the files'.
+    pub walk_errors: usize,
+    /// FNV-1a (64 bits, hex) of the sorted file list, one path per line.
+    pub list_hash: String,
+}
+
+impl Manifest {
+    fn new(analyzer: &Analyzer, files: &[PathBuf], walk_errors: usize) -> Self {
+        let mut list = Vec::new();
+        for path in files {
+            list.extend_from_slice(path.to_string_lossy().as_bytes());
+            list.push(b'\n');
+        }
+        Manifest {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            settings: settings_of(analyzer),
+            files: files.len(),
+            walk_errors,
+            list_hash: format!("{:016x}", fnv1a(&list)),
+        }
+    }
+
+    /// Rows of the complete job.
+    fn total(&self) -> usize {
+        self.files + self.walk_errors
+    }
+}
+
+fn settings_of(analyzer: &Analyzer) -> String {
+    format!("{:?}", analyzer.config())
+}
+
+/// FNV-1a, 64 bits: a hash that is the same on every machine and every Rust release.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+/// The Redis keys of one job.
+struct Keys {
+    manifest: String,
+    stream: String,
+    rows: String,
+    states: String,
+}
+
+impl Keys {
+    fn new(job: &str) -> Self {
+        let prefix = format!("tempo-scale:job:{job}:");
+        Keys {
+            manifest: format!("{prefix}manifest"),
+            stream: format!("{prefix}stream"),
+            rows: format!("{prefix}rows"),
+            states: format!("{prefix}states"),
+        }
+    }
+}
+
+/// A job on a broker: the connection and the keys.
+struct Broker {
+    con: redis::Connection,
+    keys: Keys,
+    url: String,
+    job: String,
+}
+
+impl Broker {
+    fn connect(args: &JobArgs) -> anyhow::Result<Self> {
+        let client = redis::Client::open(args.broker.as_str())
+            .with_context(|| format!("invalid broker URL {}", args.broker))?;
+        let con = client
+            .get_connection_with_timeout(Duration::from_secs(10))
+            .with_context(|| format!("cannot connect to the broker at {}", args.broker))?;
+        Ok(Broker {
+            con,
+            keys: Keys::new(&args.job),
+            url: args.broker.clone(),
+            job: args.job.clone(),
+        })
+    }
+
+    /// Another connection to the same job.
+    fn reconnect(&self) -> anyhow::Result<Self> {
+        Broker::connect(&JobArgs {
+            broker: self.url.clone(),
+            job: self.job.clone(),
+        })
+    }
+
+    fn manifest(&mut self) -> anyhow::Result<Option<Manifest>> {
+        let json: Option<String> = redis::cmd("GET")
+            .arg(&self.keys.manifest)
+            .query(&mut self.con)?;
+        json.map(|j| serde_json::from_str(&j).context("the job's manifest is not readable"))
+            .transpose()
+    }
+
+    fn existing_manifest(&mut self) -> anyhow::Result<Manifest> {
+        match self.manifest()? {
+            Some(m) => Ok(m),
+            None => bail!(
+                "no job {:?} at {} (run `dist submit` first)",
+                self.job,
+                self.url
+            ),
+        }
+    }
+
+    fn rows_done(&mut self) -> anyhow::Result<usize> {
+        Ok(redis::cmd("HLEN")
+            .arg(&self.keys.rows)
+            .query(&mut self.con)?)
+    }
+
+    fn rows_failed(&mut self) -> anyhow::Result<usize> {
+        let states: Vec<String> = redis::cmd("HVALS")
+            .arg(&self.keys.states)
+            .query(&mut self.con)?;
+        Ok(states.iter().filter(|s| *s != Status::Ok.as_str()).count())
+    }
+}
+
+/// Runs `eval-cli dist ...`.
+pub fn run(command: DistCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        DistCommand::Submit(args) => submit(args),
+        DistCommand::Work(args) => work(args),
+        DistCommand::Status(args) => status(args),
+        DistCommand::Merge(args) => merge(args),
+    }
+}
+
+fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
+    let analyzer = flags::analyzer(args.settings.min_bpm, args.settings.max_bpm)?;
+    let (files, walk_errors) = batch::collect_audio_files(&args.paths);
+    let manifest = Manifest::new(&analyzer, &files, walk_errors.len());
+    let mut broker = Broker::connect(&args.job)?;
+    let created: Option<String> = redis::cmd("SET")
+        .arg(&broker.keys.manifest)
+        .arg(serde_json::to_string(&manifest)?)
+        .arg("NX")
+        .query(&mut broker.con)?;
+    if created.is_none() {
+        let old = broker.existing_manifest()?;
+        if old != manifest {
+            bail!(
+                "job {:?} already exists with another manifest (theirs: {}; ours: {}); \
+                 pick another --job name",
+                broker.job,
+                serde_json::to_string(&old)?,
+                serde_json::to_string(&manifest)?
+            );
+        }
+    }
+    let made: redis::RedisResult<()> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&broker.keys.stream)
+        .arg(GROUP)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query(&mut broker.con);
+    if let Err(e) = made
+        && e.code() != Some("BUSYGROUP")
+    {
+        return Err(e.into());
+    }
+
+    // Entries have the ids 0-1, 0-2, ... and are added in order, so the last one says how
+    // many a previous run added.
+    let last: StreamRangeReply = redis::cmd("XREVRANGE")
+        .arg(&broker.keys.stream)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query(&mut broker.con)?;
+    let already = last.ids.first().map_or(Ok(0), |e| entry_seq(&e.id))?;
+    for start in (already..files.len()).step_by(CHUNK) {
+        let mut pipe = redis::pipe();
+        for (i, path) in files.iter().enumerate().skip(start).take(CHUNK) {
+            pipe.cmd("XADD")
+                .arg(&broker.keys.stream)
+                .arg(format!("0-{}", i + 1))
+                .arg("index")
+                .arg(i)
+                .arg("path")
+                .arg(path.to_string_lossy().as_ref())
+                .ignore();
+        }
+        pipe.query::<()>(&mut broker.con)?;
+    }
+    // Folders that could not be walked are rows at once, after the files', as in analyze.
+    if !walk_errors.is_empty() {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for (j, e) in walk_errors.iter().enumerate() {
+            let record = AnalyzeRecord::new(&e.path, Status::Error, None, Some(&e.reason));
+            pipe.cmd("HSETNX")
+                .arg(&broker.keys.rows)
+                .arg(files.len() + j)
+                .arg(CsvLine.serialize(&record)?)
+                .ignore()
+                .cmd("HSETNX")
+                .arg(&broker.keys.states)
+                .arg(files.len() + j)
+                .arg(Status::Error.as_str())
+                .ignore();
+        }
+        pipe.query::<()>(&mut broker.con)?;
+    }
+    eprintln!(
+        "eval-cli: job {:?}: {} files queued ({} new), {} unreadable inputs",
+        broker.job,
+        files.len(),
+        files.len() - already.min(files.len()),
+        walk_errors.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The sequence number of an entry id `0-N`.
+fn entry_seq(id: &str) -> anyhow::Result<usize> {
+    id.strip_prefix("0-")
+        .and_then(|n| n.parse().ok())
+        .with_context(|| format!("stream entry {id} was not added by `dist submit`"))
+}
+
+/// What the slots of one `dist work` share.
+struct Worker {
+    analyzer: Analyzer,
+    total: usize,
+    reclaim_after: Duration,
+    follow: bool,
+    cancel: Arc<AtomicBool>,
+}
+
+fn work(args: WorkArgs) -> anyhow::Result<ExitCode> {
+    let analyzer = flags::analyzer(args.settings.min_bpm, args.settings.max_bpm)?;
+    let mut broker = Broker::connect(&args.job)?;
+    let manifest = broker.existing_manifest()?;
+    let version = env!("CARGO_PKG_VERSION");
+    if manifest.version != version || manifest.settings != settings_of(&analyzer) {
+        bail!(
+            "job {:?} was submitted with analyzer {} and settings {}; this worker has {} and {}: \
+             refusing to mix results",
+            broker.job,
+            manifest.version,
+            manifest.settings,
+            version,
+            settings_of(&analyzer)
+        );
+    }
+    let slots = flags::resolve_workers(args.workers);
+    let worker = Worker {
+        analyzer,
+        total: manifest.total(),
+        reclaim_after: args.reclaim_after,
+        follow: args.follow,
+        cancel: Arc::new(AtomicBool::new(false)),
+    };
+    runner::install_signal_handler(Arc::clone(&worker.cancel));
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "host".to_string());
+    let mut brokers = Vec::with_capacity(slots);
+    for _ in 0..slots {
+        brokers.push((broker.reconnect()?, broker.reconnect()?));
+    }
+    let results: Vec<anyhow::Result<()>> = thread::scope(|s| {
+        let handles: Vec<_> = brokers
+            .into_iter()
+            .enumerate()
+            .map(|(slot, (con, beat))| {
+                let consumer = format!("{host}:{}:{slot}", std::process::id());
+                let worker = &worker;
+                s.spawn(move || {
+                    let result = Slot {
+                        broker: con,
+                        beat,
+                        consumer,
+                        cursor: "0-0".to_string(),
+                    }
+                    .run(worker);
+                    if result.is_err() {
+                        // One broken slot stops the others: the run is reported as failed.
+                        worker.cancel.store(true, Ordering::SeqCst);
+                    }
+                    result
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a slot panicked")))
+            })
+            .collect()
+    });
+    for result in results {
+        result?;
+    }
+    if worker.cancel.load(Ordering::SeqCst) {
+        eprintln!("eval-cli: cancelled; the current files were finished and stored");
+        return Ok(ExitCode::from(EXIT_CANCELLED));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One file at a time from the group, as one consumer.
+struct Slot {
+    broker: Broker,
+    /// A second connection, for the heartbeat while the file is analysed.
+    beat: Broker,
+    consumer: String,
+    /// Where the next `XAUTOCLAIM` scan of the pending list starts.
+    cursor: String,
+}
+
+impl Slot {
+    fn run(mut self, worker: &Worker) -> anyhow::Result<()> {
+        while !worker.cancel.load(Ordering::SeqCst) {
+            match self.next_entry(worker)? {
+                Some((entry, deliveries)) => self.process(worker, &entry, deliveries)?,
+                None => {
+                    if !worker.follow && self.broker.rows_done()? >= worker.total {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// An entry whose worker went silent, else a new one (waiting a little for it); with
+    /// how many times it has been delivered, this time included.
+    fn next_entry(&mut self, worker: &Worker) -> anyhow::Result<Option<(StreamId, usize)>> {
+        let keys = &self.broker.keys;
+        let claimed: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
+            .arg(&keys.stream)
+            .arg(GROUP)
+            .arg(&self.consumer)
+            .arg(worker.reclaim_after.as_millis() as u64)
+            .arg(&self.cursor)
+            .arg("COUNT")
+            .arg(1)
+            .query(&mut self.broker.con)?;
+        self.cursor = claimed.next_stream_id;
+        if let Some(entry) = claimed.claimed.into_iter().next() {
+            let pending: StreamPendingCountReply = redis::cmd("XPENDING")
+                .arg(&keys.stream)
+                .arg(GROUP)
+                .arg(&entry.id)
+                .arg(&entry.id)
+                .arg(1)
+                .query(&mut self.broker.con)?;
+            return Ok(pending
+                .ids
+                .first()
+                .map(|p| (entry, p.times_delivered.max(1))));
+        }
+        let read: Option<StreamReadReply> = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(GROUP)
+            .arg(&self.consumer)
+            .arg("COUNT")
+            .arg(1)
+            .arg("BLOCK")
+            .arg(READ_BLOCK_MS)
+            .arg("STREAMS")
+            .arg(&keys.stream)
+            .arg(">")
+            .query(&mut self.broker.con)?;
+        Ok(read
+            .and_then(|r| r.keys.into_iter().next())
+            .and_then(|k| k.ids.into_iter().next())
+            .map(|entry| (entry, 1)))
+    }
+
+    /// Analyses one entry (or gives it up when it has killed too many workers), then stores
+    /// its row and acknowledges it in one transaction.
+    fn process(
+        &mut self,
+        worker: &Worker,
+        entry: &StreamId,
+        deliveries: usize,
+    ) -> anyhow::Result<()> {
+        let index: usize = entry
+            .get("index")
+            .with_context(|| format!("stream entry {} has no index", entry.id))?;
+        let path: String = entry
+            .get("path")
+            .with_context(|| format!("stream entry {} has no path", entry.id))?;
+        let path = PathBuf::from(path);
+        let record = if deliveries > MAX_DELIVERIES {
+            let reason = format!(
+                "dist: worker_died: delivered {MAX_DELIVERIES} times and its worker died each time"
+            );
+            AnalyzeRecord::new(&path, Status::Error, None, Some(&reason))
+        } else {
+            self.analyse_with_heartbeat(worker, &entry.id, &path)
+        };
+        let line = CsvLine.serialize(&record)?;
+        let keys = &self.broker.keys;
+        redis::pipe()
+            .atomic()
+            .cmd("HSETNX")
+            .arg(&keys.rows)
+            .arg(index)
+            .arg(line)
+            .ignore()
+            .cmd("HSETNX")
+            .arg(&keys.states)
+            .arg(index)
+            .arg(&record.status)
+            .ignore()
+            .cmd("XACK")
+            .arg(&keys.stream)
+            .arg(GROUP)
+            .arg(&entry.id)
+            .ignore()
+            .query::<()>(&mut self.broker.con)?;
+        Ok(())
+    }
+
+    /// The row of `path`, analysed by the batch runner as `analyze` does, while another
+    /// thread keeps the claim on entry `id` fresh.
+    fn analyse_with_heartbeat(&mut self, worker: &Worker, id: &str, path: &Path) -> AnalyzeRecord {
+        let done = AtomicBool::new(false);
+        let interval = (worker.reclaim_after / 3).max(Duration::from_millis(50));
+        let beat = &mut self.beat;
+        let consumer = &self.consumer;
+        thread::scope(|s| {
+            let heart = s.spawn(|| {
+                while !done.load(Ordering::SeqCst) {
+                    thread::park_timeout(interval);
+                    if done.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    // JUSTID: the claim's idle time is reset without counting a delivery.
+                    let refreshed: redis::RedisResult<redis::Value> = redis::cmd("XCLAIM")
+                        .arg(&beat.keys.stream)
+                        .arg(GROUP)
+                        .arg(consumer)
+                        .arg(0)
+                        .arg(id)
+                        .arg("JUSTID")
+                        .query(&mut beat.con);
+                    if let Err(err) = refreshed {
+                        eprintln!("eval-cli: warning: heartbeat for {id} failed: {err}");
+                    }
+                }
+            });
+            let files = [path.to_path_buf()];
+            let summary = Batch::new(&worker.analyzer).run(&files, &Sequential);
+            done.store(true, Ordering::SeqCst);
+            heart.thread().unpark();
+            match summary.results.first() {
+                Some(r) => AnalyzeRecord::new(path, r.status, r.value.as_ref(), r.error.as_deref()),
+                None => AnalyzeRecord::new(
+                    path,
+                    Status::Error,
+                    None,
+                    Some("dist: cancelled: the batch runner returned no result"),
+                ),
+            }
+        })
+    }
+}
+
+/// The state of a job, as `dist status --json` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobStatus {
+    /// The job's name.
+    pub job: String,
+    /// Rows of the complete job.
+    pub total: usize,
+    /// Rows stored.
+    pub done: usize,
+    /// Rows stored whose status is not `ok`.
+    pub failed: usize,
+    /// Entries delivered to a consumer and not yet acknowledged.
+    pub in_flight: usize,
+    /// Rows neither stored nor in flight.
+    pub waiting: usize,
+    /// Whether every row is stored.
+    pub complete: bool,
+    /// Consumers holding entries, by name.
+    pub consumers: Vec<ConsumerStatus>,
+}
+
+/// One consumer and the entries it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumerStatus {
+    /// `HOST:PID:SLOT`.
+    pub name: String,
+    /// The entries it holds.
+    pub files: Vec<HeldFile>,
+}
+
+/// An entry a consumer holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldFile {
+    /// Its input index.
+    pub index: usize,
+    /// Milliseconds since it was delivered or its claim refreshed.
+    pub idle_ms: usize,
+    /// Times delivered.
+    pub deliveries: usize,
+}
+
+fn job_status(broker: &mut Broker) -> anyhow::Result<JobStatus> {
+    let manifest = broker.existing_manifest()?;
+    let done = broker.rows_done()?;
+    let failed = broker.rows_failed()?;
+    let summary: StreamPendingReply = redis::cmd("XPENDING")
+        .arg(&broker.keys.stream)
+        .arg(GROUP)
+        .query(&mut broker.con)?;
+    let held: StreamPendingCountReply = redis::cmd("XPENDING")
+        .arg(&broker.keys.stream)
+        .arg(GROUP)
+        .arg("-")
+        .arg("+")
+        .arg(CHUNK)
+        .query(&mut broker.con)?;
+    let mut consumers: Vec<ConsumerStatus> = Vec::new();
+    for p in held.ids {
+        let file = HeldFile {
+            index: entry_seq(&p.id)? - 1,
+            idle_ms: p.last_delivered_ms,
+            deliveries: p.times_delivered,
+        };
+        match consumers.iter_mut().find(|c| c.name == p.consumer) {
+            Some(c) => c.files.push(file),
+            None => consumers.push(ConsumerStatus {
+                name: p.consumer,
+                files: vec![file],
+            }),
+        }
+    }
+    consumers.sort_by(|a, b| a.name.cmp(&b.name));
+    let in_flight = summary.count();
+    let total = manifest.total();
+    Ok(JobStatus {
+        job: broker.job.clone(),
+        total,
+        done,
+        failed,
+        in_flight,
+        waiting: total.saturating_sub(done + in_flight),
+        complete: done >= total,
+        consumers,
+    })
+}
+
+fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let mut broker = Broker::connect(&args.job)?;
+    let status = job_status(&mut broker)?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer(&mut out, &status)?;
+        writeln!(out)?;
+    } else {
+        writeln!(
+            out,
+            "job {}: {} of {} done ({} failed), {} in flight, {} waiting{}",
+            status.job,
+            status.done,
+            status.total,
+            status.failed,
+            status.in_flight,
+            status.waiting,
+            if status.complete { "; complete" } else { "" }
+        )?;
+        for c in &status.consumers {
+            let files: Vec<String> = c
+                .files
+                .iter()
+                .map(|f| {
+                    format!(
+                        "#{} ({} ms idle, delivered {}x)",
+                        f.index, f.idle_ms, f.deliveries
+                    )
+                })
+                .collect();
+            writeln!(out, "  {}: {}", c.name, files.join(", "))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
+    let mut broker = Broker::connect(&args.job)?;
+    let total = broker.existing_manifest()?.total();
+    let mut last_shown = usize::MAX;
+    loop {
+        let done = broker.rows_done()?;
+        if done >= total {
+            break;
+        }
+        if args.no_wait {
+            bail!(
+                "job {:?} is not complete: {done} of {total} rows",
+                broker.job
+            );
+        }
+        if done != last_shown {
+            eprintln!(
+                "eval-cli: waiting for job {:?}: {done} of {total} rows",
+                broker.job
+            );
+            last_shown = done;
+        }
+        thread::sleep(Duration::from_millis(500));
+    }
+    let mut bytes = analyze::header();
+    for start in (0..total).step_by(CHUNK) {
+        let indices: Vec<usize> = (start..(start + CHUNK).min(total)).collect();
+        let rows: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
+            .arg(&broker.keys.rows)
+            .arg(&indices)
+            .query(&mut broker.con)?;
+        for (i, row) in indices.iter().zip(rows) {
+            match row {
+                Some(row) => bytes.extend(row),
+                None => bail!(
+                    "job {:?} has no row {i} although it is complete",
+                    broker.job
+                ),
+            }
+        }
+    }
+    let tmp = args.out.with_extension("csv.partial");
+    std::fs::write(&tmp, &bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &args.out)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    let failed = broker.rows_failed()?;
+    eprintln!(
+        "eval-cli: job {:?}: {total} rows written to {} ({failed} failed)",
+        broker.job,
+        args.out.display()
+    );
+    Ok(ExitCode::from(u8::from(failed > 0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a_matches_the_reference_values() {
+        // From the FNV reference (draft-eastlake-fnv): "" and "a".
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+
+    #[test]
+    fn entry_ids_carry_the_index() {
+        assert_eq!(entry_seq("0-1").unwrap(), 1);
+        assert_eq!(entry_seq("0-1000").unwrap(), 1000);
+        assert!(entry_seq("1700000000000-0").is_err());
+    }
+}

@@ -1,0 +1,275 @@
+//! `analyze --shard K/N`: one of N parts of the input list, for a batch scheduler's job
+//! array (Slurm, Kubernetes Indexed Jobs), with no coordinator. Every shard walks and sorts
+//! the same inputs, probes the same headers and so computes the same partition on its own
+//! ([`partition`]: greedy longest-processing-time over the header-probed cost, ties by
+//! input index, so the rule depends on neither the machine, the worker count nor the
+//! clock). Each part's CSV is an ordinary analyze CSV; beside it, `PART.csv.shard.json`
+//! ([`ShardRecord`]) says which shard it is, which input rows it holds and a fingerprint of
+//! the input list and settings, which `merge` checks before it puts the rows back in global
+//! input order.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::ffi::OsString;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use analyzer_core::batch::{self, Batch, Sequential, WalkError};
+use analyzer_core::{AnalyzerConfig, StopSignal};
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::report::export::{self, Json};
+
+/// The `--shard K/N` value: the `index`-th (1-based) of `count` parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    /// Which part, from 1 to `count`.
+    pub index: usize,
+    /// How many parts the input list is cut into, at least 1.
+    pub count: usize,
+}
+
+impl fmt::Display for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+/// The side file of a part: what `merge` needs to check it and to put its rows in place.
+/// It is written when the part starts (`complete: false`) and again when it completes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardRecord {
+    /// Which part this is, e.g. `2/3`.
+    pub shard: String,
+    /// The part's number, 1-based.
+    pub index: usize,
+    /// How many parts there are.
+    pub count: usize,
+    /// A hash of the input list (files and unreadable folders, in order), the analyzer's
+    /// version and settings and `--timeout`: the same on every shard of one job.
+    pub fingerprint: String,
+    /// Rows of the whole, unsharded output (files, then unreadable folders).
+    pub inputs: usize,
+    /// The global position of each of this part's rows, in the order of its CSV.
+    pub rows: Vec<usize>,
+    /// Whether the part ran to the end (a cancelled or failed run leaves `false`).
+    pub complete: bool,
+}
+
+impl ShardRecord {
+    /// Where the record of the part `csv` lives: `CSV.shard.json`.
+    pub fn path_of(csv: &Path) -> PathBuf {
+        let mut name: OsString = csv.as_os_str().to_owned();
+        name.push(".shard.json");
+        PathBuf::from(name)
+    }
+
+    /// Writes the record beside the part `csv`.
+    pub fn write(&self, csv: &Path) -> anyhow::Result<()> {
+        export::write(&Self::path_of(csv), &Json, self)
+    }
+
+    /// The record beside the part `csv`, `None` when there is none.
+    pub fn read(csv: &Path) -> anyhow::Result<Option<Self>> {
+        let path = Self::path_of(csv);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .with_context(|| format!("{} is not a shard record", path.display()))
+    }
+}
+
+/// The inputs of one shard, and its record (not yet complete).
+#[derive(Debug)]
+pub struct Part {
+    /// This shard's files, in input order.
+    pub files: Vec<PathBuf>,
+    /// The folders that could not be walked: all of them on shard 1, none elsewhere.
+    pub walk_errors: Vec<WalkError>,
+    /// What the side file says.
+    pub record: ShardRecord,
+}
+
+/// The inputs of `shard` among the whole walk (`files`, then `walk_errors`), for an
+/// analyzer with `config` and `timeout`; `workers` threads probe the headers.
+pub fn select(
+    shard: Shard,
+    files: Vec<PathBuf>,
+    walk_errors: Vec<WalkError>,
+    config: &AnalyzerConfig,
+    timeout: Option<Duration>,
+    workers: usize,
+) -> Part {
+    let fingerprint = fingerprint(&files, &walk_errors, config, timeout);
+    let inputs = files.len() + walk_errors.len();
+    let assigned = partition(&probe_costs(&files, workers), shard.count);
+    let mut rows = Vec::new();
+    let mut mine = Vec::new();
+    for (i, (path, part)) in files.into_iter().zip(assigned).enumerate() {
+        if part + 1 == shard.index {
+            rows.push(i);
+            mine.push(path);
+        }
+    }
+    // Unreadable folders cost nothing: they are rows of the first shard.
+    let walk_errors = if shard.index == 1 {
+        rows.extend(inputs - walk_errors.len()..inputs);
+        walk_errors
+    } else {
+        Vec::new()
+    };
+    Part {
+        files: mine,
+        walk_errors,
+        record: ShardRecord {
+            shard: shard.to_string(),
+            index: shard.index,
+            count: shard.count,
+            fingerprint,
+            inputs,
+            rows,
+            complete: false,
+        },
+    }
+}
+
+/// The part (0-based) of each item with cost `costs[i]` among `parts` parts: greedy
+/// longest-processing-time (Graham 1969, within 4/3 of the best makespan): costliest first,
+/// ties by index, each to the least loaded part, ties to the lowest part. An unknown cost
+/// (`None`, a file whose headers could not be probed) counts as the average known cost.
+pub fn partition(costs: &[Option<f64>], parts: usize) -> Vec<usize> {
+    let parts = parts.max(1);
+    let usable = |c: &f64| c.is_finite() && *c > 0.0;
+    let known: Vec<f64> = costs.iter().flatten().copied().filter(usable).collect();
+    let average = if known.is_empty() {
+        1.0
+    } else {
+        known.iter().sum::<f64>() / known.len() as f64
+    };
+    let cost = |i: usize| costs[i].filter(usable).unwrap_or(average);
+    let mut order: Vec<usize> = (0..costs.len()).collect();
+    order.sort_by(|&a, &b| cost(b).total_cmp(&cost(a)).then(a.cmp(&b)));
+    // Loads are finite and non-negative, so their bit patterns sort as the numbers do.
+    let mut loads: BinaryHeap<Reverse<(u64, usize)>> =
+        (0..parts).map(|p| Reverse((0f64.to_bits(), p))).collect();
+    let mut assigned = vec![0; costs.len()];
+    for i in order {
+        let Reverse((load, part)) = loads.pop().expect("at least one part");
+        assigned[i] = part;
+        loads.push(Reverse(((f64::from_bits(load) + cost(i)).to_bits(), part)));
+    }
+    assigned
+}
+
+/// The header-probed cost of each file ([`batch::audio_cost`]), `None` where the probe
+/// failed; probed on `workers` threads, the same values whatever the count.
+pub fn probe_costs(files: &[PathBuf], workers: usize) -> Vec<Option<f64>> {
+    fn cost(path: &Path, _: &StopSignal) -> analyzer_core::Result<f64> {
+        Ok(batch::audio_cost(path))
+    }
+    let executor = batch::executor_for(workers.min(files.len()).max(1))
+        .unwrap_or_else(|_| Box::new(Sequential));
+    let summary = Batch::new(&cost).run(files, &*executor);
+    let mut costs = vec![None; files.len()];
+    for result in summary.results {
+        // `audio_cost` says 0 for a file it cannot probe.
+        costs[result.index] = result.value.filter(|c| *c > 0.0);
+    }
+    costs
+}
+
+/// The fingerprint of a job: FNV-1a (128 bits) over the version, the analyzer's settings,
+/// `--timeout` and every input path, each length-prefixed. It catches parts of different
+/// inputs or settings by accident; it is not a cryptographic hash.
+pub fn fingerprint(
+    files: &[PathBuf],
+    walk_errors: &[WalkError],
+    config: &AnalyzerConfig,
+    timeout: Option<Duration>,
+) -> String {
+    let mut hash = Fnv128::default();
+    hash.field(concat!("eval-cli ", env!("CARGO_PKG_VERSION")).as_bytes());
+    hash.field(format!("{config:?}").as_bytes());
+    hash.field(format!("{timeout:?}").as_bytes());
+    hash.field(&files.len().to_le_bytes());
+    for path in files {
+        hash.field(path.as_os_str().as_encoded_bytes());
+    }
+    hash.field(&walk_errors.len().to_le_bytes());
+    for error in walk_errors {
+        hash.field(error.path.as_os_str().as_encoded_bytes());
+    }
+    format!("{:032x}", hash.0)
+}
+
+/// FNV-1a, 128 bits.
+struct Fnv128(u128);
+
+impl Default for Fnv128 {
+    fn default() -> Self {
+        Fnv128(0x6c62_272e_07bb_0142_62b8_2175_6295_c58d)
+    }
+}
+
+impl Fnv128 {
+    const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
+
+    fn bytes(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u128::from(b)).wrapping_mul(Self::PRIME);
+        }
+    }
+
+    fn field(&mut self, bytes: &[u8]) {
+        self.bytes(&(bytes.len() as u64).to_le_bytes());
+        self.bytes(bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn longest_processing_time_balances_by_cost_not_count() {
+        let mut costs = vec![Some(10.0)];
+        costs.extend([Some(1.0); 9]);
+        let parts = partition(&costs, 2);
+        assert_eq!(parts, [0, 1, 1, 1, 1, 1, 1, 1, 1, 1]);
+    }
+
+    #[test]
+    fn ties_go_by_index_and_unknown_costs_count_as_the_average() {
+        assert_eq!(partition(&[Some(1.0); 5], 2), [0, 1, 0, 1, 0]);
+        // The average of the known costs is 3: the unknown file ties with index 1 and
+        // comes after it.
+        let parts = partition(&[Some(5.0), Some(3.0), None, Some(1.0)], 3);
+        assert_eq!(parts, [0, 1, 2, 1]);
+        assert_eq!(partition(&[None, None, None], 2), [0, 1, 0]);
+        assert_eq!(partition(&[], 4), Vec::<usize>::new());
+        // More parts than items: some parts are empty.
+        assert_eq!(partition(&[Some(2.0), Some(1.0)], 5), [0, 1]);
+    }
+
+    #[test]
+    fn fingerprint_depends_on_the_list_and_the_settings() {
+        let files = [PathBuf::from("a.wav"), PathBuf::from("b.wav")];
+        let config = AnalyzerConfig::default();
+        let base = fingerprint(&files, &[], &config, None);
+        assert_eq!(base.len(), 32);
+        assert_eq!(base, fingerprint(&files, &[], &config, None));
+        assert_ne!(base, fingerprint(&files[..1], &[], &config, None));
+        let joined = [PathBuf::from("a.wavb.wav")];
+        assert_ne!(base, fingerprint(&joined, &[], &config, None));
+        let other = config.clone().with_bpm_range(60.0, 200.0);
+        assert_ne!(base, fingerprint(&files, &[], &other, None));
+        let timeout = Some(Duration::from_secs(5));
+        assert_ne!(base, fingerprint(&files, &[], &config, timeout));
+    }
+}

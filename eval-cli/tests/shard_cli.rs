@@ -1,0 +1,283 @@
+//! `analyze --shard K/N` and `merge` as a scheduler's job array runs them: the merged parts
+//! are the bytes of the unsharded run for any N, every file is in exactly one part, merge
+//! refuses a missing, foreign or duplicated part, and `--resume` finishes one shard.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+
+const RATE: u32 = 22_050;
+
+/// A mono 16-bit WAV of short square-wave clicks at `bpm`.
+fn click_wav(path: &Path, bpm: f64, seconds: f64) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: RATE,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut writer = hound::WavWriter::create(path, spec).unwrap();
+    for s in synth_music::presets::clicks(bpm, seconds, RATE) {
+        writer.write_sample((s * 32_500.0) as i16).unwrap();
+    }
+    writer.finalize().unwrap();
+}
+
+fn eval_cli(args: &[&std::ffi::OsStr]) -> Output {
+    Command::cargo_bin("eval-cli")
+        .unwrap()
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn os(s: &str) -> &std::ffi::OsStr {
+    s.as_ref()
+}
+
+/// `count` click files of different lengths, a FLAC, a file that cannot be probed and,
+/// on Unix, a link loop (a walk error, which is a row too).
+fn library(dir: &Path, count: usize) -> PathBuf {
+    let lib = dir.join("lib");
+    fs::create_dir_all(lib.join("sub")).unwrap();
+    for i in 0..count {
+        let bpm = 90.0 + 7.0 * i as f64;
+        let seconds = 3.0 + (i % 4) as f64;
+        if i % 4 == 3 {
+            let clicks = synth_music::presets::clicks(bpm, seconds, RATE);
+            synth_music::write_flac(&lib.join(format!("{i:02}.flac")), &clicks, RATE, 1).unwrap();
+        } else {
+            let sub = if i % 3 == 0 { "sub/" } else { "" };
+            click_wav(&lib.join(format!("{sub}{i:02}.wav")), bpm, seconds);
+        }
+    }
+    fs::write(lib.join("broken.wav"), b"RIFF, but nothing else").unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(&lib, lib.join("loop")).unwrap();
+    lib
+}
+
+/// `analyze` of `inputs` into `out`, with `extra` flags.
+fn analyze(inputs: &[&Path], out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![os("analyze")];
+    args.extend(inputs.iter().map(|p| p.as_os_str()));
+    args.extend([os("--out"), out.as_os_str(), os("--workers"), os("1")]);
+    args.extend(extra.iter().map(|s| os(s)));
+    eval_cli(&args)
+}
+
+/// Runs every shard of `count` over `inputs` into `dir/part-K-of-N.csv`; the parts.
+fn shards(inputs: &[&Path], dir: &Path, count: usize) -> Vec<PathBuf> {
+    (1..=count)
+        .map(|k| {
+            let part = dir.join(format!("part-{k}-of-{count}.csv"));
+            let result = analyze(inputs, &part, &["--shard", &format!("{k}/{count}")]);
+            // 1 where the part holds broken.wav or the loop.
+            assert!(matches!(result.status.code(), Some(0 | 1)), "{result:?}");
+            part
+        })
+        .collect()
+}
+
+fn merge(parts: &[PathBuf], out: &Path) -> Output {
+    let mut args = vec![os("merge")];
+    args.extend(parts.iter().map(|p| p.as_os_str()));
+    args.extend([os("--out"), out.as_os_str()]);
+    eval_cli(&args)
+}
+
+/// The first cell of every row of a CSV.
+fn paths(csv_bytes: &[u8]) -> Vec<String> {
+    csv::Reader::from_reader(csv_bytes)
+        .records()
+        .map(|r| r.unwrap()[0].to_string())
+        .collect()
+}
+
+#[test]
+fn merged_shards_are_the_unsharded_bytes_and_each_file_is_in_one_shard() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path(), 7);
+    let whole = dir.path().join("whole.csv");
+    let result = analyze(&[&lib], &whole, &[]);
+    assert_eq!(result.status.code(), Some(1), "{result:?}");
+    let whole = fs::read(&whole).unwrap();
+    let mut all_paths = paths(&whole);
+    assert!(all_paths.len() >= 8, "{all_paths:?}");
+
+    // More shards than inputs: some parts are empty, which is fine.
+    for count in [1, 2, 3, all_paths.len() + 2] {
+        let parts = shards(&[&lib], dir.path(), count);
+        let mut seen: Vec<String> = parts
+            .iter()
+            .flat_map(|p| paths(&fs::read(p).unwrap()))
+            .collect();
+        seen.sort();
+        all_paths.sort();
+        assert_eq!(
+            seen, all_paths,
+            "each input in exactly one of {count} shards"
+        );
+        if count > 1 {
+            let sizes: Vec<usize> = parts
+                .iter()
+                .map(|p| paths(&fs::read(p).unwrap()).len())
+                .collect();
+            assert!(sizes.iter().all(|&n| n < all_paths.len()), "{sizes:?}");
+        }
+
+        let merged = dir.path().join(format!("merged-{count}.csv"));
+        // In any order of the arguments.
+        let mut reversed = parts.clone();
+        reversed.reverse();
+        let result = merge(&reversed, &merged);
+        assert_eq!(result.status.code(), Some(0), "{result:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&fs::read(&merged).unwrap()),
+            String::from_utf8_lossy(&whole),
+            "{count} shards"
+        );
+    }
+}
+
+#[test]
+fn merge_refuses_missing_foreign_duplicated_and_unrecorded_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path(), 3);
+    let parts = shards(&[&lib], dir.path(), 2);
+    let out = dir.path().join("all.csv");
+    let refused = |parts: &[PathBuf], needle: &str| {
+        let result = merge(parts, &out);
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert_eq!(result.status.code(), Some(2), "{result:?}");
+        assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
+        assert!(!out.exists());
+    };
+
+    refused(&parts[..1], "shard 2/2 is missing");
+
+    // Another input list: the same split over fewer files.
+    let other_dir = dir.path().join("other");
+    fs::create_dir(&other_dir).unwrap();
+    let few = other_dir.join("few");
+    fs::create_dir(&few).unwrap();
+    click_wav(&few.join("a.wav"), 120.0, 3.0);
+    let foreign = other_dir.join("foreign-2-of-2.csv");
+    let result = analyze(&[&few], &foreign, &["--shard", "2/2"]);
+    assert!(result.status.success(), "{result:?}");
+    refused(&[parts[0].clone(), foreign.clone()], "foreign-2-of-2.csv");
+    refused(&[parts[0].clone(), foreign], "another input list");
+
+    // Other settings, same list.
+    let tempo = dir.path().join("tempo-2-of-2.csv");
+    analyze(&[&lib], &tempo, &["--shard", "2/2", "--max-bpm", "200"]);
+    refused(&[parts[0].clone(), tempo], "tempo-2-of-2.csv");
+
+    // The same part twice, under another name.
+    let copy = dir.path().join("copy.csv");
+    fs::copy(&parts[0], &copy).unwrap();
+    fs::copy(
+        dir.path().join("part-1-of-2.csv.shard.json"),
+        dir.path().join("copy.csv.shard.json"),
+    )
+    .unwrap();
+    refused(
+        &[parts[0].clone(), copy, parts[1].clone()],
+        "are both shard 1/2",
+    );
+    refused(
+        &[parts[0].clone(), parts[0].clone(), parts[1].clone()],
+        "are both shard 1/2",
+    );
+
+    // A CSV without its side file (an unsharded run, say).
+    let whole = dir.path().join("whole.csv");
+    analyze(&[&lib], &whole, &[]);
+    refused(&[whole, parts[1].clone()], "whole.csv has no shard record");
+
+    // Parts of different splits.
+    let third = shards(&[&lib], dir.path(), 3).remove(0);
+    refused(&[parts[0].clone(), third], "not parts of one split");
+
+    // And the right parts merge.
+    assert!(merge(&parts, &out).status.success());
+}
+
+#[test]
+fn bad_shard_values_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("a.wav");
+    click_wav(&wav, 120.0, 3.0);
+    let out = dir.path().join("out.csv");
+    for bad in ["0/2", "3/2", "x", "1/0", "2"] {
+        let result = analyze(&[&wav], &out, &["--shard", bad]);
+        assert_eq!(result.status.code(), Some(2), "{bad}: {result:?}");
+        assert!(
+            String::from_utf8_lossy(&result.stderr).contains("--shard"),
+            "{bad}: {result:?}"
+        );
+    }
+    // A shard needs --out, for its side file.
+    let result = eval_cli(&[os("analyze"), wav.as_os_str(), os("--shard"), os("1/2")]);
+    assert_eq!(result.status.code(), Some(2), "{result:?}");
+}
+
+#[test]
+fn resume_finishes_only_what_is_left_of_a_shard() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path(), 7);
+    let parts = shards(&[&lib], dir.path(), 2);
+    let clean = fs::read(&parts[0]).unwrap();
+    let record = dir.path().join("part-1-of-2.csv.shard.json");
+    let clean_record = fs::read(&record).unwrap();
+
+    // As if the array task was killed after two rows: the CSV holds header and two rows
+    // and the side file says it is not complete.
+    let text = String::from_utf8(clean.clone()).unwrap();
+    let kept: String = text.split_inclusive('\n').take(3).collect();
+    let rows_total = text.lines().count() - 1;
+    let walk_rows = paths(&clean).iter().filter(|p| p.ends_with("loop")).count();
+    assert!(rows_total - walk_rows > 2, "{text}");
+    fs::write(&parts[0], &kept).unwrap();
+    let incomplete = String::from_utf8(clean_record.clone())
+        .unwrap()
+        .replace("\"complete\": true", "\"complete\": false");
+    fs::write(&record, incomplete).unwrap();
+    let result = merge(&parts, &dir.path().join("all.csv"));
+    assert_eq!(result.status.code(), Some(2), "{result:?}");
+    assert!(
+        String::from_utf8_lossy(&result.stderr).contains("incomplete"),
+        "{result:?}"
+    );
+
+    let result = analyze(
+        &[&lib],
+        &parts[0],
+        &["--shard", "1/2", "--resume", "--progress", "jsonl"],
+    );
+    assert_eq!(result.status.code(), Some(1), "{result:?}");
+    let analysed = String::from_utf8_lossy(&result.stderr)
+        .lines()
+        .filter(|l| l.contains("\"event\":\"file\""))
+        .count();
+    assert_eq!(
+        analysed,
+        rows_total - walk_rows - 2,
+        "only the files left are analysed"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&fs::read(&parts[0]).unwrap()),
+        String::from_utf8_lossy(&clean)
+    );
+    assert_eq!(fs::read(&record).unwrap(), clean_record);
+
+    // Resuming one shard's file as another shard is refused.
+    let result = analyze(&[&lib], &parts[0], &["--shard", "2/2", "--resume"]);
+    assert_eq!(result.status.code(), Some(2), "{result:?}");
+    assert!(
+        String::from_utf8_lossy(&result.stderr).contains("holds shard 1/2"),
+        "{result:?}"
+    );
+}
