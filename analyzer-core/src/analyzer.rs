@@ -47,6 +47,19 @@ impl AnalyzerConfig {
         self.max_bpm = max_bpm;
         self
     }
+
+    /// What makes an analyzer's rows what they are: the crate version, every setting and a
+    /// hash of the metrical model's weights, as one line of text. Rows made with different
+    /// fingerprints must not be mixed (a result cache, a distributed job, the parts of a
+    /// sharded run); equal fingerprints give byte-identical rows on any machine.
+    pub fn fingerprint(&self) -> String {
+        format!(
+            "analyzer-core {} {:?} model {:016x}",
+            env!("CARGO_PKG_VERSION"),
+            self,
+            crate::metrical::weights_hash()
+        )
+    }
 }
 
 /// Facts about the decoded audio.
@@ -106,6 +119,11 @@ impl Analyzer {
     /// The settings this analyzer was planned with.
     pub fn config(&self) -> &AnalyzerConfig {
         &self.config
+    }
+
+    /// The fingerprint of its settings: see [`AnalyzerConfig::fingerprint`].
+    pub fn fingerprint(&self) -> String {
+        self.config.fingerprint()
     }
 
     /// The onset stage, for callers that run the stages one by one (benchmarks).
@@ -213,5 +231,37 @@ impl Analyzer {
     ) -> Result<TempoEstimate> {
         let envelope = self.envelope_of_samples(interleaved, sample_rate, channels)?;
         self.tempo.estimate(&envelope, &StopSignal::never())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_names_the_version_and_changes_with_every_setting() {
+        let base = AnalyzerConfig::default();
+        let fingerprint = base.fingerprint();
+        assert!(fingerprint.starts_with(concat!("analyzer-core ", env!("CARGO_PKG_VERSION"))));
+        assert_eq!(fingerprint, AnalyzerConfig::default().fingerprint());
+        let others = [
+            base.clone().with_bpm_range(60.0, 220.0),
+            base.clone().with_bpm_range(50.0, 200.0),
+            AnalyzerConfig {
+                analysis_rate: 22_050,
+                ..base.clone()
+            },
+            AnalyzerConfig {
+                frame_size: 2048,
+                ..base.clone()
+            },
+            AnalyzerConfig {
+                hop: 256,
+                ..base.clone()
+            },
+        ];
+        for other in others {
+            assert_ne!(other.fingerprint(), fingerprint, "{other:?}");
+        }
     }
 }

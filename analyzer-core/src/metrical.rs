@@ -37,6 +37,20 @@ pub fn score(features: &[f64; FEATURES]) -> f64 {
     direct + hidden
 }
 
+/// FNV-1a (64 bits) over the model's weights: part of the analyzer fingerprint, so rows
+/// made by a retrained model never mix with older ones in a cache or a distributed job.
+pub fn weights_hash() -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let groups: [&[f64]; 6] = [&MEAN, &SCALE, &INPUT, &BIAS, &OUTPUT, &DIRECT];
+    for value in groups.iter().flat_map(|g| g.iter()) {
+        for b in value.to_bits().to_le_bytes() {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

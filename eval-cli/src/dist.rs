@@ -149,7 +149,7 @@ pub struct MergeArgs {
 pub struct Manifest {
     /// The analyzer's version (the crate version of this build).
     pub version: String,
-    /// The analyzer's settings, as `AnalyzerConfig`'s debug form.
+    /// The analyzer's fingerprint (`AnalyzerConfig::fingerprint`: version, settings, model).
     pub settings: String,
     /// Files queued, one stream entry each.
     pub files: usize,
@@ -182,7 +182,7 @@ impl Manifest {
 }
 
 fn settings_of(analyzer: &Analyzer) -> String {
-    format!("{:?}", analyzer.config())
+    analyzer.fingerprint()
 }
 
 /// FNV-1a, 64 bits: a hash that is the same on every machine and every Rust release.

@@ -195,7 +195,7 @@ pub fn fingerprint(
 ) -> String {
     let mut hash = Fnv128::default();
     hash.field(concat!("eval-cli ", env!("CARGO_PKG_VERSION")).as_bytes());
-    hash.field(format!("{config:?}").as_bytes());
+    hash.field(config.fingerprint().as_bytes());
     hash.field(format!("{timeout:?}").as_bytes());
     hash.field(&files.len().to_le_bytes());
     for path in files {
