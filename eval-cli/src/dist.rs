@@ -27,7 +27,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use analyzer_core::batch::{self, Batch, Sequential, Status};
 use analyzer_core::{Analyzer, AnalyzerConfig};
@@ -37,6 +37,7 @@ use redis::streams::{
     StreamReadReply,
 };
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use crate::analyze::{self, AnalyzeRecord};
 use crate::flags;
@@ -52,6 +53,8 @@ pub const MAX_DELIVERIES: usize = 3;
 const CHUNK: usize = 1000;
 /// How long a slot waits for a new entry before it looks again at the job.
 const READ_BLOCK_MS: usize = 500;
+/// How far back `dist status` looks to measure the rate (and how long store times are kept).
+const RATE_WINDOW_MS: u64 = 60_000;
 /// Exit status after Ctrl-C or SIGTERM.
 const EXIT_CANCELLED: u8 = 130;
 
@@ -119,6 +122,18 @@ pub struct WorkArgs {
     /// Keep waiting for work when the job is complete, until Ctrl-C.
     #[arg(long)]
     follow: bool,
+    /// When the broker goes away (a restart, the network), keep reconnecting for SECS
+    /// seconds before giving up; the file in hand is stored once it is back.
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = flags::parse_timeout)]
+    broker_retry: Duration,
+    /// The submitter's folder FROM is TO on this machine (repeatable; the first match wins).
+    /// Files are read from TO; rows keep the submitted path.
+    #[arg(long, value_name = "FROM=TO", value_parser = parse_path_map)]
+    path_map: Vec<PathMap>,
+    /// One JSON object per line on stderr as entries are claimed, kept alive, stored, and
+    /// when the broker is lost and found again (for logs and tests).
+    #[arg(long)]
+    events: bool,
 }
 
 /// Flags of `eval-cli dist status`.
@@ -201,6 +216,7 @@ struct Keys {
     stream: String,
     rows: String,
     states: String,
+    finished_at: String,
 }
 
 impl Keys {
@@ -211,6 +227,7 @@ impl Keys {
             stream: format!("{prefix}stream"),
             rows: format!("{prefix}rows"),
             states: format!("{prefix}states"),
+            finished_at: format!("{prefix}finished_at"),
         }
     }
 }
@@ -389,8 +406,52 @@ struct Worker {
     analyzer: Analyzer,
     total: usize,
     reclaim_after: Duration,
+    broker_retry: Duration,
+    path_maps: Vec<PathMap>,
     follow: bool,
+    events: bool,
     cancel: Arc<AtomicBool>,
+}
+
+impl Worker {
+    /// One JSON line on stderr, with `--events`.
+    fn event(&self, value: serde_json::Value) {
+        if self.events {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "{value}");
+        }
+    }
+
+    /// Where this machine reads a submitted path: the first `--path-map` whose FROM is a
+    /// prefix of it (component-wise), else the path itself.
+    fn local_path(&self, submitted: &Path) -> PathBuf {
+        self.path_maps
+            .iter()
+            .find_map(|m| {
+                submitted
+                    .strip_prefix(&m.from)
+                    .ok()
+                    .map(|rest| m.to.join(rest))
+            })
+            .unwrap_or_else(|| submitted.to_path_buf())
+    }
+}
+
+/// `--path-map FROM=TO`: the submitter's folder FROM is TO on this machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathMap {
+    from: PathBuf,
+    to: PathBuf,
+}
+
+fn parse_path_map(s: &str) -> Result<PathMap, String> {
+    match s.split_once('=') {
+        Some((from, to)) if !from.is_empty() && !to.is_empty() => Ok(PathMap {
+            from: PathBuf::from(from),
+            to: PathBuf::from(to),
+        }),
+        _ => Err(format!("expected FROM=TO, two non-empty paths (got {s:?})")),
+    }
 }
 
 fn work(args: WorkArgs) -> anyhow::Result<ExitCode> {
@@ -414,7 +475,10 @@ fn work(args: WorkArgs) -> anyhow::Result<ExitCode> {
         analyzer,
         total: manifest.total(),
         reclaim_after: args.reclaim_after,
+        broker_retry: args.broker_retry,
+        path_maps: args.path_map,
         follow: args.follow,
+        events: args.events,
         cancel: Arc::new(AtomicBool::new(false)),
     };
     runner::install_signal_handler(Arc::clone(&worker.cancel));
@@ -466,6 +530,28 @@ fn work(args: WorkArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Whether `err` says the broker went away (restart, network), so that reconnecting and
+/// repeating the step is right; any other error (a bad reply, a script error) is final.
+fn broker_unreachable(err: &anyhow::Error) -> bool {
+    err.chain()
+        .filter_map(|e| e.downcast_ref::<redis::RedisError>())
+        .any(|e| {
+            e.is_io_error()
+                || e.is_connection_dropped()
+                || e.is_connection_refusal()
+                || e.is_timeout()
+                // A restarted broker answers LOADING while it replays its append-only file.
+                || e.code() == Some("LOADING")
+        })
+}
+
+/// A row made on this machine, waiting to be stored.
+struct Finished {
+    id: String,
+    index: usize,
+    record: AnalyzeRecord,
+}
+
 /// One file at a time from the group, as one consumer.
 struct Slot {
     broker: Broker,
@@ -477,18 +563,86 @@ struct Slot {
 }
 
 impl Slot {
+    /// Takes, analyses and stores entries until the job is complete (or cancelled). When the
+    /// broker goes away, the slot reconnects for up to `--broker-retry` and repeats the step
+    /// it was in; a row made before the broker went away is stored after it is back.
     fn run(mut self, worker: &Worker) -> anyhow::Result<()> {
-        while !worker.cancel.load(Ordering::SeqCst) {
-            match self.next_entry(worker)? {
-                Some((entry, deliveries)) => self.process(worker, &entry, deliveries)?,
-                None => {
-                    if !worker.follow && self.broker.rows_done()? >= worker.total {
-                        return Ok(());
+        let mut unstored: Option<Finished> = None;
+        loop {
+            let step = if let Some(finished) = unstored.take() {
+                let stored = self.store(worker, &finished);
+                if stored.is_err() {
+                    unstored = Some(finished);
+                }
+                stored
+            } else if worker.cancel.load(Ordering::SeqCst) {
+                return Ok(());
+            } else {
+                self.next_step(worker, &mut unstored)
+            };
+            match step {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(err) if broker_unreachable(&err) => self.reconnect(worker, &err)?,
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// Takes the next entry and analyses it into `finished`, or says whether the job is
+    /// complete when there is none.
+    fn next_step(
+        &mut self,
+        worker: &Worker,
+        finished: &mut Option<Finished>,
+    ) -> anyhow::Result<bool> {
+        match self.next_entry(worker)? {
+            Some((entry, deliveries)) => {
+                *finished = Some(self.analyse_entry(worker, &entry, deliveries)?);
+                Ok(false)
+            }
+            None => Ok(!worker.follow && self.broker.rows_done()? >= worker.total),
+        }
+    }
+
+    /// New connections for the slot and its heartbeat, tried until `--broker-retry` runs out.
+    fn reconnect(&mut self, worker: &Worker, cause: &anyhow::Error) -> anyhow::Result<()> {
+        eprintln!(
+            "eval-cli: warning: broker lost ({cause:#}); reconnecting for up to {:?}",
+            worker.broker_retry
+        );
+        worker.event(json!({"event": "broker_lost", "consumer": self.consumer}));
+        let deadline = Instant::now() + worker.broker_retry;
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let attempt = self.broker.reconnect().and_then(|mut con| {
+                // A broker replaying its append-only file accepts connections before it
+                // answers commands: the first command is the test.
+                con.rows_done()?;
+                Ok((con, self.broker.reconnect()?))
+            });
+            match attempt {
+                Ok((con, beat)) => {
+                    self.broker = con;
+                    self.beat = beat;
+                    worker.event(json!({"event": "reconnected", "consumer": self.consumer}));
+                    return Ok(());
+                }
+                Err(err) if broker_unreachable(&err) && Instant::now() < deadline => {
+                    if worker.cancel.load(Ordering::SeqCst) {
+                        return Err(err.context("cancelled while the broker was unreachable"));
                     }
+                    thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                Err(err) => {
+                    return Err(err.context(format!(
+                        "the broker at {} stayed unreachable for {:?} (--broker-retry)",
+                        self.broker.url, worker.broker_retry
+                    )));
                 }
             }
         }
-        Ok(())
     }
 
     /// An entry whose worker went silent, else a new one (waiting a little for it); with
@@ -536,14 +690,13 @@ impl Slot {
             .map(|entry| (entry, 1)))
     }
 
-    /// Analyses one entry (or gives it up when it has killed too many workers), then stores
-    /// its row and acknowledges it in one transaction.
-    fn process(
+    /// Analyses one entry, or gives it up when it has killed too many workers.
+    fn analyse_entry(
         &mut self,
         worker: &Worker,
         entry: &StreamId,
         deliveries: usize,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Finished> {
         let index: usize = entry
             .get("index")
             .with_context(|| format!("stream entry {} has no index", entry.id))?;
@@ -551,40 +704,80 @@ impl Slot {
             .get("path")
             .with_context(|| format!("stream entry {} has no path", entry.id))?;
         let path = PathBuf::from(path);
+        worker.event(json!({
+            "event": "claimed", "index": index, "deliveries": deliveries,
+            "consumer": self.consumer,
+        }));
         let record = if deliveries > MAX_DELIVERIES {
             let reason = format!(
                 "dist: worker_died: delivered {MAX_DELIVERIES} times and its worker died each time"
             );
             AnalyzeRecord::new(&path, Status::Error, None, Some(&reason))
         } else {
-            self.analyse_with_heartbeat(worker, &entry.id, &path)
+            self.analyse_with_heartbeat(worker, &entry.id, index, &path)
         };
-        let line = CsvLine.serialize(&record)?;
+        Ok(Finished {
+            id: entry.id.clone(),
+            index,
+            record,
+        })
+    }
+
+    /// Stores a row and acknowledges its entry in one transaction; returns `false` (the job
+    /// goes on). Repeating it is harmless: `HSETNX` keeps the first row, `XACK` is idempotent.
+    fn store(&mut self, worker: &Worker, finished: &Finished) -> anyhow::Result<bool> {
+        let line = CsvLine.serialize(&finished.record)?;
         let keys = &self.broker.keys;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
         redis::pipe()
             .atomic()
             .cmd("HSETNX")
             .arg(&keys.rows)
-            .arg(index)
+            .arg(finished.index)
             .arg(line)
             .ignore()
             .cmd("HSETNX")
             .arg(&keys.states)
-            .arg(index)
-            .arg(&record.status)
+            .arg(finished.index)
+            .arg(&finished.record.status)
             .ignore()
             .cmd("XACK")
             .arg(&keys.stream)
             .arg(GROUP)
-            .arg(&entry.id)
+            .arg(&finished.id)
+            .ignore()
+            // When rows were stored, for the rate and ETA of `dist status`; only the last
+            // RATE_WINDOW is kept, so the set stays small whatever the job's size.
+            .cmd("ZADD")
+            .arg(&keys.finished_at)
+            .arg(now_ms)
+            .arg(finished.index)
+            .ignore()
+            .cmd("ZREMRANGEBYSCORE")
+            .arg(&keys.finished_at)
+            .arg("-inf")
+            .arg(format!("({}", now_ms.saturating_sub(RATE_WINDOW_MS)))
             .ignore()
             .query::<()>(&mut self.broker.con)?;
-        Ok(())
+        worker.event(json!({
+            "event": "stored", "index": finished.index, "status": finished.record.status,
+            "consumer": self.consumer,
+        }));
+        Ok(false)
     }
 
-    /// The row of `path`, analysed by the batch runner as `analyze` does, while another
-    /// thread keeps the claim on entry `id` fresh.
-    fn analyse_with_heartbeat(&mut self, worker: &Worker, id: &str, path: &Path) -> AnalyzeRecord {
+    /// The row of `path`, analysed by the batch runner as `analyze` does (read where
+    /// `--path-map` says, kept under the submitted path), while another thread keeps the
+    /// claim on entry `id` fresh.
+    fn analyse_with_heartbeat(
+        &mut self,
+        worker: &Worker,
+        id: &str,
+        index: usize,
+        path: &Path,
+    ) -> AnalyzeRecord {
         let done = AtomicBool::new(false);
         let interval = (worker.reclaim_after / 3).max(Duration::from_millis(50));
         let beat = &mut self.beat;
@@ -605,12 +798,22 @@ impl Slot {
                         .arg(id)
                         .arg("JUSTID")
                         .query(&mut beat.con);
-                    if let Err(err) = refreshed {
-                        eprintln!("eval-cli: warning: heartbeat for {id} failed: {err}");
+                    match refreshed {
+                        Ok(_) => worker.event(json!({
+                            "event": "heartbeat", "index": index, "consumer": consumer,
+                        })),
+                        Err(err) => {
+                            eprintln!("eval-cli: warning: heartbeat for {id} failed: {err}");
+                            // After a broker restart the old connection is dead: try a new
+                            // one at the next beat.
+                            if let Ok(fresh) = beat.reconnect() {
+                                *beat = fresh;
+                            }
+                        }
                     }
                 }
             });
-            let files = [path.to_path_buf()];
+            let files = [worker.local_path(path)];
             let summary = Batch::new(&worker.analyzer).run(&files, &Sequential);
             done.store(true, Ordering::SeqCst);
             heart.thread().unpark();
@@ -628,7 +831,7 @@ impl Slot {
 }
 
 /// The state of a job, as `dist status --json` prints it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobStatus {
     /// The job's name.
     pub job: String,
@@ -644,6 +847,11 @@ pub struct JobStatus {
     pub waiting: usize,
     /// Whether every row is stored.
     pub complete: bool,
+    /// Rows stored per second over the last minute (by the workers' clocks); `None` until
+    /// two rows were stored in that minute.
+    pub rate_per_s: Option<f64>,
+    /// Seconds until the job is complete at that rate.
+    pub eta_s: Option<f64>,
     /// Consumers holding entries, by name.
     pub consumers: Vec<ConsumerStatus>,
 }
@@ -701,6 +909,8 @@ fn job_status(broker: &mut Broker) -> anyhow::Result<JobStatus> {
     consumers.sort_by(|a, b| a.name.cmp(&b.name));
     let in_flight = summary.count();
     let total = manifest.total();
+    let rate_per_s = recent_rate(broker)?;
+    let eta_s = rate_per_s.map(|rate| total.saturating_sub(done) as f64 / rate);
     Ok(JobStatus {
         job: broker.job.clone(),
         total,
@@ -709,8 +919,37 @@ fn job_status(broker: &mut Broker) -> anyhow::Result<JobStatus> {
         in_flight,
         waiting: total.saturating_sub(done + in_flight),
         complete: done >= total,
+        rate_per_s,
+        eta_s,
         consumers,
     })
+}
+
+/// Rows per second between the first and the last row stored in the last minute.
+fn recent_rate(broker: &mut Broker) -> anyhow::Result<Option<f64>> {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let times: Vec<(String, f64)> = redis::cmd("ZRANGE")
+        .arg(&broker.keys.finished_at)
+        .arg(now_ms.saturating_sub(RATE_WINDOW_MS))
+        .arg("+inf")
+        .arg("BYSCORE")
+        .arg("WITHSCORES")
+        .query(&mut broker.con)?;
+    Ok(rate_of(times.iter().map(|(_, ms)| *ms)))
+}
+
+/// Rows per second of store times (ms, ascending): intervals between the first and the last.
+fn rate_of(times_ms: impl Iterator<Item = f64>) -> Option<f64> {
+    let (mut first, mut last, mut count) = (None, 0.0, 0usize);
+    for t in times_ms {
+        first.get_or_insert(t);
+        last = t;
+        count += 1;
+    }
+    let span_s = (last - first?) / 1000.0;
+    (count >= 2 && span_s > 0.0).then(|| (count - 1) as f64 / span_s)
 }
 
 fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
@@ -723,13 +962,18 @@ fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     } else {
         writeln!(
             out,
-            "job {}: {} of {} done ({} failed), {} in flight, {} waiting{}",
+            "job {}: {} of {} done ({} failed), {} in flight, {} waiting{}{}",
             status.job,
             status.done,
             status.total,
             status.failed,
             status.in_flight,
             status.waiting,
+            match (status.rate_per_s, status.eta_s) {
+                (Some(rate), Some(eta)) if !status.complete =>
+                    format!("; {rate:.1} files/s, ETA {}", eta_text(eta)),
+                _ => String::new(),
+            },
             if status.complete { "; complete" } else { "" }
         )?;
         for c in &status.consumers {
@@ -747,6 +991,16 @@ fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `1h02m`, `3m05s`, `42s`.
+fn eta_text(seconds: f64) -> String {
+    let s = seconds.round() as u64;
+    match (s / 3600, s % 3600 / 60, s % 60) {
+        (0, 0, sec) => format!("{sec}s"),
+        (0, min, sec) => format!("{min}m{sec:02}s"),
+        (h, min, _) => format!("{h}h{min:02}m"),
+    }
 }
 
 fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
@@ -812,6 +1066,49 @@ mod tests {
         // From the FNV reference (draft-eastlake-fnv): "" and "a".
         assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+
+    #[test]
+    fn rate_counts_intervals_between_the_first_and_the_last_row() {
+        assert_eq!(rate_of([].into_iter()), None);
+        assert_eq!(rate_of([5000.0].into_iter()), None);
+        assert_eq!(rate_of([1000.0, 1000.0].into_iter()), None);
+        // 5 rows over 2 s: 4 intervals.
+        let rate = rate_of([1000.0, 1500.0, 2000.0, 2500.0, 3000.0].into_iter()).unwrap();
+        assert!((rate - 2.0).abs() < 1e-12, "{rate}");
+    }
+
+    #[test]
+    fn eta_reads_like_a_clock() {
+        assert_eq!(eta_text(42.4), "42s");
+        assert_eq!(eta_text(185.0), "3m05s");
+        assert_eq!(eta_text(3720.0), "1h02m");
+    }
+
+    #[test]
+    fn path_maps_rewrite_the_prefix_only() {
+        let map = parse_path_map("/srv/music=/mnt/music").unwrap();
+        assert!(parse_path_map("/srv/music").is_err());
+        assert!(parse_path_map("=/mnt").is_err());
+        let worker = Worker {
+            analyzer: Analyzer::new(AnalyzerConfig::default()).unwrap(),
+            total: 0,
+            reclaim_after: Duration::from_secs(1),
+            broker_retry: Duration::from_secs(1),
+            path_maps: vec![map],
+            follow: false,
+            events: false,
+            cancel: Arc::new(AtomicBool::new(false)),
+        };
+        assert_eq!(
+            worker.local_path(Path::new("/srv/music/a/b.mp3")),
+            PathBuf::from("/mnt/music/a/b.mp3")
+        );
+        // A component-wise prefix: /srv/musical is not under /srv/music.
+        assert_eq!(
+            worker.local_path(Path::new("/srv/musical/b.mp3")),
+            PathBuf::from("/srv/musical/b.mp3")
+        );
     }
 
     #[test]

@@ -1,16 +1,18 @@
 //! `eval-cli dist` against a real broker: each test starts its own `redis-server` on a free
-//! loopback port (no disk persistence, a temp dir) and stops it by its pid, also when the test
-//! panics. Without `redis-server` installed the tests fail and say how to install it: CI
+//! loopback port (an append-only file in a temp dir) and stops it by its pid, also when the
+//! test panics. Without `redis-server` installed the tests fail and say how to install it: CI
 //! installs it, so these tests always run there.
 //!
-//! Nothing here reads a clock: the server's readiness is its own log line, and a dead worker
-//! is played by the test (pending entries it never acknowledged, set idle for a minute).
+//! Nothing here reads a clock: the server's readiness is its own log line, the workers say
+//! what they do as JSON lines (`--events`), and a file stays "mid-analysis" for as long as
+//! the test wants because it is a named pipe the test writes into when it chooses.
 
 use std::fs;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Output, Stdio};
+use std::sync::mpsc;
 use std::thread;
 
 use assert_cmd::Command;
@@ -22,7 +24,7 @@ const RATE: u32 = 22_050;
 struct RedisServer {
     child: Child,
     port: u16,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl RedisServer {
@@ -44,19 +46,10 @@ impl RedisServer {
                 .unwrap()
                 .port();
             let dir = tempfile::tempdir().unwrap();
-            let child = Process::new("redis-server")
-                .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-                .arg("--dir")
-                .arg(dir.path())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("cannot start redis-server");
             let mut server = RedisServer {
-                child,
+                child: Self::spawn(port, dir.path()),
                 port,
-                _dir: dir,
+                dir,
             };
             if server.wait_ready() {
                 return server;
@@ -64,6 +57,31 @@ impl RedisServer {
             // Another process took the port between our probe and the server's bind.
         }
         panic!("redis-server did not start on a free port in 5 tries");
+    }
+
+    /// The server on `port`, with its append-only file in `dir` (replayed when it exists).
+    fn spawn(port: u16, dir: &Path) -> Child {
+        Process::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "yes", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot start redis-server")
+    }
+
+    /// Kills the server with SIGKILL and starts it again on the same port from its
+    /// append-only file, as after a crash.
+    fn crash_and_restart(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        self.child = Self::spawn(self.port, self.dir.path());
+        assert!(
+            self.wait_ready(),
+            "redis-server did not restart on its port"
+        );
     }
 
     /// Reads the server's log until it says it accepts connections (true) or ends because
@@ -371,4 +389,326 @@ fn an_entry_that_killed_three_workers_becomes_an_error_row() {
         "{merged}"
     );
     assert!(lines[2].contains(",ok,"), "{merged}");
+}
+
+/// A `dist work --events` child: its JSON events arrive on a channel, other stderr lines are
+/// passed through. Killed when dropped.
+struct EventfulWorker {
+    process: WorkerProcess,
+    events: mpsc::Receiver<serde_json::Value>,
+    seen: Vec<serde_json::Value>,
+}
+
+impl EventfulWorker {
+    fn spawn(server: &RedisServer, job: &str, rest: &[&str]) -> Self {
+        let mut child = Process::cargo_bin("eval-cli")
+            .unwrap()
+            .args([
+                "dist",
+                "work",
+                "--broker",
+                &server.url(),
+                "--job",
+                job,
+                "--events",
+            ])
+            .args(rest)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let err = child.stderr.take().unwrap();
+        let (tx, events) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                match serde_json::from_str::<serde_json::Value>(&line) {
+                    Ok(event) if event.is_object() => {
+                        let _ = tx.send(event);
+                    }
+                    _ => eprintln!("{line}"),
+                }
+            }
+        });
+        EventfulWorker {
+            process: WorkerProcess(child),
+            events,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Blocks until an event matching `wanted` arrives, and returns it; panics when the
+    /// worker ends first (its stderr closes).
+    fn wait_for(
+        &mut self,
+        what: &str,
+        wanted: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        loop {
+            match self.events.recv() {
+                Ok(event) => {
+                    self.seen.push(event.clone());
+                    if wanted(&event) {
+                        return event;
+                    }
+                }
+                Err(_) => panic!(
+                    "the worker ended before {what}; its events: {:?}",
+                    self.seen
+                ),
+            }
+        }
+    }
+
+    /// Waits for the worker to exit and returns all its events.
+    fn finish(mut self) -> (std::process::ExitStatus, Vec<serde_json::Value>) {
+        let status = self.process.0.wait().unwrap();
+        self.seen.extend(self.events.try_iter());
+        (status, self.seen)
+    }
+}
+
+fn is_event(event: &serde_json::Value, name: &str, index: Option<u64>) -> bool {
+    event["event"] == name && index.is_none_or(|i| event["index"] == i)
+}
+
+/// A named pipe standing for an audio file whose analysis lasts as long as the test wants:
+/// a reader blocks until [`feed`] writes into it.
+fn fifo(path: &Path) -> PathBuf {
+    let made = Process::new("mkfifo").arg(path).status().unwrap();
+    assert!(made.success(), "mkfifo {}", path.display());
+    path.to_path_buf()
+}
+
+/// Writes `bytes` into the pipe for its next reader (the open blocks until one comes).
+fn feed(path: &Path, bytes: Vec<u8>) -> thread::JoinHandle<()> {
+    let path = path.to_path_buf();
+    thread::spawn(move || {
+        let mut pipe = fs::File::create(&path).unwrap();
+        // A reader killed mid-file makes the write fail (EPIPE): that is the point.
+        let _ = pipe.write_all(&bytes);
+    })
+}
+
+/// A WAV the pipe serves, and the same bytes as a regular file (for `analyze`).
+fn pipe_audio(dir: &Path) -> Vec<u8> {
+    let wav = dir.join("piped-source.wav");
+    click_wav(&wav, 123.0, 4.0);
+    let bytes = fs::read(&wav).unwrap();
+    fs::remove_file(wav).unwrap();
+    bytes
+}
+
+/// `analyze --out` of `inputs`, while `pipe` (one of them) is fed `audio` once.
+fn analyze_with_pipe(inputs: &[&Path], pipe: &Path, audio: &[u8], dir: &Path) -> Vec<u8> {
+    let feeder = feed(pipe, audio.to_vec());
+    let out = dir.join("analyze.csv");
+    let output = eval_cli()
+        .arg("analyze")
+        .args(inputs)
+        .arg("--out")
+        .arg(&out)
+        // One worker: no header probe for the schedule, so the pipe is opened once.
+        .args(["--workers", "1", "--progress", "off"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    feeder.join().unwrap();
+    fs::read(out).unwrap()
+}
+
+#[test]
+fn a_worker_killed_mid_file_loses_nothing_and_its_file_is_delivered_again() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path(), 60, 3.0);
+    let audio = pipe_audio(dir.path());
+    let pipe = fifo(&dir.path().join("0-slow.wav"));
+    let submitted = dist(
+        &server,
+        "submit",
+        "j",
+        &[pipe.to_str().unwrap(), lib.to_str().unwrap()],
+    );
+    assert_ok(&submitted, "dist submit");
+
+    // The first worker takes the pipe (entry 0, first in the list) and is killed while it
+    // has read only part of the file.
+    let mut victim =
+        EventfulWorker::spawn(&server, "j", &["--workers", "1", "--reclaim-after", "1"]);
+    victim.wait_for("claiming the pipe", |e| is_event(e, "claimed", Some(0)));
+    let mut half_written = fs::File::create(&pipe).unwrap();
+    half_written.write_all(&audio[..600]).unwrap();
+    victim.process.0.kill().unwrap();
+    drop(half_written);
+    let (_, victim_events) = victim.finish();
+    assert!(!victim_events.iter().any(|e| is_event(e, "stored", Some(0))));
+
+    // Two more take over: one of them reclaims the pipe's entry and reads it whole.
+    let feeder = feed(&pipe, audio.clone());
+    let rest = ["--workers", "1", "--reclaim-after", "1"];
+    let b = EventfulWorker::spawn(&server, "j", &rest);
+    let c = EventfulWorker::spawn(&server, "j", &rest);
+    let (b_status, b_events) = b.finish();
+    let (c_status, c_events) = c.finish();
+    assert!(b_status.success() && c_status.success());
+    feeder.join().unwrap();
+    let redelivered: Vec<_> = b_events
+        .iter()
+        .chain(&c_events)
+        .filter(|e| is_event(e, "claimed", Some(0)))
+        .collect();
+    assert_eq!(redelivered.len(), 1, "{redelivered:?}");
+    assert_eq!(redelivered[0]["deliveries"], 2, "{redelivered:?}");
+
+    let s = status(&server, "j");
+    assert_eq!(s["complete"], true, "{s}");
+    assert_eq!(s["total"], 62, "{s}");
+    assert_eq!(
+        merged_bytes(&server, "j", dir.path()),
+        analyze_with_pipe(&[&pipe, &lib], &pipe, &audio, dir.path())
+    );
+}
+
+#[test]
+fn a_slow_but_live_worker_keeps_its_file() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path(), 6, 3.0);
+    let audio = pipe_audio(dir.path());
+    let pipe = fifo(&dir.path().join("0-slow.wav"));
+    let submitted = dist(
+        &server,
+        "submit",
+        "j",
+        &[pipe.to_str().unwrap(), lib.to_str().unwrap()],
+    );
+    assert_ok(&submitted, "dist submit");
+
+    // A holds the pipe for longer than --reclaim-after (2 s): its heartbeat comes every
+    // 2/3 s, so after four beats the claim would have been stale without them.
+    let flags = ["--workers", "1", "--reclaim-after", "2"];
+    let mut a = EventfulWorker::spawn(&server, "j", &flags);
+    a.wait_for("claiming the pipe", |e| is_event(e, "claimed", Some(0)));
+    for _ in 0..4 {
+        a.wait_for("a heartbeat", |e| is_event(e, "heartbeat", Some(0)));
+    }
+    // B does everything else, and keeps scanning for stale claims while A beats on.
+    let mut b = EventfulWorker::spawn(&server, "j", &flags);
+    for _ in 0..7 {
+        let event = b.wait_for("a stored row", |e| {
+            is_event(e, "stored", None) || is_event(e, "claimed", Some(0))
+        });
+        assert!(
+            !is_event(&event, "claimed", Some(0)),
+            "B stole the live worker's file: {event}"
+        );
+    }
+    for _ in 0..3 {
+        a.wait_for("a heartbeat", |e| is_event(e, "heartbeat", Some(0)));
+    }
+    let held = status(&server, "j");
+    let consumer = held["consumers"][0].clone();
+    assert_eq!(held["consumers"].as_array().unwrap().len(), 1, "{held}");
+    assert_eq!(consumer["files"][0]["index"], 0, "{held}");
+    assert_eq!(consumer["files"][0]["deliveries"], 1, "{held}");
+
+    feed(&pipe, audio).join().unwrap();
+    a.wait_for("the pipe's row", |e| is_event(e, "stored", Some(0)));
+    let (a_status, _) = a.finish();
+    let (b_status, b_events) = b.finish();
+    assert!(a_status.success() && b_status.success());
+    assert!(
+        !b_events.iter().any(|e| is_event(e, "claimed", Some(0))),
+        "B stole the live worker's file: {b_events:?}"
+    );
+    assert_eq!(status(&server, "j")["complete"], true);
+}
+
+#[test]
+fn a_broker_crash_mid_job_loses_nothing() {
+    let mut server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path(), 12, 3.0);
+    let audio = pipe_audio(dir.path());
+    let pipe = fifo(&dir.path().join("0-slow.wav"));
+    let submitted = dist(
+        &server,
+        "submit",
+        "j",
+        &[pipe.to_str().unwrap(), lib.to_str().unwrap()],
+    );
+    assert_ok(&submitted, "dist submit");
+
+    // The worker is inside the pipe's analysis when the broker dies; it is back, from its
+    // append-only file, before the analysis ends.
+    let mut worker =
+        EventfulWorker::spawn(&server, "j", &["--workers", "1", "--reclaim-after", "5"]);
+    worker.wait_for("claiming the pipe", |e| is_event(e, "claimed", Some(0)));
+    server.crash_and_restart();
+    feed(&pipe, audio.clone()).join().unwrap();
+    worker.wait_for("losing the broker", |e| is_event(e, "broker_lost", None));
+    worker.wait_for("finding it again", |e| is_event(e, "reconnected", None));
+    let (worker_status, events) = worker.finish();
+    assert!(worker_status.success(), "{events:?}");
+    assert!(events.iter().any(|e| is_event(e, "stored", Some(0))));
+
+    let s = status(&server, "j");
+    assert_eq!(s["complete"], true, "{s}");
+    assert_eq!(
+        merged_bytes(&server, "j", dir.path()),
+        analyze_with_pipe(&[&pipe, &lib], &pipe, &audio, dir.path())
+    );
+}
+
+#[test]
+fn path_map_reads_elsewhere_and_keeps_the_submitted_path() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path(), 3, 3.0);
+    assert_ok(&submit(&server, "j", &lib), "dist submit");
+    // This "machine" sees the library under another name.
+    let mounted = dir.path().join("mnt");
+    fs::rename(&lib, &mounted).unwrap();
+    let map = format!("{}={}", lib.display(), mounted.display());
+    let worker = dist(
+        &server,
+        "work",
+        "j",
+        &["--workers", "1", "--path-map", &map],
+    );
+    assert_ok(&worker, "dist work");
+    let merged = merged_bytes(&server, "j", dir.path());
+    fs::rename(&mounted, &lib).unwrap();
+    assert_eq!(merged, analyze_bytes(&lib, dir.path()));
+}
+
+#[test]
+fn status_reports_a_rate_and_an_eta_while_running() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path(), 6, 3.0);
+    let audio = pipe_audio(dir.path());
+    let pipe = fifo(&dir.path().join("z-last.wav"));
+    let submitted = dist(
+        &server,
+        "submit",
+        "j",
+        &[lib.to_str().unwrap(), pipe.to_str().unwrap()],
+    );
+    assert_ok(&submitted, "dist submit");
+    let mut worker = EventfulWorker::spawn(&server, "j", &["--workers", "1"]);
+    // The pipe is last: when it is claimed, every other row is stored.
+    worker.wait_for("claiming the pipe", |e| is_event(e, "claimed", Some(7)));
+    let s = status(&server, "j");
+    assert_eq!(s["done"], 7, "{s}");
+    assert!(s["rate_per_s"].as_f64().unwrap() > 0.0, "{s}");
+    assert!(s["eta_s"].as_f64().unwrap() > 0.0, "{s}");
+    let text = dist(&server, "status", "j", &[]);
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("files/s, ETA"),
+        "{text:?}"
+    );
+    feed(&pipe, audio).join().unwrap();
+    let (worker_status, _) = worker.finish();
+    assert!(worker_status.success());
 }
