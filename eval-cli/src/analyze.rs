@@ -293,6 +293,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
 /// Says on stderr how many rows came from the cache (a JSON line under `--progress
 /// jsonl`, so that stderr stays JSON lines).
 fn report_cache(cache: &ResultCache, progress: ProgressMode) {
+    cache.flush();
     let stats = cache.stats();
     if progress == ProgressMode::Jsonl {
         let mut line = serde_json::json!({

@@ -30,21 +30,29 @@
 //!   locks, which the kernel drops when a process dies). That is what `analyze` runs next
 //!   to `serve` on one DIR need, without a retry loop of our own and without linking C
 //!   (SQLite with WAL would also do; it costs a C build and the pure-Rust store passes the
-//!   same tests). Each row is its own committed, fsynced transaction (`Durability::
-//!   Immediate`), so a SIGKILL at any moment loses at most the rows being written, and
-//!   redb's commit protocol (two commit slots, checksummed) leaves the file openable; the
-//!   next open repairs the allocator state if needed. The tests kill a writer mid-batch and
-//!   run two writers at once.
-//! - **No pre-check by (path, size, mtime)**: hashing runs at about 1-2 GB/s on one core
-//!   (README, "Result cache"), faster than reading the file from disk, so a table of stat
-//!   results would save little and add a way to be wrong (an edit within the mtime's
-//!   granularity that keeps the size).
+//!   same tests).
+//! - **Writes: a writer thread, small batches.** A worker hands its row to the cache's
+//!   writer thread and goes on; the writer commits whatever rows are waiting in one
+//!   fsynced transaction (`Durability::Immediate`, about 5 ms here). One transaction per
+//!   row on the worker's thread made the workers wait on fsync and capped all processes
+//!   sharing a DIR at about 180 rows per second (README, "Result cache"). Rows waiting or
+//!   in a commit are seen by this process's lookups at once. A SIGKILL at any moment loses
+//!   at most the rows not yet committed (they are analysed again next time), and redb's
+//!   commit protocol (two commit slots, checksummed) leaves the file openable; the next
+//!   open repairs the allocator state if needed. The tests kill a writer mid-batch and run
+//!   two writers at once.
+//! - **No pre-check by (path, size, mtime)**: with a warm page cache hashing runs at 4.5-6.8
+//!   GB/s (README, "Result cache"), so a table of stat results would save little there
+//!   and add a way to be wrong (an edit within the timestamps' granularity that keeps the
+//!   size). It would pay on a cold library on a slow disk, where a hit reads the whole file.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use analyzer_core::batch::{Job, Status};
@@ -222,22 +230,111 @@ pub struct CacheStats {
     pub hits: u64,
     /// Lookups that found none (and files analysed under `--force`).
     pub misses: u64,
-    /// Rows written.
+    /// Rows committed by [`ResultCache::store`] (call [`ResultCache::flush`] first for the
+    /// final count).
     pub stored: u64,
     /// Lookups or writes that failed (the file was analysed as without a cache).
     pub errors: u64,
 }
 
-/// The result cache of one folder, opened once per process and shared by its workers.
+/// Rows by key bytes, waiting for or in their commit.
+type Rows = HashMap<[u8; 64], Vec<u8>>;
+
+/// Rows [`ResultCache::store`] has handed to the writer thread. Lookups see them at once,
+/// so a process reads its own writes before they are committed.
+#[derive(Debug, Default)]
+struct Queue {
+    /// Rows not yet taken by the writer.
+    pending: Rows,
+    /// The rows of the commit under way.
+    committing: Arc<Rows>,
+    /// The cache is being dropped: commit what is left and stop.
+    closing: bool,
+}
+
 #[derive(Debug)]
-pub struct ResultCache {
+struct Shared {
     db: Database,
     file: PathBuf,
+    queue: Mutex<Queue>,
+    /// Rows were queued (for the writer), or a commit ended (for `flush`).
+    changed: Condvar,
     hits: AtomicU64,
     misses: AtomicU64,
     stored: AtomicU64,
     errors: AtomicU64,
     first_error: Mutex<Option<String>>,
+}
+
+impl Shared {
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn note_error(&self, err: &anyhow::Error, rows: u64) {
+        self.errors.fetch_add(rows, Ordering::Relaxed);
+        let mut first = self
+            .first_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        first.get_or_insert_with(|| format!("{err:#}"));
+    }
+
+    fn commit(&self, rows: &Rows) -> anyhow::Result<()> {
+        let write = self.db.begin_write()?;
+        {
+            let mut table = write.open_table(ROWS)?;
+            for (key, value) in rows {
+                table.insert(key.as_slice(), value.as_slice())?;
+            }
+        }
+        write.commit()?;
+        Ok(())
+    }
+
+    /// The writer thread: commits whatever rows are queued, all in one transaction, until
+    /// the cache closes. Workers never wait for a commit (an fsync, about 5 ms), and rows
+    /// that finish while one is under way share the next.
+    fn write_rows(&self) {
+        loop {
+            let rows = {
+                let mut queue = self.queue();
+                while queue.pending.is_empty() && !queue.closing {
+                    queue = self
+                        .changed
+                        .wait(queue)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+                if queue.pending.is_empty() {
+                    return;
+                }
+                let rows = Arc::new(std::mem::take(&mut queue.pending));
+                queue.committing = Arc::clone(&rows);
+                rows
+            };
+            let count = rows.len() as u64;
+            match self.commit(&rows) {
+                Ok(()) => {
+                    self.stored.fetch_add(count, Ordering::Relaxed);
+                }
+                Err(err) => self.note_error(&err, count),
+            }
+            self.queue().committing = Arc::default();
+            self.changed.notify_all();
+        }
+    }
+}
+
+/// The result cache of one folder, opened once per process and shared by its workers.
+///
+/// [`ResultCache::store`] hands rows to a writer thread that commits them in small
+/// batches; [`ResultCache::flush`] waits for it, and dropping the cache commits what is
+/// left. [`ResultCache::get`] and [`ResultCache::put`] are the plain, uncounted,
+/// synchronous operations.
+#[derive(Debug)]
+pub struct ResultCache {
+    shared: Arc<Shared>,
+    writer: Option<JoinHandle<()>>,
 }
 
 impl ResultCache {
@@ -252,54 +349,76 @@ impl ResultCache {
             .set_cache_size(PAGE_CACHE_BYTES)
             .create(&file)
             .with_context(|| format!("cannot open the result cache {}", file.display()))?;
-        Ok(ResultCache {
+        let shared = Arc::new(Shared {
             db,
             file,
+            queue: Mutex::default(),
+            changed: Condvar::new(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             stored: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             first_error: Mutex::new(None),
+        });
+        let writer = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("result-cache-writer".into())
+                .spawn(move || shared.write_rows())
+                .context("cannot start the result cache's writer thread")?
+        };
+        Ok(ResultCache {
+            shared,
+            writer: Some(writer),
         })
     }
 
     /// The store's file.
     pub fn file(&self) -> &Path {
-        &self.file
+        &self.shared.file
     }
 
-    /// The stored outcome of `key`, if any. Counts nothing (see [`ResultCache::lookup`]).
+    /// The stored outcome of `key`, if any (rows queued by this handle included). Counts
+    /// nothing (see [`ResultCache::lookup`]).
     pub fn get(&self, key: &CacheKey) -> anyhow::Result<Option<Stored>> {
-        let read = self.db.begin_read()?;
+        let key = key.bytes();
+        let queued = {
+            let queue = self.shared.queue();
+            queue
+                .pending
+                .get(&key)
+                .or_else(|| queue.committing.get(&key))
+                .cloned()
+        };
+        let parse = |bytes: &[u8]| {
+            serde_json::from_slice(bytes)
+                .with_context(|| format!("a row of {} does not parse", self.file().display()))
+        };
+        if let Some(bytes) = queued {
+            return parse(&bytes).map(Some);
+        }
+        let read = self.shared.db.begin_read()?;
         let table = match read.open_table(ROWS) {
             Ok(table) => table,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
             Err(err) => return Err(err.into()),
         };
-        let Some(value) = redb::ReadableTable::get(&table, key.bytes().as_slice())? else {
-            return Ok(None);
-        };
-        let stored = serde_json::from_slice(value.value())
-            .with_context(|| format!("a row of {} does not parse", self.file.display()))?;
-        Ok(Some(stored))
+        match redb::ReadableTable::get(&table, key.as_slice())? {
+            Some(value) => parse(value.value()).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Stores `value` under `key` (replacing any row there) in its own committed
     /// transaction, durable when this returns. Counts nothing.
     pub fn put(&self, key: &CacheKey, value: &Stored) -> anyhow::Result<()> {
-        let bytes = serde_json::to_vec(value)?;
-        let write = self.db.begin_write()?;
-        {
-            let mut table = write.open_table(ROWS)?;
-            table.insert(key.bytes().as_slice(), bytes.as_slice())?;
-        }
-        write.commit()?;
-        Ok(())
+        let rows = Rows::from([(key.bytes(), serde_json::to_vec(value)?)]);
+        self.shared.commit(&rows)
     }
 
-    /// How many rows the store holds (all settings together).
+    /// How many rows the store holds (all settings together; queued rows not counted).
     pub fn len(&self) -> anyhow::Result<u64> {
-        let read = self.db.begin_read()?;
+        let read = self.shared.db.begin_read()?;
         match read.open_table(ROWS) {
             Ok(table) => Ok(redb::ReadableTableMetadata::len(&table)?),
             Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
@@ -315,59 +434,80 @@ impl ResultCache {
     /// [`ResultCache::get`], counted as a hit or a miss; a failed lookup is counted as an
     /// error and a miss, so the file is analysed as without a cache.
     pub fn lookup(&self, key: &CacheKey) -> Option<Stored> {
-        match self.get(key) {
+        let counter = match self.get(key) {
             Ok(Some(stored)) => {
-                self.hits.fetch_add(1, Ordering::Relaxed);
-                Some(stored)
+                self.shared.hits.fetch_add(1, Ordering::Relaxed);
+                return Some(stored);
             }
-            Ok(None) => {
-                self.misses.fetch_add(1, Ordering::Relaxed);
-                None
-            }
+            Ok(None) => &self.shared.misses,
             Err(err) => {
-                self.note_error(&err);
-                self.misses.fetch_add(1, Ordering::Relaxed);
-                None
+                self.shared.note_error(&err, 1);
+                &self.shared.misses
             }
-        }
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        None
     }
 
-    /// [`ResultCache::put`], counted as stored or as an error (the row itself is not lost:
-    /// it is the caller's to write).
+    /// Queues `value` under `key` for the writer thread and returns at once; lookups of
+    /// this handle see it from now on. A commit that fails is counted as an error (the
+    /// row itself is not lost: it is the caller's to write).
     pub fn store(&self, key: &CacheKey, value: &Stored) {
-        match self.put(key, value) {
-            Ok(()) => {
-                self.stored.fetch_add(1, Ordering::Relaxed);
+        match serde_json::to_vec(value) {
+            Ok(bytes) => {
+                self.shared.queue().pending.insert(key.bytes(), bytes);
+                self.shared.changed.notify_all();
             }
-            Err(err) => self.note_error(&err),
+            Err(err) => self.shared.note_error(&err.into(), 1),
         }
     }
 
-    fn note_error(&self, err: &anyhow::Error) {
-        self.errors.fetch_add(1, Ordering::Relaxed);
-        let mut first = self
-            .first_error
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        first.get_or_insert_with(|| format!("{err:#}"));
+    /// Waits until every row stored so far is committed (or failed).
+    pub fn flush(&self) {
+        let mut queue = self.shared.queue();
+        while !queue.pending.is_empty() || !queue.committing.is_empty() {
+            queue = self
+                .shared
+                .changed
+                .wait(queue)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Counts a file analysed without a lookup (`--force`).
+    fn count_miss(&self) {
+        self.shared.misses.fetch_add(1, Ordering::Relaxed);
     }
 
     /// What this handle did so far.
     pub fn stats(&self) -> CacheStats {
+        let s = &self.shared;
         CacheStats {
-            hits: self.hits.load(Ordering::Relaxed),
-            misses: self.misses.load(Ordering::Relaxed),
-            stored: self.stored.load(Ordering::Relaxed),
-            errors: self.errors.load(Ordering::Relaxed),
+            hits: s.hits.load(Ordering::Relaxed),
+            misses: s.misses.load(Ordering::Relaxed),
+            stored: s.stored.load(Ordering::Relaxed),
+            errors: s.errors.load(Ordering::Relaxed),
         }
     }
 
     /// The first lookup or write that failed, if one did.
     pub fn first_error(&self) -> Option<String> {
-        self.first_error
+        self.shared
+            .first_error
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+}
+
+/// Commits the rows still queued, then stops the writer.
+impl Drop for ResultCache {
+    fn drop(&mut self) {
+        self.shared.queue().closing = true;
+        self.shared.changed.notify_all();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
     }
 }
 
@@ -478,7 +618,7 @@ impl<J: Job<Output = Analysis>> Job for CachedAnalyzer<'_, J> {
             });
         }
         if self.force {
-            cache.misses.fetch_add(1, Ordering::Relaxed);
+            cache.count_miss();
         }
         match self.analyse(path, stop) {
             Ok(analyzed) => {
@@ -579,6 +719,7 @@ mod tests {
         let cached = CachedAnalyzer::new(&job, Some(&cache), &fingerprint);
         let first = Batch::new(&cached).run(&files, &Sequential);
         assert_eq!(job.calls.swap(0, Ordering::SeqCst), 2);
+        cache.flush();
         assert_eq!(cache.stats().stored, 2, "the ok row and the decode error");
         let second = Batch::new(&cached).run(&files, &Sequential);
         assert_eq!(job.calls.load(Ordering::SeqCst), 0, "hits are not analysed");
@@ -608,7 +749,49 @@ mod tests {
         let third = Batch::new(&forced).run(&files, &Sequential);
         assert_eq!(job.calls.load(Ordering::SeqCst), 2);
         assert_eq!(rows(&third), rows(&reference));
+        cache.flush();
         assert_eq!(cache.len().unwrap(), 2);
+        assert_eq!(cache.stats().stored, 4);
+    }
+
+    #[test]
+    fn stored_rows_are_seen_at_once_and_committed_by_flush_or_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings::new("test");
+        let key = |i: u8| CacheKey::of_hash([i; 32], settings);
+        let row = |i: u8| {
+            Stored::Row(AnalyzeRecord {
+                bpm: format!("{i}.000"),
+                ..AnalyzeRecord::default()
+            })
+        };
+        {
+            let cache = ResultCache::open(dir.path()).unwrap();
+            for i in 0..50 {
+                cache.store(&key(i), &row(i));
+                assert_eq!(
+                    cache.get(&key(i)).unwrap(),
+                    Some(row(i)),
+                    "read your writes"
+                );
+            }
+            cache.flush();
+            assert_eq!(cache.len().unwrap(), 50);
+            assert_eq!(cache.stats().stored, 50);
+            for i in 50..100 {
+                cache.store(&key(i), &row(i));
+            }
+        }
+        let reopened = ResultCache::open(dir.path()).unwrap();
+        assert_eq!(
+            reopened.len().unwrap(),
+            100,
+            "dropping commits what is queued"
+        );
+        for i in 0..100 {
+            assert_eq!(reopened.get(&key(i)).unwrap(), Some(row(i)));
+        }
+        assert_eq!(reopened.get(&key(200)).unwrap(), None);
     }
 
     #[test]
