@@ -5,7 +5,9 @@
 //! checks each value; [`Plan`] is what the run needs (an analyzer, runner options, where
 //! rows go). The rows carry results only, no timings, so a completed run gives the same
 //! bytes for any worker count, and `--resume` after an interruption gives the same bytes
-//! as a run that was never interrupted.
+//! as a run that was never interrupted. With `--cache DIR` a file already analysed with
+//! the same bytes and settings gets its row from the cache ([`crate::cache`]) without
+//! being decoded; the bytes are the same as without it.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -20,6 +22,7 @@ use analyzer_core::{Analysis, Analyzer, AnalyzerConfig};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::cache::{Analyzed, CachedAnalyzer, ResultCache};
 use crate::flags;
 use crate::report::export::{self, CsvLine, Exporter};
 use crate::runner::{self, ProgressMode, RowLog, RunOptions, Schedule};
@@ -146,6 +149,14 @@ pub struct AnalyzeArgs {
     /// the end) or `input`, to measure what that buys.
     #[arg(long, value_enum, default_value_t = Schedule::LongestFirst, help_heading = "Advanced")]
     schedule: Schedule,
+    /// Keep rows in DIR/results.redb by file content and settings, and take a file's row
+    /// from there when its bytes were analysed before with the same settings (a renamed
+    /// or copied file too): it is not decoded again. Several processes may share DIR.
+    #[arg(long, value_name = "DIR")]
+    cache: Option<PathBuf>,
+    /// With --cache: analyse every file again and overwrite its cached row.
+    #[arg(long, requires = "cache")]
+    force: bool,
 }
 
 /// What a run of `analyze` needs, built from the flags.
@@ -156,12 +167,15 @@ struct Plan {
     shard: Option<Shard>,
     analyzer: Analyzer,
     options: RunOptions,
+    cache: Option<ResultCache>,
+    force: bool,
 }
 
 impl Plan {
     fn new(args: AnalyzeArgs) -> anyhow::Result<Self> {
         let analyzer = flags::analyzer(args.min_bpm, args.max_bpm)?;
         let workers = flags::resolve_workers(args.workers);
+        let cache = args.cache.as_deref().map(ResultCache::open).transpose()?;
         Ok(Plan {
             paths: args.paths,
             out: args.out,
@@ -175,6 +189,8 @@ impl Plan {
                 progress: args.progress,
                 cancel: Arc::new(AtomicBool::new(false)),
             },
+            cache,
+            force: args.force,
         })
     }
 }
@@ -224,6 +240,9 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         .unzip();
     runner::install_signal_handler(Arc::clone(&plan.options.cancel));
     let summary = analyze_files(&plan, &pending, &positions, &mut output)?;
+    if let Some(cache) = &plan.cache {
+        report_cache(cache, plan.options.progress);
+    }
 
     if summary.cancelled {
         if let Output::Stdout(in_order) = &mut output {
@@ -271,6 +290,41 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     }))
 }
 
+/// Says on stderr how many rows came from the cache (a JSON line under `--progress
+/// jsonl`, so that stderr stays JSON lines).
+fn report_cache(cache: &ResultCache, progress: ProgressMode) {
+    cache.flush();
+    let stats = cache.stats();
+    if progress == ProgressMode::Jsonl {
+        let mut line = serde_json::json!({
+            "event": "cache",
+            "file": cache.file().to_string_lossy(),
+            "hits": stats.hits,
+            "misses": stats.misses,
+            "stored": stats.stored,
+            "errors": stats.errors,
+        })
+        .to_string();
+        line.push('\n');
+        let _ = io::stderr().lock().write_all(line.as_bytes());
+        return;
+    }
+    eprintln!(
+        "eval-cli: cache {}: {} of {} rows from the cache, {} stored",
+        cache.file().display(),
+        stats.hits,
+        stats.hits + stats.misses,
+        stats.stored
+    );
+    if let Some(first) = cache.first_error() {
+        eprintln!(
+            "eval-cli: warning: {} cache lookups or writes failed (those files were analysed \
+             as without a cache); the first: {first}",
+            stats.errors
+        );
+    }
+}
+
 /// Writes the side file of a part that starts; with `--resume`, first checks that `out`
 /// holds this shard of this input list and settings, if it holds a shard at all.
 fn start_part(record: &ShardRecord, out: &Path, resume: bool) -> anyhow::Result<()> {
@@ -305,29 +359,29 @@ fn analyze_files(
     pending: &[PathBuf],
     positions: &[usize],
     output: &mut Output,
-) -> anyhow::Result<BatchSummary<Analysis>> {
+) -> anyhow::Result<BatchSummary<Analyzed>> {
     let mut write_error: Option<io::Error> = None;
     let cancel = &plan.options.cancel;
-    let summary = runner::run(
-        pending,
-        &plan.options,
+    let job = CachedAnalyzer::new(
         &plan.analyzer,
-        |analysis| Some(analysis.tempo.bpm),
-        |result| {
-            if write_error.is_some() {
-                return;
-            }
-            let line = result_row(result);
-            let written = match output {
-                Output::File { log, .. } => log.append(&line),
-                Output::Stdout(in_order) => in_order.push(positions[result.index], line),
-            };
-            if let Err(err) = written {
-                write_error = Some(err);
-                cancel.store(true, Ordering::SeqCst);
-            }
-        },
-    );
+        plan.cache.as_ref(),
+        &plan.analyzer.fingerprint(),
+    )
+    .force(plan.force);
+    let summary = runner::run(pending, &plan.options, &job, Analyzed::bpm, |result| {
+        if write_error.is_some() {
+            return;
+        }
+        let line = result_row(result);
+        let written = match output {
+            Output::File { log, .. } => log.append(&line),
+            Output::Stdout(in_order) => in_order.push(positions[result.index], line),
+        };
+        if let Err(err) = written {
+            write_error = Some(err);
+            cancel.store(true, Ordering::SeqCst);
+        }
+    });
     match write_error {
         Some(err) => Err(err).context("cannot write results"),
         None => Ok(summary),
@@ -388,7 +442,7 @@ impl Output {
         self,
         files: &[PathBuf],
         positions: &[usize],
-        results: &[FileResult<Analysis>],
+        results: &[FileResult<Analyzed>],
         walk_rows: Vec<Vec<u8>>,
     ) -> anyhow::Result<usize> {
         let mut failed = 0;
@@ -471,13 +525,14 @@ fn write_all_stdout(rows: &[Vec<u8>]) -> io::Result<()> {
     out.flush()
 }
 
-fn result_row(result: &FileResult<Analysis>) -> Vec<u8> {
-    row(
-        &result.path,
-        result.status,
-        result.value.as_ref(),
-        result.error.as_deref(),
-    )
+/// The CSV line of a finished file: its row (fresh or from the cache), or its failure.
+fn result_row(result: &FileResult<Analyzed>) -> Vec<u8> {
+    match &result.value {
+        Some(analyzed) => CsvLine
+            .serialize(&analyzed.record_for(&result.path))
+            .expect("writing CSV to memory cannot fail"),
+        None => row(&result.path, result.status, None, result.error.as_deref()),
+    }
 }
 
 /// One CSV line.

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod analyze;
+pub mod cache;
 pub mod check;
 pub mod compare;
 pub mod dataset;

@@ -1,0 +1,420 @@
+//! `analyze --cache DIR` as a user runs it: a second run takes every row from the cache
+//! with the same bytes; the key is the content and the settings; `--force`; timeouts are
+//! never stored; a writer killed with SIGKILL mid-batch leaves a cache that opens, holds
+//! whole rows and finishes the batch; two processes write one cache at once.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command as Process, Output, Stdio};
+
+use analyzer_core::AnalyzerConfig;
+use assert_cmd::Command;
+use eval_cli::analyze::AnalyzeRecord;
+use eval_cli::cache::{self, ResultCache, Stored};
+
+const RATE: u32 = 22_050;
+
+/// A mono 16-bit WAV of short clicks at `bpm`.
+fn click_wav(path: &Path, bpm: f64, seconds: f64) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: RATE,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut writer = hound::WavWriter::create(path, spec).unwrap();
+    for s in synth_music::presets::clicks(bpm, seconds, RATE) {
+        writer.write_sample((s * 32_500.0) as i16).unwrap();
+    }
+    writer.finalize().unwrap();
+}
+
+/// `count` files of distinct content (each its own tempo), plus one that does not decode.
+fn library(dir: &Path, count: usize, seconds: f64) -> PathBuf {
+    let lib = dir.join("lib");
+    fs::create_dir_all(&lib).unwrap();
+    for i in 0..count {
+        let bpm = 80.0 + 3.0 * i as f64;
+        click_wav(&lib.join(format!("{i:02}.wav")), bpm, seconds);
+    }
+    fs::write(
+        lib.join("zz-broken.wav"),
+        b"RIFF....WAVEjunk that is not audio",
+    )
+    .unwrap();
+    lib
+}
+
+fn bin() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("eval-cli")
+}
+
+fn analyze(args: &[&str], paths: &[&Path]) -> Output {
+    Command::cargo_bin("eval-cli")
+        .unwrap()
+        .arg("analyze")
+        .args(paths)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Runs `analyze` and returns its stdout, checking the exit status (1: the broken file).
+fn csv_of(args: &[&str], paths: &[&Path]) -> (Vec<u8>, String) {
+    let out = analyze(args, paths);
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.stdout, String::from_utf8(out.stderr).unwrap())
+}
+
+/// `(rows from the cache, rows looked up, rows stored)` from analyze's last stderr line.
+fn cache_counts(stderr: &str) -> (u64, u64, u64) {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("rows from the cache"))
+        .unwrap_or_else(|| panic!("no cache line in {stderr:?}"));
+    let numbers: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let n = numbers.len();
+    assert!(n >= 3, "{line}");
+    (numbers[n - 3], numbers[n - 2], numbers[n - 1])
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn a_second_run_takes_every_row_from_the_cache_with_the_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path(), 6, 4.0);
+    let cache_dir = dir.path().join("cache");
+    let c = s(&cache_dir);
+    let (reference, _) = csv_of(&["--workers", "1"], &[&lib]);
+    assert_eq!(reference.iter().filter(|&&b| b == b'\n').count(), 8);
+
+    let (first, err) = csv_of(&["--workers", "2", "--cache", c], &[&lib]);
+    assert_eq!(first, reference);
+    assert_eq!(
+        cache_counts(&err),
+        (0, 7, 7),
+        "the decode error is stored too"
+    );
+
+    for workers in ["1", "2"] {
+        let (again, err) = csv_of(&["--workers", workers, "--cache", c], &[&lib]);
+        assert_eq!(again, reference, "workers {workers}");
+        assert_eq!(cache_counts(&err), (7, 7, 0), "workers {workers}");
+    }
+
+    // Progress events of hits: the stored failure is an error again, not an ok.
+    let out = analyze(&["--cache", c, "--progress", "jsonl"], &[&lib]);
+    let events: Vec<serde_json::Value> = String::from_utf8(out.stderr)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let status_of = |name: &str| {
+        events
+            .iter()
+            .find(|e| e["event"] == "file" && e["path"].as_str().unwrap().ends_with(name))
+            .map(|e| e["status"].as_str().unwrap().to_string())
+    };
+    assert_eq!(status_of("zz-broken.wav").as_deref(), Some("error"));
+    assert_eq!(status_of("00.wav").as_deref(), Some("ok"));
+    let cache_event = events.iter().find(|e| e["event"] == "cache").unwrap();
+    assert_eq!(cache_event["hits"], 7);
+    assert_eq!(cache_event["stored"], 0);
+
+    // --out, --shard and --resume go through the cache with the bytes they have without it.
+    let out = dir.path().join("out.csv");
+    csv_of(&["--out", s(&out), "--cache", c], &[&lib]);
+    assert_eq!(fs::read(&out).unwrap(), reference);
+    for shard in ["1/2", "2/2"] {
+        let plain = dir.path().join(format!("plain-{}.csv", &shard[..1]));
+        let cached = dir.path().join(format!("cached-{}.csv", &shard[..1]));
+        csv_of(&["--shard", shard, "--out", s(&plain)], &[&lib]);
+        let (_, err) = csv_of(
+            &["--shard", shard, "--out", s(&cached), "--cache", c],
+            &[&lib],
+        );
+        assert_eq!(
+            fs::read(&cached).unwrap(),
+            fs::read(&plain).unwrap(),
+            "{shard}"
+        );
+        let (hits, looked_up, _) = cache_counts(&err);
+        assert_eq!(hits, looked_up, "{shard}");
+    }
+    // A resumed file that lost its last rows gets them from the cache.
+    let text = fs::read_to_string(&out).unwrap();
+    let kept: Vec<&str> = text.lines().take(4).collect();
+    fs::write(&out, format!("{}\n", kept.join("\n"))).unwrap();
+    let (_, err) = csv_of(&["--out", s(&out), "--resume", "--cache", c], &[&lib]);
+    assert_eq!(fs::read(&out).unwrap(), reference);
+    assert_eq!(cache_counts(&err), (4, 4, 0));
+}
+
+#[test]
+fn a_renamed_or_copied_file_hits_an_edited_one_misses_other_settings_miss() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path(), 3, 3.0);
+    let cache_dir = dir.path().join("cache");
+    let c = s(&cache_dir);
+    let (_, err) = csv_of(&["--cache", c], &[&lib]);
+    assert_eq!(cache_counts(&err), (0, 4, 4));
+
+    fs::rename(lib.join("00.wav"), lib.join("renamed.wav")).unwrap();
+    fs::copy(lib.join("01.wav"), lib.join("01 copy.wav")).unwrap();
+    click_wav(&lib.join("02.wav"), 171.0, 3.0);
+    let (reference, _) = csv_of(&[], &[&lib]);
+    let (cached, err) = csv_of(&["--cache", c], &[&lib]);
+    assert_eq!(cached, reference);
+    // renamed.wav, 01.wav, "01 copy.wav" and the broken file hit; the edited 02.wav misses.
+    assert_eq!(cache_counts(&err), (4, 5, 1));
+
+    let other = ["--min-bpm", "60", "--max-bpm", "180", "--workers", "1"];
+    let (reference, _) = csv_of(&other, &[&lib]);
+    let (cached, err) = csv_of(&[&other[..], &["--cache", c]].concat(), &[&lib]);
+    assert_eq!(cached, reference);
+    // Other settings, other rows: none of the default range's is used. Only 01.wav hits,
+    // on the row its twin "01 copy.wav" (before it in input order) stored in this run.
+    assert_eq!(cache_counts(&err), (1, 5, 4), "other settings, other rows");
+    let (_, err) = csv_of(&["--cache", c], &[&lib]);
+    assert_eq!(
+        cache_counts(&err).0,
+        5,
+        "the default settings' rows are still there"
+    );
+}
+
+#[test]
+fn force_analyses_again_and_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path(), 2, 3.0);
+    let cache_dir = dir.path().join("cache");
+    let c = s(&cache_dir);
+    let (reference, _) = csv_of(&["--cache", c], &[&lib]);
+    let (forced, err) = csv_of(&["--cache", c, "--force"], &[&lib]);
+    assert_eq!(forced, reference);
+    assert_eq!(cache_counts(&err), (0, 3, 3));
+    let (_, err) = csv_of(&["--cache", c], &[&lib]);
+    assert_eq!(cache_counts(&err), (3, 3, 0));
+    assert_eq!(ResultCache::open(&cache_dir).unwrap().len().unwrap(), 3);
+
+    let out = analyze(&["--force"], &[&lib]);
+    assert_eq!(out.status.code(), Some(2), "--force needs --cache");
+}
+
+#[test]
+fn a_timeout_row_is_never_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = dir.path().join("long.wav");
+    click_wav(&long, 120.0, 20.0);
+    let cache_dir = dir.path().join("cache");
+    let c = s(&cache_dir);
+    // A one-nanosecond deadline has passed by the first check.
+    let (plain_timeout, _) = csv_of(&["--timeout", "0.000000001"], &[&long]);
+    assert!(String::from_utf8_lossy(&plain_timeout).contains(",timeout,"));
+    let (timeout, err) = csv_of(&["--timeout", "0.000000001", "--cache", c], &[&long]);
+    assert_eq!(timeout, plain_timeout);
+    assert_eq!(cache_counts(&err), (0, 1, 0));
+    assert_eq!(ResultCache::open(&cache_dir).unwrap().len().unwrap(), 0);
+
+    let (ok, err) = csv_of(&["--cache", c], &[&long]);
+    assert!(String::from_utf8_lossy(&ok).contains(",ok,"));
+    assert_eq!(cache_counts(&err), (0, 1, 1));
+    // A hit found after the deadline is reported as the run without a cache reports it.
+    let (late, _) = csv_of(&["--timeout", "0.000000001", "--cache", c], &[&long]);
+    assert_eq!(late, plain_timeout);
+}
+
+/// The rows of a CSV by path.
+fn rows_by_path(csv_bytes: &[u8]) -> HashMap<String, AnalyzeRecord> {
+    csv::Reader::from_reader(csv_bytes)
+        .deserialize::<AnalyzeRecord>()
+        .map(|r| {
+            let r = r.unwrap();
+            (r.path.clone(), r)
+        })
+        .collect()
+}
+
+fn spawn_analyze(lib: &Path, args: &[&str]) -> Child {
+    Process::new(bin())
+        .arg("analyze")
+        .arg(lib)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// SIGKILL a writer once some rows are stored; the cache opens, every row it holds is
+/// the fresh row of its file, and the rerun (`--resume`) completes with the bytes of a
+/// run that was never killed. The batch starts with files that fail at once, each a
+/// stored row: the writer thread spends nearly all its time in commits, so the kill most
+/// likely lands inside one.
+#[cfg(unix)]
+#[test]
+fn a_writer_killed_mid_batch_leaves_whole_rows_and_the_rerun_finishes() {
+    use std::os::unix::process::ExitStatusExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path(), 20, 4.0);
+    let junk = 100;
+    for i in 0..junk {
+        // Before "00.wav" in input order; each of its own content, so each its own row.
+        fs::write(lib.join(format!("0-junk-{i:03}.wav")), format!("junk {i}")).unwrap();
+    }
+    let files = 20 + junk + 1;
+    let cache_dir = dir.path().join("cache");
+    let c = s(&cache_dir);
+    let clean = dir.path().join("clean.csv");
+    csv_of(&["--out", s(&clean), "--workers", "2"], &[&lib]);
+    let clean = fs::read(&clean).unwrap();
+
+    let out = dir.path().join("out.csv");
+    // The store exists before the writer starts, so that the watcher below can open it.
+    drop(ResultCache::open(&cache_dir).unwrap());
+    let mut child = spawn_analyze(
+        &lib,
+        &[
+            "--cache",
+            c,
+            "--out",
+            s(&out),
+            "--workers",
+            "2",
+            "--schedule",
+            "input",
+            "--progress",
+            "jsonl",
+        ],
+    );
+    // Kill once this process, watching the same store, sees some committed rows: asked
+    // after each finished file, with no clock involved.
+    let watcher = ResultCache::open(&cache_dir).unwrap();
+    let mut committed = 0;
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        if line.unwrap().contains("\"event\":\"file\"") {
+            committed = watcher.len().unwrap();
+            if committed >= 20 {
+                break;
+            }
+        }
+    }
+    assert!(
+        committed >= 20,
+        "the writer ended with {committed} rows committed"
+    );
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(9), "killed, not finished: {status:?}");
+
+    let reference = rows_by_path(&clean);
+    let fingerprint = AnalyzerConfig::default().fingerprint();
+    let stored = {
+        let cache = ResultCache::open(&cache_dir).unwrap();
+        let mut stored = 0;
+        for entry in fs::read_dir(&lib).unwrap() {
+            let path = entry.unwrap().path();
+            let key = cache::key_for(&path, &fingerprint).unwrap();
+            match cache.get(&key).unwrap() {
+                Some(Stored::Row(record)) => {
+                    let fresh = &reference[path.to_str().unwrap()];
+                    assert_eq!(
+                        AnalyzeRecord {
+                            path: fresh.path.clone(),
+                            ..record
+                        },
+                        *fresh
+                    );
+                    stored += 1;
+                }
+                Some(failed @ Stored::Failed { .. }) => {
+                    assert_eq!(
+                        reference[path.to_str().unwrap()].status,
+                        "error",
+                        "{failed:?}"
+                    );
+                    stored += 1;
+                }
+                None => {}
+            }
+        }
+        assert_eq!(cache.len().unwrap(), stored, "no row under a foreign key");
+        stored
+    };
+    assert!(stored >= committed, "{stored} rows survived of {committed}");
+    assert_eq!(
+        watcher.len().unwrap(),
+        stored,
+        "the live reader sees the same rows"
+    );
+    drop(watcher);
+    assert!(stored < files as u64, "the batch had finished");
+
+    let (_, err) = csv_of(
+        &["--cache", c, "--out", s(&out), "--resume", "--workers", "2"],
+        &[&lib],
+    );
+    assert_eq!(fs::read(&out).unwrap(), clean);
+    // The files the killed run left out: those it had stored are hits (perhaps none, if
+    // its row log had caught up), the rest are analysed and stored.
+    let (hits, looked_up, written) = cache_counts(&err);
+    assert_eq!(hits + written, looked_up, "{err}");
+    // Rows the killed run had logged but not yet committed were resumed from its log,
+    // not analysed: the next run stores them, and the one after hits every file.
+    let (again, err) = csv_of(&["--cache", c, "--workers", "2"], &[&lib]);
+    assert_eq!(again, clean);
+    let (hits, looked_up, written) = cache_counts(&err);
+    assert_eq!((hits + written, looked_up), (files as u64, files as u64));
+    let (again, err) = csv_of(&["--cache", c, "--workers", "2"], &[&lib]);
+    assert_eq!(again, clean);
+    assert_eq!(cache_counts(&err), (files as u64, files as u64, 0));
+}
+
+/// Two processes with one cache at once: both finish with the right rows and the cache
+/// then holds every file once.
+#[test]
+fn two_processes_write_one_cache_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = 24;
+    let lib = library(dir.path(), files, 4.0);
+    let rows = files as u64 + 1; // and the broken file
+    let cache_dir = dir.path().join("cache");
+    let c = s(&cache_dir);
+    let (clean, _) = csv_of(&["--workers", "2"], &[&lib]);
+
+    let a = dir.path().join("a.csv");
+    let b = dir.path().join("b.csv");
+    // The same order in both: they miss and write the same keys at about the same time.
+    let first = spawn_analyze(&lib, &["--cache", c, "--out", s(&a), "--workers", "2"]);
+    let second = spawn_analyze(&lib, &["--cache", c, "--out", s(&b), "--workers", "2"]);
+    let mut stored = 0;
+    for child in [first, second] {
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(1), "the broken file fails: {err}");
+        let (hits, looked_up, written) = cache_counts(&err);
+        assert_eq!(looked_up, rows);
+        assert_eq!(hits + written, looked_up, "every miss is stored: {err}");
+        stored += written;
+    }
+    assert!(stored >= rows, "each row stored by one process or both");
+    assert_eq!(fs::read(&a).unwrap(), clean);
+    assert_eq!(fs::read(&b).unwrap(), clean);
+    assert_eq!(ResultCache::open(&cache_dir).unwrap().len().unwrap(), rows);
+    let (again, err) = csv_of(&["--cache", c], &[&lib]);
+    assert_eq!(again, clean);
+    assert_eq!(cache_counts(&err), (rows, rows, 0));
+}
