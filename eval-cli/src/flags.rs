@@ -112,7 +112,7 @@ pub fn sampling(
     segments: Option<usize>,
 ) -> Result<Option<Sampling>, String> {
     let seconds = match seconds {
-        Some(s) if s == 0.0 => None,
+        Some(0.0) => None,
         Some(s) => Some(s),
         None => base.map(|b| b.seconds),
     };
