@@ -27,7 +27,8 @@ pub struct AnalyzerConfig {
     /// STFT hop in samples at the analysis rate. Default 128 (11.6 ms, 86 frames/s).
     pub hop: usize,
     /// Decode only segments of a long file ([`Sampling`]), or the whole file (`None`).
-    /// Default `None`: the whole file.
+    /// Default [`Sampling::DEFAULT`], 4 segments of 15 s: on full-length songs it gave the
+    /// whole analysis's accuracy at a quarter of its CPU (README, "Sampled analysis").
     pub sampling: Option<Sampling>,
 }
 
@@ -44,6 +45,12 @@ pub struct Sampling {
 }
 
 impl Sampling {
+    /// What [`AnalyzerConfig::default`] decodes: 4 segments of 15 s (files of 75 s or
+    /// more are sampled).
+    pub const DEFAULT: Sampling = Sampling {
+        segments: 4,
+        seconds: 15.0,
+    };
     /// The most segments a file is cut into.
     pub const MAX_SEGMENTS: usize = 32;
     /// The shortest segment: below it a segment holds too few beats to measure.
@@ -77,7 +84,7 @@ impl Default for AnalyzerConfig {
             analysis_rate: 11_025,
             frame_size: 1024,
             hop: 128,
-            sampling: None,
+            sampling: Some(Sampling::DEFAULT),
         }
     }
 }
@@ -400,6 +407,7 @@ mod tests {
                 hop: 256,
                 ..base.clone()
             },
+            base.clone().with_sampling(None),
             base.clone().with_sampling(Some(Sampling {
                 segments: 3,
                 seconds: 30.0,

@@ -240,10 +240,12 @@ pub enum Sampled {
         /// Seconds in the whole file, from its headers.
         duration_s: f64,
     },
-    /// The file is to be decoded whole, from the start: it is too short to sample
-    /// (`reason` is `None`), or sampling was not possible and `reason` says why.
+    /// The file is to be decoded whole, from the start: it is too short to sample or its
+    /// headers do not give its length (`reason` is `None`), or sampling went wrong and
+    /// `reason` says why.
     Whole {
-        /// Why sampling was not possible; `None` for a file too short to sample.
+        /// Why sampling went wrong; `None` for a file too short to sample or of unknown
+        /// length.
         reason: Option<String>,
     },
 }
@@ -253,8 +255,8 @@ pub enum Sampled {
 /// what lies between. `sink` gets the segment's index (0, 1, ...) with each packet's mono
 /// samples; a segment's first call is the first of its samples.
 ///
-/// Nothing here trusts the headers. A file whose headers give no length, a seek that
-/// fails, that lands more than [`SEEK_EARLY_S`] before or [`SEEK_LATE_S`] after its
+/// A file whose headers give no length is left to the whole analysis (`reason` `None`).
+/// Beyond the length, nothing here trusts the headers. A seek that fails, that lands more than [`SEEK_EARLY_S`] before or [`SEEK_LATE_S`] after its
 /// target (the targets only move forward, so no seek goes back), a packet stream that breaks inside a segment,
 /// or a segment that meets the end of the stream (a truncated file, a WAV header that
 /// announces more than it holds) all give [`Sampled::Whole`] with the reason: the caller
@@ -286,8 +288,11 @@ pub fn decode_mono_segments(
             reason: Some(reason),
         })
     };
+    // No length in the headers (an MP3 without a Xing/Info header or a known bitrate, a
+    // stream cut before its index): nowhere to place the segments. Such a file is simply
+    // analysed whole, as a short one is; it is not damage, so no warning says so.
     let Some(duration_s) = duration_s else {
-        return whole("its headers do not give its length".into());
+        return Ok(Sampled::Whole { reason: None });
     };
     let Some(starts) = segment_starts(duration_s, seconds, count) else {
         return Ok(Sampled::Whole { reason: None });

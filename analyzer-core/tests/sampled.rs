@@ -52,6 +52,7 @@ fn golden_tracks_keep_their_tempo_when_sampled() {
         let path = long_file(dir.path(), name, spec, 150.0);
         let full = analyze(&path, None);
         for sampling in [
+            Sampling::DEFAULT,
             THREE_BY_THIRTY,
             Sampling {
                 segments: 1,
@@ -127,6 +128,26 @@ fn segments_are_the_samples_of_the_whole_decode_at_their_place() {
             assert!(found.is_some(), "{name}: segment at {start:.1} s not found");
         }
     }
+}
+
+#[test]
+fn the_default_samples_and_the_whole_analysis_is_one_setting_away() {
+    assert_eq!(AnalyzerConfig::default().sampling, Some(Sampling::DEFAULT));
+    let dir = tempfile::tempdir().unwrap();
+    let path = long_file(
+        dir.path(),
+        "default.wav",
+        presets::drum_and_bass_174(),
+        90.0,
+    );
+    let sampled = analyze(&path, Some(Sampling::DEFAULT));
+    let default = Analyzer::new(AnalyzerConfig::default())
+        .unwrap()
+        .analyze_file(&path, &StopSignal::never())
+        .unwrap();
+    assert_eq!(default, sampled);
+    // 90 s is long enough for 4 x 15 s: the sampled estimate is its own.
+    assert_ne!(default, analyze(&path, None));
 }
 
 #[test]

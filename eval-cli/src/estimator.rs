@@ -665,12 +665,24 @@ mod tests {
             Source::Ours(settings) => apply_settings(AnalyzerConfig::default(), &settings),
             other => panic!("{other:?}"),
         };
+        // A count alone changes the default's count (4 x 15 s).
+        assert_eq!(
+            parse("ours:segments=2")
+                .unwrap()
+                .sampling
+                .map(|s| (s.segments, s.seconds)),
+            Some((2, 15.0))
+        );
         let c =
             parse("ours:segments=3,analysis-seconds=30,min-bpm=70,max-bpm=180,hop=256").unwrap();
         assert_eq!(c.sampling.map(|s| (s.segments, s.seconds)), Some((3, 30.0)));
         assert_eq!((c.min_bpm, c.max_bpm, c.hop), (70.0, 180.0, 256));
         assert_eq!(parse("ours:analysis-seconds=0").unwrap().sampling, None);
-        assert!(parse("ours:segments=3").unwrap_err().contains("segments"));
+        assert!(
+            parse("ours:analysis-seconds=0,segments=3")
+                .unwrap_err()
+                .contains("segments")
+        );
         for (bad, named) in [
             ("ours:speed=9", "\"speed\""),
             ("ours:analysis-seconds=5", "analysis-seconds=\"5\""),

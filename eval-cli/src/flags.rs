@@ -14,8 +14,10 @@
 //! - `--analysis-seconds S`, `--segments K`, `--full` ([`SamplingArgs`]): decode only K
 //!   segments of S seconds of a long file ([`analyzer_core::Sampling`]), or all of it.
 //!   S is 0 (the whole file) or at least 10 ([`parse_analysis_seconds`]), K is 1..=32
-//!   ([`parse_segments`]); `--segments` without a sampled analysis is a usage error. The
-//!   same rule reads `ours:analysis-seconds=S,segments=K` ([`sampling`]).
+//!   ([`parse_segments`]). Without either the default is 4 x 15 s; `--analysis-seconds S`
+//!   alone is one segment of S seconds, `--segments K` alone K of the default 15 s, and
+//!   `--segments` with nothing sampled is a usage error. The same rule reads
+//!   `ours:analysis-seconds=S,segments=K` ([`sampling`]).
 
 use std::time::Duration;
 
@@ -104,17 +106,20 @@ pub fn parse_segments(s: &str) -> Result<usize, String> {
 }
 
 /// What a long file's analysis decodes, from `base` (the default, or the command's
-/// flags) changed by `seconds` (0: the whole file) and `segments`. One segment unless
-/// told otherwise; a segment count with nothing sampled is refused.
+/// flags) changed by `seconds` (0: the whole file) and `segments`. Seconds alone mean one
+/// segment of that length; a count alone changes the base's count; a count with nothing
+/// sampled is refused.
 pub fn sampling(
     base: Option<Sampling>,
     seconds: Option<f64>,
     segments: Option<usize>,
 ) -> Result<Option<Sampling>, String> {
-    let seconds = match seconds {
-        Some(0.0) => None,
-        Some(s) => Some(s),
-        None => base.map(|b| b.seconds),
+    // Seconds given without a count mean one segment of that length: `analysis-seconds=60`
+    // reads as "60 s", not as the default count of 60 s segments.
+    let (seconds, default_count) = match seconds {
+        Some(0.0) => (None, 1),
+        Some(s) => (Some(s), 1),
+        None => (base.map(|b| b.seconds), base.map_or(1, |b| b.segments)),
     };
     match (seconds, segments) {
         (None, Some(_)) => {
@@ -123,7 +128,7 @@ pub fn sampling(
         (None, None) => Ok(None),
         (Some(seconds), segments) => Ok(Some(Sampling {
             seconds,
-            segments: segments.or(base.map(|b| b.segments)).unwrap_or(1),
+            segments: segments.unwrap_or(default_count),
         })),
     }
 }
@@ -131,15 +136,16 @@ pub fn sampling(
 /// What a long file's analysis decodes; every command that analyses takes these flags.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct SamplingArgs {
-    /// Decode only segments of SECS seconds of a long file, reached by seeking (0: the
-    /// whole file). Files shorter than (segments + 1) x SECS are analysed whole.
+    /// Decode only segments of SECS seconds of a long file, reached by seeking; 0 decodes
+    /// the whole file. Files shorter than (segments + 1) x SECS are analysed whole
+    /// [default: 4 segments of 15 s; SECS alone means one segment].
     #[arg(long, value_name = "SECS", value_parser = parse_analysis_seconds)]
     pub analysis_seconds: Option<f64>,
-    /// How many segments --analysis-seconds decodes, spread evenly over the file
-    /// (leaving out the intro and outro) [default: 1].
+    /// How many segments are decoded, spread evenly over the file (leaving out the intro
+    /// and outro) [default: 4, or 1 with --analysis-seconds].
     #[arg(long, value_name = "K", value_parser = parse_segments)]
     pub segments: Option<usize>,
-    /// Analyse every file whole (the same as --analysis-seconds 0).
+    /// Analyse every file whole, as before sampling (the same as --analysis-seconds 0).
     #[arg(long, conflicts_with_all = ["analysis_seconds", "segments"])]
     pub full: bool,
 }
@@ -182,7 +188,8 @@ pub fn analyzer(min_bpm: f64, max_bpm: f64, sampling: &SamplingArgs) -> anyhow::
             .with_bpm_range(min_bpm, max_bpm)
             .with_sampling(sampling),
     )
-    .map_err(|e| anyhow::anyhow!("invalid analyzer settings: {}", e.reason()))
+    // The sampling was checked by its flags' parsers: what is left to refuse is the range.
+    .map_err(|e| anyhow::anyhow!("invalid tempo range: {}", e.reason()))
 }
 
 #[cfg(test)]
@@ -210,7 +217,7 @@ mod tests {
         let whole = SamplingArgs::default();
         assert!(analyzer(50.0, 220.0, &whole).is_ok());
         let err = analyzer(200.0, 100.0, &whole).unwrap_err().to_string();
-        assert!(err.starts_with("invalid analyzer settings: "), "{err}");
+        assert!(err.starts_with("invalid tempo range: "), "{err}");
     }
 
     #[test]
@@ -248,7 +255,28 @@ mod tests {
                 seconds: 30.0
             }))
         );
-        assert_eq!(sampling(Some(three), Some(30.0), None), Ok(Some(three)));
+        assert_eq!(
+            sampling(Some(three), Some(30.0), None),
+            Ok(Some(Sampling {
+                segments: 1,
+                seconds: 30.0
+            }))
+        );
+        assert_eq!(
+            SamplingArgs::default().sampling(),
+            Ok(Some(Sampling::DEFAULT))
+        );
+        let two = SamplingArgs {
+            segments: Some(2),
+            ..SamplingArgs::default()
+        };
+        assert_eq!(
+            two.sampling(),
+            Ok(Some(Sampling {
+                segments: 2,
+                seconds: 15.0
+            }))
+        );
         let full = SamplingArgs {
             full: true,
             ..SamplingArgs::default()

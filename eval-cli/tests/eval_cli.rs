@@ -924,7 +924,7 @@ fn bad_analyzer_settings_are_usage_errors_naming_them() {
     assert!(err.contains("segments=\"0\""), "{err}");
     let err = run(&["--analysis-seconds", "5"]);
     assert!(err.contains("--analysis-seconds"), "{err}");
-    let err = run(&["--segments", "3"]);
+    let err = run(&["--analysis-seconds", "0", "--segments", "3"]);
     assert!(err.contains("--segments"), "{err}");
     let err = run(&["--full", "--analysis-seconds", "30"]);
     assert!(err.contains("--full"), "{err}");
