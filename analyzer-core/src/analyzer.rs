@@ -260,22 +260,28 @@ impl Analyzer {
                     segments[index].push(mono, rate)
                 },
             )?;
-            match outcome {
-                Sampled::Segments { info, duration_s } => {
-                    let envelopes = segments
-                        .into_iter()
-                        .map(SegmentOnsets::finish)
-                        .collect::<Result<Vec<_>>>()?;
-                    stop.check(Stage::Onset)?;
-                    return Ok(Decoded {
-                        envelopes,
-                        info,
-                        duration_s,
-                    });
+            let decoded = match outcome {
+                Sampled::Segments { info, duration_s } => Some((info, duration_s)),
+                // Decoded whole, by the same steps as below, from the track already open.
+                Sampled::Whole(info) => Some((info.clone(), info.duration_s())),
+                Sampled::Failed { reason } => {
+                    notes.push(format!(
+                        "sampling was not possible ({reason}); the whole file was analysed"
+                    ));
+                    None
                 }
-                Sampled::Whole { reason } => notes.extend(reason.map(|r| {
-                    format!("sampling was not possible ({r}); the whole file was analysed")
-                })),
+            };
+            if let Some((info, duration_s)) = decoded {
+                let envelopes = segments
+                    .into_iter()
+                    .map(SegmentOnsets::finish)
+                    .collect::<Result<Vec<_>>>()?;
+                stop.check(Stage::Onset)?;
+                return Ok(Decoded {
+                    envelopes,
+                    info,
+                    duration_s,
+                });
             }
         }
         let (envelope, mut info) = self.envelope_of_whole_stream(path, stop)?;

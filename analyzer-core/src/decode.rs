@@ -157,6 +157,15 @@ pub fn probe(path: &Path) -> Result<ProbeInfo> {
 pub fn decode_mono(
     path: &Path,
     stop: &StopSignal,
+    sink: impl FnMut(&[f32], u32) -> Result<()>,
+) -> Result<StreamInfo> {
+    decode_whole(open_track(path)?, stop, sink)
+}
+
+/// [`decode_mono`] of a track already opened.
+fn decode_whole(
+    open: OpenTrack,
+    stop: &StopSignal,
     mut sink: impl FnMut(&[f32], u32) -> Result<()>,
 ) -> Result<StreamInfo> {
     let OpenTrack {
@@ -165,7 +174,7 @@ pub fn decode_mono(
         params,
         mut decoder,
         ..
-    } = open_track(path)?;
+    } = open;
     let mut state = Decoding::new(StreamInfo {
         codec: decoder.codec_info().short_name.to_string(),
         sample_rate: params.sample_rate.unwrap_or(0),
@@ -240,13 +249,14 @@ pub enum Sampled {
         /// Seconds in the whole file, from its headers.
         duration_s: f64,
     },
-    /// The file is to be decoded whole, from the start: it is too short to sample or its
-    /// headers do not give its length (`reason` is `None`), or sampling went wrong and
-    /// `reason` says why.
-    Whole {
-        /// Why sampling went wrong; `None` for a file too short to sample or of unknown
-        /// length.
-        reason: Option<String>,
+    /// The file was decoded whole into segment 0, exactly as [`decode_mono`] decodes it:
+    /// it is too short to sample, or its headers do not give its length.
+    Whole(StreamInfo),
+    /// Sampling went wrong (`reason` says why): the caller throws away what the sink got
+    /// and decodes the file from the start with [`decode_mono`].
+    Failed {
+        /// What went wrong.
+        reason: String,
     },
 }
 
@@ -255,14 +265,16 @@ pub enum Sampled {
 /// what lies between. `sink` gets the segment's index (0, 1, ...) with each packet's mono
 /// samples; a segment's first call is the first of its samples.
 ///
-/// A file whose headers give no length is left to the whole analysis (`reason` `None`).
-/// Beyond the length, nothing here trusts the headers. A seek that fails, that lands more than [`SEEK_EARLY_S`] before or [`SEEK_LATE_S`] after its
-/// target (the targets only move forward, so no seek goes back), a packet stream that breaks inside a segment,
-/// or a segment that meets the end of the stream (a truncated file, a WAV header that
-/// announces more than it holds) all give [`Sampled::Whole`] with the reason: the caller
-/// throws away what the sink got and decodes the file from the start instead. Each segment
-/// reads forward only and stops at its length or at the end of the stream, so the work is
-/// bounded by the size of the file whatever its headers say.
+/// A file too short to sample, or whose headers give no length (an MP3 without a
+/// Xing/Info header or a known bitrate), is decoded whole into segment 0 from the track
+/// already open ([`Sampled::Whole`]): that is not damage, so no warning says so. Beyond
+/// the length, nothing here trusts the headers. A seek that fails, that lands more than
+/// [`SEEK_EARLY_S`] before or [`SEEK_LATE_S`] after its target (the targets only move
+/// forward, so no seek goes back), a packet stream that breaks inside a segment, or a
+/// segment that meets the end of the stream (a truncated file, a WAV header that
+/// announces more than it holds) all give [`Sampled::Failed`] with the reason. Each
+/// segment reads forward only and stops at its length or at the end of the stream, so
+/// the work is bounded by the size of the file whatever its headers say.
 ///
 /// How the formats seek (symphonia 0.6): WAV/AIFF compute the byte offset; FLAC
 /// binary-searches its frames (helped by a seek table when there is one); MP3 scans frame
@@ -275,28 +287,23 @@ pub fn decode_mono_segments(
     count: usize,
     mut sink: impl FnMut(usize, &[f32], u32) -> Result<()>,
 ) -> Result<Sampled> {
+    let open = open_track(path)?;
+    let planned = open
+        .duration_s
+        .and_then(|d| Some((d, segment_starts(d, seconds, count)?)));
+    let Some((duration_s, starts)) = planned else {
+        let info = decode_whole(open, stop, |mono, rate| sink(0, mono, rate))?;
+        return Ok(Sampled::Whole(info));
+    };
     let OpenTrack {
         mut format,
         track_id,
         params,
         mut decoder,
-        duration_s,
         time_base,
-    } = open_track(path)?;
-    let whole = |reason: String| {
-        Ok(Sampled::Whole {
-            reason: Some(reason),
-        })
-    };
-    // No length in the headers (an MP3 without a Xing/Info header or a known bitrate, a
-    // stream cut before its index): nowhere to place the segments. Such a file is simply
-    // analysed whole, as a short one is; it is not damage, so no warning says so.
-    let Some(duration_s) = duration_s else {
-        return Ok(Sampled::Whole { reason: None });
-    };
-    let Some(starts) = segment_starts(duration_s, seconds, count) else {
-        return Ok(Sampled::Whole { reason: None });
-    };
+        ..
+    } = open;
+    let whole = |reason: String| Ok(Sampled::Failed { reason });
     let (Some(rate), Some(time_base)) = (params.sample_rate.filter(|&r| r > 0), time_base) else {
         return whole("its headers give no sample rate or time base".into());
     };

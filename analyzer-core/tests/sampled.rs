@@ -157,6 +157,22 @@ fn a_short_file_is_analysed_whole_bit_for_bit() {
     let path = long_file(dir.path(), "short.flac", presets::hiphop_90_swing(), 100.0);
     assert_eq!(analyze(&path, Some(THREE_BY_THIRTY)), analyze(&path, None));
     assert_eq!(segment_starts(100.0, 30.0, 3), None);
+    // Decoded whole, once, into segment 0: the samples of the plain decode.
+    let mut whole = Vec::new();
+    let info = decode_mono(&path, &StopSignal::never(), |mono, _| {
+        whole.extend_from_slice(mono);
+        Ok(())
+    })
+    .unwrap();
+    let mut sampled = Vec::new();
+    let outcome = decode_mono_segments(&path, &StopSignal::never(), 30.0, 3, |i, mono, _| {
+        assert_eq!(i, 0);
+        sampled.extend_from_slice(mono);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(outcome, Sampled::Whole(info));
+    assert!(sampled == whole);
     assert!(segment_starts(120.0, 30.0, 3).is_some());
 }
 
@@ -173,10 +189,7 @@ fn a_file_shorter_than_its_header_falls_back_to_the_whole_file() {
         fs::write(&path, &bytes[..bytes.len() * 55 / 100]).unwrap();
         let outcome =
             decode_mono_segments(&path, &StopSignal::never(), 30.0, 3, |_, _, _| Ok(())).unwrap();
-        let Sampled::Whole {
-            reason: Some(reason),
-        } = &outcome
-        else {
+        let Sampled::Failed { reason } = &outcome else {
             panic!("{name}: {outcome:?}");
         };
         assert!(!reason.is_empty());
