@@ -120,7 +120,8 @@ impl AnalyzerConfig {
 /// Facts about the decoded audio.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AudioInfo {
-    /// Seconds decoded.
+    /// Seconds of audio in the file: those decoded, or for a sampled file (which decodes
+    /// only segments of it) the length its headers announce.
     pub duration_s: f64,
     /// Source sample rate in Hz.
     pub sample_rate: u32,

@@ -3,7 +3,7 @@
 //!
 //! `--estimator` takes one of
 //! - `ours`: this workspace's analyzer, in process, with the command's analyzer flags;
-//!   `ours:KEY=VALUE[,KEY=VALUE...]` changes settings of it ([`OURS_KEYS`]:
+//!   `ours:KEY=VALUE[,KEY=VALUE...]` changes settings of it ([`OursKey`]:
 //!   `min-bpm`, `max-bpm`, `analysis-seconds` (0: the whole file), `segments`,
 //!   `analysis-rate`, `frame-size`, `hop`), so that settings of our own analyzer sit side
 //!   by side like other tools: `fast=ours:analysis-seconds=60`. An unknown key or a bad
@@ -71,61 +71,95 @@ pub enum Source {
     Csv(PathBuf),
 }
 
-/// The settings `ours:KEY=VALUE` may change, as they are written.
-pub const OURS_KEYS: [&str; 7] = [
-    "min-bpm",
-    "max-bpm",
-    "analysis-seconds",
-    "segments",
-    "analysis-rate",
-    "frame-size",
-    "hop",
-];
+/// A setting `ours:KEY=VALUE` may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OursKey {
+    /// `min-bpm`: [`AnalyzerConfig::min_bpm`].
+    MinBpm,
+    /// `max-bpm`: [`AnalyzerConfig::max_bpm`].
+    MaxBpm,
+    /// `analysis-seconds`: seconds per segment, 0 for the whole file ([`flags::sampling`]).
+    AnalysisSeconds,
+    /// `segments`: how many segments ([`flags::sampling`]).
+    Segments,
+    /// `analysis-rate`: [`AnalyzerConfig::analysis_rate`].
+    AnalysisRate,
+    /// `frame-size`: [`AnalyzerConfig::frame_size`].
+    FrameSize,
+    /// `hop`: [`AnalyzerConfig::hop`].
+    Hop,
+}
+
+impl OursKey {
+    /// Every key, in the order the usage errors list them.
+    pub const ALL: [OursKey; 7] = [
+        OursKey::MinBpm,
+        OursKey::MaxBpm,
+        OursKey::AnalysisSeconds,
+        OursKey::Segments,
+        OursKey::AnalysisRate,
+        OursKey::FrameSize,
+        OursKey::Hop,
+    ];
+
+    /// The key as it is written.
+    pub fn name(self) -> &'static str {
+        match self {
+            OursKey::MinBpm => "min-bpm",
+            OursKey::MaxBpm => "max-bpm",
+            OursKey::AnalysisSeconds => "analysis-seconds",
+            OursKey::Segments => "segments",
+            OursKey::AnalysisRate => "analysis-rate",
+            OursKey::FrameSize => "frame-size",
+            OursKey::Hop => "hop",
+        }
+    }
+
+    /// Checks a value for this key on its own.
+    fn check(self, value: &str) -> Result<(), String> {
+        let positive_whole = || match value.parse::<usize>() {
+            Ok(0) => Err("must be at least 1".to_string()),
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        };
+        match self {
+            OursKey::MinBpm | OursKey::MaxBpm => match value.parse::<f64>() {
+                Ok(v) if v.is_finite() && v > 0.0 => Ok(()),
+                Ok(_) => Err("must be a positive number".to_string()),
+                Err(e) => Err(e.to_string()),
+            },
+            OursKey::AnalysisSeconds => flags::parse_analysis_seconds(value).map(drop),
+            OursKey::Segments => flags::parse_segments(value).map(drop),
+            OursKey::AnalysisRate => value.parse::<u32>().map(drop).map_err(|e| e.to_string()),
+            OursKey::FrameSize | OursKey::Hop => positive_whole(),
+        }
+    }
+}
 
 /// One `KEY=VALUE` of `ours:...`, its value checked on its own; whether the settings
 /// make an analyzer together (a tempo range that is not empty) is checked when the
 /// estimator is made ([`Estimator::new`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OursSetting {
-    /// One of [`OURS_KEYS`].
-    pub key: &'static str,
-    /// The value as written.
+    /// What it sets.
+    pub key: OursKey,
+    /// The value as written (and checked).
     pub value: String,
 }
 
 impl OursSetting {
     fn parse(item: &str) -> Result<Self, String> {
-        let keys = OURS_KEYS.join(", ");
+        let keys = OursKey::ALL.map(OursKey::name).join(", ");
         let (key, value) = item
             .split_once('=')
             .ok_or_else(|| format!("ours: {item:?} is not KEY=VALUE (keys: {keys})"))?;
-        let key = OURS_KEYS
-            .iter()
-            .copied()
-            .find(|k| *k == key.trim())
+        let key = OursKey::ALL
+            .into_iter()
+            .find(|k| k.name() == key.trim())
             .ok_or_else(|| format!("ours: unknown setting {key:?} (keys: {keys})"))?;
         let value = value.trim().to_string();
-        let checked = match key {
-            "min-bpm" | "max-bpm" => {
-                value
-                    .parse::<f64>()
-                    .map_err(|e| e.to_string())
-                    .and_then(|v| {
-                        (v.is_finite() && v > 0.0)
-                            .then_some(())
-                            .ok_or_else(|| "must be a positive number".to_string())
-                    })
-            }
-            "analysis-seconds" => flags::parse_analysis_seconds(&value).map(drop),
-            "segments" => flags::parse_segments(&value).map(drop),
-            "analysis-rate" => value.parse::<u32>().map(drop).map_err(|e| e.to_string()),
-            _ => match value.parse::<usize>() {
-                Ok(0) => Err("must be at least 1".to_string()),
-                Ok(_) => Ok(()),
-                Err(e) => Err(e.to_string()),
-            },
-        };
-        checked.map_err(|e| format!("ours: {key}={value:?}: {e}"))?;
+        key.check(&value)
+            .map_err(|e| format!("ours: {}={value:?}: {e}", key.name()))?;
         Ok(OursSetting { key, value })
     }
 }
@@ -137,19 +171,18 @@ pub fn apply_settings(
     settings: &[OursSetting],
 ) -> Result<AnalyzerConfig, String> {
     let (mut seconds, mut segments) = (None, None);
-    // Values were checked when they were parsed.
+    // The values were checked when they were parsed.
     let number = |s: &OursSetting| s.value.parse::<f64>().unwrap_or(f64::NAN);
     let whole = |s: &OursSetting| s.value.parse::<usize>().unwrap_or(0);
     for s in settings {
         match s.key {
-            "min-bpm" => config.min_bpm = number(s),
-            "max-bpm" => config.max_bpm = number(s),
-            "analysis-seconds" => seconds = Some(number(s)),
-            "segments" => segments = Some(whole(s)),
-            "analysis-rate" => config.analysis_rate = whole(s).try_into().unwrap_or(0),
-            "frame-size" => config.frame_size = whole(s),
-            "hop" => config.hop = whole(s),
-            other => return Err(format!("ours: unknown setting {other:?}")),
+            OursKey::MinBpm => config.min_bpm = number(s),
+            OursKey::MaxBpm => config.max_bpm = number(s),
+            OursKey::AnalysisSeconds => seconds = Some(number(s)),
+            OursKey::Segments => segments = Some(whole(s)),
+            OursKey::AnalysisRate => config.analysis_rate = s.value.parse().unwrap_or(0),
+            OursKey::FrameSize => config.frame_size = whole(s),
+            OursKey::Hop => config.hop = whole(s),
         }
     }
     config.sampling = flags::sampling(config.sampling, seconds, segments)
@@ -241,7 +274,7 @@ impl std::fmt::Display for Source {
                 f.write_str("ours:")?;
                 for (i, s) in settings.iter().enumerate() {
                     let comma = if i == 0 { "" } else { "," };
-                    write!(f, "{comma}{}={}", s.key, s.value)?;
+                    write!(f, "{comma}{}={}", s.key.name(), s.value)?;
                 }
                 Ok(())
             }
