@@ -303,9 +303,9 @@ pub fn decode_mono_segments(
         time_base,
         ..
     } = open;
-    let whole = |reason: String| Ok(Sampled::Failed { reason });
+    let failed = |reason: String| Ok(Sampled::Failed { reason });
     let (Some(rate), Some(time_base)) = (params.sample_rate.filter(|&r| r > 0), time_base) else {
-        return whole("its headers give no sample rate or time base".into());
+        return failed("its headers give no sample rate or time base".into());
     };
     let mut state = Decoding::new(StreamInfo {
         codec: decoder.codec_info().short_name.to_string(),
@@ -323,7 +323,7 @@ pub fn decode_mono_segments(
     for (index, &start) in starts.iter().enumerate() {
         stop.check(Stage::Decode)?;
         let Some(time) = Time::try_from_secs_f64(start) else {
-            return whole(format!("{start} s is not a time to seek to"));
+            return failed(format!("{start} s is not a time to seek to"));
         };
         let to = SeekTo::Time {
             time,
@@ -331,12 +331,12 @@ pub fn decode_mono_segments(
         };
         let seeked = match format.seek(SeekMode::Accurate, to) {
             Ok(seeked) => seeked,
-            Err(e) => return whole(format!("seeking to {start:.1} s failed ({e})")),
+            Err(e) => return failed(format!("seeking to {start:.1} s failed ({e})")),
         };
         let landed = seconds_at(seeked.actual_ts);
         let near = landed >= start - SEEK_EARLY_S && landed <= start + SEEK_LATE_S;
         if !near {
-            return whole(format!("a seek to {start:.1} s landed at {landed:.1} s"));
+            return failed(format!("a seek to {start:.1} s landed at {landed:.1} s"));
         }
         decoder.reset();
         let mut delivered = 0u64;
@@ -345,13 +345,13 @@ pub fn decode_mono_segments(
             let packet = match format.next_packet() {
                 Ok(Some(packet)) => packet,
                 Ok(None) => {
-                    return whole(format!(
+                    return failed(format!(
                         "the stream ends inside segment {} (from {start:.1} s)",
                         index + 1
                     ));
                 }
                 Err(e) => {
-                    return whole(format!(
+                    return failed(format!(
                         "reading segment {} (from {start:.1} s) failed ({e})",
                         index + 1
                     ));
@@ -368,9 +368,9 @@ pub fn decode_mono_segments(
                     if state.skip_bad_packet() {
                         continue;
                     }
-                    return whole(format!("segment {} does not decode", index + 1));
+                    return failed(format!("segment {} does not decode", index + 1));
                 }
-                Err(e) => return whole(format!("decoding segment {} failed ({e})", index + 1)),
+                Err(e) => return failed(format!("decoding segment {} failed ({e})", index + 1)),
             };
             match state.mix(&buffer) {
                 Mixed::Samples(_) if before_target => {}
@@ -381,7 +381,7 @@ pub fn decode_mono_segments(
                     sink(index, &state.mono[..take], rate)?;
                 }
                 Mixed::Nothing => {}
-                Mixed::Stop => return whole("the stream changes its sample rate".into()),
+                Mixed::Stop => return failed("the stream changes its sample rate".into()),
             }
         }
     }
