@@ -12,10 +12,11 @@ use symphonia::core::audio::GenericAudioBufferRef;
 use symphonia::core::codecs::audio::{AudioCodecParameters, AudioDecoder, AudioDecoderOptions};
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::probe::Hint;
-use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
+use symphonia::core::formats::{FormatOptions, FormatReader, SeekMode, SeekTo, TrackType};
 use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::packet::Packet;
+use symphonia::core::units::{Time, TimeBase};
 
 use crate::error::{Error, ErrorKind, Result, Stage};
 use crate::stop::StopSignal;
@@ -70,6 +71,7 @@ struct OpenTrack {
     params: AudioCodecParameters,
     decoder: Box<dyn AudioDecoder>,
     duration_s: Option<f64>,
+    time_base: Option<TimeBase>,
 }
 
 /// Opens `path`, recognises the container by content (the extension is only a hint) and
@@ -101,6 +103,7 @@ fn open_track(path: &Path) -> Result<OpenTrack> {
         .default_track(TrackType::Audio)
         .ok_or_else(|| Error::new(ErrorKind::UnsupportedFormat, Stage::Probe, "no audio track"))?;
     let track_id = track.id;
+    let time_base = track.time_base;
     let params = track
         .codec_params
         .as_ref()
@@ -130,6 +133,7 @@ fn open_track(path: &Path) -> Result<OpenTrack> {
         params,
         decoder,
         duration_s,
+        time_base,
     })
 }
 
@@ -153,6 +157,15 @@ pub fn probe(path: &Path) -> Result<ProbeInfo> {
 pub fn decode_mono(
     path: &Path,
     stop: &StopSignal,
+    sink: impl FnMut(&[f32], u32) -> Result<()>,
+) -> Result<StreamInfo> {
+    decode_whole(open_track(path)?, stop, sink)
+}
+
+/// [`decode_mono`] of a track already opened.
+fn decode_whole(
+    open: OpenTrack,
+    stop: &StopSignal,
     mut sink: impl FnMut(&[f32], u32) -> Result<()>,
 ) -> Result<StreamInfo> {
     let OpenTrack {
@@ -161,7 +174,7 @@ pub fn decode_mono(
         params,
         mut decoder,
         ..
-    } = open_track(path)?;
+    } = open;
     let mut state = Decoding::new(StreamInfo {
         codec: decoder.codec_info().short_name.to_string(),
         sample_rate: params.sample_rate.unwrap_or(0),
@@ -191,12 +204,191 @@ pub fn decode_mono(
             }
         };
         match state.mix(&buffer) {
-            Mixed::Samples(rate) => sink(&state.mono, rate)?,
+            Mixed::Samples(rate) => {
+                state.info.frames += state.mono.len() as u64;
+                sink(&state.mono, rate)?;
+            }
             Mixed::Nothing => {}
             Mixed::Stop => break,
         }
     }
     state.finish()
+}
+
+/// How far before its target an accurate seek may land (the rest is decoded and dropped)
+/// and how far after it, in seconds, before the seek counts as having gone wrong.
+const SEEK_EARLY_S: f64 = 10.0;
+const SEEK_LATE_S: f64 = 1.0;
+
+/// Where the `count` segments of `seconds` each start in a file of `duration_s` seconds,
+/// or `None` when the file is too short to be worth sampling and is analysed whole.
+///
+/// Segment i is centred at (i + 1) / (count + 1) of the file: the segments are spread
+/// evenly and the intro and outro are left out. A file shorter than (count + 1) x
+/// `seconds` is analysed whole: its segments would touch or overlap.
+pub fn segment_starts(duration_s: f64, seconds: f64, count: usize) -> Option<Vec<f64>> {
+    let worth_it = duration_s.is_finite()
+        && seconds > 0.0
+        && count > 0
+        && duration_s >= (count + 1) as f64 * seconds;
+    worth_it.then(|| {
+        (0..count)
+            .map(|i| duration_s * (i + 1) as f64 / (count + 1) as f64 - seconds / 2.0)
+            .collect()
+    })
+}
+
+/// How [`decode_mono_segments`] went.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sampled {
+    /// Every segment decoded: `info.frames` counts the mono frames delivered, and
+    /// `duration_s` is the file's length as its headers announce it.
+    Segments {
+        /// What was learned while decoding the segments.
+        info: StreamInfo,
+        /// Seconds in the whole file, from its headers.
+        duration_s: f64,
+    },
+    /// The file was decoded whole into segment 0, exactly as [`decode_mono`] decodes it:
+    /// it is too short to sample, or its headers do not give its length.
+    Whole(StreamInfo),
+    /// Sampling went wrong (`reason` says why): the caller throws away what the sink got
+    /// and decodes the file from the start with [`decode_mono`].
+    Failed {
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// Decodes `count` segments of `seconds` each, placed by [`segment_starts`], reaching each
+/// one by seeking (symphonia's accurate seek, then a decoder reset) and never by decoding
+/// what lies between. `sink` gets the segment's index (0, 1, ...) with each packet's mono
+/// samples; a segment's first call is the first of its samples.
+///
+/// A file too short to sample, or whose headers give no length (an MP3 without a
+/// Xing/Info header or a known bitrate), is decoded whole into segment 0 from the track
+/// already open ([`Sampled::Whole`]): that is not damage, so no warning says so. Beyond
+/// the length, nothing here trusts the headers. A seek that fails, that lands more than
+/// [`SEEK_EARLY_S`] before or [`SEEK_LATE_S`] after its target (the targets only move
+/// forward, so no seek goes back), a packet stream that breaks inside a segment, or a
+/// segment that meets the end of the stream (a truncated file, a WAV header that
+/// announces more than it holds) all give [`Sampled::Failed`] with the reason. Each
+/// segment reads forward only and stops at its length or at the end of the stream, so
+/// the work is bounded by the size of the file whatever its headers say.
+///
+/// How the formats seek (symphonia 0.6): WAV/AIFF compute the byte offset; FLAC
+/// binary-searches its frames (helped by a seek table when there is one); MP3 scans frame
+/// headers forward from where it is without decoding them (a Xing/Info TOC is not needed);
+/// OGG bisects its pages; MP4/M4A reads its sample table.
+pub fn decode_mono_segments(
+    path: &Path,
+    stop: &StopSignal,
+    seconds: f64,
+    count: usize,
+    mut sink: impl FnMut(usize, &[f32], u32) -> Result<()>,
+) -> Result<Sampled> {
+    let open = open_track(path)?;
+    let planned = open
+        .duration_s
+        .and_then(|d| Some((d, segment_starts(d, seconds, count)?)));
+    let Some((duration_s, starts)) = planned else {
+        let info = decode_whole(open, stop, |mono, rate| sink(0, mono, rate))?;
+        return Ok(Sampled::Whole(info));
+    };
+    let OpenTrack {
+        mut format,
+        track_id,
+        params,
+        mut decoder,
+        time_base,
+        ..
+    } = open;
+    let failed = |reason: String| Ok(Sampled::Failed { reason });
+    let (Some(rate), Some(time_base)) = (params.sample_rate.filter(|&r| r > 0), time_base) else {
+        return failed("its headers give no sample rate or time base".into());
+    };
+    let mut state = Decoding::new(StreamInfo {
+        codec: decoder.codec_info().short_name.to_string(),
+        sample_rate: rate,
+        channels: params.channels.as_ref().map_or(0, |c| c.count() as u16),
+        frames: 0,
+        warnings: Vec::new(),
+    });
+    let wanted = (seconds * f64::from(rate)).round() as u64;
+    let seconds_at = |ts| {
+        time_base
+            .calc_time(ts)
+            .map_or(f64::NAN, |t| t.as_secs_f64())
+    };
+    for (index, &start) in starts.iter().enumerate() {
+        stop.check(Stage::Decode)?;
+        let Some(time) = Time::try_from_secs_f64(start) else {
+            return failed(format!("{start} s is not a time to seek to"));
+        };
+        let to = SeekTo::Time {
+            time,
+            track_id: Some(track_id),
+        };
+        let seeked = match format.seek(SeekMode::Accurate, to) {
+            Ok(seeked) => seeked,
+            Err(e) => return failed(format!("seeking to {start:.1} s failed ({e})")),
+        };
+        let landed = seconds_at(seeked.actual_ts);
+        let near = landed >= start - SEEK_EARLY_S && landed <= start + SEEK_LATE_S;
+        if !near {
+            return failed(format!("a seek to {start:.1} s landed at {landed:.1} s"));
+        }
+        decoder.reset();
+        let mut delivered = 0u64;
+        while delivered < wanted {
+            stop.check(Stage::Decode)?;
+            let packet = match format.next_packet() {
+                Ok(Some(packet)) => packet,
+                Ok(None) => {
+                    return failed(format!(
+                        "the stream ends inside segment {} (from {start:.1} s)",
+                        index + 1
+                    ));
+                }
+                Err(e) => {
+                    return failed(format!(
+                        "reading segment {} (from {start:.1} s) failed ({e})",
+                        index + 1
+                    ));
+                }
+            };
+            if packet.track_id != track_id {
+                continue;
+            }
+            let before_target = packet.pts.get().saturating_add_unsigned(packet.dur.get())
+                <= seeked.required_ts.get();
+            let buffer = match decoder.decode(&packet) {
+                Ok(buffer) => buffer,
+                Err(SymphoniaError::DecodeError(_)) | Err(SymphoniaError::IoError(_)) => {
+                    if state.skip_bad_packet() {
+                        continue;
+                    }
+                    return failed(format!("segment {} does not decode", index + 1));
+                }
+                Err(e) => return failed(format!("decoding segment {} failed ({e})", index + 1)),
+            };
+            match state.mix(&buffer) {
+                Mixed::Samples(_) if before_target => {}
+                Mixed::Samples(rate) => {
+                    let take = state.mono.len().min((wanted - delivered) as usize);
+                    delivered += take as u64;
+                    state.info.frames += take as u64;
+                    sink(index, &state.mono[..take], rate)?;
+                }
+                Mixed::Nothing => {}
+                Mixed::Stop => return failed("the stream changes its sample rate".into()),
+            }
+        }
+    }
+    Ok(Sampled::Segments {
+        info: state.finish()?,
+        duration_s,
+    })
 }
 
 /// What [`Decoding::mix`] made of one decoded buffer.
@@ -290,7 +482,8 @@ impl Decoding {
         true
     }
 
-    /// Mixes a decoded buffer down to mono into `self.mono`.
+    /// Mixes a decoded buffer down to mono into `self.mono` (the caller counts the frames
+    /// it delivers).
     fn mix(&mut self, buffer: &GenericAudioBufferRef<'_>) -> Mixed {
         self.bad_in_a_row = 0;
         let channels = buffer.spec().channels().count().max(1);
@@ -314,7 +507,6 @@ impl Decoding {
         if self.mono.is_empty() {
             return Mixed::Nothing;
         }
-        info.frames += self.mono.len() as u64;
         Mixed::Samples(rate)
     }
 

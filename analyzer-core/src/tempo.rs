@@ -79,15 +79,17 @@ pub struct TempoEstimate {
     pub alternative: Option<TempoCandidate>,
 }
 
-/// What the candidates are scored from.
+/// What the candidates are scored from. The detrended envelopes are kept one per segment
+/// (one in all for a whole file): the phase of the beat jumps from one segment of a sampled
+/// file to the next, so what folds the envelope onto a beat looks at each one on its own.
 struct Evidence {
     frame_rate: f64,
-    novelty: Vec<f32>,
+    novelty: Vec<Vec<f32>>,
     acf: Vec<f64>,
     acf_high: Vec<f64>,
     acf_low: Vec<f64>,
-    low: Vec<f32>,
-    high: Vec<f32>,
+    low: Vec<Vec<f32>>,
+    high: Vec<Vec<f32>>,
     /// The strongest comb peaks (with the prior), best first; never empty.
     peak_bpms: Vec<f64>,
     /// The strongest normalised autocorrelation in the tempo range.
@@ -207,7 +209,20 @@ impl TempoEstimator {
 
     /// Estimates the tempo of `envelope`.
     pub fn estimate(&self, envelope: &OnsetEnvelope, stop: &StopSignal) -> Result<TempoEstimate> {
-        let evidence = self.evidence(envelope, stop)?;
+        self.estimate_segments(std::slice::from_ref(envelope), stop)
+    }
+
+    /// Estimates one tempo from the envelopes of several segments of one file (a sampled
+    /// analysis), without pretending they are continuous: the autocorrelation pools the
+    /// windows of every segment, no window spanning two, and the phase features (fold,
+    /// beat profile) are measured per segment and averaged, weighted by length. With one
+    /// envelope this is exactly [`TempoEstimator::estimate`].
+    pub fn estimate_segments(
+        &self,
+        segments: &[OnsetEnvelope],
+        stop: &StopSignal,
+    ) -> Result<TempoEstimate> {
+        let evidence = self.evidence(segments, stop)?;
         let candidates = self.metrical_candidates(&evidence);
         let scores: Vec<f64> = candidates
             .iter()
@@ -223,7 +238,7 @@ impl TempoEstimator {
         envelope: &OnsetEnvelope,
         stop: &StopSignal,
     ) -> Result<Vec<(f64, [f64; crate::metrical::FEATURES])>> {
-        let evidence = self.evidence(envelope, stop)?;
+        let evidence = self.evidence(std::slice::from_ref(envelope), stop)?;
         Ok(self
             .metrical_candidates(&evidence)
             .into_iter()
@@ -233,20 +248,21 @@ impl TempoEstimator {
 
     /// Everything the candidates are scored from: the detrended envelopes, their
     /// autocorrelations, the comb and its peaks. Fails when there is no pulse to measure.
-    fn evidence(&self, envelope: &OnsetEnvelope, stop: &StopSignal) -> Result<Evidence> {
-        let fr = envelope.frame_rate;
-        if envelope.duration_s() < MIN_SECONDS {
+    fn evidence(&self, segments: &[OnsetEnvelope], stop: &StopSignal) -> Result<Evidence> {
+        let fr = segments.first().map_or(1.0, |e| e.frame_rate);
+        let seconds: f64 = segments.iter().map(OnsetEnvelope::duration_s).sum();
+        if seconds < MIN_SECONDS {
             return Err(Error::new(
                 ErrorKind::TooShort,
                 Stage::Tempo,
-                format!(
-                    "{:.2} s of audio; at least {MIN_SECONDS} s are needed",
-                    envelope.duration_s()
-                ),
+                format!("{seconds:.2} s of audio; at least {MIN_SECONDS} s are needed"),
             ));
         }
         let width = (DETREND_SECONDS * fr).round() as usize;
-        let novelty = detrend(&envelope.values, width);
+        let detrended = |band: fn(&OnsetEnvelope) -> &[f32]| -> Vec<Vec<f32>> {
+            segments.iter().map(|e| detrend(band(e), width)).collect()
+        };
+        let novelty = detrended(|e| &e.values);
         let silent = || {
             Error::new(
                 ErrorKind::NoPulse,
@@ -254,15 +270,15 @@ impl TempoEstimator {
                 "no onsets: silence or a constant signal",
             )
         };
-        if novelty.iter().all(|&v| v == 0.0) {
+        if novelty.iter().flatten().all(|&v| v == 0.0) {
             return Err(silent());
         }
         stop.check(Stage::Tempo)?;
         let acf = normalised(self.autocorrelation(&novelty)).ok_or_else(silent)?;
-        let high = detrend(&envelope.high, width);
+        let high = detrended(|e| &e.high);
         let acf_high =
             normalised(self.autocorrelation(&high)).unwrap_or_else(|| vec![0.0; acf.len()]);
-        let low = detrend(&envelope.low, width);
+        let low = detrended(|e| &e.low);
         let acf_low =
             normalised(self.autocorrelation(&low)).unwrap_or_else(|| vec![0.0; acf.len()]);
 
@@ -346,11 +362,15 @@ impl TempoEstimator {
                 let at = |lag: f64| interpolate(&ev.acf, lag);
                 let high = |lag: f64| interpolate(&ev.acf_high, lag);
                 let low = |lag: f64| interpolate(&ev.acf_low, lag);
-                let fold = |period: f64| fold_clarity(&ev.novelty, period).max(1e-6).ln();
+                let fold = |period: f64| {
+                    per_segment(&ev.novelty, |x| [fold_clarity(x, period)])[0]
+                        .max(1e-6)
+                        .ln()
+                };
                 let rbf = |centre: f64| (-(lt - centre).powi(2) / (2.0 * 0.3 * 0.3)).exp();
-                let full = beat_profile(&ev.novelty, p);
-                let lowp = beat_profile(&ev.low, p);
-                let highp = beat_profile(&ev.high, p);
+                let full = per_segment(&ev.novelty, |x| beat_profile(x, p));
+                let lowp = per_segment(&ev.low, |x| beat_profile(x, p));
+                let highp = per_segment(&ev.high, |x| beat_profile(x, p));
                 let features = [
                     (c / best_comb).ln(),
                     lt,
@@ -399,10 +419,22 @@ impl TempoEstimator {
             .collect()
     }
 
-    /// Unbiased autocorrelation up to `ACF_WINDOW` lags, averaged over half-overlapping windows.
-    fn autocorrelation(&self, x: &[f32]) -> Vec<f64> {
+    /// Unbiased autocorrelation up to `ACF_WINDOW` lags, averaged over half-overlapping
+    /// windows of every segment (no window spans two: the phase jumps at a seam).
+    fn autocorrelation(&self, segments: &[Vec<f32>]) -> Vec<f64> {
         let mut sums = vec![0.0f64; ACF_WINDOW];
         let mut counts = vec![0.0f64; ACF_WINDOW];
+        for x in segments.iter().filter(|x| !x.is_empty()) {
+            self.accumulate_autocorrelation(x, &mut sums, &mut counts);
+        }
+        sums.iter()
+            .zip(&counts)
+            .map(|(s, &c)| if c > 0.0 { s / c } else { 0.0 })
+            .collect()
+    }
+
+    /// Adds the lag products of `x`'s windows to `sums` and their pair counts to `counts`.
+    fn accumulate_autocorrelation(&self, x: &[f32], sums: &mut [f64], counts: &mut [f64]) {
         let mut input = self.forward.make_input_vec();
         let mut spectrum = self.forward.make_output_vec();
         let mut output = self.inverse.make_output_vec();
@@ -437,11 +469,31 @@ impl TempoEstimator {
             }
             start += hop;
         }
-        sums.iter()
-            .zip(&counts)
-            .map(|(s, &c)| if c > 0.0 { s / c } else { 0.0 })
-            .collect()
     }
+}
+
+/// `measure` of each segment, averaged with the segments' lengths as weights; for one
+/// segment, its value untouched (so a whole file scores bit for bit as before).
+fn per_segment<const N: usize>(
+    segments: &[Vec<f32>],
+    measure: impl Fn(&[f32]) -> [f64; N],
+) -> [f64; N] {
+    if let [only] = segments {
+        return measure(only);
+    }
+    let mut sum = [0.0f64; N];
+    let mut total = 0.0f64;
+    for x in segments.iter().filter(|x| !x.is_empty()) {
+        let weight = x.len() as f64;
+        for (s, v) in sum.iter_mut().zip(measure(x)) {
+            *s += weight * v;
+        }
+        total += weight;
+    }
+    if total > 0.0 {
+        sum.iter_mut().for_each(|s| *s /= total);
+    }
+    sum
 }
 
 /// The envelope minus its centred moving average over `width` frames, clamped at zero.
@@ -683,9 +735,19 @@ mod tests {
 
     /// The windowed, unbiased autocorrelation by the textbook sum, in f64: what the FFT
     /// path must reproduce (RustFFT's habit: every fast path against a naive one).
-    fn naive_autocorrelation(x: &[f32]) -> Vec<f64> {
+    fn naive_autocorrelation(segments: &[&[f32]]) -> Vec<f64> {
         let mut sums = vec![0.0f64; ACF_WINDOW];
         let mut counts = vec![0.0f64; ACF_WINDOW];
+        for x in segments {
+            naive_windows(x, &mut sums, &mut counts);
+        }
+        sums.iter()
+            .zip(&counts)
+            .map(|(s, &c)| if c > 0.0 { s / c } else { 0.0 })
+            .collect()
+    }
+
+    fn naive_windows(x: &[f32], sums: &mut [f64], counts: &mut [f64]) {
         let mut start = 0;
         loop {
             let end = (start + ACF_WINDOW).min(x.len());
@@ -702,10 +764,6 @@ mod tests {
             }
             start += ACF_WINDOW / 2;
         }
-        sums.iter()
-            .zip(&counts)
-            .map(|(s, &c)| if c > 0.0 { s / c } else { 0.0 })
-            .collect()
     }
 
     #[test]
@@ -721,16 +779,84 @@ mod tests {
                     (state >> 40) as f32 / (1u64 << 24) as f32
                 })
                 .collect();
-            let fast = est.autocorrelation(&x);
-            let slow = naive_autocorrelation(&x);
-            let scale = slow[0].abs().max(1e-12);
-            for (lag, (a, b)) in fast.iter().zip(&slow).enumerate() {
-                assert!(
-                    (a - b).abs() <= 1e-9 * scale,
-                    "len {len} lag {lag}: {a} vs {b}"
-                );
-            }
+            let fast = est.autocorrelation(std::slice::from_ref(&x));
+            let slow = naive_autocorrelation(&[&x]);
+            assert_close(&fast, &slow, &format!("len {len}"));
+            // Segments pool their windows; no window spans two of them.
+            let (a, b) = x.split_at(len / 3);
+            let parts = [a.to_vec(), b.to_vec()];
+            let fast = est.autocorrelation(&parts);
+            let slow = naive_autocorrelation(&[a, b]);
+            assert_close(&fast, &slow, &format!("len {len} in two"));
+            assert_ne!(fast, est.autocorrelation(std::slice::from_ref(&x)));
         }
+    }
+
+    fn assert_close(fast: &[f64], slow: &[f64], what: &str) {
+        let scale = slow[0].abs().max(1e-12);
+        for (lag, (a, b)) in fast.iter().zip(slow).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-9 * scale,
+                "{what} lag {lag}: {a} vs {b}"
+            );
+        }
+    }
+
+    /// A pulse train cut into segments whose beats do not line up across the seams (the
+    /// phase of a sampled file jumps from one segment to the next) keeps its tempo.
+    #[test]
+    fn segments_with_phase_jumps_give_the_tempo_of_the_whole() {
+        let est = TempoEstimator::new(50.0, 220.0).unwrap();
+        let fr = 86.1328125;
+        for bpm in [71.0, 97.5, 123.0, 140.0, 174.0] {
+            let period = 60.0 * fr / bpm;
+            let whole = est
+                .estimate(&pulses(bpm, 90.0, fr), &StopSignal::never())
+                .unwrap();
+            let segments: Vec<OnsetEnvelope> = [0.0, 0.37, 0.71]
+                .iter()
+                .map(|&shift| {
+                    let mut e = pulses(bpm, 30.0 + shift * period / fr, fr);
+                    let skip = (shift * period).round() as usize;
+                    for band in [&mut e.values, &mut e.high, &mut e.low] {
+                        band.drain(..skip);
+                    }
+                    e
+                })
+                .collect();
+            let sampled = est
+                .estimate_segments(&segments, &StopSignal::never())
+                .unwrap();
+            assert!(
+                (sampled.bpm - bpm).abs() < 0.2,
+                "{bpm}: got {}",
+                sampled.bpm
+            );
+            assert!(
+                (sampled.bpm - whole.bpm).abs() < 0.2,
+                "{bpm}: {} vs {}",
+                sampled.bpm,
+                whole.bpm
+            );
+        }
+    }
+
+    #[test]
+    fn one_segment_is_the_whole_estimate() {
+        let est = TempoEstimator::new(50.0, 220.0).unwrap();
+        let e = pulses(113.0, 40.0, 86.1328125);
+        assert_eq!(
+            est.estimate_segments(std::slice::from_ref(&e), &StopSignal::never())
+                .unwrap(),
+            est.estimate(&e, &StopSignal::never()).unwrap()
+        );
+        let none: [OnsetEnvelope; 0] = [];
+        assert_eq!(
+            est.estimate_segments(&none, &StopSignal::never())
+                .unwrap_err()
+                .kind(),
+            ErrorKind::TooShort
+        );
     }
 
     #[test]

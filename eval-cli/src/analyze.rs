@@ -126,6 +126,8 @@ pub struct AnalyzeArgs {
     /// Fastest tempo to report.
     #[arg(long, value_name = "BPM", default_value_t = AnalyzerConfig::default().max_bpm)]
     max_bpm: f64,
+    #[command(flatten)]
+    sampling: flags::SamplingArgs,
     /// Files analysed at once [default: one per core, fewer if memory is short]. 1 runs
     /// the sequential reference path.
     #[arg(long, value_name = "N", value_parser = flags::parse_workers)]
@@ -173,7 +175,7 @@ struct Plan {
 
 impl Plan {
     fn new(args: AnalyzeArgs) -> anyhow::Result<Self> {
-        let analyzer = flags::analyzer(args.min_bpm, args.max_bpm)?;
+        let analyzer = flags::analyzer(args.min_bpm, args.max_bpm, &args.sampling)?;
         let workers = flags::resolve_workers(args.workers);
         let cache = args.cache.as_deref().map(ResultCache::open).transpose()?;
         Ok(Plan {

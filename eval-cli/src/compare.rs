@@ -571,7 +571,8 @@ fn spawn_child(
         .arg("--max-bpm")
         .arg(d.max_bpm.to_string())
         .arg("--schedule")
-        .arg(schedule_name(d.schedule));
+        .arg(schedule_name(d.schedule))
+        .args(d.sampling.to_args());
     if let Some(t) = d.timeout {
         cmd.arg("--timeout").arg(t.as_secs_f64().to_string());
     }

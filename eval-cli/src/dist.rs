@@ -91,6 +91,8 @@ pub struct SettingsArgs {
     /// Fastest tempo to report.
     #[arg(long, value_name = "BPM", default_value_t = AnalyzerConfig::default().max_bpm)]
     max_bpm: f64,
+    #[command(flatten)]
+    sampling: flags::SamplingArgs,
 }
 
 /// Flags of `eval-cli dist submit`.
@@ -307,7 +309,11 @@ pub fn run(command: DistCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
-    let analyzer = flags::analyzer(args.settings.min_bpm, args.settings.max_bpm)?;
+    let analyzer = flags::analyzer(
+        args.settings.min_bpm,
+        args.settings.max_bpm,
+        &args.settings.sampling,
+    )?;
     let (files, walk_errors) = batch::collect_audio_files(&args.paths);
     let manifest = Manifest::new(&analyzer, &files, walk_errors.len());
     let mut broker = Broker::connect(&args.job)?;
@@ -455,7 +461,11 @@ fn parse_path_map(s: &str) -> Result<PathMap, String> {
 }
 
 fn work(args: WorkArgs) -> anyhow::Result<ExitCode> {
-    let analyzer = flags::analyzer(args.settings.min_bpm, args.settings.max_bpm)?;
+    let analyzer = flags::analyzer(
+        args.settings.min_bpm,
+        args.settings.max_bpm,
+        &args.settings.sampling,
+    )?;
     let mut broker = Broker::connect(&args.job)?;
     let manifest = broker.existing_manifest()?;
     let version = env!("CARGO_PKG_VERSION");

@@ -2,7 +2,12 @@
 //! elsewhere, so that the same harness (runner, metrics, reports) puts peers side by side.
 //!
 //! `--estimator` takes one of
-//! - `ours`: this workspace's analyzer, in process;
+//! - `ours`: this workspace's analyzer, in process, with the command's analyzer flags;
+//!   `ours:KEY=VALUE[,KEY=VALUE...]` changes settings of it ([`OursKey`]:
+//!   `min-bpm`, `max-bpm`, `analysis-seconds` (0: the whole file), `segments`,
+//!   `analysis-rate`, `frame-size`, `hop`), so that settings of our own analyzer sit side
+//!   by side like other tools: `fast=ours:analysis-seconds=60`. An unknown key or a bad
+//!   value is a usage error naming it;
 //! - `cmd:TEMPLATE`: an external program run once per file. The template is split like a
 //!   POSIX shell would (the `shlex` crate) and `{file}` is replaced in every word by the
 //!   file's path; no shell is involved unless the template names one (`cmd:sh -c "..."`).
@@ -33,9 +38,10 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use analyzer_core::batch::{self, Job};
-use analyzer_core::{Analyzer, Error, ErrorKind, Stage, StopSignal};
+use analyzer_core::{Analyzer, AnalyzerConfig, Error, ErrorKind, Stage, StopSignal};
 use anyhow::{Context, bail};
 
+use crate::flags;
 use crate::manifest::Dataset;
 
 /// Linux reports process times in clock ticks of 1/USER_HZ s; USER_HZ is 100 on every
@@ -57,12 +63,131 @@ pub struct EstimatorSpec {
 /// Where an estimator's tempi come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
-    /// This workspace's analyzer.
-    Ours,
+    /// This workspace's analyzer, with these settings changed (none for plain `ours`).
+    Ours(Vec<OursSetting>),
     /// An external program; the template as given (after `cmd:`).
     Cmd(String),
     /// A CSV of predictions (`file,bpm`).
     Csv(PathBuf),
+}
+
+/// A setting `ours:KEY=VALUE` may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OursKey {
+    /// `min-bpm`: [`AnalyzerConfig::min_bpm`].
+    MinBpm,
+    /// `max-bpm`: [`AnalyzerConfig::max_bpm`].
+    MaxBpm,
+    /// `analysis-seconds`: seconds per segment, 0 for the whole file ([`flags::sampling`]).
+    AnalysisSeconds,
+    /// `segments`: how many segments ([`flags::sampling`]).
+    Segments,
+    /// `analysis-rate`: [`AnalyzerConfig::analysis_rate`].
+    AnalysisRate,
+    /// `frame-size`: [`AnalyzerConfig::frame_size`].
+    FrameSize,
+    /// `hop`: [`AnalyzerConfig::hop`].
+    Hop,
+}
+
+impl OursKey {
+    /// Every key, in the order the usage errors list them.
+    pub const ALL: [OursKey; 7] = [
+        OursKey::MinBpm,
+        OursKey::MaxBpm,
+        OursKey::AnalysisSeconds,
+        OursKey::Segments,
+        OursKey::AnalysisRate,
+        OursKey::FrameSize,
+        OursKey::Hop,
+    ];
+
+    /// The key as it is written.
+    pub fn name(self) -> &'static str {
+        match self {
+            OursKey::MinBpm => "min-bpm",
+            OursKey::MaxBpm => "max-bpm",
+            OursKey::AnalysisSeconds => "analysis-seconds",
+            OursKey::Segments => "segments",
+            OursKey::AnalysisRate => "analysis-rate",
+            OursKey::FrameSize => "frame-size",
+            OursKey::Hop => "hop",
+        }
+    }
+
+    /// Checks a value for this key on its own.
+    fn check(self, value: &str) -> Result<(), String> {
+        let positive_whole = || match value.parse::<usize>() {
+            Ok(0) => Err("must be at least 1".to_string()),
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        };
+        match self {
+            OursKey::MinBpm | OursKey::MaxBpm => match value.parse::<f64>() {
+                Ok(v) if v.is_finite() && v > 0.0 => Ok(()),
+                Ok(_) => Err("must be a positive number".to_string()),
+                Err(e) => Err(e.to_string()),
+            },
+            OursKey::AnalysisSeconds => flags::parse_analysis_seconds(value).map(drop),
+            OursKey::Segments => flags::parse_segments(value).map(drop),
+            OursKey::AnalysisRate => value.parse::<u32>().map(drop).map_err(|e| e.to_string()),
+            OursKey::FrameSize | OursKey::Hop => positive_whole(),
+        }
+    }
+}
+
+/// One `KEY=VALUE` of `ours:...`, its value checked on its own; whether the settings
+/// make an analyzer together (a tempo range that is not empty) is checked when the
+/// estimator is made ([`Estimator::new`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OursSetting {
+    /// What it sets.
+    pub key: OursKey,
+    /// The value as written (and checked).
+    pub value: String,
+}
+
+impl OursSetting {
+    fn parse(item: &str) -> Result<Self, String> {
+        let keys = OursKey::ALL.map(OursKey::name).join(", ");
+        let (key, value) = item
+            .split_once('=')
+            .ok_or_else(|| format!("ours: {item:?} is not KEY=VALUE (keys: {keys})"))?;
+        let key = OursKey::ALL
+            .into_iter()
+            .find(|k| k.name() == key.trim())
+            .ok_or_else(|| format!("ours: unknown setting {key:?} (keys: {keys})"))?;
+        let value = value.trim().to_string();
+        key.check(&value)
+            .map_err(|e| format!("ours: {}={value:?}: {e}", key.name()))?;
+        Ok(OursSetting { key, value })
+    }
+}
+
+/// `config` with `settings` applied, sampling resolved by the rule of the command-line
+/// flags ([`flags::sampling`]).
+pub fn apply_settings(
+    mut config: AnalyzerConfig,
+    settings: &[OursSetting],
+) -> Result<AnalyzerConfig, String> {
+    let (mut seconds, mut segments) = (None, None);
+    // The values were checked when they were parsed.
+    let number = |s: &OursSetting| s.value.parse::<f64>().unwrap_or(f64::NAN);
+    let whole = |s: &OursSetting| s.value.parse::<usize>().unwrap_or(0);
+    for s in settings {
+        match s.key {
+            OursKey::MinBpm => config.min_bpm = number(s),
+            OursKey::MaxBpm => config.max_bpm = number(s),
+            OursKey::AnalysisSeconds => seconds = Some(number(s)),
+            OursKey::Segments => segments = Some(whole(s)),
+            OursKey::AnalysisRate => config.analysis_rate = s.value.parse().unwrap_or(0),
+            OursKey::FrameSize => config.frame_size = whole(s),
+            OursKey::Hop => config.hop = whole(s),
+        }
+    }
+    config.sampling = flags::sampling(config.sampling, seconds, segments)
+        .map_err(|e| format!("ours: segments: {e}"))?;
+    Ok(config)
 }
 
 impl EstimatorSpec {
@@ -103,7 +228,13 @@ impl std::str::FromStr for Source {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if s == "ours" {
-            Ok(Source::Ours)
+            Ok(Source::Ours(Vec::new()))
+        } else if let Some(settings) = s.strip_prefix("ours:") {
+            let settings = settings
+                .split(',')
+                .map(OursSetting::parse)
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Source::Ours(settings))
         } else if let Some(template) = s.strip_prefix("cmd:") {
             let words = shlex::split(template).ok_or_else(|| {
                 format!("cannot split {template:?} into words (unbalanced quotes?)")
@@ -119,8 +250,8 @@ impl std::str::FromStr for Source {
             Ok(Source::Csv(PathBuf::from(file)))
         } else {
             Err(format!(
-                "unknown estimator {s:?}: use `ours`, `cmd:TEMPLATE` or `csv:FILE`, \
-                 optionally behind a label (`aubio=cmd:aubio tempo {{file}}`)"
+                "unknown estimator {s:?}: use `ours`, `ours:KEY=VALUE,...`, `cmd:TEMPLATE` or \
+                 `csv:FILE`, optionally behind a label (`aubio=cmd:aubio tempo {{file}}`)"
             ))
         }
     }
@@ -138,7 +269,15 @@ impl std::fmt::Display for EstimatorSpec {
 impl std::fmt::Display for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Source::Ours => f.write_str("ours"),
+            Source::Ours(settings) if settings.is_empty() => f.write_str("ours"),
+            Source::Ours(settings) => {
+                f.write_str("ours:")?;
+                for (i, s) in settings.iter().enumerate() {
+                    let comma = if i == 0 { "" } else { "," };
+                    write!(f, "{comma}{}={}", s.key.name(), s.value)?;
+                }
+                Ok(())
+            }
             Source::Cmd(t) => write!(f, "cmd:{t}"),
             Source::Csv(p) => write!(f, "csv:{}", p.display()),
         }
@@ -184,14 +323,22 @@ pub enum Estimator {
 }
 
 impl Estimator {
-    /// Prepares `spec` for `ds`; `ours` runs `analyzer`.
+    /// Prepares `spec` for `ds`; `ours` runs `analyzer`, with the spec's settings changed.
     pub fn new(spec: &EstimatorSpec, ds: &Dataset, analyzer: &Analyzer) -> anyhow::Result<Self> {
         let name = spec.name();
         Ok(match &spec.source {
-            Source::Ours => Estimator::Ours {
+            Source::Ours(settings) if settings.is_empty() => Estimator::Ours {
                 name,
                 analyzer: analyzer.clone(),
             },
+            Source::Ours(settings) => {
+                let config = apply_settings(analyzer.config().clone(), settings)
+                    .map_err(|e| anyhow::anyhow!("estimator {spec}: {e}"))?;
+                let analyzer = Analyzer::new(config).map_err(|e| {
+                    anyhow::anyhow!("estimator {spec}: invalid settings: {}", e.reason())
+                })?;
+                Estimator::Ours { name, analyzer }
+            }
             Source::Cmd(template) => Estimator::Cmd {
                 name,
                 words: shlex::split(template).unwrap_or_default(),
@@ -510,6 +657,8 @@ mod tests {
     fn names_parse_and_print_back() {
         for s in [
             "ours",
+            "ours:analysis-seconds=60",
+            "fast=ours:analysis-seconds=30,segments=3,min-bpm=60",
             "cmd:aubio tempo {file}",
             "csv:p.csv",
             "aubio=cmd:aubio tempo {file}",
@@ -528,6 +677,61 @@ mod tests {
         assert!("cmd:sh -c \"unclosed".parse::<EstimatorSpec>().is_err());
         assert!("csv:".parse::<EstimatorSpec>().is_err());
         assert!("aubio".parse::<EstimatorSpec>().is_err());
+    }
+
+    #[test]
+    fn ours_takes_settings_and_names_a_bad_one() {
+        let spec: EstimatorSpec = "fast=ours:analysis-seconds=60".parse().unwrap();
+        assert_eq!(spec.name(), "fast");
+        let Source::Ours(settings) = &spec.source else {
+            panic!("{spec:?}");
+        };
+        let config = apply_settings(AnalyzerConfig::default(), settings).unwrap();
+        assert_eq!(
+            config.sampling,
+            Some(analyzer_core::Sampling {
+                segments: 1,
+                seconds: 60.0
+            })
+        );
+        let parse = |s: &str| match s.parse::<EstimatorSpec>().unwrap().source {
+            Source::Ours(settings) => apply_settings(AnalyzerConfig::default(), &settings),
+            other => panic!("{other:?}"),
+        };
+        // A count alone changes the default's count (4 x 15 s).
+        assert_eq!(
+            parse("ours:segments=2")
+                .unwrap()
+                .sampling
+                .map(|s| (s.segments, s.seconds)),
+            Some((2, 15.0))
+        );
+        let c =
+            parse("ours:segments=3,analysis-seconds=30,min-bpm=70,max-bpm=180,hop=256").unwrap();
+        assert_eq!(c.sampling.map(|s| (s.segments, s.seconds)), Some((3, 30.0)));
+        assert_eq!((c.min_bpm, c.max_bpm, c.hop), (70.0, 180.0, 256));
+        assert_eq!(parse("ours:analysis-seconds=0").unwrap().sampling, None);
+        assert!(
+            parse("ours:analysis-seconds=0,segments=3")
+                .unwrap_err()
+                .contains("segments")
+        );
+        for (bad, named) in [
+            ("ours:speed=9", "\"speed\""),
+            ("ours:analysis-seconds=5", "analysis-seconds=\"5\""),
+            ("ours:analysis-seconds=x", "analysis-seconds"),
+            ("ours:segments=0", "segments=\"0\""),
+            ("ours:min-bpm=-3", "min-bpm"),
+            ("ours:hop=0", "hop"),
+            ("ours:analysis-seconds", "KEY=VALUE"),
+            ("ours:", "KEY=VALUE"),
+        ] {
+            let err = bad.parse::<EstimatorSpec>().unwrap_err();
+            assert!(err.contains(named), "{bad}: {err}");
+            if bad.contains("speed") {
+                assert!(err.contains("analysis-seconds, segments"), "{err}");
+            }
+        }
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub struct DatasetArgs {
     #[arg(long, value_name = "BPM", default_value_t = AnalyzerConfig::default().max_bpm)]
     pub max_bpm: f64,
     #[command(flatten)]
+    pub sampling: flags::SamplingArgs,
+    #[command(flatten)]
     pub synth: SynthArgs,
     /// Which files start first.
     #[arg(long, value_enum, default_value = "longest")]
@@ -97,7 +99,7 @@ impl DatasetArgs {
 
     /// Plans the analyzer these flags ask for.
     pub fn analyzer(&self) -> anyhow::Result<Analyzer> {
-        flags::analyzer(self.min_bpm, self.max_bpm)
+        flags::analyzer(self.min_bpm, self.max_bpm, &self.sampling)
     }
 
     /// Prepares every `--estimator` for `ds`, in command-line order.

@@ -11,11 +11,18 @@
 //! - `--shard K/N` (`analyze`): the K-th of N parts, `1 <= K <= N` ([`parse_shard`]).
 //! - `--min-bpm`/`--max-bpm`: the analyzer's tempo range ([`analyzer`]), refused when it
 //!   is empty or not positive.
+//! - `--analysis-seconds S`, `--segments K`, `--full` ([`SamplingArgs`]): decode only K
+//!   segments of S seconds of a long file ([`analyzer_core::Sampling`]), or all of it.
+//!   S is 0 (the whole file) or at least 10 ([`parse_analysis_seconds`]), K is 1..=32
+//!   ([`parse_segments`]). Without either the default is 4 x 15 s; `--analysis-seconds S`
+//!   alone is one segment of S seconds, `--segments K` alone K of the default 15 s, and
+//!   `--segments` with nothing sampled is a usage error. The same rule reads
+//!   `ours:analysis-seconds=S,segments=K` ([`sampling`]).
 
 use std::time::Duration;
 
 use analyzer_core::batch;
-use analyzer_core::{Analyzer, AnalyzerConfig};
+use analyzer_core::{Analyzer, AnalyzerConfig, Sampling};
 
 use crate::runner;
 use crate::shard::Shard;
@@ -72,10 +79,117 @@ pub fn resolve_workers(requested: Option<usize>) -> usize {
     }
 }
 
-/// The analyzer for the tempo range `min_bpm..=max_bpm`.
-pub fn analyzer(min_bpm: f64, max_bpm: f64) -> anyhow::Result<Analyzer> {
-    Analyzer::new(AnalyzerConfig::default().with_bpm_range(min_bpm, max_bpm))
-        .map_err(|e| anyhow::anyhow!("invalid tempo range: {}", e.reason()))
+/// The `--analysis-seconds` value parser: 0 (the whole file) or a finite number of
+/// seconds of at least [`Sampling::MIN_SECONDS`].
+pub fn parse_analysis_seconds(s: &str) -> Result<f64, String> {
+    let secs: f64 = s.parse().map_err(|e| format!("not a number ({e})"))?;
+    if secs == 0.0 || (secs.is_finite() && secs >= Sampling::MIN_SECONDS) {
+        Ok(secs)
+    } else {
+        Err(format!(
+            "must be 0 (the whole file) or at least {} seconds",
+            Sampling::MIN_SECONDS
+        ))
+    }
+}
+
+/// The `--segments` value parser: a whole number from 1 to [`Sampling::MAX_SEGMENTS`].
+pub fn parse_segments(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=Sampling::MAX_SEGMENTS).contains(&n) => Ok(n),
+        Ok(n) => Err(format!(
+            "must be from 1 to {} (got {n})",
+            Sampling::MAX_SEGMENTS
+        )),
+        Err(e) => Err(format!("not a whole number ({e})")),
+    }
+}
+
+/// What a long file's analysis decodes, from `base` (the default, or the command's
+/// flags) changed by `seconds` (0: the whole file) and `segments`. Seconds alone mean one
+/// segment of that length; a count alone changes the base's count; a count with nothing
+/// sampled is refused.
+pub fn sampling(
+    base: Option<Sampling>,
+    seconds: Option<f64>,
+    segments: Option<usize>,
+) -> Result<Option<Sampling>, String> {
+    // Seconds given without a count mean one segment of that length: `analysis-seconds=60`
+    // reads as "60 s", not as the default count of 60 s segments.
+    let (seconds, default_count) = match seconds {
+        Some(0.0) => (None, 1),
+        Some(s) => (Some(s), 1),
+        None => (base.map(|b| b.seconds), base.map_or(1, |b| b.segments)),
+    };
+    match (seconds, segments) {
+        (None, Some(_)) => {
+            Err("segments need a sampled analysis (analysis seconds above 0)".to_string())
+        }
+        (None, None) => Ok(None),
+        (Some(seconds), segments) => Ok(Some(Sampling {
+            seconds,
+            segments: segments.unwrap_or(default_count),
+        })),
+    }
+}
+
+/// What a long file's analysis decodes; every command that analyses takes these flags.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SamplingArgs {
+    /// Decode only segments of SECS seconds of a long file, reached by seeking; 0 decodes
+    /// the whole file. Files shorter than (segments + 1) x SECS are analysed whole
+    /// [default: 4 segments of 15 s; SECS alone means one segment].
+    #[arg(long, value_name = "SECS", value_parser = parse_analysis_seconds)]
+    pub analysis_seconds: Option<f64>,
+    /// How many segments are decoded, spread evenly over the file (leaving out the intro
+    /// and outro) [default: 4, or 1 with --analysis-seconds].
+    #[arg(long, value_name = "K", value_parser = parse_segments)]
+    pub segments: Option<usize>,
+    /// Analyse every file whole, as before sampling (the same as --analysis-seconds 0).
+    #[arg(long, conflicts_with_all = ["analysis_seconds", "segments"])]
+    pub full: bool,
+}
+
+impl SamplingArgs {
+    /// The sampling these flags ask for, from the analyzer's default.
+    pub fn sampling(&self) -> Result<Option<Sampling>, String> {
+        if self.full {
+            return Ok(None);
+        }
+        sampling(
+            AnalyzerConfig::default().sampling,
+            self.analysis_seconds,
+            self.segments,
+        )
+        .map_err(|e| format!("--segments: {e}"))
+    }
+
+    /// The flags again, for a child process that must analyse alike.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if self.full {
+            args.push("--full".to_string());
+        }
+        if let Some(s) = self.analysis_seconds {
+            args.extend(["--analysis-seconds".to_string(), s.to_string()]);
+        }
+        if let Some(k) = self.segments {
+            args.extend(["--segments".to_string(), k.to_string()]);
+        }
+        args
+    }
+}
+
+/// The analyzer for the tempo range `min_bpm..=max_bpm`, decoding what `sampling` says.
+pub fn analyzer(min_bpm: f64, max_bpm: f64, sampling: &SamplingArgs) -> anyhow::Result<Analyzer> {
+    let sampling = sampling.sampling().map_err(|e| anyhow::anyhow!("{e}"))?;
+    Analyzer::new(
+        AnalyzerConfig::default()
+            .with_bpm_range(min_bpm, max_bpm)
+            .with_sampling(sampling),
+    )
+    // The sampling was checked by its flags' parsers: what is left to refuse is the range.
+    .map_err(|e| anyhow::anyhow!("invalid tempo range: {}", e.reason()))
 }
 
 #[cfg(test)]
@@ -100,8 +214,84 @@ mod tests {
 
     #[test]
     fn an_empty_tempo_range_is_refused() {
-        assert!(analyzer(50.0, 220.0).is_ok());
-        let err = analyzer(200.0, 100.0).unwrap_err().to_string();
+        let whole = SamplingArgs::default();
+        assert!(analyzer(50.0, 220.0, &whole).is_ok());
+        let err = analyzer(200.0, 100.0, &whole).unwrap_err().to_string();
         assert!(err.starts_with("invalid tempo range: "), "{err}");
+    }
+
+    #[test]
+    fn sampling_flags_are_checked_and_resolved() {
+        for bad in ["-1", "5", "9.99", "nan", "inf", "x"] {
+            assert!(parse_analysis_seconds(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_analysis_seconds("0"), Ok(0.0));
+        assert_eq!(parse_analysis_seconds("30"), Ok(30.0));
+        for bad in ["0", "33", "-1", "1.5"] {
+            assert!(parse_segments(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_segments("3"), Ok(3));
+        let three = Sampling {
+            segments: 3,
+            seconds: 30.0,
+        };
+        assert_eq!(sampling(None, None, None), Ok(None));
+        assert_eq!(sampling(None, Some(0.0), None), Ok(None));
+        assert_eq!(sampling(Some(three), Some(0.0), None), Ok(None));
+        assert!(sampling(None, None, Some(3)).is_err());
+        assert!(sampling(Some(three), Some(0.0), Some(2)).is_err());
+        assert_eq!(sampling(None, Some(30.0), Some(3)), Ok(Some(three)));
+        assert_eq!(
+            sampling(None, Some(60.0), None),
+            Ok(Some(Sampling {
+                segments: 1,
+                seconds: 60.0
+            }))
+        );
+        assert_eq!(
+            sampling(Some(three), None, Some(2)),
+            Ok(Some(Sampling {
+                segments: 2,
+                seconds: 30.0
+            }))
+        );
+        assert_eq!(
+            sampling(Some(three), Some(30.0), None),
+            Ok(Some(Sampling {
+                segments: 1,
+                seconds: 30.0
+            }))
+        );
+        assert_eq!(
+            SamplingArgs::default().sampling(),
+            Ok(Some(Sampling::DEFAULT))
+        );
+        let two = SamplingArgs {
+            segments: Some(2),
+            ..SamplingArgs::default()
+        };
+        assert_eq!(
+            two.sampling(),
+            Ok(Some(Sampling {
+                segments: 2,
+                seconds: 15.0
+            }))
+        );
+        let full = SamplingArgs {
+            full: true,
+            ..SamplingArgs::default()
+        };
+        assert_eq!(full.sampling(), Ok(None));
+        let a = analyzer(
+            50.0,
+            220.0,
+            &SamplingArgs {
+                analysis_seconds: Some(30.0),
+                segments: Some(3),
+                full: false,
+            },
+        )
+        .unwrap();
+        assert_eq!(a.config().sampling, Some(three));
     }
 }

@@ -820,3 +820,114 @@ fn synthetic_set_gives_the_same_bytes_sequential_and_parallel() {
         "evaluate differs at 2 workers"
     );
 }
+
+/// Settings of our own analyzer are estimators like any other: two of them sit side by
+/// side in compare's report (the first one, sampled, is what every worker count runs, so
+/// its spec must reach the child runs intact) and in evaluate's.
+#[test]
+fn two_settings_of_ours_are_two_estimators() {
+    let dir = tempfile::tempdir().unwrap();
+    // 40 s tracks: long enough for 2 segments of 10 s to be sampled.
+    let long = [
+        "--dataset",
+        "synth",
+        "--synth-count",
+        "2",
+        "--synth-seconds",
+        "40",
+    ];
+    let out = dir.path().join("compare");
+    eval_cli()
+        .arg("compare")
+        .args(long)
+        .args(["--workers", "1,2", "--repeat", "1", "--warmup", "0"])
+        .args(["--estimator", "sampled=ours:analysis-seconds=10,segments=2"])
+        .args(["--estimator", "ours"])
+        .arg("--out-dir")
+        .arg(&out)
+        .assert()
+        .success();
+    let compare = read_json(&out.join("compare.json"));
+    assert!(
+        compare["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["identical"] == true),
+        "{compare}"
+    );
+    let names = |summary: &serde_json::Value| -> Vec<String> {
+        summary["estimators"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        names(&read_json(&out.join("summary.json"))),
+        ["sampled", "ours"]
+    );
+    let table = fs::read_to_string(out.join("estimators.csv")).unwrap();
+    assert!(
+        table.contains("\nsampled,") && table.contains("\nours,"),
+        "{table}"
+    );
+
+    // evaluate: the command's flags set the base, `ours:` changes it per estimator.
+    let out = dir.path().join("evaluate");
+    eval_cli()
+        .arg("evaluate")
+        .args(long)
+        .args([
+            "--analysis-seconds",
+            "10",
+            "--segments",
+            "2",
+            "--progress",
+            "off",
+        ])
+        .args(["--estimator", "ours"])
+        .args(["--estimator", "ours:analysis-seconds=0"])
+        .arg("--out-dir")
+        .arg(&out)
+        .assert()
+        .success();
+    let summary = read_json(&out.join("summary.json"));
+    assert_eq!(names(&summary), ["ours", "ours:analysis-seconds=0"]);
+    for e in summary["estimators"].as_array().unwrap() {
+        assert_eq!(e["n"], 2, "{e}");
+        assert_eq!(e["failed"], 0, "{e}");
+    }
+    let html = fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("ours:analysis-seconds=0"));
+    assert!(out.join("accuracy_vs_cpu.svg").is_file());
+}
+
+#[test]
+fn bad_analyzer_settings_are_usage_errors_naming_them() {
+    let run = |args: &[&str]| {
+        let out = eval_cli()
+            .args(["evaluate", "--dataset", "synth", "--out-dir", "x"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        stderr_of(&out)
+    };
+    let err = run(&["--estimator", "fast=ours:speed=9"]);
+    assert!(
+        err.contains("\"speed\"") && err.contains("analysis-seconds"),
+        "{err}"
+    );
+    let err = run(&["--estimator", "ours:segments=0"]);
+    assert!(err.contains("segments=\"0\""), "{err}");
+    let err = run(&["--analysis-seconds", "5"]);
+    assert!(err.contains("--analysis-seconds"), "{err}");
+    let err = run(&["--analysis-seconds", "0", "--segments", "3"]);
+    assert!(err.contains("--segments"), "{err}");
+    let err = run(&["--full", "--analysis-seconds", "30"]);
+    assert!(err.contains("--full"), "{err}");
+    let err = run(&["--estimator", "ours:min-bpm=200,max-bpm=100"]);
+    assert!(err.contains("ours:min-bpm=200,max-bpm=100"), "{err}");
+}

@@ -1,0 +1,253 @@
+//! Sampled analysis: a long file is read in a few segments reached by seeking. It must
+//! give the tempo of the whole analysis on golden tracks, decode exactly the samples it
+//! says it decodes, leave short files to the whole analysis bit for bit, and fall back to
+//! the whole file (never past the end, never in a loop) where a seek cannot be trusted.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use analyzer_core::decode::{Sampled, decode_mono, decode_mono_segments, segment_starts};
+use analyzer_core::{Analysis, Analyzer, AnalyzerConfig, Sampling, StopSignal};
+use synth_music::{TrackSpec, presets, render, write_flac, write_wav};
+
+const THREE_BY_THIRTY: Sampling = Sampling {
+    segments: 3,
+    seconds: 30.0,
+};
+
+fn analyze(path: &Path, sampling: Option<Sampling>) -> Analysis {
+    Analyzer::new(AnalyzerConfig::default().with_sampling(sampling))
+        .unwrap()
+        .analyze_file(path, &StopSignal::never())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `spec` rendered to `seconds` of mono 22.05 kHz audio (light enough for a test) in `dir`.
+fn long_file(dir: &Path, name: &str, spec: TrackSpec, seconds: f64) -> PathBuf {
+    let spec = spec
+        .with_seconds(seconds)
+        .with_sample_rate(22_050)
+        .with_channels(1);
+    let samples = render(&spec);
+    let path = dir.join(name);
+    if name.ends_with(".flac") {
+        write_flac(&path, &samples, spec.sample_rate, spec.channels).unwrap();
+    } else {
+        write_wav(&path, &samples, spec.sample_rate, spec.channels).unwrap();
+    }
+    path
+}
+
+#[test]
+fn golden_tracks_keep_their_tempo_when_sampled() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("fourfloor.flac", presets::four_on_the_floor_128()),
+        ("dnb.wav", presets::drum_and_bass_174()),
+        ("hiphop.flac", presets::hiphop_90_swing()),
+        ("waltz.wav", presets::waltz_3_4()),
+    ];
+    for (name, spec) in cases {
+        let truth = spec.bpm;
+        let path = long_file(dir.path(), name, spec, 150.0);
+        let full = analyze(&path, None);
+        for sampling in [
+            Sampling::DEFAULT,
+            THREE_BY_THIRTY,
+            Sampling {
+                segments: 1,
+                seconds: 60.0,
+            },
+        ] {
+            let sampled = analyze(&path, Some(sampling));
+            assert!(
+                sampled.warnings.is_empty(),
+                "{name}: it was not sampled: {:?}",
+                sampled.warnings
+            );
+            assert!(
+                (sampled.tempo.bpm - truth).abs() < 0.5,
+                "{name} {sampling:?}: truth {truth}, sampled {:.3}",
+                sampled.tempo.bpm
+            );
+            assert!(
+                (sampled.tempo.bpm - full.tempo.bpm).abs() < 0.5,
+                "{name}: full {:.3}, sampled {:.3}",
+                full.tempo.bpm,
+                sampled.tempo.bpm
+            );
+            // The row describes the file, not the part of it that was decoded.
+            assert!((sampled.audio.duration_s - full.audio.duration_s).abs() < 0.1);
+            assert_eq!(sampled.audio.codec, full.audio.codec);
+        }
+    }
+}
+
+/// Seeking, not decoding and discarding: each segment is exactly the stretch of the whole
+/// decode that starts at its packet, and only the segments are delivered.
+#[test]
+fn segments_are_the_samples_of_the_whole_decode_at_their_place() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["seek.wav", "seek.flac"] {
+        let path = long_file(dir.path(), name, presets::four_on_the_floor_128(), 130.0);
+        let mut whole = Vec::new();
+        let info = decode_mono(&path, &StopSignal::never(), |mono, _| {
+            whole.extend_from_slice(mono);
+            Ok(())
+        })
+        .unwrap();
+        let mut segments: Vec<Vec<f32>> = Vec::new();
+        let outcome = decode_mono_segments(&path, &StopSignal::never(), 30.0, 3, |i, mono, _| {
+            if segments.len() == i {
+                segments.push(Vec::new());
+            }
+            segments[i].extend_from_slice(mono);
+            Ok(())
+        })
+        .unwrap();
+        let Sampled::Segments {
+            info: sampled,
+            duration_s,
+        } = outcome
+        else {
+            panic!("{name}: not sampled: {outcome:?}");
+        };
+        assert!((duration_s - info.duration_s()).abs() < 0.1, "{name}");
+        let rate = f64::from(info.sample_rate);
+        let length = (30.0 * rate) as usize;
+        assert_eq!(segments.len(), 3, "{name}");
+        assert_eq!(sampled.frames, 3 * length as u64, "{name}");
+        let starts = segment_starts(duration_s, 30.0, 3).unwrap();
+        for (segment, start) in segments.iter().zip(starts) {
+            assert_eq!(segment.len(), length, "{name}");
+            let target = (start * rate).round() as usize;
+            // The segment begins at the start of the packet holding its target.
+            let found = (target.saturating_sub(16_384)..=target)
+                .rev()
+                .find(|&p| whole[p..p + length] == segment[..]);
+            assert!(found.is_some(), "{name}: segment at {start:.1} s not found");
+        }
+    }
+}
+
+#[test]
+fn the_default_samples_and_the_whole_analysis_is_one_setting_away() {
+    assert_eq!(AnalyzerConfig::default().sampling, Some(Sampling::DEFAULT));
+    let dir = tempfile::tempdir().unwrap();
+    let path = long_file(
+        dir.path(),
+        "default.wav",
+        presets::drum_and_bass_174(),
+        90.0,
+    );
+    let sampled = analyze(&path, Some(Sampling::DEFAULT));
+    let default = Analyzer::new(AnalyzerConfig::default())
+        .unwrap()
+        .analyze_file(&path, &StopSignal::never())
+        .unwrap();
+    assert_eq!(default, sampled);
+    // 90 s is long enough for 4 x 15 s: the sampled estimate is its own.
+    assert_ne!(default, analyze(&path, None));
+}
+
+#[test]
+fn a_short_file_is_analysed_whole_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    // 100 s is under (3 + 1) x 30 s: not worth sampling.
+    let path = long_file(dir.path(), "short.flac", presets::hiphop_90_swing(), 100.0);
+    assert_eq!(analyze(&path, Some(THREE_BY_THIRTY)), analyze(&path, None));
+    assert_eq!(segment_starts(100.0, 30.0, 3), None);
+    // Decoded whole, once, into segment 0: the samples of the plain decode.
+    let mut whole = Vec::new();
+    let info = decode_mono(&path, &StopSignal::never(), |mono, _| {
+        whole.extend_from_slice(mono);
+        Ok(())
+    })
+    .unwrap();
+    let mut sampled = Vec::new();
+    let outcome = decode_mono_segments(&path, &StopSignal::never(), 30.0, 3, |i, mono, _| {
+        assert_eq!(i, 0);
+        sampled.extend_from_slice(mono);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(outcome, Sampled::Whole(info));
+    assert!(sampled == whole);
+    assert!(segment_starts(120.0, 30.0, 3).is_some());
+}
+
+/// A header that announces more than the file holds (a WAV cut short, a FLAC whose
+/// STREAMINFO counts samples that are gone): the segment past the real end meets the end
+/// of the stream, and the whole file is analysed instead, with a warning saying so.
+#[test]
+fn a_file_shorter_than_its_header_falls_back_to_the_whole_file() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["cut.wav", "cut.flac"] {
+        let path = long_file(dir.path(), name, presets::four_on_the_floor_128(), 160.0);
+        let bytes = fs::read(&path).unwrap();
+        // Header kept, audio cut at 55 %: the second segment (65..95 s) crosses the end.
+        fs::write(&path, &bytes[..bytes.len() * 55 / 100]).unwrap();
+        let outcome =
+            decode_mono_segments(&path, &StopSignal::never(), 30.0, 3, |_, _, _| Ok(())).unwrap();
+        let Sampled::Failed { reason } = &outcome else {
+            panic!("{name}: {outcome:?}");
+        };
+        assert!(!reason.is_empty());
+        let full = analyze(&path, None);
+        let sampled = analyze(&path, Some(THREE_BY_THIRTY));
+        assert_eq!(sampled.tempo, full.tempo, "{name}");
+        assert_eq!(sampled.audio, full.audio, "{name}");
+        assert!(sampled.audio.duration_s < 100.0, "{name}");
+        let note = sampled.warnings.last().unwrap();
+        assert!(
+            note.starts_with("sampling was not possible (") && note.contains("whole file"),
+            "{name}: {note}"
+        );
+        assert_eq!(
+            sampled.warnings[..sampled.warnings.len() - 1],
+            full.warnings[..]
+        );
+    }
+}
+
+/// A WAV whose data chunk claims far more than the file holds (a header that lies
+/// outright): the first seek already lands past the end; the whole (real) file is used.
+#[test]
+fn a_wav_with_a_lying_length_still_gives_a_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = long_file(dir.path(), "lying.wav", presets::drum_and_bass_174(), 40.0);
+    let mut bytes = fs::read(&path).unwrap();
+    let data = bytes.windows(4).position(|w| w == b"data").unwrap();
+    let claimed = 22_050u32 * 2 * 600; // ten minutes of 16-bit mono
+    bytes[data + 4..data + 8].copy_from_slice(&claimed.to_le_bytes());
+    let riff = claimed + data as u32; // what the RIFF chunk would hold after its 8-byte header
+    bytes[4..8].copy_from_slice(&riff.to_le_bytes());
+    fs::write(&path, &bytes).unwrap();
+    let sampled = analyze(&path, Some(THREE_BY_THIRTY));
+    assert!(
+        (sampled.tempo.bpm - 174.0).abs() < 0.5,
+        "{}",
+        sampled.tempo.bpm
+    );
+    assert!(
+        sampled.audio.duration_s < 41.0,
+        "{}",
+        sampled.audio.duration_s
+    );
+    assert!(
+        sampled
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("sampling was not possible")),
+        "{:?}",
+        sampled.warnings
+    );
+}
+
+#[test]
+fn the_same_file_gives_the_same_sampled_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = long_file(dir.path(), "again.flac", presets::waltz_3_4(), 130.0);
+    let first = analyze(&path, Some(THREE_BY_THIRTY));
+    assert_eq!(first, analyze(&path, Some(THREE_BY_THIRTY)));
+}
