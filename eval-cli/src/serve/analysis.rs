@@ -1,0 +1,109 @@
+//! The work done on one file, behind one small trait so that it can be wrapped (a result
+//! cache, a mock) without the pool or the jobs knowing.
+//!
+//! [`BatchAnalysis`] is exactly what `eval-cli analyze` does to a file: the batch runner on a
+//! one-file batch, which gives the same panic isolation, deadline and cancellation, and the
+//! same [`AnalyzeRecord`], so a job's CSV has the bytes of `analyze`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use analyzer_core::batch::{Batch, Sequential, Status};
+use analyzer_core::{Analyzer, StopSignal};
+use serde::Serialize;
+
+use crate::analyze::AnalyzeRecord;
+
+/// One tempo hypothesis of an analysed file.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Candidate {
+    /// Beats per minute.
+    pub bpm: f64,
+    /// Probability relative to the winner's (the winner has 1.0).
+    pub strength: f64,
+}
+
+/// What one file gave.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Analysed {
+    /// Its row, as `analyze` writes it.
+    pub record: AnalyzeRecord,
+    /// The tempo hypotheses, best first; empty when the file failed (or when a wrapper,
+    /// such as a cache, does not keep them).
+    pub candidates: Vec<Candidate>,
+    /// Wall time of the file, seconds (for progress and metrics, never in a row).
+    pub elapsed_s: f64,
+    /// Time per stage, when the analyzer reports it; empty otherwise. The tempo
+    /// [`Analyzer`] does not report it today: decoding, resampling and onset detection
+    /// run interleaved in one streaming pass, so only the whole file's time is measured.
+    pub stages: Vec<(String, f64)>,
+}
+
+impl Analysed {
+    /// Whether the row is a failure (`error` or `timeout`).
+    pub fn failed(&self) -> bool {
+        self.record.status != Status::Ok.as_str()
+    }
+}
+
+/// The analysis of one file.
+///
+/// For implementations: give the row `analyze` would write for `path` with `analyzer` and
+/// `timeout`; return `None` only when `stop`'s cancel flag ended the file (a cancelled file
+/// has no row). Never panic.
+pub trait FileAnalysis: Send + Sync {
+    /// Analyses `path`, giving up after `timeout` or when `stop` is cancelled.
+    fn analyse(
+        &self,
+        analyzer: &Analyzer,
+        path: &Path,
+        stop: &StopSignal,
+        timeout: Option<Duration>,
+    ) -> Option<Analysed>;
+}
+
+/// The batch runner on a one-file batch: `eval-cli analyze`'s path.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BatchAnalysis;
+
+impl FileAnalysis for BatchAnalysis {
+    fn analyse(
+        &self,
+        analyzer: &Analyzer,
+        path: &Path,
+        stop: &StopSignal,
+        timeout: Option<Duration>,
+    ) -> Option<Analysed> {
+        let files: [PathBuf; 1] = [path.to_path_buf()];
+        let summary = Batch::new(analyzer)
+            .timeout(timeout)
+            .stop(stop.clone())
+            .run(&files, &Sequential);
+        let result = summary.results.into_iter().next()?;
+        let candidates = result.value.as_ref().map_or_else(Vec::new, |a| {
+            a.tempo
+                .candidates
+                .iter()
+                .map(|c| Candidate {
+                    bpm: c.bpm,
+                    strength: c.strength,
+                })
+                .collect()
+        });
+        Some(Analysed {
+            record: AnalyzeRecord::new(
+                path,
+                result.status,
+                result.value.as_ref(),
+                result.error.as_deref(),
+            ),
+            candidates,
+            elapsed_s: result.elapsed_s,
+            stages: result
+                .stages
+                .iter()
+                .map(|(stage, d)| (stage.as_str().to_string(), d.as_secs_f64()))
+                .collect(),
+        })
+    }
+}
