@@ -5,6 +5,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use crate::decode::{StreamInfo, decode_mono, mix_to_mono};
 use crate::error::{Error, ErrorKind, Result, Stage, panic_message};
@@ -86,6 +87,30 @@ pub struct Analysis {
     pub warnings: Vec<String>,
 }
 
+/// Wall time spent in each stage of one file's analysis. Decoding and onset detection
+/// run interleaved in one streaming pass, so they are told apart by timing the work done
+/// on each decoded packet.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StageTimes {
+    /// Opening, probing, decoding and mixing to mono.
+    pub decode: Duration,
+    /// Resampling to the analysis rate and computing the onset envelope.
+    pub onset: Duration,
+    /// Estimating the tempo from the envelope (the comb and the metrical model).
+    pub tempo: Duration,
+}
+
+impl StageTimes {
+    /// The times by [`Stage`]: `Decode`, `Onset`, `Tempo`.
+    pub fn by_stage(&self) -> Vec<(Stage, Duration)> {
+        vec![
+            (Stage::Decode, self.decode),
+            (Stage::Onset, self.onset),
+            (Stage::Tempo, self.tempo),
+        ]
+    }
+}
+
 /// A planned analysis pipeline, shared read-only between threads.
 #[derive(Debug, Clone)]
 pub struct Analyzer {
@@ -141,6 +166,16 @@ impl Analyzer {
     ///
     /// A panic inside a decoder is caught and reported as a corrupt stream.
     pub fn analyze_file(&self, path: &Path, stop: &StopSignal) -> Result<Analysis> {
+        self.analyze_file_timed(path, stop)
+            .map(|(analysis, _)| analysis)
+    }
+
+    /// [`Analyzer::analyze_file`], with the time each stage took.
+    pub fn analyze_file_timed(
+        &self,
+        path: &Path,
+        stop: &StopSignal,
+    ) -> Result<(Analysis, StageTimes)> {
         let outcome = catch_unwind(AssertUnwindSafe(|| self.analyze_file_inner(path, stop)));
         let result = match outcome {
             Ok(result) => result,
@@ -156,10 +191,13 @@ impl Analyzer {
         result.map_err(|e| e.with_path(path))
     }
 
-    fn analyze_file_inner(&self, path: &Path, stop: &StopSignal) -> Result<Analysis> {
-        let (envelope, info) = self.envelope_of_stream(path, stop)?;
+    fn analyze_file_inner(&self, path: &Path, stop: &StopSignal) -> Result<(Analysis, StageTimes)> {
+        let mut times = StageTimes::default();
+        let (envelope, info) = self.envelope_of_stream(path, stop, &mut times)?;
+        let started = Instant::now();
         let tempo = self.tempo.estimate(&envelope, stop)?;
-        Ok(Analysis {
+        times.tempo = started.elapsed();
+        let analysis = Analysis {
             tempo,
             audio: AudioInfo {
                 duration_s: info.duration_s(),
@@ -168,26 +206,32 @@ impl Analyzer {
                 codec: info.codec,
             },
             warnings: info.warnings,
-        })
+        };
+        Ok((analysis, times))
     }
 
     /// The onset envelope of a file (decode, mix, resample, onsets), for callers that study
     /// the envelope itself (the metrical model's training data).
     pub fn envelope_of_file(&self, path: &Path, stop: &StopSignal) -> Result<OnsetEnvelope> {
-        self.envelope_of_stream(path, stop)
+        self.envelope_of_stream(path, stop, &mut StageTimes::default())
             .map(|(envelope, _)| envelope)
             .map_err(|e| e.with_path(path))
     }
 
+    /// The envelope and what was decoded; `times` gets the decode and onset stages.
     fn envelope_of_stream(
         &self,
         path: &Path,
         stop: &StopSignal,
+        times: &mut StageTimes,
     ) -> Result<(OnsetEnvelope, StreamInfo)> {
+        let started = Instant::now();
+        let mut onset = Duration::ZERO;
         let mut resampler: Option<MonoResampler> = None;
         let mut resampled = Vec::new();
         let mut tracker = self.onset.tracker();
         let info: StreamInfo = decode_mono(path, stop, |mono, rate| {
+            let packet = Instant::now();
             let r = match &mut resampler {
                 Some(r) => r,
                 None => resampler.insert(MonoResampler::new(rate, self.config.analysis_rate)?),
@@ -195,15 +239,21 @@ impl Analyzer {
             resampled.clear();
             r.push(mono, &mut resampled)?;
             tracker.push(&resampled);
+            onset += packet.elapsed();
             Ok(())
         })?;
+        let decoded = started.elapsed();
+        let tail = Instant::now();
         if let Some(r) = &mut resampler {
             resampled.clear();
             r.finish(&mut resampled)?;
             tracker.push(&resampled);
         }
         stop.check(Stage::Onset)?;
-        Ok((tracker.finish(), info))
+        let envelope = tracker.finish();
+        times.onset = onset + tail.elapsed();
+        times.decode = decoded.saturating_sub(onset);
+        Ok((envelope, info))
     }
 
     /// The onset envelope of interleaved samples held in memory.

@@ -331,6 +331,9 @@ fn a_job_streams_its_files_and_gives_the_bytes_of_analyze() {
         assert_eq!(file["row"]["status"], "ok");
         assert!(file["elapsed_s"].as_f64().unwrap() >= 0.0);
         assert!(!file["candidates"].as_array().unwrap().is_empty());
+        for stage in ["decode", "onset", "tempo"] {
+            assert!(file["stages"][stage].as_f64().unwrap() >= 0.0, "{file}");
+        }
     }
 
     let csv = get(&server, &format!("/v1/jobs/{id}/results.csv"));
@@ -366,6 +369,7 @@ fn a_job_streams_its_files_and_gives_the_bytes_of_analyze() {
         "{metrics}"
     );
     assert!(metrics.contains("tempo_file_seconds_count{source=\"job\"} 6"));
+    assert!(metrics.contains("tempo_stage_seconds_count{stage=\"tempo\"} 6"));
     assert!(metrics.lines().any(|l| l == "tempo_queue_depth 0"));
 }
 

@@ -3,12 +3,13 @@
 //!
 //! [`BatchAnalysis`] is exactly what `eval-cli analyze` does to a file: the batch runner on a
 //! one-file batch, which gives the same panic isolation, deadline and cancellation, and the
-//! same [`AnalyzeRecord`], so a job's CSV has the bytes of `analyze`.
+//! same [`AnalyzeRecord`], so a job's CSV has the bytes of `analyze`; it also reports the
+//! time of each stage ([`TimedAnalyzer`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use analyzer_core::batch::{Batch, Sequential, Status};
+use analyzer_core::batch::{Batch, Sequential, Status, TimedAnalyzer};
 use analyzer_core::{Analyzer, StopSignal};
 use serde::Serialize;
 
@@ -33,9 +34,8 @@ pub struct Analysed {
     pub candidates: Vec<Candidate>,
     /// Wall time of the file, seconds (for progress and metrics, never in a row).
     pub elapsed_s: f64,
-    /// Time per stage, when the analyzer reports it; empty otherwise. The tempo
-    /// [`Analyzer`] does not report it today: decoding, resampling and onset detection
-    /// run interleaved in one streaming pass, so only the whole file's time is measured.
+    /// Seconds per stage (`decode`, `onset`, `tempo`: see
+    /// [`analyzer_core::StageTimes`]) when the file was analysed; empty for a failed file.
     pub stages: Vec<(String, f64)>,
 }
 
@@ -75,12 +75,14 @@ impl FileAnalysis for BatchAnalysis {
         timeout: Option<Duration>,
     ) -> Option<Analysed> {
         let files: [PathBuf; 1] = [path.to_path_buf()];
-        let summary = Batch::new(analyzer)
+        let job = TimedAnalyzer(analyzer);
+        let summary = Batch::new(&job)
             .timeout(timeout)
             .stop(stop.clone())
             .run(&files, &Sequential);
         let result = summary.results.into_iter().next()?;
-        let candidates = result.value.as_ref().map_or_else(Vec::new, |a| {
+        let analysis = result.value.as_ref().map(|(analysis, _)| analysis);
+        let candidates = analysis.map_or_else(Vec::new, |a| {
             a.tempo
                 .candidates
                 .iter()
@@ -91,12 +93,7 @@ impl FileAnalysis for BatchAnalysis {
                 .collect()
         });
         Some(Analysed {
-            record: AnalyzeRecord::new(
-                path,
-                result.status,
-                result.value.as_ref(),
-                result.error.as_deref(),
-            ),
+            record: AnalyzeRecord::new(path, result.status, analysis, result.error.as_deref()),
             candidates,
             elapsed_s: result.elapsed_s,
             stages: result

@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
+use tempfile::NamedTempFile;
 use tokio::sync::oneshot;
 
 use super::analysis::Analysed;
@@ -541,41 +542,19 @@ async fn upload(State(app): State<Arc<App>>, request: Request) -> Response {
             format!("the upload is larger than the limit of {limit} bytes (--max-upload-mb)"),
         );
     }
-    let bytes = match read_body(request.into_body(), limit, "upload").await {
-        Ok(bytes) => bytes,
+    let (file, size) = match store_upload(request.into_body(), limit).await {
+        Ok(stored) => stored,
         Err(response) => {
             app.telemetry.upload_rejected();
             return response;
         }
     };
-    if bytes.is_empty() {
+    if size == 0 {
         return error(
             StatusCode::BAD_REQUEST,
             "the upload is empty: send the audio file as the request body",
         );
     }
-    let stored = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
-        let mut file = tempfile::Builder::new().prefix("upload-").tempfile()?;
-        file.write_all(&bytes)?;
-        file.flush()?;
-        Ok(file)
-    })
-    .await;
-    let file = match stored {
-        Ok(Ok(file)) => file,
-        Ok(Err(e)) => {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("cannot store the upload: {e}"),
-            );
-        }
-        Err(e) => {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("cannot store the upload: {e}"),
-            );
-        }
-    };
     let (reply, answer) = oneshot::channel();
     let queued = app.pool.upload(Upload {
         path: file.path().to_path_buf(),
@@ -596,6 +575,41 @@ async fn upload(State(app): State<Arc<App>>, request: Request) -> Response {
             "the service stopped before the upload was analysed",
         ),
     }
+}
+
+/// Writes the body to a temporary file as it arrives (memory stays flat whatever the
+/// upload's size), refusing it with 413 past `limit` bytes; gives the file and its size.
+async fn store_upload(body: Body, limit: usize) -> Result<(NamedTempFile, usize), Response> {
+    let cannot_store = |e: std::io::Error| {
+        error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot store the upload: {e}"),
+        )
+    };
+    // File-system calls block: `block_in_place` lets the runtime move other tasks away.
+    let mut file =
+        tokio::task::block_in_place(|| tempfile::Builder::new().prefix("upload-").tempfile())
+            .map_err(cannot_store)?;
+    let mut size = 0;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            error(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the upload: {e}"),
+            )
+        })?;
+        size += chunk.len();
+        if size > limit {
+            return Err(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the upload is larger than the limit of {limit} bytes (--max-upload-mb)"),
+            ));
+        }
+        tokio::task::block_in_place(|| file.write_all(&chunk)).map_err(cannot_store)?;
+    }
+    tokio::task::block_in_place(|| file.flush()).map_err(cannot_store)?;
+    Ok((file, size))
 }
 
 fn upload_response(analysed: Analysed) -> Response {

@@ -88,7 +88,7 @@ pub struct FileEvent {
     pub candidates: Vec<Candidate>,
     /// Wall time of the file, seconds.
     pub elapsed_s: f64,
-    /// Seconds per stage; empty while the analyzer does not measure stages.
+    /// Seconds per stage (`decode`, `onset`, `tempo`); empty for a failed file.
     pub stages: BTreeMap<String, f64>,
 }
 
