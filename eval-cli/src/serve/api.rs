@@ -2,6 +2,7 @@
 //! uploads for the pool. Every refusal is a JSON `{"error": "..."}` with the status that
 //! says why (400, 401, 403, 404, 413, 429); bad input never gives a 500.
 
+use std::convert::Infallible;
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
@@ -10,7 +11,8 @@ use analyzer_core::Analyzer;
 use analyzer_core::batch::{self, Status};
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path as UrlPath, Request, State};
+use axum::extract::{FromRequestParts, Path as UrlPath, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -446,6 +448,23 @@ fn confine(roots: &[PathBuf], raw: &str) -> Result<PathBuf, Refusal> {
     ))
 }
 
+/// The `{id}` of a job's URL as text. Never refused here, so that an id that is not even
+/// valid percent-encoded UTF-8 gets the same JSON 404 as an unknown one.
+pub struct JobParam(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for JobParam {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Infallible> {
+        Ok(JobParam(
+            match UrlPath::<String>::from_request_parts(parts, state).await {
+                Ok(UrlPath(id)) => id,
+                Err(_) => String::from("(not UTF-8)"),
+            },
+        ))
+    }
+}
+
 /// The job named in the URL, or the 404 that says it does not exist.
 fn find(app: &App, id: &str) -> Result<Arc<Job>, Box<Response>> {
     id.parse::<JobId>()
@@ -468,7 +487,7 @@ async fn list(State(app): State<Arc<App>>) -> Response {
     )
 }
 
-async fn show(State(app): State<Arc<App>>, UrlPath(id): UrlPath<String>) -> Response {
+async fn show(State(app): State<Arc<App>>, JobParam(id): JobParam) -> Response {
     match find(&app, &id) {
         Ok(job) => json(StatusCode::OK, &job.progress()),
         Err(response) => *response,
@@ -477,7 +496,7 @@ async fn show(State(app): State<Arc<App>>, UrlPath(id): UrlPath<String>) -> Resp
 
 /// Cancels a job: its queued files are dropped, its running ones stop at their next
 /// check; its rows stay readable. Cancelling a final job changes nothing.
-async fn cancel(State(app): State<Arc<App>>, UrlPath(id): UrlPath<String>) -> Response {
+async fn cancel(State(app): State<Arc<App>>, JobParam(id): JobParam) -> Response {
     let job = match find(&app, &id) {
         Ok(job) => job,
         Err(response) => return *response,
@@ -499,7 +518,7 @@ fn status_header(job: &Job) -> (header::HeaderName, HeaderValue) {
 }
 
 /// The rows so far in input order, as `analyze` writes them (all of them once done).
-async fn results_csv(State(app): State<Arc<App>>, UrlPath(id): UrlPath<String>) -> Response {
+async fn results_csv(State(app): State<Arc<App>>, JobParam(id): JobParam) -> Response {
     match find(&app, &id) {
         Ok(job) => (
             StatusCode::OK,
@@ -518,7 +537,7 @@ async fn results_csv(State(app): State<Arc<App>>, UrlPath(id): UrlPath<String>) 
 }
 
 /// [`results_csv`] as a JSON array of rows.
-async fn results_json(State(app): State<Arc<App>>, UrlPath(id): UrlPath<String>) -> Response {
+async fn results_json(State(app): State<Arc<App>>, JobParam(id): JobParam) -> Response {
     match find(&app, &id) {
         Ok(job) => {
             let mut response = json(StatusCode::OK, &job.rows());

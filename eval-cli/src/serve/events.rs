@@ -14,7 +14,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path as UrlPath, State};
+use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -22,7 +22,7 @@ use tokio::sync::{broadcast, watch};
 use tokio::time::{Interval, MissedTickBehavior};
 
 use super::App;
-use super::api;
+use super::api::{self, JobParam};
 use super::jobs::{Job, JobEvent, Progress};
 
 /// How often a running job's counts are sent.
@@ -93,7 +93,7 @@ impl Feed {
 }
 
 /// The handler.
-pub async fn stream(State(app): State<Arc<App>>, UrlPath(id): UrlPath<String>) -> Response {
+pub async fn stream(State(app): State<Arc<App>>, JobParam(id): JobParam) -> Response {
     let Some(job) = id.parse().ok().and_then(|id| app.job(id)) else {
         return api::error(axum::http::StatusCode::NOT_FOUND, format!("no job {id:?}"));
     };
