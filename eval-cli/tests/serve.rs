@@ -462,7 +462,7 @@ fn cancel_drops_queued_files_stops_the_running_one_and_keeps_done_rows() {
 fn eight_concurrent_jobs_all_complete_with_their_rows() {
     let (_dir, root) = root();
     let libs: Vec<PathBuf> = (0..8)
-        .map(|j| library(&root.join(format!("lib{j}")), 3, 80.0 + 5.0 * j as f64))
+        .map(|j| library(&root.join(format!("lib{j}")), 24, 70.0 + 2.0 * j as f64))
         .collect();
     let server = Server::start(&root, &["--workers", "2"]);
     let results: Vec<(PathBuf, Vec<u8>)> = std::thread::scope(|s| {
@@ -492,7 +492,7 @@ fn eight_concurrent_jobs_all_complete_with_their_rows() {
             .filter(|r| r.starts_with(&prefix))
             .cloned()
             .collect();
-        assert_eq!(expected.len(), 3);
+        assert_eq!(expected.len(), 24);
         assert_eq!(csv_rows(&csv), expected, "{}", lib.display());
     }
 }
