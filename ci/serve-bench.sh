@@ -29,10 +29,11 @@ for _ in 1 2 3; do
   analyze_runs+=("$(echo "$t1 - $t0" | bc)")
 done
 
+: >"$data/serve.out"
 "$bin" serve --listen 127.0.0.1:0 --root "$data/root" --workers "$workers" >"$data/serve.out" 2>/dev/null &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
-while [ ! -s "$data/serve.out" ]; do sleep 0.1; done
+until grep -q '^listening on ' "$data/serve.out"; do sleep 0.1; done
 base=$(sed -n '1s/^listening on //p' "$data/serve.out")
 
 job() { # submits $1 (JSON paths) and waits for its `finished` event
@@ -59,9 +60,22 @@ for _ in 1 2 3; do
 done
 busy=$(printf '%s\n' "${busy_runs[@]}" | median)
 
+# A load run: 1000 job submissions from 50 clients at once, twice; statuses and the
+# server's resident memory after each round (jobs stay listed, so a little growth is rows).
+rss() { awk '/VmRSS/ {print $2 / 1024 " MiB"}' "/proc/$server/status"; }
+one=$(ls "$data"/root/synth | grep -v manifest | head -1)
+load() {
+  seq 1000 | xargs -P 50 -I{} curl -s -o /dev/null -w '%{http_code}\n' -X POST "$base/v1/jobs" \
+    -d "{\"paths\": [\"synth/$one\"]}" | sort | uniq -c | tr '\n' ' '
+}
+rss0=$(rss)
+load1=$(load); rss1=$(rss)
+load2=$(load); rss2=$(rss)
+
 a=$(printf '%s\n' "${analyze_runs[@]}" | median)
 s=$(printf '%s\n' "${serve_runs[@]}" | median)
 echo "files: $count x 30 s, workers: $workers, cores: $(nproc)"
 echo "analyze: ${a} s (runs: ${analyze_runs[*]})"
 echo "serve:   ${s} s (runs: ${serve_runs[*]}), serve/analyze = $(echo "scale=3; $s / $a" | bc)"
+echo "load:    1000 POST /v1/jobs at 50 concurrent, twice: [$load1] [$load2]; RSS $rss0 -> $rss1 -> $rss2"
 echo "upload:  idle ${idle} s, during 8 jobs ${busy} s (runs: ${busy_runs[*]}), busy/idle = $(echo "scale=2; $busy / $idle" | bc)"

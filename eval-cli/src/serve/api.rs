@@ -278,8 +278,15 @@ async fn submit(State(app): State<Arc<App>>, body: Body) -> Response {
     };
     // Canonicalising and walking are file-system work: off the async threads.
     let roots = app.roots.clone();
-    let walked = tokio::task::spawn_blocking(move || walk(&roots, &request.paths)).await;
-    let (files, walk_rows) = match walked {
+    let workers = app.pool.workers();
+    let walked = tokio::task::spawn_blocking(move || {
+        walk(&roots, &request.paths).map(|(files, walk_rows)| {
+            let order = start_order(&files, workers);
+            (files, walk_rows, order)
+        })
+    })
+    .await;
+    let (files, walk_rows, order) = match walked {
         Ok(Ok(found)) => found,
         Ok(Err(refusal)) => return error(refusal.status, refusal.message),
         Err(e) => {
@@ -305,7 +312,7 @@ async fn submit(State(app): State<Arc<App>>, body: Body) -> Response {
         ));
     }
     let id = table.next + 1;
-    let job = Arc::new(Job::new(id, lane, analyzer, files, walk_rows));
+    let job = Arc::new(Job::new(id, lane, analyzer, files, walk_rows, order));
     let wanted = job.files.len();
     let mut queued_now = 0;
     let admitted = app.pool.submit_job(&job, |queued| {
@@ -398,6 +405,31 @@ fn walk(
         .map(|e| AnalyzeRecord::new(&e.path, Status::Error, None, Some(&e.reason)))
         .collect();
     Ok((files, walk_rows))
+}
+
+/// Jobs of at most this many files start their costliest files first, as `analyze` does;
+/// above it the headers are not read at submission (the wait would grow with the job)
+/// and the last file's tail is negligible next to the whole anyway.
+const COSTLIEST_FIRST_UP_TO: usize = 4096;
+
+/// The order in which a job's files start: costliest first by the announced length and
+/// codec ([`batch::audio_cost`], ties by input index) for a job of up to
+/// [`COSTLIEST_FIRST_UP_TO`] files, so that no worker idles while one long file finishes
+/// alone; input order above that, and with one worker (where it changes nothing), as in
+/// `analyze`. Only regular files are probed: opening anything else (a FIFO) may block.
+fn start_order(files: &[PathBuf], workers: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..files.len()).collect();
+    if workers > 1 && files.len() <= COSTLIEST_FIRST_UP_TO {
+        let costs: Vec<f64> = files
+            .iter()
+            .map(|f| {
+                let regular = std::fs::metadata(f).is_ok_and(|m| m.is_file());
+                if regular { batch::audio_cost(f) } else { 0.0 }
+            })
+            .collect();
+        order.sort_by(|&a, &b| costs[b].total_cmp(&costs[a]).then(a.cmp(&b)));
+    }
+    order
 }
 
 fn inside(roots: &[PathBuf], path: &Path) -> bool {
@@ -660,6 +692,34 @@ mod tests {
         assert!(same_secret(b"abc", b"abc"));
         assert!(!same_secret(b"abc", b"abd"));
         assert!(!same_secret(b"abc", b"abcd"));
+    }
+
+    #[test]
+    fn several_workers_start_the_longest_file_first_and_one_keeps_input_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let wav = |name: &str, seconds: u32| {
+            let path = dir.path().join(name);
+            let spec = hound::WavSpec {
+                channels: 1,
+                sample_rate: 8000,
+                bits_per_sample: 16,
+                sample_format: hound::SampleFormat::Int,
+            };
+            let mut w = hound::WavWriter::create(&path, spec).unwrap();
+            for _ in 0..seconds * 8000 {
+                w.write_sample(0i16).unwrap();
+            }
+            w.finalize().unwrap();
+            path
+        };
+        let files = vec![
+            wav("a.wav", 1),
+            wav("b.wav", 3),
+            dir.path().join("missing.wav"),
+            wav("c.wav", 2),
+        ];
+        assert_eq!(start_order(&files, 2), [1, 3, 0, 2]);
+        assert_eq!(start_order(&files, 1), [0, 1, 2, 3]);
     }
 
     #[test]

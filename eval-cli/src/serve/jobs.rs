@@ -111,6 +111,9 @@ struct State {
     status: JobStatus,
     started: Option<Instant>,
     ended: Option<Instant>,
+    /// The job's event channel, dropped once it is final (its buffer is the one sizeable
+    /// thing a finished job would otherwise keep).
+    events: Option<broadcast::Sender<JobEvent>>,
 }
 
 /// One job.
@@ -124,23 +127,27 @@ pub struct Job {
     pub analyzer: Arc<Analyzer>,
     /// The files to analyse, in input order.
     pub files: Vec<PathBuf>,
+    /// Indices into `files` in the order they are to start.
+    pub start_order: Vec<usize>,
     /// Rows of inputs that could not be walked, after the files' (as `analyze` puts them).
     walk_rows: Vec<AnalyzeRecord>,
     /// Set to cancel: queued files are not started, running ones stop at their next check.
     pub cancel: Arc<AtomicBool>,
     state: Mutex<State>,
-    events: broadcast::Sender<JobEvent>,
 }
 
 impl Job {
-    /// A job of `files` (all queued) and `walk_rows` (already final).
+    /// A job of `files` (all queued, to start in `start_order`, a permutation of their
+    /// indices) and `walk_rows` (already final).
     pub fn new(
         id: JobId,
         lane: Lane,
         analyzer: Arc<Analyzer>,
         files: Vec<PathBuf>,
         walk_rows: Vec<AnalyzeRecord>,
+        start_order: Vec<usize>,
     ) -> Self {
+        debug_assert_eq!(start_order.len(), files.len());
         let failed = walk_rows.len();
         let queued = files.len();
         let (events, _) = broadcast::channel(EVENT_BUFFER);
@@ -153,20 +160,22 @@ impl Job {
             status: JobStatus::Queued,
             started: None,
             ended: None,
+            events: Some(events),
         };
         if queued == 0 {
             state.status = JobStatus::Done;
             state.ended = Some(Instant::now());
+            state.events = None;
         }
         Job {
             id,
             lane,
             analyzer,
             files,
+            start_order,
             walk_rows,
             cancel: Arc::new(AtomicBool::new(false)),
             state: Mutex::new(state),
-            events,
         }
     }
 
@@ -185,9 +194,13 @@ impl Job {
         self.cancel.load(Ordering::SeqCst)
     }
 
-    /// Hears the job's events from now on.
+    /// Hears the job's events from now on; a final job's receiver is closed at once
+    /// (its counts say all there is).
     pub fn subscribe(&self) -> broadcast::Receiver<JobEvent> {
-        self.events.subscribe()
+        match &self.state().events {
+            Some(events) => events.subscribe(),
+            None => broadcast::channel(1).1,
+        }
     }
 
     /// The counts now.
@@ -270,7 +283,9 @@ impl Job {
             };
             state.rows[index] = Some(analysed.record);
             // No subscriber is not an error: nobody is watching.
-            let _ = self.events.send(JobEvent::File(Arc::new(event)));
+            if let Some(events) = &state.events {
+                let _ = events.send(JobEvent::File(Arc::new(event)));
+            }
         }
         self.end_if_idle(&mut state);
     }
@@ -285,9 +300,11 @@ impl Job {
             JobStatus::Done
         };
         state.ended = Some(Instant::now());
-        let _ = self
-            .events
-            .send(JobEvent::Finished(self.progress_of(state)));
+        let last = JobEvent::Finished(self.progress_of(state));
+        // Receivers still read what is buffered; the buffer goes with the last of them.
+        if let Some(events) = state.events.take() {
+            let _ = events.send(last);
+        }
     }
 
     /// The rows finished so far, in input order (files, then inputs that could not be
@@ -350,6 +367,7 @@ mod tests {
             analyzer,
             files.iter().map(PathBuf::from).collect(),
             walk_rows,
+            (0..files.len()).collect(),
         )
     }
 

@@ -134,8 +134,10 @@ impl Pool {
         if queue.closed || !admit(queue.scheduler.len()) {
             return false;
         }
-        let tasks = (0..job.files.len())
-            .map(|index| Task::File {
+        let tasks = job
+            .start_order
+            .iter()
+            .map(|&index| Task::File {
                 job: Arc::clone(job),
                 index,
             })
