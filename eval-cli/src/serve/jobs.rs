@@ -103,7 +103,8 @@ pub enum JobEvent {
 
 #[derive(Debug)]
 struct State {
-    rows: Vec<Option<AnalyzeRecord>>,
+    /// Each file's row once it has one (boxed: a waiting file costs one pointer).
+    rows: Vec<Option<Box<AnalyzeRecord>>>,
     done: usize,
     failed: usize,
     running: usize,
@@ -281,7 +282,7 @@ impl Job {
                 elapsed_s: analysed.elapsed_s,
                 stages: analysed.stages.into_iter().collect(),
             };
-            state.rows[index] = Some(analysed.record);
+            state.rows[index] = Some(Box::new(analysed.record));
             // No subscriber is not an error: nobody is watching.
             if let Some(events) = &state.events {
                 let _ = events.send(JobEvent::File(Arc::new(event)));
@@ -315,7 +316,7 @@ impl Job {
             .rows
             .iter()
             .flatten()
-            .cloned()
+            .map(|row| AnalyzeRecord::clone(row))
             .chain(self.walk_rows.iter().cloned())
             .collect()
     }
