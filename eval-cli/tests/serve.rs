@@ -738,3 +738,32 @@ fn sigterm_stops_a_busy_server_with_status_0() {
     let status = server.child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
 }
+
+#[test]
+fn an_upload_overtakes_the_queued_files_of_a_job() {
+    let (_dir, root) = root();
+    let first = fifo(&root.join("gate1.wav"));
+    let second = fifo(&root.join("gate2.wav"));
+    let server = Server::start(&root, &["--workers", "1"]);
+    // The only worker blocks on gate1; gate2 waits in the queue.
+    let id = submit(&server, &["gate1.wav", "gate2.wav"]);
+    let mut events = Events::open(&server, id);
+    while events.next().unwrap().1["running"] != 1 {}
+    std::thread::scope(|s| {
+        let upload = s.spawn(|| post_bytes(&server, "/v1/analyze", &click_wav_bytes(120.0, 4.0)));
+        // Wait until the upload is queued beside gate2.
+        while get(&server, "/v1/health").json()["queued"] != 2 {
+            std::thread::yield_now();
+        }
+        release(&server, id, &first);
+        // Had the worker taken gate2 next, it would block there and this never return.
+        let answer = upload.join().unwrap();
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.json()["row"]["status"], "ok");
+    });
+    let state = get(&server, &format!("/v1/jobs/{id}")).json();
+    assert_eq!(state["done"], 1, "gate2 has not finished: {state}");
+    assert_eq!(state["status"], "running");
+    release(&server, id, &second);
+    assert_eq!(events.rest().pop().unwrap().1["status"], "done");
+}
