@@ -48,6 +48,9 @@ impl Analysed {
 
 /// The analysis of one file.
 ///
+/// A result cache is a wrapper: it keys on the file's content and
+/// [`Analyzer::fingerprint`], and on a miss calls the [`BatchAnalysis`] it holds.
+///
 /// For implementations: give the row `analyze` would write for `path` with `analyzer` and
 /// `timeout`; return `None` only when `stop`'s cancel flag ended the file (a cancelled file
 /// has no row). Never panic.

@@ -10,9 +10,10 @@
 //! ```
 //!
 //! The flags are read in two steps like every command: [`ServeArgs`] mirrors the command
-//! line, [`Plan`] is what the service runs with (canonical roots, the analyzer, limits).
-//! Each file goes through [`analysis::FileAnalysis`], whose default is the batch runner
-//! exactly as `analyze` uses it, so a job's CSV has the bytes of `analyze`.
+//! line, [`Plan`] is what the service runs with (canonical roots, workers, limits, token).
+//! Each file goes through a [`FileAnalysis`], by default [`BatchAnalysis`]: the batch
+//! runner exactly as `analyze` uses it, so a job's CSV has the bytes of `analyze`.
+//! [`run_with`] takes another one (a result cache wrapping [`BatchAnalysis`], say).
 
 mod analysis;
 mod api;
@@ -191,15 +192,15 @@ impl App {
 
 /// Runs `eval-cli serve` until SIGINT or SIGTERM.
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    run_with(args, Arc::new(BatchAnalysis))
+}
+
+/// [`run`], analysing each file with `analysis`.
+pub fn run_with(args: ServeArgs, analysis: Arc<dyn FileAnalysis>) -> anyhow::Result<ExitCode> {
     let plan = Plan::new(args)?;
     let telemetry = Arc::new(Telemetry::default());
-    let pool = Pool::start(
-        plan.workers,
-        Arc::new(BatchAnalysis),
-        plan.timeout,
-        Arc::clone(&telemetry),
-    )
-    .context("cannot start the worker threads")?;
+    let pool = Pool::start(plan.workers, analysis, plan.timeout, Arc::clone(&telemetry))
+        .context("cannot start the worker threads")?;
     let default_analyzer = Arc::new(
         Analyzer::new(AnalyzerConfig::default())
             .map_err(|e| anyhow::anyhow!("the default analyzer: {}", e.reason()))?,
