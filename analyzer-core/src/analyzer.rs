@@ -5,6 +5,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use crate::decode::{Sampled, StreamInfo, decode_mono, decode_mono_segments, mix_to_mono};
 use crate::error::{Error, ErrorKind, Result, Stage, panic_message};
@@ -107,14 +108,42 @@ impl AnalyzerConfig {
     /// hash of the metrical model's weights, as one line of text. Rows made with different
     /// fingerprints must not be mixed (a result cache, a distributed job, the parts of a
     /// sharded run); equal fingerprints give byte-identical rows on any machine.
+    ///
+    /// It names the FFT code path too ([`fft_path`]): RustFFT picks AVX, SSE4.1 or scalar
+    /// code at run time, and their results differ in the last bits, so equal rows are only
+    /// promised on machines that take the same path.
     pub fn fingerprint(&self) -> String {
         format!(
-            "analyzer-core {} {:?} model {:016x}",
+            "analyzer-core {} {:?} model {:016x} fft {}",
             env!("CARGO_PKG_VERSION"),
             self,
-            crate::metrical::weights_hash()
+            crate::metrical::weights_hash(),
+            fft_path()
         )
     }
+}
+
+/// The FFT code RustFFT runs on this CPU, by the rule of `rustfft::FftPlanner::new`:
+/// `avx` (AVX and FMA), `sse4.1`, `neon` or `scalar`. The bits of an FFT differ between
+/// them, so this is part of [`AnalyzerConfig::fingerprint`].
+pub fn fft_path() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx") && std::arch::is_x86_feature_detected!("fma")
+        {
+            return "avx";
+        }
+        if std::arch::is_x86_feature_detected!("sse4.1") {
+            return "sse4.1";
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        if std::arch::is_aarch64_feature_detected!("neon") {
+            return "neon";
+        }
+    }
+    "scalar"
 }
 
 /// Facts about the decoded audio.
@@ -140,6 +169,30 @@ pub struct Analysis {
     pub audio: AudioInfo,
     /// Damage that was survived (skipped packets, a truncated end); empty for a clean file.
     pub warnings: Vec<String>,
+}
+
+/// Wall time spent in each stage of one file's analysis. Decoding and onset detection
+/// run interleaved in one streaming pass, so they are told apart by timing the work done
+/// on each decoded packet.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StageTimes {
+    /// Opening, probing, decoding and mixing to mono.
+    pub decode: Duration,
+    /// Resampling to the analysis rate and computing the onset envelope.
+    pub onset: Duration,
+    /// Estimating the tempo from the envelope (the comb and the metrical model).
+    pub tempo: Duration,
+}
+
+impl StageTimes {
+    /// The times by [`Stage`]: `Decode`, `Onset`, `Tempo`.
+    pub fn by_stage(&self) -> Vec<(Stage, Duration)> {
+        vec![
+            (Stage::Decode, self.decode),
+            (Stage::Onset, self.onset),
+            (Stage::Tempo, self.tempo),
+        ]
+    }
 }
 
 /// A planned analysis pipeline, shared read-only between threads.
@@ -202,6 +255,16 @@ impl Analyzer {
     ///
     /// A panic inside a decoder is caught and reported as a corrupt stream.
     pub fn analyze_file(&self, path: &Path, stop: &StopSignal) -> Result<Analysis> {
+        self.analyze_file_timed(path, stop)
+            .map(|(analysis, _)| analysis)
+    }
+
+    /// [`Analyzer::analyze_file`], with the time each stage took.
+    pub fn analyze_file_timed(
+        &self,
+        path: &Path,
+        stop: &StopSignal,
+    ) -> Result<(Analysis, StageTimes)> {
         let outcome = catch_unwind(AssertUnwindSafe(|| self.analyze_file_inner(path, stop)));
         let result = match outcome {
             Ok(result) => result,
@@ -217,11 +280,14 @@ impl Analyzer {
         result.map_err(|e| e.with_path(path))
     }
 
-    fn analyze_file_inner(&self, path: &Path, stop: &StopSignal) -> Result<Analysis> {
-        let decoded = self.envelopes_of_stream(path, stop)?;
+    fn analyze_file_inner(&self, path: &Path, stop: &StopSignal) -> Result<(Analysis, StageTimes)> {
+        let mut times = StageTimes::default();
+        let decoded = self.envelopes_of_stream(path, stop, &mut times)?;
+        let started = Instant::now();
         let tempo = self.tempo.estimate_segments(&decoded.envelopes, stop)?;
+        times.tempo = started.elapsed();
         let info = decoded.info;
-        Ok(Analysis {
+        let analysis = Analysis {
             tempo,
             audio: AudioInfo {
                 duration_s: decoded.duration_s,
@@ -230,14 +296,15 @@ impl Analyzer {
                 codec: info.codec,
             },
             warnings: info.warnings,
-        })
+        };
+        Ok((analysis, times))
     }
 
     /// The onset envelope of a whole file (decode, mix, resample, onsets) whatever the
     /// sampling setting, for callers that study the envelope itself (the metrical model's
     /// training data).
     pub fn envelope_of_file(&self, path: &Path, stop: &StopSignal) -> Result<OnsetEnvelope> {
-        self.envelope_of_whole_stream(path, stop)
+        self.envelope_of_whole_stream(path, stop, &mut StageTimes::default())
             .map(|(envelope, _)| envelope)
             .map_err(|e| e.with_path(path))
     }
@@ -245,8 +312,15 @@ impl Analyzer {
     /// The envelopes the tempo stage reads: one per segment when the file is sampled, one
     /// for the whole file otherwise (with a warning saying why when sampling was asked for
     /// but was not possible).
-    fn envelopes_of_stream(&self, path: &Path, stop: &StopSignal) -> Result<Decoded> {
+    /// `times` gets the decode and onset stages.
+    fn envelopes_of_stream(
+        &self,
+        path: &Path,
+        stop: &StopSignal,
+        times: &mut StageTimes,
+    ) -> Result<Decoded> {
         let mut notes = Vec::new();
+        let started = Instant::now();
         if let Some(sampling) = self.config.sampling {
             let mut segments: Vec<SegmentOnsets<'_>> = Vec::new();
             let outcome = decode_mono_segments(
@@ -273,11 +347,16 @@ impl Analyzer {
                 }
             };
             if let Some((info, duration_s)) = decoded {
-                let envelopes = segments
-                    .into_iter()
-                    .map(SegmentOnsets::finish)
-                    .collect::<Result<Vec<_>>>()?;
+                let mut envelopes = Vec::with_capacity(segments.len());
+                let mut onset = Duration::ZERO;
+                for segment in segments {
+                    let (envelope, busy) = segment.finish()?;
+                    envelopes.push(envelope);
+                    onset += busy;
+                }
                 stop.check(Stage::Onset)?;
+                times.onset = onset;
+                times.decode = started.elapsed().saturating_sub(onset);
                 return Ok(Decoded {
                     envelopes,
                     info,
@@ -285,7 +364,9 @@ impl Analyzer {
                 });
             }
         }
-        let (envelope, mut info) = self.envelope_of_whole_stream(path, stop)?;
+        // A failed sampling attempt's decoding counts as decode time too.
+        let (envelope, mut info) = self.envelope_of_whole_stream(path, stop, times)?;
+        times.decode = started.elapsed().saturating_sub(times.onset);
         info.warnings.extend(notes);
         Ok(Decoded {
             envelopes: vec![envelope],
@@ -294,15 +375,21 @@ impl Analyzer {
         })
     }
 
+    /// The envelope of the whole file and what was decoded; `times` gets the decode and
+    /// onset stages.
     fn envelope_of_whole_stream(
         &self,
         path: &Path,
         stop: &StopSignal,
+        times: &mut StageTimes,
     ) -> Result<(OnsetEnvelope, StreamInfo)> {
+        let started = Instant::now();
         let mut onsets = SegmentOnsets::new(self);
         let info: StreamInfo = decode_mono(path, stop, |mono, rate| onsets.push(mono, rate))?;
-        let envelope = onsets.finish()?;
+        let (envelope, onset) = onsets.finish()?;
         stop.check(Stage::Onset)?;
+        times.onset = onset;
+        times.decode = started.elapsed().saturating_sub(onset);
         Ok((envelope, info))
     }
 
@@ -351,6 +438,8 @@ struct SegmentOnsets<'a> {
     resampler: Option<MonoResampler>,
     resampled: Vec<f32>,
     tracker: OnsetTracker<'a>,
+    /// Time spent resampling and in the onset tracker (the rest of a decode loop is decoding).
+    busy: Duration,
 }
 
 impl<'a> SegmentOnsets<'a> {
@@ -360,11 +449,13 @@ impl<'a> SegmentOnsets<'a> {
             resampler: None,
             resampled: Vec::new(),
             tracker: analyzer.onset.tracker(),
+            busy: Duration::ZERO,
         }
     }
 
     /// Adds mono samples at `rate` (the resampler is made on the first call).
     fn push(&mut self, mono: &[f32], rate: u32) -> Result<()> {
+        let started = Instant::now();
         let analysis_rate = self.analyzer.config.analysis_rate;
         let r = match &mut self.resampler {
             Some(r) => r,
@@ -375,17 +466,21 @@ impl<'a> SegmentOnsets<'a> {
         self.resampled.clear();
         r.push(mono, &mut self.resampled)?;
         self.tracker.push(&self.resampled);
+        self.busy += started.elapsed();
         Ok(())
     }
 
-    /// The envelope of everything pushed, the resampler's tail included.
-    fn finish(mut self) -> Result<OnsetEnvelope> {
+    /// The envelope of everything pushed, the resampler's tail included, and the time
+    /// spent on it.
+    fn finish(mut self) -> Result<(OnsetEnvelope, Duration)> {
+        let started = Instant::now();
         if let Some(r) = &mut self.resampler {
             self.resampled.clear();
             r.finish(&mut self.resampled)?;
             self.tracker.push(&self.resampled);
         }
-        Ok(self.tracker.finish())
+        let envelope = self.tracker.finish();
+        Ok((envelope, self.busy + started.elapsed()))
     }
 }
 
@@ -399,6 +494,10 @@ mod tests {
         let fingerprint = base.fingerprint();
         assert!(fingerprint.starts_with(concat!("analyzer-core ", env!("CARGO_PKG_VERSION"))));
         assert_eq!(fingerprint, AnalyzerConfig::default().fingerprint());
+        assert!(
+            fingerprint.ends_with(&format!(" fft {}", fft_path())),
+            "{fingerprint}"
+        );
         let others = [
             base.clone().with_bpm_range(60.0, 220.0),
             base.clone().with_bpm_range(50.0, 200.0),

@@ -45,7 +45,7 @@ pub mod resample;
 mod stop;
 pub mod tempo;
 
-pub use analyzer::{Analysis, Analyzer, AnalyzerConfig, AudioInfo, Sampling};
+pub use analyzer::{Analysis, Analyzer, AnalyzerConfig, AudioInfo, Sampling, StageTimes, fft_path};
 pub use error::{Error, ErrorKind, Result, Stage};
 pub use onset::OnsetEnvelope;
 pub use stop::StopSignal;

@@ -24,6 +24,7 @@ pub mod merge;
 pub mod metrics;
 pub mod report;
 pub mod runner;
+pub mod serve;
 pub mod shard;
 
 /// Tempo (BPM) analysis at library scale, and the harness that proves how fast and how
@@ -55,6 +56,8 @@ pub enum Command {
     /// Analyse one job on many machines through a Redis Stream.
     #[command(subcommand)]
     Dist(dist::DistCommand),
+    /// Serve analysis over HTTP: jobs, live progress, uploads, metrics and a web page.
+    Serve(serve::ServeArgs),
 }
 
 /// Runs a parsed command line; errors are printed on stderr and exit with status 2.
@@ -67,6 +70,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Merge(args) => merge::run(args),
         Command::Dataset(cmd) => dataset::run(cmd),
         Command::Dist(cmd) => dist::run(cmd),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(code) => code,

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::analyzer::{Analysis, Analyzer};
+use crate::analyzer::{Analysis, Analyzer, StageTimes};
 use crate::error::{Error, Stage};
 use crate::stop::StopSignal;
 
@@ -56,6 +56,27 @@ impl Job for Analyzer {
 
     fn cost_hint(&self, path: &Path) -> Option<f64> {
         Some(audio_cost(path))
+    }
+}
+
+/// The tempo analysis that also reports its stage times ([`Job::stage_timings`]): the
+/// same value as the [`Analyzer`] job, with [`StageTimes`] beside it.
+#[derive(Debug, Clone, Copy)]
+pub struct TimedAnalyzer<'a>(pub &'a Analyzer);
+
+impl Job for TimedAnalyzer<'_> {
+    type Output = (Analysis, StageTimes);
+
+    fn run(&self, path: &Path, stop: &StopSignal) -> Result<Self::Output, Error> {
+        self.0.analyze_file_timed(path, stop)
+    }
+
+    fn cost_hint(&self, path: &Path) -> Option<f64> {
+        Some(audio_cost(path))
+    }
+
+    fn stage_timings(&self, output: &Self::Output) -> Vec<(Stage, Duration)> {
+        output.1.by_stage()
     }
 }
 

@@ -66,7 +66,7 @@ pub use executor::{Executor, MockExecutor, Parallel, PoolError, Sequential, exec
 pub use files::{
     AUDIO_EXTENSIONS, WalkError, collect_audio_files, collect_files, has_audio_extension,
 };
-pub use job::{Job, audio_cost};
+pub use job::{Job, TimedAnalyzer, audio_cost};
 pub use observer::{BatchEnd, BatchStart, Observer};
 pub use workers::{MEMORY_PER_WORKER, default_workers, memory_worker_cap};
 

@@ -1,0 +1,160 @@
+//! The work done on one file, behind one small trait so that it can be wrapped (a result
+//! cache, a mock) without the pool or the jobs knowing.
+//!
+//! [`BatchAnalysis`] is exactly what `eval-cli analyze` does to a file: the batch runner on a
+//! one-file batch, which gives the same panic isolation, deadline and cancellation, and the
+//! same [`AnalyzeRecord`], so a job's CSV has the bytes of `analyze`; it also reports the
+//! time of each stage ([`TimedAnalyzer`]).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use analyzer_core::batch::{Batch, Sequential, Status, TimedAnalyzer};
+use analyzer_core::{Analysis, Analyzer, StopSignal};
+use serde::Serialize;
+
+use crate::analyze::AnalyzeRecord;
+use crate::cache::{Analyzed, CachedAnalyzer, ResultCache};
+
+/// One tempo hypothesis of an analysed file.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Candidate {
+    /// Beats per minute.
+    pub bpm: f64,
+    /// Probability relative to the winner's (the winner has 1.0).
+    pub strength: f64,
+}
+
+/// What one file gave.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Analysed {
+    /// Its row, as `analyze` writes it.
+    pub record: AnalyzeRecord,
+    /// The tempo hypotheses, best first; empty when the file failed (or when a wrapper,
+    /// such as a cache, does not keep them).
+    pub candidates: Vec<Candidate>,
+    /// Wall time of the file, seconds (for progress and metrics, never in a row).
+    pub elapsed_s: f64,
+    /// Seconds per stage (`decode`, `onset`, `tempo`: see
+    /// [`analyzer_core::StageTimes`]) when the file was analysed; empty for a failed file.
+    pub stages: Vec<(String, f64)>,
+    /// Whether the row came from the result cache (`--cache`) instead of an analysis.
+    pub from_cache: bool,
+}
+
+impl Analysed {
+    /// Whether the row is a failure (`error` or `timeout`).
+    pub fn failed(&self) -> bool {
+        self.record.status != Status::Ok.as_str()
+    }
+}
+
+/// The analysis of one file.
+///
+/// A result cache is a wrapper: it keys on the file's content and
+/// [`Analyzer::fingerprint`], and on a miss calls the [`BatchAnalysis`] it holds.
+///
+/// For implementations: give the row `analyze` would write for `path` with `analyzer` and
+/// `timeout`; return `None` only when `stop`'s cancel flag ended the file (a cancelled file
+/// has no row). Never panic.
+pub trait FileAnalysis: Send + Sync {
+    /// Analyses `path`, giving up after `timeout` or when `stop` is cancelled.
+    fn analyse(
+        &self,
+        analyzer: &Analyzer,
+        path: &Path,
+        stop: &StopSignal,
+        timeout: Option<Duration>,
+    ) -> Option<Analysed>;
+}
+
+/// The batch runner on a one-file batch: `eval-cli analyze`'s path.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BatchAnalysis;
+
+impl FileAnalysis for BatchAnalysis {
+    fn analyse(
+        &self,
+        analyzer: &Analyzer,
+        path: &Path,
+        stop: &StopSignal,
+        timeout: Option<Duration>,
+    ) -> Option<Analysed> {
+        let files: [PathBuf; 1] = [path.to_path_buf()];
+        let job = TimedAnalyzer(analyzer);
+        let summary = Batch::new(&job)
+            .timeout(timeout)
+            .stop(stop.clone())
+            .run(&files, &Sequential);
+        let result = summary.results.into_iter().next()?;
+        let analysis = result.value.as_ref().map(|(analysis, _)| analysis);
+        let candidates = analysis.map_or_else(Vec::new, candidates_of);
+        Some(Analysed {
+            record: AnalyzeRecord::new(path, result.status, analysis, result.error.as_deref()),
+            candidates,
+            elapsed_s: result.elapsed_s,
+            stages: result
+                .stages
+                .iter()
+                .map(|(stage, d)| (stage.as_str().to_string(), d.as_secs_f64()))
+                .collect(),
+            from_cache: false,
+        })
+    }
+}
+
+/// `serve --cache DIR`: the row of a file already analysed with the same bytes and
+/// analyzer fingerprint comes from the cache without decoding; others go through the batch
+/// runner as in `analyze --cache` (the same [`CachedAnalyzer`] job), so a served row, a
+/// cached row and an `analyze` row have the same bytes. Rows analysed through it carry
+/// their candidates; stage times are not kept (the cached job reports none).
+pub struct CachedAnalysis {
+    /// The cache, shared by every worker (it is safe across threads and processes).
+    pub cache: Arc<ResultCache>,
+    /// Analyse again and overwrite (`--force`).
+    pub force: bool,
+}
+
+impl FileAnalysis for CachedAnalysis {
+    fn analyse(
+        &self,
+        analyzer: &Analyzer,
+        path: &Path,
+        stop: &StopSignal,
+        timeout: Option<Duration>,
+    ) -> Option<Analysed> {
+        let files: [PathBuf; 1] = [path.to_path_buf()];
+        let job = CachedAnalyzer::new(analyzer, Some(&*self.cache), &analyzer.fingerprint())
+            .force(self.force);
+        let summary = Batch::new(&job)
+            .timeout(timeout)
+            .stop(stop.clone())
+            .run(&files, &Sequential);
+        let result = summary.results.into_iter().next()?;
+        let record = match &result.value {
+            Some(analyzed) => analyzed.record_for(path),
+            None => AnalyzeRecord::new(path, result.status, None, result.error.as_deref()),
+        };
+        let analysis = result.value.as_ref().and_then(|a| a.analysis.as_ref());
+        Some(Analysed {
+            record,
+            candidates: analysis.map_or_else(Vec::new, candidates_of),
+            elapsed_s: result.elapsed_s,
+            stages: Vec::new(),
+            from_cache: result.value.as_ref().is_some_and(Analyzed::from_cache),
+        })
+    }
+}
+
+fn candidates_of(analysis: &Analysis) -> Vec<Candidate> {
+    analysis
+        .tempo
+        .candidates
+        .iter()
+        .map(|c| Candidate {
+            bpm: c.bpm,
+            strength: c.strength,
+        })
+        .collect()
+}

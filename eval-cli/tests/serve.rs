@@ -1,0 +1,817 @@
+//! `eval-cli serve` end to end: a real server on a free loopback port, a real HTTP client.
+//! The server's port comes from its first stdout line; every server is killed by a guard.
+//! Jobs that must stay running (cancel, limits, periodic progress, shutdown) are held by a
+//! FIFO that the test writes only when it is ready, so nothing depends on timing.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+const RATE: u32 = 22_050;
+/// `O_NONBLOCK` on Linux: opening a FIFO's write end fails at once when nobody reads it.
+const O_NONBLOCK: i32 = 0o4000;
+
+fn eval_cli() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_eval-cli"))
+}
+
+/// A mono 16-bit WAV of clicks at `bpm`.
+fn click_wav_bytes(bpm: f64, seconds: f64) -> Vec<u8> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: RATE,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut cursor = std::io::Cursor::new(Vec::new());
+    let mut writer = hound::WavWriter::new(&mut cursor, spec).unwrap();
+    for s in synth_music::presets::clicks(bpm, seconds, RATE) {
+        writer.write_sample((s * 32_500.0) as i16).unwrap();
+    }
+    writer.finalize().unwrap();
+    cursor.into_inner()
+}
+
+/// A folder of `count` short click tracks (and a file that is not audio).
+fn library(dir: &Path, count: usize, first_bpm: f64) -> PathBuf {
+    fs::create_dir_all(dir.join("sub")).unwrap();
+    for i in 0..count {
+        let bpm = first_bpm + 7.0 * i as f64;
+        let name = if i % 3 == 2 {
+            format!("sub/{i:02}-{bpm}.wav")
+        } else {
+            format!("{i:02}-{bpm}.wav")
+        };
+        fs::write(dir.join(name), click_wav_bytes(bpm, 3.0)).unwrap();
+    }
+    fs::write(dir.join("notes.txt"), "not audio").unwrap();
+    dir.to_path_buf()
+}
+
+/// A temporary root, canonical so that the rows' paths are those `analyze` prints.
+fn root() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap().join("root");
+    fs::create_dir_all(&root).unwrap();
+    (dir, root)
+}
+
+/// The stdout of `eval-cli analyze PATHS`.
+fn analyze_bytes(paths: &[&Path]) -> Vec<u8> {
+    let out = eval_cli().arg("analyze").args(paths).output().unwrap();
+    assert!(out.status.code().is_some_and(|c| c <= 1), "{out:?}");
+    out.stdout
+}
+
+/// A running `eval-cli serve`, killed on drop.
+struct Server {
+    child: Child,
+    base: String,
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl Server {
+    fn start(root: &Path, args: &[&str]) -> Self {
+        let mut child = eval_cli()
+            .args(["serve", "--listen", "127.0.0.1:0", "--root"])
+            .arg(root)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let base = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("first line {line:?}"))
+            .to_string();
+        Server {
+            child,
+            base,
+            _stdout: stdout,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn addr(&self) -> String {
+        self.base.trim_start_matches("http://").to_string()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        // A server that stopped answering fails the test instead of hanging it.
+        .timeout_global(Some(Duration::from_secs(300)))
+        .build()
+        .into()
+}
+
+/// An answer: status, `Content-Type`, `Retry-After`, body.
+struct Reply {
+    status: u16,
+    content_type: String,
+    retry_after: Option<String>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        assert!(
+            self.content_type.starts_with("application/json"),
+            "{} {:?}: {}",
+            self.status,
+            self.content_type,
+            String::from_utf8_lossy(&self.body)
+        );
+        serde_json::from_slice(&self.body).unwrap()
+    }
+
+    /// The `error` of a JSON refusal, checking its status.
+    fn refusal(&self, status: u16) -> String {
+        assert_eq!(
+            self.status,
+            status,
+            "{}",
+            String::from_utf8_lossy(&self.body)
+        );
+        self.json()["error"].as_str().unwrap().to_string()
+    }
+}
+
+fn reply(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
+    let mut response = result.unwrap();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    let content_type = header("content-type").unwrap_or_default();
+    let retry_after = header("retry-after");
+    Reply {
+        status: response.status().as_u16(),
+        content_type,
+        retry_after,
+        body: response.body_mut().read_to_vec().unwrap(),
+    }
+}
+
+fn get(server: &Server, path: &str) -> Reply {
+    reply(agent().get(server.url(path)).call())
+}
+
+fn post_json(server: &Server, path: &str, body: &str) -> Reply {
+    reply(
+        agent()
+            .post(server.url(path))
+            .header("Content-Type", "application/json")
+            .send(body),
+    )
+}
+
+fn post_bytes(server: &Server, path: &str, body: &[u8]) -> Reply {
+    reply(agent().post(server.url(path)).send(body))
+}
+
+fn delete(server: &Server, path: &str) -> Reply {
+    reply(agent().delete(server.url(path)).call())
+}
+
+/// Submits a job of `paths`; returns its id.
+fn submit(server: &Server, paths: &[&str]) -> u64 {
+    let body = serde_json::json!({ "paths": paths }).to_string();
+    let reply = post_json(server, "/v1/jobs", &body);
+    assert_eq!(
+        reply.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    reply.json()["id"].as_u64().unwrap()
+}
+
+/// A job's server-sent events, one `(name, data)` at a time.
+struct Events {
+    lines: std::io::Lines<BufReader<Box<dyn Read + Send>>>,
+}
+
+impl Events {
+    fn open(server: &Server, id: u64) -> Self {
+        let response = agent()
+            .get(server.url(&format!("/v1/jobs/{id}/events")))
+            .call()
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        let reader: Box<dyn Read + Send> = Box::new(response.into_body().into_reader());
+        Events {
+            lines: BufReader::new(reader).lines(),
+        }
+    }
+
+    /// The next event; `None` when the stream ends.
+    fn next(&mut self) -> Option<(String, Value)> {
+        let (mut name, mut data) = (String::new(), String::new());
+        loop {
+            let line = match self.lines.next() {
+                Some(Ok(line)) => line,
+                _ => return None,
+            };
+            if line.is_empty() {
+                if !data.is_empty() {
+                    return Some((name, serde_json::from_str(&data).unwrap()));
+                }
+                continue;
+            }
+            if let Some(v) = line.strip_prefix("event:") {
+                name = v.trim().to_string();
+            } else if let Some(v) = line.strip_prefix("data:") {
+                data.push_str(v.trim_start());
+            }
+        }
+    }
+
+    /// Every event to the end of the stream.
+    fn rest(&mut self) -> Vec<(String, Value)> {
+        std::iter::from_fn(|| self.next()).collect()
+    }
+}
+
+/// A FIFO named like audio: a worker that opens it blocks until the test writes it.
+fn fifo(path: &Path) -> PathBuf {
+    let status = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(status.success());
+    path.to_path_buf()
+}
+
+/// Lets a worker blocked on `fifo` go on: writes a short WAV into it once it has a reader,
+/// or gives up once `job` is final (the worker never opened it).
+fn release(server: &Server, job: u64, fifo: &Path) {
+    loop {
+        match fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(O_NONBLOCK)
+            .open(fifo)
+        {
+            Ok(mut f) => {
+                // The reader may stop at its first check: a full pipe is not waited for.
+                let _ = f.write_all(&click_wav_bytes(120.0, 3.0));
+                return;
+            }
+            Err(_) => {
+                let status = get(server, &format!("/v1/jobs/{job}")).json()["status"].clone();
+                if status == "done" || status == "cancelled" {
+                    return;
+                }
+                std::thread::yield_now();
+            }
+        }
+    }
+}
+
+fn csv_rows(bytes: &[u8]) -> Vec<String> {
+    String::from_utf8(bytes.to_vec())
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn a_job_streams_its_files_and_gives_the_bytes_of_analyze() {
+    let (_dir, root) = root();
+    let lib = library(&root.join("lib"), 6, 90.0);
+    let server = Server::start(&root, &["--workers", "2"]);
+
+    // Relative to the root: the rows name the files under the canonical root, as
+    // `analyze ROOT/lib` does.
+    let id = submit(&server, &["lib"]);
+    let mut events = Events::open(&server, id);
+    let all = events.rest();
+    let (first, _) = &all[0];
+    assert_eq!(first, "progress", "the current state comes first");
+    let files: Vec<&Value> = all
+        .iter()
+        .filter(|(n, _)| n == "file")
+        .map(|(_, v)| v)
+        .collect();
+    let mut indices: Vec<u64> = files.iter().map(|f| f["index"].as_u64().unwrap()).collect();
+    indices.sort();
+    // A client that connected after some files finished sees their rows in results.json,
+    // not again as events; this one subscribed at once, but the job may have started.
+    assert!(files.len() <= 6);
+    assert_eq!(indices.len(), files.len());
+    let (last, end) = all.last().unwrap();
+    assert_eq!(last, "finished");
+    assert_eq!(end["status"], "done");
+    assert_eq!(end["done"], 6);
+    assert_eq!(end["failed"], 0);
+    for file in &files {
+        assert_eq!(file["row"]["status"], "ok");
+        assert!(file["elapsed_s"].as_f64().unwrap() >= 0.0);
+        assert!(!file["candidates"].as_array().unwrap().is_empty());
+        for stage in ["decode", "onset", "tempo"] {
+            assert!(file["stages"][stage].as_f64().unwrap() >= 0.0, "{file}");
+        }
+    }
+
+    let csv = get(&server, &format!("/v1/jobs/{id}/results.csv"));
+    assert_eq!(csv.status, 200);
+    assert!(csv.content_type.starts_with("text/csv"));
+    assert_eq!(
+        String::from_utf8(csv.body).unwrap(),
+        String::from_utf8(analyze_bytes(&[&lib])).unwrap()
+    );
+    let json = get(&server, &format!("/v1/jobs/{id}/results.json")).json();
+    assert_eq!(json.as_array().unwrap().len(), 6);
+    assert_eq!(json[0]["status"], "ok");
+
+    let state = get(&server, &format!("/v1/jobs/{id}")).json();
+    assert_eq!(state["status"], "done");
+    assert_eq!(state["queued"], 0);
+    let list = get(&server, "/v1/jobs").json();
+    assert_eq!(list["jobs"][0]["id"], id);
+
+    // A late client gets the final state, then `finished`, then the end.
+    let late = Events::open(&server, id).rest();
+    let names: Vec<&str> = late.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["progress", "finished"]);
+    assert_eq!(late[0].1["done"], 6);
+
+    let health = get(&server, "/v1/health").json();
+    assert_eq!(health["status"], "ok");
+    let metrics = String::from_utf8(get(&server, "/metrics").body).unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "tempo_files_total{status=\"ok\",kind=\"none\"} 6"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("tempo_file_seconds_count{source=\"job\"} 6"));
+    assert!(metrics.contains("tempo_stage_seconds_count{stage=\"tempo\"} 6"));
+    assert!(metrics.lines().any(|l| l == "tempo_queue_depth 0"));
+}
+
+#[test]
+fn a_subscriber_sees_a_file_event_for_every_file_of_a_held_job() {
+    let (_dir, root) = root();
+    let lib = library(&root.join("lib"), 4, 100.0);
+    let gate = fifo(&root.join("gate.wav"));
+    let server = Server::start(&root, &["--workers", "1"]);
+    // The gate is first: one worker blocks on it, so the client is subscribed before any
+    // file of `lib` can finish.
+    let id = submit(&server, &["gate.wav", "lib"]);
+    let mut events = Events::open(&server, id);
+    let mut running_progress = 0;
+    while running_progress < 3 {
+        let (name, data) = events.next().unwrap();
+        assert_eq!(name, "progress");
+        if data["status"] == "running" {
+            assert_eq!(data["running"], 1);
+            assert_eq!(data["queued"], 4);
+            running_progress += 1;
+        }
+    }
+    release(&server, id, &gate);
+    let rest = events.rest();
+    let mut indices: Vec<u64> = rest
+        .iter()
+        .filter(|(n, _)| n == "file")
+        .map(|(_, v)| v["index"].as_u64().unwrap())
+        .collect();
+    indices.sort();
+    assert_eq!(
+        indices,
+        [0, 1, 2, 3, 4],
+        "one file event per file, gate included"
+    );
+    assert_eq!(rest.last().unwrap().0, "finished");
+    let expected = analyze_bytes(&[&lib]);
+    let csv = get(&server, &format!("/v1/jobs/{id}/results.csv")).body;
+    // The gate's row first, then the rows of analyze on lib.
+    let rows = csv_rows(&csv);
+    assert!(rows[0].contains("gate.wav"), "{rows:?}");
+    assert_eq!(rows[1..], csv_rows(&expected)[..]);
+}
+
+#[test]
+fn cancel_drops_queued_files_stops_the_running_one_and_keeps_done_rows() {
+    let (_dir, root) = root();
+    library(&root.join("lib"), 1, 120.0);
+    library(&root.join("more"), 8, 90.0);
+    let gate = fifo(&root.join("gate.wav"));
+    let server = Server::start(&root, &["--workers", "1"]);
+    // One file done first, then the gate holds the only worker, then 8 files wait.
+    let id = submit(&server, &["lib", "gate.wav", "more"]);
+    let mut events = Events::open(&server, id);
+    loop {
+        let (name, data) = events.next().unwrap();
+        if name == "progress" && data["done"] == 1 && data["running"] == 1 {
+            assert_eq!(data["queued"], 8);
+            break;
+        }
+    }
+    let cancelled = delete(&server, &format!("/v1/jobs/{id}")).json();
+    assert_eq!(cancelled["queued"], 0, "queued files are dropped at once");
+    release(&server, id, &gate);
+    let rest = events.rest();
+    let (last, end) = rest.last().unwrap();
+    assert_eq!(last, "finished");
+    assert_eq!(end["status"], "cancelled");
+    let state = get(&server, &format!("/v1/jobs/{id}")).json();
+    assert_eq!(state["status"], "cancelled");
+    assert_eq!(
+        (state["queued"].as_u64(), state["running"].as_u64()),
+        (Some(0), Some(0))
+    );
+    let done = state["done"].as_u64().unwrap();
+    // The first row stays; the gate may or may not have made a row, nothing else did.
+    assert!((1..=2).contains(&done), "{state}");
+    let rows = csv_rows(&get(&server, &format!("/v1/jobs/{id}/results.csv")).body);
+    assert_eq!(rows.len() as u64, done);
+    assert!(rows[0].contains("/lib/00-120.wav"), "{rows:?}");
+    // Cancelling again changes nothing.
+    assert_eq!(
+        delete(&server, &format!("/v1/jobs/{id}")).json()["status"],
+        "cancelled"
+    );
+}
+
+#[test]
+fn eight_concurrent_jobs_all_complete_with_their_rows() {
+    let (_dir, root) = root();
+    let libs: Vec<PathBuf> = (0..8)
+        .map(|j| library(&root.join(format!("lib{j}")), 24, 70.0 + 2.0 * j as f64))
+        .collect();
+    let server = Server::start(&root, &["--workers", "2"]);
+    let results: Vec<(PathBuf, Vec<u8>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = libs
+            .iter()
+            .map(|lib| {
+                let server = &server;
+                s.spawn(move || {
+                    let id = submit(server, &[lib.to_str().unwrap()]);
+                    let end = Events::open(server, id).rest().pop().unwrap();
+                    assert_eq!(end.0, "finished");
+                    assert_eq!(end.1["status"], "done");
+                    let csv = get(server, &format!("/v1/jobs/{id}/results.csv")).body;
+                    (lib.clone(), csv)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    // One `analyze` over every folder: each job's rows are its folder's rows.
+    let lib_refs: Vec<&Path> = libs.iter().map(PathBuf::as_path).collect();
+    let all = csv_rows(&analyze_bytes(&lib_refs));
+    for (lib, csv) in results {
+        let prefix = format!("{}/", lib.display());
+        let expected: Vec<String> = all
+            .iter()
+            .filter(|r| r.starts_with(&prefix))
+            .cloned()
+            .collect();
+        assert_eq!(expected.len(), 24);
+        assert_eq!(csv_rows(&csv), expected, "{}", lib.display());
+    }
+}
+
+#[test]
+fn paths_outside_the_roots_are_403_and_bad_requests_are_400_in_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().canonicalize().unwrap();
+    let root = base.join("root");
+    let outside = base.join("outside");
+    library(&root.join("lib"), 1, 120.0);
+    library(&outside, 1, 120.0);
+    std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
+    fs::create_dir_all(root.join("mixed")).unwrap();
+    fs::write(root.join("mixed/in.wav"), click_wav_bytes(100.0, 3.0)).unwrap();
+    std::os::unix::fs::symlink(outside.join("00-120.wav"), root.join("mixed/out.wav")).unwrap();
+    let server = Server::start(&root, &["--max-upload-mb", "1"]);
+
+    let forbidden = |path: &str| {
+        let body = serde_json::json!({ "paths": [path] }).to_string();
+        post_json(&server, "/v1/jobs", &body).refusal(403)
+    };
+    assert!(forbidden("../outside").contains("../outside"));
+    assert!(forbidden("lib/../../outside").contains("lib/../../outside"));
+    let abs = outside.join("00-120.wav");
+    assert!(forbidden(abs.to_str().unwrap()).contains(abs.to_str().unwrap()));
+    assert!(forbidden("/etc").contains("/etc"));
+    assert!(forbidden("link").contains("link"));
+    assert!(
+        forbidden("mixed").contains("out.wav"),
+        "a link inside a folder"
+    );
+    let missing = post_json(&server, "/v1/jobs", r#"{"paths": ["nope"]}"#).refusal(404);
+    assert!(missing.contains("nope"));
+
+    let bad = |body: &str| post_json(&server, "/v1/jobs", body).refusal(400);
+    assert!(bad(r#"{"paths": ["lib""#).contains("invalid job request"));
+    assert!(bad("").contains("invalid job request"));
+    assert!(bad(r#"{"paths": ["lib"], "speed": 2}"#).contains("speed"));
+    assert!(bad(r#"{"paths": "lib"}"#).contains("invalid job request"));
+    assert!(bad(r#"{"paths": []}"#).contains("empty"));
+    assert!(bad(r#"{"paths": ["lib"], "priority": "urgent"}"#).contains("urgent"));
+    assert!(bad(r#"{"paths": ["lib"], "min_bpm": 150, "max_bpm": 150}"#).contains("tempo range"));
+    assert!(bad(r#"{"paths": ["lib"], "min_bpm": 200, "max_bpm": 100}"#).contains("tempo range"));
+    assert!(bad(r#"{"paths": ["lib"], "min_bpm": -5}"#).contains("tempo range"));
+
+    assert!(get(&server, "/v1/jobs/999").refusal(404).contains("999"));
+    assert!(
+        get(&server, "/v1/jobs/x/results.csv")
+            .refusal(404)
+            .contains("x")
+    );
+    assert!(
+        get(&server, "/v2/nothing")
+            .refusal(404)
+            .contains("/v2/nothing")
+    );
+    assert_eq!(delete(&server, "/v1/health").status, 405);
+
+    // Over --max-upload-mb: 413 from the announced length, before any byte is read.
+    let mut stream = TcpStream::connect(server.addr()).unwrap();
+    write!(
+        stream,
+        "POST /v1/analyze HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        2 * 1024 * 1024
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("application/json") && answer.contains("\"error\""));
+
+    // Nothing above became a job, and a good request still works.
+    assert_eq!(
+        get(&server, "/v1/jobs").json()["jobs"],
+        serde_json::json!([])
+    );
+    submit(&server, &["lib", "mixed/in.wav"]);
+}
+
+#[test]
+fn limits_give_429_with_retry_after() {
+    let (_dir, root) = root();
+    library(&root.join("lib"), 3, 120.0);
+    let gate = fifo(&root.join("gate.wav"));
+    {
+        let server = Server::start(&root, &["--workers", "1", "--max-jobs", "1"]);
+        let held = submit(&server, &["gate.wav"]);
+        let refused = post_json(&server, "/v1/jobs", r#"{"paths": ["lib"]}"#);
+        assert!(refused.refusal(429).contains("--max-jobs"));
+        assert_eq!(refused.retry_after.as_deref(), Some("5"));
+        delete(&server, &format!("/v1/jobs/{held}"));
+        release(&server, held, &gate);
+        assert_eq!(
+            Events::open(&server, held).rest().pop().unwrap().0,
+            "finished"
+        );
+        // The slot is free again.
+        submit(&server, &["lib"]);
+    }
+    {
+        let server = Server::start(&root, &["--workers", "1", "--max-queued-files", "2"]);
+        let refused = post_json(&server, "/v1/jobs", r#"{"paths": ["lib"]}"#);
+        assert!(refused.refusal(429).contains("--max-queued-files"));
+        assert_eq!(refused.retry_after.as_deref(), Some("5"));
+        let metrics = String::from_utf8(get(&server, "/metrics").body).unwrap();
+        assert!(metrics.lines().any(|l| l == "tempo_jobs_rejected_total 1"));
+    }
+}
+
+#[test]
+fn a_token_file_makes_every_request_need_the_bearer_token() {
+    let (dir, root) = root();
+    let token_file = dir.path().join("token");
+    fs::write(&token_file, "s3cret\n").unwrap();
+    let server = Server::start(&root, &["--token-file", token_file.to_str().unwrap()]);
+    let health = |auth: Option<&str>| {
+        let mut request = agent().get(server.url("/v1/health"));
+        if let Some(auth) = auth {
+            request = request.header("Authorization", auth);
+        }
+        reply(request.call())
+    };
+    assert!(health(None).refusal(401).contains("Bearer"));
+    health(Some("Bearer wrong")).refusal(401);
+    health(Some("s3cret")).refusal(401);
+    assert_eq!(health(Some("Bearer s3cret")).status, 200);
+    get(&server, "/v1/jobs").refusal(401);
+    post_json(&server, "/v1/jobs", r#"{"paths": ["x"]}"#).refusal(401);
+    post_bytes(&server, "/v1/analyze", b"RIFF").refusal(401);
+    // The page holds no data; it asks for the token itself.
+    let page = get(&server, "/");
+    assert_eq!(page.status, 200);
+    assert!(String::from_utf8(page.body).unwrap().contains("/v1/jobs"));
+}
+
+#[test]
+fn uploads_of_every_format_give_a_row_and_bad_bytes_an_error_row() {
+    let (_dir, root) = root();
+    let server = Server::start(&root, &["--workers", "2"]);
+    let wav = post_bytes(&server, "/v1/analyze", &click_wav_bytes(120.0, 4.0));
+    assert_eq!(wav.status, 200, "{}", String::from_utf8_lossy(&wav.body));
+    let wav = wav.json();
+    assert_eq!(wav["row"]["status"], "ok");
+    assert_eq!(wav["row"]["path"], "upload");
+    assert_eq!(wav["row"]["codec"], "pcm_s16le");
+    let bpm: f64 = wav["row"]["bpm"].as_str().unwrap().parse().unwrap();
+    assert!((bpm - 120.0).abs() < 2.0, "{wav}");
+    assert!(!wav["candidates"].as_array().unwrap().is_empty());
+    assert!(wav["row"].get("alt_bpm").is_some());
+
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../analyzer-core/tests/fixtures");
+    let mut codecs = BTreeMap::new();
+    for ext in ["flac", "mp3", "ogg", "m4a"] {
+        let bytes = fs::read(fixtures.join(format!("fourfloor-128.{ext}"))).unwrap();
+        let answer = post_bytes(&server, "/v1/analyze", &bytes);
+        assert_eq!(
+            answer.status,
+            200,
+            "{ext}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        let answer = answer.json();
+        assert_eq!(answer["row"]["status"], "ok", "{ext}");
+        let bpm: f64 = answer["row"]["bpm"].as_str().unwrap().parse().unwrap();
+        assert!((bpm - 128.0).abs() < 2.0, "{ext}: {answer}");
+        codecs.insert(ext, answer["row"]["codec"].as_str().unwrap().to_string());
+    }
+    assert_eq!(codecs.len(), 4);
+
+    let mp3 = fs::read(fixtures.join("fourfloor-128.mp3")).unwrap();
+    let truncated = post_bytes(&server, "/v1/analyze", &mp3[..2048]);
+    let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+    let random: Vec<u8> = (0..50_000)
+        .map(|_| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng as u8
+        })
+        .collect();
+    let noise = post_bytes(&server, "/v1/analyze", &random);
+    for (what, answer) in [("truncated", truncated), ("random", noise)] {
+        assert_eq!(
+            answer.status,
+            422,
+            "{what}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        let answer = answer.json();
+        assert_eq!(answer["row"]["status"], "error", "{what}");
+        assert!(
+            !answer["row"]["error"].as_str().unwrap().is_empty(),
+            "{what}"
+        );
+    }
+    assert!(
+        post_bytes(&server, "/v1/analyze", b"")
+            .refusal(400)
+            .contains("empty")
+    );
+
+    let metrics = String::from_utf8(get(&server, "/metrics").body).unwrap();
+    assert!(
+        metrics.lines().any(|l| l == "tempo_uploads_total 7"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("tempo_file_seconds_count{source=\"upload\"} 7"));
+}
+
+#[test]
+fn sigterm_stops_a_busy_server_with_status_0() {
+    let (_dir, root) = root();
+    library(&root.join("lib"), 2, 120.0);
+    let gate = fifo(&root.join("gate.wav"));
+    let mut server = Server::start(&root, &["--workers", "1"]);
+    let id = submit(&server, &["gate.wav", "lib"]);
+    let mut events = Events::open(&server, id);
+    loop {
+        let (name, data) = events.next().unwrap();
+        if name == "progress" && data["running"] == 1 {
+            break;
+        }
+    }
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // Free the worker whether or not it opened the gate; the server may be gone already.
+    if let Ok(mut f) = fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(O_NONBLOCK)
+        .open(&gate)
+    {
+        let _ = f.write_all(&click_wav_bytes(120.0, 3.0));
+    }
+    // The open event stream ends instead of holding the shutdown back.
+    let _ = events.rest();
+    let status = server.child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn an_upload_overtakes_the_queued_files_of_a_job() {
+    let (_dir, root) = root();
+    let first = fifo(&root.join("gate1.wav"));
+    let second = fifo(&root.join("gate2.wav"));
+    let server = Server::start(&root, &["--workers", "1"]);
+    // The only worker blocks on gate1; gate2 waits in the queue.
+    let id = submit(&server, &["gate1.wav", "gate2.wav"]);
+    let mut events = Events::open(&server, id);
+    while events.next().unwrap().1["running"] != 1 {}
+    std::thread::scope(|s| {
+        let upload = s.spawn(|| post_bytes(&server, "/v1/analyze", &click_wav_bytes(120.0, 4.0)));
+        // Wait until the upload is queued beside gate2.
+        while get(&server, "/v1/health").json()["queued"] != 2 {
+            std::thread::yield_now();
+        }
+        release(&server, id, &first);
+        // Had the worker taken gate2 next, it would block there and this never return.
+        let answer = upload.join().unwrap();
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.json()["row"]["status"], "ok");
+    });
+    let state = get(&server, &format!("/v1/jobs/{id}")).json();
+    assert_eq!(state["done"], 1, "gate2 has not finished: {state}");
+    assert_eq!(state["status"], "running");
+    release(&server, id, &second);
+    assert_eq!(events.rest().pop().unwrap().1["status"], "done");
+}
+
+#[test]
+fn a_second_identical_job_comes_from_the_cache_with_the_same_bytes() {
+    let (dir, root) = root();
+    let lib = library(&root.join("lib"), 4, 100.0);
+    let cache = dir.path().join("cache");
+    let cache_flag = cache.to_str().unwrap();
+    let expected = analyze_bytes(&[&lib]);
+    let metric = |server: &Server| -> u64 {
+        let metrics = String::from_utf8(get(server, "/metrics").body).unwrap();
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("tempo_cache_hits_total "))
+            .unwrap_or_else(|| panic!("no cache metric in {metrics}"))
+            .parse()
+            .unwrap()
+    };
+    let run_job = |server: &Server, path: &str| -> Vec<u8> {
+        let id = submit(server, &[path]);
+        let (last, end) = Events::open(server, id).rest().pop().unwrap();
+        assert_eq!(
+            (last.as_str(), &end["status"]),
+            ("finished", &Value::from("done"))
+        );
+        get(server, &format!("/v1/jobs/{id}/results.csv")).body
+    };
+
+    let server = Server::start(&root, &["--workers", "2", "--cache", cache_flag]);
+    assert_eq!(run_job(&server, "lib"), expected);
+    assert_eq!(metric(&server), 0, "an empty cache has nothing to give");
+    assert_eq!(run_job(&server, "lib"), expected);
+    assert_eq!(metric(&server), 4, "every file of the second job is a hit");
+    drop(server);
+
+    // Another process on the same cache, and a copy of the library under another name:
+    // hits by content, rows under the copy's paths, as `analyze` of the copy writes them.
+    let copy = root.join("copy");
+    let copied = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(&lib)
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let server = Server::start(&root, &["--workers", "2", "--cache", cache_flag]);
+    assert_eq!(run_job(&server, "copy"), analyze_bytes(&[&copy]));
+    assert_eq!(metric(&server), 4);
+}
