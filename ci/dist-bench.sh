@@ -18,8 +18,12 @@
 # Results: OUT_DIR/results.csv (one line per measurement), OUT_DIR/summary.json (medians,
 # ratios, memory), OUT_DIR/table.md (what the README quotes), each with the load average.
 #
+# With CALLGRIND=1 (valgrind installed), also the instructions each side executes on the first
+# 20 files (OUT_DIR/instructions.csv): a count that the machine's load does not change, for
+# when CPU seconds on a shared machine are too noisy to tell a few per cent.
+#
 # Knobs (environment): FILES=200 SECONDS_PER_FILE=10 RUNS=3 QUEUE=100000 WORKERS=2
-# EVAL_CLI=target/debug/eval-cli.
+# CALLGRIND=0 EVAL_CLI=target/debug/eval-cli.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:?usage: ci/dist-bench.sh OUT_DIR}
@@ -129,6 +133,23 @@ for run in $(seq "$runs"); do
 done
 echo "  merged CSV byte-identical to analyze's in every run ($(wc -l <"$tmp/dist.csv") lines)"
 
+if [ "${CALLGRIND:-0}" = 1 ]; then
+  echo "1c. instructions (callgrind) on 20 of the files, --workers $workers"
+  sub="$tmp/synth20"; mkdir -p "$sub"
+  find "$data" -type f ! -name '*.csv' | sort | head -20 | xargs cp -t "$sub"
+  echo "measurement,workers,instructions" >"$out/instructions.csv"
+  instructions() { grep -o 'Collected : [0-9]*' "$1" | grep -o '[0-9]*$'; }
+  valgrind --tool=callgrind --callgrind-out-file=/dev/null "$cli" analyze "$sub" \
+    --workers "$workers" --progress off --out "$tmp/a20.csv" 2>"$tmp/cg-analyze" || true
+  "$cli" dist submit --broker "$broker" --job cg "$sub" 2>/dev/null
+  valgrind --tool=callgrind --callgrind-out-file=/dev/null "$cli" dist work --broker "$broker" \
+    --job cg --workers "$workers" 2>"$tmp/cg-dist"
+  echo "analyze,$workers,$(instructions "$tmp/cg-analyze")" >>"$out/instructions.csv"
+  echo "dist work,$workers,$(instructions "$tmp/cg-dist")" >>"$out/instructions.csv"
+  awk -F, 'NR == 2 {a = $3} NR == 3 {printf "  analyze %d, dist work %d instructions: ratio %.4f\n", a, $3, $3 / a}' \
+    "$out/instructions.csv"
+fi
+
 # What the completed file job keeps, per key (the last run's job is still there).
 prefix="tempo-scale:job:bench"
 mem_key() { rcli memory usage "$prefix:$1" samples 0 | tr -d '\r'; }
@@ -219,6 +240,10 @@ paired() {
     awk '{v[NR] = $1} END {printf "%.3f-%.3f", v[1], v[NR]}'
 }
 wall_pairs=$(paired 3); cpu_pairs=$(paired 4)
+instr=null
+if [ -f "$out/instructions.csv" ] && [ "${CALLGRIND:-0}" = 1 ]; then
+  instr=$(awk -F, 'NR == 2 {a = $3} NR == 3 {printf "{\"files\": 20, \"analyze\": %d, \"dist_work\": %d, \"ratio\": %.6f}", a, $3, $3 / a}' "$out/instructions.csv")
+fi
 loads=$(awk -F, 'NR > 1 {print $6}' "$out/results.csv" | sort -g | awk '{v[NR]=$1} END {print v[1] "-" v[NR]}')
 jq -n \
   --argjson cores "$(nproc)" --arg loads "$loads" --arg cli "$cli" --argjson runs "$runs" \
@@ -232,6 +257,7 @@ jq -n \
   --argjson queue "$queue" --argjson path_bytes "$path_bytes" --argjson mem0 "$mem0" --argjson mem1 "$mem1" \
   --argjson queue_stream "$queue_stream" --argjson aof0 "$aof0" --argjson aof1 "$aof1" \
   --argjson empty_kept "$empty_kept" --argjson empty_row_bytes "$empty_row_bytes" \
+  --argjson instr "$instr" \
   --arg wall_pairs "$wall_pairs" --arg cpu_pairs "$cpu_pairs" \
   --argjson s_wall "$s_wall" --argjson s_cpu "$s_cpu" --argjson r_wall "$r_wall" --argjson r_cpu "$r_cpu" \
   '{
@@ -242,7 +268,7 @@ jq -n \
       wall_ratio: ($d_wall / $a_wall), cpu_ratio: ($d_cpu / $a_cpu),
       wall_ratio_per_run_range: $wall_pairs, cpu_ratio_per_run_range: $cpu_pairs,
       cpu_ratio_with_broker: (($d_cpu + $d_broker) / $a_cpu),
-      merged_csv_identical: true},
+      merged_csv_identical: true, instructions_callgrind: $instr},
     queue_alone: {files: $n_empty, what: "empty files: each an error row at once",
       analyze: {wall_s: $e_awall, cpu_s: $e_acpu},
       dist: {wall_s: $e_dwall, cpu_s: $e_dcpu, broker_cpu_s: $e_dbroker},
@@ -269,6 +295,7 @@ jq -n \
   jq -r '.overhead as $o |
     "| `analyze --workers \($o.workers)`, \($o.files) files of \($o.seconds_per_file) s | \($o.analyze.wall_s) s | \($o.analyze.cpu_s) s | 1 |",
     "| `dist submit` + `work --workers \($o.workers)` + `merge`, same files | \($o.dist.wall_s) s | \($o.dist.cpu_s) s (+ \($o.dist.broker_cpu_s) s broker) | wall \($o.wall_ratio * 1000 | round / 1000), CPU \($o.cpu_ratio * 1000 | round / 1000) (\($o.cpu_ratio_with_broker * 1000 | round / 1000) with broker); run by run: wall \($o.wall_ratio_per_run_range), CPU \($o.cpu_ratio_per_run_range) |",
+    (.overhead.instructions_callgrind | select(. != null) | "| instructions (callgrind), \(.files) of the files, analyze vs `dist work` | | \(.analyze) vs \(.dist_work) | \(.ratio * 10000 | round / 10000) |"),
     (.queue_alone as $e | "| the same through both, \($e.files) empty files (no analysis: the per-file cost of the queue) | analyze \($e.analyze.wall_s) s, dist \($e.dist.wall_s) s | analyze \($e.analyze.cpu_s) s, dist \($e.dist.cpu_s) s (+ \($e.dist.broker_cpu_s) s broker) | dist costs \($e.dist_minus_analyze_ms_per_file.wall * 100 | round / 100) ms wall, \($e.dist_minus_analyze_ms_per_file.cpu * 100 | round / 100) ms CPU (+ \($e.dist_minus_analyze_ms_per_file.broker_cpu * 100 | round / 100) ms broker) more per file |"),
     (.queue as $q | "| `dist submit` of \($q.paths) paths (mean \($q.mean_path_bytes) bytes) | \($q.submit.wall_s) s | \($q.submit.cpu_s) s | rerun adding nothing (the walk): \($q.resubmit_nothing_new.wall_s) s wall, \($q.resubmit_nothing_new.cpu_s) s CPU |"),
     (.queue as $q | "| broker memory per queued path (`used_memory`) | \($q.used_memory_bytes_per_path | round) bytes | | stream key alone: \($q.stream_memory_usage_bytes_per_path | round) bytes; append-only file \($q.append_only_file_bytes_per_path | round) bytes |"),
