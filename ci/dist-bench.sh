@@ -146,7 +146,7 @@ if [ "${CALLGRIND:-0}" = 1 ]; then
     --job cg --workers "$workers" 2>"$tmp/cg-dist"
   echo "analyze,$workers,$(instructions "$tmp/cg-analyze")" >>"$out/instructions.csv"
   echo "dist work,$workers,$(instructions "$tmp/cg-dist")" >>"$out/instructions.csv"
-  awk -F, 'NR == 2 {a = $3} NR == 3 {printf "  analyze %d, dist work %d instructions: ratio %.4f\n", a, $3, $3 / a}' \
+  awk -F, 'NR == 2 {a = $3} NR == 3 {printf "  analyze %.0f, dist work %.0f instructions: ratio %.4f\n", a, $3, $3 / a}' \
     "$out/instructions.csv"
 fi
 
@@ -242,7 +242,7 @@ paired() {
 wall_pairs=$(paired 3); cpu_pairs=$(paired 4)
 instr=null
 if [ -f "$out/instructions.csv" ] && [ "${CALLGRIND:-0}" = 1 ]; then
-  instr=$(awk -F, 'NR == 2 {a = $3} NR == 3 {printf "{\"files\": 20, \"analyze\": %d, \"dist_work\": %d, \"ratio\": %.6f}", a, $3, $3 / a}' "$out/instructions.csv")
+  instr=$(awk -F, 'NR == 2 {a = $3} NR == 3 {printf "{\"files\": 20, \"analyze\": %.0f, \"dist_work\": %.0f, \"ratio\": %.6f}", a, $3, $3 / a}' "$out/instructions.csv")
 fi
 loads=$(awk -F, 'NR > 1 {print $6}' "$out/results.csv" | sort -g | awk '{v[NR]=$1} END {print v[1] "-" v[NR]}')
 jq -n \
