@@ -25,7 +25,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -51,8 +51,10 @@ pub const MAX_DELIVERIES: usize = 3;
 /// Entries added to the stream per round trip by `submit`, and rows read per round trip by
 /// `merge`.
 const CHUNK: usize = 1000;
-/// How long a slot waits for a new entry before it looks again at the job.
-const READ_BLOCK_MS: usize = 500;
+/// How long a slot waits for a new entry before it looks again at the job (default of the
+/// hidden `--read-block-ms`). A slot that sees the job complete wakes the others of its
+/// process at once, so this is only the delay seen by other machines' idle slots.
+const READ_BLOCK_MS: u64 = 500;
 /// How far back `dist status` looks to measure the rate (and how long store times are kept).
 const RATE_WINDOW_MS: u64 = 60_000;
 /// Exit status after Ctrl-C or SIGTERM.
@@ -136,6 +138,11 @@ pub struct WorkArgs {
     /// when the broker is lost and found again (for logs and tests).
     #[arg(long)]
     events: bool,
+    /// Milliseconds an idle slot waits for a new entry before it looks at the job again
+    /// (for tests: a long wait shows that completion does not wait for it).
+    #[arg(long, hide = true, value_name = "MS", default_value_t = READ_BLOCK_MS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    read_block_ms: u64,
 }
 
 /// Flags of `eval-cli dist status`.
@@ -284,6 +291,11 @@ impl Broker {
         }
     }
 
+    /// The broker's id of this connection.
+    fn client_id(&mut self) -> anyhow::Result<u64> {
+        Ok(redis::cmd("CLIENT").arg("ID").query(&mut self.con)?)
+    }
+
     fn rows_done(&mut self) -> anyhow::Result<usize> {
         Ok(redis::cmd("HLEN")
             .arg(&self.keys.rows)
@@ -416,10 +428,54 @@ struct Worker {
     path_maps: Vec<PathMap>,
     follow: bool,
     events: bool,
+    read_block_ms: u64,
     cancel: Arc<AtomicBool>,
+    /// One per slot, by slot number.
+    idle: Vec<IdleSlot>,
+}
+
+/// How to wake a slot that waits for new entries.
+struct IdleSlot {
+    /// The broker's client id of the slot's connection, for `CLIENT UNBLOCK` (renewed when
+    /// the slot reconnects).
+    client: AtomicU64,
+    /// Set from just before the slot's last look at the job until its wait ends.
+    waiting: AtomicBool,
 }
 
 impl Worker {
+    /// Wakes the slots waiting for new entries (`CLIENT UNBLOCK`: the read returns empty
+    /// and the slot looks at the job again), so that a worker exits when its job is
+    /// complete, not when its slots' waits run out. A slot that was about to wait when the
+    /// first wake-up came is caught by the next one. Without a connection, or where the
+    /// broker refuses the command, the slots find out at the end of their wait instead.
+    fn wake_idle_slots(&self, waker: &mut anyhow::Result<Broker>) {
+        let Ok(waker) = waker else { return };
+        // After one wait, every slot has looked at the job again by itself.
+        let deadline = Instant::now() + Duration::from_millis(self.read_block_ms);
+        loop {
+            let waiting: Vec<u64> = self
+                .idle
+                .iter()
+                .filter(|slot| slot.waiting.load(Ordering::SeqCst))
+                .map(|slot| slot.client.load(Ordering::SeqCst))
+                .collect();
+            if waiting.is_empty() || Instant::now() >= deadline {
+                return;
+            }
+            for id in waiting {
+                let woken: redis::RedisResult<usize> = redis::cmd("CLIENT")
+                    .arg("UNBLOCK")
+                    .arg(id)
+                    .query(&mut waker.con);
+                if woken.is_err() {
+                    return;
+                }
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// One JSON line on stderr, with `--events`.
     fn event(&self, value: serde_json::Value) {
         if self.events {
@@ -481,6 +537,16 @@ fn work(args: WorkArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let slots = flags::resolve_workers(args.workers);
+    let mut brokers = Vec::with_capacity(slots);
+    let mut idle = Vec::with_capacity(slots);
+    for _ in 0..slots {
+        let mut con = broker.reconnect()?;
+        idle.push(IdleSlot {
+            client: AtomicU64::new(con.client_id()?),
+            waiting: AtomicBool::new(false),
+        });
+        brokers.push((con, broker.reconnect()?));
+    }
     let worker = Worker {
         analyzer,
         total: manifest.total(),
@@ -489,16 +555,14 @@ fn work(args: WorkArgs) -> anyhow::Result<ExitCode> {
         path_maps: args.path_map,
         follow: args.follow,
         events: args.events,
+        read_block_ms: args.read_block_ms,
         cancel: Arc::new(AtomicBool::new(false)),
+        idle,
     };
     runner::install_signal_handler(Arc::clone(&worker.cancel));
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "host".to_string());
-    let mut brokers = Vec::with_capacity(slots);
-    for _ in 0..slots {
-        brokers.push((broker.reconnect()?, broker.reconnect()?));
-    }
     let results: Vec<anyhow::Result<()>> = thread::scope(|s| {
         let handles: Vec<_> = brokers
             .into_iter()
@@ -506,8 +570,10 @@ fn work(args: WorkArgs) -> anyhow::Result<ExitCode> {
             .map(|(slot, (con, beat))| {
                 let consumer = format!("{host}:{}:{slot}", std::process::id());
                 let worker = &worker;
+                let mut waker = broker.reconnect();
                 s.spawn(move || {
                     let result = Slot {
+                        index: slot,
                         broker: con,
                         beat,
                         consumer,
@@ -518,6 +584,9 @@ fn work(args: WorkArgs) -> anyhow::Result<ExitCode> {
                         // One broken slot stops the others: the run is reported as failed.
                         worker.cancel.store(true, Ordering::SeqCst);
                     }
+                    // The job is complete (or cancelled): the other slots may be waiting
+                    // for new entries that will never come.
+                    worker.wake_idle_slots(&mut waker);
                     result
                 })
             })
@@ -564,6 +633,8 @@ struct Finished {
 
 /// One file at a time from the group, as one consumer.
 struct Slot {
+    /// The slot's number on this machine.
+    index: usize,
     broker: Broker,
     /// A second connection, for the heartbeat while the file is analysed.
     beat: Broker,
@@ -632,7 +703,10 @@ impl Slot {
                 Ok((con, self.broker.reconnect()?))
             });
             match attempt {
-                Ok((con, beat)) => {
+                Ok((mut con, beat)) => {
+                    if let Ok(id) = con.client_id() {
+                        worker.idle[self.index].client.store(id, Ordering::SeqCst);
+                    }
                     self.broker = con;
                     self.beat = beat;
                     worker.event(json!({"event": "reconnected", "consumer": self.consumer}));
@@ -682,22 +756,46 @@ impl Slot {
                 .first()
                 .map(|p| (entry, p.times_delivered.max(1))));
         }
-        let read: Option<StreamReadReply> = redis::cmd("XREADGROUP")
-            .arg("GROUP")
+        // Look without waiting first: with no new entry, a complete job has nothing to
+        // wait for (the caller sees it complete), else wait for an entry or a wake-up.
+        if let Some(entry) = self.read_new(None)? {
+            return Ok(Some((entry, 1)));
+        }
+        let idle = &worker.idle[self.index];
+        idle.waiting.store(true, Ordering::SeqCst);
+        let complete = if worker.follow {
+            Ok(false)
+        } else {
+            self.broker.rows_done().map(|done| done >= worker.total)
+        };
+        let read = match complete {
+            Ok(true) => Ok(None),
+            Ok(false) => self.read_new(Some(worker.read_block_ms)),
+            Err(err) => Err(err),
+        };
+        idle.waiting.store(false, Ordering::SeqCst);
+        Ok(read?.map(|entry| (entry, 1)))
+    }
+
+    /// A new entry for this consumer, waiting up to `block_ms` for one when given.
+    fn read_new(&mut self, block_ms: Option<u64>) -> anyhow::Result<Option<StreamId>> {
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP")
             .arg(GROUP)
             .arg(&self.consumer)
             .arg("COUNT")
-            .arg(1)
-            .arg("BLOCK")
-            .arg(READ_BLOCK_MS)
+            .arg(1);
+        if let Some(ms) = block_ms {
+            cmd.arg("BLOCK").arg(ms);
+        }
+        let read: Option<StreamReadReply> = cmd
             .arg("STREAMS")
-            .arg(&keys.stream)
+            .arg(&self.broker.keys.stream)
             .arg(">")
             .query(&mut self.broker.con)?;
         Ok(read
             .and_then(|r| r.keys.into_iter().next())
-            .and_then(|k| k.ids.into_iter().next())
-            .map(|entry| (entry, 1)))
+            .and_then(|k| k.ids.into_iter().next()))
     }
 
     /// Analyses one entry, or gives it up when it has killed too many workers.
@@ -1108,7 +1206,9 @@ mod tests {
             path_maps: vec![map],
             follow: false,
             events: false,
+            read_block_ms: READ_BLOCK_MS,
             cancel: Arc::new(AtomicBool::new(false)),
+            idle: Vec::new(),
         };
         assert_eq!(
             worker.local_path(Path::new("/srv/music/a/b.mp3")),

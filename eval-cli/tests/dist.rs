@@ -264,6 +264,30 @@ fn two_workers_then_merge_give_the_bytes_of_analyze() {
     );
 }
 
+/// The slots of a worker wait for new entries a day long here: the worker must still exit
+/// as soon as the job is complete (the slot that completes it wakes the others), not when
+/// their waits run out. The guard only stops a broken build from hanging the suite.
+#[test]
+fn a_worker_exits_when_its_job_is_complete_not_when_its_slots_stop_waiting() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path(), 5, 4.0);
+    assert_ok(&submit(&server, "prompt", &lib), "dist submit");
+
+    let a_day_ms = "86400000";
+    let output = eval_cli()
+        .args(["dist", "work", "--broker", &server.url(), "--job", "prompt"])
+        .args(["--workers", "3", "--read-block-ms", a_day_ms])
+        .timeout(std::time::Duration::from_secs(600))
+        .output()
+        .unwrap();
+    assert_ok(&output, "dist work");
+    assert_eq!(
+        merged_bytes(&server, "prompt", dir.path()),
+        analyze_bytes(&lib, dir.path())
+    );
+}
+
 #[test]
 fn submit_twice_is_idempotent_and_another_manifest_is_refused() {
     let server = RedisServer::start();
