@@ -815,3 +815,204 @@ fn a_second_identical_job_comes_from_the_cache_with_the_same_bytes() {
     assert_eq!(run_job(&server, "copy"), analyze_bytes(&[&copy]));
     assert_eq!(metric(&server), 4);
 }
+
+/// `chromedriver` on a free port, killed by its pid on drop; `None` when Chromium or its
+/// driver is not installed and the run does not require them (`.ci/run` sets
+/// `TEMPO_SCALE_REQUIRE_BROWSER=1`, so CI never skips).
+struct ChromeDriver {
+    child: Child,
+    base: String,
+}
+
+impl ChromeDriver {
+    fn start() -> Option<Self> {
+        let installed = ["chromium", "chromedriver"].iter().all(|bin| {
+            Command::new(bin)
+                .arg("--version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        });
+        if !installed {
+            let required = std::env::var("TEMPO_SCALE_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
+            assert!(
+                !required,
+                "chromium and chromedriver are required (apt-get install -y --no-install-recommends \
+                 chromium chromium-driver)"
+            );
+            eprintln!("skipped: chromium or chromedriver is not installed");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Ready when it says so on stdout (no clock); the rest of its log is drained.
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let ready = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .any(|l| l.contains("started successfully"));
+        std::thread::spawn(move || lines.for_each(drop));
+        assert!(ready, "chromedriver did not start");
+        Some(ChromeDriver {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        })
+    }
+
+    /// One W3C WebDriver command; its `value`.
+    fn command(&self, method: &str, path: &str, body: Value) -> Value {
+        let url = format!("{}{path}", self.base);
+        let response = match method {
+            "POST" => agent()
+                .post(&url)
+                .header("Content-Type", "application/json")
+                .send(body.to_string()),
+            _ => agent().delete(&url).call(),
+        };
+        let reply = reply(response);
+        let value: Value = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(reply.status, 200, "{method} {path}: {value}");
+        value["value"].clone()
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_page_in_a_real_browser_submits_a_folder_and_shows_its_progress_and_rows() {
+    let Some(driver) = ChromeDriver::start() else {
+        return;
+    };
+    let (_dir, root) = root();
+    let lib = library(&root.join("lib"), 4, 100.0);
+    let server = Server::start(&root, &["--workers", "2"]);
+    let session = driver.command(
+        "POST",
+        "/session",
+        serde_json::json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+            },
+            "timeouts": {"script": 120_000},
+        }}}),
+    );
+    let id = session["sessionId"].as_str().unwrap().to_string();
+    let s = |path: &str| format!("/session/{id}{path}");
+    driver.command(
+        "POST",
+        &s("/url"),
+        serde_json::json!({"url": server.url("/")}),
+    );
+
+    // As a user does it: type the folder, press the button.
+    let element = |css: &str| -> String {
+        let found = driver.command(
+            "POST",
+            &s("/element"),
+            serde_json::json!({"using": "css selector", "value": css}),
+        );
+        found
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .unwrap()
+            .to_string()
+    };
+    let path_box = element("#path");
+    driver.command(
+        "POST",
+        &s(&format!("/element/{path_box}/value")),
+        serde_json::json!({"text": "lib"}),
+    );
+    let button = element("#submit");
+    driver.command(
+        "POST",
+        &s(&format!("/element/{button}/click")),
+        serde_json::json!({}),
+    );
+
+    // The page's own state, read when the job's element says done (a MutationObserver
+    // wakes the script: no polling, no clock).
+    let state = driver.command(
+        "POST",
+        &s("/execute/async"),
+        serde_json::json!({"args": [], "script": r##"
+            const done = arguments[arguments.length - 1];
+            const seen = [];
+            const check = () => {
+                const job = document.querySelector("#jobs .job");
+                if (!job) return false;
+                const counts = job.querySelector(".counts").textContent;
+                if (counts && !seen.includes(counts)) seen.push(counts);
+                if (job.dataset.status !== "done" || job.dataset.rows !== "4") return false;
+                const rows = [...job.querySelectorAll("tbody tr")].map(tr =>
+                    [...tr.children].map(td => td.textContent));
+                done({status: job.dataset.status, counts, seen, rows,
+                      error: document.querySelector("#message").textContent});
+                return true;
+            };
+            // A hang guard, not a pass condition: after a minute the state so far is
+            // returned and the assertions below say what is missing.
+            setTimeout(() => done({status: "timed out", seen, rows: [],
+                error: document.querySelector("#message").textContent}), 60000);
+            if (!check()) {
+                const observer = new MutationObserver(() => { if (check()) observer.disconnect(); });
+                observer.observe(document.body, {subtree: true, childList: true, attributes: true, characterData: true});
+            }
+        "##}),
+    );
+    driver.command("DELETE", &s(""), Value::Null);
+
+    assert_eq!(state["error"], "", "{state}");
+    assert_eq!(state["status"], "done", "{state}");
+    assert!(
+        state["counts"]
+            .as_str()
+            .unwrap()
+            .starts_with("4/4 done, 0 failed"),
+        "{state}"
+    );
+    // The table shows the rows `analyze` writes: path, bpm and status, in input order
+    // once sorted by index.
+    let mut shown: Vec<(u64, String, String, String)> = state["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let cell = |i: usize| r[i].as_str().unwrap().to_string();
+            (cell(0).parse().unwrap(), cell(1), cell(2), cell(5))
+        })
+        .collect();
+    shown.sort();
+    let expected: Vec<(u64, String, String, String)> = csv_rows(&analyze_bytes(&[&lib]))
+        .iter()
+        .enumerate()
+        .map(|(i, line)| {
+            let cells: Vec<&str> = line.split(',').collect();
+            (
+                i as u64,
+                cells[0].to_string(),
+                cells[1].to_string(),
+                cells[9].to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(shown, expected);
+}
