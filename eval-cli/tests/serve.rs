@@ -903,6 +903,19 @@ impl Drop for ChromeDriver {
     }
 }
 
+/// A WebDriver session, deleted on drop.
+struct SessionGuard<'a> {
+    driver: &'a ChromeDriver,
+    id: String,
+}
+
+impl Drop for SessionGuard<'_> {
+    fn drop(&mut self) {
+        let url = format!("{}/session/{}", self.driver.base, self.id);
+        let _ = agent().delete(&url).call();
+    }
+}
+
 #[test]
 fn the_page_in_a_real_browser_submits_a_folder_and_shows_its_progress_and_rows() {
     let Some(driver) = ChromeDriver::start() else {
@@ -924,6 +937,11 @@ fn the_page_in_a_real_browser_submits_a_folder_and_shows_its_progress_and_rows()
         }}}),
     );
     let id = session["sessionId"].as_str().unwrap().to_string();
+    // Closes the browser also when an assertion fails (chromedriver's death would not).
+    let _session = SessionGuard {
+        driver: &driver,
+        id: id.clone(),
+    };
     let s = |path: &str| format!("/session/{id}{path}");
     driver.command(
         "POST",
@@ -988,7 +1006,6 @@ fn the_page_in_a_real_browser_submits_a_folder_and_shows_its_progress_and_rows()
             }
         "##}),
     );
-    driver.command("DELETE", &s(""), Value::Null);
 
     assert_eq!(state["error"], "", "{state}");
     assert_eq!(state["status"], "done", "{state}");
