@@ -8,10 +8,10 @@ set -euo pipefail
 out=$1; shift
 mkdir -p "$out"
 command -v qemu-x86_64 >/dev/null || { echo "qemu-x86_64 missing: apt-get install -y qemu-user" >&2; exit 2; }
-cargo build --locked -q -p analyzer-core --example fft_bits
+# Both come from the README's test build (`cargo test` builds the examples too).
 bits=target/debug/examples/fft_bits
 cli=target/debug/eval-cli
-[ -x "$cli" ] || { echo "build eval-cli first: cargo test --workspace --no-run" >&2; exit 2; }
+[ -x "$cli" ] && [ -x "$bits" ] || { echo "build first: cargo test --workspace --no-run" >&2; exit 2; }
 run() { if [ "$1" = native ]; then shift; "$@"; else cpu=$1; shift; qemu-x86_64 -cpu "$cpu" "$@"; fi; }
 for cpu in native Nehalem Conroe; do printf '%-8s ' "$cpu"; run "$cpu" "$bits"; done | tee "$out/fft-bits.txt"
 echo "set cpu rows differing" | tee "$out/rows.txt"
