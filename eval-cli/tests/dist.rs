@@ -540,20 +540,39 @@ fn analyze_with_pipe(inputs: &[&Path], pipe: &Path, audio: &[u8], dir: &Path) ->
     fs::read(out).unwrap()
 }
 
+/// Where the pipe goes in the job's input list.
+enum Place {
+    /// Entry 0: the first worker takes it.
+    First,
+    /// After the library: claimed when every other entry is done.
+    Last,
+}
+
+/// Submits job `j`: `lib` and a named pipe in `dir` at `place`; gives the pipe and the WAV
+/// bytes it stands for.
+fn submit_with_pipe(
+    server: &RedisServer,
+    dir: &Path,
+    lib: &Path,
+    place: Place,
+) -> (PathBuf, Vec<u8>) {
+    let audio = pipe_audio(dir);
+    let (name, inputs) = match place {
+        Place::First => ("0-slow.wav", [dir.join("0-slow.wav"), lib.to_path_buf()]),
+        Place::Last => ("z-last.wav", [lib.to_path_buf(), dir.join("z-last.wav")]),
+    };
+    let pipe = fifo(&dir.join(name));
+    let args: Vec<&str> = inputs.iter().map(|p| p.to_str().unwrap()).collect();
+    assert_ok(&dist(server, "submit", "j", &args), "dist submit");
+    (pipe, audio)
+}
+
 #[test]
 fn a_worker_killed_mid_file_loses_nothing_and_its_file_is_delivered_again() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let lib = library(dir.path(), 60, 3.0);
-    let audio = pipe_audio(dir.path());
-    let pipe = fifo(&dir.path().join("0-slow.wav"));
-    let submitted = dist(
-        &server,
-        "submit",
-        "j",
-        &[pipe.to_str().unwrap(), lib.to_str().unwrap()],
-    );
-    assert_ok(&submitted, "dist submit");
+    let (pipe, audio) = submit_with_pipe(&server, dir.path(), &lib, Place::First);
 
     // The first worker takes the pipe (entry 0, first in the list) and is killed while it
     // has read only part of the file.
@@ -598,15 +617,7 @@ fn a_slow_but_live_worker_keeps_its_file() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let lib = library(dir.path(), 6, 3.0);
-    let audio = pipe_audio(dir.path());
-    let pipe = fifo(&dir.path().join("0-slow.wav"));
-    let submitted = dist(
-        &server,
-        "submit",
-        "j",
-        &[pipe.to_str().unwrap(), lib.to_str().unwrap()],
-    );
-    assert_ok(&submitted, "dist submit");
+    let (pipe, audio) = submit_with_pipe(&server, dir.path(), &lib, Place::First);
 
     // A holds the pipe for longer than --reclaim-after (2 s): its heartbeat comes every
     // 2/3 s, so after four beats the claim would have been stale without them.
@@ -653,15 +664,7 @@ fn a_broker_crash_mid_job_loses_nothing() {
     let mut server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let lib = library(dir.path(), 12, 3.0);
-    let audio = pipe_audio(dir.path());
-    let pipe = fifo(&dir.path().join("0-slow.wav"));
-    let submitted = dist(
-        &server,
-        "submit",
-        "j",
-        &[pipe.to_str().unwrap(), lib.to_str().unwrap()],
-    );
-    assert_ok(&submitted, "dist submit");
+    let (pipe, audio) = submit_with_pipe(&server, dir.path(), &lib, Place::First);
 
     // The worker is inside the pipe's analysis when the broker dies; it is back, from its
     // append-only file, before the analysis ends.
@@ -711,15 +714,7 @@ fn status_reports_a_rate_and_an_eta_while_running() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let lib = library(dir.path(), 6, 3.0);
-    let audio = pipe_audio(dir.path());
-    let pipe = fifo(&dir.path().join("z-last.wav"));
-    let submitted = dist(
-        &server,
-        "submit",
-        "j",
-        &[lib.to_str().unwrap(), pipe.to_str().unwrap()],
-    );
-    assert_ok(&submitted, "dist submit");
+    let (pipe, audio) = submit_with_pipe(&server, dir.path(), &lib, Place::Last);
     let mut worker = EventfulWorker::spawn(&server, "j", &["--workers", "1"]);
     // The pipe is last: when it is claimed, every other row is stored.
     worker.wait_for("claiming the pipe", |e| is_event(e, "claimed", Some(7)));
