@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use analyzer_core::batch::{self, BatchSummary, FileResult, Status};
-use analyzer_core::{Analysis, Analyzer, AnalyzerConfig};
+use analyzer_core::{Analysis, Analyzer};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
@@ -120,14 +120,8 @@ pub struct AnalyzeArgs {
     /// file is put in input order when the run completes.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
-    /// Slowest tempo to report.
-    #[arg(long, value_name = "BPM", default_value_t = AnalyzerConfig::default().min_bpm)]
-    min_bpm: f64,
-    /// Fastest tempo to report.
-    #[arg(long, value_name = "BPM", default_value_t = AnalyzerConfig::default().max_bpm)]
-    max_bpm: f64,
     #[command(flatten)]
-    sampling: flags::SamplingArgs,
+    settings: flags::AnalyzerArgs,
     /// Files analysed at once [default: one per core, fewer if memory is short]. 1 runs
     /// the sequential reference path.
     #[arg(long, value_name = "N", value_parser = flags::parse_workers)]
@@ -175,7 +169,7 @@ struct Plan {
 
 impl Plan {
     fn new(args: AnalyzeArgs) -> anyhow::Result<Self> {
-        let analyzer = flags::analyzer(args.min_bpm, args.max_bpm, &args.sampling)?;
+        let analyzer = args.settings.analyzer()?;
         let workers = flags::resolve_workers(args.workers);
         let cache = args.cache.as_deref().map(ResultCache::open).transpose()?;
         Ok(Plan {

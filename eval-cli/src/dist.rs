@@ -29,8 +29,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use analyzer_core::Analyzer;
 use analyzer_core::batch::{self, Batch, Sequential, Status};
-use analyzer_core::{Analyzer, AnalyzerConfig};
 use anyhow::{Context, bail};
 use redis::streams::{
     StreamAutoClaimReply, StreamId, StreamPendingCountReply, StreamPendingReply, StreamRangeReply,
@@ -43,6 +43,7 @@ use crate::analyze::{self, AnalyzeRecord};
 use crate::flags;
 use crate::report::export::{CsvLine, Exporter};
 use crate::runner;
+use crate::shard;
 
 /// The consumer group every worker reads through.
 const GROUP: &str = "workers";
@@ -84,26 +85,14 @@ pub struct JobArgs {
     job: String,
 }
 
-/// The analyzer settings; a job's workers must use the ones it was submitted with.
-#[derive(Debug, clap::Args)]
-pub struct SettingsArgs {
-    /// Slowest tempo to report.
-    #[arg(long, value_name = "BPM", default_value_t = AnalyzerConfig::default().min_bpm)]
-    min_bpm: f64,
-    /// Fastest tempo to report.
-    #[arg(long, value_name = "BPM", default_value_t = AnalyzerConfig::default().max_bpm)]
-    max_bpm: f64,
-    #[command(flatten)]
-    sampling: flags::SamplingArgs,
-}
-
 /// Flags of `eval-cli dist submit`.
 #[derive(Debug, clap::Args)]
 pub struct SubmitArgs {
     #[command(flatten)]
     job: JobArgs,
+    /// The analyzer settings; a job's workers must use the ones it was submitted with.
     #[command(flatten)]
-    settings: SettingsArgs,
+    settings: flags::AnalyzerArgs,
     /// Audio files and folders, walked and sorted as `analyze` does.
     #[arg(required = true, value_name = "PATH")]
     paths: Vec<PathBuf>,
@@ -114,8 +103,9 @@ pub struct SubmitArgs {
 pub struct WorkArgs {
     #[command(flatten)]
     job: JobArgs,
+    /// The analyzer settings; a job's workers must use the ones it was submitted with.
     #[command(flatten)]
-    settings: SettingsArgs,
+    settings: flags::AnalyzerArgs,
     /// Files analysed at once on this machine, one per slot [default: one per core, fewer
     /// if memory is short].
     #[arg(long, value_name = "N", value_parser = flags::parse_workers)]
@@ -179,23 +169,18 @@ pub struct Manifest {
     pub files: usize,
     /// Inputs that could not be walked: rows written by `submit`, after the files'.
     pub walk_errors: usize,
-    /// FNV-1a (64 bits, hex) of the sorted file list, one path per line.
+    /// A hash of the sorted file list ([`shard::list_hash`]).
     pub list_hash: String,
 }
 
 impl Manifest {
     fn new(analyzer: &Analyzer, files: &[PathBuf], walk_errors: usize) -> Self {
-        let mut list = Vec::new();
-        for path in files {
-            list.extend_from_slice(path.to_string_lossy().as_bytes());
-            list.push(b'\n');
-        }
         Manifest {
             version: env!("CARGO_PKG_VERSION").to_string(),
             settings: settings_of(analyzer),
             files: files.len(),
             walk_errors,
-            list_hash: format!("{:016x}", fnv1a(&list)),
+            list_hash: shard::list_hash(files),
         }
     }
 
@@ -207,16 +192,6 @@ impl Manifest {
 
 fn settings_of(analyzer: &Analyzer) -> String {
     analyzer.fingerprint()
-}
-
-/// FNV-1a, 64 bits: a hash that is the same on every machine and every Rust release.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
 }
 
 /// The Redis keys of one job.
@@ -321,11 +296,7 @@ pub fn run(command: DistCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
-    let analyzer = flags::analyzer(
-        args.settings.min_bpm,
-        args.settings.max_bpm,
-        &args.settings.sampling,
-    )?;
+    let analyzer = args.settings.analyzer()?;
     let (files, walk_errors) = batch::collect_audio_files(&args.paths);
     let manifest = Manifest::new(&analyzer, &files, walk_errors.len());
     let mut broker = Broker::connect(&args.job)?;
@@ -517,11 +488,7 @@ fn parse_path_map(s: &str) -> Result<PathMap, String> {
 }
 
 fn work(args: WorkArgs) -> anyhow::Result<ExitCode> {
-    let analyzer = flags::analyzer(
-        args.settings.min_bpm,
-        args.settings.max_bpm,
-        &args.settings.sampling,
-    )?;
+    let analyzer = args.settings.analyzer()?;
     let mut broker = Broker::connect(&args.job)?;
     let manifest = broker.existing_manifest()?;
     let version = env!("CARGO_PKG_VERSION");
@@ -1170,13 +1137,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fnv1a_matches_the_reference_values() {
-        // From the FNV reference (draft-eastlake-fnv): "" and "a".
-        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
-    }
-
-    #[test]
     fn rate_counts_intervals_between_the_first_and_the_last_row() {
         assert_eq!(rate_of([].into_iter()), None);
         assert_eq!(rate_of([5000.0].into_iter()), None);
@@ -1199,7 +1159,7 @@ mod tests {
         assert!(parse_path_map("/srv/music").is_err());
         assert!(parse_path_map("=/mnt").is_err());
         let worker = Worker {
-            analyzer: Analyzer::new(AnalyzerConfig::default()).unwrap(),
+            analyzer: Analyzer::new(analyzer_core::AnalyzerConfig::default()).unwrap(),
             total: 0,
             reclaim_after: Duration::from_secs(1),
             broker_retry: Duration::from_secs(1),

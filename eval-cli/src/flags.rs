@@ -180,6 +180,26 @@ impl SamplingArgs {
     }
 }
 
+/// The analyzer's flags every command that analyses takes: tempo range and sampling.
+#[derive(Debug, clap::Args)]
+pub struct AnalyzerArgs {
+    /// Slowest tempo to report.
+    #[arg(long, value_name = "BPM", default_value_t = AnalyzerConfig::default().min_bpm)]
+    pub min_bpm: f64,
+    /// Fastest tempo to report.
+    #[arg(long, value_name = "BPM", default_value_t = AnalyzerConfig::default().max_bpm)]
+    pub max_bpm: f64,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+}
+
+impl AnalyzerArgs {
+    /// The analyzer these flags describe (a bad range is an error naming it).
+    pub fn analyzer(&self) -> anyhow::Result<Analyzer> {
+        analyzer(self.min_bpm, self.max_bpm, &self.sampling)
+    }
+}
+
 /// The analyzer for the tempo range `min_bpm..=max_bpm`, decoding what `sampling` says.
 pub fn analyzer(min_bpm: f64, max_bpm: f64, sampling: &SamplingArgs) -> anyhow::Result<Analyzer> {
     let sampling = sampling.sampling().map_err(|e| anyhow::anyhow!("{e}"))?;

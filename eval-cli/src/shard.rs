@@ -208,6 +208,17 @@ pub fn fingerprint(
     format!("{:032x}", hash.0)
 }
 
+/// A hash of a file list (FNV-1a 128 over length-prefixed paths, in order), for a
+/// distributed job's manifest: the same list gives the same hash on every machine.
+pub fn list_hash(files: &[PathBuf]) -> String {
+    let mut hash = Fnv128::default();
+    hash.field(&files.len().to_le_bytes());
+    for path in files {
+        hash.field(path.as_os_str().as_encoded_bytes());
+    }
+    format!("{:032x}", hash.0)
+}
+
 /// FNV-1a, 128 bits.
 struct Fnv128(u128);
 
@@ -255,6 +266,16 @@ mod tests {
         assert_eq!(partition(&[], 4), Vec::<usize>::new());
         // More parts than items: some parts are empty.
         assert_eq!(partition(&[Some(2.0), Some(1.0)], 5), [0, 1]);
+    }
+
+    #[test]
+    fn list_hash_depends_on_every_path_and_their_order() {
+        let files = [PathBuf::from("a.wav"), PathBuf::from("b.wav")];
+        let base = list_hash(&files);
+        assert_eq!(base, list_hash(&files.clone()));
+        assert_ne!(base, list_hash(&[files[1].clone(), files[0].clone()]));
+        assert_ne!(base, list_hash(&[PathBuf::from("a.wavb.wav")]));
+        assert_ne!(base, list_hash(&files[..1]));
     }
 
     #[test]
