@@ -64,6 +64,63 @@ pub struct ProbeInfo {
     pub duration_s: Option<f64>,
 }
 
+/// Opens `path` for reading if, after following symlinks, it is a regular file, and says
+/// what it is otherwise: a named pipe, socket or device is never audio, and opening a pipe
+/// for reading would block until a writer comes, past every deadline and stop signal.
+///
+/// The type is checked before opening and again on the open handle (the path may have
+/// been swapped in between); on Unix the open is non-blocking, so even a pipe swapped in
+/// at that instant cannot hang it. Every reader of user files (decode, the cache's
+/// content hash, the service) opens through here.
+pub fn open_regular(path: &Path) -> Result<File> {
+    let unreadable =
+        |e: std::io::Error| Error::new(ErrorKind::Unreadable, Stage::Open, e.to_string());
+    check_regular(&std::fs::metadata(path).map_err(unreadable)?)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options.open(path).map_err(unreadable)?;
+    check_regular(&file.metadata().map_err(unreadable)?)?;
+    Ok(file)
+}
+
+/// An error naming what a non-regular file is.
+fn check_regular(meta: &std::fs::Metadata) -> Result<()> {
+    let kind = meta.file_type();
+    if kind.is_file() {
+        return Ok(());
+    }
+    let what = if kind.is_dir() {
+        "is a directory"
+    } else {
+        special_file_kind(&kind)
+    };
+    Err(Error::new(ErrorKind::Unreadable, Stage::Open, what))
+}
+
+#[cfg(unix)]
+fn special_file_kind(kind: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_fifo() {
+        "is a named pipe (FIFO), not a regular file"
+    } else if kind.is_socket() {
+        "is a socket, not a regular file"
+    } else if kind.is_block_device() || kind.is_char_device() {
+        "is a device, not a regular file"
+    } else {
+        "is not a regular file"
+    }
+}
+
+#[cfg(not(unix))]
+fn special_file_kind(_: &std::fs::FileType) -> &'static str {
+    "is not a regular file"
+}
+
 /// An opened container, its audio track and a decoder for it.
 struct OpenTrack {
     format: Box<dyn FormatReader>,
@@ -77,15 +134,7 @@ struct OpenTrack {
 /// Opens `path`, recognises the container by content (the extension is only a hint) and
 /// sets up a decoder for its default audio track.
 fn open_track(path: &Path) -> Result<OpenTrack> {
-    let file = File::open(path)
-        .map_err(|e| Error::new(ErrorKind::Unreadable, Stage::Open, e.to_string()))?;
-    if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
-        return Err(Error::new(
-            ErrorKind::Unreadable,
-            Stage::Open,
-            "is a directory",
-        ));
-    }
+    let file = open_regular(path)?;
     let stream = MediaSourceStream::new(Box::new(file), Default::default());
     let mut hint = Hint::new();
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
