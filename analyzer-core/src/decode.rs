@@ -24,6 +24,30 @@ use crate::stop::StopSignal;
 /// After this many packets in a row fail to decode, the stream is treated as ended.
 const MAX_CONSECUTIVE_BAD_PACKETS: usize = 64;
 
+/// The sample rates read, in Hz. Below 4 kHz there is no music to find a tempo in, and a
+/// header claiming 1 Hz would make the resampler's tables enormous; above 768 kHz no
+/// audio format in use records.
+pub const SAMPLE_RATES: std::ops::RangeInclusive<u32> = 4_000..=768_000;
+
+/// The most channels the decoder maps (symphonia's channel positions); a WAV or AIFF header
+/// claiming more is refused as an unsupported format.
+pub const MAX_DECODER_CHANNELS: u32 = 26;
+
+/// The most decoded samples (all channels) a file may yield per byte of its size. Real
+/// music compresses to at most a few tens of samples per byte (AAC at 16 kb/s stereo:
+/// about 44; FLAC about 2; PCM at most 1); a stream that decodes to far more is a
+/// decompression bomb or a lying header, and decoding it stops with
+/// [`ErrorKind::ResourceLimit`] before it costs more CPU and memory than its size justifies.
+pub const MAX_SAMPLES_PER_BYTE: u64 = 256;
+
+/// The decoded-sample budget of a file of `bytes` bytes ([`MAX_SAMPLES_PER_BYTE`]), never
+/// less than ten seconds of 48 kHz stereo so that tiny valid files always decode.
+pub fn sample_budget(bytes: u64) -> u64 {
+    bytes
+        .saturating_mul(MAX_SAMPLES_PER_BYTE)
+        .max(10 * 48_000 * 2)
+}
+
 /// What the decoder learned about a stream while decoding it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamInfo {
@@ -129,12 +153,15 @@ struct OpenTrack {
     decoder: Box<dyn AudioDecoder>,
     duration_s: Option<f64>,
     time_base: Option<TimeBase>,
+    /// The decoded samples this file may yield ([`sample_budget`] of its size).
+    budget: u64,
 }
 
 /// Opens `path`, recognises the container by content (the extension is only a hint) and
 /// sets up a decoder for its default audio track.
 fn open_track(path: &Path) -> Result<OpenTrack> {
     let file = open_regular(path)?;
+    let file_bytes = file.metadata().map_or(0, |m| m.len());
     let stream = MediaSourceStream::new(Box::new(file), Default::default());
     let mut hint = Hint::new();
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
@@ -165,6 +192,9 @@ fn open_track(path: &Path) -> Result<OpenTrack> {
             )
         })?
         .clone();
+    if let Some(rate) = params.sample_rate {
+        check_sample_rate(rate)?;
+    }
     let duration_s = match (track.num_frames, params.sample_rate) {
         (Some(frames), Some(rate)) if rate > 0 => Some(frames as f64 / f64::from(rate)),
         _ => track
@@ -183,7 +213,24 @@ fn open_track(path: &Path) -> Result<OpenTrack> {
         decoder,
         duration_s,
         time_base,
+        budget: sample_budget(file_bytes),
     })
+}
+
+/// An error for a sample rate outside [`SAMPLE_RATES`].
+fn check_sample_rate(rate: u32) -> Result<()> {
+    if SAMPLE_RATES.contains(&rate) {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::UnsupportedFormat,
+        Stage::Probe,
+        format!(
+            "a sample rate of {rate} Hz is outside the {}-{} Hz this analyzer reads",
+            SAMPLE_RATES.start(),
+            SAMPLE_RATES.end()
+        ),
+    ))
 }
 
 /// Reads `path`'s headers: codec, rate, channels and announced length, without decoding.
@@ -222,15 +269,19 @@ fn decode_whole(
         track_id,
         params,
         mut decoder,
+        budget,
         ..
     } = open;
-    let mut state = Decoding::new(StreamInfo {
-        codec: decoder.codec_info().short_name.to_string(),
-        sample_rate: params.sample_rate.unwrap_or(0),
-        channels: params.channels.as_ref().map_or(0, |c| c.count() as u16),
-        frames: 0,
-        warnings: Vec::new(),
-    });
+    let mut state = Decoding::new(
+        budget,
+        StreamInfo {
+            codec: decoder.codec_info().short_name.to_string(),
+            sample_rate: params.sample_rate.unwrap_or(0),
+            channels: params.channels.as_ref().map_or(0, |c| c.count() as u16),
+            frames: 0,
+            warnings: Vec::new(),
+        },
+    );
     loop {
         stop.check(Stage::Decode)?;
         let Some(packet) = state.next_packet(format.as_mut())? else {
@@ -252,7 +303,7 @@ fn decode_whole(
                 break;
             }
         };
-        match state.mix(&buffer) {
+        match state.mix(&buffer)? {
             Mixed::Samples(rate) => {
                 state.info.frames += state.mono.len() as u64;
                 sink(&state.mono, rate)?;
@@ -350,19 +401,23 @@ pub fn decode_mono_segments(
         params,
         mut decoder,
         time_base,
+        budget,
         ..
     } = open;
     let failed = |reason: String| Ok(Sampled::Failed { reason });
     let (Some(rate), Some(time_base)) = (params.sample_rate.filter(|&r| r > 0), time_base) else {
         return failed("its headers give no sample rate or time base".into());
     };
-    let mut state = Decoding::new(StreamInfo {
-        codec: decoder.codec_info().short_name.to_string(),
-        sample_rate: rate,
-        channels: params.channels.as_ref().map_or(0, |c| c.count() as u16),
-        frames: 0,
-        warnings: Vec::new(),
-    });
+    let mut state = Decoding::new(
+        budget,
+        StreamInfo {
+            codec: decoder.codec_info().short_name.to_string(),
+            sample_rate: rate,
+            channels: params.channels.as_ref().map_or(0, |c| c.count() as u16),
+            frames: 0,
+            warnings: Vec::new(),
+        },
+    );
     let wanted = (seconds * f64::from(rate)).round() as u64;
     let seconds_at = |ts| {
         time_base
@@ -421,7 +476,7 @@ pub fn decode_mono_segments(
                 }
                 Err(e) => return failed(format!("decoding segment {} failed ({e})", index + 1)),
             };
-            match state.mix(&buffer) {
+            match state.mix(&buffer)? {
                 Mixed::Samples(_) if before_target => {}
                 Mixed::Samples(rate) => {
                     let take = state.mono.len().min((wanted - delivered) as usize);
@@ -454,6 +509,8 @@ enum Mixed {
 /// damage, with one method per step of the packet loop.
 struct Decoding {
     info: StreamInfo,
+    /// Decoded samples (all channels) still allowed before the file counts as a bomb.
+    budget_left: u64,
     interleaved: Vec<f32>,
     mono: Vec<f32>,
     bad_packets: usize,
@@ -462,9 +519,10 @@ struct Decoding {
 }
 
 impl Decoding {
-    fn new(info: StreamInfo) -> Self {
+    fn new(budget: u64, info: StreamInfo) -> Self {
         Decoding {
             info,
+            budget_left: budget,
             interleaved: Vec::new(),
             mono: Vec::new(),
             bad_packets: 0,
@@ -532,13 +590,28 @@ impl Decoding {
     }
 
     /// Mixes a decoded buffer down to mono into `self.mono` (the caller counts the frames
-    /// it delivers).
-    fn mix(&mut self, buffer: &GenericAudioBufferRef<'_>) -> Mixed {
+    /// it delivers). An error when the buffer's rate is out of range or the file's sample
+    /// budget is spent.
+    fn mix(&mut self, buffer: &GenericAudioBufferRef<'_>) -> Result<Mixed> {
         self.bad_in_a_row = 0;
         let channels = buffer.spec().channels().count().max(1);
         let rate = buffer.spec().rate();
+        let samples = (buffer.frames() as u64).saturating_mul(channels as u64);
+        if samples > self.budget_left {
+            return Err(Error::new(
+                ErrorKind::ResourceLimit,
+                Stage::Decode,
+                format!(
+                    "the stream decodes to more audio than a file of its size can hold \
+                     (over {MAX_SAMPLES_PER_BYTE} samples per byte): a decompression bomb \
+                     or a header that lies"
+                ),
+            ));
+        }
+        self.budget_left -= samples;
         let info = &mut self.info;
         if info.sample_rate == 0 {
+            check_sample_rate(rate)?;
             info.sample_rate = rate;
         }
         if info.channels == 0 {
@@ -549,14 +622,14 @@ impl Decoding {
                 "the sample rate changes from {} to {rate} Hz; decoding stopped there",
                 info.sample_rate
             ));
-            return Mixed::Stop;
+            return Ok(Mixed::Stop);
         }
         buffer.copy_to_vec_interleaved(&mut self.interleaved);
         self.non_finite += mix_to_mono(&self.interleaved, channels, &mut self.mono);
         if self.mono.is_empty() {
-            return Mixed::Nothing;
+            return Ok(Mixed::Nothing);
         }
-        Mixed::Samples(rate)
+        Ok(Mixed::Samples(rate))
     }
 
     /// The stream's info once the loop has ended: the damage survived as warnings, or an
@@ -633,6 +706,14 @@ fn probe_error(e: &SymphoniaError) -> Error {
             ErrorKind::UnsupportedFormat,
             Stage::Probe,
             format!("not a supported audio format ({what})"),
+        ),
+        SymphoniaError::DecodeError(what) if what.contains("channel count") => Error::new(
+            ErrorKind::UnsupportedFormat,
+            Stage::Probe,
+            format!(
+                "the header's channel count is not one the decoder can read \
+                 (1 to {MAX_DECODER_CHANNELS} channels are read; {what})"
+            ),
         ),
         other => Error::new(ErrorKind::CorruptStream, Stage::Probe, other.to_string()),
     }

@@ -65,6 +65,9 @@ pub enum ErrorKind {
     TimedOut,
     /// The analyzer settings are invalid.
     InvalidConfig,
+    /// The file would cost more than its size can justify: it decodes to more audio than
+    /// real music of that size holds (a decompression bomb, a header that lies).
+    ResourceLimit,
 }
 
 impl ErrorKind {
@@ -79,6 +82,7 @@ impl ErrorKind {
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::TimedOut => "timed_out",
             ErrorKind::InvalidConfig => "invalid_config",
+            ErrorKind::ResourceLimit => "resource_limit",
         }
     }
 }

@@ -185,3 +185,144 @@ fn a_ten_minute_file_streams_through() {
     assert!((a.audio.duration_s - 600.0).abs() < 0.1);
     assert!((a.tempo.bpm - 128.0).abs() < 1.0, "{}", a.tempo.bpm);
 }
+
+/// Files that are not files: each is an `unreadable` error at open, at once. A named pipe
+/// with no writer would block a plain `open()` for ever, so a regression hangs this test.
+#[cfg(unix)]
+#[test]
+fn pipes_sockets_and_devices_are_refused_without_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe.wav");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let socket = dir.path().join("socket.mp3");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let link_to_zero = dir.path().join("zero.flac");
+    std::os::unix::fs::symlink("/dev/zero", &link_to_zero).unwrap();
+    for (path, what) in [
+        (fifo.as_path(), "named pipe"),
+        (socket.as_path(), "socket"),
+        (Path::new("/dev/zero"), "device"),
+        (Path::new("/dev/null"), "device"),
+        (link_to_zero.as_path(), "device"),
+    ] {
+        let e = error_of(path);
+        assert_eq!(
+            (e.kind(), e.stage()),
+            (ErrorKind::Unreadable, Stage::Open),
+            "{e}"
+        );
+        assert!(e.to_string().contains(what), "{e}");
+        let probed = analyzer_core::decode::probe(path).unwrap_err();
+        assert_eq!(probed.kind(), ErrorKind::Unreadable, "{probed}");
+    }
+}
+
+/// A PCM WAV of `frames` frames with any header values, a click every 2205 frames.
+fn raw_wav(path: &Path, rate: u32, channels: u16, frames: usize) {
+    let mut data = Vec::with_capacity(frames * usize::from(channels) * 2);
+    for i in 0..frames {
+        let v: i16 = if i % 2205 < 20 { 12_000 } else { 0 };
+        for _ in 0..channels {
+            data.extend(v.to_le_bytes());
+        }
+    }
+    let align = channels * 2;
+    let mut fmt = Vec::new();
+    fmt.extend(1u16.to_le_bytes());
+    fmt.extend(channels.to_le_bytes());
+    fmt.extend(rate.to_le_bytes());
+    fmt.extend((rate.saturating_mul(u32::from(align))).to_le_bytes());
+    fmt.extend(align.to_le_bytes());
+    fmt.extend(16u16.to_le_bytes());
+    let mut body = b"WAVEfmt ".to_vec();
+    body.extend((fmt.len() as u32).to_le_bytes());
+    body.extend(fmt);
+    body.extend(b"data");
+    body.extend((data.len() as u32).to_le_bytes());
+    body.extend(data);
+    let mut file = b"RIFF".to_vec();
+    file.extend((body.len() as u32).to_le_bytes());
+    file.extend(body);
+    fs::write(path, file).unwrap();
+}
+
+/// A header claiming 1 Hz made a 2 KB file cost 300 MB in the resampler; rates outside
+/// the range read are refused from the header, before any decoding.
+#[test]
+fn sample_rates_outside_4_to_768_khz_are_refused_from_the_header() {
+    let dir = tempfile::tempdir().unwrap();
+    for rate in [1, 100, 3_999, 768_001, u32::MAX] {
+        let path = dir.path().join(format!("rate-{rate}.wav"));
+        raw_wav(&path, rate, 1, 1_000);
+        let e = error_of(&path);
+        assert_eq!(
+            (e.kind(), e.stage()),
+            (ErrorKind::UnsupportedFormat, Stage::Probe),
+            "{e}"
+        );
+        assert!(e.to_string().contains(&format!("{rate} Hz")), "{e}");
+    }
+    for rate in [4_000, 768_000] {
+        let path = dir.path().join(format!("edge-{rate}.wav"));
+        raw_wav(&path, rate, 1, rate as usize * 6);
+        let a = analyzer()
+            .analyze_file(&path, &StopSignal::never())
+            .unwrap();
+        assert_eq!(a.audio.sample_rate, rate);
+    }
+}
+
+/// More channels than the decoder maps is an unsupported format with its reason, not a
+/// corrupt stream; the most it maps decode and mix down.
+#[test]
+fn channel_counts_past_the_decoder_are_an_unsupported_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let most = analyzer_core::decode::MAX_DECODER_CHANNELS as u16;
+    let ok = dir.path().join("most.wav");
+    raw_wav(&ok, 22_050, most, 22_050 * 6);
+    let a = analyzer().analyze_file(&ok, &StopSignal::never()).unwrap();
+    assert_eq!(a.audio.channels, most);
+    for channels in [most + 1, 32, 64] {
+        let path = dir.path().join(format!("ch-{channels}.wav"));
+        raw_wav(&path, 22_050, channels, 22_050);
+        let e = error_of(&path);
+        assert_eq!(e.kind(), ErrorKind::UnsupportedFormat, "{e}");
+        assert!(e.to_string().contains("channel count"), "{e}");
+    }
+}
+
+/// A small file that decodes to far more audio than real music of its size holds (here a
+/// FLAC of twenty minutes of digital silence with one click: about 1000 samples per byte)
+/// stops with `resource_limit` instead of costing what its headers claim. (A sampled
+/// analysis, the default, decodes only its segments and is bounded anyway.)
+#[test]
+fn a_decompression_bomb_stops_at_its_sample_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let rate = 8_000;
+    let mut samples = vec![0.0f32; rate * 60 * 20];
+    samples[rate] = 0.5;
+    let path = dir.path().join("bomb.flac");
+    synth_music::write_flac(&path, &samples, rate as u32, 1).unwrap();
+    let bytes = fs::metadata(&path).unwrap().len();
+    let per_byte = samples.len() as u64 / bytes;
+    assert!(
+        per_byte > analyzer_core::decode::MAX_SAMPLES_PER_BYTE,
+        "the file must be a bomb ({per_byte} samples per byte)"
+    );
+    let whole = Analyzer::new(AnalyzerConfig::default().with_sampling(None)).unwrap();
+    let e = whole.analyze_file(&path, &StopSignal::never()).unwrap_err();
+    assert_eq!(
+        (e.kind(), e.stage()),
+        (ErrorKind::ResourceLimit, Stage::Decode),
+        "{e}"
+    );
+    // The same audio in PCM is one sample per two bytes: nowhere near the budget.
+    let wav = dir.path().join("plain.wav");
+    write_wav(&wav, &samples[..rate * 30], rate as u32, 1).unwrap();
+    let plain = whole.analyze_file(&wav, &StopSignal::never()).unwrap_err();
+    assert_eq!(plain.kind(), ErrorKind::NoPulse, "{plain}");
+}

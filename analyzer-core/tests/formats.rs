@@ -146,3 +146,180 @@ fn probe_reads_codec_and_length_without_decoding() {
     let err = analyzer_core::decode::probe(&fixture("no-such-file.wav")).unwrap_err();
     assert_eq!(err.kind(), analyzer_core::ErrorKind::Unreadable);
 }
+
+/// Large embedded cover pictures, as real libraries hold them: the audio behind the tag
+/// decodes as any player decodes it. Each file is a committed fixture with a tag of the
+/// given size put in front (MP3), into the metadata blocks (FLAC) or into `moov` (M4A).
+mod large_tags {
+    use super::*;
+
+    const MIB: usize = 1024 * 1024;
+
+    /// A picture-sized run of bytes that is no audio sync pattern (a JPEG-like filler).
+    fn picture(bytes: usize) -> Vec<u8> {
+        let mut p = vec![0xFF, 0xD8, 0xFF, 0xE0];
+        p.extend((0..bytes.saturating_sub(4)).map(|i| (i % 251) as u8 & 0x7F));
+        p
+    }
+
+    /// An ID3v2 size field: 28 bits in four 7-bit bytes.
+    fn syncsafe(n: usize) -> [u8; 4] {
+        assert!(n < 1 << 28);
+        [
+            (n >> 21) as u8 & 0x7F,
+            (n >> 14) as u8 & 0x7F,
+            (n >> 7) as u8 & 0x7F,
+            n as u8 & 0x7F,
+        ]
+    }
+
+    /// An ID3v2 APIC frame (front cover, JPEG) of `bytes` picture bytes. Version 3 sizes
+    /// frames in plain 32 bits, version 4 in syncsafe ones.
+    fn apic(version: u8, bytes: usize) -> Vec<u8> {
+        let mut body = vec![0u8]; // text encoding: Latin-1
+        body.extend(b"image/jpeg\0");
+        body.push(3); // front cover
+        body.extend(b"cover\0");
+        body.extend(picture(bytes));
+        let size = if version == 4 {
+            syncsafe(body.len())
+        } else {
+            (body.len() as u32).to_be_bytes()
+        };
+        let mut frame = b"APIC".to_vec();
+        frame.extend(size);
+        frame.extend([0, 0]);
+        frame.extend(body);
+        frame
+    }
+
+    /// `audio` behind an ID3v2 tag holding `pictures` covers; version 4 adds an extended
+    /// header.
+    fn with_id3v2(audio: &[u8], version: u8, pictures: &[usize]) -> Vec<u8> {
+        let mut body = Vec::new();
+        if version == 4 {
+            body.extend(syncsafe(6));
+            body.extend([1, 0]); // one flag byte, none set
+        }
+        for &bytes in pictures {
+            body.extend(apic(version, bytes));
+        }
+        let flags = if version == 4 { 0x40 } else { 0 };
+        let mut out = vec![b'I', b'D', b'3', version, 0, flags];
+        out.extend(syncsafe(body.len()));
+        out.extend(body);
+        out.extend(audio);
+        out
+    }
+
+    fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    #[test]
+    fn mp3_behind_id3v2_covers_of_1_to_20_mib() {
+        let dir = tempfile::tempdir().unwrap();
+        let audio = std::fs::read(fixture("fourfloor-128.mp3")).unwrap();
+        for (version, pictures) in [
+            (3, vec![MIB - 16 * 1024]),
+            (3, vec![MIB]),
+            (3, vec![2 * MIB]),
+            (3, vec![20 * MIB]),
+            (4, vec![3 * MIB, MIB / 2]),
+            (4, vec![12 * MIB]),
+        ] {
+            let name = format!("v{version}-{}.mp3", pictures.iter().sum::<usize>());
+            let path = write(dir.path(), &name, &with_id3v2(&audio, version, &pictures));
+            assert_128(&path, "mp3");
+        }
+    }
+
+    #[test]
+    fn flac_with_picture_blocks_of_2_and_16_mib() {
+        let dir = tempfile::tempdir().unwrap();
+        let flac = std::fs::read(fixture("fourfloor-128.flac")).unwrap();
+        for bytes in [2 * MIB, (1 << 24) - 64] {
+            let path = write(
+                dir.path(),
+                &format!("cover-{bytes}.flac"),
+                &with_flac_picture(&flac, bytes),
+            );
+            assert_128(&path, "flac");
+        }
+    }
+
+    /// `flac` with a PICTURE metadata block of `bytes` picture bytes after STREAMINFO.
+    fn with_flac_picture(flac: &[u8], bytes: usize) -> Vec<u8> {
+        assert_eq!(&flac[..4], b"fLaC");
+        let mut block = Vec::new();
+        block.extend(3u32.to_be_bytes()); // front cover
+        block.extend((b"image/jpeg".len() as u32).to_be_bytes());
+        block.extend(b"image/jpeg");
+        block.extend(0u32.to_be_bytes()); // no description
+        for dimension in [600u32, 600, 24, 0] {
+            block.extend(dimension.to_be_bytes());
+        }
+        let data = picture(bytes - block.len() - 4);
+        block.extend((data.len() as u32).to_be_bytes());
+        block.extend(data);
+        assert!(block.len() < 1 << 24, "a FLAC block holds under 16 MiB");
+        // STREAMINFO is the first block (4-byte header + 34 bytes); it stays first and is
+        // no longer the last, so the picture inherits its last-block flag.
+        let streaminfo_last = flac[4] & 0x80;
+        let mut out = flac[..4].to_vec();
+        out.push(flac[4] & 0x7F);
+        out.extend(&flac[5..42]);
+        out.push(6 | streaminfo_last);
+        out.extend(&(block.len() as u32).to_be_bytes()[1..]);
+        out.extend(block);
+        out.extend(&flac[42..]);
+        out
+    }
+
+    #[test]
+    fn m4a_with_a_4_mib_cover_in_moov() {
+        let dir = tempfile::tempdir().unwrap();
+        let m4a = std::fs::read(fixture("fourfloor-128.m4a")).unwrap();
+        let path = write(dir.path(), "cover.m4a", &with_m4a_cover(&m4a, 4 * MIB));
+        assert_128(&path, "aac");
+    }
+
+    /// An MP4 box: 32-bit size, type, payload.
+    fn mp4_box(kind: &[u8; 4], payload: &[u8]) -> Vec<u8> {
+        let mut b = ((payload.len() + 8) as u32).to_be_bytes().to_vec();
+        b.extend(kind);
+        b.extend(payload);
+        b
+    }
+
+    /// `m4a` (whose `moov` is its last box, as in the fixture) with a `udta/meta/ilst/covr`
+    /// cover of `bytes` bytes appended to `moov`; the sample offsets do not move.
+    fn with_m4a_cover(m4a: &[u8], bytes: usize) -> Vec<u8> {
+        let mut at = 0;
+        let moov = loop {
+            let size = u32::from_be_bytes(m4a[at..at + 4].try_into().unwrap()) as usize;
+            if &m4a[at + 4..at + 8] == b"moov" {
+                assert_eq!(at + size, m4a.len(), "moov must be the last box");
+                break at;
+            }
+            at += size;
+        };
+        let mut data = vec![0, 0, 0, 13, 0, 0, 0, 0]; // type 13: JPEG
+        data.extend(picture(bytes));
+        let covr = mp4_box(b"covr", &mp4_box(b"data", &data));
+        let mut hdlr = vec![0u8; 8];
+        hdlr.extend(b"mdirappl");
+        hdlr.extend([0u8; 9]);
+        let mut meta = vec![0u8; 4]; // version and flags
+        meta.extend(mp4_box(b"hdlr", &hdlr));
+        meta.extend(mp4_box(b"ilst", &covr));
+        let udta = mp4_box(b"udta", &mp4_box(b"meta", &meta));
+        let mut out = m4a.to_vec();
+        let size = u32::from_be_bytes(out[moov..moov + 4].try_into().unwrap()) as usize;
+        out[moov..moov + 4].copy_from_slice(&((size + udta.len()) as u32).to_be_bytes());
+        out.extend(udta);
+        out
+    }
+}
