@@ -49,12 +49,26 @@ pub struct OnsetEnvelope {
     pub low: Vec<f32>,
     /// Frames per second (analysis rate / hop).
     pub frame_rate: f64,
+    /// The sum over frames and bands of the log-compressed band energies the novelty is
+    /// the rise of: what [`OnsetEnvelope::relative_novelty`] divides by. 0 where unknown
+    /// (an envelope made by hand).
+    pub level: f64,
 }
 
 impl OnsetEnvelope {
     /// Seconds covered by the envelope.
     pub fn duration_s(&self) -> f64 {
         self.values.len() as f64 / self.frame_rate
+    }
+
+    /// How much the spectrum changes for how loud it is: the summed novelty over the
+    /// summed band level, `None` where the level is unknown or zero. Music with a pulse
+    /// changes by a few per cent of its level per frame whatever its loudness; a steady
+    /// tone or hum changes by a few parts in ten thousand, its novelty only the ripple of
+    /// the frames sliding over the waveform.
+    pub fn relative_novelty(&self) -> Option<f64> {
+        let novelty: f64 = self.values.iter().map(|&v| f64::from(v)).sum();
+        (self.level > 0.0).then(|| novelty / self.level)
     }
 }
 
@@ -150,6 +164,7 @@ impl OnsetDetector {
             values: Vec::new(),
             high: Vec::new(),
             low: Vec::new(),
+            level: 0.0,
         }
     }
 
@@ -210,6 +225,7 @@ pub struct OnsetTracker<'a> {
     values: Vec<f32>,
     high: Vec<f32>,
     low: Vec<f32>,
+    level: f64,
 }
 
 impl OnsetTracker<'_> {
@@ -229,6 +245,7 @@ impl OnsetTracker<'_> {
             );
             self.detector
                 .log_band_energies(&self.magnitudes, &mut self.current);
+            self.level += self.current.iter().map(|&e| f64::from(e)).sum::<f64>();
             let (flux, high, low) = if self.started {
                 let (lo, hi) = (
                     self.detector.low_until,
@@ -265,6 +282,7 @@ impl OnsetTracker<'_> {
             high: self.high,
             low: self.low,
             frame_rate: self.detector.frame_rate(),
+            level: self.level,
         }
     }
 }

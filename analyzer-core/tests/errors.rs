@@ -93,6 +93,59 @@ fn silence_and_dc_have_no_pulse() {
     }
 }
 
+/// Steady tones have no pulse: a sine at any pitch and level, a held chord with vibrato,
+/// a mains hum. Before, a 1 kHz sine read 142 BPM at confidence 0.81, status ok.
+#[test]
+fn steady_tones_have_no_pulse() {
+    let dir = tempfile::tempdir().unwrap();
+    let rate = 44_100u32;
+    let tau = std::f32::consts::TAU;
+    let tone = |f: &dyn Fn(f32) -> f32| -> Vec<f32> {
+        (0..rate as usize * 40)
+            .map(|i| f(i as f32 / rate as f32))
+            .collect()
+    };
+    let cases: Vec<(&str, Vec<f32>)> = vec![
+        ("sine-1k.wav", tone(&|t| 0.5 * (tau * 1000.0 * t).sin())),
+        (
+            "sine-1k-quiet.wav",
+            tone(&|t| 0.005 * (tau * 1000.0 * t).sin()),
+        ),
+        ("sine-440.wav", tone(&|t| 0.8 * (tau * 440.0 * t).sin())),
+        ("hum-50.wav", tone(&|t| 0.5 * (tau * 50.0 * t).sin())),
+        (
+            "chord-vibrato.wav",
+            tone(&|t| {
+                let a = tau * (440.0 * t + 2.0 * (tau * 5.0 * t).sin() / tau);
+                0.2 * (a.sin() + (tau * 554.4 * t).sin() + (tau * 659.3 * t).sin())
+            }),
+        ),
+    ];
+    for (name, samples) in cases {
+        let path = dir.path().join(name);
+        write_wav(&path, &samples, rate, 1).unwrap();
+        let e = error_of(&path);
+        assert_eq!(
+            (e.kind(), e.stage()),
+            (ErrorKind::NoPulse, Stage::Tempo),
+            "{name}: {e}"
+        );
+    }
+    // A beat over the same loud tone is still found.
+    let mut beat = tone(&|t| 0.3 * (tau * 1000.0 * t).sin());
+    for (i, s) in beat.iter_mut().enumerate() {
+        if i % (rate as usize / 2) < 400 {
+            *s += if i % 2 == 0 { 0.5 } else { -0.5 };
+        }
+    }
+    let path = dir.path().join("tone-and-clicks.wav");
+    write_wav(&path, &beat, rate, 1).unwrap();
+    let a = analyzer()
+        .analyze_file(&path, &StopSignal::never())
+        .unwrap();
+    assert!((a.tempo.bpm - 120.0).abs() < 1.0, "{}", a.tempo.bpm);
+}
+
 #[test]
 fn a_stream_cut_half_way_decodes_what_it_can_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
