@@ -38,7 +38,7 @@ fn seeds() -> Vec<(String, Vec<u8>)> {
 fn mutate(rng: &mut ChaCha8Rng, bytes: &mut Vec<u8>) -> &'static str {
     let len = bytes.len().max(1);
     let at = |rng: &mut ChaCha8Rng| {
-        if rng.next_u32() % 2 == 0 {
+        if rng.next_u32().is_multiple_of(2) {
             (rng.next_u32() as usize) % len.min(256)
         } else {
             (rng.next_u32() as usize) % len
