@@ -45,8 +45,10 @@ pub fn collect_audio_files(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<WalkError>) 
 /// A path that is not a folder (following links) is taken as a file whatever its name,
 /// even if it does not exist: analysing it then reports why. Folders are walked
 /// recursively, depth first, entries sorted by file name (byte order on Unix), keeping
-/// regular files for which `keep` is true; a folder named `x.mp3` is walked like any
-/// other. A path met twice is kept once. The errors are each folder or link that could
+/// every entry that is not a folder and for which `keep` is true; a folder named `x.mp3`
+/// is walked like any other. A named pipe, socket or device with an audio name is kept
+/// too, so that analysing it says what it is (at once, without opening it for reading:
+/// [`crate::decode::open_regular`]) instead of its being passed over in silence. A path met twice is kept once. The errors are each folder or link that could
 /// not be read, in the order met.
 pub fn collect_files(
     paths: &[PathBuf],
@@ -69,7 +71,7 @@ pub fn collect_files(
         for entry in walk {
             match entry {
                 Ok(entry) => {
-                    if entry.file_type().is_file()
+                    if !entry.file_type().is_dir()
                         && keep(entry.path())
                         && seen.insert(entry.path().to_path_buf())
                     {
@@ -110,6 +112,25 @@ mod tests {
         assert!(has_audio_extension(Path::new("b.Flac")));
         assert!(!has_audio_extension(Path::new("b.txt")));
         assert!(!has_audio_extension(Path::new("wav")));
+    }
+
+    /// A pipe or a link to a device inside a folder is listed, so its row says what it is;
+    /// it is never opened here (a pipe would block the walk).
+    #[cfg(unix)]
+    #[test]
+    fn special_files_with_audio_names_are_listed_not_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let made = std::process::Command::new("mkfifo")
+            .arg(d.join("pipe.wav"))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        std::os::unix::fs::symlink("/dev/zero", d.join("zero.mp3")).unwrap();
+        std::os::unix::fs::symlink("/dev/null", d.join("null.txt")).unwrap();
+        let (files, errors) = collect_audio_files(&[d.to_path_buf()]);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(files, vec![d.join("pipe.wav"), d.join("zero.mp3")]);
     }
 
     #[test]
