@@ -219,7 +219,7 @@ impl<'j, J: Job> Batch<'j, J> {
         let slots: Vec<Mutex<Option<FileResult<J::Output>>>> =
             files.iter().map(|_| Mutex::new(None)).collect();
         let task = |index: usize| {
-            let result = self.run_one(index, &files[index]);
+            let result = self.run_file(index, &files[index]);
             *lock(&slots[index]) = result;
         };
         let mut results = Vec::with_capacity(files.len());
@@ -280,9 +280,12 @@ impl<'j, J: Job> Batch<'j, J> {
         order
     }
 
-    /// Runs the job on one file, isolated: errors, timeouts and panics all become a
-    /// result. `None` when the batch was cancelled before the file started.
-    fn run_one(&self, index: usize, path: &Path) -> Option<FileResult<J::Output>> {
+    /// The per-file guard every pool runs files under (this runner's executors, the
+    /// service's workers, a distributed worker's slots): the job on one file, isolated, so
+    /// that an error, the deadline ([`Batch::timeout`] from now, and the stop signal's) or
+    /// a panic all become that file's result. `index` is what the result carries as
+    /// [`FileResult::index`]. `None` when the stop signal was already cancelled.
+    pub fn run_file(&self, index: usize, path: &Path) -> Option<FileResult<J::Output>> {
         if self.stop.is_cancelled() {
             return None;
         }
@@ -320,8 +323,10 @@ impl<'j, J: Job> Batch<'j, J> {
     }
 }
 
-/// Sorts `order` costliest first, ties by input index, so the schedule is deterministic.
-fn costliest_first(order: &mut [usize], costs: &[f64]) {
+/// Sorts `order` (indices into `costs`) costliest first, ties by index, so the schedule
+/// is deterministic: the one ordering rule of [`Schedule::CostliestFirst`], for every
+/// front end that orders files itself (shards, the service).
+pub fn costliest_first(order: &mut [usize], costs: &[f64]) {
     order.sort_by(|&a, &b| costs[b].total_cmp(&costs[a]).then(a.cmp(&b)));
 }
 
