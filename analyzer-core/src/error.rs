@@ -68,6 +68,9 @@ pub enum ErrorKind {
     /// The file would cost more than its size can justify: it decodes to more audio than
     /// real music of that size holds (a decompression bomb, a header that lies).
     ResourceLimit,
+    /// An external estimator (another program, a file of predictions) could not give a
+    /// tempo: it could not start, it failed, it printed none, or it has no row for the file.
+    External,
 }
 
 impl ErrorKind {
@@ -83,6 +86,7 @@ impl ErrorKind {
             ErrorKind::TimedOut => "timed_out",
             ErrorKind::InvalidConfig => "invalid_config",
             ErrorKind::ResourceLimit => "resource_limit",
+            ErrorKind::External => "external",
         }
     }
 }

@@ -401,7 +401,7 @@ impl Estimator {
                     cpu_s: None,
                 }),
                 None => Err(Error::new(
-                    ErrorKind::Unreadable,
+                    ErrorKind::External,
                     Stage::Tempo,
                     "no prediction for this file in the CSV",
                 )),
@@ -497,12 +497,9 @@ fn run_command(words: &[String], path: &Path, stop: &StopSignal) -> Result<Estim
         use std::os::unix::process::CommandExt;
         command.process_group(0);
     }
-    let mut child = command.spawn().map_err(|e| {
-        fail(
-            ErrorKind::Unreadable,
-            format!("cannot run `{program}`: {e}"),
-        )
-    })?;
+    let mut child = command
+        .spawn()
+        .map_err(|e| fail(ErrorKind::External, format!("cannot run `{program}`: {e}")))?;
     let stdout = drain(child.stdout.take());
     let stderr = drain(child.stderr.take());
 
@@ -524,7 +521,7 @@ fn run_command(words: &[String], path: &Path, stop: &StopSignal) -> Result<Estim
             Ok(None) => {}
             Err(e) => {
                 kill(&mut child);
-                return Err(fail(ErrorKind::Unreadable, format!("cannot wait: {e}")));
+                return Err(fail(ErrorKind::External, format!("cannot wait: {e}")));
             }
         }
         if let Err(e) = stop.check(Stage::Tempo) {
@@ -541,7 +538,7 @@ fn run_command(words: &[String], path: &Path, stop: &StopSignal) -> Result<Estim
         let tail = &err[err.len().saturating_sub(STDERR_KEPT)..];
         let tail = tail.trim_start_matches(|c: char| !c.is_ascii() || c.is_whitespace());
         return Err(fail(
-            ErrorKind::CorruptStream,
+            ErrorKind::External,
             format!(
                 "`{program}` failed ({status}){}{tail}",
                 if tail.is_empty() { "" } else { ": " }
@@ -556,7 +553,7 @@ fn run_command(words: &[String], path: &Path, stop: &StopSignal) -> Result<Estim
             cpu_s,
         }),
         _ => Err(fail(
-            ErrorKind::NoPulse,
+            ErrorKind::External,
             format!("`{program}` printed no positive number on stdout"),
         )),
     }
@@ -773,10 +770,13 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.reason().contains("oops"), "{}", err.reason());
+        assert_eq!(err.kind(), ErrorKind::External);
         let err = run_command(&words("true"), Path::new("x"), &never).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::NoPulse);
+        assert_eq!(err.kind(), ErrorKind::External);
+        assert!(err.reason().contains("printed no positive number"));
         let err = run_command(&words("no-such-program-here"), Path::new("x"), &never).unwrap_err();
         assert!(err.reason().contains("cannot run"));
+        assert_eq!(err.kind(), ErrorKind::External);
         // A deadline that has already passed: the first check after the start kills the
         // pipeline, which would otherwise run for an hour and then print nothing (a
         // `no_pulse` error), so `timed_out` alone proves the deadline stopped it.
