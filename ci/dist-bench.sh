@@ -14,9 +14,9 @@
 # 3. Time of that submit (wall, CPU), and of the rerun that adds nothing (the walk alone).
 #
 # It starts its own redis-server (loopback, a free port, append-only file on, as the tests
-# and the README's guarantees assume) in a temp dir and stops it by its pid on exit.
+# and docs/distributed.md's guarantees assume) in a temp dir and stops it by its pid on exit.
 # Results: OUT_DIR/results.csv (one line per measurement), OUT_DIR/summary.json (medians,
-# ratios, memory), OUT_DIR/table.md (what the README quotes), each with the load average.
+# ratios, memory), OUT_DIR/table.md (what docs/distributed.md quotes), each with the load average.
 #
 # With CALLGRIND=1 (valgrind installed), also the instructions each side executes on the first
 # 20 files (OUT_DIR/instructions.csv): a count that the machine's load does not change, for

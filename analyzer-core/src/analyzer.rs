@@ -29,7 +29,7 @@ pub struct AnalyzerConfig {
     pub hop: usize,
     /// Decode only segments of a long file ([`Sampling`]), or the whole file (`None`).
     /// Default [`Sampling::DEFAULT`], 4 segments of 15 s: on full-length songs it gave the
-    /// whole analysis's accuracy at a quarter of its CPU (README, "Sampled analysis").
+    /// whole analysis's accuracy at a quarter of its CPU (docs/speed.md, "Sampled analysis").
     pub sampling: Option<Sampling>,
 }
 

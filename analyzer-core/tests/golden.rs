@@ -64,7 +64,7 @@ fn tempo_62_at_the_beat_or_an_octave_above() {
 }
 
 #[test]
-#[ignore = "known octave error: the 62 BPM ballad reads 124 (see README, accuracy)"]
+#[ignore = "known octave error: the 62 BPM ballad reads 124 (see docs/accuracy.md)"]
 fn tempo_62() {
     assert_tempo("62 BPM", presets::tempo_62());
 }

@@ -106,7 +106,7 @@ fn waltz_loops_in_three_four() {
 /// Known gap: two bars of a waltz at 120 BPM or more are six beats in 3 s or less, and
 /// read at half tempo.
 #[test]
-#[ignore = "known gap: 2 bars of a 120-144 BPM waltz read at half tempo (see README, accuracy)"]
+#[ignore = "known gap: 2 bars of a 120-144 BPM waltz read at half tempo (see docs/accuracy.md)"]
 fn two_bars_of_a_faster_waltz() {
     assert_loops_of("waltz", [waltz(1, 120.0), waltz(2, 144.0)], 3.0, &[2.0]);
 }

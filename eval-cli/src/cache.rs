@@ -35,14 +35,14 @@
 //!   writer thread and goes on; the writer commits whatever rows are waiting in one
 //!   fsynced transaction (`Durability::Immediate`, about 5 ms here). One transaction per
 //!   row on the worker's thread made the workers wait on fsync and capped all processes
-//!   sharing a DIR at about 180 rows per second (README, "Result cache"). Rows waiting or
+//!   sharing a DIR at about 180 rows per second (docs/cache.md). Rows waiting or
 //!   in a commit are seen by this process's lookups at once. A SIGKILL at any moment loses
 //!   at most the rows not yet committed (they are analysed again next time), and redb's
 //!   commit protocol (two commit slots, checksummed) leaves the file openable; the next
 //!   open repairs the allocator state if needed. The tests kill a writer mid-batch and run
 //!   two writers at once.
 //! - **No pre-check by (path, size, mtime)**: with a warm page cache hashing runs at 4.5-6.8
-//!   GB/s (README, "Result cache"), so a table of stat results would save little there
+//!   GB/s (docs/cache.md), so a table of stat results would save little there
 //!   and add a way to be wrong (an edit within the timestamps' granularity that keeps the
 //!   size). It would pay on a cold library on a slow disk, where a hit reads the whole file.
 

@@ -707,7 +707,7 @@ fn excerpts_skip_a_source_that_does_not_decode() {
 }
 
 /// `--timeout`, `--workers` and the tempo range follow one rule in `analyze`, `evaluate`
-/// and `compare` (README, "Flags shared by the commands"): `--timeout 0` and `--workers 0`
+/// and `compare` (docs/analyze.md, "Flags shared by the commands"): `--timeout 0` and `--workers 0`
 /// are usage errors, as is an empty tempo range; each exits 2 naming the flag.
 #[test]
 fn shared_flags_follow_one_rule_in_every_command() {
