@@ -14,6 +14,12 @@ use crate::resample::MonoResampler;
 use crate::stop::StopSignal;
 use crate::tempo::{TempoEstimate, TempoEstimator};
 
+/// Raised whenever a change makes some file's row differ without a setting changing (a
+/// decoder that reads files it refused, a new error kind), so that rows kept by a result
+/// cache, a resumed run or a distributed job are not mixed with the new ones. 2: large
+/// ID3v2 tags read, header bounds, the sample budget, steady tones as `no_pulse`.
+const RESULTS_REVISION: u32 = 2;
+
 /// Settings of an [`Analyzer`]. Each field's doc gives its default.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AnalyzerConfig {
@@ -104,7 +110,7 @@ impl AnalyzerConfig {
         self
     }
 
-    /// What makes an analyzer's rows what they are: the crate version, every setting and a
+    /// What makes an analyzer's rows what they are: the crate version and results revision, every setting and a
     /// hash of the metrical model's weights, as one line of text. Rows made with different
     /// fingerprints must not be mixed (a result cache, a distributed job, the parts of a
     /// sharded run); equal fingerprints give byte-identical rows on any machine.
@@ -114,7 +120,7 @@ impl AnalyzerConfig {
     /// promised on machines that take the same path.
     pub fn fingerprint(&self) -> String {
         format!(
-            "analyzer-core {} {:?} model {:016x} fft {}",
+            "analyzer-core {} rev {RESULTS_REVISION} {:?} model {:016x} fft {}",
             env!("CARGO_PKG_VERSION"),
             self,
             crate::metrical::weights_hash(),
