@@ -110,8 +110,9 @@ impl AnalyzerConfig {
         self
     }
 
-    /// What makes an analyzer's rows what they are: the crate version and results revision, every setting and a
-    /// hash of the metrical model's weights, as one line of text. Rows made with different
+    /// What makes an analyzer's rows what they are: the crate version, the results
+    /// revision, every setting and a hash of the metrical model's weights, as one line of
+    /// text. Rows made with different
     /// fingerprints must not be mixed (a result cache, a distributed job, the parts of a
     /// sharded run); equal fingerprints give byte-identical rows on any machine.
     ///
