@@ -198,6 +198,167 @@ cover_case() {
 case_mp3_cover_1mib() { cover_case 1048576; }
 case_mp3_cover_20mib() { cover_case 20971520; }
 
+# ---- outputs never replace what is not theirs ------------------------------------------
+
+library() { mkdir -p lib && wav lib/song.wav 22050 1 8 clicks && cp "$fixtures/fourfloor-128.mp3" lib/b.mp3; }
+
+# refused_out OUT DESCRIPTION: `analyze lib --out OUT` must exit 2 before any work and
+# leave OUT as it was.
+refused_out() {
+  local out=$1 before after
+  before=$(stat -c '%F %s' -- "$out" 2>/dev/null; [ -f "$out" ] && sha "$out")
+  analyze lib --out "$out" >/dev/null 2>err.txt || return 1
+  [ "$code" -eq 2 ] || { echo "exit $code: $(cat err.txt)"; return 1; }
+  after=$(stat -c '%F %s' -- "$out" 2>/dev/null; [ -f "$out" ] && sha "$out")
+  [ "$before" = "$after" ] || { echo "$out changed: $before -> $after"; return 1; }
+  grep -q . err.txt || { echo "no message on stderr"; return 1; }
+}
+
+case_out_is_an_input() { library && refused_out lib/song.wav; }
+case_out_is_an_input_through_a_link() { library && ln -s lib/song.wav out.csv && refused_out out.csv; }
+case_out_is_a_folder() { library && mkdir out.csv && refused_out out.csv; }
+case_out_is_a_fifo() { library && mkfifo out.csv && refused_out out.csv; }
+case_out_links_to_stdout() { library && ln -s /proc/self/fd/1 out.csv && refused_out out.csv; }
+case_out_is_a_device() {
+  library
+  # A copy of /dev/null, never the system's own.
+  mknod null c 1 3 2>/dev/null || { echo "cannot mknod here (not root?)"; return 1; }
+  refused_out null && [ -c null ] || { echo "the device node is gone"; return 1; }
+}
+
+case_out_link_to_a_file_is_followed() {
+  library && : >real.csv && ln -s real.csv out.csv
+  analyze lib --out out.csv >/dev/null 2>&1 || return 1
+  [ -L out.csv ] || { echo "the link was replaced"; return 1; }
+  expect_row real.csv lib/song.wav ok
+}
+
+case_second_writer_is_refused() {
+  library
+  # flock(1) holds OUT.lock while the second run tries to take it.
+  flock out.csv.lock "$bin" analyze --progress off lib --out out.csv >/dev/null 2>err.txt
+  local code=$?
+  [ "$code" -eq 2 ] || { echo "exit $code: $(cat err.txt)"; return 1; }
+  [ ! -s out.csv ] || { echo "rows were written: $(cat out.csv)"; return 1; }
+}
+
+case_resume_with_other_settings_is_refused() {
+  library
+  analyze lib --max-bpm 100 --out out.csv >/dev/null 2>&1 || return 1
+  local before; before=$(sha out.csv)
+  analyze lib --out out.csv --resume >/dev/null 2>err.txt || return 1
+  [ "$code" -eq 2 ] || { echo "exit $code: resumed with other settings"; return 1; }
+  [ "$(sha out.csv)" = "$before" ] || { echo "out.csv changed"; return 1; }
+}
+
+case_resume_after_a_row_cut_inside_quotes() {
+  mkdir lib && wav "lib/a"$'\n'"b.wav" 22050 1 8 clicks && wav lib/c.wav 22050 1 8 clicks
+  analyze lib --workers 1 --out full.csv >/dev/null 2>&1 || return 1
+  # Cut just after the newline inside the quoted name.
+  local keep; keep=$(grep -bo $'lib/a' full.csv | head -1 | cut -d: -f1)
+  head -c $((keep + 6)) full.csv >out.csv
+  analyze lib --workers 1 --out out.csv --resume >/dev/null 2>err.txt || return 1
+  [ "$code" -le 1 ] || { echo "exit $code: $(cat err.txt)"; return 1; }
+  cmp -s out.csv full.csv || { echo "resumed CSV differs: $(cat out.csv)"; return 1; }
+}
+
+case_latin1_names_keep_their_own_rows() {
+  mkdir lib && wav lib/$'caf\xe9.wav' 22050 1 8 clicks && wav lib/$'caf\xe8.wav' 22050 1 3 silence
+  analyze lib --workers 1 --out full.csv >/dev/null 2>&1 || return 1
+  local cells; cells=$(cut -d, -f1 full.csv | sort -u | wc -l)
+  [ "$cells" -eq 3 ] || { echo "the two names share a path cell: $(cat full.csv)"; return 1; }
+  head -2 full.csv >out.csv
+  analyze lib --workers 1 --out out.csv --resume >/dev/null 2>&1 || return 1
+  cmp -s out.csv full.csv || { echo "resume gave another row: $(cat out.csv)"; return 1; }
+}
+
+# ---- the result cache -----------------------------------------------------------------
+
+case_cache_survives_damaged_pages() {
+  library && analyze lib --workers 1 --out clean.csv >/dev/null 2>&1 || return 1
+  analyze lib --workers 1 --cache c --out first.csv >/dev/null 2>&1 || return 1
+  local size page pages
+  size=$(stat -c %s c/results.redb); pages=$((size / 4096))
+  for page in $(seq 0 $((pages - 1))); do
+    cp -r c d
+    head -c 4096 /dev/urandom | dd of=d/results.redb bs=4096 seek="$page" conv=notrunc status=none
+    analyze lib --workers 1 --cache d --out out.csv >/dev/null 2>err.txt || return 1
+    [ "$code" -le 1 ] || { echo "page $page: exit $code: $(tail -2 err.txt)"; return 1; }
+    cmp -s out.csv clean.csv || { echo "page $page: rows differ: $(cat out.csv)"; return 1; }
+    rm -rf d
+  done
+}
+
+case_cache_with_special_files() {
+  mkfifo pipe.wav
+  analyze /dev/zero pipe.wav --cache c --out out.csv >/dev/null 2>&1 || return 1
+  expect_row out.csv /dev/zero error device && expect_row out.csv pipe.wav error "named pipe"
+}
+
+# ---- the service ----------------------------------------------------------------------
+
+# serve_up [FLAGS...]: starts `eval-cli serve --root root` on a free port; sets $base, $server.
+serve_up() {
+  mkdir -p root && wav root/song.wav 22050 1 8 clicks
+  "$bin" serve --listen 127.0.0.1:0 --root root --workers 1 "$@" >serve.out 2>serve.err &
+  server=$!
+  local tries=0
+  until grep -q '^listening on ' serve.out 2>/dev/null; do
+    kill -0 $server 2>/dev/null || { echo "serve died: $(cat serve.err)"; return 1; }
+    tries=$((tries + 1)); [ $tries -lt 3000 ] || { echo "serve did not start"; return 1; }
+    sleep 0.01
+  done
+  base=$(sed -n '1s/^listening on //p' serve.out)
+}
+serve_down() { kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; true; }
+
+# status_of CURL_ARGS...: the HTTP status and the body, as "STATUS BODY".
+status_of() { curl -s -m "$limit" -o body.txt -w '%{http_code}' "$@"; printf ' %s' "$(cat body.txt)"; }
+
+case_serve_idle_clients_do_not_starve_health() {
+  serve_up --max-connections 16 || return 1
+  local port=${base##*:} i fds=()
+  for i in $(seq 1 40); do
+    exec {fd}<>"/dev/tcp/127.0.0.1/$port" 2>/dev/null && fds+=("$fd")
+  done
+  local answer; answer=$(status_of "$base/v1/health")
+  for fd in "${fds[@]}"; do exec {fd}>&-; done
+  serve_down
+  [[ $answer == 200* ]] || { echo "health with 40 idle clients: $answer"; return 1; }
+}
+
+case_serve_refuses_cross_site_requests() {
+  serve_up || return 1
+  local job host
+  job=$(status_of -X POST -H 'Origin: http://evil.example' "$base/v1/jobs" -d '{"paths":["song.wav"]}')
+  host=$(status_of -H 'Host: evil.example' "$base/v1/jobs/1")
+  serve_down
+  [[ $job == 403*'"error"'* ]] || { echo "cross-origin job: $job"; return 1; }
+  [[ $host == 4[0-9][0-9]*'"error"'* ]] || { echo "foreign Host: $host"; return 1; }
+}
+
+case_serve_outside_paths_answer_alike() {
+  serve_up || return 1
+  ln -s /etc root/out
+  local there gone
+  there=$(status_of -X POST "$base/v1/jobs" -d '{"paths":["out/hostname"]}')
+  ln -sfn /no/such/folder root/out
+  gone=$(status_of -X POST "$base/v1/jobs" -d '{"paths":["out/hostname"]}')
+  serve_down
+  [ "$there" = "$gone" ] || { echo "existing: $there / missing: $gone"; return 1; }
+  [[ $there == 4* ]] && [[ $there != *"/etc"* ]] || { echo "answer: $there"; return 1; }
+}
+
+case_serve_upload_with_a_lying_header() {
+  serve_up || return 1
+  wav tiny.wav 1 1 1000 clicks
+  local answer; answer=$(status_of -X POST --data-binary @tiny.wav "$base/v1/analyze")
+  local health; health=$(status_of "$base/v1/health")
+  serve_down
+  [[ $answer == 422*"1 Hz"* ]] || { echo "upload: $answer"; return 1; }
+  [[ $health == 200* ]] || { echo "health after: $health"; return 1; }
+}
+
 # ---- the list -------------------------------------------------------------------------
 
 selected=("$@")
@@ -212,6 +373,23 @@ run steady-sine-no-pulse case_steady_sine_is_no_pulse
 run damaged-files-keep-the-batch case_truncated_and_empty_files_keep_the_batch
 run mp3-cover-1mib case_mp3_cover_1mib
 run mp3-cover-20mib case_mp3_cover_20mib
+run out-is-an-input case_out_is_an_input
+run out-is-an-input-through-a-link case_out_is_an_input_through_a_link
+run out-is-a-folder case_out_is_a_folder
+run out-is-a-fifo case_out_is_a_fifo
+run out-links-to-stdout case_out_links_to_stdout
+run out-is-a-device case_out_is_a_device
+run out-link-to-a-file-is-followed case_out_link_to_a_file_is_followed
+run out-second-writer-refused case_second_writer_is_refused
+run resume-other-settings-refused case_resume_with_other_settings_is_refused
+run resume-row-cut-inside-quotes case_resume_after_a_row_cut_inside_quotes
+run resume-latin1-names case_latin1_names_keep_their_own_rows
+run cache-damaged-pages case_cache_survives_damaged_pages
+run cache-special-files case_cache_with_special_files
+run serve-idle-clients case_serve_idle_clients_do_not_starve_health
+run serve-cross-site case_serve_refuses_cross_site_requests
+run serve-outside-paths-alike case_serve_outside_paths_answer_alike
+run serve-upload-lying-header case_serve_upload_with_a_lying_header
 
 printf '\n%d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]
