@@ -111,9 +111,11 @@ pub struct ServeArgs {
     /// with 408.
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = flags::parse_timeout)]
     body_timeout: Duration,
-    /// Finished jobs kept, the most recent; an older one answers 404 saying it expired.
-    #[arg(long, value_name = "N", default_value_t = 100)]
-    keep_jobs: usize,
+    /// Finished jobs kept: once N jobs have finished after it, a job answers 404 saying
+    /// it expired.
+    #[arg(long, value_name = "N", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    keep_jobs: u32,
     /// An origin (`https://tool.example`, scheme, host and port as a browser sends them)
     /// whose pages may call the service; repeat for several. Other cross-origin requests
     /// are refused with 403.
@@ -207,7 +209,7 @@ impl Plan {
                 header_timeout: args.header_timeout,
                 body_timeout: args.body_timeout,
             },
-            keep_jobs: args.keep_jobs,
+            keep_jobs: args.keep_jobs as usize,
             allowed_origins: args.allow_origin,
             test_gates: args.test_gates,
         })

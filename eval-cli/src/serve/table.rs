@@ -1,9 +1,11 @@
-//! Every job the service holds, by number. Finished jobs keep their rows until more than
-//! `--keep-jobs` others have finished after them; then they expire, so that a service
-//! that runs for months does not grow with every job it ever ran.
+//! Every job the service holds, by number. Finished jobs keep their rows until `--keep-jobs`
+//! others have finished after them; then they expire, so that a service that runs for
+//! months does not grow with every job it ever ran. The order is the order of finishing,
+//! not of numbers: a long job that ends last is kept, for the client that watched it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::jobs::{Job, JobId};
 
@@ -20,7 +22,7 @@ pub struct JobTable {
 pub enum Lookup {
     /// The job.
     Found(Arc<Job>),
-    /// Finished and dropped: more than `keep` jobs finished after it.
+    /// Finished and dropped: `keep` jobs finished after it.
     Expired { keep: usize },
     /// Never given.
     Unknown,
@@ -36,17 +38,19 @@ impl JobTable {
         }
     }
 
-    /// Drops finished jobs beyond the `keep` most recent ones (by number: the last
-    /// submitted are the ones a client most likely still reads).
+    /// Drops the finished jobs that `keep` others finished after.
     pub fn expire(&mut self) {
-        let finished: Vec<JobId> = self
+        let mut finished: Vec<(Instant, JobId)> = self
             .jobs
             .iter()
-            .filter(|(_, job)| job.status().is_final())
-            .map(|(&id, _)| id)
+            .filter_map(|(&id, job)| Some((job.ended()?, id)))
             .collect();
         let excess = finished.len().saturating_sub(self.keep);
-        for id in &finished[..excess] {
+        if excess == 0 {
+            return;
+        }
+        finished.sort_unstable();
+        for (_, id) in &finished[..excess] {
             self.jobs.remove(id);
         }
     }
@@ -104,20 +108,31 @@ mod tests {
         ))
     }
 
+    fn held(table: &JobTable) -> Vec<JobId> {
+        table.all().iter().map(|j| j.id).collect()
+    }
+
     #[test]
-    fn the_oldest_finished_jobs_expire_and_running_ones_stay() {
+    fn the_first_finished_jobs_expire_and_running_ones_stay() {
         let mut table = JobTable::new(2);
-        table.insert(job(1, 1)); // running: never expires
+        let long = job(1, 1);
+        table.insert(Arc::clone(&long)); // running: never expires
         for id in 2..=5 {
-            table.insert(job(id, 0)); // done at once
+            table.insert(job(id, 0)); // done at once, in this order
         }
         table.expire();
-        let held: Vec<JobId> = table.all().iter().map(|j| j.id).collect();
-        assert_eq!(held, [1, 4, 5]);
+        assert_eq!(held(&table), [1, 4, 5]);
         assert!(matches!(table.lookup(2), Lookup::Expired { keep: 2 }));
         assert!(matches!(table.lookup(1), Lookup::Found(_)));
         assert!(matches!(table.lookup(6), Lookup::Unknown));
         assert!(matches!(table.lookup(0), Lookup::Unknown));
         assert_eq!((table.len(), table.active()), (3, 1));
+
+        // The long job ends last: it is kept, and job 4 goes.
+        long.start_file();
+        long.finish_file(0, None);
+        table.expire();
+        assert_eq!(held(&table), [1, 5]);
+        assert_eq!(table.active(), 0);
     }
 }
