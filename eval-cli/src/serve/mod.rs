@@ -87,7 +87,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECS", value_parser = flags::parse_timeout)]
     timeout: Option<Duration>,
     /// File holding a token; every request except the page at `/` then needs
-    /// `Authorization: Bearer TOKEN`.
+    /// `Authorization: Bearer TOKEN`, and any `Host` is served (the service may then be
+    /// reached by name); `Origin` is still checked.
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
     /// Result cache: a file already analysed with the same bytes and settings is not
