@@ -77,7 +77,22 @@ struct Server {
 
 impl Server {
     fn start(root: &Path, args: &[&str]) -> Self {
-        let mut child = eval_cli()
+        Self::spawn(eval_cli(), root, args)
+    }
+
+    /// [`Server::start`] with at most `limit` open files (`ulimit -n`).
+    fn start_with_open_files(limit: u32, root: &Path, args: &[&str]) -> Self {
+        let mut shell = Command::new("sh");
+        shell
+            .arg("-c")
+            .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_eval-cli"));
+        Self::spawn(shell, root, args)
+    }
+
+    /// `command` (the binary, or what execs it) with the arguments of `serve`.
+    fn spawn(mut command: Command, root: &Path, args: &[&str]) -> Self {
+        let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0", "--root"])
             .arg(root)
             .args(args)
@@ -919,6 +934,16 @@ fn idle_connections_past_the_cap_are_closed_and_never_starve_health() {
     let request = format!("GET /v1/health HTTP/1.1\r\nHost: {}\r\n\r\n", server.addr());
     let answer = exchange(&server, &request);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+#[test]
+fn more_idle_clients_than_open_files_never_starve_health() {
+    let (_dir, root) = root();
+    // The default --max-connections (256) is lowered to fit 64 open files.
+    let server = Server::start_with_open_files(64, &root, &["--header-timeout", "1"]);
+    let idle: Vec<TcpStream> = (0..100).map(|_| server.connect()).collect();
+    assert_eq!(get(&server, "/v1/health").json()["status"], "ok");
+    drop(idle);
 }
 
 #[test]
