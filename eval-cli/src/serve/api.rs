@@ -482,17 +482,12 @@ const COSTLIEST_FIRST_UP_TO: usize = 4096;
 /// codec ([`batch::audio_cost`], ties by input index) for a job of up to
 /// [`COSTLIEST_FIRST_UP_TO`] files, so that no worker idles while one long file finishes
 /// alone; input order above that, and with one worker (where it changes nothing), as in
-/// `analyze`. Only regular files are probed: opening anything else (a FIFO) may block.
+/// `analyze`. The probe opens through `decode::open_regular`: a FIFO, socket or device
+/// costs nothing and never blocks the submission.
 fn start_order(files: &[PathBuf], workers: usize) -> Vec<usize> {
     let mut order: Vec<usize> = (0..files.len()).collect();
     if workers > 1 && files.len() <= COSTLIEST_FIRST_UP_TO {
-        let costs: Vec<f64> = files
-            .iter()
-            .map(|f| {
-                let regular = std::fs::metadata(f).is_ok_and(|m| m.is_file());
-                if regular { batch::audio_cost(f) } else { 0.0 }
-            })
-            .collect();
+        let costs: Vec<f64> = files.iter().map(|f| batch::audio_cost(f)).collect();
         order.sort_by(|&a, &b| costs[b].total_cmp(&costs[a]).then(a.cmp(&b)));
     }
     order
@@ -793,14 +788,19 @@ mod tests {
             w.finalize().unwrap();
             path
         };
+        let fifo = dir.path().join("pipe.wav");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.unwrap().success());
         let files = vec![
             wav("a.wav", 1),
             wav("b.wav", 3),
             dir.path().join("missing.wav"),
             wav("c.wav", 2),
+            fifo,
         ];
-        assert_eq!(start_order(&files, 2), [1, 3, 0, 2]);
-        assert_eq!(start_order(&files, 1), [0, 1, 2, 3]);
+        // The pipe (no writer: opening it for reading would block) costs nothing.
+        assert_eq!(start_order(&files, 2), [1, 3, 0, 2, 4]);
+        assert_eq!(start_order(&files, 1), [0, 1, 2, 3, 4]);
     }
 
     #[test]
