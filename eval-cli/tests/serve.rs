@@ -1,13 +1,13 @@
 //! `eval-cli serve` end to end: a real server on a free loopback port, a real HTTP client.
 //! The server's port comes from its first stdout line; every server is killed by a guard.
 //! Jobs that must stay running (cancel, limits, periodic progress, shutdown) are held by a
-//! FIFO that the test writes only when it is ready, so nothing depends on timing.
+//! gate (`serve --test-gates`): a file that its worker holds until the test releases it
+//! or the job is cancelled, so nothing depends on timing.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
@@ -15,8 +15,6 @@ use std::time::Duration;
 use serde_json::Value;
 
 const RATE: u32 = 22_050;
-/// `O_NONBLOCK` on Linux: opening a FIFO's write end fails at once when nobody reads it.
-const O_NONBLOCK: i32 = 0o4000;
 
 fn eval_cli() -> Command {
     Command::new(env!("CARGO_BIN_EXE_eval-cli"))
@@ -79,7 +77,22 @@ struct Server {
 
 impl Server {
     fn start(root: &Path, args: &[&str]) -> Self {
-        let mut child = eval_cli()
+        Self::spawn(eval_cli(), root, args)
+    }
+
+    /// [`Server::start`] with at most `limit` open files (`ulimit -n`).
+    fn start_with_open_files(limit: u32, root: &Path, args: &[&str]) -> Self {
+        let mut shell = Command::new("sh");
+        shell
+            .arg("-c")
+            .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_eval-cli"));
+        Self::spawn(shell, root, args)
+    }
+
+    /// `command` (the binary, or what execs it) with the arguments of `serve`.
+    fn spawn(mut command: Command, root: &Path, args: &[&str]) -> Self {
+        let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0", "--root"])
             .arg(root)
             .args(args)
@@ -108,6 +121,19 @@ impl Server {
 
     fn addr(&self) -> String {
         self.base.trim_start_matches("http://").to_string()
+    }
+
+    fn port(&self) -> String {
+        self.addr().rsplit(':').next().unwrap().to_string()
+    }
+
+    /// A raw connection; a server that never answers fails the test instead of hanging it.
+    fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect(self.addr()).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(300)))
+            .unwrap();
+        stream
     }
 }
 
@@ -257,36 +283,82 @@ impl Events {
     }
 }
 
-/// A FIFO named like audio: a worker that opens it blocks until the test writes it.
+/// A named pipe named like audio.
 fn fifo(path: &Path) -> PathBuf {
     let status = Command::new("mkfifo").arg(path).status().unwrap();
     assert!(status.success());
     path.to_path_buf()
 }
 
-/// Lets a worker blocked on `fifo` go on: writes a short WAV into it once it has a reader,
-/// or gives up once `job` is final (the worker never opened it).
-fn release(server: &Server, job: u64, fifo: &Path) {
-    loop {
-        match fs::OpenOptions::new()
-            .write(true)
-            .custom_flags(O_NONBLOCK)
-            .open(fifo)
-        {
-            Ok(mut f) => {
-                // The reader may stop at its first check: a full pipe is not waited for.
-                let _ = f.write_all(&click_wav_bytes(120.0, 3.0));
-                return;
-            }
-            Err(_) => {
-                let status = get(server, &format!("/v1/jobs/{job}")).json()["status"].clone();
-                if status == "done" || status == "cancelled" {
-                    return;
-                }
-                std::thread::yield_now();
-            }
-        }
+/// A gate for a server started with `--test-gates`: a short WAV named `gate*.wav` whose
+/// worker holds it until [`release`], or until its job is cancelled.
+fn gate(path: &Path) -> PathBuf {
+    assert!(
+        path.file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("gate")
+    );
+    fs::write(path, click_wav_bytes(120.0, 3.0)).unwrap();
+    path.to_path_buf()
+}
+
+/// Lets the worker held on `gate` go on (or lets it through at once if none holds it yet).
+fn release(gate: &Path) {
+    let mut open = gate.as_os_str().to_owned();
+    open.push(".open");
+    fs::write(open, b"").unwrap();
+}
+
+/// One HTTP/1.1 exchange over a raw connection, with exactly the `headers` given (no
+/// `Host` unless given) and `Connection: close`: the status and the whole answer.
+fn raw(
+    server: &Server,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    let mut request = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
     }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    let answer = exchange(server, &request);
+    let status = answer
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {answer:?}"));
+    (status, answer)
+}
+
+/// Sends `request` as it is over a new connection; the whole answer, to the server's close.
+fn exchange(server: &Server, request: &str) -> String {
+    let mut stream = server.connect();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+/// The JSON body of a raw answer.
+fn raw_json(answer: &str) -> Value {
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{answer}"
+    );
+    serde_json::from_str(body).unwrap()
+}
+
+/// The server holds no job (the requests before were all refused).
+fn assert_no_jobs(server: &Server) {
+    assert_eq!(
+        get(server, "/v1/jobs").json()["jobs"],
+        serde_json::json!([])
+    );
 }
 
 fn csv_rows(bytes: &[u8]) -> Vec<String> {
@@ -377,9 +449,9 @@ fn a_job_streams_its_files_and_gives_the_bytes_of_analyze() {
 fn a_subscriber_sees_a_file_event_for_every_file_of_a_held_job() {
     let (_dir, root) = root();
     let lib = library(&root.join("lib"), 4, 100.0);
-    let gate = fifo(&root.join("gate.wav"));
-    let server = Server::start(&root, &["--workers", "1"]);
-    // The gate is first: one worker blocks on it, so the client is subscribed before any
+    let gate = gate(&root.join("gate.wav"));
+    let server = Server::start(&root, &["--workers", "1", "--test-gates"]);
+    // The gate is first: one worker is held on it, so the client is subscribed before any
     // file of `lib` can finish.
     let id = submit(&server, &["gate.wav", "lib"]);
     let mut events = Events::open(&server, id);
@@ -393,7 +465,7 @@ fn a_subscriber_sees_a_file_event_for_every_file_of_a_held_job() {
             running_progress += 1;
         }
     }
-    release(&server, id, &gate);
+    release(&gate);
     let rest = events.rest();
     let mut indices: Vec<u64> = rest
         .iter()
@@ -420,8 +492,8 @@ fn cancel_drops_queued_files_stops_the_running_one_and_keeps_done_rows() {
     let (_dir, root) = root();
     library(&root.join("lib"), 1, 120.0);
     library(&root.join("more"), 8, 90.0);
-    let gate = fifo(&root.join("gate.wav"));
-    let server = Server::start(&root, &["--workers", "1"]);
+    gate(&root.join("gate.wav"));
+    let server = Server::start(&root, &["--workers", "1", "--test-gates"]);
     // One file done first, then the gate holds the only worker, then 8 files wait.
     let id = submit(&server, &["lib", "gate.wav", "more"]);
     let mut events = Events::open(&server, id);
@@ -434,7 +506,8 @@ fn cancel_drops_queued_files_stops_the_running_one_and_keeps_done_rows() {
     }
     let cancelled = delete(&server, &format!("/v1/jobs/{id}")).json();
     assert_eq!(cancelled["queued"], 0, "queued files are dropped at once");
-    release(&server, id, &gate);
+    // The gate is never released: only the cancel reaching the running file's stop
+    // signal frees its worker.
     let rest = events.rest();
     let (last, end) = rest.last().unwrap();
     assert_eq!(last, "finished");
@@ -445,12 +518,17 @@ fn cancel_drops_queued_files_stops_the_running_one_and_keeps_done_rows() {
         (state["queued"].as_u64(), state["running"].as_u64()),
         (Some(0), Some(0))
     );
-    let done = state["done"].as_u64().unwrap();
-    // The first row stays; the gate may or may not have made a row, nothing else did.
-    assert!((1..=2).contains(&done), "{state}");
+    // The first row stays; the gate, stopped, has none.
+    assert_eq!(state["done"], 1, "{state}");
     let rows = csv_rows(&get(&server, &format!("/v1/jobs/{id}/results.csv")).body);
-    assert_eq!(rows.len() as u64, done);
+    assert_eq!(rows.len(), 1);
     assert!(rows[0].contains("/lib/00-120.wav"), "{rows:?}");
+    // The worker is free: another job runs to the end.
+    let next = submit(&server, &["lib"]);
+    assert_eq!(
+        Events::open(&server, next).rest().pop().unwrap().1["status"],
+        "done"
+    );
     // Cancelling again changes nothing.
     assert_eq!(
         delete(&server, &format!("/v1/jobs/{id}")).json()["status"],
@@ -553,23 +631,19 @@ fn paths_outside_the_roots_are_403_and_bad_requests_are_400_in_json() {
     assert_eq!(delete(&server, "/v1/health").status, 405);
 
     // Over --max-upload-mb: 413 from the announced length, before any byte is read.
-    let mut stream = TcpStream::connect(server.addr()).unwrap();
-    write!(
-        stream,
-        "POST /v1/analyze HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        2 * 1024 * 1024
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
+    let answer = exchange(
+        &server,
+        &format!(
+            "POST /v1/analyze HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            server.addr(),
+            2 * 1024 * 1024
+        ),
+    );
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("application/json") && answer.contains("\"error\""));
 
     // Nothing above became a job, and a good request still works.
-    assert_eq!(
-        get(&server, "/v1/jobs").json()["jobs"],
-        serde_json::json!([])
-    );
+    assert_no_jobs(&server);
     submit(&server, &["lib", "mixed/in.wav"]);
 }
 
@@ -577,15 +651,17 @@ fn paths_outside_the_roots_are_403_and_bad_requests_are_400_in_json() {
 fn limits_give_429_with_retry_after() {
     let (_dir, root) = root();
     library(&root.join("lib"), 3, 120.0);
-    let gate = fifo(&root.join("gate.wav"));
+    gate(&root.join("gate.wav"));
     {
-        let server = Server::start(&root, &["--workers", "1", "--max-jobs", "1"]);
+        let server = Server::start(
+            &root,
+            &["--workers", "1", "--max-jobs", "1", "--test-gates"],
+        );
         let held = submit(&server, &["gate.wav"]);
         let refused = post_json(&server, "/v1/jobs", r#"{"paths": ["lib"]}"#);
         assert!(refused.refusal(429).contains("--max-jobs"));
         assert_eq!(refused.retry_after.as_deref(), Some("5"));
         delete(&server, &format!("/v1/jobs/{held}"));
-        release(&server, held, &gate);
         assert_eq!(
             Events::open(&server, held).rest().pop().unwrap().0,
             "finished"
@@ -623,6 +699,20 @@ fn a_token_file_makes_every_request_need_the_bearer_token() {
     get(&server, "/v1/jobs").refusal(401);
     post_json(&server, "/v1/jobs", r#"{"paths": ["x"]}"#).refusal(401);
     post_bytes(&server, "/v1/analyze", b"RIFF").refusal(401);
+    // With a token any Host is served (a rebinding page cannot know the token); a
+    // foreign Origin is still refused.
+    let port = server.port();
+    let by_name = format!("tempo.lan:{port}");
+    let bearer = ("Authorization", "Bearer s3cret");
+    let named = [("Host", by_name.as_str()), bearer];
+    assert_eq!(raw(&server, "GET", "/v1/health", &named, "").0, 200);
+    let addr = server.addr();
+    let cross = [
+        ("Host", addr.as_str()),
+        ("Origin", "http://evil.example"),
+        bearer,
+    ];
+    assert_eq!(raw(&server, "GET", "/v1/health", &cross, "").0, 403);
     // The page holds no data; it asks for the token itself.
     let page = get(&server, "/");
     assert_eq!(page.status, 200);
@@ -707,8 +797,8 @@ fn uploads_of_every_format_give_a_row_and_bad_bytes_an_error_row() {
 fn sigterm_stops_a_busy_server_with_status_0() {
     let (_dir, root) = root();
     library(&root.join("lib"), 2, 120.0);
-    let gate = fifo(&root.join("gate.wav"));
-    let mut server = Server::start(&root, &["--workers", "1"]);
+    gate(&root.join("gate.wav"));
+    let mut server = Server::start(&root, &["--workers", "1", "--test-gates"]);
     let id = submit(&server, &["gate.wav", "lib"]);
     let mut events = Events::open(&server, id);
     loop {
@@ -725,15 +815,7 @@ fn sigterm_stops_a_busy_server_with_status_0() {
             .unwrap()
             .success()
     );
-    // Free the worker whether or not it opened the gate; the server may be gone already.
-    if let Ok(mut f) = fs::OpenOptions::new()
-        .write(true)
-        .custom_flags(O_NONBLOCK)
-        .open(&gate)
-    {
-        let _ = f.write_all(&click_wav_bytes(120.0, 3.0));
-    }
-    // The open event stream ends instead of holding the shutdown back.
+    // The gate is never released: the shutdown stops the held file. The open event stream ends instead of holding the shutdown back.
     let _ = events.rest();
     let status = server.child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
@@ -742,10 +824,10 @@ fn sigterm_stops_a_busy_server_with_status_0() {
 #[test]
 fn an_upload_overtakes_the_queued_files_of_a_job() {
     let (_dir, root) = root();
-    let first = fifo(&root.join("gate1.wav"));
-    let second = fifo(&root.join("gate2.wav"));
-    let server = Server::start(&root, &["--workers", "1"]);
-    // The only worker blocks on gate1; gate2 waits in the queue.
+    let first = gate(&root.join("gate1.wav"));
+    let second = gate(&root.join("gate2.wav"));
+    let server = Server::start(&root, &["--workers", "1", "--test-gates"]);
+    // The only worker is held on gate1; gate2 waits in the queue.
     let id = submit(&server, &["gate1.wav", "gate2.wav"]);
     let mut events = Events::open(&server, id);
     while events.next().unwrap().1["running"] != 1 {}
@@ -755,8 +837,8 @@ fn an_upload_overtakes_the_queued_files_of_a_job() {
         while get(&server, "/v1/health").json()["queued"] != 2 {
             std::thread::yield_now();
         }
-        release(&server, id, &first);
-        // Had the worker taken gate2 next, it would block there and this never return.
+        release(&first);
+        // Had the worker taken gate2 next, it would be held there and this never return.
         let answer = upload.join().unwrap();
         assert_eq!(answer.status, 200);
         assert_eq!(answer.json()["row"]["status"], "ok");
@@ -764,7 +846,7 @@ fn an_upload_overtakes_the_queued_files_of_a_job() {
     let state = get(&server, &format!("/v1/jobs/{id}")).json();
     assert_eq!(state["done"], 1, "gate2 has not finished: {state}");
     assert_eq!(state["status"], "running");
-    release(&server, id, &second);
+    release(&second);
     assert_eq!(events.rest().pop().unwrap().1["status"], "done");
 }
 
@@ -824,6 +906,271 @@ fn a_second_identical_job_comes_from_the_cache_with_the_same_bytes() {
     let server = Server::start(&root, &["--workers", "2", "--cache", cache_flag]);
     assert_eq!(run_job(&server, "copy"), analyze_bytes(&[&copy]));
     assert_eq!(metric(&server), 4);
+}
+
+#[test]
+fn idle_connections_past_the_cap_are_closed_and_never_starve_health() {
+    let (_dir, root) = root();
+    let server = Server::start(&root, &["--max-connections", "2", "--header-timeout", "1"]);
+    // Six clients that connect and send nothing: two take the slots, four wait.
+    let idle: Vec<TcpStream> = (0..6).map(|_| server.connect()).collect();
+    // Answered once idle ones are closed, and never beside more connections than the cap.
+    let metrics = String::from_utf8(get(&server, "/metrics").body).unwrap();
+    let open: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tempo_http_connections "))
+        .unwrap_or_else(|| panic!("{metrics}"))
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&open), "{metrics}");
+    assert_eq!(get(&server, "/v1/health").json()["status"], "ok");
+    // Each idle client is closed by the server, without an answer.
+    for mut client in idle {
+        let mut answer = Vec::new();
+        client.read_to_end(&mut answer).unwrap();
+        assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+    }
+    // A kept-alive connection that goes quiet after its answer is closed too.
+    let request = format!("GET /v1/health HTTP/1.1\r\nHost: {}\r\n\r\n", server.addr());
+    let answer = exchange(&server, &request);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+#[test]
+fn more_idle_clients_than_open_files_never_starve_health() {
+    let (_dir, root) = root();
+    // The default --max-connections (256) is lowered to fit 64 open files.
+    let server = Server::start_with_open_files(64, &root, &["--header-timeout", "1"]);
+    let idle: Vec<TcpStream> = (0..100).map(|_| server.connect()).collect();
+    assert_eq!(get(&server, "/v1/health").json()["status"], "ok");
+    drop(idle);
+}
+
+#[test]
+fn a_body_that_stops_arriving_is_refused_with_408_in_json() {
+    let (_dir, root) = root();
+    let server = Server::start(&root, &["--body-timeout", "1"]);
+    for path in ["/v1/jobs", "/v1/analyze"] {
+        // 4 of the 1000 bytes announced, then nothing.
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: 1000\r\n\r\nRIFF",
+            server.addr()
+        );
+        let answer = exchange(&server, &request);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{path}: {answer}");
+        let error = raw_json(&answer)["error"].as_str().unwrap().to_string();
+        assert!(error.contains("--body-timeout"), "{error}");
+    }
+    assert_no_jobs(&server);
+}
+
+#[test]
+fn a_foreign_host_or_origin_is_refused_and_allow_origin_lets_one_in() {
+    let (_dir, root) = root();
+    library(&root.join("lib"), 1, 120.0);
+    let server = Server::start(&root, &["--allow-origin", "https://tool.example"]);
+    let addr = server.addr();
+    let port = server.port();
+    let job = r#"{"paths": ["lib"]}"#;
+
+    // DNS rebinding: a page's own name in Host, with the service's port.
+    let rebound = format!("evil.example:{port}");
+    for (method, path, body) in [
+        ("GET", "/v1/health", ""),
+        ("GET", "/v1/jobs", ""),
+        ("POST", "/v1/jobs", job),
+        ("GET", "/", ""),
+    ] {
+        let (status, answer) = raw(&server, method, path, &[("Host", &rebound)], body);
+        assert_eq!(status, 403, "{method} {path}: {answer}");
+        let error = raw_json(&answer)["error"].as_str().unwrap().to_string();
+        assert!(error.contains("evil.example"), "{error}");
+    }
+    assert_eq!(raw(&server, "GET", "/v1/health", &[], "").0, 403, "no Host");
+    let other_port = [("Host", "127.0.0.1:1")];
+    assert_eq!(raw(&server, "GET", "/v1/health", &other_port, "").0, 403);
+    let localhost = format!("localhost:{port}");
+    assert_eq!(
+        raw(&server, "GET", "/v1/health", &[("Host", &localhost)], "").0,
+        200
+    );
+
+    // A cross-site page may neither create a job nor read one.
+    let id = submit(&server, &["lib"]);
+    let evil = [("Host", addr.as_str()), ("Origin", "http://evil.example")];
+    let (status, answer) = raw(&server, "POST", "/v1/jobs", &evil, job);
+    assert_eq!(status, 403, "{answer}");
+    let error = raw_json(&answer)["error"].as_str().unwrap().to_string();
+    assert!(error.contains("--allow-origin"), "{error}");
+    for path in [
+        "/v1/jobs".to_string(),
+        format!("/v1/jobs/{id}"),
+        format!("/v1/jobs/{id}/results.csv"),
+        format!("/v1/jobs/{id}/events"),
+    ] {
+        let (status, answer) = raw(&server, "GET", &path, &evil, "");
+        assert_eq!(status, 403, "{path}: {answer}");
+        raw_json(&answer);
+    }
+    let jobs = get(&server, "/v1/jobs").json()["jobs"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(jobs, 1, "the refused request made no job");
+
+    // The service's own page, and an origin let in by --allow-origin (with CORS).
+    let own = format!("http://{addr}");
+    let (status, answer) = raw(
+        &server,
+        "POST",
+        "/v1/jobs",
+        &[("Host", &addr), ("Origin", &own)],
+        job,
+    );
+    assert_eq!(status, 201, "{answer}");
+    let tool = [("Host", addr.as_str()), ("Origin", "https://tool.example")];
+    let (status, answer) = raw(&server, "POST", "/v1/jobs", &tool, job);
+    assert_eq!(status, 201, "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("access-control-allow-origin: https://tool.example"),
+        "{answer}"
+    );
+    let preflight = [
+        ("Host", addr.as_str()),
+        ("Origin", "https://tool.example"),
+        ("Access-Control-Request-Method", "POST"),
+        ("Access-Control-Request-Headers", "content-type"),
+    ];
+    let (status, answer) = raw(&server, "OPTIONS", "/v1/jobs", &preflight, "");
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("access-control-allow-methods"),
+        "{answer}"
+    );
+}
+
+#[test]
+fn a_link_out_of_the_root_answers_the_same_whether_its_target_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().canonicalize().unwrap();
+    let root = base.join("root");
+    let outside = library(&base.join("outside"), 1, 120.0);
+    fs::create_dir_all(root.join("lib/inner")).unwrap();
+    fs::write(root.join("lib/in.wav"), click_wav_bytes(100.0, 3.0)).unwrap();
+    let server = Server::start(&root, &[]);
+    // The link `name` (under the root) made to point at `target`; the answer to a job of `job`.
+    let answer = |name: &str, target: &Path, job: &str| {
+        let link = root.join(name);
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink(target, &link).unwrap();
+        let body = serde_json::json!({ "paths": [job] }).to_string();
+        let reply = post_json(&server, "/v1/jobs", &body);
+        (reply.status, String::from_utf8(reply.body).unwrap())
+    };
+    let targets = [
+        outside.join("00-120.wav"),
+        outside.clone(),
+        outside.join("missing.wav"),
+        base.join("missing-folder"),
+    ];
+    for (name, job) in [("link", "link"), ("lib/inner/link", "lib")] {
+        let answers: Vec<(u16, String)> = targets.iter().map(|t| answer(name, t, job)).collect();
+        assert_eq!(answers[0].0, 403, "{answers:?}");
+        for other in &answers[1..] {
+            assert_eq!(other, &answers[0], "{job}");
+        }
+        assert!(
+            !answers[0].1.contains(outside.to_str().unwrap()),
+            "{answers:?}"
+        );
+        let _ = fs::remove_file(root.join(name));
+    }
+    assert_no_jobs(&server);
+}
+
+#[test]
+fn a_job_naming_fifos_finishes_with_error_rows_and_frees_its_workers() {
+    let (_dir, root) = root();
+    let lib = library(&root.join("lib"), 2, 120.0);
+    let held = fifo(&root.join("held.wav"));
+    fifo(&root.join("idle.wav"));
+    fifo(&lib.join("in-folder.wav"));
+    // One pipe has a writer the whole time, so that even a read would block for ever.
+    let _writer = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&held)
+        .unwrap();
+    let server = Server::start(&root, &["--workers", "2"]);
+    for _ in 0..2 {
+        let id = submit(&server, &["held.wav", "idle.wav", "lib"]);
+        let (last, end) = Events::open(&server, id).rest().pop().unwrap();
+        assert_eq!(
+            (last.as_str(), &end["status"]),
+            ("finished", &Value::from("done"))
+        );
+        // The pipe in the folder is not a file of the walk; the two named are error rows.
+        assert_eq!(
+            (end["done"].as_u64(), end["failed"].as_u64()),
+            (Some(4), Some(2))
+        );
+        let rows = get(&server, &format!("/v1/jobs/{id}/results.json")).json();
+        for row in &rows.as_array().unwrap()[..2] {
+            assert_eq!(row["status"], "error");
+            assert!(
+                row["error"].as_str().unwrap().contains("named pipe"),
+                "{row}"
+            );
+        }
+    }
+    assert_eq!(get(&server, "/v1/health").json()["running"], 0);
+}
+
+#[test]
+fn finished_jobs_beyond_keep_jobs_answer_404_with_a_reason() {
+    let (_dir, root) = root();
+    library(&root.join("lib"), 1, 120.0);
+    let server = Server::start(&root, &["--keep-jobs", "2"]);
+    let ids: Vec<u64> = (0..3)
+        .map(|_| {
+            let id = submit(&server, &["lib"]);
+            assert_eq!(
+                Events::open(&server, id).rest().pop().unwrap().0,
+                "finished"
+            );
+            id
+        })
+        .collect();
+    for path in ["", "/results.csv", "/results.json", "/events"] {
+        let expired = get(&server, &format!("/v1/jobs/{}{path}", ids[0])).refusal(404);
+        assert!(
+            expired.contains("expired") && expired.contains("--keep-jobs"),
+            "{expired}"
+        );
+    }
+    assert!(
+        delete(&server, &format!("/v1/jobs/{}", ids[0]))
+            .refusal(404)
+            .contains("expired")
+    );
+    for id in &ids[1..] {
+        assert_eq!(
+            get(&server, &format!("/v1/jobs/{id}")).json()["status"],
+            "done"
+        );
+    }
+    let listed: Vec<u64> = get(&server, "/v1/jobs").json()["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(listed, ids[1..]);
+    assert!(get(&server, "/v1/jobs/99").refusal(404).contains("no job"));
 }
 
 /// `chromedriver` on a free port, killed by its pid on drop; `None` when Chromium or its

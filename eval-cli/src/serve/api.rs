@@ -1,11 +1,12 @@
-//! The routes: requests checked (auth, JSON, roots, limits) and turned into jobs and
-//! uploads for the pool. Every refusal is a JSON `{"error": "..."}` with the status that
-//! says why (400, 401, 403, 404, 413, 429); bad input never gives a 500.
+//! The routes: requests checked (Host and Origin, auth, JSON, roots, limits) and turned
+//! into jobs and uploads for the pool. Every refusal is a JSON `{"error": "..."}` with the
+//! status that says why (400, 401, 403, 404, 408, 413, 429); bad input never gives a 500.
 
 use std::convert::Infallible;
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use analyzer_core::Analyzer;
 use analyzer_core::batch::{self, Status};
@@ -13,7 +14,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Path as UrlPath, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -21,11 +22,14 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tempfile::NamedTempFile;
 use tokio::sync::oneshot;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutError};
 
 use super::analysis::Analysed;
 use super::jobs::{FileEvent, Job, JobId};
 use super::pool::Upload;
 use super::scheduler::Lane;
+use super::table::Lookup;
 use super::telemetry::Gauges;
 use super::{App, events, page};
 use crate::analyze::AnalyzeRecord;
@@ -35,8 +39,19 @@ const MAX_JOB_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 /// `Retry-After` seconds of a 429.
 const RETRY_AFTER_S: &str = "5";
 
-/// The service's routes.
-pub fn router(app: Arc<App>) -> Router {
+/// The service's routes, behind (outermost first) the body timeout, the Host and Origin
+/// guard, CORS for `--allow-origin` (which answers preflights itself) and the token.
+pub fn router(app: Arc<App>, body_timeout: Duration) -> Router {
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(
+            app.guard
+                .allowed_origins()
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok()),
+        ))
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .expose_headers([header::HeaderName::from_static("x-job-status")]);
     Router::new()
         .route("/", get(page::index))
         .route("/v1/health", get(health))
@@ -50,6 +65,9 @@ pub fn router(app: Arc<App>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(Arc::clone(&app), auth))
+        .layer(cors)
+        .layer(middleware::from_fn_with_state(Arc::clone(&app), guard))
+        .layer(RequestBodyTimeoutLayer::new(body_timeout))
         .with_state(app)
 }
 
@@ -104,6 +122,14 @@ async fn method_not_allowed(request: Request) -> Response {
     )
 }
 
+/// Refuses requests whose `Host` or `Origin` is not this service's own (guard.rs).
+async fn guard(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    match app.guard.refusal(request.headers()) {
+        None => next.run(request).await,
+        Some(refusal) => refusal,
+    }
+}
+
 /// With `--token-file`, every request but the page at `/` (which holds no data and asks
 /// for the token itself) needs `Authorization: Bearer TOKEN`.
 async fn auth(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
@@ -156,7 +182,7 @@ async fn health(State(app): State<Arc<App>>) -> Response {
             workers: app.pool.workers(),
             queued: app.pool.queued(),
             running: app.pool.running(),
-            jobs: app.jobs().jobs.len(),
+            jobs: app.jobs().len(),
         },
     )
 }
@@ -164,12 +190,7 @@ async fn health(State(app): State<Arc<App>>) -> Response {
 async fn metrics(State(app): State<Arc<App>>) -> Response {
     let (jobs, active_jobs) = {
         let table = app.jobs();
-        let active = table
-            .jobs
-            .values()
-            .filter(|j| !j.status().is_final())
-            .count();
-        (table.jobs.len(), active)
+        (table.len(), table.active())
     };
     let page = app.telemetry.render(Gauges {
         queued: app.pool.queued(),
@@ -177,6 +198,7 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
         workers: app.pool.workers(),
         active_jobs,
         jobs,
+        connections: app.connections.open(),
     });
     (
         StatusCode::OK,
@@ -219,17 +241,31 @@ impl Refusal {
     }
 }
 
+/// The answer to a body that could not be read: 408 when it paused past
+/// `--body-timeout`, 400 otherwise.
+fn body_error(e: &axum::Error, what: &str) -> Response {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.is::<TimeoutError>() {
+            return error(
+                StatusCode::REQUEST_TIMEOUT,
+                format!("the {what} stopped arriving (--body-timeout)"),
+            );
+        }
+        cause = c.source();
+    }
+    error(
+        StatusCode::BAD_REQUEST,
+        format!("cannot read the {what}: {e}"),
+    )
+}
+
 /// The whole body, refused with 413 past `limit` bytes.
 async fn read_body(body: Body, limit: usize, what: &str) -> Result<Vec<u8>, Response> {
     let mut data = Vec::new();
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| {
-            error(
-                StatusCode::BAD_REQUEST,
-                format!("cannot read the {what}: {e}"),
-            )
-        })?;
+        let chunk = chunk.map_err(|e| body_error(&e, what))?;
         if data.len() + chunk.len() > limit {
             return Err(error(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -298,11 +334,7 @@ async fn submit(State(app): State<Arc<App>>, body: Body) -> Response {
     };
     let limits = app.limits;
     let mut table = app.jobs();
-    let active = table
-        .jobs
-        .values()
-        .filter(|j| !j.status().is_final())
-        .count();
+    let active = table.active();
     if active >= limits.max_jobs {
         drop(table);
         app.telemetry.job_rejected();
@@ -331,8 +363,7 @@ async fn submit(State(app): State<Arc<App>>, body: Body) -> Response {
             limits.max_queued_files
         ));
     }
-    table.next = id;
-    table.jobs.insert(id, Arc::clone(&job));
+    table.insert(Arc::clone(&job));
     drop(table);
     app.telemetry.job_submitted();
     #[derive(Serialize)]
@@ -373,8 +404,9 @@ fn job_analyzer(
 }
 
 /// The files of a job's `paths` (walked and sorted as `analyze` does), and the rows of
-/// inputs that could not be walked; refused when a path or a file found leads outside
-/// the roots.
+/// inputs that could not be walked; refused when a path, or a link met in a walked folder,
+/// leads outside the roots or to nothing. Whether the place a link leads to exists is
+/// never told, nor where it is: the refusal names the link as found inside the root.
 fn walk(
     roots: &[PathBuf],
     paths: &[String],
@@ -383,28 +415,62 @@ fn walk(
         .iter()
         .map(|p| confine(roots, p))
         .collect::<Result<_, _>>()?;
-    let (files, walk_errors) = batch::collect_audio_files(&confined);
-    for file in &files {
-        // A link inside a folder may lead out; a file that cannot be resolved (a dangling
-        // link) is left to fail as an unreadable row, as in `analyze`.
-        if let Ok(real) = file.canonicalize()
-            && !inside(roots, &real)
-        {
+    for input in &confined {
+        if let Some(link) = link_astray(roots, input) {
             return Err(Refusal::new(
                 StatusCode::FORBIDDEN,
                 format!(
-                    "{} leads outside the roots (to {})",
-                    file.display(),
-                    real.display()
+                    "{} is a link that leads outside the roots or to nothing",
+                    link.display()
                 ),
             ));
         }
     }
+    let (files, walk_errors) = batch::collect_audio_files(&confined);
     let walk_rows = walk_errors
         .iter()
         .map(|e| AnalyzeRecord::new(&e.path, Status::Error, None, Some(&e.reason)))
         .collect();
     Ok((files, walk_rows))
+}
+
+/// The first link under the folder `input` (following links that stay inside) that
+/// leads outside the roots or to nothing; nothing beyond such a link is read.
+fn link_astray(roots: &[PathBuf], input: &Path) -> Option<PathBuf> {
+    for entry in walkdir::WalkDir::new(input).follow_links(true) {
+        match entry {
+            Ok(entry) if entry.path_is_symlink() => {
+                let leads_in = entry
+                    .path()
+                    .canonicalize()
+                    .is_ok_and(|real| inside(roots, &real));
+                if !leads_in {
+                    return Some(entry.into_path());
+                }
+            }
+            Ok(_) => {}
+            // Other errors (an unreadable folder, a loop) become rows of the walk.
+            Err(e) => {
+                if let Some(path) = e.path().filter(|p| is_dangling_link(p)) {
+                    return Some(path.to_path_buf());
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Whether `path` is a symbolic link to nothing.
+fn is_dangling_link(path: &Path) -> bool {
+    path.symlink_metadata().is_ok_and(|m| m.is_symlink()) && path.metadata().is_err()
+}
+
+/// Whether a symbolic link lies on the way from `base` (excluded) down to `path`
+/// (included).
+fn through_link(base: &Path, path: &Path) -> bool {
+    path.ancestors()
+        .take_while(|a| a.starts_with(base) && *a != base)
+        .any(|a| a.symlink_metadata().is_ok_and(|m| m.is_symlink()))
 }
 
 /// Jobs of at most this many files start their costliest files first, as `analyze` does;
@@ -416,17 +482,12 @@ const COSTLIEST_FIRST_UP_TO: usize = 4096;
 /// codec ([`batch::audio_cost`], ties by input index) for a job of up to
 /// [`COSTLIEST_FIRST_UP_TO`] files, so that no worker idles while one long file finishes
 /// alone; input order above that, and with one worker (where it changes nothing), as in
-/// `analyze`. Only regular files are probed: opening anything else (a FIFO) may block.
+/// `analyze`. The probe opens through `decode::open_regular`: a FIFO, socket or device
+/// costs nothing and never blocks the submission.
 fn start_order(files: &[PathBuf], workers: usize) -> Vec<usize> {
     let mut order: Vec<usize> = (0..files.len()).collect();
     if workers > 1 && files.len() <= COSTLIEST_FIRST_UP_TO {
-        let costs: Vec<f64> = files
-            .iter()
-            .map(|f| {
-                let regular = std::fs::metadata(f).is_ok_and(|m| m.is_file());
-                if regular { batch::audio_cost(f) } else { 0.0 }
-            })
-            .collect();
+        let costs: Vec<f64> = files.iter().map(|f| batch::audio_cost(f)).collect();
         order.sort_by(|&a, &b| costs[b].total_cmp(&costs[a]).then(a.cmp(&b)));
     }
     order
@@ -437,8 +498,9 @@ fn inside(roots: &[PathBuf], path: &Path) -> bool {
 }
 
 /// The canonical form of `raw` if it lies inside a root: absolute, or relative to the
-/// first root that has it. `..` is refused outright, so that no answer tells what exists
-/// outside the roots.
+/// first root that has it. No answer tells what exists outside the roots: `..` is refused
+/// outright, and a path that leads out through a link gets the same answer whether the
+/// place it leads to exists or not (and that place is never named).
 fn confine(roots: &[PathBuf], raw: &str) -> Result<PathBuf, Refusal> {
     let path = Path::new(raw);
     let outside = || {
@@ -459,19 +521,26 @@ fn confine(roots: &[PathBuf], raw: &str) -> Result<PathBuf, Refusal> {
             format!("path {raw:?} is outside the roots (`..` is not allowed)"),
         ));
     }
-    let candidates: Vec<PathBuf> = if path.is_absolute() {
-        vec![path.to_path_buf()]
+    let candidates: Vec<(&PathBuf, PathBuf)> = if path.is_absolute() {
+        roots
+            .iter()
+            .filter(|root| path.starts_with(root))
+            .map(|root| (root, path.to_path_buf()))
+            .collect()
     } else {
-        roots.iter().map(|root| root.join(path)).collect()
+        roots.iter().map(|root| (root, root.join(path))).collect()
     };
-    for candidate in &candidates {
+    if candidates.is_empty() {
+        return Err(outside());
+    }
+    let mut astray = false;
+    for (root, candidate) in &candidates {
         match candidate.canonicalize() {
             Ok(real) if inside(roots, &real) => return Ok(real),
-            Ok(_) => return Err(outside()),
-            Err(_) => continue,
+            _ => astray |= through_link(root, candidate),
         }
     }
-    if path.is_absolute() && !inside(roots, path) {
+    if astray {
         return Err(outside());
     }
     Err(Refusal::new(
@@ -497,12 +566,26 @@ impl<S: Send + Sync> FromRequestParts<S> for JobParam {
     }
 }
 
-/// The job named in the URL, or the 404 that says it does not exist.
-fn find(app: &App, id: &str) -> Result<Arc<Job>, Box<Response>> {
-    id.parse::<JobId>()
-        .ok()
-        .and_then(|id| app.job(id))
-        .ok_or_else(|| Box::new(error(StatusCode::NOT_FOUND, format!("no job {id:?}"))))
+/// The job named in the URL, or the 404 that says it does not exist or expired.
+pub fn find(app: &App, id: &str) -> Result<Arc<Job>, Box<Response>> {
+    let lookup = match id.parse::<JobId>() {
+        Ok(number) => app.jobs().lookup(number),
+        Err(_) => Lookup::Unknown,
+    };
+    match lookup {
+        Lookup::Found(job) => Ok(job),
+        Lookup::Expired { keep } => Err(Box::new(error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "job {id} has expired: only the {keep} most recent finished jobs are kept \
+                 (--keep-jobs)"
+            ),
+        ))),
+        Lookup::Unknown => Err(Box::new(error(
+            StatusCode::NOT_FOUND,
+            format!("no job {id:?}"),
+        ))),
+    }
 }
 
 async fn list(State(app): State<Arc<App>>) -> Response {
@@ -510,7 +593,7 @@ async fn list(State(app): State<Arc<App>>) -> Response {
     struct Jobs {
         jobs: Vec<super::jobs::Progress>,
     }
-    let jobs: Vec<Arc<Job>> = app.jobs().jobs.values().cloned().collect();
+    let jobs: Vec<Arc<Job>> = app.jobs().all();
     json(
         StatusCode::OK,
         &Jobs {
@@ -644,12 +727,7 @@ async fn store_upload(body: Body, limit: usize) -> Result<(NamedTempFile, usize)
     let mut size = 0;
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| {
-            error(
-                StatusCode::BAD_REQUEST,
-                format!("cannot read the upload: {e}"),
-            )
-        })?;
+        let chunk = chunk.map_err(|e| body_error(&e, "upload"))?;
         size += chunk.len();
         if size > limit {
             return Err(error(
@@ -710,14 +788,19 @@ mod tests {
             w.finalize().unwrap();
             path
         };
+        let fifo = dir.path().join("pipe.wav");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.unwrap().success());
         let files = vec![
             wav("a.wav", 1),
             wav("b.wav", 3),
             dir.path().join("missing.wav"),
             wav("c.wav", 2),
+            fifo,
         ];
-        assert_eq!(start_order(&files, 2), [1, 3, 0, 2]);
-        assert_eq!(start_order(&files, 1), [0, 1, 2, 3]);
+        // The pipe (no writer: opening it for reading would block) costs nothing.
+        assert_eq!(start_order(&files, 2), [1, 3, 0, 2, 4]);
+        assert_eq!(start_order(&files, 1), [0, 1, 2, 3, 4]);
     }
 
     #[test]
@@ -746,5 +829,49 @@ mod tests {
         );
         assert_eq!(status("missing"), Some(StatusCode::NOT_FOUND));
         assert_eq!(status(""), Some(StatusCode::BAD_REQUEST));
+
+        // A link out answers the same whether its target exists, and never names it.
+        let message = |raw: &str| confine(&roots, raw).err().map(|r| (r.status, r.message));
+        std::os::unix::fs::symlink(dir.path().join("secret.wav"), root.join("l1")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("none.wav"), root.join("l2")).unwrap();
+        let (to_file, to_nothing) = (message("l1").unwrap(), message("l2").unwrap());
+        assert_eq!(to_file.0, StatusCode::FORBIDDEN);
+        assert_eq!(to_file.1.replace("l1", "l2"), to_nothing.1);
+        assert!(!to_file.1.contains("secret"), "{}", to_file.1);
+    }
+
+    #[test]
+    fn a_walked_link_out_is_named_as_found_whether_its_target_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().canonicalize().unwrap();
+        let root = base.join("root");
+        std::fs::create_dir_all(root.join("lib/inner")).unwrap();
+        std::fs::create_dir_all(base.join("outside")).unwrap();
+        std::fs::write(base.join("outside/secret.wav"), b"").unwrap();
+        let roots = [root.clone()];
+        let link = root.join("lib/inner/x");
+        let refusal = |target: &Path| {
+            let _ = std::fs::remove_file(&link);
+            std::os::unix::fs::symlink(target, &link).unwrap();
+            let r = walk(&roots, &["lib".to_string()]).err().unwrap();
+            (r.status, r.message)
+        };
+        let to_folder = refusal(&base.join("outside"));
+        let to_file = refusal(&base.join("outside/secret.wav"));
+        let to_nothing = refusal(&base.join("outside/none"));
+        assert_eq!(to_folder.0, StatusCode::FORBIDDEN);
+        assert_eq!(to_folder, to_nothing);
+        assert_eq!(to_file, to_nothing);
+        assert!(to_folder.1.contains(link.to_str().unwrap()));
+        let outside = base.join("outside");
+        assert!(
+            !to_folder.1.contains(outside.to_str().unwrap()),
+            "{}",
+            to_folder.1
+        );
+        // A link that stays inside is followed.
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(root.join("lib"), root.join("lib2")).unwrap();
+        assert!(walk(&roots, &["lib2".to_string()]).is_ok());
     }
 }

@@ -94,8 +94,9 @@ impl Feed {
 
 /// The handler.
 pub async fn stream(State(app): State<Arc<App>>, JobParam(id): JobParam) -> Response {
-    let Some(job) = id.parse().ok().and_then(|id| app.job(id)) else {
-        return api::error(axum::http::StatusCode::NOT_FOUND, format!("no job {id:?}"));
+    let job = match api::find(&app, &id) {
+        Ok(job) => job,
+        Err(response) => return *response,
     };
     // Subscribe before reading the counts, so nothing falls between them.
     let events = job.subscribe();

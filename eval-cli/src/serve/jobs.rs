@@ -247,6 +247,11 @@ impl Job {
         self.state().status
     }
 
+    /// When it became final; `None` while it is not.
+    pub fn ended(&self) -> Option<Instant> {
+        self.state().ended
+    }
+
     /// A worker took one of its queued files.
     pub fn start_file(&self) {
         let mut state = self.state();

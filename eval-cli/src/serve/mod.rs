@@ -14,17 +14,24 @@
 //! Each file goes through a [`FileAnalysis`], by default [`BatchAnalysis`]: the batch
 //! runner exactly as `analyze` uses it, so a job's CSV has the bytes of `analyze`.
 //! [`run_with`] takes another one (a result cache wrapping [`BatchAnalysis`], say).
+//!
+//! The doors: [`connections`] accepts at most `--max-connections` connections and closes
+//! those that send no headers within `--header-timeout`; [`guard`] refuses requests whose
+//! `Host` or `Origin` is not this service's own (DNS rebinding, cross-site requests).
 
 mod analysis;
 mod api;
+mod connections;
 mod events;
+mod gate;
+mod guard;
 mod jobs;
 mod page;
 mod pool;
 pub mod scheduler;
+mod table;
 mod telemetry;
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -41,8 +48,11 @@ pub use analysis::{Analysed, BatchAnalysis, CachedAnalysis, Candidate, FileAnaly
 
 use crate::cache::ResultCache;
 use crate::flags;
-use jobs::{Job, JobId};
+use connections::{ConnectionLimits, ConnectionSlots};
+use guard::Guard;
+use jobs::Job;
 use pool::Pool;
+use table::JobTable;
 use telemetry::Telemetry;
 
 /// How long shutdown waits for the running files to stop at their next check.
@@ -77,7 +87,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECS", value_parser = flags::parse_timeout)]
     timeout: Option<Duration>,
     /// File holding a token; every request except the page at `/` then needs
-    /// `Authorization: Bearer TOKEN`.
+    /// `Authorization: Bearer TOKEN`, and any `Host` is served (the service may then be
+    /// reached by name); `Origin` is still checked.
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
     /// Result cache: a file already analysed with the same bytes and settings is not
@@ -87,6 +98,35 @@ pub struct ServeArgs {
     /// With --cache: analyse every file again and overwrite its cached row.
     #[arg(long, requires = "cache")]
     force: bool,
+    /// Connections served at once; more wait in the listen queue until one closes, so
+    /// idle clients cannot use up the process's file descriptors (lowered to half of
+    /// `ulimit -n` where that is less).
+    #[arg(long, value_name = "N", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
+    /// Seconds a client has to send a request's headers; a connection that sends nothing
+    /// for that long (idle keep-alive included) is closed.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = flags::parse_timeout)]
+    header_timeout: Duration,
+    /// Seconds a request body may pause between two chunks; a slower one is refused
+    /// with 408.
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = flags::parse_timeout)]
+    body_timeout: Duration,
+    /// Finished jobs kept: once N jobs have finished after it, a job answers 404 saying
+    /// it expired.
+    #[arg(long, value_name = "N", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    keep_jobs: u32,
+    /// An origin (`https://tool.example`, scheme, host and port as a browser sends them)
+    /// whose pages may call the service; repeat for several. Other cross-origin requests
+    /// are refused with 403.
+    #[arg(long, value_name = "ORIGIN", value_parser = guard::parse_origin)]
+    allow_origin: Vec<String>,
+    /// Internal, for tests: a job's file whose name starts with `gate` holds its worker
+    /// until a file of the same name plus `.open` appears beside it, or until the job is
+    /// cancelled (gate.rs).
+    #[arg(long, hide = true)]
+    test_gates: bool,
     #[command(flatten)]
     sampling: flags::SamplingArgs,
 }
@@ -102,6 +142,10 @@ pub struct Plan {
     limits: Limits,
     timeout: Option<Duration>,
     token: Option<String>,
+    connections: ConnectionLimits,
+    keep_jobs: usize,
+    allowed_origins: Vec<String>,
+    test_gates: bool,
 }
 
 /// The limits a request is checked against.
@@ -161,15 +205,16 @@ impl Plan {
             },
             timeout: args.timeout,
             token,
+            connections: ConnectionLimits {
+                max_connections: connections::fit_to_open_files(args.max_connections as usize),
+                header_timeout: args.header_timeout,
+                body_timeout: args.body_timeout,
+            },
+            keep_jobs: args.keep_jobs as usize,
+            allowed_origins: args.allow_origin,
+            test_gates: args.test_gates,
         })
     }
-}
-
-/// Every job the service has seen, by number.
-#[derive(Default)]
-struct JobTable {
-    next: JobId,
-    jobs: BTreeMap<JobId, Arc<Job>>,
 }
 
 /// What every request handler shares.
@@ -177,6 +222,10 @@ pub struct App {
     roots: Vec<PathBuf>,
     limits: Limits,
     token: Option<String>,
+    /// Which `Host` and `Origin` headers are this service's own.
+    guard: Guard,
+    /// The `--max-connections` slots.
+    connections: ConnectionSlots,
     pool: Pool,
     jobs: Mutex<JobTable>,
     telemetry: Arc<Telemetry>,
@@ -187,18 +236,17 @@ pub struct App {
 }
 
 impl App {
+    /// The job table, its expired jobs dropped.
     fn jobs(&self) -> MutexGuard<'_, JobTable> {
-        self.jobs.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn job(&self, id: JobId) -> Option<Arc<Job>> {
-        self.jobs().jobs.get(&id).cloned()
+        let mut table = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
+        table.expire();
+        table
     }
 
     /// Stops the service's work: queued files dropped, running ones cancelled.
     fn stop_work(&self) {
         let _ = self.shutdown.send(true);
-        let jobs: Vec<Arc<Job>> = self.jobs().jobs.values().cloned().collect();
+        let jobs: Vec<Arc<Job>> = self.jobs().all();
         for job in &jobs {
             job.cancel.store(true, Ordering::SeqCst);
         }
@@ -221,28 +269,41 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 /// [`run`], analysing each file with `analysis`.
 pub fn run_with(args: ServeArgs, analysis: Arc<dyn FileAnalysis>) -> anyhow::Result<ExitCode> {
     let plan = Plan::new(args)?;
-    let telemetry = Arc::new(Telemetry::default());
-    let pool = Pool::start(plan.workers, analysis, plan.timeout, Arc::clone(&telemetry))
-        .context("cannot start the worker threads")?;
-    let default_analyzer = Arc::new(plan.analyzer);
-    let (shutdown, _) = watch::channel(false);
-    let app = Arc::new(App {
-        roots: plan.roots,
-        limits: plan.limits,
-        token: plan.token,
-        pool,
-        jobs: Mutex::new(JobTable::default()),
-        telemetry,
-        default_analyzer,
-        shutdown,
-    });
     // The async side only parses, routes and waits; two threads are plenty.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(Arc::clone(&app), plan.listen))?;
+    // Bound before anything starts, so that the guard knows the address taken.
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(plan.listen))
+        .with_context(|| format!("cannot listen on {}", plan.listen))?;
+    let addr = listener.local_addr()?;
+    let analysis = if plan.test_gates {
+        Arc::new(gate::GatedAnalysis { inner: analysis })
+    } else {
+        analysis
+    };
+    let telemetry = Arc::new(Telemetry::default());
+    let pool = Pool::start(plan.workers, analysis, plan.timeout, Arc::clone(&telemetry))
+        .context("cannot start the worker threads")?;
+    let default_analyzer = Arc::new(plan.analyzer);
+    let (shutdown, _) = watch::channel(false);
+    let guard = Guard::new(addr, plan.token.is_some(), plan.allowed_origins);
+    let app = Arc::new(App {
+        roots: plan.roots,
+        limits: plan.limits,
+        token: plan.token,
+        guard,
+        connections: ConnectionSlots::new(plan.connections.max_connections),
+        pool,
+        jobs: Mutex::new(JobTable::new(plan.keep_jobs)),
+        telemetry,
+        default_analyzer,
+        shutdown,
+    });
+    runtime.block_on(serve(Arc::clone(&app), listener, plan.connections))?;
     // A walk of a huge folder may still run on a blocking thread: not waited for.
     runtime.shutdown_timeout(Duration::from_secs(1));
     if !app.pool.join(SHUTDOWN_PATIENCE) {
@@ -254,10 +315,11 @@ pub fn run_with(args: ServeArgs, analysis: Arc<dyn FileAnalysis>) -> anyhow::Res
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(app: Arc<App>, listen: SocketAddr) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
+async fn serve(
+    app: Arc<App>,
+    listener: tokio::net::TcpListener,
+    limits: ConnectionLimits,
+) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     {
         let mut out = std::io::stdout().lock();
@@ -269,16 +331,15 @@ async fn serve(app: Arc<App>, listen: SocketAddr) -> anyhow::Result<()> {
         app.roots.len(),
         app.pool.workers()
     );
-    let router = api::router(Arc::clone(&app));
+    let router = api::router(Arc::clone(&app), limits.body_timeout);
     let stopping = Arc::clone(&app);
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            eprintln!("eval-cli: shutting down");
-            stopping.stop_work();
-        })
-        .await
-        .context("the server failed")?;
+    let slots = app.connections.clone();
+    connections::serve(listener, router, limits, slots, async move {
+        shutdown_signal().await;
+        eprintln!("eval-cli: shutting down");
+        stopping.stop_work();
+    })
+    .await;
     Ok(())
 }
 

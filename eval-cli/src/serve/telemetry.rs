@@ -90,6 +90,8 @@ pub struct Gauges {
     pub active_jobs: usize,
     /// Jobs known (final ones included).
     pub jobs: usize,
+    /// HTTP connections open.
+    pub connections: usize,
 }
 
 /// The kind of a failed row: the second part of `STAGE: KIND: why`.
@@ -247,6 +249,11 @@ impl Telemetry {
                 "tempo_jobs",
                 "Jobs known, final ones included.",
                 gauges.jobs,
+            ),
+            (
+                "tempo_http_connections",
+                "HTTP connections open (at most --max-connections).",
+                gauges.connections,
             ),
         ];
         for (name, help, value) in gauges {

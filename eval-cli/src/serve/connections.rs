@@ -1,0 +1,163 @@
+//! Accepting connections: at most `--max-connections` at once, each closed when it sends
+//! no request headers within `--header-timeout` (an idle keep-alive connection included),
+//! and request bodies that pause longer than `--body-timeout` refused with 408.
+//!
+//! `axum::serve` has no header timeout, so connections are served with hyper's HTTP/1
+//! builder directly (its `header_read_timeout` on hyper-util's tokio timer); the body
+//! timeout is tower-http's `RequestBodyTimeoutLayer` (see `api::router`). The cap is a
+//! semaphore taken before `accept`: past it, new clients wait in the kernel's listen queue
+//! and cost no descriptor, and every idle one is closed in bounded time, so a crowd of
+//! idle clients delays `/v1/health` by at most a header timeout per round but never
+//! starves it.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+/// How long the accept loop waits after a failed `accept` (out of descriptors, say)
+/// before it tries again; the connections it holds close meanwhile.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// How long shutdown waits for open requests to end before it closes the rest.
+const CLOSE_PATIENCE: Duration = Duration::from_secs(5);
+
+/// The connection flags, as validated by `Plan`.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// Connections served at once (`--max-connections`).
+    pub max_connections: usize,
+    /// Time to send a request's headers, and idle time of a kept-alive connection.
+    pub header_timeout: Duration,
+    /// Longest pause within a request body.
+    pub body_timeout: Duration,
+}
+
+/// The share of the process's open-file limit that connections may take; the rest stays
+/// for uploads, analysed files, the cache and the runtime.
+const CONNECTIONS_SHARE_OF_FILES: usize = 2;
+
+/// `requested` connections, lowered (with a warning) to half the open-file limit where
+/// that is lower: a connection is a descriptor, and one that `accept` cannot get would
+/// leave clients waiting with nothing to close.
+pub fn fit_to_open_files(requested: usize) -> usize {
+    fit(requested, open_file_limit())
+}
+
+fn fit(requested: usize, open_file_limit: Option<usize>) -> usize {
+    match open_file_limit.map(|limit| limit / CONNECTIONS_SHARE_OF_FILES) {
+        Some(fits) if fits < requested => {
+            let fits = fits.max(1);
+            eprintln!(
+                "eval-cli: warning: --max-connections {requested} is above half the open-file \
+                 limit (ulimit -n); serving at most {fits} connections"
+            );
+            fits
+        }
+        _ => requested,
+    }
+}
+
+/// The soft limit on open files (Linux: `/proc/self/limits`); `None` when unknown.
+fn open_file_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// The `--max-connections` slots, shared with `/metrics`.
+#[derive(Debug, Clone)]
+pub struct ConnectionSlots {
+    free: Arc<Semaphore>,
+    max: usize,
+}
+
+impl ConnectionSlots {
+    /// `max` slots, all free.
+    pub fn new(max: usize) -> Self {
+        ConnectionSlots {
+            free: Arc::new(Semaphore::new(max)),
+            max,
+        }
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.max - self.free.available_permits()
+    }
+}
+
+/// Serves `router` on `listener`, one connection per slot of `slots`, until `stop`
+/// resolves; then lets open requests finish (at most [`CLOSE_PATIENCE`]).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnectionLimits,
+    slots: ConnectionSlots,
+    stop: impl Future<Output = ()>,
+) {
+    let service = TowerToHyperService::new(router);
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .keep_alive(true);
+    let graceful = GracefulShutdown::new();
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots.free).acquire_owned() => slot,
+            () = &mut stop => break,
+        };
+        // The semaphore is never closed.
+        let Ok(slot) = slot else { break };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    eprintln!("eval-cli: warning: cannot accept a connection: {e}");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
+        let connection =
+            graceful.watch(http.serve_connection(TokioIo::new(stream), service.clone()));
+        tokio::spawn(async move {
+            // A client that goes away or times out is not an error of the service.
+            let _ = connection.await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(CLOSE_PATIENCE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        eprintln!(
+            "eval-cli: warning: connections still open after {} s; closing them",
+            CLOSE_PATIENCE.as_secs()
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_stay_within_half_the_open_file_limit() {
+        assert_eq!(fit(256, Some(128)), 64);
+        assert_eq!(fit(256, Some(1024)), 256);
+        assert_eq!(fit(256, None), 256);
+        assert_eq!(fit(256, Some(1)), 1);
+        assert!(open_file_limit().is_none_or(|l| l > 0));
+    }
+}
