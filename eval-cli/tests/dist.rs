@@ -9,7 +9,7 @@
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Output, Stdio};
 use std::sync::mpsc;
@@ -75,8 +75,33 @@ impl RedisServer {
     /// Kills the server with SIGKILL and starts it again on the same port from its
     /// append-only file, as after a crash.
     fn crash_and_restart(&mut self) {
+        self.crash();
+        self.restart();
+    }
+
+    /// Kills the server with SIGKILL and starts it again on the same port with nothing in
+    /// it, as a broker without persistence comes back.
+    fn crash_and_forget(&mut self) {
+        self.crash();
+        for entry in fs::read_dir(self.dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                fs::remove_dir_all(path).unwrap();
+            } else {
+                fs::remove_file(path).unwrap();
+            }
+        }
+        self.restart();
+    }
+
+    /// Kills the server with SIGKILL: its port refuses connections until [`Self::restart`].
+    fn crash(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
+    }
+
+    /// Starts the killed server again on its port, from its append-only file if any.
+    fn restart(&mut self) {
         self.child = Self::spawn(self.port, self.dir.path());
         assert!(
             self.wait_ready(),
@@ -110,6 +135,17 @@ impl RedisServer {
             .get_connection()
             .unwrap()
     }
+
+    /// The key of `job`'s `name` (`stream`, `rows`...): under the run its manifest names.
+    fn run_key(&self, job: &str, name: &str) -> String {
+        let manifest: String = redis::cmd("GET")
+            .arg(format!("tempo-scale:job:{job}:manifest"))
+            .query(&mut self.connection())
+            .unwrap();
+        let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+        let run = manifest["run"].as_str().unwrap();
+        format!("tempo-scale:job:{job}:run:{run}:{name}")
+    }
 }
 
 impl Drop for RedisServer {
@@ -119,7 +155,7 @@ impl Drop for RedisServer {
     }
 }
 
-/// A `dist work` child process, killed when dropped (a failed test leaves no worker behind).
+/// A `dist` child process, killed when dropped (a failed test leaves no process behind).
 struct WorkerProcess(Child);
 
 impl Drop for WorkerProcess {
@@ -175,12 +211,18 @@ fn dist(server: &RedisServer, command: &str, job: &str, rest: &[&str]) -> Output
         .unwrap()
 }
 
-fn spawn_worker(server: &RedisServer, job: &str, rest: &[&str]) -> WorkerProcess {
-    let child = Process::cargo_bin("eval-cli")
-        .unwrap()
+/// `dist work` for `job` with the flags `rest`, its stdout discarded.
+fn worker_command(server: &RedisServer, job: &str, rest: &[&str]) -> Process {
+    let mut command = Process::cargo_bin("eval-cli").unwrap();
+    command
         .args(["dist", "work", "--broker", &server.url(), "--job", job])
         .args(rest)
-        .stdout(Stdio::null())
+        .stdout(Stdio::null());
+    command
+}
+
+fn spawn_worker(server: &RedisServer, job: &str, rest: &[&str]) -> WorkerProcess {
+    let child = worker_command(server, job, rest)
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
@@ -294,12 +336,12 @@ fn submit_twice_is_idempotent_and_another_manifest_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let lib = library(dir.path(), 3, 3.0);
     assert_ok(&submit(&server, "j", &lib), "dist submit");
+    let stream = server.run_key("j", "stream");
     assert_ok(&submit(&server, "j", &lib), "second dist submit");
+    // The same job keeps its run (and so its rows).
+    assert_eq!(server.run_key("j", "stream"), stream);
     let mut con = server.connection();
-    let len: usize = redis::cmd("XLEN")
-        .arg("tempo-scale:job:j:stream")
-        .query(&mut con)
-        .unwrap();
+    let len: usize = redis::cmd("XLEN").arg(&stream).query(&mut con).unwrap();
     assert_eq!(len, 4);
 
     let other = dist(
@@ -343,7 +385,8 @@ fn a_killed_worker_loses_nothing_and_the_merge_is_identical() {
     // What a worker killed with SIGKILL leaves behind: entries it was delivered and never
     // acknowledged, idle since it died (set to a minute, so no clock is raced).
     let mut con = server.connection();
-    let stream = "tempo-scale:job:j:stream";
+    let stream = server.run_key("j", "stream");
+    let stream = stream.as_str();
     let _: redis::Value = redis::cmd("XREADGROUP")
         .arg(&[
             "GROUP", "workers", "dead", "COUNT", "3", "STREAMS", stream, ">",
@@ -379,7 +422,8 @@ fn an_entry_that_killed_three_workers_becomes_an_error_row() {
     // Three workers that died holding the first entry: one delivery, then two claims, the
     // last one leaving it idle for a minute.
     let mut con = server.connection();
-    let stream = "tempo-scale:job:j:stream";
+    let stream = server.run_key("j", "stream");
+    let stream = stream.as_str();
     let _: redis::Value = redis::cmd("XREADGROUP")
         .arg(&[
             "GROUP", "workers", "ghost-1", "COUNT", "1", "STREAMS", stream, ">",
@@ -425,33 +469,15 @@ struct EventfulWorker {
 
 impl EventfulWorker {
     fn spawn(server: &RedisServer, job: &str, rest: &[&str]) -> Self {
-        let mut child = Process::cargo_bin("eval-cli")
-            .unwrap()
-            .args([
-                "dist",
-                "work",
-                "--broker",
-                &server.url(),
-                "--job",
-                job,
-                "--events",
-            ])
+        let mut child = worker_command(server, job, &["--events"])
             .args(rest)
-            .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let err = child.stderr.take().unwrap();
-        let (tx, events) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                match serde_json::from_str::<serde_json::Value>(&line) {
-                    Ok(event) if event.is_object() => {
-                        let _ = tx.send(event);
-                    }
-                    _ => eprintln!("{line}"),
-                }
-            }
+        let events = stderr_channel(&mut child, |line| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .ok()
+                .filter(serde_json::Value::is_object)
         });
         EventfulWorker {
             process: WorkerProcess(child),
@@ -488,6 +514,80 @@ impl EventfulWorker {
         let status = self.process.0.wait().unwrap();
         self.seen.extend(self.events.try_iter());
         (status, self.seen)
+    }
+}
+
+/// The stderr lines of `child` that `pick` keeps, on a channel that closes when the child
+/// ends; the other lines are passed through.
+fn stderr_channel<T: Send + 'static>(
+    child: &mut Child,
+    pick: fn(&str) -> Option<T>,
+) -> mpsc::Receiver<T> {
+    let err = child.stderr.take().unwrap();
+    let (tx, picked) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            match pick(&line) {
+                Some(item) => {
+                    let _ = tx.send(item);
+                }
+                None => eprintln!("{line}"),
+            }
+        }
+    });
+    picked
+}
+
+/// A `dist status` or `dist merge` child whose stderr lines arrive on a channel, so that a
+/// test can act when it says something (the broker is lost). Killed when dropped.
+struct WatchedCommand {
+    process: WorkerProcess,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl WatchedCommand {
+    fn spawn(server: &RedisServer, command: &str, job: &str, rest: &[&str]) -> Self {
+        let mut child = Process::cargo_bin("eval-cli")
+            .unwrap()
+            .args(["dist", command, "--broker", &server.url(), "--job", job])
+            .args(rest)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = stderr_channel(&mut child, |line| Some(line.to_string()));
+        WatchedCommand {
+            process: WorkerProcess(child),
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Blocks until a line of stderr contains `text`; panics when the command ends first.
+    fn wait_for(&mut self, text: &str) {
+        loop {
+            match self.lines.recv() {
+                Ok(line) => {
+                    let found = line.contains(text);
+                    self.seen.push(line);
+                    if found {
+                        return;
+                    }
+                }
+                Err(_) => panic!("the command ended before saying {text:?}: {:?}", self.seen),
+            }
+        }
+    }
+
+    /// Waits for the command to exit: its status, stdout and every stderr line.
+    fn finish(mut self) -> (std::process::ExitStatus, Vec<u8>, Vec<String>) {
+        let mut stdout = Vec::new();
+        let mut pipe = self.process.0.stdout.take().unwrap();
+        std::io::Read::read_to_end(&mut pipe, &mut stdout).unwrap();
+        let status = self.process.0.wait().unwrap();
+        self.seen.extend(self.lines.iter());
+        (status, stdout, self.seen)
     }
 }
 
@@ -730,4 +830,270 @@ fn status_reports_a_rate_and_an_eta_while_running() {
     feed(&pipe, audio).join().unwrap();
     let (worker_status, _) = worker.finish();
     assert!(worker_status.success());
+}
+
+/// A broker that lost a job (its stream and manifest deleted, its rows left behind) gets
+/// it submitted again under the same name with other files: the new merge holds only the
+/// new files' rows, none of the old run's.
+#[test]
+fn a_job_submitted_again_after_the_broker_lost_it_merges_only_its_own_rows() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let old_lib = library(&dir.path().join("old"), 6, 3.0);
+    assert_ok(&submit(&server, "j", &old_lib), "dist submit");
+    assert_ok(
+        &dist(&server, "work", "j", &["--workers", "1"]),
+        "dist work",
+    );
+    let old_rows = server.run_key("j", "rows");
+    let mut con = server.connection();
+    let _: () = redis::cmd("DEL")
+        .arg("tempo-scale:job:j:manifest")
+        .arg(server.run_key("j", "stream"))
+        .query(&mut con)
+        .unwrap();
+    let left: usize = redis::cmd("HLEN").arg(&old_rows).query(&mut con).unwrap();
+    assert_eq!(left, 7, "the old run's rows are still there");
+
+    let new_lib = library(&dir.path().join("new"), 3, 3.0);
+    assert_ok(
+        &submit(&server, "j", &new_lib),
+        "dist submit of the new job",
+    );
+    assert_ok(
+        &dist(&server, "work", "j", &["--workers", "1"]),
+        "dist work",
+    );
+    assert_eq!(status(&server, "j")["total"], 4);
+    assert_eq!(
+        merged_bytes(&server, "j", dir.path()),
+        analyze_bytes(&new_lib, dir.path())
+    );
+}
+
+/// A named pipe filled to the brim: whoever writes into it next blocks until the test
+/// drains it. The test holds a read-write end, so that no open of it blocks.
+struct CloggedPipe {
+    path: PathBuf,
+    hold: fs::File,
+}
+
+impl CloggedPipe {
+    fn new(path: &Path) -> Self {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = fifo(path);
+        let mut hold = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&path)
+            .unwrap();
+        // Newlines, so the filler reads back as empty lines. A write of up to PIPE_BUF
+        // bytes is all or nothing: the last bytes go one at a time.
+        for chunk in [&[b'\n'; 4096][..], b"\n"] {
+            loop {
+                match hold.write(chunk) {
+                    Ok(_) => {}
+                    Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(err) => panic!("cannot fill {}: {err}", path.display()),
+                }
+            }
+        }
+        CloggedPipe { path, hold }
+    }
+
+    /// A write end, for a child's stderr: its first write blocks.
+    fn writer(&self) -> Stdio {
+        Stdio::from(fs::OpenOptions::new().write(true).open(&self.path).unwrap())
+    }
+
+    /// Lets the writers go on; their lines, read until every writer is gone.
+    fn drain(self) -> Vec<String> {
+        let reader = fs::File::open(&self.path).unwrap();
+        drop(self.hold);
+        BufReader::new(reader)
+            .lines()
+            .map(Result::unwrap)
+            .filter(|line| !line.is_empty())
+            .collect()
+    }
+}
+
+/// The commands a broker runs, as `MONITOR` lists them (blocking reads, no clock).
+struct Monitor(BufReader<TcpStream>);
+
+impl Monitor {
+    fn start(server: &RedisServer) -> Self {
+        let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        stream.write_all(b"MONITOR\r\n").unwrap();
+        let mut lines = BufReader::new(stream);
+        let mut ok = String::new();
+        lines.read_line(&mut ok).unwrap();
+        assert_eq!(ok, "+OK\r\n");
+        Monitor(lines)
+    }
+
+    /// Blocks until the broker has run the command `name`.
+    fn wait_for(&mut self, name: &str) {
+        let quoted = format!("\"{name}\"");
+        for line in (&mut self.0).lines() {
+            if line.unwrap().contains(&quoted) {
+                return;
+            }
+        }
+        panic!("the broker ended before running {name}");
+    }
+}
+
+/// A worker has been handed the first file when the broker, without persistence, restarts
+/// empty and the job is submitted again with other files. The worker is held (its stderr
+/// is a full pipe) until then; it then analyses its file and tries to store the row: it
+/// stores nothing, fails saying why, and the new job's merge has only its own rows.
+#[test]
+fn a_worker_holding_a_row_of_a_lost_run_stores_nothing_in_the_new_run() {
+    let mut server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let old_lib = library(&dir.path().join("old"), 3, 3.0);
+    assert_ok(&submit(&server, "j", &old_lib), "dist submit");
+
+    let mut monitor = Monitor::start(&server);
+    let stderr = CloggedPipe::new(&dir.path().join("stale-worker.err"));
+    let mut stale = WorkerProcess(
+        worker_command(&server, "j", &["--workers", "1", "--events"])
+            .stderr(stderr.writer())
+            .spawn()
+            .unwrap(),
+    );
+    // Its first read is handed entry 0; its "claimed" event then blocks on the full pipe.
+    // The broker answers a later command only once it has sent the worker that entry.
+    monitor.wait_for("XREADGROUP");
+    let _: () = redis::cmd("PING").query(&mut server.connection()).unwrap();
+    server.crash_and_forget();
+    let new_lib = library(&dir.path().join("new"), 3, 3.0);
+    assert_ok(
+        &submit(&server, "j", &new_lib),
+        "dist submit of the new job",
+    );
+
+    let lines = stderr.drain();
+    assert!(!stale.0.wait().unwrap().success(), "{lines:#?}");
+    let events: Vec<serde_json::Value> = lines
+        .iter()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    assert!(
+        events.iter().any(|e| is_event(e, "claimed", Some(0))),
+        "{lines:#?}"
+    );
+    assert!(
+        !events.iter().any(|e| is_event(e, "stored", None)),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("was submitted again")),
+        "{lines:#?}"
+    );
+
+    assert_ok(
+        &dist(&server, "work", "j", &["--workers", "1"]),
+        "dist work",
+    );
+    assert_eq!(
+        merged_bytes(&server, "j", dir.path()),
+        analyze_bytes(&new_lib, dir.path())
+    );
+}
+
+/// `dist merge` is waiting for the job when the broker dies; it keeps reconnecting, the
+/// broker comes back from its append-only file, a worker completes the job, and the merge
+/// writes the bytes of `analyze`.
+#[test]
+fn merge_waits_across_a_broker_restart() {
+    let mut server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path(), 4, 3.0);
+    assert_ok(&submit(&server, "j", &lib), "dist submit");
+    let out = dir.path().join("j.csv");
+    let mut merge = WatchedCommand::spawn(&server, "merge", "j", &["--out", out.to_str().unwrap()]);
+    merge.wait_for("waiting for job");
+
+    server.crash();
+    merge.wait_for("broker lost");
+    server.restart();
+    assert_ok(
+        &dist(&server, "work", "j", &["--workers", "1"]),
+        "dist work",
+    );
+    let (merge_status, _, lines) = merge.finish();
+    // 1: the broken file is a failed row.
+    assert_eq!(merge_status.code(), Some(1), "{lines:?}");
+    assert_eq!(fs::read(out).unwrap(), analyze_bytes(&lib, dir.path()));
+}
+
+/// `dist status` asked while the broker is down waits for it to come back.
+#[test]
+fn status_waits_for_a_broker_that_restarts() {
+    let mut server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path(), 2, 3.0);
+    assert_ok(&submit(&server, "j", &lib), "dist submit");
+
+    server.crash();
+    let mut asked = WatchedCommand::spawn(&server, "status", "j", &["--json"]);
+    asked.wait_for("broker lost");
+    server.restart();
+    let (asked_status, stdout, lines) = asked.finish();
+    assert!(asked_status.success(), "{lines:?}");
+    let s: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
+    assert_eq!(s["total"], 3, "{s}");
+    assert_eq!(s["waiting"], 3, "{s}");
+}
+
+/// With the broker gone for good, `status` and `merge` fail once `--broker-retry` is spent,
+/// and say so.
+#[test]
+fn status_and_merge_give_up_when_the_broker_stays_away() {
+    let mut server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path(), 1, 3.0);
+    assert_ok(&submit(&server, "j", &lib), "dist submit");
+    server.crash();
+    let out = dir.path().join("j.csv");
+    for (command, rest) in [
+        ("status", vec![]),
+        ("merge", vec!["--out", out.to_str().unwrap()]),
+    ] {
+        let mut args = vec!["--broker-retry", "0.5"];
+        args.extend(rest);
+        let given_up = dist(&server, command, "j", &args);
+        assert_eq!(given_up.status.code(), Some(2), "{given_up:?}");
+        let err = String::from_utf8_lossy(&given_up.stderr);
+        assert!(
+            err.contains("stayed unreachable for 500ms (--broker-retry)"),
+            "{command}: {err}"
+        );
+    }
+    assert!(!out.exists());
+}
+
+/// A file whose name is not UTF-8 travels as its bytes and is analysed like any other: the
+/// merge is the bytes of `analyze`, with an `ok` row for it.
+#[test]
+fn a_file_name_that_is_not_utf8_is_analysed_through_the_broker() {
+    use std::os::unix::ffi::OsStrExt;
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path(), 2, 3.0);
+    let name = std::ffi::OsStr::from_bytes(b"caf\xe9.wav");
+    click_wav(&lib.join(name), 128.0, 3.0);
+    assert_ok(&submit(&server, "j", &lib), "dist submit");
+    assert_ok(
+        &dist(&server, "work", "j", &["--workers", "1"]),
+        "dist work",
+    );
+    let merged = merged_bytes(&server, "j", dir.path());
+    let text = String::from_utf8_lossy(&merged);
+    let row = text.lines().find(|l| l.contains("caf")).unwrap();
+    assert!(row.contains(",ok,"), "{text}");
+    assert_eq!(merged, analyze_bytes(&lib, dir.path()));
 }
