@@ -2,26 +2,36 @@
 //! the rows of a single-machine `analyze`.
 //!
 //! Why a broker: a catalogue that outgrows one machine is shared out dynamically, and a
-//! machine that dies loses nothing. The job lives under `tempo-scale:job:NAME:` in one
-//! Redis:
+//! machine that dies loses nothing. The job's manifest lives at `tempo-scale:job:NAME:manifest`
+//! and everything else under `tempo-scale:job:NAME:run:RUN:`, where RUN is the run id the
+//! first `submit` drew (128 random bits). A broker that lost the job (a restart without
+//! persistence) and got it submitted again gives it a new run id, so rows left by the old
+//! run, or stored late by a worker of the old run, are never merged into the new one.
 //!
-//! - `manifest`: JSON of [`Manifest`] (file count, a hash of the sorted list, analyzer
-//!   version and settings), written once; a second `submit` must match it.
-//! - `stream`: one entry per file, with the explicit id `0-(index+1)`, so that a rerun of
-//!   `submit` adds only what is missing and never a duplicate. Its consumer group `workers`
-//!   hands each entry to one slot at a time (`XREADGROUP COUNT 1`, no prefetch).
+//! - `manifest`: JSON of [`Manifest`] (run id, file count, a hash of the sorted list,
+//!   analyzer version and settings), written once; a second `submit` must match it.
+//! - `stream`: one entry per file, with the explicit id `0-(index+1)` and the path as its
+//!   raw OS bytes, so that a rerun of `submit` adds only what is missing and never a
+//!   duplicate. Its consumer group `workers` hands each entry to one slot at a time
+//!   (`XREADGROUP COUNT 1`, no prefetch).
 //! - `rows`: the analyze CSV line of each input index, and `states` its status. A slot
-//!   stores both with `HSETNX` and acknowledges the entry in one `MULTI`/`EXEC`, so a row
-//!   is written once even when two workers raced on a file (at-least-once execution,
-//!   exactly-once rows).
+//!   stores both and acknowledges the entry in one script ([`STORE_SCRIPT`]) that first
+//!   checks that the manifest still names the slot's run; `HSETNX` writes a row once even
+//!   when two workers raced on a file (at-least-once execution, exactly-once rows).
 //!
 //! A slot refreshes its claim while it analyses (`XCLAIM ... JUSTID`, which does not count
 //! as a delivery), so a slow file is never stolen; an entry idle for `--reclaim-after` is
 //! taken over with `XAUTOCLAIM`. An entry delivered more than [`MAX_DELIVERIES`] times has
 //! killed that many workers and becomes an `error` row. `merge` reads `rows` in input order:
-//! the bytes of `eval-cli analyze --out`.
+//! the bytes of `eval-cli analyze --out`. `work`, `status` and `merge` ride out a broker
+//! restart for `--broker-retry` ([`with_reconnects`]).
+//!
+//! One file: the commands share the key layout, the store script and the reconnect loop,
+//! and each is a short function over them.
 
-use std::io::Write;
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -116,10 +126,8 @@ pub struct WorkArgs {
     /// Keep waiting for work when the job is complete, until Ctrl-C.
     #[arg(long)]
     follow: bool,
-    /// When the broker goes away (a restart, the network), keep reconnecting for SECS
-    /// seconds before giving up; the file in hand is stored once it is back.
-    #[arg(long, value_name = "SECS", default_value = "60", value_parser = flags::parse_timeout)]
-    broker_retry: Duration,
+    #[command(flatten)]
+    retry: RetryArgs,
     /// The submitter's folder FROM is TO on this machine (repeatable; the first match wins).
     /// Files are read from TO; rows keep the submitted path.
     #[arg(long, value_name = "FROM=TO", value_parser = parse_path_map)]
@@ -135,11 +143,22 @@ pub struct WorkArgs {
     read_block_ms: u64,
 }
 
+/// How long `work`, `status` and `merge` wait for a broker that went away.
+#[derive(Debug, clap::Args)]
+pub struct RetryArgs {
+    /// When the broker goes away (a restart, the network), keep reconnecting for SECS
+    /// seconds before giving up; a worker stores the file in hand once it is back.
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = flags::parse_timeout)]
+    broker_retry: Duration,
+}
+
 /// Flags of `eval-cli dist status`.
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
     #[command(flatten)]
     job: JobArgs,
+    #[command(flatten)]
+    retry: RetryArgs,
     /// One JSON object on stdout, for scripts.
     #[arg(long)]
     json: bool,
@@ -150,6 +169,8 @@ pub struct StatusArgs {
 pub struct MergeArgs {
     #[command(flatten)]
     job: JobArgs,
+    #[command(flatten)]
+    retry: RetryArgs,
     /// The CSV to write (atomically, once the job is complete).
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
@@ -161,6 +182,10 @@ pub struct MergeArgs {
 /// What a job is: a second `submit` or a worker must agree with it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
+    /// The run id (32 hex digits) drawn by the `submit` that created the job. The keys of
+    /// the job's stream and rows include it, so a job submitted again under the same name
+    /// after the broker lost it never meets the rows of the old run.
+    pub run: String,
     /// The analyzer's version (the crate version of this build).
     pub version: String,
     /// The analyzer's fingerprint (`AnalyzerConfig::fingerprint`: version, settings, model).
@@ -174,14 +199,22 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    fn new(analyzer: &Analyzer, files: &[PathBuf], walk_errors: usize) -> Self {
-        Manifest {
+    fn new(analyzer: &Analyzer, files: &[PathBuf], walk_errors: usize) -> anyhow::Result<Self> {
+        Ok(Manifest {
+            run: new_run_id()?,
             version: env!("CARGO_PKG_VERSION").to_string(),
             settings: settings_of(analyzer),
             files: files.len(),
             walk_errors,
             list_hash: shard::list_hash(files),
-        }
+        })
+    }
+
+    /// Whether `other` is the same job whatever its run id: submitting it again is a no-op.
+    fn same_job(&self, other: &Manifest) -> bool {
+        let mut ours = self.clone();
+        ours.run.clone_from(&other.run);
+        ours == *other
     }
 
     /// Rows of the complete job.
@@ -190,13 +223,29 @@ impl Manifest {
     }
 }
 
+/// 128 random bits from the OS, in hex: no two submits draw the same run id.
+fn new_run_id() -> anyhow::Result<String> {
+    let mut bits = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut random| random.read_exact(&mut bits))
+        .context("cannot draw a run id from /dev/urandom")?;
+    Ok(bits.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 fn settings_of(analyzer: &Analyzer) -> String {
     analyzer.fingerprint()
 }
 
-/// The Redis keys of one job.
+/// The key of a job's manifest, the one key outside its run (it says which run is current).
+fn manifest_key(job: &str) -> String {
+    format!("tempo-scale:job:{job}:manifest")
+}
+
+/// The Redis keys of one run of a job.
 struct Keys {
     manifest: String,
+    /// The run these keys belong to.
+    run: String,
     stream: String,
     rows: String,
     states: String,
@@ -204,10 +253,11 @@ struct Keys {
 }
 
 impl Keys {
-    fn new(job: &str) -> Self {
-        let prefix = format!("tempo-scale:job:{job}:");
+    fn new(job: &str, run: &str) -> Self {
+        let prefix = format!("tempo-scale:job:{job}:run:{run}:");
         Keys {
-            manifest: format!("{prefix}manifest"),
+            manifest: manifest_key(job),
+            run: run.to_string(),
             stream: format!("{prefix}stream"),
             rows: format!("{prefix}rows"),
             states: format!("{prefix}states"),
@@ -216,10 +266,25 @@ impl Keys {
     }
 }
 
-/// A job on a broker: the connection and the keys.
+/// Stores a row and acknowledges its entry, only while the manifest (KEYS[1]) names the
+/// slot's run (ARGV[1]): a worker that held a row across a broker restart and a new submit
+/// of the job stores nothing (the script returns 0). In one script, so atomic. `HSETNX`
+/// keeps the first row of an index, `XACK` is idempotent: repeating it is harmless. The
+/// store times (KEYS[5]) are kept for the last RATE_WINDOW only (ARGV[8] is its start).
+const STORE_SCRIPT: &str = r"
+local manifest = redis.call('GET', KEYS[1])
+if not manifest or cjson.decode(manifest).run ~= ARGV[1] then return 0 end
+redis.call('HSETNX', KEYS[2], ARGV[2], ARGV[3])
+redis.call('HSETNX', KEYS[3], ARGV[2], ARGV[4])
+redis.call('XACK', KEYS[4], ARGV[5], ARGV[6])
+redis.call('ZADD', KEYS[5], ARGV[7], ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', '(' .. ARGV[8])
+return 1
+";
+
+/// A connection to the broker of a job.
 struct Broker {
     con: redis::Connection,
-    keys: Keys,
     url: String,
     job: String,
 }
@@ -233,10 +298,14 @@ impl Broker {
             .with_context(|| format!("cannot connect to the broker at {}", args.broker))?;
         Ok(Broker {
             con,
-            keys: Keys::new(&args.job),
             url: args.broker.clone(),
             job: args.job.clone(),
         })
+    }
+
+    /// A connection made like [`Broker::connect`], tried again while the broker is away.
+    fn connect_retrying(args: &JobArgs, retry: &Retry) -> anyhow::Result<Self> {
+        with_reconnects(retry, |_| Broker::connect(args))
     }
 
     /// Another connection to the same job.
@@ -247,9 +316,23 @@ impl Broker {
         })
     }
 
+    /// Runs `step` with [`with_reconnects`], on a new connection after the broker was lost.
+    fn with_reconnects<T>(
+        &mut self,
+        retry: &Retry,
+        mut step: impl FnMut(&mut Broker) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        with_reconnects(retry, |failures| {
+            if failures > 0 {
+                *self = self.reconnect()?;
+            }
+            step(self)
+        })
+    }
+
     fn manifest(&mut self) -> anyhow::Result<Option<Manifest>> {
         let json: Option<String> = redis::cmd("GET")
-            .arg(&self.keys.manifest)
+            .arg(manifest_key(&self.job))
             .query(&mut self.con)?;
         json.map(|j| serde_json::from_str(&j).context("the job's manifest is not readable"))
             .transpose()
@@ -266,22 +349,107 @@ impl Broker {
         }
     }
 
+    /// The job's manifest and the keys of the run it names.
+    fn current_run(&mut self) -> anyhow::Result<(Manifest, Keys)> {
+        let manifest = self.existing_manifest()?;
+        let keys = Keys::new(&self.job, &manifest.run);
+        Ok((manifest, keys))
+    }
+
+    /// Fails, saying why, unless the manifest still names the run of `keys`.
+    fn ensure_run(&mut self, keys: &Keys) -> anyhow::Result<()> {
+        match self.manifest()? {
+            Some(m) if m.run == keys.run => Ok(()),
+            Some(m) => bail!(
+                "job {:?} at {} was submitted again (run {} replaced run {}); rows of run {} \
+                 are not part of it: start again for the new run",
+                self.job,
+                self.url,
+                m.run,
+                keys.run,
+                keys.run
+            ),
+            None => bail!(
+                "job {:?} (run {}) is gone from {} (a broker restarted without persistence?); \
+                 submit it again",
+                self.job,
+                keys.run,
+                self.url
+            ),
+        }
+    }
+
     /// The broker's id of this connection.
     fn client_id(&mut self) -> anyhow::Result<u64> {
         Ok(redis::cmd("CLIENT").arg("ID").query(&mut self.con)?)
     }
 
-    fn rows_done(&mut self) -> anyhow::Result<usize> {
-        Ok(redis::cmd("HLEN")
-            .arg(&self.keys.rows)
-            .query(&mut self.con)?)
+    fn rows_done(&mut self, keys: &Keys) -> anyhow::Result<usize> {
+        Ok(redis::cmd("HLEN").arg(&keys.rows).query(&mut self.con)?)
     }
 
-    fn rows_failed(&mut self) -> anyhow::Result<usize> {
-        let states: Vec<String> = redis::cmd("HVALS")
-            .arg(&self.keys.states)
-            .query(&mut self.con)?;
+    fn rows_failed(&mut self, keys: &Keys) -> anyhow::Result<usize> {
+        let states: Vec<String> = redis::cmd("HVALS").arg(&keys.states).query(&mut self.con)?;
         Ok(states.iter().filter(|s| *s != Status::Ok.as_str()).count())
+    }
+}
+
+/// `--broker-retry` in force, for [`with_reconnects`].
+struct Retry<'a> {
+    /// How long a lost broker is waited for, from the first failure.
+    budget: Duration,
+    /// The broker, for the messages.
+    url: &'a str,
+    /// Ends the wait early (a worker's Ctrl-C).
+    cancel: Option<&'a AtomicBool>,
+}
+
+impl RetryArgs {
+    fn of<'a>(&self, job: &'a JobArgs) -> Retry<'a> {
+        Retry {
+            budget: self.broker_retry,
+            url: &job.broker,
+            cancel: None,
+        }
+    }
+}
+
+/// Runs `attempt` until it ends other than with a lost broker ([`broker_unreachable`]):
+/// then it runs again after a pause (growing to 2 s), until `retry.budget` is spent since
+/// the first failure, when the error says so. `attempt` gets the number of failures so far:
+/// after one, its connections are dead and it opens new ones. The one reconnect loop of
+/// `work`, `status` and `merge`.
+fn with_reconnects<T>(
+    retry: &Retry,
+    mut attempt: impl FnMut(usize) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let mut lost_at: Option<Instant> = None;
+    let mut failures = 0;
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let err = match attempt(failures) {
+            Err(err) if broker_unreachable(&err) => err,
+            ended => return ended,
+        };
+        let lost_at = *lost_at.get_or_insert_with(|| {
+            eprintln!(
+                "eval-cli: warning: broker lost ({err:#}); reconnecting for up to {:?}",
+                retry.budget
+            );
+            Instant::now()
+        });
+        failures += 1;
+        let Some(left) = retry.budget.checked_sub(lost_at.elapsed()) else {
+            return Err(err.context(format!(
+                "the broker at {} stayed unreachable for {:?} (--broker-retry)",
+                retry.url, retry.budget
+            )));
+        };
+        if retry.cancel.is_some_and(|c| c.load(Ordering::SeqCst)) {
+            return Err(err.context("cancelled while the broker was unreachable"));
+        }
+        thread::sleep(pause.min(left));
+        pause = (pause * 2).min(Duration::from_secs(2));
     }
 }
 
@@ -298,16 +466,19 @@ pub fn run(command: DistCommand) -> anyhow::Result<ExitCode> {
 fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
     let analyzer = args.settings.analyzer()?;
     let (files, walk_errors) = batch::collect_audio_files(&args.paths);
-    let manifest = Manifest::new(&analyzer, &files, walk_errors.len());
+    let manifest = Manifest::new(&analyzer, &files, walk_errors.len())?;
     let mut broker = Broker::connect(&args.job)?;
     let created: Option<String> = redis::cmd("SET")
-        .arg(&broker.keys.manifest)
+        .arg(manifest_key(&broker.job))
         .arg(serde_json::to_string(&manifest)?)
         .arg("NX")
         .query(&mut broker.con)?;
-    if created.is_none() {
+    // The same job submitted again keeps its run (and its rows); another one is refused.
+    let run = if created.is_some() {
+        manifest.run
+    } else {
         let old = broker.existing_manifest()?;
-        if old != manifest {
+        if !old.same_job(&manifest) {
             bail!(
                 "job {:?} already exists with another manifest (theirs: {}; ours: {}); \
                  pick another --job name",
@@ -316,10 +487,12 @@ fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
                 serde_json::to_string(&manifest)?
             );
         }
-    }
+        old.run
+    };
+    let keys = Keys::new(&broker.job, &run);
     let made: redis::RedisResult<()> = redis::cmd("XGROUP")
         .arg("CREATE")
-        .arg(&broker.keys.stream)
+        .arg(&keys.stream)
         .arg(GROUP)
         .arg("0")
         .arg("MKSTREAM")
@@ -333,7 +506,7 @@ fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
     // Entries have the ids 0-1, 0-2, ... and are added in order, so the last one says how
     // many a previous run added.
     let last: StreamRangeReply = redis::cmd("XREVRANGE")
-        .arg(&broker.keys.stream)
+        .arg(&keys.stream)
         .arg("+")
         .arg("-")
         .arg("COUNT")
@@ -343,13 +516,14 @@ fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
     for start in (already..files.len()).step_by(CHUNK) {
         let mut pipe = redis::pipe();
         for (i, path) in files.iter().enumerate().skip(start).take(CHUNK) {
+            // The raw OS bytes: a name that is not UTF-8 reaches the worker unchanged.
             pipe.cmd("XADD")
-                .arg(&broker.keys.stream)
+                .arg(&keys.stream)
                 .arg(format!("0-{}", i + 1))
                 .arg("index")
                 .arg(i)
                 .arg("path")
-                .arg(path.to_string_lossy().as_ref())
+                .arg(path.as_os_str().as_bytes())
                 .ignore();
         }
         pipe.query::<()>(&mut broker.con)?;
@@ -361,12 +535,12 @@ fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
         for (j, e) in walk_errors.iter().enumerate() {
             let record = AnalyzeRecord::new(&e.path, Status::Error, None, Some(&e.reason));
             pipe.cmd("HSETNX")
-                .arg(&broker.keys.rows)
+                .arg(&keys.rows)
                 .arg(files.len() + j)
                 .arg(CsvLine.serialize(&record)?)
                 .ignore()
                 .cmd("HSETNX")
-                .arg(&broker.keys.states)
+                .arg(&keys.states)
                 .arg(files.len() + j)
                 .arg(Status::Error.as_str())
                 .ignore();
@@ -393,6 +567,8 @@ fn entry_seq(id: &str) -> anyhow::Result<usize> {
 /// What the slots of one `dist work` share.
 struct Worker {
     analyzer: Analyzer,
+    /// The keys of the run the worker was started for: it stores rows of no other.
+    keys: Keys,
     total: usize,
     reclaim_after: Duration,
     broker_retry: Duration,
@@ -490,7 +666,7 @@ fn parse_path_map(s: &str) -> Result<PathMap, String> {
 fn work(args: WorkArgs) -> anyhow::Result<ExitCode> {
     let analyzer = args.settings.analyzer()?;
     let mut broker = Broker::connect(&args.job)?;
-    let manifest = broker.existing_manifest()?;
+    let (manifest, keys) = broker.current_run()?;
     let version = env!("CARGO_PKG_VERSION");
     if manifest.version != version || manifest.settings != settings_of(&analyzer) {
         bail!(
@@ -516,9 +692,10 @@ fn work(args: WorkArgs) -> anyhow::Result<ExitCode> {
     }
     let worker = Worker {
         analyzer,
+        keys,
         total: manifest.total(),
         reclaim_after: args.reclaim_after,
-        broker_retry: args.broker_retry,
+        broker_retry: args.retry.broker_retry,
         path_maps: args.path_map,
         follow: args.follow,
         events: args.events,
@@ -613,27 +790,50 @@ struct Slot {
 impl Slot {
     /// Takes, analyses and stores entries until the job is complete (or cancelled). When the
     /// broker goes away, the slot reconnects for up to `--broker-retry` and repeats the step
-    /// it was in; a row made before the broker went away is stored after it is back.
+    /// it was in; a row made before the broker went away is stored after it is back, unless
+    /// the job was submitted again meanwhile (then the slot fails and stores nothing).
     fn run(mut self, worker: &Worker) -> anyhow::Result<()> {
         let mut unstored: Option<Finished> = None;
         loop {
-            let step = if let Some(finished) = unstored.take() {
-                let stored = self.store(worker, &finished);
-                if stored.is_err() {
-                    unstored = Some(finished);
-                }
-                stored
-            } else if worker.cancel.load(Ordering::SeqCst) {
+            if unstored.is_none() && worker.cancel.load(Ordering::SeqCst) {
                 return Ok(());
-            } else {
-                self.next_step(worker, &mut unstored)
+            }
+            let url = self.broker.url.clone();
+            let retry = Retry {
+                budget: worker.broker_retry,
+                url: &url,
+                cancel: Some(&worker.cancel),
             };
-            match step {
+            let complete = with_reconnects(&retry, |failures| {
+                if failures > 0 {
+                    self.reconnect(worker, failures == 1)?;
+                }
+                self.step(worker, &mut unstored)
+            });
+            match complete {
                 Ok(true) => return Ok(()),
                 Ok(false) => {}
-                Err(err) if broker_unreachable(&err) => self.reconnect(worker, &err)?,
+                // An error that is not about the connection may be about the run: say so.
+                Err(err) if !broker_unreachable(&err) => {
+                    return Err(self.broker.ensure_run(&worker.keys).err().unwrap_or(err));
+                }
                 Err(err) => return Err(err),
             }
+        }
+    }
+
+    /// Stores the row in hand, else takes the next entry and analyses it into `unstored`;
+    /// says whether the job is complete. A row that could not be stored stays in hand.
+    fn step(&mut self, worker: &Worker, unstored: &mut Option<Finished>) -> anyhow::Result<bool> {
+        match unstored.take() {
+            Some(finished) => {
+                let stored = self.store(worker, &finished);
+                if stored.is_err() {
+                    *unstored = Some(finished);
+                }
+                stored.map(|()| false)
+            }
+            None => self.next_step(worker, unstored),
         }
     }
 
@@ -649,57 +849,34 @@ impl Slot {
                 *finished = Some(self.analyse_entry(worker, &entry, deliveries)?);
                 Ok(false)
             }
-            None => Ok(!worker.follow && self.broker.rows_done()? >= worker.total),
+            None => Ok(!worker.follow && self.broker.rows_done(&worker.keys)? >= worker.total),
         }
     }
 
-    /// New connections for the slot and its heartbeat, tried until `--broker-retry` runs out.
-    fn reconnect(&mut self, worker: &Worker, cause: &anyhow::Error) -> anyhow::Result<()> {
-        eprintln!(
-            "eval-cli: warning: broker lost ({cause:#}); reconnecting for up to {:?}",
-            worker.broker_retry
-        );
-        worker.event(json!({"event": "broker_lost", "consumer": self.consumer}));
-        let deadline = Instant::now() + worker.broker_retry;
-        let mut pause = Duration::from_millis(100);
-        loop {
-            let attempt = self.broker.reconnect().and_then(|mut con| {
-                // A broker replaying its append-only file accepts connections before it
-                // answers commands: the first command is the test.
-                con.rows_done()?;
-                Ok((con, self.broker.reconnect()?))
-            });
-            match attempt {
-                Ok((mut con, beat)) => {
-                    if let Ok(id) = con.client_id() {
-                        worker.idle[self.index].client.store(id, Ordering::SeqCst);
-                    }
-                    self.broker = con;
-                    self.beat = beat;
-                    worker.event(json!({"event": "reconnected", "consumer": self.consumer}));
-                    return Ok(());
-                }
-                Err(err) if broker_unreachable(&err) && Instant::now() < deadline => {
-                    if worker.cancel.load(Ordering::SeqCst) {
-                        return Err(err.context("cancelled while the broker was unreachable"));
-                    }
-                    thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_secs(2));
-                }
-                Err(err) => {
-                    return Err(err.context(format!(
-                        "the broker at {} stayed unreachable for {:?} (--broker-retry)",
-                        self.broker.url, worker.broker_retry
-                    )));
-                }
-            }
+    /// One try at new connections for the slot and its heartbeat ([`with_reconnects`]
+    /// repeats it). The first command is the test, as a broker replaying its append-only
+    /// file accepts connections before it answers. Whether the run is still the job's is
+    /// for the store script to say, at the only moment it matters.
+    fn reconnect(&mut self, worker: &Worker, first_try: bool) -> anyhow::Result<()> {
+        if first_try {
+            worker.event(json!({"event": "broker_lost", "consumer": self.consumer}));
         }
+        let mut con = self.broker.reconnect()?;
+        con.manifest()?;
+        let beat = self.broker.reconnect()?;
+        if let Ok(id) = con.client_id() {
+            worker.idle[self.index].client.store(id, Ordering::SeqCst);
+        }
+        self.broker = con;
+        self.beat = beat;
+        worker.event(json!({"event": "reconnected", "consumer": self.consumer}));
+        Ok(())
     }
 
     /// An entry whose worker went silent, else a new one (waiting a little for it); with
     /// how many times it has been delivered, this time included.
     fn next_entry(&mut self, worker: &Worker) -> anyhow::Result<Option<(StreamId, usize)>> {
-        let keys = &self.broker.keys;
+        let keys = &worker.keys;
         let claimed: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
             .arg(&keys.stream)
             .arg(GROUP)
@@ -725,7 +902,7 @@ impl Slot {
         }
         // Look without waiting first: with no new entry, a complete job has nothing to
         // wait for (the caller sees it complete), else wait for an entry or a wake-up.
-        if let Some(entry) = self.read_new(None)? {
+        if let Some(entry) = self.read_new(worker, None)? {
             return Ok(Some((entry, 1)));
         }
         let idle = &worker.idle[self.index];
@@ -733,11 +910,13 @@ impl Slot {
         let complete = if worker.follow {
             Ok(false)
         } else {
-            self.broker.rows_done().map(|done| done >= worker.total)
+            self.broker
+                .rows_done(&worker.keys)
+                .map(|done| done >= worker.total)
         };
         let read = match complete {
             Ok(true) => Ok(None),
-            Ok(false) => self.read_new(Some(worker.read_block_ms)),
+            Ok(false) => self.read_new(worker, Some(worker.read_block_ms)),
             Err(err) => Err(err),
         };
         idle.waiting.store(false, Ordering::SeqCst);
@@ -745,7 +924,11 @@ impl Slot {
     }
 
     /// A new entry for this consumer, waiting up to `block_ms` for one when given.
-    fn read_new(&mut self, block_ms: Option<u64>) -> anyhow::Result<Option<StreamId>> {
+    fn read_new(
+        &mut self,
+        worker: &Worker,
+        block_ms: Option<u64>,
+    ) -> anyhow::Result<Option<StreamId>> {
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP")
             .arg(GROUP)
@@ -757,7 +940,7 @@ impl Slot {
         }
         let read: Option<StreamReadReply> = cmd
             .arg("STREAMS")
-            .arg(&self.broker.keys.stream)
+            .arg(&worker.keys.stream)
             .arg(">")
             .query(&mut self.broker.con)?;
         Ok(read
@@ -775,10 +958,10 @@ impl Slot {
         let index: usize = entry
             .get("index")
             .with_context(|| format!("stream entry {} has no index", entry.id))?;
-        let path: String = entry
+        let path: Vec<u8> = entry
             .get("path")
             .with_context(|| format!("stream entry {} has no path", entry.id))?;
-        let path = PathBuf::from(path);
+        let path = PathBuf::from(OsString::from_vec(path));
         worker.event(json!({
             "event": "claimed", "index": index, "deliveries": deliveries,
             "consumer": self.consumer,
@@ -798,49 +981,44 @@ impl Slot {
         })
     }
 
-    /// Stores a row and acknowledges its entry in one transaction; returns `false` (the job
-    /// goes on). Repeating it is harmless: `HSETNX` keeps the first row, `XACK` is idempotent.
-    fn store(&mut self, worker: &Worker, finished: &Finished) -> anyhow::Result<bool> {
+    /// Stores a row and acknowledges its entry ([`STORE_SCRIPT`]); fails, storing nothing,
+    /// when the manifest no longer names the worker's run.
+    fn store(&mut self, worker: &Worker, finished: &Finished) -> anyhow::Result<()> {
         let line = CsvLine.serialize(&finished.record)?;
-        let keys = &self.broker.keys;
+        let keys = &worker.keys;
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        redis::pipe()
-            .atomic()
-            .cmd("HSETNX")
+        let stored: bool = redis::cmd("EVAL")
+            .arg(STORE_SCRIPT)
+            .arg(5)
+            .arg(&keys.manifest)
             .arg(&keys.rows)
+            .arg(&keys.states)
+            .arg(&keys.stream)
+            .arg(&keys.finished_at)
+            .arg(&keys.run)
             .arg(finished.index)
             .arg(line)
-            .ignore()
-            .cmd("HSETNX")
-            .arg(&keys.states)
-            .arg(finished.index)
             .arg(&finished.record.status)
-            .ignore()
-            .cmd("XACK")
-            .arg(&keys.stream)
             .arg(GROUP)
             .arg(&finished.id)
-            .ignore()
-            // When rows were stored, for the rate and ETA of `dist status`; only the last
-            // RATE_WINDOW is kept, so the set stays small whatever the job's size.
-            .cmd("ZADD")
-            .arg(&keys.finished_at)
             .arg(now_ms)
-            .arg(finished.index)
-            .ignore()
-            .cmd("ZREMRANGEBYSCORE")
-            .arg(&keys.finished_at)
-            .arg("-inf")
-            .arg(format!("({}", now_ms.saturating_sub(RATE_WINDOW_MS)))
-            .ignore()
-            .query::<()>(&mut self.broker.con)?;
+            .arg(now_ms.saturating_sub(RATE_WINDOW_MS))
+            .query(&mut self.broker.con)?;
+        if !stored {
+            self.broker.ensure_run(keys)?;
+            bail!(
+                "the broker refused row {} of run {}",
+                finished.index,
+                keys.run
+            );
+        }
         worker.event(json!({
             "event": "stored", "index": finished.index, "status": finished.record.status,
             "consumer": self.consumer,
         }));
-        Ok(false)
+        Ok(())
     }
 
     /// The row of `path`, analysed by the batch runner as `analyze` does (read where
@@ -866,7 +1044,7 @@ impl Slot {
                     }
                     // JUSTID: the claim's idle time is reset without counting a delivery.
                     let refreshed: redis::RedisResult<redis::Value> = redis::cmd("XCLAIM")
-                        .arg(&beat.keys.stream)
+                        .arg(&worker.keys.stream)
                         .arg(GROUP)
                         .arg(consumer)
                         .arg(0)
@@ -952,15 +1130,15 @@ pub struct HeldFile {
 }
 
 fn job_status(broker: &mut Broker) -> anyhow::Result<JobStatus> {
-    let manifest = broker.existing_manifest()?;
-    let done = broker.rows_done()?;
-    let failed = broker.rows_failed()?;
+    let (manifest, keys) = broker.current_run()?;
+    let done = broker.rows_done(&keys)?;
+    let failed = broker.rows_failed(&keys)?;
     let summary: StreamPendingReply = redis::cmd("XPENDING")
-        .arg(&broker.keys.stream)
+        .arg(&keys.stream)
         .arg(GROUP)
         .query(&mut broker.con)?;
     let held: StreamPendingCountReply = redis::cmd("XPENDING")
-        .arg(&broker.keys.stream)
+        .arg(&keys.stream)
         .arg(GROUP)
         .arg("-")
         .arg("+")
@@ -984,7 +1162,7 @@ fn job_status(broker: &mut Broker) -> anyhow::Result<JobStatus> {
     consumers.sort_by(|a, b| a.name.cmp(&b.name));
     let in_flight = summary.count();
     let total = manifest.total();
-    let rate_per_s = recent_rate(broker)?;
+    let rate_per_s = recent_rate(broker, &keys)?;
     let eta_s = rate_per_s.map(|rate| total.saturating_sub(done) as f64 / rate);
     Ok(JobStatus {
         job: broker.job.clone(),
@@ -1001,12 +1179,12 @@ fn job_status(broker: &mut Broker) -> anyhow::Result<JobStatus> {
 }
 
 /// Rows per second between the first and the last row stored in the last minute.
-fn recent_rate(broker: &mut Broker) -> anyhow::Result<Option<f64>> {
+fn recent_rate(broker: &mut Broker, keys: &Keys) -> anyhow::Result<Option<f64>> {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     let times: Vec<(String, f64)> = redis::cmd("ZRANGE")
-        .arg(&broker.keys.finished_at)
+        .arg(&keys.finished_at)
         .arg(now_ms.saturating_sub(RATE_WINDOW_MS))
         .arg("+inf")
         .arg("BYSCORE")
@@ -1028,8 +1206,9 @@ fn rate_of(times_ms: impl Iterator<Item = f64>) -> Option<f64> {
 }
 
 fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let mut broker = Broker::connect(&args.job)?;
-    let status = job_status(&mut broker)?;
+    let retry = args.retry.of(&args.job);
+    let mut broker = Broker::connect_retrying(&args.job, &retry)?;
+    let status = broker.with_reconnects(&retry, job_status)?;
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer(&mut out, &status)?;
@@ -1079,11 +1258,17 @@ fn eta_text(seconds: f64) -> String {
 }
 
 fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
-    let mut broker = Broker::connect(&args.job)?;
-    let total = broker.existing_manifest()?.total();
+    let retry = args.retry.of(&args.job);
+    let mut broker = Broker::connect_retrying(&args.job, &retry)?;
+    // The run in force now: rows of any other run are never read.
+    let (manifest, keys) = broker.with_reconnects(&retry, Broker::current_run)?;
+    let total = manifest.total();
     let mut last_shown = usize::MAX;
     loop {
-        let done = broker.rows_done()?;
+        let done = broker.with_reconnects(&retry, |b| {
+            b.ensure_run(&keys)?;
+            b.rows_done(&keys)
+        })?;
         if done >= total {
             break;
         }
@@ -1102,11 +1287,30 @@ fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
         }
         thread::sleep(Duration::from_millis(500));
     }
+    let (bytes, failed) = broker.with_reconnects(&retry, |b| {
+        let bytes = merged_rows(b, &keys, total)?;
+        let failed = b.rows_failed(&keys)?;
+        Ok((bytes, failed))
+    })?;
+    let tmp = args.out.with_extension("csv.partial");
+    std::fs::write(&tmp, &bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &args.out)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    eprintln!(
+        "eval-cli: job {:?}: {total} rows written to {} ({failed} failed)",
+        broker.job,
+        args.out.display()
+    );
+    Ok(ExitCode::from(u8::from(failed > 0)))
+}
+
+/// The header and the rows of a complete run, in input order.
+fn merged_rows(broker: &mut Broker, keys: &Keys, total: usize) -> anyhow::Result<Vec<u8>> {
     let mut bytes = analyze::header();
     for start in (0..total).step_by(CHUNK) {
         let indices: Vec<usize> = (start..(start + CHUNK).min(total)).collect();
         let rows: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
-            .arg(&broker.keys.rows)
+            .arg(&keys.rows)
             .arg(&indices)
             .query(&mut broker.con)?;
         for (i, row) in indices.iter().zip(rows) {
@@ -1119,17 +1323,7 @@ fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    let tmp = args.out.with_extension("csv.partial");
-    std::fs::write(&tmp, &bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, &args.out)
-        .with_context(|| format!("cannot write {}", args.out.display()))?;
-    let failed = broker.rows_failed()?;
-    eprintln!(
-        "eval-cli: job {:?}: {total} rows written to {} ({failed} failed)",
-        broker.job,
-        args.out.display()
-    );
-    Ok(ExitCode::from(u8::from(failed > 0)))
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -1160,6 +1354,7 @@ mod tests {
         assert!(parse_path_map("=/mnt").is_err());
         let worker = Worker {
             analyzer: Analyzer::new(analyzer_core::AnalyzerConfig::default()).unwrap(),
+            keys: Keys::new("j", "0"),
             total: 0,
             reclaim_after: Duration::from_secs(1),
             broker_retry: Duration::from_secs(1),
