@@ -39,8 +39,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use analyzer_core::Analyzer;
-use analyzer_core::batch::{self, Batch, Sequential, Status};
+use analyzer_core::batch::{self, Batch, Status};
+use analyzer_core::{Analyzer, Stage, StopSignal};
 use anyhow::{Context, bail};
 use redis::streams::{
     StreamAutoClaimReply, StreamId, StreamPendingCountReply, StreamPendingReply, StreamRangeReply,
@@ -141,6 +141,10 @@ pub struct WorkArgs {
     #[arg(long, hide = true, value_name = "MS", default_value_t = READ_BLOCK_MS,
           value_parser = clap::value_parser!(u64).range(1..))]
     read_block_ms: u64,
+    /// Internal, for tests: a file whose name starts with `gate` holds its slot until
+    /// `NAME.open` appears beside it (gate.rs).
+    #[arg(long, hide = true)]
+    test_gates: bool,
 }
 
 /// How long `work`, `status` and `merge` wait for a broker that went away.
@@ -576,6 +580,7 @@ struct Worker {
     follow: bool,
     events: bool,
     read_block_ms: u64,
+    test_gates: bool,
     cancel: Arc<AtomicBool>,
     /// One per slot, by slot number.
     idle: Vec<IdleSlot>,
@@ -700,6 +705,7 @@ fn work(args: WorkArgs) -> anyhow::Result<ExitCode> {
         follow: args.follow,
         events: args.events,
         read_block_ms: args.read_block_ms,
+        test_gates: args.test_gates,
         cancel: Arc::new(AtomicBool::new(false)),
         idle,
     };
@@ -1066,11 +1072,17 @@ impl Slot {
                     }
                 }
             });
-            let files = [worker.local_path(path)];
-            let summary = Batch::new(&worker.analyzer).run(&files, &Sequential);
+            let local = worker.local_path(path);
+            let job = |file: &Path, stop: &StopSignal| {
+                if worker.test_gates && !crate::gate::hold(file, stop) {
+                    stop.check(Stage::Open)?;
+                }
+                worker.analyzer.analyze_file(file, stop)
+            };
+            let result = Batch::new(&job).run_file(0, &local);
             done.store(true, Ordering::SeqCst);
             heart.thread().unpark();
-            match summary.results.first() {
+            match result.as_ref() {
                 Some(r) => AnalyzeRecord::new(path, r.status, r.value.as_ref(), r.error.as_deref()),
                 None => AnalyzeRecord::new(
                     path,
@@ -1362,6 +1374,7 @@ mod tests {
             follow: false,
             events: false,
             read_block_ms: READ_BLOCK_MS,
+            test_gates: false,
             cancel: Arc::new(AtomicBool::new(false)),
             idle: Vec::new(),
         };

@@ -19,6 +19,7 @@ pub mod estimator;
 pub mod evaluate;
 pub mod excerpts;
 pub mod flags;
+pub mod gate;
 pub mod manifest;
 pub mod merge;
 pub mod metrics;

@@ -601,36 +601,6 @@ fn fifo(path: &Path) -> PathBuf {
     path.to_path_buf()
 }
 
-/// Writes `bytes` into the pipe for its next reader (the open blocks until one comes).
-fn feed(path: &Path, bytes: Vec<u8>) -> thread::JoinHandle<()> {
-    let path = path.to_path_buf();
-    thread::spawn(move || {
-        let mut pipe = fs::File::create(&path).unwrap();
-        // A reader killed mid-file makes the write fail (EPIPE): that is the point.
-        let _ = pipe.write_all(&bytes);
-    })
-}
-
-/// A WAV the pipe serves, and the same bytes as a regular file (for `analyze`).
-fn pipe_audio(dir: &Path) -> Vec<u8> {
-    let wav = dir.join("piped-source.wav");
-    click_wav(&wav, 123.0, 4.0);
-    let bytes = fs::read(&wav).unwrap();
-    fs::remove_file(wav).unwrap();
-    bytes
-}
-
-/// Submits job `j`: a named pipe in `dir` (entry 0, the first worker takes it), then `lib`;
-/// gives the pipe and the WAV bytes it stands for.
-fn submit_with_pipe(server: &RedisServer, dir: &Path, lib: &Path) -> (PathBuf, Vec<u8>) {
-    let audio = pipe_audio(dir);
-    let pipe = fifo(&dir.join("0-slow.wav"));
-    let inputs = [pipe.clone(), lib.to_path_buf()];
-    let args: Vec<&str> = inputs.iter().map(|p| p.to_str().unwrap()).collect();
-    assert_ok(&dist(server, "submit", "j", &args), "dist submit");
-    (pipe, audio)
-}
-
 #[test]
 fn a_worker_killed_holding_a_file_loses_nothing_and_its_file_is_delivered_again() {
     let (server, dir, lib) = submitted_library(6);
@@ -663,19 +633,22 @@ fn a_worker_killed_holding_a_file_loses_nothing_and_its_file_is_delivered_again(
 }
 
 #[test]
-#[ignore = "needs a file whose analysis blocks while the heartbeat runs: decode::open_regular \
-            refuses named pipes, and no other input blocks"]
 fn a_slow_but_live_worker_keeps_its_file() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let lib = library(dir.path(), 6, 3.0);
-    let (pipe, audio) = submit_with_pipe(&server, dir.path(), &lib);
+    // Entry 0 is a gate (`dist work --test-gates`): its slot holds it until the test
+    // opens it, however long that is.
+    let gate = dir.path().join("gate-slow.wav");
+    click_wav(&gate, 123.0, 4.0);
+    let inputs = [gate.to_str().unwrap(), lib.to_str().unwrap()];
+    assert_ok(&dist(&server, "submit", "j", &inputs), "dist submit");
 
-    // A holds the pipe for longer than --reclaim-after (2 s): its heartbeat comes every
+    // A holds the gate for longer than --reclaim-after (2 s): its heartbeat comes every
     // 2/3 s, so after four beats the claim would have been stale without them.
-    let flags = ["--workers", "1", "--reclaim-after", "2"];
+    let flags = ["--workers", "1", "--reclaim-after", "2", "--test-gates"];
     let mut a = EventfulWorker::spawn(&server, "j", &flags);
-    a.wait_for("claiming the pipe", |e| is_event(e, "claimed", Some(0)));
+    a.wait_for("claiming the gate", |e| is_event(e, "claimed", Some(0)));
     for _ in 0..4 {
         a.wait_for("a heartbeat", |e| is_event(e, "heartbeat", Some(0)));
     }
@@ -699,8 +672,8 @@ fn a_slow_but_live_worker_keeps_its_file() {
     assert_eq!(consumer["files"][0]["index"], 0, "{held}");
     assert_eq!(consumer["files"][0]["deliveries"], 1, "{held}");
 
-    feed(&pipe, audio).join().unwrap();
-    a.wait_for("the pipe's row", |e| is_event(e, "stored", Some(0)));
+    fs::write(dir.path().join("gate-slow.wav.open"), b"").unwrap();
+    a.wait_for("the gate's row", |e| is_event(e, "stored", Some(0)));
     let (a_status, _) = a.finish();
     let (b_status, b_events) = b.finish();
     assert!(a_status.success() && b_status.success());

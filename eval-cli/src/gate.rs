@@ -1,0 +1,37 @@
+//! `--test-gates` (hidden, for end-to-end tests of `serve` and `dist work`): a file that
+//! takes as long as a test wants.
+//!
+//! A test must hold a worker on a file (to cancel it, to fill a queue, to watch a
+//! heartbeat, to stop the process mid-file) without depending on how fast the machine is.
+//! A file whose name starts with `gate` waits until a file of the same name plus `.open`
+//! appears beside it, then is analysed as usual; if its stop signal fires first (the job
+//! is cancelled, the process stops), the wait ends there and the file ends as cancelled.
+
+use std::path::Path;
+use std::time::Duration;
+
+use analyzer_core::StopSignal;
+
+/// How often a held file looks at its stop signal and for its `.open` file.
+const LOOK_EVERY: Duration = Duration::from_millis(5);
+
+/// Holds the caller while `path` is a gate that is not open yet: `true` once it may go on
+/// (at once for a file that is no gate), `false` when `stop` fired first.
+pub fn hold(path: &Path, stop: &StopSignal) -> bool {
+    let is_gate = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("gate"));
+    if !is_gate {
+        return true;
+    }
+    let mut open = path.as_os_str().to_owned();
+    open.push(".open");
+    while !Path::new(&open).exists() {
+        if stop.is_cancelled() {
+            return false;
+        }
+        std::thread::sleep(LOOK_EVERY);
+    }
+    true
+}
