@@ -6,11 +6,11 @@
 //! same [`AnalyzeRecord`], so a job's CSV has the bytes of `analyze`; it also reports the
 //! time of each stage ([`TimedAnalyzer`]).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use analyzer_core::batch::{Batch, FileResult, Job, Sequential, Status, TimedAnalyzer};
+use analyzer_core::batch::{Batch, Status, TimedAnalyzer};
 use analyzer_core::{Analysis, Analyzer, StopSignal};
 use serde::Serialize;
 
@@ -81,7 +81,10 @@ impl FileAnalysis for BatchAnalysis {
         stop: &StopSignal,
         timeout: Option<Duration>,
     ) -> Option<Analysed> {
-        let result = run_one(&TimedAnalyzer(analyzer), path, stop, timeout)?;
+        let result = Batch::new(&TimedAnalyzer(analyzer))
+            .timeout(timeout)
+            .stop(stop.clone())
+            .run_file(0, path)?;
         let analysis = result.value.as_ref().map(|(analysis, _)| analysis);
         let candidates = analysis.map_or_else(Vec::new, candidates_of);
         Some(Analysed {
@@ -120,7 +123,10 @@ impl FileAnalysis for CachedAnalysis {
     ) -> Option<Analysed> {
         let job = CachedAnalyzer::new(analyzer, Some(&*self.cache), &analyzer.fingerprint())
             .force(self.force);
-        let result = run_one(&job, path, stop, timeout)?;
+        let result = Batch::new(&job)
+            .timeout(timeout)
+            .stop(stop.clone())
+            .run_file(0, path)?;
         let record = match &result.value {
             Some(analyzed) => analyzed.record_for(path),
             None => AnalyzeRecord::new(path, result.status, None, result.error.as_deref()),
@@ -134,24 +140,6 @@ impl FileAnalysis for CachedAnalysis {
             from_cache: result.value.as_ref().is_some_and(Analyzed::from_cache),
         })
     }
-}
-
-/// `job` on a one-file batch: the runner's panic isolation, deadline and cancellation, as
-/// `analyze` gets them; `None` when the file was cancelled.
-fn run_one<J: Job>(
-    job: &J,
-    path: &Path,
-    stop: &StopSignal,
-    timeout: Option<Duration>,
-) -> Option<FileResult<J::Output>> {
-    let files: [PathBuf; 1] = [path.to_path_buf()];
-    Batch::new(job)
-        .timeout(timeout)
-        .stop(stop.clone())
-        .run(&files, &Sequential)
-        .results
-        .into_iter()
-        .next()
 }
 
 fn candidates_of(analysis: &Analysis) -> Vec<Candidate> {
