@@ -22,6 +22,8 @@ pub mod flags;
 pub mod manifest;
 pub mod merge;
 pub mod metrics;
+pub mod output;
+pub mod path_cell;
 pub mod report;
 pub mod runner;
 pub mod serve;
