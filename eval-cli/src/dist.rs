@@ -1119,10 +1119,7 @@ fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    let tmp = args.out.with_extension("csv.partial");
-    std::fs::write(&tmp, &bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, &args.out)
-        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    crate::output::write_file(&args.out, &bytes)?;
     let failed = broker.rows_failed()?;
     eprintln!(
         "eval-cli: job {:?}: {total} rows written to {} ({failed} failed)",
