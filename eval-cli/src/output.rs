@@ -15,7 +15,8 @@
 //! - **Atomic replacement:** a file is written to a temporary file in its destination's
 //!   folder, synced, then renamed over the destination ([`replace`]); on any error (a
 //!   failed write, a full disk, an interrupted run) the temporary is removed and the
-//!   destination keeps its old bytes. A new file gets the permissions `File::create`
+//!   destination keeps its old bytes (a second Ctrl-C, which ends the process at once,
+//!   removes them too: [`remove_unfinished`]). A new file gets the permissions `File::create`
 //!   would give it; a replaced one keeps its own.
 //! - **One writer:** a run that writes one file for its whole length holds an advisory
 //!   lock on `FILE.lock` beside it ([`Destination::lock`]); a second run on the same
@@ -29,6 +30,7 @@ use std::fmt;
 use std::fs::{self, File, Metadata, OpenOptions, TryLockError};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 /// Why a destination is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -293,10 +295,53 @@ pub fn side_path(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Temporary and lock files of this process that exist now: what [`remove_unfinished`]
+/// removes when the process ends without unwinding (no destructor runs then).
+static UNFINISHED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Removes every temporary and lock file this process has open, for a signal handler
+/// about to end the process at once: no half-written file is left behind.
+pub fn remove_unfinished() {
+    remove_unfinished_where(|_| true);
+}
+
+fn remove_unfinished_where(mut which: impl FnMut(&Path) -> bool) {
+    let mut files = UNFINISHED.lock().unwrap_or_else(PoisonError::into_inner);
+    files.retain(|path| {
+        if which(path) {
+            let _ = fs::remove_file(path);
+            return false;
+        }
+        true
+    });
+}
+
+/// A file listed in [`UNFINISHED`] for as long as this lives.
+#[derive(Debug)]
+struct Unfinished(PathBuf);
+
+impl Unfinished {
+    fn new(path: &Path) -> Self {
+        let mut files = UNFINISHED.lock().unwrap_or_else(PoisonError::into_inner);
+        files.push(path.to_path_buf());
+        Unfinished(path.to_path_buf())
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        let mut files = UNFINISHED.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(i) = files.iter().position(|p| *p == self.0) {
+            files.swap_remove(i);
+        }
+    }
+}
+
 /// The lock of one output, held until dropped; dropping removes the lock file.
 #[derive(Debug)]
 pub struct OutputLock {
     path: PathBuf,
+    _listed: Unfinished,
     // Held open: closing it releases the lock.
     _file: File,
 }
@@ -337,7 +382,11 @@ impl OutputLock {
             let current = fs::metadata(&path).ok();
             let same = current.is_some_and(|m| FileId::of(&m) == FileId::of(&held));
             if same {
-                return Ok(OutputLock { path, _file: file });
+                return Ok(OutputLock {
+                    _listed: Unfinished::new(&path),
+                    path,
+                    _file: file,
+                });
             }
         }
     }
@@ -379,6 +428,7 @@ pub fn replace(
         builder.permissions(fs::Permissions::from_mode(0o666));
     }
     let tmp = builder.tempfile_in(dir).map_err(io_error(path))?;
+    let _listed = Unfinished::new(tmp.path());
     if let Ok(old) = fs::metadata(path) {
         // A replaced file keeps its own permissions.
         fs::set_permissions(tmp.path(), old.permissions()).map_err(io_error(path))?;
@@ -518,6 +568,23 @@ mod tests {
         let fresh = dir.path().join("fresh.csv");
         assert!(replace(&fresh, |_| Err(io::Error::other("injected"))).is_err());
         assert_eq!(names(dir.path()), ["out.csv"]);
+    }
+
+    #[test]
+    fn an_abrupt_exit_removes_the_temporary_and_the_lock_being_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Destination::check(&dir.path().join("out.csv"), &Inputs::none()).unwrap();
+        let _lock = out.lock().unwrap();
+        let result = out.replace(|w| {
+            w.write_all(b"half")?;
+            assert_eq!(names(dir.path()).len(), 2, "the temporary and the lock");
+            // What the signal handler does before it ends the process.
+            remove_unfinished_where(|path| path.starts_with(dir.path()));
+            assert!(names(dir.path()).is_empty());
+            Err(io::Error::other("interrupted"))
+        });
+        assert!(result.is_err());
+        assert!(names(dir.path()).is_empty());
     }
 
     #[test]
