@@ -453,12 +453,12 @@ mod tests {
 
     /// The names in `dir`, sorted.
     fn names(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
+        let entries = fs::read_dir(dir).unwrap().map(Result::unwrap);
+        let names = entries.map(|e| e.file_name().into_string().unwrap());
         names
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect()
     }
 
     fn refusal(result: Result<Destination, OutputError>) -> Refusal {

@@ -436,6 +436,20 @@ fn names_in(dir: &Path) -> Vec<String> {
     names
 }
 
+/// The header and the first `n` rows of a CSV, as a run killed after `n` rows leaves it.
+fn first_rows(csv_bytes: &[u8], n: usize) -> &[u8] {
+    let ends = csv_bytes.iter().enumerate().filter(|(_, b)| **b == b'\n');
+    let (end, _) = ends.clone().nth(n).unwrap();
+    &csv_bytes[..=end]
+}
+
+/// How many files a `--progress jsonl` run analysed.
+fn files_analysed(result: &Output) -> usize {
+    String::from_utf8_lossy(&result.stderr)
+        .matches("\"event\":\"file\"")
+        .count()
+}
+
 /// Runs `analyze INPUT --out OUT` and checks that it is refused with exit 2 before any
 /// row, with an error that names OUT and says `reason`.
 fn assert_out_refused(input: &Path, out: &Path, reason: &str) {
@@ -605,14 +619,8 @@ fn resume_with_other_settings_is_refused() {
     assert_eq!(result.status.code(), Some(0), "{result:?}");
     let complete = fs::read(&out).unwrap();
     // As if killed after the first row.
-    let cut: usize = complete
-        .iter()
-        .enumerate()
-        .filter(|(_, b)| **b == b'\n')
-        .nth(1)
-        .unwrap()
-        .0;
-    fs::write(&out, &complete[..=cut]).unwrap();
+    let cut = first_rows(&complete, 1);
+    fs::write(&out, cut).unwrap();
     let result = analyze(&[
         lib.as_os_str(),
         os("--out"),
@@ -626,7 +634,7 @@ fn resume_with_other_settings_is_refused() {
         "{stderr}"
     );
     assert_eq!(stderr.matches("max_bpm: 100.0").count(), 1, "{stderr}");
-    assert_eq!(fs::read(&out).unwrap(), &complete[..=cut]);
+    assert_eq!(fs::read(&out).unwrap(), cut);
 
     let mut resumed = narrow.to_vec();
     resumed.push(os("--resume"));
@@ -663,10 +671,11 @@ fn resume_after_a_row_cut_inside_a_quoted_name() {
     let result = analyze(&resumed);
     assert_eq!(result.status.code(), Some(0), "{result:?}");
     assert_eq!(fs::read(&out).unwrap(), complete);
-    let analysed = String::from_utf8_lossy(&result.stderr)
-        .matches("\"event\":\"file\"")
-        .count();
-    assert_eq!(analysed, 1, "only the cut row's file is analysed again");
+    assert_eq!(
+        files_analysed(&result),
+        1,
+        "only the cut row's file is analysed again"
+    );
 }
 
 /// Two Latin-1 names that differ in one byte (0xE9, 0xE8) get distinct, exact cells, and
@@ -703,21 +712,11 @@ fn latin1_names_get_distinct_cells_and_their_own_rows_on_resume() {
     assert!((bpm(&table[1]) - 150.0).abs() < 3.0, "{table:?}");
 
     // Keep only the 0xE8 row: the 0xE9 file must be analysed again, not given that row.
-    let end = complete
-        .iter()
-        .enumerate()
-        .filter(|(_, b)| **b == b'\n')
-        .nth(1)
-        .unwrap()
-        .0;
-    fs::write(&out, &complete[..=end]).unwrap();
+    fs::write(&out, first_rows(&complete, 1)).unwrap();
     let mut resumed = args.to_vec();
     resumed.extend([os("--resume"), os("--progress"), os("jsonl")]);
     let result = analyze(&resumed);
     assert_eq!(result.status.code(), Some(0), "{result:?}");
     assert_eq!(fs::read(&out).unwrap(), complete);
-    let analysed = String::from_utf8_lossy(&result.stderr)
-        .matches("\"event\":\"file\"")
-        .count();
-    assert_eq!(analysed, 1);
+    assert_eq!(files_analysed(&result), 1);
 }
