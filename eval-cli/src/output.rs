@@ -18,6 +18,8 @@
 //!   destination keeps its old bytes (a second Ctrl-C, which ends the process at once,
 //!   removes them too: [`remove_unfinished`]). A new file gets the permissions `File::create`
 //!   would give it; a replaced one keeps its own.
+//!   Commands that read a dataset (`evaluate`, `compare`, `dataset excerpts`) protect its
+//!   manifest and tracks for every file they write ([`protect`]).
 //! - **One writer:** a run that writes one file for its whole length holds an advisory
 //!   lock on `FILE.lock` beside it ([`Destination::lock`]); a second run on the same
 //!   destination is refused at once ([`OutputError::Locked`]) instead of mixing its rows
@@ -30,7 +32,7 @@ use std::fmt;
 use std::fs::{self, File, Metadata, OpenOptions, TryLockError};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{LazyLock, Mutex, PoisonError};
 
 /// Why a destination is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -206,6 +208,17 @@ impl Inputs {
     }
 }
 
+/// The files this process reads that no [`write_file`] may replace ([`protect`]).
+static PROTECTED: LazyLock<Mutex<Inputs>> = LazyLock::new(Mutex::default);
+
+/// Adds `inputs` to the files that no [`write_file`] of this process may replace: a
+/// command that reads a dataset says so once, and every report file it then writes, at
+/// whatever depth of the code, is checked against them.
+pub fn protect(inputs: &Inputs) {
+    let mut protected = PROTECTED.lock().unwrap_or_else(PoisonError::into_inner);
+    protected.0.extend(&inputs.0);
+}
+
 /// A destination that passed the rules: where to write, and the name to show.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Destination {
@@ -256,6 +269,12 @@ impl Destination {
             shown: path.to_path_buf(),
             target,
         })
+    }
+
+    /// [`Destination::check`] against the files [`protect`]ed.
+    pub fn check_protected(path: &Path) -> Result<Self, OutputError> {
+        let protected = PROTECTED.lock().unwrap_or_else(PoisonError::into_inner);
+        Destination::check(path, &protected)
     }
 
     /// The path as the user gave it, for messages.
@@ -399,9 +418,10 @@ impl Drop for OutputLock {
     }
 }
 
-/// Checks `path` (no inputs to protect) and replaces it with `bytes` ([`replace`]).
+/// Checks `path` (against the files [`protect`]ed) and replaces it with `bytes`
+/// ([`replace`]).
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
-    Destination::check(path, &Inputs::none())?.replace(|out| out.write_all(bytes))
+    Destination::check_protected(path)?.replace(|out| out.write_all(bytes))
 }
 
 /// Replaces the file `path` (not a symlink: give [`Destination::target`]) with what
@@ -411,38 +431,77 @@ pub fn replace(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> Result<(), OutputError> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
+    let (tmp, _listed) = temporary_beside(path, ".tmp")?;
+    let mut out = io::BufWriter::new(tmp);
+    write(&mut out).map_err(io_error(path))?;
+    let tmp = out
+        .into_inner()
+        .map_err(|err| io_error(path)(err.into_error()))?;
+    commit(tmp, path)
+}
+
+/// [`replace`] for a writer that only takes a path (a chart library that picks its format
+/// by the extension): `write` writes the temporary at the path it is given, whose name
+/// ends with `path`'s extension.
+pub fn replace_at_path(
+    path: &Path,
+    write: impl FnOnce(&Path) -> io::Result<()>,
+) -> Result<(), OutputError> {
+    let mut suffix = OsString::from(".tmp");
+    if let Some(extension) = path.extension() {
+        suffix.push(".");
+        suffix.push(extension);
+    }
+    let (tmp, _listed) = temporary_beside(path, &suffix)?;
+    write(tmp.path()).map_err(io_error(path))?;
+    commit(tmp, path)
+}
+
+/// A new temporary file in `path`'s folder, named after it, listed in [`UNFINISHED`] for
+/// as long as the second value lives; it has the permissions `path` has, or those
+/// `File::create` would give.
+fn temporary_beside(
+    path: &Path,
+    suffix: impl AsRef<std::ffi::OsStr>,
+) -> Result<(tempfile::NamedTempFile, Unfinished), OutputError> {
     let name = path.file_name().unwrap_or(path.as_os_str());
     let mut prefix = OsString::from(".");
     prefix.push(name);
     prefix.push(".");
     let mut builder = tempfile::Builder::new();
-    builder.prefix(&prefix).suffix(".tmp");
+    builder.prefix(&prefix).suffix(&suffix);
     #[cfg(unix)]
     {
         // What `File::create` asks for; the umask then applies as it does there.
         use std::os::unix::fs::PermissionsExt;
         builder.permissions(fs::Permissions::from_mode(0o666));
     }
-    let tmp = builder.tempfile_in(dir).map_err(io_error(path))?;
-    let _listed = Unfinished::new(tmp.path());
+    let tmp = builder
+        .tempfile_in(folder_of(path))
+        .map_err(io_error(path))?;
+    let listed = Unfinished::new(tmp.path());
     if let Ok(old) = fs::metadata(path) {
         // A replaced file keeps its own permissions.
         fs::set_permissions(tmp.path(), old.permissions()).map_err(io_error(path))?;
     }
-    let mut out = io::BufWriter::new(tmp);
-    write(&mut out).map_err(io_error(path))?;
-    let tmp = out
-        .into_inner()
-        .map_err(|err| io_error(path)(err.into_error()))?;
+    Ok((tmp, listed))
+}
+
+/// Syncs `tmp` and renames it over `path`.
+fn commit(tmp: tempfile::NamedTempFile, path: &Path) -> Result<(), OutputError> {
     tmp.as_file().sync_all().map_err(io_error(path))?;
     tmp.persist(path).map_err(|err| io_error(path)(err.error))?;
     // Best effort: makes the rename itself durable where directories can be synced.
-    let _ = File::open(dir).and_then(|d| d.sync_all());
+    let _ = File::open(folder_of(path)).and_then(|d| d.sync_all());
     Ok(())
+}
+
+/// The folder `path` is in (`.` for a bare name).
+fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
 }
 
 #[cfg(all(test, unix))]
@@ -585,6 +644,27 @@ mod tests {
         });
         assert!(result.is_err());
         assert!(names(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn a_writer_given_a_path_writes_a_temporary_with_the_extension_then_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let png = dir.path().join("chart.png");
+        fs::write(&png, b"old").unwrap();
+        replace_at_path(&png, |tmp| {
+            assert_eq!(tmp.extension().unwrap(), "png");
+            assert_eq!(tmp.parent(), Some(dir.path()));
+            fs::write(tmp, b"new")
+        })
+        .unwrap();
+        assert_eq!(fs::read(&png).unwrap(), b"new");
+        let failed = replace_at_path(&png, |tmp| {
+            fs::write(tmp, b"half")?;
+            Err(io::Error::other("cannot encode"))
+        });
+        assert!(failed.is_err());
+        assert_eq!(fs::read(&png).unwrap(), b"new");
+        assert_eq!(names(dir.path()), ["chart.png"]);
     }
 
     #[test]

@@ -3,8 +3,7 @@
 //! one; when the batch completes, the file is rewritten in input order (through
 //! [`crate::output::replace`]: a temporary file, synced, then renamed over), so a complete
 //! file has the same bytes for any worker count. A later run can pick up the rows already
-//! there ([`RowLog::resume`]). The path given here is a destination the output rules
-//! already passed ([`crate::output::Destination::target`]).
+//! there ([`RowLog::resume`]).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -31,8 +30,12 @@ pub struct RowLog {
 }
 
 impl RowLog {
-    /// Starts `path` afresh: truncated, holding only `header` (a whole line).
+    /// Starts `path` afresh: truncated, holding only `header` (a whole line). `path` is
+    /// checked by the output rules first (against the files [`output::protect`]ed; a
+    /// symlink's target is what is written).
     pub fn create(path: &Path, header: &[u8]) -> anyhow::Result<Self> {
+        let dest = output::Destination::check_protected(path)?;
+        let path = dest.target();
         let mut file =
             File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
         file.write_all(header)
