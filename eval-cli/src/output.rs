@@ -1,30 +1,33 @@
 //! Every file the product writes at a path a user gave goes through here: `analyze --out`
-//! and its side files, `merge --out`, the reports under `--out-dir`, `dist merge --out`,
-//! the datasets. A typo in a flag must never cost a user a file that was not the
-//! product's to replace.
+//! and its side files, `merge --out` and the shard parts, the reports, logs and charts
+//! under `--out-dir` (`evaluate`, `compare`), `dataset excerpts`, `dist merge --out`. A
+//! typo in a flag must never cost a user a file that was not the product's to replace.
 //!
 //! # The rules
-//! - **Never overwritten:** a path that is one of the run's inputs (the same device and
-//!   inode as a file the run reads, however it is reached: through a symlink, another
-//!   name, or a folder given as input); a directory, a device (`/dev/null` included), a
-//!   FIFO or a socket. These are refused before any work starts, with an error naming
-//!   the path and the reason ([`OutputError::Refused`]).
-//! - **Symlinks:** a symlink to a regular file is followed: its target is what is replaced
-//!   (atomically, in the target's folder) and the link stays. A symlink to anything else
-//!   (a device, a pipe such as `/proc/self/fd/1`, a folder) or to nothing is refused.
+//! - **Never overwritten:** a file the run reads (the same device and inode, however it
+//!   is reached: through a symlink, a hard link, or a folder given as input; `analyze` and
+//!   `merge` give their inputs, and commands that read a dataset [`protect`] its manifest
+//!   and tracks for every file they write); a directory, a device (`/dev/null` included),
+//!   a FIFO or a socket. A refusal is an error naming the path and the reason
+//!   ([`OutputError::Refused`]), and `analyze` and `merge` check before any work starts.
+//! - **Symlinks:** a symlink to a regular file is followed: its target is what is written
+//!   (replaced in the target's folder), its side files and lock sit beside the target, and
+//!   the link stays a link. A symlink to anything else (a device, a pipe such as
+//!   `/proc/self/fd/1`, a folder) or to nothing is refused.
 //! - **Atomic replacement:** a file is written to a temporary file in its destination's
 //!   folder, synced, then renamed over the destination ([`replace`]); on any error (a
-//!   failed write, a full disk, an interrupted run) the temporary is removed and the
-//!   destination keeps its old bytes (a second Ctrl-C, which ends the process at once,
-//!   removes them too: [`remove_unfinished`]). A new file gets the permissions `File::create`
-//!   would give it; a replaced one keeps its own.
-//!   Commands that read a dataset (`evaluate`, `compare`, `dataset excerpts`) protect its
-//!   manifest and tracks for every file they write ([`protect`]).
-//! - **One writer:** a run that writes one file for its whole length holds an advisory
-//!   lock on `FILE.lock` beside it ([`Destination::lock`]); a second run on the same
-//!   destination is refused at once ([`OutputError::Locked`]) instead of mixing its rows
-//!   in. The lock file is removed when the run ends; one left by a killed run is empty
-//!   and harmless (the lock dies with its process).
+//!   failed write, a full disk) the temporary is removed and the destination keeps its old
+//!   bytes; a second Ctrl-C, which ends the process at once, removes it too
+//!   ([`remove_unfinished`]). A new file gets the permissions `File::create` would give
+//!   it; a replaced one keeps its own. The one exception is `analyze --out` (and
+//!   `evaluate`'s `results.csv`) while a run is going: that file is the run's journal,
+//!   appended in place as files finish so that a killed run keeps them for `--resume`,
+//!   then replaced atomically by the rows in input order.
+//! - **One writer:** `analyze --out` and `merge --out` hold an advisory lock on `FILE.lock`
+//!   beside their file for the whole run ([`Destination::lock`]); a second run on the
+//!   same file is refused at once ([`OutputError::Locked`]) instead of mixing its rows in.
+//!   The lock file is removed when the run ends; one left by a killed run is empty and
+//!   harmless (the lock dies with its process).
 
 use std::collections::HashSet;
 use std::ffi::OsString;

@@ -62,8 +62,12 @@ impl RunSettings {
     }
 
     /// Checks that the rows already in `csv` (`has_rows`) were made with these settings:
-    /// refused when its settings differ, or when it has rows but no settings at all.
+    /// refused when its settings differ, or when it has rows but no settings at all. With
+    /// no rows there is nothing to mix, whatever the settings file says.
     pub fn check_resume(&self, csv: &Path, shown: &Path, has_rows: bool) -> anyhow::Result<()> {
+        if !has_rows {
+            return Ok(());
+        }
         match Self::read(csv)? {
             Some(old) if old != *self => anyhow::bail!(
                 "cannot resume {}: its rows were made with other settings\n  \
@@ -72,13 +76,13 @@ impl RunSettings {
                 shown.display(),
                 Self::path_of(csv).display(),
             ),
-            None if has_rows => anyhow::bail!(
+            None => anyhow::bail!(
                 "cannot resume {}: it has rows but no {} to say which settings made them; \
                  run without --resume to start afresh",
                 shown.display(),
                 Self::path_of(csv).display()
             ),
-            _ => Ok(()),
+            Some(_) => Ok(()),
         }
     }
 }
@@ -109,6 +113,7 @@ mod tests {
             err.contains(&settings.analyzer) && err.contains(&narrow.analyzer),
             "{err}"
         );
+        narrow.check_resume(&csv, &csv, false).unwrap();
         let timed = RunSettings::new(&config, Some(Duration::from_secs(5)));
         let err = timed
             .check_resume(&csv, &csv, true)
