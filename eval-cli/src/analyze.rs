@@ -24,8 +24,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::cache::{Analyzed, CachedAnalyzer, ResultCache};
 use crate::flags;
+use crate::output::{Destination, Inputs, OutputLock};
+use crate::path_cell::{parse_path_cell, path_cell};
 use crate::report::export::{self, CsvLine, Exporter};
-use crate::runner::{self, ProgressMode, RowLog, RunOptions, Schedule};
+use crate::runner::{self, ProgressMode, RowLog, RunOptions, RunSettings, Schedule};
 use crate::shard::{self, Shard, ShardRecord};
 
 /// One line of the CSV: its fields are the columns, in order. Numbers have fixed decimals
@@ -33,7 +35,8 @@ use crate::shard::{self, Shard, ShardRecord};
 /// Warnings of a stream that was damaged but analysed go in the `error` cell of an `ok` row.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AnalyzeRecord {
-    /// The file, as found or named.
+    /// The file, as found or named, exactly ([`path_cell`]: UTF-8 names as they are,
+    /// other bytes escaped as `\xNN`).
     pub path: String,
     /// The tempo, BPM, three decimals.
     pub bpm: String,
@@ -65,7 +68,7 @@ impl AnalyzeRecord {
         analysis: Option<&Analysis>,
         error: Option<&str>,
     ) -> Self {
-        let path = path.to_string_lossy().into_owned();
+        let path = path_cell(path);
         let status = status.as_str().to_string();
         match analysis {
             Some(a) => AnalyzeRecord {
@@ -117,7 +120,9 @@ pub struct AnalyzeArgs {
     #[arg(required = true, value_name = "PATH")]
     paths: Vec<PathBuf>,
     /// Write the CSV to FILE instead of stdout. Rows are appended as files finish, and the
-    /// file is put in input order when the run completes.
+    /// file is put in input order when the run completes. FILE is never one of the inputs,
+    /// a folder, a device or a pipe; a symlink to a regular file writes its target; FILE.lock
+    /// keeps a second run off FILE, and FILE.settings.json says which settings made it.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
     #[command(flatten)]
@@ -133,7 +138,8 @@ pub struct AnalyzeArgs {
     /// object per line.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     progress: ProgressMode,
-    /// Keep the rows already in --out and analyse only the files that have none.
+    /// Keep the rows already in --out and analyse only the files that have none; refused
+    /// when they were made with other settings (FILE.settings.json).
     #[arg(long, requires = "out")]
     resume: bool,
     /// Analyse only the K-th of N parts of the inputs (1 <= K <= N), balanced by cost and
@@ -168,6 +174,11 @@ struct Plan {
 }
 
 impl Plan {
+    /// The settings the rows of this run are made with.
+    fn settings(&self) -> RunSettings {
+        RunSettings::new(self.analyzer.config(), self.options.timeout)
+    }
+
     fn new(args: AnalyzeArgs) -> anyhow::Result<Self> {
         let analyzer = args.settings.analyzer()?;
         let workers = flags::resolve_workers(args.workers);
@@ -198,8 +209,16 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     if files.is_empty() && walk_errors.is_empty() {
         eprintln!("eval-cli: warning: no audio files found");
     }
-    let (files, walk_errors, mut part) = match (plan.shard, &plan.out) {
-        (Some(shard), Some(out)) => {
+    // Checked and locked before any file is analysed; held to the end of the run.
+    let (dest, _lock) = match &plan.out {
+        Some(out) => {
+            let (dest, lock) = claim_output(out, &plan, &files)?;
+            (Some(dest), Some(lock))
+        }
+        None => (None, None),
+    };
+    let (files, walk_errors, mut part) = match (plan.shard, &dest) {
+        (Some(shard), Some(dest)) => {
             let part = shard::select(
                 shard,
                 files,
@@ -208,12 +227,12 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
                 plan.options.timeout,
                 plan.options.workers,
             );
-            start_part(&part.record, out, plan.resume)?;
+            start_part(&part.record, dest, plan.resume)?;
             (part.files, part.walk_errors, Some(part.record))
         }
         _ => (files, walk_errors, None),
     };
-    let mut output = Output::open(&plan, files.len())?;
+    let mut output = Output::open(&plan, dest.as_ref(), files.len())?;
     // Folders that could not be walked are rows too, after the files'.
     let walk_rows: Vec<Vec<u8>> = walk_errors
         .iter()
@@ -221,7 +240,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         .collect();
     if let Output::File { log, done } = &mut output {
         for (e, line) in walk_errors.iter().zip(&walk_rows) {
-            if !done.contains_key(&*e.path.to_string_lossy()) {
+            if !done.contains_key(&e.path) {
                 log.append(line)?;
             }
         }
@@ -264,9 +283,9 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
             .filter(|r| r.status != Status::Ok)
             .count()
         + output.finish(&files, &positions, &summary.results, walk_rows)?;
-    if let (Some(record), Some(out)) = (&mut part, &plan.out) {
+    if let (Some(record), Some(dest)) = (&mut part, &dest) {
         record.complete = true;
-        record.write(out)?;
+        record.write(dest.target())?;
     }
     if plan.options.progress.shows_bar() {
         let memory =
@@ -321,11 +340,28 @@ fn report_cache(cache: &ResultCache, progress: ProgressMode) {
     }
 }
 
+/// Checks `out` by the output rules (never one of `files`, the cache or the paths named)
+/// and takes its lock.
+fn claim_output(
+    out: &Path,
+    plan: &Plan,
+    files: &[PathBuf],
+) -> anyhow::Result<(Destination, OutputLock)> {
+    let mut inputs = Inputs::of(files.iter().chain(&plan.paths));
+    if let Some(cache) = &plan.cache {
+        inputs.add(cache.file());
+    }
+    let dest = Destination::check(out, &inputs)?;
+    let lock = dest.lock()?;
+    Ok((dest, lock))
+}
+
 /// Writes the side file of a part that starts; with `--resume`, first checks that `out`
 /// holds this shard of this input list and settings, if it holds a shard at all.
-fn start_part(record: &ShardRecord, out: &Path, resume: bool) -> anyhow::Result<()> {
+fn start_part(record: &ShardRecord, dest: &Destination, resume: bool) -> anyhow::Result<()> {
+    let out = dest.shown();
     let old = if resume {
-        ShardRecord::read(out)?
+        ShardRecord::read(dest.target())?
     } else {
         None
     };
@@ -345,7 +381,7 @@ fn start_part(record: &ShardRecord, out: &Path, resume: bool) -> anyhow::Result<
             );
         }
     }
-    record.write(out)
+    record.write(dest.target())
 }
 
 /// Analyses `pending` (at input positions `positions`), writing each row to `output` as
@@ -390,45 +426,49 @@ enum Output {
     /// holds the rows a resumed run found there, by path.
     File {
         log: RowLog,
-        done: HashMap<String, (AnalyzeRecord, runner::ResumedRow)>,
+        done: HashMap<PathBuf, (AnalyzeRecord, runner::ResumedRow)>,
     },
     /// Written to stdout in input order, each as soon as all before it are.
     Stdout(InOrder),
 }
 
 impl Output {
-    /// Where the rows of `plan` go: `--out` (afresh, or with `--resume` keeping the rows
-    /// already there, by path), or stdout, header first.
-    fn open(plan: &Plan, files: usize) -> anyhow::Result<Self> {
-        Ok(match &plan.out {
-            Some(path) if plan.resume => {
-                let (log, resumed) = RowLog::resume(path, &header())?;
-                let columns = export::csv_columns::<AnalyzeRecord>()?;
-                let mut done = HashMap::new();
-                for row in resumed {
-                    if row.fields.len() != columns {
-                        bail!(
-                            "cannot resume {}: a row has {} cells, not {columns}",
-                            path.display(),
-                            row.fields.len()
-                        );
-                    }
-                    let record: AnalyzeRecord = csv::StringRecord::from(row.fields.clone())
-                        .deserialize(None)
-                        .with_context(|| format!("cannot resume {}", path.display()))?;
-                    done.insert(record.path.clone(), (record, row));
-                }
-                Output::File { log, done }
-            }
-            Some(path) => Output::File {
+    /// Where the rows of `plan` go: `dest` (afresh, or with `--resume` keeping the rows
+    /// already there, by exact path, when they were made with these settings), or stdout,
+    /// header first.
+    fn open(plan: &Plan, dest: Option<&Destination>, files: usize) -> anyhow::Result<Self> {
+        let Some(dest) = dest else {
+            io::stdout().write_all(&header())?;
+            return Ok(Output::Stdout(InOrder::new(files)));
+        };
+        let (path, settings) = (dest.target(), plan.settings());
+        if !plan.resume {
+            settings.write(path)?;
+            return Ok(Output::File {
                 log: RowLog::create(path, &header())?,
                 done: HashMap::new(),
-            },
-            None => {
-                io::stdout().write_all(&header())?;
-                Output::Stdout(InOrder::new(files))
+            });
+        }
+        let has_rows = !runner::resumable_rows(path, &header())?.is_empty();
+        settings.check_resume(path, dest.shown(), has_rows)?;
+        settings.write(path)?;
+        let (log, resumed) = RowLog::resume(path, &header())?;
+        let shown = dest.shown().display();
+        let columns = export::csv_columns::<AnalyzeRecord>()?;
+        let mut done = HashMap::new();
+        for row in resumed {
+            if row.fields.len() != columns {
+                bail!(
+                    "cannot resume {shown}: a row has {} cells, not {columns}",
+                    row.fields.len()
+                );
             }
-        })
+            let record: AnalyzeRecord = csv::StringRecord::from(row.fields.clone())
+                .deserialize(None)
+                .with_context(|| format!("cannot resume {shown}"))?;
+            done.insert(parse_path_cell(&record.path), (record, row));
+        }
+        Ok(Output::File { log, done })
     }
 
     /// Completes a batch that was not cancelled: a file is rewritten in input order (new
@@ -452,7 +492,7 @@ impl Output {
                 for (i, path) in files.iter().enumerate() {
                     if let Some(line) = new_rows.remove(&i) {
                         rows.push(line);
-                    } else if let Some((record, old)) = done.get(&*path.to_string_lossy()) {
+                    } else if let Some((record, old)) = done.get(path) {
                         if record.status != Status::Ok.as_str() {
                             failed += 1;
                         }
@@ -472,7 +512,7 @@ impl Output {
 
     fn is_done(&self, path: &Path) -> bool {
         match self {
-            Output::File { done, .. } => done.contains_key(&*path.to_string_lossy()),
+            Output::File { done, .. } => done.contains_key(path),
             Output::Stdout(_) => false,
         }
     }

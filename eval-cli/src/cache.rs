@@ -531,7 +531,7 @@ impl Analyzed {
     /// The row of the file at `path`.
     pub fn record_for(&self, path: &Path) -> AnalyzeRecord {
         AnalyzeRecord {
-            path: path.to_string_lossy().into_owned(),
+            path: crate::path_cell::path_cell(path),
             ..self.record.clone()
         }
     }

@@ -1270,6 +1270,8 @@ fn eta_text(seconds: f64) -> String {
 }
 
 fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
+    // A destination that may not be written is refused before any wait, not at its end.
+    crate::output::Destination::check(&args.out, &crate::output::Inputs::none())?;
     let retry = args.retry.of(&args.job);
     let mut broker = Broker::connect_retrying(&args.job, &retry)?;
     // The run in force now: rows of any other run are never read.
@@ -1304,10 +1306,7 @@ fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
         let failed = b.rows_failed(&keys)?;
         Ok((bytes, failed))
     })?;
-    let tmp = args.out.with_extension("csv.partial");
-    std::fs::write(&tmp, &bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, &args.out)
-        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    crate::output::write_file(&args.out, &bytes)?;
     eprintln!(
         "eval-cli: job {:?}: {total} rows written to {} ({failed} failed)",
         broker.job,

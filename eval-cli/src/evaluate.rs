@@ -22,6 +22,7 @@ use crate::estimator::{Estimate, Estimator, EstimatorSpec};
 use crate::flags;
 use crate::manifest::{self, Dataset, Item, SynthParams};
 use crate::metrics::{self, ErrorClass};
+use crate::output::{self, Inputs};
 use crate::report::export::{self, CsvLine, Exporter};
 use crate::report::{self, EstimatorAccuracy, EstimatorCost, ResultRecord, Row, Summary, pages};
 use crate::runner::{self, ProgressMode, RowLog, RunOptions, Schedule};
@@ -93,8 +94,12 @@ impl SynthArgs {
 
 impl DatasetArgs {
     /// Loads the dataset these flags name.
+    /// Loads the dataset; no report of this run may replace one of its files
+    /// ([`output::protect`]).
     pub fn load(&self) -> anyhow::Result<Dataset> {
-        manifest::load(&self.dataset, self.synth.params())
+        let ds = manifest::load(&self.dataset, self.synth.params())?;
+        output::protect(&Inputs::of(ds.files()));
+        Ok(ds)
     }
 
     /// Plans the analyzer these flags ask for.

@@ -317,6 +317,8 @@ pub fn run(args: ExcerptArgs) -> anyhow::Result<ExitCode> {
         bail!("--offsets must be at least 1");
     }
     let ds = manifest::load(&args.from, args.synth.params())?;
+    // An excerpt or manifest written into the source folder never replaces a source file.
+    crate::output::protect(&crate::output::Inputs::of(ds.files()));
     create_out_dir(&args.out)?;
     let stems = output_stems(&ds.items);
     let mut tallies: Vec<LengthTally> = lengths.iter().map(|_| LengthTally::default()).collect();

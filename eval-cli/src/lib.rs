@@ -3,7 +3,9 @@
 //! command reads its flags in two steps, as ripgrep does: the clap `*Args` struct mirrors
 //! the command line, and a `Plan` built once from it (with [`flags`] checking what the
 //! commands share) is what the command runs. The batch work itself is
-//! [`analyzer_core::batch`]; the files a run leaves are written by [`report::export`].
+//! [`analyzer_core::batch`]; the files a run leaves are made by [`report::export`] and
+//! written by [`output`], whose rules say what is never overwritten; [`path_cell`] is how
+//! a file's exact path goes into a row.
 
 use std::process::ExitCode;
 
@@ -23,6 +25,8 @@ pub mod gate;
 pub mod manifest;
 pub mod merge;
 pub mod metrics;
+pub mod output;
+pub mod path_cell;
 pub mod report;
 pub mod runner;
 pub mod serve;

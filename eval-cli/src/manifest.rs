@@ -47,6 +47,14 @@ pub struct Dataset {
     pub meta_columns: Vec<String>,
 }
 
+impl Dataset {
+    /// Every file the dataset is read from: its location (manifest or folder) and tracks.
+    pub fn files(&self) -> impl Iterator<Item = &Path> {
+        let tracks = self.items.iter().map(|item| item.path.as_path());
+        std::iter::once(self.location.as_path()).chain(tracks)
+    }
+}
+
 /// Size of the built-in synthetic dataset.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SynthParams {

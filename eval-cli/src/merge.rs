@@ -12,7 +12,8 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 
 use crate::analyze;
-use crate::runner::{self, RowLog};
+use crate::output::{Destination, Inputs};
+use crate::runner;
 use crate::shard::ShardRecord;
 
 /// Flags of `eval-cli merge`.
@@ -22,16 +23,28 @@ pub struct MergeArgs {
     /// `PART.csv.shard.json` beside it, in any order.
     #[arg(required = true, value_name = "PART")]
     parts: Vec<PathBuf>,
-    /// Where the merged CSV goes (written to FILE.tmp, then renamed over FILE).
+    /// Where the merged CSV goes: written to a temporary file beside FILE, then renamed over
+    /// it. Never one of the parts, a folder, a device or a pipe; FILE.lock keeps a second
+    /// writer off it.
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
 }
 
 /// Runs `eval-cli merge`.
 pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
+    let inputs = Inputs::of(
+        args.parts
+            .iter()
+            .flat_map(|part| [part.clone(), ShardRecord::path_of(part)]),
+    );
+    let dest = Destination::check(&args.out, &inputs)?;
+    let _lock = dest.lock()?;
     let header = analyze::header();
     let rows = merged_rows(&args.parts, &header)?;
-    RowLog::create(&args.out, &header)?.finish(&header, rows.iter().map(Vec::as_slice))?;
+    dest.replace(|out| {
+        out.write_all(&header)?;
+        rows.iter().try_for_each(|row| out.write_all(row))
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 

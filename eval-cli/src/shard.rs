@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use analyzer_core::batch::{self, Batch, Sequential, WalkError};
 use analyzer_core::{AnalyzerConfig, StopSignal};
-use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::report::export::{self, Json};
@@ -71,17 +70,11 @@ impl ShardRecord {
         export::write(&Self::path_of(csv), &Json, self)
     }
 
-    /// The record beside the part `csv`, `None` when there is none.
+    /// The record beside the part `csv` (a symlink's target, where `analyze` wrote it),
+    /// `None` when there is none.
     pub fn read(csv: &Path) -> anyhow::Result<Option<Self>> {
-        let path = Self::path_of(csv);
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
-        };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .with_context(|| format!("{} is not a shard record", path.display()))
+        let csv = std::fs::canonicalize(csv).unwrap_or_else(|_| csv.to_path_buf());
+        export::read_json(&Self::path_of(&csv), "a shard record")
     }
 }
 

@@ -931,3 +931,29 @@ fn bad_analyzer_settings_are_usage_errors_naming_them() {
     let err = run(&["--estimator", "ours:min-bpm=200,max-bpm=100"]);
     assert!(err.contains("ours:min-bpm=200,max-bpm=100"), "{err}");
 }
+
+/// A report never replaces a file of the dataset it evaluates: a manifest named
+/// `results.csv` in the `--out-dir` is refused (exit 2, named) and left as it was.
+#[test]
+fn a_report_never_replaces_the_datasets_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("results.csv");
+    fs::write(&manifest, "file,bpm\ngone.wav,120\n").unwrap();
+    let out = eval_cli()
+        .args(["evaluate", "--progress", "off", "--dataset"])
+        .arg(&manifest)
+        .arg("--out-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("results.csv") && err.contains("one of this run's input files"),
+        "{err}"
+    );
+    assert_eq!(
+        fs::read_to_string(&manifest).unwrap(),
+        "file,bpm\ngone.wav,120\n"
+    );
+}

@@ -281,3 +281,48 @@ fn resume_finishes_only_what_is_left_of_a_shard() {
         "{result:?}"
     );
 }
+
+/// Two Latin-1 names that differ in one byte keep distinct, exact cells through the shards
+/// and `merge`, whose result is the unsharded run's bytes; `merge --out` naming one of its
+/// parts is refused and the part is left whole.
+#[cfg(unix)]
+#[test]
+fn latin1_names_survive_shards_and_merge_and_merge_never_overwrites_a_part() {
+    use std::os::unix::ffi::OsStrExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib");
+    fs::create_dir(&lib).unwrap();
+    for (name, bpm) in [(&b"caf\xe9.wav"[..], 150.0), (b"caf\xe8.wav", 100.0)] {
+        click_wav(&lib.join(std::ffi::OsStr::from_bytes(name)), bpm, 4.0);
+    }
+    let whole = dir.path().join("whole.csv");
+    let result = analyze(&[&lib], &whole, &[]);
+    assert_eq!(result.status.code(), Some(0), "{result:?}");
+    let whole = fs::read(&whole).unwrap();
+    let cells = paths(&whole);
+    let lib_cell = lib.to_str().unwrap();
+    assert_eq!(
+        cells,
+        [
+            format!("{lib_cell}/caf\\xE8.wav"),
+            format!("{lib_cell}/caf\\xE9.wav")
+        ]
+    );
+
+    let parts = shards(&[&lib], dir.path(), 2);
+    let merged = dir.path().join("merged.csv");
+    let result = merge(&parts, &merged);
+    assert_eq!(result.status.code(), Some(0), "{result:?}");
+    assert_eq!(fs::read(&merged).unwrap(), whole);
+
+    let part = fs::read(&parts[0]).unwrap();
+    let result = merge(&parts, &parts[0]);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(result.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("part-1-of-2.csv") && stderr.contains("input"),
+        "{stderr}"
+    );
+    assert_eq!(fs::read(&parts[0]).unwrap(), part);
+}

@@ -52,14 +52,15 @@ pub fn save(dir: &Path, chart: &impl Chart) -> anyhow::Result<String> {
             .map_err(|e| anyhow::anyhow!("chart {}: {e}", chart.name()))?;
     }
     super::write_file(&dir.join(format!("{}.svg", chart.name())), svg.as_bytes())?;
-    let png = dir.join(format!("{}.png", chart.name()));
-    {
-        let root = BitMapBackend::new(&png, SIZE).into_drawing_area();
+    let png =
+        crate::output::Destination::check_protected(&dir.join(format!("{}.png", chart.name())))?;
+    crate::output::replace_at_path(png.target(), |tmp| {
+        let root = BitMapBackend::new(tmp, SIZE).into_drawing_area();
         chart
             .draw(&root)
             .and_then(|()| root.present().map_err(err))
-            .map_err(|e| anyhow::anyhow!("chart {}: {e}", chart.name()))?;
-    }
+            .map_err(|e| std::io::Error::other(format!("chart {}: {e}", chart.name())))
+    })?;
     Ok(svg)
 }
 

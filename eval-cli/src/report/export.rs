@@ -10,6 +10,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::html::Page;
 
@@ -98,6 +99,18 @@ pub fn csv_columns<R: Serialize + Default>() -> anyhow::Result<usize> {
 /// Writes `value` in `format` to `path`, naming the path on failure.
 pub fn write<T: ?Sized>(path: &Path, format: &impl Exporter<T>, value: &T) -> anyhow::Result<()> {
     super::write_file(path, &format.serialize(value)?)
+}
+
+/// The JSON value at `path` (`what` names it in errors), `None` when there is no file.
+pub fn read_json<T: DeserializeOwned>(path: &Path, what: &str) -> anyhow::Result<Option<T>> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .with_context(|| format!("{} is not {what}", path.display()))
 }
 
 #[cfg(test)]

@@ -13,10 +13,8 @@ pub mod pages;
 pub mod tables;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs;
 use std::path::Path;
 
-use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use export::Exporter;
@@ -530,13 +528,16 @@ pub fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
     export::write(path, &export::Json, value)
 }
 
-/// Writes bytes to `path`, naming the path on failure.
+/// Writes bytes to `path` by the output rules ([`crate::output::write_file`]: never over a
+/// folder, device or pipe; atomically), naming the path on failure.
 pub fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+    Ok(crate::output::write_file(path, bytes)?)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
 
     fn row(file: &str, truth: f64, est: Option<f64>, style: &str) -> Row {

@@ -2,11 +2,13 @@
 //! (scheduling, executors, cancellation, deadlines, panic isolation, input order); what is
 //! left here is what only a CLI needs: picking the executor from `--workers` ([`run`]),
 //! progress on stderr as two observers (`progress.rs`: an indicatif bar or JSON lines),
-//! result files that survive a kill for `--resume` (`rows.rs`), and the host (`system.rs`:
-//! worker-count warnings, the Ctrl-C handler, peak RSS).
+//! result files that survive a kill for `--resume` (`rows.rs`) and the settings that made
+//! them (`settings.rs`), and the host (`system.rs`: worker-count warnings, the Ctrl-C
+//! handler, peak RSS).
 
 mod progress;
 mod rows;
+mod settings;
 mod system;
 
 use std::path::PathBuf;
@@ -19,7 +21,8 @@ use analyzer_core::batch::{self, Batch, BatchSummary, FileResult, Job, Sequentia
 
 use progress::Progress;
 
-pub use rows::{ResumedRow, RowLog, read_rows};
+pub use rows::{ResumedRow, RowLog, read_rows, resumable_rows};
+pub use settings::RunSettings;
 pub use system::{install_signal_handler, peak_rss_mb, validate_workers};
 
 /// The `--schedule` flag: which files start first ([`batch::Schedule`] says why).

@@ -1,15 +1,17 @@
 //! A CSV file that survives being killed: rows are appended as files finish, each in one
 //! write of a whole line, so an interrupted run keeps every finished row and never a cut
-//! one; when the batch completes, the file is rewritten in input order (to a temporary
-//! file, synced, then renamed over), so a complete file has the same bytes for any worker
-//! count. A later run can pick up the rows already there ([`RowLog::resume`]).
+//! one; when the batch completes, the file is rewritten in input order (through
+//! [`crate::output::replace`]: a temporary file, synced, then renamed over), so a complete
+//! file has the same bytes for any worker count. A later run can pick up the rows already
+//! there ([`RowLog::resume`]).
 
-use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+
+use crate::output;
 
 /// A row found in a file being resumed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,8 +30,12 @@ pub struct RowLog {
 }
 
 impl RowLog {
-    /// Starts `path` afresh: truncated, holding only `header` (a whole line).
+    /// Starts `path` afresh: truncated, holding only `header` (a whole line). `path` is
+    /// checked by the output rules first (against the files [`output::protect`]ed; a
+    /// symlink's target is what is written).
     pub fn create(path: &Path, header: &[u8]) -> anyhow::Result<Self> {
+        let dest = output::Destination::check_protected(path)?;
+        let path = dest.target();
         let mut file =
             File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
         file.write_all(header)
@@ -44,13 +50,7 @@ impl RowLog {
     /// header) and cuts off a partial last line, if a kill left one. A missing or empty
     /// file starts afresh; a file with another header is refused.
     pub fn resume(path: &Path, header: &[u8]) -> anyhow::Result<(Self, Vec<ResumedRow>)> {
-        let bytes = match std::fs::read(path) {
-            Ok(bytes) => bytes,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => Vec::new(),
-            Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
-        };
-        let (keep, rows) = whole_rows(&bytes, header)
-            .with_context(|| format!("cannot resume {}", path.display()))?;
+        let (keep, rows) = read_whole_rows(path, header)?;
         if keep == 0 {
             return Ok((Self::create(path, header)?, Vec::new()));
         }
@@ -75,34 +75,38 @@ impl RowLog {
         self.file.flush()
     }
 
-    /// Replaces the file with `header` and `rows`, atomically: written to `FILE.tmp`,
-    /// synced, renamed over `FILE`.
+    /// Replaces the file with `header` and `rows`, atomically ([`output::replace`]).
     pub fn finish<'a>(
         self,
         header: &[u8],
         rows: impl IntoIterator<Item = &'a [u8]>,
     ) -> anyhow::Result<()> {
         drop(self.file);
-        let mut tmp_name: OsString = self.path.as_os_str().to_owned();
-        tmp_name.push(".tmp");
-        let tmp = PathBuf::from(tmp_name);
-        let write = || -> io::Result<()> {
-            let mut out = io::BufWriter::new(File::create(&tmp)?);
+        output::replace(&self.path, |out| {
             out.write_all(header)?;
             for row in rows {
                 out.write_all(row)?;
             }
-            let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
-            file.sync_all()?;
-            std::fs::rename(&tmp, &self.path)?;
-            if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                // Best effort: makes the rename itself durable where directories can be synced.
-                let _ = File::open(dir).and_then(|d| d.sync_all());
-            }
             Ok(())
-        };
-        write().with_context(|| format!("cannot write {}", self.path.display()))
+        })?;
+        Ok(())
     }
+}
+
+/// The whole rows of the result file `path` (after `header`) that [`RowLog::resume`] would
+/// keep, read without changing the file; none when it is missing.
+pub fn resumable_rows(path: &Path, header: &[u8]) -> anyhow::Result<Vec<ResumedRow>> {
+    Ok(read_whole_rows(path, header)?.1)
+}
+
+/// [`whole_rows`] of the file at `path`, which may be missing (no rows).
+fn read_whole_rows(path: &Path, header: &[u8]) -> anyhow::Result<(usize, Vec<ResumedRow>)> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
+    };
+    whole_rows(&bytes, header).with_context(|| format!("cannot resume {}", path.display()))
 }
 
 /// The rows of a finished result file `path` (after `header`, which must be its first
@@ -137,7 +141,7 @@ fn whole_rows(bytes: &[u8], header: &[u8]) -> anyhow::Result<(usize, Vec<Resumed
         }
         let end = usize::try_from(reader.position().byte())?;
         let line = &bytes[start..end];
-        if !line.ends_with(b"\n") {
+        if !line.ends_with(b"\n") || !closes_its_quotes(line) {
             break; // cut short by a kill: dropped, and trimmed from the file
         }
         if keep == 0 {
@@ -159,6 +163,14 @@ fn whole_rows(bytes: &[u8], header: &[u8]) -> anyhow::Result<(usize, Vec<Resumed
         keep = end;
     }
     Ok((keep, rows))
+}
+
+/// Whether a record's bytes close every quote they open. A quoted field toggles the
+/// quoting at each `"` (a doubled `""` toggles twice), so a whole record holds an even
+/// number of them; a record cut inside a quoted field (just after a newline in a name,
+/// say) holds an odd number, though its last byte may be a newline.
+fn closes_its_quotes(line: &[u8]) -> bool {
+    line.iter().filter(|&&b| b == b'"').count() % 2 == 0
 }
 
 #[cfg(test)]
@@ -183,7 +195,25 @@ mod tests {
         );
         log.finish(HEADER, [&b"d,4\n"[..], &b"a,1\n"[..]]).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"path,n\nd,4\na,1\n");
-        assert!(!dir.path().join("out.csv.tmp").exists());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_row_cut_inside_a_quoted_field_after_a_newline_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.csv");
+        for cut in [&b"\"b\n"[..], b"\"b\nc\"\"\n", b"\"b\"\"\n"] {
+            let mut bytes = b"path,n\na,1\n".to_vec();
+            bytes.extend(cut);
+            std::fs::write(&path, &bytes).unwrap();
+            assert_eq!(resumable_rows(&path, HEADER).unwrap().len(), 1);
+            let (_, rows) = RowLog::resume(&path, HEADER).unwrap();
+            assert_eq!(rows.len(), 1, "{:?}", String::from_utf8_lossy(cut));
+            assert_eq!(rows[0].fields, ["a", "1"]);
+            assert_eq!(std::fs::read(&path).unwrap(), b"path,n\na,1\n");
+            std::fs::write(&path, &bytes).unwrap();
+            assert!(read_rows(&path, HEADER).is_err(), "a cut file is not whole");
+        }
     }
 
     #[test]

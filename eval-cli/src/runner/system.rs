@@ -48,10 +48,13 @@ pub fn validate_workers(requested: usize) -> (usize, Option<String>) {
 }
 
 /// Makes the first Ctrl-C or SIGTERM set `cancel`, so a batch stops cleanly and keeps
-/// what finished; a second one exits at once with status 130.
+/// what finished; a second one exits at once with status 130, leaving no temporary or
+/// lock file ([`crate::output::remove_unfinished`]).
 pub fn install_signal_handler(cancel: Arc<AtomicBool>) {
     let installed = ctrlc::set_handler(move || {
         if cancel.swap(true, Ordering::SeqCst) {
+            // No destructor runs after this: remove the temporaries and locks by hand.
+            crate::output::remove_unfinished();
             std::process::exit(130);
         }
     });
