@@ -313,7 +313,7 @@ fn report_cache(cache: &ResultCache, progress: ProgressMode) {
     if progress == ProgressMode::Jsonl {
         let mut line = serde_json::json!({
             "event": "cache",
-            "file": cache.file().to_string_lossy(),
+            "file": crate::path_cell::path_cell(cache.file()),
             "hits": stats.hits,
             "misses": stats.misses,
             "stored": stats.stored,

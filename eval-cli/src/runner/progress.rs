@@ -86,7 +86,7 @@ impl<T> Observer<T> for Progress<'_, T> {
             Sink::Jsonl => emit(&json!({
                 "event": "file",
                 "index": result.index,
-                "path": result.path.to_string_lossy(),
+                "path": crate::path_cell::path_cell(&result.path),
                 "status": result.status.as_str(),
                 "bpm": result.value.as_ref().and_then(self.bpm_of).filter(|b| b.is_finite()),
                 "error": result.error,
