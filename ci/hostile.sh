@@ -256,7 +256,7 @@ case_resume_after_a_row_cut_inside_quotes() {
   analyze lib --workers 1 --out full.csv >/dev/null 2>&1 || return 1
   # Cut just after the newline inside the quoted name.
   local keep; keep=$(grep -bo $'lib/a' full.csv | head -1 | cut -d: -f1)
-  head -c $((keep + 6)) full.csv >out.csv
+  head -c $((keep + 6)) full.csv >out.csv && cp full.csv.settings.json out.csv.settings.json
   analyze lib --workers 1 --out out.csv --resume >/dev/null 2>err.txt || return 1
   [ "$code" -le 1 ] || { echo "exit $code: $(cat err.txt)"; return 1; }
   cmp -s out.csv full.csv || { echo "resumed CSV differs: $(cat out.csv)"; return 1; }
@@ -267,8 +267,10 @@ case_latin1_names_keep_their_own_rows() {
   analyze lib --workers 1 --out full.csv >/dev/null 2>&1 || return 1
   local cells; cells=$(cut -d, -f1 full.csv | sort -u | wc -l)
   [ "$cells" -eq 3 ] || { echo "the two names share a path cell: $(cat full.csv)"; return 1; }
-  head -2 full.csv >out.csv
-  analyze lib --workers 1 --out out.csv --resume >/dev/null 2>&1 || return 1
+  # As if the run had been killed after its first row (the settings file stays beside it).
+  head -2 full.csv >out.csv && cp full.csv.settings.json out.csv.settings.json
+  analyze lib --workers 1 --out out.csv --resume >/dev/null 2>err.txt || return 1
+  [ "$code" -le 1 ] || { echo "exit $code: $(cat err.txt)"; return 1; }
   cmp -s out.csv full.csv || { echo "resume gave another row: $(cat out.csv)"; return 1; }
 }
 
