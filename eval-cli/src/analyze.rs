@@ -149,7 +149,7 @@ pub struct AnalyzeArgs {
     shard: Option<Shard>,
     /// Which files start first: `longest` (biggest first, which keeps every core busy to
     /// the end) or `input`, to measure what that buys.
-    #[arg(long, value_enum, default_value_t = Schedule::LongestFirst, help_heading = "Advanced")]
+    #[arg(long, value_enum, default_value_t = Schedule::CostliestFirst, help_heading = "Advanced")]
     schedule: Schedule,
     /// Keep rows in DIR/results.redb by file content and settings, and take a file's row
     /// from there when its bytes were analysed before with the same settings (a renamed

@@ -583,7 +583,7 @@ impl<'a, J: Job<Output = Analysis>> CachedAnalyzer<'a, J> {
         self
     }
 
-    fn analyse(&self, path: &Path, stop: &StopSignal) -> Result<Analyzed, Error> {
+    fn analyze(&self, path: &Path, stop: &StopSignal) -> Result<Analyzed, Error> {
         let analysis = self.inner.run(path, stop)?;
         Ok(Analyzed {
             record: fresh_record(&analysis),
@@ -597,12 +597,12 @@ impl<J: Job<Output = Analysis>> Job for CachedAnalyzer<'_, J> {
 
     fn run(&self, path: &Path, stop: &StopSignal) -> Result<Analyzed, Error> {
         let Some(cache) = self.cache else {
-            return self.analyse(path, stop);
+            return self.analyze(path, stop);
         };
         // A file that cannot be read is analysed as without a cache: the analyzer gives
         // the error row it always gives.
         let Ok(key) = CacheKey::of_file(path, self.settings) else {
-            return self.analyse(path, stop);
+            return self.analyze(path, stop);
         };
         if !self.force
             && let Some(outcome) = cache.lookup(&key).and_then(Stored::outcome)
@@ -610,7 +610,7 @@ impl<J: Job<Output = Analysis>> Job for CachedAnalyzer<'_, J> {
             // Past the deadline or cancelled while hashing: the inner job stops at its
             // first check and reports it exactly as a run without a cache does.
             if stop.check(Stage::Open).is_err() {
-                return self.analyse(path, stop);
+                return self.analyze(path, stop);
             }
             return outcome.map(|record| Analyzed {
                 record,
@@ -620,7 +620,7 @@ impl<J: Job<Output = Analysis>> Job for CachedAnalyzer<'_, J> {
         if self.force {
             cache.count_miss();
         }
-        match self.analyse(path, stop) {
+        match self.analyze(path, stop) {
             Ok(analyzed) => {
                 cache.store(&key, &Stored::Row(analyzed.record.clone()));
                 Ok(analyzed)

@@ -160,7 +160,7 @@ pub struct CompareReport {
 
 fn schedule_name(s: Schedule) -> &'static str {
     match s {
-        Schedule::LongestFirst => "longest",
+        Schedule::CostliestFirst => "longest",
         Schedule::InputOrder => "input",
     }
 }

@@ -852,7 +852,7 @@ impl Slot {
     ) -> anyhow::Result<bool> {
         match self.next_entry(worker)? {
             Some((entry, deliveries)) => {
-                *finished = Some(self.analyse_entry(worker, &entry, deliveries)?);
+                *finished = Some(self.analyze_entry(worker, &entry, deliveries)?);
                 Ok(false)
             }
             None => Ok(!worker.follow && self.broker.rows_done(&worker.keys)? >= worker.total),
@@ -955,7 +955,7 @@ impl Slot {
     }
 
     /// Analyses one entry, or gives it up when it has killed too many workers.
-    fn analyse_entry(
+    fn analyze_entry(
         &mut self,
         worker: &Worker,
         entry: &StreamId,
@@ -978,7 +978,7 @@ impl Slot {
             );
             AnalyzeRecord::new(&path, Status::Error, None, Some(&reason))
         } else {
-            self.analyse_with_heartbeat(worker, &entry.id, index, &path)
+            self.analyze_with_heartbeat(worker, &entry.id, index, &path)
         };
         Ok(Finished {
             id: entry.id.clone(),
@@ -1030,7 +1030,7 @@ impl Slot {
     /// The row of `path`, analysed by the batch runner as `analyze` does (read where
     /// `--path-map` says, kept under the submitted path), while another thread keeps the
     /// claim on entry `id` fresh.
-    fn analyse_with_heartbeat(
+    fn analyze_with_heartbeat(
         &mut self,
         worker: &Worker,
         id: &str,

@@ -145,9 +145,12 @@ pub fn partition(costs: &[Option<f64>], parts: usize) -> Vec<usize> {
     } else {
         known.iter().sum::<f64>() / known.len() as f64
     };
-    let cost = |i: usize| costs[i].filter(usable).unwrap_or(average);
+    let cost: Vec<f64> = costs
+        .iter()
+        .map(|c| c.filter(usable).unwrap_or(average))
+        .collect();
     let mut order: Vec<usize> = (0..costs.len()).collect();
-    order.sort_by(|&a, &b| cost(b).total_cmp(&cost(a)).then(a.cmp(&b)));
+    batch::costliest_first(&mut order, &cost);
     // Loads are finite and non-negative, so their bit patterns sort as the numbers do.
     let mut loads: BinaryHeap<Reverse<(u64, usize)>> =
         (0..parts).map(|p| Reverse((0f64.to_bits(), p))).collect();
@@ -155,7 +158,7 @@ pub fn partition(costs: &[Option<f64>], parts: usize) -> Vec<usize> {
     for i in order {
         let Reverse((load, part)) = loads.pop().expect("at least one part");
         assigned[i] = part;
-        loads.push(Reverse(((f64::from_bits(load) + cost(i)).to_bits(), part)));
+        loads.push(Reverse(((f64::from_bits(load) + cost[i]).to_bits(), part)));
     }
     assigned
 }

@@ -32,7 +32,7 @@ pub enum Schedule {
     /// weighted by its codec, read by the workers before the batch starts. No core sits
     /// idle while one long file finishes alone.
     #[value(name = "longest")]
-    LongestFirst,
+    CostliestFirst,
     /// The order of the input, to measure what the schedule above buys.
     #[value(name = "input")]
     InputOrder,
@@ -41,7 +41,7 @@ pub enum Schedule {
 impl From<Schedule> for batch::Schedule {
     fn from(flag: Schedule) -> Self {
         match flag {
-            Schedule::LongestFirst => batch::Schedule::CostliestFirst,
+            Schedule::CostliestFirst => batch::Schedule::CostliestFirst,
             Schedule::InputOrder => batch::Schedule::InputOrder,
         }
     }

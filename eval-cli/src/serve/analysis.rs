@@ -28,7 +28,7 @@ pub struct Candidate {
 
 /// What one file gave.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Analysed {
+pub struct FileOutcome {
     /// Its row, as `analyze` writes it.
     pub record: AnalyzeRecord,
     /// The tempo hypotheses, best first; empty when the file failed (or when a wrapper,
@@ -43,7 +43,7 @@ pub struct Analysed {
     pub from_cache: bool,
 }
 
-impl Analysed {
+impl FileOutcome {
     /// Whether the row is a failure (`error` or `timeout`).
     pub fn failed(&self) -> bool {
         self.record.status != Status::Ok.as_str()
@@ -60,13 +60,13 @@ impl Analysed {
 /// has no row). Never panic.
 pub trait FileAnalysis: Send + Sync {
     /// Analyses `path`, giving up after `timeout` or when `stop` is cancelled.
-    fn analyse(
+    fn analyze(
         &self,
         analyzer: &Analyzer,
         path: &Path,
         stop: &StopSignal,
         timeout: Option<Duration>,
-    ) -> Option<Analysed>;
+    ) -> Option<FileOutcome>;
 }
 
 /// The batch runner on a one-file batch: `eval-cli analyze`'s path.
@@ -74,20 +74,20 @@ pub trait FileAnalysis: Send + Sync {
 pub struct BatchAnalysis;
 
 impl FileAnalysis for BatchAnalysis {
-    fn analyse(
+    fn analyze(
         &self,
         analyzer: &Analyzer,
         path: &Path,
         stop: &StopSignal,
         timeout: Option<Duration>,
-    ) -> Option<Analysed> {
+    ) -> Option<FileOutcome> {
         let result = Batch::new(&TimedAnalyzer(analyzer))
             .timeout(timeout)
             .stop(stop.clone())
             .run_file(0, path)?;
         let analysis = result.value.as_ref().map(|(analysis, _)| analysis);
         let candidates = analysis.map_or_else(Vec::new, candidates_of);
-        Some(Analysed {
+        Some(FileOutcome {
             record: AnalyzeRecord::new(path, result.status, analysis, result.error.as_deref()),
             candidates,
             elapsed_s: result.elapsed_s,
@@ -114,13 +114,13 @@ pub struct CachedAnalysis {
 }
 
 impl FileAnalysis for CachedAnalysis {
-    fn analyse(
+    fn analyze(
         &self,
         analyzer: &Analyzer,
         path: &Path,
         stop: &StopSignal,
         timeout: Option<Duration>,
-    ) -> Option<Analysed> {
+    ) -> Option<FileOutcome> {
         let job = CachedAnalyzer::new(analyzer, Some(&*self.cache), &analyzer.fingerprint())
             .force(self.force);
         let result = Batch::new(&job)
@@ -132,7 +132,7 @@ impl FileAnalysis for CachedAnalysis {
             None => AnalyzeRecord::new(path, result.status, None, result.error.as_deref()),
         };
         let analysis = result.value.as_ref().and_then(|a| a.analysis.as_ref());
-        Some(Analysed {
+        Some(FileOutcome {
             record,
             candidates: analysis.map_or_else(Vec::new, candidates_of),
             elapsed_s: result.elapsed_s,

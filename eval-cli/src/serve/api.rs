@@ -25,7 +25,7 @@ use tokio::sync::oneshot;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutError};
 
-use super::analysis::Analysed;
+use super::analysis::FileOutcome;
 use super::jobs::{FileEvent, Job, JobId};
 use super::pool::Upload;
 use super::scheduler::Lane;
@@ -741,7 +741,7 @@ async fn store_upload(body: Body, limit: usize) -> Result<(NamedTempFile, usize)
     Ok((file, size))
 }
 
-fn upload_response(analysed: Analysed) -> Response {
+fn upload_response(analysed: FileOutcome) -> Response {
     let status = if analysed.failed() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {

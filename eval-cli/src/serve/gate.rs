@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use analyzer_core::{Analyzer, StopSignal};
 
-use super::analysis::{Analysed, FileAnalysis};
+use super::analysis::{FileAnalysis, FileOutcome};
 
 /// [`FileAnalysis`] `inner`, with gates held.
 pub struct GatedAnalysis {
@@ -17,16 +17,16 @@ pub struct GatedAnalysis {
 }
 
 impl FileAnalysis for GatedAnalysis {
-    fn analyse(
+    fn analyze(
         &self,
         analyzer: &Analyzer,
         path: &Path,
         stop: &StopSignal,
         timeout: Option<Duration>,
-    ) -> Option<Analysed> {
+    ) -> Option<FileOutcome> {
         if !crate::gate::hold(path, stop) {
             return None;
         }
-        self.inner.analyse(analyzer, path, stop, timeout)
+        self.inner.analyze(analyzer, path, stop, timeout)
     }
 }

@@ -17,7 +17,7 @@ use analyzer_core::Analyzer;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use super::analysis::{Analysed, Candidate};
+use super::analysis::{Candidate, FileOutcome};
 use super::scheduler::Lane;
 use crate::analyze::{self, AnalyzeRecord};
 use crate::report::export::{CsvLine, Exporter};
@@ -272,7 +272,7 @@ impl Job {
     }
 
     /// The file at `index` ended: with its row, or (`None`) cancelled without one.
-    pub fn finish_file(&self, index: usize, analysed: Option<Analysed>) {
+    pub fn finish_file(&self, index: usize, analysed: Option<FileOutcome>) {
         let mut state = self.state();
         state.running = state.running.saturating_sub(1);
         if let Some(analysed) = analysed {
@@ -345,8 +345,8 @@ mod tests {
     use super::*;
     use analyzer_core::AnalyzerConfig;
 
-    fn row(path: &str, status: &str) -> Analysed {
-        Analysed {
+    fn row(path: &str, status: &str) -> FileOutcome {
+        FileOutcome {
             record: AnalyzeRecord {
                 path: path.to_string(),
                 status: status.to_string(),

@@ -44,7 +44,7 @@ use analyzer_core::{Analyzer, AnalyzerConfig};
 use anyhow::{Context, bail};
 use tokio::sync::watch;
 
-pub use analysis::{Analysed, BatchAnalysis, CachedAnalysis, Candidate, FileAnalysis};
+pub use analysis::{BatchAnalysis, CachedAnalysis, Candidate, FileAnalysis, FileOutcome};
 
 use crate::cache::ResultCache;
 use crate::flags;

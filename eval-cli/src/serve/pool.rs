@@ -15,7 +15,7 @@ use std::time::Duration;
 use analyzer_core::{Analyzer, StopSignal};
 use tokio::sync::oneshot;
 
-use super::analysis::{Analysed, FileAnalysis};
+use super::analysis::{FileAnalysis, FileOutcome};
 use super::jobs::{Job, JobId};
 use super::scheduler::Scheduler;
 use super::telemetry::Telemetry;
@@ -27,7 +27,7 @@ pub struct Upload {
     /// The analyzer to use.
     pub analyzer: Arc<Analyzer>,
     /// Where the row goes; `None` when the service shut down first.
-    pub reply: oneshot::Sender<Option<Analysed>>,
+    pub reply: oneshot::Sender<Option<FileOutcome>>,
 }
 
 /// What a worker takes.
@@ -236,7 +236,7 @@ fn work(shared: &Shared) {
                 let analysed =
                     shared
                         .analysis
-                        .analyse(&upload.analyzer, &upload.path, &stop, shared.timeout);
+                        .analyze(&upload.analyzer, &upload.path, &stop, shared.timeout);
                 match &analysed {
                     Some(a) => shared.telemetry.file_finished(a, true),
                     None => shared.telemetry.file_cancelled(),
@@ -258,7 +258,7 @@ fn run_file(shared: &Shared, job: &Job, index: usize) {
     let stop = StopSignal::never().with_cancel_flag(Arc::clone(&job.cancel));
     let analysed = shared
         .analysis
-        .analyse(&job.analyzer, &job.files[index], &stop, shared.timeout);
+        .analyze(&job.analyzer, &job.files[index], &stop, shared.timeout);
     match &analysed {
         Some(a) => shared.telemetry.file_finished(a, false),
         None => shared.telemetry.file_cancelled(),

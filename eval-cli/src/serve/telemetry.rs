@@ -7,7 +7,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use super::analysis::Analysed;
+use super::analysis::FileOutcome;
 
 /// Upper bounds (seconds) of the per-file time histogram's buckets.
 const SECONDS_BUCKETS: [f64; 12] = [
@@ -116,7 +116,7 @@ impl Telemetry {
     }
 
     /// A file of a job (`upload == false`) or an upload finished with a row.
-    pub fn file_finished(&self, analysed: &Analysed, upload: bool) {
+    pub fn file_finished(&self, analysed: &FileOutcome, upload: bool) {
         let record = &analysed.record;
         let kind = if analysed.failed() {
             kind_of(&record.error)
@@ -297,8 +297,8 @@ mod tests {
     use super::*;
     use crate::analyze::AnalyzeRecord;
 
-    fn analysed(status: &str, error: &str, elapsed_s: f64) -> Analysed {
-        Analysed {
+    fn analysed(status: &str, error: &str, elapsed_s: f64) -> FileOutcome {
+        FileOutcome {
             record: AnalyzeRecord {
                 status: status.into(),
                 error: error.into(),
