@@ -17,93 +17,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use analyzer_core::Analyzer;
 use analyzer_core::batch::{self, BatchSummary, FileResult, Status};
-use analyzer_core::{Analysis, Analyzer};
 use anyhow::{Context, bail};
-use serde::{Deserialize, Serialize};
 
 use crate::cache::{Analyzed, CachedAnalyzer, ResultCache};
 use crate::flags;
 use crate::output::{Destination, Inputs, OutputLock};
-use crate::path_cell::{parse_path_cell, path_cell};
+use crate::path_cell::parse_path_cell;
+use crate::record::{self, AnalyzeRecord};
 use crate::report::export::{self, CsvLine, Exporter};
 use crate::runner::{self, ProgressMode, RowLog, RunOptions, RunSettings, Schedule};
 use crate::shard::{self, Shard, ShardRecord};
-
-/// One line of the CSV: its fields are the columns, in order. Numbers have fixed decimals
-/// so the bytes never depend on the run; failed rows leave the measurement cells empty.
-/// Warnings of a stream that was damaged but analysed go in the `error` cell of an `ok` row.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AnalyzeRecord {
-    /// The file, as found or named, exactly ([`path_cell`]: UTF-8 names as they are,
-    /// other bytes escaped as `\xNN`).
-    pub path: String,
-    /// The tempo, BPM, three decimals.
-    pub bpm: String,
-    /// The metrical model's probability that `bpm` is the beat (0..1), three decimals.
-    pub confidence: String,
-    /// The runner-up reading at another metrical level, BPM; empty when there is none.
-    pub alt_bpm: String,
-    /// Its probability; empty when there is none.
-    pub alt_share: String,
-    /// Seconds of audio, three decimals.
-    pub duration_s: String,
-    /// Sample rate of the file, Hz.
-    pub sample_rate: String,
-    /// Channels of the file.
-    pub channels: String,
-    /// The codec, as symphonia names it.
-    pub codec: String,
-    /// `ok`, `error` or `timeout`.
-    pub status: String,
-    /// Why the file failed, or on an `ok` row the damage that was survived.
-    pub error: String,
-}
-
-impl AnalyzeRecord {
-    /// The row of one file: its analysis, or the reason it has none.
-    pub fn new(
-        path: &Path,
-        status: Status,
-        analysis: Option<&Analysis>,
-        error: Option<&str>,
-    ) -> Self {
-        let path = path_cell(path);
-        let status = status.as_str().to_string();
-        match analysis {
-            Some(a) => AnalyzeRecord {
-                path,
-                bpm: format!("{:.3}", a.tempo.bpm),
-                confidence: format!("{:.3}", a.tempo.confidence),
-                alt_bpm: a
-                    .tempo
-                    .alternative
-                    .map_or(String::new(), |c| format!("{:.3}", c.bpm)),
-                alt_share: a
-                    .tempo
-                    .alternative
-                    .map_or(String::new(), |c| format!("{:.3}", c.strength)),
-                duration_s: format!("{:.3}", a.audio.duration_s),
-                sample_rate: a.audio.sample_rate.to_string(),
-                channels: a.audio.channels.to_string(),
-                codec: a.audio.codec.clone(),
-                status,
-                error: a.warnings.join("; "),
-            },
-            None => AnalyzeRecord {
-                path,
-                status,
-                error: error.unwrap_or_default().to_string(),
-                ..AnalyzeRecord::default()
-            },
-        }
-    }
-}
-
-/// The CSV header line.
-pub fn header() -> Vec<u8> {
-    export::csv_header::<AnalyzeRecord>().expect("writing CSV to memory cannot fail")
-}
 
 /// Exit status when every file was analysed.
 const EXIT_OK: u8 = 0;
@@ -236,7 +161,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     // Folders that could not be walked are rows too, after the files'.
     let walk_rows: Vec<Vec<u8>> = walk_errors
         .iter()
-        .map(|e| row(&e.path, Status::Error, None, Some(&e.reason)))
+        .map(|e| record::line(&e.path, Status::Error, None, Some(&e.reason)))
         .collect();
     if let Output::File { log, done } = &mut output {
         for (e, line) in walk_errors.iter().zip(&walk_rows) {
@@ -438,21 +363,21 @@ impl Output {
     /// header first.
     fn open(plan: &Plan, dest: Option<&Destination>, files: usize) -> anyhow::Result<Self> {
         let Some(dest) = dest else {
-            io::stdout().write_all(&header())?;
+            io::stdout().write_all(&record::header())?;
             return Ok(Output::Stdout(InOrder::new(files)));
         };
         let (path, settings) = (dest.target(), plan.settings());
         if !plan.resume {
             settings.write(path)?;
             return Ok(Output::File {
-                log: RowLog::create(path, &header())?,
+                log: RowLog::create(path, &record::header())?,
                 done: HashMap::new(),
             });
         }
-        let has_rows = !runner::resumable_rows(path, &header())?.is_empty();
+        let has_rows = !runner::resumable_rows(path, &record::header())?.is_empty();
         settings.check_resume(path, dest.shown(), has_rows)?;
         settings.write(path)?;
-        let (log, resumed) = RowLog::resume(path, &header())?;
+        let (log, resumed) = RowLog::resume(path, &record::header())?;
         let shown = dest.shown().display();
         let columns = export::csv_columns::<AnalyzeRecord>()?;
         let mut done = HashMap::new();
@@ -500,7 +425,7 @@ impl Output {
                     }
                 }
                 rows.extend(walk_rows);
-                log.finish(&header(), rows.iter().map(Vec::as_slice))?;
+                log.finish(&record::header(), rows.iter().map(Vec::as_slice))?;
             }
             Output::Stdout(mut in_order) => {
                 in_order.flush_rest()?;
@@ -567,15 +492,8 @@ fn result_row(result: &FileResult<Analyzed>) -> Vec<u8> {
         Some(analyzed) => CsvLine
             .serialize(&analyzed.record_for(&result.path))
             .expect("writing CSV to memory cannot fail"),
-        None => row(&result.path, result.status, None, result.error.as_deref()),
+        None => record::line(&result.path, result.status, None, result.error.as_deref()),
     }
-}
-
-/// One CSV line.
-fn row(path: &Path, status: Status, analysis: Option<&Analysis>, error: Option<&str>) -> Vec<u8> {
-    CsvLine
-        .serialize(&AnalyzeRecord::new(path, status, analysis, error))
-        .expect("writing CSV to memory cannot fail")
 }
 
 #[cfg(test)]
@@ -584,7 +502,7 @@ mod tests {
 
     #[test]
     fn failed_rows_have_empty_cells_and_a_reason() {
-        let line = row(
+        let line = record::line(
             Path::new("a, b.wav"),
             Status::Timeout,
             None,
@@ -599,7 +517,7 @@ mod tests {
     #[test]
     fn header_snapshot() {
         assert_eq!(
-            String::from_utf8(header()).unwrap(),
+            String::from_utf8(record::header()).unwrap(),
             "path,bpm,confidence,alt_bpm,alt_share,duration_s,sample_rate,channels,codec,status,error\n"
         );
     }

@@ -61,7 +61,7 @@ use anyhow::Context;
 use redb::{ConcurrencyMode, Database, ReadableDatabase, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use crate::analyze::{self, AnalyzeRecord};
+use crate::record::{self, AnalyzeRecord};
 
 /// The store's file inside the cache folder.
 pub const CACHE_FILE: &str = "results.redb";
@@ -103,7 +103,7 @@ impl Settings {
         hasher.update(b"\neval-cli ");
         hasher.update(env!("CARGO_PKG_VERSION").as_bytes());
         hasher.update(b"\n");
-        hasher.update(&analyze::header());
+        hasher.update(&record::header());
         Settings(*hasher.finalize().as_bytes())
     }
 }

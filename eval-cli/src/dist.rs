@@ -49,8 +49,8 @@ use redis::streams::{
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::analyze::{self, AnalyzeRecord};
 use crate::flags;
+use crate::record::{self, AnalyzeRecord};
 use crate::report::export::{CsvLine, Exporter};
 use crate::runner;
 use crate::shard;
@@ -1317,7 +1317,7 @@ fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
 
 /// The header and the rows of a complete run, in input order.
 fn merged_rows(broker: &mut Broker, keys: &Keys, total: usize) -> anyhow::Result<Vec<u8>> {
-    let mut bytes = analyze::header();
+    let mut bytes = record::header();
     for start in (0..total).step_by(CHUNK) {
         let indices: Vec<usize> = (start..(start + CHUNK).min(total)).collect();
         let rows: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")

@@ -27,6 +27,7 @@ pub mod merge;
 pub mod metrics;
 pub mod output;
 pub mod path_cell;
+pub mod record;
 pub mod report;
 pub mod runner;
 pub mod serve;

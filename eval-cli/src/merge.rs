@@ -11,8 +11,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 
-use crate::analyze;
 use crate::output::{Destination, Inputs};
+use crate::record;
 use crate::runner;
 use crate::shard::ShardRecord;
 
@@ -39,7 +39,7 @@ pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
     );
     let dest = Destination::check(&args.out, &inputs)?;
     let _lock = dest.lock()?;
-    let header = analyze::header();
+    let header = record::header();
     let rows = merged_rows(&args.parts, &header)?;
     dest.replace(|out| {
         out.write_all(&header)?;

@@ -11,8 +11,8 @@ use std::process::{Child, Command as Process, Output, Stdio};
 
 use analyzer_core::AnalyzerConfig;
 use assert_cmd::Command;
-use eval_cli::analyze::AnalyzeRecord;
 use eval_cli::cache::{self, ResultCache, Stored};
+use eval_cli::record::AnalyzeRecord;
 
 const RATE: u32 = 22_050;
 

@@ -14,8 +14,8 @@ use analyzer_core::batch::{Batch, Status, TimedAnalyzer};
 use analyzer_core::{Analysis, Analyzer, StopSignal};
 use serde::Serialize;
 
-use crate::analyze::AnalyzeRecord;
 use crate::cache::{Analyzed, CachedAnalyzer, ResultCache};
+use crate::record::AnalyzeRecord;
 
 /// One tempo hypothesis of an analysed file.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

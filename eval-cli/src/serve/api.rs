@@ -32,7 +32,7 @@ use super::scheduler::Lane;
 use super::table::Lookup;
 use super::telemetry::Gauges;
 use super::{App, events, page};
-use crate::analyze::AnalyzeRecord;
+use crate::record::AnalyzeRecord;
 
 /// Largest body of `POST /v1/jobs` (a list of paths).
 const MAX_JOB_REQUEST_BYTES: usize = 4 * 1024 * 1024;

@@ -19,7 +19,7 @@ use tokio::sync::broadcast;
 
 use super::analysis::{Candidate, FileOutcome};
 use super::scheduler::Lane;
-use crate::analyze::{self, AnalyzeRecord};
+use crate::record::{self, AnalyzeRecord};
 use crate::report::export::{CsvLine, Exporter};
 
 /// A job's number, from 1.
@@ -328,7 +328,7 @@ impl Job {
 
     /// The CSV of [`Job::rows`], header first: the bytes of `eval-cli analyze`.
     pub fn csv(&self) -> Vec<u8> {
-        let mut out = analyze::header();
+        let mut out = record::header();
         for row in self.rows() {
             out.extend(
                 CsvLine

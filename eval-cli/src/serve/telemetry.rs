@@ -295,7 +295,7 @@ impl Telemetry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyze::AnalyzeRecord;
+    use crate::record::AnalyzeRecord;
 
     fn analysed(status: &str, error: &str, elapsed_s: f64) -> FileOutcome {
         FileOutcome {
