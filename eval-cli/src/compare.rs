@@ -17,12 +17,13 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::estimator::Estimator;
-use crate::evaluate::{self, DatasetArgs, Outcome};
+use crate::evaluation::{self, DatasetArgs};
 use crate::flags;
 use crate::manifest::Dataset;
-use crate::metrics::{self, ErrorClass, Latency};
+use crate::metrics::{self, ErrorClass};
 use crate::report::export;
-use crate::report::{self, EstimatorCost, Host, Row, Summary, pages, tables};
+use crate::report::model::{CompareReport, Outcome, Scaling, WorkerRun};
+use crate::report::{self, EstimatorCost, Row, Summary, pages, tables};
 use crate::runner::{self, ProgressMode, RunOptions, Schedule};
 
 /// The speedup range the project aims for on 8 cores.
@@ -85,79 +86,6 @@ pub struct ChildFile {
     pub cpu_s: Option<f64>,
 }
 
-/// One worker count in `compare.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct WorkerRun {
-    /// Worker threads.
-    pub workers: usize,
-    /// Wall seconds of every measured repeat, in the order run.
-    pub wall_s: Vec<f64>,
-    /// Median of `wall_s`.
-    pub wall_s_median: f64,
-    /// Median wall time at 1 worker divided by this median.
-    pub speedup: f64,
-    /// `speedup / min(workers, cores)`: 1 is perfect use of the cores it could use.
-    pub efficiency: f64,
-    /// Whether every repeat's results.csv is byte-identical to the first 1-worker run.
-    pub identical: bool,
-    /// Highest peak RSS (VmHWM) of this worker count's child processes, MiB.
-    pub peak_rss_mb: Option<f64>,
-    /// Files per second at the median wall time.
-    pub files_per_s: f64,
-    /// Audio seconds per wall second at the median wall time.
-    pub realtime_factor: f64,
-    /// Per-file latency over all repeats (HDR histogram), ms.
-    pub latency_ms: Latency,
-}
-
-/// Scaling model fitted to the measurement.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Scaling {
-    /// The worker count used: the largest measured `p <= cores` with `p > 1`.
-    pub p: usize,
-    /// Its measured median speedup.
-    pub speedup: f64,
-    /// Karp-Flatt serial fraction `e = (1/S - 1/p) / (1 - 1/p)`.
-    pub serial_fraction: f64,
-    /// Amdahl projection for 8 cores, `1 / (e + (1 - e) / 8)`.
-    pub projected_speedup_8: f64,
-    /// The target range for 8 cores, `[low, high]`.
-    pub target_8: [f64; 2],
-    /// Whether the projection reaches the low end of the target.
-    pub meets_target: bool,
-}
-
-/// `compare.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CompareReport {
-    /// The dataset, as named on the command line.
-    pub dataset: String,
-    /// Available parallelism of this machine.
-    pub cores: usize,
-    /// Files in the dataset.
-    pub files: usize,
-    /// Seconds of audio in the dataset (as decoded at 1 worker).
-    pub audio_s: f64,
-    /// Measured repeats per worker count.
-    pub repeat: usize,
-    /// Unmeasured warm-up runs.
-    pub warmup: usize,
-    /// The schedule used (`longest` or `input`).
-    pub schedule: String,
-    /// One entry per worker count, ascending.
-    pub runs: Vec<WorkerRun>,
-    /// Karp-Flatt fit and 8-core projection; absent when no `1 < p <= cores` was measured.
-    pub scaling: Option<Scaling>,
-    /// Plain-language caveats and conclusions.
-    pub notes: Vec<String>,
-    /// How peak RSS was measured.
-    pub peak_rss_method: String,
-    /// The machine.
-    pub host: Host,
-    /// The exact command line.
-    pub command: String,
-}
-
 fn schedule_name(s: Schedule) -> &'static str {
     match s {
         Schedule::CostliestFirst => "longest",
@@ -187,7 +115,7 @@ impl Plan {
         args.data.analyzer()?;
         let ds = args.data.load()?;
         let estimators = args.data.estimators(&ds)?;
-        evaluate::create_out_dir(&args.out_dir)?;
+        evaluation::create_out_dir(&args.out_dir)?;
         let mut counts = args.workers.clone();
         counts.push(1);
         counts.sort_unstable();
@@ -281,7 +209,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
 /// in machine load hits them all.
 fn measure(plan: &Plan) -> anyhow::Result<Vec<Measured>> {
     let runs_dir = plan.args.out_dir.join("runs");
-    evaluate::create_out_dir(&runs_dir)?;
+    evaluation::create_out_dir(&runs_dir)?;
     let max_w = *plan.counts.last().unwrap_or(&1);
     let warmup = plan.args.warmup;
     for k in 0..warmup {
@@ -333,7 +261,7 @@ struct Accuracy {
 fn score_estimators(plan: &Plan, w1: &ChildReport) -> anyhow::Result<Accuracy> {
     let (ds, estimators, out_dir) = (&plan.ds, &plan.estimators, &plan.args.out_dir);
     // Lengths of audio, decoded once here when an estimator does not report them.
-    let audio = evaluate::audio_if_needed(ds, estimators, &plan.opts);
+    let audio = evaluation::audio_if_needed(ds, estimators, &plan.opts);
     let mut rows = rows_of(ds, w1);
     if let (Some(audio), Some(first)) = (&audio, estimators.first())
         && !first.reports_audio()
@@ -349,18 +277,18 @@ fn score_estimators(plan: &Plan, w1: &ChildReport) -> anyhow::Result<Accuracy> {
             workers: 1,
             cancelled: w1.cancelled,
         }];
-        outcomes.extend(evaluate::run_estimators(
+        outcomes.extend(evaluation::run_estimators(
             ds,
             &estimators[1..],
             audio.as_deref(),
             &plan.opts,
             None,
         )?);
-        evaluate::write_estimators(out_dir, ds, estimators, &outcomes)?
+        evaluation::write_estimators(out_dir, ds, estimators, &outcomes)?
     } else {
         let name = estimators.first().map_or("ours", |e| e.name());
         (
-            evaluate::write_accuracy(out_dir, ds, &rows, name)?,
+            evaluation::write_accuracy(out_dir, ds, &rows, name)?,
             Vec::new(),
         )
     };
@@ -595,7 +523,7 @@ fn run_child(args: &CompareArgs, workers: usize) -> anyhow::Result<ExitCode> {
     let ds = args.data.load()?;
     let estimators = args.data.estimators(&ds)?;
     let estimator = estimators.first().context("no estimator")?;
-    evaluate::create_out_dir(&args.out_dir)?;
+    evaluation::create_out_dir(&args.out_dir)?;
     let cancel = Arc::new(AtomicBool::new(false));
     runner::install_signal_handler(cancel.clone());
     let opts = RunOptions {
@@ -608,7 +536,8 @@ fn run_child(args: &CompareArgs, workers: usize) -> anyhow::Result<ExitCode> {
     // An estimator that does not report its audio leaves `audio_s` at 0 here; the parent
     // measures the lengths once, rather than every run decoding the whole dataset again.
     let results = args.out_dir.join("results.csv");
-    let outcome: Outcome = evaluate::evaluate_dataset(&ds, estimator, None, &opts, Some(&results))?;
+    let outcome: Outcome =
+        evaluation::evaluate_dataset(&ds, estimator, None, &opts, Some(&results))?;
     let child = ChildReport {
         workers: outcome.workers,
         wall_s: outcome.wall_s,

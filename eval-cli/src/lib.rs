@@ -19,7 +19,7 @@ pub mod dataset;
 pub mod dist;
 pub mod estimator;
 pub mod evaluate;
-pub mod excerpts;
+pub mod evaluation;
 pub mod flags;
 pub mod gate;
 pub mod manifest;

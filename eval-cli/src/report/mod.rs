@@ -9,6 +9,7 @@
 pub mod charts;
 pub mod export;
 pub mod html;
+pub mod model;
 pub mod pages;
 pub mod tables;
 

@@ -5,9 +5,8 @@
 use std::path::Path;
 
 use super::html::{self, Page};
+use super::model::{CompareReport, Outcome};
 use super::{EstimatorCost, LengthAccuracy, Row, Summary, Timings, charts};
-use crate::compare::CompareReport;
-use crate::evaluate::Outcome;
 use crate::metrics::{self, ErrorClass, Latency};
 
 /// A percentage with one decimal: `87.5 %`.

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 
-use crate::evaluate::{SynthArgs, create_out_dir};
+use crate::evaluation::{SynthArgs, create_out_dir};
 use crate::manifest::{self, Dataset, Item};
 use crate::report;
 

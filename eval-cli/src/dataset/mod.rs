@@ -1,12 +1,14 @@
 //! `eval-cli dataset`: make datasets. `synth` writes the deterministic synthetic set (WAV and
 //! FLAC with a `manifest.csv`) that `--dataset synth` generates on the fly; `excerpts` cuts
-//! fixed-length excerpts from any dataset ([`crate::excerpts`]).
+//! fixed-length excerpts from any dataset ([`excerpts`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::excerpts::{self, ExcerptArgs};
 use crate::manifest::{self, SynthParams};
+use excerpts::ExcerptArgs;
+
+pub mod excerpts;
 
 /// Dataset subcommands.
 #[derive(Debug, clap::Subcommand)]

@@ -1,0 +1,452 @@
+//! The evaluation library: a dataset (a manifest or the built-in synthetic set), the batch
+//! run of an estimator over it, each file scored against its truth ([`Row`]), and the
+//! files of a run (`results.csv`, `summary.json`, the estimators' table). `evaluate` and
+//! `compare` are its two commands; `dataset excerpts` reads datasets through it.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use analyzer_core::batch::{self, FileResult, Job};
+use analyzer_core::{Analyzer, AnalyzerConfig, StopSignal};
+use anyhow::Context;
+
+use crate::estimator::{Estimate, Estimator, EstimatorSpec};
+use crate::flags;
+use crate::manifest::{self, Dataset, Item, SynthParams};
+use crate::metrics::{self, ErrorClass};
+use crate::output::{self, Inputs};
+use crate::report::export::{self, CsvLine, Exporter};
+use crate::report::model::Outcome;
+use crate::report::{self, EstimatorAccuracy, EstimatorCost, ResultRecord, Row, Summary};
+use crate::runner::{self, ProgressMode, RowLog, RunOptions, Schedule};
+
+/// Where the dataset comes from and how to analyse it: flags shared by `evaluate` and
+/// `compare`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DatasetArgs {
+    /// A manifest CSV (`file,bpm[,metadata...]`), a folder (its manifest.csv, or audio with
+    /// GiantSteps-style `.bpm` or JAMS annotations), or `synth` for the built-in synthetic
+    /// set, generated on first use into a cache folder.
+    #[arg(long)]
+    pub dataset: String,
+    /// Slowest tempo the analyzer reports, BPM.
+    #[arg(long, value_name = "BPM", default_value_t = AnalyzerConfig::default().min_bpm)]
+    pub min_bpm: f64,
+    /// Fastest tempo the analyzer reports, BPM.
+    #[arg(long, value_name = "BPM", default_value_t = AnalyzerConfig::default().max_bpm)]
+    pub max_bpm: f64,
+    #[command(flatten)]
+    pub sampling: flags::SamplingArgs,
+    #[command(flatten)]
+    pub synth: SynthArgs,
+    /// Which files start first.
+    #[arg(long, value_enum, default_value = "longest")]
+    pub schedule: Schedule,
+    /// Per-file time limit in seconds (none by default); a file past it is a failed row
+    /// (an external program is killed).
+    #[arg(long, value_name = "SECS", value_parser = flags::parse_timeout)]
+    pub timeout: Option<Duration>,
+    /// Tempo estimator to score; repeat it to put several side by side (the first one's
+    /// results are results.csv). `ours`, `cmd:TEMPLATE` (an external program per file,
+    /// `{file}` replaced by its path, the BPM read as the last number on its stdout, e.g.
+    /// `cmd:aubio tempo {file}`), or `csv:FILE` (predictions with columns `file,bpm`),
+    /// optionally behind a label for the reports: `aubio=cmd:aubio tempo {file}`.
+    #[arg(
+        long = "estimator",
+        value_name = "[LABEL=]SPEC",
+        default_value = "ours"
+    )]
+    pub estimators: Vec<EstimatorSpec>,
+}
+
+/// The size of the built-in synthetic set, for every command that takes a dataset spec
+/// (`--dataset synth`, `dataset excerpts --from synth`).
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct SynthArgs {
+    /// Tracks in the synthetic set (with `synth` as the dataset).
+    #[arg(long, default_value_t = 24)]
+    pub synth_count: usize,
+    /// Seconds per synthetic track.
+    #[arg(long, default_value_t = 30.0)]
+    pub synth_seconds: f64,
+    /// Seed of the synthetic set.
+    #[arg(long, default_value_t = 0)]
+    pub synth_seed: u64,
+}
+
+impl SynthArgs {
+    /// The generator parameters these flags name.
+    pub fn params(self) -> SynthParams {
+        SynthParams {
+            count: self.synth_count,
+            seconds: self.synth_seconds,
+            seed: self.synth_seed,
+        }
+    }
+}
+
+impl DatasetArgs {
+    /// Loads the dataset these flags name.
+    /// Loads the dataset; no report of this run may replace one of its files
+    /// ([`output::protect`]).
+    pub fn load(&self) -> anyhow::Result<Dataset> {
+        let ds = manifest::load(&self.dataset, self.synth.params())?;
+        output::protect(&Inputs::of(ds.files()));
+        Ok(ds)
+    }
+
+    /// Plans the analyzer these flags ask for.
+    pub fn analyzer(&self) -> anyhow::Result<Analyzer> {
+        flags::analyzer(self.min_bpm, self.max_bpm, &self.sampling)
+    }
+
+    /// Prepares every `--estimator` for `ds`, in command-line order.
+    pub fn estimators(&self, ds: &Dataset) -> anyhow::Result<Vec<Estimator>> {
+        let analyzer = self.analyzer()?;
+        self.estimators
+            .iter()
+            .map(|spec| Estimator::new(spec, ds, &analyzer))
+            .collect()
+    }
+}
+
+/// Runs `estimator` over every item of `ds` and scores each one.
+///
+/// `audio_s` gives each item's seconds of audio when the estimator does not report them
+/// (see [`audio_durations`]). With `rows_to`, each file's `results.csv` row is appended to
+/// that file as it finishes (so a crash loses nothing), and the file is rewritten in
+/// dataset order when the batch ends.
+pub fn evaluate_dataset(
+    ds: &Dataset,
+    estimator: &Estimator,
+    audio_s: Option<&[f64]>,
+    opts: &RunOptions,
+    rows_to: Option<&Path>,
+) -> anyhow::Result<Outcome> {
+    let paths: Vec<PathBuf> = ds.items.iter().map(|i| i.path.clone()).collect();
+    let known_audio = |i: usize| audio_s.and_then(|a| a.get(i).copied());
+    let header = export::csv_header::<ResultRecord>()?;
+    let mut log = rows_to.map(|p| RowLog::create(p, &header)).transpose()?;
+    let mut write_error: Option<anyhow::Error> = None;
+    let summary = runner::run(
+        &paths,
+        opts,
+        estimator,
+        |_| None,
+        |result| {
+            let Some(log) = log.as_mut().filter(|_| write_error.is_none()) else {
+                return;
+            };
+            let row = score(
+                &ds.items[result.index],
+                Some(result),
+                known_audio(result.index),
+            );
+            let written = CsvLine
+                .serialize(&ResultRecord::from(&row))
+                .and_then(|line| Ok(log.append(&line)?));
+            if let Err(err) = written {
+                write_error = Some(err);
+                opts.cancel.store(true, Ordering::SeqCst);
+            }
+        },
+    );
+    if let Some(err) = write_error {
+        return Err(err).context("cannot write results.csv");
+    }
+    let mut by_index: BTreeMap<usize, _> =
+        summary.results.into_iter().map(|r| (r.index, r)).collect();
+    let rows: Vec<Row> = ds
+        .items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| score(item, by_index.remove(&i).as_ref(), known_audio(i)))
+        .collect();
+    if let Some(log) = log {
+        let records: Vec<ResultRecord> = rows.iter().map(ResultRecord::from).collect();
+        let lines = records
+            .iter()
+            .map(|r| CsvLine.serialize(r))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        log.finish(&header, lines.iter().map(Vec::as_slice))?;
+    }
+    Ok(Outcome {
+        rows,
+        wall_s: summary.wall_s,
+        workers: summary.workers,
+        cancelled: summary.cancelled,
+    })
+}
+
+/// The row of one dataset item: its result scored against the truth, or a `cancelled` row
+/// when it has none. `known_audio` is its seconds of audio when the estimator gives none.
+fn score(item: &Item, result: Option<&FileResult<Estimate>>, known_audio: Option<f64>) -> Row {
+    let (status, est, confidence, error, elapsed_s, audio_s, cpu_s) = match result {
+        Some(r) => {
+            let v = r.value.as_ref();
+            (
+                r.status.as_str(),
+                v.map(|e| e.bpm),
+                v.and_then(|e| e.confidence),
+                r.error.clone().unwrap_or_default(),
+                r.elapsed_s,
+                v.and_then(|e| e.audio_s).or(known_audio).unwrap_or(0.0),
+                v.and_then(|e| e.cpu_s),
+            )
+        }
+        None => (
+            "cancelled",
+            None,
+            None,
+            "cancelled before it finished".into(),
+            0.0,
+            0.0,
+            None,
+        ),
+    };
+    let class = if status == "ok" {
+        metrics::classify(est, item.bpm)
+    } else {
+        ErrorClass::Failed
+    };
+    Row {
+        file: item.file.clone(),
+        truth_bpm: item.bpm,
+        est_bpm: est,
+        confidence,
+        class,
+        status,
+        error: one_line(&error),
+        meta: item.meta.clone(),
+        elapsed_s,
+        audio_s,
+        cpu_s,
+    }
+}
+
+/// Seconds of audio in every item of `ds` (0 for a file that does not decode), measured
+/// by decoding it: for estimators that do not report what they decoded.
+pub fn audio_durations(ds: &Dataset, opts: &RunOptions) -> Vec<f64> {
+    let paths: Vec<PathBuf> = ds.items.iter().map(|i| i.path.clone()).collect();
+    let quiet = RunOptions {
+        progress: ProgressMode::Off,
+        ..opts.clone()
+    };
+    let summary = runner::run(&paths, &quiet, &DecodedLength, |_| None, |_| {});
+    let mut out = vec![0.0; paths.len()];
+    for r in summary.results {
+        out[r.index] = r.value.unwrap_or(0.0);
+    }
+    out
+}
+
+/// The batch job of [`audio_durations`]: seconds of audio, by decoding.
+struct DecodedLength;
+
+impl Job for DecodedLength {
+    type Output = f64;
+
+    fn run(&self, path: &Path, stop: &StopSignal) -> Result<f64, analyzer_core::Error> {
+        analyzer_core::decode::decode_mono(path, stop, |_, _| Ok(())).map(|i| i.duration_s())
+    }
+
+    fn cost_hint(&self, path: &Path) -> Option<f64> {
+        Some(batch::audio_cost(path))
+    }
+}
+
+/// The cost and accuracy of one estimator's run.
+pub fn estimator_cost(
+    estimator: &Estimator,
+    summary: &Summary,
+    outcome: &Outcome,
+) -> EstimatorCost {
+    let cpu = report::MeasuredCpu::of(&outcome.rows);
+    let (cpu_s, cpu_audio_s) = (cpu.cpu_s, cpu.audio_s);
+    EstimatorCost {
+        name: estimator.name().to_string(),
+        n: summary.n,
+        failed: summary.failed,
+        acc1: summary.acc1,
+        acc2: summary.acc2,
+        cpu_s,
+        cpu_audio_s,
+        cpu_s_per_audio_min: cpu_s
+            .filter(|_| cpu_audio_s > 0.0)
+            .map(|c| c / (cpu_audio_s / 60.0)),
+        cpu_files: cpu.files,
+        wall_s: outcome.wall_s,
+        cpu_method: estimator.cpu_method().to_string(),
+    }
+}
+
+/// Error text on one line, so that CSV rows stay one line each.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Timings of an outcome on this machine.
+pub fn timings(outcome: &Outcome) -> report::Timings {
+    let audio_s: f64 = outcome.rows.iter().map(|r| r.audio_s).sum();
+    let elapsed: Vec<f64> = outcome
+        .rows
+        .iter()
+        .filter(|r| r.status != "cancelled")
+        .map(|r| r.elapsed_s)
+        .collect();
+    report::Timings {
+        workers: outcome.workers,
+        wall_s: outcome.wall_s,
+        files: outcome.rows.len(),
+        audio_s,
+        files_per_s: report::ratio(outcome.rows.len() as f64, outcome.wall_s),
+        realtime_factor: report::ratio(audio_s, outcome.wall_s),
+        latency_ms: metrics::latency_ms(&elapsed),
+        peak_rss_mb: runner::peak_rss_mb(),
+        cancelled: outcome.cancelled,
+        host: report::host(),
+        command: report::command_line(),
+        estimators: Vec::new(),
+    }
+}
+
+/// Writes `results.csv` and `summary.json` of `rows`, the results of the estimator
+/// `name`, into `dir`; returns the summary.
+pub fn write_accuracy(
+    dir: &Path,
+    ds: &Dataset,
+    rows: &[Row],
+    name: &str,
+) -> anyhow::Result<Summary> {
+    report::write_file(&dir.join("results.csv"), &report::results_csv(rows)?)?;
+    let mut summary = report::summarize(&ds.label, rows, &ds.meta_columns)?;
+    summary.estimators = vec![EstimatorAccuracy::of(name, &summary)];
+    report::write_json(&dir.join("summary.json"), &summary)?;
+    Ok(summary)
+}
+
+/// Seconds of audio per item, decoded once, when some of `estimators` do not report what
+/// they decoded (external programs, predictions); `None` when all of them do.
+pub fn audio_if_needed(
+    ds: &Dataset,
+    estimators: &[Estimator],
+    opts: &RunOptions,
+) -> Option<Vec<f64>> {
+    estimators
+        .iter()
+        .any(|e| !e.reports_audio())
+        .then(|| audio_durations(ds, opts))
+}
+
+/// Runs every estimator over `ds`, one after the other, each with `opts`; stops after a
+/// cancelled run. `audio` is [`audio_if_needed`]'s answer, measured once by the caller.
+/// With `dir`, each estimator's rows are appended as files finish to where
+/// [`write_estimators`] puts its `results.csv` (see [`evaluate_dataset`]).
+pub fn run_estimators(
+    ds: &Dataset,
+    estimators: &[Estimator],
+    audio: Option<&[f64]>,
+    opts: &RunOptions,
+    dir: Option<&Path>,
+) -> anyhow::Result<Vec<Outcome>> {
+    let mut outcomes = Vec::new();
+    for (k, estimator) in estimators.iter().enumerate() {
+        if estimators.len() > 1 {
+            eprintln!(
+                "eval-cli: estimator {}/{}: {}",
+                k + 1,
+                estimators.len(),
+                estimator.name()
+            );
+        }
+        let rows_to = match dir {
+            Some(dir) if k == 0 => Some(dir.join("results.csv")),
+            Some(dir) => {
+                let sub = dir
+                    .join("estimators")
+                    .join(estimator_slug(k, estimator.name()));
+                create_out_dir(&sub)?;
+                Some(sub.join("results.csv"))
+            }
+            None => None,
+        };
+        let outcome = evaluate_dataset(ds, estimator, audio, opts, rows_to.as_deref())?;
+        let cancelled = outcome.cancelled;
+        outcomes.push(outcome);
+        if cancelled {
+            break;
+        }
+    }
+    Ok(outcomes)
+}
+
+/// A folder name for the `k`-th estimator: `1-cmd-aubio-tempo-file`.
+pub fn estimator_slug(k: usize, name: &str) -> String {
+    let mut slug = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c.to_ascii_lowercase());
+        } else if !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    let slug: String = slug.trim_matches('-').chars().take(40).collect();
+    format!("{}-{}", k + 1, slug.trim_end_matches('-'))
+}
+
+/// Writes the results of several estimators: the first one's `results.csv` and
+/// `summary.json` (with every estimator's accuracy in `estimators`) into `dir`; when
+/// there are several, each one's into `dir/estimators/K-NAME/` and a table of all of them
+/// into `dir/estimators.csv`. Returns the first one's summary and every one's cost.
+pub fn write_estimators(
+    dir: &Path,
+    ds: &Dataset,
+    estimators: &[Estimator],
+    outcomes: &[Outcome],
+) -> anyhow::Result<(Summary, Vec<EstimatorCost>)> {
+    let mut summaries = Vec::new();
+    let mut costs = Vec::new();
+    for (k, (estimator, outcome)) in estimators.iter().zip(outcomes).enumerate() {
+        let summary = if estimators.len() > 1 {
+            let sub = dir
+                .join("estimators")
+                .join(estimator_slug(k, estimator.name()));
+            create_out_dir(&sub)?;
+            write_accuracy(&sub, ds, &outcome.rows, estimator.name())?
+        } else {
+            report::summarize(&ds.label, &outcome.rows, &ds.meta_columns)?
+        };
+        costs.push(estimator_cost(estimator, &summary, outcome));
+        summaries.push(summary);
+    }
+    let (Some(first), Some(outcome)) = (summaries.first(), outcomes.first()) else {
+        anyhow::bail!("no estimator was run");
+    };
+    let mut summary = first.clone();
+    summary.estimators = estimators
+        .iter()
+        .zip(&summaries)
+        .map(|(e, s)| EstimatorAccuracy::of(e.name(), s))
+        .collect();
+    report::write_file(
+        &dir.join("results.csv"),
+        &report::results_csv(&outcome.rows)?,
+    )?;
+    report::write_json(&dir.join("summary.json"), &summary)?;
+    if estimators.len() > 1 {
+        report::write_file(
+            &dir.join("estimators.csv"),
+            &report::estimators_csv(&costs)?,
+        )?;
+    }
+    Ok((summary, costs))
+}
+
+/// Creates the output folder, naming it on failure.
+pub fn create_out_dir(dir: &Path) -> anyhow::Result<()> {
+    fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create output folder {}", dir.display()))
+}
