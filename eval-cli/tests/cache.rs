@@ -31,7 +31,8 @@ fn click_wav(path: &Path, bpm: f64, seconds: f64) {
     writer.finalize().unwrap();
 }
 
-/// `count` files of distinct content (each its own tempo), plus one that does not decode.
+/// `count` files of distinct content (each its own tempo), plus one too short to measure
+/// (a failure that is stored).
 fn library(dir: &Path, count: usize, seconds: f64) -> PathBuf {
     let lib = dir.join("lib");
     fs::create_dir_all(&lib).unwrap();
@@ -39,11 +40,7 @@ fn library(dir: &Path, count: usize, seconds: f64) -> PathBuf {
         let bpm = 80.0 + 3.0 * i as f64;
         click_wav(&lib.join(format!("{i:02}.wav")), bpm, seconds);
     }
-    fs::write(
-        lib.join("zz-broken.wav"),
-        b"RIFF....WAVEjunk that is not audio",
-    )
-    .unwrap();
+    click_wav(&lib.join("zz-short.wav"), 120.0, 0.5);
     lib
 }
 
@@ -61,7 +58,7 @@ fn analyze(args: &[&str], paths: &[&Path]) -> Output {
         .unwrap()
 }
 
-/// Runs `analyze` and returns its stdout, checking the exit status (1: the broken file).
+/// Runs `analyze` and returns its stdout, checking the exit status (1: the short file).
 fn csv_of(args: &[&str], paths: &[&Path]) -> (Vec<u8>, String) {
     let out = analyze(args, paths);
     assert!(
@@ -105,7 +102,7 @@ fn a_second_run_takes_every_row_from_the_cache_with_the_same_bytes() {
     assert_eq!(
         cache_counts(&err),
         (0, 7, 7),
-        "the decode error is stored too"
+        "the too_short error is stored too"
     );
 
     for workers in ["1", "2"] {
@@ -127,7 +124,7 @@ fn a_second_run_takes_every_row_from_the_cache_with_the_same_bytes() {
             .find(|e| e["event"] == "file" && e["path"].as_str().unwrap().ends_with(name))
             .map(|e| e["status"].as_str().unwrap().to_string())
     };
-    assert_eq!(status_of("zz-broken.wav").as_deref(), Some("error"));
+    assert_eq!(status_of("zz-short.wav").as_deref(), Some("error"));
     assert_eq!(status_of("00.wav").as_deref(), Some("ok"));
     let cache_event = events.iter().find(|e| e["event"] == "cache").unwrap();
     assert_eq!(cache_event["hits"], 7);
@@ -177,7 +174,7 @@ fn a_renamed_or_copied_file_hits_an_edited_one_misses_other_settings_miss() {
     let (reference, _) = csv_of(&[], &[&lib]);
     let (cached, err) = csv_of(&["--cache", c], &[&lib]);
     assert_eq!(cached, reference);
-    // renamed.wav, 01.wav, "01 copy.wav" and the broken file hit; the edited 02.wav misses.
+    // renamed.wav, 01.wav, "01 copy.wav" and the short file hit; the edited 02.wav misses.
     assert_eq!(cache_counts(&err), (4, 5, 1));
 
     let other = ["--min-bpm", "60", "--max-bpm", "180", "--workers", "1"];
@@ -272,8 +269,10 @@ fn a_writer_killed_mid_batch_leaves_whole_rows_and_the_rerun_finishes() {
     let lib = library(dir.path(), 20, 4.0);
     let junk = 100;
     for i in 0..junk {
-        // Before "00.wav" in input order; each of its own content, so each its own row.
-        fs::write(lib.join(format!("0-junk-{i:03}.wav")), format!("junk {i}")).unwrap();
+        // Before "00.wav" in input order; each too short and of its own length, so each
+        // its own stored row.
+        let seconds = 0.05 + 0.001 * i as f64;
+        click_wav(&lib.join(format!("0-junk-{i:03}.wav")), 120.0, seconds);
     }
     let files = 20 + junk + 1;
     let cache_dir = dir.path().join("cache");
@@ -390,7 +389,7 @@ fn two_processes_write_one_cache_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let files = 24;
     let lib = library(dir.path(), files, 4.0);
-    let rows = files as u64 + 1; // and the broken file
+    let rows = files as u64 + 1; // and the short file
     let cache_dir = dir.path().join("cache");
     let c = s(&cache_dir);
     let (clean, _) = csv_of(&["--workers", "2"], &[&lib]);
@@ -404,7 +403,7 @@ fn two_processes_write_one_cache_at_once() {
     for child in [first, second] {
         let out = child.wait_with_output().unwrap();
         let err = String::from_utf8(out.stderr).unwrap();
-        assert_eq!(out.status.code(), Some(1), "the broken file fails: {err}");
+        assert_eq!(out.status.code(), Some(1), "the short file fails: {err}");
         let (hits, looked_up, written) = cache_counts(&err);
         assert_eq!(looked_up, rows);
         assert_eq!(hits + written, looked_up, "every miss is stored: {err}");

@@ -118,9 +118,14 @@ impl FileAnalysis for CachedAnalysis {
         stop: &StopSignal,
         timeout: Option<Duration>,
     ) -> Option<Analysed> {
-        let job = CachedAnalyzer::new(analyzer, Some(&*self.cache), &analyzer.fingerprint())
-            .force(self.force);
-        let result = run_one(&job, path, stop, timeout)?;
+        let job =
+            CachedAnalyzer::new(analyzer, Some(&*self.cache), analyzer.config()).force(self.force);
+        let result = run_one(&job, path, stop, timeout);
+        // A damaged store was moved aside and replaced while analysing: say so once.
+        for warning in self.cache.take_warnings() {
+            eprintln!("eval-cli: warning: {warning}");
+        }
+        let result = result?;
         let record = match &result.value {
             Some(analyzed) => analyzed.record_for(path),
             None => AnalyzeRecord::new(path, result.status, None, result.error.as_deref()),
