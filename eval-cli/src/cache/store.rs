@@ -6,11 +6,12 @@
 //! damaged, at open or at any later read or write, is moved aside as
 //! `results.redb.damaged-N` and a fresh one takes its place.
 
+use std::cell::Cell;
 use std::fs;
 use std::io;
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::panic::{self, AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, Once, PoisonError, RwLock};
 
 use redb::{ConcurrencyMode, Database, TableDefinition};
 
@@ -183,9 +184,8 @@ impl Store {
         if current.generation != generation || *gave_up {
             return;
         }
-        let old = current.db.take();
         // Close the damaged handle first: redb's close may write to it.
-        let _ = catch_unwind(AssertUnwindSafe(move || drop(old)));
+        close_quietly(current.db.take());
         let fresh = move_aside(&self.file, current.id, reason).and_then(|warning| {
             self.warn(warning);
             guarded(|| open_db(&self.file)).map_err(|f| f.into_open(&self.file).to_string())
@@ -220,14 +220,23 @@ impl Store {
 
     /// Closes the database, a panic in redb's close caught.
     pub(super) fn close(&self) {
-        let db = self
-            .current
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .db
-            .take();
-        let _ = catch_unwind(AssertUnwindSafe(move || drop(db)));
+        close_quietly(
+            self.current
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .db
+                .take(),
+        );
     }
+}
+
+/// Drops a handle of the database (the last one runs redb's close, which may read a
+/// damaged file), a panic caught and dropped with it.
+fn close_quietly(db: Option<Arc<Database>>) {
+    let _ = guarded(move || {
+        drop(db);
+        Ok(())
+    });
 }
 
 fn open_db(file: &Path) -> Result<Database, redb::Error> {
@@ -260,21 +269,53 @@ impl Failure {
     }
 }
 
-/// Runs `op`, its panics caught and its errors sorted into damage and the rest.
+/// Runs `op`, its panics caught and its errors sorted into damage and the rest. A panic
+/// is reported as the damage it stands for, not printed by the panic hook as a crash.
 fn guarded<T>(op: impl FnOnce() -> Result<T, redb::Error>) -> Result<T, Failure> {
-    match catch_unwind(AssertUnwindSafe(op)) {
+    install_quiet_hook();
+    let was_quiet = QUIET.with(|quiet| quiet.replace(true));
+    let outcome = catch_unwind(AssertUnwindSafe(op));
+    QUIET.with(|quiet| quiet.set(was_quiet));
+    match outcome {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(error)) if is_damage(&error) => Err(Failure::Damage(error.to_string())),
         Ok(Err(error)) => Err(Failure::Error(error)),
-        Err(panic) => Err(Failure::Damage(format!(
-            "redb panicked: {}",
-            panic
+        Err(panic) => {
+            let message = panic
                 .downcast_ref::<&str>()
                 .copied()
                 .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-                .unwrap_or("(no message)")
-        ))),
+                .unwrap_or("(no message)");
+            let at = PANIC_AT.with(|at| at.take()).unwrap_or_default();
+            Err(Failure::Damage(format!("redb panicked{at}: {message}")))
+        }
     }
+}
+
+thread_local! {
+    /// This thread is inside [`guarded`]: its panics are caught and reported there.
+    static QUIET: Cell<bool> = const { Cell::new(false) };
+    /// Where the last quiet panic of this thread was raised (` at FILE:LINE`).
+    static PANIC_AT: Cell<Option<String>> = const { Cell::new(None) };
+}
+
+/// Wraps the process's panic hook once: panics inside [`guarded`] are not printed (their
+/// place is kept for the warning), every other panic goes to the hook as before.
+fn install_quiet_hook() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if QUIET.with(Cell::get) {
+                let at = info
+                    .location()
+                    .map(|l| format!(" at {}:{}", l.file(), l.line()));
+                PANIC_AT.with(|slot| slot.set(at));
+            } else {
+                previous(info);
+            }
+        }));
+    });
 }
 
 /// Errors that say the file's bytes are not a sound store (rather than that the disk or a
