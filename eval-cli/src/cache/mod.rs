@@ -820,7 +820,7 @@ mod tests {
             new_bytes: std::fs::read(&other).unwrap(),
         };
         let cached = CachedAnalyzer::new(&job, Some(&cache), job.analyzer.config());
-        let summary = Batch::new(&cached).run(&[wav.clone()], &Sequential);
+        let summary = Batch::new(&cached).run(std::slice::from_ref(&wav), &Sequential);
         cache.flush();
         assert_eq!(summary.results[0].status, Status::Ok, "the row is returned");
         assert_eq!(cache.len().unwrap(), 0, "but not stored");
@@ -836,7 +836,7 @@ mod tests {
             None,
             job.analyzer.config(),
         ))
-        .run(&[wav.clone()], &Sequential);
+        .run(std::slice::from_ref(&wav), &Sequential);
         assert_eq!(row, rows(&reference)[0]);
     }
 

@@ -111,13 +111,14 @@ impl Store {
             dir: dir.to_path_buf(),
             error,
         })?;
-        let file = dir.join(super::CACHE_FILE);
+        let file = dir.join(CACHE_FILE);
         let mut warnings = Vec::new();
+        let found = file_id(&file);
         let db = match guarded(|| open_db(&file)) {
             Ok(db) => db,
             Err(Failure::Damage(reason)) => {
                 let moved =
-                    move_aside(&file, None, &reason).map_err(|why| CacheError::Damaged {
+                    move_aside(&file, found, &reason).map_err(|why| CacheError::Damaged {
                         file: file.clone(),
                         reason: format!("{reason}; {why}"),
                     })?;
@@ -338,23 +339,27 @@ fn is_damage(error: &redb::Error) -> bool {
 }
 
 /// Renames the damaged `file` to the first free `results.redb.damaged-N` beside it and
-/// says so (the warning names both and the reason). If the file is not the one `opened`
-/// (another process replaced it already), it is left alone.
+/// says so (the warning names both and the reason). If the file is gone or not the one
+/// `opened` (another process that found the damage moved it already), it is left alone.
 fn move_aside(file: &Path, opened: Option<FileId>, reason: &str) -> Result<String, String> {
-    if opened.is_some() && file_id(file) != opened {
-        return Ok(format!(
-            "the result cache {} was damaged ({reason}); another process replaced it",
+    let replaced = || {
+        format!(
+            "the result cache {} was damaged ({reason}); another process moved it aside",
             file.display()
-        ));
+        )
+    };
+    if opened.is_some() && file_id(file) != opened {
+        return Ok(replaced());
     }
     for n in 1..=1000 {
-        let aside = file.with_file_name(format!("{}.damaged-{n}", super::CACHE_FILE));
+        let aside = file.with_file_name(format!("{}.damaged-{n}", CACHE_FILE));
         // A hard link is made only if the name is free, atomically: two processes that
         // find the same damage cannot take the same name. Without hard links on the file
         // system, a rename to a name seen free.
         let moved = match fs::hard_link(file, &aside) {
             Ok(()) => fs::remove_file(file),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(replaced()),
             Err(_) if !aside.exists() => fs::rename(file, &aside),
             Err(_) => continue,
         };
@@ -380,4 +385,44 @@ fn file_id(path: &Path) -> Option<FileId> {
 #[cfg(not(unix))]
 fn file_id(_: &Path) -> Option<FileId> {
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_another_process_replaced_already_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(CACHE_FILE);
+        fs::write(&file, b"damaged").unwrap();
+        let damaged = file_id(&file);
+        // The other process moved it aside and made a fresh one: another inode.
+        fs::rename(&file, dir.path().join("elsewhere")).unwrap();
+        fs::write(&file, b"fresh").unwrap();
+        if damaged.is_some() {
+            let said = move_aside(&file, damaged, "x").unwrap();
+            assert!(said.contains("another process"), "{said}");
+            assert_eq!(fs::read(&file).unwrap(), b"fresh");
+        }
+        fs::remove_file(&file).unwrap();
+        let said = move_aside(&file, None, "x").unwrap();
+        assert!(said.contains("another process"), "gone already: {said}");
+        let aside = dir.path().join(format!("{}.damaged-1", CACHE_FILE));
+        assert!(!aside.exists());
+    }
+
+    #[test]
+    fn damaged_stores_take_the_next_free_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(CACHE_FILE);
+        for n in 1..=2 {
+            fs::write(&file, format!("damaged {n}")).unwrap();
+            let said = move_aside(&file, file_id(&file), "why").unwrap();
+            let aside = dir.path().join(format!("{}.damaged-{n}", CACHE_FILE));
+            assert!(said.contains(&*aside.to_string_lossy()) && said.contains("(why)"));
+            assert_eq!(fs::read_to_string(&aside).unwrap(), format!("damaged {n}"));
+            assert!(!file.exists());
+        }
+    }
 }
