@@ -723,8 +723,17 @@ mod tests {
         (row, job.calls.load(Ordering::SeqCst) == 1)
     }
 
-    #[test]
-    fn a_stored_row_with_a_changed_digit_is_analysed_again_and_rewritten() {
+    /// A cache holding the row of one file: the folder, the file, the cache, the row
+    /// and its key.
+    struct OneRow {
+        _dir: tempfile::TempDir,
+        wav: std::path::PathBuf,
+        cache: ResultCache,
+        fresh: AnalyzeRecord,
+        key: CacheKey,
+    }
+
+    fn one_row() -> OneRow {
         let dir = tempfile::tempdir().unwrap();
         let wav = dir.path().join("a.wav");
         click_wav(&wav, 120.0, 4.0);
@@ -732,6 +741,20 @@ mod tests {
         let (fresh, analysed) = analyse_once(&cache, &wav);
         assert!(analysed);
         let key = key_for(&wav, &AnalyzerConfig::default().fingerprint()).unwrap();
+        OneRow {
+            _dir: dir,
+            wav,
+            cache,
+            fresh,
+            key,
+        }
+    }
+
+    #[test]
+    fn a_stored_row_with_a_changed_digit_is_analysed_again_and_rewritten() {
+        // Kept whole: its folder is removed when it is dropped.
+        let one = one_row();
+        let (wav, cache, fresh, key) = (&one.wav, &one.cache, &one.fresh, &one.key);
         let sealed = cache.shared.read(&key.bytes()).unwrap().unwrap();
         // The last digit of the tempo changed on disk: still a row that parses and fits
         // the settings, so only the checksum tells.
@@ -754,41 +777,38 @@ mod tests {
                 ..fresh.clone()
             })
         );
-        write_raw(&cache, &key.bytes(), &damaged);
+        write_raw(cache, &key.bytes(), &damaged);
 
-        let (row, analysed) = analyse_once(&cache, &wav);
+        let (row, analysed) = analyse_once(cache, wav);
         assert!(analysed, "the damaged row is a miss");
-        assert_eq!(row, fresh);
+        assert_eq!(&row, fresh);
         assert_eq!(cache.stats().rejected, 1);
         assert_eq!(
-            cache.get(&key).unwrap(),
+            cache.get(key).unwrap(),
             Some(Stored::Row(AnalyzeRecord {
                 path: String::new(),
                 ..fresh.clone()
             })),
             "and rewritten"
         );
-        assert!(!analyse_once(&cache, &wav).1, "a hit again");
+        assert!(!analyse_once(cache, wav).1, "a hit again");
     }
 
     #[test]
     fn a_row_outside_the_runs_tempo_range_is_not_served() {
-        let dir = tempfile::tempdir().unwrap();
-        let wav = dir.path().join("a.wav");
-        click_wav(&wav, 120.0, 4.0);
-        let cache = ResultCache::open(&dir.path().join("cache")).unwrap();
-        let (fresh, _) = analyse_once(&cache, &wav);
-        let key = key_for(&wav, &AnalyzerConfig::default().fingerprint()).unwrap();
+        // Kept whole: its folder is removed when it is dropped.
+        let one = one_row();
+        let (wav, cache, fresh, key) = (&one.wav, &one.cache, &one.fresh, &one.key);
         // Sealed as this build seals, so only the check against the settings catches it.
         let slow = AnalyzeRecord {
             path: String::new(),
             bpm: "12.000".into(),
             ..fresh.clone()
         };
-        cache.put(&key, &Stored::Row(slow)).unwrap();
-        let (row, analysed) = analyse_once(&cache, &wav);
+        cache.put(key, &Stored::Row(slow)).unwrap();
+        let (row, analysed) = analyse_once(cache, wav);
         assert!(analysed, "a tempo below --min-bpm is a miss");
-        assert_eq!(row, fresh);
+        assert_eq!(&row, fresh);
     }
 
     /// The analyzer on a file that another program rewrites just before it is decoded:
