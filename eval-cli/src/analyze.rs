@@ -235,19 +235,28 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
 fn report_cache(cache: &ResultCache, progress: ProgressMode) {
     cache.flush();
     let stats = cache.stats();
+    let warnings = cache.take_warnings();
     if progress == ProgressMode::Jsonl {
-        let mut line = serde_json::json!({
+        let mut lines = String::new();
+        for warning in &warnings {
+            let event = serde_json::json!({ "event": "cache_damaged", "warning": warning });
+            lines.push_str(&format!("{event}\n"));
+        }
+        let event = serde_json::json!({
             "event": "cache",
             "file": crate::path_cell::path_cell(cache.file()),
             "hits": stats.hits,
             "misses": stats.misses,
             "stored": stats.stored,
             "errors": stats.errors,
-        })
-        .to_string();
-        line.push('\n');
-        let _ = io::stderr().lock().write_all(line.as_bytes());
+            "rejected": stats.rejected,
+        });
+        lines.push_str(&format!("{event}\n"));
+        let _ = io::stderr().lock().write_all(lines.as_bytes());
         return;
+    }
+    for warning in &warnings {
+        eprintln!("eval-cli: warning: {warning}");
     }
     eprintln!(
         "eval-cli: cache {}: {} of {} rows from the cache, {} stored",
@@ -256,6 +265,13 @@ fn report_cache(cache: &ResultCache, progress: ProgressMode) {
         stats.hits + stats.misses,
         stats.stored
     );
+    if stats.rejected > 0 {
+        eprintln!(
+            "eval-cli: warning: {} cached rows were damaged or did not fit the settings; \
+             those files were analysed again and their rows rewritten",
+            stats.rejected
+        );
+    }
     if let Some(first) = cache.first_error() {
         eprintln!(
             "eval-cli: warning: {} cache lookups or writes failed (those files were analysed \
@@ -319,12 +335,8 @@ fn analyze_files(
 ) -> anyhow::Result<BatchSummary<Analyzed>> {
     let mut write_error: Option<io::Error> = None;
     let cancel = &plan.options.cancel;
-    let job = CachedAnalyzer::new(
-        &plan.analyzer,
-        plan.cache.as_ref(),
-        &plan.analyzer.fingerprint(),
-    )
-    .force(plan.force);
+    let job = CachedAnalyzer::new(&plan.analyzer, plan.cache.as_ref(), plan.analyzer.config())
+        .force(plan.force);
     let summary = runner::run(pending, &plan.options, &job, Analyzed::bpm, |result| {
         if write_error.is_some() {
             return;

@@ -31,7 +31,8 @@ fn click_wav(path: &Path, bpm: f64, seconds: f64) {
     writer.finalize().unwrap();
 }
 
-/// `count` files of distinct content (each its own tempo), plus one that does not decode.
+/// `count` files of distinct content (each its own tempo), plus one too short to measure
+/// (a failure that is stored).
 fn library(dir: &Path, count: usize, seconds: f64) -> PathBuf {
     let lib = dir.join("lib");
     fs::create_dir_all(&lib).unwrap();
@@ -39,11 +40,7 @@ fn library(dir: &Path, count: usize, seconds: f64) -> PathBuf {
         let bpm = 80.0 + 3.0 * i as f64;
         click_wav(&lib.join(format!("{i:02}.wav")), bpm, seconds);
     }
-    fs::write(
-        lib.join("zz-broken.wav"),
-        b"RIFF....WAVEjunk that is not audio",
-    )
-    .unwrap();
+    click_wav(&lib.join("zz-short.wav"), 120.0, 0.5);
     lib
 }
 
@@ -61,7 +58,7 @@ fn analyze(args: &[&str], paths: &[&Path]) -> Output {
         .unwrap()
 }
 
-/// Runs `analyze` and returns its stdout, checking the exit status (1: the broken file).
+/// Runs `analyze` and returns its stdout, checking the exit status (1: the short file).
 fn csv_of(args: &[&str], paths: &[&Path]) -> (Vec<u8>, String) {
     let out = analyze(args, paths);
     assert!(
@@ -105,7 +102,7 @@ fn a_second_run_takes_every_row_from_the_cache_with_the_same_bytes() {
     assert_eq!(
         cache_counts(&err),
         (0, 7, 7),
-        "the decode error is stored too"
+        "the too_short error is stored too"
     );
 
     for workers in ["1", "2"] {
@@ -127,7 +124,7 @@ fn a_second_run_takes_every_row_from_the_cache_with_the_same_bytes() {
             .find(|e| e["event"] == "file" && e["path"].as_str().unwrap().ends_with(name))
             .map(|e| e["status"].as_str().unwrap().to_string())
     };
-    assert_eq!(status_of("zz-broken.wav").as_deref(), Some("error"));
+    assert_eq!(status_of("zz-short.wav").as_deref(), Some("error"));
     assert_eq!(status_of("00.wav").as_deref(), Some("ok"));
     let cache_event = events.iter().find(|e| e["event"] == "cache").unwrap();
     assert_eq!(cache_event["hits"], 7);
@@ -177,7 +174,7 @@ fn a_renamed_or_copied_file_hits_an_edited_one_misses_other_settings_miss() {
     let (reference, _) = csv_of(&[], &[&lib]);
     let (cached, err) = csv_of(&["--cache", c], &[&lib]);
     assert_eq!(cached, reference);
-    // renamed.wav, 01.wav, "01 copy.wav" and the broken file hit; the edited 02.wav misses.
+    // renamed.wav, 01.wav, "01 copy.wav" and the short file hit; the edited 02.wav misses.
     assert_eq!(cache_counts(&err), (4, 5, 1));
 
     let other = ["--min-bpm", "60", "--max-bpm", "180", "--workers", "1"];
@@ -272,8 +269,10 @@ fn a_writer_killed_mid_batch_leaves_whole_rows_and_the_rerun_finishes() {
     let lib = library(dir.path(), 20, 4.0);
     let junk = 100;
     for i in 0..junk {
-        // Before "00.wav" in input order; each of its own content, so each its own row.
-        fs::write(lib.join(format!("0-junk-{i:03}.wav")), format!("junk {i}")).unwrap();
+        // Before "00.wav" in input order; each too short and of its own length, so each
+        // its own stored row.
+        let seconds = 0.05 + 0.001 * i as f64;
+        click_wav(&lib.join(format!("0-junk-{i:03}.wav")), 120.0, seconds);
     }
     let files = 20 + junk + 1;
     let cache_dir = dir.path().join("cache");
@@ -390,7 +389,7 @@ fn two_processes_write_one_cache_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let files = 24;
     let lib = library(dir.path(), files, 4.0);
-    let rows = files as u64 + 1; // and the broken file
+    let rows = files as u64 + 1; // and the short file
     let cache_dir = dir.path().join("cache");
     let c = s(&cache_dir);
     let (clean, _) = csv_of(&["--workers", "2"], &[&lib]);
@@ -404,7 +403,7 @@ fn two_processes_write_one_cache_at_once() {
     for child in [first, second] {
         let out = child.wait_with_output().unwrap();
         let err = String::from_utf8(out.stderr).unwrap();
-        assert_eq!(out.status.code(), Some(1), "the broken file fails: {err}");
+        assert_eq!(out.status.code(), Some(1), "the short file fails: {err}");
         let (hits, looked_up, written) = cache_counts(&err);
         assert_eq!(looked_up, rows);
         assert_eq!(hits + written, looked_up, "every miss is stored: {err}");
@@ -417,4 +416,115 @@ fn two_processes_write_one_cache_at_once() {
     let (again, err) = csv_of(&["--cache", c], &[&lib]);
     assert_eq!(again, clean);
     assert_eq!(cache_counts(&err), (rows, rows, 0));
+}
+
+/// Overwrites the 4 KiB page `page` of `file` with `fill` (a byte per offset in the page).
+fn damage_page(file: &Path, page: usize, fill: impl Fn(usize) -> u8) {
+    let mut bytes = fs::read(file).unwrap();
+    let start = page * PAGE;
+    let end = (start + PAGE).min(bytes.len());
+    for (i, b) in bytes[start..end].iter_mut().enumerate() {
+        *b = fill(i);
+    }
+    fs::write(file, bytes).unwrap();
+}
+
+const PAGE: usize = 4096;
+
+/// Every 4 KiB page of a small store, in turn, overwritten with noise and then with zeros:
+/// each run exits with the CSV of a run without a cache (no panic, no row turned into an
+/// error), and the run after it finds a sound store again (a damaged one was moved aside
+/// and rebuilt, a damaged row rewritten).
+#[test]
+fn every_damaged_page_of_the_store_is_survived() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path(), 3, 3.0);
+    let files = 4;
+    let (reference, _) = csv_of(&["--workers", "1"], &[&lib]);
+    let pristine_dir = dir.path().join("pristine");
+    let (_, err) = csv_of(&["--cache", s(&pristine_dir)], &[&lib]);
+    assert_eq!(cache_counts(&err), (0, files, files));
+    let pristine = fs::read(pristine_dir.join(cache::CACHE_FILE)).unwrap();
+    let pages = pristine.len().div_ceil(PAGE);
+    assert!(pages >= 4, "{pages} pages");
+
+    let noise = |seed: usize| move |i: usize| ((i * 131 + seed * 7 + 17) % 251) as u8;
+    for page in 0..pages {
+        for (name, fill) in [
+            ("noise", Box::new(noise(page)) as Box<dyn Fn(usize) -> u8>),
+            ("zeros", Box::new(|_| 0)),
+        ] {
+            let cache_dir = dir.path().join(format!("cache-{page}-{name}"));
+            fs::create_dir_all(&cache_dir).unwrap();
+            let file = cache_dir.join(cache::CACHE_FILE);
+            fs::write(&file, &pristine).unwrap();
+            damage_page(&file, page, fill);
+            let c = s(&cache_dir);
+            for run in ["damaged", "after"] {
+                let out = analyze(&["--workers", "2", "--cache", c], &[&lib]);
+                let err = String::from_utf8_lossy(&out.stderr);
+                let case = format!("page {page} {name}, {run} run: {err}");
+                assert_eq!(out.status.code(), Some(1), "{case}");
+                assert_eq!(out.stdout, reference, "{case}");
+                assert!(
+                    !err.contains("thread '"),
+                    "no panic reaches the hook: {case}"
+                );
+                let warnings = err.matches("warning: the result cache").count();
+                assert!(warnings <= 1, "{case}");
+                if warnings == 1 {
+                    assert!(err.contains(s(&file)), "the warning names the file: {case}");
+                    assert!(cache_dir.join("results.redb.damaged-1").exists(), "{case}");
+                }
+                if run == "after" {
+                    assert_eq!(warnings, 0, "{case}");
+                    assert_eq!(cache_counts(&err), (files, files, 0), "{case}");
+                }
+            }
+            fs::remove_dir_all(&cache_dir).unwrap();
+        }
+    }
+}
+
+/// A named pipe and a device given as input with `--cache`: each is an `unreadable` row at
+/// once and the run exits 1. (Hashing used to read them first: a pipe without a writer
+/// blocked the open, `/dev/zero` never ended; on a regression this test hangs.)
+#[cfg(unix)]
+#[test]
+fn a_pipe_or_a_device_with_cache_is_an_error_row_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe.wav");
+    let made = Process::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let cache_dir = dir.path().join("cache");
+    let out = analyze(
+        &["--cache", s(&cache_dir)],
+        &[Path::new("/dev/zero"), &fifo],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let rows = rows_by_path(&out.stdout);
+    assert!(rows["/dev/zero"].error.contains("unreadable: is a device"));
+    assert!(rows[s(&fifo)].error.contains("unreadable: is a named pipe"));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(
+        cache_counts(&err),
+        (0, 2, 0),
+        "looked up as misses, never stored"
+    );
+}
+
+/// A file the decoder cannot read is analysed again on every run: the next decoder may
+/// read it, and the key would not tell.
+#[test]
+fn a_file_that_does_not_decode_is_not_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.mp3");
+    fs::write(&junk, b"ID3 and then nothing an MP3 decoder can use").unwrap();
+    let cache_dir = dir.path().join("cache");
+    let c = s(&cache_dir);
+    for _ in 0..2 {
+        let (csv, err) = csv_of(&["--cache", c], &[&junk]);
+        assert!(String::from_utf8_lossy(&csv).contains(",error,"));
+        assert_eq!(cache_counts(&err), (0, 1, 0));
+    }
 }

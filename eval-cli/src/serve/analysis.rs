@@ -121,12 +121,17 @@ impl FileAnalysis for CachedAnalysis {
         stop: &StopSignal,
         timeout: Option<Duration>,
     ) -> Option<FileOutcome> {
-        let job = CachedAnalyzer::new(analyzer, Some(&*self.cache), &analyzer.fingerprint())
-            .force(self.force);
+        let job =
+            CachedAnalyzer::new(analyzer, Some(&*self.cache), analyzer.config()).force(self.force);
         let result = Batch::new(&job)
             .timeout(timeout)
             .stop(stop.clone())
-            .run_file(0, path)?;
+            .run_file(0, path);
+        // A damaged store was moved aside and replaced while analysing: say so once.
+        for warning in self.cache.take_warnings() {
+            eprintln!("eval-cli: warning: {warning}");
+        }
+        let result = result?;
         let record = match &result.value {
             Some(analyzed) => analyzed.record_for(path),
             None => AnalyzeRecord::new(path, result.status, None, result.error.as_deref()),

@@ -257,10 +257,16 @@ impl App {
 /// Runs `eval-cli serve` until SIGINT or SIGTERM.
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let analysis: Arc<dyn FileAnalysis> = match &args.cache {
-        Some(dir) => Arc::new(CachedAnalysis {
-            cache: Arc::new(ResultCache::open(dir)?),
-            force: args.force,
-        }),
+        Some(dir) => {
+            let cache = ResultCache::open(dir)?;
+            for warning in cache.take_warnings() {
+                eprintln!("eval-cli: warning: {warning}");
+            }
+            Arc::new(CachedAnalysis {
+                cache: Arc::new(cache),
+                force: args.force,
+            })
+        }
         None => Arc::new(BatchAnalysis),
     };
     run_with(args, analysis)

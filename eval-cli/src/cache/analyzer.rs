@@ -1,0 +1,492 @@
+//! [`CachedAnalyzer`]: an analysis job through the result cache, as `analyze --cache` and
+//! `serve --cache` run it: hash, look up, else analyse and store.
+
+use std::path::Path;
+use std::time::Duration;
+
+use analyzer_core::batch::{Job, Status};
+use analyzer_core::{Analysis, AnalyzerConfig, Error, Stage, StopSignal};
+
+use super::{FileIdentity, ResultCache, RowLimits, Settings, Stored, hash_file};
+use crate::record::AnalyzeRecord;
+
+/// A file's outcome through [`CachedAnalyzer`]: its row, and the analysis when it was run
+/// now rather than read from the cache.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Analyzed {
+    /// The row, path left empty ([`Analyzed::record_for`] fills it in).
+    pub record: AnalyzeRecord,
+    /// The analysis (with every candidate) when the file was analysed by this run;
+    /// `None` for a row from the cache.
+    pub analysis: Option<Analysis>,
+}
+
+impl Analyzed {
+    /// Whether the row came from the cache.
+    pub fn from_cache(&self) -> bool {
+        self.analysis.is_none()
+    }
+
+    /// The row of the file at `path`.
+    pub fn record_for(&self, path: &Path) -> AnalyzeRecord {
+        AnalyzeRecord {
+            path: crate::path_cell::path_cell(path),
+            ..self.record.clone()
+        }
+    }
+
+    /// The tempo of the row, for progress events.
+    pub fn bpm(&self) -> Option<f64> {
+        match &self.analysis {
+            Some(a) => Some(a.tempo.bpm),
+            None => self.record.bpm.parse().ok(),
+        }
+    }
+}
+
+/// The row of a fresh analysis, path left empty: the one function that turns an
+/// [`Analysis`] into stored fields, so a hit and a fresh row cannot differ.
+fn fresh_record(analysis: &Analysis) -> AnalyzeRecord {
+    AnalyzeRecord::new(Path::new(""), Status::Ok, Some(analysis), None)
+}
+
+/// Wraps an analysis job (the [`Analyzer`](analyzer_core::Analyzer), or any job that gives
+/// an [`Analysis`]) as "look up, else analyse and store". Without a cache it is the inner
+/// job with its rows built; with `force` it never looks up but still stores, so the cache
+/// is refreshed (what our sources call force_reextract).
+///
+/// A failure the cache holds comes back as the same [`Error`], so the batch reports it as
+/// an `error` result exactly as it reports a fresh one.
+pub struct CachedAnalyzer<'a, J> {
+    inner: &'a J,
+    cache: Option<&'a ResultCache>,
+    settings: Settings,
+    limits: RowLimits,
+    force: bool,
+}
+
+impl<'a, J: Job<Output = Analysis>> CachedAnalyzer<'a, J> {
+    /// `inner` through `cache` (none: no caching) for rows made with `config`.
+    pub fn new(inner: &'a J, cache: Option<&'a ResultCache>, config: &AnalyzerConfig) -> Self {
+        CachedAnalyzer {
+            inner,
+            cache,
+            settings: Settings::new(&config.fingerprint()),
+            limits: RowLimits::of(config),
+            force: false,
+        }
+    }
+
+    /// Analyse every file again and overwrite what the cache holds for it.
+    pub fn force(mut self, force: bool) -> Self {
+        self.force = force;
+        self
+    }
+
+    fn analyze(&self, path: &Path, stop: &StopSignal) -> Result<Analyzed, Error> {
+        let analysis = self.inner.run(path, stop)?;
+        Ok(Analyzed {
+            record: fresh_record(&analysis),
+            analysis: Some(analysis),
+        })
+    }
+}
+
+impl<J: Job<Output = Analysis>> Job for CachedAnalyzer<'_, J> {
+    type Output = Analyzed;
+
+    fn run(&self, path: &Path, stop: &StopSignal) -> Result<Analyzed, Error> {
+        let Some(cache) = self.cache else {
+            return self.analyze(path, stop);
+        };
+        // A file that cannot be hashed (not a regular file, unreadable, or stopped while
+        // hashing) is analysed as without a cache: the analyzer opens it the same way and
+        // checks the same stop signal first, so it gives at once the row it always gives.
+        let Ok((key, before)) = hash_file(path, self.settings, stop) else {
+            cache.count_miss();
+            return self.analyze(path, stop);
+        };
+        if !self.force
+            && let Some(outcome) = cache.lookup(&key, &self.limits).and_then(Stored::outcome)
+        {
+            // Past the deadline or cancelled while hashing: the inner job stops at its
+            // first check and reports it exactly as a run without a cache does.
+            if stop.check(Stage::Open).is_err() {
+                return self.analyze(path, stop);
+            }
+            return outcome.map(|record| Analyzed {
+                record,
+                analysis: None,
+            });
+        }
+        if self.force {
+            cache.count_miss();
+        }
+        let result = self.analyze(path, stop);
+        // The key is the hash of the bytes read before the analysis: store the row only
+        // if the file is still the one that was hashed. Otherwise it was written to or
+        // replaced in between; its row is still this run's answer, but not the answer
+        // for the hashed bytes.
+        if FileIdentity::of_path(path).ok() != Some(before) {
+            return result;
+        }
+        match &result {
+            Ok(analyzed) => cache.store(&key, &Stored::Row(analyzed.record.clone())),
+            Err(err) => {
+                if let Some(stored) = Stored::failure(err) {
+                    cache.store(&key, &stored);
+                }
+            }
+        }
+        result
+    }
+
+    fn cost_hint(&self, path: &Path) -> Option<f64> {
+        self.inner.cost_hint(path)
+    }
+
+    fn stage_timings(&self, output: &Analyzed) -> Vec<(Stage, Duration)> {
+        output
+            .analysis
+            .as_ref()
+            .map_or_else(Vec::new, |a| self.inner.stage_timings(a))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use analyzer_core::Analyzer;
+    use analyzer_core::batch::{Batch, Sequential};
+
+    use crate::cache::{CacheKey, CacheStats, ROWS, ResultCache, key_for};
+
+    fn click_wav(path: &Path, bpm: f64, seconds: f64) {
+        let rate = 22_050;
+        let clicks = synth_music::presets::clicks(bpm, seconds, rate);
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: rate,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut writer = hound::WavWriter::create(path, spec).unwrap();
+        for s in clicks {
+            writer.write_sample((s * 32_500.0) as i16).unwrap();
+        }
+        writer.finalize().unwrap();
+    }
+
+    /// The analyzer, counting the files it is asked to analyse.
+    struct Counting {
+        analyzer: Analyzer,
+        calls: AtomicUsize,
+    }
+
+    impl Job for Counting {
+        type Output = Analysis;
+        fn run(&self, path: &Path, stop: &StopSignal) -> Result<Analysis, Error> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            self.analyzer.analyze_file(path, stop)
+        }
+    }
+
+    fn rows(summary: &analyzer_core::batch::BatchSummary<Analyzed>) -> Vec<AnalyzeRecord> {
+        summary
+            .results
+            .iter()
+            .map(|r| match &r.value {
+                Some(v) => v.record_for(&r.path),
+                None => AnalyzeRecord::new(&r.path, r.status, None, r.error.as_deref()),
+            })
+            .collect()
+    }
+
+    fn counting() -> Counting {
+        Counting {
+            analyzer: Analyzer::new(AnalyzerConfig::default()).unwrap(),
+            calls: AtomicUsize::new(0),
+        }
+    }
+
+    #[test]
+    fn a_hit_is_not_analysed_and_gives_the_fresh_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("a.wav");
+        click_wav(&good, 120.0, 4.0);
+        let short = dir.path().join("b.wav");
+        click_wav(&short, 120.0, 0.5);
+        let junk = dir.path().join("c.wav");
+        std::fs::write(&junk, b"RIFF, but not really").unwrap();
+        let files = vec![good.clone(), short.clone(), junk.clone()];
+        let job = counting();
+        let config = job.analyzer.config();
+
+        let reference =
+            Batch::new(&CachedAnalyzer::new(&job, None, config)).run(&files, &Sequential);
+        assert_eq!(job.calls.swap(0, Ordering::SeqCst), 3);
+        assert!(
+            reference.results[1]
+                .error
+                .as_ref()
+                .unwrap()
+                .contains("too_short")
+        );
+        assert_eq!(reference.results[2].status, Status::Error);
+
+        let cache = ResultCache::open(&dir.path().join("cache")).unwrap();
+        let cached = CachedAnalyzer::new(&job, Some(&cache), config);
+        let first = Batch::new(&cached).run(&files, &Sequential);
+        assert_eq!(job.calls.swap(0, Ordering::SeqCst), 3);
+        cache.flush();
+        assert_eq!(
+            cache.stats().stored,
+            2,
+            "the ok row and the too_short error; not the decoder's verdict"
+        );
+        let second = Batch::new(&cached).run(&files, &Sequential);
+        assert_eq!(
+            job.calls.load(Ordering::SeqCst),
+            1,
+            "hits are not analysed; the file that does not decode is"
+        );
+        assert_eq!(
+            cache.stats(),
+            CacheStats {
+                hits: 2,
+                misses: 4,
+                stored: 2,
+                ..CacheStats::default()
+            }
+        );
+        assert_eq!(rows(&first), rows(&reference));
+        assert_eq!(rows(&second), rows(&reference));
+        assert!(
+            second.results[..2]
+                .iter()
+                .all(|r| r.value.as_ref().is_none_or(Analyzed::from_cache))
+        );
+        // The stored failure comes back as the same error, status and all.
+        assert_eq!(second.results[1].status, Status::Error);
+        assert_eq!(second.results[1].error, reference.results[1].error);
+
+        // --force analyses again and rewrites.
+        job.calls.store(0, Ordering::SeqCst);
+        let forced = CachedAnalyzer::new(&job, Some(&cache), config).force(true);
+        let third = Batch::new(&forced).run(&files, &Sequential);
+        assert_eq!(job.calls.load(Ordering::SeqCst), 3);
+        assert_eq!(rows(&third), rows(&reference));
+        cache.flush();
+        assert_eq!(cache.len().unwrap(), 2);
+        assert_eq!(cache.stats().stored, 4);
+    }
+
+    /// Writes `bytes` under `key` through redb itself, as damage on disk would leave them.
+    fn write_raw(cache: &ResultCache, key: &[u8; 64], bytes: &[u8]) {
+        cache
+            .shared
+            .store
+            .with_db(|db| {
+                let write = db.begin_write()?;
+                write.open_table(ROWS)?.insert(key.as_slice(), bytes)?;
+                write.commit()?;
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    /// One file analysed through `cache` by a counting analyzer: its row and whether it
+    /// was analysed.
+    fn analyze_once(cache: &ResultCache, path: &Path) -> (AnalyzeRecord, bool) {
+        let job = counting();
+        let cached = CachedAnalyzer::new(&job, Some(cache), job.analyzer.config());
+        let summary = Batch::new(&cached).run(&[path.to_path_buf()], &Sequential);
+        cache.flush();
+        let row = rows(&summary).remove(0);
+        (row, job.calls.load(Ordering::SeqCst) == 1)
+    }
+
+    /// A cache holding the row of one file: the folder, the file, the cache, the row
+    /// and its key.
+    struct OneRow {
+        _dir: tempfile::TempDir,
+        wav: std::path::PathBuf,
+        cache: ResultCache,
+        fresh: AnalyzeRecord,
+        key: CacheKey,
+    }
+
+    fn one_row() -> OneRow {
+        let dir = tempfile::tempdir().unwrap();
+        let wav = dir.path().join("a.wav");
+        click_wav(&wav, 120.0, 4.0);
+        let cache = ResultCache::open(&dir.path().join("cache")).unwrap();
+        let (fresh, analysed) = analyze_once(&cache, &wav);
+        assert!(analysed);
+        let key = key_for(&wav, &AnalyzerConfig::default().fingerprint()).unwrap();
+        OneRow {
+            _dir: dir,
+            wav,
+            cache,
+            fresh,
+            key,
+        }
+    }
+
+    #[test]
+    fn a_stored_row_with_a_changed_digit_is_analysed_again_and_rewritten() {
+        // Kept whole: its folder is removed when it is dropped.
+        let one = one_row();
+        let (wav, cache, fresh, key) = (&one.wav, &one.cache, &one.fresh, &one.key);
+        let sealed = cache.shared.read(&key.bytes()).unwrap().unwrap();
+        // The last digit of the tempo changed on disk: still a row that parses and fits
+        // the settings, so only the checksum tells.
+        let bpm = fresh.bpm.as_bytes();
+        let at = 32
+            + sealed[32..]
+                .windows(bpm.len())
+                .position(|w| w == bpm)
+                .unwrap();
+        let mut damaged = sealed.clone();
+        let digit = &mut damaged[at + bpm.len() - 1];
+        *digit = if *digit == b'1' { b'2' } else { b'1' };
+        let limits = RowLimits::of(&AnalyzerConfig::default());
+        let parsed: Stored = serde_json::from_slice(&damaged[32..]).unwrap();
+        assert_eq!(parsed.check(&limits), Ok(()));
+        assert_ne!(
+            parsed,
+            Stored::Row(AnalyzeRecord {
+                path: String::new(),
+                ..fresh.clone()
+            })
+        );
+        write_raw(cache, &key.bytes(), &damaged);
+
+        let (row, analysed) = analyze_once(cache, wav);
+        assert!(analysed, "the damaged row is a miss");
+        assert_eq!(&row, fresh);
+        assert_eq!(cache.stats().rejected, 1);
+        assert_eq!(
+            cache.get(key).unwrap(),
+            Some(Stored::Row(AnalyzeRecord {
+                path: String::new(),
+                ..fresh.clone()
+            })),
+            "and rewritten"
+        );
+        assert!(!analyze_once(cache, wav).1, "a hit again");
+    }
+
+    #[test]
+    fn a_row_outside_the_runs_tempo_range_is_not_served() {
+        // Kept whole: its folder is removed when it is dropped.
+        let one = one_row();
+        let (wav, cache, fresh, key) = (&one.wav, &one.cache, &one.fresh, &one.key);
+        // Sealed as this build seals, so only the check against the settings catches it.
+        let slow = AnalyzeRecord {
+            path: String::new(),
+            bpm: "12.000".into(),
+            ..fresh.clone()
+        };
+        cache.put(key, &Stored::Row(slow)).unwrap();
+        let (row, analysed) = analyze_once(cache, wav);
+        assert!(analysed, "a tempo below --min-bpm is a miss");
+        assert_eq!(&row, fresh);
+    }
+
+    /// The analyzer on a file that another program rewrites just before it is decoded:
+    /// the hash was taken of the old bytes, the row is of the new ones.
+    struct RewrittenWhileRead {
+        analyzer: Analyzer,
+        new_bytes: Vec<u8>,
+    }
+
+    impl Job for RewrittenWhileRead {
+        type Output = Analysis;
+        fn run(&self, path: &Path, stop: &StopSignal) -> Result<Analysis, Error> {
+            std::fs::write(path, &self.new_bytes).unwrap();
+            self.analyzer.analyze_file(path, stop)
+        }
+    }
+
+    #[test]
+    fn a_file_changed_between_hash_and_analysis_is_not_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let wav = dir.path().join("a.wav");
+        let other = dir.path().join("b.wav");
+        click_wav(&other, 90.0, 3.0);
+        click_wav(&wav, 140.0, 4.0);
+        let intact = std::fs::read(&wav).unwrap();
+        let cache = ResultCache::open(&dir.path().join("cache")).unwrap();
+        let job = RewrittenWhileRead {
+            analyzer: Analyzer::new(AnalyzerConfig::default()).unwrap(),
+            new_bytes: std::fs::read(&other).unwrap(),
+        };
+        let cached = CachedAnalyzer::new(&job, Some(&cache), job.analyzer.config());
+        let summary = Batch::new(&cached).run(std::slice::from_ref(&wav), &Sequential);
+        cache.flush();
+        assert_eq!(summary.results[0].status, Status::Ok, "the row is returned");
+        assert_eq!(cache.len().unwrap(), 0, "but not stored");
+
+        std::fs::write(&wav, &intact).unwrap();
+        let (row, analysed) = analyze_once(&cache, &wav);
+        assert!(
+            analysed,
+            "the intact file is not given the other bytes' row"
+        );
+        let reference = Batch::new(&CachedAnalyzer::new(
+            &counting(),
+            None,
+            job.analyzer.config(),
+        ))
+        .run(std::slice::from_ref(&wav), &Sequential);
+        assert_eq!(row, rows(&reference)[0]);
+    }
+
+    #[test]
+    fn rows_of_the_previous_schema_are_not_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let wav = dir.path().join("a.wav");
+        click_wav(&wav, 120.0, 4.0);
+        let cache = ResultCache::open(&dir.path().join("cache")).unwrap();
+        let fingerprint = AnalyzerConfig::default().fingerprint();
+        // What a build before the schema version stored for a file its decoder could not
+        // read: the failure, as plain JSON, under the old settings hash.
+        let old_key = CacheKey::of_file(&wav, Settings::with_schema(1, &fingerprint)).unwrap();
+        let old_row = Stored::Failed {
+            stage: "probe".into(),
+            kind: "unsupported_format".into(),
+            detail: "no suitable format reader found".into(),
+        };
+        write_raw(
+            &cache,
+            &old_key.bytes(),
+            &serde_json::to_vec(&old_row).unwrap(),
+        );
+        let (row, analysed) = analyze_once(&cache, &wav);
+        assert!(analysed);
+        assert_eq!(row.status, "ok");
+    }
+
+    #[test]
+    fn the_key_is_the_content_and_the_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.wav");
+        click_wav(&a, 120.0, 2.0);
+        let copy = dir.path().join("renamed copy.wav");
+        std::fs::copy(&a, &copy).unwrap();
+        let fp = AnalyzerConfig::default().fingerprint();
+        let other_fp = AnalyzerConfig::default()
+            .with_bpm_range(60.0, 180.0)
+            .fingerprint();
+        assert_eq!(key_for(&a, &fp).unwrap(), key_for(&copy, &fp).unwrap());
+        assert_ne!(key_for(&a, &fp).unwrap(), key_for(&a, &other_fp).unwrap());
+        let mut bytes = std::fs::read(&a).unwrap();
+        *bytes.last_mut().unwrap() ^= 1;
+        std::fs::write(&copy, bytes).unwrap();
+        assert_ne!(key_for(&a, &fp).unwrap(), key_for(&copy, &fp).unwrap());
+    }
+}

@@ -1,0 +1,428 @@
+//! The store under a cache folder: redb, guarded so that a damaged file costs its rows and
+//! nothing else. Every redb call runs inside `Store::with_db`, which turns redb's errors
+//! into [`CacheError`]s and catches its panics (redb checks its pages' checksums only in
+//! `check_integrity`, which reads the whole file; a damaged page met on the way is an
+//! error in release builds and an assertion, so a panic, in debug builds). A store found
+//! damaged, at open or at any later read or write, is moved aside as
+//! `results.redb.damaged-N` and a fresh one takes its place.
+
+use std::cell::Cell;
+use std::fs;
+use std::io;
+use std::panic::{self, AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Once, PoisonError, RwLock};
+
+use redb::{ConcurrencyMode, Database, TableDefinition};
+
+/// The store's file inside the cache folder.
+pub const CACHE_FILE: &str = "results.redb";
+
+/// Rows by key: [`CacheKey::bytes`](super::CacheKey::bytes) to a sealed [`Stored`](super::Stored).
+pub(super) const ROWS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("rows");
+
+/// Memory for redb's page cache. Its default is 1 GiB; lookups touch a few pages each,
+/// and a service's memory must not grow with the size of its cache.
+const PAGE_CACHE_BYTES: usize = 16 << 20;
+
+/// What went wrong with the result cache. Callers turn each into a miss (the file is
+/// analysed as without a cache) or, at open, into a warning or the command's error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CacheError {
+    /// The cache folder cannot be created.
+    #[error("cannot create the cache folder {}: {error}", dir.display())]
+    Folder {
+        /// The folder.
+        dir: PathBuf,
+        /// Why.
+        error: io::Error,
+    },
+    /// The store cannot be opened, and not because it is damaged (permissions, a lock).
+    #[error("cannot open the result cache {}: {error}", file.display())]
+    Open {
+        /// The store's file.
+        file: PathBuf,
+        /// redb's reason.
+        error: redb::Error,
+    },
+    /// The store is damaged; it has been moved aside (see [`ResultCache::take_warnings`](super::ResultCache::take_warnings)).
+    #[error("the result cache {} is damaged: {reason}", file.display())]
+    Damaged {
+        /// The store's file.
+        file: PathBuf,
+        /// redb's error or panic.
+        reason: String,
+    },
+    /// A read or write failed for another reason (an I/O error, say).
+    #[error("the result cache {} failed: {error}", file.display())]
+    Store {
+        /// The store's file.
+        file: PathBuf,
+        /// redb's reason.
+        error: redb::Error,
+    },
+    /// A stored row is damaged or does not fit the run's settings: a miss.
+    #[error("a row of {} is not used: {reason}", file.display())]
+    Row {
+        /// The store's file.
+        file: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A row cannot be encoded.
+    #[error("a row cannot be encoded for the result cache: {0}")]
+    Encode(#[from] serde_json::Error),
+    /// The writer thread cannot be started.
+    #[error("cannot start the result cache's writer thread: {0}")]
+    Writer(io::Error),
+}
+
+/// The open database and how many times it has been replaced.
+struct Current {
+    generation: u64,
+    db: Option<Arc<Database>>,
+    /// The file the database was opened from.
+    id: Option<FileId>,
+}
+
+/// The database of one cache folder, replaced when found damaged.
+pub(super) struct Store {
+    file: PathBuf,
+    current: RwLock<Current>,
+    /// A damaged store could not be moved aside: stop trying (each operation fails and is
+    /// counted as an error; rows are still analysed).
+    gave_up: Mutex<bool>,
+    /// What was found damaged and where it went, for the front end to print once.
+    warnings: Mutex<Vec<String>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("file", &self.file).finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating the folder and file if missing) the store in `dir`; a file that is
+    /// not a readable store is moved aside and a fresh one created.
+    pub(super) fn open(dir: &Path) -> Result<Self, CacheError> {
+        fs::create_dir_all(dir).map_err(|error| CacheError::Folder {
+            dir: dir.to_path_buf(),
+            error,
+        })?;
+        let file = dir.join(CACHE_FILE);
+        let mut warnings = Vec::new();
+        let found = file_id(&file);
+        let db = match guarded(|| open_db(&file)) {
+            Ok(db) => db,
+            Err(Failure::Damage(reason)) => {
+                let moved =
+                    move_aside(&file, found, &reason).map_err(|why| CacheError::Damaged {
+                        file: file.clone(),
+                        reason: format!("{reason}; {why}"),
+                    })?;
+                warnings.push(moved);
+                guarded(|| open_db(&file)).map_err(|failure| failure.into_open(&file))?
+            }
+            Err(failure) => return Err(failure.into_open(&file)),
+        };
+        Ok(Store {
+            current: RwLock::new(Current {
+                generation: 0,
+                db: Some(Arc::new(db)),
+                id: file_id(&file),
+            }),
+            file,
+            gave_up: Mutex::new(false),
+            warnings: Mutex::new(warnings),
+        })
+    }
+
+    pub(super) fn file(&self) -> &Path {
+        &self.file
+    }
+
+    /// Runs `op` on the database, its panics caught. A damaged store is moved aside
+    /// (once, whichever thread finds it) and the error is [`CacheError::Damaged`].
+    pub(super) fn with_db<T>(
+        &self,
+        op: impl FnOnce(&Database) -> Result<T, redb::Error>,
+    ) -> Result<T, CacheError> {
+        let (generation, db) = {
+            let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
+            (current.generation, current.db.clone())
+        };
+        let Some(db) = db else {
+            return Err(CacheError::Store {
+                file: self.file.clone(),
+                error: redb::Error::DatabaseClosed,
+            });
+        };
+        // The clone is dropped inside the guard too: the last handle of a damaged
+        // database may run redb's close, which reads it.
+        match guarded(move || op(&db)) {
+            Ok(value) => Ok(value),
+            Err(Failure::Damage(reason)) => {
+                self.replace(generation, &reason);
+                Err(CacheError::Damaged {
+                    file: self.file.clone(),
+                    reason,
+                })
+            }
+            Err(Failure::Error(error)) => Err(CacheError::Store {
+                file: self.file.clone(),
+                error,
+            }),
+        }
+    }
+
+    /// Moves the damaged store aside and opens a fresh one, unless another thread already
+    /// did (the generation moved on).
+    fn replace(&self, generation: u64, reason: &str) {
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        let mut gave_up = self.gave_up.lock().unwrap_or_else(PoisonError::into_inner);
+        if current.generation != generation || *gave_up {
+            return;
+        }
+        // Close the damaged handle first: redb's close may write to it.
+        close_quietly(current.db.take());
+        let fresh = move_aside(&self.file, current.id, reason).and_then(|warning| {
+            self.warn(warning);
+            guarded(|| open_db(&self.file)).map_err(|f| f.into_open(&self.file).to_string())
+        });
+        match fresh {
+            Ok(db) => {
+                current.db = Some(Arc::new(db));
+                current.id = file_id(&self.file);
+                current.generation += 1;
+            }
+            Err(why) => {
+                *gave_up = true;
+                self.warn(format!(
+                    "the result cache {} is damaged ({reason}) and cannot be replaced: {why}; \
+                     files are analysed as without a cache",
+                    self.file.display()
+                ));
+            }
+        }
+    }
+
+    fn warn(&self, warning: String) {
+        self.warnings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(warning);
+    }
+
+    pub(super) fn take_warnings(&self) -> Vec<String> {
+        std::mem::take(&mut self.warnings.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Closes the database, a panic in redb's close caught.
+    pub(super) fn close(&self) {
+        close_quietly(
+            self.current
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .db
+                .take(),
+        );
+    }
+}
+
+/// Drops a handle of the database (the last one runs redb's close, which may read a
+/// damaged file), a panic caught and dropped with it.
+fn close_quietly(db: Option<Arc<Database>>) {
+    let _ = guarded(move || {
+        drop(db);
+        Ok(())
+    });
+}
+
+fn open_db(file: &Path) -> Result<Database, redb::Error> {
+    Ok(Database::builder()
+        .set_concurrency_mode(ConcurrencyMode::MultiWriter)
+        .set_cache_size(PAGE_CACHE_BYTES)
+        .create(file)?)
+}
+
+/// How a guarded redb call failed.
+enum Failure {
+    /// The file is damaged (redb said so, or panicked).
+    Damage(String),
+    /// Another error.
+    Error(redb::Error),
+}
+
+impl Failure {
+    fn into_open(self, file: &Path) -> CacheError {
+        match self {
+            Failure::Damage(reason) => CacheError::Damaged {
+                file: file.to_path_buf(),
+                reason,
+            },
+            Failure::Error(error) => CacheError::Open {
+                file: file.to_path_buf(),
+                error,
+            },
+        }
+    }
+}
+
+/// Runs `op`, its panics caught and its errors sorted into damage and the rest. A panic
+/// is reported as the damage it stands for, not printed by the panic hook as a crash.
+fn guarded<T>(op: impl FnOnce() -> Result<T, redb::Error>) -> Result<T, Failure> {
+    install_quiet_hook();
+    let was_quiet = QUIET.with(|quiet| quiet.replace(true));
+    let outcome = catch_unwind(AssertUnwindSafe(op));
+    QUIET.with(|quiet| quiet.set(was_quiet));
+    match outcome {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) if is_damage(&error) => Err(Failure::Damage(error.to_string())),
+        Ok(Err(error)) => Err(Failure::Error(error)),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("(no message)");
+            let at = PANIC_AT.with(|at| at.take()).unwrap_or_default();
+            Err(Failure::Damage(format!("redb panicked{at}: {message}")))
+        }
+    }
+}
+
+thread_local! {
+    /// This thread is inside [`guarded`]: its panics are caught and reported there.
+    static QUIET: Cell<bool> = const { Cell::new(false) };
+    /// Where the last quiet panic of this thread was raised (` at FILE:LINE`).
+    static PANIC_AT: Cell<Option<String>> = const { Cell::new(None) };
+}
+
+/// Wraps the process's panic hook once: panics inside [`guarded`] are not printed (their
+/// place is kept for the warning), every other panic goes to the hook as before.
+fn install_quiet_hook() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if QUIET.with(Cell::get) {
+                let at = info
+                    .location()
+                    .map(|l| format!(" at {}:{}", l.file(), l.line()));
+                PANIC_AT.with(|slot| slot.set(at));
+            } else {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Errors that say the file's bytes are not a sound store (rather than that the disk or a
+/// lock failed): the store is replaced.
+fn is_damage(error: &redb::Error) -> bool {
+    match error {
+        redb::Error::Corrupted(_)
+        | redb::Error::UpgradeRequired(_)
+        | redb::Error::TransactionPoisoned
+        | redb::Error::TableTypeMismatch { .. }
+        | redb::Error::TableIsMultimap(_)
+        | redb::Error::TableIsNotMultimap(_)
+        | redb::Error::TypeDefinitionChanged { .. } => true,
+        redb::Error::Io(io) => matches!(
+            io.kind(),
+            io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof
+        ),
+        _ => false,
+    }
+}
+
+/// Renames the damaged `file` to the first free `results.redb.damaged-N` beside it and
+/// says so (the warning names both and the reason). If the file is gone or not the one
+/// `opened` (another process that found the damage moved it already), it is left alone.
+fn move_aside(file: &Path, opened: Option<FileId>, reason: &str) -> Result<String, String> {
+    let replaced = || {
+        format!(
+            "the result cache {} was damaged ({reason}); another process moved it aside",
+            file.display()
+        )
+    };
+    if opened.is_some() && file_id(file) != opened {
+        return Ok(replaced());
+    }
+    for n in 1..=1000 {
+        let aside = file.with_file_name(format!("{}.damaged-{n}", CACHE_FILE));
+        // A hard link is made only if the name is free, atomically: two processes that
+        // find the same damage cannot take the same name. Without hard links on the file
+        // system, a rename to a name seen free.
+        let moved = match fs::hard_link(file, &aside) {
+            Ok(()) => fs::remove_file(file),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(replaced()),
+            Err(_) if !aside.exists() => fs::rename(file, &aside),
+            Err(_) => continue,
+        };
+        moved.map_err(|e| format!("cannot move it to {}: {e}", aside.display()))?;
+        return Ok(format!(
+            "the result cache {} is damaged ({reason}); moved it to {} and started a fresh one",
+            file.display(),
+            aside.display()
+        ));
+    }
+    Err("no free name to move it to".into())
+}
+
+/// A file's device and inode: which file a path named when it was opened.
+type FileId = (u64, u64);
+
+#[cfg(unix)]
+fn file_id(path: &Path) -> Option<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn file_id(_: &Path) -> Option<FileId> {
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_another_process_replaced_already_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(CACHE_FILE);
+        fs::write(&file, b"damaged").unwrap();
+        let damaged = file_id(&file);
+        // The other process moved it aside and made a fresh one: another inode.
+        fs::rename(&file, dir.path().join("elsewhere")).unwrap();
+        fs::write(&file, b"fresh").unwrap();
+        if damaged.is_some() {
+            let said = move_aside(&file, damaged, "x").unwrap();
+            assert!(said.contains("another process"), "{said}");
+            assert_eq!(fs::read(&file).unwrap(), b"fresh");
+        }
+        fs::remove_file(&file).unwrap();
+        let said = move_aside(&file, None, "x").unwrap();
+        assert!(said.contains("another process"), "gone already: {said}");
+        let aside = dir.path().join(format!("{}.damaged-1", CACHE_FILE));
+        assert!(!aside.exists());
+    }
+
+    #[test]
+    fn damaged_stores_take_the_next_free_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(CACHE_FILE);
+        for n in 1..=2 {
+            fs::write(&file, format!("damaged {n}")).unwrap();
+            let said = move_aside(&file, file_id(&file), "why").unwrap();
+            let aside = dir.path().join(format!("{}.damaged-{n}", CACHE_FILE));
+            assert!(said.contains(&*aside.to_string_lossy()) && said.contains("(why)"));
+            assert_eq!(fs::read_to_string(&aside).unwrap(), format!("damaged {n}"));
+            assert!(!file.exists());
+        }
+    }
+}
