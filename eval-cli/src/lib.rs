@@ -22,6 +22,7 @@ pub mod evaluate;
 pub mod evaluation;
 pub mod flags;
 pub mod gate;
+pub mod host;
 pub mod manifest;
 pub mod merge;
 pub mod metrics;

@@ -427,50 +427,7 @@ pub fn summarize(dataset: &str, rows: &[Row], meta_columns: &[String]) -> anyhow
     })
 }
 
-/// The machine a run was measured on.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Host {
-    /// Available parallelism (logical cores this process may use).
-    pub cores: usize,
-    /// Physical cores, when known.
-    pub physical_cores: Option<usize>,
-    /// CPU model name.
-    pub cpu_model: String,
-    /// Total memory, GiB.
-    pub memory_gib: f64,
-    /// Operating system.
-    pub os: String,
-}
-
-/// Available parallelism, at least 1.
-pub fn available_cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-/// Describes this machine (sysinfo; unknown parts are left empty).
-pub fn host() -> Host {
-    use sysinfo::{CpuRefreshKind, MemoryRefreshKind, RefreshKind, System};
-    let kind = RefreshKind::nothing()
-        .with_cpu(CpuRefreshKind::nothing())
-        .with_memory(MemoryRefreshKind::nothing().with_ram());
-    let (cpu_model, memory_gib) = match System::new_with_specifics(kind) {
-        Ok(sys) => (
-            sys.cpus()
-                .first()
-                .map(|c| c.brand().trim().to_string())
-                .unwrap_or_default(),
-            sys.total_memory() as f64 / (1024.0 * 1024.0 * 1024.0),
-        ),
-        Err(_) => (String::new(), 0.0),
-    };
-    Host {
-        cores: available_cores(),
-        physical_cores: System::physical_core_count().ok(),
-        cpu_model,
-        memory_gib,
-        os: System::long_os_version().unwrap_or_default(),
-    }
-}
+pub use crate::host::{Host, available_cores, host};
 
 /// The command line of this process, shell-quoted where needed.
 pub fn command_line() -> String {

@@ -21,9 +21,10 @@ use analyzer_core::batch::{self, Batch, BatchSummary, FileResult, Job, Sequentia
 
 use progress::Progress;
 
+pub use crate::host::peak_rss_mb;
 pub use rows::{ResumedRow, RowLog, read_rows, resumable_rows};
 pub use settings::RunSettings;
-pub use system::{install_signal_handler, peak_rss_mb, validate_workers};
+pub use system::{install_signal_handler, validate_workers};
 
 /// The `--schedule` flag: which files start first ([`batch::Schedule`] says why).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

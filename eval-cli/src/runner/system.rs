@@ -63,28 +63,9 @@ pub fn install_signal_handler(cancel: Arc<AtomicBool>) {
     }
 }
 
-/// Peak resident memory of this process in MiB (`VmHWM`), where the OS tells it.
-pub fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    parse_vm_hwm(&status)
-}
-
-fn parse_vm_hwm(status: &str) -> Option<f64> {
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn vm_hwm_is_parsed_in_mib() {
-        let status = "Name:\tx\nVmPeak:\t  9000 kB\nVmHWM:\t    2048 kB\n";
-        assert_eq!(parse_vm_hwm(status), Some(2.0));
-        assert_eq!(parse_vm_hwm("Name:\tx\n"), None);
-    }
 
     #[test]
     fn worker_counts_are_validated() {
@@ -106,6 +87,6 @@ mod tests {
             }
         }
         #[cfg(target_os = "linux")]
-        assert!(peak_rss_mb().is_some_and(|m| m > 0.0));
+        assert!(crate::host::peak_rss_mb().is_some_and(|m| m > 0.0));
     }
 }

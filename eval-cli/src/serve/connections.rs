@@ -48,7 +48,7 @@ const CONNECTIONS_SHARE_OF_FILES: usize = 2;
 /// that is lower: a connection is a descriptor, and one that `accept` cannot get would
 /// leave clients waiting with nothing to close.
 pub fn fit_to_open_files(requested: usize) -> usize {
-    fit(requested, open_file_limit())
+    fit(requested, crate::host::open_file_limit())
 }
 
 fn fit(requested: usize, open_file_limit: Option<usize>) -> usize {
@@ -63,13 +63,6 @@ fn fit(requested: usize, open_file_limit: Option<usize>) -> usize {
         }
         _ => requested,
     }
-}
-
-/// The soft limit on open files (Linux: `/proc/self/limits`); `None` when unknown.
-fn open_file_limit() -> Option<usize> {
-    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    line.split_whitespace().nth(3)?.parse().ok()
 }
 
 /// The `--max-connections` slots, shared with `/metrics`.
@@ -158,6 +151,6 @@ mod tests {
         assert_eq!(fit(256, Some(1024)), 256);
         assert_eq!(fit(256, None), 256);
         assert_eq!(fit(256, Some(1)), 1);
-        assert!(open_file_limit().is_none_or(|l| l > 0));
+        assert!(crate::host::open_file_limit().is_none_or(|l| l > 0));
     }
 }

@@ -1,0 +1,203 @@
+//! `cmd:TEMPLATE`: one external program per file, in its own process group so that a
+//! deadline kills a whole pipeline; its tempo is the last number it prints, its CPU time
+//! what `/proc` says of it once it has exited.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use analyzer_core::{Error, ErrorKind, Stage, StopSignal};
+
+use super::Estimate;
+use crate::host::proc_times;
+
+/// Bytes of a failing program's stderr kept in its row's error.
+const STDERR_KEPT: usize = 300;
+
+/// Runs the command for one file and reads its tempo.
+pub(super) fn run_command(
+    words: &[String],
+    path: &Path,
+    stop: &StopSignal,
+) -> Result<Estimate, Error> {
+    let fail = |kind, detail: String| Error::new(kind, Stage::Tempo, detail);
+    let file = path.to_string_lossy();
+    let argv: Vec<String> = words.iter().map(|w| w.replace("{file}", &file)).collect();
+    let Some((program, args)) = argv.split_first() else {
+        return Err(fail(ErrorKind::InvalidConfig, "empty command".into()));
+    };
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    #[cfg(unix)]
+    {
+        // Its own process group, so that a timeout can kill a whole `sh -c "a | b"`.
+        use std::os::unix::process::CommandExt;
+        command.process_group(0);
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|e| fail(ErrorKind::External, format!("cannot run `{program}`: {e}")))?;
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+
+    let mut poll = Duration::from_millis(1);
+    let mut cpu_s = None;
+    let status = loop {
+        // Only this loop reaps the child, so once /proc shows it exited (a zombie), its
+        // times can be read before `wait` reaps it. Without /proc, just poll.
+        let exited = match proc_times(child.id()) {
+            Some(times) if times.exited => {
+                cpu_s = Some(times.cpu_s);
+                child.wait().map(Some)
+            }
+            Some(_) => Ok(None),
+            None => child.try_wait(),
+        };
+        match exited {
+            Ok(Some(status)) => break status,
+            Ok(None) => {}
+            Err(e) => {
+                kill(&mut child);
+                return Err(fail(ErrorKind::External, format!("cannot wait: {e}")));
+            }
+        }
+        if let Err(e) = stop.check(Stage::Tempo) {
+            kill(&mut child);
+            return Err(e);
+        }
+        std::thread::sleep(poll);
+        poll = (poll * 2).min(Duration::from_millis(20));
+    };
+    let out = collect(stdout);
+    if !status.success() {
+        let err = collect(stderr);
+        let err = err.trim();
+        let tail = &err[err.len().saturating_sub(STDERR_KEPT)..];
+        let tail = tail.trim_start_matches(|c: char| !c.is_ascii() || c.is_whitespace());
+        return Err(fail(
+            ErrorKind::External,
+            format!(
+                "`{program}` failed ({status}){}{tail}",
+                if tail.is_empty() { "" } else { ": " }
+            ),
+        ));
+    }
+    match last_number(&out) {
+        Some(bpm) if bpm.is_finite() && bpm > 0.0 => Ok(Estimate {
+            bpm,
+            confidence: None,
+            audio_s: None,
+            cpu_s,
+        }),
+        _ => Err(fail(
+            ErrorKind::External,
+            format!("`{program}` printed no positive number on stdout"),
+        )),
+    }
+}
+
+/// Reads a pipe to its end on a thread of its own, so that a chatty child never blocks.
+fn drain(pipe: Option<impl Read + Send + 'static>) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    if let Some(mut pipe) = pipe {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            // A read error keeps what was read so far.
+            let _ = pipe.read_to_end(&mut bytes);
+            let _ = tx.send(String::from_utf8_lossy(&bytes).into_owned());
+        });
+    }
+    rx
+}
+
+/// What a drained pipe held; empty when a grandchild still holds it open after a second.
+fn collect(rx: mpsc::Receiver<String>) -> String {
+    rx.recv_timeout(Duration::from_secs(1)).unwrap_or_default()
+}
+
+/// Kills the child's process group (and the child), then reaps it.
+fn kill(child: &mut Child) {
+    #[cfg(unix)]
+    {
+        // std has no killpg; kill(1) does it without unsafe code. Best effort: the child
+        // itself is killed below in any case.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", child.id())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// The last number in `text` (`"tempo: 120.5 bpm"` gives 120.5).
+fn last_number(text: &str) -> Option<f64> {
+    text.split(|c: char| {
+        !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+' || c == 'e' || c == 'E')
+    })
+    .filter_map(|w| {
+        let w = w.trim_matches(|c: char| !c.is_ascii_digit());
+        if w.is_empty() {
+            None
+        } else {
+            w.parse::<f64>().ok()
+        }
+    })
+    .next_back()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_number_takes_the_last() {
+        assert_eq!(last_number("122.46 bpm\n"), Some(122.46));
+        assert_eq!(last_number("123.032\n"), Some(123.032));
+        assert_eq!(last_number("file 3.wav: tempo=97.5"), Some(97.5));
+        assert_eq!(last_number("a-b e"), None);
+        assert_eq!(last_number(""), None);
+    }
+
+    #[test]
+    fn commands_give_tempo_errors_and_cpu() {
+        let words = |s: &str| shlex::split(s).unwrap();
+        let never = StopSignal::never();
+        let e = run_command(
+            &words("sh -c 'echo x; echo \"$0 at 121.5\"' {file}"),
+            Path::new("a b.wav"),
+            &never,
+        )
+        .unwrap();
+        assert_eq!(e.bpm, 121.5);
+        assert!(e.cpu_s.is_some());
+        let err = run_command(
+            &words("sh -c 'echo oops >&2; exit 3'"),
+            Path::new("x"),
+            &never,
+        )
+        .unwrap_err();
+        assert!(err.reason().contains("oops"), "{}", err.reason());
+        assert_eq!(err.kind(), ErrorKind::External);
+        let err = run_command(&words("true"), Path::new("x"), &never).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::External);
+        assert!(err.reason().contains("printed no positive number"));
+        let err = run_command(&words("no-such-program-here"), Path::new("x"), &never).unwrap_err();
+        assert!(err.reason().contains("cannot run"));
+        assert_eq!(err.kind(), ErrorKind::External);
+        // A deadline that has already passed: the first check after the start kills the
+        // pipeline, which would otherwise run for an hour and then print nothing (a
+        // `no_pulse` error), so `timed_out` alone proves the deadline stopped it.
+        let stop = StopSignal::never().with_deadline(std::time::Instant::now());
+        let err =
+            run_command(&words("sh -c 'sleep 3600 | cat'"), Path::new("x"), &stop).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::TimedOut);
+    }
+}
