@@ -11,12 +11,19 @@ cd "$(dirname "$0")/../eval-cli/src"
 commands=" analyze check compare dataset dist evaluate merge serve "
 status=0
 
-# edges FILE...: "FROM TO" for each `crate::TO` in each file, FROM its top-level module.
+# targets crate|super FILE: the first segment of every `crate::`/`super::` path in FILE,
+# inside a group too, over several lines (`use super::{api, events};` names both).
+targets() {
+  tr '\n' ' ' <"$2" | grep -oE "$1::(\{[^}]*\}|[a-z_]+)" | sed -E "s/^$1:://; s/^\{//; s/\}\$//" |
+    tr ',' '\n' | sed -E 's/^[[:space:]]*//; s/[^a-z_].*//' | grep -v '^self$' | grep . | sort -u
+}
+
+# The edges: "FROM TO FILE" for each `crate::TO` in each file, FROM its top-level module.
 top_of() { local f=${1#./}; f=${f%%/*}; echo "${f%.rs}"; }
 edges=$(
   for file in $(find . -name '*.rs' ! -path ./lib.rs ! -path ./main.rs | sort); do
     from=$(top_of "$file")
-    grep -o 'crate::[a-z_]*' "$file" | sed 's/crate:://' | sort -u | while read -r to; do
+    targets crate "$file" | while read -r to; do
       [ "$to" = "$from" ] || echo "$from $to $file"
     done
   done
@@ -42,7 +49,7 @@ for folder in $(find . -mindepth 1 -maxdepth 1 -type d | sort); do
   inner=$(
     for file in "$folder"/*.rs; do
       from=$(basename "$file" .rs)
-      grep -o 'super::[a-z_]*' "$file" | sed 's/super:://' | sort -u | while read -r to; do
+      targets super "$file" | while read -r to; do
         [ -f "$folder/$to.rs" ] && [ "$to" != "$from" ] && echo "$from $to"
       done
     done

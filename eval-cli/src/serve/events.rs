@@ -22,7 +22,7 @@ use tokio::sync::{broadcast, watch};
 use tokio::time::{Interval, MissedTickBehavior};
 
 use super::App;
-use super::api::{self, JobParam};
+use super::http::{self, JobParam};
 use super::jobs::{Job, JobEvent, Progress};
 
 /// How often a running job's counts are sent.
@@ -94,7 +94,7 @@ impl Feed {
 
 /// The handler.
 pub async fn stream(State(app): State<Arc<App>>, JobParam(id): JobParam) -> Response {
-    let job = match api::find(&app, &id) {
+    let job = match http::find(&app, &id) {
         Ok(job) => job,
         Err(response) => return *response,
     };

@@ -18,7 +18,7 @@ use axum::http::uri::Authority;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 
-use super::api::error;
+use super::http::error;
 
 /// The `Host` and `Origin` checks of one service.
 #[derive(Debug)]

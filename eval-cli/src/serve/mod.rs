@@ -25,12 +25,16 @@ mod connections;
 mod events;
 mod gate;
 mod guard;
+mod http;
+mod job_routes;
 mod jobs;
 mod page;
+mod paths;
 mod pool;
 pub mod scheduler;
 mod table;
 mod telemetry;
+mod upload;
 
 use std::io::Write;
 use std::net::SocketAddr;
