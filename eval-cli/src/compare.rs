@@ -32,6 +32,7 @@ pub const TARGET_SPEEDUP_8: (f64, f64) = (5.0, 8.0);
 /// Flags of `eval-cli compare`.
 #[derive(Debug, clap::Args)]
 pub struct CompareArgs {
+    /// The dataset and how to analyse it.
     #[command(flatten)]
     pub data: DatasetArgs,
     /// Worker counts to measure, comma-separated (1 is added when missing).

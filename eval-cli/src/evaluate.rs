@@ -24,6 +24,7 @@ use crate::runner::{self, ProgressMode, RunOptions};
 /// Flags of `eval-cli evaluate`.
 #[derive(Debug, clap::Args)]
 pub struct EvaluateArgs {
+    /// The dataset and how to analyse it.
     #[command(flatten)]
     pub data: DatasetArgs,
     /// Worker threads [default: one per core, fewer if memory is short]. 1 runs the

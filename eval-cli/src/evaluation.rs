@@ -38,8 +38,10 @@ pub struct DatasetArgs {
     /// Fastest tempo the analyzer reports, BPM.
     #[arg(long, value_name = "BPM", default_value_t = AnalyzerConfig::default().max_bpm)]
     pub max_bpm: f64,
+    /// Which part of a long file is decoded.
     #[command(flatten)]
     pub sampling: flags::SamplingArgs,
+    /// The size of the synthetic set, for `--dataset synth`.
     #[command(flatten)]
     pub synth: SynthArgs,
     /// Which files start first.

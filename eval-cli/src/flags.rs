@@ -189,6 +189,7 @@ pub struct AnalyzerArgs {
     /// Fastest tempo to report.
     #[arg(long, value_name = "BPM", default_value_t = AnalyzerConfig::default().max_bpm)]
     pub max_bpm: f64,
+    /// Which part of a long file is decoded.
     #[command(flatten)]
     pub sampling: SamplingArgs,
 }

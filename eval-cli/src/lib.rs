@@ -7,6 +7,8 @@
 //! written by [`output`], whose rules say what is never overwritten; [`path_cell`] is how
 //! a file's exact path goes into a row.
 
+#![deny(missing_docs)]
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};

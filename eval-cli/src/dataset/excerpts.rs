@@ -51,6 +51,7 @@ pub struct ExcerptArgs {
     /// the same names are replaced).
     #[arg(long)]
     pub out: PathBuf,
+    /// The size of the synthetic set, for `--from synth`.
     #[command(flatten)]
     pub synth: SynthArgs,
 }
