@@ -119,11 +119,27 @@ impl AnalyzerConfig {
     /// It names the FFT code path too ([`fft_path`]): RustFFT picks AVX, SSE4.1 or scalar
     /// code at run time, and their results differ in the last bits, so equal rows are only
     /// promised on machines that take the same path.
+    ///
+    /// Every field is written by name (a new field does not compile until it is written
+    /// here), so the text changes when a setting does and never with how a type happens
+    /// to print itself; the results revision versions it.
     pub fn fingerprint(&self) -> String {
+        let AnalyzerConfig {
+            min_bpm,
+            max_bpm,
+            analysis_rate,
+            frame_size,
+            hop,
+            sampling,
+        } = self;
+        let sampling = match sampling {
+            Some(s) => format!("{}x{}s", s.segments, s.seconds),
+            None => "whole".to_string(),
+        };
         format!(
-            "analyzer-core {} rev {RESULTS_REVISION} {:?} model {:016x} fft {}",
+            "analyzer-core {} rev {RESULTS_REVISION}; bpm {min_bpm}-{max_bpm}; rate {analysis_rate}; \
+             frame {frame_size}; hop {hop}; sampling {sampling}; model {:016x}; fft {}",
             env!("CARGO_PKG_VERSION"),
-            self,
             crate::metrical::weights_hash(),
             fft_path()
         )

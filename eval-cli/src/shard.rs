@@ -20,6 +20,7 @@ use analyzer_core::{AnalyzerConfig, StopSignal};
 use serde::{Deserialize, Serialize};
 
 use crate::report::export::{self, Json};
+use crate::runner::RunSettings;
 
 /// The `--shard K/N` value: the `index`-th (1-based) of `count` parts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -180,62 +181,51 @@ pub fn probe_costs(files: &[PathBuf], workers: usize) -> Vec<Option<f64>> {
     costs
 }
 
-/// The fingerprint of a job: FNV-1a (128 bits) over the version, the analyzer's settings,
-/// `--timeout` and every input path, each length-prefixed. It catches parts of different
-/// inputs or settings by accident; it is not a cryptographic hash.
+/// The fingerprint of a job: BLAKE3 over the run's settings ([`RunSettings`], the same
+/// identity `--resume` checks: version, analyzer fingerprint, `--timeout`) and every input
+/// path, each field length-prefixed; the first 128 bits, in hex.
 pub fn fingerprint(
     files: &[PathBuf],
     walk_errors: &[WalkError],
     config: &AnalyzerConfig,
     timeout: Option<Duration>,
 ) -> String {
-    let mut hash = Fnv128::default();
-    hash.field(concat!("eval-cli ", env!("CARGO_PKG_VERSION")).as_bytes());
-    hash.field(config.fingerprint().as_bytes());
-    hash.field(format!("{timeout:?}").as_bytes());
-    hash.field(&files.len().to_le_bytes());
-    for path in files {
-        hash.field(path.as_os_str().as_encoded_bytes());
-    }
-    hash.field(&walk_errors.len().to_le_bytes());
-    for error in walk_errors {
-        hash.field(error.path.as_os_str().as_encoded_bytes());
-    }
-    format!("{:032x}", hash.0)
+    let mut hash = Fields::default();
+    hash.field(RunSettings::new(config, timeout).to_string().as_bytes());
+    hash.paths(files.iter());
+    hash.paths(walk_errors.iter().map(|e| &e.path));
+    hash.hex128()
 }
 
-/// A hash of a file list (FNV-1a 128 over length-prefixed paths, in order), for a
-/// distributed job's manifest: the same list gives the same hash on every machine.
+/// A hash of a file list (BLAKE3 over length-prefixed paths, in order, first 128 bits),
+/// for a distributed job's manifest: the same list gives the same hash on every machine.
 pub fn list_hash(files: &[PathBuf]) -> String {
-    let mut hash = Fnv128::default();
-    hash.field(&files.len().to_le_bytes());
-    for path in files {
-        hash.field(path.as_os_str().as_encoded_bytes());
-    }
-    format!("{:032x}", hash.0)
+    let mut hash = Fields::default();
+    hash.paths(files.iter());
+    hash.hex128()
 }
 
-/// FNV-1a, 128 bits.
-struct Fnv128(u128);
+/// Length-prefixed fields into BLAKE3, so that no two lists of fields hash alike by
+/// concatenation (`["ab"]` and `["a", "b"]`).
+#[derive(Default)]
+struct Fields(blake3::Hasher);
 
-impl Default for Fnv128 {
-    fn default() -> Self {
-        Fnv128(0x6c62_272e_07bb_0142_62b8_2175_6295_c58d)
+impl Fields {
+    fn field(&mut self, bytes: &[u8]) {
+        self.0.update(&(bytes.len() as u64).to_le_bytes());
+        self.0.update(bytes);
     }
-}
 
-impl Fnv128 {
-    const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
-
-    fn bytes(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u128::from(b)).wrapping_mul(Self::PRIME);
+    /// The count, then each path's bytes.
+    fn paths<'a>(&mut self, paths: impl ExactSizeIterator<Item = &'a PathBuf>) {
+        self.field(&paths.len().to_le_bytes());
+        for path in paths {
+            self.field(path.as_os_str().as_encoded_bytes());
         }
     }
 
-    fn field(&mut self, bytes: &[u8]) {
-        self.bytes(&(bytes.len() as u64).to_le_bytes());
-        self.bytes(bytes);
+    fn hex128(&self) -> String {
+        self.0.finalize().to_hex()[..32].to_string()
     }
 }
 
