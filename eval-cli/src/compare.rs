@@ -528,7 +528,8 @@ fn run_child(args: &CompareArgs, workers: usize) -> anyhow::Result<ExitCode> {
     let cancel = Arc::new(AtomicBool::new(false));
     runner::install_signal_handler(cancel.clone());
     let opts = RunOptions {
-        workers: runner::validate_workers(workers).0,
+        // The parent resolved the counts; this prints the same warning in the child's log.
+        workers: flags::resolve_workers(Some(workers)),
         timeout: args.data.timeout,
         schedule: args.data.schedule,
         progress: ProgressMode::Off,

@@ -24,7 +24,6 @@ use std::time::Duration;
 use analyzer_core::batch;
 use analyzer_core::{Analyzer, AnalyzerConfig, Sampling};
 
-use crate::runner;
 use crate::shard::Shard;
 
 /// The `--workers` value parser: a whole number of at least 1.
@@ -64,12 +63,17 @@ pub fn parse_timeout(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
 }
 
-/// The worker count a run uses: the one asked for, checked against the host (a warning on
-/// stderr when it was lowered or looks unwise), or the default for this machine.
+/// More workers than this many per core only add contention; warn past it.
+const MAX_WORKERS_PER_CORE: usize = 4;
+
+/// The worker count a run uses, decided here once for every command: the one asked for
+/// (at least 1, [`parse_workers`]), checked against the host with a warning on stderr when
+/// it was lowered or looks unwise ([`check_workers`]), or the default for this machine.
+/// Nothing below it validates or clamps the count again.
 pub fn resolve_workers(requested: Option<usize>) -> usize {
     match requested {
         Some(requested) => {
-            let (workers, warning) = runner::validate_workers(requested);
+            let (workers, warning) = check_workers(requested);
             if let Some(warning) = warning {
                 eprintln!("eval-cli: warning: {warning}");
             }
@@ -77,6 +81,35 @@ pub fn resolve_workers(requested: Option<usize>) -> usize {
         }
         None => batch::default_workers(),
     }
+}
+
+/// The worker count to use for `requested` (at least 1), with why it was changed or looks
+/// unwise: more than 4 per core is kept but warned about, and a count the available memory
+/// cannot hold is lowered to what it can.
+pub fn check_workers(requested: usize) -> (usize, Option<String>) {
+    if let Some(cap) = batch::memory_worker_cap()
+        && requested > cap
+    {
+        return (
+            cap,
+            Some(format!(
+                "{requested} workers need about {} MiB but only enough memory for {cap} is \
+                 available; using {cap}",
+                requested as u64 * (batch::MEMORY_PER_WORKER >> 20)
+            )),
+        );
+    }
+    let cores = crate::host::available_cores();
+    if requested > MAX_WORKERS_PER_CORE * cores {
+        return (
+            requested,
+            Some(format!(
+                "{requested} workers on {cores} cores: past {MAX_WORKERS_PER_CORE} per core \
+                 they only add contention"
+            )),
+        );
+    }
+    (requested, None)
 }
 
 /// The `--analysis-seconds` value parser: 0 (the whole file) or a finite number of
@@ -216,6 +249,27 @@ pub fn analyzer(min_bpm: f64, max_bpm: f64, sampling: &SamplingArgs) -> anyhow::
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn worker_counts_are_checked_against_the_host() {
+        assert_eq!(check_workers(1), (1, None));
+        // Far too many: lowered to what memory holds, or kept with a contention warning.
+        let (w, warning) = check_workers(10_000);
+        let warning = warning.expect("10000 workers are warned about");
+        match batch::memory_worker_cap() {
+            Some(cap) if cap < 10_000 => {
+                assert_eq!(w, cap);
+                assert!(warning.contains("memory"), "{warning}");
+            }
+            _ => {
+                assert_eq!(w, 10_000);
+                assert!(warning.contains("contention"), "{warning}");
+            }
+        }
+        assert_eq!(resolve_workers(None), batch::default_workers());
+        #[cfg(target_os = "linux")]
+        assert!(crate::host::peak_rss_mb().is_some_and(|m| m > 0.0));
+    }
 
     #[test]
     fn flag_values_are_checked() {

@@ -24,7 +24,7 @@ use progress::Progress;
 pub use crate::host::peak_rss_mb;
 pub use rows::{ResumedRow, RowLog, read_rows, resumable_rows};
 pub use settings::RunSettings;
-pub use system::{install_signal_handler, validate_workers};
+pub use system::install_signal_handler;
 
 /// The `--schedule` flag: which files start first ([`batch::Schedule`] says why).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -76,7 +76,8 @@ impl ProgressMode {
 /// How a batch is run.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// Worker threads; 1 takes the sequential reference path. 0 is read as 1.
+    /// Worker threads, at least 1, as the command decided them (`flags::resolve_workers`); 1
+    /// takes the sequential reference path.
     pub workers: usize,
     /// Per-file time limit; `None` for no limit.
     pub timeout: Option<Duration>,
@@ -103,7 +104,8 @@ pub fn run<J: Job>(
     bpm_of: impl Fn(&J::Output) -> Option<f64>,
     mut on_result: impl FnMut(&FileResult<J::Output>),
 ) -> BatchSummary<J::Output> {
-    let workers = opts.workers.max(1);
+    let workers = opts.workers;
+    // No more threads than files, and a pool of one thread even for no files.
     let threads = workers.min(files.len()).max(1);
     let executor = batch::executor_for(threads).unwrap_or_else(|err| {
         eprintln!("eval-cli: warning: no thread pool ({err}); running sequentially");
