@@ -6,10 +6,11 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use analyzer_core::Analyzer;
-use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::shard;
+
+use super::error::{DistError, Result};
 
 /// The consumer group every worker reads through.
 pub(super) const GROUP: &str = "workers";
@@ -41,11 +42,7 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    pub(super) fn new(
-        analyzer: &Analyzer,
-        files: &[PathBuf],
-        walk_errors: usize,
-    ) -> anyhow::Result<Self> {
+    pub(super) fn new(analyzer: &Analyzer, files: &[PathBuf], walk_errors: usize) -> Result<Self> {
         Ok(Manifest {
             run: new_run_id()?,
             version: env!("CARGO_PKG_VERSION").to_string(),
@@ -63,6 +60,22 @@ impl Manifest {
         ours == *other
     }
 
+    /// Fails unless `analyzer` is the version and settings of the job `job` (this manifest's):
+    /// a worker never mixes its rows with another analyzer's.
+    pub(super) fn check_worker(&self, job: &str, analyzer: &Analyzer) -> Result<()> {
+        let version = env!("CARGO_PKG_VERSION");
+        if self.version == version && self.settings == settings_of(analyzer) {
+            return Ok(());
+        }
+        Err(DistError::SettingsMismatch {
+            job: job.to_string(),
+            job_version: self.version.clone(),
+            job_settings: self.settings.clone(),
+            version: version.to_string(),
+            settings: settings_of(analyzer),
+        })
+    }
+
     /// Rows of the complete job.
     pub(super) fn total(&self) -> usize {
         self.files + self.walk_errors
@@ -70,15 +83,15 @@ impl Manifest {
 }
 
 /// 128 random bits from the OS, in hex: no two submits draw the same run id.
-pub(super) fn new_run_id() -> anyhow::Result<String> {
+pub(super) fn new_run_id() -> Result<String> {
     let mut bits = [0u8; 16];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut random| random.read_exact(&mut bits))
-        .context("cannot draw a run id from /dev/urandom")?;
+        .map_err(DistError::RunId)?;
     Ok(bits.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-pub(super) fn settings_of(analyzer: &Analyzer) -> String {
+fn settings_of(analyzer: &Analyzer) -> String {
     analyzer.fingerprint()
 }
 
@@ -128,11 +141,19 @@ redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', '(' .. ARGV[8])
 return 1
 ";
 
+/// Milliseconds since the epoch by this machine's clock: the store times the rate is
+/// measured from (0 for a clock before 1970).
+pub(super) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// The sequence number of an entry id `0-N`.
-pub(super) fn entry_seq(id: &str) -> anyhow::Result<usize> {
+pub(super) fn entry_seq(id: &str) -> Result<usize> {
     id.strip_prefix("0-")
         .and_then(|n| n.parse().ok())
-        .with_context(|| format!("stream entry {id} was not added by `dist submit`"))
+        .ok_or_else(|| DistError::ForeignEntry { id: id.to_string() })
 }
 
 #[cfg(test)]

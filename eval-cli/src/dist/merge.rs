@@ -5,12 +5,11 @@ use std::process::ExitCode;
 use std::thread;
 use std::time::Duration;
 
-use anyhow::bail;
-
 use crate::record;
 
 use super::args::MergeArgs;
 use super::broker::Broker;
+use super::error::{DistError, Result};
 use super::keys::{CHUNK, Keys};
 
 pub(super) fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
@@ -31,10 +30,12 @@ pub(super) fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
             break;
         }
         if args.no_wait {
-            bail!(
-                "job {:?} is not complete: {done} of {total} rows",
-                broker.job
-            );
+            return Err(DistError::NotComplete {
+                job: broker.job.clone(),
+                done,
+                total,
+            }
+            .into());
         }
         if done != last_shown {
             eprintln!(
@@ -60,11 +61,7 @@ pub(super) fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The header and the rows of a complete run, in input order.
-pub(super) fn merged_rows(
-    broker: &mut Broker,
-    keys: &Keys,
-    total: usize,
-) -> anyhow::Result<Vec<u8>> {
+fn merged_rows(broker: &mut Broker, keys: &Keys, total: usize) -> Result<Vec<u8>> {
     let mut bytes = record::header();
     for start in (0..total).step_by(CHUNK) {
         let indices: Vec<usize> = (start..(start + CHUNK).min(total)).collect();
@@ -75,10 +72,12 @@ pub(super) fn merged_rows(
         for (i, row) in indices.iter().zip(rows) {
             match row {
                 Some(row) => bytes.extend(row),
-                None => bail!(
-                    "job {:?} has no row {i} although it is complete",
-                    broker.job
-                ),
+                None => {
+                    return Err(DistError::RowMissing {
+                        job: broker.job.clone(),
+                        index: *i,
+                    });
+                }
             }
         }
     }

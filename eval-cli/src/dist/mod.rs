@@ -29,26 +29,29 @@
 //! The data flow, and the file of each step:
 //!
 //! ```text
-//!  submit.rs            keys.rs: stream          slot.rs (one per slot of work.rs)
-//!  paths ──walk──▶ manifest + 0-1, 0-2, … ──XREADGROUP / XAUTOCLAIM──▶ claim ─▶ analyse
-//!                                                     ▲ heartbeat XCLAIM JUSTID │
-//!                                                     └───────────────┘         │
-//!  merge.rs                 keys.rs: rows, states        STORE_SCRIPT (HSETNX, XACK)
-//!  CSV in input order ◀──HMGET── index → CSV line ◀─────────────────────────────┘
-//!                                     ▲
-//!  status.rs: counts, pending entries, rate (XPENDING, HLEN, finished_at)
+//! submit.rs   paths ─walk─▶ manifest + stream entries 0-1, 0-2, … (keys.rs)
+//!                                  │ XREADGROUP, or XAUTOCLAIM when abandoned
+//!                                  ▼
+//! slot.rs     one slot per --workers (work.rs): claim ─▶ analyse ─▶ store
+//!             (a heartbeat XCLAIM JUSTID keeps the claim while it analyses)
+//!                                  │ STORE_SCRIPT: HSETNX rows, states; XACK
+//!                                  ▼
+//! merge.rs    rows in input order (HMGET) ─▶ the CSV of `analyze --out`
+//! status.rs   counts, who holds what (XPENDING), rate and ETA (finished_at)
 //! ```
 //!
-//! The files, lowest first: `keys.rs` (the key layout, the manifest, the store script),
-//! `args.rs` (the flags), `broker.rs` (a connection and the reconnect loop), `worker.rs`
-//! (what the slots of a worker share), `slot.rs` (the slot's state machine), then one file
-//! per command: `submit.rs`, `work.rs`, `status.rs`, `merge.rs`. No file imports a command
+//! The files, lowest first: `error.rs` ([`DistError`]), `keys.rs` (the key layout, the
+//! manifest, the store script), `args.rs` (the flags), `broker.rs` (a connection and the
+//! reconnect loop), `worker.rs` (what the slots of a worker share), `slot.rs` (a slot's
+//! state machine and heartbeat), then one file per command: `submit.rs`, `work.rs`,
+//! `status.rs`, `merge.rs`, which alone return `anyhow` errors. No file imports a command
 //! file.
 
 use std::process::ExitCode;
 
 mod args;
 mod broker;
+mod error;
 mod keys;
 mod merge;
 mod slot;
@@ -58,6 +61,7 @@ mod work;
 mod worker;
 
 pub use args::{JobArgs, MergeArgs, PathMap, RetryArgs, StatusArgs, SubmitArgs, WorkArgs};
+pub use error::DistError;
 pub use keys::{MAX_DELIVERIES, Manifest};
 pub use status::{ConsumerStatus, HeldFile, JobStatus};
 

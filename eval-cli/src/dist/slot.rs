@@ -12,15 +12,15 @@ use std::time::Duration;
 
 use analyzer_core::batch::{Batch, Status};
 use analyzer_core::{Stage, StopSignal};
-use anyhow::{Context, bail};
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamPendingCountReply, StreamReadReply};
 use serde_json::json;
 
 use crate::record::AnalyzeRecord;
 use crate::report::export::{CsvLine, Exporter};
 
-use super::broker::{Broker, Retry, broker_unreachable, with_reconnects};
-use super::keys::{GROUP, MAX_DELIVERIES, RATE_WINDOW_MS, STORE_SCRIPT};
+use super::broker::{Broker, Retry, with_reconnects};
+use super::error::{DistError, Result};
+use super::keys::{GROUP, MAX_DELIVERIES, RATE_WINDOW_MS, STORE_SCRIPT, now_ms};
 use super::worker::Worker;
 
 /// A row made on this machine, waiting to be stored.
@@ -47,7 +47,7 @@ impl Slot {
     /// broker goes away, the slot reconnects for up to `--broker-retry` and repeats the step
     /// it was in; a row made before the broker went away is stored after it is back, unless
     /// the job was submitted again meanwhile (then the slot fails and stores nothing).
-    pub(super) fn run(mut self, worker: &Worker) -> anyhow::Result<()> {
+    pub(super) fn run(mut self, worker: &Worker) -> Result<()> {
         let mut unstored: Option<Finished> = None;
         loop {
             if unstored.is_none() && worker.cancel.load(Ordering::SeqCst) {
@@ -69,7 +69,7 @@ impl Slot {
                 Ok(true) => return Ok(()),
                 Ok(false) => {}
                 // An error that is not about the connection may be about the run: say so.
-                Err(err) if !broker_unreachable(&err) => {
+                Err(err) if !err.is_broker_lost() => {
                     return Err(self.broker.ensure_run(&worker.keys).err().unwrap_or(err));
                 }
                 Err(err) => return Err(err),
@@ -83,7 +83,7 @@ impl Slot {
         &mut self,
         worker: &Worker,
         unstored: &mut Option<Finished>,
-    ) -> anyhow::Result<bool> {
+    ) -> Result<bool> {
         match unstored.take() {
             Some(finished) => {
                 let stored = self.store(worker, &finished);
@@ -102,7 +102,7 @@ impl Slot {
         &mut self,
         worker: &Worker,
         finished: &mut Option<Finished>,
-    ) -> anyhow::Result<bool> {
+    ) -> Result<bool> {
         match self.next_entry(worker)? {
             Some((entry, deliveries)) => {
                 *finished = Some(self.analyze_entry(worker, &entry, deliveries)?);
@@ -116,7 +116,7 @@ impl Slot {
     /// repeats it). The first command is the test, as a broker replaying its append-only
     /// file accepts connections before it answers. Whether the run is still the job's is
     /// for the store script to say, at the only moment it matters.
-    pub(super) fn reconnect(&mut self, worker: &Worker, first_try: bool) -> anyhow::Result<()> {
+    pub(super) fn reconnect(&mut self, worker: &Worker, first_try: bool) -> Result<()> {
         if first_try {
             worker.event(json!({"event": "broker_lost", "consumer": self.consumer}));
         }
@@ -134,10 +134,7 @@ impl Slot {
 
     /// An entry whose worker went silent, else a new one (waiting a little for it); with
     /// how many times it has been delivered, this time included.
-    pub(super) fn next_entry(
-        &mut self,
-        worker: &Worker,
-    ) -> anyhow::Result<Option<(StreamId, usize)>> {
+    pub(super) fn next_entry(&mut self, worker: &Worker) -> Result<Option<(StreamId, usize)>> {
         let keys = &worker.keys;
         let claimed: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
             .arg(&keys.stream)
@@ -190,7 +187,7 @@ impl Slot {
         &mut self,
         worker: &Worker,
         block_ms: Option<u64>,
-    ) -> anyhow::Result<Option<StreamId>> {
+    ) -> Result<Option<StreamId>> {
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP")
             .arg(GROUP)
@@ -216,13 +213,13 @@ impl Slot {
         worker: &Worker,
         entry: &StreamId,
         deliveries: usize,
-    ) -> anyhow::Result<Finished> {
-        let index: usize = entry
-            .get("index")
-            .with_context(|| format!("stream entry {} has no index", entry.id))?;
-        let path: Vec<u8> = entry
-            .get("path")
-            .with_context(|| format!("stream entry {} has no path", entry.id))?;
+    ) -> Result<Finished> {
+        let field = |field: &'static str| DistError::EntryField {
+            id: entry.id.clone(),
+            field,
+        };
+        let index: usize = entry.get("index").ok_or_else(|| field("index"))?;
+        let path: Vec<u8> = entry.get("path").ok_or_else(|| field("path"))?;
         let path = PathBuf::from(OsString::from_vec(path));
         worker.event(json!({
             "event": "claimed", "index": index, "deliveries": deliveries,
@@ -245,12 +242,12 @@ impl Slot {
 
     /// Stores a row and acknowledges its entry ([`STORE_SCRIPT`]); fails, storing nothing,
     /// when the manifest no longer names the worker's run.
-    pub(super) fn store(&mut self, worker: &Worker, finished: &Finished) -> anyhow::Result<()> {
-        let line = CsvLine.serialize(&finished.record)?;
+    pub(super) fn store(&mut self, worker: &Worker, finished: &Finished) -> Result<()> {
+        let line = CsvLine
+            .serialize(&finished.record)
+            .map_err(DistError::Row)?;
         let keys = &worker.keys;
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let now_ms = now_ms();
         let stored: bool = redis::cmd("EVAL")
             .arg(STORE_SCRIPT)
             .arg(5)
@@ -270,11 +267,10 @@ impl Slot {
             .query(&mut self.broker.con)?;
         if !stored {
             self.broker.ensure_run(keys)?;
-            bail!(
-                "the broker refused row {} of run {}",
-                finished.index,
-                keys.run
-            );
+            return Err(DistError::RowRefused {
+                index: finished.index,
+                run: keys.run.clone(),
+            });
         }
         worker.event(json!({
             "event": "stored", "index": finished.index, "status": finished.record.status,

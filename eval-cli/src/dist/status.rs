@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::args::StatusArgs;
 use super::broker::Broker;
-use super::keys::{CHUNK, GROUP, Keys, RATE_WINDOW_MS, entry_seq};
+use super::error::Result;
+use super::keys::{CHUNK, GROUP, Keys, RATE_WINDOW_MS, entry_seq, now_ms};
 
 /// The state of a job, as `dist status --json` prints it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,7 +58,7 @@ pub struct HeldFile {
     pub deliveries: usize,
 }
 
-pub(super) fn job_status(broker: &mut Broker) -> anyhow::Result<JobStatus> {
+fn job_status(broker: &mut Broker) -> Result<JobStatus> {
     let (manifest, keys) = broker.current_run()?;
     let done = broker.rows_done(&keys)?;
     let failed = broker.rows_failed(&keys)?;
@@ -107,13 +108,10 @@ pub(super) fn job_status(broker: &mut Broker) -> anyhow::Result<JobStatus> {
 }
 
 /// Rows per second between the first and the last row stored in the last minute.
-pub(super) fn recent_rate(broker: &mut Broker, keys: &Keys) -> anyhow::Result<Option<f64>> {
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
+fn recent_rate(broker: &mut Broker, keys: &Keys) -> Result<Option<f64>> {
     let times: Vec<(String, f64)> = redis::cmd("ZRANGE")
         .arg(&keys.finished_at)
-        .arg(now_ms.saturating_sub(RATE_WINDOW_MS))
+        .arg(now_ms().saturating_sub(RATE_WINDOW_MS))
         .arg("+inf")
         .arg("BYSCORE")
         .arg("WITHSCORES")
@@ -122,7 +120,7 @@ pub(super) fn recent_rate(broker: &mut Broker, keys: &Keys) -> anyhow::Result<Op
 }
 
 /// Rows per second of store times (ms, ascending): intervals between the first and the last.
-pub(super) fn rate_of(times_ms: impl Iterator<Item = f64>) -> Option<f64> {
+fn rate_of(times_ms: impl Iterator<Item = f64>) -> Option<f64> {
     let (mut first, mut last, mut count) = (None, 0.0, 0usize);
     for t in times_ms {
         first.get_or_insert(t);
@@ -176,7 +174,7 @@ pub(super) fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// `1h02m`, `3m05s`, `42s`.
-pub(super) fn eta_text(seconds: f64) -> String {
+fn eta_text(seconds: f64) -> String {
     let s = seconds.round() as u64;
     match (s / 3600, s % 3600 / 60, s % 60) {
         (0, 0, sec) => format!("{sec}s"),

@@ -2,10 +2,10 @@
 //! a rerun adds only the entries that are missing.
 
 use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use analyzer_core::batch::{self, Status};
-use anyhow::bail;
+use analyzer_core::batch::{self, Status, WalkError};
 use redis::streams::StreamRangeReply;
 
 use crate::record::AnalyzeRecord;
@@ -13,6 +13,7 @@ use crate::report::export::{CsvLine, Exporter};
 
 use super::args::SubmitArgs;
 use super::broker::Broker;
+use super::error::{DistError, Result};
 use super::keys::{CHUNK, GROUP, Keys, Manifest, entry_seq, manifest_key};
 
 pub(super) fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
@@ -20,6 +21,26 @@ pub(super) fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
     let (files, walk_errors) = batch::collect_audio_files(&args.paths);
     let manifest = Manifest::new(&analyzer, &files, walk_errors.len())?;
     let mut broker = Broker::connect(&args.job)?;
+    let already = queue(&mut broker, manifest, &files, &walk_errors)?;
+    eprintln!(
+        "eval-cli: job {:?}: {} files queued ({} new), {} unreadable inputs",
+        broker.job,
+        files.len(),
+        files.len() - already.min(files.len()),
+        walk_errors.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Records the job's `manifest` (or checks that the job on the broker has the same), then
+/// queues the entries of `files` a previous `submit` did not add, and the rows of the
+/// inputs that could not be walked. Returns how many entries were already queued.
+fn queue(
+    broker: &mut Broker,
+    manifest: Manifest,
+    files: &[PathBuf],
+    walk_errors: &[WalkError],
+) -> Result<usize> {
     let created: Option<String> = redis::cmd("SET")
         .arg(manifest_key(&broker.job))
         .arg(serde_json::to_string(&manifest)?)
@@ -31,13 +52,11 @@ pub(super) fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
     } else {
         let old = broker.existing_manifest()?;
         if !old.same_job(&manifest) {
-            bail!(
-                "job {:?} already exists with another manifest (theirs: {}; ours: {}); \
-                 pick another --job name",
-                broker.job,
-                serde_json::to_string(&old)?,
-                serde_json::to_string(&manifest)?
-            );
+            return Err(DistError::OtherManifest {
+                job: broker.job.clone(),
+                theirs: serde_json::to_string(&old)?,
+                ours: serde_json::to_string(&manifest)?,
+            });
         }
         old.run
     };
@@ -89,7 +108,7 @@ pub(super) fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
             pipe.cmd("HSETNX")
                 .arg(&keys.rows)
                 .arg(files.len() + j)
-                .arg(CsvLine.serialize(&record)?)
+                .arg(CsvLine.serialize(&record).map_err(DistError::Row)?)
                 .ignore()
                 .cmd("HSETNX")
                 .arg(&keys.states)
@@ -99,12 +118,5 @@ pub(super) fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
         }
         pipe.query::<()>(&mut broker.con)?;
     }
-    eprintln!(
-        "eval-cli: job {:?}: {} files queued ({} new), {} unreadable inputs",
-        broker.job,
-        files.len(),
-        files.len() - already.min(files.len()),
-        walk_errors.len()
-    );
-    Ok(ExitCode::SUCCESS)
+    Ok(already)
 }

@@ -7,36 +7,22 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 
-use anyhow::bail;
-
 use crate::flags;
 use crate::runner;
 
 use super::args::WorkArgs;
 use super::broker::Broker;
-use super::keys::settings_of;
 use super::slot::Slot;
 use super::worker::{IdleSlot, Worker};
 
 /// Exit status after Ctrl-C or SIGTERM.
-pub(super) const EXIT_CANCELLED: u8 = 130;
+const EXIT_CANCELLED: u8 = 130;
 
 pub(super) fn work(args: WorkArgs) -> anyhow::Result<ExitCode> {
     let analyzer = args.settings.analyzer()?;
     let mut broker = Broker::connect(&args.job)?;
     let (manifest, keys) = broker.current_run()?;
-    let version = env!("CARGO_PKG_VERSION");
-    if manifest.version != version || manifest.settings != settings_of(&analyzer) {
-        bail!(
-            "job {:?} was submitted with analyzer {} and settings {}; this worker has {} and {}: \
-             refusing to mix results",
-            broker.job,
-            manifest.version,
-            manifest.settings,
-            version,
-            settings_of(&analyzer)
-        );
-    }
+    manifest.check_worker(&broker.job, &analyzer)?;
     let slots = flags::resolve_workers(args.workers);
     let mut brokers = Vec::with_capacity(slots);
     let mut idle = Vec::with_capacity(slots);
@@ -96,9 +82,9 @@ pub(super) fn work(args: WorkArgs) -> anyhow::Result<ExitCode> {
             .collect();
         handles
             .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a slot panicked")))
+            .map(|h| match h.join() {
+                Ok(result) => result.map_err(anyhow::Error::from),
+                Err(_) => Err(anyhow::anyhow!("a slot panicked")),
             })
             .collect()
     });

@@ -12,6 +12,7 @@ use analyzer_core::Analyzer;
 
 use super::args::PathMap;
 use super::broker::Broker;
+use super::error::DistError;
 use super::keys::Keys;
 
 /// What the slots of one `dist work` share.
@@ -47,7 +48,7 @@ impl Worker {
     /// complete, not when its slots' waits run out. A slot that was about to wait when the
     /// first wake-up came is caught by the next one. Without a connection, or where the
     /// broker refuses the command, the slots find out at the end of their wait instead.
-    pub(super) fn wake_idle_slots(&self, waker: &mut anyhow::Result<Broker>) {
+    pub(super) fn wake_idle_slots(&self, waker: &mut Result<Broker, DistError>) {
         let Ok(waker) = waker else { return };
         // After one wait, every slot has looked at the job again by itself.
         let deadline = Instant::now() + Duration::from_millis(self.read_block_ms);
