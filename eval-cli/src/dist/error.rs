@@ -264,5 +264,11 @@ mod tests {
         );
         assert!(chain.contains("refused"), "{chain}");
         assert_eq!(format!("{:#}", anyhow::Error::from(gave_up)), chain);
+        // The message a context over the broker's error gave before the errors were typed.
+        let refused_io: redis::RedisError =
+            std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused").into();
+        let as_context = anyhow::Error::from(refused_io)
+            .context("cannot connect to the broker at redis://127.0.0.1:1");
+        assert_eq!(format!("{as_context:#}"), refused().chain().to_string());
     }
 }
