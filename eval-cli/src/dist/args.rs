@@ -1,0 +1,128 @@
+//! The flags of the `dist` commands, as clap reads them (checked here, used by the command
+//! files).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::flags;
+
+/// How long a slot waits for a new entry before it looks again at the job (default of the
+/// hidden `--read-block-ms`). A slot that sees the job complete wakes the others of its
+/// process at once, so this is only the delay seen by other machines' idle slots.
+pub(super) const READ_BLOCK_MS: u64 = 500;
+
+/// The broker and job every `dist` command names.
+#[derive(Debug, clap::Args)]
+pub struct JobArgs {
+    /// The Redis holding the job, `redis://HOST:PORT`.
+    #[arg(long, value_name = "URL")]
+    pub(super) broker: String,
+    /// The job's name.
+    #[arg(long, value_name = "NAME")]
+    pub(super) job: String,
+}
+
+/// Flags of `eval-cli dist submit`.
+#[derive(Debug, clap::Args)]
+pub struct SubmitArgs {
+    #[command(flatten)]
+    pub(super) job: JobArgs,
+    /// The analyzer settings; a job's workers must use the ones it was submitted with.
+    #[command(flatten)]
+    pub(super) settings: flags::AnalyzerArgs,
+    /// Audio files and folders, walked and sorted as `analyze` does.
+    #[arg(required = true, value_name = "PATH")]
+    pub(super) paths: Vec<PathBuf>,
+}
+
+/// Flags of `eval-cli dist work`.
+#[derive(Debug, clap::Args)]
+pub struct WorkArgs {
+    #[command(flatten)]
+    pub(super) job: JobArgs,
+    /// The analyzer settings; a job's workers must use the ones it was submitted with.
+    #[command(flatten)]
+    pub(super) settings: flags::AnalyzerArgs,
+    /// Files analysed at once on this machine, one per slot [default: one per core, fewer
+    /// if memory is short].
+    #[arg(long, value_name = "N", value_parser = flags::parse_workers)]
+    pub(super) workers: Option<usize>,
+    /// Take over a file whose worker has not shown a sign of life for SECS seconds.
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = flags::parse_timeout)]
+    pub(super) reclaim_after: Duration,
+    /// Keep waiting for work when the job is complete, until Ctrl-C.
+    #[arg(long)]
+    pub(super) follow: bool,
+    #[command(flatten)]
+    pub(super) retry: RetryArgs,
+    /// The submitter's folder FROM is TO on this machine (repeatable; the first match wins).
+    /// Files are read from TO; rows keep the submitted path.
+    #[arg(long, value_name = "FROM=TO", value_parser = parse_path_map)]
+    pub(super) path_map: Vec<PathMap>,
+    /// One JSON object per line on stderr as entries are claimed, kept alive, stored, and
+    /// when the broker is lost and found again (for logs and tests).
+    #[arg(long)]
+    pub(super) events: bool,
+    /// Milliseconds an idle slot waits for a new entry before it looks at the job again
+    /// (for tests: a long wait shows that completion does not wait for it).
+    #[arg(long, hide = true, value_name = "MS", default_value_t = READ_BLOCK_MS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub(super) read_block_ms: u64,
+    /// Internal, for tests: a file whose name starts with `gate` holds its slot until
+    /// `NAME.open` appears beside it (gate.rs).
+    #[arg(long, hide = true)]
+    pub(super) test_gates: bool,
+}
+
+/// How long `work`, `status` and `merge` wait for a broker that went away.
+#[derive(Debug, clap::Args)]
+pub struct RetryArgs {
+    /// When the broker goes away (a restart, the network), keep reconnecting for SECS
+    /// seconds before giving up; a worker stores the file in hand once it is back.
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = flags::parse_timeout)]
+    pub(super) broker_retry: Duration,
+}
+
+/// Flags of `eval-cli dist status`.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub(super) job: JobArgs,
+    #[command(flatten)]
+    pub(super) retry: RetryArgs,
+    /// One JSON object on stdout, for scripts.
+    #[arg(long)]
+    pub(super) json: bool,
+}
+
+/// Flags of `eval-cli dist merge`.
+#[derive(Debug, clap::Args)]
+pub struct MergeArgs {
+    #[command(flatten)]
+    pub(super) job: JobArgs,
+    #[command(flatten)]
+    pub(super) retry: RetryArgs,
+    /// The CSV to write (atomically, once the job is complete).
+    #[arg(long, value_name = "FILE")]
+    pub(super) out: PathBuf,
+    /// Fail at once when the job is not complete, instead of waiting.
+    #[arg(long)]
+    pub(super) no_wait: bool,
+}
+
+/// `--path-map FROM=TO`: the submitter's folder FROM is TO on this machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathMap {
+    pub(super) from: PathBuf,
+    pub(super) to: PathBuf,
+}
+
+pub(super) fn parse_path_map(s: &str) -> Result<PathMap, String> {
+    match s.split_once('=') {
+        Some((from, to)) if !from.is_empty() && !to.is_empty() => Ok(PathMap {
+            from: PathBuf::from(from),
+            to: PathBuf::from(to),
+        }),
+        _ => Err(format!("expected FROM=TO, two non-empty paths (got {s:?})")),
+    }
+}

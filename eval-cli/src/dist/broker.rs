@@ -1,0 +1,260 @@
+//! A connection to the job's broker, and the one loop that rides out a broker that went
+//! away ([`with_reconnects`]), used by `work`, `status` and `merge`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use analyzer_core::batch::Status;
+
+use super::args::{JobArgs, RetryArgs};
+use super::error::{DistError, Result};
+use super::keys::{Keys, Manifest, manifest_key};
+
+/// A connection to the broker of a job.
+pub(super) struct Broker {
+    pub(super) con: redis::Connection,
+    pub(super) url: String,
+    pub(super) job: String,
+}
+
+impl Broker {
+    pub(super) fn connect(args: &JobArgs) -> Result<Self> {
+        let client =
+            redis::Client::open(args.broker.as_str()).map_err(|source| DistError::InvalidUrl {
+                url: args.broker.clone(),
+                source,
+            })?;
+        let con = client
+            .get_connection_with_timeout(Duration::from_secs(10))
+            .map_err(|source| DistError::Connect {
+                url: args.broker.clone(),
+                source,
+            })?;
+        Ok(Broker {
+            con,
+            url: args.broker.clone(),
+            job: args.job.clone(),
+        })
+    }
+
+    /// A connection made like [`Broker::connect`], tried again while the broker is away.
+    pub(super) fn connect_retrying(args: &JobArgs, retry: &Retry) -> Result<Self> {
+        with_reconnects(retry, |_| Broker::connect(args))
+    }
+
+    /// Another connection to the same job.
+    pub(super) fn reconnect(&self) -> Result<Self> {
+        Broker::connect(&JobArgs {
+            broker: self.url.clone(),
+            job: self.job.clone(),
+        })
+    }
+
+    /// Runs `step` with [`with_reconnects`], on a new connection after the broker was lost.
+    pub(super) fn with_reconnects<T>(
+        &mut self,
+        retry: &Retry,
+        mut step: impl FnMut(&mut Broker) -> Result<T>,
+    ) -> Result<T> {
+        with_reconnects(retry, |failures| {
+            if failures > 0 {
+                *self = self.reconnect()?;
+            }
+            step(self)
+        })
+    }
+
+    pub(super) fn manifest(&mut self) -> Result<Option<Manifest>> {
+        let json: Option<String> = redis::cmd("GET")
+            .arg(manifest_key(&self.job))
+            .query(&mut self.con)?;
+        json.map(|j| serde_json::from_str(&j).map_err(DistError::ManifestUnreadable))
+            .transpose()
+    }
+
+    pub(super) fn existing_manifest(&mut self) -> Result<Manifest> {
+        match self.manifest()? {
+            Some(m) => Ok(m),
+            None => Err(DistError::JobNotFound {
+                job: self.job.clone(),
+                url: self.url.clone(),
+            }),
+        }
+    }
+
+    /// The job's manifest and the keys of the run it names.
+    pub(super) fn current_run(&mut self) -> Result<(Manifest, Keys)> {
+        let manifest = self.existing_manifest()?;
+        let keys = Keys::new(&self.job, &manifest.run);
+        Ok((manifest, keys))
+    }
+
+    /// Fails, saying why, unless the manifest still names the run of `keys`.
+    pub(super) fn ensure_run(&mut self, keys: &Keys) -> Result<()> {
+        match self.manifest()? {
+            Some(m) if m.run == keys.run => Ok(()),
+            Some(m) => Err(DistError::RunReplaced {
+                job: self.job.clone(),
+                url: self.url.clone(),
+                current: m.run,
+                run: keys.run.clone(),
+            }),
+            None => Err(DistError::RunGone {
+                job: self.job.clone(),
+                run: keys.run.clone(),
+                url: self.url.clone(),
+            }),
+        }
+    }
+
+    /// The broker's id of this connection.
+    pub(super) fn client_id(&mut self) -> Result<u64> {
+        Ok(redis::cmd("CLIENT").arg("ID").query(&mut self.con)?)
+    }
+
+    pub(super) fn rows_done(&mut self, keys: &Keys) -> Result<usize> {
+        Ok(redis::cmd("HLEN").arg(&keys.rows).query(&mut self.con)?)
+    }
+
+    pub(super) fn rows_failed(&mut self, keys: &Keys) -> Result<usize> {
+        let states: Vec<String> = redis::cmd("HVALS").arg(&keys.states).query(&mut self.con)?;
+        Ok(states.iter().filter(|s| *s != Status::Ok.as_str()).count())
+    }
+}
+
+/// `--broker-retry` in force, for [`with_reconnects`].
+pub(super) struct Retry<'a> {
+    /// How long a lost broker is waited for, from the first failure.
+    pub(super) budget: Duration,
+    /// The broker, for the messages.
+    pub(super) url: &'a str,
+    /// Ends the wait early (a worker's Ctrl-C).
+    pub(super) cancel: Option<&'a AtomicBool>,
+}
+
+impl RetryArgs {
+    pub(super) fn of<'a>(&self, job: &'a JobArgs) -> Retry<'a> {
+        Retry {
+            budget: self.broker_retry,
+            url: &job.broker,
+            cancel: None,
+        }
+    }
+}
+
+/// Runs `attempt` until it ends other than with a lost broker ([`DistError::is_broker_lost`]):
+/// then it runs again after a pause (growing to 2 s), until `retry.budget` is spent since
+/// the first failure, when the error says so. `attempt` gets the number of failures so far:
+/// after one, its connections are dead and it opens new ones. The one reconnect loop of
+/// `work`, `status` and `merge`.
+pub(super) fn with_reconnects<T>(
+    retry: &Retry,
+    mut attempt: impl FnMut(usize) -> Result<T>,
+) -> Result<T> {
+    let mut lost_at: Option<Instant> = None;
+    let mut failures = 0;
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let err = match attempt(failures) {
+            Err(err) if err.is_broker_lost() => err,
+            ended => return ended,
+        };
+        let lost_at = *lost_at.get_or_insert_with(|| {
+            eprintln!(
+                "eval-cli: warning: broker lost ({}); reconnecting for up to {:?}",
+                err.chain(),
+                retry.budget
+            );
+            Instant::now()
+        });
+        failures += 1;
+        let Some(left) = retry.budget.checked_sub(lost_at.elapsed()) else {
+            return Err(DistError::BrokerUnreachable {
+                url: retry.url.to_string(),
+                budget: retry.budget,
+                source: Box::new(err),
+            });
+        };
+        if retry.cancel.is_some_and(|c| c.load(Ordering::SeqCst)) {
+            return Err(DistError::Cancelled {
+                source: Box::new(err),
+            });
+        }
+        thread::sleep(pause.min(left));
+        pause = (pause * 2).min(Duration::from_secs(2));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lost() -> DistError {
+        let dropped: redis::RedisError =
+            std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset").into();
+        DistError::Redis(dropped)
+    }
+
+    fn retry(budget: Duration, cancel: Option<&AtomicBool>) -> Retry<'_> {
+        Retry {
+            budget,
+            url: "redis://127.0.0.1:1",
+            cancel,
+        }
+    }
+
+    #[test]
+    fn a_final_error_is_not_repeated() {
+        let mut attempts = 0;
+        let ended: Result<()> = with_reconnects(&retry(Duration::from_secs(60), None), |_| {
+            attempts += 1;
+            Err(DistError::JobNotFound {
+                job: "j".to_string(),
+                url: "redis://127.0.0.1:1".to_string(),
+            })
+        });
+        assert!(matches!(ended, Err(DistError::JobNotFound { .. })));
+        assert_eq!(attempts, 1);
+    }
+
+    #[test]
+    fn a_lost_broker_is_tried_again_with_the_count_of_failures() {
+        let mut seen = Vec::new();
+        let ended = with_reconnects(&retry(Duration::from_secs(60), None), |failures| {
+            seen.push(failures);
+            if failures < 2 {
+                Err(lost())
+            } else {
+                Ok(failures)
+            }
+        });
+        assert_eq!(ended.unwrap(), 2);
+        assert_eq!(seen, [0, 1, 2]);
+    }
+
+    #[test]
+    fn a_spent_budget_says_the_broker_stayed_unreachable() {
+        let ended: Result<()> = with_reconnects(&retry(Duration::ZERO, None), |_| Err(lost()));
+        match ended {
+            Err(DistError::BrokerUnreachable { url, source, .. }) => {
+                assert_eq!(url, "redis://127.0.0.1:1");
+                assert!(matches!(*source, DistError::Redis(_)));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_cancelled_wait_ends_at_the_next_failure() {
+        let cancel = AtomicBool::new(true);
+        let mut attempts = 0;
+        let ended: Result<()> =
+            with_reconnects(&retry(Duration::from_secs(60), Some(&cancel)), |_| {
+                attempts += 1;
+                Err(lost())
+            });
+        assert!(matches!(ended, Err(DistError::Cancelled { .. })));
+        assert_eq!(attempts, 1);
+    }
+}

@@ -1,0 +1,274 @@
+//! What can go wrong in a `dist` command, typed where a caller branches on it: the reconnect
+//! loop repeats a step only on [`DistError::is_broker_lost`], a slot that fails asks the
+//! broker whether its run was replaced ([`DistError::RunReplaced`], [`DistError::RunGone`]),
+//! and `merge --no-wait` stops on [`DistError::NotComplete`]. The messages are the ones the
+//! commands print.
+
+use std::fmt;
+use std::time::Duration;
+
+/// An error of the `dist` library; the commands turn it into a message and exit status 2.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DistError {
+    /// `--broker` is not a Redis URL.
+    #[error("invalid broker URL {url}")]
+    InvalidUrl {
+        /// The URL, as given.
+        url: String,
+        /// Why the client refused it.
+        source: redis::RedisError,
+    },
+    /// No connection could be opened.
+    #[error("cannot connect to the broker at {url}")]
+    Connect {
+        /// The broker.
+        url: String,
+        /// Why.
+        source: redis::RedisError,
+    },
+    /// A command on an open connection failed (the connection dropped, the broker replied
+    /// with an error).
+    #[error(transparent)]
+    Redis(#[from] redis::RedisError),
+    /// The broker stayed lost for the whole `--broker-retry`.
+    #[error("the broker at {url} stayed unreachable for {budget:?} (--broker-retry)")]
+    BrokerUnreachable {
+        /// The broker.
+        url: String,
+        /// `--broker-retry`.
+        budget: Duration,
+        /// The last failure.
+        source: Box<DistError>,
+    },
+    /// Ctrl-C or SIGTERM came while the broker was lost.
+    #[error("cancelled while the broker was unreachable")]
+    Cancelled {
+        /// The last failure.
+        source: Box<DistError>,
+    },
+    /// The broker has no manifest for the job.
+    #[error("no job {job:?} at {url} (run `dist submit` first)")]
+    JobNotFound {
+        /// The job's name.
+        job: String,
+        /// The broker.
+        url: String,
+    },
+    /// The manifest on the broker is not the JSON of a manifest.
+    #[error("the job's manifest is not readable")]
+    ManifestUnreadable(#[source] serde_json::Error),
+    /// `submit` found the job under another manifest (other files or settings).
+    #[error(
+        "job {job:?} already exists with another manifest (theirs: {theirs}; ours: {ours}); \
+         pick another --job name"
+    )]
+    OtherManifest {
+        /// The job's name.
+        job: String,
+        /// The manifest on the broker, as JSON.
+        theirs: String,
+        /// The manifest of this `submit`, as JSON.
+        ours: String,
+    },
+    /// A worker's analyzer is not the one the job was submitted with.
+    #[error(
+        "job {job:?} was submitted with analyzer {job_version} and settings {job_settings}; \
+         this worker has {version} and {settings}: refusing to mix results"
+    )]
+    SettingsMismatch {
+        /// The job's name.
+        job: String,
+        /// The job's analyzer version.
+        job_version: String,
+        /// The job's analyzer fingerprint.
+        job_settings: String,
+        /// This worker's analyzer version.
+        version: String,
+        /// This worker's analyzer fingerprint.
+        settings: String,
+    },
+    /// The job was submitted again under a new run: rows of the old one are not part of it.
+    #[error(
+        "job {job:?} at {url} was submitted again (run {current} replaced run {run}); rows of \
+         run {run} are not part of it: start again for the new run"
+    )]
+    RunReplaced {
+        /// The job's name.
+        job: String,
+        /// The broker.
+        url: String,
+        /// The run the manifest names now.
+        current: String,
+        /// The run this command worked for.
+        run: String,
+    },
+    /// The job's manifest is gone.
+    #[error(
+        "job {job:?} (run {run}) is gone from {url} (a broker restarted without \
+         persistence?); submit it again"
+    )]
+    RunGone {
+        /// The job's name.
+        job: String,
+        /// The run this command worked for.
+        run: String,
+        /// The broker.
+        url: String,
+    },
+    /// The store script refused a row although the manifest names the slot's run.
+    #[error("the broker refused row {index} of run {run}")]
+    RowRefused {
+        /// The row's input index.
+        index: usize,
+        /// The slot's run.
+        run: String,
+    },
+    /// `merge --no-wait` on a job with rows missing.
+    #[error("job {job:?} is not complete: {done} of {total} rows")]
+    NotComplete {
+        /// The job's name.
+        job: String,
+        /// Rows stored.
+        done: usize,
+        /// Rows of the complete job.
+        total: usize,
+    },
+    /// A complete job lacks a row (the broker lost part of it).
+    #[error("job {job:?} has no row {index} although it is complete")]
+    RowMissing {
+        /// The job's name.
+        job: String,
+        /// The missing row's input index.
+        index: usize,
+    },
+    /// A stream entry whose id is not `0-N`.
+    #[error("stream entry {id} was not added by `dist submit`")]
+    ForeignEntry {
+        /// The entry's id.
+        id: String,
+    },
+    /// A stream entry without one of its fields.
+    #[error("stream entry {id} has no {field}")]
+    EntryField {
+        /// The entry's id.
+        id: String,
+        /// `index` or `path`.
+        field: &'static str,
+    },
+    /// The OS gave no random bits for a run id.
+    #[error("cannot draw a run id from /dev/urandom")]
+    RunId(#[source] std::io::Error),
+    /// A manifest could not be written as JSON.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// A row could not be written as a CSV line.
+    #[error(transparent)]
+    Row(anyhow::Error),
+}
+
+impl DistError {
+    /// Whether the broker went away (restart, network), so that reconnecting and repeating
+    /// the step is right; any other error (a bad reply, a script error) is final. An error
+    /// that ended a reconnect loop still says that the broker was lost.
+    pub fn is_broker_lost(&self) -> bool {
+        match self {
+            DistError::InvalidUrl { source, .. }
+            | DistError::Connect { source, .. }
+            | DistError::Redis(source) => {
+                source.is_io_error()
+                    || source.is_connection_dropped()
+                    || source.is_connection_refusal()
+                    || source.is_timeout()
+                    // A restarted broker answers LOADING while it replays its append-only file.
+                    || source.code() == Some("LOADING")
+            }
+            DistError::BrokerUnreachable { source, .. } | DistError::Cancelled { source } => {
+                source.is_broker_lost()
+            }
+            _ => false,
+        }
+    }
+
+    /// The message and its causes, `: `-separated (what `{:#}` of an `anyhow` error shows).
+    pub fn chain(&self) -> impl fmt::Display + '_ {
+        Chain(self)
+    }
+}
+
+struct Chain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(err) = cause {
+            write!(f, ": {err}")?;
+            cause = err.source();
+        }
+        Ok(())
+    }
+}
+
+/// The result of a `dist` library function.
+pub type Result<T, E = DistError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused() -> DistError {
+        DistError::Connect {
+            url: "redis://127.0.0.1:1".to_string(),
+            source: std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused").into(),
+        }
+    }
+
+    #[test]
+    fn a_lost_broker_is_told_from_a_final_error() {
+        assert!(refused().is_broker_lost());
+        let dropped: redis::RedisError =
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "pipe").into();
+        assert!(DistError::Redis(dropped).is_broker_lost());
+        // The error that ends a reconnect loop still says the broker was lost.
+        let gave_up = DistError::BrokerUnreachable {
+            url: "redis://127.0.0.1:1".to_string(),
+            budget: Duration::from_secs(1),
+            source: Box::new(refused()),
+        };
+        assert!(gave_up.is_broker_lost());
+        let bad_reply: redis::RedisError =
+            (redis::ErrorKind::UnexpectedReturnType, "not a number").into();
+        assert!(!DistError::Redis(bad_reply).is_broker_lost());
+        let missing = DistError::JobNotFound {
+            job: "j".to_string(),
+            url: "redis://127.0.0.1:1".to_string(),
+        };
+        assert!(!missing.is_broker_lost());
+    }
+
+    #[test]
+    fn the_chain_is_what_the_command_prints() {
+        let gave_up = DistError::BrokerUnreachable {
+            url: "redis://127.0.0.1:1".to_string(),
+            budget: Duration::from_secs(1),
+            source: Box::new(refused()),
+        };
+        let chain = gave_up.chain().to_string();
+        assert!(
+            chain.starts_with(
+                "the broker at redis://127.0.0.1:1 stayed unreachable for 1s (--broker-retry): \
+                 cannot connect to the broker at redis://127.0.0.1:1: "
+            ),
+            "{chain}"
+        );
+        assert!(chain.contains("refused"), "{chain}");
+        assert_eq!(format!("{:#}", anyhow::Error::from(gave_up)), chain);
+        // The message a context over the broker's error gave before the errors were typed.
+        let refused_io: redis::RedisError =
+            std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused").into();
+        let as_context = anyhow::Error::from(refused_io)
+            .context("cannot connect to the broker at redis://127.0.0.1:1");
+        assert_eq!(format!("{as_context:#}"), refused().chain().to_string());
+    }
+}

@@ -1,0 +1,169 @@
+//! The job's layout on the broker: the key names of a job and of each of its runs, the run
+//! id, the manifest a second `submit` and every worker must agree with, the stream entry ids
+//! and the script that stores a row. Every command reads the job through these.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use analyzer_core::Analyzer;
+use serde::{Deserialize, Serialize};
+
+use crate::shard;
+
+use super::error::{DistError, Result};
+
+/// The consumer group every worker reads through.
+pub(super) const GROUP: &str = "workers";
+/// Deliveries after which an entry is given up: each one killed its worker.
+pub const MAX_DELIVERIES: usize = 3;
+/// Entries added to the stream per round trip by `submit`, and rows read per round trip by
+/// `merge`.
+pub(super) const CHUNK: usize = 1000;
+/// How far back `dist status` looks to measure the rate (and how long store times are kept).
+pub(super) const RATE_WINDOW_MS: u64 = 60_000;
+
+/// What a job is: a second `submit` or a worker must agree with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The run id (32 hex digits) drawn by the `submit` that created the job. The keys of
+    /// the job's stream and rows include it, so a job submitted again under the same name
+    /// after the broker lost it never meets the rows of the old run.
+    pub run: String,
+    /// The analyzer's version (the crate version of this build).
+    pub version: String,
+    /// The analyzer's fingerprint (`AnalyzerConfig::fingerprint`: version, settings, model).
+    pub settings: String,
+    /// Files queued, one stream entry each.
+    pub files: usize,
+    /// Inputs that could not be walked: rows written by `submit`, after the files'.
+    pub walk_errors: usize,
+    /// A hash of the sorted file list ([`shard::list_hash`]).
+    pub list_hash: String,
+}
+
+impl Manifest {
+    pub(super) fn new(analyzer: &Analyzer, files: &[PathBuf], walk_errors: usize) -> Result<Self> {
+        Ok(Manifest {
+            run: new_run_id()?,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            settings: settings_of(analyzer),
+            files: files.len(),
+            walk_errors,
+            list_hash: shard::list_hash(files),
+        })
+    }
+
+    /// Whether `other` is the same job whatever its run id: submitting it again is a no-op.
+    pub(super) fn same_job(&self, other: &Manifest) -> bool {
+        let mut ours = self.clone();
+        ours.run.clone_from(&other.run);
+        ours == *other
+    }
+
+    /// Fails unless `analyzer` is the version and settings of the job `job` (this manifest's):
+    /// a worker never mixes its rows with another analyzer's.
+    pub(super) fn check_worker(&self, job: &str, analyzer: &Analyzer) -> Result<()> {
+        let version = env!("CARGO_PKG_VERSION");
+        if self.version == version && self.settings == settings_of(analyzer) {
+            return Ok(());
+        }
+        Err(DistError::SettingsMismatch {
+            job: job.to_string(),
+            job_version: self.version.clone(),
+            job_settings: self.settings.clone(),
+            version: version.to_string(),
+            settings: settings_of(analyzer),
+        })
+    }
+
+    /// Rows of the complete job.
+    pub(super) fn total(&self) -> usize {
+        self.files + self.walk_errors
+    }
+}
+
+/// 128 random bits from the OS, in hex: no two submits draw the same run id.
+pub(super) fn new_run_id() -> Result<String> {
+    let mut bits = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut random| random.read_exact(&mut bits))
+        .map_err(DistError::RunId)?;
+    Ok(bits.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn settings_of(analyzer: &Analyzer) -> String {
+    analyzer.fingerprint()
+}
+
+/// The key of a job's manifest, the one key outside its run (it says which run is current).
+pub(super) fn manifest_key(job: &str) -> String {
+    format!("tempo-scale:job:{job}:manifest")
+}
+
+/// The Redis keys of one run of a job.
+pub(super) struct Keys {
+    pub(super) manifest: String,
+    /// The run these keys belong to.
+    pub(super) run: String,
+    pub(super) stream: String,
+    pub(super) rows: String,
+    pub(super) states: String,
+    pub(super) finished_at: String,
+}
+
+impl Keys {
+    pub(super) fn new(job: &str, run: &str) -> Self {
+        let prefix = format!("tempo-scale:job:{job}:run:{run}:");
+        Keys {
+            manifest: manifest_key(job),
+            run: run.to_string(),
+            stream: format!("{prefix}stream"),
+            rows: format!("{prefix}rows"),
+            states: format!("{prefix}states"),
+            finished_at: format!("{prefix}finished_at"),
+        }
+    }
+}
+
+/// Stores a row and acknowledges its entry, only while the manifest (KEYS[1]) names the
+/// slot's run (ARGV[1]): a worker that held a row across a broker restart and a new submit
+/// of the job stores nothing (the script returns 0). In one script, so atomic. `HSETNX`
+/// keeps the first row of an index, `XACK` is idempotent: repeating it is harmless. The
+/// store times (KEYS[5]) are kept for the last RATE_WINDOW only (ARGV[8] is its start).
+pub(super) const STORE_SCRIPT: &str = r"
+local manifest = redis.call('GET', KEYS[1])
+if not manifest or cjson.decode(manifest).run ~= ARGV[1] then return 0 end
+redis.call('HSETNX', KEYS[2], ARGV[2], ARGV[3])
+redis.call('HSETNX', KEYS[3], ARGV[2], ARGV[4])
+redis.call('XACK', KEYS[4], ARGV[5], ARGV[6])
+redis.call('ZADD', KEYS[5], ARGV[7], ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', '(' .. ARGV[8])
+return 1
+";
+
+/// Milliseconds since the epoch by this machine's clock: the store times the rate is
+/// measured from (0 for a clock before 1970).
+pub(super) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The sequence number of an entry id `0-N`.
+pub(super) fn entry_seq(id: &str) -> Result<usize> {
+    id.strip_prefix("0-")
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| DistError::ForeignEntry { id: id.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_ids_carry_the_index() {
+        assert_eq!(entry_seq("0-1").unwrap(), 1);
+        assert_eq!(entry_seq("0-1000").unwrap(), 1000);
+        assert!(entry_seq("1700000000000-0").is_err());
+    }
+}

@@ -1,0 +1,85 @@
+//! `eval-cli dist merge`: waits for the job to be complete, then writes its rows in input
+//! order: the bytes of `eval-cli analyze --out`.
+
+use std::process::ExitCode;
+use std::thread;
+use std::time::Duration;
+
+use crate::record;
+
+use super::args::MergeArgs;
+use super::broker::Broker;
+use super::error::{DistError, Result};
+use super::keys::{CHUNK, Keys};
+
+pub(super) fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
+    // A destination that may not be written is refused before any wait, not at its end.
+    crate::output::Destination::check(&args.out, &crate::output::Inputs::none())?;
+    let retry = args.retry.of(&args.job);
+    let mut broker = Broker::connect_retrying(&args.job, &retry)?;
+    // The run in force now: rows of any other run are never read.
+    let (manifest, keys) = broker.with_reconnects(&retry, Broker::current_run)?;
+    let total = manifest.total();
+    let mut last_shown = usize::MAX;
+    loop {
+        let done = broker.with_reconnects(&retry, |b| {
+            b.ensure_run(&keys)?;
+            b.rows_done(&keys)
+        })?;
+        if done >= total {
+            break;
+        }
+        if args.no_wait {
+            return Err(DistError::NotComplete {
+                job: broker.job.clone(),
+                done,
+                total,
+            }
+            .into());
+        }
+        if done != last_shown {
+            eprintln!(
+                "eval-cli: waiting for job {:?}: {done} of {total} rows",
+                broker.job
+            );
+            last_shown = done;
+        }
+        thread::sleep(Duration::from_millis(500));
+    }
+    let (bytes, failed) = broker.with_reconnects(&retry, |b| {
+        let bytes = merged_rows(b, &keys, total)?;
+        let failed = b.rows_failed(&keys)?;
+        Ok((bytes, failed))
+    })?;
+    crate::output::write_file(&args.out, &bytes)?;
+    eprintln!(
+        "eval-cli: job {:?}: {total} rows written to {} ({failed} failed)",
+        broker.job,
+        args.out.display()
+    );
+    Ok(ExitCode::from(u8::from(failed > 0)))
+}
+
+/// The header and the rows of a complete run, in input order.
+fn merged_rows(broker: &mut Broker, keys: &Keys, total: usize) -> Result<Vec<u8>> {
+    let mut bytes = record::header();
+    for start in (0..total).step_by(CHUNK) {
+        let indices: Vec<usize> = (start..(start + CHUNK).min(total)).collect();
+        let rows: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
+            .arg(&keys.rows)
+            .arg(&indices)
+            .query(&mut broker.con)?;
+        for (i, row) in indices.iter().zip(rows) {
+            match row {
+                Some(row) => bytes.extend(row),
+                None => {
+                    return Err(DistError::RowMissing {
+                        job: broker.job.clone(),
+                        index: *i,
+                    });
+                }
+            }
+        }
+    }
+    Ok(bytes)
+}

@@ -1,0 +1,206 @@
+//! `eval-cli dist status`: the counts of a job, the entries in flight and who holds them,
+//! and the rate and ETA over the last minute.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use redis::streams::{StreamPendingCountReply, StreamPendingReply};
+use serde::{Deserialize, Serialize};
+
+use super::args::StatusArgs;
+use super::broker::Broker;
+use super::error::Result;
+use super::keys::{CHUNK, GROUP, Keys, RATE_WINDOW_MS, entry_seq, now_ms};
+
+/// The state of a job, as `dist status --json` prints it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobStatus {
+    /// The job's name.
+    pub job: String,
+    /// Rows of the complete job.
+    pub total: usize,
+    /// Rows stored.
+    pub done: usize,
+    /// Rows stored whose status is not `ok`.
+    pub failed: usize,
+    /// Entries delivered to a consumer and not yet acknowledged.
+    pub in_flight: usize,
+    /// Rows neither stored nor in flight.
+    pub waiting: usize,
+    /// Whether every row is stored.
+    pub complete: bool,
+    /// Rows stored per second over the last minute (by the workers' clocks); `None` until
+    /// two rows were stored in that minute.
+    pub rate_per_s: Option<f64>,
+    /// Seconds until the job is complete at that rate.
+    pub eta_s: Option<f64>,
+    /// Consumers holding entries, by name.
+    pub consumers: Vec<ConsumerStatus>,
+}
+
+/// One consumer and the entries it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumerStatus {
+    /// `HOST:PID:SLOT`.
+    pub name: String,
+    /// The entries it holds.
+    pub files: Vec<HeldFile>,
+}
+
+/// An entry a consumer holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldFile {
+    /// Its input index.
+    pub index: usize,
+    /// Milliseconds since it was delivered or its claim refreshed.
+    pub idle_ms: usize,
+    /// Times delivered.
+    pub deliveries: usize,
+}
+
+fn job_status(broker: &mut Broker) -> Result<JobStatus> {
+    let (manifest, keys) = broker.current_run()?;
+    let done = broker.rows_done(&keys)?;
+    let failed = broker.rows_failed(&keys)?;
+    let summary: StreamPendingReply = redis::cmd("XPENDING")
+        .arg(&keys.stream)
+        .arg(GROUP)
+        .query(&mut broker.con)?;
+    let held: StreamPendingCountReply = redis::cmd("XPENDING")
+        .arg(&keys.stream)
+        .arg(GROUP)
+        .arg("-")
+        .arg("+")
+        .arg(CHUNK)
+        .query(&mut broker.con)?;
+    let mut consumers: Vec<ConsumerStatus> = Vec::new();
+    for p in held.ids {
+        let file = HeldFile {
+            index: entry_seq(&p.id)? - 1,
+            idle_ms: p.last_delivered_ms,
+            deliveries: p.times_delivered,
+        };
+        match consumers.iter_mut().find(|c| c.name == p.consumer) {
+            Some(c) => c.files.push(file),
+            None => consumers.push(ConsumerStatus {
+                name: p.consumer,
+                files: vec![file],
+            }),
+        }
+    }
+    consumers.sort_by(|a, b| a.name.cmp(&b.name));
+    let in_flight = summary.count();
+    let total = manifest.total();
+    let rate_per_s = recent_rate(broker, &keys)?;
+    let eta_s = rate_per_s.map(|rate| total.saturating_sub(done) as f64 / rate);
+    Ok(JobStatus {
+        job: broker.job.clone(),
+        total,
+        done,
+        failed,
+        in_flight,
+        waiting: total.saturating_sub(done + in_flight),
+        complete: done >= total,
+        rate_per_s,
+        eta_s,
+        consumers,
+    })
+}
+
+/// Rows per second between the first and the last row stored in the last minute.
+fn recent_rate(broker: &mut Broker, keys: &Keys) -> Result<Option<f64>> {
+    let times: Vec<(String, f64)> = redis::cmd("ZRANGE")
+        .arg(&keys.finished_at)
+        .arg(now_ms().saturating_sub(RATE_WINDOW_MS))
+        .arg("+inf")
+        .arg("BYSCORE")
+        .arg("WITHSCORES")
+        .query(&mut broker.con)?;
+    Ok(rate_of(times.iter().map(|(_, ms)| *ms)))
+}
+
+/// Rows per second of store times (ms, ascending): intervals between the first and the last.
+fn rate_of(times_ms: impl Iterator<Item = f64>) -> Option<f64> {
+    let (mut first, mut last, mut count) = (None, 0.0, 0usize);
+    for t in times_ms {
+        first.get_or_insert(t);
+        last = t;
+        count += 1;
+    }
+    let span_s = (last - first?) / 1000.0;
+    (count >= 2 && span_s > 0.0).then(|| (count - 1) as f64 / span_s)
+}
+
+pub(super) fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let retry = args.retry.of(&args.job);
+    let mut broker = Broker::connect_retrying(&args.job, &retry)?;
+    let status = broker.with_reconnects(&retry, job_status)?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer(&mut out, &status)?;
+        writeln!(out)?;
+    } else {
+        writeln!(
+            out,
+            "job {}: {} of {} done ({} failed), {} in flight, {} waiting{}{}",
+            status.job,
+            status.done,
+            status.total,
+            status.failed,
+            status.in_flight,
+            status.waiting,
+            match (status.rate_per_s, status.eta_s) {
+                (Some(rate), Some(eta)) if !status.complete =>
+                    format!("; {rate:.1} files/s, ETA {}", eta_text(eta)),
+                _ => String::new(),
+            },
+            if status.complete { "; complete" } else { "" }
+        )?;
+        for c in &status.consumers {
+            let files: Vec<String> = c
+                .files
+                .iter()
+                .map(|f| {
+                    format!(
+                        "#{} ({} ms idle, delivered {}x)",
+                        f.index, f.idle_ms, f.deliveries
+                    )
+                })
+                .collect();
+            writeln!(out, "  {}: {}", c.name, files.join(", "))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `1h02m`, `3m05s`, `42s`.
+fn eta_text(seconds: f64) -> String {
+    let s = seconds.round() as u64;
+    match (s / 3600, s % 3600 / 60, s % 60) {
+        (0, 0, sec) => format!("{sec}s"),
+        (0, min, sec) => format!("{min}m{sec:02}s"),
+        (h, min, _) => format!("{h}h{min:02}m"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_counts_intervals_between_the_first_and_the_last_row() {
+        assert_eq!(rate_of([].into_iter()), None);
+        assert_eq!(rate_of([5000.0].into_iter()), None);
+        assert_eq!(rate_of([1000.0, 1000.0].into_iter()), None);
+        // 5 rows over 2 s: 4 intervals.
+        let rate = rate_of([1000.0, 1500.0, 2000.0, 2500.0, 3000.0].into_iter()).unwrap();
+        assert!((rate - 2.0).abs() < 1e-12, "{rate}");
+    }
+
+    #[test]
+    fn eta_reads_like_a_clock() {
+        assert_eq!(eta_text(42.4), "42s");
+        assert_eq!(eta_text(185.0), "3m05s");
+        assert_eq!(eta_text(3720.0), "1h02m");
+    }
+}

@@ -1,0 +1,99 @@
+//! `eval-cli dist work`: checks the worker's settings against the job, opens one connection
+//! per slot (and one for its heartbeat), runs the slots until the job is complete or
+//! cancelled, and turns how they ended into an exit status.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread;
+
+use crate::flags;
+use crate::runner;
+
+use super::args::WorkArgs;
+use super::broker::Broker;
+use super::slot::Slot;
+use super::worker::{IdleSlot, Worker};
+
+/// Exit status after Ctrl-C or SIGTERM.
+const EXIT_CANCELLED: u8 = 130;
+
+pub(super) fn work(args: WorkArgs) -> anyhow::Result<ExitCode> {
+    let analyzer = args.settings.analyzer()?;
+    let mut broker = Broker::connect(&args.job)?;
+    let (manifest, keys) = broker.current_run()?;
+    manifest.check_worker(&broker.job, &analyzer)?;
+    let slots = flags::resolve_workers(args.workers);
+    let mut brokers = Vec::with_capacity(slots);
+    let mut idle = Vec::with_capacity(slots);
+    for _ in 0..slots {
+        let mut con = broker.reconnect()?;
+        idle.push(IdleSlot {
+            client: AtomicU64::new(con.client_id()?),
+            waiting: AtomicBool::new(false),
+        });
+        brokers.push((con, broker.reconnect()?));
+    }
+    let worker = Worker {
+        analyzer,
+        keys,
+        total: manifest.total(),
+        reclaim_after: args.reclaim_after,
+        broker_retry: args.retry.broker_retry,
+        path_maps: args.path_map,
+        follow: args.follow,
+        events: args.events,
+        read_block_ms: args.read_block_ms,
+        test_gates: args.test_gates,
+        cancel: Arc::new(AtomicBool::new(false)),
+        idle,
+    };
+    runner::install_signal_handler(Arc::clone(&worker.cancel));
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "host".to_string());
+    let results: Vec<anyhow::Result<()>> = thread::scope(|s| {
+        let handles: Vec<_> = brokers
+            .into_iter()
+            .enumerate()
+            .map(|(slot, (con, beat))| {
+                let consumer = format!("{host}:{}:{slot}", std::process::id());
+                let worker = &worker;
+                let mut waker = broker.reconnect();
+                s.spawn(move || {
+                    let result = Slot {
+                        index: slot,
+                        broker: con,
+                        beat,
+                        consumer,
+                        cursor: "0-0".to_string(),
+                    }
+                    .run(worker);
+                    if result.is_err() {
+                        // One broken slot stops the others: the run is reported as failed.
+                        worker.cancel.store(true, Ordering::SeqCst);
+                    }
+                    // The job is complete (or cancelled): the other slots may be waiting
+                    // for new entries that will never come.
+                    worker.wake_idle_slots(&mut waker);
+                    result
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| match h.join() {
+                Ok(result) => result.map_err(anyhow::Error::from),
+                Err(_) => Err(anyhow::anyhow!("a slot panicked")),
+            })
+            .collect()
+    });
+    for result in results {
+        result?;
+    }
+    if worker.cancel.load(Ordering::SeqCst) {
+        eprintln!("eval-cli: cancelled; the current files were finished and stored");
+        return Ok(ExitCode::from(EXIT_CANCELLED));
+    }
+    Ok(ExitCode::SUCCESS)
+}

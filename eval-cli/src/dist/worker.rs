@@ -1,0 +1,135 @@
+//! What the slots of one `dist work` process share: the analyzer, the run, the flags, and
+//! the means to wake a slot that waits for new entries.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use analyzer_core::Analyzer;
+
+use super::args::PathMap;
+use super::broker::Broker;
+use super::error::DistError;
+use super::keys::Keys;
+
+/// What the slots of one `dist work` share.
+pub(super) struct Worker {
+    pub(super) analyzer: Analyzer,
+    /// The keys of the run the worker was started for: it stores rows of no other.
+    pub(super) keys: Keys,
+    pub(super) total: usize,
+    pub(super) reclaim_after: Duration,
+    pub(super) broker_retry: Duration,
+    pub(super) path_maps: Vec<PathMap>,
+    pub(super) follow: bool,
+    pub(super) events: bool,
+    pub(super) read_block_ms: u64,
+    pub(super) test_gates: bool,
+    pub(super) cancel: Arc<AtomicBool>,
+    /// One per slot, by slot number.
+    pub(super) idle: Vec<IdleSlot>,
+}
+
+/// How to wake a slot that waits for new entries.
+pub(super) struct IdleSlot {
+    /// The broker's client id of the slot's connection, for `CLIENT UNBLOCK` (renewed when
+    /// the slot reconnects).
+    pub(super) client: AtomicU64,
+    /// Set from just before the slot's last look at the job until its wait ends.
+    pub(super) waiting: AtomicBool,
+}
+
+impl Worker {
+    /// Wakes the slots waiting for new entries (`CLIENT UNBLOCK`: the read returns empty
+    /// and the slot looks at the job again), so that a worker exits when its job is
+    /// complete, not when its slots' waits run out. A slot that was about to wait when the
+    /// first wake-up came is caught by the next one. Without a connection, or where the
+    /// broker refuses the command, the slots find out at the end of their wait instead.
+    pub(super) fn wake_idle_slots(&self, waker: &mut Result<Broker, DistError>) {
+        let Ok(waker) = waker else { return };
+        // After one wait, every slot has looked at the job again by itself.
+        let deadline = Instant::now() + Duration::from_millis(self.read_block_ms);
+        loop {
+            let waiting: Vec<u64> = self
+                .idle
+                .iter()
+                .filter(|slot| slot.waiting.load(Ordering::SeqCst))
+                .map(|slot| slot.client.load(Ordering::SeqCst))
+                .collect();
+            if waiting.is_empty() || Instant::now() >= deadline {
+                return;
+            }
+            for id in waiting {
+                let woken: redis::RedisResult<usize> = redis::cmd("CLIENT")
+                    .arg("UNBLOCK")
+                    .arg(id)
+                    .query(&mut waker.con);
+                if woken.is_err() {
+                    return;
+                }
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// One JSON line on stderr, with `--events`.
+    pub(super) fn event(&self, value: serde_json::Value) {
+        if self.events {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "{value}");
+        }
+    }
+
+    /// Where this machine reads a submitted path: the first `--path-map` whose FROM is a
+    /// prefix of it (component-wise), else the path itself.
+    pub(super) fn local_path(&self, submitted: &Path) -> PathBuf {
+        self.path_maps
+            .iter()
+            .find_map(|m| {
+                submitted
+                    .strip_prefix(&m.from)
+                    .ok()
+                    .map(|rest| m.to.join(rest))
+            })
+            .unwrap_or_else(|| submitted.to_path_buf())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dist::args::{READ_BLOCK_MS, parse_path_map};
+
+    #[test]
+    fn path_maps_rewrite_the_prefix_only() {
+        let map = parse_path_map("/srv/music=/mnt/music").unwrap();
+        assert!(parse_path_map("/srv/music").is_err());
+        assert!(parse_path_map("=/mnt").is_err());
+        let worker = Worker {
+            analyzer: Analyzer::new(analyzer_core::AnalyzerConfig::default()).unwrap(),
+            keys: Keys::new("j", "0"),
+            total: 0,
+            reclaim_after: Duration::from_secs(1),
+            broker_retry: Duration::from_secs(1),
+            path_maps: vec![map],
+            follow: false,
+            events: false,
+            read_block_ms: READ_BLOCK_MS,
+            test_gates: false,
+            cancel: Arc::new(AtomicBool::new(false)),
+            idle: Vec::new(),
+        };
+        assert_eq!(
+            worker.local_path(Path::new("/srv/music/a/b.mp3")),
+            PathBuf::from("/mnt/music/a/b.mp3")
+        );
+        // A component-wise prefix: /srv/musical is not under /srv/music.
+        assert_eq!(
+            worker.local_path(Path::new("/srv/musical/b.mp3")),
+            PathBuf::from("/srv/musical/b.mp3")
+        );
+    }
+}
