@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use analyzer_core::batch::{Batch, Status, TimedAnalyzer};
+use analyzer_core::batch::{Batch, FileResult, Job, Status, TimedAnalyzer};
 use analyzer_core::{Analysis, Analyzer, StopSignal};
 use serde::Serialize;
 
@@ -69,7 +69,21 @@ pub trait FileAnalysis: Send + Sync {
     ) -> Option<FileOutcome>;
 }
 
-/// The batch runner on a one-file batch: `eval-cli analyze`'s path.
+/// `job` on `path` under the runner's per-file guard ([`Batch::run_file`]: panic
+/// isolation, deadline, stop signal), as `analyze` runs each file; `None` when cancelled.
+fn guarded<J: Job>(
+    job: &J,
+    path: &Path,
+    stop: &StopSignal,
+    timeout: Option<Duration>,
+) -> Option<FileResult<J::Output>> {
+    Batch::new(job)
+        .timeout(timeout)
+        .stop(stop.clone())
+        .run_file(0, path)
+}
+
+/// The batch runner's per-file guard: `eval-cli analyze`'s path.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BatchAnalysis;
 
@@ -81,10 +95,7 @@ impl FileAnalysis for BatchAnalysis {
         stop: &StopSignal,
         timeout: Option<Duration>,
     ) -> Option<FileOutcome> {
-        let result = Batch::new(&TimedAnalyzer(analyzer))
-            .timeout(timeout)
-            .stop(stop.clone())
-            .run_file(0, path)?;
+        let result = guarded(&TimedAnalyzer(analyzer), path, stop, timeout)?;
         let analysis = result.value.as_ref().map(|(analysis, _)| analysis);
         let candidates = analysis.map_or_else(Vec::new, candidates_of);
         Some(FileOutcome {
@@ -123,10 +134,7 @@ impl FileAnalysis for CachedAnalysis {
     ) -> Option<FileOutcome> {
         let job =
             CachedAnalyzer::new(analyzer, Some(&*self.cache), analyzer.config()).force(self.force);
-        let result = Batch::new(&job)
-            .timeout(timeout)
-            .stop(stop.clone())
-            .run_file(0, path);
+        let result = guarded(&job, path, stop, timeout);
         // A damaged store was moved aside and replaced while analysing: say so once.
         for warning in self.cache.take_warnings() {
             eprintln!("eval-cli: warning: {warning}");
