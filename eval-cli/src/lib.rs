@@ -1,11 +1,23 @@
 //! `eval-cli`: analyse audio libraries for tempo, evaluate against ground truth, and compare
-//! sequential and parallel runs. The binary (`main.rs`) only parses the command line; each
-//! command reads its flags in two steps, as ripgrep does: the clap `*Args` struct mirrors
-//! the command line, and a `Plan` built once from it (with [`flags`] checking what the
-//! commands share) is what the command runs. The batch work itself is
-//! [`analyzer_core::batch`]; the files a run leaves are made by [`report::export`] and
-//! written by [`output`], whose rules say what is never overwritten; [`path_cell`] is how
-//! a file's exact path goes into a row.
+//! sequential and parallel runs. The binary (`main.rs`) only parses the command line.
+//!
+//! The arrows point one way (`ci/arrows.sh` checks it on every change: no module imports a
+//! command, no import cycle between modules nor between the files of one folder):
+//!
+//! ```text
+//! analyzer-core ─▶ record (the row; path_cell) ─▶ cache, evaluation, report (and its model),
+//!                                                 shard, runner, output, host, flags
+//!               ─▶ commands: analyze, merge, dist, serve, evaluate, compare, check, dataset
+//!               ─▶ lib.rs (dispatch) ─▶ main.rs
+//! ```
+//!
+//! Each command reads its flags in two steps, as ripgrep does: the clap `*Args` struct
+//! mirrors the command line, and a `Plan` built once from it (with [`flags`] deciding what
+//! the commands share, the worker count among them) is what the command runs. The batch
+//! work itself is [`analyzer_core::batch`]; a row is a [`record::AnalyzeRecord`]; the files
+//! a run leaves are made by [`report::export`] and written by [`output`], whose rules say
+//! what is never overwritten; [`path_cell`] is how a file's exact path goes into a row;
+//! [`host`] is every question asked of the machine.
 
 #![deny(missing_docs)]
 
