@@ -1,6 +1,6 @@
 //! `eval-cli evaluate`: score the analyzer against a dataset with known tempi.
 //!
-//! The data flow is dataset → batch run ([`analyzer_core::batch`]) → one [`Row`] per file
+//! The data flow is dataset → batch run ([`analyzer_core::batch`]) → one [`crate::report::Row`] per file
 //! → the run directory: `results.csv` and `summary.json` (deterministic: byte-identical for
 //! any worker count), `timings.json` (wall time, latency, host), charts in SVG and PNG, and
 //! a self-contained `report.html` (built in [`crate::report::pages`]). The work is

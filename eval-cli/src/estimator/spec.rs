@@ -94,7 +94,7 @@ impl OursKey {
 
 /// One `KEY=VALUE` of `ours:...`, its value checked on its own; whether the settings
 /// make an analyzer together (a tempo range that is not empty) is checked when the
-/// estimator is made ([`Estimator::new`]).
+/// estimator is made ([`super::Estimator::new`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OursSetting {
     /// What it sets.
