@@ -1,52 +1,17 @@
 //! `eval-cli analyze` as a user runs it: identical bytes for any worker count, one row
 //! per file however broken the folder, timeouts, usage errors, and Ctrl-C then `--resume`.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use assert_cmd::Command;
+use crate::util::{
+    RATE, click_flac, click_wav, eval_cli, eval_cli_process, fifo, os, pcm16_wav, rows,
+};
 
-const HEADER: &str =
-    "path,bpm,confidence,alt_bpm,alt_share,duration_s,sample_rate,channels,codec,status,error";
-const RATE: u32 = 22_050;
-
-/// A mono 16-bit WAV of short square-wave clicks at `bpm`.
-fn click_wav(path: &Path, bpm: f64, seconds: f64) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: RATE,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut writer = hound::WavWriter::create(path, spec).unwrap();
-    for s in synth_music::presets::clicks(bpm, seconds, RATE) {
-        writer.write_sample((s * 32_500.0) as i16).unwrap();
-    }
-    writer.finalize().unwrap();
-}
-
-fn eval_cli() -> Command {
-    Command::cargo_bin("eval-cli").unwrap()
-}
-
-fn analyze(args: &[&std::ffi::OsStr]) -> Output {
+fn analyze(args: &[&OsStr]) -> Output {
     eval_cli().arg("analyze").args(args).output().unwrap()
-}
-
-fn os(s: &str) -> &std::ffi::OsStr {
-    s.as_ref()
-}
-
-/// Rows of a CSV (header checked), as cells.
-fn rows(csv_text: &[u8]) -> Vec<Vec<String>> {
-    let mut reader = csv::ReaderBuilder::new().from_reader(csv_text);
-    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
-    assert_eq!(header.join(","), HEADER);
-    reader
-        .records()
-        .map(|r| r.unwrap().iter().map(String::from).collect())
-        .collect()
 }
 
 const TEMPI: [f64; 10] = [
@@ -60,9 +25,7 @@ fn library(dir: &Path) -> PathBuf {
         // Different lengths and codecs, so the longest-first schedule reorders them.
         let seconds = 4.0 + (i % 4) as f64;
         if i % 5 == 4 {
-            let clicks = synth_music::presets::clicks(*bpm, seconds, RATE);
-            let path = lib.join(format!("{i:02}-{bpm}.flac"));
-            synth_music::write_flac(&path, &clicks, RATE, 1).unwrap();
+            click_flac(&lib.join(format!("{i:02}-{bpm}.flac")), *bpm, seconds);
             continue;
         }
         let name = if i % 3 == 0 {
@@ -173,17 +136,8 @@ fn broken_files_are_rows_with_reasons_and_good_files_are_right() {
             .unwrap();
     }
     w.finalize().unwrap();
-    let silence = hound::WavSpec {
-        channels: 1,
-        sample_rate: RATE,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(lib.join("silence.wav"), silence).unwrap();
-    for _ in 0..RATE * 4 {
-        w.write_sample(0i16).unwrap();
-    }
-    w.finalize().unwrap();
+    let silence = pcm16_wav(std::iter::repeat_n(0, RATE as usize * 4));
+    fs::write(lib.join("silence.wav"), silence).unwrap();
 
     let mut expected_rows = 8;
     #[cfg(unix)]
@@ -352,7 +306,7 @@ fn sigint_then_resume_gives_the_bytes_of_a_clean_run() {
     let clean = fs::read(clean).unwrap();
 
     let out = dir.path().join("out.csv");
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("eval-cli"))
+    let mut child = eval_cli_process()
         .arg("analyze")
         .arg(&lib)
         .arg("--out")
@@ -496,14 +450,7 @@ fn out_that_is_not_a_regular_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let song = dir.path().join("song.wav");
     click_wav(&song, 120.0, 4.0);
-    let fifo = dir.path().join("fifo.csv");
-    assert!(
-        std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    let fifo = fifo(&dir.path().join("fifo.csv"));
     let to_null = dir.path().join("null.csv");
     symlink("/dev/null", &to_null).unwrap();
     let to_stdout = dir.path().join("stdout.csv");

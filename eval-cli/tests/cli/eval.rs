@@ -5,11 +5,7 @@
 use std::fs;
 use std::path::Path;
 
-use assert_cmd::Command;
-
-fn eval_cli() -> Command {
-    Command::cargo_bin("eval-cli").unwrap()
-}
+use crate::util::eval_cli;
 
 fn stderr_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()

@@ -9,151 +9,14 @@
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Output, Stdio};
 use std::sync::mpsc;
 use std::thread;
 
-use assert_cmd::Command;
-use assert_cmd::cargo::CommandCargoExt;
-
-const RATE: u32 = 22_050;
-
-/// A `redis-server` of one test, killed by its pid when dropped.
-struct RedisServer {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl RedisServer {
-    fn start() -> Self {
-        if Process::new("redis-server")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            panic!(
-                "redis-server is not installed; the dist tests need a real broker: \
-                 apt-get install -y --no-install-recommends redis-server"
-            );
-        }
-        for _ in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let dir = tempfile::tempdir().unwrap();
-            let mut server = RedisServer {
-                child: Self::spawn(port, dir.path()),
-                port,
-                dir,
-            };
-            if server.wait_ready() {
-                return server;
-            }
-            // Another process took the port between our probe and the server's bind.
-        }
-        panic!("redis-server did not start on a free port in 5 tries");
-    }
-
-    /// The server on `port`, with its append-only file in `dir` (replayed when it exists).
-    fn spawn(port: u16, dir: &Path) -> Child {
-        Process::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--save", "", "--appendonly", "yes", "--daemonize", "no"])
-            .arg("--dir")
-            .arg(dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("cannot start redis-server")
-    }
-
-    /// Kills the server with SIGKILL and starts it again on the same port from its
-    /// append-only file, as after a crash.
-    fn crash_and_restart(&mut self) {
-        self.crash();
-        self.restart();
-    }
-
-    /// Kills the server with SIGKILL and starts it again on the same port with nothing in
-    /// it, as a broker without persistence comes back.
-    fn crash_and_forget(&mut self) {
-        self.crash();
-        for entry in fs::read_dir(self.dir.path()).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                fs::remove_dir_all(path).unwrap();
-            } else {
-                fs::remove_file(path).unwrap();
-            }
-        }
-        self.restart();
-    }
-
-    /// Kills the server with SIGKILL: its port refuses connections until [`Self::restart`].
-    fn crash(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    /// Starts the killed server again on its port, from its append-only file if any.
-    fn restart(&mut self) {
-        self.child = Self::spawn(self.port, self.dir.path());
-        assert!(
-            self.wait_ready(),
-            "redis-server did not restart on its port"
-        );
-    }
-
-    /// Reads the server's log until it says it accepts connections (true) or ends because
-    /// the server exited (false: the port was taken). No clock: the read blocks on the pipe.
-    fn wait_ready(&mut self) -> bool {
-        let Some(out) = self.child.stdout.take() else {
-            return false;
-        };
-        let mut lines = BufReader::new(out).lines();
-        let ready = lines
-            .by_ref()
-            .map_while(Result::ok)
-            .any(|line| line.contains("Ready to accept connections"));
-        // Keep draining the log so the server never blocks on a full pipe.
-        thread::spawn(move || lines.for_each(drop));
-        ready
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn connection(&self) -> redis::Connection {
-        redis::Client::open(self.url())
-            .unwrap()
-            .get_connection()
-            .unwrap()
-    }
-
-    /// The key of `job`'s `name` (`stream`, `rows`...): under the run its manifest names.
-    fn run_key(&self, job: &str, name: &str) -> String {
-        let manifest: String = redis::cmd("GET")
-            .arg(format!("tempo-scale:job:{job}:manifest"))
-            .query(&mut self.connection())
-            .unwrap();
-        let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
-        let run = manifest["run"].as_str().unwrap();
-        format!("tempo-scale:job:{job}:run:{run}:{name}")
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::util::broker::{RedisServer, dist, merged_bytes};
+use crate::util::{assert_ok, click_wav, eval_cli, eval_cli_process, fifo};
 
 /// A `dist` child process, killed when dropped (a failed test leaves no process behind).
 struct WorkerProcess(Child);
@@ -163,21 +26,6 @@ impl Drop for WorkerProcess {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// A mono 16-bit WAV of short square-wave clicks at `bpm`.
-fn click_wav(path: &Path, bpm: f64, seconds: f64) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: RATE,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut writer = hound::WavWriter::create(path, spec).unwrap();
-    for s in synth_music::presets::clicks(bpm, seconds, RATE) {
-        writer.write_sample((s * 32_500.0) as i16).unwrap();
-    }
-    writer.finalize().unwrap();
 }
 
 /// `count` click tracks in `dir/lib` (one in a subfolder, one that is not audio at all),
@@ -199,21 +47,9 @@ fn library(dir: &Path, count: usize, seconds: f64) -> PathBuf {
     lib
 }
 
-fn eval_cli() -> Command {
-    Command::cargo_bin("eval-cli").unwrap()
-}
-
-fn dist(server: &RedisServer, command: &str, job: &str, rest: &[&str]) -> Output {
-    eval_cli()
-        .args(["dist", command, "--broker", &server.url(), "--job", job])
-        .args(rest)
-        .output()
-        .unwrap()
-}
-
 /// `dist work` for `job` with the flags `rest`, its stdout discarded.
 fn worker_command(server: &RedisServer, job: &str, rest: &[&str]) -> Process {
-    let mut command = Process::cargo_bin("eval-cli").unwrap();
+    let mut command = eval_cli_process();
     command
         .args(["dist", "work", "--broker", &server.url(), "--job", job])
         .args(rest)
@@ -229,15 +65,6 @@ fn spawn_worker(server: &RedisServer, job: &str, rest: &[&str]) -> WorkerProcess
     WorkerProcess(child)
 }
 
-fn assert_ok(output: &Output, what: &str) {
-    assert!(
-        output.status.success(),
-        "{what} failed ({:?}): {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 /// The bytes of `eval-cli analyze --out` of `lib`.
 fn analyze_bytes(lib: &Path, dir: &Path) -> Vec<u8> {
     let out = dir.join("analyze.csv");
@@ -250,13 +77,6 @@ fn analyze_bytes(lib: &Path, dir: &Path) -> Vec<u8> {
         .output()
         .unwrap();
     // 1: the broken file is a failed row.
-    assert_eq!(output.status.code(), Some(1), "{output:?}");
-    fs::read(out).unwrap()
-}
-
-fn merged_bytes(server: &RedisServer, job: &str, dir: &Path) -> Vec<u8> {
-    let out = dir.join(format!("{job}.csv"));
-    let output = dist(server, "merge", job, &["--out", out.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     fs::read(out).unwrap()
 }
@@ -546,8 +366,7 @@ struct WatchedCommand {
 
 impl WatchedCommand {
     fn spawn(server: &RedisServer, command: &str, job: &str, rest: &[&str]) -> Self {
-        let mut child = Process::cargo_bin("eval-cli")
-            .unwrap()
+        let mut child = eval_cli_process()
             .args(["dist", command, "--broker", &server.url(), "--job", job])
             .args(rest)
             .stdout(Stdio::piped())
@@ -591,14 +410,6 @@ impl WatchedCommand {
 
 fn is_event(event: &serde_json::Value, name: &str, index: Option<u64>) -> bool {
     event["event"] == name && index.is_none_or(|i| event["index"] == i)
-}
-
-/// A named pipe standing for an audio file whose analysis lasts as long as the test wants:
-/// a reader blocks until [`feed`] writes into it.
-fn fifo(path: &Path) -> PathBuf {
-    let made = Process::new("mkfifo").arg(path).status().unwrap();
-    assert!(made.success(), "mkfifo {}", path.display());
-    path.to_path_buf()
 }
 
 #[test]
