@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use crate::util::{
-    RATE, click_flac, click_wav, eval_cli, eval_cli_process, fifo, os, pcm16_wav, rows,
+    RATE, click_flac, click_folder, click_wav, eval_cli, eval_cli_process, fifo, latin1_cells,
+    latin1_pair, os, pcm16_wav, rows,
 };
 
 fn analyze(args: &[&OsStr]) -> Output {
@@ -550,10 +551,11 @@ fn a_second_writer_on_one_out_is_refused() {
 #[test]
 fn resume_with_other_settings_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let lib = dir.path().join("lib");
-    fs::create_dir(&lib).unwrap();
-    click_wav(&lib.join("a-150.wav"), 150.0, 4.0);
-    click_wav(&lib.join("b-150.wav"), 150.0, 4.0);
+    let lib = click_folder(
+        dir.path(),
+        &[(os("a-150.wav"), 150.0), (os("b-150.wav"), 150.0)],
+        4.0,
+    );
     let out = dir.path().join("out.csv");
     let narrow = [
         lib.as_os_str(),
@@ -602,10 +604,11 @@ fn resume_with_other_settings_is_refused() {
 #[test]
 fn resume_after_a_row_cut_inside_a_quoted_name() {
     let dir = tempfile::tempdir().unwrap();
-    let lib = dir.path().join("lib");
-    fs::create_dir(&lib).unwrap();
-    click_wav(&lib.join("a-120.wav"), 120.0, 4.0);
-    click_wav(&lib.join("b\nline-100.wav"), 100.0, 4.0);
+    let lib = click_folder(
+        dir.path(),
+        &[(os("a-120.wav"), 120.0), (os("b\nline-100.wav"), 100.0)],
+        4.0,
+    );
     let out = dir.path().join("out.csv");
     let args = [lib.as_os_str(), os("--out"), out.as_os_str()];
     let result = analyze(&args);
@@ -630,30 +633,15 @@ fn resume_after_a_row_cut_inside_a_quoted_name() {
 #[cfg(unix)]
 #[test]
 fn latin1_names_get_distinct_cells_and_their_own_rows_on_resume() {
-    use std::os::unix::ffi::OsStrExt;
-
     let dir = tempfile::tempdir().unwrap();
-    let lib = dir.path().join("lib");
-    fs::create_dir(&lib).unwrap();
-    click_wav(
-        &lib.join(std::ffi::OsStr::from_bytes(b"caf\xe9.wav")),
-        150.0,
-        4.0,
-    );
-    click_wav(
-        &lib.join(std::ffi::OsStr::from_bytes(b"caf\xe8.wav")),
-        100.0,
-        4.0,
-    );
+    let lib = click_folder(dir.path(), &latin1_pair(), 4.0);
     let out = dir.path().join("out.csv");
     let args = [lib.as_os_str(), os("--out"), out.as_os_str()];
     let result = analyze(&args);
     assert_eq!(result.status.code(), Some(0), "{result:?}");
     let complete = fs::read(&out).unwrap();
     let table = rows(&complete);
-    let lib_cell = lib.to_str().unwrap();
-    assert_eq!(table[0][0], format!("{lib_cell}/caf\\xE8.wav"));
-    assert_eq!(table[1][0], format!("{lib_cell}/caf\\xE9.wav"));
+    assert_eq!([&table[0][0], &table[1][0]], latin1_cells(&lib).each_ref());
     let bpm = |row: &[String]| row[1].parse::<f64>().unwrap();
     assert!((bpm(&table[0]) - 100.0).abs() < 2.0, "{table:?}");
     assert!((bpm(&table[1]) - 150.0).abs() < 3.0, "{table:?}");

@@ -99,6 +99,30 @@ fn held_by(status: &serde_json::Value, consumer: &str) -> Vec<u64> {
         .collect()
 }
 
+/// Hands the next `count` entries of job `j` to `consumer`, a worker that never
+/// acknowledges them (as one killed with SIGKILL leaves them).
+fn deliver(server: &RedisServer, consumer: &str, count: usize) {
+    let stream = server.run_key("j", "stream");
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg(&["GROUP", "workers", consumer, "COUNT", &count.to_string()])
+        .arg(&["STREAMS", &stream, ">"])
+        .query(&mut server.connection())
+        .unwrap();
+}
+
+/// `consumer` claims the entries `ids` of job `j`, with the `XCLAIM` options `options`
+/// (`IDLE` to make a claim look stale without waiting, `JUSTID` to leave the delivery
+/// count as it is).
+fn claim(server: &RedisServer, consumer: &str, ids: &[&str], options: &[&str]) {
+    let stream = server.run_key("j", "stream");
+    let _: redis::Value = redis::cmd("XCLAIM")
+        .arg(&[stream.as_str(), "workers", consumer, "0"])
+        .arg(ids)
+        .arg(options)
+        .query(&mut server.connection())
+        .unwrap();
+}
+
 fn submit(server: &RedisServer, job: &str, lib: &Path) -> Output {
     dist(server, "submit", job, &[lib.to_str().unwrap()])
 }
@@ -205,20 +229,13 @@ fn a_killed_worker_loses_nothing_and_the_merge_is_identical() {
 
     // What a worker killed with SIGKILL leaves behind: entries it was delivered and never
     // acknowledged, idle since it died (set to a minute, so no clock is raced).
-    let mut con = server.connection();
-    let stream = server.run_key("j", "stream");
-    let stream = stream.as_str();
-    let _: redis::Value = redis::cmd("XREADGROUP")
-        .arg(&[
-            "GROUP", "workers", "dead", "COUNT", "3", "STREAMS", stream, ">",
-        ])
-        .query(&mut con)
-        .unwrap();
-    let _: redis::Value = redis::cmd("XCLAIM")
-        .arg(&[stream, "workers", "dead", "0", "0-1", "0-2", "0-3"])
-        .arg(&["IDLE", "60000", "JUSTID"])
-        .query(&mut con)
-        .unwrap();
+    deliver(&server, "dead", 3);
+    claim(
+        &server,
+        "dead",
+        &["0-1", "0-2", "0-3"],
+        &["IDLE", "60000", "JUSTID"],
+    );
     let before = status(&server, "j");
     assert_eq!(held_by(&before, "dead").len(), 3, "{before}");
 
@@ -239,23 +256,9 @@ fn an_entry_that_killed_three_workers_becomes_an_error_row() {
 
     // Three workers that died holding the first entry: one delivery, then two claims, the
     // last one leaving it idle for a minute.
-    let mut con = server.connection();
-    let stream = server.run_key("j", "stream");
-    let stream = stream.as_str();
-    let _: redis::Value = redis::cmd("XREADGROUP")
-        .arg(&[
-            "GROUP", "workers", "ghost-1", "COUNT", "1", "STREAMS", stream, ">",
-        ])
-        .query(&mut con)
-        .unwrap();
-    let _: redis::Value = redis::cmd("XCLAIM")
-        .arg(&[stream, "workers", "ghost-2", "0", "0-1"])
-        .query(&mut con)
-        .unwrap();
-    let _: redis::Value = redis::cmd("XCLAIM")
-        .arg(&[stream, "workers", "ghost-3", "0", "0-1", "IDLE", "60000"])
-        .query(&mut con)
-        .unwrap();
+    deliver(&server, "ghost-1", 1);
+    claim(&server, "ghost-2", &["0-1"], &[]);
+    claim(&server, "ghost-3", &["0-1"], &["IDLE", "60000"]);
     let s = status(&server, "j");
     assert_eq!(s["consumers"][0]["files"][0]["deliveries"], 3, "{s}");
 
@@ -551,21 +554,9 @@ fn status_reports_a_rate_and_an_eta_while_running() {
 
     // A dead consumer holds all 7 entries: the first 6 idle for two hours, the last one
     // fresh. The worker (--reclaim-after: an hour) takes over the first 6 only.
-    let mut con = server.connection();
-    let stream = server.run_key("j", "stream");
-    let _: redis::Value = redis::cmd("XREADGROUP")
-        .arg(&[
-            "GROUP", "workers", "dead", "COUNT", "7", "STREAMS", &stream, ">",
-        ])
-        .query(&mut con)
-        .unwrap();
-    let _: redis::Value = redis::cmd("XCLAIM")
-        .arg(&[
-            &stream, "workers", "dead", "0", "0-1", "0-2", "0-3", "0-4", "0-5", "0-6",
-        ])
-        .arg(&["IDLE", "7200000", "JUSTID"])
-        .query(&mut con)
-        .unwrap();
+    deliver(&server, "dead", 7);
+    let first_six = ["0-1", "0-2", "0-3", "0-4", "0-5", "0-6"];
+    claim(&server, "dead", &first_six, &["IDLE", "7200000", "JUSTID"]);
     let mut worker =
         EventfulWorker::spawn(&server, "j", &["--workers", "1", "--reclaim-after", "3600"]);
     for _ in 0..6 {

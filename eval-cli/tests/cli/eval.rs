@@ -7,6 +7,23 @@ use std::path::Path;
 
 use crate::util::eval_cli;
 
+/// `eval-cli check --report REPORT --thresholds THRESHOLDS`.
+fn check(report: &Path, thresholds: &Path) -> assert_cmd::Command {
+    let mut command = eval_cli();
+    command
+        .args(["check", "--report"])
+        .arg(report)
+        .arg("--thresholds")
+        .arg(thresholds);
+    command
+}
+
+/// Exit 2 (a usage error), with a message that contains `needle`.
+fn assert_usage_error(out: &std::process::Output, needle: &str) {
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(out));
+    assert!(stderr_of(out).contains(needle), "{}", stderr_of(out));
+}
+
 fn stderr_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -123,13 +140,7 @@ fn compare_writes_identical_runs_and_gates() {
             format!("require_identical = true\nmin_acc2 = {min_acc2:?}\n"),
         )
         .unwrap();
-        eval_cli()
-            .args(["check", "--report"])
-            .arg(dir.path())
-            .arg("--thresholds")
-            .arg(&thresholds)
-            .assert()
-            .code(code);
+        check(dir.path(), &thresholds).assert().code(code);
     }
 }
 
@@ -161,13 +172,7 @@ fn check_passes_and_fails_on_hand_made_reports() {
     fs::write(&t, THRESHOLDS).unwrap();
 
     hand_made_report(dir.path(), 0.7, 0.9, true);
-    let out = eval_cli()
-        .args(["check", "--report"])
-        .arg(dir.path())
-        .arg("--thresholds")
-        .arg(&t)
-        .output()
-        .unwrap();
+    let out = check(dir.path(), &t).output().unwrap();
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -176,13 +181,7 @@ fn check_passes_and_fails_on_hand_made_reports() {
     );
 
     hand_made_report(dir.path(), 0.4, 0.5, false);
-    let out = eval_cli()
-        .args(["check", "--report"])
-        .arg(dir.path())
-        .arg("--thresholds")
-        .arg(&t)
-        .output()
-        .unwrap();
+    let out = check(dir.path(), &t).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -199,30 +198,12 @@ fn bad_input_exits_2_naming_the_file() {
     let t = dir.path().join("t.toml");
     fs::write(&t, THRESHOLDS).unwrap();
     let missing = dir.path().join("nope");
-    let out = eval_cli()
-        .args(["check", "--report"])
-        .arg(&missing)
-        .arg("--thresholds")
-        .arg(&t)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr_of(&out).contains("nope"), "{}", stderr_of(&out));
+    let out = check(&missing, &t).output().unwrap();
+    assert_usage_error(&out, "nope");
 
     // A report folder without summary.json is unreadable too.
-    let out = eval_cli()
-        .args(["check", "--report"])
-        .arg(dir.path())
-        .arg("--thresholds")
-        .arg(&t)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr_of(&out).contains("summary.json"),
-        "{}",
-        stderr_of(&out)
-    );
+    let out = check(dir.path(), &t).output().unwrap();
+    assert_usage_error(&out, "summary.json");
 
     let out = eval_cli()
         .args(["evaluate", "--dataset"])
@@ -231,12 +212,7 @@ fn bad_input_exits_2_naming_the_file() {
         .arg(dir.path().join("out"))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr_of(&out).contains("missing.csv"),
-        "{}",
-        stderr_of(&out)
-    );
+    assert_usage_error(&out, "missing.csv");
 
     let no_bpm = dir.path().join("nobpm.csv");
     fs::write(&no_bpm, "file,tempo\na.wav,120\n").unwrap();
@@ -470,12 +446,7 @@ fn unknown_estimator_is_refused() {
         ])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr_of(&out).contains("cmd:TEMPLATE"),
-        "{}",
-        stderr_of(&out)
-    );
+    assert_usage_error(&out, "cmd:TEMPLATE");
 }
 
 /// compare measures the first estimator at every worker count (here an external program,

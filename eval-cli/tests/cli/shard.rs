@@ -6,7 +6,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use crate::util::{click_flac, click_wav, eval_cli, os, paths};
+use crate::util::{
+    click_flac, click_folder, click_wav, eval_cli, latin1_cells, latin1_pair, os, paths,
+};
 
 /// `eval-cli ARGS`, run to its end.
 fn run(args: &[&std::ffi::OsStr]) -> Output {
@@ -255,27 +257,13 @@ fn resume_finishes_only_what_is_left_of_a_shard() {
 #[cfg(unix)]
 #[test]
 fn latin1_names_survive_shards_and_merge_and_merge_never_overwrites_a_part() {
-    use std::os::unix::ffi::OsStrExt;
-
     let dir = tempfile::tempdir().unwrap();
-    let lib = dir.path().join("lib");
-    fs::create_dir(&lib).unwrap();
-    for (name, bpm) in [(&b"caf\xe9.wav"[..], 150.0), (b"caf\xe8.wav", 100.0)] {
-        click_wav(&lib.join(std::ffi::OsStr::from_bytes(name)), bpm, 4.0);
-    }
+    let lib = click_folder(dir.path(), &latin1_pair(), 4.0);
     let whole = dir.path().join("whole.csv");
     let result = analyze(&[&lib], &whole, &[]);
     assert_eq!(result.status.code(), Some(0), "{result:?}");
     let whole = fs::read(&whole).unwrap();
-    let cells = paths(&whole);
-    let lib_cell = lib.to_str().unwrap();
-    assert_eq!(
-        cells,
-        [
-            format!("{lib_cell}/caf\\xE8.wav"),
-            format!("{lib_cell}/caf\\xE9.wav")
-        ]
-    );
+    assert_eq!(paths(&whole), latin1_cells(&lib));
 
     let parts = shards(&[&lib], dir.path(), 2);
     let merged = dir.path().join("merged.csv");

@@ -95,6 +95,35 @@ pub fn click_wav(path: &Path, bpm: f64, seconds: f64) {
     fs::write(path, click_wav_bytes(bpm, seconds)).unwrap();
 }
 
+/// `dir/lib`, holding a click track of `seconds` for each `(name, bpm)`.
+pub fn click_folder(dir: &Path, tracks: &[(&OsStr, f64)], seconds: f64) -> PathBuf {
+    let lib = dir.join("lib");
+    fs::create_dir(&lib).unwrap();
+    for (name, bpm) in tracks {
+        click_wav(&lib.join(name), *bpm, seconds);
+    }
+    lib
+}
+
+/// Two Latin-1 names that differ in one byte, 0xE9 (150 BPM) and 0xE8 (100 BPM): their
+/// rows must never be confused.
+#[cfg(unix)]
+pub fn latin1_pair() -> [(&'static OsStr, f64); 2] {
+    use std::os::unix::ffi::OsStrExt;
+    [
+        (OsStr::from_bytes(b"caf\xe9.wav"), 150.0),
+        (OsStr::from_bytes(b"caf\xe8.wav"), 100.0),
+    ]
+}
+
+/// The path cells of the [`latin1_pair`] in `lib`, in input order: each byte past ASCII
+/// written as `\\xHH`, so that the two never share a cell.
+#[cfg(unix)]
+pub fn latin1_cells(lib: &Path) -> [String; 2] {
+    let lib = s(lib);
+    [format!("{lib}/caf\\xE8.wav"), format!("{lib}/caf\\xE9.wav")]
+}
+
 /// The same clicks as a mono FLAC at `path`.
 pub fn click_flac(path: &Path, bpm: f64, seconds: f64) {
     let clicks = synth_music::presets::clicks(bpm, seconds, RATE);

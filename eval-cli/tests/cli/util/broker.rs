@@ -56,6 +56,10 @@ impl RedisServer {
         Process::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
             .args(["--save", "", "--appendonly", "yes", "--daemonize", "no"])
+            // Every write is in the file before its reply: with the default (`everysec`) a
+            // busy disk lets the server postpone its writes, and a crash right after a
+            // submit could lose the job, which a test that crashes it cannot tell apart.
+            .args(["--appendfsync", "always"])
             .arg("--dir")
             .arg(dir)
             .stdout(Stdio::piped())
