@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use crate::util::{
-    RATE, click_flac, click_folder, click_wav, eval_cli, eval_cli_process, fifo, latin1_cells,
-    latin1_pair, os, pcm16_wav, rows,
+    RATE, click_folder, click_wav, eval_cli, eval_cli_process, fifo, latin1_cells, latin1_pair, os,
+    pcm16_wav, rows, write_tracks,
 };
 
 fn analyze(args: &[&OsStr]) -> Output {
@@ -21,21 +21,20 @@ const TEMPI: [f64; 10] = [
 
 fn library(dir: &Path) -> PathBuf {
     let lib = dir.join("lib");
-    fs::create_dir_all(lib.join("sub")).unwrap();
-    for (i, bpm) in TEMPI.iter().enumerate() {
-        // Different lengths and codecs, so the longest-first schedule reorders them.
-        let seconds = 4.0 + (i % 4) as f64;
-        if i % 5 == 4 {
-            click_flac(&lib.join(format!("{i:02}-{bpm}.flac")), *bpm, seconds);
-            continue;
-        }
-        let name = if i % 3 == 0 {
-            format!("sub/{i:02}-{bpm}.wav")
-        } else {
-            format!("{i:02}-{bpm}.WAV")
-        };
-        click_wav(&lib.join(name), *bpm, seconds);
-    }
+    // Different lengths and codecs, so the longest-first schedule reorders them.
+    write_tracks(
+        &lib,
+        TEMPI.iter().enumerate().map(|(i, &bpm)| {
+            let name = if i % 5 == 4 {
+                format!("{i:02}-{bpm}.flac")
+            } else if i % 3 == 0 {
+                format!("sub/{i:02}-{bpm}.wav")
+            } else {
+                format!("{i:02}-{bpm}.WAV")
+            };
+            (name, bpm, 4.0 + (i % 4) as f64)
+        }),
+    );
     fs::write(lib.join("notes.txt"), "not audio").unwrap();
     lib
 }

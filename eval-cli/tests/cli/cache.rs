@@ -13,18 +13,14 @@ use analyzer_core::AnalyzerConfig;
 use eval_cli::cache::{self, ResultCache, Stored};
 use eval_cli::record::AnalyzeRecord;
 
-use crate::util::{analyze, click_wav, eval_cli_process, fifo, s};
+use crate::util::{analyze, click_wav, eval_cli_process, fifo, s, write_tracks};
 
 /// `count` files of distinct content (each its own tempo), plus one too short to measure
 /// (a failure that is stored).
 fn library(dir: &Path, count: usize, seconds: f64) -> PathBuf {
     let lib = dir.join("lib");
-    fs::create_dir_all(&lib).unwrap();
-    for i in 0..count {
-        let bpm = 80.0 + 3.0 * i as f64;
-        click_wav(&lib.join(format!("{i:02}.wav")), bpm, seconds);
-    }
-    click_wav(&lib.join("zz-short.wav"), 120.0, 0.5);
+    let distinct = (0..count).map(|i| (format!("{i:02}.wav"), 80.0 + 3.0 * i as f64, seconds));
+    write_tracks(&lib, distinct.chain([("zz-short.wav".into(), 120.0, 0.5)]));
     lib
 }
 

@@ -16,7 +16,7 @@ use std::sync::mpsc;
 use std::thread;
 
 use crate::util::broker::{RedisServer, dist, merged_bytes};
-use crate::util::{assert_ok, click_wav, eval_cli, eval_cli_process, fifo};
+use crate::util::{assert_ok, click_wav, eval_cli, eval_cli_process, fifo, write_tracks};
 
 /// A `dist` child process, killed when dropped (a failed test leaves no process behind).
 struct WorkerProcess(Child);
@@ -33,15 +33,14 @@ impl Drop for WorkerProcess {
 fn library(dir: &Path, count: usize, seconds: f64) -> PathBuf {
     let lib = dir.join("lib");
     fs::create_dir_all(lib.join("sub")).unwrap();
-    for i in 0..count {
-        let bpm = 90.0 + 7.0 * i as f64;
-        let folder = if i % 3 == 0 {
-            lib.join("sub")
-        } else {
-            lib.clone()
-        };
-        click_wav(&folder.join(format!("t{i:02}_{bpm:.0}.wav")), bpm, seconds);
-    }
+    write_tracks(
+        &lib,
+        (0..count).map(|i| {
+            let bpm = 90.0 + 7.0 * i as f64;
+            let sub = if i % 3 == 0 { "sub/" } else { "" };
+            (format!("{sub}t{i:02}_{bpm:.0}.wav"), bpm, seconds)
+        }),
+    );
     // Recognised by its extension, refused by content: an error row in both paths.
     fs::write(lib.join("broken.wav"), b"not audio").unwrap();
     lib

@@ -16,20 +16,19 @@ use serde_json::Value;
 use crate::util::service::{
     Events, Server, agent, delete, get, post_bytes, post_json, reply, root, run_job, submit,
 };
-use crate::util::{analyze_bytes, click_wav_bytes, csv_lines, fifo, wait_for_line};
+use crate::util::{analyze_bytes, click_wav_bytes, csv_lines, fifo, wait_for_line, write_tracks};
 
 /// A folder of `count` short click tracks (and a file that is not audio).
 fn library(dir: &Path, count: usize, first_bpm: f64) -> PathBuf {
     fs::create_dir_all(dir.join("sub")).unwrap();
-    for i in 0..count {
-        let bpm = first_bpm + 7.0 * i as f64;
-        let name = if i % 3 == 2 {
-            format!("sub/{i:02}-{bpm}.wav")
-        } else {
-            format!("{i:02}-{bpm}.wav")
-        };
-        fs::write(dir.join(name), click_wav_bytes(bpm, 3.0)).unwrap();
-    }
+    write_tracks(
+        dir,
+        (0..count).map(|i| {
+            let bpm = first_bpm + 7.0 * i as f64;
+            let sub = if i % 3 == 2 { "sub/" } else { "" };
+            (format!("{sub}{i:02}-{bpm}.wav"), bpm, 3.0)
+        }),
+    );
     fs::write(dir.join("notes.txt"), "not audio").unwrap();
     dir.to_path_buf()
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use crate::util::{
-    click_flac, click_folder, click_wav, eval_cli, latin1_cells, latin1_pair, os, paths,
+    click_folder, click_wav, eval_cli, latin1_cells, latin1_pair, os, paths, write_tracks,
 };
 
 /// `eval-cli ARGS`, run to its end.
@@ -20,16 +20,19 @@ fn run(args: &[&std::ffi::OsStr]) -> Output {
 fn library(dir: &Path, count: usize) -> PathBuf {
     let lib = dir.join("lib");
     fs::create_dir_all(lib.join("sub")).unwrap();
-    for i in 0..count {
-        let bpm = 90.0 + 7.0 * i as f64;
-        let seconds = 3.0 + (i % 4) as f64;
-        if i % 4 == 3 {
-            click_flac(&lib.join(format!("{i:02}.flac")), bpm, seconds);
-        } else {
-            let sub = if i % 3 == 0 { "sub/" } else { "" };
-            click_wav(&lib.join(format!("{sub}{i:02}.wav")), bpm, seconds);
-        }
-    }
+    write_tracks(
+        &lib,
+        (0..count).map(|i| {
+            let name = if i % 4 == 3 {
+                format!("{i:02}.flac")
+            } else if i % 3 == 0 {
+                format!("sub/{i:02}.wav")
+            } else {
+                format!("{i:02}.wav")
+            };
+            (name, 90.0 + 7.0 * i as f64, 3.0 + (i % 4) as f64)
+        }),
+    );
     fs::write(lib.join("broken.wav"), b"RIFF, but nothing else").unwrap();
     #[cfg(unix)]
     std::os::unix::fs::symlink(&lib, lib.join("loop")).unwrap();

@@ -95,13 +95,26 @@ pub fn click_wav(path: &Path, bpm: f64, seconds: f64) {
     fs::write(path, click_wav_bytes(bpm, seconds)).unwrap();
 }
 
+/// Writes a click track under `lib` for each `(name, bpm, seconds)`, its folders made as
+/// needed: a FLAC where the name ends in `.flac`, a WAV otherwise. The builders of the
+/// modules' libraries choose the names, tempi and lengths their tests rely on.
+pub fn write_tracks<N: AsRef<Path>>(lib: &Path, tracks: impl IntoIterator<Item = (N, f64, f64)>) {
+    for (name, bpm, seconds) in tracks {
+        let path = lib.join(name);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        if path.extension() == Some(OsStr::new("flac")) {
+            click_flac(&path, bpm, seconds);
+        } else {
+            click_wav(&path, bpm, seconds);
+        }
+    }
+}
+
 /// `dir/lib`, holding a click track of `seconds` for each `(name, bpm)`.
 pub fn click_folder(dir: &Path, tracks: &[(&OsStr, f64)], seconds: f64) -> PathBuf {
     let lib = dir.join("lib");
     fs::create_dir(&lib).unwrap();
-    for (name, bpm) in tracks {
-        click_wav(&lib.join(name), *bpm, seconds);
-    }
+    write_tracks(&lib, tracks.iter().map(|(name, bpm)| (name, *bpm, seconds)));
     lib
 }
 
