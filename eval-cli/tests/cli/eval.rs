@@ -7,6 +7,18 @@ use std::path::Path;
 
 use crate::util::eval_cli;
 
+/// `eval-cli evaluate` of the [`SMALL`] synthetic set into `out_dir`, without progress;
+/// a test adds its own flags.
+fn evaluate_small(out_dir: &Path) -> assert_cmd::Command {
+    let mut command = eval_cli();
+    command
+        .arg("evaluate")
+        .args(SMALL)
+        .args(["--progress", "off", "--out-dir"])
+        .arg(out_dir);
+    command
+}
+
 /// `eval-cli check --report REPORT --thresholds THRESHOLDS`.
 fn check(report: &Path, thresholds: &Path) -> assert_cmd::Command {
     let mut command = eval_cli();
@@ -42,11 +54,8 @@ fn evaluate_writes_results_summary_charts_and_report() {
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
     for (dir, workers) in [(a.path(), "1"), (b.path(), "2")] {
-        eval_cli()
-            .arg("evaluate")
-            .args(SMALL)
-            .args(["--workers", workers, "--progress", "off", "--out-dir"])
-            .arg(dir)
+        evaluate_small(dir)
+            .args(["--workers", workers])
             .assert()
             .success();
     }
@@ -273,10 +282,8 @@ fn truth_of(results_csv: &Path) -> Vec<(String, String)> {
 fn external_estimators_sit_beside_ours_and_fail_per_file() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let output = eval_cli()
-        .arg("evaluate")
-        .args(SMALL)
-        .args(["--workers", "2", "--progress", "off"])
+    let output = evaluate_small(&out)
+        .args(["--workers", "2"])
         .args(["--estimator", "ours"])
         // {file} becomes $0 of the script: substituted, quoted, and ignored.
         .args([
@@ -284,8 +291,6 @@ fn external_estimators_sit_beside_ours_and_fail_per_file() {
             r#"echo-120=cmd:sh -c "echo tempo 120" {file}"#,
         ])
         .args(["--estimator", r#"cmd:sh -c "echo broken >&2; exit 3""#])
-        .arg("--out-dir")
-        .arg(&out)
         .assert()
         .success()
         .get_output()
@@ -361,20 +366,9 @@ fn external_estimators_sit_beside_ours_and_fail_per_file() {
 fn a_program_past_its_time_limit_is_killed_and_its_rows_say_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    eval_cli()
-        .arg("evaluate")
-        .args(SMALL)
-        .args([
-            "--workers",
-            "2",
-            "--progress",
-            "off",
-            "--timeout",
-            "0.000000001",
-        ])
+    evaluate_small(&out)
+        .args(["--workers", "2", "--timeout", "0.000000001"])
         .args(["--estimator", "cmd:sleep 3600"])
-        .arg("--out-dir")
-        .arg(&out)
         .assert()
         .success();
     let rows = fs::read_to_string(out.join("results.csv")).unwrap();
@@ -391,13 +385,7 @@ fn a_program_past_its_time_limit_is_killed_and_its_rows_say_timeout() {
 fn csv_predictions_are_scored_and_missing_ones_fail() {
     let dir = tempfile::tempdir().unwrap();
     let first = dir.path().join("first");
-    eval_cli()
-        .arg("evaluate")
-        .args(SMALL)
-        .args(["--progress", "off", "--out-dir"])
-        .arg(&first)
-        .assert()
-        .success();
+    evaluate_small(&first).assert().success();
     let truth = truth_of(&first.join("results.csv"));
     assert_eq!(truth.len(), 4);
     // Perfect predictions for all but the last file.
@@ -409,13 +397,9 @@ fn csv_predictions_are_scored_and_missing_ones_fail() {
     fs::write(&csv, predictions).unwrap();
 
     let out = dir.path().join("out");
-    eval_cli()
-        .arg("evaluate")
-        .args(SMALL)
-        .args(["--progress", "off", "--estimator"])
+    evaluate_small(&out)
+        .arg("--estimator")
         .arg(format!("csv:{}", csv.display()))
-        .arg("--out-dir")
-        .arg(&out)
         .assert()
         .success();
     let summary = read_json(&out.join("summary.json"));
