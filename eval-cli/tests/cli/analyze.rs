@@ -1,5 +1,7 @@
 //! `eval-cli analyze` as a user runs it: identical bytes for any worker count, one row
 //! per file however broken the folder, timeouts, usage errors, and Ctrl-C then `--resume`.
+//! One file over 500 lines: each test is one scenario of the one command, and they share
+//! its library, its runner and the `--out` and `--resume` helpers below.
 
 use std::ffi::OsStr;
 use std::fs;

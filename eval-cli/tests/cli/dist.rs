@@ -6,6 +6,8 @@
 //! Nothing here reads a clock: the server's readiness is its own log line, the workers say
 //! what they do as JSON lines (`--events`), and a file stays "mid-analysis" for as long as
 //! the test wants because it is a named pipe the test writes into when it chooses.
+//! One file over 500 lines: the tests share the workers, the held and watched children and
+//! the clogged pipe below, which only the broker tests need.
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};

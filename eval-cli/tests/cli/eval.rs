@@ -1,6 +1,8 @@
 //! The CLI as a user runs it: `evaluate` and `compare` on a small synthetic set, `check` on
 //! hand-made report folders, `dataset excerpts` and the breakdown by length it feeds, and
 //! the exit code 2 with a clear message on bad input.
+//! One file over 500 lines: the commands share the small synthetic set and the report
+//! readers below, and a test often runs two of them.
 
 use std::fs;
 use std::path::Path;

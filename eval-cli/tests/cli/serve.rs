@@ -3,6 +3,8 @@
 //! Jobs that must stay running (cancel, limits, periodic progress, shutdown) are held by a
 //! gate (`serve --test-gates`): a file that its worker holds until the test releases it
 //! or the job is cancelled, so nothing depends on timing.
+//! One file over 500 lines: every test talks to the one service, through the gates, the
+//! raw-connection helpers and the browser driver below.
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -130,7 +130,7 @@ pub fn latin1_pair() -> [(&'static OsStr, f64); 2] {
 }
 
 /// The path cells of the [`latin1_pair`] in `lib`, in input order: each byte past ASCII
-/// written as `\\xHH`, so that the two never share a cell.
+/// written as `\xHH`, so that the two never share a cell.
 #[cfg(unix)]
 pub fn latin1_cells(lib: &Path) -> [String; 2] {
     let lib = s(lib);
