@@ -3,291 +3,36 @@
 //! Jobs that must stay running (cancel, limits, periodic progress, shutdown) are held by a
 //! gate (`serve --test-gates`): a file that its worker holds until the test releases it
 //! or the job is cancelled, so nothing depends on timing.
+//! One file over 500 lines: every test talks to the one service, through the gates, the
+//! raw-connection helpers and the browser driver below.
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
-use std::time::Duration;
+use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 
-const RATE: u32 = 22_050;
-
-fn eval_cli() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_eval-cli"))
-}
-
-/// A mono 16-bit WAV of clicks at `bpm`.
-fn click_wav_bytes(bpm: f64, seconds: f64) -> Vec<u8> {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: RATE,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut cursor = std::io::Cursor::new(Vec::new());
-    let mut writer = hound::WavWriter::new(&mut cursor, spec).unwrap();
-    for s in synth_music::presets::clicks(bpm, seconds, RATE) {
-        writer.write_sample((s * 32_500.0) as i16).unwrap();
-    }
-    writer.finalize().unwrap();
-    cursor.into_inner()
-}
+use crate::util::service::{
+    Events, Server, agent, delete, get, post_bytes, post_json, reply, root, run_job, submit,
+};
+use crate::util::{analyze_bytes, click_wav_bytes, csv_lines, fifo, wait_for_line, write_tracks};
 
 /// A folder of `count` short click tracks (and a file that is not audio).
 fn library(dir: &Path, count: usize, first_bpm: f64) -> PathBuf {
     fs::create_dir_all(dir.join("sub")).unwrap();
-    for i in 0..count {
-        let bpm = first_bpm + 7.0 * i as f64;
-        let name = if i % 3 == 2 {
-            format!("sub/{i:02}-{bpm}.wav")
-        } else {
-            format!("{i:02}-{bpm}.wav")
-        };
-        fs::write(dir.join(name), click_wav_bytes(bpm, 3.0)).unwrap();
-    }
+    write_tracks(
+        dir,
+        (0..count).map(|i| {
+            let bpm = first_bpm + 7.0 * i as f64;
+            let sub = if i % 3 == 2 { "sub/" } else { "" };
+            (format!("{sub}{i:02}-{bpm}.wav"), bpm, 3.0)
+        }),
+    );
     fs::write(dir.join("notes.txt"), "not audio").unwrap();
     dir.to_path_buf()
-}
-
-/// A temporary root, canonical so that the rows' paths are those `analyze` prints.
-fn root() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().canonicalize().unwrap().join("root");
-    fs::create_dir_all(&root).unwrap();
-    (dir, root)
-}
-
-/// The stdout of `eval-cli analyze PATHS`.
-fn analyze_bytes(paths: &[&Path]) -> Vec<u8> {
-    let out = eval_cli().arg("analyze").args(paths).output().unwrap();
-    assert!(out.status.code().is_some_and(|c| c <= 1), "{out:?}");
-    out.stdout
-}
-
-/// A running `eval-cli serve`, killed on drop.
-struct Server {
-    child: Child,
-    base: String,
-    _stdout: BufReader<ChildStdout>,
-}
-
-impl Server {
-    fn start(root: &Path, args: &[&str]) -> Self {
-        Self::spawn(eval_cli(), root, args)
-    }
-
-    /// [`Server::start`] with at most `limit` open files (`ulimit -n`).
-    fn start_with_open_files(limit: u32, root: &Path, args: &[&str]) -> Self {
-        let mut shell = Command::new("sh");
-        shell
-            .arg("-c")
-            .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
-            .arg(env!("CARGO_BIN_EXE_eval-cli"));
-        Self::spawn(shell, root, args)
-    }
-
-    /// `command` (the binary, or what execs it) with the arguments of `serve`.
-    fn spawn(mut command: Command, root: &Path, args: &[&str]) -> Self {
-        let mut child = command
-            .args(["serve", "--listen", "127.0.0.1:0", "--root"])
-            .arg(root)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let base = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("first line {line:?}"))
-            .to_string();
-        Server {
-            child,
-            base,
-            _stdout: stdout,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn addr(&self) -> String {
-        self.base.trim_start_matches("http://").to_string()
-    }
-
-    fn port(&self) -> String {
-        self.addr().rsplit(':').next().unwrap().to_string()
-    }
-
-    /// A raw connection; a server that never answers fails the test instead of hanging it.
-    fn connect(&self) -> TcpStream {
-        let stream = TcpStream::connect(self.addr()).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(300)))
-            .unwrap();
-        stream
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        // A server that stopped answering fails the test instead of hanging it.
-        .timeout_global(Some(Duration::from_secs(300)))
-        .build()
-        .into()
-}
-
-/// An answer: status, `Content-Type`, `Retry-After`, body.
-struct Reply {
-    status: u16,
-    content_type: String,
-    retry_after: Option<String>,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        assert!(
-            self.content_type.starts_with("application/json"),
-            "{} {:?}: {}",
-            self.status,
-            self.content_type,
-            String::from_utf8_lossy(&self.body)
-        );
-        serde_json::from_slice(&self.body).unwrap()
-    }
-
-    /// The `error` of a JSON refusal, checking its status.
-    fn refusal(&self, status: u16) -> String {
-        assert_eq!(
-            self.status,
-            status,
-            "{}",
-            String::from_utf8_lossy(&self.body)
-        );
-        self.json()["error"].as_str().unwrap().to_string()
-    }
-}
-
-fn reply(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
-    let mut response = result.unwrap();
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .map(|v| v.to_str().unwrap().to_string())
-    };
-    let content_type = header("content-type").unwrap_or_default();
-    let retry_after = header("retry-after");
-    Reply {
-        status: response.status().as_u16(),
-        content_type,
-        retry_after,
-        body: response.body_mut().read_to_vec().unwrap(),
-    }
-}
-
-fn get(server: &Server, path: &str) -> Reply {
-    reply(agent().get(server.url(path)).call())
-}
-
-fn post_json(server: &Server, path: &str, body: &str) -> Reply {
-    reply(
-        agent()
-            .post(server.url(path))
-            .header("Content-Type", "application/json")
-            .send(body),
-    )
-}
-
-fn post_bytes(server: &Server, path: &str, body: &[u8]) -> Reply {
-    reply(agent().post(server.url(path)).send(body))
-}
-
-fn delete(server: &Server, path: &str) -> Reply {
-    reply(agent().delete(server.url(path)).call())
-}
-
-/// Submits a job of `paths`; returns its id.
-fn submit(server: &Server, paths: &[&str]) -> u64 {
-    let body = serde_json::json!({ "paths": paths }).to_string();
-    let reply = post_json(server, "/v1/jobs", &body);
-    assert_eq!(
-        reply.status,
-        201,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    reply.json()["id"].as_u64().unwrap()
-}
-
-/// A job's server-sent events, one `(name, data)` at a time.
-struct Events {
-    lines: std::io::Lines<BufReader<Box<dyn Read + Send>>>,
-}
-
-impl Events {
-    fn open(server: &Server, id: u64) -> Self {
-        let response = agent()
-            .get(server.url(&format!("/v1/jobs/{id}/events")))
-            .call()
-            .unwrap();
-        assert_eq!(response.status().as_u16(), 200);
-        let reader: Box<dyn Read + Send> = Box::new(response.into_body().into_reader());
-        Events {
-            lines: BufReader::new(reader).lines(),
-        }
-    }
-
-    /// The next event; `None` when the stream ends.
-    fn next(&mut self) -> Option<(String, Value)> {
-        let (mut name, mut data) = (String::new(), String::new());
-        loop {
-            let line = match self.lines.next() {
-                Some(Ok(line)) => line,
-                _ => return None,
-            };
-            if line.is_empty() {
-                if !data.is_empty() {
-                    return Some((name, serde_json::from_str(&data).unwrap()));
-                }
-                continue;
-            }
-            if let Some(v) = line.strip_prefix("event:") {
-                name = v.trim().to_string();
-            } else if let Some(v) = line.strip_prefix("data:") {
-                data.push_str(v.trim_start());
-            }
-        }
-    }
-
-    /// Every event to the end of the stream.
-    fn rest(&mut self) -> Vec<(String, Value)> {
-        std::iter::from_fn(|| self.next()).collect()
-    }
-}
-
-/// A named pipe named like audio.
-fn fifo(path: &Path) -> PathBuf {
-    let status = Command::new("mkfifo").arg(path).status().unwrap();
-    assert!(status.success());
-    path.to_path_buf()
 }
 
 /// A gate for a server started with `--test-gates`: a short WAV named `gate*.wav` whose
@@ -359,15 +104,6 @@ fn assert_no_jobs(server: &Server) {
         get(server, "/v1/jobs").json()["jobs"],
         serde_json::json!([])
     );
-}
-
-fn csv_rows(bytes: &[u8]) -> Vec<String> {
-    String::from_utf8(bytes.to_vec())
-        .unwrap()
-        .lines()
-        .skip(1)
-        .map(String::from)
-        .collect()
 }
 
 #[test]
@@ -482,9 +218,9 @@ fn a_subscriber_sees_a_file_event_for_every_file_of_a_held_job() {
     let expected = analyze_bytes(&[&lib]);
     let csv = get(&server, &format!("/v1/jobs/{id}/results.csv")).body;
     // The gate's row first, then the rows of analyze on lib.
-    let rows = csv_rows(&csv);
+    let rows = csv_lines(&csv);
     assert!(rows[0].contains("gate.wav"), "{rows:?}");
-    assert_eq!(rows[1..], csv_rows(&expected)[..]);
+    assert_eq!(rows[1..], csv_lines(&expected)[..]);
 }
 
 #[test]
@@ -520,7 +256,7 @@ fn cancel_drops_queued_files_stops_the_running_one_and_keeps_done_rows() {
     );
     // The first row stays; the gate, stopped, has none.
     assert_eq!(state["done"], 1, "{state}");
-    let rows = csv_rows(&get(&server, &format!("/v1/jobs/{id}/results.csv")).body);
+    let rows = csv_lines(&get(&server, &format!("/v1/jobs/{id}/results.csv")).body);
     assert_eq!(rows.len(), 1);
     assert!(rows[0].contains("/lib/00-120.wav"), "{rows:?}");
     // The worker is free: another job runs to the end.
@@ -562,7 +298,7 @@ fn eight_concurrent_jobs_all_complete_with_their_rows() {
     });
     // One `analyze` over every folder: each job's rows are its folder's rows.
     let lib_refs: Vec<&Path> = libs.iter().map(PathBuf::as_path).collect();
-    let all = csv_rows(&analyze_bytes(&lib_refs));
+    let all = csv_lines(&analyze_bytes(&lib_refs));
     for (lib, csv) in results {
         let prefix = format!("{}/", lib.display());
         let expected: Vec<String> = all
@@ -571,7 +307,7 @@ fn eight_concurrent_jobs_all_complete_with_their_rows() {
             .cloned()
             .collect();
         assert_eq!(expected.len(), 24);
-        assert_eq!(csv_rows(&csv), expected, "{}", lib.display());
+        assert_eq!(csv_lines(&csv), expected, "{}", lib.display());
     }
 }
 
@@ -866,16 +602,6 @@ fn a_second_identical_job_comes_from_the_cache_with_the_same_bytes() {
             .parse()
             .unwrap()
     };
-    let run_job = |server: &Server, path: &str| -> Vec<u8> {
-        let id = submit(server, &[path]);
-        let (last, end) = Events::open(server, id).rest().pop().unwrap();
-        assert_eq!(
-            (last.as_str(), &end["status"]),
-            ("finished", &Value::from("done"))
-        );
-        get(server, &format!("/v1/jobs/{id}/results.csv")).body
-    };
-
     let server = Server::start(&root, &["--workers", "2", "--cache", cache_flag]);
     assert_eq!(run_job(&server, "lib"), expected);
     assert_eq!(metric(&server), 0, "an empty cache has nothing to give");
@@ -1216,12 +942,7 @@ impl ChromeDriver {
             .spawn()
             .unwrap();
         // Ready when it says so on stdout (no clock); the rest of its log is drained.
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let ready = lines
-            .by_ref()
-            .map_while(Result::ok)
-            .any(|l| l.contains("started successfully"));
-        std::thread::spawn(move || lines.for_each(drop));
+        let ready = wait_for_line(child.stdout.take().unwrap(), "started successfully");
         assert!(ready, "chromedriver did not start");
         Some(ChromeDriver {
             child,
@@ -1378,7 +1099,7 @@ fn the_page_in_a_real_browser_submits_a_folder_and_shows_its_progress_and_rows()
         })
         .collect();
     shown.sort();
-    let expected: Vec<(u64, String, String, String)> = csv_rows(&analyze_bytes(&[&lib]))
+    let expected: Vec<(u64, String, String, String)> = csv_lines(&analyze_bytes(&[&lib]))
         .iter()
         .enumerate()
         .map(|(i, line)| {

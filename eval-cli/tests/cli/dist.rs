@@ -6,154 +6,19 @@
 //! Nothing here reads a clock: the server's readiness is its own log line, the workers say
 //! what they do as JSON lines (`--events`), and a file stays "mid-analysis" for as long as
 //! the test wants because it is a named pipe the test writes into when it chooses.
+//! One file over 500 lines: the tests share the workers, the held and watched children and
+//! the clogged pipe below, which only the broker tests need.
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Output, Stdio};
 use std::sync::mpsc;
 use std::thread;
 
-use assert_cmd::Command;
-use assert_cmd::cargo::CommandCargoExt;
-
-const RATE: u32 = 22_050;
-
-/// A `redis-server` of one test, killed by its pid when dropped.
-struct RedisServer {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl RedisServer {
-    fn start() -> Self {
-        if Process::new("redis-server")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            panic!(
-                "redis-server is not installed; the dist tests need a real broker: \
-                 apt-get install -y --no-install-recommends redis-server"
-            );
-        }
-        for _ in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let dir = tempfile::tempdir().unwrap();
-            let mut server = RedisServer {
-                child: Self::spawn(port, dir.path()),
-                port,
-                dir,
-            };
-            if server.wait_ready() {
-                return server;
-            }
-            // Another process took the port between our probe and the server's bind.
-        }
-        panic!("redis-server did not start on a free port in 5 tries");
-    }
-
-    /// The server on `port`, with its append-only file in `dir` (replayed when it exists).
-    fn spawn(port: u16, dir: &Path) -> Child {
-        Process::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--save", "", "--appendonly", "yes", "--daemonize", "no"])
-            .arg("--dir")
-            .arg(dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("cannot start redis-server")
-    }
-
-    /// Kills the server with SIGKILL and starts it again on the same port from its
-    /// append-only file, as after a crash.
-    fn crash_and_restart(&mut self) {
-        self.crash();
-        self.restart();
-    }
-
-    /// Kills the server with SIGKILL and starts it again on the same port with nothing in
-    /// it, as a broker without persistence comes back.
-    fn crash_and_forget(&mut self) {
-        self.crash();
-        for entry in fs::read_dir(self.dir.path()).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                fs::remove_dir_all(path).unwrap();
-            } else {
-                fs::remove_file(path).unwrap();
-            }
-        }
-        self.restart();
-    }
-
-    /// Kills the server with SIGKILL: its port refuses connections until [`Self::restart`].
-    fn crash(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    /// Starts the killed server again on its port, from its append-only file if any.
-    fn restart(&mut self) {
-        self.child = Self::spawn(self.port, self.dir.path());
-        assert!(
-            self.wait_ready(),
-            "redis-server did not restart on its port"
-        );
-    }
-
-    /// Reads the server's log until it says it accepts connections (true) or ends because
-    /// the server exited (false: the port was taken). No clock: the read blocks on the pipe.
-    fn wait_ready(&mut self) -> bool {
-        let Some(out) = self.child.stdout.take() else {
-            return false;
-        };
-        let mut lines = BufReader::new(out).lines();
-        let ready = lines
-            .by_ref()
-            .map_while(Result::ok)
-            .any(|line| line.contains("Ready to accept connections"));
-        // Keep draining the log so the server never blocks on a full pipe.
-        thread::spawn(move || lines.for_each(drop));
-        ready
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn connection(&self) -> redis::Connection {
-        redis::Client::open(self.url())
-            .unwrap()
-            .get_connection()
-            .unwrap()
-    }
-
-    /// The key of `job`'s `name` (`stream`, `rows`...): under the run its manifest names.
-    fn run_key(&self, job: &str, name: &str) -> String {
-        let manifest: String = redis::cmd("GET")
-            .arg(format!("tempo-scale:job:{job}:manifest"))
-            .query(&mut self.connection())
-            .unwrap();
-        let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
-        let run = manifest["run"].as_str().unwrap();
-        format!("tempo-scale:job:{job}:run:{run}:{name}")
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::util::broker::{RedisServer, dist, merged_bytes};
+use crate::util::{assert_ok, click_wav, eval_cli, eval_cli_process, fifo, write_tracks};
 
 /// A `dist` child process, killed when dropped (a failed test leaves no process behind).
 struct WorkerProcess(Child);
@@ -165,55 +30,27 @@ impl Drop for WorkerProcess {
     }
 }
 
-/// A mono 16-bit WAV of short square-wave clicks at `bpm`.
-fn click_wav(path: &Path, bpm: f64, seconds: f64) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: RATE,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut writer = hound::WavWriter::create(path, spec).unwrap();
-    for s in synth_music::presets::clicks(bpm, seconds, RATE) {
-        writer.write_sample((s * 32_500.0) as i16).unwrap();
-    }
-    writer.finalize().unwrap();
-}
-
 /// `count` click tracks in `dir/lib` (one in a subfolder, one that is not audio at all),
 /// each `seconds` long.
 fn library(dir: &Path, count: usize, seconds: f64) -> PathBuf {
     let lib = dir.join("lib");
     fs::create_dir_all(lib.join("sub")).unwrap();
-    for i in 0..count {
-        let bpm = 90.0 + 7.0 * i as f64;
-        let folder = if i % 3 == 0 {
-            lib.join("sub")
-        } else {
-            lib.clone()
-        };
-        click_wav(&folder.join(format!("t{i:02}_{bpm:.0}.wav")), bpm, seconds);
-    }
+    write_tracks(
+        &lib,
+        (0..count).map(|i| {
+            let bpm = 90.0 + 7.0 * i as f64;
+            let sub = if i % 3 == 0 { "sub/" } else { "" };
+            (format!("{sub}t{i:02}_{bpm:.0}.wav"), bpm, seconds)
+        }),
+    );
     // Recognised by its extension, refused by content: an error row in both paths.
     fs::write(lib.join("broken.wav"), b"not audio").unwrap();
     lib
 }
 
-fn eval_cli() -> Command {
-    Command::cargo_bin("eval-cli").unwrap()
-}
-
-fn dist(server: &RedisServer, command: &str, job: &str, rest: &[&str]) -> Output {
-    eval_cli()
-        .args(["dist", command, "--broker", &server.url(), "--job", job])
-        .args(rest)
-        .output()
-        .unwrap()
-}
-
 /// `dist work` for `job` with the flags `rest`, its stdout discarded.
 fn worker_command(server: &RedisServer, job: &str, rest: &[&str]) -> Process {
-    let mut command = Process::cargo_bin("eval-cli").unwrap();
+    let mut command = eval_cli_process();
     command
         .args(["dist", "work", "--broker", &server.url(), "--job", job])
         .args(rest)
@@ -229,15 +66,6 @@ fn spawn_worker(server: &RedisServer, job: &str, rest: &[&str]) -> WorkerProcess
     WorkerProcess(child)
 }
 
-fn assert_ok(output: &Output, what: &str) {
-    assert!(
-        output.status.success(),
-        "{what} failed ({:?}): {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 /// The bytes of `eval-cli analyze --out` of `lib`.
 fn analyze_bytes(lib: &Path, dir: &Path) -> Vec<u8> {
     let out = dir.join("analyze.csv");
@@ -250,13 +78,6 @@ fn analyze_bytes(lib: &Path, dir: &Path) -> Vec<u8> {
         .output()
         .unwrap();
     // 1: the broken file is a failed row.
-    assert_eq!(output.status.code(), Some(1), "{output:?}");
-    fs::read(out).unwrap()
-}
-
-fn merged_bytes(server: &RedisServer, job: &str, dir: &Path) -> Vec<u8> {
-    let out = dir.join(format!("{job}.csv"));
-    let output = dist(server, "merge", job, &["--out", out.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     fs::read(out).unwrap()
 }
@@ -277,6 +98,30 @@ fn held_by(status: &serde_json::Value, consumer: &str) -> Vec<u64> {
         .flat_map(|c| c["files"].as_array().unwrap().iter())
         .map(|f| f["index"].as_u64().unwrap())
         .collect()
+}
+
+/// Hands the next `count` entries of job `j` to `consumer`, a worker that never
+/// acknowledges them (as one killed with SIGKILL leaves them).
+fn deliver(server: &RedisServer, consumer: &str, count: usize) {
+    let stream = server.run_key("j", "stream");
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg(&["GROUP", "workers", consumer, "COUNT", &count.to_string()])
+        .arg(&["STREAMS", &stream, ">"])
+        .query(&mut server.connection())
+        .unwrap();
+}
+
+/// `consumer` claims the entries `ids` of job `j`, with the `XCLAIM` options `options`
+/// (`IDLE` to make a claim look stale without waiting, `JUSTID` to leave the delivery
+/// count as it is).
+fn claim(server: &RedisServer, consumer: &str, ids: &[&str], options: &[&str]) {
+    let stream = server.run_key("j", "stream");
+    let _: redis::Value = redis::cmd("XCLAIM")
+        .arg(&[stream.as_str(), "workers", consumer, "0"])
+        .arg(ids)
+        .arg(options)
+        .query(&mut server.connection())
+        .unwrap();
 }
 
 fn submit(server: &RedisServer, job: &str, lib: &Path) -> Output {
@@ -385,20 +230,13 @@ fn a_killed_worker_loses_nothing_and_the_merge_is_identical() {
 
     // What a worker killed with SIGKILL leaves behind: entries it was delivered and never
     // acknowledged, idle since it died (set to a minute, so no clock is raced).
-    let mut con = server.connection();
-    let stream = server.run_key("j", "stream");
-    let stream = stream.as_str();
-    let _: redis::Value = redis::cmd("XREADGROUP")
-        .arg(&[
-            "GROUP", "workers", "dead", "COUNT", "3", "STREAMS", stream, ">",
-        ])
-        .query(&mut con)
-        .unwrap();
-    let _: redis::Value = redis::cmd("XCLAIM")
-        .arg(&[stream, "workers", "dead", "0", "0-1", "0-2", "0-3"])
-        .arg(&["IDLE", "60000", "JUSTID"])
-        .query(&mut con)
-        .unwrap();
+    deliver(&server, "dead", 3);
+    claim(
+        &server,
+        "dead",
+        &["0-1", "0-2", "0-3"],
+        &["IDLE", "60000", "JUSTID"],
+    );
     let before = status(&server, "j");
     assert_eq!(held_by(&before, "dead").len(), 3, "{before}");
 
@@ -419,23 +257,9 @@ fn an_entry_that_killed_three_workers_becomes_an_error_row() {
 
     // Three workers that died holding the first entry: one delivery, then two claims, the
     // last one leaving it idle for a minute.
-    let mut con = server.connection();
-    let stream = server.run_key("j", "stream");
-    let stream = stream.as_str();
-    let _: redis::Value = redis::cmd("XREADGROUP")
-        .arg(&[
-            "GROUP", "workers", "ghost-1", "COUNT", "1", "STREAMS", stream, ">",
-        ])
-        .query(&mut con)
-        .unwrap();
-    let _: redis::Value = redis::cmd("XCLAIM")
-        .arg(&[stream, "workers", "ghost-2", "0", "0-1"])
-        .query(&mut con)
-        .unwrap();
-    let _: redis::Value = redis::cmd("XCLAIM")
-        .arg(&[stream, "workers", "ghost-3", "0", "0-1", "IDLE", "60000"])
-        .query(&mut con)
-        .unwrap();
+    deliver(&server, "ghost-1", 1);
+    claim(&server, "ghost-2", &["0-1"], &[]);
+    claim(&server, "ghost-3", &["0-1"], &["IDLE", "60000"]);
     let s = status(&server, "j");
     assert_eq!(s["consumers"][0]["files"][0]["deliveries"], 3, "{s}");
 
@@ -546,8 +370,7 @@ struct WatchedCommand {
 
 impl WatchedCommand {
     fn spawn(server: &RedisServer, command: &str, job: &str, rest: &[&str]) -> Self {
-        let mut child = Process::cargo_bin("eval-cli")
-            .unwrap()
+        let mut child = eval_cli_process()
             .args(["dist", command, "--broker", &server.url(), "--job", job])
             .args(rest)
             .stdout(Stdio::piped())
@@ -591,14 +414,6 @@ impl WatchedCommand {
 
 fn is_event(event: &serde_json::Value, name: &str, index: Option<u64>) -> bool {
     event["event"] == name && index.is_none_or(|i| event["index"] == i)
-}
-
-/// A named pipe standing for an audio file whose analysis lasts as long as the test wants:
-/// a reader blocks until [`feed`] writes into it.
-fn fifo(path: &Path) -> PathBuf {
-    let made = Process::new("mkfifo").arg(path).status().unwrap();
-    assert!(made.success(), "mkfifo {}", path.display());
-    path.to_path_buf()
 }
 
 #[test]
@@ -740,21 +555,9 @@ fn status_reports_a_rate_and_an_eta_while_running() {
 
     // A dead consumer holds all 7 entries: the first 6 idle for two hours, the last one
     // fresh. The worker (--reclaim-after: an hour) takes over the first 6 only.
-    let mut con = server.connection();
-    let stream = server.run_key("j", "stream");
-    let _: redis::Value = redis::cmd("XREADGROUP")
-        .arg(&[
-            "GROUP", "workers", "dead", "COUNT", "7", "STREAMS", &stream, ">",
-        ])
-        .query(&mut con)
-        .unwrap();
-    let _: redis::Value = redis::cmd("XCLAIM")
-        .arg(&[
-            &stream, "workers", "dead", "0", "0-1", "0-2", "0-3", "0-4", "0-5", "0-6",
-        ])
-        .arg(&["IDLE", "7200000", "JUSTID"])
-        .query(&mut con)
-        .unwrap();
+    deliver(&server, "dead", 7);
+    let first_six = ["0-1", "0-2", "0-3", "0-4", "0-5", "0-6"];
+    claim(&server, "dead", &first_six, &["IDLE", "7200000", "JUSTID"]);
     let mut worker =
         EventfulWorker::spawn(&server, "j", &["--workers", "1", "--reclaim-after", "3600"]);
     for _ in 0..6 {

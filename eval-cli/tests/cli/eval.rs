@@ -1,14 +1,41 @@
 //! The CLI as a user runs it: `evaluate` and `compare` on a small synthetic set, `check` on
 //! hand-made report folders, `dataset excerpts` and the breakdown by length it feeds, and
 //! the exit code 2 with a clear message on bad input.
+//! One file over 500 lines: the commands share the small synthetic set and the report
+//! readers below, and a test often runs two of them.
 
 use std::fs;
 use std::path::Path;
 
-use assert_cmd::Command;
+use crate::util::eval_cli;
 
-fn eval_cli() -> Command {
-    Command::cargo_bin("eval-cli").unwrap()
+/// `eval-cli evaluate` of the [`SMALL`] synthetic set into `out_dir`, without progress;
+/// a test adds its own flags.
+fn evaluate_small(out_dir: &Path) -> assert_cmd::Command {
+    let mut command = eval_cli();
+    command
+        .arg("evaluate")
+        .args(SMALL)
+        .args(["--progress", "off", "--out-dir"])
+        .arg(out_dir);
+    command
+}
+
+/// `eval-cli check --report REPORT --thresholds THRESHOLDS`.
+fn check(report: &Path, thresholds: &Path) -> assert_cmd::Command {
+    let mut command = eval_cli();
+    command
+        .args(["check", "--report"])
+        .arg(report)
+        .arg("--thresholds")
+        .arg(thresholds);
+    command
+}
+
+/// Exit 2 (a usage error), with a message that contains `needle`.
+fn assert_usage_error(out: &std::process::Output, needle: &str) {
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(out));
+    assert!(stderr_of(out).contains(needle), "{}", stderr_of(out));
 }
 
 fn stderr_of(out: &std::process::Output) -> String {
@@ -29,11 +56,8 @@ fn evaluate_writes_results_summary_charts_and_report() {
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
     for (dir, workers) in [(a.path(), "1"), (b.path(), "2")] {
-        eval_cli()
-            .arg("evaluate")
-            .args(SMALL)
-            .args(["--workers", workers, "--progress", "off", "--out-dir"])
-            .arg(dir)
+        evaluate_small(dir)
+            .args(["--workers", workers])
             .assert()
             .success();
     }
@@ -127,13 +151,7 @@ fn compare_writes_identical_runs_and_gates() {
             format!("require_identical = true\nmin_acc2 = {min_acc2:?}\n"),
         )
         .unwrap();
-        eval_cli()
-            .args(["check", "--report"])
-            .arg(dir.path())
-            .arg("--thresholds")
-            .arg(&thresholds)
-            .assert()
-            .code(code);
+        check(dir.path(), &thresholds).assert().code(code);
     }
 }
 
@@ -165,13 +183,7 @@ fn check_passes_and_fails_on_hand_made_reports() {
     fs::write(&t, THRESHOLDS).unwrap();
 
     hand_made_report(dir.path(), 0.7, 0.9, true);
-    let out = eval_cli()
-        .args(["check", "--report"])
-        .arg(dir.path())
-        .arg("--thresholds")
-        .arg(&t)
-        .output()
-        .unwrap();
+    let out = check(dir.path(), &t).output().unwrap();
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -180,13 +192,7 @@ fn check_passes_and_fails_on_hand_made_reports() {
     );
 
     hand_made_report(dir.path(), 0.4, 0.5, false);
-    let out = eval_cli()
-        .args(["check", "--report"])
-        .arg(dir.path())
-        .arg("--thresholds")
-        .arg(&t)
-        .output()
-        .unwrap();
+    let out = check(dir.path(), &t).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -203,30 +209,12 @@ fn bad_input_exits_2_naming_the_file() {
     let t = dir.path().join("t.toml");
     fs::write(&t, THRESHOLDS).unwrap();
     let missing = dir.path().join("nope");
-    let out = eval_cli()
-        .args(["check", "--report"])
-        .arg(&missing)
-        .arg("--thresholds")
-        .arg(&t)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr_of(&out).contains("nope"), "{}", stderr_of(&out));
+    let out = check(&missing, &t).output().unwrap();
+    assert_usage_error(&out, "nope");
 
     // A report folder without summary.json is unreadable too.
-    let out = eval_cli()
-        .args(["check", "--report"])
-        .arg(dir.path())
-        .arg("--thresholds")
-        .arg(&t)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr_of(&out).contains("summary.json"),
-        "{}",
-        stderr_of(&out)
-    );
+    let out = check(dir.path(), &t).output().unwrap();
+    assert_usage_error(&out, "summary.json");
 
     let out = eval_cli()
         .args(["evaluate", "--dataset"])
@@ -235,12 +223,7 @@ fn bad_input_exits_2_naming_the_file() {
         .arg(dir.path().join("out"))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr_of(&out).contains("missing.csv"),
-        "{}",
-        stderr_of(&out)
-    );
+    assert_usage_error(&out, "missing.csv");
 
     let no_bpm = dir.path().join("nobpm.csv");
     fs::write(&no_bpm, "file,tempo\na.wav,120\n").unwrap();
@@ -301,10 +284,8 @@ fn truth_of(results_csv: &Path) -> Vec<(String, String)> {
 fn external_estimators_sit_beside_ours_and_fail_per_file() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let output = eval_cli()
-        .arg("evaluate")
-        .args(SMALL)
-        .args(["--workers", "2", "--progress", "off"])
+    let output = evaluate_small(&out)
+        .args(["--workers", "2"])
         .args(["--estimator", "ours"])
         // {file} becomes $0 of the script: substituted, quoted, and ignored.
         .args([
@@ -312,8 +293,6 @@ fn external_estimators_sit_beside_ours_and_fail_per_file() {
             r#"echo-120=cmd:sh -c "echo tempo 120" {file}"#,
         ])
         .args(["--estimator", r#"cmd:sh -c "echo broken >&2; exit 3""#])
-        .arg("--out-dir")
-        .arg(&out)
         .assert()
         .success()
         .get_output()
@@ -389,20 +368,9 @@ fn external_estimators_sit_beside_ours_and_fail_per_file() {
 fn a_program_past_its_time_limit_is_killed_and_its_rows_say_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    eval_cli()
-        .arg("evaluate")
-        .args(SMALL)
-        .args([
-            "--workers",
-            "2",
-            "--progress",
-            "off",
-            "--timeout",
-            "0.000000001",
-        ])
+    evaluate_small(&out)
+        .args(["--workers", "2", "--timeout", "0.000000001"])
         .args(["--estimator", "cmd:sleep 3600"])
-        .arg("--out-dir")
-        .arg(&out)
         .assert()
         .success();
     let rows = fs::read_to_string(out.join("results.csv")).unwrap();
@@ -419,13 +387,7 @@ fn a_program_past_its_time_limit_is_killed_and_its_rows_say_timeout() {
 fn csv_predictions_are_scored_and_missing_ones_fail() {
     let dir = tempfile::tempdir().unwrap();
     let first = dir.path().join("first");
-    eval_cli()
-        .arg("evaluate")
-        .args(SMALL)
-        .args(["--progress", "off", "--out-dir"])
-        .arg(&first)
-        .assert()
-        .success();
+    evaluate_small(&first).assert().success();
     let truth = truth_of(&first.join("results.csv"));
     assert_eq!(truth.len(), 4);
     // Perfect predictions for all but the last file.
@@ -437,13 +399,9 @@ fn csv_predictions_are_scored_and_missing_ones_fail() {
     fs::write(&csv, predictions).unwrap();
 
     let out = dir.path().join("out");
-    eval_cli()
-        .arg("evaluate")
-        .args(SMALL)
-        .args(["--progress", "off", "--estimator"])
+    evaluate_small(&out)
+        .arg("--estimator")
         .arg(format!("csv:{}", csv.display()))
-        .arg("--out-dir")
-        .arg(&out)
         .assert()
         .success();
     let summary = read_json(&out.join("summary.json"));
@@ -474,12 +432,7 @@ fn unknown_estimator_is_refused() {
         ])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr_of(&out).contains("cmd:TEMPLATE"),
-        "{}",
-        stderr_of(&out)
-    );
+    assert_usage_error(&out, "cmd:TEMPLATE");
 }
 
 /// compare measures the first estimator at every worker count (here an external program,

@@ -7,55 +7,21 @@ use std::collections::HashMap;
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command as Process, Output, Stdio};
+use std::process::{Child, Stdio};
 
 use analyzer_core::AnalyzerConfig;
-use assert_cmd::Command;
 use eval_cli::cache::{self, ResultCache, Stored};
 use eval_cli::record::AnalyzeRecord;
 
-const RATE: u32 = 22_050;
-
-/// A mono 16-bit WAV of short clicks at `bpm`.
-fn click_wav(path: &Path, bpm: f64, seconds: f64) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: RATE,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut writer = hound::WavWriter::create(path, spec).unwrap();
-    for s in synth_music::presets::clicks(bpm, seconds, RATE) {
-        writer.write_sample((s * 32_500.0) as i16).unwrap();
-    }
-    writer.finalize().unwrap();
-}
+use crate::util::{analyze, click_wav, eval_cli_process, fifo, s, write_tracks};
 
 /// `count` files of distinct content (each its own tempo), plus one too short to measure
 /// (a failure that is stored).
 fn library(dir: &Path, count: usize, seconds: f64) -> PathBuf {
     let lib = dir.join("lib");
-    fs::create_dir_all(&lib).unwrap();
-    for i in 0..count {
-        let bpm = 80.0 + 3.0 * i as f64;
-        click_wav(&lib.join(format!("{i:02}.wav")), bpm, seconds);
-    }
-    click_wav(&lib.join("zz-short.wav"), 120.0, 0.5);
+    let distinct = (0..count).map(|i| (format!("{i:02}.wav"), 80.0 + 3.0 * i as f64, seconds));
+    write_tracks(&lib, distinct.chain([("zz-short.wav".into(), 120.0, 0.5)]));
     lib
-}
-
-fn bin() -> PathBuf {
-    assert_cmd::cargo::cargo_bin("eval-cli")
-}
-
-fn analyze(args: &[&str], paths: &[&Path]) -> Output {
-    Command::cargo_bin("eval-cli")
-        .unwrap()
-        .arg("analyze")
-        .args(paths)
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 /// Runs `analyze` and returns its stdout, checking the exit status (1: the short file).
@@ -82,10 +48,6 @@ fn cache_counts(stderr: &str) -> (u64, u64, u64) {
     let n = numbers.len();
     assert!(n >= 3, "{line}");
     (numbers[n - 3], numbers[n - 2], numbers[n - 1])
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 #[test]
@@ -245,7 +207,7 @@ fn rows_by_path(csv_bytes: &[u8]) -> HashMap<String, AnalyzeRecord> {
 }
 
 fn spawn_analyze(lib: &Path, args: &[&str]) -> Child {
-    Process::new(bin())
+    eval_cli_process()
         .arg("analyze")
         .arg(lib)
         .args(args)
@@ -493,9 +455,7 @@ fn every_damaged_page_of_the_store_is_survived() {
 #[test]
 fn a_pipe_or_a_device_with_cache_is_an_error_row_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let fifo = dir.path().join("pipe.wav");
-    let made = Process::new("mkfifo").arg(&fifo).status().unwrap();
-    assert!(made.success());
+    let fifo = fifo(&dir.path().join("pipe.wav"));
     let cache_dir = dir.path().join("cache");
     let out = analyze(
         &["--cache", s(&cache_dir)],

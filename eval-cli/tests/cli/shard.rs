@@ -6,35 +6,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use assert_cmd::Command;
+use crate::util::{
+    click_folder, click_wav, eval_cli, latin1_cells, latin1_pair, os, paths, write_tracks,
+};
 
-const RATE: u32 = 22_050;
-
-/// A mono 16-bit WAV of short square-wave clicks at `bpm`.
-fn click_wav(path: &Path, bpm: f64, seconds: f64) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: RATE,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut writer = hound::WavWriter::create(path, spec).unwrap();
-    for s in synth_music::presets::clicks(bpm, seconds, RATE) {
-        writer.write_sample((s * 32_500.0) as i16).unwrap();
-    }
-    writer.finalize().unwrap();
-}
-
-fn eval_cli(args: &[&std::ffi::OsStr]) -> Output {
-    Command::cargo_bin("eval-cli")
-        .unwrap()
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn os(s: &str) -> &std::ffi::OsStr {
-    s.as_ref()
+/// `eval-cli ARGS`, run to its end.
+fn run(args: &[&std::ffi::OsStr]) -> Output {
+    eval_cli().args(args).output().unwrap()
 }
 
 /// `count` click files of different lengths, a FLAC, a file that cannot be probed and,
@@ -42,17 +20,19 @@ fn os(s: &str) -> &std::ffi::OsStr {
 fn library(dir: &Path, count: usize) -> PathBuf {
     let lib = dir.join("lib");
     fs::create_dir_all(lib.join("sub")).unwrap();
-    for i in 0..count {
-        let bpm = 90.0 + 7.0 * i as f64;
-        let seconds = 3.0 + (i % 4) as f64;
-        if i % 4 == 3 {
-            let clicks = synth_music::presets::clicks(bpm, seconds, RATE);
-            synth_music::write_flac(&lib.join(format!("{i:02}.flac")), &clicks, RATE, 1).unwrap();
-        } else {
-            let sub = if i % 3 == 0 { "sub/" } else { "" };
-            click_wav(&lib.join(format!("{sub}{i:02}.wav")), bpm, seconds);
-        }
-    }
+    write_tracks(
+        &lib,
+        (0..count).map(|i| {
+            let name = if i % 4 == 3 {
+                format!("{i:02}.flac")
+            } else if i % 3 == 0 {
+                format!("sub/{i:02}.wav")
+            } else {
+                format!("{i:02}.wav")
+            };
+            (name, 90.0 + 7.0 * i as f64, 3.0 + (i % 4) as f64)
+        }),
+    );
     fs::write(lib.join("broken.wav"), b"RIFF, but nothing else").unwrap();
     #[cfg(unix)]
     std::os::unix::fs::symlink(&lib, lib.join("loop")).unwrap();
@@ -65,7 +45,7 @@ fn analyze(inputs: &[&Path], out: &Path, extra: &[&str]) -> Output {
     args.extend(inputs.iter().map(|p| p.as_os_str()));
     args.extend([os("--out"), out.as_os_str(), os("--workers"), os("1")]);
     args.extend(extra.iter().map(|s| os(s)));
-    eval_cli(&args)
+    run(&args)
 }
 
 /// Runs every shard of `count` over `inputs` into `dir/part-K-of-N.csv`; the parts.
@@ -85,15 +65,7 @@ fn merge(parts: &[PathBuf], out: &Path) -> Output {
     let mut args = vec![os("merge")];
     args.extend(parts.iter().map(|p| p.as_os_str()));
     args.extend([os("--out"), out.as_os_str()]);
-    eval_cli(&args)
-}
-
-/// The first cell of every row of a CSV.
-fn paths(csv_bytes: &[u8]) -> Vec<String> {
-    csv::Reader::from_reader(csv_bytes)
-        .records()
-        .map(|r| r.unwrap()[0].to_string())
-        .collect()
+    run(&args)
 }
 
 #[test]
@@ -220,7 +192,7 @@ fn bad_shard_values_are_usage_errors() {
         );
     }
     // A shard needs --out, for its side file.
-    let result = eval_cli(&[os("analyze"), wav.as_os_str(), os("--shard"), os("1/2")]);
+    let result = run(&[os("analyze"), wav.as_os_str(), os("--shard"), os("1/2")]);
     assert_eq!(result.status.code(), Some(2), "{result:?}");
 }
 
@@ -288,27 +260,13 @@ fn resume_finishes_only_what_is_left_of_a_shard() {
 #[cfg(unix)]
 #[test]
 fn latin1_names_survive_shards_and_merge_and_merge_never_overwrites_a_part() {
-    use std::os::unix::ffi::OsStrExt;
-
     let dir = tempfile::tempdir().unwrap();
-    let lib = dir.path().join("lib");
-    fs::create_dir(&lib).unwrap();
-    for (name, bpm) in [(&b"caf\xe9.wav"[..], 150.0), (b"caf\xe8.wav", 100.0)] {
-        click_wav(&lib.join(std::ffi::OsStr::from_bytes(name)), bpm, 4.0);
-    }
+    let lib = click_folder(dir.path(), &latin1_pair(), 4.0);
     let whole = dir.path().join("whole.csv");
     let result = analyze(&[&lib], &whole, &[]);
     assert_eq!(result.status.code(), Some(0), "{result:?}");
     let whole = fs::read(&whole).unwrap();
-    let cells = paths(&whole);
-    let lib_cell = lib.to_str().unwrap();
-    assert_eq!(
-        cells,
-        [
-            format!("{lib_cell}/caf\\xE8.wav"),
-            format!("{lib_cell}/caf\\xE9.wav")
-        ]
-    );
+    assert_eq!(paths(&whole), latin1_cells(&lib));
 
     let parts = shards(&[&lib], dir.path(), 2);
     let merged = dir.path().join("merged.csv");

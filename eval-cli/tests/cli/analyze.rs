@@ -1,52 +1,20 @@
 //! `eval-cli analyze` as a user runs it: identical bytes for any worker count, one row
 //! per file however broken the folder, timeouts, usage errors, and Ctrl-C then `--resume`.
+//! One file over 500 lines: each test is one scenario of the one command, and they share
+//! its library, its runner and the `--out` and `--resume` helpers below.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use assert_cmd::Command;
+use crate::util::{
+    RATE, click_folder, click_wav, eval_cli, eval_cli_process, fifo, latin1_cells, latin1_pair, os,
+    pcm16_wav, rows, write_tracks,
+};
 
-const HEADER: &str =
-    "path,bpm,confidence,alt_bpm,alt_share,duration_s,sample_rate,channels,codec,status,error";
-const RATE: u32 = 22_050;
-
-/// A mono 16-bit WAV of short square-wave clicks at `bpm`.
-fn click_wav(path: &Path, bpm: f64, seconds: f64) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: RATE,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut writer = hound::WavWriter::create(path, spec).unwrap();
-    for s in synth_music::presets::clicks(bpm, seconds, RATE) {
-        writer.write_sample((s * 32_500.0) as i16).unwrap();
-    }
-    writer.finalize().unwrap();
-}
-
-fn eval_cli() -> Command {
-    Command::cargo_bin("eval-cli").unwrap()
-}
-
-fn analyze(args: &[&std::ffi::OsStr]) -> Output {
+fn analyze(args: &[&OsStr]) -> Output {
     eval_cli().arg("analyze").args(args).output().unwrap()
-}
-
-fn os(s: &str) -> &std::ffi::OsStr {
-    s.as_ref()
-}
-
-/// Rows of a CSV (header checked), as cells.
-fn rows(csv_text: &[u8]) -> Vec<Vec<String>> {
-    let mut reader = csv::ReaderBuilder::new().from_reader(csv_text);
-    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
-    assert_eq!(header.join(","), HEADER);
-    reader
-        .records()
-        .map(|r| r.unwrap().iter().map(String::from).collect())
-        .collect()
 }
 
 const TEMPI: [f64; 10] = [
@@ -55,23 +23,20 @@ const TEMPI: [f64; 10] = [
 
 fn library(dir: &Path) -> PathBuf {
     let lib = dir.join("lib");
-    fs::create_dir_all(lib.join("sub")).unwrap();
-    for (i, bpm) in TEMPI.iter().enumerate() {
-        // Different lengths and codecs, so the longest-first schedule reorders them.
-        let seconds = 4.0 + (i % 4) as f64;
-        if i % 5 == 4 {
-            let clicks = synth_music::presets::clicks(*bpm, seconds, RATE);
-            let path = lib.join(format!("{i:02}-{bpm}.flac"));
-            synth_music::write_flac(&path, &clicks, RATE, 1).unwrap();
-            continue;
-        }
-        let name = if i % 3 == 0 {
-            format!("sub/{i:02}-{bpm}.wav")
-        } else {
-            format!("{i:02}-{bpm}.WAV")
-        };
-        click_wav(&lib.join(name), *bpm, seconds);
-    }
+    // Different lengths and codecs, so the longest-first schedule reorders them.
+    write_tracks(
+        &lib,
+        TEMPI.iter().enumerate().map(|(i, &bpm)| {
+            let name = if i % 5 == 4 {
+                format!("{i:02}-{bpm}.flac")
+            } else if i % 3 == 0 {
+                format!("sub/{i:02}-{bpm}.wav")
+            } else {
+                format!("{i:02}-{bpm}.WAV")
+            };
+            (name, bpm, 4.0 + (i % 4) as f64)
+        }),
+    );
     fs::write(lib.join("notes.txt"), "not audio").unwrap();
     lib
 }
@@ -173,17 +138,8 @@ fn broken_files_are_rows_with_reasons_and_good_files_are_right() {
             .unwrap();
     }
     w.finalize().unwrap();
-    let silence = hound::WavSpec {
-        channels: 1,
-        sample_rate: RATE,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(lib.join("silence.wav"), silence).unwrap();
-    for _ in 0..RATE * 4 {
-        w.write_sample(0i16).unwrap();
-    }
-    w.finalize().unwrap();
+    let silence = pcm16_wav(std::iter::repeat_n(0, RATE as usize * 4));
+    fs::write(lib.join("silence.wav"), silence).unwrap();
 
     let mut expected_rows = 8;
     #[cfg(unix)]
@@ -352,7 +308,7 @@ fn sigint_then_resume_gives_the_bytes_of_a_clean_run() {
     let clean = fs::read(clean).unwrap();
 
     let out = dir.path().join("out.csv");
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("eval-cli"))
+    let mut child = eval_cli_process()
         .arg("analyze")
         .arg(&lib)
         .arg("--out")
@@ -496,14 +452,7 @@ fn out_that_is_not_a_regular_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let song = dir.path().join("song.wav");
     click_wav(&song, 120.0, 4.0);
-    let fifo = dir.path().join("fifo.csv");
-    assert!(
-        std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    let fifo = fifo(&dir.path().join("fifo.csv"));
     let to_null = dir.path().join("null.csv");
     symlink("/dev/null", &to_null).unwrap();
     let to_stdout = dir.path().join("stdout.csv");
@@ -603,10 +552,11 @@ fn a_second_writer_on_one_out_is_refused() {
 #[test]
 fn resume_with_other_settings_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let lib = dir.path().join("lib");
-    fs::create_dir(&lib).unwrap();
-    click_wav(&lib.join("a-150.wav"), 150.0, 4.0);
-    click_wav(&lib.join("b-150.wav"), 150.0, 4.0);
+    let lib = click_folder(
+        dir.path(),
+        &[(os("a-150.wav"), 150.0), (os("b-150.wav"), 150.0)],
+        4.0,
+    );
     let out = dir.path().join("out.csv");
     let narrow = [
         lib.as_os_str(),
@@ -655,10 +605,11 @@ fn resume_with_other_settings_is_refused() {
 #[test]
 fn resume_after_a_row_cut_inside_a_quoted_name() {
     let dir = tempfile::tempdir().unwrap();
-    let lib = dir.path().join("lib");
-    fs::create_dir(&lib).unwrap();
-    click_wav(&lib.join("a-120.wav"), 120.0, 4.0);
-    click_wav(&lib.join("b\nline-100.wav"), 100.0, 4.0);
+    let lib = click_folder(
+        dir.path(),
+        &[(os("a-120.wav"), 120.0), (os("b\nline-100.wav"), 100.0)],
+        4.0,
+    );
     let out = dir.path().join("out.csv");
     let args = [lib.as_os_str(), os("--out"), out.as_os_str()];
     let result = analyze(&args);
@@ -683,30 +634,15 @@ fn resume_after_a_row_cut_inside_a_quoted_name() {
 #[cfg(unix)]
 #[test]
 fn latin1_names_get_distinct_cells_and_their_own_rows_on_resume() {
-    use std::os::unix::ffi::OsStrExt;
-
     let dir = tempfile::tempdir().unwrap();
-    let lib = dir.path().join("lib");
-    fs::create_dir(&lib).unwrap();
-    click_wav(
-        &lib.join(std::ffi::OsStr::from_bytes(b"caf\xe9.wav")),
-        150.0,
-        4.0,
-    );
-    click_wav(
-        &lib.join(std::ffi::OsStr::from_bytes(b"caf\xe8.wav")),
-        100.0,
-        4.0,
-    );
+    let lib = click_folder(dir.path(), &latin1_pair(), 4.0);
     let out = dir.path().join("out.csv");
     let args = [lib.as_os_str(), os("--out"), out.as_os_str()];
     let result = analyze(&args);
     assert_eq!(result.status.code(), Some(0), "{result:?}");
     let complete = fs::read(&out).unwrap();
     let table = rows(&complete);
-    let lib_cell = lib.to_str().unwrap();
-    assert_eq!(table[0][0], format!("{lib_cell}/caf\\xE8.wav"));
-    assert_eq!(table[1][0], format!("{lib_cell}/caf\\xE9.wav"));
+    assert_eq!([&table[0][0], &table[1][0]], latin1_cells(&lib).each_ref());
     let bpm = |row: &[String]| row[1].parse::<f64>().unwrap();
     assert!((bpm(&table[0]) - 100.0).abs() < 2.0, "{table:?}");
     assert!((bpm(&table[1]) - 150.0).abs() < 3.0, "{table:?}");

@@ -1,0 +1,122 @@
+//! The promise of the product: every front end writes the same bytes for one library.
+//! `analyze`, `analyze --shard K/N` then `merge`, `dist` through a real broker and the
+//! HTTP service each run one scenario, and each result must be `analyze`'s CSV to the
+//! byte, its failed rows and its exact path cells included.
+
+use std::fs;
+use std::path::Path;
+
+use crate::util::broker::{RedisServer, dist, merged_bytes};
+use crate::util::service::{Server, root, run_job};
+use crate::util::{analyze, assert_ok, click_flac, click_wav, rows, s};
+
+/// Runs the library `root/LIB` through every front end and fails, naming the front end,
+/// where one's bytes differ from those of `analyze`; those bytes. `root` is canonical (the
+/// service's rows name files under it) and the library holds a file that fails (the
+/// exit status of every front end is then 1).
+fn assert_front_ends_agree(root: &Path, lib: &str) -> Vec<u8> {
+    let work = root.parent().unwrap().join("front-ends");
+    fs::create_dir_all(&work).unwrap();
+    let folder = root.join(lib);
+
+    let reference = analyze(&["--workers", "1"], &[&folder]);
+    assert_eq!(reference.status.code(), Some(1), "{reference:?}");
+    let reference = reference.stdout;
+    let mut results = Vec::new();
+
+    let out = work.join("analyze.csv");
+    let run = analyze(&["--workers", "3", "--out", s(&out)], &[&folder]);
+    assert_eq!(run.status.code(), Some(1), "{run:?}");
+    results.push((
+        "analyze --workers 3 --out".to_string(),
+        fs::read(&out).unwrap(),
+    ));
+
+    for count in [2, 3] {
+        let parts: Vec<String> = (1..=count)
+            .map(|k| {
+                let part = work.join(format!("part-{k}-of-{count}.csv"));
+                let shard = format!("{k}/{count}");
+                let run = analyze(&["--shard", &shard, "--out", s(&part)], &[&folder]);
+                assert!(matches!(run.status.code(), Some(0 | 1)), "{run:?}");
+                s(&part).to_string()
+            })
+            .collect();
+        let merged = work.join(format!("merged-{count}.csv"));
+        let mut args = vec!["merge"];
+        args.extend(parts.iter().map(String::as_str));
+        args.extend(["--out", s(&merged)]);
+        assert_ok(
+            &crate::util::eval_cli().args(&args).output().unwrap(),
+            "merge",
+        );
+        results.push((
+            format!("{count} shards, merged"),
+            fs::read(&merged).unwrap(),
+        ));
+    }
+
+    let broker = RedisServer::start();
+    assert_ok(&dist(&broker, "submit", "j", &[s(&folder)]), "dist submit");
+    assert_ok(
+        &dist(&broker, "work", "j", &["--workers", "2"]),
+        "dist work",
+    );
+    results.push(("dist".to_string(), merged_bytes(&broker, "j", &work)));
+
+    let server = Server::start(root, &["--workers", "2"]);
+    results.push(("serve".to_string(), run_job(&server, lib)));
+
+    for (front_end, bytes) in results {
+        assert_eq!(
+            String::from_utf8_lossy(&bytes),
+            String::from_utf8_lossy(&reference),
+            "{front_end} differs from analyze"
+        );
+        assert_eq!(bytes, reference, "{front_end} differs from analyze");
+    }
+    reference
+}
+
+/// Clicks in WAV and FLAC, one in a subfolder, a name that is not UTF-8, a broken file and
+/// a file that is not audio: one row each (but the last), the same bytes everywhere.
+#[cfg(unix)]
+#[test]
+fn every_front_end_gives_the_same_bytes() {
+    use std::os::unix::ffi::OsStrExt;
+
+    let (_dir, root) = root();
+    let lib = root.join("lib");
+    fs::create_dir_all(lib.join("sub")).unwrap();
+    click_wav(&lib.join("a-120.wav"), 120.0, 3.0);
+    click_wav(&lib.join("sub/b-96.wav"), 96.0, 3.0);
+    click_flac(&lib.join("c-140.flac"), 140.0, 3.0);
+    click_wav(
+        &lib.join(std::ffi::OsStr::from_bytes(b"caf\xe9.wav")),
+        108.0,
+        3.0,
+    );
+    fs::write(
+        lib.join("broken.wav"),
+        b"RIFF, and nothing a decoder can use",
+    )
+    .unwrap();
+    fs::write(lib.join("notes.txt"), "not audio").unwrap();
+
+    let table = rows(&assert_front_ends_agree(&root, "lib"));
+    let lib_cell = s(&lib);
+    let summary: Vec<(String, &str)> = table
+        .iter()
+        .map(|r| (r[0].replace(lib_cell, "LIB"), r[9].as_str()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("LIB/a-120.wav".to_string(), "ok"),
+            ("LIB/broken.wav".to_string(), "error"),
+            ("LIB/c-140.flac".to_string(), "ok"),
+            ("LIB/caf\\xE9.wav".to_string(), "ok"),
+            ("LIB/sub/b-96.wav".to_string(), "ok"),
+        ]
+    );
+}

@@ -1,0 +1,13 @@
+//! The integration tests of eval-cli: one binary (one link of the library), each front end
+//! a module, the helpers they share in `util`. `cargo test -p eval-cli --test cli serve::`
+//! runs one module's tests.
+
+mod util;
+
+mod analyze;
+mod cache;
+mod dist;
+mod eval;
+mod front_ends;
+mod serve;
+mod shard;

@@ -1,0 +1,192 @@
+//! What every module of the suite shares, once: the CLI runner, the click tracks the
+//! tests analyse, named pipes, the CSV readers, and (in `broker` and `service`) the
+//! `redis-server` and `eval-cli serve` a test starts and stops.
+
+pub mod broker;
+pub mod service;
+
+use std::ffi::OsStr;
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command as Process, Output};
+
+use assert_cmd::Command;
+
+/// The sample rate of every synthetic track.
+pub const RATE: u32 = 22_050;
+
+/// The header of `analyze`'s CSV, written out here so that a change to it fails a test.
+pub const HEADER: &str =
+    "path,bpm,confidence,alt_bpm,alt_share,duration_s,sample_rate,channels,codec,status,error";
+
+/// `eval-cli` as `assert_cmd` runs it.
+pub fn eval_cli() -> Command {
+    Command::cargo_bin("eval-cli").unwrap()
+}
+
+/// `eval-cli` as a plain process, for children a test spawns and watches.
+pub fn eval_cli_process() -> Process {
+    Process::new(env!("CARGO_BIN_EXE_eval-cli"))
+}
+
+/// `s` as an argument beside paths.
+pub fn os(s: &str) -> &OsStr {
+    s.as_ref()
+}
+
+/// `p` as an argument beside flags (the tests' paths are UTF-8).
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Fails the test, with the command's stderr, unless `output` is a success.
+pub fn assert_ok(output: &Output, what: &str) {
+    assert!(
+        output.status.success(),
+        "{what} failed ({:?}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// `eval-cli analyze PATHS FLAGS`, run to its end.
+pub fn analyze(flags: &[&str], paths: &[&Path]) -> Output {
+    eval_cli()
+        .arg("analyze")
+        .args(paths)
+        .args(flags)
+        .output()
+        .unwrap()
+}
+
+/// The stdout of `eval-cli analyze PATHS` (exit 0, or 1 where a file fails).
+pub fn analyze_bytes(paths: &[&Path]) -> Vec<u8> {
+    let out = analyze(&[], paths);
+    assert!(out.status.code().is_some_and(|c| c <= 1), "{out:?}");
+    out.stdout
+}
+
+/// A mono 16-bit WAV at [`RATE`] holding `samples`.
+pub fn pcm16_wav(samples: impl IntoIterator<Item = i16>) -> Vec<u8> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: RATE,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut cursor = std::io::Cursor::new(Vec::new());
+    let mut writer = hound::WavWriter::new(&mut cursor, spec).unwrap();
+    for sample in samples {
+        writer.write_sample(sample).unwrap();
+    }
+    writer.finalize().unwrap();
+    cursor.into_inner()
+}
+
+/// A mono 16-bit WAV of short square-wave clicks at `bpm`.
+pub fn click_wav_bytes(bpm: f64, seconds: f64) -> Vec<u8> {
+    let clicks = synth_music::presets::clicks(bpm, seconds, RATE);
+    pcm16_wav(clicks.into_iter().map(|s| (s * 32_500.0) as i16))
+}
+
+/// [`click_wav_bytes`] written to `path`.
+pub fn click_wav(path: &Path, bpm: f64, seconds: f64) {
+    fs::write(path, click_wav_bytes(bpm, seconds)).unwrap();
+}
+
+/// Writes a click track under `lib` for each `(name, bpm, seconds)`, its folders made as
+/// needed: a FLAC where the name ends in `.flac`, a WAV otherwise. The builders of the
+/// modules' libraries choose the names, tempi and lengths their tests rely on.
+pub fn write_tracks<N: AsRef<Path>>(lib: &Path, tracks: impl IntoIterator<Item = (N, f64, f64)>) {
+    for (name, bpm, seconds) in tracks {
+        let path = lib.join(name);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        if path.extension() == Some(OsStr::new("flac")) {
+            click_flac(&path, bpm, seconds);
+        } else {
+            click_wav(&path, bpm, seconds);
+        }
+    }
+}
+
+/// `dir/lib`, holding a click track of `seconds` for each `(name, bpm)`.
+pub fn click_folder(dir: &Path, tracks: &[(&OsStr, f64)], seconds: f64) -> PathBuf {
+    let lib = dir.join("lib");
+    fs::create_dir(&lib).unwrap();
+    write_tracks(&lib, tracks.iter().map(|(name, bpm)| (name, *bpm, seconds)));
+    lib
+}
+
+/// Two Latin-1 names that differ in one byte, 0xE9 (150 BPM) and 0xE8 (100 BPM): their
+/// rows must never be confused.
+#[cfg(unix)]
+pub fn latin1_pair() -> [(&'static OsStr, f64); 2] {
+    use std::os::unix::ffi::OsStrExt;
+    [
+        (OsStr::from_bytes(b"caf\xe9.wav"), 150.0),
+        (OsStr::from_bytes(b"caf\xe8.wav"), 100.0),
+    ]
+}
+
+/// The path cells of the [`latin1_pair`] in `lib`, in input order: each byte past ASCII
+/// written as `\xHH`, so that the two never share a cell.
+#[cfg(unix)]
+pub fn latin1_cells(lib: &Path) -> [String; 2] {
+    let lib = s(lib);
+    [format!("{lib}/caf\\xE8.wav"), format!("{lib}/caf\\xE9.wav")]
+}
+
+/// The same clicks as a mono FLAC at `path`.
+pub fn click_flac(path: &Path, bpm: f64, seconds: f64) {
+    let clicks = synth_music::presets::clicks(bpm, seconds, RATE);
+    synth_music::write_flac(path, &clicks, RATE, 1).unwrap();
+}
+
+/// A named pipe at `path`: a reader of it blocks until someone writes.
+pub fn fifo(path: &Path) -> PathBuf {
+    let made = Process::new("mkfifo").arg(path).status().unwrap();
+    assert!(made.success(), "mkfifo {}", path.display());
+    path.to_path_buf()
+}
+
+/// Reads `log` until a line contains `needle` (true) or the log ends (false), then keeps
+/// draining it on a thread so that its writer never blocks on a full pipe. No clock.
+pub fn wait_for_line(log: impl Read + Send + 'static, needle: &str) -> bool {
+    let mut lines = BufReader::new(log).lines();
+    let found = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|line| line.contains(needle));
+    std::thread::spawn(move || lines.for_each(drop));
+    found
+}
+
+/// The rows of `analyze`'s CSV (its header checked), as cells.
+pub fn rows(csv_bytes: &[u8]) -> Vec<Vec<String>> {
+    let mut reader = csv::ReaderBuilder::new().from_reader(csv_bytes);
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(header.join(","), HEADER);
+    reader
+        .records()
+        .map(|r| r.unwrap().iter().map(String::from).collect())
+        .collect()
+}
+
+/// The first cell of every row of `analyze`'s CSV.
+pub fn paths(csv_bytes: &[u8]) -> Vec<String> {
+    rows(csv_bytes)
+        .into_iter()
+        .map(|mut r| r.remove(0))
+        .collect()
+}
+
+/// The lines after the header, as they are.
+pub fn csv_lines(bytes: &[u8]) -> Vec<String> {
+    String::from_utf8(bytes.to_vec())
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(String::from)
+        .collect()
+}
