@@ -228,9 +228,9 @@ fn work(shared: &Shared) {
                     .unwrap_or_else(PoisonError::into_inner);
             }
         };
-        shared.running.fetch_add(1, Ordering::SeqCst);
+        let running = Running::start(&shared.running);
         match task {
-            Task::File { job, index } => run_file(shared, &job, index),
+            Task::File { job, index } => run_file(shared, &job, index, running),
             Task::Upload(upload) => {
                 let stop = StopSignal::never().with_cancel_flag(Arc::clone(&shared.shutdown));
                 let analysed =
@@ -241,16 +241,35 @@ fn work(shared: &Shared) {
                     Some(a) => shared.telemetry.file_finished(a, true),
                     None => shared.telemetry.file_cancelled(),
                 }
+                drop(running);
                 // The client may have gone: nobody to tell.
                 let _ = upload.reply.send(analysed);
             }
         }
-        shared.running.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
-fn run_file(shared: &Shared, job: &Job, index: usize) {
+/// One file counted in [`Pool::running`] while it lives. It ends before the file's
+/// result is published, so that whoever hears of the result (an event stream, the reply
+/// to an upload) and then asks `/v1/health` never sees the file still running.
+struct Running<'a>(&'a AtomicUsize);
+
+impl<'a> Running<'a> {
+    fn start(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Running(count)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn run_file(shared: &Shared, job: &Job, index: usize, running: Running<'_>) {
     if job.is_cancelled() {
+        drop(running);
         job.drop_queued(1);
         return;
     }
@@ -263,5 +282,6 @@ fn run_file(shared: &Shared, job: &Job, index: usize) {
         Some(a) => shared.telemetry.file_finished(a, false),
         None => shared.telemetry.file_cancelled(),
     }
+    drop(running);
     job.finish_file(index, analysed);
 }

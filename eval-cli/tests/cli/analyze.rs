@@ -580,10 +580,10 @@ fn resume_with_other_settings_is_refused() {
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert_eq!(result.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains("other settings") && stderr.matches("max_bpm").count() == 2,
+        stderr.contains("other settings") && stderr.matches("; bpm 50-").count() == 2,
         "{stderr}"
     );
-    assert_eq!(stderr.matches("max_bpm: 100.0").count(), 1, "{stderr}");
+    assert_eq!(stderr.matches("; bpm 50-100;").count(), 1, "{stderr}");
     assert_eq!(fs::read(&out).unwrap(), cut);
 
     let mut resumed = narrow.to_vec();
