@@ -2,6 +2,9 @@
 //!
 //! An [`Analyzer`] is planned once (FFT plans, window, tempo grid) and is `Sync`: a batch
 //! runner shares one across all its workers, and each call keeps its own scratch buffers.
+//!
+//! Over 500 lines with its tests: the settings, their fingerprint and the pipeline that runs them
+//! change together.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;

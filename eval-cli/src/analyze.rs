@@ -8,6 +8,9 @@
 //! as a run that was never interrupted. With `--cache DIR` a file already analysed with
 //! the same bytes and settings gets its row from the cache ([`crate::cache`]) without
 //! being decoded; the bytes are the same as without it.
+//!
+//! One file over 500 lines: the command's plan and where its rows go (stdout, the row log, resume,
+//! shards, the cache, the in-order rewrite) are one decision each, read in order.
 
 use std::collections::HashMap;
 use std::io::{self, Write};

@@ -6,6 +6,9 @@
 //! (VmHWM) belongs to that worker count alone. The order of worker counts alternates
 //! between repeats (1,2,4 then 4,2,1 ...) so that drift in machine load hits them all.
 //! The child writes its `results.csv` and prints a [`ChildReport`] on stdout.
+//!
+//! One file over 500 lines: the parent that runs the children at each worker count and the child it
+//! re-executes share their report types and must change together.
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -28,6 +28,8 @@
 //!   same file is refused at once ([`OutputError::Locked`]) instead of mixing its rows in.
 //!   The lock file is removed when the run ends; one left by a killed run is empty and
 //!   harmless (the lock dies with its process).
+//!
+//! Over 500 lines, a third of it tests: the rules are one unit, checked together.
 
 use std::collections::HashSet;
 use std::ffi::OsString;

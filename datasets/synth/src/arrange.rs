@@ -6,6 +6,8 @@
 //! variant, with fills at the ends of four-bar phrases. Harmony comes from a
 //! four-chord progression in a random key. Nothing here touches audio; the
 //! result is a list of [`Event`]s in time order.
+//!
+//! One file over 500 lines: the arrangement of every style, a table read top to bottom.
 
 use crate::dsp::{Drum, Patch, Wave};
 use crate::rng::{Rand, Stream};

@@ -7,6 +7,8 @@
 //! per-sample transcendental calls, so a 30-second track renders in
 //! milliseconds, and only IEEE arithmetic plus `libm` is used, so the output
 //! is bit-identical on every machine.
+//!
+//! Over 500 lines with its tests: the synthesiser's oscillators, envelopes and filters, each small.
 
 use std::sync::OnceLock;
 

@@ -3,6 +3,9 @@
 //! Each chart is plain data implementing [`Chart`]; [`save`] renders it to both backends, so a
 //! chart is written once for any `DrawingBackend`. Text uses DejaVu Sans embedded in the binary
 //! (plotters' `ab_glyph`), so no system font library is needed.
+//!
+//! One file over 500 lines: every chart is drawn through the same plotters helpers into both SVG
+//! and PNG.
 
 use std::path::Path;
 use std::sync::Once;

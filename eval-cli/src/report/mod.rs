@@ -5,6 +5,9 @@
 //! latency, host; varies between runs), [`ResultRecord`] is one line of `results.csv`.
 //! Maps are `BTreeMap`s so that key order is stable. Charts live in [`charts`], the HTML page
 //! in [`html`], and polars aggregations in [`tables`].
+//!
+//! Over 500 lines with nine tests: the report's shared row types and the summary computed from
+//! them.
 
 pub mod charts;
 pub mod export;

@@ -1,6 +1,9 @@
 //! The report pages of `evaluate` and `compare`: their sections (charts written into the
 //! run directory, tables) and the [`Page`]s themselves, built from the result structs; the
 //! commands only hand the results over and write the page through [`super::export::Html`].
+//!
+//! One file over 500 lines: the pages are sequences of sections built from one model with the same
+//! few HTML helpers; split, each page would import them all.
 
 use std::path::Path;
 

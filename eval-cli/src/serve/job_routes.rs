@@ -173,7 +173,7 @@ pub(super) fn start_order(files: &[PathBuf], workers: usize) -> Vec<usize> {
     let mut order: Vec<usize> = (0..files.len()).collect();
     if workers > 1 && files.len() <= COSTLIEST_FIRST_UP_TO {
         let costs: Vec<f64> = files.iter().map(|f| batch::audio_cost(f)).collect();
-        order.sort_by(|&a, &b| costs[b].total_cmp(&costs[a]).then(a.cmp(&b)));
+        batch::costliest_first(&mut order, &costs);
     }
     order
 }
