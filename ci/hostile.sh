@@ -242,6 +242,15 @@ case_second_writer_is_refused() {
   [ ! -s out.csv ] || { echo "rows were written: $(cat out.csv)"; return 1; }
 }
 
+case_synth_into_a_music_folder() {
+  mkdir music && echo "file,bpm" >music/manifest.csv && wav music/song.wav 22050 1 2 clicks
+  local before; before=$(sha music/manifest.csv)
+  timeout -k 5 "$limit" "$bin" dataset synth --out music --count 1 --seconds 4 >/dev/null 2>err.txt
+  local code=$?
+  [ "$code" -eq 2 ] || { echo "exit $code"; return 1; }
+  [ "$(sha music/manifest.csv)" = "$before" ] || { echo "the folder's manifest.csv was replaced"; return 1; }
+}
+
 case_resume_with_other_settings_is_refused() {
   library
   analyze lib --max-bpm 100 --out out.csv >/dev/null 2>&1 || return 1
@@ -383,6 +392,7 @@ run out-links-to-stdout case_out_links_to_stdout
 run out-is-a-device case_out_is_a_device
 run out-link-to-a-file-is-followed case_out_link_to_a_file_is_followed
 run out-second-writer-refused case_second_writer_is_refused
+run out-synth-into-a-music-folder case_synth_into_a_music_folder
 run resume-other-settings-refused case_resume_with_other_settings_is_refused
 run resume-row-cut-inside-quotes case_resume_after_a_row_cut_inside_quotes
 run resume-latin1-names case_latin1_names_keep_their_own_rows
