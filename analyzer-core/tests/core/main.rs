@@ -1,0 +1,11 @@
+//! The integration tests of analyzer-core, one binary (`cargo test -p analyzer-core --test
+//! core`; a module's name filters: `--test core fuzz::`): bad input and its typed errors,
+//! every format and tag, the seeded fuzz run, the golden tempi, short loops, and sampled
+//! analysis.
+
+mod errors;
+mod formats;
+mod fuzz;
+mod golden;
+mod loops;
+mod sampled;
