@@ -35,14 +35,52 @@ pub struct SubmitArgs {
     pub(super) paths: Vec<PathBuf>,
 }
 
+/// The analyzer flags of `dist work`: none given takes the job's settings from its
+/// manifest; any given must describe the job's settings, or the worker refuses the job.
+#[derive(Debug, clap::Args)]
+pub struct WorkerAnalyzerArgs {
+    /// Slowest tempo to report [default: the job's].
+    #[arg(long, value_name = "BPM")]
+    pub(super) min_bpm: Option<f64>,
+    /// Fastest tempo to report [default: the job's].
+    #[arg(long, value_name = "BPM")]
+    pub(super) max_bpm: Option<f64>,
+    /// Which part of a long file is decoded [default: the job's].
+    #[command(flatten)]
+    pub(super) sampling: flags::SamplingArgs,
+}
+
+impl WorkerAnalyzerArgs {
+    /// Whether any analyzer flag was given.
+    pub(super) fn given(&self) -> bool {
+        let s = &self.sampling;
+        self.min_bpm.is_some()
+            || self.max_bpm.is_some()
+            || s.analysis_seconds.is_some()
+            || s.segments.is_some()
+            || s.full
+    }
+
+    /// The analyzer these flags describe, the defaults filling what is not given.
+    pub(super) fn analyzer(&self) -> anyhow::Result<analyzer_core::Analyzer> {
+        let defaults = analyzer_core::AnalyzerConfig::default();
+        flags::analyzer(
+            self.min_bpm.unwrap_or(defaults.min_bpm),
+            self.max_bpm.unwrap_or(defaults.max_bpm),
+            &self.sampling,
+        )
+    }
+}
+
 /// Flags of `eval-cli dist work`.
 #[derive(Debug, clap::Args)]
 pub struct WorkArgs {
     #[command(flatten)]
     pub(super) job: JobArgs,
-    /// The analyzer settings; a job's workers must use the ones it was submitted with.
+    /// The analyzer settings: the job's when none is given; a worker given others refuses
+    /// the job.
     #[command(flatten)]
-    pub(super) settings: flags::AnalyzerArgs,
+    pub(super) settings: WorkerAnalyzerArgs,
     /// Files analysed at once on this machine, one per slot [default: one per core, fewer
     /// if memory is short].
     #[arg(long, value_name = "N", value_parser = flags::parse_workers)]

@@ -58,6 +58,9 @@ pub enum DistError {
     /// The manifest on the broker is not the JSON of a manifest.
     #[error("the job's manifest is not readable")]
     ManifestUnreadable(#[source] serde_json::Error),
+    /// The manifest's analyzer settings make no analyzer (a manifest written by hand).
+    #[error("the job's analyzer settings are not usable: {0}")]
+    ManifestSettings(String),
     /// `submit` found the job under another manifest (other files or settings).
     #[error(
         "job {job:?} already exists with another manifest (theirs: {theirs}; ours: {ours}); \

@@ -5,7 +5,7 @@
 use std::io::Read;
 use std::path::PathBuf;
 
-use analyzer_core::Analyzer;
+use analyzer_core::{Analyzer, AnalyzerConfig, Sampling};
 use serde::{Deserialize, Serialize};
 
 use crate::shard;
@@ -23,7 +23,7 @@ pub(super) const CHUNK: usize = 1000;
 pub(super) const RATE_WINDOW_MS: u64 = 60_000;
 
 /// What a job is: a second `submit` or a worker must agree with it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     /// The run id (32 hex digits) drawn by the `submit` that created the job. The keys of
     /// the job's stream and rows include it, so a job submitted again under the same name
@@ -33,6 +33,9 @@ pub struct Manifest {
     pub version: String,
     /// The analyzer's fingerprint (`AnalyzerConfig::fingerprint`: version, settings, model).
     pub settings: String,
+    /// The analyzer settings themselves, so that a worker started without analyzer flags
+    /// analyses with the job's.
+    pub analyzer: JobAnalyzer,
     /// Files queued, one stream entry each.
     pub files: usize,
     /// Inputs that could not be walked: rows written by `submit`, after the files'.
@@ -47,6 +50,7 @@ impl Manifest {
             run: new_run_id()?,
             version: env!("CARGO_PKG_VERSION").to_string(),
             settings: settings_of(analyzer),
+            analyzer: JobAnalyzer::of(analyzer.config()),
             files: files.len(),
             walk_errors,
             list_hash: shard::list_hash(files),
@@ -89,6 +93,40 @@ pub(super) fn new_run_id() -> Result<String> {
         .and_then(|mut random| random.read_exact(&mut bits))
         .map_err(DistError::RunId)?;
     Ok(bits.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The settings of a job's analyzer that its flags can set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobAnalyzer {
+    /// Slowest tempo reported, BPM.
+    pub min_bpm: f64,
+    /// Fastest tempo reported, BPM.
+    pub max_bpm: f64,
+    /// Segments decoded and their seconds; `None` decodes files whole.
+    pub sampling: Option<(usize, f64)>,
+}
+
+impl JobAnalyzer {
+    fn of(config: &AnalyzerConfig) -> Self {
+        JobAnalyzer {
+            min_bpm: config.min_bpm,
+            max_bpm: config.max_bpm,
+            sampling: config.sampling.map(|s| (s.segments, s.seconds)),
+        }
+    }
+
+    /// The analyzer of these settings (the defaults for the rest, as the flags give them).
+    pub fn analyzer(&self) -> Result<Analyzer> {
+        let sampling = self
+            .sampling
+            .map(|(segments, seconds)| Sampling { segments, seconds });
+        Analyzer::new(
+            AnalyzerConfig::default()
+                .with_bpm_range(self.min_bpm, self.max_bpm)
+                .with_sampling(sampling),
+        )
+        .map_err(|e| DistError::ManifestSettings(e.to_string()))
+    }
 }
 
 fn settings_of(analyzer: &Analyzer) -> String {

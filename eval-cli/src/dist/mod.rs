@@ -60,9 +60,11 @@ mod submit;
 mod work;
 mod worker;
 
-pub use args::{JobArgs, MergeArgs, PathMap, RetryArgs, StatusArgs, SubmitArgs, WorkArgs};
+pub use args::{
+    JobArgs, MergeArgs, PathMap, RetryArgs, StatusArgs, SubmitArgs, WorkArgs, WorkerAnalyzerArgs,
+};
 pub use error::DistError;
-pub use keys::{MAX_DELIVERIES, Manifest};
+pub use keys::{JobAnalyzer, MAX_DELIVERIES, Manifest};
 pub use status::{ConsumerStatus, HeldFile, JobStatus};
 
 /// `eval-cli dist`: the commands of a distributed job.

@@ -19,9 +19,15 @@ use super::worker::{IdleSlot, Worker};
 const EXIT_CANCELLED: u8 = 130;
 
 pub(super) fn work(args: WorkArgs) -> anyhow::Result<ExitCode> {
-    let analyzer = args.settings.analyzer()?;
     let mut broker = Broker::connect(&args.job)?;
     let (manifest, keys) = broker.current_run()?;
+    // The job's own settings unless flags were given; either way they must be the job's
+    // (the same build and FFT code path too).
+    let analyzer = if args.settings.given() {
+        args.settings.analyzer()?
+    } else {
+        manifest.analyzer.analyzer()?
+    };
     manifest.check_worker(&broker.job, &analyzer)?;
     let slots = flags::resolve_workers(args.workers);
     let mut brokers = Vec::with_capacity(slots);

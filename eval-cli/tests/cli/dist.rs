@@ -224,6 +224,41 @@ fn a_worker_with_other_settings_is_refused() {
     assert_eq!(status(&server, "j")["done"], 0);
 }
 
+/// A worker started without analyzer flags takes the job's settings from its manifest;
+/// given the job's own flags it runs too; given others it refuses (above).
+#[test]
+fn a_worker_without_analyzer_flags_takes_the_jobs_settings() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path(), 4, 3.0);
+    let narrow = ["--max-bpm", "100", "--analysis-seconds", "0"];
+    let mut args: Vec<&str> = narrow.to_vec();
+    args.push(lib.to_str().unwrap());
+    assert_ok(&dist(&server, "submit", "j", &args), "dist submit");
+    let worker = dist(&server, "work", "j", &["--workers", "1"]);
+    assert!(worker.status.success(), "{worker:?}");
+    let out = dir.path().join("narrow.csv");
+    let analyzed = eval_cli()
+        .arg("analyze")
+        .arg(&lib)
+        .args(narrow)
+        .arg("--out")
+        .arg(&out)
+        .args(["--progress", "off"])
+        .output()
+        .unwrap();
+    assert_eq!(analyzed.status.code(), Some(1), "{analyzed:?}");
+    assert_eq!(
+        merged_bytes(&server, "j", dir.path()),
+        fs::read(&out).unwrap()
+    );
+    // The default range would have read some of these tracks above 100 BPM.
+    assert_ne!(fs::read(&out).unwrap(), analyze_bytes(&lib, dir.path()));
+    let mut same: Vec<&str> = narrow.to_vec();
+    same.extend(["--workers", "1"]);
+    assert!(dist(&server, "work", "j", &same).status.success());
+}
+
 #[test]
 fn a_killed_worker_loses_nothing_and_the_merge_is_identical() {
     let (server, dir, lib) = submitted_library(6);
