@@ -499,12 +499,12 @@ fn spawn_child(
         .arg("--out-dir")
         .arg(dir)
         .arg("--min-bpm")
-        .arg(d.min_bpm.to_string())
+        .arg(d.analyzer.min_bpm.to_string())
         .arg("--max-bpm")
-        .arg(d.max_bpm.to_string())
+        .arg(d.analyzer.max_bpm.to_string())
         .arg("--schedule")
         .arg(schedule_name(d.schedule))
-        .args(d.sampling.to_args());
+        .args(d.analyzer.sampling.to_args());
     if let Some(t) = d.timeout {
         cmd.arg("--timeout").arg(t.as_secs_f64().to_string());
     }

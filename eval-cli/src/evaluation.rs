@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use analyzer_core::batch::{self, FileResult, Job};
-use analyzer_core::{Analyzer, AnalyzerConfig, StopSignal};
+use analyzer_core::{Analyzer, StopSignal};
 use anyhow::Context;
 
 use crate::estimator::{Estimate, Estimator, EstimatorSpec};
@@ -32,15 +32,9 @@ pub struct DatasetArgs {
     /// set, generated on first use into a cache folder.
     #[arg(long)]
     pub dataset: String,
-    /// Slowest tempo the analyzer reports, BPM.
-    #[arg(long, value_name = "BPM", default_value_t = AnalyzerConfig::default().min_bpm)]
-    pub min_bpm: f64,
-    /// Fastest tempo the analyzer reports, BPM.
-    #[arg(long, value_name = "BPM", default_value_t = AnalyzerConfig::default().max_bpm)]
-    pub max_bpm: f64,
-    /// Which part of a long file is decoded.
+    /// The analyzer's settings, the same flags as `analyze`'s.
     #[command(flatten)]
-    pub sampling: flags::SamplingArgs,
+    pub analyzer: flags::AnalyzerArgs,
     /// The size of the synthetic set, for `--dataset synth`.
     #[command(flatten)]
     pub synth: SynthArgs,
@@ -102,7 +96,7 @@ impl DatasetArgs {
 
     /// Plans the analyzer these flags ask for.
     pub fn analyzer(&self) -> anyhow::Result<Analyzer> {
-        flags::analyzer(self.min_bpm, self.max_bpm, &self.sampling)
+        self.analyzer.analyzer()
     }
 
     /// Prepares every `--estimator` for `ds`, in command-line order.

@@ -214,7 +214,7 @@ impl SamplingArgs {
 }
 
 /// The analyzer's flags every command that analyses takes: tempo range and sampling.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct AnalyzerArgs {
     /// Slowest tempo to report.
     #[arg(long, value_name = "BPM", default_value_t = AnalyzerConfig::default().min_bpm)]
