@@ -55,32 +55,33 @@ impl FileOutcome {
 /// A result cache is a wrapper: it keys on the file's content and
 /// [`Analyzer::fingerprint`], and on a miss calls the [`BatchAnalysis`] it holds.
 ///
-/// For implementations: give the row `analyze` would write for `path` with `analyzer` and
-/// `timeout`; return `None` only when `stop`'s cancel flag ended the file (a cancelled file
-/// has no row). Never panic.
+/// For implementations: give the row `analyze` would write for the task's file with its
+/// analyzer and timeout; return `None` only when the task's stop signal's cancel flag ended
+/// the file (a cancelled file has no row). Never panic.
 pub trait FileAnalysis: Send + Sync {
-    /// Analyses `path`, giving up after `timeout` or when `stop` is cancelled.
-    fn analyze(
-        &self,
-        analyzer: &Analyzer,
-        path: &Path,
-        stop: &StopSignal,
-        timeout: Option<Duration>,
-    ) -> Option<FileOutcome>;
+    /// Analyses the task's file, giving up after its timeout or when it is cancelled.
+    fn analyze(&self, task: &FileTask<'_>) -> Option<FileOutcome>;
 }
 
-/// `job` on `path` under the runner's per-file guard ([`Batch::run_file`]: panic
+/// One file for a worker to analyse, and how.
+pub struct FileTask<'a> {
+    /// The job's analyzer (its tempo range and sampling).
+    pub analyzer: &'a Analyzer,
+    /// The file.
+    pub path: &'a Path,
+    /// Cancels the file (its job's flag, or the service's at shutdown).
+    pub stop: &'a StopSignal,
+    /// The per-file time limit (`--timeout`).
+    pub timeout: Option<Duration>,
+}
+
+/// `job` on the task's file under the runner's per-file guard ([`Batch::run_file`]: panic
 /// isolation, deadline, stop signal), as `analyze` runs each file; `None` when cancelled.
-fn guarded<J: Job>(
-    job: &J,
-    path: &Path,
-    stop: &StopSignal,
-    timeout: Option<Duration>,
-) -> Option<FileResult<J::Output>> {
+fn guarded<J: Job>(job: &J, task: &FileTask<'_>) -> Option<FileResult<J::Output>> {
     Batch::new(job)
-        .timeout(timeout)
-        .stop(stop.clone())
-        .run_file(0, path)
+        .timeout(task.timeout)
+        .stop(task.stop.clone())
+        .run_file(0, task.path)
 }
 
 /// The batch runner's per-file guard: `eval-cli analyze`'s path.
@@ -88,14 +89,9 @@ fn guarded<J: Job>(
 pub struct BatchAnalysis;
 
 impl FileAnalysis for BatchAnalysis {
-    fn analyze(
-        &self,
-        analyzer: &Analyzer,
-        path: &Path,
-        stop: &StopSignal,
-        timeout: Option<Duration>,
-    ) -> Option<FileOutcome> {
-        let result = guarded(&TimedAnalyzer(analyzer), path, stop, timeout)?;
+    fn analyze(&self, task: &FileTask<'_>) -> Option<FileOutcome> {
+        let (analyzer, path) = (task.analyzer, task.path);
+        let result = guarded(&TimedAnalyzer(analyzer), task)?;
         let analysis = result.value.as_ref().map(|(analysis, _)| analysis);
         let candidates = analysis.map_or_else(Vec::new, candidates_of);
         Some(FileOutcome {
@@ -125,16 +121,11 @@ pub struct CachedAnalysis {
 }
 
 impl FileAnalysis for CachedAnalysis {
-    fn analyze(
-        &self,
-        analyzer: &Analyzer,
-        path: &Path,
-        stop: &StopSignal,
-        timeout: Option<Duration>,
-    ) -> Option<FileOutcome> {
+    fn analyze(&self, task: &FileTask<'_>) -> Option<FileOutcome> {
+        let (analyzer, path) = (task.analyzer, task.path);
         let job =
             CachedAnalyzer::new(analyzer, Some(&*self.cache), analyzer.config()).force(self.force);
-        let result = guarded(&job, path, stop, timeout);
+        let result = guarded(&job, task);
         // A damaged store was moved aside and replaced while analysing: say so once.
         for warning in self.cache.take_warnings() {
             eprintln!("eval-cli: warning: {warning}");

@@ -2,13 +2,9 @@
 //! [`crate::gate::hold`]; a held file whose job is cancelled ends without a row, as a
 //! cancelled file does.
 
-use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
-use analyzer_core::{Analyzer, StopSignal};
-
-use super::analysis::{FileAnalysis, FileOutcome};
+use super::analysis::{FileAnalysis, FileOutcome, FileTask};
 
 /// [`FileAnalysis`] `inner`, with gates held.
 pub struct GatedAnalysis {
@@ -17,16 +13,10 @@ pub struct GatedAnalysis {
 }
 
 impl FileAnalysis for GatedAnalysis {
-    fn analyze(
-        &self,
-        analyzer: &Analyzer,
-        path: &Path,
-        stop: &StopSignal,
-        timeout: Option<Duration>,
-    ) -> Option<FileOutcome> {
-        if !crate::gate::hold(path, stop) {
+    fn analyze(&self, task: &FileTask<'_>) -> Option<FileOutcome> {
+        if !crate::gate::hold(task.path, task.stop) {
             return None;
         }
-        self.inner.analyze(analyzer, path, stop, timeout)
+        self.inner.analyze(task)
     }
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use analyzer_core::{Analyzer, StopSignal};
 use tokio::sync::oneshot;
 
-use super::analysis::{FileAnalysis, FileOutcome};
+use super::analysis::{FileAnalysis, FileOutcome, FileTask};
 use super::jobs::{Job, JobId};
 use super::scheduler::Scheduler;
 use super::telemetry::Telemetry;
@@ -233,10 +233,12 @@ fn work(shared: &Shared) {
             Task::File { job, index } => run_file(shared, &job, index, running),
             Task::Upload(upload) => {
                 let stop = StopSignal::never().with_cancel_flag(Arc::clone(&shared.shutdown));
-                let analysed =
-                    shared
-                        .analysis
-                        .analyze(&upload.analyzer, &upload.path, &stop, shared.timeout);
+                let analysed = shared.analysis.analyze(&FileTask {
+                    analyzer: &upload.analyzer,
+                    path: &upload.path,
+                    stop: &stop,
+                    timeout: shared.timeout,
+                });
                 match &analysed {
                     Some(a) => shared.telemetry.file_finished(a, true),
                     None => shared.telemetry.file_cancelled(),
@@ -275,9 +277,12 @@ fn run_file(shared: &Shared, job: &Job, index: usize, running: Running<'_>) {
     }
     job.start_file();
     let stop = StopSignal::never().with_cancel_flag(Arc::clone(&job.cancel));
-    let analysed = shared
-        .analysis
-        .analyze(&job.analyzer, &job.files[index], &stop, shared.timeout);
+    let analysed = shared.analysis.analyze(&FileTask {
+        analyzer: &job.analyzer,
+        path: &job.files[index],
+        stop: &stop,
+        timeout: shared.timeout,
+    });
     match &analysed {
         Some(a) => shared.telemetry.file_finished(a, false),
         None => shared.telemetry.file_cancelled(),
