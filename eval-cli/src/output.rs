@@ -147,8 +147,8 @@ pub enum OutputError {
         /// The lock file.
         lock: PathBuf,
     },
-    /// Reading or writing failed.
-    #[error("cannot write {}: {source}", path.display())]
+    /// Reading or writing failed (the cause follows in the error's chain).
+    #[error("cannot write {}", path.display())]
     Io {
         /// The file that failed.
         path: PathBuf,

@@ -109,7 +109,11 @@ impl Store {
     pub(super) fn open(dir: &Path) -> Result<Self, CacheError> {
         fs::create_dir_all(dir).map_err(|error| CacheError::Folder {
             dir: dir.to_path_buf(),
-            error,
+            error: if error.kind() == io::ErrorKind::AlreadyExists && !dir.is_dir() {
+                io::Error::other("something that is not a folder is there")
+            } else {
+                error
+            },
         })?;
         let file = dir.join(CACHE_FILE);
         let mut warnings = Vec::new();

@@ -17,9 +17,19 @@ pub struct JobArgs {
     /// The Redis holding the job, `redis://HOST:PORT`.
     #[arg(long, value_name = "URL")]
     pub(super) broker: String,
-    /// The job's name.
-    #[arg(long, value_name = "NAME")]
+    /// The job's name: letters, digits, `.`, `_` and `-`, at most 100 (it is part of the
+    /// broker's key names).
+    #[arg(long, value_name = "NAME", value_parser = parse_job_name)]
     pub(super) job: String,
+}
+
+/// The `--job` value parser: a name that cannot reach into another job's keys.
+fn parse_job_name(s: &str) -> Result<String, String> {
+    let fits = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
+    if s.is_empty() || s.len() > 100 || !s.chars().all(fits) {
+        return Err("must be 1 to 100 letters, digits, '.', '_' or '-'".to_string());
+    }
+    Ok(s.to_string())
 }
 
 /// Flags of `eval-cli dist submit`.
@@ -162,5 +172,20 @@ pub(super) fn parse_path_map(s: &str) -> Result<PathMap, String> {
             to: PathBuf::from(to),
         }),
         _ => Err(format!("expected FROM=TO, two non-empty paths (got {s:?})")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_names_stay_inside_their_keys() {
+        for good in ["j", "lib1", "music-2026.12_a"] {
+            assert_eq!(parse_job_name(good).as_deref(), Ok(good));
+        }
+        for bad in ["", "a:run:b", "a b", "a/b", "é", &"x".repeat(101)] {
+            assert!(parse_job_name(bad).is_err(), "{bad:?}");
+        }
     }
 }
