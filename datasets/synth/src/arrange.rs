@@ -614,9 +614,19 @@ impl Writer {
                 self.chord_hit(bar, s, 1.0, &STAB, 0.6, self.plan.variant >= 2, 0);
             }
         }
+        self.pad_on_chord_change(bar, part, 0.7, 0.35);
+    }
+
+    /// The pad held over each chord change: `breakdown` loud in the breakdown, `level`
+    /// elsewhere.
+    fn pad_on_chord_change(&mut self, bar: usize, part: Part, breakdown: f32, level: f32) {
         if bar.is_multiple_of(self.plan.bars_per_chord) {
-            let len = (spb * self.plan.bars_per_chord) as f64;
-            let level = if part == Part::Breakdown { 0.7 } else { 0.35 };
+            let len = (self.grid.steps_per_bar * self.plan.bars_per_chord) as f64;
+            let level = if part == Part::Breakdown {
+                breakdown
+            } else {
+                level
+            };
             self.chord_hit(bar, 0, len, &PAD, level, true, 0);
         }
     }
@@ -679,11 +689,7 @@ impl Writer {
                 0.0,
             );
         }
-        if bar.is_multiple_of(self.plan.bars_per_chord) {
-            let len = (spb * self.plan.bars_per_chord) as f64;
-            let level = if part == Part::Breakdown { 0.75 } else { 0.45 };
-            self.chord_hit(bar, 0, len, &PAD, level, true, 0);
-        }
+        self.pad_on_chord_change(bar, part, 0.75, 0.45);
     }
 
     fn hip_hop(&mut self, bar: usize, part: Part) {
