@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use crate::util::{
-    RATE, click_folder, click_wav, eval_cli, eval_cli_process, fifo, latin1_cells, latin1_pair, os,
-    pcm16_wav, rows, write_tracks,
+    RATE, click_file, click_folder, click_wav, eval_cli, eval_cli_process, fifo, latin1_cells,
+    latin1_pair, os, pcm16_wav, rows, write_tracks,
 };
 
 fn analyze(args: &[&OsStr]) -> Output {
@@ -228,9 +228,7 @@ fn broken_files_are_rows_with_reasons_and_good_files_are_right() {
 fn a_file_past_its_time_limit_is_a_timeout_row() {
     // A one-nanosecond deadline has passed by the first check (opening the file alone
     // takes longer), so the row says `timeout` however fast the machine is.
-    let dir = tempfile::tempdir().unwrap();
-    let long = dir.path().join("long.wav");
-    click_wav(&long, 120.0, 20.0);
+    let (_dir, long) = click_file("long.wav", 120.0, 20.0);
     let result = analyze(&[long.as_os_str(), os("--timeout"), os("0.000000001")]);
     assert_eq!(result.status.code(), Some(1), "{result:?}");
     let rows = rows(&result.stdout);
@@ -241,9 +239,7 @@ fn a_file_past_its_time_limit_is_a_timeout_row() {
 
 #[test]
 fn explicit_files_whatever_their_name_and_usage_errors() {
-    let dir = tempfile::tempdir().unwrap();
-    let odd = dir.path().join("clicks.dat");
-    click_wav(&odd, 120.0, 6.0);
+    let (dir, odd) = click_file("clicks.dat", 120.0, 6.0);
     let result = analyze(&[odd.as_os_str(), os("--progress"), os("jsonl")]);
     assert_eq!(result.status.code(), Some(0), "{result:?}");
     assert_eq!(rows(&result.stdout)[0][9], "ok");
@@ -406,6 +402,17 @@ fn files_analysed(result: &Output) -> usize {
         .count()
 }
 
+/// Runs `args` again with `--resume`, checks that it succeeds and leaves `out` holding the
+/// `complete` bytes, and gives how many files it analysed.
+fn resume_to(args: &[&OsStr], out: &Path, complete: &[u8]) -> usize {
+    let mut resumed = args.to_vec();
+    resumed.extend([os("--resume"), os("--progress"), os("jsonl")]);
+    let result = analyze(&resumed);
+    assert_eq!(result.status.code(), Some(0), "{result:?}");
+    assert_eq!(fs::read(out).unwrap(), complete);
+    files_analysed(&result)
+}
+
 /// Runs `analyze INPUT --out OUT` and checks that it is refused with exit 2 before any
 /// row, with an error that names OUT and says `reason`.
 fn assert_out_refused(input: &Path, out: &Path, reason: &str) {
@@ -449,9 +456,7 @@ fn out_naming_an_input_is_refused_and_the_input_is_intact() {
 fn out_that_is_not_a_regular_file_is_refused() {
     use std::os::unix::fs::{FileTypeExt, symlink};
 
-    let dir = tempfile::tempdir().unwrap();
-    let song = dir.path().join("song.wav");
-    click_wav(&song, 120.0, 4.0);
+    let (dir, song) = click_file("song.wav", 120.0, 4.0);
     let fifo = fifo(&dir.path().join("fifo.csv"));
     let to_null = dir.path().join("null.csv");
     symlink("/dev/null", &to_null).unwrap();
@@ -494,9 +499,7 @@ fn out_that_is_not_a_regular_file_is_refused() {
 #[cfg(unix)]
 #[test]
 fn a_symlink_to_a_regular_file_writes_its_target() {
-    let dir = tempfile::tempdir().unwrap();
-    let song = dir.path().join("song.wav");
-    click_wav(&song, 120.0, 4.0);
+    let (dir, song) = click_file("song.wav", 120.0, 4.0);
     let direct = dir.path().join("direct.csv");
     let result = analyze(&[song.as_os_str(), os("--out"), direct.as_os_str()]);
     assert_eq!(result.status.code(), Some(0), "{result:?}");
@@ -522,9 +525,7 @@ fn a_symlink_to_a_regular_file_writes_its_target() {
 /// untouched; once the lock is free the run goes through and leaves no lock file.
 #[test]
 fn a_second_writer_on_one_out_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let song = dir.path().join("song.wav");
-    click_wav(&song, 120.0, 4.0);
+    let (dir, song) = click_file("song.wav", 120.0, 4.0);
     let out = dir.path().join("out.csv");
     fs::write(&out, "earlier rows").unwrap();
     let holder = fs::File::create(dir.path().join("out.csv.lock")).unwrap();
@@ -617,13 +618,8 @@ fn resume_after_a_row_cut_inside_a_quoted_name() {
     let complete = fs::read(&out).unwrap();
     let quoted = complete.windows(3).position(|w| w == b"b\nl").unwrap();
     fs::write(&out, &complete[..quoted + 2]).unwrap();
-    let mut resumed = args.to_vec();
-    resumed.extend([os("--resume"), os("--progress"), os("jsonl")]);
-    let result = analyze(&resumed);
-    assert_eq!(result.status.code(), Some(0), "{result:?}");
-    assert_eq!(fs::read(&out).unwrap(), complete);
     assert_eq!(
-        files_analysed(&result),
+        resume_to(&args, &out, &complete),
         1,
         "only the cut row's file is analysed again"
     );
@@ -649,10 +645,5 @@ fn latin1_names_get_distinct_cells_and_their_own_rows_on_resume() {
 
     // Keep only the 0xE8 row: the 0xE9 file must be analysed again, not given that row.
     fs::write(&out, first_rows(&complete, 1)).unwrap();
-    let mut resumed = args.to_vec();
-    resumed.extend([os("--resume"), os("--progress"), os("jsonl")]);
-    let result = analyze(&resumed);
-    assert_eq!(result.status.code(), Some(0), "{result:?}");
-    assert_eq!(fs::read(&out).unwrap(), complete);
-    assert_eq!(files_analysed(&result), 1);
+    assert_eq!(resume_to(&args, &out, &complete), 1);
 }

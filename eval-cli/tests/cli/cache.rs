@@ -13,7 +13,7 @@ use analyzer_core::AnalyzerConfig;
 use eval_cli::cache::{self, ResultCache, Stored};
 use eval_cli::record::AnalyzeRecord;
 
-use crate::util::{analyze, click_wav, eval_cli_process, fifo, s, write_tracks};
+use crate::util::{analyze, click_file, click_wav, eval_cli_process, fifo, s, write_tracks};
 
 /// `count` files of distinct content (each its own tempo), plus one too short to measure
 /// (a failure that is stored).
@@ -174,9 +174,7 @@ fn force_analyses_again_and_overwrites() {
 
 #[test]
 fn a_timeout_row_is_never_stored() {
-    let dir = tempfile::tempdir().unwrap();
-    let long = dir.path().join("long.wav");
-    click_wav(&long, 120.0, 20.0);
+    let (dir, long) = click_file("long.wav", 120.0, 20.0);
     let cache_dir = dir.path().join("cache");
     let c = s(&cache_dir);
     // A one-nanosecond deadline has passed by the first check.

@@ -789,17 +789,34 @@ fn two_settings_of_ours_are_two_estimators() {
         "--synth-seconds",
         "40",
     ];
-    let out = dir.path().join("compare");
-    eval_cli()
-        .arg("compare")
-        .args(long)
-        .args(["--workers", "1,2", "--repeat", "1", "--warmup", "0"])
-        .args(["--estimator", "sampled=ours:analysis-seconds=10,segments=2"])
-        .args(["--estimator", "ours"])
-        .arg("--out-dir")
-        .arg(&out)
-        .assert()
-        .success();
+    // `COMMAND --dataset synth (2 x 40 s) FLAGS --out-dir DIR/COMMAND`, which must succeed.
+    let run = |command: &str, flags: &[&str]| {
+        let out = dir.path().join(command);
+        eval_cli()
+            .arg(command)
+            .args(long)
+            .args(flags)
+            .arg("--out-dir")
+            .arg(&out)
+            .assert()
+            .success();
+        out
+    };
+    let out = run(
+        "compare",
+        &[
+            "--workers",
+            "1,2",
+            "--repeat",
+            "1",
+            "--warmup",
+            "0",
+            "--estimator",
+            "sampled=ours:analysis-seconds=10,segments=2",
+            "--estimator",
+            "ours",
+        ],
+    );
     let compare = read_json(&out.join("compare.json"));
     assert!(
         compare["runs"]
@@ -828,24 +845,21 @@ fn two_settings_of_ours_are_two_estimators() {
     );
 
     // evaluate: the command's flags set the base, `ours:` changes it per estimator.
-    let out = dir.path().join("evaluate");
-    eval_cli()
-        .arg("evaluate")
-        .args(long)
-        .args([
+    let out = run(
+        "evaluate",
+        &[
             "--analysis-seconds",
             "10",
             "--segments",
             "2",
             "--progress",
             "off",
-        ])
-        .args(["--estimator", "ours"])
-        .args(["--estimator", "ours:analysis-seconds=0"])
-        .arg("--out-dir")
-        .arg(&out)
-        .assert()
-        .success();
+            "--estimator",
+            "ours",
+            "--estimator",
+            "ours:analysis-seconds=0",
+        ],
+    );
     let summary = read_json(&out.join("summary.json"));
     assert_eq!(names(&summary), ["ours", "ours:analysis-seconds=0"]);
     for e in summary["estimators"].as_array().unwrap() {

@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use serde_json::Value;
 
 use crate::util::service::{
-    Events, Server, agent, delete, get, post_bytes, post_json, reply, root, run_job, submit,
+    Events, Server, delete, get, http_client, post_bytes, post_json, reply, root, run_job, submit,
 };
 use crate::util::{analyze_bytes, click_wav_bytes, csv_lines, fifo, wait_for_line, write_tracks};
 
@@ -422,7 +422,7 @@ fn a_token_file_makes_every_request_need_the_bearer_token() {
     fs::write(&token_file, "s3cret\n").unwrap();
     let server = Server::start(&root, &["--token-file", token_file.to_str().unwrap()]);
     let health = |auth: Option<&str>| {
-        let mut request = agent().get(server.url("/v1/health"));
+        let mut request = http_client().get(server.url("/v1/health"));
         if let Some(auth) = auth {
             request = request.header("Authorization", auth);
         }
@@ -954,11 +954,11 @@ impl ChromeDriver {
     fn command(&self, method: &str, path: &str, body: Value) -> Value {
         let url = format!("{}{path}", self.base);
         let response = match method {
-            "POST" => agent()
+            "POST" => http_client()
                 .post(&url)
                 .header("Content-Type", "application/json")
                 .send(body.to_string()),
-            _ => agent().delete(&url).call(),
+            _ => http_client().delete(&url).call(),
         };
         let reply = reply(response);
         let value: Value = serde_json::from_slice(&reply.body).unwrap();
@@ -983,7 +983,7 @@ struct SessionGuard<'a> {
 impl Drop for SessionGuard<'_> {
     fn drop(&mut self) {
         let url = format!("{}/session/{}", self.driver.base, self.id);
-        let _ = agent().delete(&url).call();
+        let _ = http_client().delete(&url).call();
     }
 }
 

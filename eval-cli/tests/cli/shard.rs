@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use crate::util::{
-    click_folder, click_wav, eval_cli, latin1_cells, latin1_pair, os, paths, write_tracks,
+    click_file, click_folder, click_wav, eval_cli, latin1_cells, latin1_pair, os, paths,
+    write_tracks,
 };
 
 /// `eval-cli ARGS`, run to its end.
@@ -179,9 +180,7 @@ fn merge_refuses_missing_foreign_duplicated_and_unrecorded_parts() {
 
 #[test]
 fn bad_shard_values_are_usage_errors() {
-    let dir = tempfile::tempdir().unwrap();
-    let wav = dir.path().join("a.wav");
-    click_wav(&wav, 120.0, 3.0);
+    let (dir, wav) = click_file("a.wav", 120.0, 3.0);
     let out = dir.path().join("out.csv");
     for bad in ["0/2", "3/2", "x", "1/0", "2"] {
         let result = analyze(&[&wav], &out, &["--shard", bad]);

@@ -95,6 +95,15 @@ pub fn click_wav(path: &Path, bpm: f64, seconds: f64) {
     fs::write(path, click_wav_bytes(bpm, seconds)).unwrap();
 }
 
+/// A fresh temporary folder holding one click track `name` (see [`click_wav`]), and the
+/// track's path.
+pub fn click_file(name: &str, bpm: f64, seconds: f64) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    click_wav(&path, bpm, seconds);
+    (dir, path)
+}
+
 /// Writes a click track under `lib` for each `(name, bpm, seconds)`, its folders made as
 /// needed: a FLAC where the name ends in `.flac`, a WAV otherwise. The builders of the
 /// modules' libraries choose the names, tempi and lengths their tests rely on.

@@ -98,7 +98,7 @@ impl Drop for Server {
     }
 }
 
-pub fn agent() -> ureq::Agent {
+pub fn http_client() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         // A server that stopped answering fails the test instead of hanging it.
@@ -158,12 +158,12 @@ pub fn reply(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> R
 }
 
 pub fn get(server: &Server, path: &str) -> Reply {
-    reply(agent().get(server.url(path)).call())
+    reply(http_client().get(server.url(path)).call())
 }
 
 pub fn post_json(server: &Server, path: &str, body: &str) -> Reply {
     reply(
-        agent()
+        http_client()
             .post(server.url(path))
             .header("Content-Type", "application/json")
             .send(body),
@@ -171,11 +171,11 @@ pub fn post_json(server: &Server, path: &str, body: &str) -> Reply {
 }
 
 pub fn post_bytes(server: &Server, path: &str, body: &[u8]) -> Reply {
-    reply(agent().post(server.url(path)).send(body))
+    reply(http_client().post(server.url(path)).send(body))
 }
 
 pub fn delete(server: &Server, path: &str) -> Reply {
-    reply(agent().delete(server.url(path)).call())
+    reply(http_client().delete(server.url(path)).call())
 }
 
 /// Submits a job of `paths`; returns its id.
@@ -198,7 +198,7 @@ pub struct Events {
 
 impl Events {
     pub fn open(server: &Server, id: u64) -> Self {
-        let response = agent()
+        let response = http_client()
             .get(server.url(&format!("/v1/jobs/{id}/events")))
             .call()
             .unwrap();
