@@ -39,6 +39,7 @@ mod analyzer;
 pub mod batch;
 pub mod decode;
 mod error;
+pub mod key;
 mod metrical;
 pub mod onset;
 pub mod resample;

@@ -1,0 +1,213 @@
+//! Key estimation: from the audio's pitch-class profile to one of 24 keys, a confidence
+//! and the runner-up, or a reason why the audio has no key.
+//!
+//! ```text
+//! samples at the analysis rate ─long frames, spectral peaks, overtone votes─▶ FineProfile
+//!   ─tuning, fold to 12─▶ chroma ─correlate with 24 rotated key profiles─▶ KeyEstimate
+//! ```
+//!
+//! The chroma is gathered from the same decoded stretches as the tempo (the sampled
+//! segments, or the whole file), so key costs one more FFT every 0.37 s of audio and no
+//! second decode. The decision is the Krumhansl-Schmuckler method: Pearson correlation of
+//! the chroma with a key profile rotated to each tonic, the best of 24 wins.
+
+mod chroma;
+mod name;
+mod profiles;
+
+pub use chroma::{ChromaPlan, ChromaTracker, FINE_BINS, FineProfile};
+pub use name::{Key, KeyParseError, KeyRelation, Mode, PITCH_NAMES};
+pub use profiles::KeyProfile;
+
+/// The profile the analyzer uses, chosen on the development sets (docs/key.md).
+pub const DEFAULT_PROFILE: KeyProfile = KeyProfile::Temperley;
+
+/// A frame votes only if it holds a narrow peak; below this share of voiced frames the
+/// audio is mostly silence, noise or drums.
+const MIN_VOICED_SHARE: f64 = 0.2;
+/// Below this correlation with the best key profile the chroma fits no key: flat (noise,
+/// a sweep) or a single pitch class (a drone, a tuned drum).
+const MIN_KEY_CORRELATION: f64 = 0.5;
+/// The softmax temperature that turns the 24 correlations into the confidence.
+const CONFIDENCE_TEMPERATURE: f64 = 0.05;
+
+/// The key of a piece of audio.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KeyEstimate {
+    /// The best key.
+    pub key: Key,
+    /// 0..1: the best key's share of a softmax over the 24 keys' profile correlations.
+    pub confidence: f64,
+    /// The runner-up key (often the relative, parallel or a fifth away).
+    pub alternative: Key,
+    /// The best key's correlation with its profile (-1..1): how well the audio fits a key.
+    pub correlation: f64,
+}
+
+/// Why audio has no key: it gets an empty key, not a guess.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no key: {reason}")]
+pub struct NoKey {
+    /// What the audio lacked.
+    pub reason: String,
+}
+
+/// What the key stage found in one file: a key, or why there is none.
+pub type KeyResult = std::result::Result<KeyEstimate, NoKey>;
+
+/// Reads a key from a pitch-class profile with one key profile.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KeyEstimator {
+    profile: KeyProfile,
+}
+
+impl Default for KeyEstimator {
+    fn default() -> Self {
+        KeyEstimator::new(DEFAULT_PROFILE)
+    }
+}
+
+impl KeyEstimator {
+    /// An estimator that matches chroma against `profile`.
+    pub fn new(profile: KeyProfile) -> Self {
+        KeyEstimator { profile }
+    }
+
+    /// The key profile it matches against.
+    pub fn profile(&self) -> KeyProfile {
+        self.profile
+    }
+
+    /// The key of the votes in `fine`, or why there is none.
+    pub fn estimate(&self, fine: &FineProfile) -> KeyResult {
+        if fine.frames == 0 {
+            return Err(NoKey {
+                reason: "too little audio for a key".into(),
+            });
+        }
+        let voiced = fine.voiced_frames as f64 / fine.frames as f64;
+        if voiced < MIN_VOICED_SHARE {
+            return Err(NoKey {
+                reason: format!(
+                    "no pitched sound in {:.0} % of the audio",
+                    (1.0 - voiced) * 100.0
+                ),
+            });
+        }
+        let chroma = fine.chroma();
+        let scores = self.correlations(&chroma);
+        let mut ranked: Vec<(Key, f64)> = scores.to_vec();
+        // Best first; ties go to the key listed first, so the result never depends on the
+        // sort's internals.
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let (key, correlation) = ranked[0];
+        if !(correlation >= MIN_KEY_CORRELATION) {
+            return Err(NoKey {
+                reason: format!("the pitch classes fit no key (best correlation {correlation:.2})"),
+            });
+        }
+        let weights: f64 = ranked
+            .iter()
+            .map(|(_, r)| ((r - correlation) / CONFIDENCE_TEMPERATURE).exp())
+            .sum();
+        Ok(KeyEstimate {
+            key,
+            confidence: 1.0 / weights,
+            alternative: ranked[1].0,
+            correlation,
+        })
+    }
+
+    /// Pearson correlation of `chroma` with the profile rotated to each of the 24 keys, in
+    /// [`Key::all`] order.
+    pub fn correlations(&self, chroma: &[f64; 12]) -> [(Key, f64); 24] {
+        let mut out = [(Key::new(0, Mode::Major), 0.0); 24];
+        for (slot, key) in out.iter_mut().zip(Key::all()) {
+            let template = self.profile.weights(key.mode());
+            let rotated: [f64; 12] =
+                std::array::from_fn(|i| template[(i + 12 - key.tonic() as usize) % 12]);
+            *slot = (key, pearson(chroma, &rotated));
+        }
+        out
+    }
+}
+
+/// Pearson correlation of two 12-vectors; 0 when either is constant.
+fn pearson(a: &[f64; 12], b: &[f64; 12]) -> f64 {
+    let mean_a = a.iter().sum::<f64>() / 12.0;
+    let mean_b = b.iter().sum::<f64>() / 12.0;
+    let (mut cov, mut var_a, mut var_b) = (0.0, 0.0, 0.0);
+    for (x, y) in a.iter().zip(b) {
+        cov += (x - mean_a) * (y - mean_b);
+        var_a += (x - mean_a) * (x - mean_a);
+        var_b += (y - mean_b) * (y - mean_b);
+    }
+    if var_a <= 0.0 || var_b <= 0.0 {
+        return 0.0;
+    }
+    cov / (var_a * var_b).sqrt()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fine_from_chroma(chroma: [f64; 12]) -> FineProfile {
+        let mut fine = FineProfile {
+            frames: 10,
+            voiced_frames: 10,
+            ..FineProfile::default()
+        };
+        for (pitch, value) in chroma.iter().enumerate() {
+            fine.bins[pitch * 10] = *value;
+        }
+        fine
+    }
+
+    #[test]
+    fn a_scale_reads_as_its_key_in_every_transposition() {
+        // Tonic, fifth and third strongest, the rest of the scale weaker: a melody's notes.
+        let c_major = [5.0, 0.0, 2.0, 0.0, 3.0, 2.0, 0.0, 4.0, 0.0, 2.0, 0.0, 1.5];
+        let a_minor = [2.0, 0.0, 1.5, 0.0, 4.0, 2.0, 0.0, 1.0, 0.5, 5.0, 0.0, 2.0];
+        for profile in KeyProfile::ALL {
+            let estimator = KeyEstimator::new(profile);
+            for shift in 0..12 {
+                for (chroma, tonic, mode) in [(c_major, 0, Mode::Major), (a_minor, 9, Mode::Minor)]
+                {
+                    let rotated = std::array::from_fn(|i| chroma[(i + 12 - shift) % 12]);
+                    let estimate = estimator.estimate(&fine_from_chroma(rotated)).unwrap();
+                    let want = Key::new(tonic + shift as u8, mode);
+                    assert_eq!(estimate.key, want, "{profile:?} shift {shift}");
+                    assert!(estimate.confidence > 0.0 && estimate.confidence <= 1.0);
+                    assert_ne!(estimate.alternative, want);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn flat_or_single_pitch_chroma_has_no_key() {
+        let estimator = KeyEstimator::default();
+        let flat = estimator
+            .estimate(&fine_from_chroma([1.0; 12]))
+            .unwrap_err();
+        assert!(flat.reason.contains("fit no key"), "{flat}");
+        let mut drone = [0.0; 12];
+        drone[4] = 1.0;
+        let drone = estimator.estimate(&fine_from_chroma(drone)).unwrap_err();
+        assert!(drone.reason.contains("fit no key"), "{drone}");
+    }
+
+    #[test]
+    fn unvoiced_audio_has_no_key() {
+        let mut fine =
+            fine_from_chroma([5.0, 0.0, 2.0, 0.0, 3.0, 2.0, 0.0, 4.0, 0.0, 2.0, 0.0, 1.0]);
+        fine.voiced_frames = 1;
+        let err = KeyEstimator::default().estimate(&fine).unwrap_err();
+        assert!(err.reason.contains("no pitched sound"), "{err}");
+        let empty = KeyEstimator::default()
+            .estimate(&FineProfile::default())
+            .unwrap_err();
+        assert!(empty.reason.contains("too little audio"), "{empty}");
+    }
+}

@@ -1,0 +1,316 @@
+//! A musical key as a value: one of 24 (12 tonics x major/minor), how it is written
+//! (`A minor`, sharps only), its Camelot code (`8A`) and how two keys relate (the MIREX
+//! classes: same, fifth, relative, parallel).
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Pitch-class names, sharps only, C = 0.
+pub const PITCH_NAMES: [&str; 12] = [
+    "C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B",
+];
+
+/// Major or minor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Mode {
+    /// Major (Ionian).
+    Major,
+    /// Natural/harmonic minor (Aeolian).
+    Minor,
+}
+
+impl Mode {
+    /// `major` or `minor`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Major => "major",
+            Mode::Minor => "minor",
+        }
+    }
+}
+
+/// One of the 24 keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key {
+    /// Pitch class of the tonic, 0 (C) to 11 (B).
+    tonic: u8,
+    /// Major or minor.
+    mode: Mode,
+}
+
+/// How an estimated key relates to the true one: the classes MIREX scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KeyRelation {
+    /// The same key.
+    Same,
+    /// Same mode, tonic a perfect fifth above the truth (G major for C major).
+    FifthAbove,
+    /// Same mode, tonic a perfect fifth below the truth (F major for C major).
+    FifthBelow,
+    /// The relative key (A minor for C major, C major for A minor).
+    Relative,
+    /// The same tonic in the other mode (C minor for C major).
+    Parallel,
+    /// Anything else.
+    Other,
+}
+
+impl KeyRelation {
+    /// Every relation, in the order reports list them.
+    pub const ALL: [KeyRelation; 6] = [
+        KeyRelation::Same,
+        KeyRelation::FifthAbove,
+        KeyRelation::FifthBelow,
+        KeyRelation::Relative,
+        KeyRelation::Parallel,
+        KeyRelation::Other,
+    ];
+
+    /// A short name for tables and CSV: `same`, `fifth_above`, `fifth_below`, `relative`,
+    /// `parallel`, `other`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyRelation::Same => "same",
+            KeyRelation::FifthAbove => "fifth_above",
+            KeyRelation::FifthBelow => "fifth_below",
+            KeyRelation::Relative => "relative",
+            KeyRelation::Parallel => "parallel",
+            KeyRelation::Other => "other",
+        }
+    }
+}
+
+impl Key {
+    /// The key on `tonic` (a pitch class, taken modulo 12) in `mode`.
+    pub fn new(tonic: u8, mode: Mode) -> Key {
+        Key {
+            tonic: tonic % 12,
+            mode,
+        }
+    }
+
+    /// All 24 keys: the 12 major keys from C, then the 12 minor ones from C.
+    pub fn all() -> impl Iterator<Item = Key> {
+        [Mode::Major, Mode::Minor]
+            .into_iter()
+            .flat_map(|mode| (0..12).map(move |tonic| Key::new(tonic, mode)))
+    }
+
+    /// Pitch class of the tonic, 0 (C) to 11 (B).
+    pub fn tonic(self) -> u8 {
+        self.tonic
+    }
+
+    /// Major or minor.
+    pub fn mode(self) -> Mode {
+        self.mode
+    }
+
+    /// The tonic's name, sharps only (`C#`, never `Db`).
+    pub fn tonic_name(self) -> &'static str {
+        PITCH_NAMES[self.tonic as usize]
+    }
+
+    /// The Camelot wheel code DJ software shows: the hour (1-12) on the circle of fifths
+    /// and `B` for major, `A` for minor; C major is `8B`, A minor `8A`, G major `9B`.
+    pub fn camelot(self) -> String {
+        // The relative major shares the minor key's hour.
+        let major_tonic = match self.mode {
+            Mode::Major => self.tonic,
+            Mode::Minor => (self.tonic + 3) % 12,
+        };
+        let fifths = (major_tonic as u32 * 7) % 12;
+        let hour = (fifths + 7) % 12 + 1;
+        let letter = match self.mode {
+            Mode::Major => 'B',
+            Mode::Minor => 'A',
+        };
+        format!("{hour}{letter}")
+    }
+
+    /// How this estimate relates to `truth`.
+    pub fn relation_to(self, truth: Key) -> KeyRelation {
+        let up = (self.tonic + 12 - truth.tonic) % 12;
+        match (self.mode == truth.mode, up) {
+            (true, 0) => KeyRelation::Same,
+            (true, 7) => KeyRelation::FifthAbove,
+            (true, 5) => KeyRelation::FifthBelow,
+            (false, 0) => KeyRelation::Parallel,
+            // A minor is 9 semitones above C major; C major 3 above A minor.
+            (false, 9) if truth.mode == Mode::Major => KeyRelation::Relative,
+            (false, 3) if truth.mode == Mode::Minor => KeyRelation::Relative,
+            _ => KeyRelation::Other,
+        }
+    }
+}
+
+impl fmt::Display for Key {
+    /// `A minor`, `C# major`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.tonic_name(), self.mode.as_str())
+    }
+}
+
+/// Why a text is not a key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a key: {text:?} (expected e.g. `A minor`, `C#m`, `Dbm`, `Bb major` or `8A`)")]
+pub struct KeyParseError {
+    text: String,
+}
+
+impl FromStr for Key {
+    type Err = KeyParseError;
+
+    /// Reads the ways tools write a key: `A minor`, `a minor`, `Am`, `A min`, `Amin`,
+    /// `C# major`, `C#`, `Db`, `Dbm`, `D♭ minor`, `Bb:maj`, `C:min` (mir_eval), and Camelot
+    /// codes `8A` / `8B`. A tonic alone is major.
+    fn from_str(text: &str) -> Result<Key, KeyParseError> {
+        let fail = || KeyParseError {
+            text: text.to_string(),
+        };
+        let trimmed = text.trim();
+        if let Some(key) = parse_camelot(trimmed) {
+            return Ok(key);
+        }
+        let mut chars = trimmed.chars().peekable();
+        let letter = chars.next().ok_or_else(fail)?;
+        let natural: u8 = match letter.to_ascii_uppercase() {
+            'C' => 0,
+            'D' => 2,
+            'E' => 4,
+            'F' => 5,
+            'G' => 7,
+            'A' => 9,
+            'B' => 11,
+            _ => return Err(fail()),
+        };
+        let mut tonic = natural + 12;
+        while let Some(&c) = chars.peek() {
+            match c {
+                '#' | '♯' => tonic += 1,
+                'b' | '♭' => tonic -= 1,
+                _ => break,
+            }
+            chars.next();
+        }
+        let rest: String = chars.collect();
+        let rest = rest
+            .trim()
+            .trim_start_matches(':')
+            .trim()
+            .to_ascii_lowercase();
+        let mode = match rest.as_str() {
+            "" | "maj" | "major" | "dur" => Mode::Major,
+            "m" | "min" | "minor" | "moll" => Mode::Minor,
+            _ => return Err(fail()),
+        };
+        Ok(Key::new(tonic % 12, mode))
+    }
+}
+
+/// `8A`, `12B`: the Camelot hour and letter.
+fn parse_camelot(text: &str) -> Option<Key> {
+    let letter = text.chars().last()?;
+    let mode = match letter.to_ascii_uppercase() {
+        'A' => Mode::Minor,
+        'B' => Mode::Major,
+        _ => return None,
+    };
+    let hour: u32 = text[..text.len() - 1].parse().ok()?;
+    if !(1..=12).contains(&hour) {
+        return None;
+    }
+    // Inverse of `camelot`: hour -> position on the circle of fifths -> major tonic.
+    let fifths = (hour + 12 - 1 + 12 - 7) % 12;
+    let major_tonic = ((fifths * 7) % 12) as u8;
+    Some(match mode {
+        Mode::Major => Key::new(major_tonic, Mode::Major),
+        Mode::Minor => Key::new(major_tonic + 9, Mode::Minor),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(text: &str) -> Key {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn names_use_sharps_and_round_trip() {
+        for k in Key::all() {
+            assert_eq!(key(&k.to_string()), k);
+            assert_eq!(key(&k.camelot()), k, "{k} {}", k.camelot());
+        }
+        assert_eq!(Key::all().count(), 24);
+        assert_eq!(Key::new(1, Mode::Minor).to_string(), "C# minor");
+    }
+
+    #[test]
+    fn camelot_codes_match_the_wheel() {
+        for (name, code) in [
+            ("C major", "8B"),
+            ("A minor", "8A"),
+            ("G major", "9B"),
+            ("E minor", "9A"),
+            ("F major", "7B"),
+            ("B major", "1B"),
+            ("G# minor", "1A"),
+            ("F# major", "2B"),
+            ("D# minor", "2A"),
+            ("A# major", "6B"),
+            ("E major", "12B"),
+            ("C# minor", "12A"),
+        ] {
+            assert_eq!(key(name).camelot(), code, "{name}");
+        }
+    }
+
+    #[test]
+    fn tool_spellings_are_read() {
+        for (text, name) in [
+            ("Dbm", "C# minor"),
+            ("Bb major", "A# major"),
+            ("bb:min", "A# minor"),
+            ("C:maj", "C major"),
+            ("F#", "F# major"),
+            ("E♭ minor", "D# minor"),
+            ("Cb", "B major"),
+            ("B#m", "C minor"),
+            ("  a min ", "A minor"),
+            ("12A", "C# minor"),
+            ("1B", "B major"),
+        ] {
+            assert_eq!(key(text).to_string(), name, "{text}");
+        }
+        for bad in ["", "H", "13A", "0B", "C dorian", "X", "Cmm"] {
+            assert!(bad.parse::<Key>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn relations_are_the_mirex_classes() {
+        for (estimate, truth, relation) in [
+            ("C major", "C major", KeyRelation::Same),
+            ("G major", "C major", KeyRelation::FifthAbove),
+            ("F major", "C major", KeyRelation::FifthBelow),
+            ("E minor", "A minor", KeyRelation::FifthAbove),
+            ("D minor", "A minor", KeyRelation::FifthBelow),
+            ("A minor", "C major", KeyRelation::Relative),
+            ("C major", "A minor", KeyRelation::Relative),
+            ("C minor", "C major", KeyRelation::Parallel),
+            ("A major", "A minor", KeyRelation::Parallel),
+            ("E minor", "C major", KeyRelation::Other),
+            ("D# major", "C minor", KeyRelation::Relative),
+            ("C major", "D# minor", KeyRelation::Other),
+            ("G minor", "C major", KeyRelation::Other),
+        ] {
+            assert_eq!(
+                key(estimate).relation_to(key(truth)),
+                relation,
+                "{estimate} for {truth}"
+            );
+        }
+    }
+}
