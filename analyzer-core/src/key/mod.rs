@@ -101,7 +101,7 @@ impl KeyEstimator {
         // sort's internals.
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
         let (key, correlation) = ranked[0];
-        if !(correlation >= MIN_KEY_CORRELATION) {
+        if correlation.is_nan() || correlation < MIN_KEY_CORRELATION {
             return Err(NoKey {
                 reason: format!("the pitch classes fit no key (best correlation {correlation:.2})"),
             });
