@@ -307,6 +307,17 @@ impl Analyzer {
         &self.tempo
     }
 
+    /// The key's front end (`None` when the key is not asked for), for callers that run the
+    /// stages one by one (benchmarks).
+    pub fn chroma_plan(&self) -> Option<&ChromaPlan> {
+        self.chroma.as_ref()
+    }
+
+    /// The key's decision, for callers that run the stages one by one (benchmarks).
+    pub fn key_estimator(&self) -> &KeyEstimator {
+        &self.key
+    }
+
     /// Analyses one file, streaming: memory does not grow with its length beyond the
     /// envelope (three f32 per frame at 86 frames/s: about 1 kB per second of audio).
     ///

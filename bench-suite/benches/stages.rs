@@ -12,7 +12,10 @@
 //! - `resample`: 44.1 kHz mono to the analysis rate;
 //! - `onset_envelope`: STFT and spectral flux at the analysis rate;
 //! - `tempo`: the tempo estimator on the envelope;
-//! - `analyze_file/FORMAT`: one whole file, end to end (decode + analysis);
+//! - `key/chroma_RATE`: the key's pitch-class votes at the analysis rate; `key/estimate`:
+//!   the key from them;
+//! - `analyze_file/FORMAT`: one whole file, end to end (decode + tempo and key); and
+//!   `analyze_file/wav_tempo_only` without the key;
 //! - `batch/workers=N`: 8 FLAC files through the real batch runner (`analyzer_core::batch`,
 //!   costliest first): the sequential path for N = 1, a pool of exactly N threads for the
 //!   available cores.
@@ -137,8 +140,36 @@ fn stages(c: &mut Criterion) {
     });
     group.finish();
 
+    let plan = analyzer.chroma_plan().expect("the key is on by default");
+    let chroma = |samples: &[f32]| {
+        let mut tracker = plan.tracker();
+        tracker.push(samples);
+        tracker.finish()
+    };
+    let mut group = c.benchmark_group("key");
+    configure(&mut group, inputs.seconds);
+    group.bench_function(format!("chroma_{rate}"), |b| {
+        b.iter(|| chroma(black_box(&at_analysis_rate)))
+    });
+    let votes = chroma(&at_analysis_rate);
+    group.bench_function("estimate", |b| {
+        b.iter(|| analyzer.key_estimator().estimate(black_box(&votes)))
+    });
+    group.finish();
+
+    let tempo_only = Analyzer::new(AnalyzerConfig::default().with_key(false))
+        .expect("the default configuration is valid");
     let mut group = c.benchmark_group("analyze_file");
     configure(&mut group, inputs.seconds);
+    if let Some(path) = inputs.file(Format::Wav) {
+        group.bench_function("wav_tempo_only", |b| {
+            b.iter(|| {
+                tempo_only
+                    .analyze_file(black_box(path), &stop)
+                    .expect("analyses")
+            })
+        });
+    }
     for format in Format::ALL {
         let Some(path) = inputs.file(format) else {
             continue;
