@@ -308,7 +308,7 @@ pub fn accuracy_sections(
     let scatter = charts::EstimateScatter {
         points: rows
             .iter()
-            .filter_map(|r| r.est_bpm.map(|e| (r.truth_bpm, e, r.class)))
+            .filter_map(|r| Some((r.truth_bpm?, r.est_bpm?, r.class)))
             .collect(),
     };
     let classes = charts::ClassCounts {
@@ -383,7 +383,7 @@ pub fn accuracy_sections(
         .map(|r| {
             vec![
                 r.file.clone(),
-                r.truth_bpm.to_string(),
+                r.truth_bpm.map_or(String::new(), |b| b.to_string()),
                 r.est_bpm.map_or(String::new(), |b| format!("{b:.2}")),
                 r.class.as_str().to_string(),
                 r.error.clone(),
