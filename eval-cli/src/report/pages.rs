@@ -8,6 +8,7 @@
 use std::path::Path;
 
 use super::html::{self, Page};
+use super::key_page::{key_headline, key_sections};
 use super::model::{CompareReport, Outcome};
 use super::{EstimatorCost, LengthAccuracy, Row, Summary, Timings, charts};
 use crate::metrics::{self, ErrorClass, Latency};
@@ -219,7 +220,11 @@ pub fn compare_page(dir: &Path, run: CompareRun) -> anyhow::Result<Page> {
             format!("{:.1}x", s.projected_speedup_8),
         ));
     }
-    headline.extend(accuracy_headline(run.summary).into_iter().skip(1));
+    headline.extend(
+        accuracy_headline(run.summary)
+            .into_iter()
+            .filter(|(name, _)| name != "files"),
+    );
     Ok(html::Page {
         title: format!("Tempo compare: {}", compare.dataset),
         headline,
@@ -297,13 +302,43 @@ pub fn estimators_section(dir: &Path, costs: &[EstimatorCost]) -> anyhow::Result
     Ok(("Estimators side by side".to_string(), html))
 }
 
-/// The accuracy charts (written into `dir`) and tables of a run, as report sections.
+/// The accuracy charts (written into `dir`) and tables of a run, as report sections: the
+/// tempo ones over the files with a true tempo (none when no file has one but some have a
+/// true key), then the key ones when some file has a true key.
 pub fn accuracy_sections(
     dir: &Path,
     summary: &Summary,
     rows: &[Row],
 ) -> anyhow::Result<Vec<(String, String)>> {
+    let mut sections = tempo_sections(dir, summary, rows)?;
+    if let Some(key) = &summary.key {
+        sections.extend(key_sections(dir, key, rows)?);
+    }
+    Ok(sections)
+}
+
+/// Whether a run has tempo figures to show: some file has a true tempo, or (as before key
+/// existed) no file has any truth at all.
+fn shows_tempo(summary: &Summary) -> bool {
+    summary.n > 0 || summary.key.is_none()
+}
+
+/// The tempo charts and tables of [`accuracy_sections`].
+fn tempo_sections(
+    dir: &Path,
+    summary: &Summary,
+    all_rows: &[Row],
+) -> anyhow::Result<Vec<(String, String)>> {
     let mut sections = Vec::new();
+    if !shows_tempo(summary) {
+        return Ok(sections);
+    }
+    let tempo_rows: Vec<Row> = all_rows
+        .iter()
+        .filter(|r| r.truth_bpm.is_some())
+        .cloned()
+        .collect();
+    let rows = tempo_rows.as_slice();
 
     let scatter = charts::EstimateScatter {
         points: rows
@@ -524,12 +559,19 @@ fn reliability_section(
     )))
 }
 
-/// Headline tiles for a summary.
+/// Headline tiles for a summary: tempo, then key when the dataset has key truth.
 pub fn accuracy_headline(summary: &Summary) -> Vec<(String, String)> {
-    vec![
-        ("files".into(), summary.n.to_string()),
-        ("Accuracy1".into(), pct(summary.acc1)),
-        ("Accuracy2".into(), pct(summary.acc2)),
-        ("failed".into(), summary.failed.to_string()),
-    ]
+    let mut tiles = Vec::new();
+    if shows_tempo(summary) {
+        tiles.extend([
+            ("files".into(), summary.n.to_string()),
+            ("Accuracy1".into(), pct(summary.acc1)),
+            ("Accuracy2".into(), pct(summary.acc2)),
+            ("failed".into(), summary.failed.to_string()),
+        ]);
+    }
+    if let Some(key) = &summary.key {
+        tiles.extend(key_headline(key));
+    }
+    tiles
 }

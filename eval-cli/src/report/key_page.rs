@@ -1,0 +1,145 @@
+//! The key sections of the `evaluate` and `compare` pages: the chart of relations between
+//! estimated and true keys, the scores both ways, and the breakdowns (by `source`, by
+//! length...), shown only when the dataset has key truth.
+
+use std::path::Path;
+
+use analyzer_core::key::KeyRelation;
+
+use super::html;
+use super::key::KeySummary;
+use super::pages::pct;
+use super::{Row, charts, ordered_keys};
+use crate::key_metrics::{self, KeyScore, Weighting};
+
+/// The cells of a key score in the tables: files, both weighted scores, accuracy, missing.
+fn score_cells(s: &KeyScore) -> [String; 5] {
+    [
+        s.n.to_string(),
+        format!("{:.3}", s.weighted),
+        format!("{:.3}", s.weighted_mir_eval),
+        pct(s.accuracy),
+        s.missing.to_string(),
+    ]
+}
+
+/// The headers over [`score_cells`].
+const SCORE_HEADERS: [&str; 5] = [
+    "files",
+    "weighted (MIREX)",
+    "weighted (mir_eval)",
+    "accuracy",
+    "no key",
+];
+
+/// The key sections of a page; their chart is written into `dir`.
+pub fn key_sections(
+    dir: &Path,
+    key: &KeySummary,
+    rows: &[Row],
+) -> anyhow::Result<Vec<(String, String)>> {
+    let mut counts: Vec<(&'static str, usize)> = KeyRelation::ALL
+        .iter()
+        .map(|r| {
+            (
+                r.as_str(),
+                key.relations.get(r.as_str()).copied().unwrap_or(0),
+            )
+        })
+        .collect();
+    counts.push(("missing", key.score.missing));
+    let chart = charts::KeyRelationCounts { counts };
+    let relation_rows: Vec<Vec<String>> = KeyRelation::ALL
+        .iter()
+        .map(|&r| {
+            let files = key.relations.get(r.as_str()).copied().unwrap_or(0);
+            vec![
+                r.as_str().to_string(),
+                files.to_string(),
+                pct(crate::metrics::fraction(files, key.score.n)),
+                format!("{:.1}", Weighting::Mirex.score(Some(r))),
+                format!("{:.1}", Weighting::MirEval.score(Some(r))),
+            ]
+        })
+        .chain([vec![
+            "no key".to_string(),
+            key.score.missing.to_string(),
+            pct(crate::metrics::fraction(key.score.missing, key.score.n)),
+            "0.0".into(),
+            "0.0".into(),
+        ]])
+        .collect();
+    let mut scores = format!(
+        "{}{}{}<p>The weighted score credits the same key 1, a fifth 0.5, the relative \
+         0.3 and the parallel key 0.2. MIREX (since 2017) credits a fifth either way; \
+         mir_eval 0.8.2 only the fifth above the true key. A file with no key estimate \
+         scores 0 in both.</p>",
+        html::figure(
+            &crate::report::charts::save(dir, &chart)?,
+            "Files by how the estimated key relates to the true one (green: same; orange: \
+             a fifth; purple: relative or parallel; red: other; grey: no estimate).",
+        ),
+        html::table(&SCORE_HEADERS, &[score_cells(&key.score).to_vec()]),
+        html::table(
+            &[
+                "relation",
+                "files",
+                "share",
+                "weight (MIREX)",
+                "weight (mir_eval)",
+            ],
+            &relation_rows,
+        ),
+    );
+    for (column, groups) in &key.by {
+        let table_rows: Vec<Vec<String>> = ordered_keys(column, groups)
+            .into_iter()
+            .map(|value| {
+                std::iter::once(value.clone())
+                    .chain(score_cells(&groups[value]))
+                    .collect()
+            })
+            .collect();
+        let headers: Vec<&str> = std::iter::once(column.as_str())
+            .chain(SCORE_HEADERS)
+            .collect();
+        scores.push_str(&format!("<h3>Key by {}</h3>", html::escape(column)));
+        scores.push_str(&html::table(&headers, &table_rows));
+    }
+    let mut sections = vec![("Key".to_string(), scores)];
+    let wrong: Vec<Vec<String>> = rows
+        .iter()
+        .filter_map(|r| {
+            let truth = r.truth_key?;
+            let relation = key_metrics::relation(r.est_key, truth);
+            (relation != Some(KeyRelation::Same)).then(|| {
+                vec![
+                    r.file.clone(),
+                    truth.to_string(),
+                    r.est_key.map_or(String::new(), |k| k.to_string()),
+                    relation.map_or("missing", KeyRelation::as_str).to_string(),
+                    r.error.clone(),
+                ]
+            })
+        })
+        .collect();
+    if !wrong.is_empty() {
+        sections.push((
+            "Files not in their true key".to_string(),
+            html::table(
+                &["file", "true key", "estimated", "relation", "error"],
+                &wrong,
+            ),
+        ));
+    }
+    Ok(sections)
+}
+
+/// Headline tiles for the key scores.
+pub fn key_headline(key: &KeySummary) -> Vec<(String, String)> {
+    vec![
+        ("key files".into(), key.score.n.to_string()),
+        ("key weighted".into(), format!("{:.3}", key.score.weighted)),
+        ("key accuracy".into(), pct(key.score.accuracy)),
+    ]
+}
