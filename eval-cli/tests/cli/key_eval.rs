@@ -1,0 +1,335 @@
+//! Key scored like tempo, end to end: manifests with `key` (with or without `bpm`), key
+//! estimates from `csv:` predictions and from a `cmd:` tool, the key columns of
+//! results.csv, the `key` object of summary.json, the report's key section, `compare`
+//! carrying keys through its child runs, and `check`'s key thresholds. The estimators
+//! here give known answers, so nothing depends on how well the analyzer reads keys.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::util::{click_wav, eval_cli, s};
+
+/// Writes a 2-s click track for each name into `dir`.
+fn tracks(dir: &Path, names: &[&str]) {
+    for name in names {
+        click_wav(&dir.join(name), 120.0, 2.0);
+    }
+}
+
+/// Every line of a results.csv, the header first, as cells.
+fn results(path: &Path) -> Vec<Vec<String>> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_path(path)
+        .unwrap()
+        .records()
+        .map(|r| r.unwrap().iter().map(String::from).collect())
+        .collect()
+}
+
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
+}
+
+fn close(value: &serde_json::Value, want: f64) -> bool {
+    value.as_f64().is_some_and(|v| (v - want).abs() < 1e-9)
+}
+
+/// `eval-cli evaluate` of `dataset` with `estimator` into `out`.
+fn evaluate(dataset: &Path, estimator: &str, out: &Path) -> std::process::Output {
+    eval_cli()
+        .args(["evaluate", "--progress", "off", "--dataset"])
+        .arg(dataset)
+        .args(["--estimator", estimator, "--out-dir"])
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+/// `eval-cli check` of `report` against thresholds `toml`.
+fn check(report: &Path, toml: &str) -> std::process::Output {
+    let thresholds = report.join("thresholds.toml");
+    fs::write(&thresholds, toml).unwrap();
+    eval_cli()
+        .args(["check", "--report"])
+        .arg(report)
+        .arg("--thresholds")
+        .arg(&thresholds)
+        .output()
+        .unwrap()
+}
+
+/// A dataset of five tracks: two with a true tempo, four with a true key, from two
+/// sources and two lengths; and predictions for them (one file has none).
+fn mixed_set(dir: &Path) -> (PathBuf, PathBuf) {
+    tracks(dir, &["a.wav", "b.wav", "c.wav", "d.wav", "e.wav"]);
+    let manifest = dir.join("manifest.csv");
+    fs::write(
+        &manifest,
+        "file,bpm,key,source,seconds\n\
+         a.wav,120,C major,x,8\n\
+         b.wav,,C major,x,30\n\
+         c.wav,,A minor,y,8\n\
+         d.wav,,A minor,y,30\n\
+         e.wav,90,,y,8\n",
+    )
+    .unwrap();
+    let predictions = dir.join("predictions.csv");
+    fs::write(
+        &predictions,
+        "file,bpm,key\n\
+         a.wav,120,C major\n\
+         b.wav,,F major\n\
+         c.wav,,\n\
+         d.wav,,C major\n\
+         e.wav,90,\n",
+    )
+    .unwrap();
+    (manifest, predictions)
+}
+
+#[test]
+fn evaluate_scores_keys_of_predictions_both_ways_and_check_gates_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (manifest, predictions) = mixed_set(dir.path());
+    let out = dir.path().join("report");
+    let run = evaluate(&manifest, &format!("csv:{}", s(&predictions)), &out);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+
+    let table = results(&out.join("results.csv"));
+    assert_eq!(
+        table[0][9..],
+        ["key_truth", "key", "key_relation"].map(String::from)
+    );
+    let keys: Vec<[&str; 3]> = table[1..]
+        .iter()
+        .map(|r| [r[9].as_str(), r[10].as_str(), r[11].as_str()])
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ["C major", "C major", "same"],
+            ["C major", "F major", "fifth_below"],
+            ["A minor", "", "missing"],
+            ["A minor", "C major", "relative"],
+            ["", "", ""],
+        ]
+    );
+    // A file without tempo truth has empty tempo cells; one with it is scored as before.
+    assert_eq!(table[2][1..7], ["", "", "", "", "", ""].map(String::from));
+    assert_eq!(
+        table[5][..7],
+        ["e.wav", "90", "90.00", "", "1", "1", "ok"].map(String::from)
+    );
+
+    let summary = read_json(&out.join("summary.json"));
+    // Tempo over the two files with a true tempo.
+    assert_eq!(
+        (summary["n"].as_u64(), summary["acc1"].as_f64()),
+        (Some(2), Some(1.0))
+    );
+    let key = &summary["key"];
+    assert_eq!(
+        (key["n"].as_u64(), key["missing"].as_u64()),
+        (Some(4), Some(1))
+    );
+    // (1 + 0.5 + 0 + 0.3) / 4 with MIREX; mir_eval gives the fifth below nothing.
+    assert!(close(&key["weighted"], 0.45), "{key}");
+    assert!(close(&key["weighted_mir_eval"], 0.325), "{key}");
+    assert!(close(&key["accuracy"], 0.25), "{key}");
+    assert_eq!(key["relations"]["fifth_below"], 1);
+    assert_eq!(key["relations"]["fifth_above"], 0);
+    assert!(close(&key["by"]["source"]["x"]["weighted"], 0.75), "{key}");
+    assert_eq!(key["by"]["source"]["y"]["missing"], 1);
+    assert_eq!(key["by_seconds"][0]["seconds"], 8.0);
+    assert_eq!(key["by_seconds"][1]["n"], 2);
+    assert!(close(&summary["estimators"][0]["key"]["weighted"], 0.45));
+
+    let html = fs::read_to_string(out.join("report.html")).unwrap();
+    for needle in [
+        "<h2>Key</h2>",
+        "<h3>Key by source</h3>",
+        "Files not in their true key",
+    ] {
+        assert!(html.contains(needle), "no {needle:?} in the report");
+    }
+    assert!(out.join("key_relations.svg").is_file());
+    assert!(out.join("key_relations.png").is_file());
+
+    let pass = check(&out, "min_key_weighted = 0.45\nmin_acc1 = 1.0\n");
+    assert_eq!(
+        pass.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&pass.stdout)
+    );
+    let fail = check(&out, "min_key_weighted = 0.4\nmin_key_accuracy = 0.5\n");
+    assert_eq!(fail.status.code(), Some(1));
+    let table = String::from_utf8_lossy(&fail.stdout);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("min_key_accuracy") && l.ends_with("FAIL")),
+        "{table}"
+    );
+}
+
+#[test]
+fn a_key_tool_run_per_file_is_scored_and_compare_carries_its_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["a.wav", "b.wav", "c.wav"];
+    tracks(dir.path(), &names);
+    // What the tool prints for each file: a labelled key, a Camelot code, a tool's
+    // "key scale strength" line.
+    for (name, printed) in names.iter().zip(["key: Dbm", "8B", "G major 0.71"]) {
+        fs::write(
+            dir.path().join(format!("{name}.key")),
+            format!("{printed}\n"),
+        )
+        .unwrap();
+    }
+    let manifest = dir.path().join("keys.csv");
+    fs::write(
+        &manifest,
+        "file,key\na.wav,C# minor\nb.wav,A minor\nc.wav,C major\n",
+    )
+    .unwrap();
+    let tool = r#"keytool=cmd:sh -c 'cat "$0.key"' {file}"#;
+    let out = dir.path().join("eval");
+    let run = evaluate(&manifest, tool, &out);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let table = results(&out.join("results.csv"));
+    let got: Vec<(&str, &str)> = table[1..]
+        .iter()
+        .map(|r| (r[10].as_str(), r[11].as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("C# minor", "same"),
+            ("C major", "relative"),
+            ("G major", "fifth_above")
+        ]
+    );
+    let summary = read_json(&out.join("summary.json"));
+    // No tempo truth: no file in the tempo figures; the key ones over all three.
+    assert_eq!(summary["n"], 0);
+    assert!(close(&summary["key"]["weighted"], 1.8 / 3.0));
+    assert!(close(&summary["key"]["weighted_mir_eval"], 1.8 / 3.0));
+    let html = fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("<h2>Key</h2>"));
+    assert!(
+        !html.contains("Accuracy tables"),
+        "tempo tables with no tempo truth"
+    );
+
+    let cmp = dir.path().join("compare");
+    let run = eval_cli()
+        .args(["compare", "--dataset"])
+        .arg(&manifest)
+        .args([
+            "--estimator",
+            tool,
+            "--workers",
+            "1,2",
+            "--repeat",
+            "1",
+            "--warmup",
+            "0",
+        ])
+        .arg("--out-dir")
+        .arg(&cmp)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(
+        fs::read(cmp.join("results.csv")).unwrap(),
+        fs::read(out.join("results.csv")).unwrap(),
+        "compare's rows differ from evaluate's"
+    );
+    assert_eq!(read_json(&cmp.join("summary.json"))["key"], summary["key"]);
+    let compare = read_json(&cmp.join("compare.json"));
+    assert!(
+        compare["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["identical"] == true),
+        "{compare}"
+    );
+}
+
+#[test]
+fn a_tempo_only_dataset_keeps_its_files_and_fails_a_key_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    tracks(dir.path(), &["a.wav", "b.wav"]);
+    let manifest = dir.path().join("tempo.csv");
+    fs::write(&manifest, "file,bpm\na.wav,120\nb.wav,100\n").unwrap();
+    // A tool that gives a key as well: with no key truth it is not scored for key.
+    let predictions = dir.path().join("p.csv");
+    fs::write(
+        &predictions,
+        "file,bpm,key\na.wav,120,C major\nb.wav,150,A minor\n",
+    )
+    .unwrap();
+    let out = dir.path().join("report");
+    let run = evaluate(&manifest, &format!("csv:{}", s(&predictions)), &out);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let csv = fs::read_to_string(out.join("results.csv")).unwrap();
+    assert_eq!(
+        csv.lines().next(),
+        Some("file,truth_bpm,est_bpm,confidence,acc1,acc2,error_class,status,error")
+    );
+    let summary = fs::read_to_string(out.join("summary.json")).unwrap();
+    assert!(!summary.contains("key"), "{summary}");
+    let html = fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(!html.contains("<h2>Key</h2>") && html.contains("Accuracy tables"));
+    assert!(!out.join("key_relations.svg").exists());
+
+    let gate = check(&out, "min_acc1 = 0.5\nmin_key_weighted = 0.1\n");
+    assert_eq!(
+        gate.status.code(),
+        Some(1),
+        "a key threshold passed without key scores"
+    );
+    let table = String::from_utf8_lossy(&gate.stdout);
+    assert!(
+        table.lines().any(|l| l.starts_with("min_key_weighted")
+            && l.contains("no key truth")
+            && l.ends_with("FAIL")),
+        "{table}"
+    );
+}
+
+#[test]
+fn a_manifest_key_that_is_not_a_key_is_an_error_naming_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    tracks(dir.path(), &["a.wav"]);
+    let manifest = dir.path().join("modes.csv");
+    fs::write(&manifest, "file,key\na.wav,D dorian\n").unwrap();
+    let out = dir.path().join("report");
+    let run = evaluate(&manifest, "ours", &out);
+    assert_eq!(run.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("modes.csv") && stderr.contains("line 2") && stderr.contains("D dorian"),
+        "{stderr}"
+    );
+    assert!(!out.join("results.csv").exists(), "half-written output");
+}
