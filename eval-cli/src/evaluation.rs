@@ -1,5 +1,6 @@
 //! The evaluation library: a dataset (a manifest or the built-in synthetic set), the batch
-//! run of an estimator over it, each file scored against its truth ([`Row`]), and the
+//! run of an estimator over it, each file scored against its true tempo and key ([`Row`]),
+//! and the
 //! files of a run (`results.csv`, `summary.json`, the estimators' table). `evaluate` and
 //! `compare` are its two commands; `dataset excerpts` reads datasets through it.
 
@@ -26,9 +27,11 @@ use crate::runner::{self, ProgressMode, RowLog, RunOptions, Schedule};
 /// `compare`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DatasetArgs {
-    /// A manifest CSV (`file,bpm[,metadata...]`), a folder (its manifest.csv, or audio with
-    /// GiantSteps-style `.bpm` or JAMS annotations), or `synth` for the built-in synthetic
-    /// set, generated on first use into a cache folder.
+    /// A manifest CSV (`file` and a truth column or two, `bpm` and/or `key`, then any
+    /// metadata; every figure of a kind counts only the files with that truth), a folder
+    /// (its manifest.csv, or audio with GiantSteps-style `.bpm` or JAMS annotations), or
+    /// `synth` for the built-in synthetic set (tempo and key), generated on first use into a
+    /// cache folder.
     #[arg(long)]
     pub dataset: String,
     /// The analyzer's settings, the same flags as `analyze`'s.
@@ -44,11 +47,13 @@ pub struct DatasetArgs {
     /// (an external program is killed).
     #[arg(long, value_name = "SECS", value_parser = flags::parse_timeout)]
     pub timeout: Option<Duration>,
-    /// Tempo estimator to score; repeat it to put several side by side (the first one's
-    /// results are results.csv). `ours`, `cmd:TEMPLATE` (an external program per file,
-    /// `{file}` replaced by its path, the BPM read as the last number on its stdout, e.g.
-    /// `cmd:aubio tempo {file}`), or `csv:FILE` (predictions with columns `file,bpm`),
-    /// optionally behind a label for the reports: `aubio=cmd:aubio tempo {file}`.
+    /// Tempo and key estimator to score; repeat it to put several side by side (the first
+    /// one's results are results.csv). `ours`, `cmd:TEMPLATE` (an external program per
+    /// file, `{file}` replaced by its path; the key is the last line of its stdout that reads
+    /// as one, e.g. `C# minor`, `Dbm`, `key: A minor`, `12A`, and the BPM the last number on
+    /// its other lines, e.g. `cmd:aubio tempo {file}`), or `csv:FILE` (predictions with
+    /// columns `file` and `bpm` and/or `key`), optionally behind a label for the reports:
+    /// `aubio=cmd:aubio tempo {file}`.
     #[arg(
         long = "estimator",
         value_name = "[LABEL=]SPEC",

@@ -6,9 +6,8 @@ use std::path::Path;
 
 use analyzer_core::key::KeyRelation;
 
-use super::html;
+use super::html::{self, pct};
 use super::key::KeySummary;
-use super::pages::pct;
 use super::{Row, charts, ordered_keys};
 use crate::key_metrics::{self, KeyScore, Weighting};
 
@@ -75,7 +74,7 @@ pub fn key_sections(
          mir_eval 0.8.2 only the fifth above the true key. A file with no key estimate \
          scores 0 in both.</p>",
         html::figure(
-            &crate::report::charts::save(dir, &chart)?,
+            &charts::save(dir, &chart)?,
             "Files by how the estimated key relates to the true one (green: same; orange: \
              a fifth; purple: relative or parallel; red: other; grey: no estimate).",
         ),

@@ -13,10 +13,7 @@ use super::model::{CompareReport, Outcome};
 use super::{EstimatorCost, LengthAccuracy, Row, Summary, Timings, charts};
 use crate::metrics::{self, ErrorClass, Latency};
 
-/// A percentage with one decimal: `87.5 %`.
-pub fn pct(x: f64) -> String {
-    format!("{:.1} %", 100.0 * x)
-}
+pub use super::html::pct;
 
 /// The latency columns of the timing tables.
 const LATENCY_HEADERS: [&str; 4] = ["p50 ms", "p90 ms", "p99 ms", "max ms"];
