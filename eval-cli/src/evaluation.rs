@@ -1,8 +1,8 @@
 //! The evaluation library: a dataset (a manifest or the built-in synthetic set), the batch
 //! run of an estimator over it, each file scored against its true tempo and key ([`Row`]),
-//! and the
-//! files of a run (`results.csv`, `summary.json`, the estimators' table). `evaluate` and
-//! `compare` are its two commands; `dataset excerpts` reads datasets through it.
+//! and the files of a run (`results.csv`, `summary.json`, the estimators' table).
+//! `evaluate` and `compare` are its two commands; `dataset excerpts` reads datasets through
+//! it.
 
 use std::collections::BTreeMap;
 use std::fs;
