@@ -29,7 +29,8 @@ use crate::runner::{self, ProgressMode, RowLog, RunOptions, Schedule};
 pub struct DatasetArgs {
     /// A manifest CSV (`file` and a truth column or two, `bpm` and/or `key`, then any
     /// metadata; every figure of a kind counts only the files with that truth), a folder
-    /// (its manifest.csv, or audio with GiantSteps-style `.bpm` or JAMS annotations), or
+    /// (its manifest.csv, or audio with GiantSteps-style `.bpm`, `.key` or JAMS tempo
+    /// annotations), or
     /// `synth` for the built-in synthetic set (tempo and key), generated on first use into a
     /// cache folder.
     #[arg(long)]

@@ -10,7 +10,8 @@
 //! - a folder: its `manifest.csv` if there is one, otherwise every audio file under it that
 //!   has an annotation with the same stem: a GiantSteps-style `.bpm` text file (beside the
 //!   audio, or anywhere under the folder such as `annotations/tempo/NAME.bpm`), or a JAMS file
-//!   whose first `tempo` annotation gives `data[0].value`;
+//!   whose first `tempo` annotation gives `data[0].value`, and/or a GiantSteps Key-style
+//!   `.key` text file (`annotations/key/NAME.key` holding `Eb minor`);
 //! - `synth`: the built-in synthetic set, generated once into a cache folder.
 //!
 //! A listed file that does not exist is not an error here: it becomes a failed row when the
@@ -193,26 +194,34 @@ fn truth_key(text: &str) -> anyhow::Result<Option<Key>> {
         .map_err(|e| anyhow::anyhow!("`key`: {e}"))
 }
 
-/// Scans a folder for audio files with `.bpm` or JAMS annotations of the same stem.
+/// Scans a folder for audio files with `.bpm` or JAMS tempo annotations, or `.key` key
+/// annotations (GiantSteps Key's layout), of the same stem.
 pub fn scan_folder(dir: &Path) -> anyhow::Result<Dataset> {
     // Every file, annotations included, in sorted order; a link back up is an error.
     let (files, errors) = batch::collect_files(&[dir.to_path_buf()], |_| true);
     if let Some(e) = errors.first() {
         bail!("cannot scan folder {}: {}", dir.display(), e.reason);
     }
-    let mut annotations: BTreeMap<String, (f64, &'static str)> = BTreeMap::new();
+    let mut tempi: BTreeMap<String, (f64, &'static str)> = BTreeMap::new();
+    let mut keys: BTreeMap<String, Key> = BTreeMap::new();
     for f in &files {
         let (Some(stem), Some(ext)) = (stem_of(f), ext_of(f)) else {
             continue;
         };
+        let in_file = || format!("annotation {}", f.display());
         let found = match ext.as_str() {
             "bpm" => read_bpm_file(f).map(|b| (b, "bpm")),
             "jams" => read_jams_tempo(f).map(|b| (b, "jams")),
+            "key" => {
+                let key = read_key_file(f).with_context(in_file)?;
+                keys.entry(stem).or_insert(key);
+                continue;
+            }
             _ => continue,
         };
-        let value = found.with_context(|| format!("annotation {}", f.display()))?;
+        let value = found.with_context(in_file)?;
         // The first annotation of a stem wins (files are sorted, so this is stable).
-        annotations.entry(stem).or_insert(value);
+        tempi.entry(stem).or_insert(value);
     }
     let mut items = Vec::new();
     for f in &files {
@@ -222,14 +231,17 @@ pub fn scan_folder(dir: &Path) -> anyhow::Result<Dataset> {
         if !batch::has_audio_extension(f) {
             continue;
         }
-        let Some(&(bpm, kind)) = annotations.get(&stem) else {
+        let (tempo, key) = (tempi.get(&stem).copied(), keys.get(&stem).copied());
+        if tempo.is_none() && key.is_none() {
             continue;
-        };
+        }
         let file = f
             .strip_prefix(dir)
             .unwrap_or(f)
             .to_string_lossy()
             .replace('\\', "/");
+        // The tempo annotation's kind, as before keys were read; `key` for a key alone.
+        let kind = tempo.map_or("key", |(_, kind)| kind);
         let meta = BTreeMap::from([
             ("annotation".to_string(), kind.to_string()),
             ("format".to_string(), ext.clone()),
@@ -237,14 +249,14 @@ pub fn scan_folder(dir: &Path) -> anyhow::Result<Dataset> {
         items.push(Item {
             file,
             path: f.clone(),
-            bpm: Some(bpm),
-            key: None,
+            bpm: tempo.map(|(bpm, _)| bpm),
+            key,
             meta,
         });
     }
     if items.is_empty() {
         bail!(
-            "folder {}: no manifest.csv and no audio file with a .bpm or .jams annotation",
+            "folder {}: no manifest.csv and no audio file with a .bpm, .jams or .key annotation",
             dir.display()
         );
     }
@@ -273,6 +285,13 @@ pub fn read_bpm_file(path: &Path) -> anyhow::Result<f64> {
         .ok()
         .filter(|b| b.is_finite() && *b > 0.0)
         .with_context(|| format!("expected a positive tempo, found {first:?}"))
+}
+
+/// Reads a GiantSteps Key-style `.key` file: a key as text (`Eb minor`), surrounding
+/// whitespace ignored.
+pub fn read_key_file(path: &Path) -> anyhow::Result<Key> {
+    let text = fs::read_to_string(path)?;
+    Ok(text.trim().parse()?)
 }
 
 /// Reads the first `tempo` annotation's first value from a JAMS file. Both the list form
@@ -486,6 +505,48 @@ mod tests {
             ]
         );
         assert_eq!(ds.items[0].meta["format"], "mp3");
+    }
+
+    #[test]
+    fn giantsteps_key_layout_beside_tempo() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("audio")).unwrap();
+        fs::create_dir_all(root.join("annotations/key")).unwrap();
+        fs::create_dir_all(root.join("annotations/tempo")).unwrap();
+        for name in ["1.LOFI", "2.LOFI", "3.LOFI"] {
+            fs::write(root.join(format!("audio/{name}.mp3")), b"").unwrap();
+        }
+        fs::write(root.join("annotations/key/1.LOFI.key"), "Eb minor\n").unwrap();
+        fs::write(root.join("annotations/key/2.LOFI.key"), "A major").unwrap();
+        fs::write(root.join("annotations/tempo/2.LOFI.bpm"), "128").unwrap();
+        let ds = scan_folder(root).unwrap();
+        let got: Vec<(&str, Option<f64>, Option<String>, &str)> = ds
+            .items
+            .iter()
+            .map(|i| {
+                let key = i.key.map(|k| k.to_string());
+                (i.file.as_str(), i.bpm, key, i.meta["annotation"].as_str())
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("audio/1.LOFI.mp3", None, Some("D# minor".into()), "key"),
+                (
+                    "audio/2.LOFI.mp3",
+                    Some(128.0),
+                    Some("A major".into()),
+                    "bpm"
+                ),
+            ]
+        );
+        fs::write(root.join("annotations/key/3.LOFI.key"), "Eb phrygian").unwrap();
+        let err = format!("{:#}", scan_folder(root).unwrap_err());
+        assert!(
+            err.contains("3.LOFI.key") && err.contains("phrygian"),
+            "{err}"
+        );
     }
 
     #[test]
