@@ -30,9 +30,8 @@ pub struct DatasetArgs {
     /// A manifest CSV (`file` and a truth column or two, `bpm` and/or `key`, then any
     /// metadata; every figure of a kind counts only the files with that truth), a folder
     /// (its manifest.csv, or audio with GiantSteps-style `.bpm`, `.key` or JAMS tempo
-    /// annotations), or
-    /// `synth` for the built-in synthetic set (tempo and key), generated on first use into a
-    /// cache folder.
+    /// annotations), or `synth` for the built-in synthetic set (tempo and key), generated on
+    /// first use into a cache folder.
     #[arg(long)]
     pub dataset: String,
     /// The analyzer's settings, the same flags as `analyze`'s.
