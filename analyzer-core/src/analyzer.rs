@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::decode::{Sampled, StreamInfo, decode_mono, decode_mono_segments, mix_to_mono};
 use crate::error::{Error, ErrorKind, Result, Stage, panic_message};
+use crate::key::{ChromaPlan, ChromaTracker, FineProfile, KeyEstimator, KeyResult};
 use crate::onset::{OnsetDetector, OnsetEnvelope, OnsetTracker};
 use crate::resample::MonoResampler;
 use crate::stop::StopSignal;
@@ -20,8 +21,9 @@ use crate::tempo::{TempoEstimate, TempoEstimator};
 /// Raised whenever a change makes some file's row differ without a setting changing (a
 /// decoder that reads files it refused, a new error kind), so that rows kept by a result
 /// cache, a resumed run or a distributed job are not mixed with the new ones. 2: large
-/// ID3v2 tags read, header bounds, the sample budget, steady tones as `no_pulse`.
-const RESULTS_REVISION: u32 = 2;
+/// ID3v2 tags read, header bounds, the sample budget, steady tones as `no_pulse`. 3: the
+/// key.
+const RESULTS_REVISION: u32 = 3;
 
 /// Settings of an [`Analyzer`]. Each field's doc gives its default.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +42,9 @@ pub struct AnalyzerConfig {
     /// Default [`Sampling::DEFAULT`], 4 segments of 15 s: on full-length songs it gave the
     /// whole analysis's accuracy at a quarter of its CPU (docs/speed.md, "Sampled analysis").
     pub sampling: Option<Sampling>,
+    /// Estimate the key too, from the same decoded audio ([`crate::key`]). Default true:
+    /// it adds a few per cent to the CPU of a file (docs/key.md).
+    pub key: bool,
 }
 
 /// Which part of a long file a sampled analysis decodes: `segments` stretches of
@@ -95,6 +100,7 @@ impl Default for AnalyzerConfig {
             frame_size: 1024,
             hop: 128,
             sampling: Some(Sampling::DEFAULT),
+            key: true,
         }
     }
 }
@@ -110,6 +116,12 @@ impl AnalyzerConfig {
     /// Sets what is decoded: segments of a long file, or (`None`) the whole file.
     pub fn with_sampling(mut self, sampling: Option<Sampling>) -> Self {
         self.sampling = sampling;
+        self
+    }
+
+    /// Sets whether the key is estimated beside the tempo.
+    pub fn with_key(mut self, key: bool) -> Self {
+        self.key = key;
         self
     }
 
@@ -134,14 +146,20 @@ impl AnalyzerConfig {
             frame_size,
             hop,
             sampling,
+            key,
         } = self;
         let sampling = match sampling {
             Some(s) => format!("{}x{}s", s.segments, s.seconds),
             None => "whole".to_string(),
         };
+        let key = if *key {
+            KeyEstimator::default().profile().as_str()
+        } else {
+            "off"
+        };
         format!(
             "analyzer-core {} rev {RESULTS_REVISION}; bpm {min_bpm}-{max_bpm}; rate {analysis_rate}; \
-             frame {frame_size}; hop {hop}; sampling {sampling}; model {:016x}; fft {}",
+             frame {frame_size}; hop {hop}; sampling {sampling}; key {key}; model {:016x}; fft {}",
             env!("CARGO_PKG_VERSION"),
             crate::metrical::weights_hash(),
             fft_path()
@@ -191,6 +209,9 @@ pub struct AudioInfo {
 pub struct Analysis {
     /// The tempo with its confidence and candidates.
     pub tempo: TempoEstimate,
+    /// The key, or why the audio has none; `None` when the key was not asked for
+    /// ([`AnalyzerConfig::key`]). A file without a key keeps its tempo.
+    pub key: Option<KeyResult>,
     /// What was decoded.
     pub audio: AudioInfo,
     /// Damage that was survived (skipped packets, a truncated end); empty for a clean file.
@@ -208,6 +229,9 @@ pub struct StageTimes {
     pub onset: Duration,
     /// Estimating the tempo from the envelope (the comb and the metrical model).
     pub tempo: Duration,
+    /// Gathering pitch classes from the resampled audio and matching key profiles (zero
+    /// when the key is not asked for).
+    pub key: Duration,
 }
 
 impl StageTimes {
@@ -217,6 +241,7 @@ impl StageTimes {
             (Stage::Decode, self.decode),
             (Stage::Onset, self.onset),
             (Stage::Tempo, self.tempo),
+            (Stage::Key, self.key),
         ]
     }
 }
@@ -227,6 +252,9 @@ pub struct Analyzer {
     config: AnalyzerConfig,
     onset: OnsetDetector,
     tempo: TempoEstimator,
+    /// The key's front end, when the key is asked for.
+    chroma: Option<ChromaPlan>,
+    key: KeyEstimator,
 }
 
 impl Analyzer {
@@ -249,10 +277,13 @@ impl Analyzer {
         }
         let onset = OnsetDetector::new(config.analysis_rate, config.frame_size, config.hop)?;
         let tempo = TempoEstimator::new(config.min_bpm, config.max_bpm)?;
+        let chroma = config.key.then(|| ChromaPlan::new(config.analysis_rate));
         Ok(Analyzer {
             config,
             onset,
             tempo,
+            chroma,
+            key: KeyEstimator::default(),
         })
     }
 
@@ -312,9 +343,13 @@ impl Analyzer {
         let started = Instant::now();
         let tempo = self.tempo.estimate_segments(&decoded.envelopes, stop)?;
         times.tempo = started.elapsed();
+        let started = Instant::now();
+        let key = decoded.chroma.map(|fine| self.key.estimate(&fine));
+        times.key += started.elapsed();
         let info = decoded.info;
         let analysis = Analysis {
             tempo,
+            key,
             audio: AudioInfo {
                 duration_s: decoded.duration_s,
                 sample_rate: info.sample_rate,
@@ -330,15 +365,24 @@ impl Analyzer {
     /// sampling setting, for callers that study the envelope itself (the metrical model's
     /// training data).
     pub fn envelope_of_file(&self, path: &Path, stop: &StopSignal) -> Result<OnsetEnvelope> {
-        self.envelope_of_whole_stream(path, stop, &mut StageTimes::default())
-            .map(|(envelope, _)| envelope)
+        self.whole_stream(path, stop, &mut StageTimes::default())
+            .map(|(stretch, _)| stretch.envelope)
             .map_err(|e| e.with_path(path))
     }
 
-    /// The envelopes the tempo stage reads: one per segment when the file is sampled, one
-    /// for the whole file otherwise (with a warning saying why when sampling was asked for
-    /// but was not possible).
-    /// `times` gets the decode and onset stages.
+    /// The pitch-class votes of a whole file whatever the sampling setting (or `None` when
+    /// the key is not asked for), for callers that study the key's evidence itself (the
+    /// choice of key profile, `examples/key_profiles.rs`).
+    pub fn chroma_of_file(&self, path: &Path, stop: &StopSignal) -> Result<Option<FineProfile>> {
+        self.whole_stream(path, stop, &mut StageTimes::default())
+            .map(|(stretch, _)| stretch.chroma)
+            .map_err(|e| e.with_path(path))
+    }
+
+    /// What the tempo and key stages read: one envelope (and pitch-class tally) per segment
+    /// when the file is sampled, one for the whole file otherwise (with a warning saying why
+    /// when sampling was asked for but was not possible).
+    /// `times` gets the decode, onset and the key's share of the key stage.
     fn envelopes_of_stream(
         &self,
         path: &Path,
@@ -374,49 +418,52 @@ impl Analyzer {
             };
             if let Some((info, duration_s)) = decoded {
                 let mut envelopes = Vec::with_capacity(segments.len());
-                let mut onset = Duration::ZERO;
+                let mut chroma = self.chroma.as_ref().map(|_| FineProfile::default());
                 for segment in segments {
-                    let (envelope, busy) = segment.finish()?;
-                    envelopes.push(envelope);
-                    onset += busy;
+                    let stretch = segment.finish(times)?;
+                    envelopes.push(stretch.envelope);
+                    if let (Some(all), Some(part)) = (&mut chroma, &stretch.chroma) {
+                        all.merge(part);
+                    }
                 }
                 stop.check(Stage::Onset)?;
-                times.onset = onset;
-                times.decode = started.elapsed().saturating_sub(onset);
+                times.decode = started.elapsed().saturating_sub(times.onset + times.key);
                 return Ok(Decoded {
                     envelopes,
+                    chroma,
                     info,
                     duration_s,
                 });
             }
         }
         // A failed sampling attempt's decoding counts as decode time too.
-        let (envelope, mut info) = self.envelope_of_whole_stream(path, stop, times)?;
-        times.decode = started.elapsed().saturating_sub(times.onset);
+        *times = StageTimes::default();
+        let (stretch, mut info) = self.whole_stream(path, stop, times)?;
+        times.decode = started.elapsed().saturating_sub(times.onset + times.key);
         info.warnings.extend(notes);
         Ok(Decoded {
-            envelopes: vec![envelope],
+            envelopes: vec![stretch.envelope],
+            chroma: stretch.chroma,
             duration_s: info.duration_s(),
             info,
         })
     }
 
-    /// The envelope of the whole file and what was decoded; `times` gets the decode and
-    /// onset stages.
-    fn envelope_of_whole_stream(
+    /// The envelope (and pitch-class tally) of the whole file and what was decoded; `times`
+    /// gets the decode and onset stages and the key's share.
+    fn whole_stream(
         &self,
         path: &Path,
         stop: &StopSignal,
         times: &mut StageTimes,
-    ) -> Result<(OnsetEnvelope, StreamInfo)> {
+    ) -> Result<(Stretch, StreamInfo)> {
         let started = Instant::now();
         let mut onsets = SegmentOnsets::new(self);
         let info: StreamInfo = decode_mono(path, stop, |mono, rate| onsets.push(mono, rate))?;
-        let (envelope, onset) = onsets.finish()?;
+        let stretch = onsets.finish(times)?;
         stop.check(Stage::Onset)?;
-        times.onset = onset;
-        times.decode = started.elapsed().saturating_sub(onset);
-        Ok((envelope, info))
+        times.decode = started.elapsed().saturating_sub(times.onset + times.key);
+        Ok((stretch, info))
     }
 
     /// The onset envelope of interleaved samples held in memory.
@@ -447,25 +494,37 @@ impl Analyzer {
     }
 }
 
-/// What the decoding of one file hands the tempo stage.
+/// What the decoding of one file hands the tempo and key stages.
 struct Decoded {
     /// One envelope per decoded stretch, in file order.
     envelopes: Vec<OnsetEnvelope>,
+    /// The pitch-class votes of every stretch, when the key is asked for.
+    chroma: Option<FineProfile>,
     info: StreamInfo,
     /// Seconds in the file (all of them, not only the decoded ones).
     duration_s: f64,
 }
 
+/// What one stretch of audio gave: its onset envelope and its pitch-class votes.
+struct Stretch {
+    envelope: OnsetEnvelope,
+    chroma: Option<FineProfile>,
+}
+
 /// One stretch of audio on its way from mono samples at the source rate to an onset
-/// envelope: its own resampler and tracker, so that no filter state or STFT frame spans
-/// two segments of a sampled file.
+/// envelope (and the key's pitch-class votes, from the same resampled samples): its own
+/// resampler and trackers, so that no filter state or frame spans two segments of a
+/// sampled file.
 struct SegmentOnsets<'a> {
     analyzer: &'a Analyzer,
     resampler: Option<MonoResampler>,
     resampled: Vec<f32>,
     tracker: OnsetTracker<'a>,
+    chroma: Option<ChromaTracker<'a>>,
     /// Time spent resampling and in the onset tracker (the rest of a decode loop is decoding).
     busy: Duration,
+    /// Time spent in the chroma tracker.
+    key_busy: Duration,
 }
 
 impl<'a> SegmentOnsets<'a> {
@@ -475,7 +534,9 @@ impl<'a> SegmentOnsets<'a> {
             resampler: None,
             resampled: Vec::new(),
             tracker: analyzer.onset.tracker(),
+            chroma: analyzer.chroma.as_ref().map(ChromaPlan::tracker),
             busy: Duration::ZERO,
+            key_busy: Duration::ZERO,
         }
     }
 
@@ -493,20 +554,39 @@ impl<'a> SegmentOnsets<'a> {
         r.push(mono, &mut self.resampled)?;
         self.tracker.push(&self.resampled);
         self.busy += started.elapsed();
+        self.push_chroma();
         Ok(())
     }
 
-    /// The envelope of everything pushed, the resampler's tail included, and the time
-    /// spent on it.
-    fn finish(mut self) -> Result<(OnsetEnvelope, Duration)> {
+    /// Hands the resampled samples to the key's tracker, timed apart from the onsets.
+    fn push_chroma(&mut self) {
+        if let Some(chroma) = &mut self.chroma {
+            let started = Instant::now();
+            chroma.push(&self.resampled);
+            self.key_busy += started.elapsed();
+        }
+    }
+
+    /// The envelope and votes of everything pushed, the resampler's tail included; adds
+    /// the time spent on them to `times`.
+    fn finish(mut self, times: &mut StageTimes) -> Result<Stretch> {
         let started = Instant::now();
         if let Some(r) = &mut self.resampler {
             self.resampled.clear();
             r.finish(&mut self.resampled)?;
             self.tracker.push(&self.resampled);
         }
+        self.busy += started.elapsed();
+        self.push_chroma();
+        let started = Instant::now();
         let envelope = self.tracker.finish();
-        Ok((envelope, self.busy + started.elapsed()))
+        self.busy += started.elapsed();
+        times.onset += self.busy;
+        times.key += self.key_busy;
+        Ok(Stretch {
+            envelope,
+            chroma: self.chroma.map(ChromaTracker::finish),
+        })
     }
 }
 

@@ -22,6 +22,8 @@ pub enum Stage {
     Onset,
     /// Estimating the tempo from the envelope.
     Tempo,
+    /// Gathering the pitch classes and estimating the key.
+    Key,
 }
 
 impl Stage {
@@ -35,6 +37,7 @@ impl Stage {
             Stage::Resample => "resample",
             Stage::Onset => "onset",
             Stage::Tempo => "tempo",
+            Stage::Key => "key",
         }
     }
 }

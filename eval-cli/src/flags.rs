@@ -18,6 +18,8 @@
 //!   alone is one segment of S seconds, `--segments K` alone K of the default 15 s, and
 //!   `--segments` with nothing sampled is a usage error. The same rule reads
 //!   `ours:analysis-seconds=S,segments=K` ([`sampling`]).
+//! - `--descriptors tempo,key` ([`Descriptors`]): what is computed; tempo always (it decides
+//!   a row's status), the key unless left out. Default both.
 
 use std::time::Duration;
 
@@ -166,7 +168,62 @@ pub fn sampling(
     }
 }
 
-/// What a long file's analysis decodes; every command that analyses takes these flags.
+/// What is computed for each file: `tempo` alone, or `tempo,key` (the default). Tempo is
+/// always computed: it decides whether a row is `ok`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Descriptors {
+    /// The key beside the tempo.
+    pub key: bool,
+}
+
+impl Default for Descriptors {
+    fn default() -> Self {
+        Descriptors {
+            key: AnalyzerConfig::default().key,
+        }
+    }
+}
+
+impl Descriptors {
+    /// The names, comma-separated, as the flag takes them: `tempo` or `tempo,key`.
+    pub fn names(self) -> &'static str {
+        if self.key { "tempo,key" } else { "tempo" }
+    }
+}
+
+impl std::str::FromStr for Descriptors {
+    type Err = String;
+
+    /// `tempo`, `tempo,key` or `key,tempo`; each name once.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (mut tempo, mut key) = (false, false);
+        for name in text.split(',').map(str::trim) {
+            let seen = match name {
+                "tempo" => std::mem::replace(&mut tempo, true),
+                "key" => std::mem::replace(&mut key, true),
+                other => {
+                    return Err(format!(
+                        "unknown descriptor {other:?} (the descriptors are tempo and key)"
+                    ));
+                }
+            };
+            if seen {
+                return Err(format!("{name} is named twice"));
+            }
+        }
+        if !tempo {
+            return Err(
+                "tempo must be among the descriptors: it decides a row's status \
+                        (say tempo,key for both)"
+                    .to_string(),
+            );
+        }
+        Ok(Descriptors { key })
+    }
+}
+
+/// What a file's analysis decodes and computes; every command that analyses takes these
+/// flags.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct SamplingArgs {
     /// Decode only segments of SECS seconds of a long file, reached by seeking; 0 decodes
@@ -181,6 +238,9 @@ pub struct SamplingArgs {
     /// Analyse every file whole, as before sampling (the same as --analysis-seconds 0).
     #[arg(long, conflicts_with_all = ["analysis_seconds", "segments"])]
     pub full: bool,
+    /// What is computed: `tempo,key` or `tempo` alone [default: tempo,key].
+    #[arg(long, value_name = "LIST")]
+    pub descriptors: Option<Descriptors>,
 }
 
 impl SamplingArgs {
@@ -209,7 +269,15 @@ impl SamplingArgs {
         if let Some(k) = self.segments {
             args.extend(["--segments".to_string(), k.to_string()]);
         }
+        if let Some(d) = self.descriptors {
+            args.extend(["--descriptors".to_string(), d.names().to_string()]);
+        }
         args
+    }
+
+    /// The descriptors asked for, the default where the flag is not given.
+    pub fn descriptors(&self) -> Descriptors {
+        self.descriptors.unwrap_or_default()
     }
 }
 
@@ -234,13 +302,15 @@ impl AnalyzerArgs {
     }
 }
 
-/// The analyzer for the tempo range `min_bpm..=max_bpm`, decoding what `sampling` says.
-pub fn analyzer(min_bpm: f64, max_bpm: f64, sampling: &SamplingArgs) -> anyhow::Result<Analyzer> {
-    let sampling = sampling.sampling().map_err(|e| anyhow::anyhow!("{e}"))?;
+/// The analyzer for the tempo range `min_bpm..=max_bpm`, decoding and computing what
+/// `args` say.
+pub fn analyzer(min_bpm: f64, max_bpm: f64, args: &SamplingArgs) -> anyhow::Result<Analyzer> {
+    let sampling = args.sampling().map_err(|e| anyhow::anyhow!("{e}"))?;
     Analyzer::new(
         AnalyzerConfig::default()
             .with_bpm_range(min_bpm, max_bpm)
-            .with_sampling(sampling),
+            .with_sampling(sampling)
+            .with_key(args.descriptors().key),
     )
     // The sampling was checked by its flags' parsers: what is left to refuse is the range.
     .map_err(|e| anyhow::anyhow!("invalid tempo range: {}", e.reason()))
@@ -293,6 +363,30 @@ mod tests {
         assert!(analyzer(50.0, 220.0, &whole).is_ok());
         let err = analyzer(200.0, 100.0, &whole).unwrap_err().to_string();
         assert!(err.starts_with("invalid tempo range: "), "{err}");
+    }
+
+    #[test]
+    fn descriptors_need_tempo_and_name_each_once() {
+        let key = |text: &str| text.parse::<Descriptors>().map(|d| d.key);
+        assert_eq!(key("tempo,key"), Ok(true));
+        assert_eq!(key("key, tempo"), Ok(true));
+        assert_eq!(key("tempo"), Ok(false));
+        for bad in ["key", "", "tempo,tempo", "tempo,mood", "tempo,key,key"] {
+            assert!(key(bad).is_err(), "{bad}");
+        }
+        assert_eq!(Descriptors::default().names(), "tempo,key");
+        let args = SamplingArgs {
+            descriptors: Some(Descriptors { key: false }),
+            ..SamplingArgs::default()
+        };
+        assert_eq!(args.to_args(), ["--descriptors", "tempo"]);
+        assert!(!analyzer(50.0, 220.0, &args).unwrap().config().key);
+        assert!(
+            analyzer(50.0, 220.0, &SamplingArgs::default())
+                .unwrap()
+                .config()
+                .key
+        );
     }
 
     #[test]

@@ -38,8 +38,18 @@ pub struct AnalyzeRecord {
     pub codec: String,
     /// `ok`, `error` or `timeout`.
     pub status: String,
-    /// Why the file failed, or on an `ok` row the damage that was survived.
+    /// Why the file failed; on an `ok` row the damage that was survived and why the key is
+    /// empty (`no key: ...`), joined by `; `.
     pub error: String,
+    /// The key (`A minor`, `C# major`: sharps only); empty when the file has none, when it
+    /// failed, or when the key was not asked for.
+    pub key: String,
+    /// The key's share of the probability over the 24 keys (0..1), three decimals.
+    pub key_confidence: String,
+    /// The runner-up key.
+    pub key_alt: String,
+    /// The key's Camelot code (`8A`), as DJ software shows it.
+    pub camelot: String,
 }
 
 impl AnalyzeRecord {
@@ -53,25 +63,40 @@ impl AnalyzeRecord {
         let path = path_cell(path);
         let status = status.as_str().to_string();
         match analysis {
-            Some(a) => AnalyzeRecord {
-                path,
-                bpm: format!("{:.3}", a.tempo.bpm),
-                confidence: format!("{:.3}", a.tempo.confidence),
-                alt_bpm: a
-                    .tempo
-                    .alternative
-                    .map_or(String::new(), |c| format!("{:.3}", c.bpm)),
-                alt_share: a
-                    .tempo
-                    .alternative
-                    .map_or(String::new(), |c| format!("{:.3}", c.strength)),
-                duration_s: format!("{:.3}", a.audio.duration_s),
-                sample_rate: a.audio.sample_rate.to_string(),
-                channels: a.audio.channels.to_string(),
-                codec: a.audio.codec.clone(),
-                status,
-                error: a.warnings.join("; "),
-            },
+            Some(a) => {
+                let mut notes = a.warnings.clone();
+                let key = match &a.key {
+                    Some(Ok(k)) => Some(k),
+                    Some(Err(no_key)) => {
+                        notes.push(no_key.to_string());
+                        None
+                    }
+                    None => None,
+                };
+                AnalyzeRecord {
+                    path,
+                    bpm: format!("{:.3}", a.tempo.bpm),
+                    confidence: format!("{:.3}", a.tempo.confidence),
+                    alt_bpm: a
+                        .tempo
+                        .alternative
+                        .map_or(String::new(), |c| format!("{:.3}", c.bpm)),
+                    alt_share: a
+                        .tempo
+                        .alternative
+                        .map_or(String::new(), |c| format!("{:.3}", c.strength)),
+                    duration_s: format!("{:.3}", a.audio.duration_s),
+                    sample_rate: a.audio.sample_rate.to_string(),
+                    channels: a.audio.channels.to_string(),
+                    codec: a.audio.codec.clone(),
+                    status,
+                    error: notes.join("; "),
+                    key: key.map_or(String::new(), |k| k.key.to_string()),
+                    key_confidence: key.map_or(String::new(), |k| format!("{:.3}", k.confidence)),
+                    key_alt: key.map_or(String::new(), |k| k.alternative.to_string()),
+                    camelot: key.map_or(String::new(), |k| k.key.camelot()),
+                }
+            }
             None => AnalyzeRecord {
                 path,
                 status,

@@ -66,6 +66,27 @@ impl KeyRelation {
         KeyRelation::Other,
     ];
 
+    /// The MIREX weighted score of an estimate in this relation, as MIREX has scored since
+    /// 2017: same 1.0, a fifth either way 0.5, relative 0.3, parallel 0.2, other 0.
+    pub fn weighted_score(self) -> f64 {
+        match self {
+            KeyRelation::Same => 1.0,
+            KeyRelation::FifthAbove | KeyRelation::FifthBelow => 0.5,
+            KeyRelation::Relative => 0.3,
+            KeyRelation::Parallel => 0.2,
+            KeyRelation::Other => 0.0,
+        }
+    }
+
+    /// The same score as mir_eval 0.8.2's `key.weighted_score` computes it: only the fifth
+    /// above the truth earns 0.5, the fifth below 0.
+    pub fn weighted_score_mir_eval(self) -> f64 {
+        match self {
+            KeyRelation::FifthBelow => 0.0,
+            other => other.weighted_score(),
+        }
+    }
+
     /// A short name for tables and CSV: `same`, `fifth_above`, `fifth_below`, `relative`,
     /// `parallel`, `other`.
     pub fn as_str(self) -> &'static str {
@@ -287,6 +308,18 @@ mod tests {
         for bad in ["", "H", "13A", "0B", "C dorian", "X", "Cmm"] {
             assert!(bad.parse::<Key>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn scores_follow_mirex_and_mir_eval() {
+        let scores: Vec<(f64, f64)> = KeyRelation::ALL
+            .iter()
+            .map(|r| (r.weighted_score(), r.weighted_score_mir_eval()))
+            .collect();
+        assert_eq!(
+            scores,
+            [(1.0, 1.0), (0.5, 0.5), (0.5, 0.0), (0.3, 0.3), (0.2, 0.2), (0.0, 0.0)]
+        );
     }
 
     #[test]

@@ -69,6 +69,7 @@ impl WorkerAnalyzerArgs {
             || s.analysis_seconds.is_some()
             || s.segments.is_some()
             || s.full
+            || s.descriptors.is_some()
     }
 
     /// The analyzer these flags describe, the defaults filling what is not given.

@@ -104,6 +104,8 @@ pub struct JobAnalyzer {
     pub max_bpm: f64,
     /// Segments decoded and their seconds; `None` decodes files whole.
     pub sampling: Option<(usize, f64)>,
+    /// Whether the key is estimated beside the tempo (the job's descriptor set).
+    pub key: bool,
 }
 
 impl JobAnalyzer {
@@ -112,6 +114,7 @@ impl JobAnalyzer {
             min_bpm: config.min_bpm,
             max_bpm: config.max_bpm,
             sampling: config.sampling.map(|s| (s.segments, s.seconds)),
+            key: config.key,
         }
     }
 
@@ -123,7 +126,8 @@ impl JobAnalyzer {
         Analyzer::new(
             AnalyzerConfig::default()
                 .with_bpm_range(self.min_bpm, self.max_bpm)
-                .with_sampling(sampling),
+                .with_sampling(sampling)
+                .with_key(self.key),
         )
         .map_err(|e| DistError::ManifestSettings(e.to_string()))
     }
