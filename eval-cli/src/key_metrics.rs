@@ -1,9 +1,9 @@
 //! The scoring rules of key estimation, as small pure functions: the relation of one
 //! estimate to the true key, its weighted score, and the score of a set of files.
 //!
-//! The weights are MIREX's audio key detection task: same key 1.0, perfect fifth 0.5,
-//! relative major/minor 0.3, parallel major/minor 0.2, anything else 0. Two conventions
-//! for the fifth are in use and both are reported:
+//! The weights are MIREX's audio key detection task ([`KeyRelation::weighted_score`]):
+//! same key 1.0, perfect fifth 0.5, relative major/minor 0.3, parallel major/minor 0.2,
+//! anything else 0. Two conventions for the fifth are in use and both are reported:
 //! - [`Weighting::Mirex`], MIREX since 2017: a fifth above *or* below the truth earns 0.5;
 //! - [`Weighting::MirEval`], `mir_eval.key.weighted_score` of mir_eval 0.8.2: only an
 //!   estimate a fifth *above* the truth earns 0.5; a fifth below earns 0.
@@ -30,16 +30,10 @@ impl Weighting {
     /// The score of one file whose estimate stands in `relation` to the truth (`None`: no
     /// estimate, 0).
     pub fn score(self, relation: Option<KeyRelation>) -> f64 {
-        match relation {
-            Some(KeyRelation::Same) => 1.0,
-            Some(KeyRelation::FifthAbove) => 0.5,
-            Some(KeyRelation::FifthBelow) => match self {
-                Weighting::Mirex => 0.5,
-                Weighting::MirEval => 0.0,
-            },
-            Some(KeyRelation::Relative) => 0.3,
-            Some(KeyRelation::Parallel) => 0.2,
-            Some(KeyRelation::Other) | None => 0.0,
+        match (self, relation) {
+            (_, None) => 0.0,
+            (Weighting::Mirex, Some(r)) => r.weighted_score(),
+            (Weighting::MirEval, Some(r)) => r.weighted_score_mir_eval(),
         }
     }
 }

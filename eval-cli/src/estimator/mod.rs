@@ -3,7 +3,9 @@
 //! side.
 //!
 //! `--estimator` takes one of
-//! - `ours`: this workspace's analyzer, in process, with the command's analyzer flags;
+//! - `ours`: this workspace's analyzer, in process, with the command's analyzer flags (its
+//!   key is `Analysis::key`: none with `--descriptors tempo`, none where the audio has no
+//!   key);
 //!   `ours:KEY=VALUE[,KEY=VALUE...]` changes settings of it ([`OursKey`]:
 //!   `min-bpm`, `max-bpm`, `analysis-seconds` (0: the whole file), `segments`,
 //!   `analysis-rate`, `frame-size`, `hop`), so that settings of our own analyzer sit side
@@ -155,7 +157,9 @@ impl Estimator {
                 let cpu_s = before.zip(thread_cpu_s()).map(|(b, a)| (a - b).max(0.0));
                 Ok(Estimate {
                     bpm: Some(a.tempo.bpm),
-                    key: None,
+                    // No key when it was not asked for (`--descriptors tempo`) or the
+                    // audio has none: a missing key estimate.
+                    key: a.key.and_then(Result::ok).map(|k| k.key),
                     confidence: Some(a.tempo.confidence),
                     audio_s: Some(a.audio.duration_s),
                     cpu_s,

@@ -333,3 +333,93 @@ fn a_manifest_key_that_is_not_a_key_is_an_error_naming_file_and_line() {
     );
     assert!(!out.join("results.csv").exists(), "half-written output");
 }
+
+#[test]
+fn ours_scores_the_key_analyze_writes_and_none_with_descriptors_tempo() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("set");
+    eval_cli()
+        .args([
+            "dataset",
+            "synth",
+            "--count",
+            "3",
+            "--seconds",
+            "8",
+            "--out",
+        ])
+        .arg(&set)
+        .assert()
+        .success();
+    let out = dir.path().join("eval");
+    let run = evaluate(&set.join("manifest.csv"), "ours", &out);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let scored: Vec<(String, String)> = results(&out.join("results.csv"))[1..]
+        .iter()
+        .map(|r| (r[0].clone(), r[10].clone()))
+        .collect();
+    // The same key as `analyze` writes for each file, whatever that key is.
+    let analyzed = eval_cli()
+        .args(["analyze", "--progress", "off"])
+        .arg(&set)
+        .output()
+        .unwrap();
+    assert!(
+        analyzed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&analyzed.stderr)
+    );
+    let mut reader = csv::Reader::from_reader(analyzed.stdout.as_slice());
+    let headers = reader.headers().unwrap().clone();
+    let column = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let (path, key) = (column("path"), column("key"));
+    let mut by_file: Vec<(String, String)> = reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            let name = Path::new(&r[path])
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            (name, r[key].to_string())
+        })
+        .collect();
+    by_file.sort();
+    let mut scored_sorted = scored.clone();
+    scored_sorted.sort();
+    assert_eq!(scored_sorted, by_file);
+    assert!(
+        scored.iter().any(|(_, k)| !k.is_empty()),
+        "no key at all: {scored:?}"
+    );
+
+    // Tempo alone: every key estimate is missing, and counted so.
+    let tempo_only = dir.path().join("tempo-only");
+    let run = eval_cli()
+        .args([
+            "evaluate",
+            "--progress",
+            "off",
+            "--descriptors",
+            "tempo",
+            "--dataset",
+        ])
+        .arg(set.join("manifest.csv"))
+        .arg("--out-dir")
+        .arg(&tempo_only)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let summary = read_json(&tempo_only.join("summary.json"));
+    assert_eq!(summary["key"]["missing"], 3, "{summary}");
+    assert_eq!(summary["key"]["weighted"], 0.0);
+}
