@@ -349,16 +349,16 @@ mod tests {
         );
         for (item, line) in items.iter().zip(&lines[1..]) {
             let s = &item.spec;
-            let before = format!(
-                "{},{},{},{},{},{},{}",
-                item.file,
-                s.bpm,
-                s.style.slug(),
-                s.meter,
-                item.format.extension(),
-                s.seconds,
-                s.seed
-            );
+            let before = [
+                item.file.clone(),
+                s.bpm.to_string(),
+                s.style.slug().to_string(),
+                s.meter.to_string(),
+                item.format.extension().to_string(),
+                s.seconds.to_string(),
+                s.seed.to_string(),
+            ]
+            .join(",");
             let key = line.strip_prefix(&before).and_then(|k| k.strip_prefix(','));
             let key = key.unwrap_or_else(|| panic!("{line} does not extend {before}"));
             let (tonic, mode) = key.split_once(' ').unwrap();

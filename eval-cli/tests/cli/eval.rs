@@ -7,7 +7,7 @@
 use std::fs;
 use std::path::Path;
 
-use crate::util::eval_cli;
+use crate::util::{all_runs_identical, eval_cli, synth_set};
 
 /// `eval-cli evaluate` of the [`SMALL`] synthetic set into `out_dir`, without progress;
 /// a test adds its own flags.
@@ -492,19 +492,7 @@ fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
 
 /// Two synthetic tracks of 20 s, written into `dir`; returns the manifest's lines.
 fn two_short_tracks(dir: &Path) -> Vec<String> {
-    eval_cli()
-        .args([
-            "dataset",
-            "synth",
-            "--count",
-            "2",
-            "--seconds",
-            "20",
-            "--out",
-        ])
-        .arg(dir)
-        .assert()
-        .success();
+    synth_set(dir, 2, 20.0);
     fs::read_to_string(dir.join("manifest.csv"))
         .unwrap()
         .lines()
@@ -720,19 +708,7 @@ fn shared_flags_follow_one_rule_in_every_command() {
 fn synthetic_set_gives_the_same_bytes_sequential_and_parallel() {
     let dir = tempfile::tempdir().unwrap();
     let set = dir.path().join("set");
-    eval_cli()
-        .args([
-            "dataset",
-            "synth",
-            "--count",
-            "4",
-            "--seconds",
-            "8",
-            "--out",
-        ])
-        .arg(&set)
-        .assert()
-        .success();
+    synth_set(&set, 4, 8.0);
     let analyze = |workers: &str| {
         let out = dir.path().join(format!("analyze-{workers}.csv"));
         let stdout = eval_cli()
@@ -831,14 +807,7 @@ fn two_settings_of_ours_are_two_estimators() {
         ],
     );
     let compare = read_json(&out.join("compare.json"));
-    assert!(
-        compare["runs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|r| r["identical"] == true),
-        "{compare}"
-    );
+    assert!(all_runs_identical(&compare), "{compare}");
     let names = |summary: &serde_json::Value| -> Vec<String> {
         summary["estimators"]
             .as_array()

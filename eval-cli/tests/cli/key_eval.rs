@@ -7,7 +7,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::util::{click_wav, eval_cli, s};
+use crate::util::{all_runs_identical, assert_ok, click_wav, eval_cli, s, synth_set};
 
 /// Writes a 2-s click track for each name into `dir`.
 fn tracks(dir: &Path, names: &[&str]) {
@@ -94,11 +94,7 @@ fn evaluate_scores_keys_of_predictions_both_ways_and_check_gates_them() {
     let (manifest, predictions) = mixed_set(dir.path());
     let out = dir.path().join("report");
     let run = evaluate(&manifest, &format!("csv:{}", s(&predictions)), &out);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    assert_ok(&run, "the run");
 
     let table = results(&out.join("results.csv"));
     assert_eq!(
@@ -201,11 +197,7 @@ fn a_key_tool_run_per_file_is_scored_and_compare_carries_its_keys() {
     let tool = r#"keytool=cmd:sh -c 'cat "$0.key"' {file}"#;
     let out = dir.path().join("eval");
     let run = evaluate(&manifest, tool, &out);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    assert_ok(&run, "the run");
     let table = results(&out.join("results.csv"));
     let got: Vec<(&str, &str)> = table[1..]
         .iter()
@@ -249,11 +241,7 @@ fn a_key_tool_run_per_file_is_scored_and_compare_carries_its_keys() {
         .arg(&cmp)
         .output()
         .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    assert_ok(&run, "the run");
     assert_eq!(
         fs::read(cmp.join("results.csv")).unwrap(),
         fs::read(out.join("results.csv")).unwrap(),
@@ -261,14 +249,7 @@ fn a_key_tool_run_per_file_is_scored_and_compare_carries_its_keys() {
     );
     assert_eq!(read_json(&cmp.join("summary.json"))["key"], summary["key"]);
     let compare = read_json(&cmp.join("compare.json"));
-    assert!(
-        compare["runs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|r| r["identical"] == true),
-        "{compare}"
-    );
+    assert!(all_runs_identical(&compare), "{compare}");
 }
 
 #[test]
@@ -286,11 +267,7 @@ fn a_tempo_only_dataset_keeps_its_files_and_fails_a_key_threshold() {
     .unwrap();
     let out = dir.path().join("report");
     let run = evaluate(&manifest, &format!("csv:{}", s(&predictions)), &out);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    assert_ok(&run, "the run");
     let csv = fs::read_to_string(out.join("results.csv")).unwrap();
     assert_eq!(
         csv.lines().next(),
@@ -338,26 +315,10 @@ fn a_manifest_key_that_is_not_a_key_is_an_error_naming_file_and_line() {
 fn ours_scores_the_key_analyze_writes_and_none_with_descriptors_tempo() {
     let dir = tempfile::tempdir().unwrap();
     let set = dir.path().join("set");
-    eval_cli()
-        .args([
-            "dataset",
-            "synth",
-            "--count",
-            "3",
-            "--seconds",
-            "8",
-            "--out",
-        ])
-        .arg(&set)
-        .assert()
-        .success();
+    synth_set(&set, 3, 8.0);
     let out = dir.path().join("eval");
     let run = evaluate(&set.join("manifest.csv"), "ours", &out);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    assert_ok(&run, "the run");
     let scored: Vec<(String, String)> = results(&out.join("results.csv"))[1..]
         .iter()
         .map(|r| (r[0].clone(), r[10].clone()))
@@ -368,11 +329,7 @@ fn ours_scores_the_key_analyze_writes_and_none_with_descriptors_tempo() {
         .arg(&set)
         .output()
         .unwrap();
-    assert!(
-        analyzed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&analyzed.stderr)
-    );
+    assert_ok(&analyzed, "analyze");
     let mut reader = csv::Reader::from_reader(analyzed.stdout.as_slice());
     let headers = reader.headers().unwrap().clone();
     let column = |name: &str| headers.iter().position(|h| h == name).unwrap();
@@ -414,11 +371,7 @@ fn ours_scores_the_key_analyze_writes_and_none_with_descriptors_tempo() {
         .arg(&tempo_only)
         .output()
         .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    assert_ok(&run, "the run");
     let summary = read_json(&tempo_only.join("summary.json"));
     assert_eq!(summary["key"]["missing"], 3, "{summary}");
     assert_eq!(summary["key"]["weighted"], 0.0);
