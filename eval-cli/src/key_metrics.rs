@@ -101,8 +101,16 @@ mod tests {
         text.parse().unwrap()
     }
 
-    /// Hand-worked pairs: (estimate, truth, relation, MIREX score, mir_eval score).
-    const PAIRS: [(Option<&str>, &str, Option<KeyRelation>, f64, f64); 14] = [
+    /// A hand-worked pair: estimate, truth, relation, MIREX score, mir_eval score.
+    type Pair = (
+        Option<&'static str>,
+        &'static str,
+        Option<KeyRelation>,
+        f64,
+        f64,
+    );
+
+    const PAIRS: [Pair; 14] = [
         (
             Some("C major"),
             "C major",

@@ -73,8 +73,8 @@ pub enum Estimator {
     Ours {
         /// The name reports use.
         name: String,
-        /// The analyzer.
-        analyzer: Analyzer,
+        /// The analyzer (boxed: its plans make it far larger than the other variants).
+        analyzer: Box<Analyzer>,
     },
     /// An external program: the words of its template, `{file}` still in them.
     Cmd {
@@ -99,7 +99,7 @@ impl Estimator {
         Ok(match &spec.source {
             Source::Ours(settings) if settings.is_empty() => Estimator::Ours {
                 name,
-                analyzer: analyzer.clone(),
+                analyzer: Box::new(analyzer.clone()),
             },
             Source::Ours(settings) => {
                 let config = apply_settings(analyzer.config().clone(), settings)
@@ -107,7 +107,10 @@ impl Estimator {
                 let analyzer = Analyzer::new(config).map_err(|e| {
                     anyhow::anyhow!("estimator {spec}: invalid settings: {}", e.reason())
                 })?;
-                Estimator::Ours { name, analyzer }
+                Estimator::Ours {
+                    name,
+                    analyzer: Box::new(analyzer),
+                }
             }
             Source::Cmd(template) => Estimator::Cmd {
                 name,
