@@ -304,6 +304,7 @@ pub fn estimator_cost(
         cpu_files: cpu.files,
         wall_s: outcome.wall_s,
         cpu_method: estimator.cpu_method().to_string(),
+        key: summary.key.as_ref().map(|k| k.score.clone()),
     }
 }
 

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use analyzer_core::key::KeyRelation;
 use serde::{Deserialize, Serialize};
 
-use super::{Row, SECONDS_COLUMN, groupable, numeric_groups};
+use super::{EstimatorCost, Row, SECONDS_COLUMN, groupable, numeric_groups};
 use crate::key_metrics::{self, KeyScore};
 
 /// The key columns of a `results.csv` line, after the tempo ones.
@@ -35,6 +35,37 @@ impl From<&Row> for KeyRecord {
             key_truth: row.truth_key.map_or(String::new(), |k| k.to_string()),
             key: row.est_key.map_or(String::new(), |k| k.to_string()),
             key_relation,
+        }
+    }
+}
+
+/// The key columns of an `estimators.csv` line, after the others; empty for an estimator
+/// without key scores. Fixed precision, as the other columns.
+#[derive(Debug, Default, Serialize)]
+pub struct EstimatorKeyRecord {
+    /// Files with a true key.
+    pub key_n: String,
+    /// MIREX weighted score, four decimals.
+    pub key_weighted: String,
+    /// mir_eval 0.8.2 weighted score, four decimals.
+    pub key_weighted_mir_eval: String,
+    /// Exact key accuracy, four decimals.
+    pub key_accuracy: String,
+    /// Files without a key estimate.
+    pub key_missing: String,
+}
+
+impl From<&EstimatorCost> for EstimatorKeyRecord {
+    fn from(cost: &EstimatorCost) -> Self {
+        let Some(k) = &cost.key else {
+            return EstimatorKeyRecord::default();
+        };
+        EstimatorKeyRecord {
+            key_n: k.n.to_string(),
+            key_weighted: format!("{:.4}", k.weighted),
+            key_weighted_mir_eval: format!("{:.4}", k.weighted_mir_eval),
+            key_accuracy: format!("{:.4}", k.accuracy),
+            key_missing: k.missing.to_string(),
         }
     }
 }

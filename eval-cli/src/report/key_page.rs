@@ -8,7 +8,7 @@ use analyzer_core::key::KeyRelation;
 
 use super::html::{self, pct};
 use super::key::KeySummary;
-use super::{Row, charts, ordered_keys};
+use super::{EstimatorCost, Row, charts, ordered_keys};
 use crate::key_metrics::{self, KeyScore, Weighting};
 
 /// The cells of a key score in the tables: files, both weighted scores, accuracy, missing.
@@ -132,6 +132,34 @@ pub fn key_sections(
         ));
     }
     Ok(sections)
+}
+
+/// The estimators' key scores side by side with their CPU cost, as a table; empty when no
+/// estimator has key scores (the dataset has no key truth).
+pub fn key_estimators_table(costs: &[EstimatorCost]) -> String {
+    let rows: Vec<Vec<String>> = costs
+        .iter()
+        .filter_map(|c| {
+            let key = c.key.as_ref()?;
+            let cpu = c
+                .cpu_s_per_audio_min
+                .map_or("n/a".into(), |x| format!("{x:.3}"));
+            Some(
+                std::iter::once(c.name.clone())
+                    .chain(score_cells(key))
+                    .chain([cpu])
+                    .collect(),
+            )
+        })
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let headers: Vec<&str> = std::iter::once("estimator")
+        .chain(SCORE_HEADERS)
+        .chain(["CPU s / audio min"])
+        .collect();
+    format!("<h3>Key</h3>{}", html::table(&headers, &rows))
 }
 
 /// Headline tiles for the key scores.

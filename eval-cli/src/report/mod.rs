@@ -192,8 +192,16 @@ impl From<&EstimatorCost> for EstimatorRecord {
     }
 }
 
-/// Renders `estimators.csv`: one line per estimator, fixed precision.
+/// Renders `estimators.csv`: one line per estimator, fixed precision; with key scores, the
+/// key columns ([`key::EstimatorKeyRecord`]) follow the others.
 pub fn estimators_csv(costs: &[EstimatorCost]) -> anyhow::Result<Vec<u8>> {
+    if costs.iter().any(|c| c.key.is_some()) {
+        let records: Vec<(EstimatorRecord, key::EstimatorKeyRecord)> = costs
+            .iter()
+            .map(|c| (EstimatorRecord::from(c), key::EstimatorKeyRecord::from(c)))
+            .collect();
+        return export::Csv.serialize(&records[..]);
+    }
     let records: Vec<EstimatorRecord> = costs.iter().map(EstimatorRecord::from).collect();
     export::Csv.serialize(&records[..])
 }
@@ -396,6 +404,9 @@ pub struct EstimatorCost {
     pub wall_s: f64,
     /// How `cpu_s` was measured.
     pub cpu_method: String,
+    /// Its key scores (as in `summary.json`); absent without key truth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<KeyScore>,
 }
 
 /// Metadata columns worth grouping by: at most 24 distinct values, and not mostly per-file
@@ -738,6 +749,7 @@ mod tests {
             cpu_files: 3,
             wall_s: 1.23456,
             cpu_method: "test".into(),
+            key: None,
         };
         let csv = estimators_csv(&[cost("ours", Some(0.5)), cost("csv:p.csv", None)]).unwrap();
         assert_eq!(
@@ -745,6 +757,23 @@ mod tests {
             "name,n,failed,acc1,acc2,cpu_s,cpu_audio_s,cpu_s_per_audio_min,cpu_files,wall_s\n\
              ours,4,1,0.2500,0.6667,0.50,40.0,0.7500,3,1.23\n\
              csv:p.csv,4,1,0.2500,0.6667,,40.0,,3,1.23\n"
+        );
+        // With key scores, their columns follow.
+        let mut keyed = cost("ours", Some(0.5));
+        keyed.key = Some(KeyScore {
+            n: 4,
+            weighted: 0.45,
+            weighted_mir_eval: 0.325,
+            accuracy: 0.25,
+            missing: 1,
+        });
+        let csv = estimators_csv(&[keyed, cost("tempo-tool", None)]).unwrap();
+        assert_eq!(
+            String::from_utf8(csv).unwrap(),
+            "name,n,failed,acc1,acc2,cpu_s,cpu_audio_s,cpu_s_per_audio_min,cpu_files,wall_s,\
+             key_n,key_weighted,key_weighted_mir_eval,key_accuracy,key_missing\n\
+             ours,4,1,0.2500,0.6667,0.50,40.0,0.7500,3,1.23,4,0.4500,0.3250,0.2500,1\n\
+             tempo-tool,4,1,0.2500,0.6667,,40.0,,3,1.23,,,,,\n"
         );
     }
 

@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use super::html::{self, Page};
-use super::key_page::{key_headline, key_sections};
+use super::key_page::{key_estimators_table, key_headline, key_sections};
 use super::model::{CompareReport, Outcome};
 use super::{EstimatorCost, LengthAccuracy, Row, Summary, Timings, charts};
 use crate::metrics::{self, ErrorClass, Latency};
@@ -273,7 +273,7 @@ pub fn estimators_section(dir: &Path, costs: &[EstimatorCost]) -> anyhow::Result
         .map(|(method, names)| format!("{}: {method}.", names.join(", ")))
         .collect();
     let html = format!(
-        "{}{}<p>CPU is user + system time per file, summed over the files where it was \
+        "{}{}{}<p>CPU is user + system time per file, summed over the files where it was \
          measured (10 ms resolution), so it does not depend on the worker count. {}</p>",
         html::figure(
             &charts::save(dir, &chart)?,
@@ -294,6 +294,7 @@ pub fn estimators_section(dir: &Path, costs: &[EstimatorCost]) -> anyhow::Result
             ],
             &rows,
         ),
+        key_estimators_table(costs),
         html::escape(&methods.join(" "))
     );
     Ok(("Estimators side by side".to_string(), html))

@@ -376,3 +376,53 @@ fn ours_scores_the_key_analyze_writes_and_none_with_descriptors_tempo() {
     assert_eq!(summary["key"]["missing"], 3, "{summary}");
     assert_eq!(summary["key"]["weighted"], 0.0);
 }
+
+#[test]
+fn key_estimators_sit_side_by_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let (manifest, predictions) = mixed_set(dir.path());
+    let out = dir.path().join("report");
+    let run = eval_cli()
+        .args(["evaluate", "--progress", "off", "--dataset"])
+        .arg(&manifest)
+        .arg("--estimator")
+        .arg(format!("predicted=csv:{}", s(&predictions)))
+        .args(["--estimator", "always-c=cmd:echo C major", "--out-dir"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_ok(&run, "evaluate with two estimators");
+    let table = results(&out.join("estimators.csv"));
+    assert_eq!(
+        table[0][10..],
+        [
+            "key_n",
+            "key_weighted",
+            "key_weighted_mir_eval",
+            "key_accuracy",
+            "key_missing"
+        ]
+        .map(String::from)
+    );
+    assert_eq!(table[1][0], "predicted");
+    assert_eq!(
+        table[1][10..],
+        ["4", "0.4500", "0.3250", "0.2500", "1"].map(String::from)
+    );
+    // C major for every file: same twice, relative twice.
+    assert_eq!(table[2][0], "always-c");
+    assert_eq!(
+        table[2][10..],
+        ["4", "0.6500", "0.6500", "0.5000", "0"].map(String::from)
+    );
+    let summary = read_json(&out.join("summary.json"));
+    assert!(close(&summary["estimators"][1]["key"]["weighted"], 0.65));
+    let timings = read_json(&out.join("timings.json"));
+    assert_eq!(timings["estimators"][1]["key"]["n"], 4);
+    let html = fs::read_to_string(out.join("report.html")).unwrap();
+    let side_by_side = &html[html.find("Estimators side by side").unwrap()..];
+    assert!(
+        side_by_side.contains("<h3>Key</h3>"),
+        "no key table beside the estimators"
+    );
+}
