@@ -162,6 +162,18 @@ pub fn key_estimators_table(costs: &[EstimatorCost]) -> String {
     format!("<h3>Key</h3>{}", html::table(&headers, &rows))
 }
 
+/// The key scores in words, for a command's summary line: `key weighted 0.588 (mir_eval
+/// 0.550), accuracy 45.8 %, 1 without a key`.
+pub fn key_line(score: &KeyScore) -> String {
+    format!(
+        "key weighted {:.3} (mir_eval {:.3}), accuracy {}, {} without a key",
+        score.weighted,
+        score.weighted_mir_eval,
+        pct(score.accuracy),
+        score.missing
+    )
+}
+
 /// Headline tiles for the key scores.
 pub fn key_headline(key: &KeySummary) -> Vec<(String, String)> {
     vec![

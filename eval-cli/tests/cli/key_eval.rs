@@ -96,6 +96,11 @@ fn evaluate_scores_keys_of_predictions_both_ways_and_check_gates_them() {
     let run = evaluate(&manifest, &format!("csv:{}", s(&predictions)), &out);
     assert_ok(&run, "the run");
 
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        stdout.contains("key weighted 0.450 (mir_eval 0.325), accuracy 25.0 %, 1 without a key"),
+        "{stdout}"
+    );
     let table = results(&out.join("results.csv"));
     assert_eq!(
         table[0][9..],
@@ -268,6 +273,7 @@ fn a_tempo_only_dataset_keeps_its_files_and_fails_a_key_threshold() {
     let out = dir.path().join("report");
     let run = evaluate(&manifest, &format!("csv:{}", s(&predictions)), &out);
     assert_ok(&run, "the run");
+    assert!(!String::from_utf8_lossy(&run.stdout).contains("key weighted"));
     let csv = fs::read_to_string(out.join("results.csv")).unwrap();
     assert_eq!(
         csv.lines().next(),
