@@ -473,13 +473,54 @@ impl Analyzer {
         sample_rate: u32,
         channels: usize,
     ) -> Result<OnsetEnvelope> {
+        let resampled = self.resampled_mono(interleaved, sample_rate, channels)?;
+        Ok(self.onset.envelope(&resampled))
+    }
+
+    /// Interleaved samples mixed to mono and resampled to the analysis rate.
+    fn resampled_mono(
+        &self,
+        interleaved: &[f32],
+        sample_rate: u32,
+        channels: usize,
+    ) -> Result<Vec<f32>> {
         let mut mono = Vec::new();
         mix_to_mono(interleaved, channels, &mut mono);
         let mut resampler = MonoResampler::new(sample_rate, self.config.analysis_rate)?;
         let mut resampled = Vec::new();
         resampler.push(&mono, &mut resampled)?;
         resampler.finish(&mut resampled)?;
-        Ok(self.onset.envelope(&resampled))
+        Ok(resampled)
+    }
+
+    /// The pitch-class votes of interleaved samples held in memory (`None` when the key is
+    /// not asked for).
+    pub fn chroma_of_samples(
+        &self,
+        interleaved: &[f32],
+        sample_rate: u32,
+        channels: usize,
+    ) -> Result<Option<FineProfile>> {
+        let Some(plan) = &self.chroma else {
+            return Ok(None);
+        };
+        let resampled = self.resampled_mono(interleaved, sample_rate, channels)?;
+        let mut tracker = plan.tracker();
+        tracker.push(&resampled);
+        Ok(Some(tracker.finish()))
+    }
+
+    /// The key of interleaved samples held in memory (tests, benchmarks); `None` when the
+    /// key is not asked for.
+    pub fn key_of_samples(
+        &self,
+        interleaved: &[f32],
+        sample_rate: u32,
+        channels: usize,
+    ) -> Result<Option<KeyResult>> {
+        Ok(self
+            .chroma_of_samples(interleaved, sample_rate, channels)?
+            .map(|fine| self.key.estimate(&fine)))
     }
 
     /// Estimates the tempo of interleaved samples held in memory (tests, benchmarks).

@@ -32,6 +32,10 @@ const MIN_PEAK_RATIO: f32 = 0.01;
 const MIN_PROMINENCE: f32 = 3.0;
 /// Half-width of that neighbourhood, in bins.
 const NEIGHBOURHOOD: usize = 16;
+/// A frame votes only when its narrow peaks (each with the two bins either side, the
+/// window's main lobe) hold this share of its energy between the bounds above: noise and
+/// drums spread their energy and raise a few chance peaks only.
+pub const MIN_TONAL_SHARE: f64 = 0.3;
 /// A peak also votes for the notes it would be the 2nd..`HARMONICS`th partial of.
 const HARMONICS: usize = 4;
 /// Each further partial's vote is this fraction of the one before.
@@ -223,7 +227,7 @@ impl ChromaTracker<'_> {
             *m = c.norm();
         }
         let peaks = peaks(&self.magnitudes, plan.min_bin, plan.max_bin);
-        if peaks.is_empty() {
+        if peaks.is_empty() || tonal_share(&self.magnitudes, plan, &peaks) < MIN_TONAL_SHARE {
             return;
         }
         self.frame_profile = [0.0; FINE_BINS];
@@ -245,6 +249,40 @@ impl ChromaTracker<'_> {
             self.profile.voiced_frames += 1;
         }
     }
+}
+
+/// The share of the energy between the plan's bounds that lies in `peaks`' main lobes.
+fn tonal_share(magnitudes: &[f32], plan: &ChromaPlan, peaks: &[Peak]) -> f64 {
+    let energy = |range: std::ops::RangeInclusive<usize>| -> f64 {
+        magnitudes[range]
+            .iter()
+            .map(|&m| f64::from(m) * f64::from(m))
+            .sum()
+    };
+    let total = energy(plan.min_bin..=plan.max_bin);
+    if total <= 0.0 {
+        return 0.0;
+    }
+    // Lobes of neighbouring peaks may overlap: count each bin once.
+    let mut last_end = 0;
+    let mut in_peaks = 0.0;
+    for peak in peaks_by_bin(peaks) {
+        let centre = peak.bin.round() as usize;
+        let start = centre.saturating_sub(2).max(plan.min_bin).max(last_end);
+        let end = (centre + 2).min(plan.max_bin);
+        if start <= end {
+            in_peaks += energy(start..=end);
+            last_end = end + 1;
+        }
+    }
+    in_peaks / total
+}
+
+/// The peaks in frequency order.
+fn peaks_by_bin(peaks: &[Peak]) -> Vec<&Peak> {
+    let mut sorted: Vec<&Peak> = peaks.iter().collect();
+    sorted.sort_by(|a, b| a.bin.total_cmp(&b.bin));
+    sorted
 }
 
 /// A spectral peak: fractional bin and magnitude.
