@@ -6,8 +6,9 @@
 //! Maps are `BTreeMap`s so that key order is stable. Charts live in [`charts`], the HTML page
 //! in [`html`], and polars aggregations in [`tables`].
 //!
-//! Over 500 lines with nine tests: the report's shared row types and the summary computed from
-//! them.
+//! Over 500 lines with ten tests: the report's shared row types, the summary computed from
+//! them, and the writers of results.csv and estimators.csv (the key's own columns and
+//! summary are in [`key`]).
 
 pub mod charts;
 pub mod export;
