@@ -78,6 +78,9 @@ pub struct ChildFile {
     /// Estimated key (`A minor`), when the estimator gave one.
     #[serde(default)]
     pub est_key: Option<String>,
+    /// Why there is no key, when the estimator said.
+    #[serde(default)]
+    pub no_key: Option<String>,
     /// Confidence.
     pub confidence: Option<f64>,
     /// Runner status.
@@ -466,6 +469,7 @@ fn rows_of(ds: &Dataset, child: &ChildReport) -> Vec<Row> {
             let estimate = Estimate {
                 bpm: f.est_bpm,
                 key: f.est_key.as_deref().and_then(|k| k.parse().ok()),
+                no_key: f.no_key.clone(),
                 confidence: f.confidence,
                 audio_s: None,
                 cpu_s: f.cpu_s,
@@ -555,6 +559,7 @@ fn run_child(args: &CompareArgs, workers: usize) -> anyhow::Result<ExitCode> {
             .map(|r| ChildFile {
                 est_bpm: r.est_bpm,
                 est_key: r.est_key.map(|k| k.to_string()),
+                no_key: r.no_key.clone(),
                 confidence: r.confidence,
                 status: r.status.into(),
                 error: r.error.clone(),

@@ -240,6 +240,7 @@ pub fn scored_row(item: &Item, answer: &Answer) -> Row {
         est_bpm,
         truth_key: item.key,
         est_key: estimate.and_then(|e| e.key).filter(|_| ok),
+        no_key: estimate.and_then(|e| e.no_key.clone()),
         confidence: estimate.and_then(|e| e.confidence),
         class,
         status: answer.status,

@@ -101,6 +101,7 @@ pub(super) fn run_command(
     Ok(Estimate {
         bpm,
         key,
+        no_key: None,
         confidence: None,
         audio_s: None,
         cpu_s,

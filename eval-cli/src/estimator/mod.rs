@@ -59,6 +59,8 @@ pub struct Estimate {
     pub bpm: Option<f64>,
     /// Key; `None` from a tool that gives only a tempo, or when the audio has no key.
     pub key: Option<Key>,
+    /// Why there is no key, when the estimator says (ours: the audio has none).
+    pub no_key: Option<String>,
     /// The estimator's confidence, when it gives one.
     pub confidence: Option<f64>,
     /// Seconds of audio, when the estimator decoded the file itself.
@@ -158,11 +160,17 @@ impl Estimator {
                 let before = thread_cpu_s();
                 let a = analyzer.analyze_file(path, stop)?;
                 let cpu_s = before.zip(thread_cpu_s()).map(|(b, a)| (a - b).max(0.0));
+                // No key when it was not asked for (`--descriptors tempo`) or the audio has
+                // none (then with the reason): a missing key estimate.
+                let (key, no_key) = match a.key {
+                    Some(Ok(estimate)) => (Some(estimate.key), None),
+                    Some(Err(none)) => (None, Some(none.to_string())),
+                    None => (None, None),
+                };
                 Ok(Estimate {
                     bpm: Some(a.tempo.bpm),
-                    // No key when it was not asked for (`--descriptors tempo`) or the
-                    // audio has none: a missing key estimate.
-                    key: a.key.and_then(Result::ok).map(|k| k.key),
+                    key,
+                    no_key,
                     confidence: Some(a.tempo.confidence),
                     audio_s: Some(a.audio.duration_s),
                     cpu_s,
@@ -173,6 +181,7 @@ impl Estimator {
                 Some(p) => Ok(Estimate {
                     bpm: p.bpm,
                     key: p.key,
+                    no_key: None,
                     confidence: None,
                     audio_s: None,
                     cpu_s: None,

@@ -160,6 +160,7 @@ mod tests {
             est_bpm: None,
             truth_key: truth.map(|t| t.parse().unwrap()),
             est_key: est.map(|e| e.parse().unwrap()),
+            no_key: None,
             confidence: None,
             class: ErrorClass::Failed,
             status: "ok",

@@ -117,7 +117,11 @@ pub fn key_sections(
                     truth.to_string(),
                     r.est_key.map_or(String::new(), |k| k.to_string()),
                     relation.map_or("missing", KeyRelation::as_str).to_string(),
-                    r.error.clone(),
+                    // A failed file's error, else why the estimator found no key.
+                    match (&r.error, &r.no_key) {
+                        (error, Some(why)) if error.is_empty() => why.clone(),
+                        (error, _) => error.clone(),
+                    },
                 ]
             })
         })
@@ -126,7 +130,13 @@ pub fn key_sections(
         sections.push((
             "Files not in their true key".to_string(),
             html::table(
-                &["file", "true key", "estimated", "relation", "error"],
+                &[
+                    "file",
+                    "true key",
+                    "estimated",
+                    "relation",
+                    "error or why no key",
+                ],
                 &wrong,
             ),
         ));
@@ -181,4 +191,58 @@ pub fn key_headline(key: &KeySummary) -> Vec<(String, String)> {
         ("key weighted".into(), format!("{:.3}", key.score.weighted)),
         ("key accuracy".into(), pct(key.score.accuracy)),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::metrics::ErrorClass;
+
+    fn row(file: &str, truth: &str, est: Option<&str>) -> Row {
+        Row {
+            file: file.into(),
+            truth_bpm: None,
+            est_bpm: None,
+            truth_key: Some(truth.parse().unwrap()),
+            est_key: est.map(|e| e.parse().unwrap()),
+            no_key: None,
+            confidence: None,
+            class: ErrorClass::Failed,
+            status: "ok",
+            error: String::new(),
+            meta: BTreeMap::new(),
+            elapsed_s: 0.0,
+            audio_s: 0.0,
+            cpu_s: None,
+        }
+    }
+
+    #[test]
+    fn files_not_in_their_key_say_why_there_is_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rows = vec![
+            row("right.wav", "C major", Some("C major")),
+            row("drums.wav", "C major", None),
+            row("broken.wav", "A minor", None),
+        ];
+        rows[1].no_key = Some("no key: no pitched sound in 90 % of the audio".into());
+        rows[2].status = "error";
+        rows[2].error = "decode: io: gone".into();
+        let key = crate::report::key::summarize(&rows, &[]).unwrap();
+        let sections = key_sections(dir.path(), &key, &rows).unwrap();
+        let names: Vec<&str> = sections.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(names, ["Key", "Files not in their true key"]);
+        let table = &sections[1].1;
+        assert!(table.contains("no pitched sound in 90 %"), "{table}");
+        assert!(table.contains("decode: io: gone"), "{table}");
+        assert!(!table.contains("right.wav"), "{table}");
+        assert!(dir.path().join("key_relations.svg").is_file());
+        assert!(
+            sections[0].1.contains("<td>0.333</td>"),
+            "{}",
+            sections[0].1
+        );
+    }
 }

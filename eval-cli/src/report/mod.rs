@@ -47,6 +47,9 @@ pub struct Row {
     /// Estimated key (`None` when the file failed, the estimator gives no key or the audio
     /// has none).
     pub est_key: Option<Key>,
+    /// Why there is no estimated key, when the estimator said (shown in the report only:
+    /// results.csv keeps its cells).
+    pub no_key: Option<String>,
     /// The analyzer's confidence in the estimate.
     pub confidence: Option<f64>,
     /// How the tempo estimate relates to the truth (`failed` when there is no tempo truth:
@@ -585,6 +588,7 @@ mod tests {
             est_bpm: est,
             truth_key: None,
             est_key: None,
+            no_key: None,
             confidence: est.map(|_| 0.5),
             class: metrics::classify(est, truth),
             status: if est.is_some() { "ok" } else { "error" },

@@ -322,8 +322,14 @@ fn ours_scores_the_key_analyze_writes_and_none_with_descriptors_tempo() {
     let dir = tempfile::tempdir().unwrap();
     let set = dir.path().join("set");
     synth_set(&set, 3, 8.0);
+    // A click track beside the music: a file that may well have no key.
+    click_wav(&set.join("clicks.wav"), 120.0, 8.0);
+    let manifest = set.join("manifest.csv");
+    let mut lines = fs::read_to_string(&manifest).unwrap();
+    lines.push_str("clicks.wav,120,x,4/4,wav,8,0,C major\n");
+    fs::write(&manifest, lines).unwrap();
     let out = dir.path().join("eval");
-    let run = evaluate(&set.join("manifest.csv"), "ours", &out);
+    let run = evaluate(&manifest, "ours", &out);
     assert_ok(&run, "the run");
     let scored: Vec<(String, String)> = results(&out.join("results.csv"))[1..]
         .iter()
@@ -339,7 +345,8 @@ fn ours_scores_the_key_analyze_writes_and_none_with_descriptors_tempo() {
     let mut reader = csv::Reader::from_reader(analyzed.stdout.as_slice());
     let headers = reader.headers().unwrap().clone();
     let column = |name: &str| headers.iter().position(|h| h == name).unwrap();
-    let (path, key) = (column("path"), column("key"));
+    let (path, key, error) = (column("path"), column("key"), column("error"));
+    let html = fs::read_to_string(out.join("report.html")).unwrap();
     let mut by_file: Vec<(String, String)> = reader
         .records()
         .map(|r| {
@@ -349,6 +356,11 @@ fn ours_scores_the_key_analyze_writes_and_none_with_descriptors_tempo() {
                 .unwrap()
                 .to_string_lossy()
                 .into_owned();
+            // Where there is no key, the report says why, as analyze does.
+            if r[key].is_empty() {
+                let why = &r[error];
+                assert!(html.contains(why), "{name}: no {why:?} in the report");
+            }
             (name, r[key].to_string())
         })
         .collect();
@@ -379,7 +391,7 @@ fn ours_scores_the_key_analyze_writes_and_none_with_descriptors_tempo() {
         .unwrap();
     assert_ok(&run, "the run");
     let summary = read_json(&tempo_only.join("summary.json"));
-    assert_eq!(summary["key"]["missing"], 3, "{summary}");
+    assert_eq!(summary["key"]["missing"], 4, "{summary}");
     assert_eq!(summary["key"]["weighted"], 0.0);
 }
 
