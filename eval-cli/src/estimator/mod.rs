@@ -15,9 +15,10 @@
 //!   POSIX shell would (the `shlex` crate) and `{file}` is replaced in every word by the
 //!   file's path; no shell is involved unless the template names one (`cmd:sh -c "..."`).
 //!   The key is the last line of its stdout that reads as one (`C# minor`, `Dbm`, `12A`,
-//!   `key: A minor`, or a key and a number, `C minor 0.83`); the tempo is the last number on the
-//!   other lines. A non-zero exit, neither a number nor a key, or a run past `--timeout`
-//!   (the child and its process group are killed) is a failed row with the reason;
+//!   `key: A minor`, or a key and a number, `C minor 0.83`); the tempo is the last number
+//!   on the other lines. A non-zero exit, neither a number nor a key, or a run past
+//!   `--timeout` (the child and its process group are killed) is a failed row with the
+//!   reason;
 //! - `csv:FILE`: predictions made elsewhere, a CSV with a `file` column and a `bpm` or
 //!   `key` column (or both), matched to the dataset by the manifest's file name (or,
 //!   failing that, by the base name when it is unique). A file without a prediction is a
