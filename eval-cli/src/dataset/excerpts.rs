@@ -6,8 +6,8 @@
 //! the track is long enough. Every excerpt is a 16-bit PCM mono WAV, listed in a
 //! `manifest.csv` whose `seconds` column gives `evaluate` its breakdown by length, and
 //! which keeps every metadata column of the source (so groupings such as `source` work on
-//! the excerpts as on the tracks) and, when the source has key truth, its `key`. Everything is a function of the input: the same dataset
-//! and flags give the same bytes.
+//! the excerpts as on the tracks) and, when the source has key truth, its `key`.
+//! Everything is a function of the input: the same dataset and flags give the same bytes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Cursor;
