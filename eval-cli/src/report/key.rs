@@ -149,11 +149,18 @@ pub fn summarize(rows: &[Row], meta_columns: &[String]) -> Option<KeySummary> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::metrics::ErrorClass;
 
-    fn row(file: &str, truth: Option<&str>, est: Option<&str>, source: &str, secs: &str) -> Row {
+    /// A row with only key figures: its true and estimated keys, its source and seconds.
+    pub(in crate::report) fn row(
+        file: &str,
+        truth: Option<&str>,
+        est: Option<&str>,
+        source: &str,
+        secs: &str,
+    ) -> Row {
         Row {
             file: file.into(),
             truth_bpm: None,

@@ -195,28 +195,10 @@ pub fn key_headline(key: &KeySummary) -> Vec<(String, String)> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
-    use crate::metrics::ErrorClass;
 
     fn row(file: &str, truth: &str, est: Option<&str>) -> Row {
-        Row {
-            file: file.into(),
-            truth_bpm: None,
-            est_bpm: None,
-            truth_key: Some(truth.parse().unwrap()),
-            est_key: est.map(|e| e.parse().unwrap()),
-            no_key: None,
-            confidence: None,
-            class: ErrorClass::Failed,
-            status: "ok",
-            error: String::new(),
-            meta: BTreeMap::new(),
-            elapsed_s: 0.0,
-            audio_s: 0.0,
-            cpu_s: None,
-        }
+        crate::report::key::tests::row(file, Some(truth), est, "", "")
     }
 
     #[test]
