@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# CPU per file, ours against `aubio tempo`, on one 4-minute synthetic track (44.1 kHz
-# stereo) in each format we decode. Prints best-of-3 user + system seconds for each.
+# CPU per file, ours (tempo and key, the default, then tempo alone) against `aubio tempo`,
+# on one 4-minute synthetic track (44.1 kHz stereo) in each format we decode. Prints
+# best-of-3 user + system seconds for each, and what the key adds to tempo alone.
 #
 #   bash ci/cpu-vs-aubio.sh              # the table
 #   PROFILE=1 bash ci/cpu-vs-aubio.sh    # and a callgrind profile of ours on the MP3
@@ -39,11 +40,13 @@ cpu() {
   echo "$best"
 }
 
-echo "format  ours_cpu_s  aubio_cpu_s  aubio/ours   (4-minute track, $(nproc) cores, best of 3)"
+echo "format  ours_cpu_s  tempo_only_s  key_share  aubio_cpu_s  aubio/ours   (4-minute track, $(nproc) cores, best of 3)"
 for f in wav flac mp3 ogg m4a; do
   o=$(cpu "$ours" "$data/a.$f")
+  t=$(cpu "$ours" --tempo-only "$data/a.$f")
   a=$(cpu aubio tempo "$data/a.$f")
-  awk -v f="$f" -v o="$o" -v a="$a" 'BEGIN { printf "%-7s %10.3f  %11.3f  %9.2fx\n", f, o, a, a / o }'
+  awk -v f="$f" -v o="$o" -v t="$t" -v a="$a" \
+    'BEGIN { printf "%-7s %10.3f  %12.3f  %8.1f%%  %11.3f  %9.2fx\n", f, o, t, 100 * (o - t) / t, a, a / o }'
 done
 
 if [ "${PROFILE:-0}" = 1 ]; then

@@ -2,18 +2,19 @@
 //! `MIN_KEY_CORRELATION` in `src/key/mod.rs`):
 //!
 //! 1. the MIREX weighted score (a fifth either way 0.5) of every key profile on key
-//!    manifests (`file,key,source[,length_s]`, e.g. `datasets/key-dev`), by source and by
+//!    manifests (`file,key[,source][,length_s]`, e.g. `datasets/key-dev`; without `source`
+//!    the manifest's folder names it), by source and by
 //!    excerpt length, and leave one source out: for each source, the profile that scores best
 //!    on the other sources, and what it scores on the one left out;
-//! 2. the best profile correlation of audio that has no key (noise, a sine, a sweep, a drum
-//!    loop, made here) beside the lowest ones of music, for the no-key threshold.
+//! 2. the best profile correlation, voiced share and pitch-class count of audio that has no
+//!    key (`synth_music::presets::keyless`: noise, a sine, a sweep, a drum loop) beside the
+//!    lowest ones of music, for the no-key thresholds.
 //!
 //! ```sh
 //! cargo run -p analyzer-core --example key_profiles -- MANIFEST.csv...
 //! ```
 
 use std::collections::BTreeMap;
-use std::f32::consts::TAU;
 use std::path::{Path, PathBuf};
 
 use analyzer_core::key::{FineProfile, Key, KeyEstimator, KeyProfile, pitch_class_count};
@@ -58,6 +59,9 @@ fn main() {
 /// `file,key,source[,length_s]` rows; files relative to the manifest's folder.
 fn read_manifest(manifest: &Path) -> Vec<(PathBuf, Key, String, String)> {
     let folder = manifest.parent().unwrap_or(Path::new("."));
+    let folder_name = folder
+        .file_name()
+        .map_or(String::new(), |n| n.to_string_lossy().into_owned());
     let mut reader = csv::Reader::from_path(manifest).expect("a readable manifest");
     let headers = reader.headers().expect("a header").clone();
     let column = |name: &str| headers.iter().position(|h| h == name);
@@ -69,12 +73,11 @@ fn read_manifest(manifest: &Path) -> Vec<(PathBuf, Key, String, String)> {
             let row = row.ok()?;
             let truth: Key = row.get(key)?.parse().ok()?;
             let cell = |c: Option<usize>| c.and_then(|c| row.get(c)).unwrap_or("").to_string();
-            Some((
-                folder.join(row.get(file)?),
-                truth,
-                cell(source),
-                cell(length),
-            ))
+            // Without a source column the manifest's folder names the source.
+            let source = Some(cell(source))
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| folder_name.clone());
+            Some((folder.join(row.get(file)?), truth, source, cell(length)))
         })
         .collect()
 }
@@ -138,63 +141,6 @@ fn score_profiles(measured: &[Measured]) {
     }
 }
 
-/// Audio that has no key, made here, mono at 22.05 kHz, 20 s each.
-fn keyless() -> Vec<(&'static str, Vec<f32>)> {
-    let rate = 22_050.0f32;
-    let n = 22_050 * 20;
-    let mut noise_state = 0x2545_f491u32;
-    let mut noise = move || {
-        noise_state ^= noise_state << 13;
-        noise_state ^= noise_state >> 17;
-        noise_state ^= noise_state << 5;
-        noise_state as f32 / u32::MAX as f32 * 2.0 - 1.0
-    };
-    let white: Vec<f32> = (0..n).map(|_| 0.3 * noise()).collect();
-    let sine: Vec<f32> = (0..n)
-        .map(|i| 0.5 * (TAU * 440.0 * i as f32 / rate).sin())
-        .collect();
-    // 50 Hz to 5 kHz, exponentially, over the 20 s.
-    let sweep: Vec<f32> = {
-        let mut phase = 0.0f32;
-        (0..n)
-            .map(|i| {
-                let hz = 50.0 * 100f32.powf(i as f32 / n as f32);
-                phase = (phase + TAU * hz / rate) % TAU;
-                0.5 * phase.sin()
-            })
-            .collect()
-    };
-    // Kick (a pitch falling from 150 to 50 Hz) on beats, a noise snare on 2 and 4, hats
-    // on eighths, 120 BPM.
-    let drums: Vec<f32> = {
-        let mut out = vec![0.0f32; n];
-        let eighth = (rate * 0.25) as usize;
-        for (step, start) in (0..n).step_by(eighth).enumerate() {
-            for i in 0..(rate * 0.2) as usize {
-                let Some(s) = out.get_mut(start + i) else {
-                    break;
-                };
-                let t = i as f32 / rate;
-                if step % 2 == 0 {
-                    let hz = 50.0 + 100.0 * (-t * 30.0).exp();
-                    *s += 0.6 * (-t * 15.0).exp() * (TAU * hz * t).sin();
-                }
-                if step % 4 == 2 {
-                    *s += 0.4 * (-t * 25.0).exp() * noise();
-                }
-                *s += 0.1 * (-t * 80.0).exp() * noise();
-            }
-        }
-        out
-    };
-    vec![
-        ("white noise", white),
-        ("sine 440 Hz", sine),
-        ("sweep 50 Hz-5 kHz", sweep),
-        ("drum loop", drums),
-    ]
-}
-
 fn keyless_evidence(analyzer: &Analyzer, measured: &[Measured]) {
     println!(
         "\nno key (best correlation, voiced share, pitch classes) with {DEFAULT:?}:",
@@ -209,7 +155,7 @@ fn keyless_evidence(analyzer: &Analyzer, measured: &[Measured]) {
             .fold(f64::MIN, f64::max)
     };
     let voiced = |fine: &FineProfile| fine.voiced_frames as f64 / fine.frames.max(1) as f64;
-    for (name, samples) in keyless() {
+    for (name, samples) in synth_music::presets::keyless(20.0, 22_050) {
         let fine = analyzer
             .chroma_of_samples(&samples, 22_050, 1)
             .expect("in-memory audio")

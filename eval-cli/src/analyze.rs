@@ -525,15 +525,18 @@ mod tests {
         );
         assert_eq!(
             String::from_utf8(line).unwrap(),
-            "\"a, b.wav\",,,,,,,,,timeout,decode: timed_out: the per-file time limit passed\n"
+            "\"a, b.wav\",,,,,,,,,timeout,decode: timed_out: the per-file time limit passed,,,,\n"
         );
     }
 
+    /// The columns of before stay first and in order, so scripts that read them by position
+    /// or by name keep working; the key's columns follow.
     #[test]
     fn header_snapshot() {
         assert_eq!(
             String::from_utf8(record::header()).unwrap(),
-            "path,bpm,confidence,alt_bpm,alt_share,duration_s,sample_rate,channels,codec,status,error\n"
+            "path,bpm,confidence,alt_bpm,alt_share,duration_s,sample_rate,channels,codec,status,error,\
+             key,key_confidence,key_alt,camelot\n"
         );
     }
 }

@@ -458,6 +458,7 @@ mod tests {
                 analysis_seconds: Some(30.0),
                 segments: Some(3),
                 full: false,
+                descriptors: None,
             },
         )
         .unwrap();

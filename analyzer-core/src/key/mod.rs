@@ -33,12 +33,12 @@ pub const DEFAULT_PROFILE: KeyProfile = KeyProfile::Edma;
 /// a drum loop measure 0, the development music 0.20 and up.
 const MIN_VOICED_SHARE: f64 = 0.1;
 /// Below this correlation with the best key profile the chroma fits no key. A sweep over
-/// 50 Hz-5 kHz measures 0.43, the development music 0.64 and up.
-const MIN_KEY_CORRELATION: f64 = 0.53;
+/// 50 Hz-5 kHz measures 0.49, the development music 0.66 and up.
+const MIN_KEY_CORRELATION: f64 = 0.57;
 /// Fewer pitch classes than this, counted as the exponential of the chroma's entropy, are a
-/// drone or a single note, not a key: a 440 Hz sine with its overtone votes counts 1.6, the
-/// development music 4.9 and up.
-const MIN_PITCH_CLASSES: f64 = 2.8;
+/// drone or a single note, not a key: a 440 Hz sine with its overtone votes counts 2.8, the
+/// development music 6.8 and up.
+const MIN_PITCH_CLASSES: f64 = 4.4;
 /// The softmax temperature that turns the 24 correlations into the confidence.
 const CONFIDENCE_TEMPERATURE: f64 = 0.05;
 

@@ -7,5 +7,6 @@ mod errors;
 mod formats;
 mod fuzz;
 mod golden;
+mod key;
 mod loops;
 mod sampled;

@@ -73,6 +73,60 @@ pub fn clicks(bpm: f64, seconds: f64, sample_rate: u32) -> Vec<f32> {
     samples
 }
 
+/// Audio that has no musical key, mono, `seconds` long: white noise, a 440 Hz sine, an
+/// exponential sweep over 50 Hz-5 kHz, and a drum loop at 120 BPM (a kick whose pitch falls
+/// from 150 to 50 Hz on every beat, a noise snare on 2 and 4, noise hats on the eighths).
+/// What a key detector must answer with no key rather than a guess; the drum loop still
+/// has a tempo.
+pub fn keyless(seconds: f64, sample_rate: u32) -> Vec<(&'static str, Vec<f32>)> {
+    let rate = f64::from(sample_rate);
+    let n = (seconds * rate) as usize;
+    let mut state = 0x2545_f491u32;
+    let mut noise = move || {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        (f64::from(state) / f64::from(u32::MAX) * 2.0 - 1.0) as f32
+    };
+    let tau = std::f64::consts::TAU;
+    let white: Vec<f32> = (0..n).map(|_| 0.3 * noise()).collect();
+    let sine: Vec<f32> = (0..n)
+        .map(|i| (0.5 * (tau * 440.0 * i as f64 / rate).sin()) as f32)
+        .collect();
+    let mut phase = 0.0f64;
+    let sweep: Vec<f32> = (0..n)
+        .map(|i| {
+            let hz = 50.0 * 100f64.powf(i as f64 / n as f64);
+            phase = (phase + tau * hz / rate) % tau;
+            (0.5 * phase.sin()) as f32
+        })
+        .collect();
+    let mut drums = vec![0.0f32; n];
+    let eighth = (rate * 0.25) as usize;
+    for (step, start) in (0..n).step_by(eighth.max(1)).enumerate() {
+        for i in 0..(rate * 0.2) as usize {
+            let Some(s) = drums.get_mut(start + i) else {
+                break;
+            };
+            let t = i as f64 / rate;
+            if step % 2 == 0 {
+                let hz = 50.0 + 100.0 * (-t * 30.0).exp();
+                *s += (0.6 * (-t * 15.0).exp() * (tau * hz * t).sin()) as f32;
+            }
+            if step % 4 == 2 {
+                *s += (0.4 * (-t * 25.0).exp()) as f32 * noise();
+            }
+            *s += (0.1 * (-t * 80.0).exp()) as f32 * noise();
+        }
+    }
+    vec![
+        ("white noise", white),
+        ("sine 440 Hz", sine),
+        ("sweep 50 Hz-5 kHz", sweep),
+        ("drum loop 120 BPM", drums),
+    ]
+}
+
 /// Every preset with its function name, in a fixed order.
 pub fn all() -> Vec<(&'static str, TrackSpec)> {
     vec![

@@ -19,7 +19,7 @@ pub fn is_deterministic(kind: ErrorKind) -> bool {
 
 const CACHEABLE_KINDS: [ErrorKind; 2] = [ErrorKind::TooShort, ErrorKind::NoPulse];
 
-const STAGES: [Stage; 7] = [
+const STAGES: [Stage; 8] = [
     Stage::Config,
     Stage::Open,
     Stage::Probe,
@@ -27,6 +27,7 @@ const STAGES: [Stage; 7] = [
     Stage::Resample,
     Stage::Onset,
     Stage::Tempo,
+    Stage::Key,
 ];
 
 /// A stored outcome: the row of an analysed file, or the failure a file always gives.
@@ -210,6 +211,10 @@ mod tests {
             codec: "pcm_s16le".into(),
             status: "ok".into(),
             error: String::new(),
+            key: "A minor".into(),
+            key_confidence: "0.640".into(),
+            key_alt: "C major".into(),
+            camelot: "8A".into(),
         }
     }
 

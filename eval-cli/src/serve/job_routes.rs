@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use analyzer_core::Analyzer;
+
+use crate::flags::Descriptors;
 use analyzer_core::batch::{self};
 use axum::body::Body;
 use axum::extract::State;
@@ -33,6 +35,9 @@ pub(super) struct JobRequest {
     max_bpm: Option<f64>,
     /// `high` jobs are served before `normal` ones (the default).
     priority: Option<Priority>,
+    /// What is computed: `["tempo", "key"]` or `["tempo"]` (default: the service's
+    /// `--descriptors`).
+    descriptors: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -59,7 +64,19 @@ pub(super) async fn submit(State(app): State<Arc<App>>, body: Body) -> Response 
             "invalid job request: `paths` is empty",
         );
     }
-    let analyzer = match job_analyzer(&app, request.min_bpm, request.max_bpm) {
+    let descriptors = match &request.descriptors {
+        None => None,
+        Some(names) => match names.join(",").parse::<Descriptors>() {
+            Ok(d) => Some(d),
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("invalid job request: descriptors: {e}"),
+                );
+            }
+        },
+    };
+    let analyzer = match job_analyzer(&app, request.min_bpm, request.max_bpm, descriptors) {
         Ok(a) => a,
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
@@ -135,15 +152,17 @@ pub(super) async fn submit(State(app): State<Arc<App>>, body: Body) -> Response 
     )
 }
 
-/// The analyzer of a job's tempo range: the shared default one when the range is the
-/// default.
+/// The analyzer of a job's tempo range and descriptors: the shared default one when they
+/// are the default.
 pub(super) fn job_analyzer(
     app: &App,
     min_bpm: Option<f64>,
     max_bpm: Option<f64>,
+    descriptors: Option<Descriptors>,
 ) -> Result<Arc<Analyzer>, String> {
     let default = app.default_analyzer.config();
-    if min_bpm.is_none() && max_bpm.is_none() {
+    let key = descriptors.map_or(default.key, |d| d.key);
+    if min_bpm.is_none() && max_bpm.is_none() && key == default.key {
         return Ok(Arc::clone(&app.default_analyzer));
     }
     let min = min_bpm.unwrap_or(default.min_bpm);
@@ -153,7 +172,7 @@ pub(super) fn job_analyzer(
             "invalid tempo range: min_bpm ({min}) must be positive and below max_bpm ({max})"
         ));
     }
-    Analyzer::new(default.clone().with_bpm_range(min, max))
+    Analyzer::new(default.clone().with_bpm_range(min, max).with_key(key))
         .map(Arc::new)
         .map_err(|e| format!("invalid tempo range: {}", e.reason()))
 }

@@ -63,6 +63,8 @@ struct Tables {
     file_seconds: BTreeMap<&'static str, Histogram>,
     /// Time per stage, when the analyzer reports stages.
     stage_seconds: BTreeMap<String, Histogram>,
+    /// Rows that carry a value, by descriptor (`tempo`, `key`).
+    descriptor_values: BTreeMap<&'static str, u64>,
 }
 
 /// The service's counters.
@@ -131,6 +133,11 @@ impl Telemetry {
             .rows
             .entry((record.status.clone(), kind))
             .or_default() += 1;
+        for (descriptor, value) in [("tempo", &record.bpm), ("key", &record.key)] {
+            if !value.is_empty() {
+                *tables.descriptor_values.entry(descriptor).or_default() += 1;
+            }
+        }
         tables
             .file_seconds
             .entry(if upload { "upload" } else { "job" })
@@ -183,6 +190,18 @@ impl Telemetry {
             let _ = writeln!(
                 out,
                 "tempo_files_total{{status=\"{status}\",kind=\"{kind}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP tempo_descriptor_values_total Rows that carry a value, by descriptor \
+             (a key-less or key-free row carries a tempo only).\n\
+             # TYPE tempo_descriptor_values_total counter"
+        );
+        for (descriptor, n) in &tables.descriptor_values {
+            let _ = writeln!(
+                out,
+                "tempo_descriptor_values_total{{descriptor=\"{descriptor}\"}} {n}"
             );
         }
         let counters = [
@@ -342,6 +361,26 @@ mod tests {
             "tempo_file_seconds_bucket{source=\"job\",le=\"+Inf\"} 2",
             "tempo_file_seconds_count{source=\"job\"} 2",
             "tempo_file_seconds_bucket{source=\"upload\",le=\"0.025\"} 1",
+        ] {
+            assert!(page.lines().any(|l| l == line), "{line} missing in\n{page}");
+        }
+    }
+
+    #[test]
+    fn rows_are_counted_by_the_descriptors_they_carry() {
+        let t = Telemetry::default();
+        let row = |bpm: &str, key: &str| {
+            let mut outcome = analysed("ok", "", 0.1);
+            (outcome.record.bpm, outcome.record.key) = (bpm.into(), key.into());
+            outcome
+        };
+        t.file_finished(&row("120.000", "A minor"), false);
+        t.file_finished(&row("98.000", ""), false);
+        t.file_finished(&analysed("error", "tempo: no_pulse: flat", 0.1), false);
+        let page = t.render(Gauges::default());
+        for line in [
+            "tempo_descriptor_values_total{descriptor=\"key\"} 1",
+            "tempo_descriptor_values_total{descriptor=\"tempo\"} 2",
         ] {
             assert!(page.lines().any(|l| l == line), "{line} missing in\n{page}");
         }

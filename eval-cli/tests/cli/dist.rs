@@ -309,8 +309,9 @@ fn an_entry_that_killed_three_workers_becomes_an_error_row() {
     let lines: Vec<&str> = merged.lines().collect();
     assert_eq!(lines.len(), 4, "{merged}");
     assert!(
-        lines[1]
-            .ends_with(",error,dist: worker_died: delivered 3 times and its worker died each time"),
+        lines[1].ends_with(
+            ",error,dist: worker_died: delivered 3 times and its worker died each time,,,,"
+        ),
         "{merged}"
     );
     assert!(lines[2].contains(",ok,"), "{merged}");

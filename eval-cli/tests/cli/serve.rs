@@ -1095,7 +1095,7 @@ fn the_page_in_a_real_browser_submits_a_folder_and_shows_its_progress_and_rows()
         .iter()
         .map(|r| {
             let cell = |i: usize| r[i].as_str().unwrap().to_string();
-            (cell(0).parse().unwrap(), cell(1), cell(2), cell(5))
+            (cell(0).parse().unwrap(), cell(1), cell(2), cell(7))
         })
         .collect();
     shown.sort();

@@ -17,8 +17,8 @@ use assert_cmd::Command;
 pub const RATE: u32 = 22_050;
 
 /// The header of `analyze`'s CSV, written out here so that a change to it fails a test.
-pub const HEADER: &str =
-    "path,bpm,confidence,alt_bpm,alt_share,duration_s,sample_rate,channels,codec,status,error";
+pub const HEADER: &str = "path,bpm,confidence,alt_bpm,alt_share,duration_s,sample_rate,channels,codec,status,error,\
+     key,key_confidence,key_alt,camelot";
 
 /// `eval-cli` as `assert_cmd` runs it.
 pub fn eval_cli() -> Command {
