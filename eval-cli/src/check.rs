@@ -15,7 +15,8 @@ pub struct CheckArgs {
     /// A run directory written by `evaluate` or `compare`.
     #[arg(long)]
     pub report: PathBuf,
-    /// Thresholds file (TOML): `min_acc1`, `min_acc2`, `min_efficiency`, `require_identical`.
+    /// Thresholds file (TOML): `min_acc1`, `min_acc2`, `min_key_weighted`,
+    /// `min_key_accuracy`, `min_efficiency`, `require_identical`.
     #[arg(long)]
     pub thresholds: PathBuf,
 }
@@ -28,6 +29,11 @@ pub struct Thresholds {
     pub min_acc1: Option<f64>,
     /// Lowest acceptable Accuracy2.
     pub min_acc2: Option<f64>,
+    /// Lowest acceptable MIREX weighted key score (`key.weighted` of summary.json). A
+    /// summary without key scores fails it: the dataset had no key truth.
+    pub min_key_weighted: Option<f64>,
+    /// Lowest acceptable exact key accuracy (`key.accuracy`), failing the same way.
+    pub min_key_accuracy: Option<f64>,
     /// Lowest acceptable parallel efficiency of the min(cores, 2)-worker entry of
     /// compare.json.
     pub min_efficiency: Option<f64>,
@@ -41,6 +47,15 @@ pub struct Thresholds {
 struct SummaryView {
     acc1: f64,
     acc2: f64,
+    /// Absent from runs without key truth.
+    key: Option<KeyView>,
+}
+
+/// The parts of summary.json's `key` the gate reads.
+#[derive(Debug, Deserialize)]
+struct KeyView {
+    weighted: f64,
+    accuracy: f64,
 }
 
 /// The parts of compare.json the gate reads.
@@ -89,18 +104,33 @@ pub fn check(dir: &Path, t: &Thresholds) -> anyhow::Result<Vec<Verdict>> {
     }
     let summary: SummaryView = read_json(&dir.join("summary.json"))?;
     let mut out = Vec::new();
-    let mut min = |key: &str, required: Option<f64>, measured: f64| {
+    // `None` measured: the summary has no such figure, which fails any threshold on it.
+    let mut min = |key: &str, required: Option<f64>, measured: Option<f64>| {
         if let Some(r) = required {
             out.push(Verdict {
                 key: key.into(),
                 required: format!(">= {r:.4}"),
-                measured: format!("{measured:.4}"),
-                pass: measured >= r,
+                measured: measured
+                    .map_or("no key scores (no key truth in the dataset)".into(), |m| {
+                        format!("{m:.4}")
+                    }),
+                pass: measured.is_some_and(|m| m >= r),
             });
         }
     };
-    min("min_acc1", t.min_acc1, summary.acc1);
-    min("min_acc2", t.min_acc2, summary.acc2);
+    min("min_acc1", t.min_acc1, Some(summary.acc1));
+    min("min_acc2", t.min_acc2, Some(summary.acc2));
+    let key = summary.key.as_ref();
+    min(
+        "min_key_weighted",
+        t.min_key_weighted,
+        key.map(|k| k.weighted),
+    );
+    min(
+        "min_key_accuracy",
+        t.min_key_accuracy,
+        key.map(|k| k.accuracy),
+    );
     if t.min_efficiency.is_none() && t.require_identical != Some(true) {
         return Ok(out);
     }
@@ -236,6 +266,37 @@ mod tests {
             check(dir.path(), &Thresholds::default())
                 .unwrap()
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn key_thresholds_gate_the_key_scores_and_fail_without_them() {
+        let keyed = r#"{"acc1": 0.0, "acc2": 0.0,
+            "key": {"n": 4, "weighted": 0.625, "weighted_mir_eval": 0.5, "accuracy": 0.5,
+                    "missing": 1, "relations": {}, "by": {}, "by_seconds": []}}"#;
+        let gate = thresholds("min_key_weighted = 0.6\nmin_key_accuracy = 0.75");
+        let v = check(report(keyed, None).path(), &gate).unwrap();
+        let got: Vec<(&str, &str, bool)> = v
+            .iter()
+            .map(|v| (v.key.as_str(), v.measured.as_str(), v.pass))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("min_key_weighted", "0.6250", true),
+                ("min_key_accuracy", "0.5000", false)
+            ]
+        );
+        // A tempo-only summary has no key scores: a key threshold fails, saying why.
+        let v = check(report(SUMMARY, None).path(), &gate).unwrap();
+        assert!(v.iter().all(|v| !v.pass), "{v:?}");
+        assert!(v[0].measured.contains("no key truth"), "{v:?}");
+        // Without key thresholds a tempo-only summary passes as before.
+        assert!(
+            check(report(SUMMARY, None).path(), &thresholds("min_acc1 = 0.5"))
+                .unwrap()
+                .iter()
+                .all(|v| v.pass)
         );
     }
 

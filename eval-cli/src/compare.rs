@@ -19,11 +19,11 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::estimator::Estimator;
-use crate::evaluation::{self, DatasetArgs};
+use crate::estimator::{Estimate, Estimator};
+use crate::evaluation::{self, Answer, DatasetArgs};
 use crate::flags;
 use crate::manifest::Dataset;
-use crate::metrics::{self, ErrorClass};
+use crate::metrics;
 use crate::report::export;
 use crate::report::model::{CompareReport, Outcome, Scaling, WorkerRun};
 use crate::report::{self, EstimatorCost, Row, Summary, pages, tables};
@@ -75,6 +75,12 @@ pub struct ChildReport {
 pub struct ChildFile {
     /// Estimated tempo.
     pub est_bpm: Option<f64>,
+    /// Estimated key (`A minor`), when the estimator gave one.
+    #[serde(default)]
+    pub est_key: Option<String>,
+    /// Why there is no key, when the estimator said.
+    #[serde(default)]
+    pub no_key: Option<String>,
     /// Confidence.
     pub confidence: Option<f64>,
     /// Runner status.
@@ -459,24 +465,23 @@ fn rows_of(ds: &Dataset, child: &ChildReport) -> Vec<Row> {
                 "timeout" => "timeout",
                 _ => "cancelled",
             };
-            let class = if status == "ok" {
-                metrics::classify(f.est_bpm, item.bpm)
-            } else {
-                ErrorClass::Failed
-            };
-            Row {
-                file: item.file.clone(),
-                truth_bpm: item.bpm,
-                est_bpm: f.est_bpm,
+            // The child printed the key it parsed, so it reads back.
+            let estimate = Estimate {
+                bpm: f.est_bpm,
+                key: f.est_key.as_deref().and_then(|k| k.parse().ok()),
+                no_key: f.no_key.clone(),
                 confidence: f.confidence,
-                class,
+                audio_s: None,
+                cpu_s: f.cpu_s,
+            };
+            let answer = Answer {
                 status,
-                error: f.error.clone(),
-                meta: item.meta.clone(),
+                estimate: Some(&estimate),
+                error: &f.error,
                 elapsed_s: f.elapsed_s,
                 audio_s: f.audio_s,
-                cpu_s: f.cpu_s,
-            }
+            };
+            evaluation::scored_row(item, &answer)
         })
         .collect()
 }
@@ -553,6 +558,8 @@ fn run_child(args: &CompareArgs, workers: usize) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|r| ChildFile {
                 est_bpm: r.est_bpm,
+                est_key: r.est_key.map(|k| k.to_string()),
+                no_key: r.no_key.clone(),
                 confidence: r.confidence,
                 status: r.status.into(),
                 error: r.error.clone(),

@@ -16,8 +16,10 @@ use crate::evaluation::{
     DatasetArgs, audio_if_needed, create_out_dir, run_estimators, timings, write_estimators,
 };
 use crate::flags;
+use crate::key_metrics::KeyScore;
 use crate::manifest::Dataset;
 use crate::report::export;
+use crate::report::key_page::key_line;
 use crate::report::{self, EstimatorCost, Summary, pages};
 use crate::runner::{self, ProgressMode, RunOptions};
 
@@ -124,24 +126,29 @@ fn print_summary(
     out_dir: &Path,
 ) {
     // With several estimators, one line each (ours included) to read side by side.
+    // With key truth, the key scores follow the tempo ones on each line.
+    let key =
+        |score: Option<&KeyScore>| score.map_or(String::new(), |k| format!("; {}", key_line(k)));
     for c in costs.iter().filter(|_| costs.len() > 1) {
         println!(
-            "{}: Accuracy1 {}, Accuracy2 {}, {} failed, {} CPU s per audio minute",
+            "{}: Accuracy1 {}, Accuracy2 {}, {} failed, {} CPU s per audio minute{}",
             c.name,
             pages::pct(c.acc1),
             pages::pct(c.acc2),
             c.failed,
             c.cpu_s_per_audio_min
-                .map_or("unknown".into(), |x| format!("{x:.3}"))
+                .map_or("unknown".into(), |x| format!("{x:.3}")),
+            key(c.key.as_ref())
         );
     }
     println!(
-        "{}: {} files, Accuracy1 {}, Accuracy2 {}, {} failed; {:.2} s wall on {} workers; report: {}",
+        "{}: {} files, Accuracy1 {}, Accuracy2 {}, {} failed{}; {:.2} s wall on {} workers; report: {}",
         label,
         summary.n,
         pages::pct(summary.acc1),
         pages::pct(summary.acc2),
         summary.failed,
+        key(summary.key.as_ref().map(|k| &k.score)),
         timings.wall_s,
         timings.workers,
         out_dir.join("report.html").display()

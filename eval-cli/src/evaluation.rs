@@ -1,7 +1,8 @@
 //! The evaluation library: a dataset (a manifest or the built-in synthetic set), the batch
-//! run of an estimator over it, each file scored against its truth ([`Row`]), and the
-//! files of a run (`results.csv`, `summary.json`, the estimators' table). `evaluate` and
-//! `compare` are its two commands; `dataset excerpts` reads datasets through it.
+//! run of an estimator over it, each file scored against its true tempo and key ([`Row`]),
+//! and the files of a run (`results.csv`, `summary.json`, the estimators' table).
+//! `evaluate` and `compare` are its two commands; `dataset excerpts` reads datasets through
+//! it.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -18,18 +19,19 @@ use crate::flags;
 use crate::manifest::{self, Dataset, Item, SynthParams};
 use crate::metrics::{self, ErrorClass};
 use crate::output::{self, Inputs};
-use crate::report::export::{self, CsvLine, Exporter};
 use crate::report::model::Outcome;
-use crate::report::{self, EstimatorAccuracy, EstimatorCost, ResultRecord, Row, Summary};
+use crate::report::{self, EstimatorAccuracy, EstimatorCost, Row, Summary};
 use crate::runner::{self, ProgressMode, RowLog, RunOptions, Schedule};
 
 /// Where the dataset comes from and how to analyse it: flags shared by `evaluate` and
 /// `compare`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DatasetArgs {
-    /// A manifest CSV (`file,bpm[,metadata...]`), a folder (its manifest.csv, or audio with
-    /// GiantSteps-style `.bpm` or JAMS annotations), or `synth` for the built-in synthetic
-    /// set, generated on first use into a cache folder.
+    /// A manifest CSV (`file` and a truth column or two, `bpm` and/or `key`, then any
+    /// metadata; every figure of a kind counts only the files with that truth), a folder
+    /// (its manifest.csv, or audio with GiantSteps-style `.bpm`, `.key` or JAMS tempo
+    /// annotations), or `synth` for the built-in synthetic set (tempo and key), generated on
+    /// first use into a cache folder.
     #[arg(long)]
     pub dataset: String,
     /// The analyzer's settings, the same flags as `analyze`'s.
@@ -45,11 +47,13 @@ pub struct DatasetArgs {
     /// (an external program is killed).
     #[arg(long, value_name = "SECS", value_parser = flags::parse_timeout)]
     pub timeout: Option<Duration>,
-    /// Tempo estimator to score; repeat it to put several side by side (the first one's
-    /// results are results.csv). `ours`, `cmd:TEMPLATE` (an external program per file,
-    /// `{file}` replaced by its path, the BPM read as the last number on its stdout, e.g.
-    /// `cmd:aubio tempo {file}`), or `csv:FILE` (predictions with columns `file,bpm`),
-    /// optionally behind a label for the reports: `aubio=cmd:aubio tempo {file}`.
+    /// Tempo and key estimator to score; repeat it to put several side by side (the first
+    /// one's results are results.csv). `ours`, `cmd:TEMPLATE` (an external program per
+    /// file, `{file}` replaced by its path; the key is the last line of its stdout that reads
+    /// as one, e.g. `C# minor`, `Dbm`, `key: A minor`, `12A`, and the BPM the last number on
+    /// its other lines, e.g. `cmd:aubio tempo {file}`), or `csv:FILE` (predictions with
+    /// columns `file` and `bpm` and/or `key`), optionally behind a label for the reports:
+    /// `aubio=cmd:aubio tempo {file}`.
     #[arg(
         long = "estimator",
         value_name = "[LABEL=]SPEC",
@@ -124,7 +128,8 @@ pub fn evaluate_dataset(
 ) -> anyhow::Result<Outcome> {
     let paths: Vec<PathBuf> = ds.items.iter().map(|i| i.path.clone()).collect();
     let known_audio = |i: usize| audio_s.and_then(|a| a.get(i).copied());
-    let header = export::csv_header::<ResultRecord>()?;
+    let with_key = ds.has_key_truth();
+    let header = report::results_header(with_key)?;
     let mut log = rows_to.map(|p| RowLog::create(p, &header)).transpose()?;
     let mut write_error: Option<anyhow::Error> = None;
     let summary = runner::run(
@@ -141,9 +146,8 @@ pub fn evaluate_dataset(
                 Some(result),
                 known_audio(result.index),
             );
-            let written = CsvLine
-                .serialize(&ResultRecord::from(&row))
-                .and_then(|line| Ok(log.append(&line)?));
+            let written =
+                report::results_line(&row, with_key).and_then(|line| Ok(log.append(&line)?));
             if let Err(err) = written {
                 write_error = Some(err);
                 opts.cancel.store(true, Ordering::SeqCst);
@@ -162,10 +166,9 @@ pub fn evaluate_dataset(
         .map(|(i, item)| score(item, by_index.remove(&i).as_ref(), known_audio(i)))
         .collect();
     if let Some(log) = log {
-        let records: Vec<ResultRecord> = rows.iter().map(ResultRecord::from).collect();
-        let lines = records
+        let lines = rows
             .iter()
-            .map(|r| CsvLine.serialize(r))
+            .map(|r| report::results_line(r, with_key))
             .collect::<anyhow::Result<Vec<_>>>()?;
         log.finish(&header, lines.iter().map(Vec::as_slice))?;
     }
@@ -180,46 +183,72 @@ pub fn evaluate_dataset(
 /// The row of one dataset item: its result scored against the truth, or a `cancelled` row
 /// when it has none. `known_audio` is its seconds of audio when the estimator gives none.
 fn score(item: &Item, result: Option<&FileResult<Estimate>>, known_audio: Option<f64>) -> Row {
-    let (status, est, confidence, error, elapsed_s, audio_s, cpu_s) = match result {
+    match result {
         Some(r) => {
-            let v = r.value.as_ref();
-            (
-                r.status.as_str(),
-                v.map(|e| e.bpm),
-                v.and_then(|e| e.confidence),
-                r.error.clone().unwrap_or_default(),
-                r.elapsed_s,
-                v.and_then(|e| e.audio_s).or(known_audio).unwrap_or(0.0),
-                v.and_then(|e| e.cpu_s),
-            )
+            let estimate = r.value.as_ref();
+            let audio_s = estimate.and_then(|e| e.audio_s).or(known_audio);
+            let answer = Answer {
+                status: r.status.as_str(),
+                estimate,
+                error: r.error.as_deref().unwrap_or_default(),
+                elapsed_s: r.elapsed_s,
+                audio_s: audio_s.unwrap_or(0.0),
+            };
+            scored_row(item, &answer)
         }
-        None => (
-            "cancelled",
-            None,
-            None,
-            "cancelled before it finished".into(),
-            0.0,
-            0.0,
-            None,
+        None => scored_row(
+            item,
+            &Answer {
+                status: "cancelled",
+                estimate: None,
+                error: "cancelled before it finished",
+                elapsed_s: 0.0,
+                audio_s: 0.0,
+            },
         ),
+    }
+}
+
+/// How one file of a batch ended, as a row is made from it (in process, or as a child run
+/// of `compare` reported it).
+pub struct Answer<'a> {
+    /// Runner status: `ok`, `error`, `timeout` or `cancelled`.
+    pub status: &'static str,
+    /// What the estimator gave, when it gave anything.
+    pub estimate: Option<&'a Estimate>,
+    /// Why the file failed (empty when it did not).
+    pub error: &'a str,
+    /// Seconds spent on the file.
+    pub elapsed_s: f64,
+    /// Seconds of audio in it (0 when unknown).
+    pub audio_s: f64,
+}
+
+/// The row of `item` for `answer`: the tempo scored against the true tempo, the key kept
+/// beside the true key (scored by the summary), the item's metadata.
+pub fn scored_row(item: &Item, answer: &Answer) -> Row {
+    let estimate = answer.estimate;
+    let est_bpm = estimate.and_then(|e| e.bpm);
+    let class = match item.bpm {
+        Some(truth) if answer.status == "ok" => metrics::classify(est_bpm, truth),
+        _ => ErrorClass::Failed,
     };
-    let class = if status == "ok" {
-        metrics::classify(est, item.bpm)
-    } else {
-        ErrorClass::Failed
-    };
+    let ok = answer.status == "ok";
     Row {
         file: item.file.clone(),
         truth_bpm: item.bpm,
-        est_bpm: est,
-        confidence,
+        est_bpm,
+        truth_key: item.key,
+        est_key: estimate.and_then(|e| e.key).filter(|_| ok),
+        no_key: estimate.and_then(|e| e.no_key.clone()),
+        confidence: estimate.and_then(|e| e.confidence),
         class,
-        status,
-        error: one_line(&error),
+        status: answer.status,
+        error: one_line(answer.error),
         meta: item.meta.clone(),
-        elapsed_s,
-        audio_s,
-        cpu_s,
+        elapsed_s: answer.elapsed_s,
+        audio_s: answer.audio_s,
+        cpu_s: estimate.and_then(|e| e.cpu_s),
     }
 }
 
@@ -276,6 +305,7 @@ pub fn estimator_cost(
         cpu_files: cpu.files,
         wall_s: outcome.wall_s,
         cpu_method: estimator.cpu_method().to_string(),
+        key: summary.key.as_ref().map(|k| k.score.clone()),
     }
 }
 

@@ -37,6 +37,7 @@ pub mod evaluation;
 pub mod flags;
 pub mod gate;
 pub mod host;
+pub mod key_metrics;
 pub mod manifest;
 pub mod merge;
 pub mod metrics;

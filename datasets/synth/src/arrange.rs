@@ -305,6 +305,54 @@ impl Grid {
     }
 }
 
+/// The key a track is written in: every pitched part plays the progression on its tonic,
+/// which opens each progression (a minor chord on a minor tonic, a major on a major one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrackKey {
+    /// Pitch class of the tonic, 0 (C) to 11 (B).
+    pub tonic: u8,
+    /// Minor (else major).
+    pub minor: bool,
+    /// MIDI note of the bass's root (28..=39).
+    bass_root: i32,
+}
+
+/// Pitch-class names, sharps only, C = 0: how [`TrackKey`] is written (`C# minor`).
+const PITCH_NAMES: [&str; 12] = [
+    "C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B",
+];
+
+impl std::fmt::Display for TrackKey {
+    /// `C# minor`, `A major`: the spelling of the manifest's `key` column.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mode = if self.minor { "minor" } else { "major" };
+        write!(f, "{} {mode}", PITCH_NAMES[usize::from(self.tonic)])
+    }
+}
+
+/// The key and progression of a track: the first draws of its track stream, so the key
+/// can be known without rendering (see [`track_key`]).
+fn draw_harmony(track: &mut Rand) -> (TrackKey, [Chord; 4]) {
+    let minor = track.chance(0.6);
+    let progression = if minor {
+        track.pick(&MINOR_PROGRESSIONS)
+    } else {
+        track.pick(&MAJOR_PROGRESSIONS)
+    };
+    let bass_root = 28 + track.index(12) as i32;
+    let key = TrackKey {
+        tonic: (bass_root % 12) as u8,
+        minor,
+        bass_root,
+    };
+    (key, progression)
+}
+
+/// The key `spec` is rendered in, without rendering it.
+pub fn track_key(spec: &TrackSpec) -> TrackKey {
+    draw_harmony(&mut Rand::new(spec.seed, Stream::Track)).0
+}
+
 /// Builds the score of `spec` up to `spec.seconds`.
 pub(crate) fn score(spec: &TrackSpec) -> Vec<Event> {
     let mut track = Rand::new(spec.seed, Stream::Track);
@@ -323,14 +371,9 @@ pub(crate) fn score(spec: &TrackSpec) -> Vec<Event> {
         unit,
         jitter_s: spec.humanize_ms / 1000.0,
     };
-    let minor = track.chance(0.6);
-    let progression = if minor {
-        track.pick(&MINOR_PROGRESSIONS)
-    } else {
-        track.pick(&MAJOR_PROGRESSIONS)
-    };
+    let (key, progression) = draw_harmony(&mut track);
     let plan = Plan {
-        key: 28 + track.index(12) as i32,
+        key: key.bass_root,
         progression,
         bars_per_chord: match spec.style {
             Style::Ambientish | Style::DrumAndBass => 2,
@@ -939,6 +982,39 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_key_is_the_tonic_of_every_progression_and_its_scale_holds_every_chord() {
+        let major_scale = [0, 2, 4, 5, 7, 9, 11];
+        let minor_scale = [0, 2, 3, 5, 7, 8, 10];
+        let mut modes = [0usize; 2];
+        for seed in 0..64 {
+            let (key, progression) = draw_harmony(&mut Rand::new(seed, Stream::Track));
+            let spec = TrackSpec::new(120.0, Style::Rock).with_seed(seed);
+            assert_eq!(track_key(&spec), key, "seed {seed}");
+            assert_eq!(i32::from(key.tonic), key.bass_root % 12);
+            let (scale, tonic_quality) = if key.minor {
+                (minor_scale, Quality::Minor)
+            } else {
+                (major_scale, Quality::Major)
+            };
+            assert_eq!(progression[0], (0, tonic_quality), "seed {seed}");
+            for (root, quality) in progression {
+                let third = if quality == Quality::Major { 4 } else { 3 };
+                for tone in [root, root + third, root + 7] {
+                    assert!(scale.contains(&(tone % 12)), "seed {seed}: {progression:?}");
+                }
+            }
+            modes[usize::from(key.minor)] += 1;
+        }
+        assert!(modes[0] > 0 && modes[1] > 0, "{modes:?}");
+        let key = TrackKey {
+            tonic: 1,
+            minor: true,
+            bass_root: 37,
+        };
+        assert_eq!(key.to_string(), "C# minor");
+    }
 
     #[test]
     fn swing_delays_only_the_off_units() {

@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::Path;
 
+use crate::arrange::track_key;
 use crate::io::{Error, write_flac, write_wav};
 use crate::render::try_render;
 use crate::rng::{Rand, Stream};
@@ -21,7 +22,7 @@ use crate::spec::{Meter, Style, TrackSpec};
 pub const MANIFEST_FILE: &str = "manifest.csv";
 
 /// The manifest's header line (without the newline).
-pub const MANIFEST_HEADER: &str = "file,bpm,style,meter,format,seconds,seed";
+pub const MANIFEST_HEADER: &str = "file,bpm,style,meter,format,seconds,seed,key";
 
 /// The tempo bands the plan covers, `[low, high)` in BPM (the last one
 /// includes 200).
@@ -237,14 +238,15 @@ pub fn manifest_csv(items: &[DatasetItem]) -> String {
         // Writing to a String cannot fail.
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{}",
             item.file,
             s.bpm,
             s.style.slug(),
             s.meter,
             item.format.extension(),
             s.seconds,
-            s.seed
+            s.seed,
+            track_key(s)
         );
     }
     out
@@ -337,6 +339,43 @@ mod tests {
     }
 
     #[test]
+    fn the_key_column_follows_the_columns_of_before() {
+        let items = dataset_plan(&DatasetSpec::default());
+        let manifest = manifest_csv(&items);
+        let lines: Vec<&str> = manifest.lines().collect();
+        assert_eq!(
+            lines[0], "file,bpm,style,meter,format,seconds,seed,key",
+            "a new column goes last, so that the others keep their bytes"
+        );
+        for (item, line) in items.iter().zip(&lines[1..]) {
+            let s = &item.spec;
+            let before = [
+                item.file.clone(),
+                s.bpm.to_string(),
+                s.style.slug().to_string(),
+                s.meter.to_string(),
+                item.format.extension().to_string(),
+                s.seconds.to_string(),
+                s.seed.to_string(),
+            ]
+            .join(",");
+            let key = line.strip_prefix(&before).and_then(|k| k.strip_prefix(','));
+            let key = key.unwrap_or_else(|| panic!("{line} does not extend {before}"));
+            let (tonic, mode) = key.split_once(' ').unwrap();
+            assert!(["major", "minor"].contains(&mode), "{key}");
+            assert!(!tonic.contains('b'), "sharps only: {key}");
+        }
+        // The default set has both modes and more than one tonic.
+        let keys: std::collections::BTreeSet<String> = items
+            .iter()
+            .map(|i| track_key(&i.spec).to_string())
+            .collect();
+        assert!(keys.iter().any(|k| k.ends_with("minor")), "{keys:?}");
+        assert!(keys.iter().any(|k| k.ends_with("major")), "{keys:?}");
+        assert!(keys.len() > 4, "{keys:?}");
+    }
+
+    #[test]
     fn writes_audio_and_manifest() {
         let dir = tempfile::tempdir().unwrap();
         let spec = DatasetSpec::default()
@@ -350,9 +389,10 @@ mod tests {
         assert_eq!(lines.len(), 4);
         for (item, line) in items.iter().zip(&lines[1..]) {
             let fields: Vec<&str> = line.split(',').collect();
-            assert_eq!(fields.len(), 7);
+            assert_eq!(fields.len(), 8);
             assert_eq!(fields[0], item.file);
             assert_eq!(fields[1].parse::<f64>().unwrap(), item.spec.bpm);
+            assert_eq!(fields[7], track_key(&item.spec).to_string());
             assert!(dir.path().join(&item.file).is_file());
         }
         assert_eq!(items[2].format, AudioFormat::Flac);

@@ -13,7 +13,7 @@
 //!
 //! [`presets`] holds the golden signals; [`dataset_plan`] and
 //! [`write_dataset`] build a folder of WAV and FLAC files with a
-//! `manifest.csv`.
+//! `manifest.csv` that gives each track's tempo and key ([`track_key`]).
 //!
 //! ```
 //! use synth_music::{Style, TrackSpec, render};
@@ -39,6 +39,7 @@ mod render;
 mod rng;
 mod spec;
 
+pub use arrange::{TrackKey, track_key};
 pub use dataset::{
     AudioFormat, DatasetItem, DatasetSpec, MANIFEST_FILE, MANIFEST_HEADER, TEMPO_BANDS,
     dataset_plan, manifest_csv, write_dataset,

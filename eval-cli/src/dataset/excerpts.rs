@@ -6,8 +6,8 @@
 //! the track is long enough. Every excerpt is a 16-bit PCM mono WAV, listed in a
 //! `manifest.csv` whose `seconds` column gives `evaluate` its breakdown by length, and
 //! which keeps every metadata column of the source (so groupings such as `source` work on
-//! the excerpts as on the tracks). Everything is a function of the input: the same dataset
-//! and flags give the same bytes.
+//! the excerpts as on the tracks) and, when the source has key truth, its `key`.
+//! Everything is a function of the input: the same dataset and flags give the same bytes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Cursor;
@@ -31,8 +31,12 @@ const MIN_SPARE_S: f64 = 1.0;
 /// The manifest the excerpts are listed in, inside the output folder.
 pub const MANIFEST_FILE: &str = "manifest.csv";
 
-/// The manifest's own columns, before the source's metadata.
+/// The manifest's own columns, before the source's metadata (and `key`, when the source
+/// has key truth, between them).
 const OWN_COLUMNS: [&str; 5] = ["file", "bpm", "seconds", "offset_s", "source_file"];
+
+/// The key truth column, written when the source has one.
+const KEY_COLUMN: &str = "key";
 
 /// Flags of `eval-cli dataset excerpts`.
 #[derive(Debug, clap::Args)]
@@ -199,6 +203,8 @@ struct Cutter<'a> {
     offsets: usize,
     /// The source's metadata columns, in manifest order.
     meta: &'a [String],
+    /// Whether the source has key truth, to be written in a `key` column.
+    with_key: bool,
 }
 
 impl Cutter<'_> {
@@ -233,11 +239,14 @@ impl Cutter<'_> {
                 tally.excerpts += 1;
                 let mut row = vec![
                     file.to_string_lossy().replace('\\', "/"),
-                    item.bpm.to_string(),
+                    item.bpm.map_or(String::new(), |b| b.to_string()),
                     seconds_label(length_s),
                     format!("{:.3}", start as f64 / rate),
                     item.file.clone(),
                 ];
+                if self.with_key {
+                    row.push(item.key.map_or(String::new(), |k| k.to_string()));
+                }
                 row.extend(
                     self.meta
                         .iter()
@@ -265,10 +274,15 @@ fn checked_lengths(seconds: &[f64]) -> anyhow::Result<Vec<f64>> {
 }
 
 /// The manifest CSV of the excerpts: header, then `rows` as given.
-fn manifest_csv(source_meta: &[String], rows: &[Vec<String>]) -> anyhow::Result<Vec<u8>> {
+fn manifest_csv(
+    source_meta: &[String],
+    with_key: bool,
+    rows: &[Vec<String>],
+) -> anyhow::Result<Vec<u8>> {
     let mut writer = csv::Writer::from_writer(Vec::new());
     let header: Vec<String> = OWN_COLUMNS
         .iter()
+        .chain(with_key.then_some(&KEY_COLUMN))
         .map(|c| c.to_string())
         .chain(source_columns(source_meta))
         .collect();
@@ -330,6 +344,7 @@ pub fn run(args: ExcerptArgs) -> anyhow::Result<ExitCode> {
         lengths: &lengths,
         offsets: args.offsets,
         meta: &ds.meta_columns,
+        with_key: ds.has_key_truth(),
     };
     for (item, stem) in ds.items.iter().zip(&stems) {
         let track = match decode(&item.path) {
@@ -348,7 +363,7 @@ pub fn run(args: ExcerptArgs) -> anyhow::Result<ExitCode> {
     }
     report::write_file(
         &args.out.join(MANIFEST_FILE),
-        &manifest_csv(&ds.meta_columns, &rows)?,
+        &manifest_csv(&ds.meta_columns, cutter.with_key, &rows)?,
     )?;
     print_summary(&args.out, &ds, &lengths, &tallies, failed);
     Ok(if failed > 0 {
@@ -394,7 +409,8 @@ mod tests {
         Item {
             file: file.into(),
             path: PathBuf::from(file),
-            bpm: 120.0,
+            bpm: Some(120.0),
+            key: None,
             meta: BTreeMap::new(),
         }
     }

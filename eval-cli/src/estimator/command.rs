@@ -1,6 +1,7 @@
 //! `cmd:TEMPLATE`: one external program per file, in its own process group so that a
-//! deadline kills a whole pipeline; its tempo is the last number it prints, its CPU time
-//! what `/proc` says of it once it has exited.
+//! deadline kills a whole pipeline; its key is the last line it prints that reads as a
+//! key, its tempo the last number on its other lines, its CPU time what `/proc` says of
+//! it once it has exited.
 
 use std::io::Read;
 use std::path::Path;
@@ -8,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use analyzer_core::key::Key;
 use analyzer_core::{Error, ErrorKind, Stage, StopSignal};
 
 use super::Estimate;
@@ -88,18 +90,22 @@ pub(super) fn run_command(
             ),
         ));
     }
-    match last_number(&out) {
-        Some(bpm) if bpm.is_finite() && bpm > 0.0 => Ok(Estimate {
-            bpm,
-            confidence: None,
-            audio_s: None,
-            cpu_s,
-        }),
-        _ => Err(fail(
+    let (key, rest) = split_key(&out);
+    let bpm = last_number(&rest).filter(|b| b.is_finite() && *b > 0.0);
+    if bpm.is_none() && key.is_none() {
+        return Err(fail(
             ErrorKind::External,
-            format!("`{program}` printed no positive number on stdout"),
-        )),
+            format!("`{program}` printed no positive number and no key on stdout"),
+        ));
     }
+    Ok(Estimate {
+        bpm,
+        key,
+        no_key: None,
+        confidence: None,
+        audio_s: None,
+        cpu_s,
+    })
 }
 
 /// Reads a pipe to its end on a thread of its own, so that a chatty child never blocks.
@@ -137,6 +143,44 @@ fn kill(child: &mut Child) {
     let _ = child.wait();
 }
 
+/// The key in a program's output, and the output without the lines that gave keys (so
+/// that `12A` or `C minor 0.83` is not read as a tempo). The last key line wins, as the
+/// last number does for tempo.
+fn split_key(text: &str) -> (Option<Key>, String) {
+    let mut key = None;
+    let mut rest = String::new();
+    for line in text.lines() {
+        match key_in_line(line) {
+            Some(found) => key = Some(found),
+            None => {
+                rest.push_str(line);
+                rest.push('\n');
+            }
+        }
+    }
+    (key, rest)
+}
+
+/// The key one output line gives: the whole line (`C# minor`, `Dbm`, `12A`), after a label
+/// ending in `:` or `=` (`key: A minor`), or its first two words (`C minor 0.83`, the key,
+/// scale and strength of essentia's extractors).
+fn key_in_line(line: &str) -> Option<Key> {
+    let text = match line.split_once([':', '=']) {
+        Some((label, value)) if label.trim().eq_ignore_ascii_case("key") => value,
+        _ => line,
+    };
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    text.parse().ok().or_else(|| {
+        let words: Vec<&str> = text.split_whitespace().take(2).collect();
+        (words.len() == 2)
+            .then(|| words.join(" ").parse().ok())
+            .flatten()
+    })
+}
+
 /// The last number in `text` (`"tempo: 120.5 bpm"` gives 120.5).
 fn last_number(text: &str) -> Option<f64> {
     text.split(|c: char| {
@@ -167,6 +211,58 @@ mod tests {
     }
 
     #[test]
+    fn keys_are_read_from_the_spellings_tools_print() {
+        let key = |text: &str| split_key(text).0.map(|k| k.to_string());
+        for (out, want) in [
+            ("C# minor\n", "C# minor"),
+            ("Dbm\n", "C# minor"),
+            ("key: A minor\n", "A minor"),
+            ("Key = Bb major\n", "A# major"),
+            ("12A\n", "C# minor"),
+            ("C:min\n", "C minor"),
+            ("F minor 0.83\n", "F minor"),
+            // The last key line wins.
+            ("G major\nE minor\n", "E minor"),
+        ] {
+            assert_eq!(key(out).as_deref(), Some(want), "{out:?}");
+        }
+        for out in [
+            "120\n",
+            "tempo: 128.0 bpm\n",
+            "Am I done?\n",
+            "",
+            "H minor\n",
+        ] {
+            assert_eq!(key(out), None, "{out:?}");
+        }
+        // Key lines are not searched for a tempo; the other lines are, as before.
+        let (found, rest) = split_key("122.5\n12A\n");
+        assert_eq!(found.map(|k| k.camelot()), Some("12A".into()));
+        assert_eq!(last_number(&rest), Some(122.5));
+        assert_eq!(last_number(&split_key("12A\n").1), None);
+    }
+
+    #[test]
+    fn a_command_may_give_a_key_a_tempo_or_both() {
+        let words = |s: &str| shlex::split(s).unwrap();
+        let never = StopSignal::never();
+        let run = |cmd: &str| run_command(&words(cmd), Path::new("x.wav"), &never).unwrap();
+        let both = run("printf '128.0\\nkey: D minor\\n'");
+        assert_eq!(both.bpm, Some(128.0));
+        assert_eq!(both.key.map(|k| k.to_string()).as_deref(), Some("D minor"));
+        let key_only = run("echo 8A");
+        assert_eq!(key_only.bpm, None);
+        assert_eq!(
+            key_only.key.map(|k| k.to_string()).as_deref(),
+            Some("A minor")
+        );
+        let tempo_only = run("echo 97.5");
+        assert_eq!((tempo_only.bpm, tempo_only.key), (Some(97.5), None));
+        let err = run_command(&words("echo nothing"), Path::new("x"), &never).unwrap_err();
+        assert!(err.reason().contains("no key"), "{}", err.reason());
+    }
+
+    #[test]
     fn commands_give_tempo_errors_and_cpu() {
         let words = |s: &str| shlex::split(s).unwrap();
         let never = StopSignal::never();
@@ -176,7 +272,7 @@ mod tests {
             &never,
         )
         .unwrap();
-        assert_eq!(e.bpm, 121.5);
+        assert_eq!(e.bpm, Some(121.5));
         assert!(e.cpu_s.is_some());
         let err = run_command(
             &words("sh -c 'echo oops >&2; exit 3'"),

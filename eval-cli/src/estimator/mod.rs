@@ -1,8 +1,11 @@
-//! Which tempo estimator a run scores: ours, any external program, or predictions made
-//! elsewhere, so that the same harness (runner, metrics, reports) puts peers side by side.
+//! Which tempo and key estimator a run scores: ours, any external program, or predictions
+//! made elsewhere, so that the same harness (runner, metrics, reports) puts peers side by
+//! side.
 //!
 //! `--estimator` takes one of
-//! - `ours`: this workspace's analyzer, in process, with the command's analyzer flags;
+//! - `ours`: this workspace's analyzer, in process, with the command's analyzer flags (its
+//!   key is `Analysis::key`: none with `--descriptors tempo`, none where the audio has no
+//!   key);
 //!   `ours:KEY=VALUE[,KEY=VALUE...]` changes settings of it ([`OursKey`]:
 //!   `min-bpm`, `max-bpm`, `analysis-seconds` (0: the whole file), `segments`,
 //!   `analysis-rate`, `frame-size`, `hop`), so that settings of our own analyzer sit side
@@ -11,12 +14,16 @@
 //! - `cmd:TEMPLATE`: an external program run once per file. The template is split like a
 //!   POSIX shell would (the `shlex` crate) and `{file}` is replaced in every word by the
 //!   file's path; no shell is involved unless the template names one (`cmd:sh -c "..."`).
-//!   The tempo is the last number the program prints on stdout; a non-zero exit, no
-//!   number, or a run past `--timeout` (the child and its process group are killed) is a
-//!   failed row with the reason;
-//! - `csv:FILE`: predictions made elsewhere, a CSV with columns `file,bpm`, matched to the
-//!   dataset by the manifest's file name (or, failing that, by the base name when it is
-//!   unique). A file without a prediction is a failed row.
+//!   The key is the last line of its stdout that reads as one (`C# minor`, `Dbm`, `12A`,
+//!   `key: A minor`, or a key and a number, `C minor 0.83`); the tempo is the last number
+//!   on the other lines. A non-zero exit, neither a number nor a key, or a run past
+//!   `--timeout` (the child and its process group are killed) is a failed row with the
+//!   reason;
+//! - `csv:FILE`: predictions made elsewhere, a CSV with a `file` column and a `bpm` or
+//!   `key` column (or both), matched to the dataset by the manifest's file name (or,
+//!   failing that, by the base name when it is unique). A file without a prediction is a
+//!   failed row; an empty cell is no prediction of that kind; a `key` cell that is not a
+//!   key is an error naming the file and row.
 //!
 //! Any of them may carry a label for the reports, `LABEL=SPEC` (a word of letters, digits,
 //! `_`, `.` or `-`): `aubio=cmd:aubio tempo {file}` is reported as `aubio`.
@@ -37,6 +44,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use analyzer_core::batch::{self, Job};
+use analyzer_core::key::Key;
 use analyzer_core::{Analyzer, Error, ErrorKind, Stage, StopSignal};
 use anyhow::{Context, bail};
 
@@ -48,8 +56,12 @@ pub use spec::{EstimatorSpec, OursKey, OursSetting, Source, apply_settings};
 /// What an estimator gives for one file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Estimate {
-    /// Tempo, BPM.
-    pub bpm: f64,
+    /// Tempo, BPM; `None` from a tool that gives only a key.
+    pub bpm: Option<f64>,
+    /// Key; `None` from a tool that gives only a tempo, or when the audio has no key.
+    pub key: Option<Key>,
+    /// Why there is no key, when the estimator says (ours: the audio has none).
+    pub no_key: Option<String>,
     /// The estimator's confidence, when it gives one.
     pub confidence: Option<f64>,
     /// Seconds of audio, when the estimator decoded the file itself.
@@ -64,8 +76,8 @@ pub enum Estimator {
     Ours {
         /// The name reports use.
         name: String,
-        /// The analyzer.
-        analyzer: Analyzer,
+        /// The analyzer (boxed: its plans make it far larger than the other variants).
+        analyzer: Box<Analyzer>,
     },
     /// An external program: the words of its template, `{file}` still in them.
     Cmd {
@@ -78,8 +90,8 @@ pub enum Estimator {
     Csv {
         /// The command-line name.
         name: String,
-        /// Predicted BPM by the dataset item's path.
-        bpm: BTreeMap<PathBuf, f64>,
+        /// Predictions by the dataset item's path.
+        predictions: BTreeMap<PathBuf, Prediction>,
     },
 }
 
@@ -90,7 +102,7 @@ impl Estimator {
         Ok(match &spec.source {
             Source::Ours(settings) if settings.is_empty() => Estimator::Ours {
                 name,
-                analyzer: analyzer.clone(),
+                analyzer: Box::new(analyzer.clone()),
             },
             Source::Ours(settings) => {
                 let config = apply_settings(analyzer.config().clone(), settings)
@@ -98,7 +110,10 @@ impl Estimator {
                 let analyzer = Analyzer::new(config).map_err(|e| {
                     anyhow::anyhow!("estimator {spec}: invalid settings: {}", e.reason())
                 })?;
-                Estimator::Ours { name, analyzer }
+                Estimator::Ours {
+                    name,
+                    analyzer: Box::new(analyzer),
+                }
             }
             Source::Cmd(template) => Estimator::Cmd {
                 name,
@@ -106,7 +121,7 @@ impl Estimator {
             },
             Source::Csv(path) => Estimator::Csv {
                 name,
-                bpm: read_predictions(path, ds)?,
+                predictions: read_predictions(path, ds)?,
             },
         })
     }
@@ -146,17 +161,28 @@ impl Estimator {
                 let before = thread_cpu_s();
                 let a = analyzer.analyze_file(path, stop)?;
                 let cpu_s = before.zip(thread_cpu_s()).map(|(b, a)| (a - b).max(0.0));
+                // No key when it was not asked for (`--descriptors tempo`) or the audio has
+                // none (then with the reason): a missing key estimate.
+                let (key, no_key) = match a.key {
+                    Some(Ok(estimate)) => (Some(estimate.key), None),
+                    Some(Err(none)) => (None, Some(none.to_string())),
+                    None => (None, None),
+                };
                 Ok(Estimate {
-                    bpm: a.tempo.bpm,
+                    bpm: Some(a.tempo.bpm),
+                    key,
+                    no_key,
                     confidence: Some(a.tempo.confidence),
                     audio_s: Some(a.audio.duration_s),
                     cpu_s,
                 })
             }
             Estimator::Cmd { words, .. } => run_command(words, path, stop),
-            Estimator::Csv { bpm, .. } => match bpm.get(path) {
-                Some(&bpm) => Ok(Estimate {
-                    bpm,
+            Estimator::Csv { predictions, .. } => match predictions.get(path) {
+                Some(p) => Ok(Estimate {
+                    bpm: p.bpm,
+                    key: p.key,
+                    no_key: None,
                     confidence: None,
                     audio_s: None,
                     cpu_s: None,
@@ -185,31 +211,53 @@ impl Job for Estimator {
     }
 }
 
-/// Reads `file,bpm` predictions and keys them by the dataset items they name.
-fn read_predictions(path: &Path, ds: &Dataset) -> anyhow::Result<BTreeMap<PathBuf, f64>> {
+/// One file's line of a `csv:` predictions file: at least one of the two is there.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Prediction {
+    /// Predicted tempo, BPM.
+    pub bpm: Option<f64>,
+    /// Predicted key.
+    pub key: Option<Key>,
+}
+
+/// Reads `file,bpm`, `file,key` or `file,bpm,key` predictions and keys them by the dataset
+/// items they name.
+fn read_predictions(path: &Path, ds: &Dataset) -> anyhow::Result<BTreeMap<PathBuf, Prediction>> {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .from_path(path)
         .with_context(|| format!("cannot read predictions {}", path.display()))?;
     let headers = reader.headers()?.clone();
     let column = |name: &str| headers.iter().position(|h| h.trim() == name);
-    let (Some(file_col), Some(bpm_col)) = (column("file"), column("bpm")) else {
+    let (file_col, bpm_col, key_col) = (column("file"), column("bpm"), column("key"));
+    let Some(file_col) = file_col.filter(|_| bpm_col.is_some() || key_col.is_some()) else {
         bail!(
-            "predictions {} need the columns `file` and `bpm`",
+            "predictions {} need a `file` column and a `bpm` or `key` column",
             path.display()
         );
     };
-    let mut by_name: BTreeMap<String, f64> = BTreeMap::new();
+    let mut by_name: BTreeMap<String, Prediction> = BTreeMap::new();
     for (i, record) in reader.records().enumerate() {
         let record = record.with_context(|| format!("{}: row {}", path.display(), i + 2))?;
-        let file = record.get(file_col).unwrap_or("").trim().to_string();
-        let bpm = record.get(bpm_col).unwrap_or("").trim();
-        // An empty or unparsable prediction is no prediction: that file becomes a failed row.
-        if let Ok(bpm) = bpm.parse::<f64>()
-            && bpm.is_finite()
-            && bpm > 0.0
-        {
-            by_name.insert(file, bpm);
+        let cell = |col: Option<usize>| col.and_then(|c| record.get(c)).unwrap_or("").trim();
+        let file = cell(Some(file_col)).to_string();
+        // An empty or unparsable tempo is no tempo: without a key, that file becomes a
+        // failed row.
+        let bpm = cell(bpm_col)
+            .parse::<f64>()
+            .ok()
+            .filter(|b| b.is_finite() && *b > 0.0);
+        let key_text = cell(key_col);
+        let key = if key_text.is_empty() {
+            None
+        } else {
+            let key = key_text.parse::<Key>().map_err(|e| {
+                anyhow::anyhow!("predictions {} row {}: `key`: {e}", path.display(), i + 2)
+            })?;
+            Some(key)
+        };
+        if bpm.is_some() || key.is_some() {
+            by_name.insert(file, Prediction { bpm, key });
         }
     }
     let base = |s: &str| {
@@ -217,10 +265,10 @@ fn read_predictions(path: &Path, ds: &Dataset) -> anyhow::Result<BTreeMap<PathBu
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
     };
-    let mut by_base: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for (file, bpm) in &by_name {
+    let mut by_base: BTreeMap<String, Vec<Prediction>> = BTreeMap::new();
+    for (file, prediction) in &by_name {
         if let Some(b) = base(file) {
-            by_base.entry(b).or_default().push(*bpm);
+            by_base.entry(b).or_default().push(*prediction);
         }
     }
     let mut out = BTreeMap::new();
@@ -231,9 +279,77 @@ fn read_predictions(path: &Path, ds: &Dataset) -> anyhow::Result<BTreeMap<PathBu
                 .filter(|v| v.len() == 1)
                 .map(|v| v[0])
         });
-        if let Some(bpm) = found {
-            out.insert(item.path.clone(), bpm);
+        if let Some(prediction) = found {
+            out.insert(item.path.clone(), prediction);
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use super::*;
+    use crate::manifest::Item;
+
+    fn dataset(files: &[&str]) -> Dataset {
+        Dataset {
+            label: "t".into(),
+            location: PathBuf::from("t.csv"),
+            items: files
+                .iter()
+                .map(|f| Item {
+                    file: f.to_string(),
+                    path: PathBuf::from("/data").join(f),
+                    bpm: None,
+                    key: Some("C major".parse().unwrap()),
+                    meta: BTreeMap::new(),
+                })
+                .collect(),
+            meta_columns: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn csv_predictions_carry_keys_tempi_or_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let ds = dataset(&["a.wav", "b.wav", "c.wav", "d.wav"]);
+        let p = dir.path().join("p.csv");
+        fs::write(
+            &p,
+            "file,bpm,key\na.wav,120,Dbm\nb.wav,,8A\nc.wav,97.5,\nd.wav,,\n",
+        )
+        .unwrap();
+        let got = read_predictions(&p, &ds).unwrap();
+        let cell = |f: &str| {
+            got.get(&PathBuf::from("/data").join(f))
+                .map(|p| (p.bpm, p.key.map(|k| k.to_string())))
+        };
+        assert_eq!(cell("a.wav"), Some((Some(120.0), Some("C# minor".into()))));
+        assert_eq!(cell("b.wav"), Some((None, Some("A minor".into()))));
+        assert_eq!(cell("c.wav"), Some((Some(97.5), None)));
+        // Neither: no prediction, so a failed row.
+        assert_eq!(cell("d.wav"), None);
+        // A key column alone is enough.
+        fs::write(&p, "file,key\nsub/a.wav,E major\n").unwrap();
+        let got = read_predictions(&p, &ds).unwrap();
+        assert_eq!(got.len(), 1);
+    }
+
+    #[test]
+    fn a_bad_key_prediction_names_the_file_and_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let ds = dataset(&["a.wav"]);
+        let p = dir.path().join("keys.csv");
+        fs::write(&p, "file,key\na.wav,C major\nb.wav,C lydian\n").unwrap();
+        let err = format!("{:#}", read_predictions(&p, &ds).unwrap_err());
+        assert!(
+            err.contains("keys.csv") && err.contains("row 3") && err.contains("C lydian"),
+            "{err}"
+        );
+        fs::write(&p, "file,tempo\na.wav,120\n").unwrap();
+        let err = format!("{:#}", read_predictions(&p, &ds).unwrap_err());
+        assert!(err.contains("`key`") && err.contains("`bpm`"), "{err}");
+    }
 }

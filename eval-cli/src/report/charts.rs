@@ -196,38 +196,89 @@ impl Chart for ClassCounts {
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
-        root.fill(&WHITE).map_err(err)?;
-        let n = self.counts.len().max(1) as u32;
-        let top = self.counts.iter().map(|c| c.1).max().unwrap_or(0).max(1) as u32;
-        let mut chart = frame(root, "Files by error class", 50)
-            .build_cartesian_2d((0u32..n - 1).into_segmented(), 0u32..top + top / 10 + 1)
-            .map_err(err)?;
-        let names: Vec<&str> = self.counts.iter().map(|c| c.0.as_str()).collect();
-        mesh(&mut chart, "error class", "files")
-            .disable_x_mesh()
-            .x_labels(names.len())
-            .x_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) => names.get(*i as usize).unwrap_or(&"").to_string(),
-                _ => String::new(),
-            })
-            .draw()
-            .map_err(err)?;
-        chart
-            .draw_series(self.counts.iter().enumerate().map(|(i, &(class, count))| {
-                let i = i as u32;
-                let mut bar = Rectangle::new(
-                    [
-                        (SegmentValue::Exact(i), 0),
-                        (SegmentValue::Exact(i + 1), count as u32),
-                    ],
-                    class_color(class).filled(),
-                );
-                bar.set_margin(0, 0, 8, 8);
-                bar
-            }))
-            .map_err(err)?;
-        Ok(())
+        let bars: Vec<(&str, usize, RGBColor)> = self
+            .counts
+            .iter()
+            .map(|&(class, count)| (class.as_str(), count, class_color(class)))
+            .collect();
+        count_bars(root, "Files by error class", "error class", &bars)
     }
+}
+
+/// Files per relation of the estimated key to the true one (same, a fifth above or below,
+/// relative, parallel, other) and the files with no key: where key errors fall.
+pub struct KeyRelationCounts {
+    /// `(relation name, files)`, in report order, `missing` last.
+    pub counts: Vec<(&'static str, usize)>,
+}
+
+impl Chart for KeyRelationCounts {
+    fn name(&self) -> &'static str {
+        "key_relations"
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        let bars: Vec<(&str, usize, RGBColor)> = self
+            .counts
+            .iter()
+            .map(|&(name, count)| {
+                let color = match name {
+                    "same" => RGBColor(0x2e, 0x8b, 0x57),
+                    "fifth_above" | "fifth_below" => RGBColor(0xe6, 0x9f, 0x00),
+                    "relative" | "parallel" => RGBColor(0x8e, 0x44, 0xad),
+                    "missing" => RGBColor(0x99, 0x99, 0x99),
+                    _ => RGBColor(0xc0, 0x39, 0x2b),
+                };
+                (name, count, color)
+            })
+            .collect();
+        count_bars(
+            root,
+            "Files by relation of estimated to true key",
+            "estimated key against the true key",
+            &bars,
+        )
+    }
+}
+
+/// A bar per `(label, files, colour)`, labelled underneath: the house chart of counts.
+fn count_bars<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    caption: &str,
+    x_desc: &str,
+    bars: &[(&str, usize, RGBColor)],
+) -> Result<(), String> {
+    root.fill(&WHITE).map_err(err)?;
+    let n = bars.len().max(1) as u32;
+    let top = bars.iter().map(|c| c.1).max().unwrap_or(0).max(1) as u32;
+    let mut chart = frame(root, caption, 50)
+        .build_cartesian_2d((0u32..n - 1).into_segmented(), 0u32..top + top / 10 + 1)
+        .map_err(err)?;
+    let names: Vec<&str> = bars.iter().map(|c| c.0).collect();
+    mesh(&mut chart, x_desc, "files")
+        .disable_x_mesh()
+        .x_labels(names.len())
+        .x_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) => names.get(*i as usize).unwrap_or(&"").to_string(),
+            _ => String::new(),
+        })
+        .draw()
+        .map_err(err)?;
+    chart
+        .draw_series(bars.iter().enumerate().map(|(i, &(_, count, color))| {
+            let i = i as u32;
+            let mut bar = Rectangle::new(
+                [
+                    (SegmentValue::Exact(i), 0),
+                    (SegmentValue::Exact(i + 1), count as u32),
+                ],
+                color.filled(),
+            );
+            bar.set_margin(0, 0, 8, 8);
+            bar
+        }))
+        .map_err(err)?;
+    Ok(())
 }
 
 /// Accuracy1 and Accuracy2 per tempo band.

@@ -21,6 +21,11 @@ pub fn escape(text: &str) -> String {
     out
 }
 
+/// A percentage with one decimal: `87.5 %`.
+pub fn pct(x: f64) -> String {
+    format!("{:.1} %", 100.0 * x)
+}
+
 /// An HTML table; cells are escaped.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut out = String::from("<table><thead><tr>");

@@ -6,12 +6,15 @@
 //! Maps are `BTreeMap`s so that key order is stable. Charts live in [`charts`], the HTML page
 //! in [`html`], and polars aggregations in [`tables`].
 //!
-//! Over 500 lines with nine tests: the report's shared row types and the summary computed from
-//! them.
+//! Over 500 lines with ten tests: the report's shared row types, the summary computed from
+//! them, and the writers of results.csv and estimators.csv (the key's own columns and
+//! summary are in [`key`]).
 
 pub mod charts;
 pub mod export;
 pub mod html;
+pub mod key;
+pub mod key_page;
 pub mod model;
 pub mod pages;
 pub mod tables;
@@ -21,22 +24,36 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use analyzer_core::key::Key;
 use export::Exporter;
 
+use crate::key_metrics::KeyScore;
 use crate::metrics::{self, ErrorClass, Latency, ReliabilityBin};
+pub use key::{KeyRecord, KeySummary};
 
 /// One evaluated file, as the harness keeps it in memory.
 #[derive(Debug, Clone)]
 pub struct Row {
     /// The file as the dataset names it.
     pub file: String,
-    /// Ground-truth tempo, BPM.
-    pub truth_bpm: f64,
-    /// Estimated tempo, BPM (`None` when the file failed).
+    /// Ground-truth tempo, BPM; `None` when the dataset gives none for this file (it is
+    /// then left out of every tempo figure).
+    pub truth_bpm: Option<f64>,
+    /// Estimated tempo, BPM (`None` when the file failed, or the estimator gives no tempo).
     pub est_bpm: Option<f64>,
+    /// Ground-truth key; `None` when the dataset gives none for this file (it is then left
+    /// out of every key figure).
+    pub truth_key: Option<Key>,
+    /// Estimated key (`None` when the file failed, the estimator gives no key or the audio
+    /// has none).
+    pub est_key: Option<Key>,
+    /// Why there is no estimated key, when the estimator said (shown in the report only:
+    /// results.csv keeps its cells).
+    pub no_key: Option<String>,
     /// The analyzer's confidence in the estimate.
     pub confidence: Option<f64>,
-    /// How the estimate relates to the truth.
+    /// How the tempo estimate relates to the truth (`failed` when there is no tempo truth:
+    /// such rows are never counted).
     pub class: ErrorClass,
     /// Runner status: `ok`, `error`, `timeout` or `cancelled`.
     pub status: &'static str,
@@ -59,17 +76,18 @@ pub struct Row {
 pub struct ResultRecord<'a> {
     /// The file as the dataset names it.
     pub file: &'a str,
-    /// Ground-truth tempo, BPM, as given.
+    /// Ground-truth tempo, BPM, as given; empty when there is none.
     pub truth_bpm: String,
     /// Estimated tempo, BPM, two decimals; empty when the file failed.
     pub est_bpm: String,
     /// Confidence, four decimals; empty when the file failed.
     pub confidence: String,
-    /// 1 when the estimate is within 4 % of the truth.
-    pub acc1: u8,
-    /// 1 when the estimate is within 4 % of the truth times 1, 2, 1/2, 3 or 1/3.
-    pub acc2: u8,
-    /// The error class (see [`ErrorClass::as_str`]).
+    /// 1 when the estimate is within 4 % of the truth; empty without tempo truth.
+    pub acc1: &'static str,
+    /// 1 when the estimate is within 4 % of the truth times 1, 2, 1/2, 3 or 1/3; empty
+    /// without tempo truth.
+    pub acc2: &'static str,
+    /// The error class (see [`ErrorClass::as_str`]); empty without tempo truth.
     pub error_class: &'static str,
     /// Runner status.
     pub status: &'static str,
@@ -79,24 +97,60 @@ pub struct ResultRecord<'a> {
 
 impl<'a> From<&'a Row> for ResultRecord<'a> {
     fn from(row: &'a Row) -> Self {
+        let tempo = row.truth_bpm.is_some();
+        let flag = |hit: bool| match (tempo, hit) {
+            (false, _) => "",
+            (true, true) => "1",
+            (true, false) => "0",
+        };
         ResultRecord {
             file: &row.file,
-            truth_bpm: row.truth_bpm.to_string(),
+            truth_bpm: row.truth_bpm.map_or(String::new(), |b| b.to_string()),
             est_bpm: row.est_bpm.map_or(String::new(), |b| format!("{b:.2}")),
             confidence: row.confidence.map_or(String::new(), |c| format!("{c:.4}")),
-            acc1: u8::from(row.class.acc1()),
-            acc2: u8::from(row.class.acc2()),
-            error_class: row.class.as_str(),
+            acc1: flag(row.class.acc1()),
+            acc2: flag(row.class.acc2()),
+            error_class: if tempo { row.class.as_str() } else { "" },
             status: row.status,
             error: &row.error,
         }
     }
 }
 
-/// Renders `results.csv` in input order.
+/// Whether `rows` are scored for key: some file has a true key. Then results.csv has the
+/// key columns and summary.json its `key` object; otherwise both are as before key
+/// existed, byte for byte.
+pub fn has_key_truth(rows: &[Row]) -> bool {
+    rows.iter().any(|r| r.truth_key.is_some())
+}
+
+/// The header line of `results.csv`, with the key columns when `with_key`.
+pub fn results_header(with_key: bool) -> anyhow::Result<Vec<u8>> {
+    if with_key {
+        export::csv_header::<(ResultRecord, KeyRecord)>()
+    } else {
+        export::csv_header::<ResultRecord>()
+    }
+}
+
+/// One line of `results.csv`, with the key columns when `with_key`.
+pub fn results_line(row: &Row, with_key: bool) -> anyhow::Result<Vec<u8>> {
+    if with_key {
+        export::CsvLine.serialize(&(ResultRecord::from(row), KeyRecord::from(row)))
+    } else {
+        export::CsvLine.serialize(&ResultRecord::from(row))
+    }
+}
+
+/// Renders `results.csv` in input order: the tempo columns, then `key_truth,key,
+/// key_relation` when some file has a true key.
 pub fn results_csv(rows: &[Row]) -> anyhow::Result<Vec<u8>> {
-    let records: Vec<ResultRecord> = rows.iter().map(ResultRecord::from).collect();
-    export::Csv.serialize(&records[..])
+    let with_key = has_key_truth(rows);
+    let mut out = results_header(with_key)?;
+    for row in rows {
+        out.extend(results_line(row, with_key)?);
+    }
+    Ok(out)
 }
 
 /// One line of `estimators.csv`: one estimator, fixed precision.
@@ -142,8 +196,16 @@ impl From<&EstimatorCost> for EstimatorRecord {
     }
 }
 
-/// Renders `estimators.csv`: one line per estimator, fixed precision.
+/// Renders `estimators.csv`: one line per estimator, fixed precision; with key scores, the
+/// key columns ([`key::EstimatorKeyRecord`]) follow the others.
 pub fn estimators_csv(costs: &[EstimatorCost]) -> anyhow::Result<Vec<u8>> {
+    if costs.iter().any(|c| c.key.is_some()) {
+        let records: Vec<(EstimatorRecord, key::EstimatorKeyRecord)> = costs
+            .iter()
+            .map(|c| (EstimatorRecord::from(c), key::EstimatorKeyRecord::from(c)))
+            .collect();
+        return export::Csv.serialize(&records[..]);
+    }
     let records: Vec<EstimatorRecord> = costs.iter().map(EstimatorRecord::from).collect();
     export::Csv.serialize(&records[..])
 }
@@ -175,7 +237,7 @@ pub struct LengthAccuracy {
 
 /// The groups of `groups` by number, smallest first (`8` before `10`, which a string sort
 /// puts the other way round), when every key is a finite number; `None` otherwise.
-pub fn numeric_groups(groups: &BTreeMap<String, GroupAccuracy>) -> Option<Vec<(f64, &String)>> {
+pub fn numeric_groups<V>(groups: &BTreeMap<String, V>) -> Option<Vec<(f64, &String)>> {
     let mut keyed = groups
         .keys()
         .map(|k| {
@@ -191,10 +253,7 @@ pub fn numeric_groups(groups: &BTreeMap<String, GroupAccuracy>) -> Option<Vec<(f
 
 /// The keys of one breakdown in reading order: tempo bands slowest first, numbers by value,
 /// anything else as sorted text.
-pub fn ordered_keys<'a>(
-    column: &str,
-    groups: &'a BTreeMap<String, GroupAccuracy>,
-) -> Vec<&'a String> {
+pub fn ordered_keys<'a, V>(column: &str, groups: &'a BTreeMap<String, V>) -> Vec<&'a String> {
     if column == "tempo_band" {
         let mut keys: Vec<&String> = groups.keys().collect();
         keys.sort_by_key(|k| metrics::TEMPO_BAND_NAMES.iter().position(|b| b == k));
@@ -256,6 +315,11 @@ pub struct Summary {
     /// is beside the timings, in `timings.json`.
     #[serde(default)]
     pub estimators: Vec<EstimatorAccuracy>,
+    /// Key scores over the files with a true key; absent (not even `null`) when the
+    /// dataset has no key truth, so that a tempo-only summary keeps its bytes. The tempo
+    /// fields above count only the files with a true tempo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<KeySummary>,
 }
 
 /// The accuracy of one estimator, in `summary.json`.
@@ -275,6 +339,9 @@ pub struct EstimatorAccuracy {
     /// chart that puts estimators side by side.
     #[serde(default)]
     pub by_seconds: Vec<LengthAccuracy>,
+    /// Its key scores (as [`Summary::key`]); absent without key truth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<KeyScore>,
 }
 
 impl EstimatorAccuracy {
@@ -287,6 +354,7 @@ impl EstimatorAccuracy {
             acc1: summary.acc1,
             acc2: summary.acc2,
             by_seconds: summary.by_seconds.clone(),
+            key: summary.key.as_ref().map(|k| k.score.clone()),
         }
     }
 }
@@ -340,6 +408,9 @@ pub struct EstimatorCost {
     pub wall_s: f64,
     /// How `cpu_s` was measured.
     pub cpu_method: String,
+    /// Its key scores (as in `summary.json`); absent without key truth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<KeyScore>,
 }
 
 /// Metadata columns worth grouping by: at most 24 distinct values, and not mostly per-file
@@ -348,7 +419,7 @@ pub struct EstimatorCost {
 /// excerpt's offset and source track, a generator seed, a project path): no breakdown.
 const NOT_GROUPS: [&str; 5] = ["offset_s", "source_file", "seed", "project", "duration_s"];
 
-fn groupable(rows: &[Row], column: &str) -> bool {
+fn groupable(rows: &[&Row], column: &str) -> bool {
     if NOT_GROUPS.contains(&column) {
         return false;
     }
@@ -359,8 +430,15 @@ fn groupable(rows: &[Row], column: &str) -> bool {
     distinct.len() <= 24 && (rows.len() <= 2 || 2 * distinct.len() <= rows.len())
 }
 
-/// Builds the summary of `rows`.
-pub fn summarize(dataset: &str, rows: &[Row], meta_columns: &[String]) -> anyhow::Result<Summary> {
+/// Builds the summary of `rows`: tempo over the rows with a true tempo, key over those
+/// with a true key.
+pub fn summarize(
+    dataset: &str,
+    all_rows: &[Row],
+    meta_columns: &[String],
+) -> anyhow::Result<Summary> {
+    let rows: Vec<&Row> = all_rows.iter().filter(|r| r.truth_bpm.is_some()).collect();
+    let rows = rows.as_slice();
     let acc1: Vec<bool> = rows.iter().map(|r| r.class.acc1()).collect();
     let acc2: Vec<bool> = rows.iter().map(|r| r.class.acc2()).collect();
     let n = rows.len();
@@ -397,7 +475,8 @@ pub fn summarize(dataset: &str, rows: &[Row], meta_columns: &[String]) -> anyhow
     group(
         "tempo_band",
         rows.iter()
-            .map(|r| metrics::tempo_band(r.truth_bpm).to_string())
+            .filter_map(|r| r.truth_bpm)
+            .map(|bpm| metrics::tempo_band(bpm).to_string())
             .collect(),
     )?;
     for column in meta_columns {
@@ -427,6 +506,7 @@ pub fn summarize(dataset: &str, rows: &[Row], meta_columns: &[String]) -> anyhow
         by,
         reliability: metrics::reliability(&confidences, metrics::RELIABILITY_BINS),
         estimators: Vec::new(),
+        key: key::summarize(all_rows, meta_columns),
     })
 }
 
@@ -504,8 +584,11 @@ mod tests {
     fn row(file: &str, truth: f64, est: Option<f64>, style: &str) -> Row {
         Row {
             file: file.into(),
-            truth_bpm: truth,
+            truth_bpm: Some(truth),
             est_bpm: est,
+            truth_key: None,
+            est_key: None,
+            no_key: None,
             confidence: est.map(|_| 0.5),
             class: metrics::classify(est, truth),
             status: if est.is_some() { "ok" } else { "error" },
@@ -671,6 +754,7 @@ mod tests {
             cpu_files: 3,
             wall_s: 1.23456,
             cpu_method: "test".into(),
+            key: None,
         };
         let csv = estimators_csv(&[cost("ours", Some(0.5)), cost("csv:p.csv", None)]).unwrap();
         assert_eq!(
@@ -678,6 +762,23 @@ mod tests {
             "name,n,failed,acc1,acc2,cpu_s,cpu_audio_s,cpu_s_per_audio_min,cpu_files,wall_s\n\
              ours,4,1,0.2500,0.6667,0.50,40.0,0.7500,3,1.23\n\
              csv:p.csv,4,1,0.2500,0.6667,,40.0,,3,1.23\n"
+        );
+        // With key scores, their columns follow.
+        let mut keyed = cost("ours", Some(0.5));
+        keyed.key = Some(KeyScore {
+            n: 4,
+            weighted: 0.45,
+            weighted_mir_eval: 0.325,
+            accuracy: 0.25,
+            missing: 1,
+        });
+        let csv = estimators_csv(&[keyed, cost("tempo-tool", None)]).unwrap();
+        assert_eq!(
+            String::from_utf8(csv).unwrap(),
+            "name,n,failed,acc1,acc2,cpu_s,cpu_audio_s,cpu_s_per_audio_min,cpu_files,wall_s,\
+             key_n,key_weighted,key_weighted_mir_eval,key_accuracy,key_missing\n\
+             ours,4,1,0.2500,0.6667,0.50,40.0,0.7500,3,1.23,4,0.4500,0.3250,0.2500,1\n\
+             tempo-tool,4,1,0.2500,0.6667,,40.0,,3,1.23,,,,,\n"
         );
     }
 
@@ -698,6 +799,51 @@ mod tests {
             command: "eval-cli 'a b'".into(),
         };
         assert_snapshot("report.html", &export::Html.serialize(&page).unwrap());
+    }
+
+    #[test]
+    fn key_columns_follow_the_tempo_ones_only_with_key_truth() {
+        let mut rows = vec![
+            row("a.wav", 120.0, Some(121.0), "rock"),
+            row("b.wav", 100.0, Some(200.0), "rock"),
+        ];
+        rows[0].truth_key = Some("C major".parse().unwrap());
+        rows[0].est_key = Some("F major".parse().unwrap());
+        // A file with a true key and no tempo truth: its tempo cells are empty.
+        rows[1].truth_bpm = None;
+        rows[1].truth_key = Some("A minor".parse().unwrap());
+        let text = String::from_utf8(results_csv(&rows).unwrap()).unwrap();
+        assert_eq!(
+            text,
+            "file,truth_bpm,est_bpm,confidence,acc1,acc2,error_class,status,error,\
+             key_truth,key,key_relation\n\
+             a.wav,120,121.00,0.5000,1,1,ok,ok,,C major,F major,fifth_below\n\
+             b.wav,,200.00,0.5000,,,,ok,,A minor,,missing\n"
+        );
+        let s = summarize("t", &rows, &[]).unwrap();
+        // Tempo over the one file with a true tempo, key over both.
+        assert_eq!((s.n, s.acc1), (1, 1.0));
+        let key = s.key.as_ref().unwrap();
+        assert_eq!(
+            (key.score.n, key.score.missing, key.score.weighted),
+            (2, 1, 0.25)
+        );
+        let json = String::from_utf8(export::Json.serialize(&s).unwrap()).unwrap();
+        assert!(json.contains("\"weighted_mir_eval\": 0.0"), "{json}");
+        // Without key truth, neither the columns nor the `key` object.
+        let tempo_only = fixed_rows();
+        assert!(
+            !String::from_utf8(results_csv(&tempo_only).unwrap())
+                .unwrap()
+                .contains("key")
+        );
+        let s = summarize("t", &tempo_only, &[]).unwrap();
+        assert!(s.key.is_none());
+        assert!(
+            !String::from_utf8(export::Json.serialize(&s).unwrap())
+                .unwrap()
+                .contains("key")
+        );
     }
 
     #[test]

@@ -8,14 +8,12 @@
 use std::path::Path;
 
 use super::html::{self, Page};
+use super::key_page::{key_estimators_table, key_headline, key_sections};
 use super::model::{CompareReport, Outcome};
 use super::{EstimatorCost, LengthAccuracy, Row, Summary, Timings, charts};
 use crate::metrics::{self, ErrorClass, Latency};
 
-/// A percentage with one decimal: `87.5 %`.
-pub fn pct(x: f64) -> String {
-    format!("{:.1} %", 100.0 * x)
-}
+pub use super::html::pct;
 
 /// The latency columns of the timing tables.
 const LATENCY_HEADERS: [&str; 4] = ["p50 ms", "p90 ms", "p99 ms", "max ms"];
@@ -219,7 +217,11 @@ pub fn compare_page(dir: &Path, run: CompareRun) -> anyhow::Result<Page> {
             format!("{:.1}x", s.projected_speedup_8),
         ));
     }
-    headline.extend(accuracy_headline(run.summary).into_iter().skip(1));
+    headline.extend(
+        accuracy_headline(run.summary)
+            .into_iter()
+            .filter(|(name, _)| name != "files"),
+    );
     Ok(html::Page {
         title: format!("Tempo compare: {}", compare.dataset),
         headline,
@@ -271,7 +273,7 @@ pub fn estimators_section(dir: &Path, costs: &[EstimatorCost]) -> anyhow::Result
         .map(|(method, names)| format!("{}: {method}.", names.join(", ")))
         .collect();
     let html = format!(
-        "{}{}<p>CPU is user + system time per file, summed over the files where it was \
+        "{}{}{}<p>CPU is user + system time per file, summed over the files where it was \
          measured (10 ms resolution), so it does not depend on the worker count. {}</p>",
         html::figure(
             &charts::save(dir, &chart)?,
@@ -292,23 +294,54 @@ pub fn estimators_section(dir: &Path, costs: &[EstimatorCost]) -> anyhow::Result
             ],
             &rows,
         ),
+        key_estimators_table(costs),
         html::escape(&methods.join(" "))
     );
     Ok(("Estimators side by side".to_string(), html))
 }
 
-/// The accuracy charts (written into `dir`) and tables of a run, as report sections.
+/// The accuracy charts (written into `dir`) and tables of a run, as report sections: the
+/// tempo ones over the files with a true tempo (none when no file has one but some have a
+/// true key), then the key ones when some file has a true key.
 pub fn accuracy_sections(
     dir: &Path,
     summary: &Summary,
     rows: &[Row],
 ) -> anyhow::Result<Vec<(String, String)>> {
+    let mut sections = tempo_sections(dir, summary, rows)?;
+    if let Some(key) = &summary.key {
+        sections.extend(key_sections(dir, key, rows)?);
+    }
+    Ok(sections)
+}
+
+/// Whether a run has tempo figures to show: some file has a true tempo, or (as before key
+/// existed) no file has any truth at all.
+fn shows_tempo(summary: &Summary) -> bool {
+    summary.n > 0 || summary.key.is_none()
+}
+
+/// The tempo charts and tables of [`accuracy_sections`].
+fn tempo_sections(
+    dir: &Path,
+    summary: &Summary,
+    all_rows: &[Row],
+) -> anyhow::Result<Vec<(String, String)>> {
     let mut sections = Vec::new();
+    if !shows_tempo(summary) {
+        return Ok(sections);
+    }
+    let tempo_rows: Vec<Row> = all_rows
+        .iter()
+        .filter(|r| r.truth_bpm.is_some())
+        .cloned()
+        .collect();
+    let rows = tempo_rows.as_slice();
 
     let scatter = charts::EstimateScatter {
         points: rows
             .iter()
-            .filter_map(|r| r.est_bpm.map(|e| (r.truth_bpm, e, r.class)))
+            .filter_map(|r| Some((r.truth_bpm?, r.est_bpm?, r.class)))
             .collect(),
     };
     let classes = charts::ClassCounts {
@@ -383,7 +416,7 @@ pub fn accuracy_sections(
         .map(|r| {
             vec![
                 r.file.clone(),
-                r.truth_bpm.to_string(),
+                r.truth_bpm.map_or(String::new(), |b| b.to_string()),
                 r.est_bpm.map_or(String::new(), |b| format!("{b:.2}")),
                 r.class.as_str().to_string(),
                 r.error.clone(),
@@ -524,12 +557,19 @@ fn reliability_section(
     )))
 }
 
-/// Headline tiles for a summary.
+/// Headline tiles for a summary: tempo, then key when the dataset has key truth.
 pub fn accuracy_headline(summary: &Summary) -> Vec<(String, String)> {
-    vec![
-        ("files".into(), summary.n.to_string()),
-        ("Accuracy1".into(), pct(summary.acc1)),
-        ("Accuracy2".into(), pct(summary.acc2)),
-        ("failed".into(), summary.failed.to_string()),
-    ]
+    let mut tiles = Vec::new();
+    if shows_tempo(summary) {
+        tiles.extend([
+            ("files".into(), summary.n.to_string()),
+            ("Accuracy1".into(), pct(summary.acc1)),
+            ("Accuracy2".into(), pct(summary.acc2)),
+            ("failed".into(), summary.failed.to_string()),
+        ]);
+    }
+    if let Some(key) = &summary.key {
+        tiles.extend(key_headline(key));
+    }
+    tiles
 }

@@ -7,7 +7,7 @@
 use std::fs;
 use std::path::Path;
 
-use crate::util::eval_cli;
+use crate::util::{all_runs_identical, eval_cli, synth_set};
 
 /// `eval-cli evaluate` of the [`SMALL`] synthetic set into `out_dir`, without progress;
 /// a test adds its own flags.
@@ -76,13 +76,16 @@ fn evaluate_writes_results_summary_charts_and_report() {
         assert!(dir.join(f).is_file(), "{f} missing");
     }
     let csv = fs::read_to_string(dir.join("results.csv")).unwrap();
-    assert!(
-        csv.starts_with("file,truth_bpm,est_bpm,confidence,acc1,acc2,error_class,status,error\n")
-    );
+    // The synthetic set has key truth: the key columns follow the tempo ones.
+    assert!(csv.starts_with(
+        "file,truth_bpm,est_bpm,confidence,acc1,acc2,error_class,status,error,\
+         key_truth,key,key_relation\n"
+    ));
     assert_eq!(csv.lines().count(), 5);
     let summary: serde_json::Value =
         serde_json::from_slice(&fs::read(dir.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["n"], 4);
+    assert_eq!(summary["key"]["n"], 4);
     assert!(summary["by"]["tempo_band"].is_object());
     let html = fs::read_to_string(dir.join("report.html")).unwrap();
     assert!(html.contains("<svg") && html.contains("Accuracy1"));
@@ -489,19 +492,7 @@ fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
 
 /// Two synthetic tracks of 20 s, written into `dir`; returns the manifest's lines.
 fn two_short_tracks(dir: &Path) -> Vec<String> {
-    eval_cli()
-        .args([
-            "dataset",
-            "synth",
-            "--count",
-            "2",
-            "--seconds",
-            "20",
-            "--out",
-        ])
-        .arg(dir)
-        .assert()
-        .success();
+    synth_set(dir, 2, 20.0);
     fs::read_to_string(dir.join("manifest.csv"))
         .unwrap()
         .lines()
@@ -536,10 +527,11 @@ fn excerpts_are_cut_deterministically_and_evaluated_by_length() {
 
     let manifest = fs::read_to_string(ex.join("manifest.csv")).unwrap();
     let lines: Vec<&str> = manifest.lines().collect();
-    // The synthetic set's own `seconds` (the track length) survives as `source_seconds`.
+    // The synthetic set's own `seconds` (the track length) survives as `source_seconds`;
+    // its key truth is the excerpts' key truth.
     assert_eq!(
         lines[0],
-        "file,bpm,seconds,offset_s,source_file,style,meter,format,source_seconds,seed"
+        "file,bpm,seconds,offset_s,source_file,key,style,meter,format,source_seconds,seed"
     );
     // 2 tracks x 3 lengths x 2 offsets, lengths ascending, in dataset order.
     assert_eq!(lines.len(), 1 + 12);
@@ -558,7 +550,8 @@ fn excerpts_are_cut_deterministically_and_evaluated_by_length() {
         ]
     );
     assert_eq!(lines[2].split(',').nth(3), Some("8.000"));
-    assert_eq!(row[5..], first_source[2..], "source metadata kept");
+    assert_eq!(row[5], first_source[7], "key kept");
+    assert_eq!(row[6..], first_source[2..7], "source metadata kept");
     let seconds: Vec<&str> = lines[1..7]
         .iter()
         .map(|l| l.split(',').nth(2).unwrap())
@@ -613,6 +606,14 @@ fn excerpts_are_cut_deterministically_and_evaluated_by_length() {
         summary["estimators"][0]["by_seconds"],
         summary["by_seconds"]
     );
+    // The key is broken down by length too.
+    let key_lengths: Vec<(f64, u64)> = summary["key"]["by_seconds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["seconds"].as_f64().unwrap(), l["n"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(key_lengths, [(8.0, 4), (10.0, 4), (15.0, 4)]);
     let bins = summary["reliability"].as_array().unwrap();
     assert_eq!(bins.len(), 5);
     let answered: u64 = bins.iter().map(|b| b["n"].as_u64().unwrap()).sum();
@@ -707,19 +708,7 @@ fn shared_flags_follow_one_rule_in_every_command() {
 fn synthetic_set_gives_the_same_bytes_sequential_and_parallel() {
     let dir = tempfile::tempdir().unwrap();
     let set = dir.path().join("set");
-    eval_cli()
-        .args([
-            "dataset",
-            "synth",
-            "--count",
-            "4",
-            "--seconds",
-            "8",
-            "--out",
-        ])
-        .arg(&set)
-        .assert()
-        .success();
+    synth_set(&set, 4, 8.0);
     let analyze = |workers: &str| {
         let out = dir.path().join(format!("analyze-{workers}.csv"));
         let stdout = eval_cli()
@@ -818,14 +807,7 @@ fn two_settings_of_ours_are_two_estimators() {
         ],
     );
     let compare = read_json(&out.join("compare.json"));
-    assert!(
-        compare["runs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|r| r["identical"] == true),
-        "{compare}"
-    );
+    assert!(all_runs_identical(&compare), "{compare}");
     let names = |summary: &serde_json::Value| -> Vec<String> {
         summary["estimators"]
             .as_array()

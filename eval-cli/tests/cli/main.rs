@@ -9,5 +9,6 @@ mod cache;
 mod dist;
 mod eval;
 mod front_ends;
+mod key_eval;
 mod serve;
 mod shard;

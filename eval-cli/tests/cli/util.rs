@@ -30,6 +30,22 @@ pub fn eval_cli_process() -> Process {
     Process::new(env!("CARGO_BIN_EXE_eval-cli"))
 }
 
+/// `eval-cli dataset synth` of `count` tracks of `seconds` into `out`, which must succeed.
+pub fn synth_set(out: &Path, count: usize, seconds: f64) {
+    eval_cli()
+        .args(["dataset", "synth", "--count", &count.to_string()])
+        .args(["--seconds", &seconds.to_string(), "--out"])
+        .arg(out)
+        .assert()
+        .success();
+}
+
+/// Whether every worker count of a `compare.json` gave the 1-worker bytes.
+pub fn all_runs_identical(compare: &serde_json::Value) -> bool {
+    let runs = compare["runs"].as_array().expect("compare.json has runs");
+    runs.iter().all(|r| r["identical"] == true)
+}
+
 /// `s` as an argument beside paths.
 pub fn os(s: &str) -> &OsStr {
     s.as_ref()

@@ -1,34 +1,47 @@
-//! Datasets with known tempi: what `--dataset` names, read into one list of items.
+//! Datasets with known tempi or keys: what `--dataset` names, read into one list of items.
 //!
 //! Three forms are accepted, so that common public sets work as downloaded:
-//! - a manifest CSV with a header and at least `file,bpm` (`file` relative to the
-//!   manifest's folder; every other column is kept as metadata, e.g. `source`, `genre`);
+//! - a manifest CSV with a header, a `file` column and at least one truth column, `bpm`
+//!   or `key` (`file` relative to the manifest's folder; every other column is kept as
+//!   metadata, e.g. `source`, `genre`). An empty truth cell means no truth of that kind
+//!   for that file; a row with no truth at all, a `bpm` that is not a positive number or
+//!   a `key` that is not a key (`C# minor`, `Dbm`, `12A`, `C:min`...) is an error naming
+//!   the manifest and the line;
 //! - a folder: its `manifest.csv` if there is one, otherwise every audio file under it that
 //!   has an annotation with the same stem: a GiantSteps-style `.bpm` text file (beside the
 //!   audio, or anywhere under the folder such as `annotations/tempo/NAME.bpm`), or a JAMS file
-//!   whose first `tempo` annotation gives `data[0].value`;
+//!   whose first `tempo` annotation gives `data[0].value`, and/or a GiantSteps Key-style
+//!   `.key` text file (`annotations/key/NAME.key` holding `Eb minor`);
 //! - `synth`: the built-in synthetic set, generated once into a cache folder.
 //!
 //! A listed file that does not exist is not an error here: it becomes a failed row when the
-//! analyzer cannot open it. A manifest that cannot be read or lacks `file`/`bpm` is an error
-//! naming the file.
+//! analyzer cannot open it. A manifest that cannot be read, lacks `file`, or has neither
+//! `bpm` nor `key` is an error naming the file.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use analyzer_core::batch;
+use analyzer_core::key::Key;
 use anyhow::{Context, bail};
 
-/// One track with its true tempo.
+mod scan;
+
+pub use scan::{read_bpm_file, read_jams_tempo, read_key_file, scan_folder};
+
+/// One track with its true tempo, its true key, or both.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Item {
     /// The file as the dataset names it (relative to the dataset folder), used in results.
     pub file: String,
     /// Where the file is on disk.
     pub path: PathBuf,
-    /// Ground-truth tempo in BPM.
-    pub bpm: f64,
+    /// Ground-truth tempo in BPM; `None` when the dataset gives none for this file (it is
+    /// then left out of the tempo metrics).
+    pub bpm: Option<f64>,
+    /// Ground-truth key; `None` when the dataset gives none for this file (it is then left
+    /// out of the key metrics).
+    pub key: Option<Key>,
     /// Every other manifest column (or, for scanned folders, `format` and `annotation`).
     pub meta: BTreeMap<String, String>,
 }
@@ -48,6 +61,12 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// Whether any item has a true key: what makes a run score keys (the key columns of
+    /// results.csv, the `key` object of summary.json).
+    pub fn has_key_truth(&self) -> bool {
+        self.items.iter().any(|item| item.key.is_some())
+    }
+
     /// Every file the dataset is read from: its location (manifest or folder) and tracks.
     pub fn files(&self) -> impl Iterator<Item = &Path> {
         let tracks = self.items.iter().map(|item| item.path.as_path());
@@ -101,49 +120,49 @@ pub fn read_manifest(path: &Path) -> anyhow::Result<Dataset> {
         .with_context(|| format!("manifest {}: cannot read the header", path.display()))?
         .clone();
     let find = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
-    let (Some(file_col), Some(bpm_col)) = (find("file"), find("bpm")) else {
+    let (file_col, bpm_col, key_col) = (find("file"), find("bpm"), find("key"));
+    let Some(file_col) = file_col.filter(|_| bpm_col.is_some() || key_col.is_some()) else {
         bail!(
-            "manifest {}: the header must have `file` and `bpm` columns (found: {})",
+            "manifest {}: the header must have a `file` column and a truth column, `bpm` or \
+             `key` (found: {})",
             path.display(),
             headers.iter().collect::<Vec<_>>().join(",")
         );
     };
+    let is_meta = |i: usize| i != file_col && Some(i) != bpm_col && Some(i) != key_col;
     let meta_columns: Vec<String> = headers
         .iter()
         .enumerate()
-        .filter(|&(i, _)| i != file_col && i != bpm_col)
+        .filter(|&(i, _)| is_meta(i))
         .map(|(_, h)| h.to_string())
         .collect();
     let mut items = Vec::new();
     for (row, record) in reader.records().enumerate() {
         let line = row + 2;
         let record = record.with_context(|| format!("manifest {} line {line}", path.display()))?;
+        let at = || format!("manifest {} line {line}", path.display());
         let file = record.get(file_col).unwrap_or("").to_string();
         if file.is_empty() {
-            bail!("manifest {} line {line}: empty `file`", path.display());
+            bail!("{}: empty `file`", at());
         }
-        let bpm_text = record.get(bpm_col).unwrap_or("");
-        let bpm: f64 = bpm_text
-            .parse()
-            .ok()
-            .filter(|b: &f64| b.is_finite() && *b > 0.0)
-            .with_context(|| {
-                format!(
-                    "manifest {} line {line}: `bpm` is {bpm_text:?}, not a positive number",
-                    path.display()
-                )
-            })?;
+        let cell = |col: Option<usize>| col.and_then(|c| record.get(c)).unwrap_or("");
+        let bpm = truth_bpm(cell(bpm_col)).with_context(at)?;
+        let key = truth_key(cell(key_col)).with_context(at)?;
+        if bpm.is_none() && key.is_none() {
+            bail!("{}: no truth (`bpm` and `key` are empty or absent)", at());
+        }
         let meta = headers
             .iter()
             .zip(record.iter())
             .enumerate()
-            .filter(|&(i, _)| i != file_col && i != bpm_col)
+            .filter(|&(i, _)| is_meta(i))
             .map(|(_, (h, v))| (h.to_string(), v.to_string()))
             .collect();
         items.push(Item {
             path: root.join(&file),
             file,
             bpm,
+            key,
             meta,
         });
     }
@@ -155,113 +174,34 @@ pub fn read_manifest(path: &Path) -> anyhow::Result<Dataset> {
     })
 }
 
-/// Scans a folder for audio files with `.bpm` or JAMS annotations of the same stem.
-pub fn scan_folder(dir: &Path) -> anyhow::Result<Dataset> {
-    // Every file, annotations included, in sorted order; a link back up is an error.
-    let (files, errors) = batch::collect_files(&[dir.to_path_buf()], |_| true);
-    if let Some(e) = errors.first() {
-        bail!("cannot scan folder {}: {}", dir.display(), e.reason);
+/// A manifest's `bpm` cell: empty is no tempo truth, anything else must be a positive
+/// number.
+fn truth_bpm(text: &str) -> anyhow::Result<Option<f64>> {
+    if text.is_empty() {
+        return Ok(None);
     }
-    let mut annotations: BTreeMap<String, (f64, &'static str)> = BTreeMap::new();
-    for f in &files {
-        let (Some(stem), Some(ext)) = (stem_of(f), ext_of(f)) else {
-            continue;
-        };
-        let found = match ext.as_str() {
-            "bpm" => read_bpm_file(f).map(|b| (b, "bpm")),
-            "jams" => read_jams_tempo(f).map(|b| (b, "jams")),
-            _ => continue,
-        };
-        let value = found.with_context(|| format!("annotation {}", f.display()))?;
-        // The first annotation of a stem wins (files are sorted, so this is stable).
-        annotations.entry(stem).or_insert(value);
-    }
-    let mut items = Vec::new();
-    for f in &files {
-        let (Some(stem), Some(ext)) = (stem_of(f), ext_of(f)) else {
-            continue;
-        };
-        if !batch::has_audio_extension(f) {
-            continue;
-        }
-        let Some(&(bpm, kind)) = annotations.get(&stem) else {
-            continue;
-        };
-        let file = f
-            .strip_prefix(dir)
-            .unwrap_or(f)
-            .to_string_lossy()
-            .replace('\\', "/");
-        let meta = BTreeMap::from([
-            ("annotation".to_string(), kind.to_string()),
-            ("format".to_string(), ext.clone()),
-        ]);
-        items.push(Item {
-            file,
-            path: f.clone(),
-            bpm,
-            meta,
-        });
-    }
-    if items.is_empty() {
-        bail!(
-            "folder {}: no manifest.csv and no audio file with a .bpm or .jams annotation",
-            dir.display()
-        );
-    }
-    Ok(Dataset {
-        label: dir.display().to_string(),
-        location: dir.to_path_buf(),
-        items,
-        meta_columns: vec!["annotation".into(), "format".into()],
-    })
-}
-
-fn stem_of(path: &Path) -> Option<String> {
-    Some(path.file_stem()?.to_string_lossy().into_owned())
-}
-
-fn ext_of(path: &Path) -> Option<String> {
-    Some(path.extension()?.to_string_lossy().to_ascii_lowercase())
-}
-
-/// Reads a GiantSteps-style `.bpm` file: one number (surrounding whitespace ignored).
-pub fn read_bpm_file(path: &Path) -> anyhow::Result<f64> {
-    let text = fs::read_to_string(path)?;
-    let first = text.split_whitespace().next().unwrap_or("");
-    first
-        .parse::<f64>()
+    text.parse()
         .ok()
-        .filter(|b| b.is_finite() && *b > 0.0)
-        .with_context(|| format!("expected a positive tempo, found {first:?}"))
+        .filter(|b: &f64| b.is_finite() && *b > 0.0)
+        .map(Some)
+        .with_context(|| format!("`bpm` is {text:?}, not a positive number"))
 }
 
-/// Reads the first `tempo` annotation's first value from a JAMS file. Both the list form
-/// (`data: [{"value": 120, ..}]`) and the older column form (`data: {"value": [120]}`) are
-/// accepted.
-pub fn read_jams_tempo(path: &Path) -> anyhow::Result<f64> {
-    let json: serde_json::Value = serde_json::from_slice(&fs::read(path)?)?;
-    let tempo = json["annotations"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|a| a["namespace"] == "tempo")
-        .find_map(|a| {
-            let data = &a["data"];
-            data[0]["value"]
-                .as_f64()
-                .or_else(|| data["value"][0].as_f64())
-        });
-    tempo
-        .filter(|b| b.is_finite() && *b > 0.0)
-        .context("no `tempo` annotation with a positive data[0].value")
+/// A manifest's `key` cell: empty is no key truth, anything else must be a key.
+fn truth_key(text: &str) -> anyhow::Result<Option<Key>> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse()
+        .map(Some)
+        .map_err(|e| anyhow::anyhow!("`key`: {e}"))
 }
 
 /// Where the synthetic set for `params` is cached: a folder under the system temp dir,
-/// named by the parameters and the generator version.
+/// named by the parameters and the generator version (v2: the manifest has `key`).
 pub fn synth_cache_dir(params: SynthParams) -> PathBuf {
     let key = format!(
-        "synth-v1-n{}-s{}-k{}",
+        "synth-v2-n{}-s{}-k{}",
         params.count, params.seconds, params.seed
     );
     std::env::temp_dir()
@@ -323,7 +263,8 @@ mod tests {
         assert_eq!(ds.items.len(), 2);
         assert_eq!(ds.items[0].file, "a/x.mp3");
         assert_eq!(ds.items[0].path, dir.path().join("a/x.mp3"));
-        assert_eq!(ds.items[1].bpm, 97.5);
+        assert_eq!(ds.items[1].bpm, Some(97.5));
+        assert_eq!(ds.items[1].key, None);
         assert_eq!(ds.items[1].meta["genre"], "jazz");
         assert_eq!(ds.items[1].meta["source"], "own");
     }
@@ -347,66 +288,74 @@ mod tests {
     }
 
     #[test]
-    fn giantsteps_layout() {
+    fn key_truth_with_or_without_tempo() {
         let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        fs::create_dir_all(root.join("audio")).unwrap();
-        fs::create_dir_all(root.join("annotations/tempo")).unwrap();
-        fs::write(root.join("audio/123.LOFI.mp3"), b"").unwrap();
-        fs::write(root.join("annotations/tempo/123.LOFI.bpm"), "128\n").unwrap();
-        fs::write(root.join("beside.wav"), b"").unwrap();
-        fs::write(root.join("beside.bpm"), " 92.5 ").unwrap();
-        fs::write(root.join("unlabelled.flac"), b"").unwrap();
-        let ds = load(
-            root.to_str().unwrap(),
-            SynthParams {
-                count: 0,
-                seconds: 1.0,
-                seed: 0,
-            },
-        )
-        .unwrap();
-        let got: Vec<_> = ds.items.iter().map(|i| (i.file.as_str(), i.bpm)).collect();
-        assert_eq!(got, [("audio/123.LOFI.mp3", 128.0), ("beside.wav", 92.5)]);
-        assert_eq!(ds.items[0].meta["format"], "mp3");
-    }
-
-    #[test]
-    fn jams_layout() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        fs::write(root.join("song.flac"), b"").unwrap();
+        let m = dir.path().join("keys.csv");
         fs::write(
-            root.join("song.jams"),
-            r#"{"annotations": [
-                {"namespace": "beat", "data": [{"time": 0.5, "value": 1}]},
-                {"namespace": "tempo", "data": [{"time": 0, "duration": 30, "value": 141.0, "confidence": 1}]}
-            ], "file_metadata": {"duration": 30}}"#,
+            &m,
+            "file,KEY,source\na.wav,C# minor,x\nb.wav,Dbm,x\nc.wav,12A,y\nd.wav,Bb:maj,y\n",
         )
         .unwrap();
-        let ds = scan_folder(root).unwrap();
-        assert_eq!(ds.items.len(), 1);
-        assert_eq!(ds.items[0].bpm, 141.0);
-        assert_eq!(ds.items[0].meta["annotation"], "jams");
-        fs::write(root.join("song.jams"), r#"{"annotations": []}"#).unwrap();
-        let err = format!("{:#}", scan_folder(root).unwrap_err());
-        assert!(err.contains("song.jams"), "{err}");
+        let ds = read_manifest(&m).unwrap();
+        let keys: Vec<String> = ds
+            .items
+            .iter()
+            .map(|i| i.key.unwrap().to_string())
+            .collect();
+        assert_eq!(keys, ["C# minor", "C# minor", "C# minor", "A# major"]);
+        assert!(ds.items.iter().all(|i| i.bpm.is_none()));
+        assert_eq!(ds.meta_columns, ["source"]);
+        assert!(ds.has_key_truth());
+
+        // Both truths, each cell optional, but a row needs one of them.
+        let both = dir.path().join("both.csv");
+        fs::write(
+            &both,
+            "file,bpm,key\na.wav,120,\nb.wav,,A minor\nc.wav,90,E major\n",
+        )
+        .unwrap();
+        let ds = read_manifest(&both).unwrap();
+        let got: Vec<(Option<f64>, Option<String>)> = ds
+            .items
+            .iter()
+            .map(|i| (i.bpm, i.key.map(|k| k.to_string())))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some(120.0), None),
+                (None, Some("A minor".into())),
+                (Some(90.0), Some("E major".into()))
+            ]
+        );
+        fs::write(&both, "file,bpm,key\na.wav,120,C major\nb.wav,,\n").unwrap();
+        let err = format!("{:#}", read_manifest(&both).unwrap_err());
+        assert!(
+            err.contains("both.csv") && err.contains("line 3") && err.contains("no truth"),
+            "{err}"
+        );
+        // A tempo-only manifest is read as before, with no key truth.
+        fs::write(&both, "file,bpm\na.wav,120\n").unwrap();
+        assert!(!read_manifest(&both).unwrap().has_key_truth());
     }
 
-    #[cfg(unix)]
     #[test]
-    fn a_link_loop_in_a_scanned_folder_is_an_error_not_a_hang() {
+    fn a_bad_key_or_no_truth_column_names_the_manifest() {
         let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        fs::create_dir(root.join("sub")).unwrap();
-        fs::write(root.join("sub/song.opus"), b"").unwrap();
-        fs::write(root.join("sub/song.bpm"), "120\n").unwrap();
-        let ds = scan_folder(root).unwrap();
-        // The audio extensions are the batch walker's: Opus is one of them.
-        assert_eq!(ds.items[0].file, "sub/song.opus");
-        std::os::unix::fs::symlink(root, root.join("sub/loop")).unwrap();
-        let err = format!("{:#}", scan_folder(root).unwrap_err());
-        assert!(err.contains("loop"), "{err}");
+        let m = dir.path().join("badkey.csv");
+        fs::write(&m, "file,key\na.wav,C major\nb.wav,H dorian\n").unwrap();
+        let err = format!("{:#}", read_manifest(&m).unwrap_err());
+        assert!(
+            err.contains("badkey.csv") && err.contains("line 3") && err.contains("H dorian"),
+            "{err}"
+        );
+        let none = dir.path().join("notruth.csv");
+        fs::write(&none, "file,genre\na.wav,rock\n").unwrap();
+        let err = format!("{:#}", read_manifest(&none).unwrap_err());
+        assert!(
+            err.contains("notruth.csv") && err.contains("`bpm`") && err.contains("`key`"),
+            "{err}"
+        );
     }
 
     #[test]

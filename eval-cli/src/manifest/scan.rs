@@ -1,0 +1,252 @@
+//! Datasets as folders of audio with annotation files beside it or below it: a
+//! GiantSteps-style `.bpm` text file, a JAMS file whose first `tempo` annotation gives the
+//! tempo, a GiantSteps Key-style `.key` text file, each matched to the audio of the same
+//! stem ([`super::load`] of a folder without a manifest.csv).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+
+use analyzer_core::batch;
+use analyzer_core::key::Key;
+use anyhow::{Context, bail};
+
+use super::{Dataset, Item};
+
+/// Scans a folder for audio files with `.bpm` or JAMS tempo annotations, or `.key` key
+/// annotations (GiantSteps Key's layout), of the same stem.
+pub fn scan_folder(dir: &Path) -> anyhow::Result<Dataset> {
+    // Every file, annotations included, in sorted order; a link back up is an error.
+    let (files, errors) = batch::collect_files(&[dir.to_path_buf()], |_| true);
+    if let Some(e) = errors.first() {
+        bail!("cannot scan folder {}: {}", dir.display(), e.reason);
+    }
+    let mut tempi: BTreeMap<String, (f64, &'static str)> = BTreeMap::new();
+    let mut keys: BTreeMap<String, Key> = BTreeMap::new();
+    for f in &files {
+        let (Some(stem), Some(ext)) = (stem_of(f), ext_of(f)) else {
+            continue;
+        };
+        let in_file = || format!("annotation {}", f.display());
+        let found = match ext.as_str() {
+            "bpm" => read_bpm_file(f).map(|b| (b, "bpm")),
+            "jams" => read_jams_tempo(f).map(|b| (b, "jams")),
+            "key" => {
+                let key = read_key_file(f).with_context(in_file)?;
+                keys.entry(stem).or_insert(key);
+                continue;
+            }
+            _ => continue,
+        };
+        let value = found.with_context(in_file)?;
+        // The first annotation of a stem wins (files are sorted, so this is stable).
+        tempi.entry(stem).or_insert(value);
+    }
+    let mut items = Vec::new();
+    for f in &files {
+        let (Some(stem), Some(ext)) = (stem_of(f), ext_of(f)) else {
+            continue;
+        };
+        if !batch::has_audio_extension(f) {
+            continue;
+        }
+        let (tempo, key) = (tempi.get(&stem).copied(), keys.get(&stem).copied());
+        if tempo.is_none() && key.is_none() {
+            continue;
+        }
+        let file = f
+            .strip_prefix(dir)
+            .unwrap_or(f)
+            .to_string_lossy()
+            .replace('\\', "/");
+        // The tempo annotation's kind, as before keys were read; `key` for a key alone.
+        let kind = tempo.map_or("key", |(_, kind)| kind);
+        let meta = BTreeMap::from([
+            ("annotation".to_string(), kind.to_string()),
+            ("format".to_string(), ext.clone()),
+        ]);
+        items.push(Item {
+            file,
+            path: f.clone(),
+            bpm: tempo.map(|(bpm, _)| bpm),
+            key,
+            meta,
+        });
+    }
+    if items.is_empty() {
+        bail!(
+            "folder {}: no manifest.csv and no audio file with a .bpm, .jams or .key annotation",
+            dir.display()
+        );
+    }
+    Ok(Dataset {
+        label: dir.display().to_string(),
+        location: dir.to_path_buf(),
+        items,
+        meta_columns: vec!["annotation".into(), "format".into()],
+    })
+}
+
+fn stem_of(path: &Path) -> Option<String> {
+    Some(path.file_stem()?.to_string_lossy().into_owned())
+}
+
+fn ext_of(path: &Path) -> Option<String> {
+    Some(path.extension()?.to_string_lossy().to_ascii_lowercase())
+}
+
+/// Reads a GiantSteps-style `.bpm` file: one number (surrounding whitespace ignored).
+pub fn read_bpm_file(path: &Path) -> anyhow::Result<f64> {
+    let text = fs::read_to_string(path)?;
+    let first = text.split_whitespace().next().unwrap_or("");
+    first
+        .parse::<f64>()
+        .ok()
+        .filter(|b| b.is_finite() && *b > 0.0)
+        .with_context(|| format!("expected a positive tempo, found {first:?}"))
+}
+
+/// Reads a GiantSteps Key-style `.key` file: a key as text (`Eb minor`), surrounding
+/// whitespace ignored.
+pub fn read_key_file(path: &Path) -> anyhow::Result<Key> {
+    let text = fs::read_to_string(path)?;
+    Ok(text.trim().parse()?)
+}
+
+/// Reads the first `tempo` annotation's first value from a JAMS file. Both the list form
+/// (`data: [{"value": 120, ..}]`) and the older column form (`data: {"value": [120]}`) are
+/// accepted.
+pub fn read_jams_tempo(path: &Path) -> anyhow::Result<f64> {
+    let json: serde_json::Value = serde_json::from_slice(&fs::read(path)?)?;
+    let tempo = json["annotations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["namespace"] == "tempo")
+        .find_map(|a| {
+            let data = &a["data"];
+            data[0]["value"]
+                .as_f64()
+                .or_else(|| data["value"][0].as_f64())
+        });
+    tempo
+        .filter(|b| b.is_finite() && *b > 0.0)
+        .context("no `tempo` annotation with a positive data[0].value")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{SynthParams, load};
+
+    #[test]
+    fn giantsteps_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("audio")).unwrap();
+        fs::create_dir_all(root.join("annotations/tempo")).unwrap();
+        fs::write(root.join("audio/123.LOFI.mp3"), b"").unwrap();
+        fs::write(root.join("annotations/tempo/123.LOFI.bpm"), "128\n").unwrap();
+        fs::write(root.join("beside.wav"), b"").unwrap();
+        fs::write(root.join("beside.bpm"), " 92.5 ").unwrap();
+        fs::write(root.join("unlabelled.flac"), b"").unwrap();
+        let ds = load(
+            root.to_str().unwrap(),
+            SynthParams {
+                count: 0,
+                seconds: 1.0,
+                seed: 0,
+            },
+        )
+        .unwrap();
+        let got: Vec<_> = ds.items.iter().map(|i| (i.file.as_str(), i.bpm)).collect();
+        assert_eq!(
+            got,
+            [
+                ("audio/123.LOFI.mp3", Some(128.0)),
+                ("beside.wav", Some(92.5))
+            ]
+        );
+        assert_eq!(ds.items[0].meta["format"], "mp3");
+    }
+
+    #[test]
+    fn giantsteps_key_layout_beside_tempo() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("audio")).unwrap();
+        fs::create_dir_all(root.join("annotations/key")).unwrap();
+        fs::create_dir_all(root.join("annotations/tempo")).unwrap();
+        for name in ["1.LOFI", "2.LOFI", "3.LOFI"] {
+            fs::write(root.join(format!("audio/{name}.mp3")), b"").unwrap();
+        }
+        fs::write(root.join("annotations/key/1.LOFI.key"), "Eb minor\n").unwrap();
+        fs::write(root.join("annotations/key/2.LOFI.key"), "A major").unwrap();
+        fs::write(root.join("annotations/tempo/2.LOFI.bpm"), "128").unwrap();
+        let ds = scan_folder(root).unwrap();
+        let got: Vec<(&str, Option<f64>, Option<String>, &str)> = ds
+            .items
+            .iter()
+            .map(|i| {
+                let key = i.key.map(|k| k.to_string());
+                (i.file.as_str(), i.bpm, key, i.meta["annotation"].as_str())
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("audio/1.LOFI.mp3", None, Some("D# minor".into()), "key"),
+                (
+                    "audio/2.LOFI.mp3",
+                    Some(128.0),
+                    Some("A major".into()),
+                    "bpm"
+                ),
+            ]
+        );
+        fs::write(root.join("annotations/key/3.LOFI.key"), "Eb phrygian").unwrap();
+        let err = format!("{:#}", scan_folder(root).unwrap_err());
+        assert!(
+            err.contains("3.LOFI.key") && err.contains("phrygian"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn jams_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::write(root.join("song.flac"), b"").unwrap();
+        fs::write(
+            root.join("song.jams"),
+            r#"{"annotations": [
+                {"namespace": "beat", "data": [{"time": 0.5, "value": 1}]},
+                {"namespace": "tempo", "data": [{"time": 0, "duration": 30, "value": 141.0, "confidence": 1}]}
+            ], "file_metadata": {"duration": 30}}"#,
+        )
+        .unwrap();
+        let ds = scan_folder(root).unwrap();
+        assert_eq!(ds.items.len(), 1);
+        assert_eq!(ds.items[0].bpm, Some(141.0));
+        assert_eq!(ds.items[0].meta["annotation"], "jams");
+        fs::write(root.join("song.jams"), r#"{"annotations": []}"#).unwrap();
+        let err = format!("{:#}", scan_folder(root).unwrap_err());
+        assert!(err.contains("song.jams"), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_loop_in_a_scanned_folder_is_an_error_not_a_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir(root.join("sub")).unwrap();
+        fs::write(root.join("sub/song.opus"), b"").unwrap();
+        fs::write(root.join("sub/song.bpm"), "120\n").unwrap();
+        let ds = scan_folder(root).unwrap();
+        // The audio extensions are the batch walker's: Opus is one of them.
+        assert_eq!(ds.items[0].file, "sub/song.opus");
+        std::os::unix::fs::symlink(root, root.join("sub/loop")).unwrap();
+        let err = format!("{:#}", scan_folder(root).unwrap_err());
+        assert!(err.contains("loop"), "{err}");
+    }
+}
