@@ -32,6 +32,9 @@ const STAGES: [Stage; 8] = [
 
 /// A stored outcome: the row of an analysed file, or the failure a file always gives.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+// One value per file, made and dropped at once: a box would add an allocation and save
+// nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Stored {
     /// An `ok` row, its path empty.
     Row(AnalyzeRecord),

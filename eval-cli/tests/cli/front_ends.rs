@@ -7,7 +7,7 @@ use std::fs;
 use std::path::Path;
 
 use crate::util::broker::{RedisServer, dist, merged_bytes};
-use crate::util::service::{Server, root, run_job};
+use crate::util::service::{Events, Server, get, post_json, root, run_job};
 use crate::util::{analyze, assert_ok, click_flac, click_wav, rows, s};
 
 /// Runs the library `root/LIB` through every front end and fails, naming the front end,
@@ -118,5 +118,81 @@ fn every_front_end_gives_the_same_bytes() {
             ("LIB/caf\\xE9.wav".to_string(), "ok"),
             ("LIB/sub/b-96.wav".to_string(), "ok"),
         ]
+    );
+}
+
+/// A library of two songs with a key (8 s of synthetic music in FLAC), clicks, and a broken
+/// file, under `root/keys`.
+fn keyed_library(root: &Path) {
+    let lib = root.join("keys");
+    fs::create_dir_all(&lib).unwrap();
+    for (i, spec) in [
+        synth_music::presets::four_on_the_floor_128(),
+        synth_music::presets::waltz_3_4(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let spec = spec.with_seconds(8.0);
+        let samples = synth_music::render(&spec);
+        let path = lib.join(format!("song-{i}.flac"));
+        synth_music::write_flac(&path, &samples, spec.sample_rate, spec.channels).unwrap();
+    }
+    click_wav(&lib.join("clicks.wav"), 120.0, 3.0);
+    fs::write(lib.join("broken.wav"), b"RIFF, and no audio").unwrap();
+}
+
+/// Music with a key, clicks without one and a broken file: the key cells, and the reason
+/// where there is no key, are the same bytes through every front end.
+#[test]
+fn every_front_end_gives_the_same_keys() {
+    let (_dir, root) = root();
+    keyed_library(&root);
+    let table = rows(&assert_front_ends_agree(&root, "keys"));
+    let keyed: Vec<&Vec<String>> = table.iter().filter(|r| !r[11].is_empty()).collect();
+    assert_eq!(keyed.len(), 2, "{table:?}");
+    for row in keyed {
+        assert!(
+            row[11].ends_with(" major") || row[11].ends_with(" minor"),
+            "{row:?}"
+        );
+        assert!(row[14].ends_with('A') || row[14].ends_with('B'), "{row:?}");
+    }
+    let clicks = table.iter().find(|r| r[0].ends_with("clicks.wav")).unwrap();
+    assert!(clicks[10].starts_with("no key: "), "{clicks:?}");
+}
+
+/// `--descriptors tempo` and a served job asking for `["tempo"]` give the same rows: the
+/// tempo of the default run, the key cells empty and no word about a key.
+#[test]
+fn tempo_alone_is_the_same_everywhere_and_leaves_the_key_cells_empty() {
+    let (_dir, root) = root();
+    keyed_library(&root);
+    let folder = root.join("keys");
+    let both = rows(&analyze(&[], &[&folder]).stdout);
+    let alone = analyze(&["--descriptors", "tempo"], &[&folder]).stdout;
+    let alone_rows = rows(&alone);
+    assert_eq!(both.len(), alone_rows.len());
+    for (with_key, without) in both.iter().zip(&alone_rows) {
+        assert_eq!(with_key[..10], without[..10], "{without:?}");
+        if without[9] == "ok" {
+            assert!(without[10..].iter().all(String::is_empty), "{without:?}");
+        }
+    }
+    assert!(both.iter().any(|r| !r[11].is_empty()), "{both:?}");
+    let server = Server::start(&root, &["--workers", "2"]);
+    let body = serde_json::json!({ "paths": ["keys"], "descriptors": ["tempo"] }).to_string();
+    let reply = post_json(&server, "/v1/jobs", &body);
+    assert_eq!(
+        reply.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let id = reply.json()["id"].as_u64().unwrap();
+    Events::open(&server, id).rest();
+    assert_eq!(
+        get(&server, &format!("/v1/jobs/{id}/results.csv")).body,
+        alone
     );
 }
