@@ -30,7 +30,7 @@ use crate::output::{Destination, Inputs, OutputLock};
 use crate::path_cell::parse_path_cell;
 use crate::record::{self, AnalyzeRecord};
 use crate::report::export::{self, CsvLine, Exporter};
-use crate::runner::{self, ProgressMode, RowLog, RunOptions, RunSettings, Schedule};
+use crate::runner::{self, ProgressMode, RowLog, RunOptions, RunSettings, Schedule, Shown};
 use crate::shard::{self, Shard, ShardRecord};
 
 /// Exit status when every file was analysed.
@@ -340,20 +340,29 @@ fn analyze_files(
     let cancel = &plan.options.cancel;
     let job = CachedAnalyzer::new(&plan.analyzer, plan.cache.as_ref(), plan.analyzer.config())
         .force(plan.force);
-    let summary = runner::run(pending, &plan.options, &job, Analyzed::bpm, |result| {
-        if write_error.is_some() {
-            return;
-        }
-        let line = result_row(result);
-        let written = match output {
-            Output::File { log, .. } => log.append(&line),
-            Output::Stdout(in_order) => in_order.push(positions[result.index], line),
-        };
-        if let Err(err) = written {
-            write_error = Some(err);
-            cancel.store(true, Ordering::SeqCst);
-        }
-    });
+    let summary = runner::run(
+        pending,
+        &plan.options,
+        &job,
+        |a: &Analyzed| Shown {
+            bpm: a.bpm(),
+            key: a.key(),
+        },
+        |result| {
+            if write_error.is_some() {
+                return;
+            }
+            let line = result_row(result);
+            let written = match output {
+                Output::File { log, .. } => log.append(&line),
+                Output::Stdout(in_order) => in_order.push(positions[result.index], line),
+            };
+            if let Err(err) = written {
+                write_error = Some(err);
+                cancel.store(true, Ordering::SeqCst);
+            }
+        },
+    );
     match write_error {
         Some(err) => Err(err).context("cannot write results"),
         None => Ok(summary),

@@ -21,7 +21,7 @@ use crate::metrics::{self, ErrorClass};
 use crate::output::{self, Inputs};
 use crate::report::model::Outcome;
 use crate::report::{self, EstimatorAccuracy, EstimatorCost, Row, Summary};
-use crate::runner::{self, ProgressMode, RowLog, RunOptions, Schedule};
+use crate::runner::{self, ProgressMode, RowLog, RunOptions, Schedule, Shown};
 
 /// Where the dataset comes from and how to analyse it: flags shared by `evaluate` and
 /// `compare`.
@@ -136,7 +136,7 @@ pub fn evaluate_dataset(
         &paths,
         opts,
         estimator,
-        |_| None,
+        |_| Shown::default(),
         |result| {
             let Some(log) = log.as_mut().filter(|_| write_error.is_none()) else {
                 return;
@@ -260,7 +260,7 @@ pub fn audio_durations(ds: &Dataset, opts: &RunOptions) -> Vec<f64> {
         progress: ProgressMode::Off,
         ..opts.clone()
     };
-    let summary = runner::run(&paths, &quiet, &DecodedLength, |_| None, |_| {});
+    let summary = runner::run(&paths, &quiet, &DecodedLength, |_| Shown::default(), |_| {});
     let mut out = vec![0.0; paths.len()];
     for r in summary.results {
         out[r.index] = r.value.unwrap_or(0.0);

@@ -42,6 +42,11 @@ impl Analyzed {
             None => self.record.bpm.parse().ok(),
         }
     }
+
+    /// The key of the row (`A minor`), for progress events.
+    pub fn key(&self) -> Option<String> {
+        Some(self.record.key.clone()).filter(|k| !k.is_empty())
+    }
 }
 
 /// The row of a fresh analysis, path left empty: the one function that turns an

@@ -20,6 +20,7 @@ use analyzer_core::StopSignal;
 use analyzer_core::batch::{self, Batch, BatchSummary, FileResult, Job, Sequential};
 
 use progress::Progress;
+pub use progress::Shown;
 
 pub use crate::host::peak_rss_mb;
 pub use rows::{ResumedRow, RowLog, read_rows, resumable_rows};
@@ -94,14 +95,14 @@ pub struct RunOptions {
 /// of that many threads (no more than there are files).
 ///
 /// `on_result` is called on this thread, in completion order, as each file finishes, so
-/// that a caller can append rows at once; `bpm_of` gives the tempo `--progress jsonl`
-/// shows for a finished file's value. The summary holds the results in input order, and
+/// that a caller can append rows at once; `shown` gives the tempo and key `--progress
+/// jsonl` shows for a finished file's value. The summary holds the results in input order, and
 /// its `workers` is the count asked for, which the reports show.
 pub fn run<J: Job>(
     files: &[PathBuf],
     opts: &RunOptions,
     job: &J,
-    bpm_of: impl Fn(&J::Output) -> Option<f64>,
+    shown: impl Fn(&J::Output) -> Shown,
     mut on_result: impl FnMut(&FileResult<J::Output>),
 ) -> BatchSummary<J::Output> {
     let workers = opts.workers;
@@ -111,7 +112,7 @@ pub fn run<J: Job>(
         eprintln!("eval-cli: warning: no thread pool ({err}); running sequentially");
         Box::new(Sequential)
     });
-    let mut progress = Progress::new(opts.progress, workers, &bpm_of);
+    let mut progress = Progress::new(opts.progress, workers, &shown);
     let mut summary = Batch::new(job)
         .timeout(opts.timeout)
         .schedule(opts.schedule.into())

@@ -16,12 +16,21 @@ enum Sink {
     Jsonl,
 }
 
+/// What a `file` event of `--progress jsonl` shows of a finished file's value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Shown {
+    /// The tempo, BPM.
+    pub bpm: Option<f64>,
+    /// The key (`A minor`), when there is one.
+    pub key: Option<String>,
+}
+
 /// Progress of one batch.
 pub(crate) struct Progress<'a, T> {
     mode: ProgressMode,
     sink: Sink,
     workers: usize,
-    bpm_of: &'a dyn Fn(&T) -> Option<f64>,
+    shown: &'a dyn Fn(&T) -> Shown,
     total: usize,
     done: usize,
     failed: usize,
@@ -29,17 +38,13 @@ pub(crate) struct Progress<'a, T> {
 
 impl<'a, T> Progress<'a, T> {
     /// Reports a batch on `workers` workers (the count asked for, which the `started`
-    /// event shows); `bpm_of` gives the tempo a `file` event shows.
-    pub(crate) fn new(
-        mode: ProgressMode,
-        workers: usize,
-        bpm_of: &'a dyn Fn(&T) -> Option<f64>,
-    ) -> Self {
+    /// event shows); `shown` gives the tempo and key a `file` event shows.
+    pub(crate) fn new(mode: ProgressMode, workers: usize, shown: &'a dyn Fn(&T) -> Shown) -> Self {
         Progress {
             mode,
             sink: Sink::Off,
             workers,
-            bpm_of,
+            shown,
             total: 0,
             done: 0,
             failed: 0,
@@ -83,17 +88,21 @@ impl<T> Observer<T> for Progress<'_, T> {
                     bar.set_message(format!("{} failed", self.failed));
                 }
             }
-            Sink::Jsonl => emit(&json!({
-                "event": "file",
-                "index": result.index,
-                "path": crate::path_cell::path_cell(&result.path),
-                "status": result.status.as_str(),
-                "bpm": result.value.as_ref().and_then(self.bpm_of).filter(|b| b.is_finite()),
-                "error": result.error,
-                "elapsed_s": result.elapsed_s,
-                "done": self.done,
-                "total": self.total,
-            })),
+            Sink::Jsonl => {
+                let shown = result.value.as_ref().map(self.shown).unwrap_or_default();
+                emit(&json!({
+                    "event": "file",
+                    "index": result.index,
+                    "path": crate::path_cell::path_cell(&result.path),
+                    "status": result.status.as_str(),
+                    "bpm": shown.bpm.filter(|b| b.is_finite()),
+                    "key": shown.key,
+                    "error": result.error,
+                    "elapsed_s": result.elapsed_s,
+                    "done": self.done,
+                    "total": self.total,
+                }))
+            }
         }
     }
 

@@ -160,6 +160,25 @@ fn every_front_end_gives_the_same_keys() {
     }
     let clicks = table.iter().find(|r| r[0].ends_with("clicks.wav")).unwrap();
     assert!(clicks[10].starts_with("no key: "), "{clicks:?}");
+
+    // `--progress jsonl` shows each file's key as its row has it (null without one).
+    let run = analyze(&["--progress", "jsonl"], &[&root.join("keys")]);
+    let shown: Vec<(String, serde_json::Value)> = String::from_utf8(run.stderr)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["event"] == "file")
+        .map(|e| (e["path"].as_str().unwrap().to_string(), e["key"].clone()))
+        .collect();
+    assert_eq!(shown.len(), table.len());
+    for (path, key) in shown {
+        let row = table.iter().find(|r| r[0] == path).unwrap();
+        let expected = match row[11].as_str() {
+            "" => serde_json::Value::Null,
+            k => serde_json::Value::from(k),
+        };
+        assert_eq!(key, expected, "{path}");
+    }
 }
 
 /// `--descriptors tempo` and a served job asking for `["tempo"]` give the same rows: the
