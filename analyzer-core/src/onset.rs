@@ -72,6 +72,16 @@ impl OnsetEnvelope {
     }
 }
 
+/// A periodic Hann window of `len` samples (the key's frames use it too).
+pub(crate) fn hann(len: usize) -> Vec<f32> {
+    (0..len)
+        .map(|i| {
+            let x = std::f64::consts::TAU * i as f64 / len as f64;
+            (0.5 - 0.5 * x.cos()) as f32
+        })
+        .collect()
+}
+
 /// The planned STFT: FFT plan, window and sizes, built once and shared read-only.
 #[derive(Clone)]
 pub struct OnsetDetector {
@@ -112,12 +122,7 @@ impl OnsetDetector {
             ));
         }
         let fft = RealFftPlanner::<f32>::new().plan_fft_forward(frame_size);
-        let window: Vec<f32> = (0..frame_size)
-            .map(|i| {
-                let x = std::f64::consts::PI * 2.0 * i as f64 / frame_size as f64;
-                (0.5 - 0.5 * x.cos()) as f32
-            })
-            .collect();
+        let window = hann(frame_size);
         let window_sum: f32 = window.iter().sum();
         let bands = log_bands(sample_rate, frame_size);
         Ok(OnsetDetector {

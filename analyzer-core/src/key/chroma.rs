@@ -80,12 +80,7 @@ impl ChromaPlan {
             frame
         };
         let fft = RealFftPlanner::<f32>::new().plan_fft_forward(frame);
-        let window = (0..frame)
-            .map(|i| {
-                let x = std::f64::consts::TAU * i as f64 / frame as f64;
-                (0.5 - 0.5 * x.cos()) as f32
-            })
-            .collect();
+        let window = crate::onset::hann(frame);
         let hz_per_bin = f64::from(sample_rate) / frame as f64;
         let nyquist_bin = frame / 2;
         let max_hz = MAX_HZ.min(f64::from(sample_rate) * 0.45);
