@@ -1,4 +1,4 @@
-//! The tempo of every audio file under some folders, on all cores, in input order:
+//! The tempo and key of every audio file under some folders, on all cores, in input order:
 //!
 //! ```sh
 //! cargo run -p analyzer-core --example batch -- ~/Music [--workers N]
@@ -39,10 +39,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .run(&files, &*executor);
     for r in &summary.results {
         let bpm = r.value.as_ref().map(|a| format!("{:.1}", a.tempo.bpm));
+        // The key with its Camelot code, or why the audio has none.
+        let key = match r.value.as_ref().and_then(|a| a.key.as_ref()) {
+            Some(Ok(k)) => format!("{} {}", k.key, k.key.camelot()),
+            Some(Err(no_key)) => no_key.to_string(),
+            None => "-".to_string(),
+        };
         let why = r.error.as_deref().unwrap_or("");
         let path = r.path.display();
         println!(
-            "{path}\t{}\t{}\t{why}",
+            "{path}\t{}\t{key}\t{}\t{why}",
             bpm.as_deref().unwrap_or("-"),
             r.status.as_str()
         );
