@@ -202,6 +202,25 @@ pub(super) fn entry_seq(id: &str) -> Result<usize> {
 mod tests {
     use super::*;
 
+    /// A worker started without flags builds the job's analyzer from the manifest: the
+    /// descriptor set, the range and the sampling come back as submitted.
+    #[test]
+    fn the_job_analyzer_round_trips_its_settings() {
+        let submitted = AnalyzerConfig::default()
+            .with_bpm_range(70.0, 180.0)
+            .with_sampling(None)
+            .with_key(false);
+        let stored = serde_json::to_string(&JobAnalyzer::of(&submitted)).unwrap();
+        let read: JobAnalyzer = serde_json::from_str(&stored).unwrap();
+        let rebuilt = read.analyzer().unwrap();
+        assert_eq!(rebuilt.config(), &submitted);
+        assert_eq!(rebuilt.fingerprint(), submitted.fingerprint());
+        let with_key = JobAnalyzer::of(&AnalyzerConfig::default())
+            .analyzer()
+            .unwrap();
+        assert!(with_key.config().key);
+    }
+
     #[test]
     fn entry_ids_carry_the_index() {
         assert_eq!(entry_seq("0-1").unwrap(), 1);
