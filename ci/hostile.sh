@@ -111,6 +111,31 @@ analyze() {
   [ "$code" -ne 124 ] && [ "$code" -ne 137 ] || { echo "hung: killed after ${limit}s"; return 1; }
 }
 
+# ---- the key -------------------------------------------------------------------------
+
+case_key_without_tempo_is_a_usage_error() {
+  wav a.wav 22050 1 8 clicks
+  analyze a.wav --descriptors key --out out.csv >/dev/null 2>err.txt
+  [ "$code" -eq 2 ] || { echo "exit $code"; return 1; }
+  grep -q "tempo must be among the descriptors" err.txt || { cat err.txt; return 1; }
+  [ ! -e out.csv ] || { echo "out.csv was written"; return 1; }
+}
+
+case_clicks_keep_their_tempo_without_a_key() {
+  wav clicks.wav 22050 1 8 clicks
+  analyze clicks.wav --out out.csv >/dev/null 2>&1 || return 1
+  [ "$code" -eq 0 ] || { echo "exit $code"; return 1; }
+  expect_row out.csv clicks.wav ok "no key: " && expect_row out.csv clicks.wav ok ",,,,"
+}
+
+case_resume_across_descriptor_sets_is_refused() {
+  wav a.wav 22050 1 8 clicks
+  analyze a.wav --descriptors tempo --out out.csv >/dev/null 2>&1 || return 1
+  analyze a.wav --resume --out out.csv >/dev/null 2>err.txt
+  [ "$code" -eq 2 ] || { echo "exit $code"; return 1; }
+  grep -q "other settings" err.txt || { cat err.txt; return 1; }
+}
+
 # ---- special files --------------------------------------------------------------------
 
 case_fifo_input() {
@@ -402,6 +427,9 @@ run serve-idle-clients case_serve_idle_clients_do_not_starve_health
 run serve-cross-site case_serve_refuses_cross_site_requests
 run serve-outside-paths-alike case_serve_outside_paths_answer_alike
 run serve-upload-lying-header case_serve_upload_with_a_lying_header
+run key-without-tempo case_key_without_tempo_is_a_usage_error
+run key-clicks-keep-tempo case_clicks_keep_their_tempo_without_a_key
+run key-resume-other-descriptors case_resume_across_descriptor_sets_is_refused
 
 printf '\n%d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]
