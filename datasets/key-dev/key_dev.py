@@ -47,6 +47,7 @@ TOP_N = 3              # the tonic must be among the 3 heaviest pitch classes
 SCALE_SHARE = 0.85     # the labelled scale's 7 notes must hold at least 85 % of the note time
 LENGTHS = (8, 15, 30)  # excerpt lengths (s), all from the start
 MIN_RENDER_S = 31.0    # a tune shorter than this (last note off) is played again until it is not
+MAX_PLAYS = 12
 DEFAULT_Q = 'Q:1/4=120'  # inserted when a tune's header has no Q: field
 PROGRAMS = [(0, 'piano'), (40, 'violin'), (73, 'flute'), (21, 'accordion'), (24, 'nylon guitar'),
             (46, 'harp'), (71, 'clarinet'), (6, 'harpsichord')]
@@ -164,14 +165,40 @@ def field(lines, name):
 
 def tune_abc(header, body, program, repeats):
     """The ABC abc2midi plays: the tune with a tempo (DEFAULT_Q when it has none) and a GM program,
-    its body written `repeats` times."""
-    head = list(header[:-1])
+    played `repeats` times: its body written again, or its P: play order repeated when the header
+    has one (the body then only defines the parts).
+
+    >>> print(tune_abc(['X:1', 'M:2/4', 'K:G'], ['GABc|d4|'], 40, 2), end='')
+    X:1
+    M:2/4
+    Q:1/4=120
+    K:G
+    %%MIDI program 40
+    GABc|d4|
+    GABc|d4|
+    >>> print(tune_abc(['X:2', 'Q:3/8=120', 'P:ABA % da capo', 'K:D'], ['P:A', 'def|', 'P:B', 'fed|'], 0, 2), end='')
+    X:2
+    Q:3/8=120
+    P:ABAABA
+    K:D
+    %%MIDI program 0
+    P:A
+    def|
+    P:B
+    fed|
+    """
+    order = field(header, 'P')
+    head = []
+    for line in header[:-1]:
+        if order is not None and line.startswith('P:'):
+            line = 'P:' + order.split('%', 1)[0].strip() * repeats
+        head.append(line)
     if field(header, 'Q') is None:
         head.append(DEFAULT_Q)
-    lines = head + [header[-1], '%%MIDI program %d' % program]
-    for _ in range(repeats):
+    lines = head + [header[-1], '%%%%MIDI program %d' % program]
+    for _ in range(1 if order is not None else repeats):
         lines += body
-    return '\n'.join(lines) + '\n\n'
+    return '\n'.join(lines) + '\n'
 
 
 # ---------------------------------------------------------------- MIDI ----
@@ -466,17 +493,19 @@ def plan_files(chosen):
 def render_tune(t, files, work, partial, out):
     """abc2midi (played again until at least MIN_RENDER_S long), FluidSynth, then each excerpt cut,
     peak-normalised to -1 dBFS, encoded and checked."""
-    repeats = max(1, math.ceil(MIN_RENDER_S / t['once_s']))
     abc = os.path.join(work, 'render', t['slug'] + '.abc')
     mid = os.path.join(work, 'render', t['slug'] + '.mid')
-    write_for_user(abc, tune_abc(t['header'], t['body'], t['program'][0], repeats))
-    data, msg = abc2midi(abc, mid)
-    if data is None:
-        raise BuildError('%s: abc2midi failed on the repeated tune: %s' % (t['tune'], msg))
-    notes, _ = midi_notes(data)
-    end_s = max(b for _, b, _, _ in notes)
-    if end_s < max(LENGTHS):
-        raise BuildError('%s: %d plays last %.1f s, less than %d s' % (t['tune'], repeats, end_s, max(LENGTHS)))
+    repeats, end_s = max(1, math.ceil(MIN_RENDER_S / t['once_s'])), 0.0
+    while end_s < MIN_RENDER_S:
+        if repeats > MAX_PLAYS:
+            raise BuildError('%s: %d plays last %.1f s, less than %.0f s' % (t['tune'], MAX_PLAYS, end_s, MIN_RENDER_S))
+        write_for_user(abc, tune_abc(t['header'], t['body'], t['program'][0], repeats))
+        data, msg = abc2midi(abc, mid)
+        if data is None:
+            raise BuildError('%s: abc2midi failed on the repeated tune: %s' % (t['tune'], msg))
+        notes, _ = midi_notes(data)
+        end_s = max(b for _, b, _, _ in notes)
+        repeats += 1 if end_s < MIN_RENDER_S else 0
     wav = os.path.join(work, 'render', t['slug'] + '.wav')
     run_tool(as_user(['fluidsynth', '-ni', '-q', '-F', wav, '-r', '44100', '-O', 'float', '-T', 'wav', '-g', '0.05',
                       SF2, mid]), 'fluidsynth')
