@@ -35,35 +35,16 @@ out="$(realpath -m -- "${1:-$PWD/key-dev-audio}")"
 work="$(realpath -m -- "${WORK:-/tmp/key-dev-work}")"
 export LC_ALL=C.UTF-8 LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive
 
-die() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
-
-# The source tree that holds this recipe must stay free of audio.
-case "$out/" in "$here"/*) die "refusing to write audio into the recipe folder $here; pass an output folder outside it" ;; esac
-if [ "$(basename "$(dirname "$here")")" = datasets ]; then
-  local tree; tree="$(dirname "$(dirname "$here")")"
-  case "$out/" in "$tree"/*) die "refusing to write audio inside $tree (the tree that holds this recipe); pass an output folder outside it" ;; esac
-  case "$work/" in "$tree"/*) die "refusing to use a scratch folder inside $tree; set WORK outside it" ;; esac
-fi
+# shellcheck source=../recipe-lib.sh
+. "$here/../recipe-lib.sh"
+refuse_inside_tree "$here" "$out" "$work"
 
 # Package versions this split was built with (Debian 12 "bookworm"):
 #   abcmidi 20230208+ds1-1, fluidsynth 2.3.1-2, fluid-soundfont-gm 3.1-5.3,
 #   sox 14.4.2+git20190427-3.5, lame 3.100-6, flac 1.4.2+ds-2, vorbis-tools 1.4.2-1+b1,
 #   ffmpeg 7:5.1.9-0+deb12u1, python3 3.11, python3-pip 23.0.1
-if [ "${SKIP_APT:-0}" != 1 ]; then
-  if [ "$(id -u)" = 0 ]; then
-    echo "== installing Debian packages"
-    apt-get update
-    apt-get install -y --no-install-recommends \
-      abcmidi fluidsynth fluid-soundfont-gm sox lame flac vorbis-tools ffmpeg python3 python3-pip
-  else
-    echo "== not root: skipping apt-get, the packages must already be installed"
-  fi
-fi
-
-local t
-for t in abc2midi fluidsynth sox lame flac oggenc ffmpeg ffprobe python3 sha256sum setpriv realpath; do
-  command -v "$t" >/dev/null || die "missing tool: $t (install the packages listed in this script)"
-done
+install_packages abcmidi fluidsynth fluid-soundfont-gm sox lame flac vorbis-tools ffmpeg python3 python3-pip
+need_tools abc2midi fluidsynth sox lame flac oggenc ffmpeg ffprobe python3 sha256sum setpriv realpath
 python3 -m pip --version >/dev/null 2>&1 || die "missing pip for python3 (package python3-pip)"
 python3 "$here/key_dev.py" --self-test >/dev/null || die "$here/key_dev.py --self-test fails"
 [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || die "missing /usr/share/sounds/sf2/FluidR3_GM.sf2 (package fluid-soundfont-gm)"

@@ -1,14 +1,12 @@
 """Builds the key-dev split: folk tunes with a stated key, checked against their own notes and rendered.
 
 Called by build.sh (`python3 key_dev.py OUT_DIR WORK_DIR WHEEL`) after it has checked the tools and
-downloaded the music21 wheel; `python3 key_dev.py --self-test` runs the checks of the key parser
-and of the label check. Standard library only. See README.md for what the split holds and why.
+downloaded the music21 wheel; `python3 key_dev.py --self-test` runs the checks of the key parser,
+the label check, the ABC written for abc2midi and the shared MIDI reader (../render_tools.py). Standard library only. See README.md for what the split holds and why.
 """
 
-import array
 import csv
 import hashlib
-import json
 import math
 import os
 import re
@@ -21,13 +19,16 @@ import zipfile
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from render_tools import (AS_ROOT, SF2, BuildError, as_user, decode_check, encode,  # noqa: E402
+                          log, midi_events, probe, run_tool, slugify)
+
 # The only two corpus folders this recipe reads; O'Neill's 1850 collection and the Bach chorales
 # are reserved for independent evaluation and are never extracted.
 SOURCES = {
     'ryans-mammoth': 'music21/corpus/ryansMammoth/',
     'airds-airs': 'music21/corpus/airdsAirs/',
 }
-SF2 = '/usr/share/sounds/sf2/FluidR3_GM.sf2'
 NAMES = ['C', 'C#', 'D', 'D#', 'E', 'F', 'F#', 'G', 'G#', 'A', 'A#', 'B']
 LETTER_PC = {'C': 0, 'D': 2, 'E': 4, 'F': 5, 'G': 7, 'A': 9, 'B': 11}
 # Scale degrees (semitones above the tonic) of each mode the K: field can name.
@@ -56,23 +57,10 @@ PER_SOURCE_MODAL = 40
 FORMATS = ['mp3', 'flac', 'ogg', 'wav']           # assigned in turn over all files sorted by name
 RATES = [44100, 44100, 22050, 44100, 44100]       # also in turn; 5 is prime to 4 and to 3 lengths
 CODEC = {'mp3': 'mp3', 'flac': 'flac', 'ogg': 'vorbis', 'wav': 'pcm_s16le'}
-AS_ROOT = hasattr(os, 'geteuid') and os.geteuid() == 0
-
-
-class BuildError(Exception):
-    pass
 
 
 class LabelError(Exception):
     """The K: field names no usable key (highland pipes, explicit accidentals, none, ...)."""
-
-
-def log(msg=''):
-    print(msg, flush=True)
-
-
-def slugify(s):
-    return re.sub(r'[^A-Za-z0-9]+', '-', s).strip('-').lower()
 
 
 def stable_order(s):
@@ -202,56 +190,20 @@ def tune_abc(header, body, program, repeats):
 
 
 # ---------------------------------------------------------------- MIDI ----
-def vlq(d, i):
-    v = 0
-    while True:
-        b = d[i]
-        i += 1
-        v = (v << 7) | (b & 0x7f)
-        if not b & 0x80:
-            return v, i
-
-
 def midi_notes(d):
     """(notes as (start s, end s, pitch, channel), distinct tempos in µs per quarter) of a standard MIDI file."""
-    if d[:4] != b'MThd':
-        raise ValueError('not a standard MIDI file')
-    ln, _fmt, ntrk, div = struct.unpack('>IHHH', d[4:14])
-    if div & 0x8000:
-        raise ValueError('SMPTE time division')
-    i = 8 + ln
-    tempos, raw = [], []
-    for _ in range(ntrk):
-        if d[i:i + 4] != b'MTrk':
-            break
-        tl = struct.unpack('>I', d[i + 4:i + 8])[0]
-        j, end, tick, rs, held = i + 8, i + 8 + tl, 0, None, {}
-        while j < end:
-            dt, j = vlq(d, j)
-            tick += dt
-            st = d[j]
-            if st == 0xFF:
-                typ = d[j + 1]
-                n, k = vlq(d, j + 2)
-                if typ == 0x51:
-                    tempos.append((tick, int.from_bytes(d[k:k + n], 'big')))
-                j = k + n
-            elif st in (0xF0, 0xF7):
-                n, k = vlq(d, j + 1)
-                j = k + n
-            else:
-                if st & 0x80:
-                    rs = st
-                    j += 1
-                hi, ch = rs & 0xF0, rs & 0x0F
-                if hi in (0x80, 0x90):
-                    key, vel = d[j], d[j + 1]
-                    if hi == 0x90 and vel > 0:
-                        held.setdefault((ch, key), []).append(tick)
-                    elif held.get((ch, key)):
-                        raw.append((held[(ch, key)].pop(0), tick, key, ch))
-                j += 1 if hi in (0xC0, 0xD0) else 2
-        i = end
+    div, events = midi_events(d)
+    tempos, raw, held = [], [], {}
+    for track, tick, status, data in events:
+        if status == 0xFF:
+            if data[0] == 0x51:
+                tempos.append((tick, int.from_bytes(data[1], 'big')))
+        elif status & 0xE0 == 0x80:             # note off (0x8n) or on (0x9n); on with velocity 0 is off
+            ch, key = status & 0x0F, data[0]
+            if status & 0xF0 == 0x90 and data[1] > 0:
+                held.setdefault((track, ch, key), []).append(tick)
+            elif held.get((track, ch, key)):
+                raw.append((held[(track, ch, key)].pop(0), tick, key, ch))
     tempos.sort()
     # tick -> seconds through the tempo map (120 BPM until the first Set Tempo event)
     segs, t_s, last_tick, us = [], 0.0, 0, 500000
@@ -308,22 +260,6 @@ def label_problem(weights, pc, mode):
 
 
 # --------------------------------------------------------------- tools ----
-def run_tool(cmd, what, cwd=None):
-    r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, cwd=cwd)
-    if r.returncode != 0:
-        tail = (r.stderr or r.stdout).decode('utf-8', 'replace').strip().splitlines()[-5:]
-        raise BuildError('%s failed (exit %d): %s\n    %s' % (what, r.returncode, ' '.join(cmd), '\n    '.join(tail)))
-    return r
-
-
-def as_user(cmd):
-    """The renderers run as "nobody" when the build runs as root."""
-    if not AS_ROOT:
-        return cmd
-    return ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', 'env',
-            'HOME=' + os.environ['HOME'], 'XDG_RUNTIME_DIR=' + os.environ['XDG_RUNTIME_DIR'], 'LC_ALL=C.UTF-8'] + cmd
-
-
 def write_for_user(path, text):
     with open(path, 'w') as f:
         f.write(text)
@@ -344,30 +280,6 @@ def abc2midi(abc_path, mid_path):
         return f.read(), ''
 
 
-def probe(path):
-    r = run_tool(['ffprobe', '-v', 'error', '-show_entries',
-                  'stream=codec_name,sample_rate,channels:format=duration', '-of', 'json', path], 'ffprobe')
-    j = json.loads(r.stdout)
-    if not j.get('streams'):
-        raise BuildError('ffprobe finds no audio stream in %s' % path)
-    s = j['streams'][0]
-    return float(j['format']['duration']), int(s['sample_rate']), int(s['channels']), s['codec_name']
-
-
-def decode_check(path, sr):
-    r = subprocess.run(['ffmpeg', '-nostdin', '-v', 'error', '-i', path, '-f', 's16le', '-ac', '1', '-ar', str(sr), '-'],
-                       stdin=subprocess.DEVNULL, capture_output=True)
-    err = r.stderr.decode('utf-8', 'replace').strip()
-    if r.returncode != 0 or err:
-        raise BuildError('ffmpeg cannot decode %s cleanly: %s' % (path, err.splitlines()[-3:] if err else 'exit %d' % r.returncode))
-    a = array.array('h', r.stdout[: len(r.stdout) // 2 * 2])
-    if sys.byteorder != 'little':
-        a.byteswap()
-    s = a[::5]
-    rms = math.sqrt(sum(x * x for x in s) / max(1, len(s))) / 32768.0
-    return len(a) / float(sr), (20 * math.log10(rms) if rms > 0 else float('-inf'))
-
-
 def check_file(path, fmt, rate, length_s):
     """Codec, rate, 2 channels, a clean full decode of the planned length, not near silence."""
     dur, sr, ch, codec = probe(path)
@@ -380,20 +292,6 @@ def check_file(path, fmt, rate, length_s):
     if rms < -45:
         raise BuildError('%s decodes to near silence (RMS %.1f dBFS)' % (path, rms))
     return dur, sr, ch
-
-
-def encode(master, fmt, dst, rate, serial_seed):
-    low = rate < 32000
-    if fmt == 'mp3':   # MPEG-2 layer III (22.05 kHz) allows at most 160 kbit/s
-        run_tool(['lame', '--quiet', '-b', '128' if low else '192', '--cbr', '-q', '2', '-m', 'j', '--noreplaygain',
-                  master, dst], 'lame')
-    elif fmt == 'flac':
-        run_tool(['flac', '--silent', '-8', '-f', '-o', dst, master], 'flac')
-    elif fmt == 'ogg':
-        serial = int(hashlib.md5(serial_seed.encode()).hexdigest()[:7], 16)
-        run_tool(['oggenc', '-Q', '-q', '4', '-s', str(serial), '-o', dst, master], 'oggenc')
-    else:
-        shutil.copyfile(master, dst)
 
 
 # ------------------------------------------------------------- the split ---
@@ -656,7 +554,10 @@ KEEP_WORK = os.environ.get('KEEP_WORK') == '1'
 def main(argv):
     if argv[1:] == ['--self-test']:
         import doctest
+        import render_tools
         failed, tried = doctest.testmod()
+        shared = doctest.testmod(render_tools)
+        failed, tried = failed + shared.failed, tried + shared.attempted
         print('self-test: %d examples, %d failed' % (tried, failed))
         return 1 if failed or not tried else 0
     if len(argv) != 4:
