@@ -2,7 +2,8 @@
 
 Called by build.sh (`python3 key_dev.py OUT_DIR WORK_DIR WHEEL`) after it has checked the tools and
 downloaded the music21 wheel; `python3 key_dev.py --self-test` runs the checks of the key parser,
-the label check, the ABC written for abc2midi and the shared MIDI reader (../render_tools.py). Standard library only. See README.md for what the split holds and why.
+the label check, the ABC written for abc2midi and the shared MIDI reader (../render_tools.py).
+Standard library only. See README.md for what the split holds and why.
 """
 
 import csv
