@@ -1,6 +1,7 @@
 """Scores key estimates against a key manifest and writes the summary tables (standard library only).
 
-    python3 ci/peers/score_key.py MANIFEST RESULTS_CSV      # markdown tables on stdout
+    python3 ci/peers/score_key.py MANIFEST RESULTS_CSV      # markdown tables on stdout:
+    # per profile, per excerpt length, source and mode of the true key, and how answers relate
     python3 ci/peers/score_key.py --self-test               # the hand-worked pairs below
 
 MANIFEST has `file,key,source,length_s,...` (datasets/key-dev); RESULTS_CSV has
@@ -33,27 +34,34 @@ def parse_key(text):
     return pc % 12, parts[1].lower()
 
 
-def weighted_score(reference, estimate, fifth_below=True):
-    """MIREX weighted key score of `estimate` against `reference` (both `C# minor` strings);
-    `fifth_below=False` gives mir_eval 0.8.2's default (only a fifth above earns 0.5)."""
+RELATIONS = ('same', 'fifth above', 'fifth below', 'relative', 'parallel', 'other', 'no answer')
+MIREX = {'same': 1.0, 'fifth above': 0.5, 'fifth below': 0.5, 'relative': 0.3, 'parallel': 0.2}
+MIR_EVAL = {'same': 1.0, 'fifth above': 0.5, 'relative': 0.3, 'parallel': 0.2}
+
+
+def relation(reference, estimate):
+    """How `estimate` relates to `reference` (both `C# minor` strings): one of RELATIONS.
+    A fifth is only a fifth in the same mode; relative and parallel only across modes."""
     ref, est = parse_key(reference), parse_key(estimate or '')
     if ref is None:
         raise ValueError('reference %r is not a major or minor key' % reference)
     if est is None:
-        return 0.0
+        return 'no answer'
     (rp, rm), (ep, em) = ref, est
     up = (ep - rp) % 12
     if ref == est:
-        return 1.0
-    if rm == em and (up == 7 or (fifth_below and up == 5)):
-        return 0.5
-    if rm == 'major' and em == 'minor' and up == 9:
-        return 0.3
-    if rm == 'minor' and em == 'major' and up == 3:
-        return 0.3
-    if rp == ep:
-        return 0.2
-    return 0.0
+        return 'same'
+    if rm == em:
+        return {7: 'fifth above', 5: 'fifth below'}.get(up, 'other')
+    if (rm, up) in (('major', 9), ('minor', 3)):
+        return 'relative'
+    return 'parallel' if up == 0 else 'other'
+
+
+def weighted_score(reference, estimate, fifth_below=True):
+    """MIREX weighted key score of `estimate` against `reference`; `fifth_below=False` gives
+    mir_eval 0.8.2's default (only a fifth above earns 0.5)."""
+    return (MIREX if fifth_below else MIR_EVAL).get(relation(reference, estimate), 0.0)
 
 
 # (reference, estimate, mirex, mir_eval) worked out by hand from the rules above.
@@ -101,6 +109,7 @@ def summary(manifest_rows, results):
     """Markdown tables: per profile, per excerpt length, per source."""
     truth = {r['file']: r for r in manifest_rows}
     acc = defaultdict(lambda: [0, 0.0, 0.0, 0, 0.0, 0])   # n, mirex, mir_eval, exact, cpu, no answer
+    rel = defaultdict(int)
     profiles = []
     for r in results:
         m = truth.get(r['file'])
@@ -109,7 +118,9 @@ def summary(manifest_rows, results):
         if r['profile'] not in profiles:
             profiles.append(r['profile'])
         est = r['key']
-        for group in (('all', 'all'), ('length', m['length_s'] + ' s'), ('source', m['source'])):
+        rel[(r['profile'], relation(m['key'], est))] += 1
+        for group in (('all', 'all'), ('length', m['length_s'] + ' s'), ('source', m['source']),
+                      ('mode', m['key'].split()[1])):
             a = acc[(r['profile'],) + group]
             a[0] += 1
             a[1] += weighted_score(m['key'], est)
@@ -118,7 +129,8 @@ def summary(manifest_rows, results):
             a[4] += float(r['cpu_s'] or 0)
             a[5] += parse_key(est or '') is None
     out = []
-    for title, kind in (('All files', 'all'), ('Per excerpt length', 'length'), ('Per source', 'source')):
+    for title, kind in (('All files', 'all'), ('Per excerpt length', 'length'), ('Per source', 'source'),
+                        ('Per mode of the true key', 'mode')):
         out += ['', '### ' + title, '',
                 '| profile | group | files | MIREX | mir_eval | exact | no answer | CPU s/file |',
                 '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |']
@@ -127,6 +139,10 @@ def summary(manifest_rows, results):
             for g in groups:
                 n, mx, me, ex, cpu, none = acc[(p, kind, g)]
                 out.append('| %s | %s | %d | %.3f | %.3f | %.3f | %d | %.2f |' % (p, g, n, mx / n, me / n, ex / n, none, cpu / n))
+    out += ['', '### How the answers relate to the true key (files)', '',
+            '| profile | ' + ' | '.join(RELATIONS) + ' |', '| --- |' + ' ---: |' * len(RELATIONS)]
+    for p in profiles:
+        out.append('| %s | %s |' % (p, ' | '.join(str(rel[(p, k)]) for k in RELATIONS)))
     return '\n'.join(out) + '\n'
 
 
