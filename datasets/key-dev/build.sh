@@ -6,7 +6,7 @@
 # as mp3/flac/ogg/wav at 44.1 or 22.05 kHz, and listed in manifest.csv (major/minor, with `key`)
 # and modal.csv (dorian, mixolydian, ..., with `mode`). See README.md in this folder.
 #
-# Usage, as root on a Debian 12 (bookworm) machine (about 8 minutes on 2 cores plus package
+# Usage, as root on a Debian 12 (bookworm) machine (about 12 minutes on 2 busy cores plus package
 # installation and the 20 MB download):
 #   bash build.sh [OUT_DIR]     # OUT_DIR defaults to ./key-dev-audio in the current directory
 # Environment:
