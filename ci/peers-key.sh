@@ -86,15 +86,26 @@ done
 mv "$out/essentia-key.csv.tmp" "$out/essentia-key.csv"
 
 version=$("$py" -c 'import essentia; print(essentia.__version__)' 2>/dev/null)
+settings=''
+[ "$every" != 1 ] && settings+="EVERY=$every "
+[ -n "${PROFILES:-}" ] && settings+="PROFILES=\"$profiles\" "
 {
   echo "# essentia KeyExtractor on $(basename "$(dirname "$manifest")")/$(basename "$manifest")"
   echo
-  echo "essentia $version (KeyExtractor, one process per file: CPU includes Python's start and the"
-  echo "import, about 0.7 s). $n files$([ "$every" != 1 ] && echo " (every ${every}th tune)"), profiles: $profiles."
-  echo 'Made by `bash ci/peers-key.sh '"$manifest $2"'`; answers in essentia-key.csv.'
+  echo "essentia $version, KeyExtractor with its default settings but the profile type; one process per"
+  echo "file, so the CPU includes Python's start and the import of essentia (about 0.7 s of the figure)."
+  echo "$n files$([ "$every" != 1 ] && echo ": 1 tune in $every (in manifest order) with all its excerpts"); profiles: $profiles."
+  echo 'Made by `'"$settings"'bash ci/peers-key.sh '"$manifest $2"'`; the answers are in essentia-key.csv.'
   echo
   echo 'MIREX: same key 1, perfect fifth above or below (same mode) 0.5, relative 0.3, parallel 0.2.'
   echo 'mir_eval: as mir_eval 0.8.2 `weighted_score` (only a fifth above earns 0.5). exact: same key.'
+  echo '"no answer": essentia failed on the file (scored 0).'
   python3 ci/peers/score_key.py "$manifest" "$out/essentia-key.csv"
+  echo
+  echo '## Run'
+  echo
+  echo "$(nproc) CPU cores, $jobs files at once. The answers took $(awk -F, 'NR > 1 { s += $4 } END { printf "%.0f", s }' "$out/essentia-key.csv") CPU s in all (the sum of cpu_s);"
+  echo "this pass took $((SECONDS - t0)) s wall (answers kept in .runs/ from an earlier pass are not"
+  echo "computed again), load average $(cut -d' ' -f1-3 /proc/loadavg) at its end."
 } > "$out/README.md"
 echo "== wrote $out/essentia-key.csv and $out/README.md in $((SECONDS - t0)) s"
