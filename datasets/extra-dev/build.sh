@@ -32,36 +32,16 @@ out="$(realpath -m -- "${1:-$PWD/extra-dev-audio}")"
 work="$(realpath -m -- "${WORK:-/tmp/extra-dev-work}")"
 export LC_ALL=C.UTF-8 LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive
 
-die() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
-
-# The source tree that holds this recipe must stay free of audio.
-case "$out/" in "$here"/*) die "refusing to write audio into the recipe folder $here; pass an output folder outside it" ;; esac
-if [ "$(basename "$(dirname "$here")")" = datasets ]; then
-  local tree; tree="$(dirname "$(dirname "$here")")"
-  case "$out/" in "$tree"/*) die "refusing to write audio inside $tree (the tree that holds this recipe); pass an output folder outside it" ;; esac
-  case "$work/" in "$tree"/*) die "refusing to use a scratch folder inside $tree; set WORK outside it" ;; esac
-fi
+# shellcheck source=../recipe-lib.sh
+. "$here/../recipe-lib.sh"
+refuse_inside_tree "$here" "$out" "$work"
 
 # Package versions this split was built with (Debian 12 "bookworm"):
 #   freedoom 0.12.1-2, mma 21.09-1, abcmidi 20230208+ds1-1, fluidsynth 2.3.1-2,
 #   fluid-soundfont-gm 3.1-5.3, sox 14.4.2+git20190427-3.5, lame 3.100-6, flac 1.4.2+ds-2,
 #   vorbis-tools 1.4.2-1+b1, ffmpeg 7:5.1.9-0+deb12u1, python3 3.11
-if [ "${SKIP_APT:-0}" != 1 ]; then
-  if [ "$(id -u)" = 0 ]; then
-    echo "== installing Debian packages"
-    apt-get update
-    apt-get install -y --no-install-recommends \
-      freedoom mma abcmidi fluidsynth fluid-soundfont-gm \
-      sox lame flac vorbis-tools ffmpeg python3
-  else
-    echo "== not root: skipping apt-get, the packages must already be installed"
-  fi
-fi
-
-local t
-for t in mma abc2midi fluidsynth sox soxi lame flac oggenc ffmpeg ffprobe python3 setpriv realpath; do
-  command -v "$t" >/dev/null || die "missing tool: $t (install the packages listed in this script)"
-done
+install_packages freedoom mma abcmidi fluidsynth fluid-soundfont-gm sox lame flac vorbis-tools ffmpeg python3
+need_tools mma abc2midi fluidsynth sox soxi lame flac oggenc ffmpeg ffprobe python3 setpriv realpath
 [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || die "missing /usr/share/sounds/sf2/FluidR3_GM.sf2 (package fluid-soundfont-gm)"
 local encoders; encoders="$(ffmpeg -hide_banner -encoders 2>/dev/null)" || die "ffmpeg does not run"
 grep -q ' aac ' <<<"$encoders" || die "this ffmpeg has no native aac encoder"
@@ -79,11 +59,13 @@ fi
 
 echo "== output: $out"
 echo "== scratch: $work"
-python3 - "$out" "$work" <<'PYEOF'
+python3 - "$out" "$work" "$(dirname "$here")" <<'PYEOF'
 import array, csv, glob, hashlib, json, math, os, re, shutil, struct, subprocess, sys, time, wave
 from collections import Counter
 
 OUT, WORK = sys.argv[1], sys.argv[2]
+sys.path.insert(0, sys.argv[3])            # datasets/: render_tools.py, shared with key-dev
+from render_tools import SF2, BuildError, as_user, decode_check, encode, log, midi_events, probe, run_tool, slugify
 SRC = os.path.join(WORK, 'src')           # extracted / generated MIDI files (written as "nobody")
 RENDER = os.path.join(WORK, 'render')     # full renders
 MASTER = os.path.join(WORK, 'master')     # cut, peak-normalised 16-bit masters
@@ -91,14 +73,12 @@ LOGS = os.path.join(WORK, 'logs')
 QA = os.path.join(WORK, 'qa')
 PARTIAL = os.path.join(OUT, '.partial')   # encodes in progress; moved into OUT once checked
 KEEP_WORK = os.environ.get('KEEP_WORK') == '1'
-AS_ROOT = os.geteuid() == 0
 
 CAP_S = 120.0                             # keep the first 120 s of longer songs
 MIN_S = 20.0                              # shorter songs are not used
 FORMATS = ['mp3', 'flac', 'ogg', 'wav', 'm4a']        # assigned in turn over the tracks sorted by slug
 RATES = [44100, 44100, 48000, 44100, 44100, 44100, 22050]   # assigned in turn too (7 is prime to 5)
 CODEC = {'mp3': 'mp3', 'flac': 'flac', 'ogg': 'vorbis', 'wav': 'pcm_s16le', 'm4a': 'aac'}
-SF2 = '/usr/share/sounds/sf2/FluidR3_GM.sf2'
 # the audible length of the render (up to the last moment within 65 dB of its peak) must lie between
 # the last note-on and the last MIDI event, both timed with the stored tempo, widened by these
 # margins (seconds); the upper one is the decay of the last notes
@@ -111,81 +91,24 @@ MMA_LIB = '/usr/share/mma/lib/stdlib'
 ABC_EX = '/usr/share/doc/abcmidi/examples'
 
 
-class BuildError(Exception):
-    pass
-
-
-def log(msg=''):
-    print(msg, flush=True)
-
-
-def slugify(s):
-    return re.sub(r'[^A-Za-z0-9]+', '-', s).strip('-').lower()
-
-
 def fmt_bpm(x):
     r = round(x, 4)
     return str(int(r)) if r == int(r) else ('%.4f' % r).rstrip('0')
 
 
-def run_tool(cmd, what, cwd=None):
-    r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, cwd=cwd)
-    if r.returncode != 0:
-        tail = (r.stderr or r.stdout).decode('utf-8', 'replace').strip().splitlines()[-5:]
-        raise BuildError('%s failed (exit %d): %s\n    %s' % (what, r.returncode, ' '.join(cmd), '\n    '.join(tail)))
-    return r
-
-
-def as_user(cmd):
-    if not AS_ROOT:
-        return cmd
-    return ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', 'env',
-            'HOME=' + os.environ['HOME'], 'XDG_RUNTIME_DIR=' + os.environ['XDG_RUNTIME_DIR'], 'LC_ALL=C.UTF-8'] + cmd
-
-
 # ---------------------------------------------------------------- MIDI ----
-def vlq(d, i):
-    v = 0
-    while True:
-        b = d[i]; i += 1
-        v = (v << 7) | (b & 0x7f)
-        if not b & 0x80:
-            return v, i
-
-
 def midi_parse(d):
-    if d[:4] != b'MThd':
-        raise ValueError('not a standard MIDI file')
-    ln, fmt, ntrk, div = struct.unpack('>IHHH', d[4:14])
-    if div & 0x8000:
-        raise ValueError('SMPTE time division')
-    i = 8 + ln
+    div, events = midi_events(d)
     tempos, sigs, onsets, maxtick = [], [], [], 0
-    for _ in range(ntrk):
-        if d[i:i + 4] != b'MTrk':
-            break
-        tl = struct.unpack('>I', d[i + 4:i + 8])[0]
-        j = i + 8; end = j + tl; tick = 0; rs = None
-        while j < end:
-            dt, j = vlq(d, j); tick += dt
-            st = d[j]
-            if st == 0xFF:
-                typ = d[j + 1]; l, k = vlq(d, j + 2); data = d[k:k + l]; j = k + l
-                if typ == 0x51:
-                    tempos.append((tick, int.from_bytes(data, 'big')))
-                elif typ == 0x58:
-                    sigs.append((tick, data[0], 2 ** data[1]))
-            elif st in (0xF0, 0xF7):
-                l, k = vlq(d, j + 1); j = k + l
-            else:
-                if st & 0x80:
-                    rs = st; j += 1
-                hi = rs & 0xF0
-                if hi == 0x90 and d[j + 1] > 0:
-                    onsets.append((tick, rs & 0x0F))
-                j += 1 if hi in (0xC0, 0xD0) else 2
-            maxtick = max(maxtick, tick)
-        i = end
+    for _track, tick, status, data in events:
+        if status == 0xFF:
+            if data[0] == 0x51:
+                tempos.append((tick, int.from_bytes(data[1], 'big')))
+            elif data[0] == 0x58:
+                sigs.append((tick, data[1][0], 2 ** data[1][1]))
+        elif status & 0xF0 == 0x90 and data[1] > 0:
+            onsets.append((tick, status & 0x0F))
+        maxtick = max(maxtick, tick)
     return dict(div=div, tempos=tempos, sigs=sigs, onsets=onsets, maxtick=maxtick)
 
 
@@ -529,48 +452,6 @@ def active_fraction(wav16):
     return act / tot if tot else 0.0
 
 
-def encode(c, master, fmt, dst):
-    low = c['rate'] < 32000
-    if fmt == 'mp3':   # MPEG-2 layer III (22.05 kHz) allows at most 160 kbit/s
-        run_tool(['lame', '--quiet', '-b', '128' if low else '192', '--cbr', '-q', '2', '-m', 'j', '--noreplaygain',
-                  master, dst], 'lame')
-    elif fmt == 'flac':
-        run_tool(['flac', '--silent', '-8', '-f', '-o', dst, master], 'flac')
-    elif fmt == 'ogg':
-        serial = int(hashlib.md5(c['slug'].encode()).hexdigest()[:7], 16)
-        run_tool(['oggenc', '-Q', '-q', '4', '-s', str(serial), '-o', dst, master], 'oggenc')
-    elif fmt == 'wav':
-        shutil.copyfile(master, dst)
-    elif fmt == 'm4a':
-        run_tool(['ffmpeg', '-nostdin', '-v', 'error', '-y', '-i', master, '-c:a', 'aac', '-b:a', '96k' if low else '160k',
-                  '-map_metadata', '-1', '-fflags', '+bitexact', '-flags:a', '+bitexact',
-                  '-movflags', '+faststart', '-f', 'ipod', dst], 'ffmpeg (aac)')
-
-
-def probe(path):
-    r = run_tool(['ffprobe', '-v', 'error', '-show_entries',
-                  'stream=codec_name,sample_rate,channels:format=duration', '-of', 'json', path], 'ffprobe')
-    j = json.loads(r.stdout)
-    if not j.get('streams'):
-        raise BuildError('ffprobe finds no audio stream in %s' % path)
-    s = j['streams'][0]
-    return float(j['format']['duration']), int(s['sample_rate']), int(s['channels']), s['codec_name']
-
-
-def decode_check(path, sr):
-    r = subprocess.run(['ffmpeg', '-nostdin', '-v', 'error', '-i', path, '-f', 's16le', '-ac', '1', '-ar', str(sr), '-'],
-                       stdin=subprocess.DEVNULL, capture_output=True)
-    err = r.stderr.decode('utf-8', 'replace').strip()
-    if r.returncode != 0 or err:
-        raise BuildError('ffmpeg cannot decode %s cleanly: %s' % (path, err.splitlines()[-3:] if err else 'exit %d' % r.returncode))
-    a = array.array('h', r.stdout[: len(r.stdout) // 2 * 2])
-    if sys.byteorder != 'little':
-        a.byteswap()
-    s = a[::5]
-    rms = math.sqrt(sum(x * x for x in s) / max(1, len(s))) / 32768.0
-    return len(a) / float(sr), (20 * math.log10(rms) if rms > 0 else float('-inf'))
-
-
 def length_range(c):
     """Range (s) an audio file's length must lie in: from the predicted length to that plus the longest
     decay FluidSynth writes (its file goes on until the reverb tail is far below audibility)."""
@@ -661,7 +542,7 @@ def build():
             if act < 0.5:
                 raise BuildError('%s: only %.0f%% of the 1-s windows are above -50 dBFS' % (c['slug'], act * 100))
             part = os.path.join(PARTIAL, c['file'])
-            encode(c, master, c['format'], part)
+            encode(master, c['format'], part, c['rate'], c['slug'])
             dur, sr, ch, rms = check_file(c, part, expect_s=keep_s)
             os.replace(part, dst)
             if not KEEP_WORK:
