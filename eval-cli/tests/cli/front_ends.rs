@@ -7,7 +7,7 @@ use std::fs;
 use std::path::Path;
 
 use crate::util::broker::{RedisServer, dist, merged_bytes};
-use crate::util::service::{Events, Server, get, post_json, root, run_job};
+use crate::util::service::{Events, Server, get, root, run_job, submit_request};
 use crate::util::{analyze, assert_ok, click_flac, click_wav, rows, s};
 
 /// Runs the library `root/LIB` through every front end and fails, naming the front end,
@@ -200,15 +200,8 @@ fn tempo_alone_is_the_same_everywhere_and_leaves_the_key_cells_empty() {
     }
     assert!(both.iter().any(|r| !r[11].is_empty()), "{both:?}");
     let server = Server::start(&root, &["--workers", "2"]);
-    let body = serde_json::json!({ "paths": ["keys"], "descriptors": ["tempo"] }).to_string();
-    let reply = post_json(&server, "/v1/jobs", &body);
-    assert_eq!(
-        reply.status,
-        201,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    let id = reply.json()["id"].as_u64().unwrap();
+    let request = serde_json::json!({ "paths": ["keys"], "descriptors": ["tempo"] });
+    let id = submit_request(&server, &request);
     Events::open(&server, id).rest();
     assert_eq!(
         get(&server, &format!("/v1/jobs/{id}/results.csv")).body,

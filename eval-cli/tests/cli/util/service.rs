@@ -180,8 +180,12 @@ pub fn delete(server: &Server, path: &str) -> Reply {
 
 /// Submits a job of `paths`; returns its id.
 pub fn submit(server: &Server, paths: &[&str]) -> u64 {
-    let body = serde_json::json!({ "paths": paths }).to_string();
-    let reply = post_json(server, "/v1/jobs", &body);
+    submit_request(server, &serde_json::json!({ "paths": paths }))
+}
+
+/// Submits the job request `request` (a JSON object), checks the 201 and returns the id.
+pub fn submit_request(server: &Server, request: &Value) -> u64 {
+    let reply = post_json(server, "/v1/jobs", &request.to_string());
     assert_eq!(
         reply.status,
         201,
