@@ -2,7 +2,9 @@
 # Rows of two builds compared byte for byte: the analyze CSV, the shards merged, and
 # evaluate's results.csv and summary.json, on each dataset folder given (a folder with a
 # manifest.csv: the synthetic set, the real-dev split). A refactor must leave them
-# identical; a change that means to alter rows shows here what it altered.
+# identical; a change that means to alter rows shows here what it altered. A change that
+# only adds columns (or summary fields) after the old ones passes when the old ones keep
+# their bytes (ci/identity_columns.py), and says what it added.
 #
 #   bash ci/identity.sh OLD_REV DATASET_DIR...      # builds OLD_REV in a worktree first
 #   OLD_BIN=path/to/old/eval-cli bash ci/identity.sh - DATASET_DIR...
@@ -44,6 +46,8 @@ for data in "$@"; do
   for file in analyze.csv merged.csv eval/results.csv eval/summary.json; do
     if cmp -s "$work/rows-old/$name/$file" "$work/rows-new/$name/$file"; then
       echo "identical  $name/$file"
+    elif added=$(python3 "$root/ci/identity_columns.py" "$work/rows-old/$name/$file" "$work/rows-new/$name/$file"); then
+      echo "identical  $name/$file in the old columns; added: $added"
     else
       echo "DIFFERS    $name/$file"
       diff "$work/rows-old/$name/$file" "$work/rows-new/$name/$file" | head -10 || true
