@@ -149,6 +149,18 @@ impl Key {
         format!("{hour}{letter}")
     }
 
+    /// Hours between this key and `other` on the Camelot wheel (0-6): 0 for the same key
+    /// and the relative one, 1 for a fifth either way, 3 for the parallel key. The
+    /// circle-of-fifths distance a key error spans.
+    pub fn wheel_distance(self, other: Key) -> u8 {
+        let hour = |k: Key| {
+            let code = k.camelot();
+            code[..code.len() - 1].parse::<i32>().unwrap_or(0)
+        };
+        let apart = (hour(self) - hour(other)).rem_euclid(12);
+        apart.min(12 - apart) as u8
+    }
+
     /// How this estimate relates to `truth`.
     pub fn relation_to(self, truth: Key) -> KeyRelation {
         let up = (self.tonic + 12 - truth.tonic) % 12;
@@ -307,6 +319,24 @@ mod tests {
         }
         for bad in ["", "H", "13A", "0B", "C dorian", "X", "Cmm"] {
             assert!(bad.parse::<Key>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn wheel_distances_count_fifths() {
+        for (a, b, hours) in [
+            ("C major", "C major", 0),
+            ("A minor", "C major", 0),
+            ("G major", "C major", 1),
+            ("F major", "C major", 1),
+            ("D minor", "C major", 1),
+            ("C minor", "C major", 3),
+            ("F# major", "C major", 6),
+            ("B major", "C major", 5),
+            ("D major", "C major", 2),
+        ] {
+            assert_eq!(key(a).wheel_distance(key(b)), hours, "{a} / {b}");
+            assert_eq!(key(b).wheel_distance(key(a)), hours, "{b} / {a}");
         }
     }
 

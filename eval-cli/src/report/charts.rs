@@ -241,6 +241,44 @@ impl Chart for KeyRelationCounts {
     }
 }
 
+/// Files by hours between the estimated and the true key on the Camelot wheel (0: the same
+/// key or the relative one; 1: a fifth; 3: the parallel key; 6: a tritone) and the files
+/// with no key: how far key errors reach around the circle of fifths.
+pub struct KeyWheelDistances {
+    /// Files at 0..=6 hours apart, then the files with no estimate.
+    pub counts: [usize; 8],
+}
+
+impl Chart for KeyWheelDistances {
+    fn name(&self) -> &'static str {
+        "key_wheel_distance"
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        const LABELS: [&str; 8] = ["0", "1", "2", "3", "4", "5", "6", "missing"];
+        let bars: Vec<(&str, usize, RGBColor)> = LABELS
+            .iter()
+            .zip(self.counts)
+            .enumerate()
+            .map(|(hours, (&label, files))| {
+                let color = match hours {
+                    0 => RGBColor(0x2e, 0x8b, 0x57),
+                    1 => RGBColor(0xe6, 0x9f, 0x00),
+                    7 => RGBColor(0x99, 0x99, 0x99),
+                    _ => RGBColor(0xc0, 0x39, 0x2b),
+                };
+                (label, files, color)
+            })
+            .collect();
+        count_bars(
+            root,
+            "Files by Camelot-wheel distance of estimated to true key",
+            "hours apart on the wheel (circle of fifths)",
+            &bars,
+        )
+    }
+}
+
 /// A bar per `(label, files, colour)`, labelled underneath: the house chart of counts.
 fn count_bars<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,

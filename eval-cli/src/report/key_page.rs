@@ -48,6 +48,9 @@ pub fn key_sections(
         .collect();
     counts.push(("missing", key.score.missing));
     let chart = charts::KeyRelationCounts { counts };
+    let wheel = charts::KeyWheelDistances {
+        counts: wheel_counts(rows),
+    };
     let relation_rows: Vec<Vec<String>> = KeyRelation::ALL
         .iter()
         .map(|&r| {
@@ -69,7 +72,7 @@ pub fn key_sections(
         ]])
         .collect();
     let mut scores = format!(
-        "{}{}{}<p>The weighted score credits the same key 1, a fifth 0.5, the relative \
+        "{}{}{}{}<p>The weighted score credits the same key 1, a fifth 0.5, the relative \
          0.3 and the parallel key 0.2. MIREX (since 2017) credits a fifth either way; \
          mir_eval 0.8.2 only the fifth above the true key. A file with no key estimate \
          scores 0 in both.</p>",
@@ -77,6 +80,12 @@ pub fn key_sections(
             &charts::save(dir, &chart)?,
             "Files by how the estimated key relates to the true one (green: same; orange: \
              a fifth; purple: relative or parallel; red: other; grey: no estimate).",
+        ),
+        html::figure(
+            &charts::save(dir, &wheel)?,
+            "The same files by hours between the estimated and the true key on the Camelot \
+             wheel, the circle of fifths (0: the same key or the relative one; 1: a fifth; \
+             3: the parallel key; grey: no estimate).",
         ),
         html::table(&SCORE_HEADERS, &[score_cells(&key.score).to_vec()]),
         html::table(
@@ -184,6 +193,21 @@ pub fn key_line(score: &KeyScore) -> String {
     )
 }
 
+/// Files with a true key by hours between estimate and truth on the Camelot wheel (0..=6),
+/// then those with no estimate.
+fn wheel_counts(rows: &[Row]) -> [usize; 8] {
+    let mut counts = [0; 8];
+    for row in rows {
+        if let Some(truth) = row.truth_key {
+            let slot = row
+                .est_key
+                .map_or(7, |k| usize::from(k.wheel_distance(truth)));
+            counts[slot] += 1;
+        }
+    }
+    counts
+}
+
 /// Headline tiles for the key scores.
 pub fn key_headline(key: &KeySummary) -> Vec<(String, String)> {
     vec![
@@ -199,6 +223,26 @@ mod tests {
 
     fn row(file: &str, truth: &str, est: Option<&str>) -> Row {
         crate::report::key::tests::row(file, Some(truth), est, "", "")
+    }
+
+    #[test]
+    fn wheel_distances_are_counted_per_file_with_a_true_key() {
+        let mut rows = vec![
+            row("same.wav", "C major", Some("C major")),
+            row("relative.wav", "C major", Some("A minor")),
+            row("fifth.wav", "C major", Some("G major")),
+            row("parallel.wav", "C major", Some("C minor")),
+            row("tritone.wav", "C major", Some("F# major")),
+            row("none.wav", "C major", None),
+        ];
+        rows.push(crate::report::key::tests::row(
+            "untrue.wav",
+            None,
+            Some("C major"),
+            "",
+            "",
+        ));
+        assert_eq!(wheel_counts(&rows), [2, 1, 0, 1, 0, 0, 1, 1]);
     }
 
     #[test]
@@ -221,6 +265,7 @@ mod tests {
         assert!(table.contains("decode: io: gone"), "{table}");
         assert!(!table.contains("right.wav"), "{table}");
         assert!(dir.path().join("key_relations.svg").is_file());
+        assert!(dir.path().join("key_wheel_distance.svg").is_file());
         assert!(
             sections[0].1.contains("<td>0.333</td>"),
             "{}",
