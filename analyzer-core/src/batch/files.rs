@@ -54,6 +54,24 @@ pub fn collect_files(
     paths: &[PathBuf],
     keep: impl Fn(&Path) -> bool,
 ) -> (Vec<PathBuf>, Vec<WalkError>) {
+    match collect_files_checked(paths, keep, |_| true) {
+        Ok(found) => found,
+        Err(refused) => unreachable!(
+            "every link is allowed, yet {} was refused",
+            refused.display()
+        ),
+    }
+}
+
+/// [`collect_files`], asking `link_allowed` about every symbolic link met inside a folder
+/// (one that leads nowhere included) before it is followed: the walk stops at the first one
+/// refused and returns it, so that a caller confining reads to some folders (a service's
+/// roots) walks the tree once and reads nothing beyond such a link.
+pub fn collect_files_checked(
+    paths: &[PathBuf],
+    keep: impl Fn(&Path) -> bool,
+    link_allowed: impl Fn(&Path) -> bool,
+) -> Result<(Vec<PathBuf>, Vec<WalkError>), PathBuf> {
     let mut files = Vec::new();
     let mut errors = Vec::new();
     let mut seen = HashSet::new();
@@ -70,6 +88,9 @@ pub fn collect_files(
             .sort_by_file_name();
         for entry in walk {
             match entry {
+                Ok(entry) if entry.path_is_symlink() && !link_allowed(entry.path()) => {
+                    return Err(entry.into_path());
+                }
                 Ok(entry) => {
                     if !entry.file_type().is_dir()
                         && keep(entry.path())
@@ -78,14 +99,25 @@ pub fn collect_files(
                         files.push(entry.into_path());
                     }
                 }
-                Err(err) => errors.push(WalkError {
-                    path: err.path().unwrap_or(root).to_path_buf(),
-                    reason: walk_reason(&err),
-                }),
+                Err(err) => {
+                    let path = err.path().unwrap_or(root);
+                    if is_dangling_link(path) && !link_allowed(path) {
+                        return Err(path.to_path_buf());
+                    }
+                    errors.push(WalkError {
+                        path: path.to_path_buf(),
+                        reason: walk_reason(&err),
+                    });
+                }
             }
         }
     }
-    (files, errors)
+    Ok((files, errors))
+}
+
+/// Whether `path` is a symbolic link to nothing.
+fn is_dangling_link(path: &Path) -> bool {
+    path.symlink_metadata().is_ok_and(|m| m.is_symlink()) && path.metadata().is_err()
 }
 
 /// `STAGE: KIND: why` for a walk error, in the style of the analyzer's reasons.
@@ -160,6 +192,40 @@ mod tests {
             .collect();
         assert_eq!(names, want);
         assert!(errors.is_empty());
+    }
+
+    /// A refused link stops the walk before anything beyond it is listed; a dangling link is
+    /// asked about too; allowed links are followed as `collect_files` follows them.
+    #[cfg(unix)]
+    #[test]
+    fn links_are_asked_about_before_they_are_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (inside, outside) = (dir.path().join("in"), dir.path().join("out"));
+        std::fs::create_dir_all(inside.join("lib")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(inside.join("lib/a.wav"), b"").unwrap();
+        std::fs::write(outside.join("secret.wav"), b"").unwrap();
+        std::os::unix::fs::symlink(&outside, inside.join("lib/b-away")).unwrap();
+        let roots = [inside.clone()];
+        let stays_inside = |link: &Path| {
+            link.canonicalize()
+                .is_ok_and(|real| real.starts_with(inside.canonicalize().unwrap()))
+        };
+        let refused = collect_files_checked(&roots, has_audio_extension, stays_inside);
+        assert_eq!(refused, Err(inside.join("lib/b-away")));
+        let (files, _) = collect_files_checked(&roots, has_audio_extension, |_| true).unwrap();
+        assert_eq!(
+            files,
+            [
+                inside.join("lib/a.wav"),
+                inside.join("lib/b-away/secret.wav")
+            ]
+        );
+
+        std::fs::remove_file(inside.join("lib/b-away")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("nothing"), inside.join("lib/c.wav")).unwrap();
+        let refused = collect_files_checked(&roots, has_audio_extension, stays_inside);
+        assert_eq!(refused, Err(inside.join("lib/c.wav")));
     }
 
     #[cfg(unix)]

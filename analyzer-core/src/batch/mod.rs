@@ -64,7 +64,8 @@ use crate::stop::StopSignal;
 
 pub use executor::{Executor, MockExecutor, Parallel, PoolError, Sequential, executor_for};
 pub use files::{
-    AUDIO_EXTENSIONS, WalkError, collect_audio_files, collect_files, has_audio_extension,
+    AUDIO_EXTENSIONS, WalkError, collect_audio_files, collect_files, collect_files_checked,
+    has_audio_extension,
 };
 pub use job::{Job, TimedAnalyzer, audio_cost};
 pub use observer::{BatchEnd, BatchStart, Observer};

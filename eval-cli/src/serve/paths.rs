@@ -23,54 +23,26 @@ pub(super) fn walk(
         .iter()
         .map(|p| confine(roots, p))
         .collect::<Result<_, _>>()?;
-    for input in &confined {
-        if let Some(link) = link_astray(roots, input) {
-            return Err(Refusal::new(
-                StatusCode::FORBIDDEN,
-                format!(
-                    "{} is a link that leads outside the roots or to nothing",
-                    link.display()
-                ),
-            ));
-        }
-    }
-    let (files, walk_errors) = batch::collect_audio_files(&confined);
+    // One walk: each link met is checked before it is followed, and the first that leads
+    // out (or to nothing) refuses the job.
+    let leads_in = |link: &Path| link.canonicalize().is_ok_and(|real| inside(roots, &real));
+    let (files, walk_errors) =
+        batch::collect_files_checked(&confined, batch::has_audio_extension, leads_in).map_err(
+            |link| {
+                Refusal::new(
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "{} is a link that leads outside the roots or to nothing",
+                        link.display()
+                    ),
+                )
+            },
+        )?;
     let walk_rows = walk_errors
         .iter()
         .map(|e| AnalyzeRecord::new(&e.path, Status::Error, None, Some(&e.reason)))
         .collect();
     Ok((files, walk_rows))
-}
-
-/// The first link under the folder `input` (following links that stay inside) that
-/// leads outside the roots or to nothing; nothing beyond such a link is read.
-pub(super) fn link_astray(roots: &[PathBuf], input: &Path) -> Option<PathBuf> {
-    for entry in walkdir::WalkDir::new(input).follow_links(true) {
-        match entry {
-            Ok(entry) if entry.path_is_symlink() => {
-                let leads_in = entry
-                    .path()
-                    .canonicalize()
-                    .is_ok_and(|real| inside(roots, &real));
-                if !leads_in {
-                    return Some(entry.into_path());
-                }
-            }
-            Ok(_) => {}
-            // Other errors (an unreadable folder, a loop) become rows of the walk.
-            Err(e) => {
-                if let Some(path) = e.path().filter(|p| is_dangling_link(p)) {
-                    return Some(path.to_path_buf());
-                }
-            }
-        }
-    }
-    None
-}
-
-/// Whether `path` is a symbolic link to nothing.
-pub(super) fn is_dangling_link(path: &Path) -> bool {
-    path.symlink_metadata().is_ok_and(|m| m.is_symlink()) && path.metadata().is_err()
 }
 
 /// Whether a symbolic link lies on the way from `base` (excluded) down to `path`
