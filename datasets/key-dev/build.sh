@@ -17,6 +17,10 @@
 #   DRY_RUN=1        only list the tunes, labels, exclusions and planned files (abc2midi still
 #                    runs, for the label check)
 #   JOBS=N           tunes rendered at once (default 2)
+#   EXTRA=1          also build the mma-abcmidi source (keyed_extra.py): MMA example songs
+#                    labelled by KeySig and the abcmidi example tunes, excerpts from 10 s in,
+#                    written into the same OUT_DIR and listed in extra.csv (manifest.csv stays
+#                    the folk split)
 #
 # Idempotent: an excerpt that already exists in OUT_DIR and passes the file checks is not made
 # again; manifest.csv, modal.csv and excluded.csv are rewritten on every run. Stops with
@@ -43,10 +47,16 @@ refuse_inside_tree "$here" "$out" "$work"
 #   abcmidi 20230208+ds1-1, fluidsynth 2.3.1-2, fluid-soundfont-gm 3.1-5.3,
 #   sox 14.4.2+git20190427-3.5, lame 3.100-6, flac 1.4.2+ds-2, vorbis-tools 1.4.2-1+b1,
 #   ffmpeg 7:5.1.9-0+deb12u1, python3 3.11, python3-pip 23.0.1
-install_packages abcmidi fluidsynth fluid-soundfont-gm sox lame flac vorbis-tools ffmpeg python3 python3-pip
+local extra_pkgs=()
+[ "${EXTRA:-0}" = 1 ] && extra_pkgs=(mma)
+install_packages "${extra_pkgs[@]}" abcmidi fluidsynth fluid-soundfont-gm sox lame flac vorbis-tools ffmpeg python3 python3-pip
 need_tools abc2midi fluidsynth sox lame flac oggenc ffmpeg ffprobe python3 sha256sum setpriv realpath
 python3 -m pip --version >/dev/null 2>&1 || die "missing pip for python3 (package python3-pip)"
 python3 "$here/key_dev.py" --self-test >/dev/null || die "$here/key_dev.py --self-test fails"
+if [ "${EXTRA:-0}" = 1 ]; then
+  need_tools mma
+  python3 "$here/keyed_extra.py" --self-test >/dev/null || die "$here/keyed_extra.py --self-test fails"
+fi
 [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || die "missing /usr/share/sounds/sf2/FluidR3_GM.sf2 (package fluid-soundfont-gm)"
 
 mkdir -p "$work/home/xdg" "$work/wheel"
@@ -74,6 +84,9 @@ fi
 echo "== output: $out"
 echo "== scratch: $work"
 python3 "$here/key_dev.py" "$out" "$work" "$wheel" || exit 1
+if [ "${EXTRA:-0}" = 1 ]; then
+  python3 "$here/keyed_extra.py" "$out" "$work" || exit 1
+fi
 echo "== done in $((SECONDS - t0)) s"
 }
 

@@ -155,7 +155,7 @@ def field(lines, name):
 def tune_abc(header, body, program, repeats):
     """The ABC abc2midi plays: the tune with a tempo (DEFAULT_Q when it has none) and a GM program,
     played `repeats` times: its body written again, or its P: play order repeated when the header
-    has one (the body then only defines the parts).
+    has one (the body then only defines the parts). `program` None keeps the tune's own instruments.
 
     >>> print(tune_abc(['X:1', 'M:2/4', 'K:G'], ['GABc|d4|'], 40, 2), end='')
     X:1
@@ -175,6 +175,12 @@ def tune_abc(header, body, program, repeats):
     def|
     P:B
     fed|
+    >>> print(tune_abc(['X:3', 'Q:1/4=90', 'K:Am'], ['%%MIDI gchord fz', 'A2|'], None, 1), end='')
+    X:3
+    Q:1/4=90
+    K:Am
+    %%MIDI gchord fz
+    A2|
     """
     order = field(header, 'P')
     head = []
@@ -184,7 +190,7 @@ def tune_abc(header, body, program, repeats):
         head.append(line)
     if field(header, 'Q') is None:
         head.append(DEFAULT_Q)
-    lines = head + [header[-1], '%%%%MIDI program %d' % program]
+    lines = head + [header[-1]] + ([] if program is None else ['%%%%MIDI program %d' % program])
     for _ in range(1 if order is not None else repeats):
         lines += body
     return '\n'.join(lines) + '\n'
@@ -406,13 +412,23 @@ def render_tune(t, files, work, partial, out):
         end_s = max(b for _, b, _, _ in notes)
         repeats += 1 if end_s < MIN_RENDER_S else 0
     wav = os.path.join(work, 'render', t['slug'] + '.wav')
+    render_and_cut(mid, wav, files, work, partial, out, 0)
+    if not KEEP_WORK:
+        for f in (abc, mid, wav):
+            os.remove(f)
+    return repeats, end_s
+
+
+def render_and_cut(mid, wav, files, work, partial, out, start_s):
+    """FluidSynth renders `mid` to `wav`; each planned excerpt is cut from `start_s` seconds,
+    peak-normalised to -1 dBFS, encoded, checked and only then moved into `out`."""
     run_tool(as_user(['fluidsynth', '-ni', '-q', '-F', wav, '-r', '44100', '-O', 'float', '-T', 'wav', '-g', '0.05',
                       SF2, mid]), 'fluidsynth')
     for p in files:
         master = os.path.join(work, 'master', p['file'] + '.wav')
         n = p['length_s'] * 44100
         cmd = ['sox', '-R', '-V2', wav, '-b', '16', '-e', 'signed-integer', master,
-               'trim', '0', '%ds' % n, 'fade', 'h', '0.01', '%ds' % n, '0.01', 'channels', '2']
+               'trim', '%ds' % (start_s * 44100), '%ds' % n, 'fade', 'h', '0.01', '%ds' % n, '0.01', 'channels', '2']
         if p['rate'] != 44100:
             cmd += ['rate', '-v', str(p['rate'])]
         r = run_tool(cmd + ['gain', '-n', '-1'], 'sox (cut and normalise)')
@@ -424,10 +440,45 @@ def render_tune(t, files, work, partial, out):
         os.replace(part, os.path.join(out, p['file']))
         if not KEEP_WORK:
             os.remove(master)
-    if not KEEP_WORK:
-        for f in (abc, mid, wav):
-            os.remove(f)
-    return repeats, end_s
+
+
+def fresh_partial(out, name):
+    """Creates `out` and an empty OUT/`name` for the encodes in progress (a crashed run's are dropped)."""
+    os.makedirs(out, exist_ok=True)
+    partial = os.path.join(out, name)
+    if os.path.isdir(partial):
+        shutil.rmtree(partial)
+    os.makedirs(partial)
+    return partial
+
+
+def all_present(files, out):
+    """Whether every planned file is in `out` and passes the file checks; a broken one is removed."""
+    for p in files:
+        dst = os.path.join(out, p['file'])
+        if os.path.exists(dst):
+            try:
+                check_file(dst, p['format'], p['rate'], p['length_s'])
+            except BuildError as e:
+                log('   %s exists but fails the check (%s): rebuilding' % (p['file'], e))
+                os.remove(dst)
+    return all(os.path.exists(os.path.join(out, p['file'])) for p in files)
+
+
+def write_manifests(out, plan, majmin, modal):
+    """Writes OUT/`majmin`.csv (column `key`) and OUT/`modal`.csv (column `mode`) for the planned
+    files, probed as they are; returns their rows by those two names."""
+    rows = {majmin: [], modal: []}
+    for p in plan:
+        t = p['tune']
+        dur, sr, ch = probe(os.path.join(out, p['file']))[:3]
+        kind = majmin if t['mode'] in ('major', 'minor') else modal
+        rows[kind].append([p['file'], key_name(t['pc'], t['mode']), t['source'], t['tune'], p['length_s'],
+                           '%.2f' % dur, p['format'], sr, ch, t['bpm']])
+    cols = ['file', '{}', 'source', 'tune', 'length_s', 'duration_s', 'format', 'sample_rate', 'channels', 'bpm']
+    write_csv(os.path.join(out, majmin + '.csv'), [c.format('key') for c in cols], rows[majmin])
+    write_csv(os.path.join(out, modal + '.csv'), [c.format('mode') for c in cols], rows[modal])
+    return rows
 
 
 def reason_kind(reason):
@@ -480,26 +531,14 @@ def build(out, work, wheel):
                                                            t['program'][1], t['bpm'] or '-', t['tune']))
         return
 
-    os.makedirs(out, exist_ok=True)
-    partial = os.path.join(out, '.partial')
-    if os.path.isdir(partial):
-        shutil.rmtree(partial)
-    os.makedirs(partial)
+    partial = fresh_partial(out, '.partial')
     by_tune = {}
     for p in plan:
         by_tune.setdefault(p['tune']['slug'], []).append(p)
 
     def ensure(t):
         files = by_tune[t['slug']]
-        for p in files:
-            dst = os.path.join(out, p['file'])
-            if os.path.exists(dst):
-                try:
-                    check_file(dst, p['format'], p['rate'], p['length_s'])
-                except BuildError as e:
-                    log('   %s exists but fails the check (%s): rebuilding' % (p['file'], e))
-                    os.remove(dst)
-        if all(os.path.exists(os.path.join(out, p['file'])) for p in files):
+        if all_present(files, out):
             return 'present, checked'
         t0 = time.time()
         repeats, end_s = render_tune(t, files, work, partial, out)
@@ -511,16 +550,7 @@ def build(out, work, wheel):
                                                   t['program'][1], status))
     os.rmdir(partial)
 
-    rows = {'manifest': [], 'modal': []}
-    for p in plan:
-        t = p['tune']
-        dur, sr, ch = probe(os.path.join(out, p['file']))[:3]
-        kind = 'manifest' if t['mode'] in ('major', 'minor') else 'modal'
-        rows[kind].append([p['file'], key_name(t['pc'], t['mode']), t['source'], t['tune'], p['length_s'],
-                           '%.2f' % dur, p['format'], sr, ch, t['bpm']])
-    cols = ['file', '{}', 'source', 'tune', 'length_s', 'duration_s', 'format', 'sample_rate', 'channels', 'bpm']
-    write_csv(os.path.join(out, 'manifest.csv'), [c.format('key') for c in cols], rows['manifest'])
-    write_csv(os.path.join(out, 'modal.csv'), [c.format('mode') for c in cols], rows['modal'])
+    rows = write_manifests(out, plan, 'manifest', 'modal')
     write_csv(os.path.join(out, 'excluded.csv'), ['source', 'tune', 'k_field', 'reason'],
               [[t['source'], t['tune'], t['k'], t['reason']] for t in excluded])
 
@@ -552,25 +582,32 @@ DRY_RUN = os.environ.get('DRY_RUN') == '1'
 KEEP_WORK = os.environ.get('KEEP_WORK') == '1'
 
 
-def main(argv):
+def recipe_main(argv, build_fn, usage, modules):
+    """The command edge of the key-dev scripts: `--self-test` runs the doctests of `modules`;
+    otherwise the arguments go to `build_fn`, and a BuildError stops it with `ERROR: ...`, exit 1."""
     if argv[1:] == ['--self-test']:
         import doctest
-        import render_tools
-        failed, tried = doctest.testmod()
-        shared = doctest.testmod(render_tools)
-        failed, tried = failed + shared.failed, tried + shared.attempted
+        failed = tried = 0
+        for module in modules:
+            result = doctest.testmod(module)
+            failed, tried = failed + result.failed, tried + result.attempted
         print('self-test: %d examples, %d failed' % (tried, failed))
         return 1 if failed or not tried else 0
-    if len(argv) != 4:
-        print('usage: key_dev.py OUT_DIR WORK_DIR MUSIC21_WHEEL | --self-test', file=sys.stderr)
+    if len(argv) != len(usage.split()):
+        print('usage: %s | --self-test' % usage, file=sys.stderr)
         return 2
     try:
-        build(*argv[1:])
+        build_fn(*argv[1:])
     except BuildError as e:
         log('\nERROR: %s' % e)
         log('Stopped. Finished files are kept; run the script again to continue.')
         return 1
     return 0
+
+
+def main(argv):
+    import render_tools
+    return recipe_main(argv, build, 'key_dev.py OUT_DIR WORK_DIR MUSIC21_WHEEL', [sys.modules[__name__], render_tools])
 
 
 if __name__ == '__main__':
