@@ -128,15 +128,17 @@ fn score_profiles(measured: &[Measured]) {
             .iter()
             .filter(|m| format!("source {}", m.source) != *held)
             .collect();
-        let best = KeyProfile::ALL
+        // Each profile scored once on the others; the first of equals wins.
+        let (fit, best) = KeyProfile::ALL
             .into_iter()
-            .max_by(|a, b| weighted(*a, &others).total_cmp(&weighted(*b, &others)))
-            .expect("profiles");
+            .map(|p| (weighted(p, &others), p))
+            .fold((f64::MIN, KeyProfile::ALL[0]), |a, b| {
+                if b.0 > a.0 { b } else { a }
+            });
         println!(
-            "{held:<24} chosen {:<12} held-out {:.3} (fit on the others {:.3})",
+            "{held:<24} chosen {:<12} held-out {:.3} (fit on the others {fit:.3})",
             best.as_str(),
             weighted(best, &groups[held]),
-            weighted(best, &others)
         );
     }
 }

@@ -153,7 +153,7 @@ impl AnalyzerConfig {
             None => "whole".to_string(),
         };
         let key = if *key {
-            KeyEstimator::default().profile().as_str()
+            crate::key::DEFAULT_PROFILE.as_str()
         } else {
             "off"
         };

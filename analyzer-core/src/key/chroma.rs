@@ -221,7 +221,10 @@ impl ChromaTracker<'_> {
         {
             return;
         }
-        for (m, c) in self.magnitudes.iter_mut().zip(&self.spectrum) {
+        // Only the bins that peak picking reads (the voting range and its neighbourhoods);
+        // the ones above stay 0 and are never looked at.
+        let read = (plan.max_bin + NEIGHBOURHOOD + 1).min(self.magnitudes.len());
+        for (m, c) in self.magnitudes[..read].iter_mut().zip(&self.spectrum) {
             *m = c.norm();
         }
         let peaks = peaks(&self.magnitudes, plan.min_bin, plan.max_bin);

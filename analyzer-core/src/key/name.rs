@@ -135,30 +135,30 @@ impl Key {
     /// The Camelot wheel code DJ software shows: the hour (1-12) on the circle of fifths
     /// and `B` for major, `A` for minor; C major is `8B`, A minor `8A`, G major `9B`.
     pub fn camelot(self) -> String {
-        // The relative major shares the minor key's hour.
-        let major_tonic = match self.mode {
-            Mode::Major => self.tonic,
-            Mode::Minor => (self.tonic + 3) % 12,
-        };
-        let fifths = (major_tonic as u32 * 7) % 12;
-        let hour = (fifths + 7) % 12 + 1;
         let letter = match self.mode {
             Mode::Major => 'B',
             Mode::Minor => 'A',
         };
-        format!("{hour}{letter}")
+        format!("{}{letter}", self.camelot_hour())
+    }
+
+    /// The hour (1-12) of the Camelot code: the place on the circle of fifths, shared by a
+    /// minor key and its relative major.
+    fn camelot_hour(self) -> u8 {
+        let major_tonic = match self.mode {
+            Mode::Major => self.tonic,
+            Mode::Minor => (self.tonic + 3) % 12,
+        };
+        let fifths = (major_tonic * 7) % 12;
+        (fifths + 7) % 12 + 1
     }
 
     /// Hours between this key and `other` on the Camelot wheel (0-6): 0 for the same key
     /// and the relative one, 1 for a fifth either way, 3 for the parallel key. The
     /// circle-of-fifths distance a key error spans.
     pub fn wheel_distance(self, other: Key) -> u8 {
-        let hour = |k: Key| {
-            let code = k.camelot();
-            code[..code.len() - 1].parse::<i32>().unwrap_or(0)
-        };
-        let apart = (hour(self) - hour(other)).rem_euclid(12);
-        apart.min(12 - apart) as u8
+        let apart = (self.camelot_hour() + 12 - other.camelot_hour()) % 12;
+        apart.min(12 - apart)
     }
 
     /// How this estimate relates to `truth`.
