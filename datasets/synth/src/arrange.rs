@@ -210,46 +210,18 @@ enum Quality {
 /// A chord: root in semitones above the key, and its quality.
 type Chord = (i32, Quality);
 
+#[rustfmt::skip]
 const MINOR_PROGRESSIONS: [[Chord; 4]; 3] = [
-    [
-        (0, Quality::Minor),
-        (8, Quality::Major),
-        (3, Quality::Major),
-        (10, Quality::Major),
-    ],
-    [
-        (0, Quality::Minor),
-        (5, Quality::Minor),
-        (7, Quality::Minor),
-        (0, Quality::Minor),
-    ],
-    [
-        (0, Quality::Minor),
-        (10, Quality::Major),
-        (8, Quality::Major),
-        (10, Quality::Major),
-    ],
+    [(0, Quality::Minor), (8, Quality::Major), (3, Quality::Major), (10, Quality::Major)],
+    [(0, Quality::Minor), (5, Quality::Minor), (7, Quality::Minor), (0, Quality::Minor)],
+    [(0, Quality::Minor), (10, Quality::Major), (8, Quality::Major), (10, Quality::Major)],
 ];
 
+#[rustfmt::skip]
 const MAJOR_PROGRESSIONS: [[Chord; 4]; 3] = [
-    [
-        (0, Quality::Major),
-        (7, Quality::Major),
-        (9, Quality::Minor),
-        (5, Quality::Major),
-    ],
-    [
-        (0, Quality::Major),
-        (5, Quality::Major),
-        (0, Quality::Major),
-        (7, Quality::Major),
-    ],
-    [
-        (0, Quality::Major),
-        (9, Quality::Minor),
-        (5, Quality::Major),
-        (7, Quality::Major),
-    ],
+    [(0, Quality::Major), (7, Quality::Major), (9, Quality::Minor), (5, Quality::Major)],
+    [(0, Quality::Major), (5, Quality::Major), (0, Quality::Major), (7, Quality::Major)],
+    [(0, Quality::Major), (9, Quality::Minor), (5, Quality::Major), (7, Quality::Major)],
 ];
 
 /// What the current eight-bar section does.

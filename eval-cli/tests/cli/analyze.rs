@@ -9,12 +9,19 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use crate::util::{
-    RATE, click_file, click_folder, click_wav, eval_cli, eval_cli_process, fifo, latin1_cells,
+    RATE, click_file, click_library, click_wav, eval_cli, eval_cli_process, fifo, latin1_cells,
     latin1_pair, os, pcm16_wav, rows, write_tracks,
 };
 
 fn analyze(args: &[&OsStr]) -> Output {
     eval_cli().arg("analyze").args(args).output().unwrap()
+}
+
+/// Runs `analyze ARGS`, which must succeed, and returns the bytes it wrote to `out`.
+fn analyze_to(args: &[&OsStr], out: &Path) -> Vec<u8> {
+    let result = analyze(args);
+    assert_eq!(result.status.code(), Some(0), "{result:?}");
+    fs::read(out).unwrap()
 }
 
 const TEMPI: [f64; 10] = [
@@ -557,13 +564,7 @@ fn a_second_writer_on_one_out_is_refused() {
 /// rows with no record of their settings; with the same settings it goes on.
 #[test]
 fn resume_with_other_settings_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let lib = click_folder(
-        dir.path(),
-        &[(os("a-150.wav"), 150.0), (os("b-150.wav"), 150.0)],
-        4.0,
-    );
-    let out = dir.path().join("out.csv");
+    let (dir, lib, out) = click_library(&[(os("a-150.wav"), 150.0), (os("b-150.wav"), 150.0)]);
     let narrow = [
         lib.as_os_str(),
         os("--out"),
@@ -571,9 +572,7 @@ fn resume_with_other_settings_is_refused() {
         os("--max-bpm"),
         os("100"),
     ];
-    let result = analyze(&narrow);
-    assert_eq!(result.status.code(), Some(0), "{result:?}");
-    let complete = fs::read(&out).unwrap();
+    let complete = analyze_to(&narrow, &out);
     // As if killed after the first row.
     let cut = first_rows(&complete, 1);
     fs::write(&out, cut).unwrap();
@@ -610,17 +609,10 @@ fn resume_with_other_settings_is_refused() {
 #[cfg(unix)]
 #[test]
 fn resume_after_a_row_cut_inside_a_quoted_name() {
-    let dir = tempfile::tempdir().unwrap();
-    let lib = click_folder(
-        dir.path(),
-        &[(os("a-120.wav"), 120.0), (os("b\nline-100.wav"), 100.0)],
-        4.0,
-    );
-    let out = dir.path().join("out.csv");
+    let (_dir, lib, out) =
+        click_library(&[(os("a-120.wav"), 120.0), (os("b\nline-100.wav"), 100.0)]);
     let args = [lib.as_os_str(), os("--out"), out.as_os_str()];
-    let result = analyze(&args);
-    assert_eq!(result.status.code(), Some(0), "{result:?}");
-    let complete = fs::read(&out).unwrap();
+    let complete = analyze_to(&args, &out);
     let quoted = complete.windows(3).position(|w| w == b"b\nl").unwrap();
     fs::write(&out, &complete[..quoted + 2]).unwrap();
     assert_eq!(
@@ -635,13 +627,9 @@ fn resume_after_a_row_cut_inside_a_quoted_name() {
 #[cfg(unix)]
 #[test]
 fn latin1_names_get_distinct_cells_and_their_own_rows_on_resume() {
-    let dir = tempfile::tempdir().unwrap();
-    let lib = click_folder(dir.path(), &latin1_pair(), 4.0);
-    let out = dir.path().join("out.csv");
+    let (_dir, lib, out) = click_library(&latin1_pair());
     let args = [lib.as_os_str(), os("--out"), out.as_os_str()];
-    let result = analyze(&args);
-    assert_eq!(result.status.code(), Some(0), "{result:?}");
-    let complete = fs::read(&out).unwrap();
+    let complete = analyze_to(&args, &out);
     let table = rows(&complete);
     assert_eq!([&table[0][0], &table[1][0]], latin1_cells(&lib).each_ref());
     let bpm = |row: &[String]| row[1].parse::<f64>().unwrap();

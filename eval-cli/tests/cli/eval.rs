@@ -7,7 +7,7 @@
 use std::fs;
 use std::path::Path;
 
-use crate::util::{all_runs_identical, eval_cli, synth_set};
+use crate::util::{QUICK_COMPARE, all_runs_identical, eval_cli, synth_folder, synth_set};
 
 /// `eval-cli evaluate` of the [`SMALL`] synthetic set into `out_dir`, without progress;
 /// a test adds its own flags.
@@ -114,15 +114,8 @@ fn compare_writes_identical_runs_and_gates() {
     let out = eval_cli()
         .arg("compare")
         .args(SMALL)
-        .args([
-            "--workers",
-            "1,2",
-            "--repeat",
-            "1",
-            "--warmup",
-            "0",
-            "--out-dir",
-        ])
+        .args(QUICK_COMPARE)
+        .arg("--out-dir")
         .arg(dir.path())
         .output()
         .unwrap();
@@ -447,7 +440,7 @@ fn compare_measures_the_first_estimator_and_lists_the_rest() {
     eval_cli()
         .arg("compare")
         .args(SMALL)
-        .args(["--workers", "1,2", "--repeat", "1", "--warmup", "0"])
+        .args(QUICK_COMPARE)
         .args(["--estimator", r#"echo=cmd:sh -c "echo 120" {file}"#])
         .args(["--estimator", "ours"])
         .arg("--out-dir")
@@ -706,9 +699,7 @@ fn shared_flags_follow_one_rule_in_every_command() {
 /// summary.json.
 #[test]
 fn synthetic_set_gives_the_same_bytes_sequential_and_parallel() {
-    let dir = tempfile::tempdir().unwrap();
-    let set = dir.path().join("set");
-    synth_set(&set, 4, 8.0);
+    let (dir, set) = synth_folder(4);
     let analyze = |workers: &str| {
         let out = dir.path().join(format!("analyze-{workers}.csv"));
         let stdout = eval_cli()
@@ -794,17 +785,15 @@ fn two_settings_of_ours_are_two_estimators() {
     let out = run(
         "compare",
         &[
-            "--workers",
-            "1,2",
-            "--repeat",
-            "1",
-            "--warmup",
-            "0",
-            "--estimator",
-            "sampled=ours:analysis-seconds=10,segments=2",
-            "--estimator",
-            "ours",
-        ],
+            QUICK_COMPARE.as_slice(),
+            &[
+                "--estimator",
+                "sampled=ours:analysis-seconds=10,segments=2",
+                "--estimator",
+                "ours",
+            ],
+        ]
+        .concat(),
     );
     let compare = read_json(&out.join("compare.json"));
     assert!(all_runs_identical(&compare), "{compare}");

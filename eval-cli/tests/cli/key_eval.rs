@@ -7,7 +7,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::util::{all_runs_identical, assert_ok, click_wav, eval_cli, s, synth_set};
+use crate::util::{
+    QUICK_COMPARE, all_runs_identical, assert_ok, click_wav, eval_cli, s, synth_folder,
+};
 
 /// Writes a 2-s click track for each name into `dir`.
 fn tracks(dir: &Path, names: &[&str]) {
@@ -232,16 +234,8 @@ fn a_key_tool_run_per_file_is_scored_and_compare_carries_its_keys() {
     let run = eval_cli()
         .args(["compare", "--dataset"])
         .arg(&manifest)
-        .args([
-            "--estimator",
-            tool,
-            "--workers",
-            "1,2",
-            "--repeat",
-            "1",
-            "--warmup",
-            "0",
-        ])
+        .args(["--estimator", tool])
+        .args(QUICK_COMPARE)
         .arg("--out-dir")
         .arg(&cmp)
         .output()
@@ -319,9 +313,7 @@ fn a_manifest_key_that_is_not_a_key_is_an_error_naming_file_and_line() {
 
 #[test]
 fn ours_scores_the_key_analyze_writes_and_none_with_descriptors_tempo() {
-    let dir = tempfile::tempdir().unwrap();
-    let set = dir.path().join("set");
-    synth_set(&set, 3, 8.0);
+    let (dir, set) = synth_folder(3);
     // A click track beside the music: a file that may well have no key.
     click_wav(&set.join("clicks.wav"), 120.0, 8.0);
     let manifest = set.join("manifest.csv");

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use crate::util::{
-    click_file, click_folder, click_wav, eval_cli, latin1_cells, latin1_pair, os, paths,
+    click_file, click_library, click_wav, eval_cli, latin1_cells, latin1_pair, os, paths,
     write_tracks,
 };
 
@@ -259,9 +259,7 @@ fn resume_finishes_only_what_is_left_of_a_shard() {
 #[cfg(unix)]
 #[test]
 fn latin1_names_survive_shards_and_merge_and_merge_never_overwrites_a_part() {
-    let dir = tempfile::tempdir().unwrap();
-    let lib = click_folder(dir.path(), &latin1_pair(), 4.0);
-    let whole = dir.path().join("whole.csv");
+    let (dir, lib, whole) = click_library(&latin1_pair());
     let result = analyze(&[&lib], &whole, &[]);
     assert_eq!(result.status.code(), Some(0), "{result:?}");
     let whole = fs::read(&whole).unwrap();

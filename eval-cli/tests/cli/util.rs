@@ -40,6 +40,18 @@ pub fn synth_set(out: &Path, count: usize, seconds: f64) {
         .success();
 }
 
+/// A temporary folder holding `set/`, a synthetic set of `count` 8-s tracks with its
+/// manifest.
+pub fn synth_folder(count: usize) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("set");
+    synth_set(&set, count, 8.0);
+    (dir, set)
+}
+
+/// `compare`'s flags for one quick run at 1 and 2 workers: no warm-up, one repeat.
+pub const QUICK_COMPARE: [&str; 6] = ["--workers", "1,2", "--repeat", "1", "--warmup", "0"];
+
 /// Whether every worker count of a `compare.json` gave the 1-worker bytes.
 pub fn all_runs_identical(compare: &serde_json::Value) -> bool {
     let runs = compare["runs"].as_array().expect("compare.json has runs");
@@ -141,6 +153,15 @@ pub fn click_folder(dir: &Path, tracks: &[(&OsStr, f64)], seconds: f64) -> PathB
     fs::create_dir(&lib).unwrap();
     write_tracks(&lib, tracks.iter().map(|(name, bpm)| (name, *bpm, seconds)));
     lib
+}
+
+/// A temporary folder with `lib/` holding a 4-s click track for each `(name, bpm)`, and
+/// the path of an `out.csv` beside it (not yet written).
+pub fn click_library(tracks: &[(&OsStr, f64)]) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = click_folder(dir.path(), tracks, 4.0);
+    let out = dir.path().join("out.csv");
+    (dir, lib, out)
 }
 
 /// Two Latin-1 names that differ in one byte, 0xE9 (150 BPM) and 0xE8 (100 BPM): their
