@@ -435,6 +435,19 @@ impl Writer {
             Drum::Crash => (-0.3, 0.3),
             Drum::Brush => (0.2, 0.25),
         };
+        self.strike(bar, step, base_vel, pan, send, Sound::Drum(drum));
+    }
+
+    /// Places `sound` at `step` of `bar`, its velocity humanised around `base_vel`.
+    fn strike(
+        &mut self,
+        bar: usize,
+        step: usize,
+        base_vel: f32,
+        pan: f32,
+        send: f32,
+        sound: Sound,
+    ) {
         let time = self.time(bar, step);
         let vel = self.vel(base_vel);
         self.events.push(Event {
@@ -442,7 +455,7 @@ impl Writer {
             vel,
             pan,
             send,
-            sound: Sound::Drum(drum),
+            sound,
         });
     }
 
@@ -475,19 +488,12 @@ impl Writer {
         pan: f32,
         send: f32,
     ) {
-        let time = self.time(bar, step);
-        let vel = self.vel(base_vel);
-        self.events.push(Event {
-            time,
-            vel,
-            pan,
-            send,
-            sound: Sound::Note {
-                patch,
-                pitches: Pitches::new(notes),
-                hold: len_steps * self.grid.step_s,
-            },
-        });
+        let sound = Sound::Note {
+            patch,
+            pitches: Pitches::new(notes),
+            hold: len_steps * self.grid.step_s,
+        };
+        self.strike(bar, step, base_vel, pan, send, sound);
     }
 
     /// The chord sounding in `bar`.
