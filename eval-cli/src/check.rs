@@ -16,7 +16,8 @@ pub struct CheckArgs {
     #[arg(long)]
     pub report: PathBuf,
     /// Thresholds file (TOML): `min_acc1`, `min_acc2`, `min_key_weighted`,
-    /// `min_key_accuracy`, `min_efficiency`, `require_identical`.
+    /// `min_key_accuracy`, `min_efficiency`, `require_identical`, `max_interference`,
+    /// `max_repeat_spread`.
     #[arg(long)]
     pub thresholds: PathBuf,
 }
@@ -40,6 +41,11 @@ pub struct Thresholds {
     /// Whether every worker count of compare.json must give results byte-identical to one
     /// worker.
     pub require_identical: Option<bool>,
+    /// Most cores other processes may have used on average during any worker count's runs
+    /// (`other_cores` of compare.json); a report that did not measure it fails.
+    pub max_interference: Option<f64>,
+    /// Largest allowed (slowest - fastest) / median of any worker count's repeats.
+    pub max_repeat_spread: Option<f64>,
 }
 
 /// The parts of summary.json the gate reads.
@@ -70,6 +76,10 @@ struct RunView {
     workers: usize,
     efficiency: f64,
     identical: bool,
+    #[serde(default)]
+    other_cores: Option<f64>,
+    #[serde(default)]
+    spread: f64,
 }
 
 /// One checked threshold.
@@ -131,7 +141,11 @@ pub fn check(dir: &Path, t: &Thresholds) -> anyhow::Result<Vec<Verdict>> {
         t.min_key_accuracy,
         key.map(|k| k.accuracy),
     );
-    if t.min_efficiency.is_none() && t.require_identical != Some(true) {
+    if t.min_efficiency.is_none()
+        && t.require_identical != Some(true)
+        && t.max_interference.is_none()
+        && t.max_repeat_spread.is_none()
+    {
         return Ok(out);
     }
     let compare: CompareView = read_json(&dir.join("compare.json"))?;
@@ -161,6 +175,41 @@ pub fn check(dir: &Path, t: &Thresholds) -> anyhow::Result<Vec<Verdict>> {
                 format!("differs at workers {}", differing.join(","))
             },
             pass: differing.is_empty() && !compare.runs.is_empty(),
+        });
+    }
+    if let Some(limit) = t.max_interference {
+        // The worst worker count; an unmeasured one counts as failing.
+        let measured: Option<Vec<(usize, f64)>> = compare
+            .runs
+            .iter()
+            .map(|e| e.other_cores.map(|c| (e.workers, c)))
+            .collect();
+        let worst = measured
+            .as_deref()
+            .and_then(|m| m.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1)));
+        out.push(Verdict {
+            key: "max_interference".into(),
+            required: format!("<= {limit:.2} cores"),
+            measured: match (&measured, worst) {
+                (None, _) => "not measured (compare.json has no other_cores)".into(),
+                (Some(_), None) => "no runs".into(),
+                (Some(_), Some((w, c))) => format!("{c:.2} cores at {w} workers"),
+            },
+            pass: worst.is_some_and(|(_, c)| c <= limit),
+        });
+    }
+    if let Some(limit) = t.max_repeat_spread {
+        let worst = compare
+            .runs
+            .iter()
+            .max_by(|a, b| a.spread.total_cmp(&b.spread));
+        out.push(Verdict {
+            key: "max_repeat_spread".into(),
+            required: format!("<= {limit:.2}"),
+            measured: worst.map_or("no runs".into(), |e| {
+                format!("{:.2} at {} workers", e.spread, e.workers)
+            }),
+            pass: worst.is_some_and(|e| e.spread <= limit),
         });
     }
     Ok(out)
@@ -344,6 +393,42 @@ mod tests {
             check(dir.path(), &thresholds("require_identical = false"))
                 .unwrap()
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn interference_and_spread_gate_the_worst_count_and_fail_unmeasured() {
+        let compare = r#"{"cores": 2, "runs": [
+            {"workers": 1, "efficiency": 1.0, "identical": true, "other_cores": 0.05, "spread": 0.02},
+            {"workers": 2, "efficiency": 0.9, "identical": true, "other_cores": 0.8, "spread": 0.3}]}"#;
+        let dir = report(SUMMARY, Some(compare));
+        let v = check(
+            dir.path(),
+            &thresholds("max_interference = 0.5\nmax_repeat_spread = 0.1"),
+        )
+        .unwrap();
+        assert_eq!(
+            (v[0].measured.as_str(), v[0].pass),
+            ("0.80 cores at 2 workers", false)
+        );
+        assert_eq!(
+            (v[1].measured.as_str(), v[1].pass),
+            ("0.30 at 2 workers", false)
+        );
+        let v = check(
+            dir.path(),
+            &thresholds("max_interference = 0.8\nmax_repeat_spread = 0.3"),
+        )
+        .unwrap();
+        assert!(v.iter().all(|v| v.pass), "{v:?}");
+
+        // A report written before interference was measured cannot pass the gate.
+        let old = r#"{"cores": 2, "runs": [{"workers": 1, "efficiency": 1.0, "identical": true}]}"#;
+        let dir = report(SUMMARY, Some(old));
+        let v = check(dir.path(), &thresholds("max_interference = 0.5")).unwrap();
+        assert!(
+            !v[0].pass && v[0].measured.starts_with("not measured"),
+            "{v:?}"
         );
     }
 

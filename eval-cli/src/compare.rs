@@ -22,11 +22,12 @@ use serde::{Deserialize, Serialize};
 use crate::estimator::{Estimate, Estimator};
 use crate::evaluation::{self, Answer, DatasetArgs};
 use crate::flags;
+use crate::host::{LoadWindow, RunLoad};
 use crate::manifest::Dataset;
 use crate::metrics;
 use crate::report::export;
 use crate::report::model::{CompareReport, Outcome, Scaling, WorkerRun};
-use crate::report::{self, EstimatorCost, Row, Summary, pages, tables};
+use crate::report::{self, EstimatorCost, Row, Summary, interference, pages, tables};
 use crate::runner::{self, ProgressMode, RunOptions, Schedule};
 
 /// The speedup range the project aims for on 8 cores.
@@ -153,6 +154,8 @@ impl Plan {
 struct Measured {
     workers: usize,
     report: ChildReport,
+    /// What the rest of the machine did during it.
+    load: RunLoad,
     /// Its `results.csv`.
     csv: Vec<u8>,
 }
@@ -189,7 +192,11 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
         repeat: plan.repeat,
         warmup: plan.args.warmup,
         schedule: schedule_name(plan.args.data.schedule).into(),
-        notes: notes(plan.cores, &runs, scaling.as_ref()),
+        notes: [
+            notes(plan.cores, &runs, scaling.as_ref()),
+            interference::notes(plan.cores, &runs),
+        ]
+        .concat(),
         runs,
         scaling,
         peak_rss_method: "VmHWM of a separate child process per run; the maximum over a \
@@ -241,13 +248,16 @@ fn measure(plan: &Plan) -> anyhow::Result<Vec<Measured>> {
         for &w in &order {
             eprintln!("compare: repeat {}/{repeat}, {w} workers", r + 1);
             let dir = runs_dir.join(format!("w{w}-r{r}"));
+            let window = LoadWindow::open();
             let report = spawn_child(&plan.args, &plan.ds.location, w, &dir)?;
+            let load = window.close();
             let csv = fs::read(dir.join("results.csv")).with_context(|| {
                 format!("child run left no {}", dir.join("results.csv").display())
             })?;
             measured.push(Measured {
                 workers: w,
                 report,
+                load,
                 csv,
             });
         }
@@ -336,9 +346,13 @@ fn worker_runs(
             elapsed.iter().map(|s| s * 1000.0).collect(),
         ));
         let speedup = report::ratio(base, median);
+        let wall_s: Vec<f64> = mine.iter().map(|m| m.report.wall_s).collect();
+        let loads: Vec<RunLoad> = mine.iter().map(|m| m.load).collect();
+        let (other_cores, steal_cores) = interference::average_cores(&loads);
         runs.push(WorkerRun {
             workers: w,
-            wall_s: mine.iter().map(|m| m.report.wall_s).collect(),
+            spread: interference::spread(&wall_s, median),
+            wall_s,
             wall_s_median: median,
             speedup,
             efficiency: speedup / w.min(plan.cores).max(1) as f64,
@@ -350,6 +364,11 @@ fn worker_runs(
             files_per_s: report::ratio(files as f64, median),
             realtime_factor: report::ratio(audio_s, median),
             latency_ms: metrics::latency_ms(&elapsed),
+            other_cores,
+            steal_cores,
+            // `mine` is in the order run.
+            load_before: loads.first().and_then(|l| l.load_before),
+            load_after: loads.last().and_then(|l| l.load_after),
         });
     }
     Ok((runs, latency_series))
@@ -378,13 +397,16 @@ fn scaling(runs: &[WorkerRun], cores: usize) -> Option<Scaling> {
 fn print_runs(compare: &CompareReport, out_dir: &Path) {
     for r in &compare.runs {
         println!(
-            "workers {:>2}: median {:.3} s, speedup {:.2}, efficiency {:.2}, identical {}, peak RSS {}",
+            "workers {:>2}: median {:.3} s, speedup {:.2}, efficiency {:.2}, identical {}, peak RSS {}, other processes {}, spread {:.0} %",
             r.workers,
             r.wall_s_median,
             r.speedup,
             r.efficiency,
             r.identical,
-            r.peak_rss_mb.map_or("?".into(), |m| format!("{m:.0} MiB"))
+            r.peak_rss_mb.map_or("?".into(), |m| format!("{m:.0} MiB")),
+            r.other_cores
+                .map_or("?".into(), |c| format!("{c:.2} cores")),
+            r.spread * 100.0,
         );
     }
     for note in &compare.notes {
@@ -593,6 +615,11 @@ mod tests {
             files_per_s: 1.0,
             realtime_factor: 1.0,
             latency_ms: metrics::latency_ms(&[]),
+            other_cores: None,
+            steal_cores: None,
+            load_before: None,
+            load_after: None,
+            spread: 0.0,
         }
     }
 

@@ -67,10 +67,10 @@ pub struct DatasetArgs {
 #[derive(Debug, Clone, Copy, clap::Args)]
 pub struct SynthArgs {
     /// Tracks in the synthetic set (with `synth` as the dataset).
-    #[arg(long, default_value_t = 24)]
+    #[arg(long, default_value_t = manifest::DEFAULT_SYNTH_COUNT)]
     pub synth_count: usize,
     /// Seconds per synthetic track.
-    #[arg(long, default_value_t = 30.0)]
+    #[arg(long, default_value_t = manifest::DEFAULT_SYNTH_SECONDS)]
     pub synth_seconds: f64,
     /// Seed of the synthetic set.
     #[arg(long, default_value_t = 0)]

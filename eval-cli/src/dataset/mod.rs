@@ -19,10 +19,10 @@ pub enum DatasetCommand {
         #[arg(long)]
         out: PathBuf,
         /// Number of tracks.
-        #[arg(long, default_value_t = 24)]
+        #[arg(long, default_value_t = manifest::DEFAULT_SYNTH_COUNT)]
         count: usize,
         /// Seconds per track.
-        #[arg(long, default_value_t = 30.0)]
+        #[arg(long, default_value_t = manifest::DEFAULT_SYNTH_SECONDS)]
         seconds: f64,
         /// Seed of the plan: the same seed gives the same files, bit for bit.
         #[arg(long, default_value_t = 0)]

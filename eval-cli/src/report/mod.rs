@@ -13,6 +13,7 @@
 pub mod charts;
 pub mod export;
 pub mod html;
+pub mod interference;
 pub mod key;
 pub mod key_page;
 pub mod model;

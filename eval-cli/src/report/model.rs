@@ -41,6 +41,23 @@ pub struct WorkerRun {
     pub realtime_factor: f64,
     /// Per-file latency over all repeats (HDR histogram), ms.
     pub latency_ms: Latency,
+    /// Cores other processes used on average during this count's runs (on the cores this
+    /// process may use); absent where `/proc` cannot tell, and in reports written before it
+    /// was measured.
+    #[serde(default)]
+    pub other_cores: Option<f64>,
+    /// Cores the hypervisor withheld on average (steal time) during them.
+    #[serde(default)]
+    pub steal_cores: Option<f64>,
+    /// 1-minute load average before this count's first run.
+    #[serde(default)]
+    pub load_before: Option<f64>,
+    /// 1-minute load average after its last run.
+    #[serde(default)]
+    pub load_after: Option<f64>,
+    /// (slowest - fastest) / median of the repeats' wall times.
+    #[serde(default)]
+    pub spread: f64,
 }
 
 /// Scaling model fitted to the measurement.

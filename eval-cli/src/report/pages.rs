@@ -10,7 +10,7 @@ use std::path::Path;
 use super::html::{self, Page};
 use super::key_page::{key_estimators_table, key_headline, key_sections};
 use super::model::{CompareReport, Outcome};
-use super::{EstimatorCost, LengthAccuracy, Row, Summary, Timings, charts};
+use super::{EstimatorCost, LengthAccuracy, Row, Summary, Timings, charts, interference};
 use crate::metrics::{self, ErrorClass, Latency};
 
 pub use super::html::pct;
@@ -151,6 +151,8 @@ pub fn compare_page(dir: &Path, run: CompareRun) -> anyhow::Result<Page> {
                 r.peak_rss_mb.map_or("?".into(), |m| format!("{m:.0}")),
                 format!("{:.2}", r.files_per_s),
                 format!("{:.1}", r.realtime_factor),
+                r.other_cores.map_or("?".into(), |c| format!("{c:.2}")),
+                format!("{:.0} %", r.spread * 100.0),
             ]
             .into_iter()
             .chain(latency_cells(&r.latency_ms))
@@ -166,6 +168,8 @@ pub fn compare_page(dir: &Path, run: CompareRun) -> anyhow::Result<Page> {
         "peak RSS MiB",
         "files/s",
         "× realtime",
+        "other processes, cores",
+        "repeat spread",
     ]
     .into_iter()
     .chain(LATENCY_HEADERS)
@@ -211,7 +215,18 @@ pub fn compare_page(dir: &Path, run: CompareRun) -> anyhow::Result<Page> {
         ("audio".to_string(), format!("{:.0} s", compare.audio_s)),
     ];
     if let Some(s) = &compare.scaling {
-        headline.push((format!("speedup at {}", s.p), format!("{:.2}x", s.speedup)));
+        // A disturbed run says so on the tile itself, not only in the notes.
+        let caveat = compare
+            .runs
+            .iter()
+            .find(|r| r.workers == s.p)
+            .zip(compare.runs.iter().find(|r| r.workers == 1))
+            .and_then(|(run, baseline)| interference::caveat(run, baseline))
+            .map_or(String::new(), |c| format!(" ({c})"));
+        headline.push((
+            format!("speedup at {}", s.p),
+            format!("{:.2}x{caveat}", s.speedup),
+        ));
         headline.push((
             "projected 8-core".into(),
             format!("{:.1}x", s.projected_speedup_8),

@@ -151,6 +151,69 @@ fn compare_writes_identical_runs_and_gates() {
     }
 }
 
+/// A process that spins on one core until dropped.
+struct Spinner(std::process::Child);
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// With a busy loop taking a core for the whole comparison, every worker count measures
+/// another process's load, the notes say what that does to the speedups (console,
+/// compare.json, report), and `check` refuses the report on `max_interference`.
+#[cfg(target_os = "linux")]
+#[test]
+fn compare_says_when_another_process_took_the_cores() {
+    let dir = tempfile::tempdir().unwrap();
+    let spinner = Spinner(
+        std::process::Command::new("sh")
+            .args(["-c", "while :; do :; done"])
+            .spawn()
+            .unwrap(),
+    );
+    let out = eval_cli()
+        .arg("compare")
+        .args(SMALL)
+        .args(QUICK_COMPARE)
+        .arg("--out-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    drop(spinner);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let json = read_json(&dir.path().join("compare.json"));
+    for run in json["runs"].as_array().unwrap() {
+        // The loop wants a whole core; it gets at least a third of one beside 2 workers.
+        let other = run["other_cores"].as_f64().unwrap();
+        assert!(other >= 0.3, "{run}");
+    }
+    let notes: Vec<&str> = json["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    let said = |needle: &str| notes.iter().any(|n| n.contains(needle));
+    assert!(
+        said("during the 1-worker run: the baseline was slowed")
+            && said("the speedup at 2 workers is unreliable"),
+        "{notes:?}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("note: Another process used"), "{stdout}");
+    let html = fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(html.contains("other processes, cores") && html.contains("Another process used"));
+
+    let thresholds = dir.path().join("t.toml");
+    fs::write(&thresholds, "max_interference = 0.25\n").unwrap();
+    let gate = check(dir.path(), &thresholds).output().unwrap();
+    assert_eq!(gate.status.code(), Some(1), "{gate:?}");
+    assert!(String::from_utf8_lossy(&gate.stdout).contains("max_interference"));
+}
+
 fn hand_made_report(dir: &Path, acc1: f64, efficiency: f64, identical: bool) {
     fs::write(
         dir.join("summary.json"),
