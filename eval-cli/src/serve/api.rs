@@ -22,7 +22,7 @@ use super::http::{error, json, method_not_allowed, not_found};
 use super::job_routes::{cancel, list, results_csv, results_json, show, submit};
 use super::telemetry::Gauges;
 use super::upload::upload;
-use super::{App, events, page};
+use super::{App, events, page, ws};
 
 /// The service's routes, behind (outermost first) the body timeout, the Host and Origin
 /// guard, CORS for `--allow-origin` (which answers preflights itself) and the token.
@@ -46,6 +46,7 @@ pub fn router(app: Arc<App>, body_timeout: Duration) -> Router {
         .route("/v1/jobs/{id}/results.csv", get(results_csv))
         .route("/v1/jobs/{id}/results.json", get(results_json))
         .route("/v1/jobs/{id}/events", get(events::stream))
+        .route("/v1/jobs/{id}/ws", get(ws::socket))
         .route("/v1/analyze", post(upload))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -70,11 +71,12 @@ async fn auth(State(app): State<Arc<App>>, request: Request, next: Next) -> Resp
     if let Some(token) = &app.token
         && request.uri().path() != "/"
     {
-        let given = request
-            .headers()
+        let headers = request.headers();
+        let given = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .or_else(|| subprotocol_token(headers));
         if !given.is_some_and(|g| same_secret(g.as_bytes(), token.as_bytes())) {
             let mut response = error(
                 StatusCode::UNAUTHORIZED,
@@ -87,6 +89,17 @@ async fn auth(State(app): State<Arc<App>>, request: Request, next: Next) -> Resp
         }
     }
     next.run(request).await
+}
+
+/// The token a WebSocket client offered as the subprotocol `tempo-scale.bearer.TOKEN`
+/// (a browser cannot set `Authorization` on a WebSocket; see ws.rs).
+fn subprotocol_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| p.trim().strip_prefix(ws::BEARER_PROTOCOL_PREFIX))
 }
 
 /// Compares two secrets in time that depends only on their lengths.

@@ -17,10 +17,9 @@ use std::time::Duration;
 use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 /// How long the accept loop waits after a failed `accept` (out of descriptors, say)
 /// before it tries again; the connections it holds close meanwhile.
@@ -85,6 +84,12 @@ impl ConnectionSlots {
     pub fn open(&self) -> usize {
         self.max - self.free.available_permits()
     }
+
+    /// A slot for a connection that outlives its HTTP exchange (an upgraded WebSocket),
+    /// when one is free.
+    pub fn try_take(&self) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.free).try_acquire_owned().ok()
+    }
 }
 
 /// Serves `router` on `listener`, one connection per slot of `slots`, until `stop`
@@ -101,7 +106,9 @@ pub async fn serve(
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
         .keep_alive(true);
-    let graceful = GracefulShutdown::new();
+    // Each connection holds a receiver; at shutdown they are told to close, and the sender
+    // sees them all gone once they have.
+    let (closing, _) = watch::channel(false);
     let mut stop = std::pin::pin!(stop);
     loop {
         let slot = tokio::select! {
@@ -121,16 +128,29 @@ pub async fn serve(
             },
             () = &mut stop => break,
         };
-        let connection =
-            graceful.watch(http.serve_connection(TokioIo::new(stream), service.clone()));
+        // With upgrades, for WebSockets (ws.rs): the upgraded socket leaves this task.
+        let connection = http
+            .serve_connection(TokioIo::new(stream), service.clone())
+            .with_upgrades();
+        let mut told = closing.subscribe();
         tokio::spawn(async move {
+            let mut connection = std::pin::pin!(connection);
             // A client that goes away or times out is not an error of the service.
-            let _ = connection.await;
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                // The only value ever sent is `true`.
+                _ = told.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+            drop(told);
             drop(slot);
         });
     }
     drop(listener);
-    if tokio::time::timeout(CLOSE_PATIENCE, graceful.shutdown())
+    let _ = closing.send(true);
+    if tokio::time::timeout(CLOSE_PATIENCE, closing.closed())
         .await
         .is_err()
     {

@@ -1,4 +1,5 @@
-//! `GET /v1/jobs/{id}/events`: a job's life as server-sent events.
+//! `GET /v1/jobs/{id}/events`: a job's life as server-sent events. The same [`Feed`]
+//! serves the WebSocket at `/v1/jobs/{id}/ws` (ws.rs).
 //!
 //! - `progress` first (the counts now, so a late client starts from the present), then
 //!   at least once a second while the job runs ([`PROGRESS_EVERY`]);
@@ -28,8 +29,16 @@ use super::jobs::{Job, JobEvent, Progress};
 /// How often a running job's counts are sent.
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 
+/// One event: its name and its JSON.
+pub struct Update {
+    /// `progress`, `file` or `finished`.
+    pub name: &'static str,
+    /// The event's value as JSON.
+    pub data: String,
+}
+
 /// One connection's state.
-struct Feed {
+pub struct Feed {
     job: Arc<Job>,
     events: broadcast::Receiver<JobEvent>,
     shutdown: watch::Receiver<bool>,
@@ -41,14 +50,41 @@ struct Feed {
     ended: bool,
 }
 
-fn event<T: Serialize>(name: &str, value: &T) -> Event {
-    Event::default()
-        .event(name)
-        .data(serde_json::to_string(value).unwrap_or_else(|_| "{}".to_string()))
+fn event<T: Serialize>(name: &'static str, value: &T) -> Update {
+    Update {
+        name,
+        data: serde_json::to_string(value).unwrap_or_else(|_| "{}".to_string()),
+    }
 }
 
 impl Feed {
-    async fn next(&mut self) -> Option<Event> {
+    /// Follows `job` from now: its counts first, then its events.
+    pub fn follow(app: &App, job: Arc<Job>) -> Feed {
+        // Subscribe before reading the counts, so nothing falls between them.
+        let events = job.subscribe();
+        let first = job.progress();
+        let mut ticks =
+            tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
+        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        Feed {
+            job,
+            events,
+            shutdown: app.shutdown.subscribe(),
+            ticks,
+            first: Some(first),
+            final_on_connect: None,
+            ended: false,
+        }
+    }
+
+    /// The job this feed follows.
+    pub fn job(&self) -> &Arc<Job> {
+        &self.job
+    }
+
+    /// The next event; `None` once the job's end was sent or the service shuts down.
+    /// Cancel-safe: every await in it is (a `select!` may drop it and call it again).
+    pub async fn next(&mut self) -> Option<Update> {
         if self.ended {
             return None;
         }
@@ -98,23 +134,10 @@ pub async fn stream(State(app): State<Arc<App>>, JobParam(id): JobParam) -> Resp
         Ok(job) => job,
         Err(response) => return *response,
     };
-    // Subscribe before reading the counts, so nothing falls between them.
-    let events = job.subscribe();
-    let first = job.progress();
-    let mut ticks =
-        tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let feed = Feed {
-        job,
-        events,
-        shutdown: app.shutdown.subscribe(),
-        ticks,
-        first: Some(first),
-        final_on_connect: None,
-        ended: false,
-    };
+    let feed = Feed::follow(&app, job);
     let stream = futures_util::stream::unfold(feed, |mut feed| async move {
-        let event = feed.next().await?;
+        let update = feed.next().await?;
+        let event = Event::default().event(update.name).data(update.data);
         Some((Ok::<Event, Infallible>(event), feed))
     });
     Sse::new(stream)

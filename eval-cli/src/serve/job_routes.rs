@@ -225,12 +225,18 @@ pub(super) async fn cancel(State(app): State<Arc<App>>, JobParam(id): JobParam) 
         Ok(job) => job,
         Err(response) => return *response,
     };
+    cancel_job(&app, &job);
+    json(StatusCode::OK, &job.progress())
+}
+
+/// Cancels `job` (`DELETE`, or a WebSocket's `cancel`): its queued files are dropped,
+/// its running ones stop at their next check. A final job is left as it is.
+pub(super) fn cancel_job(app: &App, job: &Job) {
     if !job.status().is_final() {
         job.cancel.store(true, std::sync::atomic::Ordering::SeqCst);
         let dropped = app.pool.remove_job(job.id);
         job.drop_queued(dropped);
     }
-    json(StatusCode::OK, &job.progress())
 }
 
 pub(super) fn status_header(job: &Job) -> (header::HeaderName, HeaderValue) {

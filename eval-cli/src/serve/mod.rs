@@ -35,6 +35,7 @@ pub mod scheduler;
 mod table;
 mod telemetry;
 mod upload;
+mod ws;
 
 use std::io::Write;
 use std::net::SocketAddr;

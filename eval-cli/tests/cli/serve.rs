@@ -16,45 +16,10 @@ use std::process::{Child, Command, Stdio};
 use serde_json::Value;
 
 use crate::util::service::{
-    Events, Server, delete, get, http_client, post_bytes, post_json, reply, root, run_job, submit,
+    Events, Server, delete, gate, get, http_client, library, post_bytes, post_json, release, reply,
+    root, run_job, submit,
 };
-use crate::util::{analyze_bytes, click_wav_bytes, csv_lines, fifo, wait_for_line, write_tracks};
-
-/// A folder of `count` short click tracks (and a file that is not audio).
-fn library(dir: &Path, count: usize, first_bpm: f64) -> PathBuf {
-    fs::create_dir_all(dir.join("sub")).unwrap();
-    write_tracks(
-        dir,
-        (0..count).map(|i| {
-            let bpm = first_bpm + 7.0 * i as f64;
-            let sub = if i % 3 == 2 { "sub/" } else { "" };
-            (format!("{sub}{i:02}-{bpm}.wav"), bpm, 3.0)
-        }),
-    );
-    fs::write(dir.join("notes.txt"), "not audio").unwrap();
-    dir.to_path_buf()
-}
-
-/// A gate for a server started with `--test-gates`: a short WAV named `gate*.wav` whose
-/// worker holds it until [`release`], or until its job is cancelled.
-fn gate(path: &Path) -> PathBuf {
-    assert!(
-        path.file_name()
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .starts_with("gate")
-    );
-    fs::write(path, click_wav_bytes(120.0, 3.0)).unwrap();
-    path.to_path_buf()
-}
-
-/// Lets the worker held on `gate` go on (or lets it through at once if none holds it yet).
-fn release(gate: &Path) {
-    let mut open = gate.as_os_str().to_owned();
-    open.push(".open");
-    fs::write(open, b"").unwrap();
-}
+use crate::util::{analyze_bytes, click_wav_bytes, csv_lines, fifo, wait_for_line};
 
 /// One HTTP/1.1 exchange over a raw connection, with exactly the `headers` given (no
 /// `Host` unless given) and `Connection: close`: the status and the whole answer.
@@ -1067,6 +1032,7 @@ fn the_page_in_a_real_browser_submits_a_folder_and_shows_its_progress_and_rows()
                 const rows = [...job.querySelectorAll("tbody tr")].map(tr =>
                     [...tr.children].map(td => td.textContent));
                 done({status: job.dataset.status, counts, seen, rows,
+                      transport: job.dataset.transport,
                       error: document.querySelector("#message").textContent});
                 return true;
             };
@@ -1083,6 +1049,10 @@ fn the_page_in_a_real_browser_submits_a_folder_and_shows_its_progress_and_rows()
 
     assert_eq!(state["error"], "", "{state}");
     assert_eq!(state["status"], "done", "{state}");
+    assert_eq!(
+        state["transport"], "websocket",
+        "the page follows the job over its socket"
+    );
     assert!(
         state["counts"]
             .as_str()

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::eval_cli_process;
+use super::{click_wav_bytes, eval_cli_process, write_tracks};
 
 /// A temporary root, canonical so that the rows' paths are those `analyze` prints.
 pub fn root() -> (tempfile::TempDir, PathBuf) {
@@ -19,6 +19,42 @@ pub fn root() -> (tempfile::TempDir, PathBuf) {
     let root = dir.path().canonicalize().unwrap().join("root");
     fs::create_dir_all(&root).unwrap();
     (dir, root)
+}
+
+/// A folder of `count` short click tracks (and a file that is not audio).
+pub fn library(dir: &Path, count: usize, first_bpm: f64) -> PathBuf {
+    fs::create_dir_all(dir.join("sub")).unwrap();
+    write_tracks(
+        dir,
+        (0..count).map(|i| {
+            let bpm = first_bpm + 7.0 * i as f64;
+            let sub = if i % 3 == 2 { "sub/" } else { "" };
+            (format!("{sub}{i:02}-{bpm}.wav"), bpm, 3.0)
+        }),
+    );
+    fs::write(dir.join("notes.txt"), "not audio").unwrap();
+    dir.to_path_buf()
+}
+
+/// A gate for a server started with `--test-gates`: a short WAV named `gate*.wav` whose
+/// worker holds it until [`release`], or until its job is cancelled.
+pub fn gate(path: &Path) -> PathBuf {
+    assert!(
+        path.file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("gate")
+    );
+    fs::write(path, click_wav_bytes(120.0, 3.0)).unwrap();
+    path.to_path_buf()
+}
+
+/// Lets the worker held on `gate` go on (or lets it through at once if none holds it yet).
+pub fn release(gate: &Path) {
+    let mut open = gate.as_os_str().to_owned();
+    open.push(".open");
+    fs::write(open, b"").unwrap();
 }
 
 /// A running `eval-cli serve`, killed on drop.
@@ -236,6 +272,75 @@ impl Events {
     }
 
     /// Every event to the end of the stream.
+    pub fn rest(&mut self) -> Vec<(String, Value)> {
+        std::iter::from_fn(|| self.next()).collect()
+    }
+}
+
+/// A job's events over its WebSocket (`/v1/jobs/{id}/ws`), one `(name, data)` at a time.
+pub struct Socket {
+    ws: tungstenite::WebSocket<TcpStream>,
+    /// The subprotocol the server chose, if any.
+    pub protocol: Option<String>,
+    /// The close code the server sent, once it has.
+    pub close_code: Option<u16>,
+}
+
+impl Socket {
+    /// Opens the socket of job `id` with `headers` added to the handshake; the refusal's
+    /// status and JSON body when the server does not upgrade.
+    pub fn open(server: &Server, id: u64, headers: &[(&str, &str)]) -> Result<Self, (u16, Value)> {
+        use tungstenite::client::IntoClientRequest;
+        let url = format!("ws://{}/v1/jobs/{id}/ws", server.addr());
+        let mut request = url.into_client_request().unwrap();
+        for (name, value) in headers {
+            request.headers_mut().insert(
+                tungstenite::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                value.parse().unwrap(),
+            );
+        }
+        match tungstenite::client(request, server.connect()) {
+            Ok((ws, response)) => Ok(Socket {
+                ws,
+                protocol: response
+                    .headers()
+                    .get("sec-websocket-protocol")
+                    .map(|v| v.to_str().unwrap().to_string()),
+                close_code: None,
+            }),
+            Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(response))) => {
+                let body = response.body().clone().unwrap_or_default();
+                let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                Err((response.status().as_u16(), json))
+            }
+            Err(e) => panic!("websocket handshake: {e}"),
+        }
+    }
+
+    /// Sends a text frame.
+    pub fn send(&mut self, text: &str) {
+        self.ws.send(tungstenite::Message::text(text)).unwrap();
+    }
+
+    /// The next event; `None` once the server closed the socket.
+    pub fn next(&mut self) -> Option<(String, Value)> {
+        loop {
+            match self.ws.read() {
+                Ok(tungstenite::Message::Text(text)) => {
+                    let mut frame: Value = serde_json::from_str(text.as_str()).unwrap();
+                    let name = frame["event"].as_str().unwrap().to_string();
+                    return Some((name, frame["data"].take()));
+                }
+                Ok(tungstenite::Message::Close(frame)) => {
+                    self.close_code = frame.map(|f| u16::from(f.code));
+                }
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Every event to the server's close.
     pub fn rest(&mut self) -> Vec<(String, Value)> {
         std::iter::from_fn(|| self.next()).collect()
     }
