@@ -10,7 +10,8 @@
 //! - a folder: its `manifest.csv` if there is one, otherwise every audio file under it that
 //!   has an annotation with the same stem: a GiantSteps-style `.bpm` text file (beside the
 //!   audio, or anywhere under the folder such as `annotations/tempo/NAME.bpm`), or a JAMS file
-//!   whose first `tempo` annotation gives `data[0].value`, and/or a GiantSteps Key-style
+//!   whose first `tempo` annotation gives `data[0].value` and whose first `key_mode`
+//!   annotation gives the key (`A:minor`; the one held longest), and/or a GiantSteps Key-style
 //!   `.key` text file (`annotations/key/NAME.key` holding `Eb minor`);
 //! - `synth`: the built-in synthetic set, generated once into a cache folder.
 //!
@@ -27,7 +28,7 @@ use anyhow::{Context, bail};
 
 mod scan;
 
-pub use scan::{read_bpm_file, read_jams_tempo, read_key_file, scan_folder};
+pub use scan::{read_bpm_file, read_jams, read_key_file, scan_folder};
 
 /// One track with its true tempo, its true key, or both.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,6 +1,7 @@
 //! Datasets as folders of audio with annotation files beside it or below it: a
 //! GiantSteps-style `.bpm` text file, a JAMS file whose first `tempo` annotation gives the
-//! tempo, a GiantSteps Key-style `.key` text file, each matched to the audio of the same
+//! tempo and whose first `key_mode` annotation gives the key, a GiantSteps Key-style `.key`
+//! text file, each matched to the audio of the same
 //! stem ([`super::load`] of a folder without a manifest.csv).
 
 use std::collections::BTreeMap;
@@ -30,7 +31,16 @@ pub fn scan_folder(dir: &Path) -> anyhow::Result<Dataset> {
         let in_file = || format!("annotation {}", f.display());
         let found = match ext.as_str() {
             "bpm" => read_bpm_file(f).map(|b| (b, "bpm")),
-            "jams" => read_jams_tempo(f).map(|b| (b, "jams")),
+            "jams" => {
+                let (tempo, key) = read_jams(f).with_context(in_file)?;
+                if let Some(key) = key {
+                    keys.entry(stem.clone()).or_insert(key);
+                }
+                match tempo {
+                    Some(bpm) => Ok((bpm, "jams")),
+                    None => continue,
+                }
+            }
             "key" => {
                 let key = read_key_file(f).with_context(in_file)?;
                 keys.entry(stem).or_insert(key);
@@ -113,25 +123,81 @@ pub fn read_key_file(path: &Path) -> anyhow::Result<Key> {
     Ok(text.trim().parse()?)
 }
 
-/// Reads the first `tempo` annotation's first value from a JAMS file. Both the list form
-/// (`data: [{"value": 120, ..}]`) and the older column form (`data: {"value": [120]}`) are
-/// accepted.
-pub fn read_jams_tempo(path: &Path) -> anyhow::Result<f64> {
+/// Reads a JAMS file's truth: the first `tempo` annotation's first value, and the key of
+/// the first `key_mode` annotation (the one held longest where the key changes). Both the
+/// list form (`data: [{"value": 120, ..}]`) and the older column form (`data: {"value":
+/// [120]}`) are read. A file with neither is an error; so is a key that is not major or
+/// minor (`D:dorian`): the key metrics score 24 keys.
+pub fn read_jams(path: &Path) -> anyhow::Result<(Option<f64>, Option<Key>)> {
     let json: serde_json::Value = serde_json::from_slice(&fs::read(path)?)?;
-    let tempo = json["annotations"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|a| a["namespace"] == "tempo")
-        .find_map(|a| {
-            let data = &a["data"];
-            data[0]["value"]
-                .as_f64()
-                .or_else(|| data["value"][0].as_f64())
-        });
-    tempo
-        .filter(|b| b.is_finite() && *b > 0.0)
-        .context("no `tempo` annotation with a positive data[0].value")
+    let annotations = |namespace: &'static str| {
+        json["annotations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(move |a| a["namespace"] == namespace)
+    };
+    let tempo = annotations("tempo")
+        .find_map(|a| observations(&a["data"]).first().and_then(|o| o.0.as_f64()))
+        .filter(|b| b.is_finite() && *b > 0.0);
+    let key = match annotations("key_mode").next() {
+        Some(a) => jams_key(&observations(&a["data"]))?,
+        None => None,
+    };
+    if tempo.is_none() && key.is_none() {
+        bail!("no `tempo` annotation with a positive value and no `key_mode` annotation");
+    }
+    Ok((tempo, key))
+}
+
+/// The `(value, duration)` observations of a JAMS annotation's `data`, in either form.
+fn observations(data: &serde_json::Value) -> Vec<(&serde_json::Value, f64)> {
+    let duration = |d: &serde_json::Value| d.as_f64().unwrap_or(0.0);
+    match data.as_array() {
+        Some(list) => list
+            .iter()
+            .map(|o| (&o["value"], duration(&o["duration"])))
+            .collect(),
+        None => data["value"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, v)| (v, duration(&data["duration"][i])))
+            .collect(),
+    }
+}
+
+/// The key held longest among `key_mode` observations (`A:minor`, `Eb:major`; `N`, no
+/// key, is passed over): `None` when there is none.
+fn jams_key(observations: &[(&serde_json::Value, f64)]) -> anyhow::Result<Option<Key>> {
+    let mut held: Vec<(Key, f64)> = Vec::new();
+    for (value, duration) in observations {
+        let text = value
+            .as_str()
+            .context("a key_mode value that is not text")?;
+        if text == "N" {
+            continue;
+        }
+        let Some((tonic, mode)) = text.split_once(':') else {
+            bail!("key_mode {text:?} has no mode (expected e.g. `A:minor`)");
+        };
+        let key: Key = format!("{tonic} {mode}")
+            .parse()
+            .with_context(|| format!("key_mode {text:?}"))?;
+        match held.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, total)) => *total += duration,
+            None => held.push((key, *duration)),
+        }
+    }
+    // The first of the longest: stable for equal durations.
+    Ok(held
+        .iter()
+        .fold(None, |best: Option<(Key, f64)>, &(k, d)| match best {
+            Some((_, bd)) if bd >= d => best,
+            _ => Some((k, d)),
+        })
+        .map(|(k, _)| k))
 }
 
 #[cfg(test)]
@@ -232,6 +298,50 @@ mod tests {
         fs::write(root.join("song.jams"), r#"{"annotations": []}"#).unwrap();
         let err = format!("{:#}", scan_folder(root).unwrap_err());
         assert!(err.contains("song.jams"), "{err}");
+    }
+
+    #[test]
+    fn jams_key_mode_gives_the_key_held_longest_and_refuses_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let jams = |annotations: &str| {
+            fs::write(
+                root.join("song.jams"),
+                format!(r#"{{"annotations": [{annotations}]}}"#),
+            )
+            .unwrap();
+        };
+        fs::write(root.join("song.mp3"), b"").unwrap();
+        // A key alone, with a modulation: E minor is held 20 s, G major 10 s; `N` passes.
+        jams(
+            r#"{"namespace": "key_mode", "data": [
+                {"time": 0, "duration": 2, "value": "N"},
+                {"time": 2, "duration": 10, "value": "G:major"},
+                {"time": 12, "duration": 20, "value": "E:minor"}]}"#,
+        );
+        let item = &scan_folder(root).unwrap().items[0];
+        assert_eq!(
+            (item.bpm, item.key.map(|k| k.to_string())),
+            (None, Some("E minor".into()))
+        );
+        assert_eq!(item.meta["annotation"], "key");
+        // Tempo and key in one file, the column form, a flat key.
+        jams(
+            r#"{"namespace": "tempo", "data": {"time": [0], "duration": [30], "value": [98.0]}},
+               {"namespace": "key_mode", "data": {"time": [0], "duration": [30], "value": ["Eb:minor"]}}"#,
+        );
+        let item = &scan_folder(root).unwrap().items[0];
+        assert_eq!(item.bpm, Some(98.0));
+        assert_eq!(item.key.map(|k| k.to_string()), Some("D# minor".into()));
+        assert_eq!(item.meta["annotation"], "jams");
+        // A mode the key metrics cannot score, or no mode at all, names the file.
+        for value in ["D:dorian", "C"] {
+            jams(&format!(
+                r#"{{"namespace": "key_mode", "data": [{{"time": 0, "duration": 1, "value": "{value}"}}]}}"#
+            ));
+            let err = format!("{:#}", scan_folder(root).unwrap_err());
+            assert!(err.contains("song.jams") && err.contains(value), "{err}");
+        }
     }
 
     #[cfg(unix)]
