@@ -12,3 +12,4 @@ mod front_ends;
 mod key_eval;
 mod serve;
 mod shard;
+mod tag;
