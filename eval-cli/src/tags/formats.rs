@@ -128,12 +128,7 @@ pub fn load(file: &mut File) -> Result<Box<dyn FormatTag>, LoadError> {
         Some(FileType::Mpeg) => id3(MpegFile::read_from(file, options)?.id3v2()),
         Some(FileType::Wav) => id3(WavFile::read_from(file, options)?.id3v2()),
         Some(FileType::Aiff) => id3(AiffFile::read_from(file, options)?.id3v2()),
-        Some(FileType::Flac) => Box::new(Vorbis(
-            FlacFile::read_from(file, options)?
-                .vorbis_comments()
-                .cloned()
-                .unwrap_or_default(),
-        )),
+        Some(FileType::Flac) => Box::new(Flac(FlacFile::read_from(file, options)?)),
         Some(FileType::Vorbis) => Box::new(Vorbis(
             VorbisFile::read_from(file, options)?
                 .vorbis_comments()
@@ -256,16 +251,30 @@ impl FormatTag for Id3 {
     }
 }
 
-/// Vorbis comments (FLAC, Ogg Vorbis, Opus).
+/// The name of a field among Vorbis comments.
+fn vorbis_name(field: Field) -> &'static str {
+    match field {
+        Field::Bpm => "BPM",
+        Field::Key => "INITIALKEY",
+        other => other.replaygain_name().unwrap_or_default(),
+    }
+}
+
+/// The field's value among `comments`: keys compare without case (the Vorbis comment
+/// rule, and lofty's `get`).
+fn vorbis_get(comments: &VorbisComments, field: Field) -> Option<String> {
+    comments
+        .get(vorbis_name(field))
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+}
+
+/// Vorbis comments of an Ogg stream (Vorbis, Opus), cover art among them.
 struct Vorbis(VorbisComments);
 
 impl FormatTag for Vorbis {
     fn name(&self, field: Field) -> String {
-        match field {
-            Field::Bpm => "BPM".to_string(),
-            Field::Key => "INITIALKEY".to_string(),
-            other => other.replaygain_name().unwrap_or_default().to_string(),
-        }
+        vorbis_name(field).to_string()
     }
 
     fn bpm_form(&self) -> BpmForm {
@@ -273,16 +282,44 @@ impl FormatTag for Vorbis {
     }
 
     fn get(&self, field: Field) -> Option<String> {
-        // Keys compare without case (the Vorbis comment rule, and lofty's `get`).
-        self.0
-            .get(&self.name(field))
-            .filter(|v| !v.is_empty())
-            .map(str::to_string)
+        vorbis_get(&self.0, field)
     }
 
     fn set(&mut self, field: Field, value: &str) {
-        let name = self.name(field);
-        self.0.insert(name, value.to_string());
+        self.0
+            .insert(vorbis_name(field).to_string(), value.to_string());
+    }
+
+    fn save(&self, file: &mut File) -> Result<(), FileEncodingError> {
+        self.0.save_to(file, write_options())
+    }
+}
+
+/// A FLAC file's Vorbis comments. The whole file is kept and saved: its pictures are
+/// blocks of their own, which lofty's writer rewrites from what it is given, so saving
+/// the comments alone would drop the cover art.
+struct Flac(FlacFile);
+
+impl FormatTag for Flac {
+    fn name(&self, field: Field) -> String {
+        vorbis_name(field).to_string()
+    }
+
+    fn bpm_form(&self) -> BpmForm {
+        BpmForm::Decimal
+    }
+
+    fn get(&self, field: Field) -> Option<String> {
+        vorbis_get(self.0.vorbis_comments()?, field)
+    }
+
+    fn set(&mut self, field: Field, value: &str) {
+        if self.0.vorbis_comments().is_none() {
+            self.0.set_vorbis_comments(VorbisComments::default());
+        }
+        if let Some(comments) = self.0.vorbis_comments_mut() {
+            comments.insert(vorbis_name(field).to_string(), value.to_string());
+        }
     }
 
     fn save(&self, file: &mut File) -> Result<(), FileEncodingError> {

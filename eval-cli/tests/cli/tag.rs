@@ -32,23 +32,44 @@ fn tool(name: &str, package: &str, args: &[&str]) -> Output {
 }
 
 /// A 12 s click track at 120 BPM encoded by ffmpeg as `dir/name` (the extension picks
-/// the container), with a title and an artist, plus `extra` ffmpeg arguments.
+/// the container), with `extra` ffmpeg arguments (inputs among them), then a title and
+/// an artist.
 fn encoded(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
     let wav = dir.join(format!("{name}.source.wav"));
     click_wav(&wav, 120.0, 12.0);
     let path = dir.join(name);
     let mut args = vec!["-v", "error", "-y", "-i", s(&wav)];
-    args.extend([
-        "-metadata",
-        "title=Keep me",
-        "-metadata",
-        "artist=The Tests",
-    ]);
     args.extend(extra);
+    args.extend(["-metadata", "title=Keep me"]);
+    args.extend(["-metadata", "artist=The Tests"]);
     args.push(s(&path));
     tool("ffmpeg", "ffmpeg", &args);
     fs::remove_file(wav).unwrap();
     path
+}
+
+/// A 16x16 PNG at `dir/cover.png`, and the ffmpeg arguments that attach it as cover art.
+fn cover_art(dir: &Path) -> Vec<String> {
+    let png = dir.join("cover.png");
+    let args = ["-v", "error", "-f", "lavfi", "-i", "color=c=red:s=16x16"];
+    tool(
+        "ffmpeg",
+        "ffmpeg",
+        &[&args[..], &["-frames:v", "1", s(&png)]].concat(),
+    );
+    let attach = [
+        "-map",
+        "0",
+        "-map",
+        "1",
+        "-c:v",
+        "copy",
+        "-disposition:v",
+        "attached_pic",
+    ];
+    let mut cover = vec!["-i".to_string(), s(&png).to_string()];
+    cover.extend(attach.iter().map(|a| a.to_string()));
+    cover
 }
 
 /// What ffmpeg decodes `path` to, as 32-bit floats.
@@ -80,7 +101,8 @@ fn mutagen_tags(path: &Path) -> BTreeSet<String> {
         .collect()
 }
 
-/// The tags ffprobe sees in `path`'s container, `TAG:key=value` lines.
+/// The tags ffprobe sees in `path`'s container, `TAG:key=value` lines, and its stream
+/// count (cover art is a stream).
 fn ffprobe_tags(path: &Path) -> BTreeSet<String> {
     let out = tool(
         "ffprobe",
@@ -90,7 +112,7 @@ fn ffprobe_tags(path: &Path) -> BTreeSet<String> {
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
-        .filter(|l| l.starts_with("TAG:"))
+        .filter(|l| l.starts_with("TAG:") || l.starts_with("nb_streams="))
         .map(String::from)
         .collect()
 }
@@ -182,12 +204,18 @@ fn all_values() -> TagValues {
 
 /// Tempo, key and ReplayGain go into each container's own fields, as mutagen reads them;
 /// the audio decodes to the same samples and every tag there before is still there. An
-/// ID3v2.3 tag stays 2.3. Tagging again with the same values changes no byte.
+/// ID3v2.3 tag stays 2.3; cover art stays. Tagging again with the same values changes no
+/// byte.
 #[test]
 fn every_container_gains_the_fields_and_keeps_its_audio_and_tags() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&str, &[&str], &[&str]); 8] = [
+    let cover = cover_art(dir.path());
+    let cover: Vec<&str> = cover.iter().map(String::as_str).collect();
+    let cases: [(&str, &[&str], &[&str]); 11] = [
         ("a.mp3", &[], &ID3_FIELDS),
+        ("cover.mp3", &cover, &ID3_FIELDS),
+        ("cover.flac", &cover, &VORBIS_FIELDS),
+        ("cover.m4a", &cover, &MP4_FIELDS),
         ("v23.mp3", &["-id3v2_version", "3"], &ID3_FIELDS),
         ("a.wav", &[], &ID3_FIELDS),
         ("a.aiff", &["-write_id3v2", "1"], &ID3_FIELDS),
@@ -205,6 +233,12 @@ fn every_container_gains_the_fields_and_keeps_its_audio_and_tags() {
         assert!(report.written, "{name}: {report:?}");
         let after = Snapshot::of(&path);
         assert_eq!(before.kept_by(&after, name), set(fields), "{name}");
+        if name.starts_with("cover") {
+            assert!(
+                before.ffprobe.contains("nb_streams=2"),
+                "{name} has its cover"
+            );
+        }
         if name == "v23.mp3" {
             assert_eq!(&fs::read(&path).unwrap()[..4], b"ID3\x03", "still ID3v2.3");
         }
@@ -214,7 +248,7 @@ fn every_container_gains_the_fields_and_keeps_its_audio_and_tags() {
         assert_eq!(fs::read(&path).unwrap(), bytes, "{name}: rewritten");
     }
     let left: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
-    assert_eq!(left.len(), cases.len(), "no temporary file is left");
+    assert_eq!(left.len(), cases.len() + 1, "no temporary file is left");
 }
 
 /// The key notation picks what `TKEY`/`INITIALKEY` hold.
