@@ -21,7 +21,7 @@ use lofty::iff::wav::WavFile;
 use lofty::mp4::{Atom, AtomData, AtomIdent, DataType, Ilst, Mp4File};
 use lofty::mpeg::MpegFile;
 use lofty::ogg::tag::VorbisComments;
-use lofty::ogg::{OpusFile, VorbisFile};
+use lofty::ogg::{OggPictureStorage, OpusFile, VorbisFile};
 use lofty::prelude::TagExt;
 
 /// One value a file can be tagged with.
@@ -86,6 +86,9 @@ pub trait FormatTag {
     fn get(&self, field: Field) -> Option<String>;
     /// Replaces the field's value (every spelling of its name).
     fn set(&mut self, field: Field, value: &str);
+    /// The name of every item the tag holds (a frame, a comment, an atom's value, a
+    /// picture), once per item: what a rewrite must keep.
+    fn items(&self) -> Vec<String>;
     /// Writes this tag into `file` (a whole copy of the audio file), leaving the rest of it
     /// as it is.
     fn save(&self, file: &mut File) -> Result<(), FileEncodingError>;
@@ -241,6 +244,18 @@ impl FormatTag for Id3 {
         tag.insert(frame);
     }
 
+    fn items(&self) -> Vec<String> {
+        let Some(tag) = &self.0 else {
+            return Vec::new();
+        };
+        tag.into_iter()
+            .map(|frame| match frame {
+                Frame::UserText(text) => format!("TXXX:{}", text.description.to_uppercase()),
+                other => other.id_str().to_string(),
+            })
+            .collect()
+    }
+
     fn save(&self, file: &mut File) -> Result<(), FileEncodingError> {
         let Some(tag) = &self.0 else { return Ok(()) };
         let mut options = write_options();
@@ -269,6 +284,15 @@ fn vorbis_get(comments: &VorbisComments, field: Field) -> Option<String> {
         .map(str::to_string)
 }
 
+/// The keys of `comments` (upper case) and one `picture` per picture among `pictures`.
+fn vorbis_items(comments: Option<&VorbisComments>, pictures: usize) -> Vec<String> {
+    let keys = comments
+        .into_iter()
+        .flat_map(|c| c.items().map(|(key, _)| key.to_uppercase()));
+    keys.chain(std::iter::repeat_n("picture".to_string(), pictures))
+        .collect()
+}
+
 /// Vorbis comments of an Ogg stream (Vorbis, Opus), cover art among them.
 struct Vorbis(VorbisComments);
 
@@ -283,6 +307,10 @@ impl FormatTag for Vorbis {
 
     fn get(&self, field: Field) -> Option<String> {
         vorbis_get(&self.0, field)
+    }
+
+    fn items(&self) -> Vec<String> {
+        vorbis_items(Some(&self.0), self.0.pictures().len())
     }
 
     fn set(&mut self, field: Field, value: &str) {
@@ -311,6 +339,12 @@ impl FormatTag for Flac {
 
     fn get(&self, field: Field) -> Option<String> {
         vorbis_get(self.0.vorbis_comments()?, field)
+    }
+
+    fn items(&self) -> Vec<String> {
+        let comments = self.0.vorbis_comments();
+        let pictures = self.0.pictures().len() + comments.map_or(0, |c| c.pictures().len());
+        vorbis_items(comments, pictures)
     }
 
     fn set(&mut self, field: Field, value: &str) {
@@ -378,6 +412,18 @@ impl FormatTag for Mp4 {
         value.filter(|v| !v.is_empty())
     }
 
+    fn items(&self) -> Vec<String> {
+        let mut items = Vec::new();
+        for atom in &self.0 {
+            let name = match atom.ident() {
+                AtomIdent::Fourcc(fourcc) => String::from_utf8_lossy(fourcc).into_owned(),
+                AtomIdent::Freeform { mean, name } => format!("----:{mean}:{name}"),
+            };
+            items.extend(std::iter::repeat_n(name, atom.data().count()));
+        }
+        items
+    }
+
     fn set(&mut self, field: Field, value: &str) {
         let data = match field {
             // iTunes writes `tmpo` as a 16-bit big-endian integer; lofty's integer types
@@ -397,5 +443,19 @@ impl FormatTag for Mp4 {
 
     fn save(&self, file: &mut File) -> Result<(), FileEncodingError> {
         self.0.save_to(file, write_options())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// ID3 and MP4 take whole numbers, rounded to nearest; Vorbis comments two decimals.
+    #[test]
+    fn tempo_is_rounded_as_each_format_wants() {
+        assert_eq!(BpmForm::Integer.write(127.5), "128");
+        assert_eq!(BpmForm::Integer.write(127.49), "127");
+        assert_eq!(BpmForm::Decimal.write(127.456), "127.46");
+        assert_eq!(BpmForm::Decimal.write(120.0), "120.00");
     }
 }

@@ -13,6 +13,7 @@ pub mod formats;
 pub mod notation;
 pub mod replace;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{self, File};
 use std::io::Seek;
@@ -184,6 +185,9 @@ pub enum TagError {
     /// lofty could not write the tag into the copy.
     #[error("cannot write the tags: {}", with_causes(.0))]
     Write(#[from] lofty::error::FileEncodingError),
+    /// The tagged copy, read back, lacks an item the tag held before.
+    #[error("the tagged copy lost {0} of the tags; file left as it was")]
+    Lost(String),
     /// The tagged copy, read back, does not hold what was written.
     #[error("the tagged copy reads back {name} = {found:?}, not {wanted:?}; file left as it was")]
     ReadBack {
@@ -194,6 +198,24 @@ pub enum TagError {
         /// What was written.
         wanted: String,
     },
+}
+
+/// The first item of `held` that `kept` has fewer of, leaving out the fields `written`
+/// (each is replaced by one value, which the read-back checks).
+fn first_lost(held: &[String], kept: &[String], written: &[&str]) -> Option<String> {
+    let count = |items: &[String]| {
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for item in items {
+            *counts.entry(item.clone()).or_default() += 1;
+        }
+        counts
+    };
+    let kept = count(kept);
+    count(held)
+        .into_iter()
+        .filter(|(item, _)| !written.contains(&item.as_str()))
+        .find(|(item, n)| kept.get(item).copied().unwrap_or(0) < *n)
+        .map(|(item, _)| item)
 }
 
 /// `err` and each error under it, `: `-joined (lofty's own message names only the format).
@@ -253,6 +275,7 @@ pub fn tag_file(
     if options.dry_run || !report.changes_something() {
         return Ok(report);
     }
+    let held = tag.items();
     let writes: Vec<&FieldChange> = report
         .changes
         .iter()
@@ -266,6 +289,10 @@ pub fn tag_file(
         copy.rewind().map_err(TagError::Open)?;
         tag.save(copy)?;
         let back = formats::load(copy)?;
+        let written: Vec<&str> = writes.iter().map(|c| c.name.as_str()).collect();
+        if let Some(item) = first_lost(&held, &back.items(), &written) {
+            return Err(TagError::Lost(item));
+        }
         for change in &writes {
             let found = back.get(change.field);
             if found.as_deref() != Some(change.new.as_str()) {
@@ -280,4 +307,55 @@ pub fn tag_file(
     })?;
     report.written = true;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn an_item_the_copy_lacks_is_lost_unless_it_was_written() {
+        let held = names(&["TIT2", "APIC", "APIC", "TBPM", "TBPM"]);
+        assert_eq!(first_lost(&held, &held, &[]), None);
+        let one_cover = names(&["TIT2", "APIC", "TBPM", "TBPM", "TKEY"]);
+        assert_eq!(first_lost(&held, &one_cover, &[]), Some("APIC".into()));
+        let one_tempo = names(&["TIT2", "APIC", "APIC", "TBPM"]);
+        assert_eq!(first_lost(&held, &one_tempo, &[]), Some("TBPM".into()));
+        assert_eq!(first_lost(&held, &one_tempo, &["TBPM"]), None);
+    }
+
+    #[test]
+    fn each_field_says_what_happens_to_it() {
+        let change = |old: Option<&str>, action| FieldChange {
+            field: Field::Bpm,
+            name: "TBPM".into(),
+            old: old.map(String::from),
+            new: "128".into(),
+            action,
+        };
+        let report = TagReport {
+            changes: vec![
+                change(None, Action::Write),
+                change(Some("99"), Action::Keep),
+                change(Some("128"), Action::Same),
+            ],
+            written: false,
+        };
+        assert_eq!(
+            report.summary(),
+            "TBPM: - -> 128; TBPM: 99 kept (new 128); TBPM: 128 unchanged"
+        );
+        assert!(report.changes_something());
+    }
+
+    #[test]
+    fn replaygain_is_written_as_players_read_it() {
+        assert_eq!(gain_text(-6.5249), "-6.52 dB");
+        assert_eq!(gain_text(2.1), "2.10 dB");
+        assert_eq!(peak_text(0.9885531), "0.988553");
+    }
 }

@@ -10,6 +10,8 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command as Process, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use analyzer_core::StopSignal;
 use analyzer_core::decode::decode_mono;
@@ -216,7 +218,11 @@ fn every_container_gains_the_fields_and_keeps_its_audio_and_tags() {
         ("cover.mp3", &cover, &ID3_FIELDS),
         ("cover.flac", &cover, &VORBIS_FIELDS),
         ("cover.m4a", &cover, &MP4_FIELDS),
-        ("v23.mp3", &["-id3v2_version", "3"], &ID3_FIELDS),
+        (
+            "v23.mp3",
+            &["-id3v2_version", "3", "-metadata", "date=2001"],
+            &ID3_FIELDS,
+        ),
         ("a.wav", &[], &ID3_FIELDS),
         ("a.aiff", &["-write_id3v2", "1"], &ID3_FIELDS),
         ("a.flac", &[], &VORBIS_FIELDS),
@@ -249,6 +255,54 @@ fn every_container_gains_the_fields_and_keeps_its_audio_and_tags() {
     }
     let left: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(left.len(), cases.len() + 1, "no temporary file is left");
+}
+
+/// A field spelled in lower case (foobar2000's `TXXX:replaygain_track_gain`, a Vorbis
+/// `bpm`) is the same field: kept without `overwrite`, replaced by one value with it.
+#[test]
+fn a_field_in_lower_case_is_the_same_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let lower = [
+        "-metadata",
+        "replaygain_track_gain=-3.00 dB",
+        "-metadata",
+        "bpm=99",
+    ];
+    let values = all_values();
+    for (name, old_lines, new_lines) in [
+        (
+            "a.mp3",
+            ["TXXX=replaygain_track_gain=-3.00 dB", "TXXX=bpm=99"],
+            ["TXXX=REPLAYGAIN_TRACK_GAIN=-6.52 dB", "TBPM=128"],
+        ),
+        (
+            "a.flac",
+            ["replaygain_track_gain=-3.00 dB", "bpm=99"],
+            ["REPLAYGAIN_TRACK_GAIN=-6.52 dB", "BPM=127.60"],
+        ),
+    ] {
+        let path = encoded(dir.path(), name, &lower);
+        assert!(mutagen_tags(&path).contains(old_lines[0]), "{name}");
+        let kept = tag_file(&path, &values, &TagOptions::default()).unwrap();
+        let gain = kept.changes.iter().find(|c| c.name.contains("TRACK_GAIN"));
+        assert_eq!(gain.unwrap().old.as_deref(), Some("-3.00 dB"), "{name}");
+        assert!(mutagen_tags(&path).contains(old_lines[0]), "{name}: kept");
+
+        let overwrite = TagOptions {
+            overwrite: true,
+            ..TagOptions::default()
+        };
+        tag_file(&path, &values, &overwrite).unwrap();
+        let tags = mutagen_tags(&path);
+        assert!(
+            tags.contains(new_lines[0]) && tags.contains(new_lines[1]),
+            "{name}: {tags:?}"
+        );
+        assert!(
+            !tags.contains(old_lines[0]),
+            "{name}: one value left: {tags:?}"
+        );
+    }
 }
 
 /// The key notation picks what `TKEY`/`INITIALKEY` hold.
@@ -511,10 +565,14 @@ fn temporary_copies(dir: &Path) -> Vec<PathBuf> {
 
 /// A `tag` process stopped at its pause pipe: this test holds the pipe's write end, so
 /// the process waits until it is closed. A thread waits for the process; should it end
-/// before the pause, that thread opens the pipe itself so that this test never blocks.
+/// on its own before the pause, that thread opens the pipe itself (without blocking) so
+/// that this test's open of the write end returns and the test fails instead of hanging.
+/// An end the test causes (a kill, a release) is announced first, so that no stray open
+/// of the pipe can pair with the next process's.
 struct Held {
     pid: u32,
     writer: fs::File,
+    expected_end: Arc<AtomicBool>,
     exited: std::sync::mpsc::Receiver<std::process::ExitStatus>,
 }
 
@@ -529,11 +587,19 @@ impl Held {
             .unwrap();
         let pid = child.id();
         let (tx, exited) = std::sync::mpsc::channel();
+        let expected_end = Arc::new(AtomicBool::new(false));
+        let expected = Arc::clone(&expected_end);
         let pipe = pause.to_path_buf();
         std::thread::spawn(move || {
             let status = child.wait().unwrap();
             tx.send(status).unwrap();
-            let _ = fs::File::open(pipe);
+            if !expected.load(Ordering::SeqCst) {
+                use std::os::unix::fs::OpenOptionsExt;
+                let _ = fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NONBLOCK)
+                    .open(pipe);
+            }
         });
         // Opening the write end returns once the process opened the read end: it is
         // then between its flushed copy and the rename.
@@ -544,11 +610,13 @@ impl Held {
         Held {
             pid,
             writer,
+            expected_end,
             exited,
         }
     }
 
     fn kill(self) -> std::process::ExitStatus {
+        self.expected_end.store(true, Ordering::SeqCst);
         let killed = Process::new("kill")
             .args(["-KILL", &self.pid.to_string()])
             .status()
@@ -558,6 +626,7 @@ impl Held {
     }
 
     fn release(self) -> std::process::ExitStatus {
+        self.expected_end.store(true, Ordering::SeqCst);
         drop(self.writer);
         self.exited.recv().unwrap()
     }
