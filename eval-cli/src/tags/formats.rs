@@ -131,13 +131,15 @@ pub fn load(file: &mut File) -> Result<Box<dyn FormatTag>, LoadError> {
         Some(FileType::Mpeg) => id3(MpegFile::read_from(file, options)?.id3v2()),
         Some(FileType::Wav) => id3(WavFile::read_from(file, options)?.id3v2()),
         Some(FileType::Aiff) => id3(AiffFile::read_from(file, options)?.id3v2()),
-        Some(FileType::Flac) => Box::new(Flac(FlacFile::read_from(file, options)?)),
-        Some(FileType::Vorbis) => Box::new(Vorbis(
+        Some(FileType::Flac) => {
+            Box::new(Vorbis::Flac(Box::new(FlacFile::read_from(file, options)?)))
+        }
+        Some(FileType::Vorbis) => Box::new(Vorbis::Ogg(
             VorbisFile::read_from(file, options)?
                 .vorbis_comments()
                 .clone(),
         )),
-        Some(FileType::Opus) => Box::new(Vorbis(
+        Some(FileType::Opus) => Box::new(Vorbis::Ogg(
             OpusFile::read_from(file, options)?
                 .vorbis_comments()
                 .clone(),
@@ -275,26 +277,24 @@ fn vorbis_name(field: Field) -> &'static str {
     }
 }
 
-/// The field's value among `comments`: keys compare without case (the Vorbis comment
-/// rule, and lofty's `get`).
-fn vorbis_get(comments: &VorbisComments, field: Field) -> Option<String> {
-    comments
-        .get(vorbis_name(field))
-        .filter(|v| !v.is_empty())
-        .map(str::to_string)
+/// Vorbis comments, and where they live.
+enum Vorbis {
+    /// Those of an Ogg stream (Vorbis, Opus), cover art among them.
+    Ogg(VorbisComments),
+    /// A FLAC file, kept whole and saved whole: its pictures are blocks of their own,
+    /// which lofty's writer rewrites from what it is given, so saving the comments alone
+    /// would drop the cover art.
+    Flac(Box<FlacFile>),
 }
 
-/// The keys of `comments` (upper case) and one `picture` per picture among `pictures`.
-fn vorbis_items(comments: Option<&VorbisComments>, pictures: usize) -> Vec<String> {
-    let keys = comments
-        .into_iter()
-        .flat_map(|c| c.items().map(|(key, _)| key.to_uppercase()));
-    keys.chain(std::iter::repeat_n("picture".to_string(), pictures))
-        .collect()
+impl Vorbis {
+    fn comments(&self) -> Option<&VorbisComments> {
+        match self {
+            Vorbis::Ogg(comments) => Some(comments),
+            Vorbis::Flac(flac) => flac.vorbis_comments(),
+        }
+    }
 }
-
-/// Vorbis comments of an Ogg stream (Vorbis, Opus), cover art among them.
-struct Vorbis(VorbisComments);
 
 impl FormatTag for Vorbis {
     fn name(&self, field: Field) -> String {
@@ -306,58 +306,47 @@ impl FormatTag for Vorbis {
     }
 
     fn get(&self, field: Field) -> Option<String> {
-        vorbis_get(&self.0, field)
+        // Keys compare without case (the Vorbis comment rule, and lofty's `get`).
+        self.comments()?
+            .get(vorbis_name(field))
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
     }
 
     fn items(&self) -> Vec<String> {
-        vorbis_items(Some(&self.0), self.0.pictures().len())
+        let comments = self.comments();
+        let mut pictures = comments.map_or(0, |c| c.pictures().len());
+        if let Vorbis::Flac(flac) = self {
+            pictures += flac.pictures().len();
+        }
+        let keys = comments
+            .into_iter()
+            .flat_map(|c| c.items().map(|(key, _)| key.to_uppercase()));
+        keys.chain(std::iter::repeat_n("picture".to_string(), pictures))
+            .collect()
     }
 
     fn set(&mut self, field: Field, value: &str) {
-        self.0
-            .insert(vorbis_name(field).to_string(), value.to_string());
+        let comments = match self {
+            Vorbis::Ogg(comments) => comments,
+            Vorbis::Flac(flac) => {
+                if flac.vorbis_comments().is_none() {
+                    flac.set_vorbis_comments(VorbisComments::default());
+                }
+                let Some(comments) = flac.vorbis_comments_mut() else {
+                    return;
+                };
+                comments
+            }
+        };
+        comments.insert(vorbis_name(field).to_string(), value.to_string());
     }
 
     fn save(&self, file: &mut File) -> Result<(), FileEncodingError> {
-        self.0.save_to(file, write_options())
-    }
-}
-
-/// A FLAC file's Vorbis comments. The whole file is kept and saved: its pictures are
-/// blocks of their own, which lofty's writer rewrites from what it is given, so saving
-/// the comments alone would drop the cover art.
-struct Flac(FlacFile);
-
-impl FormatTag for Flac {
-    fn name(&self, field: Field) -> String {
-        vorbis_name(field).to_string()
-    }
-
-    fn bpm_form(&self) -> BpmForm {
-        BpmForm::Decimal
-    }
-
-    fn get(&self, field: Field) -> Option<String> {
-        vorbis_get(self.0.vorbis_comments()?, field)
-    }
-
-    fn items(&self) -> Vec<String> {
-        let comments = self.0.vorbis_comments();
-        let pictures = self.0.pictures().len() + comments.map_or(0, |c| c.pictures().len());
-        vorbis_items(comments, pictures)
-    }
-
-    fn set(&mut self, field: Field, value: &str) {
-        if self.0.vorbis_comments().is_none() {
-            self.0.set_vorbis_comments(VorbisComments::default());
+        match self {
+            Vorbis::Ogg(comments) => comments.save_to(file, write_options()),
+            Vorbis::Flac(flac) => flac.save_to(file, write_options()),
         }
-        if let Some(comments) = self.0.vorbis_comments_mut() {
-            comments.insert(vorbis_name(field).to_string(), value.to_string());
-        }
-    }
-
-    fn save(&self, file: &mut File) -> Result<(), FileEncodingError> {
-        self.0.save_to(file, write_options())
     }
 }
 
