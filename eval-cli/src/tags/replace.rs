@@ -100,9 +100,18 @@ impl Replaceable {
         edit: impl FnOnce(&mut File) -> Result<(), E>,
     ) -> Result<(), E> {
         let folder = folder_of(&self.path);
+        // The name's start only, so that the copy's name stays within the 255 bytes a
+        // name may have whatever the file's own.
         let name = self.path.file_name().unwrap_or_default().to_string_lossy();
+        let end = name
+            .char_indices()
+            .map(|(i, c)| i + c.len_utf8())
+            .take_while(|&end| end <= 100)
+            .last()
+            .unwrap_or(0);
+        let start = &name[..end];
         let mut copy = tempfile::Builder::new()
-            .prefix(&format!(".{name}."))
+            .prefix(&format!(".{start}."))
             .suffix(".tagging")
             .tempfile_in(folder)
             .map_err(io_error("cannot make a temporary file in the folder"))?;
@@ -209,6 +218,20 @@ mod tests {
         let mode = fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o7777, 0o640);
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no copy left");
+    }
+
+    #[test]
+    fn a_file_whose_name_has_the_most_bytes_a_name_may_have_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        // 62 four-byte characters and `.mp3`: 252 bytes.
+        let path = dir.path().join(format!("{}.mp3", "🎵".repeat(62)));
+        fs::write(&path, b"audio").unwrap();
+        let mut original = File::open(&path).unwrap();
+        Replaceable::check(&path)
+            .unwrap()
+            .replace::<ReplaceError>(&mut original, |_| Ok(()))
+            .unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"audio");
     }
 
     #[test]
