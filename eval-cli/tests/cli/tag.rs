@@ -408,6 +408,35 @@ fn tag_tags_a_folder_and_skips_what_it_cannot_tag_safely() {
     }
 }
 
+/// With the key among the descriptors (the default), `tag` writes the key it measures in
+/// the notation asked for: an A minor triad over clicks reads as hour 8 of the Camelot
+/// wheel (A minor or its relative, C major), and `TKEY` holds what the row says.
+#[test]
+fn tag_writes_the_key_it_measures_in_the_notation_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chord.mp3");
+    let triad = "aevalsrc='0.2*sin(2*PI*220*t)+0.2*sin(2*PI*261.63*t)+0.2*sin(2*PI*329.63*t)\
+                 +if(lt(mod(t,0.5),0.01),0.3*sin(2*PI*2000*t),0)':s=22050:d=12";
+    let args = [
+        "-v",
+        "error",
+        "-f",
+        "lavfi",
+        "-i",
+        triad,
+        "-ac",
+        "1",
+        s(&path),
+    ];
+    tool("ffmpeg", "ffmpeg", &args);
+    let out = tag(&[&path], &["--key-notation", "camelot"]);
+    assert!(out.status.success(), "{out:?}");
+    let row = &tag_rows(&out)[0];
+    assert!(["8A", "8B"].contains(&row[3].as_str()), "{row:?}");
+    assert_eq!(row[4], format!("TBPM: - -> 120; TKEY: - -> {}", row[3]));
+    assert!(mutagen_tags(&path).contains(&format!("TKEY={}", row[3])));
+}
+
 /// A value already in the tags is kept and said so, and the file is not rewritten; with
 /// `--overwrite` it is replaced. `--dry-run` says what would change and writes nothing.
 #[test]
