@@ -42,15 +42,17 @@ pub enum Field {
 }
 
 impl Field {
-    /// The ReplayGain name shared by every format (`REPLAYGAIN_TRACK_GAIN`); `None` for tempo
-    /// and key, whose names differ per format.
-    fn replaygain_name(self) -> Option<&'static str> {
+    /// The name most formats share: the Vorbis comment (`BPM`, `INITIALKEY`,
+    /// `REPLAYGAIN_TRACK_GAIN`), which is also the ID3 `TXXX` description of the
+    /// ReplayGain fields.
+    fn common_name(self) -> &'static str {
         match self {
-            Field::Bpm | Field::Key => None,
-            Field::TrackGain => Some("REPLAYGAIN_TRACK_GAIN"),
-            Field::TrackPeak => Some("REPLAYGAIN_TRACK_PEAK"),
-            Field::AlbumGain => Some("REPLAYGAIN_ALBUM_GAIN"),
-            Field::AlbumPeak => Some("REPLAYGAIN_ALBUM_PEAK"),
+            Field::Bpm => "BPM",
+            Field::Key => "INITIALKEY",
+            Field::TrackGain => "REPLAYGAIN_TRACK_GAIN",
+            Field::TrackPeak => "REPLAYGAIN_TRACK_PEAK",
+            Field::AlbumGain => "REPLAYGAIN_ALBUM_GAIN",
+            Field::AlbumPeak => "REPLAYGAIN_ALBUM_PEAK",
         }
     }
 }
@@ -170,22 +172,29 @@ fn write_options() -> WriteOptions {
 /// An ID3v2 tag; `None` until the file has one.
 struct Id3(Option<Id3v2Tag>);
 
+/// Where a field goes in ID3v2.
+enum Id3Frame {
+    /// A text frame of its own (`TBPM`).
+    Text(&'static str),
+    /// A `TXXX` frame with this description.
+    UserText(&'static str),
+}
+
 impl Id3 {
-    fn frame_id(field: Field) -> Option<&'static str> {
+    fn frame(field: Field) -> Id3Frame {
         match field {
-            Field::Bpm => Some("TBPM"),
-            Field::Key => Some("TKEY"),
-            _ => None,
+            Field::Bpm => Id3Frame::Text("TBPM"),
+            Field::Key => Id3Frame::Text("TKEY"),
+            other => Id3Frame::UserText(other.common_name()),
         }
     }
 }
 
 impl FormatTag for Id3 {
     fn name(&self, field: Field) -> String {
-        match (Self::frame_id(field), field.replaygain_name()) {
-            (Some(id), _) => id.to_string(),
-            (None, Some(name)) => format!("TXXX:{name}"),
-            (None, None) => unreachable!("every field has a frame"),
+        match Self::frame(field) {
+            Id3Frame::Text(id) => id.to_string(),
+            Id3Frame::UserText(name) => format!("TXXX:{name}"),
         }
     }
 
@@ -195,10 +204,10 @@ impl FormatTag for Id3 {
 
     fn get(&self, field: Field) -> Option<String> {
         let tag = self.0.as_ref()?;
-        let value = match (Self::frame_id(field), field.replaygain_name()) {
-            (Some(id), _) => tag.get_text(&FrameId::Valid(Cow::Borrowed(id))),
+        let value = match Self::frame(field) {
+            Id3Frame::Text(id) => tag.get_text(&FrameId::Valid(Cow::Borrowed(id))),
             // foobar2000 writes the descriptions in lower case: any case is the field.
-            (None, Some(name)) => tag.into_iter().find_map(|frame| match frame {
+            Id3Frame::UserText(name) => tag.into_iter().find_map(|frame| match frame {
                 Frame::UserText(ExtendedTextFrame {
                     description,
                     content,
@@ -206,7 +215,6 @@ impl FormatTag for Id3 {
                 }) if description.eq_ignore_ascii_case(name) => Some(&**content),
                 _ => None,
             }),
-            (None, None) => None,
         };
         value.filter(|v| !v.is_empty()).map(str::to_string)
     }
@@ -214,13 +222,13 @@ impl FormatTag for Id3 {
     fn set(&mut self, field: Field, value: &str) {
         let tag = self.0.get_or_insert_with(Id3v2Tag::new);
         // Latin-1 holds every value written here and is valid in ID3v2.2, 2.3 and 2.4.
-        let frame = match (Self::frame_id(field), field.replaygain_name()) {
-            (Some(id), _) => Frame::Text(TextInformationFrame::new(
+        let frame = match Self::frame(field) {
+            Id3Frame::Text(id) => Frame::Text(TextInformationFrame::new(
                 FrameId::Valid(Cow::Borrowed(id)),
                 TextEncoding::Latin1,
                 value.to_string(),
             )),
-            (None, Some(name)) => {
+            Id3Frame::UserText(name) => {
                 let spellings: Vec<String> = (&*tag)
                     .into_iter()
                     .filter_map(|frame| match frame {
@@ -241,7 +249,6 @@ impl FormatTag for Id3 {
                     value.to_string(),
                 ))
             }
-            (None, None) => unreachable!("every field has a frame"),
         };
         tag.insert(frame);
     }
@@ -268,15 +275,6 @@ impl FormatTag for Id3 {
     }
 }
 
-/// The name of a field among Vorbis comments.
-fn vorbis_name(field: Field) -> &'static str {
-    match field {
-        Field::Bpm => "BPM",
-        Field::Key => "INITIALKEY",
-        other => other.replaygain_name().unwrap_or_default(),
-    }
-}
-
 /// Vorbis comments, and where they live.
 enum Vorbis {
     /// Those of an Ogg stream (Vorbis, Opus), cover art among them.
@@ -298,7 +296,7 @@ impl Vorbis {
 
 impl FormatTag for Vorbis {
     fn name(&self, field: Field) -> String {
-        vorbis_name(field).to_string()
+        field.common_name().to_string()
     }
 
     fn bpm_form(&self) -> BpmForm {
@@ -308,7 +306,7 @@ impl FormatTag for Vorbis {
     fn get(&self, field: Field) -> Option<String> {
         // Keys compare without case (the Vorbis comment rule, and lofty's `get`).
         self.comments()?
-            .get(vorbis_name(field))
+            .get(field.common_name())
             .filter(|v| !v.is_empty())
             .map(str::to_string)
     }
@@ -339,7 +337,7 @@ impl FormatTag for Vorbis {
                 comments
             }
         };
-        comments.insert(vorbis_name(field).to_string(), value.to_string());
+        comments.insert(field.common_name().to_string(), value.to_string());
     }
 
     fn save(&self, file: &mut File) -> Result<(), FileEncodingError> {

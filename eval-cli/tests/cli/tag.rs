@@ -4,6 +4,8 @@
 //! that cannot be tagged safely is skipped with its reason while the others are tagged.
 //! The test files are made by ffmpeg from the suite's click tracks; without ffmpeg or
 //! mutagen-inspect these tests fail and say what to install.
+//! One file over 500 lines: every test shares the encoder, the two readers and the
+//! before/after snapshot above them, which exist for this command alone.
 
 use std::collections::BTreeSet;
 use std::fs;
