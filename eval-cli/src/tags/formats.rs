@@ -130,7 +130,7 @@ pub fn load(file: &mut File) -> Result<Box<dyn FormatTag>, LoadError> {
     let options = parse_options();
     let id3 = |tag: Option<&Id3v2Tag>| -> Box<dyn FormatTag> { Box::new(Id3(tag.cloned())) };
     Ok(match file_type {
-        Some(FileType::Mpeg) => id3(MpegFile::read_from(file, options)?.id3v2()),
+        Some(FileType::Mpeg) => id3(read_mpeg(file)?.id3v2()),
         Some(FileType::Wav) => id3(WavFile::read_from(file, options)?.id3v2()),
         Some(FileType::Aiff) => id3(AiffFile::read_from(file, options)?.id3v2()),
         Some(FileType::Flac) => {
@@ -161,6 +161,34 @@ pub fn load(file: &mut File) -> Result<Box<dyn FormatTag>, LoadError> {
             ));
         }
     })
+}
+
+/// Reads an MP3 strictly; one whose only fault is its ID3v1 tag (often a year left
+/// blank, which strict parsing refuses) is read again leniently. The ID3v1 tag is never
+/// rewritten, and the ID3v2 tag, read before it, had already parsed strictly.
+fn read_mpeg(file: &mut File) -> Result<MpegFile, LoadError> {
+    match MpegFile::read_from(file, parse_options()) {
+        Err(err) if id3v1_failed(&err) => {
+            file.rewind()?;
+            let lenient = parse_options().parsing_mode(ParsingMode::BestAttempt);
+            Ok(MpegFile::read_from(file, lenient)?)
+        }
+        read => Ok(read?),
+    }
+}
+
+/// Whether `err` is a failure of the ID3v1 tag. lofty keeps which tag failed in a private
+/// field and says it only in the message, so the message is what is read; should it
+/// change, such files are skipped as before, never written.
+fn id3v1_failed(err: &FileParseError) -> bool {
+    let mut cause = std::error::Error::source(err);
+    while let Some(err) = cause {
+        if err.to_string() == "failed to parse Id3v1 tag" {
+            return true;
+        }
+        cause = err.source();
+    }
+    false
 }
 
 /// The options every save uses: the parse options above, and an ID3v2 tag kept at its

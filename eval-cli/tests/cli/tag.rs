@@ -215,7 +215,7 @@ fn every_container_gains_the_fields_and_keeps_its_audio_and_tags() {
     let dir = tempfile::tempdir().unwrap();
     let cover = cover_art(dir.path());
     let cover: Vec<&str> = cover.iter().map(String::as_str).collect();
-    let cases: [(&str, &[&str], &[&str]); 11] = [
+    let cases: [(&str, &[&str], &[&str]); 13] = [
         ("a.mp3", &[], &ID3_FIELDS),
         ("cover.mp3", &cover, &ID3_FIELDS),
         ("cover.flac", &cover, &VORBIS_FIELDS),
@@ -231,11 +231,20 @@ fn every_container_gains_the_fields_and_keeps_its_audio_and_tags() {
         ("a.ogg", &["-c:a", "libvorbis"], &VORBIS_FIELDS),
         ("a.opus", &["-c:a", "libopus"], &VORBIS_FIELDS),
         ("a.m4a", &[], &MP4_FIELDS),
+        // The index before the audio: growing the tag moves the audio and its offsets.
+        ("faststart.m4a", &["-movflags", "+faststart"], &MP4_FIELDS),
+        // An ID3v1 tag at the end stays as it is.
+        ("v1.mp3", &["-write_id3v1", "1"], &ID3_FIELDS),
     ];
     let options = TagOptions::default();
     for (name, ffmpeg_args, fields) in cases {
         let path = encoded(dir.path(), name, ffmpeg_args);
         let before = Snapshot::of(&path);
+        let tail = |path: &Path| {
+            let bytes = fs::read(path).unwrap();
+            bytes[bytes.len() - 128..].to_vec()
+        };
+        let tail_before = tail(&path);
         let report =
             tag_file(&path, &all_values(), &options).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(report.written, "{name}: {report:?}");
@@ -246,6 +255,10 @@ fn every_container_gains_the_fields_and_keeps_its_audio_and_tags() {
                 before.ffprobe.contains("nb_streams=2"),
                 "{name} has its cover"
             );
+        }
+        if name == "v1.mp3" {
+            assert_eq!(&tail_before[..3], b"TAG");
+            assert_eq!(tail(&path), tail_before, "the ID3v1 tag as it was");
         }
         if name == "v23.mp3" {
             assert_eq!(&fs::read(&path).unwrap()[..4], b"ID3\x03", "still ID3v2.3");
