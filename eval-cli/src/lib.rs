@@ -6,8 +6,9 @@
 //!
 //! ```text
 //! analyzer-core ─▶ record (the row; path_cell) ─▶ cache, evaluation, report (and its model),
-//!                                                 shard, runner, output, host, flags
-//!               ─▶ commands: analyze, merge, dist, serve, evaluate, compare, check, dataset
+//!                                                 shard, runner, output, host, flags, tags
+//!               ─▶ commands: analyze, merge, dist, serve, evaluate, compare, check, dataset,
+//!                  tag
 //!               ─▶ lib.rs (dispatch) ─▶ main.rs
 //! ```
 //!
@@ -48,6 +49,8 @@ pub mod report;
 pub mod runner;
 pub mod serve;
 pub mod shard;
+pub mod tag;
+pub mod tags;
 
 /// Tempo (BPM) analysis at library scale, and the harness that proves how fast and how
 /// right it is.
@@ -80,6 +83,8 @@ pub enum Command {
     Dist(dist::DistCommand),
     /// Serve analysis over HTTP: jobs, live progress, uploads, metrics and a web page.
     Serve(serve::ServeArgs),
+    /// Analyse files and write tempo and key into their own tags (ID3v2, Vorbis, MP4).
+    Tag(tag::TagArgs),
 }
 
 /// Runs a parsed command line; errors are printed on stderr and exit with status 2.
@@ -93,6 +98,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Dataset(cmd) => dataset::run(cmd),
         Command::Dist(cmd) => dist::run(cmd),
         Command::Serve(args) => serve::run(args),
+        Command::Tag(args) => tag::run(args),
     };
     match result {
         Ok(code) => code,

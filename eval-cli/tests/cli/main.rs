@@ -12,4 +12,5 @@ mod front_ends;
 mod key_eval;
 mod serve;
 mod shard;
+mod tag;
 mod ws;

@@ -1,0 +1,234 @@
+//! `eval-cli tag`: analyse files as `analyze` does (the same analyzer, batch runner,
+//! worker count, time limit and per-file isolation), then write the tempo and key into each
+//! file's own tags ([`crate::tags`]). One CSV row per file on stdout, in input order, says
+//! what was written, kept or skipped and why.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use analyzer_core::batch::{self, FileResult, Job};
+use analyzer_core::{Analyzer, Error, StopSignal};
+use serde::Serialize;
+
+use crate::flags;
+use crate::path_cell::path_cell;
+use crate::report::export::{self, CsvLine, Exporter};
+use crate::runner::{self, ProgressMode, RunOptions, Schedule, Shown};
+use crate::tags::{KeyNotation, TagOptions, TagReport, TagValues, tag_file};
+
+/// Exit status when every file was tagged, or had nothing to change.
+const EXIT_OK: u8 = 0;
+/// Exit status when some file was skipped (its row says why).
+const EXIT_SOME_SKIPPED: u8 = 1;
+/// Exit status after Ctrl-C or SIGTERM.
+const EXIT_CANCELLED: u8 = 130;
+
+/// Flags of `eval-cli tag`.
+#[derive(Debug, clap::Args)]
+pub struct TagArgs {
+    /// Audio files and folders (walked recursively for files with audio extensions).
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// Print what would change (old -> new per field) and write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Replace tempo and key values the tags already hold [default: keep them].
+    #[arg(long)]
+    overwrite: bool,
+    /// How the key is written: `standard` (`Am`, `F#`, `C#m`), `camelot` (`8A`) or
+    /// `openkey` (`1m`).
+    #[arg(long, value_enum, default_value_t = KeyNotation::Standard)]
+    key_notation: KeyNotation,
+    #[command(flatten)]
+    settings: flags::AnalyzerArgs,
+    /// Files analysed and tagged at once [default: one per core, fewer if memory is
+    /// short].
+    #[arg(long, value_name = "N", value_parser = flags::parse_workers)]
+    workers: Option<usize>,
+    /// Give up on a file's analysis after SECS seconds; it is then not tagged.
+    #[arg(long, value_name = "SECS", value_parser = flags::parse_timeout)]
+    timeout: Option<Duration>,
+    /// Progress on stderr: `auto` draws a bar only on a terminal.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    progress: ProgressMode,
+}
+
+/// What a run of `tag` needs, built from the flags.
+struct Plan {
+    paths: Vec<PathBuf>,
+    analyzer: Analyzer,
+    tagging: TagOptions,
+    options: RunOptions,
+}
+
+impl Plan {
+    fn new(args: TagArgs) -> anyhow::Result<Self> {
+        Ok(Plan {
+            analyzer: args.settings.analyzer()?,
+            paths: args.paths,
+            tagging: TagOptions {
+                overwrite: args.overwrite,
+                dry_run: args.dry_run,
+                notation: args.key_notation,
+            },
+            options: RunOptions {
+                workers: flags::resolve_workers(args.workers),
+                timeout: args.timeout,
+                schedule: Schedule::CostliestFirst,
+                progress: args.progress,
+                cancel: Arc::new(AtomicBool::new(false)),
+            },
+        })
+    }
+}
+
+/// A file analysed, and what tagging it did.
+struct Tagged {
+    values: TagValues,
+    outcome: Result<TagReport, String>,
+}
+
+/// The analysis, then the tags, in one worker: a file is tagged as soon as it is analysed.
+struct TagJob<'a> {
+    analyzer: &'a Analyzer,
+    tagging: TagOptions,
+}
+
+impl Job for TagJob<'_> {
+    type Output = Tagged;
+
+    fn run(&self, path: &Path, stop: &StopSignal) -> Result<Tagged, Error> {
+        let analysis = self.analyzer.run(path, stop)?;
+        let values = TagValues::of(&analysis);
+        let outcome = tag_file(path, &values, &self.tagging).map_err(|e| e.to_string());
+        Ok(Tagged { values, outcome })
+    }
+
+    fn cost_hint(&self, path: &Path) -> Option<f64> {
+        self.analyzer.cost_hint(path)
+    }
+}
+
+/// One row of `tag`'s CSV.
+#[derive(Debug, Default, Serialize)]
+struct TagRow {
+    /// The file, as found or named ([`path_cell`]).
+    path: String,
+    /// `tagged`, `unchanged` (the tags already held every value), `dry_run` (something
+    /// would be written) or `skipped`.
+    status: &'static str,
+    /// The tempo measured, BPM, three decimals.
+    bpm: String,
+    /// The key measured, in the chosen notation.
+    key: String,
+    /// Each field: `NAME: OLD -> NEW`, `NAME: OLD kept (new NEW)` or `NAME: NEW unchanged`.
+    fields: String,
+    /// Why the file was skipped.
+    reason: String,
+}
+
+impl TagRow {
+    fn of(result: &FileResult<Tagged>, notation: KeyNotation) -> Self {
+        let path = path_cell(&result.path);
+        let Some(tagged) = &result.value else {
+            let why = result.error.as_deref().unwrap_or("no analysis");
+            return TagRow::skipped(path, format!("analysis failed: {why}"));
+        };
+        let mut row = TagRow {
+            path,
+            bpm: tagged
+                .values
+                .bpm
+                .map_or(String::new(), |b| format!("{b:.3}")),
+            key: tagged
+                .values
+                .key
+                .map_or(String::new(), |k| notation.write(k)),
+            ..TagRow::default()
+        };
+        match &tagged.outcome {
+            Ok(report) => {
+                row.status = if report.written {
+                    "tagged"
+                } else if report.changes_something() {
+                    "dry_run"
+                } else {
+                    "unchanged"
+                };
+                row.fields = report.summary();
+            }
+            Err(why) => {
+                row.status = "skipped";
+                row.reason = why.clone();
+            }
+        }
+        row
+    }
+
+    fn skipped(path: String, reason: String) -> Self {
+        TagRow {
+            path,
+            status: "skipped",
+            reason,
+            ..TagRow::default()
+        }
+    }
+}
+
+/// Runs `eval-cli tag`.
+pub fn run(args: TagArgs) -> anyhow::Result<ExitCode> {
+    let plan = Plan::new(args)?;
+    let (files, walk_errors) = batch::collect_audio_files(&plan.paths);
+    if files.is_empty() && walk_errors.is_empty() {
+        eprintln!("eval-cli: warning: no audio files found");
+    }
+    runner::install_signal_handler(Arc::clone(&plan.options.cancel));
+    let job = TagJob {
+        analyzer: &plan.analyzer,
+        tagging: plan.tagging,
+    };
+    let summary = runner::run(
+        &files,
+        &plan.options,
+        &job,
+        |t: &Tagged| Shown {
+            bpm: t.values.bpm,
+            key: t.values.key.map(|k| k.to_string()),
+        },
+        |_| {},
+    );
+    let mut rows: Vec<TagRow> = summary
+        .results
+        .iter()
+        .map(|r| TagRow::of(r, plan.tagging.notation))
+        .collect();
+    rows.extend(
+        walk_errors
+            .into_iter()
+            .map(|e| TagRow::skipped(path_cell(&e.path), e.reason)),
+    );
+    let mut out = io::stdout().lock();
+    out.write_all(&export::csv_header::<TagRow>()?)?;
+    for row in &rows {
+        out.write_all(&CsvLine.serialize(row)?)?;
+    }
+    out.flush()?;
+    if summary.cancelled {
+        eprintln!(
+            "eval-cli: cancelled: {} of {} files finished",
+            summary.results.len(),
+            files.len()
+        );
+        return Ok(ExitCode::from(EXIT_CANCELLED));
+    }
+    let skipped = rows.iter().filter(|r| r.status == "skipped").count();
+    Ok(ExitCode::from(if skipped == 0 {
+        EXIT_OK
+    } else {
+        EXIT_SOME_SKIPPED
+    }))
+}

@@ -1,0 +1,476 @@
+//! Which field of which tag each value goes into, per container, through lofty's concrete
+//! tag types (never its generic `Tag`, whose conversion drops what it cannot map, and which
+//! would write MP4 `tmpo` as text): ID3v2 for MP3, WAV and AIFF; Vorbis comments for FLAC,
+//! Ogg Vorbis and Opus; the `ilst` atom for MP4/M4A. Only the one tag is rewritten; every
+//! other tag of the file (ID3v1, APE, RIFF INFO) and every other field of this one is left
+//! as it was read.
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::Seek;
+
+use lofty::TextEncoding;
+use lofty::config::{ParseOptions, ParsingMode, WriteOptions};
+use lofty::error::{FileEncodingError, FileParseError};
+use lofty::file::{AudioFile, FileType};
+use lofty::flac::FlacFile;
+use lofty::id3::v2::TextInformationFrame;
+use lofty::id3::v2::{ExtendedTextFrame, Frame, FrameId, Id3v2Tag, Id3v2Version};
+use lofty::iff::aiff::AiffFile;
+use lofty::iff::wav::WavFile;
+use lofty::mp4::{Atom, AtomData, AtomIdent, DataType, Ilst, Mp4File};
+use lofty::mpeg::MpegFile;
+use lofty::ogg::tag::VorbisComments;
+use lofty::ogg::{OggPictureStorage, OpusFile, VorbisFile};
+use lofty::prelude::TagExt;
+
+/// One value a file can be tagged with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// The tempo.
+    Bpm,
+    /// The key, in the chosen notation.
+    Key,
+    /// ReplayGain track gain, `-6.52 dB`.
+    TrackGain,
+    /// ReplayGain track peak, linear, `0.988553`.
+    TrackPeak,
+    /// ReplayGain album gain.
+    AlbumGain,
+    /// ReplayGain album peak.
+    AlbumPeak,
+}
+
+impl Field {
+    /// The name most formats share: the Vorbis comment (`BPM`, `INITIALKEY`,
+    /// `REPLAYGAIN_TRACK_GAIN`), which is also the ID3 `TXXX` description of the
+    /// ReplayGain fields.
+    fn common_name(self) -> &'static str {
+        match self {
+            Field::Bpm => "BPM",
+            Field::Key => "INITIALKEY",
+            Field::TrackGain => "REPLAYGAIN_TRACK_GAIN",
+            Field::TrackPeak => "REPLAYGAIN_TRACK_PEAK",
+            Field::AlbumGain => "REPLAYGAIN_ALBUM_GAIN",
+            Field::AlbumPeak => "REPLAYGAIN_ALBUM_PEAK",
+        }
+    }
+}
+
+/// How a tempo is written: a whole number where the format's field is one (ID3 `TBPM` is
+/// an integer string, MP4 `tmpo` a 16-bit integer), two decimals where it is free text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BpmForm {
+    /// Rounded to the nearest whole BPM.
+    Integer,
+    /// Two decimals, `127.98`.
+    Decimal,
+}
+
+impl BpmForm {
+    /// `bpm` as this form writes it.
+    pub fn write(self, bpm: f64) -> String {
+        match self {
+            BpmForm::Integer => format!("{}", bpm.round() as u32),
+            BpmForm::Decimal => format!("{bpm:.2}"),
+        }
+    }
+}
+
+/// The one tag of a file that is read and rewritten, whatever its format.
+pub trait FormatTag {
+    /// The field's name as the format spells it (`TBPM`, `TXXX:REPLAYGAIN_TRACK_GAIN`,
+    /// `INITIALKEY`, `tmpo`, `----:com.apple.iTunes:initialkey`).
+    fn name(&self, field: Field) -> String;
+    /// How this format writes a tempo.
+    fn bpm_form(&self) -> BpmForm;
+    /// The field's value in the tag as read; `None` when absent or empty.
+    fn get(&self, field: Field) -> Option<String>;
+    /// Replaces the field's value (every spelling of its name).
+    fn set(&mut self, field: Field, value: &str);
+    /// The name of every item the tag holds (a frame, a comment, an atom's value, a
+    /// picture), once per item: what a rewrite must keep.
+    fn items(&self) -> Vec<String>;
+    /// Writes this tag into `file` (a whole copy of the audio file), leaving the rest of it
+    /// as it is.
+    fn save(&self, file: &mut File) -> Result<(), FileEncodingError>;
+}
+
+/// What lofty is asked to accept: a tag that does not parse cleanly is refused rather than
+/// rewritten from what could be salvaged, and nothing is converted on the way in (an
+/// ID3v2.3 `TYER` stays a `TYER`).
+pub fn parse_options() -> ParseOptions {
+    ParseOptions::new()
+        .read_properties(false)
+        .parsing_mode(ParsingMode::Strict)
+        .implicit_conversions(false)
+}
+
+/// Why a file's tag cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// lofty knows no writable tag of ours for this container.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The container or its tag does not parse.
+    #[error(transparent)]
+    Damaged(#[from] FileParseError),
+    /// The file cannot be read.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// The tag of `file` this command writes (an empty one where the file has none yet).
+pub fn load(file: &mut File) -> Result<Box<dyn FormatTag>, LoadError> {
+    file.rewind()?;
+    let file_type = lofty::probe::Probe::new(std::io::BufReader::new(&mut *file))
+        .guess_file_type()?
+        .file_type();
+    file.rewind()?;
+    let options = parse_options();
+    let id3 = |tag: Option<&Id3v2Tag>| -> Box<dyn FormatTag> { Box::new(Id3(tag.cloned())) };
+    Ok(match file_type {
+        Some(FileType::Mpeg) => id3(read_mpeg(file)?.id3v2()),
+        Some(FileType::Wav) => id3(WavFile::read_from(file, options)?.id3v2()),
+        Some(FileType::Aiff) => id3(AiffFile::read_from(file, options)?.id3v2()),
+        Some(FileType::Flac) => {
+            Box::new(Vorbis::Flac(Box::new(FlacFile::read_from(file, options)?)))
+        }
+        Some(FileType::Vorbis) => Box::new(Vorbis::Ogg(
+            VorbisFile::read_from(file, options)?
+                .vorbis_comments()
+                .clone(),
+        )),
+        Some(FileType::Opus) => Box::new(Vorbis::Ogg(
+            OpusFile::read_from(file, options)?
+                .vorbis_comments()
+                .clone(),
+        )),
+        Some(FileType::Mp4) => Box::new(Mp4(Mp4File::read_from(file, options)?
+            .ilst()
+            .cloned()
+            .unwrap_or_default())),
+        Some(other) => {
+            return Err(LoadError::Unsupported(format!(
+                "{other:?} files are not tagged (ID3v2, Vorbis comments and MP4 only)"
+            )));
+        }
+        None => {
+            return Err(LoadError::Unsupported(
+                "not an audio container that carries tags".to_string(),
+            ));
+        }
+    })
+}
+
+/// Reads an MP3 strictly; one whose only fault is its ID3v1 tag (often a year left
+/// blank, which strict parsing refuses) is read again leniently. The ID3v1 tag is never
+/// rewritten, and the ID3v2 tag, read before it, had already parsed strictly.
+fn read_mpeg(file: &mut File) -> Result<MpegFile, LoadError> {
+    match MpegFile::read_from(file, parse_options()) {
+        Err(err) if id3v1_failed(&err) => {
+            file.rewind()?;
+            let lenient = parse_options().parsing_mode(ParsingMode::BestAttempt);
+            Ok(MpegFile::read_from(file, lenient)?)
+        }
+        read => Ok(read?),
+    }
+}
+
+/// Whether `err` is a failure of the ID3v1 tag. lofty keeps which tag failed in a private
+/// field and says it only in the message, so the message is what is read; should it
+/// change, such files are skipped as before, never written.
+fn id3v1_failed(err: &FileParseError) -> bool {
+    let mut cause = std::error::Error::source(err);
+    while let Some(err) = cause {
+        if err.to_string() == "failed to parse Id3v1 tag" {
+            return true;
+        }
+        cause = err.source();
+    }
+    false
+}
+
+/// The options every save uses: the parse options above, and an ID3v2 tag kept at its
+/// version.
+fn write_options() -> WriteOptions {
+    WriteOptions::new().parse_options(parse_options())
+}
+
+/// An ID3v2 tag; `None` until the file has one.
+struct Id3(Option<Id3v2Tag>);
+
+/// Where a field goes in ID3v2.
+enum Id3Frame {
+    /// A text frame of its own (`TBPM`).
+    Text(&'static str),
+    /// A `TXXX` frame with this description.
+    UserText(&'static str),
+}
+
+impl Id3 {
+    fn frame(field: Field) -> Id3Frame {
+        match field {
+            Field::Bpm => Id3Frame::Text("TBPM"),
+            Field::Key => Id3Frame::Text("TKEY"),
+            other => Id3Frame::UserText(other.common_name()),
+        }
+    }
+}
+
+impl FormatTag for Id3 {
+    fn name(&self, field: Field) -> String {
+        match Self::frame(field) {
+            Id3Frame::Text(id) => id.to_string(),
+            Id3Frame::UserText(name) => format!("TXXX:{name}"),
+        }
+    }
+
+    fn bpm_form(&self) -> BpmForm {
+        BpmForm::Integer
+    }
+
+    fn get(&self, field: Field) -> Option<String> {
+        let tag = self.0.as_ref()?;
+        let value = match Self::frame(field) {
+            Id3Frame::Text(id) => tag.get_text(&FrameId::Valid(Cow::Borrowed(id))),
+            // foobar2000 writes the descriptions in lower case: any case is the field.
+            Id3Frame::UserText(name) => tag.into_iter().find_map(|frame| match frame {
+                Frame::UserText(ExtendedTextFrame {
+                    description,
+                    content,
+                    ..
+                }) if description.eq_ignore_ascii_case(name) => Some(&**content),
+                _ => None,
+            }),
+        };
+        value.filter(|v| !v.is_empty()).map(str::to_string)
+    }
+
+    fn set(&mut self, field: Field, value: &str) {
+        let tag = self.0.get_or_insert_with(Id3v2Tag::new);
+        // Latin-1 holds every value written here and is valid in ID3v2.2, 2.3 and 2.4.
+        let frame = match Self::frame(field) {
+            Id3Frame::Text(id) => Frame::Text(TextInformationFrame::new(
+                FrameId::Valid(Cow::Borrowed(id)),
+                TextEncoding::Latin1,
+                value.to_string(),
+            )),
+            Id3Frame::UserText(name) => {
+                let spellings: Vec<String> = (&*tag)
+                    .into_iter()
+                    .filter_map(|frame| match frame {
+                        Frame::UserText(ExtendedTextFrame { description, .. })
+                            if description.eq_ignore_ascii_case(name) =>
+                        {
+                            Some(description.to_string())
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                for spelling in spellings {
+                    tag.remove_user_text(&spelling);
+                }
+                Frame::UserText(ExtendedTextFrame::new(
+                    TextEncoding::Latin1,
+                    name,
+                    value.to_string(),
+                ))
+            }
+        };
+        tag.insert(frame);
+    }
+
+    fn items(&self) -> Vec<String> {
+        let Some(tag) = &self.0 else {
+            return Vec::new();
+        };
+        tag.into_iter()
+            .map(|frame| match frame {
+                Frame::UserText(text) => format!("TXXX:{}", text.description.to_uppercase()),
+                other => other.id_str().to_string(),
+            })
+            .collect()
+    }
+
+    fn save(&self, file: &mut File) -> Result<(), FileEncodingError> {
+        let Some(tag) = &self.0 else { return Ok(()) };
+        let mut options = write_options();
+        // A file's ID3v2.3 tag stays 2.3 (players that read only 2.3 keep reading it);
+        // 2.4 and new tags are written as 2.4. lofty reads 2.2 as 2.3 frames.
+        let v23 = matches!(tag.original_version(), Id3v2Version::V3 | Id3v2Version::V2);
+        tag.save_to(file, options.use_id3v23(v23))
+    }
+}
+
+/// Vorbis comments, and where they live.
+enum Vorbis {
+    /// Those of an Ogg stream (Vorbis, Opus), cover art among them.
+    Ogg(VorbisComments),
+    /// A FLAC file, kept whole and saved whole: its pictures are blocks of their own,
+    /// which lofty's writer rewrites from what it is given, so saving the comments alone
+    /// would drop the cover art.
+    Flac(Box<FlacFile>),
+}
+
+impl Vorbis {
+    fn comments(&self) -> Option<&VorbisComments> {
+        match self {
+            Vorbis::Ogg(comments) => Some(comments),
+            Vorbis::Flac(flac) => flac.vorbis_comments(),
+        }
+    }
+}
+
+impl FormatTag for Vorbis {
+    fn name(&self, field: Field) -> String {
+        field.common_name().to_string()
+    }
+
+    fn bpm_form(&self) -> BpmForm {
+        BpmForm::Decimal
+    }
+
+    fn get(&self, field: Field) -> Option<String> {
+        // Keys compare without case (the Vorbis comment rule, and lofty's `get`).
+        self.comments()?
+            .get(field.common_name())
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    }
+
+    fn items(&self) -> Vec<String> {
+        let comments = self.comments();
+        let mut pictures = comments.map_or(0, |c| c.pictures().len());
+        if let Vorbis::Flac(flac) = self {
+            pictures += flac.pictures().len();
+        }
+        let keys = comments
+            .into_iter()
+            .flat_map(|c| c.items().map(|(key, _)| key.to_uppercase()));
+        keys.chain(std::iter::repeat_n("picture".to_string(), pictures))
+            .collect()
+    }
+
+    fn set(&mut self, field: Field, value: &str) {
+        let comments = match self {
+            Vorbis::Ogg(comments) => comments,
+            Vorbis::Flac(flac) => {
+                if flac.vorbis_comments().is_none() {
+                    flac.set_vorbis_comments(VorbisComments::default());
+                }
+                let Some(comments) = flac.vorbis_comments_mut() else {
+                    return;
+                };
+                comments
+            }
+        };
+        comments.insert(field.common_name().to_string(), value.to_string());
+    }
+
+    fn save(&self, file: &mut File) -> Result<(), FileEncodingError> {
+        match self {
+            Vorbis::Ogg(comments) => comments.save_to(file, write_options()),
+            Vorbis::Flac(flac) => flac.save_to(file, write_options()),
+        }
+    }
+}
+
+/// An MP4 `ilst`.
+struct Mp4(Ilst);
+
+/// The freeform atoms' namespace, as iTunes writes it.
+const ITUNES: &str = "com.apple.iTunes";
+
+impl Mp4 {
+    fn ident(field: Field) -> AtomIdent<'static> {
+        let freeform = |name: &'static str| AtomIdent::Freeform {
+            mean: Cow::Borrowed(ITUNES),
+            name: Cow::Borrowed(name),
+        };
+        match field {
+            Field::Bpm => AtomIdent::Fourcc(*b"tmpo"),
+            Field::Key => freeform("initialkey"),
+            Field::TrackGain => freeform("replaygain_track_gain"),
+            Field::TrackPeak => freeform("replaygain_track_peak"),
+            Field::AlbumGain => freeform("replaygain_album_gain"),
+            Field::AlbumPeak => freeform("replaygain_album_peak"),
+        }
+    }
+}
+
+impl FormatTag for Mp4 {
+    fn name(&self, field: Field) -> String {
+        match Self::ident(field) {
+            AtomIdent::Fourcc(fourcc) => String::from_utf8_lossy(&fourcc).into_owned(),
+            AtomIdent::Freeform { mean, name } => format!("----:{mean}:{name}"),
+        }
+    }
+
+    fn bpm_form(&self) -> BpmForm {
+        BpmForm::Integer
+    }
+
+    fn get(&self, field: Field) -> Option<String> {
+        let atom = self.0.get(&Self::ident(field))?;
+        let value = atom.data().find_map(|data| match data {
+            AtomData::UTF8(text) | AtomData::UTF16(text) => Some(text.clone()),
+            AtomData::SignedInteger(n) => Some(n.to_string()),
+            AtomData::UnsignedInteger(n) => Some(n.to_string()),
+            AtomData::Unknown { data, .. } if !data.is_empty() && data.len() <= 4 => Some(
+                data.iter()
+                    .fold(0u32, |n, b| (n << 8) | u32::from(*b))
+                    .to_string(),
+            ),
+            _ => None,
+        });
+        value.filter(|v| !v.is_empty())
+    }
+
+    fn items(&self) -> Vec<String> {
+        let mut items = Vec::new();
+        for atom in &self.0 {
+            let name = match atom.ident() {
+                AtomIdent::Fourcc(fourcc) => String::from_utf8_lossy(fourcc).into_owned(),
+                AtomIdent::Freeform { mean, name } => format!("----:{mean}:{name}"),
+            };
+            items.extend(std::iter::repeat_n(name, atom.data().count()));
+        }
+        items
+    }
+
+    fn set(&mut self, field: Field, value: &str) {
+        let data = match field {
+            // iTunes writes `tmpo` as a 16-bit big-endian integer; lofty's integer types
+            // would shrink 120 to one byte, so the two bytes are given as they are.
+            Field::Bpm => AtomData::Unknown {
+                code: DataType::BeSignedInteger,
+                data: value
+                    .parse::<u16>()
+                    .unwrap_or_default()
+                    .to_be_bytes()
+                    .to_vec(),
+            },
+            _ => AtomData::UTF8(value.to_string()),
+        };
+        self.0.replace_atom(Atom::new(Self::ident(field), data));
+    }
+
+    fn save(&self, file: &mut File) -> Result<(), FileEncodingError> {
+        self.0.save_to(file, write_options())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// ID3 and MP4 take whole numbers, rounded to nearest; Vorbis comments two decimals.
+    #[test]
+    fn tempo_is_rounded_as_each_format_wants() {
+        assert_eq!(BpmForm::Integer.write(127.5), "128");
+        assert_eq!(BpmForm::Integer.write(127.49), "127");
+        assert_eq!(BpmForm::Decimal.write(127.456), "127.46");
+        assert_eq!(BpmForm::Decimal.write(120.0), "120.00");
+    }
+}

@@ -1,0 +1,361 @@
+//! Writing what was measured into an audio file's own tags, where DJ software and players
+//! look: ID3v2 `TBPM`/`TKEY` (MP3, WAV, AIFF), Vorbis comments `BPM`/`INITIALKEY` (FLAC,
+//! Ogg Vorbis, Opus), MP4 `tmpo` and `----:com.apple.iTunes:initialkey`, and the
+//! ReplayGain fields in each. The tags are read and written by lofty ([`formats`]); the
+//! file is replaced by a tagged copy, never edited in place ([`replace`]).
+//!
+//! [`tag_file`] decides per field: a value already there is kept unless `overwrite`; a
+//! field that already holds the new value is left alone; a file with nothing to change is
+//! not rewritten. With `dry_run` it only says what would change. A file it cannot tag
+//! safely is an error naming why, and nothing of it is touched.
+
+pub mod formats;
+pub mod notation;
+pub mod replace;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs::{self, File};
+use std::io::Seek;
+use std::path::Path;
+
+use analyzer_core::Analysis;
+use analyzer_core::key::Key;
+
+use formats::{Field, FormatTag, LoadError};
+pub use notation::KeyNotation;
+use replace::{ReplaceError, Replaceable};
+
+/// What a file is tagged with; a value left `None` is not written.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TagValues {
+    /// The tempo, BPM.
+    pub bpm: Option<f64>,
+    /// The key.
+    pub key: Option<Key>,
+    /// The ReplayGain 2.0 values (reference -18 LUFS).
+    pub replaygain: Option<ReplayGain>,
+}
+
+impl TagValues {
+    /// The tempo and the key (when one was found) of `analysis`.
+    pub fn of(analysis: &Analysis) -> Self {
+        TagValues {
+            bpm: Some(analysis.tempo.bpm),
+            key: match &analysis.key {
+                Some(Ok(estimate)) => Some(estimate.key),
+                _ => None,
+            },
+            replaygain: None,
+        }
+    }
+
+    /// Each field to write and its text, in the order rows list them.
+    fn fields(&self, tag: &dyn FormatTag, notation: KeyNotation) -> Vec<(Field, String)> {
+        let mut fields = Vec::new();
+        if let Some(bpm) = self.bpm {
+            fields.push((Field::Bpm, tag.bpm_form().write(bpm)));
+        }
+        if let Some(key) = self.key {
+            fields.push((Field::Key, notation.write(key)));
+        }
+        if let Some(rg) = &self.replaygain {
+            fields.push((Field::TrackGain, gain_text(rg.track_gain_db)));
+            fields.push((Field::TrackPeak, peak_text(rg.track_peak)));
+            if let Some(gain) = rg.album_gain_db {
+                fields.push((Field::AlbumGain, gain_text(gain)));
+            }
+            if let Some(peak) = rg.album_peak {
+                fields.push((Field::AlbumPeak, peak_text(peak)));
+            }
+        }
+        fields
+    }
+}
+
+/// ReplayGain 2.0 values as players read them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReplayGain {
+    /// The gain that brings the track to -18 LUFS, dB.
+    pub track_gain_db: f64,
+    /// The track's peak, linear (1.0 is full scale).
+    pub track_peak: f64,
+    /// The album's gain, dB, when the track was measured as part of one.
+    pub album_gain_db: Option<f64>,
+    /// The album's peak, linear.
+    pub album_peak: Option<f64>,
+}
+
+/// A gain as the ReplayGain fields hold it: `-6.52 dB` (as loudgain and mp3gain write it).
+fn gain_text(db: f64) -> String {
+    format!("{db:.2} dB")
+}
+
+/// A peak as the ReplayGain fields hold it: `0.988553`.
+fn peak_text(peak: f64) -> String {
+    format!("{peak:.6}")
+}
+
+/// How a run tags files.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TagOptions {
+    /// Replace values the tags already hold.
+    pub overwrite: bool,
+    /// Only say what would change.
+    pub dry_run: bool,
+    /// How the key is written.
+    pub notation: KeyNotation,
+}
+
+/// What happens to one field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// The new value is written (or would be, in a dry run).
+    Write,
+    /// Another value is there and is kept (no `--overwrite`).
+    Keep,
+    /// The tag already holds the new value.
+    Same,
+}
+
+/// One field of one file: its name in the file's format, the value it held, the new one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldChange {
+    /// The field.
+    pub field: Field,
+    /// Its name as the format spells it (`TBPM`, `INITIALKEY`).
+    pub name: String,
+    /// The value the tag held.
+    pub old: Option<String>,
+    /// The value measured.
+    pub new: String,
+    /// What is done.
+    pub action: Action,
+}
+
+impl fmt::Display for FieldChange {
+    /// `TBPM: - -> 128`, `TKEY: Am kept (new C#m)`, `BPM: 128.00 unchanged`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let old = self.old.as_deref().unwrap_or("-");
+        match self.action {
+            Action::Write => write!(f, "{}: {old} -> {}", self.name, self.new),
+            Action::Keep => write!(f, "{}: {old} kept (new {})", self.name, self.new),
+            Action::Same => write!(f, "{}: {} unchanged", self.name, self.new),
+        }
+    }
+}
+
+/// What [`tag_file`] did to a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagReport {
+    /// Every field asked for, in order.
+    pub changes: Vec<FieldChange>,
+    /// Whether the file was rewritten.
+    pub written: bool,
+}
+
+impl TagReport {
+    /// Whether some field is (or, in a dry run, would be) written.
+    pub fn changes_something(&self) -> bool {
+        self.changes.iter().any(|c| c.action == Action::Write)
+    }
+
+    /// The fields, `; `-joined.
+    pub fn summary(&self) -> String {
+        let parts: Vec<String> = self.changes.iter().map(ToString::to_string).collect();
+        parts.join("; ")
+    }
+}
+
+/// Why a file was not tagged; nothing of it was changed.
+#[derive(Debug, thiserror::Error)]
+pub enum TagError {
+    /// The file cannot be opened.
+    #[error("cannot open: {0}")]
+    Open(std::io::Error),
+    /// The file cannot be replaced safely.
+    #[error("cannot tag safely: {0}")]
+    Unsafe(#[from] ReplaceError),
+    /// A container lofty does not tag (a bare stream, an unknown format).
+    #[error("no tags written: {0}")]
+    Unsupported(String),
+    /// The container or its present tags do not parse.
+    #[error("damaged tags or container: {}", with_causes(.0))]
+    Damaged(lofty::error::FileParseError),
+    /// lofty could not write the tag into the copy.
+    #[error("cannot write the tags: {}", with_causes(.0))]
+    Write(#[from] lofty::error::FileEncodingError),
+    /// The tagged copy, read back, lacks an item the tag held before.
+    #[error("the tagged copy lost {0} of the tags; file left as it was")]
+    Lost(String),
+    /// The tagged copy, read back, does not hold what was written.
+    #[error("the tagged copy reads back {name} = {found:?}, not {wanted:?}; file left as it was")]
+    ReadBack {
+        /// The field.
+        name: String,
+        /// What it holds.
+        found: Option<String>,
+        /// What was written.
+        wanted: String,
+    },
+}
+
+/// The first item of `held` that `kept` has fewer of, leaving out the fields `written`
+/// (each is replaced by one value, which the read-back checks).
+fn first_lost(held: &[String], kept: &[String], written: &[&str]) -> Option<String> {
+    let count = |items: &[String]| {
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for item in items {
+            *counts.entry(item.clone()).or_default() += 1;
+        }
+        counts
+    };
+    let kept = count(kept);
+    count(held)
+        .into_iter()
+        .filter(|(item, _)| !written.contains(&item.as_str()))
+        .find(|(item, n)| kept.get(item).copied().unwrap_or(0) < *n)
+        .map(|(item, _)| item)
+}
+
+/// `err` and each error under it, `: `-joined (lofty's own message names only the format).
+fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(err) = cause {
+        text.push_str(&format!(": {err}"));
+        cause = err.source();
+    }
+    text
+}
+
+impl From<LoadError> for TagError {
+    fn from(err: LoadError) -> Self {
+        match err {
+            LoadError::Unsupported(why) => TagError::Unsupported(why),
+            LoadError::Damaged(err) => TagError::Damaged(err),
+            LoadError::Io(err) => TagError::Open(err),
+        }
+    }
+}
+
+/// Tags the file at `path` (a link: the file it names) with `values` as `options` say.
+pub fn tag_file(
+    path: &Path,
+    values: &TagValues,
+    options: &TagOptions,
+) -> Result<TagReport, TagError> {
+    let target = fs::canonicalize(path).map_err(TagError::Open)?;
+    let replaceable = Replaceable::check(&target)?;
+    let mut file = File::open(&target).map_err(TagError::Open)?;
+    let mut tag = formats::load(&mut file)?;
+    let changes: Vec<FieldChange> = values
+        .fields(&*tag, options.notation)
+        .into_iter()
+        .map(|(field, new)| {
+            let old = tag.get(field);
+            let action = match &old {
+                Some(old) if *old == new => Action::Same,
+                Some(_) if !options.overwrite => Action::Keep,
+                _ => Action::Write,
+            };
+            FieldChange {
+                field,
+                name: tag.name(field),
+                old,
+                new,
+                action,
+            }
+        })
+        .collect();
+    let mut report = TagReport {
+        changes,
+        written: false,
+    };
+    if options.dry_run || !report.changes_something() {
+        return Ok(report);
+    }
+    let held = tag.items();
+    let writes: Vec<&FieldChange> = report
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Write)
+        .collect();
+    for change in &writes {
+        tag.set(change.field, &change.new);
+    }
+    replaceable.replace(&mut file, |copy| -> Result<(), TagError> {
+        // lofty finds the format from where the file stands: at its start.
+        copy.rewind().map_err(TagError::Open)?;
+        tag.save(copy)?;
+        let back = formats::load(copy)?;
+        let written: Vec<&str> = writes.iter().map(|c| c.name.as_str()).collect();
+        if let Some(item) = first_lost(&held, &back.items(), &written) {
+            return Err(TagError::Lost(item));
+        }
+        for change in &writes {
+            let found = back.get(change.field);
+            if found.as_deref() != Some(change.new.as_str()) {
+                return Err(TagError::ReadBack {
+                    name: change.name.clone(),
+                    found,
+                    wanted: change.new.clone(),
+                });
+            }
+        }
+        Ok(())
+    })?;
+    report.written = true;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn an_item_the_copy_lacks_is_lost_unless_it_was_written() {
+        let held = names(&["TIT2", "APIC", "APIC", "TBPM", "TBPM"]);
+        assert_eq!(first_lost(&held, &held, &[]), None);
+        let one_cover = names(&["TIT2", "APIC", "TBPM", "TBPM", "TKEY"]);
+        assert_eq!(first_lost(&held, &one_cover, &[]), Some("APIC".into()));
+        let one_tempo = names(&["TIT2", "APIC", "APIC", "TBPM"]);
+        assert_eq!(first_lost(&held, &one_tempo, &[]), Some("TBPM".into()));
+        assert_eq!(first_lost(&held, &one_tempo, &["TBPM"]), None);
+    }
+
+    #[test]
+    fn each_field_says_what_happens_to_it() {
+        let change = |old: Option<&str>, action| FieldChange {
+            field: Field::Bpm,
+            name: "TBPM".into(),
+            old: old.map(String::from),
+            new: "128".into(),
+            action,
+        };
+        let report = TagReport {
+            changes: vec![
+                change(None, Action::Write),
+                change(Some("99"), Action::Keep),
+                change(Some("128"), Action::Same),
+            ],
+            written: false,
+        };
+        assert_eq!(
+            report.summary(),
+            "TBPM: - -> 128; TBPM: 99 kept (new 128); TBPM: 128 unchanged"
+        );
+        assert!(report.changes_something());
+    }
+
+    #[test]
+    fn replaygain_is_written_as_players_read_it() {
+        assert_eq!(gain_text(-6.5249), "-6.52 dB");
+        assert_eq!(gain_text(2.1), "2.10 dB");
+        assert_eq!(peak_text(0.9885531), "0.988553");
+    }
+}

@@ -1,0 +1,677 @@
+//! `eval-cli tag` and the tag writer under it: every container keeps its audio (decoded
+//! before and after, by ffmpeg and by the analyzer's decoder, bit for bit) and every tag it
+//! had, gains the values as an independent reader (Debian's mutagen) sees them, and a file
+//! that cannot be tagged safely is skipped with its reason while the others are tagged.
+//! The test files are made by ffmpeg from the suite's click tracks; without ffmpeg or
+//! mutagen-inspect these tests fail and say what to install.
+//! One file over 500 lines: every test shares the encoder, the two readers and the
+//! before/after snapshot above them, which exist for this command alone.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command as Process, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use analyzer_core::StopSignal;
+use analyzer_core::decode::decode_mono;
+use eval_cli::tags::replace::PAUSE_FIFO_ENV;
+use eval_cli::tags::{KeyNotation, ReplayGain, TagOptions, TagValues, tag_file};
+
+use crate::util::{click_wav, eval_cli, eval_cli_process, fifo, s};
+
+/// Runs a tool the tests need, failing with what to install when it is missing.
+fn tool(name: &str, package: &str, args: &[&str]) -> Output {
+    let output = Process::new(name).args(args).output().unwrap_or_else(|e| {
+        panic!("{name} is needed by the tag tests ({e}): apt-get install -y {package}")
+    });
+    assert!(
+        output.status.success(),
+        "{name} {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// A 12 s click track at 120 BPM encoded by ffmpeg as `dir/name` (the extension picks
+/// the container), with `extra` ffmpeg arguments (inputs among them), then a title and
+/// an artist.
+fn encoded(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
+    let wav = dir.join(format!("{name}.source.wav"));
+    click_wav(&wav, 120.0, 12.0);
+    let path = dir.join(name);
+    let mut args = vec!["-v", "error", "-y", "-i", s(&wav)];
+    args.extend(extra);
+    args.extend(["-metadata", "title=Keep me"]);
+    args.extend(["-metadata", "artist=The Tests"]);
+    args.push(s(&path));
+    tool("ffmpeg", "ffmpeg", &args);
+    fs::remove_file(wav).unwrap();
+    path
+}
+
+/// A 16x16 PNG at `dir/cover.png`, and the ffmpeg arguments that attach it as cover art.
+fn cover_art(dir: &Path) -> Vec<String> {
+    let png = dir.join("cover.png");
+    let args = ["-v", "error", "-f", "lavfi", "-i", "color=c=red:s=16x16"];
+    tool(
+        "ffmpeg",
+        "ffmpeg",
+        &[&args[..], &["-frames:v", "1", s(&png)]].concat(),
+    );
+    let attach = [
+        "-map",
+        "0",
+        "-map",
+        "1",
+        "-c:v",
+        "copy",
+        "-disposition:v",
+        "attached_pic",
+    ];
+    let mut cover = vec!["-i".to_string(), s(&png).to_string()];
+    cover.extend(attach.iter().map(|a| a.to_string()));
+    cover
+}
+
+/// What ffmpeg decodes `path` to, as 32-bit floats.
+fn ffmpeg_samples(path: &Path) -> Vec<u8> {
+    let args = ["-v", "error", "-i", s(path), "-f", "f32le", "-"];
+    tool("ffmpeg", "ffmpeg", &args).stdout
+}
+
+/// What the analyzer's decoder gives for `path` (mono), as bits; `None` for a codec it
+/// does not decode (Opus, AIFF).
+fn analyzer_samples(path: &Path) -> Option<Vec<u32>> {
+    let mut samples = Vec::new();
+    decode_mono(path, &StopSignal::never(), |chunk, _| {
+        samples.extend(chunk.iter().map(|x| x.to_bits()));
+        Ok(())
+    })
+    .ok()?;
+    Some(samples)
+}
+
+/// The tags of `path` as mutagen prints them, one `KEY=value` per line.
+fn mutagen_tags(path: &Path) -> BTreeSet<String> {
+    let out = tool("mutagen-inspect", "python3-mutagen", &[s(path)]);
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("-- ") && !l.starts_with("- ") && !l.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// The tags ffprobe sees in `path`'s container, `TAG:key=value` lines, and its stream
+/// count (cover art is a stream).
+fn ffprobe_tags(path: &Path) -> BTreeSet<String> {
+    let out = tool(
+        "ffprobe",
+        "ffmpeg",
+        &["-v", "error", "-show_format", s(path)],
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("TAG:") || l.starts_with("nb_streams="))
+        .map(String::from)
+        .collect()
+}
+
+/// Everything a test compares of a file before and after tagging.
+struct Snapshot {
+    decoded: Vec<u8>,
+    analyzer: Option<Vec<u32>>,
+    mutagen: BTreeSet<String>,
+    ffprobe: BTreeSet<String>,
+}
+
+impl Snapshot {
+    fn of(path: &Path) -> Self {
+        Snapshot {
+            decoded: ffmpeg_samples(path),
+            analyzer: analyzer_samples(path),
+            mutagen: mutagen_tags(path),
+            ffprobe: ffprobe_tags(path),
+        }
+    }
+
+    /// The audio of `after` is this one's, bit for bit, and it holds every tag this one
+    /// held; returns the tags it gained.
+    fn kept_by(&self, after: &Snapshot, what: &str) -> BTreeSet<String> {
+        assert!(!self.decoded.is_empty(), "{what}: ffmpeg decoded nothing");
+        assert!(
+            self.decoded == after.decoded,
+            "{what}: ffmpeg decodes other samples"
+        );
+        assert!(
+            self.analyzer == after.analyzer,
+            "{what}: the analyzer decodes other samples"
+        );
+        for line in &self.mutagen {
+            assert!(after.mutagen.contains(line), "{what}: lost {line}");
+        }
+        for line in &self.ffprobe {
+            assert!(after.ffprobe.contains(line), "{what}: ffprobe lost {line}");
+        }
+        after.mutagen.difference(&self.mutagen).cloned().collect()
+    }
+}
+
+fn set(lines: &[&str]) -> BTreeSet<String> {
+    lines.iter().map(|l| l.to_string()).collect()
+}
+
+const ID3_FIELDS: [&str; 6] = [
+    "TBPM=128",
+    "TKEY=Am",
+    "TXXX=REPLAYGAIN_TRACK_GAIN=-6.52 dB",
+    "TXXX=REPLAYGAIN_TRACK_PEAK=0.988553",
+    "TXXX=REPLAYGAIN_ALBUM_GAIN=-7.10 dB",
+    "TXXX=REPLAYGAIN_ALBUM_PEAK=1.000000",
+];
+
+const VORBIS_FIELDS: [&str; 6] = [
+    "BPM=127.60",
+    "INITIALKEY=Am",
+    "REPLAYGAIN_TRACK_GAIN=-6.52 dB",
+    "REPLAYGAIN_TRACK_PEAK=0.988553",
+    "REPLAYGAIN_ALBUM_GAIN=-7.10 dB",
+    "REPLAYGAIN_ALBUM_PEAK=1.000000",
+];
+
+/// mutagen prints a freeform atom with its data type.
+const MP4_FIELDS: [&str; 6] = [
+    "tmpo=128",
+    "----:com.apple.iTunes:initialkey=MP4FreeForm(b'Am', <AtomDataType.UTF8: 1>)",
+    "----:com.apple.iTunes:replaygain_track_gain=MP4FreeForm(b'-6.52 dB', <AtomDataType.UTF8: 1>)",
+    "----:com.apple.iTunes:replaygain_track_peak=MP4FreeForm(b'0.988553', <AtomDataType.UTF8: 1>)",
+    "----:com.apple.iTunes:replaygain_album_gain=MP4FreeForm(b'-7.10 dB', <AtomDataType.UTF8: 1>)",
+    "----:com.apple.iTunes:replaygain_album_peak=MP4FreeForm(b'1.000000', <AtomDataType.UTF8: 1>)",
+];
+
+fn all_values() -> TagValues {
+    TagValues {
+        bpm: Some(127.6),
+        key: Some("A minor".parse().unwrap()),
+        replaygain: Some(ReplayGain {
+            track_gain_db: -6.5249,
+            track_peak: 0.988553,
+            album_gain_db: Some(-7.1),
+            album_peak: Some(1.0),
+        }),
+    }
+}
+
+/// Tempo, key and ReplayGain go into each container's own fields, as mutagen reads them;
+/// the audio decodes to the same samples and every tag there before is still there. An
+/// ID3v2.3 tag stays 2.3; cover art stays. Tagging again with the same values changes no
+/// byte.
+#[test]
+fn every_container_gains_the_fields_and_keeps_its_audio_and_tags() {
+    let dir = tempfile::tempdir().unwrap();
+    let cover = cover_art(dir.path());
+    let cover: Vec<&str> = cover.iter().map(String::as_str).collect();
+    let cases: [(&str, &[&str], &[&str]); 13] = [
+        ("a.mp3", &[], &ID3_FIELDS),
+        ("cover.mp3", &cover, &ID3_FIELDS),
+        ("cover.flac", &cover, &VORBIS_FIELDS),
+        ("cover.m4a", &cover, &MP4_FIELDS),
+        (
+            "v23.mp3",
+            &["-id3v2_version", "3", "-metadata", "date=2001"],
+            &ID3_FIELDS,
+        ),
+        ("a.wav", &[], &ID3_FIELDS),
+        ("a.aiff", &["-write_id3v2", "1"], &ID3_FIELDS),
+        ("a.flac", &[], &VORBIS_FIELDS),
+        ("a.ogg", &["-c:a", "libvorbis"], &VORBIS_FIELDS),
+        ("a.opus", &["-c:a", "libopus"], &VORBIS_FIELDS),
+        ("a.m4a", &[], &MP4_FIELDS),
+        // The index before the audio: growing the tag moves the audio and its offsets.
+        ("faststart.m4a", &["-movflags", "+faststart"], &MP4_FIELDS),
+        // An ID3v1 tag at the end stays as it is.
+        ("v1.mp3", &["-write_id3v1", "1"], &ID3_FIELDS),
+    ];
+    let options = TagOptions::default();
+    for (name, ffmpeg_args, fields) in cases {
+        let path = encoded(dir.path(), name, ffmpeg_args);
+        let before = Snapshot::of(&path);
+        let tail = |path: &Path| {
+            let bytes = fs::read(path).unwrap();
+            bytes[bytes.len() - 128..].to_vec()
+        };
+        let tail_before = tail(&path);
+        let report =
+            tag_file(&path, &all_values(), &options).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(report.written, "{name}: {report:?}");
+        let after = Snapshot::of(&path);
+        assert_eq!(before.kept_by(&after, name), set(fields), "{name}");
+        if name.starts_with("cover") {
+            assert!(
+                before.ffprobe.contains("nb_streams=2"),
+                "{name} has its cover"
+            );
+        }
+        if name == "v1.mp3" {
+            assert_eq!(&tail_before[..3], b"TAG");
+            assert_eq!(tail(&path), tail_before, "the ID3v1 tag as it was");
+        }
+        if name == "v23.mp3" {
+            assert_eq!(&fs::read(&path).unwrap()[..4], b"ID3\x03", "still ID3v2.3");
+        }
+        let bytes = fs::read(&path).unwrap();
+        let again = tag_file(&path, &all_values(), &options).unwrap();
+        assert!(!again.written && !again.changes_something(), "{again:?}");
+        assert_eq!(fs::read(&path).unwrap(), bytes, "{name}: rewritten");
+    }
+    let left: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(left.len(), cases.len() + 1, "no temporary file is left");
+}
+
+/// A field spelled in lower case (foobar2000's `TXXX:replaygain_track_gain`, a Vorbis
+/// `bpm`) is the same field: kept without `overwrite`, replaced by one value with it.
+#[test]
+fn a_field_in_lower_case_is_the_same_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let lower = [
+        "-metadata",
+        "replaygain_track_gain=-3.00 dB",
+        "-metadata",
+        "bpm=99",
+    ];
+    let values = all_values();
+    for (name, old_lines, new_lines) in [
+        (
+            "a.mp3",
+            ["TXXX=replaygain_track_gain=-3.00 dB", "TXXX=bpm=99"],
+            ["TXXX=REPLAYGAIN_TRACK_GAIN=-6.52 dB", "TBPM=128"],
+        ),
+        (
+            "a.flac",
+            ["replaygain_track_gain=-3.00 dB", "bpm=99"],
+            ["REPLAYGAIN_TRACK_GAIN=-6.52 dB", "BPM=127.60"],
+        ),
+    ] {
+        let path = encoded(dir.path(), name, &lower);
+        assert!(mutagen_tags(&path).contains(old_lines[0]), "{name}");
+        let kept = tag_file(&path, &values, &TagOptions::default()).unwrap();
+        let gain = kept.changes.iter().find(|c| c.name.contains("TRACK_GAIN"));
+        assert_eq!(gain.unwrap().old.as_deref(), Some("-3.00 dB"), "{name}");
+        assert!(mutagen_tags(&path).contains(old_lines[0]), "{name}: kept");
+
+        let overwrite = TagOptions {
+            overwrite: true,
+            ..TagOptions::default()
+        };
+        tag_file(&path, &values, &overwrite).unwrap();
+        let tags = mutagen_tags(&path);
+        assert!(
+            tags.contains(new_lines[0]) && tags.contains(new_lines[1]),
+            "{name}: {tags:?}"
+        );
+        assert!(
+            !tags.contains(old_lines[0]),
+            "{name}: one value left: {tags:?}"
+        );
+    }
+}
+
+/// The key notation picks what `TKEY`/`INITIALKEY` hold.
+#[test]
+fn the_key_is_written_in_the_notation_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let values = TagValues {
+        key: Some("A minor".parse().unwrap()),
+        ..TagValues::default()
+    };
+    for (notation, text) in [(KeyNotation::Camelot, "8A"), (KeyNotation::OpenKey, "1m")] {
+        let path = encoded(dir.path(), &format!("{text}.flac"), &[]);
+        let options = TagOptions {
+            notation,
+            ..TagOptions::default()
+        };
+        tag_file(&path, &values, &options).unwrap();
+        assert!(mutagen_tags(&path).contains(&format!("INITIALKEY={text}")));
+    }
+}
+
+/// `eval-cli tag` as a user runs it, in `dir`, with `args` after the paths.
+fn tag(paths: &[&Path], args: &[&str]) -> Output {
+    eval_cli()
+        .arg("tag")
+        .args(paths)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The rows of `tag`'s CSV by file name: (status, bpm, key, fields, reason).
+fn tag_rows(output: &Output) -> Vec<[String; 6]> {
+    let mut reader = csv::Reader::from_reader(&output.stdout[..]);
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(header.join(","), "path,status,bpm,key,fields,reason");
+    reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            std::array::from_fn(|i| r[i].to_string())
+        })
+        .collect()
+}
+
+/// One folder of three containers and two files that cannot be tagged: the three are
+/// tagged with the tempo the analyzer measures, as mutagen and ffprobe read it; the Opus
+/// file (which the analyzer does not decode) and a read-only MP3 are skipped with their
+/// reasons and left byte for byte; the exit status says something was skipped. A second
+/// run finds nothing to change.
+#[test]
+fn tag_tags_a_folder_and_skips_what_it_cannot_tag_safely() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path();
+    for name in ["a.flac", "b.m4a", "c.mp3", "e.opus"] {
+        encoded(lib, name, &[]);
+    }
+    let locked = encoded(lib, "d.mp3", &[]);
+    fs::set_permissions(&locked, fs::Permissions::from_mode(0o444)).unwrap();
+    let opus = lib.join("e.opus");
+    let untouched = [fs::read(&locked).unwrap(), fs::read(&opus).unwrap()];
+
+    let out = tag(&[lib], &["--workers", "2", "--descriptors", "tempo"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let rows = tag_rows(&out);
+    let statuses: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (&r[0][lib.to_str().unwrap().len() + 1..], r[1].as_str()))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("a.flac", "tagged"),
+            ("b.m4a", "tagged"),
+            ("c.mp3", "tagged"),
+            ("d.mp3", "skipped"),
+            ("e.opus", "skipped"),
+        ]
+    );
+    // Vorbis comments get two decimals, ID3 a whole number.
+    let flac_bpm: f64 = rows[0][2].parse().unwrap();
+    assert!((flac_bpm - 120.0).abs() < 0.1, "{:?}", rows[0]);
+    let flac_field = format!("BPM={flac_bpm:.2}");
+    assert_eq!(rows[0][4], format!("BPM: - -> {flac_bpm:.2}"));
+    assert_eq!(rows[2][4], "TBPM: - -> 120");
+    assert_eq!(rows[3][5], "cannot tag safely: read-only file");
+    assert!(rows[4][5].starts_with("analysis failed: "), "{:?}", rows[4]);
+    assert_eq!(
+        [fs::read(&locked).unwrap(), fs::read(&opus).unwrap()],
+        untouched
+    );
+
+    assert!(mutagen_tags(&lib.join("a.flac")).contains(&flac_field));
+    assert!(mutagen_tags(&lib.join("b.m4a")).contains("tmpo=120"));
+    assert!(ffprobe_tags(&lib.join("c.mp3")).contains("TAG:TBPM=120"));
+    assert!(ffprobe_tags(&lib.join("a.flac")).contains(&format!("TAG:{flac_field}")));
+
+    fs::set_permissions(&locked, fs::Permissions::from_mode(0o644)).unwrap();
+    let again = tag(&[&lib.join("a.flac"), &lib.join("c.mp3")], &[]);
+    assert!(again.status.success(), "{again:?}");
+    for row in tag_rows(&again) {
+        assert_eq!(row[1], "unchanged", "{row:?}");
+    }
+}
+
+/// With the key among the descriptors (the default), `tag` writes the key it measures in
+/// the notation asked for: an A minor triad over clicks reads as hour 8 of the Camelot
+/// wheel (A minor or its relative, C major), and `TKEY` holds what the row says.
+#[test]
+fn tag_writes_the_key_it_measures_in_the_notation_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chord.mp3");
+    let triad = "aevalsrc='0.2*sin(2*PI*220*t)+0.2*sin(2*PI*261.63*t)+0.2*sin(2*PI*329.63*t)\
+                 +if(lt(mod(t,0.5),0.01),0.3*sin(2*PI*2000*t),0)':s=22050:d=12";
+    let args = [
+        "-v",
+        "error",
+        "-f",
+        "lavfi",
+        "-i",
+        triad,
+        "-ac",
+        "1",
+        s(&path),
+    ];
+    tool("ffmpeg", "ffmpeg", &args);
+    let out = tag(&[&path], &["--key-notation", "camelot"]);
+    assert!(out.status.success(), "{out:?}");
+    let row = &tag_rows(&out)[0];
+    assert!(["8A", "8B"].contains(&row[3].as_str()), "{row:?}");
+    assert_eq!(row[4], format!("TBPM: - -> 120; TKEY: - -> {}", row[3]));
+    assert!(mutagen_tags(&path).contains(&format!("TKEY={}", row[3])));
+}
+
+/// A value already in the tags is kept and said so, and the file is not rewritten; with
+/// `--overwrite` it is replaced. `--dry-run` says what would change and writes nothing.
+#[test]
+fn existing_values_are_kept_unless_overwrite_and_dry_run_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = encoded(dir.path(), "a.mp3", &["-metadata", "TBPM=99"]);
+    assert!(mutagen_tags(&path).contains("TBPM=99"));
+    let bytes = fs::read(&path).unwrap();
+    let tempo = ["--descriptors", "tempo"];
+
+    let kept = tag(&[&path], &tempo);
+    assert!(kept.status.success(), "{kept:?}");
+    let row = &tag_rows(&kept)[0];
+    assert_eq!(
+        row[1..5],
+        ["unchanged", &row[2], "", "TBPM: 99 kept (new 120)"]
+    );
+    assert!(row[2].starts_with("120.0"), "{row:?}");
+    assert_eq!(fs::read(&path).unwrap(), bytes);
+
+    let dry = tag(
+        &[&path],
+        &["--descriptors", "tempo", "--overwrite", "--dry-run"],
+    );
+    assert_eq!(
+        tag_rows(&dry)[0][1..5],
+        ["dry_run", &row[2], "", "TBPM: 99 -> 120"]
+    );
+    assert_eq!(fs::read(&path).unwrap(), bytes, "a dry run writes nothing");
+
+    let before = Snapshot::of(&path);
+    let replaced = tag(&[&path], &["--descriptors", "tempo", "--overwrite"]);
+    assert_eq!(tag_rows(&replaced)[0][1], "tagged");
+    let after = Snapshot::of(&path);
+    assert!(after.mutagen.contains("TBPM=120"));
+    assert_eq!(before.decoded, after.decoded);
+}
+
+/// A file that cannot be tagged safely is an error naming why, and is left as it was: a
+/// read-only folder, a file with two names, tags that do not parse, a bare stream.
+#[test]
+fn files_that_cannot_be_tagged_safely_are_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let values = all_values();
+    let options = TagOptions::default();
+    let reason = |path: &Path| {
+        let before = fs::read(path).unwrap();
+        let err = tag_file(path, &values, &options).unwrap_err().to_string();
+        assert_eq!(fs::read(path).unwrap(), before, "{err}");
+        err
+    };
+
+    let folder = dir.path().join("locked");
+    fs::create_dir(&folder).unwrap();
+    let in_locked = encoded(&folder, "a.flac", &[]);
+    fs::set_permissions(&folder, fs::Permissions::from_mode(0o555)).unwrap();
+    let locked_reason = reason(&in_locked);
+    fs::set_permissions(&folder, fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(
+        locked_reason.starts_with("cannot tag safely: read-only folder"),
+        "{locked_reason}"
+    );
+
+    let linked = encoded(dir.path(), "b.flac", &[]);
+    fs::hard_link(&linked, dir.path().join("b2.flac")).unwrap();
+    assert_eq!(
+        reason(&linked),
+        "cannot tag safely: the file has 2 hard links; replacing it would split them"
+    );
+
+    // An ID3v2 frame whose ID is not one.
+    let damaged = encoded(dir.path(), "c.mp3", &[]);
+    let mut bytes = fs::read(&damaged).unwrap();
+    assert_eq!(&bytes[10..14], b"TIT2");
+    bytes[11] = 1;
+    fs::write(&damaged, &bytes).unwrap();
+    let damaged_reason = reason(&damaged);
+    assert!(
+        damaged_reason.ends_with("failed to parse a frame ID: 0x[54, 1, 54, 32]"),
+        "{damaged_reason}"
+    );
+
+    let raw = encoded(dir.path(), "d.aac", &["-c:a", "aac", "-f", "adts"]);
+    let raw_reason = reason(&raw);
+    assert!(raw_reason.starts_with("no tags written: "), "{raw_reason}");
+}
+
+/// A link is followed: the file it names is tagged and the link stays a link.
+#[test]
+fn a_link_tags_the_file_it_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = encoded(dir.path(), "a.flac", &[]);
+    let link = dir.path().join("link.flac");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    tag_file(&link, &all_values(), &TagOptions::default()).unwrap();
+    assert!(
+        fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(mutagen_tags(&target).contains("BPM=127.60"));
+}
+
+/// `eval-cli tag FILE` held between flushing its tagged copy and renaming it (the pause
+/// pipe, opened by this test), then SIGKILLed: the file is the old one, byte for byte.
+/// Released instead, the rename makes it the new one, tagged, its audio the same.
+#[test]
+fn sigkill_before_the_rename_leaves_the_old_file_and_after_it_the_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = encoded(dir.path(), "a.flac", &[]);
+    let pause = fifo(&dir.path().join("pause"));
+    let before = Snapshot::of(&path);
+    let bytes = fs::read(&path).unwrap();
+
+    let held = Held::start(&path, &pause);
+    let copies = temporary_copies(dir.path());
+    assert_eq!(
+        copies.len(),
+        1,
+        "the tagged copy is flushed before the pause"
+    );
+    let tagged = bpm_lines(&mutagen_tags(&copies[0]));
+    assert_eq!(tagged.len(), 1, "{tagged:?}");
+    let status = held.kill();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(9), "{status:?}");
+    assert_eq!(fs::read(&path).unwrap(), bytes, "the old file, whole");
+    fs::remove_file(&copies[0]).unwrap();
+
+    let held = Held::start(&path, &pause);
+    let status = held.release();
+    assert!(status.success(), "{status:?}");
+    let after = Snapshot::of(&path);
+    assert_eq!(before.kept_by(&after, "a.flac"), tagged);
+    assert!(temporary_copies(dir.path()).is_empty());
+}
+
+/// The `BPM=120.0x` lines among `tags`: the click track's tempo as Vorbis comments hold it.
+fn bpm_lines(tags: &BTreeSet<String>) -> BTreeSet<String> {
+    tags.iter()
+        .filter(|l| l.starts_with("BPM=120.0") || l.starts_with("BPM=119.9"))
+        .cloned()
+        .collect()
+}
+
+/// The hidden copies `tag` makes beside a file (`.NAME.XXXXXX.tagging`).
+fn temporary_copies(dir: &Path) -> Vec<PathBuf> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_str().unwrap().ends_with(".tagging"))
+        .collect()
+}
+
+/// A `tag` process stopped at its pause pipe: this test holds the pipe's write end, so
+/// the process waits until it is closed. A thread waits for the process; should it end
+/// on its own before the pause, that thread opens the pipe itself (without blocking) so
+/// that this test's open of the write end returns and the test fails instead of hanging.
+/// An end the test causes (a kill, a release) is announced first, so that no stray open
+/// of the pipe can pair with the next process's.
+struct Held {
+    pid: u32,
+    writer: fs::File,
+    expected_end: Arc<AtomicBool>,
+    exited: std::sync::mpsc::Receiver<std::process::ExitStatus>,
+}
+
+impl Held {
+    fn start(path: &Path, pause: &Path) -> Self {
+        let mut child = eval_cli_process()
+            .args(["tag", s(path), "--descriptors", "tempo", "--workers", "1"])
+            .env(PAUSE_FIFO_ENV, pause)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let (tx, exited) = std::sync::mpsc::channel();
+        let expected_end = Arc::new(AtomicBool::new(false));
+        let expected = Arc::clone(&expected_end);
+        let pipe = pause.to_path_buf();
+        std::thread::spawn(move || {
+            let status = child.wait().unwrap();
+            tx.send(status).unwrap();
+            if !expected.load(Ordering::SeqCst) {
+                use std::os::unix::fs::OpenOptionsExt;
+                let _ = fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NONBLOCK)
+                    .open(pipe);
+            }
+        });
+        // Opening the write end returns once the process opened the read end: it is
+        // then between its flushed copy and the rename.
+        let writer = fs::OpenOptions::new().write(true).open(pause).unwrap();
+        if let Ok(status) = exited.try_recv() {
+            panic!("tag ended before its pause: {status:?}");
+        }
+        Held {
+            pid,
+            writer,
+            expected_end,
+            exited,
+        }
+    }
+
+    fn kill(self) -> std::process::ExitStatus {
+        self.expected_end.store(true, Ordering::SeqCst);
+        let killed = Process::new("kill")
+            .args(["-KILL", &self.pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        self.exited.recv().unwrap()
+    }
+
+    fn release(self) -> std::process::ExitStatus {
+        self.expected_end.store(true, Ordering::SeqCst);
+        drop(self.writer);
+        self.exited.recv().unwrap()
+    }
+}
