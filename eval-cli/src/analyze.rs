@@ -24,7 +24,7 @@ use analyzer_core::Analyzer;
 use analyzer_core::batch::{self, BatchSummary, FileResult, Status};
 use anyhow::{Context, bail};
 
-use crate::cache::{Analyzed, CachedAnalyzer, ResultCache};
+use crate::cache::{Analyzed, CachedAnalyzer, Rescan, ResultCache};
 use crate::flags;
 use crate::output::{Destination, Inputs, OutputLock};
 use crate::path_cell::parse_path_cell;
@@ -81,12 +81,17 @@ pub struct AnalyzeArgs {
     schedule: Schedule,
     /// Keep rows in DIR/results.redb by file content and settings, and take a file's row
     /// from there when its bytes were analysed before with the same settings (a renamed
-    /// or copied file too): it is not decoded again. Several processes may share DIR.
+    /// or copied file too): it is not decoded again. A file whose device, inode, size,
+    /// mtime and ctime are as recorded is not even read. Several processes may share DIR.
     #[arg(long, value_name = "DIR")]
     cache: Option<PathBuf>,
     /// With --cache: analyse every file again and overwrite its cached row.
-    #[arg(long, requires = "cache")]
+    #[arg(long, requires = "cache", conflicts_with = "verify")]
     force: bool,
+    /// With --cache: read and hash every file, and name those whose bytes changed while
+    /// their size, times and inode did not; they are analysed anew.
+    #[arg(long, requires = "cache")]
+    verify: bool,
 }
 
 /// What a run of `analyze` needs, built from the flags.
@@ -98,7 +103,7 @@ struct Plan {
     analyzer: Analyzer,
     options: RunOptions,
     cache: Option<ResultCache>,
-    force: bool,
+    rescan: Rescan,
 }
 
 impl Plan {
@@ -125,7 +130,7 @@ impl Plan {
                 cancel: Arc::new(AtomicBool::new(false)),
             },
             cache,
-            force: args.force,
+            rescan: Rescan::of_flags(args.force, args.verify),
         })
     }
 }
@@ -239,10 +244,18 @@ fn report_cache(cache: &ResultCache, progress: ProgressMode) {
     cache.flush();
     let stats = cache.stats();
     let warnings = cache.take_warnings();
+    let mismatches = cache.take_mismatches();
     if progress == ProgressMode::Jsonl {
         let mut lines = String::new();
         for warning in &warnings {
             let event = serde_json::json!({ "event": "cache_damaged", "warning": warning });
+            lines.push_str(&format!("{event}\n"));
+        }
+        for path in &mismatches {
+            let event = serde_json::json!({
+                "event": "cache_mismatch",
+                "path": crate::path_cell::path_cell(path),
+            });
             lines.push_str(&format!("{event}\n"));
         }
         let event = serde_json::json!({
@@ -253,6 +266,8 @@ fn report_cache(cache: &ResultCache, progress: ProgressMode) {
             "stored": stats.stored,
             "errors": stats.errors,
             "rejected": stats.rejected,
+            "unread": stats.unread,
+            "mismatched": stats.mismatched,
         });
         lines.push_str(&format!("{event}\n"));
         let _ = io::stderr().lock().write_all(lines.as_bytes());
@@ -268,6 +283,23 @@ fn report_cache(cache: &ResultCache, progress: ProgressMode) {
         stats.hits + stats.misses,
         stats.stored
     );
+    if stats.unread > 0 {
+        eprintln!(
+            "eval-cli: cache: {} of those files were not read (size, times and inode as recorded)",
+            stats.unread
+        );
+    }
+    if !mismatches.is_empty() {
+        eprintln!(
+            "eval-cli: warning: --verify: {} files changed while their size, times and inode \
+             did not (a run without --verify would have given them their old rows); \
+             analysed anew:",
+            mismatches.len()
+        );
+        for path in &mismatches {
+            eprintln!("eval-cli:   {}", path.display());
+        }
+    }
     if stats.rejected > 0 {
         eprintln!(
             "eval-cli: warning: {} cached rows were damaged or did not fit the settings; \
@@ -339,7 +371,7 @@ fn analyze_files(
     let mut write_error: Option<io::Error> = None;
     let cancel = &plan.options.cancel;
     let job = CachedAnalyzer::new(&plan.analyzer, plan.cache.as_ref(), plan.analyzer.config())
-        .force(plan.force);
+        .rescan(plan.rescan);
     let summary = runner::run(
         pending,
         &plan.options,

@@ -21,6 +21,11 @@ pub const CACHE_FILE: &str = "results.redb";
 /// Rows by key: [`CacheKey::bytes`](super::CacheKey::bytes) to a sealed [`Stored`](super::Stored).
 pub(super) const ROWS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("rows");
 
+/// What was last seen of each file, by [`path_key`](super::path_key): a sealed
+/// [`Recorded`](super::Recorded). Versioned by the layout byte of its values, not by the rows'
+/// schema: a cache written before this table existed simply has none yet.
+pub(super) const IDENTITIES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("identities");
+
 /// Memory for redb's page cache. Its default is 1 GiB; lookups touch a few pages each,
 /// and a service's memory must not grow with the size of its cache.
 const PAGE_CACHE_BYTES: usize = 16 << 20;
