@@ -286,7 +286,16 @@ impl<J: Job<Output = Analysis>> Job for CachedAnalyzer<'_, J> {
         result
     }
 
+    /// Nothing for a file its recorded identity will serve unread: its headers are not
+    /// probed either, so a rescan of an unchanged library opens no file at all.
     fn cost_hint(&self, path: &Path) -> Option<f64> {
+        if let Some(cache) = self.cache
+            && self.rescan == Rescan::Trust
+            && let Some(recorded) = path_key(path).and_then(|key| cache.recorded(&key))
+            && FileIdentity::of_path(path).is_ok_and(|now| recorded.trusts(&now))
+        {
+            return Some(0.0);
+        }
         self.inner.cost_hint(path)
     }
 

@@ -280,3 +280,46 @@ fn a_damaged_identity_is_read_as_none() {
         .unwrap();
     assert_eq!(cache.recorded(&key), None);
 }
+
+/// A job whose cost hint counts the files it probes (the scheduler asks every file's cost
+/// before a parallel batch, and the analyzer's hint reads the file's headers).
+struct Probed {
+    analyzer: analyzer_core::Analyzer,
+    probes: AtomicUsize,
+}
+
+impl analyzer_core::batch::Job for Probed {
+    type Output = analyzer_core::Analysis;
+    fn run(&self, path: &Path, stop: &StopSignal) -> Result<Self::Output, Error> {
+        self.analyzer.analyze_file(path, stop)
+    }
+    fn cost_hint(&self, _: &Path) -> Option<f64> {
+        self.probes.fetch_add(1, Ordering::SeqCst);
+        Some(1.0)
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_file_served_unread_is_not_probed_for_its_cost() {
+    use analyzer_core::batch::Job;
+    let (_dir, files, cache) = library();
+    run(&cache, &files[..2], Rescan::Trust, an_hour_on);
+    let job = Probed {
+        analyzer: counting().analyzer,
+        probes: AtomicUsize::new(0),
+    };
+    let cached = CachedAnalyzer::new(&job, Some(&cache), job.analyzer.config());
+    assert_eq!(cached.cost_hint(&files[0]), Some(0.0));
+    assert_eq!(cached.cost_hint(&files[1]), Some(0.0));
+    assert_eq!(job.probes.load(Ordering::SeqCst), 0, "recorded: not probed");
+    assert_eq!(cached.cost_hint(&files[2]), Some(1.0), "never seen: probed");
+    let verifying =
+        CachedAnalyzer::new(&job, Some(&cache), job.analyzer.config()).rescan(Rescan::Verify);
+    assert_eq!(
+        verifying.cost_hint(&files[0]),
+        Some(1.0),
+        "--verify reads it anyway"
+    );
+    assert_eq!(job.probes.load(Ordering::SeqCst), 2);
+}
