@@ -14,7 +14,10 @@ with wall time, user+sys CPU (wait4) and rchar/read_bytes from /proc/PID/io, rea
 the process exited and before it is reaped (waitid WNOWAIT), so nothing of it is missed.
 The three CSVs must be byte-identical to each other (and the first is a fresh run's).
 
-usage: ci/rescan-bench.py EVAL_CLI SRC LIB CACHE [COUNT] [--strace]
+With --rescans-only the first run is skipped (CACHE is the one an earlier first run made).
+With --strace a last rerun runs under strace and counts the library's files it opened.
+
+usage: ci/rescan-bench.py EVAL_CLI SRC LIB CACHE [COUNT] [--strace] [--rescans-only]
 """
 
 import os
@@ -82,6 +85,9 @@ def main():
         print("load average before:", f.read().split()[:3], flush=True)
     runs = [("first", []), ("second", []), ("verify", ["--verify"]), ("third", [])]
     outputs = []
+    if "--rescans-only" in sys.argv:
+        runs = runs[1:]
+        outputs = [open(f"{cache}.first.csv", "rb").read()]
     for name, extra in runs:
         out = f"{cache}.{name}.csv"
         wall, cpu, rchar, read_bytes, err = measured(base + extra, out)

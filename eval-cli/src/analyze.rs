@@ -40,6 +40,10 @@ const EXIT_SOME_FAILED: u8 = 1;
 /// Exit status after Ctrl-C or SIGTERM, as shells report death by SIGINT.
 const EXIT_CANCELLED: u8 = 130;
 
+/// How long one read transaction of the cache serves lookups: a rescan of an unchanged
+/// library is a lookup or two per file, and each transaction takes byte-range locks.
+const SNAPSHOT_AGE: Duration = Duration::from_millis(100);
+
 /// Flags of `eval-cli analyze`.
 #[derive(Debug, clap::Args)]
 pub struct AnalyzeArgs {
@@ -116,6 +120,9 @@ impl Plan {
         let analyzer = args.settings.analyzer()?;
         let workers = flags::resolve_workers(args.workers);
         let cache = args.cache.as_deref().map(ResultCache::open).transpose()?;
+        if let Some(cache) = &cache {
+            cache.reuse_reads_for(SNAPSHOT_AGE);
+        }
         Ok(Plan {
             paths: args.paths,
             out: args.out,

@@ -1,9 +1,12 @@
 //! `--cache DIR`: rows already computed are not computed again. A file whose bytes and
 //! analyzer settings were seen before gets its row from `DIR/results.redb` without being
-//! decoded, so a second run over a library costs a read and a hash per file.
+//! decoded, and a file whose identity (device, inode, size, mtime, ctime) is as recorded
+//! when its row was made is not even opened, so a second run over an unchanged library
+//! costs a `stat` and a lookup per file.
 //!
 //! ```text
-//! file ─BLAKE3 of its bytes─┐
+//! path ─stat─ identity as recorded, and not racy then ─▶ the recorded content hash ─┐
+//! file ─BLAKE3 of its bytes─ (otherwise) ───────────────────────────────────────────┤
 //!                           ├─ CacheKey ─get─▶ hit: the stored row, if intact and in range
 //! settings ─BLAKE3 of the ──┘             └──▶ miss: analyse, then put if deterministic
 //!   cache schema, analyzer fingerprint,              and the file did not change meanwhile
@@ -64,16 +67,27 @@
 //!   commit protocol (two commit slots, checksummed) leaves the file openable; the next
 //!   open repairs the allocator state if needed. The tests kill a writer mid-batch and run
 //!   two writers at once.
-//! - **No pre-check by (path, size, mtime)**: with a warm page cache hashing runs at 4.5-6.8
-//!   GB/s (docs/cache.md), so a table of stat results would save little there
-//!   and add a way to be wrong (an edit within the timestamps' granularity that keeps the
-//!   size). It would pay on a cold library on a slow disk, where a hit reads the whole file.
+//! - **Identities: a rescan reads nothing unchanged.** Beside the rows, a second table maps
+//!   each file's absolute path to a [`Recorded`]: its [`FileIdentity`] (device, inode,
+//!   size, mtime and ctime in nanoseconds) before it was hashed, the content hash, and the
+//!   moment it was recorded. A file whose identity is the same and was not racy then (its
+//!   mtime and ctime strictly older than that moment less the timestamps' granularity, as
+//!   git guards its index: see `cache/identity.rs`) is served by its recorded hash without
+//!   being opened, and not probed for its cost either. Every other file is hashed as
+//!   before, and its identity recorded; a moved or copied file is a hit by content, read
+//!   once. Rows are not touched by this, so [`SCHEMA`] stays: a cache written before the
+//!   table existed serves its rows by hash and fills the table on its next run. What
+//!   identity cannot see: a write that keeps size, mtime, ctime and inode (the same
+//!   timestamp tick as the recording, which the racy guard covers, or a file system whose
+//!   clock disagrees with this machine's). `--verify` hashes every file and names those
+//!   ([`ResultCache::take_mismatches`]); `--force` re-analyses and re-records everything.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use redb::ReadableDatabase;
 use serde::Serialize;
@@ -93,7 +107,7 @@ pub use key::{CacheKey, SCHEMA, Settings, hash_file, key_for};
 pub use row::{RowLimits, Stored, is_deterministic};
 pub use store::{CACHE_FILE, CacheError};
 
-use store::{IDENTITIES, ROWS, Store};
+use store::{IDENTITIES, ROWS, Store, Table};
 
 /// What a cache did, for `analyze`'s last line, reports and `/metrics`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -214,6 +228,9 @@ impl Shared {
                 }
             }
             write.commit()?;
+            // Before the writes leave the queue: a lookup that no longer finds them there
+            // takes a fresh snapshot.
+            self.store.committed();
             Ok(())
         })
     }
@@ -261,21 +278,21 @@ impl Shared {
 
     /// The sealed row under `key`: queued by this handle, else committed.
     fn read(&self, key: &[u8; 64]) -> Result<Option<Vec<u8>>, CacheError> {
-        self.read_in(ROWS, key, |writes| writes.rows.get(key).cloned())
+        let queued = |writes: &Writes| writes.rows.get(key).cloned();
+        self.read_in(Table::Rows, key, queued)
     }
 
     /// The sealed identity under `path_key`: queued by this handle, else committed.
     fn read_identity(&self, path_key: &[u8]) -> Result<Option<Vec<u8>>, CacheError> {
-        self.read_in(IDENTITIES, path_key, |writes| {
-            writes.identities.get(path_key).cloned()
-        })
+        let queued = |writes: &Writes| writes.identities.get(path_key).cloned();
+        self.read_in(Table::Identities, path_key, queued)
     }
 
     /// The bytes under `key` in `table`: queued by this handle (`queued` finds them in a
     /// [`Writes`]), else committed.
     fn read_in(
         &self,
-        table: redb::TableDefinition<&[u8], &[u8]>,
+        table: Table,
         key: &[u8],
         queued: impl Fn(&Writes) -> Option<Vec<u8>>,
     ) -> Result<Option<Vec<u8>>, CacheError> {
@@ -283,18 +300,10 @@ impl Shared {
             let queue = self.queue();
             queued(&queue.pending).or_else(|| queued(&queue.committing))
         };
-        if found.is_some() {
-            return Ok(found);
+        match found {
+            Some(bytes) => Ok(Some(bytes)),
+            None => self.store.get(table, key),
         }
-        self.store.with_db(|db| {
-            let read = db.begin_read()?;
-            let table = match read.open_table(table) {
-                Ok(table) => table,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-                Err(err) => return Err(err.into()),
-            };
-            Ok(redb::ReadableTable::get(&table, key)?.map(|v| v.value().to_vec()))
-        })
     }
 }
 
@@ -340,6 +349,16 @@ impl ResultCache {
             shared,
             writer: Some(writer),
         })
+    }
+
+    /// Lets one read transaction serve this handle's lookups for up to `age` (and none
+    /// past a commit of this handle), for a batch of lookups: each transaction costs
+    /// byte-range locks. A row another process committed within `age` may be missed
+    /// (the file is then hashed), never a wrong one served. `Duration::ZERO` (the
+    /// default) reads afresh each time; a long-lived, mostly idle process keeps it so, as
+    /// a snapshot it held would keep other processes from reusing the store's pages.
+    pub fn reuse_reads_for(&self, age: Duration) {
+        self.shared.store.reuse_reads_for(age);
     }
 
     /// The store's file.
@@ -579,6 +598,40 @@ mod tests {
             assert_eq!(reopened.get(&key(i)).unwrap(), Some(row(i)));
         }
         assert_eq!(reopened.get(&key(200)).unwrap(), None);
+    }
+
+    #[test]
+    fn a_reused_read_still_sees_this_handles_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ResultCache::open(dir.path()).unwrap();
+        // A snapshot that would never age: only this handle's commits renew it.
+        cache.reuse_reads_for(Duration::from_secs(3600));
+        let settings = Settings::new("test");
+        let key = |i: u8| CacheKey::of_hash([i; 32], settings);
+        let row = Stored::Row(AnalyzeRecord::default());
+        assert_eq!(cache.get(&key(1)).unwrap(), None, "the snapshot is taken");
+        cache.put(&key(1), &row).unwrap();
+        assert_eq!(
+            cache.get(&key(1)).unwrap(),
+            Some(row.clone()),
+            "put commits"
+        );
+        let path = b"/lib/a.wav".to_vec();
+        assert_eq!(cache.recorded(&path), None);
+        let recorded = Recorded {
+            identity: FileIdentity::of_path(dir.path()).unwrap(),
+            content: [2; 32],
+            at: std::time::SystemTime::now(),
+        };
+        for i in 2..40 {
+            cache.store(&key(i), &row);
+        }
+        cache.record(path.clone(), &recorded);
+        cache.flush();
+        for i in 2..40 {
+            assert_eq!(cache.get(&key(i)).unwrap(), Some(row.clone()), "row {i}");
+        }
+        assert_eq!(cache.recorded(&path), Some(recorded));
     }
 
     #[test]

@@ -275,6 +275,19 @@ fn an_unchanged_library_is_served_unread_and_verify_names_a_file_changed_unseen(
         Some(2),
         "--verify and --force exclude each other"
     );
+    for command in ["analyze", "serve"] {
+        let out = crate::util::eval_cli()
+            .args([command, "--verify"])
+            .args((command == "analyze").then_some(s(&lib)))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{command}: {err}");
+        assert!(
+            err.contains("--cache"),
+            "{command} --verify needs --cache: {err}"
+        );
+    }
 }
 
 #[test]
