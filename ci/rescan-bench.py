@@ -15,9 +15,11 @@ the process exited and before it is reaped (waitid WNOWAIT), so nothing of it is
 The three CSVs must be byte-identical to each other (and the first is a fresh run's).
 
 With --rescans-only the first run is skipped (CACHE is the one an earlier first run made).
+With --old=EVAL_CLI_BEFORE the same rescan also runs with a build from before identities
+(it reads the same rows table, ignores the identities, and hashes every file).
 With --strace a last rerun runs under strace and counts the library's files it opened.
 
-usage: ci/rescan-bench.py EVAL_CLI SRC LIB CACHE [COUNT] [--strace] [--rescans-only]
+usage: ci/rescan-bench.py EVAL_CLI SRC LIB CACHE [COUNT] [--strace] [--rescans-only] [--old=EVAL_CLI_BEFORE]
 """
 
 import os
@@ -88,9 +90,12 @@ def main():
     if "--rescans-only" in sys.argv:
         runs = runs[1:]
         outputs = [open(f"{cache}.first.csv", "rb").read()]
+    old = [a.split("=", 1)[1] for a in sys.argv if a.startswith("--old=")]
+    runs += [("before", ["OLD"])] if old else []
     for name, extra in runs:
         out = f"{cache}.{name}.csv"
-        wall, cpu, rchar, read_bytes, err = measured(base + extra, out)
+        argv = base + extra if extra != ["OLD"] else [old[0]] + base[1:]
+        wall, cpu, rchar, read_bytes, err = measured(argv, out)
         outputs.append(open(out, "rb").read())
         last = [l for l in err.splitlines() if '"event":"cache"' in l]
         print(
