@@ -101,9 +101,12 @@ pub(super) struct Snapshot {
     taken: Instant,
     generation: u64,
     commits: u64,
-    rows: Option<ReadOnlyTable<&'static [u8], &'static [u8]>>,
-    identities: Option<ReadOnlyTable<&'static [u8], &'static [u8]>>,
+    rows: Option<BytesTable>,
+    identities: Option<BytesTable>,
 }
+
+/// A table of bytes by bytes, as a read transaction sees it.
+type BytesTable = ReadOnlyTable<&'static [u8], &'static [u8]>;
 
 /// Which table a lookup reads.
 #[derive(Debug, Clone, Copy)]
@@ -372,7 +375,7 @@ fn close_quietly(db: Option<Arc<Database>>) {
 fn open_or_none(
     read: &redb::ReadTransaction,
     definition: TableDefinition<'static, &'static [u8], &'static [u8]>,
-) -> Result<Option<ReadOnlyTable<&'static [u8], &'static [u8]>>, redb::Error> {
+) -> Result<Option<BytesTable>, redb::Error> {
     match read.open_table(definition) {
         Ok(table) => Ok(Some(table)),
         Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
@@ -381,10 +384,7 @@ fn open_or_none(
 }
 
 /// The value under `key` in `table` (none in a table that does not exist yet).
-fn get_from(
-    table: Option<&ReadOnlyTable<&'static [u8], &'static [u8]>>,
-    key: &[u8],
-) -> Result<Option<Vec<u8>>, redb::StorageError> {
+fn get_from(table: Option<&BytesTable>, key: &[u8]) -> Result<Option<Vec<u8>>, redb::StorageError> {
     let Some(table) = table else {
         return Ok(None);
     };
