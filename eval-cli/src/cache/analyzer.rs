@@ -247,11 +247,10 @@ impl<J: Job<Output = Analysis>> Job for CachedAnalyzer<'_, J> {
         if changed_unseen {
             cache.note_mismatch(path);
         }
+        // Recorded unless the record holds already, as clean as it can be.
         let remember = || {
             if let Some(path_key) = path_key.clone()
-                && !recorded.is_some_and(|r| {
-                    r.identity == before && r.content == now.content && r.is_clean()
-                })
+                && !recorded.is_some_and(|r| r.trusts(&before) && r.content == now.content)
             {
                 cache.record(path_key, &now);
             }
