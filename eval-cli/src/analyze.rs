@@ -7,7 +7,8 @@
 //! bytes for any worker count, and `--resume` after an interruption gives the same bytes
 //! as a run that was never interrupted. With `--cache DIR` a file already analysed with
 //! the same bytes and settings gets its row from the cache ([`crate::cache`]) without
-//! being decoded; the bytes are the same as without it.
+//! being decoded, and one unchanged since (device, inode, size, mtime, ctime) without
+//! being opened; the bytes are the same as without it.
 //!
 //! One file over 500 lines: the command's plan and where its rows go (stdout, the row log, resume,
 //! shards, the cache, the in-order rewrite) are one decision each, read in order.

@@ -1,6 +1,9 @@
 //! [`CachedAnalyzer`]: an analysis job through the result cache, as `analyze --cache` and
 //! `serve --cache` run it: a file whose recorded identity still holds is served unread;
 //! else hash, look up, else analyse and store.
+//!
+//! Over 500 lines with its tests, which share the click-track and counting-job helpers
+//! with `rescan_tests.rs` (the identity paths' tests, kept apart).
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};

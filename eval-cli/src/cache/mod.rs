@@ -67,6 +67,13 @@
 //!   commit protocol (two commit slots, checksummed) leaves the file openable; the next
 //!   open repairs the allocator state if needed. The tests kill a writer mid-batch and run
 //!   two writers at once.
+//! - **Reads: one transaction for many lookups.** In multi-writer mode each `begin_read`
+//!   takes and drops byte-range locks; `analyze` lets one read transaction serve lookups
+//!   for up to 100 ms ([`ResultCache::reuse_reads_for`]), renewed at once by a commit of
+//!   its own so it reads its writes. Rows other processes commit meanwhile may be missed
+//!   for that long (the file is hashed), never misread. A long-lived service keeps one
+//!   transaction per lookup: a snapshot an idle process held would keep other processes
+//!   from reusing the store's pages.
 //! - **Identities: a rescan reads nothing unchanged.** Beside the rows, a second table maps
 //!   each file's absolute path to a [`Recorded`]: its [`FileIdentity`] (device, inode,
 //!   size, mtime and ctime in nanoseconds) before it was hashed, the content hash, and the
@@ -81,6 +88,9 @@
 //!   timestamp tick as the recording, which the racy guard covers, or a file system whose
 //!   clock disagrees with this machine's). `--verify` hashes every file and names those
 //!   ([`ResultCache::take_mismatches`]); `--force` re-analyses and re-records everything.
+//!
+//! One file over 500 lines: the handle, its writer thread, the queue both read, and the
+//! counters are one piece of state under one lock.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

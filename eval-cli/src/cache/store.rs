@@ -5,6 +5,9 @@
 //! error in release builds and an assertion, so a panic, in debug builds). A store found
 //! damaged, at open or at any later read or write, is moved aside as
 //! `results.redb.damaged-N` and a fresh one takes its place.
+//!
+//! One file over 500 lines: the guard, the replacement of a damaged store and the shared
+//! read snapshot all hold the one database handle and must agree on its generation.
 
 use std::cell::Cell;
 use std::fs;
