@@ -110,10 +110,14 @@ fn an_unchanged_file_is_served_without_being_opened() {
     assert_eq!(second.rows, fresh);
     assert_eq!(cache.stats().unread, 3);
 
+    let recorded = |path: &PathBuf| cache.recorded(&path_key(path).unwrap()).unwrap();
+    let before: Vec<Recorded> = files.iter().map(recorded).collect();
     let verified = run(&cache, &files, Rescan::Verify, SystemTime::now);
     assert_eq!((verified.opened, verified.analysed), (3, 0));
     assert_eq!(verified.rows, fresh);
     assert!(cache.take_mismatches().is_empty());
+    let after: Vec<Recorded> = files.iter().map(recorded).collect();
+    assert_eq!(after, before, "records that still hold are not rewritten");
 
     let forced = run(&cache, &files, Rescan::Force, SystemTime::now);
     assert_eq!((forced.opened, forced.analysed), (3, 3));
