@@ -7,7 +7,8 @@
 //! bytes for any worker count, and `--resume` after an interruption gives the same bytes
 //! as a run that was never interrupted. With `--cache DIR` a file already analysed with
 //! the same bytes and settings gets its row from the cache ([`crate::cache`]) without
-//! being decoded; the bytes are the same as without it.
+//! being decoded, and one unchanged since (device, inode, size, mtime, ctime) without
+//! being opened; the bytes are the same as without it.
 //!
 //! One file over 500 lines: the command's plan and where its rows go (stdout, the row log, resume,
 //! shards, the cache, the in-order rewrite) are one decision each, read in order.
@@ -24,7 +25,7 @@ use analyzer_core::Analyzer;
 use analyzer_core::batch::{self, BatchSummary, FileResult, Status};
 use anyhow::{Context, bail};
 
-use crate::cache::{Analyzed, CachedAnalyzer, ResultCache};
+use crate::cache::{Analyzed, CachedAnalyzer, Rescan, ResultCache};
 use crate::flags;
 use crate::output::{Destination, Inputs, OutputLock};
 use crate::path_cell::parse_path_cell;
@@ -39,6 +40,10 @@ const EXIT_OK: u8 = 0;
 const EXIT_SOME_FAILED: u8 = 1;
 /// Exit status after Ctrl-C or SIGTERM, as shells report death by SIGINT.
 const EXIT_CANCELLED: u8 = 130;
+
+/// How long one read transaction of the cache serves lookups: a rescan of an unchanged
+/// library is a lookup or two per file, and each transaction takes byte-range locks.
+const SNAPSHOT_AGE: Duration = Duration::from_millis(100);
 
 /// Flags of `eval-cli analyze`.
 #[derive(Debug, clap::Args)]
@@ -81,12 +86,17 @@ pub struct AnalyzeArgs {
     schedule: Schedule,
     /// Keep rows in DIR/results.redb by file content and settings, and take a file's row
     /// from there when its bytes were analysed before with the same settings (a renamed
-    /// or copied file too): it is not decoded again. Several processes may share DIR.
+    /// or copied file too): it is not decoded again. A file whose device, inode, size,
+    /// mtime and ctime are as recorded is not even read. Several processes may share DIR.
     #[arg(long, value_name = "DIR")]
     cache: Option<PathBuf>,
     /// With --cache: analyse every file again and overwrite its cached row.
-    #[arg(long, requires = "cache")]
+    #[arg(long, requires = "cache", conflicts_with = "verify")]
     force: bool,
+    /// With --cache: read and hash every file, and name those whose bytes changed while
+    /// their size, times and inode did not; they are analysed anew.
+    #[arg(long, requires = "cache")]
+    verify: bool,
 }
 
 /// What a run of `analyze` needs, built from the flags.
@@ -98,7 +108,7 @@ struct Plan {
     analyzer: Analyzer,
     options: RunOptions,
     cache: Option<ResultCache>,
-    force: bool,
+    rescan: Rescan,
 }
 
 impl Plan {
@@ -111,6 +121,9 @@ impl Plan {
         let analyzer = args.settings.analyzer()?;
         let workers = flags::resolve_workers(args.workers);
         let cache = args.cache.as_deref().map(ResultCache::open).transpose()?;
+        if let Some(cache) = &cache {
+            cache.reuse_reads_for(SNAPSHOT_AGE);
+        }
         Ok(Plan {
             paths: args.paths,
             out: args.out,
@@ -125,7 +138,7 @@ impl Plan {
                 cancel: Arc::new(AtomicBool::new(false)),
             },
             cache,
-            force: args.force,
+            rescan: Rescan::of_flags(args.force, args.verify),
         })
     }
 }
@@ -239,10 +252,18 @@ fn report_cache(cache: &ResultCache, progress: ProgressMode) {
     cache.flush();
     let stats = cache.stats();
     let warnings = cache.take_warnings();
+    let mismatches = cache.take_mismatches();
     if progress == ProgressMode::Jsonl {
         let mut lines = String::new();
         for warning in &warnings {
             let event = serde_json::json!({ "event": "cache_damaged", "warning": warning });
+            lines.push_str(&format!("{event}\n"));
+        }
+        for path in &mismatches {
+            let event = serde_json::json!({
+                "event": "cache_mismatch",
+                "path": crate::path_cell::path_cell(path),
+            });
             lines.push_str(&format!("{event}\n"));
         }
         let event = serde_json::json!({
@@ -253,6 +274,8 @@ fn report_cache(cache: &ResultCache, progress: ProgressMode) {
             "stored": stats.stored,
             "errors": stats.errors,
             "rejected": stats.rejected,
+            "unread": stats.unread,
+            "mismatched": stats.mismatched,
         });
         lines.push_str(&format!("{event}\n"));
         let _ = io::stderr().lock().write_all(lines.as_bytes());
@@ -268,6 +291,23 @@ fn report_cache(cache: &ResultCache, progress: ProgressMode) {
         stats.hits + stats.misses,
         stats.stored
     );
+    if stats.unread > 0 {
+        eprintln!(
+            "eval-cli: cache: {} of those files were not read (size, times and inode as recorded)",
+            stats.unread
+        );
+    }
+    if !mismatches.is_empty() {
+        eprintln!(
+            "eval-cli: warning: --verify: {} files changed while their size, times and inode \
+             did not (a run without --verify would have given them their old rows); \
+             analysed anew:",
+            mismatches.len()
+        );
+        for path in &mismatches {
+            eprintln!("eval-cli:   {}", path.display());
+        }
+    }
     if stats.rejected > 0 {
         eprintln!(
             "eval-cli: warning: {} cached rows were damaged or did not fit the settings; \
@@ -339,7 +379,7 @@ fn analyze_files(
     let mut write_error: Option<io::Error> = None;
     let cancel = &plan.options.cancel;
     let job = CachedAnalyzer::new(&plan.analyzer, plan.cache.as_ref(), plan.analyzer.config())
-        .force(plan.force);
+        .rescan(plan.rescan);
     let summary = runner::run(
         pending,
         &plan.options,

@@ -1,13 +1,19 @@
 //! [`CachedAnalyzer`]: an analysis job through the result cache, as `analyze --cache` and
-//! `serve --cache` run it: hash, look up, else analyse and store.
+//! `serve --cache` run it: a file whose recorded identity still holds is served unread;
+//! else hash, look up, else analyse and store.
+//!
+//! Over 500 lines with its tests, which share the click-track and counting-job helpers
+//! with `rescan_tests.rs` (the identity paths' tests, kept apart).
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use analyzer_core::batch::{Job, Status};
 use analyzer_core::{Analysis, AnalyzerConfig, Error, Stage, StopSignal};
 
-use super::{FileIdentity, ResultCache, RowLimits, Settings, Stored, hash_file};
+use super::{
+    CacheKey, FileIdentity, Recorded, ResultCache, RowLimits, Settings, Stored, hash_file, path_key,
+};
 use crate::record::AnalyzeRecord;
 
 /// A file's outcome through [`CachedAnalyzer`]: its row, and the analysis when it was run
@@ -49,6 +55,59 @@ impl Analyzed {
     }
 }
 
+/// How a run treats what the cache recorded of each file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Rescan {
+    /// A file whose identity (device, inode, size, mtime, ctime) is as recorded, and was
+    /// not racy then, is served without being opened; others are hashed and looked up.
+    #[default]
+    Trust,
+    /// Hash every file, and report those whose bytes changed while their identity did
+    /// not ([`ResultCache::take_mismatches`]); those are analysed anew.
+    Verify,
+    /// Look nothing up: hash and analyse every file, and overwrite its row and identity.
+    Force,
+}
+
+impl Rescan {
+    /// The mode the flags `--force` and `--verify` ask for (they exclude each other).
+    pub fn of_flags(force: bool, verify: bool) -> Self {
+        match (force, verify) {
+            (true, _) => Rescan::Force,
+            (false, true) => Rescan::Verify,
+            (false, false) => Rescan::Trust,
+        }
+    }
+}
+
+/// How the cache reads a file's bytes to key it. The seam where tests count the files the
+/// cache opens.
+pub trait ContentHasher: Sync {
+    /// The key of the file at `path` under `settings` and its identity before it was
+    /// read, as [`hash_file`] gives them.
+    fn hash(
+        &self,
+        path: &Path,
+        settings: Settings,
+        stop: &StopSignal,
+    ) -> Result<(CacheKey, FileIdentity), Error>;
+}
+
+/// [`hash_file`]: reads the file.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReadAndHash;
+
+impl ContentHasher for ReadAndHash {
+    fn hash(
+        &self,
+        path: &Path,
+        settings: Settings,
+        stop: &StopSignal,
+    ) -> Result<(CacheKey, FileIdentity), Error> {
+        hash_file(path, settings, stop)
+    }
+}
+
 /// The row of a fresh analysis, path left empty: the one function that turns an
 /// [`Analysis`] into stored fields, so a hit and a fresh row cannot differ.
 fn fresh_record(analysis: &Analysis) -> AnalyzeRecord {
@@ -57,9 +116,11 @@ fn fresh_record(analysis: &Analysis) -> AnalyzeRecord {
 
 /// Wraps an analysis job (the [`Analyzer`](analyzer_core::Analyzer), or any job that gives
 /// an [`Analysis`]) as "look up, else analyse and store". Without a cache it is the inner
-/// job with its rows built; with `force` it never looks up but still stores, so the cache
-/// is refreshed (what our sources call force_reextract).
+/// job with its rows built; with [`Rescan::Force`] it never looks up but still stores, so
+/// the cache is refreshed (what our sources call force_reextract).
 ///
+/// Each file's identity is recorded beside its row ([`Recorded`]): by default a file whose
+/// identity is unchanged since, and was not racy then, is served without being opened.
 /// A failure the cache holds comes back as the same [`Error`], so the batch reports it as
 /// an `error` result exactly as it reports a fresh one.
 pub struct CachedAnalyzer<'a, J> {
@@ -67,7 +128,9 @@ pub struct CachedAnalyzer<'a, J> {
     cache: Option<&'a ResultCache>,
     settings: Settings,
     limits: RowLimits,
-    force: bool,
+    rescan: Rescan,
+    hasher: &'a dyn ContentHasher,
+    clock: fn() -> SystemTime,
 }
 
 impl<'a, J: Job<Output = Analysis>> CachedAnalyzer<'a, J> {
@@ -78,14 +141,47 @@ impl<'a, J: Job<Output = Analysis>> CachedAnalyzer<'a, J> {
             cache,
             settings: Settings::new(&config.fingerprint()),
             limits: RowLimits::of(config),
-            force: false,
+            rescan: Rescan::Trust,
+            hasher: &ReadAndHash,
+            clock: SystemTime::now,
         }
     }
 
-    /// Analyse every file again and overwrite what the cache holds for it.
-    pub fn force(mut self, force: bool) -> Self {
-        self.force = force;
+    /// How recorded identities are used (default [`Rescan::Trust`]).
+    pub fn rescan(mut self, rescan: Rescan) -> Self {
+        self.rescan = rescan;
         self
+    }
+
+    /// Reads files through `hasher` instead of [`ReadAndHash`].
+    pub fn with_hasher(mut self, hasher: &'a dyn ContentHasher) -> Self {
+        self.hasher = hasher;
+        self
+    }
+
+    /// Takes the moment an identity is recorded from `clock` instead of the system clock,
+    /// so tests place it relative to the files' times without waiting.
+    pub fn with_clock(mut self, clock: fn() -> SystemTime) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The stored row of a file trusted by its recorded identity, if the cache holds one
+    /// for these settings: the file is not opened.
+    fn unread_hit(
+        &self,
+        cache: &ResultCache,
+        path: &Path,
+        recorded: Option<&Recorded>,
+    ) -> Option<Result<AnalyzeRecord, Error>> {
+        let recorded = recorded.filter(|_| self.rescan == Rescan::Trust)?;
+        if !recorded.trusts(&FileIdentity::of_path(path).ok()?) {
+            return None;
+        }
+        let key = CacheKey::of_hash(recorded.content, self.settings);
+        cache
+            .lookup_unread(&key, &self.limits)
+            .and_then(Stored::outcome)
     }
 
     fn analyze(&self, path: &Path, stop: &StopSignal) -> Result<Analyzed, Error> {
@@ -97,6 +193,26 @@ impl<'a, J: Job<Output = Analysis>> CachedAnalyzer<'a, J> {
     }
 }
 
+impl<J: Job<Output = Analysis>> CachedAnalyzer<'_, J> {
+    /// A row from the cache as this run's answer for `path`.
+    fn serve(
+        &self,
+        outcome: Result<AnalyzeRecord, Error>,
+        path: &Path,
+        stop: &StopSignal,
+    ) -> Result<Analyzed, Error> {
+        // Past the deadline or cancelled meanwhile: the inner job stops at its first check
+        // and reports it exactly as a run without a cache does.
+        if stop.check(Stage::Open).is_err() {
+            return self.analyze(path, stop);
+        }
+        outcome.map(|record| Analyzed {
+            record,
+            analysis: None,
+        })
+    }
+}
+
 impl<J: Job<Output = Analysis>> Job for CachedAnalyzer<'_, J> {
     type Output = Analyzed;
 
@@ -104,27 +220,52 @@ impl<J: Job<Output = Analysis>> Job for CachedAnalyzer<'_, J> {
         let Some(cache) = self.cache else {
             return self.analyze(path, stop);
         };
+        let path_key = path_key(path);
+        let recorded = match (&path_key, self.rescan) {
+            (Some(path_key), Rescan::Trust | Rescan::Verify) => cache.recorded(path_key),
+            _ => None,
+        };
+        if let Some(outcome) = self.unread_hit(cache, path, recorded.as_ref()) {
+            return self.serve(outcome, path, stop);
+        }
+        // Read before the identity is taken: a write after it is stamped no earlier than
+        // this, less the clock's tick (see `Recorded::is_clean`).
+        let at = (self.clock)();
         // A file that cannot be hashed (not a regular file, unreadable, or stopped while
         // hashing) is analysed as without a cache: the analyzer opens it the same way and
         // checks the same stop signal first, so it gives at once the row it always gives.
-        let Ok((key, before)) = hash_file(path, self.settings, stop) else {
+        let Ok((key, before)) = self.hasher.hash(path, self.settings, stop) else {
             cache.count_miss();
             return self.analyze(path, stop);
         };
-        if !self.force
+        let now = Recorded {
+            identity: before,
+            content: key.content(),
+            at,
+        };
+        // Bytes changed under an identity that would have been trusted: say so, and
+        // analyse them anew rather than trust any row.
+        let changed_unseen = self.rescan == Rescan::Verify
+            && recorded.is_some_and(|r| r.trusts(&before) && r.content != now.content);
+        if changed_unseen {
+            cache.note_mismatch(path);
+        }
+        // Recorded unless the record holds already, as clean as it can be.
+        let remember = || {
+            if let Some(path_key) = path_key.clone()
+                && !recorded.is_some_and(|r| r.trusts(&before) && r.content == now.content)
+            {
+                cache.record(path_key, &now);
+            }
+        };
+        if self.rescan != Rescan::Force
+            && !changed_unseen
             && let Some(outcome) = cache.lookup(&key, &self.limits).and_then(Stored::outcome)
         {
-            // Past the deadline or cancelled while hashing: the inner job stops at its
-            // first check and reports it exactly as a run without a cache does.
-            if stop.check(Stage::Open).is_err() {
-                return self.analyze(path, stop);
-            }
-            return outcome.map(|record| Analyzed {
-                record,
-                analysis: None,
-            });
+            remember();
+            return self.serve(outcome, path, stop);
         }
-        if self.force {
+        if self.rescan == Rescan::Force || changed_unseen {
             cache.count_miss();
         }
         let result = self.analyze(path, stop);
@@ -135,6 +276,7 @@ impl<J: Job<Output = Analysis>> Job for CachedAnalyzer<'_, J> {
         if FileIdentity::of_path(path).ok() != Some(before) {
             return result;
         }
+        remember();
         match &result {
             Ok(analyzed) => cache.store(&key, &Stored::Row(analyzed.record.clone())),
             Err(err) => {
@@ -146,7 +288,16 @@ impl<J: Job<Output = Analysis>> Job for CachedAnalyzer<'_, J> {
         result
     }
 
+    /// Nothing for a file its recorded identity will serve unread: its headers are not
+    /// probed either, so a rescan of an unchanged library opens no file at all.
     fn cost_hint(&self, path: &Path) -> Option<f64> {
+        if let Some(cache) = self.cache
+            && self.rescan == Rescan::Trust
+            && let Some(recorded) = path_key(path).and_then(|key| cache.recorded(&key))
+            && FileIdentity::of_path(path).is_ok_and(|now| recorded.trusts(&now))
+        {
+            return Some(0.0);
+        }
         self.inner.cost_hint(path)
     }
 
@@ -159,7 +310,7 @@ impl<J: Job<Output = Analysis>> Job for CachedAnalyzer<'_, J> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -169,7 +320,7 @@ mod tests {
 
     use crate::cache::{CacheKey, CacheStats, ROWS, ResultCache, key_for};
 
-    fn click_wav(path: &Path, bpm: f64, seconds: f64) {
+    pub(in crate::cache) fn click_wav(path: &Path, bpm: f64, seconds: f64) {
         let rate = 22_050;
         let clicks = synth_music::presets::clicks(bpm, seconds, rate);
         let spec = hound::WavSpec {
@@ -186,9 +337,9 @@ mod tests {
     }
 
     /// The analyzer, counting the files it is asked to analyse.
-    struct Counting {
-        analyzer: Analyzer,
-        calls: AtomicUsize,
+    pub(in crate::cache) struct Counting {
+        pub(in crate::cache) analyzer: Analyzer,
+        pub(in crate::cache) calls: AtomicUsize,
     }
 
     impl Job for Counting {
@@ -199,7 +350,9 @@ mod tests {
         }
     }
 
-    fn rows(summary: &analyzer_core::batch::BatchSummary<Analyzed>) -> Vec<AnalyzeRecord> {
+    pub(in crate::cache) fn rows(
+        summary: &analyzer_core::batch::BatchSummary<Analyzed>,
+    ) -> Vec<AnalyzeRecord> {
         summary
             .results
             .iter()
@@ -210,7 +363,7 @@ mod tests {
             .collect()
     }
 
-    fn counting() -> Counting {
+    pub(in crate::cache) fn counting() -> Counting {
         Counting {
             analyzer: Analyzer::new(AnalyzerConfig::default()).unwrap(),
             calls: AtomicUsize::new(0),
@@ -280,7 +433,7 @@ mod tests {
 
         // --force analyses again and rewrites.
         job.calls.store(0, Ordering::SeqCst);
-        let forced = CachedAnalyzer::new(&job, Some(&cache), config).force(true);
+        let forced = CachedAnalyzer::new(&job, Some(&cache), config).rescan(Rescan::Force);
         let third = Batch::new(&forced).run(&files, &Sequential);
         assert_eq!(job.calls.load(Ordering::SeqCst), 3);
         assert_eq!(rows(&third), rows(&reference));

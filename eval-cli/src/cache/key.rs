@@ -3,14 +3,14 @@
 //! error at once, never a read that does not end) and checks the stop signal between
 //! chunks, so a cancelled run or a passed deadline stops it whatever the file's size.
 
-use std::fs::{File, Metadata};
+use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
-use std::time::SystemTime;
 
 use analyzer_core::decode::open_regular;
 use analyzer_core::{Error, ErrorKind, Stage, StopSignal};
 
+use super::FileIdentity;
 use crate::record;
 
 /// The version of what is stored and of what may be stored. Part of every key, so rows
@@ -70,6 +70,11 @@ impl CacheKey {
         CacheKey { content, settings }
     }
 
+    /// The BLAKE3 hash of the content.
+    pub fn content(&self) -> [u8; 32] {
+        self.content
+    }
+
     /// The key as stored: content hash, then settings hash.
     pub fn bytes(&self) -> [u8; 64] {
         let mut key = [0u8; 64];
@@ -82,36 +87,6 @@ impl CacheKey {
 /// The key of `path` for an analyzer with this `fingerprint`.
 pub fn key_for(path: &Path, fingerprint: &str) -> io::Result<CacheKey> {
     CacheKey::of_file(path, Settings::new(fingerprint))
-}
-
-/// What a file was when it was hashed: size, modification time and, on Unix, device,
-/// inode and change time. A file whose identity differs after its analysis was written to
-/// or replaced in between, so its hash may not be of the bytes that were analysed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileIdentity {
-    len: u64,
-    modified: Option<SystemTime>,
-    #[cfg(unix)]
-    node: (u64, u64, i64, i64),
-}
-
-impl FileIdentity {
-    /// The identity `meta` describes.
-    pub fn of(meta: &Metadata) -> Self {
-        #[cfg(unix)]
-        use std::os::unix::fs::MetadataExt;
-        FileIdentity {
-            len: meta.len(),
-            modified: meta.modified().ok(),
-            #[cfg(unix)]
-            node: (meta.dev(), meta.ino(), meta.ctime(), meta.ctime_nsec()),
-        }
-    }
-
-    /// The identity of the file `path` names now (symlinks followed, as the decoder does).
-    pub fn of_path(path: &Path) -> io::Result<Self> {
-        std::fs::metadata(path).map(|meta| Self::of(&meta))
-    }
 }
 
 /// The key of the file at `path` and its identity before it was read. The file is opened

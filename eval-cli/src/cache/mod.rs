@@ -1,9 +1,12 @@
 //! `--cache DIR`: rows already computed are not computed again. A file whose bytes and
 //! analyzer settings were seen before gets its row from `DIR/results.redb` without being
-//! decoded, so a second run over a library costs a read and a hash per file.
+//! decoded, and a file whose identity (device, inode, size, mtime, ctime) is as recorded
+//! when its row was made is not even opened, so a second run over an unchanged library
+//! costs a `stat` and a lookup per file.
 //!
 //! ```text
-//! file ─BLAKE3 of its bytes─┐
+//! path ─stat─ identity as recorded, and not racy then ─▶ the recorded content hash ─┐
+//! file ─BLAKE3 of its bytes─ (otherwise) ───────────────────────────────────────────┤
 //!                           ├─ CacheKey ─get─▶ hit: the stored row, if intact and in range
 //! settings ─BLAKE3 of the ──┘             └──▶ miss: analyse, then put if deterministic
 //!   cache schema, analyzer fingerprint,              and the file did not change meanwhile
@@ -64,32 +67,57 @@
 //!   commit protocol (two commit slots, checksummed) leaves the file openable; the next
 //!   open repairs the allocator state if needed. The tests kill a writer mid-batch and run
 //!   two writers at once.
-//! - **No pre-check by (path, size, mtime)**: with a warm page cache hashing runs at 4.5-6.8
-//!   GB/s (docs/cache.md), so a table of stat results would save little there
-//!   and add a way to be wrong (an edit within the timestamps' granularity that keeps the
-//!   size). It would pay on a cold library on a slow disk, where a hit reads the whole file.
+//! - **Reads: one transaction for many lookups.** In multi-writer mode each `begin_read`
+//!   takes and drops byte-range locks; `analyze` lets one read transaction serve lookups
+//!   for up to 100 ms ([`ResultCache::reuse_reads_for`]), renewed at once by a commit of
+//!   its own so it reads its writes. Rows other processes commit meanwhile may be missed
+//!   for that long (the file is hashed), never misread. A long-lived service keeps one
+//!   transaction per lookup: a snapshot an idle process held would keep other processes
+//!   from reusing the store's pages.
+//! - **Identities: a rescan reads nothing unchanged.** Beside the rows, a second table maps
+//!   each file's absolute path to a [`Recorded`]: its [`FileIdentity`] (device, inode,
+//!   size, mtime and ctime in nanoseconds) before it was hashed, the content hash, and the
+//!   moment it was recorded. A file whose identity is the same and was not racy then (its
+//!   mtime and ctime strictly older than that moment less the timestamps' granularity, as
+//!   git guards its index: see `cache/identity.rs`) is served by its recorded hash without
+//!   being opened, and not probed for its cost either. Every other file is hashed as
+//!   before, and its identity recorded; a moved or copied file is a hit by content, read
+//!   once. Rows are not touched by this, so [`SCHEMA`] stays: a cache written before the
+//!   table existed serves its rows by hash and fills the table on its next run. What
+//!   identity cannot see: a write that keeps size, mtime, ctime and inode (the same
+//!   timestamp tick as the recording, which the racy guard covers, or a file system whose
+//!   clock disagrees with this machine's). `--verify` hashes every file and names those
+//!   ([`ResultCache::take_mismatches`]); `--force` re-analyses and re-records everything.
+//!
+//! One file over 500 lines: the handle, its writer thread, the queue both read, and the
+//! counters are one piece of state under one lock.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use redb::ReadableDatabase;
 use serde::Serialize;
 
 mod analyzer;
+mod identity;
 mod key;
+#[cfg(test)]
+mod rescan_tests;
 mod row;
 mod store;
 
-pub use analyzer::{Analyzed, CachedAnalyzer};
+pub use analyzer::{Analyzed, CachedAnalyzer, ContentHasher, ReadAndHash, Rescan};
 
-pub use key::{CacheKey, FileIdentity, SCHEMA, Settings, hash_file, key_for};
+pub use identity::{FileIdentity, Recorded, path_key};
+pub use key::{CacheKey, SCHEMA, Settings, hash_file, key_for};
 pub use row::{RowLimits, Stored, is_deterministic};
 pub use store::{CACHE_FILE, CacheError};
 
-use store::{ROWS, Store};
+use store::{IDENTITIES, ROWS, Store, Table};
 
 /// What a cache did, for `analyze`'s last line, reports and `/metrics`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -106,19 +134,42 @@ pub struct CacheStats {
     /// Rows found damaged or not fitting the run's settings: counted as misses too, the
     /// file analysed again and its row rewritten.
     pub rejected: u64,
+    /// Hits served by the file's recorded identity, without opening the file (counted
+    /// in `hits` too).
+    pub unread: u64,
+    /// Files `--verify` found changed while their identity was not (see
+    /// [`ResultCache::take_mismatches`]).
+    pub mismatched: u64,
 }
 
 /// Sealed rows by key bytes, waiting for or in their commit.
 type Rows = HashMap<[u8; 64], Vec<u8>>;
 
-/// Rows [`ResultCache::store`] has handed to the writer thread. Lookups see them at once,
-/// so a process reads its own writes before they are committed.
+/// Sealed [`Recorded`] identities by [`path_key`], waiting for or in their commit.
+type Identities = HashMap<Vec<u8>, Vec<u8>>;
+
+/// What one commit writes: rows and the identities of the files they came from.
+#[derive(Debug, Default)]
+struct Writes {
+    rows: Rows,
+    identities: Identities,
+}
+
+impl Writes {
+    fn is_empty(&self) -> bool {
+        self.rows.is_empty() && self.identities.is_empty()
+    }
+}
+
+/// Rows [`ResultCache::store`] (and identities [`ResultCache::record`]) has handed to the
+/// writer thread. Lookups see them at once, so a process reads its own writes before they
+/// are committed.
 #[derive(Debug, Default)]
 struct Queue {
-    /// Rows not yet taken by the writer.
-    pending: Rows,
-    /// The rows of the commit under way.
-    committing: Arc<Rows>,
+    /// Writes not yet taken by the writer.
+    pending: Writes,
+    /// The writes of the commit under way.
+    committing: Arc<Writes>,
     /// The cache is being dropped: commit what is left and stop.
     closing: bool,
 }
@@ -134,12 +185,22 @@ struct Shared {
     stored: AtomicU64,
     errors: AtomicU64,
     rejected: AtomicU64,
+    unread: AtomicU64,
+    mismatched: AtomicU64,
+    /// Files `--verify` found changed under an unchanged identity, in the order found.
+    mismatches: Mutex<Vec<PathBuf>>,
     first_error: Mutex<Option<String>>,
 }
 
 impl Shared {
     fn queue(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn mismatches(&self) -> MutexGuard<'_, Vec<PathBuf>> {
+        self.mismatches
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Counts a failed lookup or write. A damaged store is not counted: it was moved
@@ -161,25 +222,34 @@ impl Shared {
         }
     }
 
-    fn commit_once(&self, rows: &Rows) -> Result<(), CacheError> {
+    fn commit_once(&self, writes: &Writes) -> Result<(), CacheError> {
         self.store.with_db(|db| {
             let write = db.begin_write()?;
-            {
+            if !writes.rows.is_empty() {
                 let mut table = write.open_table(ROWS)?;
-                for (key, value) in rows {
+                for (key, value) in &writes.rows {
                     table.insert(key.as_slice(), value.as_slice())?;
                 }
             }
+            if !writes.identities.is_empty() {
+                let mut table = write.open_table(IDENTITIES)?;
+                for (path, value) in &writes.identities {
+                    table.insert(path.as_slice(), value.as_slice())?;
+                }
+            }
             write.commit()?;
+            // Before the writes leave the queue: a lookup that no longer finds them there
+            // takes a fresh snapshot.
+            self.store.committed();
             Ok(())
         })
     }
 
-    /// Commits `rows`; if the store was found damaged (and so replaced), once more into
+    /// Commits `writes`; if the store was found damaged (and so replaced), once more into
     /// the fresh one.
-    fn commit(&self, rows: &Rows) -> Result<(), CacheError> {
-        match self.commit_once(rows) {
-            Err(CacheError::Damaged { .. }) => self.commit_once(rows),
+    fn commit(&self, writes: &Writes) -> Result<(), CacheError> {
+        match self.commit_once(writes) {
+            Err(CacheError::Damaged { .. }) => self.commit_once(writes),
             done => done,
         }
     }
@@ -204,7 +274,7 @@ impl Shared {
                 queue.committing = Arc::clone(&rows);
                 rows
             };
-            let count = rows.len() as u64;
+            let count = rows.rows.len() as u64;
             match self.commit(&rows) {
                 Ok(()) => {
                     self.stored.fetch_add(count, Ordering::Relaxed);
@@ -216,28 +286,34 @@ impl Shared {
         }
     }
 
-    /// The sealed bytes under `key`: queued by this handle, else committed.
+    /// The sealed row under `key`: queued by this handle, else committed.
     fn read(&self, key: &[u8; 64]) -> Result<Option<Vec<u8>>, CacheError> {
-        let queued = {
+        let queued = |writes: &Writes| writes.rows.get(key).cloned();
+        self.read_in(Table::Rows, key, queued)
+    }
+
+    /// The sealed identity under `path_key`: queued by this handle, else committed.
+    fn read_identity(&self, path_key: &[u8]) -> Result<Option<Vec<u8>>, CacheError> {
+        let queued = |writes: &Writes| writes.identities.get(path_key).cloned();
+        self.read_in(Table::Identities, path_key, queued)
+    }
+
+    /// The bytes under `key` in `table`: queued by this handle (`queued` finds them in a
+    /// [`Writes`]), else committed.
+    fn read_in(
+        &self,
+        table: Table,
+        key: &[u8],
+        queued: impl Fn(&Writes) -> Option<Vec<u8>>,
+    ) -> Result<Option<Vec<u8>>, CacheError> {
+        let found = {
             let queue = self.queue();
-            queue
-                .pending
-                .get(key)
-                .or_else(|| queue.committing.get(key))
-                .cloned()
+            queued(&queue.pending).or_else(|| queued(&queue.committing))
         };
-        if queued.is_some() {
-            return Ok(queued);
+        match found {
+            Some(bytes) => Ok(Some(bytes)),
+            None => self.store.get(table, key),
         }
-        self.store.with_db(|db| {
-            let read = db.begin_read()?;
-            let table = match read.open_table(ROWS) {
-                Ok(table) => table,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-                Err(err) => return Err(err.into()),
-            };
-            Ok(redb::ReadableTable::get(&table, key.as_slice())?.map(|v| v.value().to_vec()))
-        })
     }
 }
 
@@ -267,6 +343,9 @@ impl ResultCache {
             stored: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
+            unread: AtomicU64::new(0),
+            mismatched: AtomicU64::new(0),
+            mismatches: Mutex::default(),
             first_error: Mutex::new(None),
         });
         let writer = {
@@ -280,6 +359,16 @@ impl ResultCache {
             shared,
             writer: Some(writer),
         })
+    }
+
+    /// Lets one read transaction serve this handle's lookups for up to `age` (and none
+    /// past a commit of this handle), for a batch of lookups: each transaction costs
+    /// byte-range locks. A row another process committed within `age` may be missed
+    /// (the file is then hashed), never a wrong one served. `Duration::ZERO` (the
+    /// default) reads afresh each time; a long-lived, mostly idle process keeps it so, as
+    /// a snapshot it held would keep other processes from reusing the store's pages.
+    pub fn reuse_reads_for(&self, age: Duration) {
+        self.shared.store.reuse_reads_for(age);
     }
 
     /// The store's file.
@@ -305,8 +394,11 @@ impl ResultCache {
     /// Stores `value` under `key` (replacing any row there) in its own committed
     /// transaction, durable when this returns. Counts nothing.
     pub fn put(&self, key: &CacheKey, value: &Stored) -> Result<(), CacheError> {
-        let rows = Rows::from([(key.bytes(), row::seal(key, value)?)]);
-        self.shared.commit(&rows)
+        let writes = Writes {
+            rows: Rows::from([(key.bytes(), row::seal(key, value)?)]),
+            ..Writes::default()
+        };
+        self.shared.commit(&writes)
     }
 
     /// How many rows the store holds (all settings together; queued rows not counted).
@@ -331,17 +423,7 @@ impl ResultCache {
     /// a failed lookup is counted as an error and a miss. Either way the file is analysed
     /// as without a cache, and its fresh row stored over the one found.
     pub fn lookup(&self, key: &CacheKey, limits: &RowLimits) -> Option<Stored> {
-        let found = self.get(key).and_then(|stored| match stored {
-            Some(stored) => stored
-                .check(limits)
-                .map(|()| Some(stored))
-                .map_err(|reason| CacheError::Row {
-                    file: self.file().to_path_buf(),
-                    reason,
-                }),
-            None => Ok(None),
-        });
-        match found {
+        match self.find(key, limits) {
             Ok(Some(stored)) => {
                 self.shared.hits.fetch_add(1, Ordering::Relaxed);
                 return Some(stored);
@@ -353,13 +435,69 @@ impl ResultCache {
         None
     }
 
+    /// [`ResultCache::lookup`] for a file trusted by its recorded identity, not read:
+    /// a row found is counted as a hit without reading; none (or one not fit to serve)
+    /// counts nothing, since the caller then hashes the file and looks up again.
+    pub fn lookup_unread(&self, key: &CacheKey, limits: &RowLimits) -> Option<Stored> {
+        let stored = self.find(key, limits).ok().flatten()?;
+        self.shared.hits.fetch_add(1, Ordering::Relaxed);
+        self.shared.unread.fetch_add(1, Ordering::Relaxed);
+        Some(stored)
+    }
+
+    /// [`ResultCache::get`], checked against `limits`; uncounted.
+    fn find(&self, key: &CacheKey, limits: &RowLimits) -> Result<Option<Stored>, CacheError> {
+        self.get(key).and_then(|stored| match stored {
+            Some(stored) => stored
+                .check(limits)
+                .map(|()| Some(stored))
+                .map_err(|reason| CacheError::Row {
+                    file: self.file().to_path_buf(),
+                    reason,
+                }),
+            None => Ok(None),
+        })
+    }
+
+    /// What was last recorded of the file whose [`path_key`] is `path_key`: `None` if
+    /// nothing, or a record that is damaged, of another layout, or not readable (the file
+    /// is then hashed, as a cache without identities would).
+    pub fn recorded(&self, path_key: &[u8]) -> Option<Recorded> {
+        let bytes = self.shared.read_identity(path_key).ok().flatten()?;
+        Recorded::unseal(path_key, &bytes)
+    }
+
+    /// Queues `recorded` as what the file whose [`path_key`] is `path_key` now is, for the
+    /// writer thread (committed with the rows; lookups of this handle see it at once).
+    pub fn record(&self, path_key: Vec<u8>, recorded: &Recorded) {
+        let sealed = recorded.seal(&path_key);
+        self.shared
+            .queue()
+            .pending
+            .identities
+            .insert(path_key, sealed);
+        self.shared.changed.notify_all();
+    }
+
+    /// Notes a file whose bytes changed while its recorded identity did not (found by
+    /// `--verify`): a row served by that identity would have been another content's.
+    pub fn note_mismatch(&self, path: &Path) {
+        self.shared.mismatched.fetch_add(1, Ordering::Relaxed);
+        self.shared.mismatches().push(path.to_path_buf());
+    }
+
+    /// The files noted by [`ResultCache::note_mismatch`] since the last call.
+    pub fn take_mismatches(&self) -> Vec<PathBuf> {
+        std::mem::take(&mut *self.shared.mismatches())
+    }
+
     /// Queues `value` under `key` for the writer thread and returns at once; lookups of
     /// this handle see it from now on. A commit that fails is counted as an error (the
     /// row itself is not lost: it is the caller's to write).
     pub fn store(&self, key: &CacheKey, value: &Stored) {
         match row::seal(key, value) {
             Ok(bytes) => {
-                self.shared.queue().pending.insert(key.bytes(), bytes);
+                self.shared.queue().pending.rows.insert(key.bytes(), bytes);
                 self.shared.changed.notify_all();
             }
             Err(err) => self.shared.note_error(&err.into(), 1),
@@ -393,6 +531,8 @@ impl ResultCache {
             stored: s.stored.load(Ordering::Relaxed),
             errors: s.errors.load(Ordering::Relaxed),
             rejected: s.rejected.load(Ordering::Relaxed),
+            unread: s.unread.load(Ordering::Relaxed),
+            mismatched: s.mismatched.load(Ordering::Relaxed),
         }
     }
 
@@ -468,6 +608,40 @@ mod tests {
             assert_eq!(reopened.get(&key(i)).unwrap(), Some(row(i)));
         }
         assert_eq!(reopened.get(&key(200)).unwrap(), None);
+    }
+
+    #[test]
+    fn a_reused_read_still_sees_this_handles_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ResultCache::open(dir.path()).unwrap();
+        // A snapshot that would never age: only this handle's commits renew it.
+        cache.reuse_reads_for(Duration::from_secs(3600));
+        let settings = Settings::new("test");
+        let key = |i: u8| CacheKey::of_hash([i; 32], settings);
+        let row = Stored::Row(AnalyzeRecord::default());
+        assert_eq!(cache.get(&key(1)).unwrap(), None, "the snapshot is taken");
+        cache.put(&key(1), &row).unwrap();
+        assert_eq!(
+            cache.get(&key(1)).unwrap(),
+            Some(row.clone()),
+            "put commits"
+        );
+        let path = b"/lib/a.wav".to_vec();
+        assert_eq!(cache.recorded(&path), None);
+        let recorded = Recorded {
+            identity: FileIdentity::of_path(dir.path()).unwrap(),
+            content: [2; 32],
+            at: std::time::SystemTime::now(),
+        };
+        for i in 2..40 {
+            cache.store(&key(i), &row);
+        }
+        cache.record(path.clone(), &recorded);
+        cache.flush();
+        for i in 2..40 {
+            assert_eq!(cache.get(&key(i)).unwrap(), Some(row.clone()), "row {i}");
+        }
+        assert_eq!(cache.recorded(&path), Some(recorded));
     }
 
     #[test]

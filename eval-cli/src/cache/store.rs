@@ -5,21 +5,31 @@
 //! error in release builds and an assertion, so a panic, in debug builds). A store found
 //! damaged, at open or at any later read or write, is moved aside as
 //! `results.redb.damaged-N` and a fresh one takes its place.
+//!
+//! One file over 500 lines: the guard, the replacement of a damaged store and the shared
+//! read snapshot all hold the one database handle and must agree on its generation.
 
 use std::cell::Cell;
 use std::fs;
 use std::io;
 use std::panic::{self, AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Once, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
-use redb::{ConcurrencyMode, Database, TableDefinition};
+use redb::{ConcurrencyMode, Database, ReadOnlyTable, ReadableDatabase, TableDefinition};
 
 /// The store's file inside the cache folder.
 pub const CACHE_FILE: &str = "results.redb";
 
 /// Rows by key: [`CacheKey::bytes`](super::CacheKey::bytes) to a sealed [`Stored`](super::Stored).
 pub(super) const ROWS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("rows");
+
+/// What was last seen of each file, by [`path_key`](super::path_key): a sealed
+/// [`Recorded`](super::Recorded). Versioned by the layout byte of its values, not by the rows'
+/// schema: a cache written before this table existed simply has none yet.
+pub(super) const IDENTITIES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("identities");
 
 /// Memory for redb's page cache. Its default is 1 GiB; lookups touch a few pages each,
 /// and a service's memory must not grow with the size of its cache.
@@ -86,10 +96,38 @@ struct Current {
     id: Option<FileId>,
 }
 
+/// The committed tables as one read transaction saw them, shared by lookups for a short
+/// while ([`Store::reuse_reads_for`]): in multi-writer mode every `begin_read` takes and
+/// drops byte-range locks, which was a fifth of a rescan's time when each lookup began
+/// its own.
+pub(super) struct Snapshot {
+    taken: Instant,
+    generation: u64,
+    commits: u64,
+    rows: Option<BytesTable>,
+    identities: Option<BytesTable>,
+}
+
+/// A table of bytes by bytes, as a read transaction sees it.
+type BytesTable = ReadOnlyTable<&'static [u8], &'static [u8]>;
+
+/// Which table a lookup reads.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Table {
+    Rows,
+    Identities,
+}
+
 /// The database of one cache folder, replaced when found damaged.
 pub(super) struct Store {
     file: PathBuf,
     current: RwLock<Current>,
+    /// Commits made through this handle: a snapshot taken before the last one is not
+    /// reused, so a process reads its own writes.
+    commits: AtomicU64,
+    /// How long (µs) a snapshot may serve lookups; 0: each lookup reads afresh.
+    reuse_reads_us: AtomicU64,
+    snapshot: Mutex<Option<Arc<Snapshot>>>,
     /// A damaged store could not be moved aside: stop trying (each operation fails and is
     /// counted as an error; rows are still analysed).
     gave_up: Mutex<bool>,
@@ -138,6 +176,9 @@ impl Store {
                 id: file_id(&file),
             }),
             file,
+            commits: AtomicU64::new(0),
+            reuse_reads_us: AtomicU64::new(0),
+            snapshot: Mutex::new(None),
             gave_up: Mutex::new(false),
             warnings: Mutex::new(warnings),
         })
@@ -145,6 +186,93 @@ impl Store {
 
     pub(super) fn file(&self) -> &Path {
         &self.file
+    }
+
+    /// Lets one read transaction serve the lookups of up to `age` (and none after a commit
+    /// of this handle): lookups may miss what other processes committed within that time,
+    /// which costs them a hash, never a wrong row. Only for a batch: a snapshot kept by an
+    /// idle process would keep other processes' writers from reusing pages.
+    pub(super) fn reuse_reads_for(&self, age: Duration) {
+        let micros = u64::try_from(age.as_micros()).unwrap_or(u64::MAX);
+        self.reuse_reads_us.store(micros, Ordering::Relaxed);
+        if micros == 0 {
+            self.drop_snapshot();
+        }
+    }
+
+    /// Notes a commit through this handle (the snapshot is stale from now on).
+    pub(super) fn committed(&self) {
+        self.commits.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The committed value under `key` in `table`.
+    pub(super) fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, CacheError> {
+        let definition = match table {
+            Table::Rows => ROWS,
+            Table::Identities => IDENTITIES,
+        };
+        let age = Duration::from_micros(self.reuse_reads_us.load(Ordering::Relaxed));
+        if age.is_zero() {
+            return self.with_db(|db| {
+                let read = db.begin_read()?;
+                let table = open_or_none(&read, definition)?;
+                Ok(get_from(table.as_ref(), key)?)
+            });
+        }
+        let snapshot = self.snapshot(age)?;
+        self.with_db(|_| {
+            let table = match table {
+                Table::Rows => snapshot.rows.as_ref(),
+                Table::Identities => snapshot.identities.as_ref(),
+            };
+            Ok(get_from(table, key)?)
+        })
+    }
+
+    /// The shared snapshot, taken afresh if older than `age`, older than this handle's
+    /// last commit, or of a store since replaced.
+    fn snapshot(&self, age: Duration) -> Result<Arc<Snapshot>, CacheError> {
+        let commits = self.commits.load(Ordering::SeqCst);
+        let generation = self
+            .current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .generation;
+        let mut held = self.snapshot.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(snapshot) = &*held
+            && snapshot.commits == commits
+            && snapshot.generation == generation
+            && snapshot.taken.elapsed() < age
+        {
+            return Ok(Arc::clone(snapshot));
+        }
+        *held = None;
+        let fresh = Arc::new(self.with_db(|db| {
+            let taken = Instant::now();
+            let read = db.begin_read()?;
+            Ok(Snapshot {
+                taken,
+                generation,
+                commits,
+                rows: open_or_none(&read, ROWS)?,
+                identities: open_or_none(&read, IDENTITIES)?,
+            })
+        })?);
+        *held = Some(Arc::clone(&fresh));
+        Ok(fresh)
+    }
+
+    /// Drops the shared snapshot (before the database it reads is closed or replaced).
+    fn drop_snapshot(&self) {
+        let snapshot = self
+            .snapshot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let _ = guarded(move || {
+            drop(snapshot);
+            Ok(())
+        });
     }
 
     /// Runs `op` on the database, its panics caught. A damaged store is moved aside
@@ -190,6 +318,7 @@ impl Store {
             return;
         }
         // Close the damaged handle first: redb's close may write to it.
+        self.drop_snapshot();
         close_quietly(current.db.take());
         let fresh = move_aside(&self.file, current.id, reason).and_then(|warning| {
             self.warn(warning);
@@ -225,6 +354,7 @@ impl Store {
 
     /// Closes the database, a panic in redb's close caught.
     pub(super) fn close(&self) {
+        self.drop_snapshot();
         close_quietly(
             self.current
                 .write()
@@ -242,6 +372,26 @@ fn close_quietly(db: Option<Arc<Database>>) {
         drop(db);
         Ok(())
     });
+}
+
+/// `definition` as `read` sees it; `None` if no commit has created it yet.
+fn open_or_none(
+    read: &redb::ReadTransaction,
+    definition: TableDefinition<'static, &'static [u8], &'static [u8]>,
+) -> Result<Option<BytesTable>, redb::Error> {
+    match read.open_table(definition) {
+        Ok(table) => Ok(Some(table)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// The value under `key` in `table` (none in a table that does not exist yet).
+fn get_from(table: Option<&BytesTable>, key: &[u8]) -> Result<Option<Vec<u8>>, redb::StorageError> {
+    let Some(table) = table else {
+        return Ok(None);
+    };
+    Ok(redb::ReadableTable::get(table, key)?.map(|v| v.value().to_vec()))
 }
 
 fn open_db(file: &Path) -> Result<Database, redb::Error> {

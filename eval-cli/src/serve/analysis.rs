@@ -14,7 +14,7 @@ use analyzer_core::batch::{Batch, FileResult, Job, Status, TimedAnalyzer};
 use analyzer_core::{Analysis, Analyzer, StopSignal};
 use serde::Serialize;
 
-use crate::cache::{Analyzed, CachedAnalyzer, ResultCache};
+use crate::cache::{Analyzed, CachedAnalyzer, Rescan, ResultCache};
 use crate::record::AnalyzeRecord;
 
 /// One tempo hypothesis of an analysed file.
@@ -116,19 +116,26 @@ impl FileAnalysis for BatchAnalysis {
 pub struct CachedAnalysis {
     /// The cache, shared by every worker (it is safe across threads and processes).
     pub cache: Arc<ResultCache>,
-    /// Analyse again and overwrite (`--force`).
-    pub force: bool,
+    /// How recorded identities are used (`--force`, `--verify`).
+    pub rescan: Rescan,
 }
 
 impl FileAnalysis for CachedAnalysis {
     fn analyze(&self, task: &FileTask<'_>) -> Option<FileOutcome> {
         let (analyzer, path) = (task.analyzer, task.path);
-        let job =
-            CachedAnalyzer::new(analyzer, Some(&*self.cache), analyzer.config()).force(self.force);
+        let job = CachedAnalyzer::new(analyzer, Some(&*self.cache), analyzer.config())
+            .rescan(self.rescan);
         let result = guarded(&job, task);
         // A damaged store was moved aside and replaced while analysing: say so once.
         for warning in self.cache.take_warnings() {
             eprintln!("eval-cli: warning: {warning}");
+        }
+        for changed in self.cache.take_mismatches() {
+            eprintln!(
+                "eval-cli: warning: --verify: {} changed while its size, times and inode did \
+                 not; analysed anew",
+                changed.display()
+            );
         }
         let result = result?;
         let record = match &result.value {

@@ -51,7 +51,7 @@ use tokio::sync::watch;
 
 pub use analysis::{BatchAnalysis, CachedAnalysis, Candidate, FileAnalysis, FileOutcome};
 
-use crate::cache::ResultCache;
+use crate::cache::{Rescan, ResultCache};
 use crate::flags;
 use connections::{ConnectionLimits, ConnectionSlots};
 use guard::Guard;
@@ -101,8 +101,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DIR")]
     cache: Option<PathBuf>,
     /// With --cache: analyse every file again and overwrite its cached row.
-    #[arg(long, requires = "cache")]
+    #[arg(long, requires = "cache", conflicts_with = "verify")]
     force: bool,
+    /// With --cache: read and hash every file, and name (on stderr) those whose bytes
+    /// changed while their size, times and inode did not; they are analysed anew.
+    #[arg(long, requires = "cache")]
+    verify: bool,
     /// Connections served at once; more wait in the listen queue until one closes, so
     /// idle clients cannot use up the process's file descriptors (lowered to half of
     /// `ulimit -n` where that is less).
@@ -269,7 +273,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             }
             Arc::new(CachedAnalysis {
                 cache: Arc::new(cache),
-                force: args.force,
+                rescan: Rescan::of_flags(args.force, args.verify),
             })
         }
         None => Arc::new(BatchAnalysis),

@@ -172,6 +172,124 @@ fn force_analyses_again_and_overwrites() {
     assert_eq!(out.status.code(), Some(2), "--force needs --cache");
 }
 
+/// Re-records every identity the cache holds for `files` as taken an hour from now, as a
+/// run an hour after the files were written would have: trusted by the next run without
+/// waiting for their times to age. `content_of` gives the content to record per file.
+fn record_as_an_hour_on(cache_dir: &Path, files: &[(PathBuf, PathBuf)]) {
+    let cache = ResultCache::open(cache_dir).unwrap();
+    let an_hour_on = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+    for (path, content_of) in files {
+        let of = |p: &Path| cache.recorded(&cache::path_key(p).unwrap()).unwrap();
+        let recorded = cache::Recorded {
+            content: of(content_of).content,
+            at: an_hour_on,
+            ..of(path)
+        };
+        cache.record(cache::path_key(path).unwrap(), &recorded);
+    }
+}
+
+/// The `{"event":"cache",...}` line and the `cache_mismatch` paths of a jsonl stderr.
+fn cache_events(stderr: &str) -> (serde_json::Value, Vec<String>) {
+    let events: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let summary = events
+        .iter()
+        .find(|e| e["event"] == "cache")
+        .unwrap_or_else(|| panic!("no cache event in {stderr}"))
+        .clone();
+    let mismatches = events
+        .iter()
+        .filter(|e| e["event"] == "cache_mismatch")
+        .map(|e| e["path"].as_str().unwrap().to_string())
+        .collect();
+    (summary, mismatches)
+}
+
+#[test]
+fn an_unchanged_library_is_served_unread_and_verify_names_a_file_changed_unseen() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path(), 3, 3.0);
+    let cache_dir = dir.path().join("cache");
+    let c = s(&cache_dir);
+    let (reference, _) = csv_of(&["--workers", "1"], &[&lib]);
+    let (first, _) = csv_of(&["--cache", c], &[&lib]);
+    assert_eq!(first, reference);
+    let names = ["00.wav", "01.wav", "02.wav", "zz-short.wav"];
+    let files: Vec<PathBuf> = names.iter().map(|n| lib.join(n)).collect();
+    record_as_an_hour_on(
+        &cache_dir,
+        &files
+            .iter()
+            .map(|f| (f.clone(), f.clone()))
+            .collect::<Vec<_>>(),
+    );
+
+    let jsonl = ["--cache", c, "--progress", "jsonl"];
+    let (unread, err) = csv_of(&jsonl, &[&lib]);
+    assert_eq!(unread, reference, "rows of the unread rerun");
+    let (summary, mismatches) = cache_events(&err);
+    assert_eq!(
+        (summary["hits"].as_u64(), summary["unread"].as_u64()),
+        (Some(4), Some(4))
+    );
+    assert!(mismatches.is_empty());
+    let (verified, err) = csv_of(&["--cache", c, "--verify"], &[&lib]);
+    assert_eq!(verified, reference, "rows of the --verify run");
+    assert_eq!(cache_counts(&err), (4, 4, 0));
+    assert!(!err.contains("--verify:"), "{err}");
+
+    // 00.wav's record now holds 01.wav's content under 00.wav's own identity: what a
+    // write that left its size, times and inode unchanged would leave.
+    record_as_an_hour_on(&cache_dir, &[(files[0].clone(), files[1].clone())]);
+    let (stale, _) = csv_of(&jsonl, &[&lib]);
+    let rows = rows_by_path(&stale);
+    assert_eq!(
+        rows[&s(&files[0]).to_string()].bpm,
+        rows[&s(&files[1]).to_string()].bpm,
+        "trusted by its identity alone, 00.wav was not read"
+    );
+    let (verified, err) = csv_of(&["--cache", c, "--verify"], &[&lib]);
+    assert_eq!(verified, reference, "--verify analyses it anew");
+    assert!(
+        err.contains("--verify: 1 files changed") && err.contains(s(&files[0])),
+        "{err}"
+    );
+
+    record_as_an_hour_on(&cache_dir, &[(files[0].clone(), files[1].clone())]);
+    let verify_jsonl: Vec<&str> = jsonl.iter().copied().chain(["--verify"]).collect();
+    let (verified, err) = csv_of(&verify_jsonl, &[&lib]);
+    assert_eq!(verified, reference);
+    let (summary, mismatches) = cache_events(&err);
+    assert_eq!(mismatches, vec![s(&files[0]).to_string()]);
+    assert_eq!(summary["mismatched"].as_u64(), Some(1));
+    let out = analyze(&["--cache", c, "--verify"], &[&lib]);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(!err.contains("--verify:"), "the record was repaired: {err}");
+
+    let out = analyze(&["--cache", c, "--verify", "--force"], &[&lib]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "--verify and --force exclude each other"
+    );
+    for command in ["analyze", "serve"] {
+        let out = crate::util::eval_cli()
+            .args([command, "--verify"])
+            .args((command == "analyze").then_some(s(&lib)))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{command}: {err}");
+        assert!(
+            err.contains("--cache"),
+            "{command} --verify needs --cache: {err}"
+        );
+    }
+}
+
 #[test]
 fn a_timeout_row_is_never_stored() {
     let (dir, long) = click_file("long.wav", 120.0, 20.0);
