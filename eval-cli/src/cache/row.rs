@@ -19,7 +19,7 @@ pub fn is_deterministic(kind: ErrorKind) -> bool {
 
 const CACHEABLE_KINDS: [ErrorKind; 2] = [ErrorKind::TooShort, ErrorKind::NoPulse];
 
-const STAGES: [Stage; 8] = [
+const STAGES: [Stage; 9] = [
     Stage::Config,
     Stage::Open,
     Stage::Probe,
@@ -28,6 +28,7 @@ const STAGES: [Stage; 8] = [
     Stage::Onset,
     Stage::Tempo,
     Stage::Key,
+    Stage::Loudness,
 ];
 
 /// A stored outcome: the row of an analysed file, or the failure a file always gives.
