@@ -10,5 +10,6 @@ mod dist;
 mod eval;
 mod front_ends;
 mod key_eval;
+mod loudness;
 mod serve;
 mod shard;
