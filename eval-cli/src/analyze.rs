@@ -20,9 +20,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use analyzer_core::Analyzer;
-use analyzer_core::batch::{self, BatchSummary, FileResult, Status};
-use analyzer_core::loudness::{AlbumLoudness, Loudness};
+use analyzer_core::batch::{self, BatchSummary, FileResult, Job, Status};
+use analyzer_core::loudness::{AlbumLoudness, GatingBlocks, Loudness};
+use analyzer_core::{Analysis, Analyzer, StopSignal};
 use anyhow::{Context, bail};
 
 use crate::cache::{Analyzed, CachedAnalyzer, ResultCache};
@@ -214,10 +214,15 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
             write_all_stdout(&walk_rows)?;
         }
         eprintln!(
-            "eval-cli: cancelled: {} of {} files finished and written{}",
+            "eval-cli: cancelled: {} of {} files finished and {}{}",
             summary.results.len(),
             pending.len(),
-            if plan.out.is_some() {
+            if plan.album {
+                "none written (--album writes rows when the run completes)"
+            } else {
+                "written"
+            },
+            if plan.out.is_some() && !plan.album {
                 "; run again with --resume to finish"
             } else {
                 ""
@@ -359,7 +364,11 @@ fn analyze_files(
 ) -> anyhow::Result<BatchSummary<Analyzed>> {
     let mut write_error: Option<io::Error> = None;
     let cancel = &plan.options.cancel;
-    let job = CachedAnalyzer::new(&plan.analyzer, plan.cache.as_ref(), plan.analyzer.config())
+    let measure = Measure {
+        analyzer: &plan.analyzer,
+        keep_blocks: plan.album,
+    };
+    let job = CachedAnalyzer::new(&measure, plan.cache.as_ref(), plan.analyzer.config())
         .force(plan.force);
     let summary = runner::run(
         pending,
@@ -389,6 +398,30 @@ fn analyze_files(
     match write_error {
         Some(err) => Err(err).context("cannot write results"),
         None => Ok(summary),
+    }
+}
+
+/// The analyzer as `analyze` runs it. Every result is held until the run ends, so without
+/// `--album` a file's loudness gating blocks (8 bytes per 100 ms of audio, needed only for
+/// an album) are dropped as soon as it is measured.
+struct Measure<'a> {
+    analyzer: &'a Analyzer,
+    keep_blocks: bool,
+}
+
+impl Job for Measure<'_> {
+    type Output = Analysis;
+
+    fn run(&self, path: &Path, stop: &StopSignal) -> Result<Analysis, analyzer_core::Error> {
+        let mut analysis = self.analyzer.run(path, stop)?;
+        if let Some(loudness) = analysis.loudness.as_mut().filter(|_| !self.keep_blocks) {
+            loudness.blocks = GatingBlocks::default();
+        }
+        Ok(analysis)
+    }
+
+    fn cost_hint(&self, path: &Path) -> Option<f64> {
+        self.analyzer.cost_hint(path)
     }
 }
 
@@ -589,6 +622,26 @@ fn albums(results: &[FileResult<Analyzed>]) -> HashMap<usize, AlbumLoudness> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gating_blocks_are_kept_only_for_an_album() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clicks.wav");
+        let clicks = synth_music::presets::clicks(120.0, 4.0, 22_050);
+        synth_music::write_wav(&path, &clicks, 22_050, 1).unwrap();
+        let analyzer =
+            Analyzer::new(analyzer_core::AnalyzerConfig::default().with_loudness(true)).unwrap();
+        let blocks = |keep_blocks| {
+            let measure = Measure {
+                analyzer: &analyzer,
+                keep_blocks,
+            };
+            let analysis = measure.run(&path, &StopSignal::never()).unwrap();
+            analysis.loudness.unwrap().blocks.len()
+        };
+        assert_eq!(blocks(true), 37, "one per 100 ms from 400 ms on");
+        assert_eq!(blocks(false), 0);
+    }
 
     #[test]
     fn failed_rows_have_empty_cells_and_a_reason() {

@@ -4,11 +4,13 @@
 //! were (bit for bit where the codec decodes each packet on its own).
 
 use std::f64::consts::PI;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use analyzer_core::loudness::{AlbumLoudness, Loudness, LoudnessMeter};
 use analyzer_core::{Analysis, Analyzer, AnalyzerConfig, Sampling, StopSignal};
-use synth_music::{presets, render, write_flac, write_wav};
+use synth_music::{presets, write_wav};
+
+use crate::sampled::long_file;
 
 const RATE: u32 = 48_000;
 
@@ -164,19 +166,22 @@ fn a_file_is_measured_before_the_mono_mix() {
     assert_eq!(plain.loudness, None, "loudness only when asked for");
 }
 
-fn long_file(dir: &Path, name: &str) -> PathBuf {
-    let spec = presets::four_on_the_floor_128()
-        .with_seconds(100.0)
-        .with_sample_rate(22_050)
-        .with_channels(2);
-    let samples = render(&spec);
-    let path = dir.join(name);
-    if name.ends_with(".flac") {
-        write_flac(&path, &samples, spec.sample_rate, spec.channels).unwrap();
-    } else {
-        write_wav(&path, &samples, spec.sample_rate, spec.channels).unwrap();
-    }
-    path
+/// Analyses `path` with and without loudness under `sampling` and fails unless the two
+/// analyses are the same but for the loudness, and the loudness was measured.
+fn assert_loudness_changes_nothing_else(path: &Path, sampling: Option<Sampling>) {
+    let plain = analyze(&analyzer(sampling, false), path);
+    let measured = analyze(&analyzer(sampling, true), path);
+    let loudness = measured.loudness.clone().unwrap();
+    assert!(loudness.integrated_lufs.is_some(), "{}", path.display());
+    assert_eq!(
+        Analysis {
+            loudness: None,
+            ..measured
+        },
+        plain,
+        "{} {sampling:?}",
+        path.display()
+    );
 }
 
 /// Loudness decodes a sampled file whole and cuts the segments from that decode: for PCM
@@ -186,7 +191,7 @@ fn long_file(dir: &Path, name: &str) -> PathBuf {
 fn loudness_leaves_a_sampled_analysis_bit_identical_for_wav_and_flac() {
     let dir = tempfile::tempdir().unwrap();
     for name in ["long.wav", "long.flac"] {
-        let path = long_file(dir.path(), name);
+        let path = long_file(dir.path(), name, presets::four_on_the_floor_128(), 100.0);
         for sampling in [
             Sampling::DEFAULT,
             Sampling {
@@ -194,17 +199,7 @@ fn loudness_leaves_a_sampled_analysis_bit_identical_for_wav_and_flac() {
                 seconds: 20.0,
             },
         ] {
-            let plain = analyze(&analyzer(Some(sampling), false), &path);
-            let measured = analyze(&analyzer(Some(sampling), true), &path);
-            assert!(measured.loudness.is_some(), "{name}");
-            assert_eq!(
-                Analysis {
-                    loudness: None,
-                    ..measured
-                },
-                plain,
-                "{name} {sampling:?}"
-            );
+            assert_loudness_changes_nothing_else(&path, Some(sampling));
         }
     }
 }
@@ -220,20 +215,8 @@ fn loudness_leaves_a_whole_analysis_bit_identical_in_every_format() {
         "fourfloor-128.ogg",
         "fourfloor-128.m4a",
     ] {
-        let path = fixtures.join(name);
         for sampling in [None, Some(Sampling::DEFAULT)] {
-            let plain = analyze(&analyzer(sampling, false), &path);
-            let measured = analyze(&analyzer(sampling, true), &path);
-            let loudness = measured.loudness.clone().unwrap();
-            assert!(loudness.integrated_lufs.is_some(), "{name}");
-            assert_eq!(
-                Analysis {
-                    loudness: None,
-                    ..measured
-                },
-                plain,
-                "{name} {sampling:?}"
-            );
+            assert_loudness_changes_nothing_else(&fixtures.join(name), sampling);
         }
     }
 }
