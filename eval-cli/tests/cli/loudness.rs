@@ -108,3 +108,26 @@ fn album_needs_the_loudness_and_a_whole_run() {
         "cannot be used with",
     );
 }
+
+/// Album mode is `analyze`'s alone: the other front ends refuse the flag rather than ignore
+/// it (a served job's request refuses any unknown field, `"album"` included).
+#[test]
+fn album_is_refused_by_the_other_front_ends() {
+    for command in [
+        &["merge", "part.csv"][..],
+        &["dist", "submit", "--job", "j", "lib"],
+        &["serve"],
+    ] {
+        let run = crate::util::eval_cli()
+            .args(command)
+            .arg("--album")
+            .output()
+            .unwrap();
+        assert_eq!(run.status.code(), Some(2), "{command:?}: {run:?}");
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(
+            stderr.contains("unexpected argument '--album'"),
+            "{command:?}: {stderr}"
+        );
+    }
+}
