@@ -10,9 +10,12 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::decode::{Sampled, StreamInfo, decode_mono, decode_mono_segments, mix_to_mono};
+use crate::decode::{
+    Sampled, StreamInfo, decode_channels, decode_mono, decode_mono_segments, mix_to_mono,
+};
 use crate::error::{Error, ErrorKind, Result, Stage, panic_message};
 use crate::key::{ChromaPlan, ChromaTracker, FineProfile, KeyEstimator, KeyResult};
+use crate::loudness::{Loudness, LoudnessMeter};
 use crate::onset::{OnsetDetector, OnsetEnvelope, OnsetTracker};
 use crate::resample::MonoResampler;
 use crate::stop::StopSignal;
@@ -22,8 +25,8 @@ use crate::tempo::{TempoEstimate, TempoEstimator};
 /// decoder that reads files it refused, a new error kind), so that rows kept by a result
 /// cache, a resumed run or a distributed job are not mixed with the new ones. 2: large
 /// ID3v2 tags read, header bounds, the sample budget, steady tones as `no_pulse`. 3: the
-/// key.
-const RESULTS_REVISION: u32 = 3;
+/// key. 4: the loudness (rows gain its columns, empty unless asked for).
+const RESULTS_REVISION: u32 = 4;
 
 /// Settings of an [`Analyzer`]. Each field's doc gives its default.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +48,10 @@ pub struct AnalyzerConfig {
     /// Estimate the key too, from the same decoded audio ([`crate::key`]). Default true:
     /// it adds a few per cent to the CPU of a file (docs/key.md).
     pub key: bool,
+    /// Measure the loudness too ([`crate::loudness`]). Default false: integrated loudness
+    /// needs every sample, so the file is then decoded whole, once, and the tempo and key
+    /// read the sampled segments cut from that decode.
+    pub loudness: bool,
 }
 
 /// Which part of a long file a sampled analysis decodes: `segments` stretches of
@@ -101,6 +108,7 @@ impl Default for AnalyzerConfig {
             hop: 128,
             sampling: Some(Sampling::DEFAULT),
             key: true,
+            loudness: false,
         }
     }
 }
@@ -122,6 +130,12 @@ impl AnalyzerConfig {
     /// Sets whether the key is estimated beside the tempo.
     pub fn with_key(mut self, key: bool) -> Self {
         self.key = key;
+        self
+    }
+
+    /// Sets whether the loudness is measured beside the tempo.
+    pub fn with_loudness(mut self, loudness: bool) -> Self {
+        self.loudness = loudness;
         self
     }
 
@@ -147,6 +161,7 @@ impl AnalyzerConfig {
             hop,
             sampling,
             key,
+            loudness,
         } = self;
         let sampling = match sampling {
             Some(s) => format!("{}x{}s", s.segments, s.seconds),
@@ -157,9 +172,11 @@ impl AnalyzerConfig {
         } else {
             "off"
         };
+        let loudness = if *loudness { "ebur128" } else { "off" };
         format!(
             "analyzer-core {} rev {RESULTS_REVISION}; bpm {min_bpm}-{max_bpm}; rate {analysis_rate}; \
-             frame {frame_size}; hop {hop}; sampling {sampling}; key {key}; model {:016x}; fft {}",
+             frame {frame_size}; hop {hop}; sampling {sampling}; key {key}; \
+             loudness {loudness}; model {:016x}; fft {}",
             env!("CARGO_PKG_VERSION"),
             crate::metrical::weights_hash(),
             fft_path()
@@ -212,6 +229,8 @@ pub struct Analysis {
     /// The key, or why the audio has none; `None` when the key was not asked for
     /// ([`AnalyzerConfig::key`]). A file without a key keeps its tempo.
     pub key: Option<KeyResult>,
+    /// The loudness; `None` when it was not asked for ([`AnalyzerConfig::loudness`]).
+    pub loudness: Option<Loudness>,
     /// What was decoded.
     pub audio: AudioInfo,
     /// Damage that was survived (skipped packets, a truncated end); empty for a clean file.
@@ -232,16 +251,24 @@ pub struct StageTimes {
     /// Gathering pitch classes from the resampled audio and matching key profiles (zero
     /// when the key is not asked for).
     pub key: Duration,
+    /// Measuring the loudness of every channel (zero when it is not asked for).
+    pub loudness: Duration,
 }
 
 impl StageTimes {
-    /// The times by [`Stage`]: `Decode`, `Onset`, `Tempo`.
+    /// The time of the stages that run inside the decode loop, which is not decoding.
+    fn busy(&self) -> Duration {
+        self.onset + self.key + self.loudness
+    }
+
+    /// The times by [`Stage`]: `Decode`, `Onset`, `Tempo`, `Key`, `Loudness`.
     pub fn by_stage(&self) -> Vec<(Stage, Duration)> {
         vec![
             (Stage::Decode, self.decode),
             (Stage::Onset, self.onset),
             (Stage::Tempo, self.tempo),
             (Stage::Key, self.key),
+            (Stage::Loudness, self.loudness),
         ]
     }
 }
@@ -361,6 +388,7 @@ impl Analyzer {
         let analysis = Analysis {
             tempo,
             key,
+            loudness: decoded.loudness,
             audio: AudioInfo {
                 duration_s: decoded.duration_s,
                 sample_rate: info.sample_rate,
@@ -402,20 +430,26 @@ impl Analyzer {
     ) -> Result<Decoded> {
         let mut notes = Vec::new();
         let started = Instant::now();
-        if let Some(sampling) = self.config.sampling {
+        let mut loudness = None;
+        if self.config.sampling.is_some() || self.config.loudness {
             let mut segments: Vec<SegmentOnsets<'_>> = Vec::new();
-            let outcome = decode_mono_segments(
-                path,
-                stop,
-                sampling.seconds,
-                sampling.segments,
-                |index, mono, rate| {
-                    while segments.len() <= index {
-                        segments.push(SegmentOnsets::new(self));
-                    }
-                    segments[index].push(mono, rate)
-                },
-            )?;
+            let push = |index, mono: &[f32], rate| {
+                while segments.len() <= index {
+                    segments.push(SegmentOnsets::new(self));
+                }
+                segments[index].push(mono, rate)
+            };
+            let outcome = match self.config.sampling {
+                Some(sampling) if !self.config.loudness => {
+                    decode_mono_segments(path, stop, sampling.seconds, sampling.segments, push)?
+                }
+                sampling => {
+                    let (outcome, measured) = self.decode_measuring(path, stop, sampling, push)?;
+                    times.loudness = measured.1;
+                    loudness = Some(measured.0);
+                    outcome
+                }
+            };
             let decoded = match outcome {
                 Sampled::Segments { info, duration_s } => Some((info, duration_s)),
                 // Decoded whole, by the same steps as below, from the track already open.
@@ -438,23 +472,29 @@ impl Analyzer {
                     }
                 }
                 stop.check(Stage::Onset)?;
-                times.decode = started.elapsed().saturating_sub(times.onset + times.key);
+                times.decode = started.elapsed().saturating_sub(times.busy());
                 return Ok(Decoded {
                     envelopes,
                     chroma,
+                    loudness,
                     info,
                     duration_s,
                 });
             }
         }
-        // A failed sampling attempt's decoding counts as decode time too.
-        *times = StageTimes::default();
+        // A failed sampling attempt's decoding counts as decode time too. When it measured
+        // the loudness, that measurement of the whole stream stands.
+        *times = StageTimes {
+            loudness: times.loudness,
+            ..StageTimes::default()
+        };
         let (stretch, mut info) = self.whole_stream(path, stop, times)?;
-        times.decode = started.elapsed().saturating_sub(times.onset + times.key);
+        times.decode = started.elapsed().saturating_sub(times.busy());
         info.warnings.extend(notes);
         Ok(Decoded {
             envelopes: vec![stretch.envelope],
             chroma: stretch.chroma,
+            loudness,
             duration_s: info.duration_s(),
             info,
         })
@@ -473,8 +513,52 @@ impl Analyzer {
         let info: StreamInfo = decode_mono(path, stop, |mono, rate| onsets.push(mono, rate))?;
         let stretch = onsets.finish(times)?;
         stop.check(Stage::Onset)?;
-        times.decode = started.elapsed().saturating_sub(times.onset + times.key);
+        times.decode = started.elapsed().saturating_sub(times.busy());
         Ok((stretch, info))
+    }
+
+    /// Decodes the whole file once ([`decode_channels`]), measuring the loudness of every
+    /// channel and handing `segment_sink` the mono stretches the tempo and key read under
+    /// `sampling`. Returns how the segments went, the loudness and the time spent metering.
+    fn decode_measuring(
+        &self,
+        path: &Path,
+        stop: &StopSignal,
+        sampling: Option<Sampling>,
+        segment_sink: impl FnMut(usize, &[f32], u32) -> Result<()>,
+    ) -> Result<(Sampled, (Loudness, Duration))> {
+        let mut meter: Option<LoudnessMeter> = None;
+        let mut busy = Duration::ZERO;
+        let outcome = decode_channels(
+            path,
+            stop,
+            sampling.map(|s| (s.seconds, s.segments)),
+            |interleaved, channels, rate| {
+                let started = Instant::now();
+                let meter = match &mut meter {
+                    Some(meter) => meter,
+                    None => meter.insert(LoudnessMeter::new(channels, rate)?),
+                };
+                meter.push(interleaved)?;
+                busy += started.elapsed();
+                Ok(())
+            },
+            segment_sink,
+        )?;
+        let started = Instant::now();
+        // A stream that decodes yields samples, so the meter exists; the error is for the
+        // impossible case only.
+        let loudness = meter
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::CorruptStream,
+                    Stage::Loudness,
+                    "the stream holds no audio",
+                )
+            })?
+            .finish()?;
+        busy += started.elapsed();
+        Ok((outcome, (loudness, busy)))
     }
 
     /// The onset envelope of interleaved samples held in memory.
@@ -552,6 +636,8 @@ struct Decoded {
     envelopes: Vec<OnsetEnvelope>,
     /// The pitch-class votes of every stretch, when the key is asked for.
     chroma: Option<FineProfile>,
+    /// The loudness of the whole file, when it is asked for.
+    loudness: Option<Loudness>,
     info: StreamInfo,
     /// Seconds in the file (all of them, not only the decoded ones).
     duration_s: f64,
@@ -672,6 +758,7 @@ mod tests {
                 ..base.clone()
             },
             base.clone().with_sampling(None),
+            base.clone().with_loudness(true),
             base.clone().with_sampling(Some(Sampling {
                 segments: 3,
                 seconds: 30.0,

@@ -267,6 +267,16 @@ fn decode_whole(
     stop: &StopSignal,
     mut sink: impl FnMut(&[f32], u32) -> Result<()>,
 ) -> Result<StreamInfo> {
+    decode_packets(open, stop, |_, state, rate| sink(&state.mono, rate))
+}
+
+/// Decodes a whole track, calling `on_packet` with each packet and the state holding its
+/// samples (interleaved and mixed to mono) at `rate`.
+fn decode_packets(
+    open: OpenTrack,
+    stop: &StopSignal,
+    mut on_packet: impl FnMut(&Packet, &Decoding, u32) -> Result<()>,
+) -> Result<StreamInfo> {
     let OpenTrack {
         mut format,
         track_id,
@@ -309,13 +319,123 @@ fn decode_whole(
         match state.mix(&buffer)? {
             Mixed::Samples(rate) => {
                 state.info.frames += state.mono.len() as u64;
-                sink(&state.mono, rate)?;
+                on_packet(&packet, &state, rate)?;
             }
             Mixed::Nothing => {}
             Mixed::Stop => break,
         }
     }
     state.finish()
+}
+
+/// Decodes `path` whole, once, for callers that need every sample of every channel (the
+/// loudness) and also the mono segments a sampled analysis reads.
+///
+/// `channels_sink` gets each packet's interleaved samples (non-finite ones replaced by
+/// silence), its channel count and rate. `segment_sink` gets what
+/// [`decode_mono_segments`] would give for `sampling` (seconds, count), cut from the
+/// stream instead of reached by seeking: a segment starts with the packet that holds its
+/// start time, as an accurate seek starts it. For formats whose packets decode on their
+/// own (PCM, FLAC) these are the very samples the seeking decode gives; codecs that carry
+/// state from packet to packet (MP3, Vorbis, AAC) give their first samples of a segment as
+/// decoded with that state instead of from a reset decoder. With no sampling, a file too
+/// short to sample or one whose headers give no length, every mono sample goes to segment
+/// 0 ([`Sampled::Whole`]); a segment that the stream ends inside gives [`Sampled::Failed`]
+/// once the whole stream has been read, so the caller can analyse the file whole.
+pub fn decode_channels(
+    path: &Path,
+    stop: &StopSignal,
+    sampling: Option<(f64, usize)>,
+    mut channels_sink: impl FnMut(&[f32], usize, u32) -> Result<()>,
+    mut segment_sink: impl FnMut(usize, &[f32], u32) -> Result<()>,
+) -> Result<Sampled> {
+    let open = open_track(path)?;
+    let plan = sampling.and_then(|(seconds, count)| SegmentCuts::plan(&open, seconds, count));
+    let Some(mut cuts) = plan else {
+        let info = decode_packets(open, stop, |_, state, rate| {
+            channels_sink(&state.interleaved, state.channels, rate)?;
+            segment_sink(0, &state.mono, rate)
+        })?;
+        return Ok(Sampled::Whole(info));
+    };
+    let info = decode_packets(open, stop, |packet, state, rate| {
+        channels_sink(&state.interleaved, state.channels, rate)?;
+        cuts.cut(packet, &state.mono, |index, mono| {
+            segment_sink(index, mono, rate)
+        })
+    })?;
+    Ok(match cuts.unfinished() {
+        Some(reason) => Sampled::Failed { reason },
+        None => Sampled::Segments {
+            info,
+            duration_s: cuts.duration_s,
+        },
+    })
+}
+
+/// Where the segments of a sampled analysis lie in a stream decoded whole, and how much of
+/// each has been handed on.
+struct SegmentCuts {
+    duration_s: f64,
+    /// Each segment's start in seconds and as a timestamp of the track's time base.
+    starts: Vec<(f64, i64)>,
+    /// Mono frames handed on so far, per segment.
+    delivered: Vec<u64>,
+    /// Frames in a segment.
+    wanted: u64,
+}
+
+impl SegmentCuts {
+    /// The cuts [`decode_mono_segments`] would seek to, or `None` where it decodes whole.
+    fn plan(open: &OpenTrack, seconds: f64, count: usize) -> Option<Self> {
+        let duration_s = open.duration_s?;
+        let rate = open.params.sample_rate.filter(|&r| r > 0)?;
+        let time_base = open.time_base?;
+        let starts = segment_starts(duration_s, seconds, count)?
+            .into_iter()
+            .map(|start| {
+                let ts = time_base.calc_timestamp(Time::try_from_secs_f64(start)?)?;
+                Some((start, ts.get()))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(SegmentCuts {
+            duration_s,
+            delivered: vec![0; starts.len()],
+            starts,
+            wanted: (seconds * f64::from(rate)).round() as u64,
+        })
+    }
+
+    /// Hands `take` the part of a packet's mono samples that each segment reads.
+    fn cut(
+        &mut self,
+        packet: &Packet,
+        mono: &[f32],
+        mut take: impl FnMut(usize, &[f32]) -> Result<()>,
+    ) -> Result<()> {
+        let end = packet.pts.get().saturating_add_unsigned(packet.dur.get());
+        for (index, &(_, start)) in self.starts.iter().enumerate() {
+            let delivered = &mut self.delivered[index];
+            let before_start = *delivered == 0 && end <= start;
+            if before_start || *delivered >= self.wanted {
+                continue;
+            }
+            let count = mono.len().min((self.wanted - *delivered) as usize);
+            *delivered += count as u64;
+            take(index, &mono[..count])?;
+        }
+        Ok(())
+    }
+
+    /// Why the sampling failed, when the stream ended inside a segment.
+    fn unfinished(&self) -> Option<String> {
+        let index = self.delivered.iter().position(|&d| d < self.wanted)?;
+        Some(format!(
+            "the stream ends inside segment {} (from {:.1} s)",
+            index + 1,
+            self.starts[index].0
+        ))
+    }
 }
 
 /// How far before its target an accurate seek may land (the rest is decoded and dropped)
@@ -514,7 +634,10 @@ struct Decoding {
     info: StreamInfo,
     /// Decoded samples (all channels) still allowed before the file counts as a bomb.
     budget_left: u64,
+    /// The last packet's samples, interleaved, non-finite ones replaced by silence.
     interleaved: Vec<f32>,
+    /// The last packet's channel count.
+    channels: usize,
     mono: Vec<f32>,
     bad_packets: usize,
     bad_in_a_row: usize,
@@ -527,6 +650,7 @@ impl Decoding {
             info,
             budget_left: budget,
             interleaved: Vec::new(),
+            channels: 1,
             mono: Vec::new(),
             bad_packets: 0,
             bad_in_a_row: 0,
@@ -628,7 +752,14 @@ impl Decoding {
             return Ok(Mixed::Stop);
         }
         buffer.copy_to_vec_interleaved(&mut self.interleaved);
-        self.non_finite += mix_to_mono(&self.interleaved, channels, &mut self.mono);
+        self.channels = channels;
+        let non_finite = mix_to_mono(&self.interleaved, channels, &mut self.mono);
+        if non_finite > 0 {
+            self.non_finite += non_finite;
+            for sample in self.interleaved.iter_mut().filter(|s| !s.is_finite()) {
+                *sample = 0.0;
+            }
+        }
         if self.mono.is_empty() {
             return Ok(Mixed::Nothing);
         }

@@ -24,6 +24,8 @@ pub enum Stage {
     Tempo,
     /// Gathering the pitch classes and estimating the key.
     Key,
+    /// Measuring the loudness (EBU R128).
+    Loudness,
 }
 
 impl Stage {
@@ -38,6 +40,7 @@ impl Stage {
             Stage::Onset => "onset",
             Stage::Tempo => "tempo",
             Stage::Key => "key",
+            Stage::Loudness => "loudness",
         }
     }
 }

@@ -13,7 +13,7 @@
 //! One file over 500 lines: the command's plan and where its rows go (stdout, the row log, resume,
 //! shards, the cache, the in-order rewrite) are one decision each, read in order.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -21,8 +21,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use analyzer_core::Analyzer;
-use analyzer_core::batch::{self, BatchSummary, FileResult, Status};
+use analyzer_core::batch::{self, BatchSummary, FileResult, Job, Status};
+use analyzer_core::loudness::{AlbumLoudness, GatingBlocks, Loudness};
+use analyzer_core::{Analysis, Analyzer, StopSignal};
 use anyhow::{Context, bail};
 
 use crate::cache::{Analyzed, CachedAnalyzer, Rescan, ResultCache};
@@ -97,6 +98,12 @@ pub struct AnalyzeArgs {
     /// their size, times and inode did not; they are analysed anew.
     #[arg(long, requires = "cache")]
     verify: bool,
+    /// Take each folder's files as one album and fill the ReplayGain album columns (gated
+    /// over all blocks of all its files). Needs `loudness` among --descriptors. The rows are
+    /// written when the whole run is done, so it does not combine with --resume, --shard or
+    /// --cache (their rows keep no gating blocks).
+    #[arg(long, conflicts_with_all = ["resume", "shard", "cache"])]
+    album: bool,
 }
 
 /// What a run of `analyze` needs, built from the flags.
@@ -109,6 +116,8 @@ struct Plan {
     options: RunOptions,
     cache: Option<ResultCache>,
     rescan: Rescan,
+    /// `--album`: rows wait for the run's end, when each folder's album is measured.
+    album: bool,
 }
 
 impl Plan {
@@ -119,6 +128,12 @@ impl Plan {
 
     fn new(args: AnalyzeArgs) -> anyhow::Result<Self> {
         let analyzer = args.settings.analyzer()?;
+        if args.album && !analyzer.config().loudness {
+            bail!(
+                "--album needs the loudness: name it among the descriptors \
+                 (--descriptors tempo,key,loudness)"
+            );
+        }
         let workers = flags::resolve_workers(args.workers);
         let cache = args.cache.as_deref().map(ResultCache::open).transpose()?;
         if let Some(cache) = &cache {
@@ -139,6 +154,7 @@ impl Plan {
             },
             cache,
             rescan: Rescan::of_flags(args.force, args.verify),
+            album: args.album,
         })
     }
 }
@@ -196,6 +212,11 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         .unzip();
     runner::install_signal_handler(Arc::clone(&plan.options.cancel));
     let summary = analyze_files(&plan, &pending, &positions, &mut output)?;
+    let albums = if plan.album {
+        albums(&summary.results)
+    } else {
+        HashMap::new()
+    };
     if let Some(cache) = &plan.cache {
         report_cache(cache, plan.options.progress);
     }
@@ -206,10 +227,15 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
             write_all_stdout(&walk_rows)?;
         }
         eprintln!(
-            "eval-cli: cancelled: {} of {} files finished and written{}",
+            "eval-cli: cancelled: {} of {} files finished and {}{}",
             summary.results.len(),
             pending.len(),
-            if plan.out.is_some() {
+            if plan.album {
+                "none written (--album writes rows when the run completes)"
+            } else {
+                "written"
+            },
+            if plan.out.is_some() && !plan.album {
                 "; run again with --resume to finish"
             } else {
                 ""
@@ -223,7 +249,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .filter(|r| r.status != Status::Ok)
             .count()
-        + output.finish(&files, &positions, &summary.results, walk_rows)?;
+        + output.finish(&files, &positions, &summary.results, &albums, walk_rows)?;
     if let (Some(record), Some(dest)) = (&mut part, &dest) {
         record.complete = true;
         record.write(dest.target())?;
@@ -378,7 +404,11 @@ fn analyze_files(
 ) -> anyhow::Result<BatchSummary<Analyzed>> {
     let mut write_error: Option<io::Error> = None;
     let cancel = &plan.options.cancel;
-    let job = CachedAnalyzer::new(&plan.analyzer, plan.cache.as_ref(), plan.analyzer.config())
+    let measure = Measure {
+        analyzer: &plan.analyzer,
+        keep_blocks: plan.album,
+    };
+    let job = CachedAnalyzer::new(&measure, plan.cache.as_ref(), plan.analyzer.config())
         .rescan(plan.rescan);
     let summary = runner::run(
         pending,
@@ -387,12 +417,14 @@ fn analyze_files(
         |a: &Analyzed| Shown {
             bpm: a.bpm(),
             key: a.key(),
+            loudness_lufs: a.record.loudness_lufs.parse().ok(),
         },
         |result| {
-            if write_error.is_some() {
+            // Album rows wait for the folder's other files: `Output::finish` writes them.
+            if write_error.is_some() || plan.album {
                 return;
             }
-            let line = result_row(result);
+            let line = result_row(result, None);
             let written = match output {
                 Output::File { log, .. } => log.append(&line),
                 Output::Stdout(in_order) => in_order.push(positions[result.index], line),
@@ -406,6 +438,30 @@ fn analyze_files(
     match write_error {
         Some(err) => Err(err).context("cannot write results"),
         None => Ok(summary),
+    }
+}
+
+/// The analyzer as `analyze` runs it. Every result is held until the run ends, so without
+/// `--album` a file's loudness gating blocks (8 bytes per 100 ms of audio, needed only for
+/// an album) are dropped as soon as it is measured.
+struct Measure<'a> {
+    analyzer: &'a Analyzer,
+    keep_blocks: bool,
+}
+
+impl Job for Measure<'_> {
+    type Output = Analysis;
+
+    fn run(&self, path: &Path, stop: &StopSignal) -> Result<Analysis, analyzer_core::Error> {
+        let mut analysis = self.analyzer.run(path, stop)?;
+        if let Some(loudness) = analysis.loudness.as_mut().filter(|_| !self.keep_blocks) {
+            loudness.blocks = GatingBlocks::default();
+        }
+        Ok(analysis)
+    }
+
+    fn cost_hint(&self, path: &Path) -> Option<f64> {
+        self.analyzer.cost_hint(path)
     }
 }
 
@@ -461,21 +517,24 @@ impl Output {
     }
 
     /// Completes a batch that was not cancelled: a file is rewritten in input order (new
-    /// rows and resumed ones, then `walk_rows`); stdout gets the rows still waiting.
+    /// rows and resumed ones, then `walk_rows`); stdout gets the rows still waiting, and
+    /// under `--album` (`albums` not empty) every row, its album cells filled in.
     /// Returns how many resumed rows are failures.
     fn finish(
         self,
         files: &[PathBuf],
         positions: &[usize],
         results: &[FileResult<Analyzed>],
+        albums: &HashMap<usize, AlbumLoudness>,
         walk_rows: Vec<Vec<u8>>,
     ) -> anyhow::Result<usize> {
         let mut failed = 0;
+        let row = |r: &FileResult<Analyzed>| result_row(r, albums.get(&r.index));
         match self {
             Output::File { log, done } => {
                 let mut new_rows: HashMap<usize, Vec<u8>> = results
                     .iter()
-                    .map(|r| (positions[r.index], result_row(r)))
+                    .map(|r| (positions[r.index], row(r)))
                     .collect();
                 let mut rows: Vec<Vec<u8>> = Vec::with_capacity(files.len() + walk_rows.len());
                 for (i, path) in files.iter().enumerate() {
@@ -492,6 +551,11 @@ impl Output {
                 log.finish(&record::header(), rows.iter().map(Vec::as_slice))?;
             }
             Output::Stdout(mut in_order) => {
+                if !albums.is_empty() {
+                    for r in results {
+                        in_order.push(positions[r.index], row(r))?;
+                    }
+                }
                 in_order.flush_rest()?;
                 write_all_stdout(&walk_rows)?;
             }
@@ -550,19 +614,74 @@ fn write_all_stdout(rows: &[Vec<u8>]) -> io::Result<()> {
     out.flush()
 }
 
-/// The CSV line of a finished file: its row (fresh or from the cache), or its failure.
-fn result_row(result: &FileResult<Analyzed>) -> Vec<u8> {
+/// The CSV line of a finished file: its row (fresh or from the cache, with its folder's
+/// `album` cells under `--album`), or its failure.
+fn result_row(result: &FileResult<Analyzed>, album: Option<&AlbumLoudness>) -> Vec<u8> {
     match &result.value {
-        Some(analyzed) => CsvLine
-            .serialize(&analyzed.record_for(&result.path))
-            .expect("writing CSV to memory cannot fail"),
+        Some(analyzed) => {
+            let record = analyzed.record_for(&result.path);
+            let record = match album {
+                Some(album) => record.with_album(album),
+                None => record,
+            };
+            CsvLine
+                .serialize(&record)
+                .expect("writing CSV to memory cannot fail")
+        }
         None => record::line(&result.path, result.status, None, result.error.as_deref()),
     }
+}
+
+/// Each measured file's album under `--album`, by result index: the loudness of all the
+/// measured files of its folder, gated together.
+fn albums(results: &[FileResult<Analyzed>]) -> HashMap<usize, AlbumLoudness> {
+    let mut folders: BTreeMap<&Path, Vec<(usize, &Loudness)>> = BTreeMap::new();
+    for result in results {
+        let loudness = result
+            .value
+            .as_ref()
+            .and_then(|analyzed| analyzed.analysis.as_ref())
+            .and_then(|analysis| analysis.loudness.as_ref());
+        if let Some(loudness) = loudness {
+            let folder = result.path.parent().unwrap_or(Path::new(""));
+            folders
+                .entry(folder)
+                .or_default()
+                .push((result.index, loudness));
+        }
+    }
+    folders
+        .values()
+        .flat_map(|tracks| {
+            let album = AlbumLoudness::of_tracks(tracks.iter().map(|&(_, loudness)| loudness));
+            tracks.iter().map(move |&(index, _)| (index, album.clone()))
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gating_blocks_are_kept_only_for_an_album() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clicks.wav");
+        let clicks = synth_music::presets::clicks(120.0, 4.0, 22_050);
+        synth_music::write_wav(&path, &clicks, 22_050, 1).unwrap();
+        let analyzer =
+            Analyzer::new(analyzer_core::AnalyzerConfig::default().with_loudness(true)).unwrap();
+        let blocks = |keep_blocks| {
+            let measure = Measure {
+                analyzer: &analyzer,
+                keep_blocks,
+            };
+            let analysis = measure.run(&path, &StopSignal::never()).unwrap();
+            analysis.loudness.unwrap().blocks.len()
+        };
+        assert_eq!(blocks(true), 37, "one per 100 ms from 400 ms on");
+        assert_eq!(blocks(false), 0);
+    }
 
     #[test]
     fn failed_rows_have_empty_cells_and_a_reason() {
@@ -574,18 +693,20 @@ mod tests {
         );
         assert_eq!(
             String::from_utf8(line).unwrap(),
-            "\"a, b.wav\",,,,,,,,,timeout,decode: timed_out: the per-file time limit passed,,,,\n"
+            "\"a, b.wav\",,,,,,,,,timeout,decode: timed_out: the per-file time limit passed,,,,,,,,,,,\n"
         );
     }
 
     /// The columns of before stay first and in order, so scripts that read them by position
-    /// or by name keep working; the key's columns follow.
+    /// or by name keep working; the key's columns follow, then the loudness's.
     #[test]
     fn header_snapshot() {
         assert_eq!(
             String::from_utf8(record::header()).unwrap(),
             "path,bpm,confidence,alt_bpm,alt_share,duration_s,sample_rate,channels,codec,status,error,\
-             key,key_confidence,key_alt,camelot\n"
+             key,key_confidence,key_alt,camelot,loudness_lufs,loudness_range_lu,true_peak_dbtp,\
+             replaygain_track_gain_db,replaygain_track_peak,replaygain_album_gain_db,\
+             replaygain_album_peak\n"
         );
     }
 }

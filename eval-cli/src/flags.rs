@@ -18,8 +18,9 @@
 //!   alone is one segment of S seconds, `--segments K` alone K of the default 15 s, and
 //!   `--segments` with nothing sampled is a usage error. The same rule reads
 //!   `ours:analysis-seconds=S,segments=K` ([`sampling`]).
-//! - `--descriptors tempo,key` ([`Descriptors`]): what is computed; tempo always (it decides
-//!   a row's status), the key unless left out. Default both.
+//! - `--descriptors tempo,key,loudness` ([`Descriptors`]): what is computed; tempo always
+//!   (it decides a row's status), the key unless left out, the loudness when named. Default
+//!   `tempo,key`.
 
 use std::time::Duration;
 
@@ -168,42 +169,55 @@ pub fn sampling(
     }
 }
 
-/// What is computed for each file: `tempo` alone, or `tempo,key` (the default). Tempo is
-/// always computed: it decides whether a row is `ok`.
+/// What is computed for each file: `tempo`, with the key (`tempo,key`, the default) and
+/// the loudness (`loudness`, which decodes every file whole) beside it. Tempo is always
+/// computed: it decides whether a row is `ok`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Descriptors {
     /// The key beside the tempo.
     pub key: bool,
+    /// The loudness (EBU R128, ReplayGain 2.0) beside the tempo.
+    pub loudness: bool,
 }
 
 impl Default for Descriptors {
     fn default() -> Self {
+        let config = AnalyzerConfig::default();
         Descriptors {
-            key: AnalyzerConfig::default().key,
+            key: config.key,
+            loudness: config.loudness,
         }
     }
 }
 
 impl Descriptors {
-    /// The names, comma-separated, as the flag takes them: `tempo` or `tempo,key`.
+    /// The names, comma-separated in a fixed order, as the flag takes them: `tempo`,
+    /// `tempo,key`, `tempo,loudness` or `tempo,key,loudness`.
     pub fn names(self) -> &'static str {
-        if self.key { "tempo,key" } else { "tempo" }
+        match (self.key, self.loudness) {
+            (false, false) => "tempo",
+            (true, false) => "tempo,key",
+            (false, true) => "tempo,loudness",
+            (true, true) => "tempo,key,loudness",
+        }
     }
 }
 
 impl std::str::FromStr for Descriptors {
     type Err = String;
 
-    /// `tempo`, `tempo,key` or `key,tempo`; each name once.
+    /// `tempo` with any of `key` and `loudness`, in any order; each name once.
     fn from_str(text: &str) -> Result<Self, String> {
-        let (mut tempo, mut key) = (false, false);
+        let (mut tempo, mut key, mut loudness) = (false, false, false);
         for name in text.split(',').map(str::trim) {
             let seen = match name {
                 "tempo" => std::mem::replace(&mut tempo, true),
                 "key" => std::mem::replace(&mut key, true),
+                "loudness" => std::mem::replace(&mut loudness, true),
                 other => {
                     return Err(format!(
-                        "unknown descriptor {other:?} (the descriptors are tempo and key)"
+                        "unknown descriptor {other:?} (the descriptors are tempo, key and \
+                         loudness)"
                     ));
                 }
             };
@@ -218,7 +232,7 @@ impl std::str::FromStr for Descriptors {
                     .to_string(),
             );
         }
-        Ok(Descriptors { key })
+        Ok(Descriptors { key, loudness })
     }
 }
 
@@ -238,7 +252,8 @@ pub struct SamplingArgs {
     /// Analyse every file whole, as before sampling (the same as --analysis-seconds 0).
     #[arg(long, conflicts_with_all = ["analysis_seconds", "segments"])]
     pub full: bool,
-    /// What is computed: `tempo,key` or `tempo` alone [default: tempo,key].
+    /// What is computed: `tempo`, plus `key` and/or `loudness` (EBU R128 and ReplayGain
+    /// 2.0; it decodes every file whole), e.g. `tempo,key,loudness` [default: tempo,key].
     #[arg(long, value_name = "LIST")]
     pub descriptors: Option<Descriptors>,
 }
@@ -310,7 +325,8 @@ pub fn analyzer(min_bpm: f64, max_bpm: f64, args: &SamplingArgs) -> anyhow::Resu
         AnalyzerConfig::default()
             .with_bpm_range(min_bpm, max_bpm)
             .with_sampling(sampling)
-            .with_key(args.descriptors().key),
+            .with_key(args.descriptors().key)
+            .with_loudness(args.descriptors().loudness),
     )
     // The sampling was checked by its flags' parsers: what is left to refuse is the range.
     .map_err(|e| anyhow::anyhow!("invalid tempo range: {}", e.reason()))
@@ -371,12 +387,24 @@ mod tests {
         assert_eq!(key("tempo,key"), Ok(true));
         assert_eq!(key("key, tempo"), Ok(true));
         assert_eq!(key("tempo"), Ok(false));
-        for bad in ["key", "", "tempo,tempo", "tempo,mood", "tempo,key,key"] {
+        for bad in [
+            "key",
+            "",
+            "tempo,tempo",
+            "tempo,mood",
+            "tempo,key,key",
+            "loudness",
+            "key,loudness",
+            "tempo,loudness,loudness",
+        ] {
             assert!(key(bad).is_err(), "{bad}");
         }
         assert_eq!(Descriptors::default().names(), "tempo,key");
         let args = SamplingArgs {
-            descriptors: Some(Descriptors { key: false }),
+            descriptors: Some(Descriptors {
+                key: false,
+                loudness: false,
+            }),
             ..SamplingArgs::default()
         };
         assert_eq!(args.to_args(), ["--descriptors", "tempo"]);
@@ -386,6 +414,35 @@ mod tests {
                 .unwrap()
                 .config()
                 .key
+        );
+    }
+
+    #[test]
+    fn loudness_is_a_descriptor_named_in_a_fixed_order_and_off_by_default() {
+        let parsed = |text: &str| text.parse::<Descriptors>().unwrap();
+        for (text, key, names) in [
+            ("tempo,key,loudness", true, "tempo,key,loudness"),
+            ("loudness,tempo,key", true, "tempo,key,loudness"),
+            ("tempo,loudness", false, "tempo,loudness"),
+        ] {
+            let descriptors = parsed(text);
+            assert!(descriptors.loudness, "{text}");
+            assert_eq!(descriptors.key, key, "{text}");
+            assert_eq!(descriptors.names(), names);
+            let args = SamplingArgs {
+                descriptors: Some(descriptors),
+                ..SamplingArgs::default()
+            };
+            assert_eq!(args.to_args(), ["--descriptors", names]);
+            let config = analyzer(50.0, 220.0, &args).unwrap().config().clone();
+            assert!(config.loudness && config.key == key, "{text}");
+        }
+        assert!(!parsed("tempo,key").loudness);
+        assert!(
+            !analyzer(50.0, 220.0, &SamplingArgs::default())
+                .unwrap()
+                .config()
+                .loudness
         );
     }
 

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use analyzer_core::Analysis;
 use analyzer_core::batch::Status;
+use analyzer_core::loudness::{AlbumLoudness, Loudness, replaygain_db};
 use serde::{Deserialize, Serialize};
 
 use crate::path_cell::path_cell;
@@ -50,9 +51,84 @@ pub struct AnalyzeRecord {
     pub key_alt: String,
     /// The key's Camelot code (`8A`), as DJ software shows it.
     pub camelot: String,
+    /// Integrated loudness (EBU R128 / BS.1770-4), LUFS, two decimals; empty when the
+    /// loudness was not asked for, and for audio under the -70 LUFS gate (silence), whose
+    /// `error` cell then says so.
+    pub loudness_lufs: String,
+    /// Loudness range (EBU Tech 3342), LU, two decimals.
+    pub loudness_range_lu: String,
+    /// The highest true peak of the channels, dBTP, two decimals; empty for digital silence.
+    pub true_peak_dbtp: String,
+    /// ReplayGain 2.0 track gain: -18 LUFS minus the integrated loudness, dB, two decimals.
+    pub replaygain_track_gain_db: String,
+    /// ReplayGain track peak: the true peak, linear (1.0 is full scale), six decimals.
+    pub replaygain_track_peak: String,
+    /// ReplayGain 2.0 album gain of the file's folder, gated over all blocks of all its
+    /// files, dB, two decimals; filled only by `analyze --album`.
+    pub replaygain_album_gain_db: String,
+    /// The highest true peak of the folder's files, linear, six decimals (`--album` only).
+    pub replaygain_album_peak: String,
 }
 
+/// A decibel cell: two decimals, never `-0.00`.
+fn db_cell(value: f64) -> String {
+    fixed_cell(value, 2)
+}
+
+/// A linear peak cell: six decimals.
+fn peak_cell(value: f64) -> String {
+    fixed_cell(value, 6)
+}
+
+/// `value` with `places` decimals; a value that rounds to zero is written without a sign,
+/// so a row's bytes do not depend on which side of zero a rounding error fell.
+fn fixed_cell(value: f64, places: usize) -> String {
+    let cell = format!("{value:.places$}");
+    match cell.strip_prefix('-') {
+        Some(digits) if digits.bytes().all(|b| b == b'0' || b == b'.') => digits.to_string(),
+        _ => cell,
+    }
+}
+
+/// Why an `ok` row measured with loudness has an empty loudness cell.
+const SILENCE_NOTE: &str = "no loudness: every block is under the -70 LUFS gate (silence)";
+
 impl AnalyzeRecord {
+    /// The track's loudness cells (left empty without a measurement); a silent file's
+    /// reason goes to `notes`.
+    fn with_loudness(mut self, loudness: Option<&Loudness>, notes: &mut Vec<String>) -> Self {
+        let Some(loudness) = loudness else {
+            return self;
+        };
+        match loudness.integrated_lufs {
+            Some(lufs) => {
+                self.loudness_lufs = db_cell(lufs);
+                self.replaygain_track_gain_db = db_cell(replaygain_db(lufs));
+            }
+            None => notes.push(SILENCE_NOTE.to_string()),
+        }
+        self.loudness_range_lu = db_cell(loudness.range_lu);
+        self.true_peak_dbtp = loudness.true_peak_dbtp().map_or(String::new(), db_cell);
+        self.replaygain_track_peak = peak_cell(loudness.true_peak);
+        self
+    }
+
+    fn with_notes(mut self, notes: &[String]) -> Self {
+        self.error = notes.join("; ");
+        self
+    }
+
+    /// The row with its folder's album cells filled in (an `ok` row measured with
+    /// loudness; others keep them empty).
+    pub fn with_album(mut self, album: &AlbumLoudness) -> Self {
+        if self.replaygain_track_peak.is_empty() {
+            return self;
+        }
+        self.replaygain_album_gain_db = album.gain_db().map_or(String::new(), db_cell);
+        self.replaygain_album_peak = peak_cell(album.true_peak);
+        self
+    }
+
     /// The row of one file: its analysis, or the reason it has none.
     pub fn new(
         path: &Path,
@@ -90,12 +166,14 @@ impl AnalyzeRecord {
                     channels: a.audio.channels.to_string(),
                     codec: a.audio.codec.clone(),
                     status,
-                    error: notes.join("; "),
                     key: key.map_or(String::new(), |k| k.key.to_string()),
                     key_confidence: key.map_or(String::new(), |k| format!("{:.3}", k.confidence)),
                     key_alt: key.map_or(String::new(), |k| k.alternative.to_string()),
                     camelot: key.map_or(String::new(), |k| k.key.camelot()),
+                    ..AnalyzeRecord::default()
                 }
+                .with_loudness(a.loudness.as_ref(), &mut notes)
+                .with_notes(&notes)
             }
             None => AnalyzeRecord {
                 path,
@@ -122,4 +200,76 @@ pub fn line(
     CsvLine
         .serialize(&AnalyzeRecord::new(path, status, analysis, error))
         .expect("writing CSV to memory cannot fail")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loudness(integrated_lufs: Option<f64>, true_peak: f64) -> Loudness {
+        Loudness {
+            integrated_lufs,
+            range_lu: 6.104,
+            true_peak,
+            blocks: Default::default(),
+        }
+    }
+
+    fn cells(record: &AnalyzeRecord) -> [&str; 7] {
+        [
+            &record.loudness_lufs,
+            &record.loudness_range_lu,
+            &record.true_peak_dbtp,
+            &record.replaygain_track_gain_db,
+            &record.replaygain_track_peak,
+            &record.replaygain_album_gain_db,
+            &record.replaygain_album_peak,
+        ]
+    }
+
+    #[test]
+    fn loudness_cells_have_fixed_decimals_and_no_negative_zero() {
+        let mut notes = Vec::new();
+        let record =
+            AnalyzeRecord::default().with_loudness(Some(&loudness(Some(-17.996), 0.5)), &mut notes);
+        assert_eq!(
+            cells(&record),
+            ["-18.00", "6.10", "-6.02", "0.00", "0.500000", "", ""]
+        );
+        assert!(notes.is_empty());
+        assert_eq!(fixed_cell(-0.004, 2), "0.00");
+        assert_eq!(fixed_cell(-0.0, 6), "0.000000");
+        assert_eq!(fixed_cell(-0.005_1, 2), "-0.01");
+    }
+
+    #[test]
+    fn silence_leaves_the_loudness_empty_with_a_note_never_minus_infinity() {
+        let mut notes = vec!["damaged".to_string()];
+        let record = AnalyzeRecord::default()
+            .with_loudness(Some(&loudness(None, 0.0)), &mut notes)
+            .with_notes(&notes);
+        assert_eq!(cells(&record), ["", "6.10", "", "", "0.000000", "", ""]);
+        assert_eq!(record.error, format!("damaged; {SILENCE_NOTE}"));
+        let album = AlbumLoudness::of_tracks([&loudness(None, 0.0)]);
+        assert_eq!(record.with_album(&album).replaygain_album_gain_db, "");
+    }
+
+    #[test]
+    fn album_cells_only_on_rows_measured_with_loudness() {
+        let album = AlbumLoudness {
+            integrated_lufs: Some(-12.0),
+            true_peak: 0.9,
+        };
+        let measured = AnalyzeRecord::default()
+            .with_loudness(Some(&loudness(Some(-14.0), 0.5)), &mut Vec::new())
+            .with_album(&album);
+        assert_eq!(
+            cells(&measured)[5..],
+            ["-6.00".to_string(), "0.900000".to_string()]
+        );
+        let without = AnalyzeRecord::default()
+            .with_loudness(None, &mut Vec::new())
+            .with_album(&album);
+        assert_eq!(cells(&without), [""; 7]);
+    }
 }

@@ -11,6 +11,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use analyzer_core::batch::{self, FileResult, Job};
+use analyzer_core::loudness::REPLAYGAIN_REFERENCE_LUFS;
 use analyzer_core::{Analyzer, Error, StopSignal};
 use serde::Serialize;
 
@@ -198,6 +199,10 @@ pub fn run(args: TagArgs) -> anyhow::Result<ExitCode> {
         |t: &Tagged| Shown {
             bpm: t.values.bpm,
             key: t.values.key.map(|k| k.to_string()),
+            loudness_lufs: t
+                .values
+                .replaygain
+                .map(|rg| REPLAYGAIN_REFERENCE_LUFS - rg.track_gain_db),
         },
         |_| {},
     );

@@ -23,7 +23,7 @@ fn analyze(path: &Path, sampling: Option<Sampling>) -> Analysis {
 }
 
 /// `spec` rendered to `seconds` of mono 22.05 kHz audio (light enough for a test) in `dir`.
-fn long_file(dir: &Path, name: &str, spec: TrackSpec, seconds: f64) -> PathBuf {
+pub(crate) fn long_file(dir: &Path, name: &str, spec: TrackSpec, seconds: f64) -> PathBuf {
     let spec = spec
         .with_seconds(seconds)
         .with_sample_rate(22_050)

@@ -16,8 +16,9 @@ use crate::record;
 /// The version of what is stored and of what may be stored. Part of every key, so rows
 /// stored under another version are never read again. Bump it when a stored row's format,
 /// meaning or the rule of what is stored changes (2: rows carry a checksum, decode
-/// failures are no longer stored; 3: rows carry the key columns).
-pub const SCHEMA: u32 = 3;
+/// failures are no longer stored; 3: rows carry the key columns; 4: rows carry the loudness
+/// columns).
+pub const SCHEMA: u32 = 4;
 
 /// Bytes read at a time while hashing: memory stays flat whatever the file's size, and the
 /// stop signal is checked this often.

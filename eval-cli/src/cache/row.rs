@@ -19,7 +19,7 @@ pub fn is_deterministic(kind: ErrorKind) -> bool {
 
 const CACHEABLE_KINDS: [ErrorKind; 2] = [ErrorKind::TooShort, ErrorKind::NoPulse];
 
-const STAGES: [Stage; 8] = [
+const STAGES: [Stage; 9] = [
     Stage::Config,
     Stage::Open,
     Stage::Probe,
@@ -28,6 +28,7 @@ const STAGES: [Stage; 8] = [
     Stage::Onset,
     Stage::Tempo,
     Stage::Key,
+    Stage::Loudness,
 ];
 
 /// A stored outcome: the row of an analysed file, or the failure a file always gives.
@@ -218,6 +219,13 @@ mod tests {
             key_confidence: "0.640".into(),
             key_alt: "C major".into(),
             camelot: "8A".into(),
+            loudness_lufs: "-14.20".into(),
+            loudness_range_lu: "6.10".into(),
+            true_peak_dbtp: "-0.50".into(),
+            replaygain_track_gain_db: "-3.80".into(),
+            replaygain_track_peak: "0.944061".into(),
+            replaygain_album_gain_db: String::new(),
+            replaygain_album_peak: String::new(),
         }
     }
 

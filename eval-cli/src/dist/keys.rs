@@ -106,6 +106,10 @@ pub struct JobAnalyzer {
     pub sampling: Option<(usize, f64)>,
     /// Whether the key is estimated beside the tempo (the job's descriptor set).
     pub key: bool,
+    /// Whether the loudness is measured beside the tempo (the job's descriptor set);
+    /// absent from manifests written before it existed, which did not measure it.
+    #[serde(default)]
+    pub loudness: bool,
 }
 
 impl JobAnalyzer {
@@ -115,6 +119,7 @@ impl JobAnalyzer {
             max_bpm: config.max_bpm,
             sampling: config.sampling.map(|s| (s.segments, s.seconds)),
             key: config.key,
+            loudness: config.loudness,
         }
     }
 
@@ -127,7 +132,8 @@ impl JobAnalyzer {
             AnalyzerConfig::default()
                 .with_bpm_range(self.min_bpm, self.max_bpm)
                 .with_sampling(sampling)
-                .with_key(self.key),
+                .with_key(self.key)
+                .with_loudness(self.loudness),
         )
         .map_err(|e| DistError::ManifestSettings(e.to_string()))
     }
@@ -219,6 +225,10 @@ mod tests {
             .analyzer()
             .unwrap();
         assert!(with_key.config().key);
+        let loud = AnalyzerConfig::default().with_loudness(true);
+        let stored = serde_json::to_string(&JobAnalyzer::of(&loud)).unwrap();
+        let read: JobAnalyzer = serde_json::from_str(&stored).unwrap();
+        assert_eq!(read.analyzer().unwrap().config(), &loud);
     }
 
     #[test]

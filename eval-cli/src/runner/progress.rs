@@ -23,6 +23,8 @@ pub struct Shown {
     pub bpm: Option<f64>,
     /// The key (`A minor`), when there is one.
     pub key: Option<String>,
+    /// The integrated loudness, LUFS, when it was measured and is not silence.
+    pub loudness_lufs: Option<f64>,
 }
 
 /// Progress of one batch.
@@ -97,6 +99,7 @@ impl<T> Observer<T> for Progress<'_, T> {
                     "status": result.status.as_str(),
                     "bpm": shown.bpm.filter(|b| b.is_finite()),
                     "key": shown.key,
+                    "loudness_lufs": shown.loudness_lufs,
                     "error": result.error,
                     "elapsed_s": result.elapsed_s,
                     "done": self.done,

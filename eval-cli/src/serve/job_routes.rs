@@ -35,7 +35,7 @@ pub(super) struct JobRequest {
     max_bpm: Option<f64>,
     /// `high` jobs are served before `normal` ones (the default).
     priority: Option<Priority>,
-    /// What is computed: `["tempo", "key"]` or `["tempo"]` (default: the service's
+    /// What is computed: `["tempo"]` plus any of `"key"` and `"loudness"` (default: the service's
     /// `--descriptors`).
     descriptors: Option<Vec<String>>,
 }
@@ -162,7 +162,9 @@ pub(super) fn job_analyzer(
 ) -> Result<Arc<Analyzer>, String> {
     let default = app.default_analyzer.config();
     let key = descriptors.map_or(default.key, |d| d.key);
-    if min_bpm.is_none() && max_bpm.is_none() && key == default.key {
+    let loudness = descriptors.map_or(default.loudness, |d| d.loudness);
+    if min_bpm.is_none() && max_bpm.is_none() && key == default.key && loudness == default.loudness
+    {
         return Ok(Arc::clone(&app.default_analyzer));
     }
     let min = min_bpm.unwrap_or(default.min_bpm);
@@ -172,9 +174,15 @@ pub(super) fn job_analyzer(
             "invalid tempo range: min_bpm ({min}) must be positive and below max_bpm ({max})"
         ));
     }
-    Analyzer::new(default.clone().with_bpm_range(min, max).with_key(key))
-        .map(Arc::new)
-        .map_err(|e| format!("invalid tempo range: {}", e.reason()))
+    Analyzer::new(
+        default
+            .clone()
+            .with_bpm_range(min, max)
+            .with_key(key)
+            .with_loudness(loudness),
+    )
+    .map(Arc::new)
+    .map_err(|e| format!("invalid tempo range: {}", e.reason()))
 }
 
 /// Jobs of at most this many files start their costliest files first, as `analyze` does;

@@ -63,7 +63,7 @@ struct Tables {
     file_seconds: BTreeMap<&'static str, Histogram>,
     /// Time per stage, when the analyzer reports stages.
     stage_seconds: BTreeMap<String, Histogram>,
-    /// Rows that carry a value, by descriptor (`tempo`, `key`).
+    /// Rows that carry a value, by descriptor (`tempo`, `key`, `loudness`).
     descriptor_values: BTreeMap<&'static str, u64>,
 }
 
@@ -133,7 +133,11 @@ impl Telemetry {
             .rows
             .entry((record.status.clone(), kind))
             .or_default() += 1;
-        for (descriptor, value) in [("tempo", &record.bpm), ("key", &record.key)] {
+        for (descriptor, value) in [
+            ("tempo", &record.bpm),
+            ("key", &record.key),
+            ("loudness", &record.replaygain_track_peak),
+        ] {
             if !value.is_empty() {
                 *tables.descriptor_values.entry(descriptor).or_default() += 1;
             }
@@ -369,17 +373,19 @@ mod tests {
     #[test]
     fn rows_are_counted_by_the_descriptors_they_carry() {
         let t = Telemetry::default();
-        let row = |bpm: &str, key: &str| {
+        let row = |bpm: &str, key: &str, peak: &str| {
             let mut outcome = analysed("ok", "", 0.1);
             (outcome.record.bpm, outcome.record.key) = (bpm.into(), key.into());
+            outcome.record.replaygain_track_peak = peak.into();
             outcome
         };
-        t.file_finished(&row("120.000", "A minor"), false);
-        t.file_finished(&row("98.000", ""), false);
+        t.file_finished(&row("120.000", "A minor", "0.501187"), false);
+        t.file_finished(&row("98.000", "", ""), false);
         t.file_finished(&analysed("error", "tempo: no_pulse: flat", 0.1), false);
         let page = t.render(Gauges::default());
         for line in [
             "tempo_descriptor_values_total{descriptor=\"key\"} 1",
+            "tempo_descriptor_values_total{descriptor=\"loudness\"} 1",
             "tempo_descriptor_values_total{descriptor=\"tempo\"} 2",
         ] {
             assert!(page.lines().any(|l| l == line), "{line} missing in\n{page}");

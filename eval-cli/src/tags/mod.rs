@@ -46,7 +46,16 @@ impl TagValues {
                 Some(Ok(estimate)) => Some(estimate.key),
                 _ => None,
             },
-            replaygain: None,
+            // The track's own gain and peak; album fields come only from a run that
+            // measured the album (`analyze --album`), which `tag` does not do.
+            replaygain: analysis.loudness.as_ref().and_then(|l| {
+                Some(ReplayGain {
+                    track_gain_db: l.track_gain_db()?,
+                    track_peak: l.true_peak,
+                    album_gain_db: None,
+                    album_peak: None,
+                })
+            }),
         }
     }
 

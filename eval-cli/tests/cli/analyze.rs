@@ -111,7 +111,7 @@ fn same_bytes_for_any_worker_count_and_right_tempi() {
             row[10], "no key: no pitched sound in 100 % of the audio",
             "{row:?}"
         );
-        assert_eq!(row[11..], ["", "", "", ""], "{row:?}");
+        assert!(row[11..].iter().all(String::is_empty), "{row:?}");
     }
 }
 
@@ -360,7 +360,7 @@ fn sigint_then_resume_gives_the_bytes_of_a_clean_run() {
         "the run finished before the signal"
     );
     for row in &partial_rows {
-        assert_eq!(row.len(), 15);
+        assert_eq!(row.len(), 22);
         assert_eq!(row[9], "ok", "{row:?}");
     }
 

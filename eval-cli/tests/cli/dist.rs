@@ -310,7 +310,7 @@ fn an_entry_that_killed_three_workers_becomes_an_error_row() {
     assert_eq!(lines.len(), 4, "{merged}");
     assert!(
         lines[1].ends_with(
-            ",error,dist: worker_died: delivered 3 times and its worker died each time,,,,"
+            ",error,dist: worker_died: delivered 3 times and its worker died each time,,,,,,,,,,,"
         ),
         "{merged}"
     );

@@ -7,25 +7,41 @@ use std::fs;
 use std::path::Path;
 
 use crate::util::broker::{RedisServer, dist, merged_bytes};
-use crate::util::service::{Events, Server, get, root, run_job, submit_request};
-use crate::util::{analyze, assert_ok, click_flac, click_wav, rows, s};
+use crate::util::service::{Events, Server, get, root, run_job, run_request, submit_request};
+use crate::util::{analyze, assert_ok, click_flac, click_wav, pulsed_sine_wav, rows, s};
 
 /// Runs the library `root/LIB` through every front end and fails, naming the front end,
 /// where one's bytes differ from those of `analyze`; those bytes. `root` is canonical (the
 /// service's rows name files under it) and the library holds a file that fails (the
 /// exit status of every front end is then 1).
 fn assert_front_ends_agree(root: &Path, lib: &str) -> Vec<u8> {
+    assert_front_ends_agree_on(root, lib, None)
+}
+
+/// `flags` after `args`.
+fn joined<'a>(flags: &[&'a str], args: &[&'a str]) -> Vec<&'a str> {
+    [args, flags].concat()
+}
+
+/// [`assert_front_ends_agree`] with a descriptor set (`tempo,key,loudness`) given to every
+/// front end: `--descriptors` to analyze, the shards and `dist submit`, `"descriptors"` in
+/// the served job's request.
+fn assert_front_ends_agree_on(root: &Path, lib: &str, descriptors: Option<&str>) -> Vec<u8> {
     let work = root.parent().unwrap().join("front-ends");
     fs::create_dir_all(&work).unwrap();
     let folder = root.join(lib);
+    let flags: Vec<&str> = descriptors.map_or(Vec::new(), |d| vec!["--descriptors", d]);
 
-    let reference = analyze(&["--workers", "1"], &[&folder]);
+    let reference = analyze(&joined(&flags, &["--workers", "1"]), &[&folder]);
     assert_eq!(reference.status.code(), Some(1), "{reference:?}");
     let reference = reference.stdout;
     let mut results = Vec::new();
 
     let out = work.join("analyze.csv");
-    let run = analyze(&["--workers", "3", "--out", s(&out)], &[&folder]);
+    let run = analyze(
+        &joined(&flags, &["--workers", "3", "--out", s(&out)]),
+        &[&folder],
+    );
     assert_eq!(run.status.code(), Some(1), "{run:?}");
     results.push((
         "analyze --workers 3 --out".to_string(),
@@ -37,7 +53,10 @@ fn assert_front_ends_agree(root: &Path, lib: &str) -> Vec<u8> {
             .map(|k| {
                 let part = work.join(format!("part-{k}-of-{count}.csv"));
                 let shard = format!("{k}/{count}");
-                let run = analyze(&["--shard", &shard, "--out", s(&part)], &[&folder]);
+                let run = analyze(
+                    &joined(&flags, &["--shard", &shard, "--out", s(&part)]),
+                    &[&folder],
+                );
                 assert!(matches!(run.status.code(), Some(0 | 1)), "{run:?}");
                 s(&part).to_string()
             })
@@ -57,7 +76,10 @@ fn assert_front_ends_agree(root: &Path, lib: &str) -> Vec<u8> {
     }
 
     let broker = RedisServer::start();
-    assert_ok(&dist(&broker, "submit", "j", &[s(&folder)]), "dist submit");
+    assert_ok(
+        &dist(&broker, "submit", "j", &joined(&flags, &[s(&folder)])),
+        "dist submit",
+    );
     assert_ok(
         &dist(&broker, "work", "j", &["--workers", "2"]),
         "dist work",
@@ -65,7 +87,14 @@ fn assert_front_ends_agree(root: &Path, lib: &str) -> Vec<u8> {
     results.push(("dist".to_string(), merged_bytes(&broker, "j", &work)));
 
     let server = Server::start(root, &["--workers", "2"]);
-    results.push(("serve".to_string(), run_job(&server, lib)));
+    let served = match descriptors {
+        None => run_job(&server, lib),
+        Some(d) => run_request(
+            &server,
+            &serde_json::json!({ "paths": [lib], "descriptors": d.split(',').collect::<Vec<_>>() }),
+        ),
+    };
+    results.push(("serve".to_string(), served));
 
     for (front_end, bytes) in results {
         assert_eq!(
@@ -207,4 +236,27 @@ fn tempo_alone_is_the_same_everywhere_and_leaves_the_key_cells_empty() {
         get(&server, &format!("/v1/jobs/{id}/results.csv")).body,
         alone
     );
+}
+
+/// Loudness through every front end: a pulsed sine at a known level, two songs, clicks and a
+/// broken file give the same loudness cells everywhere; the sine reads its level.
+#[test]
+fn every_front_end_gives_the_same_loudness() {
+    let (_dir, root) = root();
+    keyed_library(&root);
+    pulsed_sine_wav(&root.join("keys/sine.wav"), -20.0, 20.0);
+    let table = rows(&assert_front_ends_agree_on(
+        &root,
+        "keys",
+        Some("tempo,key,loudness"),
+    ));
+    let ok: Vec<&Vec<String>> = table.iter().filter(|r| r[9] == "ok").collect();
+    assert_eq!(ok.len(), 4, "{table:?}");
+    for row in &ok {
+        assert!(row[15..20].iter().all(|c| !c.is_empty()), "{row:?}");
+        assert!(row[20..].iter().all(String::is_empty), "no album: {row:?}");
+    }
+    let sine = table.iter().find(|r| r[0].ends_with("sine.wav")).unwrap();
+    let lufs: f64 = sine[15].parse().unwrap();
+    assert!((lufs + 23.01).abs() < 0.1, "{sine:?}");
 }

@@ -10,6 +10,7 @@ mod dist;
 mod eval;
 mod front_ends;
 mod key_eval;
+mod loudness;
 mod serve;
 mod shard;
 mod tag;

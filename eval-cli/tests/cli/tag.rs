@@ -452,6 +452,44 @@ fn tag_writes_the_key_it_measures_in_the_notation_asked_for() {
     assert!(mutagen_tags(&path).contains(&format!("TKEY={}", row[3])));
 }
 
+/// With the loudness among the descriptors, the track's ReplayGain gain and peak go into
+/// the tags with the values `analyze` writes in its row for the same file.
+#[test]
+fn tag_writes_the_replaygain_analyze_measures() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = encoded(dir.path(), "a.flac", &[]);
+    let descriptors = ["--descriptors", "tempo,key,loudness"];
+    let analyzed = eval_cli()
+        .arg("analyze")
+        .arg(&path)
+        .args(descriptors)
+        .output()
+        .unwrap();
+    assert!(analyzed.status.success(), "{analyzed:?}");
+    let mut reader = csv::Reader::from_reader(&analyzed.stdout[..]);
+    let headers = reader.headers().unwrap().clone();
+    let row = reader.records().next().unwrap().unwrap();
+    let cell = |name: &str| row[headers.iter().position(|h| h == name).unwrap()].to_string();
+    let (gain, peak) = (
+        cell("replaygain_track_gain_db"),
+        cell("replaygain_track_peak"),
+    );
+    assert!(!gain.is_empty() && !peak.is_empty(), "{row:?}");
+
+    let out = tag(&[&path], &descriptors);
+    assert!(out.status.success(), "{out:?}");
+    let tags = mutagen_tags(&path);
+    assert!(
+        tags.contains(&format!("REPLAYGAIN_TRACK_GAIN={gain} dB"))
+            && tags.contains(&format!("REPLAYGAIN_TRACK_PEAK={peak}")),
+        "{tags:?}"
+    );
+    assert!(
+        !tags.iter().any(|t| t.starts_with("REPLAYGAIN_ALBUM")),
+        "{tags:?}"
+    );
+}
+
 /// A value already in the tags is kept and said so, and the file is not rewritten; with
 /// `--overwrite` it is replaced. `--dry-run` says what would change and writes nothing.
 #[test]

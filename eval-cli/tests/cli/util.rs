@@ -18,7 +18,8 @@ pub const RATE: u32 = 22_050;
 
 /// The header of `analyze`'s CSV, written out here so that a change to it fails a test.
 pub const HEADER: &str = "path,bpm,confidence,alt_bpm,alt_share,duration_s,sample_rate,channels,codec,status,error,\
-     key,key_confidence,key_alt,camelot";
+     key,key_confidence,key_alt,camelot,loudness_lufs,loudness_range_lu,true_peak_dbtp,replaygain_track_gain_db,\
+     replaygain_track_peak,replaygain_album_gain_db,replaygain_album_peak";
 
 /// `eval-cli` as `assert_cmd` runs it.
 pub fn eval_cli() -> Command {
@@ -110,6 +111,34 @@ pub fn pcm16_wav(samples: impl IntoIterator<Item = i16>) -> Vec<u8> {
     }
     writer.finalize().unwrap();
     cursor.into_inner()
+}
+
+/// `seconds` of a 1 kHz sine peaking at `dbfs` on both channels of a 16-bit 48 kHz stereo
+/// WAV, on for 200 ms and off for 200 ms: a pulse at 150 BPM for the tempo, and every 400 ms
+/// gating block of EBU R128 holds one period, so the file reads `dbfs` - 3.01 LUFS.
+pub fn pulsed_sine_wav(path: &Path, dbfs: f64, seconds: f64) {
+    let rate = 48_000;
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let amplitude = 10f64.powf(dbfs / 20.0) * 32_767.0;
+    let period = rate as usize * 2 / 5;
+    let mut writer = hound::WavWriter::create(path, spec).unwrap();
+    for i in 0..(seconds * f64::from(rate)) as usize {
+        let on = i % period < period / 2;
+        let phase = 2.0 * std::f64::consts::PI * 1000.0 * i as f64 / f64::from(rate);
+        let sample = if on {
+            (amplitude * phase.sin()).round() as i16
+        } else {
+            0
+        };
+        writer.write_sample(sample).unwrap();
+        writer.write_sample(sample).unwrap();
+    }
+    writer.finalize().unwrap();
 }
 
 /// A mono 16-bit WAV of short square-wave clicks at `bpm`.

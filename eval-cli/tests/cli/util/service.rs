@@ -349,7 +349,12 @@ impl Socket {
 /// Submits a job of `path` (relative to the root), follows its events to the end and
 /// returns its `results.csv`, checking that the job finished as `done`.
 pub fn run_job(server: &Server, path: &str) -> Vec<u8> {
-    let id = submit(server, &[path]);
+    run_request(server, &serde_json::json!({ "paths": [path] }))
+}
+
+/// [`run_job`] of the job request `request` (a JSON object).
+pub fn run_request(server: &Server, request: &Value) -> Vec<u8> {
+    let id = submit_request(server, request);
     let (last, end) = Events::open(server, id).rest().pop().unwrap();
     assert_eq!(
         (last.as_str(), &end["status"]),

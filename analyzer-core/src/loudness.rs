@@ -1,0 +1,314 @@
+//! Loudness after EBU R128 / ITU-R BS.1770-4: integrated loudness, loudness range, true
+//! peak, and the ReplayGain 2.0 gains derived from them, measured by the `ebur128` crate (a
+//! port of libebur128) on the decoded channels at their own rate, before any mix-down.
+//!
+//! Integrated loudness is gated over the 400 ms blocks of the whole programme, so it needs
+//! every sample of the file: an analyzer that measures loudness decodes files whole. The
+//! blocks' energies are kept ([`GatingBlocks`], 8 bytes per 100 ms of audio) so that an
+//! album's loudness ([`AlbumLoudness`]) is gated over all blocks of all its tracks, as
+//! BS.1770 measures one programme, and not averaged from the tracks' values.
+
+use std::sync::Arc;
+
+use ebur128::{EbuR128, Mode};
+
+use crate::error::{Error, ErrorKind, Result, Stage};
+
+/// The loudness ReplayGain 2.0 plays at: a track's gain is this minus its integrated
+/// loudness.
+pub const REPLAYGAIN_REFERENCE_LUFS: f64 = -18.0;
+
+/// BS.1770-4's absolute gate: blocks quieter than this never count.
+const ABSOLUTE_GATE_LUFS: f64 = -70.0;
+/// BS.1770-4's relative gate, below the loudness of the blocks over the absolute gate.
+const RELATIVE_GATE_LU: f64 = -10.0;
+/// BS.1770's offset between the mean K-weighted energy and LUFS.
+const LUFS_OFFSET: f64 = -0.691;
+
+/// The loudness of one file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loudness {
+    /// Integrated (gated programme) loudness in LUFS; `None` when no block passes the
+    /// absolute gate of -70 LUFS (silence), where BS.1770 gives minus infinity.
+    pub integrated_lufs: Option<f64>,
+    /// Loudness range (EBU Tech 3342) in LU; 0 for audio too short or too quiet to have one.
+    pub range_lu: f64,
+    /// The highest true peak over all channels (4x oversampled below 96 kHz), linear: 1.0
+    /// is full scale.
+    pub true_peak: f64,
+    /// The energies of the 400 ms gating blocks, for an album's measurement.
+    pub blocks: GatingBlocks,
+}
+
+impl Loudness {
+    /// The true peak in dBTP; `None` for digital silence (minus infinity).
+    pub fn true_peak_dbtp(&self) -> Option<f64> {
+        decibels(self.true_peak)
+    }
+
+    /// The ReplayGain 2.0 track gain in dB ([`REPLAYGAIN_REFERENCE_LUFS`] minus the
+    /// integrated loudness); `None` for silence.
+    pub fn track_gain_db(&self) -> Option<f64> {
+        self.integrated_lufs.map(replaygain_db)
+    }
+}
+
+/// The ReplayGain 2.0 gain, in dB, of audio at `lufs`.
+pub fn replaygain_db(lufs: f64) -> f64 {
+    REPLAYGAIN_REFERENCE_LUFS - lufs
+}
+
+/// `20 log10(linear)`; `None` for zero (minus infinity).
+fn decibels(linear: f64) -> Option<f64> {
+    (linear > 0.0).then(|| 20.0 * linear.log10())
+}
+
+/// The mean K-weighted energies of a file's 400 ms gating blocks (one every 100 ms), before
+/// any gate: what an album measurement merges. Cheap to clone.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GatingBlocks {
+    energies: Arc<[f64]>,
+}
+
+impl GatingBlocks {
+    /// How many blocks were measured.
+    pub fn len(&self) -> usize {
+        self.energies.len()
+    }
+
+    /// Whether no block was measured (audio under 400 ms).
+    pub fn is_empty(&self) -> bool {
+        self.energies.is_empty()
+    }
+
+    /// The BS.1770-4 gated loudness of all blocks of all `parts` taken as one programme
+    /// (absolute gate, then the relative gate over what passed it); `None` when no block
+    /// passes the absolute gate. The same two gates as `ebur128`'s `loudness_global`.
+    pub fn gated_loudness<'a>(parts: impl IntoIterator<Item = &'a GatingBlocks>) -> Option<f64> {
+        let blocks: Vec<f64> = parts
+            .into_iter()
+            .flat_map(|part| part.energies.iter().copied())
+            .collect();
+        let mean_over = |gate: f64| {
+            let (sum, count) = blocks
+                .iter()
+                .filter(|&&energy| energy >= gate)
+                .fold((0.0, 0usize), |(sum, count), energy| {
+                    (sum + energy, count + 1)
+                });
+            (count > 0).then(|| sum / count as f64)
+        };
+        let absolute = mean_over(energy_of(ABSOLUTE_GATE_LUFS))?;
+        let relative = energy_of(lufs_of(absolute) + RELATIVE_GATE_LU);
+        mean_over(relative.max(energy_of(ABSOLUTE_GATE_LUFS))).map(lufs_of)
+    }
+}
+
+/// The mean K-weighted energy of a block at `lufs`.
+fn energy_of(lufs: f64) -> f64 {
+    10f64.powf((lufs - LUFS_OFFSET) / 10.0)
+}
+
+/// The loudness of a mean K-weighted energy.
+fn lufs_of(energy: f64) -> f64 {
+    10.0 * energy.log10() + LUFS_OFFSET
+}
+
+/// The loudness of several files taken as one album: gated over all their blocks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlbumLoudness {
+    /// Integrated loudness of the album in LUFS; `None` when all of it is silence.
+    pub integrated_lufs: Option<f64>,
+    /// The highest true peak of its tracks, linear.
+    pub true_peak: f64,
+}
+
+impl AlbumLoudness {
+    /// The album made of `tracks`.
+    pub fn of_tracks<'a>(tracks: impl IntoIterator<Item = &'a Loudness> + Clone) -> Self {
+        AlbumLoudness {
+            integrated_lufs: GatingBlocks::gated_loudness(
+                tracks.clone().into_iter().map(|t| &t.blocks),
+            ),
+            true_peak: tracks.into_iter().map(|t| t.true_peak).fold(0.0, f64::max),
+        }
+    }
+
+    /// The ReplayGain 2.0 album gain in dB; `None` for silence.
+    pub fn gain_db(&self) -> Option<f64> {
+        self.integrated_lufs.map(replaygain_db)
+    }
+}
+
+/// Measures one stream of interleaved samples, fed packet by packet.
+pub struct LoudnessMeter {
+    meter: EbuR128,
+    channels: usize,
+    /// Frames in 100 ms, as the meter counts them: the meter closes a gating block after
+    /// every such step once 400 ms have been seen.
+    step_frames: usize,
+    /// Samples not yet handed to the meter (less than one step).
+    pending: Vec<f32>,
+    steps: usize,
+    energies: Vec<f64>,
+}
+
+impl std::fmt::Debug for LoudnessMeter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoudnessMeter")
+            .field("channels", &self.channels)
+            .field("blocks", &self.energies.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LoudnessMeter {
+    /// A meter for `channels` channels at `rate` Hz (channels in the usual order: L, R, C,
+    /// LFE (not counted), Ls, Rs).
+    pub fn new(channels: usize, rate: u32) -> Result<Self> {
+        let meter = EbuR128::new(channels as u32, rate, Mode::I | Mode::LRA | Mode::TRUE_PEAK)
+            .map_err(meter_error)?;
+        Ok(LoudnessMeter {
+            meter,
+            channels,
+            step_frames: (rate as usize + 5) / 10,
+            pending: Vec::new(),
+            steps: 0,
+            energies: Vec::new(),
+        })
+    }
+
+    /// Adds interleaved samples (finite; the decoder has replaced any others by silence).
+    pub fn push(&mut self, interleaved: &[f32]) -> Result<()> {
+        let step = self.step_frames * self.channels;
+        let mut rest = interleaved;
+        if !self.pending.is_empty() {
+            let take = (step - self.pending.len()).min(rest.len());
+            self.pending.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if self.pending.len() < step {
+                return Ok(());
+            }
+            let pending = std::mem::take(&mut self.pending);
+            self.add_step(&pending)?;
+            self.pending = pending;
+            self.pending.clear();
+        }
+        let mut steps = rest.chunks_exact(step);
+        for chunk in &mut steps {
+            self.add_step(chunk)?;
+        }
+        self.pending.extend_from_slice(steps.remainder());
+        Ok(())
+    }
+
+    /// Hands the meter one 100 ms step; from the fourth on, the step closes a gating
+    /// block, whose energy is the momentary (last 400 ms) loudness.
+    fn add_step(&mut self, step: &[f32]) -> Result<()> {
+        self.meter.add_frames_f32(step).map_err(meter_error)?;
+        self.steps += 1;
+        if self.steps >= 4 {
+            let momentary = self.meter.loudness_momentary().map_err(meter_error)?;
+            self.energies.push(if momentary.is_finite() {
+                energy_of(momentary)
+            } else {
+                0.0
+            });
+        }
+        Ok(())
+    }
+
+    /// The loudness of everything pushed.
+    pub fn finish(mut self) -> Result<Loudness> {
+        if !self.pending.is_empty() {
+            let pending = std::mem::take(&mut self.pending);
+            self.meter.add_frames_f32(&pending).map_err(meter_error)?;
+        }
+        let integrated = self.meter.loudness_global().map_err(meter_error)?;
+        let range_lu = self.meter.loudness_range().map_err(meter_error)?;
+        let mut true_peak = 0.0f64;
+        for channel in 0..self.channels as u32 {
+            true_peak = true_peak.max(self.meter.true_peak(channel).map_err(meter_error)?);
+        }
+        Ok(Loudness {
+            integrated_lufs: integrated.is_finite().then_some(integrated),
+            range_lu: if range_lu.is_finite() { range_lu } else { 0.0 },
+            true_peak,
+            blocks: GatingBlocks {
+                energies: self.energies.into(),
+            },
+        })
+    }
+}
+
+fn meter_error(e: ebur128::Error) -> Error {
+    Error::new(
+        ErrorKind::UnsupportedFormat,
+        Stage::Loudness,
+        format!("the loudness meter refused the stream ({e})"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stereo sine of `amplitude` at 1 kHz, `seconds` long, at 48 kHz.
+    fn sine(amplitude: f32, seconds: f64) -> Vec<f32> {
+        let rate = 48_000.0;
+        (0..(seconds * rate) as usize)
+            .flat_map(|i| {
+                let s = amplitude
+                    * (2.0 * std::f64::consts::PI * 1000.0 * i as f64 / rate).sin() as f32;
+                [s, s]
+            })
+            .collect()
+    }
+
+    fn measure(packets: &[&[f32]]) -> Loudness {
+        let mut meter = LoudnessMeter::new(2, 48_000).unwrap();
+        for packet in packets {
+            meter.push(packet).unwrap();
+        }
+        meter.finish().unwrap()
+    }
+
+    #[test]
+    fn own_gating_of_the_blocks_gives_the_meters_integrated_loudness() {
+        // Loud and quiet stretches so that both gates matter; packets of odd sizes so that
+        // the 100 ms steps straddle them.
+        let mut audio = sine(0.5, 3.0);
+        audio.extend(sine(0.01, 5.0));
+        audio.extend(sine(0.0001, 2.0));
+        audio.extend(sine(0.2, 4.3));
+        let packets: Vec<&[f32]> = audio.chunks(2 * 1151).collect();
+        let loudness = measure(&packets);
+        let ours = GatingBlocks::gated_loudness([&loudness.blocks]).unwrap();
+        let meters = loudness.integrated_lufs.unwrap();
+        assert!((ours - meters).abs() < 1e-9, "{ours} vs {meters}");
+        assert_eq!(
+            loudness.blocks.len(),
+            140,
+            "a block per 100 ms from 400 ms on"
+        );
+    }
+
+    #[test]
+    fn packet_sizes_do_not_change_the_measurement() {
+        let audio = sine(0.3, 2.7);
+        let whole = measure(&[&audio]);
+        let small: Vec<&[f32]> = audio.chunks(2 * 37).collect();
+        assert_eq!(measure(&small), whole);
+    }
+
+    #[test]
+    fn silence_has_no_integrated_loudness_and_no_gain() {
+        let loudness = measure(&[&vec![0.0; 2 * 48_000 * 2]]);
+        assert_eq!(loudness.integrated_lufs, None);
+        assert_eq!(loudness.track_gain_db(), None);
+        assert_eq!(loudness.true_peak_dbtp(), None);
+        assert_eq!(loudness.range_lu, 0.0);
+        let album = AlbumLoudness::of_tracks([&loudness]);
+        assert_eq!(album.gain_db(), None);
+    }
+}
