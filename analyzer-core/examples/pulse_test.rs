@@ -1,6 +1,7 @@
-//! The measurements behind the tempo stage's two `no_pulse` tests (`MIN_PEAK_NOVELTY` and
-//! `MIN_PULSE_SIGNIFICANCE` in `src/tempo/mod.rs`): the peak relative novelty
-//! ([`analyzer_core::onset::peak_relative_novelty`]) and the pulse significance
+//! The measurements behind the tempo stage's `no_pulse` tests (`MIN_RELATIVE_NOVELTY`,
+//! `MIN_PEAK_NOVELTY` and `MIN_PULSE_SIGNIFICANCE` in `src/tempo/mod.rs`): the mean and
+//! peak relative novelty ([`analyzer_core::onset::relative_novelty`],
+//! [`analyzer_core::onset::peak_relative_novelty`]) and the pulse significance
 //! ([`analyzer_core::tempo::TempoEstimator::pulse_significance`]) of steady tones, of white,
 //! pink and brown noise (`SEEDS` seeds, default 12, of 4-120 s) and of the disguised beats
 //! of `synth_music::pulse_cases`, made here, then of every audio file in the folders given,
@@ -13,11 +14,11 @@
 use std::f32::consts::TAU;
 use std::path::PathBuf;
 
-use analyzer_core::onset::peak_relative_novelty;
+use analyzer_core::onset::{peak_relative_novelty, relative_novelty};
 use analyzer_core::{Analyzer, AnalyzerConfig, OnsetEnvelope, StopSignal};
 use synth_music::pulse_cases::{NoiseColour, disguised_beats, noise};
 
-/// One line: the two measures, the verdict (a tempo or the error kind) and the name.
+/// One line: the three measures, the verdict (a tempo or the error kind) and the name.
 fn report(analyzer: &Analyzer, envelopes: &[OnsetEnvelope], name: &str) {
     let estimator = analyzer.tempo_estimator();
     let verdict = match estimator.estimate_segments(envelopes, &StopSignal::never()) {
@@ -25,7 +26,8 @@ fn report(analyzer: &Analyzer, envelopes: &[OnsetEnvelope], name: &str) {
         Err(e) => e.kind().to_string(),
     };
     println!(
-        "{:.4}\t{:.2}\t{verdict}\t{name}",
+        "{:.4}\t{:.4}\t{:.2}\t{verdict}\t{name}",
+        relative_novelty(envelopes).unwrap_or(0.0),
         peak_relative_novelty(envelopes).unwrap_or(0.0),
         estimator.pulse_significance(envelopes)
     );
@@ -34,11 +36,14 @@ fn report(analyzer: &Analyzer, envelopes: &[OnsetEnvelope], name: &str) {
 fn main() {
     let analyzer = Analyzer::new(AnalyzerConfig::default()).unwrap();
     let rate = 22_050u32;
-    let of = |samples: &[f32]| vec![analyzer.envelope_of_samples(samples, rate, 1).unwrap()];
-    println!("peak_novelty\tsignificance\tverdict\tname");
+    let of =
+        |samples: &[f32], rate: u32| vec![analyzer.envelope_of_samples(samples, rate, 1).unwrap()];
+    println!("mean_novelty\tpeak_novelty\tsignificance\tverdict\tname");
+    // The tones of `tests/core/errors.rs`: 40 s at 44.1 kHz, time in f32 as there.
+    let tone_rate = 44_100u32;
     let tone = |f: &dyn Fn(f32) -> f32| -> Vec<f32> {
-        (0..rate as usize * 30)
-            .map(|i| f(i as f32 / rate as f32))
+        (0..tone_rate as usize * 40)
+            .map(|i| f(i as f32 / tone_rate as f32))
             .collect()
     };
     let tones: Vec<(&str, Vec<f32>)> = vec![
@@ -67,7 +72,7 @@ fn main() {
         ),
     ];
     for (name, samples) in &tones {
-        report(&analyzer, &of(samples), name);
+        report(&analyzer, &of(samples, tone_rate), name);
     }
     let seeds: u64 = std::env::var("SEEDS")
         .ok()
@@ -78,7 +83,7 @@ fn main() {
             for seconds in [4.0, 6.0, 8.0, 10.0, 15.0, 30.0, 60.0, 120.0] {
                 let samples = noise(colour, seed, seconds, rate);
                 let name = format!("{} noise, seed {seed}, {seconds} s", colour.name());
-                report(&analyzer, &of(&samples), &name);
+                report(&analyzer, &of(&samples, rate), &name);
             }
         }
     }
@@ -86,7 +91,7 @@ fn main() {
         for seconds in [12.0, 25.0] {
             for (case, samples) in disguised_beats(bpm, seconds, rate) {
                 let name = format!("{case}, {bpm} BPM, {seconds} s");
-                report(&analyzer, &of(&samples), &name);
+                report(&analyzer, &of(&samples, rate), &name);
             }
         }
     }
@@ -95,7 +100,7 @@ fn main() {
     for path in files {
         match analyzer.tempo_envelopes_of_file(&path, &StopSignal::never()) {
             Ok(envelopes) => report(&analyzer, &envelopes, &path.display().to_string()),
-            Err(e) => println!("-\t-\t{}\t{e}", e.kind()),
+            Err(e) => println!("-\t-\t-\t{}\t{e}", e.kind()),
         }
     }
 }

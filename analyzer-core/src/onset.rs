@@ -50,7 +50,7 @@ pub struct OnsetEnvelope {
     /// Frames per second (analysis rate / hop).
     pub frame_rate: f64,
     /// The sum over frames and bands of the log-compressed band energies the novelty is
-    /// the rise of: what [`peak_relative_novelty`] divides by. 0 where unknown
+    /// the rise of: what [`OnsetEnvelope::relative_novelty`] divides by. 0 where unknown
     /// (an envelope made by hand).
     pub level: f64,
 }
@@ -61,11 +61,32 @@ impl OnsetEnvelope {
         self.values.len() as f64 / self.frame_rate
     }
 
+    /// How much the spectrum changes for how loud it is: the summed novelty over the
+    /// summed band level, `None` where the level is unknown or zero. Music with a pulse
+    /// changes by a few per cent of its level per frame whatever its loudness; a steady
+    /// tone or hum changes by a few parts in ten thousand, its novelty only the ripple of
+    /// the frames sliding over the waveform.
+    pub fn relative_novelty(&self) -> Option<f64> {
+        relative_novelty(std::slice::from_ref(self))
+    }
+
     /// How much the spectrum changes in its most changing frames for how loud it is: see
     /// [`peak_relative_novelty`].
     pub fn peak_relative_novelty(&self) -> Option<f64> {
         peak_relative_novelty(std::slice::from_ref(self))
     }
+}
+
+/// [`OnsetEnvelope::relative_novelty`] of `envelopes` pooled (the segments of a sampled
+/// file): their summed novelty over their summed level.
+pub fn relative_novelty(envelopes: &[OnsetEnvelope]) -> Option<f64> {
+    let level: f64 = envelopes.iter().map(|e| e.level).sum();
+    let novelty: f64 = envelopes
+        .iter()
+        .flat_map(|e| &e.values)
+        .map(|&v| f64::from(v))
+        .sum();
+    (level > 0.0).then(|| novelty / level)
 }
 
 /// Which quantile of the frames' novelty [`peak_relative_novelty`] reads: the onsets of a
@@ -75,10 +96,10 @@ const PEAK_QUANTILE: f64 = 0.99;
 
 /// The 99th percentile of the novelty of `envelopes` pooled (the segments of a sampled
 /// file) over their mean summed band level per frame; `None` where the level is unknown or
-/// zero. A steady tone or hum changes by about a per cent of its level even in its most
-/// changing frames, its novelty only the ripple of the frames sliding over the waveform;
-/// music's onsets change it by several per cent, and so does a beat under a loud held
-/// chord, whose level drowns the mean novelty but not its onsets.
+/// zero. A steady tone's most changing frames change by a few per cent of its level at most
+/// (the ripple of the frames sliding over the waveform, or its vibrato); a beat's onsets
+/// change it by several per cent even under a loud held chord, whose level drowns them in
+/// the mean ([`OnsetEnvelope::relative_novelty`]) but not in the peaks.
 pub fn peak_relative_novelty(envelopes: &[OnsetEnvelope]) -> Option<f64> {
     let level: f64 = envelopes.iter().map(|e| e.level).sum();
     let mut values: Vec<f32> = envelopes
