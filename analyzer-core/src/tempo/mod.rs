@@ -36,33 +36,34 @@ const DETREND_SECONDS: f64 = 1.0;
 /// noise. Each band's comb is about a standard normal at every tempo of an envelope without
 /// a pulse, and the three are independent for noise (disjoint frequencies), so their sum
 /// over sqrt(3) is too; a pulse adds up across bands and beat multiples. Measured with
-/// `cargo run -p analyzer-core --example pulse_test -- DIR...`: white, pink and brown noise
-/// of 4-120 s (12 seeds, 288 signals) 1.58-4.39; the 19 real-dev songs 34.0 and up; the
-/// synthetic sets (seeds 0 and 7) 17.0 and up; the 1,023 key-dev folk excerpts (8, 15 and
-/// 30 s) 5.88 and up (an 8-s excerpt); the disguised beats of `synth_music::pulse_cases`
-/// (100, 140 and 174 BPM, 12 and 25 s) 21 and up. The line sits at the geometric mean of
-/// 4.39 and 5.88, 1.16 times from each; under the normal model one tempo of noise passes it
-/// with probability 2e-7. The strongest autocorrelation alone (the test before) could not
-/// separate them: 8-s folk excerpts have less of it than 10 s of noise.
-const MIN_PULSE_SIGNIFICANCE: f64 = 5.08;
+/// `SEEDS=40 cargo run -p analyzer-core --example pulse_test -- DIR...`: white, pink and
+/// brown noise of 4-120 s (40 seeds, 960 signals) 1.58-5.18, one over 4.62 (brown, 120 s),
+/// the best tempo of most of them near 3; the 19 real-dev songs 34.0 and up; the synthetic
+/// sets (seeds 0 and 7) 17.0 and up; the 1,023 key-dev folk excerpts (8, 15 and 30 s) 5.88
+/// and up (an 8-s excerpt; the 15-s ones 8.8 and up); the disguised beats of
+/// `synth_music::pulse_cases` (100, 140 and 174 BPM, 12 and 25 s) 21 and up. The line sits
+/// at the geometric mean of 5.18 and 5.88, 1.065 times from each: short, quiet-pulsed folk
+/// excerpts are where the two meet. The strongest autocorrelation alone (the test before)
+/// could not separate them at all: 8-s folk excerpts have less of it than 10 s of noise.
+const MIN_PULSE_SIGNIFICANCE: f64 = 5.52;
 /// Below this [`OnsetEnvelope::relative_novelty`], and under [`MIN_PEAK_NOVELTY`] in its
 /// strongest frames, the audio is a steady tone, whatever periodicity its novelty shows: the
 /// ripple of a steady tone is periodic (the frames slide over the waveform), so the
 /// periodicity test alone took a 1 kHz sine for 142 BPM at 0.81 confidence. Measured with
 /// `cargo run -p analyzer-core --example pulse_test -- DIR...`: sines, hum and a held chord
-/// with vibrato 0.0004-0.0056; the synthetic sets (seeds 0 and 7) 0.016 and up; the 19
+/// with vibrato 0.0004-0.0058; the synthetic sets (seeds 0 and 7) 0.016 and up; the 19
 /// real-dev songs 0.020 and up; the key-dev folk excerpts 0.015 and up. The threshold sits
-/// midway between 0.0056 and 0.016 (their geometric mean), 1.7 times from each.
+/// midway between 0.0058 and 0.016 (near their geometric mean), 1.7 times from each.
 const MIN_RELATIVE_NOVELTY: f64 = 0.0095;
 /// A steady tone's [`peak_relative_novelty`](crate::onset::peak_relative_novelty) is under
-/// this: its strongest frames change by 0.0001-0.022 of its mean level per frame (sines, hum,
-/// and at the top the held chord with a 5 Hz vibrato of `tests/core/errors.rs`, 44.1 kHz,
-/// 40 s). A beat under a held chord loud enough to pull the mean novelty under
-/// [`MIN_RELATIVE_NOVELTY`] keeps its onsets in the peaks: 140 BPM 30 dB under an organ chord
-/// reads 0.0071 of mean novelty but 0.040-0.047 of peak (`synth_music::pulse_cases`, 100-174
-/// BPM, 12 and 25 s), and it was `no_pulse` when the mean alone decided. The line sits at the
-/// geometric mean of 0.022 and 0.040, 1.35 times from each. Music, which the mean already
-/// passes, reads 0.038 and up.
+/// this: its strongest frames change by 0.0011-0.0221 of its mean level per frame (sines,
+/// hum, and at the top the held chord with a 5 Hz vibrato of `tests/core/errors.rs`, 44.1
+/// kHz, 40 s). A beat under a held chord loud enough to pull the mean novelty under
+/// [`MIN_RELATIVE_NOVELTY`] keeps its onsets in the peaks: the organ cases of
+/// `synth_music::pulse_cases` (100-174 BPM, 12 and 25 s) read 0.0071-0.0084 of mean novelty
+/// but 0.0395-0.048 of peak, and the 140 BPM one was `no_pulse` when the mean alone decided.
+/// The line sits at the geometric mean of 0.0221 and 0.0395, 1.34 times from each. Music,
+/// which the mean already passes, reads 0.038 and up.
 const MIN_PEAK_NOVELTY: f64 = 0.029;
 /// Comb peaks taken as hypotheses.
 const RERANK: usize = 8;

@@ -14,6 +14,17 @@ fn analyzer() -> Analyzer {
     Analyzer::new(AnalyzerConfig::default()).unwrap()
 }
 
+/// Checks that `outcome` is `no_pulse` from the tempo stage, and returns the error.
+fn assert_no_pulse(outcome: analyzer_core::Result<f64>, what: &str) -> analyzer_core::Error {
+    let e = outcome.expect_err(&format!("{what} must have no pulse"));
+    assert_eq!(
+        (e.kind(), e.stage()),
+        (ErrorKind::NoPulse, Stage::Tempo),
+        "{what}: {e}"
+    );
+    e
+}
+
 /// White, pink and brown noise, three seeds, 4-90 s, analysed from memory (whole): each
 /// `no_pulse` at the tempo stage. Before, all of them got a tempo at confidence 0.1-0.4.
 #[test]
@@ -25,17 +36,19 @@ fn noise_of_any_colour_and_length_has_no_pulse() {
                 let samples = noise(colour, seed, seconds, RATE);
                 let outcome = analyzer.analyze_samples(&samples, RATE, 1);
                 let name = format!("{} noise, seed {seed}, {seconds} s", colour.name());
-                let e = outcome
-                    .map(|t| t.bpm)
-                    .expect_err(&format!("{name} must have no pulse"));
-                assert_eq!(
-                    (e.kind(), e.stage()),
-                    (ErrorKind::NoPulse, Stage::Tempo),
-                    "{name}: {e}"
-                );
+                assert_no_pulse(outcome.map(|t| t.bpm), &name);
             }
         }
     }
+}
+
+/// The noise that stood highest in the 960-signal sweep behind `MIN_PULSE_SIGNIFICANCE`
+/// (brown, seed 38, 120 s, 5.18 standard deviations) stays under the line.
+#[test]
+fn the_most_pulse_like_noise_measured_has_no_pulse() {
+    let samples = noise(NoiseColour::Brown, 38, 120.0, RATE);
+    let outcome = analyzer().analyze_samples(&samples, RATE, 1);
+    assert_no_pulse(outcome.map(|t| t.bpm), "brown noise, seed 38, 120 s");
 }
 
 /// A 90-s noise file is sampled by the default analysis (4 segments of 15 s): the pooled
@@ -46,14 +59,8 @@ fn sampled_noise_files_have_no_pulse() {
     for colour in NoiseColour::ALL {
         let path = dir.path().join(format!("{}.wav", colour.name()));
         write_wav(&path, &noise(colour, 7, 90.0, RATE), RATE, 1).unwrap();
-        let e = analyzer()
-            .analyze_file(&path, &StopSignal::never())
-            .expect_err("noise must have no pulse");
-        assert_eq!(
-            (e.kind(), e.stage()),
-            (ErrorKind::NoPulse, Stage::Tempo),
-            "{e}"
-        );
+        let outcome = analyzer().analyze_file(&path, &StopSignal::never());
+        let e = assert_no_pulse(outcome.map(|a| a.tempo.bpm), colour.name());
         assert!(
             e.to_string().contains("standard deviations above noise"),
             "{e}"
