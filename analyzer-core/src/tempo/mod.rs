@@ -4,6 +4,10 @@
 //!    loud passages do not outweigh quiet ones.
 //! 2. **Autocorrelation.** Computed by FFT over fixed windows of the envelope (one plan,
 //!    made once) and averaged with unbiased weights: memory stays bounded for any length.
+//!    Whether there is a pulse at all is asked of it here: in the kick, middle and backbeat
+//!    bands, how many standard deviations above an envelope without a pulse the best
+//!    tempo's autocorrelation stands over its first beat multiples (noise and steady tones
+//!    are `no_pulse`).
 //! 3. **Harmonic comb.** Each tempo on a fine log grid scores the autocorrelation at its
 //!    beat period and the first multiples of it (bars repeat the beat), weighted by a broad
 //!    log-normal prior; its strongest peaks are the hypotheses.
