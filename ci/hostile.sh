@@ -29,7 +29,8 @@ failures=()
 # ---- inputs ---------------------------------------------------------------------------
 
 # wav FILE RATE CHANNELS SECONDS KIND [RATE_IN_HEADER]: 16-bit PCM made by awk. KIND is
-# `clicks` (a click every half second, 120 BPM), `sine` (1 kHz at half scale) or `silence`.
+# `clicks` (a click every half second, 120 BPM), `sine` (1 kHz at half scale), `noise`
+# (white, awk's seeded rand) or `silence`.
 wav() {
   local file=$1 rate=$2 channels=$3 seconds=$4 kind=$5 header_rate=${6:-$2}
   awk -v rate="$rate" -v ch="$channels" -v secs="$seconds" -v kind="$kind" -v hrate="$header_rate" '
@@ -38,10 +39,11 @@ wav() {
       frames = int(rate * secs); data = frames * ch * 2
       printf "RIFF"; le(36 + data, 4); printf "WAVEfmt "; le(16, 4); le(1, 2); le(ch, 2)
       le(hrate, 4); le(hrate * ch * 2, 4); le(ch * 2, 2); le(16, 2); printf "data"; le(data, 4)
-      pi = atan2(0, -1)
+      pi = atan2(0, -1); srand(1)
       for (i = 0; i < frames; i++) {
         if (kind == "clicks") v = (i % int(rate / 2) < 40) ? 12000 : 0
         else if (kind == "sine") v = int(16000 * sin(2 * pi * 1000 * i / rate))
+        else if (kind == "noise") v = int(16000 * (2 * rand() - 1))
         else v = 0
         if (v < 0) v += 65536
         for (c = 0; c < ch; c++) le(v, 2)
@@ -203,6 +205,12 @@ case_steady_sine_is_no_pulse() {
   wav sine.wav 44100 1 30 sine
   analyze sine.wav --out out.csv >/dev/null 2>&1 || return 1
   expect_row out.csv sine.wav error "no_pulse"
+}
+
+case_white_noise_is_no_pulse() {
+  wav noise.wav 44100 1 30 noise
+  analyze noise.wav --out out.csv >/dev/null 2>&1 || return 1
+  expect_row out.csv noise.wav error "no_pulse"
 }
 
 case_truncated_and_empty_files_keep_the_batch() {
@@ -406,6 +414,7 @@ run header-rate-1hz case_header_rate_1hz
 run header-rate-768001 case_header_rate_claims_768k_of_8k_audio
 run wav-32-channels case_wav_with_32_channels
 run steady-sine-no-pulse case_steady_sine_is_no_pulse
+run white-noise-no-pulse case_white_noise_is_no_pulse
 run damaged-files-keep-the-batch case_truncated_and_empty_files_keep_the_batch
 run mp3-cover-1mib case_mp3_cover_1mib
 run mp3-cover-20mib case_mp3_cover_20mib

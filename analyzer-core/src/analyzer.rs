@@ -25,8 +25,9 @@ use crate::tempo::{TempoEstimate, TempoEstimator};
 /// decoder that reads files it refused, a new error kind), so that rows kept by a result
 /// cache, a resumed run or a distributed job are not mixed with the new ones. 2: large
 /// ID3v2 tags read, header bounds, the sample budget, steady tones as `no_pulse`. 3: the
-/// key. 4: the loudness (rows gain its columns, empty unless asked for).
-const RESULTS_REVISION: u32 = 4;
+/// key. 4: the loudness (rows gain its columns, empty unless asked for). 5: noise as
+/// `no_pulse` (the pulse significance), a beat under a held chord kept.
+const RESULTS_REVISION: u32 = 5;
 
 /// Settings of an [`Analyzer`]. Each field's doc gives its default.
 #[derive(Debug, Clone, PartialEq)]
@@ -406,6 +407,19 @@ impl Analyzer {
     pub fn envelope_of_file(&self, path: &Path, stop: &StopSignal) -> Result<OnsetEnvelope> {
         self.whole_stream(path, stop, &mut StageTimes::default())
             .map(|(stretch, _)| stretch.envelope)
+            .map_err(|e| e.with_path(path))
+    }
+
+    /// The onset envelopes the tempo stage reads for a file under this analyzer's sampling
+    /// setting: one per segment of a sampled file, one for a file analysed whole. For callers
+    /// that study what the tempo stage decides from (`examples/pulse_test.rs`).
+    pub fn tempo_envelopes_of_file(
+        &self,
+        path: &Path,
+        stop: &StopSignal,
+    ) -> Result<Vec<OnsetEnvelope>> {
+        self.envelopes_of_stream(path, stop, &mut StageTimes::default())
+            .map(|decoded| decoded.envelopes)
             .map_err(|e| e.with_path(path))
     }
 

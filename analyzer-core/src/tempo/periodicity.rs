@@ -134,6 +134,51 @@ pub(super) fn comb(acf: &[f64], period: f64, weights: &[f64]) -> f64 {
         .sum()
 }
 
+/// Beat multiples summed by [`comb_significance`].
+const SIGNIFICANCE_MULTIPLES: usize = 8;
+
+/// For each beat period in `periods` (frames), how many standard deviations the normalised
+/// autocorrelation summed over the first multiples of the period stands above what an
+/// envelope without a pulse gives. Without a pulse the autocorrelation at a lag is about
+/// normal with mean 0 and variance `s2 / pairs` (Bartlett's formula: `s2` is 1 plus twice
+/// the squared autocorrelation at the lags shorter than `shortest_period`, the short memory
+/// that the STFT's overlapping frames give any envelope; `pairs` the frame pairs at that
+/// lag in the `lengths` of the segments), and lags a beat apart are independent. Multiples
+/// go up to half the longest segment, where there are still half its frames to pair.
+pub(super) fn comb_significance(
+    acf: &[f64],
+    lengths: &[usize],
+    periods: &[f64],
+    shortest_period: usize,
+) -> Vec<f64> {
+    let short = &acf[1..shortest_period.clamp(1, acf.len())];
+    let s2 = 1.0 + 2.0 * short.iter().map(|r| r * r).sum::<f64>();
+    let pairs = |lag: f64| -> f64 {
+        lengths
+            .iter()
+            .map(|&len| (len as f64 - lag).max(0.0))
+            .sum::<f64>()
+            .max(1.0)
+    };
+    let longest = lengths.iter().copied().max().unwrap_or(0) as f64;
+    let max_lag = (longest * 0.5).min(acf.len() as f64 - 2.0);
+    periods
+        .iter()
+        .map(|&period| {
+            let (mut sum, mut variance) = (0.0, 0.0);
+            for k in 1..=SIGNIFICANCE_MULTIPLES {
+                let lag = period * k as f64;
+                if k > 1 && lag > max_lag {
+                    break;
+                }
+                sum += interpolate(acf, lag);
+                variance += s2 / pairs(lag);
+            }
+            sum / variance.sqrt()
+        })
+        .collect()
+}
+
 /// Log-normal preference for tempi near the centre, 1 at the centre.
 pub(super) fn prior(bpm: f64) -> f64 {
     let octaves = (bpm / PRIOR_CENTER_BPM).log2() / PRIOR_WIDTH_OCTAVES;
@@ -189,6 +234,18 @@ pub(super) fn refine(acf: &[f64], frame_rate: f64, bpm: f64) -> f64 {
 mod tests {
     use super::*;
 
+    /// `len` xorshift values in 0..1, continuing from `state`.
+    fn uniform(len: usize, state: &mut u64) -> Vec<f32> {
+        (0..len)
+            .map(|_| {
+                *state ^= *state << 13;
+                *state ^= *state >> 7;
+                *state ^= *state << 17;
+                (*state >> 40) as f32 / (1u64 << 24) as f32
+            })
+            .collect()
+    }
+
     fn naive_autocorrelation(segments: &[&[f32]]) -> Vec<f64> {
         let mut sums = vec![0.0f64; ACF_WINDOW];
         let mut counts = vec![0.0f64; ACF_WINDOW];
@@ -225,14 +282,7 @@ mod tests {
         let est = Autocorrelator::new();
         let mut state = 0x2545_f491_4f6c_dd1du64;
         for len in [700, 2048, 3500] {
-            let x: Vec<f32> = (0..len)
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    (state >> 40) as f32 / (1u64 << 24) as f32
-                })
-                .collect();
+            let x = uniform(len, &mut state);
             let fast = est.autocorrelation(std::slice::from_ref(&x));
             let slow = naive_autocorrelation(&[&x]);
             assert_close(&fast, &slow, &format!("len {len}"));
@@ -254,6 +304,25 @@ mod tests {
                 "{what} lag {lag}: {a} vs {b}"
             );
         }
+    }
+
+    /// Under the null (an envelope without a pulse) the significance of every period is
+    /// about a standard normal; a pulse train's period stands far above it.
+    #[test]
+    fn comb_significance_is_standard_normal_for_noise_and_large_for_a_pulse() {
+        let noise = uniform(6000, &mut 0x9e37_79b9_7f4a_7c15u64);
+        let est = Autocorrelator::new();
+        let periods: Vec<f64> = (0..400).map(|i| 25.0 + 0.2 * i as f64).collect();
+        let acf = normalised(est.autocorrelation(std::slice::from_ref(&noise))).unwrap();
+        let z = comb_significance(&acf, &[noise.len()], &periods, 20);
+        let mean = z.iter().sum::<f64>() / z.len() as f64;
+        let sd = (z.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / z.len() as f64).sqrt();
+        assert!(mean.abs() < 0.5 && (0.6..1.5).contains(&sd), "{mean} {sd}");
+        assert!(z.iter().all(|v| v.abs() < 5.0), "{z:?}");
+        let pulse: Vec<f32> = (0..6000).map(|i| f32::from(i % 43 == 0)).collect();
+        let acf = normalised(est.autocorrelation(std::slice::from_ref(&pulse))).unwrap();
+        let z = comb_significance(&acf, &[pulse.len()], &[43.0], 20);
+        assert!(z[0] > 50.0, "{z:?}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The integration tests of analyzer-core, one binary (`cargo test -p analyzer-core --test
 //! core`; a module's name filters: `--test core fuzz::`): bad input and its typed errors,
-//! every format and tag, the seeded fuzz run, the golden tempi, short loops, loudness and
-//! sampled analysis.
+//! every format and tag, the seeded fuzz run, the golden tempi, short loops, loudness, the
+//! pulse test (noise against disguised beats), and sampled analysis.
 
 mod errors;
 mod formats;
@@ -10,4 +10,5 @@ mod golden;
 mod key;
 mod loops;
 mod loudness;
+mod pulse;
 mod sampled;

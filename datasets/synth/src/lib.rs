@@ -35,6 +35,7 @@ mod dataset;
 mod dsp;
 mod io;
 pub mod presets;
+pub mod pulse_cases;
 mod render;
 mod rng;
 mod spec;
