@@ -18,7 +18,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use analyzer_core::batch::{self, BatchSummary, FileResult, Job, Status};
@@ -61,17 +61,8 @@ pub struct AnalyzeArgs {
     out: Option<PathBuf>,
     #[command(flatten)]
     settings: flags::AnalyzerArgs,
-    /// Files analysed at once [default: one per core, fewer if memory is short]. 1 runs
-    /// the sequential reference path.
-    #[arg(long, value_name = "N", value_parser = flags::parse_workers)]
-    workers: Option<usize>,
-    /// Give up on a file after SECS seconds; its row says `timeout`.
-    #[arg(long, value_name = "SECS", value_parser = flags::parse_timeout)]
-    timeout: Option<Duration>,
-    /// Progress on stderr: `auto` draws a bar only on a terminal; `jsonl` writes one JSON
-    /// object per line.
-    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
-    progress: ProgressMode,
+    #[command(flatten)]
+    batch: flags::BatchArgs,
     /// Keep the rows already in --out and analyse only the files that have none; refused
     /// when they were made with other settings (FILE.settings.json).
     #[arg(long, requires = "out")]
@@ -134,7 +125,6 @@ impl Plan {
                  (--descriptors tempo,key,loudness)"
             );
         }
-        let workers = flags::resolve_workers(args.workers);
         let cache = args.cache.as_deref().map(ResultCache::open).transpose()?;
         if let Some(cache) = &cache {
             cache.reuse_reads_for(SNAPSHOT_AGE);
@@ -145,13 +135,7 @@ impl Plan {
             resume: args.resume,
             shard: args.shard,
             analyzer,
-            options: RunOptions {
-                workers,
-                timeout: args.timeout,
-                schedule: args.schedule,
-                progress: args.progress,
-                cancel: Arc::new(AtomicBool::new(false)),
-            },
+            options: args.batch.options(args.schedule),
             cache,
             rescan: Rescan::of_flags(args.force, args.verify),
             album: args.album,

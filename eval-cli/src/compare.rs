@@ -604,23 +604,7 @@ mod tests {
     use super::*;
 
     fn run_at(workers: usize, speedup: f64) -> WorkerRun {
-        WorkerRun {
-            workers,
-            wall_s: vec![1.0],
-            wall_s_median: 1.0,
-            speedup,
-            efficiency: 1.0,
-            identical: true,
-            peak_rss_mb: None,
-            files_per_s: 1.0,
-            realtime_factor: 1.0,
-            latency_ms: metrics::latency_ms(&[]),
-            other_cores: None,
-            steal_cores: None,
-            load_before: None,
-            load_after: None,
-            spread: 0.0,
-        }
+        WorkerRun::at(workers, speedup)
     }
 
     #[test]

@@ -22,11 +22,14 @@
 //!   (it decides a row's status), the key unless left out, the loudness when named. Default
 //!   `tempo,key`.
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use analyzer_core::batch;
 use analyzer_core::{Analyzer, AnalyzerConfig, Sampling};
 
+use crate::runner::{ProgressMode, RunOptions, Schedule};
 use crate::shard::Shard;
 
 /// The `--workers` value parser: a whole number of at least 1.
@@ -293,6 +296,36 @@ impl SamplingArgs {
     /// The descriptors asked for, the default where the flag is not given.
     pub fn descriptors(&self) -> Descriptors {
         self.descriptors.unwrap_or_default()
+    }
+}
+
+/// How a batch of files runs, for the commands that run one over paths (`analyze`, `tag`):
+/// workers, the per-file time limit and the progress display.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BatchArgs {
+    /// Files analysed at once [default: one per core, fewer if memory is short]. 1 runs
+    /// the sequential reference path.
+    #[arg(long, value_name = "N", value_parser = parse_workers)]
+    pub workers: Option<usize>,
+    /// Give up on a file after SECS seconds; its row says `timeout`.
+    #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
+    pub timeout: Option<Duration>,
+    /// Progress on stderr: `auto` draws a bar only on a terminal; `jsonl` writes one JSON
+    /// object per line.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+}
+
+impl BatchArgs {
+    /// The run options these flags ask for, with `schedule` and a fresh cancel flag.
+    pub fn options(&self, schedule: Schedule) -> RunOptions {
+        RunOptions {
+            workers: resolve_workers(self.workers),
+            timeout: self.timeout,
+            schedule,
+            progress: self.progress,
+            cancel: Arc::new(AtomicBool::new(false)),
+        }
     }
 }
 

@@ -7,8 +7,6 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::time::Duration;
 
 use analyzer_core::batch::{self, FileResult, Job};
 use analyzer_core::loudness::REPLAYGAIN_REFERENCE_LUFS;
@@ -18,7 +16,7 @@ use serde::Serialize;
 use crate::flags;
 use crate::path_cell::path_cell;
 use crate::report::export::{self, CsvLine, Exporter};
-use crate::runner::{self, ProgressMode, RunOptions, Schedule, Shown};
+use crate::runner::{self, RunOptions, Schedule, Shown};
 use crate::tags::{KeyNotation, TagOptions, TagReport, TagValues, tag_file};
 
 /// Exit status when every file was tagged, or had nothing to change.
@@ -46,16 +44,8 @@ pub struct TagArgs {
     key_notation: KeyNotation,
     #[command(flatten)]
     settings: flags::AnalyzerArgs,
-    /// Files analysed and tagged at once [default: one per core, fewer if memory is
-    /// short].
-    #[arg(long, value_name = "N", value_parser = flags::parse_workers)]
-    workers: Option<usize>,
-    /// Give up on a file's analysis after SECS seconds; it is then not tagged.
-    #[arg(long, value_name = "SECS", value_parser = flags::parse_timeout)]
-    timeout: Option<Duration>,
-    /// Progress on stderr: `auto` draws a bar only on a terminal.
-    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
-    progress: ProgressMode,
+    #[command(flatten)]
+    batch: flags::BatchArgs,
 }
 
 /// What a run of `tag` needs, built from the flags.
@@ -76,13 +66,7 @@ impl Plan {
                 dry_run: args.dry_run,
                 notation: args.key_notation,
             },
-            options: RunOptions {
-                workers: flags::resolve_workers(args.workers),
-                timeout: args.timeout,
-                schedule: Schedule::CostliestFirst,
-                progress: args.progress,
-                cancel: Arc::new(AtomicBool::new(false)),
-            },
+            options: args.batch.options(Schedule::CostliestFirst),
         })
     }
 }

@@ -104,25 +104,13 @@ fn plural(n: usize) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics;
 
     fn run(workers: usize, other: Option<f64>, spread: f64) -> WorkerRun {
         WorkerRun {
-            workers,
-            wall_s: vec![1.0, 1.0, 1.0],
-            wall_s_median: 1.0,
-            speedup: workers as f64,
-            efficiency: 1.0,
-            identical: true,
-            peak_rss_mb: None,
-            files_per_s: 1.0,
-            realtime_factor: 1.0,
-            latency_ms: metrics::latency_ms(&[]),
             other_cores: other,
             steal_cores: Some(0.0),
-            load_before: None,
-            load_after: None,
             spread,
+            ..WorkerRun::at(workers, workers as f64)
         }
     }
 

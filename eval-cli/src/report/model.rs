@@ -60,6 +60,30 @@ pub struct WorkerRun {
     pub spread: f64,
 }
 
+#[cfg(test)]
+impl WorkerRun {
+    /// A run at `workers` with `speedup`, three repeats of 1 s, nothing else measured.
+    pub fn at(workers: usize, speedup: f64) -> WorkerRun {
+        WorkerRun {
+            workers,
+            wall_s: vec![1.0; 3],
+            wall_s_median: 1.0,
+            speedup,
+            efficiency: 1.0,
+            identical: true,
+            peak_rss_mb: None,
+            files_per_s: 1.0,
+            realtime_factor: 1.0,
+            latency_ms: crate::metrics::latency_ms(&[]),
+            other_cores: None,
+            steal_cores: None,
+            load_before: None,
+            load_after: None,
+            spread: 0.0,
+        }
+    }
+}
+
 /// Scaling model fitted to the measurement.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Scaling {

@@ -108,17 +108,22 @@ fn evaluate_writes_results_summary_charts_and_report() {
     );
 }
 
-#[test]
-fn compare_writes_identical_runs_and_gates() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = eval_cli()
+/// `compare` of the [`SMALL`] set at 1 and 2 workers, one repeat, into `out_dir`.
+fn quick_compare(out_dir: &Path) -> std::process::Output {
+    eval_cli()
         .arg("compare")
         .args(SMALL)
         .args(QUICK_COMPARE)
         .arg("--out-dir")
-        .arg(dir.path())
+        .arg(out_dir)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn compare_writes_identical_runs_and_gates() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = quick_compare(dir.path());
     assert!(out.status.success(), "{}", stderr_of(&out));
     let json: serde_json::Value =
         serde_json::from_slice(&fs::read(dir.path().join("compare.json")).unwrap()).unwrap();
@@ -174,14 +179,7 @@ fn compare_says_when_another_process_took_the_cores() {
             .spawn()
             .unwrap(),
     );
-    let out = eval_cli()
-        .arg("compare")
-        .args(SMALL)
-        .args(QUICK_COMPARE)
-        .arg("--out-dir")
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = quick_compare(dir.path());
     drop(spinner);
     assert!(out.status.success(), "{}", stderr_of(&out));
     let json = read_json(&dir.path().join("compare.json"));
