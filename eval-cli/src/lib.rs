@@ -8,7 +8,7 @@
 //! analyzer-core ─▶ record (the row; path_cell) ─▶ cache, evaluation, report (and its model),
 //!                                                 shard, runner, output, host, flags, tags
 //!               ─▶ commands: analyze, merge, dist, serve, evaluate, compare, check, dataset,
-//!                  tag
+//!                  tag, watch
 //!               ─▶ lib.rs (dispatch) ─▶ main.rs
 //! ```
 //!
@@ -51,6 +51,7 @@ pub mod serve;
 pub mod shard;
 pub mod tag;
 pub mod tags;
+pub mod watch;
 
 /// Tempo (BPM) analysis at library scale, and the harness that proves how fast and how
 /// right it is.
@@ -85,6 +86,9 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Analyse files and write tempo and key into their own tags (ID3v2, Vorbis, MP4).
     Tag(tag::TagArgs),
+    /// Keep folders analysed: a first pass, then every file added or changed, the cache
+    /// (and with --write-tags the tags) kept current.
+    Watch(watch::WatchArgs),
 }
 
 /// Runs a parsed command line; errors are printed on stderr and exit with status 2.
@@ -99,6 +103,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Dist(cmd) => dist::run(cmd),
         Command::Serve(args) => serve::run(args),
         Command::Tag(args) => tag::run(args),
+        Command::Watch(args) => watch::run(args),
     };
     match result {
         Ok(code) => code,

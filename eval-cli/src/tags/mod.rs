@@ -20,11 +20,14 @@ use std::io::Seek;
 use std::path::Path;
 
 use analyzer_core::Analysis;
+use analyzer_core::batch::Status;
 use analyzer_core::key::Key;
 
 use formats::{Field, FormatTag, LoadError};
 pub use notation::KeyNotation;
 use replace::{ReplaceError, Replaceable};
+
+use crate::record::AnalyzeRecord;
 
 /// What a file is tagged with; a value left `None` is not written.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -57,6 +60,28 @@ impl TagValues {
                 })
             }),
         }
+    }
+
+    /// The values of a row as `analyze` writes it (a cached row included): its tempo, its
+    /// key and its ReplayGain cells, each where the row has it. `None` for a failed row.
+    pub fn of_record(record: &AnalyzeRecord) -> Option<Self> {
+        if record.status != Status::Ok.as_str() {
+            return None;
+        }
+        let number = |cell: &str| cell.parse::<f64>().ok();
+        let replaygain = number(&record.replaygain_track_gain_db)
+            .zip(number(&record.replaygain_track_peak))
+            .map(|(track_gain_db, track_peak)| ReplayGain {
+                track_gain_db,
+                track_peak,
+                album_gain_db: number(&record.replaygain_album_gain_db),
+                album_peak: number(&record.replaygain_album_peak),
+            });
+        Some(TagValues {
+            bpm: number(&record.bpm),
+            key: record.key.parse().ok(),
+            replaygain,
+        })
     }
 
     /// Each field to write and its text, in the order rows list them.
@@ -366,5 +391,31 @@ mod tests {
         assert_eq!(gain_text(-6.5249), "-6.52 dB");
         assert_eq!(gain_text(2.1), "2.10 dB");
         assert_eq!(peak_text(0.9885531), "0.988553");
+    }
+
+    #[test]
+    fn a_row_gives_the_values_it_holds_and_a_failed_row_none() {
+        let mut record = AnalyzeRecord {
+            bpm: "128.000".into(),
+            key: "A minor".into(),
+            replaygain_track_gain_db: "-6.52".into(),
+            replaygain_track_peak: "0.988553".into(),
+            status: "ok".into(),
+            ..AnalyzeRecord::default()
+        };
+        let values = TagValues::of_record(&record).unwrap();
+        assert_eq!(values.bpm, Some(128.0));
+        assert_eq!(values.key.map(|k| k.to_string()), Some("A minor".into()));
+        let rg = values.replaygain.unwrap();
+        assert_eq!(
+            (rg.track_gain_db, rg.track_peak, rg.album_gain_db),
+            (-6.52, 0.988553, None)
+        );
+        record.key.clear();
+        record.replaygain_track_gain_db.clear();
+        let values = TagValues::of_record(&record).unwrap();
+        assert_eq!((values.key, values.replaygain), (None, None));
+        record.status = "error".into();
+        assert_eq!(TagValues::of_record(&record), None);
     }
 }

@@ -14,4 +14,5 @@ mod loudness;
 mod serve;
 mod shard;
 mod tag;
+mod watch;
 mod ws;

@@ -1,0 +1,315 @@
+//! `eval-cli watch DIR... --cache DIR [--write-tags]`: keeps a library analysed. A first
+//! pass analyses what is there (files the cache knows are not even opened), then every
+//! file added or changed is analysed as it arrives, its row printed, the cache kept
+//! current and, with `--write-tags`, its tags too.
+//!
+//! When a file is complete: the kernel says when a writer closes it (inotify's
+//! `IN_CLOSE_WRITE`, notify's `Access(Close(Write))`), and a file moved in (`IN_MOVED_TO`)
+//! is complete at once. A file being copied in raises `Create` and `Modify` events first:
+//! those are passed over, so a half-written file is never read. A folder moved in is
+//! walked. Deleting a file prints nothing (its cached row stays for a copy that comes back).
+//!
+//! A file this command tags is renamed over by the tagged copy, which is an event of its
+//! own: it is passed over when the file is still as the tagging left it, so a tagged file
+//! is not analysed again.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime};
+
+use analyzer_core::batch::{self, Batch, FileResult};
+use analyzer_core::{Analyzer, StopSignal};
+use anyhow::{Context, bail};
+use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
+use notify::{Event, EventKind, RecursiveMode, Watcher};
+
+use crate::cache::{Analyzed, CachedAnalyzer, ResultCache};
+use crate::flags;
+use crate::record::{self, AnalyzeRecord};
+use crate::report::export::{CsvLine, Exporter};
+use crate::runner;
+use crate::tags::{self, KeyNotation, TagOptions, TagValues};
+
+/// How often the event loop looks at the Ctrl-C flag while no event comes.
+const STOP_POLL: Duration = Duration::from_millis(200);
+
+/// Flags of `eval-cli watch`.
+#[derive(Debug, clap::Args)]
+pub struct WatchArgs {
+    /// Folders to keep analysed (with their subfolders).
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// The result cache (as `analyze --cache`): rows by content and settings, and each
+    /// file's identity, so that a restart reads nothing unchanged.
+    #[arg(long, value_name = "DIR")]
+    pub cache: PathBuf,
+    /// Write each file's tempo, key (and ReplayGain with loudness) into its own tags, as
+    /// `eval-cli tag` does: values the tags already hold are kept.
+    #[arg(long)]
+    pub write_tags: bool,
+    /// How the key is written into the tags.
+    #[arg(long, value_enum, default_value_t = KeyNotation::Standard, requires = "write_tags")]
+    pub key_notation: KeyNotation,
+    /// The analyzer's settings.
+    #[command(flatten)]
+    pub settings: flags::AnalyzerArgs,
+    /// Files analysed at once in the first pass [default: one per core].
+    #[arg(long, value_name = "N", value_parser = flags::parse_workers)]
+    pub workers: Option<usize>,
+    /// Give up on a file after SECS seconds; its row says `timeout`.
+    #[arg(long, value_name = "SECS", value_parser = flags::parse_timeout)]
+    pub timeout: Option<Duration>,
+}
+
+/// What a run of `watch` needs, built once from its flags.
+struct Plan {
+    dirs: Vec<PathBuf>,
+    analyzer: Analyzer,
+    cache: ResultCache,
+    tagging: Option<TagOptions>,
+    workers: usize,
+    timeout: Option<Duration>,
+    cancel: Arc<AtomicBool>,
+}
+
+/// Runs `eval-cli watch` until Ctrl-C or SIGTERM (exit 130).
+pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
+    for dir in &args.dirs {
+        if !dir.is_dir() {
+            bail!("{} is not a folder", dir.display());
+        }
+    }
+    let plan = Plan {
+        analyzer: args.settings.analyzer()?,
+        cache: ResultCache::open(&args.cache)?,
+        tagging: args.write_tags.then_some(TagOptions {
+            overwrite: false,
+            dry_run: false,
+            notation: args.key_notation,
+        }),
+        workers: flags::resolve_workers(args.workers),
+        timeout: args.timeout,
+        cancel: Arc::new(AtomicBool::new(false)),
+        dirs: args.dirs,
+    };
+    runner::install_signal_handler(Arc::clone(&plan.cancel));
+    // Watching starts before the first pass, so that nothing written meanwhile is missed.
+    let (events, received) = mpsc::channel();
+    let mut watcher = notify::recommended_watcher(move |event| {
+        let _ = events.send(event);
+    })
+    .context("cannot watch folders")?;
+    for dir in &plan.dirs {
+        watcher
+            .watch(dir, RecursiveMode::Recursive)
+            .with_context(|| format!("cannot watch {}", dir.display()))?;
+    }
+    let mut out = std::io::stdout().lock();
+    out.write_all(&record::header())?;
+    let mut session = Session {
+        plan: &plan,
+        tagged: HashMap::new(),
+    };
+    let (files, walk_errors) = batch::collect_audio_files(&plan.dirs);
+    for error in walk_errors {
+        eprintln!("eval-cli: {}: {}", error.path.display(), error.reason);
+    }
+    session.first_pass(&files, &mut out)?;
+    eprintln!(
+        "eval-cli: watching {} folder{} for new and changed files (Ctrl-C stops)",
+        plan.dirs.len(),
+        if plan.dirs.len() == 1 { "" } else { "s" }
+    );
+    while !plan.cancel.load(Ordering::SeqCst) {
+        match received.recv_timeout(STOP_POLL) {
+            Ok(Ok(event)) => {
+                for path in complete_files(&event) {
+                    session.arrived(&path, &mut out)?;
+                }
+            }
+            Ok(Err(error)) => eprintln!("eval-cli: warning: watching: {error}"),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    drop(watcher);
+    eprintln!("eval-cli: watch stopped");
+    Ok(ExitCode::from(130))
+}
+
+/// The files an event says are complete and worth analysing: written and closed, or moved
+/// in (a folder moved in: every audio file under it).
+fn complete_files(event: &Event) -> Vec<PathBuf> {
+    let complete = matches!(
+        event.kind,
+        EventKind::Access(AccessKind::Close(AccessMode::Write))
+            | EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
+    );
+    if !complete {
+        return Vec::new();
+    }
+    // A rename with both ends names the source first: only its destination arrived.
+    let arrived = match event.kind {
+        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => event.paths.last(),
+        _ => event.paths.first(),
+    };
+    let Some(path) = arrived else {
+        return Vec::new();
+    };
+    if path.is_dir() {
+        batch::collect_audio_files(std::slice::from_ref(path)).0
+    } else if batch::has_audio_extension(path) {
+        vec![path.clone()]
+    } else {
+        Vec::new()
+    }
+}
+
+/// The state of one `watch`: which files it tagged, as they were once tagged.
+struct Session<'a> {
+    plan: &'a Plan,
+    /// Files this run tagged, with their size and mtime right after.
+    tagged: HashMap<PathBuf, (u64, SystemTime)>,
+}
+
+impl Session<'_> {
+    fn job(&self) -> CachedAnalyzer<'_, Analyzer> {
+        CachedAnalyzer::new(
+            &self.plan.analyzer,
+            Some(&self.plan.cache),
+            self.plan.analyzer.config(),
+        )
+    }
+
+    /// Every file already there, on the batch runner, rows in input order.
+    fn first_pass(&mut self, files: &[PathBuf], out: &mut impl Write) -> anyhow::Result<()> {
+        let options = runner::RunOptions {
+            workers: self.plan.workers,
+            timeout: self.plan.timeout,
+            schedule: runner::Schedule::CostliestFirst,
+            progress: runner::ProgressMode::Off,
+            cancel: Arc::clone(&self.plan.cancel),
+        };
+        let job = self.job();
+        let summary = runner::run(files, &options, &job, |_| runner::Shown::default(), |_| {});
+        for result in &summary.results {
+            self.finish(result, out)?;
+        }
+        Ok(())
+    }
+
+    /// A file that arrived complete: analysed (or served by the cache), its row printed.
+    fn arrived(&mut self, path: &Path, out: &mut impl Write) -> anyhow::Result<()> {
+        if let Some(stamp) = self.tagged.remove(path)
+            && stamp_of(path) == Some(stamp)
+        {
+            return Ok(()); // the rename of this run's own tagging
+        }
+        let job = self.job();
+        let stop = StopSignal::never().with_cancel_flag(Arc::clone(&self.plan.cancel));
+        let result = Batch::new(&job)
+            .timeout(self.plan.timeout)
+            .stop(stop)
+            .run_file(0, path);
+        if let Some(result) = result {
+            self.finish(&result, out)?;
+        }
+        Ok(())
+    }
+
+    /// Prints a file's row and, with `--write-tags`, tags the file.
+    fn finish(
+        &mut self,
+        result: &FileResult<Analyzed>,
+        out: &mut impl Write,
+    ) -> anyhow::Result<()> {
+        let record = match &result.value {
+            Some(analyzed) => analyzed.record_for(&result.path),
+            None => AnalyzeRecord::new(&result.path, result.status, None, result.error.as_deref()),
+        };
+        out.write_all(&CsvLine.serialize(&record)?)?;
+        out.flush()?;
+        if let (Some(options), Some(values)) = (&self.plan.tagging, TagValues::of_record(&record)) {
+            self.tag(&result.path, &values, options);
+        }
+        Ok(())
+    }
+
+    fn tag(&mut self, path: &Path, values: &TagValues, options: &TagOptions) {
+        match tags::tag_file(path, values, options) {
+            Ok(report) if report.written => {
+                eprintln!("eval-cli: tagged {}: {}", path.display(), report.summary());
+                if let Some(stamp) = stamp_of(path) {
+                    self.tagged.insert(path.to_path_buf(), stamp);
+                }
+            }
+            Ok(_) => {}
+            Err(why) => eprintln!("eval-cli: not tagged: {}: {why}", path.display()),
+        }
+    }
+}
+
+/// A file's size and mtime, to know it again.
+fn stamp_of(path: &Path) -> Option<(u64, SystemTime)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.len(), meta.modified().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::CreateKind;
+
+    fn event(kind: EventKind, paths: &[&Path]) -> Event {
+        let mut event = Event::new(kind);
+        for p in paths {
+            event = event.add_path(p.to_path_buf());
+        }
+        event
+    }
+
+    #[test]
+    fn only_closed_writes_and_arrivals_are_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let song = dir.path().join("a.wav");
+        std::fs::write(&song, b"").unwrap();
+        let closed = EventKind::Access(AccessKind::Close(AccessMode::Write));
+        assert_eq!(complete_files(&event(closed, &[&song])), vec![song.clone()]);
+        let moved = EventKind::Modify(ModifyKind::Name(RenameMode::To));
+        assert_eq!(complete_files(&event(moved, &[&song])), vec![song.clone()]);
+        let both = EventKind::Modify(ModifyKind::Name(RenameMode::Both));
+        let from = dir.path().join("old.wav");
+        assert_eq!(
+            complete_files(&event(both, &[&from, &song])),
+            vec![song.clone()]
+        );
+        // Still being written: not yet.
+        let created = EventKind::Create(CreateKind::File);
+        assert!(complete_files(&event(created, &[&song])).is_empty());
+        let data = EventKind::Modify(ModifyKind::Data(notify::event::DataChange::Any));
+        assert!(complete_files(&event(data, &[&song])).is_empty());
+        // Not audio, or this command's own tagging copy.
+        let notes = dir.path().join(".a.wav.x1y2z3.tagging");
+        assert!(complete_files(&event(closed, &[&notes])).is_empty());
+    }
+
+    #[test]
+    fn a_folder_moved_in_gives_its_audio_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let album = dir.path().join("album");
+        std::fs::create_dir_all(album.join("cd2")).unwrap();
+        for name in ["1.flac", "cd2/2.mp3", "cover.jpg"] {
+            std::fs::write(album.join(name), b"").unwrap();
+        }
+        let moved = EventKind::Modify(ModifyKind::Name(RenameMode::To));
+        assert_eq!(
+            complete_files(&event(moved, &[&album])),
+            [album.join("1.flac"), album.join("cd2/2.mp3")]
+        );
+    }
+}

@@ -1,0 +1,156 @@
+//! `eval-cli watch` as a user runs it: a first pass, then files as they arrive. The tests
+//! write the files themselves and read the rows as they come (blocking reads on the
+//! process's stdout, never a clock): a file still being written is not read, one moved in
+//! is read at once, the cache is left current and, with `--write-tags`, the tags written
+//! once.
+
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, Lines, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Stdio};
+
+use crate::util::{
+    click_flac, click_wav, click_wav_bytes, eval_cli, eval_cli_process, wait_for_line,
+};
+
+/// A running `eval-cli watch DIR --cache CACHE ARGS`, its rows read line by line; killed
+/// on drop.
+struct Watching {
+    child: Child,
+    rows: Lines<BufReader<ChildStdout>>,
+}
+
+impl Watching {
+    /// Starts the watch and reads its header and the `first` rows of its first pass, then
+    /// waits until it says it is watching.
+    fn start(dir: &Path, cache: &Path, args: &[&str], first: usize) -> (Self, Vec<String>) {
+        let mut child = eval_cli_process()
+            .arg("watch")
+            .arg(dir)
+            .arg("--cache")
+            .arg(cache)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut rows = BufReader::new(child.stdout.take().unwrap()).lines();
+        let header = rows.next().unwrap().unwrap();
+        assert!(header.starts_with("path,bpm,"), "{header}");
+        let stderr = child.stderr.take().unwrap();
+        let mut watching = Watching { child, rows };
+        let pass: Vec<String> = (0..first).map(|_| watching.next_row()).collect();
+        assert!(
+            wait_for_line(stderr, "watching 1 folder"),
+            "never said it watches"
+        );
+        (watching, pass)
+    }
+
+    fn next_row(&mut self) -> String {
+        self.rows.next().expect("watch ended").unwrap()
+    }
+
+    /// SIGINT, as Ctrl-C: the rows it printed after those read so far, and its exit code.
+    fn interrupt(mut self) -> (Vec<String>, Option<i32>) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-INT", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let rest: Vec<String> = self.rows.by_ref().map(Result::unwrap).collect();
+        (rest, self.child.wait().unwrap().code())
+    }
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The tempo cell of a row.
+fn bpm(row: &str) -> f64 {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(row.as_bytes());
+    reader.records().next().unwrap().unwrap()[1]
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_file_is_read_once_written_whole_and_one_moved_in_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib");
+    fs::create_dir(&lib).unwrap();
+    let cache = dir.path().join("cache");
+    click_wav(&lib.join("there-120.wav"), 120.0, 4.0);
+    let (mut watch, pass) = Watching::start(&lib, &cache, &["--workers", "1"], 1);
+    assert!(
+        pass[0].contains("there-120.wav") && pass[0].contains(",ok,"),
+        "{pass:?}"
+    );
+
+    // A copy under way: half of the bytes written, the file still open.
+    let bytes = click_wav_bytes(100.0, 4.0);
+    let mut copying = File::create(lib.join("copying-100.wav")).unwrap();
+    copying.write_all(&bytes[..bytes.len() / 2]).unwrap();
+    copying.flush().unwrap();
+    // A file moved in whole: its row comes first, so the half file was passed over (the
+    // events are handled in the order they happened).
+    click_wav(&dir.path().join("moved-150.wav"), 150.0, 4.0);
+    fs::rename(dir.path().join("moved-150.wav"), lib.join("moved-150.wav")).unwrap();
+    let row = watch.next_row();
+    assert!(row.contains("moved-150.wav"), "{row}");
+    assert!((bpm(&row) - 150.0).abs() < 3.0, "{row}");
+
+    // The copy ends: now it is read, whole.
+    copying.write_all(&bytes[bytes.len() / 2..]).unwrap();
+    drop(copying);
+    let row = watch.next_row();
+    assert!(
+        row.contains("copying-100.wav") && row.contains(",ok,"),
+        "{row}"
+    );
+    assert!((bpm(&row) - 100.0).abs() < 2.0, "{row}");
+
+    let (rest, code) = watch.interrupt();
+    assert_eq!((rest.len(), code), (0, Some(130)), "{rest:?}");
+    // The cache holds all three: a run over the folder takes every row from it.
+    let out = eval_cli()
+        .arg("analyze")
+        .arg(&lib)
+        .arg("--cache")
+        .arg(&cache)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("3 of 3 rows from the cache"), "{stderr}");
+}
+
+#[test]
+fn write_tags_tags_a_file_once_and_its_own_rename_is_not_read_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib");
+    fs::create_dir(&lib).unwrap();
+    let cache = dir.path().join("cache");
+    let (mut watch, _) = Watching::start(&lib, &cache, &["--write-tags"], 0);
+    click_flac(&dir.path().join("a-120.flac"), 120.0, 4.0);
+    fs::rename(dir.path().join("a-120.flac"), lib.join("a-120.flac")).unwrap();
+    let row = watch.next_row();
+    assert!(row.contains("a-120.flac") && row.contains(",ok,"), "{row}");
+    let (rest, code) = watch.interrupt();
+    // One row: the tagged copy renamed over the file was known as this run's own.
+    assert_eq!((rest, code), (vec![], Some(130)));
+    let tagged = fs::read(lib.join("a-120.flac")).unwrap();
+    let has = |text: &str| tagged.windows(text.len()).any(|w| w == text.as_bytes());
+    assert!(
+        has("BPM=120.00") || has("BPM=119.") || has("BPM=120."),
+        "no BPM comment"
+    );
+}
