@@ -56,12 +56,16 @@ env RABBITMQ_NODE_PORT="$port" RABBITMQ_DIST_PORT="$dist_port" ERL_EPMD_PORT="$e
   HOME="$tmp/rabbit" RABBITMQ_ENABLED_PLUGINS_FILE="$tmp/rabbit/enabled_plugins" \
   RABBITMQ_CONFIG_FILE="$tmp/rabbit/rabbitmq" setsid "$server" >"$tmp/rabbit/out" 2>&1 &
 broker_pgid=$!
-for _ in $(seq 600); do
-  grep -q "Starting broker... completed" "$tmp/rabbit/out" && break
-  kill -0 "$broker_pgid" 2>/dev/null || { cat "$tmp/rabbit/out" >&2; exit 2; }
-  sleep 0.1
-done
-grep -q "Starting broker... completed" "$tmp/rabbit/out" || { echo "rabbitmq-server did not start" >&2; exit 2; }
+# wait_for_line FILE TEXT PID: until FILE holds TEXT; fails when PID ends first (or in 60 s).
+wait_for_line() {
+  for _ in $(seq 600); do
+    grep -qF "$2" "$1" && return 0
+    kill -0 "$3" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "no \"$2\" in $1:" >&2; cat "$1" >&2; exit 2
+}
+wait_for_line "$tmp/rabbit/out" "Starting broker... completed" "$broker_pgid"
 url="amqp://guest:guest@127.0.0.1:$port/%2f"
 beam=$(pgrep -g "$broker_pgid" beam.smp | head -1)
 version=$(dpkg-query -W -f '${Version}' rabbitmq-server 2>/dev/null || echo unknown)
@@ -74,11 +78,7 @@ queue=bench
 "$cli" consume --amqp "$url" --queue "$queue" --root "$tmp" ${real:+--root "$real"} \
   --workers "$workers" --events 2>"$tmp/worker.log" &
 worker_pid=$!
-for _ in $(seq 600); do
-  grep -q '"event":"consuming"' "$tmp/worker.log" && break
-  kill -0 "$worker_pid" 2>/dev/null || { cat "$tmp/worker.log" >&2; exit 2; }
-  sleep 0.1
-done
+wait_for_line "$tmp/worker.log" '"event":"consuming"' "$worker_pid"
 
 echo "machine: $(nproc) cores, $(uname -r); rabbitmq-server $version; --workers $workers"
 echo "measurement,run,files,wall_s,cpu_s,broker_cpu_s,load1" >"$out/results.csv"
@@ -106,39 +106,34 @@ by_analyze() {
   read -r wall user sys < <(tail -1 "$tmp/time")
   record "$name" "$run" "$#" "$wall" "$(awk -v u="$user" -v s="$sys" 'BEGIN {printf "%.2f", u + s}')" 0 "$l"
 }
-same_rows() {
-  cmp -s "$1" "$2" || { echo "FAIL: the worker's rows differ from analyze's" >&2; cp "$1" "$2" "$out/"; exit 1; }
+# both KIND PATH...: RUNS runs of the worker and of analyze on PATHS, alternating which goes
+# first (a drift in the machine's load hits both alike); their rows must be identical.
+both() {
+  local kind=$1 run; shift
+  for run in $(seq "$runs"); do
+    if [ $((run % 2)) -eq 1 ]; then
+      through_worker "consume-$kind" "$run" "$tmp/c.csv" "$@"
+      by_analyze "analyze-$kind" "$run" "$tmp/a.csv" "$@"
+    else
+      by_analyze "analyze-$kind" "$run" "$tmp/a.csv" "$@"
+      through_worker "consume-$kind" "$run" "$tmp/c.csv" "$@"
+    fi
+    cmp -s "$tmp/a.csv" "$tmp/c.csv" ||
+      { echo "FAIL: the worker's rows differ from analyze's" >&2; cp "$tmp/a.csv" "$tmp/c.csv" "$out/"; exit 1; }
+  done
 }
 
 mkdir -p "$tmp/empty"
 (cd "$tmp/empty" && touch $(seq -f "track-%05g.wav" "$empty"))
 mapfile -t empty_files < <(find "$tmp/empty" -type f | sort)
 echo "1. $empty empty files: the queue's own cost per message"
-for run in $(seq "$runs"); do
-  if [ $((run % 2)) -eq 1 ]; then
-    through_worker consume-empty "$run" "$tmp/c.csv" "${empty_files[@]}"
-    by_analyze analyze-empty "$run" "$tmp/a.csv" "${empty_files[@]}"
-  else
-    by_analyze analyze-empty "$run" "$tmp/a.csv" "${empty_files[@]}"
-    through_worker consume-empty "$run" "$tmp/c.csv" "${empty_files[@]}"
-  fi
-  same_rows "$tmp/a.csv" "$tmp/c.csv"
-done
+both empty "${empty_files[@]}"
 
 if [ -n "$real" ]; then
   real=$(realpath "$real")
   mapfile -t real_files < <(find "$real" -type f \( -iname '*.mp3' -o -iname '*.flac' -o -iname '*.wav' -o -iname '*.ogg' -o -iname '*.m4a' -o -iname '*.opus' \) | sort)
   echo "2. ${#real_files[@]} real files from $real"
-  for run in $(seq "$runs"); do
-    if [ $((run % 2)) -eq 1 ]; then
-      through_worker consume-real "$run" "$tmp/c.csv" "${real_files[@]}"
-      by_analyze analyze-real "$run" "$tmp/a.csv" "${real_files[@]}"
-    else
-      by_analyze analyze-real "$run" "$tmp/a.csv" "${real_files[@]}"
-      through_worker consume-real "$run" "$tmp/c.csv" "${real_files[@]}"
-    fi
-    same_rows "$tmp/a.csv" "$tmp/c.csv"
-  done
+  both real "${real_files[@]}"
 fi
 echo "  the worker's rows are byte-identical to analyze's in every run"
 

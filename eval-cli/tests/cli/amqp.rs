@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 
 use lapin::BasicProperties;
+use lapin::message::Delivery;
 use lapin::types::{AMQPValue, FieldTable};
 
 use crate::util::events::EventfulWorker;
@@ -69,6 +70,11 @@ fn header<'a>(properties: &'a BasicProperties, name: &str) -> Option<&'a AMQPVal
     properties.headers().as_ref()?.inner().get(name)
 }
 
+fn correlation_id(delivery: &Delivery) -> String {
+    let id = delivery.properties.correlation_id().as_ref();
+    id.expect("a message without a correlation id").to_string()
+}
+
 fn text(value: Option<&AMQPValue>) -> String {
     match value {
         Some(AMQPValue::LongString(s)) => s.to_string(),
@@ -85,8 +91,13 @@ fn requests_are_answered_by_correlation_id_with_the_bytes_of_analyze() {
     let worker = consumer(&server, &lib, &["--workers", "2"]);
     let client = server.client();
     client.declare(REPLIES);
-    client.request(QUEUE, "x.wav", REPLIES, "cx");
-    client.request(QUEUE, lib.join("y.wav").to_str().unwrap(), REPLIES, "cy");
+    client.request(QUEUE, "x.wav", Some(REPLIES), "cx");
+    client.request(
+        QUEUE,
+        lib.join("y.wav").to_str().unwrap(),
+        Some(REPLIES),
+        "cy",
+    );
     // The audio itself, named by its header.
     let mut headers = FieldTable::default();
     headers.insert("filename".into(), AMQPValue::LongString("song.wav".into()));
@@ -105,12 +116,7 @@ fn requests_are_answered_by_correlation_id_with_the_bytes_of_analyze() {
     for _ in 0..3 {
         let delivery = client.next(&mut replies);
         let result: serde_json::Value = serde_json::from_slice(&delivery.data).unwrap();
-        let id = delivery
-            .properties
-            .correlation_id()
-            .as_ref()
-            .unwrap()
-            .to_string();
+        let id = correlation_id(&delivery);
         assert_eq!(result["correlation_id"], id.as_str());
         answers.insert(id, result);
     }
@@ -141,7 +147,7 @@ fn refused_requests_are_dead_lettered_with_their_reason_and_the_worker_goes_on()
     let mut worker = consumer(&server, &lib, &["--workers", "1", "--max-audio-mb", "1"]);
     let client = server.client();
     client.declare(REPLIES);
-    client.request(QUEUE, "../secret.wav", REPLIES, "outside");
+    client.request(QUEUE, "../secret.wav", Some(REPLIES), "outside");
     client.publish(
         QUEUE,
         b"{not json",
@@ -158,24 +164,13 @@ fn refused_requests_are_dead_lettered_with_their_reason_and_the_worker_goes_on()
             .with_correlation_id("big".into()),
     );
     // No reply_to and no --result-exchange: nowhere for the result to go.
-    client.publish(
-        QUEUE,
-        br#"{"path": "x.wav"}"#,
-        BasicProperties::default()
-            .with_content_type("application/json".into())
-            .with_correlation_id("nowhere".into()),
-    );
-    client.request(QUEUE, "x.wav", REPLIES, "fine");
+    client.request(QUEUE, "x.wav", None, "nowhere");
+    client.request(QUEUE, "x.wav", Some(REPLIES), "fine");
     let mut dead = client.consume(&format!("{QUEUE}.dead"));
     let mut reasons = std::collections::BTreeMap::new();
     for _ in 0..4 {
         let delivery = client.next(&mut dead);
-        let id = delivery
-            .properties
-            .correlation_id()
-            .as_ref()
-            .unwrap()
-            .to_string();
+        let id = correlation_id(&delivery);
         let reason = text(header(&delivery.properties, "x-tempo-scale-reason"));
         if id == "outside" {
             // The request as it came, for whoever looks into the dead letters.
@@ -221,16 +216,10 @@ fn a_result_that_cannot_be_published_is_dead_lettered_after_its_delivery_limit()
         ],
     );
     let client = server.client();
-    client.publish(
-        QUEUE,
-        br#"{"path": "x.wav"}"#,
-        BasicProperties::default()
-            .with_content_type("application/json".into())
-            .with_correlation_id("poison".into()),
-    );
+    client.request(QUEUE, "x.wav", None, "poison");
     let mut dead = client.consume(&format!("{QUEUE}.dead"));
     let delivery = client.next(&mut dead);
-    assert_eq!(delivery.data, br#"{"path": "x.wav"}"#);
+    assert_eq!(delivery.data, br#"{"path":"x.wav"}"#);
     // Dead-lettered by the broker (not by the worker), for its delivery limit.
     assert!(header(&delivery.properties, "x-tempo-scale-reason").is_none());
     let Some(AMQPValue::FieldArray(deaths)) = header(&delivery.properties, "x-death") else {
@@ -259,7 +248,7 @@ fn a_killed_worker_loses_nothing_and_a_stopped_one_finishes_its_request() {
 
     // The first worker takes the request and is killed before its result.
     let mut first = consumer(&server, &lib, &gated);
-    client.request(QUEUE, "gate-a.wav", REPLIES, "a");
+    client.request(QUEUE, "gate-a.wav", Some(REPLIES), "a");
     first.wait_for("the claim", |e| e["event"] == "claimed");
     drop(first);
     open_gate(&lib.join("gate-a.wav"));
@@ -268,11 +257,11 @@ fn a_killed_worker_loses_nothing_and_a_stopped_one_finishes_its_request() {
     assert_eq!(redelivered["deliveries"], 2);
     assert_eq!(client.next_json(&mut replies)["correlation_id"], "a");
     // One result: the next one is the next request's.
-    client.request(QUEUE, "b.wav", REPLIES, "b");
+    client.request(QUEUE, "b.wav", Some(REPLIES), "b");
     assert_eq!(client.next_json(&mut replies)["correlation_id"], "b");
 
     // SIGTERM with a request in hand: it is finished, published and acknowledged.
-    client.request(QUEUE, "gate-c.wav", REPLIES, "c");
+    client.request(QUEUE, "gate-c.wav", Some(REPLIES), "c");
     second.wait_for("the claim", |e| {
         e["event"] == "claimed" && e["correlation_id"] == "c"
     });
@@ -305,7 +294,7 @@ fn a_broker_restart_mid_stream_loses_nothing() {
         let client = server.client();
         client.declare(REPLIES);
         for (file, id) in [("gate-a.wav", "a"), ("b.wav", "b"), ("c.wav", "c")] {
-            client.request(QUEUE, file, REPLIES, id);
+            client.request(QUEUE, file, Some(REPLIES), id);
         }
     }
     worker.wait_for("the claim", |e| e["event"] == "claimed");

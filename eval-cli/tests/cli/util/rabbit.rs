@@ -216,17 +216,16 @@ impl Client {
         });
     }
 
-    /// A JSON request naming `path`, its reply to `reply_to`, with `correlation_id`.
-    pub fn request(&self, queue: &str, path: &str, reply_to: &str, correlation_id: &str) {
+    /// A JSON request naming `path`, with `correlation_id`, its reply to `reply_to` if any.
+    pub fn request(&self, queue: &str, path: &str, reply_to: Option<&str>, correlation_id: &str) {
         let body = serde_json::json!({ "path": path }).to_string();
-        self.publish(
-            queue,
-            body.as_bytes(),
-            BasicProperties::default()
-                .with_content_type("application/json".into())
-                .with_reply_to(reply_to.into())
-                .with_correlation_id(correlation_id.into()),
-        );
+        let mut properties = BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_correlation_id(correlation_id.into());
+        if let Some(reply_to) = reply_to {
+            properties = properties.with_reply_to(reply_to.into());
+        }
+        self.publish(queue, body.as_bytes(), properties);
     }
 
     /// A consumer of `queue`: [`Self::next`] blocks until a message arrives.
