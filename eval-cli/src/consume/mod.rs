@@ -94,6 +94,10 @@ pub struct ConsumeArgs {
 /// Runs `eval-cli consume` until SIGINT or SIGTERM (exit 130), or until the broker stays
 /// away past `--broker-retry` (an error).
 pub fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
+    // A malformed URL is refused at once, not retried for --broker-retry.
+    args.amqp
+        .parse::<lapin::uri::AMQPUri>()
+        .map_err(|e| anyhow::anyhow!("--amqp {}: {e}", args.amqp))?;
     let roots = crate::confine::canonical_roots(&args.root)?;
     let analyzer = Arc::new(args.analyzer.analyzer()?);
     let prefetch = u16::try_from(flags::resolve_workers(args.workers))

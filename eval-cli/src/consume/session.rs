@@ -37,7 +37,7 @@ pub const REASON_HEADER: &str = "x-tempo-scale-reason";
 pub enum ConsumeError {
     /// The broker refused the queues' declaration (one declared before with other
     /// arguments, a missing vhost or permission): retrying cannot help.
-    #[error("cannot declare the queues of {queue:?}: {source}")]
+    #[error("cannot declare the queues of {queue:?}")]
     Declare {
         /// The request queue.
         queue: String,
@@ -45,7 +45,7 @@ pub enum ConsumeError {
         source: lapin::Error,
     },
     /// The connection or channel failed (the worker reconnects).
-    #[error("{0}")]
+    #[error(transparent)]
     Amqp(#[from] lapin::Error),
     /// The broker cancelled the consumer (the queue was deleted, say).
     #[error("the broker cancelled the consumer")]
@@ -57,7 +57,7 @@ pub enum ConsumeError {
         exchange: String,
     },
     /// The broker stayed away past `--broker-retry`.
-    #[error("the broker at {url} stayed unreachable for {budget:?}: {source}")]
+    #[error("the broker at {url} stayed unreachable for {budget:?}")]
     Unreachable {
         /// The broker.
         url: String,

@@ -315,3 +315,18 @@ fn a_broker_restart_mid_stream_loses_nothing() {
     ids.sort();
     assert_eq!(ids, ["a", "b", "c"]);
 }
+
+#[test]
+fn a_malformed_url_is_refused_at_once_not_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = eval_cli_process()
+        .args(["consume", "--amqp", "not a url", "--queue", QUEUE, "--root"])
+        .arg(dir.path())
+        .args(["--broker-retry", "3600"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--amqp not a url"), "{stderr}");
+    assert!(!stderr.contains("reconnecting"), "{stderr}");
+}
