@@ -8,7 +8,7 @@
 # Exits 1 naming each offending import or cycle. Run by .ci/run; needs grep, sed and tsort.
 set -u
 cd "$(dirname "$0")/../eval-cli/src"
-commands=" analyze check compare dataset dist evaluate merge serve tag watch "
+commands=" analyze check compare consume dataset dist evaluate merge serve tag watch "
 status=0
 
 # targets crate|super FILE: the first segment of every `crate::`/`super::` path in FILE,

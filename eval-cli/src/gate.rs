@@ -6,11 +6,15 @@
 //! A file whose name starts with `gate` waits until a file of the same name plus `.open`
 //! appears beside it, then is analysed as usual; if its stop signal fires first (the job
 //! is cancelled, the process stops), the wait ends there and the file ends as cancelled.
+//! [`GatedAnalysis`] puts the gates in front of any [`FileAnalysis`] (`serve`, `consume`).
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use analyzer_core::StopSignal;
+
+use crate::analysis::{FileAnalysis, FileOutcome, FileTask};
 
 /// How often a held file looks at its stop signal and for its `.open` file.
 const LOOK_EVERY: Duration = Duration::from_millis(5);
@@ -34,4 +38,20 @@ pub fn hold(path: &Path, stop: &StopSignal) -> bool {
         std::thread::sleep(LOOK_EVERY);
     }
     true
+}
+
+/// [`FileAnalysis`] `inner`, with gates held; a held file whose stop signal fires ends
+/// without a row, as a cancelled file does.
+pub struct GatedAnalysis {
+    /// The analysis a released file goes through.
+    pub inner: Arc<dyn FileAnalysis>,
+}
+
+impl FileAnalysis for GatedAnalysis {
+    fn analyze(&self, task: &FileTask<'_>) -> Option<FileOutcome> {
+        if !hold(task.path, task.stop) {
+            return None;
+        }
+        self.inner.analyze(task)
+    }
 }

@@ -6,9 +6,10 @@
 //!
 //! ```text
 //! analyzer-core ─▶ record (the row; path_cell) ─▶ cache, evaluation, report (and its model),
-//!                                                 shard, runner, output, host, flags, tags
-//!               ─▶ commands: analyze, merge, dist, serve, evaluate, compare, check, dataset,
-//!                  tag, watch
+//!                                                 shard, runner, output, host, flags, tags,
+//!                                                 analysis (one file per request), confine
+//!               ─▶ commands: analyze, merge, dist, serve, consume, evaluate, compare, check,
+//!                  dataset, tag, watch
 //!               ─▶ lib.rs (dispatch) ─▶ main.rs
 //! ```
 //!
@@ -26,10 +27,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod analysis;
 pub mod analyze;
 pub mod cache;
 pub mod check;
 pub mod compare;
+pub mod confine;
+pub mod consume;
 pub mod dataset;
 pub mod dist;
 pub mod estimator;
@@ -84,6 +88,8 @@ pub enum Command {
     Dist(dist::DistCommand),
     /// Serve analysis over HTTP: jobs, live progress, uploads, metrics and a web page.
     Serve(serve::ServeArgs),
+    /// Take analysis requests from a RabbitMQ queue and publish their rows.
+    Consume(consume::ConsumeArgs),
     /// Analyse files and write tempo and key into their own tags (ID3v2, Vorbis, MP4).
     Tag(tag::TagArgs),
     /// Keep folders analysed: a first pass, then every file added or changed, the cache
@@ -102,6 +108,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Dataset(cmd) => dataset::run(cmd),
         Command::Dist(cmd) => dist::run(cmd),
         Command::Serve(args) => serve::run(args),
+        Command::Consume(args) => consume::run(args),
         Command::Tag(args) => tag::run(args),
         Command::Watch(args) => watch::run(args),
     };

@@ -160,29 +160,7 @@ pub(super) fn job_analyzer(
     max_bpm: Option<f64>,
     descriptors: Option<Descriptors>,
 ) -> Result<Arc<Analyzer>, String> {
-    let default = app.default_analyzer.config();
-    let key = descriptors.map_or(default.key, |d| d.key);
-    let loudness = descriptors.map_or(default.loudness, |d| d.loudness);
-    if min_bpm.is_none() && max_bpm.is_none() && key == default.key && loudness == default.loudness
-    {
-        return Ok(Arc::clone(&app.default_analyzer));
-    }
-    let min = min_bpm.unwrap_or(default.min_bpm);
-    let max = max_bpm.unwrap_or(default.max_bpm);
-    if !(min > 0.0 && min < max) {
-        return Err(format!(
-            "invalid tempo range: min_bpm ({min}) must be positive and below max_bpm ({max})"
-        ));
-    }
-    Analyzer::new(
-        default
-            .clone()
-            .with_bpm_range(min, max)
-            .with_key(key)
-            .with_loudness(loudness),
-    )
-    .map(Arc::new)
-    .map_err(|e| format!("invalid tempo range: {}", e.reason()))
+    crate::analysis::analyzer_for(&app.default_analyzer, min_bpm, max_bpm, descriptors)
 }
 
 /// Jobs of at most this many files start their costliest files first, as `analyze` does;

@@ -17,8 +17,8 @@ use analyzer_core::Analyzer;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use super::analysis::{Candidate, FileOutcome};
 use super::scheduler::Lane;
+use crate::analysis::{Candidate, FileOutcome};
 use crate::record::{self, AnalyzeRecord};
 use crate::report::export::{CsvLine, Exporter};
 

@@ -19,11 +19,9 @@
 //! those that send no headers within `--header-timeout`; [`guard`] refuses requests whose
 //! `Host` or `Origin` is not this service's own (DNS rebinding, cross-site requests).
 
-mod analysis;
 mod api;
 mod connections;
 mod events;
-mod gate;
 mod guard;
 mod http;
 mod job_routes;
@@ -49,7 +47,7 @@ use analyzer_core::{Analyzer, AnalyzerConfig};
 use anyhow::{Context, bail};
 use tokio::sync::watch;
 
-pub use analysis::{BatchAnalysis, CachedAnalysis, Candidate, FileAnalysis, FileOutcome};
+pub use crate::analysis::{BatchAnalysis, CachedAnalysis, Candidate, FileAnalysis, FileOutcome};
 
 use crate::cache::{Rescan, ResultCache};
 use crate::flags;
@@ -170,16 +168,7 @@ pub struct Limits {
 
 impl Plan {
     fn new(args: ServeArgs) -> anyhow::Result<Self> {
-        let mut roots = Vec::new();
-        for root in &args.root {
-            let canonical = root
-                .canonicalize()
-                .with_context(|| format!("--root {}", root.display()))?;
-            if !canonical.is_dir() {
-                bail!("--root {} is not a folder", root.display());
-            }
-            roots.push(canonical);
-        }
+        let roots = crate::confine::canonical_roots(&args.root)?;
         let token = match &args.token_file {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -296,7 +285,7 @@ pub fn run_with(args: ServeArgs, analysis: Arc<dyn FileAnalysis>) -> anyhow::Res
         .with_context(|| format!("cannot listen on {}", plan.listen))?;
     let addr = listener.local_addr()?;
     let analysis = if plan.test_gates {
-        Arc::new(gate::GatedAnalysis { inner: analysis })
+        Arc::new(crate::gate::GatedAnalysis { inner: analysis })
     } else {
         analysis
     };
@@ -350,34 +339,10 @@ async fn serve(
     let stopping = Arc::clone(&app);
     let slots = app.connections.clone();
     connections::serve(listener, router, limits, slots, async move {
-        shutdown_signal().await;
+        crate::runner::shutdown_signal().await;
         eprintln!("eval-cli: shutting down");
         stopping.stop_work();
     })
     .await;
     Ok(())
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = interrupt => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = interrupt.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
-    }
 }

@@ -1,14 +1,13 @@
-//! Path confinement: which paths of a job request may be read. Paths are absolute or
-//! relative to a root, canonicalised, and must stay inside a root; a link that leads out
-//! (or to nothing) is refused with the same answer whether its target exists, and the
-//! target is never named.
+//! Path confinement of a job request ([`crate::confine`]) in HTTP terms, and the walk of its
+//! folders, which refuses a link met inside that leads out.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use analyzer_core::batch::{self, Status};
 use axum::http::StatusCode;
 
 use super::http::Refusal;
+use crate::confine::{Refused, inside};
 use crate::record::AnalyzeRecord;
 
 /// The files of a job's `paths` (walked and sorted as `analyze` does), and the rows of
@@ -45,68 +44,17 @@ pub(super) fn walk(
     Ok((files, walk_rows))
 }
 
-/// Whether a symbolic link lies on the way from `base` (excluded) down to `path`
-/// (included).
-pub(super) fn through_link(base: &Path, path: &Path) -> bool {
-    path.ancestors()
-        .take_while(|a| a.starts_with(base) && *a != base)
-        .any(|a| a.symlink_metadata().is_ok_and(|m| m.is_symlink()))
-}
-
-pub(super) fn inside(roots: &[PathBuf], path: &Path) -> bool {
-    roots.iter().any(|root| path.starts_with(root))
-}
-
-/// The canonical form of `raw` if it lies inside a root: absolute, or relative to the
-/// first root that has it. No answer tells what exists outside the roots: `..` is refused
-/// outright, and a path that leads out through a link gets the same answer whether the
-/// place it leads to exists or not (and that place is never named).
+/// The canonical form of `raw` if it lies inside a root ([`crate::confine::confine`]),
+/// else the HTTP answer: 400 for an empty path, 404 for nothing there, 403 for the rest.
 pub(super) fn confine(roots: &[PathBuf], raw: &str) -> Result<PathBuf, Refusal> {
-    let path = Path::new(raw);
-    let outside = || {
-        Refusal::new(
-            StatusCode::FORBIDDEN,
-            format!("path {raw:?} is outside the roots"),
-        )
-    };
-    if raw.is_empty() {
-        return Err(Refusal::new(
-            StatusCode::BAD_REQUEST,
-            "invalid job request: an empty path".to_string(),
-        ));
-    }
-    if path.components().any(|c| c == Component::ParentDir) {
-        return Err(Refusal::new(
-            StatusCode::FORBIDDEN,
-            format!("path {raw:?} is outside the roots (`..` is not allowed)"),
-        ));
-    }
-    let candidates: Vec<(&PathBuf, PathBuf)> = if path.is_absolute() {
-        roots
-            .iter()
-            .filter(|root| path.starts_with(root))
-            .map(|root| (root, path.to_path_buf()))
-            .collect()
-    } else {
-        roots.iter().map(|root| (root, root.join(path))).collect()
-    };
-    if candidates.is_empty() {
-        return Err(outside());
-    }
-    let mut astray = false;
-    for (root, candidate) in &candidates {
-        match candidate.canonicalize() {
-            Ok(real) if inside(roots, &real) => return Ok(real),
-            _ => astray |= through_link(root, candidate),
-        }
-    }
-    if astray {
-        return Err(outside());
-    }
-    Err(Refusal::new(
-        StatusCode::NOT_FOUND,
-        format!("path {raw:?}: no such file or folder under the roots"),
-    ))
+    crate::confine::confine(roots, raw).map_err(|refused| {
+        let status = match refused {
+            Refused::Empty => StatusCode::BAD_REQUEST,
+            Refused::NotFound(_) => StatusCode::NOT_FOUND,
+            Refused::ParentDir(_) | Refused::Outside(_) => StatusCode::FORBIDDEN,
+        };
+        Refusal::new(status, refused.to_string())
+    })
 }
 
 #[cfg(test)]

@@ -15,10 +15,10 @@ use std::time::Duration;
 use analyzer_core::{Analyzer, StopSignal};
 use tokio::sync::oneshot;
 
-use super::analysis::{FileAnalysis, FileOutcome, FileTask};
 use super::jobs::{Job, JobId};
 use super::scheduler::Scheduler;
 use super::telemetry::Telemetry;
+use crate::analysis::{FileAnalysis, FileOutcome, FileTask};
 
 /// One uploaded file waiting for a worker.
 pub struct Upload {

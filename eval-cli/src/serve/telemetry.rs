@@ -7,7 +7,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use super::analysis::FileOutcome;
+use crate::analysis::FileOutcome;
 
 /// Upper bounds (seconds) of the per-file time histogram's buckets.
 const SECONDS_BUCKETS: [f64; 12] = [

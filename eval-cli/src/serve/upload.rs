@@ -13,10 +13,10 @@ use tempfile::NamedTempFile;
 use tokio::sync::oneshot;
 
 use super::App;
-use super::analysis::FileOutcome;
 use super::http::{body_error, content_length, error, json};
 use super::jobs::FileEvent;
 use super::pool::Upload;
+use crate::analysis::FileOutcome;
 
 /// `POST /v1/analyze`: the body is an audio file in any supported format (probed from
 /// its bytes); the answer is its row with its tempo candidates, 200 when analysed, 422

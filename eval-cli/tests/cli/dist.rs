@@ -13,22 +13,12 @@ use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command as Process, Output, Stdio};
+use std::process::{Command as Process, Output, Stdio};
 use std::sync::mpsc;
-use std::thread;
 
 use crate::util::broker::{RedisServer, dist, merged_bytes};
+use crate::util::events::{EventfulWorker, WorkerProcess, stderr_channel};
 use crate::util::{assert_ok, click_wav, eval_cli, eval_cli_process, fifo, write_tracks};
-
-/// A `dist` child process, killed when dropped (a failed test leaves no process behind).
-struct WorkerProcess(Child);
-
-impl Drop for WorkerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// `count` click tracks in `dir/lib` (one in a subfolder, one that is not audio at all),
 /// each `seconds` long.
@@ -317,83 +307,11 @@ fn an_entry_that_killed_three_workers_becomes_an_error_row() {
     assert!(lines[2].contains(",ok,"), "{merged}");
 }
 
-/// A `dist work --events` child: its JSON events arrive on a channel, other stderr lines are
-/// passed through. Killed when dropped.
-struct EventfulWorker {
-    process: WorkerProcess,
-    events: mpsc::Receiver<serde_json::Value>,
-    seen: Vec<serde_json::Value>,
-}
-
-impl EventfulWorker {
-    fn spawn(server: &RedisServer, job: &str, rest: &[&str]) -> Self {
-        let mut child = worker_command(server, job, &["--events"])
-            .args(rest)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let events = stderr_channel(&mut child, |line| {
-            serde_json::from_str::<serde_json::Value>(line)
-                .ok()
-                .filter(serde_json::Value::is_object)
-        });
-        EventfulWorker {
-            process: WorkerProcess(child),
-            events,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Blocks until an event matching `wanted` arrives, and returns it; panics when the
-    /// worker ends first (its stderr closes).
-    fn wait_for(
-        &mut self,
-        what: &str,
-        wanted: impl Fn(&serde_json::Value) -> bool,
-    ) -> serde_json::Value {
-        loop {
-            match self.events.recv() {
-                Ok(event) => {
-                    self.seen.push(event.clone());
-                    if wanted(&event) {
-                        return event;
-                    }
-                }
-                Err(_) => panic!(
-                    "the worker ended before {what}; its events: {:?}",
-                    self.seen
-                ),
-            }
-        }
-    }
-
-    /// Waits for the worker to exit and returns all its events.
-    fn finish(mut self) -> (std::process::ExitStatus, Vec<serde_json::Value>) {
-        let status = self.process.0.wait().unwrap();
-        self.seen.extend(self.events.try_iter());
-        (status, self.seen)
-    }
-}
-
-/// The stderr lines of `child` that `pick` keeps, on a channel that closes when the child
-/// ends; the other lines are passed through.
-fn stderr_channel<T: Send + 'static>(
-    child: &mut Child,
-    pick: fn(&str) -> Option<T>,
-) -> mpsc::Receiver<T> {
-    let err = child.stderr.take().unwrap();
-    let (tx, picked) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            match pick(&line) {
-                Some(item) => {
-                    let _ = tx.send(item);
-                }
-                None => eprintln!("{line}"),
-            }
-        }
-    });
-    picked
+/// A `dist work --events` child ([`EventfulWorker`]).
+fn eventful_worker(server: &RedisServer, job: &str, rest: &[&str]) -> EventfulWorker {
+    let mut command = worker_command(server, job, &["--events"]);
+    command.args(rest);
+    EventfulWorker::spawn(command)
 }
 
 /// A `dist status` or `dist merge` child whose stderr lines arrive on a channel, so that a
@@ -461,8 +379,8 @@ fn a_worker_killed_holding_a_file_loses_nothing_and_its_file_is_delivered_again(
 
     // Two more take over: one of them reclaims entry 0.
     let rest = ["--workers", "1", "--reclaim-after", "1"];
-    let b = EventfulWorker::spawn(&server, "j", &rest);
-    let c = EventfulWorker::spawn(&server, "j", &rest);
+    let b = eventful_worker(&server, "j", &rest);
+    let c = eventful_worker(&server, "j", &rest);
     let (b_status, b_events) = b.finish();
     let (c_status, c_events) = c.finish();
     assert!(b_status.success() && c_status.success());
@@ -498,13 +416,13 @@ fn a_slow_but_live_worker_keeps_its_file() {
     // A holds the gate for longer than --reclaim-after (2 s): its heartbeat comes every
     // 2/3 s, so after four beats the claim would have been stale without them.
     let flags = ["--workers", "1", "--reclaim-after", "2", "--test-gates"];
-    let mut a = EventfulWorker::spawn(&server, "j", &flags);
+    let mut a = eventful_worker(&server, "j", &flags);
     a.wait_for("claiming the gate", |e| is_event(e, "claimed", Some(0)));
     for _ in 0..4 {
         a.wait_for("a heartbeat", |e| is_event(e, "heartbeat", Some(0)));
     }
     // B does everything else, and keeps scanning for stale claims while A beats on.
-    let mut b = EventfulWorker::spawn(&server, "j", &flags);
+    let mut b = eventful_worker(&server, "j", &flags);
     for _ in 0..7 {
         let event = b.wait_for("a stored row", |e| {
             is_event(e, "stored", None) || is_event(e, "claimed", Some(0))
@@ -594,8 +512,7 @@ fn status_reports_a_rate_and_an_eta_while_running() {
     deliver(&server, "dead", 7);
     let first_six = ["0-1", "0-2", "0-3", "0-4", "0-5", "0-6"];
     claim(&server, "dead", &first_six, &["IDLE", "7200000", "JUSTID"]);
-    let mut worker =
-        EventfulWorker::spawn(&server, "j", &["--workers", "1", "--reclaim-after", "3600"]);
+    let mut worker = eventful_worker(&server, "j", &["--workers", "1", "--reclaim-after", "3600"]);
     for _ in 0..6 {
         worker.wait_for("a stored row", |e| is_event(e, "stored", None));
     }

@@ -4,6 +4,7 @@
 
 mod util;
 
+mod amqp;
 mod analyze;
 mod cache;
 mod dist;

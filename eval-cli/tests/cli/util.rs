@@ -3,6 +3,8 @@
 //! `redis-server` and `eval-cli serve` a test starts and stops.
 
 pub mod broker;
+pub mod events;
+pub mod rabbit;
 pub mod service;
 
 use std::ffi::OsStr;

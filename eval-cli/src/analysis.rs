@@ -1,5 +1,6 @@
 //! The work done on one file, behind one small trait so that it can be wrapped (a result
-//! cache, a mock) without the pool or the jobs knowing.
+//! cache, a mock) without the pool or the jobs knowing; shared by the front ends that analyse
+//! one file per request (`serve`, `consume`).
 //!
 //! [`BatchAnalysis`] is exactly what `eval-cli analyze` does to a file: the batch runner on a
 //! one-file batch, which gives the same panic isolation, deadline and cancellation, and the
@@ -15,6 +16,7 @@ use analyzer_core::{Analysis, Analyzer, StopSignal};
 use serde::Serialize;
 
 use crate::cache::{Analyzed, CachedAnalyzer, Rescan, ResultCache};
+use crate::flags::Descriptors;
 use crate::record::AnalyzeRecord;
 
 /// One tempo hypothesis of an analysed file.
@@ -163,4 +165,38 @@ fn candidates_of(analysis: &Analysis) -> Vec<Candidate> {
             strength: c.strength,
         })
         .collect()
+}
+
+/// The analyzer of a request's tempo range and descriptors: `default` itself when they are
+/// its own (no new analyzer per request), else one built from its settings; a bad range
+/// is an error saying why.
+pub fn analyzer_for(
+    default: &Arc<Analyzer>,
+    min_bpm: Option<f64>,
+    max_bpm: Option<f64>,
+    descriptors: Option<Descriptors>,
+) -> Result<Arc<Analyzer>, String> {
+    let config = default.config();
+    let key = descriptors.map_or(config.key, |d| d.key);
+    let loudness = descriptors.map_or(config.loudness, |d| d.loudness);
+    if min_bpm.is_none() && max_bpm.is_none() && key == config.key && loudness == config.loudness
+    {
+        return Ok(Arc::clone(default));
+    }
+    let min = min_bpm.unwrap_or(config.min_bpm);
+    let max = max_bpm.unwrap_or(config.max_bpm);
+    if !(min > 0.0 && min < max) {
+        return Err(format!(
+            "invalid tempo range: min_bpm ({min}) must be positive and below max_bpm ({max})"
+        ));
+    }
+    Analyzer::new(
+        config
+            .clone()
+            .with_bpm_range(min, max)
+            .with_key(key)
+            .with_loudness(loudness),
+    )
+        .map(Arc::new)
+        .map_err(|e| format!("invalid tempo range: {}", e.reason()))
 }
