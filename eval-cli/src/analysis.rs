@@ -179,8 +179,7 @@ pub fn analyzer_for(
     let config = default.config();
     let key = descriptors.map_or(config.key, |d| d.key);
     let loudness = descriptors.map_or(config.loudness, |d| d.loudness);
-    if min_bpm.is_none() && max_bpm.is_none() && key == config.key && loudness == config.loudness
-    {
+    if min_bpm.is_none() && max_bpm.is_none() && key == config.key && loudness == config.loudness {
         return Ok(Arc::clone(default));
     }
     let min = min_bpm.unwrap_or(config.min_bpm);
@@ -197,6 +196,6 @@ pub fn analyzer_for(
             .with_key(key)
             .with_loudness(loudness),
     )
-        .map(Arc::new)
-        .map_err(|e| format!("invalid tempo range: {}", e.reason()))
+    .map(Arc::new)
+    .map_err(|e| format!("invalid tempo range: {}", e.reason()))
 }
