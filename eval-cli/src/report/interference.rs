@@ -45,13 +45,26 @@ pub fn disturbed(run: &WorkerRun) -> bool {
     run.other_cores.is_some_and(|c| c >= SIGNIFICANT_CORES)
 }
 
+/// Whether the other work during `run` needed more than the cores the run left idle: then
+/// the two competed for cores, and the run was slowed for certain. Work on idle cores
+/// slows a run only through what the cores share (caches, memory bandwidth, clock boost).
+pub fn competed(run: &WorkerRun, cores: usize) -> bool {
+    let idle = cores.saturating_sub(run.workers.min(cores)) as f64;
+    run.other_cores
+        .is_some_and(|c| c >= SIGNIFICANT_CORES && c > idle + SIGNIFICANT_CORES)
+}
+
 /// What a disturbance does to the speedup at `run`, given the 1-worker `baseline`: a
-/// slowed parallel run makes its speedup a lower bound, a slowed baseline overstates it.
-pub fn caveat(run: &WorkerRun, baseline: &WorkerRun) -> Option<&'static str> {
-    match (disturbed(baseline), run.workers > 1 && disturbed(run)) {
+/// slowed parallel run makes its speedup a lower bound, a slowed baseline overstates it;
+/// "maybe" where the other work ran on cores the runs left idle.
+pub fn caveat(run: &WorkerRun, baseline: &WorkerRun, cores: usize) -> Option<&'static str> {
+    let parallel = run.workers > 1 && disturbed(run);
+    match (disturbed(baseline), parallel) {
         (false, false) => None,
-        (false, true) => Some("a lower bound"),
-        (true, false) => Some("overstated"),
+        (false, true) if competed(run, cores) => Some("a lower bound"),
+        (false, true) => Some("maybe a lower bound"),
+        (true, false) if competed(baseline, cores) => Some("overstated"),
+        (true, false) => Some("maybe overstated"),
         (true, true) => Some("unreliable"),
     }
 }
@@ -66,16 +79,25 @@ pub fn notes(cores: usize, runs: &[WorkerRun]) -> Vec<String> {
         let w = run.workers;
         let during = format!("during the {w}-worker run{}", plural(run.wall_s.len()));
         if let Some(other) = run.other_cores.filter(|_| disturbed(run)) {
+            let (how, slowed) = if competed(run, cores) {
+                ("competing with them for the cores", "was slowed")
+            } else {
+                (
+                    "on cores they left idle (what the cores share can still slow them)",
+                    "may have been slowed",
+                )
+            };
             let effect = if w == 1 {
-                "the baseline was slowed, so the speedups may be overstated".to_string()
+                format!("the baseline {slowed}, so the speedups may be overstated")
             } else {
                 format!(
                     "the speedup at {w} workers is {}",
-                    caveat(run, baseline).unwrap_or("a lower bound")
+                    caveat(run, baseline, cores).unwrap_or("a lower bound")
                 )
             };
             notes.push(format!(
-                "Another process used {other:.1} of the {cores} core{} {during}: {effect}.",
+                "Another process used {other:.1} of the {cores} core{} {during}, {how}: \
+                 {effect}.",
                 plural(cores)
             ));
         }
@@ -121,21 +143,37 @@ mod tests {
         assert_eq!(
             notes,
             [
-                "Another process used 0.8 of the 2 cores during the 2-worker runs: the speedup \
-              at 2 workers is a lower bound."
+                "Another process used 0.8 of the 2 cores during the 2-worker runs, competing \
+                 with them for the cores: the speedup at 2 workers is a lower bound."
             ]
         );
-        assert_eq!(caveat(&runs[1], &runs[0]), Some("a lower bound"));
+        assert_eq!(caveat(&runs[1], &runs[0], 2), Some("a lower bound"));
     }
 
     #[test]
     fn a_busy_baseline_overstates_and_both_busy_is_unreliable() {
-        let runs = [run(1, Some(0.5), 0.0), run(2, Some(0.1), 0.0)];
-        assert_eq!(caveat(&runs[1], &runs[0]), Some("overstated"));
-        assert!(notes(2, &runs)[0].contains("the speedups may be overstated"));
-        let both = [run(1, Some(0.5), 0.0), run(2, Some(0.5), 0.0)];
-        assert_eq!(caveat(&both[1], &both[0]), Some("unreliable"));
+        let runs = [run(1, Some(1.5), 0.0), run(2, Some(0.1), 0.0)];
+        assert_eq!(caveat(&runs[1], &runs[0], 2), Some("overstated"));
+        assert!(notes(2, &runs)[0].contains("the baseline was slowed, so the speedups may"));
+        let both = [run(1, Some(1.5), 0.0), run(2, Some(0.5), 0.0)];
+        assert_eq!(caveat(&both[1], &both[0], 2), Some("unreliable"));
         assert!(notes(2, &both)[1].contains("at 2 workers is unreliable"));
+    }
+
+    #[test]
+    fn work_on_the_cores_a_run_left_idle_only_may_have_slowed_it() {
+        // One worker on two cores leaves one idle: a process using it does not compete.
+        let runs = [run(1, Some(1.0), 0.0), run(2, Some(0.05), 0.0)];
+        assert!(!competed(&runs[0], 2) && competed(&runs[0], 1));
+        assert_eq!(caveat(&runs[1], &runs[0], 2), Some("maybe overstated"));
+        let note = &notes(2, &runs)[0];
+        assert!(
+            note.contains("on cores they left idle") && note.contains("may have been slowed"),
+            "{note}"
+        );
+        // Four workers on eight cores leave four idle.
+        let wide = [run(1, Some(0.0), 0.0), run(4, Some(2.0), 0.0)];
+        assert_eq!(caveat(&wide[1], &wide[0], 8), Some("maybe a lower bound"));
     }
 
     #[test]

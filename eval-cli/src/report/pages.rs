@@ -221,7 +221,7 @@ pub fn compare_page(dir: &Path, run: CompareRun) -> anyhow::Result<Page> {
             .iter()
             .find(|r| r.workers == s.p)
             .zip(compare.runs.iter().find(|r| r.workers == 1))
-            .and_then(|(run, baseline)| interference::caveat(run, baseline))
+            .and_then(|(run, baseline)| interference::caveat(run, baseline, cores))
             .map_or(String::new(), |c| format!(" ({c})"));
         headline.push((
             format!("speedup at {}", s.p),
