@@ -145,20 +145,17 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
 /// The files an event says are complete and worth analysing: written and closed, or moved
 /// in (a folder moved in: every audio file under it).
 fn complete_files(event: &Event) -> Vec<PathBuf> {
+    // A rename inside the folders is reported twice, `To` (the destination) and then
+    // `Both` (source and destination): `To` alone stands for it, so it is read once.
     let complete = matches!(
         event.kind,
         EventKind::Access(AccessKind::Close(AccessMode::Write))
-            | EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
+            | EventKind::Modify(ModifyKind::Name(RenameMode::To))
     );
     if !complete {
         return Vec::new();
     }
-    // A rename with both ends names the source first: only its destination arrived.
-    let arrived = match event.kind {
-        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => event.paths.last(),
-        _ => event.paths.first(),
-    };
-    let Some(path) = arrived else {
+    let Some(path) = event.paths.first() else {
         return Vec::new();
     };
     if path.is_dir() {
@@ -205,10 +202,13 @@ impl Session<'_> {
 
     /// A file that arrived complete: analysed (or served by the cache), its row printed.
     fn arrived(&mut self, path: &Path, out: &mut impl Write) -> anyhow::Result<()> {
-        if let Some(stamp) = self.tagged.remove(path)
-            && stamp_of(path) == Some(stamp)
-        {
-            return Ok(()); // the rename of this run's own tagging
+        // The rename of this run's own tagging: the file is as the tagging left it.
+        match self.tagged.get(path) {
+            Some(stamp) if stamp_of(path) == Some(*stamp) => return Ok(()),
+            Some(_) => {
+                self.tagged.remove(path);
+            }
+            None => {}
         }
         let job = self.job();
         let stop = StopSignal::never().with_cancel_flag(Arc::clone(&self.plan.cancel));
@@ -282,12 +282,10 @@ mod tests {
         assert_eq!(complete_files(&event(closed, &[&song])), vec![song.clone()]);
         let moved = EventKind::Modify(ModifyKind::Name(RenameMode::To));
         assert_eq!(complete_files(&event(moved, &[&song])), vec![song.clone()]);
+        // The second report of a rename inside the folders: `To` already stood for it.
         let both = EventKind::Modify(ModifyKind::Name(RenameMode::Both));
         let from = dir.path().join("old.wav");
-        assert_eq!(
-            complete_files(&event(both, &[&from, &song])),
-            vec![song.clone()]
-        );
+        assert!(complete_files(&event(both, &[&from, &song])).is_empty());
         // Still being written: not yet.
         let created = EventKind::Create(CreateKind::File);
         assert!(complete_files(&event(created, &[&song])).is_empty());

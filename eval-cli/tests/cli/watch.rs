@@ -119,6 +119,12 @@ fn a_file_is_read_once_written_whole_and_one_moved_in_at_once() {
     );
     assert!((bpm(&row) - 100.0).abs() < 2.0, "{row}");
 
+    // A rename inside the folder is reported twice by the kernel's events (the
+    // destination, then both ends): one row.
+    fs::rename(lib.join("moved-150.wav"), lib.join("renamed-150.wav")).unwrap();
+    let row = watch.next_row();
+    assert!(row.contains("renamed-150.wav"), "{row}");
+
     let (rest, code) = watch.interrupt();
     assert_eq!((rest.len(), code), (0, Some(130)), "{rest:?}");
     // The cache holds all three: a run over the folder takes every row from it.
