@@ -18,7 +18,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
@@ -58,12 +58,9 @@ pub struct WatchArgs {
     /// The analyzer's settings.
     #[command(flatten)]
     pub settings: flags::AnalyzerArgs,
-    /// Files analysed at once in the first pass [default: one per core].
-    #[arg(long, value_name = "N", value_parser = flags::parse_workers)]
-    pub workers: Option<usize>,
-    /// Give up on a file after SECS seconds; its row says `timeout`.
-    #[arg(long, value_name = "SECS", value_parser = flags::parse_timeout)]
-    pub timeout: Option<Duration>,
+    /// Workers of the first pass, the per-file time limit, the first pass's progress.
+    #[command(flatten)]
+    pub batch: flags::BatchArgs,
 }
 
 /// What a run of `watch` needs, built once from its flags.
@@ -72,9 +69,8 @@ struct Plan {
     analyzer: Analyzer,
     cache: ResultCache,
     tagging: Option<TagOptions>,
-    workers: usize,
-    timeout: Option<Duration>,
-    cancel: Arc<AtomicBool>,
+    /// The first pass's run options; their cancel flag is Ctrl-C's for the whole watch.
+    options: runner::RunOptions,
 }
 
 /// Runs `eval-cli watch` until Ctrl-C or SIGTERM (exit 130).
@@ -92,12 +88,10 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
             dry_run: false,
             notation: args.key_notation,
         }),
-        workers: flags::resolve_workers(args.workers),
-        timeout: args.timeout,
-        cancel: Arc::new(AtomicBool::new(false)),
+        options: args.batch.options(runner::Schedule::CostliestFirst),
         dirs: args.dirs,
     };
-    runner::install_signal_handler(Arc::clone(&plan.cancel));
+    runner::install_signal_handler(Arc::clone(&plan.options.cancel));
     // Watching starts before the first pass, so that nothing written meanwhile is missed.
     let (events, received) = mpsc::channel();
     let mut watcher = notify::recommended_watcher(move |event| {
@@ -125,7 +119,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
         plan.dirs.len(),
         if plan.dirs.len() == 1 { "" } else { "s" }
     );
-    while !plan.cancel.load(Ordering::SeqCst) {
+    while !plan.options.cancel.load(Ordering::SeqCst) {
         match received.recv_timeout(STOP_POLL) {
             Ok(Ok(event)) => {
                 for path in complete_files(&event) {
@@ -185,15 +179,14 @@ impl Session<'_> {
 
     /// Every file already there, on the batch runner, rows in input order.
     fn first_pass(&mut self, files: &[PathBuf], out: &mut impl Write) -> anyhow::Result<()> {
-        let options = runner::RunOptions {
-            workers: self.plan.workers,
-            timeout: self.plan.timeout,
-            schedule: runner::Schedule::CostliestFirst,
-            progress: runner::ProgressMode::Off,
-            cancel: Arc::clone(&self.plan.cancel),
-        };
         let job = self.job();
-        let summary = runner::run(files, &options, &job, |_| runner::Shown::default(), |_| {});
+        let summary = runner::run(
+            files,
+            &self.plan.options,
+            &job,
+            |_| runner::Shown::default(),
+            |_| {},
+        );
         for result in &summary.results {
             self.finish(result, out)?;
         }
@@ -211,9 +204,9 @@ impl Session<'_> {
             None => {}
         }
         let job = self.job();
-        let stop = StopSignal::never().with_cancel_flag(Arc::clone(&self.plan.cancel));
+        let stop = StopSignal::never().with_cancel_flag(Arc::clone(&self.plan.options.cancel));
         let result = Batch::new(&job)
-            .timeout(self.plan.timeout)
+            .timeout(self.plan.options.timeout)
             .stop(stop)
             .run_file(0, path);
         if let Some(result) = result {
