@@ -3,7 +3,7 @@
 //!
 //! 1. the MIREX weighted score (a fifth either way 0.5) of every key profile on key
 //!    manifests (`file,key[,source][,length_s]`, e.g. `datasets/key-dev`; without `source`
-//!    the manifest's folder names it), by source and by
+//!    the manifest's folder names it, or `NAME=MANIFEST` does), by source and by
 //!    excerpt length, and leave one source out: for each source, the profile that scores best
 //!    on the other sources, and what it scores on the one left out;
 //! 2. the best profile correlation, voiced share and pitch-class count of audio that has no
@@ -11,7 +11,7 @@
 //!    lowest ones of music, for the no-key thresholds.
 //!
 //! ```sh
-//! cargo run -p analyzer-core --example key_profiles -- MANIFEST.csv...
+//! cargo run -p analyzer-core --example key_profiles -- [NAME=]MANIFEST.csv...
 //! ```
 
 use std::collections::BTreeMap;
@@ -34,7 +34,11 @@ fn main() {
     let manifests: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
     let mut items: Vec<(PathBuf, Key, String, String)> = Vec::new();
     for manifest in &manifests {
-        items.extend(read_manifest(manifest));
+        let (name, manifest) = match manifest.to_str().and_then(|m| m.split_once('=')) {
+            Some((name, path)) => (Some(name.to_string()), PathBuf::from(path)),
+            None => (None, manifest.clone()),
+        };
+        items.extend(read_manifest(&manifest, name));
     }
     let measured: Vec<Measured> = items
         .par_iter()
@@ -56,12 +60,15 @@ fn main() {
     keyless_evidence(&analyzer, &measured);
 }
 
-/// `file,key,source[,length_s]` rows; files relative to the manifest's folder.
-fn read_manifest(manifest: &Path) -> Vec<(PathBuf, Key, String, String)> {
+/// `file,key,source[,length_s]` rows; files relative to the manifest's folder. Rows without
+/// a source take `name`, else the folder's name.
+fn read_manifest(manifest: &Path, name: Option<String>) -> Vec<(PathBuf, Key, String, String)> {
     let folder = manifest.parent().unwrap_or(Path::new("."));
-    let folder_name = folder
-        .file_name()
-        .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+    let folder_name = name.unwrap_or_else(|| {
+        folder
+            .file_name()
+            .map_or(String::new(), |n| n.to_string_lossy().into_owned())
+    });
     let mut reader = csv::Reader::from_path(manifest).expect("a readable manifest");
     let headers = reader.headers().expect("a header").clone();
     let column = |name: &str| headers.iter().position(|h| h == name);
@@ -82,9 +89,15 @@ fn read_manifest(manifest: &Path) -> Vec<(PathBuf, Key, String, String)> {
         .collect()
 }
 
+/// The chroma exponents the leave-one-source-out choice weighs (`CHROMA_EXPONENT`).
+const EXPONENTS: [f64; 3] = [1.0, 0.75, 0.5];
+
 /// Mean weighted score of `profile` over `files` (a file without a key scores 0).
 fn weighted(profile: KeyProfile, files: &[&Measured]) -> f64 {
-    let estimator = KeyEstimator::new(profile);
+    weighted_with(KeyEstimator::new(profile), files)
+}
+
+fn weighted_with(estimator: KeyEstimator, files: &[&Measured]) -> f64 {
     let total: f64 = files
         .iter()
         .map(|m| {
@@ -105,7 +118,10 @@ fn score_profiles(measured: &[Measured]) {
             .or_default()
             .push(m);
         groups
-            .entry(format!("length {:>2} s", m.length))
+            .entry(match m.length.as_str() {
+                "" => "length: whole files".to_string(),
+                seconds => format!("length {seconds:>2} s"),
+            })
             .or_default()
             .push(m);
     }
@@ -121,24 +137,50 @@ fn score_profiles(measured: &[Measured]) {
         }
         println!();
     }
-    println!("\nleave one source out: the profile best on the others, scored on the one left out");
+    let default = KeyEstimator::default().profile();
+    println!("\n{} by chroma exponent:", default.as_str());
+    for exponent in EXPONENTS {
+        let estimator = KeyEstimator::new(default).with_chroma_exponent(exponent);
+        print!("  ^{exponent:<5}");
+        for (group, files) in groups.iter().filter(|(g, _)| g.starts_with("source ")) {
+            print!(" {} {:.3}", &group[7..], weighted_with(estimator, files));
+        }
+        println!();
+    }
+    println!(
+        "\nleave one source out: the profile and chroma exponent best on the others (each \
+         source weighing the same), scored on the one left out"
+    );
     let sources: Vec<&String> = groups.keys().filter(|g| g.starts_with("source ")).collect();
-    for held in sources {
-        let others: Vec<&Measured> = measured
+    let candidates: Vec<(KeyEstimator, String)> = EXPONENTS
+        .iter()
+        .flat_map(|&e| {
+            KeyProfile::ALL.into_iter().map(move |p| {
+                let name = format!("{} ^{e}", p.as_str());
+                (KeyEstimator::new(p).with_chroma_exponent(e), name)
+            })
+        })
+        .collect();
+    for held in &sources {
+        let others: Vec<&&String> = sources.iter().filter(|s| *s != held).collect();
+        // Each candidate scored once on the others; the first of equals wins.
+        let (fit, best) = candidates
             .iter()
-            .filter(|m| format!("source {}", m.source) != *held)
-            .collect();
-        // Each profile scored once on the others; the first of equals wins.
-        let (fit, best) = KeyProfile::ALL
-            .into_iter()
-            .map(|p| (weighted(p, &others), p))
-            .fold((f64::MIN, KeyProfile::ALL[0]), |a, b| {
+            .map(|(estimator, name)| {
+                let mean = others
+                    .iter()
+                    .map(|s| weighted_with(*estimator, &groups[**s]))
+                    .sum::<f64>()
+                    / others.len() as f64;
+                (mean, (estimator, name))
+            })
+            .fold((f64::MIN, (&candidates[0].0, &candidates[0].1)), |a, b| {
                 if b.0 > a.0 { b } else { a }
             });
         println!(
-            "{held:<24} chosen {:<12} held-out {:.3} (fit on the others {fit:.3})",
-            best.as_str(),
-            weighted(best, &groups[held]),
+            "{held:<24} chosen {:<20} held-out {:.3} (fit on the others {fit:.3})",
+            best.1,
+            weighted_with(*best.0, &groups[*held]),
         );
     }
 }
