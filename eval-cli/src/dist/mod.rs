@@ -42,8 +42,8 @@
 //!
 //! The files, lowest first: `error.rs` ([`DistError`]), `keys.rs` (the key layout, the
 //! manifest, the store script), `args.rs` (the flags), `broker.rs` (a connection and the
-//! reconnect loop), `worker.rs` (what the slots of a worker share), `slot.rs` (a slot's
-//! state machine and heartbeat), then one file per command: `submit.rs`, `work.rs`,
+//! reconnect loop), `worker.rs` (what the slots of a worker share), `slot.rs` (the broker
+//! as a [`crate::queue_worker::Queue`], whose loop every slot runs, and the heartbeat), then one file per command: `submit.rs`, `work.rs`,
 //! `status.rs`, `merge.rs`, which alone return `anyhow` errors. No file imports a command
 //! file.
 

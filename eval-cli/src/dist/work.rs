@@ -7,7 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 
+use crate::analysis::{BatchAnalysis, FileAnalysis};
 use crate::flags;
+use crate::queue_worker::metrics::QueueMetrics;
+use crate::queue_worker::{Events, SlotLoop};
 use crate::runner;
 
 use super::args::WorkArgs;
@@ -45,16 +48,28 @@ pub(super) fn work(args: WorkArgs) -> anyhow::Result<ExitCode> {
         keys,
         total: manifest.total(),
         reclaim_after: args.reclaim_after,
-        broker_retry: args.retry.broker_retry,
         path_maps: args.path_map,
         follow: args.follow,
-        events: args.events,
+        events: Events {
+            enabled: args.events,
+        },
         read_block_ms: args.read_block_ms,
-        test_gates: args.test_gates,
         cancel: Arc::new(AtomicBool::new(false)),
         idle,
     };
     runner::install_signal_handler(Arc::clone(&worker.cancel));
+    let mut analysis: Arc<dyn FileAnalysis> = Arc::new(BatchAnalysis);
+    if args.test_gates {
+        analysis = Arc::new(crate::gate::GatedAnalysis { inner: analysis });
+    }
+    let shared = SlotLoop {
+        analysis,
+        timeout: None,
+        broker_retry: args.retry.broker_retry,
+        stop: Arc::clone(&worker.cancel),
+        events: worker.events,
+        metrics: Arc::new(QueueMetrics::default()),
+    };
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "host".to_string());
@@ -64,17 +79,18 @@ pub(super) fn work(args: WorkArgs) -> anyhow::Result<ExitCode> {
             .enumerate()
             .map(|(slot, (con, beat))| {
                 let consumer = format!("{host}:{}:{slot}", std::process::id());
-                let worker = &worker;
+                let (worker, shared) = (&worker, &shared);
                 let mut waker = broker.reconnect();
                 s.spawn(move || {
                     let result = Slot {
+                        worker,
                         index: slot,
                         broker: con,
                         beat,
                         consumer,
                         cursor: "0-0".to_string(),
                     }
-                    .run(worker);
+                    .run(shared);
                     if result.is_err() {
                         // One broken slot stops the others: the run is reported as failed.
                         worker.cancel.store(true, Ordering::SeqCst);
