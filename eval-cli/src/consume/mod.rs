@@ -37,7 +37,7 @@ use tokio::sync::watch;
 
 use crate::analysis::{BatchAnalysis, FileAnalysis};
 use crate::flags;
-use crate::queue_worker::metrics::QueueMetrics;
+use crate::queue_worker::metrics::{self, QueueMetrics};
 use crate::queue_worker::{Events, SlotLoop};
 
 mod request;
@@ -92,6 +92,10 @@ pub struct ConsumeArgs {
     /// and when the broker is lost and found again (for logs and tests).
     #[arg(long)]
     events: bool,
+    /// Serve `GET /metrics` (Prometheus text) on ADDR, e.g. `127.0.0.1:9464`; port 0 takes
+    /// a free one, said on stderr (and in the `metrics` event).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
     /// Internal, for tests: a file whose name starts with `gate` holds its worker until
     /// `NAME.open` appears beside it (gate.rs).
     #[arg(long, hide = true)]
@@ -154,6 +158,17 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    if let Some(address) = args.metrics {
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind(address))
+            .with_context(|| format!("--metrics {address}: cannot listen"))?;
+        let bound = listener.local_addr()?;
+        eprintln!("eval-cli: metrics on http://{bound}/metrics");
+        let mut fields = serde_json::Map::new();
+        fields.insert("address".into(), bound.to_string().into());
+        events.emit("metrics", fields);
+        runtime.spawn(metrics::serve(listener, Arc::clone(&shared.metrics)));
+    }
     let on_signal = Arc::clone(&stopper);
     runtime.spawn(async move {
         crate::runner::shutdown_signal().await;

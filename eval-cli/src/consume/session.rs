@@ -238,7 +238,10 @@ impl Queue for AmqpSlot<'_> {
         let delivery = &item.delivery;
         let request = rules
             .read(&delivery.data, &delivery.properties)
-            .map_err(Refusal::Poison)?;
+            .map_err(|refused| Refusal::Poison {
+                class: refused.class,
+                reason: refused.reason,
+            })?;
         let outcome = analyse_request(&request, &delivery.data, analyse).map_err(Refusal::Retry);
         item.destination = Some(request.destination);
         outcome

@@ -99,9 +99,13 @@ impl Queue for Slot<'_> {
         analyse: &Analyse<'_>,
     ) -> std::result::Result<FileOutcome, Refusal> {
         if entry.deliveries > MAX_DELIVERIES {
-            return Err(Refusal::Poison(format!(
-                "dist: worker_died: delivered {MAX_DELIVERIES} times and its worker died each time"
-            )));
+            return Err(Refusal::Poison {
+                class: "worker_died",
+                reason: format!(
+                    "dist: worker_died: delivered {MAX_DELIVERIES} times and its worker died \
+                     each time"
+                ),
+            });
         }
         Ok(self.analyse_with_heartbeat(entry, analyse))
     }

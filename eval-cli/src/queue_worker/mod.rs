@@ -59,8 +59,13 @@ pub enum Claim<I> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     /// It can never succeed (unreadable, outside the roots, delivered too often): it is
-    /// rejected with this reason ([`Queue::reject`]), never retried.
-    Poison(String),
+    /// rejected with its reason ([`Queue::reject`]), never retried.
+    Poison {
+        /// A word for the metrics (`invalid_request`, `worker_died`, ...).
+        class: &'static str,
+        /// What the refused item is stored with.
+        reason: String,
+    },
     /// It may succeed later (the audio could not be stored here): it goes back to the
     /// queue ([`Queue::release`]).
     Retry(String),
@@ -208,8 +213,8 @@ pub enum Ended<E> {
 enum Pending {
     /// Its row, to store.
     Row(Box<FileOutcome>),
-    /// Poison: to reject with this reason.
-    Poison(String),
+    /// Poison: to reject with its reason.
+    Poison { class: &'static str, reason: String },
     /// To give back to the queue, for this reason.
     Release(String),
     /// Stored (or rejected): to acknowledge, then say so.
@@ -219,7 +224,7 @@ enum Pending {
 /// What an acknowledged item was, for its event and the metrics.
 enum Done {
     Stored(Box<FileOutcome>),
-    DeadLettered(String),
+    DeadLettered { class: &'static str, reason: String },
 }
 
 /// Whether a step left the slot with more to do.
@@ -318,7 +323,7 @@ impl SlotLoop {
             };
             let pending = match queue.analyse(&mut item, &analyse) {
                 Ok(outcome) => Pending::Row(Box::new(outcome)),
-                Err(Refusal::Poison(reason)) => Pending::Poison(reason),
+                Err(Refusal::Poison { class, reason }) => Pending::Poison { class, reason },
                 Err(Refusal::Retry(reason)) => Pending::Release(reason),
             };
             *held = Some((item, pending));
@@ -326,7 +331,7 @@ impl SlotLoop {
         while let Some((item, pending)) = held.take() {
             match self.settle(queue, &item, &pending) {
                 Ok(Some(next)) => *held = Some((item, next)),
-                Ok(None) => self.metrics.in_flight_done(),
+                Ok(None) => {}
                 Err(err) => {
                     *held = Some((item, pending));
                     return Err(err);
@@ -351,18 +356,26 @@ impl SlotLoop {
                 }
                 Stored::Refused(reason) => reason,
             },
-            Pending::Poison(reason) => match queue.reject(item, reason)? {
-                Stored::Yes => return Ok(Some(Pending::Ack(Done::DeadLettered(reason.clone())))),
+            Pending::Poison { class, reason } => match queue.reject(item, reason)? {
+                Stored::Yes => {
+                    let done = Done::DeadLettered {
+                        class,
+                        reason: reason.clone(),
+                    };
+                    return Ok(Some(Pending::Ack(done)));
+                }
                 Stored::Refused(reason) => reason,
             },
             Pending::Release(reason) => reason.clone(),
             Pending::Ack(done) => {
                 queue.ack(item)?;
+                self.metrics.in_flight_done();
                 self.acknowledged(queue, item, done);
                 return Ok(None);
             }
         };
         queue.release(item, &refused)?;
+        self.metrics.in_flight_done();
         self.metrics.requeued();
         eprintln!("eval-cli: warning: back to the queue: {refused}");
         let mut fields = self.fields(queue, item);
@@ -380,9 +393,10 @@ impl SlotLoop {
                 fields.insert("path".into(), Value::from(&*outcome.record.path));
                 self.events.emit("stored", fields);
             }
-            Done::DeadLettered(reason) => {
-                self.metrics.dead_lettered(reason);
+            Done::DeadLettered { class, reason } => {
+                self.metrics.dead_lettered(class);
                 eprintln!("eval-cli: dead-lettered: {reason}");
+                fields.insert("class".into(), Value::from(*class));
                 fields.insert("reason".into(), Value::from(&**reason));
                 self.events.emit("dead_lettered", fields);
             }

@@ -90,7 +90,10 @@ impl<const OUTLIVE: bool> Queue for FakeQueue<OUTLIVE> {
         analyse: &Analyse<'_>,
     ) -> Result<FileOutcome, Refusal> {
         if item.starts_with("poison") {
-            return Err(Refusal::Poison(format!("{item} is unreadable")));
+            return Err(Refusal::Poison {
+                class: "unreadable",
+                reason: format!("{item} is unreadable"),
+            });
         }
         if item.starts_with("stop") {
             self.stop.store(true, Ordering::SeqCst);
