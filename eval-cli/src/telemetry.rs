@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::analysis::FileOutcome;
 
@@ -190,6 +191,19 @@ pub fn write_one(
         out,
         "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
     );
+}
+
+/// Counters without labels: (name, help, value).
+pub fn write_counters(out: &mut String, counters: &[(&str, &str, &AtomicU64)]) {
+    for (name, help, value) in counters {
+        write_one(
+            out,
+            Type::Counter,
+            name,
+            help,
+            value.load(Ordering::Relaxed),
+        );
+    }
 }
 
 /// One counter family by one label, with its help line.

@@ -29,7 +29,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -38,7 +37,7 @@ use tokio::sync::watch;
 use crate::analysis::{BatchAnalysis, FileAnalysis};
 use crate::flags;
 use crate::queue_worker::metrics::{self, QueueMetrics};
-use crate::queue_worker::{Events, SlotLoop};
+use crate::queue_worker::{Events, SlotLoop, run_on_threads};
 
 mod request;
 mod session;
@@ -174,37 +173,24 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
         crate::runner::shutdown_signal().await;
         on_signal.stop();
     });
-    let results: Vec<anyhow::Result<()>> = thread::scope(|s| {
-        let handles: Vec<_> = (0..slots)
-            .map(|index| {
-                let slot = session::AmqpSlot::new(
-                    &worker,
-                    runtime.handle().clone(),
-                    stopper.tell.subscribe(),
-                    index,
-                );
-                let (shared, stopper) = (&shared, &stopper);
-                s.spawn(move || {
-                    let result = slot.run(shared);
-                    if result.is_err() {
-                        // One broken slot stops the others: the worker is reported failed.
-                        stopper.stop();
-                    }
-                    result
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| match h.join() {
-                Ok(result) => result.map_err(anyhow::Error::from),
-                Err(_) => Err(anyhow::anyhow!("a slot panicked")),
-            })
-            .collect()
-    });
-    for result in results {
-        result?;
-    }
+    let slots = (0..slots)
+        .map(|index| {
+            session::AmqpSlot::new(
+                &worker,
+                runtime.handle().clone(),
+                stopper.tell.subscribe(),
+                index,
+            )
+        })
+        .collect();
+    run_on_threads(slots, |slot| {
+        let result = slot.run(&shared);
+        if result.is_err() {
+            // One broken slot stops the others: the worker is reported failed.
+            stopper.stop();
+        }
+        result
+    })?;
     eprintln!("eval-cli: stopped; the requests in hand were finished, published and acknowledged");
     Ok(ExitCode::from(EXIT_CANCELLED))
 }

@@ -5,12 +5,11 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread;
 
 use crate::analysis::{BatchAnalysis, FileAnalysis};
 use crate::flags;
 use crate::queue_worker::metrics::QueueMetrics;
-use crate::queue_worker::{Events, SlotLoop};
+use crate::queue_worker::{Events, SlotLoop, run_on_threads};
 use crate::runner;
 
 use super::args::WorkArgs;
@@ -73,46 +72,30 @@ pub(super) fn work(args: WorkArgs) -> anyhow::Result<ExitCode> {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "host".to_string());
-    let results: Vec<anyhow::Result<()>> = thread::scope(|s| {
-        let handles: Vec<_> = brokers
-            .into_iter()
-            .enumerate()
-            .map(|(slot, (con, beat))| {
-                let consumer = format!("{host}:{}:{slot}", std::process::id());
-                let (worker, shared) = (&worker, &shared);
-                let mut waker = broker.reconnect();
-                s.spawn(move || {
-                    let result = Slot {
-                        worker,
-                        index: slot,
-                        broker: con,
-                        beat,
-                        consumer,
-                        cursor: "0-0".to_string(),
-                    }
-                    .run(shared);
-                    if result.is_err() {
-                        // One broken slot stops the others: the run is reported as failed.
-                        worker.cancel.store(true, Ordering::SeqCst);
-                    }
-                    // The job is complete (or cancelled): the other slots may be waiting
-                    // for new entries that will never come.
-                    worker.wake_idle_slots(&mut waker);
-                    result
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| match h.join() {
-                Ok(result) => result.map_err(anyhow::Error::from),
-                Err(_) => Err(anyhow::anyhow!("a slot panicked")),
-            })
-            .collect()
-    });
-    for result in results {
-        result?;
-    }
+    let slots = brokers
+        .into_iter()
+        .enumerate()
+        .map(|(slot, (con, beat))| Slot {
+            worker: &worker,
+            index: slot,
+            broker: con,
+            beat,
+            consumer: format!("{host}:{}:{slot}", std::process::id()),
+            cursor: "0-0".to_string(),
+        })
+        .collect();
+    run_on_threads(slots, |slot| {
+        let mut waker = broker.reconnect();
+        let result = slot.run(&shared);
+        if result.is_err() {
+            // One broken slot stops the others: the run is reported as failed.
+            worker.cancel.store(true, Ordering::SeqCst);
+        }
+        // The job is complete (or cancelled): the other slots may be waiting for new
+        // entries that will never come.
+        worker.wake_idle_slots(&mut waker);
+        result
+    })?;
     if worker.cancel.load(Ordering::SeqCst) {
         eprintln!("eval-cli: cancelled; the current files were finished and stored");
         return Ok(ExitCode::from(EXIT_CANCELLED));

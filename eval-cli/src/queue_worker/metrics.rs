@@ -11,7 +11,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::analysis::FileOutcome;
-use crate::telemetry::{RowCounts, Type, write_by_label, write_one};
+use crate::telemetry::{RowCounts, Type, write_by_label, write_counters, write_one};
 
 /// The counters of one worker process, shared by its slots.
 #[derive(Debug, Default)]
@@ -92,15 +92,7 @@ impl QueueMetrics {
                 &self.reconnects,
             ),
         ];
-        for (name, help, value) in counters {
-            write_one(
-                &mut out,
-                Type::Counter,
-                name,
-                help,
-                value.load(Ordering::Relaxed),
-            );
-        }
+        write_counters(&mut out, &counters);
         write_one(
             &mut out,
             Type::Gauge,

@@ -410,6 +410,43 @@ impl SlotLoop {
     }
 }
 
+/// How the slots of a worker ended, when not all of them ended well.
+#[derive(Debug, thiserror::Error)]
+pub enum SlotsFailed<E: std::error::Error + 'static> {
+    /// A slot's own error (the first, in slot order).
+    #[error(transparent)]
+    Failed(E),
+    /// A slot panicked.
+    #[error("a slot panicked")]
+    Panicked,
+}
+
+/// Runs `run` on each slot, each on its own thread, until all have ended; the first
+/// error in slot order. `run` is where a failed slot stops the others.
+pub fn run_on_threads<S: Send, E: std::error::Error + Send + 'static>(
+    slots: Vec<S>,
+    run: impl Fn(S) -> Result<(), E> + Sync,
+) -> Result<(), SlotsFailed<E>> {
+    let run = &run;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = slots
+            .into_iter()
+            .map(|slot| s.spawn(move || run(slot)))
+            .collect();
+        let mut ended = Ok(());
+        for handle in handles {
+            let result = match handle.join() {
+                Ok(result) => result.map_err(SlotsFailed::Failed),
+                Err(_) => Err(SlotsFailed::Panicked),
+            };
+            if ended.is_ok() {
+                ended = result;
+            }
+        }
+        ended
+    })
+}
+
 /// An error and its causes, `outer: inner: ...`.
 pub fn chain<'a>(err: &'a (dyn std::error::Error + 'static)) -> impl std::fmt::Display + 'a {
     Chain(err)

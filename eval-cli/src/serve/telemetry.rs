@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use crate::analysis::FileOutcome;
-use crate::telemetry::{RowCounts, Type, write_one};
+use crate::telemetry::{RowCounts, Type, write_counters, write_one};
 
 /// The service's counters.
 #[derive(Debug, Default)]
@@ -113,15 +113,7 @@ impl Telemetry {
                 &self.jobs_rejected,
             ),
         ];
-        for (name, help, value) in counters {
-            write_one(
-                &mut out,
-                Type::Counter,
-                name,
-                help,
-                value.load(Ordering::Relaxed),
-            );
-        }
+        write_counters(&mut out, &counters);
         let gauges = [
             (
                 "tempo_queue_depth",
