@@ -158,15 +158,8 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     if let Some(address) = args.metrics {
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind(address))
+        metrics::listen(address, &shared.metrics, events, runtime.handle())
             .with_context(|| format!("--metrics {address}: cannot listen"))?;
-        let bound = listener.local_addr()?;
-        eprintln!("eval-cli: metrics on http://{bound}/metrics");
-        let mut fields = serde_json::Map::new();
-        fields.insert("address".into(), bound.to_string().into());
-        events.emit("metrics", fields);
-        runtime.spawn(metrics::serve(listener, Arc::clone(&shared.metrics)));
     }
     let on_signal = Arc::clone(&stopper);
     runtime.spawn(async move {

@@ -24,7 +24,8 @@
 //! taken over with `XAUTOCLAIM`. An entry delivered more than [`MAX_DELIVERIES`] times has
 //! killed that many workers and becomes an `error` row. `merge` reads `rows` in input order:
 //! the bytes of `eval-cli analyze --out`. `work`, `status` and `merge` ride out a broker
-//! restart for `--broker-retry` ([`broker::with_reconnects`]).
+//! restart for `--broker-retry` ([`broker::with_reconnects`]; `work`'s slots through the
+//! loop of every broker worker, [`crate::queue_worker`], which also serves `work --metrics`).
 //!
 //! The data flow, and the file of each step:
 //!

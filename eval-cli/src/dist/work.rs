@@ -6,9 +6,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use anyhow::Context;
+
 use crate::analysis::{BatchAnalysis, FileAnalysis};
 use crate::flags;
-use crate::queue_worker::metrics::QueueMetrics;
+use crate::queue_worker::metrics::{self, QueueMetrics};
 use crate::queue_worker::{Events, SlotLoop, run_on_threads};
 use crate::runner;
 
@@ -68,6 +70,20 @@ pub(super) fn work(args: WorkArgs) -> anyhow::Result<ExitCode> {
         stop: Arc::clone(&worker.cancel),
         events: worker.events,
         metrics: Arc::new(QueueMetrics::default()),
+    };
+    // Serves the page while the slots run; dropped (and stopped) when the worker returns.
+    let _metrics_server = match args.metrics {
+        Some(address) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime of --metrics")?;
+            metrics::listen(address, &shared.metrics, shared.events, runtime.handle())
+                .with_context(|| format!("--metrics {address}: cannot listen"))?;
+            Some(runtime)
+        }
+        None => None,
     };
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())

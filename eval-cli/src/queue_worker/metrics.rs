@@ -3,14 +3,17 @@
 //! names, `source="queue"`), and the queue's own counters.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use tokio::runtime::Handle;
 
 use crate::analysis::FileOutcome;
+use crate::queue_worker::Events;
 use crate::telemetry::{RowCounts, Type, write_by_label, write_counters, write_one};
 
 /// The counters of one worker process, shared by its slots.
@@ -105,9 +108,27 @@ impl QueueMetrics {
     }
 }
 
-/// Serves `GET /metrics` on `listener` until the process ends; any other path is a 404
-/// with a JSON reason.
-pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<QueueMetrics>) {
+/// `--metrics ADDR`: listens on `address` and serves the page there from `runtime` until
+/// the process ends; says where on stderr and in the `metrics` event (port 0 takes a free
+/// one).
+pub fn listen(
+    address: SocketAddr,
+    metrics: &Arc<QueueMetrics>,
+    events: Events,
+    runtime: &Handle,
+) -> std::io::Result<SocketAddr> {
+    let listener = runtime.block_on(tokio::net::TcpListener::bind(address))?;
+    let bound = listener.local_addr()?;
+    eprintln!("eval-cli: metrics on http://{bound}/metrics");
+    let mut fields = serde_json::Map::new();
+    fields.insert("address".into(), bound.to_string().into());
+    events.emit("metrics", fields);
+    runtime.spawn(serve(listener, Arc::clone(metrics)));
+    Ok(bound)
+}
+
+/// Serves `GET /metrics` on `listener`; any other path is a 404 with a JSON reason.
+async fn serve(listener: tokio::net::TcpListener, metrics: Arc<QueueMetrics>) {
     let app = axum::Router::new()
         .route("/metrics", axum::routing::get(page))
         .fallback(not_found)

@@ -17,7 +17,7 @@ use lapin::types::{AMQPValue, FieldTable};
 
 use crate::util::events::EventfulWorker;
 use crate::util::rabbit::RabbitServer;
-use crate::util::service::{http_client, reply};
+use crate::util::service::{assert_lines, http_client, reply, scrape};
 use crate::util::{analyze_bytes, click_wav, click_wav_bytes, csv_lines, eval_cli_process};
 
 const QUEUE: &str = "analyse";
@@ -334,14 +334,11 @@ fn a_malformed_url_is_refused_at_once_not_retried() {
 
 #[test]
 fn metrics_count_the_requests_answered_and_dead_lettered() {
+    let flags = ["--workers", "1", "--metrics", "127.0.0.1:0"];
     let server = RabbitServer::start();
     let dir = tempfile::tempdir().unwrap();
     let lib = library(dir.path(), &["x.wav"]);
-    let mut worker = consumer(
-        &server,
-        &lib,
-        &["--workers", "1", "--metrics", "127.0.0.1:0"],
-    );
+    let mut worker = consumer(&server, &lib, &flags);
     let address = worker
         .seen()
         .iter()
@@ -354,32 +351,21 @@ fn metrics_count_the_requests_answered_and_dead_lettered() {
     client.request(QUEUE, "../outside.wav", Some(REPLIES), "outside");
     let mut replies = client.consume(REPLIES);
     assert_eq!(client.next_json(&mut replies)["correlation_id"], "fine");
-    // Counted once acknowledged: after the events that say so.
+    // Counted once acknowledged: before the events that say so.
     worker.wait_for("the stored row", |e| e["event"] == "stored");
     worker.wait_for("the dead letter", |e| e["event"] == "dead_lettered");
-    let page = reply(
-        http_client()
-            .get(format!("http://{address}/metrics"))
-            .call(),
+    assert_lines(
+        &scrape(&address),
+        &[
+            "tempo_requests_taken_total 2",
+            "tempo_files_total{status=\"ok\",kind=\"none\"} 1",
+            "tempo_descriptor_values_total{descriptor=\"tempo\"} 1",
+            "tempo_dead_letters_total{class=\"path\"} 1",
+            "tempo_broker_reconnects_total 0",
+            "tempo_files_running 0",
+            "tempo_file_seconds_count{source=\"queue\"} 1",
+        ],
     );
-    assert_eq!(page.status, 200);
-    assert!(
-        page.content_type.starts_with("text/plain"),
-        "{}",
-        page.content_type
-    );
-    let page = String::from_utf8(page.body).unwrap();
-    for line in [
-        "tempo_requests_taken_total 2",
-        "tempo_files_total{status=\"ok\",kind=\"none\"} 1",
-        "tempo_descriptor_values_total{descriptor=\"tempo\"} 1",
-        "tempo_dead_letters_total{class=\"path\"} 1",
-        "tempo_broker_reconnects_total 0",
-        "tempo_files_running 0",
-        "tempo_file_seconds_count{source=\"queue\"} 1",
-    ] {
-        assert!(page.lines().any(|l| l == line), "{line} missing in\n{page}");
-    }
     let elsewhere = reply(http_client().get(format!("http://{address}/jobs")).call());
     assert_eq!(
         elsewhere.refusal(404),
