@@ -5,6 +5,7 @@
 //! each result with a publisher confirm and only then acknowledges it. The async client
 //! is driven from the slot's thread with `Handle::block_on`. A delivery tag belongs to
 //! its channel: after a reconnect, the request in hand is the broker's to redeliver.
+//! One file a little over 500 lines: a broker is one file, as a third one would be.
 
 use std::io::Write;
 use std::path::PathBuf;
