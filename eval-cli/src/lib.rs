@@ -7,7 +7,9 @@
 //! ```text
 //! analyzer-core ─▶ record (the row; path_cell) ─▶ cache, evaluation, report (and its model),
 //!                                                 shard, runner, output, host, flags, tags,
-//!                                                 analysis (one file per request), confine
+//!                                                 analysis (one file per request), confine,
+//!                                                 telemetry (Prometheus text),
+//!                                                 queue_worker (the loop of a broker's slots)
 //!               ─▶ commands: analyze, merge, dist, serve, consume, evaluate, compare, check,
 //!                  dataset, tag, watch
 //!               ─▶ lib.rs (dispatch) ─▶ main.rs
@@ -48,6 +50,7 @@ pub mod merge;
 pub mod metrics;
 pub mod output;
 pub mod path_cell;
+pub mod queue_worker;
 pub mod record;
 pub mod report;
 pub mod runner;
@@ -55,6 +58,7 @@ pub mod serve;
 pub mod shard;
 pub mod tag;
 pub mod tags;
+pub mod telemetry;
 pub mod watch;
 
 /// Tempo (BPM) analysis at library scale, and the harness that proves how fast and how

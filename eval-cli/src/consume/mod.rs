@@ -7,10 +7,12 @@
 //! result goes where `reply_to` says (the RPC convention, `correlation_id` copied), else to
 //! `--result-exchange`. Delivery guarantees:
 //!
-//! - `basic.qos` prefetch = `--workers`: at most that many requests in hand, each analysed
-//!   through the batch runner's per-file guard ([`crate::analysis::BatchAnalysis`]) on a
-//!   blocking thread; its result is published with a publisher confirm, and only once the
-//!   broker confirmed it is the request acknowledged (at least once, never lost).
+//! - `--workers` slots, each with its own connection and a `basic.qos` prefetch of one: at
+//!   most that many requests in hand, each analysed through the batch runner's per-file
+//!   guard ([`crate::analysis::BatchAnalysis`]) on its slot's thread; its result is
+//!   published with a publisher confirm, and only once the broker confirmed it is the
+//!   request acknowledged (at least once, never lost). The slots run the loop of every
+//!   broker worker ([`crate::queue_worker`]).
 //! - The request queue is a durable quorum queue with `x-delivery-limit` and the
 //!   dead-letter exchange `NAME.dead` (a fanout bound to the queue `NAME.dead`): a request
 //!   that kills its workers, or whose result cannot be routed, is dead-lettered by the
@@ -21,17 +23,21 @@
 //!   deliveries, finishes the files in hand, publishes, acknowledges, and exits 130.
 //!
 //! Files: `request.rs` (reading a delivery, no I/O to the broker), `session.rs` (the
-//! connection, the topology, the delivery loop and the reconnect loop).
+//! connection, the topology, and the broker as a [`crate::queue_worker::Queue`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
+use tokio::sync::watch;
 
 use crate::analysis::{BatchAnalysis, FileAnalysis};
 use crate::flags;
+use crate::queue_worker::metrics::{self, QueueMetrics};
+use crate::queue_worker::{Events, SlotLoop, run_on_threads};
 
 mod request;
 mod session;
@@ -85,6 +91,10 @@ pub struct ConsumeArgs {
     /// and when the broker is lost and found again (for logs and tests).
     #[arg(long)]
     events: bool,
+    /// Serve `GET /metrics` (Prometheus text) on ADDR, e.g. `127.0.0.1:9464`; port 0 takes
+    /// a free one, said on stderr (and in the `metrics` event).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
     /// Internal, for tests: a file whose name starts with `gate` holds its worker until
     /// `NAME.open` appears beside it (gate.rs).
     #[arg(long, hide = true)]
@@ -100,8 +110,7 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("--amqp {}: {e}", args.amqp))?;
     let roots = crate::confine::canonical_roots(&args.root)?;
     let analyzer = Arc::new(args.analyzer.analyzer()?);
-    let prefetch = u16::try_from(flags::resolve_workers(args.workers))
-        .context("--workers is more than an AMQP prefetch can say (65535)")?;
+    let slots = flags::resolve_workers(args.workers);
     let max_audio_bytes = args
         .max_audio_mb
         .checked_mul(1024 * 1024)
@@ -118,34 +127,77 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
                 exchange,
                 routing_key,
             });
-    let worker = Arc::new(session::Worker {
+    let events = Events {
+        enabled: args.events,
+    };
+    let worker = session::Worker {
         url: args.amqp,
         queue: args.queue,
-        prefetch,
         delivery_limit: args.delivery_limit,
         roots,
         default_analyzer: analyzer,
         result_destination,
         max_audio_bytes,
+        events,
+    };
+    let stopper = Arc::new(Stopper {
+        flag: Arc::new(AtomicBool::new(false)),
+        tell: watch::channel(false).0,
+    });
+    let shared = SlotLoop {
         analysis,
         timeout: args.timeout,
         broker_retry: args.broker_retry,
-        events: args.events,
-    });
+        stop: Arc::clone(&stopper.flag),
+        events,
+        metrics: Arc::new(QueueMetrics::default()),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
-        .max_blocking_threads(usize::from(prefetch) + 1)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            crate::runner::shutdown_signal().await;
-            let _ = stop.send(true);
-        });
-        worker.run(stopped).await
+    if let Some(address) = args.metrics {
+        metrics::listen(address, &shared.metrics, events, runtime.handle())
+            .with_context(|| format!("--metrics {address}: cannot listen"))?;
+    }
+    let on_signal = Arc::clone(&stopper);
+    runtime.spawn(async move {
+        crate::runner::shutdown_signal().await;
+        on_signal.stop();
+    });
+    let slots = (0..slots)
+        .map(|index| {
+            session::AmqpSlot::new(
+                &worker,
+                runtime.handle().clone(),
+                stopper.tell.subscribe(),
+                index,
+            )
+        })
+        .collect();
+    run_on_threads(slots, |slot| {
+        let result = slot.run(&shared);
+        if result.is_err() {
+            // One broken slot stops the others: the worker is reported failed.
+            stopper.stop();
+        }
+        result
     })?;
     eprintln!("eval-cli: stopped; the requests in hand were finished, published and acknowledged");
     Ok(ExitCode::from(EXIT_CANCELLED))
+}
+
+/// SIGINT/SIGTERM (or a failed slot): the loop's flag, and the wake-up of the slots that
+/// wait for a delivery.
+struct Stopper {
+    flag: Arc<AtomicBool>,
+    tell: watch::Sender<bool>,
+}
+
+impl Stopper {
+    fn stop(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        self.tell.send_replace(true);
+    }
 }

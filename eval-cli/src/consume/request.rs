@@ -56,6 +56,20 @@ pub(super) struct Rules<'a> {
     pub(super) max_audio_bytes: usize,
 }
 
+/// Why a request is refused: its class (for the metrics) and the reason it is
+/// dead-lettered with.
+#[derive(Debug, PartialEq)]
+pub(super) struct Refused {
+    /// `invalid_request`, `settings`, `path`, `too_large` or `no_destination`.
+    pub(super) class: &'static str,
+    pub(super) reason: String,
+}
+
+/// `Err(Refused)` of `class`, for `map_err`.
+fn refused(class: &'static str) -> impl Fn(String) -> Refused {
+    move |reason| Refused { class, reason }
+}
+
 /// The header that names a raw audio message's file.
 pub(super) const FILENAME_HEADER: &str = "filename";
 
@@ -65,15 +79,17 @@ impl Rules<'_> {
         &self,
         body: &[u8],
         properties: &BasicProperties,
-    ) -> Result<Request, String> {
+    ) -> Result<Request, Refused> {
         let destination = match properties.reply_to() {
             Some(reply_to) => Destination {
                 exchange: String::new(),
                 routing_key: reply_to.to_string(),
             },
             None => self.result_destination.cloned().ok_or_else(|| {
-                "no reply_to and no --result-exchange: the result would have nowhere to go"
-                    .to_string()
+                refused("no_destination")(
+                    "no reply_to and no --result-exchange: the result would have nowhere to go"
+                        .to_string(),
+                )
             })?,
         };
         let is_json = properties
@@ -95,40 +111,45 @@ impl Rules<'_> {
         })
     }
 
-    fn read_json(&self, body: &[u8]) -> Result<(Source, Arc<Analyzer>), String> {
+    fn read_json(&self, body: &[u8]) -> Result<(Source, Arc<Analyzer>), Refused> {
+        let invalid = refused("invalid_request");
         let request: JsonRequest =
-            serde_json::from_slice(body).map_err(|e| format!("invalid request: {e}"))?;
+            serde_json::from_slice(body).map_err(|e| invalid(format!("invalid request: {e}")))?;
         let descriptors = request
             .descriptors
             .map(|names| names.join(",").parse::<Descriptors>())
             .transpose()
-            .map_err(|e| format!("invalid request: descriptors: {e}"))?;
+            .map_err(|e| invalid(format!("invalid request: descriptors: {e}")))?;
         let analyzer = analyzer_for(
             self.default_analyzer,
             request.min_bpm,
             request.max_bpm,
             descriptors,
-        )?;
-        let path = crate::confine::confine(self.roots, &request.path).map_err(|e| e.to_string())?;
+        )
+        .map_err(refused("settings"))?;
+        let path = crate::confine::confine(self.roots, &request.path)
+            .map_err(|e| refused("path")(e.to_string()))?;
         if path.is_dir() {
-            return Err(format!(
+            return Err(refused("path")(format!(
                 "path {:?} is a folder: a request names one file",
                 request.path
-            ));
+            )));
         }
         Ok((Source::File(path), analyzer))
     }
 
-    fn read_audio(&self, body: &[u8], properties: &BasicProperties) -> Result<Source, String> {
+    fn read_audio(&self, body: &[u8], properties: &BasicProperties) -> Result<Source, Refused> {
         if body.is_empty() {
-            return Err("the message is empty: send a JSON request or the audio bytes".into());
+            return Err(refused("invalid_request")(
+                "the message is empty: send a JSON request or the audio bytes".into(),
+            ));
         }
         if body.len() > self.max_audio_bytes {
-            return Err(format!(
+            return Err(refused("too_large")(format!(
                 "the audio is {} bytes, more than the limit of {} (--max-audio-mb)",
                 body.len(),
                 self.max_audio_bytes
-            ));
+            )));
         }
         let name = properties
             .headers()
@@ -185,8 +206,18 @@ mod tests {
         );
         assert_eq!(narrow.unwrap().analyzer.config().min_bpm, 90.0);
 
-        let refused =
-            |rules: &Rules, body: &[u8], p: &BasicProperties| read(rules, body, p).err().unwrap();
+        let refused = |rules: &Rules, body: &[u8], p: &BasicProperties| {
+            read(rules, body, p).err().unwrap().reason
+        };
+        let class = |rules: &Rules, body: &[u8], p: &BasicProperties| {
+            read(rules, body, p).err().unwrap().class
+        };
+        assert_eq!(class(&rules, b"{", &json()), "invalid_request");
+        assert_eq!(class(&rules, br#"{"path": "../x.wav"}"#, &json()), "path");
+        assert_eq!(
+            class(&rules, br#"{"path": "a", "min_bpm": 300}"#, &json()),
+            "settings"
+        );
         assert!(refused(&rules, b"{", &json()).starts_with("invalid request"));
         assert!(refused(&rules, br#"{"path": "../x.wav"}"#, &json()).contains("outside the roots"));
         assert!(refused(&rules, br#"{"path": "albums"}"#, &json()).contains("folder"));
@@ -198,6 +229,7 @@ mod tests {
         // Raw audio: bounded, named by its header.
         let audio = BasicProperties::default().with_reply_to("r".into());
         assert!(refused(&rules, b"12345", &audio).contains("--max-audio-mb"));
+        assert_eq!(class(&rules, b"12345", &audio), "too_large");
         assert!(refused(&rules, b"", &audio).contains("empty"));
         let mut headers = FieldTable::default();
         headers.insert(
@@ -214,6 +246,10 @@ mod tests {
         // Nowhere to publish the result.
         let nowhere = BasicProperties::default().with_content_type("application/json".into());
         assert!(refused(&rules, br#"{"path": "albums/x.wav"}"#, &nowhere).contains("reply_to"));
+        assert_eq!(
+            class(&rules, br#"{"path": "albums/x.wav"}"#, &nowhere),
+            "no_destination"
+        );
         rules.result_destination = Some(&fallback);
         let routed = read(&rules, br#"{"path": "albums/x.wav"}"#, &nowhere).unwrap();
         assert_eq!(routed.destination, fallback);

@@ -1,14 +1,17 @@
-//! The worker over one connection at a time: declare the queues, take deliveries (no more
-//! than the prefetch), analyse each through the per-file guard, publish its result with a
-//! publisher confirm and only then acknowledge it; and the loop that opens a new
-//! connection when the broker went away ([`Worker::run`]).
+//! The RabbitMQ broker as a [`Queue`] of the loop every broker worker runs
+//! ([`run_slot`]): each slot has its own connection and channel with a prefetch of one
+//! (so `--workers` slots have at most that many requests in hand, as a `basic.qos` of
+//! `--workers` on one channel would), declares the queues, takes deliveries, publishes
+//! each result with a publisher confirm and only then acknowledges it. The async client
+//! is driven from the slot's thread with `Handle::block_on`. A delivery tag belongs to
+//! its channel: after a reconnect, the request in hand is the broker's to redeliver.
+//! One file a little over 500 lines: a broker is one file, as a third one would be.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use analyzer_core::StopSignal;
 use futures_util::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{
@@ -18,13 +21,17 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{
-    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Consumer,
+    ExchangeKind,
 };
-use serde_json::json;
+use serde_json::{Map, Value, json};
+use tokio::runtime::Handle;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 
-use crate::analysis::{FileAnalysis, FileOutcome, FileTask};
+use crate::analysis::FileOutcome;
+use crate::queue_worker::{
+    Analyse, BrokerError, Claim, Ended, Events, Queue, Refusal, SlotLoop, Stored, run_slot,
+};
 use crate::report::export::{CsvLine, Exporter};
 
 use super::request::{Destination, Request, Rules, Source};
@@ -68,10 +75,10 @@ pub enum ConsumeError {
     },
 }
 
-impl ConsumeError {
+impl BrokerError for ConsumeError {
     /// Whether a new connection may help.
-    fn is_final(&self) -> bool {
-        matches!(
+    fn is_lost(&self) -> bool {
+        !matches!(
             self,
             ConsumeError::Declare { .. } | ConsumeError::Unreachable { .. }
         )
@@ -80,70 +87,265 @@ impl ConsumeError {
 
 type Result<T> = std::result::Result<T, ConsumeError>;
 
-/// What every delivery of one `consume` process shares.
+/// What the slots of one `consume` process share.
 pub(super) struct Worker {
     pub(super) url: String,
     pub(super) queue: String,
-    /// `basic.qos` prefetch: the files analysed at once (`--workers`).
-    pub(super) prefetch: u16,
     pub(super) delivery_limit: u32,
     pub(super) roots: Vec<PathBuf>,
     pub(super) default_analyzer: Arc<analyzer_core::Analyzer>,
     pub(super) result_destination: Option<Destination>,
     pub(super) max_audio_bytes: usize,
-    pub(super) analysis: Arc<dyn FileAnalysis>,
-    pub(super) timeout: Option<Duration>,
-    pub(super) broker_retry: Duration,
-    pub(super) events: bool,
+    /// `--events` (`consuming` is written here; the rest by the loop).
+    pub(super) events: Events,
 }
 
-impl Worker {
-    /// Consumes until `stop` turns true (then the files in hand are finished, published
-    /// and acknowledged before it returns), reconnecting for up to `--broker-retry` after
-    /// the broker was lost.
-    pub(super) async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) -> Result<()> {
-        let mut lost_at: Option<Instant> = None;
-        let mut pause = Duration::from_millis(100);
-        loop {
-            let err = match self.session(&mut stop, &mut lost_at).await {
-                Ok(()) => return Ok(()),
-                Err(err) if err.is_final() => return Err(err),
-                Err(err) => err,
-            };
-            if *stop.borrow() {
-                // What was in hand and not acknowledged is redelivered to another worker.
-                return Ok(());
-            }
-            if lost_at.is_none() {
-                pause = Duration::from_millis(100);
-                eprintln!(
-                    "eval-cli: warning: broker lost ({err}); reconnecting for up to {:?}",
-                    self.broker_retry
-                );
-                self.event(json!({"event": "broker_lost", "reason": err.to_string()}));
-            }
-            let since = *lost_at.get_or_insert_with(Instant::now);
-            if since.elapsed() >= self.broker_retry {
-                return Err(ConsumeError::Unreachable {
-                    url: self.url.clone(),
-                    budget: self.broker_retry,
-                    source: Box::new(err),
-                });
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(pause) => {}
-                _ = stop.changed() => return Ok(()),
-            }
-            pause = (pause * 2).min(Duration::from_secs(2));
+/// One connection, its channel and its consumer.
+struct Session {
+    connection: Connection,
+    channel: Channel,
+    consumer: Consumer,
+}
+
+/// A delivery in a slot's hands, with what its analysis read from it.
+pub(super) struct Claimed {
+    delivery: Delivery,
+    correlation_id: Option<String>,
+    /// Where its result goes, once the request was read.
+    destination: Option<Destination>,
+}
+
+/// One slot: one connection at a time, one request in hand.
+pub(super) struct AmqpSlot<'w> {
+    worker: &'w Worker,
+    runtime: Handle,
+    /// Turns true on SIGINT/SIGTERM: a slot waiting for a delivery stops waiting.
+    stop: watch::Receiver<bool>,
+    index: usize,
+    /// `None` until the first connection.
+    session: Option<Session>,
+}
+
+impl<'w> AmqpSlot<'w> {
+    pub(super) fn new(
+        worker: &'w Worker,
+        runtime: Handle,
+        stop: watch::Receiver<bool>,
+        index: usize,
+    ) -> Self {
+        AmqpSlot {
+            worker,
+            runtime,
+            stop,
+            index,
+            session: None,
         }
     }
 
-    /// One connection: declare, consume, and hand each delivery to a task.
-    async fn session(
-        self: &Arc<Self>,
-        stop: &mut watch::Receiver<bool>,
-        lost_at: &mut Option<Instant>,
-    ) -> Result<()> {
+    /// Consumes until the stop is asked (then the request in hand is finished, published
+    /// and acknowledged, and the connection closed), or the broker fails for good.
+    pub(super) fn run(mut self, shared: &SlotLoop) -> Result<()> {
+        match run_slot(&mut self, shared) {
+            Ok(()) => {
+                if let Some(session) = self.session.take() {
+                    self.runtime.block_on(session.close());
+                }
+                Ok(())
+            }
+            Err(Ended::Failed(err)) => Err(err),
+            Err(Ended::Unreachable { budget, last }) => Err(ConsumeError::Unreachable {
+                url: self.worker.url.clone(),
+                budget,
+                source: Box::new(last),
+            }),
+            // What was in hand and not acknowledged is redelivered to another worker.
+            Err(Ended::StoppedWhileLost(_)) => Ok(()),
+        }
+    }
+
+    /// The slot's session, opened when there is none.
+    fn session(&mut self) -> Result<&mut Session> {
+        let session = match self.session.take() {
+            Some(session) => session,
+            None => self.runtime.block_on(self.worker.open(self.index))?,
+        };
+        Ok(self.session.insert(session))
+    }
+
+    fn channel(&mut self) -> Result<Channel> {
+        Ok(self.session()?.channel.clone())
+    }
+}
+
+impl Session {
+    /// Stops the deliveries (what the broker sent ahead goes back to the queue with the
+    /// connection) and closes the connection.
+    async fn close(self) {
+        let _ = self
+            .channel
+            .basic_cancel(self.consumer.tag(), BasicCancelOptions::default())
+            .await;
+        let _ = self.connection.close(200, "stopping".into()).await;
+    }
+}
+
+impl Queue for AmqpSlot<'_> {
+    type Item = Claimed;
+    type Error = ConsumeError;
+    const CLAIMS_OUTLIVE_CONNECTIONS: bool = false;
+
+    /// The next delivery; nothing when the stop was asked first.
+    fn claim(&mut self) -> Result<Claim<Claimed>> {
+        let mut stop = self.stop.clone();
+        let runtime = self.runtime.clone();
+        let consumer = &mut self.session()?.consumer;
+        let next = runtime.block_on(async {
+            tokio::select! {
+                _ = stop.wait_for(|stopping| *stopping) => None,
+                next = consumer.next() => Some(next),
+            }
+        });
+        let delivery = match next {
+            None => return Ok(Claim::Nothing),
+            Some(Some(delivery)) => delivery?,
+            Some(None) => return Err(ConsumeError::ConsumerCancelled),
+        };
+        let correlation_id = delivery
+            .properties
+            .correlation_id()
+            .as_ref()
+            .map(|c| c.to_string());
+        Ok(Claim::Item(Claimed {
+            delivery,
+            correlation_id,
+            destination: None,
+        }))
+    }
+
+    /// A request that cannot be read is poison; one whose audio cannot be stored here goes
+    /// back to the queue.
+    fn analyse(
+        &mut self,
+        item: &mut Claimed,
+        analyse: &Analyse<'_>,
+    ) -> std::result::Result<FileOutcome, Refusal> {
+        let worker = self.worker;
+        let rules = Rules {
+            roots: &worker.roots,
+            default_analyzer: &worker.default_analyzer,
+            result_destination: worker.result_destination.as_ref(),
+            max_audio_bytes: worker.max_audio_bytes,
+        };
+        let delivery = &item.delivery;
+        let request = rules
+            .read(&delivery.data, &delivery.properties)
+            .map_err(|refused| Refusal::Poison {
+                class: refused.class,
+                reason: refused.reason,
+            })?;
+        let outcome = analyse_request(&request, &delivery.data, analyse).map_err(Refusal::Retry);
+        item.destination = Some(request.destination);
+        outcome
+    }
+
+    /// Publishes the result where the request said, and waits for the broker's confirm.
+    fn store(&mut self, item: &Claimed, outcome: &FileOutcome) -> Result<Stored> {
+        let line = match CsvLine.serialize(&outcome.record) {
+            Ok(line) => String::from_utf8_lossy(&line).into_owned(),
+            Err(err) => return Ok(Stored::Refused(err.to_string())),
+        };
+        let result = json!({
+            "correlation_id": item.correlation_id,
+            "csv": line,
+            "row": outcome.record,
+            "candidates": outcome.candidates,
+            "elapsed_s": outcome.elapsed_s,
+        });
+        let mut properties = BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_delivery_mode(2);
+        if let Some(id) = &item.correlation_id {
+            properties = properties.with_correlation_id(id.as_str().into());
+        }
+        let Some(to) = &item.destination else {
+            return Ok(Stored::Refused("the request was not read".to_string()));
+        };
+        let channel = self.channel()?;
+        self.runtime.block_on(publish(
+            &channel,
+            to,
+            result.to_string().as_bytes(),
+            properties,
+        ))
+    }
+
+    /// Publishes a refused request to `NAME.dead` with its reason (in the
+    /// [`REASON_HEADER`] header; the body and properties as they came).
+    fn reject(&mut self, item: &Claimed, reason: &str) -> Result<Stored> {
+        let delivery = &item.delivery;
+        let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+        headers.insert(REASON_HEADER.into(), AMQPValue::LongString(reason.into()));
+        let properties = delivery.properties.clone().with_headers(headers);
+        let to = Destination {
+            exchange: self.worker.dead_letters(),
+            routing_key: self.worker.queue.clone(),
+        };
+        let channel = self.channel()?;
+        self.runtime
+            .block_on(publish(&channel, &to, &delivery.data, properties))
+    }
+
+    fn ack(&mut self, item: &Claimed) -> Result<()> {
+        let acker = &item.delivery.acker;
+        self.runtime
+            .block_on(acker.ack(BasicAckOptions::default()))?;
+        Ok(())
+    }
+
+    /// Returns the delivery to the queue: it is tried again until the queue's delivery
+    /// limit dead-letters it.
+    fn release(&mut self, item: &Claimed, _reason: &str) -> Result<()> {
+        let acker = &item.delivery.acker;
+        self.runtime.block_on(acker.nack(BasicNackOptions {
+            requeue: true,
+            ..BasicNackOptions::default()
+        }))?;
+        Ok(())
+    }
+
+    fn reconnect(&mut self) -> Result<()> {
+        self.session = None;
+        self.session().map(|_| ())
+    }
+
+    fn labels(&self) -> Map<String, Value> {
+        let mut labels = Map::new();
+        labels.insert("slot".into(), Value::from(self.index));
+        labels
+    }
+
+    fn describe(&self, item: &Claimed) -> Map<String, Value> {
+        let deliveries = item
+            .delivery
+            .properties
+            .headers()
+            .as_ref()
+            .and_then(|h| h.inner().get("x-delivery-count").and_then(count))
+            .unwrap_or(0)
+            + 1;
+        let mut fields = Map::new();
+        fields.insert("deliveries".into(), Value::from(deliveries));
+        fields.insert(
+            "correlation_id".into(),
+            Value::from(item.correlation_id.clone()),
+        );
+        fields
+    }
+}
+
+impl Worker {
+    /// One connection for slot `index`: declare, confirm, a prefetch of one, consume.
+    async fn open(&self, index: usize) -> Result<Session> {
         let connection = Connection::connect(&self.url, ConnectionProperties::default()).await?;
         let channel = connection.create_channel().await?;
         self.declare(&channel)
@@ -158,10 +360,8 @@ impl Worker {
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
-        channel
-            .basic_qos(self.prefetch, BasicQosOptions::default())
-            .await?;
-        let mut consumer = channel
+        channel.basic_qos(1, BasicQosOptions::default()).await?;
+        let consumer = channel
             .basic_consume(
                 self.queue.as_str().into(),
                 "".into(),
@@ -169,47 +369,16 @@ impl Worker {
                 FieldTable::default(),
             )
             .await?;
-        let event = if lost_at.take().is_some() {
-            "reconnected"
-        } else {
-            "consuming"
-        };
-        self.event(json!({"event": event, "queue": self.queue, "prefetch": self.prefetch}));
-        let mut in_hand: JoinSet<Result<()>> = JoinSet::new();
-        let mut ended = Ok(());
-        while !*stop.borrow() {
-            tokio::select! {
-                _ = stop.changed() => break,
-                next = consumer.next() => match next {
-                    Some(Ok(delivery)) => {
-                        in_hand.spawn(Arc::clone(self).handle(channel.clone(), delivery));
-                    }
-                    Some(Err(err)) => { ended = Err(err.into()); break; }
-                    None => { ended = Err(ConsumeError::ConsumerCancelled); break; }
-                },
-                Some(done) = in_hand.join_next() => {
-                    if let Err(err) = settled(done) { ended = Err(err); break; }
-                }
-            }
-        }
-        if ended.is_ok() {
-            // Stopping: no new delivery; what the broker sent ahead stays unacknowledged
-            // and goes back to the queue with the connection.
-            let _ = channel
-                .basic_cancel(consumer.tag(), BasicCancelOptions::default())
-                .await;
-        }
-        // The files in hand are finished; on a live channel they are published and
-        // acknowledged, on a dead one the broker redelivers them.
-        while let Some(done) = in_hand.join_next().await {
-            if let (Err(err), true) = (settled(done), ended.is_ok()) {
-                ended = Err(err);
-            }
-        }
-        if ended.is_ok() {
-            let _ = connection.close(200, "stopping".into()).await;
-        }
-        ended
+        let mut fields = Map::new();
+        fields.insert("queue".into(), Value::from(&*self.queue));
+        fields.insert("slot".into(), Value::from(index));
+        fields.insert("prefetch".into(), Value::from(1));
+        self.events.emit("consuming", fields);
+        Ok(Session {
+            connection,
+            channel,
+            consumer,
+        })
     }
 
     /// The request queue (durable, quorum, with its delivery limit) and its dead-letter
@@ -265,220 +434,69 @@ impl Worker {
     fn dead_letters(&self) -> String {
         format!("{}.dead", self.queue)
     }
-
-    /// One delivery: refused (dead-lettered with its reason, then acknowledged), or
-    /// analysed, its result published and confirmed, then acknowledged. A result the
-    /// broker could not route is not acknowledged but returned to the queue, where the
-    /// delivery limit ends its tries.
-    async fn handle(self: Arc<Self>, channel: Channel, mut delivery: Delivery) -> Result<()> {
-        let properties = &delivery.properties;
-        let correlation_id = properties.correlation_id().as_ref().map(|c| c.to_string());
-        let deliveries = properties
-            .headers()
-            .as_ref()
-            .and_then(|h| h.inner().get("x-delivery-count").and_then(count))
-            .unwrap_or(0)
-            + 1;
-        self.event(json!({
-            "event": "claimed", "deliveries": deliveries, "correlation_id": correlation_id,
-        }));
-        let rules = Rules {
-            roots: &self.roots,
-            default_analyzer: &self.default_analyzer,
-            result_destination: self.result_destination.as_ref(),
-            max_audio_bytes: self.max_audio_bytes,
-        };
-        let request = match rules.read(&delivery.data, properties) {
-            Ok(request) => request,
-            Err(reason) => return self.dead_letter(&channel, &delivery, &reason).await,
-        };
-        let audio = std::mem::take(&mut delivery.data);
-        let worker = Arc::clone(&self);
-        let analysed = tokio::task::spawn_blocking(move || {
-            let outcome = worker.analyse(&request, &audio);
-            (request, outcome)
-        })
-        .await;
-        let (request, outcome) = match analysed {
-            Ok((request, Ok(outcome))) => (request, outcome),
-            Ok((_, Err(reason))) => return self.retry_later(&delivery, &reason).await,
-            Err(panicked) => return self.retry_later(&delivery, &panicked.to_string()).await,
-        };
-        let line = CsvLine
-            .serialize(&outcome.record)
-            .map_err(|e| e.to_string());
-        let line = match line {
-            Ok(line) => String::from_utf8_lossy(&line).into_owned(),
-            Err(reason) => return self.retry_later(&delivery, &reason).await,
-        };
-        let result = json!({
-            "correlation_id": correlation_id,
-            "csv": line,
-            "row": outcome.record,
-            "candidates": outcome.candidates,
-            "elapsed_s": outcome.elapsed_s,
-        });
-        let mut result_properties = BasicProperties::default()
-            .with_content_type("application/json".into())
-            .with_delivery_mode(2);
-        if let Some(id) = &correlation_id {
-            result_properties = result_properties.with_correlation_id(id.as_str().into());
-        }
-        let confirmed = self
-            .publish(
-                &channel,
-                &request.destination,
-                result.to_string().as_bytes(),
-                result_properties,
-            )
-            .await?;
-        if let Err(reason) = confirmed {
-            return self.retry_later(&delivery, &reason).await;
-        }
-        acknowledge(&delivery).await?;
-        self.event(json!({
-            "event": "stored", "correlation_id": correlation_id,
-            "status": outcome.record.status, "path": outcome.record.path,
-        }));
-        Ok(())
-    }
-
-    /// The row of a request, through the per-file guard of every front end; `Err` says
-    /// why there is none (the audio could not be stored, the file was cancelled).
-    fn analyse(&self, request: &Request, audio: &[u8]) -> std::result::Result<FileOutcome, String> {
-        let stop = StopSignal::never();
-        let run = |path: &std::path::Path| {
-            self.analysis.analyze(&FileTask {
-                analyzer: &request.analyzer,
-                path,
-                stop: &stop,
-                timeout: self.timeout,
-            })
-        };
-        let outcome = match &request.source {
-            Source::File(path) => run(path),
-            Source::Audio { name } => {
-                // Removed when dropped, once its analysis is over.
-                let file = tempfile::Builder::new()
-                    .prefix("consume-")
-                    .tempfile()
-                    .and_then(|mut f| f.write_all(audio).and(f.flush()).map(|()| f))
-                    .map_err(|e| format!("cannot store the audio: {e}"))?;
-                run(file.path()).map(|mut o| {
-                    o.record.path = name.clone();
-                    o
-                })
-            }
-        };
-        outcome.ok_or_else(|| "the analysis was cancelled".to_string())
-    }
-
-    /// Publishes with `mandatory` and waits for the broker's confirm: `Ok(Err(why))` when
-    /// it was refused or could not be routed.
-    async fn publish(
-        &self,
-        channel: &Channel,
-        to: &Destination,
-        body: &[u8],
-        properties: BasicProperties,
-    ) -> Result<std::result::Result<(), String>> {
-        let confirm = channel
-            .basic_publish(
-                to.exchange.as_str().into(),
-                to.routing_key.as_str().into(),
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..BasicPublishOptions::default()
-                },
-                body,
-                properties,
-            )
-            .await?
-            .await?;
-        Ok(match confirm {
-            Confirmation::Ack(None) => Ok(()),
-            Confirmation::Ack(Some(_)) => Err(format!(
-                "the result could not be routed (exchange {:?}, routing key {:?})",
-                to.exchange, to.routing_key
-            )),
-            Confirmation::Nack(_) => Err(format!(
-                "the broker refused the result (exchange {:?})",
-                to.exchange
-            )),
-            Confirmation::NotRequested => {
-                return Err(ConsumeError::NotConfirmed {
-                    exchange: to.exchange.clone(),
-                });
-            }
-        })
-    }
-
-    /// Publishes a refused request to `NAME.dead` with its reason (in the
-    /// [`REASON_HEADER`] header; the body and properties as they came), then acknowledges
-    /// it.
-    async fn dead_letter(
-        &self,
-        channel: &Channel,
-        delivery: &Delivery,
-        reason: &str,
-    ) -> Result<()> {
-        let mut headers = delivery.properties.headers().clone().unwrap_or_default();
-        headers.insert(REASON_HEADER.into(), AMQPValue::LongString(reason.into()));
-        let properties = delivery.properties.clone().with_headers(headers);
-        let to = Destination {
-            exchange: self.dead_letters(),
-            routing_key: self.queue.clone(),
-        };
-        if let Err(why) = self
-            .publish(channel, &to, &delivery.data, properties)
-            .await?
-        {
-            return self.retry_later(delivery, &why).await;
-        }
-        acknowledge(delivery).await?;
-        eprintln!("eval-cli: a request was dead-lettered: {reason}");
-        self.event(json!({
-            "event": "dead_lettered", "reason": reason,
-            "correlation_id": delivery.properties.correlation_id().as_ref().map(|c| c.to_string()),
-        }));
-        Ok(())
-    }
-
-    /// Returns a delivery to the queue: it is tried again until the queue's delivery limit
-    /// dead-letters it.
-    async fn retry_later(&self, delivery: &Delivery, reason: &str) -> Result<()> {
-        eprintln!("eval-cli: warning: a request goes back to the queue: {reason}");
-        self.event(json!({"event": "requeued", "reason": reason}));
-        delivery
-            .acker
-            .nack(BasicNackOptions {
-                requeue: true,
-                ..BasicNackOptions::default()
-            })
-            .await?;
-        Ok(())
-    }
-
-    /// One JSON line on stderr, with `--events`.
-    fn event(&self, value: serde_json::Value) {
-        if self.events {
-            let mut err = std::io::stderr().lock();
-            let _ = writeln!(err, "{value}");
-        }
-    }
 }
 
-async fn acknowledge(delivery: &Delivery) -> Result<()> {
-    delivery.acker.ack(BasicAckOptions::default()).await?;
-    Ok(())
+/// The row of a request, through the loop's per-file guard; `Err` says why there is none
+/// (the audio could not be stored, the file was cancelled).
+fn analyse_request(
+    request: &Request,
+    audio: &[u8],
+    analyse: &Analyse<'_>,
+) -> std::result::Result<FileOutcome, String> {
+    let outcome = match &request.source {
+        Source::File(path) => analyse.file(&request.analyzer, path),
+        Source::Audio { name } => {
+            // Removed when dropped, once its analysis is over.
+            let file = tempfile::Builder::new()
+                .prefix("consume-")
+                .tempfile()
+                .and_then(|mut f| f.write_all(audio).and(f.flush()).map(|()| f))
+                .map_err(|e| format!("cannot store the audio: {e}"))?;
+            analyse.file(&request.analyzer, file.path()).map(|mut o| {
+                o.record.path = name.clone();
+                o
+            })
+        }
+    };
+    outcome.ok_or_else(|| "the analysis was cancelled".to_string())
 }
 
-/// A task's own result, a panic in it as a lost channel (its delivery is redelivered).
-fn settled(done: std::result::Result<Result<()>, tokio::task::JoinError>) -> Result<()> {
-    done.unwrap_or_else(|panicked| {
-        Err(ConsumeError::Amqp(lapin::Error::from(
-            std::io::Error::other(panicked.to_string()),
-        )))
+/// Publishes with `mandatory` and waits for the broker's confirm: refused when the broker
+/// refused it or could not route it.
+async fn publish(
+    channel: &Channel,
+    to: &Destination,
+    body: &[u8],
+    properties: BasicProperties,
+) -> Result<Stored> {
+    let confirm = channel
+        .basic_publish(
+            to.exchange.as_str().into(),
+            to.routing_key.as_str().into(),
+            BasicPublishOptions {
+                mandatory: true,
+                ..BasicPublishOptions::default()
+            },
+            body,
+            properties,
+        )
+        .await?
+        .await?;
+    Ok(match confirm {
+        Confirmation::Ack(None) => Stored::Yes,
+        Confirmation::Ack(Some(_)) => Stored::Refused(format!(
+            "the result could not be routed (exchange {:?}, routing key {:?})",
+            to.exchange, to.routing_key
+        )),
+        Confirmation::Nack(_) => Stored::Refused(format!(
+            "the broker refused the result (exchange {:?})",
+            to.exchange
+        )),
+        Confirmation::NotRequested => {
+            return Err(ConsumeError::NotConfirmed {
+                exchange: to.exchange.clone(),
+            });
+        }
     })
 }
 

@@ -112,6 +112,10 @@ pub struct WorkArgs {
     /// when the broker is lost and found again (for logs and tests).
     #[arg(long)]
     pub(super) events: bool,
+    /// Serve `GET /metrics` (Prometheus text) on ADDR, e.g. `127.0.0.1:9464`; port 0 takes
+    /// a free one, said on stderr (and in the `metrics` event).
+    #[arg(long, value_name = "ADDR")]
+    pub(super) metrics: Option<std::net::SocketAddr>,
     /// Milliseconds an idle slot waits for a new entry before it looks at the job again
     /// (for tests: a long wait shows that completion does not wait for it).
     #[arg(long, hide = true, value_name = "MS", default_value_t = READ_BLOCK_MS,

@@ -195,21 +195,7 @@ impl DistError {
 
     /// The message and its causes, `: `-separated (what `{:#}` of an `anyhow` error shows).
     pub fn chain(&self) -> impl fmt::Display + '_ {
-        Chain(self)
-    }
-}
-
-struct Chain<'a>(&'a (dyn std::error::Error + 'static));
-
-impl fmt::Display for Chain<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut cause = self.0.source();
-        while let Some(err) = cause {
-            write!(f, ": {err}")?;
-            cause = err.source();
-        }
-        Ok(())
+        crate::queue_worker::chain(self)
     }
 }
 

@@ -24,7 +24,8 @@
 //! taken over with `XAUTOCLAIM`. An entry delivered more than [`MAX_DELIVERIES`] times has
 //! killed that many workers and becomes an `error` row. `merge` reads `rows` in input order:
 //! the bytes of `eval-cli analyze --out`. `work`, `status` and `merge` ride out a broker
-//! restart for `--broker-retry` ([`broker::with_reconnects`]).
+//! restart for `--broker-retry` ([`broker::with_reconnects`]; `work`'s slots through the
+//! loop of every broker worker, [`crate::queue_worker`], which also serves `work --metrics`).
 //!
 //! The data flow, and the file of each step:
 //!
@@ -42,8 +43,8 @@
 //!
 //! The files, lowest first: `error.rs` ([`DistError`]), `keys.rs` (the key layout, the
 //! manifest, the store script), `args.rs` (the flags), `broker.rs` (a connection and the
-//! reconnect loop), `worker.rs` (what the slots of a worker share), `slot.rs` (a slot's
-//! state machine and heartbeat), then one file per command: `submit.rs`, `work.rs`,
+//! reconnect loop), `worker.rs` (what the slots of a worker share), `slot.rs` (the broker
+//! as a [`crate::queue_worker::Queue`], whose loop every slot runs, and the heartbeat), then one file per command: `submit.rs`, `work.rs`,
 //! `status.rs`, `merge.rs`, which alone return `anyhow` errors. No file imports a command
 //! file.
 

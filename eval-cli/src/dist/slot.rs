@@ -1,37 +1,46 @@
-//! One slot of `dist work`: its state machine over the broker. A slot takes one entry at a
-//! time (an abandoned one first, else a new one), analyses it while a heartbeat keeps its
-//! claim fresh, holds the row until the store script accepts it, and repeats the step it
-//! was in after the broker came back.
+//! One slot of `dist work`: the Redis Streams broker as a [`Queue`] of the loop every
+//! broker worker runs ([`run_slot`]). A slot takes one entry at a time (an abandoned one
+//! first, else a new one), analyses it while a heartbeat keeps its claim fresh, and stores
+//! its row and acknowledges it in one script; the loop holds the row until the script
+//! accepts it, and repeats the step it was in after the broker came back.
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use analyzer_core::batch::{Batch, Status};
-use analyzer_core::{Stage, StopSignal};
+use analyzer_core::batch::Status;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamPendingCountReply, StreamReadReply};
-use serde_json::json;
+use serde_json::{Map, Value};
 
+use crate::analysis::FileOutcome;
+use crate::path_cell::path_cell;
+use crate::queue_worker::{
+    Analyse, BrokerError, Claim, Ended, Queue, Refusal, SlotLoop, Stored, run_slot,
+};
 use crate::record::AnalyzeRecord;
 use crate::report::export::{CsvLine, Exporter};
 
-use super::broker::{Broker, Retry, with_reconnects};
+use super::broker::Broker;
 use super::error::{DistError, Result};
 use super::keys::{GROUP, MAX_DELIVERIES, RATE_WINDOW_MS, STORE_SCRIPT, now_ms};
 use super::worker::Worker;
 
-/// A row made on this machine, waiting to be stored.
-pub(super) struct Finished {
-    pub(super) id: String,
-    pub(super) index: usize,
-    pub(super) record: AnalyzeRecord,
+/// A stream entry this slot holds.
+pub(super) struct Entry {
+    id: String,
+    index: usize,
+    /// The path as submitted (the row's path; read where `--path-map` says).
+    path: PathBuf,
+    /// Times it was delivered, this time included.
+    deliveries: usize,
 }
 
 /// One file at a time from the group, as one consumer.
-pub(super) struct Slot {
+pub(super) struct Slot<'w> {
+    pub(super) worker: &'w Worker,
     /// The slot's number on this machine.
     pub(super) index: usize,
     pub(super) broker: Broker,
@@ -42,73 +51,123 @@ pub(super) struct Slot {
     pub(super) cursor: String,
 }
 
-impl Slot {
-    /// Takes, analyses and stores entries until the job is complete (or cancelled). When the
-    /// broker goes away, the slot reconnects for up to `--broker-retry` and repeats the step
-    /// it was in; a row made before the broker went away is stored after it is back, unless
-    /// the job was submitted again meanwhile (then the slot fails and stores nothing).
-    pub(super) fn run(mut self, worker: &Worker) -> Result<()> {
-        let mut unstored: Option<Finished> = None;
-        loop {
-            if unstored.is_none() && worker.cancel.load(Ordering::SeqCst) {
-                return Ok(());
-            }
-            let url = self.broker.url.clone();
-            let retry = Retry {
-                budget: worker.broker_retry,
-                url: &url,
-                cancel: Some(&worker.cancel),
-            };
-            let complete = with_reconnects(&retry, |failures| {
-                if failures > 0 {
-                    self.reconnect(worker, failures == 1)?;
-                }
-                self.step(worker, &mut unstored)
+impl BrokerError for DistError {
+    fn is_lost(&self) -> bool {
+        self.is_broker_lost()
+    }
+}
+
+/// A stream entry is acknowledged by id from any connection, so a row made before the
+/// broker went away is stored after it is back, unless the job was submitted again
+/// meanwhile (then the store script refuses it and the slot fails, storing nothing).
+impl Queue for Slot<'_> {
+    type Item = Entry;
+    type Error = DistError;
+    const CLAIMS_OUTLIVE_CONNECTIONS: bool = true;
+
+    /// An abandoned entry first, else a new one; complete when there is none and every
+    /// file of the job has its row (never with `--follow`).
+    fn claim(&mut self) -> Result<Claim<Entry>> {
+        let worker = self.worker;
+        let Some((entry, deliveries)) = self.next_entry()? else {
+            let complete = !worker.follow && self.broker.rows_done(&worker.keys)? >= worker.total;
+            return Ok(if complete {
+                Claim::Complete
+            } else {
+                Claim::Nothing
             });
-            match complete {
-                Ok(true) => return Ok(()),
-                Ok(false) => {}
-                // An error that is not about the connection may be about the run: say so.
-                Err(err) if !err.is_broker_lost() => {
-                    return Err(self.broker.ensure_run(&worker.keys).err().unwrap_or(err));
-                }
-                Err(err) => return Err(err),
-            }
-        }
+        };
+        let field = |field: &'static str| DistError::EntryField {
+            id: entry.id.clone(),
+            field,
+        };
+        let index: usize = entry.get("index").ok_or_else(|| field("index"))?;
+        let path: Vec<u8> = entry.get("path").ok_or_else(|| field("path"))?;
+        Ok(Claim::Item(Entry {
+            id: entry.id.clone(),
+            index,
+            path: PathBuf::from(OsString::from_vec(path)),
+            deliveries,
+        }))
     }
 
-    /// Stores the row in hand, else takes the next entry and analyses it into `unstored`;
-    /// says whether the job is complete. A row that could not be stored stays in hand.
-    pub(super) fn step(
+    /// An entry that killed too many workers is poison (an `error` row); any other is
+    /// analysed while the heartbeat keeps the claim.
+    fn analyse(
         &mut self,
-        worker: &Worker,
-        unstored: &mut Option<Finished>,
-    ) -> Result<bool> {
-        match unstored.take() {
-            Some(finished) => {
-                let stored = self.store(worker, &finished);
-                if stored.is_err() {
-                    *unstored = Some(finished);
-                }
-                stored.map(|()| false)
-            }
-            None => self.next_step(worker, unstored),
+        entry: &mut Entry,
+        analyse: &Analyse<'_>,
+    ) -> std::result::Result<FileOutcome, Refusal> {
+        if entry.deliveries > MAX_DELIVERIES {
+            return Err(Refusal::Poison {
+                class: "worker_died",
+                reason: format!(
+                    "dist: worker_died: delivered {MAX_DELIVERIES} times and its worker died \
+                     each time"
+                ),
+            });
         }
+        Ok(self.analyse_with_heartbeat(entry, analyse))
     }
 
-    /// Takes the next entry and analyses it into `finished`, or says whether the job is
-    /// complete when there is none.
-    pub(super) fn next_step(
-        &mut self,
-        worker: &Worker,
-        finished: &mut Option<Finished>,
-    ) -> Result<bool> {
-        match self.next_entry(worker)? {
-            Some((entry, deliveries)) => {
-                *finished = Some(self.analyze_entry(worker, &entry, deliveries)?);
-                Ok(false)
-            }
-            None => Ok(!worker.follow && self.broker.rows_done(&worker.keys)? >= worker.total),
+    fn store(&mut self, entry: &Entry, outcome: &FileOutcome) -> Result<Stored> {
+        self.store_row(entry, &outcome.record)
+    }
+
+    /// The poison entry's row is an `error` row with the reason.
+    fn reject(&mut self, entry: &Entry, reason: &str) -> Result<Stored> {
+        let record = AnalyzeRecord::new(&entry.path, Status::Error, None, Some(reason));
+        self.store_row(entry, &record)
+    }
+
+    /// Nothing: the store script acknowledged the entry with its row, atomically.
+    fn ack(&mut self, _entry: &Entry) -> Result<()> {
+        Ok(())
+    }
+
+    /// Leaves the entry pending: it is taken over after `--reclaim-after`.
+    fn release(&mut self, _entry: &Entry, _reason: &str) -> Result<()> {
+        Ok(())
+    }
+
+    fn reconnect(&mut self) -> Result<()> {
+        self.reconnect_slot()
+    }
+
+    fn labels(&self) -> Map<String, Value> {
+        let mut labels = Map::new();
+        labels.insert("consumer".into(), Value::from(&*self.consumer));
+        labels
+    }
+
+    fn describe(&self, entry: &Entry) -> Map<String, Value> {
+        let mut fields = Map::new();
+        fields.insert("index".into(), Value::from(entry.index));
+        fields.insert("deliveries".into(), Value::from(entry.deliveries));
+        fields
+    }
+}
+
+impl Slot<'_> {
+    /// Takes, analyses and stores entries until the job is complete (or cancelled), through
+    /// the loop of every broker; a failure that is not about the connection may be about
+    /// the run: then the error says so.
+    pub(super) fn run(mut self, shared: &SlotLoop) -> Result<()> {
+        match run_slot(&mut self, shared) {
+            Ok(()) => Ok(()),
+            Err(Ended::Failed(err)) => Err(self
+                .broker
+                .ensure_run(&self.worker.keys)
+                .err()
+                .unwrap_or(err)),
+            Err(Ended::Unreachable { budget, last }) => Err(DistError::BrokerUnreachable {
+                url: self.broker.url.clone(),
+                budget,
+                source: Box::new(last),
+            }),
+            Err(Ended::StoppedWhileLost(last)) => Err(DistError::Cancelled {
+                source: Box::new(last),
+            }),
         }
     }
 
@@ -116,25 +175,24 @@ impl Slot {
     /// repeats it). The first command is the test, as a broker replaying its append-only
     /// file accepts connections before it answers. Whether the run is still the job's is
     /// for the store script to say, at the only moment it matters.
-    pub(super) fn reconnect(&mut self, worker: &Worker, first_try: bool) -> Result<()> {
-        if first_try {
-            worker.event(json!({"event": "broker_lost", "consumer": self.consumer}));
-        }
+    fn reconnect_slot(&mut self) -> Result<()> {
         let mut con = self.broker.reconnect()?;
         con.manifest()?;
         let beat = self.broker.reconnect()?;
         if let Ok(id) = con.client_id() {
-            worker.idle[self.index].client.store(id, Ordering::SeqCst);
+            self.worker.idle[self.index]
+                .client
+                .store(id, Ordering::SeqCst);
         }
         self.broker = con;
         self.beat = beat;
-        worker.event(json!({"event": "reconnected", "consumer": self.consumer}));
         Ok(())
     }
 
     /// An entry whose worker went silent, else a new one (waiting a little for it); with
     /// how many times it has been delivered, this time included.
-    pub(super) fn next_entry(&mut self, worker: &Worker) -> Result<Option<(StreamId, usize)>> {
+    fn next_entry(&mut self) -> Result<Option<(StreamId, usize)>> {
+        let worker = self.worker;
         let keys = &worker.keys;
         let claimed: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
             .arg(&keys.stream)
@@ -161,7 +219,7 @@ impl Slot {
         }
         // Look without waiting first: with no new entry, a complete job has nothing to
         // wait for (the caller sees it complete), else wait for an entry or a wake-up.
-        if let Some(entry) = self.read_new(worker, None)? {
+        if let Some(entry) = self.read_new(None)? {
             return Ok(Some((entry, 1)));
         }
         let idle = &worker.idle[self.index];
@@ -175,7 +233,7 @@ impl Slot {
         };
         let read = match complete {
             Ok(true) => Ok(None),
-            Ok(false) => self.read_new(worker, Some(worker.read_block_ms)),
+            Ok(false) => self.read_new(Some(worker.read_block_ms)),
             Err(err) => Err(err),
         };
         idle.waiting.store(false, Ordering::SeqCst);
@@ -183,11 +241,7 @@ impl Slot {
     }
 
     /// A new entry for this consumer, waiting up to `block_ms` for one when given.
-    pub(super) fn read_new(
-        &mut self,
-        worker: &Worker,
-        block_ms: Option<u64>,
-    ) -> Result<Option<StreamId>> {
+    fn read_new(&mut self, block_ms: Option<u64>) -> Result<Option<StreamId>> {
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP")
             .arg(GROUP)
@@ -199,7 +253,7 @@ impl Slot {
         }
         let read: Option<StreamReadReply> = cmd
             .arg("STREAMS")
-            .arg(&worker.keys.stream)
+            .arg(&self.worker.keys.stream)
             .arg(">")
             .query(&mut self.broker.con)?;
         Ok(read
@@ -207,46 +261,11 @@ impl Slot {
             .and_then(|k| k.ids.into_iter().next()))
     }
 
-    /// Analyses one entry, or gives it up when it has killed too many workers.
-    pub(super) fn analyze_entry(
-        &mut self,
-        worker: &Worker,
-        entry: &StreamId,
-        deliveries: usize,
-    ) -> Result<Finished> {
-        let field = |field: &'static str| DistError::EntryField {
-            id: entry.id.clone(),
-            field,
-        };
-        let index: usize = entry.get("index").ok_or_else(|| field("index"))?;
-        let path: Vec<u8> = entry.get("path").ok_or_else(|| field("path"))?;
-        let path = PathBuf::from(OsString::from_vec(path));
-        worker.event(json!({
-            "event": "claimed", "index": index, "deliveries": deliveries,
-            "consumer": self.consumer,
-        }));
-        let record = if deliveries > MAX_DELIVERIES {
-            let reason = format!(
-                "dist: worker_died: delivered {MAX_DELIVERIES} times and its worker died each time"
-            );
-            AnalyzeRecord::new(&path, Status::Error, None, Some(&reason))
-        } else {
-            self.analyze_with_heartbeat(worker, &entry.id, index, &path)
-        };
-        Ok(Finished {
-            id: entry.id.clone(),
-            index,
-            record,
-        })
-    }
-
     /// Stores a row and acknowledges its entry ([`STORE_SCRIPT`]); fails, storing nothing,
     /// when the manifest no longer names the worker's run.
-    pub(super) fn store(&mut self, worker: &Worker, finished: &Finished) -> Result<()> {
-        let line = CsvLine
-            .serialize(&finished.record)
-            .map_err(DistError::Row)?;
-        let keys = &worker.keys;
+    fn store_row(&mut self, entry: &Entry, record: &AnalyzeRecord) -> Result<Stored> {
+        let line = CsvLine.serialize(record).map_err(DistError::Row)?;
+        let keys = &self.worker.keys;
         let now_ms = now_ms();
         let stored: bool = redis::cmd("EVAL")
             .arg(STORE_SCRIPT)
@@ -257,42 +276,34 @@ impl Slot {
             .arg(&keys.stream)
             .arg(&keys.finished_at)
             .arg(&keys.run)
-            .arg(finished.index)
+            .arg(entry.index)
             .arg(line)
-            .arg(&finished.record.status)
+            .arg(&record.status)
             .arg(GROUP)
-            .arg(&finished.id)
+            .arg(&entry.id)
             .arg(now_ms)
             .arg(now_ms.saturating_sub(RATE_WINDOW_MS))
             .query(&mut self.broker.con)?;
         if !stored {
             self.broker.ensure_run(keys)?;
             return Err(DistError::RowRefused {
-                index: finished.index,
+                index: entry.index,
                 run: keys.run.clone(),
             });
         }
-        worker.event(json!({
-            "event": "stored", "index": finished.index, "status": finished.record.status,
-            "consumer": self.consumer,
-        }));
-        Ok(())
+        Ok(Stored::Yes)
     }
 
-    /// The row of `path`, analysed by the batch runner as `analyze` does (read where
-    /// `--path-map` says, kept under the submitted path), while another thread keeps the
-    /// claim on entry `id` fresh.
-    pub(super) fn analyze_with_heartbeat(
-        &mut self,
-        worker: &Worker,
-        id: &str,
-        index: usize,
-        path: &Path,
-    ) -> AnalyzeRecord {
+    /// The row of the entry's file, analysed through the loop's per-file guard as
+    /// `analyze` does (read where `--path-map` says, kept under the submitted path), while
+    /// another thread keeps the claim on the entry fresh.
+    fn analyse_with_heartbeat(&mut self, entry: &Entry, analyse: &Analyse<'_>) -> FileOutcome {
+        let worker = self.worker;
         let done = AtomicBool::new(false);
         let interval = (worker.reclaim_after / 3).max(Duration::from_millis(50));
         let beat = &mut self.beat;
         let consumer = &self.consumer;
+        let (id, index) = (&entry.id, entry.index);
         thread::scope(|s| {
             let heart = s.spawn(|| {
                 while !done.load(Ordering::SeqCst) {
@@ -310,9 +321,12 @@ impl Slot {
                         .arg("JUSTID")
                         .query(&mut beat.con);
                     match refreshed {
-                        Ok(_) => worker.event(json!({
-                            "event": "heartbeat", "index": index, "consumer": consumer,
-                        })),
+                        Ok(_) => {
+                            let mut fields = Map::new();
+                            fields.insert("index".into(), Value::from(index));
+                            fields.insert("consumer".into(), Value::from(&**consumer));
+                            worker.events.emit("heartbeat", fields);
+                        }
                         Err(err) => {
                             eprintln!("eval-cli: warning: heartbeat for {id} failed: {err}");
                             // After a broker restart the old connection is dead: try a new
@@ -324,24 +338,26 @@ impl Slot {
                     }
                 }
             });
-            let local = worker.local_path(path);
-            let job = |file: &Path, stop: &StopSignal| {
-                if worker.test_gates && !crate::gate::hold(file, stop) {
-                    stop.check(Stage::Open)?;
-                }
-                worker.analyzer.analyze_file(file, stop)
-            };
-            let result = Batch::new(&job).run_file(0, &local);
+            let analysed = analyse.file(&worker.analyzer, &worker.local_path(&entry.path));
             done.store(true, Ordering::SeqCst);
             heart.thread().unpark();
-            match result.as_ref() {
-                Some(r) => AnalyzeRecord::new(path, r.status, r.value.as_ref(), r.error.as_deref()),
-                None => AnalyzeRecord::new(
-                    path,
-                    Status::Error,
-                    None,
-                    Some("dist: cancelled: the batch runner returned no result"),
-                ),
+            match analysed {
+                Some(mut outcome) => {
+                    outcome.record.path = path_cell(&entry.path);
+                    outcome
+                }
+                None => FileOutcome {
+                    record: AnalyzeRecord::new(
+                        &entry.path,
+                        Status::Error,
+                        None,
+                        Some("dist: cancelled: the batch runner returned no result"),
+                    ),
+                    candidates: Vec::new(),
+                    elapsed_s: 0.0,
+                    stages: Vec::new(),
+                    from_cache: false,
+                },
             }
         })
     }

@@ -5,9 +5,13 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread;
 
+use anyhow::Context;
+
+use crate::analysis::{BatchAnalysis, FileAnalysis};
 use crate::flags;
+use crate::queue_worker::metrics::{self, QueueMetrics};
+use crate::queue_worker::{Events, SlotLoop, run_on_threads};
 use crate::runner;
 
 use super::args::WorkArgs;
@@ -45,58 +49,69 @@ pub(super) fn work(args: WorkArgs) -> anyhow::Result<ExitCode> {
         keys,
         total: manifest.total(),
         reclaim_after: args.reclaim_after,
-        broker_retry: args.retry.broker_retry,
         path_maps: args.path_map,
         follow: args.follow,
-        events: args.events,
+        events: Events {
+            enabled: args.events,
+        },
         read_block_ms: args.read_block_ms,
-        test_gates: args.test_gates,
         cancel: Arc::new(AtomicBool::new(false)),
         idle,
     };
     runner::install_signal_handler(Arc::clone(&worker.cancel));
+    let mut analysis: Arc<dyn FileAnalysis> = Arc::new(BatchAnalysis);
+    if args.test_gates {
+        analysis = Arc::new(crate::gate::GatedAnalysis { inner: analysis });
+    }
+    let shared = SlotLoop {
+        analysis,
+        timeout: None,
+        broker_retry: args.retry.broker_retry,
+        stop: Arc::clone(&worker.cancel),
+        events: worker.events,
+        metrics: Arc::new(QueueMetrics::default()),
+    };
+    // Serves the page while the slots run; dropped (and stopped) when the worker returns.
+    let _metrics_server = match args.metrics {
+        Some(address) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime of --metrics")?;
+            metrics::listen(address, &shared.metrics, shared.events, runtime.handle())
+                .with_context(|| format!("--metrics {address}: cannot listen"))?;
+            Some(runtime)
+        }
+        None => None,
+    };
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "host".to_string());
-    let results: Vec<anyhow::Result<()>> = thread::scope(|s| {
-        let handles: Vec<_> = brokers
-            .into_iter()
-            .enumerate()
-            .map(|(slot, (con, beat))| {
-                let consumer = format!("{host}:{}:{slot}", std::process::id());
-                let worker = &worker;
-                let mut waker = broker.reconnect();
-                s.spawn(move || {
-                    let result = Slot {
-                        index: slot,
-                        broker: con,
-                        beat,
-                        consumer,
-                        cursor: "0-0".to_string(),
-                    }
-                    .run(worker);
-                    if result.is_err() {
-                        // One broken slot stops the others: the run is reported as failed.
-                        worker.cancel.store(true, Ordering::SeqCst);
-                    }
-                    // The job is complete (or cancelled): the other slots may be waiting
-                    // for new entries that will never come.
-                    worker.wake_idle_slots(&mut waker);
-                    result
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| match h.join() {
-                Ok(result) => result.map_err(anyhow::Error::from),
-                Err(_) => Err(anyhow::anyhow!("a slot panicked")),
-            })
-            .collect()
-    });
-    for result in results {
-        result?;
-    }
+    let slots = brokers
+        .into_iter()
+        .enumerate()
+        .map(|(slot, (con, beat))| Slot {
+            worker: &worker,
+            index: slot,
+            broker: con,
+            beat,
+            consumer: format!("{host}:{}:{slot}", std::process::id()),
+            cursor: "0-0".to_string(),
+        })
+        .collect();
+    run_on_threads(slots, |slot| {
+        let mut waker = broker.reconnect();
+        let result = slot.run(&shared);
+        if result.is_err() {
+            // One broken slot stops the others: the run is reported as failed.
+            worker.cancel.store(true, Ordering::SeqCst);
+        }
+        // The job is complete (or cancelled): the other slots may be waiting for new
+        // entries that will never come.
+        worker.wake_idle_slots(&mut waker);
+        result
+    })?;
     if worker.cancel.load(Ordering::SeqCst) {
         eprintln!("eval-cli: cancelled; the current files were finished and stored");
         return Ok(ExitCode::from(EXIT_CANCELLED));

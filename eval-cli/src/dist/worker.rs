@@ -1,7 +1,6 @@
 //! What the slots of one `dist work` process share: the analyzer, the run, the flags, and
 //! the means to wake a slot that waits for new entries.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -9,6 +8,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use analyzer_core::Analyzer;
+
+use crate::queue_worker::Events;
 
 use super::args::PathMap;
 use super::broker::Broker;
@@ -22,12 +23,11 @@ pub(super) struct Worker {
     pub(super) keys: Keys,
     pub(super) total: usize,
     pub(super) reclaim_after: Duration,
-    pub(super) broker_retry: Duration,
     pub(super) path_maps: Vec<PathMap>,
     pub(super) follow: bool,
-    pub(super) events: bool,
+    /// `--events` (the heartbeats are written here; the rest by the loop).
+    pub(super) events: Events,
     pub(super) read_block_ms: u64,
-    pub(super) test_gates: bool,
     pub(super) cancel: Arc<AtomicBool>,
     /// One per slot, by slot number.
     pub(super) idle: Vec<IdleSlot>,
@@ -75,14 +75,6 @@ impl Worker {
         }
     }
 
-    /// One JSON line on stderr, with `--events`.
-    pub(super) fn event(&self, value: serde_json::Value) {
-        if self.events {
-            let mut err = std::io::stderr().lock();
-            let _ = writeln!(err, "{value}");
-        }
-    }
-
     /// Where this machine reads a submitted path: the first `--path-map` whose FROM is a
     /// prefix of it (component-wise), else the path itself.
     pub(super) fn local_path(&self, submitted: &Path) -> PathBuf {
@@ -113,12 +105,10 @@ mod tests {
             keys: Keys::new("j", "0"),
             total: 0,
             reclaim_after: Duration::from_secs(1),
-            broker_retry: Duration::from_secs(1),
             path_maps: vec![map],
             follow: false,
-            events: false,
+            events: Events { enabled: false },
             read_block_ms: READ_BLOCK_MS,
-            test_gates: false,
             cancel: Arc::new(AtomicBool::new(false)),
             idle: Vec::new(),
         };

@@ -1,76 +1,17 @@
 //! What `GET /metrics` reports, counted as it happens and written in the Prometheus text
-//! format (version 0.0.4) by hand: a few counters, gauges and one histogram do not need a
-//! crate.
+//! format: the rows as every front end counts them ([`crate::telemetry::RowCounts`]), and
+//! the service's own uploads, jobs, queue and connections.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use crate::analysis::FileOutcome;
-
-/// Upper bounds (seconds) of the per-file time histogram's buckets.
-const SECONDS_BUCKETS: [f64; 12] = [
-    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-];
-
-/// A cumulative histogram of seconds.
-#[derive(Debug, Default)]
-struct Histogram {
-    /// Observations per bucket of [`SECONDS_BUCKETS`], then the overflow (+Inf) bucket.
-    counts: [u64; SECONDS_BUCKETS.len() + 1],
-    sum: f64,
-}
-
-impl Histogram {
-    fn observe(&mut self, seconds: f64) {
-        let bucket = SECONDS_BUCKETS
-            .iter()
-            .position(|&le| seconds <= le)
-            .unwrap_or(SECONDS_BUCKETS.len());
-        self.counts[bucket] += 1;
-        self.sum += seconds;
-    }
-
-    fn write(&self, out: &mut String, name: &str, labels: &str) {
-        let mut cumulative = 0;
-        for (i, count) in self.counts.iter().enumerate() {
-            cumulative += count;
-            let le = SECONDS_BUCKETS
-                .get(i)
-                .map_or("+Inf".to_string(), |b| b.to_string());
-            let sep = if labels.is_empty() { "" } else { "," };
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {cumulative}"
-            );
-        }
-        let braces = if labels.is_empty() {
-            String::new()
-        } else {
-            format!("{{{labels}}}")
-        };
-        let _ = writeln!(out, "{name}_sum{braces} {}", self.sum);
-        let _ = writeln!(out, "{name}_count{braces} {cumulative}");
-    }
-}
-
-#[derive(Debug, Default)]
-struct Tables {
-    /// Rows by (status, kind): `ok` rows have the kind `none`.
-    rows: BTreeMap<(String, String), u64>,
-    /// Wall time per file, by source (`job` or `upload`).
-    file_seconds: BTreeMap<&'static str, Histogram>,
-    /// Time per stage, when the analyzer reports stages.
-    stage_seconds: BTreeMap<String, Histogram>,
-    /// Rows that carry a value, by descriptor (`tempo`, `key`, `loudness`).
-    descriptor_values: BTreeMap<&'static str, u64>,
-}
+use crate::telemetry::{RowCounts, Type, write_counters, write_one};
 
 /// The service's counters.
 #[derive(Debug, Default)]
 pub struct Telemetry {
-    tables: Mutex<Tables>,
+    rows: Mutex<RowCounts>,
     uploads: AtomicU64,
     uploads_rejected: AtomicU64,
     jobs_submitted: AtomicU64,
@@ -96,64 +37,18 @@ pub struct Gauges {
     pub connections: usize,
 }
 
-/// The kind of a failed row: the second part of `STAGE: KIND: why`.
-fn kind_of(error: &str) -> String {
-    if error.starts_with("panic:") {
-        return "panic".to_string();
-    }
-    let mut parts = error.splitn(3, ": ");
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some(_), Some(kind), Some(_))
-            if !kind.is_empty() && kind.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') =>
-        {
-            kind.to_string()
-        }
-        _ => "other".to_string(),
-    }
-}
-
 impl Telemetry {
-    fn tables(&self) -> std::sync::MutexGuard<'_, Tables> {
-        self.tables.lock().unwrap_or_else(PoisonError::into_inner)
+    fn rows(&self) -> std::sync::MutexGuard<'_, RowCounts> {
+        self.rows.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// A file of a job (`upload == false`) or an upload finished with a row.
     pub fn file_finished(&self, analysed: &FileOutcome, upload: bool) {
-        let record = &analysed.record;
-        let kind = if analysed.failed() {
-            kind_of(&record.error)
-        } else {
-            "none".to_string()
-        };
         if analysed.from_cache {
             self.cache_hits.fetch_add(1, Ordering::Relaxed);
         }
-        let mut tables = self.tables();
-        *tables
-            .rows
-            .entry((record.status.clone(), kind))
-            .or_default() += 1;
-        for (descriptor, value) in [
-            ("tempo", &record.bpm),
-            ("key", &record.key),
-            ("loudness", &record.replaygain_track_peak),
-        ] {
-            if !value.is_empty() {
-                *tables.descriptor_values.entry(descriptor).or_default() += 1;
-            }
-        }
-        tables
-            .file_seconds
-            .entry(if upload { "upload" } else { "job" })
-            .or_default()
-            .observe(analysed.elapsed_s);
-        for (stage, seconds) in &analysed.stages {
-            tables
-                .stage_seconds
-                .entry(stage.clone())
-                .or_default()
-                .observe(*seconds);
-        }
+        let source = if upload { "upload" } else { "job" };
+        self.rows().count(analysed, source);
     }
 
     /// A running file stopped without a row (cancel or shutdown).
@@ -184,30 +79,8 @@ impl Telemetry {
     /// The page of `GET /metrics`.
     pub fn render(&self, gauges: Gauges) -> String {
         let mut out = String::new();
-        let tables = self.tables();
-        let _ = writeln!(
-            out,
-            "# HELP tempo_files_total Files analysed to a row, by status and failure kind.\n\
-             # TYPE tempo_files_total counter"
-        );
-        for ((status, kind), n) in &tables.rows {
-            let _ = writeln!(
-                out,
-                "tempo_files_total{{status=\"{status}\",kind=\"{kind}\"}} {n}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP tempo_descriptor_values_total Rows that carry a value, by descriptor \
-             (a key-less or key-free row carries a tempo only).\n\
-             # TYPE tempo_descriptor_values_total counter"
-        );
-        for (descriptor, n) in &tables.descriptor_values {
-            let _ = writeln!(
-                out,
-                "tempo_descriptor_values_total{{descriptor=\"{descriptor}\"}} {n}"
-            );
-        }
+        let rows = self.rows();
+        rows.write_counts(&mut out);
         let counters = [
             (
                 "tempo_files_cancelled_total",
@@ -240,13 +113,7 @@ impl Telemetry {
                 &self.jobs_rejected,
             ),
         ];
-        for (name, help, value) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                value.load(Ordering::Relaxed)
-            );
-        }
+        write_counters(&mut out, &counters);
         let gauges = [
             (
                 "tempo_queue_depth",
@@ -280,37 +147,9 @@ impl Telemetry {
             ),
         ];
         for (name, help, value) in gauges {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-            );
+            write_one(&mut out, Type::Gauge, name, help, value);
         }
-        let _ = writeln!(
-            out,
-            "# HELP tempo_file_seconds Wall time per analysed file, by source.\n\
-             # TYPE tempo_file_seconds histogram"
-        );
-        for (source, histogram) in &tables.file_seconds {
-            histogram.write(
-                &mut out,
-                "tempo_file_seconds",
-                &format!("source=\"{source}\""),
-            );
-        }
-        if !tables.stage_seconds.is_empty() {
-            let _ = writeln!(
-                out,
-                "# HELP tempo_stage_seconds Time per pipeline stage.\n\
-                 # TYPE tempo_stage_seconds histogram"
-            );
-            for (stage, histogram) in &tables.stage_seconds {
-                histogram.write(
-                    &mut out,
-                    "tempo_stage_seconds",
-                    &format!("stage=\"{stage}\""),
-                );
-            }
-        }
+        rows.write_seconds(&mut out);
         out
     }
 }
@@ -390,12 +229,5 @@ mod tests {
         ] {
             assert!(page.lines().any(|l| l == line), "{line} missing in\n{page}");
         }
-    }
-
-    #[test]
-    fn kinds_come_from_the_reason() {
-        assert_eq!(kind_of("decode: corrupt_stream: bad"), "corrupt_stream");
-        assert_eq!(kind_of("panic: index out of bounds"), "panic");
-        assert_eq!(kind_of("something else"), "other");
     }
 }

@@ -17,6 +17,7 @@ use lapin::types::{AMQPValue, FieldTable};
 
 use crate::util::events::EventfulWorker;
 use crate::util::rabbit::RabbitServer;
+use crate::util::service::{assert_lines, http_client, reply, scrape};
 use crate::util::{analyze_bytes, click_wav, click_wav_bytes, csv_lines, eval_cli_process};
 
 const QUEUE: &str = "analyse";
@@ -329,4 +330,71 @@ fn a_malformed_url_is_refused_at_once_not_retried() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--amqp not a url"), "{stderr}");
     assert!(!stderr.contains("reconnecting"), "{stderr}");
+}
+
+#[test]
+fn metrics_count_the_requests_answered_and_dead_lettered() {
+    let flags = ["--workers", "1", "--metrics", "127.0.0.1:0"];
+    let server = RabbitServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path(), &["x.wav"]);
+    let mut worker = consumer(&server, &lib, &flags);
+    let address = worker
+        .seen()
+        .iter()
+        .find(|e| e["event"] == "metrics")
+        .map(|e| e["address"].as_str().unwrap().to_string())
+        .expect("no metrics event before consuming");
+    let client = server.client();
+    client.declare(REPLIES);
+    client.request(QUEUE, "x.wav", Some(REPLIES), "fine");
+    client.request(QUEUE, "../outside.wav", Some(REPLIES), "outside");
+    let mut replies = client.consume(REPLIES);
+    assert_eq!(client.next_json(&mut replies)["correlation_id"], "fine");
+    // Counted once acknowledged: before the events that say so.
+    worker.wait_for("the stored row", |e| e["event"] == "stored");
+    worker.wait_for("the dead letter", |e| e["event"] == "dead_lettered");
+    assert_lines(
+        &scrape(&address),
+        &[
+            "tempo_requests_taken_total 2",
+            "tempo_files_total{status=\"ok\",kind=\"none\"} 1",
+            "tempo_descriptor_values_total{descriptor=\"tempo\"} 1",
+            "tempo_dead_letters_total{class=\"path\"} 1",
+            "tempo_broker_reconnects_total 0",
+            "tempo_files_running 0",
+            "tempo_file_seconds_count{source=\"queue\"} 1",
+        ],
+    );
+    let elsewhere = reply(http_client().get(format!("http://{address}/jobs")).call());
+    assert_eq!(
+        elsewhere.refusal(404),
+        "not found: this address serves GET /metrics only"
+    );
+}
+
+#[test]
+fn a_metrics_address_in_use_is_refused_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let output = eval_cli_process()
+        .args([
+            "consume",
+            "--amqp",
+            "amqp://127.0.0.1:1/%2f",
+            "--queue",
+            QUEUE,
+        ])
+        .arg("--root")
+        .arg(dir.path())
+        .args(["--metrics", &address])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("--metrics {address}: cannot listen")),
+        "{stderr}"
+    );
 }

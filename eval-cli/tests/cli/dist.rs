@@ -18,6 +18,7 @@ use std::sync::mpsc;
 
 use crate::util::broker::{RedisServer, dist, merged_bytes};
 use crate::util::events::{EventfulWorker, WorkerProcess, stderr_channel};
+use crate::util::service::{assert_lines, scrape};
 use crate::util::{assert_ok, click_wav, eval_cli, eval_cli_process, fifo, write_tracks};
 
 /// `count` click tracks in `dir/lib` (one in a subfolder, one that is not audio at all),
@@ -813,4 +814,28 @@ fn a_file_name_that_is_not_utf8_is_analysed_through_the_broker() {
     let row = text.lines().find(|l| l.contains("caf")).unwrap();
     assert!(row.contains(",ok,"), "{text}");
     assert_eq!(merged, analyze_bytes(&lib, dir.path()));
+}
+
+/// `dist work --metrics` serves the page `consume --metrics` serves: the rows it stored and
+/// the entries it took.
+#[test]
+fn a_worker_with_metrics_counts_the_entries_it_took_and_stored() {
+    let (server, _dir, _lib) = submitted_library(2);
+    let rest = ["--workers", "1", "--follow", "--metrics", "127.0.0.1:0"];
+    let mut worker = eventful_worker(&server, "j", &rest);
+    let address = worker.wait_for("the metrics address", |e| is_event(e, "metrics", None));
+    let address = address["address"].as_str().unwrap().to_string();
+    // Two tracks and a file that is not audio: three rows, counted before they are said.
+    for _ in 0..3 {
+        worker.wait_for("a stored row", |e| is_event(e, "stored", None));
+    }
+    assert_lines(
+        &scrape(&address),
+        &[
+            "tempo_requests_taken_total 3",
+            "tempo_files_total{status=\"ok\",kind=\"none\"} 2",
+            "tempo_file_seconds_count{source=\"queue\"} 3",
+            "tempo_files_running 0",
+        ],
+    );
 }

@@ -64,6 +64,11 @@ impl EventfulWorker {
         }
     }
 
+    /// The events received so far (those `wait_for` passed over included).
+    pub fn seen(&self) -> &[serde_json::Value] {
+        &self.seen
+    }
+
     /// Waits for the worker to exit and returns all its events.
     pub fn finish(mut self) -> (std::process::ExitStatus, Vec<serde_json::Value>) {
         let status = self.process.0.wait().unwrap();

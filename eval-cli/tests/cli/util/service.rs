@@ -193,6 +193,33 @@ pub fn reply(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> R
     }
 }
 
+/// The page of `GET http://ADDRESS/metrics` (a broker worker's `--metrics`), checked to be
+/// the Prometheus text format.
+pub fn scrape(address: &str) -> String {
+    let page = reply(
+        http_client()
+            .get(format!("http://{address}/metrics"))
+            .call(),
+    );
+    assert_eq!(page.status, 200);
+    assert!(
+        page.content_type.starts_with("text/plain"),
+        "{}",
+        page.content_type
+    );
+    String::from_utf8(page.body).unwrap()
+}
+
+/// Fails naming the first of `lines` that `page` does not hold as a whole line.
+pub fn assert_lines(page: &str, lines: &[&str]) {
+    for line in lines {
+        assert!(
+            page.lines().any(|l| l == *line),
+            "{line} missing in\n{page}"
+        );
+    }
+}
+
 pub fn get(server: &Server, path: &str) -> Reply {
     reply(http_client().get(server.url(path)).call())
 }
