@@ -12,8 +12,8 @@
 # `length`: 2-3, 3-4, 4-6 min or other), which is then run through
 #   eval-cli evaluate --workers 1                 -> OUT_DIR/sampled/
 #   eval-cli evaluate --workers 1 --full          -> OUT_DIR/full/
-# and timed, for CPU per song, as
-#   eval-cli analyze --workers 1 [--full] SONGS   -> OUT_DIR/cpu-{sampled,full}.{csv,time}
+# and timed, for CPU per song, one length band at a time, as
+#   eval-cli analyze --workers 1 [--full] SONGS   -> OUT_DIR/cpu-{sampled,full}-BAND.{csv,time}
 # (user + system CPU of the whole process from GNU time, CPU_REPEAT runs each, default 3,
 # the median reported, with the load average before and after). OUT_DIR/report.md has
 # Accuracy1/2 of each setting over all songs, per source and per length band, the songs
@@ -47,19 +47,27 @@ evaluate() {
 evaluate sampled
 evaluate full --full
 
-# timed NAME [FLAGS]: CPU_REPEAT analyze runs of every song, one worker, each under GNU time.
-mapfile -t songs < <(python3 -c 'import csv, sys; [print(r["file"]) for r in csv.DictReader(open(sys.argv[1]))]' "$out/songs.csv")
+# timed NAME [FLAGS]: per length band, CPU_REPEAT analyze runs of its songs, one worker, each
+# under GNU time, into OUT_DIR/cpu-NAME-BAND.{time,csv} (BAND without its space: 2-3min).
 timed() {
-  local name=$1 k status
+  local name=$1 band file k status
   shift
-  : >"$out/cpu-$name.time"
-  for k in $(seq "$repeat"); do
-    status=0
-    echo "load before: $(cat /proc/loadavg)" >>"$out/cpu-$name.time"
-    /usr/bin/time -f 'user %U system %S wall %e' -a -o "$out/cpu-$name.time" \
-      "$cli" analyze --workers 1 --progress off "$@" "${songs[@]}" >"$out/cpu-$name.csv" || status=$?
-    echo "load after: $(cat /proc/loadavg)" >>"$out/cpu-$name.time"
-    [ "$status" -le 1 ] || { echo "analyze $name failed ($status)" >&2; exit 2; }
+  for band in "2-3 min" "3-4 min" "4-6 min" other; do
+    mapfile -t songs < <(python3 -c 'import csv, sys
+for r in csv.DictReader(open(sys.argv[1])):
+    if r["length"] == sys.argv[2]:
+        print(r["file"])' "$out/songs.csv" "$band")
+    file="$out/cpu-$name-${band// /}"
+    rm -f "$file.time" "$file.csv"
+    [ ${#songs[@]} -gt 0 ] || continue
+    for k in $(seq "$repeat"); do
+      status=0
+      echo "load before: $(cat /proc/loadavg)" >>"$file.time"
+      /usr/bin/time -f 'user %U system %S wall %e' -a -o "$file.time" \
+        "$cli" analyze --workers 1 --progress off "$@" "${songs[@]}" >"$file.csv" || status=$?
+      echo "load after: $(cat /proc/loadavg)" >>"$file.time"
+      [ "$status" -le 1 ] || { echo "analyze $name ($band) failed ($status)" >&2; exit 2; }
+    done
   done
 }
 timed sampled
@@ -69,7 +77,7 @@ timed full --full
   echo "bash ci/whole-song.sh ${manifests[*]} $out"
   echo "$cli evaluate --dataset $out/songs.csv --out-dir $out/sampled --workers 1 --progress off"
   echo "$cli evaluate --dataset $out/songs.csv --out-dir $out/full --workers 1 --progress off --full"
-  echo "$cli analyze --workers 1 --progress off [--full] SONGS   # $repeat runs each, /usr/bin/time"
+  echo "$cli analyze --workers 1 --progress off [--full] SONGS-OF-ONE-BAND   # $repeat runs each, /usr/bin/time"
   echo "$(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 } >"$out/commands.txt"
 python3 ci/whole_song_report.py report "$out" >"$out/report.md"

@@ -6,7 +6,7 @@
 
 `songs` checks each manifest before anything is written (a missing column, a bad number or
 a missing audio file is an error naming the manifest and line, exit 2). `report` reads
-OUT_DIR/{songs.csv, sampled/results.csv, full/results.csv, cpu-*.time, cpu-*.csv} and
+OUT_DIR/{songs.csv, sampled/results.csv, full/results.csv, cpu-*-BAND.time, cpu-*-BAND.csv} and
 prints Markdown. Standard library only.
 """
 import csv
@@ -32,6 +32,10 @@ def band(seconds):
         if lo <= seconds < hi:
             return name
     return OTHER
+
+
+def band_names():
+    return [b[0] for b in BANDS] + [OTHER]
 
 
 def number(text, what, where):
@@ -153,13 +157,13 @@ def report(out):
     print('# Whole songs: the default sampled analysis beside --full\n')
     print('%d songs, %.0f minutes of audio; %d of them 2-6 minutes long (%s).\n' % (
         len(songs), minutes, len(core),
-        ', '.join('%s: %d' % (b, sum(s['length'] == b for s in songs)) for b in [b[0] for b in BANDS] + [OTHER])))
+        ', '.join('%s: %d' % (b, sum(s['length'] == b for s in songs)) for b in band_names())))
     print('Accuracy1: within 4 % of the truth; Accuracy2: also at 2x, 1/2, 3x or 1/3 of it. '
           'Each cell is the share (the count). `other`: shorter than 2 or longer than 6 minutes.\n')
     sources = sorted({s['source'] for s in songs})
     groups = [('all', lambda s: True), ('2-6 min', lambda s: s['length'] != OTHER)]
     groups += [('source %s' % src, lambda s, src=src: s['source'] == src) for src in sources]
-    groups += [('length %s' % b, lambda s, b=b: s['length'] == b) for b in [b[0] for b in BANDS] + [OTHER]]
+    groups += [('length %s' % b, lambda s, b=b: s['length'] == b) for b in band_names()]
     print('\n'.join(accuracy_rows(songs, runs, groups)))
 
     differ = [s for s in songs
@@ -180,23 +184,38 @@ def report(out):
                 s['file'], float(s['duration_s']), s['bpm'], cells[0], cells[1], ', '.join(right) or 'neither'))
 
     print('\n## CPU per song\n')
-    print('`eval-cli analyze --workers 1 [--full]` over all %d songs, user + system CPU of the '
-          'process (GNU time); the median of the runs.\n' % len(songs))
-    print('| setting | runs | CPU s (median run) | CPU s per song | CPU s per audio minute | 1-min load average seen |')
-    print('|---|---|---|---|---|---|')
-    for name, label in SETTINGS:
-        cpu, loads = cpu_runs(os.path.join(out, 'cpu-%s.time' % name))
-        if not cpu:
-            raise ManifestError('%s/cpu-%s.time holds no timing' % (out, name))
-        median = statistics.median(cpu)
-        print('| %s | %d | %.2f | %.4f | %.4f | %.2f-%.2f |' % (
-            label, len(cpu), median, median / len(songs), median / minutes, min(loads), max(loads)))
+    print('`eval-cli analyze --workers 1 [--full]` over the songs of one length band at a time, user + '
+          'system CPU of the process (GNU time), the median of the runs; `all` adds up the bands.\n')
+    print('| setting | length | songs | runs | CPU s (median run) | CPU s per song | CPU s per audio minute '
+          '| 1-min load average seen |')
+    print('|---|---|---|---|---|---|---|---|')
     same = 0
-    for name, _ in SETTINGS:
-        tempi = analyze_tempi(os.path.join(out, 'cpu-%s.csv' % name))
-        same += sum(same_tempo(tempi.get(s['file']), runs[name][s['file']]['est_bpm']) for s in songs)
+    for name, label in SETTINGS:
+        total_cpu, all_loads = 0.0, []
+        for b in band_names():
+            members = [s for s in songs if s['length'] == b]
+            if not members:
+                continue
+            stem = os.path.join(out, 'cpu-%s-%s' % (name, b.replace(' ', '')))
+            cpu, loads = cpu_runs(stem + '.time')
+            if not cpu:
+                raise ManifestError('%s.time holds no timing' % stem)
+            median = statistics.median(cpu)
+            total_cpu += median
+            all_loads += loads
+            print(cpu_row(label, b, members, len(cpu), median, loads))
+            tempi = analyze_tempi(stem + '.csv')
+            same += sum(same_tempo(tempi.get(s['file']), runs[name][s['file']]['est_bpm']) for s in members)
+        print(cpu_row(label, 'all', songs, None, total_cpu, all_loads))
     print('\nThe timed `analyze` runs gave the tempo `evaluate` scored on %d of %d song-settings.'
           % (same, 2 * len(songs)))
+
+
+def cpu_row(label, length, members, runs, cpu, loads):
+    minutes = sum(float(s['duration_s']) for s in members) / 60
+    return '| %s | %s | %d | %s | %.2f | %.4f | %.4f | %.2f-%.2f |' % (
+        label, length, len(members), '-' if runs is None else runs, cpu, cpu / len(members), cpu / minutes,
+        min(loads), max(loads))
 
 
 def main(argv):

@@ -117,13 +117,18 @@ fn the_report_scores_both_settings_per_source_and_band_and_lists_the_disagreemen
     let disagreement = format!("| {} | 150 s | 120 | 60.00 | 120.00 | --full |", s(&intro));
     assert!(report.contains(&disagreement), "{report}");
     assert_eq!(report.matches("| 120.00 |").count(), 1, "{report}");
-    for setting in ["| default (sampled) | 2 |", "| --full | 2 |"] {
-        assert!(report.contains(setting), "{report}");
+    for band in ["2-3 min", "3-4 min", "4-6 min", "other"] {
+        for setting in ["default (sampled)", "--full"] {
+            let row = format!("| {setting} | {band} | 1 | 2 |");
+            assert!(report.contains(&row), "no {row:?} in\n{report}");
+        }
     }
+    assert!(report.contains("| --full | all | 4 | - |"), "{report}");
+    // Two evaluate runs, then two timed analyze runs per band (one song each) and setting.
     let calls = fs::read_to_string(dir.path().join("calls.log")).unwrap();
     let full_calls: Vec<&str> = calls.lines().filter(|l| l.contains("--full")).collect();
-    assert_eq!(calls.lines().count(), 6, "{calls}");
-    assert_eq!(full_calls.len(), 3, "{calls}");
+    assert_eq!(calls.lines().count(), 2 + 2 * 4 * 2, "{calls}");
+    assert_eq!(full_calls.len(), 1 + 4 * 2, "{calls}");
 }
 
 #[test]
