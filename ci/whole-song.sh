@@ -28,9 +28,10 @@ manifests=("${@:1:$#-1}")
 for tool in python3 /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "ci/whole-song.sh: $tool is not installed" >&2; exit 2; }
 done
+repeat=${CPU_REPEAT:-3}
+[[ $repeat =~ ^[1-9][0-9]*$ ]] || { echo "ci/whole-song.sh: CPU_REPEAT must be 1 or more, not '$repeat'" >&2; exit 2; }
 cli=${EVAL_CLI:-target/debug/eval-cli}
 [ -x "$cli" ] || cargo build -p eval-cli --locked
-repeat=${CPU_REPEAT:-3}
 mkdir -p "$out"
 python3 ci/whole_song_report.py songs "$out/songs.csv" "${manifests[@]}" || exit 2
 
@@ -80,5 +81,6 @@ timed full --full
   echo "$cli analyze --workers 1 --progress off [--full] SONGS-OF-ONE-BAND   # $repeat runs each, /usr/bin/time"
   echo "$(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 } >"$out/commands.txt"
-python3 ci/whole_song_report.py report "$out" >"$out/report.md"
+python3 ci/whole_song_report.py report "$out" >"$out/report.md.tmp" || exit 2
+mv "$out/report.md.tmp" "$out/report.md"
 cat "$out/report.md"

@@ -47,16 +47,21 @@ fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// `bash ci/whole-song.sh ARGS` from the workspace root, with `eval_cli` as the binary.
-fn whole_song(eval_cli: &Path, args: &[&Path]) -> Output {
-    Command::new("bash")
+/// `bash ci/whole-song.sh ARGS` from the workspace root, with `eval_cli` as the binary and
+/// two timed runs per band.
+fn whole_song_command(eval_cli: &Path, args: &[&Path]) -> Command {
+    let mut command = Command::new("bash");
+    command
         .arg("ci/whole-song.sh")
         .args(args)
         .current_dir(workspace())
         .env("EVAL_CLI", eval_cli)
-        .env("CPU_REPEAT", "2")
-        .output()
-        .unwrap()
+        .env("CPU_REPEAT", "2");
+    command
+}
+
+fn whole_song(eval_cli: &Path, args: &[&Path]) -> Output {
+    whole_song_command(eval_cli, args).output().unwrap()
 }
 
 /// A manifest in `dir` (created) listing `songs` as (name, bpm, seconds), each an empty file.
@@ -157,6 +162,22 @@ fn a_manifest_without_durations_is_named_and_nothing_is_run() {
         );
         assert!(!out.join("songs.csv").exists() && !out.join("report.md").exists());
     }
+    assert!(!dir.path().join("calls.log").exists(), "eval-cli ran");
+}
+
+#[test]
+fn a_repeat_count_below_one_is_refused_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let songs = manifest(&dir.path().join("songs"), &[("a-120.wav", "120", "150")]);
+    let out = dir.path().join("out");
+    let run = whole_song_command(&stand_in(dir.path()), &[&songs, &out])
+        .env("CPU_REPEAT", "0")
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2), "{run:?}");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("CPU_REPEAT must be 1 or more"), "{stderr}");
+    assert!(!out.exists(), "the output folder was made");
     assert!(!dir.path().join("calls.log").exists(), "eval-cli ran");
 }
 
