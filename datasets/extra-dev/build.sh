@@ -15,6 +15,9 @@
 #                    "nobody" must be able to write there
 #   KEEP_WORK=1      keep the full renders and 16-bit masters in $WORK
 #   DRY_RUN=1        only list the candidate songs, their stored tempi and the exclusions
+#   WHOLE=1          keep each song whole (up to 1 s past its audible end) instead of its
+#                    first 120 s; OUT_DIR then defaults to ./whole-dev-audio and WORK to
+#                    /tmp/whole-dev-work (see "Whole songs" in README.md)
 #
 # Idempotent: a track whose audio file already exists in OUT_DIR and passes the checks is not
 # made again; manifest.csv and excluded.csv are rewritten on every run. Stops with "ERROR: ..."
@@ -28,8 +31,10 @@ main() {   # everything is inside a function so that editing this file while it 
 local t0=$SECONDS
 local here out work
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
-out="$(realpath -m -- "${1:-$PWD/extra-dev-audio}")"
-work="$(realpath -m -- "${WORK:-/tmp/extra-dev-work}")"
+local name=extra-dev
+[ "${WHOLE:-0}" = 1 ] && name=whole-dev
+out="$(realpath -m -- "${1:-$PWD/$name-audio}")"
+work="$(realpath -m -- "${WORK:-/tmp/$name-work}")"
 export LC_ALL=C.UTF-8 LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive
 
 # shellcheck source=../recipe-lib.sh
@@ -74,7 +79,9 @@ QA = os.path.join(WORK, 'qa')
 PARTIAL = os.path.join(OUT, '.partial')   # encodes in progress; moved into OUT once checked
 KEEP_WORK = os.environ.get('KEEP_WORK') == '1'
 
-CAP_S = 120.0                             # keep the first 120 s of longer songs
+WHOLE = os.environ.get('WHOLE') == '1'   # keep each song whole rather than its first CAP_S seconds
+CAP_S = math.inf if WHOLE else 120.0      # keep the first 120 s of longer songs
+TAIL_KEEP_S = 1.0                         # whole songs: seconds kept past the audible end (the rest is decay far below it)
 MIN_S = 20.0                              # shorter songs are not used
 FORMATS = ['mp3', 'flac', 'ogg', 'wav', 'm4a']        # assigned in turn over the tracks sorted by slug
 RATES = [44100, 44100, 48000, 44100, 44100, 44100, 22050]   # assigned in turn too (7 is prime to 5)
@@ -416,14 +423,14 @@ def audible_end(path, peak_db):
     return float(m.group(1))
 
 
-def make_master(c, src):
-    """First CAP_S seconds of the render, 10-ms fades, stereo, resampled to the track's rate,
+def make_master(c, src, cap_s):
+    """First cap_s seconds of the render, 10-ms fades, stereo, resampled to the track's rate,
     peak-normalised to -1 dBFS, 16-bit with repeatable TPDF dither."""
     rate = int(soxi(src, '-r'))
     n = int(soxi(src, '-s'))
     if rate != 44100:
         raise BuildError('render is at %d Hz, expected 44100' % rate)
-    keep = min(n, int(CAP_S * rate))
+    keep = min(n, int(cap_s * rate))
     dst = os.path.join(MASTER, c['slug'] + '.wav')
     cmd = ['sox', '-R', '-V2', src, '-b', '16', '-e', 'signed-integer', dst,
            'trim', '0', '%ds' % keep, 'fade', 'h', '0.01', '%ds' % keep, '0.01', 'channels', '2']
@@ -529,9 +536,9 @@ def build():
                 raise BuildError('%s: the render exceeds full scale, sox would clip it' % c['slug'])
             if st.get('Pk lev dB', float('-inf')) < -50:
                 raise BuildError('%s: render is silent (peak %.1f dBFS)' % (c['slug'], st.get('Pk lev dB', float('-inf'))))
-            master, render_s, keep_s = make_master(c, raw)
-            exp = c['extra']['expected_s']
             aud_s = audible_end(raw, st['Pk lev dB'])
+            master, render_s, keep_s = make_master(c, raw, aud_s + TAIL_KEEP_S if WHOLE else CAP_S)
+            exp = c['extra']['expected_s']
             lo = c['extra']['last_onset_s'] + LENGTH_TOLERANCE[0]
             hi = exp + LENGTH_TOLERANCE[1]
             if not lo <= aud_s <= hi:

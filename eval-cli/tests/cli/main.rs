@@ -16,4 +16,6 @@ mod serve;
 mod shard;
 mod tag;
 mod watch;
+#[cfg(unix)]
+mod whole_song;
 mod ws;
