@@ -26,8 +26,9 @@ use crate::tempo::{TempoEstimate, TempoEstimator};
 /// cache, a resumed run or a distributed job are not mixed with the new ones. 2: large
 /// ID3v2 tags read, header bounds, the sample budget, steady tones as `no_pulse`. 3: the
 /// key. 4: the loudness (rows gain its columns, empty unless asked for). 5: noise as
-/// `no_pulse` (the pulse significance), a beat under a held chord kept.
-const RESULTS_REVISION: u32 = 5;
+/// `no_pulse` (the pulse significance), a beat under a held chord kept. 6: a 3:4 or 4:3
+/// reading can be the alternative (`alt_bpm`).
+const RESULTS_REVISION: u32 = 6;
 
 /// Settings of an [`Analyzer`]. Each field's doc gives its default.
 #[derive(Debug, Clone, PartialEq)]
