@@ -4,7 +4,8 @@
 //! `cargo run -p analyzer-core --example metrical_features -- MANIFEST... > features.csv`
 //! (`file` is the manifest's, so that predictions can be scored by `eval-cli evaluate
 //! --estimator csv:FILE`).
-//! A manifest is a CSV with `file,bpm` and optionally `source` and `seconds` columns.
+//! A manifest is a CSV with `file,bpm` and optionally `source`, `seconds` and `feel`
+//! (straight / swung / compound) columns; `feel` is written empty when the manifest has none.
 
 use std::path::Path;
 
@@ -12,7 +13,7 @@ use analyzer_core::{Analyzer, AnalyzerConfig, StopSignal};
 
 fn main() {
     let analyzer = Analyzer::new(AnalyzerConfig::default()).expect("default settings");
-    println!("group,file,source,seconds,truth,bpm,label,f");
+    println!("group,file,source,seconds,feel,truth,bpm,label,f");
     let mut group = 0usize;
     for manifest in std::env::args().skip(1) {
         let mut reader = csv_rows(&manifest);
@@ -22,7 +23,7 @@ fn main() {
             col("file").expect("file column"),
             col("bpm").expect("bpm column"),
         );
-        let (source, seconds) = (col("source"), col("seconds"));
+        let (source, seconds, feel) = (col("source"), col("seconds"), col("feel"));
         let dir = Path::new(&manifest).parent().unwrap_or(Path::new("."));
         for row in &reader {
             let truth: f64 = row[bpm].parse().expect("numeric bpm");
@@ -40,12 +41,13 @@ fn main() {
             };
             let src = source.map_or("synth", |c| row[c].as_str());
             let secs = seconds.map_or("", |c| row[c].as_str());
+            let feel = feel.map_or("", |c| row[c].as_str());
             let name = format!("\"{}\"", row[file].replace('"', "\"\""));
             for (bpm, features) in hypotheses {
                 let label = u8::from((bpm - truth).abs() <= 0.04 * truth);
                 let f: Vec<String> = features.iter().map(|v| format!("{v:.6}")).collect();
                 println!(
-                    "{group},{name},{src},{secs},{truth},{bpm:.4},{label},{}",
+                    "{group},{name},{src},{secs},{feel},{truth},{bpm:.4},{label},{}",
                     f.join(";")
                 );
             }

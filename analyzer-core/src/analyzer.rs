@@ -27,8 +27,9 @@ use crate::tempo::{TempoEstimate, TempoEstimator};
 /// ID3v2 tags read, header bounds, the sample budget, steady tones as `no_pulse`. 3: the
 /// key. 4: the loudness (rows gain its columns, empty unless asked for). 5: noise as
 /// `no_pulse` (the pulse significance), a beat under a held chord kept. 6: the key's profile
-/// (edma-shaath) and its compressed chroma.
-const RESULTS_REVISION: u32 = 6;
+/// (edma-shaath) and its compressed chroma. 7: a 3:4 or 4:3 reading can be the alternative
+/// (`alt_bpm`).
+const RESULTS_REVISION: u32 = 7;
 
 /// Settings of an [`Analyzer`]. Each field's doc gives its default.
 #[derive(Debug, Clone, PartialEq)]

@@ -17,7 +17,13 @@ small real one. Validation is leave-one-source-out: each source is scored by a m
 fitted on the others, so the figures say how the model does on music like none it was
 fitted on. Files whose true tempo is not among the hypotheses count as misses.
 
+Besides each source's figures (by length, and by feel where the source has a `feel` column),
+it prints the pooled figures per feel (straight / swung / compound / unlabelled) and what
+the misses are: the shares of 3:2 and 2:3, 4:3 and 3:4, octave (x2, x1/2), x3 and x1/3, and
+other relations among them.
+
 Usage: train.py FEATURES.csv... [--model mlp|linear] [--write analyzer-core/src/metrical_weights.rs]
+       train.py --self-test
 Needs numpy. Deterministic on one machine (fixed seeds, fixed iteration counts).
 """
 import argparse
@@ -36,7 +42,8 @@ LINEAR_L2 = 3.0
 
 
 def load(paths):
-    """One tuple per file: (source, seconds, X, y, bpms, truth, (features file, file))."""
+    """One tuple per file: (source, seconds, X, y, bpms, truth, (features file, file), feel);
+    feel is the manifest's (straight / swung / compound) or "unlabelled"."""
     groups = []
     for k, path in enumerate(paths):
         rows = defaultdict(list)
@@ -45,13 +52,14 @@ def load(paths):
             for r in csv.DictReader(fh):
                 key = (k, int(r["group"]))
                 rows[key].append(r)
-                meta[key] = (r["source"] or path, r["seconds"] or "full", float(r["truth"]), r["file"])
+                meta[key] = (r["source"] or path, r["seconds"] or "full", float(r["truth"]), r["file"],
+                             r.get("feel") or "unlabelled")
         for key, rs in rows.items():
             X = np.array([[float(v) for v in r["f"].split(";")] for r in rs])
             y = np.array([int(r["label"]) for r in rs])
             b = np.array([float(r["bpm"]) for r in rs])
-            src, secs, truth, name = meta[key]
-            groups.append((src, secs, X, y, b, truth, (path, name)))
+            src, secs, truth, name, feel = meta[key]
+            groups.append((src, secs, X, y, b, truth, (path, name), feel))
     return groups
 
 
@@ -142,14 +150,48 @@ class Mlp:
         return np.tanh(Xn @ self.W + self.b) @ self.v + Xn @ self.u
 
 
+# How a wrong estimate relates to the truth (estimate / truth within 4 %), in the order tried.
+RELATIONS = [("x2", 2.0), ("x1/2", 0.5), ("x3", 3.0), ("x1/3", 1 / 3),
+             ("3:2", 1.5), ("2:3", 2 / 3), ("4:3", 4 / 3), ("3:4", 0.75)]
+
+
+def relation(est, truth):
+    """"right", a name of RELATIONS, or "other".
+
+    >>> relation(100, 100), relation(150, 100), relation(66, 100), relation(76, 100), relation(90, 100)
+    ('right', '3:2', '2:3', '3:4', 'other')
+    """
+    if abs(est - truth) <= 0.04 * truth:
+        return "right"
+    for name, f in RELATIONS:
+        if abs(est - f * truth) <= 0.04 * f * truth:
+            return name
+    return "other"
+
+
+def estimate(g, model):
+    return g[4][int(np.argmax(model.scores(g[2])))]
+
+
 def accuracy(groups, model):
     hits1 = hits2 = 0
-    for _, _, X, y, b, truth, _ in groups:
-        est = b[int(np.argmax(model.scores(X)))]
-        hits1 += abs(est - truth) <= 0.04 * truth
-        hits2 += any(abs(est - f * truth) <= 0.04 * f * truth for f in (1, 2, 3, 0.5, 1 / 3))
+    for g in groups:
+        rel = relation(estimate(g, model), g[5])
+        hits1 += rel == "right"
+        hits2 += rel in ("right", "x2", "x1/2", "x3", "x1/3")
     n = len(groups)
     return n, hits1 / max(n, 1), hits2 / max(n, 1)
+
+
+def miss_shares(scored):
+    """The misses among (relation, ...) rows and the share of each relation among them:
+    3:2 and 2:3, 4:3 and 3:4 (the ternary/binary confusions), octave (x2, x1/2), x3 and
+    x1/3, other."""
+    misses = [r for r in scored if r != "right"]
+    kinds = {"3:2/2:3": ("3:2", "2:3"), "4:3/3:4": ("4:3", "3:4"), "x2/x1/2": ("x2", "x1/2"),
+             "x3/x1/3": ("x3", "x1/3"), "other": ("other",)}
+    n = max(len(misses), 1)
+    return len(misses), {k: sum(r in v for r in misses) / n for k, v in kinds.items()}
 
 
 def length_key(secs):
@@ -163,6 +205,30 @@ def report(groups, model, indent):
     for secs in sorted(by, key=length_key):
         n, a1, a2 = accuracy(by[secs], model)
         print(f"{indent}{secs:>5} s: n {n:4d} acc1 {a1:.3f} acc2 {a2:.3f}")
+    feels = defaultdict(list)
+    for g in groups:
+        feels[g[7]].append(g)
+    if len(feels) > 1 or "unlabelled" not in feels:
+        for feel in sorted(feels):
+            n, a1, a2 = accuracy(feels[feel], model)
+            print(f"{indent}{feel:>9}: n {n:4d} acc1 {a1:.3f} acc2 {a2:.3f}")
+
+
+def print_feels_and_misses(held_out):
+    """Pooled leave-one-source-out figures per feel, and what the misses are, from
+    (group, relation of its held-out estimate) pairs."""
+    feels = defaultdict(list)
+    for g, rel in held_out:
+        feels[g[7]].append(rel)
+    print("by feel, pooled (leave one source out):")
+    for feel in sorted(feels) + ["all"]:
+        rels = [r for _, r in held_out] if feel == "all" else feels[feel]
+        n = len(rels)
+        a1 = sum(r == "right" for r in rels) / n
+        a2 = sum(r in ("right", "x2", "x1/2", "x3", "x1/3") for r in rels) / n
+        misses, shares = miss_shares(rels)
+        share_text = " ".join(f"{k} {v:.2f}" for k, v in shares.items())
+        print(f"  {feel:12s} n {n:4d} acc1 {a1:.3f} acc2 {a2:.3f}  misses {misses:4d}: {share_text}")
 
 
 def rust_array(name, values, doc):
@@ -184,6 +250,11 @@ def write_weights(path, model, sources, n):
 
 
 def main():
+    if sys.argv[1:] == ["--self-test"]:
+        import doctest
+        result = doctest.testmod()
+        print(f"self-test: {result.attempted} examples, {result.failed} failed")
+        return 1 if result.failed or not result.attempted else 0
     ap = argparse.ArgumentParser()
     ap.add_argument("features", nargs="+")
     ap.add_argument("--model", choices=["mlp", "linear"], default="mlp")
@@ -199,11 +270,14 @@ def main():
     print("leave one source out (each source scored by a model fitted on the others):")
     total = [0, 0.0, 0.0]
     predictions = defaultdict(list)
+    held_out = []
     for src in sources:
         held = [g for g in groups if g[0] == src]
         model = make([g for g in groups if g[0] != src])
         for g in held:
-            predictions[g[6][0]].append((g[6][1], g[4][int(np.argmax(model.scores(g[2])))]))
+            est = estimate(g, model)
+            predictions[g[6][0]].append((g[6][1], est))
+            held_out.append((g, relation(est, g[5])))
         n, a1, a2 = accuracy(held, model)
         total[0] += n
         total[1] += a1 * n
@@ -211,6 +285,7 @@ def main():
         print(f"  {src:12s} n {n:4d} acc1 {a1:.3f} acc2 {a2:.3f}", flush=True)
         report(held, model, "      ")
     print(f"  {'pooled':12s} n {total[0]:4d} acc1 {total[1] / total[0]:.3f} acc2 {total[2] / total[0]:.3f}")
+    print_feels_and_misses(held_out)
     if args.predictions:
         import os
         os.makedirs(args.predictions, exist_ok=True)

@@ -418,9 +418,10 @@ impl TempoEstimator {
     }
 }
 
-/// Whether two tempi are within 4 % of a 2, 3, 1/2, 1/3, 2/3 or 3/2 relation.
+/// Whether two tempi are within 4 % of a 2, 3, 1/2, 1/3, 2/3, 3/2, 3/4 or 4/3 relation (the
+/// last two: a swung or compound beat read on its triplet grid, a 3/4 bar heard in four).
 fn is_related(a: f64, b: f64) -> bool {
-    [2.0, 3.0, 0.5, 1.0 / 3.0, 2.0 / 3.0, 1.5]
+    [2.0, 3.0, 0.5, 1.0 / 3.0, 2.0 / 3.0, 1.5, 0.75, 4.0 / 3.0]
         .iter()
         .any(|r| (a / (b * r) - 1.0).abs() < 0.04)
 }
@@ -492,6 +493,29 @@ mod tests {
         assert!(TempoEstimator::new(120.0, 100.0).is_err());
         assert!(TempoEstimator::new(f64::NAN, 100.0).is_err());
         assert!(TempoEstimator::new(0.0, 100.0).is_err());
+    }
+
+    /// A 4:3 reading (a swung beat read on its triplet grid) is a metrical relative: it is
+    /// the alternative when it is the runner-up, and the closer its score to the winner's,
+    /// the lower the confidence.
+    #[test]
+    fn a_close_four_three_reading_is_the_alternative_and_lowers_the_confidence() {
+        assert!(is_related(160.0, 120.0) && is_related(90.0, 120.0));
+        let candidate = |bpm| Candidate {
+            bpm,
+            features: [0.0; crate::metrical::FEATURES],
+        };
+        let candidates = [candidate(120.0), candidate(160.0), candidate(100.0)];
+        let far = choose(&candidates, &[2.0, -1.0, -3.0], 1.0).unwrap();
+        let close = choose(&candidates, &[2.0, 1.9, -3.0], 1.0).unwrap();
+        for e in [&far, &close] {
+            assert_eq!(e.bpm, 120.0);
+            assert_eq!(e.alternative.as_ref().map(|a| a.bpm), Some(160.0));
+        }
+        assert!(far.confidence > 0.9, "{}", far.confidence);
+        assert!(close.confidence < 0.55, "{}", close.confidence);
+        let alt_share = close.alternative.as_ref().map_or(0.0, |a| a.strength);
+        assert!(alt_share > 0.45, "{alt_share}");
     }
 
     #[test]

@@ -1013,6 +1013,29 @@ mod tests {
     }
 
     #[test]
+    fn triplet_swing_puts_the_off_beat_eighth_on_two_thirds_of_the_beat() {
+        let grid = Grid {
+            bar_s: 2.0,
+            step_s: 0.125,
+            steps_per_bar: 16,
+            beats_per_bar: 4,
+            swing: crate::TRIPLET_SWING,
+            unit: 2,
+            jitter_s: 0.0,
+        };
+        let beat_s = 0.5;
+        for (swing, step) in [(crate::TRIPLET_SWING, 2), (crate::TRIPLET_SWING, 6)] {
+            let offbeat = grid.straight(1, step) / beat_s % 1.0;
+            assert!(
+                (offbeat - crate::offbeat_of(swing)).abs() < 1e-12,
+                "{offbeat}"
+            );
+            assert!((offbeat - 2.0 / 3.0).abs() < 1e-12, "{offbeat}");
+        }
+        assert_eq!(crate::offbeat_of(0.0), 0.5);
+    }
+
+    #[test]
     fn every_style_scores_in_time_order_and_range() {
         for style in Style::ALL {
             let spec = TrackSpec::new(120.0, style).with_seconds(20.0);

@@ -223,6 +223,76 @@ fn plan_item(index: usize, band: usize, spec: &DatasetSpec, rng: &mut Rand) -> D
     }
 }
 
+/// The header of a swing set's manifest ([`swing_manifest_csv`]): the plan's columns, then
+/// where the swung off-beat eighth falls within the beat, the feel it makes, and the source
+/// name (`synth-swing`) that keeps it apart from the plain synthetic sets in evaluations.
+pub const SWING_MANIFEST_HEADER: &str =
+    "file,bpm,style,meter,format,seconds,seed,key,offbeat,feel,source";
+
+/// The largest swing of a swing set: 1/3 of the eighth note puts the off-beat eighth at 2/3
+/// of the beat, on the triplet grid.
+pub const TRIPLET_SWING: f64 = 1.0 / 3.0;
+
+/// Swing below which a swing set's track is labelled `straight` (off-beat before 0.54 beats).
+const STRAIGHT_BELOW: f64 = 0.08;
+
+/// Where the off-beat eighth falls within the beat, 0.5 (straight) to 0.667 (triplet), for
+/// the styles whose swing unit is the eighth note: [`TrackSpec::swing`] lengthens the first
+/// eighth of each beat by that fraction of an eighth.
+pub fn offbeat_of(swing: f64) -> f64 {
+    (1.0 + swing) / 2.0
+}
+
+/// Plans a swing set: the plan of [`dataset_plan`] (same tempi, meters, formats, jitter and
+/// noise), with the styles that swing sixteenths (hip hop, drum and bass) replaced by ones
+/// that swing eighths, and swing spread evenly from none to [`TRIPLET_SWING`] in a shuffled
+/// order, so that every tempo band meets every amount of swing. Files are named `swing-...`.
+pub fn swing_plan(spec: &DatasetSpec) -> Vec<DatasetItem> {
+    let mut items = dataset_plan(spec);
+    let mut rng = Rand::new(spec.seed ^ 0x5317_6e00, Stream::Plan);
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    for j in (1..order.len()).rev() {
+        order.swap(j, rng.index(j + 1));
+    }
+    let last = items.len().saturating_sub(1).max(1) as f64;
+    for (index, (item, rank)) in items.iter_mut().zip(order).enumerate() {
+        let style = match item.spec.style {
+            Style::HipHop => Style::Rock,
+            Style::DrumAndBass => Style::FourOnTheFloor,
+            other => other,
+        };
+        let swing = round_to(TRIPLET_SWING * rank as f64 / last, 1000.0);
+        item.spec = item.spec.clone().with_style(style).with_swing(swing);
+        item.file = format!(
+            "swing-{index:03}-{}-{:.1}-s{:03.0}.{}",
+            style.slug(),
+            item.spec.bpm,
+            swing * 1000.0,
+            item.format.extension()
+        );
+    }
+    items
+}
+
+/// The manifest of a swing set: [`SWING_MANIFEST_HEADER`], then each item's [`manifest_csv`]
+/// line with its off-beat place ([`offbeat_of`], 3 decimals), feel (`swung`, or
+/// `straight` below a swing of 0.08) and source `synth-swing`.
+pub fn swing_manifest_csv(items: &[DatasetItem]) -> String {
+    let plain = manifest_csv(items);
+    let mut out = String::from(SWING_MANIFEST_HEADER);
+    out.push('\n');
+    for (line, item) in plain.lines().skip(1).zip(items) {
+        let swing = item.spec.swing;
+        let feel = if swing < STRAIGHT_BELOW {
+            "straight"
+        } else {
+            "swung"
+        };
+        let _ = writeln!(out, "{line},{:.3},{feel},synth-swing", offbeat_of(swing));
+    }
+    out
+}
+
 fn round_to(x: f64, scale: f64) -> f64 {
     (x * scale).round() / scale
 }
@@ -256,12 +326,27 @@ pub fn manifest_csv(items: &[DatasetItem]) -> String {
 /// file per item, then [`MANIFEST_FILE`]. Every file is written atomically;
 /// existing files of the same names are replaced. Returns the plan.
 pub fn write_dataset(dir: &Path, spec: &DatasetSpec) -> Result<Vec<DatasetItem>, Error> {
+    let items = dataset_plan(spec);
+    write_items(dir, &items, &manifest_csv(&items))?;
+    Ok(items)
+}
+
+/// Renders the swing set of `spec` ([`swing_plan`]) into `dir` as [`write_dataset`] does,
+/// with the manifest of [`swing_manifest_csv`]. Returns the plan.
+pub fn write_swing_dataset(dir: &Path, spec: &DatasetSpec) -> Result<Vec<DatasetItem>, Error> {
+    let items = swing_plan(spec);
+    write_items(dir, &items, &swing_manifest_csv(&items))?;
+    Ok(items)
+}
+
+/// Writes every item's audio into `dir` (created if missing), then `manifest` as
+/// [`MANIFEST_FILE`], each file atomically.
+fn write_items(dir: &Path, items: &[DatasetItem], manifest: &str) -> Result<(), Error> {
     fs::create_dir_all(dir).map_err(|source| Error::Io {
         path: dir.to_path_buf(),
         source,
     })?;
-    let items = dataset_plan(spec);
-    for item in &items {
+    for item in items {
         let samples = try_render(&item.spec)?;
         let path = dir.join(&item.file);
         let (rate, channels) = (item.spec.sample_rate, item.spec.channels);
@@ -270,15 +355,15 @@ pub fn write_dataset(dir: &Path, spec: &DatasetSpec) -> Result<Vec<DatasetItem>,
             AudioFormat::Flac => write_flac(&path, &samples, rate, channels)?,
         }
     }
-    let manifest = dir.join(MANIFEST_FILE);
+    let manifest_path = dir.join(MANIFEST_FILE);
     let tmp = dir.join(format!(".{MANIFEST_FILE}.{}.tmp", std::process::id()));
     let io_err = |path: &Path| {
         let path = path.to_path_buf();
         move |source| Error::Io { path, source }
     };
-    fs::write(&tmp, manifest_csv(&items)).map_err(io_err(&tmp))?;
-    fs::rename(&tmp, &manifest).map_err(io_err(&manifest))?;
-    Ok(items)
+    fs::write(&tmp, manifest).map_err(io_err(&tmp))?;
+    fs::rename(&tmp, &manifest_path).map_err(io_err(&manifest_path))?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -319,6 +404,71 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), plan.len());
+    }
+
+    #[test]
+    fn swing_plan_spreads_the_off_beat_from_straight_to_triplet_in_eighth_swing_styles() {
+        let spec = DatasetSpec::default().with_count(48).with_seed(5);
+        let plain = dataset_plan(&spec);
+        let plan = swing_plan(&spec);
+        assert_eq!(plan.len(), 48);
+        let offbeats: Vec<f64> = plan.iter().map(|it| offbeat_of(it.spec.swing)).collect();
+        let (lo, hi) = offbeats
+            .iter()
+            .fold((1.0f64, 0.0f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+        assert_eq!(lo, 0.5);
+        assert!((hi - 2.0 / 3.0).abs() < 1e-3, "{hi}");
+        for (item, base) in plan.iter().zip(&plain) {
+            item.spec.validate().unwrap();
+            assert!(!matches!(
+                item.spec.style,
+                Style::HipHop | Style::DrumAndBass
+            ));
+            assert_eq!(
+                (item.spec.bpm, item.spec.meter),
+                (base.spec.bpm, base.spec.meter)
+            );
+            assert!(item.file.starts_with("swing-"), "{}", item.file);
+        }
+        // Every tempo band meets both a little and a lot of swing.
+        for band in 0..4 {
+            let swings: Vec<f64> = plan
+                .iter()
+                .filter(|it| band_of(it.spec.bpm) == band)
+                .map(|it| it.spec.swing)
+                .collect();
+            assert!(swings.iter().any(|&s| s < 0.17), "band {band}: {swings:?}");
+            assert!(swings.iter().any(|&s| s >= 0.17), "band {band}: {swings:?}");
+        }
+        let mut names: Vec<&str> = plan.iter().map(|it| it.file.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), plan.len());
+        assert_eq!(swing_plan(&spec), plan, "the same spec gives the same plan");
+    }
+
+    #[test]
+    fn swing_manifest_adds_the_off_beat_place_and_the_feel() {
+        let plan = swing_plan(&DatasetSpec::default().with_count(24));
+        let csv = swing_manifest_csv(&plan);
+        let mut lines = csv.lines();
+        assert_eq!(lines.next(), Some(SWING_MANIFEST_HEADER));
+        let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+        assert_eq!(rows.len(), 24);
+        for (row, item) in rows.iter().zip(&plan) {
+            assert_eq!(row.len(), SWING_MANIFEST_HEADER.split(',').count());
+            assert_eq!(row[0], item.file);
+            let offbeat: f64 = row[8].parse().unwrap();
+            assert!((offbeat - offbeat_of(item.spec.swing)).abs() < 5e-4);
+            let want = if item.spec.swing < 0.08 {
+                "straight"
+            } else {
+                "swung"
+            };
+            assert_eq!(row[9], want, "{}", item.file);
+            assert_eq!(row[10], "synth-swing");
+        }
+        assert!(rows.iter().any(|r| r[9] == "straight") && rows.iter().any(|r| r[9] == "swung"));
     }
 
     #[test]
