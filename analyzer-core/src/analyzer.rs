@@ -549,11 +549,11 @@ impl Analyzer {
             path,
             stop,
             sampling.map(|s| (s.seconds, s.segments)),
-            |interleaved, channels, rate| {
+            |interleaved, channels, layout, rate| {
                 let started = Instant::now();
                 let meter = match &mut meter {
                     Some(meter) => meter,
-                    None => meter.insert(LoudnessMeter::new(channels, rate)?),
+                    None => meter.insert(LoudnessMeter::for_layout(layout, channels, rate)?),
                 };
                 meter.push(interleaved)?;
                 busy += started.elapsed();

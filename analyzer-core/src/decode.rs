@@ -11,7 +11,7 @@
 use std::fs::File;
 use std::path::Path;
 
-use symphonia::core::audio::GenericAudioBufferRef;
+use symphonia::core::audio::{Channels, GenericAudioBufferRef};
 use symphonia::core::codecs::audio::{AudioCodecParameters, AudioDecoder, AudioDecoderOptions};
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::probe::Hint;
@@ -332,7 +332,8 @@ fn decode_packets(
 /// loudness) and also the mono segments a sampled analysis reads.
 ///
 /// `channels_sink` gets each packet's interleaved samples (non-finite ones replaced by
-/// silence), its channel count and rate. `segment_sink` gets what
+/// silence), its channel count, the stream's channel layout (speaker positions, where the
+/// container gives them) and its rate. `segment_sink` gets what
 /// [`decode_mono_segments`] would give for `sampling` (seconds, count), cut from the
 /// stream instead of reached by seeking: a segment starts with the packet that holds its
 /// start time, as an accurate seek starts it. For formats whose packets decode on their
@@ -346,20 +347,20 @@ pub fn decode_channels(
     path: &Path,
     stop: &StopSignal,
     sampling: Option<(f64, usize)>,
-    mut channels_sink: impl FnMut(&[f32], usize, u32) -> Result<()>,
+    mut channels_sink: impl FnMut(&[f32], usize, &Channels, u32) -> Result<()>,
     mut segment_sink: impl FnMut(usize, &[f32], u32) -> Result<()>,
 ) -> Result<Sampled> {
     let open = open_track(path)?;
     let plan = sampling.and_then(|(seconds, count)| SegmentCuts::plan(&open, seconds, count));
     let Some(mut cuts) = plan else {
         let info = decode_packets(open, stop, |_, state, rate| {
-            channels_sink(&state.interleaved, state.channels, rate)?;
+            channels_sink(&state.interleaved, state.channels, &state.layout, rate)?;
             segment_sink(0, &state.mono, rate)
         })?;
         return Ok(Sampled::Whole(info));
     };
     let info = decode_packets(open, stop, |packet, state, rate| {
-        channels_sink(&state.interleaved, state.channels, rate)?;
+        channels_sink(&state.interleaved, state.channels, &state.layout, rate)?;
         cuts.cut(packet, &state.mono, |index, mono| {
             segment_sink(index, mono, rate)
         })
@@ -638,6 +639,8 @@ struct Decoding {
     interleaved: Vec<f32>,
     /// The last packet's channel count.
     channels: usize,
+    /// The first packet's channel layout (speaker positions), for the loudness weights.
+    layout: Channels,
     mono: Vec<f32>,
     bad_packets: usize,
     bad_in_a_row: usize,
@@ -651,6 +654,7 @@ impl Decoding {
             budget_left: budget,
             interleaved: Vec::new(),
             channels: 1,
+            layout: Channels::None,
             mono: Vec::new(),
             bad_packets: 0,
             bad_in_a_row: 0,
@@ -753,6 +757,9 @@ impl Decoding {
         }
         buffer.copy_to_vec_interleaved(&mut self.interleaved);
         self.channels = channels;
+        if self.layout == Channels::None {
+            self.layout = buffer.spec().channels().clone();
+        }
         let non_finite = mix_to_mono(&self.interleaved, channels, &mut self.mono);
         if non_finite > 0 {
             self.non_finite += non_finite;

@@ -10,7 +10,8 @@
 
 use std::sync::Arc;
 
-use ebur128::{EbuR128, Mode};
+use ebur128::{Channel, EbuR128, Mode};
+use symphonia::core::audio::{Channels, Position};
 
 use crate::error::{Error, ErrorKind, Result, Stage};
 
@@ -140,6 +141,68 @@ impl AlbumLoudness {
     }
 }
 
+/// How BS.1770-4 weighs each of the `count` channels of `layout`, as ffmpeg's `ebur128`
+/// filter does: the low-frequency effects channels not at all, the side, rear and rear-height
+/// channels by 1.41 (+1.5 dB), every other channel by 1.0. (`ebur128`'s channel kinds stand
+/// for their weights: `Left` is 1.0, `LeftSurround` 1.41, `Unused` 0.) Without speaker
+/// positions, or with positions that do not match the count: L, R, C, LFE, Ls, Rs (the
+/// order of WAV, FLAC and AAC), and any further channel at 1.0, so that no channel of a
+/// 7.1 file goes unheard.
+pub fn channel_weights(layout: &Channels, count: usize) -> Vec<Channel> {
+    if let Channels::Positioned(positions) = layout
+        && positions.bits().count_ones() as usize == count
+    {
+        return positions.iter().map(weight_of_position).collect();
+    }
+    match count {
+        4 => vec![
+            Channel::Left,
+            Channel::Right,
+            Channel::LeftSurround,
+            Channel::RightSurround,
+        ],
+        5 => vec![
+            Channel::Left,
+            Channel::Right,
+            Channel::Center,
+            Channel::LeftSurround,
+            Channel::RightSurround,
+        ],
+        _ => {
+            const FIRST_SIX: [Channel; 6] = [
+                Channel::Left,
+                Channel::Right,
+                Channel::Center,
+                Channel::Unused,
+                Channel::LeftSurround,
+                Channel::RightSurround,
+            ];
+            (0..count)
+                .map(|i| FIRST_SIX.get(i).copied().unwrap_or(Channel::Center))
+                .collect()
+        }
+    }
+}
+
+/// The weight of one speaker position.
+fn weight_of_position(position: Position) -> Channel {
+    const SURROUND: Position = Position::REAR_LEFT
+        .union(Position::REAR_RIGHT)
+        .union(Position::REAR_CENTER)
+        .union(Position::SIDE_LEFT)
+        .union(Position::SIDE_RIGHT)
+        .union(Position::TOP_REAR_LEFT)
+        .union(Position::TOP_REAR_CENTER)
+        .union(Position::TOP_REAR_RIGHT);
+    if position.intersects(Position::LFE1.union(Position::LFE2)) {
+        Channel::Unused
+    } else if position.intersects(SURROUND) {
+        Channel::LeftSurround
+    } else {
+        Channel::Center
+    }
+}
+
 /// Measures one stream of interleaved samples, fed packet by packet.
 pub struct LoudnessMeter {
     meter: EbuR128,
@@ -163,10 +226,19 @@ impl std::fmt::Debug for LoudnessMeter {
 }
 
 impl LoudnessMeter {
-    /// A meter for `channels` channels at `rate` Hz (channels in the usual order: L, R, C,
-    /// LFE (not counted), Ls, Rs).
+    /// A meter for `channels` channels at `rate` Hz whose speaker positions are not known:
+    /// L, R, C, LFE (not counted), Ls, Rs, and any further channel as a front one.
     pub fn new(channels: usize, rate: u32) -> Result<Self> {
-        let meter = EbuR128::new(channels as u32, rate, Mode::I | Mode::LRA | Mode::TRUE_PEAK)
+        Self::for_layout(&Channels::None, channels, rate)
+    }
+
+    /// A meter for `channels` channels at `rate` Hz laid out as `layout` says (the
+    /// decoder's speaker positions), each weighed by [`channel_weights`].
+    pub fn for_layout(layout: &Channels, channels: usize, rate: u32) -> Result<Self> {
+        let mut meter = EbuR128::new(channels as u32, rate, Mode::I | Mode::LRA | Mode::TRUE_PEAK)
+            .map_err(meter_error)?;
+        meter
+            .set_channel_map(&channel_weights(layout, channels))
             .map_err(meter_error)?;
         Ok(LoudnessMeter {
             meter,
@@ -252,6 +324,44 @@ fn meter_error(e: ebur128::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_seven_one_layout_weighs_its_side_and_rear_channels_as_surround() {
+        // FL FR FC LFE BL BR SL SR, as a WAV's channel mask 0x63F gives them.
+        let seven_one = Position::FRONT_LEFT
+            | Position::FRONT_RIGHT
+            | Position::FRONT_CENTER
+            | Position::LFE1
+            | Position::REAR_LEFT
+            | Position::REAR_RIGHT
+            | Position::SIDE_LEFT
+            | Position::SIDE_RIGHT;
+        let weights = channel_weights(&Channels::Positioned(seven_one), 8);
+        use Channel::{Center, LeftSurround, Unused};
+        assert_eq!(
+            weights,
+            [
+                Center,
+                Center,
+                Center,
+                Unused,
+                LeftSurround,
+                LeftSurround,
+                LeftSurround,
+                LeftSurround
+            ]
+        );
+        // Without positions, a seventh and eighth channel count as front ones.
+        assert_eq!(
+            channel_weights(&Channels::Discrete(8), 8)[6..],
+            [Center, Center]
+        );
+        // Positions that do not match the count are not trusted.
+        assert_eq!(
+            channel_weights(&Channels::Positioned(seven_one), 2),
+            [Channel::Left, Channel::Right]
+        );
+    }
 
     /// A stereo sine of `amplitude` at 1 kHz, `seconds` long, at 48 kHz.
     fn sine(amplitude: f32, seconds: f64) -> Vec<f32> {

@@ -166,6 +166,45 @@ fn a_file_is_measured_before_the_mono_mix() {
     assert_eq!(plain.loudness, None, "loudness only when asked for");
 }
 
+/// Every channel of a file with more than six is counted, each with its BS.1770 weight
+/// from the speaker positions the file gives (as ffmpeg's ebur128 filter weighs them): a
+/// WAV of 11 channels (FL FR FC LFE BL BR FLC FRC BC SL SR) with one pulsed sine on one
+/// channel reads the same on the front left and the front left-of-centre, 1.5 dB more on
+/// the side left (weight 1.41), and nothing on the low-frequency effects.
+#[test]
+fn every_channel_of_a_surround_file_counts_with_its_weight() {
+    const CHANNELS: usize = 11;
+    let dir = tempfile::tempdir().unwrap();
+    let sine = pulsed_sine(-23.0);
+    let measured = |channel: usize| {
+        let samples: Vec<f32> = sine
+            .chunks(2)
+            .flat_map(|frame| {
+                let mut out = [0.0f32; CHANNELS];
+                out[channel] = frame[0];
+                out
+            })
+            .collect();
+        let path = dir.path().join(format!("on-{channel}.wav"));
+        write_wav(&path, &samples, RATE, CHANNELS as u16).unwrap();
+        let analysis = analyze(&analyzer(None, true), &path);
+        assert_eq!(analysis.audio.channels, CHANNELS as u16);
+        analysis.loudness.unwrap().integrated_lufs
+    };
+    let front_left = measured(0).unwrap();
+    assert_near(front_left, -29.02, 0.1, "front left");
+    let left_of_centre = measured(6).expect("a seventh channel is heard");
+    assert_near(left_of_centre, front_left, 0.01, "front left of centre");
+    let side_left = measured(9).expect("a side channel is heard");
+    assert_near(
+        side_left - front_left,
+        1.49,
+        0.02,
+        "side left over front left",
+    );
+    assert_eq!(measured(3), None, "the LFE channel is not counted");
+}
+
 /// Analyses `path` with and without loudness under `sampling` and fails unless the two
 /// analyses are the same but for the loudness, and the loudness was measured.
 fn assert_loudness_changes_nothing_else(path: &Path, sampling: Option<Sampling>) {
