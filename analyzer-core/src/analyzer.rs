@@ -28,8 +28,9 @@ use crate::tempo::{TempoEstimate, TempoEstimator};
 /// key. 4: the loudness (rows gain its columns, empty unless asked for). 5: noise as
 /// `no_pulse` (the pulse significance), a beat under a held chord kept. 6: the key's profile
 /// (edma-shaath) and its compressed chroma. 7: a 3:4 or 4:3 reading can be the alternative
-/// (`alt_bpm`).
-const RESULTS_REVISION: u32 = 7;
+/// (`alt_bpm`). 8: the loudness of files with channels past the sixth, or with side or rear
+/// speakers in other places (each channel weighed by its speaker position).
+const RESULTS_REVISION: u32 = 8;
 
 /// Settings of an [`Analyzer`]. Each field's doc gives its default.
 #[derive(Debug, Clone, PartialEq)]
