@@ -32,7 +32,9 @@ use crate::output::{Destination, Inputs, OutputLock};
 use crate::path_cell::parse_path_cell;
 use crate::record::{self, AnalyzeRecord};
 use crate::report::export::{self, CsvLine, Exporter};
-use crate::runner::{self, ProgressMode, RowLog, RunOptions, RunSettings, Schedule, Shown};
+use crate::runner::{
+    self, InOrder, ProgressMode, RowLog, RunOptions, RunSettings, Schedule, Shown,
+};
 use crate::shard::{self, Shard, ShardRecord};
 
 /// Exit status when every file was analysed.
@@ -458,7 +460,7 @@ enum Output {
         done: HashMap<PathBuf, (AnalyzeRecord, runner::ResumedRow)>,
     },
     /// Written to stdout in input order, each as soon as all before it are.
-    Stdout(InOrder),
+    Stdout(InOrder<io::Stdout>),
 }
 
 impl Output {
@@ -468,7 +470,7 @@ impl Output {
     fn open(plan: &Plan, dest: Option<&Destination>, files: usize) -> anyhow::Result<Self> {
         let Some(dest) = dest else {
             io::stdout().write_all(&record::header())?;
-            return Ok(Output::Stdout(InOrder::new(files)));
+            return Ok(Output::Stdout(InOrder::stdout(files)));
         };
         let (path, settings) = (dest.target(), plan.settings());
         if !plan.resume {
@@ -552,41 +554,6 @@ impl Output {
             Output::File { done, .. } => done.contains_key(path),
             Output::Stdout(_) => false,
         }
-    }
-}
-
-/// Puts rows that finish in any order on stdout in input order.
-struct InOrder {
-    next: usize,
-    waiting: Vec<Option<Vec<u8>>>,
-}
-
-impl InOrder {
-    fn new(len: usize) -> Self {
-        InOrder {
-            next: 0,
-            waiting: vec![None; len],
-        }
-    }
-
-    /// Takes the row at input position `i` and writes every row now in sequence.
-    fn push(&mut self, i: usize, line: Vec<u8>) -> io::Result<()> {
-        self.waiting[i] = Some(line);
-        let mut out = io::stdout().lock();
-        while let Some(line) = self.waiting.get_mut(self.next).and_then(Option::take) {
-            out.write_all(&line)?;
-            self.next += 1;
-        }
-        out.flush()
-    }
-
-    /// Writes every row still waiting (after a cancel, the rows behind a gap).
-    fn flush_rest(&mut self) -> io::Result<()> {
-        let mut out = io::stdout().lock();
-        for line in self.waiting.iter_mut().filter_map(Option::take) {
-            out.write_all(&line)?;
-        }
-        out.flush()
     }
 }
 

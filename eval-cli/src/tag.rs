@@ -1,22 +1,23 @@
 //! `eval-cli tag`: analyse files as `analyze` does (the same analyzer, batch runner,
 //! worker count, time limit and per-file isolation), then write the tempo and key into each
-//! file's own tags ([`crate::tags`]). One CSV row per file on stdout, in input order, says
-//! what was written, kept or skipped and why.
+//! file's own tags ([`crate::tags`]). One CSV row per file on stdout, in input order and as
+//! soon as every row before it is out, says what was written, kept or skipped and why.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use analyzer_core::batch::{self, FileResult, Job};
 use analyzer_core::loudness::REPLAYGAIN_REFERENCE_LUFS;
-use analyzer_core::{Analyzer, Error, StopSignal};
+use analyzer_core::{Analyzer, Error, ErrorKind, Stage, StopSignal};
 use serde::Serialize;
 
 use crate::flags;
 use crate::path_cell::path_cell;
 use crate::report::export::{self, CsvLine, Exporter};
-use crate::runner::{self, RunOptions, Schedule, Shown};
+use crate::runner::{self, InOrder, RunOptions, Schedule, Shown};
 use crate::tags::{KeyNotation, TagOptions, TagReport, TagValues, tag_file};
 
 /// Exit status when every file was tagged, or had nothing to change.
@@ -46,6 +47,10 @@ pub struct TagArgs {
     settings: flags::AnalyzerArgs,
     #[command(flatten)]
     batch: flags::BatchArgs,
+    /// Internal, for tests: a file whose name starts with `gate` waits until `NAME.open`
+    /// appears beside it (gate.rs).
+    #[arg(long, hide = true)]
+    test_gates: bool,
 }
 
 /// What a run of `tag` needs, built from the flags.
@@ -54,6 +59,7 @@ struct Plan {
     analyzer: Analyzer,
     tagging: TagOptions,
     options: RunOptions,
+    test_gates: bool,
 }
 
 impl Plan {
@@ -67,6 +73,7 @@ impl Plan {
                 notation: args.key_notation,
             },
             options: args.batch.options(Schedule::CostliestFirst),
+            test_gates: args.test_gates,
         })
     }
 }
@@ -81,12 +88,20 @@ struct Tagged {
 struct TagJob<'a> {
     analyzer: &'a Analyzer,
     tagging: TagOptions,
+    test_gates: bool,
 }
 
 impl Job for TagJob<'_> {
     type Output = Tagged;
 
     fn run(&self, path: &Path, stop: &StopSignal) -> Result<Tagged, Error> {
+        if self.test_gates && !crate::gate::hold(path, stop) {
+            return Err(Error::new(
+                ErrorKind::Cancelled,
+                Stage::Open,
+                "stopped at a gate",
+            ));
+        }
         let analysis = self.analyzer.run(path, stop)?;
         let values = TagValues::of(&analysis);
         let outcome = tag_file(path, &values, &self.tagging).map_err(|e| e.to_string());
@@ -175,7 +190,12 @@ pub fn run(args: TagArgs) -> anyhow::Result<ExitCode> {
     let job = TagJob {
         analyzer: &plan.analyzer,
         tagging: plan.tagging,
+        test_gates: plan.test_gates,
     };
+    io::stdout().write_all(&export::csv_header::<TagRow>()?)?;
+    let mut rows = InOrder::stdout(files.len());
+    let mut write_error: Option<io::Error> = None;
+    let mut skipped = 0;
     let summary = runner::run(
         &files,
         &plan.options,
@@ -188,22 +208,31 @@ pub fn run(args: TagArgs) -> anyhow::Result<ExitCode> {
                 .replaygain
                 .map(|rg| REPLAYGAIN_REFERENCE_LUFS - rg.track_gain_db),
         },
-        |_| {},
+        |result| {
+            let row = TagRow::of(result, plan.tagging.notation);
+            skipped += usize::from(row.status == "skipped");
+            if write_error.is_some() {
+                return;
+            }
+            let written = CsvLine
+                .serialize(&row)
+                .map_err(io::Error::other)
+                .and_then(|line| rows.push(result.index, line));
+            if let Err(err) = written {
+                // stdout is gone (a closed pipe): stop tagging files nobody will hear of.
+                write_error = Some(err);
+                plan.options.cancel.store(true, Ordering::SeqCst);
+            }
+        },
     );
-    let mut rows: Vec<TagRow> = summary
-        .results
-        .iter()
-        .map(|r| TagRow::of(r, plan.tagging.notation))
-        .collect();
-    rows.extend(
-        walk_errors
-            .into_iter()
-            .map(|e| TagRow::skipped(path_cell(&e.path), e.reason)),
-    );
+    if let Some(err) = write_error {
+        return Err(anyhow::Error::new(err).context("cannot write the rows to stdout"));
+    }
+    rows.flush_rest()?;
     let mut out = io::stdout().lock();
-    out.write_all(&export::csv_header::<TagRow>()?)?;
-    for row in &rows {
-        out.write_all(&CsvLine.serialize(row)?)?;
+    for error in walk_errors {
+        skipped += 1;
+        out.write_all(&CsvLine.serialize(&TagRow::skipped(path_cell(&error.path), error.reason))?)?;
     }
     out.flush()?;
     if summary.cancelled {
@@ -214,7 +243,6 @@ pub fn run(args: TagArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(EXIT_CANCELLED));
     }
-    let skipped = rows.iter().filter(|r| r.status == "skipped").count();
     Ok(ExitCode::from(if skipped == 0 {
         EXIT_OK
     } else {

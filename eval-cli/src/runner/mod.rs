@@ -2,10 +2,12 @@
 //! (scheduling, executors, cancellation, deadlines, panic isolation, input order); what is
 //! left here is what only a CLI needs: picking the executor from `--workers` ([`run`]),
 //! progress on stderr as two observers (`progress.rs`: an indicatif bar or JSON lines),
+//! rows on stdout in input order as they finish (`in_order.rs`),
 //! result files that survive a kill for `--resume` (`rows.rs`) and the settings that made
 //! them (`settings.rs`), and the host (`system.rs`: worker-count warnings, the Ctrl-C
 //! handler, peak RSS).
 
+mod in_order;
 mod progress;
 mod rows;
 mod settings;
@@ -19,6 +21,7 @@ use std::time::Duration;
 use analyzer_core::StopSignal;
 use analyzer_core::batch::{self, Batch, BatchSummary, FileResult, Job, Sequential};
 
+pub use in_order::InOrder;
 use progress::Progress;
 pub use progress::Shown;
 

@@ -713,3 +713,55 @@ impl Held {
         self.exited.recv().unwrap()
     }
 }
+
+/// Rows come out as files finish, in input order: the first file's row is on stdout while
+/// the second is still held by a test gate, not after the whole batch. (Should the rows
+/// wait for the batch, a guard opens the gate after two minutes and the test fails instead
+/// of hanging; passing never depends on the time.)
+#[test]
+fn each_row_is_printed_as_soon_as_the_rows_before_it_are() {
+    use std::io::{BufRead, BufReader};
+
+    let dir = tempfile::tempdir().unwrap();
+    click_wav(&dir.path().join("a.wav"), 120.0, 12.0);
+    let gate = dir.path().join("gate-b.wav");
+    click_wav(&gate, 120.0, 12.0);
+    let open = dir.path().join("gate-b.wav.open");
+    let mut child = eval_cli_process()
+        .args(["tag", "--dry-run", "--test-gates", "--workers", "2"])
+        .args(["--progress", "off"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let guard_fired = Arc::new(AtomicBool::new(false));
+    {
+        let (fired, open) = (Arc::clone(&guard_fired), open.clone());
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_secs(120));
+            fired.store(true, Ordering::SeqCst);
+            let _ = fs::write(open, "");
+        });
+    }
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let header = lines.next().unwrap().unwrap();
+    assert!(header.starts_with("path,"), "{header}");
+    let first = lines.next().unwrap().unwrap();
+    assert!(
+        !guard_fired.load(Ordering::SeqCst),
+        "the first row waited for the held file: {first}"
+    );
+    assert!(
+        first.contains("a.wav") && first.contains("dry_run"),
+        "{first}"
+    );
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "gate-b.wav is still held"
+    );
+    fs::write(&open, "").unwrap();
+    let second = lines.next().unwrap().unwrap();
+    assert!(second.contains("gate-b.wav"), "{second}");
+    assert!(lines.next().is_none());
+    assert!(child.wait().unwrap().success());
+}
