@@ -29,8 +29,8 @@ failures=()
 # ---- inputs ---------------------------------------------------------------------------
 
 # wav FILE RATE CHANNELS SECONDS KIND [RATE_IN_HEADER]: 16-bit PCM made by awk. KIND is
-# `clicks` (a click every half second, 120 BPM), `sine` (1 kHz at half scale), `noise`
-# (white, awk's seeded rand) or `silence`.
+# `clicks` (a click every half second, 120 BPM), `sine` (1 kHz at half scale), `chord` (an
+# A minor triad held), `noise` (white, awk's seeded rand) or `silence`.
 wav() {
   local file=$1 rate=$2 channels=$3 seconds=$4 kind=$5 header_rate=${6:-$2}
   awk -v rate="$rate" -v ch="$channels" -v secs="$seconds" -v kind="$kind" -v hrate="$header_rate" '
@@ -43,6 +43,8 @@ wav() {
       for (i = 0; i < frames; i++) {
         if (kind == "clicks") v = (i % int(rate / 2) < 40) ? 12000 : 0
         else if (kind == "sine") v = int(16000 * sin(2 * pi * 1000 * i / rate))
+        else if (kind == "chord") v = int(6000 * (sin(2 * pi * 220 * i / rate) \
+          + sin(2 * pi * 261.63 * i / rate) + sin(2 * pi * 329.63 * i / rate)))
         else if (kind == "noise") v = int(16000 * (2 * rand() - 1))
         else v = 0
         if (v < 0) v += 65536
@@ -205,6 +207,17 @@ case_steady_sine_is_no_pulse() {
   wav sine.wav 44100 1 30 sine
   analyze sine.wav --out out.csv >/dev/null 2>&1 || return 1
   expect_row out.csv sine.wav error "no_pulse"
+}
+
+# No pulse is the tempo's verdict alone: the key and the loudness of the chord stand.
+case_held_chord_is_no_pulse_with_its_key_and_loudness() {
+  wav chord.wav 22050 1 20 chord
+  analyze chord.wav --descriptors tempo,key,loudness --out out.csv >/dev/null 2>&1 || return 1
+  [ "$code" -eq 1 ] || { echo "exit $code"; return 1; }
+  expect_row out.csv chord.wav error "tempo: no_pulse: " || return 1
+  expect_row out.csv chord.wav error ",A minor," || return 1
+  # The Camelot code, then the integrated loudness.
+  grep -qE ',8A,-[0-9]+\.[0-9]{2},' out.csv || { echo "no loudness: $(tail -1 out.csv)"; return 1; }
 }
 
 case_white_noise_is_no_pulse() {
@@ -414,6 +427,7 @@ run header-rate-1hz case_header_rate_1hz
 run header-rate-768001 case_header_rate_claims_768k_of_8k_audio
 run wav-32-channels case_wav_with_32_channels
 run steady-sine-no-pulse case_steady_sine_is_no_pulse
+run held-chord-keeps-key-and-loudness case_held_chord_is_no_pulse_with_its_key_and_loudness
 run white-noise-no-pulse case_white_noise_is_no_pulse
 run damaged-files-keep-the-batch case_truncated_and_empty_files_keep_the_batch
 run mp3-cover-1mib case_mp3_cover_1mib

@@ -38,7 +38,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .stop(StopSignal::never().with_cancel_flag(cancel))
         .run(&files, &*executor);
     for r in &summary.results {
-        let bpm = r.value.as_ref().map(|a| format!("{:.1}", a.tempo.bpm));
+        // A file without a pulse fails with its key kept: its value is there, its tempo not.
+        let bpm = r.value.as_ref().and_then(|a| a.tempo.as_ref().ok());
+        let bpm = bpm.map(|t| format!("{:.1}", t.bpm));
         // The key with its Camelot code, or why the audio has none.
         let key = match r.value.as_ref().and_then(|a| a.key.as_ref()) {
             Some(Ok(k)) => format!("{} {}", k.key, k.key.camelot()),

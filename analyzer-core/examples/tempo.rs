@@ -10,18 +10,21 @@ use analyzer_core::{Analyzer, AnalyzerConfig, StopSignal};
 fn main() {
     let analyzer = Analyzer::new(AnalyzerConfig::default()).expect("default settings are valid");
     for arg in std::env::args().skip(1) {
-        match analyzer.analyze_file(Path::new(&arg), &StopSignal::never()) {
-            Ok(a) => {
-                let candidates: Vec<String> = a
-                    .tempo
+        // A file without a pulse still has a key and a loudness; this example shows tempi.
+        match analyzer
+            .analyze_file(Path::new(&arg), &StopSignal::never())
+            .and_then(|a| a.tempo)
+        {
+            Ok(tempo) => {
+                let candidates: Vec<String> = tempo
                     .candidates
                     .iter()
                     .map(|c| format!("{:.2}@{:.2}", c.bpm, c.strength))
                     .collect();
                 println!(
                     "{arg}\t{:.3}\t{:.3}\t{}",
-                    a.tempo.bpm,
-                    a.tempo.confidence,
+                    tempo.bpm,
+                    tempo.confidence,
                     candidates.join(" ")
                 );
             }

@@ -29,8 +29,9 @@ use crate::tempo::{TempoEstimate, TempoEstimator};
 /// `no_pulse` (the pulse significance), a beat under a held chord kept. 6: the key's profile
 /// (edma-shaath) and its compressed chroma. 7: a 3:4 or 4:3 reading can be the alternative
 /// (`alt_bpm`). 8: the loudness of files with channels past the sixth, or with side or rear
-/// speakers in other places (each channel weighed by its speaker position).
-const RESULTS_REVISION: u32 = 8;
+/// speakers in other places (each channel weighed by its speaker position). 9: a file
+/// without a pulse (or too short for one) keeps its key and loudness.
+const RESULTS_REVISION: u32 = 9;
 
 /// Settings of an [`Analyzer`]. Each field's doc gives its default.
 #[derive(Debug, Clone, PartialEq)]
@@ -228,8 +229,12 @@ pub struct AudioInfo {
 /// The analysis of one file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Analysis {
-    /// The tempo with its confidence and candidates.
-    pub tempo: TempoEstimate,
+    /// The tempo with its confidence and candidates, or the tempo stage's verdict that the
+    /// audio has none ([`is_tempo_verdict`]: no pulse, too short): the file's other
+    /// descriptors stand all the same, as the tempo stands for a file without a key. The
+    /// batch runner reports such a file as failed, keeping this value
+    /// ([`crate::batch::Job::failure`]).
+    pub tempo: Result<TempoEstimate>,
     /// The key, or why the audio has none; `None` when the key was not asked for
     /// ([`AnalyzerConfig::key`]). A file without a key keeps its tempo.
     pub key: Option<KeyResult>,
@@ -239,6 +244,13 @@ pub struct Analysis {
     pub audio: AudioInfo,
     /// Damage that was survived (skipped packets, a truncated end); empty for a clean file.
     pub warnings: Vec<String>,
+}
+
+/// Whether an error of the tempo stage is its verdict on decoded audio (`no_pulse`,
+/// `too_short`), which leaves the key and the loudness of the same audio standing; any
+/// other failure (a deadline, a cancellation) ends the file.
+pub fn is_tempo_verdict(kind: ErrorKind) -> bool {
+    matches!(kind, ErrorKind::NoPulse | ErrorKind::TooShort)
 }
 
 /// Wall time spent in each stage of one file's analysis. Decoding and onset detection
@@ -383,7 +395,11 @@ impl Analyzer {
         let mut times = StageTimes::default();
         let decoded = self.envelopes_of_stream(path, stop, &mut times)?;
         let started = Instant::now();
-        let tempo = self.tempo.estimate_segments(&decoded.envelopes, stop)?;
+        let tempo = match self.tempo.estimate_segments(&decoded.envelopes, stop) {
+            Err(verdict) if is_tempo_verdict(verdict.kind()) => Err(verdict.with_path(path)),
+            Err(other) => return Err(other),
+            Ok(tempo) => Ok(tempo),
+        };
         times.tempo = started.elapsed();
         let started = Instant::now();
         let key = decoded.chroma.map(|fine| self.key.estimate(&fine));

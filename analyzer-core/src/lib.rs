@@ -47,7 +47,9 @@ pub mod resample;
 mod stop;
 pub mod tempo;
 
-pub use analyzer::{Analysis, Analyzer, AnalyzerConfig, AudioInfo, Sampling, StageTimes, fft_path};
+pub use analyzer::{
+    Analysis, Analyzer, AnalyzerConfig, AudioInfo, Sampling, StageTimes, fft_path, is_tempo_verdict,
+};
 pub use error::{Error, ErrorKind, Result, Stage};
 pub use onset::OnsetEnvelope;
 pub use stop::StopSignal;

@@ -30,7 +30,14 @@ fn main() -> ExitCode {
                     Some(Ok(k)) => k.key.to_string(),
                     _ => String::new(),
                 };
-                println!("{},{:.2},{key}", path.display(), a.tempo.bpm)
+                match a.tempo {
+                    Ok(tempo) => println!("{},{:.2},{key}", path.display(), tempo.bpm),
+                    Err(e) => {
+                        println!("{},,{key}", path.display());
+                        eprintln!("analyze: {e}");
+                        code = ExitCode::FAILURE;
+                    }
+                }
             }
             Err(e) => {
                 eprintln!("analyze: {e}");

@@ -156,8 +156,10 @@ impl FileAnalysis for CachedAnalysis {
 }
 
 fn candidates_of(analysis: &Analysis) -> Vec<Candidate> {
-    analysis
-        .tempo
+    let Ok(tempo) = &analysis.tempo else {
+        return Vec::new();
+    };
+    tempo
         .candidates
         .iter()
         .map(|c| Candidate {

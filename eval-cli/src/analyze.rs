@@ -446,6 +446,10 @@ impl Job for Measure<'_> {
         Ok(analysis)
     }
 
+    fn failure(&self, output: &Analysis) -> Option<analyzer_core::Error> {
+        self.analyzer.failure(output)
+    }
+
     fn cost_hint(&self, path: &Path) -> Option<f64> {
         self.analyzer.cost_hint(path)
     }

@@ -492,6 +492,8 @@ fn rows_of(ds: &Dataset, child: &ChildReport) -> Vec<Row> {
                 bpm: f.est_bpm,
                 key: f.est_key.as_deref().and_then(|k| k.parse().ok()),
                 no_key: f.no_key.clone(),
+                // The child's status says whether the file failed.
+                no_tempo: None,
                 confidence: f.confidence,
                 audio_s: None,
                 cpu_s: f.cpu_s,

@@ -233,13 +233,13 @@ pub fn scored_row(item: &Item, answer: &Answer) -> Row {
         Some(truth) if answer.status == "ok" => metrics::classify(est_bpm, truth),
         _ => ErrorClass::Failed,
     };
-    let ok = answer.status == "ok";
     Row {
         file: item.file.clone(),
         truth_bpm: item.bpm,
         est_bpm,
         truth_key: item.key,
-        est_key: estimate.and_then(|e| e.key).filter(|_| ok),
+        // A file without a pulse fails with its key kept: the key is scored all the same.
+        est_key: estimate.and_then(|e| e.key),
         no_key: estimate.and_then(|e| e.no_key.clone()),
         confidence: estimate.and_then(|e| e.confidence),
         class,

@@ -40,7 +40,8 @@ pub struct AnalyzeRecord {
     /// `ok`, `error` or `timeout`.
     pub status: String,
     /// Why the file failed; on an `ok` row the damage that was survived and why the key is
-    /// empty (`no key: ...`), joined by `; `.
+    /// empty (`no key: ...`), joined by `; `. A file without a tempo (`tempo: no_pulse: ...`)
+    /// is a failed row that keeps its audio, key and loudness cells, and their notes follow.
     pub error: String,
     /// The key (`A minor`, `C# major`: sharps only); empty when the file has none, when it
     /// failed, or when the key was not asked for.
@@ -129,7 +130,10 @@ impl AnalyzeRecord {
         self
     }
 
-    /// The row of one file: its analysis, or the reason it has none.
+    /// The row of one file: its analysis, or the reason it has none. An analysis whose
+    /// tempo stage found none (no pulse, too short) makes a failed row with its tempo cells
+    /// empty, the verdict first in `error`, and the rest of the analysis (the audio, the
+    /// key, the loudness) filled in: the status is the verdict's, whatever `status` says.
     pub fn new(
         path: &Path,
         status: Status,
@@ -137,51 +141,52 @@ impl AnalyzeRecord {
         error: Option<&str>,
     ) -> Self {
         let path = path_cell(path);
-        let status = status.as_str().to_string();
-        match analysis {
-            Some(a) => {
-                let mut notes = a.warnings.clone();
-                let key = match &a.key {
-                    Some(Ok(k)) => Some(k),
-                    Some(Err(no_key)) => {
-                        notes.push(no_key.to_string());
-                        None
-                    }
-                    None => None,
-                };
-                AnalyzeRecord {
-                    path,
-                    bpm: format!("{:.3}", a.tempo.bpm),
-                    confidence: format!("{:.3}", a.tempo.confidence),
-                    alt_bpm: a
-                        .tempo
-                        .alternative
-                        .map_or(String::new(), |c| format!("{:.3}", c.bpm)),
-                    alt_share: a
-                        .tempo
-                        .alternative
-                        .map_or(String::new(), |c| format!("{:.3}", c.strength)),
-                    duration_s: format!("{:.3}", a.audio.duration_s),
-                    sample_rate: a.audio.sample_rate.to_string(),
-                    channels: a.audio.channels.to_string(),
-                    codec: a.audio.codec.clone(),
-                    status,
-                    key: key.map_or(String::new(), |k| k.key.to_string()),
-                    key_confidence: key.map_or(String::new(), |k| format!("{:.3}", k.confidence)),
-                    key_alt: key.map_or(String::new(), |k| k.alternative.to_string()),
-                    camelot: key.map_or(String::new(), |k| k.key.camelot()),
-                    ..AnalyzeRecord::default()
-                }
-                .with_loudness(a.loudness.as_ref(), &mut notes)
-                .with_notes(&notes)
-            }
-            None => AnalyzeRecord {
+        let Some(a) = analysis else {
+            return AnalyzeRecord {
                 path,
-                status,
+                status: status.as_str().to_string(),
                 error: error.unwrap_or_default().to_string(),
                 ..AnalyzeRecord::default()
-            },
+            };
+        };
+        let (tempo, status, mut notes) = match &a.tempo {
+            Ok(tempo) => (Some(tempo), status, Vec::new()),
+            Err(verdict) => (
+                None,
+                Status::of_error(verdict.kind()),
+                vec![verdict.reason()],
+            ),
+        };
+        notes.extend(a.warnings.iter().cloned());
+        let key = match &a.key {
+            Some(Ok(k)) => Some(k),
+            Some(Err(no_key)) => {
+                notes.push(no_key.to_string());
+                None
+            }
+            None => None,
+        };
+        let alternative = tempo.and_then(|t| t.alternative);
+        let cell = |value: Option<f64>| value.map_or(String::new(), |v| format!("{v:.3}"));
+        AnalyzeRecord {
+            path,
+            bpm: cell(tempo.map(|t| t.bpm)),
+            confidence: cell(tempo.map(|t| t.confidence)),
+            alt_bpm: cell(alternative.map(|c| c.bpm)),
+            alt_share: cell(alternative.map(|c| c.strength)),
+            duration_s: format!("{:.3}", a.audio.duration_s),
+            sample_rate: a.audio.sample_rate.to_string(),
+            channels: a.audio.channels.to_string(),
+            codec: a.audio.codec.clone(),
+            status: status.as_str().to_string(),
+            key: key.map_or(String::new(), |k| k.key.to_string()),
+            key_confidence: key.map_or(String::new(), |k| format!("{:.3}", k.confidence)),
+            key_alt: key.map_or(String::new(), |k| k.alternative.to_string()),
+            camelot: key.map_or(String::new(), |k| k.key.camelot()),
+            ..AnalyzeRecord::default()
         }
+        .with_loudness(a.loudness.as_ref(), &mut notes)
+        .with_notes(&notes)
     }
 }
 

@@ -81,6 +81,8 @@ impl Plan {
 /// A file analysed, and what tagging it did.
 struct Tagged {
     values: TagValues,
+    /// Why the file has no tempo to write (no pulse): its other fields are written.
+    no_tempo: Option<String>,
     outcome: Result<TagReport, String>,
 }
 
@@ -104,8 +106,13 @@ impl Job for TagJob<'_> {
         }
         let analysis = self.analyzer.run(path, stop)?;
         let values = TagValues::of(&analysis);
+        let no_tempo = analysis.tempo.as_ref().err().map(Error::reason);
         let outcome = tag_file(path, &values, &self.tagging).map_err(|e| e.to_string());
-        Ok(Tagged { values, outcome })
+        Ok(Tagged {
+            values,
+            no_tempo,
+            outcome,
+        })
     }
 
     fn cost_hint(&self, path: &Path) -> Option<f64> {
@@ -127,7 +134,8 @@ struct TagRow {
     key: String,
     /// Each field: `NAME: OLD -> NEW`, `NAME: OLD kept (new NEW)` or `NAME: NEW unchanged`.
     fields: String,
-    /// Why the file was skipped.
+    /// Why the file was skipped, or why its BPM was not written (`no BPM: tempo:
+    /// no_pulse: ...`: its key and ReplayGain are).
     reason: String,
 }
 
@@ -160,6 +168,9 @@ impl TagRow {
                     "unchanged"
                 };
                 row.fields = report.summary();
+                if let Some(why) = &tagged.no_tempo {
+                    row.reason = format!("no BPM: {why}");
+                }
             }
             Err(why) => {
                 row.status = "skipped";

@@ -38,6 +38,15 @@ pub trait Job: Sync {
         None
     }
 
+    /// The failure an output stands for although the run gave it: a file whose main
+    /// reading is missing while others stand (no pulse, but a key and a loudness). The
+    /// batch reports the file with that error's status and reason, and keeps the output
+    /// as the file's value. `None` (the default): every output is a success.
+    fn failure(&self, output: &Self::Output) -> Option<Error> {
+        let _ = output;
+        None
+    }
+
     /// Time spent in each stage of a run that gave `output`, for observers; empty (the
     /// default) when the job does not measure it.
     fn stage_timings(&self, output: &Self::Output) -> Vec<(Stage, Duration)> {
@@ -52,6 +61,11 @@ impl Job for Analyzer {
 
     fn run(&self, path: &Path, stop: &StopSignal) -> Result<Analysis, Error> {
         self.analyze_file(path, stop)
+    }
+
+    /// A file without a tempo fails, with its key and loudness kept.
+    fn failure(&self, output: &Analysis) -> Option<Error> {
+        output.tempo.as_ref().err().cloned()
     }
 
     fn cost_hint(&self, path: &Path) -> Option<f64> {
@@ -69,6 +83,10 @@ impl Job for TimedAnalyzer<'_> {
 
     fn run(&self, path: &Path, stop: &StopSignal) -> Result<Self::Output, Error> {
         self.0.analyze_file_timed(path, stop)
+    }
+
+    fn failure(&self, output: &Self::Output) -> Option<Error> {
+        self.0.failure(&output.0)
     }
 
     fn cost_hint(&self, path: &Path) -> Option<f64> {

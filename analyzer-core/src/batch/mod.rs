@@ -129,7 +129,9 @@ pub struct FileResult<T> {
     pub path: PathBuf,
     /// How it ended.
     pub status: Status,
-    /// The job's value when `status` is `Ok`.
+    /// The job's value: always when `status` is `Ok`, and beside the error of a file whose
+    /// run gave a value that stands for a failure ([`Job::failure`]: a file without a
+    /// pulse keeps its key and loudness).
     pub value: Option<T>,
     /// Why it failed (`STAGE: KIND: why`, or `panic: message`), without the path.
     pub error: Option<String>,
@@ -297,7 +299,14 @@ impl<'j, J: Job> Batch<'j, J> {
         };
         let outcome = catch_unwind(AssertUnwindSafe(|| self.job.run(path, &stop)));
         let (status, value, error) = match outcome {
-            Ok(Ok(value)) => (Status::Ok, Some(value), None),
+            Ok(Ok(value)) => match self.job.failure(&value) {
+                None => (Status::Ok, Some(value), None),
+                Some(err) => (
+                    Status::of_error(err.kind()),
+                    Some(value),
+                    Some(err.reason()),
+                ),
+            },
             Ok(Err(err)) => (Status::of_error(err.kind()), None, Some(err.reason())),
             Err(panic) => (
                 Status::Error,

@@ -345,3 +345,33 @@ fn default_workers_is_at_least_one() {
     assert!(default_workers() >= 1);
     assert!(memory_worker_cap().is_none_or(|cap| cap >= 1));
 }
+
+/// A job whose output stands for a failure ([`Job::failure`]): odd files fail with their
+/// value kept.
+struct HalfFailing;
+
+impl Job for HalfFailing {
+    type Output = usize;
+
+    fn run(&self, path: &Path, _stop: &StopSignal) -> Result<usize, Error> {
+        Ok(index_of(path))
+    }
+
+    fn failure(&self, output: &usize) -> Option<Error> {
+        (output % 2 == 1).then(|| Error::new(ErrorKind::NoPulse, Stage::Tempo, "odd"))
+    }
+}
+
+#[test]
+fn an_output_that_stands_for_a_failure_fails_with_its_value_kept() {
+    let summary = Batch::new(&HalfFailing).run(&names(3), &Sequential);
+    let odd = Some("tempo: no_pulse: odd".to_string());
+    assert_eq!(
+        comparable(&summary),
+        vec![
+            (0, PathBuf::from("file-0"), Status::Ok, Some(0), None),
+            (1, PathBuf::from("file-1"), Status::Error, Some(1), odd),
+            (2, PathBuf::from("file-2"), Status::Ok, Some(2), None),
+        ]
+    );
+}

@@ -32,9 +32,9 @@ fn a_drum_loop_keeps_its_tempo_without_a_key() {
     let analyzer = Analyzer::new(AnalyzerConfig::default()).unwrap();
     let analysis = analyzer.analyze_file(&path, &StopSignal::never()).unwrap();
     assert!(
-        (analysis.tempo.bpm - 120.0).abs() < 1.0,
+        (analysis.tempo.as_ref().unwrap().bpm - 120.0).abs() < 1.0,
         "{}",
-        analysis.tempo.bpm
+        analysis.tempo.as_ref().unwrap().bpm
     );
     let no_key = analysis
         .key
@@ -66,4 +66,40 @@ fn the_key_is_left_out_when_not_asked_for() {
         without.fingerprint(),
         "the descriptor set is part of the fingerprint"
     );
+}
+
+/// A held A minor chord has no pulse, and its key and loudness stand all the same: the
+/// batch reports the file as failed (`no_pulse`) and keeps them. Before, the tempo
+/// stage's verdict ended the file and both were lost.
+#[test]
+fn a_file_without_a_pulse_keeps_its_key_and_loudness() {
+    use analyzer_core::batch::{Batch, Sequential, Status};
+    use analyzer_core::{ErrorKind, Stage};
+
+    let rate = 22_050u32;
+    let chord = presets::held_chord(30.0, rate);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("held-chord.wav");
+    write_wav(&path, &chord, rate, 1).unwrap();
+    let analyzer = Analyzer::new(AnalyzerConfig::default().with_loudness(true)).unwrap();
+
+    let analysis = analyzer.analyze_file(&path, &StopSignal::never()).unwrap();
+    let verdict = analysis
+        .tempo
+        .as_ref()
+        .expect_err("a held chord has no pulse");
+    assert_eq!(
+        (verdict.kind(), verdict.stage(), verdict.path()),
+        (ErrorKind::NoPulse, Stage::Tempo, Some(path.as_path()))
+    );
+    let key = analysis.key.as_ref().unwrap().as_ref().unwrap();
+    assert_eq!(key.key.to_string(), "A minor");
+    let lufs = analysis.loudness.as_ref().unwrap().integrated_lufs.unwrap();
+    assert!((-30.0..-5.0).contains(&lufs), "{lufs}");
+
+    let summary = Batch::new(&analyzer).run(std::slice::from_ref(&path), &Sequential);
+    let result = &summary.results[0];
+    assert_eq!(result.status, Status::Error);
+    assert_eq!(result.error.as_deref(), Some(verdict.reason().as_str()));
+    assert_eq!(result.value.as_ref(), Some(&analysis));
 }

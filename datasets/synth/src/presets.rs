@@ -127,6 +127,24 @@ pub fn keyless(seconds: f64, sample_rate: u32) -> Vec<(&'static str, Vec<f32>)> 
     ]
 }
 
+/// An A minor chord (A3, C4, E4, three decaying partials each) held for `seconds`, mono:
+/// music with a key and no pulse, which keeps its key and loudness without a tempo.
+pub fn held_chord(seconds: f64, sample_rate: u32) -> Vec<f32> {
+    let rate = f64::from(sample_rate);
+    let tau = std::f64::consts::TAU;
+    (0..(seconds * rate) as usize)
+        .map(|i| {
+            let t = i as f64 / rate;
+            let partials = [220.0, 261.63, 329.63]
+                .iter()
+                .flat_map(|f| (1..=3).map(move |h| (f64::from(h), f * f64::from(h))));
+            partials
+                .map(|(h, f)| 0.1 / h * (tau * f * t).sin())
+                .sum::<f64>() as f32
+        })
+        .collect()
+}
+
 /// Every preset with its function name, in a fixed order.
 pub fn all() -> Vec<(&'static str, TrackSpec)> {
     vec![

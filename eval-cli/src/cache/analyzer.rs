@@ -25,6 +25,9 @@ pub struct Analyzed {
     /// The analysis (with every candidate) when the file was analysed by this run;
     /// `None` for a row from the cache.
     pub analysis: Option<Analysis>,
+    /// The failure the row stands for (a file without a pulse, its key and loudness
+    /// kept), fresh or from the cache; `None` for an `ok` row.
+    pub failure: Option<Error>,
 }
 
 impl Analyzed {
@@ -44,7 +47,7 @@ impl Analyzed {
     /// The tempo of the row, for progress events.
     pub fn bpm(&self) -> Option<f64> {
         match &self.analysis {
-            Some(a) => Some(a.tempo.bpm),
+            Some(a) => a.tempo.as_ref().ok().map(|t| t.bpm),
             None => self.record.bpm.parse().ok(),
         }
     }
@@ -109,9 +112,17 @@ impl ContentHasher for ReadAndHash {
 }
 
 /// The row of a fresh analysis, path left empty: the one function that turns an
-/// [`Analysis`] into stored fields, so a hit and a fresh row cannot differ.
+/// [`Analysis`] into stored fields, so a hit and a fresh row cannot differ. A file without
+/// a tempo makes a failed row with the rest of its analysis ([`AnalyzeRecord::new`]).
 fn fresh_record(analysis: &Analysis) -> AnalyzeRecord {
     AnalyzeRecord::new(Path::new(""), Status::Ok, Some(analysis), None)
+}
+
+/// The row of a failure without an analysis, path left empty, as a run without a cache
+/// writes it.
+fn failed_record(err: &Error) -> AnalyzeRecord {
+    let status = Status::of_error(err.kind());
+    AnalyzeRecord::new(Path::new(""), status, None, Some(&err.reason()))
 }
 
 /// Wraps an analysis job (the [`Analyzer`](analyzer_core::Analyzer), or any job that gives
@@ -173,7 +184,7 @@ impl<'a, J: Job<Output = Analysis>> CachedAnalyzer<'a, J> {
         cache: &ResultCache,
         path: &Path,
         recorded: Option<&Recorded>,
-    ) -> Option<Result<AnalyzeRecord, Error>> {
+    ) -> Option<(AnalyzeRecord, Option<Error>)> {
         let recorded = recorded.filter(|_| self.rescan == Rescan::Trust)?;
         if !recorded.trusts(&FileIdentity::of_path(path).ok()?) {
             return None;
@@ -188,6 +199,7 @@ impl<'a, J: Job<Output = Analysis>> CachedAnalyzer<'a, J> {
         let analysis = self.inner.run(path, stop)?;
         Ok(Analyzed {
             record: fresh_record(&analysis),
+            failure: self.inner.failure(&analysis),
             analysis: Some(analysis),
         })
     }
@@ -197,7 +209,7 @@ impl<J: Job<Output = Analysis>> CachedAnalyzer<'_, J> {
     /// A row from the cache as this run's answer for `path`.
     fn serve(
         &self,
-        outcome: Result<AnalyzeRecord, Error>,
+        (record, failure): (AnalyzeRecord, Option<Error>),
         path: &Path,
         stop: &StopSignal,
     ) -> Result<Analyzed, Error> {
@@ -206,9 +218,10 @@ impl<J: Job<Output = Analysis>> CachedAnalyzer<'_, J> {
         if stop.check(Stage::Open).is_err() {
             return self.analyze(path, stop);
         }
-        outcome.map(|record| Analyzed {
+        Ok(Analyzed {
             record,
             analysis: None,
+            failure,
         })
     }
 }
@@ -277,13 +290,21 @@ impl<J: Job<Output = Analysis>> Job for CachedAnalyzer<'_, J> {
             return result;
         }
         remember();
-        match &result {
-            Ok(analyzed) => cache.store(&key, &Stored::Row(analyzed.record.clone())),
-            Err(err) => {
-                if let Some(stored) = Stored::failure(err) {
-                    cache.store(&key, &stored);
-                }
-            }
+        let stored = match &result {
+            Ok(Analyzed {
+                record,
+                failure: None,
+                ..
+            }) => Some(Stored::Row(record.clone())),
+            Ok(Analyzed {
+                record,
+                failure: Some(err),
+                ..
+            }) => Stored::failure(err, record.clone()),
+            Err(err) => Stored::failure(err, failed_record(err)),
+        };
+        if let Some(stored) = stored {
+            cache.store(&key, &stored);
         }
         result
     }
@@ -299,6 +320,11 @@ impl<J: Job<Output = Analysis>> Job for CachedAnalyzer<'_, J> {
             return Some(0.0);
         }
         self.inner.cost_hint(path)
+    }
+
+    /// A row that stands for a failure, fresh or from the cache, fails the same way.
+    fn failure(&self, output: &Analyzed) -> Option<Error> {
+        output.failure.clone()
     }
 
     fn stage_timings(&self, output: &Analyzed) -> Vec<(Stage, Duration)> {
@@ -347,6 +373,9 @@ pub(super) mod tests {
         fn run(&self, path: &Path, stop: &StopSignal) -> Result<Analysis, Error> {
             self.calls.fetch_add(1, Ordering::SeqCst);
             self.analyzer.analyze_file(path, stop)
+        }
+        fn failure(&self, output: &Analysis) -> Option<Error> {
+            self.analyzer.failure(output)
         }
     }
 
@@ -618,6 +647,7 @@ pub(super) mod tests {
             stage: "probe".into(),
             kind: "unsupported_format".into(),
             detail: "no suitable format reader found".into(),
+            record: AnalyzeRecord::default(),
         };
         write_raw(
             &cache,

@@ -17,8 +17,9 @@ use crate::record;
 /// stored under another version are never read again. Bump it when a stored row's format,
 /// meaning or the rule of what is stored changes (2: rows carry a checksum, decode
 /// failures are no longer stored; 3: rows carry the key columns; 4: rows carry the loudness
-/// columns).
-pub const SCHEMA: u32 = 4;
+/// columns; 5: a stored failure carries its row, which keeps a pulseless file's key and
+/// loudness).
+pub const SCHEMA: u32 = 5;
 
 /// Bytes read at a time while hashing: memory stays flat whatever the file's size, and the
 /// stop signal is checked this often.

@@ -45,9 +45,10 @@
 //!   its place. Other redb errors are [`CacheError`]s, counted, and the file analysed as
 //!   without a cache.
 //! - **A cached row is byte-identical to a fresh one by construction**: the stored value
-//!   is the [`AnalyzeRecord`](crate::record::AnalyzeRecord) itself (its strings, path left out), or for a failure the
-//!   stage, kind and detail of the [`Error`](analyzer_core::Error), which a hit gives back as the same error, so
-//!   the row, the progress events and the failure counts go down the same path as a fresh
+//!   is the [`AnalyzeRecord`](crate::record::AnalyzeRecord) itself (its strings, path left out), and for a failure
+//!   also the stage, kind and detail of the [`Error`](analyzer_core::Error) (a row without a pulse keeps its key
+//!   and loudness), which a hit gives back as the same failure with the same row, so the
+//!   row, the progress events and the failure counts go down the same path as a fresh
 //!   result.
 //! - **Store: redb 4.6 in [`ConcurrencyMode::MultiWriter`](redb::ConcurrencyMode).** redb's default mode locks
 //!   the whole file, so a second process gets `DatabaseAlreadyOpen`; since 4.5 the

@@ -39,7 +39,8 @@ const STAGES: [Stage; 9] = [
 pub enum Stored {
     /// An `ok` row, its path empty.
     Row(AnalyzeRecord),
-    /// A deterministic failure, as the parts of its [`Error`].
+    /// A deterministic failure, as the parts of its [`Error`], and the row it makes (path
+    /// empty): a file without a pulse keeps its audio, key and loudness cells.
     Failed {
         /// [`Stage::as_str`].
         stage: String,
@@ -47,12 +48,14 @@ pub enum Stored {
         kind: String,
         /// The error's reason after `STAGE: KIND: `.
         detail: String,
+        /// The failed row.
+        record: AnalyzeRecord,
     },
 }
 
 impl Stored {
-    /// What to store for a failed analysis, if the failure is deterministic.
-    pub fn failure(err: &Error) -> Option<Self> {
+    /// What to store for a failed analysis and its row, if the failure is deterministic.
+    pub fn failure(err: &Error, record: AnalyzeRecord) -> Option<Self> {
         if !is_deterministic(err.kind()) {
             return None;
         }
@@ -63,22 +66,24 @@ impl Stored {
             stage: err.stage().as_str().to_string(),
             kind: err.kind().as_str().to_string(),
             detail,
+            record,
         })
     }
 
-    /// The outcome a hit stands for: the row (path empty), or the error the file gave;
-    /// `None` for a stage or kind this build does not know or does not store.
-    pub fn outcome(self) -> Option<Result<AnalyzeRecord, Error>> {
+    /// The outcome a hit stands for: the row (path empty) and, for a failure, the error
+    /// the file gave; `None` for a stage or kind this build does not know or does not store.
+    pub fn outcome(self) -> Option<(AnalyzeRecord, Option<Error>)> {
         match self {
-            Stored::Row(record) => Some(Ok(record)),
+            Stored::Row(record) => Some((record, None)),
             Stored::Failed {
                 stage,
                 kind,
                 detail,
+                record,
             } => {
                 let stage = STAGES.into_iter().find(|s| s.as_str() == stage)?;
                 let kind = CACHEABLE_KINDS.into_iter().find(|k| k.as_str() == kind)?;
-                Some(Err(Error::new(kind, stage, detail)))
+                Some((record, Some(Error::new(kind, stage, detail))))
             }
         }
     }
@@ -86,16 +91,46 @@ impl Stored {
     /// Whether this could be the outcome of an analysis under `limits`: a row's numbers
     /// are finite, in the bytes `analyze` writes them (three decimals) and in range (the
     /// tempo within the run's BPM range, confidence and share within 0..1), its status is
-    /// `ok` and its path empty; a failure is one that is stored. The reason otherwise.
+    /// `ok` and its path empty; a failure is one that is stored, and its row a failed row
+    /// that begins with its reason. The reason otherwise.
     pub fn check(&self, limits: &RowLimits) -> Result<(), String> {
         match self {
             Stored::Row(row) => limits.check_row(row),
             Stored::Failed { .. } => match self.clone().outcome() {
-                Some(_) => Ok(()),
-                None => Err("a failure of a kind that is not stored".into()),
+                Some((row, Some(err))) => check_failed_row(&row, &err),
+                _ => Err("a failure of a kind that is not stored".into()),
             },
         }
     }
+}
+
+/// A failed row of `err`: its status, its reason first, no tempo and no path; where the
+/// audio was decoded (a file without a pulse), its audio cells as `ok` rows have them.
+fn check_failed_row(row: &AnalyzeRecord, err: &Error) -> Result<(), String> {
+    let status = analyzer_core::batch::Status::of_error(err.kind()).as_str();
+    if row.status != status || !row.path.is_empty() {
+        return Err(format!(
+            "status {:?} or a path in a stored failure",
+            row.status
+        ));
+    }
+    if !row.error.starts_with(&err.reason()) {
+        return Err(format!("a stored failure whose row says {:?}", row.error));
+    }
+    let tempo = [&row.bpm, &row.confidence, &row.alt_bpm, &row.alt_share];
+    if tempo.iter().any(|cell| !cell.is_empty()) {
+        return Err("a tempo in a stored failure".into());
+    }
+    if row.duration_s.is_empty() {
+        return Ok(());
+    }
+    in_range("duration_s", &row.duration_s, &(0.0..=f64::MAX))?;
+    positive::<u32>("sample_rate", &row.sample_rate)?;
+    positive::<u16>("channels", &row.channels)?;
+    if row.codec.is_empty() {
+        return Err("no codec".into());
+    }
+    Ok(())
 }
 
 /// What a stored row must satisfy to be used by a run: the run's tempo range.
@@ -239,12 +274,21 @@ mod tests {
             ErrorKind::CorruptStream,
             ErrorKind::InvalidConfig,
         ] {
-            assert_eq!(Stored::failure(&Error::new(kind, Stage::Decode, "x")), None);
+            let err = Error::new(kind, Stage::Decode, "x");
+            assert_eq!(Stored::failure(&err, AnalyzeRecord::default()), None);
         }
         for kind in CACHEABLE_KINDS {
             let err = Error::new(kind, Stage::Tempo, "why: with a colon");
-            let stored = Stored::failure(&err.clone().with_path(Path::new("f.mp3"))).unwrap();
-            let back = stored.outcome().unwrap().unwrap_err();
+            let row = failed_row(&err);
+            let stored = Stored::failure(&err.clone().with_path(Path::new("f.mp3")), row.clone());
+            let stored = stored.unwrap();
+            assert_eq!(
+                stored.check(&RowLimits::of(&AnalyzerConfig::default())),
+                Ok(())
+            );
+            let (back_row, back) = stored.outcome().unwrap();
+            let back = back.unwrap();
+            assert_eq!(back_row, row);
             assert_eq!(back.reason(), err.reason());
             assert_eq!((back.kind(), back.stage()), (kind, Stage::Tempo));
         }
@@ -252,6 +296,7 @@ mod tests {
             stage: "mystery".into(),
             kind: "no_pulse".into(),
             detail: String::new(),
+            record: AnalyzeRecord::default(),
         };
         assert_eq!(unknown.outcome(), None, "unknown names are a miss");
         // A decode failure stored by an older build is not one this build serves.
@@ -259,11 +304,45 @@ mod tests {
             stage: "probe".into(),
             kind: "unsupported_format".into(),
             detail: "no suitable format reader found".into(),
+            record: AnalyzeRecord::default(),
         };
         assert!(
             old.check(&RowLimits::of(&AnalyzerConfig::default()))
                 .is_err()
         );
+    }
+
+    /// A file without a pulse: the row keeps its audio, key and loudness cells.
+    fn failed_row(err: &Error) -> AnalyzeRecord {
+        AnalyzeRecord {
+            bpm: String::new(),
+            confidence: String::new(),
+            alt_bpm: String::new(),
+            alt_share: String::new(),
+            status: "error".into(),
+            error: format!("{}; a survived warning", err.reason()),
+            ..ok_row()
+        }
+    }
+
+    #[test]
+    fn a_stored_failure_whose_row_is_not_its_row_fails_its_check() {
+        let limits = RowLimits::of(&AnalyzerConfig::default());
+        let err = Error::new(ErrorKind::NoPulse, Stage::Tempo, "flat");
+        let bad: [fn(&mut AnalyzeRecord); 6] = [
+            |r| r.bpm = "120.000".into(),
+            |r| r.alt_share = "0.100".into(),
+            |r| r.status = "ok".into(),
+            |r| r.error = "tempo: too_short: flat".into(),
+            |r| r.path = "elsewhere.wav".into(),
+            |r| r.sample_rate = "0".into(),
+        ];
+        for (i, damage) in bad.iter().enumerate() {
+            let mut row = failed_row(&err);
+            damage(&mut row);
+            let stored = Stored::failure(&err, row).unwrap();
+            assert!(stored.check(&limits).is_err(), "case {i}");
+        }
     }
 
     #[test]

@@ -102,6 +102,7 @@ pub(super) fn run_command(
         bpm,
         key,
         no_key: None,
+        no_tempo: None,
         confidence: None,
         audio_s: None,
         cpu_s,

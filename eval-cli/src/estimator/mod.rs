@@ -62,6 +62,9 @@ pub struct Estimate {
     pub key: Option<Key>,
     /// Why there is no key, when the estimator says (ours: the audio has none).
     pub no_key: Option<String>,
+    /// Why there is no tempo although the file was analysed (ours: no pulse, too short):
+    /// the file fails ([`Job::failure`]) with its key kept and scored.
+    pub no_tempo: Option<Error>,
     /// The estimator's confidence, when it gives one.
     pub confidence: Option<f64>,
     /// Seconds of audio, when the estimator decoded the file itself.
@@ -168,11 +171,16 @@ impl Estimator {
                     Some(Err(none)) => (None, Some(none.to_string())),
                     None => (None, None),
                 };
+                let (tempo, no_tempo) = match a.tempo {
+                    Ok(tempo) => (Some(tempo), None),
+                    Err(verdict) => (None, Some(verdict)),
+                };
                 Ok(Estimate {
-                    bpm: Some(a.tempo.bpm),
+                    bpm: tempo.as_ref().map(|t| t.bpm),
                     key,
                     no_key,
-                    confidence: Some(a.tempo.confidence),
+                    no_tempo,
+                    confidence: tempo.as_ref().map(|t| t.confidence),
                     audio_s: Some(a.audio.duration_s),
                     cpu_s,
                 })
@@ -183,6 +191,7 @@ impl Estimator {
                     bpm: p.bpm,
                     key: p.key,
                     no_key: None,
+                    no_tempo: None,
                     confidence: None,
                     audio_s: None,
                     cpu_s: None,
@@ -204,6 +213,10 @@ impl Job for Estimator {
 
     fn run(&self, path: &Path, stop: &StopSignal) -> Result<Estimate, Error> {
         self.estimate(path, stop)
+    }
+
+    fn failure(&self, output: &Estimate) -> Option<Error> {
+        output.no_tempo.clone()
     }
 
     fn cost_hint(&self, path: &Path) -> Option<f64> {

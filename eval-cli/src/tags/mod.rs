@@ -20,7 +20,6 @@ use std::io::Seek;
 use std::path::Path;
 
 use analyzer_core::Analysis;
-use analyzer_core::batch::Status;
 use analyzer_core::key::Key;
 
 use formats::{Field, FormatTag, LoadError};
@@ -41,10 +40,10 @@ pub struct TagValues {
 }
 
 impl TagValues {
-    /// The tempo and the key (when one was found) of `analysis`.
+    /// The tempo and the key of `analysis`, each when one was found.
     pub fn of(analysis: &Analysis) -> Self {
         TagValues {
-            bpm: Some(analysis.tempo.bpm),
+            bpm: analysis.tempo.as_ref().ok().map(|t| t.bpm),
             key: match &analysis.key {
                 Some(Ok(estimate)) => Some(estimate.key),
                 _ => None,
@@ -63,11 +62,9 @@ impl TagValues {
     }
 
     /// The values of a row as `analyze` writes it (a cached row included): its tempo, its
-    /// key and its ReplayGain cells, each where the row has it. `None` for a failed row.
+    /// key and its ReplayGain cells, each where the row has it. A failed row has none,
+    /// but one without a pulse keeps its key and ReplayGain. `None` when there is nothing.
     pub fn of_record(record: &AnalyzeRecord) -> Option<Self> {
-        if record.status != Status::Ok.as_str() {
-            return None;
-        }
         let number = |cell: &str| cell.parse::<f64>().ok();
         let replaygain = number(&record.replaygain_track_gain_db)
             .zip(number(&record.replaygain_track_peak))
@@ -77,11 +74,12 @@ impl TagValues {
                 album_gain_db: number(&record.replaygain_album_gain_db),
                 album_peak: number(&record.replaygain_album_peak),
             });
-        Some(TagValues {
+        let values = TagValues {
             bpm: number(&record.bpm),
             key: record.key.parse().ok(),
             replaygain,
-        })
+        };
+        (values != TagValues::default()).then_some(values)
     }
 
     /// Each field to write and its text, in the order rows list them.
@@ -415,7 +413,18 @@ mod tests {
         record.replaygain_track_gain_db.clear();
         let values = TagValues::of_record(&record).unwrap();
         assert_eq!((values.key, values.replaygain), (None, None));
+        // A row without a pulse: its key is written, no BPM.
         record.status = "error".into();
-        assert_eq!(TagValues::of_record(&record), None);
+        record.bpm.clear();
+        record.key = "A minor".into();
+        let values = TagValues::of_record(&record).unwrap();
+        assert_eq!((values.bpm, values.key.is_some()), (None, true));
+        // A failed row holds nothing.
+        let failed = AnalyzeRecord {
+            status: "error".into(),
+            error: "decode: corrupt_stream: bad bytes".into(),
+            ..AnalyzeRecord::default()
+        };
+        assert_eq!(TagValues::of_record(&failed), None);
     }
 }

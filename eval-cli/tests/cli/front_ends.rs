@@ -245,11 +245,11 @@ fn every_front_end_gives_the_same_loudness() {
     let (_dir, root) = root();
     keyed_library(&root);
     pulsed_sine_wav(&root.join("keys/sine.wav"), -20.0, 20.0);
-    let table = rows(&assert_front_ends_agree_on(
-        &root,
-        "keys",
-        Some("tempo,key,loudness"),
-    ));
+    let chord = synth_music::presets::held_chord(20.0, 22_050);
+    synth_music::write_wav(&root.join("keys/held-chord.wav"), &chord, 22_050, 1).unwrap();
+    let flags = ["--descriptors", "tempo,key,loudness"];
+    let reference = assert_front_ends_agree_on(&root, "keys", Some(flags[1]));
+    let table = rows(&reference);
     let ok: Vec<&Vec<String>> = table.iter().filter(|r| r[9] == "ok").collect();
     assert_eq!(ok.len(), 4, "{table:?}");
     for row in &ok {
@@ -259,4 +259,48 @@ fn every_front_end_gives_the_same_loudness() {
     let sine = table.iter().find(|r| r[0].ends_with("sine.wav")).unwrap();
     let lufs: f64 = sine[15].parse().unwrap();
     assert!((lufs + 23.01).abs() < 0.1, "{sine:?}");
+
+    // A held chord has no pulse: a failed row without a tempo, with its audio, key and
+    // loudness, the same everywhere; the cache serves the same bytes on a second run.
+    let chord = table
+        .iter()
+        .find(|r| r[0].ends_with("held-chord.wav"))
+        .unwrap();
+    assert_eq!(chord[9], "error", "{chord:?}");
+    assert!(chord[10].starts_with("tempo: no_pulse: "), "{chord:?}");
+    assert!(chord[1..5].iter().all(String::is_empty), "{chord:?}");
+    assert_eq!(
+        (chord[5].as_str(), chord[8].as_str()),
+        ("20.000", "pcm_s16le")
+    );
+    assert_eq!((chord[11].as_str(), chord[14].as_str()), ("A minor", "8A"));
+    assert!(chord[15..20].iter().all(|c| !c.is_empty()), "{chord:?}");
+    let cache = root.parent().unwrap().join("cache");
+    let cached = [
+        flags[0],
+        flags[1],
+        "--cache",
+        s(&cache),
+        "--progress",
+        "jsonl",
+    ];
+    // Every file but the broken one is stored, then served.
+    for (stored, hits) in [(5, 0), (0, 5)] {
+        let run = analyze(&cached, &[&root.join("keys")]);
+        assert_eq!(run.status.code(), Some(1), "{run:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&run.stdout),
+            String::from_utf8_lossy(&reference)
+        );
+        let cache_event = String::from_utf8(run.stderr)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|e| e["event"] == "cache")
+            .unwrap();
+        assert_eq!(
+            (cache_event["stored"].clone(), cache_event["hits"].clone()),
+            (stored.into(), hits.into())
+        );
+    }
 }

@@ -490,6 +490,28 @@ fn tag_writes_the_replaygain_analyze_measures() {
     );
 }
 
+/// A held chord has no pulse: `tag` writes its key and ReplayGain, no BPM, and says why.
+/// Before, the tempo stage's verdict lost the whole file and nothing was written.
+#[test]
+fn a_file_without_a_pulse_gets_its_key_and_replaygain_but_no_bpm() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("held-chord.flac");
+    let chord = synth_music::presets::held_chord(20.0, 22_050);
+    synth_music::write_flac(&path, &chord, 22_050, 1).unwrap();
+    let out = tag(&[&path], &["--descriptors", "tempo,key,loudness"]);
+    assert!(out.status.success(), "{out:?}");
+    let row = &tag_rows(&out)[0];
+    assert_eq!(row[1..4], ["tagged", "", "Am"], "{row:?}");
+    assert!(row[5].starts_with("no BPM: tempo: no_pulse: "), "{row:?}");
+    let tags = mutagen_tags(&path);
+    assert!(tags.contains("INITIALKEY=Am"), "{tags:?}");
+    assert!(
+        tags.iter().any(|t| t.starts_with("REPLAYGAIN_TRACK_GAIN=")),
+        "{tags:?}"
+    );
+    assert!(!tags.iter().any(|t| t.starts_with("BPM=")), "{tags:?}");
+}
+
 /// A value already in the tags is kept and said so, and the file is not rewritten; with
 /// `--overwrite` it is replaced. `--dry-run` says what would change and writes nothing.
 #[test]
