@@ -124,6 +124,12 @@ fn check_failed_row(row: &AnalyzeRecord, err: &Error) -> Result<(), String> {
     if row.duration_s.is_empty() {
         return Ok(());
     }
+    check_audio_cells(row)
+}
+
+/// The audio cells of a row that decoded: a length, a rate, a channel count and a codec,
+/// written as `analyze` writes them.
+fn check_audio_cells(row: &AnalyzeRecord) -> Result<(), String> {
     in_range("duration_s", &row.duration_s, &(0.0..=f64::MAX))?;
     positive::<u32>("sample_rate", &row.sample_rate)?;
     positive::<u16>("channels", &row.channels)?;
@@ -168,13 +174,7 @@ impl RowLimits {
             }
             _ => return Err("alt_bpm without alt_share or the reverse".into()),
         }
-        in_range("duration_s", &row.duration_s, &(0.0..=f64::MAX))?;
-        positive::<u32>("sample_rate", &row.sample_rate)?;
-        positive::<u16>("channels", &row.channels)?;
-        if row.codec.is_empty() {
-            return Err("no codec".into());
-        }
-        Ok(())
+        check_audio_cells(row)
     }
 }
 
