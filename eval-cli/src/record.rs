@@ -14,8 +14,8 @@ use crate::path_cell::path_cell;
 use crate::report::export::{self, CsvLine, Exporter};
 
 /// One line of the CSV: its fields are the columns, in order. Numbers have fixed decimals
-/// so the bytes never depend on the run; failed rows leave the measurement cells empty, but
-/// for a file without a tempo (no pulse), whose audio, key and loudness cells stand.
+/// so the bytes never depend on the run; failed rows leave the measurement cells empty,
+/// except a file without a tempo (no pulse), whose audio, key and loudness cells stand.
 /// Warnings of a stream that was damaged but analysed go in the `error` cell of an `ok` row.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AnalyzeRecord {
