@@ -21,7 +21,7 @@ mkdir -p "$work/features"
 # resolves features differently and rebuilds polars).
 [ -x target/debug/eval-cli ] || cargo test --workspace --no-run --locked
 cargo build -p analyzer-core --example metrical_features --locked
-cargo build -p synth-music --example write_swing_dataset --locked
+cargo build -p synth-music --example write_dataset --locked
 cli=target/debug/eval-cli
 features=target/debug/examples/metrical_features
 
@@ -32,7 +32,7 @@ for seed in 1 2 3; do
 done
 # The swung synthetic source: 48 tracks of 45 s, the off-beat eighth from 0.5 to 2/3 of the
 # beat. Seed 4 shares no tempo or track seed with the synthetic sets above or the reserved ones.
-[ -f "$work/synth-swing/manifest.csv" ] || target/debug/examples/write_swing_dataset "$work/synth-swing" 48 45 4
+[ -f "$work/synth-swing/manifest.csv" ] || target/debug/examples/write_dataset --swing "$work/synth-swing" 48 45 4
 "$cli" dataset excerpts --from "$real_dev/manifest.csv" --seconds 8,10,15,30 --offsets 3 --out "$work/real-dev-ex"
 "$cli" dataset excerpts --from "$extra_dev/manifest.csv" --seconds 8,10,15,30 --offsets 3 --out "$work/extra-dev-ex"
 "$cli" dataset excerpts --from "$swing_dev/manifest.csv" --seconds 8,10,15,30 --offsets 3 --out "$work/swing-dev-ex"

@@ -1,11 +1,18 @@
-//! Writes the synthetic dataset to a folder: `cargo run -p synth-music --example write_dataset -- DIR [COUNT] [SECONDS] [SEED]`.
-//! (`eval-cli dataset synth` does the same with more options.)
+//! Writes the synthetic dataset to a folder, or with `--swing` the swing set (the same plan
+//! with the off-beat eighth swung from 0.5 to 2/3 of the beat, `offbeat` and `feel` columns
+//! in its manifest):
+//! `cargo run -p synth-music --example write_dataset -- [--swing] DIR [COUNT] [SECONDS] [SEED]`.
+//! (`eval-cli dataset synth` writes the plain set with more options.)
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let swing = args.first().is_some_and(|a| a == "--swing");
+    if swing {
+        args.remove(0);
+    }
     let dir = std::path::PathBuf::from(
         args.first()
-            .expect("usage: write_dataset DIR [COUNT] [SECONDS] [SEED]"),
+            .expect("usage: write_dataset [--swing] DIR [COUNT] [SECONDS] [SEED]"),
     );
     let mut spec = synth_music::DatasetSpec::default();
     if let Some(n) = args.get(1) {
@@ -17,6 +24,10 @@ fn main() {
     if let Some(k) = args.get(3) {
         spec.seed = k.parse().expect("SEED is a number");
     }
-    let items = synth_music::write_dataset(&dir, &spec).expect("dataset written");
+    let items = if swing {
+        synth_music::write_swing_dataset(&dir, &spec).expect("swing set written")
+    } else {
+        synth_music::write_dataset(&dir, &spec).expect("dataset written")
+    };
     println!("{} files in {}", items.len(), dir.display());
 }
