@@ -40,28 +40,9 @@ need_tools mma abc2midi fluidsynth sox lame flac oggenc ffmpeg ffprobe python3 s
 python3 "$here/swing_dev.py" --self-test >/dev/null || die "$here/swing_dev.py --self-test fails"
 [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || die "missing /usr/share/sounds/sf2/FluidR3_GM.sf2 (package fluid-soundfont-gm)"
 
-mkdir -p "$work/home/xdg" "$work/wheel"
-chmod 700 "$work/home/xdg"
-# The renderers (mma, abc2midi, fluidsynth) run as user "nobody" when the script runs as root,
-# with HOME in the scratch folder, so that nothing is written into /usr/share or /root.
-export HOME="$work/home" XDG_RUNTIME_DIR="$work/home/xdg"
-if [ "$(id -u)" = 0 ]; then
-  chown -R nobody:nogroup "$work/home"
-  chmod 755 "$work"
-  setpriv --reuid=nobody --regid=nogroup --clear-groups test -x "$work" \
-    || die "user nobody cannot reach $work (choose a WORK folder under /tmp)"
-fi
-
-local wheel="${WHEEL:-$work/wheel/music21-10.5.0-py3-none-any.whl}"
-local sha=9924eff5fbf58490e67cbf3b78a58ba53040e77c281930d354af32a747e94606
-if ! echo "$sha  $wheel" | sha256sum -c --status 2>/dev/null; then
-  [ -z "${WHEEL:-}" ] || die "$wheel is not the music21 10.5.0 wheel (sha256 $sha)"
-  echo "== downloading music21 10.5.0 from the Python Package Index"
-  rm -f "$wheel"
-  python3 -m pip download --quiet --no-cache-dir --no-deps --only-binary=:all: --dest "$work/wheel" music21==10.5.0 \
-    || die "pip could not download music21==10.5.0"
-  echo "$sha  $wheel" | sha256sum -c --status || die "$wheel does not have the expected sha256 $sha"
-fi
+renderers_as_nobody "$work"
+local wheel
+wheel=$(music21_wheel "$work" "${WHEEL:-}") || exit 1
 
 echo "== output: $out"
 echo "== scratch: $work"

@@ -291,16 +291,10 @@ impl<J: Job<Output = Analysis>> Job for CachedAnalyzer<'_, J> {
         }
         remember();
         let stored = match &result {
-            Ok(Analyzed {
-                record,
-                failure: None,
-                ..
-            }) => Some(Stored::Row(record.clone())),
-            Ok(Analyzed {
-                record,
-                failure: Some(err),
-                ..
-            }) => Stored::failure(err, record.clone()),
+            Ok(analyzed) => match &analyzed.failure {
+                None => Some(Stored::Row(analyzed.record.clone())),
+                Some(err) => Stored::failure(err, analyzed.record.clone()),
+            },
             Err(err) => Stored::failure(err, failed_record(err)),
         };
         if let Some(stored) = stored {
