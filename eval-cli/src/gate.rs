@@ -3,8 +3,8 @@
 //!
 //! A test must hold a worker on a file (to cancel it, to fill a queue, to watch a
 //! heartbeat, to stop the process mid-file) without depending on how fast the machine is.
-//! A file whose name starts with `gate` waits until a file of the same name plus `.open`
-//! appears beside it, then is analysed as usual; if its stop signal fires first (the job
+//! A file whose name starts with `gate` writes a file of the same name plus `.held` beside
+//! it and waits until one named plus `.open` appears, then is analysed as usual; if its stop signal fires first (the job
 //! is cancelled, the process stops), the wait ends there and the file ends as cancelled.
 //! [`GatedAnalysis`] puts the gates in front of any [`FileAnalysis`] (`serve`, `consume`).
 
@@ -29,6 +29,11 @@ pub fn hold(path: &Path, stop: &StopSignal) -> bool {
     if !is_gate {
         return true;
     }
+    // `NAME.held` tells a test that a worker has reached the gate (and done what comes
+    // before it: `tag` takes the file's identity there).
+    let mut held = path.as_os_str().to_owned();
+    held.push(".held");
+    let _ = std::fs::write(&held, "");
     let mut open = path.as_os_str().to_owned();
     open.push(".open");
     while !Path::new(&open).exists() {

@@ -18,7 +18,7 @@ use crate::flags;
 use crate::path_cell::path_cell;
 use crate::report::export::{self, CsvLine, Exporter};
 use crate::runner::{self, InOrder, RunOptions, Schedule, Shown};
-use crate::tags::{KeyNotation, TagOptions, TagReport, TagValues, tag_file};
+use crate::tags::{FileIdentity, KeyNotation, TagOptions, TagReport, TagValues, tag_analysed_file};
 
 /// Exit status when every file was tagged, or had nothing to change.
 const EXIT_OK: u8 = 0;
@@ -97,6 +97,9 @@ impl Job for TagJob<'_> {
     type Output = Tagged;
 
     fn run(&self, path: &Path, stop: &StopSignal) -> Result<Tagged, Error> {
+        // Which file is read, taken before it is: the tags go only into that same file,
+        // unchanged (a file renamed over or rewritten meanwhile is another recording).
+        let analysed = FileIdentity::of(path);
         if self.test_gates && !crate::gate::hold(path, stop) {
             return Err(Error::new(
                 ErrorKind::Cancelled,
@@ -107,7 +110,11 @@ impl Job for TagJob<'_> {
         let analysis = self.analyzer.run(path, stop)?;
         let values = TagValues::of(&analysis);
         let no_tempo = analysis.tempo.as_ref().err().map(Error::reason);
-        let outcome = tag_file(path, &values, &self.tagging).map_err(|e| e.to_string());
+        let outcome = match analysed {
+            Ok(analysed) => tag_analysed_file(path, &analysed, &values, &self.tagging)
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(format!("cannot open: {e}")),
+        };
         Ok(Tagged {
             values,
             no_tempo,

@@ -33,7 +33,7 @@ use crate::flags;
 use crate::record::{self, AnalyzeRecord};
 use crate::report::export::{CsvLine, Exporter};
 use crate::runner;
-use crate::tags::{self, KeyNotation, TagOptions, TagValues};
+use crate::tags::{self, FileIdentity, KeyNotation, TagOptions, TagValues};
 
 /// How often the event loop looks at the Ctrl-C flag while no event comes.
 const STOP_POLL: Duration = Duration::from_millis(200);
@@ -179,6 +179,8 @@ impl Session<'_> {
 
     /// Every file already there, on the batch runner, rows in input order.
     fn first_pass(&mut self, files: &[PathBuf], out: &mut impl Write) -> anyhow::Result<()> {
+        let analysed: Vec<Option<FileIdentity>> =
+            files.iter().map(|f| FileIdentity::of(f).ok()).collect();
         let job = self.job();
         let summary = runner::run(
             files,
@@ -188,7 +190,8 @@ impl Session<'_> {
             |_| {},
         );
         for result in &summary.results {
-            self.finish(result, out)?;
+            let before = analysed.get(result.index).copied().flatten();
+            self.finish(result, before, out)?;
         }
         Ok(())
     }
@@ -203,6 +206,7 @@ impl Session<'_> {
             }
             None => {}
         }
+        let before = FileIdentity::of(path).ok();
         let job = self.job();
         let stop = StopSignal::never().with_cancel_flag(Arc::clone(&self.plan.options.cancel));
         let result = Batch::new(&job)
@@ -210,31 +214,56 @@ impl Session<'_> {
             .stop(stop)
             .run_file(0, path);
         if let Some(result) = result {
-            self.finish(&result, out)?;
+            self.finish(&result, before, out)?;
         }
         Ok(())
     }
 
-    /// Prints a file's row and, with `--write-tags`, tags the file.
+    /// Prints a file's row and, with `--write-tags`, tags the file; `before` is the file's
+    /// identity before it was read. A file written to, replaced or deleted meanwhile gets
+    /// no row: what was read may be half of each version (a copy truncates before it
+    /// writes), and the write that changed it raises an event of its own, which brings
+    /// its row once the writer is done.
     fn finish(
         &mut self,
         result: &FileResult<Analyzed>,
+        before: Option<FileIdentity>,
         out: &mut impl Write,
     ) -> anyhow::Result<()> {
+        if let Some(before) = before
+            && FileIdentity::of(&result.path).ok() != Some(before)
+        {
+            eprintln!(
+                "eval-cli: {}: changed or went away while it was being analysed; its row \
+                 comes when the writing ends",
+                result.path.display()
+            );
+            return Ok(());
+        }
         let record = match &result.value {
             Some(analyzed) => analyzed.record_for(&result.path),
             None => AnalyzeRecord::new(&result.path, result.status, None, result.error.as_deref()),
         };
         out.write_all(&CsvLine.serialize(&record)?)?;
         out.flush()?;
-        if let (Some(options), Some(values)) = (&self.plan.tagging, TagValues::of_record(&record)) {
-            self.tag(&result.path, &values, options);
+        if let (Some(options), Some(values), Some(analysed)) = (
+            &self.plan.tagging,
+            TagValues::of_record(&record),
+            before,
+        ) {
+            self.tag(&result.path, &analysed, &values, options);
         }
         Ok(())
     }
 
-    fn tag(&mut self, path: &Path, values: &TagValues, options: &TagOptions) {
-        match tags::tag_file(path, values, options) {
+    fn tag(
+        &mut self,
+        path: &Path,
+        analysed: &FileIdentity,
+        values: &TagValues,
+        options: &TagOptions,
+    ) {
+        match tags::tag_analysed_file(path, analysed, values, options) {
             Ok(report) if report.written => {
                 eprintln!("eval-cli: tagged {}: {}", path.display(), report.summary());
                 if let Some(stamp) = stamp_of(path) {

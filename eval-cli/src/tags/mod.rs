@@ -24,6 +24,7 @@ use analyzer_core::key::Key;
 
 use formats::{Field, FormatTag, LoadError};
 pub use notation::KeyNotation;
+pub use replace::FileIdentity;
 use replace::{ReplaceError, Replaceable};
 
 use crate::record::AnalyzeRecord;
@@ -277,8 +278,32 @@ pub fn tag_file(
     values: &TagValues,
     options: &TagOptions,
 ) -> Result<TagReport, TagError> {
+    tag(path, values, options, None)
+}
+
+/// [`tag_file`] with values measured on the file `analysed` (its identity taken before it
+/// was read): a file written to or replaced since is refused, so that one recording's
+/// tempo, key and gain never land in another's tags.
+pub fn tag_analysed_file(
+    path: &Path,
+    analysed: &FileIdentity,
+    values: &TagValues,
+    options: &TagOptions,
+) -> Result<TagReport, TagError> {
+    tag(path, values, options, Some(analysed))
+}
+
+fn tag(
+    path: &Path,
+    values: &TagValues,
+    options: &TagOptions,
+    analysed: Option<&FileIdentity>,
+) -> Result<TagReport, TagError> {
     let target = fs::canonicalize(path).map_err(TagError::Open)?;
     let replaceable = Replaceable::check(&target)?;
+    if let Some(analysed) = analysed {
+        replaceable.is_as_analysed(analysed)?;
+    }
     let mut file = File::open(&target).map_err(TagError::Open)?;
     let mut tag = formats::load(&mut file)?;
     let changes: Vec<FieldChange> = values

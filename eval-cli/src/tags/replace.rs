@@ -44,6 +44,10 @@ pub enum ReplaceError {
     /// The file changed while its copy was being tagged.
     #[error("the file changed while it was being tagged; left as it is")]
     Changed,
+    /// The file is not the one that was analysed: written to or replaced since (the values
+    /// measured belong to other audio).
+    #[error("the file changed while it was being analysed; left as it is")]
+    ChangedSinceAnalysis,
     /// A read, write or rename failed.
     #[error("{what}: {source}")]
     Io {
@@ -56,6 +60,35 @@ pub enum ReplaceError {
 
 fn io_error(what: &'static str) -> impl FnOnce(io::Error) -> ReplaceError {
     move |source| ReplaceError::Io { what, source }
+}
+
+/// Which file a path named and how it stood: device, inode, size and modification time. A
+/// file replaced by a rename has another inode; one written in place, another size or
+/// modification time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileIdentity {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: i64,
+    mtime_nsec: i64,
+}
+
+impl FileIdentity {
+    /// The identity of the file `path` names now (links followed).
+    pub fn of(path: &Path) -> io::Result<Self> {
+        fs::metadata(path).map(|m| Self::from_metadata(&m))
+    }
+
+    fn from_metadata(meta: &Metadata) -> Self {
+        FileIdentity {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+            mtime: meta.mtime(),
+            mtime_nsec: meta.mtime_nsec(),
+        }
+    }
 }
 
 /// A file found safe to replace, and what it was when checked.
@@ -89,6 +122,16 @@ impl Replaceable {
             path: path.to_path_buf(),
             before,
         })
+    }
+
+    /// Refuses the file unless it is still `analysed`: the file whose audio gave the values
+    /// about to be written.
+    pub fn is_as_analysed(&self, analysed: &FileIdentity) -> Result<(), ReplaceError> {
+        if FileIdentity::from_metadata(&self.before) == *analysed {
+            Ok(())
+        } else {
+            Err(ReplaceError::ChangedSinceAnalysis)
+        }
     }
 
     /// Copies `original` (the open file) to a temporary file beside it, lets `edit` change
@@ -166,19 +209,7 @@ fn folder_of(path: &Path) -> &Path {
 
 /// Whether `now` is the file `before` was, not written to since.
 fn same_file_unchanged(before: &Metadata, now: &Metadata) -> bool {
-    (
-        before.dev(),
-        before.ino(),
-        before.len(),
-        before.mtime(),
-        before.mtime_nsec(),
-    ) == (
-        now.dev(),
-        now.ino(),
-        now.len(),
-        now.mtime(),
-        now.mtime_nsec(),
-    )
+    FileIdentity::from_metadata(before) == FileIdentity::from_metadata(now)
 }
 
 /// Blocks on the pipe [`PAUSE_FIFO_ENV`] names, when it names one, until its writer

@@ -774,3 +774,59 @@ fn each_row_is_printed_as_soon_as_the_rows_before_it_are() {
     assert!(lines.next().is_none());
     assert!(child.wait().unwrap().success());
 }
+
+/// A file renamed over, or rewritten in place, after `tag` took its identity and before
+/// the tags are written holds other audio than the values measured: it is skipped with
+/// that reason and left as the user left it. Both files are held at test gates until they
+/// have been changed, so the order is the test's, not the machine's.
+#[test]
+fn a_file_replaced_while_it_is_analysed_is_not_tagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let renamed = dir.path().join("gate-renamed.wav");
+    let rewritten = dir.path().join("gate-rewritten.wav");
+    click_wav(&renamed, 120.0, 12.0);
+    click_wav(&rewritten, 120.0, 12.0);
+    let mut child = eval_cli_process()
+        .args(["tag", "--test-gates", "--workers", "2", "--progress", "off"])
+        .args(["--descriptors", "tempo"])
+        .args([&renamed, &rewritten])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let held = |path: &Path| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(".held");
+        PathBuf::from(name)
+    };
+    while !(held(&renamed).exists() && held(&rewritten).exists()) {
+        assert!(child.try_wait().unwrap().is_none(), "tag ended at its gates");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // Another recording renamed over the first; the second rewritten where it stands.
+    let other = dir.path().join("other.tmp");
+    click_wav(&other, 90.0, 12.0);
+    fs::rename(&other, &renamed).unwrap();
+    click_wav(&rewritten, 90.0, 14.0);
+    let replaced = [fs::read(&renamed).unwrap(), fs::read(&rewritten).unwrap()];
+    for path in [&renamed, &rewritten] {
+        let mut open = path.as_os_str().to_owned();
+        open.push(".open");
+        fs::write(PathBuf::from(open), b"").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let rows = tag_rows(&out);
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for row in &rows {
+        assert_eq!(row[1], "skipped", "{row:?}");
+        assert_eq!(
+            row[5], "cannot tag safely: the file changed while it was being analysed; left as it is",
+            "{row:?}"
+        );
+    }
+    assert_eq!(
+        [fs::read(&renamed).unwrap(), fs::read(&rewritten).unwrap()],
+        replaced
+    );
+    assert!(temporary_copies(dir.path()).is_empty());
+}
