@@ -383,7 +383,7 @@ impl Analyzer {
                 ErrorKind::CorruptStream,
                 Stage::Decode,
                 format!(
-                    "the decoder crashed: {}",
+                    "panic: {} (a dependency failed on this file's data)",
                     panic_message(&*panic).unwrap_or("unknown panic")
                 ),
             )),

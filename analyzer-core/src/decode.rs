@@ -62,7 +62,8 @@ pub struct StreamInfo {
     pub channels: u16,
     /// Mono frames delivered to the caller.
     pub frames: u64,
-    /// Problems that were survived: skipped packets, a truncated end, non-finite samples.
+    /// Problems that were survived: skipped packets, a truncated end, samples that are not
+    /// audio (NaN, infinite, beyond ±[`MAX_SAMPLE`]).
     pub warnings: Vec<String>,
 }
 
@@ -331,7 +332,7 @@ fn decode_packets(
 /// Decodes `path` whole, once, for callers that need every sample of every channel (the
 /// loudness) and also the mono segments a sampled analysis reads.
 ///
-/// `channels_sink` gets each packet's interleaved samples (non-finite ones replaced by
+/// `channels_sink` gets each packet's interleaved samples (those that are not audio replaced by
 /// silence), its channel count, the stream's channel layout (speaker positions, where the
 /// container gives them) and its rate. `segment_sink` gets what
 /// [`decode_mono_segments`] would give for `sampling` (seconds, count), cut from the
@@ -635,7 +636,7 @@ struct Decoding {
     info: StreamInfo,
     /// Decoded samples (all channels) still allowed before the file counts as a bomb.
     budget_left: u64,
-    /// The last packet's samples, interleaved, non-finite ones replaced by silence.
+    /// The last packet's samples, interleaved, those that are not audio replaced by silence.
     interleaved: Vec<f32>,
     /// The last packet's channel count.
     channels: usize,
@@ -763,7 +764,7 @@ impl Decoding {
         let non_finite = mix_to_mono(&self.interleaved, channels, &mut self.mono);
         if non_finite > 0 {
             self.non_finite += non_finite;
-            for sample in self.interleaved.iter_mut().filter(|s| !s.is_finite()) {
+            for sample in self.interleaved.iter_mut().filter(|s| !is_audio(**s)) {
                 *sample = 0.0;
             }
         }
@@ -788,7 +789,8 @@ impl Decoding {
         }
         if non_finite > 0 {
             info.warnings.push(format!(
-                "{non_finite} non-finite samples (NaN or infinity) were replaced by silence"
+                "{non_finite} samples that are NaN, infinite or beyond ±{MAX_SAMPLE:e} (audio is \
+                 scaled to ±1) were replaced by silence"
             ));
         }
         if info.frames == 0 {
@@ -810,8 +812,20 @@ impl Decoding {
     }
 }
 
-/// Averages interleaved channels into `mono`, replacing non-finite samples by zero.
-/// Returns how many non-finite samples it found.
+/// The largest sample magnitude read as audio (+120 dBFS). Decoders scale audio to ±1, and
+/// float files with headroom, or even integer PCM stored unscaled as float (±32768), stay
+/// far below it; a sample beyond it is damage, and sums of such samples overflow `f32` in
+/// the resampler and the spectra (a float file of samples near 3e38 made the resampler's
+/// FFT panic, one near 1e18 read as silence).
+pub const MAX_SAMPLE: f32 = 1.0e6;
+
+/// Whether a decoded sample is audio: finite and within ±[`MAX_SAMPLE`].
+fn is_audio(sample: f32) -> bool {
+    sample.abs() <= MAX_SAMPLE
+}
+
+/// Averages interleaved channels into `mono`, replacing samples that are not audio (NaN,
+/// infinite, beyond ±[`MAX_SAMPLE`]) by zero. Returns how many it replaced.
 pub fn mix_to_mono(interleaved: &[f32], channels: usize, mono: &mut Vec<f32>) -> u64 {
     let channels = channels.max(1);
     let scale = 1.0 / channels as f32;
@@ -820,7 +834,7 @@ pub fn mix_to_mono(interleaved: &[f32], channels: usize, mono: &mut Vec<f32>) ->
     mono.extend(interleaved.chunks_exact(channels).map(|frame| {
         let mut sum = 0.0f32;
         for &s in frame {
-            if s.is_finite() {
+            if is_audio(s) {
                 sum += s;
             } else {
                 non_finite += 1;

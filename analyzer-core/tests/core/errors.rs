@@ -395,3 +395,56 @@ fn a_decompression_bomb_stops_at_its_sample_budget() {
         .unwrap_err();
     assert_eq!(plain.kind(), ErrorKind::NoPulse, "{plain}");
 }
+
+/// A mono 32-bit float WAV (format tag 3) of `samples` at 44.1 kHz.
+fn float_wav(path: &Path, samples: &[f32]) {
+    let rate = 44_100u32;
+    let mut fmt = Vec::new();
+    fmt.extend(3u16.to_le_bytes());
+    fmt.extend(1u16.to_le_bytes());
+    fmt.extend(rate.to_le_bytes());
+    fmt.extend((rate * 4).to_le_bytes());
+    fmt.extend(4u16.to_le_bytes());
+    fmt.extend(32u16.to_le_bytes());
+    let mut body = b"WAVEfmt ".to_vec();
+    body.extend((fmt.len() as u32).to_le_bytes());
+    body.extend(fmt);
+    body.extend(b"data");
+    body.extend(((samples.len() * 4) as u32).to_le_bytes());
+    body.extend(samples.iter().flat_map(|s| s.to_le_bytes()));
+    let mut file = b"RIFF".to_vec();
+    file.extend((body.len() as u32).to_le_bytes());
+    file.extend(body);
+    fs::write(path, file).unwrap();
+}
+
+/// Float audio is scaled to ±1, but a float file may hold anything: integer PCM stored
+/// unscaled (±32768) is still music and keeps its tempo; samples near 3e38 (which made the
+/// resampler's FFT panic) or 1e18 (read as silence by overflowing spectra) are not audio:
+/// they are replaced by silence, the warning says why, and the verdict is the silence's.
+#[test]
+fn float_samples_far_beyond_full_scale_are_damage_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let clicks = presets::clicks(120.0, 12.0, 44_100);
+    let path = dir.path().join("float.wav");
+    float_wav(&path, &clicks.iter().map(|s| s * 32_768.0).collect::<Vec<_>>());
+    let unscaled = analyzer()
+        .analyze_file(&path, &StopSignal::never())
+        .unwrap();
+    let bpm = unscaled.tempo.as_ref().unwrap().bpm;
+    assert!((bpm - 120.0).abs() < 0.5, "{bpm}");
+    assert!(unscaled.warnings.is_empty(), "{:?}", unscaled.warnings);
+    for scale in [1.0e18f32, 3.0e38] {
+        float_wav(&path, &clicks.iter().map(|s| s * scale).collect::<Vec<_>>());
+        let damaged = analyzer()
+            .analyze_file(&path, &StopSignal::never())
+            .unwrap_or_else(|e| panic!("x{scale:e}: {e}"));
+        let verdict = damaged.tempo.as_ref().unwrap_err();
+        assert_eq!(verdict.kind(), ErrorKind::NoPulse, "x{scale:e}: {verdict}");
+        assert!(
+            damaged.warnings.iter().any(|w| w.contains("beyond ±1e6")),
+            "x{scale:e}: {:?}",
+            damaged.warnings
+        );
+    }
+}
