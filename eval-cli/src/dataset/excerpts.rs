@@ -324,6 +324,51 @@ fn print_summary(
     }
 }
 
+/// Refuses an `--out` folder that holds anything but an earlier excerpt set: its
+/// manifest (with this command's own columns first) and the files that manifest lists.
+/// Cutting replaces files of those names, and a folder of the user's own (a music folder,
+/// the source dataset itself, notes named like excerpts) must never lose one.
+fn check_excerpt_folder(out: &Path) -> anyhow::Result<()> {
+    if !out.exists() {
+        return Ok(());
+    }
+    let refuse = |what: &Path| {
+        anyhow::anyhow!(
+            "{} holds {}, which is not part of an earlier excerpt set: give an empty or new \
+             folder (nothing in it is replaced)",
+            out.display(),
+            what.display()
+        )
+    };
+    let manifest = out.join(MANIFEST_FILE);
+    let mut listed = BTreeSet::new();
+    if manifest.exists() {
+        let mut reader = csv::Reader::from_path(&manifest)
+            .with_context(|| format!("cannot read {}", manifest.display()))?;
+        let ours = reader
+            .headers()
+            .is_ok_and(|h| h.iter().take(OWN_COLUMNS.len()).eq(OWN_COLUMNS));
+        if !ours {
+            return Err(refuse(Path::new(MANIFEST_FILE)));
+        }
+        for record in reader.records() {
+            let record = record.map_err(|_| refuse(Path::new(MANIFEST_FILE)))?;
+            listed.insert(PathBuf::from(&record[0]));
+        }
+    }
+    for entry in walkdir::WalkDir::new(out).min_depth(1) {
+        let entry = entry.with_context(|| format!("cannot read {}", out.display()))?;
+        if entry.file_type().is_dir() {
+            continue;
+        }
+        let relative = entry.path().strip_prefix(out).unwrap_or(entry.path());
+        if relative != Path::new(MANIFEST_FILE) && !listed.contains(relative) {
+            return Err(refuse(relative));
+        }
+    }
+    Ok(())
+}
+
 /// Runs `eval-cli dataset excerpts`: exit 0, or 1 when some source did not decode (it is
 /// named on stderr and skipped; the rest are still cut).
 pub fn run(args: ExcerptArgs) -> anyhow::Result<ExitCode> {
@@ -334,6 +379,7 @@ pub fn run(args: ExcerptArgs) -> anyhow::Result<ExitCode> {
     let ds = manifest::load(&args.from, args.synth.params())?;
     // An excerpt or manifest written into the source folder never replaces a source file.
     crate::output::protect(&crate::output::Inputs::of(ds.files()));
+    check_excerpt_folder(&args.out)?;
     create_out_dir(&args.out)?;
     let stems = output_stems(&ds.items);
     let mut tallies: Vec<LengthTally> = lengths.iter().map(|_| LengthTally::default()).collect();

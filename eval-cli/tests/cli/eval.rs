@@ -585,6 +585,30 @@ fn cut_excerpts(from: &Path, out: &Path) -> std::process::Output {
         .unwrap()
 }
 
+/// `dataset excerpts --out` replaces only an earlier excerpt set: a user's file named like
+/// an excerpt, a manifest of their own, or the source folder itself is refused before
+/// anything is written, and left byte for byte.
+#[test]
+fn excerpts_never_replace_what_is_not_an_earlier_excerpt_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    two_short_tracks(&src);
+    let mine = dir.path().join("mine");
+    fs::create_dir(&mine).unwrap();
+    fs::write(mine.join("notes__8s_o0.wav"), "my notes").unwrap();
+    let theirs = dir.path().join("theirs");
+    fs::create_dir(&theirs).unwrap();
+    fs::write(theirs.join("manifest.csv"), "my manifest").unwrap();
+    for out in [&mine, &theirs, &src] {
+        let before = snapshot(out);
+        let refused = cut_excerpts(&src, out);
+        assert_eq!(refused.status.code(), Some(2), "{}", out.display());
+        let stderr = stderr_of(&refused);
+        assert!(stderr.contains("not part of an earlier excerpt set"), "{stderr}");
+        assert_eq!(snapshot(out), before, "{} changed", out.display());
+    }
+}
+
 #[test]
 fn excerpts_are_cut_deterministically_and_evaluated_by_length() {
     let dir = tempfile::tempdir().unwrap();
