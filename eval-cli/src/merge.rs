@@ -2,8 +2,9 @@
 //! to the unsharded `analyze --out` of the same paths. Before it writes anything it checks,
 //! from each part's side file ([`ShardRecord`]), that the parts share one fingerprint (the
 //! same input list and settings) and one N, that every part from 1 to N is there exactly
-//! once and complete, and that together they hold every input row exactly once; any
-//! failure is an error that names the file (exit status 2).
+//! once and complete, that each row holds the file its record lists at that place, and
+//! that together they hold every input row exactly once; any failure is an error that
+//! names the file (exit status 2).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -119,7 +120,26 @@ fn merged_rows(parts: &[PathBuf], header: &[u8]) -> anyhow::Result<Vec<Vec<u8>>>
                 record.rows.len()
             );
         }
-        for (row, &at) in rows.into_iter().zip(&record.rows) {
+        if record.paths.len() != record.rows.len() {
+            bail!(
+                "{}'s shard record does not list the file of each row (written by an older \
+                 eval-cli?): rerun analyze --shard {} --out {}",
+                part.display(),
+                record.shard,
+                part.display()
+            );
+        }
+        for ((row, &at), expected) in rows.into_iter().zip(&record.rows).zip(&record.paths) {
+            let found = row.fields.first().map_or("", String::as_str);
+            if found != expected {
+                bail!(
+                    "{} holds a row for {found:?} where its shard record has {expected:?}: \
+                     the part was edited or reordered; rerun analyze --shard {} --out {}",
+                    part.display(),
+                    record.shard,
+                    part.display()
+                );
+            }
             if at >= inputs || placed.insert(at, row.line).is_some() {
                 bail!(
                     "{} holds input row {at}, which is out of range or in another part too",

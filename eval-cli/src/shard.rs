@@ -19,6 +19,7 @@ use analyzer_core::batch::{self, Batch, Sequential, WalkError};
 use analyzer_core::{AnalyzerConfig, StopSignal};
 use serde::{Deserialize, Serialize};
 
+use crate::path_cell::path_cell;
 use crate::report::export::{self, Json};
 use crate::runner::RunSettings;
 
@@ -54,6 +55,11 @@ pub struct ShardRecord {
     pub inputs: usize,
     /// The global position of each of this part's rows, in the order of its CSV.
     pub rows: Vec<usize>,
+    /// The path cell each of those rows must hold ([`path_cell`]), in the same order:
+    /// `merge` places a row only where its own file belongs, so an edited, sorted or
+    /// swapped part cannot put one file's values in another's row.
+    #[serde(default)]
+    pub paths: Vec<String>,
     /// Whether the part ran to the end (a cancelled or failed run leaves `false`).
     pub complete: bool,
 }
@@ -118,6 +124,11 @@ pub fn select(
     } else {
         Vec::new()
     };
+    let paths = mine
+        .iter()
+        .chain(walk_errors.iter().map(|e| &e.path))
+        .map(|p| path_cell(p))
+        .collect();
     Part {
         files: mine,
         walk_errors,
@@ -128,6 +139,7 @@ pub fn select(
             fingerprint,
             inputs,
             rows,
+            paths,
             complete: false,
         },
     }

@@ -1,6 +1,6 @@
 //! `analyze --shard K/N` and `merge` as a scheduler's job array runs them: the merged parts
 //! are the bytes of the unsharded run for any N, every file is in exactly one part, merge
-//! refuses a missing, foreign or duplicated part, and `--resume` finishes one shard.
+//! refuses a missing, foreign, duplicated or edited part, and `--resume` finishes one shard.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -173,6 +173,21 @@ fn merge_refuses_missing_foreign_duplicated_and_unrecorded_parts() {
     // Parts of different splits.
     let third = shards(&[&lib], dir.path(), 3).remove(0);
     refused(&[parts[0].clone(), third], "not parts of one split");
+
+    // A part whose rows were sorted or swapped: each row's file is checked against the
+    // record, so one file's values never land in another's row.
+    let text = fs::read_to_string(&parts[0]).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() >= 3, "part 1 needs two rows: {text}");
+    lines.swap(1, 2);
+    let swapped = dir.path().join("swapped.csv");
+    fs::write(&swapped, lines.join("\n") + "\n").unwrap();
+    fs::copy(
+        dir.path().join("part-1-of-2.csv.shard.json"),
+        dir.path().join("swapped.csv.shard.json"),
+    )
+    .unwrap();
+    refused(&[swapped, parts[1].clone()], "edited or reordered");
 
     // And the right parts merge.
     assert!(merge(&parts, &out).status.success());
