@@ -20,6 +20,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -36,15 +37,26 @@ pub const PROTOCOL: &str = "tempo-scale";
 /// `tempo-scale.bearer.TOKEN`: the token offered as a subprotocol.
 pub const BEARER_PROTOCOL_PREFIX: &str = "tempo-scale.bearer.";
 
-/// The handler: checks the job and a free connection slot, then upgrades.
+/// The handler: checks the job and a free connection slot, then upgrades. A request that
+/// is no WebSocket handshake (no `Upgrade`, no key, another version) gets the service's
+/// JSON error with the status axum gives it (400), not axum's plain text.
 pub async fn socket(
     State(app): State<Arc<App>>,
     JobParam(id): JobParam,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let job = match http::find(&app, &id) {
         Ok(job) => job,
         Err(response) => return *response,
+    };
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => {
+            return http::error(
+                rejection.status(),
+                format!("not a WebSocket handshake: {}", rejection.body_text()),
+            );
+        }
     };
     let Some(slot) = app.connections.try_take() else {
         return http::error(

@@ -126,3 +126,27 @@ fn the_socket_needs_the_token_as_a_header_or_a_subprotocol_and_a_known_job() {
     assert_eq!(status, 404);
     assert!(body["error"].as_str().unwrap().contains("no job"), "{body}");
 }
+
+/// A request to the socket's path that is no WebSocket handshake (a plain GET, or an
+/// upgrade without its key) is refused with the service's JSON error, as every other
+/// bad request is, not the web framework's plain text.
+#[test]
+fn a_request_that_is_no_handshake_gets_a_json_refusal() {
+    let (_dir, root) = root();
+    library(&root.join("lib"), 1, 120.0);
+    let server = Server::start(&root, &[]);
+    let id = submit(&server, &["lib"]);
+    let path = format!("/v1/jobs/{id}/ws");
+    let plain = get(&server, &path).refusal(400);
+    assert!(plain.contains("not a WebSocket handshake"), "{plain}");
+    let keyless = crate::util::service::reply(
+        crate::util::service::http_client()
+            .get(server.url(&path))
+            .header("Connection", "Upgrade")
+            .header("Upgrade", "websocket")
+            .header("Sec-WebSocket-Version", "13")
+            .call(),
+    )
+    .refusal(400);
+    assert!(keyless.contains("Sec-WebSocket-Key"), "{keyless}");
+}
