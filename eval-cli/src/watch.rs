@@ -80,6 +80,11 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
             bail!("{} is not a folder", dir.display());
         }
     }
+    let roots: Vec<(PathBuf, Option<(u64, u64)>)> = args
+        .dirs
+        .iter()
+        .map(|dir| (dir.clone(), folder_identity(dir)))
+        .collect();
     let plan = Plan {
         analyzer: args.settings.analyzer()?,
         cache: ResultCache::open(&args.cache)?,
@@ -120,7 +125,22 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
         if plan.dirs.len() == 1 { "" } else { "s" }
     );
     while !plan.options.cancel.load(Ordering::SeqCst) {
-        match received.recv_timeout(STOP_POLL) {
+        let event = received.recv_timeout(STOP_POLL);
+        // A folder moved away is still watched by its old name's watch descriptors (its
+        // events would name files where they no longer are) and one deleted raises none:
+        // either way nothing under it can be followed, so watch says so and stops.
+        if let Some((dir, _)) = roots
+            .iter()
+            .find(|(dir, identity)| folder_identity(dir) != *identity)
+        {
+            drop(watcher);
+            bail!(
+                "{} was moved or deleted while it was watched: nothing under it can be \
+                 followed; run watch again where it is now",
+                dir.display()
+            );
+        }
+        match event {
             Ok(Ok(event)) => {
                 for path in complete_files(&event) {
                     session.arrived(&path, &mut out)?;
@@ -246,11 +266,9 @@ impl Session<'_> {
         };
         out.write_all(&CsvLine.serialize(&record)?)?;
         out.flush()?;
-        if let (Some(options), Some(values), Some(analysed)) = (
-            &self.plan.tagging,
-            TagValues::of_record(&record),
-            before,
-        ) {
+        if let (Some(options), Some(values), Some(analysed)) =
+            (&self.plan.tagging, TagValues::of_record(&record), before)
+        {
             self.tag(&result.path, &analysed, &values, options);
         }
         Ok(())
@@ -274,6 +292,13 @@ impl Session<'_> {
             Err(why) => eprintln!("eval-cli: not tagged: {}: {why}", path.display()),
         }
     }
+}
+
+/// The device and inode of the folder `dir` names, `None` when it names none.
+fn folder_identity(dir: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir).ok().filter(|m| m.is_dir())?;
+    Some((meta.dev(), meta.ino()))
 }
 
 /// A file's size and mtime, to know it again.

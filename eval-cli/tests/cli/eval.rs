@@ -604,7 +604,10 @@ fn excerpts_never_replace_what_is_not_an_earlier_excerpt_set() {
         let refused = cut_excerpts(&src, out);
         assert_eq!(refused.status.code(), Some(2), "{}", out.display());
         let stderr = stderr_of(&refused);
-        assert!(stderr.contains("not part of an earlier excerpt set"), "{stderr}");
+        assert!(
+            stderr.contains("not part of an earlier excerpt set"),
+            "{stderr}"
+        );
         assert_eq!(snapshot(out), before, "{} changed", out.display());
     }
 }

@@ -799,7 +799,10 @@ fn a_file_replaced_while_it_is_analysed_is_not_tagged() {
         PathBuf::from(name)
     };
     while !(held(&renamed).exists() && held(&rewritten).exists()) {
-        assert!(child.try_wait().unwrap().is_none(), "tag ended at its gates");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "tag ended at its gates"
+        );
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     // Another recording renamed over the first; the second rewritten where it stands.
@@ -820,7 +823,8 @@ fn a_file_replaced_while_it_is_analysed_is_not_tagged() {
     for row in &rows {
         assert_eq!(row[1], "skipped", "{row:?}");
         assert_eq!(
-            row[5], "cannot tag safely: the file changed while it was being analysed; left as it is",
+            row[5],
+            "cannot tag safely: the file changed while it was being analysed; left as it is",
             "{row:?}"
         );
     }

@@ -160,3 +160,22 @@ fn write_tags_tags_a_file_once_and_its_own_rename_is_not_read_again() {
         "no BPM comment"
     );
 }
+
+/// A watched folder moved away (or deleted) cannot be followed: its events would name
+/// files where they no longer are. watch stops with exit 2 (its error names the folder)
+/// before it reads a file from the new place under the old name.
+#[test]
+fn a_watched_folder_moved_away_stops_the_watch() {
+    let dir = tempfile::tempdir().unwrap();
+    let music = dir.path().join("music");
+    fs::create_dir(&music).unwrap();
+    click_wav(&music.join("a.wav"), 120.0, 6.0);
+    let cache = dir.path().join("cache");
+    let (mut watching, _) = Watching::start(&music, &cache, &[], 1);
+    let moved = dir.path().join("moved");
+    fs::rename(&music, &moved).unwrap();
+    click_wav(&moved.join("b.wav"), 100.0, 6.0);
+    let rest: Vec<String> = watching.rows.by_ref().map(Result::unwrap).collect();
+    assert!(rest.is_empty(), "rows after the move: {rest:?}");
+    assert_eq!(watching.child.wait().unwrap().code(), Some(2));
+}
