@@ -26,14 +26,14 @@ use analyzer_core::loudness::{AlbumLoudness, GatingBlocks, Loudness};
 use analyzer_core::{Analysis, Analyzer, StopSignal};
 use anyhow::{Context, bail};
 
-use crate::cache::{Analyzed, CachedAnalyzer, Rescan, ResultCache};
+use crate::cache::{Analyzed, CachedAnalyzer, FileIdentity, Rescan, ResultCache};
 use crate::flags;
 use crate::output::{Destination, Inputs, OutputLock};
-use crate::path_cell::parse_path_cell;
+use crate::path_cell::{parse_path_cell, path_cell};
 use crate::record::{self, AnalyzeRecord};
 use crate::report::export::{self, CsvLine, Exporter};
 use crate::runner::{
-    self, InOrder, ProgressMode, RowLog, RunOptions, RunSettings, Schedule, Shown,
+    self, IdentityLog, InOrder, ProgressMode, RowLog, RunOptions, RunSettings, Schedule, Shown,
 };
 use crate::shard::{self, Shard, ShardRecord};
 
@@ -176,12 +176,20 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         _ => (files, walk_errors, None),
     };
     let mut output = Output::open(&plan, dest.as_ref(), files.len())?;
+    let changed = output.forget_changed(&files);
+    if changed > 0 {
+        eprintln!(
+            "eval-cli: {changed} file{} changed since {} row was written: analysed again",
+            if changed == 1 { "" } else { "s" },
+            if changed == 1 { "its" } else { "their" }
+        );
+    }
     // Folders that could not be walked are rows too, after the files'.
     let walk_rows: Vec<Vec<u8>> = walk_errors
         .iter()
         .map(|e| record::line(&e.path, Status::Error, None, Some(&e.reason)))
         .collect();
-    if let Output::File { log, done } = &mut output {
+    if let Output::File { log, done, .. } = &mut output {
         for (e, line) in walk_errors.iter().zip(&walk_rows) {
             if !done.contains_key(&e.path) {
                 log.append(line)?;
@@ -196,8 +204,16 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         .filter(|(_, path)| !output.is_done(path))
         .map(|(i, path)| (path.clone(), i))
         .unzip();
+    // Each file's identity before it is read, logged with its row for `--resume`.
+    let identities: Vec<Option<FileIdentity>> = match &output {
+        Output::File { .. } => pending
+            .iter()
+            .map(|p| FileIdentity::of_path(p).ok())
+            .collect(),
+        Output::Stdout(_) => Vec::new(),
+    };
     runner::install_signal_handler(Arc::clone(&plan.options.cancel));
-    let summary = analyze_files(&plan, &pending, &positions, &mut output)?;
+    let summary = analyze_files(&plan, &pending, &positions, &identities, &mut output)?;
     let albums = if plan.album {
         albums(&summary.results)
     } else {
@@ -386,6 +402,7 @@ fn analyze_files(
     plan: &Plan,
     pending: &[PathBuf],
     positions: &[usize],
+    identities: &[Option<FileIdentity>],
     output: &mut Output,
 ) -> anyhow::Result<BatchSummary<Analyzed>> {
     let mut write_error: Option<io::Error> = None;
@@ -412,7 +429,14 @@ fn analyze_files(
             }
             let line = result_row(result, None);
             let written = match output {
-                Output::File { log, .. } => log.append(&line),
+                Output::File {
+                    log,
+                    identities: ids,
+                    ..
+                } => log.append(&line).and_then(|()| {
+                    let before = identities.get(result.index).and_then(Option::as_ref);
+                    ids.append(&path_cell(&result.path), before)
+                }),
                 Output::Stdout(in_order) => in_order.push(positions[result.index], line),
             };
             if let Err(err) = written {
@@ -462,6 +486,10 @@ enum Output {
     File {
         log: RowLog,
         done: HashMap<PathBuf, (AnalyzeRecord, runner::ResumedRow)>,
+        /// The identity of each row's file, logged beside the rows, and what a resumed
+        /// run found logged there (by path cell).
+        identities: IdentityLog,
+        logged: HashMap<String, String>,
     },
     /// Written to stdout in input order, each as soon as all before it are.
     Stdout(InOrder<io::Stdout>),
@@ -482,6 +510,8 @@ impl Output {
             return Ok(Output::File {
                 log: RowLog::create(path, &record::header())?,
                 done: HashMap::new(),
+                identities: IdentityLog::create(path)?,
+                logged: HashMap::new(),
             });
         }
         let has_rows = !runner::resumable_rows(path, &record::header())?.is_empty();
@@ -503,7 +533,36 @@ impl Output {
                 .with_context(|| format!("cannot resume {shown}"))?;
             done.insert(parse_path_cell(&record.path), (record, row));
         }
-        Ok(Output::File { log, done })
+        let (identities, logged) = IdentityLog::resume(path)?;
+        Ok(Output::File {
+            log,
+            done,
+            identities,
+            logged,
+        })
+    }
+
+    /// Drops the resumed rows of `files` whose file is not as it was when its row was
+    /// made (written to or replaced since, or never logged): they are analysed again.
+    /// Returns how many were dropped.
+    fn forget_changed(&mut self, files: &[PathBuf]) -> usize {
+        let Output::File { done, logged, .. } = self else {
+            return 0;
+        };
+        let mut dropped = 0;
+        for file in files {
+            let Some((record, _)) = done.get(file) else {
+                continue;
+            };
+            let unchanged = logged.get(&record.path).is_some_and(|was| {
+                FileIdentity::of_path(file).is_ok_and(|now| now.to_string() == *was)
+            });
+            if !unchanged {
+                done.remove(file);
+                dropped += 1;
+            }
+        }
+        dropped
     }
 
     /// Completes a batch that was not cancelled: a file is rewritten in input order (new
@@ -521,7 +580,7 @@ impl Output {
         let mut failed = 0;
         let row = |r: &FileResult<Analyzed>| result_row(r, albums.get(&r.index));
         match self {
-            Output::File { log, done } => {
+            Output::File { log, done, .. } => {
                 let mut new_rows: HashMap<usize, Vec<u8>> = results
                     .iter()
                     .map(|r| (positions[r.index], row(r)))

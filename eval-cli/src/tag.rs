@@ -14,11 +14,12 @@ use analyzer_core::loudness::REPLAYGAIN_REFERENCE_LUFS;
 use analyzer_core::{Analyzer, Error, ErrorKind, Stage, StopSignal};
 use serde::Serialize;
 
+use crate::cache::FileIdentity;
 use crate::flags;
 use crate::path_cell::path_cell;
 use crate::report::export::{self, CsvLine, Exporter};
 use crate::runner::{self, InOrder, RunOptions, Schedule, Shown};
-use crate::tags::{FileIdentity, KeyNotation, TagOptions, TagReport, TagValues, tag_analysed_file};
+use crate::tags::{KeyNotation, TagOptions, TagReport, TagValues, tag_analysed_file};
 
 /// Exit status when every file was tagged, or had nothing to change.
 const EXIT_OK: u8 = 0;
@@ -99,7 +100,7 @@ impl Job for TagJob<'_> {
     fn run(&self, path: &Path, stop: &StopSignal) -> Result<Tagged, Error> {
         // Which file is read, taken before it is: the tags go only into that same file,
         // unchanged (a file renamed over or rewritten meanwhile is another recording).
-        let analysed = FileIdentity::of(path);
+        let analysed = FileIdentity::of_path(path);
         if self.test_gates && !crate::gate::hold(path, stop) {
             return Err(Error::new(
                 ErrorKind::Cancelled,

@@ -28,12 +28,12 @@ use anyhow::{Context, bail};
 use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
 use notify::{Event, EventKind, RecursiveMode, Watcher};
 
-use crate::cache::{Analyzed, CachedAnalyzer, ResultCache};
+use crate::cache::{Analyzed, CachedAnalyzer, FileIdentity, ResultCache};
 use crate::flags;
 use crate::record::{self, AnalyzeRecord};
 use crate::report::export::{CsvLine, Exporter};
 use crate::runner;
-use crate::tags::{self, FileIdentity, KeyNotation, TagOptions, TagValues};
+use crate::tags::{self, KeyNotation, TagOptions, TagValues};
 
 /// How often the event loop looks at the Ctrl-C flag while no event comes.
 const STOP_POLL: Duration = Duration::from_millis(200);
@@ -199,8 +199,10 @@ impl Session<'_> {
 
     /// Every file already there, on the batch runner, rows in input order.
     fn first_pass(&mut self, files: &[PathBuf], out: &mut impl Write) -> anyhow::Result<()> {
-        let analysed: Vec<Option<FileIdentity>> =
-            files.iter().map(|f| FileIdentity::of(f).ok()).collect();
+        let analysed: Vec<Option<FileIdentity>> = files
+            .iter()
+            .map(|f| FileIdentity::of_path(f).ok())
+            .collect();
         let job = self.job();
         let summary = runner::run(
             files,
@@ -226,7 +228,7 @@ impl Session<'_> {
             }
             None => {}
         }
-        let before = FileIdentity::of(path).ok();
+        let before = FileIdentity::of_path(path).ok();
         let job = self.job();
         let stop = StopSignal::never().with_cancel_flag(Arc::clone(&self.plan.options.cancel));
         let result = Batch::new(&job)
@@ -251,7 +253,7 @@ impl Session<'_> {
         out: &mut impl Write,
     ) -> anyhow::Result<()> {
         if let Some(before) = before
-            && FileIdentity::of(&result.path).ok() != Some(before)
+            && FileIdentity::of_path(&result.path).ok() != Some(before)
         {
             eprintln!(
                 "eval-cli: {}: changed or went away while it was being analysed; its row \

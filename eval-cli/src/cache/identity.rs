@@ -82,6 +82,20 @@ impl FileIdentity {
     }
 }
 
+impl std::fmt::Display for FileIdentity {
+    /// `DEV:INO:SIZE:MTIME_NS:CTIME_NS`: the form a result file's identity log keeps.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let FileIdentity {
+            dev,
+            ino,
+            len,
+            mtime,
+            ctime,
+        } = self;
+        write!(f, "{dev}:{ino}:{len}:{mtime}:{ctime}")
+    }
+}
+
 /// What the cache holds for a path: the file's identity, the BLAKE3 hash its bytes had,
 /// and the moment (from the clock, taken before the identity) it was recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,10 +3,11 @@
 //! left here is what only a CLI needs: picking the executor from `--workers` ([`run`]),
 //! progress on stderr as two observers (`progress.rs`: an indicatif bar or JSON lines),
 //! rows on stdout in input order as they finish (`in_order.rs`),
-//! result files that survive a kill for `--resume` (`rows.rs`) and the settings that made
-//! them (`settings.rs`), and the host (`system.rs`: worker-count warnings, the Ctrl-C
+//! result files that survive a kill for `--resume` (`rows.rs`), the settings that made
+//! them (`settings.rs`) and the identity of each row's file (`identities.rs`), and the host (`system.rs`: worker-count warnings, the Ctrl-C
 //! handler, peak RSS).
 
+mod identities;
 mod in_order;
 mod progress;
 mod rows;
@@ -21,6 +22,7 @@ use std::time::Duration;
 use analyzer_core::StopSignal;
 use analyzer_core::batch::{self, Batch, BatchSummary, FileResult, Job, Sequential};
 
+pub use identities::IdentityLog;
 pub use in_order::InOrder;
 use progress::Progress;
 pub use progress::Shown;

@@ -24,8 +24,9 @@ use analyzer_core::key::Key;
 
 use formats::{Field, FormatTag, LoadError};
 pub use notation::KeyNotation;
-pub use replace::FileIdentity;
 use replace::{ReplaceError, Replaceable};
+
+use crate::cache::FileIdentity;
 
 use crate::record::AnalyzeRecord;
 

@@ -10,6 +10,8 @@ use std::io::{self, Seek};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::cache::FileIdentity;
+
 /// Names a named pipe that the writer reads to its end between flushing the tagged copy
 /// and renaming it: the seam where a test kills it. Unset in normal use.
 pub const PAUSE_FIFO_ENV: &str = "EVAL_CLI_TAG_PAUSE_FIFO";
@@ -62,35 +64,6 @@ fn io_error(what: &'static str) -> impl FnOnce(io::Error) -> ReplaceError {
     move |source| ReplaceError::Io { what, source }
 }
 
-/// Which file a path named and how it stood: device, inode, size and modification time. A
-/// file replaced by a rename has another inode; one written in place, another size or
-/// modification time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileIdentity {
-    dev: u64,
-    ino: u64,
-    len: u64,
-    mtime: i64,
-    mtime_nsec: i64,
-}
-
-impl FileIdentity {
-    /// The identity of the file `path` names now (links followed).
-    pub fn of(path: &Path) -> io::Result<Self> {
-        fs::metadata(path).map(|m| Self::from_metadata(&m))
-    }
-
-    fn from_metadata(meta: &Metadata) -> Self {
-        FileIdentity {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            len: meta.len(),
-            mtime: meta.mtime(),
-            mtime_nsec: meta.mtime_nsec(),
-        }
-    }
-}
-
 /// A file found safe to replace, and what it was when checked.
 #[derive(Debug)]
 pub struct Replaceable {
@@ -127,7 +100,7 @@ impl Replaceable {
     /// Refuses the file unless it is still `analysed`: the file whose audio gave the values
     /// about to be written.
     pub fn is_as_analysed(&self, analysed: &FileIdentity) -> Result<(), ReplaceError> {
-        if FileIdentity::from_metadata(&self.before) == *analysed {
+        if FileIdentity::of(&self.before) == *analysed {
             Ok(())
         } else {
             Err(ReplaceError::ChangedSinceAnalysis)
@@ -209,7 +182,7 @@ fn folder_of(path: &Path) -> &Path {
 
 /// Whether `now` is the file `before` was, not written to since.
 fn same_file_unchanged(before: &Metadata, now: &Metadata) -> bool {
-    FileIdentity::from_metadata(before) == FileIdentity::from_metadata(now)
+    FileIdentity::of(before) == FileIdentity::of(now)
 }
 
 /// Blocks on the pipe [`PAUSE_FIFO_ENV`] names, when it names one, until its writer

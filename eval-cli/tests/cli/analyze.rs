@@ -518,7 +518,14 @@ fn a_symlink_to_a_regular_file_writes_its_target() {
             .is_symlink()
     );
     assert_eq!(fs::read(&target).unwrap(), fs::read(&direct).unwrap());
-    assert_eq!(names_in(&results), ["real.csv", "real.csv.settings.json"]);
+    assert_eq!(
+        names_in(&results),
+        [
+            "real.csv",
+            "real.csv.identities.csv",
+            "real.csv.settings.json"
+        ]
+    );
 }
 
 /// While one run holds `OUT.lock`, a second writer on OUT is refused at once, OUT
@@ -544,7 +551,12 @@ fn a_second_writer_on_one_out_is_refused() {
     assert_eq!(rows(&fs::read(&out).unwrap()).len(), 1);
     assert_eq!(
         names_in(dir.path()),
-        ["out.csv", "out.csv.settings.json", "song.wav"]
+        [
+            "out.csv",
+            "out.csv.identities.csv",
+            "out.csv.settings.json",
+            "song.wav"
+        ]
     );
 }
 
@@ -627,4 +639,32 @@ fn latin1_names_get_distinct_cells_and_their_own_rows_on_resume() {
     // Keep only the 0xE8 row: the 0xE9 file must be analysed again, not given that row.
     fs::write(&out, first_rows(&complete, 1)).unwrap();
     assert_eq!(resume_to(&args, &out, &complete), 1);
+}
+
+/// A file rewritten between a run that was stopped and its `--resume` is analysed again:
+/// the resumed CSV holds the bytes of a fresh run on the library as it is now, not the
+/// row of the audio the file held before. The other finished rows are kept unread.
+#[test]
+fn resume_analyses_again_a_file_changed_since_its_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib");
+    fs::create_dir(&lib).unwrap();
+    for (name, bpm) in [("a.wav", 100.0), ("b.wav", 120.0), ("c.wav", 140.0)] {
+        click_wav(&lib.join(name), bpm, 6.0);
+    }
+    let out = dir.path().join("out.csv");
+    let args = [lib.as_os_str(), os("--out"), out.as_os_str()];
+    assert_eq!(analyze(&args).status.code(), Some(0));
+    // As a kill after two rows leaves it; then a.wav is rewritten with other audio.
+    let text = fs::read_to_string(&out).unwrap();
+    let kept: String = text.lines().take(3).map(|l| format!("{l}\n")).collect();
+    fs::write(&out, kept).unwrap();
+    click_wav(&lib.join("a.wav"), 90.0, 7.0);
+
+    let fresh = dir.path().join("fresh.csv");
+    let fresh_args = [lib.as_os_str(), os("--out"), fresh.as_os_str()];
+    assert_eq!(analyze(&fresh_args).status.code(), Some(0));
+    let complete = fs::read(&fresh).unwrap();
+    // a.wav again (changed), c.wav (never done); b.wav's row is kept.
+    assert_eq!(resume_to(&args, &out, &complete), 2);
 }
