@@ -851,7 +851,8 @@ fn probe_error(e: &SymphoniaError) -> Error {
             Error::new(
                 ErrorKind::UnsupportedFormat,
                 Stage::Probe,
-                "the file is empty or too short to recognise",
+                "the file ends before its headers do: it is empty, too short to recognise, \
+                 or a header or tag claims more bytes than the file holds",
             )
         }
         SymphoniaError::IoError(io) => {

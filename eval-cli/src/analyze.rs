@@ -446,7 +446,10 @@ fn analyze_files(
         },
     );
     match write_error {
-        Some(err) => Err(err).context("cannot write results"),
+        Some(err) => Err(err).with_context(|| match output {
+            Output::File { log, .. } => format!("cannot write results to {}", log.path().display()),
+            Output::Stdout(_) => "cannot write results to stdout".to_string(),
+        }),
         None => Ok(summary),
     }
 }

@@ -110,7 +110,12 @@ pub fn read_thresholds(path: &Path) -> anyhow::Result<Thresholds> {
 /// Checks the run directory `dir` against `t`. Errors mean unreadable input.
 pub fn check(dir: &Path, t: &Thresholds) -> anyhow::Result<Vec<Verdict>> {
     if !dir.is_dir() {
-        bail!("report directory {} does not exist", dir.display());
+        let what = if dir.exists() {
+            "is not a folder (give the --out-dir of evaluate or compare)"
+        } else {
+            "does not exist"
+        };
+        bail!("report directory {} {what}", dir.display());
     }
     let summary: SummaryView = read_json(&dir.join("summary.json"))?;
     let mut out = Vec::new();

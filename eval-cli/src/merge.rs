@@ -53,6 +53,9 @@ pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
 fn merged_rows(parts: &[PathBuf], header: &[u8]) -> anyhow::Result<Vec<Vec<u8>>> {
     let mut records: Vec<(&Path, ShardRecord)> = Vec::with_capacity(parts.len());
     for part in parts {
+        if !part.is_file() {
+            bail!("{} is not a file: no such part", part.display());
+        }
         let record = ShardRecord::read(part)?.with_context(|| {
             format!(
                 "{} has no shard record {} (was it written by analyze --shard K/N --out?)",

@@ -70,6 +70,19 @@ fn empty_and_random_files_are_unsupported() {
         "{e}"
     );
     assert_eq!(e.path(), Some(random.as_path()));
+    // An ID3 tag that claims 256 MB in a 600 KB file: not "empty", but a header that
+    // claims more than the file holds, and the reason says so.
+    let lying = dir.path().join("lying-tag.mp3");
+    let mut tag = b"ID3\x04\x00\x00\x7f\x7f\x7f\x7f".to_vec();
+    tag.resize(600_000, 0x55);
+    fs::write(&lying, tag).unwrap();
+    let e = error_of(&lying);
+    assert_eq!(e.kind(), ErrorKind::UnsupportedFormat, "{e}");
+    assert!(
+        e.to_string()
+            .contains("claims more bytes than the file holds"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -427,7 +440,10 @@ fn float_samples_far_beyond_full_scale_are_damage_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     let clicks = presets::clicks(120.0, 12.0, 44_100);
     let path = dir.path().join("float.wav");
-    float_wav(&path, &clicks.iter().map(|s| s * 32_768.0).collect::<Vec<_>>());
+    float_wav(
+        &path,
+        &clicks.iter().map(|s| s * 32_768.0).collect::<Vec<_>>(),
+    );
     let unscaled = analyzer()
         .analyze_file(&path, &StopSignal::never())
         .unwrap();

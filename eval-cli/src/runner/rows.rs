@@ -69,6 +69,11 @@ impl RowLog {
         ))
     }
 
+    /// The file being written (a symlink's target).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Appends one whole line (or several) in a single write.
     pub fn append(&mut self, line: &[u8]) -> io::Result<()> {
         self.file.write_all(line)?;

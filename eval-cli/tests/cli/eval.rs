@@ -288,7 +288,10 @@ fn bad_input_exits_2_naming_the_file() {
     fs::write(&t, THRESHOLDS).unwrap();
     let missing = dir.path().join("nope");
     let out = check(&missing, &t).output().unwrap();
-    assert_usage_error(&out, "nope");
+    assert_usage_error(&out, "nope does not exist");
+    // A file where the folder goes is named as what it is, not as missing.
+    let out = check(&t, &t).output().unwrap();
+    assert_usage_error(&out, "t.toml is not a folder");
 
     // A report folder without summary.json is unreadable too.
     let out = check(dir.path(), &t).output().unwrap();

@@ -130,6 +130,10 @@ fn merge_refuses_missing_foreign_duplicated_and_unrecorded_parts() {
     };
 
     refused(&parts[..1], "shard 2/2 is missing");
+    refused(
+        &[parts[0].clone(), dir.path().join("nope.csv")],
+        "nope.csv is not a file",
+    );
 
     // Another input list: the same split over fewer files.
     let other_dir = dir.path().join("other");
