@@ -14,7 +14,7 @@ use anyhow::{Context, bail};
 
 use crate::output::{Destination, Inputs};
 use crate::record;
-use crate::runner;
+use crate::runner::{self, IdentityLog, RunSettings};
 use crate::shard::ShardRecord;
 
 /// Flags of `eval-cli merge`.
@@ -33,11 +33,16 @@ pub struct MergeArgs {
 
 /// Runs `eval-cli merge`.
 pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
-    let inputs = Inputs::of(
-        args.parts
-            .iter()
-            .flat_map(|part| [part.clone(), ShardRecord::path_of(part)]),
-    );
+    // A part's side files are its own too: `--out` never replaces one (the settings and
+    // identities are what a later `--resume` of that part reads).
+    let inputs = Inputs::of(args.parts.iter().flat_map(|part| {
+        [
+            part.clone(),
+            ShardRecord::path_of(part),
+            RunSettings::path_of(part),
+            IdentityLog::path_of(part),
+        ]
+    }));
     let dest = Destination::check(&args.out, &inputs)?;
     let _lock = dest.lock()?;
     let header = record::header();

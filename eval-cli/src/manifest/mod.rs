@@ -4,8 +4,8 @@
 //! - a manifest CSV with a header, a `file` column and at least one truth column, `bpm`
 //!   or `key` (`file` relative to the manifest's folder; every other column is kept as
 //!   metadata, e.g. `source`, `genre`). An empty truth cell means no truth of that kind
-//!   for that file; a row with no truth at all, a `bpm` that is not a positive number or
-//!   a `key` that is not a key (`C# minor`, `Dbm`, `12A`, `C:min`...) is an error naming
+//!   for that file; a row with no truth at all, a `bpm` that is not a positive number (up
+//!   to 1000) or a `key` that is not a key (`C# minor`, `Dbm`, `12A`, `C:min`...) is an error naming
 //!   the manifest and the line;
 //! - a folder: its `manifest.csv` if there is one, otherwise every audio file under it that
 //!   has an annotation with the same stem: a GiantSteps-style `.bpm` text file (beside the
@@ -182,17 +182,21 @@ pub fn read_manifest(path: &Path) -> anyhow::Result<Dataset> {
     })
 }
 
+/// The largest tempo a manifest may state: the analyzer's own ceiling. Past it a truth is
+/// a typo, and x2 or x3 of a huge one overflows to infinity (which Accuracy2 then matched).
+const MAX_TRUTH_BPM: f64 = 1000.0;
+
 /// A manifest's `bpm` cell: empty is no tempo truth, anything else must be a positive
-/// number.
+/// number up to [`MAX_TRUTH_BPM`].
 fn truth_bpm(text: &str) -> anyhow::Result<Option<f64>> {
     if text.is_empty() {
         return Ok(None);
     }
     text.parse()
         .ok()
-        .filter(|b: &f64| b.is_finite() && *b > 0.0)
+        .filter(|b: &f64| b.is_finite() && *b > 0.0 && *b <= MAX_TRUTH_BPM)
         .map(Some)
-        .with_context(|| format!("`bpm` is {text:?}, not a positive number"))
+        .with_context(|| format!("`bpm` is {text:?}, not a positive number up to {MAX_TRUTH_BPM}"))
 }
 
 /// A manifest's `key` cell: empty is no key truth, anything else must be a key.
@@ -256,6 +260,20 @@ pub fn write_synth(dir: &Path, params: SynthParams) -> anyhow::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tempo_truth_is_a_positive_number_up_to_the_analyzers_ceiling() {
+        assert_eq!(truth_bpm("").unwrap(), None);
+        assert_eq!(truth_bpm("128.5").unwrap(), Some(128.5));
+        assert_eq!(truth_bpm("1000").unwrap(), Some(1000.0));
+        for bad in ["0", "-3", "NaN", "inf", "1e308", "1000.5", "fast"] {
+            let err = truth_bpm(bad).unwrap_err().to_string();
+            assert!(
+                err.contains("not a positive number up to 1000"),
+                "{bad}: {err}"
+            );
+        }
+    }
 
     #[test]
     fn manifest_with_extra_columns_and_relative_paths() {

@@ -193,6 +193,15 @@ fn merge_refuses_missing_foreign_duplicated_and_unrecorded_parts() {
     .unwrap();
     refused(&[swapped, parts[1].clone()], "edited or reordered");
 
+    // Nor does --out replace a part's own side files, which its --resume reads.
+    for suffix in [".settings.json", ".identities.csv", ".shard.json"] {
+        let side = dir.path().join(format!("part-1-of-2.csv{suffix}"));
+        let before = fs::read(&side).unwrap();
+        let result = merge(&parts, &side);
+        assert_eq!(result.status.code(), Some(2), "{suffix}: {result:?}");
+        assert_eq!(fs::read(&side).unwrap(), before, "{suffix}");
+    }
+
     // And the right parts merge.
     assert!(merge(&parts, &out).status.success());
 }
