@@ -416,6 +416,94 @@ case_serve_upload_with_a_lying_header() {
   [[ $health == 200* ]] || { echo "health after: $health"; return 1; }
 }
 
+# ---- files that change under the run, parts and sets edited by hand ---------------------
+
+# float_wav FILE SCALE: 4 s of 32-bit float clicks (format tag 3, 8 kHz) times SCALE.
+float_wav() {
+  awk -v scale="$2" '
+    function le(v, n,   i) { for (i = 0; i < n; i++) { printf "%c", v % 256; v = int(v / 256) } }
+    BEGIN {
+      frames = 32000; printf "RIFF"; le(36 + frames * 4, 4); printf "WAVEfmt "; le(16, 4)
+      le(3, 2); le(1, 2); le(8000, 4); le(32000, 4); le(4, 2); le(32, 2); printf "data"
+      le(frames * 4, 4)
+      for (i = 0; i < frames; i++) {
+        # 0.5 * SCALE as an IEEE float when a click sounds, else 0.
+        if (i % 4000 < 40) { e = 126 + int(log(scale) / log(2)); printf "%c%c%c%c", 0, 0, (e % 2) * 128, int(e / 2) }
+        else printf "%c%c%c%c", 0, 0, 0, 0
+      }
+    }' >"$1"
+}
+
+case_float_wav_far_beyond_full_scale() {
+  float_wav huge.wav 1e38
+  analyze huge.wav >out.csv 2>err.txt || return 1
+  [ "$code" -eq 1 ] || { echo "exit $code"; return 1; }
+  ! grep -q panicked err.txt || { echo "a panic: $(head -2 err.txt)"; return 1; }
+  expect_row out.csv huge.wav error "beyond"
+}
+
+case_resume_after_a_file_changed() {
+  mkdir lib && wav lib/a.wav 22050 1 6 clicks && wav lib/b.wav 22050 1 6 clicks
+  analyze lib --out out.csv >/dev/null 2>&1 || return 1
+  head -2 out.csv >cut.csv && mv cut.csv out.csv
+  wav lib/a.wav 22050 1 6 silence
+  analyze lib --out out.csv --resume >/dev/null 2>err.txt || return 1
+  analyze lib --out fresh.csv >/dev/null 2>&1 || return 1
+  cmp -s out.csv fresh.csv || { echo "resumed: $(grep a.wav out.csv)"; return 1; }
+}
+
+case_merge_of_a_part_with_swapped_rows() {
+  mkdir lib && for i in 1 2 3 4; do wav lib/$i.wav 22050 1 3 clicks; done
+  analyze lib --shard 1/2 --out p1.csv >/dev/null 2>&1 || return 1
+  analyze lib --shard 2/2 --out p2.csv >/dev/null 2>&1 || return 1
+  { head -1 p1.csv; sed -n 3p p1.csv; sed -n 2p p1.csv; tail -n +4 p1.csv; } >swapped.csv
+  cp p1.csv.shard.json swapped.csv.shard.json
+  timeout -k 5 "$limit" "$bin" merge swapped.csv p2.csv --out all.csv 2>err.txt
+  code=$?
+  [ "$code" -eq 2 ] || { echo "exit $code"; return 1; }
+  [ ! -e all.csv ] || { echo "all.csv written"; return 1; }
+  grep -q "swapped.csv" err.txt || { echo "unnamed: $(cat err.txt)"; return 1; }
+}
+
+case_excerpts_into_a_folder_of_the_users() {
+  mkdir src mine && wav src/a.wav 22050 1 12 clicks
+  printf 'file,bpm\na.wav,120\n' >src/manifest.csv
+  echo "my notes" >mine/notes__8s_o0.wav && echo "my list" >mine/manifest.csv
+  timeout -k 5 "$limit" "$bin" dataset excerpts --from src/manifest.csv --seconds 8 --offsets 1 \
+    --out mine >/dev/null 2>err.txt
+  code=$?
+  [ "$code" -eq 2 ] || { echo "exit $code"; return 1; }
+  [ "$(cat mine/notes__8s_o0.wav)" = "my notes" ] && [ "$(cat mine/manifest.csv)" = "my list" ] ||
+    { echo "the user's files changed"; return 1; }
+}
+
+case_serve_socket_without_a_handshake() {
+  serve_up || return 1
+  local job plain
+  job=$(status_of -X POST "$base/v1/jobs" -d '{"paths":["song.wav"]}')
+  plain=$(status_of "$base/v1/jobs/1/ws")
+  serve_down
+  [[ $job == 20* ]] || { echo "job: $job"; return 1; }
+  [[ $plain == 400*'"error"'* ]] || { echo "plain GET of the socket: $plain"; return 1; }
+}
+
+case_watch_folder_moved_away() {
+  mkdir music && wav music/a.wav 22050 1 4 clicks
+  timeout -k 5 "$limit" "$bin" watch music --cache cache >rows.csv 2>err.txt &
+  local pid=$! tries=0
+  until grep -q 'watching' err.txt 2>/dev/null; do
+    kill -0 $pid 2>/dev/null || { echo "watch died: $(cat err.txt)"; return 1; }
+    tries=$((tries + 1)); [ $tries -lt 6000 ] || { echo "never watched"; return 1; }
+    sleep 0.01
+  done
+  mv music moved && wav moved/b.wav 22050 1 4 clicks
+  wait $pid
+  code=$?
+  [ "$code" -eq 2 ] || { echo "exit $code"; return 1; }
+  ! grep -q b.wav rows.csv || { echo "a row under the old name: $(grep b.wav rows.csv)"; return 1; }
+  grep -q "music was moved or deleted" err.txt || { echo "unnamed: $(cat err.txt)"; return 1; }
+}
+
 # ---- the list -------------------------------------------------------------------------
 
 selected=("$@")
@@ -453,6 +541,12 @@ run serve-upload-lying-header case_serve_upload_with_a_lying_header
 run key-without-tempo case_key_without_tempo_is_a_usage_error
 run key-clicks-keep-tempo case_clicks_keep_their_tempo_without_a_key
 run key-resume-other-descriptors case_resume_across_descriptor_sets_is_refused
+run float-wav-far-beyond-full-scale case_float_wav_far_beyond_full_scale
+run resume-after-a-file-changed case_resume_after_a_file_changed
+run merge-part-with-swapped-rows case_merge_of_a_part_with_swapped_rows
+run excerpts-into-the-users-folder case_excerpts_into_a_folder_of_the_users
+run serve-socket-without-handshake case_serve_socket_without_a_handshake
+run watch-folder-moved-away case_watch_folder_moved_away
 
 printf '\n%d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]
