@@ -5,11 +5,16 @@
 //! (`file` is the manifest's, so that predictions can be scored by `eval-cli evaluate
 //! --estimator csv:FILE`).
 //! A manifest is a CSV with `file,bpm` and optionally `source`, `seconds` and `feel`
-//! (straight / swung / compound) columns; `feel` is written empty when the manifest has none.
+//! (straight / swung / compound) columns. Without a `feel` column, a `meter` of 6/8, 9/8 or
+//! 12/8 gives `compound` (extra-dev states its meters, not its feel), and anything else an
+//! empty `feel`.
 
 use std::path::Path;
 
 use analyzer_core::{Analyzer, AnalyzerConfig, StopSignal};
+
+/// Meters whose beat is a dotted note, three eighths to it.
+const COMPOUND_METERS: [&str; 3] = ["6/8", "9/8", "12/8"];
 
 fn main() {
     let analyzer = Analyzer::new(AnalyzerConfig::default()).expect("default settings");
@@ -24,6 +29,7 @@ fn main() {
             col("bpm").expect("bpm column"),
         );
         let (source, seconds, feel) = (col("source"), col("seconds"), col("feel"));
+        let meter = col("meter");
         let dir = Path::new(&manifest).parent().unwrap_or(Path::new("."));
         for row in &reader {
             let truth: f64 = row[bpm].parse().expect("numeric bpm");
@@ -41,7 +47,11 @@ fn main() {
             };
             let src = source.map_or("synth", |c| row[c].as_str());
             let secs = seconds.map_or("", |c| row[c].as_str());
-            let feel = feel.map_or("", |c| row[c].as_str());
+            let feel = match (feel, meter) {
+                (Some(c), _) => row[c].as_str(),
+                (None, Some(c)) if COMPOUND_METERS.contains(&row[c].as_str()) => "compound",
+                _ => "",
+            };
             let name = format!("\"{}\"", row[file].replace('"', "\"\""));
             for (bpm, features) in hypotheses {
                 let label = u8::from((bpm - truth).abs() <= 0.04 * truth);

@@ -22,7 +22,14 @@ it prints the pooled figures per feel (straight / swung / compound / unlabelled)
 the misses are: the shares of 3:2 and 2:3, 4:3 and 3:4, octave (x2, x1/2), x3 and x1/3, and
 other relations among them.
 
-Usage: train.py FEATURES.csv... [--model mlp|linear] [--write analyzer-core/src/metrical_weights.rs]
+Files can be scored without being fitted on: `--no-fit-feel compound` leaves every compound
+file out of every fit (they are still scored, by the model that never saw them), and
+`--no-fit-source NAME` does the same for a source; `--seed-offset K` starts the nets from
+other seeds, which measures how much of a difference between two variants is training
+noise.
+
+Usage: train.py FEATURES.csv... [--model mlp|linear] [--no-fit-feel FEEL]... [--no-fit-source NAME]...
+                [--seed-offset K] [--write analyzer-core/src/metrical_weights.rs]
        train.py --self-test
 Needs numpy. Deterministic on one machine (fixed seeds, fixed iteration counts).
 """
@@ -73,7 +80,7 @@ def source_weights(groups):
 
 
 class Linear:
-    def __init__(self, groups, l2=LINEAR_L2, iters=50):
+    def __init__(self, groups, l2=LINEAR_L2, iters=50, seed_offset=0):
         d = groups[0][2].shape[1]
         w = np.zeros(d)
         train = [(g[2], g[3], wt) for g, wt in zip(groups, source_weights(groups)) if g[3].sum() > 0]
@@ -98,7 +105,7 @@ class Linear:
 
 
 class Mlp:
-    def __init__(self, groups, hidden=HIDDEN, nets=NETS, l2=MLP_L2, iters=ITERATIONS):
+    def __init__(self, groups, hidden=HIDDEN, nets=NETS, l2=MLP_L2, iters=ITERATIONS, seed_offset=0):
         weights = source_weights(groups)
         kept = [(g, wt) for g, wt in zip(groups, weights) if g[3].sum() > 0]
         X = np.vstack([g[2] for g, _ in kept])
@@ -108,7 +115,8 @@ class Mlp:
         self.mean = X.mean(0)
         self.scale = X.std(0) + 1e-6
         Xn = (X - self.mean) / self.scale
-        parts = [self._fit(Xn, gid, y, w, hidden, l2, iters, seed) for seed in range(nets)]
+        seeds = range(seed_offset, seed_offset + nets)
+        parts = [self._fit(Xn, gid, y, w, hidden, l2, iters, seed) for seed in seeds]
         # Averaging the nets' scores is one net with all their hidden units.
         self.W = np.hstack([p["W"] for p in parts])
         self.b = np.concatenate([p["b"] for p in parts])
@@ -259,14 +267,30 @@ def main():
     ap.add_argument("features", nargs="+")
     ap.add_argument("--model", choices=["mlp", "linear"], default="mlp")
     ap.add_argument("--write")
+    ap.add_argument("--no-fit-feel", action="append", default=[], metavar="FEEL",
+                    help="score the files of this feel but fit on none of them")
+    ap.add_argument("--no-fit-source", action="append", default=[], metavar="NAME",
+                    help="score this source but fit on none of its files")
+    ap.add_argument("--seed-offset", type=int, default=0,
+                    help="start the nets from seeds K.. instead of 0.. (training noise)")
     ap.add_argument("--predictions", help="folder for FEATURES.loso.csv files (file,bpm): "
                     "each file's estimate by the model that did not see its source, for "
                     "eval-cli evaluate --estimator loso=csv:FILE")
     args = ap.parse_args()
-    make = Mlp if args.model == "mlp" else Linear
+    model_class = Mlp if args.model == "mlp" else Linear
+
+    def fitted(candidates):
+        return [g for g in candidates if g[7] not in args.no_fit_feel and g[0] not in args.no_fit_source]
+
+    def make(fit_on):
+        return model_class(fitted(fit_on), seed_offset=args.seed_offset)
+
     groups = load(args.features)
     sources = sorted({g[0] for g in groups})
     print(f"{len(groups)} files from {len(sources)} sources: {', '.join(sources)}; model {args.model}")
+    if args.no_fit_feel or args.no_fit_source or args.seed_offset:
+        print(f"not fitted on: feels {args.no_fit_feel or '-'}, sources {args.no_fit_source or '-'}; "
+              f"seed offset {args.seed_offset}")
     print("leave one source out (each source scored by a model fitted on the others):")
     total = [0, 0.0, 0.0]
     predictions = defaultdict(list)
@@ -304,7 +328,8 @@ def main():
     if args.write:
         if args.model != "mlp":
             sys.exit("--write needs --model mlp: the analyzer runs the net")
-        write_weights(args.write, model, sources, len(groups))
+        fit = fitted(groups)
+        write_weights(args.write, model, sorted({g[0] for g in fit}), len(fit))
         print("wrote", args.write)
 
 
