@@ -300,23 +300,16 @@ fn pipes_sockets_and_devices_are_refused_without_blocking() {
     }
 }
 
-/// A PCM WAV of `frames` frames with any header values, a click every 2205 frames.
-fn raw_wav(path: &Path, rate: u32, channels: u16, frames: usize) {
-    let mut data = Vec::with_capacity(frames * usize::from(channels) * 2);
-    for i in 0..frames {
-        let v: i16 = if i % 2205 < 20 { 12_000 } else { 0 };
-        for _ in 0..channels {
-            data.extend(v.to_le_bytes());
-        }
-    }
-    let align = channels * 2;
+/// A WAV file of `data` with any header values: format tag 1 (PCM) or 3 (float).
+fn wav_file(path: &Path, format: u16, rate: u32, channels: u16, bits: u16, data: &[u8]) {
+    let align = channels * bits / 8;
     let mut fmt = Vec::new();
-    fmt.extend(1u16.to_le_bytes());
+    fmt.extend(format.to_le_bytes());
     fmt.extend(channels.to_le_bytes());
     fmt.extend(rate.to_le_bytes());
     fmt.extend((rate.saturating_mul(u32::from(align))).to_le_bytes());
     fmt.extend(align.to_le_bytes());
-    fmt.extend(16u16.to_le_bytes());
+    fmt.extend(bits.to_le_bytes());
     let mut body = b"WAVEfmt ".to_vec();
     body.extend((fmt.len() as u32).to_le_bytes());
     body.extend(fmt);
@@ -327,6 +320,18 @@ fn raw_wav(path: &Path, rate: u32, channels: u16, frames: usize) {
     file.extend((body.len() as u32).to_le_bytes());
     file.extend(body);
     fs::write(path, file).unwrap();
+}
+
+/// A PCM WAV of `frames` frames with any header values, a click every 2205 frames.
+fn raw_wav(path: &Path, rate: u32, channels: u16, frames: usize) {
+    let mut data = Vec::with_capacity(frames * usize::from(channels) * 2);
+    for i in 0..frames {
+        let v: i16 = if i % 2205 < 20 { 12_000 } else { 0 };
+        for _ in 0..channels {
+            data.extend(v.to_le_bytes());
+        }
+    }
+    wav_file(path, 1, rate, channels, 16, &data);
 }
 
 /// A header claiming 1 Hz made a 2 KB file cost 300 MB in the resampler; rates outside
@@ -411,24 +416,8 @@ fn a_decompression_bomb_stops_at_its_sample_budget() {
 
 /// A mono 32-bit float WAV (format tag 3) of `samples` at 44.1 kHz.
 fn float_wav(path: &Path, samples: &[f32]) {
-    let rate = 44_100u32;
-    let mut fmt = Vec::new();
-    fmt.extend(3u16.to_le_bytes());
-    fmt.extend(1u16.to_le_bytes());
-    fmt.extend(rate.to_le_bytes());
-    fmt.extend((rate * 4).to_le_bytes());
-    fmt.extend(4u16.to_le_bytes());
-    fmt.extend(32u16.to_le_bytes());
-    let mut body = b"WAVEfmt ".to_vec();
-    body.extend((fmt.len() as u32).to_le_bytes());
-    body.extend(fmt);
-    body.extend(b"data");
-    body.extend(((samples.len() * 4) as u32).to_le_bytes());
-    body.extend(samples.iter().flat_map(|s| s.to_le_bytes()));
-    let mut file = b"RIFF".to_vec();
-    file.extend((body.len() as u32).to_le_bytes());
-    file.extend(body);
-    fs::write(path, file).unwrap();
+    let data: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+    wav_file(path, 3, 44_100, 1, 32, &data);
 }
 
 /// Float audio is scaled to ±1, but a float file may hold anything: integer PCM stored
