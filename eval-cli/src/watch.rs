@@ -80,10 +80,14 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
             bail!("{} is not a folder", dir.display());
         }
     }
-    let roots: Vec<(PathBuf, Option<(u64, u64)>)> = args
+    let roots: Vec<Root> = args
         .dirs
         .iter()
-        .map(|dir| (dir.clone(), folder_identity(dir)))
+        .map(|dir| Root {
+            given: dir.clone(),
+            resolved: std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone()),
+            identity: folder_identity(dir),
+        })
         .collect();
     let plan = Plan {
         analyzer: args.settings.analyzer()?,
@@ -129,21 +133,21 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
         // A folder moved away is still watched by its old name's watch descriptors (its
         // events would name files where they no longer are) and one deleted raises none:
         // either way nothing under it can be followed, so watch says so and stops.
-        if let Some((dir, _)) = roots
+        if let Some(root) = roots
             .iter()
-            .find(|(dir, identity)| folder_identity(dir) != *identity)
+            .find(|root| folder_identity(&root.given) != root.identity)
         {
             drop(watcher);
             bail!(
                 "{} was moved or deleted while it was watched: nothing under it can be \
                  followed; run watch again where it is now",
-                dir.display()
+                root.given.display()
             );
         }
         match event {
             Ok(Ok(event)) => {
                 for path in complete_files(&event) {
-                    session.arrived(&path, &mut out)?;
+                    session.arrived(&as_given(&path, &roots), &mut out)?;
                 }
             }
             Ok(Err(error)) => eprintln!("eval-cli: warning: watching: {error}"),
@@ -294,6 +298,26 @@ impl Session<'_> {
             Err(why) => eprintln!("eval-cli: not tagged: {}: {why}", path.display()),
         }
     }
+}
+
+/// A folder given to watch: as given, as the kernel names it (links resolved, absolute),
+/// and its device and inode when the watch began.
+struct Root {
+    given: PathBuf,
+    resolved: PathBuf,
+    identity: Option<(u64, u64)>,
+}
+
+/// `path` from an event (named from the resolved folder) as the first pass names the same
+/// file: under the folder as the user gave it, so one file always has one `path` cell.
+fn as_given(path: &Path, roots: &[Root]) -> PathBuf {
+    roots
+        .iter()
+        .find_map(|root| {
+            let rest = path.strip_prefix(&root.resolved).ok()?;
+            Some(root.given.join(rest))
+        })
+        .unwrap_or_else(|| path.to_path_buf())
 }
 
 /// The device and inode of the folder `dir` names, `None` when it names none.

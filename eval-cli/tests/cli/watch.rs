@@ -24,7 +24,22 @@ impl Watching {
     /// Starts the watch and reads its header and the `first` rows of its first pass, then
     /// waits until it says it is watching.
     fn start(dir: &Path, cache: &Path, args: &[&str], first: usize) -> (Self, Vec<String>) {
-        let mut child = eval_cli_process()
+        Self::start_in(None, dir, cache, args, first)
+    }
+
+    /// [`Watching::start`] run from the folder `cwd` (for a `dir` relative to it).
+    fn start_in(
+        cwd: Option<&Path>,
+        dir: &Path,
+        cache: &Path,
+        args: &[&str],
+        first: usize,
+    ) -> (Self, Vec<String>) {
+        let mut command = eval_cli_process();
+        if let Some(cwd) = cwd {
+            command.current_dir(cwd);
+        }
+        let mut child = command
             .arg("watch")
             .arg(dir)
             .arg("--cache")
@@ -178,4 +193,22 @@ fn a_watched_folder_moved_away_stops_the_watch() {
     let rest: Vec<String> = watching.rows.by_ref().map(Result::unwrap).collect();
     assert!(rest.is_empty(), "rows after the move: {rest:?}");
     assert_eq!(watching.child.wait().unwrap().code(), Some(2));
+}
+
+/// A folder given as a relative path: the rows of files that arrive name them as the first
+/// pass names the files already there (under the folder as given), so one file always has
+/// one `path` cell.
+#[test]
+fn rows_name_files_under_the_folder_as_given() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir(dir.path().join("music")).unwrap();
+    click_wav(&dir.path().join("music/a.wav"), 120.0, 4.0);
+    let cache = dir.path().join("cache");
+    let (mut watching, pass) =
+        Watching::start_in(Some(dir.path()), Path::new("music"), &cache, &[], 1);
+    assert!(pass[0].starts_with("music/a.wav,"), "{pass:?}");
+    click_wav(&dir.path().join("b.tmp"), 100.0, 4.0);
+    fs::rename(dir.path().join("b.tmp"), dir.path().join("music/b.wav")).unwrap();
+    let row = watching.next_row();
+    assert!(row.starts_with("music/b.wav,"), "{row}");
 }
