@@ -51,6 +51,10 @@ pub(super) fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
         let failed = b.rows_failed(&keys)?;
         Ok((bytes, failed))
     })?;
+    // Now that the rows are here, the job's own files are known: `--out` naming one of them
+    // (or a link to one) is refused as `analyze --out` refuses it, before a byte is written.
+    let inputs = crate::output::Inputs::of(job_files(&bytes));
+    crate::output::Destination::check(&args.out, &inputs)?;
     crate::output::write_file(&args.out, &bytes)?;
     eprintln!(
         "eval-cli: job {:?}: {total} rows written to {} ({failed} failed)",
@@ -58,6 +62,18 @@ pub(super) fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
         args.out.display()
     );
     Ok(ExitCode::from(u8::from(failed > 0)))
+}
+
+/// The files the merged rows name (their `path` cells), header left out.
+fn job_files(csv: &[u8]) -> Vec<std::path::PathBuf> {
+    csv::Reader::from_reader(csv)
+        .byte_records()
+        .map_while(std::result::Result::ok)
+        .filter_map(|record| {
+            let cell = String::from_utf8_lossy(record.get(0)?).into_owned();
+            Some(crate::path_cell::parse_path_cell(&cell))
+        })
+        .collect()
 }
 
 /// The header and the rows of a complete run, in input order.
