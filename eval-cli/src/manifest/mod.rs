@@ -5,8 +5,8 @@
 //!   or `key` (`file` relative to the manifest's folder; every other column is kept as
 //!   metadata, e.g. `source`, `genre`). An empty truth cell means no truth of that kind
 //!   for that file; a row with no truth at all, a `bpm` that is not a positive number (up
-//!   to 1000) or a `key` that is not a key (`C# minor`, `Dbm`, `12A`, `C:min`...) is an error naming
-//!   the manifest and the line;
+//!   to 1000), a `key` that is not a key (`C# minor`, `Dbm`, `12A`, `C:min`...) or a file
+//!   listed a second time is an error naming the manifest and the line;
 //! - a folder: its `manifest.csv` if there is one, otherwise every audio file under it that
 //!   has an annotation with the same stem: a GiantSteps-style `.bpm` text file (beside the
 //!   audio, or anywhere under the folder such as `annotations/tempo/NAME.bpm`), or a JAMS file
@@ -145,6 +145,9 @@ pub fn read_manifest(path: &Path) -> anyhow::Result<Dataset> {
         .map(|(_, h)| h.to_string())
         .collect();
     let mut items = Vec::new();
+    // Each file once: a file listed twice would count twice in every accuracy (and twice
+    // with two truths, one of them wrong).
+    let mut seen: std::collections::HashMap<PathBuf, usize> = std::collections::HashMap::new();
     for (row, record) in reader.records().enumerate() {
         let line = row + 2;
         let record = record.with_context(|| format!("manifest {} line {line}", path.display()))?;
@@ -152,6 +155,14 @@ pub fn read_manifest(path: &Path) -> anyhow::Result<Dataset> {
         let file = record.get(file_col).unwrap_or("").to_string();
         if file.is_empty() {
             bail!("{}: empty `file`", at());
+        }
+        // Compared by components, so `./a.wav` and `a.wav` are one file.
+        let same: PathBuf = Path::new(&file)
+            .components()
+            .filter(|c| *c != std::path::Component::CurDir)
+            .collect();
+        if let Some(first) = seen.insert(same, line) {
+            bail!("{}: {file:?} is listed again (first on line {first})", at());
         }
         let cell = |col: Option<usize>| col.and_then(|c| record.get(c)).unwrap_or("");
         let bpm = truth_bpm(cell(bpm_col)).with_context(at)?;
@@ -311,6 +322,14 @@ mod tests {
             read_manifest(&dir.path().join("missing.csv")).unwrap_err()
         );
         assert!(err.contains("missing.csv"), "{err}");
+        // A file listed twice (here once as `./x.wav`) would count twice in every score.
+        let twice = dir.path().join("twice.csv");
+        fs::write(&twice, "file,bpm\nx.wav,120\ny.wav,90\n./x.wav,60\n").unwrap();
+        let err = format!("{:#}", read_manifest(&twice).unwrap_err());
+        assert!(
+            err.contains("twice.csv line 4") && err.contains("first on line 2"),
+            "{err}"
+        );
     }
 
     #[test]
