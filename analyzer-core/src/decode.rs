@@ -178,7 +178,7 @@ fn open_track(path: &Path) -> Result<OpenTrack> {
             FormatOptions::default(),
             MetadataOptions::default(),
         )
-        .map_err(|e| probe_error(&e))?;
+        .map_err(|e| unsupported_container(path).unwrap_or_else(|| probe_error(&e)))?;
     let track = format
         .default_track(TrackType::Audio)
         .ok_or_else(|| Error::new(ErrorKind::UnsupportedFormat, Stage::Probe, "no audio track"))?;
@@ -843,6 +843,30 @@ pub fn mix_to_mono(interleaved: &[f32], channels: usize, mono: &mut Vec<f32>) ->
         sum * scale
     }));
     non_finite
+}
+
+/// Containers this analyzer does not read, known by their first bytes: when the probe
+/// fails on one, that is the reason to give (the probe itself reads past their headers
+/// looking for a format it knows and reports running out of file).
+const UNREAD_CONTAINERS: [(&[u8], usize, &str); 3] = [
+    (b"AIFF", 8, "AIFF"),
+    (b"AIFC", 8, "AIFF-C"),
+    (b"caff", 0, "Core Audio (CAF)"),
+];
+
+/// Why `path` is refused when its first bytes name a container this analyzer does not read.
+fn unsupported_container(path: &Path) -> Option<Error> {
+    let mut head = [0u8; 12];
+    let read = std::io::Read::read(&mut File::open(path).ok()?, &mut head).ok()?;
+    let head = &head[..read];
+    let (_, _, name) = UNREAD_CONTAINERS.iter().find(|(magic, at, _)| {
+        head.get(*at..at + magic.len()) == Some(*magic) && (*at == 0 || head.starts_with(b"FORM"))
+    })?;
+    Some(Error::new(
+        ErrorKind::UnsupportedFormat,
+        Stage::Probe,
+        format!("{name} files are not decoded by this analyzer (convert to WAV or FLAC)"),
+    ))
 }
 
 fn probe_error(e: &SymphoniaError) -> Error {

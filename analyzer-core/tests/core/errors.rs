@@ -453,3 +453,40 @@ fn float_samples_far_beyond_full_scale_are_damage_not_a_panic() {
         );
     }
 }
+
+/// AIFF and CAF are containers the analyzer does not read: a well-formed file of either is
+/// refused as such, not as "the file ends before its headers do" (what the probe reports
+/// after reading past headers it does not know).
+#[test]
+fn aiff_and_caf_are_named_as_unsupported_containers() {
+    let dir = tempfile::tempdir().unwrap();
+    let frames = 44_100u32;
+    let mut comm = Vec::new();
+    comm.extend(1u16.to_be_bytes());
+    comm.extend(frames.to_be_bytes());
+    comm.extend(16u16.to_be_bytes());
+    comm.extend([0x40, 0x0e, 0xac, 0x44, 0, 0, 0, 0, 0, 0]); // 44100 as an 80-bit float
+    let mut body = b"AIFFCOMM".to_vec();
+    body.extend((comm.len() as u32).to_be_bytes());
+    body.extend(comm);
+    body.extend(b"SSND");
+    body.extend((8 + 2 * frames).to_be_bytes());
+    body.extend([0u8; 8]);
+    body.extend((0..frames).flat_map(|i| (((i % 441) as i16) * 50).to_be_bytes()));
+    let mut aiff = b"FORM".to_vec();
+    aiff.extend((body.len() as u32).to_be_bytes());
+    aiff.extend(body);
+    let path = dir.path().join("a.aiff");
+    fs::write(&path, aiff).unwrap();
+    let e = error_of(&path);
+    assert_eq!(e.kind(), ErrorKind::UnsupportedFormat, "{e}");
+    assert!(e.to_string().contains("AIFF files are not decoded"), "{e}");
+
+    let mut caf = b"caff\x00\x01\x00\x00desc".to_vec();
+    caf.resize(10_000, 0);
+    let path = dir.path().join("a.caf");
+    fs::write(&path, caf).unwrap();
+    let e = error_of(&path);
+    assert_eq!(e.kind(), ErrorKind::UnsupportedFormat, "{e}");
+    assert!(e.to_string().contains("(CAF) files are not decoded"), "{e}");
+}
