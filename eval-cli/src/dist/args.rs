@@ -96,8 +96,9 @@ pub struct WorkArgs {
     /// if memory is short].
     #[arg(long, value_name = "N", value_parser = flags::parse_workers)]
     pub(super) workers: Option<usize>,
-    /// Take over a file whose worker has not shown a sign of life for SECS seconds.
-    #[arg(long, value_name = "SECS", default_value = "30", value_parser = flags::parse_timeout)]
+    /// Take over a file whose worker has not shown a sign of life for SECS seconds (at least
+    /// 1: a live worker's heartbeat must land well within it).
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_reclaim_after)]
     pub(super) reclaim_after: Duration,
     /// Keep waiting for work when the job is complete, until Ctrl-C.
     #[arg(long)]
@@ -185,6 +186,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn reclaim_after_is_at_least_a_second() {
+        assert_eq!(parse_reclaim_after("1"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_reclaim_after("30"), Ok(Duration::from_secs(30)));
+        for short in ["0.001", "0.5", "0", "nan", "-1"] {
+            assert!(parse_reclaim_after(short).is_err(), "{short}");
+        }
+    }
+
+    #[test]
     fn job_names_stay_inside_their_keys() {
         for good in ["j", "lib1", "music-2026.12_a"] {
             assert_eq!(parse_job_name(good).as_deref(), Ok(good));
@@ -193,4 +203,21 @@ mod tests {
             assert!(parse_job_name(bad).is_err(), "{bad:?}");
         }
     }
+}
+
+/// The shortest `--reclaim-after`: a slot's heartbeat comes every third of it (but not more
+/// often than every 50 ms), and a busy broker or machine delays one by some tens of
+/// milliseconds; below a second, live workers took each other's files and the fourth
+/// claim wrote a "worker died" row for a healthy file.
+const MIN_RECLAIM_AFTER: Duration = Duration::from_secs(1);
+
+fn parse_reclaim_after(s: &str) -> Result<Duration, String> {
+    let after = flags::parse_timeout(s)?;
+    if after < MIN_RECLAIM_AFTER {
+        return Err(format!(
+            "must be at least {} s: a live worker's heartbeat could miss a shorter one",
+            MIN_RECLAIM_AFTER.as_secs()
+        ));
+    }
+    Ok(after)
 }
