@@ -652,7 +652,10 @@ fn result_row(result: &FileResult<Analyzed>, album: Option<&AlbumLoudness>) -> V
 /// Each measured file's album under `--album`, by result index: the loudness of all the
 /// measured files of its folder, gated together.
 fn albums(results: &[FileResult<Analyzed>]) -> HashMap<usize, AlbumLoudness> {
-    let mut folders: BTreeMap<&Path, Vec<(usize, &Loudness)>> = BTreeMap::new();
+    // A folder is one album however its files were named (`a/x.wav`, `./a/x.wav`, through
+    // a link to the folder), and a file named twice counts once in its album's gating.
+    let resolved = |path: &Path| std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut folders: BTreeMap<PathBuf, Album<'_>> = BTreeMap::new();
     for result in results {
         let loudness = result
             .value
@@ -660,20 +663,33 @@ fn albums(results: &[FileResult<Analyzed>]) -> HashMap<usize, AlbumLoudness> {
             .and_then(|analyzed| analyzed.analysis.as_ref())
             .and_then(|analysis| analysis.loudness.as_ref());
         if let Some(loudness) = loudness {
-            let folder = result.path.parent().unwrap_or(Path::new(""));
-            folders
-                .entry(folder)
-                .or_default()
-                .push((result.index, loudness));
+            let folder = resolved(result.path.parent().unwrap_or(Path::new(".")));
+            let album = folders.entry(folder).or_default();
+            album.rows.push(result.index);
+            if album.files.insert(resolved(&result.path)) {
+                album.tracks.push(loudness);
+            }
         }
     }
     folders
         .values()
-        .flat_map(|tracks| {
-            let album = AlbumLoudness::of_tracks(tracks.iter().map(|&(_, loudness)| loudness));
-            tracks.iter().map(move |&(index, _)| (index, album.clone()))
+        .flat_map(|album| {
+            let loudness = AlbumLoudness::of_tracks(album.tracks.iter().copied());
+            album
+                .rows
+                .iter()
+                .map(move |&index| (index, loudness.clone()))
         })
         .collect()
+}
+
+/// One folder's files under `--album`: the rows that get its values, and each distinct
+/// file's loudness once.
+#[derive(Default)]
+struct Album<'a> {
+    rows: Vec<usize>,
+    files: std::collections::HashSet<PathBuf>,
+    tracks: Vec<&'a Loudness>,
 }
 
 #[cfg(test)]

@@ -87,6 +87,22 @@ fn album_cells_are_gated_over_each_folder() {
     );
     assert_eq!(parallel.status.code(), Some(0), "{parallel:?}");
     assert_eq!(fs::read(&out).unwrap(), run.stdout);
+
+    // One folder however it is named: the quiet track named again through a link to its
+    // folder is in the same album (not an album of itself, at its own gain), and counts
+    // once in that album's gating.
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(lib.join("a"), &link).unwrap();
+    let spelled = analyze(
+        &[&album_flags[..], &["--workers", "1"]].concat(),
+        &[&lib.join("a"), &link.join("quiet.wav")],
+    );
+    assert_eq!(spelled.status.code(), Some(0), "{spelled:?}");
+    let table = rows(&spelled.stdout);
+    assert_eq!(table.len(), 3, "{table:?}");
+    for track in &table {
+        assert_eq!(track[20..22], loud[20..22], "{track:?}");
+    }
 }
 
 #[test]
