@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The abuse suite: runs the built eval-cli the way a hostile user would and reports one
 # line per case, PASS or FAIL with the reason; exits 1 when any case fails. Run by
-# .ci/run after the tests; needs coreutils, awk, curl and flock (redis-server for the
-# dist cases, which are skipped without it). Builds nothing: run
+# .ci/run after the tests; needs coreutils, awk, curl, flock and redis-server (the dist
+# case starts its own on a free port). Builds nothing: run
 # `cargo test --workspace --no-run --locked` first, or set BIN.
 #
 #   bash ci/hostile.sh              # every case
@@ -504,6 +504,39 @@ case_watch_folder_moved_away() {
   grep -q "music was moved or deleted" err.txt || { echo "unnamed: $(cat err.txt)"; return 1; }
 }
 
+case_evaluate_manifest_lists_a_file_twice() {
+  mkdir ds && wav ds/a.wav 22050 1 8 clicks && wav ds/b.wav 22050 1 8 silence
+  { echo file,bpm; echo b.wav,90; for i in 1 2 3 4 5 6 7 8 9; do echo a.wav,120; done; } >ds/manifest.csv
+  timeout -k 5 "$limit" "$bin" evaluate --dataset ds --out-dir report --progress off >out.txt 2>err.txt
+  code=$?
+  [ "$code" -eq 2 ] || { echo "exit $code: $(tail -2 out.txt)"; return 1; }
+  grep -q "listed again" err.txt || { echo "unexplained: $(cat err.txt)"; return 1; }
+}
+
+case_dist_merge_out_is_a_job_file() {
+  command -v redis-server >/dev/null || { echo "redis-server is not installed"; return 1; }
+  mkdir lib && wav lib/a.wav 22050 1 4 clicks && wav lib/b.wav 22050 1 4 clicks
+  local port redis tries=0 before
+  port=$((20000 + RANDOM % 20000))
+  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir . >redis.log 2>&1 &
+  redis=$!
+  until "$bin" dist status --broker "redis://127.0.0.1:$port" --job none >/dev/null 2>&1 ||
+    grep -q "Ready to accept" redis.log; do
+    kill -0 $redis 2>/dev/null || { echo "redis did not start: $(tail -2 redis.log)"; return 1; }
+    tries=$((tries + 1)); [ $tries -lt 3000 ] || { echo "redis never ready"; return 1; }
+    sleep 0.01
+  done
+  local url="redis://127.0.0.1:$port"
+  before=$(sha lib/a.wav)
+  timeout -k 5 "$limit" "$bin" dist submit --broker "$url" --job j lib >/dev/null 2>&1 &&
+    timeout -k 5 "$limit" "$bin" dist work --broker "$url" --job j --workers 1 >/dev/null 2>&1
+  timeout -k 5 "$limit" "$bin" dist merge --broker "$url" --job j --out lib/a.wav >/dev/null 2>err.txt
+  code=$?
+  kill $redis 2>/dev/null; wait $redis 2>/dev/null
+  [ "$code" -eq 2 ] || { echo "exit $code: $(cat err.txt)"; return 1; }
+  [ "$(sha lib/a.wav)" = "$before" ] || { echo "lib/a.wav was replaced"; return 1; }
+}
+
 # ---- the list -------------------------------------------------------------------------
 
 selected=("$@")
@@ -547,6 +580,8 @@ run merge-part-with-swapped-rows case_merge_of_a_part_with_swapped_rows
 run excerpts-into-the-users-folder case_excerpts_into_a_folder_of_the_users
 run serve-socket-without-handshake case_serve_socket_without_a_handshake
 run watch-folder-moved-away case_watch_folder_moved_away
+run evaluate-manifest-lists-a-file-twice case_evaluate_manifest_lists_a_file_twice
+run dist-merge-out-is-a-job-file case_dist_merge_out_is_a_job_file
 
 printf '\n%d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]
