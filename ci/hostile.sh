@@ -516,16 +516,21 @@ case_evaluate_manifest_lists_a_file_twice() {
 case_dist_merge_out_is_a_job_file() {
   command -v redis-server >/dev/null || { echo "redis-server is not installed"; return 1; }
   mkdir lib && wav lib/a.wav 22050 1 4 clicks && wav lib/b.wav 22050 1 4 clicks
-  local port redis tries=0 before
-  port=$((20000 + RANDOM % 20000))
-  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir . >redis.log 2>&1 &
-  redis=$!
-  until "$bin" dist status --broker "redis://127.0.0.1:$port" --job none >/dev/null 2>&1 ||
-    grep -q "Ready to accept" redis.log; do
-    kill -0 $redis 2>/dev/null || { echo "redis did not start: $(tail -2 redis.log)"; return 1; }
-    tries=$((tries + 1)); [ $tries -lt 3000 ] || { echo "redis never ready"; return 1; }
-    sleep 0.01
+  local port redis tries attempt before
+  # A port picked at random may be taken: another is tried, up to ten.
+  for attempt in 1 2 3 4 5 6 7 8 9 10; do
+    port=$((20000 + RANDOM % 20000)); tries=0
+    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir . >redis.log 2>&1 &
+    redis=$!
+    until grep -q "Ready to accept" redis.log; do
+      kill -0 $redis 2>/dev/null || break
+      tries=$((tries + 1)); [ $tries -lt 3000 ] || { kill $redis; echo "redis never ready"; return 1; }
+      sleep 0.01
+    done
+    grep -q "Ready to accept" redis.log && break
+    wait $redis 2>/dev/null
   done
+  grep -q "Ready to accept" redis.log || { echo "redis did not start: $(tail -2 redis.log)"; return 1; }
   local url="redis://127.0.0.1:$port"
   before=$(sha lib/a.wav)
   timeout -k 5 "$limit" "$bin" dist submit --broker "$url" --job j lib >/dev/null 2>&1 &&
