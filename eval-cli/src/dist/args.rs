@@ -181,6 +181,23 @@ pub(super) fn parse_path_map(s: &str) -> Result<PathMap, String> {
     }
 }
 
+/// The shortest `--reclaim-after`: a slot's heartbeat comes every third of it (but not more
+/// often than every 50 ms), and a busy broker or machine delays one by some tens of
+/// milliseconds; below a second, live workers took each other's files and the fourth
+/// claim wrote a "worker died" row for a healthy file.
+const MIN_RECLAIM_AFTER: Duration = Duration::from_secs(1);
+
+fn parse_reclaim_after(s: &str) -> Result<Duration, String> {
+    let after = flags::parse_timeout(s)?;
+    if after < MIN_RECLAIM_AFTER {
+        return Err(format!(
+            "must be at least {} s: a live worker's heartbeat could miss a shorter one",
+            MIN_RECLAIM_AFTER.as_secs()
+        ));
+    }
+    Ok(after)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,21 +220,4 @@ mod tests {
             assert!(parse_job_name(bad).is_err(), "{bad:?}");
         }
     }
-}
-
-/// The shortest `--reclaim-after`: a slot's heartbeat comes every third of it (but not more
-/// often than every 50 ms), and a busy broker or machine delays one by some tens of
-/// milliseconds; below a second, live workers took each other's files and the fourth
-/// claim wrote a "worker died" row for a healthy file.
-const MIN_RECLAIM_AFTER: Duration = Duration::from_secs(1);
-
-fn parse_reclaim_after(s: &str) -> Result<Duration, String> {
-    let after = flags::parse_timeout(s)?;
-    if after < MIN_RECLAIM_AFTER {
-        return Err(format!(
-            "must be at least {} s: a live worker's heartbeat could miss a shorter one",
-            MIN_RECLAIM_AFTER.as_secs()
-        ));
-    }
-    Ok(after)
 }
