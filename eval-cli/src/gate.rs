@@ -30,7 +30,9 @@ pub fn hold(path: &Path, stop: &StopSignal) -> bool {
         return true;
     }
     // `NAME.held` tells a test that a worker has reached the gate (and done what comes
-    // before it: `tag` takes the file's identity there).
+    // before it: `tag` takes the file's identity there). Where the test made it a named
+    // pipe, this write waits for the test to open it, so the test learns of the arrival
+    // by a blocking read, not by looking again and again.
     let mut held = path.as_os_str().to_owned();
     held.push(".held");
     let _ = std::fs::write(&held, "");

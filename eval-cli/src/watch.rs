@@ -20,7 +20,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use analyzer_core::batch::{self, Batch, FileResult};
 use analyzer_core::{Analyzer, StopSignal};
@@ -188,8 +188,8 @@ fn complete_files(event: &Event) -> Vec<PathBuf> {
 /// The state of one `watch`: which files it tagged, as they were once tagged.
 struct Session<'a> {
     plan: &'a Plan,
-    /// Files this run tagged, with their size and mtime right after.
-    tagged: HashMap<PathBuf, (u64, SystemTime)>,
+    /// Files this run tagged, with their identity right after.
+    tagged: HashMap<PathBuf, FileIdentity>,
 }
 
 impl Session<'_> {
@@ -226,7 +226,7 @@ impl Session<'_> {
     fn arrived(&mut self, path: &Path, out: &mut impl Write) -> anyhow::Result<()> {
         // The rename of this run's own tagging: the file is as the tagging left it.
         match self.tagged.get(path) {
-            Some(stamp) if stamp_of(path) == Some(*stamp) => return Ok(()),
+            Some(tagged) if FileIdentity::of_path(path).ok() == Some(*tagged) => return Ok(()),
             Some(_) => {
                 self.tagged.remove(path);
             }
@@ -290,8 +290,8 @@ impl Session<'_> {
         match tags::tag_analysed_file(path, analysed, values, options) {
             Ok(report) if report.written => {
                 eprintln!("eval-cli: tagged {}: {}", path.display(), report.summary());
-                if let Some(stamp) = stamp_of(path) {
-                    self.tagged.insert(path.to_path_buf(), stamp);
+                if let Ok(tagged) = FileIdentity::of_path(path) {
+                    self.tagged.insert(path.to_path_buf(), tagged);
                 }
             }
             Ok(_) => {}
@@ -325,12 +325,6 @@ fn folder_identity(dir: &Path) -> Option<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(dir).ok().filter(|m| m.is_dir())?;
     Some((meta.dev(), meta.ino()))
-}
-
-/// A file's size and mtime, to know it again.
-fn stamp_of(path: &Path) -> Option<(u64, SystemTime)> {
-    let meta = std::fs::metadata(path).ok()?;
-    Some((meta.len(), meta.modified().ok()?))
 }
 
 #[cfg(test)]

@@ -157,7 +157,8 @@ impl Replaceable {
 
         pause_before_rename();
         let now = fs::metadata(&self.path).map_err(io_error("cannot read the file"))?;
-        if !same_file_unchanged(&self.before, &now) {
+        // Not written to or replaced since it was checked.
+        if FileIdentity::of(&self.before) != FileIdentity::of(&now) {
             return Err(ReplaceError::Changed.into());
         }
         copy.persist(&self.path).map_err(|e| ReplaceError::Io {
@@ -178,11 +179,6 @@ fn folder_of(path: &Path) -> &Path {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     }
-}
-
-/// Whether `now` is the file `before` was, not written to since.
-fn same_file_unchanged(before: &Metadata, now: &Metadata) -> bool {
-    FileIdentity::of(before) == FileIdentity::of(now)
 }
 
 /// Blocks on the pipe [`PAUSE_FIFO_ENV`] names, when it names one, until its writer

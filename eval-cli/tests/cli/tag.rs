@@ -778,7 +778,9 @@ fn each_row_is_printed_as_soon_as_the_rows_before_it_are() {
 /// A file renamed over, or rewritten in place, after `tag` took its identity and before
 /// the tags are written holds other audio than the values measured: it is skipped with
 /// that reason and left as the user left it. Both files are held at test gates until they
-/// have been changed, so the order is the test's, not the machine's.
+/// have been changed, and the gates announce their arrival through named pipes, so the
+/// order is the test's, not the machine's (a regression that never reaches a gate hangs
+/// this test rather than failing it).
 #[test]
 fn a_file_replaced_while_it_is_analysed_is_not_tagged() {
     let dir = tempfile::tempdir().unwrap();
@@ -786,24 +788,25 @@ fn a_file_replaced_while_it_is_analysed_is_not_tagged() {
     let rewritten = dir.path().join("gate-rewritten.wav");
     click_wav(&renamed, 120.0, 12.0);
     click_wav(&rewritten, 120.0, 12.0);
-    let mut child = eval_cli_process()
+    let held = |path: &Path| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(".held");
+        PathBuf::from(name)
+    };
+    // Named pipes: each gate's write of its `.held` waits for the read below.
+    for path in [&renamed, &rewritten] {
+        fifo(&held(path));
+    }
+    let child = eval_cli_process()
         .args(["tag", "--test-gates", "--workers", "2", "--progress", "off"])
         .args(["--descriptors", "tempo"])
         .args([&renamed, &rewritten])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let held = |path: &Path| {
-        let mut name = path.as_os_str().to_owned();
-        name.push(".held");
-        PathBuf::from(name)
-    };
-    while !(held(&renamed).exists() && held(&rewritten).exists()) {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "tag ended at its gates"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
+    // Both workers are at their gates, their files' identities taken, once both reads end.
+    for path in [&renamed, &rewritten] {
+        fs::read(held(path)).unwrap();
     }
     // Another recording renamed over the first; the second rewritten where it stands.
     let other = dir.path().join("other.tmp");
