@@ -175,15 +175,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         }
         _ => (files, walk_errors, None),
     };
-    let mut output = Output::open(&plan, dest.as_ref(), files.len())?;
-    let changed = output.forget_changed(&files);
-    if changed > 0 {
-        eprintln!(
-            "eval-cli: {changed} file{} changed since {} row was written: analysed again",
-            if changed == 1 { "" } else { "s" },
-            if changed == 1 { "its" } else { "their" }
-        );
-    }
+    let mut output = Output::open(&plan, dest.as_ref(), &files)?;
     // Folders that could not be walked are rows too, after the files'.
     let walk_rows: Vec<Vec<u8>> = walk_errors
         .iter()
@@ -489,10 +481,8 @@ enum Output {
     File {
         log: RowLog,
         done: HashMap<PathBuf, (AnalyzeRecord, runner::ResumedRow)>,
-        /// The identity of each row's file, logged beside the rows, and what a resumed
-        /// run found logged there (by path cell).
+        /// The identity of each row's file, logged beside the rows.
         identities: IdentityLog,
-        logged: HashMap<String, String>,
     },
     /// Written to stdout in input order, each as soon as all before it are.
     Stdout(InOrder<io::Stdout>),
@@ -502,10 +492,10 @@ impl Output {
     /// Where the rows of `plan` go: `dest` (afresh, or with `--resume` keeping the rows
     /// already there, by exact path, when they were made with these settings), or stdout,
     /// header first.
-    fn open(plan: &Plan, dest: Option<&Destination>, files: usize) -> anyhow::Result<Self> {
+    fn open(plan: &Plan, dest: Option<&Destination>, files: &[PathBuf]) -> anyhow::Result<Self> {
         let Some(dest) = dest else {
             io::stdout().write_all(&record::header())?;
-            return Ok(Output::Stdout(InOrder::stdout(files)));
+            return Ok(Output::Stdout(InOrder::stdout(files.len())));
         };
         let (path, settings) = (dest.target(), plan.settings());
         if !plan.resume {
@@ -514,7 +504,6 @@ impl Output {
                 log: RowLog::create(path, &record::header())?,
                 done: HashMap::new(),
                 identities: IdentityLog::create(path)?,
-                logged: HashMap::new(),
             });
         }
         let has_rows = !runner::resumable_rows(path, &record::header())?.is_empty();
@@ -536,36 +525,31 @@ impl Output {
                 .with_context(|| format!("cannot resume {shown}"))?;
             done.insert(parse_path_cell(&record.path), (record, row));
         }
+        // A resumed row of a file that is not as it was when the row was made (written to
+        // or replaced since, or never logged) is dropped: the file is analysed again.
         let (identities, logged) = IdentityLog::resume(path)?;
+        // Folders that could not be walked are rows too, with no identity: kept.
+        let inputs: std::collections::HashSet<&PathBuf> = files.iter().collect();
+        let before = done.len();
+        done.retain(|file, (record, _)| {
+            !inputs.contains(file)
+                || logged.get(&record.path).is_some_and(|was| {
+                    FileIdentity::of_path(file).is_ok_and(|now| now.to_string() == *was)
+                })
+        });
+        let changed = before - done.len();
+        if changed > 0 {
+            eprintln!(
+                "eval-cli: {changed} file{} changed since {} row was written: analysed again",
+                if changed == 1 { "" } else { "s" },
+                if changed == 1 { "its" } else { "their" }
+            );
+        }
         Ok(Output::File {
             log,
             done,
             identities,
-            logged,
         })
-    }
-
-    /// Drops the resumed rows of `files` whose file is not as it was when its row was
-    /// made (written to or replaced since, or never logged): they are analysed again.
-    /// Returns how many were dropped.
-    fn forget_changed(&mut self, files: &[PathBuf]) -> usize {
-        let Output::File { done, logged, .. } = self else {
-            return 0;
-        };
-        let mut dropped = 0;
-        for file in files {
-            let Some((record, _)) = done.get(file) else {
-                continue;
-            };
-            let unchanged = logged.get(&record.path).is_some_and(|was| {
-                FileIdentity::of_path(file).is_ok_and(|now| now.to_string() == *was)
-            });
-            if !unchanged {
-                done.remove(file);
-                dropped += 1;
-            }
-        }
-        dropped
     }
 
     /// Completes a batch that was not cancelled: a file is rewritten in input order (new
