@@ -1,18 +1,23 @@
-//! Writes the synthetic dataset to a folder, or with `--swing` the swing set (the same plan
+//! Writes the synthetic dataset to a folder; with `--swing` the swing set (the same plan
 //! with the off-beat eighth swung from 0.5 to 2/3 of the beat, `offbeat` and `feel` columns
-//! in its manifest):
-//! `cargo run -p synth-music --example write_dataset -- [--swing] DIR [COUNT] [SECONDS] [SEED]`.
+//! in its manifest); with `--compound` the compound set (jigs and shuffles in 6/8 and 12/8,
+//! tempo in dotted quarters, feel `compound`):
+//! `cargo run -p synth-music --example write_dataset -- [--swing|--compound] DIR [COUNT] [SECONDS] [SEED]`.
 //! (`eval-cli dataset synth` writes the plain set with more options.)
 
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let swing = args.first().is_some_and(|a| a == "--swing");
-    if swing {
-        args.remove(0);
-    }
+    let set = match args.first().map(String::as_str) {
+        Some(flag @ ("--swing" | "--compound")) => {
+            let flag = flag.to_string();
+            args.remove(0);
+            flag
+        }
+        _ => String::new(),
+    };
     let dir = std::path::PathBuf::from(
         args.first()
-            .expect("usage: write_dataset [--swing] DIR [COUNT] [SECONDS] [SEED]"),
+            .expect("usage: write_dataset [--swing|--compound] DIR [COUNT] [SECONDS] [SEED]"),
     );
     let mut spec = synth_music::DatasetSpec::default();
     if let Some(n) = args.get(1) {
@@ -24,10 +29,12 @@ fn main() {
     if let Some(k) = args.get(3) {
         spec.seed = k.parse().expect("SEED is a number");
     }
-    let items = if swing {
-        synth_music::write_swing_dataset(&dir, &spec).expect("swing set written")
-    } else {
-        synth_music::write_dataset(&dir, &spec).expect("dataset written")
+    let items = match set.as_str() {
+        "--swing" => synth_music::write_swing_dataset(&dir, &spec).expect("swing set written"),
+        "--compound" => {
+            synth_music::write_compound_dataset(&dir, &spec).expect("compound set written")
+        }
+        _ => synth_music::write_dataset(&dir, &spec).expect("dataset written"),
     };
     println!("{} files in {}", items.len(), dir.display());
 }

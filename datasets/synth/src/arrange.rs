@@ -328,8 +328,9 @@ pub fn track_key(spec: &TrackSpec) -> TrackKey {
 /// Builds the score of `spec` up to `spec.seconds`.
 pub(crate) fn score(spec: &TrackSpec) -> Vec<Event> {
     let mut track = Rand::new(spec.seed, Stream::Track);
-    let steps_per_bar = 4 * spec.meter.beats_per_bar();
-    let step_s = 60.0 / spec.bpm / 4.0;
+    let steps_per_beat = spec.meter.steps_per_beat();
+    let steps_per_bar = steps_per_beat * spec.meter.beats_per_bar();
+    let step_s = 60.0 / spec.bpm / steps_per_beat as f64;
     let unit = match spec.style {
         Style::HipHop | Style::DrumAndBass => 1,
         _ => 2,
@@ -546,11 +547,14 @@ impl Writer {
         self.notes_at(bar, step, len_steps, patch, high, base_vel, 0.4, 0.4);
     }
 
-    /// Steps of the backbeats (snare/clap) for this meter.
+    /// Steps of the backbeats (snare/clap) for this meter: the second and fourth beats
+    /// (the second of 6/8, the second and third of 3/4).
     fn backbeats(&self) -> Vec<usize> {
+        let beat = self.grid.steps_per_bar / self.grid.beats_per_bar;
         match self.grid.beats_per_bar {
-            3 => vec![4, 8],
-            _ => vec![4, 12],
+            3 => vec![beat, 2 * beat],
+            2 => vec![beat],
+            _ => vec![beat, 3 * beat],
         }
     }
 
@@ -568,6 +572,8 @@ impl Writer {
             Style::Rock => self.rock(bar, part),
             Style::Ambientish => self.ambient(bar),
             Style::Latin => self.latin(bar, part),
+            Style::Shuffle => self.shuffle(bar, part),
+            Style::Jig => self.jig(bar, part),
         }
     }
 
@@ -955,11 +961,133 @@ impl Writer {
             self.chord_hit(bar, 0, 1.2, &KEYS, 0.4, false, 1);
         }
     }
+
+    /// A 12/8 or 6/8 shuffle on the compound grid (six steps to the beat, an eighth every
+    /// two): the kick opens each half bar, the snare takes the other beats, the ride plays
+    /// every eighth (variants 0, 1) or the long-short pairs of a shuffle (2, 3), the bass
+    /// walks a boogie figure on the first and third eighths, the piano plays triplets.
+    fn shuffle(&mut self, bar: usize, part: Part) {
+        let spb = self.grid.steps_per_bar;
+        let beats = self.grid.beats_per_bar;
+        let fill = part == Part::Full && self.fill(bar, 0.4);
+        let end = if fill { spb - 6 } else { spb };
+        if part != Part::Breakdown {
+            for b in (0..beats).step_by(2) {
+                self.drum(bar, 6 * b, Drum::Kick, if b == 0 { 1.0 } else { 0.9 });
+            }
+            if self.plan.variant % 2 == 1 && 6 * beats - 2 < end && self.notes.chance(0.5) {
+                self.drum(bar, 6 * beats - 2, Drum::Kick, 0.55);
+            }
+        }
+        for s in self.backbeats().into_iter().filter(|&s| s < end) {
+            self.drum(bar, s, Drum::Snare, 0.9);
+        }
+        if part != Part::Sparse {
+            let eighths: &[usize] = if self.plan.variant < 2 {
+                &[0, 2, 4]
+            } else {
+                &[0, 4]
+            };
+            for b in 0..beats {
+                for &e in eighths {
+                    let s = 6 * b + e;
+                    if s < end {
+                        self.drum(bar, s, Drum::HatClosed, if e == 0 { 0.6 } else { 0.4 });
+                    }
+                }
+            }
+        }
+        if fill {
+            for (i, s) in (end..spb).step_by(2).enumerate() {
+                let hz = [170.0, 125.0, 90.0][i % 3];
+                self.drum(bar, s, Drum::Tom(hz), 0.65 + 0.1 * i as f32);
+            }
+        }
+        if bar.is_multiple_of(8) && part == Part::Full {
+            self.drum(bar, 0, Drum::Crash, 0.6);
+        }
+        let root = self.bass_note(self.chord(bar));
+        if part != Part::Breakdown {
+            for b in 0..beats {
+                let note = root + [0, 4, 7, 9][b % 4];
+                self.note(bar, 6 * b, 3.6, &BASS, note, 0.85, 0.0, 0.0);
+                self.note(bar, 6 * b + 4, 1.6, &BASS, note, 0.55, 0.0, 0.0);
+            }
+        }
+        for b in 0..beats {
+            if b % 2 == 1 || self.plan.variant >= 2 {
+                for (e, v) in [(2, 0.3), (4, 0.4)] {
+                    self.chord_hit(bar, 6 * b + e, 1.6, &KEYS, v, true, 0);
+                }
+            }
+        }
+        self.pad_on_chord_change(bar, part, 0.6, 0.2);
+    }
+
+    /// A jig on the compound grid: a melody on every eighth, sometimes a quarter and an
+    /// eighth (the jig's long-short figure); the accompaniment plays "boom-chick-chick" on
+    /// the three eighths (variants 0, 1) or a chord on each beat (2, 3); a frame drum on the
+    /// beats in full parts.
+    fn jig(&mut self, bar: usize, part: Part) {
+        let beats = self.grid.beats_per_bar;
+        let chord = self.chord(bar);
+        let root = self.bass_note(chord);
+        let tones = self.voicing(chord, true);
+        let mut at = self.notes.index(tones.len());
+        for b in 0..beats {
+            let long_short = self.plan.variant % 2 == 1 && self.notes.chance(0.35);
+            for e in 0..3 {
+                if long_short && e == 1 {
+                    continue;
+                }
+                if part == Part::Sparse && e > 0 && self.notes.chance(0.3) {
+                    continue;
+                }
+                // A step up or down the chord, an octave above the accompaniment.
+                at = match self.notes.index(3) {
+                    0 => at.saturating_sub(1),
+                    1 => (at + 1).min(tones.len() - 1),
+                    _ => at,
+                };
+                let len = if long_short && e == 0 { 3.6 } else { 1.7 };
+                let v = if e == 0 { 0.6 } else { 0.42 };
+                self.note(
+                    bar,
+                    6 * b + 2 * e,
+                    len,
+                    &PLUCK,
+                    tones[at] + 12,
+                    v,
+                    -0.2,
+                    0.4,
+                );
+            }
+            if part != Part::Breakdown {
+                if self.plan.variant < 2 {
+                    let bass = if b % 2 == 1 { root + 7 } else { root };
+                    self.note(bar, 6 * b, 1.8, &BASS, bass, 0.8, 0.0, 0.05);
+                    for e in [2, 4] {
+                        self.chord_hit(bar, 6 * b + e, 1.5, &KEYS, 0.3, false, 0);
+                    }
+                } else {
+                    self.note(bar, 6 * b, 5.5, &BASS, root, 0.75, 0.0, 0.05);
+                    self.chord_hit(bar, 6 * b, 5.0, &KEYS, 0.35, false, 0);
+                }
+            }
+            if part == Part::Full {
+                self.drum(bar, 6 * b, Drum::Tom(85.0), if b == 0 { 0.7 } else { 0.55 });
+                if self.notes.chance(0.5) {
+                    self.drum(bar, 6 * b + 4, Drum::Tom(120.0), 0.3);
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Meter;
 
     #[test]
     fn the_key_is_the_tonic_of_every_progression_and_its_scale_holds_every_chord() {
@@ -1033,6 +1161,59 @@ mod tests {
             assert!((offbeat - 2.0 / 3.0).abs() < 1e-12, "{offbeat}");
         }
         assert_eq!(crate::offbeat_of(0.0), 0.5);
+    }
+
+    #[test]
+    fn a_compound_beat_splits_in_three_eighths_and_the_tempo_counts_dotted_quarters() {
+        // 6/8 at 100 dotted quarters per minute: a beat of 0.6 s, eighths every 0.2 s.
+        let spec = TrackSpec::new(100.0, Style::Jig).with_seconds(12.0);
+        assert_eq!(spec.meter, Meter::SixEight);
+        let melody: Vec<f64> = score(&spec)
+            .iter()
+            .filter(|e| matches!(e.sound, Sound::Note { patch, .. } if std::ptr::eq(patch, &PLUCK)))
+            .map(|e| e.time)
+            .collect();
+        assert!(melody.len() > 40, "{}", melody.len());
+        for t in &melody {
+            let eighths = t / 0.2;
+            assert!((eighths - eighths.round()).abs() < 1e-9, "{t}");
+        }
+        // Every place of the beat is played: its first, second and third eighth.
+        for place in 0..3 {
+            assert!(
+                melody
+                    .iter()
+                    .any(|t| (t / 0.2).round() as usize % 3 == place),
+                "no melody note on eighth {place} of the beat"
+            );
+        }
+        // 12/8 shuffle: the snare on beats 2 and 4 of a 2.4 s bar, 0.6 s apart from the kicks.
+        let spec = TrackSpec::new(100.0, Style::Shuffle).with_seconds(12.0);
+        let snares: Vec<f64> = score(&spec)
+            .iter()
+            .filter(|e| matches!(e.sound, Sound::Drum(Drum::Snare)))
+            .map(|e| e.time % 2.4)
+            .collect();
+        assert!(!snares.is_empty());
+        assert!(
+            snares
+                .iter()
+                .all(|t| (t - 0.6).abs() < 1e-9 || (t - 1.8).abs() < 1e-9),
+            "{snares:?}"
+        );
+    }
+
+    #[test]
+    fn the_compound_styles_and_meters_go_together() {
+        assert!(TrackSpec::new(110.0, Style::Jig).validate().is_ok());
+        let shuffle_6_8 = TrackSpec::new(60.0, Style::Shuffle).with_meter(Meter::SixEight);
+        assert!(shuffle_6_8.validate().is_ok());
+        let rock_6_8 = TrackSpec::new(110.0, Style::Rock).with_meter(Meter::SixEight);
+        assert!(rock_6_8.validate().is_err());
+        let jig_4_4 = TrackSpec::new(110.0, Style::Jig).with_meter(Meter::Four);
+        assert!(jig_4_4.validate().is_err());
+        let swung_jig = TrackSpec::new(110.0, Style::Jig).with_swing(0.2);
+        assert!(swung_jig.validate().is_err());
     }
 
     #[test]

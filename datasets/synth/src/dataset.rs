@@ -167,9 +167,10 @@ fn plan_item(index: usize, band: usize, spec: &DatasetSpec, rng: &mut Rand) -> D
     } else {
         Meter::Four
     };
-    let style = match meter {
-        Meter::Three => rng.pick(&THREE_FOUR_STYLES),
-        Meter::Four => rng.pick(BAND_STYLES[band]),
+    let style = if meter == Meter::Three {
+        rng.pick(&THREE_FOUR_STYLES)
+    } else {
+        rng.pick(BAND_STYLES[band])
     };
     let (lo, hi) = TEMPO_BANDS[band];
     let raw = if style == Style::DrumAndBass {
@@ -293,6 +294,88 @@ pub fn swing_manifest_csv(items: &[DatasetItem]) -> String {
     out
 }
 
+/// The header of a compound set's manifest ([`compound_manifest_csv`]): the plan's
+/// columns, then the feel (`compound`) and the source name (`synth-compound`).
+pub const COMPOUND_MANIFEST_HEADER: &str =
+    "file,bpm,style,meter,format,seconds,seed,key,feel,source";
+
+/// Plans a compound set: `spec.count` tracks in 6/8 and 12/8, jigs and shuffles in turn,
+/// their tempo counted in dotted quarters (the beat a listener taps, as swing-dev counts
+/// its jigs): jigs 80-140, 12/8 shuffles 55-100, the slow 6/8 shuffles (one in six) 50-75
+/// beats per minute. Formats, channels, timing jitter and noise vary as in
+/// [`dataset_plan`]. Files are named `compound-...`.
+pub fn compound_plan(spec: &DatasetSpec) -> Vec<DatasetItem> {
+    let mut rng = Rand::new(spec.seed ^ 0x6_8c0, Stream::Plan);
+    (0..spec.count)
+        .map(|index| {
+            let (style, meter, lo, hi) = match index % 6 {
+                0 | 2 | 4 => {
+                    let meter = if index % 12 == 4 {
+                        Meter::TwelveEight
+                    } else {
+                        Meter::SixEight
+                    };
+                    (Style::Jig, meter, 80.0, 140.0)
+                }
+                3 => (Style::Shuffle, Meter::SixEight, 50.0, 75.0),
+                _ => (Style::Shuffle, Meter::TwelveEight, 55.0, 100.0),
+            };
+            let bpm = round_to(lo * libm::pow(hi / lo, rng.unit()), 10.0);
+            let humanize_ms = if rng.chance(0.6) {
+                round_to(rng.range(2.0, 15.0), 10.0)
+            } else {
+                0.0
+            };
+            let noise_db = rng.range(-60.0, -30.0).round();
+            let seed = rng.next_u64();
+            let channels = if index % 7 == 6 { 1 } else { 2 };
+            let format = if index % 3 == 2 {
+                AudioFormat::Flac
+            } else {
+                AudioFormat::Wav
+            };
+            let track = TrackSpec::new(bpm, style)
+                .with_meter(meter)
+                .with_seconds(spec.seconds)
+                .with_sample_rate(spec.sample_rate)
+                .with_channels(channels)
+                .with_seed(seed)
+                .with_humanize_ms(humanize_ms)
+                .with_noise_db(noise_db);
+            DatasetItem {
+                file: format!(
+                    "compound-{index:03}-{}-{}-{bpm:.1}.{}",
+                    style.slug(),
+                    meter.as_str().replace('/', "-"),
+                    format.extension()
+                ),
+                spec: track,
+                format,
+            }
+        })
+        .collect()
+}
+
+/// The manifest of a compound set: [`COMPOUND_MANIFEST_HEADER`], then each item's
+/// [`manifest_csv`] line with feel `compound` and source `synth-compound`.
+pub fn compound_manifest_csv(items: &[DatasetItem]) -> String {
+    let plain = manifest_csv(items);
+    let mut out = String::from(COMPOUND_MANIFEST_HEADER);
+    out.push('\n');
+    for line in plain.lines().skip(1) {
+        let _ = writeln!(out, "{line},compound,synth-compound");
+    }
+    out
+}
+
+/// Renders the compound set of `spec` ([`compound_plan`]) into `dir` as [`write_dataset`]
+/// does, with the manifest of [`compound_manifest_csv`]. Returns the plan.
+pub fn write_compound_dataset(dir: &Path, spec: &DatasetSpec) -> Result<Vec<DatasetItem>, Error> {
+    let items = compound_plan(spec);
+    write_items(dir, &items, &compound_manifest_csv(&items))?;
+    Ok(items)
+}
+
 fn round_to(x: f64, scale: f64) -> f64 {
     (x * scale).round() / scale
 }
@@ -404,6 +487,35 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), plan.len());
+    }
+
+    #[test]
+    fn compound_plan_mixes_jigs_and_shuffles_in_6_8_and_12_8_within_the_tempo_range() {
+        let spec = DatasetSpec::default().with_count(48).with_seed(5);
+        let plan = compound_plan(&spec);
+        assert_eq!(plan.len(), 48);
+        for (style, meter) in [
+            (Style::Jig, Meter::SixEight),
+            (Style::Jig, Meter::TwelveEight),
+            (Style::Shuffle, Meter::SixEight),
+            (Style::Shuffle, Meter::TwelveEight),
+        ] {
+            let n = plan
+                .iter()
+                .filter(|it| (it.spec.style, it.spec.meter) == (style, meter))
+                .count();
+            assert!(n >= 4, "{style} in {meter}: {n}");
+        }
+        for item in &plan {
+            item.spec.validate().unwrap();
+            // Inside the analyzer's default 50-220 BPM, counted in dotted quarters.
+            assert!((50.0..=140.0).contains(&item.spec.bpm), "{}", item.file);
+        }
+        assert_eq!(plan, compound_plan(&spec));
+        let manifest = compound_manifest_csv(&plan);
+        let mut lines = manifest.lines();
+        assert_eq!(lines.next(), Some(COMPOUND_MANIFEST_HEADER));
+        assert!(lines.all(|l| l.ends_with(",compound,synth-compound")));
     }
 
     #[test]

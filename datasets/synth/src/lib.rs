@@ -42,9 +42,10 @@ mod spec;
 
 pub use arrange::{TrackKey, track_key};
 pub use dataset::{
-    AudioFormat, DatasetItem, DatasetSpec, MANIFEST_FILE, MANIFEST_HEADER, SWING_MANIFEST_HEADER,
-    TEMPO_BANDS, TRIPLET_SWING, dataset_plan, manifest_csv, offbeat_of, swing_manifest_csv,
-    swing_plan, write_dataset, write_swing_dataset,
+    AudioFormat, COMPOUND_MANIFEST_HEADER, DatasetItem, DatasetSpec, MANIFEST_FILE,
+    MANIFEST_HEADER, SWING_MANIFEST_HEADER, TEMPO_BANDS, TRIPLET_SWING, compound_manifest_csv,
+    compound_plan, dataset_plan, manifest_csv, offbeat_of, swing_manifest_csv, swing_plan,
+    write_compound_dataset, write_dataset, write_swing_dataset,
 };
 pub use io::{Error, write_flac, write_wav};
 pub use render::try_render;

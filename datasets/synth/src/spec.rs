@@ -7,30 +7,47 @@ use std::str::FromStr;
 
 use crate::Error;
 
-/// Time signature of a track. The tempo is always counted in quarter notes,
-/// whatever the meter.
+/// Time signature of a track. The tempo counts the beat a listener taps: the quarter note
+/// in the simple meters, the dotted quarter (three eighths) in the compound ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Meter {
     /// 4/4: four quarter-note beats to the bar.
     Four,
     /// 3/4: three quarter-note beats to the bar.
     Three,
+    /// 6/8: two dotted-quarter beats to the bar, each of three eighths.
+    SixEight,
+    /// 12/8: four dotted-quarter beats to the bar, each of three eighths.
+    TwelveEight,
 }
 
 impl Meter {
-    /// Quarter-note beats in one bar (4 or 3).
+    /// Beats in one bar: quarter notes in 4/4 and 3/4, dotted quarters in 6/8 and 12/8.
     pub fn beats_per_bar(self) -> usize {
         match self {
-            Meter::Four => 4,
+            Meter::Four | Meter::TwelveEight => 4,
             Meter::Three => 3,
+            Meter::SixEight => 2,
         }
     }
 
-    /// The usual written form, `"4/4"` or `"3/4"`.
+    /// Whether the beat splits in three eighths (6/8, 12/8) rather than two.
+    pub fn is_compound(self) -> bool {
+        matches!(self, Meter::SixEight | Meter::TwelveEight)
+    }
+
+    /// Steps of the score's grid in one beat: four sixteenths, or six in a compound beat.
+    pub fn steps_per_beat(self) -> usize {
+        if self.is_compound() { 6 } else { 4 }
+    }
+
+    /// The usual written form: `"4/4"`, `"3/4"`, `"6/8"` or `"12/8"`.
     pub fn as_str(self) -> &'static str {
         match self {
             Meter::Four => "4/4",
             Meter::Three => "3/4",
+            Meter::SixEight => "6/8",
+            Meter::TwelveEight => "12/8",
         }
     }
 }
@@ -44,13 +61,15 @@ impl fmt::Display for Meter {
 impl FromStr for Meter {
     type Err = Error;
 
-    /// Parses `"4/4"`, `"4"`, `"3/4"` or `"3"`.
+    /// Parses `"4/4"`, `"4"`, `"3/4"`, `"3"`, `"6/8"` or `"12/8"`.
     fn from_str(s: &str) -> Result<Self, Error> {
         match s.trim() {
             "4/4" | "4" => Ok(Meter::Four),
             "3/4" | "3" => Ok(Meter::Three),
+            "6/8" => Ok(Meter::SixEight),
+            "12/8" => Ok(Meter::TwelveEight),
             other => Err(Error::InvalidSpec {
-                reason: format!("unknown meter {other:?} (expected 4/4 or 3/4)"),
+                reason: format!("unknown meter {other:?} (expected 4/4, 3/4, 6/8 or 12/8)"),
             }),
         }
     }
@@ -79,11 +98,18 @@ pub enum Style {
     /// Son-clave latin groove: clave, congas, cowbell, anticipated tumbao
     /// bass and an off-beat piano montuno.
     Latin,
+    /// A 12/8 (or slow 6/8) shuffle: kick on the first beat of each half bar, snare on
+    /// the others, a ride on every eighth or on the long-short pairs, a bass on the first
+    /// and third eighths of each beat, piano triplets.
+    Shuffle,
+    /// A 6/8 dance tune (a jig): a melody on every eighth, a "boom-chick-chick"
+    /// accompaniment or chords on the beats, a frame drum on the beats.
+    Jig,
 }
 
 impl Style {
     /// Every style, in a fixed order.
-    pub const ALL: [Style; 7] = [
+    pub const ALL: [Style; 9] = [
         Style::FourOnTheFloor,
         Style::DrumAndBass,
         Style::HipHop,
@@ -91,10 +117,12 @@ impl Style {
         Style::Rock,
         Style::Ambientish,
         Style::Latin,
+        Style::Shuffle,
+        Style::Jig,
     ];
 
-    /// Short lowercase name used in file names and manifests
-    /// (`fourfloor`, `dnb`, `hiphop`, `waltz`, `rock`, `ambient`, `latin`).
+    /// Short lowercase name used in file names and manifests (`fourfloor`, `dnb`,
+    /// `hiphop`, `waltz`, `rock`, `ambient`, `latin`, `shuffle`, `jig`).
     pub fn slug(self) -> &'static str {
         match self {
             Style::FourOnTheFloor => "fourfloor",
@@ -104,14 +132,19 @@ impl Style {
             Style::Rock => "rock",
             Style::Ambientish => "ambient",
             Style::Latin => "latin",
+            Style::Shuffle => "shuffle",
+            Style::Jig => "jig",
         }
     }
 
-    /// The meter the style is normally played in: 3/4 for [`Style::Waltz`],
-    /// 4/4 for the rest. [`TrackSpec::new`] uses it as the default.
+    /// The meter the style is normally played in: 3/4 for [`Style::Waltz`], 12/8 for
+    /// [`Style::Shuffle`], 6/8 for [`Style::Jig`], 4/4 for the rest. [`TrackSpec::new`]
+    /// uses it as the default.
     pub fn natural_meter(self) -> Meter {
         match self {
             Style::Waltz => Meter::Three,
+            Style::Shuffle => Meter::TwelveEight,
+            Style::Jig => Meter::SixEight,
             _ => Meter::Four,
         }
     }
@@ -144,8 +177,8 @@ impl FromStr for Style {
 /// Build one with [`TrackSpec::new`] and adjust it with the `with_*` setters.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrackSpec {
-    /// Ground-truth tempo in quarter notes per minute (also for 3/4).
-    /// Default: the value given to [`TrackSpec::new`].
+    /// Ground-truth tempo in beats per minute: quarter notes (also for 3/4), dotted
+    /// quarters in 6/8 and 12/8. Default: the value given to [`TrackSpec::new`].
     pub bpm: f64,
     /// Time signature. Default: [`Style::natural_meter`].
     pub meter: Meter,
@@ -163,7 +196,8 @@ pub struct TrackSpec {
     pub seed: u64,
     /// Swing in `0.0..=0.5`: the fraction of a swing unit (an eighth note,
     /// or a sixteenth for [`Style::HipHop`] and [`Style::DrumAndBass`]) by
-    /// which every second unit is delayed. 1/3 is triplet feel. Default: 0.
+    /// which every second unit is delayed. 1/3 is triplet feel. Only 0 in the compound
+    /// meters, whose beat already splits in three. Default: 0.
     pub swing: f64,
     /// Standard deviation in milliseconds of the Gaussian timing jitter
     /// added to every note (clipped at three deviations). Default: 0.
@@ -266,7 +300,8 @@ impl TrackSpec {
 
     /// Checks that the spec can be rendered: 20 <= bpm <= 400, 0 < seconds
     /// <= 3600, 8000 <= sample_rate <= 384 000, 1 <= channels <= 8,
-    /// 0 <= swing <= 0.5, 0 <= humanize_ms <= 100, noise_db <= 0 (or -inf).
+    /// 0 <= swing <= 0.5 (0 in 6/8 and 12/8), 0 <= humanize_ms <= 100, noise_db <= 0
+    /// (or -inf), and a compound meter exactly for the compound styles (shuffle, jig).
     pub fn validate(&self) -> Result<(), Error> {
         let bad = |reason: String| Err(Error::InvalidSpec { reason });
         if !(20.0..=400.0).contains(&self.bpm) {
@@ -286,6 +321,19 @@ impl TrackSpec {
         }
         if !(0.0..=0.5).contains(&self.swing) {
             return bad(format!("swing {} outside 0..=0.5", self.swing));
+        }
+        let compound_style = matches!(self.style, Style::Shuffle | Style::Jig);
+        if compound_style != self.meter.is_compound() {
+            return bad(format!(
+                "style {} in {}: shuffle and jig are written for 6/8 and 12/8, the others for 4/4 and 3/4",
+                self.style, self.meter
+            ));
+        }
+        if self.meter.is_compound() && self.swing != 0.0 {
+            return bad(format!(
+                "swing {} in {}: a compound beat does not swing",
+                self.swing, self.meter
+            ));
         }
         if !(0.0..=100.0).contains(&self.humanize_ms) {
             return bad(format!("humanize_ms {} outside 0..=100", self.humanize_ms));
