@@ -513,10 +513,11 @@ case_evaluate_manifest_lists_a_file_twice() {
   grep -q "listed again" err.txt || { echo "unexplained: $(cat err.txt)"; return 1; }
 }
 
-case_dist_merge_out_is_a_job_file() {
+# redis_up: starts a redis-server in the case's folder on a free loopback port; sets
+# `port`, `redis` (its pid) and `url`, or prints why not and returns 1.
+redis_up() {
   command -v redis-server >/dev/null || { echo "redis-server is not installed"; return 1; }
-  mkdir lib && wav lib/a.wav 22050 1 4 clicks && wav lib/b.wav 22050 1 4 clicks
-  local port redis tries attempt before
+  local tries attempt
   # A port picked at random may be taken: another is tried, up to ten.
   for attempt in 1 2 3 4 5 6 7 8 9 10; do
     port=$((20000 + RANDOM % 20000)); tries=0
@@ -531,7 +532,13 @@ case_dist_merge_out_is_a_job_file() {
     wait $redis 2>/dev/null
   done
   grep -q "Ready to accept" redis.log || { echo "redis did not start: $(tail -2 redis.log)"; return 1; }
-  local url="redis://127.0.0.1:$port"
+  url="redis://127.0.0.1:$port"
+}
+
+case_dist_merge_out_is_a_job_file() {
+  mkdir lib && wav lib/a.wav 22050 1 4 clicks && wav lib/b.wav 22050 1 4 clicks
+  local port redis url before
+  redis_up || return 1
   before=$(sha lib/a.wav)
   timeout -k 5 "$limit" "$bin" dist submit --broker "$url" --job j lib >/dev/null 2>&1 &&
     timeout -k 5 "$limit" "$bin" dist work --broker "$url" --job j --workers 1 >/dev/null 2>&1
@@ -540,6 +547,32 @@ case_dist_merge_out_is_a_job_file() {
   kill $redis 2>/dev/null; wait $redis 2>/dev/null
   [ "$code" -eq 2 ] || { echo "exit $code: $(cat err.txt)"; return 1; }
   [ "$(sha lib/a.wav)" = "$before" ] || { echo "lib/a.wav was replaced"; return 1; }
+}
+
+# Rows deleted from the broker after the job finished (as an HDEL or an eviction would):
+# merge must say so instead of waiting forever, and a second submit must re-queue exactly
+# those files, after which the merge is the bytes of analyze.
+case_dist_rows_deleted_after_the_run() {
+  command -v redis-cli >/dev/null || { echo "redis-cli is not installed"; return 1; }
+  mkdir lib && wav lib/a.wav 22050 1 4 clicks && wav lib/b.wav 22050 1 4 noise &&
+    wav lib/c.wav 22050 1 4 clicks
+  local port redis url rows code
+  redis_up || return 1
+  timeout -k 5 "$limit" "$bin" dist submit --broker "$url" --job j lib >/dev/null 2>&1 &&
+    timeout -k 5 "$limit" "$bin" dist work --broker "$url" --job j --workers 1 >/dev/null 2>&1
+  rows=$(redis-cli -p "$port" --scan --pattern 'tempo-scale:job:j:run:*:rows')
+  redis-cli -p "$port" HDEL "$rows" 0 2 >/dev/null
+  timeout -k 5 "$limit" "$bin" dist merge --broker "$url" --job j --out lost.csv >/dev/null 2>err.txt
+  code=$?
+  timeout -k 5 "$limit" "$bin" dist submit --broker "$url" --job j lib >/dev/null 2>submit.txt &&
+    timeout -k 5 "$limit" "$bin" dist work --broker "$url" --job j --workers 1 >/dev/null 2>&1
+  timeout -k 5 "$limit" "$bin" dist merge --broker "$url" --job j --out merged.csv >/dev/null 2>&1
+  kill $redis 2>/dev/null; wait $redis 2>/dev/null
+  [ "$code" -eq 2 ] || { echo "merge of a job missing rows: exit $code: $(cat err.txt)"; return 1; }
+  grep -q "2 of 3 rows are missing" err.txt || { echo "unexplained: $(cat err.txt)"; return 1; }
+  grep -q "re-queued 2 files" submit.txt || { echo "not re-queued: $(cat submit.txt)"; return 1; }
+  timeout -k 5 "$limit" "$bin" analyze lib --out analyze.csv --progress off >/dev/null 2>&1
+  cmp -s merged.csv analyze.csv || { echo "the merge differs from analyze"; return 1; }
 }
 
 # ---- the list -------------------------------------------------------------------------
@@ -587,6 +620,7 @@ run serve-socket-without-handshake case_serve_socket_without_a_handshake
 run watch-folder-moved-away case_watch_folder_moved_away
 run evaluate-manifest-lists-a-file-twice case_evaluate_manifest_lists_a_file_twice
 run dist-merge-out-is-a-job-file case_dist_merge_out_is_a_job_file
+run dist-rows-deleted-after-the-run case_dist_rows_deleted_after_the_run
 
 printf '\n%d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]

@@ -6,10 +6,13 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use analyzer_core::batch::Status;
+use redis::streams::{StreamInfoGroupsReply, StreamRangeReply};
 
 use super::args::{JobArgs, RetryArgs};
 use super::error::{DistError, Result};
-use super::keys::{Keys, Manifest, manifest_key};
+use super::keys::{
+    FIRST_ROUND_END, GROUP, Keys, Manifest, entry_seq, id_text, manifest_key, stream_id,
+};
 
 /// A connection to the broker of a job.
 pub(super) struct Broker {
@@ -117,9 +120,80 @@ impl Broker {
         Ok(redis::cmd("HLEN").arg(&keys.rows).query(&mut self.con)?)
     }
 
+    /// Where the run stands, for a job of `files` files, read in one transaction so that
+    /// its parts agree: a row is never seen missing while its entry, acknowledged with it,
+    /// is not seen in flight.
+    pub(super) fn progress(&mut self, keys: &Keys, files: usize) -> Result<Progress> {
+        let (groups, last, first_round_last, done): (
+            StreamInfoGroupsReply,
+            StreamRangeReply,
+            StreamRangeReply,
+            usize,
+        ) = redis::pipe()
+            .atomic()
+            .cmd("XINFO")
+            .arg("GROUPS")
+            .arg(&keys.stream)
+            .cmd("XREVRANGE")
+            .arg(&keys.stream)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .cmd("XREVRANGE")
+            .arg(&keys.stream)
+            .arg(id_text(FIRST_ROUND_END))
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .cmd("HLEN")
+            .arg(&keys.rows)
+            .query(&mut self.con)?;
+        let group = groups.groups.into_iter().find(|g| g.name == GROUP);
+        let in_flight = group.as_ref().map_or(0, |g| g.pending);
+        let handed_out = group.and_then(|g| stream_id(&g.last_delivered_id));
+        let last = last.ids.first().and_then(|e| stream_id(&e.id));
+        // A first round not added in full is being added by a `submit` (or one that
+        // stopped, and a rerun adds the rest): its files are on their way.
+        let first_round = first_round_last
+            .ids
+            .first()
+            .map_or(0, |e| entry_seq(&e.id).unwrap_or(0));
+        Ok(Progress {
+            done,
+            in_flight,
+            queued: last > handed_out || first_round < files,
+        })
+    }
+
     pub(super) fn rows_failed(&mut self, keys: &Keys) -> Result<usize> {
         let states: Vec<String> = redis::cmd("HVALS").arg(&keys.states).query(&mut self.con)?;
         Ok(states.iter().filter(|s| *s != Status::Ok.as_str()).count())
+    }
+}
+
+/// Where a run stands ([`Broker::progress`]).
+pub(super) struct Progress {
+    /// Rows stored.
+    pub(super) done: usize,
+    /// Entries handed to a consumer and not acknowledged yet.
+    pub(super) in_flight: usize,
+    /// Whether the stream holds entries no consumer was handed yet, or `submit` has not
+    /// added them all yet.
+    pub(super) queued: bool,
+}
+
+impl Progress {
+    /// Rows of a job of `total` that no worker will ever store: missing while nothing is
+    /// queued or in flight (each entry is acknowledged with its row, so these rows were
+    /// deleted or evicted after they were stored). Only `submit` queues them again, so a
+    /// command that waits says so instead of waiting forever. 0 while anything is queued or
+    /// in flight: any row may still come from it.
+    pub(super) fn lost(&self, total: usize) -> usize {
+        if self.in_flight > 0 || self.queued {
+            return 0;
+        }
+        total.saturating_sub(self.done)
     }
 }
 
@@ -202,6 +276,21 @@ mod tests {
             url: "redis://127.0.0.1:1",
             cancel,
         }
+    }
+
+    #[test]
+    fn rows_are_lost_only_while_nothing_is_queued_or_in_flight() {
+        let progress = |done, in_flight, queued| Progress {
+            done,
+            in_flight,
+            queued,
+        };
+        assert_eq!(progress(3, 0, false).lost(5), 2);
+        assert_eq!(progress(3, 1, false).lost(5), 0);
+        assert_eq!(progress(3, 0, true).lost(5), 0);
+        assert_eq!(progress(5, 0, false).lost(5), 0);
+        // Rows beyond the job's (a hash written by hand) are not a negative loss.
+        assert_eq!(progress(6, 0, false).lost(5), 0);
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! What can go wrong in a `dist` command, typed where a caller branches on it: the reconnect
 //! loop repeats a step only on [`DistError::is_broker_lost`], a slot that fails asks the
 //! broker whether its run was replaced ([`DistError::RunReplaced`], [`DistError::RunGone`]),
-//! and `merge --no-wait` stops on [`DistError::NotComplete`]. The messages are the ones the
-//! commands print.
+//! `merge` stops on [`DistError::NotComplete`] (`--no-wait`) and [`DistError::RowsLost`], and
+//! a slot skips an entry that is not `submit`'s ([`DistError::ForeignEntry`],
+//! [`DistError::EntryField`]). The messages are the ones the commands print.
 
 use std::fmt;
 use std::time::Duration;
@@ -137,6 +138,22 @@ pub enum DistError {
         /// Rows of the complete job.
         total: usize,
     },
+    /// Rows are missing while no entry is queued or in flight for them: stored, then
+    /// deleted or evicted (their entries were acknowledged with them). No worker will store
+    /// them; `submit` again queues them again.
+    #[error(
+        "job {job:?} cannot complete: {lost} of {total} rows are missing and no file is \
+         queued or in flight for them (deleted or evicted from the broker?); run `dist \
+         submit` again with the same inputs to re-queue them"
+    )]
+    RowsLost {
+        /// The job's name.
+        job: String,
+        /// Rows missing.
+        lost: usize,
+        /// Rows of the complete job.
+        total: usize,
+    },
     /// A complete job lacks a row (the broker lost part of it).
     #[error("job {job:?} has no row {index} although it is complete")]
     RowMissing {
@@ -152,7 +169,7 @@ pub enum DistError {
         id: String,
     },
     /// A stream entry without one of its fields.
-    #[error("stream entry {id} has no {field}")]
+    #[error("stream entry {id} has no readable {field}")]
     EntryField {
         /// The entry's id.
         id: String,

@@ -197,10 +197,27 @@ pub(super) fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// The sequence number of an entry id `0-N`.
+/// The last id of the first round: `submit` queues input index i as `0-(i+1)`, and a file
+/// whose row was lost after it was stored again as `G-(i+1)`, G above every earlier entry.
+pub(super) const FIRST_ROUND_END: (u64, u64) = (0, u64::MAX);
+
+/// An entry id `MS-SEQ` as its two numbers, which order ids as the stream does.
+pub(super) fn stream_id(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
+/// An entry id as Redis writes it.
+pub(super) fn id_text((ms, seq): (u64, u64)) -> String {
+    format!("{ms}-{seq}")
+}
+
+/// The sequence number of an entry id `G-N` of `submit`: N, the input index plus one, in
+/// every round.
 pub(super) fn entry_seq(id: &str) -> Result<usize> {
-    id.strip_prefix("0-")
-        .and_then(|n| n.parse().ok())
+    stream_id(id)
+        .and_then(|(_, seq)| usize::try_from(seq).ok())
+        .filter(|&seq| seq >= 1)
         .ok_or_else(|| DistError::ForeignEntry { id: id.to_string() })
 }
 
@@ -235,6 +252,11 @@ mod tests {
     fn entry_ids_carry_the_index() {
         assert_eq!(entry_seq("0-1").unwrap(), 1);
         assert_eq!(entry_seq("0-1000").unwrap(), 1000);
+        // Queued again after its row was lost: the same index in a later round.
+        assert_eq!(entry_seq("2-1000").unwrap(), 1000);
         assert!(entry_seq("1700000000000-0").is_err());
+        assert!(entry_seq("junk").is_err());
+        assert!(stream_id("2-5") > stream_id("0-99"));
+        assert!(Some(FIRST_ROUND_END) < stream_id("1-0"));
     }
 }

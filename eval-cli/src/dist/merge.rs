@@ -1,5 +1,6 @@
 //! `eval-cli dist merge`: waits for the job to be complete, then writes its rows in input
-//! order: the bytes of `eval-cli analyze --out`.
+//! order: the bytes of `eval-cli analyze --out`. It stops waiting, saying why, when rows
+//! are missing that nothing queued or in flight will bring ([`DistError::RowsLost`]).
 
 use std::process::ExitCode;
 use std::thread;
@@ -22,12 +23,22 @@ pub(super) fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
     let total = manifest.total();
     let mut last_shown = usize::MAX;
     loop {
-        let done = broker.with_reconnects(&retry, |b| {
+        let progress = broker.with_reconnects(&retry, |b| {
             b.ensure_run(&keys)?;
-            b.rows_done(&keys)
+            b.progress(&keys, manifest.files)
         })?;
+        let done = progress.done;
         if done >= total {
             break;
+        }
+        let lost = progress.lost(total);
+        if lost > 0 {
+            return Err(DistError::RowsLost {
+                job: broker.job.clone(),
+                lost,
+                total,
+            }
+            .into());
         }
         if args.no_wait {
             return Err(DistError::NotComplete {

@@ -13,7 +13,11 @@
 //! - `stream`: one entry per file, with the explicit id `0-(index+1)` and the path as its
 //!   raw OS bytes, so that a rerun of `submit` adds only what is missing and never a
 //!   duplicate. Its consumer group `workers` hands each entry to one slot at a time
-//!   (`XREADGROUP COUNT 1`, no prefetch).
+//!   (`XREADGROUP COUNT 1`, no prefetch). A row lost after it was stored (deleted, evicted)
+//!   leaves its entry acknowledged: a rerun of `submit` queues such a file again in a new
+//!   round, `G-(index+1)`, G above every earlier entry, and `status`, `merge` and idle
+//!   workers say when rows are missing that nothing queued or in flight will bring
+//!   ([`DistError::RowsLost`]). An entry that is not `submit`'s is acknowledged and skipped.
 //! - `rows`: the analyze CSV line of each input index, and `states` its status. A slot
 //!   stores both and acknowledges the entry in one script ([`keys::STORE_SCRIPT`]) that
 //!   first checks that the manifest still names the slot's run; `HSETNX` writes a row once

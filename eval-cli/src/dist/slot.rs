@@ -2,7 +2,8 @@
 //! broker worker runs ([`run_slot`]). A slot takes one entry at a time (an abandoned one
 //! first, else a new one), analyses it while a heartbeat keeps its claim fresh, and stores
 //! its row and acknowledges it in one script; the loop holds the row until the script
-//! accepts it, and repeats the step it was in after the broker came back.
+//! accepts it, and repeats the step it was in after the broker came back. An entry that is
+//! not `submit`'s (added by hand) is acknowledged and skipped, saying so.
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
@@ -25,7 +26,7 @@ use crate::report::export::{CsvLine, Exporter};
 
 use super::broker::Broker;
 use super::error::{DistError, Result};
-use super::keys::{GROUP, MAX_DELIVERIES, RATE_WINDOW_MS, STORE_SCRIPT, now_ms};
+use super::keys::{GROUP, MAX_DELIVERIES, RATE_WINDOW_MS, STORE_SCRIPT, entry_seq, now_ms};
 use super::worker::Worker;
 
 /// A stream entry this slot holds.
@@ -77,18 +78,13 @@ impl Queue for Slot<'_> {
                 Claim::Nothing
             });
         };
-        let field = |field: &'static str| DistError::EntryField {
-            id: entry.id.clone(),
-            field,
-        };
-        let index: usize = entry.get("index").ok_or_else(|| field("index"))?;
-        let path: Vec<u8> = entry.get("path").ok_or_else(|| field("path"))?;
-        Ok(Claim::Item(Entry {
-            id: entry.id.clone(),
-            index,
-            path: PathBuf::from(OsString::from_vec(path)),
-            deliveries,
-        }))
+        match Entry::read(&entry, deliveries, worker.files) {
+            Ok(entry) => Ok(Claim::Item(entry)),
+            Err(malformed) => {
+                self.skip(&entry.id, &malformed)?;
+                Ok(Claim::Nothing)
+            }
+        }
     }
 
     /// An entry that killed too many workers is poison (an `error` row); any other is
@@ -148,6 +144,31 @@ impl Queue for Slot<'_> {
     }
 }
 
+impl Entry {
+    /// The entry as `submit` added it for a job of `files` files; an error for anything
+    /// else: a field missing or unreadable, an index outside the job, or one its id does
+    /// not carry (no row of another file is ever stored under it).
+    fn read(entry: &StreamId, deliveries: usize, files: usize) -> Result<Entry> {
+        let field = |field: &'static str| DistError::EntryField {
+            id: entry.id.clone(),
+            field,
+        };
+        let index: usize = entry.get("index").ok_or_else(|| field("index"))?;
+        let path: Vec<u8> = entry.get("path").ok_or_else(|| field("path"))?;
+        if index >= files || entry_seq(&entry.id)? != index + 1 {
+            return Err(DistError::ForeignEntry {
+                id: entry.id.clone(),
+            });
+        }
+        Ok(Entry {
+            id: entry.id.clone(),
+            index,
+            path: PathBuf::from(OsString::from_vec(path)),
+            deliveries,
+        })
+    }
+}
+
 impl Slot<'_> {
     /// Takes, analyses and stores entries until the job is complete (or cancelled), through
     /// the loop of every broker; a failure that is not about the connection may be about
@@ -189,6 +210,38 @@ impl Slot<'_> {
         Ok(())
     }
 
+    /// Acknowledges an entry that is not `submit`'s, saying so: no row can come of it, and
+    /// left pending it would stop every worker it is handed to, again and again.
+    fn skip(&mut self, id: &str, malformed: &DistError) -> Result<()> {
+        let _: usize = redis::cmd("XACK")
+            .arg(&self.worker.keys.stream)
+            .arg(GROUP)
+            .arg(id)
+            .query(&mut self.broker.con)?;
+        eprintln!("eval-cli: warning: skipped malformed stream entry {id} ({malformed})");
+        Ok(())
+    }
+
+    /// Whether every row of the job is stored. When rows are missing that nothing queued
+    /// or in flight will bring, says so once (until that changes): the slot waits on, and a
+    /// `submit` that queues them again is what it waits for.
+    fn job_complete(&mut self) -> Result<bool> {
+        let worker = self.worker;
+        let progress = self.broker.progress(&worker.keys, worker.files)?;
+        let lost = progress.lost(worker.total);
+        if lost == 0 {
+            worker.lost_told.store(false, Ordering::SeqCst);
+        } else if !worker.lost_told.swap(true, Ordering::SeqCst) {
+            let lost = DistError::RowsLost {
+                job: self.broker.job.clone(),
+                lost,
+                total: worker.total,
+            };
+            eprintln!("eval-cli: warning: {lost}; waiting for them");
+        }
+        Ok(progress.done >= worker.total)
+    }
+
     /// An entry whose worker went silent, else a new one (waiting a little for it); with
     /// how many times it has been delivered, this time included.
     fn next_entry(&mut self) -> Result<Option<(StreamId, usize)>> {
@@ -227,9 +280,7 @@ impl Slot<'_> {
         let complete = if worker.follow {
             Ok(false)
         } else {
-            self.broker
-                .rows_done(&worker.keys)
-                .map(|done| done >= worker.total)
+            self.job_complete()
         };
         let read = match complete {
             Ok(true) => Ok(None),

@@ -1,15 +1,15 @@
 //! `eval-cli dist status`: the counts of a job, the entries in flight and who holds them,
-//! and the rate and ETA over the last minute.
+//! the rate and ETA over the last minute, and the rows lost that only `submit` re-queues.
 
 use std::io::Write;
 use std::process::ExitCode;
 
-use redis::streams::{StreamPendingCountReply, StreamPendingReply};
+use redis::streams::StreamPendingCountReply;
 use serde::{Deserialize, Serialize};
 
 use super::args::StatusArgs;
 use super::broker::Broker;
-use super::error::Result;
+use super::error::{DistError, Result};
 use super::keys::{CHUNK, GROUP, Keys, RATE_WINDOW_MS, entry_seq, now_ms};
 
 /// The state of a job, as `dist status --json` prints it.
@@ -25,8 +25,11 @@ pub struct JobStatus {
     pub failed: usize,
     /// Entries delivered to a consumer and not yet acknowledged.
     pub in_flight: usize,
-    /// Rows neither stored nor in flight.
+    /// Rows neither stored, in flight nor lost.
     pub waiting: usize,
+    /// Rows missing while no file is queued or in flight for them (deleted or evicted after
+    /// they were stored): no worker will store them until `dist submit` re-queues them.
+    pub lost: usize,
     /// Whether every row is stored.
     pub complete: bool,
     /// Rows stored per second over the last minute (by the workers' clocks); `None` until
@@ -60,12 +63,8 @@ pub struct HeldFile {
 
 fn job_status(broker: &mut Broker) -> Result<JobStatus> {
     let (manifest, keys) = broker.current_run()?;
-    let done = broker.rows_done(&keys)?;
+    let progress = broker.progress(&keys, manifest.files)?;
     let failed = broker.rows_failed(&keys)?;
-    let summary: StreamPendingReply = redis::cmd("XPENDING")
-        .arg(&keys.stream)
-        .arg(GROUP)
-        .query(&mut broker.con)?;
     let held: StreamPendingCountReply = redis::cmd("XPENDING")
         .arg(&keys.stream)
         .arg(GROUP)
@@ -89,17 +88,22 @@ fn job_status(broker: &mut Broker) -> Result<JobStatus> {
         }
     }
     consumers.sort_by(|a, b| a.name.cmp(&b.name));
-    let in_flight = summary.count();
+    let (done, in_flight) = (progress.done, progress.in_flight);
     let total = manifest.total();
+    let lost = progress.lost(total);
     let rate_per_s = recent_rate(broker, &keys)?;
-    let eta_s = rate_per_s.map(|rate| total.saturating_sub(done) as f64 / rate);
+    // Lost rows never come by themselves: no time of arrival.
+    let eta_s = rate_per_s
+        .filter(|_| lost == 0)
+        .map(|rate| total.saturating_sub(done) as f64 / rate);
     Ok(JobStatus {
         job: broker.job.clone(),
         total,
         done,
         failed,
         in_flight,
-        waiting: total.saturating_sub(done + in_flight),
+        waiting: total.saturating_sub(done + in_flight + lost),
+        lost,
         complete: done >= total,
         rate_per_s,
         eta_s,
@@ -142,13 +146,17 @@ pub(super) fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     } else {
         writeln!(
             out,
-            "job {}: {} of {} done ({} failed), {} in flight, {} waiting{}{}",
+            "job {}: {} of {} done ({} failed), {} in flight, {} waiting{}{}{}",
             status.job,
             status.done,
             status.total,
             status.failed,
             status.in_flight,
             status.waiting,
+            match status.lost {
+                0 => String::new(),
+                lost => format!(", {lost} lost"),
+            },
             match (status.rate_per_s, status.eta_s) {
                 (Some(rate), Some(eta)) if !status.complete =>
                     format!("; {rate:.1} files/s, ETA {}", eta_text(eta)),
@@ -156,6 +164,14 @@ pub(super) fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
             },
             if status.complete { "; complete" } else { "" }
         )?;
+        if status.lost > 0 {
+            let lost = DistError::RowsLost {
+                job: status.job.clone(),
+                lost: status.lost,
+                total: status.total,
+            };
+            writeln!(out, "  {lost}")?;
+        }
         for c in &status.consumers {
             let files: Vec<String> = c
                 .files

@@ -47,6 +47,7 @@ pub(super) fn work(args: WorkArgs) -> anyhow::Result<ExitCode> {
     let worker = Worker {
         analyzer,
         keys,
+        files: manifest.files,
         total: manifest.total(),
         reclaim_after: args.reclaim_after,
         path_maps: args.path_map,
@@ -57,6 +58,7 @@ pub(super) fn work(args: WorkArgs) -> anyhow::Result<ExitCode> {
         read_block_ms: args.read_block_ms,
         cancel: Arc::new(AtomicBool::new(false)),
         idle,
+        lost_told: AtomicBool::new(false),
     };
     runner::install_signal_handler(Arc::clone(&worker.cancel));
     let mut analysis: Arc<dyn FileAnalysis> = Arc::new(BatchAnalysis);

@@ -21,6 +21,9 @@ pub(super) struct Worker {
     pub(super) analyzer: Analyzer,
     /// The keys of the run the worker was started for: it stores rows of no other.
     pub(super) keys: Keys,
+    /// Files of the job: their entries carry the indices below it.
+    pub(super) files: usize,
+    /// Rows of the complete job: the files' and those of inputs that could not be walked.
     pub(super) total: usize,
     pub(super) reclaim_after: Duration,
     pub(super) path_maps: Vec<PathMap>,
@@ -31,6 +34,8 @@ pub(super) struct Worker {
     pub(super) cancel: Arc<AtomicBool>,
     /// One per slot, by slot number.
     pub(super) idle: Vec<IdleSlot>,
+    /// Whether the slots said that rows are lost (once for the worker, not once a wait).
+    pub(super) lost_told: AtomicBool,
 }
 
 /// How to wake a slot that waits for new entries.
@@ -103,6 +108,7 @@ mod tests {
         let worker = Worker {
             analyzer: Analyzer::new(analyzer_core::AnalyzerConfig::default()).unwrap(),
             keys: Keys::new("j", "0"),
+            files: 0,
             total: 0,
             reclaim_after: Duration::from_secs(1),
             path_maps: vec![map],
@@ -111,6 +117,7 @@ mod tests {
             read_block_ms: READ_BLOCK_MS,
             cancel: Arc::new(AtomicBool::new(false)),
             idle: Vec::new(),
+            lost_told: AtomicBool::new(false),
         };
         assert_eq!(
             worker.local_path(Path::new("/srv/music/a/b.mp3")),

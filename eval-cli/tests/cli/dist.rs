@@ -853,3 +853,251 @@ fn a_worker_with_metrics_counts_the_entries_it_took_and_stored() {
         ],
     );
 }
+
+/// Deletes the rows (and the statuses, when `states`) of the input indices `indices` of job
+/// `j`, as a user's `HDEL` or an eviction under `maxmemory` would.
+fn lose_rows(server: &RedisServer, indices: &[usize], states: bool) {
+    let mut con = server.connection();
+    let mut keys = vec![server.run_key("j", "rows")];
+    if states {
+        keys.push(server.run_key("j", "states"));
+    }
+    for key in keys {
+        let deleted: usize = redis::cmd("HDEL")
+            .arg(&key)
+            .arg(indices)
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(deleted, indices.len(), "{key}");
+    }
+}
+
+fn stream_len(server: &RedisServer) -> usize {
+    redis::cmd("XLEN")
+        .arg(server.run_key("j", "stream"))
+        .query(&mut server.connection())
+        .unwrap()
+}
+
+/// Rows deleted after a finished run: `status` says they are lost and how to get them
+/// back, `merge` (waiting or not) fails saying the same instead of waiting forever, and
+/// `submit` again queues exactly those files, so that a worker analyses them and only them
+/// and the merge is the bytes of `analyze`.
+#[test]
+fn rows_lost_after_a_finished_run_are_queued_again_and_only_they_are_analysed() {
+    let (server, dir, lib) = submitted_library(5);
+    assert_ok(
+        &dist(&server, "work", "j", &["--workers", "1"]),
+        "dist work",
+    );
+    lose_rows(&server, &[1], false);
+    lose_rows(&server, &[3], true);
+
+    let s = status(&server, "j");
+    assert_eq!(
+        (&s["done"], &s["lost"], &s["waiting"], &s["in_flight"]),
+        (&4.into(), &2.into(), &0.into(), &0.into()),
+        "{s}"
+    );
+    assert_eq!(s["complete"], false, "{s}");
+    assert_eq!(s["eta_s"], serde_json::Value::Null, "{s}");
+    let text = dist(&server, "status", "j", &[]);
+    assert_ok(&text, "dist status");
+    let said = String::from_utf8_lossy(&text.stdout);
+    assert!(said.contains("2 of 6 rows are missing"), "{said}");
+    assert!(said.contains("run `dist submit` again"), "{said}");
+
+    let out = dir.path().join("j.csv");
+    for rest in [vec!["--no-wait"], vec![]] {
+        let merged = eval_cli()
+            .args(["dist", "merge", "--broker", &server.url(), "--job", "j"])
+            .args(["--out", out.to_str().unwrap()])
+            .args(rest)
+            // Only stops a broken build from hanging the suite.
+            .timeout(std::time::Duration::from_secs(600))
+            .output()
+            .unwrap();
+        assert_eq!(merged.status.code(), Some(2), "{merged:?}");
+        let err = String::from_utf8_lossy(&merged.stderr);
+        assert!(
+            err.contains("cannot complete: 2 of 6 rows are missing"),
+            "{err}"
+        );
+        assert!(err.contains("run `dist submit` again"), "{err}");
+    }
+    assert!(!out.exists());
+
+    let again = submit(&server, "j", &lib);
+    assert_ok(&again, "dist submit again");
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        err.contains("re-queued 2 files whose rows were missing"),
+        "{err}"
+    );
+    let s = status(&server, "j");
+    assert_eq!((&s["waiting"], &s["lost"]), (&2.into(), &0.into()), "{s}");
+
+    let (worker_status, events) = eventful_worker(&server, "j", &["--workers", "1"]).finish();
+    assert!(worker_status.success(), "{events:?}");
+    let analysed: Vec<u64> = events
+        .iter()
+        .filter(|e| is_event(e, "claimed", None))
+        .filter_map(|e| e["index"].as_u64())
+        .collect();
+    assert_eq!(analysed, [1, 3], "{events:?}");
+    let s = status(&server, "j");
+    assert_eq!(
+        (&s["complete"], &s["failed"]),
+        (&true.into(), &1.into()),
+        "{s}"
+    );
+    assert_eq!(
+        merged_bytes(&server, "j", dir.path()),
+        analyze_bytes(&lib, dir.path())
+    );
+
+    // Nothing is missing now: a third submit queues nothing.
+    let third = submit(&server, "j", &lib);
+    assert_ok(&third, "a third dist submit");
+    assert!(
+        !String::from_utf8_lossy(&third.stderr).contains("re-queued"),
+        "{third:?}"
+    );
+    assert_eq!(stream_len(&server), 8);
+}
+
+/// A file whose row is missing but whose entry is still queued or in flight is on its way:
+/// `submit` queues again only the files whose entry was acknowledged and whose row is gone.
+#[test]
+fn submit_queues_again_only_the_rows_that_nothing_will_bring() {
+    let (server, dir, lib) = submitted_library(3);
+    assert_ok(
+        &dist(&server, "work", "j", &["--workers", "1"]),
+        "dist work",
+    );
+    lose_rows(&server, &[0, 1, 2], true);
+    let again = submit(&server, "j", &lib);
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("re-queued 3 files"),
+        "{again:?}"
+    );
+    // Entry 0 queued again is in flight (its worker died), 1 and 2 wait, and then row 3,
+    // acknowledged long ago, is lost too.
+    deliver(&server, "dead", 1);
+    lose_rows(&server, &[3], false);
+    let s = status(&server, "j");
+    assert_eq!(
+        (&s["in_flight"], &s["waiting"], &s["lost"]),
+        (&1.into(), &3.into(), &0.into()),
+        "{s}"
+    );
+
+    let third = submit(&server, "j", &lib);
+    assert!(
+        String::from_utf8_lossy(&third.stderr).contains("re-queued 1 files"),
+        "{third:?}"
+    );
+    assert_eq!(stream_len(&server), 4 + 3 + 1);
+    let stream = server.run_key("j", "stream");
+    let ids: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+        .arg(&stream)
+        .arg("(0-4")
+        .arg("+")
+        .query(&mut server.connection())
+        .unwrap();
+    let ids: Vec<&str> = ids.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, ["1-1", "1-2", "1-3", "2-4"]);
+
+    claim(&server, "dead", &["1-1"], &["IDLE", "60000", "JUSTID"]);
+    let rescuer = dist(
+        &server,
+        "work",
+        "j",
+        &["--workers", "1", "--reclaim-after", "1"],
+    );
+    assert_ok(&rescuer, "dist work");
+    assert_eq!(status(&server, "j")["complete"], true);
+    assert_eq!(
+        merged_bytes(&server, "j", dir.path()),
+        analyze_bytes(&lib, dir.path())
+    );
+}
+
+/// A worker started on a job whose rows were lost says so and waits; the `submit` that
+/// queues them again is what it waits for, and it then completes the job.
+#[test]
+fn a_waiting_worker_says_rows_are_lost_and_takes_them_when_submitted_again() {
+    let (server, dir, lib) = submitted_library(2);
+    assert_ok(
+        &dist(&server, "work", "j", &["--workers", "1"]),
+        "dist work",
+    );
+    lose_rows(&server, &[0], false);
+    let mut worker = WatchedCommand::spawn(&server, "work", "j", &["--workers", "2"]);
+    worker.wait_for("1 of 3 rows are missing");
+    assert_ok(&submit(&server, "j", &lib), "dist submit again");
+    let (worker_status, _, lines) = worker.finish();
+    assert!(worker_status.success(), "{lines:?}");
+    assert_eq!(
+        merged_bytes(&server, "j", dir.path()),
+        analyze_bytes(&lib, dir.path())
+    );
+}
+
+/// Entries added to the stream by hand, one without the fields of `submit`'s and one whose
+/// index is outside the job, are acknowledged and skipped, each named on stderr; the
+/// worker goes on and the merge is the bytes of `analyze`.
+#[test]
+fn a_junk_entry_is_skipped_and_named_and_the_worker_goes_on() {
+    let (server, dir, lib) = submitted_library(2);
+    let stream = server.run_key("j", "stream");
+    let mut con = server.connection();
+    let junk: Vec<String> = [
+        vec!["note", "hello"],
+        vec!["index", "99", "path", "/nowhere.wav"],
+    ]
+    .iter()
+    .map(|fields| {
+        redis::cmd("XADD")
+            .arg(&stream)
+            .arg("*")
+            .arg(fields)
+            .query(&mut con)
+            .unwrap()
+    })
+    .collect();
+    let worker = dist(&server, "work", "j", &["--workers", "1"]);
+    assert_ok(&worker, "dist work");
+    let err = String::from_utf8_lossy(&worker.stderr);
+    for id in &junk {
+        assert!(
+            err.contains(&format!("skipped malformed stream entry {id}")),
+            "{err}"
+        );
+    }
+    let s = status(&server, "j");
+    assert_eq!(
+        (&s["complete"], &s["in_flight"]),
+        (&true.into(), &0.into()),
+        "{s}"
+    );
+    assert_eq!(
+        merged_bytes(&server, "j", dir.path()),
+        analyze_bytes(&lib, dir.path())
+    );
+    // A row lost after that is queued again in a round above the junk's ids.
+    lose_rows(&server, &[1], false);
+    let again = submit(&server, "j", &lib);
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("re-queued 1 files"),
+        "{again:?}"
+    );
+    assert_ok(
+        &dist(&server, "work", "j", &["--workers", "1"]),
+        "dist work",
+    );
+    assert_eq!(
+        merged_bytes(&server, "j", dir.path()),
+        analyze_bytes(&lib, dir.path())
+    );
+}
