@@ -352,6 +352,21 @@ case_cache_with_special_files() {
   expect_row out.csv /dev/zero error device && expect_row out.csv pipe.wav error "named pipe"
 }
 
+# A cache that cannot be created (its parent is a file: what a read-only volume does, even
+# to root) costs the cache, not the run; a cache path naming a file is refused.
+case_cache_that_cannot_be_created() {
+  mkdir lib && wav lib/a.wav 22050 1 6 clicks && echo "my notes" >notes.txt
+  analyze lib --out plain.csv >/dev/null 2>&1 || return 1
+  analyze lib --cache notes.txt/cache --out out.csv >/dev/null 2>err.txt || return 1
+  [ "$code" -eq 0 ] || { echo "exit $code: $(cat err.txt)"; return 1; }
+  cmp -s out.csv plain.csv || { echo "rows differ: $(cat out.csv)"; return 1; }
+  grep -q "warning: .*notes.txt/cache.*going on without the cache" err.txt ||
+    { echo "no warning: $(cat err.txt)"; return 1; }
+  analyze lib --cache notes.txt >/dev/null 2>err.txt || return 1
+  [ "$code" -eq 2 ] || { echo "a file as cache: exit $code"; return 1; }
+  [ "$(cat notes.txt)" = "my notes" ] || { echo "the user's file changed"; return 1; }
+}
+
 # ---- the service ----------------------------------------------------------------------
 
 # serve_up [FLAGS...]: starts `eval-cli serve --root root` on a free port; sets $base, $server.
@@ -513,6 +528,17 @@ case_evaluate_manifest_lists_a_file_twice() {
   grep -q "listed again" err.txt || { echo "unexplained: $(cat err.txt)"; return 1; }
 }
 
+case_evaluate_into_a_folder_of_the_users() {
+  mkdir mine && echo "my page" >mine/report.html && echo "my rows" >mine/results.csv
+  timeout -k 5 "$limit" "$bin" evaluate --dataset synth --synth-count 2 --synth-seconds 4 \
+    --out-dir mine --progress off >/dev/null 2>err.txt
+  code=$?
+  [ "$code" -eq 2 ] || { echo "exit $code"; return 1; }
+  grep -q "mine holds report.html" err.txt || { echo "unnamed: $(cat err.txt)"; return 1; }
+  [ "$(cat mine/report.html)" = "my page" ] && [ "$(cat mine/results.csv)" = "my rows" ] &&
+    [ "$(ls -A mine | wc -l)" -eq 2 ] || { echo "the user's folder changed"; return 1; }
+}
+
 # redis_up: starts a redis-server in the case's folder on a free loopback port; sets
 # `port`, `redis` (its pid) and `url`, or prints why not and returns 1.
 redis_up() {
@@ -605,6 +631,7 @@ run resume-row-cut-inside-quotes case_resume_after_a_row_cut_inside_quotes
 run resume-latin1-names case_latin1_names_keep_their_own_rows
 run cache-damaged-pages case_cache_survives_damaged_pages
 run cache-special-files case_cache_with_special_files
+run cache-cannot-be-created case_cache_that_cannot_be_created
 run serve-idle-clients case_serve_idle_clients_do_not_starve_health
 run serve-cross-site case_serve_refuses_cross_site_requests
 run serve-outside-paths-alike case_serve_outside_paths_answer_alike
@@ -619,6 +646,7 @@ run excerpts-into-the-users-folder case_excerpts_into_a_folder_of_the_users
 run serve-socket-without-handshake case_serve_socket_without_a_handshake
 run watch-folder-moved-away case_watch_folder_moved_away
 run evaluate-manifest-lists-a-file-twice case_evaluate_manifest_lists_a_file_twice
+run evaluate-into-the-users-folder case_evaluate_into_a_folder_of_the_users
 run dist-merge-out-is-a-job-file case_dist_merge_out_is_a_job_file
 run dist-rows-deleted-after-the-run case_dist_rows_deleted_after_the_run
 

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use analyzer_core::batch::{self, BatchSummary, FileResult, Job, Status};
 use analyzer_core::loudness::{AlbumLoudness, GatingBlocks, Loudness};
@@ -97,6 +97,10 @@ pub struct AnalyzeArgs {
     /// --cache (their rows keep no gating blocks).
     #[arg(long, conflicts_with_all = ["resume", "shard", "cache"])]
     album: bool,
+    /// Internal, for tests: a file whose name starts with `panic` panics in its analysis
+    /// (gate.rs).
+    #[arg(long, hide = true)]
+    test_panics: bool,
 }
 
 /// What a run of `analyze` needs, built from the flags.
@@ -111,6 +115,8 @@ struct Plan {
     rescan: Rescan,
     /// `--album`: rows wait for the run's end, when each folder's album is measured.
     album: bool,
+    /// `--test-panics`: files named `panic*` panic in their analysis.
+    test_panics: bool,
 }
 
 impl Plan {
@@ -127,7 +133,12 @@ impl Plan {
                  (--descriptors tempo,key,loudness)"
             );
         }
-        let cache = args.cache.as_deref().map(ResultCache::open).transpose()?;
+        let cache = match &args.cache {
+            Some(dir) => ResultCache::open_or_go_without(dir, |warning| {
+                eprintln!("eval-cli: warning: {warning}");
+            })?,
+            None => None,
+        };
         if let Some(cache) = &cache {
             cache.reuse_reads_for(SNAPSHOT_AGE);
         }
@@ -141,6 +152,7 @@ impl Plan {
             cache,
             rescan: Rescan::of_flags(args.force, args.verify),
             album: args.album,
+            test_panics: args.test_panics,
         })
     }
 }
@@ -196,7 +208,10 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         .filter(|(_, path)| !output.is_done(path))
         .map(|(i, path)| (path.clone(), i))
         .unzip();
-    // Each file's identity before it is read, logged with its row for `--resume`.
+    // Each file's identity before it is read, logged with its row for `--resume`, and the
+    // moment before the first of them was taken (`--resume` trusts only identities whose
+    // file was not written within a timestamp tick of it).
+    let taken_at = SystemTime::now();
     let identities: Vec<Option<FileIdentity>> = match &output {
         Output::File { .. } => pending
             .iter()
@@ -205,7 +220,8 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         Output::Stdout(_) => Vec::new(),
     };
     runner::install_signal_handler(Arc::clone(&plan.options.cancel));
-    let summary = analyze_files(&plan, &pending, &positions, &identities, &mut output)?;
+    let identities = (identities.as_slice(), taken_at);
+    let summary = analyze_files(&plan, &pending, &positions, identities, &mut output)?;
     let albums = if plan.album {
         albums(&summary.results)
     } else {
@@ -389,12 +405,13 @@ fn start_part(record: &ShardRecord, dest: &Destination, resume: bool) -> anyhow:
 }
 
 /// Analyses `pending` (at input positions `positions`), writing each row to `output` as
-/// its file finishes; a failed write stops the batch and is the error.
+/// its file finishes, with its file's identity from `identities` (taken at the moment it
+/// gives); a failed write stops the batch and is the error.
 fn analyze_files(
     plan: &Plan,
     pending: &[PathBuf],
     positions: &[usize],
-    identities: &[Option<FileIdentity>],
+    (identities, taken_at): (&[Option<FileIdentity>], SystemTime),
     output: &mut Output,
 ) -> anyhow::Result<BatchSummary<Analyzed>> {
     let mut write_error: Option<io::Error> = None;
@@ -402,6 +419,7 @@ fn analyze_files(
     let measure = Measure {
         analyzer: &plan.analyzer,
         keep_blocks: plan.album,
+        test_panics: plan.test_panics,
     };
     let job = CachedAnalyzer::new(&measure, plan.cache.as_ref(), plan.analyzer.config())
         .rescan(plan.rescan);
@@ -427,7 +445,7 @@ fn analyze_files(
                     ..
                 } => log.append(&line).and_then(|()| {
                     let before = identities.get(result.index).and_then(Option::as_ref);
-                    ids.append(&path_cell(&result.path), before)
+                    ids.append(&path_cell(&result.path), before, taken_at)
                 }),
                 Output::Stdout(in_order) => in_order.push(positions[result.index], line),
             };
@@ -452,12 +470,17 @@ fn analyze_files(
 struct Measure<'a> {
     analyzer: &'a Analyzer,
     keep_blocks: bool,
+    /// `--test-panics` ([`crate::gate::panic_if_asked`]).
+    test_panics: bool,
 }
 
 impl Job for Measure<'_> {
     type Output = Analysis;
 
     fn run(&self, path: &Path, stop: &StopSignal) -> Result<Analysis, analyzer_core::Error> {
+        if self.test_panics {
+            crate::gate::panic_if_asked(path);
+        }
         let mut analysis = self.analyzer.run(path, stop)?;
         if let Some(loudness) = analysis.loudness.as_mut().filter(|_| !self.keep_blocks) {
             loudness.blocks = GatingBlocks::default();
@@ -525,8 +548,9 @@ impl Output {
                 .with_context(|| format!("cannot resume {shown}"))?;
             done.insert(parse_path_cell(&record.path), (record, row));
         }
-        // A resumed row of a file that is not as it was when the row was made (written to
-        // or replaced since, or never logged) is dropped: the file is analysed again.
+        // A resumed row of a file that is not known to be as it was when the row was made
+        // (written to or replaced since, never logged, or written within a timestamp tick
+        // of the moment its identity was taken) is dropped: the file is analysed again.
         let (identities, logged) = IdentityLog::resume(path)?;
         // Folders that could not be walked are rows too, with no identity: kept.
         let inputs: std::collections::HashSet<&PathBuf> = files.iter().collect();
@@ -534,13 +558,14 @@ impl Output {
         done.retain(|file, (record, _)| {
             !inputs.contains(file)
                 || logged.get(&record.path).is_some_and(|was| {
-                    FileIdentity::of_path(file).is_ok_and(|now| now.to_string() == *was)
+                    FileIdentity::of_path(file).is_ok_and(|now| was.trusts(&now))
                 })
         });
         let changed = before - done.len();
         if changed > 0 {
             eprintln!(
-                "eval-cli: {changed} file{} changed since {} row was written: analysed again",
+                "eval-cli: {changed} file{} changed since {} row was written (or written too \
+                 close to it to tell): analysed again",
                 if changed == 1 { "" } else { "s" },
                 if changed == 1 { "its" } else { "their" }
             );
@@ -692,6 +717,7 @@ mod tests {
             let measure = Measure {
                 analyzer: &analyzer,
                 keep_blocks,
+                test_panics: false,
             };
             let analysis = measure.run(&path, &StopSignal::never()).unwrap();
             analysis.loudness.unwrap().blocks.len()

@@ -126,7 +126,7 @@ impl Plan {
         args.data.analyzer()?;
         let ds = args.data.load()?;
         let estimators = args.data.estimators(&ds)?;
-        evaluation::create_out_dir(&args.out_dir)?;
+        report::folder::claim(&args.out_dir)?;
         let mut counts = args.workers.clone();
         counts.push(1);
         counts.sort_unstable();

@@ -12,9 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use crate::estimator::Estimator;
-use crate::evaluation::{
-    DatasetArgs, audio_if_needed, create_out_dir, run_estimators, timings, write_estimators,
-};
+use crate::evaluation::{DatasetArgs, audio_if_needed, run_estimators, timings, write_estimators};
 use crate::flags;
 use crate::key_metrics::KeyScore;
 use crate::manifest::Dataset;
@@ -58,7 +56,7 @@ impl Plan {
     pub fn new(args: EvaluateArgs) -> anyhow::Result<Self> {
         let ds = args.data.load()?;
         let estimators = args.data.estimators(&ds)?;
-        create_out_dir(&args.out_dir)?;
+        report::folder::claim(&args.out_dir)?;
         let opts = RunOptions {
             workers: flags::resolve_workers(args.workers),
             timeout: args.data.timeout,

@@ -7,6 +7,10 @@
 //! it and waits until one named plus `.open` appears, then is analysed as usual; if its stop signal fires first (the job
 //! is cancelled, the process stops), the wait ends there and the file ends as cancelled.
 //! [`GatedAnalysis`] puts the gates in front of any [`FileAnalysis`] (`serve`, `consume`).
+//!
+//! `--test-panics` (hidden, `analyze`): a file whose name starts with `panic` panics in its
+//! analysis ([`panic_if_asked`]), as a bug would, for the tests of how a caught panic is
+//! reported.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -18,6 +22,18 @@ use crate::analysis::{FileAnalysis, FileOutcome, FileTask};
 
 /// How often a held file looks at its stop signal and for its `.open` file.
 const LOOK_EVERY: Duration = Duration::from_millis(5);
+
+/// Panics when `path`'s name starts with `panic` (`--test-panics`), with a message that
+/// names no file: the report of the panic must.
+pub fn panic_if_asked(path: &Path) {
+    let asked = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("panic"));
+    if asked {
+        panic!("asked for by --test-panics");
+    }
+}
 
 /// Holds the caller while `path` is a gate that is not open yet: `true` once it may go on
 /// (at once for a file that is no gate), `false` when `stop` fired first.

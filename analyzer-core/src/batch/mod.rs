@@ -16,7 +16,9 @@
 //! a whole library:
 //!
 //! - **One bad file is one failed result.** An error, a timeout or even a panic in the
-//!   job becomes that file's [`FileResult`] with a reason; the batch goes on.
+//!   job becomes that file's [`FileResult`] with a reason; the batch goes on. While the
+//!   job runs, [`file_in_guard`] names its file, so a program's panic hook can say which
+//!   file a caught panic belongs to.
 //! - **Input order.** [`BatchSummary::results`] is in input order whatever the executor
 //!   and whatever order files finished in, so output built from it is byte-identical for
 //!   1 and 64 workers.
@@ -45,6 +47,7 @@
 //!
 //! [`Analyzer`]: crate::Analyzer
 
+mod current;
 mod executor;
 mod files;
 mod job;
@@ -54,7 +57,6 @@ mod workers;
 #[cfg(test)]
 mod tests;
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -62,6 +64,7 @@ use std::time::{Duration, Instant};
 use crate::error::{ErrorKind, Stage, panic_message};
 use crate::stop::StopSignal;
 
+pub use current::file_in_guard;
 pub use executor::{Executor, MockExecutor, Parallel, PoolError, Sequential, executor_for};
 pub use files::{
     AUDIO_EXTENSIONS, WalkError, collect_audio_files, collect_files, collect_files_checked,
@@ -271,7 +274,7 @@ impl<'j, J: Job> Batch<'j, J> {
         }
         let costs: Vec<Mutex<f64>> = files.iter().map(|_| Mutex::new(0.0)).collect();
         let probe = |index: usize| {
-            let hint = catch_unwind(AssertUnwindSafe(|| self.job.cost_hint(&files[index])));
+            let hint = current::catch_on(&files[index], || self.job.cost_hint(&files[index]));
             *lock(&costs[index]) = hint.ok().flatten().unwrap_or(0.0);
         };
         executor.execute(&order, &probe, &mut |_| {});
@@ -297,7 +300,7 @@ impl<'j, J: Job> Batch<'j, J> {
             Some(timeout) => self.stop.clone().with_deadline(begun + timeout),
             None => self.stop.clone(),
         };
-        let outcome = catch_unwind(AssertUnwindSafe(|| self.job.run(path, &stop)));
+        let outcome = current::catch_on(path, || self.job.run(path, &stop));
         let (status, value, error) = match outcome {
             Ok(Ok(value)) => match self.job.failure(&value) {
                 None => (Status::Ok, Some(value), None),

@@ -101,6 +101,34 @@ fn results_come_in_input_order_whatever_order_files_finish_in() {
     }
 }
 
+/// Inside the guard, [`file_in_guard`] names the job's file, also while a panic unwinds
+/// (a panic hook runs before that); outside it, on the same thread, nothing.
+#[test]
+fn the_guard_names_its_file_while_the_job_runs_or_panics() {
+    /// Records what `file_in_guard` says when it is dropped: by unwinding, for a panic.
+    struct Witness<'a>(&'a Mutex<Vec<Option<PathBuf>>>);
+    impl Drop for Witness<'_> {
+        fn drop(&mut self) {
+            self.0.lock().unwrap().push(file_in_guard());
+        }
+    }
+    let seen = Mutex::new(Vec::new());
+    let job = |path: &Path, stop: &StopSignal| {
+        let _witness = Witness(&seen);
+        scripted(path, stop)
+    };
+    assert_eq!(file_in_guard(), None);
+    let files = names(5);
+    let summary = Batch::new(&job).run(&files, &Sequential);
+    assert_eq!(
+        summary.results[3].error.as_deref(),
+        Some("panic: boom on 3")
+    );
+    let seen = seen.into_inner().unwrap();
+    assert_eq!(seen, files.into_iter().map(Some).collect::<Vec<_>>());
+    assert_eq!(file_in_guard(), None, "not after the batch");
+}
+
 #[test]
 fn a_panic_or_an_error_is_that_files_failed_result() {
     let summary = Batch::new(&scripted).run(&names(8), &Sequential);

@@ -8,8 +8,9 @@
 //! timestamp granularity of the moment the identity was taken can change the bytes and
 //! leave mtime, ctime and size as they were. So a recorded identity is trusted only if the
 //! file's mtime and ctime are strictly older than the moment it was recorded minus that
-//! granularity ([`Recorded::is_clean`]); otherwise the file is hashed next time, and
-//! recorded again then. The moment is read from the clock before the `stat`, and the
+//! granularity ([`FileIdentity::is_clean_at`]); otherwise the file is hashed next time,
+//! and recorded again then. `analyze --resume` keeps a row by the same rule
+//! (`runner/identities.rs`). The moment is read from the clock before the `stat`, and the
 //! kernel stamps files from a clock that may lag it by a tick, so the margin is 100 ms on
 //! file systems with sub-second times and 2 s where the times are whole seconds (FAT's
 //! mtime is 2 s).
@@ -27,7 +28,7 @@ const FINE_GRANULARITY: Duration = Duration::from_millis(100);
 const COARSE_GRANULARITY: Duration = Duration::from_secs(2);
 
 /// A point in time as nanoseconds since the Unix epoch (negative before it).
-type Nanos = i128;
+pub type Nanos = i128;
 
 /// What a file was when it was looked at: device, inode, size, modification and change
 /// times (nanoseconds). Two equal identities of one path say the file was not written to
@@ -80,6 +81,58 @@ impl FileIdentity {
     fn whole_seconds(&self) -> bool {
         self.mtime % 1_000_000_000 == 0 || self.ctime % 1_000_000_000 == 0
     }
+
+    /// Whether this identity, taken at `at` (by the clock, read before the `stat`), may be
+    /// trusted later without reading the file: its mtime and ctime are strictly older than
+    /// `at` minus the granularity of its file system's times. A file written within that
+    /// window may change again without its identity changing (git's "racy clean"). The
+    /// one rule for the cache's records ([`Recorded::is_clean`]) and `--resume`'s log.
+    pub fn is_clean_at(&self, at: SystemTime) -> bool {
+        if cfg!(not(unix)) {
+            return false;
+        }
+        let margin = if self.whole_seconds() {
+            COARSE_GRANULARITY
+        } else {
+            FINE_GRANULARITY
+        };
+        let trusted_before = nanos_of(at) - margin.as_nanos() as Nanos;
+        self.mtime < trusted_before && self.ctime < trusted_before
+    }
+
+    /// Whether a file whose identity is `now` still holds what it held when this identity
+    /// was taken at `at`: the same identity, and clean then ([`FileIdentity::is_clean_at`]).
+    pub fn still_holds(&self, at: SystemTime, now: &FileIdentity) -> bool {
+        self == now && self.is_clean_at(at)
+    }
+}
+
+/// A [`FileIdentity`] that does not parse from its text form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a file identity (DEV:INO:SIZE:MTIME_NS:CTIME_NS): {0:?}")]
+pub struct BadIdentity(String);
+
+impl std::str::FromStr for FileIdentity {
+    type Err = BadIdentity;
+
+    /// The identity its [`Display`](std::fmt::Display) form wrote.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = || BadIdentity(text.to_string());
+        let mut fields = text.split(':');
+        let mut next = || fields.next().ok_or_else(bad);
+        let (dev, ino, len) = (next()?, next()?, next()?);
+        let (mtime, ctime) = (next()?, next()?);
+        if fields.next().is_some() {
+            return Err(bad());
+        }
+        Ok(FileIdentity {
+            dev: dev.parse().map_err(|_| bad())?,
+            ino: ino.parse().map_err(|_| bad())?,
+            len: len.parse().map_err(|_| bad())?,
+            mtime: mtime.parse().map_err(|_| bad())?,
+            ctime: ctime.parse().map_err(|_| bad())?,
+        })
+    }
 }
 
 impl std::fmt::Display for FileIdentity {
@@ -125,21 +178,12 @@ impl Recorded {
     /// file system's times. A file written within that window may have changed without
     /// its identity changing (git's "racy clean"): it is hashed.
     pub fn is_clean(&self) -> bool {
-        if cfg!(not(unix)) {
-            return false;
-        }
-        let margin = if self.identity.whole_seconds() {
-            COARSE_GRANULARITY
-        } else {
-            FINE_GRANULARITY
-        };
-        let trusted_before = nanos_of(self.at) - margin.as_nanos() as Nanos;
-        self.identity.mtime < trusted_before && self.identity.ctime < trusted_before
+        self.identity.is_clean_at(self.at)
     }
 
     /// Whether a file whose identity is `now` may be served from this record unread.
     pub fn trusts(&self, now: &FileIdentity) -> bool {
-        self.identity == *now && self.is_clean()
+        self.identity.still_holds(self.at, now)
     }
 
     /// The stored bytes for the path whose key is `path_key`, sealed with a checksum of
@@ -204,14 +248,17 @@ pub fn path_key(path: &Path) -> Option<Vec<u8>> {
         .map(|abs| abs.into_os_string().into_encoded_bytes())
 }
 
-fn nanos_of(time: SystemTime) -> Nanos {
+/// `time` as nanoseconds since the Unix epoch (negative before it), the unit of a
+/// [`FileIdentity`]'s times.
+pub fn nanos_of(time: SystemTime) -> Nanos {
     match time.duration_since(UNIX_EPOCH) {
         Ok(after) => after.as_nanos() as Nanos,
         Err(before) => -(before.duration().as_nanos() as Nanos),
     }
 }
 
-fn time_of(nanos: Nanos) -> SystemTime {
+/// The moment `nanos` (since the Unix epoch) stands for: the inverse of [`nanos_of`].
+pub fn time_of(nanos: Nanos) -> SystemTime {
     let magnitude = Duration::from_nanos(nanos.unsigned_abs().min(u64::MAX.into()) as u64);
     if nanos >= 0 {
         UNIX_EPOCH + magnitude
@@ -289,6 +336,20 @@ mod tests {
         assert!(whole.whole_seconds());
         assert!(!recorded(whole, at).is_clean());
         assert!(recorded(whole, at + COARSE_GRANULARITY).is_clean());
+    }
+
+    #[test]
+    fn an_identity_reads_back_from_its_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, identity) = file_with_mtime(dir.path(), UNIX_EPOCH + Duration::new(1_000, 5));
+        assert_eq!(identity.to_string().parse(), Ok(identity));
+        for bad in ["", "1:2:3:4", "1:2:3:4:5:6", "1:2:x:4:5", "1:2:3:4:5 "] {
+            assert!(bad.parse::<FileIdentity>().is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            time_of(nanos_of(UNIX_EPOCH - Duration::new(3, 7))),
+            UNIX_EPOCH - Duration::new(3, 7)
+        );
     }
 
     #[cfg(unix)]

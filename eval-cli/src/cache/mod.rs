@@ -113,7 +113,7 @@ mod store;
 
 pub use analyzer::{Analyzed, CachedAnalyzer, ContentHasher, ReadAndHash, Rescan};
 
-pub use identity::{FileIdentity, Recorded, path_key};
+pub use identity::{BadIdentity, FileIdentity, Nanos, Recorded, nanos_of, path_key, time_of};
 pub use key::{CacheKey, SCHEMA, Settings, hash_file, key_for};
 pub use row::{RowLimits, Stored, is_deterministic};
 pub use store::{CACHE_FILE, CacheError};
@@ -360,6 +360,29 @@ impl ResultCache {
             shared,
             writer: Some(writer),
         })
+    }
+
+    /// Opens the cache of a run that can go on without one (`analyze`, `serve`): where
+    /// `dir` or its store cannot be created or opened for writing (a read-only file
+    /// system, no permission, a parent that is a file), `warn` is given one line naming
+    /// the folder and the reason, and the answer is `None`: the run's rows are those of a
+    /// run without `--cache`, as when a write fails later. A path that cannot be a cache
+    /// folder ([`CacheError::is_refusal`]) is the error.
+    pub fn open_or_go_without(
+        dir: &Path,
+        warn: impl FnOnce(String),
+    ) -> Result<Option<Self>, CacheError> {
+        match Self::open(dir) {
+            Ok(cache) => Ok(Some(cache)),
+            Err(error) if error.is_refusal() => Err(error),
+            Err(error) => {
+                warn(format!(
+                    "{error}; going on without the cache (no row of {} is read or stored)",
+                    dir.display()
+                ));
+                Ok(None)
+            }
+        }
     }
 
     /// Lets one read transaction serve this handle's lookups for up to `age` (and none

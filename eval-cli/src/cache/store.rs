@@ -36,11 +36,20 @@ pub(super) const IDENTITIES: TableDefinition<&[u8], &[u8]> = TableDefinition::ne
 const PAGE_CACHE_BYTES: usize = 16 << 20;
 
 /// What went wrong with the result cache. Callers turn each into a miss (the file is
-/// analysed as without a cache) or, at open, into a warning or the command's error.
+/// analysed as without a cache) or, at open, into a warning and a run without the cache,
+/// except a [refusal](CacheError::is_refusal), which is the command's error.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CacheError {
-    /// The cache folder cannot be created.
+    /// The cache folder names something that is not a folder (a file of the user's, a
+    /// device): never a cache, refused rather than run beside.
+    #[error("the cache folder {} is not a folder: give a folder (new or a cache)", dir.display())]
+    NotAFolder {
+        /// The path given.
+        dir: PathBuf,
+    },
+    /// The cache folder cannot be created (a read-only file system, no permission, a
+    /// parent that is a file).
     #[error("cannot create the cache folder {}: {error}", dir.display())]
     Folder {
         /// The folder.
@@ -86,6 +95,17 @@ pub enum CacheError {
     /// The writer thread cannot be started.
     #[error("cannot start the result cache's writer thread: {0}")]
     Writer(io::Error),
+}
+
+impl CacheError {
+    /// Whether the run must stop rather than go on without the cache: the path cannot be
+    /// a cache folder at all (it names a file), a mistake a run should not hide. Every
+    /// other error at open (the folder or its store cannot be created or opened for
+    /// writing, a store found damaged that cannot be moved aside) costs the cache only,
+    /// as a write that fails later does.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, CacheError::NotAFolder { .. })
+    }
 }
 
 /// The open database and how many times it has been replaced.
@@ -145,13 +165,17 @@ impl Store {
     /// Opens (creating the folder and file if missing) the store in `dir`; a file that is
     /// not a readable store is moved aside and a fresh one created.
     pub(super) fn open(dir: &Path) -> Result<Self, CacheError> {
-        fs::create_dir_all(dir).map_err(|error| CacheError::Folder {
-            dir: dir.to_path_buf(),
-            error: if error.kind() == io::ErrorKind::AlreadyExists && !dir.is_dir() {
-                io::Error::other("something that is not a folder is there")
+        fs::create_dir_all(dir).map_err(|error| {
+            if error.kind() == io::ErrorKind::AlreadyExists && !dir.is_dir() {
+                CacheError::NotAFolder {
+                    dir: dir.to_path_buf(),
+                }
             } else {
-                error
-            },
+                CacheError::Folder {
+                    dir: dir.to_path_buf(),
+                    error,
+                }
+            }
         })?;
         let file = dir.join(CACHE_FILE);
         let mut warnings = Vec::new();

@@ -12,6 +12,7 @@
 
 pub mod charts;
 pub mod export;
+pub mod folder;
 pub mod html;
 pub mod interference;
 pub mod key;

@@ -5,10 +5,12 @@
 //! rows on stdout in input order as they finish (`in_order.rs`),
 //! result files that survive a kill for `--resume` (`rows.rs`), the settings that made
 //! them (`settings.rs`) and the identity of each row's file (`identities.rs`), and the host (`system.rs`: worker-count warnings, the Ctrl-C
-//! handler, peak RSS).
+//! handler, peak RSS); a panic the batch catches is one line on stderr naming its file
+//! (`panics.rs`, installed by the binary).
 
 mod identities;
 mod in_order;
+mod panics;
 mod progress;
 mod rows;
 mod settings;
@@ -24,6 +26,7 @@ use analyzer_core::batch::{self, Batch, BatchSummary, FileResult, Job, Sequentia
 
 pub use identities::IdentityLog;
 pub use in_order::InOrder;
+pub use panics::{caught_line, report_caught_panics};
 use progress::Progress;
 pub use progress::Shown;
 

@@ -254,9 +254,14 @@ impl App {
 
 /// Runs `eval-cli serve` until SIGINT or SIGTERM.
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let analysis: Arc<dyn FileAnalysis> = match &args.cache {
-        Some(dir) => {
-            let cache = ResultCache::open(dir)?;
+    let cache = match &args.cache {
+        Some(dir) => ResultCache::open_or_go_without(dir, |warning| {
+            eprintln!("eval-cli: warning: {warning}");
+        })?,
+        None => None,
+    };
+    let analysis: Arc<dyn FileAnalysis> = match cache {
+        Some(cache) => {
             for warning in cache.take_warnings() {
                 eprintln!("eval-cli: warning: {warning}");
             }

@@ -13,7 +13,10 @@ use analyzer_core::AnalyzerConfig;
 use eval_cli::cache::{self, ResultCache, Stored};
 use eval_cli::record::AnalyzeRecord;
 
-use crate::util::{analyze, click_file, click_wav, eval_cli_process, fifo, s, write_tracks};
+use crate::util::{
+    analyze, click_file, click_wav, eval_cli_process, fifo, identities_taken_an_hour_on, s,
+    write_tracks,
+};
 
 /// `count` files of distinct content (each its own tempo), plus one too short to measure
 /// (a failure that is stored).
@@ -116,6 +119,7 @@ fn a_second_run_takes_every_row_from_the_cache_with_the_same_bytes() {
     let text = fs::read_to_string(&out).unwrap();
     let kept: Vec<&str> = text.lines().take(4).collect();
     fs::write(&out, format!("{}\n", kept.join("\n"))).unwrap();
+    identities_taken_an_hour_on(&out);
     let (_, err) = csv_of(&["--out", s(&out), "--resume", "--cache", c], &[&lib]);
     assert_eq!(fs::read(&out).unwrap(), reference);
     assert_eq!(cache_counts(&err), (4, 4, 0));
@@ -603,4 +607,56 @@ fn a_file_that_does_not_decode_is_not_stored() {
         assert!(String::from_utf8_lossy(&csv).contains(",error,"));
         assert_eq!(cache_counts(&err), (0, 1, 0));
     }
+}
+
+/// A cache folder that cannot be created or opened for writing (here its parent is a
+/// file, or its store's name is a folder: what a read-only volume or a folder without
+/// write permission does to a run as root too) costs the cache only: one warning naming
+/// the folder and the reason, then every row of a run without `--cache`, with its exit
+/// status. A path naming a file that is not a folder is refused, the file left as it was.
+#[test]
+fn an_unopenable_cache_warns_and_the_run_goes_on_a_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path(), 2, 3.0);
+    let plain = analyze(&[], &[&lib]);
+    assert_eq!(plain.status.code(), Some(1), "the short file");
+    let notes = dir.path().join("notes.txt");
+    fs::write(&notes, "mine").unwrap();
+    let under_a_file = notes.join("cache");
+    let store_is_a_folder = dir.path().join("cache");
+    fs::create_dir_all(store_is_a_folder.join(cache::CACHE_FILE)).unwrap();
+    for cache_dir in [&under_a_file, &store_is_a_folder] {
+        let out = dir.path().join("out.csv");
+        let run = analyze(&["--cache", s(cache_dir), "--out", s(&out)], &[&lib]);
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), plain.status.code(), "{err}");
+        assert_eq!(
+            fs::read(&out).unwrap(),
+            plain.stdout,
+            "every row, as without a cache"
+        );
+        let warning = err
+            .lines()
+            .find(|l| l.starts_with("eval-cli: warning:"))
+            .unwrap_or_else(|| panic!("no warning: {err}"));
+        assert!(
+            warning.contains(s(cache_dir)) && warning.contains("going on without the cache"),
+            "{warning}"
+        );
+        assert!(
+            warning.contains("Not a directory") || warning.contains("Is a directory"),
+            "the reason: {warning}"
+        );
+        assert!(!err.contains("rows from the cache"), "{err}");
+    }
+
+    let refused = analyze(&["--cache", s(&notes)], &[&lib]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(s(&notes)) && err.contains("not a folder"),
+        "{err}"
+    );
+    assert!(refused.stdout.is_empty());
+    assert_eq!(fs::read_to_string(&notes).unwrap(), "mine");
 }

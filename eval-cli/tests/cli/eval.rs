@@ -983,10 +983,12 @@ fn bad_analyzer_settings_are_usage_errors_naming_them() {
 }
 
 /// A report never replaces a file of the dataset it evaluates: a manifest named
-/// `results.csv` in the `--out-dir` is refused (exit 2, named) and left as it was.
+/// `results.csv` in the `--out-dir` is refused (exit 2, named) and left as it was, even
+/// where the folder is an earlier report's.
 #[test]
 fn a_report_never_replaces_the_datasets_manifest() {
     let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join(".eval-cli-report"), "").unwrap();
     let manifest = dir.path().join("results.csv");
     fs::write(&manifest, "file,bpm\ngone.wav,120\n").unwrap();
     let out = eval_cli()
@@ -1006,4 +1008,47 @@ fn a_report_never_replaces_the_datasets_manifest() {
         fs::read_to_string(&manifest).unwrap(),
         "file,bpm\ngone.wav,120\n"
     );
+}
+
+/// `evaluate` and `compare` replace their files by name (results.csv, report.html, the
+/// charts), so an `--out-dir` that holds files of the user's is refused (exit 2, naming
+/// the folder and a file) with every file as it was; a new folder, an empty one and an
+/// earlier report (even one a run left before its summary) are written.
+#[test]
+fn a_report_is_written_only_into_a_new_empty_or_report_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let mine = dir.path().join("mine");
+    fs::create_dir(&mine).unwrap();
+    fs::write(mine.join("report.html"), "my page").unwrap();
+    fs::write(mine.join("results.csv"), "my rows").unwrap();
+    let evaluate = evaluate_small(&mine).output().unwrap();
+    for (command, out) in [("evaluate", evaluate), ("compare", quick_compare(&mine))] {
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{command}: {err}");
+        assert!(
+            err.contains(&*mine.to_string_lossy()) && err.contains("holds report.html"),
+            "{command}: {err}"
+        );
+        assert_eq!(
+            fs::read_to_string(mine.join("report.html")).unwrap(),
+            "my page"
+        );
+        assert_eq!(
+            fs::read_to_string(mine.join("results.csv")).unwrap(),
+            "my rows"
+        );
+        assert_eq!(
+            fs::read_dir(&mine).unwrap().count(),
+            2,
+            "{command} wrote nothing"
+        );
+    }
+
+    let report = dir.path().join("report");
+    evaluate_small(&report).assert().success();
+    let first = fs::read(report.join("summary.json")).unwrap();
+    // As a run stopped before its summary leaves it: still the report's folder.
+    fs::remove_file(report.join("summary.json")).unwrap();
+    evaluate_small(&report).assert().success();
+    assert_eq!(fs::read(report.join("summary.json")).unwrap(), first);
 }

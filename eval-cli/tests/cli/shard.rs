@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use crate::util::{
-    click_file, click_library, click_wav, eval_cli, latin1_cells, latin1_pair, os, paths,
-    write_tracks,
+    click_file, click_library, click_wav, eval_cli, identities_taken_an_hour_on, latin1_cells,
+    latin1_pair, os, paths, write_tracks,
 };
 
 /// `eval-cli ARGS`, run to its end.
@@ -244,6 +244,7 @@ fn resume_finishes_only_what_is_left_of_a_shard() {
         .unwrap()
         .replace("\"complete\": true", "\"complete\": false");
     fs::write(&record, incomplete).unwrap();
+    identities_taken_an_hour_on(&parts[0]);
     let result = merge(&parts, &dir.path().join("all.csv"));
     assert_eq!(result.status.code(), Some(2), "{result:?}");
     assert!(
