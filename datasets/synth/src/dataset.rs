@@ -191,6 +191,28 @@ fn plan_item(index: usize, band: usize, spec: &DatasetSpec, rng: &mut Rand) -> D
         }
         _ => 0.0,
     };
+    let (track, format) = recorded(index, TrackSpec::new(bpm, style), spec, rng);
+    let track = track.with_meter(meter).with_swing(swing);
+    DatasetItem {
+        file: format!(
+            "synth-{index:03}-{}-{bpm:.1}.{}",
+            style.slug(),
+            format.extension()
+        ),
+        spec: track,
+        format,
+    }
+}
+
+/// The recording conditions of item `index` of a plan, applied to `track`: the set's length
+/// and rate, timing jitter, noise and the track's seed (drawn from `rng` in that order), mono
+/// for every seventh item and FLAC for every third.
+fn recorded(
+    index: usize,
+    track: TrackSpec,
+    spec: &DatasetSpec,
+    rng: &mut Rand,
+) -> (TrackSpec, AudioFormat) {
     let humanize_ms = if rng.chance(0.6) {
         round_to(rng.range(2.0, 15.0), 10.0)
     } else {
@@ -204,24 +226,14 @@ fn plan_item(index: usize, band: usize, spec: &DatasetSpec, rng: &mut Rand) -> D
     } else {
         AudioFormat::Wav
     };
-    let track = TrackSpec::new(bpm, style)
-        .with_meter(meter)
+    let track = track
         .with_seconds(spec.seconds)
         .with_sample_rate(spec.sample_rate)
         .with_channels(channels)
         .with_seed(seed)
-        .with_swing(swing)
         .with_humanize_ms(humanize_ms)
         .with_noise_db(noise_db);
-    DatasetItem {
-        file: format!(
-            "synth-{index:03}-{}-{bpm:.1}.{}",
-            style.slug(),
-            format.extension()
-        ),
-        spec: track,
-        format,
-    }
+    (track, format)
 }
 
 /// The header of a swing set's manifest ([`swing_manifest_csv`]): the plan's columns, then
@@ -321,27 +333,8 @@ pub fn compound_plan(spec: &DatasetSpec) -> Vec<DatasetItem> {
                 _ => (Style::Shuffle, Meter::TwelveEight, 55.0, 100.0),
             };
             let bpm = round_to(lo * libm::pow(hi / lo, rng.unit()), 10.0);
-            let humanize_ms = if rng.chance(0.6) {
-                round_to(rng.range(2.0, 15.0), 10.0)
-            } else {
-                0.0
-            };
-            let noise_db = rng.range(-60.0, -30.0).round();
-            let seed = rng.next_u64();
-            let channels = if index % 7 == 6 { 1 } else { 2 };
-            let format = if index % 3 == 2 {
-                AudioFormat::Flac
-            } else {
-                AudioFormat::Wav
-            };
-            let track = TrackSpec::new(bpm, style)
-                .with_meter(meter)
-                .with_seconds(spec.seconds)
-                .with_sample_rate(spec.sample_rate)
-                .with_channels(channels)
-                .with_seed(seed)
-                .with_humanize_ms(humanize_ms)
-                .with_noise_db(noise_db);
+            let (track, format) = recorded(index, TrackSpec::new(bpm, style), spec, &mut rng);
+            let track = track.with_meter(meter);
             DatasetItem {
                 file: format!(
                     "compound-{index:03}-{}-{}-{bpm:.1}.{}",
