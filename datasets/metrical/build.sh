@@ -33,17 +33,22 @@ done
 # The swung synthetic source: 48 tracks of 45 s, the off-beat eighth from 0.5 to 2/3 of the
 # beat. Seed 4 shares no tempo or track seed with the synthetic sets above or the reserved ones.
 [ -f "$work/synth-swing/manifest.csv" ] || target/debug/examples/write_dataset --swing "$work/synth-swing" 48 45 4
+# The compound synthetic source: 48 jigs and shuffles of 45 s in 6/8 and 12/8, tempo in dotted
+# quarters as swing-dev counts its jigs. Seed 5 is used by no other set.
+[ -f "$work/synth-compound/manifest.csv" ] || target/debug/examples/write_dataset --compound "$work/synth-compound" 48 45 5
 "$cli" dataset excerpts --from "$real_dev/manifest.csv" --seconds 8,10,15,30 --offsets 3 --out "$work/real-dev-ex"
 "$cli" dataset excerpts --from "$extra_dev/manifest.csv" --seconds 8,10,15,30 --offsets 3 --out "$work/extra-dev-ex"
 "$cli" dataset excerpts --from "$swing_dev/manifest.csv" --seconds 8,10,15,30 --offsets 3 --out "$work/swing-dev-ex"
 "$cli" dataset excerpts --from "$work/synth-swing/manifest.csv" --seconds 8,10,15,30 --offsets 3 --out "$work/synth-swing-ex"
+"$cli" dataset excerpts --from "$work/synth-compound/manifest.csv" --seconds 8,10,15,30 --offsets 3 --out "$work/synth-compound-ex"
 for seed in 1 2; do
   "$cli" dataset excerpts --from "$work/synth-s$seed/manifest.csv" --seconds 3,5,8,10,15 --offsets 3 --out "$work/synth-s$seed-ex"
 done
 
 sets=("$real_dev" "$extra_dev" "$work/real-dev-ex" "$work/extra-dev-ex"
       "$work/synth-s1" "$work/synth-s2" "$work/synth-s3" "$work/synth-s1-ex" "$work/synth-s2-ex"
-      "$swing_dev" "$work/swing-dev-ex" "$work/synth-swing" "$work/synth-swing-ex")
+      "$swing_dev" "$work/swing-dev-ex" "$work/synth-swing" "$work/synth-swing-ex"
+      "$work/synth-compound" "$work/synth-compound-ex")
 csvs=()
 for set in "${sets[@]}"; do
   out="$work/features/$(basename "$set").csv"
