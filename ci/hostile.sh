@@ -234,6 +234,54 @@ case_truncated_and_empty_files_keep_the_batch() {
   expect_row out.csv lib/empty.mp3 error && expect_row out.csv lib/good.ogg ok
 }
 
+# A container the analyzer does not read is named, not scanned for a marker it knows: the
+# probe took a Matroska file's FLAC codec header for a FLAC stream "holding no audio". An
+# empty file says it is empty. The good file beside them keeps its row.
+case_unsupported_containers_are_named() {
+  mkdir lib && : >lib/empty.mp3 && cp "$fixtures/fourfloor-128.ogg" lib/good.ogg
+  { printf '\032\105\337\243'; head -c 60 /dev/zero; head -c 42 "$fixtures/fourfloor-128.flac"
+    head -c 20000 /dev/zero; } >lib/flac-in.mka
+  analyze lib --out out.csv >/dev/null 2>&1 || return 1
+  [ "$code" -eq 1 ] || { echo "exit $code"; return 1; }
+  expect_row out.csv lib/flac-in.mka error "unsupported_format: Matroska/WebM files are not decoded" &&
+    expect_row out.csv lib/empty.mp3 error "the file is empty (0 bytes)" &&
+    expect_row out.csv lib/good.ogg ok
+}
+
+# An MP3 whose Xing/Info header counts 20 of its 309 frames is read to its end, as players
+# read it, and the row says the header lied (it was too_short at 0.9 s).
+case_mp3_xing_header_counts_too_few_frames() {
+  cp "$fixtures/fourfloor-128.mp3" lying.mp3
+  # The Info tag sits at byte 21; its frame count 8 bytes later.
+  [ "$(dd if=lying.mp3 bs=1 skip=21 count=4 2>/dev/null)" = Info ] || { echo "no Info tag at 21"; return 1; }
+  printf '\000\000\000\024' | dd of=lying.mp3 bs=1 seek=29 conv=notrunc 2>/dev/null
+  analyze lying.mp3 --out out.csv >/dev/null 2>&1 || return 1
+  [ "$code" -eq 0 ] || { echo "exit $code: $(tail -1 out.csv)"; return 1; }
+  expect_row out.csv lying.mp3 ok "the headers announce less audio" &&
+    expect_row out.csv lying.mp3 ok ",8.0"
+}
+
+# A WAV written to a pipe (`ffmpeg -f wav - > x.wav`) says 0xFFFFFFFF bytes in its RIFF and
+# data chunks: ending where the file does is no damage, and the row must not call it
+# truncated.
+case_wav_written_to_a_pipe() {
+  wav piped.wav 22050 1 8 clicks
+  printf '\377\377\377\377' | dd of=piped.wav bs=1 seek=4 conv=notrunc 2>/dev/null
+  printf '\377\377\377\377' | dd of=piped.wav bs=1 seek=40 conv=notrunc 2>/dev/null
+  analyze piped.wav --out out.csv >/dev/null 2>&1 || return 1
+  expect_row out.csv piped.wav ok || return 1
+  ! grep -q truncated out.csv || { echo "called truncated: $(tail -1 out.csv)"; return 1; }
+}
+
+# Rows that cannot reach stdout (a full disk behind `> FILE`) name stdout, exit 2.
+case_stdout_on_a_full_disk() {
+  [ -w /dev/full ] || { echo "no /dev/full"; return 1; }
+  wav a.wav 22050 1 4 clicks
+  analyze a.wav >/dev/full 2>err.txt || return 1
+  [ "$code" -eq 2 ] || { echo "exit $code"; return 1; }
+  grep -q "cannot write results to stdout: No space left" err.txt || { cat err.txt; return 1; }
+}
+
 # ---- real-world tags ------------------------------------------------------------------
 
 cover_case() {
@@ -539,6 +587,17 @@ case_evaluate_into_a_folder_of_the_users() {
     [ "$(ls -A mine | wc -l)" -eq 2 ] || { echo "the user's folder changed"; return 1; }
 }
 
+# A manifest with a header and no rows (a cut copy, the wrong file) is refused before any
+# report is written: it made a report of 0 files that exited 0.
+case_evaluate_manifest_without_rows() {
+  mkdir ds && printf 'file,bpm\r\n' >ds/manifest.csv
+  timeout -k 5 "$limit" "$bin" evaluate --dataset ds --out-dir report --progress off >/dev/null 2>err.txt
+  code=$?
+  [ "$code" -eq 2 ] || { echo "exit $code"; return 1; }
+  grep -q "ds/manifest.csv: it lists no files" err.txt || { echo "unexplained: $(cat err.txt)"; return 1; }
+  [ ! -e report ] || { echo "a report was written"; return 1; }
+}
+
 # redis_up: starts a redis-server in the case's folder on a free loopback port; sets
 # `port`, `redis` (its pid) and `url`, or prints why not and returns 1.
 redis_up() {
@@ -615,6 +674,10 @@ run steady-sine-no-pulse case_steady_sine_is_no_pulse
 run held-chord-keeps-key-and-loudness case_held_chord_is_no_pulse_with_its_key_and_loudness
 run white-noise-no-pulse case_white_noise_is_no_pulse
 run damaged-files-keep-the-batch case_truncated_and_empty_files_keep_the_batch
+run unsupported-containers-named case_unsupported_containers_are_named
+run mp3-xing-counts-too-few-frames case_mp3_xing_header_counts_too_few_frames
+run wav-written-to-a-pipe case_wav_written_to_a_pipe
+run stdout-on-a-full-disk case_stdout_on_a_full_disk
 run mp3-cover-1mib case_mp3_cover_1mib
 run mp3-cover-20mib case_mp3_cover_20mib
 run out-is-an-input case_out_is_an_input
@@ -647,6 +710,7 @@ run serve-socket-without-handshake case_serve_socket_without_a_handshake
 run watch-folder-moved-away case_watch_folder_moved_away
 run evaluate-manifest-lists-a-file-twice case_evaluate_manifest_lists_a_file_twice
 run evaluate-into-the-users-folder case_evaluate_into_a_folder_of_the_users
+run evaluate-manifest-without-rows case_evaluate_manifest_without_rows
 run dist-merge-out-is-a-job-file case_dist_merge_out_is_a_job_file
 run dist-rows-deleted-after-the-run case_dist_rows_deleted_after_the_run
 

@@ -30,8 +30,10 @@ use crate::tempo::{TempoEstimate, TempoEstimator};
 /// (edma-shaath) and its compressed chroma. 7: a 3:4 or 4:3 reading can be the alternative
 /// (`alt_bpm`). 8: the loudness of files with channels past the sixth, or with side or rear
 /// speakers in other places (each channel weighed by its speaker position). 9: a file
-/// without a pulse (or too short for one) keeps its key and loudness.
-const RESULTS_REVISION: u32 = 9;
+/// without a pulse (or too short for one) keeps its key and loudness. 10: an MP3 whose
+/// Xing header counts too few frames is read to its end (it was `too_short`); Matroska,
+/// WavPack, RF64, empty files and unsupported codecs are refused naming what they are.
+const RESULTS_REVISION: u32 = 10;
 
 /// Settings of an [`Analyzer`]. Each field's doc gives its default.
 #[derive(Debug, Clone, PartialEq)]

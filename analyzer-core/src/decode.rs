@@ -12,14 +12,16 @@ use std::fs::File;
 use std::path::Path;
 
 use symphonia::core::audio::{Channels, GenericAudioBufferRef};
-use symphonia::core::codecs::audio::{AudioCodecParameters, AudioDecoder, AudioDecoderOptions};
+use symphonia::core::codecs::audio::{
+    AudioCodecId, AudioCodecParameters, AudioDecoder, AudioDecoderOptions,
+};
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::{FormatOptions, FormatReader, SeekMode, SeekTo, TrackType};
 use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::packet::Packet;
-use symphonia::core::units::{Time, TimeBase};
+use symphonia::core::units::{Duration, Time, TimeBase};
 
 use crate::error::{Error, ErrorKind, Result, Stage};
 use crate::stop::StopSignal;
@@ -164,8 +166,20 @@ struct OpenTrack {
 /// Opens `path`, recognises the container by content (the extension is only a hint) and
 /// sets up a decoder for its default audio track.
 fn open_track(path: &Path) -> Result<OpenTrack> {
-    let file = open_regular(path)?;
+    let mut file = open_regular(path)?;
     let file_bytes = file.metadata().map_or(0, |m| m.len());
+    if file_bytes == 0 {
+        return Err(Error::new(
+            ErrorKind::UnsupportedFormat,
+            Stage::Probe,
+            "the file is empty (0 bytes)",
+        ));
+    }
+    // Before the probe: it scans past headers it does not know for any marker it does, so
+    // a Matroska file holding FLAC was taken for a FLAC stream that "holds no audio".
+    if let Some(refused) = unsupported_container(&mut file) {
+        return Err(refused);
+    }
     let stream = MediaSourceStream::new(Box::new(file), Default::default());
     let mut hint = Hint::new();
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
@@ -178,7 +192,7 @@ fn open_track(path: &Path) -> Result<OpenTrack> {
             FormatOptions::default(),
             MetadataOptions::default(),
         )
-        .map_err(|e| unsupported_container(path).unwrap_or_else(|| probe_error(&e)))?;
+        .map_err(|e| probe_error(&e))?;
     let track = format
         .default_track(TrackType::Audio)
         .ok_or_else(|| Error::new(ErrorKind::UnsupportedFormat, Stage::Probe, "no audio track"))?;
@@ -209,7 +223,7 @@ fn open_track(path: &Path) -> Result<OpenTrack> {
     .filter(|d| d.is_finite() && *d >= 0.0);
     let decoder = symphonia::default::get_codecs()
         .make_audio_decoder(&params, &AudioDecoderOptions::default())
-        .map_err(|e| Error::new(ErrorKind::UnsupportedFormat, Stage::Probe, e.to_string()))?;
+        .map_err(|e| unsupported_codec(params.codec, &e))?;
     Ok(OpenTrack {
         format,
         track_id,
@@ -284,10 +298,12 @@ fn decode_packets(
         params,
         mut decoder,
         budget,
+        duration_s,
         ..
     } = open;
     let mut state = Decoding::new(
         budget,
+        duration_s.is_some(),
         StreamInfo {
             codec: decoder.codec_info().short_name.to_string(),
             sample_rate: params.sample_rate.unwrap_or(0),
@@ -296,7 +312,8 @@ fn decode_packets(
             warnings: Vec::new(),
         },
     );
-    loop {
+    let mut past_end = PastEnd::new(duration_s);
+    'stream: loop {
         stop.check(Stage::Decode)?;
         let Some(packet) = state.next_packet(format.as_mut())? else {
             break;
@@ -304,29 +321,122 @@ fn decode_packets(
         if packet.track_id != track_id {
             continue;
         }
-        let buffer = match decoder.decode(&packet) {
-            Ok(buffer) => buffer,
-            Err(SymphoniaError::DecodeError(_)) | Err(SymphoniaError::IoError(_)) => {
-                if state.skip_bad_packet() {
-                    continue;
-                }
-                break;
+        past_end.push(packet, &mut state.info.warnings);
+        while let Some(packet) = past_end.ready.pop_front() {
+            if !decode_one(decoder.as_mut(), &mut state, &packet, &mut on_packet)? {
+                // Decoding ended here: nothing held comes after it.
+                past_end.held.clear();
+                break 'stream;
             }
-            Err(e) => {
-                state.stop_early("decoding", &e)?;
-                break;
-            }
-        };
-        match state.mix(&buffer)? {
-            Mixed::Samples(rate) => {
-                state.info.frames += state.mono.len() as u64;
-                on_packet(&packet, &state, rate)?;
-            }
-            Mixed::Nothing => {}
-            Mixed::Stop => break,
+        }
+    }
+    // What is still held at the end of the stream is the encoder's padding: decoded, as it
+    // always was, to nothing.
+    for packet in std::mem::take(&mut past_end.held) {
+        if !decode_one(decoder.as_mut(), &mut state, &packet, &mut on_packet)? {
+            break;
         }
     }
     state.finish()
+}
+
+/// Decodes one packet and hands its samples on; whether to go on with the stream (false
+/// once it has ended: too many bad packets, an error after some audio, a rate change).
+fn decode_one(
+    decoder: &mut dyn AudioDecoder,
+    state: &mut Decoding,
+    packet: &Packet,
+    on_packet: &mut impl FnMut(&Packet, &Decoding, u32) -> Result<()>,
+) -> Result<bool> {
+    let buffer = match decoder.decode(packet) {
+        Ok(buffer) => buffer,
+        Err(SymphoniaError::DecodeError(_)) | Err(SymphoniaError::IoError(_)) => {
+            return Ok(state.skip_bad_packet());
+        }
+        Err(e) => {
+            state.stop_early("decoding", &e)?;
+            return Ok(false);
+        }
+    };
+    match state.mix(&buffer)? {
+        Mixed::Samples(rate) => {
+            state.info.frames += state.mono.len() as u64;
+            on_packet(packet, state, rate)?;
+        }
+        Mixed::Nothing => {}
+        Mixed::Stop => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// The most packets in a row that may reach past the end the headers announce and still be
+/// the last one with audio and the encoder's padding: LAME records at most 4095 padding
+/// frames (a 12-bit field), 8 packets of 576 frames (MPEG-2.5 layer III) beyond the last
+/// one; twice that leaves room.
+const MAX_PADDING_PACKETS: usize = 16;
+
+/// Packets that reach past the end the headers announce. symphonia trims every packet to
+/// the track's frame count (for gapless playback), so past it a packet decodes to nothing:
+/// an MP3 whose Xing header counted 10 frames of a 100-s song decoded to 0.2 s and was
+/// `too_short`, while players (ffmpeg) read the whole song.
+///
+/// Every packet with frames trimmed from its end is held back undecoded. Up to
+/// [`MAX_PADDING_PACKETS`] of them at the end of the stream are the last audio and the
+/// encoder's padding, and are decoded, trimmed, exactly as before; one more means the
+/// header lied: the held packets and all that follow are decoded untrimmed, in order
+/// (decoding later changes nothing: a decoder sees the same packets in the same order),
+/// and a warning says so.
+struct PastEnd {
+    /// The length the headers announce, for the warning.
+    announced_s: Option<f64>,
+    /// Packets trimmed at their end, not yet decoded.
+    held: Vec<Packet>,
+    /// Packets to decode now, in order.
+    ready: std::collections::VecDeque<Packet>,
+    /// More packets came past the announced end than padding explains.
+    header_lied: bool,
+}
+
+impl PastEnd {
+    fn new(announced_s: Option<f64>) -> Self {
+        PastEnd {
+            announced_s,
+            held: Vec::new(),
+            ready: std::collections::VecDeque::new(),
+            header_lied: false,
+        }
+    }
+
+    /// Takes the stream's next packet: it, and any held before it, become `ready` unless it
+    /// is held itself.
+    fn push(&mut self, mut packet: Packet, warnings: &mut Vec<String>) {
+        if self.header_lied {
+            packet.trim_end = Duration::ZERO;
+            self.ready.push_back(packet);
+            return;
+        }
+        if packet.trim_end.get() == 0 {
+            self.ready.extend(self.held.drain(..));
+            self.ready.push_back(packet);
+            return;
+        }
+        self.held.push(packet);
+        if self.held.len() <= MAX_PADDING_PACKETS {
+            return;
+        }
+        self.header_lied = true;
+        let announced = self
+            .announced_s
+            .map_or(String::new(), |s| format!(" ({s:.2} s)"));
+        warnings.push(format!(
+            "the headers announce less audio{announced} than the stream holds; \
+             the stream was decoded to its end"
+        ));
+        for mut packet in self.held.drain(..) {
+            packet.trim_end = Duration::ZERO;
+            self.ready.push_back(packet);
+        }
+    }
 }
 
 /// Decodes `path` whole, once, for callers that need every sample of every channel (the
@@ -535,6 +645,7 @@ pub fn decode_mono_segments(
     };
     let mut state = Decoding::new(
         budget,
+        true,
         StreamInfo {
             codec: decoder.codec_info().short_name.to_string(),
             sample_rate: rate,
@@ -646,10 +757,14 @@ struct Decoding {
     bad_packets: usize,
     bad_in_a_row: usize,
     non_finite: u64,
+    /// Whether the headers announce the stream's length. Without one (a WAV written to a
+    /// pipe, `ffmpeg -f wav - > x.wav`, whose data chunk says 0xFFFFFFFF bytes), running
+    /// into the end of the file is how the stream ends, not a sign that it was cut.
+    length_announced: bool,
 }
 
 impl Decoding {
-    fn new(budget: u64, info: StreamInfo) -> Self {
+    fn new(budget: u64, length_announced: bool, info: StreamInfo) -> Self {
         Decoding {
             info,
             budget_left: budget,
@@ -660,6 +775,7 @@ impl Decoding {
             bad_packets: 0,
             bad_in_a_row: 0,
             non_finite: 0,
+            length_announced,
         }
     }
 
@@ -670,7 +786,7 @@ impl Decoding {
             Ok(packet) => Ok(packet),
             Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                 // Demuxers report a cut-off file as an unexpected end of stream.
-                if self.info.frames > 0 {
+                if self.info.frames > 0 && self.length_announced {
                     self.info
                         .warnings
                         .push("the stream ends early (truncated file)".into());
@@ -845,20 +961,29 @@ pub fn mix_to_mono(interleaved: &[f32], channels: usize, mono: &mut Vec<f32>) ->
     non_finite
 }
 
-/// Containers this analyzer does not read, known by their first bytes: when the probe
-/// fails on one, that is the reason to give (the probe itself reads past their headers
-/// looking for a format it knows and reports running out of file).
-const UNREAD_CONTAINERS: [(&[u8], usize, &str); 3] = [
+/// Containers this analyzer does not read, known by their first bytes (the magic, the
+/// offset it sits at, the name to give). They are refused before the probe, which would
+/// otherwise scan past their headers for a marker it knows: in a Matroska file holding FLAC
+/// it finds the codec's `fLaC` header and reports a FLAC stream that "holds no audio"; in
+/// others it runs out of file and blames the file's length.
+const UNREAD_CONTAINERS: [(&[u8], usize, &str); 7] = [
     (b"AIFF", 8, "AIFF"),
     (b"AIFC", 8, "AIFF-C"),
     (b"caff", 0, "Core Audio (CAF)"),
+    (b"\x1a\x45\xdf\xa3", 0, "Matroska/WebM"),
+    (b"wvpk", 0, "WavPack"),
+    (b"MAC ", 0, "Monkey's Audio (APE)"),
+    (b"RF64", 0, "RF64 (WAV over 4 GiB)"),
 ];
 
-/// Why `path` is refused when its first bytes name a container this analyzer does not read.
-fn unsupported_container(path: &Path) -> Option<Error> {
-    let mut head = [0u8; 12];
-    let read = std::io::Read::read(&mut File::open(path).ok()?, &mut head).ok()?;
-    let head = &head[..read];
+/// Why the file is refused when its first bytes name a container this analyzer does not
+/// read ([`UNREAD_CONTAINERS`]). Reads the open handle and rewinds it, so the path is never
+/// opened a second time (it may have been swapped for a pipe since).
+fn unsupported_container(file: &mut File) -> Option<Error> {
+    use std::io::{Read, Seek};
+    let mut head = Vec::with_capacity(12);
+    file.by_ref().take(12).read_to_end(&mut head).ok()?;
+    file.rewind().ok()?;
     let (_, _, name) = UNREAD_CONTAINERS.iter().find(|(magic, at, _)| {
         head.get(*at..at + magic.len()) == Some(*magic) && (*at == 0 || head.starts_with(b"FORM"))
     })?;
@@ -867,6 +992,39 @@ fn unsupported_container(path: &Path) -> Option<Error> {
         Stage::Probe,
         format!("{name} files are not decoded by this analyzer (convert to WAV or FLAC)"),
     ))
+}
+
+/// An error for a codec that has no decoder here, naming it where it is a well-known one
+/// (symphonia's own message says only "unsupported audio codec").
+fn unsupported_codec(codec: AudioCodecId, e: &SymphoniaError) -> Error {
+    use symphonia::core::codecs::audio::well_known::*;
+    let name = match codec {
+        CODEC_ID_OPUS => Some("Opus"),
+        CODEC_ID_ALAC => Some("ALAC (Apple Lossless)"),
+        CODEC_ID_MP1 | CODEC_ID_MP2 => Some("MPEG layer I/II"),
+        CODEC_ID_AC3 | CODEC_ID_EAC3 | CODEC_ID_AC4 => Some("Dolby Digital (AC-3)"),
+        CODEC_ID_DCA => Some("DTS"),
+        CODEC_ID_WMA => Some("WMA"),
+        CODEC_ID_SPEEX => Some("Speex"),
+        CODEC_ID_WAVPACK => Some("WavPack"),
+        CODEC_ID_MONKEYS_AUDIO => Some("Monkey's Audio (APE)"),
+        CODEC_ID_TTA => Some("TTA"),
+        CODEC_ID_TRUEHD => Some("Dolby TrueHD"),
+        CODEC_ID_ADPCM_G722
+        | CODEC_ID_ADPCM_G726
+        | CODEC_ID_ADPCM_G726LE
+        | CODEC_ID_ADPCM_MS
+        | CODEC_ID_ADPCM_IMA_WAV
+        | CODEC_ID_ADPCM_IMA_QT => Some("ADPCM"),
+        _ => None,
+    };
+    let reason = match name {
+        Some(name) => {
+            format!("{name} audio is not decoded by this analyzer (convert to WAV or FLAC; {e})")
+        }
+        None => format!("{e} (codec id {codec})"),
+    };
+    Error::new(ErrorKind::UnsupportedFormat, Stage::Probe, reason)
 }
 
 fn probe_error(e: &SymphoniaError) -> Error {
@@ -896,5 +1054,29 @@ fn probe_error(e: &SymphoniaError) -> Error {
             ),
         ),
         other => Error::new(ErrorKind::CorruptStream, Stage::Probe, other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use symphonia::core::codecs::audio::well_known::{CODEC_ID_ALAC, CODEC_ID_OPUS};
+
+    /// symphonia says only "unsupported audio codec"; the row names the codec where it is
+    /// a well-known one, and gives its id otherwise.
+    #[test]
+    fn an_unsupported_codec_is_named() {
+        let e = SymphoniaError::Unsupported("core (codec): unsupported audio codec");
+        let opus = unsupported_codec(CODEC_ID_OPUS, &e);
+        assert_eq!(opus.kind(), ErrorKind::UnsupportedFormat);
+        assert!(
+            opus.to_string().contains("Opus audio is not decoded"),
+            "{opus}"
+        );
+        let alac = unsupported_codec(CODEC_ID_ALAC, &e);
+        assert!(alac.to_string().contains("ALAC"), "{alac}");
+        let fourcc = symphonia::core::common::FourCc::new(*b"abcd");
+        let other = unsupported_codec(AudioCodecId::new(fourcc), &e);
+        assert!(other.to_string().contains("codec id 0x"), "{other}");
     }
 }

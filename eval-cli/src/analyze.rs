@@ -233,8 +233,8 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
 
     if summary.cancelled {
         if let Output::Stdout(in_order) = &mut output {
-            in_order.flush_rest()?;
-            write_all_stdout(&walk_rows)?;
+            in_order.flush_rest().context(STDOUT_FAILED)?;
+            write_all_stdout(&walk_rows).context(STDOUT_FAILED)?;
         }
         eprintln!(
             "eval-cli: cancelled: {} of {} files finished and {}{}",
@@ -458,7 +458,7 @@ fn analyze_files(
     match write_error {
         Some(err) => Err(err).with_context(|| match output {
             Output::File { log, .. } => format!("cannot write results to {}", log.path().display()),
-            Output::Stdout(_) => "cannot write results to stdout".to_string(),
+            Output::Stdout(_) => STDOUT_FAILED.to_string(),
         }),
         None => Ok(summary),
     }
@@ -517,7 +517,9 @@ impl Output {
     /// header first.
     fn open(plan: &Plan, dest: Option<&Destination>, files: &[PathBuf]) -> anyhow::Result<Self> {
         let Some(dest) = dest else {
-            io::stdout().write_all(&record::header())?;
+            io::stdout()
+                .write_all(&record::header())
+                .context(STDOUT_FAILED)?;
             return Ok(Output::Stdout(InOrder::stdout(files.len())));
         };
         let (path, settings) = (dest.target(), plan.settings());
@@ -614,11 +616,13 @@ impl Output {
             Output::Stdout(mut in_order) => {
                 if !albums.is_empty() {
                     for r in results {
-                        in_order.push(positions[r.index], row(r))?;
+                        in_order
+                            .push(positions[r.index], row(r))
+                            .context(STDOUT_FAILED)?;
                     }
                 }
-                in_order.flush_rest()?;
-                write_all_stdout(&walk_rows)?;
+                in_order.flush_rest().context(STDOUT_FAILED)?;
+                write_all_stdout(&walk_rows).context(STDOUT_FAILED)?;
             }
         }
         Ok(failed)
@@ -631,6 +635,10 @@ impl Output {
         }
     }
 }
+
+/// What a failed write to stdout says (a full disk behind `> FILE`, a closed pipe): the
+/// bare OS error ("No space left on device") did not say what was being written.
+const STDOUT_FAILED: &str = "cannot write results to stdout";
 
 fn write_all_stdout(rows: &[Vec<u8>]) -> io::Result<()> {
     let mut out = io::stdout().lock();

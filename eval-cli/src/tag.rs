@@ -12,6 +12,7 @@ use std::sync::atomic::Ordering;
 use analyzer_core::batch::{self, FileResult, Job};
 use analyzer_core::loudness::REPLAYGAIN_REFERENCE_LUFS;
 use analyzer_core::{Analyzer, Error, ErrorKind, Stage, StopSignal};
+use anyhow::Context;
 use serde::Serialize;
 
 use crate::cache::FileIdentity;
@@ -27,6 +28,8 @@ const EXIT_OK: u8 = 0;
 const EXIT_SOME_SKIPPED: u8 = 1;
 /// Exit status after Ctrl-C or SIGTERM.
 const EXIT_CANCELLED: u8 = 130;
+/// What a failed write of the rows says (a full disk behind `> FILE`, a closed pipe).
+const STDOUT_FAILED: &str = "cannot write the rows to stdout";
 
 /// Flags of `eval-cli tag`.
 #[derive(Debug, clap::Args)]
@@ -211,7 +214,11 @@ pub fn run(args: TagArgs) -> anyhow::Result<ExitCode> {
         tagging: plan.tagging,
         test_gates: plan.test_gates,
     };
-    io::stdout().write_all(&export::csv_header::<TagRow>()?)?;
+    // Before any file is tagged: rows that cannot be shown (a full disk behind `> FILE`)
+    // stop the run here, naming stdout, not with the bare OS error.
+    io::stdout()
+        .write_all(&export::csv_header::<TagRow>()?)
+        .context(STDOUT_FAILED)?;
     let mut rows = InOrder::stdout(files.len());
     let mut write_error: Option<io::Error> = None;
     let mut skipped = 0;
@@ -245,15 +252,16 @@ pub fn run(args: TagArgs) -> anyhow::Result<ExitCode> {
         },
     );
     if let Some(err) = write_error {
-        return Err(anyhow::Error::new(err).context("cannot write the rows to stdout"));
+        return Err(anyhow::Error::new(err).context(STDOUT_FAILED));
     }
-    rows.flush_rest()?;
+    rows.flush_rest().context(STDOUT_FAILED)?;
     let mut out = io::stdout().lock();
     for error in walk_errors {
         skipped += 1;
-        out.write_all(&CsvLine.serialize(&TagRow::skipped(path_cell(&error.path), error.reason))?)?;
+        out.write_all(&CsvLine.serialize(&TagRow::skipped(path_cell(&error.path), error.reason))?)
+            .context(STDOUT_FAILED)?;
     }
-    out.flush()?;
+    out.flush().context(STDOUT_FAILED)?;
     if summary.cancelled {
         eprintln!(
             "eval-cli: cancelled: {} of {} files finished",

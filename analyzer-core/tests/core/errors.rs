@@ -490,3 +490,54 @@ fn aiff_and_caf_are_named_as_unsupported_containers() {
     assert_eq!(e.kind(), ErrorKind::UnsupportedFormat, "{e}");
     assert!(e.to_string().contains("(CAF) files are not decoded"), "{e}");
 }
+
+/// Containers the probe does not know are refused by their first bytes, before it scans
+/// past their headers: a Matroska file holding FLAC carries the codec's `fLaC` header in
+/// its track entry, and the probe took ffmpeg's for a FLAC stream that "holds no audio"
+/// (`corrupt_stream`), or, as here, blamed the file's length. WavPack and RF64 are named
+/// too, and an empty file says it is empty.
+#[test]
+fn matroska_wavpack_rf64_and_empty_files_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    // An EBML header, then a FLAC codec header (fLaC, a last STREAMINFO block) as a
+    // Matroska track entry holds it, then block data the probe cannot read as FLAC frames.
+    let flac =
+        fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fourfloor-128.flac"))
+            .unwrap();
+    let mut mka = b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01\x42\xf7\x81\x01".to_vec();
+    mka.extend(b"\x42\x82\x88matroska");
+    mka.resize(64, 0xec);
+    let mut streaminfo = flac[..42].to_vec();
+    streaminfo[4] |= 0x80; // the last metadata block
+    mka.extend(streaminfo);
+    mka.extend(std::iter::repeat_n(0u8, 20_000));
+    let path = dir.path().join("a.mka");
+    fs::write(&path, &mka).unwrap();
+    let e = error_of(&path);
+    assert_eq!(
+        (e.kind(), e.stage()),
+        (ErrorKind::UnsupportedFormat, Stage::Probe),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .contains("Matroska/WebM files are not decoded"),
+        "{e}"
+    );
+
+    for (magic, name) in [(&b"wvpk"[..], "WavPack"), (b"RF64", "RF64")] {
+        let mut bytes = magic.to_vec();
+        bytes.resize(10_000, 0);
+        let path = dir.path().join("a.wav");
+        fs::write(&path, bytes).unwrap();
+        let e = error_of(&path);
+        assert_eq!(e.kind(), ErrorKind::UnsupportedFormat, "{e}");
+        assert!(e.to_string().contains(name), "{e}");
+    }
+
+    let empty = dir.path().join("empty.mp3");
+    fs::write(&empty, b"").unwrap();
+    let e = error_of(&empty);
+    assert_eq!(e.kind(), ErrorKind::UnsupportedFormat, "{e}");
+    assert!(e.to_string().contains("the file is empty (0 bytes)"), "{e}");
+}

@@ -56,6 +56,34 @@ fn aac_in_m4a() {
     assert_128(&fixture("fourfloor-128.m4a"), "aac");
 }
 
+/// An MP3 whose Xing/Info header counts fewer frames than the file holds is read to its end,
+/// as players read it. symphonia trims packets to the header's count, so with 20 of the
+/// fixture's 309 frames counted it decoded 0.9 s and the file was `too_short`.
+#[test]
+fn an_mp3_whose_xing_header_counts_too_few_frames_is_read_to_its_end() {
+    let mut bytes = std::fs::read(fixture("fourfloor-128.mp3")).unwrap();
+    let info = bytes.windows(4).position(|w| w == b"Info").unwrap();
+    // The flags (frames, bytes, TOC, quality), then the frame count.
+    assert_eq!(bytes[info + 4..info + 8], [0, 0, 0, 0x0f]);
+    bytes[info + 8..info + 12].copy_from_slice(&20u32.to_be_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lying-xing.mp3");
+    std::fs::write(&path, bytes).unwrap();
+    assert_128(&path, "mp3");
+    let a = analyze(&path);
+    assert!(
+        a.warnings
+            .iter()
+            .any(|w| w.contains("the headers announce less audio (0.")),
+        "{:?}",
+        a.warnings
+    );
+    // The honest header: gapless trimming stays exact, and nothing is said.
+    let honest = analyze(&fixture("fourfloor-128.mp3"));
+    assert_eq!(honest.audio.duration_s, 8.0);
+    assert!(honest.warnings.is_empty(), "{:?}", honest.warnings);
+}
+
 #[test]
 fn a_flac_file_named_mp3_is_decoded_as_flac() {
     assert_128(&fixture("flac-named-as.mp3"), "flac");
@@ -116,6 +144,36 @@ fn wav_in_every_pcm_width_and_float() {
         assert_eq!(a.audio.channels, 2);
         assert_eq!(a.audio.sample_rate, 22_050);
     }
+}
+
+/// A WAV written to a pipe (`ffmpeg -f wav - > x.wav`) cannot go back to fill in its
+/// sizes: its RIFF and data chunks say 0xFFFFFFFF bytes. The stream then ends where the
+/// file does, which is no damage: the row was `ok` but said "the stream ends early
+/// (truncated file)". A WAV cut short of the length its header announces still says so.
+#[test]
+fn a_wav_written_to_a_pipe_is_not_called_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("piped.wav");
+    write_wav(&path, 16, false);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let data = bytes.windows(4).position(|w| w == b"data").unwrap();
+    bytes[4..8].copy_from_slice(&[0xff; 4]);
+    bytes[data + 4..data + 8].copy_from_slice(&[0xff; 4]);
+    std::fs::write(&path, &bytes).unwrap();
+    assert_128(&path, "pcm_s16le");
+    let piped = analyze(&path);
+    assert!(piped.warnings.is_empty(), "{:?}", piped.warnings);
+
+    let cut = dir.path().join("cut.wav");
+    write_wav(&cut, 16, false);
+    let whole = std::fs::read(&cut).unwrap();
+    std::fs::write(&cut, &whole[..whole.len() * 3 / 4 + 1]).unwrap();
+    let a = analyze(&cut);
+    assert!(
+        a.warnings.iter().any(|w| w.contains("truncated file")),
+        "{:?}",
+        a.warnings
+    );
 }
 
 /// The headers alone give the codec and about the length that decoding finds; the batch

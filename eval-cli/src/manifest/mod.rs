@@ -127,6 +127,22 @@ pub fn read_manifest(path: &Path) -> anyhow::Result<Dataset> {
         .headers()
         .with_context(|| format!("manifest {}: cannot read the header", path.display()))?
         .clone();
+    // A column named twice (`bpm,bpm`, `file,File`) would have one of them read and the
+    // other silently ignored, or scored as metadata: which truth counts must not be a guess.
+    for (i, name) in headers.iter().enumerate() {
+        if let Some(first) = headers
+            .iter()
+            .take(i)
+            .position(|h| h.eq_ignore_ascii_case(name))
+        {
+            bail!(
+                "manifest {}: the header names column {name:?} twice (columns {} and {})",
+                path.display(),
+                first + 1,
+                i + 1
+            );
+        }
+    }
     let find = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
     let (file_col, bpm_col, key_col) = (find("file"), find("bpm"), find("key"));
     let Some(file_col) = file_col.filter(|_| bpm_col.is_some() || key_col.is_some()) else {
@@ -184,6 +200,11 @@ pub fn read_manifest(path: &Path) -> anyhow::Result<Dataset> {
             key,
             meta,
         });
+    }
+    // A header and no rows is a mistake (a cut copy, the wrong file), not a dataset: its
+    // report would score nothing and read as accuracy 0 %.
+    if items.is_empty() {
+        bail!("manifest {}: it lists no files", path.display());
     }
     Ok(Dataset {
         label: path.display().to_string(),
@@ -328,6 +349,25 @@ mod tests {
         let err = format!("{:#}", read_manifest(&twice).unwrap_err());
         assert!(
             err.contains("twice.csv line 4") && err.contains("first on line 2"),
+            "{err}"
+        );
+    }
+
+    /// A manifest with no rows, or a column named twice, is refused naming the manifest:
+    /// before, the first ran to a report of 0 files (exit 0) and the second read one `bpm`
+    /// column and scored the other as metadata.
+    #[test]
+    fn an_empty_manifest_or_a_column_named_twice_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.csv");
+        fs::write(&empty, "file,bpm\r\n").unwrap();
+        let err = format!("{:#}", read_manifest(&empty).unwrap_err());
+        assert!(err.contains("empty.csv: it lists no files"), "{err}");
+        let twice = dir.path().join("twice.csv");
+        fs::write(&twice, "file,bpm,BPM\nx.wav,120,60\n").unwrap();
+        let err = format!("{:#}", read_manifest(&twice).unwrap_err());
+        assert!(
+            err.contains("twice.csv: the header names column \"BPM\" twice (columns 2 and 3)"),
             "{err}"
         );
     }

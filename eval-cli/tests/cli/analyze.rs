@@ -756,3 +756,39 @@ fn a_caught_panic_is_one_stderr_line_naming_its_file() {
         "one line, no default report"
     );
 }
+
+/// Rows that cannot reach stdout (a full disk behind `> FILE`; here `/dev/full`) stop the
+/// run with exit 2 and an error that says what was being written: it was the bare
+/// "No space left on device" before. `tag` stops before it tags anything.
+#[cfg(target_os = "linux")]
+#[test]
+fn stdout_that_cannot_be_written_is_named() {
+    let (_dir, wav) = click_file("a.wav", 120.0, 4.0);
+    for (command, said) in [
+        (
+            &["analyze"][..],
+            "eval-cli: error: cannot write results to stdout: ",
+        ),
+        (
+            &["tag"][..],
+            "eval-cli: error: cannot write the rows to stdout: ",
+        ),
+    ] {
+        let before = fs::read(&wav).unwrap();
+        let result = eval_cli_process()
+            .args(command)
+            .arg(&wav)
+            .args(["--progress", "off"])
+            .stdout(fs::File::create("/dev/full").unwrap())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert_eq!(result.status.code(), Some(2), "{command:?}: {stderr}");
+        assert!(stderr.starts_with(said), "{command:?}: {stderr}");
+        assert_eq!(
+            fs::read(&wav).unwrap(),
+            before,
+            "{command:?} changed the file"
+        );
+    }
+}
