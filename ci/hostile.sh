@@ -273,6 +273,37 @@ case_wav_written_to_a_pipe() {
   ! grep -q truncated out.csv || { echo "called truncated: $(tail -1 out.csv)"; return 1; }
 }
 
+# A WAV whose recorder never filled in its sizes (it crashed, the stream was cut off): RIFF
+# size 0 or 12, RIFF 36 with data 0, or a data size of 0x7ffffff0 past the file's end. Each
+# was `corrupt_stream` ("wav: invalid riff length", "chunk length exceeds parent", "holds no
+# audio") while ffmpeg and players read it. Each is read to the end of the file with a
+# warning, its row the row of the same audio with a correct header but for the path and the
+# warning; a header with no audio after it is still an error.
+case_wav_whose_header_sizes_were_never_filled_in() {
+  mkdir lib && wav lib/good.wav 22050 1 8 clicks || return 1
+  local name at bytes
+  for spec in riff0:4:'\000\000\000\000' riff12:4:'\014\000\000\000' \
+      data0:40:'\000\000\000\000' hugedata:40:'\360\377\377\177'; do
+    IFS=: read -r name at bytes <<<"$spec"
+    cp lib/good.wav "lib/$name.wav"
+    printf "$bytes" | dd of="lib/$name.wav" bs=1 seek="$at" conv=notrunc 2>/dev/null
+  done
+  printf '\044\000\000\000' | dd of=lib/data0.wav bs=1 seek=4 conv=notrunc 2>/dev/null
+  head -c 44 lib/riff0.wav >lib/header-only.wav
+  analyze lib --out out.csv >/dev/null 2>&1 || return 1
+  [ "$code" -eq 1 ] || { echo "exit $code: $(cat out.csv)"; return 1; }
+  expect_row out.csv lib/header-only.wav error "holds no audio" || return 1
+  local good; good=$(grep -F 'lib/good.wav,' out.csv | cut -d, -f2-)
+  [[ $good == *,ok,* ]] || { echo "good.wav: $good"; return 1; }
+  for name in riff0 riff12 data0 hugedata; do
+    expect_row out.csv "lib/$name.wav" ok "the WAV header's sizes are wrong" || return 1
+    # The row less its path and its warning is the good file's.
+    local row; row=$(grep -F "lib/$name.wav," out.csv | cut -d, -f2- |
+      sed -E 's/"the WAV header[^"]*; ([^"]*)"/\1/; s/"the WAV header[^"]*"//')
+    [ "$row" = "$good" ] || { echo "$name.wav: $row | good.wav: $good"; return 1; }
+  done
+}
+
 # Rows that cannot reach stdout (a full disk behind `> FILE`) name stdout, exit 2.
 case_stdout_on_a_full_disk() {
   [ -w /dev/full ] || { echo "no /dev/full"; return 1; }
@@ -678,6 +709,7 @@ run unsupported-containers-named case_unsupported_containers_are_named
 run mp3-xing-counts-too-few-frames case_mp3_xing_header_counts_too_few_frames
 run wav-written-to-a-pipe case_wav_written_to_a_pipe
 run stdout-on-a-full-disk case_stdout_on_a_full_disk
+run wav-header-sizes-never-filled-in case_wav_whose_header_sizes_were_never_filled_in
 run mp3-cover-1mib case_mp3_cover_1mib
 run mp3-cover-20mib case_mp3_cover_20mib
 run out-is-an-input case_out_is_an_input

@@ -32,8 +32,10 @@ use crate::tempo::{TempoEstimate, TempoEstimator};
 /// speakers in other places (each channel weighed by its speaker position). 9: a file
 /// without a pulse (or too short for one) keeps its key and loudness. 10: an MP3 whose
 /// Xing header counts too few frames is read to its end (it was `too_short`); Matroska,
-/// WavPack, RF64, empty files and unsupported codecs are refused naming what they are.
-const RESULTS_REVISION: u32 = 10;
+/// WavPack, RF64, empty files and unsupported codecs are refused naming what they are. 11: a
+/// WAV whose header sizes were never filled in (an unfinished recording) is read to the end
+/// of the file with a warning (it was `corrupt_stream`).
+const RESULTS_REVISION: u32 = 11;
 
 /// Settings of an [`Analyzer`]. Each field's doc gives its default.
 #[derive(Debug, Clone, PartialEq)]

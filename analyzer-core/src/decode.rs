@@ -18,13 +18,15 @@ use symphonia::core::codecs::audio::{
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::{FormatOptions, FormatReader, SeekMode, SeekTo, TrackType};
-use symphonia::core::io::MediaSourceStream;
+use symphonia::core::io::{MediaSource, MediaSourceStream};
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::packet::Packet;
 use symphonia::core::units::{Duration, Time, TimeBase};
 
 use crate::error::{Error, ErrorKind, Result, Stage};
 use crate::stop::StopSignal;
+
+mod wav_sizes;
 
 /// After this many packets in a row fail to decode, the stream is treated as ended.
 const MAX_CONSECUTIVE_BAD_PACKETS: usize = 64;
@@ -161,10 +163,18 @@ struct OpenTrack {
     time_base: Option<TimeBase>,
     /// The decoded samples this file may yield ([`sample_budget`] of its size).
     budget: u64,
+    /// What was wrong with the headers and survived (a WAV's sizes), for the stream's
+    /// warnings.
+    warnings: Vec<String>,
 }
 
 /// Opens `path`, recognises the container by content (the extension is only a hint) and
 /// sets up a decoder for its default audio track.
+///
+/// A WAV file whose header sizes were never filled in (an unfinished recording) fails the
+/// probe or shows no audio; it is probed once more through [`wav_sizes::PatchedSizes`],
+/// which shows sizes that reach the end of the file, and the track carries a warning
+/// saying so. A well-formed file is probed once, as it is.
 fn open_track(path: &Path) -> Result<OpenTrack> {
     let mut file = open_regular(path)?;
     let file_bytes = file.metadata().map_or(0, |m| m.len());
@@ -175,19 +185,67 @@ fn open_track(path: &Path) -> Result<OpenTrack> {
             "the file is empty (0 bytes)",
         ));
     }
+    let head = read_head(&mut file);
     // Before the probe: it scans past headers it does not know for any marker it does, so
     // a Matroska file holding FLAC was taken for a FLAC stream that "holds no audio".
-    if let Some(refused) = unsupported_container(&mut file) {
+    if let Some(refused) = unsupported_container(&head) {
         return Err(refused);
     }
-    let stream = MediaSourceStream::new(Box::new(file), Default::default());
     let mut hint = Hint::new();
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
         hint.with_extension(ext);
     }
+    // The same open file (never the path again: it may have been swapped since), for a
+    // second probe of a WAV whose sizes lie.
+    let second = if wav_sizes::is_wave(&head) {
+        file.try_clone().ok()
+    } else {
+        None
+    };
+    let first = probe_track(Box::new(file), &hint, file_bytes);
+    // symphonia reads a data size of 0 as a track of 0 frames.
+    let no_audio = matches!(&first, Ok(open) if open.duration_s == Some(0.0));
+    if first.is_ok() && !no_audio {
+        return first;
+    }
+    let Some(mut second) = second else {
+        return first;
+    };
+    let Some(repair) = wav_sizes::SizeRepair::plan(&mut second, file_bytes) else {
+        return first;
+    };
+    let warning = repair.warning();
+    let Ok(patched) = repair.apply(second) else {
+        return first;
+    };
+    match probe_track(Box::new(patched), &hint, file_bytes) {
+        Ok(mut open) => {
+            open.warnings.push(warning);
+            Ok(open)
+        }
+        Err(_) => first,
+    }
+}
+
+/// The first 12 bytes of `file` (fewer in a shorter file), read from the open handle, which
+/// is rewound: the path is never opened a second time (it may have been swapped for a pipe
+/// since).
+fn read_head(file: &mut File) -> Vec<u8> {
+    use std::io::{Read, Seek};
+    let mut head = Vec::with_capacity(12);
+    if file.by_ref().take(12).read_to_end(&mut head).is_err() || file.rewind().is_err() {
+        head.clear();
+    }
+    head
+}
+
+/// Probes `source` (a file of `file_bytes` bytes) and sets up a decoder for its default
+/// audio track.
+fn probe_track(source: Box<dyn MediaSource>, hint: &Hint, file_bytes: u64) -> Result<OpenTrack> {
+    let stream = MediaSourceStream::new(source, Default::default());
     let format = symphonia::default::get_probe()
         .probe(
-            &hint,
+            hint,
             stream,
             FormatOptions::default(),
             MetadataOptions::default(),
@@ -232,6 +290,7 @@ fn open_track(path: &Path) -> Result<OpenTrack> {
         duration_s,
         time_base,
         budget: sample_budget(file_bytes),
+        warnings: Vec::new(),
     })
 }
 
@@ -299,6 +358,7 @@ fn decode_packets(
         mut decoder,
         budget,
         duration_s,
+        warnings,
         ..
     } = open;
     let mut state = Decoding::new(
@@ -309,7 +369,7 @@ fn decode_packets(
             sample_rate: params.sample_rate.unwrap_or(0),
             channels: params.channels.as_ref().map_or(0, |c| c.count() as u16),
             frames: 0,
-            warnings: Vec::new(),
+            warnings,
         },
     );
     let mut past_end = PastEnd::new(duration_s);
@@ -637,6 +697,7 @@ pub fn decode_mono_segments(
         mut decoder,
         time_base,
         budget,
+        warnings,
         ..
     } = open;
     let failed = |reason: String| Ok(Sampled::Failed { reason });
@@ -651,7 +712,7 @@ pub fn decode_mono_segments(
             sample_rate: rate,
             channels: params.channels.as_ref().map_or(0, |c| c.count() as u16),
             frames: 0,
-            warnings: Vec::new(),
+            warnings,
         },
     );
     let wanted = (seconds * f64::from(rate)).round() as u64;
@@ -976,14 +1037,9 @@ const UNREAD_CONTAINERS: [(&[u8], usize, &str); 7] = [
     (b"RF64", 0, "RF64 (WAV over 4 GiB)"),
 ];
 
-/// Why the file is refused when its first bytes name a container this analyzer does not
-/// read ([`UNREAD_CONTAINERS`]). Reads the open handle and rewinds it, so the path is never
-/// opened a second time (it may have been swapped for a pipe since).
-fn unsupported_container(file: &mut File) -> Option<Error> {
-    use std::io::{Read, Seek};
-    let mut head = Vec::with_capacity(12);
-    file.by_ref().take(12).read_to_end(&mut head).ok()?;
-    file.rewind().ok()?;
+/// Why the file is refused when its first bytes (`head`) name a container this analyzer
+/// does not read ([`UNREAD_CONTAINERS`]).
+fn unsupported_container(head: &[u8]) -> Option<Error> {
     let (_, _, name) = UNREAD_CONTAINERS.iter().find(|(magic, at, _)| {
         head.get(*at..at + magic.len()) == Some(*magic) && (*at == 0 || head.starts_with(b"FORM"))
     })?;

@@ -36,6 +36,7 @@ use crate::runner::{
     self, IdentityLog, InOrder, ProgressMode, RowLog, RunOptions, RunSettings, Schedule, Shown,
 };
 use crate::shard::{self, Shard, ShardRecord};
+use crate::stdout::{self, WriteContext};
 
 /// Exit status when every file was analysed.
 const EXIT_OK: u8 = 0;
@@ -233,8 +234,8 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
 
     if summary.cancelled {
         if let Output::Stdout(in_order) = &mut output {
-            in_order.flush_rest().context(STDOUT_FAILED)?;
-            write_all_stdout(&walk_rows).context(STDOUT_FAILED)?;
+            in_order.flush_rest().stdout_context(STDOUT_FAILED)?;
+            write_all_stdout(&walk_rows).stdout_context(STDOUT_FAILED)?;
         }
         eprintln!(
             "eval-cli: cancelled: {} of {} files finished and {}{}",
@@ -456,9 +457,10 @@ fn analyze_files(
         },
     );
     match write_error {
-        Some(err) => Err(err).with_context(|| match output {
-            Output::File { log, .. } => format!("cannot write results to {}", log.path().display()),
-            Output::Stdout(_) => STDOUT_FAILED.to_string(),
+        Some(err) => Err(match output {
+            Output::File { log, .. } => anyhow::Error::new(err)
+                .context(format!("cannot write results to {}", log.path().display())),
+            Output::Stdout(_) => stdout::write_failed(err, STDOUT_FAILED),
         }),
         None => Ok(summary),
     }
@@ -519,7 +521,7 @@ impl Output {
         let Some(dest) = dest else {
             io::stdout()
                 .write_all(&record::header())
-                .context(STDOUT_FAILED)?;
+                .stdout_context(STDOUT_FAILED)?;
             return Ok(Output::Stdout(InOrder::stdout(files.len())));
         };
         let (path, settings) = (dest.target(), plan.settings());
@@ -618,11 +620,11 @@ impl Output {
                     for r in results {
                         in_order
                             .push(positions[r.index], row(r))
-                            .context(STDOUT_FAILED)?;
+                            .stdout_context(STDOUT_FAILED)?;
                     }
                 }
-                in_order.flush_rest().context(STDOUT_FAILED)?;
-                write_all_stdout(&walk_rows).context(STDOUT_FAILED)?;
+                in_order.flush_rest().stdout_context(STDOUT_FAILED)?;
+                write_all_stdout(&walk_rows).stdout_context(STDOUT_FAILED)?;
             }
         }
         Ok(failed)
@@ -636,8 +638,9 @@ impl Output {
     }
 }
 
-/// What a failed write to stdout says (a full disk behind `> FILE`, a closed pipe): the
-/// bare OS error ("No space left on device") did not say what was being written.
+/// What a failed write to stdout says (a full disk behind `> FILE`): the bare OS error ("No
+/// space left on device") did not say what was being written. A closed pipe (`| head`)
+/// ends the run quietly instead ([`stdout`]).
 const STDOUT_FAILED: &str = "cannot write results to stdout";
 
 fn write_all_stdout(rows: &[Vec<u8>]) -> io::Result<()> {

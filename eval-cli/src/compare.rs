@@ -39,11 +39,11 @@ pub struct CompareArgs {
     /// The dataset and how to analyse it.
     #[command(flatten)]
     pub data: DatasetArgs,
-    /// Worker counts to measure, comma-separated (1 is added when missing).
+    /// Worker counts to measure, comma-separated, each once (1 is added when missing).
     #[arg(long, value_delimiter = ',', default_value = "1,2,4,8", value_parser = flags::parse_workers)]
     pub workers: Vec<usize>,
-    /// Measured runs per worker count.
-    #[arg(long, default_value_t = 3)]
+    /// Measured runs per worker count, at least 1.
+    #[arg(long, default_value_t = 3, value_parser = parse_repeat)]
     pub repeat: usize,
     /// Unmeasured warm-up runs (at the largest worker count) before measuring.
     #[arg(long, default_value_t = 1)]
@@ -54,6 +54,34 @@ pub struct CompareArgs {
     /// Internal: run once at this worker count as a child of `compare`, print a JSON report.
     #[arg(long, hide = true)]
     pub child_workers: Option<usize>,
+}
+
+/// The `--repeat` value parser: a whole number of at least 1 (0 repeats would measure
+/// nothing; it was silently run as 1).
+fn parse_repeat(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1 (0 repeats would measure nothing)".to_string()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("not a whole number ({e})")),
+    }
+}
+
+/// The worker counts `compare` measures: `listed` with 1 added, ascending. A count listed
+/// twice is refused (`--workers 1,1` was silently measured once), naming it.
+fn worker_counts(listed: &[usize]) -> anyhow::Result<Vec<usize>> {
+    let mut counts = listed.to_vec();
+    counts.sort_unstable();
+    if let Some(twice) = counts.windows(2).find(|w| w[0] == w[1]) {
+        anyhow::bail!(
+            "invalid value for --workers: {} is listed twice (each worker count is measured \
+             once per repeat; use --repeat for more runs)",
+            twice[0]
+        );
+    }
+    if counts.first() != Some(&1) {
+        counts.insert(0, 1);
+    }
+    Ok(counts)
 }
 
 /// What a child run prints on stdout.
@@ -122,15 +150,13 @@ struct Plan {
 
 impl Plan {
     fn new(args: CompareArgs) -> anyhow::Result<Self> {
-        // The tempo range is checked here, before any child is started.
+        // The worker counts and the tempo range are checked here, before any child is
+        // started.
+        let counts = worker_counts(&args.workers)?;
         args.data.analyzer()?;
         let ds = args.data.load()?;
         let estimators = args.data.estimators(&ds)?;
         report::folder::claim(&args.out_dir)?;
-        let mut counts = args.workers.clone();
-        counts.push(1);
-        counts.sort_unstable();
-        counts.dedup();
         let opts = RunOptions {
             workers: 1,
             timeout: args.data.timeout,
@@ -139,7 +165,7 @@ impl Plan {
             cancel: Arc::new(AtomicBool::new(false)),
         };
         Ok(Plan {
-            repeat: args.repeat.max(1),
+            repeat: args.repeat,
             cores: report::available_cores(),
             args,
             ds,
@@ -604,6 +630,16 @@ fn run_child(args: &CompareArgs, workers: usize) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn worker_counts_gain_1_and_refuse_a_count_listed_twice() {
+        assert_eq!(worker_counts(&[4, 2]).unwrap(), [1, 2, 4]);
+        assert_eq!(worker_counts(&[2, 1]).unwrap(), [1, 2]);
+        let err = worker_counts(&[1, 4, 1]).unwrap_err().to_string();
+        assert!(err.contains("1 is listed twice"), "{err}");
+        assert_eq!(parse_repeat("2"), Ok(2));
+        assert!(parse_repeat("0").unwrap_err().contains("at least 1"));
+    }
 
     fn run_at(workers: usize, speedup: f64) -> WorkerRun {
         WorkerRun::at(workers, speedup)

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! analyzer-core ─▶ record (the row; path_cell) ─▶ cache, evaluation, report (and its model),
-//!                                                 shard, runner, output, host, flags, tags,
+//!                                                 shard, runner, output, stdout, host, flags, tags,
 //!                                                 analysis (one file per request), confine,
 //!                                                 telemetry (Prometheus text),
 //!                                                 queue_worker (the loop of a broker's slots)
@@ -56,6 +56,7 @@ pub mod report;
 pub mod runner;
 pub mod serve;
 pub mod shard;
+pub mod stdout;
 pub mod tag;
 pub mod tags;
 pub mod telemetry;
@@ -118,6 +119,9 @@ pub fn run(cli: Cli) -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // A reader that closed stdout (`| head`) has what it wanted: the run ends quietly
+        // and successfully, as ripgrep's does (docs/analyze.md, "Errors and exit codes").
+        Err(err) if stdout::closed_by_reader(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("eval-cli: error: {err:#}");
             ExitCode::from(2)

@@ -12,7 +12,6 @@ use std::sync::atomic::Ordering;
 use analyzer_core::batch::{self, FileResult, Job};
 use analyzer_core::loudness::REPLAYGAIN_REFERENCE_LUFS;
 use analyzer_core::{Analyzer, Error, ErrorKind, Stage, StopSignal};
-use anyhow::Context;
 use serde::Serialize;
 
 use crate::cache::FileIdentity;
@@ -20,6 +19,7 @@ use crate::flags;
 use crate::path_cell::path_cell;
 use crate::report::export::{self, CsvLine, Exporter};
 use crate::runner::{self, InOrder, RunOptions, Schedule, Shown};
+use crate::stdout::{self, WriteContext};
 use crate::tags::{KeyNotation, TagOptions, TagReport, TagValues, tag_analysed_file};
 
 /// Exit status when every file was tagged, or had nothing to change.
@@ -28,7 +28,8 @@ const EXIT_OK: u8 = 0;
 const EXIT_SOME_SKIPPED: u8 = 1;
 /// Exit status after Ctrl-C or SIGTERM.
 const EXIT_CANCELLED: u8 = 130;
-/// What a failed write of the rows says (a full disk behind `> FILE`, a closed pipe).
+/// What a failed write of the rows says (a full disk behind `> FILE`; a closed pipe ends the
+/// run quietly instead, [`stdout`]).
 const STDOUT_FAILED: &str = "cannot write the rows to stdout";
 
 /// Flags of `eval-cli tag`.
@@ -218,7 +219,7 @@ pub fn run(args: TagArgs) -> anyhow::Result<ExitCode> {
     // stop the run here, naming stdout, not with the bare OS error.
     io::stdout()
         .write_all(&export::csv_header::<TagRow>()?)
-        .context(STDOUT_FAILED)?;
+        .stdout_context(STDOUT_FAILED)?;
     let mut rows = InOrder::stdout(files.len());
     let mut write_error: Option<io::Error> = None;
     let mut skipped = 0;
@@ -252,16 +253,16 @@ pub fn run(args: TagArgs) -> anyhow::Result<ExitCode> {
         },
     );
     if let Some(err) = write_error {
-        return Err(anyhow::Error::new(err).context(STDOUT_FAILED));
+        return Err(stdout::write_failed(err, STDOUT_FAILED));
     }
-    rows.flush_rest().context(STDOUT_FAILED)?;
+    rows.flush_rest().stdout_context(STDOUT_FAILED)?;
     let mut out = io::stdout().lock();
     for error in walk_errors {
         skipped += 1;
         out.write_all(&CsvLine.serialize(&TagRow::skipped(path_cell(&error.path), error.reason))?)
-            .context(STDOUT_FAILED)?;
+            .stdout_context(STDOUT_FAILED)?;
     }
-    out.flush().context(STDOUT_FAILED)?;
+    out.flush().stdout_context(STDOUT_FAILED)?;
     if summary.cancelled {
         eprintln!(
             "eval-cli: cancelled: {} of {} files finished",

@@ -33,7 +33,12 @@ use crate::flags;
 use crate::record::{self, AnalyzeRecord};
 use crate::report::export::{CsvLine, Exporter};
 use crate::runner;
+use crate::stdout::WriteContext;
 use crate::tags::{self, KeyNotation, TagOptions, TagValues};
+
+/// What a failed write of the rows says (a full disk behind `> FILE`; a closed pipe ends
+/// the watch quietly instead, [`crate::stdout`]).
+const STDOUT_FAILED: &str = "cannot write results to stdout";
 
 /// How often the event loop looks at the Ctrl-C flag while no event comes.
 const STOP_POLL: Duration = Duration::from_millis(200);
@@ -113,7 +118,8 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot watch {}", dir.display()))?;
     }
     let mut out = std::io::stdout().lock();
-    out.write_all(&record::header())?;
+    out.write_all(&record::header())
+        .stdout_context(STDOUT_FAILED)?;
     let mut session = Session {
         plan: &plan,
         tagged: HashMap::new(),
@@ -270,8 +276,10 @@ impl Session<'_> {
             Some(analyzed) => analyzed.record_for(&result.path),
             None => AnalyzeRecord::new(&result.path, result.status, None, result.error.as_deref()),
         };
-        out.write_all(&CsvLine.serialize(&record)?)?;
-        out.flush()?;
+        let line = CsvLine.serialize(&record)?;
+        out.write_all(&line)
+            .and_then(|()| out.flush())
+            .stdout_context(STDOUT_FAILED)?;
         if let (Some(options), Some(values), Some(analysed)) =
             (&self.plan.tagging, TagValues::of_record(&record), before)
         {

@@ -176,6 +176,93 @@ fn a_wav_written_to_a_pipe_is_not_called_truncated() {
     );
 }
 
+/// A WAV whose recorder never filled in its sizes (it crashed, the stream was cut off)
+/// leaves them at 0, at the header's own length, or at a guess past the file's end.
+/// symphonia refused each as corrupt ("wav: invalid riff length", "riff: chunk length
+/// exceeds parent (list) chunk length") or found no audio in it ("the stream holds no
+/// audio"), while ffmpeg and players read it. Each is now read as far as its audio goes,
+/// giving exactly the analysis of the same audio with a correct header (whole, sampled, and
+/// with key and loudness), plus a warning that says what was wrong. A header with no audio
+/// after it, or a RIFF header before garbage, is still an error.
+#[test]
+fn a_wav_whose_header_sizes_were_never_filled_in_is_read_to_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = presets::four_on_the_floor_128()
+        .with_seconds(32.0)
+        .with_sample_rate(11_025);
+    let good = dir.path().join("good.wav");
+    synth_music::write_wav(&good, &render(&spec), spec.sample_rate, spec.channels).unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+    let data = bytes.windows(4).position(|w| w == b"data").unwrap();
+    assert_eq!(data, 36, "a plain 44-byte header");
+    let sampled = analyzer_core::Sampling {
+        segments: 2,
+        seconds: 10.0,
+    };
+    let configs = [
+        AnalyzerConfig::default(),
+        AnalyzerConfig::default().with_sampling(Some(sampled)),
+        AnalyzerConfig::default()
+            .with_sampling(Some(sampled))
+            .with_key(true)
+            .with_loudness(true),
+    ];
+    let run = |config: &AnalyzerConfig, path: &Path| {
+        Analyzer::new(config.clone())
+            .unwrap()
+            .analyze_file(path, &StopSignal::never())
+    };
+    let honest: Vec<_> = configs
+        .iter()
+        .map(|c| run(c, &good).unwrap_or_else(|e| panic!("{e}")))
+        .collect();
+    for a in &honest {
+        assert!(a.warnings.is_empty(), "{:?}", a.warnings);
+    }
+
+    for (riff, data_size) in [
+        (0, None),
+        (12, None),
+        (36, Some(0)),
+        (0, Some(0)),
+        ((bytes.len() - 8) as u32, Some(0)),
+        ((bytes.len() - 8) as u32, Some(0x7fff_fff0)),
+    ] {
+        let mut broken = bytes.clone();
+        broken[4..8].copy_from_slice(&u32::to_le_bytes(riff));
+        if let Some(size) = data_size {
+            broken[data + 4..data + 8].copy_from_slice(&u32::to_le_bytes(size));
+        }
+        let path = dir.path().join("unfinished.wav");
+        std::fs::write(&path, &broken).unwrap();
+        for (config, honest) in configs.iter().zip(&honest) {
+            let mut a = run(config, &path)
+                .unwrap_or_else(|e| panic!("riff {riff}, data {data_size:?}: {e}"));
+            let warning = a.warnings.remove(0);
+            assert!(
+                warning.starts_with("the WAV header's sizes are wrong (")
+                    && warning.ends_with("an unfinished recording?): read to the end of the file"),
+                "{warning}"
+            );
+            assert_eq!(&a, honest, "riff {riff}, data {data_size:?}");
+        }
+    }
+
+    // A header and nothing after it, and a RIFF header before garbage: still refused.
+    let empty = dir.path().join("empty.wav");
+    let mut header = bytes[..44].to_vec();
+    header[4..8].copy_from_slice(&[0; 4]);
+    header[40..44].copy_from_slice(&[0; 4]);
+    std::fs::write(&empty, &header).unwrap();
+    let err = run(&configs[0], &empty).unwrap_err();
+    assert_eq!(err.kind(), analyzer_core::ErrorKind::CorruptStream, "{err}");
+    let garbage = dir.path().join("garbage.wav");
+    let mut junk = b"RIFF\0\0\0\0WAVE".to_vec();
+    junk.extend((0..5000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+    std::fs::write(&garbage, &junk).unwrap();
+    assert!(run(&configs[0], &garbage).is_err());
+}
+
 /// The headers alone give the codec and about the length that decoding finds; the batch
 /// runner schedules by it.
 #[test]

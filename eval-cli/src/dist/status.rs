@@ -11,6 +11,7 @@ use super::args::StatusArgs;
 use super::broker::Broker;
 use super::error::{DistError, Result};
 use super::keys::{CHUNK, GROUP, Keys, RATE_WINDOW_MS, entry_seq, now_ms};
+use crate::stdout::WriteContext;
 
 /// The state of a job, as `dist status --json` prints it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -139,7 +140,9 @@ pub(super) fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let retry = args.retry.of(&args.job);
     let mut broker = Broker::connect_retrying(&args.job, &retry)?;
     let status = broker.with_reconnects(&retry, job_status)?;
-    let mut out = std::io::stdout().lock();
+    // Written whole at the end: a reader that closed stdout (`| head -1`) ends the run
+    // quietly, any other failure names stdout ([`crate::stdout`]).
+    let mut out = Vec::new();
     if args.json {
         serde_json::to_writer(&mut out, &status)?;
         writeln!(out)?;
@@ -186,6 +189,11 @@ pub(super) fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
             writeln!(out, "  {}: {}", c.name, files.join(", "))?;
         }
     }
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(&out)
+        .and_then(|()| stdout.flush())
+        .stdout_context("cannot write the status to stdout")?;
     Ok(ExitCode::SUCCESS)
 }
 

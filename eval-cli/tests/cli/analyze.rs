@@ -792,3 +792,30 @@ fn stdout_that_cannot_be_written_is_named() {
         );
     }
 }
+
+/// A reader that closes stdout early (`eval-cli analyze DIR | head -0`) ends the run
+/// quietly with exit 0, as ripgrep and the Unix tools end: it exited 2 with "Broken pipe".
+/// The pipe's reading end is closed before the process starts, so its first write fails
+/// whatever the timing. `tag` ends the same way, before it tags anything.
+#[cfg(unix)]
+#[test]
+fn a_closed_stdout_pipe_ends_the_run_quietly() {
+    let (dir, lib, _out) = click_library(&[(os("a.wav"), 120.0), (os("b.wav"), 90.0)]);
+    for command in [&["analyze"][..], &["tag", "--dry-run"]] {
+        let before = fs::read(lib.join("a.wav")).unwrap();
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let result = eval_cli_process()
+            .args(command)
+            .arg(&lib)
+            .args(["--progress", "off"])
+            .current_dir(dir.path())
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert_eq!(result.status.code(), Some(0), "{command:?}: {stderr}");
+        assert_eq!(stderr, "", "{command:?}: nothing to say");
+        assert_eq!(fs::read(lib.join("a.wav")).unwrap(), before, "{command:?}");
+    }
+}

@@ -806,6 +806,35 @@ fn shared_flags_follow_one_rule_in_every_command() {
     assert!(!out_dir.join("runs").exists(), "compare started a child");
 }
 
+/// `compare --repeat 0` was silently run as 1 and `--workers 1,1` silently measured once:
+/// both are usage errors now (exit 2) that say what is wrong, before any child starts.
+#[test]
+fn compare_refuses_zero_repeats_and_a_worker_count_listed_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    for (bad, said) in [
+        (&["--repeat", "0", "--workers", "1"][..], "--repeat"),
+        (&["--repeat", "0", "--workers", "1"], "must be at least 1"),
+        (&["--repeat", "1", "--workers", "1,1"], "1 is listed twice"),
+        (
+            &["--repeat", "1", "--workers", "2,1,2"],
+            "2 is listed twice",
+        ),
+    ] {
+        let out = eval_cli()
+            .args(["compare", "--warmup", "0", "--out-dir"])
+            .arg(&out_dir)
+            .args(SMALL)
+            .args(bad)
+            .output()
+            .unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {err}");
+        assert!(err.contains(said), "{bad:?}: {err}");
+    }
+    assert!(!out_dir.exists(), "compare started");
+}
+
 /// The sequential reference path (1 worker) and the parallel one give the same bytes on
 /// the synthetic set: the analyze CSV (stdout and `--out`) and evaluate's results.csv and
 /// summary.json.

@@ -1,0 +1,265 @@
+//! Unfinished WAV files: a header whose sizes were never filled in.
+//!
+//! A recorder writes a WAV's RIFF and data sizes last, once it knows them. One that crashed,
+//! or a stream cut off, leaves them as they were at the start (0, or the header's own 36
+//! bytes) or as a guess (0x7ffffff0): symphonia refuses such a file as corrupt ("invalid
+//! riff length", "chunk length exceeds parent") or finds no audio in it, while ffmpeg and
+//! players read the audio that is there. When a file that starts `RIFF....WAVE` fails that
+//! way, the decoder retries it through [`PatchedSizes`]: the same file, read in place, with
+//! the RIFF size shown as the file's real size and a data size of 0 or past the file's end
+//! shown as reaching the end of the file. Nothing is read into memory beyond the chunk
+//! headers, and a well-formed file never takes this path.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+
+use symphonia::core::io::MediaSource;
+
+/// Chunks walked from offset 12 looking for `data` before giving up (a real header has a
+/// handful: `fmt `, `fact`, `LIST`, `bext`, `JUNK`, ...).
+const MAX_CHUNKS: usize = 64;
+
+/// A size stored as 0xFFFFFFFF means "unknown" to symphonia: the stream ends with the file.
+const UNKNOWN_SIZE: u32 = u32::MAX;
+
+/// Whether a file's first 12 bytes are a RIFF WAVE header.
+pub(super) fn is_wave(head: &[u8]) -> bool {
+    head.len() >= 12 && &head[..4] == b"RIFF" && &head[8..12] == b"WAVE"
+}
+
+/// The sizes to show in place of the header's, and what was wrong with them.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct SizeRepair {
+    /// Four bytes to show at a file offset, in place of what is stored there.
+    patches: Vec<(u64, [u8; 4])>,
+    /// What was wrong, for the warning ("the RIFF size says 0 bytes, the file holds 4044").
+    wrong: Vec<String>,
+}
+
+impl SizeRepair {
+    /// Reads the header of the WAV `file` of `file_len` bytes (its position is left
+    /// anywhere) and plans what to show: the RIFF size as the file's size less 8, and a
+    /// data size of 0 or one that runs past the file as reaching its end. `None` when no
+    /// `data` chunk header is found within [`MAX_CHUNKS`] chunks of offset 12, or when the
+    /// sizes need no change (then the file's problem is something else).
+    pub(super) fn plan(file: &mut File, file_len: u64) -> Option<Self> {
+        let mut riff = [0u8; 4];
+        read_at(file, 4, &mut riff)?;
+        let data_at = find_data_chunk(file, file_len)?;
+        let mut stored = [0u8; 4];
+        read_at(file, data_at + 4, &mut stored)?;
+        let stored_data = u32::from_le_bytes(stored);
+        let data_start = data_at + 8;
+        let following = file_len - data_start;
+
+        let mut repair = SizeRepair {
+            patches: Vec::new(),
+            wrong: Vec::new(),
+        };
+        let data_wrong =
+            stored_data == 0 || (stored_data != UNKNOWN_SIZE && u64::from(stored_data) > following);
+        // With nothing after the header, a size of 0 is shown: the file is then refused as
+        // holding no audio, not for its sizes.
+        if data_wrong && presented(following) != stored {
+            repair.patches.push((data_at + 4, presented(following)));
+            repair.wrong.push(format!(
+                "the data size says {stored_data} bytes, {following} follow it"
+            ));
+        }
+        let stored_riff = u32::from_le_bytes(riff);
+        let riff_size = presented(file_len - 8);
+        if stored_riff != UNKNOWN_SIZE && stored_riff.to_le_bytes() != riff_size {
+            repair.patches.push((4, riff_size));
+            repair.wrong.push(format!(
+                "the RIFF size says {stored_riff} bytes, the file holds {file_len}"
+            ));
+        }
+        (!repair.patches.is_empty()).then_some(repair)
+    }
+
+    /// The warning a row carries when the file was read through this repair.
+    pub(super) fn warning(&self) -> String {
+        format!(
+            "the WAV header's sizes are wrong ({}; an unfinished recording?): read to the end \
+             of the file",
+            self.wrong.join(", ")
+        )
+    }
+
+    /// `file`, rewound, as a media source that shows the repaired sizes.
+    pub(super) fn apply(self, mut file: File) -> std::io::Result<PatchedSizes> {
+        file.rewind()?;
+        Ok(PatchedSizes {
+            file,
+            pos: 0,
+            patches: self.patches,
+        })
+    }
+}
+
+/// A size of `bytes` as a header field: exact where it fits, else "unknown" (0xFFFFFFFF,
+/// read to the end of the file, as a WAV written to a pipe is).
+fn presented(bytes: u64) -> [u8; 4] {
+    u32::try_from(bytes)
+        .ok()
+        .filter(|&b| b != UNKNOWN_SIZE)
+        .unwrap_or(UNKNOWN_SIZE)
+        .to_le_bytes()
+}
+
+/// The offset of the `data` chunk's header, walking the chunks from offset 12 by their sizes
+/// (padded to even, as RIFF pads them).
+fn find_data_chunk(file: &mut File, file_len: u64) -> Option<u64> {
+    let mut at = 12u64;
+    for _ in 0..MAX_CHUNKS {
+        if at.checked_add(8)? > file_len {
+            return None;
+        }
+        let mut header = [0u8; 8];
+        read_at(file, at, &mut header)?;
+        if &header[..4] == b"data" {
+            return Some(at);
+        }
+        let len = u64::from(u32::from_le_bytes(header[4..].try_into().ok()?));
+        at = at + 8 + len + (len & 1);
+    }
+    None
+}
+
+/// Reads exactly `buf.len()` bytes at `offset`.
+fn read_at(file: &mut File, offset: u64, buf: &mut [u8]) -> Option<()> {
+    file.seek(SeekFrom::Start(offset)).ok()?;
+    file.read_exact(buf).ok()
+}
+
+/// A WAV file read in place, with some four-byte header fields shown other than they are
+/// stored ([`SizeRepair`]). Reads and seeks go to the file; bytes that fall on a patched
+/// field are replaced in the caller's buffer.
+pub(super) struct PatchedSizes {
+    file: File,
+    /// The file position, as this source has moved it.
+    pos: u64,
+    patches: Vec<(u64, [u8; 4])>,
+}
+
+impl Read for PatchedSizes {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read(buf)?;
+        let (start, end) = (self.pos, self.pos + n as u64);
+        for (at, bytes) in &self.patches {
+            for (i, &byte) in bytes.iter().enumerate() {
+                let offset = at + i as u64;
+                if (start..end).contains(&offset) {
+                    buf[(offset - start) as usize] = byte;
+                }
+            }
+        }
+        self.pos = end;
+        Ok(n)
+    }
+}
+
+impl Seek for PatchedSizes {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        self.pos = self.file.seek(to)?;
+        Ok(self.pos)
+    }
+}
+
+impl MediaSource for PatchedSizes {
+    fn is_seekable(&self) -> bool {
+        self.file.is_seekable()
+    }
+
+    fn byte_len(&self) -> Option<u64> {
+        self.file.byte_len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A WAV header (fmt, a LIST chunk of odd length, data) of `audio` bytes with the given
+    /// RIFF and data sizes, then the audio.
+    fn wav(riff: u32, data: u32, audio: usize) -> Vec<u8> {
+        let mut bytes = b"RIFF".to_vec();
+        bytes.extend(riff.to_le_bytes());
+        bytes.extend(b"WAVEfmt ");
+        bytes.extend(16u32.to_le_bytes());
+        bytes.extend([1, 0, 1, 0, 0x22, 0x56, 0, 0, 0x44, 0xac, 0, 0, 2, 0, 16, 0]);
+        bytes.extend(b"LIST");
+        bytes.extend(3u32.to_le_bytes());
+        bytes.extend([1, 2, 3, 0]);
+        bytes.extend(b"data");
+        bytes.extend(data.to_le_bytes());
+        bytes.extend(std::iter::repeat_n(7u8, audio));
+        bytes
+    }
+
+    fn planned(bytes: &[u8]) -> (Option<SizeRepair>, File) {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(bytes).unwrap();
+        let plan = SizeRepair::plan(&mut file, bytes.len() as u64);
+        (plan, file)
+    }
+
+    fn read_all(source: &mut PatchedSizes) -> Vec<u8> {
+        // From where `apply` left it (rewound), in pieces of 3 bytes: a patch split across
+        // reads still shows.
+        let mut out = Vec::new();
+        let mut buf = [0u8; 3];
+        loop {
+            let n = source.read(&mut buf).unwrap();
+            if n == 0 {
+                return out;
+            }
+            out.extend(&buf[..n]);
+        }
+    }
+
+    #[test]
+    fn a_header_never_filled_in_is_shown_with_the_files_sizes() {
+        let good = wav(4 + 24 + 12 + 8 + 100, 100, 100);
+        for (riff, data) in [(0, 0), (36, 0), (12, 100), (0, 0x7fff_fff0)] {
+            let (plan, file) = planned(&wav(riff, data, 100));
+            let repair = plan.unwrap_or_else(|| panic!("{riff} {data}: no plan"));
+            let warning = repair.warning();
+            assert_eq!(
+                read_all(&mut repair.apply(file).unwrap()),
+                good,
+                "{riff} {data}"
+            );
+            assert!(warning.contains("an unfinished recording?"), "{warning}");
+        }
+    }
+
+    #[test]
+    fn sizes_that_are_right_or_unknown_are_left_alone() {
+        assert_eq!(planned(&wav(4 + 24 + 12 + 8 + 100, 100, 100)).0, None);
+        assert_eq!(planned(&wav(u32::MAX, u32::MAX, 100)).0, None);
+        // No audio after the header: nothing to read to; a stale size is shown as 0.
+        let (plan, _) = planned(&wav(0, 0, 0));
+        assert_eq!(plan.unwrap().patches.len(), 1, "only the RIFF size");
+        let (plan, _) = planned(&wav(0, 100, 0));
+        assert_eq!(
+            plan.unwrap().patches[0],
+            (52, [0; 4]),
+            "the data size, at 48 + 4"
+        );
+        // No data chunk at all.
+        let mut bytes = wav(0, 0, 100);
+        let data = bytes.windows(4).position(|w| w == b"data").unwrap();
+        bytes[data..data + 4].copy_from_slice(b"junk");
+        bytes[data + 4..data + 8].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(planned(&bytes).0, None);
+    }
+
+    #[test]
+    fn wave_is_known_by_its_first_twelve_bytes() {
+        assert!(is_wave(b"RIFF\0\0\0\0WAVE"));
+        assert!(!is_wave(b"RIFF\0\0\0\0AVI "));
+        assert!(!is_wave(b"RIFF"));
+    }
+}
