@@ -9,6 +9,8 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
+use crate::stdout;
+
 /// Flags of `eval-cli check`.
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
@@ -260,18 +262,26 @@ pub fn table(verdicts: &[Verdict]) -> String {
 pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let thresholds = read_thresholds(&args.thresholds)?;
     let verdicts = check(&args.report, &thresholds)?;
-    print!("{}", table(&verdicts));
     let failed = verdicts.iter().filter(|v| !v.pass).count();
-    if failed == 0 {
-        println!("check: all {} thresholds hold", verdicts.len());
-        Ok(ExitCode::SUCCESS)
+    // A reader that closed stdout hears nothing, and a failed gate still exits 1.
+    let printed = stdout::print("cannot write the verdicts to stdout", |out| {
+        write!(out, "{}", table(&verdicts))?;
+        if failed == 0 {
+            writeln!(out, "check: all {} thresholds hold", verdicts.len())
+        } else {
+            writeln!(
+                out,
+                "check: {failed} of {} thresholds fell short",
+                verdicts.len()
+            )
+        }
+    });
+    let code = if failed == 0 {
+        ExitCode::SUCCESS
     } else {
-        println!(
-            "check: {failed} of {} thresholds fell short",
-            verdicts.len()
-        );
-        Ok(ExitCode::from(1))
-    }
+        ExitCode::from(1)
+    };
+    stdout::keep_status(printed, code)
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 //! re-executes share their report types and must change together.
 
 use std::fs;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use crate::report::export;
 use crate::report::model::{CompareReport, Outcome, Scaling, WorkerRun};
 use crate::report::{self, EstimatorCost, Row, Summary, interference, pages, tables};
 use crate::runner::{self, ProgressMode, RunOptions, Schedule};
+use crate::stdout;
 
 /// The speedup range the project aims for on 8 cores.
 pub const TARGET_SPEEDUP_8: (f64, f64) = (5.0, 8.0);
@@ -243,7 +245,9 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
         },
     )?;
     export::write(&out_dir.join("report.html"), &export::Html, &page)?;
-    print_runs(&compare, out_dir);
+    stdout::print("cannot write the summary to stdout", |out| {
+        write_runs(out, &compare, out_dir)
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -420,9 +424,10 @@ fn scaling(runs: &[WorkerRun], cores: usize) -> Option<Scaling> {
 }
 
 /// The lines `compare` prints on stdout.
-fn print_runs(compare: &CompareReport, out_dir: &Path) {
+fn write_runs(out: &mut dyn Write, compare: &CompareReport, out_dir: &Path) -> io::Result<()> {
     for r in &compare.runs {
-        println!(
+        writeln!(
+            out,
             "workers {:>2}: median {:.3} s, speedup {:.2}, efficiency {:.2}, identical {}, peak RSS {}, other processes {}, spread {:.0} %",
             r.workers,
             r.wall_s_median,
@@ -433,12 +438,12 @@ fn print_runs(compare: &CompareReport, out_dir: &Path) {
             r.other_cores
                 .map_or("?".into(), |c| format!("{c:.2} cores")),
             r.spread * 100.0,
-        );
+        )?;
     }
     for note in &compare.notes {
-        println!("note: {note}");
+        writeln!(out, "note: {note}")?;
     }
-    println!("report: {}", out_dir.join("report.html").display());
+    writeln!(out, "report: {}", out_dir.join("report.html").display())
 }
 
 /// The notes of a comparison: core-count caveats and the verdict against the target.
@@ -619,12 +624,18 @@ fn run_child(args: &CompareArgs, workers: usize) -> anyhow::Result<ExitCode> {
             })
             .collect(),
     };
-    println!("{}", serde_json::to_string(&child)?);
-    Ok(if outcome.cancelled {
-        ExitCode::from(130)
-    } else {
-        ExitCode::SUCCESS
-    })
+    let report = serde_json::to_string(&child)?;
+    let printed = stdout::print("cannot write the child report to stdout", |out| {
+        writeln!(out, "{report}")
+    });
+    stdout::keep_status(
+        printed,
+        if outcome.cancelled {
+            ExitCode::from(130)
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! a self-contained `report.html` (built in [`crate::report::pages`]). The work is
 //! [`crate::evaluation`], which `compare` shares.
 
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use crate::report::export;
 use crate::report::key_page::key_line;
 use crate::report::{self, EstimatorCost, Summary, pages};
 use crate::runner::{self, ProgressMode, RunOptions};
+use crate::stdout;
 
 /// Flags of `eval-cli evaluate`.
 #[derive(Debug, clap::Args)]
@@ -106,29 +108,36 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
         },
     )?;
     export::write(&plan.out_dir.join("report.html"), &export::Html, &page)?;
-    print_summary(&ds.label, &summary, &costs, &timings, &plan.out_dir);
-    Ok(if outcome.cancelled {
-        ExitCode::from(130)
-    } else {
-        ExitCode::SUCCESS
-    })
+    let printed = stdout::print("cannot write the summary to stdout", |out| {
+        write_summary(out, &ds.label, &summary, &costs, &timings, &plan.out_dir)
+    });
+    stdout::keep_status(
+        printed,
+        if outcome.cancelled {
+            ExitCode::from(130)
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
 }
 
 /// The lines `evaluate` prints on stdout: one per estimator when there are several, then
 /// the headline.
-fn print_summary(
+fn write_summary(
+    out: &mut dyn Write,
     label: &str,
     summary: &Summary,
     costs: &[EstimatorCost],
     timings: &report::Timings,
     out_dir: &Path,
-) {
+) -> io::Result<()> {
     // With several estimators, one line each (ours included) to read side by side.
     // With key truth, the key scores follow the tempo ones on each line.
     let key =
         |score: Option<&KeyScore>| score.map_or(String::new(), |k| format!("; {}", key_line(k)));
     for c in costs.iter().filter(|_| costs.len() > 1) {
-        println!(
+        writeln!(
+            out,
             "{}: Accuracy1 {}, Accuracy2 {}, {} failed, {} CPU s per audio minute{}",
             c.name,
             pages::pct(c.acc1),
@@ -137,9 +146,10 @@ fn print_summary(
             c.cpu_s_per_audio_min
                 .map_or("unknown".into(), |x| format!("{x:.3}")),
             key(c.key.as_ref())
-        );
+        )?;
     }
-    println!(
+    writeln!(
+        out,
         "{}: {} files, Accuracy1 {}, Accuracy2 {}, {} failed{}; {:.2} s wall on {} workers; report: {}",
         label,
         summary.n,
@@ -150,5 +160,5 @@ fn print_summary(
         timings.wall_s,
         timings.workers,
         out_dir.join("report.html").display()
-    );
+    )
 }

@@ -6,9 +6,12 @@
 //! the reader has what it asked for. Every other failed write (a full disk behind
 //! `> FILE`) stays an error that names stdout. Every command that writes rows or lines to
 //! stdout turns its write errors into an error here, and [`crate::run`] ends the run
-//! quietly when it finds [`StdoutClosed`] among an error's causes.
+//! quietly when it finds [`StdoutClosed`] among an error's causes. A command whose exit
+//! status says more than "done" (`check`'s failed gate, an interrupted `evaluate`) keeps
+//! that status when its closing lines find stdout closed ([`keep_status`]).
 
-use std::io;
+use std::io::{self, Write};
+use std::process::ExitCode;
 
 /// A write to stdout found its reading end closed (a broken pipe).
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +40,28 @@ impl<T> WriteContext<T> for io::Result<T> {
     }
 }
 
+/// Writes to a locked stdout with `write`, then flushes it; a failed write is
+/// [`write_failed`]'s error, with `what` as its context.
+pub fn print(
+    what: &str,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> anyhow::Result<()> {
+    let mut out = io::stdout().lock();
+    write(&mut out)
+        .and_then(|()| out.flush())
+        .stdout_context(what)
+}
+
+/// The exit status `code` of a command whose closing lines went to stdout as `printed`. A
+/// reader that closed stdout silences the lines, not the status: a failed gate stays
+/// failed and an interrupted run stays interrupted. Any other failed write is the error.
+pub fn keep_status(printed: anyhow::Result<()>, code: ExitCode) -> anyhow::Result<ExitCode> {
+    match printed {
+        Err(err) if closed_by_reader(&err) => Ok(code),
+        printed => printed.map(|()| code),
+    }
+}
+
 /// Whether `err` is, or was caused by, stdout closed by its reader.
 pub fn closed_by_reader(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| cause.is::<StdoutClosed>())
@@ -57,5 +82,28 @@ mod tests {
             format!("{err:#}").starts_with("cannot write results to stdout: "),
             "{err:#}"
         );
+    }
+
+    #[test]
+    fn a_closed_stdout_keeps_the_status_and_a_full_one_is_the_error() {
+        let closed = || {
+            Err(write_failed(
+                io::ErrorKind::BrokenPipe.into(),
+                "cannot write",
+            ))
+        };
+        assert_eq!(
+            keep_status(closed(), ExitCode::from(1)).unwrap(),
+            ExitCode::from(1)
+        );
+        assert_eq!(
+            keep_status(Ok(()), ExitCode::from(130)).unwrap(),
+            ExitCode::from(130)
+        );
+        let full = Err(write_failed(
+            io::Error::from_raw_os_error(28),
+            "cannot write",
+        ));
+        assert!(keep_status(full, ExitCode::SUCCESS).is_err());
     }
 }

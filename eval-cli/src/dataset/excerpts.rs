@@ -10,7 +10,7 @@
 //! Everything is a function of the input: the same dataset and flags give the same bytes.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Cursor;
+use std::io::{self, Cursor, Write};
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 
@@ -19,6 +19,7 @@ use anyhow::{Context, bail};
 use crate::evaluation::{SynthArgs, create_out_dir};
 use crate::manifest::{self, Dataset, Item};
 use crate::report;
+use crate::stdout;
 
 /// Share of a track skipped at each end (intro and outro), when what is left still holds
 /// the excerpt.
@@ -297,20 +298,22 @@ fn manifest_csv(
 
 /// Prints what was written, one line per length, naming the lengths no track was long
 /// enough for.
-fn print_summary(
+fn write_summary(
+    lines: &mut dyn Write,
     out: &Path,
     ds: &Dataset,
     lengths: &[f64],
     tallies: &[LengthTally],
     failed: usize,
-) {
+) -> io::Result<()> {
     let excerpts: usize = tallies.iter().map(|t| t.excerpts).sum();
-    println!(
+    writeln!(
+        lines,
         "wrote {excerpts} excerpts from {} of {} tracks, listed in {}",
         ds.items.len() - failed,
         ds.items.len(),
         out.join(MANIFEST_FILE).display()
-    );
+    )?;
     for (length_s, t) in lengths.iter().zip(tallies) {
         let mut line = format!("  {} s: {} excerpts", seconds_label(*length_s), t.excerpts);
         if t.too_short > 0 {
@@ -320,8 +323,9 @@ fn print_summary(
                 seconds_label(length_s + MIN_SPARE_S)
             ));
         }
-        println!("{line}");
+        writeln!(lines, "{line}")?;
     }
+    Ok(())
 }
 
 /// Refuses an `--out` folder that holds anything but an earlier excerpt set: its
@@ -411,12 +415,17 @@ pub fn run(args: ExcerptArgs) -> anyhow::Result<ExitCode> {
         &args.out.join(MANIFEST_FILE),
         &manifest_csv(&ds.meta_columns, cutter.with_key, &rows)?,
     )?;
-    print_summary(&args.out, &ds, &lengths, &tallies, failed);
-    Ok(if failed > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    let printed = stdout::print("cannot write the summary to stdout", |lines| {
+        write_summary(lines, &args.out, &ds, &lengths, &tallies, failed)
+    });
+    stdout::keep_status(
+        printed,
+        if failed > 0 {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::manifest::{self, SynthParams};
+use crate::stdout;
 use excerpts::ExcerptArgs;
 
 pub mod excerpts;
@@ -51,10 +52,13 @@ pub fn run(cmd: DatasetCommand) -> anyhow::Result<ExitCode> {
                     seed,
                 },
             )?;
-            println!(
-                "wrote {written} tracks and {}",
-                out.join(synth_music::MANIFEST_FILE).display()
-            );
+            stdout::print("cannot write the summary to stdout", |lines| {
+                writeln!(
+                    lines,
+                    "wrote {written} tracks and {}",
+                    out.join(synth_music::MANIFEST_FILE).display()
+                )
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         DatasetCommand::Excerpts(args) => excerpts::run(args),

@@ -35,7 +35,6 @@ mod telemetry;
 mod upload;
 mod ws;
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,6 +50,7 @@ pub use crate::analysis::{BatchAnalysis, CachedAnalysis, Candidate, FileAnalysis
 
 use crate::cache::{Rescan, ResultCache};
 use crate::flags;
+use crate::stdout;
 use connections::{ConnectionLimits, ConnectionSlots};
 use guard::Guard;
 use jobs::Job;
@@ -330,11 +330,9 @@ async fn serve(
     limits: ConnectionLimits,
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
-    {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "listening on http://{addr}")?;
-        out.flush()?;
-    }
+    stdout::print("cannot write the address to stdout", |out| {
+        writeln!(out, "listening on http://{addr}")
+    })?;
     eprintln!(
         "eval-cli: serving {} root(s) with {} workers",
         app.roots.len(),

@@ -7,7 +7,9 @@
 use std::fs;
 use std::path::Path;
 
-use crate::util::{QUICK_COMPARE, all_runs_identical, eval_cli, synth_folder, synth_set};
+use crate::util::{
+    QUICK_COMPARE, all_runs_identical, eval_cli, eval_cli_process, synth_folder, synth_set,
+};
 
 /// `eval-cli evaluate` of the [`SMALL`] synthetic set into `out_dir`, without progress;
 /// a test adds its own flags.
@@ -279,6 +281,52 @@ fn check_passes_and_fails_on_hand_made_reports() {
     );
     assert!(table.contains("differs at workers 2"), "{table}");
     assert!(table.contains("3 of 4 thresholds fell short"), "{table}");
+}
+
+/// `command` run with a stdout whose reader is already gone: a write to it is a broken pipe.
+fn with_closed_stdout(mut command: std::process::Command) -> std::process::Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    command.stdout(writer).output().unwrap()
+}
+
+#[test]
+fn a_closed_stdout_silences_the_summary_but_not_the_work_or_the_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let mut evaluate = eval_cli_process();
+    evaluate
+        .arg("evaluate")
+        .args(SMALL)
+        .args(["--workers", "1", "--progress", "off", "--out-dir"])
+        .arg(&run);
+    let out = with_closed_stdout(evaluate);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert_eq!(stderr_of(&out), "", "nothing to say");
+    for f in ["results.csv", "summary.json", "timings.json", "report.html"] {
+        assert!(run.join(f).is_file(), "{f} written before the summary line");
+    }
+
+    // `check` says nothing either, and a gate that fell short still exits 1.
+    let t = dir.path().join("t.toml");
+    fs::write(&t, THRESHOLDS).unwrap();
+    for (acc1, code) in [(0.7, 0), (0.4, 1)] {
+        hand_made_report(dir.path(), acc1, 0.9, true);
+        let mut check = eval_cli_process();
+        check
+            .args(["check", "--report"])
+            .arg(dir.path())
+            .arg("--thresholds")
+            .arg(&t);
+        let out = with_closed_stdout(check);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "acc1 {acc1}: {}",
+            stderr_of(&out)
+        );
+        assert_eq!(stderr_of(&out), "", "acc1 {acc1}: nothing to say");
+    }
 }
 
 #[test]
