@@ -30,7 +30,8 @@ failures=()
 
 # wav FILE RATE CHANNELS SECONDS KIND [RATE_IN_HEADER]: 16-bit PCM made by awk. KIND is
 # `clicks` (a click every half second, 120 BPM), `sine` (1 kHz at half scale), `chord` (an
-# A minor triad held), `noise` (white, awk's seeded rand) or `silence`.
+# A minor triad held), `noise` (white, awk's seeded rand), `dc` (a constant offset at half
+# scale) or `silence`.
 wav() {
   local file=$1 rate=$2 channels=$3 seconds=$4 kind=$5 header_rate=${6:-$2}
   awk -v rate="$rate" -v ch="$channels" -v secs="$seconds" -v kind="$kind" -v hrate="$header_rate" '
@@ -46,6 +47,7 @@ wav() {
         else if (kind == "chord") v = int(6000 * (sin(2 * pi * 220 * i / rate) \
           + sin(2 * pi * 261.63 * i / rate) + sin(2 * pi * 329.63 * i / rate)))
         else if (kind == "noise") v = int(16000 * (2 * rand() - 1))
+        else if (kind == "dc") v = 16000
         else v = 0
         if (v < 0) v += 65536
         for (c = 0; c < ch; c++) le(v, 2)
@@ -130,6 +132,14 @@ case_clicks_keep_their_tempo_without_a_key() {
   analyze clicks.wav --out out.csv >/dev/null 2>&1 || return 1
   [ "$code" -eq 0 ] || { echo "exit $code"; return 1; }
   expect_row out.csv clicks.wav ok "no key: " && expect_row out.csv clicks.wav ok ",,,,"
+}
+
+# A constant offset has no pitch: the FFT's rounding under it read as F major (0.95).
+case_dc_offset_has_no_key() {
+  wav dc.wav 22050 1 8 dc
+  analyze dc.wav --out out.csv >/dev/null 2>&1 || return 1
+  [ "$code" -eq 1 ] || { echo "exit $code"; return 1; }
+  expect_row out.csv dc.wav error "no key: " && expect_row out.csv dc.wav error ",,,,"
 }
 
 case_resume_across_descriptor_sets_is_refused() {
@@ -598,6 +608,27 @@ case_watch_folder_moved_away() {
   grep -q "music was moved or deleted" err.txt || { echo "unnamed: $(cat err.txt)"; return 1; }
 }
 
+# A link made in a watched folder raises only the kernel's Create event: it got no row.
+# The file moved in after it is the marker: its row comes after the link's.
+case_watch_link_made_in_the_folder() {
+  mkdir music && wav outside.wav 22050 1 4 clicks && wav marker.wav 22050 1 4 clicks
+  timeout -k 5 "$limit" "$bin" watch music --cache cache >rows.csv 2>err.txt &
+  local pid=$! tries=0
+  until grep -q 'watching' err.txt 2>/dev/null; do
+    kill -0 $pid 2>/dev/null || { echo "watch died: $(cat err.txt)"; return 1; }
+    tries=$((tries + 1)); [ $tries -lt 6000 ] || { echo "never watched"; return 1; }
+    sleep 0.01
+  done
+  ln -s "$PWD/outside.wav" music/link.wav && mv marker.wav music/marker.wav
+  tries=0
+  until grep -q 'marker.wav' rows.csv 2>/dev/null; do
+    tries=$((tries + 1)); [ $tries -lt 6000 ] || { kill $pid; echo "no marker row"; return 1; }
+    sleep 0.01
+  done
+  kill -INT $pid; wait $pid
+  expect_row rows.csv music/link.wav ok
+}
+
 case_evaluate_manifest_lists_a_file_twice() {
   mkdir ds && wav ds/a.wav 22050 1 8 clicks && wav ds/b.wav 22050 1 8 silence
   { echo file,bpm; echo b.wav,90; for i in 1 2 3 4 5 6 7 8 9; do echo a.wav,120; done; } >ds/manifest.csv
@@ -734,12 +765,14 @@ run serve-upload-lying-header case_serve_upload_with_a_lying_header
 run key-without-tempo case_key_without_tempo_is_a_usage_error
 run key-clicks-keep-tempo case_clicks_keep_their_tempo_without_a_key
 run key-resume-other-descriptors case_resume_across_descriptor_sets_is_refused
+run key-dc-offset-has-none case_dc_offset_has_no_key
 run float-wav-far-beyond-full-scale case_float_wav_far_beyond_full_scale
 run resume-after-a-file-changed case_resume_after_a_file_changed
 run merge-part-with-swapped-rows case_merge_of_a_part_with_swapped_rows
 run excerpts-into-the-users-folder case_excerpts_into_a_folder_of_the_users
 run serve-socket-without-handshake case_serve_socket_without_a_handshake
 run watch-folder-moved-away case_watch_folder_moved_away
+run watch-link-made-in-the-folder case_watch_link_made_in_the_folder
 run evaluate-manifest-lists-a-file-twice case_evaluate_manifest_lists_a_file_twice
 run evaluate-into-the-users-folder case_evaluate_into_a_folder_of_the_users
 run evaluate-manifest-without-rows case_evaluate_manifest_without_rows

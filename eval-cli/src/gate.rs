@@ -1,5 +1,5 @@
-//! `--test-gates` (hidden, for end-to-end tests of `serve` and `dist work`): a file that
-//! takes as long as a test wants.
+//! `--test-gates` (hidden, for end-to-end tests of `serve`, `dist work` and `watch`): a file
+//! that takes as long as a test wants.
 //!
 //! A test must hold a worker on a file (to cancel it, to fill a queue, to watch a
 //! heartbeat, to stop the process mid-file) without depending on how fast the machine is.

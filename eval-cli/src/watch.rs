@@ -7,7 +7,11 @@
 //! `IN_CLOSE_WRITE`, notify's `Access(Close(Write))`), and a file moved in (`IN_MOVED_TO`)
 //! is complete at once. A file being copied in raises `Create` and `Modify` events first:
 //! those are passed over, so a half-written file is never read. A folder moved in is
-//! walked. Deleting a file prints nothing (its cached row stays for a copy that comes back).
+//! walked. A symbolic link made in a folder (`ln -s`) raises only `Create`: a link is whole
+//! when it is made, so it is read then, as the first pass reads links. Deleting a file prints
+//! nothing (its cached row stays for a copy that comes back), even when the file goes
+//! before its event is handled: an editor's temporary file renamed over the real one, a
+//! file deleted right after it was written.
 //!
 //! A file this command tags is renamed over by the tagged copy, which is an event of its
 //! own: it is passed over when the file is still as the tagging left it, so a tagged file
@@ -66,6 +70,11 @@ pub struct WatchArgs {
     /// Workers of the first pass, the per-file time limit, the first pass's progress.
     #[command(flatten)]
     pub batch: flags::BatchArgs,
+    /// Internal, for tests: a file that arrives whose name starts with `gate` holds the
+    /// event loop until `NAME.open` appears beside it (gate.rs), so that a test can change
+    /// the folder while watch is busy, without a clock.
+    #[arg(long, hide = true)]
+    pub test_gates: bool,
 }
 
 /// What a run of `watch` needs, built once from its flags.
@@ -76,6 +85,8 @@ struct Plan {
     tagging: Option<TagOptions>,
     /// The first pass's run options; their cancel flag is Ctrl-C's for the whole watch.
     options: runner::RunOptions,
+    /// `--test-gates`.
+    test_gates: bool,
 }
 
 /// Runs `eval-cli watch` until Ctrl-C or SIGTERM (exit 130).
@@ -104,6 +115,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
         }),
         options: args.batch.options(runner::Schedule::CostliestFirst),
         dirs: args.dirs,
+        test_gates: args.test_gates,
     };
     runner::install_signal_handler(Arc::clone(&plan.options.cancel));
     // Watching starts before the first pass, so that nothing written meanwhile is missed.
@@ -171,17 +183,19 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
 fn complete_files(event: &Event) -> Vec<PathBuf> {
     // A rename inside the folders is reported twice, `To` (the destination) and then
     // `Both` (source and destination): `To` alone stands for it, so it is read once.
-    let complete = matches!(
-        event.kind,
-        EventKind::Access(AccessKind::Close(AccessMode::Write))
-            | EventKind::Modify(ModifyKind::Name(RenameMode::To))
-    );
-    if !complete {
-        return Vec::new();
-    }
     let Some(path) = event.paths.first() else {
         return Vec::new();
     };
+    let complete = match event.kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write))
+        | EventKind::Modify(ModifyKind::Name(RenameMode::To)) => true,
+        // `symlink(2)` makes a link whole at once and raises nothing after `Create`.
+        EventKind::Create(_) => path.symlink_metadata().is_ok_and(|m| m.is_symlink()),
+        _ => false,
+    };
+    if !complete {
+        return Vec::new();
+    }
     if path.is_dir() {
         batch::collect_audio_files(std::slice::from_ref(path)).0
     } else if batch::has_audio_extension(path) {
@@ -238,9 +252,26 @@ impl Session<'_> {
             }
             None => {}
         }
-        let before = FileIdentity::of_path(path).ok();
-        let job = self.job();
         let stop = StopSignal::never().with_cancel_flag(Arc::clone(&self.plan.options.cancel));
+        if self.plan.test_gates && !crate::gate::hold(path, &stop) {
+            return Ok(());
+        }
+        let before = match FileIdentity::of_path(path) {
+            Ok(identity) => Some(identity),
+            // Gone before it could be read (deleted right after it was written, or an
+            // editor's temporary file already renamed over the real one, whose own event
+            // brings its row): a deleted file prints nothing.
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                eprintln!(
+                    "eval-cli: {}: went away before it was read (deleted or renamed); no row",
+                    path.display()
+                );
+                return Ok(());
+            }
+            // Any other reason (no permission) is the file's error row.
+            Err(_) => None,
+        };
+        let job = self.job();
         let result = Batch::new(&job)
             .timeout(self.plan.options.timeout)
             .stop(stop)
@@ -262,15 +293,26 @@ impl Session<'_> {
         before: Option<FileIdentity>,
         out: &mut impl Write,
     ) -> anyhow::Result<()> {
-        if let Some(before) = before
-            && FileIdentity::of_path(&result.path).ok() != Some(before)
-        {
-            eprintln!(
-                "eval-cli: {}: changed or went away while it was being analysed; its row \
-                 comes when the writing ends",
-                result.path.display()
-            );
-            return Ok(());
+        if let Some(before) = before {
+            match FileIdentity::of_path(&result.path) {
+                Ok(now) if now == before => {}
+                Ok(_) => {
+                    eprintln!(
+                        "eval-cli: {}: changed while it was being analysed; its row comes \
+                         when the writing ends",
+                        result.path.display()
+                    );
+                    return Ok(());
+                }
+                Err(_) => {
+                    eprintln!(
+                        "eval-cli: {}: went away while it was being analysed (deleted or \
+                         renamed); no row",
+                        result.path.display()
+                    );
+                    return Ok(());
+                }
+            }
         }
         let record = match &result.value {
             Some(analyzed) => analyzed.record_for(&result.path),
@@ -369,6 +411,23 @@ mod tests {
         // Not audio, or this command's own tagging copy.
         let notes = dir.path().join(".a.wav.x1y2z3.tagging");
         assert!(complete_files(&event(closed, &[&notes])).is_empty());
+    }
+
+    /// `ln -s` raises only `Create`: a link is whole at once and is read then; a plain
+    /// file's `Create` still waits for its writer to close it.
+    #[test]
+    fn a_link_made_in_the_folder_is_complete_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside.wav");
+        std::fs::write(&outside, b"").unwrap();
+        let link = dir.path().join("link.wav");
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        let created = EventKind::Create(CreateKind::File);
+        assert_eq!(
+            complete_files(&event(created, &[&link])),
+            vec![link.clone()]
+        );
+        assert!(complete_files(&event(created, &[&outside])).is_empty());
     }
 
     #[test]

@@ -36,6 +36,13 @@ const NEIGHBOURHOOD: usize = 16;
 /// window's main lobe) hold this share of its energy between the bounds above: noise and
 /// drums spread their energy and raise a few chance peaks only.
 pub const MIN_TONAL_SHARE: f64 = 0.3;
+/// A frame votes only when the bins between the bounds above hold at least this share of
+/// its whole energy (-100 dB). A constant offset (DC) puts all of a frame's energy in the
+/// lowest bins, and the FFT's rounding leaves a pattern about 150 dB under it in the
+/// others: measured relative to itself, that pattern has narrow, prominent peaks, and a
+/// pure DC offset read as F major with confidence 0.95. Music with a DC offset keeps its
+/// votes: its notes stand far less than 100 dB under the offset.
+const MIN_RANGE_SHARE: f64 = 1e-10;
 /// A peak also votes for the notes it would be the 2nd..`HARMONICS`th partial of. Measured
 /// with `examples/key_profiles.rs` on each development source (two folk collections and
 /// the synthetic set): 8 partials decaying by 0.8 scored above 4 by 0.6 on all three, and
@@ -213,6 +220,11 @@ impl ChromaTracker<'_> {
         {
             *x = s * w;
         }
+        let frame_energy: f64 = self
+            .input
+            .iter()
+            .map(|&x| f64::from(x) * f64::from(x))
+            .sum();
         self.profile.frames += 1;
         if plan
             .fft
@@ -226,6 +238,9 @@ impl ChromaTracker<'_> {
         let read = (plan.max_bin + NEIGHBOURHOOD + 1).min(self.magnitudes.len());
         for (m, c) in self.magnitudes[..read].iter_mut().zip(&self.spectrum) {
             *m = c.norm();
+        }
+        if range_share(&self.magnitudes, plan, frame_energy) < MIN_RANGE_SHARE {
+            return;
         }
         let peaks = peaks(&self.magnitudes, plan.min_bin, plan.max_bin);
         if peaks.is_empty() || tonal_share(&self.magnitudes, plan, &peaks) < MIN_TONAL_SHARE {
@@ -250,6 +265,20 @@ impl ChromaTracker<'_> {
             self.profile.voiced_frames += 1;
         }
     }
+}
+
+/// The share of a frame's energy (`frame_energy`, the sum of its windowed samples'
+/// squares) that lies between the plan's bounds: by Parseval, a real FFT's bin `k` between
+/// 0 and N/2 holds `2 |X_k|^2 / N` of it.
+fn range_share(magnitudes: &[f32], plan: &ChromaPlan, frame_energy: f64) -> f64 {
+    if frame_energy <= 0.0 {
+        return 0.0;
+    }
+    let in_range: f64 = magnitudes[plan.min_bin..=plan.max_bin]
+        .iter()
+        .map(|&m| f64::from(m) * f64::from(m))
+        .sum();
+    2.0 * in_range / plan.frame as f64 / frame_energy
 }
 
 /// The share of the energy between the plan's bounds that lies in `peaks`' main lobes.
@@ -423,6 +452,22 @@ mod tests {
             pieces.push(chunk);
         }
         assert_eq!(whole.finish(), pieces.finish());
+    }
+
+    /// A constant offset is no pitch: the FFT's rounding noise under it must not vote (it
+    /// read as F major, confidence 0.95). A quiet note on top of the offset still votes.
+    #[test]
+    fn a_dc_offset_votes_for_nothing_and_a_note_over_it_still_does() {
+        for level in [0.5f32, -0.001, 0.99] {
+            let profile = profile_of(&vec![level; 11_025 * 3]);
+            assert_eq!(profile.voiced_frames, 0, "offset {level}");
+            assert!(profile.frames > 0);
+        }
+        let note = tone(11_025, 3.0, &[(440.0, 0.001)]);
+        let over_offset: Vec<f32> = note.iter().map(|s| s + 0.5).collect();
+        let profile = profile_of(&over_offset);
+        assert_eq!(profile.voiced_frames, profile.frames);
+        assert_eq!(loudest(&profile.chroma()), 9, "A");
     }
 
     #[test]

@@ -15,7 +15,10 @@ use lofty::error::{FileEncodingError, FileParseError};
 use lofty::file::{AudioFile, FileType};
 use lofty::flac::FlacFile;
 use lofty::id3::v2::TextInformationFrame;
-use lofty::id3::v2::{ExtendedTextFrame, Frame, FrameId, Id3v2Tag, Id3v2Version};
+use lofty::id3::v2::{
+    ChannelType, ExtendedTextFrame, Frame, FrameId, Id3v2Tag, Id3v2Version,
+    RelativeVolumeAdjustmentFrame,
+};
 use lofty::iff::aiff::AiffFile;
 use lofty::iff::wav::WavFile;
 use lofty::mp4::{Atom, AtomData, AtomIdent, DataType, Ilst, Mp4File};
@@ -216,6 +219,47 @@ impl Id3 {
             other => Id3Frame::UserText(other.common_name()),
         }
     }
+
+    /// The identification of the `RVA2` frame that holds the same gain as `field`'s `TXXX`
+    /// (mp3gain, foobar2000 and the ID3v2.4 ReplayGain proposal write `track` and
+    /// `album`). Such a frame is another spelling of the field: it counts as a value the
+    /// file holds (kept without `--overwrite`) and is removed when the field is written,
+    /// so that no player reads a stale gain beside the new one.
+    fn rva2_identification(field: Field) -> Option<&'static str> {
+        match field {
+            Field::TrackGain => Some("track"),
+            Field::AlbumGain => Some("album"),
+            _ => None,
+        }
+    }
+
+    /// The `RVA2` frame of `frame`, when it is the one for `identification`.
+    fn rva2<'f>(
+        frame: &'f Frame<'_>,
+        identification: &str,
+    ) -> Option<&'f RelativeVolumeAdjustmentFrame<'f>> {
+        match frame {
+            Frame::RelativeVolumeAdjustment(rva2)
+                if rva2.identification.eq_ignore_ascii_case(identification) =>
+            {
+                Some(rva2)
+            }
+            _ => None,
+        }
+    }
+
+    /// An `RVA2` frame's gain as the `TXXX` field writes it (`-6.52 dB`): its master volume
+    /// channel, else the first channel it adjusts (the adjustment is in 1/512 dB).
+    fn rva2_gain(rva2: &RelativeVolumeAdjustmentFrame<'_>) -> Option<String> {
+        let channel = rva2
+            .channels
+            .get(&ChannelType::MasterVolume)
+            .or_else(|| rva2.channels.values().min_by_key(|c| c.channel_type as u8))?;
+        Some(format!(
+            "{:.2} dB",
+            f64::from(channel.volume_adjustment) / 512.0
+        ))
+    }
 }
 
 impl FormatTag for Id3 {
@@ -244,7 +288,16 @@ impl FormatTag for Id3 {
                 _ => None,
             }),
         };
-        value.filter(|v| !v.is_empty()).map(str::to_string)
+        let rva2 = || {
+            let identification = Self::rva2_identification(field)?;
+            tag.into_iter()
+                .find_map(|frame| Self::rva2(frame, identification))
+                .and_then(Self::rva2_gain)
+        };
+        value
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+            .or_else(rva2)
     }
 
     fn set(&mut self, field: Field, value: &str) {
@@ -271,6 +324,9 @@ impl FormatTag for Id3 {
                 for spelling in spellings {
                     tag.remove_user_text(&spelling);
                 }
+                if let Some(identification) = Self::rva2_identification(field) {
+                    tag.retain(|frame| Self::rva2(frame, identification).is_none());
+                }
                 Frame::UserText(ExtendedTextFrame::new(
                     TextEncoding::Latin1,
                     name,
@@ -285,10 +341,22 @@ impl FormatTag for Id3 {
         let Some(tag) = &self.0 else {
             return Vec::new();
         };
+        let field_of_rva2 = |frame: &Frame<'_>| {
+            [Field::TrackGain, Field::AlbumGain]
+                .into_iter()
+                .find(|&field| {
+                    Self::rva2_identification(field)
+                        .is_some_and(|identification| Self::rva2(frame, identification).is_some())
+                })
+        };
         tag.into_iter()
             .map(|frame| match frame {
                 Frame::UserText(text) => format!("TXXX:{}", text.description.to_uppercase()),
-                other => other.id_str().to_string(),
+                // The `RVA2` of a ReplayGain field is that field (replaced when it is).
+                other => match field_of_rva2(other) {
+                    Some(field) => self.name(field),
+                    None => other.id_str().to_string(),
+                },
             })
             .collect()
     }
@@ -397,6 +465,23 @@ impl Mp4 {
             Field::AlbumPeak => freeform("replaygain_album_peak"),
         }
     }
+
+    /// Whether `ident` names the field `wanted` names. Freeform names compare without case:
+    /// foobar2000 and Mp3tag write `REPLAYGAIN_TRACK_GAIN` where iTunes-style tools write
+    /// `replaygain_track_gain`, and a player reads either; an upper-case atom left beside
+    /// a new lower-case one would hold a stale value.
+    fn same(ident: &AtomIdent<'_>, wanted: &AtomIdent<'_>) -> bool {
+        match (ident, wanted) {
+            (
+                AtomIdent::Freeform { mean, name },
+                AtomIdent::Freeform {
+                    mean: wanted_mean,
+                    name: wanted_name,
+                },
+            ) => mean.eq_ignore_ascii_case(wanted_mean) && name.eq_ignore_ascii_case(wanted_name),
+            _ => ident == wanted,
+        }
+    }
 }
 
 impl FormatTag for Mp4 {
@@ -412,7 +497,10 @@ impl FormatTag for Mp4 {
     }
 
     fn get(&self, field: Field) -> Option<String> {
-        let atom = self.0.get(&Self::ident(field))?;
+        let wanted = Self::ident(field);
+        let atom = (&self.0)
+            .into_iter()
+            .find(|atom| Self::same(atom.ident(), &wanted))?;
         let value = atom.data().find_map(|data| match data {
             AtomData::UTF8(text) | AtomData::UTF16(text) => Some(text.clone()),
             AtomData::SignedInteger(n) => Some(n.to_string()),
@@ -432,6 +520,10 @@ impl FormatTag for Mp4 {
         for atom in &self.0 {
             let name = match atom.ident() {
                 AtomIdent::Fourcc(fourcc) => String::from_utf8_lossy(fourcc).into_owned(),
+                // Spelled as `name` spells it whatever its case: each spelling is the field.
+                AtomIdent::Freeform { mean, name } if mean.eq_ignore_ascii_case(ITUNES) => {
+                    format!("----:{ITUNES}:{}", name.to_lowercase())
+                }
                 AtomIdent::Freeform { mean, name } => format!("----:{mean}:{name}"),
             };
             items.extend(std::iter::repeat_n(name, atom.data().count()));
@@ -453,7 +545,9 @@ impl FormatTag for Mp4 {
             },
             _ => AtomData::UTF8(value.to_string()),
         };
-        self.0.replace_atom(Atom::new(Self::ident(field), data));
+        let ident = Self::ident(field);
+        self.0.retain(|atom| !Self::same(atom.ident(), &ident));
+        self.0.replace_atom(Atom::new(ident, data));
     }
 
     fn save(&self, file: &mut File) -> Result<(), FileEncodingError> {

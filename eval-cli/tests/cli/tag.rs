@@ -320,6 +320,133 @@ fn a_field_in_lower_case_is_the_same_field() {
     }
 }
 
+/// The RVA2 frames' identifications in `path`'s ID3v2 tag, with their gain in dB.
+fn rva2_frames(path: &Path) -> BTreeSet<String> {
+    use lofty::file::AudioFile;
+    let mut file = fs::File::open(path).unwrap();
+    let mpeg =
+        lofty::mpeg::MpegFile::read_from(&mut file, lofty::config::ParseOptions::new()).unwrap();
+    let Some(tag) = mpeg.id3v2() else {
+        return BTreeSet::new();
+    };
+    tag.into_iter()
+        .filter_map(|frame| match frame {
+            lofty::id3::v2::Frame::RelativeVolumeAdjustment(rva2) => {
+                let gain = rva2.channels.values().next().unwrap().volume_adjustment;
+                Some(format!(
+                    "{}={:.2}",
+                    rva2.identification,
+                    f64::from(gain) / 512.0
+                ))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// A gain in another spelling is the same field, and is never left beside the new one to
+/// give players a stale value: an ID3 `RVA2` frame for the track or the album (mp3gain,
+/// the ID3v2.4 proposal) and an MP4 freeform atom in upper case (foobar2000, Mp3tag). Each
+/// is kept without `overwrite` (no second gain written beside it) and replaced with it; an
+/// `RVA2` frame of another purpose stays. Before, the `RVA2` frames and the upper-case atom
+/// were not seen: a second, different gain was written beside them, and left there.
+#[test]
+fn a_gain_in_another_spelling_is_kept_or_replaced_never_doubled() {
+    use lofty::config::WriteOptions;
+    use lofty::id3::v2::{
+        ChannelInformation, ChannelType, Frame, Id3v2Tag, RelativeVolumeAdjustmentFrame,
+    };
+    use lofty::mp4::{Atom, AtomData, AtomIdent, Ilst};
+    use lofty::prelude::TagExt;
+    use std::borrow::Cow;
+    use std::collections::HashMap;
+
+    let dir = tempfile::tempdir().unwrap();
+    let overwrite = TagOptions {
+        overwrite: true,
+        ..TagOptions::default()
+    };
+    let writable = |path: &Path| {
+        fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .unwrap()
+    };
+
+    let mp3 = encoded(dir.path(), "rva2.mp3", &[]);
+    let mut id3 = Id3v2Tag::new();
+    for (identification, db) in [("track", -3.0), ("album", -4.0), ("normalize", 1.0)] {
+        let channel = ChannelInformation {
+            channel_type: ChannelType::MasterVolume,
+            volume_adjustment: (db * 512.0) as i16,
+            bits_representing_peak: 0,
+            peak_volume: None,
+        };
+        let channels = HashMap::from([(ChannelType::MasterVolume, channel)]);
+        id3.insert(Frame::RelativeVolumeAdjustment(
+            RelativeVolumeAdjustmentFrame::new(identification, Cow::Owned(channels)),
+        ));
+    }
+    id3.save_to(&mut writable(&mp3), WriteOptions::default())
+        .unwrap();
+    let rva2 = set(&["track=-3.00", "album=-4.00", "normalize=1.00"]);
+    assert_eq!(rva2_frames(&mp3), rva2);
+    let kept = tag_file(&mp3, &all_values(), &TagOptions::default()).unwrap();
+    let gain = kept.changes.iter().find(|c| c.name.contains("TRACK_GAIN"));
+    assert_eq!(gain.unwrap().old.as_deref(), Some("-3.00 dB"), "{kept:?}");
+    let tags = mutagen_tags(&mp3);
+    assert!(
+        !tags.iter().any(|t| t.contains("REPLAYGAIN_TRACK_GAIN")),
+        "a second gain beside RVA2: {tags:?}"
+    );
+    assert_eq!(rva2_frames(&mp3), rva2);
+    tag_file(&mp3, &all_values(), &overwrite).unwrap();
+    let tags = mutagen_tags(&mp3);
+    assert!(
+        tags.contains("TXXX=REPLAYGAIN_TRACK_GAIN=-6.52 dB")
+            && tags.contains("TXXX=REPLAYGAIN_ALBUM_GAIN=-7.10 dB"),
+        "{tags:?}"
+    );
+    assert_eq!(rva2_frames(&mp3), set(&["normalize=1.00"]));
+
+    let m4a = encoded(dir.path(), "upper.m4a", &[]);
+    let mut ilst = Ilst::default();
+    for (name, value) in [
+        ("REPLAYGAIN_TRACK_GAIN", "-3.00 dB"),
+        ("REPLAYGAIN_TRACK_PEAK", "0.5"),
+    ] {
+        ilst.insert(Atom::new(
+            AtomIdent::Freeform {
+                mean: Cow::Borrowed("com.apple.iTunes"),
+                name: Cow::Borrowed(name),
+            },
+            AtomData::UTF8(value.into()),
+        ));
+    }
+    ilst.save_to(&mut writable(&m4a), WriteOptions::default())
+        .unwrap();
+    let upper = "----:com.apple.iTunes:REPLAYGAIN_TRACK_GAIN=MP4FreeForm(b'-3.00 dB', <AtomDataType.UTF8: 1>)";
+    assert!(mutagen_tags(&m4a).contains(upper));
+    tag_file(&m4a, &all_values(), &TagOptions::default()).unwrap();
+    let tags = mutagen_tags(&m4a);
+    assert!(tags.contains(upper), "kept: {tags:?}");
+    assert!(
+        !tags.contains(MP4_FIELDS[2]),
+        "a second gain beside it: {tags:?}"
+    );
+    tag_file(&m4a, &all_values(), &overwrite).unwrap();
+    let tags = mutagen_tags(&m4a);
+    assert!(
+        tags.contains(MP4_FIELDS[2]) && tags.contains(MP4_FIELDS[3]),
+        "{tags:?}"
+    );
+    assert!(
+        !tags.iter().any(|t| t.contains(":REPLAYGAIN_")),
+        "an old value left beside the new one: {tags:?}"
+    );
+}
+
 /// The key notation picks what `TKEY`/`INITIALKEY` hold.
 #[test]
 fn the_key_is_written_in_the_notation_asked_for() {

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
 
 use crate::util::{
-    click_flac, click_wav, click_wav_bytes, eval_cli, eval_cli_process, wait_for_line,
+    click_flac, click_wav, click_wav_bytes, eval_cli, eval_cli_process, fifo, wait_for_line,
 };
 
 /// A running `eval-cli watch DIR --cache CACHE ARGS`, its rows read line by line; killed
@@ -211,4 +211,60 @@ fn rows_name_files_under_the_folder_as_given() {
     fs::rename(dir.path().join("b.tmp"), dir.path().join("music/b.wav")).unwrap();
     let row = watching.next_row();
     assert!(row.starts_with("music/b.wav,"), "{row}");
+}
+
+/// A file that is gone before watch handles its event (deleted right after it was
+/// written, or an editor's temporary file renamed over the real one) prints no row: it
+/// printed an error row, `open: unreadable: No such file or directory`. A gate (a file
+/// named `gate*`, `--test-gates`) holds the event loop while the folder changes, so the
+/// order is certain without a clock.
+#[test]
+fn a_file_gone_before_its_event_is_handled_prints_no_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib");
+    fs::create_dir(&lib).unwrap();
+    let cache = dir.path().join("cache");
+    // A named pipe: the gate's write of it waits for this test's read.
+    let held = fifo(&lib.join("gate.wav.held"));
+    let (mut watch, _) = Watching::start(&lib, &cache, &["--test-gates"], 0);
+    click_wav(&dir.path().join("gate.wav"), 120.0, 4.0);
+    fs::rename(dir.path().join("gate.wav"), lib.join("gate.wav")).unwrap();
+    // watch holds on the gate: the events below wait behind it.
+    fs::read(&held).unwrap();
+    click_wav(&lib.join("gone.wav"), 100.0, 4.0);
+    fs::remove_file(lib.join("gone.wav")).unwrap();
+    // An editor's save: a temporary file written, then renamed over the real one.
+    click_wav(&lib.join(".song.wav.tmp.wav"), 100.0, 4.0);
+    fs::rename(lib.join(".song.wav.tmp.wav"), lib.join("song.wav")).unwrap();
+    File::create(lib.join("gate.wav.open")).unwrap();
+    let row = watch.next_row();
+    assert!(row.contains("gate.wav"), "{row}");
+    let row = watch.next_row();
+    assert!(
+        row.starts_with(&format!("{},", lib.join("song.wav").display())) && row.contains(",ok,"),
+        "{row}"
+    );
+    let (rest, code) = watch.interrupt();
+    assert_eq!((rest, code), (vec![], Some(130)));
+}
+
+/// A link made in the folder (`ln -s`, here to a file outside it) raises only the kernel's
+/// `Create` event: it gave no row, although `analyze` and watch's own first pass read links.
+#[test]
+fn a_link_made_in_the_folder_gets_its_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib");
+    fs::create_dir(&lib).unwrap();
+    let cache = dir.path().join("cache");
+    click_wav(&dir.path().join("outside-100.wav"), 100.0, 4.0);
+    let (mut watch, _) = Watching::start(&lib, &cache, &[], 0);
+    std::os::unix::fs::symlink(dir.path().join("outside-100.wav"), lib.join("link.wav")).unwrap();
+    // A file moved in after it: the link's row must come first (events in order).
+    click_wav(&dir.path().join("after.wav"), 120.0, 4.0);
+    fs::rename(dir.path().join("after.wav"), lib.join("after.wav")).unwrap();
+    let row = watch.next_row();
+    assert!(row.contains("link.wav") && row.contains(",ok,"), "{row}");
+    assert!((bpm(&row) - 100.0).abs() < 2.0, "{row}");
+    let row = watch.next_row();
+    assert!(row.contains("after.wav"), "{row}");
 }
