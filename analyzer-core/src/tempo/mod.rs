@@ -265,7 +265,12 @@ impl TempoEstimator {
             return Err(Error::new(
                 ErrorKind::TooShort,
                 Stage::Tempo,
-                format!("{seconds:.2} s of audio; at least {MIN_SECONDS} s are needed"),
+                // The envelope is the audio less about one analysis window: a file of
+                // exactly 2 s gives 1.92 s, which is not "1.92 s of audio".
+                format!(
+                    "{seconds:.2} s of onset envelope (the audio less one analysis window); \
+                     a tempo needs at least {MIN_SECONDS} s"
+                ),
             ));
         }
         let width = (DETREND_SECONDS * fr).round() as usize;

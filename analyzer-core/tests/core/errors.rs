@@ -90,6 +90,8 @@ fn too_short_audio_is_reported_as_such() {
     let dir = tempfile::tempdir().unwrap();
     let e = error_of(&good_wav(dir.path(), 1.0));
     assert_eq!((e.kind(), e.stage()), (ErrorKind::TooShort, Stage::Tempo));
+    // It names what was measured, the envelope, which is shorter than the file.
+    assert!(e.to_string().contains("s of onset envelope"), "{e}");
 }
 
 #[test]
