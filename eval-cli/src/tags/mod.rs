@@ -232,6 +232,10 @@ pub enum TagError {
         /// What was written.
         wanted: String,
     },
+    /// The tag library panicked on the file: it is left as it was (the tagged copy is
+    /// dropped unrenamed).
+    #[error("the tag library crashed on the file ({0}); file left as it was")]
+    Crashed(String),
 }
 
 /// The first item of `held` that `kept` has fewer of, leaving out the fields `written`
@@ -279,7 +283,7 @@ pub fn tag_file(
     values: &TagValues,
     options: &TagOptions,
 ) -> Result<TagReport, TagError> {
-    tag(path, values, options, None)
+    crash_guarded(|| tag(path, values, options, None))
 }
 
 /// [`tag_file`] with values measured on the file `analysed` (its identity taken before it
@@ -291,7 +295,23 @@ pub fn tag_analysed_file(
     values: &TagValues,
     options: &TagOptions,
 ) -> Result<TagReport, TagError> {
-    tag(path, values, options, Some(analysed))
+    crash_guarded(|| tag(path, values, options, Some(analysed)))
+}
+
+/// Runs `op` with a panic in it turned into [`TagError::Crashed`]. lofty asserts on some
+/// files while writing (an MP4 `ilst` that shrinks by exactly 8 bytes): under `tag` the
+/// batch's guard would catch that, but `watch --write-tags` tags outside any guard, where
+/// one file would end the watch. The copy being edited is a temporary file that unwinding
+/// drops, so the original is never replaced by a half-written one.
+fn crash_guarded(op: impl FnOnce() -> Result<TagReport, TagError>) -> Result<TagReport, TagError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(op)).unwrap_or_else(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_string());
+        Err(TagError::Crashed(message))
+    })
 }
 
 fn tag(
@@ -373,6 +393,15 @@ mod tests {
 
     fn names(items: &[&str]) -> Vec<String> {
         items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_panic_in_the_tag_library_is_an_error_of_the_file() {
+        let err = crash_guarded(|| panic!("assertion failed: ilst shrank")).unwrap_err();
+        assert!(matches!(&err, TagError::Crashed(m) if m == "assertion failed: ilst shrank"));
+        assert!(err.to_string().contains("file left as it was"), "{err}");
+        let formatted = crash_guarded(|| panic!("at {} bytes", 8)).unwrap_err();
+        assert!(matches!(&formatted, TagError::Crashed(m) if m == "at 8 bytes"));
     }
 
     #[test]
