@@ -74,6 +74,17 @@ id3() {
 
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 
+# Waits (10 ms polls, at most 60 s) until the `watch` of pid $1 says in err.txt that it is
+# watching; fails, saying why, when it died or never did.
+watching() {
+  local tries=0
+  until grep -q 'watching' err.txt 2>/dev/null; do
+    kill -0 "$1" 2>/dev/null || { echo "watch died: $(cat err.txt)"; return 1; }
+    tries=$((tries + 1)); [ $tries -lt 6000 ] || { echo "never watched"; return 1; }
+    sleep 0.01
+  done
+}
+
 # ---- the runner -----------------------------------------------------------------------
 
 # run NAME FUNCTION: runs one case in its own folder; the function prints why it failed
@@ -595,11 +606,7 @@ case_watch_folder_moved_away() {
   mkdir music && wav music/a.wav 22050 1 4 clicks
   timeout -k 5 "$limit" "$bin" watch music --cache cache >rows.csv 2>err.txt &
   local pid=$! tries=0
-  until grep -q 'watching' err.txt 2>/dev/null; do
-    kill -0 $pid 2>/dev/null || { echo "watch died: $(cat err.txt)"; return 1; }
-    tries=$((tries + 1)); [ $tries -lt 6000 ] || { echo "never watched"; return 1; }
-    sleep 0.01
-  done
+  watching $pid || return 1
   mv music moved && wav moved/b.wav 22050 1 4 clicks
   wait $pid
   code=$?
@@ -614,11 +621,7 @@ case_watch_link_made_in_the_folder() {
   mkdir music && wav outside.wav 22050 1 4 clicks && wav marker.wav 22050 1 4 clicks
   timeout -k 5 "$limit" "$bin" watch music --cache cache >rows.csv 2>err.txt &
   local pid=$! tries=0
-  until grep -q 'watching' err.txt 2>/dev/null; do
-    kill -0 $pid 2>/dev/null || { echo "watch died: $(cat err.txt)"; return 1; }
-    tries=$((tries + 1)); [ $tries -lt 6000 ] || { echo "never watched"; return 1; }
-    sleep 0.01
-  done
+  watching $pid || return 1
   ln -s "$PWD/outside.wav" music/link.wav && mv marker.wav music/marker.wav
   tries=0
   until grep -q 'marker.wav' rows.csv 2>/dev/null; do

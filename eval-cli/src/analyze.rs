@@ -42,8 +42,6 @@ use crate::stdout::{self, WriteContext};
 const EXIT_OK: u8 = 0;
 /// Exit status when some file failed (its row says why).
 const EXIT_SOME_FAILED: u8 = 1;
-/// Exit status after Ctrl-C or SIGTERM, as shells report death by SIGINT.
-const EXIT_CANCELLED: u8 = 130;
 
 /// How long one read transaction of the cache serves lookups: a rescan of an unchanged
 /// library is a lookup or two per file, and each transaction takes byte-range locks.
@@ -252,7 +250,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
                 ""
             }
         );
-        return Ok(ExitCode::from(EXIT_CANCELLED));
+        return Ok(ExitCode::from(runner::EXIT_CANCELLED));
     }
     let failed = walk_rows.len()
         + summary

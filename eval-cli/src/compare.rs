@@ -628,14 +628,7 @@ fn run_child(args: &CompareArgs, workers: usize) -> anyhow::Result<ExitCode> {
     let printed = stdout::print("cannot write the child report to stdout", |out| {
         writeln!(out, "{report}")
     });
-    stdout::keep_status(
-        printed,
-        if outcome.cancelled {
-            ExitCode::from(130)
-        } else {
-            ExitCode::SUCCESS
-        },
-    )
+    stdout::keep_status(printed, runner::finished(outcome.cancelled))
 }
 
 #[cfg(test)]

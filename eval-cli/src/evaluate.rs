@@ -111,14 +111,7 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
     let printed = stdout::print("cannot write the summary to stdout", |out| {
         write_summary(out, &ds.label, &summary, &costs, &timings, &plan.out_dir)
     });
-    stdout::keep_status(
-        printed,
-        if outcome.cancelled {
-            ExitCode::from(130)
-        } else {
-            ExitCode::SUCCESS
-        },
-    )
+    stdout::keep_status(printed, runner::finished(outcome.cancelled))
 }
 
 /// The lines `evaluate` prints on stdout: one per estimator when there are several, then

@@ -175,7 +175,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
     }
     drop(watcher);
     eprintln!("eval-cli: watch stopped");
-    Ok(ExitCode::from(130))
+    Ok(ExitCode::from(runner::EXIT_CANCELLED))
 }
 
 /// The files an event says are complete and worth analysing: written and closed, or moved

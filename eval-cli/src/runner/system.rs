@@ -3,6 +3,19 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// Exit status after Ctrl-C or SIGTERM, as shells report death by SIGINT.
+pub const EXIT_CANCELLED: u8 = 130;
+
+/// The exit status of a run that ended: [`EXIT_CANCELLED`] when a signal stopped it, else
+/// success.
+pub fn finished(cancelled: bool) -> std::process::ExitCode {
+    if cancelled {
+        std::process::ExitCode::from(EXIT_CANCELLED)
+    } else {
+        std::process::ExitCode::SUCCESS
+    }
+}
+
 /// Makes the first Ctrl-C or SIGTERM set `cancel`, so a batch stops cleanly and keeps
 /// what finished; a second one exits at once with status 130, leaving no temporary or
 /// lock file ([`crate::output::remove_unfinished`]).
@@ -11,7 +24,7 @@ pub fn install_signal_handler(cancel: Arc<AtomicBool>) {
         if cancel.swap(true, Ordering::SeqCst) {
             // No destructor runs after this: remove the temporaries and locks by hand.
             crate::output::remove_unfinished();
-            std::process::exit(130);
+            std::process::exit(i32::from(EXIT_CANCELLED));
         }
     });
     if let Err(err) = installed {
