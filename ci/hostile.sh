@@ -652,6 +652,19 @@ case_evaluate_into_a_folder_of_the_users() {
     [ "$(ls -A mine | wc -l)" -eq 2 ] || { echo "the user's folder changed"; return 1; }
 }
 
+# A named pipe called summary.json in the --out-dir is not an earlier report: refused at
+# once naming it. Reading it to see whether it was one hung evaluate before any work.
+case_evaluate_into_a_folder_with_a_pipe_for_a_summary() {
+  mkdir mine && mkfifo mine/summary.json
+  timeout -k 5 "$limit" "$bin" evaluate --dataset synth --synth-count 2 --synth-seconds 4 \
+    --out-dir mine --progress off >/dev/null 2>err.txt
+  code=$?
+  [ "$code" -ne 124 ] && [ "$code" -ne 137 ] || { echo "hung: killed after ${limit}s"; return 1; }
+  [ "$code" -eq 2 ] && grep -q "mine holds summary.json" err.txt ||
+    { echo "exit $code: $(cat err.txt)"; return 1; }
+  [ "$(ls -A mine)" = summary.json ] || { echo "the user's folder changed: $(ls -A mine)"; return 1; }
+}
+
 # A manifest with a header and no rows (a cut copy, the wrong file) is refused before any
 # report is written: it made a report of 0 files that exited 0.
 case_evaluate_manifest_without_rows() {
@@ -725,6 +738,60 @@ case_dist_rows_deleted_after_the_run() {
   cmp -s merged.csv analyze.csv || { echo "the merge differs from analyze"; return 1; }
 }
 
+# ---- counts, thresholds and tokens ---------------------------------------------------
+
+# A count far past any use is refused naming it (exit 2, nothing made) or costs nothing per
+# unit: `--shard 1/4294967297` aborted allocating 64 GiB, `dataset synth --count` and
+# `dataset excerpts --offsets` near 2^64 panicked with "capacity overflow".
+case_counts_beyond_memory() {
+  library
+  local huge=18446744073709551615
+  timeout -k 5 "$limit" "$bin" analyze --progress off lib --shard 1/4294967297 --out part.csv \
+    >/dev/null 2>err.txt
+  code=$?
+  [ "$code" -le 1 ] || { echo "shard 1/4294967297: exit $code: $(tail -2 err.txt)"; return 1; }
+  timeout -k 5 "$limit" "$bin" dataset synth --out set --count $huge >/dev/null 2>err.txt
+  code=$?
+  [ "$code" -eq 2 ] && grep -q "$huge tracks" err.txt ||
+    { echo "synth --count $huge: exit $code: $(tail -2 err.txt)"; return 1; }
+  [ ! -e set ] || { echo "synth made its folder"; return 1; }
+  timeout -k 5 "$limit" "$bin" dataset excerpts --from synth --synth-count 1 --seconds 1 \
+    --offsets $huge --out cuts >/dev/null 2>err.txt
+  code=$?
+  [ "$code" -eq 2 ] && grep -q -- "--offsets $huge" err.txt ||
+    { echo "excerpts --offsets $huge: exit $code: $(tail -2 err.txt)"; return 1; }
+  [ ! -e cuts ] || { echo "excerpts made its folder"; return 1; }
+}
+
+# A NaN threshold is a bad thresholds file (exit 2 naming the key), not a run that fell
+# short (it was exit 1 with `>= NaN ... FAIL`).
+case_check_nan_threshold() {
+  mkdir run && echo '{"acc1": 0.9, "acc2": 0.95}' >run/summary.json
+  echo 'min_acc1 = nan' >t.toml
+  timeout -k 5 "$limit" "$bin" check --report run --thresholds t.toml >/dev/null 2>err.txt
+  code=$?
+  [ "$code" -eq 2 ] && grep -q 'min_acc1 = NaN' err.txt ||
+    { echo "exit $code: $(cat err.txt)"; return 1; }
+}
+
+# A token no header can carry (not ASCII, two lines) is refused at start, naming the file;
+# it was taken and then every request got 401. The scheme is case-insensitive.
+case_serve_token_no_header_can_carry() {
+  mkdir -p root
+  printf 'sécret\n' >token
+  timeout -k 5 "$limit" "$bin" serve --listen 127.0.0.1:0 --root root --token-file token \
+    >/dev/null 2>err.txt
+  code=$?
+  [ "$code" -eq 2 ] && grep -q 'token-file token' err.txt ||
+    { echo "exit $code: $(cat err.txt)"; return 1; }
+  printf 's3cret\n' >token
+  serve_up --token-file token || return 1
+  local lower
+  lower=$(status_of -H 'Authorization: bearer s3cret' "$base/v1/health")
+  serve_down
+  [[ $lower == 200* ]] || { echo "bearer in lower case: $lower"; return 1; }
+}
+
 # ---- the list -------------------------------------------------------------------------
 
 selected=("$@")
@@ -778,9 +845,13 @@ run watch-folder-moved-away case_watch_folder_moved_away
 run watch-link-made-in-the-folder case_watch_link_made_in_the_folder
 run evaluate-manifest-lists-a-file-twice case_evaluate_manifest_lists_a_file_twice
 run evaluate-into-the-users-folder case_evaluate_into_a_folder_of_the_users
+run evaluate-into-a-folder-with-a-pipe case_evaluate_into_a_folder_with_a_pipe_for_a_summary
 run evaluate-manifest-without-rows case_evaluate_manifest_without_rows
 run dist-merge-out-is-a-job-file case_dist_merge_out_is_a_job_file
 run dist-rows-deleted-after-the-run case_dist_rows_deleted_after_the_run
+run counts-beyond-memory case_counts_beyond_memory
+run check-nan-threshold case_check_nan_threshold
+run serve-token-no-header-can-carry case_serve_token_no_header_can_carry
 
 printf '\n%d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]

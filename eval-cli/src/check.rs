@@ -106,7 +106,35 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<T> {
 pub fn read_thresholds(path: &Path) -> anyhow::Result<Thresholds> {
     let text = fs::read_to_string(path)
         .with_context(|| format!("cannot read thresholds {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("cannot parse thresholds {}", path.display()))
+    let thresholds: Thresholds = toml::from_str(&text)
+        .with_context(|| format!("cannot parse thresholds {}", path.display()))?;
+    thresholds
+        .refuse_non_finite()
+        .with_context(|| format!("bad thresholds {}", path.display()))?;
+    Ok(thresholds)
+}
+
+impl Thresholds {
+    /// Refuses a NaN or infinite threshold: TOML spells them `nan` and `inf`, and no
+    /// measure compares with NaN, so it failed the gate as if the run had fallen short
+    /// (exit 1) instead of naming the bad value (exit 2).
+    fn refuse_non_finite(&self) -> anyhow::Result<()> {
+        let numbers = [
+            ("min_acc1", self.min_acc1),
+            ("min_acc2", self.min_acc2),
+            ("min_key_weighted", self.min_key_weighted),
+            ("min_key_accuracy", self.min_key_accuracy),
+            ("min_efficiency", self.min_efficiency),
+            ("max_interference", self.max_interference),
+            ("max_repeat_spread", self.max_repeat_spread),
+        ];
+        for (key, value) in numbers {
+            if let Some(v) = value.filter(|v| !v.is_finite()) {
+                bail!("{key} = {v} is not a finite number (leave the key out to not check it)");
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Checks the run directory `dir` against `t`. Errors mean unreadable input.
@@ -299,6 +327,25 @@ mod tests {
     }
 
     const SUMMARY: &str = r#"{"acc1": 0.75, "acc2": 0.9}"#;
+
+    #[test]
+    fn a_nan_or_infinite_threshold_is_refused_naming_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        for (text, key) in [
+            ("min_acc1 = nan", "min_acc1 = NaN"),
+            ("max_interference = -nan", "max_interference = NaN"),
+            ("min_efficiency = -inf", "min_efficiency = -inf"),
+            ("max_repeat_spread = inf", "max_repeat_spread = inf"),
+        ] {
+            fs::write(&path, text).unwrap();
+            let err = format!("{:#}", read_thresholds(&path).unwrap_err());
+            assert!(err.contains("t.toml") && err.contains(key), "{text}: {err}");
+            assert!(err.contains("not a finite number"), "{text}: {err}");
+        }
+        fs::write(&path, "min_acc1 = 0.5\nmax_interference = 0.0").unwrap();
+        assert_eq!(read_thresholds(&path).unwrap().min_acc1, Some(0.5));
+    }
 
     fn thresholds(text: &str) -> Thresholds {
         toml::from_str(text).unwrap()

@@ -165,8 +165,12 @@ pub fn partition(costs: &[Option<f64>], parts: usize) -> Vec<usize> {
     let mut order: Vec<usize> = (0..costs.len()).collect();
     batch::costliest_first(&mut order, &cost);
     // Loads are finite and non-negative, so their bit patterns sort as the numbers do.
+    // Every cost is positive, so with more parts than items each item takes the lowest
+    // empty part: parts past the item count stay empty and need no slot in the heap (a
+    // `--shard 1/4294967296` must not allocate one per part).
+    let slots = parts.min(costs.len()).max(1);
     let mut loads: BinaryHeap<Reverse<(u64, usize)>> =
-        (0..parts).map(|p| Reverse((0f64.to_bits(), p))).collect();
+        (0..slots).map(|p| Reverse((0f64.to_bits(), p))).collect();
     let mut assigned = vec![0; costs.len()];
     for i in order {
         let Reverse((load, part)) = loads.pop().expect("at least one part");
@@ -264,6 +268,13 @@ mod tests {
         assert_eq!(partition(&[], 4), Vec::<usize>::new());
         // More parts than items: some parts are empty.
         assert_eq!(partition(&[Some(2.0), Some(1.0)], 5), [0, 1]);
+    }
+
+    #[test]
+    fn a_huge_part_count_costs_no_memory_per_part() {
+        // One heap slot per part aborted the process with an allocation failure.
+        let parts = partition(&[Some(1.0), None, Some(3.0)], usize::MAX);
+        assert_eq!(parts, [2, 1, 0]);
     }
 
     #[test]

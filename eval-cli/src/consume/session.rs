@@ -39,6 +39,25 @@ use super::request::{Destination, Request, Rules, Source};
 /// The header that says why a request was dead-lettered by the worker.
 pub const REASON_HEADER: &str = "x-tempo-scale-reason";
 
+/// The longest reason the header carries, in bytes. A reason quotes the request (its
+/// path), and the header frame of a message must fit in one AMQP frame: a 5 MiB path made
+/// the broker close the worker's connection (`FRAME_ERROR`) at each delivery, until the
+/// queue's delivery limit dead-lettered the request with no reason at all.
+const MAX_REASON_BYTES: usize = 2048;
+
+/// `reason`, cut to at most [`MAX_REASON_BYTES`] on a character boundary, saying so.
+fn bounded_reason(reason: &str) -> String {
+    if reason.len() <= MAX_REASON_BYTES {
+        return reason.to_string();
+    }
+    const CUT: &str = "... (cut)";
+    let mut end = MAX_REASON_BYTES - CUT.len();
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{CUT}", &reason[..end])
+}
+
 /// Why the worker stopped other than by a signal.
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumeError {
@@ -284,7 +303,11 @@ impl Queue for AmqpSlot<'_> {
     fn reject(&mut self, item: &Claimed, reason: &str) -> Result<Stored> {
         let delivery = &item.delivery;
         let mut headers = delivery.properties.headers().clone().unwrap_or_default();
-        headers.insert(REASON_HEADER.into(), AMQPValue::LongString(reason.into()));
+        let reason = bounded_reason(reason);
+        headers.insert(
+            REASON_HEADER.into(),
+            AMQPValue::LongString(reason.as_str().into()),
+        );
         let properties = delivery.properties.clone().with_headers(headers);
         let to = Destination {
             exchange: self.worker.dead_letters(),
@@ -511,5 +534,25 @@ fn count(value: &AMQPValue) -> Option<i64> {
         AMQPValue::LongUInt(n) => Some(n.into()),
         AMQPValue::LongLongInt(n) => Some(n),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reason_is_cut_to_fit_one_frame_on_a_character_boundary() {
+        assert_eq!(bounded_reason("short"), "short");
+        let long = format!(
+            "path \"{}\": no such file",
+            "é".repeat(3 * MAX_REASON_BYTES)
+        );
+        let cut = bounded_reason(&long);
+        assert!(cut.len() <= MAX_REASON_BYTES, "{}", cut.len());
+        assert!(
+            cut.starts_with("path \"éé") && cut.ends_with("... (cut)"),
+            "{cut}"
+        );
     }
 }

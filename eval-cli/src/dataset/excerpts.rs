@@ -29,6 +29,11 @@ const EDGE_FRACTION: f64 = 0.1;
 /// "excerpt" that is the whole track would measure the track, not the length.
 const MIN_SPARE_S: f64 = 1.0;
 
+/// The most excerpts cut per track and length (`--offsets`): the offsets are planned whole
+/// before any is cut, so a count near `usize::MAX` panicked ("capacity overflow"), and a
+/// million cut a six-second track a million times over before writing its manifest.
+const MAX_OFFSETS: usize = 1000;
+
 /// The manifest the excerpts are listed in, inside the output folder.
 pub const MANIFEST_FILE: &str = "manifest.csv";
 
@@ -379,6 +384,12 @@ pub fn run(args: ExcerptArgs) -> anyhow::Result<ExitCode> {
     let lengths = checked_lengths(&args.seconds)?;
     if args.offsets == 0 {
         bail!("--offsets must be at least 1");
+    }
+    if args.offsets > MAX_OFFSETS {
+        bail!(
+            "--offsets {} is more than the {MAX_OFFSETS} excerpts per track and length this cuts",
+            args.offsets
+        );
     }
     let ds = manifest::load(&args.from, args.synth.params())?;
     // An excerpt or manifest written into the source folder never replaces a source file.

@@ -278,8 +278,21 @@ pub fn synth_cache(params: SynthParams) -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
+/// The most tracks a synthetic set may have: its plan is made whole before the first file
+/// is written, so a count near `usize::MAX` panicked ("capacity overflow") and a billion
+/// aborted on memory. 100 000 tracks of the default 30 s are some 260 GB of audio.
+pub const MAX_SYNTH_COUNT: usize = 100_000;
+
 /// Writes the synthetic set for `params` into `dir` (audio plus `manifest.csv`).
 pub fn write_synth(dir: &Path, params: SynthParams) -> anyhow::Result<usize> {
+    if params.count > MAX_SYNTH_COUNT {
+        bail!(
+            "cannot write the synthetic dataset to {}: {} tracks is more than the {MAX_SYNTH_COUNT} \
+             a synthetic set may have",
+            dir.display(),
+            params.count
+        );
+    }
     let spec = synth_music::DatasetSpec::default()
         .with_count(params.count)
         .with_seconds(params.seconds)

@@ -11,8 +11,10 @@
 //! one of its files, and nothing in it is touched.
 
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use analyzer_core::decode::open_regular;
 use anyhow::{Context, bail};
 
 use super::Summary;
@@ -50,11 +52,16 @@ pub fn claim(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// Whether `dir` holds an earlier report: its marker, or a `summary.json` that reads as
-/// one (a report made before the marker).
+/// one (a report made before the marker). The summary is opened only as a regular file
+/// ([`open_regular`]): a named pipe of that name, with no writer, hung `evaluate` and
+/// `compare` before they wrote anything.
 fn is_report(dir: &Path) -> bool {
     dir.join(MARKER).is_file()
-        || fs::read(dir.join("summary.json"))
-            .is_ok_and(|bytes| serde_json::from_slice::<Summary>(&bytes).is_ok())
+        || open_regular(&dir.join("summary.json")).is_ok_and(|mut file| {
+            let mut bytes = Vec::new();
+            file.read_to_end(&mut bytes).is_ok()
+                && serde_json::from_slice::<Summary>(&bytes).is_ok()
+        })
 }
 
 /// The entry of `dir` first by name, if it has any.
@@ -76,6 +83,18 @@ fn first_entry(dir: &Path) -> anyhow::Result<Option<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pipe_named_summary_json_is_not_a_report_and_is_never_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("summary.json");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.unwrap().success());
+        // No writer: reading it would block forever.
+        let refused = claim(dir.path()).unwrap_err().to_string();
+        assert!(refused.contains("summary.json"), "{refused}");
+        assert!(!dir.path().join(MARKER).exists());
+    }
 
     #[test]
     fn a_new_or_empty_folder_is_claimed_and_marked() {

@@ -75,7 +75,7 @@ async fn auth(State(app): State<Arc<App>>, request: Request, next: Next) -> Resp
         let given = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(bearer_token)
             .or_else(|| subprotocol_token(headers));
         if !given.is_some_and(|g| same_secret(g.as_bytes(), token.as_bytes())) {
             let mut response = error(
@@ -89,6 +89,13 @@ async fn auth(State(app): State<Arc<App>>, request: Request, next: Next) -> Resp
         }
     }
     next.run(request).await
+}
+
+/// The token of an `Authorization: Bearer TOKEN` value; the scheme's case does not
+/// matter (RFC 9110, 11.1), so `bearer TOKEN` is the same credential.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("Bearer").then_some(token)
 }
 
 /// The token a WebSocket client offered as the subprotocol `tempo-scale.bearer.TOKEN`
@@ -158,6 +165,16 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_read_in_any_case() {
+        assert_eq!(bearer_token("Bearer s3cret"), Some("s3cret"));
+        assert_eq!(bearer_token("bearer s3cret"), Some("s3cret"));
+        assert_eq!(bearer_token("BEARER s3cret"), Some("s3cret"));
+        assert_eq!(bearer_token("Basic czNjcmV0"), None);
+        assert_eq!(bearer_token("Bearer"), None);
+        assert_eq!(bearer_token("Bearers3cret"), None);
+    }
 
     #[test]
     fn secrets_compare_by_content_and_length() {

@@ -36,7 +36,7 @@ mod upload;
 mod ws;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -166,21 +166,31 @@ pub struct Limits {
     pub max_upload_bytes: usize,
 }
 
+/// The token of `--token-file`: its text without the surrounding whitespace (the newline
+/// an editor or `echo` leaves), refused when empty or when no header could carry it.
+fn read_token(path: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("--token-file {}", path.display()))?;
+    let token = text.trim().to_string();
+    if token.is_empty() {
+        bail!("--token-file {} is empty", path.display());
+    }
+    // A header value is visible ASCII: a token with a line break, a control or a
+    // non-ASCII character was taken, and then no request could match it (always 401).
+    if let Some(c) = token.chars().find(|c| !matches!(c, ' '..='~')) {
+        bail!(
+            "--token-file {}: the token holds {c:?}, which an `Authorization` header cannot \
+             carry (write one line of printable ASCII)",
+            path.display()
+        );
+    }
+    Ok(token)
+}
+
 impl Plan {
     fn new(args: ServeArgs) -> anyhow::Result<Self> {
         let roots = crate::confine::canonical_roots(&args.root)?;
-        let token = match &args.token_file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("--token-file {}", path.display()))?;
-                let token = text.trim().to_string();
-                if token.is_empty() {
-                    bail!("--token-file {} is empty", path.display());
-                }
-                Some(token)
-            }
-            None => None,
-        };
+        let token = args.token_file.as_deref().map(read_token).transpose()?;
         if args.max_jobs == 0 || args.max_queued_files == 0 {
             bail!("--max-jobs and --max-queued-files must be at least 1");
         }
@@ -348,4 +358,37 @@ async fn serve(
     })
     .await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_no_header_can_carry_is_refused_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "s3cret\r\n").unwrap();
+        assert_eq!(read_token(&path).unwrap(), "s3cret");
+        for (text, said) in [
+            ("sécret\n", "'é'"),
+            ("line1\nline2\n", "'\\n'"),
+            ("a\0b", "'\\0'"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let err = format!("{:#}", read_token(&path).unwrap_err());
+            assert!(
+                err.contains("token") && err.contains(said),
+                "{text:?}: {err}"
+            );
+            assert!(err.contains("printable ASCII"), "{text:?}: {err}");
+        }
+        std::fs::write(&path, " \n").unwrap();
+        assert!(
+            read_token(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("is empty")
+        );
+    }
 }

@@ -398,3 +398,32 @@ fn a_metrics_address_in_use_is_refused_naming_the_flag() {
         "{stderr}"
     );
 }
+
+/// A request whose reason would not fit in one AMQP frame (a 5 MiB path, quoted in it) is
+/// dead-lettered with the reason cut, and the worker goes on. The whole reason in the
+/// header made the broker close the worker's connection (`FRAME_ERROR`) at each delivery,
+/// until the delivery limit dead-lettered the request with no reason at all.
+#[test]
+fn a_request_with_a_huge_path_is_dead_lettered_with_its_reason_cut() {
+    let server = RabbitServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path(), &["x.wav"]);
+    let mut worker = consumer(&server, &lib, &["--workers", "1"]);
+    let client = server.client();
+    client.declare(REPLIES);
+    client.request(QUEUE, &"a".repeat(5 << 20), Some(REPLIES), "huge");
+    client.request(QUEUE, "x.wav", Some(REPLIES), "fine");
+    let mut dead = client.consume(&format!("{QUEUE}.dead"));
+    let delivery = client.next(&mut dead);
+    assert_eq!(correlation_id(&delivery), "huge");
+    let reason = text(header(&delivery.properties, "x-tempo-scale-reason"));
+    assert!(reason.starts_with("path \"aaaa"), "{}", &reason[..80]);
+    assert!(
+        reason.ends_with("... (cut)") && reason.len() <= 2048,
+        "{}",
+        reason.len()
+    );
+    let mut replies = client.consume(REPLIES);
+    assert_eq!(client.next_json(&mut replies)["correlation_id"], "fine");
+    worker.wait_for("a dead letter", |e| e["event"] == "dead_lettered");
+}

@@ -368,6 +368,66 @@ fn bad_input_exits_2_naming_the_file() {
     assert!(err.contains("nobpm.csv") && err.contains("bpm"), "{err}");
 }
 
+/// A NaN threshold is a bad thresholds file (exit 2 naming the key), not a run that fell
+/// short (it was exit 1, `>= NaN ... FAIL`).
+#[test]
+fn a_nan_threshold_exits_2_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    hand_made_report(dir.path(), 0.7, 0.9, true);
+    let t = dir.path().join("t.toml");
+    fs::write(&t, "min_acc1 = nan\n").unwrap();
+    let out = check(dir.path(), &t).output().unwrap();
+    assert_usage_error(&out, "min_acc1 = NaN is not a finite number");
+    assert!(stderr_of(&out).contains("t.toml"), "{}", stderr_of(&out));
+}
+
+/// A track count no plan can hold is refused naming it, before the folder is made (it
+/// panicked with "capacity overflow").
+#[test]
+fn a_huge_synth_count_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("set");
+    let out = eval_cli()
+        .args([
+            "dataset",
+            "synth",
+            "--count",
+            &usize::MAX.to_string(),
+            "--out",
+        ])
+        .arg(&set)
+        .output()
+        .unwrap();
+    assert_usage_error(&out, &format!("{} tracks is more than", usize::MAX));
+    assert!(!set.exists(), "the folder was made");
+}
+
+/// An excerpt count no plan can hold, or far past any use, is refused naming it before
+/// the dataset is read or the folder made (`usize::MAX` panicked with "capacity
+/// overflow"; a million cut for minutes).
+#[test]
+fn a_huge_excerpt_count_is_refused_before_anything_is_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("excerpts");
+    for offsets in [usize::MAX.to_string(), "1000000".into()] {
+        let out = eval_cli()
+            .args([
+                "dataset",
+                "excerpts",
+                "--from",
+                "synth",
+                "--synth-count",
+                "1",
+            ])
+            .args(["--seconds", "1", "--offsets", &offsets, "--out"])
+            .arg(&out_dir)
+            .output()
+            .unwrap();
+        assert_usage_error(&out, &format!("--offsets {offsets} is more than"));
+        assert!(!out_dir.exists(), "{offsets}: the folder was made");
+    }
+}
+
 #[test]
 fn missing_audio_is_a_failed_row() {
     let dir = tempfile::tempdir().unwrap();

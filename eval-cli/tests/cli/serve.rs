@@ -400,6 +400,8 @@ fn a_token_file_makes_every_request_need_the_bearer_token() {
     health(Some("Bearer wrong")).refusal(401);
     health(Some("s3cret")).refusal(401);
     assert_eq!(health(Some("Bearer s3cret")).status, 200);
+    // The scheme is case-insensitive (RFC 9110); `bearer` was refused with 401.
+    assert_eq!(health(Some("bearer s3cret")).status, 200);
     get(&server, "/v1/jobs").refusal(401);
     post_json(&server, "/v1/jobs", r#"{"paths": ["x"]}"#).refusal(401);
     post_bytes(&server, "/v1/analyze", b"RIFF").refusal(401);
