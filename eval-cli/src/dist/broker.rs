@@ -6,12 +6,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use analyzer_core::batch::Status;
-use redis::streams::{StreamInfoGroupsReply, StreamRangeReply};
+use redis::streams::{StreamInfoGroupsReply, StreamPendingCountReply, StreamRangeReply};
 
 use super::args::{JobArgs, RetryArgs};
 use super::error::{DistError, Result};
 use super::keys::{
-    FIRST_ROUND_END, GROUP, Keys, Manifest, entry_seq, id_text, manifest_key, stream_id,
+    CHUNK, FIRST_ROUND_END, GROUP, Keys, Manifest, entry_seq, id_text, manifest_key, stream_id,
 };
 
 /// A connection to the broker of a job.
@@ -164,6 +164,22 @@ impl Broker {
             in_flight,
             queued: last > handed_out || first_round < files,
         })
+    }
+
+    /// Up to [`CHUNK`] entries in flight from `start` (an id range's start, `-` for the
+    /// first): which consumer holds each, since when, how often it was delivered.
+    pub(super) fn pending_page(
+        &mut self,
+        keys: &Keys,
+        start: &str,
+    ) -> Result<StreamPendingCountReply> {
+        Ok(redis::cmd("XPENDING")
+            .arg(&keys.stream)
+            .arg(GROUP)
+            .arg(start)
+            .arg("+")
+            .arg(CHUNK)
+            .query(&mut self.con)?)
     }
 
     pub(super) fn rows_failed(&mut self, keys: &Keys) -> Result<usize> {

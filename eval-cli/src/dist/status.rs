@@ -4,13 +4,12 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use redis::streams::StreamPendingCountReply;
 use serde::{Deserialize, Serialize};
 
 use super::args::StatusArgs;
 use super::broker::Broker;
 use super::error::{DistError, Result};
-use super::keys::{CHUNK, GROUP, Keys, RATE_WINDOW_MS, entry_seq, now_ms};
+use super::keys::{Keys, RATE_WINDOW_MS, entry_seq, now_ms};
 use crate::stdout::WriteContext;
 
 /// The state of a job, as `dist status --json` prints it.
@@ -66,13 +65,7 @@ fn job_status(broker: &mut Broker) -> Result<JobStatus> {
     let (manifest, keys) = broker.current_run()?;
     let progress = broker.progress(&keys, manifest.files)?;
     let failed = broker.rows_failed(&keys)?;
-    let held: StreamPendingCountReply = redis::cmd("XPENDING")
-        .arg(&keys.stream)
-        .arg(GROUP)
-        .arg("-")
-        .arg("+")
-        .arg(CHUNK)
-        .query(&mut broker.con)?;
+    let held = broker.pending_page(&keys, "-")?;
     let mut consumers: Vec<ConsumerStatus> = Vec::new();
     for p in held.ids {
         let file = HeldFile {

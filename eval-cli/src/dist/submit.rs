@@ -8,9 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use analyzer_core::batch::{self, Status, WalkError};
-use redis::streams::{
-    StreamInfoGroupsReply, StreamInfoStreamReply, StreamPendingCountReply, StreamRangeReply,
-};
+use redis::streams::{StreamInfoGroupsReply, StreamInfoStreamReply, StreamRangeReply};
 
 use crate::record::AnalyzeRecord;
 use crate::report::export::{CsvLine, Exporter};
@@ -219,13 +217,7 @@ fn acknowledged(broker: &mut Broker, keys: &Keys, files: usize) -> Result<Vec<us
         Ok(page.ids.into_iter().map(|e| e.id).collect())
     })?;
     on_the_way.extend(entry_indices("-".to_string(), |start| {
-        let page: StreamPendingCountReply = redis::cmd("XPENDING")
-            .arg(&keys.stream)
-            .arg(GROUP)
-            .arg(start)
-            .arg("+")
-            .arg(CHUNK)
-            .query(&mut broker.con)?;
+        let page = broker.pending_page(keys, start)?;
         Ok(page.ids.into_iter().map(|p| p.id).collect())
     })?);
     Ok((0..first_round_out)

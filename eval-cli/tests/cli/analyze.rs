@@ -397,6 +397,36 @@ fn first_rows(csv_bytes: &[u8], n: usize) -> &[u8] {
     &csv_bytes[..=end]
 }
 
+/// A library `DIR/lib` of three click WAVs (a, b, c at 100, 120, 140 BPM) and its
+/// `DIR/out.csv` as a run killed after two rows leaves it, every logged identity trusted
+/// (taken an hour after its file was written). Returns (lib, out).
+fn stopped_after_two_of_three(dir: &Path) -> (PathBuf, PathBuf) {
+    let lib = dir.join("lib");
+    fs::create_dir(&lib).unwrap();
+    for (name, bpm) in [("a.wav", 100.0), ("b.wav", 120.0), ("c.wav", 140.0)] {
+        click_wav(&lib.join(name), bpm, 6.0);
+    }
+    let out = dir.join("out.csv");
+    assert_eq!(
+        analyze(&[lib.as_os_str(), os("--out"), out.as_os_str()])
+            .status
+            .code(),
+        Some(0)
+    );
+    let complete = fs::read(&out).unwrap();
+    fs::write(&out, first_rows(&complete, 2)).unwrap();
+    identities_taken_an_hour_on(&out);
+    (lib, out)
+}
+
+/// The CSV of a fresh run on `lib` as it is now (written to `DIR/fresh.csv`).
+fn fresh_csv(dir: &Path, lib: &Path) -> Vec<u8> {
+    let fresh = dir.join("fresh.csv");
+    let result = analyze(&[lib.as_os_str(), os("--out"), fresh.as_os_str()]);
+    assert_eq!(result.status.code(), Some(0), "{result:?}");
+    fs::read(&fresh).unwrap()
+}
+
 /// How many files a `--progress jsonl` run analysed.
 fn files_analysed(result: &Output) -> usize {
     String::from_utf8_lossy(&result.stderr)
@@ -651,25 +681,12 @@ fn latin1_names_get_distinct_cells_and_their_own_rows_on_resume() {
 #[test]
 fn resume_analyses_again_a_file_changed_since_its_row() {
     let dir = tempfile::tempdir().unwrap();
-    let lib = dir.path().join("lib");
-    fs::create_dir(&lib).unwrap();
-    for (name, bpm) in [("a.wav", 100.0), ("b.wav", 120.0), ("c.wav", 140.0)] {
-        click_wav(&lib.join(name), bpm, 6.0);
-    }
-    let out = dir.path().join("out.csv");
+    let (lib, out) = stopped_after_two_of_three(dir.path());
     let args = [lib.as_os_str(), os("--out"), out.as_os_str()];
-    assert_eq!(analyze(&args).status.code(), Some(0));
-    // As a kill after two rows leaves it; then a.wav is rewritten with other audio.
-    let text = fs::read_to_string(&out).unwrap();
-    let kept: String = text.lines().take(3).map(|l| format!("{l}\n")).collect();
-    fs::write(&out, kept).unwrap();
-    identities_taken_an_hour_on(&out);
+    // Then a.wav is rewritten with other audio.
     click_wav(&lib.join("a.wav"), 90.0, 7.0);
 
-    let fresh = dir.path().join("fresh.csv");
-    let fresh_args = [lib.as_os_str(), os("--out"), fresh.as_os_str()];
-    assert_eq!(analyze(&fresh_args).status.code(), Some(0));
-    let complete = fs::read(&fresh).unwrap();
+    let complete = fresh_csv(dir.path(), &lib);
     // a.wav again (changed), c.wav (never done); b.wav's row is kept.
     assert_eq!(resume_to(&args, &out, &complete), 2);
 }
@@ -682,20 +699,8 @@ fn resume_analyses_again_a_file_changed_since_its_row() {
 #[test]
 fn resume_analyses_again_a_file_rewritten_within_the_tick_of_its_identity() {
     let dir = tempfile::tempdir().unwrap();
-    let lib = dir.path().join("lib");
-    fs::create_dir(&lib).unwrap();
-    for (name, bpm) in [("a.wav", 100.0), ("b.wav", 120.0), ("c.wav", 140.0)] {
-        click_wav(&lib.join(name), bpm, 6.0);
-    }
-    let out = dir.path().join("out.csv");
+    let (lib, out) = stopped_after_two_of_three(dir.path());
     let args = [lib.as_os_str(), os("--out"), out.as_os_str()];
-    assert_eq!(analyze(&args).status.code(), Some(0));
-    // As a kill after two rows leaves it, every identity then trusted (taken well after
-    // its file was written).
-    let text = fs::read_to_string(&out).unwrap();
-    let kept: String = text.lines().take(3).map(|l| format!("{l}\n")).collect();
-    fs::write(&out, kept).unwrap();
-    identities_taken_an_hour_on(&out);
     // a.wav gets other audio of the same length and size; its logged identity becomes
     // the one it has now, and its moment one from before the rewrite: what a rewrite in
     // the same tick as the identity leaves.
@@ -714,10 +719,7 @@ fn resume_analyses_again_a_file_rewritten_within_the_tick_of_its_identity() {
         }
     });
 
-    let fresh = dir.path().join("fresh.csv");
-    let fresh_args = [lib.as_os_str(), os("--out"), fresh.as_os_str()];
-    assert_eq!(analyze(&fresh_args).status.code(), Some(0));
-    let complete = fs::read(&fresh).unwrap();
+    let complete = fresh_csv(dir.path(), &lib);
     // a.wav again (racy), c.wav (never done); b.wav's row is kept.
     assert_eq!(resume_to(&args, &out, &complete), 2);
 }
