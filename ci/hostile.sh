@@ -388,6 +388,23 @@ case_second_writer_is_refused() {
   [ ! -s out.csv ] || { echo "rows were written: $(cat out.csv)"; return 1; }
 }
 
+# An input named like one of OUT's side files (OUT.settings.json, OUT.identities.csv,
+# OUT.lock, a shard's OUT.shard.json) is refused as OUT itself would be, and left whole.
+case_input_named_like_a_side_file() {
+  wav song.wav 22050 1 8 clicks
+  local side before shard
+  for side in settings.json identities.csv lock shard.json; do
+    cp song.wav "out.csv.$side" && before=$(sha "out.csv.$side")
+    shard=(); [ "$side" = shard.json ] && shard=(--shard 1/1)
+    analyze "out.csv.$side" "${shard[@]}" --out out.csv >/dev/null 2>err.txt || return 1
+    [ "$code" -eq 2 ] || { echo "$side: exit $code: $(cat err.txt)"; return 1; }
+    grep -qF "out.csv.$side: it is one of this run's input files" err.txt || { cat err.txt; return 1; }
+    [ "$(sha "out.csv.$side" 2>&1)" = "$before" ] || { echo "out.csv.$side changed or gone"; return 1; }
+    [ ! -e out.csv ] || { echo "out.csv was written"; return 1; }
+    rm "out.csv.$side"
+  done
+}
+
 case_synth_into_a_music_folder() {
   mkdir music && echo "file,bpm" >music/manifest.csv && wav music/song.wav 22050 1 2 clicks
   local before; before=$(sha music/manifest.csv)
@@ -792,6 +809,174 @@ case_serve_token_no_header_can_carry() {
   [[ $lower == 200* ]] || { echo "bearer in lower case: $lower"; return 1; }
 }
 
+# ---- stopped dataset and compare runs --------------------------------------------------
+
+# stop_once PATTERN FILE PID: waits (10 ms polls, at most 60 s) for PATTERN in FILE, the
+# stderr of PID, then sends it SIGTERM and waits for it; its exit code is in $code.
+stop_once() {
+  local tries=0
+  until grep -q "$1" "$2" 2>/dev/null; do
+    kill -0 "$3" 2>/dev/null || break
+    tries=$((tries + 1)); [ $tries -lt 6000 ] || break; sleep 0.01
+  done
+  kill -TERM "$3" 2>/dev/null
+  timeout -k 5 "$limit" tail --pid="$3" -f /dev/null || { kill -9 "$3"; echo "ignored SIGTERM"; return 1; }
+  wait "$3"
+  code=$?
+}
+
+# SIGTERM in the middle of a track: exit 130 and no `.NAME.PID.tmp` (a 300-MB one was left,
+# and the next run refused the folder for it); a temporary SIGKILL leaves is removed by it.
+case_synth_stopped_then_rerun() {
+  "$bin" dataset synth --out set --count 50 --seconds 60 >/dev/null 2>err.txt &
+  stop_once 'track 1/' err.txt $! || return 1
+  [ "$code" -eq 130 ] || { echo "exit $code: $(tail -2 err.txt)"; return 1; }
+  [ -z "$(find set -name '.*.tmp')" ] || { echo "left: $(find set -name '.*.tmp')"; return 1; }
+  echo half >set/.synth-000-rock-90.0.wav.4242.tmp
+  timeout -k 5 "$limit" "$bin" dataset synth --out set --count 1 --seconds 4 >/dev/null 2>err.txt
+  code=$?
+  [ "$code" -eq 0 ] || { echo "rerun: exit $code: $(cat err.txt)"; return 1; }
+  [ -z "$(find set -name '.*.tmp')" ] || { echo "rerun left: $(find set -name '.*.tmp')"; return 1; }
+}
+
+# SIGTERM while cutting: exit 130, no temporary, and the stopped run's excerpts (which no
+# manifest lists) do not make the next run refuse the folder.
+case_excerpts_stopped_then_rerun() {
+  mkdir src && wav src/a.wav 22050 1 30 clicks && wav src/b.wav 22050 1 30 clicks
+  printf 'file,bpm\na.wav,120\nb.wav,120\n' >src/manifest.csv
+  "$bin" dataset excerpts --from src/manifest.csv --seconds 1 --offsets 1000 --out ex \
+    >/dev/null 2>err.txt &
+  stop_once 'track 1/' err.txt $! || return 1
+  [ "$code" -eq 130 ] || { echo "exit $code: $(tail -2 err.txt)"; return 1; }
+  [ -z "$(find ex -name '.*.tmp')" ] || { echo "left: $(find ex -name '.*.tmp')"; return 1; }
+  [ ! -e ex/manifest.csv ] || { echo "a stopped run wrote a manifest"; return 1; }
+  timeout -k 5 "$limit" "$bin" dataset excerpts --from src/manifest.csv --seconds 8 --offsets 1 \
+    --out ex >/dev/null 2>err.txt
+  code=$?
+  [ "$code" -eq 0 ] || { echo "rerun: exit $code: $(cat err.txt)"; return 1; }
+  [ "$(wc -l <ex/manifest.csv)" -eq 3 ] || { echo "manifest: $(cat ex/manifest.csv)"; return 1; }
+}
+
+# SIGTERM to compare: exit 130 with its child run stopped too (it died silently and the
+# child ran on), and the next report's runs/ holds its own runs only (it held the killed
+# one's dozens beside them).
+case_compare_stopped_then_rerun() {
+  mkdir ds && wav ds/a.wav 22050 1 8 clicks && printf 'file,bpm\na.wav,120\n' >ds/manifest.csv
+  "$bin" compare --dataset ds --out-dir cout --repeat 1000 --workers 1,2 --warmup 0 \
+    >/dev/null 2>err.txt &
+  stop_once 'repeat 2/' err.txt $! || return 1
+  [ "$code" -eq 130 ] || { echo "exit $code: $(tail -2 err.txt)"; return 1; }
+  grep -q cancelled err.txt || { echo "no word of it: $(tail -2 err.txt)"; return 1; }
+  local orphans
+  orphans=$(grep -l -- "$PWD/cout/runs" /proc/[0-9]*/cmdline 2>/dev/null)
+  [ -z "$orphans" ] || { echo "children outlived compare: $orphans"; return 1; }
+  timeout -k 5 "$limit" "$bin" compare --dataset ds --out-dir cout --repeat 1 --workers 1,2 \
+    --warmup 0 >/dev/null 2>err.txt
+  code=$?
+  [ "$code" -eq 0 ] || { echo "rerun: exit $code: $(tail -2 err.txt)"; return 1; }
+  [ "$(ls cout/runs | tr '\n' ' ')" = "w1-r0 w2-r0 " ] || { echo "runs: $(ls cout/runs)"; return 1; }
+}
+
+# A folder under a watched one that watch may not read (a lost+found; here mode 000, and
+# as root the watch runs as nobody, for whom it is locked) stopped watch at the start
+# (exit 2, no rows). Now it is an error row, stderr warns, and the rest is watched.
+case_watch_unreadable_subfolder() {
+  mkdir -p music/locked music/sub cache && wav music/a.wav 22050 1 4 clicks &&
+    wav music/locked/b.wav 22050 1 4 clicks && wav marker.wav 22050 1 4 clicks
+  chmod 000 music/locked
+  local as=()
+  if ls music/locked >/dev/null 2>&1; then
+    command -v setpriv >/dev/null || { echo "root, and no setpriv to drop to nobody"; return 1; }
+    as=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+    # The suite's folder (this case's parent) must let nobody through.
+    chmod o+x .. && chmod 755 . music && chown 65534 cache && chmod 644 marker.wav
+    "${as[@]}" "$bin" --version >/dev/null 2>&1 && "${as[@]}" test -x music ||
+      { echo "skipped: nobody cannot run $bin here"; chmod 755 music/locked; return 0; }
+  fi
+  timeout -k 5 "$limit" "${as[@]}" "$bin" watch music --cache cache --progress off >rows.csv 2>err.txt &
+  local pid=$! tries=0
+  watching $pid || { chmod 755 music/locked; return 1; }
+  mv marker.wav music/sub/marker.wav
+  until grep -q 'marker.wav' rows.csv 2>/dev/null; do
+    tries=$((tries + 1)); [ $tries -lt 6000 ] || { kill $pid; chmod 755 music/locked; echo "no marker row"; return 1; }
+    sleep 0.01
+  done
+  kill -INT $pid; wait $pid
+  chmod 755 music/locked
+  expect_row rows.csv music/locked error "Permission denied" || return 1
+  expect_row rows.csv music/a.wav ok || return 1
+  grep -q "cannot watch music/locked" err.txt || { echo "no warning: $(cat err.txt)"; return 1; }
+}
+
+# evaluate_with PREDICTIONS: evaluate of ds/ (two click tracks) scored by csv:PREDICTIONS;
+# the exit code is in $code, stderr in err.txt.
+evaluate_with() {
+  [ -d ds ] || { mkdir ds && wav ds/a.wav 22050 1 8 clicks && wav ds/b.wav 22050 1 8 clicks &&
+    printf 'file,bpm\na.wav,120\nb.wav,120\n' >ds/manifest.csv; }
+  timeout -k 5 "$limit" "$bin" evaluate --dataset ds --out-dir report --progress off \
+    --estimator "csv:$1" >/dev/null 2>err.txt
+  code=$?
+}
+
+# A tempo prediction that is no tempo (NaN, -3, 1e400, inf, 0) was scored as "no
+# prediction for this file" and the run exited 0.
+case_evaluate_predictions_with_bad_tempi() {
+  local bad
+  for bad in NaN -3 1e400 inf 0; do
+    printf 'file,bpm\na.wav,120\nb.wav,%s\n' "$bad" >p.csv
+    evaluate_with p.csv
+    [ "$code" -eq 2 ] && grep -q "p.csv row 3: \`bpm\` is \"$bad\"" err.txt ||
+      { echo "$bad: exit $code: $(cat err.txt)"; return 1; }
+  done
+}
+
+# A file listed twice in the predictions had its last value scored, silently.
+case_evaluate_predictions_list_a_file_twice() {
+  printf 'file,bpm\na.wav,120\na.wav,60\nb.wav,120\n' >p.csv
+  evaluate_with p.csv
+  [ "$code" -eq 2 ] && grep -q 'p.csv row 3: "a.wav" is listed again (first on row 2)' err.txt ||
+    { echo "exit $code: $(cat err.txt)"; return 1; }
+}
+
+# A folder given as predictions said only "Is a directory (os error 21)".
+case_evaluate_predictions_are_a_folder() {
+  mkdir pdir
+  evaluate_with pdir
+  [ "$code" -eq 2 ] && grep -q 'cannot read predictions pdir: Is a directory' err.txt ||
+    { echo "exit $code: $(cat err.txt)"; return 1; }
+}
+
+# A manifest file named like an option reached a cmd: tool as one (`wc: invalid option`).
+case_evaluate_cmd_file_named_like_an_option() {
+  wav ./-dash.wav 22050 1 8 clicks && printf 'file,bpm\n-dash.wav,120\n' >d.csv
+  timeout -k 5 "$limit" "$bin" evaluate --dataset d.csv --out-dir report --progress off \
+    --estimator 'cmd:wc -c {file}' >/dev/null 2>err.txt
+  code=$?
+  [ "$code" -eq 0 ] || { echo "exit $code: $(cat err.txt)"; return 1; }
+  grep -q '^-dash.wav,120,[0-9.]*,,0,0,other,ok,' report/results.csv ||
+    { echo "row: $(cat report/results.csv)"; return 1; }
+}
+
+# A link to nothing without an audio name was an error row (exit 1) where a regular
+# readme.txt is passed over.
+case_walk_dangling_link_without_an_audio_name() {
+  mkdir d && wav d/a.wav 22050 1 8 clicks && ln -s gone.txt d/notes.txt && echo hi >d/readme.txt
+  analyze d >out.csv 2>err.txt || return 1
+  [ "$code" -eq 0 ] || { echo "exit $code: $(cat out.csv)"; return 1; }
+  ! grep -q notes.txt out.csv || { echo "a row for the link: $(grep notes.txt out.csv)"; return 1; }
+}
+
+# A link to nothing with an audio name keeps its error row, now in its sorted place: it
+# came after every file's.
+case_walk_rows_in_sorted_order() {
+  mkdir o && ln -s gone o/a.wav && wav o/b.wav 22050 1 8 clicks
+  analyze o >out.csv 2>err.txt || return 1
+  [ "$code" -eq 1 ] || { echo "exit $code"; return 1; }
+  [ "$(cut -d, -f1 out.csv | tail -n +2 | tr '\n' ' ')" = "o/a.wav o/b.wav " ] ||
+    { echo "order: $(cut -d, -f1 out.csv | tr '\n' ' ')"; return 1; }
+  expect_row out.csv o/a.wav error "unreadable"
+}
+
 # ---- the list -------------------------------------------------------------------------
 
 selected=("$@")
@@ -821,6 +1006,7 @@ run out-links-to-stdout case_out_links_to_stdout
 run out-is-a-device case_out_is_a_device
 run out-link-to-a-file-is-followed case_out_link_to_a_file_is_followed
 run out-second-writer-refused case_second_writer_is_refused
+run out-input-named-like-a-side-file case_input_named_like_a_side_file
 run out-synth-into-a-music-folder case_synth_into_a_music_folder
 run resume-other-settings-refused case_resume_with_other_settings_is_refused
 run resume-row-cut-inside-quotes case_resume_after_a_row_cut_inside_quotes
@@ -852,6 +1038,16 @@ run dist-rows-deleted-after-the-run case_dist_rows_deleted_after_the_run
 run counts-beyond-memory case_counts_beyond_memory
 run check-nan-threshold case_check_nan_threshold
 run serve-token-no-header-can-carry case_serve_token_no_header_can_carry
+run synth-stopped-then-rerun case_synth_stopped_then_rerun
+run excerpts-stopped-then-rerun case_excerpts_stopped_then_rerun
+run compare-stopped-then-rerun case_compare_stopped_then_rerun
 
+run watch-unreadable-subfolder case_watch_unreadable_subfolder
+run evaluate-predictions-bad-tempi case_evaluate_predictions_with_bad_tempi
+run evaluate-predictions-list-a-file-twice case_evaluate_predictions_list_a_file_twice
+run evaluate-predictions-are-a-folder case_evaluate_predictions_are_a_folder
+run evaluate-cmd-file-named-like-an-option case_evaluate_cmd_file_named_like_an_option
+run walk-dangling-link-without-audio-name case_walk_dangling_link_without_an_audio_name
+run walk-rows-in-sorted-order case_walk_rows_in_sorted_order
 printf '\n%d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]

@@ -28,7 +28,7 @@ use anyhow::{Context, bail};
 
 use crate::cache::{Analyzed, CachedAnalyzer, FileIdentity, Rescan, ResultCache};
 use crate::flags;
-use crate::output::{Destination, Inputs, OutputLock};
+use crate::output::{self, Destination, Inputs, OutputLock};
 use crate::path_cell::{parse_path_cell, path_cell};
 use crate::record::{self, AnalyzeRecord};
 use crate::report::export::{self, CsvLine, Exporter};
@@ -359,8 +359,10 @@ fn report_cache(cache: &ResultCache, progress: ProgressMode) {
     }
 }
 
-/// Checks `out` by the output rules (never one of `files`, the cache or the paths named)
-/// and takes its lock.
+/// Checks `out` and every side file the run writes or removes beside it (the lock, the
+/// settings, the identity log, a shard's record) by the output rules, never one of
+/// `files`, the cache or the paths named, and takes its lock: a refusal comes before
+/// anything is written. The inputs stay protected for every later write of the run.
 fn claim_output(
     out: &Path,
     plan: &Plan,
@@ -370,9 +372,13 @@ fn claim_output(
     if let Some(cache) = &plan.cache {
         inputs.add(cache.file());
     }
-    let dest = Destination::check(out, &inputs)?;
-    let lock = dest.lock()?;
-    Ok((dest, lock))
+    let mut sides = vec![RunSettings::SUFFIX, IdentityLog::SUFFIX];
+    if plan.shard.is_some() {
+        sides.push(ShardRecord::SUFFIX);
+    }
+    let claimed = Destination::claim(out, &sides, &inputs)?;
+    output::protect(&inputs);
+    Ok(claimed)
 }
 
 /// Writes the side file of a part that starts; with `--resume`, first checks that `out`
@@ -525,10 +531,12 @@ impl Output {
         let (path, settings) = (dest.target(), plan.settings());
         if !plan.resume {
             settings.write(path)?;
+            // The side files first: one that cannot be written leaves the old rows whole.
+            let identities = IdentityLog::create(path)?;
             return Ok(Output::File {
                 log: RowLog::create(path, &record::header())?,
                 done: HashMap::new(),
-                identities: IdentityLog::create(path)?,
+                identities,
             });
         }
         let has_rows = !runner::resumable_rows(path, &record::header())?.is_empty();

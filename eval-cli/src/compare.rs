@@ -7,15 +7,21 @@
 //! between repeats (1,2,4 then 4,2,1 ...) so that drift in machine load hits them all.
 //! The child writes its `results.csv` and prints a [`ChildReport`] on stdout.
 //!
+//! Ctrl-C or SIGTERM stops the comparison: the child running is sent SIGTERM and waited
+//! for (it stops as `evaluate` does), no report is written, and the exit status is 130.
+//! Each run's folder is under `runs/` of the report folder, which a new comparison clears
+//! of earlier runs first, so a report never sits beside runs it did not measure.
+//!
 //! One file over 500 lines: the parent that runs the children at each worker count and the child it
 //! re-executes share their report types and must change together.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
@@ -194,7 +200,16 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
         return run_child(&args, workers);
     }
     let plan = Plan::new(args)?;
+    runner::install_signal_handler(Arc::clone(&plan.opts.cancel));
     let measured = measure(&plan)?;
+    if plan.opts.cancel.load(Ordering::SeqCst) {
+        eprintln!(
+            "eval-cli: cancelled: {} of {} measured runs finished, and no report was written",
+            measured.len(),
+            plan.repeat * plan.counts.len()
+        );
+        return Ok(ExitCode::from(runner::EXIT_CANCELLED));
+    }
     let w1 = measured
         .iter()
         .find(|m| m.workers == 1)
@@ -245,31 +260,71 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
         },
     )?;
     export::write(&out_dir.join("report.html"), &export::Html, &page)?;
-    stdout::print("cannot write the summary to stdout", |out| {
+    let printed = stdout::print("cannot write the summary to stdout", |out| {
         write_runs(out, &compare, out_dir)
-    })?;
-    Ok(ExitCode::SUCCESS)
+    });
+    // A signal while the other estimators ran in process: their rows say `cancelled`.
+    stdout::keep_status(
+        printed,
+        runner::finished(plan.opts.cancel.load(Ordering::SeqCst)),
+    )
+}
+
+/// The folder of the warm-up runs, under `runs/`.
+const WARMUP_DIR: &str = "warmup";
+
+/// Whether `name` is the folder of a run under `runs/`: [`WARMUP_DIR`] or `wW-rR`.
+fn is_run_dir(name: &str) -> bool {
+    let number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    name == WARMUP_DIR
+        || name
+            .strip_prefix('w')
+            .and_then(|rest| rest.split_once("-r"))
+            .is_some_and(|(w, r)| number(w) && number(r))
+}
+
+/// Removes the runs an earlier comparison left under `runs_dir` (a killed one's, a longer
+/// `--repeat`'s, other worker counts'), so that the folder holds this comparison's runs
+/// only. Only folders named as runs are removed ([`is_run_dir`]), and only in a real
+/// folder (not a link to one); the report folder itself was claimed first
+/// ([`report::folder::claim`]), so it is new, empty or an earlier report.
+fn clear_earlier_runs(runs_dir: &Path) -> anyhow::Result<()> {
+    let is_folder = fs::symlink_metadata(runs_dir).is_ok_and(|m| m.file_type().is_dir());
+    if !is_folder {
+        return Ok(());
+    }
+    let cannot = || format!("cannot clear the earlier runs in {}", runs_dir.display());
+    for entry in fs::read_dir(runs_dir).with_context(cannot)? {
+        let entry = entry.with_context(cannot)?;
+        let ours = entry.file_name().to_str().is_some_and(is_run_dir);
+        if ours && entry.file_type().with_context(cannot)?.is_dir() {
+            fs::remove_dir_all(entry.path())
+                .with_context(|| format!("cannot remove {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// The warm-up runs, then `repeat` rounds of every worker count, each a child process; the
 /// order of worker counts alternates between rounds (1,2,4 then 4,2,1 ...) so that drift
-/// in machine load hits them all.
+/// in machine load hits them all. Stops at Ctrl-C or SIGTERM (`plan.opts.cancel`) with the
+/// runs measured so far.
 fn measure(plan: &Plan) -> anyhow::Result<Vec<Measured>> {
     let runs_dir = plan.args.out_dir.join("runs");
+    clear_earlier_runs(&runs_dir)?;
     evaluation::create_out_dir(&runs_dir)?;
+    let cancel = &plan.opts.cancel;
     let max_w = *plan.counts.last().unwrap_or(&1);
     let warmup = plan.args.warmup;
+    let mut measured = Vec::new();
     for k in 0..warmup {
         eprintln!("compare: warm-up {}/{warmup} at {max_w} workers", k + 1);
-        spawn_child(
-            &plan.args,
-            &plan.ds.location,
-            max_w,
-            &runs_dir.join("warmup"),
-        )?;
+        let dir = runs_dir.join(WARMUP_DIR);
+        if spawn_child(&plan.args, &plan.ds.location, max_w, &dir, cancel)?.is_none() {
+            return Ok(measured);
+        }
     }
     let repeat = plan.repeat;
-    let mut measured = Vec::new();
     for r in 0..repeat {
         let mut order = plan.counts.clone();
         if r % 2 == 1 {
@@ -279,7 +334,9 @@ fn measure(plan: &Plan) -> anyhow::Result<Vec<Measured>> {
             eprintln!("compare: repeat {}/{repeat}, {w} workers", r + 1);
             let dir = runs_dir.join(format!("w{w}-r{r}"));
             let window = LoadWindow::open();
-            let report = spawn_child(&plan.args, &plan.ds.location, w, &dir)?;
+            let Some(report) = spawn_child(&plan.args, &plan.ds.location, w, &dir, cancel)? else {
+                return Ok(measured);
+            };
             let load = window.close();
             let csv = fs::read(dir.join("results.csv")).with_context(|| {
                 format!("child run left no {}", dir.join("results.csv").display())
@@ -541,13 +598,18 @@ fn rows_of(ds: &Dataset, child: &ChildReport) -> Vec<Row> {
         .collect()
 }
 
-/// Runs one child: this binary, `compare --child-workers W`, on the same dataset.
+/// Runs one child: this binary, `compare --child-workers W`, on the same dataset. `None`
+/// when `cancel` was set before it ended: the child was then stopped.
 fn spawn_child(
     args: &CompareArgs,
     dataset: &Path,
     workers: usize,
     dir: &Path,
-) -> anyhow::Result<ChildReport> {
+    cancel: &AtomicBool,
+) -> anyhow::Result<Option<ChildReport>> {
+    if cancel.load(Ordering::SeqCst) {
+        return Ok(None);
+    }
     let exe = std::env::current_exe().context("cannot find this program to re-run it")?;
     let d = &args.data;
     let mut cmd = Command::new(exe);
@@ -571,15 +633,85 @@ fn spawn_child(
     if let Some(first) = d.estimators.first() {
         cmd.arg("--estimator").arg(first.to_string());
     }
-    let out = cmd.output().context("cannot start a child run")?;
-    if !out.status.success() {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().context("cannot start a child run")?;
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let status = wait_or_stop(&mut child, cancel).context("cannot wait for a child run")?;
+    let (stdout, stderr) = (
+        stdout.join().unwrap_or_default(),
+        stderr.join().unwrap_or_default(),
+    );
+    // A child that exits 130 was stopped by a signal of its own (Ctrl-C reaches the whole
+    // process group, maybe before this process's handler has run): its run measured
+    // nothing, and the comparison stops as if this process had been signalled.
+    if status.code() == Some(i32::from(runner::EXIT_CANCELLED)) {
+        cancel.store(true, Ordering::SeqCst);
+    }
+    if cancel.load(Ordering::SeqCst) {
+        return Ok(None);
+    }
+    if !status.success() {
         bail!(
-            "child run at {workers} workers failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
+            "child run at {workers} workers failed ({status}): {}",
+            String::from_utf8_lossy(&stderr).trim()
         );
     }
-    serde_json::from_slice(&out.stdout).context("child run printed no valid report")
+    serde_json::from_slice(&stdout)
+        .map(Some)
+        .context("child run printed no valid report")
+}
+
+/// Reads a child's pipe to its end on a thread of its own, so that neither pipe fills up
+/// while the other is read.
+fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        if let Some(mut pipe) = pipe {
+            // A read error keeps what was read so far.
+            let _ = pipe.read_to_end(&mut bytes);
+        }
+        bytes
+    })
+}
+
+/// Waits for `child` to exit. Once `cancel` is set (Ctrl-C or SIGTERM reached this
+/// process, maybe not the child), the child is sent SIGTERM, once, and still waited for:
+/// it stops as `evaluate` does, and no child outlives the comparison.
+fn wait_or_stop(child: &mut Child, cancel: &AtomicBool) -> io::Result<ExitStatus> {
+    let mut poll = Duration::from_millis(1);
+    let mut stopped = false;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        if !stopped && cancel.load(Ordering::SeqCst) {
+            stopped = true;
+            terminate(child);
+        }
+        std::thread::sleep(poll);
+        poll = (poll * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// Asks a child that has not been reaped to stop: SIGTERM on Unix (std sends only
+/// SIGKILL, which would leave its temporaries; kill(1) does it without unsafe code), a
+/// kill elsewhere.
+fn terminate(child: &mut Child) {
+    #[cfg(unix)]
+    {
+        let sent = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if sent.is_ok_and(|s| s.success()) {
+            return;
+        }
+    }
+    let _ = child.kill();
 }
 
 /// The child side: one run at `workers`, results.csv into `--out-dir`, JSON on stdout.
@@ -634,6 +766,47 @@ fn run_child(args: &CompareArgs, workers: usize) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn run_folders_are_known_by_name() {
+        for ours in ["warmup", "w1-r0", "w16-r999"] {
+            assert!(is_run_dir(ours), "{ours}");
+        }
+        for theirs in ["w-r0", "w1-r", "w1r0", "x1-r0", "w1-r0x", "notes", "w 1-r0"] {
+            assert!(!is_run_dir(theirs), "{theirs}");
+        }
+    }
+
+    /// A killed `--repeat 1000` left dozens of `runs/wW-rR` folders, and the next
+    /// comparison's report folder held them all beside its own two.
+    #[test]
+    fn earlier_runs_are_cleared_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let runs = dir.path().join("runs");
+        for run in ["warmup", "w1-r0", "w2-r37"] {
+            fs::create_dir_all(runs.join(run)).unwrap();
+            fs::write(runs.join(run).join("results.csv"), "rows").unwrap();
+        }
+        fs::create_dir(runs.join("mine")).unwrap();
+        fs::write(runs.join("w3-r0"), "a file, not a run's folder").unwrap();
+        clear_earlier_runs(&runs).unwrap();
+        let mut left: Vec<String> = fs::read_dir(&runs)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["mine", "w3-r0"]);
+        // No runs folder yet, or a link in its place: nothing to clear, nothing followed.
+        clear_earlier_runs(&dir.path().join("none")).unwrap();
+        #[cfg(unix)]
+        {
+            let link = dir.path().join("link");
+            std::os::unix::fs::symlink(&runs, &link).unwrap();
+            fs::create_dir(runs.join("w1-r0")).unwrap();
+            clear_earlier_runs(&link).unwrap();
+            assert!(runs.join("w1-r0").is_dir());
+        }
+    }
 
     #[test]
     fn worker_counts_gain_1_and_refuse_a_count_listed_twice() {

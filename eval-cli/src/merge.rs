@@ -43,8 +43,8 @@ pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
             IdentityLog::path_of(part),
         ]
     }));
-    let dest = Destination::check(&args.out, &inputs)?;
-    let _lock = dest.lock()?;
+    // Its lock too: a part named `FILE.lock` is never locked and then removed.
+    let (dest, _lock) = Destination::claim(&args.out, &[], &inputs)?;
     let header = record::header();
     let rows = merged_rows(&args.parts, &header)?;
     dest.replace(|out| {

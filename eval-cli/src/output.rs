@@ -9,7 +9,9 @@
 //!   `merge` give their inputs, and commands that read a dataset [`protect`] its manifest
 //!   and tracks for every file they write); a directory, a device (`/dev/null` included),
 //!   a FIFO or a socket. A refusal is an error naming the path and the reason
-//!   ([`OutputError::Refused`]), and `analyze` and `merge` check before any work starts.
+//!   ([`OutputError::Refused`]), and `analyze` and `merge` check before any work starts:
+//!   the destination and every side file they write or remove beside it, the lock
+//!   included, before they write any of them ([`Destination::claim`]).
 //! - **Symlinks:** a symlink to a regular file is followed: its target is what is written
 //!   (replaced in the target's folder), its side files and lock sit beside the target, and
 //!   the link stays a link. A symlink to anything else (a device, a pipe such as
@@ -300,7 +302,26 @@ impl Destination {
     /// Takes the advisory lock `TARGET.lock` for as long as the returned guard lives;
     /// refused at once when another run holds it.
     pub fn lock(&self) -> Result<OutputLock, OutputError> {
-        OutputLock::acquire(self.side(".lock"), &self.shown)
+        OutputLock::acquire(self.side(LOCK), &self.shown)
+    }
+
+    /// Checks `path` ([`Destination::check`]) and every file a run writes or removes
+    /// beside its target: the lock and `TARGET{suffix}` for each of `sides`, each by the
+    /// same rules and against the same `inputs` (an input named `OUT.lock` or
+    /// `OUT.settings.json` is refused as `OUT` itself would be); then takes the lock. The
+    /// lock is the first thing written, after every check has passed, so a refusal leaves
+    /// every file (an earlier `OUT` included) as it was.
+    pub fn claim(
+        path: &Path,
+        sides: &[&str],
+        inputs: &Inputs,
+    ) -> Result<(Self, OutputLock), OutputError> {
+        let dest = Destination::check(path, inputs)?;
+        for suffix in std::iter::once(&LOCK).chain(sides) {
+            Destination::check(&dest.side(suffix), inputs)?;
+        }
+        let lock = dest.lock()?;
+        Ok((dest, lock))
     }
 
     /// Replaces the target with what `write` writes ([`replace`]).
@@ -311,6 +332,9 @@ impl Destination {
         replace(&self.target, write)
     }
 }
+
+/// The suffix of the lock file beside a destination ([`Destination::lock`]).
+const LOCK: &str = ".lock";
 
 /// `path` with `suffix` added to its file name.
 pub fn side_path(path: &Path, suffix: &str) -> PathBuf {

@@ -10,7 +10,6 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -65,11 +64,12 @@ pub struct ShardRecord {
 }
 
 impl ShardRecord {
+    /// The suffix of the record beside a part.
+    pub const SUFFIX: &str = ".shard.json";
+
     /// Where the record of the part `csv` lives: `CSV.shard.json`.
     pub fn path_of(csv: &Path) -> PathBuf {
-        let mut name: OsString = csv.as_os_str().to_owned();
-        name.push(".shard.json");
-        PathBuf::from(name)
+        crate::output::side_path(csv, Self::SUFFIX)
     }
 
     /// Writes the record beside the part `csv`.

@@ -16,6 +16,10 @@
 //! A file this command tags is renamed over by the tagged copy, which is an event of its
 //! own: it is passed over when the file is still as the tagging left it, so a tagged file
 //! is not analysed again.
+//!
+//! A folder under the watched ones that cannot be read (no permission: a `lost+found`) is
+//! left out ([`folders`]): the first pass gives it the error row `analyze` gives it, stderr
+//! says that files added under it are not seen, and the rest of the library is watched.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -26,7 +30,7 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use analyzer_core::batch::{self, Batch, FileResult};
+use analyzer_core::batch::{self, Batch, FileResult, Status};
 use analyzer_core::{Analyzer, StopSignal};
 use anyhow::{Context, bail};
 use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
@@ -39,6 +43,8 @@ use crate::report::export::{CsvLine, Exporter};
 use crate::runner;
 use crate::stdout::WriteContext;
 use crate::tags::{self, KeyNotation, TagOptions, TagValues};
+
+mod folders;
 
 /// What a failed write of the rows says (a full disk behind `> FILE`; a closed pipe ends
 /// the watch quietly instead, [`crate::stdout`]).
@@ -125,9 +131,18 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
     })
     .context("cannot watch folders")?;
     for dir in &plan.dirs {
-        watcher
-            .watch(dir, RecursiveMode::Recursive)
-            .with_context(|| format!("cannot watch {}", dir.display()))?;
+        let unwatched = folders::watch_tree(
+            |folder| watcher.watch(folder, RecursiveMode::Recursive),
+            dir,
+        )
+        .with_context(|| format!("cannot watch {}", dir.display()))?;
+        for folder in unwatched {
+            eprintln!(
+                "eval-cli: warning: cannot watch {}: {}; files added under it are not seen",
+                folder.path.display(),
+                folder.reason
+            );
+        }
     }
     let mut out = std::io::stdout().lock();
     out.write_all(&record::header())
@@ -137,10 +152,18 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
         tagged: HashMap::new(),
     };
     let (files, walk_errors) = batch::collect_audio_files(&plan.dirs);
-    for error in walk_errors {
-        eprintln!("eval-cli: {}: {}", error.path.display(), error.reason);
-    }
     session.first_pass(&files, &mut out)?;
+    // Folders that could not be walked are rows too, after the files', as in `analyze`.
+    for error in &walk_errors {
+        out.write_all(&record::line(
+            &error.path,
+            Status::Error,
+            None,
+            Some(&error.reason),
+        ))
+        .and_then(|()| out.flush())
+        .stdout_context(STDOUT_FAILED)?;
+    }
     eprintln!(
         "eval-cli: watching {} folder{} for new and changed files (Ctrl-C stops)",
         plan.dirs.len(),

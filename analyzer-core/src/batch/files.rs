@@ -18,7 +18,7 @@ pub const AUDIO_EXTENSIONS: &[&str] = &[
     "mka",
 ];
 
-/// A folder or link that a walk could not read (permission, a loop, a dangling link).
+/// A folder or link that a walk could not read (permission, a link back to an ancestor).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WalkError {
     /// What could not be read.
@@ -48,8 +48,10 @@ pub fn collect_audio_files(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<WalkError>) 
 /// every entry that is not a folder and for which `keep` is true; a folder named `x.mp3`
 /// is walked like any other. A named pipe, socket or device with an audio name is kept
 /// too, so that analysing it says what it is (at once, without opening it for reading:
-/// [`crate::decode::open_regular`]) instead of its being passed over in silence. A path met twice is kept once. The errors are each folder or link that could
-/// not be read, in the order met.
+/// [`crate::decode::open_regular`]) instead of its being passed over in silence. So is a
+/// symbolic link to nothing: it is kept or passed over by its name like a file, and kept in
+/// its sorted place. A path met twice is kept once. The errors are each folder that could
+/// not be read (no permission) or link that leads back to an ancestor, in the order met.
 pub fn collect_files(
     paths: &[PathBuf],
     keep: impl Fn(&Path) -> bool,
@@ -101,8 +103,17 @@ pub fn collect_files_checked(
                 }
                 Err(err) => {
                     let path = err.path().unwrap_or(root);
-                    if is_dangling_link(path) && !link_allowed(path) {
-                        return Err(path.to_path_buf());
+                    if is_dangling_link(path) {
+                        if !link_allowed(path) {
+                            return Err(path.to_path_buf());
+                        }
+                        // A link to nothing is a name like any other: passed over unless
+                        // `keep` takes it, and then listed in its sorted place, so that
+                        // analysing it says why (`open: unreadable: No such file`).
+                        if keep(path) && seen.insert(path.to_path_buf()) {
+                            files.push(path.to_path_buf());
+                        }
+                        continue;
                     }
                     errors.push(WalkError {
                         path: path.to_path_buf(),
@@ -226,6 +237,28 @@ mod tests {
         std::os::unix::fs::symlink(dir.path().join("nothing"), inside.join("lib/c.wav")).unwrap();
         let refused = collect_files_checked(&roots, has_audio_extension, stays_inside);
         assert_eq!(refused, Err(inside.join("lib/c.wav")));
+    }
+
+    /// A link to nothing is a file name like any other: one with an audio name is listed
+    /// in its sorted place (its row says why it cannot be read), one without is passed
+    /// over like `readme.txt`. It was a walk error, whose row came after every file's.
+    #[cfg(unix)]
+    #[test]
+    fn dangling_links_are_names_listed_in_order_or_passed_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::os::unix::fs::symlink(d.join("gone"), d.join("a.wav")).unwrap();
+        std::os::unix::fs::symlink(d.join("gone.txt"), d.join("notes.txt")).unwrap();
+        std::fs::write(d.join("b.wav"), b"").unwrap();
+        std::fs::write(d.join("readme.txt"), b"").unwrap();
+        let (files, errors) = collect_audio_files(&[d.to_path_buf()]);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(files, vec![d.join("a.wav"), d.join("b.wav")]);
+        // Every name kept: the link is listed too, in its place.
+        let (files, errors) = collect_files(&[d.to_path_buf()], |_| true);
+        assert!(errors.is_empty(), "{errors:?}");
+        let names: Vec<_> = files.iter().map(|f| f.file_name().unwrap()).collect();
+        assert_eq!(names, ["a.wav", "b.wav", "notes.txt", "readme.txt"]);
     }
 
     #[cfg(unix)]

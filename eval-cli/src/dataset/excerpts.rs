@@ -8,17 +8,28 @@
 //! which keeps every metadata column of the source (so groupings such as `source` work on
 //! the excerpts as on the tracks) and, when the source has key truth, its `key`.
 //! Everything is a function of the input: the same dataset and flags give the same bytes.
+//!
+//! Ctrl-C or SIGTERM stops the cut between two excerpts (exit 130), each excerpt written
+//! whole. The manifest comes last and says the set is complete, so a stopped run leaves
+//! none (an earlier set's is removed before the first excerpt is rewritten); what marks the
+//! folder as ours for the next run is [`MARKER`], written before any excerpt.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
 use std::io::{self, Cursor, Write};
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use analyzer_core::StopSignal;
 use anyhow::{Context, bail};
 
+use super::{remove_leftovers, temporary_for};
 use crate::evaluation::{SynthArgs, create_out_dir};
 use crate::manifest::{self, Dataset, Item};
 use crate::report;
+use crate::runner;
 use crate::stdout;
 
 /// Share of a track skipped at each end (intro and outro), when what is left still holds
@@ -43,6 +54,17 @@ const OWN_COLUMNS: [&str; 5] = ["file", "bpm", "seconds", "offset_s", "source_fi
 
 /// The key truth column, written when the source has one.
 const KEY_COLUMN: &str = "key";
+
+/// The file that marks a folder as an excerpt set, written before the first excerpt: a run
+/// stopped before its manifest (a signal, a full disk, SIGKILL) leaves excerpts that no
+/// manifest lists, and the marker is what lets the next run take the folder back. As
+/// `evaluate --out-dir` does with `.eval-cli-report`; a marker alone does not make every
+/// file ours, only the names an excerpt set writes ([`is_excerpt_name`]).
+pub const MARKER: &str = ".eval-cli-excerpts";
+
+/// What the marker says to whoever opens it.
+const MARKER_TEXT: &str = "This folder holds excerpts cut by `eval-cli dataset excerpts`; it \
+writes here again, replacing its own files.\n";
 
 /// Flags of `eval-cli dataset excerpts`.
 #[derive(Debug, clap::Args)]
@@ -95,6 +117,25 @@ fn seconds_label(length_s: f64) -> String {
 fn excerpt_file(stem: &Path, length_s: f64, k: usize) -> PathBuf {
     let name = stem.file_name().unwrap_or_default().to_string_lossy();
     stem.with_file_name(format!("{name}__{}s_o{k}.wav", seconds_label(length_s)))
+}
+
+/// Whether a file name is one [`excerpt_file`] gives: `STEM__LENGTHs_oK.wav`, with a
+/// positive length and a whole `K`.
+fn is_excerpt_name(name: &str) -> bool {
+    let Some((stem, cut)) = name
+        .strip_suffix(".wav")
+        .and_then(|base| base.rsplit_once("__"))
+    else {
+        return false;
+    };
+    let Some((length, k)) = cut.split_once("s_o") else {
+        return false;
+    };
+    let length_ok = length
+        .parse::<f64>()
+        .is_ok_and(|s| s.is_finite() && s > 0.0 && seconds_label(s) == length);
+    let k_ok = k.parse::<usize>().is_ok_and(|n| n.to_string() == k);
+    !stem.is_empty() && length_ok && k_ok
 }
 
 /// The output stem of every item: its path in the dataset without the extension, with only
@@ -157,11 +198,10 @@ struct Track {
     sample_rate: u32,
 }
 
-/// Decodes `path` to mono at its own sample rate.
-fn decode(path: &Path) -> Result<Track, String> {
+/// Decodes `path` to mono at its own sample rate, unless `stop` says to stop first.
+fn decode(path: &Path, stop: &StopSignal) -> Result<Track, String> {
     let mut samples = Vec::new();
-    let stop = analyzer_core::StopSignal::never();
-    let info = analyzer_core::decode::decode_mono(path, &stop, |mono, _| {
+    let info = analyzer_core::decode::decode_mono(path, stop, |mono, _| {
         samples.extend_from_slice(mono);
         Ok(())
     })
@@ -211,11 +251,14 @@ struct Cutter<'a> {
     meta: &'a [String],
     /// Whether the source has key truth, to be written in a `key` column.
     with_key: bool,
+    /// Set by Ctrl-C or SIGTERM: no further excerpt is cut.
+    cancel: &'a AtomicBool,
 }
 
 impl Cutter<'_> {
     /// Cuts, writes and lists the excerpts of one decoded track; returns its manifest
-    /// rows. `tallies` is in the order of the lengths.
+    /// rows, fewer when [`Cutter::cancel`] is set midway. `tallies` is in the order of the
+    /// lengths.
     fn cut(
         &self,
         item: &Item,
@@ -234,6 +277,9 @@ impl Cutter<'_> {
             }
             let frames = ((length_s * rate).round() as usize).min(total);
             for (k, offset_s) in starts.into_iter().enumerate() {
+                if self.cancel.load(Ordering::SeqCst) {
+                    return Ok(rows);
+                }
                 let start = ((offset_s * rate).round() as usize).min(total - frames);
                 let file = excerpt_file(stem, length_s, k);
                 let path = self.out.join(&file);
@@ -334,12 +380,15 @@ fn write_summary(
 }
 
 /// Refuses an `--out` folder that holds anything but an earlier excerpt set: its
-/// manifest (with this command's own columns first) and the files that manifest lists.
-/// Cutting replaces files of those names, and a folder of the user's own (a music folder,
-/// the source dataset itself, notes named like excerpts) must never lose one.
-fn check_excerpt_folder(out: &Path) -> anyhow::Result<()> {
+/// manifest (with this command's own columns first) and the files that manifest lists, or,
+/// in a folder with the [`MARKER`] of a run that stopped before its manifest, files named
+/// as excerpts are named. Cutting replaces files of those names, and a folder of the
+/// user's own (a music folder, the source dataset itself, notes named like excerpts) must
+/// never lose one. Returns the temporaries of such files that a run ended at once (a
+/// second Ctrl-C, SIGKILL) left: ours, to be removed, not foreign files.
+fn check_excerpt_folder(out: &Path) -> anyhow::Result<Vec<PathBuf>> {
     if !out.exists() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let refuse = |what: &Path| {
         anyhow::anyhow!(
@@ -349,6 +398,8 @@ fn check_excerpt_folder(out: &Path) -> anyhow::Result<()> {
             what.display()
         )
     };
+    // Only a regular file marks the folder: a link of that name is not ours.
+    let marked = fs::symlink_metadata(out.join(MARKER)).is_ok_and(|m| m.file_type().is_file());
     let manifest = out.join(MANIFEST_FILE);
     let mut listed = BTreeSet::new();
     if manifest.exists() {
@@ -364,18 +415,62 @@ fn check_excerpt_folder(out: &Path) -> anyhow::Result<()> {
             let record = record.map_err(|_| refuse(Path::new(MANIFEST_FILE)))?;
             listed.insert(PathBuf::from(&record[0]));
         }
+        listed.insert(PathBuf::from(MANIFEST_FILE));
     }
+    let ours = |relative: &Path| {
+        listed.contains(relative)
+            || (marked
+                && (relative == Path::new(MARKER)
+                    || relative == Path::new(MANIFEST_FILE)
+                    || relative
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(is_excerpt_name)))
+    };
+    let mut leftovers = Vec::new();
     for entry in walkdir::WalkDir::new(out).min_depth(1) {
         let entry = entry.with_context(|| format!("cannot read {}", out.display()))?;
         if entry.file_type().is_dir() {
             continue;
         }
         let relative = entry.path().strip_prefix(out).unwrap_or(entry.path());
-        if relative != Path::new(MANIFEST_FILE) && !listed.contains(relative) {
+        let temporary_of = relative
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(temporary_for)
+            .map(|name| relative.with_file_name(name));
+        if temporary_of.is_some_and(|of| entry.file_type().is_file() && ours(&of)) {
+            leftovers.push(entry.path().to_path_buf());
+        } else if !ours(relative) {
             return Err(refuse(relative));
         }
     }
-    Ok(())
+    Ok(leftovers)
+}
+
+/// Marks `out` as an excerpt set ([`MARKER`]) unless it is already, and removes an earlier
+/// set's manifest: from here until the new one is written the folder is a set being cut.
+fn claim_excerpt_folder(out: &Path) -> anyhow::Result<()> {
+    create_out_dir(out)?;
+    let marker = out.join(MARKER);
+    let created = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&marker)
+        .and_then(|mut file| file.write_all(MARKER_TEXT.as_bytes()));
+    match created {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+            return Err(e).with_context(|| format!("cannot write {}", marker.display()));
+        }
+        _ => {}
+    }
+    let manifest = out.join(MANIFEST_FILE);
+    match fs::remove_file(&manifest) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("cannot remove {}", manifest.display()))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Runs `eval-cli dataset excerpts`: exit 0, or 1 when some source did not decode (it is
@@ -394,8 +489,12 @@ pub fn run(args: ExcerptArgs) -> anyhow::Result<ExitCode> {
     let ds = manifest::load(&args.from, args.synth.params())?;
     // An excerpt or manifest written into the source folder never replaces a source file.
     crate::output::protect(&crate::output::Inputs::of(ds.files()));
-    check_excerpt_folder(&args.out)?;
-    create_out_dir(&args.out)?;
+    let leftovers = check_excerpt_folder(&args.out)?;
+    remove_leftovers(&leftovers)?;
+    claim_excerpt_folder(&args.out)?;
+    let cancel = Arc::new(AtomicBool::new(false));
+    runner::install_signal_handler(Arc::clone(&cancel));
+    let stop = StopSignal::never().with_cancel_flag(Arc::clone(&cancel));
     let stems = output_stems(&ds.items);
     let mut tallies: Vec<LengthTally> = lengths.iter().map(|_| LengthTally::default()).collect();
     let mut rows = Vec::new();
@@ -406,10 +505,21 @@ pub fn run(args: ExcerptArgs) -> anyhow::Result<ExitCode> {
         offsets: args.offsets,
         meta: &ds.meta_columns,
         with_key: ds.has_key_truth(),
+        cancel: &cancel,
     };
-    for (item, stem) in ds.items.iter().zip(&stems) {
-        let track = match decode(&item.path) {
+    for (i, (item, stem)) in ds.items.iter().zip(&stems).enumerate() {
+        if cancel.load(Ordering::SeqCst) {
+            break;
+        }
+        eprintln!(
+            "excerpts: track {}/{}, {}",
+            i + 1,
+            ds.items.len(),
+            item.file
+        );
+        let track = match decode(&item.path, &stop) {
             Ok(track) => track,
+            Err(_) if cancel.load(Ordering::SeqCst) => break,
             Err(reason) => {
                 eprintln!(
                     "eval-cli: error: cannot decode {} ({}): {reason}; skipped",
@@ -421,6 +531,15 @@ pub fn run(args: ExcerptArgs) -> anyhow::Result<ExitCode> {
             }
         };
         rows.extend(cutter.cut(item, stem, &track, &mut tallies)?);
+    }
+    if cancel.load(Ordering::SeqCst) {
+        eprintln!(
+            "eval-cli: cancelled: {} excerpts cut into {}, and no {MANIFEST_FILE}; run the \
+             same command again for the whole set",
+            rows.len(),
+            args.out.display()
+        );
+        return Ok(ExitCode::from(runner::EXIT_CANCELLED));
     }
     report::write_file(
         &args.out.join(MANIFEST_FILE),
@@ -518,6 +637,98 @@ mod tests {
                 "source_source_file"
             ]
         );
+    }
+
+    #[test]
+    fn excerpt_names_are_known_by_their_shape() {
+        for ours in ["a__8s_o0.wav", "x__y__7.5s_o12.wav", "c__10s_o999.wav"] {
+            assert!(is_excerpt_name(ours), "{ours}");
+        }
+        for theirs in [
+            "a__8s_o0.flac",
+            "__8s_o0.wav",
+            "a__08s_o0.wav",
+            "a__8s_o01.wav",
+            "a__0s_o0.wav",
+            "a__-1s_o0.wav",
+            "a__NaNs_o0.wav",
+            "a__8s_o.wav",
+            "a_8s_o0.wav",
+        ] {
+            assert!(!is_excerpt_name(theirs), "{theirs}");
+        }
+    }
+
+    /// A run stopped before its manifest left excerpts that no manifest lists, and maybe
+    /// temporaries: the next run refused the folder for them. Its marker makes them ours;
+    /// without it, or for any other name, the folder is still the user's.
+    #[test]
+    fn a_marked_folder_of_a_stopped_run_is_taken_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path();
+        fs::create_dir(out.join("sub")).unwrap();
+        fs::write(out.join("a__8s_o0.wav"), "x").unwrap();
+        fs::write(out.join("sub/b__7.5s_o12.wav"), "x").unwrap();
+        let refused = check_excerpt_folder(out).unwrap_err().to_string();
+        assert!(refused.contains("a__8s_o0.wav"), "{refused}");
+        assert!(
+            !out.join(MARKER).exists(),
+            "nothing is written on a refusal"
+        );
+
+        fs::write(out.join(MARKER), MARKER_TEXT).unwrap();
+        let excerpt_tmp = out.join("sub/.b__7.5s_o12.wav.Xy12Ab.tmp");
+        let manifest_tmp = out.join(".manifest.csv.Q1w2E3.tmp");
+        for path in [&excerpt_tmp, &manifest_tmp] {
+            fs::write(path, "half").unwrap();
+        }
+        let mut found = check_excerpt_folder(out).unwrap();
+        found.sort();
+        assert_eq!(found, [manifest_tmp, excerpt_tmp]);
+        for theirs in [
+            "notes.txt",
+            "a__8s.wav",
+            ".notes.wav.123.tmp",
+            "sub/.b.wav.1.tmp",
+        ] {
+            fs::write(out.join(theirs), "mine").unwrap();
+            let refused = check_excerpt_folder(out).unwrap_err().to_string();
+            assert!(refused.contains(theirs), "{theirs}: {refused}");
+            fs::remove_file(out.join(theirs)).unwrap();
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_marker_is_a_file_of_ours_never_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("ex");
+        fs::create_dir(&out).unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        std::os::unix::fs::symlink(&elsewhere, out.join(MARKER)).unwrap();
+        let refused = check_excerpt_folder(&out).unwrap_err().to_string();
+        assert!(refused.contains(MARKER), "{refused}");
+        claim_excerpt_folder(&out).unwrap();
+        assert!(!elsewhere.exists(), "the link was followed");
+    }
+
+    /// The marker is written once; an earlier set's manifest goes, so that a run stopped
+    /// midway never leaves one listing excerpts it has replaced.
+    #[test]
+    fn claiming_marks_the_folder_and_drops_the_old_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("new/ex");
+        claim_excerpt_folder(&out).unwrap();
+        assert_eq!(fs::read_to_string(out.join(MARKER)).unwrap(), MARKER_TEXT);
+        fs::write(
+            out.join(MANIFEST_FILE),
+            "file,bpm,seconds,offset_s,source_file\n",
+        )
+        .unwrap();
+        assert_eq!(check_excerpt_folder(&out).unwrap(), Vec::<PathBuf>::new());
+        claim_excerpt_folder(&out).unwrap();
+        assert!(!out.join(MANIFEST_FILE).exists());
+        assert!(out.join(MARKER).is_file());
     }
 
     #[test]

@@ -1,15 +1,19 @@
 //! `eval-cli dataset`: make datasets. `synth` writes the deterministic synthetic set (WAV and
-//! FLAC with a `manifest.csv`) that `--dataset synth` generates on the fly; `excerpts` cuts
-//! fixed-length excerpts from any dataset ([`excerpts`]).
+//! FLAC with a `manifest.csv`) that `--dataset synth` generates on the fly (`synth.rs`);
+//! `excerpts` cuts fixed-length excerpts from any dataset ([`excerpts`]). Both stop between
+//! two files on Ctrl-C or SIGTERM (exit 130), and both take back a folder a killed run of
+//! theirs left, temporaries included.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
+
 use crate::manifest::{self, SynthParams};
-use crate::stdout;
 use excerpts::ExcerptArgs;
 
 pub mod excerpts;
+mod synth;
 
 /// Dataset subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -42,49 +46,37 @@ pub fn run(cmd: DatasetCommand) -> anyhow::Result<ExitCode> {
             count,
             seconds,
             seed,
-        } => {
-            check_synth_folder(&out)?;
-            let written = manifest::write_synth(
-                &out,
-                SynthParams {
-                    count,
-                    seconds,
-                    seed,
-                },
-            )?;
-            stdout::print("cannot write the summary to stdout", |lines| {
-                writeln!(
-                    lines,
-                    "wrote {written} tracks and {}",
-                    out.join(synth_music::MANIFEST_FILE).display()
-                )
-            })?;
-            Ok(ExitCode::SUCCESS)
-        }
+        } => synth::run(
+            &out,
+            SynthParams {
+                count,
+                seconds,
+                seed,
+            },
+        ),
         DatasetCommand::Excerpts(args) => excerpts::run(args),
     }
 }
 
-/// Refuses an `--out` folder that holds anything but an earlier synthetic set (its
-/// `synth-*` tracks and its manifest): writing the set replaces files of those names, and
-/// a folder of the user's own music with a `manifest.csv` must never lose it.
-fn check_synth_folder(out: &Path) -> anyhow::Result<()> {
-    let entries = match std::fs::read_dir(out) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => anyhow::bail!("cannot use {} as the dataset folder: {e}", out.display()),
-    };
-    for entry in entries {
-        let name = entry?.file_name();
-        let ours = name == synth_music::MANIFEST_FILE
-            || name.to_str().is_some_and(|n| n.starts_with("synth-"));
-        if !ours {
-            anyhow::bail!(
-                "{} holds {:?}, which is not part of a synthetic dataset: give an empty or \
-                 new folder (nothing in it is replaced)",
-                out.display(),
-                name
-            );
+/// The name of the file a hidden temporary of ours stands for: `NAME` of `.NAME.TAG.tmp`,
+/// where `TAG` is a process id (the synthetic tracks' writer) or the random letters and
+/// digits of [`crate::output`]'s temporaries. A run ended at once (a second Ctrl-C,
+/// SIGKILL, a power cut) leaves one behind; each command decides whether `NAME` is its own.
+fn temporary_for(name: &str) -> Option<&str> {
+    let inner = name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let (target, tag) = inner.rsplit_once('.')?;
+    let tagged = !tag.is_empty() && tag.bytes().all(|b| b.is_ascii_alphanumeric());
+    (!target.is_empty() && tagged).then_some(target)
+}
+
+/// Removes the temporaries an earlier run left ([`temporary_for`]).
+fn remove_leftovers(leftovers: &[PathBuf]) -> anyhow::Result<()> {
+    for path in leftovers {
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("cannot remove {}", path.display()));
+            }
+            _ => {}
         }
     }
     Ok(())
@@ -95,19 +87,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_synth_folder_is_new_empty_or_an_earlier_set() {
-        let dir = tempfile::tempdir().unwrap();
-        assert!(check_synth_folder(&dir.path().join("new")).is_ok());
-        assert!(check_synth_folder(dir.path()).is_ok());
-        std::fs::write(dir.path().join(synth_music::MANIFEST_FILE), "x").unwrap();
-        std::fs::write(dir.path().join("synth-000-rock-90.0.wav"), "x").unwrap();
-        assert!(check_synth_folder(dir.path()).is_ok());
-        std::fs::write(dir.path().join("song.mp3"), "x").unwrap();
-        let refused = check_synth_folder(dir.path()).unwrap_err().to_string();
-        assert!(refused.contains("song.mp3"), "{refused}");
+    fn temporaries_are_named_after_their_file() {
+        assert_eq!(temporary_for(".a.wav.12883.tmp"), Some("a.wav"));
         assert_eq!(
-            std::fs::read(dir.path().join(synth_music::MANIFEST_FILE)).unwrap(),
-            b"x"
+            temporary_for(".manifest.csv.x7Yq2Z.tmp"),
+            Some("manifest.csv")
         );
+        for not in [
+            "a.wav.1.tmp",
+            ".a.wav..tmp",
+            "..1.tmp",
+            ".a.wav.1-2.tmp",
+            ".notes",
+        ] {
+            assert_eq!(temporary_for(not), None, "{not}");
+        }
     }
 }

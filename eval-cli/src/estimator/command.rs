@@ -3,6 +3,7 @@
 //! key, its tempo the last number on its other lines, its CPU time what `/proc` says of
 //! it once it has exited.
 
+use std::borrow::Cow;
 use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -25,7 +26,8 @@ pub(super) fn run_command(
     stop: &StopSignal,
 ) -> Result<Estimate, Error> {
     let fail = |kind, detail: String| Error::new(kind, Stage::Tempo, detail);
-    let file = path.to_string_lossy();
+    let file = as_argument(path);
+    let file = file.to_string_lossy();
     let argv: Vec<String> = words.iter().map(|w| w.replace("{file}", &file)).collect();
     let Some((program, args)) = argv.split_first() else {
         return Err(fail(ErrorKind::InvalidConfig, "empty command".into()));
@@ -107,6 +109,16 @@ pub(super) fn run_command(
         audio_s: None,
         cpu_s,
     })
+}
+
+/// `path` as `{file}` is given: a relative path that starts with `-` gets `./`, so that
+/// the program reads a file, not an option (`./-dash.wav`, not `-dash.wav`).
+fn as_argument(path: &Path) -> Cow<'_, Path> {
+    if path.is_relative() && path.as_os_str().as_encoded_bytes().starts_with(b"-") {
+        Cow::Owned(Path::new(".").join(path))
+    } else {
+        Cow::Borrowed(path)
+    }
 }
 
 /// Reads a pipe to its end on a thread of its own, so that a chatty child never blocks.
@@ -241,6 +253,25 @@ mod tests {
         assert_eq!(found.map(|k| k.camelot()), Some("12A".into()));
         assert_eq!(last_number(&rest), Some(122.5));
         assert_eq!(last_number(&split_key("12A\n").1), None);
+    }
+
+    #[test]
+    fn a_relative_path_starting_with_a_dash_is_not_an_option() {
+        assert_eq!(
+            as_argument(Path::new("-dash.wav")),
+            Path::new("./-dash.wav")
+        );
+        assert_eq!(as_argument(Path::new("-d/a.wav")), Path::new("./-d/a.wav"));
+        for kept in ["a-b.wav", "./-dash.wav", "/m/-dash.wav", "sub/-x.wav"] {
+            assert_eq!(as_argument(Path::new(kept)), Path::new(kept));
+        }
+        // What the program is given: 7 when its argument starts with `./-`.
+        let never = StopSignal::never();
+        let words =
+            shlex::split("sh -c 'case \"$1\" in ./-*) echo 7;; *) echo 0;; esac' sh {file}")
+                .unwrap();
+        let e = run_command(&words, Path::new("-dash.wav"), &never).unwrap();
+        assert_eq!(e.bpm, Some(7.0));
     }
 
     #[test]

@@ -13,7 +13,8 @@
 //!   value is a usage error naming it;
 //! - `cmd:TEMPLATE`: an external program run once per file. The template is split like a
 //!   POSIX shell would (the `shlex` crate) and `{file}` is replaced in every word by the
-//!   file's path; no shell is involved unless the template names one (`cmd:sh -c "..."`).
+//!   file's path (a relative path starting with `-` as `./-x.wav`, so that it is not read
+//!   as an option); no shell is involved unless the template names one (`cmd:sh -c "..."`).
 //!   The key is the last line of its stdout that reads as one (`C# minor`, `Dbm`, `12A`,
 //!   `key: A minor`, or a key and a number, `C minor 0.83`); the tempo is the last number
 //!   on the other lines. A non-zero exit, neither a number nor a key, or a run past
@@ -22,8 +23,10 @@
 //! - `csv:FILE`: predictions made elsewhere, a CSV with a `file` column and a `bpm` or
 //!   `key` column (or both), matched to the dataset by the manifest's file name (or,
 //!   failing that, by the base name when it is unique). A file without a prediction is a
-//!   failed row; an empty cell is no prediction of that kind; a `key` cell that is not a
-//!   key is an error naming the file and row.
+//!   failed row; an empty cell is no prediction of that kind; a `bpm` cell that is not a
+//!   positive finite number, a `key` cell that is not a key, or a file listed twice is an
+//!   error naming the predictions file and row, and so is a predictions path that cannot
+//!   be read.
 //!
 //! Any of them may carry a label for the reports, `LABEL=SPEC` (a word of letters, digits,
 //! `_`, `.` or `-`): `aubio=cmd:aubio tempo {file}` is reported as `aubio`.
@@ -235,12 +238,21 @@ pub struct Prediction {
 
 /// Reads `file,bpm`, `file,key` or `file,bpm,key` predictions and keys them by the dataset
 /// items they name.
+///
+/// An empty cell is no prediction of that kind; a `bpm` cell that is not a positive finite
+/// number, a `key` cell that is not a key, or a file listed twice is an error naming the
+/// predictions file and the row (its line: the header is row 1).
 fn read_predictions(path: &Path, ds: &Dataset) -> anyhow::Result<BTreeMap<PathBuf, Prediction>> {
+    // Read whole first, so that any read error (a folder, no permission) names the file.
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read predictions {}", path.display()))?;
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
-        .from_path(path)
-        .with_context(|| format!("cannot read predictions {}", path.display()))?;
-    let headers = reader.headers()?.clone();
+        .from_reader(bytes.as_slice());
+    let headers = reader
+        .headers()
+        .with_context(|| format!("predictions {}: cannot read the header", path.display()))?
+        .clone();
     let column = |name: &str| headers.iter().position(|h| h.trim() == name);
     let (file_col, bpm_col, key_col) = (column("file"), column("bpm"), column("key"));
     let Some(file_col) = file_col.filter(|_| bpm_col.is_some() || key_col.is_some()) else {
@@ -250,25 +262,33 @@ fn read_predictions(path: &Path, ds: &Dataset) -> anyhow::Result<BTreeMap<PathBu
         );
     };
     let mut by_name: BTreeMap<String, Prediction> = BTreeMap::new();
+    // Each file once, compared by components (`./a.wav` is `a.wav`): with two values, which
+    // one is scored must not be a guess. The row each was first met on.
+    let mut seen: BTreeMap<PathBuf, usize> = BTreeMap::new();
     for (i, record) in reader.records().enumerate() {
-        let record = record.with_context(|| format!("{}: row {}", path.display(), i + 2))?;
+        let row = i + 2;
+        let at = || format!("predictions {} row {row}", path.display());
+        let record = record.with_context(at)?;
         let cell = |col: Option<usize>| col.and_then(|c| record.get(c)).unwrap_or("").trim();
         let file = cell(Some(file_col)).to_string();
-        // An empty or unparsable tempo is no tempo: without a key, that file becomes a
-        // failed row.
-        let bpm = cell(bpm_col)
-            .parse::<f64>()
-            .ok()
-            .filter(|b| b.is_finite() && *b > 0.0);
+        let same: PathBuf = Path::new(&file)
+            .components()
+            .filter(|c| *c != std::path::Component::CurDir)
+            .collect();
+        if let Some(first) = seen.insert(same, row) {
+            bail!("{}: {file:?} is listed again (first on row {first})", at());
+        }
+        let bpm = predicted_bpm(cell(bpm_col)).with_context(at)?;
         let key_text = cell(key_col);
         let key = if key_text.is_empty() {
             None
         } else {
-            let key = key_text.parse::<Key>().map_err(|e| {
-                anyhow::anyhow!("predictions {} row {}: `key`: {e}", path.display(), i + 2)
-            })?;
+            let key = key_text
+                .parse::<Key>()
+                .map_err(|e| anyhow::anyhow!("{}: `key`: {e}", at()))?;
             Some(key)
         };
+        // Neither (both cells empty): no prediction, so that file becomes a failed row.
         if bpm.is_some() || key.is_some() {
             by_name.insert(file, Prediction { bpm, key });
         }
@@ -297,6 +317,20 @@ fn read_predictions(path: &Path, ds: &Dataset) -> anyhow::Result<BTreeMap<PathBu
         }
     }
     Ok(out)
+}
+
+/// A predictions file's `bpm` cell: empty is no tempo prediction, anything else must be a
+/// positive finite number (`NaN`, `inf`, `1e400`, `0` or `-3` is an error, not a silent
+/// miss).
+fn predicted_bpm(text: &str) -> anyhow::Result<Option<f64>> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse()
+        .ok()
+        .filter(|b: &f64| b.is_finite() && *b > 0.0)
+        .map(Some)
+        .with_context(|| format!("`bpm` is {text:?}, not a positive number"))
 }
 
 #[cfg(test)]
@@ -364,5 +398,61 @@ mod tests {
         fs::write(&p, "file,tempo\na.wav,120\n").unwrap();
         let err = format!("{:#}", read_predictions(&p, &ds).unwrap_err());
         assert!(err.contains("`key`") && err.contains("`bpm`"), "{err}");
+    }
+
+    /// A `bpm` cell that is there but is no tempo is an error naming the file, the row and
+    /// the value: it was "no prediction for this file", scored as the tool's miss.
+    #[test]
+    fn a_bad_bpm_prediction_names_the_file_row_and_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let ds = dataset(&["a.wav", "b.wav"]);
+        let p = dir.path().join("p.csv");
+        for bad in ["NaN", "-3", "1e400", "inf", "0", "fast"] {
+            fs::write(&p, format!("file,bpm\na.wav,120\nb.wav,{bad}\n")).unwrap();
+            let err = format!("{:#}", read_predictions(&p, &ds).unwrap_err());
+            assert!(
+                err.contains("p.csv row 3") && err.contains(&format!("{bad:?}")),
+                "{err}"
+            );
+        }
+        // An empty cell stays no tempo prediction (documented): with a key, the key counts.
+        fs::write(&p, "file,bpm,key\na.wav,,A minor\nb.wav, ,\n").unwrap();
+        let got = read_predictions(&p, &ds).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[&PathBuf::from("/data/a.wav")].bpm, None);
+    }
+
+    /// A file listed twice would have the last value scored, silently.
+    #[test]
+    fn a_file_listed_twice_is_an_error_naming_both_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let ds = dataset(&["a.wav", "b.wav"]);
+        let p = dir.path().join("p3.csv");
+        for listing in [
+            "file,bpm\na.wav,120\nb.wav,120\na.wav,60\n",
+            "file,bpm\na.wav,120\nb.wav,120\n./a.wav,60\n",
+            "file,bpm,key\na.wav,120,\nb.wav,120,\na.wav,,C major\n",
+        ] {
+            fs::write(&p, listing).unwrap();
+            let err = format!("{:#}", read_predictions(&p, &ds).unwrap_err());
+            assert!(
+                err.contains("p3.csv row 4") && err.contains("a.wav") && err.contains("row 2"),
+                "{err}"
+            );
+        }
+    }
+
+    /// A folder (or anything else that cannot be read) is named like a missing file.
+    #[test]
+    fn a_folder_for_predictions_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let ds = dataset(&["a.wav"]);
+        let pdir = dir.path().join("pdir");
+        fs::create_dir(&pdir).unwrap();
+        let err = format!("{:#}", read_predictions(&pdir, &ds).unwrap_err());
+        assert!(
+            err.starts_with(&format!("cannot read predictions {}: ", pdir.display())),
+            "{err}"
+        );
     }
 }

@@ -283,8 +283,9 @@ pub fn synth_cache(params: SynthParams) -> anyhow::Result<PathBuf> {
 /// aborted on memory. 100 000 tracks of the default 30 s are some 260 GB of audio.
 pub const MAX_SYNTH_COUNT: usize = 100_000;
 
-/// Writes the synthetic set for `params` into `dir` (audio plus `manifest.csv`).
-pub fn write_synth(dir: &Path, params: SynthParams) -> anyhow::Result<usize> {
+/// The generator's spec of the synthetic set for `params`, to be written into `dir`;
+/// refused, naming `dir`, past [`MAX_SYNTH_COUNT`] tracks.
+pub fn synth_spec(dir: &Path, params: SynthParams) -> anyhow::Result<synth_music::DatasetSpec> {
     if params.count > MAX_SYNTH_COUNT {
         bail!(
             "cannot write the synthetic dataset to {}: {} tracks is more than the {MAX_SYNTH_COUNT} \
@@ -293,10 +294,15 @@ pub fn write_synth(dir: &Path, params: SynthParams) -> anyhow::Result<usize> {
             params.count
         );
     }
-    let spec = synth_music::DatasetSpec::default()
+    Ok(synth_music::DatasetSpec::default()
         .with_count(params.count)
         .with_seconds(params.seconds)
-        .with_seed(params.seed);
+        .with_seed(params.seed))
+}
+
+/// Writes the synthetic set for `params` into `dir` (audio plus `manifest.csv`).
+pub fn write_synth(dir: &Path, params: SynthParams) -> anyhow::Result<usize> {
+    let spec = synth_spec(dir, params)?;
     let items = synth_music::write_dataset(dir, &spec)
         .with_context(|| format!("cannot write the synthetic dataset to {}", dir.display()))?;
     Ok(items.len())

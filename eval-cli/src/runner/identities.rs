@@ -50,9 +50,12 @@ pub struct IdentityLog {
 }
 
 impl IdentityLog {
+    /// The suffix of the identity log beside a result file.
+    pub const SUFFIX: &str = ".identities.csv";
+
     /// Where the identities of the rows of `csv` live: `CSV.identities.csv`.
     pub fn path_of(csv: &Path) -> PathBuf {
-        output::side_path(csv, ".identities.csv")
+        output::side_path(csv, Self::SUFFIX)
     }
 
     /// Starts the log of `csv` afresh (checked by the output rules, as the CSV is).

@@ -46,9 +46,12 @@ impl RunSettings {
         }
     }
 
+    /// The suffix of the settings file beside a result file.
+    pub const SUFFIX: &str = ".settings.json";
+
     /// Where the settings of the result file `csv` live: `CSV.settings.json`.
     pub fn path_of(csv: &Path) -> PathBuf {
-        output::side_path(csv, ".settings.json")
+        output::side_path(csv, Self::SUFFIX)
     }
 
     /// Writes these settings beside `csv`.

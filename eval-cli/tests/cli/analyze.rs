@@ -526,6 +526,105 @@ fn out_that_is_not_a_regular_file_is_refused() {
     );
 }
 
+/// Runs `analyze ARGS`, which must exit 2 with an error naming `named` and `reason`, with
+/// nothing on stdout.
+fn assert_refused(args: &[&OsStr], named: &Path, reason: &str) {
+    let result = analyze(args);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(
+        result.status.code(),
+        Some(2),
+        "{}: {stderr}",
+        named.display()
+    );
+    let says = format!("refusing to write {}: {reason}", named.display());
+    assert!(stderr.contains(&says), "{says}: {stderr}");
+    assert!(result.stdout.is_empty());
+}
+
+/// An input named like a side file of `--out` (`OUT.settings.json`, `OUT.identities.csv`,
+/// `OUT.lock`, a shard's `OUT.shard.json`), or reached through one (a symlink there), is
+/// refused as `--out` itself would be: exit 2, the side file named, the input's bytes
+/// unchanged and nothing written.
+#[test]
+fn an_input_named_like_a_side_file_of_out_is_refused_and_intact() {
+    let (dir, song) = click_file("song.wav", 120.0, 4.0);
+    let bytes = fs::read(&song).unwrap();
+    let out = dir.path().join("o.csv");
+    let shard: &[&str] = &["--shard", "1/1"];
+    for (suffix, flags) in [
+        (".settings.json", &[][..]),
+        (".identities.csv", &[]),
+        (".lock", &[]),
+        (".shard.json", shard),
+    ] {
+        let side = dir.path().join(format!("o.csv{suffix}"));
+        fs::copy(&song, &side).unwrap();
+        let mut args = vec![side.as_os_str(), os("--out"), out.as_os_str()];
+        args.extend(flags.iter().map(|f| os(f)));
+        assert_refused(&args, &side, "it is one of this run's input files");
+        assert_eq!(fs::read(&side).unwrap(), bytes, "{suffix}");
+        assert_eq!(
+            names_in(dir.path()),
+            [&format!("o.csv{suffix}"), "song.wav"]
+        );
+        fs::remove_file(&side).unwrap();
+        // The input by its own name, a side file a symlink to it.
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(&song, &side).unwrap();
+            let mut args = vec![song.as_os_str(), os("--out"), out.as_os_str()];
+            args.extend(flags.iter().map(|f| os(f)));
+            assert_refused(&args, &side, "it is one of this run's input files");
+            assert_eq!(fs::read(&song).unwrap(), bytes, "{suffix}");
+            fs::remove_file(&side).unwrap();
+        }
+    }
+    assert_eq!(names_in(dir.path()), ["song.wav"]);
+}
+
+/// A side file of `--out` that cannot be written (a folder, a FIFO, a symlink to
+/// `/dev/null`) is refused before anything is written: the CSV of an earlier run at that
+/// path keeps every byte, and so do its other side files.
+#[cfg(unix)]
+#[test]
+fn a_refused_side_file_leaves_the_earlier_out_whole() {
+    let (dir, song) = click_file("song.wav", 120.0, 4.0);
+    let out = dir.path().join("b.csv");
+    let earlier = analyze_to(&[song.as_os_str(), os("--out"), out.as_os_str()], &out);
+    let earlier = String::from_utf8(earlier).unwrap();
+    assert_eq!(rows(earlier.as_bytes()).len(), 1);
+    let settings = dir.path().join("b.csv.settings.json");
+    let identities = dir.path().join("b.csv.identities.csv");
+    let kept = |path: &Path| fs::read(path).unwrap();
+    let (settings_bytes, identities_bytes) = (kept(&settings), kept(&identities));
+    for (side, what) in [
+        (&identities, "a directory"),
+        (&settings, "a directory"),
+        (&identities, "a FIFO"),
+        (&identities, "a symlink to a character device"),
+    ] {
+        let aside = side.with_extension("aside");
+        fs::rename(side, &aside).unwrap();
+        match what {
+            "a directory" => fs::create_dir(side).unwrap(),
+            "a FIFO" => drop(fifo(side)),
+            _ => std::os::unix::fs::symlink("/dev/null", side).unwrap(),
+        }
+        let args = [song.as_os_str(), os("--out"), out.as_os_str()];
+        assert_refused(&args, side, &format!("it is {what}"));
+        assert_eq!(fs::read_to_string(&out).unwrap(), earlier, "{what}");
+        assert!(!dir.path().join("b.csv.lock").exists());
+        match fs::symlink_metadata(side).unwrap().is_dir() {
+            true => fs::remove_dir(side).unwrap(),
+            false => fs::remove_file(side).unwrap(),
+        }
+        fs::rename(&aside, side).unwrap();
+    }
+    assert_eq!(kept(&settings), settings_bytes);
+    assert_eq!(kept(&identities), identities_bytes);
+}
+
 /// A symlink to a regular file is followed: its target gets the rows (and the side files
 /// sit beside the target), and the link stays a link.
 #[cfg(unix)]

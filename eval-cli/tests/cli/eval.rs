@@ -8,7 +8,8 @@ use std::fs;
 use std::path::Path;
 
 use crate::util::{
-    QUICK_COMPARE, all_runs_identical, eval_cli, eval_cli_process, synth_folder, synth_set,
+    QUICK_COMPARE, all_runs_identical, click_wav, eval_cli, eval_cli_process, synth_folder,
+    synth_set,
 };
 
 /// `eval-cli evaluate` of the [`SMALL`] synthetic set into `out_dir`, without progress;
@@ -607,6 +608,85 @@ fn csv_predictions_are_scored_and_missing_ones_fail() {
     assert!(timings["estimators"][0]["cpu_s"].is_null(), "{timings}");
 }
 
+/// A hand-made dataset in `dir/ds`: `files` (4-s click tracks at 120 BPM) and a manifest
+/// listing them.
+fn click_dataset(dir: &Path, files: &[&str]) -> std::path::PathBuf {
+    let ds = dir.join("ds");
+    fs::create_dir_all(&ds).unwrap();
+    let mut manifest = String::from("file,bpm\n");
+    for file in files {
+        click_wav(&ds.join(file), 120.0, 4.0);
+        manifest.push_str(&format!("{file},120\n"));
+    }
+    fs::write(ds.join("manifest.csv"), manifest).unwrap();
+    ds
+}
+
+/// A predictions file that cannot be scored as written is refused naming it, the row and
+/// the value: a bad `bpm` (it was "no prediction for this file", the tool's miss), a file
+/// listed twice (the last value was scored), or a folder (an OS error naming nothing).
+#[test]
+fn bad_predictions_are_refused_naming_the_file_and_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = click_dataset(dir.path(), &["a.wav", "b.wav"]);
+    let evaluate = |predictions: &Path| {
+        eval_cli()
+            .args(["evaluate", "--progress", "off", "--dataset"])
+            .arg(ds.join("manifest.csv"))
+            .arg("--out-dir")
+            .arg(dir.path().join("out"))
+            .arg("--estimator")
+            .arg(format!("csv:{}", predictions.display()))
+            .output()
+            .unwrap()
+    };
+    let p = dir.path().join("p.csv");
+    for bad in ["NaN", "-3", "1e400", "inf", "0"] {
+        fs::write(&p, format!("file,bpm\na.wav,120\nb.wav,{bad}\n")).unwrap();
+        let out = evaluate(&p);
+        assert_usage_error(&out, &format!("{} row 3: `bpm` is {bad:?}", p.display()));
+    }
+    fs::write(&p, "file,bpm\na.wav,120\na.wav,60\nb.wav,120\n").unwrap();
+    let out = evaluate(&p);
+    assert_usage_error(&out, "row 3: \"a.wav\" is listed again (first on row 2)");
+    let pdir = dir.path().join("pdir");
+    fs::create_dir(&pdir).unwrap();
+    let out = evaluate(&pdir);
+    assert_usage_error(
+        &out,
+        &format!("cannot read predictions {}: ", pdir.display()),
+    );
+    assert!(!dir.path().join("out").exists());
+    // An empty cell is still no prediction (documented): that file is a failed row.
+    fs::write(&p, "file,bpm\na.wav,120\nb.wav,\n").unwrap();
+    let out = evaluate(&p);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let rows = fs::read_to_string(dir.path().join("out/results.csv")).unwrap();
+    assert!(rows.contains("b.wav,120,,,0,0,failed,error,"), "{rows}");
+}
+
+/// A manifest file whose name starts with `-` is given to a `cmd:` tool as `./-dash.wav`:
+/// as `-dash.wav` the tool read it as options (`wc: invalid option -- 'd'`).
+#[cfg(unix)]
+#[test]
+fn a_file_named_like_an_option_reaches_the_tool_as_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = click_dataset(dir.path(), &["-dash.wav"]);
+    let out = eval_cli()
+        .current_dir(&ds)
+        .args(["evaluate", "--progress", "off", "--dataset", "manifest.csv"])
+        .args(["--out-dir", "out", "--estimator", "cmd:wc -c {file}"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let rows = fs::read_to_string(ds.join("out/results.csv")).unwrap();
+    let size = fs::metadata(ds.join("-dash.wav")).unwrap().len();
+    assert!(
+        rows.contains(&format!("-dash.wav,120,{size}.00,,0,0,other,ok,")),
+        "{rows}"
+    );
+}
+
 #[test]
 fn unknown_estimator_is_refused() {
     let out = eval_cli()
@@ -784,7 +864,8 @@ fn excerpts_are_cut_deterministically_and_evaluated_by_length() {
 
     // Rerunning overwrites with the same bytes.
     let before = snapshot(&ex);
-    assert_eq!(before.len(), 13);
+    // 12 excerpts, the manifest and the marker (`.eval-cli-excerpts`).
+    assert_eq!(before.len(), 14);
     let again = cut_excerpts(&src, &ex);
     assert!(again.status.success(), "{}", stderr_of(&again));
     assert_eq!(snapshot(&ex), before, "a rerun changed the excerpts");
@@ -1188,4 +1269,187 @@ fn a_report_is_written_only_into_a_new_empty_or_report_folder() {
     fs::remove_file(report.join("summary.json")).unwrap();
     evaluate_small(&report).assert().success();
     assert_eq!(fs::read(report.join("summary.json")).unwrap(), first);
+}
+
+/// Starts `eval-cli ARGS` with stderr piped, waits for a stderr line holding `started`
+/// (the command has begun its work), then sends it SIGTERM and returns its exit code.
+fn sigterm_once_started(args: &[&std::ffi::OsStr], started: &str) -> Option<i32> {
+    let mut child = eval_cli_process()
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let began = crate::util::wait_for_line(child.stderr.take().unwrap(), started);
+    assert!(began, "no {started:?} on stderr");
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    child.wait().unwrap().code()
+}
+
+/// The names of the hidden temporaries (`.NAME.TAG.tmp`) under `dir`, at any depth.
+fn temporaries_in(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.file_type().unwrap().is_dir() {
+            found.extend(temporaries_in(&entry.path()));
+        } else if name.starts_with('.') && name.ends_with(".tmp") {
+            found.push(name);
+        }
+    }
+    found
+}
+
+/// `dataset synth` stopped by SIGTERM exits 130 with no temporary and no manifest (it
+/// ignored the signal and left a 300-MB `.synth-....wav.PID.tmp`), and the next run into
+/// the folder is not refused for what a killed run of its own leaves.
+#[test]
+fn synth_stops_on_sigterm_and_a_rerun_takes_its_folder_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("set");
+    let code = sigterm_once_started(
+        &[
+            "dataset".as_ref(),
+            "synth".as_ref(),
+            "--count".as_ref(),
+            "100".as_ref(),
+            "--out".as_ref(),
+            set.as_os_str(),
+        ],
+        "synth: track 1/100",
+    );
+    assert_eq!(code, Some(130));
+    assert_eq!(temporaries_in(&set), Vec::<String>::new());
+    assert!(
+        !set.join("manifest.csv").exists(),
+        "a stopped set has a manifest"
+    );
+    // What SIGKILL in the middle of a track leaves.
+    let killed = set.join(".synth-000-fourfloor-95.0.wav.4242.tmp");
+    fs::write(&killed, "half a track").unwrap();
+    synth_set(&set, 1, 4.0);
+    assert!(
+        !killed.exists(),
+        "the killed run's temporary is still there"
+    );
+    assert!(set.join("manifest.csv").is_file());
+}
+
+/// `dataset excerpts` stopped by SIGTERM exits 130 with no temporary and no manifest, and
+/// the next run takes the folder back (it was refused for the stopped run's excerpts, which
+/// no manifest listed), removing what a killed run of its own left.
+#[test]
+fn excerpts_stop_on_sigterm_and_a_rerun_takes_their_folder_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    two_short_tracks(&src);
+    let ex = dir.path().join("ex");
+    // 2000 excerpts: far more than can be cut between the first line and the signal.
+    let code = sigterm_once_started(
+        &[
+            "dataset".as_ref(),
+            "excerpts".as_ref(),
+            "--from".as_ref(),
+            src.as_os_str(),
+            "--seconds".as_ref(),
+            "1".as_ref(),
+            "--offsets".as_ref(),
+            "1000".as_ref(),
+            "--out".as_ref(),
+            ex.as_os_str(),
+        ],
+        "excerpts: track 1/2",
+    );
+    assert_eq!(code, Some(130));
+    assert_eq!(temporaries_in(&ex), Vec::<String>::new());
+    assert!(
+        !ex.join("manifest.csv").exists(),
+        "a stopped set has a manifest"
+    );
+    // What SIGKILL in the middle of an excerpt leaves.
+    let killed = ex.join(".synth-000-x__1s_o7.wav.Ab12Cd.tmp");
+    fs::write(&killed, "half an excerpt").unwrap();
+    let again = cut_excerpts(&src, &ex);
+    assert!(again.status.success(), "{}", stderr_of(&again));
+    assert_eq!(temporaries_in(&ex), Vec::<String>::new());
+    let manifest = fs::read_to_string(ex.join("manifest.csv")).unwrap();
+    assert_eq!(manifest.lines().count(), 1 + 12, "{manifest}");
+}
+
+/// The command lines of the running processes that name `needle`.
+#[cfg(target_os = "linux")]
+fn processes_naming(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        // A process may end while it is read: it is then not running.
+        if let Ok(cmdline) = fs::read(entry.path().join("cmdline")) {
+            let line = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if line.contains(needle) {
+                found.push(line);
+            }
+        }
+    }
+    found
+}
+
+/// `compare` stopped by SIGTERM exits 130 and stops its child run too (it died silently
+/// and left the child running); the next comparison into the folder clears the earlier
+/// runs, so `runs/` holds its own two (it held the 79 folders of the killed one beside them).
+#[cfg(target_os = "linux")]
+#[test]
+fn compare_stops_its_child_on_sigterm_and_a_rerun_holds_only_its_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("set");
+    synth_set(&set, 1, 8.0);
+    let out = dir.path().join("report");
+    let code = sigterm_once_started(
+        &[
+            "compare".as_ref(),
+            "--dataset".as_ref(),
+            set.as_os_str(),
+            "--workers".as_ref(),
+            "1,2".as_ref(),
+            "--repeat".as_ref(),
+            "1000".as_ref(),
+            "--warmup".as_ref(),
+            "0".as_ref(),
+            "--out-dir".as_ref(),
+            out.as_os_str(),
+        ],
+        "compare: repeat 1/1000",
+    );
+    assert_eq!(code, Some(130));
+    let runs = out.join("runs");
+    let children = processes_naming(&runs.to_string_lossy());
+    assert!(
+        children.is_empty(),
+        "children outlived compare: {children:?}"
+    );
+    assert!(
+        !out.join("compare.json").exists(),
+        "a stopped comparison wrote a report"
+    );
+    // However many runs the stopped comparison got through, and one of a longer --repeat.
+    fs::create_dir_all(runs.join("w2-r999")).unwrap();
+    let again = eval_cli()
+        .arg("compare")
+        .arg("--dataset")
+        .arg(&set)
+        .args(QUICK_COMPARE)
+        .arg("--out-dir")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", stderr_of(&again));
+    let mut left: Vec<String> = fs::read_dir(&runs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["w1-r0", "w2-r0"]);
 }

@@ -310,3 +310,25 @@ fn latin1_names_survive_shards_and_merge_and_merge_never_overwrites_a_part() {
     );
     assert_eq!(fs::read(&parts[0]).unwrap(), part);
 }
+
+/// `merge --out FILE` never takes (and then removes) a part named `FILE.lock` as its lock:
+/// refused with exit 2 before anything is written, the part whole.
+#[test]
+fn merge_refuses_a_part_named_like_its_lock() {
+    let (dir, song) = click_file("song.wav", 120.0, 4.0);
+    let part = dir.path().join("m.csv.lock");
+    let result = analyze(&[&song], &part, &["--shard", "1/1"]);
+    assert_eq!(result.status.code(), Some(0), "{result:?}");
+    let bytes = fs::read(&part).unwrap();
+    let merged = dir.path().join("m.csv");
+    let result = merge(std::slice::from_ref(&part), &merged);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(result.status.code(), Some(2), "{stderr}");
+    let says = format!(
+        "refusing to write {}: it is one of this run's input files",
+        part.display()
+    );
+    assert!(stderr.contains(&says), "{stderr}");
+    assert_eq!(fs::read(&part).unwrap(), bytes);
+    assert!(!merged.exists());
+}

@@ -9,15 +9,15 @@ use std::io::{BufRead, BufReader, Lines, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
 
-use crate::util::{
-    click_flac, click_wav, click_wav_bytes, eval_cli, eval_cli_process, fifo, wait_for_line,
-};
+use crate::util::{click_flac, click_wav, click_wav_bytes, eval_cli, eval_cli_process, fifo};
 
 /// A running `eval-cli watch DIR --cache CACHE ARGS`, its rows read line by line; killed
 /// on drop.
 struct Watching {
     child: Child,
     rows: Lines<BufReader<ChildStdout>>,
+    /// What it said on stderr up to `watching 1 folder`, that line included.
+    said: Vec<String>,
 }
 
 impl Watching {
@@ -39,6 +39,17 @@ impl Watching {
         if let Some(cwd) = cwd {
             command.current_dir(cwd);
         }
+        Self::start_command(command, dir, cache, args, first)
+    }
+
+    /// [`Watching::start`] of `command` (eval-cli, set up as the test needs).
+    fn start_command(
+        mut command: Command,
+        dir: &Path,
+        cache: &Path,
+        args: &[&str],
+        first: usize,
+    ) -> (Self, Vec<String>) {
         let mut child = command
             .arg("watch")
             .arg(dir)
@@ -53,12 +64,23 @@ impl Watching {
         let header = rows.next().unwrap().unwrap();
         assert!(header.starts_with("path,bpm,"), "{header}");
         let stderr = child.stderr.take().unwrap();
-        let mut watching = Watching { child, rows };
+        let mut watching = Watching {
+            child,
+            rows,
+            said: Vec::new(),
+        };
         let pass: Vec<String> = (0..first).map(|_| watching.next_row()).collect();
-        assert!(
-            wait_for_line(stderr, "watching 1 folder"),
-            "never said it watches"
-        );
+        // Read until it says it watches, then drained on a thread so that it never blocks
+        // on a full pipe. No clock.
+        let mut lines = BufReader::new(stderr).lines();
+        let said = &mut watching.said;
+        let watches = lines.by_ref().map_while(Result::ok).any(|line| {
+            let found = line.contains("watching 1 folder");
+            said.push(line);
+            found
+        });
+        std::thread::spawn(move || lines.for_each(drop));
+        assert!(watches, "never said it watches: {:?}", watching.said);
         (watching, pass)
     }
 
@@ -267,4 +289,77 @@ fn a_link_made_in_the_folder_gets_its_row() {
     assert!((bpm(&row) - 100.0).abs() < 2.0, "{row}");
     let row = watch.next_row();
     assert!(row.contains("after.wav"), "{row}");
+}
+
+/// A folder under the watched one that cannot be read (a `lost+found`, another user's
+/// folder; here mode 000) stopped watch before it started (exit 2, `cannot watch LIB:
+/// Permission denied`), with no row. Now it is the row `analyze` gives it, stderr says
+/// files added under it are not seen, and the rest is watched: a file moved into a
+/// subfolder gets its row. Root reads any folder, so as root the watch runs as `nobody`
+/// (uid 65534), for whom the folder is locked; the test is skipped when `nobody` cannot
+/// run the binary. In the first pass a link to nothing with an audio name is an error row
+/// in its sorted place (it came after every file's), one without is passed over.
+#[cfg(unix)]
+#[test]
+fn a_folder_that_cannot_be_read_is_a_row_and_the_rest_is_watched() {
+    use std::os::unix::fs::{PermissionsExt, chown, symlink};
+    use std::os::unix::process::CommandExt;
+    const NOBODY: u32 = 65534;
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib");
+    let locked = lib.join("locked");
+    fs::create_dir_all(&locked).unwrap();
+    fs::create_dir_all(lib.join("sub")).unwrap();
+    click_wav(&lib.join("b-120.wav"), 120.0, 4.0);
+    click_wav(&locked.join("in.wav"), 120.0, 4.0);
+    symlink(dir.path().join("gone"), lib.join("a-gone.wav")).unwrap();
+    symlink(dir.path().join("gone.txt"), lib.join("notes.txt")).unwrap();
+    fs::set_permissions(&locked, fs::Permissions::from_mode(0o000)).unwrap();
+    let cache = dir.path().join("cache");
+    let mut command = eval_cli_process();
+    if fs::read_dir(&locked).is_ok() {
+        let as_nobody = Command::new(env!("CARGO_BIN_EXE_eval-cli"))
+            .arg("--version")
+            .uid(NOBODY)
+            .gid(NOBODY)
+            .output();
+        if !as_nobody.is_ok_and(|out| out.status.success()) {
+            eprintln!("skipped: root reads any folder, and nobody cannot run eval-cli here");
+            return;
+        }
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::create_dir(&cache).unwrap();
+        chown(&cache, Some(NOBODY), Some(NOBODY)).unwrap();
+        command.uid(NOBODY).gid(NOBODY);
+    }
+    let (mut watch, pass) = Watching::start_command(command, &lib, &cache, &[], 3);
+    let in_lib = |name: &str| format!("{},", lib.join(name).display());
+    assert!(
+        pass[0].starts_with(&in_lib("a-gone.wav")) && pass[0].contains(",error,open: unreadable"),
+        "{pass:?}"
+    );
+    assert!(
+        pass[1].starts_with(&in_lib("b-120.wav")) && pass[1].contains(",ok,"),
+        "{pass:?}"
+    );
+    assert!(
+        pass[2].starts_with(&in_lib("locked")) && pass[2].contains(",error,walk: unreadable"),
+        "{pass:?}"
+    );
+    let warned = format!("cannot watch {}", locked.display());
+    assert!(
+        watch.said.iter().any(|l| l.contains(&warned)),
+        "{:?}",
+        watch.said
+    );
+    click_wav(&dir.path().join("new-100.wav"), 100.0, 4.0);
+    fs::rename(dir.path().join("new-100.wav"), lib.join("sub/new-100.wav")).unwrap();
+    let row = watch.next_row();
+    assert!(
+        row.starts_with(&in_lib("sub/new-100.wav")) && row.contains(",ok,"),
+        "{row}"
+    );
+    let (rest, code) = watch.interrupt();
+    assert_eq!((rest, code), (vec![], Some(130)));
+    fs::set_permissions(&locked, fs::Permissions::from_mode(0o755)).unwrap();
 }
