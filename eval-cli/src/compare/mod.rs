@@ -12,19 +12,16 @@
 //! Each run's folder is under `runs/` of the report folder, which a new comparison clears
 //! of earlier runs first, so a report never sits beside runs it did not measure.
 //!
-//! One file over 500 lines: the parent that runs the children at each worker count and the child it
-//! re-executes share their report types and must change together.
+//! The child processes and their folders: [`child`].
 
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use anyhow::{Context, bail};
-use serde::{Deserialize, Serialize};
 
 use crate::estimator::{Estimate, Estimator};
 use crate::evaluation::{self, Answer, DatasetArgs};
@@ -35,8 +32,11 @@ use crate::metrics;
 use crate::report::export;
 use crate::report::model::{CompareReport, Outcome, Scaling, WorkerRun};
 use crate::report::{self, EstimatorCost, Row, Summary, interference, pages, tables};
-use crate::runner::{self, ProgressMode, RunOptions, Schedule};
+use crate::runner::{self, ProgressMode, RunOptions};
 use crate::stdout;
+use child::{ChildReport, WARMUP_DIR, clear_earlier_runs, run_child, schedule_name, spawn_child};
+
+mod child;
 
 /// The speedup range the project aims for on 8 cores.
 pub const TARGET_SPEEDUP_8: (f64, f64) = (5.0, 8.0);
@@ -90,54 +90,6 @@ fn worker_counts(listed: &[usize]) -> anyhow::Result<Vec<usize>> {
         counts.insert(0, 1);
     }
     Ok(counts)
-}
-
-/// What a child run prints on stdout.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ChildReport {
-    /// Worker threads used.
-    pub workers: usize,
-    /// Wall seconds of the batch.
-    pub wall_s: f64,
-    /// Peak RSS of the child process, MiB.
-    pub peak_rss_mb: Option<f64>,
-    /// Whether it was cancelled.
-    pub cancelled: bool,
-    /// Per file, in dataset order.
-    pub files: Vec<ChildFile>,
-}
-
-/// One file of a child run.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ChildFile {
-    /// Estimated tempo.
-    pub est_bpm: Option<f64>,
-    /// Estimated key (`A minor`), when the estimator gave one.
-    #[serde(default)]
-    pub est_key: Option<String>,
-    /// Why there is no key, when the estimator said.
-    #[serde(default)]
-    pub no_key: Option<String>,
-    /// Confidence.
-    pub confidence: Option<f64>,
-    /// Runner status.
-    pub status: String,
-    /// Why it failed.
-    pub error: String,
-    /// Seconds spent.
-    pub elapsed_s: f64,
-    /// Audio seconds decoded.
-    pub audio_s: f64,
-    /// CPU seconds spent, when measured.
-    #[serde(default)]
-    pub cpu_s: Option<f64>,
-}
-
-fn schedule_name(s: Schedule) -> &'static str {
-    match s {
-        Schedule::CostliestFirst => "longest",
-        Schedule::InputOrder => "input",
-    }
 }
 
 /// What a run of `compare` needs, built once from its flags.
@@ -268,41 +220,6 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
         printed,
         runner::finished(plan.opts.cancel.load(Ordering::SeqCst)),
     )
-}
-
-/// The folder of the warm-up runs, under `runs/`.
-const WARMUP_DIR: &str = "warmup";
-
-/// Whether `name` is the folder of a run under `runs/`: [`WARMUP_DIR`] or `wW-rR`.
-fn is_run_dir(name: &str) -> bool {
-    let number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    name == WARMUP_DIR
-        || name
-            .strip_prefix('w')
-            .and_then(|rest| rest.split_once("-r"))
-            .is_some_and(|(w, r)| number(w) && number(r))
-}
-
-/// Removes the runs an earlier comparison left under `runs_dir` (a killed one's, a longer
-/// `--repeat`'s, other worker counts'), so that the folder holds this comparison's runs
-/// only. Only folders named as runs are removed ([`is_run_dir`]), and only in a real
-/// folder (not a link to one); the report folder itself was claimed first
-/// ([`report::folder::claim`]), so it is new, empty or an earlier report.
-fn clear_earlier_runs(runs_dir: &Path) -> anyhow::Result<()> {
-    let is_folder = fs::symlink_metadata(runs_dir).is_ok_and(|m| m.file_type().is_dir());
-    if !is_folder {
-        return Ok(());
-    }
-    let cannot = || format!("cannot clear the earlier runs in {}", runs_dir.display());
-    for entry in fs::read_dir(runs_dir).with_context(cannot)? {
-        let entry = entry.with_context(cannot)?;
-        let ours = entry.file_name().to_str().is_some_and(is_run_dir);
-        if ours && entry.file_type().with_context(cannot)?.is_dir() {
-            fs::remove_dir_all(entry.path())
-                .with_context(|| format!("cannot remove {}", entry.path().display()))?;
-        }
-    }
-    Ok(())
 }
 
 /// The warm-up runs, then `repeat` rounds of every worker count, each a child process; the
@@ -598,215 +515,9 @@ fn rows_of(ds: &Dataset, child: &ChildReport) -> Vec<Row> {
         .collect()
 }
 
-/// Runs one child: this binary, `compare --child-workers W`, on the same dataset. `None`
-/// when `cancel` was set before it ended: the child was then stopped.
-fn spawn_child(
-    args: &CompareArgs,
-    dataset: &Path,
-    workers: usize,
-    dir: &Path,
-    cancel: &AtomicBool,
-) -> anyhow::Result<Option<ChildReport>> {
-    if cancel.load(Ordering::SeqCst) {
-        return Ok(None);
-    }
-    let exe = std::env::current_exe().context("cannot find this program to re-run it")?;
-    let d = &args.data;
-    let mut cmd = Command::new(exe);
-    cmd.arg("compare")
-        .arg("--dataset")
-        .arg(dataset)
-        .arg("--child-workers")
-        .arg(workers.to_string())
-        .arg("--out-dir")
-        .arg(dir)
-        .arg("--min-bpm")
-        .arg(d.analyzer.min_bpm.to_string())
-        .arg("--max-bpm")
-        .arg(d.analyzer.max_bpm.to_string())
-        .arg("--schedule")
-        .arg(schedule_name(d.schedule))
-        .args(d.analyzer.sampling.to_args());
-    if let Some(t) = d.timeout {
-        cmd.arg("--timeout").arg(t.as_secs_f64().to_string());
-    }
-    if let Some(first) = d.estimators.first() {
-        cmd.arg("--estimator").arg(first.to_string());
-    }
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().context("cannot start a child run")?;
-    let stdout = drain(child.stdout.take());
-    let stderr = drain(child.stderr.take());
-    let status = wait_or_stop(&mut child, cancel).context("cannot wait for a child run")?;
-    let (stdout, stderr) = (
-        stdout.join().unwrap_or_default(),
-        stderr.join().unwrap_or_default(),
-    );
-    // A child that exits 130 was stopped by a signal of its own (Ctrl-C reaches the whole
-    // process group, maybe before this process's handler has run): its run measured
-    // nothing, and the comparison stops as if this process had been signalled.
-    if status.code() == Some(i32::from(runner::EXIT_CANCELLED)) {
-        cancel.store(true, Ordering::SeqCst);
-    }
-    if cancel.load(Ordering::SeqCst) {
-        return Ok(None);
-    }
-    if !status.success() {
-        bail!(
-            "child run at {workers} workers failed ({status}): {}",
-            String::from_utf8_lossy(&stderr).trim()
-        );
-    }
-    serde_json::from_slice(&stdout)
-        .map(Some)
-        .context("child run printed no valid report")
-}
-
-/// Reads a child's pipe to its end on a thread of its own, so that neither pipe fills up
-/// while the other is read.
-fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        if let Some(mut pipe) = pipe {
-            // A read error keeps what was read so far.
-            let _ = pipe.read_to_end(&mut bytes);
-        }
-        bytes
-    })
-}
-
-/// Waits for `child` to exit. Once `cancel` is set (Ctrl-C or SIGTERM reached this
-/// process, maybe not the child), the child is sent SIGTERM, once, and still waited for:
-/// it stops as `evaluate` does, and no child outlives the comparison.
-fn wait_or_stop(child: &mut Child, cancel: &AtomicBool) -> io::Result<ExitStatus> {
-    let mut poll = Duration::from_millis(1);
-    let mut stopped = false;
-    loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok(status);
-        }
-        if !stopped && cancel.load(Ordering::SeqCst) {
-            stopped = true;
-            terminate(child);
-        }
-        std::thread::sleep(poll);
-        poll = (poll * 2).min(Duration::from_millis(20));
-    }
-}
-
-/// Asks a child that has not been reaped to stop: SIGTERM on Unix (std sends only
-/// SIGKILL, which would leave its temporaries; kill(1) does it without unsafe code), a
-/// kill elsewhere.
-fn terminate(child: &mut Child) {
-    #[cfg(unix)]
-    {
-        let sent = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        if sent.is_ok_and(|s| s.success()) {
-            return;
-        }
-    }
-    let _ = child.kill();
-}
-
-/// The child side: one run at `workers`, results.csv into `--out-dir`, JSON on stdout.
-fn run_child(args: &CompareArgs, workers: usize) -> anyhow::Result<ExitCode> {
-    let ds = args.data.load()?;
-    let estimators = args.data.estimators(&ds)?;
-    let estimator = estimators.first().context("no estimator")?;
-    evaluation::create_out_dir(&args.out_dir)?;
-    let cancel = Arc::new(AtomicBool::new(false));
-    runner::install_signal_handler(cancel.clone());
-    let opts = RunOptions {
-        // The parent resolved the counts; this prints the same warning in the child's log.
-        workers: flags::resolve_workers(Some(workers)),
-        timeout: args.data.timeout,
-        schedule: args.data.schedule,
-        progress: ProgressMode::Off,
-        cancel,
-    };
-    // An estimator that does not report its audio leaves `audio_s` at 0 here; the parent
-    // measures the lengths once, rather than every run decoding the whole dataset again.
-    let results = args.out_dir.join("results.csv");
-    let outcome: Outcome =
-        evaluation::evaluate_dataset(&ds, estimator, None, &opts, Some(&results))?;
-    let child = ChildReport {
-        workers: outcome.workers,
-        wall_s: outcome.wall_s,
-        peak_rss_mb: runner::peak_rss_mb(),
-        cancelled: outcome.cancelled,
-        files: outcome
-            .rows
-            .iter()
-            .map(|r| ChildFile {
-                est_bpm: r.est_bpm,
-                est_key: r.est_key.map(|k| k.to_string()),
-                no_key: r.no_key.clone(),
-                confidence: r.confidence,
-                status: r.status.into(),
-                error: r.error.clone(),
-                elapsed_s: r.elapsed_s,
-                audio_s: r.audio_s,
-                cpu_s: r.cpu_s,
-            })
-            .collect(),
-    };
-    let report = serde_json::to_string(&child)?;
-    let printed = stdout::print("cannot write the child report to stdout", |out| {
-        writeln!(out, "{report}")
-    });
-    stdout::keep_status(printed, runner::finished(outcome.cancelled))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn run_folders_are_known_by_name() {
-        for ours in ["warmup", "w1-r0", "w16-r999"] {
-            assert!(is_run_dir(ours), "{ours}");
-        }
-        for theirs in ["w-r0", "w1-r", "w1r0", "x1-r0", "w1-r0x", "notes", "w 1-r0"] {
-            assert!(!is_run_dir(theirs), "{theirs}");
-        }
-    }
-
-    /// A killed `--repeat 1000` left dozens of `runs/wW-rR` folders, and the next
-    /// comparison's report folder held them all beside its own two.
-    #[test]
-    fn earlier_runs_are_cleared_and_nothing_else() {
-        let dir = tempfile::tempdir().unwrap();
-        let runs = dir.path().join("runs");
-        for run in ["warmup", "w1-r0", "w2-r37"] {
-            fs::create_dir_all(runs.join(run)).unwrap();
-            fs::write(runs.join(run).join("results.csv"), "rows").unwrap();
-        }
-        fs::create_dir(runs.join("mine")).unwrap();
-        fs::write(runs.join("w3-r0"), "a file, not a run's folder").unwrap();
-        clear_earlier_runs(&runs).unwrap();
-        let mut left: Vec<String> = fs::read_dir(&runs)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        left.sort();
-        assert_eq!(left, ["mine", "w3-r0"]);
-        // No runs folder yet, or a link in its place: nothing to clear, nothing followed.
-        clear_earlier_runs(&dir.path().join("none")).unwrap();
-        #[cfg(unix)]
-        {
-            let link = dir.path().join("link");
-            std::os::unix::fs::symlink(&runs, &link).unwrap();
-            fs::create_dir(runs.join("w1-r0")).unwrap();
-            clear_earlier_runs(&link).unwrap();
-            assert!(runs.join("w1-r0").is_dir());
-        }
-    }
 
     #[test]
     fn worker_counts_gain_1_and_refuse_a_count_listed_twice() {
