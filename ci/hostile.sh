@@ -130,6 +130,18 @@ analyze() {
 
 # ---- the key -------------------------------------------------------------------------
 
+case_resume_across_compound_beats_is_refused() {
+  library
+  analyze lib --compound-beat dotted-quarter --out out.csv >/dev/null 2>&1 || return 1
+  local before; before=$(sha out.csv)
+  analyze lib --out out.csv --resume >/dev/null 2>err.txt || return 1
+  [ "$code" -eq 2 ] || { echo "exit $code: resumed in quarters rows made in dotted quarters"; return 1; }
+  grep -q "dotted-quarter" err.txt || { cat err.txt; return 1; }
+  [ "$(sha out.csv)" = "$before" ] || { echo "out.csv changed"; return 1; }
+  analyze lib --compound-beat Dotted-Quarter >/dev/null 2>err.txt || return 1
+  [ "$code" -eq 2 ] || { echo "exit $code for an unknown compound beat"; return 1; }
+  grep -q "quarter or dotted-quarter" err.txt || { cat err.txt; return 1; }
+}
 case_key_without_tempo_is_a_usage_error() {
   wav a.wav 22050 1 8 clicks
   analyze a.wav --descriptors key --out out.csv >/dev/null 2>err.txt
@@ -1041,7 +1053,6 @@ run serve-token-no-header-can-carry case_serve_token_no_header_can_carry
 run synth-stopped-then-rerun case_synth_stopped_then_rerun
 run excerpts-stopped-then-rerun case_excerpts_stopped_then_rerun
 run compare-stopped-then-rerun case_compare_stopped_then_rerun
-
 run watch-unreadable-subfolder case_watch_unreadable_subfolder
 run evaluate-predictions-bad-tempi case_evaluate_predictions_with_bad_tempi
 run evaluate-predictions-list-a-file-twice case_evaluate_predictions_list_a_file_twice
@@ -1049,5 +1060,6 @@ run evaluate-predictions-are-a-folder case_evaluate_predictions_are_a_folder
 run evaluate-cmd-file-named-like-an-option case_evaluate_cmd_file_named_like_an_option
 run walk-dangling-link-without-audio-name case_walk_dangling_link_without_an_audio_name
 run walk-rows-in-sorted-order case_walk_rows_in_sorted_order
+run resume-across-compound-beats case_resume_across_compound_beats_is_refused
 printf '\n%d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]

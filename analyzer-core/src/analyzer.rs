@@ -16,6 +16,7 @@ use crate::decode::{
 use crate::error::{Error, ErrorKind, Result, Stage, panic_message};
 use crate::key::{ChromaPlan, ChromaTracker, FineProfile, KeyEstimator, KeyResult};
 use crate::loudness::{Loudness, LoudnessMeter};
+use crate::metrical::CompoundBeat;
 use crate::onset::{OnsetDetector, OnsetEnvelope, OnsetTracker};
 use crate::resample::MonoResampler;
 use crate::stop::StopSignal;
@@ -45,6 +46,10 @@ pub struct AnalyzerConfig {
     pub min_bpm: f64,
     /// Fastest tempo reported, in BPM. Default 220.
     pub max_bpm: f64,
+    /// Which note of a 6/8 or 12/8 bar is its beat: [`CompoundBeat::Quarter`] by default
+    /// (the MIDI tempo's convention), or the dotted quarter a listener taps. Each has its
+    /// own metrical model.
+    pub compound_beat: CompoundBeat,
     /// Sample rate the onset stage runs at, in Hz. Default 11025: onsets need no more.
     pub analysis_rate: u32,
     /// STFT frame length in samples at the analysis rate. Default 1024 (93 ms).
@@ -113,6 +118,7 @@ impl Default for AnalyzerConfig {
         AnalyzerConfig {
             min_bpm: 50.0,
             max_bpm: 220.0,
+            compound_beat: CompoundBeat::Quarter,
             analysis_rate: 11_025,
             frame_size: 1024,
             hop: 128,
@@ -128,6 +134,12 @@ impl AnalyzerConfig {
     pub fn with_bpm_range(mut self, min_bpm: f64, max_bpm: f64) -> Self {
         self.min_bpm = min_bpm;
         self.max_bpm = max_bpm;
+        self
+    }
+
+    /// Sets which note of a compound meter is reported as the beat.
+    pub fn with_compound_beat(mut self, beat: CompoundBeat) -> Self {
+        self.compound_beat = beat;
         self
     }
 
@@ -166,6 +178,7 @@ impl AnalyzerConfig {
         let AnalyzerConfig {
             min_bpm,
             max_bpm,
+            compound_beat,
             analysis_rate,
             frame_size,
             hop,
@@ -183,12 +196,18 @@ impl AnalyzerConfig {
             "off"
         };
         let loudness = if *loudness { "ebur128" } else { "off" };
+        // The default's text is the one of the builds before the choice existed, so their
+        // cached rows are still served.
+        let model = match compound_beat {
+            CompoundBeat::Quarter => String::new(),
+            CompoundBeat::DottedQuarter => "dotted-quarter ".to_string(),
+        };
         format!(
             "analyzer-core {} rev {RESULTS_REVISION}; bpm {min_bpm}-{max_bpm}; rate {analysis_rate}; \
              frame {frame_size}; hop {hop}; sampling {sampling}; key {key}; \
-             loudness {loudness}; model {:016x}; fft {}",
+             loudness {loudness}; model {model}{:016x}; fft {}",
             env!("CARGO_PKG_VERSION"),
-            crate::metrical::weights_hash(),
+            crate::metrical::weights_hash(*compound_beat),
             fft_path()
         )
     }
@@ -324,7 +343,8 @@ impl Analyzer {
                 .map_err(|reason| Error::new(ErrorKind::InvalidConfig, Stage::Config, reason))?;
         }
         let onset = OnsetDetector::new(config.analysis_rate, config.frame_size, config.hop)?;
-        let tempo = TempoEstimator::new(config.min_bpm, config.max_bpm)?;
+        let tempo = TempoEstimator::new(config.min_bpm, config.max_bpm)?
+            .with_compound_beat(config.compound_beat);
         let chroma = config.key.then(|| ChromaPlan::new(config.analysis_rate));
         Ok(Analyzer {
             config,
@@ -780,6 +800,8 @@ mod tests {
             fingerprint.ends_with(&format!(" fft {}", fft_path())),
             "{fingerprint}"
         );
+        // The default's text predates the choice of compound beat (cached rows stay valid).
+        assert!(!fingerprint.contains("quarter"), "{fingerprint}");
         let others = [
             base.clone().with_bpm_range(60.0, 220.0),
             base.clone().with_bpm_range(50.0, 200.0),
@@ -797,6 +819,7 @@ mod tests {
             },
             base.clone().with_sampling(None),
             base.clone().with_loudness(true),
+            base.clone().with_compound_beat(CompoundBeat::DottedQuarter),
             base.clone().with_sampling(Some(Sampling {
                 segments: 3,
                 seconds: 30.0,

@@ -51,6 +51,7 @@ pub use analyzer::{
     Analysis, Analyzer, AnalyzerConfig, AudioInfo, Sampling, StageTimes, fft_path, is_tempo_verdict,
 };
 pub use error::{Error, ErrorKind, Result, Stage};
+pub use metrical::CompoundBeat;
 pub use onset::OnsetEnvelope;
 pub use stop::StopSignal;
 pub use tempo::{TempoCandidate, TempoEstimate};

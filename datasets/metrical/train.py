@@ -48,9 +48,10 @@ MLP_L2 = 0.03
 LINEAR_L2 = 3.0
 
 
-def load(paths):
+def load(paths, features=None):
     """One tuple per file: (source, seconds, X, y, bpms, truth, (features file, file), feel);
-    feel is the manifest's (straight / swung / compound) or "unlabelled"."""
+    feel is the manifest's (straight / swung / compound) or "unlabelled". With `features`,
+    only the first that many features of each row are read."""
     groups = []
     for k, path in enumerate(paths):
         rows = defaultdict(list)
@@ -62,7 +63,7 @@ def load(paths):
                 meta[key] = (r["source"] or path, r["seconds"] or "full", float(r["truth"]), r["file"],
                              r.get("feel") or "unlabelled")
         for key, rs in rows.items():
-            X = np.array([[float(v) for v in r["f"].split(";")] for r in rs])
+            X = np.array([[float(v) for v in r["f"].split(";")[:features]] for r in rs])
             y = np.array([int(r["label"]) for r in rs])
             b = np.array([float(r["bpm"]) for r in rs])
             src, secs, truth, name, feel = meta[key]
@@ -271,6 +272,9 @@ def main():
                     help="score the files of this feel but fit on none of them")
     ap.add_argument("--no-fit-source", action="append", default=[], metavar="NAME",
                     help="score this source but fit on none of its files")
+    ap.add_argument("--features", type=int, metavar="N", dest="features_count",
+                    help="fit on the first N features of each row (the analyzer's list "
+                         "grows at its end; a weight set reads as many as it was fitted on)")
     ap.add_argument("--seed-offset", type=int, default=0,
                     help="start the nets from seeds K.. instead of 0.. (training noise)")
     ap.add_argument("--predictions", help="folder for FEATURES.loso.csv files (file,bpm): "
@@ -285,7 +289,7 @@ def main():
     def make(fit_on):
         return model_class(fitted(fit_on), seed_offset=args.seed_offset)
 
-    groups = load(args.features)
+    groups = load(args.features, args.features_count)
     sources = sorted({g[0] for g in groups})
     print(f"{len(groups)} files from {len(sources)} sources: {', '.join(sources)}; model {args.model}")
     if args.no_fit_feel or args.no_fit_source or args.seed_offset:

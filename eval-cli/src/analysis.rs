@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use analyzer_core::batch::{Batch, FileResult, Job, Status, TimedAnalyzer};
-use analyzer_core::{Analysis, Analyzer, StopSignal};
+use analyzer_core::{Analysis, Analyzer, CompoundBeat, StopSignal};
 use serde::Serialize;
 
 use crate::cache::{Analyzed, CachedAnalyzer, Rescan, ResultCache};
@@ -169,23 +169,48 @@ fn candidates_of(analysis: &Analysis) -> Vec<Candidate> {
         .collect()
 }
 
-/// The analyzer of a request's tempo range and descriptors: `default` itself when they are
-/// its own (no new analyzer per request), else one built from its settings; a bad range
-/// is an error saying why.
+/// What one request (a served job, a queued message) may change of its service's
+/// analyzer; `None` keeps the service's setting.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestSettings {
+    /// Slowest tempo to report.
+    pub min_bpm: Option<f64>,
+    /// Fastest tempo to report.
+    pub max_bpm: Option<f64>,
+    /// What is computed.
+    pub descriptors: Option<Descriptors>,
+    /// Which note of a compound meter is the beat.
+    pub compound_beat: Option<CompoundBeat>,
+}
+
+impl RequestSettings {
+    /// Reads a request's `compound_beat` name, if it gives one.
+    pub fn compound_beat_named(name: Option<&str>) -> Result<Option<CompoundBeat>, String> {
+        name.map(str::parse).transpose()
+    }
+}
+
+/// The analyzer of a request's settings: `default` itself when they are its own (no new
+/// analyzer per request), else one built from its settings; a bad range is an error
+/// saying why.
 pub fn analyzer_for(
     default: &Arc<Analyzer>,
-    min_bpm: Option<f64>,
-    max_bpm: Option<f64>,
-    descriptors: Option<Descriptors>,
+    request: RequestSettings,
 ) -> Result<Arc<Analyzer>, String> {
     let config = default.config();
-    let key = descriptors.map_or(config.key, |d| d.key);
-    let loudness = descriptors.map_or(config.loudness, |d| d.loudness);
-    if min_bpm.is_none() && max_bpm.is_none() && key == config.key && loudness == config.loudness {
+    let key = request.descriptors.map_or(config.key, |d| d.key);
+    let loudness = request.descriptors.map_or(config.loudness, |d| d.loudness);
+    let compound_beat = request.compound_beat.unwrap_or(config.compound_beat);
+    if request.min_bpm.is_none()
+        && request.max_bpm.is_none()
+        && key == config.key
+        && loudness == config.loudness
+        && compound_beat == config.compound_beat
+    {
         return Ok(Arc::clone(default));
     }
-    let min = min_bpm.unwrap_or(config.min_bpm);
-    let max = max_bpm.unwrap_or(config.max_bpm);
+    let min = request.min_bpm.unwrap_or(config.min_bpm);
+    let max = request.max_bpm.unwrap_or(config.max_bpm);
     if !(min > 0.0 && min < max) {
         return Err(format!(
             "invalid tempo range: min_bpm ({min}) must be positive and below max_bpm ({max})"
@@ -196,7 +221,8 @@ pub fn analyzer_for(
             .clone()
             .with_bpm_range(min, max)
             .with_key(key)
-            .with_loudness(loudness),
+            .with_loudness(loudness)
+            .with_compound_beat(compound_beat),
     )
     .map(Arc::new)
     .map_err(|e| format!("invalid tempo range: {}", e.reason()))

@@ -21,13 +21,15 @@
 //! - `--descriptors tempo,key,loudness` ([`Descriptors`]): what is computed; tempo always
 //!   (it decides a row's status), the key unless left out, the loudness when named. Default
 //!   `tempo,key`.
+//! - `--compound-beat quarter|dotted-quarter` ([`CompoundBeat`]): which note of a 6/8 or
+//!   12/8 bar the tempo counts. Default `quarter`.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use analyzer_core::batch;
-use analyzer_core::{Analyzer, AnalyzerConfig, Sampling};
+use analyzer_core::{Analyzer, AnalyzerConfig, CompoundBeat, Sampling};
 
 use crate::runner::{ProgressMode, RunOptions, Schedule};
 use crate::shard::Shard;
@@ -259,6 +261,12 @@ pub struct SamplingArgs {
     /// 2.0; it decodes every file whole), e.g. `tempo,key,loudness` [default: tempo,key].
     #[arg(long, value_name = "LIST")]
     pub descriptors: Option<Descriptors>,
+    /// Which note of a 6/8 or 12/8 bar (a jig, a 6/8 ballad) the tempo counts: `quarter`,
+    /// as the MIDI tempo does, or `dotted-quarter`, the beat a listener taps; each has its
+    /// own model, and `dotted-quarter` reads more binary music in 3/4 as 6/8
+    /// [default: quarter].
+    #[arg(long, value_name = "NOTE")]
+    pub compound_beat: Option<CompoundBeat>,
 }
 
 impl SamplingArgs {
@@ -289,6 +297,9 @@ impl SamplingArgs {
         }
         if let Some(d) = self.descriptors {
             args.extend(["--descriptors".to_string(), d.names().to_string()]);
+        }
+        if let Some(b) = self.compound_beat {
+            args.extend(["--compound-beat".to_string(), b.to_string()]);
         }
         args
     }
@@ -359,7 +370,8 @@ pub fn analyzer(min_bpm: f64, max_bpm: f64, args: &SamplingArgs) -> anyhow::Resu
             .with_bpm_range(min_bpm, max_bpm)
             .with_sampling(sampling)
             .with_key(args.descriptors().key)
-            .with_loudness(args.descriptors().loudness),
+            .with_loudness(args.descriptors().loudness)
+            .with_compound_beat(args.compound_beat.unwrap_or_default()),
     )
     // The sampling was checked by its flags' parsers: what is left to refuse is the range.
     .map_err(|e| anyhow::anyhow!("invalid tempo range: {}", e.reason()))
@@ -448,6 +460,20 @@ mod tests {
                 .config()
                 .key
         );
+    }
+
+    /// The compound beat reaches the analyzer and a child process; without the flag, quarters.
+    #[test]
+    fn the_compound_beat_is_passed_on() {
+        let args = SamplingArgs {
+            compound_beat: Some(CompoundBeat::DottedQuarter),
+            ..SamplingArgs::default()
+        };
+        assert_eq!(args.to_args(), ["--compound-beat", "dotted-quarter"]);
+        let config = analyzer(50.0, 220.0, &args).unwrap().config().clone();
+        assert_eq!(config.compound_beat, CompoundBeat::DottedQuarter);
+        let default = analyzer(50.0, 220.0, &SamplingArgs::default()).unwrap();
+        assert_eq!(default.config().compound_beat, CompoundBeat::Quarter);
     }
 
     #[test]
@@ -549,6 +575,7 @@ mod tests {
                 segments: Some(3),
                 full: false,
                 descriptors: None,
+                compound_beat: None,
             },
         )
         .unwrap();

@@ -65,6 +65,9 @@ pub(super) fn candidates(min_bpm: f64, max_bpm: f64, ev: &Evidence) -> Vec<Candi
             let full = per_segment(&ev.novelty, |x| beat_profile(x, p));
             let lowp = per_segment(&ev.low, |x| beat_profile(x, p));
             let highp = per_segment(&ev.high, |x| beat_profile(x, p));
+            let fullg = per_segment(&ev.novelty, |x| grouping(x, p));
+            let lowg = per_segment(&ev.low, |x| grouping(x, p));
+            let highg = per_segment(&ev.high, |x| grouping(x, p));
             let features = [
                 (c / best_comb).ln(),
                 lt,
@@ -98,6 +101,12 @@ pub(super) fn candidates(min_bpm: f64, max_bpm: f64, ev: &Evidence) -> Vec<Candi
                 highp[0],
                 highp[1],
                 highp[2],
+                fullg[0],
+                fullg[1],
+                lowg[0],
+                lowg[1],
+                highg[0],
+                highg[1],
             ];
             Candidate { bpm, features }
         })
@@ -190,4 +199,41 @@ fn beat_profile(novelty: &[f32], period: f64) -> [f64; 3] {
         (b1 - b2).abs() / (b1 + b2 + eps),
         ((on + eps) / mean).ln(),
     ]
+}
+
+/// Bins per two beats of [`grouping`]: four per third of a beat.
+const GROUPING_BINS: usize = 24;
+
+/// How the six thirds of a two-beat cycle of `period` frames group, aligned on its strongest
+/// beat: in pairs (weight on thirds 0, 2, 4 against 1, 3, 5: three binary beats, as a 3/4 bar
+/// read as two dotted quarters) and in threes (weight on thirds 0 and 3 against the rest: two
+/// compound beats). The beat profile's off-beat sits at half a beat and misses both.
+fn grouping(novelty: &[f32], period: f64) -> [f64; 2] {
+    let mut bins = [0.0f64; GROUPING_BINS];
+    let cycle = 2.0 * period;
+    for (n, &v) in novelty.iter().enumerate() {
+        let phase = (n as f64 / cycle).fract();
+        bins[((phase * GROUPING_BINS as f64) as usize).min(GROUPING_BINS - 1)] += f64::from(v);
+    }
+    let at = |k: usize| {
+        let k = k % GROUPING_BINS;
+        bins[k].max(bins[(k + 1) % GROUPING_BINS])
+    };
+    let half = GROUPING_BINS / 2;
+    let start = (0..GROUPING_BINS)
+        .max_by(|&a, &b| {
+            (at(a) + at(a + half))
+                .total_cmp(&(at(b) + at(b + half)))
+                .then(b.cmp(&a))
+        })
+        .unwrap_or(0);
+    let third = GROUPING_BINS / 6;
+    let e: [f64; 6] = std::array::from_fn(|k| at(start + k * third));
+    let total: f64 = e.iter().sum();
+    if total <= 0.0 {
+        return [0.0; 2];
+    }
+    let pairs = (e[0] + e[2] + e[4] - e[1] - e[3] - e[5]) / total;
+    let threes = ((e[0] + e[3]) / 2.0 - (e[1] + e[2] + e[4] + e[5]) / 4.0) / (total / 6.0);
+    [pairs, threes]
 }

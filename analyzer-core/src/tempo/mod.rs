@@ -25,6 +25,7 @@ mod features;
 mod periodicity;
 
 use crate::error::{Error, ErrorKind, Result, Stage};
+use crate::metrical::CompoundBeat;
 use crate::onset::OnsetEnvelope;
 use crate::stop::StopSignal;
 use periodicity::{
@@ -177,6 +178,7 @@ fn choose(candidates: &[Candidate], scores: &[f64], clarity: f64) -> Result<Temp
 pub struct TempoEstimator {
     min_bpm: f64,
     max_bpm: f64,
+    compound_beat: CompoundBeat,
     autocorrelator: Autocorrelator,
 }
 
@@ -185,6 +187,7 @@ impl std::fmt::Debug for TempoEstimator {
         f.debug_struct("TempoEstimator")
             .field("min_bpm", &self.min_bpm)
             .field("max_bpm", &self.max_bpm)
+            .field("compound_beat", &self.compound_beat)
             .finish()
     }
 }
@@ -209,8 +212,16 @@ impl TempoEstimator {
         Ok(TempoEstimator {
             min_bpm,
             max_bpm,
+            compound_beat: CompoundBeat::default(),
             autocorrelator: Autocorrelator::new(),
         })
+    }
+
+    /// The same estimator, reporting `beat` as the beat of a compound meter (the model it
+    /// scores hypotheses with).
+    pub fn with_compound_beat(mut self, beat: CompoundBeat) -> Self {
+        self.compound_beat = beat;
+        self
     }
 
     /// The tempo range searched.
@@ -237,7 +248,7 @@ impl TempoEstimator {
         let candidates = features::candidates(self.min_bpm, self.max_bpm, &evidence);
         let scores: Vec<f64> = candidates
             .iter()
-            .map(|c| crate::metrical::score(&c.features))
+            .map(|c| crate::metrical::score(&c.features, self.compound_beat))
             .collect();
         choose(&candidates, &scores, evidence.clarity)
     }

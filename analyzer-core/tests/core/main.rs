@@ -3,6 +3,7 @@
 //! every format and tag, the seeded fuzz run, the golden tempi, short loops, loudness, the
 //! pulse test (noise against disguised beats), and sampled analysis.
 
+mod compound;
 mod errors;
 mod formats;
 mod fuzz;

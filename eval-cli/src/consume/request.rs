@@ -9,7 +9,7 @@ use analyzer_core::Analyzer;
 use lapin::BasicProperties;
 use serde::Deserialize;
 
-use crate::analysis::analyzer_for;
+use crate::analysis::{RequestSettings, analyzer_for};
 use crate::flags::Descriptors;
 
 /// The body of a JSON request (content type `application/json`).
@@ -22,6 +22,8 @@ struct JsonRequest {
     max_bpm: Option<f64>,
     /// `["tempo", "key"]` or `["tempo"]` (default: the worker's `--descriptors`).
     descriptors: Option<Vec<String>>,
+    /// `"quarter"` or `"dotted-quarter"` (default: the worker's `--compound-beat`).
+    compound_beat: Option<String>,
 }
 
 /// What is analysed.
@@ -120,13 +122,16 @@ impl Rules<'_> {
             .map(|names| names.join(",").parse::<Descriptors>())
             .transpose()
             .map_err(|e| invalid(format!("invalid request: descriptors: {e}")))?;
-        let analyzer = analyzer_for(
-            self.default_analyzer,
-            request.min_bpm,
-            request.max_bpm,
+        let compound_beat = RequestSettings::compound_beat_named(request.compound_beat.as_deref())
+            .map_err(|e| invalid(format!("invalid request: compound_beat: {e}")))?;
+        let settings = RequestSettings {
+            min_bpm: request.min_bpm,
+            max_bpm: request.max_bpm,
             descriptors,
-        )
-        .map_err(refused("settings"))?;
+            compound_beat,
+        };
+        let analyzer =
+            analyzer_for(self.default_analyzer, settings).map_err(refused("settings"))?;
         let path = crate::confine::confine(self.roots, &request.path)
             .map_err(|e| refused("path")(e.to_string()))?;
         if path.is_dir() {
@@ -205,6 +210,15 @@ mod tests {
             &json(),
         );
         assert_eq!(narrow.unwrap().analyzer.config().min_bpm, 90.0);
+        let dotted = read(
+            &rules,
+            br#"{"path": "albums/x.wav", "compound_beat": "dotted-quarter"}"#,
+            &json(),
+        );
+        assert_eq!(
+            dotted.unwrap().analyzer.config().compound_beat,
+            analyzer_core::CompoundBeat::DottedQuarter
+        );
 
         let refused = |rules: &Rules, body: &[u8], p: &BasicProperties| {
             read(rules, body, p).err().unwrap().reason
@@ -225,6 +239,10 @@ mod tests {
         assert!(
             refused(&rules, br#"{"path": "a", "descriptors": ["x"]}"#, &json())
                 .contains("descriptors")
+        );
+        assert!(
+            refused(&rules, br#"{"path": "a", "compound_beat": "x"}"#, &json())
+                .contains("compound_beat")
         );
         // Raw audio: bounded, named by its header.
         let audio = BasicProperties::default().with_reply_to("r".into());

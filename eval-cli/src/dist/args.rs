@@ -70,6 +70,7 @@ impl WorkerAnalyzerArgs {
             || s.segments.is_some()
             || s.full
             || s.descriptors.is_some()
+            || s.compound_beat.is_some()
     }
 
     /// The analyzer these flags describe, the defaults filling what is not given.

@@ -5,7 +5,7 @@
 use std::io::Read;
 use std::path::PathBuf;
 
-use analyzer_core::{Analyzer, AnalyzerConfig, Sampling};
+use analyzer_core::{Analyzer, AnalyzerConfig, CompoundBeat, Sampling};
 use serde::{Deserialize, Serialize};
 
 use crate::shard;
@@ -110,6 +110,24 @@ pub struct JobAnalyzer {
     /// absent from manifests written before it existed, which did not measure it.
     #[serde(default)]
     pub loudness: bool,
+    /// Which note of a compound meter is the beat (`quarter` or `dotted-quarter`); absent
+    /// from manifests written before the choice existed, which counted quarters.
+    #[serde(default, with = "compound_beat_name")]
+    pub compound_beat: CompoundBeat,
+}
+
+/// A [`CompoundBeat`] stored by its name.
+mod compound_beat_name {
+    use analyzer_core::CompoundBeat;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(beat: &CompoundBeat, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(beat.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<CompoundBeat, D::Error> {
+        String::deserialize(d)?.parse().map_err(D::Error::custom)
+    }
 }
 
 impl JobAnalyzer {
@@ -120,6 +138,7 @@ impl JobAnalyzer {
             sampling: config.sampling.map(|s| (s.segments, s.seconds)),
             key: config.key,
             loudness: config.loudness,
+            compound_beat: config.compound_beat,
         }
     }
 
@@ -133,7 +152,8 @@ impl JobAnalyzer {
                 .with_bpm_range(self.min_bpm, self.max_bpm)
                 .with_sampling(sampling)
                 .with_key(self.key)
-                .with_loudness(self.loudness),
+                .with_loudness(self.loudness)
+                .with_compound_beat(self.compound_beat),
         )
         .map_err(|e| DistError::ManifestSettings(e.to_string()))
     }
@@ -232,7 +252,8 @@ mod tests {
         let submitted = AnalyzerConfig::default()
             .with_bpm_range(70.0, 180.0)
             .with_sampling(None)
-            .with_key(false);
+            .with_key(false)
+            .with_compound_beat(CompoundBeat::DottedQuarter);
         let stored = serde_json::to_string(&JobAnalyzer::of(&submitted)).unwrap();
         let read: JobAnalyzer = serde_json::from_str(&stored).unwrap();
         let rebuilt = read.analyzer().unwrap();
@@ -246,6 +267,12 @@ mod tests {
         let stored = serde_json::to_string(&JobAnalyzer::of(&loud)).unwrap();
         let read: JobAnalyzer = serde_json::from_str(&stored).unwrap();
         assert_eq!(read.analyzer().unwrap().config(), &loud);
+        // A manifest written before the compound beat was a setting counted quarters.
+        let mut old = serde_json::to_value(JobAnalyzer::of(&loud)).unwrap();
+        assert_eq!(old["compound_beat"], "quarter");
+        old.as_object_mut().unwrap().remove("compound_beat");
+        let read: JobAnalyzer = serde_json::from_value(old).unwrap();
+        assert_eq!(read.compound_beat, CompoundBeat::Quarter);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //!   key);
 //!   `ours:KEY=VALUE[,KEY=VALUE...]` changes settings of it ([`OursKey`]:
 //!   `min-bpm`, `max-bpm`, `analysis-seconds` (0: the whole file), `segments`,
-//!   `analysis-rate`, `frame-size`, `hop`), so that settings of our own analyzer sit side
+//!   `analysis-rate`, `frame-size`, `hop`, `compound-beat`), so that settings of our own analyzer sit side
 //!   by side like other tools: `fast=ours:analysis-seconds=60`. An unknown key or a bad
 //!   value is a usage error naming it;
 //! - `cmd:TEMPLATE`: an external program run once per file. The template is split like a

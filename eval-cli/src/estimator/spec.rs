@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use analyzer_core::AnalyzerConfig;
+use analyzer_core::{AnalyzerConfig, CompoundBeat};
 
 use crate::flags;
 
@@ -44,11 +44,13 @@ pub enum OursKey {
     FrameSize,
     /// `hop`: [`AnalyzerConfig::hop`].
     Hop,
+    /// `compound-beat`: [`AnalyzerConfig::compound_beat`] (`quarter` or `dotted-quarter`).
+    CompoundBeat,
 }
 
 impl OursKey {
     /// Every key, in the order the usage errors list them.
-    pub const ALL: [OursKey; 7] = [
+    pub const ALL: [OursKey; 8] = [
         OursKey::MinBpm,
         OursKey::MaxBpm,
         OursKey::AnalysisSeconds,
@@ -56,6 +58,7 @@ impl OursKey {
         OursKey::AnalysisRate,
         OursKey::FrameSize,
         OursKey::Hop,
+        OursKey::CompoundBeat,
     ];
 
     /// The key as it is written.
@@ -68,6 +71,7 @@ impl OursKey {
             OursKey::AnalysisRate => "analysis-rate",
             OursKey::FrameSize => "frame-size",
             OursKey::Hop => "hop",
+            OursKey::CompoundBeat => "compound-beat",
         }
     }
 
@@ -88,6 +92,7 @@ impl OursKey {
             OursKey::Segments => flags::parse_segments(value).map(drop),
             OursKey::AnalysisRate => value.parse::<u32>().map(drop).map_err(|e| e.to_string()),
             OursKey::FrameSize | OursKey::Hop => positive_whole(),
+            OursKey::CompoundBeat => value.parse::<CompoundBeat>().map(drop),
         }
     }
 }
@@ -139,6 +144,7 @@ pub fn apply_settings(
             OursKey::AnalysisRate => config.analysis_rate = s.value.parse().unwrap_or(0),
             OursKey::FrameSize => config.frame_size = whole(s),
             OursKey::Hop => config.hop = whole(s),
+            OursKey::CompoundBeat => config.compound_beat = s.value.parse().unwrap_or_default(),
         }
     }
     config.sampling = flags::sampling(config.sampling, seconds, segments)
@@ -301,6 +307,13 @@ mod tests {
             parse("ours:segments=3,analysis-seconds=30,min-bpm=70,max-bpm=180,hop=256").unwrap();
         assert_eq!(c.sampling.map(|s| (s.segments, s.seconds)), Some((3, 30.0)));
         assert_eq!((c.min_bpm, c.max_bpm, c.hop), (70.0, 180.0, 256));
+        assert_eq!(c.compound_beat, CompoundBeat::Quarter);
+        assert_eq!(
+            parse("ours:compound-beat=dotted-quarter")
+                .unwrap()
+                .compound_beat,
+            CompoundBeat::DottedQuarter
+        );
         assert_eq!(parse("ours:analysis-seconds=0").unwrap().sampling, None);
         assert!(
             parse("ours:analysis-seconds=0,segments=3")
@@ -314,6 +327,7 @@ mod tests {
             ("ours:segments=0", "segments=\"0\""),
             ("ours:min-bpm=-3", "min-bpm"),
             ("ours:hop=0", "hop"),
+            ("ours:compound-beat=eighth", "quarter or dotted-quarter"),
             ("ours:analysis-seconds", "KEY=VALUE"),
             ("ours:", "KEY=VALUE"),
         ] {

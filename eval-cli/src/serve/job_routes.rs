@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use analyzer_core::Analyzer;
+use crate::analysis::RequestSettings;
 
 use crate::flags::Descriptors;
 use analyzer_core::batch::{self};
@@ -38,6 +38,9 @@ pub(super) struct JobRequest {
     /// What is computed: `["tempo"]` plus any of `"key"` and `"loudness"` (default: the service's
     /// `--descriptors`).
     descriptors: Option<Vec<String>>,
+    /// Which note of a 6/8 bar is the beat: `"quarter"` or `"dotted-quarter"` (default: the
+    /// service's `--compound-beat`).
+    compound_beat: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -76,7 +79,23 @@ pub(super) async fn submit(State(app): State<Arc<App>>, body: Body) -> Response 
             }
         },
     };
-    let analyzer = match job_analyzer(&app, request.min_bpm, request.max_bpm, descriptors) {
+    let compound_beat = match RequestSettings::compound_beat_named(request.compound_beat.as_deref())
+    {
+        Ok(b) => b,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("invalid job request: compound_beat: {e}"),
+            );
+        }
+    };
+    let settings = RequestSettings {
+        min_bpm: request.min_bpm,
+        max_bpm: request.max_bpm,
+        descriptors,
+        compound_beat,
+    };
+    let analyzer = match crate::analysis::analyzer_for(&app.default_analyzer, settings) {
         Ok(a) => a,
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
@@ -150,17 +169,6 @@ pub(super) async fn submit(State(app): State<Arc<App>>, body: Body) -> Response 
             files: job.total(),
         },
     )
-}
-
-/// The analyzer of a job's tempo range and descriptors: the shared default one when they
-/// are the default.
-pub(super) fn job_analyzer(
-    app: &App,
-    min_bpm: Option<f64>,
-    max_bpm: Option<f64>,
-    descriptors: Option<Descriptors>,
-) -> Result<Arc<Analyzer>, String> {
-    crate::analysis::analyzer_for(&app.default_analyzer, min_bpm, max_bpm, descriptors)
 }
 
 /// Jobs of at most this many files start their costliest files first, as `analyze` does;

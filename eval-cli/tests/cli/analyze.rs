@@ -282,6 +282,7 @@ fn explicit_files_whatever_their_name_and_usage_errors() {
         &["--resume"],
         &["--timeout", "-1"],
         &["--min-bpm", "200", "--max-bpm", "100"],
+        &["--compound-beat", "eighth"],
     ] {
         let mut args = vec![odd.as_os_str()];
         args.extend(bad.iter().map(|s| os(s)));

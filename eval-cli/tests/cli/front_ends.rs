@@ -7,7 +7,7 @@ use std::fs;
 use std::path::Path;
 
 use crate::util::broker::{RedisServer, dist, merged_bytes};
-use crate::util::service::{Events, Server, get, root, run_job, run_request, submit_request};
+use crate::util::service::{Events, Server, get, root, run_request, submit_request};
 use crate::util::{analyze, assert_ok, click_flac, click_wav, pulsed_sine_wav, rows, s};
 
 /// Runs the library `root/LIB` through every front end and fails, naming the front end,
@@ -15,7 +15,7 @@ use crate::util::{analyze, assert_ok, click_flac, click_wav, pulsed_sine_wav, ro
 /// service's rows name files under it) and the library holds a file that fails (the
 /// exit status of every front end is then 1).
 fn assert_front_ends_agree(root: &Path, lib: &str) -> Vec<u8> {
-    assert_front_ends_agree_on(root, lib, None)
+    assert_front_ends_agree_on(root, lib, &[], serde_json::json!({}))
 }
 
 /// `flags` after `args`.
@@ -23,23 +23,27 @@ fn joined<'a>(flags: &[&'a str], args: &[&'a str]) -> Vec<&'a str> {
     [args, flags].concat()
 }
 
-/// [`assert_front_ends_agree`] with a descriptor set (`tempo,key,loudness`) given to every
-/// front end: `--descriptors` to analyze, the shards and `dist submit`, `"descriptors"` in
-/// the served job's request.
-fn assert_front_ends_agree_on(root: &Path, lib: &str, descriptors: Option<&str>) -> Vec<u8> {
+/// [`assert_front_ends_agree`] with settings given to every front end: `flags` to analyze,
+/// the shards and `dist submit`, the same settings as the fields of `fields` in the served
+/// job's request (`--descriptors tempo,key` is `{"descriptors": ["tempo", "key"]}`).
+fn assert_front_ends_agree_on(
+    root: &Path,
+    lib: &str,
+    flags: &[&str],
+    fields: serde_json::Value,
+) -> Vec<u8> {
     let work = root.parent().unwrap().join("front-ends");
     fs::create_dir_all(&work).unwrap();
     let folder = root.join(lib);
-    let flags: Vec<&str> = descriptors.map_or(Vec::new(), |d| vec!["--descriptors", d]);
 
-    let reference = analyze(&joined(&flags, &["--workers", "1"]), &[&folder]);
+    let reference = analyze(&joined(flags, &["--workers", "1"]), &[&folder]);
     assert_eq!(reference.status.code(), Some(1), "{reference:?}");
     let reference = reference.stdout;
     let mut results = Vec::new();
 
     let out = work.join("analyze.csv");
     let run = analyze(
-        &joined(&flags, &["--workers", "3", "--out", s(&out)]),
+        &joined(flags, &["--workers", "3", "--out", s(&out)]),
         &[&folder],
     );
     assert_eq!(run.status.code(), Some(1), "{run:?}");
@@ -54,7 +58,7 @@ fn assert_front_ends_agree_on(root: &Path, lib: &str, descriptors: Option<&str>)
                 let part = work.join(format!("part-{k}-of-{count}.csv"));
                 let shard = format!("{k}/{count}");
                 let run = analyze(
-                    &joined(&flags, &["--shard", &shard, "--out", s(&part)]),
+                    &joined(flags, &["--shard", &shard, "--out", s(&part)]),
                     &[&folder],
                 );
                 assert!(matches!(run.status.code(), Some(0 | 1)), "{run:?}");
@@ -77,7 +81,7 @@ fn assert_front_ends_agree_on(root: &Path, lib: &str, descriptors: Option<&str>)
 
     let broker = RedisServer::start();
     assert_ok(
-        &dist(&broker, "submit", "j", &joined(&flags, &[s(&folder)])),
+        &dist(&broker, "submit", "j", &joined(flags, &[s(&folder)])),
         "dist submit",
     );
     assert_ok(
@@ -87,14 +91,13 @@ fn assert_front_ends_agree_on(root: &Path, lib: &str, descriptors: Option<&str>)
     results.push(("dist".to_string(), merged_bytes(&broker, "j", &work)));
 
     let server = Server::start(root, &["--workers", "2"]);
-    let served = match descriptors {
-        None => run_job(&server, lib),
-        Some(d) => run_request(
-            &server,
-            &serde_json::json!({ "paths": [lib], "descriptors": d.split(',').collect::<Vec<_>>() }),
-        ),
-    };
-    results.push(("serve".to_string(), served));
+    let mut request = serde_json::json!({ "paths": [lib] });
+    let fields = fields
+        .as_object()
+        .expect("request fields are an object")
+        .clone();
+    request.as_object_mut().unwrap().extend(fields);
+    results.push(("serve".to_string(), run_request(&server, &request)));
 
     for (front_end, bytes) in results {
         assert_eq!(
@@ -248,7 +251,12 @@ fn every_front_end_gives_the_same_loudness() {
     let chord = synth_music::presets::held_chord(20.0, 22_050);
     synth_music::write_wav(&root.join("keys/held-chord.wav"), &chord, 22_050, 1).unwrap();
     let flags = ["--descriptors", "tempo,key,loudness"];
-    let reference = assert_front_ends_agree_on(&root, "keys", Some(flags[1]));
+    let reference = assert_front_ends_agree_on(
+        &root,
+        "keys",
+        &flags,
+        serde_json::json!({ "descriptors": ["tempo", "key", "loudness"] }),
+    );
     let table = rows(&reference);
     let ok: Vec<&Vec<String>> = table.iter().filter(|r| r[9] == "ok").collect();
     assert_eq!(ok.len(), 4, "{table:?}");
@@ -303,4 +311,45 @@ fn every_front_end_gives_the_same_loudness() {
             (stored.into(), hits.into())
         );
     }
+}
+
+/// Two jigs and a 12/8 shuffle (synthetic, 20 s; tempo in dotted quarters) and a broken
+/// file: `--compound-beat dotted-quarter`, a served job's `"compound_beat"`, gives the same
+/// rows through every front end, the tempo a dancer taps; the default reads other rows.
+#[test]
+fn every_front_end_reads_compound_meter_alike() {
+    use synth_music::{Meter, Style, TrackSpec};
+
+    let (_dir, root) = root();
+    let lib = root.join("jigs");
+    fs::create_dir_all(&lib).unwrap();
+    let songs = [
+        (Style::Jig, Meter::SixEight, 96.0),
+        (Style::Jig, Meter::TwelveEight, 104.0),
+        (Style::Shuffle, Meter::TwelveEight, 66.0),
+    ];
+    for (i, (style, meter, bpm)) in songs.into_iter().enumerate() {
+        let spec = TrackSpec::new(bpm, style)
+            .with_meter(meter)
+            .with_seconds(20.0)
+            .with_seed(9200 + i as u64);
+        let path = lib.join(format!("{i}-{bpm}.flac"));
+        let samples = synth_music::render(&spec);
+        synth_music::write_flac(&path, &samples, spec.sample_rate, spec.channels).unwrap();
+    }
+    fs::write(lib.join("broken.wav"), b"RIFF, and no audio").unwrap();
+    let flags = ["--compound-beat", "dotted-quarter"];
+    let fields = serde_json::json!({ "compound_beat": "dotted-quarter" });
+    let reference = assert_front_ends_agree_on(&root, "jigs", &flags, fields);
+    let table = rows(&reference);
+    for (i, (_, _, bpm)) in songs.into_iter().enumerate() {
+        let row = table
+            .iter()
+            .find(|r| r[0].ends_with(&format!("{i}-{bpm}.flac")))
+            .unwrap();
+        let read: f64 = row[1].parse().unwrap();
+        assert!((read / bpm - 1.0).abs() <= 0.04, "{row:?}");
+    }
+    let default = analyze(&[], &[&lib]).stdout;
+    assert_ne!(default, reference, "the default counts quarter notes");
 }

@@ -320,6 +320,10 @@ fn paths_outside_the_roots_are_403_and_bad_requests_are_400_in_json() {
     assert!(bad(r#"{"paths": ["lib"], "descriptors": ["tempo", "mood"]}"#).contains("mood"));
     assert!(bad(r#"{"paths": ["lib"], "descriptors": ["key"]}"#).contains("tempo must be"));
     assert!(bad(r#"{"paths": ["lib"], "descriptors": "tempo"}"#).contains("invalid job request"));
+    assert!(
+        bad(r#"{"paths": ["lib"], "compound_beat": "eighth"}"#)
+            .contains("compound_beat: \"eighth\" is not a compound beat")
+    );
 
     assert!(get(&server, "/v1/jobs/999").refusal(404).contains("999"));
     assert!(
