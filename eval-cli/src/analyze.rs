@@ -286,7 +286,15 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
 fn report_cache(cache: &ResultCache, progress: ProgressMode) {
     cache.flush();
     let stats = cache.stats();
-    let warnings = cache.take_warnings();
+    let mut warnings = cache.take_warnings();
+    if !cache.in_place() {
+        warnings.push(format!(
+            "{} was removed or replaced while the run went on: the {} rows stored in it went \
+             with it (the next run analyses those files again)",
+            cache.file().display(),
+            stats.stored
+        ));
+    }
     let mismatches = cache.take_mismatches();
     if progress == ProgressMode::Jsonl {
         let mut lines = String::new();

@@ -574,6 +574,13 @@ impl ResultCache {
     pub fn take_warnings(&self) -> Vec<String> {
         self.shared.store.take_warnings()
     }
+
+    /// Whether the store is still at its path ([`ResultCache::file`]); `false` when the
+    /// folder or the file was removed or replaced since it was opened, which takes the
+    /// rows stored since with it.
+    pub fn in_place(&self) -> bool {
+        self.shared.store.in_place()
+    }
 }
 
 /// Commits the rows still queued, then stops the writer and closes the store.

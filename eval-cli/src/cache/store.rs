@@ -212,6 +212,14 @@ impl Store {
         &self.file
     }
 
+    /// Whether the file this handle reads and writes is still the one at its path: a store
+    /// deleted (its folder removed) or replaced by another file while a run went on keeps
+    /// none of the rows the run stored.
+    pub(super) fn in_place(&self) -> bool {
+        let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
+        current.id == file_id(&self.file)
+    }
+
     /// Lets one read transaction serve the lookups of up to `age` (and none after a commit
     /// of this handle): lookups may miss what other processes committed within that time,
     /// which costs them a hash, never a wrong row. Only for a batch: a snapshot kept by an
@@ -568,6 +576,22 @@ fn file_id(_: &Path) -> Option<FileId> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A cache folder removed while a run went on took the run's rows with it: the run
+    /// must not say it kept them.
+    #[cfg(unix)]
+    #[test]
+    fn a_store_removed_or_replaced_is_no_longer_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache");
+        let store = Store::open(&cache).unwrap();
+        assert!(store.in_place());
+        fs::remove_dir_all(&cache).unwrap();
+        assert!(!store.in_place());
+        fs::create_dir(&cache).unwrap();
+        fs::write(cache.join(CACHE_FILE), b"another file").unwrap();
+        assert!(!store.in_place());
+    }
 
     #[test]
     fn a_store_another_process_replaced_already_is_left_alone() {
