@@ -950,6 +950,30 @@ case_evaluate_predictions_list_a_file_twice() {
     { echo "exit $code: $(cat err.txt)"; return 1; }
 }
 
+# A key written as chord symbols write it (`CM`, `D#M`: a capital M is major) was read as
+# minor, and every such file was scored as a parallel-key miss.
+case_evaluate_capital_m_is_major() {
+  mkdir ds && wav ds/a.wav 22050 1 8 clicks && wav ds/b.wav 22050 1 8 clicks
+  printf 'file,key\na.wav,CM\nb.wav,D#M\n' >ds/manifest.csv
+  printf 'file,key\na.wav,C major\nb.wav,D# major\n' >p.csv
+  evaluate_with p.csv
+  [ "$code" -eq 0 ] || { echo "exit $code: $(cat err.txt)"; return 1; }
+  grep -q '^a.wav,.*C major,C major,same' report/results.csv &&
+    grep -q '^b.wav,.*D# major,D# major,same' report/results.csv ||
+    { cat report/results.csv; return 1; }
+}
+
+# `ours:min-bpm=60,min-bpm=200` kept the last value in silence, where a flag given twice is
+# a usage error.
+case_evaluate_ours_setting_given_twice() {
+  mkdir ds && wav ds/a.wav 22050 1 8 clicks && printf 'file,bpm\na.wav,120\n' >ds/manifest.csv
+  timeout -k 5 "$limit" "$bin" evaluate --dataset ds --out-dir report --progress off \
+    --estimator "ours:compound-beat=quarter,compound-beat=dotted-quarter" >/dev/null 2>err.txt
+  code=$?
+  [ "$code" -eq 2 ] && grep -q 'compound-beat is set twice' err.txt ||
+    { echo "exit $code: $(cat err.txt)"; return 1; }
+}
+
 # A folder given as predictions said only "Is a directory (os error 21)".
 case_evaluate_predictions_are_a_folder() {
   mkdir pdir
@@ -1057,6 +1081,8 @@ run watch-unreadable-subfolder case_watch_unreadable_subfolder
 run evaluate-predictions-bad-tempi case_evaluate_predictions_with_bad_tempi
 run evaluate-predictions-list-a-file-twice case_evaluate_predictions_list_a_file_twice
 run evaluate-predictions-are-a-folder case_evaluate_predictions_are_a_folder
+run evaluate-capital-m-is-major case_evaluate_capital_m_is_major
+run evaluate-ours-setting-given-twice case_evaluate_ours_setting_given_twice
 run evaluate-cmd-file-named-like-an-option case_evaluate_cmd_file_named_like_an_option
 run walk-dangling-link-without-audio-name case_walk_dangling_link_without_an_audio_name
 run walk-rows-in-sorted-order case_walk_rows_in_sorted_order

@@ -92,8 +92,12 @@ fn fixed_cell(value: f64, places: usize) -> String {
     }
 }
 
-/// Why an `ok` row measured with loudness has an empty loudness cell.
+/// Why an `ok` row measured with loudness has an empty loudness cell: silence.
 const SILENCE_NOTE: &str = "no loudness: every block is under the -70 LUFS gate (silence)";
+
+/// Why an `ok` row measured with loudness has an empty loudness cell: no 400 ms gating block
+/// fits in the audio, whatever its level.
+const TOO_SHORT_NOTE: &str = "no loudness: shorter than one 400 ms gating block";
 
 impl AnalyzeRecord {
     /// The track's loudness cells (left empty without a measurement); a silent file's
@@ -107,6 +111,7 @@ impl AnalyzeRecord {
                 self.loudness_lufs = db_cell(lufs);
                 self.replaygain_track_gain_db = db_cell(replaygain_db(lufs));
             }
+            None if loudness.blocks.is_empty() => notes.push(TOO_SHORT_NOTE.to_string()),
             None => notes.push(SILENCE_NOTE.to_string()),
         }
         self.loudness_range_lu = db_cell(loudness.range_lu);
@@ -248,16 +253,41 @@ mod tests {
         assert_eq!(fixed_cell(-0.005_1, 2), "-0.01");
     }
 
+    /// The loudness of `seconds` of a mono sine at `amplitude`, measured.
+    fn measured(seconds: f64, amplitude: f32) -> Loudness {
+        let rate = 48_000;
+        let samples: Vec<f32> = (0..(seconds * f64::from(rate)) as usize)
+            .map(|i| amplitude * (i as f32 * 0.05).sin())
+            .collect();
+        let mut meter = analyzer_core::loudness::LoudnessMeter::new(1, rate).unwrap();
+        meter.push(&samples).unwrap();
+        meter.finish().unwrap()
+    }
+
     #[test]
     fn silence_leaves_the_loudness_empty_with_a_note_never_minus_infinity() {
+        let silence = measured(1.0, 0.0);
         let mut notes = vec!["damaged".to_string()];
         let record = AnalyzeRecord::default()
-            .with_loudness(Some(&loudness(None, 0.0)), &mut notes)
+            .with_loudness(Some(&silence), &mut notes)
             .with_notes(&notes);
-        assert_eq!(cells(&record), ["", "6.10", "", "", "0.000000", "", ""]);
+        assert_eq!(cells(&record)[0], "");
+        assert_eq!(cells(&record)[4], "0.000000");
         assert_eq!(record.error, format!("damaged; {SILENCE_NOTE}"));
-        let album = AlbumLoudness::of_tracks([&loudness(None, 0.0)]);
+        let album = AlbumLoudness::of_tracks([&silence]);
         assert_eq!(record.with_album(&album).replaygain_album_gain_db, "");
+    }
+
+    /// 0.3 s of a loud tone holds no 400 ms block: it is too short, not silent.
+    #[test]
+    fn audio_shorter_than_a_block_is_not_called_silence() {
+        let short = measured(0.3, 0.5);
+        assert!(short.integrated_lufs.is_none() && short.true_peak > 0.4);
+        let mut notes = Vec::new();
+        let record = AnalyzeRecord::default()
+            .with_loudness(Some(&short), &mut notes)
+            .with_notes(&notes);
+        assert_eq!(record.error, TOO_SHORT_NOTE);
     }
 
     #[test]

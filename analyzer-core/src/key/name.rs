@@ -196,7 +196,8 @@ impl FromStr for Key {
 
     /// Reads the ways tools write a key: `A minor`, `a minor`, `Am`, `A min`, `Amin`,
     /// `C# major`, `C#`, `Db`, `Dbm`, `D♭ minor`, `Bb:maj`, `C:min` (mir_eval), and Camelot
-    /// codes `8A` / `8B`. A tonic alone is major.
+    /// codes `8A` / `8B`. A tonic alone is major; `CM` (a capital M, as chord symbols write
+    /// it) is major, `Cm` minor.
     fn from_str(text: &str) -> Result<Key, KeyParseError> {
         let fail = || KeyParseError {
             text: text.to_string(),
@@ -227,15 +228,17 @@ impl FromStr for Key {
             chars.next();
         }
         let rest: String = chars.collect();
-        let rest = rest
-            .trim()
-            .trim_start_matches(':')
-            .trim()
-            .to_ascii_lowercase();
-        let mode = match rest.as_str() {
-            "" | "maj" | "major" | "dur" => Mode::Major,
-            "m" | "min" | "minor" | "moll" => Mode::Minor,
-            _ => return Err(fail()),
+        let rest = rest.trim().trim_start_matches(':').trim();
+        // A lone capital M is major, as chord symbols write it (`CM`, `D#M`); a lone small
+        // m is minor. Every longer word is read in any case.
+        let mode = match rest {
+            "M" => Mode::Major,
+            "m" => Mode::Minor,
+            _ => match rest.to_ascii_lowercase().as_str() {
+                "" | "maj" | "major" | "dur" => Mode::Major,
+                "min" | "minor" | "moll" => Mode::Minor,
+                _ => return Err(fail()),
+            },
         };
         Ok(Key::new(tonic % 12, mode))
     }
@@ -314,6 +317,11 @@ mod tests {
             ("  a min ", "A minor"),
             ("12A", "C# minor"),
             ("1B", "B major"),
+            ("CM", "C major"),
+            ("D#M", "D# major"),
+            ("D#m", "D# minor"),
+            ("C MAJOR", "C major"),
+            ("a MIN", "A minor"),
         ] {
             assert_eq!(key(text).to_string(), name, "{text}");
         }

@@ -195,7 +195,16 @@ impl std::str::FromStr for Source {
             let settings = settings
                 .split(',')
                 .map(OursSetting::parse)
-                .collect::<Result<Vec<_>, _>>()?;
+                .collect::<Result<Vec<OursSetting>, _>>()?;
+            // As a flag given twice is refused: the last value must not win in silence.
+            for (i, setting) in settings.iter().enumerate() {
+                if settings[..i]
+                    .iter()
+                    .any(|earlier| earlier.key == setting.key)
+                {
+                    return Err(format!("ours: {} is set twice", setting.key.name()));
+                }
+            }
             Ok(Source::Ours(settings))
         } else if let Some(template) = s.strip_prefix("cmd:") {
             let words = shlex::split(template).ok_or_else(|| {
@@ -328,6 +337,7 @@ mod tests {
             ("ours:min-bpm=-3", "min-bpm"),
             ("ours:hop=0", "hop"),
             ("ours:compound-beat=eighth", "quarter or dotted-quarter"),
+            ("ours:min-bpm=60,min-bpm=200", "min-bpm is set twice"),
             ("ours:analysis-seconds", "KEY=VALUE"),
             ("ours:", "KEY=VALUE"),
         ] {
