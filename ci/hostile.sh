@@ -1013,6 +1013,120 @@ case_walk_rows_in_sorted_order() {
   expect_row out.csv o/a.wav error "unreadable"
 }
 
+# ---- tags the tag library would misread ------------------------------------------------
+
+# tag_files ARGS...: eval-cli tag (the tempo only) with the hang limit; the exit code is in
+# $code.
+tag_files() {
+  timeout -k 5 "$limit" "$bin" tag --descriptors tempo --progress off "$@"
+  code=$?
+  [ "$code" -ne 124 ] && [ "$code" -ne 137 ] || { echo "hung: killed after ${limit}s"; return 1; }
+}
+
+# An MP3 opening with two ID3v2 tags (players read the first, title `first`): `tag`
+# rewrote the first merged with the second, the title players show became `second`, exit 0.
+case_tag_mp3_with_two_id3v2_tags() {
+  {
+    printf 'ID3\003\000\000\000\000\000\020TIT2\000\000\000\006\000\000\000first'
+    printf 'ID3\003\000\000\000\000\000\021TIT2\000\000\000\007\000\000\000second'
+    cat "$fixtures/fourfloor-128.mp3"
+  } >two.mp3
+  local before; before=$(sha two.mp3)
+  tag_files two.mp3 >out.csv 2>err.txt || return 1
+  [ "$code" -eq 1 ] || { echo "exit $code: $(cat out.csv)"; return 1; }
+  expect_row out.csv two.mp3 skipped "two ID3v2 tags one after the other" || return 1
+  [ "$(sha two.mp3)" = "$before" ] || { echo "two.mp3 rewritten"; return 1; }
+}
+
+# be32_at FILE POS: the 32-bit big-endian number at byte POS.
+be32_at() { od -An -tu4 --endian=big -j "$2" -N4 "$1" | tr -d ' '; }
+
+# An M4A whose `©nam` item says it is 16 MiB long, past its `ilst`, a `tmpo` of 99 after it:
+# lofty stopped reading the list at the title, and `tag` dropped the title and replaced the
+# tempo (`tmpo: - -> 128`), exit 0. The fixture's `udta` (an empty list) is the last atom
+# of its `moov`, the last of the file: it is replaced by one holding the two items.
+case_tag_m4a_item_past_its_list() {
+  local src=$fixtures/fourfloor-128.m4a pos=0 size moov= udta= end
+  end=$(stat -c %s "$src")
+  while [ "$pos" -lt "$end" ]; do
+    [ "$(dd if="$src" bs=1 skip=$((pos + 4)) count=4 2>/dev/null)" = moov ] && { moov=$pos; break; }
+    size=$(be32_at "$src" "$pos"); [ "$size" -ge 8 ] || break; pos=$((pos + size))
+  done
+  [ -n "$moov" ] || { echo "no moov in the fixture"; return 1; }
+  pos=$((moov + 8))
+  while [ "$pos" -lt "$end" ]; do
+    size=$(be32_at "$src" "$pos"); [ "$size" -ge 8 ] || break
+    [ "$(dd if="$src" bs=1 skip=$((pos + 4)) count=4 2>/dev/null)" = udta ] && udta=$pos
+    pos=$((pos + size))
+  done
+  [ -n "$udta" ] && [ $((udta + $(be32_at "$src" "$udta"))) -eq "$end" ] ||
+    { echo "the fixture's udta is not its last atom"; return 1; }
+  {
+    head -c "$udta" "$src"
+    printf '\000\000\000\171udta\000\000\000\161meta\000\000\000\000'
+    printf '\000\000\000\041hdlr\000\000\000\000\000\000\000\000mdirappl'
+    printf '\000\000\000\000\000\000\000\000\000'
+    printf '\000\000\000\104ilst'
+    printf '\000\377\377\377\251nam\000\000\000\032data\000\000\000\001\000\000\000\000title here'
+    printf '\000\000\000\032tmpo\000\000\000\022data\000\000\000\025\000\000\000\000\000\143'
+  } >long.m4a
+  size=$((udta - moov + 121))
+  printf "\\$(printf %03o $((size >> 24 & 255)))\\$(printf %03o $((size >> 16 & 255)))\\$(printf %03o $((size >> 8 & 255)))\\$(printf %03o $((size & 255)))" |
+    dd of=long.m4a bs=1 seek="$moov" conv=notrunc 2>/dev/null
+  local before; before=$(sha long.m4a)
+  tag_files long.m4a >out.csv 2>err.txt || return 1
+  [ "$code" -eq 1 ] || { echo "exit $code: $(cat out.csv)"; return 1; }
+  expect_row out.csv long.m4a skipped "is 16777215 bytes long" || return 1
+  [ "$(sha long.m4a)" = "$before" ] || { echo "long.m4a rewritten"; return 1; }
+}
+
+# ---- tag: a stop relayed twice, a file named twice --------------------------------------
+
+# SIGTERM to `timeout ... eval-cli tag`: timeout relays it to its child and then to the
+# child's process group, and the copy counted as a second Ctrl-C: exit 130 at once, no
+# `cancelled` line, files already rewritten without a row (one round in ten or so: the
+# kernel merges the two copies when the first is not delivered yet). Ten rounds.
+case_tag_sigterm_relayed_by_timeout() {
+  mkdir orig && wav orig/01.wav 22050 1 20 clicks || return 1
+  local i round f
+  for i in 02 03 04 05 06 07 08 09 10 11 12; do cp orig/01.wav "orig/$i.wav"; done
+  for round in 1 2 3 4 5 6 7 8 9 10; do
+    rm -rf k err.txt && cp -a orig k
+    timeout -k 5 "$limit" "$bin" tag k --descriptors tempo --workers 2 --progress jsonl \
+      >out.csv 2>err.txt &
+    stop_once '"event":"file"' err.txt $! || return 1
+    if [ "$code" -eq 130 ]; then
+      grep -q '^eval-cli: cancelled: ' err.txt ||
+        { echo "round $round: exit 130 without the cancelled line: $(tail -2 err.txt)"; return 1; }
+    else
+      [ "$code" -eq 0 ] || { echo "round $round: exit $code: $(tail -2 err.txt)"; return 1; }
+    fi
+    for f in k/*.wav; do
+      cmp -s "$f" "orig/${f#k/}" || grep -q "^$f," out.csv ||
+        { echo "round $round: $f rewritten, no row: $(cat out.csv)"; return 1; }
+    done
+  done
+}
+
+# One file named three ways (its path, another spelling of it, a link to it), 4 workers:
+# they raced their rewrites of it, a row said "the file changed while it was being
+# analysed", exit 1 (1 worker: `tagged`, then `unchanged` twice, exit 0). Now it is tagged
+# once, under its first name, with the same rows for 4 workers and for 1.
+case_tag_one_file_named_three_ways() {
+  local workers
+  for workers in 4 1; do
+    rm -rf m && mkdir m && wav m/a.wav 22050 1 8 clicks && ln -s a.wav m/link.wav || return 1
+    tag_files --workers "$workers" m/a.wav ./m/a.wav m/link.wav >"out$workers.csv" 2>err.txt ||
+      return 1
+    [ "$code" -eq 0 ] || { echo "--workers $workers: exit $code: $(cat "out$workers.csv")"; return 1; }
+  done
+  cmp -s out4.csv out1.csv || { echo "rows differ: $(cat out4.csv) vs $(cat out1.csv)"; return 1; }
+  [ "$(cut -d, -f1,2,6 out4.csv)" = "path,status,reason
+m/a.wav,tagged,
+./m/a.wav,unchanged,the same file as m/a.wav
+m/link.wav,unchanged,the same file as m/a.wav" ] || { echo "rows: $(cat out4.csv)"; return 1; }
+}
+
 # ---- the list -------------------------------------------------------------------------
 
 selected=("$@")
@@ -1087,5 +1201,9 @@ run evaluate-cmd-file-named-like-an-option case_evaluate_cmd_file_named_like_an_
 run walk-dangling-link-without-audio-name case_walk_dangling_link_without_an_audio_name
 run walk-rows-in-sorted-order case_walk_rows_in_sorted_order
 run resume-across-compound-beats case_resume_across_compound_beats_is_refused
+run tag-mp3-with-two-id3v2-tags case_tag_mp3_with_two_id3v2_tags
+run tag-m4a-item-past-its-list case_tag_m4a_item_past_its_list
+run tag-sigterm-relayed-by-timeout case_tag_sigterm_relayed_by_timeout
+run tag-one-file-named-three-ways case_tag_one_file_named_three_ways
 printf '\n%d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]

@@ -3,6 +3,7 @@
 //! file's own tags ([`crate::tags`]). One CSV row per file on stdout, in input order and as
 //! soon as every row before it is out, says what was written, kept or skipped and why.
 
+use std::collections::HashMap;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -192,6 +193,17 @@ impl TagRow {
         row
     }
 
+    /// The row of `path`, a later name of `first` ([`Distinct`]): `unchanged` under this
+    /// name, since the file is tagged (or skipped) once, under its first; not a failure.
+    fn same_file(path: &Path, first: &Path) -> Self {
+        TagRow {
+            path: path_cell(path),
+            status: "unchanged",
+            reason: format!("the same file as {}", path_cell(first)),
+            ..TagRow::default()
+        }
+    }
+
     fn skipped(path: String, reason: String) -> Self {
         TagRow {
             path,
@@ -202,6 +214,62 @@ impl TagRow {
     }
 }
 
+/// The files of a run, each once: a later name of a file already named (another spelling
+/// of its path, a symbolic link to it, a hard link) is not analysed or tagged a second
+/// time, which would race the first name's rewrite (one worker's rename is "the file
+/// changed" to the other) and make the rows depend on the worker count.
+struct Distinct {
+    /// The first name of each file, in input order: what the batch analyses and tags.
+    first: Vec<PathBuf>,
+    /// Where each of `first` sits in the input.
+    positions: Vec<usize>,
+    /// The later names of each of `first`, with their places in the input.
+    again: Vec<Vec<(usize, PathBuf)>>,
+}
+
+impl Distinct {
+    /// `files` by (device, inode), symbolic links followed. A path that names no regular
+    /// file is kept as it is: its own row says why it is skipped.
+    fn of(files: &[PathBuf]) -> Self {
+        let mut seen: HashMap<(u64, u64), usize> = HashMap::new();
+        let mut distinct = Distinct {
+            first: Vec::new(),
+            positions: Vec::new(),
+            again: Vec::new(),
+        };
+        for (position, path) in files.iter().enumerate() {
+            let id = file_id(path);
+            if let Some(&i) = id.and_then(|id| seen.get(&id)) {
+                distinct.again[i].push((position, path.clone()));
+                continue;
+            }
+            if let Some(id) = id {
+                seen.insert(id, distinct.first.len());
+            }
+            distinct.first.push(path.clone());
+            distinct.positions.push(position);
+            distinct.again.push(Vec::new());
+        }
+        distinct
+    }
+}
+
+/// The device and inode of the regular file `path` names (links followed), as
+/// [`FileIdentity`] takes them; `None` for anything else, or where there are no inodes.
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path).ok().filter(|m| m.is_file())?;
+        Some((meta.dev(), meta.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
 /// Runs `eval-cli tag`.
 pub fn run(args: TagArgs) -> anyhow::Result<ExitCode> {
     let plan = Plan::new(args)?;
@@ -209,6 +277,7 @@ pub fn run(args: TagArgs) -> anyhow::Result<ExitCode> {
     if files.is_empty() && walk_errors.is_empty() {
         eprintln!("eval-cli: warning: no audio files found");
     }
+    let distinct = Distinct::of(&files);
     runner::install_signal_handler(Arc::clone(&plan.options.cancel));
     let job = TagJob {
         analyzer: &plan.analyzer,
@@ -223,8 +292,9 @@ pub fn run(args: TagArgs) -> anyhow::Result<ExitCode> {
     let mut rows = InOrder::stdout(files.len());
     let mut write_error: Option<io::Error> = None;
     let mut skipped = 0;
+    let mut finished = 0;
     let summary = runner::run(
-        &files,
+        &distinct.first,
         &plan.options,
         &job,
         |t: &Tagged| Shown {
@@ -238,13 +308,22 @@ pub fn run(args: TagArgs) -> anyhow::Result<ExitCode> {
         |result| {
             let row = TagRow::of(result, plan.tagging.notation);
             skipped += usize::from(row.status == "skipped");
+            // The file's other names: done with it, whatever its own row says.
+            let again = &distinct.again[result.index];
+            finished += 1 + again.len();
             if write_error.is_some() {
                 return;
             }
-            let written = CsvLine
-                .serialize(&row)
-                .map_err(io::Error::other)
-                .and_then(|line| rows.push(result.index, line));
+            let mut lines = vec![(distinct.positions[result.index], row)];
+            lines.extend(
+                again
+                    .iter()
+                    .map(|(at, path)| (*at, TagRow::same_file(path, &result.path))),
+            );
+            let written = lines.into_iter().try_for_each(|(at, row)| {
+                let line = CsvLine.serialize(&row).map_err(io::Error::other)?;
+                rows.push(at, line)
+            });
             if let Err(err) = written {
                 // stdout is gone (a closed pipe): stop tagging files nobody will hear of.
                 write_error = Some(err);
@@ -265,8 +344,7 @@ pub fn run(args: TagArgs) -> anyhow::Result<ExitCode> {
     out.flush().stdout_context(STDOUT_FAILED)?;
     if summary.cancelled {
         eprintln!(
-            "eval-cli: cancelled: {} of {} files finished",
-            summary.results.len(),
+            "eval-cli: cancelled: {finished} of {} files finished",
             files.len()
         );
         return Ok(ExitCode::from(EXIT_CANCELLED));

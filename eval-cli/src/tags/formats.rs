@@ -27,6 +27,8 @@ use lofty::ogg::tag::VorbisComments;
 use lofty::ogg::{OggPictureStorage, OpusFile, VorbisFile};
 use lofty::prelude::TagExt;
 
+use super::guard;
+
 /// One value a file can be tagged with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Field {
@@ -118,12 +120,16 @@ pub enum LoadError {
     /// The container or its tag does not parse.
     #[error(transparent)]
     Damaged(#[from] FileParseError),
+    /// The container or its tag is damaged in a way lofty would read past ([`guard`]).
+    #[error("{0}")]
+    Malformed(String),
     /// The file cannot be read.
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 
-/// The tag of `file` this command writes (an empty one where the file has none yet).
+/// The tag of `file` this command writes (an empty one where the file has none yet). An
+/// MP3 or MP4 file with damage lofty would read past is refused first ([`guard`]).
 pub fn load(file: &mut File) -> Result<Box<dyn FormatTag>, LoadError> {
     file.rewind()?;
     let file_type = lofty::probe::Probe::new(std::io::BufReader::new(&mut *file))
@@ -133,7 +139,11 @@ pub fn load(file: &mut File) -> Result<Box<dyn FormatTag>, LoadError> {
     let options = parse_options();
     let id3 = |tag: Option<&Id3v2Tag>| -> Box<dyn FormatTag> { Box::new(Id3(tag.cloned())) };
     Ok(match file_type {
-        Some(FileType::Mpeg) => id3(read_mpeg(file)?.id3v2()),
+        Some(FileType::Mpeg) => {
+            guard::one_id3v2_tag(file)?;
+            file.rewind()?;
+            id3(read_mpeg(file)?.id3v2())
+        }
         Some(FileType::Wav) => id3(WavFile::read_from(file, options)?.id3v2()),
         Some(FileType::Aiff) => id3(AiffFile::read_from(file, options)?.id3v2()),
         Some(FileType::Flac) => {
@@ -149,10 +159,14 @@ pub fn load(file: &mut File) -> Result<Box<dyn FormatTag>, LoadError> {
                 .vorbis_comments()
                 .clone(),
         )),
-        Some(FileType::Mp4) => Box::new(Mp4(Mp4File::read_from(file, options)?
-            .ilst()
-            .cloned()
-            .unwrap_or_default())),
+        Some(FileType::Mp4) => {
+            guard::mp4_atoms_fit(file)?;
+            file.rewind()?;
+            Box::new(Mp4(Mp4File::read_from(file, options)?
+                .ilst()
+                .cloned()
+                .unwrap_or_default()))
+        }
         Some(other) => {
             return Err(LoadError::Unsupported(format!(
                 "{other:?} files are not tagged (ID3v2, Vorbis comments and MP4 only)"

@@ -10,6 +10,7 @@
 //! safely is an error naming why, and nothing of it is touched.
 
 pub mod formats;
+pub mod guard;
 pub mod notation;
 pub mod replace;
 
@@ -216,6 +217,10 @@ pub enum TagError {
     /// The container or its present tags do not parse.
     #[error("damaged tags or container: {}", with_causes(.0))]
     Damaged(lofty::error::FileParseError),
+    /// The container or its present tags are damaged in a way lofty would read past,
+    /// reading another tag than the one players read ([`guard`]).
+    #[error("damaged tags or container: {0}")]
+    Malformed(String),
     /// lofty could not write the tag into the copy.
     #[error("cannot write the tags: {}", with_causes(.0))]
     Write(#[from] lofty::error::FileEncodingError),
@@ -272,6 +277,7 @@ impl From<LoadError> for TagError {
         match err {
             LoadError::Unsupported(why) => TagError::Unsupported(why),
             LoadError::Damaged(err) => TagError::Damaged(err),
+            LoadError::Malformed(why) => TagError::Malformed(why),
             LoadError::Io(err) => TagError::Open(err),
         }
     }

@@ -964,3 +964,207 @@ fn a_file_replaced_while_it_is_analysed_is_not_tagged() {
     );
     assert!(temporary_copies(dir.path()).is_empty());
 }
+
+/// Two reproduced losses, each skipped now as damaged tags and left byte for byte, the
+/// exit status 1. An MP3 opening with two ID3v2 tags (players read the first): lofty
+/// merged the second into the first, so the title players show went from `first` to the
+/// second tag's. An M4A whose `©nam` says it runs past its `ilst`: lofty stopped reading
+/// the list there without an error, so the title was dropped and the `tmpo` after it
+/// replaced as if there were none (`tmpo: - -> 120`).
+#[test]
+fn tags_lofty_would_misread_are_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mp3 = encoded(dir.path(), "two-tags.mp3", &[]);
+    let frame = [&b"TIT2\0\0\0\x06\0\0\0first"[..]].concat();
+    let first = [&b"ID3\x03\0\0\0\0\0"[..], &[frame.len() as u8], &frame].concat();
+    let second_at = first.len();
+    fs::write(&mp3, [first, fs::read(&mp3).unwrap()].concat()).unwrap();
+    assert!(ffprobe_tags(&mp3).contains("TAG:title=first"));
+
+    let m4a = encoded(dir.path(), "long-title.m4a", &[]);
+    let tempo = TagValues {
+        bpm: Some(99.0),
+        ..TagValues::default()
+    };
+    tag_file(&m4a, &tempo, &TagOptions::default()).unwrap();
+    let mut bytes = fs::read(&m4a).unwrap();
+    let title = bytes.windows(4).position(|w| w == b"\xa9nam").unwrap();
+    bytes[title - 4..title].copy_from_slice(&0x00ff_ffffu32.to_be_bytes());
+    fs::write(&m4a, &bytes).unwrap();
+
+    let before = [fs::read(&mp3).unwrap(), fs::read(&m4a).unwrap()];
+    let out = tag(
+        &[&mp3, &m4a],
+        &["--descriptors", "tempo", "--progress", "off"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let rows = tag_rows(&out);
+    let reasons: Vec<(&str, &str)> = rows.iter().map(|r| (&*r[1], &*r[5])).collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(
+        reasons[0].0 == "skipped"
+            && reasons[0].1.starts_with(&format!(
+                "damaged tags or container: two ID3v2 tags one after the other \
+                 (the second at byte {second_at})"
+            )),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[1].0 == "skipped"
+            && reasons[1]
+                .1
+                .starts_with("damaged tags or container: the MP4 atom `©nam` at byte ")
+            && reasons[1].1.contains("is 16777215 bytes long, but only "),
+        "{reasons:?}"
+    );
+    assert!(
+        [fs::read(&mp3).unwrap(), fs::read(&m4a).unwrap()] == before,
+        "a file was rewritten"
+    );
+    assert!(ffprobe_tags(&mp3).contains("TAG:title=first"));
+    assert!(temporary_copies(dir.path()).is_empty());
+}
+
+/// Whether a SIGTERM sent to the process `pid` is still pending (not yet delivered), by
+/// its `/proc` status; false once it is gone.
+fn sigterm_pending(pid: u32) -> bool {
+    let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    let bit = 1u64 << (libc::SIGTERM - 1);
+    status
+        .lines()
+        .filter(|l| l.starts_with("ShdPnd:") || l.starts_with("SigPnd:"))
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .any(|mask| u64::from_str_radix(mask, 16).is_ok_and(|m| m & bit != 0))
+}
+
+/// `kill ARGS` (a process that has ended meanwhile is no failure here: what it printed is
+/// what the test reads).
+fn send(args: &[&str]) {
+    Process::new("kill").args(args).status().unwrap();
+}
+
+/// One SIGTERM relayed twice, as GNU `timeout` relays it (to its child, then to the
+/// child's process group), is one request to stop: the run ends as after one, with the
+/// row of the file it had tagged (held back behind the file before it, which a gate
+/// holds), the `cancelled` line and status 130. Before, the copy counted as a second
+/// Ctrl-C and the run exited at once: a rewritten file without a row, no `cancelled` line.
+/// The signals go once the tagged file's progress line is out, and the copy once the
+/// first is delivered (no longer pending), so the kernel cannot merge the two into one.
+#[test]
+fn one_sigterm_relayed_twice_stops_once_with_the_rows_of_the_files_finished() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::os::unix::process::CommandExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let held = dir.path().join("gate-a.wav");
+    let done = dir.path().join("z.wav");
+    click_wav(&held, 120.0, 12.0);
+    click_wav(&done, 120.0, 12.0);
+    let before = [fs::read(&held).unwrap(), fs::read(&done).unwrap()];
+    let mut child = eval_cli_process()
+        .args([
+            "tag",
+            "--test-gates",
+            "--workers",
+            "2",
+            "--progress",
+            "jsonl",
+        ])
+        .args(["--descriptors", "tempo"])
+        .arg(dir.path())
+        .process_group(0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut events = String::new();
+    loop {
+        let start = events.len();
+        let read = stderr.read_line(&mut events).unwrap();
+        assert!(read > 0, "tag ended before z.wav was tagged: {events}");
+        let line = &events[start..];
+        if line.contains(r#""event":"file""#) && line.contains("z.wav") {
+            break;
+        }
+    }
+    assert_ne!(fs::read(&done).unwrap(), before[1], "z.wav is tagged");
+    send(&["-TERM", &pid]);
+    while sigterm_pending(child.id()) {
+        std::thread::yield_now();
+    }
+    send(&["-TERM", "--", &format!("-{pid}")]);
+    stderr.read_to_string(&mut events).unwrap();
+    let mut rows = Vec::new();
+    stdout.read_to_end(&mut rows).unwrap();
+    let status = child.wait().unwrap();
+    let out = Output {
+        status,
+        stdout: rows,
+        stderr: events.into_bytes(),
+    };
+    assert_eq!(out.status.code(), Some(130), "{out:?}");
+    let rows = tag_rows(&out);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(
+        rows[0][0].ends_with("z.wav") && rows[0][1] == "tagged",
+        "{rows:?}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("eval-cli: cancelled: 1 of 2 files finished"),
+        "{stderr}"
+    );
+    assert_eq!(
+        fs::read(&held).unwrap(),
+        before[0],
+        "the held file is untouched"
+    );
+}
+
+/// One file named three ways (its path, another spelling of it, a symbolic link to it) is
+/// analysed and tagged once, under its first name; the other names' rows say which file
+/// they are, `unchanged`, and are no failure. The same rows for one worker and for four:
+/// before, four workers raced their rewrites of the one file (a false "the file changed
+/// while it was being analysed", exit 1, or two `tagged` rows), one worker did not.
+#[test]
+fn a_file_named_twice_is_tagged_once_whatever_the_worker_count() {
+    let mut outputs = Vec::new();
+    for workers in ["4", "1"] {
+        let dir = tempfile::tempdir().unwrap();
+        let lib = dir.path().join("m");
+        fs::create_dir(&lib).unwrap();
+        let file = lib.join("a.wav");
+        click_wav(&file, 120.0, 12.0);
+        let link = lib.join("link.wav");
+        std::os::unix::fs::symlink("a.wav", &link).unwrap();
+        let out = eval_cli()
+            .current_dir(dir.path())
+            .args(["tag", "--descriptors", "tempo", "--workers", workers])
+            .args(["m/a.wav", "./m/a.wav", "m/link.wav"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "--workers {workers}: {out:?}");
+        let rows = tag_rows(&out);
+        let cells: Vec<[&str; 3]> = rows
+            .iter()
+            .map(|r| [r[0].as_str(), r[1].as_str(), r[5].as_str()])
+            .collect();
+        assert_eq!(
+            cells,
+            [
+                ["m/a.wav", "tagged", ""],
+                ["./m/a.wav", "unchanged", "the same file as m/a.wav"],
+                ["m/link.wav", "unchanged", "the same file as m/a.wav"],
+            ],
+            "--workers {workers}"
+        );
+        assert!(fs::symlink_metadata(&link).unwrap().is_symlink());
+        outputs.push(out.stdout);
+    }
+    assert_eq!(outputs[0], outputs[1], "the same rows for 4 workers and 1");
+}
