@@ -41,6 +41,7 @@ pub mod dist;
 pub mod estimator;
 pub mod evaluate;
 pub mod evaluation;
+pub mod file_id;
 pub mod flags;
 pub mod gate;
 pub mod host;

@@ -41,6 +41,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{LazyLock, Mutex, PoisonError};
 
+use crate::file_id::FileId;
+
 /// Why a destination is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -163,24 +165,6 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> OutputError + '_ {
     move |source| OutputError::Io {
         path: path.to_path_buf(),
         source,
-    }
-}
-
-/// What identifies a file whatever its name: its device and inode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct FileId(u64, u64);
-
-impl FileId {
-    #[cfg(unix)]
-    fn of(meta: &Metadata) -> Option<Self> {
-        use std::os::unix::fs::MetadataExt;
-        Some(FileId(meta.dev(), meta.ino()))
-    }
-
-    /// Without inodes there is no identity to compare; inputs are then not recognised.
-    #[cfg(not(unix))]
-    fn of(_: &Metadata) -> Option<Self> {
-        None
     }
 }
 

@@ -16,6 +16,7 @@ use analyzer_core::{Analyzer, Error, ErrorKind, Stage, StopSignal};
 use serde::Serialize;
 
 use crate::cache::FileIdentity;
+use crate::file_id::FileId;
 use crate::flags;
 use crate::path_cell::path_cell;
 use crate::report::export::{self, CsvLine, Exporter};
@@ -231,14 +232,14 @@ impl Distinct {
     /// `files` by (device, inode), symbolic links followed. A path that names no regular
     /// file is kept as it is: its own row says why it is skipped.
     fn of(files: &[PathBuf]) -> Self {
-        let mut seen: HashMap<(u64, u64), usize> = HashMap::new();
+        let mut seen: HashMap<FileId, usize> = HashMap::new();
         let mut distinct = Distinct {
             first: Vec::new(),
             positions: Vec::new(),
             again: Vec::new(),
         };
         for (position, path) in files.iter().enumerate() {
-            let id = file_id(path);
+            let id = FileId::of_file(path);
             if let Some(&i) = id.and_then(|id| seen.get(&id)) {
                 distinct.again[i].push((position, path.clone()));
                 continue;
@@ -251,22 +252,6 @@ impl Distinct {
             distinct.again.push(Vec::new());
         }
         distinct
-    }
-}
-
-/// The device and inode of the regular file `path` names (links followed), as
-/// [`FileIdentity`] takes them; `None` for anything else, or where there are no inodes.
-fn file_id(path: &Path) -> Option<(u64, u64)> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        let meta = std::fs::metadata(path).ok().filter(|m| m.is_file())?;
-        Some((meta.dev(), meta.ino()))
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = path;
-        None
     }
 }
 

@@ -44,12 +44,11 @@ impl Analyzed {
         }
     }
 
-    /// The tempo of the row, for progress events.
+    /// The tempo of the row, for progress events: the row's cell, so that an event says
+    /// what the row says whether the row was made now or served by the cache (which keeps
+    /// the row, not the unrounded tempo).
     pub fn bpm(&self) -> Option<f64> {
-        match &self.analysis {
-            Some(a) => a.tempo.as_ref().ok().map(|t| t.bpm),
-            None => self.record.bpm.parse().ok(),
-        }
+        self.record.bpm.parse().ok()
     }
 
     /// The key of the row (`A minor`), for progress events.

@@ -280,7 +280,9 @@ impl Shared {
                 Ok(()) => {
                     self.stored.fetch_add(count, Ordering::Relaxed);
                 }
-                Err(err) => self.note_error(&err, count),
+                // A batch of identities alone failed too: it counts, or the warning would
+                // say "0 writes failed" and then name the first.
+                Err(err) => self.note_error(&err, count.max(1)),
             }
             self.queue().committing = Arc::default();
             self.changed.notify_all();

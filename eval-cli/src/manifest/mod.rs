@@ -26,6 +26,8 @@ use std::path::{Path, PathBuf};
 use analyzer_core::key::Key;
 use anyhow::{Context, bail};
 
+use crate::file_id::FileId;
+
 mod scan;
 
 pub use scan::{read_bpm_file, read_jams, read_key_file, scan_folder};
@@ -164,6 +166,9 @@ pub fn read_manifest(path: &Path) -> anyhow::Result<Dataset> {
     // Each file once: a file listed twice would count twice in every accuracy (and twice
     // with two truths, one of them wrong).
     let mut seen: std::collections::HashMap<PathBuf, usize> = std::collections::HashMap::new();
+    // And by identity: `sub/../a.wav`, an absolute path, a link are the same file too.
+    let mut seen_files: std::collections::HashMap<FileId, (usize, String)> =
+        std::collections::HashMap::new();
     for (row, record) in reader.records().enumerate() {
         let line = row + 2;
         let record = record.with_context(|| format!("manifest {} line {line}", path.display()))?;
@@ -179,6 +184,16 @@ pub fn read_manifest(path: &Path) -> anyhow::Result<Dataset> {
             .collect();
         if let Some(first) = seen.insert(same, line) {
             bail!("{}: {file:?} is listed again (first on line {first})", at());
+        }
+        if let Some(id) = FileId::of_file(&root.join(&file)) {
+            if let Some((first, name)) = seen_files.get(&id) {
+                bail!(
+                    "{}: {file:?} is the file {name:?} of line {first} again (another name \
+                     for it)",
+                    at()
+                );
+            }
+            seen_files.insert(id, (line, file.clone()));
         }
         let cell = |col: Option<usize>| col.and_then(|c| record.get(c)).unwrap_or("");
         let bpm = truth_bpm(cell(bpm_col)).with_context(at)?;
@@ -370,6 +385,22 @@ mod tests {
             err.contains("twice.csv line 4") && err.contains("first on line 2"),
             "{err}"
         );
+        // So is one under another name: `sub/../x.wav`, an absolute path, a link.
+        #[cfg(unix)]
+        {
+            fs::write(dir.path().join("x.wav"), b"audio").unwrap();
+            fs::create_dir(dir.path().join("sub")).unwrap();
+            std::os::unix::fs::symlink("x.wav", dir.path().join("link.wav")).unwrap();
+            let absolute = dir.path().join("x.wav");
+            for other in ["sub/../x.wav", absolute.to_str().unwrap(), "link.wav"] {
+                fs::write(&twice, format!("file,bpm\nx.wav,120\n{other},120\n")).unwrap();
+                let err = format!("{:#}", read_manifest(&twice).unwrap_err());
+                assert!(
+                    err.contains("line 3") && err.contains("\"x.wav\" of line 2 again"),
+                    "{other}: {err}"
+                );
+            }
+        }
     }
 
     /// A manifest with no rows, or a column named twice, is refused naming the manifest:

@@ -94,6 +94,28 @@ fn a_second_run_takes_every_row_from_the_cache_with_the_same_bytes() {
     let cache_event = events.iter().find(|e| e["event"] == "cache").unwrap();
     assert_eq!(cache_event["hits"], 7);
     assert_eq!(cache_event["stored"], 0);
+    // A hit's event says what a fresh run's says: the row's tempo and key.
+    let shown = |events: &[serde_json::Value]| {
+        let mut shown: Vec<String> = events
+            .iter()
+            .filter(|e| e["event"] == "file")
+            .map(|e| format!("{} {} {}", e["path"], e["bpm"], e["key"]))
+            .collect();
+        shown.sort();
+        shown
+    };
+    let fresh: Vec<serde_json::Value> =
+        String::from_utf8(analyze(&["--progress", "jsonl"], &[&lib]).stderr)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    assert_eq!(shown(&fresh), shown(&events));
+    assert!(
+        shown(&fresh).iter().any(|e| !e.contains(" null ")),
+        "{:?}",
+        shown(&fresh)
+    );
 
     // --out, --shard and --resume go through the cache with the bytes they have without it.
     let out = dir.path().join("out.csv");
