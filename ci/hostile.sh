@@ -670,6 +670,16 @@ case_evaluate_manifest_lists_a_file_twice() {
   grep -q "listed again" err.txt || { echo "unexplained: $(cat err.txt)"; return 1; }
 }
 
+# `sub/../a.wav`, an absolute path or a link to a file already listed scored it twice.
+case_evaluate_manifest_lists_a_file_under_another_name() {
+  mkdir -p ds/sub && wav ds/a.wav 22050 1 8 clicks && wav ds/b.wav 22050 1 8 clicks
+  printf 'file,bpm\na.wav,120\nsub/../a.wav,120\nb.wav,120\n' >ds/manifest.csv
+  timeout -k 5 "$limit" "$bin" evaluate --dataset ds --out-dir report --progress off >out.txt 2>err.txt
+  code=$?
+  [ "$code" -eq 2 ] && grep -q '"a.wav" of line 2 again' err.txt ||
+    { echo "exit $code: $(cat err.txt)"; return 1; }
+}
+
 case_evaluate_into_a_folder_of_the_users() {
   mkdir mine && echo "my page" >mine/report.html && echo "my rows" >mine/results.csv
   timeout -k 5 "$limit" "$bin" evaluate --dataset synth --synth-count 2 --synth-seconds 4 \
@@ -1127,6 +1137,75 @@ m/a.wav,tagged,
 m/link.wav,unchanged,the same file as m/a.wav" ] || { echo "rows: $(cat out4.csv)"; return 1; }
 }
 
+# A hard link made in a watched folder (`ln`) raises only the kernel's Create event, as a
+# symbolic link does: it got no row. A named pipe made there got none either; `analyze`
+# gives it an error row. The file moved in after them is the marker.
+case_watch_hard_link_made_in_the_folder() {
+  mkdir music && wav outside.wav 22050 1 4 clicks && wav marker.wav 22050 1 4 clicks
+  timeout -k 5 "$limit" "$bin" watch music --cache cache >rows.csv 2>err.txt &
+  local pid=$! tries=0
+  watching $pid || return 1
+  ln outside.wav music/hard.wav && mkfifo music/pipe.wav && mv marker.wav music/marker.wav
+  until grep -q 'marker.wav' rows.csv 2>/dev/null; do
+    tries=$((tries + 1)); [ $tries -lt 6000 ] || { kill $pid; echo "no marker row"; return 1; }
+    sleep 0.01
+  done
+  kill -INT $pid; wait $pid
+  expect_row rows.csv music/hard.wav ok || return 1
+  expect_row rows.csv music/pipe.wav error "named pipe"
+}
+
+# `watch --progress jsonl` showed "bpm":null,"key":null in every file event, though the row
+# had them: the event shows the row's tempo and key.
+case_watch_jsonl_events_carry_tempo_and_key() {
+  mkdir music && cp "$fixtures/fourfloor-128.mp3" music/a.mp3
+  timeout -k 5 "$limit" "$bin" watch music --cache cache --progress jsonl >rows.csv 2>err.txt &
+  local pid=$!
+  watching $pid || return 1
+  kill -INT $pid; wait $pid
+  local row bpm key event
+  row=$(grep -F 'music/a.mp3,' rows.csv) || { echo "no row: $(cat rows.csv)"; return 1; }
+  bpm=$(printf '%s' "$row" | cut -d, -f2); key=$(printf '%s' "$row" | cut -d, -f12)
+  [ -n "$bpm" ] && [ -n "$key" ] || { echo "row without tempo or key: $row"; return 1; }
+  event=$(grep '"event":"file"' err.txt) || { echo "no file event: $(cat err.txt)"; return 1; }
+  [[ $event == *"\"key\":\"$key\""* ]] || { echo "key $key not in: $event"; return 1; }
+  [[ $event != *'"bpm":null'* ]] || { echo "no tempo in: $event"; return 1; }
+  awk -v b="$bpm" -v e="$event" 'BEGIN { match(e, /"bpm":[0-9.]+/); v = substr(e, RSTART + 6, RLENGTH - 6)
+    d = v - b; exit !(d < 0.0005 && d > -0.0005) }' || { echo "bpm $bpm not in: $event"; return 1; }
+}
+
+# A reused report folder kept the earlier run's files: `evaluate` into a `compare` report
+# left its compare.json, and `check` gated speed and identity on it (exit 0). The folder
+# now holds the new run's files only, and `check` finds no compare.json.
+case_report_folder_reused_by_another_command() {
+  mkdir ds && wav ds/a.wav 22050 1 8 clicks && printf 'file,bpm\na.wav,120\n' >ds/manifest.csv
+  timeout -k 5 "$limit" "$bin" compare --dataset ds --out-dir R --repeat 1 --workers 1,2 \
+    --warmup 0 >/dev/null 2>err.txt || { echo "compare: $(tail -2 err.txt)"; return 1; }
+  timeout -k 5 "$limit" "$bin" evaluate --dataset ds --out-dir R --progress off \
+    >/dev/null 2>err.txt || { echo "evaluate: $(tail -2 err.txt)"; return 1; }
+  [ ! -e R/compare.json ] && [ ! -e R/runs ] || { echo "left: $(ls R)"; return 1; }
+  printf 'min_efficiency = 0.5\nrequire_identical = true\n' >th.toml
+  "$bin" check --report R --thresholds th.toml >/dev/null 2>err.txt
+  code=$?
+  [ "$code" -eq 2 ] || { echo "check: exit $code"; return 1; }
+  grep -q compare.json err.txt || { echo "unnamed: $(cat err.txt)"; return 1; }
+}
+
+# `dataset excerpts --from ex/manifest.csv --out ex` removed and replaced the manifest it
+# read (exit 0): refused with exit 2 naming a file it reads, the set byte for byte intact.
+case_excerpts_into_their_own_source_set() {
+  mkdir src && wav src/a.wav 22050 1 20 clicks && printf 'file,bpm\na.wav,120\n' >src/manifest.csv
+  "$bin" dataset excerpts --from src/manifest.csv --seconds 8 --offsets 1 --out ex \
+    >/dev/null 2>err.txt || { echo "first cut: $(tail -2 err.txt)"; return 1; }
+  cp -r ex before
+  timeout -k 5 "$limit" "$bin" dataset excerpts --from ex/manifest.csv --seconds 4 --offsets 1 \
+    --out ex >/dev/null 2>err.txt
+  code=$?
+  [ "$code" -eq 2 ] || { echo "exit $code"; return 1; }
+  grep -q "a file this run reads" err.txt || { echo "unnamed: $(cat err.txt)"; return 1; }
+  diff -r before ex >/dev/null || { echo "the set changed"; return 1; }
+}
+
 # ---- the list -------------------------------------------------------------------------
 
 selected=("$@")
@@ -1180,6 +1259,7 @@ run serve-socket-without-handshake case_serve_socket_without_a_handshake
 run watch-folder-moved-away case_watch_folder_moved_away
 run watch-link-made-in-the-folder case_watch_link_made_in_the_folder
 run evaluate-manifest-lists-a-file-twice case_evaluate_manifest_lists_a_file_twice
+run evaluate-manifest-lists-a-file-under-another-name case_evaluate_manifest_lists_a_file_under_another_name
 run evaluate-into-the-users-folder case_evaluate_into_a_folder_of_the_users
 run evaluate-into-a-folder-with-a-pipe case_evaluate_into_a_folder_with_a_pipe_for_a_summary
 run evaluate-manifest-without-rows case_evaluate_manifest_without_rows
@@ -1205,5 +1285,9 @@ run tag-mp3-with-two-id3v2-tags case_tag_mp3_with_two_id3v2_tags
 run tag-m4a-item-past-its-list case_tag_m4a_item_past_its_list
 run tag-sigterm-relayed-by-timeout case_tag_sigterm_relayed_by_timeout
 run tag-one-file-named-three-ways case_tag_one_file_named_three_ways
+run watch-hard-link-made-in-the-folder case_watch_hard_link_made_in_the_folder
+run watch-jsonl-events-carry-tempo-and-key case_watch_jsonl_events_carry_tempo_and_key
+run report-folder-reused-by-another-command case_report_folder_reused_by_another_command
+run excerpts-into-their-own-source-set case_excerpts_into_their_own_source_set
 printf '\n%d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]

@@ -8,7 +8,9 @@
 //! is complete at once. A file being copied in raises `Create` and `Modify` events first:
 //! those are passed over, so a half-written file is never read. A folder moved in is
 //! walked. A symbolic link made in a folder (`ln -s`) raises only `Create`: a link is whole
-//! when it is made, so it is read then, as the first pass reads links. Deleting a file prints
+//! when it is made, so it is read then, as the first pass reads links. So is a hard link
+//! (`ln`: a regular file with more than one link) and a named pipe, socket or device, whose
+//! row is the error `analyze` gives it (it is never opened for reading). Deleting a file prints
 //! nothing (its cached row stays for a copy that comes back), even when the file goes
 //! before its event is handled: an editor's temporary file renamed over the real one, a
 //! file deleted right after it was written.
@@ -212,8 +214,7 @@ fn complete_files(event: &Event) -> Vec<PathBuf> {
     let complete = match event.kind {
         EventKind::Access(AccessKind::Close(AccessMode::Write))
         | EventKind::Modify(ModifyKind::Name(RenameMode::To)) => true,
-        // `symlink(2)` makes a link whole at once and raises nothing after `Create`.
-        EventKind::Create(_) => path.symlink_metadata().is_ok_and(|m| m.is_symlink()),
+        EventKind::Create(_) => path.symlink_metadata().is_ok_and(|m| whole_when_made(&m)),
         _ => false,
     };
     if !complete {
@@ -226,6 +227,17 @@ fn complete_files(event: &Event) -> Vec<PathBuf> {
     } else {
         Vec::new()
     }
+}
+
+/// Whether a file whose `Create` event is being handled is whole already, as no write
+/// (no `Close(Write)`) follows its making: a symbolic link (`symlink(2)`), a second name
+/// of a file (`link(2)`: a regular file with more than one link), and a named pipe, socket
+/// or device (their error row, as `analyze` gives it; they are never opened for reading).
+/// A folder is not: the files written into it bring their own events.
+fn whole_when_made(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let kind = meta.file_type();
+    kind.is_symlink() || (kind.is_file() && meta.nlink() > 1) || !(kind.is_file() || kind.is_dir())
 }
 
 /// The state of one `watch`: which files it tagged, as they were once tagged.
@@ -255,7 +267,12 @@ impl Session<'_> {
             files,
             &self.plan.options,
             &job,
-            |_| runner::Shown::default(),
+            // The `file` events show the row's own cells, as `analyze`'s do.
+            |a: &Analyzed| runner::Shown {
+                bpm: a.bpm(),
+                key: a.key(),
+                loudness_lufs: a.record.loudness_lufs.parse().ok(),
+            },
             |_| {},
         );
         for result in &summary.results {
@@ -451,6 +468,30 @@ mod tests {
             vec![link.clone()]
         );
         assert!(complete_files(&event(created, &[&outside])).is_empty());
+        // `ln` (a second name: two links) and `mkfifo` raise only `Create` too; a folder
+        // made there brings its files' own events.
+        let hard = dir.path().join("hard.wav");
+        std::fs::hard_link(&outside, &hard).unwrap();
+        assert_eq!(
+            complete_files(&event(created, &[&hard])),
+            vec![hard.clone()]
+        );
+        let pipe = dir.path().join("pipe.wav");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&pipe)
+                .status()
+                .unwrap()
+                .success()
+        );
+        assert_eq!(
+            complete_files(&event(created, &[&pipe])),
+            vec![pipe.clone()]
+        );
+        let folder = dir.path().join("album.wav");
+        std::fs::create_dir(&folder).unwrap();
+        std::fs::write(folder.join("half.wav"), b"").unwrap();
+        assert!(complete_files(&event(created, &[&folder])).is_empty());
     }
 
     #[test]

@@ -363,3 +363,78 @@ fn a_folder_that_cannot_be_read_is_a_row_and_the_rest_is_watched() {
     assert_eq!((rest, code), (vec![], Some(130)));
     fs::set_permissions(&locked, fs::Permissions::from_mode(0o755)).unwrap();
 }
+
+/// A second name made in the folder for a file (`ln`, `link(2)`) raises only the kernel's
+/// `Create` event, as `ln -s` does: it gave no row, although `analyze` gives it one. So
+/// does a named pipe made there (`mkfifo`): its row is the error `analyze` gives it, and
+/// it is never opened for reading (a read would wait for a writer forever).
+#[test]
+fn a_hard_link_made_in_the_folder_gets_its_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib");
+    fs::create_dir(&lib).unwrap();
+    let cache = dir.path().join("cache");
+    click_wav(&dir.path().join("outside-100.wav"), 100.0, 4.0);
+    let (mut watch, _) = Watching::start(&lib, &cache, &[], 0);
+    fs::hard_link(dir.path().join("outside-100.wav"), lib.join("linked.wav")).unwrap();
+    fifo(&lib.join("pipe.wav"));
+    // A file moved in after them: their rows must come first (events in order).
+    click_wav(&dir.path().join("after.wav"), 120.0, 4.0);
+    fs::rename(dir.path().join("after.wav"), lib.join("after.wav")).unwrap();
+    let row = watch.next_row();
+    assert!(row.contains("linked.wav") && row.contains(",ok,"), "{row}");
+    assert!((bpm(&row) - 100.0).abs() < 2.0, "{row}");
+    let row = watch.next_row();
+    assert!(
+        row.contains("pipe.wav") && row.contains(",error,") && row.contains("named pipe"),
+        "{row}"
+    );
+    let row = watch.next_row();
+    assert!(row.contains("after.wav"), "{row}");
+    let (rest, code) = watch.interrupt();
+    assert_eq!((rest, code), (vec![], Some(130)));
+}
+
+/// `--progress jsonl`: each `file` event of the first pass shows the row's tempo and key,
+/// as `analyze --progress jsonl` does (they were `null`).
+#[test]
+fn jsonl_file_events_carry_the_rows_tempo_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib");
+    fs::create_dir(&lib).unwrap();
+    let spec = synth_music::presets::four_on_the_floor_128().with_seconds(8.0);
+    let samples = synth_music::render(&spec);
+    synth_music::write_flac(
+        &lib.join("song.flac"),
+        &samples,
+        spec.sample_rate,
+        spec.channels,
+    )
+    .unwrap();
+    let cache = dir.path().join("cache");
+    let (watch, pass) = Watching::start(&lib, &cache, &["--progress", "jsonl"], 1);
+    let cells: Vec<String> = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(pass[0].as_bytes())
+        .records()
+        .next()
+        .unwrap()
+        .unwrap()
+        .iter()
+        .map(String::from)
+        .collect();
+    let (bpm_cell, key_cell) = (&cells[1], &cells[11]);
+    assert!(!bpm_cell.is_empty() && !key_cell.is_empty(), "{pass:?}");
+    let event: serde_json::Value = watch
+        .said
+        .iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|event| event["event"] == "file")
+        .unwrap_or_else(|| panic!("no file event: {:?}", watch.said));
+    let shown = event["bpm"].as_f64().expect("bpm in the event");
+    assert!(
+        (shown - bpm_cell.parse::<f64>().unwrap()).abs() < 0.0005,
+        "{event} vs {bpm_cell}"
+    );
+    assert_eq!(event["key"].as_str(), Some(key_cell.as_str()), "{event}");
+}
