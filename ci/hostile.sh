@@ -1202,7 +1202,7 @@ case_excerpts_into_their_own_source_set() {
     --out ex >/dev/null 2>err.txt
   code=$?
   [ "$code" -eq 2 ] || { echo "exit $code"; return 1; }
-  grep -q "a file this run reads" err.txt || { echo "unnamed: $(cat err.txt)"; return 1; }
+  grep -qF "it is one of this run's input files" err.txt || { echo "unnamed: $(cat err.txt)"; return 1; }
   diff -r before ex >/dev/null || { echo "the set changed"; return 1; }
 }
 

@@ -103,9 +103,16 @@ impl DatasetArgs {
         self.analyzer.analyzer()
     }
 
-    /// Prepares every `--estimator` for `ds`, in command-line order.
+    /// Prepares every `--estimator` for `ds`, in command-line order; no report of this run
+    /// may replace or remove a `csv:` estimator's predictions ([`output::protect`]).
     pub fn estimators(&self, ds: &Dataset) -> anyhow::Result<Vec<Estimator>> {
         let analyzer = self.analyzer()?;
+        output::protect(&Inputs::of(self.estimators.iter().filter_map(
+            |spec| match &spec.source {
+                crate::estimator::Source::Csv(path) => Some(path),
+                _ => None,
+            },
+        )));
         self.estimators
             .iter()
             .map(|spec| Estimator::new(spec, ds, &analyzer))

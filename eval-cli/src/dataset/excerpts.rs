@@ -385,8 +385,11 @@ fn write_summary(
 /// as excerpts are named. Cutting replaces files of those names, and a folder of the
 /// user's own (a music folder, the source dataset itself, notes named like excerpts) must
 /// never lose one. Returns the temporaries of such files that a run ended at once (a
-/// second Ctrl-C, SIGKILL) left: ours, to be removed, not foreign files.
-fn check_excerpt_folder(out: &Path) -> anyhow::Result<Vec<PathBuf>> {
+/// second Ctrl-C, SIGKILL) left: ours, to be removed, not foreign files. A file in the
+/// folder that `reads` says this run reads (the `--from` manifest, a source track, however
+/// reached) is refused too, naming it: the run removes the manifest and replaces or
+/// removes files of excerpt names, and never one it reads.
+fn check_excerpt_folder(out: &Path, reads: &dyn Fn(&Path) -> bool) -> anyhow::Result<Vec<PathBuf>> {
     if !out.exists() {
         return Ok(Vec::new());
     }
@@ -432,6 +435,14 @@ fn check_excerpt_folder(out: &Path) -> anyhow::Result<Vec<PathBuf>> {
         let entry = entry.with_context(|| format!("cannot read {}", out.display()))?;
         if entry.file_type().is_dir() {
             continue;
+        }
+        if reads(entry.path()) {
+            bail!(
+                "refusing to cut excerpts into {}: {}: it is one of this run's input files \
+                 (give another --out; nothing was written)",
+                out.display(),
+                entry.path().display()
+            );
         }
         let relative = entry.path().strip_prefix(out).unwrap_or(entry.path());
         let temporary_of = relative
@@ -489,7 +500,7 @@ pub fn run(args: ExcerptArgs) -> anyhow::Result<ExitCode> {
     let ds = manifest::load(&args.from, args.synth.params())?;
     // An excerpt or manifest written into the source folder never replaces a source file.
     crate::output::protect(&crate::output::Inputs::of(ds.files()));
-    let leftovers = check_excerpt_folder(&args.out)?;
+    let leftovers = check_excerpt_folder(&args.out, &report::folder::read_by_this_run)?;
     remove_leftovers(&leftovers)?;
     claim_excerpt_folder(&args.out)?;
     let cancel = Arc::new(AtomicBool::new(false));
@@ -669,7 +680,9 @@ mod tests {
         fs::create_dir(out.join("sub")).unwrap();
         fs::write(out.join("a__8s_o0.wav"), "x").unwrap();
         fs::write(out.join("sub/b__7.5s_o12.wav"), "x").unwrap();
-        let refused = check_excerpt_folder(out).unwrap_err().to_string();
+        let refused = check_excerpt_folder(out, &|_| false)
+            .unwrap_err()
+            .to_string();
         assert!(refused.contains("a__8s_o0.wav"), "{refused}");
         assert!(
             !out.join(MARKER).exists(),
@@ -682,7 +695,7 @@ mod tests {
         for path in [&excerpt_tmp, &manifest_tmp] {
             fs::write(path, "half").unwrap();
         }
-        let mut found = check_excerpt_folder(out).unwrap();
+        let mut found = check_excerpt_folder(out, &|_| false).unwrap();
         found.sort();
         assert_eq!(found, [manifest_tmp, excerpt_tmp]);
         for theirs in [
@@ -692,7 +705,9 @@ mod tests {
             "sub/.b.wav.1.tmp",
         ] {
             fs::write(out.join(theirs), "mine").unwrap();
-            let refused = check_excerpt_folder(out).unwrap_err().to_string();
+            let refused = check_excerpt_folder(out, &|_| false)
+                .unwrap_err()
+                .to_string();
             assert!(refused.contains(theirs), "{theirs}: {refused}");
             fs::remove_file(out.join(theirs)).unwrap();
         }
@@ -706,7 +721,9 @@ mod tests {
         fs::create_dir(&out).unwrap();
         let elsewhere = dir.path().join("elsewhere");
         std::os::unix::fs::symlink(&elsewhere, out.join(MARKER)).unwrap();
-        let refused = check_excerpt_folder(&out).unwrap_err().to_string();
+        let refused = check_excerpt_folder(&out, &|_| false)
+            .unwrap_err()
+            .to_string();
         assert!(refused.contains(MARKER), "{refused}");
         claim_excerpt_folder(&out).unwrap();
         assert!(!elsewhere.exists(), "the link was followed");
@@ -725,7 +742,10 @@ mod tests {
             "file,bpm,seconds,offset_s,source_file\n",
         )
         .unwrap();
-        assert_eq!(check_excerpt_folder(&out).unwrap(), Vec::<PathBuf>::new());
+        assert_eq!(
+            check_excerpt_folder(&out, &|_| false).unwrap(),
+            Vec::<PathBuf>::new()
+        );
         claim_excerpt_folder(&out).unwrap();
         assert!(!out.join(MANIFEST_FILE).exists());
         assert!(out.join(MARKER).is_file());
@@ -740,5 +760,34 @@ mod tests {
         assert!(checked_lengths(&[10.0, 0.0]).is_err());
         assert!(checked_lengths(&[f64::NAN]).is_err());
         assert!(checked_lengths(&[]).is_err());
+    }
+
+    /// An earlier set given as `--from` and as `--out` is refused before its manifest is
+    /// removed: the run reads it.
+    #[test]
+    fn a_folder_holding_a_file_the_run_reads_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("ex");
+        claim_excerpt_folder(&out).unwrap();
+        let manifest = out.join(MANIFEST_FILE);
+        fs::write(&manifest, "file,bpm,seconds,offset_s,source_file\n").unwrap();
+        let inputs = crate::output::Inputs::of([&manifest]);
+        let reads = |path: &Path| {
+            crate::output::Destination::check(path, &inputs).is_err_and(|e| {
+                matches!(
+                    e,
+                    crate::output::OutputError::Refused {
+                        reason: crate::output::Refusal::Input,
+                        ..
+                    }
+                )
+            })
+        };
+        let refused = check_excerpt_folder(&out, &reads).unwrap_err().to_string();
+        assert!(
+            refused.contains("manifest.csv: it is one of this run's input files"),
+            "{refused}"
+        );
+        assert!(manifest.is_file());
     }
 }

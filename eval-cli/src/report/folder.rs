@@ -9,6 +9,16 @@
 //! `summary.json` that reads as a report's [`Summary`]. As `dataset excerpts --out` does
 //! for its excerpt sets, anything else in the folder is a refusal naming the folder and
 //! one of its files, and nothing in it is touched.
+//!
+//! A report folder holds the files of the run that wrote it and nothing else: claiming an
+//! earlier report removes every entry in it but the marker ([`clear`]) before anything is
+//! written, so that no file of an earlier run (a `compare.json` beside a newer
+//! `evaluate`'s `summary.json`, an `estimators/` folder, a chart) is read as part of the
+//! new one, by `check` or by a reader, even when the new run stops midway. Every entry,
+//! not a list of the names the writers use: a name added to a writer can never be
+//! forgotten here, and the folder was marked as the tool's own. A file this run reads (its
+//! dataset, a `csv:` estimator's predictions) found anywhere in the folder is refused
+//! before anything is removed.
 
 use std::fs;
 use std::io::Read;
@@ -18,6 +28,7 @@ use analyzer_core::decode::open_regular;
 use anyhow::{Context, bail};
 
 use super::Summary;
+use crate::output::{Destination, OutputError, Refusal};
 
 /// The file that marks a folder as a report of `evaluate` or `compare`.
 pub const MARKER: &str = ".eval-cli-report";
@@ -26,20 +37,28 @@ pub const MARKER: &str = ".eval-cli-report";
 const MARKER_TEXT: &str = "This folder holds a report of `eval-cli evaluate` or `eval-cli \
 compare`; they write here again, replacing their own files.\n";
 
-/// Takes `dir` for a report: creates it if missing and marks it ([`MARKER`]). Refuses,
-/// before writing anything, a folder that holds anything while it is not an earlier
-/// report, naming the folder and the first of its entries by name.
+/// Takes `dir` for a report: creates it if missing, empties an earlier report
+/// ([`clear`]) and marks it ([`MARKER`]). Refuses, before writing or removing anything, a
+/// folder that holds anything while it is not an earlier report, naming the folder and the
+/// first of its entries by name, and an earlier report that holds a file this run reads
+/// (the files [`crate::output::protect`]ed).
 pub fn claim(dir: &Path) -> anyhow::Result<()> {
-    if dir.is_dir()
-        && !is_report(dir)
-        && let Some(entry) = first_entry(dir)?
-    {
-        bail!(
-            "{} holds {}, which is not part of an earlier report: give an empty or new \
-             folder, or an earlier report's (nothing in it is replaced)",
-            dir.display(),
-            entry.display()
-        );
+    claim_reading(dir, &read_by_this_run)
+}
+
+/// [`claim`], with `reads` saying whether the run reads a file.
+fn claim_reading(dir: &Path, reads: &dyn Fn(&Path) -> bool) -> anyhow::Result<()> {
+    if dir.is_dir() {
+        if is_report(dir) {
+            clear(dir, reads)?;
+        } else if let Some(entry) = first_entry(dir)? {
+            bail!(
+                "{} holds {}, which is not part of an earlier report: give an empty or new \
+                 folder, or an earlier report's (nothing in it is replaced)",
+                dir.display(),
+                entry.display()
+            );
+        }
     }
     fs::create_dir_all(dir)
         .with_context(|| format!("cannot create output folder {}", dir.display()))?;
@@ -62,6 +81,59 @@ fn is_report(dir: &Path) -> bool {
             file.read_to_end(&mut bytes).is_ok()
                 && serde_json::from_slice::<Summary>(&bytes).is_ok()
         })
+}
+
+/// Whether this process reads the file at `path` (symlinks followed): a file
+/// [`crate::output::protect`]ed, which no output may replace or remove.
+pub(crate) fn read_by_this_run(path: &Path) -> bool {
+    matches!(
+        Destination::check_protected(path),
+        Err(OutputError::Refused {
+            reason: Refusal::Input,
+            ..
+        })
+    )
+}
+
+/// Removes every entry of the earlier report `dir` but its [`MARKER`]: `summary.json`
+/// first, so that a removal that fails midway leaves no summary for `check` to read beside
+/// what is left. Links are removed, never followed. Refuses, before removing anything, a
+/// folder holding a file `reads` says this run reads, naming it.
+fn clear(dir: &Path, reads: &dyn Fn(&Path) -> bool) -> anyhow::Result<()> {
+    for entry in walkdir::WalkDir::new(dir).min_depth(1).sort_by_file_name() {
+        let entry = entry.with_context(|| format!("cannot read {}", dir.display()))?;
+        if !entry.file_type().is_dir() && reads(entry.path()) {
+            bail!(
+                "refusing to clear the earlier report in {}: {}: it is one of this run's input \
+                 files (give another --out-dir; nothing was removed)",
+                dir.display(),
+                entry.path().display()
+            );
+        }
+    }
+    let mut names: Vec<PathBuf> = Vec::new();
+    for entry in fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let name = entry
+            .with_context(|| format!("cannot read {}", dir.display()))?
+            .file_name();
+        if name != MARKER {
+            names.push(name.into());
+        }
+    }
+    // `summary.json` first, then by name.
+    names.sort_by_key(|name| (name != Path::new("summary.json"), name.clone()));
+    for name in names {
+        let path = dir.join(name);
+        let is_dir = fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_dir());
+        let removed = if is_dir {
+            fs::remove_dir_all(&path)
+        } else {
+            fs::remove_file(&path)
+        };
+        removed
+            .with_context(|| format!("cannot remove {} of an earlier report", path.display()))?;
+    }
+    Ok(())
 }
 
 /// The entry of `dir` first by name, if it has any.
@@ -148,5 +220,59 @@ mod tests {
         fs::write(before_markers.join("report.html"), "<html>").unwrap();
         claim(&before_markers).unwrap();
         assert!(before_markers.join(MARKER).is_file());
+    }
+
+    /// A reused report holds only the new run's files: every entry of the earlier one but
+    /// the marker goes, links removed and never followed.
+    #[test]
+    fn claiming_an_earlier_report_removes_its_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = dir.path().join("report");
+        claim(&report).unwrap();
+        fs::write(report.join("summary.json"), "{}").unwrap();
+        fs::write(report.join("compare.json"), "{}").unwrap();
+        fs::create_dir_all(report.join("estimators/2-dbl")).unwrap();
+        fs::write(report.join("estimators/2-dbl/results.csv"), "rows").unwrap();
+        let outside = dir.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::write(outside.join("keep.txt"), "mine").unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(&outside, report.join("runs")).unwrap();
+        claim(&report).unwrap();
+        let left: Vec<_> = fs::read_dir(&report)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, [MARKER], "the marker only");
+        assert_eq!(
+            fs::read_to_string(outside.join("keep.txt")).unwrap(),
+            "mine"
+        );
+    }
+
+    /// A file the run reads, anywhere in an earlier report, is refused before anything in
+    /// the folder is removed.
+    #[test]
+    fn an_earlier_report_holding_an_input_is_refused_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = dir.path().join("report");
+        claim(&report).unwrap();
+        fs::write(report.join("summary.json"), "{}").unwrap();
+        fs::create_dir(report.join("ds")).unwrap();
+        let input = report.join("ds/manifest.csv");
+        fs::write(&input, "file,bpm\n").unwrap();
+        let inputs = crate::output::Inputs::of([&input]);
+        let reads = |path: &Path| {
+            matches!(
+                Destination::check(path, &inputs),
+                Err(OutputError::Refused {
+                    reason: Refusal::Input,
+                    ..
+                })
+            )
+        };
+        let err = format!("{:#}", claim_reading(&report, &reads).unwrap_err());
+        assert!(err.contains("ds/manifest.csv"), "{err}");
+        assert!(input.is_file() && report.join("summary.json").is_file());
     }
 }

@@ -1453,3 +1453,61 @@ fn compare_stops_its_child_on_sigterm_and_a_rerun_holds_only_its_runs() {
     left.sort();
     assert_eq!(left, ["w1-r0", "w2-r0"]);
 }
+
+/// A report folder holds only the files of the run that wrote it: `evaluate` into an
+/// earlier `compare`'s folder leaves no `compare.json` for `check` to gate on, nor the
+/// other files (`runs/`) of the comparison.
+#[test]
+fn a_reused_report_folder_keeps_nothing_of_the_earlier_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report");
+    let compared = quick_compare(&report);
+    assert!(compared.status.success(), "{}", stderr_of(&compared));
+    assert!(report.join("compare.json").is_file() && report.join("runs").is_dir());
+    evaluate_small(&report).assert().success();
+    assert!(!report.join("compare.json").exists());
+    assert!(!report.join("runs").exists());
+    assert!(report.join("summary.json").is_file() && report.join("report.html").is_file());
+    let thresholds = dir.path().join("t.toml");
+    fs::write(
+        &thresholds,
+        "min_efficiency = 0.5\nrequire_identical = true\n",
+    )
+    .unwrap();
+    let out = check(&report, &thresholds).output().unwrap();
+    assert_usage_error(&out, "compare.json");
+}
+
+/// A file the run reads inside an earlier report (here a `csv:` estimator's predictions)
+/// is refused before anything in the folder is removed.
+#[test]
+fn a_reused_report_folder_holding_an_input_is_refused_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report");
+    evaluate_small(&report).assert().success();
+    let predictions = report.join("pred.csv");
+    fs::write(&predictions, "file,bpm\n").unwrap();
+    let before = snapshot(&report);
+    let out = evaluate_small(&report)
+        .arg("--estimator")
+        .arg(format!("mine=csv:{}", predictions.display()))
+        .output()
+        .unwrap();
+    assert_usage_error(&out, "pred.csv: it is one of this run's input files");
+    assert_eq!(snapshot(&report), before);
+}
+
+/// An excerpt set cut from an earlier set into that same folder is refused before its
+/// manifest, which the run reads, is removed or replaced.
+#[test]
+fn excerpts_into_the_set_they_are_cut_from_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    two_short_tracks(&src);
+    let exs = dir.path().join("exs");
+    assert!(cut_excerpts(&src, &exs).status.success());
+    let before = snapshot(&exs);
+    let out = cut_excerpts(&exs.join("manifest.csv"), &exs);
+    assert_usage_error(&out, "one of this run's input files");
+    assert_eq!(snapshot(&exs), before);
+}
