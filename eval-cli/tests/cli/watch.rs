@@ -270,8 +270,10 @@ fn a_file_gone_before_its_event_is_handled_prints_no_row() {
     assert_eq!((rest, code), (vec![], Some(130)));
 }
 
-/// A link made in the folder (`ln -s`, here to a file outside it) raises only the kernel's
-/// `Create` event: it gave no row, although `analyze` and watch's own first pass read links.
+/// A link made in the folder (`ln -s`, here to a file outside it), a second name for a
+/// file (`ln`) and a named pipe (`mkfifo`) raise only the kernel's `Create` event: they got
+/// no row, although `analyze` gives each one. The pipe's row is the error `analyze` gives
+/// it (it is never opened for reading).
 #[test]
 fn a_link_made_in_the_folder_gets_its_row() {
     let dir = tempfile::tempdir().unwrap();
@@ -281,14 +283,25 @@ fn a_link_made_in_the_folder_gets_its_row() {
     click_wav(&dir.path().join("outside-100.wav"), 100.0, 4.0);
     let (mut watch, _) = Watching::start(&lib, &cache, &[], 0);
     std::os::unix::fs::symlink(dir.path().join("outside-100.wav"), lib.join("link.wav")).unwrap();
-    // A file moved in after it: the link's row must come first (events in order).
+    fs::hard_link(dir.path().join("outside-100.wav"), lib.join("linked.wav")).unwrap();
+    fifo(&lib.join("pipe.wav"));
+    // A file moved in after them: their rows must come first (events in order).
     click_wav(&dir.path().join("after.wav"), 120.0, 4.0);
     fs::rename(dir.path().join("after.wav"), lib.join("after.wav")).unwrap();
+    for name in ["link.wav", "linked.wav"] {
+        let row = watch.next_row();
+        assert!(row.contains(name) && row.contains(",ok,"), "{row}");
+        assert!((bpm(&row) - 100.0).abs() < 2.0, "{row}");
+    }
     let row = watch.next_row();
-    assert!(row.contains("link.wav") && row.contains(",ok,"), "{row}");
-    assert!((bpm(&row) - 100.0).abs() < 2.0, "{row}");
+    assert!(
+        row.contains("pipe.wav") && row.contains(",error,") && row.contains("named pipe"),
+        "{row}"
+    );
     let row = watch.next_row();
     assert!(row.contains("after.wav"), "{row}");
+    let (rest, code) = watch.interrupt();
+    assert_eq!((rest, code), (vec![], Some(130)));
 }
 
 /// A folder under the watched one that cannot be read (a `lost+found`, another user's
@@ -362,37 +375,6 @@ fn a_folder_that_cannot_be_read_is_a_row_and_the_rest_is_watched() {
     let (rest, code) = watch.interrupt();
     assert_eq!((rest, code), (vec![], Some(130)));
     fs::set_permissions(&locked, fs::Permissions::from_mode(0o755)).unwrap();
-}
-
-/// A second name made in the folder for a file (`ln`, `link(2)`) raises only the kernel's
-/// `Create` event, as `ln -s` does: it gave no row, although `analyze` gives it one. So
-/// does a named pipe made there (`mkfifo`): its row is the error `analyze` gives it, and
-/// it is never opened for reading (a read would wait for a writer forever).
-#[test]
-fn a_hard_link_made_in_the_folder_gets_its_row() {
-    let dir = tempfile::tempdir().unwrap();
-    let lib = dir.path().join("lib");
-    fs::create_dir(&lib).unwrap();
-    let cache = dir.path().join("cache");
-    click_wav(&dir.path().join("outside-100.wav"), 100.0, 4.0);
-    let (mut watch, _) = Watching::start(&lib, &cache, &[], 0);
-    fs::hard_link(dir.path().join("outside-100.wav"), lib.join("linked.wav")).unwrap();
-    fifo(&lib.join("pipe.wav"));
-    // A file moved in after them: their rows must come first (events in order).
-    click_wav(&dir.path().join("after.wav"), 120.0, 4.0);
-    fs::rename(dir.path().join("after.wav"), lib.join("after.wav")).unwrap();
-    let row = watch.next_row();
-    assert!(row.contains("linked.wav") && row.contains(",ok,"), "{row}");
-    assert!((bpm(&row) - 100.0).abs() < 2.0, "{row}");
-    let row = watch.next_row();
-    assert!(
-        row.contains("pipe.wav") && row.contains(",error,") && row.contains("named pipe"),
-        "{row}"
-    );
-    let row = watch.next_row();
-    assert!(row.contains("after.wav"), "{row}");
-    let (rest, code) = watch.interrupt();
-    assert_eq!((rest, code), (vec![], Some(130)));
 }
 
 /// `--progress jsonl`: each `file` event of the first pass shows the row's tempo and key,
