@@ -128,6 +128,15 @@ pub enum LoadError {
     Io(#[from] std::io::Error),
 }
 
+impl From<guard::GuardError> for LoadError {
+    fn from(error: guard::GuardError) -> Self {
+        match error {
+            guard::GuardError::Malformed(why) => LoadError::Malformed(why),
+            guard::GuardError::Io(error) => LoadError::Io(error),
+        }
+    }
+}
+
 /// The tag of `file` this command writes (an empty one where the file has none yet). An
 /// MP3 or MP4 file with damage lofty would read past is refused first ([`guard`]).
 pub fn load(file: &mut File) -> Result<Box<dyn FormatTag>, LoadError> {

@@ -15,7 +15,16 @@
 
 use std::io::{self, Read, Seek, SeekFrom};
 
-use super::formats::LoadError;
+/// Why a guard refuses a file, or could not look at it.
+#[derive(Debug, thiserror::Error)]
+pub enum GuardError {
+    /// Damage the tag library would read past.
+    #[error("{0}")]
+    Malformed(String),
+    /// The file cannot be read.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
 
 /// Fills `buf` from `reader` at `pos`; `false` when the file ends first.
 fn read_at<R: Read + Seek>(reader: &mut R, pos: u64, buf: &mut [u8]) -> io::Result<bool> {
@@ -54,7 +63,7 @@ fn first_non_zero<R: Read>(reader: &mut R) -> io::Result<Option<u64>> {
 }
 
 /// Refuses an MP3 whose first ID3v2 tag is followed at once by another.
-pub fn one_id3v2_tag<R: Read + Seek>(reader: &mut R) -> Result<(), LoadError> {
+pub fn one_id3v2_tag<R: Read + Seek>(reader: &mut R) -> Result<(), GuardError> {
     reader.rewind()?;
     let Some(start) = first_non_zero(reader)? else {
         return Ok(());
@@ -72,7 +81,7 @@ pub fn one_id3v2_tag<R: Read + Seek>(reader: &mut R) -> Result<(), LoadError> {
     let end = start + 10 + size + if footer { 10 } else { 0 };
     let mut next = [0u8; 3];
     if read_at(reader, end, &mut next)? && &next == b"ID3" {
-        return Err(LoadError::Malformed(format!(
+        return Err(GuardError::Malformed(format!(
             "two ID3v2 tags one after the other (the second at byte {end}): players read \
              the first, the tag library would rewrite it merged with the second"
         )));
@@ -152,11 +161,11 @@ fn atoms_in<R: Read + Seek>(
 }
 
 /// The children of `parent`, each of which must fit inside it.
-fn children<R: Read + Seek>(reader: &mut R, parent: &Atom) -> Result<Vec<Atom>, LoadError> {
+fn children<R: Read + Seek>(reader: &mut R, parent: &Atom) -> Result<Vec<Atom>, GuardError> {
     let name = format!("`{}`", Atom::name(&parent.name));
     match atoms_in(reader, parent.body, parent.end, &name)? {
         (atoms, None) => Ok(atoms),
-        (_, Some(why)) => Err(LoadError::Malformed(format!(
+        (_, Some(why)) => Err(GuardError::Malformed(format!(
             "{why}: the tag library would drop the tags from there on"
         ))),
     }
@@ -165,7 +174,7 @@ fn children<R: Read + Seek>(reader: &mut R, parent: &Atom) -> Result<Vec<Atom>, 
 /// Refuses an MP4 file where an atom on the way to the item list lofty reads
 /// (`moov.udta.meta.ilst`), or in it, runs past its parent. Damage elsewhere, or before
 /// `moov` is found, is left to lofty, which reads no tag past it.
-pub fn mp4_atoms_fit<R: Read + Seek>(reader: &mut R) -> Result<(), LoadError> {
+pub fn mp4_atoms_fit<R: Read + Seek>(reader: &mut R) -> Result<(), GuardError> {
     let len = reader.seek(SeekFrom::End(0))?;
     let (top, _) = atoms_in(reader, 0, len, "file")?;
     let Some(moov) = top.into_iter().find(|a| &a.name == b"moov") else {
@@ -227,7 +236,7 @@ mod tests {
         [&b"ID3\x03\x00\x00"[..], &size, &body].concat()
     }
 
-    fn checked_mp3(bytes: Vec<u8>) -> Result<(), LoadError> {
+    fn checked_mp3(bytes: Vec<u8>) -> Result<(), GuardError> {
         one_id3v2_tag(&mut Cursor::new(bytes))
     }
 
@@ -242,7 +251,7 @@ mod tests {
         assert!(checked_mp3(Vec::new()).is_ok());
         let err = checked_mp3([&first[..], &second, &audio].concat()).unwrap_err();
         assert!(
-            matches!(&err, LoadError::Malformed(why) if why.starts_with(
+            matches!(&err, GuardError::Malformed(why) if why.starts_with(
                 &format!("two ID3v2 tags one after the other (the second at byte {})", first.len())
             )),
             "{err}"
@@ -278,7 +287,7 @@ mod tests {
         .concat()
     }
 
-    fn checked_mp4(bytes: Vec<u8>) -> Result<(), LoadError> {
+    fn checked_mp4(bytes: Vec<u8>) -> Result<(), GuardError> {
         mp4_atoms_fit(&mut Cursor::new(bytes))
     }
 
