@@ -691,6 +691,21 @@ case_evaluate_into_a_folder_of_the_users() {
     [ "$(ls -A mine | wc -l)" -eq 2 ] || { echo "the user's folder changed"; return 1; }
 }
 
+# A report's summary.json (or its marker) copied into a folder of one's own made that folder
+# an earlier report, and taking it again emptied it: the notes and the music went.
+case_evaluate_into_a_folder_with_a_copied_summary() {
+  timeout -k 5 "$limit" "$bin" evaluate --dataset synth --synth-count 2 --synth-seconds 4 \
+    --out-dir r0 --progress off >/dev/null 2>&1 || return 1
+  mkdir -p home/Music && cp r0/summary.json r0/.eval-cli-report home/ &&
+    echo precious >home/notes.txt && echo x >home/Music/song.txt && echo mine >home/logo.png
+  timeout -k 5 "$limit" "$bin" evaluate --dataset synth --synth-count 2 --synth-seconds 4 \
+    --out-dir home --progress off >/dev/null 2>err.txt
+  code=$?
+  [ "$code" -le 1 ] || { echo "exit $code: $(cat err.txt)"; return 1; }
+  [ "$(cat home/notes.txt)" = precious ] && [ "$(cat home/Music/song.txt)" = x ] &&
+    [ "$(cat home/logo.png)" = mine ] || { echo "the user's files went"; return 1; }
+}
+
 # A named pipe called summary.json in the --out-dir is not an earlier report: refused at
 # once naming it. Reading it to see whether it was one hung evaluate before any work.
 case_evaluate_into_a_folder_with_a_pipe_for_a_summary() {
@@ -1261,6 +1276,7 @@ run watch-link-made-in-the-folder case_watch_link_made_in_the_folder
 run evaluate-manifest-lists-a-file-twice case_evaluate_manifest_lists_a_file_twice
 run evaluate-manifest-lists-a-file-under-another-name case_evaluate_manifest_lists_a_file_under_another_name
 run evaluate-into-the-users-folder case_evaluate_into_a_folder_of_the_users
+run evaluate-into-a-folder-with-a-copied-summary case_evaluate_into_a_folder_with_a_copied_summary
 run evaluate-into-a-folder-with-a-pipe case_evaluate_into_a_folder_with_a_pipe_for_a_summary
 run evaluate-manifest-without-rows case_evaluate_manifest_without_rows
 run dist-merge-out-is-a-job-file case_dist_merge_out_is_a_job_file

@@ -13,6 +13,7 @@ use analyzer_core::key::Key;
 use anyhow::{Context, bail};
 
 use super::{Dataset, Item};
+use crate::file_id::FileId;
 
 /// Scans a folder for audio files with `.bpm` or JAMS tempo annotations, or `.key` key
 /// annotations (GiantSteps Key's layout), of the same stem.
@@ -53,6 +54,8 @@ pub fn scan_folder(dir: &Path) -> anyhow::Result<Dataset> {
         tempi.entry(stem).or_insert(value);
     }
     let mut items = Vec::new();
+    // Each file once, as in a manifest: a link or a second name of a file scored twice.
+    let mut seen: std::collections::HashMap<FileId, String> = std::collections::HashMap::new();
     for f in &files {
         let (Some(stem), Some(ext)) = (stem_of(f), ext_of(f)) else {
             continue;
@@ -69,6 +72,16 @@ pub fn scan_folder(dir: &Path) -> anyhow::Result<Dataset> {
             .unwrap_or(f)
             .to_string_lossy()
             .replace('\\', "/");
+        if let Some(id) = FileId::of_file(f) {
+            if let Some(first) = seen.get(&id) {
+                bail!(
+                    "folder {}: {file:?} is the file {first:?} again (another name for it); \
+                     a file annotated twice would count twice in every score",
+                    dir.display()
+                );
+            }
+            seen.insert(id, file.clone());
+        }
         // The tempo annotation's kind, as before keys were read; `key` for a key alone.
         let kind = tempo.map_or("key", |(_, kind)| kind);
         let meta = BTreeMap::from([
@@ -342,6 +355,24 @@ mod tests {
             let err = format!("{:#}", scan_folder(root).unwrap_err());
             assert!(err.contains("song.jams") && err.contains(value), "{err}");
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_file_annotated_under_two_names_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("x.wav"), b"audio").unwrap();
+        fs::write(dir.path().join("x.bpm"), "120").unwrap();
+        fs::write(dir.path().join("y.wav"), b"other audio").unwrap();
+        fs::write(dir.path().join("y.bpm"), "120").unwrap();
+        assert_eq!(scan_folder(dir.path()).unwrap().items.len(), 2);
+        fs::hard_link(dir.path().join("x.wav"), dir.path().join("x2.wav")).unwrap();
+        fs::write(dir.path().join("x2.bpm"), "120").unwrap();
+        let err = format!("{:#}", scan_folder(dir.path()).unwrap_err());
+        assert!(
+            err.contains("\"x2.wav\" is the file \"x.wav\" again"),
+            "{err}"
+        );
     }
 
     #[cfg(unix)]

@@ -43,8 +43,28 @@ fn err<E: std::fmt::Debug>(e: E) -> String {
     format!("{e:?}")
 }
 
+/// Every chart's name: a report folder taken again loses these files and no other
+/// `.svg` or `.png` (the report folder module).
+pub const NAMES: [&str; 10] = [
+    "est_vs_true",
+    "accuracy_by_class",
+    "key_relations",
+    "key_wheel_distance",
+    "accuracy_by_band",
+    "latency",
+    "speedup",
+    "accuracy_vs_cpu",
+    "accuracy_by_seconds",
+    "reliability",
+];
+
 /// Renders `chart` as `DIR/NAME.svg` and `DIR/NAME.png`; returns the SVG text.
 pub fn save(dir: &Path, chart: &impl Chart) -> anyhow::Result<String> {
+    debug_assert!(
+        NAMES.contains(&chart.name()),
+        "chart {} is missing from charts::NAMES",
+        chart.name()
+    );
     register_font();
     let mut svg = String::new();
     {

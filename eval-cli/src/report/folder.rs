@@ -10,15 +10,15 @@
 //! for its excerpt sets, anything else in the folder is a refusal naming the folder and
 //! one of its files, and nothing in it is touched.
 //!
-//! A report folder holds the files of the run that wrote it and nothing else: claiming an
-//! earlier report removes every entry in it but the marker ([`clear`]) before anything is
-//! written, so that no file of an earlier run (a `compare.json` beside a newer
-//! `evaluate`'s `summary.json`, an `estimators/` folder, a chart) is read as part of the
-//! new one, by `check` or by a reader, even when the new run stops midway. Every entry,
-//! not a list of the names the writers use: a name added to a writer can never be
-//! forgotten here, and the folder was marked as the tool's own. A file this run reads (its
-//! dataset, a `csv:` estimator's predictions) found anywhere in the folder is refused
-//! before anything is removed.
+//! A report folder holds no file of an earlier report: claiming an earlier report removes
+//! the files and folders a report writes ([`is_report_entry`]: `summary.json` first, the
+//! other files, the charts, `runs/`, `estimators/`) before anything is written, so that no
+//! file of an earlier run (a `compare.json` beside a newer `evaluate`'s `summary.json`, an
+//! `estimators/` folder, a chart) is read as part of the new one, by `check` or by a
+//! reader, even when the new run stops midway. Only those names: anything else in the
+//! folder (a user's notes beside a copied report, an estimator's script) is left alone. A
+//! file this run reads among them, or a mount of another file system under them, is
+//! refused before anything is removed.
 
 use std::fs;
 use std::io::Read;
@@ -95,32 +95,61 @@ pub(crate) fn read_by_this_run(path: &Path) -> bool {
     )
 }
 
-/// Removes every entry of the earlier report `dir` but its [`MARKER`]: `summary.json`
-/// first, so that a removal that fails midway leaves no summary for `check` to read beside
-/// what is left. Links are removed, never followed. Refuses, before removing anything, a
-/// folder holding a file `reads` says this run reads, naming it.
+/// What a report writes at the top of its folder besides the charts.
+const REPORT_FILES: [&str; 6] = [
+    "summary.json",
+    "results.csv",
+    "report.html",
+    "compare.json",
+    "timings.json",
+    "estimators.csv",
+];
+
+/// The folders a report writes: `compare`'s runs, the other estimators' own reports.
+const REPORT_FOLDERS: [&str; 2] = ["runs", "estimators"];
+
+/// Whether `name`, at the top of a report folder, is one a report writes.
+fn is_report_entry(name: &str) -> bool {
+    let chart = name
+        .strip_suffix(".svg")
+        .or_else(|| name.strip_suffix(".png"))
+        .is_some_and(|stem| super::charts::NAMES.contains(&stem));
+    chart || REPORT_FILES.contains(&name) || REPORT_FOLDERS.contains(&name)
+}
+
+/// Removes what the earlier report `dir` wrote ([`is_report_entry`]), `summary.json` first,
+/// so that a removal that fails midway leaves no summary for `check` to read beside what is
+/// left. Links are removed, never followed. Refuses, before removing anything, when among
+/// those entries is a file `reads` says this run reads, or a mount of another file system.
 fn clear(dir: &Path, reads: &dyn Fn(&Path) -> bool) -> anyhow::Result<()> {
-    for entry in walkdir::WalkDir::new(dir).min_depth(1).sort_by_file_name() {
-        let entry = entry.with_context(|| format!("cannot read {}", dir.display()))?;
-        if !entry.file_type().is_dir() && reads(entry.path()) {
-            bail!(
-                "refusing to clear the earlier report in {}: {}: it is one of this run's input \
-                 files (give another --out-dir; nothing was removed)",
-                dir.display(),
-                entry.path().display()
-            );
-        }
-    }
+    let cannot_read = || format!("cannot read {}", dir.display());
     let mut names: Vec<PathBuf> = Vec::new();
-    for entry in fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
-        let name = entry
-            .with_context(|| format!("cannot read {}", dir.display()))?
-            .file_name();
-        if name != MARKER {
+    for entry in fs::read_dir(dir).with_context(cannot_read)? {
+        let name = entry.with_context(cannot_read)?.file_name();
+        if name.to_str().is_some_and(is_report_entry) {
             names.push(name.into());
         }
     }
-    // `summary.json` first, then by name.
+    let device = device_of(dir);
+    for name in &names {
+        for entry in walkdir::WalkDir::new(dir.join(name)) {
+            let entry = entry.with_context(cannot_read)?;
+            let refuse = |why: &str| {
+                anyhow::anyhow!(
+                    "refusing to clear the earlier report in {}: {}: {why} (give another \
+                     --out-dir; nothing was removed)",
+                    dir.display(),
+                    entry.path().display()
+                )
+            };
+            if !entry.file_type().is_dir() && reads(entry.path()) {
+                return Err(refuse("it is one of this run's input files"));
+            }
+            if device.is_some() && device_of(entry.path()) != device {
+                return Err(refuse("another file system is mounted there"));
+            }
+        }
+    }
     names.sort_by_key(|name| (name != Path::new("summary.json"), name.clone()));
     for name in names {
         let path = dir.join(name);
@@ -134,6 +163,21 @@ fn clear(dir: &Path, reads: &dyn Fn(&Path) -> bool) -> anyhow::Result<()> {
             .with_context(|| format!("cannot remove {} of an earlier report", path.display()))?;
     }
     Ok(())
+}
+
+/// The device of the entry at `path` itself (a link not followed); `None` where there are
+/// no devices to compare.
+fn device_of(path: &Path) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        fs::symlink_metadata(path).ok().map(|m| m.dev())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
 }
 
 /// The entry of `dir` first by name, if it has any.
@@ -222,8 +266,8 @@ mod tests {
         assert!(before_markers.join(MARKER).is_file());
     }
 
-    /// A reused report holds only the new run's files: every entry of the earlier one but
-    /// the marker goes, links removed and never followed.
+    /// A reused report holds no file of the earlier one: what a report writes goes, links
+    /// removed and never followed; anything else stays.
     #[test]
     fn claiming_an_earlier_report_removes_its_files() {
         let dir = tempfile::tempdir().unwrap();
@@ -238,30 +282,40 @@ mod tests {
         fs::write(outside.join("keep.txt"), "mine").unwrap();
         #[cfg(unix)]
         std::os::unix::fs::symlink(&outside, report.join("runs")).unwrap();
+        fs::write(report.join("speedup.png"), "chart").unwrap();
+        // Not a report's: a user's notes, an estimator's script, a picture of their own.
+        for mine in ["notes.txt", "est.sh", "logo.png"] {
+            fs::write(report.join(mine), "mine").unwrap();
+        }
         claim(&report).unwrap();
-        let left: Vec<_> = fs::read_dir(&report)
+        let mut left: Vec<_> = fs::read_dir(&report)
             .unwrap()
-            .map(|e| e.unwrap().file_name())
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
-        assert_eq!(left, [MARKER], "the marker only");
+        left.sort();
+        assert_eq!(left, [MARKER, "est.sh", "logo.png", "notes.txt"]);
         assert_eq!(
             fs::read_to_string(outside.join("keep.txt")).unwrap(),
             "mine"
         );
     }
 
-    /// A file the run reads, anywhere in an earlier report, is refused before anything in
-    /// the folder is removed.
+    /// A file the run reads among what an earlier report wrote is refused before anything
+    /// in the folder is removed; one elsewhere in the folder is no concern of the claim.
     #[test]
     fn an_earlier_report_holding_an_input_is_refused_whole() {
         let dir = tempfile::tempdir().unwrap();
         let report = dir.path().join("report");
         claim(&report).unwrap();
         fs::write(report.join("summary.json"), "{}").unwrap();
-        fs::create_dir(report.join("ds")).unwrap();
-        let input = report.join("ds/manifest.csv");
+        // The run's dataset under a name a report writes, and one under another name.
+        fs::create_dir_all(report.join("runs/w1-r0")).unwrap();
+        let input = report.join("runs/w1-r0/manifest.csv");
         fs::write(&input, "file,bpm\n").unwrap();
-        let inputs = crate::output::Inputs::of([&input]);
+        fs::create_dir(report.join("ds")).unwrap();
+        let kept = report.join("ds/manifest.csv");
+        fs::write(&kept, "file,bpm\n").unwrap();
+        let inputs = crate::output::Inputs::of([&input, &kept]);
         let reads = |path: &Path| {
             matches!(
                 Destination::check(path, &inputs),
@@ -272,7 +326,11 @@ mod tests {
             )
         };
         let err = format!("{:#}", claim_reading(&report, &reads).unwrap_err());
-        assert!(err.contains("ds/manifest.csv"), "{err}");
+        assert!(err.contains("runs/w1-r0/manifest.csv"), "{err}");
         assert!(input.is_file() && report.join("summary.json").is_file());
+        // Not under a report's name: left where it is, and the folder is taken.
+        fs::remove_dir_all(report.join("runs")).unwrap();
+        claim_reading(&report, &reads).unwrap();
+        assert!(kept.is_file() && !report.join("summary.json").exists());
     }
 }

@@ -1478,14 +1478,15 @@ fn a_reused_report_folder_keeps_nothing_of_the_earlier_run() {
     assert_usage_error(&out, "compare.json");
 }
 
-/// A file the run reads inside an earlier report (here a `csv:` estimator's predictions)
-/// is refused before anything in the folder is removed.
+/// A file the run reads under a name an earlier report wrote (here a `csv:` estimator's
+/// predictions named `estimators.csv`) is refused before anything in the folder is
+/// removed; under another name it is none of the report's and stays, as a user's notes do.
 #[test]
 fn a_reused_report_folder_holding_an_input_is_refused_whole() {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report");
     evaluate_small(&report).assert().success();
-    let predictions = report.join("pred.csv");
+    let predictions = report.join("estimators.csv");
     fs::write(&predictions, "file,bpm\n").unwrap();
     let before = snapshot(&report);
     let out = evaluate_small(&report)
@@ -1493,8 +1494,24 @@ fn a_reused_report_folder_holding_an_input_is_refused_whole() {
         .arg(format!("mine=csv:{}", predictions.display()))
         .output()
         .unwrap();
-    assert_usage_error(&out, "pred.csv: it is one of this run's input files");
+    assert_usage_error(&out, "estimators.csv: it is one of this run's input files");
     assert_eq!(snapshot(&report), before);
+
+    let predictions = report.join("pred.csv");
+    fs::rename(report.join("estimators.csv"), &predictions).unwrap();
+    fs::write(report.join("notes.txt"), "mine").unwrap();
+    let out = evaluate_small(&report)
+        .arg("--estimator")
+        .arg(format!("mine=csv:{}", predictions.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.code().is_some_and(|c| c <= 1),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(fs::read(&predictions).unwrap(), b"file,bpm\n");
+    assert_eq!(fs::read(report.join("notes.txt")).unwrap(), b"mine");
 }
 
 /// An excerpt set cut from an earlier set into that same folder is refused before its
