@@ -252,22 +252,12 @@ fn wait_or_stop(child: &mut Child, cancel: &AtomicBool) -> io::Result<ExitStatus
     }
 }
 
-/// Asks a child that has not been reaped to stop: SIGTERM on Unix (std sends only
-/// SIGKILL, which would leave its temporaries; kill(1) does it without unsafe code), a
-/// kill elsewhere.
+/// Asks a child that has not been reaped to stop: SIGTERM (SIGKILL would leave its
+/// temporaries), a kill where SIGTERM cannot be sent.
 fn terminate(child: &mut Child) {
-    #[cfg(unix)]
-    {
-        let sent = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        if sent.is_ok_and(|s| s.success()) {
-            return;
-        }
+    if !runner::send_signal(&child.id().to_string(), "TERM") {
+        let _ = child.kill();
     }
-    let _ = child.kill();
 }
 
 #[cfg(test)]

@@ -142,16 +142,8 @@ fn collect(rx: mpsc::Receiver<String>) -> String {
 
 /// Kills the child's process group (and the child), then reaps it.
 fn kill(child: &mut Child) {
-    #[cfg(unix)]
-    {
-        // std has no killpg; kill(1) does it without unsafe code. Best effort: the child
-        // itself is killed below in any case.
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", child.id())])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
+    // Best effort: the child itself is killed below in any case.
+    crate::runner::send_signal(&format!("-{}", child.id()), "KILL");
     let _ = child.kill();
     let _ = child.wait();
 }

@@ -33,7 +33,7 @@ pub use progress::Shown;
 pub use crate::host::peak_rss_mb;
 pub use rows::{ResumedRow, RowLog, read_rows, resumable_rows};
 pub use settings::RunSettings;
-pub use system::{EXIT_CANCELLED, finished, install_signal_handler, shutdown_signal};
+pub use system::{EXIT_CANCELLED, finished, install_signal_handler, send_signal, shutdown_signal};
 
 /// The `--schedule` flag: which files start first ([`batch::Schedule`] says why).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -53,6 +53,26 @@ fn exits_at_once(stopping: bool, first: &mut Option<Instant>, now: Instant) -> b
     stopping && !relayed
 }
 
+/// Sends `signal` (`TERM`, `KILL`) to `target`: a process id, or `-PGID` for a whole
+/// process group. std sends only SIGKILL to a child and has no killpg; kill(1) does both
+/// without unsafe code. Whether it was sent; always `false` where there is no kill(1).
+pub fn send_signal(target: &str, signal: &str) -> bool {
+    #[cfg(unix)]
+    {
+        std::process::Command::new("kill")
+            .args([&format!("-{signal}"), "--", target])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (target, signal);
+        false
+    }
+}
+
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
