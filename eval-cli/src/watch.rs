@@ -15,9 +15,12 @@
 //! before its event is handled: an editor's temporary file renamed over the real one, a
 //! file deleted right after it was written.
 //!
-//! A file this command tags is renamed over by the tagged copy, which is an event of its
-//! own: it is passed over when the file is still as the tagging left it, so a tagged file
-//! is not analysed again.
+//! An event that finds a file as its last row (or this command's tagging) left it is
+//! nothing new and prints nothing: the tagged copy renamed over a file, a writer that
+//! closes a file without writing, or another process closing its copy of a writer's handle
+//! after the file was moved in (the kernel reports a close when the last copy goes). A file
+//! whose metadata alone changed while it was read (a link made to it, a chmod) keeps its
+//! row; one stopped by Ctrl-C gets none, as in `analyze`.
 //!
 //! A folder under the watched ones that cannot be read (no permission: a `lost+found`) is
 //! left out ([`folders`]): the first pass gives it the error row `analyze` gives it, stderr
@@ -151,7 +154,8 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
         .stdout_context(STDOUT_FAILED)?;
     let mut session = Session {
         plan: &plan,
-        tagged: HashMap::new(),
+        files_seen: 0,
+        known: HashMap::new(),
     };
     let (files, walk_errors) = batch::collect_audio_files(&plan.dirs);
     session.first_pass(&files, &mut out)?;
@@ -165,6 +169,9 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
         ))
         .and_then(|()| out.flush())
         .stdout_context(STDOUT_FAILED)?;
+    }
+    if plan.options.progress == runner::ProgressMode::Jsonl {
+        runner::emit_event(&serde_json::json!({"event": "watching", "folders": plan.dirs.len()}));
     }
     eprintln!(
         "eval-cli: watching {} folder{} for new and changed files (Ctrl-C stops)",
@@ -240,11 +247,38 @@ fn whole_when_made(meta: &std::fs::Metadata) -> bool {
     kind.is_symlink() || (kind.is_file() && meta.nlink() > 1) || !(kind.is_file() || kind.is_dir())
 }
 
-/// The state of one `watch`: which files it tagged, as they were once tagged.
+/// What a `file` event shows of a row: the row's own cells, as `analyze`'s events do.
+fn shown(analyzed: &Analyzed) -> runner::Shown {
+    runner::Shown {
+        bpm: analyzed.bpm(),
+        key: analyzed.key(),
+        loudness_lufs: analyzed.record.loudness_lufs.parse().ok(),
+    }
+}
+
+/// How many files [`Session::known`] holds at most: a watch runs for months, and an event
+/// for a file forgotten this way only prints its row again.
+const KNOWN_FILES: usize = 65_536;
+
+/// Which files [`Session::finish`] notes in [`Session::known`]: a later file's row, or (in
+/// the first pass, so that a large library is not held in memory) only a tagged file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Remember {
+    Row,
+    TaggedOnly,
+}
+
+/// The state of one `watch`: the files it knows as they are, and how many files have had a
+/// `file` event.
 struct Session<'a> {
     plan: &'a Plan,
-    /// Files this run tagged, with their identity right after.
-    tagged: HashMap<PathBuf, FileIdentity>,
+    files_seen: usize,
+    /// Each file whose row a later event printed, or that this run tagged, with its
+    /// identity then (after the tagging): an event that finds it so is nothing new (the
+    /// tagged copy renamed over it; a writer that closes it without writing; a copy of a
+    /// writer's handle that another process closed later). Cleared when it reaches
+    /// [`KNOWN_FILES`].
+    known: HashMap<PathBuf, FileIdentity>,
 }
 
 impl Session<'_> {
@@ -263,40 +297,24 @@ impl Session<'_> {
             .map(|f| FileIdentity::of_path(f).ok())
             .collect();
         let job = self.job();
-        let summary = runner::run(
-            files,
-            &self.plan.options,
-            &job,
-            // The `file` events show the row's own cells, as `analyze`'s do.
-            |a: &Analyzed| runner::Shown {
-                bpm: a.bpm(),
-                key: a.key(),
-                loudness_lufs: a.record.loudness_lufs.parse().ok(),
-            },
-            |_| {},
-        );
+        let summary = runner::run(files, &self.plan.options, &job, shown, |_| {});
+        self.files_seen = files.len();
         for result in &summary.results {
             let before = analysed.get(result.index).copied().flatten();
-            self.finish(result, before, out)?;
+            self.finish(result, before, Remember::TaggedOnly, out)?;
         }
         Ok(())
     }
 
     /// A file that arrived complete: analysed (or served by the cache), its row printed.
     fn arrived(&mut self, path: &Path, out: &mut impl Write) -> anyhow::Result<()> {
-        // The rename of this run's own tagging: the file is as the tagging left it.
-        match self.tagged.get(path) {
-            Some(tagged) if FileIdentity::of_path(path).ok() == Some(*tagged) => return Ok(()),
-            Some(_) => {
-                self.tagged.remove(path);
-            }
-            None => {}
-        }
         let stop = StopSignal::never().with_cancel_flag(Arc::clone(&self.plan.options.cancel));
         if self.plan.test_gates && !crate::gate::hold(path, &stop) {
             return Ok(());
         }
         let before = match FileIdentity::of_path(path) {
+            // As its row or this run's tagging left it (the tagged copy renamed over it).
+            Ok(identity) if self.known.get(path) == Some(&identity) => return Ok(()),
             Ok(identity) => Some(identity),
             // Gone before it could be read (deleted right after it was written, or an
             // editor's temporary file already renamed over the real one, whose own event
@@ -315,15 +333,23 @@ impl Session<'_> {
         let result = Batch::new(&job)
             .timeout(self.plan.options.timeout)
             .stop(stop)
-            .run_file(0, path);
-        if let Some(result) = result {
-            self.finish(&result, before, out)?;
+            .run_file(self.files_seen, path);
+        if let Some(result) = result
+            && self.finish(&result, before, Remember::Row, out)?
+        {
+            // A later file's `file` event: it continues the first pass's count, and there
+            // is no total to count towards.
+            self.files_seen += 1;
+            if self.plan.options.progress == runner::ProgressMode::Jsonl {
+                let shown = result.value.as_ref().map(shown).unwrap_or_default();
+                runner::emit_file_event(&result, &shown, self.files_seen, None);
+            }
         }
         Ok(())
     }
 
-    /// Prints a file's row and, with `--write-tags`, tags the file; `before` is the file's
-    /// identity before it was read. A file written to, replaced or deleted meanwhile gets
+    /// Prints a file's row and, with `--write-tags`, tags the file, and says whether it
+    /// printed one; `before` is the file's identity before it was read. A file written to, replaced or deleted meanwhile gets
     /// no row: what was read may be half of each version (a copy truncates before it
     /// writes), and the write that changed it raises an event of its own, which brings
     /// its row once the writer is done.
@@ -331,18 +357,24 @@ impl Session<'_> {
         &mut self,
         result: &FileResult<Analyzed>,
         before: Option<FileIdentity>,
+        remember: Remember,
         out: &mut impl Write,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<bool> {
+        if result.status == Status::Cancelled {
+            return Ok(false);
+        }
         if let Some(before) = before {
             match FileIdentity::of_path(&result.path) {
-                Ok(now) if now == before => {}
+                // Its metadata alone may have changed (a link made to it, a chmod): what
+                // was read is the file as it is.
+                Ok(now) if now.same_content_as(&before) => {}
                 Ok(_) => {
                     eprintln!(
                         "eval-cli: {}: changed while it was being analysed; its row comes \
                          when the writing ends",
                         result.path.display()
                     );
-                    return Ok(());
+                    return Ok(false);
                 }
                 Err(_) => {
                     eprintln!(
@@ -350,7 +382,7 @@ impl Session<'_> {
                          renamed); no row",
                         result.path.display()
                     );
-                    return Ok(());
+                    return Ok(false);
                 }
             }
         }
@@ -362,12 +394,23 @@ impl Session<'_> {
         out.write_all(&line)
             .and_then(|()| out.flush())
             .stdout_context(STDOUT_FAILED)?;
+        if let (Remember::Row, Some(before)) = (remember, before) {
+            self.remember(&result.path, before);
+        }
         if let (Some(options), Some(values), Some(analysed)) =
             (&self.plan.tagging, TagValues::of_record(&record), before)
         {
             self.tag(&result.path, &analysed, &values, options);
         }
-        Ok(())
+        Ok(true)
+    }
+
+    /// Notes `path` as it is now, `identity`.
+    fn remember(&mut self, path: &Path, identity: FileIdentity) {
+        if self.known.len() >= KNOWN_FILES && !self.known.contains_key(path) {
+            self.known.clear();
+        }
+        self.known.insert(path.to_path_buf(), identity);
     }
 
     fn tag(
@@ -381,7 +424,7 @@ impl Session<'_> {
             Ok(report) if report.written => {
                 eprintln!("eval-cli: tagged {}: {}", path.display(), report.summary());
                 if let Ok(tagged) = FileIdentity::of_path(path) {
-                    self.tagged.insert(path.to_path_buf(), tagged);
+                    self.remember(path, tagged);
                 }
             }
             Ok(_) => {}
@@ -421,6 +464,87 @@ fn folder_identity(dir: &Path) -> Option<(u64, u64)> {
 mod tests {
     use super::*;
     use notify::event::CreateKind;
+
+    /// A plan over a cache in `dir`, for [`Session`]'s own rules.
+    fn plan(dir: &Path) -> Plan {
+        Plan {
+            dirs: vec![dir.to_path_buf()],
+            analyzer: Analyzer::new(analyzer_core::AnalyzerConfig::default()).unwrap(),
+            cache: ResultCache::open(&dir.join("cache")).unwrap(),
+            tagging: None,
+            options: runner::RunOptions {
+                workers: 1,
+                timeout: None,
+                schedule: runner::Schedule::CostliestFirst,
+                progress: runner::ProgressMode::Off,
+                cancel: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            },
+            test_gates: false,
+        }
+    }
+
+    /// A file stopped by Ctrl-C while it was read gets no row, as in `analyze` (a
+    /// `cancelled` row was printed just before watch stopped).
+    #[test]
+    fn a_file_stopped_by_ctrl_c_gets_no_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = plan(dir.path());
+        let mut session = Session {
+            plan: &plan,
+            files_seen: 0,
+            known: HashMap::new(),
+        };
+        let path = dir.path().join("a.wav");
+        std::fs::write(&path, b"RIFF").unwrap();
+        let cancelled = FileResult {
+            index: 0,
+            path: path.clone(),
+            status: Status::Cancelled,
+            value: None,
+            error: Some("decode: cancelled: stopped on request".into()),
+            elapsed_s: 0.0,
+            stages: Vec::new(),
+        };
+        let before = FileIdentity::of_path(&path).ok();
+        let mut out = Vec::new();
+        assert!(
+            !session
+                .finish(&cancelled, before, Remember::Row, &mut out)
+                .unwrap()
+        );
+        assert!(out.is_empty(), "{}", String::from_utf8_lossy(&out));
+        let failed = FileResult {
+            status: Status::Error,
+            ..cancelled
+        };
+        assert!(
+            session
+                .finish(&failed, before, Remember::Row, &mut out)
+                .unwrap()
+        );
+        assert!(String::from_utf8_lossy(&out).contains(",error,"));
+    }
+
+    /// [`Session::remember`] holds at most [`KNOWN_FILES`] files, so a watch of a busy
+    /// folder does not grow without end.
+    #[test]
+    fn known_files_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = plan(dir.path());
+        let mut session = Session {
+            plan: &plan,
+            files_seen: 0,
+            known: HashMap::new(),
+        };
+        std::fs::write(dir.path().join("a.wav"), b"RIFF").unwrap();
+        let identity = FileIdentity::of_path(&dir.path().join("a.wav")).unwrap();
+        for i in 0..=KNOWN_FILES {
+            session.remember(Path::new(&format!("f{i}.wav")), identity);
+        }
+        assert_eq!(session.known.len(), 1);
+        session.remember(Path::new(&format!("f{KNOWN_FILES}.wav")), identity);
+        assert_eq!(session.known.len(), 1);
+    }
 
     fn event(kind: EventKind, paths: &[&Path]) -> Event {
         let mut event = Event::new(kind);

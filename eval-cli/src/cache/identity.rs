@@ -71,6 +71,14 @@ impl FileIdentity {
         }
     }
 
+    /// Whether `now` is this file with its bytes as they were: the same device, inode, size
+    /// and mtime. A change of its metadata alone (mode, owner, a link made or removed, a
+    /// rename) moves only ctime; a write moves mtime (a writer that sets it back still
+    /// closes the file, which `watch` sees as an event of its own).
+    pub fn same_content_as(&self, now: &FileIdentity) -> bool {
+        (self.dev, self.ino, self.len, self.mtime) == (now.dev, now.ino, now.len, now.mtime)
+    }
+
     /// The identity of the file `path` names now (symlinks followed, as the decoder does).
     pub fn of_path(path: &Path) -> io::Result<Self> {
         std::fs::metadata(path).map(|meta| Self::of(&meta))
@@ -272,6 +280,34 @@ mod tests {
     use super::*;
 
     use std::fs::{File, FileTimes};
+
+    /// A link made to a file and a chmod move only its ctime: the same content. A write
+    /// of the same size does not keep it, nor does a file replaced under the name.
+    #[test]
+    fn metadata_changes_keep_the_content_identity_and_writes_do_not() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.bin");
+        std::fs::write(&path, b"abc").unwrap();
+        let past = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_times(FileTimes::new().set_modified(past))
+            .unwrap();
+        let before = FileIdentity::of_path(&path).unwrap();
+        std::fs::hard_link(&path, dir.path().join("b.bin")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let linked = FileIdentity::of_path(&path).unwrap();
+        assert_ne!(linked, before, "ctime moves");
+        assert!(before.same_content_as(&linked));
+        std::fs::write(&path, b"xyz").unwrap();
+        assert!(!before.same_content_as(&FileIdentity::of_path(&path).unwrap()));
+        std::fs::write(dir.path().join("c.bin"), b"abc").unwrap();
+        std::fs::rename(dir.path().join("c.bin"), &path).unwrap();
+        assert!(!before.same_content_as(&FileIdentity::of_path(&path).unwrap()));
+    }
 
     fn file_with_mtime(dir: &Path, mtime: SystemTime) -> (std::path::PathBuf, FileIdentity) {
         let path = dir.join("a.bin");

@@ -29,6 +29,7 @@ pub use in_order::InOrder;
 pub use panics::{caught_line, report_caught_panics};
 use progress::Progress;
 pub use progress::Shown;
+pub(crate) use progress::{emit as emit_event, emit_file_event};
 
 pub use crate::host::peak_rss_mb;
 pub use rows::{ResumedRow, RowLog, read_rows, resumable_rows};

@@ -92,19 +92,7 @@ impl<T> Observer<T> for Progress<'_, T> {
             }
             Sink::Jsonl => {
                 let shown = result.value.as_ref().map(self.shown).unwrap_or_default();
-                emit(&json!({
-                    "event": "file",
-                    "index": result.index,
-                    "path": crate::path_cell::path_cell(&result.path),
-                    "status": result.status.as_str(),
-                    "bpm": shown.bpm.filter(|b| b.is_finite()),
-                    "key": shown.key,
-                    "loudness_lufs": shown.loudness_lufs,
-                    "error": result.error,
-                    "elapsed_s": result.elapsed_s,
-                    "done": self.done,
-                    "total": self.total,
-                }))
+                emit_file_event(result, &shown, self.done, Some(self.total));
             }
         }
     }
@@ -125,8 +113,31 @@ impl<T> Observer<T> for Progress<'_, T> {
     }
 }
 
+/// Emits the `file` event of a finished file: `done` files so far, of `total` when the
+/// batch's size is known (a watched folder's later files have none: `null`).
+pub(crate) fn emit_file_event<T>(
+    result: &FileResult<T>,
+    shown: &Shown,
+    done: usize,
+    total: Option<usize>,
+) {
+    emit(&json!({
+        "event": "file",
+        "index": result.index,
+        "path": crate::path_cell::path_cell(&result.path),
+        "status": result.status.as_str(),
+        "bpm": shown.bpm.filter(|b| b.is_finite()),
+        "key": shown.key,
+        "loudness_lufs": shown.loudness_lufs,
+        "error": result.error,
+        "elapsed_s": result.elapsed_s,
+        "done": done,
+        "total": total,
+    }))
+}
+
 /// Writes one JSON line to stderr in a single write, so lines never interleave.
-fn emit(value: &serde_json::Value) {
+pub(crate) fn emit(value: &serde_json::Value) {
     let mut line = value.to_string();
     line.push('\n');
     let _ = std::io::stderr().lock().write_all(line.as_bytes());

@@ -18,6 +18,8 @@ struct Watching {
     rows: Lines<BufReader<ChildStdout>>,
     /// What it said on stderr up to `watching 1 folder`, that line included.
     said: Vec<String>,
+    /// What it says on stderr after that, line by line.
+    later: std::sync::mpsc::Receiver<String>,
 }
 
 impl Watching {
@@ -64,14 +66,16 @@ impl Watching {
         let header = rows.next().unwrap().unwrap();
         assert!(header.starts_with("path,bpm,"), "{header}");
         let stderr = child.stderr.take().unwrap();
+        let (tell, later) = std::sync::mpsc::channel();
         let mut watching = Watching {
             child,
             rows,
             said: Vec::new(),
+            later,
         };
         let pass: Vec<String> = (0..first).map(|_| watching.next_row()).collect();
-        // Read until it says it watches, then drained on a thread so that it never blocks
-        // on a full pipe. No clock.
+        // Read until it says it watches, then drained on a thread (into `later`) so that
+        // it never blocks on a full pipe. No clock.
         let mut lines = BufReader::new(stderr).lines();
         let said = &mut watching.said;
         let watches = lines.by_ref().map_while(Result::ok).any(|line| {
@@ -79,9 +83,22 @@ impl Watching {
             said.push(line);
             found
         });
-        std::thread::spawn(move || lines.for_each(drop));
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let _ = tell.send(line);
+            }
+        });
         assert!(watches, "never said it watches: {:?}", watching.said);
         (watching, pass)
+    }
+
+    /// The next JSON line it prints on stderr after it said it watches (other lines
+    /// skipped).
+    fn next_event(&self) -> serde_json::Value {
+        self.later
+            .iter()
+            .find_map(|line| serde_json::from_str(&line).ok())
+            .expect("watch ended without another event")
     }
 
     fn next_row(&mut self) -> String {
@@ -419,4 +436,105 @@ fn jsonl_file_events_carry_the_rows_tempo_and_key() {
         "{event} vs {bpm_cell}"
     );
     assert_eq!(event["key"].as_str(), Some(key_cell.as_str()), "{event}");
+}
+
+/// `--progress jsonl` keeps going after the first pass: a `watching` event when the first
+/// pass is done, then a `file` event for each later row, with its tempo and key, its
+/// index and `done` counting on from the first pass's and no `total` (there is none).
+/// Before, files that arrived later had rows but no events.
+#[test]
+fn jsonl_events_come_for_files_that_arrive_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib");
+    fs::create_dir(&lib).unwrap();
+    click_wav(&lib.join("first-120.wav"), 120.0, 8.0);
+    let cache = dir.path().join("cache");
+    let (mut watch, _pass) = Watching::start(&lib, &cache, &["--progress", "jsonl"], 1);
+    let events: Vec<serde_json::Value> = watch
+        .said
+        .iter()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["started", "file", "finished", "watching"],
+        "{events:?}"
+    );
+    assert_eq!(events[3]["folders"], 1, "{events:?}");
+
+    click_wav(&dir.path().join("later-150.wav"), 150.0, 8.0);
+    fs::rename(dir.path().join("later-150.wav"), lib.join("later-150.wav")).unwrap();
+    let row = watch.next_row();
+    let event = watch.next_event();
+    assert_eq!(event["event"], "file", "{event}");
+    assert_eq!(
+        event["path"].as_str(),
+        Some(lib.join("later-150.wav").to_str().unwrap()),
+        "{event}"
+    );
+    assert_eq!(event["status"], "ok", "{event}");
+    assert!(
+        (event["bpm"].as_f64().expect("bpm in the event") - bpm(&row)).abs() < 0.0005,
+        "{event} vs {row}"
+    );
+    let key_cell = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(row.as_bytes())
+        .records()
+        .next()
+        .unwrap()
+        .unwrap()[11]
+        .to_string();
+    assert_eq!(
+        event["key"].as_str().unwrap_or_default(),
+        key_cell,
+        "{event} vs {row}"
+    );
+    assert_eq!(
+        (&event["index"], &event["done"], &event["total"]),
+        (
+            &serde_json::json!(1),
+            &serde_json::json!(2),
+            &serde_json::Value::Null
+        ),
+        "{event}"
+    );
+    let (rest, code) = watch.interrupt();
+    assert_eq!((rest, code), (vec![], Some(130)));
+}
+
+/// An event that finds a file as its row left it prints nothing: a writer that opens a
+/// file and closes it without writing (the kernel reports a closed write all the same),
+/// here after the file was moved in and read. Before, the file's row came twice.
+#[test]
+fn a_file_closed_unwritten_is_not_printed_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib");
+    fs::create_dir(&lib).unwrap();
+    let cache = dir.path().join("cache");
+    let (mut watch, _) = Watching::start(&lib, &cache, &[], 0);
+    click_wav(&dir.path().join("a-120.wav"), 120.0, 4.0);
+    fs::rename(dir.path().join("a-120.wav"), lib.join("a-120.wav")).unwrap();
+    let row = watch.next_row();
+    assert!(row.contains("a-120.wav") && row.contains(",ok,"), "{row}");
+    drop(
+        File::options()
+            .write(true)
+            .open(lib.join("a-120.wav"))
+            .unwrap(),
+    );
+    click_wav(&dir.path().join("b-100.wav"), 100.0, 4.0);
+    fs::rename(dir.path().join("b-100.wav"), lib.join("b-100.wav")).unwrap();
+    let row = watch.next_row();
+    assert!(row.contains("b-100.wav"), "{row}");
+    // Written to for real, it is new: its row comes again.
+    click_wav(&lib.join("a-120.wav"), 150.0, 4.0);
+    let row = watch.next_row();
+    assert!(
+        row.contains("a-120.wav") && (bpm(&row) - 150.0).abs() < 2.0,
+        "{row}"
+    );
+    let (rest, code) = watch.interrupt();
+    assert_eq!((rest, code), (vec![], Some(130)));
 }
