@@ -49,6 +49,12 @@ impl CompoundBeat {
         }
     }
 
+    /// How many of the [`FEATURES`] this beat's weight set reads (a prefix: the list grows
+    /// at its end), so that the features no set reads need not be measured.
+    pub fn features_read(self) -> usize {
+        self.weights().mean.len()
+    }
+
     fn weights(self) -> &'static Weights {
         match self {
             CompoundBeat::Quarter => &quarter::WEIGHTS,

@@ -14,9 +14,14 @@ const RELATIVES: [f64; 6] = [0.5, 2.0, 1.0 / 3.0, 3.0, 2.0 / 3.0, 1.5];
 /// Normalised autocorrelation a hypothesis needs at its own beat period to be scored.
 const MIN_BEAT_RECURRENCE: f64 = 0.0;
 
+/// Where the grouping features start in the list: a weight set that reads fewer features
+/// (the default's 32) leaves them at zero, unmeasured.
+const FIRST_GROUPING_FEATURE: usize = 32;
+
 /// The tempo hypotheses worth scoring: the strongest comb peaks and the metrical
-/// relatives (x1/3 .. x3) of the strongest, each refined and described by its features.
-pub(super) fn candidates(min_bpm: f64, max_bpm: f64, ev: &Evidence) -> Vec<Candidate> {
+/// relatives (x1/3 .. x3) of the strongest, each refined and described by its features, of
+/// which the first `read` are measured (the rest are zero).
+pub(super) fn candidates(min_bpm: f64, max_bpm: f64, ev: &Evidence, read: usize) -> Vec<Candidate> {
     let fr = ev.frame_rate;
     let mut bpms: Vec<f64> = Vec::new();
     let mut push = |bpm: f64| {
@@ -65,9 +70,14 @@ pub(super) fn candidates(min_bpm: f64, max_bpm: f64, ev: &Evidence) -> Vec<Candi
             let full = per_segment(&ev.novelty, |x| beat_profile(x, p));
             let lowp = per_segment(&ev.low, |x| beat_profile(x, p));
             let highp = per_segment(&ev.high, |x| beat_profile(x, p));
-            let fullg = per_segment(&ev.novelty, |x| grouping(x, p));
-            let lowg = per_segment(&ev.low, |x| grouping(x, p));
-            let highg = per_segment(&ev.high, |x| grouping(x, p));
+            let grouped = |band: &[Vec<f32>]| {
+                if read > FIRST_GROUPING_FEATURE {
+                    per_segment(band, |x| grouping(x, p))
+                } else {
+                    [0.0; 2]
+                }
+            };
+            let (fullg, lowg, highg) = (grouped(&ev.novelty), grouped(&ev.low), grouped(&ev.high));
             let features = [
                 (c / best_comb).ln(),
                 lt,

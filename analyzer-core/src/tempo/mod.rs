@@ -245,7 +245,8 @@ impl TempoEstimator {
         stop: &StopSignal,
     ) -> Result<TempoEstimate> {
         let evidence = self.evidence(segments, stop)?;
-        let candidates = features::candidates(self.min_bpm, self.max_bpm, &evidence);
+        let read = self.compound_beat.features_read();
+        let candidates = features::candidates(self.min_bpm, self.max_bpm, &evidence, read);
         let scores: Vec<f64> = candidates
             .iter()
             .map(|c| crate::metrical::score(&c.features, self.compound_beat))
@@ -261,10 +262,13 @@ impl TempoEstimator {
         stop: &StopSignal,
     ) -> Result<Vec<(f64, [f64; crate::metrical::FEATURES])>> {
         let evidence = self.evidence(std::slice::from_ref(envelope), stop)?;
-        Ok(features::candidates(self.min_bpm, self.max_bpm, &evidence)
-            .into_iter()
-            .map(|c| (c.bpm, c.features))
-            .collect())
+        let every = crate::metrical::FEATURES;
+        Ok(
+            features::candidates(self.min_bpm, self.max_bpm, &evidence, every)
+                .into_iter()
+                .map(|c| (c.bpm, c.features))
+                .collect(),
+        )
     }
 
     /// Everything the candidates are scored from: the detrended envelopes, their
@@ -502,6 +506,43 @@ mod tests {
                 .kind(),
             ErrorKind::TooShort
         );
+    }
+
+    /// The grouping features are measured only for a weight set that reads them: the
+    /// default's candidates leave them at zero and agree with the full list on the rest,
+    /// so its scores (and rows) are those of a build that measured everything.
+    #[test]
+    fn features_no_weight_set_reads_are_not_measured() {
+        use crate::metrical::{CompoundBeat, FEATURES};
+        let est = TempoEstimator::new(50.0, 220.0).unwrap();
+        let mut envelope = pulses(100.0, 30.0, 86.1328125);
+        // An off-beat every third of the beat, so that grouping has something to measure.
+        for (i, v) in envelope.values.iter_mut().enumerate() {
+            if i % 17 == 8 {
+                *v += 0.4;
+            }
+        }
+        let evidence = est
+            .evidence(std::slice::from_ref(&envelope), &StopSignal::never())
+            .unwrap();
+        let read = CompoundBeat::Quarter.features_read();
+        assert!(read < FEATURES && CompoundBeat::DottedQuarter.features_read() == FEATURES);
+        let some = features::candidates(est.min_bpm, est.max_bpm, &evidence, read);
+        let every = features::candidates(est.min_bpm, est.max_bpm, &evidence, FEATURES);
+        assert_eq!(some.len(), every.len());
+        assert!(
+            every
+                .iter()
+                .any(|c| c.features[read..].iter().any(|&f| f != 0.0))
+        );
+        for (s, e) in some.iter().zip(&every) {
+            assert_eq!((s.bpm, &s.features[..read]), (e.bpm, &e.features[..read]));
+            assert!(s.features[read..].iter().all(|&f| f == 0.0));
+            assert_eq!(
+                crate::metrical::score(&s.features, CompoundBeat::Quarter),
+                crate::metrical::score(&e.features, CompoundBeat::Quarter)
+            );
+        }
     }
 
     #[test]
