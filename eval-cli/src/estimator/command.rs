@@ -1,9 +1,12 @@
 //! `cmd:TEMPLATE`: one external program per file, in its own process group so that a
 //! deadline kills a whole pipeline; its key is the last line it prints that reads as a
 //! key, its tempo the last number on its other lines, its CPU time what `/proc` says of
-//! it once it has exited.
+//! it once it has exited. Only the tail of what it prints is kept ([`STDOUT_KEPT`],
+//! [`STDERR_READ`]): a tool that prints a log of gigabytes costs no more memory than one
+//! that prints its answer.
 
 use std::borrow::Cow;
+use std::ffi::{OsStr, OsString};
 use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -19,6 +22,14 @@ use crate::host::proc_times;
 /// Bytes of a failing program's stderr kept in its row's error.
 const STDERR_KEPT: usize = 300;
 
+/// Bytes of stderr held while the program runs: room for [`STDERR_KEPT`] once trailing
+/// blank lines are trimmed.
+const STDERR_READ: usize = 4096;
+
+/// Bytes of stdout held while the program runs, from the first whole line within them:
+/// the answer is its last key line and last number, and a line of an answer is short.
+const STDOUT_KEPT: usize = 64 * 1024;
+
 /// Runs the command for one file and reads its tempo.
 pub(super) fn run_command(
     words: &[String],
@@ -27,12 +38,16 @@ pub(super) fn run_command(
 ) -> Result<Estimate, Error> {
     let fail = |kind, detail: String| Error::new(kind, Stage::Tempo, detail);
     let file = as_argument(path);
-    let file = file.to_string_lossy();
-    let argv: Vec<String> = words.iter().map(|w| w.replace("{file}", &file)).collect();
+    let argv: Vec<OsString> = words
+        .iter()
+        .map(|w| with_file(w, file.as_os_str()))
+        .collect();
     let Some((program, args)) = argv.split_first() else {
         return Err(fail(ErrorKind::InvalidConfig, "empty command".into()));
     };
     let mut command = Command::new(program);
+    // The program as messages name it.
+    let program = Path::new(program).display();
     command
         .args(args)
         .stdin(Stdio::null())
@@ -47,8 +62,8 @@ pub(super) fn run_command(
     let mut child = command
         .spawn()
         .map_err(|e| fail(ErrorKind::External, format!("cannot run `{program}`: {e}")))?;
-    let stdout = drain(child.stdout.take());
-    let stderr = drain(child.stderr.take());
+    let stdout = drain(child.stdout.take(), Tail::lines(STDOUT_KEPT));
+    let stderr = drain(child.stderr.take(), Tail::bytes(STDERR_READ));
 
     let mut poll = Duration::from_millis(1);
     let mut cpu_s = None;
@@ -82,8 +97,11 @@ pub(super) fn run_command(
     if !status.success() {
         let err = collect(stderr);
         let err = err.trim();
-        let tail = &err[err.len().saturating_sub(STDERR_KEPT)..];
-        let tail = tail.trim_start_matches(|c: char| !c.is_ascii() || c.is_whitespace());
+        // From a character's start: slicing in the middle of one panicked.
+        let tail = &err[err.ceil_char_boundary(err.len().saturating_sub(STDERR_KEPT))..];
+        // A character cut by the read tail reads as U+FFFD.
+        let tail = tail
+            .trim_start_matches(|c: char| c == char::REPLACEMENT_CHARACTER || c.is_whitespace());
         return Err(fail(
             ErrorKind::External,
             format!(
@@ -121,18 +139,101 @@ fn as_argument(path: &Path) -> Cow<'_, Path> {
     }
 }
 
-/// Reads a pipe to its end on a thread of its own, so that a chatty child never blocks.
-fn drain(pipe: Option<impl Read + Send + 'static>) -> mpsc::Receiver<String> {
+/// `word` of the template with each `{file}` replaced by `file`, byte for byte: a name
+/// that is not UTF-8 reaches the program as it is on disk.
+fn with_file(word: &str, file: &OsStr) -> OsString {
+    let mut arg = OsString::new();
+    for (i, part) in word.split("{file}").enumerate() {
+        if i > 0 {
+            arg.push(file);
+        }
+        arg.push(part);
+    }
+    arg
+}
+
+/// Reads a pipe to its end on a thread of its own, so that a chatty child never blocks,
+/// keeping what `tail` keeps of it.
+fn drain(pipe: Option<impl Read + Send + 'static>, mut tail: Tail) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
     if let Some(mut pipe) = pipe {
         std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            // A read error keeps what was read so far.
-            let _ = pipe.read_to_end(&mut bytes);
-            let _ = tx.send(String::from_utf8_lossy(&bytes).into_owned());
+            let mut chunk = vec![0; 64 * 1024];
+            loop {
+                match pipe.read(&mut chunk) {
+                    Ok(0) => break,
+                    Ok(n) => tail.push(&chunk[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    // A read error keeps what was read so far.
+                    Err(_) => break,
+                }
+            }
+            let _ = tx.send(String::from_utf8_lossy(&tail.finish()).into_owned());
         });
     }
     rx
+}
+
+/// The last bytes of a stream, at most `cap` of them however much flows through.
+struct Tail {
+    cap: usize,
+    /// Whether a line begun before the kept bytes is dropped from them too, so that half
+    /// a number (`0.5` of `120.5`) is never read.
+    whole_lines: bool,
+    kept: Vec<u8>,
+    /// Whether the kept bytes begin inside a line: what was cut off did not end one.
+    mid_line: bool,
+}
+
+impl Tail {
+    /// The last `cap` bytes, from the first whole line among them.
+    fn lines(cap: usize) -> Tail {
+        Tail {
+            cap,
+            whole_lines: true,
+            kept: Vec::new(),
+            mid_line: false,
+        }
+    }
+
+    /// The last `cap` bytes, as they are.
+    fn bytes(cap: usize) -> Tail {
+        Tail {
+            whole_lines: false,
+            ..Tail::lines(cap)
+        }
+    }
+
+    fn push(&mut self, chunk: &[u8]) {
+        self.kept.extend_from_slice(chunk);
+        // Cut only once twice the cap is held, so that each byte is moved about once.
+        if self.kept.len() > 2 * self.cap {
+            self.cut_to_cap();
+        }
+    }
+
+    fn cut_to_cap(&mut self) {
+        let excess = self.kept.len().saturating_sub(self.cap);
+        if excess > 0 {
+            self.mid_line = !matches!(self.kept[excess - 1], b'\n' | b'\r');
+            self.kept.drain(..excess);
+        }
+    }
+
+    /// What is kept: at most `cap` bytes; by lines, nothing of a line begun before them
+    /// (nothing at all when no line begins among them).
+    fn finish(mut self) -> Vec<u8> {
+        self.cut_to_cap();
+        if self.mid_line && self.whole_lines {
+            let line_start = self
+                .kept
+                .iter()
+                .position(|&b| b == b'\n' || b == b'\r')
+                .map_or(self.kept.len(), |at| at + 1);
+            self.kept.drain(..line_start);
+        }
+        self.kept
+    }
 }
 
 /// What a drained pipe held; empty when a grandchild still holds it open after a second.
@@ -264,6 +365,101 @@ mod tests {
                 .unwrap();
         let e = run_command(&words, Path::new("-dash.wav"), &never).unwrap();
         assert_eq!(e.bpm, Some(7.0));
+    }
+
+    /// A name that is not UTF-8 reaches the program byte for byte: it was given the lossy
+    /// `a\u{FFFD}.wav`, a file that does not exist.
+    #[cfg(unix)]
+    #[test]
+    fn a_name_that_is_not_utf8_reaches_the_program_as_it_is() {
+        use std::os::unix::ffi::OsStrExt;
+        let name = OsStr::from_bytes(b"a\xFF.wav");
+        assert_eq!(
+            with_file("in={file}:{file}", name).as_bytes(),
+            b"in=a\xFF.wav:a\xFF.wav"
+        );
+        assert_eq!(with_file("plain", name), "plain");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, b"audio").unwrap();
+        let words =
+            shlex::split("sh -c 'if test -f \"$0\"; then echo 1; else echo 2; fi' {file}").unwrap();
+        let e = run_command(&words, &path, &StopSignal::never()).unwrap();
+        assert_eq!(e.bpm, Some(1.0));
+    }
+
+    #[test]
+    fn a_tail_keeps_the_last_bytes_from_the_first_whole_line() {
+        let fed = |mut tail: Tail, chunks: &[&[u8]]| {
+            for chunk in chunks {
+                tail.push(chunk);
+            }
+            tail.finish()
+        };
+        // 20 bytes through a cap of 10: `0.5\nab\n99\n` is the last 10, and `0.5` is the
+        // end of a line begun before them.
+        let chunks: [&[u8]; 2] = [b"garbage 12", b"0.5\nab\n99\n"];
+        assert_eq!(fed(Tail::lines(10), &chunks), b"ab\n99\n");
+        assert_eq!(fed(Tail::bytes(10), &chunks), b"0.5\nab\n99\n");
+        // Nothing cut: all of it, a first line included. A line longer than the cap, cut:
+        // nothing of it.
+        assert_eq!(fed(Tail::lines(10), &[b"12", b"0.5"]), b"120.5");
+        assert_eq!(fed(Tail::lines(10), &[b"x".repeat(30).as_slice()]), b"");
+        // Cut where a line ends (`\n` or `\r`): every line kept.
+        assert_eq!(fed(Tail::lines(4), &[b"a\rb\n120\n"]), b"120\n");
+        assert_eq!(fed(Tail::lines(6), &[b"a\rb\n120\n"]), b"b\n120\n");
+        // However much flows through, at most twice the cap is ever held.
+        let mut tail = Tail::lines(1000);
+        for i in 0..10_000 {
+            tail.push(format!("line {i}\n").as_bytes());
+            assert!(tail.kept.len() <= 2000, "{} bytes held", tail.kept.len());
+        }
+        tail.push(&[b'y'; 5000]);
+        assert!(tail.kept.len() <= 2000, "{} bytes held", tail.kept.len());
+        tail.push(b"\n120\n");
+        assert_eq!(tail.finish(), b"120\n");
+    }
+
+    /// A tool that prints megabytes before its answer is read as before, from the tail
+    /// that is all that is held of its stdout and stderr.
+    #[cfg(unix)]
+    #[test]
+    fn an_answer_after_megabytes_of_output_is_read() {
+        let words = |s: &str| shlex::split(s).unwrap();
+        let never = StopSignal::never();
+        // Some 6.9 MB of numbered lines on each stream, 5 MB of one line, then the answer.
+        let chatty = "seq 1000000; seq 1000000 >&2; head -c 5000000 /dev/zero | tr '\\0' x; echo";
+        let e = run_command(
+            &words(&format!(
+                "sh -c \"{chatty}; echo tempo: 120.5; echo key: A minor\""
+            )),
+            Path::new("x.wav"),
+            &never,
+        )
+        .unwrap();
+        assert_eq!(e.bpm, Some(120.5));
+        assert_eq!(e.key.map(|k| k.to_string()).as_deref(), Some("A minor"));
+        let err = run_command(
+            &words(&format!("sh -c \"{chatty}; echo it broke >&2; exit 1\"")),
+            Path::new("x.wav"),
+            &never,
+        )
+        .unwrap_err();
+        let reason = err.reason();
+        assert!(reason.ends_with("\n999999\n1000000\nit broke"), "{reason}");
+        assert!(reason.len() < STDERR_KEPT + 50, "{reason}");
+    }
+
+    /// A failing program's stderr is cut at a character, never inside one (which panicked),
+    /// and what it says past ASCII is kept (it was trimmed away).
+    #[test]
+    fn stderr_is_cut_at_a_character() {
+        // 602 bytes: the last 300 begin inside a `€`.
+        let script = "for i in $(seq 200); do printf €; done >&2; printf ab >&2; exit 1";
+        let words = ["sh".to_string(), "-c".into(), script.into()];
+        let err = run_command(&words, Path::new("x.wav"), &StopSignal::never()).unwrap_err();
+        let want = format!("(exit status: 1): {}ab", "€".repeat(99));
+        assert!(err.reason().ends_with(&want), "{}", err.reason());
     }
 
     #[test]

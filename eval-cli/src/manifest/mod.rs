@@ -12,7 +12,8 @@
 //!   audio, or anywhere under the folder such as `annotations/tempo/NAME.bpm`), or a JAMS file
 //!   whose first `tempo` annotation gives `data[0].value` and whose first `key_mode`
 //!   annotation gives the key (`A:minor`; the one held longest), and/or a GiantSteps Key-style
-//!   `.key` text file (`annotations/key/NAME.key` holding `Eb minor`);
+//!   `.key` text file (`annotations/key/NAME.key` holding `Eb minor`); one beside the audio
+//!   is that file's alone (see [`scan_folder`]);
 //! - `synth`: the built-in synthetic set, generated once into a cache folder.
 //!
 //! A listed file that does not exist is not an error here: it becomes a failed row when the
@@ -35,7 +36,8 @@ pub use scan::{read_bpm_file, read_jams, read_key_file, scan_folder};
 /// One track with its true tempo, its true key, or both.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Item {
-    /// The file as the dataset names it (relative to the dataset folder), used in results.
+    /// The file as the dataset names it (relative to the dataset folder), used in results:
+    /// a manifest's cell, or for a scanned folder the path's [`crate::path_cell::path_cell`].
     pub file: String,
     /// Where the file is on disk.
     pub path: PathBuf,

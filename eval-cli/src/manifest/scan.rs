@@ -1,12 +1,13 @@
 //! Datasets as folders of audio with annotation files beside it or below it: a
 //! GiantSteps-style `.bpm` text file, a JAMS file whose first `tempo` annotation gives the
 //! tempo and whose first `key_mode` annotation gives the key, a GiantSteps Key-style `.key`
-//! text file, each matched to the audio of the same
-//! stem ([`super::load`] of a folder without a manifest.csv).
+//! text file, each matched to the audio of the same stem ([`super::load`] of a folder
+//! without a manifest.csv).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use analyzer_core::batch;
 use analyzer_core::key::Key;
@@ -14,19 +15,31 @@ use anyhow::{Context, bail};
 
 use super::{Dataset, Item};
 use crate::file_id::FileId;
+use crate::path_cell::path_cell;
 
 /// Scans a folder for audio files with `.bpm` or JAMS tempo annotations, or `.key` key
 /// annotations (GiantSteps Key's layout), of the same stem.
+///
+/// An annotation beside audio of its stem (`A/01.bpm` beside `A/01.wav`) is that file's and
+/// no other's: `B/01.wav` never gets it. Audio with none beside it takes the first, in
+/// sorted order, of its stem found elsewhere that is beside no audio of that stem
+/// (`annotations/tempo/01.bpm`, GiantSteps' layout). Stems are compared as the bytes they
+/// are, so `a\xFF` and `a\xFE` are two stems, and an item's `file` is [`path_cell`]'s.
 pub fn scan_folder(dir: &Path) -> anyhow::Result<Dataset> {
     // Every file, annotations included, in sorted order; a link back up is an error.
     let (files, errors) = batch::collect_files(&[dir.to_path_buf()], |_| true);
     if let Some(e) = errors.first() {
         bail!("cannot scan folder {}: {}", dir.display(), e.reason);
     }
-    let mut tempi: BTreeMap<String, (f64, &'static str)> = BTreeMap::new();
-    let mut keys: BTreeMap<String, Key> = BTreeMap::new();
+    let audio: BTreeSet<Place> = files
+        .iter()
+        .filter(|f| batch::has_audio_extension(f))
+        .filter_map(|f| place_of(f))
+        .collect();
+    let mut tempi: Annotations<(f64, &'static str)> = Annotations::default();
+    let mut keys: Annotations<Key> = Annotations::default();
     for f in &files {
-        let (Some(stem), Some(ext)) = (stem_of(f), ext_of(f)) else {
+        let (Some(place), Some(ext)) = (place_of(f), ext_of(f)) else {
             continue;
         };
         let in_file = || format!("annotation {}", f.display());
@@ -35,7 +48,7 @@ pub fn scan_folder(dir: &Path) -> anyhow::Result<Dataset> {
             "jams" => {
                 let (tempo, key) = read_jams(f).with_context(in_file)?;
                 if let Some(key) = key {
-                    keys.entry(stem.clone()).or_insert(key);
+                    keys.add(&place, key, &audio);
                 }
                 match tempo {
                     Some(bpm) => Ok((bpm, "jams")),
@@ -44,34 +57,29 @@ pub fn scan_folder(dir: &Path) -> anyhow::Result<Dataset> {
             }
             "key" => {
                 let key = read_key_file(f).with_context(in_file)?;
-                keys.entry(stem).or_insert(key);
+                keys.add(&place, key, &audio);
                 continue;
             }
             _ => continue,
         };
         let value = found.with_context(in_file)?;
-        // The first annotation of a stem wins (files are sorted, so this is stable).
-        tempi.entry(stem).or_insert(value);
+        tempi.add(&place, value, &audio);
     }
     let mut items = Vec::new();
     // Each file once, as in a manifest: a link or a second name of a file scored twice.
     let mut seen: std::collections::HashMap<FileId, String> = std::collections::HashMap::new();
     for f in &files {
-        let (Some(stem), Some(ext)) = (stem_of(f), ext_of(f)) else {
+        let (Some(place), Some(ext)) = (place_of(f), ext_of(f)) else {
             continue;
         };
         if !batch::has_audio_extension(f) {
             continue;
         }
-        let (tempo, key) = (tempi.get(&stem).copied(), keys.get(&stem).copied());
+        let (tempo, key) = (tempi.of(&place), keys.of(&place));
         if tempo.is_none() && key.is_none() {
             continue;
         }
-        let file = f
-            .strip_prefix(dir)
-            .unwrap_or(f)
-            .to_string_lossy()
-            .replace('\\', "/");
+        let file = file_cell(f.strip_prefix(dir).unwrap_or(f));
         if let Some(id) = FileId::of_file(f) {
             if let Some(first) = seen.get(&id) {
                 bail!(
@@ -110,8 +118,60 @@ pub fn scan_folder(dir: &Path) -> anyhow::Result<Dataset> {
     })
 }
 
-fn stem_of(path: &Path) -> Option<String> {
-    Some(path.file_stem()?.to_string_lossy().into_owned())
+/// Where a file sits for matching: its folder and its stem, the stem as bytes.
+type Place = (PathBuf, OsString);
+
+/// The [`Place`] of `path`; `None` for a name with no stem.
+fn place_of(path: &Path) -> Option<Place> {
+    let folder = path.parent().unwrap_or(Path::new(""));
+    Some((folder.to_path_buf(), path.file_stem()?.to_os_string()))
+}
+
+/// One kind of annotation (tempo or key) of a scanned folder, found in sorted order.
+struct Annotations<T> {
+    /// By folder and stem; the first of a place wins (a `.bpm` before a `.jams`).
+    by_place: BTreeMap<Place, T>,
+    /// By stem alone, the first of each stem that is beside no audio of that stem: for
+    /// audio with no annotation of its own beside it.
+    elsewhere: BTreeMap<OsString, T>,
+}
+
+impl<T> Default for Annotations<T> {
+    fn default() -> Self {
+        Self {
+            by_place: BTreeMap::new(),
+            elsewhere: BTreeMap::new(),
+        }
+    }
+}
+
+impl<T: Copy> Annotations<T> {
+    /// Files an annotation found at `place`, where `audio` holds the places of the audio.
+    fn add(&mut self, place: &Place, value: T, audio: &BTreeSet<Place>) {
+        self.by_place.entry(place.clone()).or_insert(value);
+        if !audio.contains(place) {
+            self.elsewhere.entry(place.1.clone()).or_insert(value);
+        }
+    }
+
+    /// The annotation of the audio at `place`: its own beside it, else its stem's from
+    /// elsewhere.
+    fn of(&self, place: &Place) -> Option<T> {
+        self.by_place
+            .get(place)
+            .or_else(|| self.elsewhere.get(&place.1))
+            .copied()
+    }
+}
+
+/// The `file` cell of a path relative to the dataset folder: each part's [`path_cell`]
+/// (exact for a name that is not UTF-8), joined by `/` on every platform.
+fn file_cell(relative: &Path) -> String {
+    let parts: Vec<String> = relative
+        .iter()
+        .map(|part| path_cell(Path::new(part)))
+        .collect();
+    parts.join("/")
 }
 
 fn ext_of(path: &Path) -> Option<String> {
@@ -355,6 +415,72 @@ mod tests {
             let err = format!("{:#}", scan_folder(root).unwrap_err());
             assert!(err.contains("song.jams") && err.contains(value), "{err}");
         }
+    }
+
+    /// An annotation beside audio of its stem is that file's alone: `B/01.wav` was scored
+    /// against `A/01.bpm` (the first `01` of the tree), and so was its key.
+    #[test]
+    fn an_annotation_beside_audio_is_that_files_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let put = |name: &str, text: &str| {
+            let path = root.join(name);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, text).unwrap();
+        };
+        for (folder, bpm, key) in [("A", "100", "C major"), ("B", "150", "A minor")] {
+            put(&format!("{folder}/01.wav"), folder);
+            put(&format!("{folder}/01.bpm"), bpm);
+            put(&format!("{folder}/01.key"), key);
+        }
+        // Nothing beside it, and every `01` annotation is another file's: no truth.
+        put("C/01.wav", "C");
+        // A key beside it, its tempo elsewhere (GiantSteps' layout): the first found.
+        put("D/02.wav", "D");
+        put("D/02.key", "E minor");
+        put("annotations/tempo/02.bpm", "90");
+        put("annotations_v2/tempo/02.bpm", "91");
+        let ds = scan_folder(root).unwrap();
+        let got: Vec<(&str, Option<f64>, Option<String>)> = ds
+            .items
+            .iter()
+            .map(|i| (i.file.as_str(), i.bpm, i.key.map(|k| k.to_string())))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("A/01.wav", Some(100.0), Some("C major".into())),
+                ("B/01.wav", Some(150.0), Some("A minor".into())),
+                ("D/02.wav", Some(90.0), Some("E minor".into())),
+            ]
+        );
+    }
+
+    /// Stems that differ only in bytes that are not UTF-8 are two stems, and the `file`
+    /// cells are [`path_cell`]'s: both were `a\u{FFFD}`, one truth for the two.
+    #[cfg(unix)]
+    #[test]
+    fn stems_that_are_not_utf8_stay_apart() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let name = |bytes: &[u8]| dir.path().join(std::ffi::OsStr::from_bytes(bytes));
+        fs::write(name(b"a\xFF.wav"), b"ff").unwrap();
+        fs::write(name(b"a\xFF.bpm"), "100").unwrap();
+        fs::write(name(b"a\xFE.wav"), b"fe").unwrap();
+        fs::write(name(b"a\xFE.bpm"), "150").unwrap();
+        let ds = scan_folder(dir.path()).unwrap();
+        let got: Vec<(&str, &Path, Option<f64>)> = ds
+            .items
+            .iter()
+            .map(|i| (i.file.as_str(), i.path.as_path(), i.bpm))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a\\xFE.wav", name(b"a\xFE.wav").as_path(), Some(150.0)),
+                ("a\\xFF.wav", name(b"a\xFF.wav").as_path(), Some(100.0)),
+            ]
+        );
     }
 
     #[cfg(unix)]

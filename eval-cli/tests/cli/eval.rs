@@ -687,6 +687,111 @@ fn a_file_named_like_an_option_reaches_the_tool_as_a_file() {
     );
 }
 
+/// Every line of a results.csv after its header, as cells.
+fn result_rows(path: &Path) -> Vec<Vec<String>> {
+    csv::Reader::from_path(path)
+        .unwrap()
+        .records()
+        .map(|r| r.unwrap().iter().map(String::from).collect())
+        .collect()
+}
+
+/// `eval-cli evaluate` of `dataset` with `estimator` into `out`, which must succeed; the
+/// rows of its results.csv, each as its file, true tempo, tempo estimate and status (and,
+/// with key truth, the true key and the key estimate).
+fn evaluate_rows(dataset: &Path, estimator: &str, out: &Path) -> Vec<Vec<String>> {
+    let run = eval_cli()
+        .args(["evaluate", "--progress", "off", "--dataset"])
+        .arg(dataset)
+        .args(["--estimator", estimator, "--out-dir"])
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr_of(&run));
+    result_rows(&out.join("results.csv"))
+        .into_iter()
+        .map(|row| {
+            let mut cells = vec![
+                row[0].clone(),
+                row[1].clone(),
+                row[2].clone(),
+                row[7].clone(),
+            ];
+            cells.extend(row.get(9..11).into_iter().flatten().cloned());
+            cells
+        })
+        .collect()
+}
+
+/// A tool that answers with the annotations beside the file it is given (`X.bpm`, and
+/// `X.key` where there is one), so that every estimate is its own file's truth.
+const ANSWERS_BESIDE: &str =
+    r#"cmd:sh -c 'cat "${0%.wav}.bpm"; cat "${0%.wav}.key" 2>/dev/null; true' {file}"#;
+
+/// A folder dataset's annotation is the one beside the file: `B/01.wav` was scored against
+/// `A/01.bpm` and `A/01.key`, the first `01` annotations of the tree.
+#[cfg(unix)]
+#[test]
+fn a_folder_datasets_annotation_is_the_one_beside_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = dir.path().join("ds");
+    for (folder, bpm, key) in [("A", 100.0, "C major"), ("B", 150.0, "A minor")] {
+        fs::create_dir_all(ds.join(folder)).unwrap();
+        click_wav(&ds.join(folder).join("01.wav"), bpm, 2.0);
+        fs::write(ds.join(folder).join("01.bpm"), format!("{bpm}\n")).unwrap();
+        fs::write(ds.join(folder).join("01.key"), format!("{key}\n")).unwrap();
+    }
+    let rows = evaluate_rows(&ds, ANSWERS_BESIDE, &dir.path().join("out"));
+    assert_eq!(
+        rows,
+        [
+            ["A/01.wav", "100", "100.00", "ok", "C major", "C major"],
+            ["B/01.wav", "150", "150.00", "ok", "A minor", "A minor"],
+        ]
+    );
+}
+
+/// Names that are not UTF-8 keep their own truth, reach a `cmd:` tool as they are on disk,
+/// and have cells of their own (`analyze`'s `\xFF`): both were `a\u{FFFD}.wav`, with one
+/// truth for the two, and the tool was handed a file that does not exist.
+#[cfg(unix)]
+#[test]
+fn names_that_are_not_utf8_keep_their_truth_and_reach_the_tool() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let ds = dir.path().join("ds");
+    fs::create_dir(&ds).unwrap();
+    let name = |bytes: &[u8]| ds.join(std::ffi::OsStr::from_bytes(bytes));
+    for (stem, bpm) in [(b"a\xFF", 100.0), (b"a\xFE", 150.0)] {
+        click_wav(&name(&[stem.as_slice(), b".wav"].concat()), bpm, 2.0);
+        fs::write(
+            name(&[stem.as_slice(), b".bpm"].concat()),
+            format!("{bpm}\n"),
+        )
+        .unwrap();
+    }
+    let rows = evaluate_rows(&ds, ANSWERS_BESIDE, &dir.path().join("out"));
+    assert_eq!(
+        rows,
+        [
+            ["a\\xFE.wav", "150", "150.00", "ok"],
+            ["a\\xFF.wav", "100", "100.00", "ok"],
+        ]
+    );
+}
+
+/// A tool that prints megabytes on stdout and stderr before its answer is scored on that
+/// answer (only a tail of what it prints is held).
+#[cfg(unix)]
+#[test]
+fn a_tool_that_prints_megabytes_before_its_answer_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = click_dataset(dir.path(), &["a.wav"]);
+    let tool = "cmd:sh -c 'seq 1000000; seq 1000000 >&2; echo tempo: 120'";
+    let rows = evaluate_rows(&ds.join("manifest.csv"), tool, &dir.path().join("out"));
+    assert_eq!(rows, [["a.wav", "120", "120.00", "ok"]]);
+}
+
 #[test]
 fn unknown_estimator_is_refused() {
     let out = eval_cli()
