@@ -1018,6 +1018,71 @@ case_evaluate_cmd_file_named_like_an_option() {
     { echo "row: $(cat report/results.csv)"; return 1; }
 }
 
+# Two folders' 01.wav, each with its own 01.bpm and 01.key beside it: B/01.wav was scored
+# against A/01.bpm and A/01.key (the first of the stem in the tree).
+case_evaluate_folder_annotation_is_the_one_beside_it() {
+  mkdir -p ds/A ds/B && wav ds/A/01.wav 22050 1 8 clicks && wav ds/B/01.wav 22050 1 8 chord
+  echo 100 >ds/A/01.bpm && echo 150 >ds/B/01.bpm
+  echo 'C major' >ds/A/01.key && echo 'F# minor' >ds/B/01.key
+  timeout -k 5 "$limit" "$bin" evaluate --dataset ds --out-dir report --progress off \
+    --estimator 'cmd:sh -c "cat ${0%.wav}.bpm" {file}' >/dev/null 2>err.txt
+  code=$?
+  [ "$code" -eq 0 ] || { echo "exit $code: $(cat err.txt)"; return 1; }
+  grep -q '^A/01.wav,100,100.00,' report/results.csv && grep -q '^B/01.wav,150,150.00,' report/results.csv ||
+    { echo "rows: $(cat report/results.csv)"; return 1; }
+  grep -q 'C major' report/results.csv && grep -q 'F# minor' report/results.csv ||
+    { echo "keys: $(cat report/results.csv)"; return 1; }
+}
+
+# Names that are not UTF-8 shared one lossy stem (both got one truth) and a cmd: tool was
+# handed the lossy name, a file that does not exist.
+case_evaluate_names_that_are_not_utf8() {
+  mkdir ds && wav "ds/a$(printf '\xff').wav" 22050 1 8 clicks && wav "ds/a$(printf '\xfe').wav" 22050 1 8 clicks
+  echo 100 >"ds/a$(printf '\xff').bpm" && echo 150 >"ds/a$(printf '\xfe').bpm"
+  timeout -k 5 "$limit" "$bin" evaluate --dataset ds --out-dir report --progress off \
+    --estimator 'cmd:sh -c "cat ${0%.wav}.bpm" {file}' >/dev/null 2>err.txt
+  code=$?
+  [ "$code" -eq 0 ] || { echo "exit $code: $(cat err.txt)"; return 1; }
+  grep -qF 'a\xFE.wav,150,150.00,' report/results.csv && grep -qF 'a\xFF.wav,100,100.00,' report/results.csv ||
+    { echo "rows: $(cat report/results.csv)"; return 1; }
+}
+
+# A cmd: tool that logs 300 MB before its answer: all of it was held (600 MB of memory).
+case_evaluate_cmd_tool_printing_300_mb() {
+  wav a.wav 22050 1 8 clicks && printf 'file,bpm\na.wav,120\n' >d.csv
+  /usr/bin/time -f '%M' -o rss.txt timeout -k 5 "$limit" "$bin" evaluate --dataset d.csv \
+    --out-dir report --progress off --workers 1 \
+    --estimator 'cmd:sh -c "head -c 300000000 /dev/zero | tr \"\\0\" x; echo; echo 120"' >/dev/null 2>err.txt
+  code=$?
+  [ "$code" -eq 0 ] || { echo "exit $code: $(cat err.txt)"; return 1; }
+  grep -q '^a.wav,120,120.00,' report/results.csv || { echo "row: $(cat report/results.csv)"; return 1; }
+  [ "$(tail -1 rss.txt)" -lt 200000 ] || { echo "peak RSS $(tail -1 rss.txt) KB"; return 1; }
+}
+
+# A file opened for writing and closed unwritten after its row: the kernel reports a
+# closed write, and watch printed the row again.
+case_watch_file_closed_unwritten() {
+  mkdir music
+  timeout -k 5 "$limit" "$bin" watch music --cache cache >rows.csv 2>err.txt &
+  local pid=$!
+  watching $pid || return 1
+  wav a.wav 22050 1 4 clicks && mv a.wav music/a.wav
+  local tries=0
+  until grep -q 'music/a.wav,' rows.csv; do
+    tries=$((tries + 1)); [ $tries -lt 6000 ] || { kill $pid; echo "no row for a.wav"; return 1; }
+    sleep 0.01
+  done
+  : >>music/a.wav
+  wav b.wav 22050 1 4 clicks && mv b.wav music/b.wav
+  tries=0
+  until grep -q 'music/b.wav,' rows.csv; do
+    tries=$((tries + 1)); [ $tries -lt 6000 ] || { kill $pid; echo "no row for b.wav"; return 1; }
+    sleep 0.01
+  done
+  kill -INT $pid; wait $pid
+  [ "$(grep -c 'music/a.wav,' rows.csv)" -eq 1 ] || { echo "rows: $(cat rows.csv)"; return 1; }
+}
+
 # A link to nothing without an audio name was an error row (exit 1) where a regular
 # readme.txt is passed over.
 case_walk_dangling_link_without_an_audio_name() {
@@ -1305,5 +1370,9 @@ run watch-hard-link-made-in-the-folder case_watch_hard_link_made_in_the_folder
 run watch-jsonl-events-carry-tempo-and-key case_watch_jsonl_events_carry_tempo_and_key
 run report-folder-reused-by-another-command case_report_folder_reused_by_another_command
 run excerpts-into-their-own-source-set case_excerpts_into_their_own_source_set
+run evaluate-folder-annotation-beside-it case_evaluate_folder_annotation_is_the_one_beside_it
+run evaluate-names-not-utf8 case_evaluate_names_that_are_not_utf8
+run evaluate-cmd-tool-printing-300mb case_evaluate_cmd_tool_printing_300_mb
+run watch-file-closed-unwritten case_watch_file_closed_unwritten
 printf '\n%d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]
