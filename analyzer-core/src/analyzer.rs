@@ -37,8 +37,9 @@ use crate::tempo::{TempoEstimate, TempoEstimator};
 /// WAV whose header sizes were never filled in (an unfinished recording) is read to the end
 /// of the file with a warning (it was `corrupt_stream`). 12: a constant (DC) offset has no
 /// key (the FFT's rounding noise under it read as F major). 13: audio shorter than one
-/// 400 ms loudness block is said to be too short, not silent.
-const RESULTS_REVISION: u32 = 13;
+/// 400 ms loudness block is said to be too short, not silent. 14: `analyze` without
+/// `--album` no longer calls a silent file too short (it read the dropped gating blocks).
+const RESULTS_REVISION: u32 = 14;
 
 /// Settings of an [`Analyzer`]. Each field's doc gives its default.
 #[derive(Debug, Clone, PartialEq)]

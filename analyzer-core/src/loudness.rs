@@ -39,6 +39,11 @@ pub struct Loudness {
     pub true_peak: f64,
     /// The energies of the 400 ms gating blocks, for an album's measurement.
     pub blocks: GatingBlocks,
+    /// How many gating blocks the audio held; 0 when it is shorter than one, which is why
+    /// such audio has no integrated loudness whatever its level. Unlike
+    /// [`Loudness::blocks`], which a caller measuring no album may drop, it stays to tell
+    /// "too short" from silence.
+    pub block_count: usize,
 }
 
 impl Loudness {
@@ -306,6 +311,7 @@ impl LoudnessMeter {
             integrated_lufs: integrated.is_finite().then_some(integrated),
             range_lu: if range_lu.is_finite() { range_lu } else { 0.0 },
             true_peak,
+            block_count: self.energies.len(),
             blocks: GatingBlocks {
                 energies: self.energies.into(),
             },
@@ -418,6 +424,8 @@ mod tests {
         assert_eq!(loudness.track_gain_db(), None);
         assert_eq!(loudness.true_peak_dbtp(), None);
         assert_eq!(loudness.range_lu, 0.0);
+        // Two seconds hold 17 blocks (one per 100 ms from 400 ms on), all under the gate.
+        assert_eq!((loudness.block_count, loudness.blocks.len()), (17, 17));
         let album = AlbumLoudness::of_tracks([&loudness]);
         assert_eq!(album.gain_db(), None);
     }

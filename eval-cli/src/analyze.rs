@@ -554,13 +554,9 @@ impl Output {
         let shown = dest.shown().display();
         let columns = export::csv_columns::<AnalyzeRecord>()?;
         let mut done = HashMap::new();
-        for row in resumed {
-            if row.fields.len() != columns {
-                bail!(
-                    "cannot resume {shown}: a row has {} cells, not {columns}",
-                    row.fields.len()
-                );
-            }
+        for (number, row) in (1..).zip(resumed) {
+            row.check_width(number, columns)
+                .with_context(|| format!("cannot resume {shown}"))?;
             let record: AnalyzeRecord = csv::StringRecord::from(row.fields.clone())
                 .deserialize(None)
                 .with_context(|| format!("cannot resume {shown}"))?;
@@ -744,11 +740,16 @@ mod tests {
                 keep_blocks,
                 test_panics: false,
             };
-            let analysis = measure.run(&path, &StopSignal::never()).unwrap();
-            analysis.loudness.unwrap().blocks.len()
+            let loudness = measure
+                .run(&path, &StopSignal::never())
+                .unwrap()
+                .loudness
+                .unwrap();
+            (loudness.blocks.len(), loudness.block_count)
         };
-        assert_eq!(blocks(true), 37, "one per 100 ms from 400 ms on");
-        assert_eq!(blocks(false), 0);
+        assert_eq!(blocks(true), (37, 37), "one per 100 ms from 400 ms on");
+        // The count stays: it tells a silent file from one too short for a block.
+        assert_eq!(blocks(false), (0, 37));
     }
 
     #[test]

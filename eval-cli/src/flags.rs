@@ -1,9 +1,9 @@
 //! The flags that `analyze`, `evaluate` and `compare` share, checked in one place and by
 //! one rule each, so that a value means the same thing in every command:
 //!
-//! - `--timeout SECS`: a positive, finite number of seconds ([`parse_timeout`]); `0`,
-//!   negative numbers, `nan` and `inf` are usage errors (exit status 2). Leave the flag
-//!   out for no limit.
+//! - `--timeout SECS`: a positive, finite number of seconds, at most a year
+//!   ([`parse_timeout`]); `0`, negative numbers, `nan`, `inf` and more than a year are
+//!   usage errors (exit status 2). Leave the flag out for no limit.
 //! - `--workers N`: a whole number of at least 1 ([`parse_workers`]; `compare` takes a
 //!   comma-separated list of them); `0` is a usage error. A count that looks unwise is kept
 //!   or lowered with a warning ([`resolve_workers`]); without the flag, the machine's
@@ -62,11 +62,23 @@ pub fn parse_shard(s: &str) -> Result<Shard, String> {
     Ok(Shard { index, count })
 }
 
-/// The `--timeout` value parser: a positive, finite number of seconds.
+/// The longest `--timeout` (and the other SECS flags that share its parser): a year. A
+/// longer one is surely a typo, and one of about 9.2e18 s or more cannot be added to a
+/// clock reading at all (the deadline arithmetic of the library and of hyper would overflow).
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// The `--timeout` value parser: a positive, finite number of seconds, at most
+/// [`MAX_TIMEOUT`].
 pub fn parse_timeout(s: &str) -> Result<Duration, String> {
     let secs: f64 = s.parse().map_err(|e| format!("not a number ({e})"))?;
     if secs.is_nan() || secs <= 0.0 || secs.is_infinite() {
         return Err("must be a positive number of seconds".to_string());
+    }
+    if secs > MAX_TIMEOUT.as_secs_f64() {
+        return Err(format!(
+            "must be at most {} seconds (a year)",
+            MAX_TIMEOUT.as_secs()
+        ));
     }
     Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
 }
@@ -412,6 +424,11 @@ mod tests {
         assert!(parse_timeout("nan").is_err());
         assert!(parse_timeout("inf").is_err());
         assert_eq!(parse_timeout("0.5"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_timeout("31536000"), Ok(MAX_TIMEOUT));
+        for absurd in ["31536000.5", "9.2e18", "1e19", "1e20"] {
+            let err = parse_timeout(absurd).unwrap_err();
+            assert_eq!(err, "must be at most 31536000 seconds (a year)", "{absurd}");
+        }
         for bad in ["0/2", "3/2", "x", "1/0", "1/", "/2", "-1/2", "1/2/3"] {
             assert!(parse_shard(bad).is_err(), "{bad}");
         }

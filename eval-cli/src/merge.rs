@@ -2,9 +2,10 @@
 //! to the unsharded `analyze --out` of the same paths. Before it writes anything it checks,
 //! from each part's side file ([`ShardRecord`]), that the parts share one fingerprint (the
 //! same input list and settings) and one N, that every part from 1 to N is there exactly
-//! once and complete, that each row holds the file its record lists at that place, and
-//! that together they hold every input row exactly once; any failure is an error that
-//! names the file (exit status 2).
+//! once and complete, that each row has one cell per column and holds the file its record
+//! lists at that place, and that together they hold every input row exactly once; any
+//! failure is an error that names the file (exit status 2). The other cells are copied as
+//! they are: a value edited by hand is not found.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,7 +14,8 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 
 use crate::output::{Destination, Inputs};
-use crate::record;
+use crate::record::{self, AnalyzeRecord};
+use crate::report::export;
 use crate::runner::{self, IdentityLog, RunSettings};
 use crate::shard::ShardRecord;
 
@@ -117,6 +119,7 @@ fn merged_rows(parts: &[PathBuf], header: &[u8]) -> anyhow::Result<Vec<Vec<u8>>>
         );
     }
 
+    let columns = export::csv_columns::<AnalyzeRecord>()?;
     let mut placed: BTreeMap<usize, Vec<u8>> = BTreeMap::new();
     for (part, record) in &records {
         let rows = runner::read_rows(part, header)?;
@@ -137,7 +140,17 @@ fn merged_rows(parts: &[PathBuf], header: &[u8]) -> anyhow::Result<Vec<Vec<u8>>>
                 part.display()
             );
         }
-        for ((row, &at), expected) in rows.into_iter().zip(&record.rows).zip(&record.paths) {
+        for (number, ((row, &at), expected)) in
+            (1..).zip(rows.into_iter().zip(&record.rows).zip(&record.paths))
+        {
+            if let Err(err) = row.check_width(number, columns) {
+                bail!(
+                    "{}: {err}: the part was edited; rerun analyze --shard {} --out {}",
+                    part.display(),
+                    record.shard,
+                    part.display()
+                );
+            }
             let found = row.fields.first().map_or("", String::as_str);
             if found != expected {
                 bail!(

@@ -111,7 +111,8 @@ impl AnalyzeRecord {
                 self.loudness_lufs = db_cell(lufs);
                 self.replaygain_track_gain_db = db_cell(replaygain_db(lufs));
             }
-            None if loudness.blocks.is_empty() => notes.push(TOO_SHORT_NOTE.to_string()),
+            // Not `blocks`: `analyze` without `--album` drops them.
+            None if loudness.block_count == 0 => notes.push(TOO_SHORT_NOTE.to_string()),
             None => notes.push(SILENCE_NOTE.to_string()),
         }
         self.loudness_range_lu = db_cell(loudness.range_lu);
@@ -223,6 +224,7 @@ mod tests {
             range_lu: 6.104,
             true_peak,
             blocks: Default::default(),
+            block_count: 1,
         }
     }
 
@@ -275,7 +277,20 @@ mod tests {
         assert_eq!(cells(&record)[4], "0.000000");
         assert_eq!(record.error, format!("damaged; {SILENCE_NOTE}"));
         let album = AlbumLoudness::of_tracks([&silence]);
-        assert_eq!(record.with_album(&album).replaygain_album_gain_db, "");
+        assert_eq!(
+            record.clone().with_album(&album).replaygain_album_gain_db,
+            ""
+        );
+        // Without `--album`, `analyze` drops the blocks; the note must not change.
+        let dropped = Loudness {
+            blocks: Default::default(),
+            ..silence
+        };
+        let mut notes = vec!["damaged".to_string()];
+        let without_blocks = AnalyzeRecord::default()
+            .with_loudness(Some(&dropped), &mut notes)
+            .with_notes(&notes);
+        assert_eq!(without_blocks, record);
     }
 
     /// 0.3 s of a loud tone holds no 400 ms block: it is too short, not silent.

@@ -296,8 +296,9 @@ impl<'j, J: Job> Batch<'j, J> {
             return None;
         }
         let begun = Instant::now();
-        let stop = match self.timeout {
-            Some(timeout) => self.stop.clone().with_deadline(begun + timeout),
+        // A timeout too long for an `Instant` to hold its deadline is no limit.
+        let stop = match self.timeout.and_then(|timeout| begun.checked_add(timeout)) {
+            Some(deadline) => self.stop.clone().with_deadline(deadline),
             None => self.stop.clone(),
         };
         let outcome = current::catch_on(path, || self.job.run(path, &stop));

@@ -235,6 +235,21 @@ fn a_file_past_its_deadline_is_a_timeout_result() {
 }
 
 #[test]
+fn a_timeout_too_long_for_a_deadline_is_no_limit() {
+    // `Instant + Duration::MAX` overflows; the batch must run the file, not panic.
+    let checks = |p: &Path, stop: &StopSignal| stop.check(Stage::Decode).map(|()| index_of(p));
+    let summary = Batch::new(&checks)
+        .timeout(Some(Duration::MAX))
+        .run(&names(2), &MockExecutor::new(2));
+    assert!(!summary.cancelled);
+    for (i, r) in summary.results.iter().enumerate() {
+        assert_eq!(r.status, Status::Ok);
+        assert_eq!(r.value, Some(i));
+        assert_eq!(r.error, None);
+    }
+}
+
+#[test]
 fn cancelling_stops_scheduling_and_drops_the_running_file() {
     // File 4 cancels the batch, then sees it at its next check: files 0-3 are kept,
     // file 4 is dropped, and nothing after it starts.

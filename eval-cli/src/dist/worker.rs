@@ -56,7 +56,8 @@ impl Worker {
     pub(super) fn wake_idle_slots(&self, waker: &mut Result<Broker, DistError>) {
         let Ok(waker) = waker else { return };
         // After one wait, every slot has looked at the job again by itself.
-        let deadline = Instant::now() + Duration::from_millis(self.read_block_ms);
+        // A wait too long for an `Instant` to hold its end has none.
+        let deadline = Instant::now().checked_add(Duration::from_millis(self.read_block_ms));
         loop {
             let waiting: Vec<u64> = self
                 .idle
@@ -64,7 +65,7 @@ impl Worker {
                 .filter(|slot| slot.waiting.load(Ordering::SeqCst))
                 .map(|slot| slot.client.load(Ordering::SeqCst))
                 .collect();
-            if waiting.is_empty() || Instant::now() >= deadline {
+            if waiting.is_empty() || deadline.is_some_and(|deadline| Instant::now() >= deadline) {
                 return;
             }
             for id in waiting {

@@ -22,6 +22,23 @@ pub struct ResumedRow {
     pub line: Vec<u8>,
 }
 
+impl ResumedRow {
+    /// Refuses a row without `columns` cells: one cut short or padded by hand. The reader
+    /// takes rows of any width (so that a row cut by a kill is found and trimmed, not a
+    /// parse error), so whatever passes rows on (`--resume`, `merge`) checks this first.
+    /// `number` counts rows from 1 after the header.
+    pub fn check_width(&self, number: usize, columns: usize) -> anyhow::Result<()> {
+        if self.fields.len() != columns {
+            bail!(
+                "row {number} ({:?}) has {} cells, not {columns}",
+                self.fields.first().map_or("", String::as_str),
+                self.fields.len()
+            );
+        }
+        Ok(())
+    }
+}
+
 /// A result file being appended to.
 #[derive(Debug)]
 pub struct RowLog {

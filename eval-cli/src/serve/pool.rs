@@ -191,9 +191,12 @@ impl Pool {
     /// hung network mount) cannot be stopped, and must not keep the process alive.
     pub fn join(&self, patience: Duration) -> bool {
         let exited = self.exited.lock().unwrap_or_else(PoisonError::into_inner);
-        let deadline = std::time::Instant::now() + patience;
+        // Patience too long for an `Instant` to hold its end waits for as long as it takes.
+        let deadline = std::time::Instant::now().checked_add(patience);
         loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let left = deadline.map_or(Duration::MAX, |deadline| {
+                deadline.saturating_duration_since(std::time::Instant::now())
+            });
             match exited.recv_timeout(left) {
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 Err(mpsc::RecvTimeoutError::Timeout) => return false,

@@ -254,6 +254,25 @@ fn a_file_past_its_time_limit_is_a_timeout_row() {
 }
 
 #[test]
+fn a_timeout_over_a_year_is_a_usage_error_and_a_year_is_kept() {
+    // 1e19 s once overflowed the deadline arithmetic (a panic, exit 101).
+    let (_dir, file) = click_file("clicks.wav", 120.0, 6.0);
+    for absurd in ["1e19", "9.3e18", "31536001"] {
+        let result = analyze(&[file.as_os_str(), os("--timeout"), os(absurd)]);
+        assert_eq!(result.status.code(), Some(2), "{absurd}: {result:?}");
+        assert!(result.stdout.is_empty(), "{absurd}: {result:?}");
+        let stderr = String::from_utf8(result.stderr).unwrap();
+        assert!(
+            stderr.contains("must be at most 31536000 seconds (a year)"),
+            "{absurd}: {stderr}"
+        );
+    }
+    let result = analyze(&[file.as_os_str(), os("--timeout"), os("31536000")]);
+    assert_eq!(result.status.code(), Some(0), "{result:?}");
+    assert_eq!(rows(&result.stdout)[0][9], "ok");
+}
+
+#[test]
 fn explicit_files_whatever_their_name_and_usage_errors() {
     let (dir, odd) = click_file("clicks.dat", 120.0, 6.0);
     let result = analyze(&[odd.as_os_str(), os("--progress"), os("jsonl")]);

@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::Path;
 
-use crate::util::{analyze, pulsed_sine_wav, rows, s};
+use crate::util::{RATE, analyze, pcm16_wav, pulsed_sine_wav, rows, s};
 
 const LOUDNESS: [&str; 2] = ["--descriptors", "tempo,key,loudness"];
 
@@ -103,6 +103,33 @@ fn album_cells_are_gated_over_each_folder() {
     for track in &table {
         assert_eq!(track[20..22], loud[20..22], "{track:?}");
     }
+}
+
+/// Ten seconds of digital silence is silent, not too short, with or without `--album`
+/// (without it `analyze` drops the gating blocks, and once read their absence as "too
+/// short"); only the album cells differ.
+#[test]
+fn a_silent_file_says_silence_with_and_without_album() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("silence.wav");
+    fs::write(&path, pcm16_wav(std::iter::repeat_n(0, RATE as usize * 10))).unwrap();
+    let row = |flags: &[&str]| {
+        let run = analyze(&[&LOUDNESS[..], flags].concat(), &[&path]);
+        assert_eq!(run.status.code(), Some(1), "{flags:?}: {run:?}");
+        let mut table = rows(&run.stdout);
+        assert_eq!(table.len(), 1, "{flags:?}: {table:?}");
+        table.remove(0)
+    };
+    let (track, album) = (row(&[]), row(&["--album"]));
+    assert_eq!(track[9], "error", "{track:?}");
+    assert_eq!(
+        track[10],
+        "tempo: no_pulse: no onsets: silence or a constant signal; no key: no pitched sound \
+         in 100 % of the audio; no loudness: every block is under the -70 LUFS gate (silence)"
+    );
+    assert_eq!(track[..20], album[..20]);
+    assert_eq!(track[20..], ["", ""]);
+    assert_eq!(album[20..], ["", "0.000000"]);
 }
 
 #[test]

@@ -206,6 +206,60 @@ fn merge_refuses_missing_foreign_duplicated_and_unrecorded_parts() {
     assert!(merge(&parts, &out).status.success());
 }
 
+/// A row cut short or padded by hand is refused by `merge` as `--resume` refuses it (one
+/// check), naming the part and the row, and nothing is written. Only a row's width, file
+/// and place are checked: a value edited by hand merges as it is (docs/analyze.md).
+#[test]
+fn merge_refuses_a_row_with_the_wrong_number_of_cells() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path(), 3);
+    let parts = shards(&[&lib], dir.path(), 2);
+    let clean = fs::read_to_string(&parts[1]).unwrap();
+    let first = paths(clean.as_bytes()).remove(0);
+    let out = dir.path().join("all.csv");
+    let edit_first_row = |edit: &dyn Fn(&str) -> String| {
+        let mut lines: Vec<String> = clean.split_inclusive('\n').map(String::from).collect();
+        lines[1] = edit(lines[1].trim_end_matches('\n')) + "\n";
+        fs::write(&parts[1], lines.concat()).unwrap();
+    };
+
+    let cut = |row: &str| row.split(',').take(3).collect::<Vec<_>>().join(",");
+    let padded = |row: &str| format!("{row},extra");
+    let width_error = |cells: usize| format!("row 1 ({first:?}) has {cells} cells, not 22");
+    for (edit, cells) in [(&cut as &dyn Fn(&str) -> String, 3), (&padded, 23)] {
+        edit_first_row(edit);
+        let result = merge(&parts, &out);
+        assert_eq!(result.status.code(), Some(2), "{result:?}");
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        let named = format!(
+            "{}: {}: the part was edited",
+            parts[1].display(),
+            width_error(cells)
+        );
+        assert!(stderr.contains(&named), "{named:?} not in {stderr}");
+        assert!(!out.exists());
+    }
+
+    // A bpm cell changed by hand keeps the row's width and file: merged as it is.
+    edit_first_row(&|row: &str| {
+        let mut cells: Vec<&str> = row.split(',').collect();
+        cells[1] = "999.00";
+        cells.join(",")
+    });
+    let result = merge(&parts, &out);
+    assert_eq!(result.status.code(), Some(0), "{result:?}");
+    let merged = fs::read_to_string(&out).unwrap();
+    assert!(merged.contains(&format!("{first},999.00,")), "{merged}");
+
+    // `--resume` refuses the cut row in the same words.
+    edit_first_row(&cut);
+    let result = analyze(&[&lib], &parts[1], &["--shard", "2/2", "--resume"]);
+    assert_eq!(result.status.code(), Some(2), "{result:?}");
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    let resume = format!("cannot resume {}: {}", parts[1].display(), width_error(3));
+    assert!(stderr.contains(&resume), "{resume:?} not in {stderr}");
+}
+
 #[test]
 fn bad_shard_values_are_usage_errors() {
     let (dir, wav) = click_file("a.wav", 120.0, 3.0);
