@@ -1083,6 +1083,39 @@ case_watch_file_closed_unwritten() {
   [ "$(grep -c 'music/a.wav,' rows.csv)" -eq 1 ] || { echo "rows: $(cat rows.csv)"; return 1; }
 }
 
+# --timeout 1e19: the deadline overflowed the clock and analyze panicked (exit 101).
+case_timeout_beyond_the_clock() {
+  wav a.wav 22050 1 8 clicks
+  analyze a.wav --timeout 1e19 >out.csv 2>err.txt
+  [ "$code" -eq 2 ] || { echo "exit $code: $(tail -3 err.txt)"; return 1; }
+  grep -q 'must be at most 31536000 seconds' err.txt || { echo "unexplained: $(cat err.txt)"; return 1; }
+  [ ! -s out.csv ] || { echo "rows: $(cat out.csv)"; return 1; }
+}
+
+# Silence said "shorter than one 400 ms gating block" without --album, silence with it.
+case_silence_loudness_note_without_album() {
+  wav z.wav 22050 1 10 silence
+  analyze z.wav --descriptors tempo,key,loudness >one.csv 2>/dev/null || return 1
+  analyze z.wav --descriptors tempo,key,loudness --album >album.csv 2>/dev/null || return 1
+  grep -q 'every block is under the -70 LUFS gate (silence)' one.csv ||
+    { echo "row: $(tail -1 one.csv)"; return 1; }
+  [ "$(tail -1 one.csv | cut -d, -f1-20)" = "$(tail -1 album.csv | cut -d, -f1-20)" ] ||
+    { echo "rows differ: $(tail -1 one.csv) / $(tail -1 album.csv)"; return 1; }
+}
+
+# A shard part whose row was cut to three cells was merged into a malformed CSV (exit 0).
+case_merge_part_with_a_short_row() {
+  mkdir in && wav in/a.wav 22050 1 8 clicks && wav in/b.wav 22050 1 8 chord
+  analyze in --shard 1/2 --out p1.csv 2>/dev/null || return 1
+  analyze in --shard 2/2 --out p2.csv 2>/dev/null || return 1
+  sed -i '2s/^\([^,]*,[^,]*,[^,]*\),.*$/\1/' p2.csv
+  timeout -k 5 "$limit" "$bin" merge p1.csv p2.csv --out all.csv 2>err.txt
+  code=$?
+  [ "$code" -eq 2 ] || { echo "exit $code"; return 1; }
+  grep -q 'has 3 cells, not 22' err.txt || { echo "unexplained: $(cat err.txt)"; return 1; }
+  [ ! -e all.csv ] || { echo "wrote all.csv"; return 1; }
+}
+
 # A link to nothing without an audio name was an error row (exit 1) where a regular
 # readme.txt is passed over.
 case_walk_dangling_link_without_an_audio_name() {
@@ -1374,5 +1407,8 @@ run evaluate-folder-annotation-beside-it case_evaluate_folder_annotation_is_the_
 run evaluate-names-not-utf8 case_evaluate_names_that_are_not_utf8
 run evaluate-cmd-tool-printing-300mb case_evaluate_cmd_tool_printing_300_mb
 run watch-file-closed-unwritten case_watch_file_closed_unwritten
+run timeout-beyond-the-clock case_timeout_beyond_the_clock
+run silence-loudness-note-without-album case_silence_loudness_note_without_album
+run merge-part-with-a-short-row case_merge_part_with_a_short_row
 printf '\n%d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]
