@@ -554,12 +554,16 @@ impl Output {
         let shown = dest.shown().display();
         let columns = export::csv_columns::<AnalyzeRecord>()?;
         let mut done = HashMap::new();
+        // A row edited out of shape cannot be resumed: the way on is to start afresh.
+        let unresumable = |why: String| {
+            anyhow::anyhow!("cannot resume {shown}: {why}; run without --resume to start afresh")
+        };
         for (number, row) in (1..).zip(resumed) {
             row.check_width(number, columns)
-                .with_context(|| format!("cannot resume {shown}"))?;
+                .map_err(|e| unresumable(format!("{e:#}")))?;
             let record: AnalyzeRecord = csv::StringRecord::from(row.fields.clone())
                 .deserialize(None)
-                .with_context(|| format!("cannot resume {shown}"))?;
+                .map_err(|e| unresumable(format!("row {number}: {e}")))?;
             done.insert(parse_path_cell(&record.path), (record, row));
         }
         // A resumed row of a file that is not known to be as it was when the row was made
