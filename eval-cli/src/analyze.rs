@@ -24,7 +24,7 @@ use std::time::{Duration, SystemTime};
 use analyzer_core::batch::{self, BatchSummary, FileResult, Job, Status};
 use analyzer_core::loudness::{AlbumLoudness, GatingBlocks, Loudness};
 use analyzer_core::{Analysis, Analyzer, StopSignal};
-use anyhow::{Context, bail};
+use anyhow::bail;
 
 use crate::cache::{Analyzed, CachedAnalyzer, FileIdentity, Rescan, ResultCache};
 use crate::flags;
