@@ -234,6 +234,13 @@ fn work(shared: &Shared) {
         let running = Running::start(&shared.running);
         match task {
             Task::File { job, index } => run_file(shared, &job, index, running),
+            // A client that went away before its upload's turn took the upload with it
+            // (its temporary file is removed): nothing to read and nobody to answer, so
+            // the upload is cancelled, not a file that failed.
+            Task::Upload(upload) if upload.reply.is_closed() => {
+                shared.telemetry.file_cancelled();
+                drop(running);
+            }
             Task::Upload(upload) => {
                 let stop = StopSignal::never().with_cancel_flag(Arc::clone(&shared.shutdown));
                 let analysed = shared.analysis.analyze(&FileTask {
@@ -243,6 +250,8 @@ fn work(shared: &Shared) {
                     timeout: shared.timeout,
                 });
                 match &analysed {
+                    // Gone while it was read: its file may have been removed under it.
+                    Some(_) if upload.reply.is_closed() => shared.telemetry.file_cancelled(),
                     Some(a) => shared.telemetry.file_finished(a, true),
                     None => shared.telemetry.file_cancelled(),
                 }

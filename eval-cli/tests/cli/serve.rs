@@ -560,6 +560,56 @@ fn an_upload_overtakes_the_queued_files_of_a_job() {
     assert_eq!(events.rest().pop().unwrap().1["status"], "done");
 }
 
+/// A client that goes away before its upload's turn takes the upload with it: the
+/// upload is counted cancelled, not as a file that failed (its temporary file was gone
+/// when the worker came to it: `tempo_files_total{status="error",kind="unreadable"}`).
+#[test]
+fn an_upload_whose_client_went_away_is_cancelled_not_failed() {
+    let (dir, root) = root();
+    let tmp = dir.path().join("tmp");
+    fs::create_dir(&tmp).unwrap();
+    let held = gate(&root.join("gate1.wav"));
+    let server = Server::start_with_tmpdir(&tmp, &root, &["--workers", "1", "--test-gates"]);
+    let id = submit(&server, &["gate1.wav"]);
+    let mut events = Events::open(&server, id);
+    while events.next().unwrap().1["running"] != 1 {}
+    let body = click_wav_bytes(120.0, 4.0);
+    let mut client = server.connect();
+    let head = format!(
+        "POST /v1/analyze HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n\r\n",
+        server.addr(),
+        body.len()
+    );
+    client.write_all(head.as_bytes()).unwrap();
+    client.write_all(&body).unwrap();
+    // Queued behind gate1, then the client goes: its temporary file goes with it.
+    while get(&server, "/v1/health").json()["queued"] != 1 {
+        std::thread::yield_now();
+    }
+    drop(client);
+    while fs::read_dir(&tmp).unwrap().next().is_some() {
+        std::thread::yield_now();
+    }
+    release(&held);
+    assert_eq!(events.rest().pop().unwrap().1["status"], "done");
+    let metric = |name: &str| -> u64 {
+        let metrics = String::from_utf8(get(&server, "/metrics").body).unwrap();
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0)
+    };
+    let unreadable = "tempo_files_total{status=\"error\",kind=\"unreadable\"}";
+    // Until the worker has counted the upload, one way or the other.
+    while metric("tempo_files_cancelled_total") + metric(unreadable) == 0 {
+        std::thread::yield_now();
+    }
+    assert_eq!(
+        (metric("tempo_files_cancelled_total"), metric(unreadable)),
+        (1, 0)
+    );
+}
+
 #[test]
 fn a_second_identical_job_comes_from_the_cache_with_the_same_bytes() {
     let (dir, root) = root();

@@ -70,6 +70,13 @@ impl Server {
         Self::spawn(eval_cli_process(), root, args)
     }
 
+    /// [`Server::start`] with its temporary files (uploads) in `tmp`.
+    pub fn start_with_tmpdir(tmp: &Path, root: &Path, args: &[&str]) -> Self {
+        let mut command = eval_cli_process();
+        command.env("TMPDIR", tmp);
+        Self::spawn(command, root, args)
+    }
+
     /// [`Server::start`] with at most `limit` open files (`ulimit -n`).
     pub fn start_with_open_files(limit: u32, root: &Path, args: &[&str]) -> Self {
         let mut shell = Command::new("sh");
