@@ -459,6 +459,30 @@ fn check_excerpt_folder(out: &Path, reads: &dyn Fn(&Path) -> bool) -> anyhow::Re
     Ok(leftovers)
 }
 
+/// Removes the excerpts in `out` that `listed` (this run's, relative to `out`) does not
+/// hold: an earlier set's other lengths or offsets, or the excerpts of a track that no
+/// longer decodes, which no manifest would list. The folder passed
+/// [`check_excerpt_folder`], so every file of an excerpt's name in it is ours. Returns how
+/// many went.
+fn remove_unlisted_excerpts(out: &Path, listed: &BTreeSet<PathBuf>) -> anyhow::Result<usize> {
+    let mut removed = 0;
+    for entry in walkdir::WalkDir::new(out).min_depth(1) {
+        let entry = entry.with_context(|| format!("cannot read {}", out.display()))?;
+        let relative = entry.path().strip_prefix(out).unwrap_or(entry.path());
+        let excerpt = entry.file_type().is_file()
+            && relative
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(is_excerpt_name);
+        if excerpt && !listed.contains(relative) {
+            fs::remove_file(entry.path())
+                .with_context(|| format!("cannot remove {}", entry.path().display()))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// Marks `out` as an excerpt set ([`MARKER`]) unless it is already, and removes an earlier
 /// set's manifest: from here until the new one is written the folder is a set being cut.
 fn claim_excerpt_folder(out: &Path) -> anyhow::Result<()> {
@@ -551,6 +575,14 @@ pub fn run(args: ExcerptArgs) -> anyhow::Result<ExitCode> {
             args.out.display()
         );
         return Ok(ExitCode::from(runner::EXIT_CANCELLED));
+    }
+    let listed: BTreeSet<PathBuf> = rows.iter().map(|row| PathBuf::from(&row[0])).collect();
+    let stale = remove_unlisted_excerpts(&args.out, &listed)?;
+    if stale > 0 {
+        eprintln!(
+            "excerpts: removed {stale} excerpt{} of an earlier set that this one does not list",
+            if stale == 1 { "" } else { "s" }
+        );
     }
     report::write_file(
         &args.out.join(MANIFEST_FILE),

@@ -908,6 +908,41 @@ fn excerpts_never_replace_what_is_not_an_earlier_excerpt_set() {
     }
 }
 
+/// A set cut again with fewer lengths and offsets holds only what its manifest lists: the
+/// earlier set's other excerpts stayed, unlisted, beside it.
+#[test]
+fn excerpts_cut_again_with_fewer_lengths_leave_none_unlisted() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    two_short_tracks(&src);
+    let ex = dir.path().join("ex");
+    assert!(cut_excerpts(&src, &ex).status.success());
+    let again = eval_cli()
+        .args(["dataset", "excerpts", "--from"])
+        .arg(&src)
+        .args(["--seconds", "8", "--offsets", "1", "--out"])
+        .arg(&ex)
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", stderr_of(&again));
+    assert!(
+        stderr_of(&again).contains("removed 10 excerpts of an earlier set"),
+        "{}",
+        stderr_of(&again)
+    );
+    let manifest = fs::read_to_string(ex.join("manifest.csv")).unwrap();
+    let mut listed: Vec<String> = manifest
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().to_string())
+        .collect();
+    listed.extend(["manifest.csv".to_string(), ".eval-cli-excerpts".to_string()]);
+    listed.sort();
+    let held: Vec<String> = snapshot(&ex).into_keys().collect();
+    assert_eq!(held, listed);
+    assert_eq!(listed.len(), 2 + 2);
+}
+
 #[test]
 fn excerpts_are_cut_deterministically_and_evaluated_by_length() {
     let dir = tempfile::tempdir().unwrap();
