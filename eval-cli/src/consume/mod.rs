@@ -37,7 +37,7 @@ use tokio::sync::watch;
 use crate::analysis::{BatchAnalysis, FileAnalysis};
 use crate::flags;
 use crate::queue_worker::metrics::{self, QueueMetrics};
-use crate::queue_worker::{Events, SlotLoop, run_on_threads};
+use crate::queue_worker::{Events, SlotLoop, redacted_url, run_on_threads};
 
 mod request;
 mod session;
@@ -104,10 +104,12 @@ pub struct ConsumeArgs {
 /// Runs `eval-cli consume` until SIGINT or SIGTERM (exit 130), or until the broker stays
 /// away past `--broker-retry` (an error).
 pub fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
-    // A malformed URL is refused at once, not retried for --broker-retry.
-    args.amqp
-        .parse::<lapin::uri::AMQPUri>()
-        .map_err(|e| anyhow::anyhow!("--amqp {}: {e}", args.amqp))?;
+    // A malformed URL is refused at once, not retried for --broker-retry; the parser's
+    // reason may quote the URL, so its password is hidden there too.
+    args.amqp.parse::<lapin::uri::AMQPUri>().map_err(|e| {
+        let shown = redacted_url(&args.amqp);
+        anyhow::anyhow!("--amqp {shown}: {}", e.replace(&args.amqp, &shown))
+    })?;
     let roots = crate::confine::canonical_roots(&args.root)?;
     let analyzer = Arc::new(args.analyzer.analyzer()?);
     let slots = flags::resolve_workers(args.workers);

@@ -30,7 +30,8 @@ use tokio::sync::watch;
 
 use crate::analysis::FileOutcome;
 use crate::queue_worker::{
-    Analyse, BrokerError, Claim, Ended, Events, Queue, Refusal, SlotLoop, Stored, run_slot,
+    Analyse, BrokerError, Claim, Ended, Events, Queue, Refusal, SlotLoop, Stored, redacted_url,
+    run_slot,
 };
 use crate::report::export::{CsvLine, Exporter};
 
@@ -83,7 +84,7 @@ pub enum ConsumeError {
         exchange: String,
     },
     /// The broker stayed away past `--broker-retry`.
-    #[error("the broker at {url} stayed unreachable for {budget:?}")]
+    #[error("the broker at {} stayed unreachable for {budget:?}", redacted_url(.url))]
     Unreachable {
         /// The broker.
         url: String,

@@ -3,17 +3,20 @@
 //! broker whether its run was replaced ([`DistError::RunReplaced`], [`DistError::RunGone`]),
 //! `merge` stops on [`DistError::NotComplete`] (`--no-wait`) and [`DistError::RowsLost`], and
 //! a slot skips an entry that is not `submit`'s ([`DistError::ForeignEntry`],
-//! [`DistError::EntryField`]). The messages are the ones the commands print.
+//! [`DistError::EntryField`]). The messages are the ones the commands print; a broker URL
+//! in them has its password redacted ([`redacted_url`]), the field keeps it as given.
 
 use std::fmt;
 use std::time::Duration;
+
+use crate::queue_worker::redacted_url;
 
 /// An error of the `dist` library; the commands turn it into a message and exit status 2.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DistError {
     /// `--broker` is not a Redis URL.
-    #[error("invalid broker URL {url}")]
+    #[error("invalid broker URL {}", redacted_url(.url))]
     InvalidUrl {
         /// The URL, as given.
         url: String,
@@ -21,7 +24,7 @@ pub enum DistError {
         source: redis::RedisError,
     },
     /// No connection could be opened.
-    #[error("cannot connect to the broker at {url}")]
+    #[error("cannot connect to the broker at {}", redacted_url(.url))]
     Connect {
         /// The broker.
         url: String,
@@ -33,7 +36,10 @@ pub enum DistError {
     #[error(transparent)]
     Redis(#[from] redis::RedisError),
     /// The broker stayed lost for the whole `--broker-retry`.
-    #[error("the broker at {url} stayed unreachable for {budget:?} (--broker-retry)")]
+    #[error(
+        "the broker at {} stayed unreachable for {budget:?} (--broker-retry)",
+        redacted_url(.url)
+    )]
     BrokerUnreachable {
         /// The broker.
         url: String,
@@ -49,7 +55,7 @@ pub enum DistError {
         source: Box<DistError>,
     },
     /// The broker has no manifest for the job.
-    #[error("no job {job:?} at {url} (run `dist submit` first)")]
+    #[error("no job {job:?} at {} (run `dist submit` first)", redacted_url(.url))]
     JobNotFound {
         /// The job's name.
         job: String,
@@ -94,8 +100,9 @@ pub enum DistError {
     },
     /// The job was submitted again under a new run: rows of the old one are not part of it.
     #[error(
-        "job {job:?} at {url} was submitted again (run {current} replaced run {run}); rows of \
-         run {run} are not part of it: start again for the new run"
+        "job {job:?} at {} was submitted again (run {current} replaced run {run}); rows of \
+         run {run} are not part of it: start again for the new run",
+        redacted_url(.url)
     )]
     RunReplaced {
         /// The job's name.
@@ -109,8 +116,9 @@ pub enum DistError {
     },
     /// The job's manifest is gone.
     #[error(
-        "job {job:?} (run {run}) is gone from {url} (a broker restarted without \
-         persistence?); submit it again"
+        "job {job:?} (run {run}) is gone from {} (a broker restarted without \
+         persistence?); submit it again",
+        redacted_url(.url)
     )]
     RunGone {
         /// The job's name.
@@ -276,5 +284,49 @@ mod tests {
         let as_context = anyhow::Error::from(refused_io)
             .context("cannot connect to the broker at redis://127.0.0.1:1");
         assert_eq!(format!("{as_context:#}"), refused().chain().to_string());
+    }
+
+    /// Every message that names the broker hides its password.
+    #[test]
+    fn a_broker_url_is_shown_without_its_password() {
+        let url = "redis://user:s3cret@127.0.0.1:1".to_string();
+        let refused: redis::RedisError =
+            std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused").into();
+        let connect = || DistError::Connect {
+            url: url.clone(),
+            source: refused.clone(),
+        };
+        let errors = [
+            DistError::InvalidUrl {
+                url: url.clone(),
+                source: refused.clone(),
+            },
+            connect(),
+            DistError::BrokerUnreachable {
+                url: url.clone(),
+                budget: Duration::from_secs(1),
+                source: Box::new(connect()),
+            },
+            DistError::JobNotFound {
+                job: "j".to_string(),
+                url: url.clone(),
+            },
+            DistError::RunReplaced {
+                job: "j".to_string(),
+                url: url.clone(),
+                current: "b".to_string(),
+                run: "a".to_string(),
+            },
+            DistError::RunGone {
+                job: "j".to_string(),
+                run: "a".to_string(),
+                url: url.clone(),
+            },
+        ];
+        for err in errors {
+            let chain = err.chain().to_string();
+            assert!(chain.contains("redis://user:***@127.0.0.1:1"), "{chain}");
+            assert!(!chain.contains("s3cret"), "{chain}");
+        }
     }
 }

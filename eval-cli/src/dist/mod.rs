@@ -12,7 +12,7 @@
 //!   analyzer version and settings), written once; a second `submit` must match it.
 //! - `stream`: one entry per file, with the explicit id `0-(index+1)` and the path as its
 //!   raw OS bytes, so that a rerun of `submit` adds only what is missing and never a
-//!   duplicate. Its consumer group `workers` hands each entry to one slot at a time
+//!   duplicate (a script adds them, so two `submit`s at once agree). Its consumer group `workers` hands each entry to one slot at a time
 //!   (`XREADGROUP COUNT 1`, no prefetch). A row lost after it was stored (deleted, evicted)
 //!   leaves its entry acknowledged: a rerun of `submit` queues such a file again in a new
 //!   round, `G-(index+1)`, G above every earlier entry, and `status`, `merge` and idle

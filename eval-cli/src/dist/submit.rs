@@ -30,7 +30,7 @@ pub(super) fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
         "eval-cli: job {:?}: {} files queued ({} new), {} unreadable inputs",
         broker.job,
         files.len(),
-        files.len() - queued.already.min(files.len()),
+        queued.added,
         walk_errors.len()
     );
     if queued.again > 0 {
@@ -44,8 +44,8 @@ pub(super) fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
 
 /// What [`queue`] did.
 struct Queued {
-    /// Entries a previous `submit` had added.
-    already: usize,
+    /// First-round entries this `submit` added (the rest were there already).
+    added: usize,
     /// Files queued again because their row was lost ([`requeue_lost`]).
     again: usize,
 }
@@ -93,7 +93,7 @@ fn queue(
     }
 
     // Entries of the first round have the ids 0-1, 0-2, ... and are added in order, so the
-    // last one says how many a previous run added.
+    // last one says how many a previous run added: a rerun sends none of those again.
     let last: StreamRangeReply = redis::cmd("XREVRANGE")
         .arg(&keys.stream)
         .arg(id_text(FIRST_ROUND_END))
@@ -102,13 +102,7 @@ fn queue(
         .arg(1)
         .query(&mut broker.con)?;
     let already = last.ids.first().map_or(Ok(0), |e| entry_seq(&e.id))?;
-    for start in (already..files.len()).step_by(CHUNK) {
-        let mut pipe = redis::pipe();
-        for (i, path) in files.iter().enumerate().skip(start).take(CHUNK) {
-            add_entry(&mut pipe, &keys, 0, i, path);
-        }
-        pipe.query::<()>(&mut broker.con)?;
-    }
+    let added = add_first_round(broker, &keys, files, already)?;
     // Folders that could not be walked are rows at once, after the files', as in analyze.
     if !walk_errors.is_empty() {
         let mut pipe = redis::pipe();
@@ -130,21 +124,89 @@ fn queue(
     }
     let total = files.len() + walk_errors.len();
     let again = requeue_lost(broker, &keys, files, total)?;
-    Ok(Queued { already, again })
+    Ok(Queued { added, again })
 }
 
-/// Adds the entry of input index `index` in round `round` (0 the first): the id
-/// `round-(index+1)`, so that every round carries the index in its id, and the path as its
-/// raw OS bytes, so that a name that is not UTF-8 reaches the worker unchanged.
-fn add_entry(pipe: &mut redis::Pipeline, keys: &Keys, round: u64, index: usize, path: &Path) {
-    pipe.cmd("XADD")
-        .arg(&keys.stream)
-        .arg(format!("{round}-{}", index + 1))
-        .arg("index")
+/// Adds the first-round entries of `files` from index `from` on ([`FIRST_ROUND_SCRIPT`]),
+/// [`CHUNK`] to a round trip, and returns how many this call added. `from` is only where to
+/// start sending: entries that another `submit` of the same job added since it was read are
+/// skipped, not refused. Those carry the same paths, since both manifests list the same
+/// sorted files.
+fn add_first_round(
+    broker: &mut Broker,
+    keys: &Keys,
+    files: &[PathBuf],
+    from: usize,
+) -> Result<usize> {
+    let mut added = 0;
+    for start in (from..files.len()).step_by(CHUNK) {
+        let mut script = redis::cmd("EVAL");
+        script
+            .arg(FIRST_ROUND_SCRIPT)
+            .arg(1)
+            .arg(&keys.stream)
+            .arg(id_text(FIRST_ROUND_END));
+        for (i, path) in files.iter().enumerate().skip(start).take(CHUNK) {
+            entry_args(&mut script, i, path);
+        }
+        added += script.query::<usize>(&mut broker.con)?;
+    }
+    Ok(added)
+}
+
+/// Adds the first-round entries of ARGV (after ARGV[1], [`FIRST_ROUND_END`]: triples of
+/// [`entry_args`], ascending) that the stream (KEYS[1]) lacks, and returns how many. In one
+/// script, so that two `submit`s at once never both add the same id: the second would be
+/// refused by `XADD` ("equal or smaller than the target stream top item").
+const FIRST_ROUND_SCRIPT: &str = r"
+local top = redis.call('XREVRANGE', KEYS[1], ARGV[1], '-', 'COUNT', 1)
+local have = 0
+if top[1] then have = tonumber(string.match(top[1][1], '%-(%d+)$')) end
+local added = 0
+for i = 2, #ARGV, 3 do
+  if tonumber(ARGV[i]) > have then
+    redis.call('XADD', KEYS[1], '0-' .. ARGV[i], 'index', ARGV[i + 1], 'path', ARGV[i + 2])
+    added = added + 1
+  end
+end
+return added
+";
+
+/// Queues again, in round ARGV[2], the files of ARGV (after ARGV[2]: triples of
+/// [`entry_args`], ascending) that have no row (KEYS[3]), and drops their status (KEYS[2]),
+/// but only while the stream (KEYS[1]) gave no id since ARGV[1], its last id before the
+/// caller looked for them: any entry added since (another `submit` queueing them again)
+/// makes that finding stale, and the script adds nothing and returns nil. Else it
+/// returns how many it added and the stream's last id. In one script, so that two
+/// `submit`s at once never queue a file twice.
+const REQUEUE_SCRIPT: &str = r"
+local info = redis.call('XINFO', 'STREAM', KEYS[1])
+local last
+for i = 1, #info, 2 do
+  if info[i] == 'last-generated-id' then last = info[i + 1] end
+end
+if last ~= ARGV[1] then return false end
+local added = 0
+for i = 3, #ARGV, 3 do
+  if redis.call('HEXISTS', KEYS[3], ARGV[i + 1]) == 0 then
+    last = redis.call('XADD', KEYS[1], ARGV[2] .. '-' .. ARGV[i],
+      'index', ARGV[i + 1], 'path', ARGV[i + 2])
+    redis.call('HDEL', KEYS[2], ARGV[i + 1])
+    added = added + 1
+  end
+end
+return {added, last}
+";
+
+/// The arguments of the entry of input index `index` for [`FIRST_ROUND_SCRIPT`] and
+/// [`REQUEUE_SCRIPT`]: the sequence number of its id `ROUND-(index+1)`, so that every round
+/// carries the index in its id, the index, and the path as its raw OS bytes, so that a name
+/// that is not UTF-8 reaches the worker unchanged.
+fn entry_args(script: &mut redis::Cmd, index: usize, path: &Path) {
+    script
+        .arg(index + 1)
         .arg(index)
-        .arg("path")
-        .arg(path.as_os_str().as_bytes())
-        .ignore();
+        .arg(path.as_os_str().as_bytes());
 }
 
 /// Queues again, in a new round, the files whose row is missing while no entry of theirs is
@@ -152,38 +214,76 @@ fn add_entry(pipe: &mut redis::Pipeline, keys: &Keys, round: u64, index: usize, 
 /// acknowledged with them and so would never be handed out again. The rows that are there
 /// stay, and a file still queued or in flight is left to its entry. An entry moves from
 /// queued to in flight to acknowledged with its row, and is read here in that order, so a
-/// file a worker takes meanwhile is seen in one of the three and never queued twice. Its
-/// `states` entry goes too, so that the new row's status replaces the old. Returns how
-/// many files were queued again.
+/// file a worker takes meanwhile is seen in one of the three and never queued twice. The
+/// stream's last id is read before all that, and [`REQUEUE_SCRIPT`] adds only while it is
+/// still the last: when another `submit` queued files meanwhile, the files are looked at
+/// again, so two at once never queue a file twice. Its `states` entry goes too, so that the
+/// new row's status replaces the old. Returns how many files were queued again.
 fn requeue_lost(
     broker: &mut Broker,
     keys: &Keys,
     files: &[PathBuf],
     total: usize,
 ) -> Result<usize> {
-    if broker.rows_done(keys)? >= total {
-        return Ok(0);
-    }
-    let acknowledged = acknowledged(broker, keys, files.len())?;
-    let lost = rows_missing(broker, keys, &acknowledged)?;
-    if lost.is_empty() {
-        return Ok(0);
-    }
-    // Above every id the stream ever gave, deleted entries' included, as XADD requires.
-    let stream: StreamInfoStreamReply = redis::cmd("XINFO")
-        .arg("STREAM")
-        .arg(&keys.stream)
-        .query(&mut broker.con)?;
-    let round = stream_id(&stream.last_generated_id).map_or(1, |(ms, _)| ms.saturating_add(1));
-    for chunk in lost.chunks(CHUNK) {
-        let mut pipe = redis::pipe();
-        for &i in chunk {
-            add_entry(&mut pipe, keys, round, i, &files[i]);
-            pipe.cmd("HDEL").arg(&keys.states).arg(i).ignore();
+    let mut again = 0;
+    // Only another `submit` that queued files meanwhile sends this round again, and those
+    // files are on their way the next time round: this ends.
+    loop {
+        if broker.rows_done(keys)? >= total {
+            return Ok(again);
         }
-        pipe.query::<()>(&mut broker.con)?;
+        let stream: StreamInfoStreamReply = redis::cmd("XINFO")
+            .arg("STREAM")
+            .arg(&keys.stream)
+            .query(&mut broker.con)?;
+        let acknowledged = acknowledged(broker, keys, files.len())?;
+        let lost = rows_missing(broker, keys, &acknowledged)?;
+        if lost.is_empty() {
+            return Ok(again);
+        }
+        let (added, current) = add_round(broker, keys, files, &lost, stream.last_generated_id)?;
+        again += added;
+        if current {
+            return Ok(again);
+        }
     }
-    Ok(lost.len())
+}
+
+/// Adds the entries of the files `lost` ([`REQUEUE_SCRIPT`], [`CHUNK`] to a round trip) in
+/// the round after `last`, the stream's last id when they were found lost, which every
+/// chunk checks is still the last: how many it added, and whether `last` was still current
+/// (false: the stream grew meanwhile, and the rest was not added).
+fn add_round(
+    broker: &mut Broker,
+    keys: &Keys,
+    files: &[PathBuf],
+    lost: &[usize],
+    last: String,
+) -> Result<(usize, bool)> {
+    // Above every id the stream ever gave, deleted entries' included, as XADD requires.
+    let round = stream_id(&last).map_or(1, |(ms, _)| ms.saturating_add(1));
+    let mut last = last;
+    let mut added = 0;
+    for chunk in lost.chunks(CHUNK) {
+        let mut script = redis::cmd("EVAL");
+        script
+            .arg(REQUEUE_SCRIPT)
+            .arg(3)
+            .arg(&keys.stream)
+            .arg(&keys.states)
+            .arg(&keys.rows)
+            .arg(&last)
+            .arg(round);
+        for &i in chunk {
+            entry_args(&mut script, i, &files[i]);
+        }
+        let Some((n, now)) = script.query::<Option<(usize, String)>>(&mut broker.con)? else {
+            return Ok((added, false));
+        };
+        added += n;
+        last = now;
+    }
+    Ok((added, true))
 }
 
 /// The files of a job of `files` whose entry was handed out and acknowledged, in input

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use tokio::runtime::Handle;
 
@@ -127,11 +127,13 @@ pub fn listen(
     Ok(bound)
 }
 
-/// Serves `GET /metrics` on `listener`; any other path is a 404 with a JSON reason.
+/// Serves `GET /metrics` on `listener`; any other path is a 404, any other method a 405,
+/// each with a JSON reason as `serve` gives them.
 async fn serve(listener: tokio::net::TcpListener, metrics: Arc<QueueMetrics>) {
     let app = axum::Router::new()
         .route("/metrics", axum::routing::get(page))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(metrics);
     if let Err(err) = axum::serve(listener, app).await {
         eprintln!("eval-cli: warning: --metrics stopped answering: {err}");
@@ -147,9 +149,24 @@ async fn page(State(metrics): State<Arc<QueueMetrics>>) -> Response {
 }
 
 async fn not_found() -> Response {
-    let body = serde_json::json!({"error": "not found: this address serves GET /metrics only"});
-    (
+    refusal(
         StatusCode::NOT_FOUND,
+        "not found: this address serves GET /metrics only".to_string(),
+    )
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    refusal(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+
+/// `{"error": reason}` with `status`, the body of `serve`'s refusals.
+fn refusal(status: StatusCode, reason: String) -> Response {
+    let body = serde_json::json!({ "error": reason });
+    (
+        status,
         [(header::CONTENT_TYPE, "application/json")],
         body.to_string(),
     )

@@ -26,11 +26,13 @@ use serde_json::{Map, Value};
 
 use crate::analysis::{FileAnalysis, FileOutcome, FileTask};
 
+mod broker_url;
 pub mod metrics;
 
 #[cfg(test)]
 mod tests;
 
+pub use broker_url::redacted_url;
 use metrics::QueueMetrics;
 
 /// The first pause after the broker was lost; it doubles up to [`LONGEST_PAUSE`].

@@ -332,6 +332,32 @@ fn a_malformed_url_is_refused_at_once_not_retried() {
     assert!(!stderr.contains("reconnecting"), "{stderr}");
 }
 
+/// The broker's password is never printed: not in the refusal of a malformed URL (whose
+/// parser quotes it) nor when the broker stays away (port 1 refuses at once).
+#[test]
+fn the_brokers_password_is_redacted_in_every_message() {
+    let dir = tempfile::tempdir().unwrap();
+    for (url, retry, says) in [
+        ("amqp:guest:s3cret@host", "3600", "--amqp amqp:***@host: "),
+        (
+            "amqp://guest:s3cret@127.0.0.1:1/%2f",
+            "0.01",
+            "the broker at amqp://guest:***@127.0.0.1:1/%2f stayed unreachable",
+        ),
+    ] {
+        let output = eval_cli_process()
+            .args(["consume", "--amqp", url, "--queue", QUEUE, "--root"])
+            .arg(dir.path())
+            .args(["--workers", "1", "--broker-retry", retry])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(says), "{stderr}");
+        assert!(!stderr.contains("s3cret"), "{stderr}");
+    }
+}
+
 #[test]
 fn metrics_count_the_requests_answered_and_dead_lettered() {
     let flags = ["--workers", "1", "--metrics", "127.0.0.1:0"];
@@ -371,6 +397,12 @@ fn metrics_count_the_requests_answered_and_dead_lettered() {
         elsewhere.refusal(404),
         "not found: this address serves GET /metrics only"
     );
+    let deleted = reply(
+        http_client()
+            .delete(format!("http://{address}/metrics"))
+            .call(),
+    );
+    assert_eq!(deleted.refusal(405), "DELETE is not allowed on /metrics");
 }
 
 #[test]

@@ -10,15 +10,16 @@
 //! the clogged pipe below, which only the broker tests need.
 
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command as Process, Output, Stdio};
 use std::sync::mpsc;
+use std::thread;
 
 use crate::util::broker::{RedisServer, dist, merged_bytes};
 use crate::util::events::{EventfulWorker, WorkerProcess, stderr_channel};
-use crate::util::service::{assert_lines, scrape};
+use crate::util::service::{assert_lines, http_client, reply, scrape};
 use crate::util::{assert_ok, click_wav, eval_cli, eval_cli_process, fifo, write_tracks};
 
 /// `count` click tracks in `dir/lib` (one in a subfolder, one that is not audio at all),
@@ -852,6 +853,13 @@ fn a_worker_with_metrics_counts_the_entries_it_took_and_stored() {
             "tempo_files_running 0",
         ],
     );
+    // Another method is refused with a reason, as `serve` refuses it, not an empty 405.
+    let posted = reply(
+        http_client()
+            .post(format!("http://{address}/metrics"))
+            .send("x"),
+    );
+    assert_eq!(posted.refusal(405), "POST is not allowed on /metrics");
 }
 
 /// Deletes the rows (and the statuses, when `states`) of the input indices `indices` of job
@@ -1100,4 +1108,208 @@ fn a_junk_entry_is_skipped_and_named_and_the_worker_goes_on() {
         merged_bytes(&server, "j", dir.path()),
         analyze_bytes(&lib, dir.path())
     );
+}
+
+/// A loopback proxy in front of `server` for one client: it passes the client's commands on
+/// until one holds `marker`, then holds that one (and what follows) until
+/// [`HoldingProxy::release`]. The client's view of the broker is as stale as the test wants
+/// it, with no clock: a second client does its whole work meanwhile.
+struct HoldingProxy {
+    port: u16,
+    held: mpsc::Receiver<()>,
+    release: mpsc::Sender<()>,
+}
+
+impl HoldingProxy {
+    fn start(server: &RedisServer, marker: &'static [u8]) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let upstream_port = server.port;
+        let (held_tx, held) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel::<()>();
+        // One connection: `dist submit` opens one. A client that ends before sending the
+        // marker drops `held_tx`, which fails the test instead of hanging it.
+        thread::spawn(move || {
+            let (mut client, _) = listener.accept().unwrap();
+            let mut upstream = TcpStream::connect(("127.0.0.1", upstream_port)).unwrap();
+            let mut replies = upstream.try_clone().unwrap();
+            let mut to_client = client.try_clone().unwrap();
+            thread::spawn(move || io::copy(&mut replies, &mut to_client));
+            let mut held_tx = Some(held_tx);
+            let mut buf = vec![0; 1 << 16];
+            loop {
+                let n = match client.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                let sent = &buf[..n];
+                if held_tx.is_some() && sent.windows(marker.len()).any(|w| w == marker) {
+                    let _ = held_tx.take().unwrap().send(());
+                    let _ = release_rx.recv();
+                }
+                if upstream.write_all(sent).is_err() {
+                    break;
+                }
+            }
+            let _ = upstream.shutdown(Shutdown::Write);
+        });
+        HoldingProxy {
+            port,
+            held,
+            release,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Waits until the client sent the marker, which the broker has not seen yet.
+    fn wait_held(&self) {
+        self.held
+            .recv()
+            .expect("the client ended before it sent the marker");
+    }
+
+    fn release(&self) {
+        self.release.send(()).unwrap();
+    }
+}
+
+/// `dist submit` of `lib` as job `j` through `proxy`, running until it ends.
+fn spawn_submit(proxy: &HoldingProxy, lib: &Path) -> std::process::Child {
+    eval_cli_process()
+        .args(["dist", "submit", "--broker", &proxy.url(), "--job", "j"])
+        .arg(lib)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The ids of job `j`'s stream, in order.
+fn stream_ids(server: &RedisServer) -> Vec<String> {
+    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+        .arg(server.run_key("j", "stream"))
+        .arg("-")
+        .arg("+")
+        .query(&mut server.connection())
+        .unwrap();
+    entries.into_iter().map(|(id, _)| id).collect()
+}
+
+/// Two identical `submit`s at once: the one that read the stream first adds its entries
+/// after the other added them all (a proxy holds it there). It adds nothing and succeeds,
+/// as a rerun does; before, `XADD` refused its ids ("equal or smaller than the target
+/// stream top item") and it failed with exit 2.
+#[test]
+fn two_identical_submits_at_once_both_succeed_and_queue_each_file_once() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path(), 3, 3.0);
+    let proxy = HoldingProxy::start(&server, b"XADD");
+    let first = spawn_submit(&proxy, &lib);
+    proxy.wait_held();
+    let second = submit(&server, "j", &lib);
+    assert_ok(&second, "the second dist submit");
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("4 files queued (4 new)"),
+        "{second:?}"
+    );
+    proxy.release();
+    let first = first.wait_with_output().unwrap();
+    assert_ok(&first, "the first dist submit");
+    assert!(
+        String::from_utf8_lossy(&first.stderr).contains("4 files queued (0 new)"),
+        "{first:?}"
+    );
+    assert_eq!(stream_ids(&server), ["0-1", "0-2", "0-3", "0-4"]);
+    let s = status(&server, "j");
+    assert_eq!((&s["waiting"], &s["lost"]), (&4.into(), &0.into()), "{s}");
+}
+
+/// Two `submit`s at once that both find the same rows lost: one is held at each step of its
+/// re-queue (a proxy holds the command) while the other queues them again. The held one
+/// queues nothing (its finding is stale: it looks again and finds them on their way) and
+/// succeeds; each file is queued again once. Before, held before its `XINFO STREAM` it
+/// queued them again in the next round (each file twice), and held at its `XADD` it took
+/// the same round and failed with exit 2.
+#[test]
+fn two_submits_at_once_queue_a_lost_row_again_once() {
+    let steps: [&[u8]; 4] = [b"\r\nSTREAM\r\n", b"XPENDING", b"HEXISTS", b"XADD"];
+    for step in steps {
+        let step_name = String::from_utf8_lossy(step).trim().to_string();
+        let (server, _dir, lib) = submitted_library(3);
+        assert_ok(
+            &dist(&server, "work", "j", &["--workers", "1"]),
+            "dist work",
+        );
+        lose_rows(&server, &[0, 2], true);
+        let proxy = HoldingProxy::start(&server, step);
+        let first = spawn_submit(&proxy, &lib);
+        proxy.wait_held();
+        let second = submit(&server, "j", &lib);
+        assert_ok(&second, "the second dist submit");
+        assert!(
+            String::from_utf8_lossy(&second.stderr).contains("re-queued 2 files"),
+            "held at {step_name}: {second:?}"
+        );
+        proxy.release();
+        let first = first.wait_with_output().unwrap();
+        assert_ok(&first, &format!("the dist submit held at {step_name}"));
+        assert!(
+            !String::from_utf8_lossy(&first.stderr).contains("re-queued"),
+            "held at {step_name}: {first:?}"
+        );
+        assert_eq!(
+            stream_ids(&server),
+            ["0-1", "0-2", "0-3", "0-4", "1-1", "1-3"],
+            "held at {step_name}"
+        );
+        let s = status(&server, "j");
+        assert_eq!((&s["waiting"], &s["lost"]), (&2.into(), &0.into()), "{s}");
+    }
+}
+
+/// The broker's password is never printed: a wrong one refused at connect, a right one on a
+/// job that is not there, with or without a user name.
+#[test]
+fn the_brokers_password_is_redacted_in_every_message() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path(), 1, 3.0);
+    let _: () = redis::cmd("CONFIG")
+        .arg(&["SET", "requirepass", "r1ght-pw"])
+        .query(&mut server.connection())
+        .unwrap();
+    let at = format!("127.0.0.1:{}", server.port);
+    let lib = lib.to_str().unwrap();
+    let cases = [
+        (
+            ["submit", &format!("redis://:wr0ng-pw@{at}"), lib],
+            format!("cannot connect to the broker at redis://:***@{at}: "),
+        ),
+        (
+            ["submit", &format!("redis://default:wr0ng-pw@{at}"), lib],
+            format!("cannot connect to the broker at redis://default:***@{at}: "),
+        ),
+        (
+            [
+                "status",
+                &format!("redis://default:r1ght-pw@{at}"),
+                "--json",
+            ],
+            format!("no job \"j\" at redis://default:***@{at} "),
+        ),
+    ];
+    for ([command, url, rest], says) in cases {
+        let output = eval_cli()
+            .args(["dist", command, "--broker", url, "--job", "j", rest])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(&says), "{stderr}");
+        assert!(!stderr.contains("-pw"), "{stderr}");
+    }
 }
