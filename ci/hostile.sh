@@ -1116,6 +1116,36 @@ case_merge_part_with_a_short_row() {
   [ ! -e all.csv ] || { echo "wrote all.csv"; return 1; }
 }
 
+# Two identical submits at once: one failed now and then with a raw XADD error, and two
+# re-queues at once could queue a lost file twice. Twenty pairs: every submit exits 0 and
+# the stream holds each file once.
+case_dist_identical_submits_at_once() {
+  command -v redis-cli >/dev/null || { echo "redis-cli is not installed"; return 1; }
+  mkdir lib && for n in 1 2 3 4 5 6; do wav lib/$n.wav 8000 1 3 clicks; done
+  local port redis url i a b len
+  redis_up || return 1
+  for i in $(seq 20); do
+    timeout -k 5 "$limit" "$bin" dist submit --broker "$url" --job j$i lib >/dev/null 2>a.txt & a=$!
+    timeout -k 5 "$limit" "$bin" dist submit --broker "$url" --job j$i lib >/dev/null 2>b.txt & b=$!
+    wait $a || { kill $redis; echo "pair $i: $(cat a.txt)"; return 1; }
+    wait $b || { kill $redis; echo "pair $i: $(cat b.txt)"; return 1; }
+    len=$(redis-cli -p "$port" XLEN "$(redis-cli -p "$port" --scan --pattern "tempo-scale:job:j$i:run:*:stream")")
+    [ "$len" = 6 ] || { kill $redis; echo "pair $i: $len entries for 6 files"; return 1; }
+  done
+  kill $redis 2>/dev/null; wait $redis 2>/dev/null
+}
+
+# The broker's password was printed in every message that named the broker.
+case_broker_password_never_printed() {
+  mkdir lib && wav lib/a.wav 8000 1 3 clicks
+  timeout -k 5 "$limit" "$bin" dist submit --broker 'redis://u:s3cret@127.0.0.1:1' --job x lib \
+    >/dev/null 2>err.txt
+  timeout -k 5 "$limit" "$bin" consume --amqp 'amqp://g:s3cret@127.0.0.1:1/%2f' --queue q \
+    --root lib --broker-retry 0.01 >/dev/null 2>>err.txt
+  grep -q 'u:\*\*\*@127.0.0.1:1' err.txt || { echo "no broker named: $(cat err.txt)"; return 1; }
+  ! grep -q s3cret err.txt || { echo "printed: $(grep s3cret err.txt)"; return 1; }
+}
+
 # A link to nothing without an audio name was an error row (exit 1) where a regular
 # readme.txt is passed over.
 case_walk_dangling_link_without_an_audio_name() {
@@ -1410,5 +1440,7 @@ run watch-file-closed-unwritten case_watch_file_closed_unwritten
 run timeout-beyond-the-clock case_timeout_beyond_the_clock
 run silence-loudness-note-without-album case_silence_loudness_note_without_album
 run merge-part-with-a-short-row case_merge_part_with_a_short_row
+run dist-identical-submits-at-once case_dist_identical_submits_at_once
+run broker-password-never-printed case_broker_password_never_printed
 printf '\n%d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]

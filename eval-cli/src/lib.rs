@@ -124,7 +124,7 @@ pub fn run(cli: Cli) -> ExitCode {
         // and successfully, as ripgrep's does (docs/analyze.md, "Errors and exit codes").
         Err(err) if stdout::closed_by_reader(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("eval-cli: error: {err:#}");
+            eprintln!("eval-cli: error: {}", queue_worker::chain(err.as_ref()));
             ExitCode::from(2)
         }
     }

@@ -449,7 +449,9 @@ pub fn run_on_threads<S: Send, E: std::error::Error + Send + 'static>(
     })
 }
 
-/// An error and its causes, `outer: inner: ...`.
+/// An error and its causes, `outer: inner: ...`, each cause once: one that says what the
+/// message so far ends with is left out (an I/O error inside a broker client's error reads
+/// `Connection refused (os error 111)` in both, which showed twice).
 pub fn chain<'a>(err: &'a (dyn std::error::Error + 'static)) -> impl std::fmt::Display + 'a {
     Chain(err)
 }
@@ -458,12 +460,16 @@ struct Chain<'a>(&'a (dyn std::error::Error + 'static));
 
 impl std::fmt::Display for Chain<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
+        let mut shown = self.0.to_string();
         let mut cause = self.0.source();
         while let Some(err) = cause {
-            write!(f, ": {err}")?;
+            let text = err.to_string();
+            if !shown.ends_with(&text) {
+                shown.push_str(": ");
+                shown.push_str(&text);
+            }
             cause = err.source();
         }
-        Ok(())
+        f.write_str(&shown)
     }
 }
