@@ -152,11 +152,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     out.write_all(&record::header())
         .stdout_context(STDOUT_FAILED)?;
-    let mut session = Session {
-        plan: &plan,
-        files_seen: 0,
-        known: HashMap::new(),
-    };
+    let mut session = Session::new(&plan);
     let (files, walk_errors) = batch::collect_audio_files(&plan.dirs);
     session.first_pass(&files, &mut out)?;
     // Folders that could not be walked are rows too, after the files', as in `analyze`.
@@ -281,7 +277,16 @@ struct Session<'a> {
     known: HashMap<PathBuf, FileIdentity>,
 }
 
-impl Session<'_> {
+impl<'a> Session<'a> {
+    /// A watch about to make its first pass: no file known yet.
+    fn new(plan: &'a Plan) -> Self {
+        Session {
+            plan,
+            files_seen: 0,
+            known: HashMap::new(),
+        }
+    }
+
     fn job(&self) -> CachedAnalyzer<'_, Analyzer> {
         CachedAnalyzer::new(
             &self.plan.analyzer,
@@ -489,11 +494,7 @@ mod tests {
     fn a_file_stopped_by_ctrl_c_gets_no_row() {
         let dir = tempfile::tempdir().unwrap();
         let plan = plan(dir.path());
-        let mut session = Session {
-            plan: &plan,
-            files_seen: 0,
-            known: HashMap::new(),
-        };
+        let mut session = Session::new(&plan);
         let path = dir.path().join("a.wav");
         std::fs::write(&path, b"RIFF").unwrap();
         let cancelled = FileResult {
@@ -531,11 +532,7 @@ mod tests {
     fn known_files_are_bounded() {
         let dir = tempfile::tempdir().unwrap();
         let plan = plan(dir.path());
-        let mut session = Session {
-            plan: &plan,
-            files_seen: 0,
-            known: HashMap::new(),
-        };
+        let mut session = Session::new(&plan);
         std::fs::write(dir.path().join("a.wav"), b"RIFF").unwrap();
         let identity = FileIdentity::of_path(&dir.path().join("a.wav")).unwrap();
         for i in 0..=KNOWN_FILES {
