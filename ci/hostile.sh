@@ -1146,6 +1146,19 @@ case_broker_password_never_printed() {
   ! grep -q s3cret err.txt || { echo "printed: $(grep s3cret err.txt)"; return 1; }
 }
 
+# A file still being copied (another process holds it open for writing): tag renamed its
+# tagged copy over it, and the rest of the copy went to the replaced file, lost.
+case_tag_file_open_for_writing() {
+  cp "$fixtures/fourfloor-128.mp3" a.mp3 && cp a.mp3 before.mp3
+  exec 3>>a.mp3
+  timeout -k 5 "$limit" "$bin" tag a.mp3 >rows.csv 2>err.txt
+  code=$?
+  exec 3>&-
+  [ "$code" -eq 1 ] || { echo "exit $code: $(cat rows.csv err.txt)"; return 1; }
+  grep -q 'open for writing' rows.csv || { echo "unexplained: $(cat rows.csv)"; return 1; }
+  cmp -s a.mp3 before.mp3 || { echo "a.mp3 changed"; return 1; }
+}
+
 # A link to nothing without an audio name was an error row (exit 1) where a regular
 # readme.txt is passed over.
 case_walk_dangling_link_without_an_audio_name() {
@@ -1442,5 +1455,6 @@ run silence-loudness-note-without-album case_silence_loudness_note_without_album
 run merge-part-with-a-short-row case_merge_part_with_a_short_row
 run dist-identical-submits-at-once case_dist_identical_submits_at_once
 run broker-password-never-printed case_broker_password_never_printed
+run tag-file-open-for-writing case_tag_file_open_for_writing
 printf '\n%d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]

@@ -62,6 +62,7 @@ pub mod tag;
 pub mod tags;
 pub mod telemetry;
 pub mod watch;
+pub mod writers;
 
 /// Tempo (BPM) analysis at library scale, and the harness that proves how fast and how
 /// right it is.

@@ -48,6 +48,7 @@ use crate::report::export::{CsvLine, Exporter};
 use crate::runner;
 use crate::stdout::WriteContext;
 use crate::tags::{self, KeyNotation, TagOptions, TagValues};
+use crate::writers::Writers;
 
 mod folders;
 
@@ -154,6 +155,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
         .stdout_context(STDOUT_FAILED)?;
     let mut session = Session::new(&plan);
     let (files, walk_errors) = batch::collect_audio_files(&plan.dirs);
+    let files = not_being_written(files, &Writers::scan());
     session.first_pass(&files, &mut out)?;
     // Folders that could not be walked are rows too, after the files', as in `analyze`.
     for error in &walk_errors {
@@ -192,7 +194,12 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
         }
         match event {
             Ok(Ok(event)) => {
-                for path in complete_files(&event) {
+                let mut files = complete_files(&event);
+                // A folder moved in may hold a file still being copied into it.
+                if event.paths.first().is_some_and(|path| path.is_dir()) {
+                    files = not_being_written(files, &Writers::scan());
+                }
+                for path in files {
                     session.arrived(&as_given(&path, &roots), &mut out)?;
                 }
             }
@@ -230,6 +237,27 @@ fn complete_files(event: &Event) -> Vec<PathBuf> {
     } else {
         Vec::new()
     }
+}
+
+/// `files` less those another process holds open for writing (`writers`): a copy still at
+/// work, whose row comes when it closes the file (the kernel reports that close, and the
+/// folder is watched by then). Read now, it gave a row of half the audio, and with
+/// `--write-tags` its tagged copy replaced it, so the rest of the copy was lost.
+fn not_being_written(files: Vec<PathBuf>, writers: &Writers) -> Vec<PathBuf> {
+    files
+        .into_iter()
+        .filter(|path| {
+            let held = std::fs::metadata(path).is_ok_and(|meta| writers.hold(&meta));
+            if held {
+                eprintln!(
+                    "eval-cli: {}: another process has it open for writing; its row comes \
+                     when that writer closes it",
+                    path.display()
+                );
+            }
+            !held
+        })
+        .collect()
 }
 
 /// Whether a file whose `Create` event is being handled is whole already, as no write

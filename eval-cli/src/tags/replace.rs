@@ -43,6 +43,12 @@ pub enum ReplaceError {
         /// Why the copy could not be given them.
         source: io::Error,
     },
+    /// Another process holds the file open for writing (a copy or a download still at
+    /// work): its later bytes would go to the file the tagged copy replaced, lost.
+    #[error(
+        "another process has the file open for writing (a copy or download in progress?); left as it is"
+    )]
+    BeingWritten,
     /// The file changed while its copy was being tagged.
     #[error("the file changed while it was being tagged; left as it is")]
     Changed,
@@ -85,6 +91,9 @@ impl Replaceable {
         }
         if before.nlink() > 1 {
             return Err(ReplaceError::HardLinks(before.nlink()));
+        }
+        if crate::writers::held_for_writing(&before) {
+            return Err(ReplaceError::BeingWritten);
         }
         let folder = folder_of(path);
         let folder_meta = fs::metadata(folder).map_err(io_error("cannot read the folder"))?;
@@ -157,9 +166,12 @@ impl Replaceable {
 
         pause_before_rename();
         let now = fs::metadata(&self.path).map_err(io_error("cannot read the file"))?;
-        // Not written to or replaced since it was checked.
+        // Not written to or replaced since it was checked, and no writer came meanwhile.
         if FileIdentity::of(&self.before) != FileIdentity::of(&now) {
             return Err(ReplaceError::Changed.into());
+        }
+        if crate::writers::held_for_writing(&now) {
+            return Err(ReplaceError::BeingWritten.into());
         }
         copy.persist(&self.path).map_err(|e| ReplaceError::Io {
             what: "cannot rename the copy over the file",

@@ -724,6 +724,18 @@ fn files_that_cannot_be_tagged_safely_are_refused_and_left_alone() {
     let raw = encoded(dir.path(), "d.aac", &["-c:a", "aac", "-f", "adts"]);
     let raw_reason = reason(&raw);
     assert!(raw_reason.starts_with("no tags written: "), "{raw_reason}");
+
+    // A copy still at work holds the file open for writing: replaced now, the rest of the
+    // copy would go to the old file, which no name holds any more.
+    let copying = encoded(dir.path(), "e.flac", &[]);
+    let writer = fs::File::options().append(true).open(&copying).unwrap();
+    assert_eq!(
+        reason(&copying),
+        "cannot tag safely: another process has the file open for writing (a copy or \
+         download in progress?); left as it is"
+    );
+    drop(writer);
+    assert!(tag_file(&copying, &values, &options).unwrap().written);
 }
 
 /// A link is followed: the file it names is tagged and the link stays a link.

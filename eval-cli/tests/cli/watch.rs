@@ -538,3 +538,56 @@ fn a_file_closed_unwritten_is_not_printed_again() {
     let (rest, code) = watch.interrupt();
     assert_eq!((rest, code), (vec![], Some(130)));
 }
+
+/// A file still being copied when watch starts (its writer has it open, paused halfway)
+/// is left out of the first pass: its row, and with `--write-tags` its tags, come when the
+/// writer closes it. Before, the first pass read half the audio, and the tagged copy
+/// renamed over the file took the place of the one being written: the rest of the copy
+/// went to a file no name held, and the library kept the half.
+#[test]
+fn a_file_still_being_written_waits_for_its_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib");
+    fs::create_dir(&lib).unwrap();
+    let cache = dir.path().join("cache");
+    click_flac(&dir.path().join("whole.flac"), 120.0, 6.0);
+    let whole = fs::read(dir.path().join("whole.flac")).unwrap();
+    let copying = lib.join("copying.flac");
+    let mut writer = File::create(&copying).unwrap();
+    writer.write_all(&whole[..whole.len() / 2]).unwrap();
+    writer.flush().unwrap();
+    let (mut watch, _) = Watching::start(&lib, &cache, &["--write-tags"], 0);
+    let waits = format!(
+        "{}: another process has it open for writing",
+        copying.display()
+    );
+    assert!(
+        watch.said.iter().any(|line| line.contains(&waits)),
+        "{:?}",
+        watch.said
+    );
+    writer.write_all(&whole[whole.len() / 2..]).unwrap();
+    drop(writer);
+    let row = watch.next_row();
+    let cells: Vec<String> = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(row.as_bytes())
+        .records()
+        .next()
+        .unwrap()
+        .unwrap()
+        .iter()
+        .map(String::from)
+        .collect();
+    assert!(row.contains("copying.flac") && cells[9] == "ok", "{row}");
+    // All of it: half would be about 3 s.
+    assert!(
+        (cells[5].parse::<f64>().unwrap() - 6.0).abs() < 0.2,
+        "{row}"
+    );
+    let (rest, code) = watch.interrupt();
+    assert_eq!((rest, code), (vec![], Some(130)));
+    let tagged = fs::read(&copying).unwrap();
+    assert!(tagged.len() > whole.len(), "{} bytes", tagged.len());
+    assert!(tagged.windows(4).any(|w| w == b"BPM="), "no BPM comment");
+}
