@@ -483,3 +483,22 @@ pub fn create_out_dir(dir: &Path) -> anyhow::Result<()> {
     fs::create_dir_all(dir)
         .with_context(|| format!("cannot create output folder {}", dir.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    /// What [`super::estimator_slug`] names, a report folder taken again knows as an
+    /// estimator's own (and removes); anything else in `estimators/` stays.
+    #[test]
+    fn estimator_folders_are_named_as_a_report_folder_knows_them() {
+        for (k, name) in [
+            (1, "dbl"),
+            (2, "My Tool 2.0!"),
+            (3, "cmd:aubio tempo -i {file}"),
+            (4, "ééé"),
+            (5, ""),
+        ] {
+            let slug = super::estimator_slug(k, name);
+            assert!(crate::report::folder::is_estimator_dir(&slug), "{slug}");
+        }
+    }
+}

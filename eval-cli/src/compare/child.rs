@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::CompareArgs;
 use crate::evaluation;
 use crate::flags;
+use crate::report::folder::is_run_dir;
 use crate::report::model::Outcome;
 use crate::runner::{self, ProgressMode, RunOptions, Schedule};
 use crate::stdout;
@@ -117,19 +118,6 @@ pub(super) fn run_child(args: &CompareArgs, workers: usize) -> anyhow::Result<Ex
         writeln!(out, "{report}")
     });
     stdout::keep_status(printed, runner::finished(outcome.cancelled))
-}
-
-/// The folder of the warm-up runs, under `runs/`.
-pub(super) const WARMUP_DIR: &str = "warmup";
-
-/// Whether `name` is the folder of a run under `runs/`: [`WARMUP_DIR`] or `wW-rR`.
-fn is_run_dir(name: &str) -> bool {
-    let number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    name == WARMUP_DIR
-        || name
-            .strip_prefix('w')
-            .and_then(|rest| rest.split_once("-r"))
-            .is_some_and(|(w, r)| number(w) && number(r))
 }
 
 /// Removes the runs an earlier comparison left under `runs_dir` (a killed one's, a longer

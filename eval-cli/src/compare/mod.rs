@@ -30,11 +30,12 @@ use crate::host::{LoadWindow, RunLoad};
 use crate::manifest::Dataset;
 use crate::metrics;
 use crate::report::export;
+use crate::report::folder::WARMUP_DIR;
 use crate::report::model::{CompareReport, Outcome, Scaling, WorkerRun};
 use crate::report::{self, EstimatorCost, Row, Summary, interference, pages, tables};
 use crate::runner::{self, ProgressMode, RunOptions};
 use crate::stdout;
-use child::{ChildReport, WARMUP_DIR, clear_earlier_runs, run_child, schedule_name, spawn_child};
+use child::{ChildReport, clear_earlier_runs, run_child, schedule_name, spawn_child};
 
 mod child;
 

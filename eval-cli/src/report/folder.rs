@@ -117,17 +117,74 @@ fn is_report_entry(name: &str) -> bool {
     chart || REPORT_FILES.contains(&name) || REPORT_FOLDERS.contains(&name)
 }
 
+/// The folder of the warm-up runs of `compare`, under `runs/`.
+pub const WARMUP_DIR: &str = "warmup";
+
+/// Whether `name` is the folder of a run of `compare` under `runs/`: [`WARMUP_DIR`] or
+/// `wW-rR`.
+pub fn is_run_dir(name: &str) -> bool {
+    let number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    name == WARMUP_DIR
+        || name
+            .strip_prefix('w')
+            .and_then(|rest| rest.split_once("-r"))
+            .is_some_and(|(w, r)| number(w) && number(r))
+}
+
+/// Whether `name` is the folder of an estimator's own report under `estimators/`: `K-NAME`
+/// as `evaluation::estimator_slug` makes it (a number, then lowercase letters, digits and
+/// dashes).
+pub fn is_estimator_dir(name: &str) -> bool {
+    name.split_once('-').is_some_and(|(k, slug)| {
+        !k.is_empty()
+            && k.bytes().all(|b| b.is_ascii_digit())
+            && slug
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    })
+}
+
+/// What a report wrote inside its folder `folder` (one of [`REPORT_FOLDERS`]).
+fn is_written_inside(folder: &Path, name: &str) -> bool {
+    match folder.to_str() {
+        Some("runs") => is_run_dir(name),
+        Some("estimators") => is_estimator_dir(name),
+        _ => false,
+    }
+}
+
 /// Removes what the earlier report `dir` wrote ([`is_report_entry`]), `summary.json` first,
 /// so that a removal that fails midway leaves no summary for `check` to read beside what is
-/// left. Links are removed, never followed. Refuses, before removing anything, when among
-/// those entries is a file `reads` says this run reads, or a mount of another file system.
+/// left. In `runs/` and `estimators/` only the folders a report names there go (a run's, an
+/// estimator's), and the folder itself once that leaves it empty: a file of one's own put
+/// there stays. Links are removed, never followed. Refuses, before removing anything, when
+/// among those entries is a file `reads` says this run reads, or a mount of another file
+/// system.
 fn clear(dir: &Path, reads: &dyn Fn(&Path) -> bool) -> anyhow::Result<()> {
     let cannot_read = || format!("cannot read {}", dir.display());
     let mut names: Vec<PathBuf> = Vec::new();
+    let mut folders: Vec<PathBuf> = Vec::new();
     for entry in fs::read_dir(dir).with_context(cannot_read)? {
-        let name = entry.with_context(cannot_read)?.file_name();
-        if name.to_str().is_some_and(is_report_entry) {
-            names.push(name.into());
+        let entry = entry.with_context(cannot_read)?;
+        let name = entry.file_name();
+        if !name.to_str().is_some_and(is_report_entry) {
+            continue;
+        }
+        let folder = PathBuf::from(&name);
+        let real_folder = entry.file_type().is_ok_and(|t| t.is_dir());
+        if REPORT_FOLDERS.contains(&name.to_str().unwrap_or_default()) && real_folder {
+            for inner in fs::read_dir(entry.path()).with_context(cannot_read)? {
+                let inner = inner.with_context(cannot_read)?.file_name();
+                if inner
+                    .to_str()
+                    .is_some_and(|n| is_written_inside(&folder, n))
+                {
+                    names.push(folder.join(inner));
+                }
+            }
+            folders.push(folder);
+        } else {
+            names.push(folder);
         }
     }
     let device = device_of(dir);
@@ -161,6 +218,10 @@ fn clear(dir: &Path, reads: &dyn Fn(&Path) -> bool) -> anyhow::Result<()> {
         };
         removed
             .with_context(|| format!("cannot remove {} of an earlier report", path.display()))?;
+    }
+    for folder in folders {
+        // Left where something of one's own is in it.
+        let _ = fs::remove_dir(dir.join(folder));
     }
     Ok(())
 }
@@ -298,6 +359,48 @@ mod tests {
             fs::read_to_string(outside.join("keep.txt")).unwrap(),
             "mine"
         );
+    }
+
+    /// In `runs/` and `estimators/` only a run's and an estimator's folders go: a file of
+    /// one's own put there stays, and so does its folder. Both folders went whole, with a
+    /// user's files in them, when a summary copied beside them made the folder a report.
+    #[test]
+    fn only_the_reports_own_folders_go_from_runs_and_estimators() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = dir.path().join("report");
+        claim(&report).unwrap();
+        for made in ["runs/w1-r0", "runs/warmup", "estimators/2-dbl"] {
+            fs::create_dir_all(report.join(made)).unwrap();
+            fs::write(report.join(made).join("results.csv"), "rows").unwrap();
+        }
+        fs::write(report.join("runs/important.txt"), "mine").unwrap();
+        fs::create_dir_all(report.join("estimators/My Tool")).unwrap();
+        claim(&report).unwrap();
+        let held = |folder: &str| -> Vec<String> {
+            let mut names: Vec<String> = fs::read_dir(report.join(folder))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            names.sort();
+            names
+        };
+        assert_eq!(held("runs"), ["important.txt"]);
+        assert_eq!(held("estimators"), ["My Tool"]);
+        // Emptied, a folder goes too.
+        fs::remove_file(report.join("runs/important.txt")).unwrap();
+        fs::create_dir_all(report.join("runs/w2-r1")).unwrap();
+        claim(&report).unwrap();
+        assert!(!report.join("runs").exists());
+    }
+
+    #[test]
+    fn estimator_folders_are_known_by_their_names() {
+        for ours in ["2-dbl", "3-", "12-ours-compound-beat-dotted-quarter"] {
+            assert!(is_estimator_dir(ours), "{ours}");
+        }
+        for theirs in ["dbl", "-dbl", "2-Dbl", "2-my tool", "x-dbl"] {
+            assert!(!is_estimator_dir(theirs), "{theirs}");
+        }
     }
 
     /// A file the run reads among what an earlier report wrote is refused before anything
