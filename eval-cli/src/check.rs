@@ -1,11 +1,13 @@
 //! `eval-cli check`: the CI gate. Reads a run directory (`summary.json`, and `compare.json`
 //! when a threshold needs it) and a thresholds TOML file; exits 0 when every threshold
-//! holds, 1 with a table of what fell short, 2 when the input cannot be read.
+//! holds, 1 with a table of what fell short, 2 when the input cannot be read or holds
+//! figures no run writes.
 
-use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use analyzer_core::decode::open_regular;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
@@ -50,9 +52,17 @@ pub struct Thresholds {
     pub max_repeat_spread: Option<f64>,
 }
 
-/// The parts of summary.json the gate reads.
+/// The parts of summary.json the gate reads, and the counts they are checked against.
+/// Counts are read as numbers, not `usize`, so that `-1` or `2.5` is refused naming the
+/// field rather than as a bare parse error; a count left out is not checked.
 #[derive(Debug, Deserialize)]
 struct SummaryView {
+    #[serde(default)]
+    n: Option<f64>,
+    #[serde(default)]
+    ok: Option<f64>,
+    #[serde(default)]
+    failed: Option<f64>,
     acc1: f64,
     acc2: f64,
     /// Absent from runs without key truth.
@@ -62,8 +72,83 @@ struct SummaryView {
 /// The parts of summary.json's `key` the gate reads.
 #[derive(Debug, Deserialize)]
 struct KeyView {
+    #[serde(default)]
+    n: Option<f64>,
+    #[serde(default)]
+    missing: Option<f64>,
     weighted: f64,
     accuracy: f64,
+}
+
+impl SummaryView {
+    /// Refuses a summary no run writes: `acc1 = 5` held every `min_acc1`, and `n = 0`
+    /// beside `ok = 4` passed too, where an edited or damaged report should be named.
+    /// Every rule here holds by construction in `report::summarize`.
+    fn refuse_impossible(&self) -> anyhow::Result<()> {
+        let key = self.key.as_ref();
+        let counts = [("n", self.n), ("ok", self.ok), ("failed", self.failed)]
+            .into_iter()
+            .chain(
+                key.into_iter()
+                    .flat_map(|k| [("key.n", k.n), ("key.missing", k.missing)]),
+            );
+        for (field, value) in counts {
+            if let Some(v) = value.filter(|v| *v < 0.0 || v.fract() != 0.0) {
+                bail!("{field} = {v} is not a count of files");
+            }
+        }
+        let shares = [
+            ("acc1", Some(self.acc1)),
+            ("acc2", Some(self.acc2)),
+            ("key.weighted", key.map(|k| k.weighted)),
+            ("key.accuracy", key.map(|k| k.accuracy)),
+        ];
+        for (field, value) in shares {
+            if let Some(v) = value.filter(|v| !(0.0..=1.0).contains(v)) {
+                bail!("{field} = {v} is not a fraction in 0..=1");
+            }
+        }
+        // A file right by Accuracy1 is right by Accuracy2, over the same files.
+        if self.acc1 > self.acc2 {
+            bail!("acc1 = {} is above acc2 = {}", self.acc1, self.acc2);
+        }
+        if let Some(n) = self.n {
+            for (field, value) in [("ok", self.ok), ("failed", self.failed)] {
+                if let Some(v) = value.filter(|v| *v > n) {
+                    bail!("{field} = {v} is more than n = {n}");
+                }
+            }
+            if let (Some(ok), Some(failed)) = (self.ok, self.failed)
+                && ok + failed != n
+            {
+                bail!("ok = {ok} and failed = {failed} do not add up to n = {n}");
+            }
+            // A failed file counts as wrong, and a share of no files is 0.
+            let most = match self.ok {
+                _ if n == 0.0 => 0.0,
+                Some(ok) => ok / n,
+                None => 1.0,
+            };
+            if self.acc2 > most {
+                bail!(
+                    "acc2 = {} is above the share of files analysed (ok = {}, n = {n})",
+                    self.acc2,
+                    self.ok.map_or("?".into(), |ok| ok.to_string())
+                );
+            }
+        }
+        if let Some(k) = key
+            && let Some(n) = k.n
+        {
+            if let Some(missing) = k.missing.filter(|m| *m > n) {
+                bail!("key.missing = {missing} is more than key.n = {n}");
+            }
+            if n == 0.0 && (k.weighted > 0.0 || k.accuracy > 0.0) {
+                bail!("key scores above 0 with key.n = 0");
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The parts of compare.json the gate reads.
@@ -97,14 +182,45 @@ pub struct Verdict {
     pub pass: bool,
 }
 
+/// The most bytes `check` reads from one file. A summary, compare.json or thresholds file
+/// is a few kilobytes; `--thresholds /dev/zero` grew to gigabytes before this.
+const MAX_INPUT_BYTES: u64 = 64 << 20;
+
+/// The bytes of the file at `path` (`what` says which, in errors). It is opened only as a
+/// regular file ([`open_regular`]): a named pipe there, without a writer, hung `check`,
+/// and a device (or a link to one) was read without end. A file over
+/// [`MAX_INPUT_BYTES`] is refused, whether its size says so or it grows while read.
+fn read_capped(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
+    let cannot = || format!("cannot read {what}{}", path.display());
+    let file = open_regular(path).with_context(cannot)?;
+    let too_big = || {
+        anyhow::anyhow!(
+            "{what}{} is larger than {} MiB, far more than a report or thresholds file holds",
+            path.display(),
+            MAX_INPUT_BYTES >> 20
+        )
+    };
+    if file.metadata().with_context(cannot)?.len() > MAX_INPUT_BYTES {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_INPUT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .with_context(cannot)?;
+    if bytes.len() as u64 > MAX_INPUT_BYTES {
+        return Err(too_big());
+    }
+    Ok(bytes)
+}
+
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<T> {
-    let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = read_capped(path, "")?;
     serde_json::from_slice(&bytes).with_context(|| format!("cannot parse {}", path.display()))
 }
 
 /// Reads a thresholds file.
 pub fn read_thresholds(path: &Path) -> anyhow::Result<Thresholds> {
-    let text = fs::read_to_string(path)
+    let text = String::from_utf8(read_capped(path, "thresholds ")?)
         .with_context(|| format!("cannot read thresholds {}", path.display()))?;
     let thresholds: Thresholds = toml::from_str(&text)
         .with_context(|| format!("cannot parse thresholds {}", path.display()))?;
@@ -147,7 +263,11 @@ pub fn check(dir: &Path, t: &Thresholds) -> anyhow::Result<Vec<Verdict>> {
         };
         bail!("report directory {} {what}", dir.display());
     }
-    let summary: SummaryView = read_json(&dir.join("summary.json"))?;
+    let summary_path = dir.join("summary.json");
+    let summary: SummaryView = read_json(&summary_path)?;
+    summary
+        .refuse_impossible()
+        .with_context(|| format!("impossible summary {}", summary_path.display()))?;
     let mut out = Vec::new();
     // `None` measured: the summary has no such figure, which fails any threshold on it.
     let mut min = |key: &str, required: Option<f64>, measured: Option<f64>| {
@@ -314,6 +434,8 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
 
     /// A run directory with `summary.json` and, when given, `compare.json`.
@@ -503,6 +625,140 @@ mod tests {
         assert!(check(dir.path(), &Thresholds::default()).is_err());
         assert!(check(&dir.path().join("nope"), &Thresholds::default()).is_err());
         assert!(toml::from_str::<Thresholds>("min_acc3 = 1.0").is_err());
+    }
+
+    /// Runs `body` while a thread waits to open the FIFO at `path` for writing, so that
+    /// a reader that opens it blocking (the bug) sees end-of-file instead of hanging the
+    /// test; afterwards a non-blocking reader releases the writer, whichever came first.
+    #[cfg(unix)]
+    fn with_a_writer<T>(path: &Path, body: impl FnOnce() -> T) -> T {
+        use std::os::unix::fs::OpenOptionsExt;
+        let target = path.to_path_buf();
+        let writer = std::thread::spawn(move || {
+            drop(fs::OpenOptions::new().write(true).open(target));
+        });
+        let out = body();
+        let release = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .unwrap();
+        writer.join().unwrap();
+        drop(release);
+        out
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_pipe_or_device_is_refused_naming_it_and_never_read() {
+        let dir = report(SUMMARY, None);
+        let summary = dir.path().join("summary.json");
+        fs::remove_file(&summary).unwrap();
+        let made = std::process::Command::new("mkfifo").arg(&summary).status();
+        assert!(made.unwrap().success());
+        let err = with_a_writer(&summary, || {
+            format!(
+                "{:#}",
+                check(dir.path(), &Thresholds::default()).unwrap_err()
+            )
+        });
+        assert!(
+            err.contains("summary.json") && err.contains("not a regular file"),
+            "{err}"
+        );
+
+        // A link to a device, and a device given as the thresholds file.
+        fs::remove_file(&summary).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &summary).unwrap();
+        let err = format!(
+            "{:#}",
+            check(dir.path(), &Thresholds::default()).unwrap_err()
+        );
+        assert!(
+            err.contains("summary.json") && err.contains("device"),
+            "{err}"
+        );
+        let err = format!("{:#}", read_thresholds(Path::new("/dev/zero")).unwrap_err());
+        assert!(err.contains("/dev/zero") && err.contains("device"), "{err}");
+    }
+
+    #[test]
+    fn a_file_over_the_cap_is_refused_naming_it() {
+        let dir = report(SUMMARY, None);
+        let path = dir.path().join("t.toml");
+        // Sparse: the size alone refuses it, nothing is read.
+        let file = fs::File::create(&path).unwrap();
+        file.set_len(MAX_INPUT_BYTES + 1).unwrap();
+        let err = format!("{:#}", read_thresholds(&path).unwrap_err());
+        assert!(err.contains("t.toml") && err.contains("64 MiB"), "{err}");
+        fs::rename(&path, dir.path().join("compare.json")).unwrap();
+        let err = check(dir.path(), &thresholds("min_efficiency = 0.5")).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("compare.json is larger"),
+            "{err:#}"
+        );
+        file.set_len(MAX_INPUT_BYTES).unwrap();
+        let err = check(dir.path(), &thresholds("min_efficiency = 0.5")).unwrap_err();
+        assert!(format!("{err:#}").contains("cannot parse"), "{err:#}");
+    }
+
+    #[test]
+    fn an_impossible_summary_is_refused_naming_the_field() {
+        let real = r#"{"n": 4, "ok": 3, "failed": 1, "acc1": 0.5, "acc2": 0.75,
+            "key": {"n": 2, "weighted": 0.6, "accuracy": 0.5, "missing": 1}}"#;
+        let gate = thresholds("min_acc1 = 0.5");
+        assert!(check(report(real, None).path(), &gate).unwrap()[0].pass);
+        for (edit, field) in [
+            (
+                ("\"acc1\": 0.5", "\"acc1\": 5.0"),
+                "acc1 = 5 is not a fraction",
+            ),
+            (
+                ("\"acc2\": 0.75", "\"acc2\": -0.1"),
+                "acc2 = -0.1 is not a fraction",
+            ),
+            (
+                ("\"weighted\": 0.6", "\"weighted\": 1.5"),
+                "key.weighted = 1.5",
+            ),
+            (
+                ("\"acc1\": 0.5", "\"acc1\": 0.8"),
+                "acc1 = 0.8 is above acc2",
+            ),
+            (("\"n\": 4", "\"n\": 0"), "ok = 3 is more than n = 0"),
+            (("\"n\": 4", "\"n\": 5"), "do not add up to n = 5"),
+            (("\"ok\": 3", "\"ok\": -3"), "ok = -3 is not a count"),
+            (
+                ("\"failed\": 1", "\"failed\": 0.5"),
+                "failed = 0.5 is not a count",
+            ),
+            (
+                ("\"acc2\": 0.75", "\"acc2\": 1.0"),
+                "acc2 = 1 is above the share",
+            ),
+            (("\"missing\": 1", "\"missing\": 3"), "key.missing = 3"),
+        ] {
+            let summary = real.replacen(edit.0, edit.1, 1);
+            assert_ne!(summary, real, "{edit:?}");
+            let err = format!(
+                "{:#}",
+                check(report(&summary, None).path(), &gate).unwrap_err()
+            );
+            assert!(
+                err.contains("impossible summary") && err.contains("summary.json"),
+                "{err}"
+            );
+            assert!(err.contains(field), "{field}: {err}");
+        }
+        // No files: every share is 0, and counts that are not there are not checked.
+        let empty = r#"{"n": 0, "ok": 0, "failed": 0, "acc1": 0.0, "acc2": 0.0}"#;
+        assert!(check(report(empty, None).path(), &gate).is_ok());
+        let err = check(
+            report(r#"{"n": 0, "acc1": 0.0, "acc2": 0.5}"#, None).path(),
+            &gate,
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("acc2 = 0.5"), "{err:#}");
     }
 
     #[test]

@@ -1668,3 +1668,88 @@ fn excerpts_into_the_set_they_are_cut_from_are_refused() {
     assert_usage_error(&out, "one of this run's input files");
     assert_eq!(snapshot(&exs), before);
 }
+
+/// A named pipe as summary.json is refused naming it, never opened for reading: with no
+/// writer that open blocked `check` forever. A thread waits to write, so that a reader
+/// that opens it anyway sees end-of-file (and the test fails) instead of hanging it; a
+/// non-blocking reader of our own releases that thread afterwards.
+#[cfg(unix)]
+#[test]
+fn a_pipe_as_summary_json_exits_2_naming_it() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    hand_made_report(dir.path(), 0.7, 0.9, true);
+    let t = dir.path().join("t.toml");
+    fs::write(&t, THRESHOLDS).unwrap();
+    let summary = dir.path().join("summary.json");
+    fs::remove_file(&summary).unwrap();
+    crate::util::fifo(&summary);
+    let target = summary.clone();
+    let writer = std::thread::spawn(move || {
+        drop(fs::OpenOptions::new().write(true).open(target));
+    });
+    let out = check(dir.path(), &t).output().unwrap();
+    let release = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&summary)
+        .unwrap();
+    writer.join().unwrap();
+    drop(release);
+    assert_usage_error(&out, "summary.json");
+    assert!(
+        stderr_of(&out).contains("not a regular file"),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+/// A device as the thresholds file, or summary.json linked to one, is refused at once:
+/// `/dev/zero` was read into memory without end.
+#[cfg(unix)]
+#[test]
+fn a_device_as_input_exits_2_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    hand_made_report(dir.path(), 0.7, 0.9, true);
+    let out = check(dir.path(), Path::new("/dev/zero")).output().unwrap();
+    assert_usage_error(&out, "/dev/zero");
+    assert!(stderr_of(&out).contains("device"), "{}", stderr_of(&out));
+
+    let t = dir.path().join("t.toml");
+    fs::write(&t, THRESHOLDS).unwrap();
+    let summary = dir.path().join("summary.json");
+    fs::remove_file(&summary).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &summary).unwrap();
+    let out = check(dir.path(), &t).output().unwrap();
+    assert_usage_error(&out, "summary.json");
+    assert!(stderr_of(&out).contains("device"), "{}", stderr_of(&out));
+}
+
+/// A summary no run writes (an accuracy of 5, no files but 4 analysed) is refused naming
+/// the field; it passed every threshold before.
+#[test]
+fn an_impossible_summary_exits_2_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("t.toml");
+    fs::write(&t, THRESHOLDS).unwrap();
+    for (summary, field) in [
+        (
+            r#"{"n": 10, "ok": 10, "failed": 0, "acc1": 5.0, "acc2": 5.0}"#,
+            "acc1 = 5 is not a fraction in 0..=1",
+        ),
+        (
+            r#"{"n": 0, "ok": 4, "failed": 0, "acc1": 0.7, "acc2": 0.9}"#,
+            "ok = 4 is more than n = 0",
+        ),
+    ] {
+        hand_made_report(dir.path(), 0.7, 0.9, true);
+        fs::write(dir.path().join("summary.json"), summary).unwrap();
+        let out = check(dir.path(), &t).output().unwrap();
+        assert_usage_error(&out, field);
+        assert!(
+            stderr_of(&out).contains("summary.json"),
+            "{}",
+            stderr_of(&out)
+        );
+    }
+}
