@@ -828,6 +828,23 @@ case_check_nan_threshold() {
     { echo "exit $code: $(cat err.txt)"; return 1; }
 }
 
+# A pipe named summary.json hung check, /dev/zero as the thresholds took gigabytes, and an
+# accuracy of 5 passed every threshold.
+case_check_pipe_device_and_impossible_summary() {
+  mkdir run && echo '{"acc1": 0.9, "acc2": 0.95}' >run/summary.json && echo 'min_acc1 = 0.5' >t.toml
+  mkdir piped && mkfifo piped/summary.json
+  timeout -k 5 "$limit" "$bin" check --report piped --thresholds t.toml >/dev/null 2>err.txt
+  code=$?
+  [ "$code" -eq 2 ] && grep -q 'not a regular file' err.txt || { echo "pipe: exit $code: $(cat err.txt)"; return 1; }
+  timeout -k 5 "$limit" "$bin" check --report run --thresholds /dev/zero >/dev/null 2>err.txt
+  code=$?
+  [ "$code" -eq 2 ] && grep -q 'device' err.txt || { echo "device: exit $code: $(cat err.txt)"; return 1; }
+  mkdir odd && echo '{"acc1": 5.0, "acc2": 5.0}' >odd/summary.json
+  timeout -k 5 "$limit" "$bin" check --report odd --thresholds t.toml >/dev/null 2>err.txt
+  code=$?
+  [ "$code" -eq 2 ] && grep -q 'acc1' err.txt || { echo "impossible: exit $code: $(cat err.txt)"; return 1; }
+}
+
 # A token no header can carry (not ASCII, two lines) is refused at start, naming the file;
 # it was taken and then every request got 401. The scheme is case-insensitive.
 case_serve_token_no_header_can_carry() {
@@ -1456,5 +1473,6 @@ run merge-part-with-a-short-row case_merge_part_with_a_short_row
 run dist-identical-submits-at-once case_dist_identical_submits_at_once
 run broker-password-never-printed case_broker_password_never_printed
 run tag-file-open-for-writing case_tag_file_open_for_writing
+run check-pipe-device-and-impossible-summary case_check_pipe_device_and_impossible_summary
 printf '\n%d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]
