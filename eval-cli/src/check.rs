@@ -158,6 +158,35 @@ struct CompareView {
     runs: Vec<RunView>,
 }
 
+impl CompareView {
+    /// Refuses figures no comparison measures: an efficiency, spread or share of other
+    /// cores' work that is negative or not finite, or a run of no workers. A negative
+    /// spread or interference passed its ceiling, as a NaN fails every floor.
+    fn refuse_impossible(&self) -> anyhow::Result<()> {
+        for run in &self.runs {
+            let figures = [
+                ("efficiency", Some(run.efficiency)),
+                ("spread", Some(run.spread)),
+                ("other_cores", run.other_cores),
+            ];
+            for (name, value) in figures {
+                if let Some(v) = value
+                    && !(v.is_finite() && v >= 0.0)
+                {
+                    bail!(
+                        "{name} = {v} at {} workers is not a measurement",
+                        run.workers
+                    );
+                }
+            }
+            if run.workers == 0 {
+                bail!("a run of 0 workers");
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Deserialize)]
 struct RunView {
     workers: usize,
@@ -303,7 +332,11 @@ pub fn check(dir: &Path, t: &Thresholds) -> anyhow::Result<Vec<Verdict>> {
     {
         return Ok(out);
     }
-    let compare: CompareView = read_json(&dir.join("compare.json"))?;
+    let compare_path = dir.join("compare.json");
+    let compare: CompareView = read_json(&compare_path)?;
+    compare
+        .refuse_impossible()
+        .with_context(|| format!("impossible comparison {}", compare_path.display()))?;
     if let Some(r) = t.min_efficiency {
         let target = compare.cores.clamp(1, 2);
         let entry = compare.runs.iter().find(|e| e.workers == target);
@@ -578,6 +611,39 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    /// A negative spread or share of other cores' work passed its ceiling.
+    #[test]
+    fn an_impossible_comparison_is_refused_naming_the_figure() {
+        for (run, named) in [
+            (r#""efficiency": 0.9, "spread": -0.5"#, "spread = -0.5"),
+            (
+                r#""efficiency": 0.9, "other_cores": -1.0"#,
+                "other_cores = -1",
+            ),
+            (r#""efficiency": -0.2"#, "efficiency = -0.2"),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            fs::write(
+                dir.path().join("summary.json"),
+                r#"{"acc1": 0.9, "acc2": 0.95}"#,
+            )
+            .unwrap();
+            fs::write(
+                dir.path().join("compare.json"),
+                format!(r#"{{"cores": 2, "runs": [{{"workers": 2, "identical": true, {run}}}]}}"#),
+            )
+            .unwrap();
+            let t =
+                thresholds("max_interference = 0.5\nmax_repeat_spread = 0.1\nmin_efficiency = 0.1");
+            let err = format!("{:#}", check(dir.path(), &t).unwrap_err());
+            assert!(
+                err.contains("impossible comparison") && err.contains(named),
+                "{err}"
+            );
+        }
     }
 
     #[test]
