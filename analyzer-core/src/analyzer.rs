@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::decode::{
     Sampled, StreamInfo, decode_channels, decode_mono, decode_mono_segments, mix_to_mono,
 };
-use crate::error::{Error, ErrorKind, Result, Stage, panic_message};
+use crate::error::{Error, ErrorKind, Result, Stage, drop_payload, panic_message};
 use crate::key::{ChromaPlan, ChromaTracker, FineProfile, KeyEstimator, KeyResult};
 use crate::loudness::{Loudness, LoudnessMeter};
 use crate::metrical::CompoundBeat;
@@ -347,6 +347,10 @@ impl Analyzer {
         let onset = OnsetDetector::new(config.analysis_rate, config.frame_size, config.hop)?;
         let tempo = TempoEstimator::new(config.min_bpm, config.max_bpm)?
             .with_compound_beat(config.compound_beat);
+        tempo.check_frame_rate(
+            f64::from(config.analysis_rate) / config.hop as f64,
+            Stage::Config,
+        )?;
         let chroma = config.key.then(|| ChromaPlan::new(config.analysis_rate));
         Ok(Analyzer {
             config,
@@ -406,14 +410,14 @@ impl Analyzer {
         let outcome = catch_unwind(AssertUnwindSafe(|| self.analyze_file_inner(path, stop)));
         let result = match outcome {
             Ok(result) => result,
-            Err(panic) => Err(Error::new(
-                ErrorKind::CorruptStream,
-                Stage::Decode,
-                format!(
+            Err(panic) => {
+                let why = format!(
                     "panic: {} (a dependency failed on this file's data)",
                     panic_message(&*panic).unwrap_or("unknown panic")
-                ),
-            )),
+                );
+                drop_payload(panic);
+                Err(Error::new(ErrorKind::CorruptStream, Stage::Decode, why))
+            }
         };
         result.map_err(|e| e.with_path(path))
     }
@@ -639,6 +643,9 @@ impl Analyzer {
         sample_rate: u32,
         channels: usize,
     ) -> Result<Vec<f32>> {
+        // As for a file: a rate of 1 Hz was resampled 11,025 times over (80 KB of samples
+        // took 1.8 GB), and the constant signal it made read as a confident tempo.
+        crate::decode::check_sample_rate(sample_rate)?;
         let mut mono = Vec::new();
         mix_to_mono(interleaved, channels, &mut mono);
         let mut resampler = MonoResampler::new(sample_rate, self.config.analysis_rate)?;

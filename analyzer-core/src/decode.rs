@@ -295,7 +295,7 @@ fn probe_track(source: Box<dyn MediaSource>, hint: &Hint, file_bytes: u64) -> Re
 }
 
 /// An error for a sample rate outside [`SAMPLE_RATES`].
-fn check_sample_rate(rate: u32) -> Result<()> {
+pub(crate) fn check_sample_rate(rate: u32) -> Result<()> {
     if SAMPLE_RATES.contains(&rate) {
         return Ok(());
     }

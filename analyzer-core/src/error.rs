@@ -164,6 +164,15 @@ impl Error {
 /// Shorthand for results in this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Drops a caught panic's payload where a panic in its destructor cannot escape: a value
+/// given to `panic_any` may panic again when dropped, which would end the batch that
+/// caught the first. Such a second payload is leaked, not dropped.
+pub(crate) fn drop_payload(panic: Box<dyn std::any::Any + Send>) {
+    if let Err(again) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(panic))) {
+        std::mem::forget(again);
+    }
+}
+
 /// The message a panic was raised with, when it is text (as `panic!` makes it).
 pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> Option<&str> {
     panic

@@ -152,15 +152,26 @@ impl std::fmt::Debug for OnsetDetector {
     }
 }
 
+/// The longest STFT frame: 2^16 samples, about 3 s at the default analysis rate, already
+/// longer than the 2 s a tempo needs. A longer one can never give a tempo, and its plan
+/// and window asked for gigabytes (2^40 samples aborted the process, which no caller can
+/// catch).
+pub const MAX_FRAME_SIZE: usize = 1 << 16;
+
 impl OnsetDetector {
     /// Plans an STFT of `frame_size` samples every `hop` samples at `sample_rate` Hz.
     pub fn new(sample_rate: u32, frame_size: usize, hop: usize) -> Result<Self> {
-        if frame_size < 16 || hop == 0 || hop > frame_size || sample_rate == 0 {
+        if !(16..=MAX_FRAME_SIZE).contains(&frame_size)
+            || hop == 0
+            || hop > frame_size
+            || sample_rate == 0
+        {
             return Err(Error::new(
                 ErrorKind::InvalidConfig,
                 Stage::Config,
                 format!(
-                    "STFT needs frame_size >= 16 and 0 < hop <= frame_size (got {frame_size}, {hop})"
+                    "STFT needs 16 <= frame_size <= {MAX_FRAME_SIZE} and 0 < hop <= frame_size \
+                     (got {frame_size}, {hop})"
                 ),
             ));
         }

@@ -61,7 +61,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::error::{ErrorKind, Stage, panic_message};
+use crate::error::{ErrorKind, Stage, drop_payload, panic_message};
 use crate::stop::StopSignal;
 
 pub use current::file_in_guard;
@@ -274,6 +274,11 @@ impl<'j, J: Job> Batch<'j, J> {
         }
         let costs: Vec<Mutex<f64>> = files.iter().map(|_| Mutex::new(0.0)).collect();
         let probe = |index: usize| {
+            // Reading every header of a large library takes a while: once stopped, the
+            // rest are not read (no file starts anyway).
+            if self.stop.is_cancelled() {
+                return;
+            }
             let hint = current::catch_on(&files[index], || self.job.cost_hint(&files[index]));
             *lock(&costs[index]) = hint.ok().flatten().unwrap_or(0.0);
         };
@@ -312,14 +317,14 @@ impl<'j, J: Job> Batch<'j, J> {
                 ),
             },
             Ok(Err(err)) => (Status::of_error(err.kind()), None, Some(err.reason())),
-            Err(panic) => (
-                Status::Error,
-                None,
-                Some(format!(
+            Err(panic) => {
+                let message = format!(
                     "panic: {}",
                     panic_message(&*panic).unwrap_or("(no message)")
-                )),
-            ),
+                );
+                drop_payload(panic);
+                (Status::Error, None, Some(message))
+            }
         };
         let elapsed_s = begun.elapsed().as_secs_f64();
         let stages = value

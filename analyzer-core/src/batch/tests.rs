@@ -418,3 +418,57 @@ fn an_output_that_stands_for_a_failure_fails_with_its_value_kept() {
         ]
     );
 }
+
+/// A job that counts the cost hints asked of it.
+struct CountedHints(AtomicUsize);
+
+impl Job for CountedHints {
+    type Output = usize;
+
+    fn run(&self, path: &Path, _: &StopSignal) -> Result<usize, Error> {
+        Ok(index_of(path))
+    }
+
+    fn cost_hint(&self, _: &Path) -> Option<f64> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Some(1.0)
+    }
+}
+
+/// A batch stopped before it starts reads no file's header: the cost probe read every
+/// one first (minutes of ignored Ctrl-C over a large library on a slow disk).
+#[test]
+fn a_stopped_batch_reads_no_cost_hints() {
+    let job = CountedHints(AtomicUsize::new(0));
+    let stop = StopSignal::never().with_cancel_flag(Arc::new(AtomicBool::new(true)));
+    let summary = Batch::new(&job)
+        .stop(stop)
+        .run(&names(50), &MockExecutor::new(2));
+    assert!(summary.results.is_empty());
+    assert_eq!(job.0.load(Ordering::SeqCst), 0);
+    // Not stopped, every file's hint is read once.
+    Batch::new(&job).run(&names(50), &MockExecutor::new(2));
+    assert_eq!(job.0.load(Ordering::SeqCst), 50);
+}
+
+/// A panic payload that panics again when dropped (`panic_any` of such a value) is the
+/// file's failed result, not the end of the batch: the other files' results stay.
+#[test]
+fn a_panic_payload_that_panics_when_dropped_fails_its_file_only() {
+    struct Bomb;
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            panic!("payload dropped");
+        }
+    }
+    let job = |p: &Path, _: &StopSignal| -> Result<usize, Error> {
+        if index_of(p) == 1 {
+            std::panic::panic_any(Bomb);
+        }
+        Ok(index_of(p))
+    };
+    let summary = Batch::new(&job).run(&names(3), &Sequential);
+    let statuses: Vec<Status> = summary.results.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [Status::Ok, Status::Error, Status::Ok]);
+    assert_eq!(summary.results[2].value, Some(2));
+}

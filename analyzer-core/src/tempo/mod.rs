@@ -271,10 +271,45 @@ impl TempoEstimator {
         )
     }
 
+    /// Refuses an envelope frame rate that cannot show this estimator's fastest beat: at
+    /// least two frames per beat at `max_bpm` (and a finite number), else the periods it
+    /// measures are aliases and a rate of 0 gave a NaN tempo. `stage` is where the rate
+    /// came from: the settings, or an envelope given to the tempo stage.
+    pub fn check_frame_rate(&self, frame_rate: f64, stage: Stage) -> Result<()> {
+        let needed = 2.0 * self.max_bpm / 60.0;
+        if frame_rate.is_finite() && frame_rate >= needed {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorKind::InvalidConfig,
+            stage,
+            format!(
+                "an onset envelope of {frame_rate} frames/s cannot show a beat at {} BPM \
+                 (it needs {needed:.2} frames/s: two per beat)",
+                self.max_bpm
+            ),
+        ))
+    }
+
     /// Everything the candidates are scored from: the detrended envelopes, their
     /// autocorrelations, the comb and its peaks. Fails when there is no pulse to measure.
     fn evidence(&self, segments: &[OnsetEnvelope], stop: &StopSignal) -> Result<Evidence> {
         let fr = segments.first().map_or(1.0, |e| e.frame_rate);
+        // An envelope built by hand may carry any rate: 0 made its length infinite and
+        // its tempo NaN, given as a result.
+        for segment in segments {
+            self.check_frame_rate(segment.frame_rate, Stage::Tempo)?;
+            if segment.frame_rate != fr {
+                return Err(Error::new(
+                    ErrorKind::InvalidConfig,
+                    Stage::Tempo,
+                    format!(
+                        "the segments of one onset envelope have frame rates {fr} and {}",
+                        segment.frame_rate
+                    ),
+                ));
+            }
+        }
         let seconds: f64 = segments.iter().map(OnsetEnvelope::duration_s).sum();
         if seconds < MIN_SECONDS {
             return Err(Error::new(

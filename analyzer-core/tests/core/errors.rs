@@ -220,10 +220,75 @@ fn invalid_settings_are_refused() {
             hop: 0,
             ..Config::default()
         },
+        // A frame of 2^40 samples asked for 2 TB and aborted the process, which no caller
+        // can catch; anything over 2^16 (3 s) can never give a tempo anyway.
+        Config {
+            frame_size: 1 << 40,
+            ..Config::default()
+        },
+        Config {
+            frame_size: (1 << 16) + 1,
+            ..Config::default()
+        },
+        // Hops so long that the envelope has under two frames per beat at the fastest
+        // tempo: every period it measures would be an alias.
+        Config {
+            frame_size: 1 << 16,
+            hop: 1 << 16,
+            ..Config::default()
+        },
     ] {
         assert_eq!(
             Analyzer::new(config).unwrap_err().kind(),
             ErrorKind::InvalidConfig
+        );
+    }
+    Analyzer::new(Config {
+        frame_size: 1 << 16,
+        ..Config::default()
+    })
+    .unwrap();
+}
+
+/// Samples in memory at a rate no file may have are refused as a file's are: at 1 Hz,
+/// 80 KB of samples were resampled to 1.8 GB, and a constant signal read as a tempo at
+/// confidence 1.
+#[test]
+fn samples_at_a_rate_outside_the_files_range_are_refused() {
+    for rate in [1, 3_999, 768_001] {
+        let e = analyzer()
+            .analyze_samples(&[0.5f32; 10], rate, 1)
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::UnsupportedFormat, "{rate}: {e}");
+        assert!(e.to_string().contains(&format!("{rate} Hz")), "{e}");
+    }
+}
+
+/// An onset envelope built by hand with a frame rate of 0 (or too low to show the
+/// fastest beat) is an error: it gave a NaN tempo as a result.
+#[test]
+fn an_envelope_without_a_usable_frame_rate_is_refused() {
+    use analyzer_core::onset::OnsetEnvelope;
+    use analyzer_core::tempo::TempoEstimator;
+    let values: Vec<f32> = (0..3000)
+        .map(|i| if i % 43 == 0 { 1.0 } else { 0.0 })
+        .collect();
+    let estimator = TempoEstimator::new(50.0, 220.0).unwrap();
+    for rate in [0.0, -86.0, f64::NAN, 1e-3, 7.0] {
+        let envelope = OnsetEnvelope {
+            values: values.clone(),
+            high: values.clone(),
+            low: values.clone(),
+            frame_rate: rate,
+            level: 1.0,
+        };
+        let e = estimator
+            .estimate(&envelope, &StopSignal::never())
+            .unwrap_err();
+        assert_eq!(
+            (e.kind(), e.stage()),
+            (ErrorKind::InvalidConfig, Stage::Tempo),
+            "{rate}"
         );
     }
 }
