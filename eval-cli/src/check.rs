@@ -613,7 +613,6 @@ mod tests {
         );
     }
 
-    #[test]
     /// A negative spread or share of other cores' work passed its ceiling.
     #[test]
     fn an_impossible_comparison_is_refused_naming_the_figure() {
