@@ -8,7 +8,8 @@
 //! is complete at once. A file being copied in raises `Create` and `Modify` events first:
 //! those are passed over, so a half-written file is never read. A folder moved in is
 //! walked. A symbolic link made in a folder (`ln -s`) raises only `Create`: a link is whole
-//! when it is made, so it is read then, as the first pass reads links. So is a hard link
+//! when it is made, so it is read then, as the first pass reads links (one to a folder that
+//! holds it is the first pass's `walk: loop` error row). So is a hard link
 //! (`ln`: a regular file with more than one link) and a named pipe, socket or device, whose
 //! row is the error `analyze` gives it (it is never opened for reading). Deleting a file prints
 //! nothing (its cached row stays for a copy that comes back), even when the file goes
@@ -16,17 +17,28 @@
 //! file deleted right after it was written.
 //!
 //! An event that finds a file as its last row (or this command's tagging) left it is
-//! nothing new and prints nothing: the tagged copy renamed over a file, a writer that
-//! closes a file without writing, or another process closing its copy of a writer's handle
-//! after the file was moved in (the kernel reports a close when the last copy goes). A file
-//! whose metadata alone changed while it was read (a link made to it, a chmod) keeps its
-//! row; one stopped by Ctrl-C gets none, as in `analyze`.
+//! nothing new and prints nothing ([`Printed`], the first pass's rows included): the tagged
+//! copy renamed over a file, a writer that closes a file without writing, or another
+//! process closing its copy of a writer's handle after the file was moved in (the kernel
+//! reports a close when the last copy goes). A file whose metadata alone changed while it
+//! was read (a link made to it, a chmod) keeps its row; one stopped by Ctrl-C gets none, as
+//! in `analyze`.
+//!
+//! The kernel drops events when its queue is full (inotify's `max_queued_events`: a copy
+//! of thousands of files while watch is busy or stopped) and says so (notify's `Rescan`
+//! flag): stderr warns and the folders are walked again, a row for each file new or
+//! changed since its row. Those files got none before.
+//!
+//! What `analyze` says of its cache, `watch` says after the first pass and when it stops;
+//! a store removed, found damaged or failing in between is warned about once, after the
+//! file that met it. It said nothing, and the next run analysed those files again.
 //!
 //! A folder under the watched ones that cannot be read (no permission: a `lost+found`) is
 //! left out ([`folders`]): the first pass gives it the error row `analyze` gives it, stderr
 //! says that files added under it are not seen, and the rest of the library is watched.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, RandomState};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -35,7 +47,7 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use analyzer_core::batch::{self, Batch, FileResult, Status};
+use analyzer_core::batch::{self, Batch, FileResult, Status, WalkError};
 use analyzer_core::{Analyzer, StopSignal};
 use anyhow::{Context, bail};
 use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
@@ -108,15 +120,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
             bail!("{} is not a folder", dir.display());
         }
     }
-    let roots: Vec<Root> = args
-        .dirs
-        .iter()
-        .map(|dir| Root {
-            given: dir.clone(),
-            resolved: std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone()),
-            identity: folder_identity(dir),
-        })
-        .collect();
+    let roots: Vec<Root> = args.dirs.iter().map(|dir| Root::of(dir)).collect();
     let plan = Plan {
         analyzer: args.settings.analyzer()?,
         cache: ResultCache::open(&args.cache)?,
@@ -158,16 +162,8 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
     let files = not_being_written(files, &Writers::scan());
     session.first_pass(&files, &mut out)?;
     // Folders that could not be walked are rows too, after the files', as in `analyze`.
-    for error in &walk_errors {
-        out.write_all(&record::line(
-            &error.path,
-            Status::Error,
-            None,
-            Some(&error.reason),
-        ))
-        .and_then(|()| out.flush())
-        .stdout_context(STDOUT_FAILED)?;
-    }
+    session.walk_error_rows(&walk_errors, &mut out)?;
+    session.report_cache(CacheReport::Summary);
     if plan.options.progress == runner::ProgressMode::Jsonl {
         runner::emit_event(&serde_json::json!({"event": "watching", "folders": plan.dirs.len()}));
     }
@@ -176,50 +172,27 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
         plan.dirs.len(),
         if plan.dirs.len() == 1 { "" } else { "s" }
     );
-    while !plan.options.cancel.load(Ordering::SeqCst) {
-        let event = received.recv_timeout(STOP_POLL);
-        // A folder moved away is still watched by its old name's watch descriptors (its
-        // events would name files where they no longer are) and one deleted raises none:
-        // either way nothing under it can be followed, so watch says so and stops.
-        if let Some(root) = roots
-            .iter()
-            .find(|root| folder_identity(&root.given) != root.identity)
-        {
-            drop(watcher);
-            bail!(
-                "{} was moved or deleted while it was watched: nothing under it can be \
-                 followed; run watch again where it is now",
-                root.given.display()
-            );
-        }
-        match event {
-            Ok(Ok(event)) => {
-                let mut files = complete_files(&event);
-                // A folder moved in may hold a file still being copied into it.
-                if event.paths.first().is_some_and(|path| path.is_dir()) {
-                    files = not_being_written(files, &Writers::scan());
-                }
-                for path in files {
-                    session.arrived(&as_given(&path, &roots), &mut out)?;
-                }
-            }
-            Ok(Err(error)) => eprintln!("eval-cli: warning: watching: {error}"),
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+    let followed = session.follow(&received, &roots, &mut out);
+    drop(watcher);
+    match &followed {
+        // A reader that closed stdout ends the watch quietly ([`crate::stdout`]).
+        Err(error) if crate::stdout::closed_by_reader(error) => {}
+        Err(_) => session.report_cache(CacheReport::Summary),
+        Ok(()) => {
+            eprintln!("eval-cli: watch stopped");
+            session.report_cache(CacheReport::Summary);
         }
     }
-    drop(watcher);
-    eprintln!("eval-cli: watch stopped");
-    Ok(ExitCode::from(runner::EXIT_CANCELLED))
+    followed.map(|()| ExitCode::from(runner::EXIT_CANCELLED))
 }
 
 /// The files an event says are complete and worth analysing: written and closed, or moved
-/// in (a folder moved in: every audio file under it).
-fn complete_files(event: &Event) -> Vec<PathBuf> {
+/// in (a folder moved in: every audio file under it, and what could not be walked there).
+fn complete_files(event: &Event) -> (Vec<PathBuf>, Vec<WalkError>) {
     // A rename inside the folders is reported twice, `To` (the destination) and then
     // `Both` (source and destination): `To` alone stands for it, so it is read once.
     let Some(path) = event.paths.first() else {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     };
     let complete = match event.kind {
         EventKind::Access(AccessKind::Close(AccessMode::Write))
@@ -228,15 +201,40 @@ fn complete_files(event: &Event) -> Vec<PathBuf> {
         _ => false,
     };
     if !complete {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     }
     if path.is_dir() {
-        batch::collect_audio_files(std::slice::from_ref(path)).0
+        // A link made to a folder that holds it (`ln -s .. lib/sub/up`): walked, it named
+        // every file of the library again under the link. The first pass's walk finds such
+        // a link looping and gives it an error row; so does this.
+        if let Some(ancestor) = loop_ancestor(path) {
+            let reason = format!(
+                "walk: loop: link points back to its ancestor {}",
+                ancestor.display()
+            );
+            let path = path.clone();
+            return (Vec::new(), vec![WalkError { path, reason }]);
+        }
+        batch::collect_audio_files(std::slice::from_ref(path))
     } else if batch::has_audio_extension(path) {
-        vec![path.clone()]
+        (vec![path.clone()], Vec::new())
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     }
+}
+
+/// The folder above `folder` that `folder` is (a link to it), named as the walk names it:
+/// under the watched folder as given where it is one of those, else absolute.
+fn loop_ancestor(folder: &Path) -> Option<PathBuf> {
+    let itself = folder_identity(folder)?;
+    let absolute = std::path::absolute(folder).ok()?;
+    folder
+        .ancestors()
+        .skip(1)
+        .chain(absolute.ancestors().skip(1))
+        .filter(|ancestor| !ancestor.as_os_str().is_empty())
+        .find(|ancestor| folder_identity(ancestor) == Some(itself))
+        .map(Path::to_path_buf)
 }
 
 /// `files` less those another process holds open for writing (`writers`): a copy still at
@@ -280,38 +278,103 @@ fn shown(analyzed: &Analyzed) -> runner::Shown {
     }
 }
 
-/// How many files [`Session::known`] holds at most: a watch runs for months, and an event
-/// for a file forgotten this way only prints its row again.
-const KNOWN_FILES: usize = 65_536;
-
-/// Which files [`Session::finish`] notes in [`Session::known`]: a later file's row, or (in
-/// the first pass, so that a large library is not held in memory) only a tagged file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Remember {
-    Row,
-    TaggedOnly,
+/// The files whose rows this watch printed, each as its row (or this run's tagging) left
+/// it, so that an event or a rescan that finds a file so prints nothing: a writer that
+/// closes a file unwritten, the tagged copy renamed over it, a file a rescan finds
+/// unchanged. Every row's file is kept, the first pass's too (whose row came twice on such
+/// an event), as 64-bit digests of its path and of its identity: 16 bytes a file, so a
+/// library of 100,000 files costs a few MB where whole paths cost tens. A file deleted or
+/// renamed away is forgotten, and a rescan keeps only the files it finds.
+struct Printed {
+    /// The digests' keys, random per process, so that no one can name files to collide.
+    digests: RandomState,
+    /// The digest of a file's path to that of its identity (or of none, for a file
+    /// `stat` failed on, whose error row stands until that changes).
+    files: HashMap<u64, u64>,
 }
 
-/// The state of one `watch`: the files it knows as they are, and how many files have had a
-/// `file` event.
+impl Printed {
+    fn new() -> Self {
+        Printed {
+            digests: RandomState::new(),
+            files: HashMap::new(),
+        }
+    }
+
+    /// Notes that `path`'s row was printed (or its tagging done) when it was `identity`.
+    fn note(&mut self, path: &Path, identity: Option<&FileIdentity>) {
+        let identity = self.identity_digest(identity);
+        self.files.insert(self.path_digest(path), identity);
+    }
+
+    /// Whether `path`'s row was printed when it was `identity`, as it is now.
+    fn holds(&self, path: &Path, identity: Option<&FileIdentity>) -> bool {
+        self.files.get(&self.path_digest(path)) == Some(&self.identity_digest(identity))
+    }
+
+    /// Forgets `path` (deleted or renamed away): a file that comes back gets its row.
+    fn forget(&mut self, path: &Path) {
+        self.files.remove(&self.path_digest(path));
+    }
+
+    /// Forgets every file but `paths`, those a walk of the folders found.
+    fn keep_only(&mut self, paths: &[PathBuf]) {
+        let found: HashSet<u64> = paths.iter().map(|path| self.path_digest(path)).collect();
+        self.files.retain(|path, _| found.contains(path));
+    }
+
+    fn path_digest(&self, path: &Path) -> u64 {
+        self.digests.hash_one(path)
+    }
+
+    fn identity_digest(&self, identity: Option<&FileIdentity>) -> u64 {
+        self.digests.hash_one(identity.map(FileIdentity::to_string))
+    }
+}
+
+/// Which report of the cache [`Session::report_cache`] gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CacheReport {
+    /// `analyze`'s: the counts so far, and every warning not said yet (after the first
+    /// pass, and when watch stops).
+    Summary,
+    /// Only what is new since the last report (after a later file): a watch runs for
+    /// months, and a full disk must not be warned about at every file.
+    News,
+}
+
+/// What `watch` has said of its cache, so that each thing is said once.
+#[derive(Debug, Default)]
+struct CacheSaid {
+    /// That the store was removed or replaced.
+    gone: bool,
+    /// That lookups or writes failed.
+    failures: bool,
+    /// That stored rows were damaged or did not fit the settings.
+    rejected: bool,
+}
+
+/// The state of one `watch`: the files whose rows it printed, as they were, how many
+/// files have had a `file` event, and what it said of its cache.
 struct Session<'a> {
     plan: &'a Plan,
     files_seen: usize,
-    /// Each file whose row a later event printed, or that this run tagged, with its
-    /// identity then (after the tagging): an event that finds it so is nothing new (the
-    /// tagged copy renamed over it; a writer that closes it without writing; a copy of a
-    /// writer's handle that another process closed later). Cleared when it reaches
-    /// [`KNOWN_FILES`].
-    known: HashMap<PathBuf, FileIdentity>,
+    printed: Printed,
+    /// The folders a walk could not enter whose rows were printed: a rescan meets them
+    /// again, and their rows stand.
+    walk_errors: HashSet<(PathBuf, String)>,
+    said: CacheSaid,
 }
 
 impl<'a> Session<'a> {
-    /// A watch about to make its first pass: no file known yet.
+    /// A watch about to make its first pass: nothing printed yet.
     fn new(plan: &'a Plan) -> Self {
         Session {
             plan,
             files_seen: 0,
-            known: HashMap::new(),
+            printed: Printed::new(),
+            walk_errors: HashSet::new(),
+            said: CacheSaid::default(),
         }
     }
 
@@ -321,6 +384,10 @@ impl<'a> Session<'a> {
             Some(&self.plan.cache),
             self.plan.analyzer.config(),
         )
+    }
+
+    fn cancelled(&self) -> bool {
+        self.plan.options.cancel.load(Ordering::SeqCst)
     }
 
     /// Every file already there, on the batch runner, rows in input order.
@@ -334,20 +401,126 @@ impl<'a> Session<'a> {
         self.files_seen = files.len();
         for result in &summary.results {
             let before = analysed.get(result.index).copied().flatten();
-            self.finish(result, before, Remember::TaggedOnly, out)?;
+            self.finish(result, before, out)?;
         }
         Ok(())
     }
 
+    /// Handles events until Ctrl-C or SIGTERM, or until a watched folder is moved or
+    /// deleted (an error).
+    fn follow(
+        &mut self,
+        received: &mpsc::Receiver<notify::Result<Event>>,
+        roots: &[Root],
+        out: &mut impl Write,
+    ) -> anyhow::Result<()> {
+        while !self.cancelled() {
+            let event = received.recv_timeout(STOP_POLL);
+            // A folder moved away is still watched by its old name's watch descriptors
+            // (its events would name files where they no longer are) and one deleted raises
+            // none: either way nothing under it can be followed, so watch says so and stops.
+            if let Some(root) = roots
+                .iter()
+                .find(|root| folder_identity(&root.given) != root.identity)
+            {
+                bail!(
+                    "{} was moved or deleted while it was watched: nothing under it can be \
+                     followed; run watch again where it is now",
+                    root.given.display()
+                );
+            }
+            match event {
+                Ok(Ok(event)) => self.handle(&event, roots, out)?,
+                Ok(Err(error)) => eprintln!("eval-cli: warning: watching: {error}"),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// One event: the rows of the files it completes, or, when the kernel dropped events
+    /// (its queue overflowed: notify's `Rescan` flag), of every file new or changed since
+    /// its row; then what is new about the cache.
+    fn handle(
+        &mut self,
+        event: &Event,
+        roots: &[Root],
+        out: &mut impl Write,
+    ) -> anyhow::Result<()> {
+        if event.need_rescan() {
+            eprintln!(
+                "eval-cli: warning: the kernel's event queue overflowed; rescanning the folders"
+            );
+            let dirs: Vec<PathBuf> = roots.iter().map(|root| root.given.clone()).collect();
+            self.rescan(&dirs, out)?;
+            self.report_cache(CacheReport::News);
+            return Ok(());
+        }
+        let mut event = event.clone();
+        event.paths = event.paths.iter().map(|p| as_given(p, roots)).collect();
+        // Deleted or renamed away: forgotten, so that what is kept follows the library.
+        if matches!(
+            event.kind,
+            EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(RenameMode::From))
+        ) {
+            for path in &event.paths {
+                self.printed.forget(path);
+            }
+        }
+        let (mut files, walk_errors) = complete_files(&event);
+        // A folder moved in may hold a file still being copied into it.
+        if event.paths.first().is_some_and(|path| path.is_dir()) {
+            files = not_being_written(files, &Writers::scan());
+        }
+        let handled = files.len() + walk_errors.len();
+        for path in files {
+            self.arrived(&path, out)?;
+        }
+        self.walk_error_rows(&walk_errors, out)?;
+        if handled > 0 {
+            self.report_cache(CacheReport::News);
+        }
+        Ok(())
+    }
+
+    /// Walks the folders again, as the first pass did, after the kernel dropped events: a
+    /// file new or changed since its row gets one now, in the walk's order; one as its row
+    /// left it prints nothing ([`Printed`]), at the cost of a `stat`. A file another process
+    /// is writing waits for its writer's close, as in the first pass.
+    fn rescan(&mut self, dirs: &[PathBuf], out: &mut impl Write) -> anyhow::Result<()> {
+        let (found, walk_errors) = batch::collect_audio_files(dirs);
+        self.printed.keep_only(&found);
+        let new: Vec<PathBuf> = found
+            .into_iter()
+            .filter(|path| {
+                let now = FileIdentity::of_path(path).ok();
+                !self.printed.holds(path, now.as_ref())
+            })
+            .collect();
+        for path in not_being_written(new, &Writers::scan()) {
+            if self.cancelled() {
+                break;
+            }
+            self.arrived(&path, out)?;
+        }
+        self.walk_error_rows(&walk_errors, out)
+    }
+
     /// A file that arrived complete: analysed (or served by the cache), its row printed.
     fn arrived(&mut self, path: &Path, out: &mut impl Write) -> anyhow::Result<()> {
+        // As its row or this run's tagging left it (the tagged copy renamed over it).
+        if self
+            .printed
+            .holds(path, FileIdentity::of_path(path).ok().as_ref())
+        {
+            return Ok(());
+        }
         let stop = StopSignal::never().with_cancel_flag(Arc::clone(&self.plan.options.cancel));
         if self.plan.test_gates && !crate::gate::hold(path, &stop) {
             return Ok(());
         }
         let before = match FileIdentity::of_path(path) {
-            // As its row or this run's tagging left it (the tagged copy renamed over it).
-            Ok(identity) if self.known.get(path) == Some(&identity) => return Ok(()),
             Ok(identity) => Some(identity),
             // Gone before it could be read (deleted right after it was written, or an
             // editor's temporary file already renamed over the real one, whose own event
@@ -368,7 +541,7 @@ impl<'a> Session<'a> {
             .stop(stop)
             .run_file(self.files_seen, path);
         if let Some(result) = result
-            && self.finish(&result, before, Remember::Row, out)?
+            && self.finish(&result, before, out)?
         {
             // A later file's `file` event: it continues the first pass's count, and there
             // is no total to count towards.
@@ -382,25 +555,25 @@ impl<'a> Session<'a> {
     }
 
     /// Prints a file's row and, with `--write-tags`, tags the file, and says whether it
-    /// printed one; `before` is the file's identity before it was read. A file written to, replaced or deleted meanwhile gets
-    /// no row: what was read may be half of each version (a copy truncates before it
-    /// writes), and the write that changed it raises an event of its own, which brings
-    /// its row once the writer is done.
+    /// printed one; `before` is the file's identity before it was read. A file written to,
+    /// replaced or deleted meanwhile gets no row: what was read may be half of each version
+    /// (a copy truncates before it writes), and the write that changed it raises an event
+    /// of its own, which brings its row once the writer is done.
     fn finish(
         &mut self,
         result: &FileResult<Analyzed>,
         before: Option<FileIdentity>,
-        remember: Remember,
         out: &mut impl Write,
     ) -> anyhow::Result<bool> {
         if result.status == Status::Cancelled {
             return Ok(false);
         }
+        let mut read_as = None;
         if let Some(before) = before {
             match FileIdentity::of_path(&result.path) {
                 // Its metadata alone may have changed (a link made to it, a chmod): what
                 // was read is the file as it is.
-                Ok(now) if now.same_content_as(&before) => {}
+                Ok(now) if now.same_content_as(&before) => read_as = Some(now),
                 Ok(_) => {
                     eprintln!(
                         "eval-cli: {}: changed while it was being analysed; its row comes \
@@ -427,23 +600,13 @@ impl<'a> Session<'a> {
         out.write_all(&line)
             .and_then(|()| out.flush())
             .stdout_context(STDOUT_FAILED)?;
-        if let (Remember::Row, Some(before)) = (remember, before) {
-            self.remember(&result.path, before);
-        }
+        self.printed.note(&result.path, read_as.as_ref());
         if let (Some(options), Some(values), Some(analysed)) =
             (&self.plan.tagging, TagValues::of_record(&record), before)
         {
             self.tag(&result.path, &analysed, &values, options);
         }
         Ok(true)
-    }
-
-    /// Notes `path` as it is now, `identity`.
-    fn remember(&mut self, path: &Path, identity: FileIdentity) {
-        if self.known.len() >= KNOWN_FILES && !self.known.contains_key(path) {
-            self.known.clear();
-        }
-        self.known.insert(path.to_path_buf(), identity);
     }
 
     fn tag(
@@ -457,30 +620,160 @@ impl<'a> Session<'a> {
             Ok(report) if report.written => {
                 eprintln!("eval-cli: tagged {}: {}", path.display(), report.summary());
                 if let Ok(tagged) = FileIdentity::of_path(path) {
-                    self.remember(path, tagged);
+                    self.printed.note(path, Some(&tagged));
                 }
             }
             Ok(_) => {}
             Err(why) => eprintln!("eval-cli: not tagged: {}: {why}", path.display()),
         }
     }
+
+    /// The rows of the folders a walk could not enter (no permission, a link back to an
+    /// ancestor), each once a watch.
+    fn walk_error_rows(
+        &mut self,
+        errors: &[WalkError],
+        out: &mut impl Write,
+    ) -> anyhow::Result<()> {
+        for error in errors {
+            if !self
+                .walk_errors
+                .insert((error.path.clone(), error.reason.clone()))
+            {
+                continue;
+            }
+            out.write_all(&record::line(
+                &error.path,
+                Status::Error,
+                None,
+                Some(&error.reason),
+            ))
+            .and_then(|()| out.flush())
+            .stdout_context(STDOUT_FAILED)?;
+        }
+        Ok(())
+    }
+
+    /// Says on stderr what `analyze` says of its cache ([`CacheReport`]), each warning
+    /// once: a store found damaged and moved aside, a store removed or replaced (a cache
+    /// folder deleted: the rows stored since go with it), lookups or writes that failed
+    /// (a full disk), rows that were damaged. Before, a watch whose cache failed said
+    /// nothing, and the next run analysed everything again.
+    fn report_cache(&mut self, report: CacheReport) {
+        let cache = &self.plan.cache;
+        cache.flush();
+        let stats = cache.stats();
+        let mut warnings = cache.take_warnings();
+        if !self.said.gone && !cache.in_place() {
+            self.said.gone = true;
+            warnings.push(format!(
+                "{} was removed or replaced while watch ran: the {} rows stored in it went \
+                 with it, as do those of the files analysed from now on (the next run \
+                 analyses those files again; restart watch to keep them)",
+                cache.file().display(),
+                stats.stored
+            ));
+        }
+        let summary = report == CacheReport::Summary;
+        let failures = stats.errors > 0 && (summary || !self.said.failures);
+        let rejected = stats.rejected > 0 && (summary || !self.said.rejected);
+        self.said.failures |= stats.errors > 0;
+        self.said.rejected |= stats.rejected > 0;
+        if self.plan.options.progress == runner::ProgressMode::Jsonl {
+            for warning in &warnings {
+                runner::emit_event(&serde_json::json!({
+                    "event": "cache_damaged",
+                    "warning": warning,
+                }));
+            }
+            // Failures and damaged rows show in the counts, as in `analyze`.
+            if summary || failures || rejected {
+                runner::emit_event(&serde_json::json!({
+                    "event": "cache",
+                    "file": crate::path_cell::path_cell(cache.file()),
+                    "hits": stats.hits,
+                    "misses": stats.misses,
+                    "stored": stats.stored,
+                    "errors": stats.errors,
+                    "rejected": stats.rejected,
+                    "unread": stats.unread,
+                    "mismatched": stats.mismatched,
+                }));
+            }
+            return;
+        }
+        for warning in &warnings {
+            eprintln!("eval-cli: warning: {warning}");
+        }
+        if summary {
+            eprintln!(
+                "eval-cli: cache {}: {} of {} rows from the cache, {} stored",
+                cache.file().display(),
+                stats.hits,
+                stats.hits + stats.misses,
+                stats.stored
+            );
+            if stats.unread > 0 {
+                eprintln!(
+                    "eval-cli: cache: {} of those files were not read (size, times and inode \
+                     as recorded)",
+                    stats.unread
+                );
+            }
+        }
+        if rejected {
+            eprintln!(
+                "eval-cli: warning: {} cached rows were damaged or did not fit the settings; \
+                 those files were analysed again and their rows rewritten",
+                stats.rejected
+            );
+        }
+        if failures && let Some(first) = cache.first_error() {
+            eprintln!(
+                "eval-cli: warning: {} cache lookups or writes failed (those files were \
+                 analysed as without a cache); the first: {first}",
+                stats.errors
+            );
+        }
+    }
 }
 
-/// A folder given to watch: as given, as the kernel names it (links resolved, absolute),
-/// and its device and inode when the watch began.
+/// A folder given to watch: as given, as the kernel's events may name it, and its device
+/// and inode when the watch began.
 struct Root {
     given: PathBuf,
-    resolved: PathBuf,
+    /// `given` made absolute with links and `..` kept, as notify names the files under it
+    /// (it joins a relative folder to the current one).
+    absolute: PathBuf,
+    /// `given` with links and `..` resolved.
+    canonical: PathBuf,
     identity: Option<(u64, u64)>,
 }
 
-/// `path` from an event (named from the resolved folder) as the first pass names the same
-/// file: under the folder as the user gave it, so one file always has one `path` cell.
+impl Root {
+    fn of(dir: &Path) -> Self {
+        Root {
+            given: dir.to_path_buf(),
+            absolute: std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf()),
+            canonical: std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()),
+            identity: folder_identity(dir),
+        }
+    }
+}
+
+/// `path` from an event as the first pass names the same file: under the folder as the
+/// user gave it, so one file always has one `path` cell. The absolute form is tried first:
+/// the canonical one also prefixes the paths of a folder given as `lib/sub/..` (its
+/// absolute form is `/…/lib/sub/..`), which then came out as `lib/sub/../sub/../a.wav`, and
+/// never those of a folder given through a link, which came out absolute.
 fn as_given(path: &Path, roots: &[Root]) -> PathBuf {
     roots
         .iter()
         .find_map(|root| {
-            let rest = path.strip_prefix(&root.resolved).ok()?;
+            let rest = path
+                .strip_prefix(&root.absolute)
+                .or_else(|_| path.strip_prefix(&root.canonical))
+                .ok()?;
             Some(root.given.join(rest))
         })
         .unwrap_or_else(|| path.to_path_buf())
@@ -536,39 +829,35 @@ mod tests {
         };
         let before = FileIdentity::of_path(&path).ok();
         let mut out = Vec::new();
-        assert!(
-            !session
-                .finish(&cancelled, before, Remember::Row, &mut out)
-                .unwrap()
-        );
+        assert!(!session.finish(&cancelled, before, &mut out).unwrap());
         assert!(out.is_empty(), "{}", String::from_utf8_lossy(&out));
         let failed = FileResult {
             status: Status::Error,
             ..cancelled
         };
-        assert!(
-            session
-                .finish(&failed, before, Remember::Row, &mut out)
-                .unwrap()
-        );
+        assert!(session.finish(&failed, before, &mut out).unwrap());
         assert!(String::from_utf8_lossy(&out).contains(",error,"));
     }
 
-    /// [`Session::remember`] holds at most [`KNOWN_FILES`] files, so a watch of a busy
-    /// folder does not grow without end.
+    /// A file deleted or renamed away is forgotten, and a rescan keeps only the files it
+    /// finds: what [`Printed`] holds follows the library, not every name a watch met.
     #[test]
-    fn known_files_are_bounded() {
+    fn printed_files_follow_the_library() {
         let dir = tempfile::tempdir().unwrap();
-        let plan = plan(dir.path());
-        let mut session = Session::new(&plan);
-        std::fs::write(dir.path().join("a.wav"), b"RIFF").unwrap();
-        let identity = FileIdentity::of_path(&dir.path().join("a.wav")).unwrap();
-        for i in 0..=KNOWN_FILES {
-            session.remember(Path::new(&format!("f{i}.wav")), identity);
-        }
-        assert_eq!(session.known.len(), 1);
-        session.remember(Path::new(&format!("f{KNOWN_FILES}.wav")), identity);
-        assert_eq!(session.known.len(), 1);
+        let (a, b) = (dir.path().join("a.wav"), dir.path().join("b.wav"));
+        std::fs::write(&a, b"RIFF").unwrap();
+        let identity = FileIdentity::of_path(&a).unwrap();
+        let mut printed = Printed::new();
+        printed.note(&a, Some(&identity));
+        printed.note(&b, None);
+        assert!(printed.holds(&a, Some(&identity)) && !printed.holds(&a, None));
+        assert!(printed.holds(&b, None) && !printed.holds(&b, Some(&identity)));
+        printed.forget(&a);
+        assert!(!printed.holds(&a, Some(&identity)));
+        printed.note(&a, Some(&identity));
+        printed.keep_only(std::slice::from_ref(&b));
+        assert_eq!(printed.files.len(), 1);
+        assert!(printed.holds(&b, None));
     }
 
     fn event(kind: EventKind, paths: &[&Path]) -> Event {
@@ -585,21 +874,27 @@ mod tests {
         let song = dir.path().join("a.wav");
         std::fs::write(&song, b"").unwrap();
         let closed = EventKind::Access(AccessKind::Close(AccessMode::Write));
-        assert_eq!(complete_files(&event(closed, &[&song])), vec![song.clone()]);
+        assert_eq!(
+            complete_files(&event(closed, &[&song])).0,
+            vec![song.clone()]
+        );
         let moved = EventKind::Modify(ModifyKind::Name(RenameMode::To));
-        assert_eq!(complete_files(&event(moved, &[&song])), vec![song.clone()]);
+        assert_eq!(
+            complete_files(&event(moved, &[&song])).0,
+            vec![song.clone()]
+        );
         // The second report of a rename inside the folders: `To` already stood for it.
         let both = EventKind::Modify(ModifyKind::Name(RenameMode::Both));
         let from = dir.path().join("old.wav");
-        assert!(complete_files(&event(both, &[&from, &song])).is_empty());
+        assert!(complete_files(&event(both, &[&from, &song])).0.is_empty());
         // Still being written: not yet.
         let created = EventKind::Create(CreateKind::File);
-        assert!(complete_files(&event(created, &[&song])).is_empty());
+        assert!(complete_files(&event(created, &[&song])).0.is_empty());
         let data = EventKind::Modify(ModifyKind::Data(notify::event::DataChange::Any));
-        assert!(complete_files(&event(data, &[&song])).is_empty());
+        assert!(complete_files(&event(data, &[&song])).0.is_empty());
         // Not audio, or this command's own tagging copy.
         let notes = dir.path().join(".a.wav.x1y2z3.tagging");
-        assert!(complete_files(&event(closed, &[&notes])).is_empty());
+        assert!(complete_files(&event(closed, &[&notes])).0.is_empty());
     }
 
     /// `ln -s` raises only `Create`: a link is whole at once and is read then; a plain
@@ -613,16 +908,16 @@ mod tests {
         std::os::unix::fs::symlink(&outside, &link).unwrap();
         let created = EventKind::Create(CreateKind::File);
         assert_eq!(
-            complete_files(&event(created, &[&link])),
+            complete_files(&event(created, &[&link])).0,
             vec![link.clone()]
         );
-        assert!(complete_files(&event(created, &[&outside])).is_empty());
+        assert!(complete_files(&event(created, &[&outside])).0.is_empty());
         // `ln` (a second name: two links) and `mkfifo` raise only `Create` too; a folder
         // made there brings its files' own events.
         let hard = dir.path().join("hard.wav");
         std::fs::hard_link(&outside, &hard).unwrap();
         assert_eq!(
-            complete_files(&event(created, &[&hard])),
+            complete_files(&event(created, &[&hard])).0,
             vec![hard.clone()]
         );
         let pipe = dir.path().join("pipe.wav");
@@ -634,13 +929,13 @@ mod tests {
                 .success()
         );
         assert_eq!(
-            complete_files(&event(created, &[&pipe])),
+            complete_files(&event(created, &[&pipe])).0,
             vec![pipe.clone()]
         );
         let folder = dir.path().join("album.wav");
         std::fs::create_dir(&folder).unwrap();
         std::fs::write(folder.join("half.wav"), b"").unwrap();
-        assert!(complete_files(&event(created, &[&folder])).is_empty());
+        assert!(complete_files(&event(created, &[&folder])).0.is_empty());
     }
 
     #[test]
@@ -651,10 +946,153 @@ mod tests {
         for name in ["1.flac", "cd2/2.mp3", "cover.jpg"] {
             std::fs::write(album.join(name), b"").unwrap();
         }
+        // What its walk cannot enter is a row, as in the first pass (it was left out).
+        std::os::unix::fs::symlink("..", album.join("cd2/up")).unwrap();
         let moved = EventKind::Modify(ModifyKind::Name(RenameMode::To));
+        let (files, errors) = complete_files(&event(moved, &[&album]));
+        assert_eq!(files, [album.join("1.flac"), album.join("cd2/2.mp3")]);
         assert_eq!(
-            complete_files(&event(moved, &[&album])),
-            [album.join("1.flac"), album.join("cd2/2.mp3")]
+            errors.iter().map(|e| &e.path).collect::<Vec<_>>(),
+            [&album.join("cd2/up")]
         );
+        assert!(errors[0].reason.starts_with("walk: loop"), "{errors:?}");
+    }
+
+    /// The `path` cells of `out`'s rows.
+    fn row_paths(out: &[u8]) -> Vec<PathBuf> {
+        String::from_utf8_lossy(out)
+            .lines()
+            .map(|line| PathBuf::from(line.split(',').next().unwrap()))
+            .collect()
+    }
+
+    /// The kernel's queue overflowed (notify's `Rescan`): the events it dropped gave no
+    /// rows. The folders are walked again and a row comes for each file new or changed
+    /// since its row, the first pass's included; none for a file as its row left it.
+    #[test]
+    fn a_rescan_rows_the_files_new_or_changed_since_their_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let lib = dir.path().join("lib");
+        std::fs::create_dir(&lib).unwrap();
+        let plan = Plan {
+            dirs: vec![lib.clone()],
+            ..plan(dir.path())
+        };
+        let roots = [Root::of(&lib)];
+        let (a, b, c) = (lib.join("a.wav"), lib.join("b.wav"), lib.join("c.wav"));
+        std::fs::write(&a, b"RIFF a").unwrap();
+        std::fs::write(&b, b"RIFF b").unwrap();
+        let mut session = Session::new(&plan);
+        let mut out = Vec::new();
+        session
+            .first_pass(&[a.clone(), b.clone()], &mut out)
+            .unwrap();
+        assert_eq!(row_paths(&out), [a.clone(), b.clone()]);
+        // What the dropped events were about: b rewritten, c new.
+        std::fs::write(&b, b"RIFF b, longer").unwrap();
+        std::fs::write(&c, b"RIFF c").unwrap();
+        let overflowed = Event::new(EventKind::Other).set_flag(notify::event::Flag::Rescan);
+        let mut out = Vec::new();
+        session.handle(&overflowed, &roots, &mut out).unwrap();
+        assert_eq!(row_paths(&out), [b, c]);
+        let mut out = Vec::new();
+        session.handle(&overflowed, &roots, &mut out).unwrap();
+        assert_eq!(row_paths(&out), Vec::<PathBuf>::new());
+        // The events that come after the overflow find the files as their rows left them.
+        let closed = EventKind::Access(AccessKind::Close(AccessMode::Write));
+        session
+            .handle(&event(closed, &[&lib.join("c.wav")]), &roots, &mut out)
+            .unwrap();
+        assert_eq!(row_paths(&out), Vec::<PathBuf>::new());
+    }
+
+    /// A first-pass file opened for writing and closed unwritten: the kernel reports a
+    /// closed write, and its row came a second time (only later rows were remembered).
+    #[test]
+    fn a_first_pass_file_closed_unwritten_prints_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let lib = dir.path().join("lib");
+        std::fs::create_dir(&lib).unwrap();
+        let plan = Plan {
+            dirs: vec![lib.clone()],
+            ..plan(dir.path())
+        };
+        let roots = [Root::of(&lib)];
+        let a = lib.join("a.wav");
+        std::fs::write(&a, b"RIFF a").unwrap();
+        let mut session = Session::new(&plan);
+        let mut out = Vec::new();
+        session
+            .first_pass(std::slice::from_ref(&a), &mut out)
+            .unwrap();
+        drop(std::fs::File::options().write(true).open(&a).unwrap());
+        let closed = EventKind::Access(AccessKind::Close(AccessMode::Write));
+        let mut out = Vec::new();
+        session
+            .handle(&event(closed, &[&a]), &roots, &mut out)
+            .unwrap();
+        assert_eq!(row_paths(&out), Vec::<PathBuf>::new());
+        std::fs::write(&a, b"RIFF a, written").unwrap();
+        session
+            .handle(&event(closed, &[&a]), &roots, &mut out)
+            .unwrap();
+        assert_eq!(row_paths(&out), [a]);
+    }
+
+    /// notify names a file under a watched folder as the folder made absolute, links and
+    /// `..` kept: a later file's row names it under the folder as given, as the first pass
+    /// does, whether the folder was given through a link or as `lib/sub/..`.
+    #[test]
+    fn an_events_path_is_named_under_the_folder_as_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let lib = dir.path().join("lib");
+        std::fs::create_dir_all(lib.join("sub")).unwrap();
+        let up = lib.join("sub/..");
+        assert_eq!(
+            as_given(&up.join("new.wav"), &[Root::of(&up)]),
+            up.join("new.wav"),
+            "not lib/sub/../sub/../new.wav"
+        );
+        // `watch link` run in `dir`, where `link` leads to `lib`.
+        std::os::unix::fs::symlink("lib", dir.path().join("link")).unwrap();
+        let through_link = Root {
+            given: PathBuf::from("link"),
+            absolute: dir.path().join("link"),
+            canonical: std::fs::canonicalize(&lib).unwrap(),
+            identity: folder_identity(&lib),
+        };
+        let roots = [through_link];
+        let name = |path: &Path| as_given(path, &roots);
+        assert_eq!(
+            name(&dir.path().join("link/new.wav")),
+            Path::new("link/new.wav")
+        );
+        let canonical = std::fs::canonicalize(&lib).unwrap().join("new.wav");
+        assert_eq!(name(&canonical), Path::new("link/new.wav"));
+    }
+
+    /// A link made to a folder that holds it (`ln -s .. lib/sub/up`) is the error row the
+    /// first pass's walk gives it; walked, it named every file of the library again under
+    /// the link.
+    #[test]
+    fn a_link_to_a_folder_that_holds_it_is_the_first_passs_error_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let lib = dir.path().join("lib");
+        std::fs::create_dir_all(lib.join("sub")).unwrap();
+        std::fs::write(lib.join("a.wav"), b"").unwrap();
+        std::os::unix::fs::symlink("..", lib.join("sub/up")).unwrap();
+        let created = EventKind::Create(CreateKind::File);
+        let (files, errors) = complete_files(&event(created, &[&lib.join("sub/up")]));
+        assert_eq!(files, Vec::<PathBuf>::new());
+        let (first_pass_files, first_pass_errors) =
+            batch::collect_audio_files(std::slice::from_ref(&lib));
+        assert_eq!(first_pass_files, [lib.join("a.wav")]);
+        assert_eq!(errors, first_pass_errors);
+        // A link to a folder that does not hold it is walked.
+        std::fs::create_dir(dir.path().join("other")).unwrap();
+        std::fs::write(dir.path().join("other/b.wav"), b"").unwrap();
+        std::os::unix::fs::symlink("../other", lib.join("other")).unwrap();
+        let (files, errors) = complete_files(&event(created, &[&lib.join("other")]));
+        assert_eq!((files, errors), (vec![lib.join("other/b.wav")], vec![]));
     }
 }

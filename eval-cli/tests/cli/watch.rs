@@ -106,17 +106,49 @@ impl Watching {
     }
 
     /// SIGINT, as Ctrl-C: the rows it printed after those read so far, and its exit code.
-    fn interrupt(mut self) -> (Vec<String>, Option<i32>) {
+    fn interrupt(self) -> (Vec<String>, Option<i32>) {
+        let (rest, code, _) = self.interrupt_saying();
+        (rest, code)
+    }
+
+    /// [`Watching::interrupt`], and what it said on stderr after it said it watches (the
+    /// lines not read by [`Watching::next_event`]).
+    fn interrupt_saying(mut self) -> (Vec<String>, Option<i32>, Vec<String>) {
+        self.signal("-INT");
+        let rest: Vec<String> = self.rows.by_ref().map(Result::unwrap).collect();
+        let code = self.child.wait().unwrap().code();
+        (rest, code, self.later.iter().collect())
+    }
+
+    /// Sends the signal `flag` (`-INT`, `-CONT`) to the watch.
+    fn signal(&self, flag: &str) {
         let pid = self.child.id().to_string();
         assert!(
             Command::new("kill")
-                .args(["-INT", &pid])
+                .args([flag, &pid])
                 .status()
                 .unwrap()
                 .success()
         );
-        let rest: Vec<String> = self.rows.by_ref().map(Result::unwrap).collect();
-        (rest, self.child.wait().unwrap().code())
+    }
+
+    /// SIGSTOP, and returns once every thread of the watch is stopped (`T` in its
+    /// `/proc` stat), notify's reader of the kernel's events included: a state looked at
+    /// until it holds, not a clock.
+    fn stop(&self) {
+        self.signal("-STOP");
+        let tasks = format!("/proc/{}/task", self.child.id());
+        let stopped = |task: std::io::Result<fs::DirEntry>| {
+            let stat = task
+                .and_then(|task| fs::read_to_string(task.path().join("stat")))
+                .unwrap_or_default();
+            // The state follows the command's name, which is in parentheses.
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('T'))
+        };
+        while !fs::read_dir(&tasks).unwrap().all(stopped) {
+            std::thread::yield_now();
+        }
     }
 }
 
@@ -458,10 +490,10 @@ fn jsonl_events_come_for_files_that_arrive_later() {
     let kinds: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
     assert_eq!(
         kinds,
-        ["started", "file", "finished", "watching"],
+        ["started", "file", "finished", "cache", "watching"],
         "{events:?}"
     );
-    assert_eq!(events[3]["folders"], 1, "{events:?}");
+    assert_eq!(events[4]["folders"], 1, "{events:?}");
 
     click_wav(&dir.path().join("later-150.wav"), 150.0, 8.0);
     fs::rename(dir.path().join("later-150.wav"), lib.join("later-150.wav")).unwrap();
@@ -506,24 +538,24 @@ fn jsonl_events_come_for_files_that_arrive_later() {
 
 /// An event that finds a file as its row left it prints nothing: a writer that opens a
 /// file and closes it without writing (the kernel reports a closed write all the same),
-/// here after the file was moved in and read. Before, the file's row came twice.
+/// here after the file was moved in and read, and a file of the first pass. Before, the
+/// file's row came twice.
 #[test]
 fn a_file_closed_unwritten_is_not_printed_again() {
     let dir = tempfile::tempdir().unwrap();
     let lib = dir.path().join("lib");
     fs::create_dir(&lib).unwrap();
     let cache = dir.path().join("cache");
-    let (mut watch, _) = Watching::start(&lib, &cache, &[], 0);
+    click_wav(&lib.join("first-100.wav"), 100.0, 4.0);
+    let (mut watch, _) = Watching::start(&lib, &cache, &[], 1);
     click_wav(&dir.path().join("a-120.wav"), 120.0, 4.0);
     fs::rename(dir.path().join("a-120.wav"), lib.join("a-120.wav")).unwrap();
     let row = watch.next_row();
     assert!(row.contains("a-120.wav") && row.contains(",ok,"), "{row}");
-    drop(
-        File::options()
-            .write(true)
-            .open(lib.join("a-120.wav"))
-            .unwrap(),
-    );
+    // A file of the first pass too: its row came again (only later rows were known).
+    for name in ["a-120.wav", "first-100.wav"] {
+        drop(File::options().write(true).open(lib.join(name)).unwrap());
+    }
     click_wav(&dir.path().join("b-100.wav"), 100.0, 4.0);
     fs::rename(dir.path().join("b-100.wav"), lib.join("b-100.wav")).unwrap();
     let row = watch.next_row();
@@ -590,4 +622,142 @@ fn a_file_still_being_written_waits_for_its_writer() {
     let tagged = fs::read(&copying).unwrap();
     assert!(tagged.len() > whole.len(), "{} bytes", tagged.len());
     assert!(tagged.windows(4).any(|w| w == b"BPM="), "no BPM comment");
+}
+
+/// A folder given through a link (`watch link`, `link` leading to `lib`) or as
+/// `lib/sub/..`: the first pass named its files `link/a.wav` and `lib/sub/../a.wav`, a
+/// later file's row `/tmp/…/link/new.wav` (absolute) and `lib/sub/../sub/../new.wav`.
+/// Every row names its file under the folder as given.
+#[test]
+fn rows_name_files_under_a_folder_given_through_a_link_or_as_sub_dotdot() {
+    for given in ["link", "lib/sub/.."] {
+        let dir = tempfile::tempdir().unwrap();
+        let lib = dir.path().join("lib");
+        fs::create_dir_all(lib.join("sub")).unwrap();
+        std::os::unix::fs::symlink("lib", dir.path().join("link")).unwrap();
+        click_wav(&lib.join("a.wav"), 120.0, 4.0);
+        let cache = dir.path().join("cache");
+        let (mut watch, pass) =
+            Watching::start_in(Some(dir.path()), Path::new(given), &cache, &[], 1);
+        assert!(pass[0].starts_with(&format!("{given}/a.wav,")), "{pass:?}");
+        click_wav(&dir.path().join("new.tmp"), 100.0, 4.0);
+        fs::rename(dir.path().join("new.tmp"), lib.join("new.wav")).unwrap();
+        let row = watch.next_row();
+        assert!(row.starts_with(&format!("{given}/new.wav,")), "{row}");
+        let (rest, code) = watch.interrupt();
+        assert_eq!((rest, code), (vec![], Some(130)));
+    }
+}
+
+/// The kernel's event queue overflowed (here the watch is stopped with SIGSTOP while more
+/// events come than inotify's `max_queued_events` holds, as a copy of thousands of files
+/// does to a busy watch): the dropped events' files got no row, and nothing said so. Now
+/// stderr warns and the folders are walked again: a row for each file new or changed
+/// since its row (one moved in, one rewritten), none for one as its row left it. A file
+/// moved in after the overflow marks the end of those rows: its row comes last, from the
+/// walk (it is last in its order; its own event then finds it printed) or from its event.
+#[test]
+fn an_overflowed_event_queue_rescans_the_folders() {
+    let queue: usize = fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(usize::MAX);
+    if queue > 100_000 {
+        eprintln!("skipped: inotify's queue holds {queue} events, too many to overflow here");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib");
+    fs::create_dir(&lib).unwrap();
+    let cache = dir.path().join("cache");
+    click_wav(&lib.join("a-120.wav"), 120.0, 4.0);
+    click_wav(&lib.join("b-120.wav"), 120.0, 4.0);
+    click_wav(&dir.path().join("c-100.wav"), 100.0, 4.0);
+    click_wav(&dir.path().join("z-after.wav"), 120.0, 4.0);
+    let (mut watch, _) = Watching::start(&lib, &cache, &[], 2);
+    watch.stop();
+    // One event at least each (a file made; its open and close too): more than fit.
+    for i in 0..=queue {
+        File::create(lib.join(format!("note-{i}.txt"))).unwrap();
+    }
+    fs::rename(dir.path().join("c-100.wav"), lib.join("c-100.wav")).unwrap();
+    click_wav(&lib.join("b-120.wav"), 150.0, 4.0);
+    watch.signal("-CONT");
+    fs::rename(dir.path().join("z-after.wav"), lib.join("z-after.wav")).unwrap();
+    // Up to the last file's row, so that rows missing fail the test rather than hang it.
+    let mut rows = vec![watch.next_row()];
+    while !rows.last().unwrap().contains("z-after.wav") {
+        rows.push(watch.next_row());
+    }
+    let names: Vec<&str> = rows
+        .iter()
+        .map(|row| row.split(',').next().unwrap().rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(names, ["b-120.wav", "c-100.wav", "z-after.wav"], "{rows:?}");
+    assert!((bpm(&rows[0]) - 150.0).abs() < 2.0, "{rows:?}");
+    let (rest, code, said) = watch.interrupt_saying();
+    assert_eq!((rest, code), (vec![], Some(130)));
+    let warned = "warning: the kernel's event queue overflowed; rescanning the folders";
+    assert!(said.iter().any(|line| line.contains(warned)), "{said:?}");
+}
+
+/// The cache folder deleted while watch runs: the rows stored from then on go with the
+/// deleted store. watch said nothing (`analyze` warns); now it warns once, after the next
+/// file, not at every file, and Ctrl-C still stops it with exit status 130.
+#[test]
+fn a_cache_removed_while_watching_is_warned_about_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib");
+    fs::create_dir(&lib).unwrap();
+    let cache = dir.path().join("cache");
+    click_wav(&lib.join("a.wav"), 120.0, 4.0);
+    let (mut watch, _) = Watching::start(&lib, &cache, &[], 1);
+    let arrives = |watch: &mut Watching, name: &str, bpm: f64| {
+        click_wav(&dir.path().join(name), bpm, 4.0);
+        fs::rename(dir.path().join(name), lib.join(name)).unwrap();
+        let row = watch.next_row();
+        assert!(row.contains(name) && row.contains(",ok,"), "{row}");
+    };
+    arrives(&mut watch, "b.wav", 100.0);
+    fs::remove_dir_all(&cache).unwrap();
+    arrives(&mut watch, "c.wav", 110.0);
+    arrives(&mut watch, "d.wav", 130.0);
+    let (rest, code, said) = watch.interrupt_saying();
+    assert_eq!((rest, code), (vec![], Some(130)));
+    let warnings: Vec<usize> = (0..said.len())
+        .filter(|&i| said[i].contains("was removed or replaced while watch ran"))
+        .collect();
+    let stopped = said.iter().position(|line| line.contains("watch stopped"));
+    assert!(
+        warnings.len() == 1 && stopped.is_some_and(|stopped| warnings[0] < stopped),
+        "{said:?}"
+    );
+}
+
+/// A link made in the library to a folder that holds it (`ln -s .. lib/sub/up`): its
+/// event named every file of the library again under the link (`lib/sub/up/a.wav`), a
+/// second row each. The first pass's walk gives such a link one error row (`walk: loop`),
+/// and so does its event now.
+#[test]
+fn a_link_back_up_made_while_watching_is_one_error_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib");
+    fs::create_dir_all(lib.join("sub")).unwrap();
+    let cache = dir.path().join("cache");
+    click_wav(&lib.join("a.wav"), 120.0, 4.0);
+    let (mut watch, _) = Watching::start(&lib, &cache, &[], 1);
+    std::os::unix::fs::symlink("..", lib.join("sub/up")).unwrap();
+    // Moved in after the link: its row comes after the link's.
+    click_wav(&dir.path().join("z-after.wav"), 100.0, 4.0);
+    fs::rename(dir.path().join("z-after.wav"), lib.join("z-after.wav")).unwrap();
+    let row = watch.next_row();
+    let looped = format!("{},", lib.join("sub/up").display());
+    assert!(
+        row.starts_with(&looped) && row.contains(",error,walk: loop: link points back"),
+        "{row}"
+    );
+    let row = watch.next_row();
+    assert!(row.contains("z-after.wav"), "{row}");
+    let (rest, code) = watch.interrupt();
+    assert_eq!((rest, code), (vec![], Some(130)));
 }
