@@ -37,8 +37,7 @@
 //! left out ([`folders`]): the first pass gives it the error row `analyze` gives it, stderr
 //! says that files added under it are not seen, and the rest of the library is watched.
 
-use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, RandomState};
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -50,7 +49,7 @@ use std::time::Duration;
 use analyzer_core::batch::{self, Batch, FileResult, Status, WalkError};
 use analyzer_core::{Analyzer, StopSignal};
 use anyhow::{Context, bail};
-use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
+use notify::event::{ModifyKind, RenameMode};
 use notify::{Event, EventKind, RecursiveMode, Watcher};
 
 use crate::cache::{Analyzed, CachedAnalyzer, FileIdentity, ResultCache};
@@ -61,8 +60,12 @@ use crate::runner;
 use crate::stdout::WriteContext;
 use crate::tags::{self, KeyNotation, TagOptions, TagValues};
 use crate::writers::Writers;
+use events::{complete_files, not_being_written};
+use printed::Printed;
 
+mod events;
 mod folders;
+mod printed;
 
 /// What a failed write of the rows says (a full disk behind `> FILE`; a closed pipe ends
 /// the watch quietly instead, [`crate::stdout`]).
@@ -186,149 +189,12 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
     followed.map(|()| ExitCode::from(runner::EXIT_CANCELLED))
 }
 
-/// The files an event says are complete and worth analysing: written and closed, or moved
-/// in (a folder moved in: every audio file under it, and what could not be walked there).
-fn complete_files(event: &Event) -> (Vec<PathBuf>, Vec<WalkError>) {
-    // A rename inside the folders is reported twice, `To` (the destination) and then
-    // `Both` (source and destination): `To` alone stands for it, so it is read once.
-    let Some(path) = event.paths.first() else {
-        return (Vec::new(), Vec::new());
-    };
-    let complete = match event.kind {
-        EventKind::Access(AccessKind::Close(AccessMode::Write))
-        | EventKind::Modify(ModifyKind::Name(RenameMode::To)) => true,
-        EventKind::Create(_) => path.symlink_metadata().is_ok_and(|m| whole_when_made(&m)),
-        _ => false,
-    };
-    if !complete {
-        return (Vec::new(), Vec::new());
-    }
-    if path.is_dir() {
-        // A link made to a folder that holds it (`ln -s .. lib/sub/up`): walked, it named
-        // every file of the library again under the link. The first pass's walk finds such
-        // a link looping and gives it an error row; so does this.
-        if let Some(ancestor) = loop_ancestor(path) {
-            let reason = format!(
-                "walk: loop: link points back to its ancestor {}",
-                ancestor.display()
-            );
-            let path = path.clone();
-            return (Vec::new(), vec![WalkError { path, reason }]);
-        }
-        batch::collect_audio_files(std::slice::from_ref(path))
-    } else if batch::has_audio_extension(path) {
-        (vec![path.clone()], Vec::new())
-    } else {
-        (Vec::new(), Vec::new())
-    }
-}
-
-/// The folder above `folder` that `folder` is (a link to it), named as the walk names it:
-/// under the watched folder as given where it is one of those, else absolute.
-fn loop_ancestor(folder: &Path) -> Option<PathBuf> {
-    let itself = folder_identity(folder)?;
-    let absolute = std::path::absolute(folder).ok()?;
-    folder
-        .ancestors()
-        .skip(1)
-        .chain(absolute.ancestors().skip(1))
-        .filter(|ancestor| !ancestor.as_os_str().is_empty())
-        .find(|ancestor| folder_identity(ancestor) == Some(itself))
-        .map(Path::to_path_buf)
-}
-
-/// `files` less those another process holds open for writing (`writers`): a copy still at
-/// work, whose row comes when it closes the file (the kernel reports that close, and the
-/// folder is watched by then). Read now, it gave a row of half the audio, and with
-/// `--write-tags` its tagged copy replaced it, so the rest of the copy was lost.
-fn not_being_written(files: Vec<PathBuf>, writers: &Writers) -> Vec<PathBuf> {
-    files
-        .into_iter()
-        .filter(|path| {
-            let held = std::fs::metadata(path).is_ok_and(|meta| writers.hold(&meta));
-            if held {
-                eprintln!(
-                    "eval-cli: {}: another process has it open for writing; its row comes \
-                     when that writer closes it",
-                    path.display()
-                );
-            }
-            !held
-        })
-        .collect()
-}
-
-/// Whether a file whose `Create` event is being handled is whole already, as no write
-/// (no `Close(Write)`) follows its making: a symbolic link (`symlink(2)`), a second name
-/// of a file (`link(2)`: a regular file with more than one link), and a named pipe, socket
-/// or device (their error row, as `analyze` gives it; they are never opened for reading).
-/// A folder is not: the files written into it bring their own events.
-fn whole_when_made(meta: &std::fs::Metadata) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let kind = meta.file_type();
-    kind.is_symlink() || (kind.is_file() && meta.nlink() > 1) || !(kind.is_file() || kind.is_dir())
-}
-
 /// What a `file` event shows of a row: the row's own cells, as `analyze`'s events do.
 fn shown(analyzed: &Analyzed) -> runner::Shown {
     runner::Shown {
         bpm: analyzed.bpm(),
         key: analyzed.key(),
         loudness_lufs: analyzed.record.loudness_lufs.parse().ok(),
-    }
-}
-
-/// The files whose rows this watch printed, each as its row (or this run's tagging) left
-/// it, so that an event or a rescan that finds a file so prints nothing: a writer that
-/// closes a file unwritten, the tagged copy renamed over it, a file a rescan finds
-/// unchanged. Every row's file is kept, the first pass's too (whose row came twice on such
-/// an event), as 64-bit digests of its path and of its identity: 16 bytes a file, so a
-/// library of 100,000 files costs a few MB where whole paths cost tens. A file deleted or
-/// renamed away is forgotten, and a rescan keeps only the files it finds.
-struct Printed {
-    /// The digests' keys, random per process, so that no one can name files to collide.
-    digests: RandomState,
-    /// The digest of a file's path to that of its identity (or of none, for a file
-    /// `stat` failed on, whose error row stands until that changes).
-    files: HashMap<u64, u64>,
-}
-
-impl Printed {
-    fn new() -> Self {
-        Printed {
-            digests: RandomState::new(),
-            files: HashMap::new(),
-        }
-    }
-
-    /// Notes that `path`'s row was printed (or its tagging done) when it was `identity`.
-    fn note(&mut self, path: &Path, identity: Option<&FileIdentity>) {
-        let identity = self.identity_digest(identity);
-        self.files.insert(self.path_digest(path), identity);
-    }
-
-    /// Whether `path`'s row was printed when it was `identity`, as it is now.
-    fn holds(&self, path: &Path, identity: Option<&FileIdentity>) -> bool {
-        self.files.get(&self.path_digest(path)) == Some(&self.identity_digest(identity))
-    }
-
-    /// Forgets `path` (deleted or renamed away): a file that comes back gets its row.
-    fn forget(&mut self, path: &Path) {
-        self.files.remove(&self.path_digest(path));
-    }
-
-    /// Forgets every file but `paths`, those a walk of the folders found.
-    fn keep_only(&mut self, paths: &[PathBuf]) {
-        let found: HashSet<u64> = paths.iter().map(|path| self.path_digest(path)).collect();
-        self.files.retain(|path, _| found.contains(path));
-    }
-
-    fn path_digest(&self, path: &Path) -> u64 {
-        self.digests.hash_one(path)
-    }
-
-    fn identity_digest(&self, identity: Option<&FileIdentity>) -> u64 {
-        self.digests.hash_one(identity.map(FileIdentity::to_string))
     }
 }
 
@@ -789,7 +655,8 @@ fn folder_identity(dir: &Path) -> Option<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use notify::event::CreateKind;
+    use events::event;
+    use notify::event::{AccessKind, AccessMode};
 
     /// A plan over a cache in `dir`, for [`Session`]'s own rules.
     fn plan(dir: &Path) -> Plan {
@@ -837,125 +704,6 @@ mod tests {
         };
         assert!(session.finish(&failed, before, &mut out).unwrap());
         assert!(String::from_utf8_lossy(&out).contains(",error,"));
-    }
-
-    /// A file deleted or renamed away is forgotten, and a rescan keeps only the files it
-    /// finds: what [`Printed`] holds follows the library, not every name a watch met.
-    #[test]
-    fn printed_files_follow_the_library() {
-        let dir = tempfile::tempdir().unwrap();
-        let (a, b) = (dir.path().join("a.wav"), dir.path().join("b.wav"));
-        std::fs::write(&a, b"RIFF").unwrap();
-        let identity = FileIdentity::of_path(&a).unwrap();
-        let mut printed = Printed::new();
-        printed.note(&a, Some(&identity));
-        printed.note(&b, None);
-        assert!(printed.holds(&a, Some(&identity)) && !printed.holds(&a, None));
-        assert!(printed.holds(&b, None) && !printed.holds(&b, Some(&identity)));
-        printed.forget(&a);
-        assert!(!printed.holds(&a, Some(&identity)));
-        printed.note(&a, Some(&identity));
-        printed.keep_only(std::slice::from_ref(&b));
-        assert_eq!(printed.files.len(), 1);
-        assert!(printed.holds(&b, None));
-    }
-
-    fn event(kind: EventKind, paths: &[&Path]) -> Event {
-        let mut event = Event::new(kind);
-        for p in paths {
-            event = event.add_path(p.to_path_buf());
-        }
-        event
-    }
-
-    #[test]
-    fn only_closed_writes_and_arrivals_are_complete() {
-        let dir = tempfile::tempdir().unwrap();
-        let song = dir.path().join("a.wav");
-        std::fs::write(&song, b"").unwrap();
-        let closed = EventKind::Access(AccessKind::Close(AccessMode::Write));
-        assert_eq!(
-            complete_files(&event(closed, &[&song])).0,
-            vec![song.clone()]
-        );
-        let moved = EventKind::Modify(ModifyKind::Name(RenameMode::To));
-        assert_eq!(
-            complete_files(&event(moved, &[&song])).0,
-            vec![song.clone()]
-        );
-        // The second report of a rename inside the folders: `To` already stood for it.
-        let both = EventKind::Modify(ModifyKind::Name(RenameMode::Both));
-        let from = dir.path().join("old.wav");
-        assert!(complete_files(&event(both, &[&from, &song])).0.is_empty());
-        // Still being written: not yet.
-        let created = EventKind::Create(CreateKind::File);
-        assert!(complete_files(&event(created, &[&song])).0.is_empty());
-        let data = EventKind::Modify(ModifyKind::Data(notify::event::DataChange::Any));
-        assert!(complete_files(&event(data, &[&song])).0.is_empty());
-        // Not audio, or this command's own tagging copy.
-        let notes = dir.path().join(".a.wav.x1y2z3.tagging");
-        assert!(complete_files(&event(closed, &[&notes])).0.is_empty());
-    }
-
-    /// `ln -s` raises only `Create`: a link is whole at once and is read then; a plain
-    /// file's `Create` still waits for its writer to close it.
-    #[test]
-    fn a_link_made_in_the_folder_is_complete_at_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let outside = dir.path().join("outside.wav");
-        std::fs::write(&outside, b"").unwrap();
-        let link = dir.path().join("link.wav");
-        std::os::unix::fs::symlink(&outside, &link).unwrap();
-        let created = EventKind::Create(CreateKind::File);
-        assert_eq!(
-            complete_files(&event(created, &[&link])).0,
-            vec![link.clone()]
-        );
-        assert!(complete_files(&event(created, &[&outside])).0.is_empty());
-        // `ln` (a second name: two links) and `mkfifo` raise only `Create` too; a folder
-        // made there brings its files' own events.
-        let hard = dir.path().join("hard.wav");
-        std::fs::hard_link(&outside, &hard).unwrap();
-        assert_eq!(
-            complete_files(&event(created, &[&hard])).0,
-            vec![hard.clone()]
-        );
-        let pipe = dir.path().join("pipe.wav");
-        assert!(
-            std::process::Command::new("mkfifo")
-                .arg(&pipe)
-                .status()
-                .unwrap()
-                .success()
-        );
-        assert_eq!(
-            complete_files(&event(created, &[&pipe])).0,
-            vec![pipe.clone()]
-        );
-        let folder = dir.path().join("album.wav");
-        std::fs::create_dir(&folder).unwrap();
-        std::fs::write(folder.join("half.wav"), b"").unwrap();
-        assert!(complete_files(&event(created, &[&folder])).0.is_empty());
-    }
-
-    #[test]
-    fn a_folder_moved_in_gives_its_audio_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let album = dir.path().join("album");
-        std::fs::create_dir_all(album.join("cd2")).unwrap();
-        for name in ["1.flac", "cd2/2.mp3", "cover.jpg"] {
-            std::fs::write(album.join(name), b"").unwrap();
-        }
-        // What its walk cannot enter is a row, as in the first pass (it was left out).
-        std::os::unix::fs::symlink("..", album.join("cd2/up")).unwrap();
-        let moved = EventKind::Modify(ModifyKind::Name(RenameMode::To));
-        let (files, errors) = complete_files(&event(moved, &[&album]));
-        assert_eq!(files, [album.join("1.flac"), album.join("cd2/2.mp3")]);
-        assert_eq!(
-            errors.iter().map(|e| &e.path).collect::<Vec<_>>(),
-            [&album.join("cd2/up")]
-        );
-        assert!(errors[0].reason.starts_with("walk: loop"), "{errors:?}");
     }
 
     /// The `path` cells of `out`'s rows.
@@ -1069,30 +817,5 @@ mod tests {
         );
         let canonical = std::fs::canonicalize(&lib).unwrap().join("new.wav");
         assert_eq!(name(&canonical), Path::new("link/new.wav"));
-    }
-
-    /// A link made to a folder that holds it (`ln -s .. lib/sub/up`) is the error row the
-    /// first pass's walk gives it; walked, it named every file of the library again under
-    /// the link.
-    #[test]
-    fn a_link_to_a_folder_that_holds_it_is_the_first_passs_error_row() {
-        let dir = tempfile::tempdir().unwrap();
-        let lib = dir.path().join("lib");
-        std::fs::create_dir_all(lib.join("sub")).unwrap();
-        std::fs::write(lib.join("a.wav"), b"").unwrap();
-        std::os::unix::fs::symlink("..", lib.join("sub/up")).unwrap();
-        let created = EventKind::Create(CreateKind::File);
-        let (files, errors) = complete_files(&event(created, &[&lib.join("sub/up")]));
-        assert_eq!(files, Vec::<PathBuf>::new());
-        let (first_pass_files, first_pass_errors) =
-            batch::collect_audio_files(std::slice::from_ref(&lib));
-        assert_eq!(first_pass_files, [lib.join("a.wav")]);
-        assert_eq!(errors, first_pass_errors);
-        // A link to a folder that does not hold it is walked.
-        std::fs::create_dir(dir.path().join("other")).unwrap();
-        std::fs::write(dir.path().join("other/b.wav"), b"").unwrap();
-        std::os::unix::fs::symlink("../other", lib.join("other")).unwrap();
-        let (files, errors) = complete_files(&event(created, &[&lib.join("other")]));
-        assert_eq!((files, errors), (vec![lib.join("other/b.wav")], vec![]));
     }
 }
