@@ -1176,6 +1176,57 @@ case_tag_file_open_for_writing() {
   cmp -s a.mp3 before.mp3 || { echo "a.mp3 changed"; return 1; }
 }
 
+# until_row TEXT: waits until rows.csv has a line with TEXT (a watch's row), up to a minute.
+until_row() {
+  local tries=0
+  until grep -q -- "$1" rows.csv 2>/dev/null; do
+    tries=$((tries + 1)); [ $tries -lt 6000 ] || { echo "no row $1: $(cat rows.csv)"; return 1; }
+    sleep 0.01
+  done
+}
+
+# A folder given through a link, or as sub/.., named its later files otherwise (absolute,
+# or sub/../sub/..); a cache removed under a watch was never said; a link made back up
+# listed the whole library again.
+case_watch_folder_given_through_a_link() {
+  mkdir -p lib/sub && wav lib/a.wav 22050 1 4 clicks && ln -s lib link && wav n.wav 22050 1 4 clicks
+  timeout -k 5 "$limit" "$bin" watch link --cache cache >rows.csv 2>err.txt &
+  local pid=$!; watching $pid || return 1
+  mv n.wav lib/new.wav; until_row 'new.wav,' || { kill $pid; return 1; }
+  kill -INT $pid; wait $pid
+  grep -q '^link/a.wav,' rows.csv && grep -q '^link/new.wav,' rows.csv || { echo "rows: $(cat rows.csv)"; return 1; }
+}
+
+case_watch_folder_given_as_sub_dotdot() {
+  mkdir -p lib/sub && wav lib/a.wav 22050 1 4 clicks && wav n.wav 22050 1 4 clicks
+  timeout -k 5 "$limit" "$bin" watch lib/sub/.. --cache cache >rows.csv 2>err.txt &
+  local pid=$!; watching $pid || return 1
+  mv n.wav lib/new.wav; until_row 'new.wav,' || { kill $pid; return 1; }
+  kill -INT $pid; wait $pid
+  grep -q '^lib/sub/\.\./a\.wav,' rows.csv && grep -q '^lib/sub/\.\./new\.wav,' rows.csv || { echo "rows: $(cat rows.csv)"; return 1; }
+}
+
+case_watch_cache_removed() {
+  mkdir music && wav a.wav 22050 1 4 clicks && wav b.wav 22050 1 5 clicks && wav c.wav 22050 1 6 clicks
+  timeout -k 5 "$limit" "$bin" watch music --cache cache >rows.csv 2>err.txt &
+  local pid=$! code; watching $pid || return 1
+  mv a.wav music/a.wav; until_row 'music/a.wav,' || { kill $pid; return 1; }
+  rm -rf cache
+  mv b.wav music/b.wav; until_row 'music/b.wav,' || { kill $pid; return 1; }
+  mv c.wav music/c.wav; until_row 'music/c.wav,' || { kill $pid; return 1; }
+  kill -INT $pid; wait $pid; code=$?
+  [ $code -eq 130 ] && [ "$(grep -c 'was removed or replaced' err.txt)" -eq 1 ] || { echo "exit $code: $(cat err.txt)"; return 1; }
+}
+
+case_watch_link_back_up() {
+  mkdir -p music/sub && wav music/a.wav 22050 1 4 clicks && wav m.wav 22050 1 4 clicks
+  timeout -k 5 "$limit" "$bin" watch music --cache cache >rows.csv 2>err.txt &
+  local pid=$!; watching $pid || return 1
+  ln -s .. music/sub/up && mv m.wav music/marker.wav; until_row 'music/marker.wav,' || { kill $pid; return 1; }
+  kill -INT $pid; wait $pid
+  expect_row rows.csv music/sub/up error "walk: loop" && ! grep -q '^music/sub/up/' rows.csv || { echo "rows: $(cat rows.csv)"; return 1; }
+}
+
 # A link to nothing without an audio name was an error row (exit 1) where a regular
 # readme.txt is passed over.
 case_walk_dangling_link_without_an_audio_name() {
@@ -1474,5 +1525,9 @@ run dist-identical-submits-at-once case_dist_identical_submits_at_once
 run broker-password-never-printed case_broker_password_never_printed
 run tag-file-open-for-writing case_tag_file_open_for_writing
 run check-pipe-device-and-impossible-summary case_check_pipe_device_and_impossible_summary
+run watch-folder-given-through-a-link case_watch_folder_given_through_a_link
+run watch-folder-given-as-sub-dotdot case_watch_folder_given_as_sub_dotdot
+run watch-cache-removed case_watch_cache_removed
+run watch-link-back-up case_watch_link_back_up
 printf '\n%d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]
