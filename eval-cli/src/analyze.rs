@@ -309,17 +309,7 @@ fn report_cache(cache: &ResultCache, progress: ProgressMode) {
             });
             lines.push_str(&format!("{event}\n"));
         }
-        let event = serde_json::json!({
-            "event": "cache",
-            "file": crate::path_cell::path_cell(cache.file()),
-            "hits": stats.hits,
-            "misses": stats.misses,
-            "stored": stats.stored,
-            "errors": stats.errors,
-            "rejected": stats.rejected,
-            "unread": stats.unread,
-            "mismatched": stats.mismatched,
-        });
+        let event = stats.event(cache.file());
         lines.push_str(&format!("{event}\n"));
         let _ = io::stderr().lock().write_all(lines.as_bytes());
         return;

@@ -554,17 +554,7 @@ impl<'a> Session<'a> {
             }
             // Failures and damaged rows show in the counts, as in `analyze`.
             if summary || failures || rejected {
-                runner::emit_event(&serde_json::json!({
-                    "event": "cache",
-                    "file": crate::path_cell::path_cell(cache.file()),
-                    "hits": stats.hits,
-                    "misses": stats.misses,
-                    "stored": stats.stored,
-                    "errors": stats.errors,
-                    "rejected": stats.rejected,
-                    "unread": stats.unread,
-                    "mismatched": stats.mismatched,
-                }));
+                runner::emit_event(&stats.event(cache.file()));
             }
             return;
         }

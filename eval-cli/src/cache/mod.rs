@@ -143,6 +143,24 @@ pub struct CacheStats {
     pub mismatched: u64,
 }
 
+impl CacheStats {
+    /// The `cache` event of `--progress jsonl` (the store's file and these counts), as
+    /// `analyze` and `watch` give it.
+    pub fn event(&self, store: &Path) -> serde_json::Value {
+        serde_json::json!({
+            "event": "cache",
+            "file": crate::path_cell::path_cell(store),
+            "hits": self.hits,
+            "misses": self.misses,
+            "stored": self.stored,
+            "errors": self.errors,
+            "rejected": self.rejected,
+            "unread": self.unread,
+            "mismatched": self.mismatched,
+        })
+    }
+}
+
 /// Sealed rows by key bytes, waiting for or in their commit.
 type Rows = HashMap<[u8; 64], Vec<u8>>;
 
