@@ -1227,6 +1227,23 @@ case_watch_link_back_up() {
   expect_row rows.csv music/sub/up error "walk: loop" && ! grep -q '^music/sub/up/' rows.csv || { echo "rows: $(cat rows.csv)"; return 1; }
 }
 
+# A link named like an excerpt in an earlier set: the rerun wrote the excerpt through it,
+# over the user's file it led to; and a file named like an excerpt in a subfolder, which
+# the manifest does not list, was removed as an earlier excerpt.
+case_excerpts_rerun_over_a_link_or_an_unlisted_name() {
+  mkdir ds && wav ds/t1.wav 22050 1 20 clicks && echo 120 >ds/t1.bpm
+  timeout -k 5 "$limit" "$bin" dataset excerpts --from ds --out ex --seconds 4 --offsets 1 >/dev/null 2>&1 || return 1
+  echo PRECIOUS >keep.wav && rm ex/t1__4s_o0.wav && ln -s ../keep.wav ex/t1__4s_o0.wav
+  timeout -k 5 "$limit" "$bin" dataset excerpts --from ds --out ex --seconds 4 --offsets 1 >/dev/null 2>err.txt
+  code=$?
+  [ "$code" -eq 2 ] && [ "$(cat keep.wav)" = PRECIOUS ] || { echo "link: exit $code, keep.wav $(head -c 8 keep.wav)"; return 1; }
+  rm ex/t1__4s_o0.wav && timeout -k 5 "$limit" "$bin" dataset excerpts --from ds --out ex --seconds 4 --offsets 1 >/dev/null 2>&1
+  mkdir ex/sub && echo mine >ex/sub/t1__4s_o0.wav
+  timeout -k 5 "$limit" "$bin" dataset excerpts --from ds --out ex --seconds 4 --offsets 1 >/dev/null 2>err.txt
+  code=$?
+  [ "$code" -eq 2 ] && [ "$(cat ex/sub/t1__4s_o0.wav)" = mine ] || { echo "unlisted: exit $code: $(cat err.txt)"; return 1; }
+}
+
 # A link to nothing without an audio name was an error row (exit 1) where a regular
 # readme.txt is passed over.
 case_walk_dangling_link_without_an_audio_name() {
@@ -1529,5 +1546,6 @@ run watch-folder-given-through-a-link case_watch_folder_given_through_a_link
 run watch-folder-given-as-sub-dotdot case_watch_folder_given_as_sub_dotdot
 run watch-cache-removed case_watch_cache_removed
 run watch-link-back-up case_watch_link_back_up
+run excerpts-rerun-over-a-link-or-an-unlisted-name case_excerpts_rerun_over_a_link_or_an_unlisted_name
 printf '\n%d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]

@@ -389,9 +389,10 @@ fn write_summary(
 /// folder that `reads` says this run reads (the `--from` manifest, a source track, however
 /// reached) is refused too, naming it: the run removes the manifest and replaces or
 /// removes files of excerpt names, and never one it reads.
-fn check_excerpt_folder(out: &Path, reads: &dyn Fn(&Path) -> bool) -> anyhow::Result<Vec<PathBuf>> {
+fn check_excerpt_folder(out: &Path, reads: &dyn Fn(&Path) -> bool) -> anyhow::Result<EarlierSet> {
+    let mut earlier = EarlierSet::default();
     if !out.exists() {
-        return Ok(Vec::new());
+        return Ok(earlier);
     }
     let refuse = |what: &Path| {
         anyhow::anyhow!(
@@ -420,17 +421,23 @@ fn check_excerpt_folder(out: &Path, reads: &dyn Fn(&Path) -> bool) -> anyhow::Re
         }
         listed.insert(PathBuf::from(MANIFEST_FILE));
     }
+    let has_manifest = !listed.is_empty();
+    let excerpt_named = |relative: &Path| {
+        relative
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(is_excerpt_name)
+    };
+    // With a manifest, the set is what it lists: an excerpt-named file it does not list is
+    // not ours (a run removes the manifest before it cuts). Without one, the marker of a run
+    // stopped midway claims the names excerpts have.
     let ours = |relative: &Path| {
         listed.contains(relative)
             || (marked
                 && (relative == Path::new(MARKER)
-                    || relative == Path::new(MANIFEST_FILE)
-                    || relative
-                        .file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(is_excerpt_name)))
+                    || (!has_manifest
+                        && (relative == Path::new(MANIFEST_FILE) || excerpt_named(relative)))))
     };
-    let mut leftovers = Vec::new();
     for entry in walkdir::WalkDir::new(out).min_depth(1) {
         let entry = entry.with_context(|| format!("cannot read {}", out.display()))?;
         if entry.file_type().is_dir() {
@@ -450,34 +457,46 @@ fn check_excerpt_folder(out: &Path, reads: &dyn Fn(&Path) -> bool) -> anyhow::Re
             .and_then(|n| n.to_str())
             .and_then(temporary_for)
             .map(|name| relative.with_file_name(name));
-        if temporary_of.is_some_and(|of| entry.file_type().is_file() && ours(&of)) {
-            leftovers.push(entry.path().to_path_buf());
-        } else if !ours(relative) {
+        // Only a regular file is ours: a link of an excerpt's name would have the cut
+        // written through it, over a file anywhere (the walk does not follow links).
+        let regular = entry.file_type().is_file();
+        if temporary_of.is_some_and(|of| regular && ours(&of)) {
+            earlier.leftovers.push(entry.path().to_path_buf());
+        } else if !(regular && ours(relative)) {
             return Err(refuse(relative));
+        } else if excerpt_named(relative) {
+            earlier.excerpts.push(relative.to_path_buf());
         }
     }
-    Ok(leftovers)
+    Ok(earlier)
 }
 
-/// Removes the excerpts in `out` that `listed` (this run's, relative to `out`) does not
-/// hold: an earlier set's other lengths or offsets, or the excerpts of a track that no
-/// longer decodes, which no manifest would list. The folder passed
-/// [`check_excerpt_folder`], so every file of an excerpt's name in it is ours. Returns how
-/// many went.
-fn remove_unlisted_excerpts(out: &Path, listed: &BTreeSet<PathBuf>) -> anyhow::Result<usize> {
+/// What [`check_excerpt_folder`] found of an earlier set in `--out`.
+#[derive(Debug, Default)]
+struct EarlierSet {
+    /// The temporaries of a run ended at once, to be removed.
+    leftovers: Vec<PathBuf>,
+    /// Its excerpts (regular files it listed, or that a stopped run's marker claims),
+    /// relative to the folder: those this run does not write again are removed.
+    excerpts: Vec<PathBuf>,
+}
+
+/// Removes the earlier set's excerpts (`earlier`, relative to `out`, as
+/// [`check_excerpt_folder`] found them) that this run's (`listed`) do not hold: other
+/// lengths or offsets, or the excerpts of a track that no longer decodes, which no manifest
+/// would list. Returns how many went.
+fn remove_unlisted_excerpts(
+    out: &Path,
+    earlier: &[PathBuf],
+    listed: &BTreeSet<PathBuf>,
+) -> anyhow::Result<usize> {
     let mut removed = 0;
-    for entry in walkdir::WalkDir::new(out).min_depth(1) {
-        let entry = entry.with_context(|| format!("cannot read {}", out.display()))?;
-        let relative = entry.path().strip_prefix(out).unwrap_or(entry.path());
-        let excerpt = entry.file_type().is_file()
-            && relative
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(is_excerpt_name);
-        if excerpt && !listed.contains(relative) {
-            fs::remove_file(entry.path())
-                .with_context(|| format!("cannot remove {}", entry.path().display()))?;
-            removed += 1;
+    for relative in earlier.iter().filter(|e| !listed.contains(*e)) {
+        let path = out.join(relative);
+        match fs::remove_file(&path) {
+            Ok(()) => removed += 1,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot remove {}", path.display())),
         }
     }
     Ok(removed)
@@ -524,8 +543,8 @@ pub fn run(args: ExcerptArgs) -> anyhow::Result<ExitCode> {
     let ds = manifest::load(&args.from, args.synth.params())?;
     // An excerpt or manifest written into the source folder never replaces a source file.
     crate::output::protect(&crate::output::Inputs::of(ds.files()));
-    let leftovers = check_excerpt_folder(&args.out, &report::folder::read_by_this_run)?;
-    remove_leftovers(&leftovers)?;
+    let earlier = check_excerpt_folder(&args.out, &report::folder::read_by_this_run)?;
+    remove_leftovers(&earlier.leftovers)?;
     claim_excerpt_folder(&args.out)?;
     let cancel = Arc::new(AtomicBool::new(false));
     runner::install_signal_handler(Arc::clone(&cancel));
@@ -577,7 +596,7 @@ pub fn run(args: ExcerptArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(runner::EXIT_CANCELLED));
     }
     let listed: BTreeSet<PathBuf> = rows.iter().map(|row| PathBuf::from(&row[0])).collect();
-    let stale = remove_unlisted_excerpts(&args.out, &listed)?;
+    let stale = remove_unlisted_excerpts(&args.out, &earlier.excerpts, &listed)?;
     if stale > 0 {
         eprintln!(
             "excerpts: removed {stale} excerpt{} of an earlier set that this one does not list",
@@ -727,7 +746,7 @@ mod tests {
         for path in [&excerpt_tmp, &manifest_tmp] {
             fs::write(path, "half").unwrap();
         }
-        let mut found = check_excerpt_folder(out, &|_| false).unwrap();
+        let mut found = check_excerpt_folder(out, &|_| false).unwrap().leftovers;
         found.sort();
         assert_eq!(found, [manifest_tmp, excerpt_tmp]);
         for theirs in [
@@ -743,6 +762,46 @@ mod tests {
             assert!(refused.contains(theirs), "{theirs}: {refused}");
             fs::remove_file(out.join(theirs)).unwrap();
         }
+    }
+
+    /// A link named like an excerpt is never ours, listed or not: the cut was written
+    /// through it, over the user's file it led to. With a manifest, an excerpt-named file
+    /// it does not list is not ours either: a rerun removed it as an earlier excerpt.
+    #[cfg(unix)]
+    #[test]
+    fn links_and_unlisted_names_beside_a_manifest_are_not_ours() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("ex");
+        fs::create_dir_all(out.join("sub")).unwrap();
+        fs::write(out.join(MARKER), MARKER_TEXT).unwrap();
+        let precious = dir.path().join("keep.wav");
+        fs::write(&precious, "mine").unwrap();
+        std::os::unix::fs::symlink(&precious, out.join("t1__4s_o0.wav")).unwrap();
+        let refused = check_excerpt_folder(&out, &|_| false)
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("t1__4s_o0.wav"), "{refused}");
+        fs::write(
+            out.join(MANIFEST_FILE),
+            "file,bpm,seconds,offset_s,source_file\nt1__4s_o0.wav,120,4,1.000,t1.wav\n",
+        )
+        .unwrap();
+        let refused = check_excerpt_folder(&out, &|_| false)
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("t1__4s_o0.wav"), "{refused}");
+        fs::remove_file(out.join("t1__4s_o0.wav")).unwrap();
+        fs::write(out.join("t1__4s_o0.wav"), "an excerpt").unwrap();
+        assert_eq!(
+            check_excerpt_folder(&out, &|_| false).unwrap().excerpts,
+            [PathBuf::from("t1__4s_o0.wav")]
+        );
+        fs::write(out.join("sub/t1__4s_o0.wav"), "mine").unwrap();
+        let refused = check_excerpt_folder(&out, &|_| false)
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("sub/t1__4s_o0.wav"), "{refused}");
+        assert_eq!(fs::read_to_string(&precious).unwrap(), "mine");
     }
 
     #[cfg(unix)]
@@ -775,7 +834,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            check_excerpt_folder(&out, &|_| false).unwrap(),
+            check_excerpt_folder(&out, &|_| false).unwrap().leftovers,
             Vec::<PathBuf>::new()
         );
         claim_excerpt_folder(&out).unwrap();
