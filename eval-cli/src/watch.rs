@@ -596,6 +596,7 @@ impl<'a> Session<'a> {
 
 /// A folder given to watch: as given, as the kernel's events may name it, and its device
 /// and inode when the watch began.
+#[derive(Debug, Clone)]
 struct Root {
     given: PathBuf,
     /// `given` made absolute with links and `..` kept, as notify names the files under it
@@ -623,15 +624,17 @@ impl Root {
 /// absolute form is `/…/lib/sub/..`), which then came out as `lib/sub/../sub/../a.wav`, and
 /// never those of a folder given through a link, which came out absolute.
 fn as_given(path: &Path, roots: &[Root]) -> PathBuf {
-    roots
-        .iter()
-        .find_map(|root| {
-            let rest = path
-                .strip_prefix(&root.absolute)
-                .or_else(|_| path.strip_prefix(&root.canonical))
-                .ok()?;
+    // Every root's own spelling before any canonical one: one folder given twice (`link`
+    // and `lib/sub/..`) has one watch, whose events carry the later root's spelling, which
+    // the first root's canonical form also matches, giving `link/sub/../sub/b.wav`.
+    let under = |prefix: fn(&Root) -> &Path| {
+        roots.iter().find_map(|root| {
+            let rest = path.strip_prefix(prefix(root)).ok()?;
             Some(root.given.join(rest))
         })
+    };
+    under(|root| &root.absolute)
+        .or_else(|| under(|root| &root.canonical))
         .unwrap_or_else(|| path.to_path_buf())
 }
 
@@ -807,5 +810,12 @@ mod tests {
         );
         let canonical = std::fs::canonicalize(&lib).unwrap().join("new.wav");
         assert_eq!(name(&canonical), Path::new("link/new.wav"));
+        // The same folder given twice, through the link and as `lib/sub/..`: its events
+        // carry one root's own spelling, and keep it (not `link/sub/../sub/b.wav`).
+        let roots = [roots[0].clone(), Root::of(&up)];
+        assert_eq!(
+            as_given(&up.join("sub/b.wav"), &roots),
+            up.join("sub/b.wav")
+        );
     }
 }
