@@ -1244,6 +1244,23 @@ case_excerpts_rerun_over_a_link_or_an_unlisted_name() {
   [ "$code" -eq 2 ] && [ "$(cat ex/sub/t1__4s_o0.wav)" = mine ] || { echo "unlisted: exit $code: $(cat err.txt)"; return 1; }
 }
 
+# A pipe as an annotation, as the manifest or as csv: predictions hung evaluate, and an
+# annotation linked to /dev/zero read until memory ran out.
+case_evaluate_pipes_and_devices_as_dataset_files() {
+  mkdir d && wav d/01.wav 22050 1 8 clicks && mkfifo d/01.bpm
+  timeout -k 5 "$limit" "$bin" evaluate --dataset d --out-dir r1 --progress off >/dev/null 2>err.txt
+  code=$?
+  [ "$code" -eq 2 ] && grep -q '01.bpm.*named pipe' err.txt || { echo "annotation: exit $code: $(cat err.txt)"; return 1; }
+  mkfifo m.csv
+  timeout -k 5 "$limit" "$bin" evaluate --dataset m.csv --out-dir r2 --progress off >/dev/null 2>err.txt
+  code=$?
+  [ "$code" -eq 2 ] && grep -q 'm.csv.*named pipe' err.txt || { echo "manifest: exit $code: $(cat err.txt)"; return 1; }
+  mkdir e && wav e/01.wav 22050 1 8 clicks && ln -s /dev/zero e/01.bpm
+  timeout -k 5 "$limit" "$bin" evaluate --dataset e --out-dir r3 --progress off >/dev/null 2>err.txt
+  code=$?
+  [ "$code" -eq 2 ] && grep -q '01.bpm' err.txt || { echo "device: exit $code: $(cat err.txt)"; return 1; }
+}
+
 # A link to nothing without an audio name was an error row (exit 1) where a regular
 # readme.txt is passed over.
 case_walk_dangling_link_without_an_audio_name() {
@@ -1547,5 +1564,6 @@ run watch-folder-given-as-sub-dotdot case_watch_folder_given_as_sub_dotdot
 run watch-cache-removed case_watch_cache_removed
 run watch-link-back-up case_watch_link_back_up
 run excerpts-rerun-over-a-link-or-an-unlisted-name case_excerpts_rerun_over_a_link_or_an_unlisted_name
+run evaluate-pipes-and-devices-as-dataset-files case_evaluate_pipes_and_devices_as_dataset_files
 printf '\n%d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]

@@ -3,15 +3,13 @@
 //! holds, 1 with a table of what fell short, 2 when the input cannot be read or holds
 //! figures no run writes.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use analyzer_core::decode::open_regular;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
-use crate::stdout;
+use crate::{input, stdout};
 
 /// Flags of `eval-cli check`.
 #[derive(Debug, clap::Args)]
@@ -213,33 +211,13 @@ pub struct Verdict {
 
 /// The most bytes `check` reads from one file. A summary, compare.json or thresholds file
 /// is a few kilobytes; `--thresholds /dev/zero` grew to gigabytes before this.
-const MAX_INPUT_BYTES: u64 = 64 << 20;
+const MAX_INPUT_BYTES: u64 = input::MAX_SMALL_BYTES;
 
-/// The bytes of the file at `path` (`what` says which, in errors). It is opened only as a
-/// regular file ([`open_regular`]): a named pipe there, without a writer, hung `check`,
-/// and a device (or a link to one) was read without end. A file over
-/// [`MAX_INPUT_BYTES`] is refused, whether its size says so or it grows while read.
+/// The bytes of the file at `path` (`what` says which, in errors), read only as a regular
+/// file and at most [`MAX_INPUT_BYTES`] ([`input::read_regular`]): a named pipe there,
+/// without a writer, hung `check`, and a device (or a link to one) was read without end.
 fn read_capped(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
-    let cannot = || format!("cannot read {what}{}", path.display());
-    let file = open_regular(path).with_context(cannot)?;
-    let too_big = || {
-        anyhow::anyhow!(
-            "{what}{} is larger than {} MiB, far more than a report or thresholds file holds",
-            path.display(),
-            MAX_INPUT_BYTES >> 20
-        )
-    };
-    if file.metadata().with_context(cannot)?.len() > MAX_INPUT_BYTES {
-        return Err(too_big());
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_INPUT_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .with_context(cannot)?;
-    if bytes.len() as u64 > MAX_INPUT_BYTES {
-        return Err(too_big());
-    }
-    Ok(bytes)
+    input::read_regular(path, MAX_INPUT_BYTES, what)
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<T> {

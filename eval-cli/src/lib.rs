@@ -45,6 +45,7 @@ pub mod file_id;
 pub mod flags;
 pub mod gate;
 pub mod host;
+pub mod input;
 pub mod key_metrics;
 pub mod manifest;
 pub mod merge;

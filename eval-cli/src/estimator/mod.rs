@@ -26,7 +26,8 @@
 //!   failed row; an empty cell is no prediction of that kind; a `bpm` cell that is not a
 //!   positive finite number, a `key` cell that is not a key, or a file listed twice is an
 //!   error naming the predictions file and row, and so is a predictions path that cannot
-//!   be read.
+//!   be read, that is not a regular file (a named pipe, a device, or a link to one: read
+//!   only by [`crate::input::read_regular`]) or that holds over 1 GiB.
 //!
 //! Any of them may carry a label for the reports, `LABEL=SPEC` (a word of letters, digits,
 //! `_`, `.` or `-`): `aubio=cmd:aubio tempo {file}` is reported as `aubio`.
@@ -52,6 +53,7 @@ use analyzer_core::{Analyzer, Error, ErrorKind, Stage, StopSignal};
 use anyhow::{Context, bail};
 
 use crate::host::thread_cpu_s;
+use crate::input::{MAX_TABLE_BYTES, read_regular};
 use crate::manifest::Dataset;
 use command::run_command;
 pub use spec::{EstimatorSpec, OursKey, OursSetting, Source, apply_settings};
@@ -243,9 +245,10 @@ pub struct Prediction {
 /// number, a `key` cell that is not a key, or a file listed twice is an error naming the
 /// predictions file and the row (its line: the header is row 1).
 fn read_predictions(path: &Path, ds: &Dataset) -> anyhow::Result<BTreeMap<PathBuf, Prediction>> {
-    // Read whole first, so that any read error (a folder, no permission) names the file.
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("cannot read predictions {}", path.display()))?;
+    // Read whole first, so that any read error (a folder, no permission) names the file;
+    // only as a regular file, so that a named pipe or a device is refused, not waited on
+    // or read without end.
+    let bytes = read_regular(path, MAX_TABLE_BYTES, "predictions ")?;
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .from_reader(bytes.as_slice());

@@ -18,7 +18,10 @@
 //!
 //! A listed file that does not exist is not an error here: it becomes a failed row when the
 //! analyzer cannot open it. A manifest that cannot be read, lacks `file`, or has neither
-//! `bpm` nor `key` is an error naming the file.
+//! `bpm` nor `key` is an error naming the file. The manifest and annotation files are read
+//! only as regular files ([`crate::input::read_regular`]): a named pipe, a device or a link
+//! to one is an error naming it and what it is, never waited on nor read without end, and
+//! so is a manifest over 1 GiB or an annotation over 64 MiB.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -28,6 +31,7 @@ use analyzer_core::key::Key;
 use anyhow::{Context, bail};
 
 use crate::file_id::FileId;
+use crate::input::{MAX_TABLE_BYTES, read_regular};
 
 mod scan;
 
@@ -110,8 +114,10 @@ pub fn load(spec: &str, synth: SynthParams) -> anyhow::Result<Dataset> {
     }
     let path = Path::new(spec);
     if path.is_dir() {
+        // Anything there but a folder is the manifest: a named pipe or a link to a device
+        // is refused naming it ([`read_manifest`]), never taken for no manifest.
         let manifest = path.join("manifest.csv");
-        if manifest.is_file() {
+        if manifest.exists() && !manifest.is_dir() {
             return read_manifest(&manifest);
         }
         return scan_folder(path);
@@ -121,8 +127,7 @@ pub fn load(spec: &str, synth: SynthParams) -> anyhow::Result<Dataset> {
 
 /// Reads a manifest CSV.
 pub fn read_manifest(path: &Path) -> anyhow::Result<Dataset> {
-    let bytes =
-        fs::read(path).with_context(|| format!("cannot read manifest {}", path.display()))?;
+    let bytes = read_regular(path, MAX_TABLE_BYTES, "manifest ")?;
     let root = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
@@ -515,5 +520,36 @@ mod tests {
         // A listed file that does not exist is kept: it fails later, as a row.
         assert_eq!(ds.items.len(), 1);
         assert!(!ds.items[0].path.exists());
+    }
+
+    /// A folder's manifest.csv that is not a regular file is refused naming it, not taken
+    /// for no manifest (the folder was scanned instead), nor read without end.
+    #[cfg(unix)]
+    #[test]
+    fn a_folder_manifest_linked_to_a_device_is_refused_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("01.wav"), b"audio").unwrap();
+        fs::write(dir.path().join("01.bpm"), "120").unwrap();
+        let manifest = dir.path().join("manifest.csv");
+        std::os::unix::fs::symlink("/dev/zero", &manifest).unwrap();
+        let params = SynthParams {
+            count: 0,
+            seconds: 1.0,
+            seed: 0,
+        };
+        let err = format!(
+            "{:#}",
+            load(dir.path().to_str().unwrap(), params).unwrap_err()
+        );
+        assert!(
+            err.contains(&format!("cannot read manifest {}", manifest.display()))
+                && err.contains("is a device"),
+            "{err}"
+        );
+        let err = format!("{:#}", load("/dev/zero", params).unwrap_err());
+        assert!(
+            err.contains("manifest /dev/zero") && err.contains("device"),
+            "{err}"
+        );
     }
 }

@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use analyzer_core::batch;
@@ -15,6 +14,7 @@ use anyhow::{Context, bail};
 
 use super::{Dataset, Item};
 use crate::file_id::FileId;
+use crate::input::{MAX_SMALL_BYTES, read_regular, read_regular_text};
 use crate::path_cell::path_cell;
 
 /// Scans a folder for audio files with `.bpm` or JAMS tempo annotations, or `.key` key
@@ -42,28 +42,27 @@ pub fn scan_folder(dir: &Path) -> anyhow::Result<Dataset> {
         let (Some(place), Some(ext)) = (place_of(f), ext_of(f)) else {
             continue;
         };
-        let in_file = || format!("annotation {}", f.display());
+        // Each reader's error names the file.
         let found = match ext.as_str() {
-            "bpm" => read_bpm_file(f).map(|b| (b, "bpm")),
+            "bpm" => (read_bpm_file(f)?, "bpm"),
             "jams" => {
-                let (tempo, key) = read_jams(f).with_context(in_file)?;
+                let (tempo, key) = read_jams(f)?;
                 if let Some(key) = key {
                     keys.add(&place, key, &audio);
                 }
                 match tempo {
-                    Some(bpm) => Ok((bpm, "jams")),
+                    Some(bpm) => (bpm, "jams"),
                     None => continue,
                 }
             }
             "key" => {
-                let key = read_key_file(f).with_context(in_file)?;
+                let key = read_key_file(f)?;
                 keys.add(&place, key, &audio);
                 continue;
             }
             _ => continue,
         };
-        let value = found.with_context(in_file)?;
-        tempi.add(&place, value, &audio);
+        tempi.add(&place, found, &audio);
     }
     let mut items = Vec::new();
     // Each file once, as in a manifest: a link or a second name of a file scored twice.
@@ -178,22 +177,33 @@ fn ext_of(path: &Path) -> Option<String> {
     Some(path.extension()?.to_string_lossy().to_ascii_lowercase())
 }
 
+/// What prefixes an error in the annotation at `path`.
+fn in_file(path: &Path) -> String {
+    format!("annotation {}", path.display())
+}
+
 /// Reads a GiantSteps-style `.bpm` file: one number (surrounding whitespace ignored).
+///
+/// Like the other annotation readers here, it reads only a regular file of at most 64 MiB
+/// ([`read_regular`]: a named pipe or a link to `/dev/zero` is an error naming it, never
+/// waited on nor read without end), and its errors name the file.
 pub fn read_bpm_file(path: &Path) -> anyhow::Result<f64> {
-    let text = fs::read_to_string(path)?;
+    let text = read_regular_text(path, MAX_SMALL_BYTES, "annotation ")?;
     let first = text.split_whitespace().next().unwrap_or("");
     first
         .parse::<f64>()
         .ok()
         .filter(|b| b.is_finite() && *b > 0.0)
         .with_context(|| format!("expected a positive tempo, found {first:?}"))
+        .with_context(|| in_file(path))
 }
 
 /// Reads a GiantSteps Key-style `.key` file: a key as text (`Eb minor`), surrounding
 /// whitespace ignored.
 pub fn read_key_file(path: &Path) -> anyhow::Result<Key> {
-    let text = fs::read_to_string(path)?;
-    Ok(text.trim().parse()?)
+    let text = read_regular_text(path, MAX_SMALL_BYTES, "annotation ")?;
+    let key: Key = text.trim().parse().with_context(|| in_file(path))?;
+    Ok(key)
 }
 
 /// Reads a JAMS file's truth: the first `tempo` annotation's first value, and the key of
@@ -202,7 +212,13 @@ pub fn read_key_file(path: &Path) -> anyhow::Result<Key> {
 /// [120]}`) are read. A file with neither is an error; so is a key that is not major or
 /// minor (`D:dorian`): the key metrics score 24 keys.
 pub fn read_jams(path: &Path) -> anyhow::Result<(Option<f64>, Option<Key>)> {
-    let json: serde_json::Value = serde_json::from_slice(&fs::read(path)?)?;
+    let bytes = read_regular(path, MAX_SMALL_BYTES, "annotation ")?;
+    jams_truth(&bytes).with_context(|| in_file(path))
+}
+
+/// [`read_jams`] of the file's bytes.
+fn jams_truth(bytes: &[u8]) -> anyhow::Result<(Option<f64>, Option<Key>)> {
+    let json: serde_json::Value = serde_json::from_slice(bytes)?;
     let annotations = |namespace: &'static str| {
         json["annotations"]
             .as_array()
@@ -275,6 +291,8 @@ fn jams_key(observations: &[(&serde_json::Value, f64)]) -> anyhow::Result<Option
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
     use crate::manifest::{SynthParams, load};
 
@@ -515,5 +533,23 @@ mod tests {
         std::os::unix::fs::symlink(root, root.join("sub/loop")).unwrap();
         let err = format!("{:#}", scan_folder(root).unwrap_err());
         assert!(err.contains("loop"), "{err}");
+    }
+
+    /// An annotation linked to a device is refused naming it: `/dev/zero` was read until
+    /// memory ran out. The same for a `.key` and a JAMS file.
+    #[cfg(unix)]
+    #[test]
+    fn an_annotation_linked_to_a_device_is_refused_naming_it() {
+        for ext in ["bpm", "key", "jams"] {
+            let dir = tempfile::tempdir().unwrap();
+            fs::write(dir.path().join("01.wav"), b"audio").unwrap();
+            let annotation = dir.path().join(format!("01.{ext}"));
+            std::os::unix::fs::symlink("/dev/zero", &annotation).unwrap();
+            let err = format!("{:#}", scan_folder(dir.path()).unwrap_err());
+            assert!(
+                err.contains(&format!("01.{ext}")) && err.contains("is a device"),
+                "{err}"
+            );
+        }
     }
 }

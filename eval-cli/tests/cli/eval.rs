@@ -1753,3 +1753,152 @@ fn an_impossible_summary_exits_2_naming_the_field() {
         );
     }
 }
+
+/// Runs `command` while a thread waits to open the FIFO at `fifo` for writing, so that a
+/// reader that opens it blocking (the bug) sees end-of-file and the test fails instead of
+/// hanging; a non-blocking reader of our own then releases that thread, whichever came
+/// first.
+#[cfg(unix)]
+fn output_beside_a_writer(fifo: &Path, command: &mut assert_cmd::Command) -> std::process::Output {
+    use std::os::unix::fs::OpenOptionsExt;
+    let target = fifo.to_path_buf();
+    let writer = std::thread::spawn(move || {
+        drop(fs::OpenOptions::new().write(true).open(target));
+    });
+    let out = command.output().unwrap();
+    let release = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(fifo)
+        .unwrap();
+    writer.join().unwrap();
+    drop(release);
+    out
+}
+
+/// Exit 2 naming `file` as a named pipe: nothing waited on it.
+#[cfg(unix)]
+fn assert_refused_pipe(out: &std::process::Output, file: &Path) {
+    assert_usage_error(out, &file.display().to_string());
+    assert!(
+        stderr_of(out).contains("is a named pipe (FIFO), not a regular file"),
+        "{}",
+        stderr_of(out)
+    );
+}
+
+/// `eval-cli evaluate --dataset DATASET --out-dir OUT --workers 1`, without progress.
+fn evaluate_dataset(dataset: &Path, out: &Path) -> assert_cmd::Command {
+    let mut command = eval_cli();
+    command
+        .args([
+            "evaluate",
+            "--progress",
+            "off",
+            "--workers",
+            "1",
+            "--dataset",
+        ])
+        .arg(dataset)
+        .arg("--out-dir")
+        .arg(out);
+    command
+}
+
+/// A named pipe as a folder dataset's annotation (`.bpm`, `.key`, JAMS) is refused naming
+/// it: without a writer, `evaluate` waited on it forever.
+#[cfg(unix)]
+#[test]
+fn a_pipe_as_an_annotation_exits_2_naming_it() {
+    for ext in ["bpm", "key", "jams"] {
+        let dir = tempfile::tempdir().unwrap();
+        let ds = dir.path().join("d8");
+        fs::create_dir(&ds).unwrap();
+        click_wav(&ds.join("01.wav"), 120.0, 4.0);
+        let annotation = crate::util::fifo(&ds.join(format!("01.{ext}")));
+        let out_dir = dir.path().join("out");
+        let out = output_beside_a_writer(&annotation, &mut evaluate_dataset(&ds, &out_dir));
+        assert_refused_pipe(&out, &annotation);
+        let named = format!("cannot read annotation {}: ", annotation.display());
+        assert!(stderr_of(&out).contains(&named), "{}", stderr_of(&out));
+        assert!(!out_dir.exists());
+    }
+}
+
+/// A named pipe as the manifest, given itself or as a folder's manifest.csv, is refused
+/// naming it by `evaluate` and by `compare` (which read datasets alike); both waited on it
+/// forever.
+#[cfg(unix)]
+#[test]
+fn a_pipe_as_the_manifest_exits_2_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = crate::util::fifo(&dir.path().join("mf.csv"));
+    let out_dir = dir.path().join("out");
+    let out = output_beside_a_writer(&manifest, &mut evaluate_dataset(&manifest, &out_dir));
+    assert_refused_pipe(&out, &manifest);
+    let mut compare = eval_cli();
+    compare
+        .args(["compare", "--dataset"])
+        .arg(&manifest)
+        .args(QUICK_COMPARE)
+        .arg("--out-dir")
+        .arg(&out_dir);
+    let out = output_beside_a_writer(&manifest, &mut compare);
+    assert_refused_pipe(&out, &manifest);
+    assert!(!out_dir.exists());
+
+    // In a folder it is the folder's manifest still, not a folder without one.
+    let folder = dir.path().join("set");
+    fs::create_dir(&folder).unwrap();
+    click_wav(&folder.join("01.wav"), 120.0, 4.0);
+    fs::write(folder.join("01.bpm"), "120\n").unwrap();
+    let manifest = crate::util::fifo(&folder.join("manifest.csv"));
+    let out = output_beside_a_writer(&manifest, &mut evaluate_dataset(&folder, &out_dir));
+    assert_refused_pipe(&out, &manifest);
+    assert!(!out_dir.exists());
+}
+
+/// A named pipe as a `csv:` predictions file is refused naming it: `evaluate` waited on it
+/// forever.
+#[cfg(unix)]
+#[test]
+fn a_pipe_as_csv_predictions_exits_2_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = click_dataset(dir.path(), &["k1.wav"]);
+    let predictions = crate::util::fifo(&dir.path().join("mf.csv"));
+    let out_dir = dir.path().join("out");
+    let mut command = evaluate_dataset(&ds.join("manifest.csv"), &out_dir);
+    command
+        .arg("--estimator")
+        .arg(format!("p=csv:{}", predictions.display()));
+    let out = output_beside_a_writer(&predictions, &mut command);
+    assert_refused_pipe(&out, &predictions);
+    assert!(
+        stderr_of(&out).contains("cannot read predictions"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(!out_dir.exists());
+}
+
+/// An annotation linked to `/dev/zero` is refused naming it, before anything is read: it
+/// was read until memory ran out.
+#[cfg(unix)]
+#[test]
+fn an_annotation_linked_to_a_device_exits_2_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = dir.path().join("d8b");
+    fs::create_dir(&ds).unwrap();
+    click_wav(&ds.join("01.wav"), 120.0, 4.0);
+    let annotation = ds.join("01.bpm");
+    std::os::unix::fs::symlink("/dev/zero", &annotation).unwrap();
+    let out_dir = dir.path().join("out");
+    let out = evaluate_dataset(&ds, &out_dir).output().unwrap();
+    assert_usage_error(&out, &annotation.display().to_string());
+    assert!(
+        stderr_of(&out).contains("is a device, not a regular file"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(!out_dir.exists());
+}
