@@ -317,18 +317,8 @@ fn report_cache(cache: &ResultCache, progress: ProgressMode) {
     for warning in &warnings {
         eprintln!("eval-cli: warning: {warning}");
     }
-    eprintln!(
-        "eval-cli: cache {}: {} of {} rows from the cache, {} stored",
-        cache.file().display(),
-        stats.hits,
-        stats.hits + stats.misses,
-        stats.stored
-    );
-    if stats.unread > 0 {
-        eprintln!(
-            "eval-cli: cache: {} of those files were not read (size, times and inode as recorded)",
-            stats.unread
-        );
+    for line in stats.summary_lines(cache.file()) {
+        eprintln!("{line}");
     }
     if !mismatches.is_empty() {
         eprintln!(

@@ -397,7 +397,25 @@ impl OutputLock {
                 .create(true)
                 .truncate(false)
                 .open(&path)
-                .map_err(io_error(&path))?;
+                .map_err(|source| {
+                    // The output is what the user named: a folder that does not exist is
+                    // the output's problem, not its lock's.
+                    if source.kind() == io::ErrorKind::NotFound
+                        && shown
+                            .parent()
+                            .is_some_and(|p| !p.as_os_str().is_empty() && !p.is_dir())
+                    {
+                        io_error(shown)(io::Error::new(
+                            io::ErrorKind::NotFound,
+                            format!(
+                                "its folder {} does not exist",
+                                shown.parent().unwrap_or(shown).display()
+                            ),
+                        ))
+                    } else {
+                        io_error(&path)(source)
+                    }
+                })?;
             match file.try_lock() {
                 Ok(()) => {}
                 Err(TryLockError::WouldBlock) => {
@@ -699,5 +717,25 @@ mod tests {
         let again = out.lock().unwrap();
         assert_eq!(names(dir.path()), ["out.csv.lock"]);
         drop(again);
+    }
+
+    /// An output in a folder that does not exist is named with the reason; the error named
+    /// the lock file beside it (`cannot write x/out.csv.lock`).
+    #[test]
+    fn an_output_in_a_missing_folder_is_named_not_its_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing/out.csv");
+        let out = Destination::check(&path, &Inputs::none()).unwrap();
+        let err = out.lock().unwrap_err();
+        let cause = std::error::Error::source(&err).map(ToString::to_string);
+        let err = format!("{err}: {}", cause.unwrap_or_default());
+        assert_eq!(
+            err,
+            format!(
+                "cannot write {}: its folder {} does not exist",
+                path.display(),
+                dir.path().join("missing").display()
+            )
+        );
     }
 }

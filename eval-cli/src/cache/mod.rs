@@ -144,6 +144,26 @@ pub struct CacheStats {
 }
 
 impl CacheStats {
+    /// What `analyze` and `watch` say of the cache on stderr: rows served and stored, and
+    /// how many files were not read at all.
+    pub fn summary_lines(&self, store: &Path) -> Vec<String> {
+        let mut lines = vec![format!(
+            "eval-cli: cache {}: {} of {} rows from the cache, {} stored",
+            store.display(),
+            self.hits,
+            self.hits + self.misses,
+            self.stored
+        )];
+        if self.unread > 0 {
+            lines.push(format!(
+                "eval-cli: cache: {} of those files were not read (size, times and inode as \
+                 recorded)",
+                self.unread
+            ));
+        }
+        lines
+    }
+
     /// The `cache` event of `--progress jsonl` (the store's file and these counts), as
     /// `analyze` and `watch` give it.
     pub fn event(&self, store: &Path) -> serde_json::Value {
