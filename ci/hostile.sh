@@ -1020,7 +1020,7 @@ case_evaluate_ours_setting_given_twice() {
 case_evaluate_predictions_are_a_folder() {
   mkdir pdir
   evaluate_with pdir
-  [ "$code" -eq 2 ] && grep -q 'cannot read predictions pdir: Is a directory' err.txt ||
+  [ "$code" -eq 2 ] && grep -qi 'cannot read predictions pdir: .*is a directory' err.txt ||
     { echo "exit $code: $(cat err.txt)"; return 1; }
 }
 
