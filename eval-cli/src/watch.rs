@@ -640,6 +640,17 @@ mod tests {
     use events::event;
     use notify::event::{AccessKind, AccessMode};
 
+    /// A folder `lib` in `dir`, and a plan that watches it.
+    fn watched_lib(dir: &Path) -> (PathBuf, Plan) {
+        let lib = dir.join("lib");
+        std::fs::create_dir(&lib).unwrap();
+        let plan = Plan {
+            dirs: vec![lib.clone()],
+            ..plan(dir)
+        };
+        (lib, plan)
+    }
+
     /// A plan over a cache in `dir`, for [`Session`]'s own rules.
     fn plan(dir: &Path) -> Plan {
         Plan {
@@ -702,12 +713,7 @@ mod tests {
     #[test]
     fn a_rescan_rows_the_files_new_or_changed_since_their_rows() {
         let dir = tempfile::tempdir().unwrap();
-        let lib = dir.path().join("lib");
-        std::fs::create_dir(&lib).unwrap();
-        let plan = Plan {
-            dirs: vec![lib.clone()],
-            ..plan(dir.path())
-        };
+        let (lib, plan) = watched_lib(dir.path());
         let roots = [Root::of(&lib)];
         let (a, b, c) = (lib.join("a.wav"), lib.join("b.wav"), lib.join("c.wav"));
         std::fs::write(&a, b"RIFF a").unwrap();
@@ -741,12 +747,7 @@ mod tests {
     #[test]
     fn a_first_pass_file_closed_unwritten_prints_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let lib = dir.path().join("lib");
-        std::fs::create_dir(&lib).unwrap();
-        let plan = Plan {
-            dirs: vec![lib.clone()],
-            ..plan(dir.path())
-        };
+        let (lib, plan) = watched_lib(dir.path());
         let roots = [Root::of(&lib)];
         let a = lib.join("a.wav");
         std::fs::write(&a, b"RIFF a").unwrap();

@@ -34,7 +34,7 @@ pub type Nanos = i128;
 /// times (nanoseconds). Two equal identities of one path say the file was not written to
 /// or replaced in between, unless both writes fell within one timestamp tick (see
 /// [`Recorded::is_clean`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FileIdentity {
     dev: u64,
     ino: u64,

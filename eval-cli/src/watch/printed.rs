@@ -57,7 +57,7 @@ impl Printed {
     }
 
     fn identity_digest(&self, identity: Option<&FileIdentity>) -> u64 {
-        self.digests.hash_one(identity.map(FileIdentity::to_string))
+        self.digests.hash_one(identity)
     }
 }
 
