@@ -863,6 +863,23 @@ case_serve_token_no_header_can_carry() {
   [[ $lower == 200* ]] || { echo "bearer in lower case: $lower"; return 1; }
 }
 
+# A job of more files than --max-queued-files by itself can never be queued: it got 429 with
+# Retry-After, so a client retried it forever; it is 413 now. --max-upload-mb 0 (no upload
+# could ever fit) is refused at start.
+case_serve_job_that_can_never_fit() {
+  timeout -k 5 "$limit" "$bin" serve --listen 127.0.0.1:0 --root . --max-upload-mb 0 \
+    >/dev/null 2>err.txt
+  code=$?
+  [ "$code" -eq 2 ] && grep -q 'max-upload-mb' err.txt ||
+    { echo "--max-upload-mb 0: exit $code: $(cat err.txt)"; return 1; }
+  serve_up --max-queued-files 2 || return 1
+  mkdir -p root/lib && wav root/lib/a.wav 8000 1 1 clicks
+  cp root/lib/a.wav root/lib/b.wav && cp root/lib/a.wav root/lib/c.wav
+  local answer; answer=$(status_of -X POST "$base/v1/jobs" -d '{"paths":["lib"]}')
+  serve_down
+  [[ $answer == 413*'"error"'*max-queued-files* ]] || { echo "3 files, 2 may wait: $answer"; return 1; }
+}
+
 # ---- stopped dataset and compare runs --------------------------------------------------
 
 # stop_once PATTERN FILE PID: waits (10 ms polls, at most 60 s) for PATTERN in FILE, the
@@ -1565,5 +1582,6 @@ run watch-cache-removed case_watch_cache_removed
 run watch-link-back-up case_watch_link_back_up
 run excerpts-rerun-over-a-link-or-an-unlisted-name case_excerpts_rerun_over_a_link_or_an_unlisted_name
 run evaluate-pipes-and-devices-as-dataset-files case_evaluate_pipes_and_devices_as_dataset_files
+run serve-job-that-can-never-fit case_serve_job_that_can_never_fit
 printf '\n%d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]

@@ -124,6 +124,20 @@ pub(super) async fn submit(State(app): State<Arc<App>>, body: Body) -> Response 
         }
     };
     let limits = app.limits;
+    // A job larger than the whole queue can never be admitted: a 429 would have the
+    // client retry it forever.
+    if files.len() > limits.max_queued_files {
+        app.telemetry.job_rejected();
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the job has {} files; at most {} may wait (--max-queued-files), so it can \
+                 never be queued: split it into jobs of at most that many files",
+                files.len(),
+                limits.max_queued_files
+            ),
+        );
+    }
     let mut table = app.jobs();
     let active = table.active();
     if active >= limits.max_jobs {

@@ -191,8 +191,8 @@ impl Plan {
     fn new(args: ServeArgs) -> anyhow::Result<Self> {
         let roots = crate::confine::canonical_roots(&args.root)?;
         let token = args.token_file.as_deref().map(read_token).transpose()?;
-        if args.max_jobs == 0 || args.max_queued_files == 0 {
-            bail!("--max-jobs and --max-queued-files must be at least 1");
+        if args.max_jobs == 0 || args.max_queued_files == 0 || args.max_upload_mb == 0 {
+            bail!("--max-jobs, --max-queued-files and --max-upload-mb must be at least 1");
         }
         let max_upload_bytes = args
             .max_upload_mb

@@ -356,7 +356,7 @@ fn paths_outside_the_roots_are_403_and_bad_requests_are_400_in_json() {
 }
 
 #[test]
-fn limits_give_429_with_retry_after() {
+fn limits_give_429_with_retry_after_and_413_for_a_job_that_never_fits() {
     let (_dir, root) = root();
     library(&root.join("lib"), 3, 120.0);
     gate(&root.join("gate.wav"));
@@ -377,13 +377,27 @@ fn limits_give_429_with_retry_after() {
         // The slot is free again.
         submit(&server, &["lib"]);
     }
+    library(&root.join("big"), 5, 120.0);
     {
-        let server = Server::start(&root, &["--workers", "1", "--max-queued-files", "2"]);
+        let server = Server::start(
+            &root,
+            &["--workers", "1", "--max-queued-files", "4", "--test-gates"],
+        );
+        // The gate holds the one worker, so the library's three files stay queued
+        // (1 + 3 fit in 4 whether the gate's file has started or not).
+        let held = submit(&server, &["gate.wav"]);
+        submit(&server, &["lib"]);
         let refused = post_json(&server, "/v1/jobs", r#"{"paths": ["lib"]}"#);
         assert!(refused.refusal(429).contains("--max-queued-files"));
         assert_eq!(refused.retry_after.as_deref(), Some("5"));
+        // A job larger than the whole queue could never be admitted: 413, not a 429
+        // that would have the client retry it forever.
+        let never = post_json(&server, "/v1/jobs", r#"{"paths": ["big"]}"#);
+        assert!(never.refusal(413).contains("split it"));
+        assert_eq!(never.retry_after, None);
         let metrics = String::from_utf8(get(&server, "/metrics").body).unwrap();
-        assert!(metrics.lines().any(|l| l == "tempo_jobs_rejected_total 1"));
+        assert!(metrics.lines().any(|l| l == "tempo_jobs_rejected_total 2"));
+        delete(&server, &format!("/v1/jobs/{held}"));
     }
 }
 
