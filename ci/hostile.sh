@@ -880,6 +880,17 @@ case_serve_job_that_can_never_fit() {
   [[ $answer == 413*'"error"'*max-queued-files* ]] || { echo "3 files, 2 may wait: $answer"; return 1; }
 }
 
+# A dataset none of whose files could be analysed (the manifest points at the wrong folder)
+# gave a report of 0 % and exit 0, so a CI job took it as a result; it exits 1 now, saying
+# so, with the report still written.
+case_evaluate_nothing_analysed() {
+  printf 'file,bpm\nelsewhere/a.wav,120\nelsewhere/b.wav,90\n' >m.csv
+  timeout -k 5 "$limit" "$bin" evaluate --dataset m.csv --out-dir r --progress off >/dev/null 2>err.txt
+  code=$?
+  [ "$code" -eq 1 ] && grep -q 'no file was analysed' err.txt && [ -f r/summary.json ] ||
+    { echo "exit $code: $(cat err.txt)"; return 1; }
+}
+
 # ---- stopped dataset and compare runs --------------------------------------------------
 
 # stop_once PATTERN FILE PID: waits (10 ms polls, at most 60 s) for PATTERN in FILE, the
@@ -1583,5 +1594,6 @@ run watch-link-back-up case_watch_link_back_up
 run excerpts-rerun-over-a-link-or-an-unlisted-name case_excerpts_rerun_over_a_link_or_an_unlisted_name
 run evaluate-pipes-and-devices-as-dataset-files case_evaluate_pipes_and_devices_as_dataset_files
 run serve-job-that-can-never-fit case_serve_job_that_can_never_fit
+run evaluate-nothing-analysed case_evaluate_nothing_analysed
 printf '\n%d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]

@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use crate::estimator::Estimator;
-use crate::evaluation::{DatasetArgs, audio_if_needed, run_estimators, timings, write_estimators};
+use crate::evaluation::{
+    self, DatasetArgs, audio_if_needed, run_estimators, timings, write_estimators,
+};
 use crate::flags;
 use crate::key_metrics::KeyScore;
 use crate::manifest::Dataset;
@@ -111,7 +113,12 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
     let printed = stdout::print("cannot write the summary to stdout", |out| {
         write_summary(out, &ds.label, &summary, &costs, &timings, &plan.out_dir)
     });
-    stdout::keep_status(printed, runner::finished(outcome.cancelled))
+    let code = evaluation::exit_code(
+        &summary,
+        outcome.cancelled,
+        &plan.out_dir.join("results.csv"),
+    );
+    stdout::keep_status(printed, code)
 }
 
 /// The lines `evaluate` prints on stdout: one per estimator when there are several, then

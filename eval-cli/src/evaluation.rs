@@ -478,6 +478,28 @@ pub fn write_estimators(
     Ok((summary, costs))
 }
 
+/// The exit code of an evaluation that ran to its end: 130 when it was stopped; 1, with a
+/// word on stderr, when not one file of the dataset was analysed, because its accuracy
+/// and speed then measure nothing (a manifest pointing at the wrong folder, a format no
+/// decoder reads); 0 otherwise. Some failed files are part of an evaluation: they count
+/// as wrong in the report, which is written either way.
+pub fn exit_code(summary: &Summary, cancelled: bool, results: &Path) -> std::process::ExitCode {
+    if cancelled {
+        return runner::finished(true);
+    }
+    if summary.n > 0 && summary.ok == 0 {
+        eprintln!(
+            "eval-cli: no file was analysed ({} of {} failed), so the report measures \
+             nothing; each file's reason is in {}",
+            summary.n,
+            summary.n,
+            results.display()
+        );
+        return std::process::ExitCode::from(1);
+    }
+    runner::finished(false)
+}
+
 /// Creates the output folder, naming it on failure.
 pub fn create_out_dir(dir: &Path) -> anyhow::Result<()> {
     fs::create_dir_all(dir)

@@ -217,10 +217,12 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
         write_runs(out, &compare, out_dir)
     });
     // A signal while the other estimators ran in process: their rows say `cancelled`.
-    stdout::keep_status(
-        printed,
-        runner::finished(plan.opts.cancel.load(Ordering::SeqCst)),
-    )
+    let code = evaluation::exit_code(
+        &accuracy.summary,
+        plan.opts.cancel.load(Ordering::SeqCst),
+        &out_dir.join("results.csv"),
+    );
+    stdout::keep_status(printed, code)
 }
 
 /// The warm-up runs, then `repeat` rounds of every worker count, each a child process; the

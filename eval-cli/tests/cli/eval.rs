@@ -429,19 +429,29 @@ fn a_huge_excerpt_count_is_refused_before_anything_is_cut() {
     }
 }
 
+/// A missing file is a failed row, counted as wrong. When no file at all was analysed the
+/// report is still written, but the exit code is 1 with a word on stderr: it measured
+/// nothing (it was 0, so a script or CI job took an empty evaluation as a result).
 #[test]
 fn missing_audio_is_a_failed_row() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("m.csv");
     fs::write(&manifest, "file,bpm,source\ngone.wav,120,x\n").unwrap();
     let out_dir = dir.path().join("out");
-    eval_cli()
+    let out = eval_cli()
         .args(["evaluate", "--progress", "off", "--dataset"])
         .arg(&manifest)
         .arg("--out-dir")
         .arg(&out_dir)
-        .assert()
-        .success();
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_of(&out).contains("no file was analysed (1 of 1 failed)"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(out_dir.join("report.html").is_file());
     let csv = fs::read_to_string(out_dir.join("results.csv")).unwrap();
     let row = csv.lines().nth(1).unwrap();
     assert!(row.starts_with("gone.wav,120,,,0,0,failed,error,"), "{row}");
@@ -449,6 +459,28 @@ fn missing_audio_is_a_failed_row() {
         serde_json::from_slice(&fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["failed"], 1);
     assert_eq!(summary["acc1"], 0.0);
+    // One file analysed beside the missing one: an evaluation with a failure, exit 0.
+    let (_set_dir, set) = synth_folder(1);
+    let song = fs::read_dir(&set)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "wav"))
+        .unwrap();
+    fs::write(
+        &manifest,
+        format!(
+            "file,bpm,source\ngone.wav,120,x\n{},120,x\n",
+            song.display()
+        ),
+    )
+    .unwrap();
+    eval_cli()
+        .args(["evaluate", "--progress", "off", "--dataset"])
+        .arg(&manifest)
+        .arg("--out-dir")
+        .arg(&out_dir)
+        .assert()
+        .success();
 }
 
 fn read_json(path: &Path) -> serde_json::Value {
