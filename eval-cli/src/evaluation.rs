@@ -67,7 +67,8 @@ pub struct DatasetArgs {
 #[derive(Debug, Clone, Copy, clap::Args)]
 pub struct SynthArgs {
     /// Tracks in the synthetic set (with `synth` as the dataset).
-    #[arg(long, default_value_t = manifest::DEFAULT_SYNTH_COUNT)]
+    #[arg(long, default_value_t = manifest::DEFAULT_SYNTH_COUNT,
+          value_parser = flags::parse_track_count)]
     pub synth_count: usize,
     /// Seconds per synthetic track.
     #[arg(long, default_value_t = manifest::DEFAULT_SYNTH_SECONDS)]

@@ -43,6 +43,18 @@ pub fn parse_workers(s: &str) -> Result<usize, String> {
     }
 }
 
+/// The value parser of a synthetic set's track count (`dataset synth --count`,
+/// `--synth-count`): from 1 to [`crate::manifest::MAX_SYNTH_COUNT`]. Zero tracks wrote a
+/// header-only manifest that every command then refused.
+pub fn parse_track_count(s: &str) -> Result<usize, String> {
+    let max = crate::manifest::MAX_SYNTH_COUNT;
+    match s.parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        Ok(n) => Err(format!("must be from 1 to {max} tracks (got {n})")),
+        Err(e) => Err(format!("not a whole number ({e})")),
+    }
+}
+
 /// The `--shard K/N` value parser: whole numbers with `1 <= K <= N`.
 pub fn parse_shard(s: &str) -> Result<Shard, String> {
     let (k, n) = s

@@ -545,6 +545,8 @@ pub fn run(args: ExcerptArgs) -> anyhow::Result<ExitCode> {
     crate::output::protect(&crate::output::Inputs::of(ds.files()));
     let earlier = check_excerpt_folder(&args.out, &report::folder::read_by_this_run)?;
     remove_leftovers(&earlier.leftovers)?;
+    // Put back when this run cuts nothing (the claim removes it).
+    let earlier_manifest = fs::read(args.out.join(MANIFEST_FILE)).ok();
     claim_excerpt_folder(&args.out)?;
     let cancel = Arc::new(AtomicBool::new(false));
     runner::install_signal_handler(Arc::clone(&cancel));
@@ -594,6 +596,33 @@ pub fn run(args: ExcerptArgs) -> anyhow::Result<ExitCode> {
             args.out.display()
         );
         return Ok(ExitCode::from(runner::EXIT_CANCELLED));
+    }
+    if rows.is_empty() {
+        // A manifest of no file is one every command refuses: say why, write none, and
+        // leave an earlier set as it was.
+        let why = if failed == ds.items.len() {
+            "no track decoded".to_string()
+        } else {
+            let shortest = lengths.iter().copied().fold(f64::INFINITY, f64::min);
+            format!(
+                "every track is too short (an excerpt needs a track {} s longer: {} s for \
+                 the shortest length asked)",
+                seconds_label(MIN_SPARE_S),
+                seconds_label(shortest + MIN_SPARE_S)
+            )
+        };
+        let kept = match earlier_manifest {
+            Some(bytes) => {
+                report::write_file(&args.out.join(MANIFEST_FILE), &bytes)?;
+                "the earlier set is kept as it was"
+            }
+            None => "no manifest was written",
+        };
+        eprintln!(
+            "eval-cli: no excerpt was cut into {}: {why}; {kept}",
+            args.out.display()
+        );
+        return Ok(ExitCode::from(1));
     }
     let listed: BTreeSet<PathBuf> = rows.iter().map(|row| PathBuf::from(&row[0])).collect();
     let stale = remove_unlisted_excerpts(&args.out, &earlier.excerpts, &listed)?;

@@ -24,7 +24,8 @@ pub enum DatasetCommand {
         #[arg(long)]
         out: PathBuf,
         /// Number of tracks.
-        #[arg(long, default_value_t = manifest::DEFAULT_SYNTH_COUNT)]
+        #[arg(long, default_value_t = manifest::DEFAULT_SYNTH_COUNT,
+              value_parser = crate::flags::parse_track_count)]
         count: usize,
         /// Seconds per track.
         #[arg(long, default_value_t = manifest::DEFAULT_SYNTH_SECONDS)]

@@ -383,24 +383,32 @@ fn a_nan_threshold_exits_2_naming_the_key() {
 }
 
 /// A track count no plan can hold is refused naming it, before the folder is made (it
-/// panicked with "capacity overflow").
+/// panicked with "capacity overflow"); so is 0, which wrote a header-only manifest that
+/// every command then refused. The same holds for `--synth-count`.
 #[test]
-fn a_huge_synth_count_is_refused_before_anything_is_written() {
+fn a_huge_or_zero_synth_count_is_refused_before_anything_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let set = dir.path().join("set");
-    let out = eval_cli()
-        .args([
-            "dataset",
-            "synth",
-            "--count",
-            &usize::MAX.to_string(),
-            "--out",
-        ])
-        .arg(&set)
-        .output()
-        .unwrap();
-    assert_usage_error(&out, &format!("{} tracks is more than", usize::MAX));
-    assert!(!set.exists(), "the folder was made");
+    for count in [usize::MAX.to_string(), "100001".into(), "0".into()] {
+        let out = eval_cli()
+            .args(["dataset", "synth", "--count", &count, "--out"])
+            .arg(&set)
+            .output()
+            .unwrap();
+        assert_usage_error(
+            &out,
+            &format!("must be from 1 to 100000 tracks (got {count})"),
+        );
+        assert!(!set.exists(), "{count}: the folder was made");
+        let out = eval_cli()
+            .args(["evaluate", "--dataset", "synth", "--synth-count", &count])
+            .arg("--out-dir")
+            .arg(&set)
+            .output()
+            .unwrap();
+        assert_usage_error(&out, "--synth-count");
+        assert!(!set.exists(), "{count}: the report folder was made");
+    }
 }
 
 /// An excerpt count no plan can hold, or far past any use, is refused naming it before
@@ -973,6 +981,38 @@ fn excerpts_cut_again_with_fewer_lengths_leave_none_unlisted() {
     let held: Vec<String> = snapshot(&ex).into_keys().collect();
     assert_eq!(held, listed);
     assert_eq!(listed.len(), 2 + 2);
+}
+
+/// When no track yields an excerpt of any length asked, no manifest is written (a
+/// header-only one, exit 0, was refused by every command that read it): exit 1 saying
+/// why, and an earlier set in `--out` stays as it was.
+#[test]
+fn excerpts_too_long_for_every_track_write_no_manifest_and_keep_the_earlier_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    two_short_tracks(&src);
+    let ex = dir.path().join("ex");
+    assert!(cut_excerpts(&src, &ex).status.success());
+    let before = snapshot(&ex);
+    let out = eval_cli()
+        .args(["dataset", "excerpts", "--from"])
+        .arg(&src)
+        .args(["--seconds", "30,45", "--out"])
+        .arg(&ex)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("every track is too short") && stderr_of(&out).contains("31 s"),
+        "{}",
+        stderr_of(&out)
+    );
+    let after = snapshot(&ex);
+    assert_eq!(
+        after.keys().collect::<Vec<_>>(),
+        before.keys().collect::<Vec<_>>()
+    );
+    assert!(after == before, "the earlier set's bytes changed");
 }
 
 #[test]
