@@ -114,7 +114,7 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
         write_summary(out, &ds.label, &summary, &costs, &timings, &plan.out_dir)
     });
     let code = evaluation::exit_code(
-        &summary,
+        &outcome.rows,
         outcome.cancelled,
         &plan.out_dir.join("results.csv"),
     );
@@ -135,27 +135,45 @@ fn write_summary(
     // With key truth, the key scores follow the tempo ones on each line.
     let key =
         |score: Option<&KeyScore>| score.map_or(String::new(), |k| format!("; {}", key_line(k)));
+    // A dataset with key truth alone has no tempo score to print ("0 files, Accuracy1
+    // 0.0 %" read as a failed run).
+    let tempo_truth = summary.n > 0;
     for c in costs.iter().filter(|_| costs.len() > 1) {
+        let tempo = if tempo_truth {
+            format!(
+                "Accuracy1 {}, Accuracy2 {}, {} failed",
+                pages::pct(c.acc1),
+                pages::pct(c.acc2),
+                c.failed
+            )
+        } else {
+            "no tempo truth".to_string()
+        };
         writeln!(
             out,
-            "{}: Accuracy1 {}, Accuracy2 {}, {} failed, {} CPU s per audio minute{}",
+            "{}: {tempo}, {} CPU s per audio minute{}",
             c.name,
-            pages::pct(c.acc1),
-            pages::pct(c.acc2),
-            c.failed,
             c.cpu_s_per_audio_min
                 .map_or("unknown".into(), |x| format!("{x:.3}")),
             key(c.key.as_ref())
         )?;
     }
+    let tempo = if tempo_truth {
+        format!(
+            "{} files, Accuracy1 {}, Accuracy2 {}, {} failed",
+            summary.n,
+            pages::pct(summary.acc1),
+            pages::pct(summary.acc2),
+            summary.failed
+        )
+    } else {
+        let keyed = summary.key.as_ref().map_or(0, |k| k.score.n);
+        format!("{keyed} files with key truth, no tempo truth")
+    };
     writeln!(
         out,
-        "{}: {} files, Accuracy1 {}, Accuracy2 {}, {} failed{}; {:.2} s wall on {} workers; report: {}",
+        "{}: {tempo}{}; {:.2} s wall on {} workers; report: {}",
         label,
-        summary.n,
-        pages::pct(summary.acc1),
-        pages::pct(summary.acc2),
-        summary.failed,
         key(summary.key.as_ref().map(|k| &k.score)),
         timings.wall_s,
         timings.workers,

@@ -480,20 +480,21 @@ pub fn write_estimators(
 }
 
 /// The exit code of an evaluation that ran to its end: 130 when it was stopped; 1, with a
-/// word on stderr, when not one file of the dataset was analysed, because its accuracy
-/// and speed then measure nothing (a manifest pointing at the wrong folder, a format no
-/// decoder reads); 0 otherwise. Some failed files are part of an evaluation: they count
-/// as wrong in the report, which is written either way.
-pub fn exit_code(summary: &Summary, cancelled: bool, results: &Path) -> std::process::ExitCode {
+/// word on stderr, when not one file of the dataset was analysed (every row an error, a
+/// timeout), because its accuracy and speed then measure nothing (a manifest pointing at
+/// the wrong folder, a format no decoder reads); 0 otherwise. Some failed files are part
+/// of an evaluation: they count as wrong in the report, which is written either way. A
+/// file analysed that gave no tempo (`no_pulse`, a key-only tool) was analysed.
+pub fn exit_code(rows: &[Row], cancelled: bool, results: &Path) -> std::process::ExitCode {
     if cancelled {
         return runner::finished(true);
     }
-    if summary.n > 0 && summary.ok == 0 {
+    if !rows.is_empty() && rows.iter().all(|row| row.status != "ok") {
         eprintln!(
             "eval-cli: no file was analysed ({} of {} failed), so the report measures \
              nothing; each file's reason is in {}",
-            summary.n,
-            summary.n,
+            rows.len(),
+            rows.len(),
             results.display()
         );
         return std::process::ExitCode::from(1);

@@ -218,7 +218,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
     });
     // A signal while the other estimators ran in process: their rows say `cancelled`.
     let code = evaluation::exit_code(
-        &accuracy.summary,
+        &accuracy.rows,
         plan.opts.cancel.load(Ordering::SeqCst),
         &out_dir.join("results.csv"),
     );

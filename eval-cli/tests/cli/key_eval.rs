@@ -251,6 +251,28 @@ fn a_key_tool_run_per_file_is_scored_and_compare_carries_its_keys() {
     assert!(all_runs_identical(&compare), "{compare}");
 }
 
+/// A dataset with key truth alone, scored against a key-only tool: its headline says so
+/// (it printed "0 files, Accuracy1 0.0 %", read as a failed run), and the run, which
+/// analysed every file, exits 0.
+#[test]
+fn a_key_only_dataset_says_it_has_no_tempo_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    tracks(dir.path(), &["a.wav", "b.wav"]);
+    let manifest = dir.path().join("manifest.csv");
+    fs::write(&manifest, "file,key\na.wav,C major\nb.wav,A minor\n").unwrap();
+    let predictions = dir.path().join("predictions.csv");
+    fs::write(&predictions, "file,key\na.wav,C major\nb.wav,C major\n").unwrap();
+    let out = dir.path().join("report");
+    let run = evaluate(&manifest, &format!("csv:{}", s(&predictions)), &out);
+    assert_ok(&run, "the run");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        stdout.contains(": 2 files with key truth, no tempo truth; key weighted 0.650"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("Accuracy1"), "{stdout}");
+}
+
 #[test]
 fn a_tempo_only_dataset_keeps_its_files_and_fails_a_key_threshold() {
     let dir = tempfile::tempdir().unwrap();
