@@ -891,6 +891,21 @@ case_evaluate_nothing_analysed() {
     { echo "exit $code: $(cat err.txt)"; return 1; }
 }
 
+# `--out /dev/stdout` with stdout appended to a file (`>> log.txt`): /dev/stdout leads to
+# that regular file, and the run replaced it (the log was lost, side files beside it).
+# Refused now; `--out -` (a file named `-`) too.
+case_out_dev_stdout_appended_to_a_log() {
+  library || return 1
+  printf 'my notes\n' >log.txt
+  timeout -k 5 "$limit" "$bin" analyze lib --out /dev/stdout >>log.txt 2>err.txt
+  code=$?
+  [ "$code" -eq 2 ] && [ "$(cat log.txt)" = "my notes" ] && [ ! -e log.txt.settings.json ] ||
+    { echo "exit $code, log: $(head -c 80 log.txt): $(cat err.txt)"; return 1; }
+  timeout -k 5 "$limit" "$bin" analyze lib --out - >/dev/null 2>err.txt
+  code=$?
+  [ "$code" -eq 2 ] && [ ! -e ./- ] || { echo "--out -: exit $code: $(cat err.txt)"; return 1; }
+}
+
 # ---- stopped dataset and compare runs --------------------------------------------------
 
 # stop_once PATTERN FILE PID: waits (10 ms polls, at most 60 s) for PATTERN in FILE, the
@@ -1595,5 +1610,6 @@ run excerpts-rerun-over-a-link-or-an-unlisted-name case_excerpts_rerun_over_a_li
 run evaluate-pipes-and-devices-as-dataset-files case_evaluate_pipes_and_devices_as_dataset_files
 run serve-job-that-can-never-fit case_serve_job_that_can_never_fit
 run evaluate-nothing-analysed case_evaluate_nothing_analysed
+run out-dev-stdout-appended-to-a-log case_out_dev_stdout_appended_to_a_log
 printf '\n%d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]

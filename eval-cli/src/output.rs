@@ -15,7 +15,9 @@
 //! - **Symlinks:** a symlink to a regular file is followed: its target is what is written
 //!   (replaced in the target's folder), its side files and lock sit beside the target, and
 //!   the link stays a link. A symlink to anything else (a device, a pipe such as
-//!   `/proc/self/fd/1`, a folder) or to nothing is refused.
+//!   `/proc/self/fd/1`, a folder) or to nothing is refused, and so is a path that names
+//!   or leads through a link to an open file of a process (`/dev/stdout`, `/dev/fd/N`,
+//!   `/proc/...`: with stdout sent to a file, the run replaced that file) and `-`.
 //! - **Atomic replacement:** a file is written to a temporary file in its destination's
 //!   folder, synced, then renamed over the destination ([`replace`]); on any error (a
 //!   failed write, a full disk) the temporary is removed and the destination keeps its old
@@ -55,6 +57,12 @@ pub enum Refusal {
     LinkToNotRegular(FileKind),
     /// It is a symlink to nothing.
     DanglingLink,
+    /// It names one of this process's open files (`/dev/stdout`, `/proc/self/fd/1`), or
+    /// leads there through a link: replacing it would replace whatever file the shell
+    /// opened there (`>> log.txt` lost the log).
+    Descriptor,
+    /// It is `-`, which many tools read as stdout; here it would be a file named `-`.
+    Dash,
 }
 
 /// What a path holds, for error messages.
@@ -123,6 +131,14 @@ impl fmt::Display for Refusal {
             Refusal::NotRegular(kind) => write!(f, "it is {kind}"),
             Refusal::LinkToNotRegular(kind) => write!(f, "it is a symlink to {kind}"),
             Refusal::DanglingLink => f.write_str("it is a symlink to a file that does not exist"),
+            Refusal::Descriptor => f.write_str(
+                "it names an open file of this process (/dev/stdout, /dev/fd/N, /proc/*/fd/N), \
+                 which would be replaced, not appended to; leave the output flag out to \
+                 write to stdout",
+            ),
+            Refusal::Dash => f.write_str(
+                "`-` would be a file named `-`; leave the output flag out to write to stdout",
+            ),
         }
     }
 }
@@ -166,6 +182,39 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> OutputError + '_ {
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// Whether `path`, or a link on the way from it (up to 40, the kernel's own limit), names
+/// an open file of a process rather than a file: `/dev/stdin`, `/dev/stdout`, `/dev/stderr`,
+/// `/dev/fd/...` or anything under `/proc`. Following `/dev/stdout` leads to the file
+/// the shell opened (`>> log.txt`), which is regular, so the other rules let it through.
+fn reaches_a_descriptor(path: &Path) -> bool {
+    let names_one = |p: &Path| {
+        p.starts_with("/proc")
+            || p.starts_with("/dev/fd")
+            || ["/dev/stdin", "/dev/stdout", "/dev/stderr"]
+                .iter()
+                .any(|d| p == Path::new(d))
+    };
+    let mut hop = match std::path::absolute(path) {
+        Ok(p) => p,
+        Err(_) => return false,
+    };
+    for _ in 0..40 {
+        if names_one(&hop) {
+            return true;
+        }
+        match fs::read_link(&hop) {
+            Ok(target) => {
+                hop = match hop.parent() {
+                    Some(parent) => parent.join(target),
+                    None => target,
+                }
+            }
+            Err(_) => return false,
+        }
+    }
+    false
 }
 
 /// The files a run reads, by identity, so that no output replaces one of them.
@@ -225,6 +274,12 @@ impl Destination {
             path: path.to_path_buf(),
             reason,
         };
+        if path.as_os_str() == "-" {
+            return Err(refuse(Refusal::Dash));
+        }
+        if reaches_a_descriptor(path) {
+            return Err(refuse(Refusal::Descriptor));
+        }
         let own = match fs::symlink_metadata(path) {
             Ok(meta) => meta,
             Err(err) if err.kind() == io::ErrorKind::NotFound => {

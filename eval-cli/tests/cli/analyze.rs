@@ -501,8 +501,9 @@ fn out_naming_an_input_is_refused_and_the_input_is_intact() {
     assert_eq!(names_in(&lib), ["song.wav"]);
 }
 
-/// `--out` never opens a device, a FIFO, a folder or a symlink to one (`/proc/self/fd/1`
-/// is a link to this process's stdout, a pipe here): refused before anything is written.
+/// `--out` never opens a device, a FIFO, a folder or a symlink to one, nor an open file
+/// of the process (`/proc/self/fd/1`, `/dev/stdout`), nor `-`: refused before anything is
+/// written.
 #[cfg(unix)]
 #[test]
 fn out_that_is_not_a_regular_file_is_refused() {
@@ -520,12 +521,27 @@ fn out_that_is_not_a_regular_file_is_refused() {
         (Path::new("/dev/null"), "a character device"),
         (&to_null, "a symlink to a character device"),
         (&fifo, "a FIFO"),
-        (&to_stdout, "a symlink to a FIFO"),
-        (Path::new("/proc/self/fd/1"), "a symlink to a FIFO"),
+        (&to_stdout, "an open file of this process"),
+        (Path::new("/proc/self/fd/1"), "an open file of this process"),
+        (Path::new("/dev/stdout"), "an open file of this process"),
+        (Path::new("-"), "a file named `-`"),
         (&folder, "a directory"),
     ] {
         assert_out_refused(&song, out, reason);
     }
+    // With stdout sent to a file (`--out /dev/stdout >> log.txt`), `/dev/stdout` leads to
+    // that regular file: the run replaced it, and the log was lost. Refused, the log kept.
+    let log = dir.path().join("log.txt");
+    fs::write(&log, "my notes\n").unwrap();
+    let result = eval_cli_process()
+        .args(["analyze", "--out", "/dev/stdout"])
+        .arg(&song)
+        .stdout(fs::OpenOptions::new().append(true).open(&log).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(result.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&result.stderr).contains("an open file of this process"));
+    assert_eq!(fs::read_to_string(&log).unwrap(), "my notes\n");
     assert!(
         fs::metadata("/dev/null")
             .unwrap()
@@ -539,6 +555,7 @@ fn out_that_is_not_a_regular_file_is_refused() {
         [
             "fifo.csv",
             "folder.csv",
+            "log.txt",
             "null.csv",
             "song.wav",
             "stdout.csv"
