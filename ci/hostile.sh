@@ -906,6 +906,22 @@ case_out_dev_stdout_appended_to_a_log() {
   [ "$code" -eq 2 ] && [ ! -e ./- ] || { echo "--out -: exit $code: $(cat err.txt)"; return 1; }
 }
 
+# `--resume` with another input list dropped the rows of every file not named this time
+# (exit 0); a CRLF copy of the file was read as one cut row and started afresh. Both are
+# refused now, the file kept.
+case_resume_with_other_inputs_or_crlf() {
+  library || return 1
+  analyze lib --out all.csv >/dev/null 2>err.txt; [ "$code" -eq 0 ] || { echo "first run: $code"; return 1; }
+  local before; before=$(sha all.csv)
+  analyze lib/song.wav --out all.csv --resume >/dev/null 2>err.txt
+  [ "$code" -eq 2 ] && [ "$(sha all.csv)" = "$before" ] && grep -q 'does not list' err.txt ||
+    { echo "one file of two: exit $code: $(cat err.txt)"; return 1; }
+  sed -i 's/$/\r/' all.csv; before=$(sha all.csv)
+  analyze lib --out all.csv --resume >/dev/null 2>err.txt
+  [ "$code" -eq 2 ] && [ "$(sha all.csv)" = "$before" ] && grep -q 'CRLF' err.txt ||
+    { echo "CRLF: exit $code: $(cat err.txt)"; return 1; }
+}
+
 # ---- stopped dataset and compare runs --------------------------------------------------
 
 # stop_once PATTERN FILE PID: waits (10 ms polls, at most 60 s) for PATTERN in FILE, the
@@ -1611,5 +1627,6 @@ run evaluate-pipes-and-devices-as-dataset-files case_evaluate_pipes_and_devices_
 run serve-job-that-can-never-fit case_serve_job_that_can_never_fit
 run evaluate-nothing-analysed case_evaluate_nothing_analysed
 run out-dev-stdout-appended-to-a-log case_out_dev_stdout_appended_to_a_log
+run resume-with-other-inputs-or-crlf case_resume_with_other_inputs_or_crlf
 printf '\n%d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]

@@ -491,6 +491,54 @@ impl Job for Measure<'_> {
     }
 }
 
+/// Refuses to resume a file holding rows of files this run does not list but that still
+/// exist: the rewrite in input order would drop them (a resume meant to add a folder, or
+/// the same folder spelled `$PWD/lib` instead of `lib`, lost every earlier row). Rows of
+/// files that no longer exist are dropped, said on stderr; a folder's row (one that could
+/// not be walked) is made again by this run's walk.
+fn check_resumed_files(
+    done: &HashMap<PathBuf, (AnalyzeRecord, runner::ResumedRow)>,
+    files: &[PathBuf],
+    shown: &str,
+) -> anyhow::Result<()> {
+    let listed: std::collections::HashSet<&PathBuf> = files.iter().collect();
+    let (mut gone, mut unlisted) = (Vec::new(), Vec::new());
+    for (file, (record, _)) in done {
+        if listed.contains(file) {
+            continue;
+        }
+        match std::fs::symlink_metadata(file) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => gone.push(&record.path),
+            Ok(meta) if meta.is_dir() => {}
+            _ => unlisted.push(&record.path),
+        }
+    }
+    unlisted.sort();
+    if let Some(first) = unlisted.first() {
+        anyhow::bail!(
+            "cannot resume {shown}: it holds rows of {} file{} this run does not list (the \
+             first: {first}), which finishing would drop; give the same files and folders, \
+             spelled as before (paths are matched as written), or write to another --out",
+            unlisted.len(),
+            if unlisted.len() == 1 { "" } else { "s" },
+        );
+    }
+    gone.sort();
+    if let Some(first) = gone.first() {
+        eprintln!(
+            "eval-cli: {shown}: dropping the rows of {} that no longer exist{} (the first: \
+             {first})",
+            if gone.len() == 1 {
+                "1 file".to_string()
+            } else {
+                format!("{} files", gone.len())
+            },
+            if gone.len() == 1 { "s" } else { "" },
+        );
+    }
+    Ok(())
+}
+
 /// Where rows go.
 enum Output {
     /// Appended to a file as they finish, rewritten in input order at the end; `done`
@@ -546,6 +594,7 @@ impl Output {
                 .map_err(|e| unresumable(format!("row {number}: {e}")))?;
             done.insert(parse_path_cell(&record.path), (record, row));
         }
+        check_resumed_files(&done, files, &shown.to_string())?;
         // A resumed row of a file that is not known to be as it was when the row was made
         // (written to or replaced since, never logged, or written within a timestamp tick
         // of the moment its identity was taken) is dropped: the file is analysed again.

@@ -163,6 +163,14 @@ fn whole_rows(bytes: &[u8], header: &[u8]) -> anyhow::Result<(usize, Vec<Resumed
         }
         let end = usize::try_from(reader.position().byte())?;
         let line = &bytes[start..end];
+        // The reader ends a record at the `\r` of `\r\n`, so a file whose lines end in CRLF
+        // (saved by a Windows editor) read as one cut row and was silently started afresh.
+        if line.ends_with(b"\r") && bytes.get(end) == Some(&b'\n') {
+            bail!(
+                "its lines end in CRLF (\\r\\n), as some editors save them; this tool reads \
+                 the LF lines it writes: convert the file back (sed -i 's/\\r$//' FILE)"
+            );
+        }
         if !line.ends_with(b"\n") || !closes_its_quotes(line) {
             break; // cut short by a kill: dropped, and trimmed from the file
         }
@@ -236,6 +244,24 @@ mod tests {
             std::fs::write(&path, &bytes).unwrap();
             assert!(read_rows(&path, HEADER).is_err(), "a cut file is not whole");
         }
+    }
+
+    /// CRLF lines (the header's, or only the rows') are refused, naming the cause, and the
+    /// file keeps its bytes; they were read as a cut row and the file started afresh.
+    #[test]
+    fn crlf_lines_are_refused_and_the_file_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.csv");
+        for bytes in [&b"path,n\r\na,1\r\n"[..], b"path,n\na,1\r\nb,2\r\n"] {
+            std::fs::write(&path, bytes).unwrap();
+            let err = format!("{:#}", RowLog::resume(&path, HEADER).unwrap_err());
+            assert!(err.contains("CRLF"), "{err}");
+            assert!(format!("{:#}", read_rows(&path, HEADER).unwrap_err()).contains("CRLF"));
+            assert_eq!(std::fs::read(&path).unwrap(), bytes);
+        }
+        // A name holding CR LF inside quotes is a name, not a line end.
+        std::fs::write(&path, b"path,n\n\"a\r\nb\",1\n").unwrap();
+        assert_eq!(read_rows(&path, HEADER).unwrap()[0].fields, ["a\r\nb", "1"]);
     }
 
     #[test]

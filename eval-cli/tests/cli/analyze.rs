@@ -772,6 +772,68 @@ fn resume_with_other_settings_is_refused() {
     assert!(stderr.contains("out.csv.settings.json"), "{stderr}");
 }
 
+/// `--resume` with another input list, or the same folder spelled otherwise, is refused
+/// and the file kept: finishing would have dropped the rows of the files not listed (3 of
+/// 4 rows vanished, exit 0). The rows of files that no longer exist are dropped, said on
+/// stderr. A file whose lines end in CRLF is refused naming the cause (it was read as a
+/// cut row and started afresh).
+#[test]
+fn resume_refuses_rows_it_would_drop_and_crlf_lines() {
+    let (dir, lib, out) = click_library(&[(os("a-150.wav"), 150.0), (os("b-100.wav"), 100.0)]);
+    let args = [lib.as_os_str(), os("--out"), out.as_os_str()];
+    let complete = analyze_to(&args, &out);
+    let refused = |inputs: &[&OsStr], says: &str| {
+        let mut args = inputs.to_vec();
+        args.extend([os("--out"), out.as_os_str(), os("--resume")]);
+        let result = analyze(&args);
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert_eq!(result.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+        assert_eq!(fs::read(&out).unwrap(), complete);
+    };
+    let one = lib.join("a-150.wav");
+    refused(&[one.as_os_str()], "rows of 1 file this run does not list");
+    #[cfg(unix)]
+    {
+        let spelled = dir.path().join("link");
+        std::os::unix::fs::symlink(&lib, &spelled).unwrap();
+        refused(
+            &[spelled.as_os_str()],
+            "rows of 2 files this run does not list",
+        );
+    }
+
+    fs::remove_file(lib.join("b-100.wav")).unwrap();
+    let result = analyze(&[
+        lib.as_os_str(),
+        os("--out"),
+        out.as_os_str(),
+        os("--resume"),
+    ]);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(result.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("dropping the rows of 1 file that no longer exists"),
+        "{stderr}"
+    );
+    assert_eq!(fs::read(&out).unwrap(), first_rows(&complete, 1));
+
+    let crlf: Vec<u8> = String::from_utf8(fs::read(&out).unwrap())
+        .unwrap()
+        .replace('\n', "\r\n")
+        .into_bytes();
+    fs::write(&out, &crlf).unwrap();
+    let result = analyze(&[
+        lib.as_os_str(),
+        os("--out"),
+        out.as_os_str(),
+        os("--resume"),
+    ]);
+    assert_eq!(result.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&result.stderr).contains("CRLF"));
+    assert_eq!(fs::read(&out).unwrap(), crlf);
+}
+
 /// A run killed while its last row was being written, just after a newline inside a
 /// quoted name, resumes: the cut row is dropped and analysed again.
 #[cfg(unix)]
