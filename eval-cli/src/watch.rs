@@ -467,18 +467,24 @@ impl<'a> Session<'a> {
             .and_then(|()| out.flush())
             .stdout_context(STDOUT_FAILED)?;
         self.printed.note(&result.path, read_as.as_ref());
-        if let (Some(options), Some(values), Some(analysed)) =
-            (&self.plan.tagging, TagValues::of_record(&record), before)
-        {
-            self.tag(&result.path, &analysed, &values, options);
+        if let (Some(options), Some(values), Some(analysed), Some(value)) = (
+            &self.plan.tagging,
+            TagValues::of_record(&record),
+            before,
+            result.value.as_ref(),
+        ) {
+            self.tag(&result.path, &analysed, value, &values, options);
         }
         Ok(true)
     }
 
+    /// Tags the file at `path`, read as `analysed` into `row`; the tagged file is noted as
+    /// printed and its row kept in the cache under its new bytes (tags change no audio).
     fn tag(
         &mut self,
         path: &Path,
         analysed: &FileIdentity,
+        row: &Analyzed,
         values: &TagValues,
         options: &TagOptions,
     ) {
@@ -488,6 +494,7 @@ impl<'a> Session<'a> {
                 if let Ok(tagged) = FileIdentity::of_path(path) {
                     self.printed.note(path, Some(&tagged));
                 }
+                self.job().keep_row_for_retagged(path, row);
             }
             Ok(_) => {}
             Err(why) => eprintln!("eval-cli: not tagged: {}: {why}", path.display()),

@@ -117,6 +117,15 @@ fn fresh_record(analysis: &Analysis) -> AnalyzeRecord {
     AnalyzeRecord::new(Path::new(""), Status::Ok, Some(analysis), None)
 }
 
+/// What the cache keeps of an outcome: an `ok` row, or a failure that depends on the
+/// content alone with its row ([`Stored::failure`]).
+fn stored_of(analyzed: &Analyzed) -> Option<Stored> {
+    match &analyzed.failure {
+        None => Some(Stored::Row(analyzed.record.clone())),
+        Some(err) => Stored::failure(err, analyzed.record.clone()),
+    }
+}
+
 /// The row of a failure without an analysis, path left empty, as a run without a cache
 /// writes it.
 fn failed_record(err: &Error) -> AnalyzeRecord {
@@ -192,6 +201,35 @@ impl<'a, J: Job<Output = Analysis>> CachedAnalyzer<'a, J> {
         cache
             .lookup_unread(&key, &self.limits)
             .and_then(Stored::outcome)
+    }
+
+    /// Stores `analyzed`, the row of `path` as it was read, under the file's bytes as they
+    /// are now, and records its identity: for a file whose tags alone were rewritten since
+    /// (`watch --write-tags`), so its audio and its row are the same. Without it the next
+    /// run, or a restarted `watch`, hashed the tagged file, missed, and analysed it again.
+    /// Nothing is kept when the file changes while it is hashed.
+    pub fn keep_row_for_retagged(&self, path: &Path, analyzed: &Analyzed) {
+        let Some(cache) = self.cache else {
+            return;
+        };
+        let at = (self.clock)();
+        let Ok((key, before)) = self.hasher.hash(path, self.settings, &StopSignal::never()) else {
+            return;
+        };
+        if FileIdentity::of_path(path).ok() != Some(before) {
+            return;
+        }
+        if let Some(path_key) = path_key(path) {
+            let now = Recorded {
+                identity: before,
+                content: key.content(),
+                at,
+            };
+            cache.record(path_key, &now);
+        }
+        if let Some(stored) = stored_of(analyzed) {
+            cache.store(&key, &stored);
+        }
     }
 
     fn analyze(&self, path: &Path, stop: &StopSignal) -> Result<Analyzed, Error> {
@@ -290,10 +328,7 @@ impl<J: Job<Output = Analysis>> Job for CachedAnalyzer<'_, J> {
         }
         remember();
         let stored = match &result {
-            Ok(analyzed) => match &analyzed.failure {
-                None => Some(Stored::Row(analyzed.record.clone())),
-                Some(err) => Stored::failure(err, analyzed.record.clone()),
-            },
+            Ok(analyzed) => stored_of(analyzed),
             Err(err) => Stored::failure(err, failed_record(err)),
         };
         if let Some(stored) = stored {

@@ -226,7 +226,7 @@ fn a_file_is_read_once_written_whole_and_one_moved_in_at_once() {
 }
 
 #[test]
-fn write_tags_tags_a_file_once_and_its_own_rename_is_not_read_again() {
+fn write_tags_tags_a_file_once_its_own_rename_is_not_read_again_and_the_cache_knows_it() {
     let dir = tempfile::tempdir().unwrap();
     let lib = dir.path().join("lib");
     fs::create_dir(&lib).unwrap();
@@ -245,6 +245,17 @@ fn write_tags_tags_a_file_once_and_its_own_rename_is_not_read_again() {
         has("BPM=120.00") || has("BPM=119.") || has("BPM=120."),
         "no BPM comment"
     );
+    // The row is kept under the tagged bytes too (tags change no audio): the next run
+    // serves it from the cache (it analysed every tagged file again).
+    let out = eval_cli()
+        .args(["analyze", "--progress", "off"])
+        .arg(&lib)
+        .arg("--cache")
+        .arg(&cache)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("1 of 1 rows from the cache"), "{stderr}");
 }
 
 /// A watched folder moved away (or deleted) cannot be followed: its events would name
