@@ -57,8 +57,13 @@ pub fn inside(roots: &[PathBuf], path: &Path) -> bool {
 /// first root that has it. No answer tells what exists outside the roots: `..` is refused
 /// outright, and a path that leads out through a link gets the same answer whether the
 /// place it leads to exists or not (and that place is never named).
+///
+/// `raw` is read as a row's `path` cell ([`crate::path_cell`]: `\xNN` a byte that is not
+/// UTF-8, `\\` a backslash where one could start an escape), so the path a row gives can be
+/// sent back as it is; JSON text cannot carry such a name otherwise.
 pub fn confine(roots: &[PathBuf], raw: &str) -> Result<PathBuf, Refused> {
-    let path = Path::new(raw);
+    let decoded = crate::path_cell::parse_path_cell(raw);
+    let path = decoded.as_path();
     if raw.is_empty() {
         return Err(Refused::Empty);
     }

@@ -98,6 +98,23 @@ mod tests {
         assert!(!to_file.1.contains("secret"), "{}", to_file.1);
     }
 
+    /// The `path` cell a row gives is accepted back as a job's path, also for names that
+    /// are not UTF-8 (`\xE9`) or hold backslashes: they were 404.
+    #[cfg(unix)]
+    #[test]
+    fn a_rows_path_cell_is_accepted_back() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let roots = [root.clone()];
+        for name in [&b"lat\xE9.wav"[..], b"back\\\\slash.wav", b"lit\\xE9.wav"] {
+            let file = root.join(std::ffi::OsStr::from_bytes(name));
+            std::fs::write(&file, b"").unwrap();
+            let cell = crate::path_cell::path_cell(&file);
+            assert_eq!(confine(&roots, &cell).ok(), Some(file.clone()), "{cell}");
+        }
+    }
+
     #[test]
     fn a_walked_link_out_is_named_as_found_whether_its_target_exists() {
         let dir = tempfile::tempdir().unwrap();
