@@ -598,11 +598,14 @@ fn external_estimators_sit_beside_ours_and_fail_per_file() {
 fn a_program_past_its_time_limit_is_killed_and_its_rows_say_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    evaluate_small(&out)
+    let run = evaluate_small(&out)
         .args(["--workers", "2", "--timeout", "0.000000001"])
         .args(["--estimator", "cmd:sleep 3600"])
-        .assert()
-        .success();
+        .output()
+        .unwrap();
+    // Every file timed out: the report is written, and it measured nothing.
+    assert_eq!(run.status.code(), Some(1));
+    assert!(stderr_of(&run).contains("no file was analysed (4 of 4 failed)"));
     let rows = fs::read_to_string(out.join("results.csv")).unwrap();
     assert_eq!(rows.lines().count(), 5, "{rows}");
     assert!(
