@@ -140,28 +140,21 @@ pub fn evaluate_dataset(
     let header = report::results_header(with_key)?;
     let mut log = rows_to.map(|p| RowLog::create(p, &header)).transpose()?;
     let mut write_error: Option<anyhow::Error> = None;
-    let summary = runner::run(
-        &paths,
-        opts,
-        estimator,
-        |_| Shown::default(),
-        |result| {
-            let Some(log) = log.as_mut().filter(|_| write_error.is_none()) else {
-                return;
-            };
-            let row = score(
-                &ds.items[result.index],
-                Some(result),
-                known_audio(result.index),
-            );
-            let written =
-                report::results_line(&row, with_key).and_then(|line| Ok(log.append(&line)?));
-            if let Err(err) = written {
-                write_error = Some(err);
-                opts.cancel.store(true, Ordering::SeqCst);
-            }
-        },
-    );
+    let summary = runner::run(&paths, opts, estimator, shown, |result| {
+        let Some(log) = log.as_mut().filter(|_| write_error.is_none()) else {
+            return;
+        };
+        let row = score(
+            &ds.items[result.index],
+            Some(result),
+            known_audio(result.index),
+        );
+        let written = report::results_line(&row, with_key).and_then(|line| Ok(log.append(&line)?));
+        if let Err(err) = written {
+            write_error = Some(err);
+            opts.cancel.store(true, Ordering::SeqCst);
+        }
+    });
     if let Some(err) = write_error {
         return Err(err).context("cannot write results.csv");
     }
@@ -186,6 +179,18 @@ pub fn evaluate_dataset(
         workers: summary.workers,
         cancelled: summary.cancelled,
     })
+}
+
+/// What a `file` event of `--progress jsonl` shows of an estimate (ours, or whatever an
+/// external tool gave): rounded as `analyze`'s row cells are, which its events show, so
+/// that the same file reads the same in both commands' events.
+fn shown(estimate: &Estimate) -> Shown {
+    let rounded = |value: f64, places: usize| format!("{value:.places$}").parse().ok();
+    Shown {
+        bpm: estimate.bpm.and_then(|bpm| rounded(bpm, 3)),
+        key: estimate.key.map(|key| key.to_string()),
+        loudness_lufs: estimate.loudness_lufs.and_then(|lufs| rounded(lufs, 2)),
+    }
 }
 
 /// The row of one dataset item: its result scored against the truth, or a `cancelled` row

@@ -505,6 +505,7 @@ fn rows_of(ds: &Dataset, child: &ChildReport) -> Vec<Row> {
                 confidence: f.confidence,
                 audio_s: None,
                 cpu_s: f.cpu_s,
+                loudness_lufs: None,
             };
             let answer = Answer {
                 status,

@@ -126,6 +126,7 @@ pub(super) fn run_command(
         confidence: None,
         audio_s: None,
         cpu_s,
+        loudness_lufs: None,
     })
 }
 

@@ -76,6 +76,9 @@ pub struct Estimate {
     pub audio_s: Option<f64>,
     /// CPU seconds (user + system) spent on this file, when known.
     pub cpu_s: Option<f64>,
+    /// Integrated loudness, LUFS: ours with `loudness` among its descriptors, for audio
+    /// that is not silence; only the `--progress jsonl` events show it.
+    pub loudness_lufs: Option<f64>,
 }
 
 /// A ready-to-run estimator, shared read-only by the workers.
@@ -188,6 +191,7 @@ impl Estimator {
                     confidence: tempo.as_ref().map(|t| t.confidence),
                     audio_s: Some(a.audio.duration_s),
                     cpu_s,
+                    loudness_lufs: a.loudness.as_ref().and_then(|l| l.integrated_lufs),
                 })
             }
             Estimator::Cmd { words, .. } => run_command(words, path, stop),
@@ -200,6 +204,7 @@ impl Estimator {
                     confidence: None,
                     audio_s: None,
                     cpu_s: None,
+                    loudness_lufs: None,
                 }),
                 None => Err(Error::new(
                     ErrorKind::External,

@@ -730,6 +730,88 @@ fn a_file_named_like_an_option_reaches_the_tool_as_a_file() {
     );
 }
 
+/// `--progress jsonl`: each `file` event shows the estimate as `analyze`'s events show a
+/// row (ours: its tempo, key and loudness, the same numbers; a `csv:` tool: what it gave,
+/// no loudness), and null for a file that failed. All three were always null.
+#[test]
+fn jsonl_file_events_carry_the_estimate() {
+    let (dir, set) = synth_folder(1);
+    let manifest = set.join("manifest.csv");
+    let listed = fs::read_to_string(&manifest).unwrap();
+    let song = listed.lines().nth(1).unwrap().split(',').next().unwrap();
+    // Every column but `bpm` empty: 8 in all.
+    fs::write(&manifest, format!("{listed}gone.wav,120,,,,,,\n")).unwrap();
+    let predictions = dir.path().join("p.csv");
+    fs::write(
+        &predictions,
+        format!("file,bpm,key\n{song},123.4567,A minor\n"),
+    )
+    .unwrap();
+    let run = eval_cli()
+        .args([
+            "evaluate",
+            "--progress",
+            "jsonl",
+            "--workers",
+            "1",
+            "--dataset",
+        ])
+        .arg(&manifest)
+        .args(["--descriptors", "tempo,key,loudness", "--out-dir"])
+        .arg(dir.path().join("out"))
+        .args(["--estimator", "ours", "--estimator"])
+        .arg(format!("csv:{}", predictions.display()))
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr_of(&run));
+    let file_events = |stderr: &[u8]| -> Vec<serde_json::Value> {
+        String::from_utf8_lossy(stderr)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["event"] == "file")
+            .collect()
+    };
+    let events = file_events(&run.stderr);
+    assert_eq!(events.len(), 4, "{}", stderr_of(&run));
+    let shown = |e: &serde_json::Value| {
+        [
+            e["bpm"].clone(),
+            e["key"].clone(),
+            e["loudness_lufs"].clone(),
+        ]
+    };
+    let (ours, theirs) = events.split_at(2);
+    let of = |events: &[serde_json::Value], name: &str| {
+        events
+            .iter()
+            .find(|e| e["path"].as_str().unwrap().ends_with(name))
+            .map(shown)
+            .unwrap()
+    };
+
+    let analyzed = crate::util::analyze(
+        &["--descriptors", "tempo,key,loudness", "--progress", "jsonl"],
+        &[&set.join(song)],
+    );
+    let want = shown(&file_events(&analyzed.stderr)[0]);
+    assert!(
+        want[0].is_f64() && want[1].is_string() && want[2].is_f64(),
+        "{want:?}"
+    );
+    assert_eq!(of(ours, song), want);
+    assert_eq!(
+        of(theirs, song),
+        [
+            serde_json::json!(123.457),
+            serde_json::json!("A minor"),
+            serde_json::Value::Null
+        ]
+    );
+    for failed in [of(ours, "gone.wav"), of(theirs, "gone.wav")] {
+        assert!(failed.iter().all(serde_json::Value::is_null), "{failed:?}");
+    }
+}
+
 /// Every line of a results.csv after its header, as cells.
 fn result_rows(path: &Path) -> Vec<Vec<String>> {
     csv::Reader::from_path(path)
