@@ -21,8 +21,9 @@
 //!   `--timeout` (the child and its process group are killed) is a failed row with the
 //!   reason;
 //! - `csv:FILE`: predictions made elsewhere, a CSV with a `file` column and a `bpm` or
-//!   `key` column (or both), matched to the dataset by the manifest's file name (or,
-//!   failing that, by the base name when it is unique). A file without a prediction is a
+//!   `key` column (or both), matched to the dataset by the manifest's file name (the
+//!   `file` cell exactly, spaces included, as in a manifest; other cells are trimmed) or,
+//!   failing that, by the base name when it is unique. A file without a prediction is a
 //!   failed row; an empty cell is no prediction of that kind; a `bpm` cell that is not a
 //!   positive finite number, a `key` cell that is not a key, or a file listed twice is an
 //!   error naming the predictions file and row, and so is a predictions path that cannot
@@ -278,7 +279,8 @@ fn read_predictions(path: &Path, ds: &Dataset) -> anyhow::Result<BTreeMap<PathBu
         let at = || format!("predictions {} row {row}", path.display());
         let record = record.with_context(at)?;
         let cell = |col: Option<usize>| col.and_then(|c| record.get(c)).unwrap_or("").trim();
-        let file = cell(Some(file_col)).to_string();
+        // The name exactly, as the manifest's (` a.wav` is not `a.wav`); other cells trimmed.
+        let file = record.get(file_col).unwrap_or("").to_string();
         let same: PathBuf = Path::new(&file)
             .components()
             .filter(|c| *c != std::path::Component::CurDir)

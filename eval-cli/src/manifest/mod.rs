@@ -2,7 +2,8 @@
 //!
 //! Three forms are accepted, so that common public sets work as downloaded:
 //! - a manifest CSV with a header, a `file` column and at least one truth column, `bpm`
-//!   or `key` (`file` relative to the manifest's folder; every other column is kept as
+//!   or `key` (`file` relative to the manifest's folder, its cell the name exactly, spaces
+//!   included, while the header and other cells are trimmed; every other column is kept as
 //!   metadata, e.g. `source`, `genre`). An empty truth cell means no truth of that kind
 //!   for that file; a row with no truth at all, a `bpm` that is not a positive number (up
 //!   to 1000), a `key` that is not a key (`C# minor`, `Dbm`, `12A`, `C:min`...) or a file
@@ -129,8 +130,11 @@ pub fn load(spec: &str, synth: SynthParams) -> anyhow::Result<Dataset> {
 pub fn read_manifest(path: &Path) -> anyhow::Result<Dataset> {
     let bytes = read_regular(path, MAX_TABLE_BYTES, "manifest ")?;
     let root = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    // The header and the other cells are trimmed (`file, bpm`, ` 120`), never `file`: its
+    // cell is the name exactly, quoted or not, as a folder scan keeps it (` a.wav` and
+    // `a.wav` are two files, and trimming scored the wrong one).
     let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
+        .trim(csv::Trim::Headers)
         .from_reader(bytes.as_slice());
     let headers = reader
         .headers()
@@ -202,7 +206,7 @@ pub fn read_manifest(path: &Path) -> anyhow::Result<Dataset> {
             }
             seen_files.insert(id, (line, file.clone()));
         }
-        let cell = |col: Option<usize>| col.and_then(|c| record.get(c)).unwrap_or("");
+        let cell = |col: Option<usize>| col.and_then(|c| record.get(c)).unwrap_or("").trim();
         let bpm = truth_bpm(cell(bpm_col)).with_context(at)?;
         let key = truth_key(cell(key_col)).with_context(at)?;
         if bpm.is_none() && key.is_none() {
@@ -213,7 +217,7 @@ pub fn read_manifest(path: &Path) -> anyhow::Result<Dataset> {
             .zip(record.iter())
             .enumerate()
             .filter(|&(i, _)| is_meta(i))
-            .map(|(_, (h, v))| (h.to_string(), v.to_string()))
+            .map(|(_, (h, v))| (h.to_string(), v.trim().to_string()))
             .collect();
         items.push(Item {
             path: root.join(&file),
@@ -366,6 +370,29 @@ mod tests {
         assert_eq!(ds.items[1].key, None);
         assert_eq!(ds.items[1].meta["genre"], "jazz");
         assert_eq!(ds.items[1].meta["source"], "own");
+    }
+
+    /// The `file` cell is the name exactly, quoted or not (` a.wav` was read as `a.wav`,
+    /// another file); the header and the other cells are trimmed as before.
+    #[test]
+    fn a_file_cell_keeps_its_spaces_and_other_cells_are_trimmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path().join("spaces.csv");
+        fs::write(
+            &m,
+            "file , bpm, key ,genre\n\" a.wav\", 120 ,A minor, rock \n\
+             a.wav ,90,,jazz\na.wav,100, Dbm,\n\"  \",80,,\n",
+        )
+        .unwrap();
+        let ds = read_manifest(&m).unwrap();
+        let files: Vec<&str> = ds.items.iter().map(|i| i.file.as_str()).collect();
+        assert_eq!(files, [" a.wav", "a.wav ", "a.wav", "  "]);
+        assert_eq!(ds.items[0].path, dir.path().join(" a.wav"));
+        let bpms: Vec<Option<f64>> = ds.items.iter().map(|i| i.bpm).collect();
+        assert_eq!(bpms, [Some(120.0), Some(90.0), Some(100.0), Some(80.0)]);
+        assert_eq!(ds.items[2].key.unwrap().to_string(), "C# minor");
+        assert_eq!(ds.meta_columns, ["genre"]);
+        assert_eq!(ds.items[0].meta["genre"], "rock");
     }
 
     #[test]

@@ -730,6 +730,72 @@ fn a_file_named_like_an_option_reaches_the_tool_as_a_file() {
     );
 }
 
+/// A `file` cell is the name exactly, spaces and all, quoted or not, as a folder scan keeps
+/// it; the header and the other cells are trimmed (`file, bpm`, ` 100`). ` lead.wav` was
+/// read as `lead.wav`, another file, scored in its place (or, listed too, "listed again"),
+/// and `trail.wav ` as `trail.wav`, no such file: in a manifest, in `csv:` predictions and
+/// in `dataset excerpts --from`, whose own manifest then reads back its ` lead__8s_o0.wav`.
+#[test]
+fn a_file_cell_is_the_name_with_its_spaces() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = dir.path().join("ds");
+    fs::create_dir(&ds).unwrap();
+    click_wav(&ds.join(" lead.wav"), 100.0, 10.0);
+    click_wav(&ds.join("trail.wav "), 100.0, 6.0);
+    click_wav(&ds.join("lead.wav"), 140.0, 6.0);
+    let manifest = ds.join("manifest.csv");
+    fs::write(
+        &manifest,
+        "file, bpm\n\" lead.wav\", 100\ntrail.wav ,100\nlead.wav,140\n",
+    )
+    .unwrap();
+    let names = [" lead.wav", "trail.wav ", "lead.wav"];
+    let ours = evaluate_rows(&manifest, "ours", &dir.path().join("ours"));
+    for (row, name) in ours.iter().zip(names) {
+        let (truth, est): (f64, f64) = (row[1].parse().unwrap(), row[2].parse().unwrap());
+        assert!(
+            row[0] == name && row[3] == "ok" && (est - truth).abs() < 0.04 * truth,
+            "{ours:?}"
+        );
+    }
+    assert_eq!(ours.len(), 3);
+
+    let predictions = dir.path().join("p.csv");
+    fs::write(
+        &predictions,
+        "file,bpm\n\" lead.wav\",101\nlead.wav, 141\n\"trail.wav \",99\n",
+    )
+    .unwrap();
+    let estimator = format!("csv:{}", predictions.display());
+    let scored = evaluate_rows(&manifest, &estimator, &dir.path().join("csv"));
+    let got: Vec<[&str; 2]> = scored.iter().map(|r| [&*r[0], &*r[2]]).collect();
+    assert_eq!(
+        got,
+        [
+            [" lead.wav", "101.00"],
+            ["trail.wav ", "99.00"],
+            ["lead.wav", "141.00"]
+        ]
+    );
+
+    // Only ` lead.wav` is long enough for an 8-s excerpt (`lead.wav` is not).
+    let ex = dir.path().join("ex");
+    let cut = eval_cli()
+        .args(["dataset", "excerpts", "--from"])
+        .arg(&manifest)
+        .args(["--seconds", "8", "--offsets", "1", "--out"])
+        .arg(&ex)
+        .output()
+        .unwrap();
+    assert!(cut.status.success(), "{}", stderr_of(&cut));
+    let excerpts = result_rows(&ex.join("manifest.csv"));
+    assert_eq!(excerpts.len(), 1, "{excerpts:?}");
+    assert_eq!(excerpts[0][0], " lead__8s_o0.wav");
+    assert_eq!(excerpts[0][4], " lead.wav");
+    let rows = evaluate_rows(&ex.join("manifest.csv"), "ours", &dir.path().join("ex-out"));
+    assert_eq!((&*rows[0][0], &*rows[0][3]), (" lead__8s_o0.wav", "ok"));
+}
+
 /// `--progress jsonl`: each `file` event shows the estimate as `analyze`'s events show a
 /// row (ours: its tempo, key and loudness, the same numbers; a `csv:` tool: what it gave,
 /// no loudness), and null for a file that failed. All three were always null.
