@@ -1454,6 +1454,26 @@ m/a.wav,tagged,
 m/link.wav,unchanged,the same file as m/a.wav" ] || { echo "rows: $(cat out4.csv)"; return 1; }
 }
 
+# Another tagger holds the file (its lock taken here as every tagger takes it, flock(2)):
+# `tag` tagged it under that tagger, so two runs at once both said `tagged` and the later
+# rename replaced the earlier's values, without --overwrite and unseen. Now it is skipped,
+# the file byte for byte, exit 1; let go, it is tagged.
+case_tag_file_another_tagger_holds() {
+  cp "$fixtures/fourfloor-128.mp3" a.mp3 && cp a.mp3 before.mp3 || return 1
+  exec 9<a.mp3
+  flock -n 9 || { exec 9<&-; echo "cannot lock a.mp3"; return 1; }
+  tag_files a.mp3 >rows.csv 2>err.txt
+  local hung=$?
+  exec 9<&-
+  [ "$hung" -eq 0 ] || return 1
+  [ "$code" -eq 1 ] || { echo "exit $code: $(cat rows.csv)"; return 1; }
+  expect_row rows.csv a.mp3 skipped "another eval-cli is tagging it" || return 1
+  cmp -s a.mp3 before.mp3 || { echo "a.mp3 rewritten under its lock"; return 1; }
+  tag_files a.mp3 >again.csv 2>err.txt || return 1
+  [ "$code" -eq 0 ] || { echo "let go: exit $code: $(cat again.csv)"; return 1; }
+  expect_row again.csv a.mp3 tagged
+}
+
 # A hard link made in a watched folder (`ln`) raises only the kernel's Create event, as a
 # symbolic link does: it got no row. A named pipe made there got none either; `analyze`
 # gives it an error row. The file moved in after them is the marker.
@@ -1628,5 +1648,6 @@ run serve-job-that-can-never-fit case_serve_job_that_can_never_fit
 run evaluate-nothing-analysed case_evaluate_nothing_analysed
 run out-dev-stdout-appended-to-a-log case_out_dev_stdout_appended_to_a_log
 run resume-with-other-inputs-or-crlf case_resume_with_other_inputs_or_crlf
+run tag-file-another-tagger-holds case_tag_file_another_tagger_holds
 printf '\n%d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]

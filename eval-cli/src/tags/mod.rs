@@ -332,6 +332,11 @@ fn tag(
         replaceable.is_as_analysed(analysed)?;
     }
     let mut file = File::open(&target).map_err(TagError::Open)?;
+    // Claimed before the tags are read, kept until `file` closes after the rename. A dry
+    // run writes nothing and claims nothing: it would make a real run beside it skip.
+    if !options.dry_run {
+        replaceable.claim(&file)?;
+    }
     let mut tag = formats::load(&mut file)?;
     let changes: Vec<FieldChange> = values
         .fields(&*tag, options.notation)

@@ -4,8 +4,14 @@
 //! the original; a kill at any moment leaves the old file or the new one. What cannot be
 //! replaced that way (a read-only file or folder, a file with other hard links, one owned
 //! by someone this process cannot give a file to) is refused before anything is written.
+//!
+//! Every tagger (`tag`, `watch --write-tags`, in any process) claims the file with an
+//! exclusive lock before it reads the tags and keeps it until its copy is renamed over the
+//! file: without it, two taggers could both read the tags as they were, both find the path
+//! unchanged just before their rename, and the second rename replace the first's values
+//! (written without `--overwrite`) unseen.
 
-use std::fs::{self, File, Metadata};
+use std::fs::{self, File, Metadata, TryLockError};
 use std::io::{self, Seek};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -49,6 +55,10 @@ pub enum ReplaceError {
         "another process has the file open for writing (a copy or download in progress?); left as it is"
     )]
     BeingWritten,
+    /// Another tagger holds the file's lock: it is reading the tags or renaming its tagged
+    /// copy over the file, and whatever this one wrote would replace that unseen.
+    #[error("another eval-cli is tagging it; left as it is")]
+    Claimed,
     /// The file changed while its copy was being tagged.
     #[error("the file changed while it was being tagged; left as it is")]
     Changed,
@@ -113,6 +123,34 @@ impl Replaceable {
             Ok(())
         } else {
             Err(ReplaceError::ChangedSinceAnalysis)
+        }
+    }
+
+    /// Claims `file` (the file at the path, opened since [`Replaceable::check`]) for this
+    /// process, until `file` is closed: an exclusive, non-blocking lock, which another
+    /// tagger holding it refuses ([`ReplaceError::Claimed`]) rather than waits on. Then the
+    /// open file and the one the path names must both still be the one checked: a tagger
+    /// that held the lock before may have renamed its copy over the path, and the lock
+    /// taken is then on the old file, no longer named (its tags read now would be stale).
+    /// Once claimed, no other tagger can replace the file, so the tags read from `file`
+    /// from here on are the file's own until this one's rename.
+    pub fn claim(&self, file: &File) -> Result<(), ReplaceError> {
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Err(ReplaceError::Claimed),
+            // A file system that cannot lock a file open for reading (NFS emulates the lock
+            // with a write lock, `EBADF`; opened for writing, the file would look to every
+            // tagger like a copy at work): tagged unlocked, as before the lock, the checks
+            // here and before the rename still made.
+            Err(TryLockError::Error(_)) => {}
+        }
+        let open = file.metadata().map_err(io_error("cannot read the file"))?;
+        let named = fs::metadata(&self.path).map_err(io_error("cannot read the file"))?;
+        let checked = FileIdentity::of(&self.before);
+        if FileIdentity::of(&open) == checked && FileIdentity::of(&named) == checked {
+            Ok(())
+        } else {
+            Err(ReplaceError::Changed)
         }
     }
 
@@ -280,6 +318,46 @@ mod tests {
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         assert!(matches!(refused, Err(ReplaceError::ReadOnlyFolder(_))));
         assert!(Replaceable::check(dir.path()).is_err(), "a folder");
+    }
+
+    /// Another open file description holding the lock (another process's, as `flock(2)`
+    /// sees it) refuses the claim; once it lets go, the file is claimed.
+    #[test]
+    fn a_file_another_tagger_holds_is_refused_until_it_lets_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file_with(dir.path(), b"audio", 0o644);
+        let other = File::open(&path).unwrap();
+        other.lock().unwrap();
+        let checked = Replaceable::check(&path).unwrap();
+        let file = File::open(&path).unwrap();
+        let refused = checked.claim(&file);
+        assert!(matches!(refused, Err(ReplaceError::Claimed)), "{refused:?}");
+        drop(other);
+        checked.claim(&file).unwrap();
+        let again = Replaceable::check(&path).unwrap();
+        let second = File::open(&path).unwrap();
+        assert!(matches!(again.claim(&second), Err(ReplaceError::Claimed)));
+    }
+
+    /// The other tagger renamed its copy over the path and let go: the lock is taken, but
+    /// on the old file, which the path no longer names. Opened before the rename or after
+    /// it, the claim is refused (the tags read would not be the file's).
+    #[test]
+    fn a_file_renamed_over_before_the_claim_is_left_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file_with(dir.path(), b"audio", 0o644);
+        let copy = dir.path().join("copy");
+        let checked = Replaceable::check(&path).unwrap();
+        let old = File::open(&path).unwrap();
+        fs::write(&copy, b"audio+tags").unwrap();
+        fs::rename(&copy, &path).unwrap();
+        let refused = checked.claim(&old);
+        assert!(matches!(refused, Err(ReplaceError::Changed)), "{refused:?}");
+        let new = File::open(&path).unwrap();
+        let refused = checked.claim(&new);
+        assert!(matches!(refused, Err(ReplaceError::Changed)), "{refused:?}");
+        // Checked again, the new file is claimed.
+        Replaceable::check(&path).unwrap().claim(&new).unwrap();
     }
 
     #[test]

@@ -1180,3 +1180,71 @@ fn a_file_named_twice_is_tagged_once_whatever_the_worker_count() {
     }
     assert_eq!(outputs[0], outputs[1], "the same rows for 4 workers and 1");
 }
+
+/// What `tag` says of a file another tagger holds.
+const CLAIMED: &str = "cannot tag safely: another eval-cli is tagging it; left as it is";
+
+/// A file whose lock another tagger holds (taken here as every tagger takes it) is
+/// skipped with that reason and left byte for byte, exit 1; a dry run beside it claims
+/// nothing and says what would change; let go, the file is tagged. Before, it was tagged
+/// under the other tagger: two runs at once both said `tagged`, and the later rename
+/// replaced the earlier's values unseen, `--overwrite` or not.
+#[test]
+fn a_file_another_tagger_holds_is_skipped_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = encoded(dir.path(), "a.mp3", &[]);
+    let bytes = fs::read(&path).unwrap();
+    let held = fs::File::open(&path).unwrap();
+    held.try_lock().unwrap();
+    let args = ["--descriptors", "tempo", "--progress", "off"];
+    let out = tag(&[&path], &args);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let rows = tag_rows(&out);
+    assert_eq!(
+        (&*rows[0][1], &*rows[0][5]),
+        ("skipped", CLAIMED),
+        "{rows:?}"
+    );
+    assert!(
+        fs::read(&path).unwrap() == bytes,
+        "rewritten under its lock"
+    );
+    assert!(temporary_copies(dir.path()).is_empty());
+
+    let dry = tag(&[&path], &[&args[..], &["--dry-run"]].concat());
+    assert!(dry.status.success(), "{dry:?}");
+    assert_eq!(tag_rows(&dry)[0][1], "dry_run");
+
+    drop(held);
+    let out = tag(&[&path], &args);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(tag_rows(&out)[0][1], "tagged");
+}
+
+/// Two `tag` processes on one file: the first is held between flushing its tagged copy
+/// and renaming it (the pause pipe); the second, run meanwhile, skips the file as the
+/// first's, and the first's values land. Before, the second tagged the file too, and a
+/// rename of either could replace the other's values without `--overwrite`.
+#[test]
+fn a_second_tag_run_skips_the_file_the_first_is_tagging() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = encoded(dir.path(), "a.flac", &[]);
+    let pause = fifo(&dir.path().join("pause"));
+    let first = Held::start(&path, &pause);
+    let copy = bpm_lines(&mutagen_tags(&temporary_copies(dir.path())[0]));
+    let second = tag(&[&path], &["--descriptors", "tempo", "--max-bpm", "80"]);
+    assert_eq!(second.status.code(), Some(1), "{second:?}");
+    let rows = tag_rows(&second);
+    assert_eq!(
+        (&*rows[0][1], &*rows[0][5]),
+        ("skipped", CLAIMED),
+        "{rows:?}"
+    );
+    assert!(first.release().success());
+    assert_eq!(
+        bpm_lines(&mutagen_tags(&path)),
+        copy,
+        "the first run's values"
+    );
+    assert!(temporary_copies(dir.path()).is_empty());
+}
