@@ -1474,6 +1474,26 @@ case_tag_file_another_tagger_holds() {
   expect_row again.csv a.mp3 tagged
 }
 
+# A FLAC file that opens with an ID3v2.4 tag (TBPM 99, as `mid3v2 --TBPM 99` writes it):
+# `tag --dry-run` promised `BPM: - -> 128.01` (the TBPM unseen), exit 0, and the real run
+# skipped it with lofty's "attempted to write a tag to a format that does not support
+# it". Now both give the same skipped row, saying to remove the ID3 tag; the file is kept.
+case_tag_flac_behind_an_id3v2_tag() {
+  {
+    printf 'ID3\004\000\000\000\000\000\015TBPM\000\000\000\003\000\000\00399'
+    cat "$fixtures/fourfloor-128.flac"
+  } >id3.flac
+  local before; before=$(sha id3.flac)
+  tag_files --dry-run id3.flac >dry.csv 2>err.txt || return 1
+  [ "$code" -eq 1 ] || { echo "dry run: exit $code: $(cat dry.csv)"; return 1; }
+  tag_files id3.flac >real.csv 2>err.txt || return 1
+  [ "$code" -eq 1 ] || { echo "exit $code: $(cat real.csv)"; return 1; }
+  cmp -s dry.csv real.csv || { echo "dry run $(cat dry.csv) vs $(cat real.csv)"; return 1; }
+  expect_row real.csv id3.flac skipped "an ID3v2 tag sits in front of the FLAC stream" ||
+    return 1
+  [ "$(sha id3.flac)" = "$before" ] || { echo "id3.flac rewritten"; return 1; }
+}
+
 # A hard link made in a watched folder (`ln`) raises only the kernel's Create event, as a
 # symbolic link does: it got no row. A named pipe made there got none either; `analyze`
 # gives it an error row. The file moved in after them is the marker.
@@ -1649,5 +1669,6 @@ run evaluate-nothing-analysed case_evaluate_nothing_analysed
 run out-dev-stdout-appended-to-a-log case_out_dev_stdout_appended_to_a_log
 run resume-with-other-inputs-or-crlf case_resume_with_other_inputs_or_crlf
 run tag-file-another-tagger-holds case_tag_file_another_tagger_holds
+run tag-flac-behind-an-id3v2-tag case_tag_flac_behind_an_id3v2_tag
 printf '\n%d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]

@@ -137,6 +137,14 @@ impl From<guard::GuardError> for LoadError {
     }
 }
 
+/// Why a FLAC file that opens with an ID3v2 tag is not tagged: lofty reads it, but
+/// cannot write a FLAC file holding one (its save fails, after a dry run promised the
+/// change), and the Vorbis comments alone would leave players that read the ID3 tag on
+/// its stale values.
+const FLAC_AFTER_ID3V2: &str = "an ID3v2 tag sits in front of the FLAC stream; FLAC \
+     keeps its tags as Vorbis comments, and this tool does not rewrite a file with both: \
+     remove the ID3 tag (`mid3v2 --delete-all FILE`, from python3-mutagen) and tag again";
+
 /// The tag of `file` this command writes (an empty one where the file has none yet). An
 /// MP3 or MP4 file with damage lofty would read past is refused first ([`guard`]).
 pub fn load(file: &mut File) -> Result<Box<dyn FormatTag>, LoadError> {
@@ -156,7 +164,11 @@ pub fn load(file: &mut File) -> Result<Box<dyn FormatTag>, LoadError> {
         Some(FileType::Wav) => id3(WavFile::read_from(file, options)?.id3v2()),
         Some(FileType::Aiff) => id3(AiffFile::read_from(file, options)?.id3v2()),
         Some(FileType::Flac) => {
-            Box::new(Vorbis::Flac(Box::new(FlacFile::read_from(file, options)?)))
+            let flac = FlacFile::read_from(file, options)?;
+            if flac.id3v2().is_some() {
+                return Err(LoadError::Unsupported(FLAC_AFTER_ID3V2.to_string()));
+            }
+            Box::new(Vorbis::Flac(Box::new(flac)))
         }
         Some(FileType::Vorbis) => Box::new(Vorbis::Ogg(
             VorbisFile::read_from(file, options)?

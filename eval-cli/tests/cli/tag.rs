@@ -1248,3 +1248,38 @@ fn a_second_tag_run_skips_the_file_the_first_is_tagging() {
     );
     assert!(temporary_copies(dir.path()).is_empty());
 }
+
+/// A minimal ID3v2.4 tag holding `TBPM` = 99, as `mid3v2 --TBPM 99` prepends it.
+fn id3v24_tbpm_99() -> Vec<u8> {
+    let frame = [&b"TBPM\0\0\0\x03\0\0\x0399"[..]].concat();
+    [&b"ID3\x04\0\0\0\0\0"[..], &[frame.len() as u8], &frame].concat()
+}
+
+/// A FLAC file that opens with an ID3v2 tag: lofty reads it but cannot write it. The dry
+/// run said `BPM: - -> ...` (a change the real run could not make, the tag's `TBPM` 99
+/// unseen), and the real run skipped it with "attempted to write a tag to a format that
+/// does not support it". Now both skip it with the same row, saying what to do.
+#[test]
+fn a_flac_behind_an_id3v2_tag_is_skipped_by_the_dry_run_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = encoded(dir.path(), "id3.flac", &[]);
+    fs::write(&path, [id3v24_tbpm_99(), fs::read(&path).unwrap()].concat()).unwrap();
+    let bytes = fs::read(&path).unwrap();
+    let args = ["--descriptors", "tempo", "--progress", "off"];
+    let dry = tag(&[&path], &[&args[..], &["--dry-run"]].concat());
+    let real = tag(&[&path], &args);
+    for out in [&dry, &real] {
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+    }
+    let rows = tag_rows(&real);
+    assert_eq!(tag_rows(&dry), rows, "the dry run's row is the real run's");
+    assert_eq!(rows[0][1], "skipped");
+    assert_eq!(
+        rows[0][5],
+        "no tags written: an ID3v2 tag sits in front of the FLAC stream; FLAC keeps its \
+         tags as Vorbis comments, and this tool does not rewrite a file with both: remove \
+         the ID3 tag (`mid3v2 --delete-all FILE`, from python3-mutagen) and tag again"
+    );
+    assert!(fs::read(&path).unwrap() == bytes, "rewritten");
+    assert!(temporary_copies(dir.path()).is_empty());
+}
