@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The abuse suite: runs the built eval-cli the way a hostile user would and reports one
 # line per case, PASS or FAIL with the reason; exits 1 when any case fails. Run by
-# .ci/run after the tests; needs coreutils, awk, curl, flock and redis-server (the dist
-# case starts its own on a free port). Builds nothing: run
+# .ci/run after the tests; needs coreutils, awk, curl, flock, ffmpeg and redis-server (the
+# dist case starts its own on a free port). Builds nothing: run
 # `cargo test --workspace --no-run --locked` first, or set BIN.
 #
 #   bash ci/hostile.sh              # every case
@@ -234,6 +234,32 @@ case_wav_with_32_channels() {
   wav many.wav 8000 32 2 clicks
   analyze many.wav --out out.csv >/dev/null 2>&1 || return 1
   expect_row out.csv many.wav error "unsupported_format: the header's channel count"
+}
+
+# Digital silence and a sparse click track (a 2 ms blip once a second) are real files that
+# FLAC and Ogg Vorbis pack past 256 samples per byte: they were refused as decompression
+# bombs (`resource_limit`), and an hour of silence only when analysed whole. Whole or
+# sampled, the silence is `no_pulse` and the clicks are 60 BPM.
+case_silent_and_sparse_flac_and_ogg_are_not_bombs() {
+  command -v ffmpeg >/dev/null || { echo "ffmpeg is not installed"; return 1; }
+  local click='if(lt(mod(t\,1)\,0.002)\,0.8*sin(2*PI*2000*t)\,0)' f mode bpm
+  ffmpeg -nostdin -v error -f lavfi -i anullsrc=r=44100:cl=stereo -t 60 -c:a flac silence.flac &&
+    ffmpeg -nostdin -v error -f lavfi -i anullsrc=r=44100:cl=stereo -t 60 -c:a libvorbis \
+      -q:a 0 silence.ogg &&
+    ffmpeg -nostdin -v error -f lavfi -i "aevalsrc=$click:s=44100:d=60" -ac 2 -c:a libvorbis \
+      -q:a 0 clicks.ogg || { echo "ffmpeg wrote no FLAC or Vorbis"; return 1; }
+  for f in silence.flac silence.ogg clicks.ogg; do
+    [ $((60 * 44100 * 2 / $(wc -c <$f))) -gt 256 ] || { echo "$f is not past 256 samples per byte"; return 1; }
+  done
+  for mode in --full --analysis-seconds=20; do
+    analyze silence.flac silence.ogg clicks.ogg "$mode" --out out.csv >/dev/null 2>&1 || return 1
+    [ "$code" -eq 1 ] || { echo "$mode: exit $code"; return 1; }
+    expect_row out.csv silence.flac error "tempo: no_pulse" &&
+      expect_row out.csv silence.ogg error "tempo: no_pulse" &&
+      expect_row out.csv clicks.ogg ok || { echo "($mode)"; return 1; }
+    bpm=$(grep -F clicks.ogg, out.csv | cut -d, -f2)
+    awk -v b="$bpm" 'BEGIN { exit !(b > 59.5 && b < 60.5) }' || { echo "$mode: clicks at $bpm BPM"; return 1; }
+  done
 }
 
 case_steady_sine_is_no_pulse() {
@@ -1670,5 +1696,6 @@ run out-dev-stdout-appended-to-a-log case_out_dev_stdout_appended_to_a_log
 run resume-with-other-inputs-or-crlf case_resume_with_other_inputs_or_crlf
 run tag-file-another-tagger-holds case_tag_file_another_tagger_holds
 run tag-flac-behind-an-id3v2-tag case_tag_flac_behind_an_id3v2_tag
+run silent-and-sparse-flac-ogg-not-bombs case_silent_and_sparse_flac_and_ogg_are_not_bombs
 printf '\n%d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]

@@ -39,7 +39,9 @@ use crate::tempo::{TempoEstimate, TempoEstimator};
 /// key (the FFT's rounding noise under it read as F major). 13: audio shorter than one
 /// 400 ms loudness block is said to be too short, not silent. 14: `analyze` without
 /// `--album` no longer calls a silent file too short (it read the dropped gating blocks).
-const RESULTS_REVISION: u32 = 14;
+/// 15: silent and sparse FLAC and Ogg (up to two hours) are read (they were
+/// `resource_limit`: the sample budget's free part, `decode::FREE_SAMPLES`).
+const RESULTS_REVISION: u32 = 15;
 
 /// Settings of an [`Analyzer`]. Each field's doc gives its default.
 #[derive(Debug, Clone, PartialEq)]

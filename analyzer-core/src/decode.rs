@@ -40,19 +40,64 @@ pub const SAMPLE_RATES: std::ops::RangeInclusive<u32> = 4_000..=768_000;
 /// claiming more is refused as an unsupported format.
 pub const MAX_DECODER_CHANNELS: u32 = 26;
 
-/// The most decoded samples (all channels) a file may yield per byte of its size. Real
-/// music compresses to at most a few tens of samples per byte (AAC at 16 kb/s stereo:
-/// about 44; FLAC about 2; PCM at most 1); a stream that decodes to far more is a
-/// decompression bomb or a lying header, and decoding it stops with
-/// [`ErrorKind::ResourceLimit`] before it costs more CPU and memory than its size justifies.
+/// The most decoded samples (all channels) a file may yield per byte of its size once it
+/// is past its free allowance ([`FREE_SECONDS`], [`FREE_SAMPLES`]). Real music compresses
+/// to at most a few tens of samples per byte (AAC at 16 kb/s stereo: about 44; FLAC about
+/// 2; PCM at most 1); a long stream that decodes to far more is a decompression bomb or a
+/// lying header, and decoding it stops with [`ErrorKind::ResourceLimit`] before it costs
+/// more CPU and memory than its size justifies.
 pub const MAX_SAMPLES_PER_BYTE: u64 = 256;
 
-/// The decoded-sample budget of a file of `bytes` bytes ([`MAX_SAMPLES_PER_BYTE`]), never
-/// less than ten seconds of 48 kHz stereo so that tiny valid files always decode.
+/// The seconds of audio any file may decode whatever its size, up to [`FREE_SAMPLES`].
+/// Digital silence and sparse audio (a click track) compress to 300-600 samples per byte
+/// in FLAC and Ogg Vorbis, past [`MAX_SAMPLES_PER_BYTE`], and are real files a tempo tool
+/// must read. A whole analysis costs CPU and memory by the second of audio (its envelope
+/// and chroma grow with the length), so two hours keep the dearest tiny file (4 kHz mono)
+/// near what a two-hour mix costs and within a worker's memory share (measured in
+/// `docs/guarantees.md`).
+pub const FREE_SECONDS: u64 = 2 * 3_600;
+
+/// The decoded samples (all channels) any file may yield whatever its size: two hours of
+/// 48 kHz stereo. Decoding costs by the sample, so eight channels at 192 kHz get less
+/// than [`FREE_SECONDS`] of free audio.
+pub const FREE_SAMPLES: u64 = FREE_SECONDS * 48_000 * 2;
+
+/// The most decoded samples (all channels) a file of `bytes` bytes may yield: its free
+/// allowance or [`MAX_SAMPLES_PER_BYTE`] for each byte, whichever is more.
 pub fn sample_budget(bytes: u64) -> u64 {
-    bytes
-        .saturating_mul(MAX_SAMPLES_PER_BYTE)
-        .max(10 * 48_000 * 2)
+    bytes.saturating_mul(MAX_SAMPLES_PER_BYTE).max(FREE_SAMPLES)
+}
+
+/// What one file has decoded, against what it may before it counts as a bomb: anything
+/// within [`MAX_SAMPLES_PER_BYTE`] of its size, else no more than [`FREE_SECONDS`] of
+/// audio and [`FREE_SAMPLES`] samples.
+#[derive(Debug, Clone, Copy)]
+struct SampleBudget {
+    /// [`MAX_SAMPLES_PER_BYTE`] times the file's size.
+    by_size: u64,
+    /// Decoded samples (all channels) so far.
+    samples: u64,
+    /// Decoded frames (one sample of each channel) so far.
+    frames: u64,
+}
+
+impl SampleBudget {
+    fn new(file_bytes: u64) -> Self {
+        SampleBudget {
+            by_size: file_bytes.saturating_mul(MAX_SAMPLES_PER_BYTE),
+            samples: 0,
+            frames: 0,
+        }
+    }
+
+    /// Counts a decoded buffer of `frames` frames of `channels` channels at `rate` Hz;
+    /// false once the stream is past its budget.
+    fn spend(&mut self, frames: u64, channels: u64, rate: u32) -> bool {
+        self.samples = self.samples.saturating_add(frames.saturating_mul(channels));
+        self.frames = self.frames.saturating_add(frames);
+        self.samples <= self.by_size
+            || (self.samples <= FREE_SAMPLES && self.frames <= FREE_SECONDS * u64::from(rate))
+    }
 }
 
 /// What the decoder learned about a stream while decoding it.
@@ -161,8 +206,8 @@ struct OpenTrack {
     decoder: Box<dyn AudioDecoder>,
     duration_s: Option<f64>,
     time_base: Option<TimeBase>,
-    /// The decoded samples this file may yield ([`sample_budget`] of its size).
-    budget: u64,
+    /// What this file may decode, by its size.
+    budget: SampleBudget,
     /// What was wrong with the headers and survived (a WAV's sizes), for the stream's
     /// warnings.
     warnings: Vec<String>,
@@ -289,7 +334,7 @@ fn probe_track(source: Box<dyn MediaSource>, hint: &Hint, file_bytes: u64) -> Re
         decoder,
         duration_s,
         time_base,
-        budget: sample_budget(file_bytes),
+        budget: SampleBudget::new(file_bytes),
         warnings: Vec::new(),
     })
 }
@@ -806,8 +851,8 @@ enum Mixed {
 /// damage, with one method per step of the packet loop.
 struct Decoding {
     info: StreamInfo,
-    /// Decoded samples (all channels) still allowed before the file counts as a bomb.
-    budget_left: u64,
+    /// What the file has decoded, against what it may before it counts as a bomb.
+    budget: SampleBudget,
     /// The last packet's samples, interleaved, those that are not audio replaced by silence.
     interleaved: Vec<f32>,
     /// The last packet's channel count.
@@ -825,10 +870,10 @@ struct Decoding {
 }
 
 impl Decoding {
-    fn new(budget: u64, length_announced: bool, info: StreamInfo) -> Self {
+    fn new(budget: SampleBudget, length_announced: bool, info: StreamInfo) -> Self {
         Decoding {
             info,
-            budget_left: budget,
+            budget,
             interleaved: Vec::new(),
             channels: 1,
             layout: Channels::None,
@@ -905,19 +950,21 @@ impl Decoding {
         self.bad_in_a_row = 0;
         let channels = buffer.spec().channels().count().max(1);
         let rate = buffer.spec().rate();
-        let samples = (buffer.frames() as u64).saturating_mul(channels as u64);
-        if samples > self.budget_left {
+        if !self
+            .budget
+            .spend(buffer.frames() as u64, channels as u64, rate)
+        {
             return Err(Error::new(
                 ErrorKind::ResourceLimit,
                 Stage::Decode,
                 format!(
                     "the stream decodes to more audio than a file of its size can hold \
-                     (over {MAX_SAMPLES_PER_BYTE} samples per byte): a decompression bomb \
-                     or a header that lies"
+                     (over {MAX_SAMPLES_PER_BYTE} samples per byte, past the {} hours any \
+                     file may): a decompression bomb or a header that lies",
+                    FREE_SECONDS / 3_600
                 ),
             ));
         }
-        self.budget_left -= samples;
         let info = &mut self.info;
         if info.sample_rate == 0 {
             check_sample_rate(rate)?;
@@ -1120,6 +1167,31 @@ mod tests {
 
     /// symphonia says only "unsupported audio codec"; the row names the codec where it is
     /// a well-known one, and gives its id otherwise.
+    /// Whether a file of `bytes` bytes may decode `seconds` of `channels` channels at
+    /// `rate` Hz, spent in one-second buffers.
+    fn allows(bytes: u64, seconds: u64, rate: u32, channels: u64) -> bool {
+        let mut budget = SampleBudget::new(bytes);
+        (0..seconds).all(|_| budget.spend(u64::from(rate), channels, rate))
+    }
+
+    #[test]
+    fn any_file_may_decode_two_hours_and_past_them_its_size_decides() {
+        let two_hours = FREE_SECONDS;
+        // A 17 KB FLAC of 60 s of silence, and two hours of it, at any rate up to 48 kHz.
+        assert!(allows(17_000, 60, 44_100, 2));
+        assert!(allows(17_000, two_hours, 48_000, 2));
+        assert!(allows(1, two_hours, 4_000, 1));
+        // Past two hours (of audio, or of 48 kHz stereo samples), the size decides.
+        assert!(!allows(17_000, two_hours + 1, 4_000, 1));
+        assert!(!allows(17_000, two_hours / 4, 192_000, 8));
+        let three_hours_at_44k: u64 = 3 * 3_600 * 44_100 * 2;
+        assert!(!allows(1_000_000, 3 * 3_600, 44_100, 2));
+        let bytes = three_hours_at_44k.div_ceil(MAX_SAMPLES_PER_BYTE);
+        assert!(allows(bytes, 3 * 3_600, 44_100, 2));
+        assert_eq!(sample_budget(1), FREE_SAMPLES);
+        assert_eq!(sample_budget(1 << 30), (1 << 30) * MAX_SAMPLES_PER_BYTE);
+    }
+
     #[test]
     fn an_unsupported_codec_is_named() {
         let e = SymphoniaError::Unsupported("core (codec): unsupported audio codec");

@@ -446,23 +446,25 @@ fn channel_counts_past_the_decoder_are_an_unsupported_format() {
     }
 }
 
-/// A small file that decodes to far more audio than real music of its size holds (here a
-/// FLAC of twenty minutes of digital silence with one click: about 1000 samples per byte)
-/// stops with `resource_limit` instead of costing what its headers claim. (A sampled
-/// analysis, the default, decodes only its segments and is bounded anyway.)
+/// A small file that decodes to far more audio than real music of its size holds (here
+/// 110 KB of FLAC frames of constant silence, 8 channels at 192 kHz in blocks of 65535:
+/// about 19,000 samples per byte, as many as six hours of 48 kHz stereo) stops with
+/// `resource_limit` once past what any file may decode, instead of costing what it
+/// claims. (A sampled analysis, the default, decodes only its segments and is bounded
+/// anyway.)
 #[test]
 fn a_decompression_bomb_stops_at_its_sample_budget() {
+    use analyzer_core::decode::{FREE_SAMPLES, MAX_SAMPLES_PER_BYTE};
     let dir = tempfile::tempdir().unwrap();
-    let rate = 8_000;
-    let mut samples = vec![0.0f32; rate * 60 * 20];
-    samples[rate] = 0.5;
     let path = dir.path().join("bomb.flac");
-    synth_music::write_flac(&path, &samples, rate as u32, 1).unwrap();
+    let frames = 4_000;
+    fs::write(&path, constant_flac(frames)).unwrap();
     let bytes = fs::metadata(&path).unwrap().len();
-    let per_byte = samples.len() as u64 / bytes;
+    let samples = frames as u64 * 65_535 * 8;
     assert!(
-        per_byte > analyzer_core::decode::MAX_SAMPLES_PER_BYTE,
-        "the file must be a bomb ({per_byte} samples per byte)"
+        samples > FREE_SAMPLES && samples / bytes > MAX_SAMPLES_PER_BYTE * 50,
+        "the file must be a bomb ({} samples per byte)",
+        samples / bytes
     );
     let whole = Analyzer::new(AnalyzerConfig::default().with_sampling(None)).unwrap();
     let e = whole.analyze_file(&path, &StopSignal::never()).unwrap_err();
@@ -471,14 +473,97 @@ fn a_decompression_bomb_stops_at_its_sample_budget() {
         (ErrorKind::ResourceLimit, Stage::Decode),
         "{e}"
     );
-    // The same audio in PCM is one sample per two bytes: nowhere near the budget.
-    let wav = dir.path().join("plain.wav");
-    write_wav(&wav, &samples[..rate * 30], rate as u32, 1).unwrap();
-    let plain = whole
-        .analyze_file(&wav, &StopSignal::never())
-        .and_then(|a| a.tempo)
-        .unwrap_err();
-    assert_eq!(plain.kind(), ErrorKind::NoPulse, "{plain}");
+    // Twenty frames of the same are 7 s of silence, well within the budget.
+    let short = dir.path().join("short.flac");
+    fs::write(&short, constant_flac(20)).unwrap();
+    let a = whole.analyze_file(&short, &StopSignal::never()).unwrap();
+    assert_eq!(a.tempo.unwrap_err().kind(), ErrorKind::NoPulse);
+}
+
+/// Silence and a sparse click track are real files a tempo tool must read, though FLAC
+/// and Ogg Vorbis pack them past [`MAX_SAMPLES_PER_BYTE`] (they were refused as bombs):
+/// within the free budget, a file of any size decodes.
+///
+/// [`MAX_SAMPLES_PER_BYTE`]: analyzer_core::decode::MAX_SAMPLES_PER_BYTE
+#[test]
+fn silent_and_sparse_flac_and_ogg_are_not_bombs() {
+    use analyzer_core::decode::MAX_SAMPLES_PER_BYTE;
+    let dir = tempfile::tempdir().unwrap();
+    let whole = Analyzer::new(AnalyzerConfig::default().with_sampling(None)).unwrap();
+    let silent_flac = dir.path().join("silence.flac");
+    let silence = vec![0.0f32; 44_100 * 2 * 60];
+    synth_music::write_flac(&silent_flac, &silence, 44_100, 2).unwrap();
+    // 60 s of 44.1 kHz stereo, a 2 ms blip once a second (fixtures/make.sh).
+    let clicks = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/clicks-60.ogg");
+    for path in [&silent_flac, &clicks] {
+        let per_byte = silence.len() as u64 / fs::metadata(path).unwrap().len();
+        assert!(
+            per_byte > MAX_SAMPLES_PER_BYTE,
+            "{}: {per_byte} samples per byte must be past the ratio",
+            path.display()
+        );
+    }
+    let a = whole
+        .analyze_file(&silent_flac, &StopSignal::never())
+        .unwrap();
+    let e = a.tempo.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NoPulse, "{e}");
+    let a = whole
+        .analyze_file(&clicks, &StopSignal::never())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(a.audio.codec, "vorbis");
+    let bpm = a.tempo.unwrap().bpm;
+    assert!((bpm - 60.0).abs() < 0.5, "{bpm}");
+}
+
+/// A FLAC stream of `frames` frames of digital silence, each 65535 samples of 8 channels
+/// at 192 kHz coded as constant subframes (27-29 bytes a frame).
+fn constant_flac(frames: u32) -> Vec<u8> {
+    let block: u32 = 65_535;
+    let mut flac = b"fLaC".to_vec();
+    // A last STREAMINFO block: block sizes, frame sizes unknown, 192 kHz, 8 channels,
+    // 8 bits, the total sample count, no MD5.
+    flac.extend([0x80, 0, 0, 34]);
+    flac.extend((block as u16).to_be_bytes());
+    flac.extend((block as u16).to_be_bytes());
+    flac.extend([0; 6]);
+    let total = u64::from(frames) * u64::from(block);
+    let packed = (192_000u64 << 44) | (7 << 41) | (7 << 36) | total;
+    flac.extend(packed.to_be_bytes());
+    flac.extend([0; 16]);
+    for n in 0..frames {
+        // Fixed block size; its size in 16 bits after the number, 192 kHz; 8 independent
+        // channels of 8 bits; the frame number UTF-8 coded (below 0xD800, plain UTF-8);
+        // the block size minus one.
+        let mut frame = vec![0xFF, 0xF8, 0x73, 0x72];
+        let mut utf8 = [0; 4];
+        frame.extend(char::from_u32(n).unwrap().encode_utf8(&mut utf8).as_bytes());
+        frame.extend(((block - 1) as u16).to_be_bytes());
+        frame.push(crc(&frame, 8, 0x07) as u8);
+        // Each channel: a constant subframe (type 0) of value 0.
+        frame.extend([0; 16]);
+        frame.extend((crc(&frame, 16, 0x8005) as u16).to_be_bytes());
+        flac.extend(frame);
+    }
+    flac
+}
+
+/// FLAC's CRC of `bytes`: `width` bits, polynomial `poly`, initial value 0, MSB first.
+fn crc(bytes: &[u8], width: u32, poly: u32) -> u32 {
+    let top = 1 << (width - 1);
+    let mask = (1u32 << width) - 1;
+    let mut crc = 0u32;
+    for &byte in bytes {
+        crc ^= u32::from(byte) << (width - 8);
+        for _ in 0..8 {
+            let carry = crc & top != 0;
+            crc = (crc << 1) & mask;
+            if carry {
+                crc ^= poly;
+            }
+        }
+    }
+    crc
 }
 
 /// A mono 32-bit float WAV (format tag 3) of `samples` at 44.1 kHz.
