@@ -1165,8 +1165,6 @@ mod tests {
     use super::*;
     use symphonia::core::codecs::audio::well_known::{CODEC_ID_ALAC, CODEC_ID_OPUS};
 
-    /// symphonia says only "unsupported audio codec"; the row names the codec where it is
-    /// a well-known one, and gives its id otherwise.
     /// Whether a file of `bytes` bytes may decode `seconds` of `channels` channels at
     /// `rate` Hz, spent in one-second buffers.
     fn allows(bytes: u64, seconds: u64, rate: u32, channels: u64) -> bool {
@@ -1192,6 +1190,8 @@ mod tests {
         assert_eq!(sample_budget(1 << 30), (1 << 30) * MAX_SAMPLES_PER_BYTE);
     }
 
+    /// symphonia says only "unsupported audio codec"; the row names the codec where it is
+    /// a well-known one, and gives its id otherwise.
     #[test]
     fn an_unsupported_codec_is_named() {
         let e = SymphoniaError::Unsupported("core (codec): unsupported audio codec");
