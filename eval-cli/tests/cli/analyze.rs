@@ -780,38 +780,37 @@ fn resume_with_other_settings_is_refused() {
 #[test]
 fn resume_refuses_rows_it_would_drop_and_crlf_lines() {
     let (dir, lib, out) = click_library(&[(os("a-150.wav"), 150.0), (os("b-100.wav"), 100.0)]);
-    let args = [lib.as_os_str(), os("--out"), out.as_os_str()];
-    let complete = analyze_to(&args, &out);
-    let refused = |inputs: &[&OsStr], says: &str| {
-        let mut args = inputs.to_vec();
-        args.extend([os("--out"), out.as_os_str(), os("--resume")]);
-        let result = analyze(&args);
-        let stderr = String::from_utf8_lossy(&result.stderr);
-        assert_eq!(result.status.code(), Some(2), "{stderr}");
+    let complete = analyze_to(&[lib.as_os_str(), os("--out"), out.as_os_str()], &out);
+    let resume = |input: &Path| {
+        let result = analyze(&[
+            input.as_os_str(),
+            os("--out"),
+            out.as_os_str(),
+            os("--resume"),
+        ]);
+        let stderr = String::from_utf8_lossy(&result.stderr).into_owned();
+        (result.status.code(), stderr)
+    };
+    let refused = |input: &Path, says: &str| {
+        let (code, stderr) = resume(input);
+        assert_eq!(code, Some(2), "{stderr}");
         assert!(stderr.contains(says), "{stderr}");
         assert_eq!(fs::read(&out).unwrap(), complete);
     };
-    let one = lib.join("a-150.wav");
-    refused(&[one.as_os_str()], "rows of 1 file this run does not list");
+    refused(
+        &lib.join("a-150.wav"),
+        "rows of 1 file this run does not list",
+    );
     #[cfg(unix)]
     {
         let spelled = dir.path().join("link");
         std::os::unix::fs::symlink(&lib, &spelled).unwrap();
-        refused(
-            &[spelled.as_os_str()],
-            "rows of 2 files this run does not list",
-        );
+        refused(&spelled, "rows of 2 files this run does not list");
     }
 
     fs::remove_file(lib.join("b-100.wav")).unwrap();
-    let result = analyze(&[
-        lib.as_os_str(),
-        os("--out"),
-        out.as_os_str(),
-        os("--resume"),
-    ]);
-    let stderr = String::from_utf8_lossy(&result.stderr);
-    assert_eq!(result.status.code(), Some(0), "{stderr}");
+    let (code, stderr) = resume(&lib);
+    assert_eq!(code, Some(0), "{stderr}");
     assert!(
         stderr.contains("dropping the rows of 1 file that no longer exists"),
         "{stderr}"
@@ -823,14 +822,9 @@ fn resume_refuses_rows_it_would_drop_and_crlf_lines() {
         .replace('\n', "\r\n")
         .into_bytes();
     fs::write(&out, &crlf).unwrap();
-    let result = analyze(&[
-        lib.as_os_str(),
-        os("--out"),
-        out.as_os_str(),
-        os("--resume"),
-    ]);
-    assert_eq!(result.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&result.stderr).contains("CRLF"));
+    let (code, stderr) = resume(&lib);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("CRLF"), "{stderr}");
     assert_eq!(fs::read(&out).unwrap(), crlf);
 }
 

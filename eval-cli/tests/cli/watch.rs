@@ -214,15 +214,20 @@ fn a_file_is_read_once_written_whole_and_one_moved_in_at_once() {
     let (rest, code) = watch.interrupt();
     assert_eq!((rest.len(), code), (0, Some(130)), "{rest:?}");
     // The cache holds all three: a run over the folder takes every row from it.
+    let said = cache_report_of_analyze(&lib, &cache);
+    assert!(said.contains("3 of 3 rows from the cache"), "{said}");
+}
+
+/// What `analyze LIB --cache CACHE` says on stderr (its cache report).
+fn cache_report_of_analyze(lib: &Path, cache: &Path) -> String {
     let out = eval_cli()
-        .arg("analyze")
-        .arg(&lib)
+        .args(["analyze", "--progress", "off"])
+        .arg(lib)
         .arg("--cache")
-        .arg(&cache)
+        .arg(cache)
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("3 of 3 rows from the cache"), "{stderr}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[test]
@@ -247,15 +252,8 @@ fn write_tags_tags_a_file_once_its_own_rename_is_not_read_again_and_the_cache_kn
     );
     // The row is kept under the tagged bytes too (tags change no audio): the next run
     // serves it from the cache (it analysed every tagged file again).
-    let out = eval_cli()
-        .args(["analyze", "--progress", "off"])
-        .arg(&lib)
-        .arg("--cache")
-        .arg(&cache)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("1 of 1 rows from the cache"), "{stderr}");
+    let said = cache_report_of_analyze(&lib, &cache);
+    assert!(said.contains("1 of 1 rows from the cache"), "{said}");
 }
 
 /// A watched folder moved away (or deleted) cannot be followed: its events would name
