@@ -491,6 +491,28 @@ impl Job for Measure<'_> {
     }
 }
 
+/// Whether a resumed row tells nothing of its file's content, so `--resume` tries the file
+/// again: it could not be read (`unreadable`: a share that dropped, a folder moved away
+/// for a moment, no descriptor left) or it ran out of time (load). Such rows were kept,
+/// and a resumed run then differed from a fresh one; the cache never stores them either.
+/// A file that decoded to an error is kept: the same build gives it the same row.
+fn says_nothing_of_the_file(record: &AnalyzeRecord) -> bool {
+    record.status == Status::Timeout.as_str()
+        || (record.status == Status::Error.as_str()
+            && record.error.split(": ").nth(1) == Some("unreadable"))
+}
+
+/// Refuses `file` when it exists and cannot be opened for writing (read-only, another
+/// owner's), without changing it; a file that does not exist yet is writable here.
+fn writable(file: &Path) -> anyhow::Result<()> {
+    match std::fs::OpenOptions::new().write(true).open(file) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            Err(anyhow::Error::new(e).context(format!("cannot write {}", file.display())))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Refuses to resume a file holding rows of files this run does not list but that still
 /// exist: the rewrite in input order would drop them (a resume meant to add a folder, or
 /// the same folder spelled `$PWD/lib` instead of `lib`, lost every earlier row). Rows of
@@ -566,11 +588,18 @@ impl Output {
         };
         let (path, settings) = (dest.target(), plan.settings());
         if !plan.resume {
-            settings.write(path)?;
-            // The side files first: one that cannot be written leaves the old rows whole.
+            // Every file started afresh must take writes before any is touched, and the
+            // settings, which tell `--resume` what the rows are, go last: a CSV or log
+            // that cannot be written (read-only) left the earlier rows under the new
+            // settings, and `--resume` then kept rows made with other settings.
+            for file in [path.to_path_buf(), IdentityLog::path_of(path)] {
+                writable(&file)?;
+            }
             let identities = IdentityLog::create(path)?;
+            let log = RowLog::create(path, &record::header())?;
+            settings.write(path)?;
             return Ok(Output::File {
-                log: RowLog::create(path, &record::header())?,
+                log,
                 done: HashMap::new(),
                 identities,
             });
@@ -586,13 +615,27 @@ impl Output {
         let unresumable = |why: String| {
             anyhow::anyhow!("cannot resume {shown}: {why}; run without --resume to start afresh")
         };
+        let mut again = 0;
         for (number, row) in (1..).zip(resumed) {
             row.check_width(number, columns)
                 .map_err(|e| unresumable(format!("{e:#}")))?;
             let record: AnalyzeRecord = csv::StringRecord::from(row.fields.clone())
                 .deserialize(None)
                 .map_err(|e| unresumable(format!("row {number}: {e}")))?;
-            done.insert(parse_path_cell(&record.path), (record, row));
+            let path = parse_path_cell(&record.path);
+            if says_nothing_of_the_file(&record) {
+                again += 1;
+                done.remove(&path);
+                continue;
+            }
+            done.insert(path, (record, row));
+        }
+        if again > 0 {
+            eprintln!(
+                "eval-cli: {again} row{} of files that could not be read or ran out of time: \
+                 tried again",
+                if again == 1 { "" } else { "s" }
+            );
         }
         check_resumed_files(&done, files, &shown.to_string())?;
         // A resumed row of a file that is not known to be as it was when the row was made

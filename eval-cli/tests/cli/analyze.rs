@@ -828,6 +828,99 @@ fn resume_refuses_rows_it_would_drop_and_crlf_lines() {
     assert_eq!(fs::read(&out).unwrap(), crlf);
 }
 
+/// A row that says nothing of its file's content (it could not be read: a folder moved
+/// away for a moment after its identity was taken, a share that dropped) is tried again by
+/// `--resume`, which then gives the bytes of a fresh run; it was kept (its identity still
+/// held), so the file stayed an error row.
+#[test]
+fn resume_tries_again_a_file_that_could_not_be_read() {
+    let (dir, lib, out) = click_library(&[(os("a-150.wav"), 150.0), (os("b-100.wav"), 100.0)]);
+    let args = [lib.as_os_str(), os("--out"), out.as_os_str()];
+    let complete = analyze_to(&args, &out);
+    // b's row as a run gives it when the file cannot be opened, put in place of its own:
+    // the identity logged with it is the file's, as when the folder came back.
+    let b = lib.join("b-100.wav");
+    let away = dir.path().join("away.wav");
+    fs::rename(&b, &away).unwrap();
+    let lone = dir.path().join("lone.csv");
+    analyze(&[b.as_os_str(), os("--out"), lone.as_os_str()]);
+    fs::rename(&away, &b).unwrap();
+    let unreadable = fs::read_to_string(&lone)
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    assert!(unreadable.contains("open: unreadable"), "{unreadable}");
+    let edited: Vec<String> = String::from_utf8(complete.clone())
+        .unwrap()
+        .lines()
+        .map(|l| {
+            if l.starts_with(unreadable.split(',').next().unwrap()) {
+                unreadable.clone()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    fs::write(&out, edited.join("\n") + "\n").unwrap();
+    identities_taken_an_hour_on(&out);
+    let mut resumed = args.to_vec();
+    resumed.push(os("--resume"));
+    let result = analyze(&resumed);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(result.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("1 row of files that could not be read"),
+        "{stderr}"
+    );
+    assert_eq!(fs::read(&out).unwrap(), complete);
+}
+
+/// A run that cannot write its CSV or identity log (here: each is a running program,
+/// which not even root may open for writing) fails before it touches any file: the
+/// settings, the rows and their identities stay as they were. It replaced the settings
+/// first, and a `--resume` with the new settings then kept rows made with the old ones.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_run_that_cannot_write_its_files_leaves_the_earlier_ones_as_they_were() {
+    let (dir, lib, out) = click_library(&[(os("a-150.wav"), 150.0)]);
+    analyze_to(&[lib.as_os_str(), os("--out"), out.as_os_str()], &out);
+    let side = |suffix: &str| dir.path().join(format!("out.csv{suffix}"));
+    for busy in [side(".identities.csv"), out.clone()] {
+        let before: Vec<Vec<u8>> = [out.clone(), side(".settings.json"), side(".identities.csv")]
+            .iter()
+            .map(|f| fs::read(f).unwrap())
+            .collect();
+        let kept = fs::read(&busy).unwrap();
+        fs::copy("/bin/sleep", &busy).unwrap();
+        let mut running = std::process::Command::new(&busy)
+            .arg("600")
+            .spawn()
+            .unwrap();
+        let result = analyze(&[
+            lib.as_os_str(),
+            os("--out"),
+            out.as_os_str(),
+            os("--min-bpm"),
+            os("100"),
+            os("--max-bpm"),
+            os("140"),
+        ]);
+        running.kill().unwrap();
+        running.wait().unwrap();
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert_eq!(result.status.code(), Some(2), "{stderr}");
+        fs::write(&busy, kept).unwrap();
+        let after: Vec<Vec<u8>> = [out.clone(), side(".settings.json"), side(".identities.csv")]
+            .iter()
+            .map(|f| fs::read(f).unwrap())
+            .collect();
+        assert!(after == before, "{}: a file changed", busy.display());
+        assert!(stderr.contains("cannot write"), "{stderr}");
+    }
+}
+
 /// A run killed while its last row was being written, just after a newline inside a
 /// quoted name, resumes: the cut row is dropped and analysed again.
 #[cfg(unix)]
