@@ -23,7 +23,9 @@ use crate::path_cell::path_cell;
 /// An annotation beside audio of its stem (`A/01.bpm` beside `A/01.wav`) is that file's and
 /// no other's: `B/01.wav` never gets it. Audio with none beside it takes the first, in
 /// sorted order, of its stem found elsewhere that is beside no audio of that stem
-/// (`annotations/tempo/01.bpm`, GiantSteps' layout). Stems are compared as the bytes they
+/// (`annotations/tempo/01.bpm`, GiantSteps' layout); two such annotations that disagree
+/// (`annotations/01.bpm` and `annotations_v2/01.bpm`) are refused for audio that would
+/// take one of them, naming both. Stems are compared as the bytes they
 /// are, so `a\xFF` and `a\xFE` are two stems, and an item's `file` is [`path_cell`]'s.
 pub fn scan_folder(dir: &Path) -> anyhow::Result<Dataset> {
     // Every file, annotations included, in sorted order; a link back up is an error.
@@ -48,7 +50,7 @@ pub fn scan_folder(dir: &Path) -> anyhow::Result<Dataset> {
             "jams" => {
                 let (tempo, key) = read_jams(f)?;
                 if let Some(key) = key {
-                    keys.add(&place, key, &audio);
+                    keys.add(f, &place, key, &audio);
                 }
                 match tempo {
                     Some(bpm) => (bpm, "jams"),
@@ -57,12 +59,12 @@ pub fn scan_folder(dir: &Path) -> anyhow::Result<Dataset> {
             }
             "key" => {
                 let key = read_key_file(f)?;
-                keys.add(&place, key, &audio);
+                keys.add(f, &place, key, &audio);
                 continue;
             }
             _ => continue,
         };
-        tempi.add(&place, found, &audio);
+        tempi.add(f, &place, found, &audio);
     }
     let mut items = Vec::new();
     // Each file once, as in a manifest: a link or a second name of a file scored twice.
@@ -74,7 +76,9 @@ pub fn scan_folder(dir: &Path) -> anyhow::Result<Dataset> {
         if !batch::has_audio_extension(f) {
             continue;
         }
-        let (tempo, key) = (tempi.of(&place), keys.of(&place));
+        let refuse = |why: String| anyhow::anyhow!("folder {}: {why}", dir.display());
+        let tempo = tempi.of(f, &place).map_err(refuse)?;
+        let key = keys.of(f, &place).map_err(refuse)?;
         if tempo.is_none() && key.is_none() {
             continue;
         }
@@ -132,7 +136,15 @@ struct Annotations<T> {
     by_place: BTreeMap<Place, T>,
     /// By stem alone, the first of each stem that is beside no audio of that stem: for
     /// audio with no annotation of its own beside it.
-    elsewhere: BTreeMap<OsString, T>,
+    elsewhere: BTreeMap<OsString, Elsewhere<T>>,
+}
+
+/// The first annotation of a stem found away from its audio, and the first later one
+/// that disagrees with it: which of two versions is the truth is not ours to pick.
+struct Elsewhere<T> {
+    value: T,
+    file: PathBuf,
+    disagreeing: Option<PathBuf>,
 }
 
 impl<T> Default for Annotations<T> {
@@ -144,22 +156,51 @@ impl<T> Default for Annotations<T> {
     }
 }
 
-impl<T: Copy> Annotations<T> {
-    /// Files an annotation found at `place`, where `audio` holds the places of the audio.
-    fn add(&mut self, place: &Place, value: T, audio: &BTreeSet<Place>) {
+impl<T: Copy + PartialEq> Annotations<T> {
+    /// Files the annotation `file`, found at `place`, where `audio` holds the places of
+    /// the audio.
+    fn add(&mut self, file: &Path, place: &Place, value: T, audio: &BTreeSet<Place>) {
         self.by_place.entry(place.clone()).or_insert(value);
-        if !audio.contains(place) {
-            self.elsewhere.entry(place.1.clone()).or_insert(value);
+        if audio.contains(place) {
+            return;
+        }
+        match self.elsewhere.get_mut(&place.1) {
+            None => {
+                let first = Elsewhere {
+                    value,
+                    file: file.to_path_buf(),
+                    disagreeing: None,
+                };
+                self.elsewhere.insert(place.1.clone(), first);
+            }
+            Some(first) if first.value != value && first.disagreeing.is_none() => {
+                first.disagreeing = Some(file.to_path_buf());
+            }
+            Some(_) => {}
         }
     }
 
-    /// The annotation of the audio at `place`: its own beside it, else its stem's from
-    /// elsewhere.
-    fn of(&self, place: &Place) -> Option<T> {
-        self.by_place
-            .get(place)
-            .or_else(|| self.elsewhere.get(&place.1))
-            .copied()
+    /// The annotation of the audio `audio` at `place`: its own beside it, else its stem's
+    /// from elsewhere; refused, naming both, when two from elsewhere disagree.
+    fn of(&self, audio: &Path, place: &Place) -> Result<Option<T>, String> {
+        if let Some(own) = self.by_place.get(place) {
+            return Ok(Some(*own));
+        }
+        match self.elsewhere.get(&place.1) {
+            None => Ok(None),
+            Some(Elsewhere {
+                disagreeing: Some(other),
+                file,
+                ..
+            }) => Err(format!(
+                "{} has no annotation beside it, and two elsewhere disagree: {} and {}; \
+                 put the right one beside the audio, or remove the other",
+                audio.display(),
+                file.display(),
+                other.display()
+            )),
+            Some(found) => Ok(Some(found.value)),
+        }
     }
 }
 
@@ -295,6 +336,33 @@ mod tests {
 
     use super::*;
     use crate::manifest::{SynthParams, load};
+
+    /// Two annotations of one stem away from its audio that disagree (two versions of a
+    /// dataset's annotations side by side) are refused, naming both: the first in sorted
+    /// order was taken silently. Copies that agree are one annotation; audio with its own
+    /// annotation beside it is not concerned.
+    #[test]
+    fn two_annotations_elsewhere_that_disagree_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for folder in ["audio", "annotations", "annotations_v2"] {
+            fs::create_dir_all(root.join(folder)).unwrap();
+        }
+        fs::write(root.join("audio/01.wav"), b"").unwrap();
+        fs::write(root.join("annotations/01.bpm"), "120").unwrap();
+        fs::write(root.join("annotations_v2/01.bpm"), "120.0\n").unwrap();
+        assert_eq!(scan_folder(root).unwrap().items[0].bpm, Some(120.0));
+        fs::write(root.join("annotations_v2/01.bpm"), "121").unwrap();
+        let err = format!("{:#}", scan_folder(root).unwrap_err());
+        assert!(
+            err.contains("two elsewhere disagree")
+                && err.contains("annotations/01.bpm")
+                && err.contains("annotations_v2/01.bpm"),
+            "{err}"
+        );
+        fs::write(root.join("audio/01.bpm"), "119").unwrap();
+        assert_eq!(scan_folder(root).unwrap().items[0].bpm, Some(119.0));
+    }
 
     #[test]
     fn giantsteps_layout() {
@@ -453,11 +521,11 @@ mod tests {
         }
         // Nothing beside it, and every `01` annotation is another file's: no truth.
         put("C/01.wav", "C");
-        // A key beside it, its tempo elsewhere (GiantSteps' layout): the first found.
+        // A key beside it, its tempo elsewhere (GiantSteps' layout), twice alike.
         put("D/02.wav", "D");
         put("D/02.key", "E minor");
         put("annotations/tempo/02.bpm", "90");
-        put("annotations_v2/tempo/02.bpm", "91");
+        put("annotations_v2/tempo/02.bpm", "90.0");
         let ds = scan_folder(root).unwrap();
         let got: Vec<(&str, Option<f64>, Option<String>)> = ds
             .items
