@@ -262,6 +262,27 @@ case_silent_and_sparse_flac_and_ogg_are_not_bombs() {
   done
 }
 
+# `ulimit -n 8` (as a shell sets it: soft and hard) holds the standard streams and one
+# worker's file and its WAV probe handle: 8 workers opened past it, and 6 to 43 of 44 rows
+# said `open: unreadable: Too many open files`, a different set each run.
+case_low_open_file_limit_keeps_every_row() {
+  local i
+  mkdir lib
+  wav lib/a.wav 22050 1 5 clicks && wav lib/b.wav 22050 2 4 clicks || return 1
+  for i in $(seq 1 42); do ln lib/a.wav "lib/h$i.wav" || return 1; done
+  analyze lib --workers 1 --out one.csv >/dev/null 2>&1 || return 1
+  [ "$code" -eq 0 ] || { echo "--workers 1: exit $code"; return 1; }
+  (ulimit -n 8 && exec timeout -k 5 "$limit" "$bin" analyze --progress off lib --workers 8) \
+    >eight.csv 2>eight.err
+  code=$?
+  local short
+  short=$(grep -c 'Too many open files' eight.csv)
+  [ "$short" -eq 0 ] || { echo "$short of 44 rows ran out of descriptors"; return 1; }
+  [ "$code" -eq 0 ] || { echo "--workers 8 under ulimit -n 8: exit $code: $(tail -2 eight.err)"; return 1; }
+  cmp -s one.csv eight.csv || { echo "--workers 8 under ulimit -n 8 differs from --workers 1"; return 1; }
+  grep -q 'ulimit -n' eight.err || { echo "no warning that the workers were lowered"; return 1; }
+}
+
 case_steady_sine_is_no_pulse() {
   wav sine.wav 44100 1 30 sine
   analyze sine.wav --out out.csv >/dev/null 2>&1 || return 1
@@ -1697,5 +1718,6 @@ run resume-with-other-inputs-or-crlf case_resume_with_other_inputs_or_crlf
 run tag-file-another-tagger-holds case_tag_file_another_tagger_holds
 run tag-flac-behind-an-id3v2-tag case_tag_flac_behind_an_id3v2_tag
 run silent-and-sparse-flac-ogg-not-bombs case_silent_and_sparse_flac_and_ogg_are_not_bombs
+run low-open-file-limit-keeps-every-row case_low_open_file_limit_keeps_every_row
 printf '\n%d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]

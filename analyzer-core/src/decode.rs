@@ -150,8 +150,7 @@ pub struct ProbeInfo {
 /// at that instant cannot hang it. Every reader of user files (decode, the cache's
 /// content hash, the service) opens through here.
 pub fn open_regular(path: &Path) -> Result<File> {
-    let unreadable =
-        |e: std::io::Error| Error::new(ErrorKind::Unreadable, Stage::Open, e.to_string());
+    let unreadable = |e: std::io::Error| Error::io(ErrorKind::Unreadable, Stage::Open, &e);
     check_regular(&std::fs::metadata(path).map_err(unreadable)?)?;
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
@@ -241,9 +240,16 @@ fn open_track(path: &Path) -> Result<OpenTrack> {
         hint.with_extension(ext);
     }
     // The same open file (never the path again: it may have been swapped since), for a
-    // second probe of a WAV whose sizes lie.
+    // second probe of a WAV whose sizes lie. Without a descriptor for it the file would be
+    // read differently, so running out of them fails the open (to be tried again).
     let second = if wav_sizes::is_wave(&head) {
-        file.try_clone().ok()
+        match file.try_clone() {
+            Ok(second) => Some(second),
+            Err(e) if crate::error::is_out_of_files(&e) => {
+                return Err(Error::io(ErrorKind::Unreadable, Stage::Open, &e));
+            }
+            Err(_) => None,
+        }
     } else {
         None
     };

@@ -114,6 +114,8 @@ pub struct Error {
     stage: Stage,
     detail: String,
     path: Option<PathBuf>,
+    /// The process or the system had no descriptor left ([`Error::is_out_of_files`]).
+    out_of_files: bool,
 }
 
 impl Error {
@@ -124,7 +126,25 @@ impl Error {
             stage,
             detail: detail.into(),
             path: None,
+            out_of_files: false,
         }
+    }
+
+    /// An error of `kind` at `stage` for a failed system call, its reason the OS's words.
+    /// One that ran out of descriptors is marked so ([`Error::is_out_of_files`]).
+    pub fn io(kind: ErrorKind, stage: Stage, err: &std::io::Error) -> Self {
+        Error {
+            out_of_files: is_out_of_files(err),
+            ..Error::new(kind, stage, err.to_string())
+        }
+    }
+
+    /// Whether the process (EMFILE) or the system (ENFILE) had no file descriptor left:
+    /// a state of the run, not of the file, which may well read once other files are
+    /// closed. The batch runner tries such a file again alone
+    /// ([`Batch::run_file`](crate::batch::Batch::run_file)) instead of keeping the error.
+    pub fn is_out_of_files(&self) -> bool {
+        self.out_of_files
     }
 
     /// Attaches the file the error is about.
@@ -158,6 +178,19 @@ impl Error {
             Some(path) => format!("{}: {}", path.display(), self.reason()),
             None => self.reason(),
         }
+    }
+}
+
+/// Whether a failed system call ran out of file descriptors (EMFILE, ENFILE).
+pub(crate) fn is_out_of_files(err: &std::io::Error) -> bool {
+    #[cfg(unix)]
+    {
+        matches!(err.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = err;
+        false
     }
 }
 

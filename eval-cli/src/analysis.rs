@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use analyzer_core::batch::{Batch, FileResult, Job, Status, TimedAnalyzer};
+use analyzer_core::batch::{Batch, FileGate, FileResult, Job, Status, TimedAnalyzer};
 use analyzer_core::{Analysis, Analyzer, CompoundBeat, StopSignal};
 use serde::Serialize;
 
@@ -75,15 +75,22 @@ pub struct FileTask<'a> {
     pub stop: &'a StopSignal,
     /// The per-file time limit (`--timeout`).
     pub timeout: Option<Duration>,
+    /// The gate of the pool the file runs on, so that a file tried again for want of a
+    /// descriptor waits for every worker's file ([`FileGate`]); `None`: a gate of its own.
+    pub gate: Option<&'a Arc<FileGate>>,
 }
 
 /// `job` on the task's file under the runner's per-file guard ([`Batch::run_file`]: panic
 /// isolation, deadline, stop signal), as `analyze` runs each file; `None` when cancelled.
 fn guarded<J: Job>(job: &J, task: &FileTask<'_>) -> Option<FileResult<J::Output>> {
-    Batch::new(job)
+    let batch = Batch::new(job)
         .timeout(task.timeout)
-        .stop(task.stop.clone())
-        .run_file(0, task.path)
+        .stop(task.stop.clone());
+    match task.gate {
+        Some(gate) => batch.gate(Arc::clone(gate)),
+        None => batch,
+    }
+    .run_file(0, task.path)
 }
 
 /// The batch runner's per-file guard: `eval-cli analyze`'s path.

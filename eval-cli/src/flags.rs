@@ -6,8 +6,9 @@
 //!   usage errors (exit status 2). Leave the flag out for no limit.
 //! - `--workers N`: a whole number of at least 1 ([`parse_workers`]; `compare` takes a
 //!   comma-separated list of them); `0` is a usage error. A count that looks unwise is kept
-//!   or lowered with a warning ([`resolve_workers`]); without the flag, the machine's
-//!   [`batch::default_workers`].
+//!   or lowered with a warning ([`resolve_workers`]): lowered to what the memory or the
+//!   open-file limit can hold ([`crate::open_files`]); without the flag, the machine's
+//!   [`batch::default_workers`], lowered the same way.
 //! - `--shard K/N` (`analyze`): the K-th of N parts, `1 <= K <= N` ([`parse_shard`]).
 //! - `--min-bpm`/`--max-bpm`: the analyzer's tempo range ([`analyzer`]), refused when it
 //!   is empty or not positive.
@@ -103,31 +104,58 @@ const MAX_WORKERS_PER_CORE: usize = 4;
 /// it was lowered or looks unwise ([`check_workers`]), or the default for this machine.
 /// Nothing below it validates or clamps the count again.
 pub fn resolve_workers(requested: Option<usize>) -> usize {
-    match requested {
-        Some(requested) => {
-            let (workers, warning) = check_workers(requested);
-            if let Some(warning) = warning {
-                eprintln!("eval-cli: warning: {warning}");
-            }
-            workers
-        }
-        None => batch::default_workers(),
-    }
+    resolve_workers_beside(requested, 0)
 }
 
-/// The worker count to use for `requested` (at least 1), with why it was changed or looks
-/// unwise: more than 4 per core is kept but warned about, and a count the available memory
-/// cannot hold is lowered to what it can.
-pub fn check_workers(requested: usize) -> (usize, Option<String>) {
+/// [`resolve_workers`] for a command that keeps `reserved` descriptors besides its
+/// workers' and those every command holds (`serve`: room for one connection).
+pub fn resolve_workers_beside(requested: Option<usize>, reserved: usize) -> usize {
+    let limit = crate::host::open_file_limit();
+    let (workers, warning) = match requested {
+        Some(requested) => check_workers(requested, limit, reserved),
+        // The default is lowered too, but without a warning: nothing was asked for.
+        None => (
+            fit_to_files(batch::default_workers(), limit, reserved).0,
+            None,
+        ),
+    };
+    if let Some(warning) = warning {
+        eprintln!("eval-cli: warning: {warning}");
+    }
+    workers
+}
+
+/// The worker count to use for `requested` (at least 1) under the open-file limit `limit`
+/// with `reserved` descriptors kept, and why it was changed or looks unwise: more than 4
+/// per core is kept but warned about, and a count that the available memory or the limit
+/// cannot hold is lowered to what they can.
+pub fn check_workers(
+    requested: usize,
+    limit: Option<usize>,
+    reserved: usize,
+) -> (usize, Option<String>) {
     if let Some(cap) = batch::memory_worker_cap()
         && requested > cap
     {
+        let (workers, _) = fit_to_files(cap, limit, reserved);
         return (
-            cap,
+            workers,
             Some(format!(
                 "{requested} workers need about {} MiB but only enough memory for {cap} is \
-                 available; using {cap}",
+                 available; using {workers}",
                 requested as u64 * (batch::MEMORY_PER_WORKER >> 20)
+            )),
+        );
+    }
+    if let (workers, Some(limit)) = fit_to_files(requested, limit, reserved) {
+        return (
+            workers,
+            Some(format!(
+                "{requested} workers need about {} open files but the limit is {limit} \
+                 (ulimit -n); using {workers}",
+                crate::open_files::DESCRIPTORS_AT_REST
+                    + reserved
+                    + requested * crate::open_files::DESCRIPTORS_PER_WORKER
             )),
         );
     }
@@ -142,6 +170,15 @@ pub fn check_workers(requested: usize) -> (usize, Option<String>) {
         );
     }
     (requested, None)
+}
+
+/// `workers` lowered to what the open-file limit holds ([`crate::open_files`]), and the
+/// limit when it lowered them.
+fn fit_to_files(workers: usize, limit: Option<usize>, reserved: usize) -> (usize, Option<usize>) {
+    match limit.map(|limit| (limit, crate::open_files::workers_that_fit(limit, reserved))) {
+        Some((limit, fits)) if fits < workers => (fits, Some(limit)),
+        _ => (workers, None),
+    }
 }
 
 /// The `--analysis-seconds` value parser: 0 (the whole file) or a finite number of
@@ -407,9 +444,9 @@ mod tests {
 
     #[test]
     fn worker_counts_are_checked_against_the_host() {
-        assert_eq!(check_workers(1), (1, None));
+        assert_eq!(check_workers(1, None, 0), (1, None));
         // Far too many: lowered to what memory holds, or kept with a contention warning.
-        let (w, warning) = check_workers(10_000);
+        let (w, warning) = check_workers(10_000, None, 0);
         let warning = warning.expect("10000 workers are warned about");
         match batch::memory_worker_cap() {
             Some(cap) if cap < 10_000 => {
@@ -422,6 +459,15 @@ mod tests {
             }
         }
         assert_eq!(resolve_workers(None), batch::default_workers());
+        // `ulimit -n 16` holds 2 workers beside what every command keeps open, 1 beside a
+        // connection too.
+        if batch::memory_worker_cap().is_none_or(|cap| cap >= 8) {
+            let (w, warning) = check_workers(8, Some(16), 0);
+            assert_eq!(w, 2);
+            assert!(warning.is_some_and(|w| w.contains("ulimit -n")));
+            assert_eq!(check_workers(8, Some(16), 2).0, 1);
+            assert_eq!(check_workers(8, Some(1024), 0), (8, None));
+        }
         #[cfg(target_os = "linux")]
         assert!(crate::host::peak_rss_mb().is_some_and(|m| m > 0.0));
     }

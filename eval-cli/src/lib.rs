@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! analyzer-core ─▶ record (the row; path_cell) ─▶ cache, evaluation, report (and its model),
-//!                                                 shard, runner, output, stdout, host, flags, tags,
+//!                                                 shard, runner, output, stdout, host, open_files, flags, tags,
 //!                                                 analysis (one file per request), confine,
 //!                                                 telemetry (Prometheus text),
 //!                                                 queue_worker (the loop of a broker's slots)
@@ -50,6 +50,7 @@ pub mod key_metrics;
 pub mod manifest;
 pub mod merge;
 pub mod metrics;
+pub mod open_files;
 pub mod output;
 pub mod path_cell;
 pub mod queue_worker;

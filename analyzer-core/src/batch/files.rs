@@ -25,6 +25,9 @@ pub struct WalkError {
     pub path: PathBuf,
     /// Why, as `walk: KIND: why` in the style of the analyzer's reasons.
     pub reason: String,
+    /// Whether the folder could not be opened for want of a file descriptor (EMFILE,
+    /// ENFILE): a state of the run, not of the folder, which a caller may walk again.
+    pub out_of_files: bool,
 }
 
 /// Whether `path` has one of [`AUDIO_EXTENSIONS`], in any case.
@@ -118,6 +121,7 @@ pub fn collect_files_checked(
                     errors.push(WalkError {
                         path: path.to_path_buf(),
                         reason: walk_reason(&err),
+                        out_of_files: err.io_error().is_some_and(crate::error::is_out_of_files),
                     });
                 }
             }

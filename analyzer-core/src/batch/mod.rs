@@ -26,6 +26,10 @@
 //!   stop at their next check and produce no result. Every result already reported stays.
 //! - **Deadlines.** [`Batch::timeout`] gives each file its own deadline, checked by the
 //!   job at the same points as cancellation; such a file is a [`Status::Timeout`].
+//! - **Running out of descriptors is not a row.** A file whose open fails for want of a
+//!   file descriptor (EMFILE, ENFILE: [`Error::is_out_of_files`]) is tried once more,
+//!   alone, when the files running beside it are over ([`FileGate`]), so rows do not
+//!   depend on how many files were open at that instant.
 //!
 //! ```
 //! use std::path::{Path, PathBuf};
@@ -50,6 +54,7 @@
 mod current;
 mod executor;
 mod files;
+mod gate;
 mod job;
 mod observer;
 mod workers;
@@ -58,10 +63,10 @@ mod workers;
 mod tests;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::error::{ErrorKind, Stage, drop_payload, panic_message};
+use crate::error::{Error, ErrorKind, Stage, drop_payload, panic_message};
 use crate::stop::StopSignal;
 
 pub use current::file_in_guard;
@@ -70,6 +75,7 @@ pub use files::{
     AUDIO_EXTENSIONS, WalkError, collect_audio_files, collect_files, collect_files_checked,
     has_audio_extension,
 };
+pub use gate::FileGate;
 pub use job::{Job, TimedAnalyzer, audio_cost};
 pub use observer::{BatchEnd, BatchStart, Observer};
 pub use workers::{MEMORY_PER_WORKER, default_workers, memory_worker_cap};
@@ -166,6 +172,7 @@ pub struct Batch<'j, J> {
     timeout: Option<Duration>,
     schedule: Schedule,
     stop: StopSignal,
+    gate: Arc<FileGate>,
 }
 
 impl<'j, J: Job> Batch<'j, J> {
@@ -176,6 +183,7 @@ impl<'j, J: Job> Batch<'j, J> {
             timeout: None,
             schedule: Schedule::default(),
             stop: StopSignal::never(),
+            gate: Arc::default(),
         }
     }
 
@@ -195,6 +203,16 @@ impl<'j, J: Job> Batch<'j, J> {
     /// besides [`Batch::timeout`]). Default: [`StopSignal::never`].
     pub fn stop(mut self, stop: StopSignal) -> Self {
         self.stop = stop;
+        self
+    }
+
+    /// The gate its files run through ([`FileGate`]), shared with every other batch that
+    /// guards files on the same pool of workers, so that a file tried again alone waits
+    /// for all of them. Default: a gate of this batch's own, which is right for
+    /// [`Batch::run`]; a pool that calls [`Batch::run_file`] on a new batch per file
+    /// passes its one gate to each.
+    pub fn gate(mut self, gate: Arc<FileGate>) -> Self {
+        self.gate = gate;
         self
     }
 
@@ -296,17 +314,27 @@ impl<'j, J: Job> Batch<'j, J> {
     /// that an error, the deadline ([`Batch::timeout`] from now, and the stop signal's) or
     /// a panic all become that file's result. `index` is what the result carries as
     /// [`FileResult::index`]. `None` when the stop signal was already cancelled.
+    ///
+    /// A run that fails for want of a file descriptor ([`Error::is_out_of_files`]) is run
+    /// again alone through the batch's [`FileGate`], with a deadline of its own from when
+    /// it starts again: its result is what any worker count gives, unless the limit is too
+    /// low for even one file.
     pub fn run_file(&self, index: usize, path: &Path) -> Option<FileResult<J::Output>> {
         if self.stop.is_cancelled() {
             return None;
         }
         let begun = Instant::now();
-        // A timeout too long for an `Instant` to hold its deadline is no limit.
-        let stop = match self.timeout.and_then(|timeout| begun.checked_add(timeout)) {
-            Some(deadline) => self.stop.clone().with_deadline(deadline),
-            None => self.stop.clone(),
+        let mut outcome = {
+            let _pass = self.gate.together();
+            self.attempt(path)
         };
-        let outcome = current::catch_on(path, || self.job.run(path, &stop));
+        if matches!(&outcome, Ok(Err(err)) if err.is_out_of_files()) {
+            let _pass = self.gate.alone();
+            if self.stop.is_cancelled() {
+                return None;
+            }
+            outcome = self.attempt(path);
+        }
         let (status, value, error) = match outcome {
             Ok(Ok(value)) => match self.job.failure(&value) {
                 None => (Status::Ok, Some(value), None),
@@ -339,6 +367,22 @@ impl<'j, J: Job> Batch<'j, J> {
             elapsed_s,
             stages,
         })
+    }
+}
+
+impl<J: Job> Batch<'_, J> {
+    /// One run of the job on `path`, its deadline [`Batch::timeout`] from now, its panic
+    /// caught.
+    fn attempt(&self, path: &Path) -> std::thread::Result<Result<J::Output, Error>> {
+        // A timeout too long for an `Instant` to hold its deadline is no limit.
+        let stop = match self
+            .timeout
+            .and_then(|timeout| Instant::now().checked_add(timeout))
+        {
+            Some(deadline) => self.stop.clone().with_deadline(deadline),
+            None => self.stop.clone(),
+        };
+        current::catch_on(path, || self.job.run(path, &stop))
     }
 }
 

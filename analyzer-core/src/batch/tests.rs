@@ -472,3 +472,46 @@ fn a_panic_payload_that_panics_when_dropped_fails_its_file_only() {
     assert_eq!(statuses, [Status::Ok, Status::Error, Status::Ok]);
     assert_eq!(summary.results[2].value, Some(2));
 }
+
+/// The error of an open that found no descriptor left.
+#[cfg(unix)]
+fn out_of_files() -> Error {
+    let emfile = std::io::Error::from_raw_os_error(libc::EMFILE);
+    Error::io(ErrorKind::Unreadable, Stage::Open, &emfile)
+}
+
+/// A file whose first open finds no descriptor left gets the row of a run that had one
+/// (it is tried again, alone), on every executor; one that never opens is tried once
+/// more and keeps its error, so a limit too low for one file cannot loop.
+#[cfg(unix)]
+#[test]
+fn running_out_of_descriptors_is_tried_again_alone_not_kept() {
+    assert!(out_of_files().is_out_of_files());
+    assert!(!Error::new(ErrorKind::Unreadable, Stage::Open, "gone").is_out_of_files());
+    for executor in [executor_for(1).unwrap(), executor_for(4).unwrap()] {
+        let tries: Vec<AtomicUsize> = (0..6).map(|_| AtomicUsize::new(0)).collect();
+        let job = |path: &Path, _stop: &StopSignal| {
+            let i = index_of(path);
+            let attempt = tries[i].fetch_add(1, Ordering::SeqCst);
+            match i {
+                1 | 4 if attempt == 0 => Err(out_of_files()),
+                5 => Err(out_of_files()),
+                _ => Ok(i * 10),
+            }
+        };
+        let summary = Batch::new(&job).run(&names(6), &*executor);
+        let values: Vec<Option<usize>> = summary.results.iter().map(|r| r.value).collect();
+        assert_eq!(
+            values,
+            [Some(0), Some(10), Some(20), Some(30), Some(40), None]
+        );
+        let last = &summary.results[5];
+        assert_eq!(last.status, Status::Error);
+        assert_eq!(
+            last.error.as_deref(),
+            Some("open: unreadable: Too many open files (os error 24)")
+        );
+        let counts: Vec<usize> = tries.iter().map(|t| t.load(Ordering::SeqCst)).collect();
+        assert_eq!(counts, [1, 2, 1, 1, 2, 2]);
+    }
+}

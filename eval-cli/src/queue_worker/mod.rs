@@ -153,6 +153,9 @@ impl Analyse<'_> {
             path,
             stop: &stop,
             timeout: self.timeout,
+            // One file per slot at a time, each slot its own loop: a file short of a
+            // descriptor is tried again at once, without waiting for the other slots.
+            gate: None,
         })
     }
 }

@@ -39,24 +39,20 @@ pub struct ConnectionLimits {
     pub body_timeout: Duration,
 }
 
-/// The share of the process's open-file limit that connections may take; the rest stays
-/// for uploads, analysed files, the cache and the runtime.
-const CONNECTIONS_SHARE_OF_FILES: usize = 2;
-
-/// `requested` connections, lowered (with a warning) to half the open-file limit where
-/// that is lower: a connection is a descriptor, and one that `accept` cannot get would
-/// leave clients waiting with nothing to close.
-pub fn fit_to_open_files(requested: usize) -> usize {
-    fit(requested, crate::host::open_file_limit())
+/// `requested` connections, lowered (with a warning) to what the open-file limit holds
+/// beside `workers` workers and what the process keeps open ([`crate::open_files`]): a
+/// connection is a descriptor (two while it uploads), and one that `accept` cannot get
+/// would leave clients waiting with nothing to close.
+pub fn fit_to_open_files(requested: usize, workers: usize) -> usize {
+    fit(requested, workers, crate::host::open_file_limit())
 }
 
-fn fit(requested: usize, open_file_limit: Option<usize>) -> usize {
-    match open_file_limit.map(|limit| limit / CONNECTIONS_SHARE_OF_FILES) {
+fn fit(requested: usize, workers: usize, open_file_limit: Option<usize>) -> usize {
+    match open_file_limit.map(|limit| crate::open_files::connections_that_fit(limit, workers)) {
         Some(fits) if fits < requested => {
-            let fits = fits.max(1);
             eprintln!(
-                "eval-cli: warning: --max-connections {requested} is above half the open-file \
-                 limit (ulimit -n); serving at most {fits} connections"
+                "eval-cli: warning: --max-connections {requested} does not fit the open-file \
+                 limit (ulimit -n) beside {workers} workers; serving at most {fits} connections"
             );
             fits
         }
@@ -166,11 +162,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn connections_stay_within_half_the_open_file_limit() {
-        assert_eq!(fit(256, Some(128)), 64);
-        assert_eq!(fit(256, Some(1024)), 256);
-        assert_eq!(fit(256, None), 256);
-        assert_eq!(fit(256, Some(1)), 1);
+    fn connections_stay_within_the_open_file_limit_beside_the_workers() {
+        // 12 held at rest, 2 per worker, 2 per connection.
+        assert_eq!(fit(256, 8, Some(128)), 50);
+        assert_eq!(fit(256, 8, Some(1024)), 256);
+        assert_eq!(fit(256, 8, None), 256);
+        assert_eq!(fit(256, 1, Some(16)), 1);
+        assert_eq!(fit(256, 1, Some(1)), 1);
         assert!(crate::host::open_file_limit().is_none_or(|l| l > 0));
     }
 }

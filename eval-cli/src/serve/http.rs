@@ -20,6 +20,10 @@ use super::table::Lookup;
 /// `Retry-After` seconds of a 429.
 const RETRY_AFTER_S: &str = "5";
 
+/// `Retry-After` seconds of a 503 for want of descriptors: they come back as soon as the
+/// files being analysed are closed, within a second or so.
+const RETRY_AFTER_SHORT_S: &str = "1";
+
 /// A JSON response.
 pub fn json<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Response {
     match serde_json::to_vec(value) {
@@ -50,6 +54,20 @@ pub(super) fn too_many(message: String) -> Response {
     response
         .headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_S));
+    response
+}
+
+/// A refusal as its answer; a 503 (the process was out of descriptors) says when to try
+/// again.
+pub(super) fn refused(refusal: Refusal) -> Response {
+    let busy = refusal.status == StatusCode::SERVICE_UNAVAILABLE;
+    let mut response = error(refusal.status, refusal.message);
+    if busy {
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SHORT_S),
+        );
+    }
     response
 }
 

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::App;
-use super::http::{JobParam, error, find, json, read_body, too_many};
+use super::http::{JobParam, error, find, json, read_body, refused, too_many};
 use super::jobs::{Job, JobId};
 use super::paths::walk;
 use super::scheduler::Lane;
@@ -115,7 +115,7 @@ pub(super) async fn submit(State(app): State<Arc<App>>, body: Body) -> Response 
     .await;
     let (files, walk_rows, order) = match walked {
         Ok(Ok(found)) => found,
-        Ok(Err(refusal)) => return error(refusal.status, refusal.message),
+        Ok(Err(refusal)) => return refused(refusal),
         Err(e) => {
             return error(
                 StatusCode::INTERNAL_SERVER_ERROR,

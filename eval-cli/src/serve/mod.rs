@@ -106,8 +106,8 @@ pub struct ServeArgs {
     #[arg(long, requires = "cache")]
     verify: bool,
     /// Connections served at once; more wait in the listen queue until one closes, so
-    /// idle clients cannot use up the process's file descriptors (lowered to half of
-    /// `ulimit -n` where that is less).
+    /// idle clients cannot use up the process's file descriptors (lowered to what
+    /// `ulimit -n` holds beside the workers, 2 descriptors each, where that is less).
     #[arg(long, value_name = "N", default_value_t = 256,
           value_parser = clap::value_parser!(u32).range(1..))]
     max_connections: u32,
@@ -201,11 +201,16 @@ impl Plan {
             .context("--max-upload-mb is too large")?;
         let default = AnalyzerConfig::default();
         let analyzer = flags::analyzer(default.min_bpm, default.max_bpm, &args.sampling)?;
+        // Workers first, with room kept for one connection; connections get the rest.
+        let workers = flags::resolve_workers_beside(
+            args.workers,
+            crate::open_files::DESCRIPTORS_PER_CONNECTION,
+        );
         Ok(Plan {
             analyzer,
             listen: args.listen,
             roots,
-            workers: flags::resolve_workers(args.workers),
+            workers,
             limits: Limits {
                 max_jobs: args.max_jobs,
                 max_queued_files: args.max_queued_files,
@@ -214,7 +219,10 @@ impl Plan {
             timeout: args.timeout,
             token,
             connections: ConnectionLimits {
-                max_connections: connections::fit_to_open_files(args.max_connections as usize),
+                max_connections: connections::fit_to_open_files(
+                    args.max_connections as usize,
+                    workers,
+                ),
                 header_timeout: args.header_timeout,
                 body_timeout: args.body_timeout,
             },

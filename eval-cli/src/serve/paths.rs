@@ -14,6 +14,9 @@ use crate::record::AnalyzeRecord;
 /// inputs that could not be walked; refused when a path, or a link met in a walked folder,
 /// leads outside the roots or to nothing. Whether the place a link leads to exists is
 /// never told, nor where it is: the refusal names the link as found inside the root.
+/// A folder that could not be opened for want of a descriptor (the workers hold them)
+/// refuses the job with 503: it would have been a job of one `walk:` row, done, although
+/// the folder reads a moment later.
 pub(super) fn walk(
     roots: &[PathBuf],
     paths: &[String],
@@ -37,6 +40,15 @@ pub(super) fn walk(
                 )
             },
         )?;
+    if let Some(short) = walk_errors.iter().find(|e| e.out_of_files) {
+        return Err(Refusal::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "{}: no file descriptor left to walk it (ulimit -n); try again",
+                short.path.display()
+            ),
+        ));
+    }
     let walk_rows = walk_errors
         .iter()
         .map(|e| AnalyzeRecord::new(&e.path, Status::Error, None, Some(&e.reason)))

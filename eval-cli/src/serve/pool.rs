@@ -12,6 +12,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, mpsc};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+use analyzer_core::batch::FileGate;
 use analyzer_core::{Analyzer, StopSignal};
 use tokio::sync::oneshot;
 
@@ -52,6 +53,9 @@ struct Shared {
     shutdown: Arc<AtomicBool>,
     telemetry: Arc<Telemetry>,
     running: AtomicUsize,
+    /// Every worker's files go through it: a file short of a descriptor runs again once
+    /// the others' files are over, whatever job or upload they belong to.
+    gate: Arc<FileGate>,
 }
 
 impl Shared {
@@ -89,6 +93,7 @@ impl Pool {
             shutdown: Arc::new(AtomicBool::new(false)),
             telemetry,
             running: AtomicUsize::new(0),
+            gate: Arc::default(),
         });
         let mut threads = Vec::with_capacity(workers);
         let (alive, exited) = mpsc::channel();
@@ -248,6 +253,7 @@ fn work(shared: &Shared) {
                     path: &upload.path,
                     stop: &stop,
                     timeout: shared.timeout,
+                    gate: Some(&shared.gate),
                 });
                 match &analysed {
                     // Gone while it was read: its file may have been removed under it.
@@ -294,6 +300,7 @@ fn run_file(shared: &Shared, job: &Job, index: usize, running: Running<'_>) {
         path: &job.files[index],
         stop: &stop,
         timeout: shared.timeout,
+        gate: Some(&shared.gate),
     });
     match &analysed {
         Some(a) => shared.telemetry.file_finished(a, false),

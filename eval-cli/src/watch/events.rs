@@ -39,7 +39,12 @@ pub(super) fn complete_files(event: &Event) -> (Vec<PathBuf>, Vec<WalkError>) {
                 ancestor.display()
             );
             let path = path.clone();
-            return (Vec::new(), vec![WalkError { path, reason }]);
+            let error = WalkError {
+                path,
+                reason,
+                out_of_files: false,
+            };
+            return (Vec::new(), vec![error]);
         }
         batch::collect_audio_files(std::slice::from_ref(path))
     } else if batch::has_audio_extension(path) {

@@ -116,6 +116,33 @@ fn same_bytes_for_any_worker_count_and_right_tempi() {
     }
 }
 
+/// `ulimit -n 8` (3 standard streams and 5 more) cannot hold 8 workers at 2 descriptors
+/// each: their opens failed at random (`open: unreadable: Too many open files`). The count
+/// is lowered to fit, with a warning, and the rows are those of one worker.
+#[cfg(unix)]
+#[test]
+fn a_low_open_file_limit_lowers_the_workers_and_keeps_the_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path());
+    let one = analyze(&[lib.as_os_str(), os("--workers"), os("1")]);
+    assert_eq!(one.status.code(), Some(0), "{one:?}");
+    let limited = std::process::Command::new("bash")
+        .args(["-c", r#"ulimit -n 8 && exec "$0" "$@""#])
+        .arg(env!("CARGO_BIN_EXE_eval-cli"))
+        .arg("analyze")
+        .arg(&lib)
+        .args(["--workers", "8"])
+        .output()
+        .unwrap();
+    assert_eq!(limited.status.code(), Some(0), "{limited:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&limited.stdout),
+        String::from_utf8_lossy(&one.stdout)
+    );
+    let stderr = String::from_utf8_lossy(&limited.stderr);
+    assert!(stderr.contains("(ulimit -n); using 1"), "{stderr}");
+}
+
 #[test]
 fn broken_files_are_rows_with_reasons_and_good_files_are_right() {
     let dir = tempfile::tempdir().unwrap();
