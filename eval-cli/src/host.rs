@@ -1,7 +1,7 @@
 //! What the machine and this process are: cores, memory, CPU model, operating system,
-//! peak memory, CPU time of a thread or a child, the open-file limit. Every read of
-//! `/proc` and every sysinfo query is here, so that reports, the runner, the estimators
-//! and the service describe the machine the same way.
+//! peak memory, CPU time of a thread or a child, the open-file limit, the thread count.
+//! Every read of `/proc` and every sysinfo query is here, so that reports, the runner, the
+//! estimators and the service describe the machine the same way.
 
 use std::time::Instant;
 
@@ -62,6 +62,18 @@ fn parse_vm_hwm(status: &str) -> Option<f64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
+}
+
+/// Threads of this process now (Linux: `Threads:` of `/proc/self/status`); `None` when
+/// unknown.
+pub fn thread_count() -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    parse_threads(&status)
+}
+
+fn parse_threads(status: &str) -> Option<usize> {
+    let line = status.lines().find(|l| l.starts_with("Threads:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// The soft limit on open files (Linux: `/proc/self/limits`); `None` when unknown.
@@ -257,6 +269,15 @@ mod tests {
         let status = "Name:\tx\nVmPeak:\t  9000 kB\nVmHWM:\t    2048 kB\n";
         assert_eq!(parse_vm_hwm(status), Some(2.0));
         assert_eq!(parse_vm_hwm("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn the_thread_count_is_parsed() {
+        assert_eq!(
+            parse_threads("Name:\tx\nThreads:\t7\nSigQ:\t0/1\n"),
+            Some(7)
+        );
+        assert_eq!(parse_threads("Name:\tx\n"), None);
     }
 
     #[test]

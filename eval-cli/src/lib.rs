@@ -9,6 +9,7 @@
 //!                                                 shard, runner, output, stdout, host, open_files, flags, tags,
 //!                                                 analysis (one file per request), confine,
 //!                                                 telemetry (Prometheus text),
+//!                                                 threads (may the threads start),
 //!                                                 queue_worker (the loop of a broker's slots)
 //!               ─▶ commands: analyze, merge, dist, serve, consume, evaluate, compare, check,
 //!                  dataset, tag, watch
@@ -63,6 +64,7 @@ pub mod stdout;
 pub mod tag;
 pub mod tags;
 pub mod telemetry;
+pub mod threads;
 pub mod watch;
 pub mod writers;
 

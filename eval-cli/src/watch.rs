@@ -59,6 +59,7 @@ use crate::report::export::{CsvLine, Exporter};
 use crate::runner;
 use crate::stdout::WriteContext;
 use crate::tags::{self, KeyNotation, TagOptions, TagValues};
+use crate::threads::{self, ThreadRefused};
 use crate::writers::Writers;
 use events::{complete_files, not_being_written};
 use printed::Printed;
@@ -139,10 +140,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
     runner::install_signal_handler(Arc::clone(&plan.options.cancel));
     // Watching starts before the first pass, so that nothing written meanwhile is missed.
     let (events, received) = mpsc::channel();
-    let mut watcher = notify::recommended_watcher(move |event| {
-        let _ = events.send(event);
-    })
-    .context("cannot watch folders")?;
+    let mut watcher = start_watcher(events)?;
     for dir in &plan.dirs {
         let unwatched = folders::watch_tree(
             |folder| watcher.watch(folder, RecursiveMode::Recursive),
@@ -187,6 +185,28 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
         }
     }
     followed.map(|()| ExitCode::from(runner::EXIT_CANCELLED))
+}
+
+/// notify's watcher sending its events to `events`, its thread running. notify ignores a
+/// refusal of that thread, and its watcher then panics at its first use and again when
+/// dropped, which aborts: the thread is asked for first ([`threads::probe`]), and the
+/// watcher is asked to answer a message before it is used.
+fn start_watcher(
+    events: mpsc::Sender<notify::Result<Event>>,
+) -> anyhow::Result<notify::RecommendedWatcher> {
+    threads::probe(1, false)?;
+    let mut watcher = notify::recommended_watcher(move |event| {
+        let _ = events.send(event);
+    })
+    .context("cannot watch folders")?;
+    // The default configuration changes nothing; only its thread answers it, and its
+    // absence is an `Err` here, not a panic.
+    if watcher.configure(notify::Config::default()).is_err() {
+        // Its `Drop` would panic.
+        std::mem::forget(watcher);
+        return Err(ThreadRefused::not_running("the file watcher's thread", false).into());
+    }
+    Ok(watcher)
 }
 
 /// What a `file` event shows of a row: the row's own cells, as `analyze`'s events do.

@@ -51,12 +51,16 @@ pub use crate::analysis::{BatchAnalysis, CachedAnalysis, Candidate, FileAnalysis
 use crate::cache::{Rescan, ResultCache};
 use crate::flags;
 use crate::stdout;
+use crate::threads::{self, ThreadRefused};
 use connections::{ConnectionLimits, ConnectionSlots};
 use guard::Guard;
 use jobs::Job;
 use pool::Pool;
 use table::JobTable;
 use telemetry::Telemetry;
+
+/// Worker threads of the async side: it only parses, routes and waits.
+const RUNTIME_WORKERS: usize = 2;
 
 /// How long shutdown waits for the running files to stop at their next check.
 const SHUTDOWN_PATIENCE: Duration = Duration::from_secs(5);
@@ -296,9 +300,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 /// [`run`], analysing each file with `analysis`.
 pub fn run_with(args: ServeArgs, analysis: Arc<dyn FileAnalysis>) -> anyhow::Result<ExitCode> {
     let plan = Plan::new(args)?;
-    // The async side only parses, routes and waits; two threads are plenty.
+    // Asked before tokio starts its workers: where the system refuses one, tokio panics
+    // and then waits forever for the one it started (threads.rs). Counted with them: the
+    // pool's workers, and one blocking thread (a job's walk, an upload's writes), which
+    // tokio would otherwise wait for as long as the service runs.
+    threads::probe(RUNTIME_WORKERS + 1 + plan.workers, true)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(RUNTIME_WORKERS)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
@@ -313,8 +321,9 @@ pub fn run_with(args: ServeArgs, analysis: Arc<dyn FileAnalysis>) -> anyhow::Res
         analysis
     };
     let telemetry = Arc::new(Telemetry::default());
+    // A refusal here is another process's doing, after the probe.
     let pool = Pool::start(plan.workers, analysis, plan.timeout, Arc::clone(&telemetry))
-        .context("cannot start the worker threads")?;
+        .map_err(|error| ThreadRefused::of_spawn(&error, true))?;
     let default_analyzer = Arc::new(plan.analyzer);
     let (shutdown, _) = watch::channel(false);
     let guard = Guard::new(addr, plan.token.is_some(), plan.allowed_origins);

@@ -897,6 +897,59 @@ fn a_job_naming_fifos_finishes_with_error_rows_and_frees_its_workers() {
     assert_eq!(get(&server, "/v1/health").json()["running"], 0);
 }
 
+/// A process limit that refuses a thread the service needs (met through the
+/// `EVAL_CLI_THREAD_ROOM` seam: root, who runs the tests, meets no `ulimit -u`) stops it
+/// at once with exit 2, saying so. tokio panicked while starting its workers, and the
+/// process then hung, listening on nothing, until killed.
+#[test]
+fn a_refused_thread_stops_the_service_at_once_with_exit_2() {
+    let (_dir, root) = root();
+    // 2 workers need 5 threads: 2 of them, 2 of the async side, 1 for its blocking work.
+    for room in ["0", "4"] {
+        let out = crate::util::eval_cli()
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--workers",
+                "2",
+                "--root",
+            ])
+            .arg(&root)
+            .env("EVAL_CLI_THREAD_ROOM", room)
+            .timeout(std::time::Duration::from_secs(60))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "room {room}: {stderr}");
+        assert_eq!(
+            stderr,
+            "eval-cli: error: cannot start: the system refused a thread (Resource temporarily \
+             unavailable); raise the process limit (ulimit -u) or lower --workers\n"
+        );
+        assert!(out.stdout.is_empty(), "listening on nothing");
+    }
+    let one_worker = crate::util::eval_cli()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--workers",
+            "1",
+            "--root",
+        ])
+        .arg(&root)
+        .env("EVAL_CLI_THREAD_ROOM", "3")
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert_eq!(
+        one_worker.status.code(),
+        Some(2),
+        "4 threads needed, 3 allowed"
+    );
+}
+
 #[test]
 fn finished_jobs_beyond_keep_jobs_answer_404_with_a_reason() {
     let (_dir, root) = root();

@@ -275,6 +275,39 @@ fn a_watched_folder_moved_away_stops_the_watch() {
     assert_eq!(watching.child.wait().unwrap().code(), Some(2));
 }
 
+/// A process limit that refuses the thread of the kernel's events (met through the
+/// `EVAL_CLI_THREAD_ROOM` seam: root, who runs the tests, meets no `ulimit -u`) stops
+/// `watch` at once with exit 2, saying so, before its first pass. notify panicked twice
+/// and the process aborted.
+#[test]
+fn a_refused_thread_stops_the_watch_with_exit_2_before_its_first_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let music = dir.path().join("music");
+    fs::create_dir(&music).unwrap();
+    click_wav(&music.join("a.wav"), 120.0, 6.0);
+    let out = eval_cli()
+        .arg("watch")
+        .arg(&music)
+        .arg("--cache")
+        .arg(dir.path().join("cache"))
+        .args(["--progress", "off"])
+        .env("EVAL_CLI_THREAD_ROOM", "0")
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "error: cannot start: the system refused a thread (Resource temporarily \
+             unavailable); raise the process limit (ulimit -u)\n"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.stdout.is_empty(), "no header, no row");
+}
+
 /// A folder given as a relative path: the rows of files that arrive name them as the first
 /// pass names the files already there (under the folder as given), so one file always has
 /// one `path` cell.
