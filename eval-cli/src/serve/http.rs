@@ -175,8 +175,9 @@ pub fn find(app: &App, id: &str) -> Result<Arc<Job>, Box<Response>> {
         Lookup::Expired { keep } => Err(Box::new(error(
             StatusCode::NOT_FOUND,
             format!(
-                "job {id} has expired: only the {keep} most recent finished jobs are kept \
-                 (--keep-jobs)"
+                "job {id} has expired: only the {} most recent finished jobs are kept \
+                 (--keep-jobs), and only while they hold {} rows together (--keep-rows)",
+                keep.jobs, keep.rows
             ),
         ))),
         Lookup::Unknown => Err(Box::new(error(

@@ -150,7 +150,7 @@ pub(super) async fn submit(State(app): State<Arc<App>>, body: Body) -> Response 
     }
     let id = table.next + 1;
     let job = Arc::new(Job::new(id, lane, analyzer, files, walk_rows, order));
-    let wanted = job.files.len();
+    let wanted = job.file_count();
     let mut queued_now = 0;
     let admitted = app.pool.submit_job(&job, |queued| {
         queued_now = queued;

@@ -56,7 +56,7 @@ use connections::{ConnectionLimits, ConnectionSlots};
 use guard::Guard;
 use jobs::Job;
 use pool::Pool;
-use table::JobTable;
+use table::{JobTable, Keep};
 use telemetry::Telemetry;
 
 /// Worker threads of the async side: it only parses, routes and waits.
@@ -128,6 +128,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 100,
           value_parser = clap::value_parser!(u32).range(1..))]
     keep_jobs: u32,
+    /// Rows of finished jobs kept, all of them together: the oldest finished jobs expire
+    /// (404 saying so) while the newer ones hold more. The last job to finish is kept
+    /// whatever its size. A kept row costs about the bytes of its CSV line.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    keep_rows: u64,
     /// An origin (`https://tool.example`, scheme, host and port as a browser sends them)
     /// whose pages may call the service; repeat for several. Other cross-origin requests
     /// are refused with 403.
@@ -154,7 +160,7 @@ pub struct Plan {
     timeout: Option<Duration>,
     token: Option<String>,
     connections: ConnectionLimits,
-    keep_jobs: usize,
+    keep: Keep,
     allowed_origins: Vec<String>,
     test_gates: bool,
 }
@@ -230,7 +236,10 @@ impl Plan {
                 header_timeout: args.header_timeout,
                 body_timeout: args.body_timeout,
             },
-            keep_jobs: args.keep_jobs as usize,
+            keep: Keep {
+                jobs: args.keep_jobs as usize,
+                rows: usize::try_from(args.keep_rows).unwrap_or(usize::MAX),
+            },
             allowed_origins: args.allow_origin,
             test_gates: args.test_gates,
         })
@@ -334,7 +343,7 @@ pub fn run_with(args: ServeArgs, analysis: Arc<dyn FileAnalysis>) -> anyhow::Res
         guard,
         connections: ConnectionSlots::new(plan.connections.max_connections),
         pool,
-        jobs: Mutex::new(JobTable::new(plan.keep_jobs)),
+        jobs: Mutex::new(JobTable::new(plan.keep)),
         telemetry,
         default_analyzer,
         shutdown,

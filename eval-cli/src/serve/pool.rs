@@ -140,9 +140,9 @@ impl Pool {
             return false;
         }
         let tasks = job
-            .start_order
-            .iter()
-            .map(|&index| Task::File {
+            .take_start_order()
+            .into_iter()
+            .map(|index| Task::File {
                 job: Arc::clone(job),
                 index,
             })
@@ -294,10 +294,11 @@ fn run_file(shared: &Shared, job: &Job, index: usize, running: Running<'_>) {
         return;
     }
     job.start_file();
+    let path = job.path(index);
     let stop = StopSignal::never().with_cancel_flag(Arc::clone(&job.cancel));
     let analysed = shared.analysis.analyze(&FileTask {
         analyzer: &job.analyzer,
-        path: &job.files[index],
+        path: &path,
         stop: &stop,
         timeout: shared.timeout,
         gate: Some(&shared.gate),

@@ -1,7 +1,10 @@
 //! Every job the service holds, by number. Finished jobs keep their rows until `--keep-jobs`
-//! others have finished after them; then they expire, so that a service that runs for
-//! months does not grow with every job it ever ran. The order is the order of finishing,
-//! not of numbers: a long job that ends last is kept, for the client that watched it.
+//! others have finished after them, or until the finished jobs after them hold
+//! `--keep-rows` rows together; then they expire, so that a service that runs for months
+//! grows neither with every job it ever ran nor with their sizes (a job may have 100,000
+//! rows). The order is the order of finishing, not of numbers: a long job that ends last
+//! is kept, for the client that watched it. The last job to finish is kept whatever its
+//! size, so that its client can read it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,23 +17,31 @@ pub struct JobTable {
     /// The last number given.
     pub next: JobId,
     jobs: BTreeMap<JobId, Arc<Job>>,
-    /// Finished jobs kept.
-    keep: usize,
+    keep: Keep,
+}
+
+/// How much of the finished jobs is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keep {
+    /// Finished jobs (`--keep-jobs`).
+    pub jobs: usize,
+    /// Their rows together (`--keep-rows`).
+    pub rows: usize,
 }
 
 /// What the table knows of a job number.
 pub enum Lookup {
     /// The job.
     Found(Arc<Job>),
-    /// Finished and dropped: `keep` jobs finished after it.
-    Expired { keep: usize },
+    /// Finished and dropped: the jobs finished after it filled `keep`.
+    Expired { keep: Keep },
     /// Never given.
     Unknown,
 }
 
 impl JobTable {
-    /// An empty table keeping `keep` finished jobs.
-    pub fn new(keep: usize) -> Self {
+    /// An empty table keeping `keep` of the finished jobs.
+    pub fn new(keep: Keep) -> Self {
         JobTable {
             next: 0,
             jobs: BTreeMap::new(),
@@ -38,20 +49,22 @@ impl JobTable {
         }
     }
 
-    /// Drops the finished jobs that `keep` others finished after.
+    /// Drops the finished jobs that others finished after: `keep.jobs` of them, or
+    /// `keep.rows` rows with them (the job itself counted).
     pub fn expire(&mut self) {
-        let mut finished: Vec<(Instant, JobId)> = self
+        let mut finished: Vec<(Instant, JobId, usize)> = self
             .jobs
             .iter()
-            .filter_map(|(&id, job)| Some((job.ended()?, id)))
+            .filter_map(|(&id, job)| Some((job.ended()?, id, job.rows_held())))
             .collect();
-        let excess = finished.len().saturating_sub(self.keep);
-        if excess == 0 {
-            return;
-        }
-        finished.sort_unstable();
-        for (_, id) in &finished[..excess] {
-            self.jobs.remove(id);
+        // Newest first: each is kept while it fits beside the newer ones kept.
+        finished.sort_unstable_by(|a, b| b.cmp(a));
+        let mut rows = 0;
+        for (kept, &(_, id, held)) in finished.iter().enumerate() {
+            rows += held;
+            if kept >= self.keep.jobs || (kept > 0 && rows > self.keep.rows) {
+                self.jobs.remove(&id);
+            }
         }
     }
 
@@ -96,6 +109,11 @@ mod tests {
     use analyzer_core::{Analyzer, AnalyzerConfig};
     use std::path::PathBuf;
 
+    const KEEP_TWO: Keep = Keep {
+        jobs: 2,
+        rows: usize::MAX,
+    };
+
     fn job(id: JobId, files: usize) -> Arc<Job> {
         let analyzer = Arc::new(Analyzer::new(AnalyzerConfig::default()).unwrap());
         Arc::new(Job::new(
@@ -114,7 +132,7 @@ mod tests {
 
     #[test]
     fn the_first_finished_jobs_expire_and_running_ones_stay() {
-        let mut table = JobTable::new(2);
+        let mut table = JobTable::new(KEEP_TWO);
         let long = job(1, 1);
         table.insert(Arc::clone(&long)); // running: never expires
         for id in 2..=5 {
@@ -122,7 +140,10 @@ mod tests {
         }
         table.expire();
         assert_eq!(held(&table), [1, 4, 5]);
-        assert!(matches!(table.lookup(2), Lookup::Expired { keep: 2 }));
+        assert!(matches!(
+            table.lookup(2),
+            Lookup::Expired { keep: KEEP_TWO }
+        ));
         assert!(matches!(table.lookup(1), Lookup::Found(_)));
         assert!(matches!(table.lookup(6), Lookup::Unknown));
         assert!(matches!(table.lookup(0), Lookup::Unknown));
@@ -134,5 +155,51 @@ mod tests {
         table.expire();
         assert_eq!(held(&table), [1, 5]);
         assert_eq!(table.active(), 0);
+    }
+
+    /// A finished job of `rows` rows (inputs that could not be walked: final at once).
+    fn done_job(id: JobId, rows: usize) -> Arc<Job> {
+        let analyzer = Arc::new(Analyzer::new(AnalyzerConfig::default()).unwrap());
+        let walk_rows = vec![crate::record::AnalyzeRecord::default(); rows];
+        Arc::new(Job::new(
+            id,
+            Lane::Normal,
+            analyzer,
+            Vec::new(),
+            walk_rows,
+            Vec::new(),
+        ))
+    }
+
+    #[test]
+    fn finished_jobs_expire_oldest_first_once_the_newer_ones_fill_the_rows_kept() {
+        let keep = Keep {
+            jobs: 100,
+            rows: 10,
+        };
+        let mut table = JobTable::new(keep);
+        let running = job(1, 50);
+        table.insert(Arc::clone(&running)); // its rows count for nothing until it ends
+        for (id, rows) in [(2, 4), (3, 3), (4, 3)] {
+            table.insert(done_job(id, rows));
+        }
+        table.expire();
+        assert_eq!(held(&table), [1, 2, 3, 4], "10 rows fit");
+        table.insert(done_job(5, 1));
+        table.expire();
+        assert_eq!(held(&table), [1, 3, 4, 5], "the oldest goes first");
+        assert!(matches!(table.lookup(2), Lookup::Expired { keep: k } if k == keep));
+        table.insert(done_job(6, 0));
+        table.expire();
+        assert_eq!(held(&table), [1, 3, 4, 5, 6], "a job of no rows costs none");
+
+        // The last job to finish stays whatever its size, alone.
+        table.insert(done_job(7, 11));
+        table.expire();
+        assert_eq!(held(&table), [1, 7]);
+        table.insert(done_job(8, 10));
+        table.expire();
+        assert_eq!(held(&table), [1, 8]);
+        assert_eq!(table.active(), 1);
     }
 }

@@ -951,6 +951,33 @@ fn a_refused_thread_stops_the_service_at_once_with_exit_2() {
 }
 
 #[test]
+fn finished_jobs_beyond_keep_rows_expire_oldest_first_with_a_reason() {
+    let (_dir, root) = root();
+    library(&root.join("lib"), 2, 120.0);
+    let server = Server::start(&root, &["--keep-rows", "4"]);
+    let ids: Vec<u64> = (0..3)
+        .map(|_| {
+            let id = submit(&server, &["lib"]);
+            assert_eq!(
+                Events::open(&server, id).rest().pop().unwrap().0,
+                "finished"
+            );
+            id
+        })
+        .collect();
+    // Two jobs of two rows hold the 4 rows kept: the first went.
+    let expired = get(&server, &format!("/v1/jobs/{}/results.csv", ids[0])).refusal(404);
+    assert!(
+        expired.contains("expired") && expired.contains("4 rows together (--keep-rows)"),
+        "{expired}"
+    );
+    for id in &ids[1..] {
+        let job = get(&server, &format!("/v1/jobs/{id}")).json();
+        assert_eq!((&job["status"], &job["files"]), (&"done".into(), &2.into()));
+    }
+}
+
+#[test]
 fn finished_jobs_beyond_keep_jobs_answer_404_with_a_reason() {
     let (_dir, root) = root();
     library(&root.join("lib"), 1, 120.0);
