@@ -150,6 +150,41 @@ fn class_color(class: ErrorClass) -> RGBColor {
 const BLUE: RGBColor = RGBColor(0x1f, 0x77, 0xb4);
 const ORANGE: RGBColor = RGBColor(0xff, 0x7f, 0x0e);
 
+/// The most dots [`EstimateScatter`] draws as they are; a run with more is thinned by
+/// [`thin_dots`].
+pub const SCATTER_DOTS: usize = 5000;
+
+/// The cells per axis of the grid [`thin_dots`] keeps one dot per colour of: about four
+/// pixels each, half a dot's width, so the picture barely changes.
+const SCATTER_CELLS: f64 = 200.0;
+
+/// The dots of `points` a scatter over `lo..hi` on both log axes draws: all of them up to
+/// `max`; above it, the first dot (in input order) of each colour in each cell of a
+/// [`SCATTER_CELLS`]-square grid, since a later one there would land on it. The same
+/// points give the same dots, and at most `SCATTER_CELLS`² per colour.
+pub fn thin_dots(
+    points: &[(f64, f64, ErrorClass)],
+    (lo, hi): (f64, f64),
+    max: usize,
+) -> Vec<(f64, f64, ErrorClass)> {
+    if points.len() <= max {
+        return points.to_vec();
+    }
+    let cell = |v: f64| {
+        let at = (v.clamp(lo, hi) / lo).ln() / (hi / lo).ln();
+        (at * SCATTER_CELLS).min(SCATTER_CELLS - 1.0) as u32
+    };
+    let mut seen = std::collections::HashSet::new();
+    points
+        .iter()
+        .copied()
+        .filter(|&(t, e, c)| {
+            let RGBColor(r, g, b) = class_color(c);
+            seen.insert((cell(t), cell(e), r, g, b))
+        })
+        .collect()
+}
+
 /// Estimated against true tempo on log axes, with the ×1, ×2, ×½, ×3, ×⅓ lines.
 pub struct EstimateScatter {
     /// `(truth, estimate, class)` of every file that gave an estimate.
@@ -192,13 +227,17 @@ impl Chart for EstimateScatter {
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color));
         }
         chart
-            .draw_series(self.points.iter().map(|&(t, e, c)| {
-                Circle::new(
-                    (t.clamp(lo, hi), e.clamp(lo, hi)),
-                    4,
-                    class_color(c).filled(),
-                )
-            }))
+            .draw_series(
+                thin_dots(&self.points, (lo, hi), SCATTER_DOTS)
+                    .into_iter()
+                    .map(|(t, e, c)| {
+                        Circle::new(
+                            (t.clamp(lo, hi), e.clamp(lo, hi)),
+                            4,
+                            class_color(c).filled(),
+                        )
+                    }),
+            )
             .map_err(err)?;
         legend(&mut chart, SeriesLabelPosition::UpperLeft)
     }
@@ -394,6 +433,34 @@ impl Chart for BandAccuracy {
     }
 }
 
+/// The most steps a curve of [`LatencyCdf`] draws: a run of more files is drawn through
+/// this many of its percentiles, so that the chart of a million files is no larger than
+/// that of a thousand.
+pub const LATENCY_STEPS: usize = 1000;
+
+/// The points of the cumulative curve of `values`: from `(0, 0)`, a step up at each value
+/// in ascending order. With more than `steps` values, the steps are those of `steps`
+/// ranks spread evenly from the smallest value to the largest (percentiles, the same for
+/// the same values), each at its own height, so the curve keeps its shape and its ends.
+pub fn cdf_points(values: &[f64], steps: usize) -> Vec<(f64, f64)> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    let shown = if n > steps && steps >= 2 { steps } else { n };
+    let total = n.max(1) as f64;
+    let mut pts = vec![(0.0, 0.0)];
+    for j in 0..shown {
+        let i = if shown == n {
+            j
+        } else {
+            j * (n - 1) / (shown - 1)
+        };
+        pts.push((sorted[i], i as f64 / total));
+        pts.push((sorted[i], (i + 1) as f64 / total));
+    }
+    pts
+}
+
 /// Distribution of per-file latency: one cumulative curve per run.
 pub struct LatencyCdf {
     /// `(label, per-file latencies in ms)`.
@@ -420,14 +487,7 @@ impl Chart for LatencyCdf {
             .map_err(err)?;
         for (k, (label, values)) in self.series.iter().enumerate() {
             let color = Palette99::pick(k).to_rgba();
-            let mut sorted = values.clone();
-            sorted.sort_by(f64::total_cmp);
-            let n = sorted.len().max(1) as f64;
-            let mut pts = vec![(0.0, 0.0)];
-            for (i, &v) in sorted.iter().enumerate() {
-                pts.push((v, i as f64 / n));
-                pts.push((v, (i + 1) as f64 / n));
-            }
+            let pts = cdf_points(values, LATENCY_STEPS);
             chart
                 .draw_series(LineSeries::new(pts, color.stroke_width(2)))
                 .map_err(err)?
@@ -691,5 +751,49 @@ impl Chart for AccuracyCurve {
                 .map_err(err)?;
         }
         legend(&mut chart, SeriesLabelPosition::LowerRight)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_small_run_draws_every_step_and_a_large_one_its_percentiles() {
+        assert_eq!(
+            cdf_points(&[3.0, 1.0], 10),
+            [(0.0, 0.0), (1.0, 0.0), (1.0, 0.5), (3.0, 0.5), (3.0, 1.0)]
+        );
+        assert_eq!(cdf_points(&[], 10), [(0.0, 0.0)]);
+        let many: Vec<f64> = (0..100_000).rev().map(f64::from).collect();
+        let pts = cdf_points(&many, 1000);
+        assert_eq!(pts.len(), 1 + 2 * 1000);
+        // Both ends kept, the median where it was, the same points every time.
+        assert_eq!(pts[1], (0.0, 0.0));
+        assert_eq!(pts[pts.len() - 1], (99_999.0, 1.0));
+        assert!(pts.windows(2).all(|w| w[0].0 <= w[1].0 && w[0].1 <= w[1].1));
+        let middle = pts[1001];
+        assert!((middle.1 - 0.5).abs() < 0.001 && (middle.0 - 50_000.0).abs() < 100.0);
+        assert_eq!(pts, cdf_points(&many, 1000));
+    }
+
+    #[test]
+    fn a_crowded_scatter_keeps_one_dot_per_colour_and_cell() {
+        let few = [
+            (120.0, 121.0, ErrorClass::Ok),
+            (120.0, 121.0, ErrorClass::Ok),
+        ];
+        assert_eq!(thin_dots(&few, (30.0, 400.0), 2), few);
+        // A million files at three tempi, right, doubled and an odd one: four dots.
+        let crowd: Vec<(f64, f64, ErrorClass)> = (0..1_000_000)
+            .map(|i| match i % 3 {
+                0 => (120.0, 120.0 + f64::from(i % 7) * 0.01, ErrorClass::Ok),
+                1 => (100.0, 200.0, ErrorClass::Double),
+                _ => (90.0, 47.0 + f64::from(i % 2) * 200.0, ErrorClass::Other),
+            })
+            .collect();
+        let dots = thin_dots(&crowd, (30.0, 400.0), 5000);
+        assert_eq!(dots.len(), 4, "{dots:?}");
+        assert_eq!(dots[0], crowd[0]);
     }
 }

@@ -44,6 +44,37 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// The most rows a per-file table of a report page lists (files not right, files not in
+/// their key): a page of a million-file dataset must still open in a browser. The rest are
+/// counted under the table, and `results.csv` keeps every file.
+pub const FILE_ROWS: usize = 1000;
+
+/// An HTML table of the first `cap` of `items` (cells by `cells`, escaped), then, when
+/// some were left out, a line saying how many and where every one of them is. With no
+/// more than `cap` items it is [`table`] of them all, byte for byte. Only the rows shown
+/// are formatted: the rest are counted.
+pub fn capped_table<T>(
+    headers: &[&str],
+    items: impl IntoIterator<Item = T>,
+    cap: usize,
+    cells: impl Fn(T) -> Vec<String>,
+) -> String {
+    let mut items = items.into_iter();
+    let shown: Vec<Vec<String>> = items.by_ref().take(cap).map(cells).collect();
+    let left_out = items.count();
+    let mut out = table(headers, &shown);
+    if left_out > 0 {
+        let _ = write!(
+            out,
+            "<p>The first {} of {} files are listed; {left_out} more are left out of this \
+             page. results.csv lists every file.</p>",
+            shown.len(),
+            shown.len() + left_out
+        );
+    }
+    out
+}
+
 /// A chart for inline embedding: the SVG document without any XML prolog.
 pub fn figure(svg: &str, caption: &str) -> String {
     let start = svg.find("<svg").unwrap_or(0);
@@ -149,5 +180,26 @@ mod tests {
         assert_eq!(escape("<a & 'b'>"), "&lt;a &amp; &#39;b&#39;&gt;");
         let f = figure("<?xml version=\"1.0\"?>\n<svg x=\"1\"></svg>", "c");
         assert!(f.starts_with("<figure><svg x=\"1\">"), "{f}");
+    }
+
+    #[test]
+    fn a_capped_table_lists_the_first_rows_and_counts_the_rest() {
+        let cells = |i: usize| vec![format!("{i}.wav")];
+        let all: Vec<Vec<String>> = (0..5).map(cells).collect();
+        // Up to the cap: the plain table, byte for byte.
+        assert_eq!(
+            capped_table(&["file"], 0..5, 5, cells),
+            table(&["file"], &all)
+        );
+        let capped = capped_table(&["file"], 0..5, 2, cells);
+        assert!(capped.starts_with(&table(&["file"], &all[..2])), "{capped}");
+        assert!(!capped.contains("2.wav"), "{capped}");
+        assert!(
+            capped.ends_with(
+                "<p>The first 2 of 5 files are listed; 3 more are left out of this page. \
+                 results.csv lists every file.</p>"
+            ),
+            "{capped}"
+        );
     }
 }

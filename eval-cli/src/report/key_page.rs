@@ -31,11 +31,13 @@ const SCORE_HEADERS: [&str; 5] = [
     "no key",
 ];
 
-/// The key sections of a page; their chart is written into `dir`.
+/// The key sections of a page; their chart is written into `dir`. The table of files not
+/// in their key lists the first `file_rows` of them and counts the rest.
 pub fn key_sections(
     dir: &Path,
     key: &KeySummary,
     rows: &[Row],
+    file_rows: usize,
 ) -> anyhow::Result<Vec<(String, String)>> {
     let mut counts: Vec<(&'static str, usize)> = KeyRelation::ALL
         .iter()
@@ -115,30 +117,18 @@ pub fn key_sections(
         scores.push_str(&html::table(&headers, &table_rows));
     }
     let mut sections = vec![("Key".to_string(), scores)];
-    let wrong: Vec<Vec<String>> = rows
+    let mut wrong = rows
         .iter()
         .filter_map(|r| {
             let truth = r.truth_key?;
             let relation = key_metrics::relation(r.est_key, truth);
-            (relation != Some(KeyRelation::Same)).then(|| {
-                vec![
-                    r.file.clone(),
-                    truth.to_string(),
-                    r.est_key.map_or(String::new(), |k| k.to_string()),
-                    relation.map_or("missing", KeyRelation::as_str).to_string(),
-                    // A failed file's error, else why the estimator found no key.
-                    match (&r.error, &r.no_key) {
-                        (error, Some(why)) if error.is_empty() => why.clone(),
-                        (error, _) => error.clone(),
-                    },
-                ]
-            })
+            (relation != Some(KeyRelation::Same)).then_some((r, truth, relation))
         })
-        .collect();
-    if !wrong.is_empty() {
+        .peekable();
+    if wrong.peek().is_some() {
         sections.push((
             "Files not in their true key".to_string(),
-            html::table(
+            html::capped_table(
                 &[
                     "file",
                     "true key",
@@ -146,7 +136,21 @@ pub fn key_sections(
                     "relation",
                     "error or why no key",
                 ],
-                &wrong,
+                wrong,
+                file_rows,
+                |(r, truth, relation)| {
+                    vec![
+                        r.file.clone(),
+                        truth.to_string(),
+                        r.est_key.map_or(String::new(), |k| k.to_string()),
+                        relation.map_or("missing", KeyRelation::as_str).to_string(),
+                        // A failed file's error, else why the estimator found no key.
+                        match (&r.error, &r.no_key) {
+                            (error, Some(why)) if error.is_empty() => why.clone(),
+                            (error, _) => error.clone(),
+                        },
+                    ]
+                },
             ),
         ));
     }
@@ -257,7 +261,7 @@ mod tests {
         rows[2].status = "error";
         rows[2].error = "decode: io: gone".into();
         let key = crate::report::key::summarize(&rows, &[]).unwrap();
-        let sections = key_sections(dir.path(), &key, &rows).unwrap();
+        let sections = key_sections(dir.path(), &key, &rows, html::FILE_ROWS).unwrap();
         let names: Vec<&str> = sections.iter().map(|(name, _)| name.as_str()).collect();
         assert_eq!(names, ["Key", "Files not in their true key"]);
         let table = &sections[1].1;

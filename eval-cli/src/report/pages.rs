@@ -45,7 +45,12 @@ pub fn evaluate_page(dir: &Path, run: &EvaluateRun) -> anyhow::Result<Page> {
     if run.estimators.len() > 1 {
         sections.push(estimators_section(dir, run.costs)?);
     }
-    sections.extend(accuracy_sections(dir, run.summary, &run.outcome.rows)?);
+    sections.extend(accuracy_sections(
+        dir,
+        run.summary,
+        &run.outcome.rows,
+        html::FILE_ROWS,
+    )?);
     let latency = charts::LatencyCdf {
         series: vec![(
             format!("{} workers", run.outcome.workers),
@@ -208,7 +213,12 @@ pub fn compare_page(dir: &Path, run: CompareRun) -> anyhow::Result<Page> {
     if run.costs.len() > 1 {
         sections.push(estimators_section(dir, run.costs)?);
     }
-    sections.extend(accuracy_sections(dir, run.summary, run.rows)?);
+    sections.extend(accuracy_sections(
+        dir,
+        run.summary,
+        run.rows,
+        html::FILE_ROWS,
+    )?);
     let mut headline = vec![
         ("cores".to_string(), cores.to_string()),
         ("files".to_string(), compare.files.to_string()),
@@ -317,15 +327,18 @@ pub fn estimators_section(dir: &Path, costs: &[EstimatorCost]) -> anyhow::Result
 
 /// The accuracy charts (written into `dir`) and tables of a run, as report sections: the
 /// tempo ones over the files with a true tempo (none when no file has one but some have a
-/// true key), then the key ones when some file has a true key.
+/// true key), then the key ones when some file has a true key. The per-file tables list
+/// the first `file_rows` files of theirs ([`html::FILE_ROWS`] on the pages) and count the
+/// rest.
 pub fn accuracy_sections(
     dir: &Path,
     summary: &Summary,
     rows: &[Row],
+    file_rows: usize,
 ) -> anyhow::Result<Vec<(String, String)>> {
-    let mut sections = tempo_sections(dir, summary, rows)?;
+    let mut sections = tempo_sections(dir, summary, rows, file_rows)?;
     if let Some(key) = &summary.key {
-        sections.extend(key_sections(dir, key, rows)?);
+        sections.extend(key_sections(dir, key, rows, file_rows)?);
     }
     Ok(sections)
 }
@@ -341,16 +354,13 @@ fn tempo_sections(
     dir: &Path,
     summary: &Summary,
     all_rows: &[Row],
+    file_rows: usize,
 ) -> anyhow::Result<Vec<(String, String)>> {
     let mut sections = Vec::new();
     if !shows_tempo(summary) {
         return Ok(sections);
     }
-    let tempo_rows: Vec<Row> = all_rows
-        .iter()
-        .filter(|r| r.truth_bpm.is_some())
-        .cloned()
-        .collect();
+    let tempo_rows: Vec<&Row> = all_rows.iter().filter(|r| r.truth_bpm.is_some()).collect();
     let rows = tempo_rows.as_slice();
 
     let scatter = charts::EstimateScatter {
@@ -425,25 +435,23 @@ fn tempo_sections(
     sections.extend(length_section(dir, summary)?);
     sections.extend(reliability_section(dir, summary, rows)?);
 
-    let failed: Vec<Vec<String>> = rows
-        .iter()
-        .filter(|r| r.class != ErrorClass::Ok)
-        .map(|r| {
-            vec![
-                r.file.clone(),
-                r.truth_bpm.map_or(String::new(), |b| b.to_string()),
-                r.est_bpm.map_or(String::new(), |b| format!("{b:.2}")),
-                r.class.as_str().to_string(),
-                r.error.clone(),
-            ]
-        })
-        .collect();
-    if !failed.is_empty() {
+    let mut failed = rows.iter().filter(|r| r.class != ErrorClass::Ok).peekable();
+    if failed.peek().is_some() {
         sections.push((
             "Files not right by Accuracy1".to_string(),
-            html::table(
+            html::capped_table(
                 &["file", "true BPM", "estimated", "class", "error"],
-                &failed,
+                failed,
+                file_rows,
+                |r| {
+                    vec![
+                        r.file.clone(),
+                        r.truth_bpm.map_or(String::new(), |b| b.to_string()),
+                        r.est_bpm.map_or(String::new(), |b| format!("{b:.2}")),
+                        r.class.as_str().to_string(),
+                        r.error.clone(),
+                    ]
+                },
             ),
         ));
     }
@@ -524,7 +532,7 @@ fn length_section(dir: &Path, summary: &Summary) -> anyhow::Result<Option<(Strin
 fn reliability_section(
     dir: &Path,
     summary: &Summary,
-    rows: &[Row],
+    rows: &[&Row],
 ) -> anyhow::Result<Option<(String, String)>> {
     let answered: usize = summary.reliability.iter().map(|b| b.n).sum();
     if answered == 0 {
@@ -587,4 +595,73 @@ pub fn accuracy_headline(summary: &Summary) -> Vec<(String, String)> {
         tiles.extend(key_headline(key));
     }
     tiles
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Five files that all failed, with a true tempo and key: each is in both per-file
+    /// tables.
+    fn failed_rows() -> Vec<Row> {
+        (0..5)
+            .map(|i| {
+                let mut row = super::super::key::tests::row(
+                    &format!("missing/{i}.wav"),
+                    Some("C major"),
+                    None,
+                    "",
+                    "",
+                );
+                row.truth_bpm = Some(120.0);
+                row.status = "error";
+                row.error = "decode: io: gone".into();
+                row
+            })
+            .collect()
+    }
+
+    /// The section named `heading` of `sections`.
+    fn section<'a>(sections: &'a [(String, String)], heading: &str) -> &'a str {
+        let found = sections.iter().find(|(h, _)| h == heading);
+        &found.unwrap_or_else(|| panic!("no section {heading}")).1
+    }
+
+    #[test]
+    fn a_dataset_above_the_cap_lists_the_first_files_and_counts_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = failed_rows();
+        let summary = super::super::summarize("t", &rows, &[]).unwrap();
+        let headings = [
+            "Files not right by Accuracy1",
+            "Files not in their true key",
+        ];
+
+        // At the cap or under it, every file and no word of a cut.
+        let whole = accuracy_sections(dir.path(), &summary, &rows, 5).unwrap();
+        for heading in headings {
+            let table = section(&whole, heading);
+            assert!(table.contains("missing/4.wav"), "{table}");
+            assert!(!table.contains("left out"), "{table}");
+        }
+
+        // Above it: the first two files, then how many more there are and where.
+        let capped = accuracy_sections(dir.path(), &summary, &rows, 2).unwrap();
+        for heading in headings {
+            let table = section(&capped, heading);
+            assert_eq!(table.matches("<tr><td>").count(), 2, "{table}");
+            assert!(table.contains("missing/1.wav"), "{table}");
+            assert!(!table.contains("missing/2.wav"), "{table}");
+            assert!(
+                table.contains(
+                    "The first 2 of 5 files are listed; 3 more are left out of this page. \
+                     results.csv lists every file."
+                ),
+                "{table}"
+            );
+        }
+        // The figures above the tables still count every file.
+        let classes = section(&capped, "Accuracy tables");
+        assert!(classes.contains("<td>failed</td><td>5</td>"), "{classes}");
+    }
 }
