@@ -4,8 +4,8 @@
 //! `evaluate` and `compare` are its two commands; `dataset excerpts` reads datasets through
 //! it.
 
-use std::collections::BTreeMap;
 use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -158,20 +158,23 @@ pub fn evaluate_dataset(
     if let Some(err) = write_error {
         return Err(err).context("cannot write results.csv");
     }
-    let mut by_index: BTreeMap<usize, _> =
-        summary.results.into_iter().map(|r| (r.index, r)).collect();
+    let mut by_index: Vec<Option<FileResult<Estimate>>> = std::iter::repeat_with(|| None)
+        .take(ds.items.len())
+        .collect();
+    for result in summary.results {
+        let index = result.index;
+        by_index[index] = Some(result);
+    }
     let rows: Vec<Row> = ds
         .items
         .iter()
+        .zip(by_index)
         .enumerate()
-        .map(|(i, item)| score(item, by_index.remove(&i).as_ref(), known_audio(i)))
+        .map(|(i, (item, result))| score(item, result.as_ref(), known_audio(i)))
         .collect();
     if let Some(log) = log {
-        let lines = rows
-            .iter()
-            .map(|r| report::results_line(r, with_key))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        log.finish(&header, lines.iter().map(Vec::as_slice))?;
+        // Line by line: the whole file is never held beside the rows.
+        log.finish_with(|out| report::write_results(out, &rows).map_err(io::Error::other))?;
     }
     Ok(Outcome {
         rows,
@@ -360,7 +363,7 @@ pub fn write_accuracy(
     rows: &[Row],
     name: &str,
 ) -> anyhow::Result<Summary> {
-    report::write_file(&dir.join("results.csv"), &report::results_csv(rows)?)?;
+    report::write_results_file(&dir.join("results.csv"), rows)?;
     let mut summary = report::summarize(&ds.label, rows, &ds.meta_columns)?;
     summary.estimators = vec![EstimatorAccuracy::of(name, &summary)];
     report::write_json(&dir.join("summary.json"), &summary)?;
@@ -470,10 +473,7 @@ pub fn write_estimators(
         .zip(&summaries)
         .map(|(e, s)| EstimatorAccuracy::of(e.name(), s))
         .collect();
-    report::write_file(
-        &dir.join("results.csv"),
-        &report::results_csv(&outcome.rows)?,
-    )?;
+    report::write_results_file(&dir.join("results.csv"), &outcome.rows)?;
     report::write_json(&dir.join("summary.json"), &summary)?;
     if estimators.len() > 1 {
         report::write_file(

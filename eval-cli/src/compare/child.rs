@@ -5,7 +5,7 @@
 //! cancelled, and a new comparison clears the runs an earlier one left.
 
 use std::fs;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
 use std::sync::Arc;
@@ -92,32 +92,37 @@ pub(super) fn run_child(args: &CompareArgs, workers: usize) -> anyhow::Result<Ex
     let results = args.out_dir.join("results.csv");
     let outcome: Outcome =
         evaluation::evaluate_dataset(&ds, estimator, None, &opts, Some(&results))?;
+    let cancelled = outcome.cancelled;
+    // The rows are moved into the report, which goes to stdout as it is serialized: no
+    // copy of them, and no copy of the JSON.
     let child = ChildReport {
         workers: outcome.workers,
         wall_s: outcome.wall_s,
         peak_rss_mb: runner::peak_rss_mb(),
-        cancelled: outcome.cancelled,
+        cancelled,
         files: outcome
             .rows
-            .iter()
+            .into_iter()
             .map(|r| ChildFile {
                 est_bpm: r.est_bpm,
                 est_key: r.est_key.map(|k| k.to_string()),
-                no_key: r.no_key.clone(),
+                no_key: r.no_key,
                 confidence: r.confidence,
                 status: r.status.into(),
-                error: r.error.clone(),
+                error: r.error,
                 elapsed_s: r.elapsed_s,
                 audio_s: r.audio_s,
                 cpu_s: r.cpu_s,
             })
             .collect(),
     };
-    let report = serde_json::to_string(&child)?;
     let printed = stdout::print("cannot write the child report to stdout", |out| {
-        writeln!(out, "{report}")
+        let mut out = io::BufWriter::new(out);
+        serde_json::to_writer(&mut out, &child)?;
+        writeln!(out)?;
+        out.flush()
     });
-    stdout::keep_status(printed, runner::finished(outcome.cancelled))
+    stdout::keep_status(printed, runner::finished(cancelled))
 }
 
 /// Removes the runs an earlier comparison left under `runs_dir` (a killed one's, a longer
@@ -181,13 +186,14 @@ pub(super) fn spawn_child(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().context("cannot start a child run")?;
-    let stdout = drain(child.stdout.take());
+    let stdout = child.stdout.take();
+    let report = std::thread::spawn(move || read_report(stdout));
     let stderr = drain(child.stderr.take());
     let status = wait_or_stop(&mut child, cancel).context("cannot wait for a child run")?;
-    let (stdout, stderr) = (
-        stdout.join().unwrap_or_default(),
-        stderr.join().unwrap_or_default(),
-    );
+    let report = report
+        .join()
+        .unwrap_or_else(|_| Err(io::Error::other("reader panicked")));
+    let stderr = stderr.join().unwrap_or_default();
     // A child that exits 130 was stopped by a signal of its own (Ctrl-C reaches the whole
     // process group, maybe before this process's handler has run): its run measured
     // nothing, and the comparison stops as if this process had been signalled.
@@ -203,9 +209,24 @@ pub(super) fn spawn_child(
             String::from_utf8_lossy(&stderr).trim()
         );
     }
-    serde_json::from_slice(&stdout)
+    report
         .map(Some)
         .context("child run printed no valid report")
+}
+
+/// Reads a child's report from its stdout as it comes, on a thread of its own (a large
+/// dataset's report is never held as text beside the parsed one); whatever is left after
+/// it, or after text that is no report, is read to the end, so the child never blocks on
+/// a full pipe.
+fn read_report(pipe: Option<impl Read>) -> io::Result<ChildReport> {
+    let Some(pipe) = pipe else {
+        return Err(io::Error::other("no stdout"));
+    };
+    let mut reader = io::BufReader::new(pipe);
+    let report = serde_json::from_reader(&mut reader);
+    // A read error keeps what was read so far.
+    let _ = io::copy(&mut reader, &mut io::sink());
+    Ok(report?)
 }
 
 /// Reads a child's pipe to its end on a thread of its own, so that neither pipe fills up

@@ -35,7 +35,7 @@ use crate::report::model::{CompareReport, Outcome, Scaling, WorkerRun};
 use crate::report::{self, EstimatorCost, Row, Summary, interference, pages, tables};
 use crate::runner::{self, ProgressMode, RunOptions};
 use crate::stdout;
-use child::{ChildReport, clear_earlier_runs, run_child, schedule_name, spawn_child};
+use child::{ChildFile, ChildReport, clear_earlier_runs, run_child, schedule_name, spawn_child};
 
 mod child;
 
@@ -137,14 +137,27 @@ impl Plan {
     }
 }
 
-/// One measured child run.
+/// One measured child run: what the report needs of it, so that a comparison of many
+/// runs of a large dataset holds its per-file latencies and no more.
 struct Measured {
     workers: usize,
-    report: ChildReport,
+    /// Wall seconds of its batch.
+    wall_s: f64,
+    /// Its peak RSS, MiB.
+    peak_rss_mb: Option<f64>,
+    /// Seconds spent on each file, in dataset order.
+    elapsed_s: Vec<f64>,
     /// What the rest of the machine did during it.
     load: RunLoad,
-    /// Its `results.csv`.
-    csv: Vec<u8>,
+    /// Its `results.csv`, compared with the baseline's on disk.
+    csv: PathBuf,
+}
+
+/// The measured runs of a comparison, and the whole report of its baseline: the first
+/// 1-worker run, whose rows are scored.
+struct Measurements {
+    runs: Vec<Measured>,
+    baseline: Option<(ChildReport, PathBuf)>,
 }
 
 /// Runs `eval-cli compare`.
@@ -154,31 +167,28 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
     }
     let plan = Plan::new(args)?;
     runner::install_signal_handler(Arc::clone(&plan.opts.cancel));
-    let measured = measure(&plan)?;
+    let Measurements { runs, baseline } = measure(&plan)?;
     if plan.opts.cancel.load(Ordering::SeqCst) {
         eprintln!(
             "eval-cli: cancelled: {} of {} measured runs finished, and no report was written",
-            measured.len(),
+            runs.len(),
             plan.repeat * plan.counts.len()
         );
         return Ok(ExitCode::from(runner::EXIT_CANCELLED));
     }
-    let w1 = measured
-        .iter()
-        .find(|m| m.workers == 1)
-        .context("no 1-worker run")?;
-    if w1.report.files.len() != plan.ds.items.len() {
+    let (w1, w1_csv) = baseline.context("no 1-worker run")?;
+    if w1.files.len() != plan.ds.items.len() {
         bail!(
             "child run reported {} files, dataset has {}",
-            w1.report.files.len(),
+            w1.files.len(),
             plan.ds.items.len()
         );
     }
     let out_dir = &plan.args.out_dir;
-    report::write_file(&out_dir.join("results.csv"), &w1.csv)?;
-    let accuracy = score_estimators(&plan, &w1.report)?;
+    copy_file(&w1_csv, &out_dir.join("results.csv"))?;
+    let accuracy = score_estimators(&plan, w1)?;
     let audio_s: f64 = accuracy.rows.iter().map(|r| r.audio_s).sum();
-    let (runs, latency_series) = worker_runs(&plan, &measured, &w1.csv, audio_s)?;
+    let (runs, latency_series) = worker_runs(&plan, &runs, &w1_csv, audio_s)?;
     let scaling = scaling(&runs, plan.cores);
     let compare = CompareReport {
         dataset: plan.ds.label.clone(),
@@ -229,14 +239,17 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
 /// order of worker counts alternates between rounds (1,2,4 then 4,2,1 ...) so that drift
 /// in machine load hits them all. Stops at Ctrl-C or SIGTERM (`plan.opts.cancel`) with the
 /// runs measured so far.
-fn measure(plan: &Plan) -> anyhow::Result<Vec<Measured>> {
+fn measure(plan: &Plan) -> anyhow::Result<Measurements> {
     let runs_dir = plan.args.out_dir.join("runs");
     clear_earlier_runs(&runs_dir)?;
     evaluation::create_out_dir(&runs_dir)?;
     let cancel = &plan.opts.cancel;
     let max_w = *plan.counts.last().unwrap_or(&1);
     let warmup = plan.args.warmup;
-    let mut measured = Vec::new();
+    let mut measured = Measurements {
+        runs: Vec::new(),
+        baseline: None,
+    };
     for k in 0..warmup {
         eprintln!("compare: warm-up {}/{warmup} at {max_w} workers", k + 1);
         let dir = runs_dir.join(WARMUP_DIR);
@@ -258,15 +271,21 @@ fn measure(plan: &Plan) -> anyhow::Result<Vec<Measured>> {
                 return Ok(measured);
             };
             let load = window.close();
-            let csv = fs::read(dir.join("results.csv")).with_context(|| {
-                format!("child run left no {}", dir.join("results.csv").display())
-            })?;
-            measured.push(Measured {
+            let csv = dir.join("results.csv");
+            if !csv.is_file() {
+                bail!("child run left no {}", csv.display());
+            }
+            measured.runs.push(Measured {
                 workers: w,
-                report,
+                wall_s: report.wall_s,
+                peak_rss_mb: report.peak_rss_mb,
+                elapsed_s: report.files.iter().map(|f| f.elapsed_s).collect(),
                 load,
-                csv,
+                csv: csv.clone(),
             });
+            if w == 1 && measured.baseline.is_none() {
+                measured.baseline = Some((report, csv));
+            }
         }
     }
     Ok(measured)
@@ -285,11 +304,12 @@ struct Accuracy {
 /// Scores the 1-worker run of the first estimator and runs any others once each, in
 /// process at 1 worker, to be put side by side with it; writes `summary.json` (and, with
 /// several estimators, theirs).
-fn score_estimators(plan: &Plan, w1: &ChildReport) -> anyhow::Result<Accuracy> {
+fn score_estimators(plan: &Plan, w1: ChildReport) -> anyhow::Result<Accuracy> {
     let (ds, estimators, out_dir) = (&plan.ds, &plan.estimators, &plan.args.out_dir);
     // Lengths of audio, decoded once here when an estimator does not report them.
     let audio = evaluation::audio_if_needed(ds, estimators, &plan.opts);
-    let mut rows = rows_of(ds, w1);
+    let (wall_s, cancelled) = (w1.wall_s, w1.cancelled);
+    let mut rows = rows_of(ds, w1.files);
     if let (Some(audio), Some(first)) = (&audio, estimators.first())
         && !first.reports_audio()
     {
@@ -300,9 +320,9 @@ fn score_estimators(plan: &Plan, w1: &ChildReport) -> anyhow::Result<Accuracy> {
     let (summary, costs) = if estimators.len() > 1 {
         let mut outcomes = vec![Outcome {
             rows: rows.clone(),
-            wall_s: w1.wall_s,
+            wall_s,
             workers: 1,
-            cancelled: w1.cancelled,
+            cancelled,
         }];
         outcomes.extend(evaluation::run_estimators(
             ds,
@@ -331,11 +351,11 @@ fn score_estimators(plan: &Plan, w1: &ChildReport) -> anyhow::Result<Accuracy> {
 fn worker_runs(
     plan: &Plan,
     measured: &[Measured],
-    w1_csv: &[u8],
+    w1_csv: &Path,
     audio_s: f64,
 ) -> anyhow::Result<(Vec<WorkerRun>, pages::LatencySeries)> {
     let workers: Vec<u32> = measured.iter().map(|m| m.workers as u32).collect();
-    let wall_s: Vec<f64> = measured.iter().map(|m| m.report.wall_s).collect();
+    let wall_s: Vec<f64> = measured.iter().map(|m| m.wall_s).collect();
     let medians = tables::median_wall_by_workers(&workers, &wall_s)?;
     let base = medians.iter().find(|m| m.0 == 1).map_or(0.0, |m| m.2);
     let files = plan.ds.items.len();
@@ -346,16 +366,20 @@ fn worker_runs(
         let mine: Vec<&Measured> = measured.iter().filter(|m| m.workers == w).collect();
         let elapsed: Vec<f64> = mine
             .iter()
-            .flat_map(|m| m.report.files.iter().map(|f| f.elapsed_s))
+            .flat_map(|m| m.elapsed_s.iter().copied())
             .collect();
         latency_series.push((
             format!("{w} worker{}", if w == 1 { "" } else { "s" }),
             elapsed.iter().map(|s| s * 1000.0).collect(),
         ));
         let speedup = report::ratio(base, median);
-        let wall_s: Vec<f64> = mine.iter().map(|m| m.report.wall_s).collect();
+        let wall_s: Vec<f64> = mine.iter().map(|m| m.wall_s).collect();
         let loads: Vec<RunLoad> = mine.iter().map(|m| m.load).collect();
         let (other_cores, steal_cores) = interference::average_cores(&loads);
+        let mut identical = true;
+        for m in &mine {
+            identical = identical && same_bytes(&m.csv, w1_csv)?;
+        }
         runs.push(WorkerRun {
             workers: w,
             spread: interference::spread(&wall_s, median),
@@ -363,10 +387,10 @@ fn worker_runs(
             wall_s_median: median,
             speedup,
             efficiency: speedup / w.min(plan.cores).max(1) as f64,
-            identical: mine.iter().all(|m| m.csv == w1_csv),
+            identical,
             peak_rss_mb: mine
                 .iter()
-                .filter_map(|m| m.report.peak_rss_mb)
+                .filter_map(|m| m.peak_rss_mb)
                 .fold(None, |a: Option<f64>, b| Some(a.map_or(b, |a| a.max(b)))),
             files_per_s: report::ratio(files as f64, median),
             realtime_factor: report::ratio(audio_s, median),
@@ -483,11 +507,57 @@ pub fn notes(cores: usize, runs: &[WorkerRun], scaling: Option<&Scaling>) -> Vec
     notes
 }
 
-/// Rows of a child report, joined with the dataset's truth and metadata.
-fn rows_of(ds: &Dataset, child: &ChildReport) -> Vec<Row> {
+/// Whether the files at `a` and `b` hold the same bytes, read a block at a time (a run's
+/// `results.csv` against the baseline's, without either whole in memory).
+fn same_bytes(a: &Path, b: &Path) -> anyhow::Result<bool> {
+    let open = |path: &Path| {
+        fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    let (mut a_file, mut b_file) = (open(a)?, open(b)?);
+    let (mut a_block, mut b_block) = (vec![0; 1 << 16], vec![0; 1 << 16]);
+    loop {
+        let n = fill(&mut a_file, &mut a_block)
+            .with_context(|| format!("cannot read {}", a.display()))?;
+        let m = fill(&mut b_file, &mut b_block)
+            .with_context(|| format!("cannot read {}", b.display()))?;
+        if a_block[..n] != b_block[..m] {
+            return Ok(false);
+        }
+        if n == 0 {
+            return Ok(true);
+        }
+    }
+}
+
+/// Reads into `block` until it is full or the file ends; the bytes read.
+fn fill(file: &mut impl io::Read, block: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < block.len() {
+        match file.read(&mut block[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(n)
+}
+
+/// Writes a copy of the file `from` at `to` by the output rules (as
+/// [`report::write_file`]), streamed.
+fn copy_file(from: &Path, to: &Path) -> anyhow::Result<()> {
+    let mut source =
+        fs::File::open(from).with_context(|| format!("cannot read {}", from.display()))?;
+    crate::output::Destination::check_protected(to)?
+        .replace(|out| io::copy(&mut source, out).map(|_| ()))?;
+    Ok(())
+}
+
+/// Rows of a child report's files, joined with the dataset's truth and metadata.
+fn rows_of(ds: &Dataset, files: Vec<ChildFile>) -> Vec<Row> {
     ds.items
         .iter()
-        .zip(&child.files)
+        .zip(files)
         .map(|(item, f)| {
             let status = match f.status.as_str() {
                 "ok" => "ok",
@@ -499,7 +569,7 @@ fn rows_of(ds: &Dataset, child: &ChildReport) -> Vec<Row> {
             let estimate = Estimate {
                 bpm: f.est_bpm,
                 key: f.est_key.as_deref().and_then(|k| k.parse().ok()),
-                no_key: f.no_key.clone(),
+                no_key: f.no_key,
                 // The child's status says whether the file failed.
                 no_tempo: None,
                 confidence: f.confidence,

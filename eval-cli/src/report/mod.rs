@@ -22,6 +22,7 @@ pub mod pages;
 pub mod tables;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -147,12 +148,28 @@ pub fn results_line(row: &Row, with_key: bool) -> anyhow::Result<Vec<u8>> {
 /// Renders `results.csv` in input order: the tempo columns, then `key_truth,key,
 /// key_relation` when some file has a true key.
 pub fn results_csv(rows: &[Row]) -> anyhow::Result<Vec<u8>> {
-    let with_key = has_key_truth(rows);
-    let mut out = results_header(with_key)?;
-    for row in rows {
-        out.extend(results_line(row, with_key)?);
-    }
+    let mut out = Vec::new();
+    write_results(&mut out, rows)?;
     Ok(out)
+}
+
+/// Writes [`results_csv`] of `rows` to `out` a line at a time, so that a large dataset's
+/// file is never held whole in memory beside its rows.
+pub fn write_results(out: &mut dyn Write, rows: &[Row]) -> anyhow::Result<()> {
+    let with_key = has_key_truth(rows);
+    out.write_all(&results_header(with_key)?)?;
+    for row in rows {
+        out.write_all(&results_line(row, with_key)?)?;
+    }
+    Ok(())
+}
+
+/// Writes `results.csv` of `rows` at `path` by the output rules, as [`write_file`] does,
+/// streamed ([`write_results`]).
+pub fn write_results_file(path: &Path, rows: &[Row]) -> anyhow::Result<()> {
+    let dest = crate::output::Destination::check_protected(path)?;
+    dest.replace(|out| write_results(out, rows).map_err(std::io::Error::other))?;
+    Ok(())
 }
 
 /// One line of `estimators.csv`: one estimator, fixed precision.

@@ -103,14 +103,23 @@ impl RowLog {
         header: &[u8],
         rows: impl IntoIterator<Item = &'a [u8]>,
     ) -> anyhow::Result<()> {
-        drop(self.file);
-        output::replace(&self.path, |out| {
+        self.finish_with(|out| {
             out.write_all(header)?;
             for row in rows {
                 out.write_all(row)?;
             }
             Ok(())
-        })?;
+        })
+    }
+
+    /// Replaces the file with what `write` writes (header included), atomically
+    /// ([`output::replace`]): for rows written as they are rendered.
+    pub fn finish_with(
+        self,
+        write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    ) -> anyhow::Result<()> {
+        drop(self.file);
+        output::replace(&self.path, write)?;
         Ok(())
     }
 }
