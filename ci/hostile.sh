@@ -948,6 +948,10 @@ case_out_dev_stdout_appended_to_a_log() {
   code=$?
   [ "$code" -eq 2 ] && [ "$(cat log.txt)" = "my notes" ] && [ ! -e log.txt.settings.json ] ||
     { echo "exit $code, log: $(head -c 80 log.txt): $(cat err.txt)"; return 1; }
+  timeout -k 5 "$limit" "$bin" analyze lib --out /dev/../proc/self/fd/1 >>log.txt 2>err.txt
+  code=$?
+  [ "$code" -eq 2 ] && [ "$(cat log.txt)" = "my notes" ] ||
+    { echo "/dev/../proc/self/fd/1: exit $code, log: $(head -c 80 log.txt)"; return 1; }
   timeout -k 5 "$limit" "$bin" analyze lib --out - >/dev/null 2>err.txt
   code=$?
   [ "$code" -eq 2 ] && [ ! -e ./- ] || { echo "--out -: exit $code: $(cat err.txt)"; return 1; }

@@ -188,6 +188,9 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> OutputError + '_ {
 /// an open file of a process rather than a file: `/dev/stdin`, `/dev/stdout`, `/dev/stderr`,
 /// `/dev/fd/...` or anything under `/proc`. Following `/dev/stdout` leads to the file
 /// the shell opened (`>> log.txt`), which is regular, so the other rules let it through.
+/// Each step's folder is resolved first (`..`, a linked folder: `/dev/../proc/self/fd/1`,
+/// `myfd/1` with `myfd -> /dev/fd`), its last name kept, so no spelling reaches `/proc`
+/// unseen.
 fn reaches_a_descriptor(path: &Path) -> bool {
     let names_one = |p: &Path| {
         p.starts_with("/proc")
@@ -196,18 +199,32 @@ fn reaches_a_descriptor(path: &Path) -> bool {
                 .iter()
                 .any(|d| p == Path::new(d))
     };
-    let mut hop = match std::path::absolute(path) {
-        Ok(p) => p,
-        Err(_) => return false,
-    };
+    let mut hop = path.to_path_buf();
     for _ in 0..40 {
-        if names_one(&hop) {
+        let resolved = match (hop.parent(), hop.file_name()) {
+            (Some(parent), Some(name)) => {
+                let parent = if parent.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    parent
+                };
+                match fs::canonicalize(parent) {
+                    Ok(folder) => folder.join(name),
+                    Err(_) => return false,
+                }
+            }
+            _ => match std::path::absolute(&hop) {
+                Ok(absolute) => absolute,
+                Err(_) => return false,
+            },
+        };
+        if names_one(&resolved) {
             return true;
         }
-        match fs::read_link(&hop) {
+        match fs::read_link(&resolved) {
             Ok(target) => {
-                hop = match hop.parent() {
-                    Some(parent) => parent.join(target),
+                hop = match resolved.parent() {
+                    Some(folder) => folder.join(target),
                     None => target,
                 }
             }
@@ -595,6 +612,37 @@ mod tests {
     use std::os::unix::fs::{FileTypeExt, PermissionsExt, symlink};
 
     use super::*;
+
+    /// Every spelling of an open file of the process is seen, through `..` and linked
+    /// folders too (`/dev/../proc/self/fd/1` and `myfd/1` replaced the shell's log);
+    /// files under `/dev/shm` and links to ordinary files are not concerned.
+    #[test]
+    fn every_spelling_of_a_descriptor_is_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        symlink("/proc/self", dir.path().join("ps")).unwrap();
+        symlink("/dev/fd", dir.path().join("myfd")).unwrap();
+        symlink("/dev/stdout", dir.path().join("out.csv")).unwrap();
+        fs::write(dir.path().join("real.csv"), "").unwrap();
+        symlink(dir.path().join("real.csv"), dir.path().join("to-real.csv")).unwrap();
+        for seen in [
+            Path::new("/dev/stdout"),
+            Path::new("/dev/../proc/self/fd/1"),
+            Path::new("/dev/fd/../fd/1"),
+            &dir.path().join("ps/fd/1"),
+            &dir.path().join("myfd/1"),
+            &dir.path().join("out.csv"),
+        ] {
+            assert!(reaches_a_descriptor(seen), "{}", seen.display());
+        }
+        for unseen in [
+            Path::new("/dev/shm/x.csv"),
+            &dir.path().join("real.csv"),
+            &dir.path().join("to-real.csv"),
+            &dir.path().join("new.csv"),
+        ] {
+            assert!(!reaches_a_descriptor(unseen), "{}", unseen.display());
+        }
+    }
 
     /// The names in `dir`, sorted.
     fn names(dir: &Path) -> Vec<String> {
