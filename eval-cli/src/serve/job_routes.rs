@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::App;
-use super::http::{JobParam, error, find, json, read_body, refused, too_many};
+use super::http::{JobParam, Refusal, error, find, json, read_body, refused, too_many};
 use super::jobs::{Job, JobId};
 use super::paths::walk;
 use super::scheduler::Lane;
@@ -106,13 +106,27 @@ pub(super) async fn submit(State(app): State<Arc<App>>, body: Body) -> Response 
     // Canonicalising and walking are file-system work: off the async threads.
     let roots = app.roots.clone();
     let workers = app.pool.workers();
-    let walked = tokio::task::spawn_blocking(move || {
+    let walking = move || {
         walk(&roots, &request.paths).map(|(files, walk_rows)| {
             let order = start_order(&files, workers);
             (files, walk_rows, order)
         })
-    })
-    .await;
+    };
+    // tokio panics when the system refuses it a new blocking thread (a process limit
+    // reached after the start, by this user's other processes): a 503 to try again, not
+    // a connection dropped without an answer.
+    let spawned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        tokio::task::spawn_blocking(walking)
+    }));
+    let Ok(handle) = spawned else {
+        return refused(Refusal::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the system refused a thread to walk the paths (a process limit: ulimit -u, a \
+             container's pids.max); try again"
+                .to_string(),
+        ));
+    };
+    let walked = handle.await;
     let (files, walk_rows, order) = match walked {
         Ok(Ok(found)) => found,
         Ok(Err(refusal)) => return refused(refusal),
