@@ -23,9 +23,9 @@ use crate::path_cell::path_cell;
 /// An annotation beside audio of its stem (`A/01.bpm` beside `A/01.wav`) is that file's and
 /// no other's: `B/01.wav` never gets it. Audio with none beside it takes the first, in
 /// sorted order, of its stem found elsewhere that is beside no audio of that stem
-/// (`annotations/tempo/01.bpm`, GiantSteps' layout); two such annotations that disagree
-/// (`annotations/01.bpm` and `annotations_v2/01.bpm`) are refused for audio that would
-/// take one of them, naming both. Stems are compared as the bytes they
+/// (`annotations/tempo/01.bpm`, GiantSteps' layout). Two annotations of one kind that
+/// disagree, beside the audio (`01.bpm` and `01.jams`) or elsewhere (`annotations/01.bpm`
+/// and `annotations_v2/01.bpm`), are refused for audio that would take one, naming both. Stems are compared as the bytes they
 /// are, so `a\xFF` and `a\xFE` are two stems, and an item's `file` is [`path_cell`]'s.
 pub fn scan_folder(dir: &Path) -> anyhow::Result<Dataset> {
     // Every file, annotations included, in sorted order; a link back up is an error.
@@ -38,7 +38,7 @@ pub fn scan_folder(dir: &Path) -> anyhow::Result<Dataset> {
         .filter(|f| batch::has_audio_extension(f))
         .filter_map(|f| place_of(f))
         .collect();
-    let mut tempi: Annotations<(f64, &'static str)> = Annotations::default();
+    let mut tempi: Annotations<Tempo> = Annotations::default();
     let mut keys: Annotations<Key> = Annotations::default();
     for f in &files {
         let (Some(place), Some(ext)) = (place_of(f), ext_of(f)) else {
@@ -46,14 +46,14 @@ pub fn scan_folder(dir: &Path) -> anyhow::Result<Dataset> {
         };
         // Each reader's error names the file.
         let found = match ext.as_str() {
-            "bpm" => (read_bpm_file(f)?, "bpm"),
+            "bpm" => Tempo(read_bpm_file(f)?, "bpm"),
             "jams" => {
                 let (tempo, key) = read_jams(f)?;
                 if let Some(key) = key {
                     keys.add(f, &place, key, &audio);
                 }
                 match tempo {
-                    Some(bpm) => (bpm, "jams"),
+                    Some(bpm) => Tempo(bpm, "jams"),
                     None => continue,
                 }
             }
@@ -94,7 +94,7 @@ pub fn scan_folder(dir: &Path) -> anyhow::Result<Dataset> {
             seen.insert(id, file.clone());
         }
         // The tempo annotation's kind, as before keys were read; `key` for a key alone.
-        let kind = tempo.map_or("key", |(_, kind)| kind);
+        let kind = tempo.map_or("key", |Tempo(_, kind)| kind);
         let meta = BTreeMap::from([
             ("annotation".to_string(), kind.to_string()),
             ("format".to_string(), ext.clone()),
@@ -102,7 +102,7 @@ pub fn scan_folder(dir: &Path) -> anyhow::Result<Dataset> {
         items.push(Item {
             file,
             path: f.clone(),
-            bpm: tempo.map(|(bpm, _)| bpm),
+            bpm: tempo.map(|Tempo(bpm, _)| bpm),
             key,
             meta,
         });
@@ -121,6 +121,17 @@ pub fn scan_folder(dir: &Path) -> anyhow::Result<Dataset> {
     })
 }
 
+/// A tempo annotation and the kind of file it came from (`bpm`, `jams`); two agree when
+/// their tempi do, whatever files they came from.
+#[derive(Debug, Clone, Copy)]
+struct Tempo(f64, &'static str);
+
+impl PartialEq for Tempo {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
 /// Where a file sits for matching: its folder and its stem, the stem as bytes.
 type Place = (PathBuf, OsString);
 
@@ -132,16 +143,16 @@ fn place_of(path: &Path) -> Option<Place> {
 
 /// One kind of annotation (tempo or key) of a scanned folder, found in sorted order.
 struct Annotations<T> {
-    /// By folder and stem; the first of a place wins (a `.bpm` before a `.jams`).
-    by_place: BTreeMap<Place, T>,
+    /// By folder and stem (a `.bpm` and a `.jams` beside one audio file are one place).
+    by_place: BTreeMap<Place, Found<T>>,
     /// By stem alone, the first of each stem that is beside no audio of that stem: for
     /// audio with no annotation of its own beside it.
-    elsewhere: BTreeMap<OsString, Elsewhere<T>>,
+    elsewhere: BTreeMap<OsString, Found<T>>,
 }
 
-/// The first annotation of a stem found away from its audio, and the first later one
-/// that disagrees with it: which of two versions is the truth is not ours to pick.
-struct Elsewhere<T> {
+/// The first annotation found for a place (or, away from its audio, a stem), and the
+/// first later one that disagrees with it: which of two is the truth is not ours to pick.
+struct Found<T> {
     value: T,
     file: PathBuf,
     disagreeing: Option<PathBuf>,
@@ -160,46 +171,52 @@ impl<T: Copy + PartialEq> Annotations<T> {
     /// Files the annotation `file`, found at `place`, where `audio` holds the places of
     /// the audio.
     fn add(&mut self, file: &Path, place: &Place, value: T, audio: &BTreeSet<Place>) {
-        self.by_place.entry(place.clone()).or_insert(value);
-        if audio.contains(place) {
-            return;
-        }
-        match self.elsewhere.get_mut(&place.1) {
-            None => {
-                let first = Elsewhere {
-                    value,
-                    file: file.to_path_buf(),
-                    disagreeing: None,
-                };
-                self.elsewhere.insert(place.1.clone(), first);
-            }
-            Some(first) if first.value != value && first.disagreeing.is_none() => {
-                first.disagreeing = Some(file.to_path_buf());
-            }
-            Some(_) => {}
+        Found::file(&mut self.by_place, place.clone(), file, value);
+        if !audio.contains(place) {
+            Found::file(&mut self.elsewhere, place.1.clone(), file, value);
         }
     }
 
     /// The annotation of the audio `audio` at `place`: its own beside it, else its stem's
     /// from elsewhere; refused, naming both, when two from elsewhere disagree.
     fn of(&self, audio: &Path, place: &Place) -> Result<Option<T>, String> {
-        if let Some(own) = self.by_place.get(place) {
-            return Ok(Some(*own));
-        }
-        match self.elsewhere.get(&place.1) {
-            None => Ok(None),
-            Some(Elsewhere {
-                disagreeing: Some(other),
-                file,
-                ..
-            }) => Err(format!(
-                "{} has no annotation beside it, and two elsewhere disagree: {} and {}; \
-                 put the right one beside the audio, or remove the other",
+        let (found, where_) = match self.by_place.get(place) {
+            Some(own) => (own, "two annotations beside it disagree"),
+            None => match self.elsewhere.get(&place.1) {
+                Some(found) => (found, "it has none beside it, and two elsewhere disagree"),
+                None => return Ok(None),
+            },
+        };
+        match &found.disagreeing {
+            None => Ok(Some(found.value)),
+            Some(other) => Err(format!(
+                "{}: {where_}: {} and {}; keep the right one beside the audio, and remove \
+                 the other",
                 audio.display(),
-                file.display(),
+                found.file.display(),
                 other.display()
             )),
-            Some(found) => Ok(Some(found.value)),
+        }
+    }
+}
+
+impl<T: Copy + PartialEq> Found<T> {
+    /// Files `value`, read from `file`, under `at` in `map`: the first of `at`, or the
+    /// first later one that disagrees with it.
+    fn file<K: Ord>(map: &mut BTreeMap<K, Found<T>>, at: K, file: &Path, value: T) {
+        match map.get_mut(&at) {
+            None => {
+                let first = Found {
+                    value,
+                    file: file.to_path_buf(),
+                    disagreeing: None,
+                };
+                map.insert(at, first);
+            }
+            Some(first) if first.value != value && first.disagreeing.is_none() => {
+                first.disagreeing = Some(file.to_path_buf());
+            }
+            Some(_) => {}
         }
     }
 }
@@ -361,6 +378,18 @@ mod tests {
             "{err}"
         );
         fs::write(root.join("audio/01.bpm"), "119").unwrap();
+        assert_eq!(scan_folder(root).unwrap().items[0].bpm, Some(119.0));
+        // Beside the audio too: a `.jams` that says otherwise than the `.bpm`.
+        let jams = r#"{"annotations":[{"namespace":"tempo","data":[{"time":0,"duration":5,"value":75,"confidence":1}]}]}"#;
+        fs::write(root.join("audio/01.jams"), jams).unwrap();
+        let err = format!("{:#}", scan_folder(root).unwrap_err());
+        assert!(
+            err.contains("two annotations beside it disagree")
+                && err.contains("audio/01.bpm")
+                && err.contains("audio/01.jams"),
+            "{err}"
+        );
+        fs::write(root.join("audio/01.jams"), jams.replace("75", "119")).unwrap();
         assert_eq!(scan_folder(root).unwrap().items[0].bpm, Some(119.0));
     }
 
