@@ -84,7 +84,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 16)]
     max_jobs: usize,
     /// Files waiting for a worker, all jobs together; a job that would exceed it is
-    /// refused with 429.
+    /// refused with 429, one larger than it by itself with 413.
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     max_queued_files: usize,
     /// Largest upload to `POST /v1/analyze`, MiB; larger ones get 413.
