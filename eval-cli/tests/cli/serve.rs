@@ -950,21 +950,23 @@ fn a_refused_thread_stops_the_service_at_once_with_exit_2() {
     );
 }
 
+/// Submits a job of `path` three times, each after the one before has finished.
+fn three_finished_jobs(server: &Server, path: &str) -> Vec<u64> {
+    (0..3)
+        .map(|_| {
+            let id = submit(server, &[path]);
+            assert_eq!(Events::open(server, id).rest().pop().unwrap().0, "finished");
+            id
+        })
+        .collect()
+}
+
 #[test]
 fn finished_jobs_beyond_keep_rows_expire_oldest_first_with_a_reason() {
     let (_dir, root) = root();
     library(&root.join("lib"), 2, 120.0);
     let server = Server::start(&root, &["--keep-rows", "4"]);
-    let ids: Vec<u64> = (0..3)
-        .map(|_| {
-            let id = submit(&server, &["lib"]);
-            assert_eq!(
-                Events::open(&server, id).rest().pop().unwrap().0,
-                "finished"
-            );
-            id
-        })
-        .collect();
+    let ids = three_finished_jobs(&server, "lib");
     // Two jobs of two rows hold the 4 rows kept: the first went.
     let expired = get(&server, &format!("/v1/jobs/{}/results.csv", ids[0])).refusal(404);
     assert!(
@@ -982,16 +984,7 @@ fn finished_jobs_beyond_keep_jobs_answer_404_with_a_reason() {
     let (_dir, root) = root();
     library(&root.join("lib"), 1, 120.0);
     let server = Server::start(&root, &["--keep-jobs", "2"]);
-    let ids: Vec<u64> = (0..3)
-        .map(|_| {
-            let id = submit(&server, &["lib"]);
-            assert_eq!(
-                Events::open(&server, id).rest().pop().unwrap().0,
-                "finished"
-            );
-            id
-        })
-        .collect();
+    let ids = three_finished_jobs(&server, "lib");
     for path in ["", "/results.csv", "/results.json", "/events"] {
         let expired = get(&server, &format!("/v1/jobs/{}{path}", ids[0])).refusal(404);
         assert!(
