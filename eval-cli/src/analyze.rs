@@ -132,6 +132,9 @@ impl Plan {
                  (--descriptors tempo,key,loudness)"
             );
         }
+        if let (Some(out), Some(dir)) = (&args.out, &args.cache) {
+            refuse_out_in_cache(out, dir)?;
+        }
         let cache = match &args.cache {
             Some(dir) => ResultCache::open_or_go_without(dir, |warning| {
                 eprintln!("eval-cli: warning: {warning}");
@@ -154,6 +157,27 @@ impl Plan {
             test_panics: args.test_panics,
         })
     }
+}
+
+/// Refuses an `--out` inside the `--cache` folder, before the cache is opened: the folder
+/// is the store's (`--out cache/results.redb` was refused only after the store was made,
+/// as "one of this run's input files").
+fn refuse_out_in_cache(out: &Path, cache: &Path) -> anyhow::Result<()> {
+    let folder = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if let (Ok(folder), Ok(cache_dir)) = (folder.canonicalize(), cache.canonicalize())
+        && folder.starts_with(&cache_dir)
+    {
+        bail!(
+            "refusing to write {}: it is inside the --cache folder {}, which holds the \
+             cache's store; write the rows elsewhere",
+            out.display(),
+            cache.display()
+        );
+    }
+    Ok(())
 }
 
 /// Runs `eval-cli analyze`.

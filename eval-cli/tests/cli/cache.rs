@@ -682,3 +682,27 @@ fn an_unopenable_cache_warns_and_the_run_goes_on_a_file_is_refused() {
     assert!(refused.stdout.is_empty());
     assert_eq!(fs::read_to_string(&notes).unwrap(), "mine");
 }
+
+/// `--out` inside the `--cache` folder is refused before the cache is opened, naming the
+/// folder: the store was made first, and the refusal said the file was an input.
+#[test]
+fn out_inside_the_cache_folder_is_refused_before_the_store_is_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path(), 1, 3.0);
+    let cache_dir = dir.path().join("cache");
+    fs::create_dir(&cache_dir).unwrap();
+    for out in [
+        cache_dir.join(cache::CACHE_FILE),
+        cache_dir.join("rows.csv"),
+    ] {
+        let run = analyze(&["--cache", s(&cache_dir), "--out", s(&out)], &[&lib]);
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{err}");
+        assert!(err.contains("inside the --cache folder"), "{err}");
+        assert_eq!(
+            fs::read_dir(&cache_dir).unwrap().count(),
+            0,
+            "the folder is untouched"
+        );
+    }
+}
