@@ -53,7 +53,7 @@ pub fn collect_audio_files(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<WalkError>) 
 /// too, so that analysing it says what it is (at once, without opening it for reading:
 /// [`crate::decode::open_regular`]) instead of its being passed over in silence. So is a
 /// symbolic link to nothing: it is kept or passed over by its name like a file, and kept in
-/// its sorted place. A path met twice is kept once. The errors are each folder that could
+/// its sorted place. A path met twice (`./a.wav` beside `a.wav` too) is kept once, as first spelled. The errors are each folder that could
 /// not be read (no permission) or link that leads back to an ancestor, in the order met.
 pub fn collect_files(
     paths: &[PathBuf],
@@ -83,7 +83,7 @@ pub fn collect_files_checked(
     for root in paths {
         let is_dir = std::fs::metadata(root).is_ok_and(|m| m.is_dir());
         if !is_dir {
-            if seen.insert(root.clone()) {
+            if seen.insert(spelled_alike(root)) {
                 files.push(root.clone());
             }
             continue;
@@ -99,7 +99,7 @@ pub fn collect_files_checked(
                 Ok(entry) => {
                     if !entry.file_type().is_dir()
                         && keep(entry.path())
-                        && seen.insert(entry.path().to_path_buf())
+                        && seen.insert(spelled_alike(entry.path()))
                     {
                         files.push(entry.into_path());
                     }
@@ -113,7 +113,7 @@ pub fn collect_files_checked(
                         // A link to nothing is a name like any other: passed over unless
                         // `keep` takes it, and then listed in its sorted place, so that
                         // analysing it says why (`open: unreadable: No such file`).
-                        if keep(path) && seen.insert(path.to_path_buf()) {
+                        if keep(path) && seen.insert(spelled_alike(path)) {
                             files.push(path.to_path_buf());
                         }
                         continue;
@@ -149,9 +149,38 @@ fn walk_reason(err: &walkdir::Error) -> String {
     }
 }
 
+/// `path` without its `.` parts, so that `./a.wav` and `a.wav` (or `lib` and `./lib`
+/// given together) are met once: the first spelling is kept. Only `.` goes, never `..`
+/// (through a link, `x/..` is elsewhere).
+fn spelled_alike(path: &Path) -> PathBuf {
+    path.components()
+        .filter(|c| *c != std::path::Component::CurDir)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One file given as `a.wav` and `./a.wav`, or a folder as `d` and `./d`, is listed
+    /// once, as first spelled (it was analysed twice, two rows).
+    #[test]
+    fn a_path_spelled_with_dots_is_met_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("d");
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(d.join("a.wav"), b"").unwrap();
+        let dotted = dir.path().join(".").join("d");
+        let (files, _) = collect_audio_files(&[
+            d.join("a.wav"),
+            d.join(".").join("a.wav"),
+            dotted.clone(),
+            d.clone(),
+        ]);
+        assert_eq!(files, vec![d.join("a.wav")]);
+        let (files, _) = collect_audio_files(&[PathBuf::from("./x.wav"), PathBuf::from("x.wav")]);
+        assert_eq!(files, vec![PathBuf::from("./x.wav")]);
+    }
 
     #[test]
     fn audio_extensions_ignore_case() {
