@@ -53,8 +53,9 @@ pub fn collect_audio_files(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<WalkError>) 
 /// too, so that analysing it says what it is (at once, without opening it for reading:
 /// [`crate::decode::open_regular`]) instead of its being passed over in silence. So is a
 /// symbolic link to nothing: it is kept or passed over by its name like a file, and kept in
-/// its sorted place. A path met twice (`./a.wav` beside `a.wav` too) is kept once, as first spelled. The errors are each folder that could
-/// not be read (no permission) or link that leads back to an ancestor, in the order met.
+/// its sorted place. A path met twice (`./a.wav` beside `a.wav` too) is kept once, as
+/// first spelled. The errors are each folder that could not be read (no permission) or
+/// link that leads back to an ancestor, in the order met.
 pub fn collect_files(
     paths: &[PathBuf],
     keep: impl Fn(&Path) -> bool,
