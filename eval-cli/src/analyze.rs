@@ -373,8 +373,9 @@ fn report_cache(cache: &ResultCache, progress: ProgressMode) {
 
 /// Checks `out` and every side file the run writes or removes beside it (the lock, the
 /// settings, the identity log, a shard's record) by the output rules, never one of
-/// `files`, the cache or the paths named, and takes its lock: a refusal comes before
-/// anything is written. The inputs stay protected for every later write of the run.
+/// `files`, the cache or the paths named, each able to take writes where it exists, and
+/// takes its lock: a refusal comes before anything is written. The inputs stay protected
+/// for every later write of the run.
 fn claim_output(
     out: &Path,
     plan: &Plan,
@@ -526,17 +527,6 @@ fn says_nothing_of_the_file(record: &AnalyzeRecord) -> bool {
             && record.error.split(": ").nth(1) == Some("unreadable"))
 }
 
-/// Refuses `file` when it exists and cannot be opened for writing (read-only, another
-/// owner's), without changing it; a file that does not exist yet is writable here.
-fn writable(file: &Path) -> anyhow::Result<()> {
-    match std::fs::OpenOptions::new().write(true).open(file) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => {
-            Err(anyhow::Error::new(e).context(format!("cannot write {}", file.display())))
-        }
-        _ => Ok(()),
-    }
-}
-
 /// Refuses to resume a file holding rows of files this run does not list but that still
 /// exist: the rewrite in input order would drop them (a resume meant to add a folder, or
 /// the same folder spelled `$PWD/lib` instead of `lib`, lost every earlier row). Rows of
@@ -612,13 +602,11 @@ impl Output {
         };
         let (path, settings) = (dest.target(), plan.settings());
         if !plan.resume {
-            // Every file started afresh must take writes before any is touched, and the
-            // settings, which tell `--resume` what the rows are, go last: a CSV or log
-            // that cannot be written (read-only) left the earlier rows under the new
-            // settings, and `--resume` then kept rows made with other settings.
-            for file in [path.to_path_buf(), IdentityLog::path_of(path)] {
-                writable(&file)?;
-            }
+            // Every file started afresh was found to take writes when it was claimed
+            // ([`claim_output`]), and the settings, which tell `--resume` what the rows
+            // are, go last: a CSV or log that could not be written (read-only) left the
+            // earlier rows under the new settings, and `--resume` then kept rows made
+            // with other settings.
             let identities = IdentityLog::create(path)?;
             let log = RowLog::create(path, &record::header())?;
             settings.write(path)?;

@@ -11,7 +11,9 @@
 //!   a FIFO or a socket. A refusal is an error naming the path and the reason
 //!   ([`OutputError::Refused`]), and `analyze` and `merge` check before any work starts:
 //!   the destination and every side file they write or remove beside it, the lock
-//!   included, before they write any of them ([`Destination::claim`]).
+//!   included, before they write any of them ([`Destination::claim`]). They also refuse
+//!   one that exists and cannot be opened for writing (read-only, a running program),
+//!   naming it ([`OutputError::Io`]).
 //! - **Symlinks:** a symlink to a regular file is followed: its target is what is written
 //!   (replaced in the target's folder), its side files and lock sit beside the target, and
 //!   the link stays a link. A symlink to anything else (a device, a pipe such as
@@ -364,20 +366,34 @@ impl Destination {
     /// Checks `path` ([`Destination::check`]) and every file a run writes or removes
     /// beside its target: the lock and `TARGET{suffix}` for each of `sides`, each by the
     /// same rules and against the same `inputs` (an input named `OUT.lock` or
-    /// `OUT.settings.json` is refused as `OUT` itself would be); then takes the lock. The
-    /// lock is the first thing written, after every check has passed, so a refusal leaves
-    /// every file (an earlier `OUT` included) as it was.
+    /// `OUT.settings.json` is refused as `OUT` itself would be), and each, where it
+    /// exists, for taking writes; then takes the lock.
+    /// The lock is the first thing written, after every check has passed, so a refusal
+    /// leaves every file (an earlier `OUT` included) as it was.
     pub fn claim(
         path: &Path,
         sides: &[&str],
         inputs: &Inputs,
     ) -> Result<(Self, OutputLock), OutputError> {
         let dest = Destination::check(path, inputs)?;
+        dest.check_writable()?;
         for suffix in std::iter::once(&LOCK).chain(sides) {
-            Destination::check(&dest.side(suffix), inputs)?;
+            Destination::check(&dest.side(suffix), inputs)?.check_writable()?;
         }
         let lock = dest.lock()?;
         Ok((dest, lock))
+    }
+
+    /// Refuses a target that exists and cannot be opened for writing (read-only, another
+    /// owner's, a running program), without changing it; one that does not exist yet is
+    /// left to its first write. Without it a run found out only when it came to that
+    /// file: `analyze --out` had replaced its settings by then, and a replacement by
+    /// rename, which asks only the folder, replaced the file whatever its mode.
+    fn check_writable(&self) -> Result<(), OutputError> {
+        match OpenOptions::new().write(true).open(&self.target) {
+            Err(err) if err.kind() != io::ErrorKind::NotFound => Err(io_error(&self.shown)(err)),
+            _ => Ok(()),
+        }
     }
 
     /// Replaces the target with what `write` writes ([`replace`]).

@@ -8,6 +8,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+#[cfg(target_os = "linux")]
+use crate::util::RunningProgram;
 use crate::util::{
     RATE, click_file, click_library, click_wav, edit_identity_log, eval_cli, eval_cli_process,
     fifo, identities_taken_an_hour_on, latin1_cells, latin1_pair, os, pcm16_wav, rows,
@@ -904,9 +906,9 @@ fn resume_tries_again_a_file_that_could_not_be_read() {
     assert_eq!(fs::read(&out).unwrap(), complete);
 }
 
-/// A run that cannot write its CSV or identity log (here: each is a running program,
-/// which not even root may open for writing) fails before it touches any file: the
-/// settings, the rows and their identities stay as they were. It replaced the settings
+/// A run that cannot write its CSV, identity log or settings (here: each is a running
+/// program, which not even root may open for writing) fails before it touches any file:
+/// the settings, the rows and their identities stay as they were. It replaced the settings
 /// first, and a `--resume` with the new settings then kept rows made with the old ones.
 #[cfg(target_os = "linux")]
 #[test]
@@ -914,17 +916,13 @@ fn a_run_that_cannot_write_its_files_leaves_the_earlier_ones_as_they_were() {
     let (dir, lib, out) = click_library(&[(os("a-150.wav"), 150.0)]);
     analyze_to(&[lib.as_os_str(), os("--out"), out.as_os_str()], &out);
     let side = |suffix: &str| dir.path().join(format!("out.csv{suffix}"));
-    for busy in [side(".identities.csv"), out.clone()] {
+    for busy in [side(".identities.csv"), side(".settings.json"), out.clone()] {
         let before: Vec<Vec<u8>> = [out.clone(), side(".settings.json"), side(".identities.csv")]
             .iter()
             .map(|f| fs::read(f).unwrap())
             .collect();
         let kept = fs::read(&busy).unwrap();
-        fs::copy("/bin/sleep", &busy).unwrap();
-        let mut running = std::process::Command::new(&busy)
-            .arg("600")
-            .spawn()
-            .unwrap();
+        let running = RunningProgram::at(&busy);
         let result = analyze(&[
             lib.as_os_str(),
             os("--out"),
@@ -934,17 +932,22 @@ fn a_run_that_cannot_write_its_files_leaves_the_earlier_ones_as_they_were() {
             os("--max-bpm"),
             os("140"),
         ]);
-        running.kill().unwrap();
-        running.wait().unwrap();
+        drop(running);
         let stderr = String::from_utf8_lossy(&result.stderr);
         assert_eq!(result.status.code(), Some(2), "{stderr}");
+        let still_busy = fs::read(&busy).unwrap() == fs::read("/bin/sleep").unwrap();
         fs::write(&busy, kept).unwrap();
         let after: Vec<Vec<u8>> = [out.clone(), side(".settings.json"), side(".identities.csv")]
             .iter()
             .map(|f| fs::read(f).unwrap())
             .collect();
-        assert!(after == before, "{}: a file changed", busy.display());
-        assert!(stderr.contains("cannot write"), "{stderr}");
+        assert!(
+            still_busy && after == before,
+            "{}: a file changed",
+            busy.display()
+        );
+        let says = format!("cannot write {}: ", busy.display());
+        assert!(stderr.contains(&says), "{stderr}");
     }
 }
 

@@ -6,6 +6,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+#[cfg(target_os = "linux")]
+use crate::util::RunningProgram;
 use crate::util::{
     click_file, click_library, click_wav, eval_cli, identities_taken_an_hour_on, latin1_cells,
     latin1_pair, os, paths, write_tracks,
@@ -395,4 +397,36 @@ fn merge_refuses_a_part_named_like_its_lock() {
     assert!(stderr.contains(&says), "{stderr}");
     assert_eq!(fs::read(&part).unwrap(), bytes);
     assert!(!merged.exists());
+}
+
+/// `merge --out FILE` where FILE exists and cannot be opened for writing (here a running
+/// program, which not even root may open so) is refused before anything is written,
+/// naming FILE: its bytes stay and no lock or temporary is left beside it. The merged rows
+/// were renamed over it, since a rename needs only the folder to be writable.
+#[cfg(target_os = "linux")]
+#[test]
+fn merge_refuses_an_existing_file_it_cannot_write() {
+    let (dir, song) = click_file("song.wav", 120.0, 4.0);
+    let part = dir.path().join("part.csv");
+    let result = analyze(&[&song], &part, &["--shard", "1/1"]);
+    assert_eq!(result.status.code(), Some(0), "{result:?}");
+    let merged = dir.path().join("m.csv");
+    let running = RunningProgram::at(&merged);
+    let names = || {
+        let mut names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = names();
+    let result = merge(std::slice::from_ref(&part), &merged);
+    drop(running);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(result.status.code(), Some(2), "{stderr}");
+    let says = format!("cannot write {}: ", merged.display());
+    assert!(stderr.contains(&says), "{stderr}");
+    assert_eq!(fs::read(&merged).unwrap(), fs::read("/bin/sleep").unwrap());
+    assert_eq!(names(), before);
 }

@@ -227,6 +227,41 @@ pub fn fifo(path: &Path) -> PathBuf {
     path.to_path_buf()
 }
 
+/// A running copy of `sleep` at `path`: a file that not even root may open for writing
+/// while it runs (ETXTBSY), which a read-only mode cannot give a suite run as root. The
+/// program is ended when this is dropped, so a failed assertion leaves none behind.
+#[cfg(target_os = "linux")]
+pub struct RunningProgram(std::process::Child);
+
+#[cfg(target_os = "linux")]
+impl RunningProgram {
+    /// Copies `/bin/sleep` to `path` and starts it.
+    pub fn at(path: &Path) -> Self {
+        fs::copy("/bin/sleep", path).unwrap();
+        // A test thread that forks while the copy is still open for writing hands that
+        // descriptor to its child until the child execs: for that moment, starting the
+        // copy is refused as busy.
+        for _ in 0..100_000 {
+            match Process::new(path).arg("600").spawn() {
+                Ok(child) => return RunningProgram(child),
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                    std::thread::yield_now();
+                }
+                Err(e) => panic!("cannot start {}: {e}", path.display()),
+            }
+        }
+        panic!("{} stayed busy", path.display());
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for RunningProgram {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Reads `log` until a line contains `needle` (true) or the log ends (false), then keeps
 /// draining it on a thread so that its writer never blocks on a full pipe. No clock.
 pub fn wait_for_line(log: impl Read + Send + 'static, needle: &str) -> bool {
