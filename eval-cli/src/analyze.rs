@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime};
 
 use analyzer_core::batch::{self, BatchSummary, FileResult, Job, Status};
 use analyzer_core::loudness::{AlbumLoudness, GatingBlocks, Loudness};
-use analyzer_core::{Analysis, Analyzer, StopSignal};
+use analyzer_core::{Analysis, Analyzer, ErrorKind, StopSignal};
 use anyhow::bail;
 
 use crate::cache::{Analyzed, CachedAnalyzer, FileIdentity, Rescan, ResultCache};
@@ -517,14 +517,16 @@ impl Job for Measure<'_> {
 }
 
 /// Whether a resumed row tells nothing of its file's content, so `--resume` tries the file
-/// again: it could not be read (`unreadable`: a share that dropped, a folder moved away
-/// for a moment, no descriptor left) or it ran out of time (load). Such rows were kept,
-/// and a resumed run then differed from a fresh one; the cache never stores them either.
+/// again: it could not be read (the kind [`ErrorKind::Unreadable`] in its `error` cell,
+/// which [`analyzer_core::Error::reason`] writes as `STAGE: KIND: why`: a share that
+/// dropped, a folder moved away for a moment, no descriptor left) or it ran out of time
+/// (load). Such rows were kept, and a resumed run then differed from a fresh one; the
+/// cache never stores them either.
 /// A file that decoded to an error is kept: the same build gives it the same row.
 fn says_nothing_of_the_file(record: &AnalyzeRecord) -> bool {
     record.status == Status::Timeout.as_str()
         || (record.status == Status::Error.as_str()
-            && record.error.split(": ").nth(1) == Some("unreadable"))
+            && record.error.split(": ").nth(1) == Some(ErrorKind::Unreadable.as_str()))
 }
 
 /// Refuses to resume a file holding rows of files this run does not list but that still
@@ -838,6 +840,25 @@ mod tests {
         assert_eq!(blocks(true), (37, 37), "one per 100 ms from 400 ms on");
         // The count stays: it tells a silent file from one too short for a block.
         assert_eq!(blocks(false), (0, 37));
+    }
+
+    /// The rows `--resume` tries again are told by the kind the analyzer writes into the
+    /// `error` cell; a reason that only mentions the word further on is not one of them.
+    #[test]
+    fn rows_of_unreadable_or_timed_out_files_say_nothing_of_the_file() {
+        let row = |kind, detail| {
+            let err = analyzer_core::Error::new(kind, analyzer_core::Stage::Open, detail);
+            let status = Status::of_error(err.kind());
+            AnalyzeRecord::new(Path::new("a.wav"), status, None, Some(&err.reason()))
+        };
+        assert!(says_nothing_of_the_file(&row(
+            ErrorKind::Unreadable,
+            "gone"
+        )));
+        assert!(says_nothing_of_the_file(&row(ErrorKind::TimedOut, "late")));
+        for kind in [ErrorKind::CorruptStream, ErrorKind::UnsupportedFormat] {
+            assert!(!says_nothing_of_the_file(&row(kind, "unreadable: header")));
+        }
     }
 
     #[test]

@@ -9,6 +9,8 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use crate::error::ErrorKind;
+
 /// Extensions (lowercase, without the dot) of the files a folder walk picks up as audio.
 ///
 /// Opus is listed although the decoder cannot read it yet, so such files show up as
@@ -144,9 +146,9 @@ fn walk_reason(err: &walkdir::Error) -> String {
             ancestor.display()
         )
     } else if let Some(io) = err.io_error() {
-        format!("walk: unreadable: {io}")
+        format!("walk: {}: {io}", ErrorKind::Unreadable)
     } else {
-        format!("walk: unreadable: {err}")
+        format!("walk: {}: {err}", ErrorKind::Unreadable)
     }
 }
 
