@@ -10,8 +10,9 @@
 //! being decoded, and one unchanged since (device, inode, size, mtime, ctime) without
 //! being opened; the bytes are the same as without it.
 //!
-//! One file over 500 lines: the command's plan and where its rows go (stdout, the row log, resume,
-//! shards, the cache, the in-order rewrite) are one decision each, read in order.
+//! Which rows of an earlier run `--resume` keeps is [`resume`]'s. One file over 500 lines:
+//! the command's plan and where its rows go (stdout, the row log, shards, the cache, the
+//! in-order rewrite) are one decision each, read in order.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
@@ -23,20 +24,22 @@ use std::time::{Duration, SystemTime};
 
 use analyzer_core::batch::{self, BatchSummary, FileResult, Job, Status};
 use analyzer_core::loudness::{AlbumLoudness, GatingBlocks, Loudness};
-use analyzer_core::{Analysis, Analyzer, ErrorKind, StopSignal};
+use analyzer_core::{Analysis, Analyzer, StopSignal};
 use anyhow::bail;
 
 use crate::cache::{Analyzed, CachedAnalyzer, FileIdentity, Rescan, ResultCache};
 use crate::flags;
 use crate::output::{self, Destination, Inputs, OutputLock};
-use crate::path_cell::{parse_path_cell, path_cell};
-use crate::record::{self, AnalyzeRecord};
-use crate::report::export::{self, CsvLine, Exporter};
+use crate::path_cell::path_cell;
+use crate::record;
+use crate::report::export::{CsvLine, Exporter};
 use crate::runner::{
     self, IdentityLog, InOrder, ProgressMode, RowLog, RunOptions, RunSettings, Schedule, Shown,
 };
 use crate::shard::{self, Shard, ShardRecord};
 use crate::stdout::{self, WriteContext};
+
+mod resume;
 
 /// Exit status when every file was analysed.
 const EXIT_OK: u8 = 0;
@@ -516,74 +519,13 @@ impl Job for Measure<'_> {
     }
 }
 
-/// Whether a resumed row tells nothing of its file's content, so `--resume` tries the file
-/// again: it could not be read (the kind [`ErrorKind::Unreadable`] in its `error` cell,
-/// which [`analyzer_core::Error::reason`] writes as `STAGE: KIND: why`: a share that
-/// dropped, a folder moved away for a moment, no descriptor left) or it ran out of time
-/// (load). Such rows were kept, and a resumed run then differed from a fresh one; the
-/// cache never stores them either.
-/// A file that decoded to an error is kept: the same build gives it the same row.
-fn says_nothing_of_the_file(record: &AnalyzeRecord) -> bool {
-    record.status == Status::Timeout.as_str()
-        || (record.status == Status::Error.as_str()
-            && record.error.split(": ").nth(1) == Some(ErrorKind::Unreadable.as_str()))
-}
-
-/// Refuses to resume a file holding rows of files this run does not list but that still
-/// exist: the rewrite in input order would drop them (a resume meant to add a folder, or
-/// the same folder spelled `$PWD/lib` instead of `lib`, lost every earlier row). Rows of
-/// files that no longer exist are dropped, said on stderr; a folder's row (one that could
-/// not be walked) is made again by this run's walk.
-fn check_resumed_files(
-    done: &HashMap<PathBuf, (AnalyzeRecord, runner::ResumedRow)>,
-    files: &[PathBuf],
-    shown: &str,
-) -> anyhow::Result<()> {
-    let listed: std::collections::HashSet<&PathBuf> = files.iter().collect();
-    let (mut gone, mut unlisted) = (Vec::new(), Vec::new());
-    for (file, (record, _)) in done {
-        if listed.contains(file) {
-            continue;
-        }
-        match std::fs::symlink_metadata(file) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => gone.push(&record.path),
-            Ok(meta) if meta.is_dir() => {}
-            _ => unlisted.push(&record.path),
-        }
-    }
-    unlisted.sort();
-    if let Some(first) = unlisted.first() {
-        anyhow::bail!(
-            "cannot resume {shown}: it holds rows of {} file{} this run does not list (the \
-             first: {first}), which finishing would drop; give the same files and folders, \
-             spelled as before (paths are matched as written), or write to another --out",
-            unlisted.len(),
-            if unlisted.len() == 1 { "" } else { "s" },
-        );
-    }
-    gone.sort();
-    if let Some(first) = gone.first() {
-        eprintln!(
-            "eval-cli: {shown}: dropping the rows of {} that no longer exist{} (the first: \
-             {first})",
-            if gone.len() == 1 {
-                "1 file".to_string()
-            } else {
-                format!("{} files", gone.len())
-            },
-            if gone.len() == 1 { "s" } else { "" },
-        );
-    }
-    Ok(())
-}
-
 /// Where rows go.
 enum Output {
     /// Appended to a file as they finish, rewritten in input order at the end; `done`
-    /// holds the rows a resumed run found there, by path.
+    /// holds the rows a resumed run kept there ([`resume`]), by path.
     File {
         log: RowLog,
-        done: HashMap<PathBuf, (AnalyzeRecord, runner::ResumedRow)>,
+        done: resume::KeptRows,
         /// The identity of each row's file, logged beside the rows.
         identities: IdentityLog,
     },
@@ -618,62 +560,11 @@ impl Output {
                 identities,
             });
         }
-        let has_rows = !runner::resumable_rows(path, &record::header())?.is_empty();
-        settings.check_resume(path, dest.shown(), has_rows)?;
-        settings.write(path)?;
-        let (log, resumed) = RowLog::resume(path, &record::header())?;
-        let shown = dest.shown().display();
-        let columns = export::csv_columns::<AnalyzeRecord>()?;
-        let mut done = HashMap::new();
-        // A row edited out of shape cannot be resumed: the way on is to start afresh.
-        let unresumable = |why: String| {
-            anyhow::anyhow!("cannot resume {shown}: {why}; run without --resume to start afresh")
-        };
-        let mut again = 0;
-        for (number, row) in (1..).zip(resumed) {
-            row.check_width(number, columns)
-                .map_err(|e| unresumable(format!("{e:#}")))?;
-            let record: AnalyzeRecord = csv::StringRecord::from(row.fields.clone())
-                .deserialize(None)
-                .map_err(|e| unresumable(format!("row {number}: {e}")))?;
-            let path = parse_path_cell(&record.path);
-            if says_nothing_of_the_file(&record) {
-                again += 1;
-                done.remove(&path);
-                continue;
-            }
-            done.insert(path, (record, row));
-        }
-        if again > 0 {
-            eprintln!(
-                "eval-cli: {again} row{} of files that could not be read or ran out of time: \
-                 tried again",
-                if again == 1 { "" } else { "s" }
-            );
-        }
-        check_resumed_files(&done, files, &shown.to_string())?;
-        // A resumed row of a file that is not known to be as it was when the row was made
-        // (written to or replaced since, never logged, or written within a timestamp tick
-        // of the moment its identity was taken) is dropped: the file is analysed again.
-        let (identities, logged) = IdentityLog::resume(path)?;
-        // Folders that could not be walked are rows too, with no identity: kept.
-        let inputs: std::collections::HashSet<&PathBuf> = files.iter().collect();
-        let before = done.len();
-        done.retain(|file, (record, _)| {
-            !inputs.contains(file)
-                || logged.get(&record.path).is_some_and(|was| {
-                    FileIdentity::of_path(file).is_ok_and(|now| was.trusts(&now))
-                })
-        });
-        let changed = before - done.len();
-        if changed > 0 {
-            eprintln!(
-                "eval-cli: {changed} file{} changed since {} row was written (or written too \
-                 close to it to tell): analysed again",
-                if changed == 1 { "" } else { "s" },
-                if changed == 1 { "its" } else { "their" }
-            );
-        }
+        let resume::Resumed {
+            log,
+            done,
+            identities,
+        } = resume::Resumed::open(dest, &settings, files)?;
         Ok(Output::File {
             log,
             done,
@@ -840,25 +731,6 @@ mod tests {
         assert_eq!(blocks(true), (37, 37), "one per 100 ms from 400 ms on");
         // The count stays: it tells a silent file from one too short for a block.
         assert_eq!(blocks(false), (0, 37));
-    }
-
-    /// The rows `--resume` tries again are told by the kind the analyzer writes into the
-    /// `error` cell; a reason that only mentions the word further on is not one of them.
-    #[test]
-    fn rows_of_unreadable_or_timed_out_files_say_nothing_of_the_file() {
-        let row = |kind, detail| {
-            let err = analyzer_core::Error::new(kind, analyzer_core::Stage::Open, detail);
-            let status = Status::of_error(err.kind());
-            AnalyzeRecord::new(Path::new("a.wav"), status, None, Some(&err.reason()))
-        };
-        assert!(says_nothing_of_the_file(&row(
-            ErrorKind::Unreadable,
-            "gone"
-        )));
-        assert!(says_nothing_of_the_file(&row(ErrorKind::TimedOut, "late")));
-        for kind in [ErrorKind::CorruptStream, ErrorKind::UnsupportedFormat] {
-            assert!(!says_nothing_of_the_file(&row(kind, "unreadable: header")));
-        }
     }
 
     #[test]
