@@ -973,6 +973,17 @@ case_resume_with_other_inputs_or_crlf() {
     { echo "CRLF: exit $code: $(cat err.txt)"; return 1; }
 }
 
+# `curl -F`: the multipart envelope was analysed as if it were the audio (200, wrong numbers).
+case_serve_upload_as_a_form() {
+  serve_up || return 1
+  local form raw
+  form=$(status_of -X POST -F file=@root/song.wav "$base/v1/analyze")
+  raw=$(status_of -X POST --data-binary @root/song.wav "$base/v1/analyze")
+  serve_down
+  [[ $form == 415*'"error"'*'--data-binary @FILE'* ]] || { echo "curl -F: $form"; return 1; }
+  [[ $raw == 200*'"status":"ok"'* ]] || { echo "curl --data-binary: $raw"; return 1; }
+}
+
 # ---- stopped dataset and compare runs --------------------------------------------------
 
 # stop_once PATTERN FILE PID: waits (10 ms polls, at most 60 s) for PATTERN in FILE, the
@@ -1723,5 +1734,6 @@ run tag-file-another-tagger-holds case_tag_file_another_tagger_holds
 run tag-flac-behind-an-id3v2-tag case_tag_flac_behind_an_id3v2_tag
 run silent-and-sparse-flac-ogg-not-bombs case_silent_and_sparse_flac_and_ogg_are_not_bombs
 run low-open-file-limit-keeps-every-row case_low_open_file_limit_keeps_every_row
+run serve-upload-as-a-form case_serve_upload_as_a_form
 printf '\n%d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]

@@ -2,7 +2,7 @@
 //! timeout, the Host and Origin guard, CORS for `--allow-origin`, the token), with the
 //! two routes that are about the service itself (`/v1/health`, `/metrics`). Every refusal
 //! is a JSON `{"error": "..."}` with the status that says why (400, 401, 403, 404, 408,
-//! 413, 429); bad input never gives a 500. Jobs are [`super::job_routes`], uploads
+//! 413, 415, 429); bad input never gives a 500. Jobs are [`super::job_routes`], uploads
 //! [`super::upload`], paths [`super::paths`], the JSON plumbing [`super::http`].
 
 use std::sync::Arc;

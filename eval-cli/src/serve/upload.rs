@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use futures_util::StreamExt;
 use tempfile::NamedTempFile;
@@ -22,6 +22,10 @@ use crate::analysis::FileOutcome;
 /// its bytes); the answer is its row with its tempo candidates, 200 when analysed, 422
 /// (with the row saying why) when not.
 pub(super) async fn upload(State(app): State<Arc<App>>, request: Request) -> Response {
+    if let Some(refusal) = form_refusal(request.headers()) {
+        app.telemetry.upload_rejected();
+        return refusal;
+    }
     let limit = app.limits.max_upload_bytes;
     if content_length(request.headers()).is_some_and(|n| n > limit as u64) {
         app.telemetry.upload_rejected();
@@ -63,6 +67,32 @@ pub(super) async fn upload(State(app): State<Arc<App>>, request: Request) -> Res
             "the service stopped before the upload was analysed",
         ),
     }
+}
+
+/// The 415 of an upload sent as a form (`curl -F file=@x.flac`): its body is a multipart
+/// envelope around the audio, which would be probed and analysed as if it were the audio
+/// (a 200 with wrong numbers). `application/x-www-form-urlencoded` is let through: it is
+/// what `curl --data-binary @FILE` says of a raw body.
+fn form_refusal(headers: &HeaderMap) -> Option<Response> {
+    let media_type = headers
+        .get(header::CONTENT_TYPE)?
+        .to_str()
+        .ok()?
+        .split(';')
+        .next()?
+        .trim();
+    let is_multipart = media_type
+        .get(.."multipart/".len())
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case("multipart/"));
+    is_multipart.then(|| {
+        error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "a {media_type} upload (a form, as `curl -F` sends) is not read: send the \
+                 audio file itself as the request body (`curl --data-binary @FILE ...`)"
+            ),
+        )
+    })
 }
 
 /// Writes the body to a temporary file as it arrives (memory stays flat whatever the
@@ -114,4 +144,39 @@ pub(super) fn upload_response(analysed: FileOutcome) -> Response {
         stages: analysed.stages.into_iter().collect(),
     };
     json(status, &answer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_type(content_type: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, content_type.parse().unwrap());
+        headers
+    }
+
+    /// A form upload is a 415 whatever the case of its type; a raw body is read, whatever
+    /// type the client gave it (curl's `--data-binary` says it is a urlencoded form).
+    #[test]
+    fn a_form_upload_is_refused_and_a_raw_body_is_not() {
+        for form in [
+            "multipart/form-data; boundary=------abc",
+            "Multipart/Form-Data;boundary=x",
+            "multipart/mixed",
+        ] {
+            let refusal = form_refusal(&with_type(form)).expect(form);
+            assert_eq!(refusal.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        }
+        for raw in [
+            "application/x-www-form-urlencoded",
+            "audio/flac",
+            "application/octet-stream",
+            "multipart",
+            "",
+        ] {
+            assert!(form_refusal(&with_type(raw)).is_none(), "{raw}");
+        }
+        assert!(form_refusal(&HeaderMap::new()).is_none());
+    }
 }

@@ -517,6 +517,41 @@ fn uploads_of_every_format_give_a_row_and_bad_bytes_an_error_row() {
     assert!(metrics.contains("tempo_file_seconds_count{source=\"upload\"} 7"));
 }
 
+/// `curl -F file=@x.flac` sends a multipart form: its envelope was probed and analysed as
+/// if it were the audio (200, wrong numbers). It is a 415 saying to send the file as the
+/// body; a raw body is read whatever type the client names (curl's `--data-binary` says
+/// `application/x-www-form-urlencoded`).
+#[test]
+fn a_form_upload_is_refused_with_415_and_a_raw_body_of_any_type_is_read() {
+    let (_dir, root) = root();
+    let server = Server::start(&root, &["--workers", "1"]);
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../analyzer-core/tests/fixtures");
+    let flac = fs::read(fixtures.join("fourfloor-128.flac")).unwrap();
+    let boundary = "------------------------d74496d66958873e";
+    let mut form = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; \
+         filename=\"x.flac\"\r\nContent-Type: audio/flac\r\n\r\n"
+    )
+    .into_bytes();
+    form.extend_from_slice(&flac);
+    form.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let post_as = |content_type: &str, body: &[u8]| {
+        reply(
+            http_client()
+                .post(server.url("/v1/analyze"))
+                .header("Content-Type", content_type)
+                .send(body),
+        )
+    };
+    let refusal = post_as(&format!("multipart/form-data; boundary={boundary}"), &form).refusal(415);
+    assert!(refusal.contains("curl --data-binary @FILE"), "{refusal}");
+
+    let raw = post_as("application/x-www-form-urlencoded", &flac);
+    assert_eq!(raw.status, 200, "{}", String::from_utf8_lossy(&raw.body));
+    let bpm: f64 = raw.json()["row"]["bpm"].as_str().unwrap().parse().unwrap();
+    assert!((bpm - 128.0).abs() < 2.0, "{bpm}");
+}
+
 #[test]
 fn sigterm_stops_a_busy_server_with_status_0() {
     let (_dir, root) = root();
