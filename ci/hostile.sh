@@ -984,6 +984,30 @@ case_serve_upload_as_a_form() {
   [[ $raw == 200*'"status":"ok"'* ]] || { echo "curl --data-binary: $raw"; return 1; }
 }
 
+# Links inside the root: a job's rows named the link's target (and a file beside its link
+# was one row); they must be the bytes of `analyze` on the same paths.
+case_serve_links_inside_the_root_keep_their_names() {
+  mkdir -p root/real && wav root/real/a.wav 22050 1 4 clicks
+  ln -s real root/alias && ln -s real/a.wav root/a_link.wav
+  serve_up || return 1
+  local r job id answer
+  r=$(cd root && pwd -P)
+  for job in "[\"$r/alias\"]" "[\"$r/real/a.wav\",\"$r/a_link.wav\"]"; do
+    answer=$(status_of -X POST "$base/v1/jobs" -d "{\"paths\":$job}")
+    [[ $answer == 201* ]] || { serve_down; echo "job $job: $answer"; return 1; }
+    id=$(sed 's/.*"id":\([0-9]*\).*/\1/' body.txt)
+    curl -s -m "$limit" -N "$base/v1/jobs/$id/events" >/dev/null
+    curl -s -m "$limit" -o "served-$id.csv" "$base/v1/jobs/$id/results.csv"
+  done
+  serve_down
+  "$bin" analyze "$r/alias" >analyzed-1.csv 2>/dev/null
+  "$bin" analyze "$r/real/a.wav" "$r/a_link.wav" >analyzed-2.csv 2>/dev/null
+  for id in 1 2; do
+    cmp -s "served-$id.csv" "analyzed-$id.csv" ||
+      { echo "job $id: served $(cut -d, -f1 "served-$id.csv" | tr '\n' ' ')/ analyze $(cut -d, -f1 "analyzed-$id.csv" | tr '\n' ' ')"; return 1; }
+  done
+}
+
 # ---- stopped dataset and compare runs --------------------------------------------------
 
 # stop_once PATTERN FILE PID: waits (10 ms polls, at most 60 s) for PATTERN in FILE, the
@@ -1735,5 +1759,6 @@ run tag-flac-behind-an-id3v2-tag case_tag_flac_behind_an_id3v2_tag
 run silent-and-sparse-flac-ogg-not-bombs case_silent_and_sparse_flac_and_ogg_are_not_bombs
 run low-open-file-limit-keeps-every-row case_low_open_file_limit_keeps_every_row
 run serve-upload-as-a-form case_serve_upload_as_a_form
+run serve-links-inside-the-root-keep-their-names case_serve_links_inside_the_root_keep_their_names
 printf '\n%d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]

@@ -1,7 +1,9 @@
 //! Path confinement: which paths a request may name. Paths are absolute or relative to a
-//! root, canonicalised, and must stay inside a root; a link that leads out (or to nothing)
-//! is refused with the same answer whether its target exists, and the target is never
-//! named. Shared by the front ends that take paths from others (`serve`, `consume`).
+//! root, and where they really lead (canonicalised) must stay inside a root; a link that
+//! leads out (or to nothing) is refused with the same answer whether its target exists, and
+//! the target is never named. A path let in keeps the spelling the request gave it, so
+//! that its rows are those `analyze` writes for that path. Shared by the front ends that
+//! take paths from others (`serve`, `consume`).
 
 use std::path::{Component, Path, PathBuf};
 
@@ -53,10 +55,13 @@ pub fn inside(roots: &[PathBuf], path: &Path) -> bool {
     roots.iter().any(|root| path.starts_with(root))
 }
 
-/// The canonical form of `raw` if it lies inside a root: absolute, or relative to the
-/// first root that has it. No answer tells what exists outside the roots: `..` is refused
-/// outright, and a path that leads out through a link gets the same answer whether the
-/// place it leads to exists or not (and that place is never named).
+/// `raw` as the request spelled it (absolute, or joined to the first root that has it) if
+/// the place it leads to lies inside a root. The spelling is kept, links and `.` parts
+/// included, because it is what the rows name: `analyze` on the same path writes the same
+/// bytes, and two names of one file (a link beside its target) are two rows there too.
+/// No answer tells what exists outside the roots: `..` is refused outright, and a path
+/// that leads out through a link gets the same answer whether the place it leads to
+/// exists or not (and that place is never named).
 ///
 /// `raw` is read as a row's `path` cell ([`crate::path_cell`]: `\xNN` a byte that is not
 /// UTF-8, `\\` a backslash where one could start an escape), so the path a row gives can be
@@ -83,14 +88,49 @@ pub fn confine(roots: &[PathBuf], raw: &str) -> Result<PathBuf, Refused> {
         return Err(Refused::Outside(raw.to_string()));
     }
     let mut astray = false;
-    for (root, candidate) in &candidates {
+    for (root, candidate) in candidates {
         match candidate.canonicalize() {
-            Ok(real) if inside(roots, &real) => return Ok(real),
-            _ => astray |= through_link(root, candidate),
+            Ok(real) if inside(roots, &real) => return Ok(candidate),
+            _ => astray |= through_link(root, &candidate),
         }
     }
     if astray {
         return Err(Refused::Outside(raw.to_string()));
     }
     Err(Refused::NotFound(raw.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A path through a link that stays inside is let in as the request spelled it (joined
+    /// to the root when relative): rows name it so, as `analyze` does. A link out is still
+    /// refused by where it leads.
+    #[cfg(unix)]
+    #[test]
+    fn a_link_inside_keeps_its_name_and_a_link_out_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().canonicalize().unwrap();
+        let root = base.join("root");
+        std::fs::create_dir_all(root.join("real")).unwrap();
+        std::fs::write(root.join("real/a.wav"), b"").unwrap();
+        std::fs::write(base.join("secret.wav"), b"").unwrap();
+        std::os::unix::fs::symlink("real", root.join("alias")).unwrap();
+        std::os::unix::fs::symlink("real/a.wav", root.join("a_link.wav")).unwrap();
+        std::os::unix::fs::symlink(base.join("secret.wav"), root.join("out.wav")).unwrap();
+        let roots = [root.clone()];
+        let alias = root.join("alias");
+        assert_eq!(confine(&roots, "alias"), Ok(alias.clone()));
+        assert_eq!(confine(&roots, "alias/a.wav"), Ok(alias.join("a.wav")));
+        let dotted = root.join("./a_link.wav");
+        assert_eq!(
+            confine(&roots, dotted.to_str().unwrap()),
+            Ok(dotted.clone())
+        );
+        assert_eq!(
+            confine(&roots, "out.wav"),
+            Err(Refused::Outside("out.wav".to_string()))
+        );
+    }
 }

@@ -29,7 +29,7 @@ struct JsonRequest {
 /// What is analysed.
 #[derive(Debug, PartialEq)]
 pub(super) enum Source {
-    /// A file under the roots (canonical).
+    /// A file under the roots, as the request named it (joined to its root when relative).
     File(PathBuf),
     /// The message's own bytes; `name` goes in the row's path cell.
     Audio { name: String },

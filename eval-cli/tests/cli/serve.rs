@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::util::service::{
     Events, Server, delete, gate, get, http_client, library, post_bytes, post_json, release, reply,
-    root, run_job, submit,
+    root, run_job, run_request, submit,
 };
 use crate::util::{analyze_bytes, click_wav_bytes, csv_lines, fifo, wait_for_line};
 
@@ -889,6 +889,46 @@ fn a_link_out_of_the_root_answers_the_same_whether_its_target_exists() {
         let _ = fs::remove_file(root.join(name));
     }
     assert_no_jobs(&server);
+}
+
+/// A link inside the root is confined by where it leads but named as the job names it:
+/// the rows are those `analyze` writes for the same paths, byte for byte. They named the
+/// link's target (`real/a.wav` for `alias`), and a file beside its link was one row.
+#[test]
+fn paths_through_links_inside_the_root_give_the_rows_of_analyze() {
+    let (_dir, root) = root();
+    fs::create_dir_all(root.join("real")).unwrap();
+    fs::write(root.join("real/a.wav"), click_wav_bytes(100.0, 3.0)).unwrap();
+    std::os::unix::fs::symlink("real", root.join("alias")).unwrap();
+    std::os::unix::fs::symlink("real/a.wav", root.join("a_link.wav")).unwrap();
+    let server = Server::start(&root, &["--workers", "1"]);
+    let served = |paths: &[&Path]| {
+        let paths: Vec<&str> = paths.iter().map(|p| p.to_str().unwrap()).collect();
+        String::from_utf8(run_request(&server, &serde_json::json!({ "paths": paths }))).unwrap()
+    };
+    let analysed = |paths: &[&Path]| String::from_utf8(analyze_bytes(paths)).unwrap();
+    let alias = root.join("alias");
+    let (file, file_link) = (root.join("real/a.wav"), root.join("a_link.wav"));
+    for paths in [
+        vec![alias.as_path()],
+        vec![file.as_path(), file_link.as_path()],
+        vec![
+            alias.join("a.wav").as_path(),
+            file_link.as_path(),
+            alias.as_path(),
+        ],
+    ] {
+        assert_eq!(served(&paths), analysed(&paths), "{paths:?}");
+    }
+    // Relative to the root: the rows of `analyze ROOT/PATH`.
+    let relative = String::from_utf8(run_job(&server, "alias")).unwrap();
+    assert_eq!(relative, analysed(&[&alias]));
+    let rows = csv_lines(relative.as_bytes());
+    assert_eq!(rows.len(), 1, "{relative}");
+    assert!(
+        rows[0].starts_with(&format!("{},", alias.join("a.wav").display())),
+        "{relative}"
+    );
 }
 
 #[test]
