@@ -7,22 +7,40 @@
 
 use std::path::{Component, Path, PathBuf};
 
-/// Why a requested path is refused; the message names the path as requested, never where
-/// a link leads.
+/// Largest JSON request naming paths that a front end reads (`serve`'s job, `consume`'s
+/// request): room for tens of thousands of paths, not for a body meant to exhaust memory.
+pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+
+/// Characters of a requested path that a message quotes; the rest is counted, not copied.
+const QUOTED_PATH_CHARS: usize = 200;
+
+/// Why a requested path is refused; the message names the path as requested (its first
+/// [`QUOTED_PATH_CHARS`] characters: [`quoted_path`]), never where a link leads.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
     /// An empty path.
     #[error("invalid request: an empty path")]
     Empty,
     /// A path with a `..` component, refused outright.
-    #[error("path {0:?} is outside the roots (`..` is not allowed)")]
+    #[error("path {} is outside the roots (`..` is not allowed)", quoted_path(.0))]
     ParentDir(String),
     /// A path outside every root, or leading out through a link.
-    #[error("path {0:?} is outside the roots")]
+    #[error("path {} is outside the roots", quoted_path(.0))]
     Outside(String),
     /// Nothing of that name under the roots.
-    #[error("path {0:?}: no such file or folder under the roots")]
+    #[error("path {}: no such file or folder under the roots", quoted_path(.0))]
     NotFound(String),
+}
+
+/// `raw` quoted for a message, cut to its first [`QUOTED_PATH_CHARS`] characters with its
+/// whole size said (`"/a/b"… (5000000 bytes)`): a request may name a path of megabytes,
+/// and every message that quotes it (an answer, a log line, a dead letter's header) would
+/// carry it whole.
+pub fn quoted_path(raw: &str) -> String {
+    match raw.char_indices().nth(QUOTED_PATH_CHARS) {
+        None => format!("{raw:?}"),
+        Some((end, _)) => format!("{:?}… ({} bytes)", &raw[..end], raw.len()),
+    }
 }
 
 /// The `--root` folders, canonical (what [`confine`] compares against); an error names a
@@ -131,6 +149,25 @@ mod tests {
         assert_eq!(
             confine(&roots, "out.wav"),
             Err(Refused::Outside("out.wav".to_string()))
+        );
+    }
+
+    /// A path of megabytes is quoted by its first characters and its size, never whole; a
+    /// cut never splits a character.
+    #[test]
+    fn a_long_path_is_quoted_cut_with_its_size() {
+        assert_eq!(quoted_path("albums/x.wav"), "\"albums/x.wav\"");
+        let just_fits = "a".repeat(QUOTED_PATH_CHARS);
+        assert_eq!(quoted_path(&just_fits), format!("{just_fits:?}"));
+        let huge = "é".repeat(5_000_000);
+        let quoted = quoted_path(&huge);
+        let head = "é".repeat(QUOTED_PATH_CHARS);
+        assert_eq!(quoted, format!("\"{head}\"… (10000000 bytes)"));
+        let refused = Refused::Outside(huge).to_string();
+        assert!(refused.len() < 1000, "{} bytes", refused.len());
+        assert!(
+            refused.ends_with("(10000000 bytes) is outside the roots"),
+            "{refused}"
         );
     }
 }

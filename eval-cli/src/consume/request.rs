@@ -10,6 +10,7 @@ use lapin::BasicProperties;
 use serde::Deserialize;
 
 use crate::analysis::{RequestSettings, analyzer_for};
+use crate::confine::{MAX_REQUEST_BYTES, quoted_path};
 use crate::flags::Descriptors;
 
 /// The body of a JSON request (content type `application/json`).
@@ -114,6 +115,12 @@ impl Rules<'_> {
     }
 
     fn read_json(&self, body: &[u8]) -> Result<(Source, Arc<Analyzer>), Refused> {
+        if body.len() > MAX_REQUEST_BYTES {
+            return Err(refused("too_large")(format!(
+                "the JSON request is {} bytes, more than the limit of {MAX_REQUEST_BYTES}",
+                body.len()
+            )));
+        }
         let invalid = refused("invalid_request");
         let request: JsonRequest =
             serde_json::from_slice(body).map_err(|e| invalid(format!("invalid request: {e}")))?;
@@ -136,8 +143,8 @@ impl Rules<'_> {
             .map_err(|e| refused("path")(e.to_string()))?;
         if path.is_dir() {
             return Err(refused("path")(format!(
-                "path {:?} is a folder: a request names one file",
-                request.path
+                "path {} is a folder: a request names one file",
+                quoted_path(&request.path)
             )));
         }
         Ok((Source::File(path), analyzer))
@@ -261,6 +268,15 @@ mod tests {
                 name: "a.mp3".into()
             }
         );
+        // A path of megabytes is quoted by its head and its size; a JSON request past
+        // the limit is not parsed at all.
+        let long = format!(r#"{{"path": "{}"}}"#, "x".repeat(3_000_000));
+        let reason = refused(&rules, long.as_bytes(), &json());
+        assert!(reason.len() < 1000, "{} bytes", reason.len());
+        assert!(reason.contains("(3000000 bytes)"), "{reason}");
+        let huge = format!(r#"{{"path": "{}"}}"#, "x".repeat(MAX_REQUEST_BYTES));
+        assert_eq!(class(&rules, huge.as_bytes(), &json()), "too_large");
+        assert!(refused(&rules, huge.as_bytes(), &json()).contains(&MAX_REQUEST_BYTES.to_string()));
         // Nowhere to publish the result.
         let nowhere = BasicProperties::default().with_content_type("application/json".into());
         assert!(refused(&rules, br#"{"path": "albums/x.wav"}"#, &nowhere).contains("reply_to"));

@@ -259,9 +259,11 @@ impl Queue for AmqpSlot<'_> {
         let delivery = &item.delivery;
         let request = rules
             .read(&delivery.data, &delivery.properties)
+            // Bounded here, so that the log line and the event that tell of the dead
+            // letter carry what its header carries, not a request's megabytes.
             .map_err(|refused| Refusal::Poison {
                 class: refused.class,
-                reason: refused.reason,
+                reason: bounded_reason(&refused.reason),
             })?;
         let outcome = analyse_request(&request, &delivery.data, analyse).map_err(Refusal::Retry);
         item.destination = Some(request.destination);

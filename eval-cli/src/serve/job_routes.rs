@@ -20,9 +20,6 @@ use super::jobs::{Job, JobId};
 use super::paths::walk;
 use super::scheduler::Lane;
 
-/// Largest body of `POST /v1/jobs` (a list of paths).
-const MAX_JOB_REQUEST_BYTES: usize = 4 * 1024 * 1024;
-
 /// The body of `POST /v1/jobs`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -51,7 +48,7 @@ pub(super) enum Priority {
 }
 
 pub(super) async fn submit(State(app): State<Arc<App>>, body: Body) -> Response {
-    let bytes = match read_body(body, MAX_JOB_REQUEST_BYTES, "job request").await {
+    let bytes = match read_body(body, crate::confine::MAX_REQUEST_BYTES, "job request").await {
         Ok(bytes) => bytes,
         Err(response) => return response,
     };

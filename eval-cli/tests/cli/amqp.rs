@@ -431,31 +431,48 @@ fn a_metrics_address_in_use_is_refused_naming_the_flag() {
     );
 }
 
-/// A request whose reason would not fit in one AMQP frame (a 5 MiB path, quoted in it) is
-/// dead-lettered with the reason cut, and the worker goes on. The whole reason in the
-/// header made the broker close the worker's connection (`FRAME_ERROR`) at each delivery,
-/// until the delivery limit dead-lettered the request with no reason at all.
+/// A request with a path of megabytes is dead-lettered with the path quoted by its head
+/// and its size, and the worker goes on; one over the JSON limit (4 MiB) is refused
+/// unread. The whole path in the header made the broker close the worker's connection
+/// (`FRAME_ERROR`) at each delivery; cut to 2 KiB there, it still went whole into the
+/// `dead-lettered` line and event on stderr.
 #[test]
-fn a_request_with_a_huge_path_is_dead_lettered_with_its_reason_cut() {
+fn a_request_with_a_huge_path_is_dead_lettered_with_its_path_cut() {
     let server = RabbitServer::start();
     let dir = tempfile::tempdir().unwrap();
     let lib = library(dir.path(), &["x.wav"]);
     let mut worker = consumer(&server, &lib, &["--workers", "1"]);
     let client = server.client();
     client.declare(REPLIES);
-    client.request(QUEUE, &"a".repeat(5 << 20), Some(REPLIES), "huge");
+    client.request(QUEUE, &"a".repeat(3 << 20), Some(REPLIES), "huge");
+    client.request(QUEUE, &"a".repeat(5 << 20), Some(REPLIES), "over");
     client.request(QUEUE, "x.wav", Some(REPLIES), "fine");
     let mut dead = client.consume(&format!("{QUEUE}.dead"));
-    let delivery = client.next(&mut dead);
-    assert_eq!(correlation_id(&delivery), "huge");
-    let reason = text(header(&delivery.properties, "x-tempo-scale-reason"));
-    assert!(reason.starts_with("path \"aaaa"), "{}", &reason[..80]);
+    let mut reasons = Vec::new();
+    for expected in ["huge", "over"] {
+        let delivery = client.next(&mut dead);
+        assert_eq!(correlation_id(&delivery), expected);
+        let reason = text(header(&delivery.properties, "x-tempo-scale-reason"));
+        assert!(reason.len() < 1000, "{expected}: {} bytes", reason.len());
+        reasons.push(reason);
+    }
+    assert!(reasons[0].starts_with("path \"aaaa"), "{}", reasons[0]);
     assert!(
-        reason.ends_with("... (cut)") && reason.len() <= 2048,
+        reasons[0].contains(&format!("… ({} bytes)", 3 << 20)),
         "{}",
-        reason.len()
+        reasons[0]
+    );
+    assert!(
+        reasons[1].contains("more than the limit of 4194304"),
+        "{}",
+        reasons[1]
     );
     let mut replies = client.consume(REPLIES);
     assert_eq!(client.next_json(&mut replies)["correlation_id"], "fine");
-    worker.wait_for("a dead letter", |e| e["event"] == "dead_lettered");
+    for class in ["path", "too_large"] {
+        let event = worker.wait_for("a dead letter", |e| e["event"] == "dead_lettered");
+        assert_eq!(event["class"], class);
+        let logged = event["reason"].as_str().unwrap();
+        assert!(logged.len() < 1000, "{class}: {} bytes", logged.len());
+    }
 }
