@@ -1,8 +1,10 @@
 //! The service's router: the routes, and the layers every request passes (the body
 //! timeout, the Host and Origin guard, CORS for `--allow-origin`, the token), with the
 //! two routes that are about the service itself (`/v1/health`, `/metrics`). Every refusal
-//! is a JSON `{"error": "..."}` with the status that says why (400, 401, 403, 404, 408,
-//! 413, 415, 429); bad input never gives a 500. Jobs are [`super::job_routes`], uploads
+//! of a request that parses is a JSON `{"error": "..."}` with the status that says why
+//! (400, 401, 403, 404, 408, 413, 415, 429); bad input never gives a 500. A request that
+//! does not parse as HTTP gets hyper's bare 400, 414 or 431 (connections.rs): hyper writes
+//! that answer itself, with no hook for a body. Jobs are [`super::job_routes`], uploads
 //! [`super::upload`], paths [`super::paths`], the JSON plumbing [`super::http`].
 
 use std::sync::Arc;

@@ -9,6 +9,12 @@
 //! and cost no descriptor, and every idle one is closed in bounded time, so a crowd of
 //! idle clients delays `/v1/health` by at most a header timeout per round but never
 //! starves it.
+//!
+//! A request hyper cannot parse (a garbage request line, a bad `Content-Length`, a URI or
+//! headers past its buffer, over 100 headers) never reaches the router: hyper answers it
+//! itself (`on_parse_error`: 400, 414 or 431, the head alone) and closes the connection.
+//! Its builder offers no hook for that answer, so those are the service's only errors
+//! without a JSON body (docs/service.md).
 
 use std::future::Future;
 use std::sync::Arc;
