@@ -1008,6 +1008,46 @@ case_serve_links_inside_the_root_keep_their_names() {
   done
 }
 
+# The job's consumer group destroyed, then (another job) its stream deleted, by hand:
+# merge must exit 2 naming what is gone instead of waiting forever, status and work must
+# say the same instead of the broker's raw NOGROUP or "no such key", and submit again must
+# mend the job so that the merge is the bytes of analyze.
+case_dist_stream_or_group_deleted() {
+  command -v redis-cli >/dev/null || { echo "redis-cli is not installed"; return 1; }
+  mkdir lib && wav lib/a.wav 22050 1 4 clicks && wav lib/b.wav 22050 1 4 noise
+  local port redis url job key code what
+  redis_up || return 1
+  timeout -k 5 "$limit" "$bin" analyze lib --out analyze.csv --progress off >/dev/null 2>&1
+  for job in g s; do
+    timeout -k 5 "$limit" "$bin" dist submit --broker "$url" --job $job lib >/dev/null 2>&1
+    key=$(redis-cli -p "$port" --scan --pattern "tempo-scale:job:$job:run:*:stream")
+    if [ $job = g ]; then
+      redis-cli -p "$port" XGROUP DESTROY "$key" workers >/dev/null; what="consumer group 'workers' of stream $key is gone"
+    else
+      redis-cli -p "$port" DEL "$key" >/dev/null; what="stream $key is gone"
+    fi
+    timeout -k 5 "$limit" "$bin" dist merge --broker "$url" --job $job --out $job.csv >/dev/null 2>merge.txt
+    code=$?
+    [ "$code" -eq 2 ] || { kill $redis; echo "job $job: merge exit $code: $(cat merge.txt)"; return 1; }
+    timeout -k 5 "$limit" "$bin" dist status --broker "$url" --job $job >/dev/null 2>status.txt
+    code=$?
+    [ "$code" -eq 2 ] || { kill $redis; echo "job $job: status exit $code: $(cat status.txt)"; return 1; }
+    timeout -k 5 "$limit" "$bin" dist work --broker "$url" --job $job --workers 1 >/dev/null 2>work.txt
+    code=$?
+    [ "$code" -eq 2 ] || { kill $redis; echo "job $job: work exit $code: $(cat work.txt)"; return 1; }
+    for said in merge.txt status.txt work.txt; do
+      grep -qF "cannot complete: 0 of 2 rows are stored and its $what" $said &&
+        grep -qF 'run `dist submit` again' $said ||
+        { kill $redis; echo "job $job: $said unexplained: $(cat $said)"; return 1; }
+    done
+    timeout -k 5 "$limit" "$bin" dist submit --broker "$url" --job $job lib >/dev/null 2>&1 &&
+      timeout -k 5 "$limit" "$bin" dist work --broker "$url" --job $job --workers 1 >/dev/null 2>&1
+    timeout -k 5 "$limit" "$bin" dist merge --broker "$url" --job $job --out $job.csv >/dev/null 2>&1
+    cmp -s $job.csv analyze.csv || { kill $redis; echo "job $job: after submit again, the merge differs from analyze"; return 1; }
+  done
+  kill $redis 2>/dev/null; wait $redis 2>/dev/null
+}
+
 # ---- stopped dataset and compare runs --------------------------------------------------
 
 # stop_once PATTERN FILE PID: waits (10 ms polls, at most 60 s) for PATTERN in FILE, the
@@ -1760,5 +1800,6 @@ run silent-and-sparse-flac-ogg-not-bombs case_silent_and_sparse_flac_and_ogg_are
 run low-open-file-limit-keeps-every-row case_low_open_file_limit_keeps_every_row
 run serve-upload-as-a-form case_serve_upload_as_a_form
 run serve-links-inside-the-root-keep-their-names case_serve_links_inside_the_root_keep_their_names
+run dist-stream-or-group-deleted case_dist_stream_or_group_deleted
 printf '\n%d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]

@@ -9,7 +9,7 @@ use analyzer_core::batch::Status;
 use redis::streams::{StreamInfoGroupsReply, StreamPendingCountReply, StreamRangeReply};
 
 use super::args::{JobArgs, RetryArgs};
-use super::error::{DistError, Result};
+use super::error::{DistError, QueuePart, Result};
 use super::keys::{
     CHUNK, FIRST_ROUND_END, GROUP, Keys, Manifest, entry_seq, id_text, manifest_key, stream_id,
 };
@@ -122,14 +122,15 @@ impl Broker {
 
     /// Where the run stands, for a job of `files` files, read in one transaction so that
     /// its parts agree: a row is never seen missing while its entry, acknowledged with it,
-    /// is not seen in flight.
+    /// is not seen in flight. A stream or consumer group deleted by hand is said in
+    /// [`Progress::gone`], not as the broker's error.
     pub(super) fn progress(&mut self, keys: &Keys, files: usize) -> Result<Progress> {
-        let (groups, last, first_round_last, done): (
+        let read: redis::RedisResult<(
             StreamInfoGroupsReply,
             StreamRangeReply,
             StreamRangeReply,
             usize,
-        ) = redis::pipe()
+        )> = redis::pipe()
             .atomic()
             .cmd("XINFO")
             .arg("GROUPS")
@@ -148,10 +149,32 @@ impl Broker {
             .arg(1)
             .cmd("HLEN")
             .arg(&keys.rows)
-            .query(&mut self.con)?;
-        let group = groups.groups.into_iter().find(|g| g.name == GROUP);
-        let in_flight = group.as_ref().map_or(0, |g| g.pending);
-        let handed_out = group.and_then(|g| stream_id(&g.last_delivered_id));
+            .query(&mut self.con);
+        let (groups, last, first_round_last, done) = match read {
+            Ok(read) => read,
+            // `XINFO GROUPS` fails on a stream that is not there: deleted, its group with it.
+            Err(err) => {
+                let exists: bool = redis::cmd("EXISTS")
+                    .arg(&keys.stream)
+                    .query(&mut self.con)?;
+                if exists {
+                    return Err(err.into());
+                }
+                return Ok(Progress::queue_gone(
+                    self.rows_done(keys)?,
+                    QueuePart::Stream(keys.stream.clone()),
+                ));
+            }
+        };
+        let Some(group) = groups.groups.into_iter().find(|g| g.name == GROUP) else {
+            let gone = QueuePart::Group {
+                group: GROUP,
+                stream: keys.stream.clone(),
+            };
+            return Ok(Progress::queue_gone(done, gone));
+        };
+        let in_flight = group.pending;
+        let handed_out = stream_id(&group.last_delivered_id);
         let last = last.ids.first().and_then(|e| stream_id(&e.id));
         // A first round not added in full is being added by a `submit` (or one that
         // stopped, and a rerun adds the rest): its files are on their way.
@@ -163,6 +186,7 @@ impl Broker {
             done,
             in_flight,
             queued: last > handed_out || first_round < files,
+            gone: None,
         })
     }
 
@@ -197,9 +221,51 @@ pub(super) struct Progress {
     /// Whether the stream holds entries no consumer was handed yet, or `submit` has not
     /// added them all yet.
     pub(super) queued: bool,
+    /// The stream or its consumer group, when it was deleted (then nothing is queued or in
+    /// flight, and no worker can take a file until `submit` makes it again).
+    pub(super) gone: Option<QueuePart>,
 }
 
 impl Progress {
+    /// A run whose stream or consumer group is `gone`, with `done` rows stored.
+    fn queue_gone(done: usize, gone: QueuePart) -> Self {
+        Progress {
+            done,
+            in_flight: 0,
+            queued: false,
+            gone: Some(gone),
+        }
+    }
+
+    /// Fails when rows of a job of `total` are missing and the queue that would bring
+    /// them is gone ([`DistError::QueueGone`]): nothing but `submit` brings them now.
+    pub(super) fn ensure_queue(&self, job: &str, total: usize) -> Result<()> {
+        match &self.gone {
+            Some(gone) if self.done < total => Err(DistError::QueueGone {
+                job: job.to_string(),
+                gone: gone.clone(),
+                done: self.done,
+                total,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Fails when a job of `total` can no longer complete by itself: its queue is gone
+    /// ([`Progress::ensure_queue`]) or rows are lost ([`Progress::lost`]). A command that
+    /// waits for the job checks this at each look, so that it never waits forever.
+    pub(super) fn ensure_can_complete(&self, job: &str, total: usize) -> Result<()> {
+        self.ensure_queue(job, total)?;
+        match self.lost(total) {
+            0 => Ok(()),
+            lost => Err(DistError::RowsLost {
+                job: job.to_string(),
+                lost,
+                total,
+            }),
+        }
+    }
+
     /// Rows of a job of `total` that no worker will ever store: missing while nothing is
     /// queued or in flight (each entry is acknowledged with its row, so these rows were
     /// deleted or evicted after they were stored). Only `submit` queues them again, so a
@@ -300,6 +366,7 @@ mod tests {
             done,
             in_flight,
             queued,
+            gone: None,
         };
         assert_eq!(progress(3, 0, false).lost(5), 2);
         assert_eq!(progress(3, 1, false).lost(5), 0);
@@ -307,6 +374,44 @@ mod tests {
         assert_eq!(progress(5, 0, false).lost(5), 0);
         // Rows beyond the job's (a hash written by hand) are not a negative loss.
         assert_eq!(progress(6, 0, false).lost(5), 0);
+    }
+
+    #[test]
+    fn a_job_whose_queue_is_gone_cannot_complete_unless_every_row_is_there() {
+        let gone = |done| {
+            Progress::queue_gone(
+                done,
+                QueuePart::Group {
+                    group: GROUP,
+                    stream: "s".to_string(),
+                },
+            )
+        };
+        assert_eq!(gone(3).lost(5), 2);
+        match gone(3).ensure_can_complete("j", 5) {
+            Err(err @ DistError::QueueGone { .. }) => {
+                let said = err.to_string();
+                assert!(said.contains("3 of 5 rows are stored"), "{said}");
+                assert!(
+                    said.contains("consumer group 'workers' of stream s"),
+                    "{said}"
+                );
+                assert!(said.contains("run `dist submit` again"), "{said}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(gone(5).ensure_can_complete("j", 5).is_ok());
+        // Rows lost while the queue is there are the other error.
+        let lost = Progress {
+            done: 3,
+            in_flight: 0,
+            queued: false,
+            gone: None,
+        };
+        assert!(matches!(
+            lost.ensure_can_complete("j", 5),
+            Err(DistError::RowsLost { lost: 2, .. })
+        ));
     }
 
     #[test]

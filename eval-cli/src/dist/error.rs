@@ -162,6 +162,24 @@ pub enum DistError {
         /// Rows of the complete job.
         total: usize,
     },
+    /// The run's stream or its consumer group was deleted from the broker (by hand) while
+    /// rows are missing: no worker can take a file, and nothing in flight can be seen.
+    /// `submit` again makes them again and queues the files still missing.
+    #[error(
+        "job {job:?} cannot complete: {done} of {total} rows are stored and its {gone} is \
+         gone from the broker (deleted by hand?), so no worker can take the rest; run `dist \
+         submit` again with the same inputs to queue them again"
+    )]
+    QueueGone {
+        /// The job's name.
+        job: String,
+        /// What was deleted.
+        gone: QueuePart,
+        /// Rows stored.
+        done: usize,
+        /// Rows of the complete job.
+        total: usize,
+    },
     /// A complete job lacks a row (the broker lost part of it).
     #[error("job {job:?} has no row {index} although it is complete")]
     RowMissing {
@@ -221,6 +239,31 @@ impl DistError {
     /// The message and its causes, `: `-separated (what `{:#}` of an `anyhow` error shows).
     pub fn chain(&self) -> impl fmt::Display + '_ {
         crate::queue_worker::chain(self)
+    }
+}
+
+/// What of a run's queue was deleted from the broker ([`DistError::QueueGone`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueuePart {
+    /// The stream (its key), and its consumer group with it.
+    Stream(String),
+    /// The consumer group of the stream.
+    Group {
+        /// The group's name.
+        group: &'static str,
+        /// The stream's key.
+        stream: String,
+    },
+}
+
+impl fmt::Display for QueuePart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QueuePart::Stream(key) => write!(f, "stream {key}"),
+            QueuePart::Group { group, stream } => {
+                write!(f, "consumer group '{group}' of stream {stream}")
+            }
+        }
     }
 }
 

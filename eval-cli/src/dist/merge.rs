@@ -2,6 +2,7 @@
 //! order: the bytes of `eval-cli analyze --out`. It stops waiting, saying why, when rows
 //! are missing that nothing queued or in flight will bring ([`DistError::RowsLost`]).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::thread;
 use std::time::Duration;
@@ -31,15 +32,7 @@ pub(super) fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
         if done >= total {
             break;
         }
-        let lost = progress.lost(total);
-        if lost > 0 {
-            return Err(DistError::RowsLost {
-                job: broker.job.clone(),
-                lost,
-                total,
-            }
-            .into());
-        }
+        progress.ensure_can_complete(&broker.job, total)?;
         if args.no_wait {
             return Err(DistError::NotComplete {
                 job: broker.job.clone(),
@@ -76,7 +69,7 @@ pub(super) fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The files the merged rows name (their `path` cells), header left out.
-fn job_files(csv: &[u8]) -> Vec<std::path::PathBuf> {
+fn job_files(csv: &[u8]) -> Vec<PathBuf> {
     csv::Reader::from_reader(csv)
         .byte_records()
         .map_while(std::result::Result::ok)

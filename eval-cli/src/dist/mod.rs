@@ -17,7 +17,10 @@
 //!   leaves its entry acknowledged: a rerun of `submit` queues such a file again in a new
 //!   round, `G-(index+1)`, G above every earlier entry, and `status`, `merge` and idle
 //!   workers say when rows are missing that nothing queued or in flight will bring
-//!   ([`DistError::RowsLost`]). An entry that is not `submit`'s is acknowledged and skipped.
+//!   ([`DistError::RowsLost`]), or that the stream or its group was deleted by hand
+//!   ([`DistError::QueueGone`]; `submit` makes the group again at the stream's last id and
+//!   re-queues the files without a row). An entry that is not `submit`'s is acknowledged
+//!   and skipped.
 //! - `rows`: the analyze CSV line of each input index, and `states` its status. A slot
 //!   stores both and acknowledges the entry in one script ([`keys::STORE_SCRIPT`]) that
 //!   first checks that the manifest still names the slot's run; `HSETNX` writes a row once
@@ -68,7 +71,7 @@ mod worker;
 pub use args::{
     JobArgs, MergeArgs, PathMap, RetryArgs, StatusArgs, SubmitArgs, WorkArgs, WorkerAnalyzerArgs,
 };
-pub use error::DistError;
+pub use error::{DistError, QueuePart};
 pub use keys::{JobAnalyzer, MAX_DELIVERIES, Manifest};
 pub use status::{ConsumerStatus, HeldFile, JobStatus};
 

@@ -176,11 +176,7 @@ impl Slot<'_> {
     pub(super) fn run(mut self, shared: &SlotLoop) -> Result<()> {
         match run_slot(&mut self, shared) {
             Ok(()) => Ok(()),
-            Err(Ended::Failed(err)) => Err(self
-                .broker
-                .ensure_run(&self.worker.keys)
-                .err()
-                .unwrap_or(err)),
+            Err(Ended::Failed(err)) => self.explain(err),
             Err(Ended::Unreachable { budget, last }) => Err(DistError::BrokerUnreachable {
                 url: self.broker.url.clone(),
                 budget,
@@ -189,6 +185,21 @@ impl Slot<'_> {
             Err(Ended::StoppedWhileLost(last)) => Err(DistError::Cancelled {
                 source: Box::new(last),
             }),
+        }
+    }
+
+    /// Why the slot failed with `err`, when the broker can say: the job was submitted
+    /// again or is gone ([`Broker::ensure_run`]), or its stream or consumer group was
+    /// deleted ([`DistError::QueueGone`]; the `NOGROUP` of a command is only the symptom).
+    /// A job complete for all that has nothing left to do: not a failure.
+    fn explain(&mut self, err: DistError) -> Result<()> {
+        let worker = self.worker;
+        self.broker.ensure_run(&worker.keys)?;
+        match self.broker.progress(&worker.keys, worker.files) {
+            Ok(progress) if progress.gone.is_some() => {
+                progress.ensure_queue(&self.broker.job, worker.total)
+            }
+            _ => Err(err),
         }
     }
 
@@ -228,6 +239,7 @@ impl Slot<'_> {
     fn job_complete(&mut self) -> Result<bool> {
         let worker = self.worker;
         let progress = self.broker.progress(&worker.keys, worker.files)?;
+        progress.ensure_queue(&self.broker.job, worker.total)?;
         let lost = progress.lost(worker.total);
         if lost == 0 {
             worker.lost_told.store(false, Ordering::SeqCst);

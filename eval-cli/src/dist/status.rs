@@ -64,10 +64,15 @@ pub struct HeldFile {
 fn job_status(broker: &mut Broker) -> Result<JobStatus> {
     let (manifest, keys) = broker.current_run()?;
     let progress = broker.progress(&keys, manifest.files)?;
+    // Deleted by hand: with rows missing, what only `submit` mends; else nothing is held.
+    progress.ensure_queue(&broker.job, manifest.total())?;
     let failed = broker.rows_failed(&keys)?;
-    let held = broker.pending_page(&keys, "-")?;
+    let held = match progress.gone {
+        None => broker.pending_page(&keys, "-")?.ids,
+        Some(_) => Vec::new(),
+    };
     let mut consumers: Vec<ConsumerStatus> = Vec::new();
-    for p in held.ids {
+    for p in held {
         let file = HeldFile {
             index: entry_seq(&p.id)? - 1,
             idle_ms: p.last_delivered_ms,

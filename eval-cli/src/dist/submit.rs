@@ -79,11 +79,14 @@ fn queue(
         old.run
     };
     let keys = Keys::new(&broker.job, &run);
+    // Made at the stream's last id: for a new job that is before every entry; for a job
+    // whose group was deleted (by hand), the entries already there count as handed out,
+    // and [`requeue_lost`] below queues again only the files that have no row.
     let made: redis::RedisResult<()> = redis::cmd("XGROUP")
         .arg("CREATE")
         .arg(&keys.stream)
         .arg(GROUP)
-        .arg("0")
+        .arg("$")
         .arg("MKSTREAM")
         .query(&mut broker.con);
     if let Err(e) = made

@@ -33,6 +33,17 @@ pub(super) fn work(args: WorkArgs) -> anyhow::Result<ExitCode> {
         manifest.analyzer.analyzer()?
     };
     manifest.check_worker(&broker.job, &analyzer)?;
+    // A stream or group deleted by hand has no file to hand out: say so now, or that there
+    // is nothing left to do.
+    let progress = broker.progress(&keys, manifest.files)?;
+    progress.ensure_queue(&broker.job, manifest.total())?;
+    if let Some(gone) = progress.gone {
+        eprintln!(
+            "eval-cli: job {:?} is complete and its {gone} is gone: nothing to wait for",
+            broker.job
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let slots = flags::resolve_workers(args.workers);
     let mut brokers = Vec::with_capacity(slots);
     let mut idle = Vec::with_capacity(slots);

@@ -1313,3 +1313,103 @@ fn the_brokers_password_is_redacted_in_every_message() {
         assert!(!stderr.contains("-pw"), "{stderr}");
     }
 }
+
+/// `dist COMMAND` for job `j` with the flags `rest`, stopped after ten minutes only so that
+/// a build that waits forever fails instead of hanging the suite.
+fn dist_bounded(server: &RedisServer, command: &str, rest: &[&str]) -> Output {
+    eval_cli()
+        .args(["dist", command, "--broker", &server.url(), "--job", "j"])
+        .args(rest)
+        .timeout(std::time::Duration::from_secs(600))
+        .output()
+        .unwrap()
+}
+
+/// Asserts that `output` exited 2 saying that job `j` cannot complete because `gone` (the
+/// words that name the deleted stream or group) is gone, with `done` of `total` rows, and
+/// what to do.
+fn assert_queue_gone(output: &Output, what: &str, gone: &str, done: usize, total: usize) {
+    assert_eq!(output.status.code(), Some(2), "{what}: {output:?}");
+    let err = String::from_utf8_lossy(&output.stderr);
+    let said = format!(
+        "job \"j\" cannot complete: {done} of {total} rows are stored and its {gone} is gone"
+    );
+    assert!(err.contains(&said), "{what}: {err}");
+    assert!(err.contains("run `dist submit` again"), "{what}: {err}");
+    assert!(
+        !err.contains("NOGROUP") && !err.contains("no such key"),
+        "{what}: {err}"
+    );
+}
+
+/// The job's consumer group destroyed (`XGROUP DESTROY`), or its stream deleted (`DEL`),
+/// by hand: `merge` (waiting or not), `status` and `work` each exit 2 naming what is gone
+/// and what to do, instead of waiting forever or printing the broker's `NOGROUP`; `submit`
+/// again makes it again and queues only the files without a row, and the merge is the bytes
+/// of `analyze`. A job already complete merges as ever without its group.
+#[test]
+fn a_deleted_stream_or_consumer_group_is_named_and_submit_again_mends_it() {
+    let (server, dir, lib) = submitted_library(4);
+    let stream = server.run_key("j", "stream");
+    let out = dir.path().join("j.csv");
+    let out = out.to_str().unwrap();
+
+    // The group destroyed with one file in flight, before any row was stored.
+    let mut con = server.connection();
+    deliver(&server, "gone:1:0", 1);
+    let (done, total) = (0, 5);
+    let _: usize = redis::cmd("XGROUP")
+        .arg(&["DESTROY", stream.as_str(), "workers"])
+        .query(&mut con)
+        .unwrap();
+    let group = format!("consumer group 'workers' of stream {stream}");
+    for rest in [vec!["--out", out, "--no-wait"], vec!["--out", out]] {
+        let merged = dist_bounded(&server, "merge", &rest);
+        assert_queue_gone(&merged, "dist merge", &group, done, total);
+    }
+    for rest in [vec![], vec!["--json"]] {
+        let status = dist_bounded(&server, "status", &rest);
+        assert_queue_gone(&status, "dist status", &group, done, total);
+    }
+    let worker = dist_bounded(&server, "work", &["--workers", "1"]);
+    assert_queue_gone(&worker, "dist work", &group, done, total);
+    assert!(!Path::new(out).exists());
+    assert_ok(&submit(&server, "j", &lib), "dist submit again");
+    assert_ok(
+        &dist(&server, "work", "j", &["--workers", "1"]),
+        "dist work",
+    );
+    let analysed = analyze_bytes(&lib, dir.path());
+    assert_eq!(merged_bytes(&server, "j", dir.path()), analysed);
+
+    // Complete: the group is not needed any more.
+    let _: usize = redis::cmd("XGROUP")
+        .arg(&["DESTROY", stream.as_str(), "workers"])
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(merged_bytes(&server, "j", dir.path()), analysed);
+    assert_ok(
+        &dist(&server, "work", "j", &["--workers", "1"]),
+        "dist work on a complete job",
+    );
+    assert_eq!(status(&server, "j")["complete"], true);
+
+    // The stream deleted, and two rows with it (as a `DEL` of the job's keys would).
+    let _: usize = redis::cmd("DEL").arg(&stream).query(&mut con).unwrap();
+    lose_rows(&server, &[1, 2], true);
+    let gone = format!("stream {stream}");
+    for rest in [vec!["--out", out, "--no-wait"], vec!["--out", out]] {
+        let merged = dist_bounded(&server, "merge", &rest);
+        assert_queue_gone(&merged, "dist merge", &gone, 3, total);
+    }
+    let status_said = dist_bounded(&server, "status", &[]);
+    assert_queue_gone(&status_said, "dist status", &gone, 3, total);
+    let worker = dist_bounded(&server, "work", &["--workers", "1"]);
+    assert_queue_gone(&worker, "dist work", &gone, 3, total);
+    assert_ok(&submit(&server, "j", &lib), "dist submit again");
+    assert_ok(
+        &dist(&server, "work", "j", &["--workers", "1"]),
+        "dist work",
+    );
+    assert_eq!(merged_bytes(&server, "j", dir.path()), analysed);
+}
