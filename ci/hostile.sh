@@ -1048,6 +1048,22 @@ case_dist_stream_or_group_deleted() {
   kill $redis 2>/dev/null; wait $redis 2>/dev/null
 }
 
+# A careless user submits a relative path and starts the worker in another folder: the
+# worker must read the files where submit ran, not leave permanent "No such file" rows,
+# and the merge must be the bytes of `analyze lib` run where submit ran.
+case_dist_relative_path_worked_from_another_folder() {
+  mkdir lib && wav lib/a.wav 22050 1 4 clicks && wav lib/b.wav 22050 1 4 clicks
+  local port redis url
+  redis_up || return 1
+  timeout -k 5 "$limit" "$bin" dist submit --broker "$url" --job rel lib >/dev/null 2>&1
+  (cd / && timeout -k 5 "$limit" "$bin" dist work --broker "$url" --job rel --workers 1 >/dev/null 2>&1)
+  timeout -k 5 "$limit" "$bin" dist merge --broker "$url" --job rel --out merged.csv >/dev/null 2>&1
+  kill $redis 2>/dev/null; wait $redis 2>/dev/null
+  timeout -k 5 "$limit" "$bin" analyze lib --out analyze.csv --progress off >/dev/null 2>&1
+  grep -q '^lib/a.wav,' analyze.csv || { echo "analyze wrote no row for lib/a.wav"; return 1; }
+  cmp -s merged.csv analyze.csv || { echo "the merge differs from analyze: $(cut -d, -f1,10,11 merged.csv | tr '\n' ' ')"; return 1; }
+}
+
 # ---- stopped dataset and compare runs --------------------------------------------------
 
 # stop_once PATTERN FILE PID: waits (10 ms polls, at most 60 s) for PATTERN in FILE, the
@@ -1801,5 +1817,6 @@ run low-open-file-limit-keeps-every-row case_low_open_file_limit_keeps_every_row
 run serve-upload-as-a-form case_serve_upload_as_a_form
 run serve-links-inside-the-root-keep-their-names case_serve_links_inside_the_root_keep_their_names
 run dist-stream-or-group-deleted case_dist_stream_or_group_deleted
+run dist-relative-path-worked-from-another-folder case_dist_relative_path_worked_from_another_folder
 printf '\n%d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]

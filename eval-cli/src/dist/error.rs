@@ -180,6 +180,9 @@ pub enum DistError {
         /// Rows of the complete job.
         total: usize,
     },
+    /// `submit` was given a relative path but cannot record the folder it is relative to.
+    #[error("a relative path was given, and the folder it is relative to {0}; give absolute paths")]
+    SubmitFolder(SubmitFolderError),
     /// A complete job lacks a row (the broker lost part of it).
     #[error("job {job:?} has no row {index} although it is complete")]
     RowMissing {
@@ -265,6 +268,17 @@ impl fmt::Display for QueuePart {
             }
         }
     }
+}
+
+/// Why `submit` cannot record the folder relative paths are relative to.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitFolderError {
+    /// The OS did not say which folder this is (it was removed).
+    #[error("cannot be read")]
+    Unreadable(#[source] std::io::Error),
+    /// Its name is not UTF-8, which the manifest (JSON) cannot hold losslessly.
+    #[error("{} is not UTF-8", .0.display())]
+    NotUtf8(std::path::PathBuf),
 }
 
 /// The result of a `dist` library function.

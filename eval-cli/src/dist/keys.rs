@@ -3,7 +3,7 @@
 //! and the script that stores a row. Every command reads the job through these.
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use analyzer_core::{Analyzer, AnalyzerConfig, CompoundBeat, Sampling};
 use serde::{Deserialize, Serialize};
@@ -42,11 +42,25 @@ pub struct Manifest {
     pub walk_errors: usize,
     /// A hash of the sorted file list ([`shard::list_hash`]).
     pub list_hash: String,
+    /// The folder `submit` ran in, when a file's path is relative: a worker reads such a
+    /// file in that folder ([`Manifest::on_submitter`]) whatever its own working folder,
+    /// and its row keeps the path as given, as `analyze` run there writes it. Absent when
+    /// every path is absolute (and from manifests written before it existed), so a job of
+    /// absolute paths is the same job whichever folder it is submitted from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted_from: Option<PathBuf>,
 }
 
 impl Manifest {
-    pub(super) fn new(analyzer: &Analyzer, files: &[PathBuf], walk_errors: usize) -> Result<Self> {
+    /// The manifest of a new job; `submitted_from` is the folder relative `files` are in.
+    pub(super) fn new(
+        analyzer: &Analyzer,
+        files: &[PathBuf],
+        walk_errors: usize,
+        submitted_from: Option<PathBuf>,
+    ) -> Result<Self> {
         Ok(Manifest {
+            submitted_from,
             run: new_run_id()?,
             version: env!("CARGO_PKG_VERSION").to_string(),
             settings: settings_of(analyzer),
@@ -83,6 +97,20 @@ impl Manifest {
     /// Rows of the complete job.
     pub(super) fn total(&self) -> usize {
         self.files + self.walk_errors
+    }
+
+    /// Where a submitted path is on the submitter's machine: a relative one in the folder
+    /// `submit` ran in, an absolute one (or any, for a job without that folder) as it is.
+    pub(super) fn on_submitter(&self, submitted: &Path) -> PathBuf {
+        on_submitter(self.submitted_from.as_deref(), submitted)
+    }
+}
+
+/// [`Manifest::on_submitter`] of a job submitted from `submitted_from`.
+pub(super) fn on_submitter(submitted_from: Option<&Path>, submitted: &Path) -> PathBuf {
+    match submitted_from {
+        Some(folder) if submitted.is_relative() => folder.join(submitted),
+        _ => submitted.to_path_buf(),
     }
 }
 

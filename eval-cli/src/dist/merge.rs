@@ -55,9 +55,11 @@ pub(super) fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
         let failed = b.rows_failed(&keys)?;
         Ok((bytes, failed))
     })?;
+    let paths = job_files(&bytes);
     // Now that the rows are here, the job's own files are known: `--out` naming one of them
     // (or a link to one) is refused as `analyze --out` refuses it, before a byte is written.
-    let inputs = crate::output::Inputs::of(job_files(&bytes));
+    // A relative one is where `submit` found it.
+    let inputs = crate::output::Inputs::of(paths.iter().map(|p| manifest.on_submitter(p)));
     crate::output::Destination::check(&args.out, &inputs)?;
     crate::output::write_file(&args.out, &bytes)?;
     eprintln!(

@@ -9,7 +9,8 @@
 //! run, or stored late by a worker of the old run, are never merged into the new one.
 //!
 //! - `manifest`: JSON of [`Manifest`] (run id, file count, a hash of the sorted list,
-//!   analyzer version and settings), written once; a second `submit` must match it.
+//!   analyzer version and settings, and the folder relative paths are in), written once; a
+//!   second `submit` must match it.
 //! - `stream`: one entry per file, with the explicit id `0-(index+1)` and the path as its
 //!   raw OS bytes, so that a rerun of `submit` adds only what is missing and never a
 //!   duplicate (a script adds them, so two `submit`s at once agree). Its consumer group `workers` hands each entry to one slot at a time
@@ -71,7 +72,7 @@ mod worker;
 pub use args::{
     JobArgs, MergeArgs, PathMap, RetryArgs, StatusArgs, SubmitArgs, WorkArgs, WorkerAnalyzerArgs,
 };
-pub use error::{DistError, QueuePart};
+pub use error::{DistError, QueuePart, SubmitFolderError};
 pub use keys::{JobAnalyzer, MAX_DELIVERIES, Manifest};
 pub use status::{ConsumerStatus, HeldFile, JobStatus};
 

@@ -15,7 +15,7 @@ use crate::report::export::{CsvLine, Exporter};
 
 use super::args::SubmitArgs;
 use super::broker::Broker;
-use super::error::{DistError, Result};
+use super::error::{DistError, Result, SubmitFolderError};
 use super::keys::{
     CHUNK, FIRST_ROUND_END, GROUP, Keys, Manifest, entry_seq, id_text, manifest_key, stream_id,
 };
@@ -23,7 +23,12 @@ use super::keys::{
 pub(super) fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
     let analyzer = args.settings.analyzer()?;
     let (files, walk_errors) = batch::collect_audio_files(&args.paths);
-    let manifest = Manifest::new(&analyzer, &files, walk_errors.len())?;
+    let submitted_from = if files.iter().any(|f| f.is_relative()) {
+        Some(submit_folder()?)
+    } else {
+        None
+    };
+    let manifest = Manifest::new(&analyzer, &files, walk_errors.len(), submitted_from)?;
     let mut broker = Broker::connect(&args.job)?;
     let queued = queue(&mut broker, manifest, &files, &walk_errors)?;
     eprintln!(
@@ -40,6 +45,17 @@ pub(super) fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The folder this `submit` runs in, which relative paths are relative to: the manifest
+/// records it so that a worker started anywhere reads them there.
+fn submit_folder() -> Result<PathBuf> {
+    let folder = std::env::current_dir()
+        .map_err(|e| DistError::SubmitFolder(SubmitFolderError::Unreadable(e)))?;
+    if folder.to_str().is_none() {
+        return Err(DistError::SubmitFolder(SubmitFolderError::NotUtf8(folder)));
+    }
+    Ok(folder)
 }
 
 /// What [`queue`] did.

@@ -61,6 +61,7 @@ pub(super) fn work(args: WorkArgs) -> anyhow::Result<ExitCode> {
         files: manifest.files,
         total: manifest.total(),
         reclaim_after: args.reclaim_after,
+        submitted_from: manifest.submitted_from,
         path_maps: args.path_map,
         follow: args.follow,
         events: Events {

@@ -14,7 +14,7 @@ use crate::queue_worker::Events;
 use super::args::PathMap;
 use super::broker::Broker;
 use super::error::DistError;
-use super::keys::Keys;
+use super::keys::{self, Keys};
 
 /// What the slots of one `dist work` share.
 pub(super) struct Worker {
@@ -26,6 +26,8 @@ pub(super) struct Worker {
     /// Rows of the complete job: the files' and those of inputs that could not be walked.
     pub(super) total: usize,
     pub(super) reclaim_after: Duration,
+    /// The folder `submit` ran in, which relative paths are in (the manifest's).
+    pub(super) submitted_from: Option<PathBuf>,
     pub(super) path_maps: Vec<PathMap>,
     pub(super) follow: bool,
     /// `--events` (the heartbeats are written here; the rest by the loop).
@@ -81,18 +83,21 @@ impl Worker {
         }
     }
 
-    /// Where this machine reads a submitted path: the first `--path-map` whose FROM is a
-    /// prefix of it (component-wise), else the path itself.
+    /// Where this machine reads a submitted path: a relative one first joined to the
+    /// folder `submit` ran in (so never read from this worker's own working folder), then
+    /// the first `--path-map` whose FROM is a prefix of that (component-wise), else that
+    /// path itself.
     pub(super) fn local_path(&self, submitted: &Path) -> PathBuf {
+        let on_submitter = keys::on_submitter(self.submitted_from.as_deref(), submitted);
         self.path_maps
             .iter()
             .find_map(|m| {
-                submitted
+                on_submitter
                     .strip_prefix(&m.from)
                     .ok()
                     .map(|rest| m.to.join(rest))
             })
-            .unwrap_or_else(|| submitted.to_path_buf())
+            .unwrap_or(on_submitter)
     }
 }
 
@@ -112,6 +117,7 @@ mod tests {
             files: 0,
             total: 0,
             reclaim_after: Duration::from_secs(1),
+            submitted_from: Some(PathBuf::from("/srv/music/box")),
             path_maps: vec![map],
             follow: false,
             events: Events { enabled: false },
@@ -128,6 +134,11 @@ mod tests {
         assert_eq!(
             worker.local_path(Path::new("/srv/musical/b.mp3")),
             PathBuf::from("/srv/musical/b.mp3")
+        );
+        // A relative path is in the submitter's folder, which the map then rewrites.
+        assert_eq!(
+            worker.local_path(Path::new("m/c.mp3")),
+            PathBuf::from("/mnt/music/box/m/c.mp3")
         );
     }
 }

@@ -1413,3 +1413,81 @@ fn a_deleted_stream_or_consumer_group_is_named_and_submit_again_mends_it() {
     );
     assert_eq!(merged_bytes(&server, "j", dir.path()), analysed);
 }
+
+/// `eval-cli analyze lib` run in `dir` (a relative path), as `--out` bytes.
+fn analyze_relative(dir: &Path) -> Vec<u8> {
+    let out = dir.join("analyze-relative.csv");
+    let output = eval_cli()
+        .current_dir(dir)
+        .args(["analyze", "lib", "--out"])
+        .arg(&out)
+        .args(["--workers", "2", "--progress", "off"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    fs::read(out).unwrap()
+}
+
+/// A job submitted as a relative path (`dist submit lib` in the folder above it) is read
+/// in that folder by a worker whose own working folder is another one, also through a
+/// `--path-map` of that folder, and its rows keep the path as given: the merge is the
+/// bytes of `analyze lib` run where `submit` ran. The same relative path submitted from
+/// another folder is another job.
+#[test]
+fn a_relative_path_is_read_where_it_was_submitted_and_kept_as_given() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path(), 3, 3.0);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let submit_here = |job: &str, folder: &Path| {
+        eval_cli()
+            .current_dir(folder)
+            .args([
+                "dist",
+                "submit",
+                "--broker",
+                &server.url(),
+                "--job",
+                job,
+                "lib",
+            ])
+            .output()
+            .unwrap()
+    };
+    assert_ok(&submit_here("j", dir.path()), "dist submit lib");
+    let worker = eval_cli()
+        .current_dir(elsewhere.path())
+        .args(["dist", "work", "--broker", &server.url(), "--job", "j"])
+        .args(["--workers", "1"])
+        .output()
+        .unwrap();
+    assert_ok(&worker, "dist work in another folder");
+    let analysed = analyze_relative(dir.path());
+    assert!(analysed.starts_with(b"path,") && analysed.windows(5).any(|w| w == b"\nlib/"));
+    assert_eq!(merged_bytes(&server, "j", dir.path()), analysed);
+
+    // Read through a map of the submit folder, on a "machine" that mounts it elsewhere.
+    assert_ok(&submit_here("k", dir.path()), "dist submit lib");
+    let mounted = elsewhere.path().join("mnt");
+    fs::create_dir(&mounted).unwrap();
+    fs::rename(&lib, mounted.join("lib")).unwrap();
+    let map = format!("{}={}", dir.path().display(), mounted.display());
+    let worker = eval_cli()
+        .current_dir(elsewhere.path())
+        .args(["dist", "work", "--broker", &server.url(), "--job", "k"])
+        .args(["--workers", "1", "--path-map", &map])
+        .output()
+        .unwrap();
+    assert_ok(&worker, "dist work through --path-map");
+    fs::rename(mounted.join("lib"), &lib).unwrap();
+    assert_eq!(merged_bytes(&server, "k", dir.path()), analysed);
+
+    // `lib` in another folder is other files: not the job `j`.
+    library(elsewhere.path(), 3, 3.0);
+    let other = submit_here("j", elsewhere.path());
+    assert_eq!(other.status.code(), Some(2), "{other:?}");
+    assert!(
+        String::from_utf8_lossy(&other.stderr).contains("already exists with another manifest"),
+        "{other:?}"
+    );
+}
