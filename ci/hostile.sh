@@ -1064,6 +1064,26 @@ case_dist_relative_path_worked_from_another_folder() {
   cmp -s merged.csv analyze.csv || { echo "the merge differs from analyze: $(cut -d, -f1,10,11 merged.csv | tr '\n' ' ')"; return 1; }
 }
 
+# A stream entry added by hand in the form of a re-queue (`5-1`, index 0) naming a file
+# the job never had: merge must not write that file's row as the job's.
+case_dist_entry_mimicking_a_requeue() {
+  command -v redis-cli >/dev/null || { echo "redis-cli is not installed"; return 1; }
+  mkdir lib other && wav lib/a.wav 22050 1 4 clicks && wav other/foreign.wav 22050 1 4 noise
+  local port redis url key code
+  redis_up || return 1
+  timeout -k 5 "$limit" "$bin" dist submit --broker "$url" --job inj "$PWD/lib" >/dev/null 2>&1
+  key=$(redis-cli -p "$port" --scan --pattern 'tempo-scale:job:inj:run:*:stream')
+  redis-cli -p "$port" XDEL "$key" 0-1 >/dev/null
+  redis-cli -p "$port" XADD "$key" 5-1 index 0 path "$PWD/other/foreign.wav" >/dev/null
+  timeout -k 5 "$limit" "$bin" dist work --broker "$url" --job inj --workers 1 >/dev/null 2>&1
+  timeout -k 5 "$limit" "$bin" dist merge --broker "$url" --job inj --out merged.csv >/dev/null 2>err.txt
+  code=$?
+  kill $redis 2>/dev/null; wait $redis 2>/dev/null
+  [ "$code" -eq 2 ] || { echo "merge exit $code: $(cut -d, -f1 merged.csv 2>/dev/null | tr '\n' ' ')"; return 1; }
+  grep -q "not the files it was submitted with" err.txt || { echo "unexplained: $(cat err.txt)"; return 1; }
+  [ ! -e merged.csv ] || { echo "merged.csv was written"; return 1; }
+}
+
 # ---- stopped dataset and compare runs --------------------------------------------------
 
 # stop_once PATTERN FILE PID: waits (10 ms polls, at most 60 s) for PATTERN in FILE, the
@@ -1818,5 +1838,6 @@ run serve-upload-as-a-form case_serve_upload_as_a_form
 run serve-links-inside-the-root-keep-their-names case_serve_links_inside_the_root_keep_their_names
 run dist-stream-or-group-deleted case_dist_stream_or_group_deleted
 run dist-relative-path-worked-from-another-folder case_dist_relative_path_worked_from_another_folder
+run dist-entry-mimicking-a-requeue case_dist_entry_mimicking_a_requeue
 printf '\n%d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]

@@ -180,6 +180,24 @@ pub enum DistError {
         /// Rows of the complete job.
         total: usize,
     },
+    /// The rows of a complete job name other files than the job's (their paths do not hash
+    /// to the manifest's `list_hash`): an entry or a row was added or changed by hand.
+    #[error(
+        "job {job:?}: the paths of its rows are not the files it was submitted with (their \
+         list hash is {found}, the manifest's {expected}); a stream entry or row was added \
+         or changed by hand? Refusing to write them: delete the key {manifest_key} and run \
+         `dist submit` again"
+    )]
+    RowsNotSubmitted {
+        /// The job's name.
+        job: String,
+        /// The hash of the rows' paths.
+        found: String,
+        /// The manifest's.
+        expected: String,
+        /// The key of the job's manifest.
+        manifest_key: String,
+    },
     /// `submit` was given a relative path but cannot record the folder it is relative to.
     #[error("a relative path was given, and the folder it is relative to {0}; give absolute paths")]
     SubmitFolder(SubmitFolderError),

@@ -7,12 +7,12 @@ use std::process::ExitCode;
 use std::thread;
 use std::time::Duration;
 
-use crate::record;
+use crate::{record, shard};
 
 use super::args::MergeArgs;
 use super::broker::Broker;
 use super::error::{DistError, Result};
-use super::keys::{CHUNK, Keys};
+use super::keys::{CHUNK, Keys, Manifest, manifest_key};
 
 pub(super) fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
     // A destination that may not be written is refused before any wait, not at its end.
@@ -56,6 +56,7 @@ pub(super) fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
         Ok((bytes, failed))
     })?;
     let paths = job_files(&bytes);
+    ensure_submitted(&broker.job, &manifest, &paths)?;
     // Now that the rows are here, the job's own files are known: `--out` naming one of them
     // (or a link to one) is refused as `analyze --out` refuses it, before a byte is written.
     // A relative one is where `submit` found it.
@@ -80,6 +81,24 @@ fn job_files(csv: &[u8]) -> Vec<PathBuf> {
             Some(crate::path_cell::parse_path_cell(&cell))
         })
         .collect()
+}
+
+/// Fails unless the first rows' paths, one per file of the job, are the files it was
+/// submitted with, in order (they hash to the manifest's `list_hash`): a stream entry added
+/// by hand in the form of `submit`'s (a re-queue round `G-(index+1)` naming another file)
+/// would otherwise put another file's row into the job.
+fn ensure_submitted(job: &str, manifest: &Manifest, paths: &[PathBuf]) -> Result<()> {
+    let files = &paths[..manifest.files.min(paths.len())];
+    let found = shard::list_hash(files);
+    if files.len() == manifest.files && found == manifest.list_hash {
+        return Ok(());
+    }
+    Err(DistError::RowsNotSubmitted {
+        job: job.to_string(),
+        found,
+        expected: manifest.list_hash.clone(),
+        manifest_key: manifest_key(job),
+    })
 }
 
 /// The header and the rows of a complete run, in input order.

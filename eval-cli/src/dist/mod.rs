@@ -21,7 +21,8 @@
 //!   ([`DistError::RowsLost`]), or that the stream or its group was deleted by hand
 //!   ([`DistError::QueueGone`]; `submit` makes the group again at the stream's last id and
 //!   re-queues the files without a row). An entry that is not `submit`'s is acknowledged
-//!   and skipped.
+//!   and skipped; one that mimics a re-queue of another file is caught by `merge`, which
+//!   checks the rows' paths against the manifest's list hash.
 //! - `rows`: the analyze CSV line of each input index, and `states` its status. A slot
 //!   stores both and acknowledges the entry in one script ([`keys::STORE_SCRIPT`]) that
 //!   first checks that the manifest still names the slot's run; `HSETNX` writes a row once

@@ -1491,3 +1491,43 @@ fn a_relative_path_is_read_where_it_was_submitted_and_kept_as_given() {
         "{other:?}"
     );
 }
+
+/// An entry added by hand in the form of a re-queue (`G-(index+1)`, the index's field
+/// right) but naming a file that is not the job's gets its row stored; `merge` checks the
+/// rows' paths against the manifest's list hash and refuses to write them, saying why.
+#[test]
+fn a_row_of_a_file_the_job_never_had_is_refused_by_merge() {
+    let (server, dir, _lib) = submitted_library(2);
+    let foreign = dir.path().join("foreign.wav");
+    write_tracks(dir.path(), [("foreign.wav".to_string(), 120.0, 3.0)]);
+    let stream = server.run_key("j", "stream");
+    let mut con = server.connection();
+    // Without its own entry, index 0 is analysed only from the impostor.
+    let _: usize = redis::cmd("XDEL")
+        .arg(&stream)
+        .arg("0-1")
+        .query(&mut con)
+        .unwrap();
+    let _: String = redis::cmd("XADD")
+        .arg(&stream)
+        .arg("5-1")
+        .arg("index")
+        .arg(0)
+        .arg("path")
+        .arg(foreign.to_str().unwrap())
+        .query(&mut con)
+        .unwrap();
+    assert_ok(
+        &dist(&server, "work", "j", &["--workers", "1"]),
+        "dist work",
+    );
+    let out = dir.path().join("j.csv");
+    let merged = dist(&server, "merge", "j", &["--out", out.to_str().unwrap()]);
+    assert_eq!(merged.status.code(), Some(2), "{merged:?}");
+    let err = String::from_utf8_lossy(&merged.stderr);
+    assert!(
+        err.contains("the paths of its rows are not the files it was submitted with"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}
