@@ -1084,6 +1084,22 @@ case_dist_entry_mimicking_a_requeue() {
   [ ! -e merged.csv ] || { echo "merged.csv was written"; return 1; }
 }
 
+# A plain WAV (no channel mask) of four channels was weighed L, R, C, LFE: its fourth channel
+# went unheard. It is ffmpeg's 4.0 now (the fourth a back centre, weighed 1.41), so the same
+# sine on all four reads 10 log10(4.41) = 6.44 LU over the mono file (ffmpeg: -2.8 against
+# -9.2 LUFS); it read 4.77 over. (A steady sine has no pulse: error rows, exit 1.)
+case_plain_quad_wav_hears_its_fourth_channel() {
+  wav m.wav 44100 1 10 sine && wav q.wav 44100 4 10 sine
+  analyze m.wav q.wav --descriptors tempo,key,loudness --out out.csv >/dev/null 2>&1
+  [ "$code" -eq 1 ] || { echo "exit $code"; return 1; }
+  # loudness_lufs is the seventh cell from the end (the error cell holds commas).
+  local over
+  over=$(awk -F, '$1 == "m.wav" { m = $(NF - 6) } $1 == "q.wav" { q = $(NF - 6) }
+    END { if (m == "" || q == "") print "none"; else printf "%.2f", q - m }' out.csv)
+  awk -v d="$over" 'BEGIN { exit !(d != "none" && d > 6.34 && d < 6.54) }' ||
+    { echo "four channels over one: $over LU, not 6.44"; return 1; }
+}
+
 # ---- stopped dataset and compare runs --------------------------------------------------
 
 # stop_once PATTERN FILE PID: waits (10 ms polls, at most 60 s) for PATTERN in FILE, the
@@ -1839,5 +1855,6 @@ run serve-links-inside-the-root-keep-their-names case_serve_links_inside_the_roo
 run dist-stream-or-group-deleted case_dist_stream_or_group_deleted
 run dist-relative-path-worked-from-another-folder case_dist_relative_path_worked_from_another_folder
 run dist-entry-mimicking-a-requeue case_dist_entry_mimicking_a_requeue
+run plain-quad-wav-hears-its-fourth-channel case_plain_quad_wav_hears_its_fourth_channel
 printf '\n%d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]

@@ -40,8 +40,11 @@ use crate::tempo::{TempoEstimate, TempoEstimator};
 /// 400 ms loudness block is said to be too short, not silent. 14: `analyze` without
 /// `--album` no longer calls a silent file too short (it read the dropped gating blocks).
 /// 15: silent and sparse FLAC and Ogg (up to two hours) are read (they were
-/// `resource_limit`: the sample budget's free part, `decode::FREE_SAMPLES`).
-const RESULTS_REVISION: u32 = 15;
+/// `resource_limit`: the sample budget's free part, `decode::FREE_SAMPLES`). 16: the
+/// loudness of a WAV of more than two channels without a channel mask (or with one that names
+/// fewer channels than it holds): weighed by ffmpeg's default layout for the count, where
+/// channel 4 was an LFE channel and channels 7 and 8 front ones.
+const RESULTS_REVISION: u32 = 16;
 
 /// Settings of an [`Analyzer`]. Each field's doc gives its default.
 #[derive(Debug, Clone, PartialEq)]

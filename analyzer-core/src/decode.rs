@@ -26,6 +26,7 @@ use symphonia::core::units::{Duration, Time, TimeBase};
 use crate::error::{Error, ErrorKind, Result, Stage};
 use crate::stop::StopSignal;
 
+mod wav_layout;
 mod wav_sizes;
 
 /// After this many packets in a row fail to decode, the stream is treated as ended.
@@ -210,6 +211,9 @@ struct OpenTrack {
     /// What was wrong with the headers and survived (a WAV's sizes), for the stream's
     /// warnings.
     warnings: Vec<String>,
+    /// The speaker layout read from the header where symphonia's would misplace channels
+    /// ([`wav_layout`]); `None` to take the decoder's.
+    layout: Option<Channels>,
 }
 
 /// Opens `path`, recognises the container by content (the extension is only a hint) and
@@ -242,6 +246,15 @@ fn open_track(path: &Path) -> Result<OpenTrack> {
     // The same open file (never the path again: it may have been swapped since), for a
     // second probe of a WAV whose sizes lie. Without a descriptor for it the file would be
     // read differently, so running out of them fails the open (to be tried again).
+    let layout = if wav_sizes::is_wave(&head) {
+        let layout = wav_layout::unnamed_channels(&mut file, file_bytes);
+        if let Err(e) = std::io::Seek::rewind(&mut file) {
+            return Err(Error::io(ErrorKind::Unreadable, Stage::Open, &e));
+        }
+        layout
+    } else {
+        None
+    };
     let second = if wav_sizes::is_wave(&head) {
         match file.try_clone() {
             Ok(second) => Some(second),
@@ -253,7 +266,10 @@ fn open_track(path: &Path) -> Result<OpenTrack> {
     } else {
         None
     };
-    let first = probe_track(Box::new(file), &hint, file_bytes);
+    let first = probe_track(Box::new(file), &hint, file_bytes).map(|mut open| {
+        open.layout = layout.clone();
+        open
+    });
     // symphonia reads a data size of 0 as a track of 0 frames.
     let no_audio = matches!(&first, Ok(open) if open.duration_s == Some(0.0));
     if first.is_ok() && !no_audio {
@@ -272,6 +288,7 @@ fn open_track(path: &Path) -> Result<OpenTrack> {
     match probe_track(Box::new(patched), &hint, file_bytes) {
         Ok(mut open) => {
             open.warnings.push(warning);
+            open.layout = layout;
             Ok(open)
         }
         Err(_) => first,
@@ -342,6 +359,7 @@ fn probe_track(source: Box<dyn MediaSource>, hint: &Hint, file_bytes: u64) -> Re
         time_base,
         budget: SampleBudget::new(file_bytes),
         warnings: Vec::new(),
+        layout: None,
     })
 }
 
@@ -410,11 +428,13 @@ fn decode_packets(
         budget,
         duration_s,
         warnings,
+        layout,
         ..
     } = open;
     let mut state = Decoding::new(
         budget,
         duration_s.is_some(),
+        layout,
         StreamInfo {
             codec: decoder.codec_info().short_name.to_string(),
             sample_rate: params.sample_rate.unwrap_or(0),
@@ -755,9 +775,11 @@ pub fn decode_mono_segments(
     let (Some(rate), Some(time_base)) = (params.sample_rate.filter(|&r| r > 0), time_base) else {
         return failed("its headers give no sample rate or time base".into());
     };
+    // Mono segments only: the speaker layout is not read.
     let mut state = Decoding::new(
         budget,
         true,
+        None,
         StreamInfo {
             codec: decoder.codec_info().short_name.to_string(),
             sample_rate: rate,
@@ -863,7 +885,8 @@ struct Decoding {
     interleaved: Vec<f32>,
     /// The last packet's channel count.
     channels: usize,
-    /// The first packet's channel layout (speaker positions), for the loudness weights.
+    /// The channel layout (speaker positions) for the loudness weights: the header's where
+    /// [`wav_layout`] reads one, else the first packet's.
     layout: Channels,
     mono: Vec<f32>,
     bad_packets: usize,
@@ -876,13 +899,18 @@ struct Decoding {
 }
 
 impl Decoding {
-    fn new(budget: SampleBudget, length_announced: bool, info: StreamInfo) -> Self {
+    fn new(
+        budget: SampleBudget,
+        length_announced: bool,
+        layout: Option<Channels>,
+        info: StreamInfo,
+    ) -> Self {
         Decoding {
             info,
             budget,
             interleaved: Vec::new(),
             channels: 1,
-            layout: Channels::None,
+            layout: layout.unwrap_or(Channels::None),
             mono: Vec::new(),
             bad_packets: 0,
             bad_in_a_row: 0,

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use ebur128::{Channel, EbuR128, Mode};
-use symphonia::core::audio::{Channels, Position};
+use symphonia::core::audio::{ChannelLabel, Channels, Position};
 
 use crate::error::{Error, ErrorKind, Result, Stage};
 
@@ -149,44 +149,51 @@ impl AlbumLoudness {
 /// How BS.1770-4 weighs each of the `count` channels of `layout`, as ffmpeg's `ebur128`
 /// filter does: the low-frequency effects channels not at all, the side, rear and rear-height
 /// channels by 1.41 (+1.5 dB), every other channel by 1.0. (`ebur128`'s channel kinds stand
-/// for their weights: `Left` is 1.0, `LeftSurround` 1.41, `Unused` 0.) Without speaker
-/// positions, or with positions that do not match the count: L, R, C, LFE, Ls, Rs (the
-/// order of WAV, FLAC and AAC), and any further channel at 1.0, so that no channel of a
-/// 7.1 file goes unheard.
+/// for their weights: `Left` is 1.0, `LeftSurround` 1.41, `Unused` 0.) A channel the layout
+/// leaves unnamed (a WAV whose mask names fewer channels than it holds) is heard at 1.0.
+/// Without speaker positions, or with positions that do not match the count, the channels
+/// are laid out as ffmpeg lays out a stream that names none: by [`unnamed_layout`].
 pub fn channel_weights(layout: &Channels, count: usize) -> Vec<Channel> {
-    if let Channels::Positioned(positions) = layout
-        && positions.bits().count_ones() as usize == count
-    {
-        return positions.iter().map(weight_of_position).collect();
-    }
-    match count {
-        4 => vec![
-            Channel::Left,
-            Channel::Right,
-            Channel::LeftSurround,
-            Channel::RightSurround,
-        ],
-        5 => vec![
-            Channel::Left,
-            Channel::Right,
-            Channel::Center,
-            Channel::LeftSurround,
-            Channel::RightSurround,
-        ],
-        _ => {
-            const FIRST_SIX: [Channel; 6] = [
-                Channel::Left,
-                Channel::Right,
-                Channel::Center,
-                Channel::Unused,
-                Channel::LeftSurround,
-                Channel::RightSurround,
-            ];
-            (0..count)
-                .map(|i| FIRST_SIX.get(i).copied().unwrap_or(Channel::Center))
-                .collect()
+    match layout {
+        Channels::Positioned(positions) if positions.bits().count_ones() as usize == count => {
+            positions.iter().map(weight_of_position).collect()
         }
+        Channels::Custom(labels) if labels.len() == count => labels
+            .iter()
+            .map(|label| match label {
+                ChannelLabel::Positioned(position) => weight_of_position(*position),
+                _ => Channel::Center,
+            })
+            .collect(),
+        _ if count <= 2 => [Channel::Left, Channel::Right][..count].to_vec(),
+        _ => match unnamed_layout(count) {
+            Some(positions) => positions.iter().map(weight_of_position).collect(),
+            None => vec![Channel::Center; count],
+        },
     }
+}
+
+/// The speaker positions ffmpeg assumes for `count` channels that name none (its default
+/// layout, `av_channel_layout_default`, which `ffmpeg` prints as "Guessed Channel Layout"):
+/// 2.1, 4.0, 5.0, 5.1, 6.1 and 7.1 for 3 to 8 channels. `None` for other counts, whose
+/// channels are all heard at 1.0.
+pub fn unnamed_layout(count: usize) -> Option<Position> {
+    const FRONT: Position = Position::FRONT_LEFT.union(Position::FRONT_RIGHT);
+    const FRONT_THREE: Position = FRONT.union(Position::FRONT_CENTER);
+    const BACK: Position = Position::REAR_LEFT.union(Position::REAR_RIGHT);
+    const SIDE: Position = Position::SIDE_LEFT.union(Position::SIDE_RIGHT);
+    Some(match count {
+        3 => FRONT.union(Position::LFE1),
+        4 => FRONT_THREE.union(Position::REAR_CENTER),
+        5 => FRONT_THREE.union(BACK),
+        6 => FRONT_THREE.union(Position::LFE1).union(BACK),
+        7 => FRONT_THREE
+            .union(Position::LFE1)
+            .union(Position::REAR_CENTER)
+            .union(SIDE),
+        8 => FRONT_THREE.union(Position::LFE1).union(BACK).union(SIDE),
+        _ => return None,
+    })
 }
 
 /// The weight of one speaker position.
@@ -232,7 +239,7 @@ impl std::fmt::Debug for LoudnessMeter {
 
 impl LoudnessMeter {
     /// A meter for `channels` channels at `rate` Hz whose speaker positions are not known:
-    /// L, R, C, LFE (not counted), Ls, Rs, and any further channel as a front one.
+    /// laid out as ffmpeg lays them out ([`unnamed_layout`]).
     pub fn new(channels: usize, rate: u32) -> Result<Self> {
         Self::for_layout(&Channels::None, channels, rate)
     }
@@ -357,16 +364,46 @@ mod tests {
                 LeftSurround
             ]
         );
-        // Without positions, a seventh and eighth channel count as front ones.
-        assert_eq!(
-            channel_weights(&Channels::Discrete(8), 8)[6..],
-            [Center, Center]
-        );
+        // Without positions, eight channels are ffmpeg's 7.1, the same.
+        assert_eq!(channel_weights(&Channels::Discrete(8), 8), weights);
         // Positions that do not match the count are not trusted.
         assert_eq!(
             channel_weights(&Channels::Positioned(seven_one), 2),
             [Channel::Left, Channel::Right]
         );
+    }
+
+    #[test]
+    fn channels_without_positions_are_weighed_as_ffmpeg_lays_them_out() {
+        use Channel::{Center, Left, LeftSurround, Right, Unused};
+        let unnamed = |count| channel_weights(&Channels::Discrete(count as u16), count);
+        assert_eq!(unnamed(1), [Left]);
+        assert_eq!(unnamed(2), [Left, Right]);
+        // 2.1, 4.0, 5.0, 5.1, 6.1.
+        assert_eq!(unnamed(3), [Center, Center, Unused]);
+        assert_eq!(unnamed(4), [Center, Center, Center, LeftSurround]);
+        assert_eq!(unnamed(5)[3..], [LeftSurround, LeftSurround]);
+        assert_eq!(unnamed(6)[3..], [Unused, LeftSurround, LeftSurround]);
+        assert_eq!(
+            unnamed(7)[3..],
+            [Unused, LeftSurround, LeftSurround, LeftSurround]
+        );
+        // No default layout past eight: every channel heard at 1.0.
+        assert_eq!(unnamed(10), vec![Center; 10]);
+    }
+
+    #[test]
+    fn a_channel_the_layout_leaves_unnamed_is_heard() {
+        let labels = Channels::Custom(
+            [
+                ChannelLabel::Positioned(Position::FRONT_LEFT),
+                ChannelLabel::Positioned(Position::FRONT_RIGHT),
+                ChannelLabel::Discrete(2),
+                ChannelLabel::Discrete(3),
+            ]
+            .into(),
+        );
+        assert_eq!(channel_weights(&labels, 4), [Channel::Center; 4]);
     }
 
     /// A stereo sine of `amplitude` at 1 kHz, `seconds` long, at 48 kHz.

@@ -107,9 +107,14 @@ fn presented(bytes: u64) -> [u8; 4] {
         .to_le_bytes()
 }
 
-/// The offset of the `data` chunk's header, walking the chunks from offset 12 by their sizes
-/// (padded to even, as RIFF pads them).
+/// The offset of the `data` chunk's header.
 fn find_data_chunk(file: &mut File, file_len: u64) -> Option<u64> {
+    find_chunk(file, file_len, b"data").map(|(at, _)| at)
+}
+
+/// The offset of the first `tag` chunk's header and the size it states, walking the chunks
+/// from offset 12 by their sizes (padded to even, as RIFF pads them).
+pub(super) fn find_chunk(file: &mut File, file_len: u64, tag: &[u8; 4]) -> Option<(u64, u32)> {
     let mut at = 12u64;
     for _ in 0..MAX_CHUNKS {
         if at.checked_add(8)? > file_len {
@@ -117,17 +122,18 @@ fn find_data_chunk(file: &mut File, file_len: u64) -> Option<u64> {
         }
         let mut header = [0u8; 8];
         read_at(file, at, &mut header)?;
-        if &header[..4] == b"data" {
-            return Some(at);
+        let len = u32::from_le_bytes(header[4..].try_into().ok()?);
+        if &header[..4] == tag {
+            return Some((at, len));
         }
-        let len = u64::from(u32::from_le_bytes(header[4..].try_into().ok()?));
+        let len = u64::from(len);
         at = at + 8 + len + (len & 1);
     }
     None
 }
 
 /// Reads exactly `buf.len()` bytes at `offset`.
-fn read_at(file: &mut File, offset: u64, buf: &mut [u8]) -> Option<()> {
+pub(super) fn read_at(file: &mut File, offset: u64, buf: &mut [u8]) -> Option<()> {
     file.seek(SeekFrom::Start(offset)).ok()?;
     file.read_exact(buf).ok()
 }

@@ -205,6 +205,76 @@ fn every_channel_of_a_surround_file_counts_with_its_weight() {
     assert_eq!(measured(3), None, "the LFE channel is not counted");
 }
 
+/// `interleaved` 16-bit samples of `channels` channels as a plain PCM WAV (format tag 1, no
+/// channel mask), as Python's `wave` module and many tools write files of any channel count.
+fn write_plain_wav(path: &Path, interleaved: &[f32], channels: u16) {
+    let data: Vec<u8> = interleaved
+        .iter()
+        .flat_map(|&s| {
+            ((f64::from(s) * 32767.0).round().clamp(-32768.0, 32767.0) as i16).to_le_bytes()
+        })
+        .collect();
+    let block = 2 * u32::from(channels);
+    let mut bytes = b"RIFF".to_vec();
+    bytes.extend((36 + data.len() as u32).to_le_bytes());
+    bytes.extend(b"WAVEfmt ");
+    bytes.extend(16u32.to_le_bytes());
+    bytes.extend(1u16.to_le_bytes());
+    bytes.extend(channels.to_le_bytes());
+    bytes.extend(RATE.to_le_bytes());
+    bytes.extend((RATE * block).to_le_bytes());
+    bytes.extend((block as u16).to_le_bytes());
+    bytes.extend(16u16.to_le_bytes());
+    bytes.extend(b"data");
+    bytes.extend((data.len() as u32).to_le_bytes());
+    bytes.extend(data);
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// A plain WAV of more than two channels names no speaker positions; it is weighed as
+/// ffmpeg lays such a file out (its default layout for the count: 2.1, 4.0, 5.0, 5.1, 6.1,
+/// 7.1), not as the first positions of a WAV channel mask, which made channel 4 an LFE
+/// channel (a 4-channel file with its music there read as silence) and channels 7 and 8
+/// front ones (1.5 LU under ffmpeg). The pulsed sine of [`pulsed_sine`] on one channel;
+/// the expected values are ffmpeg 5.1's, for the same files:
+/// `ffmpeg -nostats -i F -af ebur128 -f null - 2>&1 | grep -A1 Integrated`.
+#[test]
+fn a_plain_wav_of_many_channels_is_weighed_as_ffmpeg_lays_it_out() {
+    // (channels, the channel holding the sine, ffmpeg's integrated loudness).
+    const FFMPEG: [(usize, usize, Option<f64>); 8] = [
+        (3, 2, None),        // 2.1: the LFE
+        (4, 3, Some(-27.5)), // 4.0: back centre
+        (5, 3, Some(-27.5)), // 5.0: back left
+        (6, 3, None),        // 5.1: the LFE
+        (6, 5, Some(-27.5)), // 5.1: back right
+        (7, 6, Some(-27.5)), // 6.1: side right
+        (8, 7, Some(-27.5)), // 7.1: side right
+        (8, 0, Some(-29.0)), // 7.1: front left
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let sine = pulsed_sine(-23.0);
+    for (channels, channel, ffmpeg) in FFMPEG {
+        let samples: Vec<f32> = sine
+            .chunks(2)
+            .flat_map(|frame| {
+                let mut out = vec![0.0f32; channels];
+                out[channel] = frame[0];
+                out
+            })
+            .collect();
+        let path = dir.path().join(format!("{channels}-on-{channel}.wav"));
+        write_plain_wav(&path, &samples, channels as u16);
+        let analysis = analyze(&analyzer(None, true), &path);
+        let ours = analysis.loudness.unwrap().integrated_lufs;
+        let what = format!("{channels} channels, the sine on channel {}", channel + 1);
+        match (ours, ffmpeg) {
+            (Some(ours), Some(ffmpeg)) => assert_near(ours, ffmpeg, 0.1, &what),
+            (None, None) => {}
+            _ => panic!("{what}: ours {ours:?}, ffmpeg's {ffmpeg:?}"),
+        }
+    }
+}
+
 /// Analyses `path` with and without loudness under `sampling` and fails unless the two
 /// analyses are the same but for the loudness, and the loudness was measured.
 fn assert_loudness_changes_nothing_else(path: &Path, sampling: Option<Sampling>) {
