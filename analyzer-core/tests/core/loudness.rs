@@ -86,6 +86,35 @@ fn tech_3341_true_peak_finds_the_peak_between_samples() {
     assert!((-6.4..=-5.8).contains(&true_peak), "{true_peak} dBTP");
 }
 
+/// A cosine at the Nyquist frequency (samples +0.5, -0.5, ...) has a true peak of 0.5
+/// (-6.02 dBTP) and the 4x interpolator reads that once the tone is under way; where it
+/// starts from silence, the step into it rings in the interpolated phases (an
+/// interpolator's response to a full-scale jump at the Nyquist frequency) and the reading
+/// is -4.66 dBTP. Inherent to 4x FIR interpolation, not to our coefficients: BS.1770-4's own
+/// Annex 2 filter reads -4.50 there (and -6.81 once under way). The 997 Hz sine at -3 dBFS
+/// reads its peak. See docs/loudness.md, "True peak at the Nyquist frequency".
+#[test]
+fn true_peak_of_a_nyquist_cosine_and_a_sine() {
+    let nyquist = |fade_in_frames: usize| -> Vec<f32> {
+        (0..2 * RATE as usize)
+            .flat_map(|i| {
+                let gain = (i as f64 / fade_in_frames.max(1) as f64).min(1.0);
+                let s = (0.5 * gain * if i % 2 == 0 { 1.0 } else { -1.0 }) as f32;
+                [s, s]
+            })
+            .collect()
+    };
+    let true_peak = |audio: &[f32]| measure(audio).true_peak_dbtp().unwrap();
+    assert_near(true_peak(&nyquist(4_800)), -6.02, 0.01, "faded in");
+    assert_near(true_peak(&nyquist(0)), -4.66, 0.01, "from silence at once");
+    assert_near(
+        true_peak(&stereo_sine(997.0, -3.0, 2.0, 0.0)),
+        -3.0,
+        0.1,
+        "997 Hz sine",
+    );
+}
+
 /// A loud track and a quiet one: the album is gated over all blocks of both, so the quiet
 /// one falls under the relative gate and the album reads the loud one's level, far from
 /// the mean of the two tracks' values. Gating the blocks of both equals metering the two
