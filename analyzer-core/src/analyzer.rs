@@ -44,7 +44,9 @@ use crate::tempo::{TempoEstimate, TempoEstimator};
 /// loudness of a WAV of more than two channels without a channel mask (or with one that names
 /// fewer channels than it holds): weighed by ffmpeg's default layout for the count, where
 /// channel 4 was an LFE channel and channels 7 and 8 front ones.
-const RESULTS_REVISION: u32 = 16;
+/// 17: where the other compound-beat convention's model reads the beat 3:2 or 4:3 away,
+/// that reading is `alt_bpm` and the confidence is the two models' mean share.
+const RESULTS_REVISION: u32 = 17;
 
 /// Settings of an [`Analyzer`]. Each field's doc gives its default.
 #[derive(Debug, Clone, PartialEq)]
@@ -212,9 +214,11 @@ impl AnalyzerConfig {
         format!(
             "analyzer-core {} rev {RESULTS_REVISION}; bpm {min_bpm}-{max_bpm}; rate {analysis_rate}; \
              frame {frame_size}; hop {hop}; sampling {sampling}; key {key}; \
-             loudness {loudness}; model {model}{:016x}; fft {}",
+             loudness {loudness}; model {model}{:016x}+{:016x}; fft {}",
             env!("CARGO_PKG_VERSION"),
+            // Both weight sets decide a row: the other one asks whether the meter is compound.
             crate::metrical::weights_hash(*compound_beat),
+            crate::metrical::weights_hash(compound_beat.other()),
             fft_path()
         )
     }

@@ -49,6 +49,15 @@ impl CompoundBeat {
         }
     }
 
+    /// The other convention, whose model is asked whether the meter may be compound: where
+    /// the two read the beat in a 3:2 or 4:3 relation, the beat depends on the convention.
+    pub fn other(self) -> Self {
+        match self {
+            CompoundBeat::Quarter => CompoundBeat::DottedQuarter,
+            CompoundBeat::DottedQuarter => CompoundBeat::Quarter,
+        }
+    }
+
     /// How many of the [`FEATURES`] this beat's weight set reads (a prefix: the list grows
     /// at its end), so that the features no set reads need not be measured.
     pub fn features_read(self) -> usize {

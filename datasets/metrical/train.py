@@ -182,6 +182,14 @@ def estimate(g, model):
     return g[4][int(np.argmax(model.scores(g[2])))]
 
 
+def shares(g, model):
+    """Each hypothesis of a file with its softmax share, `bpm:share` joined by `;`."""
+    sc = model.scores(g[2])
+    p = np.exp(sc - sc.max())
+    p /= p.sum()
+    return ";".join(f"{b:.4f}:{s:.5f}" for b, s in zip(g[4], p))
+
+
 def accuracy(groups, model):
     hits1 = hits2 = 0
     for g in groups:
@@ -277,7 +285,7 @@ def main():
                          "grows at its end; a weight set reads as many as it was fitted on)")
     ap.add_argument("--seed-offset", type=int, default=0,
                     help="start the nets from seeds K.. instead of 0.. (training noise)")
-    ap.add_argument("--predictions", help="folder for FEATURES.loso.csv files (file,bpm): "
+    ap.add_argument("--predictions", help="folder for FEATURES.loso.csv files (file, bpm, hypotheses as bpm:share;...): "
                     "each file's estimate by the model that did not see its source, for "
                     "eval-cli evaluate --estimator loso=csv:FILE")
     args = ap.parse_args()
@@ -304,7 +312,7 @@ def main():
         model = make([g for g in groups if g[0] != src])
         for g in held:
             est = estimate(g, model)
-            predictions[g[6][0]].append((g[6][1], est))
+            predictions[g[6][0]].append((g[6][1], est, shares(g, model)))
             held_out.append((g, relation(est, g[5])))
         n, a1, a2 = accuracy(held, model)
         total[0] += n
@@ -321,8 +329,8 @@ def main():
             out = os.path.join(args.predictions, os.path.basename(path).replace(".csv", ".loso.csv"))
             with open(out, "w", newline="") as fh:
                 w = csv.writer(fh)
-                w.writerow(["file", "bpm"])
-                w.writerows((name, f"{bpm:.4f}") for name, bpm in rows)
+                w.writerow(["file", "bpm", "hypotheses"])
+                w.writerows((name, f"{bpm:.4f}", hyp) for name, bpm, hyp in rows)
         print("wrote leave-one-source-out predictions to", args.predictions)
     model = make(groups)
     print("fit on everything (scored on the files it was fitted on):")
