@@ -46,7 +46,9 @@ use crate::tempo::{TempoEstimate, TempoEstimator};
 /// channel 4 was an LFE channel and channels 7 and 8 front ones.
 /// 17: where the other compound-beat convention's model reads the beat 3:2 or 4:3 away,
 /// that reading is `alt_bpm` and the confidence is the two models' mean share.
-const RESULTS_REVISION: u32 = 17;
+/// 18: channels in opposite polarity no longer cancel in the mono mix
+/// (`decode::MonoMixer`).
+const RESULTS_REVISION: u32 = 18;
 
 /// Settings of an [`Analyzer`]. Each field's doc gives its default.
 #[derive(Debug, Clone, PartialEq)]

@@ -9,6 +9,7 @@ mod formats;
 mod fuzz;
 mod golden;
 mod key;
+mod level;
 mod loops;
 mod loudness;
 mod pulse;
