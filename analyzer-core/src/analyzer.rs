@@ -14,7 +14,8 @@ use crate::decode::{
     Sampled, StreamInfo, decode_channels, decode_mono, decode_mono_segments, mix_to_mono,
 };
 use crate::error::{Error, ErrorKind, Result, Stage, drop_payload, panic_message};
-use crate::key::{ChromaPlan, ChromaTracker, FineProfile, KeyEstimator, KeyResult};
+use crate::key::{ChromaPlan, ChromaTracker, FineProfile, KeyEstimator, KeyResult, NoKey};
+use crate::level::{Level, LevelCount, LevelGate, inaudible_reason};
 use crate::loudness::{Loudness, LoudnessMeter};
 use crate::metrical::CompoundBeat;
 use crate::onset::{OnsetDetector, OnsetEnvelope, OnsetTracker};
@@ -46,8 +47,6 @@ use crate::tempo::{TempoEstimate, TempoEstimator};
 /// channel 4 was an LFE channel and channels 7 and 8 front ones.
 /// 17: where the other compound-beat convention's model reads the beat 3:2 or 4:3 away,
 /// that reading is `alt_bpm` and the confidence is the two models' mean share.
-/// 18: channels in opposite polarity no longer cancel in the mono mix
-/// (`decode::MonoMixer`).
 const RESULTS_REVISION: u32 = 18;
 
 /// Settings of an [`Analyzer`]. Each field's doc gives its default.
@@ -437,14 +436,19 @@ impl Analyzer {
         let mut times = StageTimes::default();
         let decoded = self.envelopes_of_stream(path, stop, &mut times)?;
         let started = Instant::now();
-        let tempo = match self.tempo.estimate_segments(&decoded.envelopes, stop) {
+        let tempo = match self.tempo_of(&decoded, stop) {
             Err(verdict) if is_tempo_verdict(verdict.kind()) => Err(verdict.with_path(path)),
             Err(other) => return Err(other),
             Ok(tempo) => Ok(tempo),
         };
         times.tempo = started.elapsed();
         let started = Instant::now();
-        let key = decoded.chroma.map(|fine| self.key.estimate(&fine));
+        let key = decoded.chroma.map(|fine| match decoded.level {
+            Level::Inaudible => Err(NoKey {
+                reason: inaudible_reason(),
+            }),
+            Level::Silent | Level::Audible => self.key.estimate(&fine),
+        });
         times.key += started.elapsed();
         let info = decoded.info;
         let analysis = Analysis {
@@ -460,6 +464,27 @@ impl Analyzer {
             warnings: info.warnings,
         };
         Ok((analysis, times))
+    }
+
+    /// The tempo of what was decoded: `no_pulse` without looking for one when the analysed
+    /// signal is not silent but stays under the level a listener hears ([`crate::level`]),
+    /// where the onset stage, which measures change relative to the signal's own level,
+    /// finds a confident pulse in resampling residue or rounding noise. Audio too short
+    /// for a tempo is still said to be too short.
+    fn tempo_of(&self, decoded: &Decoded, stop: &StopSignal) -> Result<TempoEstimate> {
+        let seconds: f64 = decoded
+            .envelopes
+            .iter()
+            .map(OnsetEnvelope::duration_s)
+            .sum();
+        if decoded.level == Level::Inaudible && seconds >= crate::tempo::MIN_SECONDS {
+            return Err(Error::new(
+                ErrorKind::NoPulse,
+                Stage::Tempo,
+                inaudible_reason(),
+            ));
+        }
+        self.tempo.estimate_segments(&decoded.envelopes, stop)
     }
 
     /// The onset envelope of a whole file (decode, mix, resample, onsets) whatever the
@@ -539,9 +564,11 @@ impl Analyzer {
             if let Some((info, duration_s)) = decoded {
                 let mut envelopes = Vec::with_capacity(segments.len());
                 let mut chroma = self.chroma.as_ref().map(|_| FineProfile::default());
+                let mut count = LevelCount::default();
                 for segment in segments {
                     let stretch = segment.finish(times)?;
                     envelopes.push(stretch.envelope);
+                    count = count.merged(stretch.level);
                     if let (Some(all), Some(part)) = (&mut chroma, &stretch.chroma) {
                         all.merge(part);
                     }
@@ -554,6 +581,7 @@ impl Analyzer {
                     loudness,
                     info,
                     duration_s,
+                    level: count.level(),
                 });
             }
         }
@@ -571,6 +599,7 @@ impl Analyzer {
             chroma: stretch.chroma,
             loudness,
             duration_s: info.duration_s(),
+            level: stretch.level.level(),
             info,
         })
     }
@@ -719,12 +748,15 @@ struct Decoded {
     info: StreamInfo,
     /// Seconds in the file (all of them, not only the decoded ones).
     duration_s: f64,
+    /// The level of the analysed signal, over every stretch.
+    level: Level,
 }
 
 /// What one stretch of audio gave: its onset envelope and its pitch-class votes.
 struct Stretch {
     envelope: OnsetEnvelope,
     chroma: Option<FineProfile>,
+    level: LevelCount,
 }
 
 /// One stretch of audio on its way from mono samples at the source rate to an onset
@@ -737,6 +769,8 @@ struct SegmentOnsets<'a> {
     resampled: Vec<f32>,
     tracker: OnsetTracker<'a>,
     chroma: Option<ChromaTracker<'a>>,
+    /// Whether the resampled signal reaches the level a listener hears.
+    gate: LevelGate,
     /// Time spent resampling and in the onset tracker (the rest of a decode loop is decoding).
     busy: Duration,
     /// Time spent in the chroma tracker.
@@ -751,6 +785,7 @@ impl<'a> SegmentOnsets<'a> {
             resampled: Vec::new(),
             tracker: analyzer.onset.tracker(),
             chroma: analyzer.chroma.as_ref().map(ChromaPlan::tracker),
+            gate: LevelGate::new(analyzer.config.analysis_rate),
             busy: Duration::ZERO,
             key_busy: Duration::ZERO,
         }
@@ -769,6 +804,7 @@ impl<'a> SegmentOnsets<'a> {
         self.resampled.clear();
         r.push(mono, &mut self.resampled)?;
         self.tracker.push(&self.resampled);
+        self.gate.push(&self.resampled);
         self.busy += started.elapsed();
         self.push_chroma();
         Ok(())
@@ -791,6 +827,7 @@ impl<'a> SegmentOnsets<'a> {
             self.resampled.clear();
             r.finish(&mut self.resampled)?;
             self.tracker.push(&self.resampled);
+            self.gate.push(&self.resampled);
         }
         self.busy += started.elapsed();
         self.push_chroma();
@@ -802,6 +839,7 @@ impl<'a> SegmentOnsets<'a> {
         Ok(Stretch {
             envelope,
             chroma: self.chroma.map(ChromaTracker::finish),
+            level: self.gate.finish(),
         })
     }
 }

@@ -40,6 +40,7 @@ pub mod batch;
 pub mod decode;
 mod error;
 pub mod key;
+pub mod level;
 pub mod loudness;
 mod metrical;
 pub mod onset;

@@ -19,12 +19,13 @@ use crate::error::{Error, ErrorKind, Result, Stage};
 /// loudness.
 pub const REPLAYGAIN_REFERENCE_LUFS: f64 = -18.0;
 
-/// BS.1770-4's absolute gate: blocks quieter than this never count.
-const ABSOLUTE_GATE_LUFS: f64 = -70.0;
+/// BS.1770-4's absolute gate: blocks quieter than this never count. The tempo and key
+/// take it as the level under which audio is not heard ([`crate::level`]).
+pub(crate) const ABSOLUTE_GATE_LUFS: f64 = -70.0;
 /// BS.1770-4's relative gate, below the loudness of the blocks over the absolute gate.
 const RELATIVE_GATE_LU: f64 = -10.0;
 /// BS.1770's offset between the mean K-weighted energy and LUFS.
-const LUFS_OFFSET: f64 = -0.691;
+pub(crate) const LUFS_OFFSET: f64 = -0.691;
 
 /// The loudness of one file.
 #[derive(Debug, Clone, PartialEq)]

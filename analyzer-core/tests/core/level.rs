@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use analyzer_core::{Analysis, Analyzer, AnalyzerConfig, Sampling, StopSignal};
+use analyzer_core::{Analysis, Analyzer, AnalyzerConfig, ErrorKind, Sampling, StopSignal};
 use synth_music::{presets, render, write_wav};
 
 const RATE: u32 = 22_050;
@@ -26,6 +26,21 @@ fn music(seconds: f64) -> Vec<f32> {
     )
 }
 
+/// Writes interleaved `samples` as 32-bit float WAV (no rounding to 16 bits).
+fn write_float_wav(path: &Path, samples: &[f32], rate: u32, channels: u16) {
+    let spec = hound::WavSpec {
+        channels,
+        sample_rate: rate,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
+    let mut writer = hound::WavWriter::create(path, spec).unwrap();
+    for &s in samples {
+        writer.write_sample(s).unwrap();
+    }
+    writer.finalize().unwrap();
+}
+
 fn stereo(left: &[f32], right: &[f32]) -> Vec<f32> {
     left.iter().zip(right).flat_map(|(&l, &r)| [l, r]).collect()
 }
@@ -43,11 +58,28 @@ fn bpm(analysis: &Analysis) -> f64 {
     }
 }
 
+fn no_pulse_reason(analysis: &Analysis) -> String {
+    let e = analysis.tempo.as_ref().expect_err("no pulse");
+    assert_eq!(e.kind(), ErrorKind::NoPulse, "{e}");
+    e.to_string()
+}
+
 fn key_name(analysis: &Analysis) -> String {
     match analysis.key.as_ref().expect("asked for") {
         Ok(key) => key.key.to_string(),
         Err(e) => panic!("no key: {e}"),
     }
+}
+
+fn no_key_reason(analysis: &Analysis) -> String {
+    analysis
+        .key
+        .as_ref()
+        .expect("asked for")
+        .as_ref()
+        .expect_err("no key")
+        .reason
+        .clone()
 }
 
 /// Stereo with one channel's polarity inverted (left = m, right = -m) cancelled in the mono
@@ -93,4 +125,53 @@ fn drums_in_antiphase_under_a_faint_pad_keep_their_beat() {
         None,
     );
     assert!((bpm(&analysis) - 120.0).abs() < 1.0, "{:?}", analysis.tempo);
+}
+
+/// A 21.95 kHz tone in a 44.1 kHz file leaves only the resampler's residue at the analysis
+/// rate; it read as 93.75 BPM at confidence 0.88. Nothing there is heard: `no_pulse` and no
+/// key, saying it is too quiet (it is not digital silence).
+#[test]
+fn an_ultrasonic_tone_is_too_quiet_to_analyse() {
+    let dir = tempfile::tempdir().unwrap();
+    let rate = 44_100;
+    let tone: Vec<f32> = (0..rate as usize * 20)
+        .map(|i| 0.5 * (std::f64::consts::TAU * 21_950.0 * i as f64 / f64::from(rate)).cos() as f32)
+        .collect();
+    let path = dir.path().join("ultrasonic.wav");
+    write_float_wav(&path, &tone, rate, 1);
+    let analysis = analyze(&path, None);
+    let reason = no_pulse_reason(&analysis);
+    assert!(reason.contains("too quiet to hear"), "{reason}");
+    assert!(!reason.contains("silence"), "{reason}");
+    assert!(no_key_reason(&analysis).contains("too quiet to hear"));
+}
+
+/// Music 60 dB down in 16 bits (-80 LUFS: rounding noise dominates it) read as half its
+/// tempo at confidence 1.000; 40 dB down (-60 LUFS) it is quiet but heard, and keeps the
+/// tempo and key it has at full level.
+#[test]
+fn music_under_the_loudness_gate_is_too_quiet_and_over_it_is_music() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = music(20.0);
+    let down = |db: f32| -> Vec<f32> { m.iter().map(|s| s * 10f32.powf(db / 20.0)).collect() };
+    let full = analyze(&wav(dir.path(), "full.wav", &m, 1), None);
+    let quiet = analyze(&wav(dir.path(), "quiet.wav", &down(-40.0), 1), None);
+    assert!((bpm(&quiet) - bpm(&full)).abs() < 0.5, "{:?}", quiet.tempo);
+    assert_eq!(key_name(&quiet), key_name(&full));
+    let inaudible = analyze(&wav(dir.path(), "inaudible.wav", &down(-60.0), 1), None);
+    assert!(no_pulse_reason(&inaudible).contains("too quiet to hear"));
+    assert!(no_key_reason(&inaudible).contains("too quiet to hear"));
+}
+
+/// Digital silence keeps the reasons it always had.
+#[test]
+fn digital_silence_is_still_silence() {
+    let dir = tempfile::tempdir().unwrap();
+    let analysis = analyze(
+        &wav(dir.path(), "zeros.wav", &vec![0.0; RATE as usize * 10], 1),
+        None,
+    );
+    let reason = no_pulse_reason(&analysis);
+    assert!(reason.contains("no onsets: silence"), "{reason}");
+    assert!(no_key_reason(&analysis).contains("no pitched sound in 100 %"));
 }
