@@ -122,10 +122,17 @@ impl ChromaPlan {
 pub struct FineProfile {
     /// Sum over frames of each frame's votes, each frame scaled to a maximum of 1.
     pub bins: [f64; FINE_BINS],
-    /// Frames that held at least one voting peak.
+    /// Frames over the level a listener hears that held at least one voting peak.
     pub voiced_frames: usize,
     /// Frames analysed.
     pub frames: usize,
+    /// Frames under the level a listener hears ([`crate::level`]), digital silence
+    /// included: the share of voiced frames is taken without them, so that a song
+    /// followed by minutes of silence keeps its key. Their votes count as before (each
+    /// frame's votes are scaled to its own maximum), so the chroma of music is unchanged.
+    pub quiet_frames: usize,
+    /// Frames of digital silence (every sample zero), counted in `quiet_frames` too.
+    pub silent_frames: usize,
 }
 
 impl Default for FineProfile {
@@ -134,6 +141,8 @@ impl Default for FineProfile {
             bins: [0.0; FINE_BINS],
             voiced_frames: 0,
             frames: 0,
+            quiet_frames: 0,
+            silent_frames: 0,
         }
     }
 }
@@ -146,6 +155,14 @@ impl FineProfile {
         }
         self.voiced_frames += other.voiced_frames;
         self.frames += other.frames;
+        self.quiet_frames += other.quiet_frames;
+        self.silent_frames += other.silent_frames;
+    }
+
+    /// Frames at or over the level a listener hears: those the share of voiced frames is
+    /// taken over.
+    pub fn audible_frames(&self) -> usize {
+        self.frames.saturating_sub(self.quiet_frames)
     }
 
     /// The tuning: the offset, in 10-cent bins (-5..=4), of the semitone grid the votes
@@ -212,6 +229,15 @@ impl ChromaTracker<'_> {
 
     fn analyse_frame(&mut self, start: usize) {
         let plan = self.plan;
+        let samples = &self.pending[start..start + plan.frame];
+        let sum_of_squares: f64 = samples.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
+        let audible = crate::level::is_audible(sum_of_squares, samples.len());
+        if !audible {
+            self.profile.quiet_frames += 1;
+            if sum_of_squares == 0.0 {
+                self.profile.silent_frames += 1;
+            }
+        }
         for ((x, &s), &w) in self
             .input
             .iter_mut()
@@ -262,7 +288,9 @@ impl ChromaTracker<'_> {
             for (total, v) in self.profile.bins.iter_mut().zip(&self.frame_profile) {
                 *total += v / max;
             }
-            self.profile.voiced_frames += 1;
+            if audible {
+                self.profile.voiced_frames += 1;
+            }
         }
     }
 }

@@ -112,7 +112,14 @@ impl KeyEstimator {
                 reason: "too little audio for a key".into(),
             });
         }
-        let voiced = fine.voiced_frames as f64 / fine.frames as f64;
+        let audible = fine.audible_frames();
+        if audible == 0 && fine.silent_frames < fine.frames {
+            return Err(NoKey {
+                reason: crate::level::inaudible_reason(),
+            });
+        }
+        // Digital silence keeps the reason it always had: nothing in it is pitched.
+        let voiced = fine.voiced_frames as f64 / audible.max(1) as f64;
         if voiced < MIN_VOICED_SHARE {
             return Err(NoKey {
                 reason: format!(
@@ -270,5 +277,23 @@ mod tests {
             .estimate(&FineProfile::default())
             .unwrap_err();
         assert!(empty.reason.contains("too little audio"), "{empty}");
+        // Frames under the level a listener hears count for nothing: 2 of 4 audible
+        // frames are voiced, however much silence follows; all quiet, the audio is too
+        // quiet; all digital silence, it has no pitched sound, as it always had.
+        fine.frames = 200;
+        fine.voiced_frames = 2;
+        fine.quiet_frames = 196;
+        fine.silent_frames = 196;
+        assert!(KeyEstimator::default().estimate(&fine).is_ok());
+        fine.voiced_frames = 0;
+        fine.quiet_frames = 200;
+        let quiet = KeyEstimator::default().estimate(&fine).unwrap_err();
+        assert!(quiet.reason.contains("too quiet to hear"), "{quiet}");
+        fine.silent_frames = 200;
+        let silent = KeyEstimator::default().estimate(&fine).unwrap_err();
+        assert!(
+            silent.reason.contains("no pitched sound in 100 %"),
+            "{silent}"
+        );
     }
 }

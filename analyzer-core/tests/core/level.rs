@@ -175,3 +175,16 @@ fn digital_silence_is_still_silence() {
     assert!(reason.contains("no onsets: silence"), "{reason}");
     assert!(no_key_reason(&analysis).contains("no pitched sound in 100 %"));
 }
+
+/// 20 s of music followed by 200 s of digital silence: the share of pitched frames was
+/// taken over all of it (9 %), under the 10 % a key needs, and the music lost its key.
+#[test]
+fn trailing_silence_keeps_the_key_of_the_music() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = music(20.0);
+    let alone = analyze(&wav(dir.path(), "alone.wav", &m, 1), None);
+    let mut padded = m.clone();
+    padded.resize(m.len() + RATE as usize * 200, 0.0);
+    let analysis = analyze(&wav(dir.path(), "padded.wav", &padded, 1), None);
+    assert_eq!(key_name(&analysis), key_name(&alone));
+}
