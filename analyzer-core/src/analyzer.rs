@@ -82,7 +82,8 @@ pub struct AnalyzerConfig {
 /// Which part of a long file a sampled analysis decodes: `segments` stretches of
 /// `seconds` each, spread evenly over the file and reached by seeking
 /// ([`crate::decode::segment_starts`], [`crate::decode::decode_mono_segments`]). A file
-/// shorter than (segments + 1) x seconds, or one that cannot be sampled, is analysed whole.
+/// shorter than (segments + 1) x seconds, or one that cannot be sampled, is analysed whole;
+/// so is one whose segments are all silent or too quiet to hear ([`crate::level`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Sampling {
     /// How many segments, 1 to [`Sampling::MAX_SEGMENTS`].
@@ -550,6 +551,7 @@ impl Analyzer {
                     outcome
                 }
             };
+            let sampled = matches!(outcome, Sampled::Segments { .. });
             let decoded = match outcome {
                 Sampled::Segments { info, duration_s } => Some((info, duration_s)),
                 // Decoded whole, by the same steps as below, from the track already open.
@@ -574,15 +576,27 @@ impl Analyzer {
                     }
                 }
                 stop.check(Stage::Onset)?;
-                times.decode = started.elapsed().saturating_sub(times.busy());
-                return Ok(Decoded {
-                    envelopes,
-                    chroma,
-                    loudness,
-                    info,
-                    duration_s,
-                    level: count.level(),
-                });
+                let level = count.level();
+                if !(sampled && level != Level::Audible) {
+                    times.decode = started.elapsed().saturating_sub(times.busy());
+                    return Ok(Decoded {
+                        envelopes,
+                        chroma,
+                        loudness,
+                        info,
+                        duration_s,
+                        level,
+                    });
+                }
+                // Every sampled segment is silent or inaudible: the music of a long file
+                // may lie between them (a hidden track, a recording with minutes of room
+                // tone around it). The whole file is read before it is said to have none;
+                // this costs what a whole analysis costs, and only such files pay it.
+                notes.push(
+                    "every sampled segment is silent or too quiet to hear; the whole file was \
+                     analysed"
+                        .to_string(),
+                );
             }
         }
         // A failed sampling attempt's decoding counts as decode time too. When it measured

@@ -188,3 +188,35 @@ fn trailing_silence_keeps_the_key_of_the_music() {
     let analysis = analyze(&wav(dir.path(), "padded.wav", &padded, 1), None);
     assert_eq!(key_name(&analysis), key_name(&alone));
 }
+
+/// 90 s of silence, 20 s of music, 90 s of silence: every sampled segment fell in the
+/// silence and the file read as `no_pulse: no onsets`, while a whole analysis finds the
+/// music's tempo. The whole file is now read before it is said to have no pulse.
+#[test]
+fn music_between_the_sampled_segments_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let silence = vec![0.0f32; RATE as usize * 90];
+    let samples = [&silence[..], &music(20.0), &silence[..]].concat();
+    let path = wav(dir.path(), "hidden.wav", &samples, 1);
+    let sampled = analyze(&path, Some(Sampling::DEFAULT));
+    let whole = analyze(&path, None);
+    assert!((bpm(&sampled) - 128.0).abs() < 1.0, "{:?}", sampled.tempo);
+    assert_eq!(sampled.tempo, whole.tempo);
+    assert_eq!(sampled.key, whole.key);
+    assert!(
+        sampled
+            .warnings
+            .iter()
+            .any(|w| w.contains("every sampled segment is silent")),
+        "{:?}",
+        sampled.warnings
+    );
+    // Music in a sampled segment is read from the segments alone, as before.
+    let loud = [&music(200.0)[..]].concat();
+    let loud_path = wav(dir.path(), "loud.wav", &loud, 1);
+    assert!(
+        analyze(&loud_path, Some(Sampling::DEFAULT))
+            .warnings
+            .is_empty()
+    );
+}
