@@ -31,7 +31,9 @@ failures=()
 # wav FILE RATE CHANNELS SECONDS KIND [RATE_IN_HEADER]: 16-bit PCM made by awk. KIND is
 # `clicks` (a click every half second, 120 BPM), `sine` (1 kHz at half scale), `chord` (an
 # A minor triad held), `noise` (white, awk's seeded rand), `dc` (a constant offset at half
-# scale) or `silence`.
+# scale), `silence`, `antiphase` (the clicks, the second channel in inverted polarity),
+# `faint` (the clicks at one step of 16 bits, -90 dBFS), `hidden` (the clicks from 90 s to
+# 110 s, silence around them) or `chord-then-silence` (the chord for 20 s, then silence).
 wav() {
   local file=$1 rate=$2 channels=$3 seconds=$4 kind=$5 header_rate=${6:-$2}
   awk -v rate="$rate" -v ch="$channels" -v secs="$seconds" -v kind="$kind" -v hrate="$header_rate" '
@@ -42,15 +44,24 @@ wav() {
       le(hrate, 4); le(hrate * ch * 2, 4); le(ch * 2, 2); le(16, 2); printf "data"; le(data, 4)
       pi = atan2(0, -1); srand(1)
       for (i = 0; i < frames; i++) {
-        if (kind == "clicks") v = (i % int(rate / 2) < 40) ? 12000 : 0
+        click = (i % int(rate / 2) < 40)
+        if (kind == "clicks" || kind == "antiphase") v = click ? 12000 : 0
+        else if (kind == "faint") v = click ? 1 : 0
+        else if (kind == "hidden") v = (click && i >= 90 * rate && i < 110 * rate) ? 12000 : 0
+        else if (kind == "chord-then-silence") v = (i >= 20 * rate) ? 0 : int(6000 * \
+          (sin(2 * pi * 220 * i / rate) + sin(2 * pi * 261.63 * i / rate) \
+          + sin(2 * pi * 329.63 * i / rate)))
         else if (kind == "sine") v = int(16000 * sin(2 * pi * 1000 * i / rate))
         else if (kind == "chord") v = int(6000 * (sin(2 * pi * 220 * i / rate) \
           + sin(2 * pi * 261.63 * i / rate) + sin(2 * pi * 329.63 * i / rate)))
         else if (kind == "noise") v = int(16000 * (2 * rand() - 1))
         else if (kind == "dc") v = 16000
         else v = 0
-        if (v < 0) v += 65536
-        for (c = 0; c < ch; c++) le(v, 2)
+        for (c = 0; c < ch; c++) {
+          w = (kind == "antiphase" && c == 1) ? -v : v
+          if (w < 0) w += 65536
+          le(w, 2)
+        }
       }
     }' >"$file"
 }
@@ -1100,6 +1111,39 @@ case_plain_quad_wav_hears_its_fourth_channel() {
     { echo "four channels over one: $over LU, not 6.44"; return 1; }
 }
 
+# Stereo with one channel in inverted polarity cancelled in the mono mix and read as
+# silence (`no onsets`); a listener hears the clicks.
+case_antiphase_stereo_is_not_silence() {
+  wav anti.wav 22050 2 20 antiphase
+  analyze anti.wav --out out.csv >/dev/null 2>&1 || return 1
+  expect_row out.csv anti.wav ok || return 1
+  grep -qE '^anti\.wav,(119\.9|120\.0)' out.csv || { echo "tempo: $(tail -1 out.csv)"; return 1; }
+}
+
+# Clicks at -90 dBFS (not digital silence) read as a confident tempo of what no one hears.
+case_inaudible_clicks_are_too_quiet() {
+  wav faint.wav 22050 1 20 faint
+  analyze faint.wav --out out.csv >/dev/null 2>&1
+  [ "$code" -eq 1 ] || { echo "exit $code"; return 1; }
+  expect_row out.csv faint.wav error "no_pulse: too quiet to hear"
+}
+
+# A chord and then minutes of silence: the key's share of pitched frames counted the
+# silence (no key: no pitched sound in 91 %).
+case_trailing_silence_keeps_the_key() {
+  wav chord.wav 8000 1 220 chord-then-silence
+  analyze chord.wav --full --out out.csv >/dev/null 2>&1 || return 1
+  grep -qF ',A minor,' out.csv || { echo "no key: $(tail -1 out.csv)"; return 1; }
+}
+
+# Every sampled segment of a 200-s file falls in silence and the clicks lie between them:
+# it read `no onsets`; the whole file is read before it is called `no_pulse`.
+case_music_between_sampled_segments() {
+  wav hidden.wav 8000 1 200 hidden
+  analyze hidden.wav --out out.csv >/dev/null 2>&1 || return 1
+  expect_row out.csv hidden.wav ok "every sampled segment is silent"
+}
+
 # ---- stopped dataset and compare runs --------------------------------------------------
 
 # stop_once PATTERN FILE PID: waits (10 ms polls, at most 60 s) for PATTERN in FILE, the
@@ -1856,5 +1900,9 @@ run dist-stream-or-group-deleted case_dist_stream_or_group_deleted
 run dist-relative-path-worked-from-another-folder case_dist_relative_path_worked_from_another_folder
 run dist-entry-mimicking-a-requeue case_dist_entry_mimicking_a_requeue
 run plain-quad-wav-hears-its-fourth-channel case_plain_quad_wav_hears_its_fourth_channel
+run antiphase-stereo-is-not-silence case_antiphase_stereo_is_not_silence
+run inaudible-clicks-are-too-quiet case_inaudible_clicks_are_too_quiet
+run trailing-silence-keeps-the-key case_trailing_silence_keeps_the_key
+run music-between-sampled-segments case_music_between_sampled_segments
 printf '\n%d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]

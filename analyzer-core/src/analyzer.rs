@@ -47,6 +47,10 @@ use crate::tempo::{TempoEstimate, TempoEstimator};
 /// channel 4 was an LFE channel and channels 7 and 8 front ones.
 /// 17: where the other compound-beat convention's model reads the beat 3:2 or 4:3 away,
 /// that reading is `alt_bpm` and the confidence is the two models' mean share.
+/// 18: channels in opposite polarity no longer cancel in the mono mix
+/// (`decode::MonoMixer`); audio under the -70 LUFS floor is `no_pulse` without a key,
+/// saying it is too quiet (`crate::level`); the share of pitched frames leaves out those
+/// under it; a sampled file whose segments are all silent is analysed whole.
 const RESULTS_REVISION: u32 = 18;
 
 /// Settings of an [`Analyzer`]. Each field's doc gives its default.
