@@ -1110,10 +1110,10 @@ pub fn mix_to_mono(interleaved: &[f32], channels: usize, mono: &mut Vec<f32>) ->
 /// loudest channel (the reference, kept from then on, so that the mix does not flip its
 /// own polarity from block to block) before averaging. It goes on aligning while some
 /// channel of a block is in opposite polarity to the reference, and stops at the first
-/// block where none is: a
-/// decision made afresh in every block flipped between the two mixes wherever the
-/// cancellation depended on the content (a channel inverted and delayed by one sample
-/// cancels the bass but not the hi-hats), and the flips read as onsets.
+/// block where none is: a decision made afresh in every block flipped between the two
+/// mixes wherever the cancellation depended on the content (a channel inverted and
+/// delayed by one sample cancels the bass but not the hi-hats), and the flips read as
+/// onsets.
 ///
 /// Ordinary music never starts it, so its mix is the plain average, bit for bit. A
 /// sampled decode starts a fresh mixer at each segment; the decode that measures the

@@ -13,7 +13,7 @@
 //!   the destination and every side file they write or remove beside it, the lock
 //!   included, before they write any of them ([`Destination::claim`]). They also refuse
 //!   one that exists and cannot be opened for writing (read-only, a running program),
-//!   naming it ([`OutputError::Io`]).
+//!   naming it ([`OutputError::Io`]), as [`write_file`] does for every file it replaces.
 //! - **Symlinks:** a symlink to a regular file is followed: its target is what is written
 //!   (replaced in the target's folder), its side files and lock sit beside the target, and
 //!   the link stays a link. A symlink to anything else (a device, a pipe such as
@@ -389,7 +389,7 @@ impl Destination {
     /// left to its first write. Without it a run found out only when it came to that
     /// file: `analyze --out` had replaced its settings by then, and a replacement by
     /// rename, which asks only the folder, replaced the file whatever its mode.
-    fn check_writable(&self) -> Result<(), OutputError> {
+    pub fn check_writable(&self) -> Result<(), OutputError> {
         match OpenOptions::new().write(true).open(&self.target) {
             Err(err) if err.kind() != io::ErrorKind::NotFound => Err(io_error(&self.shown)(err)),
             _ => Ok(()),
@@ -537,10 +537,12 @@ impl Drop for OutputLock {
     }
 }
 
-/// Checks `path` (against the files [`protect`]ed) and replaces it with `bytes`
-/// ([`replace`]).
+/// Checks `path` (against the files [`protect`]ed, and that an existing one takes
+/// writes: [`Destination::check_writable`]) and replaces it with `bytes` ([`replace`]).
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
-    Destination::check_protected(path)?.replace(|out| out.write_all(bytes))
+    let dest = Destination::check_protected(path)?;
+    dest.check_writable()?;
+    dest.replace(|out| out.write_all(bytes))
 }
 
 /// Replaces the file `path` (not a symlink: give [`Destination::target`]) with what

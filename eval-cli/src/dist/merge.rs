@@ -16,7 +16,8 @@ use super::keys::{CHUNK, Keys, Manifest, manifest_key};
 
 pub(super) fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
     // A destination that may not be written is refused before any wait, not at its end.
-    crate::output::Destination::check(&args.out, &crate::output::Inputs::none())?;
+    crate::output::Destination::check(&args.out, &crate::output::Inputs::none())?
+        .check_writable()?;
     let retry = args.retry.of(&args.job);
     let mut broker = Broker::connect_retrying(&args.job, &retry)?;
     // The run in force now: rows of any other run are never read.

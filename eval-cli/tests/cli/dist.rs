@@ -1492,6 +1492,30 @@ fn a_relative_path_is_read_where_it_was_submitted_and_kept_as_given() {
     );
 }
 
+/// `merge --out` naming an existing file that takes no writes (a running program) is
+/// refused before any wait, the file left as it was: a replacement by rename asks only the
+/// folder, and replaced it.
+#[cfg(target_os = "linux")]
+#[test]
+fn merge_refuses_an_existing_file_it_cannot_write() {
+    let (server, dir, _lib) = submitted_library(2);
+    assert_ok(
+        &dist(&server, "work", "j", &["--workers", "1"]),
+        "dist work",
+    );
+    let out = dir.path().join("busy");
+    let _running = crate::util::RunningProgram::at(&out);
+    let before = fs::read(&out).unwrap();
+    let merged = dist(&server, "merge", "j", &["--out", out.to_str().unwrap()]);
+    assert_eq!(merged.status.code(), Some(2), "{merged:?}");
+    let err = String::from_utf8_lossy(&merged.stderr);
+    assert!(
+        err.contains("cannot write") && err.contains("busy"),
+        "{err}"
+    );
+    assert_eq!(fs::read(&out).unwrap(), before);
+}
+
 /// An entry added by hand in the form of a re-queue (`G-(index+1)`, the index's field
 /// right) but naming a file that is not the job's gets its row stored; `merge` checks the
 /// rows' paths against the manifest's list hash and refuses to write them, saying why.
