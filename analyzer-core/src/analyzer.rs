@@ -581,7 +581,10 @@ impl Analyzer {
                 }
                 stop.check(Stage::Onset)?;
                 let level = count.level();
-                if !(sampled && level != Level::Audible) {
+                // A file past the decode's free allowance keeps the sampled verdict: read
+                // whole, hours of digital silence ran into the decompression-bomb limit.
+                let within_allowance = duration_s <= crate::decode::FREE_SECONDS as f64;
+                if !(sampled && level != Level::Audible && within_allowance) {
                     times.decode = started.elapsed().saturating_sub(times.busy());
                     return Ok(Decoded {
                         envelopes,

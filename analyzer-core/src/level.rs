@@ -2,21 +2,23 @@
 //!
 //! A file can hold samples that are not digital silence and still carry nothing a listener
 //! hears: a 21.95 kHz tone that the resampler to the analysis rate filters down to its
-//! residue, music attenuated by 60 dB until 16-bit rounding noise dominates it. The onset
-//! and key stages normalise their features to the signal's own level, so such residue read
-//! as a confident tempo and a key. The floor is BS.1770's absolute gate (-70 LUFS), the level
-//! under which the loudness stage counts a block as silence, applied to the analysed signal
-//! (mono, at the analysis rate) without K-weighting: within a few dB of it for music, and
-//! far over the residues above, which lie 90 dB and more under full scale.
+//! residue, 90 dB and more under full scale. The onset and key stages normalise their
+//! features to the signal's own level, so such residue read as a confident tempo and a key.
+//! The floor is 20 dB under BS.1770's absolute gate (-70 LUFS), applied to the analysed
+//! signal (mono, at the analysis rate) without K-weighting. It sits that far down because
+//! the analysed signal is not what a listener hears of a file: it keeps nothing above half
+//! the analysis rate, so a loud file whose energy lies in hi-hats over 5.5 kHz (-28 LUFS)
+//! and music 48 dB down (-68 LUFS, over the gate) both fell under a floor at the gate and
+//! lost a tempo and a key they had.
 //!
 //! It applies by 400 ms block, as the loudness gate does: audio is inaudible only when no
-//! block reaches the floor, so quiet music with loud moments, or music between long
-//! silences, is analysed as before.
+//! more than a few blocks reach the floor, so quiet music with loud moments, or music
+//! between long silences, is analysed as before.
 
 use crate::loudness::{ABSOLUTE_GATE_LUFS, LUFS_OFFSET};
 
-/// The floor, in LUFS: BS.1770-4's absolute gate.
-pub const AUDIBLE_FLOOR_LUFS: f64 = ABSOLUTE_GATE_LUFS;
+/// The floor, in LUFS: 20 dB under BS.1770-4's absolute gate (see the module).
+pub const AUDIBLE_FLOOR_LUFS: f64 = ABSOLUTE_GATE_LUFS - 20.0;
 
 /// Seconds in a block the gate judges: BS.1770's gating block.
 const BLOCK_SECONDS: f64 = 0.4;
@@ -83,8 +85,8 @@ impl LevelCount {
 /// The reason given for audio that is not silent but stays under the floor.
 pub fn inaudible_reason() -> String {
     format!(
-        "too quiet to hear: the analysed signal reaches {AUDIBLE_FLOOR_LUFS} LUFS (the loudness \
-         gate) in under {:.0} s of it",
+        "too quiet to hear: the analysed signal reaches {AUDIBLE_FLOOR_LUFS} LUFS (20 dB under \
+         the loudness gate) in under {:.0} s of it",
         MIN_AUDIBLE_BLOCKS as f64 * BLOCK_SECONDS
     )
 }

@@ -27,7 +27,9 @@ const MASK_OFFSET: usize = 20;
 
 /// The layout to use in place of symphonia's for the WAV `file` of `file_len` bytes (its
 /// position is left anywhere); `None` where symphonia's stands (a mask for every channel,
-/// two channels or fewer, or a header that cannot be read).
+/// mono, stereo without a mask, or a header that cannot be read). Stereo whose mask names
+/// one position counts: symphonia gave the second channel the mask's next position (an
+/// LFE after a centre, unheard).
 pub(super) fn unnamed_channels(file: &mut File, file_len: u64) -> Option<Channels> {
     let (at, len) = find_chunk(file, file_len, b"fmt ")?;
     let mut fmt = vec![0u8; (len as usize).min(MASK_OFFSET + 4)];
@@ -43,15 +45,17 @@ fn layout_of_fmt(fmt: &[u8]) -> Option<Channels> {
     };
     let tag = field(0)?;
     let count = field(2)?;
-    if count <= 2 {
+    // Mono, and stereo without a mask, are laid out alike by every reader.
+    let unnamed = (count > 2).then_some(Channels::Discrete(count));
+    if count < 2 {
         return None;
     }
     if tag != WAVE_FORMAT_EXTENSIBLE {
-        return Some(Channels::Discrete(count));
+        return unnamed;
     }
     let mask = u32::from_le_bytes(fmt.get(MASK_OFFSET..MASK_OFFSET + 4)?.try_into().ok()?);
     if mask == 0 {
-        return Some(Channels::Discrete(count));
+        return unnamed;
     }
     let named = Position::from_wave_channel_mask(mask)?;
     let named_count = named.bits().count_ones() as u16;
@@ -117,6 +121,19 @@ mod tests {
                 .into()
             )
         );
+        // Two channels, the mask names the centre alone: the second is unnamed (it was
+        // the LFE, unheard).
+        assert_eq!(
+            layout_of_fmt(&fmt(WAVE_FORMAT_EXTENSIBLE, 2, 0x4)),
+            Some(Channels::Custom(
+                [
+                    ChannelLabel::Positioned(Position::FRONT_CENTER),
+                    ChannelLabel::Discrete(1),
+                ]
+                .into()
+            ))
+        );
+        assert_eq!(layout_of_fmt(&fmt(WAVE_FORMAT_EXTENSIBLE, 2, 0x3)), None);
         // A cut-off header reads as symphonia's layout.
         assert_eq!(
             layout_of_fmt(&fmt(WAVE_FORMAT_EXTENSIBLE, 4, 0x3)[..18]),

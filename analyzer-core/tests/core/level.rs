@@ -51,6 +51,13 @@ fn wav(dir: &Path, name: &str, samples: &[f32], channels: u16) -> PathBuf {
     path
 }
 
+/// Mono 32-bit float: levels far down are not rounding noise.
+fn wav_float(dir: &Path, name: &str, samples: &[f32]) -> PathBuf {
+    let path = dir.join(name);
+    write_float_wav(&path, samples, RATE, 1);
+    path
+}
+
 fn bpm(analysis: &Analysis) -> f64 {
     match &analysis.tempo {
         Ok(tempo) => tempo.bpm,
@@ -146,11 +153,12 @@ fn an_ultrasonic_tone_is_too_quiet_to_analyse() {
     assert!(no_key_reason(&analysis).contains("too quiet to hear"));
 }
 
-/// Music 60 dB down in 16 bits (-80 LUFS: rounding noise dominates it) read as half its
-/// tempo at confidence 1.000; 40 dB down (-60 LUFS) it is quiet but heard, and keeps the
-/// tempo and key it has at full level.
+/// Music 80 dB down (in float, so not rounding noise) is too quiet to hear; 40 dB down (in
+/// 16 bits) and 60 dB down (in float: under the loudness gate, where a floor at the gate
+/// took it for inaudible, tempo and key both) it is quiet but heard, and keeps the tempo
+/// and key it has at full level.
 #[test]
-fn music_under_the_loudness_gate_is_too_quiet_and_over_it_is_music() {
+fn music_under_the_floor_is_too_quiet_and_over_it_is_music() {
     let dir = tempfile::tempdir().unwrap();
     let m = music(20.0);
     let down = |db: f32| -> Vec<f32> { m.iter().map(|s| s * 10f32.powf(db / 20.0)).collect() };
@@ -158,7 +166,14 @@ fn music_under_the_loudness_gate_is_too_quiet_and_over_it_is_music() {
     let quiet = analyze(&wav(dir.path(), "quiet.wav", &down(-40.0), 1), None);
     assert!((bpm(&quiet) - bpm(&full)).abs() < 0.5, "{:?}", quiet.tempo);
     assert_eq!(key_name(&quiet), key_name(&full));
-    let inaudible = analyze(&wav(dir.path(), "inaudible.wav", &down(-60.0), 1), None);
+    let quieter = analyze(&wav_float(dir.path(), "quieter.wav", &down(-60.0)), None);
+    assert!(
+        (bpm(&quieter) - bpm(&full)).abs() < 0.5,
+        "{:?}",
+        quieter.tempo
+    );
+    assert_eq!(key_name(&quieter), key_name(&full));
+    let inaudible = analyze(&wav_float(dir.path(), "inaudible.wav", &down(-80.0)), None);
     assert!(no_pulse_reason(&inaudible).contains("too quiet to hear"));
     assert!(no_key_reason(&inaudible).contains("too quiet to hear"));
 }
@@ -219,4 +234,42 @@ fn music_between_the_sampled_segments_is_found() {
             .warnings
             .is_empty()
     );
+}
+
+/// Five hours of digital silence (a sparse file: no disk is used) keeps the sampled
+/// verdict: past the decode's free two hours a whole read is not the fallback (a FLAC of
+/// hours of silence read whole ran into the decompression-bomb limit and lost its row).
+#[test]
+fn a_silent_file_past_the_free_allowance_keeps_the_sampled_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("five-hours.wav");
+    let (rate, seconds) = (8_000u32, 5 * 3_600u32);
+    let data = rate * seconds * 2;
+    let mut header = Vec::new();
+    header.extend(b"RIFF");
+    header.extend((36 + data).to_le_bytes());
+    header.extend(b"WAVEfmt ");
+    header.extend(16u32.to_le_bytes());
+    header.extend(1u16.to_le_bytes()); // PCM
+    header.extend(1u16.to_le_bytes()); // mono
+    header.extend(rate.to_le_bytes());
+    header.extend((rate * 2).to_le_bytes());
+    header.extend(2u16.to_le_bytes());
+    header.extend(16u16.to_le_bytes());
+    header.extend(b"data");
+    header.extend(data.to_le_bytes());
+    std::fs::write(&path, &header).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(u64::from(36 + data + 8))
+        .unwrap();
+    let sampled = analyze(&path, Some(Sampling::DEFAULT));
+    assert!(
+        no_pulse_reason(&sampled).contains("no onsets: silence"),
+        "{:?}",
+        sampled.tempo
+    );
+    assert!(sampled.warnings.is_empty(), "{:?}", sampled.warnings);
 }
