@@ -72,6 +72,7 @@ pub(super) fn work(args: WorkArgs) -> anyhow::Result<ExitCode> {
         idle,
         lost_told: AtomicBool::new(false),
     };
+    refuse_a_missing_submit_folder(&broker.job, &worker)?;
     runner::install_signal_handler(Arc::clone(&worker.cancel));
     let mut analysis: Arc<dyn FileAnalysis> = Arc::new(BatchAnalysis);
     if args.test_gates {
@@ -131,4 +132,30 @@ pub(super) fn work(args: WorkArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_CANCELLED));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses to work a job of relative paths whose submit folder (as this machine reads it,
+/// through `--path-map`) is not a folder here: every file would become a permanent
+/// `No such file` row that names neither the folder nor the cause (a folder deleted after
+/// `submit`, a worker on a machine without it).
+fn refuse_a_missing_submit_folder(job: &str, worker: &Worker) -> anyhow::Result<()> {
+    let Some(folder) = &worker.submitted_from else {
+        return Ok(());
+    };
+    let local = worker.local_path(std::path::Path::new("."));
+    if local.is_dir() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "job {job:?}: its relative paths are read in the folder `submit` ran in, {}, which \
+         is not a folder on this machine{}; give --path-map {}=LOCAL where it is mounted \
+         here, or submit absolute paths",
+        folder.display(),
+        if local.as_path() == folder.join(".").as_path() {
+            String::new()
+        } else {
+            format!(" (read as {})", local.display())
+        },
+        folder.display(),
+    );
 }

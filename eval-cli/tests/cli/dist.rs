@@ -1492,6 +1492,50 @@ fn a_relative_path_is_read_where_it_was_submitted_and_kept_as_given() {
     );
 }
 
+/// A job of relative paths whose submit folder is gone (deleted after `submit`, or a
+/// machine without it): `work` refuses to start, naming the folder and the way out, instead
+/// of storing a permanent `No such file` row for every file.
+#[test]
+fn work_refuses_a_job_whose_submit_folder_is_gone() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let submit_from = dir.path().join("here");
+    fs::create_dir(&submit_from).unwrap();
+    library(dir.path(), 2, 3.0);
+    let submitted = eval_cli()
+        .current_dir(&submit_from)
+        .args([
+            "dist",
+            "submit",
+            "--broker",
+            &server.url(),
+            "--job",
+            "j",
+            "../lib",
+        ])
+        .output()
+        .unwrap();
+    assert_ok(&submitted, "dist submit ../lib");
+    fs::remove_dir(&submit_from).unwrap();
+    let worker = eval_cli()
+        .current_dir(dir.path())
+        .args(["dist", "work", "--broker", &server.url(), "--job", "j"])
+        .args(["--workers", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(worker.status.code(), Some(2), "{worker:?}");
+    let err = String::from_utf8_lossy(&worker.stderr);
+    assert!(
+        err.contains("not a folder on this machine") && err.contains("here"),
+        "{err}"
+    );
+    let status = dist(&server, "merge", "j", &["--no-wait", "--out", "x.csv"]);
+    assert!(
+        String::from_utf8_lossy(&status.stderr).contains("is not complete: 0 of"),
+        "no row was stored: {status:?}"
+    );
+}
+
 /// `merge --out` naming an existing file that takes no writes (a running program) is
 /// refused before any wait, the file left as it was: a replacement by rename asks only the
 /// folder, and replaced it.
