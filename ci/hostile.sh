@@ -1254,7 +1254,8 @@ evaluate_with() {
 }
 
 # A tempo prediction that is no tempo (NaN, -3, 1e400, inf, 0) was scored as "no
-# prediction for this file" and the run exited 0.
+# prediction for this file" and the run exited 0; a second reading (`alt_bpm`) is held to
+# the same rule, and needs a first one.
 case_evaluate_predictions_with_bad_tempi() {
   local bad
   for bad in NaN -3 1e400 inf 0; do
@@ -1262,7 +1263,15 @@ case_evaluate_predictions_with_bad_tempi() {
     evaluate_with p.csv
     [ "$code" -eq 2 ] && grep -q "p.csv row 3: \`bpm\` is \"$bad\"" err.txt ||
       { echo "$bad: exit $code: $(cat err.txt)"; return 1; }
+    printf 'file,bpm,alt_bpm\na.wav,120,80\nb.wav,120,%s\n' "$bad" >p.csv
+    evaluate_with p.csv
+    [ "$code" -eq 2 ] && grep -q "p.csv row 3: \`alt_bpm\` is \"$bad\"" err.txt ||
+      { echo "alt $bad: exit $code: $(cat err.txt)"; return 1; }
   done
+  printf 'file,bpm,alt_bpm\na.wav,,80\nb.wav,120,\n' >p.csv
+  evaluate_with p.csv
+  [ "$code" -eq 2 ] && grep -q 'p.csv row 2: an `alt_bpm` without a `bpm`' err.txt ||
+    { echo "alt alone: exit $code: $(cat err.txt)"; return 1; }
 }
 
 # A file listed twice in the predictions had its last value scored, silently.
@@ -1312,7 +1321,7 @@ case_evaluate_cmd_file_named_like_an_option() {
     --estimator 'cmd:wc -c {file}' >/dev/null 2>err.txt
   code=$?
   [ "$code" -eq 0 ] || { echo "exit $code: $(cat err.txt)"; return 1; }
-  grep -q '^-dash.wav,120,[0-9.]*,,0,0,other,ok,' report/results.csv ||
+  grep -q '^-dash.wav,120,[0-9.]*,,,0,0,0,other,ok,' report/results.csv ||
     { echo "row: $(cat report/results.csv)"; return 1; }
 }
 

@@ -17,7 +17,7 @@ pub struct CheckArgs {
     /// A run directory written by `evaluate` or `compare`.
     #[arg(long)]
     pub report: PathBuf,
-    /// Thresholds file (TOML): `min_acc1`, `min_acc2`, `min_key_weighted`,
+    /// Thresholds file (TOML): `min_acc1`, `min_acc2`, `min_acc1_either`, `min_key_weighted`,
     /// `min_key_accuracy`, `min_efficiency`, `require_identical`, `max_interference`,
     /// `max_repeat_spread`.
     #[arg(long)]
@@ -32,6 +32,9 @@ pub struct Thresholds {
     pub min_acc1: Option<f64>,
     /// Lowest acceptable Accuracy2.
     pub min_acc2: Option<f64>,
+    /// Lowest acceptable Accuracy1 of either reading (`acc1_either`: the estimate or its
+    /// `alt_bpm`). A summary without it (written before it was scored) fails it.
+    pub min_acc1_either: Option<f64>,
     /// Lowest acceptable MIREX weighted key score (`key.weighted` of summary.json). A
     /// summary without key scores fails it: the dataset had no key truth.
     pub min_key_weighted: Option<f64>,
@@ -63,6 +66,9 @@ struct SummaryView {
     failed: Option<f64>,
     acc1: f64,
     acc2: f64,
+    /// Absent from summaries written before it was scored.
+    #[serde(default)]
+    acc1_either: Option<f64>,
     /// Absent from runs without key truth.
     key: Option<KeyView>,
 }
@@ -98,6 +104,7 @@ impl SummaryView {
         let shares = [
             ("acc1", Some(self.acc1)),
             ("acc2", Some(self.acc2)),
+            ("acc1_either", self.acc1_either),
             ("key.weighted", key.map(|k| k.weighted)),
             ("key.accuracy", key.map(|k| k.accuracy)),
         ];
@@ -109,6 +116,10 @@ impl SummaryView {
         // A file right by Accuracy1 is right by Accuracy2, over the same files.
         if self.acc1 > self.acc2 {
             bail!("acc1 = {} is above acc2 = {}", self.acc1, self.acc2);
+        }
+        // A file right by its estimate is right by either reading.
+        if let Some(either) = self.acc1_either.filter(|e| self.acc1 > *e) {
+            bail!("acc1 = {} is above acc1_either = {either}", self.acc1);
         }
         if let Some(n) = self.n {
             for (field, value) in [("ok", self.ok), ("failed", self.failed)] {
@@ -127,12 +138,13 @@ impl SummaryView {
                 Some(ok) => ok / n,
                 None => 1.0,
             };
-            if self.acc2 > most {
-                bail!(
-                    "acc2 = {} is above the share of files analysed (ok = {}, n = {n})",
-                    self.acc2,
-                    self.ok.map_or("?".into(), |ok| ok.to_string())
-                );
+            for (field, value) in [("acc2", Some(self.acc2)), ("acc1_either", self.acc1_either)] {
+                if let Some(v) = value.filter(|v| *v > most) {
+                    bail!(
+                        "{field} = {v} is above the share of files analysed (ok = {}, n = {n})",
+                        self.ok.map_or("?".into(), |ok| ok.to_string())
+                    );
+                }
             }
         }
         if let Some(k) = key
@@ -245,6 +257,7 @@ impl Thresholds {
         let numbers = [
             ("min_acc1", self.min_acc1),
             ("min_acc2", self.min_acc2),
+            ("min_acc1_either", self.min_acc1_either),
             ("min_key_weighted", self.min_key_weighted),
             ("min_key_accuracy", self.min_key_accuracy),
             ("min_efficiency", self.min_efficiency),
@@ -276,32 +289,39 @@ pub fn check(dir: &Path, t: &Thresholds) -> anyhow::Result<Vec<Verdict>> {
         .refuse_impossible()
         .with_context(|| format!("impossible summary {}", summary_path.display()))?;
     let mut out = Vec::new();
-    // `None` measured: the summary has no such figure, which fails any threshold on it.
-    let mut min = |key: &str, required: Option<f64>, measured: Option<f64>| {
+    // `None` measured: the summary has no such figure (named by `absent`), which fails any
+    // threshold on it.
+    let mut min = |key: &str, required: Option<f64>, measured: Option<f64>, absent: &str| {
         if let Some(r) = required {
             out.push(Verdict {
                 key: key.into(),
                 required: format!(">= {r:.4}"),
-                measured: measured
-                    .map_or("no key scores (no key truth in the dataset)".into(), |m| {
-                        format!("{m:.4}")
-                    }),
+                measured: measured.map_or(absent.into(), |m| format!("{m:.4}")),
                 pass: measured.is_some_and(|m| m >= r),
             });
         }
     };
-    min("min_acc1", t.min_acc1, Some(summary.acc1));
-    min("min_acc2", t.min_acc2, Some(summary.acc2));
+    min("min_acc1", t.min_acc1, Some(summary.acc1), "");
+    min("min_acc2", t.min_acc2, Some(summary.acc2), "");
+    min(
+        "min_acc1_either",
+        t.min_acc1_either,
+        summary.acc1_either,
+        "no acc1_either (a summary written before it was scored)",
+    );
     let key = summary.key.as_ref();
+    let no_key = "no key scores (no key truth in the dataset)";
     min(
         "min_key_weighted",
         t.min_key_weighted,
         key.map(|k| k.weighted),
+        no_key,
     );
     min(
         "min_key_accuracy",
         t.min_key_accuracy,
         key.map(|k| k.accuracy),
+        no_key,
     );
     if t.min_efficiency.is_none()
         && t.require_identical != Some(true)
@@ -745,9 +765,27 @@ mod tests {
         assert!(format!("{err:#}").contains("cannot parse"), "{err:#}");
     }
 
+    /// Either reading is gated like Accuracy1; a summary written before it was scored
+    /// fails its threshold saying so, and passes the others.
+    #[test]
+    fn either_reading_is_gated_and_its_absence_named() {
+        let gate = thresholds("min_acc1 = 0.5\nmin_acc1_either = 0.8");
+        let both = r#"{"acc1": 0.75, "acc2": 0.9, "acc1_either": 0.85}"#;
+        let v = check(report(both, None).path(), &gate).unwrap();
+        assert_eq!(v[1].key, "min_acc1_either");
+        assert!(v.iter().all(|v| v.pass), "{v:?}");
+        let short = r#"{"acc1": 0.75, "acc2": 0.9, "acc1_either": 0.79}"#;
+        let v = check(report(short, None).path(), &gate).unwrap();
+        assert!(v[0].pass && !v[1].pass, "{v:?}");
+        let v = check(report(SUMMARY, None).path(), &gate).unwrap();
+        assert!(v[0].pass && !v[1].pass, "{v:?}");
+        assert!(v[1].measured.contains("no acc1_either"), "{v:?}");
+    }
+
     #[test]
     fn an_impossible_summary_is_refused_naming_the_field() {
         let real = r#"{"n": 4, "ok": 3, "failed": 1, "acc1": 0.5, "acc2": 0.75,
+            "acc1_either": 0.5,
             "key": {"n": 2, "weighted": 0.6, "accuracy": 0.5, "missing": 1}}"#;
         let gate = thresholds("min_acc1 = 0.5");
         assert!(check(report(real, None).path(), &gate).unwrap()[0].pass);
@@ -780,6 +818,14 @@ mod tests {
                 "acc2 = 1 is above the share",
             ),
             (("\"missing\": 1", "\"missing\": 3"), "key.missing = 3"),
+            (
+                ("\"acc1_either\": 0.5", "\"acc1_either\": 0.25"),
+                "acc1 = 0.5 is above acc1_either = 0.25",
+            ),
+            (
+                ("\"acc1_either\": 0.5", "\"acc1_either\": 1.0"),
+                "acc1_either = 1 is above the share",
+            ),
         ] {
             let summary = real.replacen(edit.0, edit.1, 1);
             assert_ne!(summary, real, "{edit:?}");

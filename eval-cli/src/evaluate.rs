@@ -141,9 +141,10 @@ fn write_summary(
     for c in costs.iter().filter(|_| costs.len() > 1) {
         let tempo = if tempo_truth {
             format!(
-                "Accuracy1 {}, Accuracy2 {}, {} failed",
+                "Accuracy1 {}, Accuracy2 {}, bpm or alt_bpm {}, {} failed",
                 pages::pct(c.acc1),
                 pages::pct(c.acc2),
+                pages::pct(c.acc1_either),
                 c.failed
             )
         } else {
@@ -160,10 +161,11 @@ fn write_summary(
     }
     let tempo = if tempo_truth {
         format!(
-            "{} files, Accuracy1 {}, Accuracy2 {}, {} failed",
+            "{} files, Accuracy1 {}, Accuracy2 {}, bpm or alt_bpm {}, {} failed",
             summary.n,
             pages::pct(summary.acc1),
             pages::pct(summary.acc2),
+            pages::pct(summary.acc1_either),
             summary.failed
         )
     } else {

@@ -258,6 +258,7 @@ pub fn scored_row(item: &Item, answer: &Answer) -> Row {
         est_key: estimate.and_then(|e| e.key),
         no_key: estimate.and_then(|e| e.no_key.clone()),
         confidence: estimate.and_then(|e| e.confidence),
+        alt_bpm: estimate.and_then(|e| e.alt_bpm),
         class,
         status: answer.status,
         error: one_line(answer.error),
@@ -313,6 +314,7 @@ pub fn estimator_cost(
         failed: summary.failed,
         acc1: summary.acc1,
         acc2: summary.acc2,
+        acc1_either: summary.acc1_either,
         cpu_s,
         cpu_audio_s,
         cpu_s_per_audio_min: cpu_s

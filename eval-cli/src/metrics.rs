@@ -7,7 +7,10 @@
 //! experimental comparison of audio tempo induction algorithms", IEEE TASLP 14(5), 2006):
 //! an estimate is right when it lies within 4 % of the truth (Accuracy1), or, for
 //! Accuracy2, within 4 % of the truth scaled by 2, 1/2, 3 or 1/3 (octave and metrical-level
-//! errors forgiven).
+//! errors forgiven). "Either reading" is Accuracy1 of two readings, the estimate or its
+//! alternative (MIREX's audio tempo extraction task scores two tempi so: "at least one
+//! tempo correct", McKinney et al., "Evaluation of audio beat tracking and music tempo
+//! extraction algorithms", JNMR 36(1), 2007): what a user who is shown both gets right.
 
 use serde::{Deserialize, Serialize};
 
@@ -124,6 +127,19 @@ pub fn classify(est: Option<f64>, truth: f64) -> ErrorClass {
         .into_iter()
         .find(|class| class.factor().is_some_and(|f| within(est, truth * f)))
         .unwrap_or(ErrorClass::Other)
+}
+
+/// True when the estimate or its alternative (`alt_bpm`, when the estimator gives one) is
+/// within 4 % of the truth: the Accuracy1 of either reading. A failed file (`class`
+/// [`ErrorClass::Failed`]) is wrong whatever its alternative.
+pub fn either_acc1(class: ErrorClass, alt: Option<f64>, truth: Option<f64>) -> bool {
+    match class {
+        ErrorClass::Ok => true,
+        ErrorClass::Failed => false,
+        _ => alt
+            .zip(truth)
+            .is_some_and(|(alt, truth)| classify(Some(alt), truth) == ErrorClass::Ok),
+    }
 }
 
 /// `hits / n` as a fraction, or 0 when `n` is 0 (an empty dataset has no accuracy to
@@ -256,6 +272,33 @@ pub fn latency_ms(elapsed_s: &[f64]) -> Latency {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn either_reading_counts_the_alternative_of_an_answered_file() {
+        let truth = Some(120.0);
+        // The estimate right: the alternative does not matter.
+        assert!(either_acc1(classify(Some(121.0), 120.0), Some(80.0), truth));
+        // The estimate at 3:2, the alternative right (the dotted quarter of a jig).
+        assert!(either_acc1(
+            classify(Some(180.0), 120.0),
+            Some(119.0),
+            truth
+        ));
+        // Both wrong, or no alternative.
+        assert!(!either_acc1(
+            classify(Some(180.0), 120.0),
+            Some(90.0),
+            truth
+        ));
+        assert!(!either_acc1(classify(Some(180.0), 120.0), None, truth));
+        // A failed file is wrong, and a row without tempo truth is never right.
+        assert!(!either_acc1(ErrorClass::Failed, Some(120.0), truth));
+        assert!(!either_acc1(ErrorClass::Other, Some(120.0), None));
+        // The 4 % edge as Accuracy1's; a bad alternative is no reading.
+        assert!(either_acc1(ErrorClass::Other, Some(124.8), truth));
+        assert!(!either_acc1(ErrorClass::Other, Some(124.9), truth));
+        assert!(!either_acc1(ErrorClass::Other, Some(f64::NAN), truth));
+    }
 
     #[test]
     fn classes_of_exact_relations() {

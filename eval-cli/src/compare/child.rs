@@ -51,6 +51,9 @@ pub struct ChildFile {
     pub no_key: Option<String>,
     /// Confidence.
     pub confidence: Option<f64>,
+    /// The second reading, when the estimator gave one.
+    #[serde(default)]
+    pub alt_bpm: Option<f64>,
     /// Runner status.
     pub status: String,
     /// Why it failed.
@@ -108,6 +111,7 @@ pub(super) fn run_child(args: &CompareArgs, workers: usize) -> anyhow::Result<Ex
                 est_key: r.est_key.map(|k| k.to_string()),
                 no_key: r.no_key,
                 confidence: r.confidence,
+                alt_bpm: r.alt_bpm,
                 status: r.status.into(),
                 error: r.error,
                 elapsed_s: r.elapsed_s,

@@ -573,6 +573,7 @@ fn rows_of(ds: &Dataset, files: Vec<ChildFile>) -> Vec<Row> {
                 // The child's status says whether the file failed.
                 no_tempo: None,
                 confidence: f.confidence,
+                alt_bpm: f.alt_bpm,
                 audio_s: None,
                 cpu_s: f.cpu_s,
                 loudness_lufs: None,

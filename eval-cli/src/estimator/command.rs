@@ -127,6 +127,7 @@ pub(super) fn run_command(
         audio_s: None,
         cpu_s,
         loudness_lufs: None,
+        alt_bpm: None,
     })
 }
 

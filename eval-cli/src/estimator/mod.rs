@@ -73,6 +73,9 @@ pub struct Estimate {
     pub no_tempo: Option<Error>,
     /// The estimator's confidence, when it gives one.
     pub confidence: Option<f64>,
+    /// Its second reading, BPM, when it gives one (ours: `alt_bpm`, the runner-up or the
+    /// other convention's reading of compound meter; a `csv:` file's `alt_bpm` column).
+    pub alt_bpm: Option<f64>,
     /// Seconds of audio, when the estimator decoded the file itself.
     pub audio_s: Option<f64>,
     /// CPU seconds (user + system) spent on this file, when known.
@@ -190,6 +193,10 @@ impl Estimator {
                     no_key,
                     no_tempo,
                     confidence: tempo.as_ref().map(|t| t.confidence),
+                    alt_bpm: tempo
+                        .as_ref()
+                        .and_then(|t| t.alternative.as_ref())
+                        .map(|c| c.bpm),
                     audio_s: Some(a.audio.duration_s),
                     cpu_s,
                     loudness_lufs: a.loudness.as_ref().and_then(|l| l.integrated_lufs),
@@ -203,6 +210,7 @@ impl Estimator {
                     no_key: None,
                     no_tempo: None,
                     confidence: None,
+                    alt_bpm: p.alt_bpm,
                     audio_s: None,
                     cpu_s: None,
                     loudness_lufs: None,
@@ -242,13 +250,16 @@ pub struct Prediction {
     pub bpm: Option<f64>,
     /// Predicted key.
     pub key: Option<Key>,
+    /// A second tempo reading (the `alt_bpm` column), scored by Accuracy1 of either
+    /// reading; only beside a `bpm`.
+    pub alt_bpm: Option<f64>,
 }
 
-/// Reads `file,bpm`, `file,key` or `file,bpm,key` predictions and keys them by the dataset
-/// items they name.
+/// Reads `file,bpm`, `file,key` or `file,bpm,key` predictions (with an optional
+/// `alt_bpm` column of second readings) and keys them by the dataset items they name.
 ///
-/// An empty cell is no prediction of that kind; a `bpm` cell that is not a positive finite
-/// number, a `key` cell that is not a key, or a file listed twice is an error naming the
+/// An empty cell is no prediction of that kind; a `bpm` or `alt_bpm` cell that is not a
+/// positive finite number, an `alt_bpm` without a `bpm`, a `key` cell that is not a key, or a file listed twice is an error naming the
 /// predictions file and the row (its line: the header is row 1).
 fn read_predictions(path: &Path, ds: &Dataset) -> anyhow::Result<BTreeMap<PathBuf, Prediction>> {
     // Read whole first, so that any read error (a folder, no permission) names the file;
@@ -264,6 +275,7 @@ fn read_predictions(path: &Path, ds: &Dataset) -> anyhow::Result<BTreeMap<PathBu
         .clone();
     let column = |name: &str| headers.iter().position(|h| h.trim() == name);
     let (file_col, bpm_col, key_col) = (column("file"), column("bpm"), column("key"));
+    let alt_col = column("alt_bpm");
     let Some(file_col) = file_col.filter(|_| bpm_col.is_some() || key_col.is_some()) else {
         bail!(
             "predictions {} need a `file` column and a `bpm` or `key` column",
@@ -288,7 +300,11 @@ fn read_predictions(path: &Path, ds: &Dataset) -> anyhow::Result<BTreeMap<PathBu
         if let Some(first) = seen.insert(same, row) {
             bail!("{}: {file:?} is listed again (first on row {first})", at());
         }
-        let bpm = predicted_bpm(cell(bpm_col)).with_context(at)?;
+        let bpm = predicted_bpm("bpm", cell(bpm_col)).with_context(at)?;
+        let alt_bpm = predicted_bpm("alt_bpm", cell(alt_col)).with_context(at)?;
+        if alt_bpm.is_some() && bpm.is_none() {
+            bail!("{}: an `alt_bpm` without a `bpm`", at());
+        }
         let key_text = cell(key_col);
         let key = if key_text.is_empty() {
             None
@@ -300,7 +316,7 @@ fn read_predictions(path: &Path, ds: &Dataset) -> anyhow::Result<BTreeMap<PathBu
         };
         // Neither (both cells empty): no prediction, so that file becomes a failed row.
         if bpm.is_some() || key.is_some() {
-            by_name.insert(file, Prediction { bpm, key });
+            by_name.insert(file, Prediction { bpm, key, alt_bpm });
         }
     }
     let base = |s: &str| {
@@ -332,7 +348,7 @@ fn read_predictions(path: &Path, ds: &Dataset) -> anyhow::Result<BTreeMap<PathBu
 /// A predictions file's `bpm` cell: empty is no tempo prediction, anything else must be a
 /// positive finite number (`NaN`, `inf`, `1e400`, `0` or `-3` is an error, not a silent
 /// miss).
-fn predicted_bpm(text: &str) -> anyhow::Result<Option<f64>> {
+fn predicted_bpm(column: &str, text: &str) -> anyhow::Result<Option<f64>> {
     if text.is_empty() {
         return Ok(None);
     }
@@ -340,7 +356,7 @@ fn predicted_bpm(text: &str) -> anyhow::Result<Option<f64>> {
         .ok()
         .filter(|b: &f64| b.is_finite() && *b > 0.0)
         .map(Some)
-        .with_context(|| format!("`bpm` is {text:?}, not a positive number"))
+        .with_context(|| format!("`{column}` is {text:?}, not a positive number"))
 }
 
 #[cfg(test)]
@@ -430,6 +446,33 @@ mod tests {
         let got = read_predictions(&p, &ds).unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(got[&PathBuf::from("/data/a.wav")].bpm, None);
+    }
+
+    /// A second reading is kept beside the first; a bad one, or one without a first, is an
+    /// error naming the row.
+    #[test]
+    fn a_second_reading_is_kept_beside_the_bpm() {
+        let dir = tempfile::tempdir().unwrap();
+        let ds = dataset(&["a.wav", "b.wav"]);
+        let p = dir.path().join("two.csv");
+        fs::write(&p, "file,bpm,alt_bpm\na.wav,120,80\nb.wav,90,\n").unwrap();
+        let got = read_predictions(&p, &ds).unwrap();
+        let alt = |f: &str| got[&PathBuf::from("/data").join(f)].alt_bpm;
+        assert_eq!((alt("a.wav"), alt("b.wav")), (Some(80.0), None));
+        for (listing, says) in [
+            (
+                "file,bpm,alt_bpm\na.wav,120,80\nb.wav,90,-1\n",
+                "`alt_bpm` is \"-1\"",
+            ),
+            (
+                "file,bpm,alt_bpm,key\na.wav,,80,C major\n",
+                "without a `bpm`",
+            ),
+        ] {
+            fs::write(&p, listing).unwrap();
+            let err = format!("{:#}", read_predictions(&p, &ds).unwrap_err());
+            assert!(err.contains("two.csv row") && err.contains(says), "{err}");
+        }
     }
 
     /// A file listed twice would have the last value scored, silently.

@@ -169,6 +169,7 @@ pub(super) mod tests {
             est_key: est.map(|e| e.parse().unwrap()),
             no_key: None,
             confidence: None,
+            alt_bpm: None,
             class: ErrorClass::Failed,
             status: "ok",
             error: String::new(),

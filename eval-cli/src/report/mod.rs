@@ -55,6 +55,9 @@ pub struct Row {
     pub no_key: Option<String>,
     /// The analyzer's confidence in the estimate.
     pub confidence: Option<f64>,
+    /// The estimator's second reading, BPM, when it gives one (scored by
+    /// [`Row::either_acc1`]).
+    pub alt_bpm: Option<f64>,
     /// How the tempo estimate relates to the truth (`failed` when there is no tempo truth:
     /// such rows are never counted).
     pub class: ErrorClass,
@@ -73,6 +76,14 @@ pub struct Row {
     pub cpu_s: Option<f64>,
 }
 
+impl Row {
+    /// Accuracy1 of either reading, the estimate or its alternative
+    /// ([`metrics::either_acc1`]).
+    pub fn either_acc1(&self) -> bool {
+        metrics::either_acc1(self.class, self.alt_bpm, self.truth_bpm)
+    }
+}
+
 /// One line of `results.csv`: its fields are the file's columns. Numbers are printed with
 /// fixed precision so that the file is byte-identical between runs and worker counts.
 #[derive(Debug, Default, Serialize)]
@@ -85,11 +96,16 @@ pub struct ResultRecord<'a> {
     pub est_bpm: String,
     /// Confidence, four decimals; empty when the file failed.
     pub confidence: String,
+    /// The second reading, BPM, two decimals; empty when there is none.
+    pub alt_bpm: String,
     /// 1 when the estimate is within 4 % of the truth; empty without tempo truth.
     pub acc1: &'static str,
     /// 1 when the estimate is within 4 % of the truth times 1, 2, 1/2, 3 or 1/3; empty
     /// without tempo truth.
     pub acc2: &'static str,
+    /// 1 when the estimate or the second reading is within 4 % of the truth; empty without
+    /// tempo truth.
+    pub acc1_either: &'static str,
     /// The error class (see [`ErrorClass::as_str`]); empty without tempo truth.
     pub error_class: &'static str,
     /// Runner status.
@@ -111,8 +127,10 @@ impl<'a> From<&'a Row> for ResultRecord<'a> {
             truth_bpm: row.truth_bpm.map_or(String::new(), |b| b.to_string()),
             est_bpm: row.est_bpm.map_or(String::new(), |b| format!("{b:.2}")),
             confidence: row.confidence.map_or(String::new(), |c| format!("{c:.4}")),
+            alt_bpm: row.alt_bpm.map_or(String::new(), |b| format!("{b:.2}")),
             acc1: flag(row.class.acc1()),
             acc2: flag(row.class.acc2()),
+            acc1_either: flag(row.either_acc1()),
             error_class: if tempo { row.class.as_str() } else { "" },
             status: row.status,
             error: &row.error,
@@ -185,6 +203,8 @@ pub struct EstimatorRecord {
     pub acc1: String,
     /// Accuracy2, four decimals.
     pub acc2: String,
+    /// Accuracy1 of either reading, four decimals.
+    pub acc1_either: String,
     /// CPU seconds, two decimals; empty when not measured.
     pub cpu_s: String,
     /// Seconds of audio in the measured files, one decimal.
@@ -206,6 +226,7 @@ impl From<&EstimatorCost> for EstimatorRecord {
             failed: c.failed,
             acc1: format!("{:.4}", c.acc1),
             acc2: format!("{:.4}", c.acc2),
+            acc1_either: format!("{:.4}", c.acc1_either),
             cpu_s: opt(c.cpu_s, 2),
             cpu_audio_s: format!("{:.1}", c.cpu_audio_s),
             cpu_s_per_audio_min: opt(c.cpu_s_per_audio_min, 4),
@@ -238,6 +259,9 @@ pub struct GroupAccuracy {
     pub acc1: f64,
     /// Fraction of the group right by Accuracy2.
     pub acc2: f64,
+    /// Fraction of the group right by Accuracy1 of either reading.
+    #[serde(default)]
+    pub acc1_either: f64,
 }
 
 /// The metadata column that gives each file's seconds of audio (what `dataset excerpts`
@@ -316,6 +340,11 @@ pub struct Summary {
     pub acc1: f64,
     /// Fraction of all files right by Accuracy2 (0 when n = 0).
     pub acc2: f64,
+    /// Fraction of all files whose estimate or second reading (`alt_bpm`) is right by
+    /// Accuracy1 (0 when n = 0): what a user shown both readings gets. The same as `acc1`
+    /// for an estimator that gives one reading.
+    #[serde(default)]
+    pub acc1_either: f64,
     /// Files per error class (every class listed, zeros included).
     pub classes: BTreeMap<String, usize>,
     /// Accuracy by grouping: `tempo_band` and each metadata column with repeated values,
@@ -354,6 +383,9 @@ pub struct EstimatorAccuracy {
     pub acc1: f64,
     /// Fraction of all files right by Accuracy2.
     pub acc2: f64,
+    /// Fraction of all files right by Accuracy1 of either reading.
+    #[serde(default)]
+    pub acc1_either: f64,
     /// Its accuracy by seconds of audio (as [`Summary::by_seconds`]), for the by-length
     /// chart that puts estimators side by side.
     #[serde(default)]
@@ -372,6 +404,7 @@ impl EstimatorAccuracy {
             failed: summary.failed,
             acc1: summary.acc1,
             acc2: summary.acc2,
+            acc1_either: summary.acc1_either,
             by_seconds: summary.by_seconds.clone(),
             key: summary.key.as_ref().map(|k| k.score.clone()),
         }
@@ -414,6 +447,9 @@ pub struct EstimatorCost {
     pub acc1: f64,
     /// Fraction of all files right by Accuracy2 (as in `summary.json`).
     pub acc2: f64,
+    /// Fraction of all files right by Accuracy1 of either reading (as in `summary.json`).
+    #[serde(default)]
+    pub acc1_either: f64,
     /// CPU seconds (user + system) over the files whose CPU was measured; `None` when none
     /// was (predictions from a CSV, or no `/proc`).
     pub cpu_s: Option<f64>,
@@ -460,6 +496,12 @@ pub fn summarize(
     let rows = rows.as_slice();
     let acc1: Vec<bool> = rows.iter().map(|r| r.class.acc1()).collect();
     let acc2: Vec<bool> = rows.iter().map(|r| r.class.acc2()).collect();
+    let either: Vec<bool> = rows.iter().map(|r| r.either_acc1()).collect();
+    let hits = tables::Hits {
+        acc1: &acc1,
+        acc2: &acc2,
+        either: &either,
+    };
     let n = rows.len();
     let failed = rows
         .iter()
@@ -471,21 +513,22 @@ pub fn summarize(
         .iter()
         .map(|c| (c.as_str().to_string(), 0))
         .collect();
-    for (key, count, _, _) in tables::accuracy_by(&class_keys, &acc1, &acc2)? {
-        classes.insert(key, count);
+    for group in tables::accuracy_by(&class_keys, hits)? {
+        classes.insert(group.key, group.n);
     }
 
     let mut by = BTreeMap::new();
     let mut group = |name: &str, keys: Vec<String>| -> anyhow::Result<()> {
-        let table = tables::accuracy_by(&keys, &acc1, &acc2)?
+        let table = tables::accuracy_by(&keys, hits)?
             .into_iter()
-            .map(|(key, n, h1, h2)| {
+            .map(|g| {
                 let acc = GroupAccuracy {
-                    n,
-                    acc1: metrics::fraction(h1, n),
-                    acc2: metrics::fraction(h2, n),
+                    n: g.n,
+                    acc1: metrics::fraction(g.acc1, g.n),
+                    acc2: metrics::fraction(g.acc2, g.n),
+                    acc1_either: metrics::fraction(g.either, g.n),
                 };
-                (key, acc)
+                (g.key, acc)
             })
             .collect();
         by.insert(name.to_string(), table);
@@ -520,6 +563,7 @@ pub fn summarize(
         failed,
         acc1: metrics::fraction(acc1.iter().filter(|&&b| b).count(), n),
         acc2: metrics::fraction(acc2.iter().filter(|&&b| b).count(), n),
+        acc1_either: metrics::fraction(either.iter().filter(|&&b| b).count(), n),
         classes,
         by_seconds: by_seconds(&by),
         by,
@@ -609,6 +653,7 @@ mod tests {
             est_key: None,
             no_key: None,
             confidence: est.map(|_| 0.5),
+            alt_bpm: None,
             class: metrics::classify(est, truth),
             status: if est.is_some() { "ok" } else { "error" },
             error: if est.is_some() {
@@ -625,15 +670,19 @@ mod tests {
 
     #[test]
     fn summary_counts_failures_as_wrong() {
-        let rows = [
+        let mut rows = [
             row("a.wav", 120.0, Some(121.0), "rock"),
             row("b.wav", 100.0, Some(200.0), "rock"),
             row("c.wav", 80.0, None, "waltz"),
             row("d.wav", 170.0, Some(113.3), "waltz"),
         ];
+        // d.wav's second reading is the truth; a failed file's is never counted.
+        rows[3].alt_bpm = Some(170.5);
+        rows[2].alt_bpm = Some(80.0);
         let s = summarize("t", &rows, &["style".into()]).unwrap();
         assert_eq!((s.n, s.ok, s.failed), (4, 3, 1));
-        assert_eq!((s.acc1, s.acc2), (0.25, 0.5));
+        assert_eq!((s.acc1, s.acc2, s.acc1_either), (0.25, 0.5, 0.5));
+        assert_eq!(s.by["style"]["waltz"].acc1_either, 0.5);
         assert_eq!(s.classes["ok"], 1);
         assert_eq!(s.classes["double"], 1);
         assert_eq!(s.classes["failed"], 1);
@@ -644,7 +693,8 @@ mod tests {
             GroupAccuracy {
                 n: 2,
                 acc1: 0.5,
-                acc2: 1.0
+                acc2: 1.0,
+                acc1_either: 0.5,
             }
         );
         assert_eq!(s.by["tempo_band"]["60-90"].n, 1);
@@ -716,7 +766,9 @@ mod tests {
         assert_eq!((s.n, s.acc1, s.acc2), (0, 0.0, 0.0));
         assert_eq!(s.classes.len(), ErrorClass::ALL.len());
         let csv = String::from_utf8(results_csv(&[]).unwrap()).unwrap();
-        assert!(csv.starts_with("file,truth_bpm,est_bpm,confidence,acc1,acc2,error_class"));
+        assert!(csv.starts_with(
+            "file,truth_bpm,est_bpm,confidence,alt_bpm,acc1,acc2,acc1_either,error_class"
+        ));
     }
 
     /// Writes `bytes` over the snapshot when `UPDATE_SNAPSHOTS` is set; else compares.
@@ -743,6 +795,7 @@ mod tests {
             row("d.wav", 170.0, Some(113.3), "waltz"),
         ];
         rows[3].confidence = Some(0.91);
+        rows[3].alt_bpm = Some(170.04);
         rows
     }
 
@@ -767,6 +820,7 @@ mod tests {
             failed: 1,
             acc1: 0.25,
             acc2: 2.0 / 3.0,
+            acc1_either: 0.5,
             cpu_s,
             cpu_audio_s: 40.0,
             cpu_s_per_audio_min: cpu_s.map(|c| c / (40.0 / 60.0)),
@@ -778,9 +832,10 @@ mod tests {
         let csv = estimators_csv(&[cost("ours", Some(0.5)), cost("csv:p.csv", None)]).unwrap();
         assert_eq!(
             String::from_utf8(csv).unwrap(),
-            "name,n,failed,acc1,acc2,cpu_s,cpu_audio_s,cpu_s_per_audio_min,cpu_files,wall_s\n\
-             ours,4,1,0.2500,0.6667,0.50,40.0,0.7500,3,1.23\n\
-             csv:p.csv,4,1,0.2500,0.6667,,40.0,,3,1.23\n"
+            "name,n,failed,acc1,acc2,acc1_either,cpu_s,cpu_audio_s,cpu_s_per_audio_min,\
+             cpu_files,wall_s\n\
+             ours,4,1,0.2500,0.6667,0.5000,0.50,40.0,0.7500,3,1.23\n\
+             csv:p.csv,4,1,0.2500,0.6667,0.5000,,40.0,,3,1.23\n"
         );
         // With key scores, their columns follow.
         let mut keyed = cost("ours", Some(0.5));
@@ -794,10 +849,10 @@ mod tests {
         let csv = estimators_csv(&[keyed, cost("tempo-tool", None)]).unwrap();
         assert_eq!(
             String::from_utf8(csv).unwrap(),
-            "name,n,failed,acc1,acc2,cpu_s,cpu_audio_s,cpu_s_per_audio_min,cpu_files,wall_s,\
-             key_n,key_weighted,key_weighted_mir_eval,key_accuracy,key_missing\n\
-             ours,4,1,0.2500,0.6667,0.50,40.0,0.7500,3,1.23,4,0.4500,0.3250,0.2500,1\n\
-             tempo-tool,4,1,0.2500,0.6667,,40.0,,3,1.23,,,,,\n"
+            "name,n,failed,acc1,acc2,acc1_either,cpu_s,cpu_audio_s,cpu_s_per_audio_min,\
+             cpu_files,wall_s,key_n,key_weighted,key_weighted_mir_eval,key_accuracy,key_missing\n\
+             ours,4,1,0.2500,0.6667,0.5000,0.50,40.0,0.7500,3,1.23,4,0.4500,0.3250,0.2500,1\n\
+             tempo-tool,4,1,0.2500,0.6667,0.5000,,40.0,,3,1.23,,,,,\n"
         );
     }
 
@@ -834,10 +889,10 @@ mod tests {
         let text = String::from_utf8(results_csv(&rows).unwrap()).unwrap();
         assert_eq!(
             text,
-            "file,truth_bpm,est_bpm,confidence,acc1,acc2,error_class,status,error,\
-             key_truth,key,key_relation\n\
-             a.wav,120,121.00,0.5000,1,1,ok,ok,,C major,F major,fifth_below\n\
-             b.wav,,200.00,0.5000,,,,ok,,A minor,,missing\n"
+            "file,truth_bpm,est_bpm,confidence,alt_bpm,acc1,acc2,acc1_either,error_class,\
+             status,error,key_truth,key,key_relation\n\
+             a.wav,120,121.00,0.5000,,1,1,1,ok,ok,,C major,F major,fifth_below\n\
+             b.wav,,200.00,0.5000,,,,,,ok,,A minor,,missing\n"
         );
         let s = summarize("t", &rows, &[]).unwrap();
         // Tempo over the one file with a true tempo, key over both.
@@ -871,8 +926,9 @@ mod tests {
         let text = String::from_utf8(csv).unwrap();
         assert_eq!(
             text,
-            "file,truth_bpm,est_bpm,confidence,acc1,acc2,error_class,status,error\n\
-             a b.wav,97.5,97.12,0.5000,1,1,ok,ok,\n"
+            "file,truth_bpm,est_bpm,confidence,alt_bpm,acc1,acc2,acc1_either,error_class,\
+             status,error\n\
+             a b.wav,97.5,97.12,0.5000,,1,1,1,ok,ok,\n"
         );
     }
 }

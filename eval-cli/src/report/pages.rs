@@ -277,6 +277,7 @@ pub fn estimators_section(dir: &Path, costs: &[EstimatorCost]) -> anyhow::Result
                 c.failed.to_string(),
                 pct(c.acc1),
                 pct(c.acc2),
+                pct(c.acc1_either),
                 c.cpu_s.map_or("n/a".into(), |x| format!("{x:.2}")),
                 format!("{:.1}", c.cpu_audio_s / 60.0),
                 c.cpu_s_per_audio_min
@@ -312,6 +313,7 @@ pub fn estimators_section(dir: &Path, costs: &[EstimatorCost]) -> anyhow::Result
                 "failed",
                 "Accuracy1",
                 "Accuracy2",
+                EITHER,
                 "CPU s",
                 "audio min",
                 "CPU s / audio min",
@@ -422,12 +424,18 @@ fn tempo_sections(
             .into_iter()
             .map(|k| {
                 let g = &groups[k];
-                vec![k.clone(), g.n.to_string(), pct(g.acc1), pct(g.acc2)]
+                vec![
+                    k.clone(),
+                    g.n.to_string(),
+                    pct(g.acc1),
+                    pct(g.acc2),
+                    pct(g.acc1_either),
+                ]
             })
             .collect();
         tables.push_str(&format!("<h3>By {}</h3>", html::escape(column)));
         tables.push_str(&html::table(
-            &[column, "files", "Accuracy1", "Accuracy2"],
+            &[column, "files", "Accuracy1", "Accuracy2", EITHER],
             &rows,
         ));
     }
@@ -580,6 +588,9 @@ fn reliability_section(
     )))
 }
 
+/// The column and tile of Accuracy1 of either reading: the estimate or `alt_bpm`.
+const EITHER: &str = "Accuracy1, bpm or alt_bpm";
+
 /// Headline tiles for a summary: tempo, then key when the dataset has key truth.
 pub fn accuracy_headline(summary: &Summary) -> Vec<(String, String)> {
     let mut tiles = Vec::new();
@@ -588,6 +599,7 @@ pub fn accuracy_headline(summary: &Summary) -> Vec<(String, String)> {
             ("files".into(), summary.n.to_string()),
             ("Accuracy1".into(), pct(summary.acc1)),
             ("Accuracy2".into(), pct(summary.acc2)),
+            (EITHER.into(), pct(summary.acc1_either)),
             ("failed".into(), summary.failed.to_string()),
         ]);
     }

@@ -5,16 +5,40 @@
 
 use polars::prelude::*;
 
-/// Hits of one group: `(key, n, acc1 hits, acc2 hits)`, sorted by key.
-pub type GroupCounts = Vec<(String, usize, usize, usize)>;
+/// Which files were right, one flag per file for each score.
+#[derive(Debug, Clone, Copy)]
+pub struct Hits<'a> {
+    /// Right by Accuracy1.
+    pub acc1: &'a [bool],
+    /// Right by Accuracy2.
+    pub acc2: &'a [bool],
+    /// Right by Accuracy1 of either reading.
+    pub either: &'a [bool],
+}
 
-/// Counts rows, Accuracy1 hits and Accuracy2 hits per distinct value of `keys`.
-pub fn accuracy_by(keys: &[String], acc1: &[bool], acc2: &[bool]) -> PolarsResult<GroupCounts> {
+/// The files of one group and how many of them each score counts as right.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupCounts {
+    /// The group's value.
+    pub key: String,
+    /// Files in it.
+    pub n: usize,
+    /// Accuracy1 hits.
+    pub acc1: usize,
+    /// Accuracy2 hits.
+    pub acc2: usize,
+    /// Hits of either reading.
+    pub either: usize,
+}
+
+/// Counts rows and the hits of each score per distinct value of `keys`, sorted by key.
+pub fn accuracy_by(keys: &[String], hits: Hits) -> PolarsResult<Vec<GroupCounts>> {
     let to_u32 = |v: &[bool]| v.iter().map(|&b| u32::from(b)).collect::<Vec<u32>>();
     let df = df! {
         "key" => keys,
-        "acc1" => to_u32(acc1),
-        "acc2" => to_u32(acc2),
+        "acc1" => to_u32(hits.acc1),
+        "acc2" => to_u32(hits.acc2),
+        "either" => to_u32(hits.either),
     }?;
     let out = df
         .lazy()
@@ -23,6 +47,10 @@ pub fn accuracy_by(keys: &[String], acc1: &[bool], acc2: &[bool]) -> PolarsResul
             len().cast(DataType::UInt64).alias("n"),
             col("acc1").sum().cast(DataType::UInt64).alias("hits1"),
             col("acc2").sum().cast(DataType::UInt64).alias("hits2"),
+            col("either")
+                .sum()
+                .cast(DataType::UInt64)
+                .alias("hits_either"),
         ])
         .sort(["key"], SortMultipleOptions::default())
         .collect()?;
@@ -30,15 +58,17 @@ pub fn accuracy_by(keys: &[String], acc1: &[bool], acc2: &[bool]) -> PolarsResul
     let n = out.column("n")?.u64()?;
     let h1 = out.column("hits1")?.u64()?;
     let h2 = out.column("hits2")?.u64()?;
+    let he = out.column("hits_either")?.u64()?;
     Ok((0..out.height())
         .map(|i| {
             let get = |c: &UInt64Chunked| c.get(i).unwrap_or(0) as usize;
-            (
-                key.get(i).unwrap_or("").to_string(),
-                get(n),
-                get(h1),
-                get(h2),
-            )
+            GroupCounts {
+                key: key.get(i).unwrap_or("").to_string(),
+                n: get(n),
+                acc1: get(h1),
+                acc2: get(h2),
+                either: get(he),
+            }
         })
         .collect())
 }
@@ -83,14 +113,23 @@ mod tests {
     #[test]
     fn groups_are_counted_and_sorted() {
         let keys: Vec<String> = ["b", "a", "b", "b"].map(String::from).to_vec();
-        let got = accuracy_by(
-            &keys,
-            &[true, false, true, false],
-            &[true, true, true, false],
-        )
-        .unwrap();
-        assert_eq!(got, [("a".into(), 1, 0, 1), ("b".into(), 3, 2, 2)]);
-        assert!(accuracy_by(&[], &[], &[]).unwrap().is_empty());
+        let hits = Hits {
+            acc1: &[true, false, true, false],
+            acc2: &[true, true, true, false],
+            either: &[true, true, true, true],
+        };
+        let got: Vec<_> = accuracy_by(&keys, hits)
+            .unwrap()
+            .into_iter()
+            .map(|g| (g.key, g.n, g.acc1, g.acc2, g.either))
+            .collect();
+        assert_eq!(got, [("a".into(), 1, 0, 1, 1), ("b".into(), 3, 2, 2, 3)]);
+        let none = Hits {
+            acc1: &[],
+            acc2: &[],
+            either: &[],
+        };
+        assert!(accuracy_by(&[], none).unwrap().is_empty());
     }
 
     #[test]

@@ -81,8 +81,8 @@ fn evaluate_writes_results_summary_charts_and_report() {
     let csv = fs::read_to_string(dir.join("results.csv")).unwrap();
     // The synthetic set has key truth: the key columns follow the tempo ones.
     assert!(csv.starts_with(
-        "file,truth_bpm,est_bpm,confidence,acc1,acc2,error_class,status,error,\
-         key_truth,key,key_relation\n"
+        "file,truth_bpm,est_bpm,confidence,alt_bpm,acc1,acc2,acc1_either,error_class,status,\
+         error,key_truth,key,key_relation\n"
     ));
     assert_eq!(csv.lines().count(), 5);
     let summary: serde_json::Value =
@@ -462,7 +462,10 @@ fn missing_audio_is_a_failed_row() {
     assert!(out_dir.join("report.html").is_file());
     let csv = fs::read_to_string(out_dir.join("results.csv")).unwrap();
     let row = csv.lines().nth(1).unwrap();
-    assert!(row.starts_with("gone.wav,120,,,0,0,failed,error,"), "{row}");
+    assert!(
+        row.starts_with("gone.wav,120,,,,0,0,0,failed,error,"),
+        "{row}"
+    );
     let summary: serde_json::Value =
         serde_json::from_slice(&fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["failed"], 1);
@@ -651,6 +654,106 @@ fn csv_predictions_are_scored_and_missing_ones_fail() {
     assert!(timings["estimators"][0]["cpu_s"].is_null(), "{timings}");
 }
 
+/// A second reading counts for Accuracy1 of either reading, and only there: in
+/// results.csv, summary.json, the printed line, `check`'s gate, and `compare`'s rows.
+#[test]
+fn a_second_reading_is_scored_as_either_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("first");
+    evaluate_small(&first).assert().success();
+    let truth = truth_of(&first.join("results.csv"));
+    let bpm = |k: usize| truth[k].1.parse::<f64>().unwrap();
+    // Right; 3:2 with the truth second; 3:2 and 4:3; the octave with no second reading.
+    let predictions = format!(
+        "file,bpm,alt_bpm\n{},{},{}\n{},{},{}\n{},{},{}\n{},{},\n",
+        truth[0].0,
+        bpm(0),
+        bpm(0) * 1.5,
+        truth[1].0,
+        bpm(1) * 1.5,
+        bpm(1),
+        truth[2].0,
+        bpm(2) * 1.5,
+        bpm(2) * 4.0 / 3.0,
+        truth[3].0,
+        bpm(3) * 2.0,
+    );
+    let csv = dir.path().join("two.csv");
+    fs::write(&csv, predictions).unwrap();
+    let estimator = format!("csv:{}", csv.display());
+    let out = dir.path().join("out");
+    let run = evaluate_small(&out)
+        .args(["--estimator", &estimator])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr_of(&run));
+    let printed = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        printed.contains("Accuracy1 25.0 %, Accuracy2 50.0 %, bpm or alt_bpm 50.0 %"),
+        "{printed}"
+    );
+    let summary = read_json(&out.join("summary.json"));
+    assert_eq!(
+        (&summary["acc1"], &summary["acc2"], &summary["acc1_either"]),
+        (&0.25.into(), &0.5.into(), &0.5.into())
+    );
+    assert_eq!(summary["estimators"][0]["acc1_either"], 0.5);
+    let rows = fs::read_to_string(out.join("results.csv")).unwrap();
+    let second = rows.lines().nth(2).unwrap();
+    let cells: Vec<&str> = second.split(',').collect();
+    // file, truth_bpm, est_bpm, confidence, alt_bpm, acc1, acc2, acc1_either, error_class
+    assert_eq!(
+        (cells[4], cells[5], cells[6], cells[7], cells[8]),
+        (
+            format!("{:.2}", bpm(1)).as_str(),
+            "0",
+            "0",
+            "1",
+            "three_halves"
+        ),
+        "{rows}"
+    );
+    assert!(
+        fs::read_to_string(out.join("report.html"))
+            .unwrap()
+            .contains("Accuracy1, bpm or alt_bpm")
+    );
+    // The gate, at and over the figure.
+    for (floor, code) in [("0.5", 0), ("0.6", 1)] {
+        let gate = dir.path().join("gate.toml");
+        fs::write(&gate, format!("min_acc1_either = {floor}\n")).unwrap();
+        let checked = eval_cli()
+            .arg("check")
+            .arg("--report")
+            .arg(&out)
+            .arg("--thresholds")
+            .arg(&gate)
+            .output()
+            .unwrap();
+        assert_eq!(checked.status.code(), Some(code), "{}", stderr_of(&checked));
+    }
+    // compare's runs are child processes: the second reading crosses to the parent.
+    let compared = dir.path().join("compared");
+    let run = eval_cli()
+        .arg("compare")
+        .args(SMALL)
+        .args(QUICK_COMPARE)
+        .args(["--estimator", &estimator])
+        .arg("--out-dir")
+        .arg(&compared)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr_of(&run));
+    assert_eq!(
+        read_json(&compared.join("summary.json"))["acc1_either"],
+        0.5
+    );
+    assert_eq!(
+        fs::read_to_string(compared.join("results.csv")).unwrap(),
+        rows
+    );
+}
+
 /// A hand-made dataset in `dir/ds`: `files` (4-s click tracks at 120 BPM) and a manifest
 /// listing them.
 fn click_dataset(dir: &Path, files: &[&str]) -> std::path::PathBuf {
@@ -705,7 +808,7 @@ fn bad_predictions_are_refused_naming_the_file_and_row() {
     let out = evaluate(&p);
     assert!(out.status.success(), "{}", stderr_of(&out));
     let rows = fs::read_to_string(dir.path().join("out/results.csv")).unwrap();
-    assert!(rows.contains("b.wav,120,,,0,0,failed,error,"), "{rows}");
+    assert!(rows.contains("b.wav,120,,,,0,0,0,failed,error,"), "{rows}");
 }
 
 /// A manifest file whose name starts with `-` is given to a `cmd:` tool as `./-dash.wav`:
@@ -725,7 +828,7 @@ fn a_file_named_like_an_option_reaches_the_tool_as_a_file() {
     let rows = fs::read_to_string(ds.join("out/results.csv")).unwrap();
     let size = fs::metadata(ds.join("-dash.wav")).unwrap().len();
     assert!(
-        rows.contains(&format!("-dash.wav,120,{size}.00,,0,0,other,ok,")),
+        rows.contains(&format!("-dash.wav,120,{size}.00,,,0,0,0,other,ok,")),
         "{rows}"
     );
 }
@@ -906,9 +1009,9 @@ fn evaluate_rows(dataset: &Path, estimator: &str, out: &Path) -> Vec<Vec<String>
                 row[0].clone(),
                 row[1].clone(),
                 row[2].clone(),
-                row[7].clone(),
+                row[9].clone(),
             ];
-            cells.extend(row.get(9..11).into_iter().flatten().cloned());
+            cells.extend(row.get(11..13).into_iter().flatten().cloned());
             cells
         })
         .collect()

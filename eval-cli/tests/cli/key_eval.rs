@@ -105,12 +105,12 @@ fn evaluate_scores_keys_of_predictions_both_ways_and_check_gates_them() {
     );
     let table = results(&out.join("results.csv"));
     assert_eq!(
-        table[0][9..],
+        table[0][11..],
         ["key_truth", "key", "key_relation"].map(String::from)
     );
     let keys: Vec<[&str; 3]> = table[1..]
         .iter()
-        .map(|r| [r[9].as_str(), r[10].as_str(), r[11].as_str()])
+        .map(|r| [r[11].as_str(), r[12].as_str(), r[13].as_str()])
         .collect();
     assert_eq!(
         keys,
@@ -123,10 +123,13 @@ fn evaluate_scores_keys_of_predictions_both_ways_and_check_gates_them() {
         ]
     );
     // A file without tempo truth has empty tempo cells; one with it is scored as before.
-    assert_eq!(table[2][1..7], ["", "", "", "", "", ""].map(String::from));
     assert_eq!(
-        table[5][..7],
-        ["e.wav", "90", "90.00", "", "1", "1", "ok"].map(String::from)
+        table[2][1..9],
+        ["", "", "", "", "", "", "", ""].map(String::from)
+    );
+    assert_eq!(
+        table[5][..9],
+        ["e.wav", "90", "90.00", "", "", "1", "1", "1", "ok"].map(String::from)
     );
 
     let summary = read_json(&out.join("summary.json"));
@@ -208,7 +211,7 @@ fn a_key_tool_run_per_file_is_scored_and_compare_carries_its_keys() {
     let table = results(&out.join("results.csv"));
     let got: Vec<(&str, &str)> = table[1..]
         .iter()
-        .map(|r| (r[10].as_str(), r[11].as_str()))
+        .map(|r| (r[12].as_str(), r[13].as_str()))
         .collect();
     assert_eq!(
         got,
@@ -293,7 +296,10 @@ fn a_tempo_only_dataset_keeps_its_files_and_fails_a_key_threshold() {
     let csv = fs::read_to_string(out.join("results.csv")).unwrap();
     assert_eq!(
         csv.lines().next(),
-        Some("file,truth_bpm,est_bpm,confidence,acc1,acc2,error_class,status,error")
+        Some(
+            "file,truth_bpm,est_bpm,confidence,alt_bpm,acc1,acc2,acc1_either,error_class,\
+             status,error"
+        )
     );
     let summary = fs::read_to_string(out.join("summary.json")).unwrap();
     assert!(!summary.contains("key"), "{summary}");
@@ -347,7 +353,7 @@ fn ours_scores_the_key_analyze_writes_and_none_with_descriptors_tempo() {
     assert_ok(&run, "the run");
     let scored: Vec<(String, String)> = results(&out.join("results.csv"))[1..]
         .iter()
-        .map(|r| (r[0].clone(), r[10].clone()))
+        .map(|r| (r[0].clone(), r[12].clone()))
         .collect();
     // The same key as `analyze` writes for each file, whatever that key is.
     let analyzed = eval_cli()
@@ -426,7 +432,7 @@ fn key_estimators_sit_side_by_side() {
     assert_ok(&run, "evaluate with two estimators");
     let table = results(&out.join("estimators.csv"));
     assert_eq!(
-        table[0][10..],
+        table[0][11..],
         [
             "key_n",
             "key_weighted",
@@ -438,13 +444,13 @@ fn key_estimators_sit_side_by_side() {
     );
     assert_eq!(table[1][0], "predicted");
     assert_eq!(
-        table[1][10..],
+        table[1][11..],
         ["4", "0.4500", "0.3250", "0.2500", "1"].map(String::from)
     );
     // C major for every file: same twice, relative twice.
     assert_eq!(table[2][0], "always-c");
     assert_eq!(
-        table[2][10..],
+        table[2][11..],
         ["4", "0.6500", "0.6500", "0.5000", "0"].map(String::from)
     );
     let summary = read_json(&out.join("summary.json"));

@@ -32,8 +32,8 @@ tempo='{ n = split($1, p, "/"); name = p[n]; t = name; sub(/\.wav$/, "", t); sub
   est = (full == 0 && name ~ /^intro-/) ? t / 2 : t }'
 if [ "$cmd" = evaluate ]; then
   mkdir -p "$out"
-  awk -F, -v full=$full "NR == 1 { print \"file,truth_bpm,est_bpm,confidence,acc1,acc2,error_class,status,error\"; next }
-    $tempo { printf \"%s,%s,%.2f,0.9,%d,1,ok,ok,\n\", \$1, \$2, est, est == \$2 }" "$dataset" >"$out/results.csv"
+  awk -F, -v full=$full "NR == 1 { print \"file,truth_bpm,est_bpm,confidence,alt_bpm,acc1,acc2,acc1_either,error_class,status,error\"; next }
+    $tempo { printf \"%s,%s,%.2f,0.9,,%d,1,%d,ok,ok,\n\", \$1, \$2, est, est == \$2, est == \$2 }" "$dataset" >"$out/results.csv"
 else
   echo path,bpm
   for f in $files; do echo "$f"; done | awk -v full=$full "$tempo { printf \"%s,%.3f\n\", \$1, est }"
