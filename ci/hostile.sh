@@ -1144,6 +1144,76 @@ case_music_between_sampled_segments() {
   expect_row out.csv hidden.wav ok "every sampled segment is silent"
 }
 
+# A 1.5-s A minor chord at -10 LUFS, shorter than the 2 s the level rule counts, lost its
+# key as "too quiet to hear".
+case_short_loud_chord_keeps_its_key() {
+  wav chord.wav 8000 1 1.5 chord
+  analyze chord.wav --out out.csv >/dev/null 2>&1 || return 1
+  grep -qF ',A minor,' out.csv || { echo "no key: $(tail -1 out.csv)"; return 1; }
+  ! grep -q 'too quiet' out.csv || { echo "too quiet: $(tail -1 out.csv)"; return 1; }
+}
+
+# A named pipe or /dev/zero as --token-file (serve) or as a part's shard record (merge):
+# serve waited on the pipe forever, Ctrl-C ignored, and read /dev/zero into gigabytes;
+# merge likewise. Each is refused at once, exit 2, naming it.
+case_special_files_as_token_or_shard_record() {
+  mkdir -p root lib && wav lib/a.wav 22050 1 3 clicks && wav lib/b.wav 22050 1 3 clicks
+  mkfifo pipe && ln -s /dev/zero zero
+  local bad
+  for bad in pipe zero; do
+    timeout -k 5 "$limit" "$bin" serve --listen 127.0.0.1:0 --root root --token-file $bad \
+      >/dev/null 2>err.txt
+    code=$?
+    [ "$code" -eq 2 ] && grep -q "token-file $bad" err.txt ||
+      { echo "serve, $bad: exit $code: $(cat err.txt)"; return 1; }
+  done
+  analyze lib --shard 1/2 --out p1.csv >/dev/null 2>&1 || return 1
+  analyze lib --shard 2/2 --out p2.csv >/dev/null 2>&1 || return 1
+  mv p2.csv.shard.json kept.json
+  for bad in pipe zero; do
+    rm -f p2.csv.shard.json && ln -s $bad p2.csv.shard.json
+    (ulimit -v 4000000; timeout -k 5 "$limit" "$bin" merge p1.csv p2.csv --out all.csv 2>err.txt)
+    code=$?
+    [ "$code" -eq 2 ] && grep -q "p2.csv.shard.json" err.txt && [ ! -e all.csv ] ||
+      { echo "merge, $bad: exit $code: $(cat err.txt)"; return 1; }
+  done
+}
+
+# Predictions matched by base name: one row for elsewhere/01.wav was scored for both
+# A/01.wav and B/01.wav, and A/01.wav's own row for B/01.wav too.
+case_evaluate_predictions_by_an_ambiguous_base_name() {
+  mkdir -p ds/A ds/B && wav ds/A/01.wav 22050 1 8 clicks && wav ds/B/01.wav 22050 1 8 clicks
+  printf 'file,bpm\nA/01.wav,120\nB/01.wav,120\n' >ds/manifest.csv
+  local listing want
+  # With no file predicted, the run measured nothing: exit 1, the report written.
+  for listing in 'elsewhere/01.wav,120 1' 'A/01.wav,120 0'; do
+    want=${listing#* } listing=${listing% *}
+    printf 'file,bpm\n%s\n' "$listing" >p.csv
+    timeout -k 5 "$limit" "$bin" evaluate --dataset ds/manifest.csv --out-dir report \
+      --progress off --estimator csv:p.csv >/dev/null 2>err.txt
+    code=$?
+    [ "$code" -eq "$want" ] || { echo "$listing: exit $code: $(cat err.txt)"; return 1; }
+    grep -q '^B/01.wav,120,,.*no prediction for this file' report/results.csv ||
+      { echo "$listing: $(cat report/results.csv)"; return 1; }
+  done
+}
+
+# A JAMS tempo a manifest refuses (-120, "120", 5000) beside a key left the file out of
+# every tempo figure, exit 0.
+case_evaluate_jams_tempo_that_is_no_tempo() {
+  mkdir jd && wav jd/a.wav 22050 1 8 clicks
+  local value
+  for value in -120 '"120"' 5000; do
+    printf '{"annotations":[{"namespace":"tempo","data":[{"value":%s}]},{"namespace":"key_mode","data":[{"value":"A:major","duration":1}]}]}' \
+      "$value" >jd/a.jams
+    timeout -k 5 "$limit" "$bin" evaluate --dataset jd --out-dir report --progress off \
+      >/dev/null 2>err.txt
+    code=$?
+    [ "$code" -eq 2 ] && grep -q 'a.jams' err.txt ||
+      { echo "$value: exit $code: $(cat err.txt)"; return 1; }
+  done
+}
+
 # ---- stopped dataset and compare runs --------------------------------------------------
 
 # stop_once PATTERN FILE PID: waits (10 ms polls, at most 60 s) for PATTERN in FILE, the
@@ -1913,5 +1983,9 @@ run antiphase-stereo-is-not-silence case_antiphase_stereo_is_not_silence
 run inaudible-clicks-are-too-quiet case_inaudible_clicks_are_too_quiet
 run trailing-silence-keeps-the-key case_trailing_silence_keeps_the_key
 run music-between-sampled-segments case_music_between_sampled_segments
+run short-loud-chord-keeps-its-key case_short_loud_chord_keeps_its_key
+run special-files-as-token-or-shard-record case_special_files_as_token_or_shard_record
+run evaluate-predictions-by-an-ambiguous-base-name case_evaluate_predictions_by_an_ambiguous_base_name
+run evaluate-jams-tempo-that-is-no-tempo case_evaluate_jams_tempo_that_is_no_tempo
 printf '\n%d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]

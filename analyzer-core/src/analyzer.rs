@@ -51,7 +51,9 @@ use crate::tempo::{TempoEstimate, TempoEstimator};
 /// (`decode::MonoMixer`); audio under the -70 LUFS floor is `no_pulse` without a key,
 /// saying it is too quiet (`crate::level`); the share of pitched frames leaves out those
 /// under it; a sampled file whose segments are all silent is analysed whole.
-const RESULTS_REVISION: u32 = 18;
+/// 19: audio shorter than 2 s whose every 400 ms block reaches the floor is heard (a loud
+/// 1.5-s chord lost its key as too quiet).
+const RESULTS_REVISION: u32 = 19;
 
 /// Settings of an [`Analyzer`]. Each field's doc gives its default.
 #[derive(Debug, Clone, PartialEq)]

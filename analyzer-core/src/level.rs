@@ -13,7 +13,9 @@
 //!
 //! It applies by 400 ms block, as the loudness gate does: audio is inaudible only when no
 //! more than a few blocks reach the floor, so quiet music with loud moments, or music
-//! between long silences, is analysed as before.
+//! between long silences, is analysed as before; audio shorter than those few blocks is
+//! heard when every block of it reaches the floor (a loud 1.5-s chord kept its loudness
+//! and lost its key as "too quiet to hear").
 
 use crate::loudness::{ABSOLUTE_GATE_LUFS, LUFS_OFFSET};
 
@@ -46,9 +48,9 @@ pub enum Level {
     /// Every sample is zero.
     Silent,
     /// Some samples are not zero, but fewer than [`MIN_AUDIBLE_BLOCKS`] blocks of 400 ms
-    /// reach [`AUDIBLE_FLOOR_LUFS`].
+    /// reach [`AUDIBLE_FLOOR_LUFS`], and not every block does.
     Inaudible,
-    /// Enough blocks reach [`AUDIBLE_FLOOR_LUFS`].
+    /// Enough blocks reach [`AUDIBLE_FLOOR_LUFS`], or all of them in shorter audio.
     Audible,
 }
 
@@ -57,6 +59,8 @@ pub enum Level {
 pub struct LevelCount {
     /// Blocks that reach the floor.
     audible_blocks: usize,
+    /// Blocks judged (a last partial one included).
+    blocks: usize,
     /// Whether any sample is not zero.
     any_sound: bool,
 }
@@ -66,13 +70,15 @@ impl LevelCount {
     pub fn merged(self, other: LevelCount) -> LevelCount {
         LevelCount {
             audible_blocks: self.audible_blocks + other.audible_blocks,
+            blocks: self.blocks + other.blocks,
             any_sound: self.any_sound || other.any_sound,
         }
     }
 
     /// The verdict on the counted audio.
     pub fn level(&self) -> Level {
-        if self.audible_blocks >= MIN_AUDIBLE_BLOCKS {
+        let every_block = self.blocks > 0 && self.audible_blocks == self.blocks;
+        if self.audible_blocks >= MIN_AUDIBLE_BLOCKS || every_block {
             Level::Audible
         } else if self.any_sound {
             Level::Inaudible
@@ -133,6 +139,7 @@ impl LevelGate {
     }
 
     fn close_block(&mut self) {
+        self.count.blocks += 1;
         if is_audible(self.sum_of_squares, self.filled) {
             self.count.audible_blocks += 1;
         }
@@ -192,5 +199,15 @@ mod tests {
             Level::Inaudible
         );
         assert_eq!(LevelCount::default().level(), Level::Silent);
+    }
+
+    /// Audio shorter than the 2 s the rule asks for is heard when every block of it
+    /// reaches the floor, partial last block included; one quiet block keeps it unheard.
+    #[test]
+    fn short_audio_loud_throughout_is_heard() {
+        assert_eq!(level_of(&sine(0.3, 1.5)), Level::Audible);
+        assert_eq!(level_of(&sine(0.3, 0.1)), Level::Audible);
+        let quiet_end = [&sine(0.3, 1.2)[..], &vec![1e-7f32; 11_025]].concat();
+        assert_eq!(level_of(&quiet_end), Level::Inaudible);
     }
 }

@@ -107,6 +107,17 @@ impl DatasetArgs {
     /// Prepares every `--estimator` for `ds`, in command-line order; no report of this run
     /// may replace or remove a `csv:` estimator's predictions ([`output::protect`]).
     pub fn estimators(&self, ds: &Dataset) -> anyhow::Result<Vec<Estimator>> {
+        // Reports, folders and `check` tell estimators apart by name alone.
+        let mut names = std::collections::BTreeSet::new();
+        for spec in &self.estimators {
+            let name = spec.name();
+            if !names.insert(name.clone()) {
+                anyhow::bail!(
+                    "two estimators are named {name:?}: give each its own label \
+                     (--estimator LABEL=SPEC)"
+                );
+            }
+        }
         let analyzer = self.analyzer()?;
         output::protect(&Inputs::of(self.estimators.iter().filter_map(
             |spec| match &spec.source {

@@ -143,7 +143,7 @@ pub fn check_workers(
             Some(format!(
                 "{requested} workers need about {} MiB but only enough memory for {cap} is \
                  available; using {workers}",
-                requested as u64 * (batch::MEMORY_PER_WORKER >> 20)
+                (requested as u64).saturating_mul(batch::MEMORY_PER_WORKER >> 20)
             )),
         );
     }
@@ -154,8 +154,10 @@ pub fn check_workers(
                 "{requested} workers need about {} open files but the limit is {limit} \
                  (ulimit -n); using {workers}",
                 crate::open_files::DESCRIPTORS_AT_REST
-                    + reserved
-                    + requested * crate::open_files::DESCRIPTORS_PER_WORKER
+                    .saturating_add(reserved)
+                    .saturating_add(
+                        requested.saturating_mul(crate::open_files::DESCRIPTORS_PER_WORKER)
+                    )
             )),
         );
     }

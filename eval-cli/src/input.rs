@@ -17,6 +17,19 @@ pub const MAX_TABLE_BYTES: u64 = 1 << 30;
 /// a report's summary or a thresholds file.
 pub const MAX_SMALL_BYTES: u64 = 64 << 20;
 
+/// The most bytes read from a result file (`analyze --out`'s rows, read again by
+/// `--resume` and `merge`): a regular file's own length bounds what is read; this only
+/// names a file larger than memory could hold.
+pub const MAX_RESULT_BYTES: u64 = 16 << 30;
+
+/// [`read_regular`], or `None` when nothing is at `path` (a missing side file, a first run).
+pub fn read_regular_if_any(path: &Path, cap: u64, what: &str) -> anyhow::Result<Option<Vec<u8>>> {
+    match std::fs::symlink_metadata(path) {
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        _ => read_regular(path, cap, what).map(Some),
+    }
+}
+
 /// The bytes of the file at `path`, `what` (`"manifest "`, or `""`) saying which in errors.
 ///
 /// It is opened only as a regular file ([`open_regular`], which looks before it opens and

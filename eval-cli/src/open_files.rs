@@ -27,7 +27,7 @@ pub fn workers_that_fit(limit: usize, reserved: usize) -> usize {
 
 /// How many `serve` connections fit in `limit` beside `workers` workers (at least 1).
 pub fn connections_that_fit(limit: usize, workers: usize) -> usize {
-    let workers = workers * DESCRIPTORS_PER_WORKER;
+    let workers = workers.saturating_mul(DESCRIPTORS_PER_WORKER);
     (limit.saturating_sub(DESCRIPTORS_AT_REST + workers) / DESCRIPTORS_PER_CONNECTION).max(1)
 }
 

@@ -273,3 +273,25 @@ fn a_silent_file_past_the_free_allowance_keeps_the_sampled_verdict() {
     );
     assert!(sampled.warnings.is_empty(), "{:?}", sampled.warnings);
 }
+
+/// A loud chord of 1.5 s, shorter than the 2 s the level rule counts: it lost its key as
+/// "too quiet to hear" while its loudness read -10 LUFS. Heard now, it has a key, and its
+/// tempo is still too short to tell.
+#[test]
+fn a_short_loud_chord_is_heard() {
+    let dir = tempfile::tempdir().unwrap();
+    let chord: Vec<f32> = (0..(f64::from(RATE) * 1.5) as usize)
+        .map(|i| {
+            let t = i as f64 / f64::from(RATE);
+            [261.63, 329.63, 392.0]
+                .iter()
+                .map(|f| 0.25 * (std::f64::consts::TAU * f * t).sin())
+                .sum::<f64>() as f32
+        })
+        .collect();
+    let analysis = analyze(&wav(dir.path(), "chord.wav", &chord, 1), None);
+    let key = key_name(&analysis);
+    assert!(key.starts_with('C') || key.starts_with('A'), "{key}");
+    let e = analysis.tempo.as_ref().expect_err("too short");
+    assert_eq!(e.kind(), ErrorKind::TooShort, "{e}");
+}

@@ -90,6 +90,19 @@ fn worker_counts(listed: &[usize]) -> anyhow::Result<Vec<usize>> {
     if counts.first() != Some(&1) {
         counts.insert(0, 1);
     }
+    // A count this machine would lower (memory, open files) would be measured at the lower
+    // count and reported under the one named: refused instead, saying what fits.
+    let limit = crate::host::open_file_limit();
+    for &count in &counts {
+        if let (fits, Some(why)) = flags::check_workers(count, limit, 0)
+            && fits < count
+        {
+            let why = why
+                .rsplit_once("; using")
+                .map_or(why.as_str(), |(head, _)| head);
+            anyhow::bail!("invalid value for --workers: {why}: list at most {fits}");
+        }
+    }
     Ok(counts)
 }
 

@@ -258,8 +258,11 @@ pub struct Prediction {
 /// Reads `file,bpm`, `file,key` or `file,bpm,key` predictions (with an optional
 /// `alt_bpm` column of second readings) and keys them by the dataset items they name.
 ///
-/// An empty cell is no prediction of that kind; a `bpm` or `alt_bpm` cell that is not a
-/// positive finite number, an `alt_bpm` without a `bpm`, a `key` cell that is not a key, or a file listed twice is an error naming the
+/// A row names a dataset file by the manifest's name for it or its absolute path, and by
+/// its base name only where no other file or row shares that base name. An empty cell is
+/// no prediction of that kind; a `bpm` or `alt_bpm` cell that is not a positive finite
+/// number, an `alt_bpm` without a `bpm`, a `key` cell that is not a key, a file listed
+/// twice (under one name or two) or a column named twice is an error naming the
 /// predictions file and the row (its line: the header is row 1).
 fn read_predictions(path: &Path, ds: &Dataset) -> anyhow::Result<BTreeMap<PathBuf, Prediction>> {
     // Read whole first, so that any read error (a folder, no permission) names the file;
@@ -274,6 +277,15 @@ fn read_predictions(path: &Path, ds: &Dataset) -> anyhow::Result<BTreeMap<PathBu
         .with_context(|| format!("predictions {}: cannot read the header", path.display()))?
         .clone();
     let column = |name: &str| headers.iter().position(|h| h.trim() == name);
+    // A column named twice: which one holds the predictions must not be a guess.
+    for name in ["file", "bpm", "alt_bpm", "key"] {
+        if headers.iter().filter(|h| h.trim() == name).count() > 1 {
+            bail!(
+                "predictions {}: the header names column {name:?} twice",
+                path.display()
+            );
+        }
+    }
     let (file_col, bpm_col, key_col) = (column("file"), column("bpm"), column("key"));
     let alt_col = column("alt_bpm");
     let Some(file_col) = file_col.filter(|_| bpm_col.is_some() || key_col.is_some()) else {
@@ -282,9 +294,11 @@ fn read_predictions(path: &Path, ds: &Dataset) -> anyhow::Result<BTreeMap<PathBu
             path.display()
         );
     };
-    let mut by_name: BTreeMap<String, Prediction> = BTreeMap::new();
-    // Each file once, compared by components (`./a.wav` is `a.wav`): with two values, which
-    // one is scored must not be a guess. The row each was first met on.
+    // Each file's row and prediction, by its name compared by components (`./a.wav` is
+    // `a.wav`).
+    let mut by_name: BTreeMap<PathBuf, (usize, Prediction)> = BTreeMap::new();
+    // Each file once: with two values, which one is scored must not be a guess. The row
+    // each was first met on.
     let mut seen: BTreeMap<PathBuf, usize> = BTreeMap::new();
     for (i, record) in reader.records().enumerate() {
         let row = i + 2;
@@ -293,11 +307,8 @@ fn read_predictions(path: &Path, ds: &Dataset) -> anyhow::Result<BTreeMap<PathBu
         let cell = |col: Option<usize>| col.and_then(|c| record.get(c)).unwrap_or("").trim();
         // The name exactly, as the manifest's (` a.wav` is not `a.wav`); other cells trimmed.
         let file = record.get(file_col).unwrap_or("").to_string();
-        let same: PathBuf = Path::new(&file)
-            .components()
-            .filter(|c| *c != std::path::Component::CurDir)
-            .collect();
-        if let Some(first) = seen.insert(same, row) {
+        let same = same_file(Path::new(&file));
+        if let Some(first) = seen.insert(same.clone(), row) {
             bail!("{}: {file:?} is listed again (first on row {first})", at());
         }
         let bpm = predicted_bpm("bpm", cell(bpm_col)).with_context(at)?;
@@ -316,33 +327,75 @@ fn read_predictions(path: &Path, ds: &Dataset) -> anyhow::Result<BTreeMap<PathBu
         };
         // Neither (both cells empty): no prediction, so that file becomes a failed row.
         if bpm.is_some() || key.is_some() {
-            by_name.insert(file, Prediction { bpm, key, alt_bpm });
+            by_name.insert(same, (row, Prediction { bpm, key, alt_bpm }));
         }
     }
-    let base = |s: &str| {
-        Path::new(s)
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-    };
-    let mut by_base: BTreeMap<String, Vec<Prediction>> = BTreeMap::new();
-    for (file, prediction) in &by_name {
-        if let Some(b) = base(file) {
-            by_base.entry(b).or_default().push(*prediction);
-        }
-    }
+    // A row names an item by its manifest name, or by its absolute path; by its base name
+    // alone only where no other item or row shares that base name (predictions written in
+    // another folder), and never with a row another item took by name.
+    let absolute = |p: &Path| std::path::absolute(p).map(|a| same_file(&a)).ok();
+    let mut taken: BTreeMap<&PathBuf, &str> = BTreeMap::new();
     let mut out = BTreeMap::new();
+    let mut unmatched = Vec::new();
     for item in &ds.items {
-        let found = by_name.get(&item.file).copied().or_else(|| {
-            base(&item.file)
-                .and_then(|b| by_base.get(&b))
-                .filter(|v| v.len() == 1)
-                .map(|v| v[0])
-        });
-        if let Some(prediction) = found {
-            out.insert(item.path.clone(), prediction);
+        let names = [Some(same_file(Path::new(&item.file))), absolute(&item.path)];
+        let mut found: Vec<&PathBuf> = Vec::new();
+        for name in names.iter().flatten() {
+            if let Some((key, _)) = by_name.get_key_value(name)
+                && !found.contains(&key)
+            {
+                found.push(key);
+            }
+        }
+        found.sort_by_key(|name| by_name[*name].0);
+        match found[..] {
+            [] => unmatched.push(item),
+            [one] => {
+                taken.insert(one, &item.file);
+                out.insert(item.path.clone(), by_name[one].1);
+            }
+            [a, b, ..] => bail!(
+                "predictions {}: rows {} and {} both name {:?} (as {} and {})",
+                path.display(),
+                by_name[a].0,
+                by_name[b].0,
+                item.file,
+                a.display(),
+                b.display()
+            ),
+        }
+    }
+    let base = |p: &Path| p.file_name().map(|n| n.to_os_string());
+    let mut items_by_base: BTreeMap<std::ffi::OsString, usize> = BTreeMap::new();
+    for item in &ds.items {
+        if let Some(b) = base(Path::new(&item.file)) {
+            *items_by_base.entry(b).or_default() += 1;
+        }
+    }
+    let mut rows_by_base: BTreeMap<std::ffi::OsString, Vec<&PathBuf>> = BTreeMap::new();
+    for name in by_name.keys().filter(|name| !taken.contains_key(name)) {
+        if let Some(b) = base(name) {
+            rows_by_base.entry(b).or_default().push(name);
+        }
+    }
+    for item in unmatched {
+        let Some(b) = base(Path::new(&item.file)) else {
+            continue;
+        };
+        if items_by_base.get(&b) == Some(&1)
+            && let Some([name]) = rows_by_base.get(&b).map(Vec::as_slice)
+        {
+            out.insert(item.path.clone(), by_name[*name].1);
         }
     }
     Ok(out)
+}
+
+/// A predictions file's name for a file, compared by components: `./a.wav` is `a.wav`.
+fn same_file(name: &Path) -> PathBuf {
+    name.components()
+        .filter(|c| *c != std::path::Component::CurDir)
+        .collect()
 }
 
 /// A predictions file's `bpm` cell: empty is no tempo prediction, anything else must be a
@@ -472,6 +525,58 @@ mod tests {
             fs::write(&p, listing).unwrap();
             let err = format!("{:#}", read_predictions(&p, &ds).unwrap_err());
             assert!(err.contains("two.csv row") && err.contains(says), "{err}");
+        }
+    }
+
+    /// A row names one item: by its name, its absolute path, or its base name where that is
+    /// unambiguous. A prediction for `elsewhere/01.wav` was scored for both `A/01.wav`
+    /// and `B/01.wav`, and `A/01.wav`'s for `B/01.wav` too.
+    #[test]
+    fn a_base_name_names_a_file_only_where_no_other_shares_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let ds = dataset(&["A/01.wav", "B/01.wav", "C/02.wav"]);
+        let p = dir.path().join("p.csv");
+        let got = |listing: &str| {
+            fs::write(&p, listing).unwrap();
+            let got = read_predictions(&p, &ds).unwrap();
+            let mut files: Vec<String> = got
+                .iter()
+                .map(|(path, p)| format!("{}={}", path.display(), p.bpm.unwrap()))
+                .collect();
+            files.sort();
+            files
+        };
+        assert!(got("file,bpm\nelsewhere/01.wav,120\n").is_empty());
+        assert_eq!(got("file,bpm\nA/01.wav,120\n"), ["/data/A/01.wav=120"]);
+        // A base name no other item has still finds its file.
+        assert_eq!(got("file,bpm\nx/02.wav,90\n"), ["/data/C/02.wav=90"]);
+        // An absolute path names its item; with its manifest name too, it is listed twice.
+        assert_eq!(
+            got("file,bpm\n/data/B/01.wav,100\n"),
+            ["/data/B/01.wav=100"]
+        );
+        fs::write(&p, "file,bpm\n/data/A/01.wav,120\nA/01.wav,240\n").unwrap();
+        let err = format!("{:#}", read_predictions(&p, &ds).unwrap_err());
+        assert!(err.contains("rows 2 and 3 both name \"A/01.wav\""), "{err}");
+    }
+
+    /// A column named twice: `bpm,bpm` scored the first in silence.
+    #[test]
+    fn a_column_named_twice_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let ds = dataset(&["a.wav"]);
+        let p = dir.path().join("p.csv");
+        for (header, name) in [
+            ("file,bpm,bpm", "bpm"),
+            ("file,file,bpm", "file"),
+            ("file,bpm,alt_bpm, alt_bpm", "alt_bpm"),
+        ] {
+            fs::write(&p, format!("{header}\na.wav,120,60,60\n")).unwrap();
+            let err = format!("{:#}", read_predictions(&p, &ds).unwrap_err());
+            assert!(
+                err.contains(&format!("names column {name:?} twice")),
+                "{err}"
+            );
         }
     }
 

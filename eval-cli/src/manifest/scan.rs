@@ -251,8 +251,13 @@ pub fn read_bpm_file(path: &Path) -> anyhow::Result<f64> {
     first
         .parse::<f64>()
         .ok()
-        .filter(|b| b.is_finite() && *b > 0.0)
-        .with_context(|| format!("expected a positive tempo, found {first:?}"))
+        .filter(|b| b.is_finite() && *b > 0.0 && *b <= super::MAX_TRUTH_BPM)
+        .with_context(|| {
+            format!(
+                "expected a positive tempo up to {}, found {first:?}",
+                super::MAX_TRUTH_BPM
+            )
+        })
         .with_context(|| in_file(path))
 }
 
@@ -284,9 +289,25 @@ fn jams_truth(bytes: &[u8]) -> anyhow::Result<(Option<f64>, Option<Key>)> {
             .flatten()
             .filter(move |a| a["namespace"] == namespace)
     };
-    let tempo = annotations("tempo")
-        .find_map(|a| observations(&a["data"]).first().and_then(|o| o.0.as_f64()))
-        .filter(|b| b.is_finite() && *b > 0.0);
+    // The first tempo annotation's first value, held to a manifest's rule: a bad one
+    // (`-120`, `"120"`, 5000) left the file out of every tempo figure, or let a later
+    // annotation's value stand in, in silence.
+    let first = annotations("tempo").find_map(|a| observations(&a["data"]).first().map(|o| o.0));
+    let tempo = match first {
+        None => None,
+        Some(value) => Some(
+            value
+                .as_f64()
+                .filter(|b| b.is_finite() && *b > 0.0 && *b <= super::MAX_TRUTH_BPM)
+                .with_context(|| {
+                    format!(
+                        "the first `tempo` annotation's value is {value}, not a positive \
+                         number up to {}",
+                        super::MAX_TRUTH_BPM
+                    )
+                })?,
+        ),
+    };
     let key = match annotations("key_mode").next() {
         Some(a) => jams_key(&observations(&a["data"]))?,
         None => None,
@@ -353,6 +374,41 @@ mod tests {
 
     use super::*;
     use crate::manifest::{SynthParams, load};
+
+    /// A tempo truth a manifest refuses is refused in an annotation too, naming the file:
+    /// a JAMS tempo of -120 beside a key left the file out of every tempo figure, and a
+    /// `.bpm` of 5000 was scored.
+    #[test]
+    fn a_bad_annotated_tempo_is_refused_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::write(root.join("a.wav"), b"").unwrap();
+        let key = r#"{"namespace":"key_mode","data":[{"value":"A:major","duration":1}]}"#;
+        for (value, said) in [
+            ("-120", "value is -120"),
+            ("\"120\"", "value is \"120\""),
+            ("5000", "value is 5000"),
+        ] {
+            let tempo = format!(r#"{{"namespace":"tempo","data":[{{"value":{value}}}]}}"#);
+            let later = r#"{"namespace":"tempo","data":[{"value":90}]}"#;
+            fs::write(
+                root.join("a.jams"),
+                format!(r#"{{"annotations":[{tempo},{later},{key}]}}"#),
+            )
+            .unwrap();
+            let err = format!("{:#}", scan_folder(root).unwrap_err());
+            assert!(
+                err.contains("a.jams") && err.contains(said),
+                "{value}: {err}"
+            );
+        }
+        fs::remove_file(root.join("a.jams")).unwrap();
+        fs::write(root.join("a.bpm"), "5000\n").unwrap();
+        let err = format!("{:#}", scan_folder(root).unwrap_err());
+        assert!(err.contains("a.bpm") && err.contains("up to 1000"), "{err}");
+        fs::write(root.join("a.bpm"), "1000\n").unwrap();
+        assert_eq!(scan_folder(root).unwrap().items[0].bpm, Some(1000.0));
+    }
 
     /// Two annotations of one stem away from its audio that disagree (two versions of a
     /// dataset's annotations side by side) are refused, naming both: the first in sorted

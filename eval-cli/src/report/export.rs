@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::html::Page;
+use crate::input;
 
 /// A file format: the bytes of one value.
 ///
@@ -102,11 +103,11 @@ pub fn write<T: ?Sized>(path: &Path, format: &impl Exporter<T>, value: &T) -> an
 }
 
 /// The JSON value at `path` (`what` names it in errors), `None` when there is no file.
+/// Read only as a regular file of at most [`input::MAX_SMALL_BYTES`]: a pipe or a link to
+/// `/dev/zero` in its place hung the reader or filled memory.
 pub fn read_json<T: DeserializeOwned>(path: &Path, what: &str) -> anyhow::Result<Option<T>> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
+    let Some(bytes) = input::read_regular_if_any(path, input::MAX_SMALL_BYTES, "")? else {
+        return Ok(None);
     };
     serde_json::from_slice(&bytes)
         .map(Some)

@@ -428,7 +428,8 @@ impl MeasuredCpu {
         let measured: Vec<&Row> = rows.iter().filter(|r| r.cpu_s.is_some()).collect();
         MeasuredCpu {
             cpu_s: (!measured.is_empty()).then(|| measured.iter().filter_map(|r| r.cpu_s).sum()),
-            audio_s: measured.iter().map(|r| r.audio_s).sum(),
+            // `+ 0.0`: the sum of no rows is -0.0, which read `-0.0` in every table.
+            audio_s: measured.iter().map(|r| r.audio_s).sum::<f64>() + 0.0,
             files: measured.len(),
         }
     }
@@ -666,6 +667,16 @@ mod tests {
             audio_s: 10.0,
             cpu_s: None,
         }
+    }
+
+    /// No measured row is 0 seconds of audio, not the `-0.0` an empty sum gives.
+    #[test]
+    fn no_measured_rows_are_zero_audio() {
+        let cpu = MeasuredCpu::of(&[row("a.wav", 120.0, Some(120.0), "x")]);
+        assert_eq!(
+            (cpu.cpu_s, format!("{:.1}", cpu.audio_s)),
+            (None, "0.0".into())
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
+use crate::input;
 use crate::output;
 
 /// A row found in a file being resumed.
@@ -132,18 +133,15 @@ pub fn resumable_rows(path: &Path, header: &[u8]) -> anyhow::Result<Vec<ResumedR
 
 /// [`whole_rows`] of the file at `path`, which may be missing (no rows).
 fn read_whole_rows(path: &Path, header: &[u8]) -> anyhow::Result<(usize, Vec<ResumedRow>)> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => Vec::new(),
-        Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
-    };
+    let bytes = input::read_regular_if_any(path, input::MAX_RESULT_BYTES, "")?.unwrap_or_default();
     whole_rows(&bytes, header).with_context(|| format!("cannot resume {}", path.display()))
 }
 
 /// The rows of a finished result file `path` (after `header`, which must be its first
 /// line), refused when it ends in a cut row.
 pub fn read_rows(path: &Path, header: &[u8]) -> anyhow::Result<Vec<ResumedRow>> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    // Only a regular file: a pipe named as a part hung merge, `/dev/zero` filled memory.
+    let bytes = input::read_regular(path, input::MAX_RESULT_BYTES, "")?;
     let (keep, rows) =
         whole_rows(&bytes, header).with_context(|| format!("cannot read {}", path.display()))?;
     if keep == 0 || keep != bytes.len() {

@@ -179,8 +179,9 @@ pub struct Limits {
 /// The token of `--token-file`: its text without the surrounding whitespace (the newline
 /// an editor or `echo` leaves), refused when empty or when no header could carry it.
 fn read_token(path: &Path) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("--token-file {}", path.display()))?;
+    // Only a regular file of at most 64 KiB: a pipe waited for a writer forever (Ctrl-C
+    // ignored) and `/dev/zero` was read until memory ran out.
+    let text = crate::input::read_regular_text(path, 64 << 10, "--token-file ")?;
     let token = text.trim().to_string();
     if token.is_empty() {
         bail!("--token-file {} is empty", path.display());

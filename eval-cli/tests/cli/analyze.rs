@@ -145,6 +145,24 @@ fn a_low_open_file_limit_lowers_the_workers_and_keeps_the_bytes() {
     assert!(stderr.contains("(ulimit -n); using 1"), "{stderr}");
 }
 
+/// A worker count past what memory holds is lowered with a warning; the count times 64
+/// MiB overflowed the warning's arithmetic (a panic in debug builds, "about 0 MiB" in
+/// release ones).
+#[test]
+fn a_worker_count_past_memory_is_lowered_without_overflow() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path());
+    let one = analyze(&[lib.as_os_str(), os("--workers"), os("1")]);
+    let huge = analyze(&[lib.as_os_str(), os("--workers"), os("18446744073709551615")]);
+    assert_eq!(huge.status.code(), Some(0), "{huge:?}");
+    assert_eq!(huge.stdout, one.stdout);
+    let stderr = String::from_utf8_lossy(&huge.stderr);
+    assert!(
+        stderr.contains("18446744073709551615 workers need about 18446744073709551615 MiB"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn broken_files_are_rows_with_reasons_and_good_files_are_right() {
     let dir = tempfile::tempdir().unwrap();

@@ -1475,6 +1475,28 @@ fn compare_refuses_zero_repeats_and_a_worker_count_listed_twice() {
             &["--repeat", "1", "--workers", "2,1,2"],
             "2 is listed twice",
         ),
+        // A count the machine would lower was measured lower and reported as named; one
+        // whose memory overflowed the warning's arithmetic panicked.
+        (
+            &["--repeat", "1", "--workers", "1,100000000"],
+            "list at most",
+        ),
+        (
+            &["--repeat", "1", "--workers", "18446744073709551615"],
+            "list at most",
+        ),
+        // Two estimators of one name: nothing after could tell their rows apart.
+        (
+            &[
+                "--workers",
+                "1",
+                "--estimator",
+                "x=ours",
+                "--estimator",
+                "x=ours",
+            ],
+            "two estimators are named \"x\"",
+        ),
     ] {
         let out = eval_cli()
             .args(["compare", "--warmup", "0", "--out-dir"])
