@@ -219,8 +219,18 @@ pub fn analyzer_for(
     let min = request.min_bpm.unwrap_or(config.min_bpm);
     let max = request.max_bpm.unwrap_or(config.max_bpm);
     if !(min > 0.0 && min < max) {
+        // A request's 1e300 came back as 301 digits.
+        let shown = |v: f64| {
+            if v.abs() < 1e9 {
+                v.to_string()
+            } else {
+                format!("{v:e}")
+            }
+        };
         return Err(format!(
-            "invalid tempo range: min_bpm ({min}) must be positive and below max_bpm ({max})"
+            "invalid tempo range: min_bpm ({}) must be positive and below max_bpm ({})",
+            shown(min),
+            shown(max)
         ));
     }
     Analyzer::new(
@@ -233,4 +243,26 @@ pub fn analyzer_for(
     )
     .map(Arc::new)
     .map_err(|e| format!("invalid tempo range: {}", e.reason()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A bad range is named with its numbers, a huge one in exponent form (1e300 came
+    /// back as 301 digits).
+    #[test]
+    fn a_bad_requested_range_is_named_briefly() {
+        let default = Arc::new(Analyzer::new(analyzer_core::AnalyzerConfig::default()).unwrap());
+        let err = analyzer_for(
+            &default,
+            RequestSettings {
+                min_bpm: Some(1e300),
+                ..RequestSettings::default()
+            },
+        )
+        .unwrap_err();
+        assert!(err.contains("min_bpm (1e300)"), "{err}");
+        assert!(err.len() < 120, "{err}");
+    }
 }

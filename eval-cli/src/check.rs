@@ -244,16 +244,17 @@ pub fn read_thresholds(path: &Path) -> anyhow::Result<Thresholds> {
     let thresholds: Thresholds = toml::from_str(&text)
         .with_context(|| format!("cannot parse thresholds {}", path.display()))?;
     thresholds
-        .refuse_non_finite()
+        .refuse_unusable()
         .with_context(|| format!("bad thresholds {}", path.display()))?;
     Ok(thresholds)
 }
 
 impl Thresholds {
-    /// Refuses a NaN or infinite threshold: TOML spells them `nan` and `inf`, and no
-    /// measure compares with NaN, so it failed the gate as if the run had fallen short
-    /// (exit 1) instead of naming the bad value (exit 2).
-    fn refuse_non_finite(&self) -> anyhow::Result<()> {
+    /// Refuses a threshold no run can be gated by, naming it (exit 2): NaN or infinite
+    /// (TOML spells them `nan` and `inf`, and no measure compares with NaN, so it failed
+    /// the gate as if the run had fallen short), a share outside 0..=1, a negative limit,
+    /// or no threshold at all.
+    fn refuse_unusable(&self) -> anyhow::Result<()> {
         let numbers = [
             ("min_acc1", self.min_acc1),
             ("min_acc2", self.min_acc2),
@@ -268,6 +269,21 @@ impl Thresholds {
             if let Some(v) = value.filter(|v| !v.is_finite()) {
                 bail!("{key} = {v} is not a finite number (leave the key out to not check it)");
             }
+        }
+        // A share below 0 held for every run and one above 1 for none: the gate would
+        // check nothing, or always fail, in silence.
+        for (key, value) in &numbers[..5] {
+            if let Some(v) = value.filter(|v| !(0.0..=1.0).contains(v)) {
+                bail!("{key} = {v} is not a share in 0..=1");
+            }
+        }
+        for (key, value) in &numbers[5..] {
+            if let Some(v) = value.filter(|v| *v < 0.0) {
+                bail!("{key} = {v} is negative");
+            }
+        }
+        if numbers.iter().all(|(_, v)| v.is_none()) && self.require_identical.is_none() {
+            bail!("it sets no threshold, so nothing would be checked");
         }
         Ok(())
     }
@@ -498,6 +514,32 @@ mod tests {
         }
         fs::write(&path, "min_acc1 = 0.5\nmax_interference = 0.0").unwrap();
         assert_eq!(read_thresholds(&path).unwrap().min_acc1, Some(0.5));
+        // Shares outside 0..=1, negative limits, and no threshold at all.
+        for (text, said) in [
+            (
+                "min_acc1_either = -1",
+                "min_acc1_either = -1 is not a share",
+            ),
+            (
+                "min_key_weighted = 1.5",
+                "min_key_weighted = 1.5 is not a share",
+            ),
+            (
+                "max_repeat_spread = -0.1",
+                "max_repeat_spread = -0.1 is negative",
+            ),
+            ("", "sets no threshold"),
+            ("# only a comment", "sets no threshold"),
+        ] {
+            fs::write(&path, text).unwrap();
+            let err = format!("{:#}", read_thresholds(&path).unwrap_err());
+            assert!(
+                err.contains("t.toml") && err.contains(said),
+                "{text}: {err}"
+            );
+        }
+        fs::write(&path, "require_identical = false").unwrap();
+        assert!(read_thresholds(&path).is_ok());
     }
 
     fn thresholds(text: &str) -> Thresholds {

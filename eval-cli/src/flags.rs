@@ -282,6 +282,12 @@ impl std::str::FromStr for Descriptors {
                 "tempo" => std::mem::replace(&mut tempo, true),
                 "key" => std::mem::replace(&mut key, true),
                 "loudness" => std::mem::replace(&mut loudness, true),
+                // An empty list (`--descriptors ""`, a request's `[]`) or `tempo,,key`.
+                "" => {
+                    return Err("an empty descriptor: name tempo, and key or loudness \
+                                beside it, separated by commas"
+                        .to_string());
+                }
                 other => {
                     return Err(format!(
                         "unknown descriptor {other:?} (the descriptors are tempo, key and \
@@ -520,6 +526,10 @@ mod tests {
             "tempo,loudness,loudness",
         ] {
             assert!(key(bad).is_err(), "{bad}");
+        }
+        for empty in ["", "tempo,,key"] {
+            let err = key(empty).unwrap_err();
+            assert!(err.contains("an empty descriptor"), "{empty}: {err}");
         }
         assert_eq!(Descriptors::default().names(), "tempo,key");
         let args = SamplingArgs {

@@ -247,7 +247,7 @@ fn in_file(path: &Path) -> String {
 /// waited on nor read without end), and its errors name the file.
 pub fn read_bpm_file(path: &Path) -> anyhow::Result<f64> {
     let text = read_regular_text(path, MAX_SMALL_BYTES, "annotation ")?;
-    let first = text.split_whitespace().next().unwrap_or("");
+    let first = without_bom(&text).split_whitespace().next().unwrap_or("");
     first
         .parse::<f64>()
         .ok()
@@ -261,11 +261,20 @@ pub fn read_bpm_file(path: &Path) -> anyhow::Result<f64> {
         .with_context(|| in_file(path))
 }
 
+/// `text` without the byte-order mark a Windows editor starts a file with (a manifest is
+/// read past one; `\u{feff}95` was "expected a positive tempo").
+fn without_bom(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
+}
+
 /// Reads a GiantSteps Key-style `.key` file: a key as text (`Eb minor`), surrounding
 /// whitespace ignored.
 pub fn read_key_file(path: &Path) -> anyhow::Result<Key> {
     let text = read_regular_text(path, MAX_SMALL_BYTES, "annotation ")?;
-    let key: Key = text.trim().parse().with_context(|| in_file(path))?;
+    let key: Key = without_bom(&text)
+        .trim()
+        .parse()
+        .with_context(|| in_file(path))?;
     Ok(key)
 }
 
@@ -276,7 +285,8 @@ pub fn read_key_file(path: &Path) -> anyhow::Result<Key> {
 /// minor (`D:dorian`): the key metrics score 24 keys.
 pub fn read_jams(path: &Path) -> anyhow::Result<(Option<f64>, Option<Key>)> {
     let bytes = read_regular(path, MAX_SMALL_BYTES, "annotation ")?;
-    jams_truth(&bytes).with_context(|| in_file(path))
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    jams_truth(bytes).with_context(|| in_file(path))
 }
 
 /// [`read_jams`] of the file's bytes.
@@ -408,6 +418,20 @@ mod tests {
         assert!(err.contains("a.bpm") && err.contains("up to 1000"), "{err}");
         fs::write(root.join("a.bpm"), "1000\n").unwrap();
         assert_eq!(scan_folder(root).unwrap().items[0].bpm, Some(1000.0));
+        // A byte-order mark is read past, as in a manifest.
+        fs::write(root.join("a.bpm"), "\u{feff}95\n").unwrap();
+        fs::write(root.join("a.key"), "\u{feff}Eb minor\n").unwrap();
+        let item = &scan_folder(root).unwrap().items[0];
+        assert_eq!(item.bpm, Some(95.0));
+        assert_eq!(item.key.unwrap().to_string(), "D# minor");
+        fs::remove_file(root.join("a.bpm")).unwrap();
+        fs::remove_file(root.join("a.key")).unwrap();
+        fs::write(
+            root.join("a.jams"),
+            "\u{feff}{\"annotations\":[{\"namespace\":\"tempo\",\"data\":[{\"value\":88}]}]}",
+        )
+        .unwrap();
+        assert_eq!(scan_folder(root).unwrap().items[0].bpm, Some(88.0));
     }
 
     /// Two annotations of one stem away from its audio that disagree (two versions of a
