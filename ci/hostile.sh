@@ -1144,6 +1144,28 @@ case_music_between_sampled_segments() {
   expect_row out.csv hidden.wav ok "every sampled segment is silent"
 }
 
+# le32 N: N as four little-endian bytes.
+le32() { printf "$(printf '\\x%02x\\x%02x\\x%02x\\x%02x' $(($1 & 255)) $(($1 >> 8 & 255)) \
+  $(($1 >> 16 & 255)) $(($1 >> 24 & 255)))"; }
+
+# An extensible WAV whose channel mask is SPEAKER_ALL (0x80000000) was refused, "too many
+# channels in mask for fmt_ext", where ffmpeg reads it.
+case_wav_channel_mask_speaker_all() {
+  wav plain.wav 8000 2 8 clicks
+  local data=$(( $(stat -c %s plain.wav) - 44 ))
+  {
+    printf 'RIFF'; le32 $((4 + 48 + 8 + data)); printf 'WAVEfmt '; le32 40
+    printf '\xfe\xff\x02\x00'; le32 8000; le32 32000; printf '\x04\x00\x10\x00\x16\x00\x10\x00'
+    le32 2147483648
+    printf '\x01\x00\x00\x00\x00\x00\x10\x00\x80\x00\x00\xaa\x00\x38\x9b\x71'
+    printf 'data'; le32 "$data"; tail -c +45 plain.wav
+  } >all.wav
+  analyze all.wav plain.wav --out out.csv >/dev/null 2>&1 || return 1
+  expect_row out.csv all.wav ok "no reader knows" || return 1
+  [ "$(grep all.wav out.csv | cut -d, -f2)" = "$(grep plain.wav out.csv | cut -d, -f2)" ] ||
+    { echo "rows differ: $(cat out.csv)"; return 1; }
+}
+
 # A 1.5-s A minor chord at -10 LUFS, shorter than the 2 s the level rule counts, lost its
 # key as "too quiet to hear".
 case_short_loud_chord_keeps_its_key() {
@@ -1983,6 +2005,7 @@ run antiphase-stereo-is-not-silence case_antiphase_stereo_is_not_silence
 run inaudible-clicks-are-too-quiet case_inaudible_clicks_are_too_quiet
 run trailing-silence-keeps-the-key case_trailing_silence_keeps_the_key
 run music-between-sampled-segments case_music_between_sampled_segments
+run wav-channel-mask-speaker-all case_wav_channel_mask_speaker_all
 run short-loud-chord-keeps-its-key case_short_loud_chord_keeps_its_key
 run special-files-as-token-or-shard-record case_special_files_as_token_or_shard_record
 run evaluate-predictions-by-an-ambiguous-base-name case_evaluate_predictions_by_an_ambiguous_base_name

@@ -52,7 +52,8 @@ use crate::tempo::{TempoEstimate, TempoEstimator};
 /// saying it is too quiet (`crate::level`); the share of pitched frames leaves out those
 /// under it; a sampled file whose segments are all silent is analysed whole.
 /// 19: audio shorter than 2 s whose every 400 ms block reaches the floor is heard (a loud
-/// 1.5-s chord lost its key as too quiet).
+/// 1.5-s chord lost its key as too quiet); an extensible WAV whose channel mask has bits
+/// past the standard positions is read (it was `unsupported_format`).
 const RESULTS_REVISION: u32 = 19;
 
 /// Settings of an [`Analyzer`]. Each field's doc gives its default.

@@ -9,6 +9,11 @@
 //! the RIFF size shown as the file's real size and a data size of 0 or past the file's end
 //! shown as reaching the end of the file. Nothing is read into memory beyond the chunk
 //! headers, and a well-formed file never takes this path.
+//!
+//! The same retry mends one more header field symphonia refuses and ffmpeg reads: an
+//! extensible `fmt ` chunk's channel mask with bits past the 18 standard speaker positions
+//! (SPEAKER_ALL, 0x80000000, or a reserved bit) was "too many channels in mask"; it is
+//! shown without those bits, the positions it names kept.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -34,6 +39,8 @@ pub(super) struct SizeRepair {
     patches: Vec<(u64, [u8; 4])>,
     /// What was wrong, for the warning ("the RIFF size says 0 bytes, the file holds 4044").
     wrong: Vec<String>,
+    /// The channel mask shown without the bits no reader knows, when it had some.
+    mask: Option<String>,
 }
 
 impl SizeRepair {
@@ -55,7 +62,18 @@ impl SizeRepair {
         let mut repair = SizeRepair {
             patches: Vec::new(),
             wrong: Vec::new(),
+            mask: None,
         };
+        if let Some((at, mask)) = channel_mask(file, file_len)
+            && mask >> STANDARD_POSITIONS != 0
+        {
+            let known = mask & ((1 << STANDARD_POSITIONS) - 1);
+            repair.patches.push((at, known.to_le_bytes()));
+            repair.mask = Some(format!(
+                "the WAV channel mask {mask:#010x} names speaker positions no reader knows: \
+                 read as {known:#010x}"
+            ));
+        }
         let data_wrong =
             stored_data == 0 || (stored_data != UNKNOWN_SIZE && u64::from(stored_data) > following);
         // With nothing after the header, a size of 0 is shown: the file is then refused as
@@ -79,11 +97,18 @@ impl SizeRepair {
 
     /// The warning a row carries when the file was read through this repair.
     pub(super) fn warning(&self) -> String {
-        format!(
-            "the WAV header's sizes are wrong ({}; an unfinished recording?): read to the end \
-             of the file",
-            self.wrong.join(", ")
-        )
+        let sizes = (!self.wrong.is_empty()).then(|| {
+            format!(
+                "the WAV header's sizes are wrong ({}; an unfinished recording?): read to the \
+                 end of the file",
+                self.wrong.join(", ")
+            )
+        });
+        sizes
+            .into_iter()
+            .chain(self.mask.clone())
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 
     /// `file`, rewound, as a media source that shows the repaired sizes.
@@ -105,6 +130,24 @@ fn presented(bytes: u64) -> [u8; 4] {
         .filter(|&b| b != UNKNOWN_SIZE)
         .unwrap_or(UNKNOWN_SIZE)
         .to_le_bytes()
+}
+
+/// Speaker positions a WAVE channel mask may name (FL ... TBR): symphonia refuses a mask
+/// with any bit above them.
+const STANDARD_POSITIONS: u32 = 18;
+
+/// The file offset and value of the channel mask of an extensible `fmt ` chunk (format tag
+/// 0xFFFE, its extension at least 22 bytes); `None` for any other header.
+fn channel_mask(file: &mut File, file_len: u64) -> Option<(u64, u32)> {
+    let (at, len) = find_chunk(file, file_len, b"fmt ")?;
+    if len < 40 {
+        return None;
+    }
+    let mut fmt = [0u8; 24];
+    read_at(file, at + 8, &mut fmt)?;
+    let tag = u16::from_le_bytes([fmt[0], fmt[1]]);
+    let mask_at = at + 8 + 20;
+    (tag == 0xFFFE).then(|| (mask_at, u32::from_le_bytes(fmt[20..24].try_into().unwrap())))
 }
 
 /// The offset of the `data` chunk's header.
@@ -260,6 +303,45 @@ mod tests {
         bytes[data..data + 4].copy_from_slice(b"junk");
         bytes[data + 4..data + 8].copy_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(planned(&bytes).0, None);
+    }
+
+    /// An extensible header whose mask has bits past the standard positions is shown with
+    /// them cleared, the rest of the file as it is; a standard mask is left alone.
+    #[test]
+    fn a_mask_past_the_standard_positions_is_shown_without_those_bits() {
+        let extensible = |mask: u32| {
+            let mut fmt = vec![
+                0xFE, 0xFF, 2, 0, 0x22, 0x56, 0, 0, 0x88, 0x58, 1, 0, 4, 0, 16, 0,
+            ];
+            fmt.extend(22u16.to_le_bytes());
+            fmt.extend(16u16.to_le_bytes());
+            fmt.extend(mask.to_le_bytes());
+            fmt.extend([
+                1, 0, 0, 0, 0, 0, 0x10, 0, 0x80, 0, 0, 0xaa, 0, 0x38, 0x9b, 0x71,
+            ]);
+            let audio = [3u8; 40];
+            let mut bytes = b"RIFF".to_vec();
+            bytes.extend((4 + 8 + fmt.len() as u32 + 8 + 40).to_le_bytes());
+            bytes.extend(b"WAVEfmt ");
+            bytes.extend((fmt.len() as u32).to_le_bytes());
+            bytes.extend(&fmt);
+            bytes.extend(b"data");
+            bytes.extend(40u32.to_le_bytes());
+            bytes.extend(audio);
+            bytes
+        };
+        for (mask, shown) in [(0x8000_0000u32, 0u32), (0x0010_0003, 0x3)] {
+            let (plan, file) = planned(&extensible(mask));
+            let repair = plan.unwrap_or_else(|| panic!("{mask:#x}: no plan"));
+            let warning = repair.warning();
+            assert!(warning.contains("no reader knows"), "{warning}");
+            assert!(!warning.contains("sizes"), "{warning}");
+            assert_eq!(
+                read_all(&mut repair.apply(file).unwrap()),
+                extensible(shown)
+            );
+        }
+        assert_eq!(planned(&extensible(0x3)).0, None);
     }
 
     #[test]

@@ -468,3 +468,58 @@ mod large_tags {
         out
     }
 }
+
+/// A WAV_FORMAT_EXTENSIBLE header whose channel mask has bits past the 18 standard speaker
+/// positions (SPEAKER_ALL, 0x80000000, or a reserved bit beside FL) was refused as
+/// "too many channels in mask", where ffmpeg reads it: it is read as the positions it names
+/// (none: the first two), with a warning, and analyses as the same audio with a plain mask.
+#[test]
+fn a_wav_channel_mask_past_the_standard_positions_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = presets::four_on_the_floor_128()
+        .with_seconds(12.0)
+        .with_sample_rate(11_025)
+        .with_channels(2);
+    let plain = dir.path().join("plain.wav");
+    synth_music::write_wav(&plain, &render(&spec), spec.sample_rate, 2).unwrap();
+    let bytes = std::fs::read(&plain).unwrap();
+    let audio = &bytes[44..];
+    let extensible = |mask: u32| {
+        let mut fmt = bytes[20..36].to_vec();
+        fmt[0..2].copy_from_slice(&0xFFFEu16.to_le_bytes());
+        fmt.extend(22u16.to_le_bytes());
+        fmt.extend(16u16.to_le_bytes());
+        fmt.extend(mask.to_le_bytes());
+        fmt.extend([
+            1, 0, 0, 0, 0, 0, 0x10, 0, 0x80, 0, 0, 0xaa, 0, 0x38, 0x9b, 0x71,
+        ]);
+        let mut out = b"RIFF".to_vec();
+        out.extend((4 + 8 + fmt.len() as u32 + 8 + audio.len() as u32).to_le_bytes());
+        out.extend(b"WAVEfmt ");
+        out.extend((fmt.len() as u32).to_le_bytes());
+        out.extend(&fmt);
+        out.extend(b"data");
+        out.extend((audio.len() as u32).to_le_bytes());
+        out.extend(audio);
+        let path = dir.path().join(format!("mask-{mask:x}.wav"));
+        std::fs::write(&path, out).unwrap();
+        path
+    };
+    let analyzer =
+        Analyzer::new(AnalyzerConfig::default().with_key(true).with_loudness(true)).unwrap();
+    let run = |path: &Path| {
+        analyzer
+            .analyze_file(path, &StopSignal::never())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    };
+    let honest = run(&extensible(0x3));
+    assert!(honest.warnings.is_empty(), "{:?}", honest.warnings);
+    // With as many bits as channels: symphonia mends a mask with more by dropping its
+    // highest bits.
+    for mask in [0x8000_0000u32, 0x0010_0001] {
+        let mut a = run(&extensible(mask));
+        let warning = a.warnings.remove(0);
+        assert!(warning.contains("no reader knows"), "{warning}");
+        assert_eq!(a, honest, "{mask:#x}");
+    }
+}
