@@ -1144,6 +1144,19 @@ case_music_between_sampled_segments() {
   expect_row out.csv hidden.wav ok "every sampled segment is silent"
 }
 
+# Clicks at 120 BPM analysed with --min-bpm 121 read 121.000, the range's edge, with
+# confidence 1.000 (and 221 BPM read 220 under the default range): a beat outside the
+# range is read at its multiple inside it.
+case_beat_just_outside_the_tempo_range() {
+  wav clicks.wav 22050 1 20 clicks
+  analyze clicks.wav --min-bpm 121 --max-bpm 300 --descriptors tempo --out out.csv \
+    >/dev/null 2>&1 || return 1
+  local bpm
+  bpm=$(tail -1 out.csv | cut -d, -f2)
+  awk -v b="$bpm" 'BEGIN { exit !(b > 235 && b < 245) }' ||
+    { echo "read: $(tail -1 out.csv)"; return 1; }
+}
+
 # le32 N: N as four little-endian bytes.
 le32() { printf "$(printf '\\x%02x\\x%02x\\x%02x\\x%02x' $(($1 & 255)) $(($1 >> 8 & 255)) \
   $(($1 >> 16 & 255)) $(($1 >> 24 & 255)))"; }
@@ -2006,6 +2019,7 @@ run inaudible-clicks-are-too-quiet case_inaudible_clicks_are_too_quiet
 run trailing-silence-keeps-the-key case_trailing_silence_keeps_the_key
 run music-between-sampled-segments case_music_between_sampled_segments
 run wav-channel-mask-speaker-all case_wav_channel_mask_speaker_all
+run beat-just-outside-the-tempo-range case_beat_just_outside_the_tempo_range
 run short-loud-chord-keeps-its-key case_short_loud_chord_keeps_its_key
 run special-files-as-token-or-shard-record case_special_files_as_token_or_shard_record
 run evaluate-predictions-by-an-ambiguous-base-name case_evaluate_predictions_by_an_ambiguous_base_name

@@ -53,7 +53,9 @@ use crate::tempo::{TempoEstimate, TempoEstimator};
 /// under it; a sampled file whose segments are all silent is analysed whole.
 /// 19: audio shorter than 2 s whose every 400 ms block reaches the floor is heard (a loud
 /// 1.5-s chord lost its key as too quiet); an extensible WAV whose channel mask has bits
-/// past the standard positions is read (it was `unsupported_format`).
+/// past the standard positions is read (it was `unsupported_format`); a beat just outside
+/// the tempo range is read at its multiple inside it, not at the range's edge, and no
+/// `alt_bpm` is a reading the range excludes clamped to its edge.
 const RESULTS_REVISION: u32 = 19;
 
 /// Settings of an [`Analyzer`]. Each field's doc gives its default.

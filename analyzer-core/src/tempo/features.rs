@@ -24,11 +24,20 @@ const FIRST_GROUPING_FEATURE: usize = 32;
 pub(super) fn candidates(min_bpm: f64, max_bpm: f64, ev: &Evidence, read: usize) -> Vec<Candidate> {
     let fr = ev.frame_rate;
     let mut bpms: Vec<f64> = Vec::new();
+    // A hypothesis counts where its refined tempo lies in the range, give or take 0.2 %
+    // (a grid step or two); one further out is a reading the range excludes, and was
+    // clamped to its edge (64 BPM became 64.5 under a minimum of 64.5, 221 became 220
+    // under the default maximum, as the tempo).
+    let within = |bpm: f64| bpm >= min_bpm * 0.998 && bpm <= max_bpm * 1.002;
     let mut push = |bpm: f64| {
         if bpm < min_bpm * 0.98 || bpm > max_bpm * 1.02 {
             return;
         }
-        let bpm = refine(&ev.acf, fr, bpm).clamp(min_bpm, max_bpm);
+        let bpm = refine(&ev.acf, fr, bpm);
+        if !within(bpm) {
+            return;
+        }
+        let bpm = bpm.clamp(min_bpm, max_bpm);
         if !bpms.iter().any(|b| (bpm / b - 1.0).abs() < 0.03) {
             bpms.push(bpm);
         }
@@ -40,6 +49,11 @@ pub(super) fn candidates(min_bpm: f64, max_bpm: f64, ev: &Evidence, read: usize)
     }
     for &b in &ev.peak_bpms[1..] {
         push(b);
+    }
+    // The peaks lie in the range; should every refined one fall out of it, the best
+    // stays, at the edge, rather than no reading.
+    if bpms.is_empty() {
+        bpms.push(refine(&ev.acf, fr, top).clamp(min_bpm, max_bpm));
     }
     // A beat level must recur at its own period: with nothing between the true beats
     // (a metronome, a bare pulse), the double tempo's autocorrelation at its beat is

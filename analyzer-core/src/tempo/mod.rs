@@ -419,16 +419,23 @@ impl TempoEstimator {
         }
 
         let grid = self.grid();
-        let comb_scores: Vec<f64> = grid
-            .iter()
-            .map(|&bpm| comb(&acf, 60.0 * fr / bpm, &periodicity::COMB_WEIGHTS))
+        // One grid step past each end, so that an end of the range is a peak only where
+        // the comb falls beyond it too: a beat just outside the range (49 BPM under a
+        // minimum of 50) rose to the edge, which was read as the tempo, confidence 1.
+        let step = grid[1] / grid[0];
+        let wide: Vec<f64> = std::iter::once(grid[0] / step)
+            .chain(grid.iter().copied())
+            .chain(std::iter::once(grid[grid.len() - 1] * step))
             .collect();
-        let prior_scores: Vec<f64> = comb_scores
+        let prior_scores: Vec<f64> = wide
             .iter()
-            .zip(&grid)
-            .map(|(s, &bpm)| s * prior(bpm))
+            .map(|&bpm| comb(&acf, 60.0 * fr / bpm, &periodicity::COMB_WEIGHTS) * prior(bpm))
             .collect();
-        let peaks = local_maxima(&prior_scores);
+        let peaks: Vec<usize> = local_maxima(&prior_scores)
+            .into_iter()
+            .filter(|&i| i >= 1 && i <= grid.len())
+            .map(|i| i - 1)
+            .collect();
         // Whether there is a pulse at all: the strongest periodicity in the tempo range.
         let clarity = grid
             .iter()
@@ -559,6 +566,33 @@ mod tests {
             values,
             frame_rate,
             level: 0.0,
+        }
+    }
+
+    /// A beat just outside the range is read at a multiple inside it, never at the range's
+    /// edge: 49 BPM under the default minimum of 50 read 50.000 with confidence 1, 221
+    /// read 220, and 128 under a minimum of 129 read 129; no candidate sits at an edge
+    /// that a relative outside the range was clamped to.
+    #[test]
+    fn a_beat_outside_the_range_is_read_at_a_multiple_inside_it() {
+        for (bpm, lo, hi) in [
+            (49.0, 50.0, 220.0),
+            (221.0, 50.0, 220.0),
+            (128.0, 129.0, 300.0),
+            (123.0, 129.0, 300.0),
+        ] {
+            let est = TempoEstimator::new(lo, hi).unwrap();
+            let e = est
+                .estimate(&pulses(bpm, 30.0, 86.1328125), &StopSignal::never())
+                .unwrap();
+            let multiple = [2.0, 3.0, 0.5, 1.0 / 3.0]
+                .iter()
+                .any(|r| (e.bpm / (bpm * r) - 1.0).abs() < 0.01);
+            assert!(multiple, "{bpm} in {lo}..{hi}: read {}", e.bpm);
+            for c in &e.candidates {
+                let at_edge = (c.bpm - lo).abs() < 1e-9 || (c.bpm - hi).abs() < 1e-9;
+                assert!(!at_edge, "{bpm} in {lo}..{hi}: a candidate at {}", c.bpm);
+            }
         }
     }
 

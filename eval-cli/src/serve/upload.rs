@@ -22,11 +22,15 @@ use crate::analysis::FileOutcome;
 /// its bytes); the answer is its row with its tempo candidates, 200 when analysed, 422
 /// (with the row saying why) when not.
 pub(super) async fn upload(State(app): State<Arc<App>>, request: Request) -> Response {
+    let limit = app.limits.max_upload_bytes;
     if let Some(refusal) = form_refusal(request.headers()) {
         app.telemetry.upload_rejected();
+        // The body is read and dropped first (up to the upload limit): a reply sent while
+        // the client still writes closes the connection under it, and the client saw a
+        // broken pipe instead of the 415 and its reason.
+        drain(request.into_body(), limit).await;
         return refusal;
     }
-    let limit = app.limits.max_upload_bytes;
     if content_length(request.headers()).is_some_and(|n| n > limit as u64) {
         app.telemetry.upload_rejected();
         return error(
@@ -93,6 +97,18 @@ fn form_refusal(headers: &HeaderMap) -> Option<Response> {
                 .to_string(),
         )
     })
+}
+
+/// Reads `body` to its end and drops it, stopping after `limit` bytes or at an error.
+async fn drain(body: Body, limit: usize) {
+    let mut read = 0;
+    let mut stream = body.into_data_stream();
+    while let Some(Ok(chunk)) = stream.next().await {
+        read += chunk.len();
+        if read > limit {
+            return;
+        }
+    }
 }
 
 /// Writes the body to a temporary file as it arrives (memory stays flat whatever the
