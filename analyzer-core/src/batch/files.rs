@@ -155,7 +155,7 @@ fn walk_reason(err: &walkdir::Error) -> String {
 /// `path` without its `.` parts, so that `./a.wav` and `a.wav` (or `lib` and `./lib`
 /// given together) are met once: the first spelling is kept. Only `.` goes, never `..`
 /// (through a link, `x/..` is elsewhere).
-fn spelled_alike(path: &Path) -> PathBuf {
+pub fn spelled_alike(path: &Path) -> PathBuf {
     path.components()
         .filter(|c| *c != std::path::Component::CurDir)
         .collect()

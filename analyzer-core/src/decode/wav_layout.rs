@@ -15,15 +15,7 @@ use std::fs::File;
 
 use symphonia::core::audio::{ChannelLabel, Channels, Position};
 
-use super::wav_sizes::{find_chunk, read_at};
-
-/// The format tag of WAVE_FORMAT_EXTENSIBLE, the one `fmt ` chunk that carries a channel
-/// mask.
-const WAVE_FORMAT_EXTENSIBLE: u16 = 0xFFFE;
-
-/// Where the channel mask sits in an extensible `fmt ` chunk: after the 16 bytes of the
-/// plain chunk, the extension's size (2) and the valid bits per sample (2).
-const MASK_OFFSET: usize = 20;
+use super::wav_sizes::{MASK_OFFSET, WAVE_FORMAT_EXTENSIBLE, find_chunk, read_at};
 
 /// The layout to use in place of symphonia's for the WAV `file` of `file_len` bytes (its
 /// position is left anywhere); `None` where symphonia's stands (a mask for every channel,

@@ -132,22 +132,30 @@ fn presented(bytes: u64) -> [u8; 4] {
         .to_le_bytes()
 }
 
+/// The format tag of WAVE_FORMAT_EXTENSIBLE, the one `fmt ` chunk that carries a channel
+/// mask.
+pub(super) const WAVE_FORMAT_EXTENSIBLE: u16 = 0xFFFE;
+
+/// Where the channel mask sits in an extensible `fmt ` chunk: after the 16 bytes of the
+/// plain chunk, the extension's size (2) and the valid bits per sample (2).
+pub(super) const MASK_OFFSET: usize = 20;
+
 /// Speaker positions a WAVE channel mask may name (FL ... TBR): symphonia refuses a mask
-/// with any bit above them.
+/// with any bit above them (its `Position::from_wave_channel_mask`, whose count is private).
 const STANDARD_POSITIONS: u32 = 18;
 
-/// The file offset and value of the channel mask of an extensible `fmt ` chunk (format tag
-/// 0xFFFE, its extension at least 22 bytes); `None` for any other header.
+/// The file offset and value of the channel mask of an extensible `fmt ` chunk; `None` for
+/// any other header.
 fn channel_mask(file: &mut File, file_len: u64) -> Option<(u64, u32)> {
     let (at, len) = find_chunk(file, file_len, b"fmt ")?;
-    if len < 40 {
+    if (len as usize) < MASK_OFFSET + 4 {
         return None;
     }
-    let mut fmt = [0u8; 24];
+    let mut fmt = [0u8; MASK_OFFSET + 4];
     read_at(file, at + 8, &mut fmt)?;
     let tag = u16::from_le_bytes([fmt[0], fmt[1]]);
-    let mask_at = at + 8 + 20;
-    (tag == 0xFFFE).then(|| (mask_at, u32::from_le_bytes(fmt[20..24].try_into().unwrap())))
+    let mask = u32::from_le_bytes(fmt[MASK_OFFSET..].try_into().ok()?);
+    (tag == WAVE_FORMAT_EXTENSIBLE).then_some((at + 8 + MASK_OFFSET as u64, mask))
 }
 
 /// The offset of the `data` chunk's header.

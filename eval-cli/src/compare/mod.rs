@@ -94,13 +94,12 @@ fn worker_counts(listed: &[usize]) -> anyhow::Result<Vec<usize>> {
     // count and reported under the one named: refused instead, saying what fits.
     let limit = crate::host::open_file_limit();
     for &count in &counts {
-        if let (fits, Some(why)) = flags::check_workers(count, limit, 0)
-            && fits < count
-        {
-            let why = why
-                .rsplit_once("; using")
-                .map_or(why.as_str(), |(head, _)| head);
-            anyhow::bail!("invalid value for --workers: {why}: list at most {fits}");
+        let (fits, _) = flags::check_workers(count, limit, 0);
+        if fits < count {
+            anyhow::bail!(
+                "invalid value for --workers: {count} workers do not fit this machine's \
+                 memory and open-file limit (ulimit -n): list at most {fits}"
+            );
         }
     }
     Ok(counts)

@@ -48,7 +48,7 @@ mod spec;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use analyzer_core::batch::{self, Job};
+use analyzer_core::batch::{self, Job, spelled_alike};
 use analyzer_core::key::Key;
 use analyzer_core::{Analyzer, Error, ErrorKind, Stage, StopSignal};
 use anyhow::{Context, bail};
@@ -307,7 +307,7 @@ fn read_predictions(path: &Path, ds: &Dataset) -> anyhow::Result<BTreeMap<PathBu
         let cell = |col: Option<usize>| col.and_then(|c| record.get(c)).unwrap_or("").trim();
         // The name exactly, as the manifest's (` a.wav` is not `a.wav`); other cells trimmed.
         let file = record.get(file_col).unwrap_or("").to_string();
-        let same = same_file(Path::new(&file));
+        let same = spelled_alike(Path::new(&file));
         if let Some(first) = seen.insert(same.clone(), row) {
             bail!("{}: {file:?} is listed again (first on row {first})", at());
         }
@@ -333,12 +333,15 @@ fn read_predictions(path: &Path, ds: &Dataset) -> anyhow::Result<BTreeMap<PathBu
     // A row names an item by its manifest name, or by its absolute path; by its base name
     // alone only where no other item or row shares that base name (predictions written in
     // another folder), and never with a row another item took by name.
-    let absolute = |p: &Path| std::path::absolute(p).map(|a| same_file(&a)).ok();
+    let absolute = |p: &Path| std::path::absolute(p).map(|a| spelled_alike(&a)).ok();
     let mut taken: BTreeMap<&PathBuf, &str> = BTreeMap::new();
     let mut out = BTreeMap::new();
     let mut unmatched = Vec::new();
     for item in &ds.items {
-        let names = [Some(same_file(Path::new(&item.file))), absolute(&item.path)];
+        let names = [
+            Some(spelled_alike(Path::new(&item.file))),
+            absolute(&item.path),
+        ];
         let mut found: Vec<&PathBuf> = Vec::new();
         for name in names.iter().flatten() {
             if let Some((key, _)) = by_name.get_key_value(name)
@@ -389,13 +392,6 @@ fn read_predictions(path: &Path, ds: &Dataset) -> anyhow::Result<BTreeMap<PathBu
         }
     }
     Ok(out)
-}
-
-/// A predictions file's name for a file, compared by components: `./a.wav` is `a.wav`.
-fn same_file(name: &Path) -> PathBuf {
-    name.components()
-        .filter(|c| *c != std::path::Component::CurDir)
-        .collect()
 }
 
 /// A predictions file's `bpm` cell: empty is no tempo prediction, anything else must be a

@@ -28,6 +28,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use analyzer_core::batch::spelled_alike;
 use analyzer_core::key::Key;
 use anyhow::{Context, bail};
 
@@ -189,11 +190,7 @@ pub fn read_manifest(path: &Path) -> anyhow::Result<Dataset> {
             bail!("{}: empty `file`", at());
         }
         // Compared by components, so `./a.wav` and `a.wav` are one file.
-        let same: PathBuf = Path::new(&file)
-            .components()
-            .filter(|c| *c != std::path::Component::CurDir)
-            .collect();
-        if let Some(first) = seen.insert(same, line) {
+        if let Some(first) = seen.insert(spelled_alike(Path::new(&file)), line) {
             bail!("{}: {file:?} is listed again (first on line {first})", at());
         }
         if let Some(id) = FileId::of_file(&root.join(&file)) {
