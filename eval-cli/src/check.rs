@@ -255,34 +255,39 @@ impl Thresholds {
     /// the gate as if the run had fallen short), a share outside 0..=1, a negative limit,
     /// or no threshold at all.
     fn refuse_unusable(&self) -> anyhow::Result<()> {
-        let numbers = [
+        // Shares of files: below 0 every run passes, above 1 none does, so the gate
+        // would check nothing, or always fail, in silence.
+        let shares = [
             ("min_acc1", self.min_acc1),
             ("min_acc2", self.min_acc2),
             ("min_acc1_either", self.min_acc1_either),
             ("min_key_weighted", self.min_key_weighted),
             ("min_key_accuracy", self.min_key_accuracy),
+        ];
+        // Limits with no upper end (an efficiency above 1 is measured now and then).
+        let limits = [
             ("min_efficiency", self.min_efficiency),
             ("max_interference", self.max_interference),
             ("max_repeat_spread", self.max_repeat_spread),
         ];
-        for (key, value) in numbers {
+        for (key, value) in shares.iter().chain(&limits) {
             if let Some(v) = value.filter(|v| !v.is_finite()) {
                 bail!("{key} = {v} is not a finite number (leave the key out to not check it)");
             }
         }
-        // A share below 0 held for every run and one above 1 for none: the gate would
-        // check nothing, or always fail, in silence.
-        for (key, value) in &numbers[..5] {
+        for (key, value) in &shares {
             if let Some(v) = value.filter(|v| !(0.0..=1.0).contains(v)) {
                 bail!("{key} = {v} is not a share in 0..=1");
             }
         }
-        for (key, value) in &numbers[5..] {
+        for (key, value) in &limits {
             if let Some(v) = value.filter(|v| *v < 0.0) {
                 bail!("{key} = {v} is negative");
             }
         }
-        if numbers.iter().all(|(_, v)| v.is_none()) && self.require_identical.is_none() {
+        if shares.iter().chain(&limits).all(|(_, v)| v.is_none())
+            && self.require_identical.is_none()
+        {
             bail!("it sets no threshold, so nothing would be checked");
         }
         Ok(())

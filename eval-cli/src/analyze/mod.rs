@@ -27,7 +27,7 @@ use analyzer_core::loudness::{AlbumLoudness, GatingBlocks, Loudness};
 use analyzer_core::{Analysis, Analyzer, StopSignal};
 use anyhow::bail;
 
-use crate::cache::{Analyzed, CachedAnalyzer, FileIdentity, Rescan, ResultCache};
+use crate::cache::{Analyzed, CacheArgs, CachedAnalyzer, FileIdentity, Rescan, ResultCache};
 use crate::flags;
 use crate::output::{self, Destination, Inputs, OutputLock};
 use crate::path_cell::path_cell;
@@ -80,19 +80,8 @@ pub struct AnalyzeArgs {
     /// the end) or `input`, to measure what that buys.
     #[arg(long, value_enum, default_value_t = Schedule::CostliestFirst, help_heading = "Advanced")]
     schedule: Schedule,
-    /// Keep rows in DIR/results.redb by file content and settings, and take a file's row
-    /// from there when its bytes were analysed before with the same settings (a renamed
-    /// or copied file too): it is not decoded again. A file whose device, inode, size,
-    /// mtime and ctime are as recorded is not even read. Several processes may share DIR.
-    #[arg(long, value_name = "DIR")]
-    cache: Option<PathBuf>,
-    /// With --cache: analyse every file again and overwrite its cached row.
-    #[arg(long, requires = "cache", conflicts_with = "verify")]
-    force: bool,
-    /// With --cache: read and hash every file, and name those whose bytes changed while
-    /// their size, times and inode did not; they are analysed anew.
-    #[arg(long, requires = "cache")]
-    verify: bool,
+    #[command(flatten)]
+    cache: CacheArgs,
     /// Take each folder's files as one album and fill the ReplayGain album columns (gated
     /// over all blocks of all its files). Needs `loudness` among --descriptors. The rows are
     /// written when the whole run is done, so it does not combine with --resume, --shard or
@@ -135,15 +124,10 @@ impl Plan {
                  (--descriptors tempo,key,loudness)"
             );
         }
-        if let (Some(out), Some(dir)) = (&args.out, &args.cache) {
+        if let (Some(out), Some(dir)) = (&args.out, &args.cache.cache) {
             refuse_out_in_cache(out, dir)?;
         }
-        let cache = match &args.cache {
-            Some(dir) => ResultCache::open_or_go_without(dir, |warning| {
-                eprintln!("eval-cli: warning: {warning}");
-            })?,
-            None => None,
-        };
+        let cache = args.cache.open()?;
         if let Some(cache) = &cache {
             cache.reuse_reads_for(SNAPSHOT_AGE);
         }
@@ -155,7 +139,7 @@ impl Plan {
             analyzer,
             options: args.batch.options(args.schedule),
             cache,
-            rescan: Rescan::of_flags(args.force, args.verify),
+            rescan: args.cache.rescan(),
             album: args.album,
             test_panics: args.test_panics,
         })

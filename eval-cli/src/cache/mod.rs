@@ -104,6 +104,7 @@ use redb::ReadableDatabase;
 use serde::Serialize;
 
 mod analyzer;
+mod args;
 mod identity;
 mod key;
 #[cfg(test)]
@@ -112,6 +113,7 @@ mod row;
 mod store;
 
 pub use analyzer::{Analyzed, CachedAnalyzer, ContentHasher, ReadAndHash, Rescan};
+pub use args::CacheArgs;
 
 pub use identity::{BadIdentity, FileIdentity, Nanos, Recorded, nanos_of, path_key, time_of};
 pub use key::{CacheKey, SCHEMA, Settings, hash_file, key_for};

@@ -52,6 +52,7 @@ pub fn router(app: Arc<App>, body_timeout: Duration) -> Router {
         .route("/v1/analyze", post(upload))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(no_query))
         .layer(middleware::from_fn_with_state(Arc::clone(&app), auth))
         .layer(cors)
         .layer(middleware::from_fn_with_state(Arc::clone(&app), guard))
@@ -64,6 +65,30 @@ async fn guard(State(app): State<Arc<App>>, request: Request, next: Next) -> Res
     match app.guard.refusal(request.headers()) {
         None => next.run(request).await,
         Some(refusal) => refusal,
+    }
+}
+
+/// Paths that read a query string: the page (which ignores one) and an upload's settings.
+const QUERY_PATHS: [&str; 2] = ["/", "/v1/analyze"];
+
+/// Refuses a query string where none is read: `/v1/jobs?descriptors=tempo` was served
+/// as if the parameter were not there (a job's settings are fields of its JSON body).
+async fn no_query(request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    match request.uri().query() {
+        Some(query) if !QUERY_PATHS.contains(&path) => {
+            let shown: String = query.chars().take(100).collect();
+            let more = if shown.len() < query.len() { "..." } else { "" };
+            error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "{path} takes no query parameters (got ?{shown}{more}); a job's settings \
+                     are fields of its JSON body, an upload's are query parameters of \
+                     /v1/analyze"
+                ),
+            )
+        }
+        _ => next.run(request).await,
     }
 }
 

@@ -94,6 +94,11 @@ impl Guard {
     }
 
     fn is_own_host(&self, host: &str) -> bool {
+        // `Host: evil.example@127.0.0.1:PORT` parsed as an authority with user info, and
+        // passed as 127.0.0.1; no client sends user info in `Host` (RFC 9110, 7.2).
+        if host.contains('@') {
+            return false;
+        }
         let Ok(authority) = Authority::from_str(host) else {
             return false;
         };
@@ -138,6 +143,8 @@ mod tests {
         assert!(ok("127.0.0.1:8700", None));
         assert!(ok("localhost:8700", Some("http://localhost:8700")));
         assert!(ok("[::1]:8700", None));
+        assert!(!ok("evil.example@127.0.0.1:8700", None));
+        assert!(!ok("127.0.0.1:8700@evil.example", None));
         assert!(ok("127.0.0.1:8700", Some("https://tool.example")));
         assert!(!ok("evil.example:8700", None), "a rebinding page's name");
         assert!(!ok("127.0.0.1:9999", None), "another port");

@@ -4,9 +4,6 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::analysis::RequestSettings;
-
-use crate::flags::Descriptors;
 use analyzer_core::batch::{self};
 use axum::body::Body;
 use axum::extract::State;
@@ -19,21 +16,23 @@ use super::http::{JobParam, Refusal, error, find, json, read_body, refused, too_
 use super::jobs::{Job, JobId};
 use super::paths::walk;
 use super::scheduler::Lane;
+use super::settings::Requested;
 
-/// The body of `POST /v1/jobs`.
+/// The body of `POST /v1/jobs`. (Its settings are not a flattened [`Requested`]: serde
+/// does not deny unknown fields through `flatten`.)
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct JobRequest {
     /// Files and folders under the roots, absolute or relative to a root.
     paths: Vec<String>,
-    /// Slowest tempo to report (default: the analyzer's).
+    /// `high` jobs are served before `normal` ones (the default).
+    priority: Option<Priority>,
+    /// Slowest tempo to report (default: the service's).
     min_bpm: Option<f64>,
     /// Fastest tempo to report.
     max_bpm: Option<f64>,
-    /// `high` jobs are served before `normal` ones (the default).
-    priority: Option<Priority>,
-    /// What is computed: `["tempo"]` plus any of `"key"` and `"loudness"` (default: the service's
-    /// `--descriptors`).
+    /// What is computed: `["tempo"]` plus any of `"key"` and `"loudness"` (default: the
+    /// service's `--descriptors`).
     descriptors: Option<Vec<String>>,
     /// Which note of a 6/8 bar is the beat: `"quarter"` or `"dotted-quarter"` (default: the
     /// service's `--compound-beat`).
@@ -52,7 +51,7 @@ pub(super) async fn submit(State(app): State<Arc<App>>, body: Body) -> Response 
         Ok(bytes) => bytes,
         Err(response) => return response,
     };
-    let request: JobRequest = match serde_json::from_slice(&bytes) {
+    let mut request: JobRequest = match serde_json::from_slice(&bytes) {
         Ok(r) => r,
         Err(e) => {
             return error(StatusCode::BAD_REQUEST, format!("invalid job request: {e}"));
@@ -64,37 +63,20 @@ pub(super) async fn submit(State(app): State<Arc<App>>, body: Body) -> Response 
             "invalid job request: `paths` is empty",
         );
     }
-    let descriptors = match &request.descriptors {
-        None => None,
-        Some(names) => match names.join(",").parse::<Descriptors>() {
-            Ok(d) => Some(d),
-            Err(e) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    format!("invalid job request: descriptors: {e}"),
-                );
-            }
-        },
-    };
-    let compound_beat = match RequestSettings::compound_beat_named(request.compound_beat.as_deref())
-    {
-        Ok(b) => b,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("invalid job request: compound_beat: {e}"),
-            );
-        }
-    };
-    let settings = RequestSettings {
+    let settings = Requested {
         min_bpm: request.min_bpm,
         max_bpm: request.max_bpm,
-        descriptors,
-        compound_beat,
+        descriptors: request.descriptors.take(),
+        compound_beat: request.compound_beat.take(),
     };
-    let analyzer = match crate::analysis::analyzer_for(&app.default_analyzer, settings) {
+    let analyzer = match settings.analyzer(&app) {
         Ok(a) => a,
-        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+        Err(reason) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("invalid job request: {reason}"),
+            );
+        }
     };
     let lane = match request.priority {
         Some(Priority::High) => Lane::High,

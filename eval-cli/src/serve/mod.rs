@@ -30,6 +30,7 @@ mod page;
 mod paths;
 mod pool;
 pub mod scheduler;
+mod settings;
 mod table;
 mod telemetry;
 mod upload;
@@ -48,7 +49,7 @@ use tokio::sync::watch;
 
 pub use crate::analysis::{BatchAnalysis, CachedAnalysis, Candidate, FileAnalysis, FileOutcome};
 
-use crate::cache::{Rescan, ResultCache};
+use crate::cache::CacheArgs;
 use crate::flags;
 use crate::stdout;
 use crate::threads::{self, ThreadRefused};
@@ -98,17 +99,8 @@ pub struct ServeArgs {
     /// reached by name); `Origin` is still checked.
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
-    /// Result cache: a file already analysed with the same bytes and settings is not
-    /// decoded again (the one `analyze --cache` uses; several processes may share it).
-    #[arg(long, value_name = "DIR")]
-    cache: Option<PathBuf>,
-    /// With --cache: analyse every file again and overwrite its cached row.
-    #[arg(long, requires = "cache", conflicts_with = "verify")]
-    force: bool,
-    /// With --cache: read and hash every file, and name (on stderr) those whose bytes
-    /// changed while their size, times and inode did not; they are analysed anew.
-    #[arg(long, requires = "cache")]
-    verify: bool,
+    #[command(flatten)]
+    cache: CacheArgs,
     /// Connections served at once; more wait in the listen queue until one closes, so
     /// idle clients cannot use up the process's file descriptors (lowered to what
     /// `ulimit -n` holds beside the workers, 2 descriptors each, where that is less).
@@ -286,12 +278,7 @@ impl App {
 
 /// Runs `eval-cli serve` until SIGINT or SIGTERM.
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let cache = match &args.cache {
-        Some(dir) => ResultCache::open_or_go_without(dir, |warning| {
-            eprintln!("eval-cli: warning: {warning}");
-        })?,
-        None => None,
-    };
+    let cache = args.cache.open()?;
     let analysis: Arc<dyn FileAnalysis> = match cache {
         Some(cache) => {
             for warning in cache.take_warnings() {
@@ -299,7 +286,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             }
             Arc::new(CachedAnalysis {
                 cache: Arc::new(cache),
-                rescan: Rescan::of_flags(args.force, args.verify),
+                rescan: args.cache.rescan(),
             })
         }
         None => Arc::new(BatchAnalysis),

@@ -16,6 +16,7 @@ use super::App;
 use super::http::{body_error, content_length, error, json};
 use super::jobs::FileEvent;
 use super::pool::Upload;
+use super::settings::upload_settings;
 use crate::analysis::FileOutcome;
 
 /// `POST /v1/analyze`: the body is an audio file in any supported format (probed from
@@ -31,6 +32,19 @@ pub(super) async fn upload(State(app): State<Arc<App>>, request: Request) -> Res
         drain(request.into_body(), limit).await;
         return refusal;
     }
+    // Read before the body (and the body drained after a refusal, as above).
+    let analyzer =
+        match upload_settings(request.uri().query()).and_then(|settings| settings.analyzer(&app)) {
+            Ok(analyzer) => analyzer,
+            Err(reason) => {
+                app.telemetry.upload_rejected();
+                drain(request.into_body(), limit).await;
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("invalid upload query: {reason}"),
+                );
+            }
+        };
     if content_length(request.headers()).is_some_and(|n| n > limit as u64) {
         app.telemetry.upload_rejected();
         return error(
@@ -54,7 +68,7 @@ pub(super) async fn upload(State(app): State<Arc<App>>, request: Request) -> Res
     let (reply, answer) = oneshot::channel();
     let queued = app.pool.upload(Upload {
         path: file.path().to_path_buf(),
-        analyzer: Arc::clone(&app.default_analyzer),
+        analyzer,
         reply,
     });
     if queued.is_err() {

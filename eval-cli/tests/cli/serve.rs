@@ -552,6 +552,52 @@ fn a_form_upload_is_refused_with_415_and_a_raw_body_of_any_type_is_read() {
     assert!((bpm - 128.0).abs() < 2.0, "{bpm}");
 }
 
+/// An upload's settings are query parameters (its body is the audio), read by the rule of
+/// a job's fields; an unknown or malformed one is a 400 naming it. A query string on a
+/// route that reads none is a 400 too: `/v1/jobs?descriptors=tempo` was served as if the
+/// parameter were not there.
+#[test]
+fn an_upload_takes_its_settings_from_the_query_and_other_routes_refuse_one() {
+    let (_dir, root) = root();
+    let server = Server::start(&root, &["--workers", "1"]);
+    let wav = click_wav_bytes(120.0, 4.0);
+    let row = |query: &str| {
+        let answer = post_bytes(&server, &format!("/v1/analyze{query}"), &wav);
+        assert_eq!(
+            answer.status,
+            200,
+            "{query}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        answer.json()["row"].clone()
+    };
+    let bpm = |row: &Value| row["bpm"].as_str().unwrap().parse::<f64>().unwrap();
+    let plain = row("");
+    assert!((bpm(&plain) - 120.0).abs() < 2.0, "{plain}");
+    assert_eq!(plain["loudness_lufs"], "");
+    let fast = row("?min_bpm=150&max_bpm=300");
+    assert!((bpm(&fast) - 240.0).abs() < 4.0, "{fast}");
+    let loud = row("?descriptors=tempo,loudness");
+    assert_ne!(loud["loudness_lufs"], "", "{loud}");
+    assert_eq!(loud["key"], "");
+    for (query, names) in [
+        ("?tempo=120", "unknown field `tempo`"),
+        ("?min_bpm=fast", "min_bpm=\"fast\" is not a number"),
+        ("?descriptors=key", "tempo must be among the descriptors"),
+        ("?min_bpm=300", "min_bpm (300)"),
+    ] {
+        let refusal = post_bytes(&server, &format!("/v1/analyze{query}"), &wav).refusal(400);
+        assert!(refusal.contains(names), "{query}: {refusal}");
+    }
+    let refusal = get(&server, "/v1/jobs?descriptors=tempo").refusal(400);
+    assert!(
+        refusal.contains("/v1/jobs takes no query parameters"),
+        "{refusal}"
+    );
+    let refusal = post_json(&server, "/v1/jobs?priority=high", r#"{"paths": ["."]}"#).refusal(400);
+    assert!(refusal.contains("fields of its JSON body"), "{refusal}");
+}
+
 #[test]
 fn sigterm_stops_a_busy_server_with_status_0() {
     let (_dir, root) = root();
