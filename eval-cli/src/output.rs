@@ -63,6 +63,9 @@ pub enum Refusal {
     /// leads there through a link: replacing it would replace whatever file the shell
     /// opened there (`>> log.txt` lost the log).
     Descriptor,
+    /// It is a file of the kernel's (`/proc`, `/sys`): a setting or a report, not a place
+    /// for rows (`/proc/sys/kernel/hostname` was refused as an open file of the process).
+    KernelFile,
     /// It is `-`, which many tools read as stdout; here it would be a file named `-`.
     Dash,
 }
@@ -138,6 +141,10 @@ impl fmt::Display for Refusal {
                  which would be replaced, not appended to; leave the output flag out to \
                  write to stdout",
             ),
+            Refusal::KernelFile => f.write_str(
+                "it is a file of the kernel (under /proc or /sys), a setting or a report, not \
+                 a place for rows",
+            ),
             Refusal::Dash => f.write_str(
                 "`-` would be a file named `-`; leave the output flag out to write to stdout",
             ),
@@ -186,20 +193,27 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> OutputError + '_ {
     }
 }
 
-/// Whether `path`, or a link on the way from it (up to 40, the kernel's own limit), names
-/// an open file of a process rather than a file: `/dev/stdin`, `/dev/stdout`, `/dev/stderr`,
-/// `/dev/fd/...` or anything under `/proc`. Following `/dev/stdout` leads to the file
-/// the shell opened (`>> log.txt`), which is regular, so the other rules let it through.
-/// Each step's folder is resolved first (`..`, a linked folder: `/dev/../proc/self/fd/1`,
-/// `myfd/1` with `myfd -> /dev/fd`), its last name kept, so no spelling reaches `/proc`
-/// unseen.
-fn reaches_a_descriptor(path: &Path) -> bool {
+/// Why `path`, or a link on the way from it (up to 40, the kernel's own limit), is no
+/// file to write: it names an open file of a process (`/dev/stdin`, `/dev/stdout`,
+/// `/dev/stderr`, `/dev/fd/...`, `/proc/PID/fd/...`), or another file of the kernel's
+/// (under `/proc` or `/sys`). Following `/dev/stdout` leads to the file the shell opened
+/// (`>> log.txt`), which is regular, so the other rules let it through. Each step's folder
+/// is resolved first (`..`, a linked folder: `/dev/../proc/self/fd/1`, `myfd/1` with
+/// `myfd -> /dev/fd`), its last name kept, so no spelling reaches `/proc` unseen.
+fn kernel_refusal(path: &Path) -> Option<Refusal> {
     let names_one = |p: &Path| {
-        p.starts_with("/proc")
-            || p.starts_with("/dev/fd")
+        let descriptor = p.starts_with("/dev/fd")
             || ["/dev/stdin", "/dev/stdout", "/dev/stderr"]
                 .iter()
                 .any(|d| p == Path::new(d))
+            || (p.starts_with("/proc") && p.components().any(|c| c.as_os_str() == "fd"));
+        if descriptor {
+            Some(Refusal::Descriptor)
+        } else if p.starts_with("/proc") || p.starts_with("/sys") {
+            Some(Refusal::KernelFile)
+        } else {
+            None
+        }
     };
     let mut hop = path.to_path_buf();
     for _ in 0..40 {
@@ -212,16 +226,16 @@ fn reaches_a_descriptor(path: &Path) -> bool {
                 };
                 match fs::canonicalize(parent) {
                     Ok(folder) => folder.join(name),
-                    Err(_) => return false,
+                    Err(_) => return None,
                 }
             }
             _ => match std::path::absolute(&hop) {
                 Ok(absolute) => absolute,
-                Err(_) => return false,
+                Err(_) => return None,
             },
         };
-        if names_one(&resolved) {
-            return true;
+        if let Some(refusal) = names_one(&resolved) {
+            return Some(refusal);
         }
         match fs::read_link(&resolved) {
             Ok(target) => {
@@ -230,10 +244,10 @@ fn reaches_a_descriptor(path: &Path) -> bool {
                     None => target,
                 }
             }
-            Err(_) => return false,
+            Err(_) => return None,
         }
     }
-    false
+    None
 }
 
 /// The files a run reads, by identity, so that no output replaces one of them.
@@ -296,8 +310,8 @@ impl Destination {
         if path.as_os_str() == "-" {
             return Err(refuse(Refusal::Dash));
         }
-        if reaches_a_descriptor(path) {
-            return Err(refuse(Refusal::Descriptor));
+        if let Some(refusal) = kernel_refusal(path) {
+            return Err(refuse(refusal));
         }
         let own = match fs::symlink_metadata(path) {
             Ok(meta) => meta,
@@ -635,7 +649,7 @@ mod tests {
     /// folders too (`/dev/../proc/self/fd/1` and `myfd/1` replaced the shell's log);
     /// files under `/dev/shm` and links to ordinary files are not concerned.
     #[test]
-    fn every_spelling_of_a_descriptor_is_seen() {
+    fn every_spelling_of_a_descriptor_or_kernel_file_is_seen() {
         let dir = tempfile::tempdir().unwrap();
         symlink("/proc/self", dir.path().join("ps")).unwrap();
         symlink("/dev/fd", dir.path().join("myfd")).unwrap();
@@ -650,7 +664,12 @@ mod tests {
             &dir.path().join("myfd/1"),
             &dir.path().join("out.csv"),
         ] {
-            assert!(reaches_a_descriptor(seen), "{}", seen.display());
+            assert_eq!(
+                kernel_refusal(seen),
+                Some(Refusal::Descriptor),
+                "{}",
+                seen.display()
+            );
         }
         for unseen in [
             Path::new("/dev/shm/x.csv"),
@@ -658,7 +677,20 @@ mod tests {
             &dir.path().join("to-real.csv"),
             &dir.path().join("new.csv"),
         ] {
-            assert!(!reaches_a_descriptor(unseen), "{}", unseen.display());
+            assert_eq!(kernel_refusal(unseen), None, "{}", unseen.display());
+        }
+        for kernel in [
+            Path::new("/proc/sys/kernel/hostname"),
+            Path::new("/proc/self/status"),
+            Path::new("/sys/kernel/mm/transparent_hugepage/enabled"),
+            &dir.path().join("ps/status"),
+        ] {
+            assert_eq!(
+                kernel_refusal(kernel),
+                Some(Refusal::KernelFile),
+                "{}",
+                kernel.display()
+            );
         }
     }
 
