@@ -66,13 +66,52 @@ impl RunSettings {
 
     /// Checks that the rows already in `csv` (`has_rows`) were made with these settings:
     /// refused when its settings differ, or when it has rows but no settings at all. With
-    /// no rows there is nothing to mix, whatever the settings file says.
+    /// no rows there is nothing to mix, whatever the settings file says. A longer
+    /// `--timeout` (or none) is no other settings: the only rows a limit shapes are those
+    /// it cut, and a resume analyses those files again; a shorter one would keep rows it
+    /// would have cut.
     pub fn check_resume(&self, csv: &Path, shown: &Path, has_rows: bool) -> anyhow::Result<()> {
         if !has_rows {
             return Ok(());
         }
         match Self::read(csv)? {
-            Some(old) if old != *self => anyhow::bail!(
+            Some(old)
+                if old.program == self.program
+                    && old.analyzer == self.analyzer
+                    && old.timeout != self.timeout =>
+            {
+                match (limit_of(&old.timeout), limit_of(&self.timeout)) {
+                    (Some(old_limit), Some(new_limit)) if new_limit >= old_limit => Ok(()),
+                    (Some(old_limit), Some(_)) => {
+                        let made = if old_limit.is_finite() {
+                            format!("a time limit of {}", old.timeout)
+                        } else {
+                            "no time limit".to_string()
+                        };
+                        let enough = if old_limit.is_finite() {
+                            format!("give --timeout {old_limit} or more, or leave it out")
+                        } else {
+                            "leave --timeout out".to_string()
+                        };
+                        anyhow::bail!(
+                            "cannot resume {}: its rows were made with {made}, and this run's \
+                             is {}, so kept rows could be of files this limit cuts; {enough}, \
+                             or run without --resume to start afresh",
+                            shown.display(),
+                            self.timeout,
+                        )
+                    }
+                    _ => anyhow::bail!(
+                        "cannot resume {}: its settings ({}) name the time limit {:?}, which \
+                         is not one this program writes; run without --resume to start afresh",
+                        shown.display(),
+                        Self::path_of(csv).display(),
+                        old.timeout,
+                    ),
+                }
+            }
+            Some(old) if old == *self => Ok(()),
+            Some(old) => anyhow::bail!(
                 "cannot resume {}: its rows were made with other settings\n  \
                  its settings ({}): {old}\n  this run's settings: {self}\n\
                  run with the settings of its rows, or without --resume to start afresh",
@@ -85,9 +124,21 @@ impl RunSettings {
                 shown.display(),
                 Self::path_of(csv).display()
             ),
-            Some(_) => Ok(()),
         }
     }
+}
+
+/// The limit a settings record's `timeout` names, in seconds: infinite for `none`, `None`
+/// for text that is not `Duration`'s `Debug` form (`5s`, `1.5s`, `250ms`, `10µs`, `7ns`).
+fn limit_of(timeout: &str) -> Option<f64> {
+    if timeout == "none" {
+        return Some(f64::INFINITY);
+    }
+    let units = [("ns", 1e-9), ("µs", 1e-6), ("ms", 1e-3), ("s", 1.0)];
+    units.iter().find_map(|(suffix, scale)| {
+        let number = timeout.strip_suffix(suffix)?.parse::<f64>().ok()?;
+        Some(number * scale)
+    })
 }
 
 #[cfg(test)]
@@ -117,14 +168,40 @@ mod tests {
             "{err}"
         );
         narrow.check_resume(&csv, &csv, false).unwrap();
-        let timed = RunSettings::new(&config, Some(Duration::from_secs(5)));
-        let err = timed
+        // A longer limit, or none, is the same settings; a shorter one is refused.
+        let timed = |secs: f64| RunSettings::new(&config, Some(Duration::from_secs_f64(secs)));
+        timed(5.0).write(&csv).unwrap();
+        for longer in [timed(5.0), timed(7.5), timed(3600.0), settings.clone()] {
+            longer.check_resume(&csv, &csv, true).unwrap();
+        }
+        let err = timed(0.25)
             .check_resume(&csv, &csv, true)
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("timeout none") && err.contains("timeout 5s"),
+            err.contains("limit of 5s, and this run's is 250ms") && err.contains("--timeout 5 or"),
             "{err}"
         );
+        settings.write(&csv).unwrap();
+        let err = timed(5.0)
+            .check_resume(&csv, &csv, true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("no time limit") && err.contains("leave --timeout out"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_settings_timeout_is_read_in_every_unit_duration_writes() {
+        for (secs, text) in [(5.0, "5s"), (1.5, "1.5s"), (0.25, "250ms"), (1e-5, "10µs")] {
+            let written = format!("{:?}", Duration::from_secs_f64(secs));
+            assert_eq!(written, text);
+            let read = limit_of(&written).unwrap();
+            assert!((read - secs).abs() < 1e-12, "{text}: {read}");
+        }
+        assert_eq!(limit_of("none"), Some(f64::INFINITY));
+        assert_eq!(limit_of("soon"), None);
     }
 }

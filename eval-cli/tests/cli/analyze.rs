@@ -819,6 +819,58 @@ fn resume_with_other_settings_is_refused() {
     assert!(stderr.contains("out.csv.settings.json"), "{stderr}");
 }
 
+/// A file that ran out of time can be given more: `--resume` with a longer `--timeout`, or
+/// none, analyses the timed-out files again and keeps the rest (it was refused as other
+/// settings); a shorter limit is refused and the file kept, since a kept row could be of
+/// a file it cuts.
+#[test]
+fn resume_with_a_longer_time_limit_analyses_the_timed_out_files_again() {
+    let (_dir, lib, out) = click_library(&[(os("a-150.wav"), 150.0), (os("b-120.wav"), 120.0)]);
+    let complete = analyze_to(&[lib.as_os_str(), os("--out"), out.as_os_str()], &out);
+    // A one-nanosecond deadline has passed by the first check: every row is `timeout`.
+    let result = analyze(&[
+        lib.as_os_str(),
+        os("--out"),
+        out.as_os_str(),
+        os("--timeout"),
+        os("0.000000001"),
+    ]);
+    assert_eq!(result.status.code(), Some(1), "{result:?}");
+    let timed_out = fs::read(&out).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&timed_out)
+            .matches(",timeout,")
+            .count(),
+        2
+    );
+    let resume = |timeout: Option<&str>| {
+        let mut args = vec![
+            lib.as_os_str(),
+            os("--out"),
+            out.as_os_str(),
+            os("--resume"),
+        ];
+        if let Some(t) = timeout {
+            args.extend([os("--timeout"), os(t)]);
+        }
+        analyze(&args)
+    };
+    let result = resume(Some("3600"));
+    assert_eq!(result.status.code(), Some(0), "{result:?}");
+    assert_eq!(fs::read(&out).unwrap(), complete);
+    let result = resume(Some("1800"));
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(result.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("a time limit of 3600s") && stderr.contains("--timeout 3600 or more"),
+        "{stderr}"
+    );
+    assert_eq!(fs::read(&out).unwrap(), complete);
+    let result = resume(None);
+    assert_eq!(result.status.code(), Some(0), "{result:?}");
+    assert_eq!(fs::read(&out).unwrap(), complete);
+}
+
 /// `--resume` with another input list, or the same folder spelled otherwise, is refused
 /// and the file kept: finishing would have dropped the rows of the files not listed (3 of
 /// 4 rows vanished, exit 0). The rows of files that no longer exist are dropped, said on
