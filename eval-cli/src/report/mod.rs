@@ -469,11 +469,17 @@ pub struct EstimatorCost {
     pub key: Option<KeyScore>,
 }
 
-/// Metadata columns worth grouping by: at most 24 distinct values, and not mostly per-file
-/// values (identifiers, seeds, durations: more distinct values than half the files).
+/// Metadata columns worth grouping by: at most 24 distinct values, each a label of at
+/// most [`MAX_GROUP_LABEL`] characters, and not mostly per-file values (identifiers, seeds,
+/// durations: more distinct values than half the files).
 /// Metadata columns that say where a file came from rather than what kind it is (an
 /// excerpt's offset and source track, a generator seed, a project path): no breakdown.
 const NOT_GROUPS: [&str; 5] = ["offset_s", "source_file", "seed", "project", "duration_s"];
+
+/// The longest value a grouping column may hold: a longer one is free text (a comment, a
+/// description), which every table and summary.json would repeat (a manifest of two rows
+/// with one 50 MB cell copied the cell into summary.json and report.html).
+const MAX_GROUP_LABEL: usize = 120;
 
 fn groupable(rows: &[&Row], column: &str) -> bool {
     if NOT_GROUPS.contains(&column) {
@@ -483,7 +489,11 @@ fn groupable(rows: &[&Row], column: &str) -> bool {
         .iter()
         .map(|r| r.meta.get(column).map_or("", String::as_str))
         .collect();
-    distinct.len() <= 24 && (rows.len() <= 2 || 2 * distinct.len() <= rows.len())
+    distinct.len() <= 24
+        && distinct
+            .iter()
+            .all(|v| v.chars().count() <= MAX_GROUP_LABEL)
+        && (rows.len() <= 2 || 2 * distinct.len() <= rows.len())
 }
 
 /// Builds the summary of `rows`: tempo over the rows with a true tempo, key over those
@@ -667,6 +677,25 @@ mod tests {
             audio_s: 10.0,
             cpu_s: None,
         }
+    }
+
+    /// A column of long values is free text, not groups: a 50 MB cell was copied into
+    /// summary.json and the report as a group's name.
+    #[test]
+    fn a_column_of_long_values_is_no_grouping() {
+        let long = "x".repeat(MAX_GROUP_LABEL + 1);
+        let rows = [
+            row("a.wav", 120.0, Some(120.0), &long),
+            row("b.wav", 100.0, Some(100.0), "rock"),
+        ];
+        let s = summarize("t", &rows, &["style".into()]).unwrap();
+        assert!(!s.by.contains_key("style"), "{:?}", s.by.keys());
+        let labels = [
+            row("a.wav", 120.0, Some(120.0), &long[1..]),
+            row("b.wav", 100.0, Some(100.0), "rock"),
+        ];
+        let s = summarize("t", &labels, &["style".into()]).unwrap();
+        assert_eq!(s.by["style"].len(), 2);
     }
 
     /// No measured row is 0 seconds of audio, not the `-0.0` an empty sum gives.
