@@ -16,7 +16,7 @@ use crate::cache::FileIdentity;
 use crate::output::Destination;
 use crate::path_cell::parse_path_cell;
 use crate::record::{self, AnalyzeRecord};
-use crate::report::export;
+use crate::report::export::{self, CsvLine, Exporter};
 use crate::runner::{self, IdentityLog, ResumedRow, RowLog, RunSettings};
 
 /// The rows an earlier run left that this one keeps, by their file's exact path.
@@ -41,40 +41,16 @@ impl Resumed {
         files: &[PathBuf],
     ) -> anyhow::Result<Self> {
         let path = dest.target();
-        let has_rows = !runner::resumable_rows(path, &record::header())?.is_empty();
-        settings.check_resume(path, dest.shown(), has_rows)?;
-        settings.write(path)?;
-        let (log, resumed) = RowLog::resume(path, &record::header())?;
+        let header = record::header();
+        // Every check reads the file as it is: a refusal leaves it as it was (a cut last
+        // row was trimmed off before a malformed row refused the resume).
+        let rows = runner::resumable_rows(path, &header)?;
+        settings.check_resume(path, dest.shown(), !rows.is_empty())?;
         let shown = dest.shown().display();
-        let columns = export::csv_columns::<AnalyzeRecord>()?;
-        let mut done = HashMap::new();
-        // A row edited out of shape cannot be resumed: the way on is to start afresh.
-        let unresumable = |why: String| {
-            anyhow::anyhow!("cannot resume {shown}: {why}; run without --resume to start afresh")
-        };
-        let mut again = 0;
-        for (number, row) in (1..).zip(resumed) {
-            row.check_width(number, columns)
-                .map_err(|e| unresumable(format!("{e:#}")))?;
-            let record: AnalyzeRecord = csv::StringRecord::from(row.fields.clone())
-                .deserialize(None)
-                .map_err(|e| unresumable(format!("row {number}: {e}")))?;
-            let path = parse_path_cell(&record.path);
-            if says_nothing_of_the_file(&record) {
-                again += 1;
-                done.remove(&path);
-                continue;
-            }
-            done.insert(path, (record, row));
-        }
-        if again > 0 {
-            eprintln!(
-                "eval-cli: {again} row{} of files that could not be read or ran out of time: \
-                 tried again",
-                if again == 1 { "" } else { "s" }
-            );
-        }
+        let mut done = kept_rows(rows, &shown.to_string())?;
         check_resumed_files(&done, files, &shown.to_string())?;
+        settings.write(path)?;
+        let (log, _) = RowLog::resume(path, &header)?;
         // A resumed row of a file that is not known to be as it was when the row was made
         // (written to or replaced since, never logged, or written within a timestamp tick
         // of the moment its identity was taken) is dropped: the file is analysed again.
@@ -103,6 +79,55 @@ impl Resumed {
             identities,
         })
     }
+}
+
+/// The rows of an earlier run that a resume keeps, by exact path: all but those that say
+/// nothing of their file and those not as this program writes them (a byte flipped on
+/// disk, a cell edited by hand: the row was kept, and a resumed run then differed from a
+/// fresh one), whose files are analysed again. A row of another shape refuses the resume.
+fn kept_rows(rows: Vec<ResumedRow>, shown: &str) -> anyhow::Result<KeptRows> {
+    let columns = export::csv_columns::<AnalyzeRecord>()?;
+    let mut done = HashMap::new();
+    // A row edited out of shape cannot be resumed: the way on is to start afresh.
+    let unresumable = |why: String| {
+        anyhow::anyhow!("cannot resume {shown}: {why}; run without --resume to start afresh")
+    };
+    let (mut again, mut altered) = (0, 0);
+    for (number, row) in (1..).zip(rows) {
+        row.check_width(number, columns)
+            .map_err(|e| unresumable(format!("{e:#}")))?;
+        let record: AnalyzeRecord = csv::StringRecord::from(row.fields.clone())
+            .deserialize(None)
+            .map_err(|e| unresumable(format!("row {number}: {e}")))?;
+        let path = parse_path_cell(&record.path);
+        if CsvLine.serialize(&record)? != row.line {
+            // Its path may be damaged too: no file's row is taken from it.
+            altered += 1;
+            continue;
+        }
+        if says_nothing_of_the_file(&record) {
+            again += 1;
+            done.remove(&path);
+            continue;
+        }
+        done.insert(path, (record, row));
+    }
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    if again > 0 {
+        eprintln!(
+            "eval-cli: {again} row{} of files that could not be read or ran out of time: \
+             tried again",
+            plural(again)
+        );
+    }
+    if altered > 0 {
+        eprintln!(
+            "eval-cli: {shown}: {altered} row{} not as this program writes them (changed \
+             since): their files are analysed again",
+            plural(altered)
+        );
+    }
+    Ok(done)
 }
 
 /// Whether a resumed row tells nothing of its file's content, so `--resume` tries the file

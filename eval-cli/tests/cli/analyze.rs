@@ -871,6 +871,48 @@ fn resume_with_a_longer_time_limit_analyses_the_timed_out_files_again() {
     assert_eq!(fs::read(&out).unwrap(), complete);
 }
 
+/// A kept row is byte for byte one this program writes: a row with a byte flipped (on disk,
+/// or by hand) was kept, and the resumed file differed from a fresh run's; its file is now
+/// analysed again. A resume refused for a malformed row leaves the file as it was (a cut
+/// last row was trimmed off first).
+#[test]
+fn resume_analyses_again_a_damaged_row_and_a_refusal_changes_nothing() {
+    let (_dir, lib, out) = click_library(&[
+        (os("a-150.wav"), 150.0),
+        (os("b-120.wav"), 120.0),
+        (os("c-100.wav"), 100.0),
+    ]);
+    let args = [lib.as_os_str(), os("--out"), out.as_os_str()];
+    let complete = analyze_to(&args, &out);
+    let resumed: Vec<&OsStr> = args.iter().copied().chain([os("--resume")]).collect();
+    // Row 1 with a byte that is not UTF-8 in its codec cell, row 3 cut by a kill.
+    let mut damaged = first_rows(&complete, 3)[..complete.len() - 20].to_vec();
+    let codec = damaged.windows(9).position(|w| w == b"pcm_s16le").unwrap();
+    damaged[codec + 3] = 0xFF;
+    fs::write(&out, &damaged).unwrap();
+    let result = analyze(&resumed);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(result.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("1 row not as this program writes them"),
+        "{stderr}"
+    );
+    assert_eq!(fs::read(&out).unwrap(), complete);
+
+    // Row 2 short of a cell, row 3 cut: refused, not a byte changed.
+    let mut malformed = first_rows(&complete, 1).to_vec();
+    let row2 = &first_rows(&complete, 2)[malformed.len()..];
+    malformed.extend_from_slice(&row2[..row2.len() - 2]);
+    malformed.extend_from_slice(b"\n");
+    malformed.extend_from_slice(&complete[first_rows(&complete, 2).len()..complete.len() - 20]);
+    fs::write(&out, &malformed).unwrap();
+    let result = analyze(&resumed);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(result.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("row 2"), "{stderr}");
+    assert_eq!(fs::read(&out).unwrap(), malformed);
+}
+
 /// `--resume` with another input list, or the same folder spelled otherwise, is refused
 /// and the file kept: finishing would have dropped the rows of the files not listed (3 of
 /// 4 rows vanished, exit 0). The rows of files that no longer exist are dropped, said on

@@ -15,6 +15,7 @@ mod loudness;
 mod serve;
 mod shard;
 mod tag;
+mod text_fuzz;
 mod watch;
 #[cfg(unix)]
 mod whole_song;
