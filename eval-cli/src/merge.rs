@@ -151,6 +151,18 @@ fn merged_rows(parts: &[PathBuf], header: &[u8]) -> anyhow::Result<Vec<Vec<u8>>>
                     part.display()
                 );
             }
+            if !matches!(
+                crate::record::read_back(&row.fields, &row.line),
+                Ok(Some(_))
+            ) {
+                bail!(
+                    "{}: row {number} is not as this program writes rows (a byte changed on \
+                     disk, or by hand): the part was edited; rerun analyze --shard {} --out {}",
+                    part.display(),
+                    record.shard,
+                    part.display()
+                );
+            }
             let found = row.fields.first().map_or("", String::as_str);
             if found != expected {
                 bail!(

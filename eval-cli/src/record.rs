@@ -214,6 +214,20 @@ pub fn line(
         .expect("writing CSV to memory cannot fail")
 }
 
+/// A row read back from a rows file (a resumed `--out`, a shard part): its record, when
+/// the row is byte for byte the line this program writes for its cells (line end
+/// included), else `None`: a row whose bytes changed since (one that is not UTF-8, read
+/// lossily; a cell quoted by a spreadsheet) is no row of this program's to keep. The cells
+/// are text, so a value changed by hand is not seen. Cells that make no record are the
+/// error.
+pub fn read_back(fields: &[String], line: &[u8]) -> Result<Option<AnalyzeRecord>, csv::Error> {
+    let record: AnalyzeRecord = csv::StringRecord::from(fields.to_vec()).deserialize(None)?;
+    let written = CsvLine
+        .serialize(&record)
+        .expect("writing CSV to memory cannot fail");
+    Ok((written == line).then_some(record))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,7 @@ use crate::cache::FileIdentity;
 use crate::output::Destination;
 use crate::path_cell::parse_path_cell;
 use crate::record::{self, AnalyzeRecord};
-use crate::report::export::{self, CsvLine, Exporter};
+use crate::report::export;
 use crate::runner::{self, IdentityLog, ResumedRow, RowLog, RunSettings};
 
 /// The rows an earlier run left that this one keeps, by their file's exact path.
@@ -82,9 +82,9 @@ impl Resumed {
 }
 
 /// The rows of an earlier run that a resume keeps, by exact path: all but those that say
-/// nothing of their file and those not as this program writes them (a byte flipped on
-/// disk, a cell edited by hand: the row was kept, and a resumed run then differed from a
-/// fresh one), whose files are analysed again. A row of another shape refuses the resume.
+/// nothing of their file and those whose bytes are not what this program writes for their
+/// cells (a byte flipped on disk that is not UTF-8: the row was kept, and a resumed run
+/// then differed from a fresh one), whose files are analysed again. A row of another shape refuses the resume.
 fn kept_rows(rows: Vec<ResumedRow>, shown: &str) -> anyhow::Result<KeptRows> {
     let columns = export::csv_columns::<AnalyzeRecord>()?;
     let mut done = HashMap::new();
@@ -96,15 +96,14 @@ fn kept_rows(rows: Vec<ResumedRow>, shown: &str) -> anyhow::Result<KeptRows> {
     for (number, row) in (1..).zip(rows) {
         row.check_width(number, columns)
             .map_err(|e| unresumable(format!("{e:#}")))?;
-        let record: AnalyzeRecord = csv::StringRecord::from(row.fields.clone())
-            .deserialize(None)
+        let read = record::read_back(&row.fields, &row.line)
             .map_err(|e| unresumable(format!("row {number}: {e}")))?;
-        let path = parse_path_cell(&record.path);
-        if CsvLine.serialize(&record)? != row.line {
+        let Some(record) = read else {
             // Its path may be damaged too: no file's row is taken from it.
             altered += 1;
             continue;
-        }
+        };
+        let path = parse_path_cell(&record.path);
         if says_nothing_of_the_file(&record) {
             again += 1;
             done.remove(&path);

@@ -209,8 +209,9 @@ fn merge_refuses_missing_foreign_duplicated_and_unrecorded_parts() {
 }
 
 /// A row cut short or padded by hand is refused by `merge` as `--resume` refuses it (one
-/// check), naming the part and the row, and nothing is written. Only a row's width, file
-/// and place are checked: a value edited by hand merges as it is (docs/analyze.md).
+/// check), naming the part and the row, and nothing is written; so is a row that does not
+/// read back to the bytes this program writes (a byte that is not UTF-8). A value edited
+/// by hand merges as it is (docs/analyze.md).
 #[test]
 fn merge_refuses_a_row_with_the_wrong_number_of_cells() {
     let dir = tempfile::tempdir().unwrap();
@@ -242,6 +243,19 @@ fn merge_refuses_a_row_with_the_wrong_number_of_cells() {
         assert!(!out.exists());
     }
 
+    // A byte that is not UTF-8 (flipped on disk) is no row this program writes: refused.
+    let mut flipped = clean.clone().into_bytes();
+    let codec = flipped.windows(9).position(|w| w == b"pcm_s16le").unwrap();
+    flipped[codec + 3] = 0xFF;
+    fs::write(&parts[1], &flipped).unwrap();
+    let result = merge(&parts, &out);
+    assert_eq!(result.status.code(), Some(2), "{result:?}");
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(
+        stderr.contains("row 1 is not as this program writes rows"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
     // A bpm cell changed by hand keeps the row's width and file: merged as it is.
     edit_first_row(&|row: &str| {
         let mut cells: Vec<&str> = row.split(',').collect();
@@ -252,7 +266,6 @@ fn merge_refuses_a_row_with_the_wrong_number_of_cells() {
     assert_eq!(result.status.code(), Some(0), "{result:?}");
     let merged = fs::read_to_string(&out).unwrap();
     assert!(merged.contains(&format!("{first},999.00,")), "{merged}");
-
     // `--resume` refuses the cut row in the same words.
     edit_first_row(&cut);
     let result = analyze(&[&lib], &parts[1], &["--shard", "2/2", "--resume"]);
