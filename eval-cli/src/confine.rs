@@ -7,9 +7,28 @@
 
 use std::path::{Component, Path, PathBuf};
 
+use serde::de::DeserializeOwned;
+
 /// Largest JSON request naming paths that a front end reads (`serve`'s job, `consume`'s
 /// request): room for tens of thousands of paths, not for a body meant to exhaust memory.
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+
+/// Reads a JSON request (`serve`'s job, `consume`'s request) into `T`, or says why not,
+/// naming the field at fault: `min_bpm: invalid type: string "fast", expected f64 at line
+/// 1 column 31` (serde's own message named the line and column alone).
+pub fn parse_request<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    let mut json = serde_json::Deserializer::from_slice(body);
+    let request = serde_path_to_error::deserialize(&mut json).map_err(|e| {
+        // `?` is a place serde_path_to_error could not name (the text ended, say).
+        match e.path().to_string().as_str() {
+            field if field == "." || field.contains('?') => e.inner().to_string(),
+            field => format!("{field}: {}", e.inner()),
+        }
+    })?;
+    // Bytes after the object (`{..} x`) are an error, as serde_json::from_slice has it.
+    json.end().map_err(|e| e.to_string())?;
+    Ok(request)
+}
 
 /// Characters of a requested path that a message quotes; the rest is counted, not copied.
 const QUOTED_PATH_CHARS: usize = 200;
@@ -120,6 +139,31 @@ pub fn confine(roots: &[PathBuf], raw: &str) -> Result<PathBuf, Refused> {
 
 #[cfg(test)]
 mod tests {
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Request {
+        paths: Vec<String>,
+        min_bpm: Option<f64>,
+    }
+
+    #[test]
+    fn a_bad_request_names_the_field_at_fault() {
+        let error = |body: &str| super::parse_request::<Request>(body.as_bytes()).unwrap_err();
+        assert!(
+            error(r#"{"paths": ["a"], "min_bpm": "fast"}"#)
+                .starts_with("min_bpm: invalid type: string \"fast\", expected f64"),
+            "{}",
+            error(r#"{"paths": ["a"], "min_bpm": "fast"}"#)
+        );
+        assert!(error(r#"{"paths": ["a", 3]}"#).starts_with("paths[1]: invalid type"));
+        assert!(error(r#"{"paths": ["a"], "x": 1}"#).starts_with("x: unknown field `x`"));
+        assert!(error(r#"{"paths": ["a"],"#).starts_with("EOF while parsing"));
+        assert!(error(r#"{"paths": ["a"]} x"#).starts_with("trailing characters"));
+        let read: Request = super::parse_request(br#"{"paths": ["a"]}"#).unwrap();
+        assert_eq!(read.paths, ["a"]);
+    }
+
     use super::*;
 
     /// A path through a link that stays inside is let in as the request spelled it (joined

@@ -122,8 +122,8 @@ impl Rules<'_> {
             )));
         }
         let invalid = refused("invalid_request");
-        let request: JsonRequest =
-            serde_json::from_slice(body).map_err(|e| invalid(format!("invalid request: {e}")))?;
+        let request: JsonRequest = crate::confine::parse_request(body)
+            .map_err(|e| invalid(format!("invalid request: {e}")))?;
         let descriptors = request
             .descriptors
             .map(|names| names.join(",").parse::<Descriptors>())

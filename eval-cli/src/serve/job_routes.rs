@@ -51,7 +51,7 @@ pub(super) async fn submit(State(app): State<Arc<App>>, body: Body) -> Response 
         Ok(bytes) => bytes,
         Err(response) => return response,
     };
-    let mut request: JobRequest = match serde_json::from_slice(&bytes) {
+    let mut request: JobRequest = match crate::confine::parse_request(&bytes) {
         Ok(r) => r,
         Err(e) => {
             return error(StatusCode::BAD_REQUEST, format!("invalid job request: {e}"));

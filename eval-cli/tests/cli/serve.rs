@@ -311,7 +311,9 @@ fn paths_outside_the_roots_are_403_and_bad_requests_are_400_in_json() {
     assert!(bad(r#"{"paths": ["lib""#).contains("invalid job request"));
     assert!(bad("").contains("invalid job request"));
     assert!(bad(r#"{"paths": ["lib"], "speed": 2}"#).contains("speed"));
-    assert!(bad(r#"{"paths": "lib"}"#).contains("invalid job request"));
+    // A field of the wrong type is named.
+    assert!(bad(r#"{"paths": "lib"}"#).contains("invalid job request: paths: invalid type"));
+    assert!(bad(r#"{"paths": ["lib"], "min_bpm": "fast"}"#).contains("min_bpm: invalid type"));
     assert!(bad(r#"{"paths": []}"#).contains("empty"));
     assert!(bad(r#"{"paths": ["lib"], "priority": "urgent"}"#).contains("urgent"));
     assert!(bad(r#"{"paths": ["lib"], "min_bpm": 150, "max_bpm": 150}"#).contains("tempo range"));
@@ -319,7 +321,10 @@ fn paths_outside_the_roots_are_403_and_bad_requests_are_400_in_json() {
     assert!(bad(r#"{"paths": ["lib"], "min_bpm": -5}"#).contains("tempo range"));
     assert!(bad(r#"{"paths": ["lib"], "descriptors": ["tempo", "mood"]}"#).contains("mood"));
     assert!(bad(r#"{"paths": ["lib"], "descriptors": ["key"]}"#).contains("tempo must be"));
-    assert!(bad(r#"{"paths": ["lib"], "descriptors": "tempo"}"#).contains("invalid job request"));
+    assert!(
+        bad(r#"{"paths": ["lib"], "descriptors": "tempo"}"#)
+            .contains("invalid job request: descriptors: invalid type")
+    );
     assert!(
         bad(r#"{"paths": ["lib"], "compound_beat": "eighth"}"#)
             .contains("compound_beat: \"eighth\" is not a compound beat")
