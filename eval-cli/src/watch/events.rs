@@ -1,7 +1,7 @@
 //! Which of the kernel's events bring a file to read: a write closed, a move in, a link or
-//! pipe made (whole when made), a folder moved in (walked, as the first pass walks); and
-//! which files found so are still being written by another process (left for their
-//! writer's close).
+//! pipe made (whole when made), a folder moved in or made (walked, as the first pass
+//! walks); and which files found so are still being written by another process (left for
+//! their writer's close).
 
 use std::path::{Path, PathBuf};
 
@@ -23,7 +23,11 @@ pub(super) fn complete_files(event: &Event) -> (Vec<PathBuf>, Vec<WalkError>) {
     let complete = match event.kind {
         EventKind::Access(AccessKind::Close(AccessMode::Write))
         | EventKind::Modify(ModifyKind::Name(RenameMode::To)) => true,
-        EventKind::Create(_) => path.symlink_metadata().is_ok_and(|m| whole_when_made(&m)),
+        // A folder made is walked: the files written into it before its watch was added
+        // (`cp -r album music/`) bring no event of their own, and were never read.
+        EventKind::Create(_) => path
+            .symlink_metadata()
+            .is_ok_and(|m| whole_when_made(&m) || m.is_dir()),
         _ => false,
     };
     if !complete {
@@ -93,7 +97,7 @@ pub(super) fn not_being_written(files: Vec<PathBuf>, writers: &Writers) -> Vec<P
 /// (no `Close(Write)`) follows its making: a symbolic link (`symlink(2)`), a second name
 /// of a file (`link(2)`: a regular file with more than one link), and a named pipe, socket
 /// or device (their error row, as `analyze` gives it; they are never opened for reading).
-/// A folder is not: the files written into it bring their own events.
+/// (A folder made is walked for the files already in it, [`complete_files`].)
 fn whole_when_made(meta: &std::fs::Metadata) -> bool {
     use std::os::unix::fs::MetadataExt;
     let kind = meta.file_type();
@@ -159,7 +163,8 @@ mod tests {
         );
         assert!(complete_files(&event(created, &[&outside])).0.is_empty());
         // `ln` (a second name: two links) and `mkfifo` raise only `Create` too; a folder
-        // made there brings its files' own events.
+        // made there is walked for the files written before its watch (`cp -r`): their
+        // events came before the watch and never arrive.
         let hard = dir.path().join("hard.wav");
         std::fs::hard_link(&outside, &hard).unwrap();
         assert_eq!(
@@ -180,8 +185,11 @@ mod tests {
         );
         let folder = dir.path().join("album.wav");
         std::fs::create_dir(&folder).unwrap();
-        std::fs::write(folder.join("half.wav"), b"").unwrap();
-        assert!(complete_files(&event(created, &[&folder])).0.is_empty());
+        std::fs::write(folder.join("copied.wav"), b"").unwrap();
+        assert_eq!(
+            complete_files(&event(EventKind::Create(CreateKind::Folder), &[&folder])).0,
+            vec![folder.join("copied.wav")]
+        );
     }
 
     #[test]
