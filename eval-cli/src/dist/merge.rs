@@ -15,9 +15,12 @@ use super::error::{DistError, Result};
 use super::keys::{CHUNK, Keys, Manifest, manifest_key};
 
 pub(super) fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
-    // A destination that may not be written is refused before any wait, not at its end.
-    crate::output::Destination::check(&args.out, &crate::output::Inputs::none())?
-        .check_writable()?;
+    // A destination that may not be written is refused before any wait, not at its end;
+    // its lock (`FILE.lock`, the one `analyze --out` and `merge` take) is held to the end,
+    // so no other run writes it meanwhile (an `analyze --out FILE` under way had its file
+    // replaced, and its `--resume` then refused the rows it found).
+    let (_, _lock) =
+        crate::output::Destination::claim(&args.out, &[], &crate::output::Inputs::none())?;
     let retry = args.retry.of(&args.job);
     let mut broker = Broker::connect_retrying(&args.job, &retry)?;
     // The run in force now: rows of any other run are never read.

@@ -1560,6 +1560,36 @@ fn merge_refuses_an_existing_file_it_cannot_write() {
     assert_eq!(fs::read(&out).unwrap(), before);
 }
 
+/// `merge --out FILE` takes `FILE.lock`, as `analyze --out` and `merge` do: while another
+/// run holds it, merge is refused at once and FILE left as it was (it replaced the file
+/// of an `analyze --out FILE` under way); once the lock is free it writes.
+#[test]
+fn merge_refuses_a_file_another_run_is_writing() {
+    let (server, dir, _lib) = submitted_library(2);
+    assert_ok(
+        &dist(&server, "work", "j", &["--workers", "1"]),
+        "dist work",
+    );
+    let out = dir.path().join("out.csv");
+    fs::write(&out, "earlier rows").unwrap();
+    let holder = fs::File::create(dir.path().join("out.csv.lock")).unwrap();
+    holder.try_lock().unwrap();
+    let merged = dist(&server, "merge", "j", &["--out", out.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&merged.stderr);
+    assert_eq!(merged.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("out.csv is being written by another run"),
+        "{err}"
+    );
+    assert_eq!(fs::read(&out).unwrap(), b"earlier rows");
+    drop(holder);
+    // Exit 1: the library holds a file that fails.
+    let merged = dist(&server, "merge", "j", &["--out", out.to_str().unwrap()]);
+    assert_eq!(merged.status.code(), Some(1), "{merged:?}");
+    assert!(fs::read(&out).unwrap().starts_with(b"path,bpm,"));
+    assert!(!dir.path().join("out.csv.lock").exists());
+}
+
 /// An entry added by hand in the form of a re-queue (`G-(index+1)`, the index's field
 /// right) but naming a file that is not the job's gets its row stored; `merge` checks the
 /// rows' paths against the manifest's list hash and refuses to write them, saying why.
