@@ -53,6 +53,8 @@ pub struct Plan {
     pub out_dir: PathBuf,
     /// How the batches run.
     pub opts: RunOptions,
+    /// The run directory's lock, held to the end of the run.
+    _lock: report::folder::ReportLock,
 }
 
 impl Plan {
@@ -60,7 +62,7 @@ impl Plan {
     pub fn new(args: EvaluateArgs) -> anyhow::Result<Self> {
         let ds = args.data.load()?;
         let estimators = args.data.estimators(&ds)?;
-        report::folder::claim(&args.out_dir)?;
+        let lock = report::folder::claim(&args.out_dir)?;
         let opts = RunOptions {
             workers: flags::resolve_workers(args.workers),
             timeout: args.data.timeout,
@@ -73,6 +75,7 @@ impl Plan {
             estimators,
             out_dir: args.out_dir,
             opts,
+            _lock: lock,
         })
     }
 }

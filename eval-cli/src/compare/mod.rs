@@ -119,6 +119,8 @@ struct Plan {
     estimators: Vec<Estimator>,
     /// How the other estimators run: in process, at 1 worker.
     opts: RunOptions,
+    /// The report folder's lock, held to the end of the run.
+    _lock: report::folder::ReportLock,
 }
 
 impl Plan {
@@ -129,7 +131,7 @@ impl Plan {
         args.data.analyzer()?;
         let ds = args.data.load()?;
         let estimators = args.data.estimators(&ds)?;
-        report::folder::claim(&args.out_dir)?;
+        let lock = report::folder::claim(&args.out_dir)?;
         let opts = RunOptions {
             workers: 1,
             timeout: args.data.timeout,
@@ -145,6 +147,7 @@ impl Plan {
             counts,
             estimators,
             opts,
+            _lock: lock,
         })
     }
 }

@@ -37,37 +37,78 @@ pub const MARKER: &str = ".eval-cli-report";
 const MARKER_TEXT: &str = "This folder holds a report of `eval-cli evaluate` or `eval-cli \
 compare`; they write here again, replacing their own files.\n";
 
-/// Takes `dir` for a report: creates it if missing, empties an earlier report
-/// ([`clear`]) and marks it ([`MARKER`]). Refuses, before writing or removing anything, a
-/// folder that holds anything while it is not an earlier report, naming the folder and the
-/// first of its entries by name, and an earlier report that holds a file this run reads
-/// (the files [`crate::output::protect`]ed).
-pub fn claim(dir: &Path) -> anyhow::Result<()> {
+/// A report folder held by this run: the marker, open and locked (`flock`), so that a
+/// second `evaluate` or `compare` on the same folder is refused at once (two runs each
+/// removed the other's files and both said they wrote the report). The lock goes with the
+/// guard.
+#[derive(Debug)]
+pub struct ReportLock {
+    _marker: fs::File,
+}
+
+/// Takes `dir` for a report: creates it if missing, locks its marker ([`MARKER`],
+/// [`ReportLock`]: refused while another run holds it), empties an earlier report
+/// ([`clear`]) and marks it. Refuses, before writing or removing anything, a folder that
+/// holds anything while it is not an earlier report, naming the folder and the first of
+/// its entries by name, and an earlier report that holds a file this run reads (the files
+/// [`crate::output::protect`]ed).
+pub fn claim(dir: &Path) -> anyhow::Result<ReportLock> {
     claim_reading(dir, &read_by_this_run)
 }
 
 /// [`claim`], with `reads` saying whether the run reads a file.
-fn claim_reading(dir: &Path, reads: &dyn Fn(&Path) -> bool) -> anyhow::Result<()> {
-    if dir.is_dir() {
-        if is_report(dir) {
-            clear(dir, reads)?;
-        } else if let Some(entry) = first_entry(dir)? {
-            bail!(
-                "{} holds {}, which is not part of an earlier report: give an empty or new \
-                 folder, or an earlier report's (nothing in it is replaced)",
-                dir.display(),
-                entry.display()
-            );
-        }
+fn claim_reading(dir: &Path, reads: &dyn Fn(&Path) -> bool) -> anyhow::Result<ReportLock> {
+    let earlier = dir.is_dir() && is_report(dir);
+    if dir.is_dir()
+        && !earlier
+        && let Some(entry) = first_entry(dir)?
+    {
+        bail!(
+            "{} holds {}, which is not part of an earlier report: give an empty or new \
+             folder, or an earlier report's (nothing in it is replaced)",
+            dir.display(),
+            entry.display()
+        );
     }
     fs::create_dir_all(dir)
         .with_context(|| format!("cannot create output folder {}", dir.display()))?;
     let marker = dir.join(MARKER);
-    if !marker.is_file() {
+    let lock = lock_marker(&marker)?;
+    if earlier {
+        clear(dir, reads)?;
+    }
+    if fs::metadata(&marker).is_ok_and(|m| m.len() == 0) {
         fs::write(&marker, MARKER_TEXT)
             .with_context(|| format!("cannot write {}", marker.display()))?;
     }
-    Ok(())
+    Ok(lock)
+}
+
+/// Opens the marker (made empty where missing: [`claim_reading`] writes its text) and
+/// locks it, or says which run's folder it is.
+fn lock_marker(marker: &Path) -> anyhow::Result<ReportLock> {
+    if fs::symlink_metadata(marker).is_ok_and(|m| !m.is_file()) {
+        bail!("{} is not a regular file", marker.display());
+    }
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(marker)
+        .with_context(|| format!("cannot write {}", marker.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(ReportLock { _marker: file }),
+        Err(fs::TryLockError::WouldBlock) => bail!(
+            "{} is being written by another run (it holds {}); wait for it or choose \
+             another --out-dir",
+            marker.parent().unwrap_or(marker).display(),
+            marker.display()
+        ),
+        Err(fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", marker.display()))
+        }
+    }
 }
 
 /// Whether `dir` holds an earlier report: its marker, or a `summary.json` that reads as

@@ -1720,6 +1720,31 @@ fn a_report_never_replaces_the_datasets_manifest() {
     );
 }
 
+/// A report folder is one run's at a time: its marker is locked for the run, so a second
+/// `evaluate` or `compare` on it is refused at once (exit 2) with the first one's files as
+/// they were (two runs removed each other's files, and both said they wrote the report).
+#[test]
+fn a_second_run_on_one_report_folder_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report");
+    evaluate_small(&report).assert().success();
+    let summary = fs::read(report.join("summary.json")).unwrap();
+    let holder = fs::File::open(report.join(".eval-cli-report")).unwrap();
+    holder.try_lock().unwrap();
+    let evaluate = evaluate_small(&report).output().unwrap();
+    for (command, out) in [("evaluate", evaluate), ("compare", quick_compare(&report))] {
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{command}: {err}");
+        assert!(
+            err.contains("is being written by another run"),
+            "{command}: {err}"
+        );
+        assert_eq!(fs::read(report.join("summary.json")).unwrap(), summary);
+    }
+    drop(holder);
+    evaluate_small(&report).assert().success();
+}
+
 /// `evaluate` and `compare` replace their files by name (results.csv, report.html, the
 /// charts), so an `--out-dir` that holds files of the user's is refused (exit 2, naming
 /// the folder and a file) with every file as it was; a new folder, an empty one and an
