@@ -312,6 +312,14 @@ pub fn run_with(args: ServeArgs, analysis: Arc<dyn FileAnalysis>) -> anyhow::Res
         .block_on(tokio::net::TcpListener::bind(plan.listen))
         .with_context(|| format!("cannot listen on {}", plan.listen))?;
     let addr = listener.local_addr()?;
+    let swept = upload::sweep_stale_uploads();
+    if swept > 0 {
+        eprintln!(
+            "eval-cli: removed {swept} upload{} that a stopped service left in {}",
+            if swept == 1 { "" } else { "s" },
+            std::env::temp_dir().display()
+        );
+    }
     let analysis = if plan.test_gates {
         Arc::new(crate::gate::GatedAnalysis { inner: analysis })
     } else {

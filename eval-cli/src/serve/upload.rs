@@ -13,7 +13,7 @@ use tempfile::NamedTempFile;
 use tokio::sync::oneshot;
 
 use super::App;
-use super::http::{body_error, content_length, error, json};
+use super::http::{Refusal, body_error, content_length, error, json, refused};
 use super::jobs::FileEvent;
 use super::pool::Upload;
 use super::settings::upload_settings;
@@ -131,16 +131,10 @@ pub(super) async fn store_upload(
     body: Body,
     limit: usize,
 ) -> Result<(NamedTempFile, usize), Response> {
-    let cannot_store = |e: std::io::Error| {
-        error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("cannot store the upload: {e}"),
-        )
-    };
-    // File-system calls block: `block_in_place` lets the runtime move other tasks away.
+    let prefix = format!("{UPLOAD_PREFIX}{}-", std::process::id());
     let mut file =
-        tokio::task::block_in_place(|| tempfile::Builder::new().prefix("upload-").tempfile())
-            .map_err(cannot_store)?;
+        tokio::task::block_in_place(|| tempfile::Builder::new().prefix(&prefix).tempfile())
+            .map_err(storage_refusal)?;
     let mut size = 0;
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
@@ -152,10 +146,62 @@ pub(super) async fn store_upload(
                 format!("the upload is larger than the limit of {limit} bytes (--max-upload-mb)"),
             ));
         }
-        tokio::task::block_in_place(|| file.write_all(&chunk)).map_err(cannot_store)?;
+        tokio::task::block_in_place(|| file.write_all(&chunk)).map_err(storage_refusal)?;
     }
-    tokio::task::block_in_place(|| file.flush()).map_err(cannot_store)?;
+    tokio::task::block_in_place(|| file.flush()).map_err(storage_refusal)?;
     Ok((file, size))
+}
+
+/// The answer to an upload that could not be stored: the service's disk, not the request.
+/// A full one is a 507 (as WebDAV names it), any other failure a 503 to try again; it was
+/// a 500.
+fn storage_refusal(e: std::io::Error) -> Response {
+    let full = matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    );
+    let status = if full {
+        StatusCode::INSUFFICIENT_STORAGE
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    refused(Refusal::new(
+        status,
+        format!(
+            "cannot store the upload in {}: {e}",
+            std::env::temp_dir().display()
+        ),
+    ))
+}
+
+/// The start of an upload's temporary file's name, before the pid of the service that
+/// stores it: `eval-cli-upload-PID-XXXXXX` in the temporary folder.
+const UPLOAD_PREFIX: &str = "eval-cli-upload-";
+
+/// Removes the uploads that services killed before they could (`kill -9`, a crash) left
+/// in the temporary folder: each could hold up to `--max-upload-mb`, for good. A file
+/// whose service still runs (its pid in `/proc`) is left, another process's as ours;
+/// gives how many were removed.
+pub(super) fn sweep_stale_uploads() -> usize {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return 0;
+    };
+    let stale = |name: &str| {
+        let pid = name.strip_prefix(UPLOAD_PREFIX)?.split('-').next()?;
+        let pid: u32 = pid.parse().ok()?;
+        (!std::path::Path::new("/proc").join(pid.to_string()).exists()).then_some(())
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| stale(n).is_some())
+        })
+        .filter(|entry| entry.file_type().is_ok_and(|t| t.is_file()))
+        .filter(|entry| std::fs::remove_file(entry.path()).is_ok())
+        .count()
 }
 
 pub(super) fn upload_response(analysed: FileOutcome) -> Response {
@@ -179,6 +225,19 @@ pub(super) fn upload_response(analysed: FileOutcome) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_upload_the_disk_cannot_hold_is_a_507_and_no_500() {
+        let full = std::io::Error::from(std::io::ErrorKind::StorageFull);
+        assert_eq!(
+            storage_refusal(full).status(),
+            StatusCode::INSUFFICIENT_STORAGE
+        );
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let refusal = storage_refusal(denied);
+        assert_eq!(refusal.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(refusal.headers().contains_key(header::RETRY_AFTER));
+    }
 
     fn with_type(content_type: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();

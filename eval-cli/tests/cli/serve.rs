@@ -710,6 +710,27 @@ fn an_upload_whose_client_went_away_is_cancelled_not_failed() {
     );
 }
 
+/// An upload's temporary file names its service's pid: a service that starts removes those
+/// a stopped one left (`kill -9` mid-upload left up to `--max-upload-mb` for good), and
+/// leaves a running service's and every other file.
+#[test]
+fn a_service_removes_the_uploads_a_killed_one_left() {
+    let (dir, root) = root();
+    let tmp = dir.path().join("tmp");
+    fs::create_dir(&tmp).unwrap();
+    // No pid is that large (pid_max is at most 2^22).
+    let stale = tmp.join("eval-cli-upload-999999999-a1b2c3");
+    let running = tmp.join(format!("eval-cli-upload-{}-d4e5f6", std::process::id()));
+    let other = tmp.join("upload-999999999-x");
+    for file in [&stale, &running, &other] {
+        fs::write(file, b"half an upload").unwrap();
+    }
+    let server = Server::start_with_tmpdir(&tmp, &root, &["--workers", "1"]);
+    assert_eq!(get(&server, "/v1/health").status, 200);
+    assert!(!stale.exists());
+    assert!(running.exists() && other.exists());
+}
+
 #[test]
 fn a_second_identical_job_comes_from_the_cache_with_the_same_bytes() {
     let (dir, root) = root();
