@@ -20,7 +20,7 @@ use serde::Serialize;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
-use super::http::{error, json, method_not_allowed, not_found};
+use super::http::{drain, error, json, method_not_allowed, not_found};
 use super::job_routes::{cancel, list, results_csv, results_json, show, submit};
 use super::telemetry::Gauges;
 use super::upload::upload;
@@ -53,6 +53,7 @@ pub fn router(app: Arc<App>, body_timeout: Duration) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(no_query))
+        .layer(middleware::from_fn(plain_body))
         .layer(middleware::from_fn_with_state(Arc::clone(&app), auth))
         .layer(cors)
         .layer(middleware::from_fn_with_state(Arc::clone(&app), guard))
@@ -62,7 +63,7 @@ pub fn router(app: Arc<App>, body_timeout: Duration) -> Router {
 
 /// Refuses requests whose `Host` or `Origin` is not this service's own (guard.rs).
 async fn guard(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
-    match app.guard.refusal(request.headers()) {
+    match app.guard.refusal(request.uri(), request.headers()) {
         None => next.run(request).await,
         Some(refusal) => refusal,
     }
@@ -74,11 +75,13 @@ const QUERY_PATHS: [&str; 2] = ["/", "/v1/analyze"];
 /// Refuses a query string where none is read: `/v1/jobs?descriptors=tempo` was served
 /// as if the parameter were not there (a job's settings are fields of its JSON body).
 async fn no_query(request: Request, next: Next) -> Response {
-    let path = request.uri().path();
-    match request.uri().query() {
-        Some(query) if !QUERY_PATHS.contains(&path) => {
+    let path = request.uri().path().to_string();
+    match request.uri().query().map(str::to_string) {
+        Some(query) if !QUERY_PATHS.contains(&path.as_str()) => {
             let shown: String = query.chars().take(100).collect();
             let more = if shown.len() < query.len() { "..." } else { "" };
+            // Read first, as a refused body is (plain_body).
+            drain(request.into_body(), crate::confine::MAX_REQUEST_BYTES).await;
             error(
                 StatusCode::BAD_REQUEST,
                 format!(
@@ -86,6 +89,23 @@ async fn no_query(request: Request, next: Next) -> Response {
                      are fields of its JSON body, an upload's are query parameters of \
                      /v1/analyze"
                 ),
+            )
+        }
+        _ => next.run(request).await,
+    }
+}
+
+/// Refuses a body sent compressed (`Content-Encoding: gzip`): nothing here decodes one,
+/// and a job's JSON or an upload's audio was read as the compressed bytes.
+/// (The body is read first, up to a job request's limit, so that a client still writing
+/// gets the answer rather than a broken pipe.)
+async fn plain_body(request: Request, next: Next) -> Response {
+    match request.headers().get(header::CONTENT_ENCODING) {
+        Some(coding) if !coding.as_bytes().eq_ignore_ascii_case(b"identity") => {
+            drain(request.into_body(), crate::confine::MAX_REQUEST_BYTES).await;
+            error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "a body with a Content-Encoding is not decoded here: send it as it is",
             )
         }
         _ => next.run(request).await,

@@ -15,7 +15,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
 use axum::http::uri::Authority;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::Response;
 
 use super::http::error;
@@ -59,12 +59,27 @@ impl Guard {
         &self.allowed_origins
     }
 
-    /// The JSON 403 of a request this service's clients would not send; `None` for others.
-    pub fn refusal(&self, headers: &HeaderMap) -> Option<Response> {
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("");
+    /// The JSON 403 of a request this service's clients would not send (a 400 where it
+    /// names two hosts or two origins); `None` for others. `target` is the request's URI:
+    /// in absolute form (`GET http://evil.example/v1/health`) its host is the request's
+    /// (RFC 9112, 3.2.2), whatever `Host` says.
+    pub fn refusal(&self, target: &Uri, headers: &HeaderMap) -> Option<Response> {
+        // Which of two would a proxy, a cache or this check read? (RFC 9110, 7.2: a 400.)
+        for name in [header::HOST, header::ORIGIN] {
+            if headers.get_all(&name).iter().count() > 1 {
+                return Some(error(
+                    StatusCode::BAD_REQUEST,
+                    format!("the request has more than one {name} header"),
+                ));
+            }
+        }
+        let host = match target.authority() {
+            Some(authority) => authority.as_str(),
+            None => headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or(""),
+        };
         if self.check_host && !self.is_own_host(host) {
             return Some(error(
                 StatusCode::FORBIDDEN,
@@ -139,11 +154,38 @@ mod tests {
             false,
             vec![parse_origin("https://Tool.example/").unwrap()],
         );
-        let ok = |host: &str, origin: Option<&str>| guard.refusal(&headers(host, origin)).is_none();
+        let ok = |host: &str, origin: Option<&str>| {
+            guard
+                .refusal(&Uri::from_static("/v1/health"), &headers(host, origin))
+                .is_none()
+        };
         assert!(ok("127.0.0.1:8700", None));
         assert!(ok("localhost:8700", Some("http://localhost:8700")));
         assert!(ok("[::1]:8700", None));
         assert!(!ok("evil.example@127.0.0.1:8700", None));
+        // An absolute-form target's host is the request's, whatever Host says.
+        let absolute = |target: &'static str| {
+            guard
+                .refusal(&Uri::from_static(target), &headers("127.0.0.1:8700", None))
+                .map(|r| r.status())
+        };
+        assert_eq!(
+            absolute("http://evil.example/v1/health"),
+            Some(StatusCode::FORBIDDEN)
+        );
+        assert_eq!(absolute("http://127.0.0.1:8700/v1/health"), None);
+        // Two Host or two Origin headers: which one counts? A 400.
+        let mut twice = headers("127.0.0.1:8700", Some("http://127.0.0.1:8700"));
+        twice.append(header::HOST, HeaderValue::from_static("evil.example"));
+        let refused = guard.refusal(&Uri::from_static("/"), &twice).unwrap();
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+        let mut origins = headers("127.0.0.1:8700", Some("http://127.0.0.1:8700"));
+        origins.append(
+            header::ORIGIN,
+            HeaderValue::from_static("http://evil.example"),
+        );
+        let refused = guard.refusal(&Uri::from_static("/"), &origins).unwrap();
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
         assert!(!ok("127.0.0.1:8700@evil.example", None));
         assert!(ok("127.0.0.1:8700", Some("https://tool.example")));
         assert!(!ok("evil.example:8700", None), "a rebinding page's name");
@@ -156,13 +198,35 @@ mod tests {
         assert!(!ok("127.0.0.1:8700", Some("https://127.0.0.1:8700")));
 
         let all = Guard::new("0.0.0.0:8700".parse().unwrap(), false, Vec::new());
-        assert!(all.refusal(&headers("192.168.1.9:8700", None)).is_none());
-        assert!(all.refusal(&headers("host.lan:8700", None)).is_some());
+        assert!(
+            all.refusal(
+                &Uri::from_static("/v1/health"),
+                &headers("192.168.1.9:8700", None)
+            )
+            .is_none()
+        );
+        assert!(
+            all.refusal(
+                &Uri::from_static("/v1/health"),
+                &headers("host.lan:8700", None)
+            )
+            .is_some()
+        );
         let token = Guard::new("0.0.0.0:8700".parse().unwrap(), true, Vec::new());
-        assert!(token.refusal(&headers("host.lan:8700", None)).is_none());
         assert!(
             token
-                .refusal(&headers("host.lan:8700", Some("http://evil.example")))
+                .refusal(
+                    &Uri::from_static("/v1/health"),
+                    &headers("host.lan:8700", None)
+                )
+                .is_none()
+        );
+        assert!(
+            token
+                .refusal(
+                    &Uri::from_static("/v1/health"),
+                    &headers("host.lan:8700", Some("http://evil.example"))
+                )
                 .is_some()
         );
     }

@@ -186,3 +186,15 @@ pub fn find(app: &App, id: &str) -> Result<Arc<Job>, Box<Response>> {
         ))),
     }
 }
+
+/// Reads `body` to its end and drops it, stopping after `limit` bytes or at an error.
+pub(super) async fn drain(body: Body, limit: usize) {
+    let mut read = 0;
+    let mut stream = body.into_data_stream();
+    while let Some(Ok(chunk)) = stream.next().await {
+        read += chunk.len();
+        if read > limit {
+            return;
+        }
+    }
+}

@@ -13,7 +13,7 @@ use tempfile::NamedTempFile;
 use tokio::sync::oneshot;
 
 use super::App;
-use super::http::{Refusal, body_error, content_length, error, json, refused};
+use super::http::{Refusal, body_error, content_length, drain, error, json, refused};
 use super::jobs::FileEvent;
 use super::pool::Upload;
 use super::settings::upload_settings;
@@ -111,18 +111,6 @@ fn form_refusal(headers: &HeaderMap) -> Option<Response> {
                 .to_string(),
         )
     })
-}
-
-/// Reads `body` to its end and drops it, stopping after `limit` bytes or at an error.
-async fn drain(body: Body, limit: usize) {
-    let mut read = 0;
-    let mut stream = body.into_data_stream();
-    while let Some(Ok(chunk)) = stream.next().await {
-        read += chunk.len();
-        if read > limit {
-            return;
-        }
-    }
 }
 
 /// Writes the body to a temporary file as it arrives (memory stays flat whatever the

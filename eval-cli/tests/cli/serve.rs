@@ -557,6 +557,73 @@ fn a_form_upload_is_refused_with_415_and_a_raw_body_of_any_type_is_read() {
     assert!((bpm - 128.0).abs() < 2.0, "{bpm}");
 }
 
+/// Requests a proxy or a check could read two ways are refused with a JSON reason: two
+/// `Host` headers (the first won) or two `Origin` headers are a 400, an absolute-form
+/// target names the request's host whatever `Host` says (a 403 for another host; it was a
+/// 200), and a compressed body is a 415 (it was read as its compressed bytes).
+#[test]
+fn ambiguous_hosts_and_compressed_bodies_are_refused() {
+    let (_dir, root) = root();
+    let server = Server::start(&root, &["--workers", "1"]);
+    let own = server.addr().to_string();
+    let (status, answer) = raw(
+        &server,
+        "GET",
+        "/v1/health",
+        &[("Host", &own), ("Host", "evil.example")],
+        "",
+    );
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        raw_json(&answer)["error"]
+            .as_str()
+            .unwrap()
+            .contains("more than one host")
+    );
+    let (status, answer) = raw(
+        &server,
+        "GET",
+        "/v1/health",
+        &[
+            ("Host", &own),
+            ("Origin", &format!("http://{own}")),
+            ("Origin", "http://evil.example"),
+        ],
+        "",
+    );
+    assert_eq!(status, 400, "{answer}");
+    let (status, answer) = raw(
+        &server,
+        "GET",
+        "http://evil.example/v1/health",
+        &[("Host", &own)],
+        "",
+    );
+    assert_eq!(status, 403, "{answer}");
+    let (status, answer) = raw(
+        &server,
+        "GET",
+        &format!("http://{own}/v1/health"),
+        &[("Host", &own)],
+        "",
+    );
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = raw(
+        &server,
+        "POST",
+        "/v1/jobs",
+        &[("Host", &own), ("Content-Encoding", "gzip")],
+        r#"{"paths": ["."]}"#,
+    );
+    assert_eq!(status, 415, "{answer}");
+    assert!(
+        raw_json(&answer)["error"]
+            .as_str()
+            .unwrap()
+            .contains("Content-Encoding")
+    );
+}
+
 /// An upload's settings are query parameters (its body is the audio), read by the rule of
 /// a job's fields; an unknown or malformed one is a 400 naming it. A query string on a
 /// route that reads none is a 400 too: `/v1/jobs?descriptors=tempo` was served as if the
