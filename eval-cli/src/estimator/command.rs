@@ -93,9 +93,10 @@ pub(super) fn run_command(
         std::thread::sleep(poll);
         poll = (poll * 2).min(Duration::from_millis(20));
     };
-    let out = collect(stdout);
+    let group = child.id();
+    let out = collect(&stdout, group);
     if !status.success() {
-        let err = collect(stderr);
+        let err = collect(&stderr, group);
         let err = err.trim();
         // From a character's start: slicing in the middle of one panicked.
         let tail = &err[err.ceil_char_boundary(err.len().saturating_sub(STDERR_KEPT))..];
@@ -238,9 +239,16 @@ impl Tail {
     }
 }
 
-/// What a drained pipe held; empty when a grandchild still holds it open after a second.
-fn collect(rx: mpsc::Receiver<String>) -> String {
-    rx.recv_timeout(Duration::from_secs(1)).unwrap_or_default()
+/// What a drained pipe held. A process the program left behind in its group (`sleep 20 &`)
+/// holds the pipe open: after a second it is killed, which ends the pipe, and what the
+/// program printed is read (it was thrown away, and the row said it printed nothing).
+/// Empty only when something outside the group still holds the pipe.
+fn collect(rx: &mpsc::Receiver<String>, group: u32) -> String {
+    let wait = Duration::from_secs(1);
+    rx.recv_timeout(wait).unwrap_or_else(|_| {
+        crate::runner::send_signal(&format!("-{group}"), "KILL");
+        rx.recv_timeout(wait).unwrap_or_default()
+    })
 }
 
 /// Kills the child's process group (and the child), then reaps it.
@@ -462,6 +470,16 @@ mod tests {
         let err = run_command(&words, Path::new("x.wav"), &StopSignal::never()).unwrap_err();
         let want = format!("(exit status: 1): {}ab", "€".repeat(99));
         assert!(err.reason().ends_with(&want), "{}", err.reason());
+    }
+
+    /// A program that leaves a process behind holding its stdout (`sleep 30 &`) still has
+    /// its answer read: the leftover is killed, which ends the pipe (the row said the
+    /// program printed nothing).
+    #[test]
+    fn a_leftover_process_on_the_pipe_keeps_no_answer_from_being_read() {
+        let words = ["sh".to_string(), "-c".into(), "sleep 30 & echo 120".into()];
+        let estimate = run_command(&words, Path::new("x.wav"), &StopSignal::never()).unwrap();
+        assert_eq!(estimate.bpm, Some(120.0));
     }
 
     #[test]
