@@ -56,7 +56,9 @@ use crate::tempo::{TempoEstimate, TempoEstimator};
 /// past the standard positions is read (it was `unsupported_format`); a beat just outside
 /// the tempo range is read at its multiple inside it, not at the range's edge, and no
 /// `alt_bpm` is a reading the range excludes clamped to its edge.
-const RESULTS_REVISION: u32 = 19;
+/// 20: a row's loudness range is empty where its integrated loudness is (silence, audio
+/// under 400 ms): it read `0.00`, as if measured.
+const RESULTS_REVISION: u32 = 20;
 
 /// Settings of an [`Analyzer`]. Each field's doc gives its default.
 #[derive(Debug, Clone, PartialEq)]

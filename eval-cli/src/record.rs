@@ -115,7 +115,10 @@ impl AnalyzeRecord {
             None if loudness.block_count == 0 => notes.push(TOO_SHORT_NOTE.to_string()),
             None => notes.push(SILENCE_NOTE.to_string()),
         }
-        self.loudness_range_lu = db_cell(loudness.range_lu);
+        // No range where nothing was measured: `0.00` read as a measurement.
+        if loudness.integrated_lufs.is_some() {
+            self.loudness_range_lu = db_cell(loudness.range_lu);
+        }
         self.true_peak_dbtp = loudness.true_peak_dbtp().map_or(String::new(), db_cell);
         self.replaygain_track_peak = peak_cell(loudness.true_peak);
         self
@@ -288,6 +291,8 @@ mod tests {
             .with_loudness(Some(&silence), &mut notes)
             .with_notes(&notes);
         assert_eq!(cells(&record)[0], "");
+        // No range either: `0.00` read as a measurement.
+        assert_eq!(cells(&record)[1], "");
         assert_eq!(cells(&record)[4], "0.000000");
         assert_eq!(record.error, format!("damaged; {SILENCE_NOTE}"));
         let album = AlbumLoudness::of_tracks([&silence]);
