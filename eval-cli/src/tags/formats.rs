@@ -390,7 +390,7 @@ impl FormatTag for Id3 {
                 // The `RVA2` of a ReplayGain field is that field (replaced when it is).
                 other => match field_of_rva2(other) {
                     Some(field) => self.name(field),
-                    None => other.id_str().to_string(),
+                    None => same_date(other.id_str()).to_string(),
                 },
             })
             .collect()
@@ -403,6 +403,18 @@ impl FormatTag for Id3 {
         // 2.4 and new tags are written as 2.4. lofty reads 2.2 as 2.3 frames.
         let v23 = matches!(tag.original_version(), Id3v2Version::V3 | Id3v2Version::V2);
         tag.save_to(file, options.use_id3v23(v23))
+    }
+}
+
+/// A date frame under the name of its ID3v2.3 form: a tag saved as 2.3 writes a 2.4
+/// recording or release date (`TDRC`, `TDOR`) as 2.3's `TYER` or `TORY`, so a 2.2 tag's
+/// year (read as `TDRC`) or a 2.3 tag holding `TDRC` is not counted lost (such a file was
+/// never tagged).
+fn same_date(id: &str) -> &str {
+    match id {
+        "TDRC" => "TYER",
+        "TDOR" => "TORY",
+        other => other,
     }
 }
 

@@ -490,6 +490,44 @@ fn tag_rows(output: &Output) -> Vec<[String; 6]> {
         .collect()
 }
 
+/// An ID3v2.2 tag with a year (`TYE`, as most iTunes-era files have) is tagged: lofty
+/// reads the year as 2.4's `TDRC` and, saving the tag as 2.3, writes it as `TYER`, which
+/// was taken for a lost frame (`the tagged copy lost TDRC`: such files were never tagged).
+/// The title and the year read back as they were.
+#[test]
+fn an_id3v22_tag_with_a_year_is_tagged_and_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../analyzer-core/tests/fixtures");
+    let audio = fs::read(fixtures.join("fourfloor-128.mp3")).unwrap();
+    assert_ne!(&audio[..3], b"ID3", "the fixture has no tag of its own");
+    let frame = |id: &[u8], text: &[u8]| {
+        let mut frame = id.to_vec();
+        frame.extend_from_slice(&u32::try_from(text.len() + 1).unwrap().to_be_bytes()[1..]);
+        frame.push(0); // ISO-8859-1
+        frame.extend_from_slice(text);
+        frame
+    };
+    let mut frames = [frame(b"TT2", b"Title"), frame(b"TYE", b"2001")].concat();
+    frames.extend_from_slice(&[0; 64]);
+    let size = u32::try_from(frames.len()).unwrap();
+    let synchsafe = [21, 14, 7, 0].map(|shift| ((size >> shift) & 0x7f) as u8);
+    let mut file = b"ID3\x02\x00\x00".to_vec();
+    file.extend_from_slice(&synchsafe);
+    file.extend_from_slice(&frames);
+    file.extend_from_slice(&audio);
+    let song = dir.path().join("v22.mp3");
+    fs::write(&song, &file).unwrap();
+    let out = tag(&[&song], &["--progress", "off"]);
+    let rows = tag_rows(&out);
+    assert_eq!(rows[0][1], "tagged", "{rows:?}");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let tags = ffprobe_tags(&song);
+    for kept in ["TAG:title=Title", "TAG:date=2001"] {
+        assert!(tags.contains(kept), "{kept} not in {tags:?}");
+    }
+    assert!(tags.iter().any(|t| t.starts_with("TAG:TBPM=")), "{tags:?}");
+}
+
 /// One folder of three containers and two files that cannot be tagged: the three are
 /// tagged with the tempo the analyzer measures, as mutagen and ffprobe read it; the Opus
 /// file (which the analyzer does not decode) and a read-only MP3 are skipped with their
