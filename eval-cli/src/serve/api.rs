@@ -24,7 +24,7 @@ use super::http::{drain, error, json, method_not_allowed, not_found};
 use super::job_routes::{cancel, list, results_csv, results_json, show, submit};
 use super::telemetry::Gauges;
 use super::upload::upload;
-use super::{App, events, page, ws};
+use super::{App, events, pace, page, ws};
 
 /// The service's routes, behind (outermost first) the body timeout, the Host and Origin
 /// guard, CORS for `--allow-origin` (which answers preflights itself) and the token.
@@ -58,6 +58,9 @@ pub fn router(app: Arc<App>, body_timeout: Duration) -> Router {
         .layer(cors)
         .layer(middleware::from_fn_with_state(Arc::clone(&app), guard))
         .layer(RequestBodyTimeoutLayer::new(body_timeout))
+        .layer(middleware::from_fn(move |request, next| {
+            pace::paced(body_timeout, request, next)
+        }))
         .with_state(app)
 }
 

@@ -102,7 +102,7 @@ impl Refusal {
 }
 
 /// The answer to a body that could not be read: 408 when it paused past
-/// `--body-timeout`, 400 otherwise.
+/// `--body-timeout` or fell behind the least pace ([`super::pace`]), 400 otherwise.
 pub(super) fn body_error(e: &axum::Error, what: &str) -> Response {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(c) = cause {
@@ -110,6 +110,16 @@ pub(super) fn body_error(e: &axum::Error, what: &str) -> Response {
             return error(
                 StatusCode::REQUEST_TIMEOUT,
                 format!("the {what} stopped arriving (--body-timeout)"),
+            );
+        }
+        if c.is::<super::pace::TooSlow>() {
+            return error(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the {what} came slower than {} bytes a second after its first \
+                     --body-timeout seconds",
+                    super::pace::MIN_RATE
+                ),
             );
         }
         cause = c.source();

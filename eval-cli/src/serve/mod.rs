@@ -26,6 +26,7 @@ mod guard;
 mod http;
 mod job_routes;
 mod jobs;
+mod pace;
 mod page;
 mod paths;
 mod pool;
