@@ -391,8 +391,11 @@ impl Destination {
     ) -> Result<(Self, OutputLock), OutputError> {
         let dest = Destination::check(path, inputs)?;
         dest.check_writable()?;
+        names_fit(&dest.target)?;
         for suffix in std::iter::once(&LOCK).chain(sides) {
-            Destination::check(&dest.side(suffix), inputs)?.check_writable()?;
+            let side = dest.side(suffix);
+            names_fit(&side)?;
+            Destination::check(&side, inputs)?.check_writable()?;
         }
         let lock = dest.lock()?;
         Ok((dest, lock))
@@ -417,6 +420,35 @@ impl Destination {
     ) -> Result<(), OutputError> {
         replace(&self.target, write)
     }
+}
+
+/// Refuses a file whose name, or that of the temporary copy a replacement writes beside
+/// it ([`temporary_beside`]: `.NAME.XXXXXX.tmp`), the file system cannot hold, as `stat`
+/// says (`File name too long`) before anything is written: found when the settings were
+/// written, `analyze --out` left the CSV and its identity log behind.
+fn names_fit(path: &Path) -> Result<(), OutputError> {
+    let Some(name) = path.file_name() else {
+        return Ok(());
+    };
+    let mut temporary = OsString::from(".");
+    temporary.push(name);
+    temporary.push(".XXXXXX.tmp");
+    for probe in [path.to_path_buf(), path.with_file_name(temporary)] {
+        // `InvalidFilename` is ENAMETOOLONG.
+        if let Err(err) = fs::symlink_metadata(&probe)
+            && err.kind() == io::ErrorKind::InvalidFilename
+        {
+            return Err(io_error(path)(io::Error::new(
+                err.kind(),
+                format!(
+                    "its name, or that of the temporary copy written beside it ({} bytes), is \
+                     longer than the file system takes",
+                    probe.file_name().map_or(0, |n| n.len())
+                ),
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The suffix of the lock file beside a destination ([`Destination::lock`]).
@@ -644,6 +676,24 @@ mod tests {
     use std::os::unix::fs::{FileTypeExt, PermissionsExt, symlink};
 
     use super::*;
+
+    /// A name the file system cannot hold, the output's, a side file's or a temporary
+    /// copy's, is refused by `claim` before anything is written (a 231-byte name left its
+    /// CSV and identity log behind when the settings could not be written).
+    #[test]
+    fn a_name_too_long_for_a_side_or_temporary_file_is_refused_before_any_write() {
+        let dir = tempfile::tempdir().unwrap();
+        for length in [231, 244, 250] {
+            let out = dir.path().join(format!("{}.csv", "o".repeat(length)));
+            let err = Destination::claim(&out, &[".settings.json"], &Inputs::none()).unwrap_err();
+            assert!(err.to_string().starts_with("cannot write"), "{err}");
+            assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0, "{length}");
+        }
+        let fits = dir.path().join(format!("{}.csv", "o".repeat(200)));
+        let (_dest, lock) =
+            Destination::claim(&fits, &[".settings.json"], &Inputs::none()).unwrap();
+        drop(lock);
+    }
 
     /// Every spelling of an open file of the process is seen, through `..` and linked
     /// folders too (`/dev/../proc/self/fd/1` and `myfd/1` replaced the shell's log);
