@@ -57,7 +57,8 @@ use crate::tempo::{TempoEstimate, TempoEstimator};
 /// the tempo range is read at its multiple inside it, not at the range's edge, and no
 /// `alt_bpm` is a reading the range excludes clamped to its edge.
 /// 20: a row's loudness range is empty where its integrated loudness is (silence, audio
-/// under 400 ms): it read `0.00`, as if measured.
+/// under 400 ms): it read `0.00`, as if measured; an Ogg file with a packet past the
+/// reader's 16 MiB limit (big cover art) is `unsupported_format` saying so, not corrupt.
 const RESULTS_REVISION: u32 = 20;
 
 /// Settings of an [`Analyzer`]. Each field's doc gives its default.

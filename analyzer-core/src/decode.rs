@@ -1304,6 +1304,17 @@ fn probe_error(e: &SymphoniaError) -> Error {
                  (1 to {MAX_DECODER_CHANNELS} channels are read; {what})"
             ),
         ),
+        // symphonia's Ogg reader holds no packet over 16 MiB: a valid file whose comment
+        // header carries cover art past about 12 MB (base64 in METADATA_BLOCK_PICTURE)
+        // was called corrupt.
+        SymphoniaError::DecodeError(what) if what.contains("packet buffer would exceed") => {
+            Error::new(
+                ErrorKind::UnsupportedFormat,
+                Stage::Probe,
+                "an Ogg packet over the reader's 16 MiB limit (cover art of more than about \
+                 12 MB in the comment header?): not read",
+            )
+        }
         other => Error::new(ErrorKind::CorruptStream, Stage::Probe, other.to_string()),
     }
 }
@@ -1312,6 +1323,23 @@ fn probe_error(e: &SymphoniaError) -> Error {
 mod tests {
     use super::*;
     use symphonia::core::codecs::audio::well_known::{CODEC_ID_ALAC, CODEC_ID_OPUS};
+
+    /// A packet past the Ogg reader's limit is a limit of the reader, named as one: the
+    /// file (cover art of 13 MB) was called corrupt.
+    #[test]
+    fn an_ogg_packet_past_the_readers_limit_is_unsupported_not_corrupt() {
+        let error = probe_error(&SymphoniaError::DecodeError(
+            "ogg: packet buffer would exceed max size",
+        ));
+        assert_eq!(error.kind(), ErrorKind::UnsupportedFormat);
+        assert!(
+            error.reason().contains("16 MiB limit"),
+            "{}",
+            error.reason()
+        );
+        let other = probe_error(&SymphoniaError::DecodeError("ogg: bad page"));
+        assert_eq!(other.kind(), ErrorKind::CorruptStream);
+    }
 
     /// Whether a file of `bytes` bytes may decode `seconds` of `channels` channels at
     /// `rate` Hz, spent in one-second buffers.

@@ -101,6 +101,11 @@ pub trait FormatTag {
     fn save(&self, file: &mut File) -> Result<(), FileEncodingError>;
 }
 
+/// The largest tag item lofty may read, bytes: an M4A's `covr` with two 9 MB covers is one
+/// item of 18 MB, past lofty's default of 16 MiB, and such a valid file was skipped as
+/// "damaged". Still a bound: a tag claiming gigabytes is refused, not allocated.
+pub const TAG_ITEM_LIMIT: usize = 64 << 20;
+
 /// What lofty is asked to accept: a tag that does not parse cleanly is refused rather than
 /// rewritten from what could be salvaged, and nothing is converted on the way in (an
 /// ID3v2.3 `TYER` stays a `TYER`).
@@ -148,6 +153,10 @@ const FLAC_AFTER_ID3V2: &str = "an ID3v2 tag sits in front of the FLAC stream; F
 /// The tag of `file` this command writes (an empty one where the file has none yet). An
 /// MP3 or MP4 file with damage lofty would read past is refused first ([`guard`]).
 pub fn load(file: &mut File) -> Result<Box<dyn FormatTag>, LoadError> {
+    // lofty's limit is per thread: set on the thread that reads (and then saves).
+    lofty::config::apply_global_options(
+        lofty::config::GlobalOptions::new().allocation_limit(TAG_ITEM_LIMIT),
+    );
     file.rewind()?;
     let file_type = lofty::probe::Probe::new(std::io::BufReader::new(&mut *file))
         .guess_file_type()?

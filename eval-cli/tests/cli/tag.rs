@@ -528,6 +528,43 @@ fn an_id3v22_tag_with_a_year_is_tagged_and_keeps_it() {
     assert!(tags.iter().any(|t| t.starts_with("TAG:TBPM=")), "{tags:?}");
 }
 
+/// An M4A whose cover art holds two 9 MB pictures (one `covr` item of 18 MB, past lofty's
+/// default 16 MiB limit) is tagged, its covers kept byte for byte: it was skipped as
+/// "damaged tags or container".
+#[test]
+fn an_m4a_with_18_mb_of_cover_art_is_tagged_and_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let song = encoded(dir.path(), "covers.m4a", &["-c:a", "aac", "-b:a", "64k"]);
+    let script = r#"
+import sys, hashlib
+from mutagen.mp4 import MP4, MP4Cover
+song = sys.argv[1]
+if sys.argv[2] == "add":
+    data = bytes((i * 7919) % 251 for i in range(9_000_000))
+    m = MP4(song)
+    m["covr"] = [MP4Cover(b"\xff\xd8\xff\xe0" + data), MP4Cover(b"\xff\xd8\xff\xe1" + data)]
+    m.save()
+print(*[hashlib.sha256(bytes(c)).hexdigest() for c in MP4(song)["covr"]])
+"#;
+    let covers = |what: &str| {
+        let out = tool(
+            // Debian's interpreter, which python3-mutagen installs into (as
+            // mutagen-inspect's first line names it).
+            "/usr/bin/python3",
+            "python3-mutagen",
+            &["-c", script, s(&song), what],
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let before = covers("add");
+    assert_eq!(before.split_whitespace().count(), 2, "{before}");
+    let out = tag(&[&song], &["--progress", "off"]);
+    let rows = tag_rows(&out);
+    assert_eq!(rows[0][1], "tagged", "{rows:?}");
+    assert_eq!(covers("read"), before);
+    assert!(mutagen_tags(&song).iter().any(|t| t.starts_with("tmpo=")));
+}
+
 /// One folder of three containers and two files that cannot be tagged: the three are
 /// tagged with the tempo the analyzer measures, as mutagen and ffprobe read it; the Opus
 /// file (which the analyzer does not decode) and a read-only MP3 are skipped with their
