@@ -182,9 +182,19 @@ impl TagRow {
                     "unchanged"
                 };
                 row.fields = report.summary();
+                let mut notes = Vec::new();
                 if let Some(why) = &tagged.no_tempo {
-                    row.reason = format!("no BPM: {why}");
+                    notes.push(format!("no BPM: {why}"));
                 }
+                if !report.gains_elsewhere.is_empty() {
+                    notes.push(format!(
+                        "an APEv2 tag beside the ID3 tag holds {}, which players that read \
+                         APE first apply instead (this tool writes ID3 only; remove the APE \
+                         tag to leave one gain)",
+                        report.gains_elsewhere.join(", ")
+                    ));
+                }
+                row.reason = notes.join("; ");
             }
             Err(why) => {
                 row.status = "skipped";

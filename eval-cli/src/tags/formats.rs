@@ -99,6 +99,12 @@ pub trait FormatTag {
     /// Writes this tag into `file` (a whole copy of the audio file), leaving the rest of it
     /// as it is.
     fn save(&self, file: &mut File) -> Result<(), FileEncodingError>;
+    /// The fields of ours that another tag of the file holds, one this tool does not write
+    /// (an MP3's APEv2 tag), by that tag's names: a player that reads that tag first reads
+    /// them, not ours.
+    fn held_elsewhere(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// The largest tag item lofty may read, bytes: an M4A's `covr` with two 9 MB covers is one
@@ -163,12 +169,20 @@ pub fn load(file: &mut File) -> Result<Box<dyn FormatTag>, LoadError> {
         .file_type();
     file.rewind()?;
     let options = parse_options();
-    let id3 = |tag: Option<&Id3v2Tag>| -> Box<dyn FormatTag> { Box::new(Id3(tag.cloned())) };
+    let id3 =
+        |tag: Option<&Id3v2Tag>| -> Box<dyn FormatTag> { Box::new(Id3(tag.cloned(), Vec::new())) };
     Ok(match file_type {
         Some(FileType::Mpeg) => {
             guard::one_id3v2_tag(file)?;
             file.rewind()?;
-            id3(read_mpeg(file)?.id3v2())
+            let mpeg = read_mpeg(file)?;
+            let ape_gains = mpeg.ape().map_or(Vec::new(), |ape| {
+                ape.into_iter()
+                    .map(|item| item.key().to_uppercase())
+                    .filter(|key| key.starts_with("REPLAYGAIN_"))
+                    .collect()
+            });
+            Box::new(Id3(mpeg.id3v2().cloned(), ape_gains))
         }
         Some(FileType::Wav) => id3(WavFile::read_from(file, options)?.id3v2()),
         Some(FileType::Aiff) => id3(AiffFile::read_from(file, options)?.id3v2()),
@@ -244,8 +258,9 @@ fn write_options() -> WriteOptions {
     WriteOptions::new().parse_options(parse_options())
 }
 
-/// An ID3v2 tag; `None` until the file has one.
-struct Id3(Option<Id3v2Tag>);
+/// An ID3v2 tag (`None` until the file has one), and the ReplayGain items an APEv2 tag of
+/// the file holds, which are not written ([`FormatTag::held_elsewhere`]).
+struct Id3(Option<Id3v2Tag>, Vec<String>);
 
 /// Where a field goes in ID3v2.
 enum Id3Frame {
@@ -307,6 +322,10 @@ impl Id3 {
 }
 
 impl FormatTag for Id3 {
+    fn held_elsewhere(&self) -> Vec<String> {
+        self.1.iter().map(|key| format!("APE:{key}")).collect()
+    }
+
     fn name(&self, field: Field) -> String {
         match Self::frame(field) {
             Id3Frame::Text(id) => id.to_string(),

@@ -187,6 +187,10 @@ pub struct TagReport {
     pub changes: Vec<FieldChange>,
     /// Whether the file was rewritten.
     pub written: bool,
+    /// ReplayGain items another tag of the file holds, which this tool does not write
+    /// (an MP3's APEv2 `REPLAYGAIN_TRACK_GAIN`): a player that reads that tag first
+    /// applies its gain, not ours. Listed when ReplayGain is asked for.
+    pub gains_elsewhere: Vec<String>,
 }
 
 impl TagReport {
@@ -357,9 +361,20 @@ fn tag(
             }
         })
         .collect();
+    let asks_gain = changes.iter().any(|c| {
+        matches!(
+            c.field,
+            Field::TrackGain | Field::TrackPeak | Field::AlbumGain | Field::AlbumPeak
+        )
+    });
     let mut report = TagReport {
         changes,
         written: false,
+        gains_elsewhere: if asks_gain {
+            tag.held_elsewhere()
+        } else {
+            Vec::new()
+        },
     };
     if options.dry_run || !report.changes_something() {
         return Ok(report);
@@ -436,6 +451,7 @@ mod tests {
             action,
         };
         let report = TagReport {
+            gains_elsewhere: Vec::new(),
             changes: vec![
                 change(None, Action::Write),
                 change(Some("99"), Action::Keep),

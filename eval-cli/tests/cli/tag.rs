@@ -565,6 +565,45 @@ print(*[hashlib.sha256(bytes(c)).hexdigest() for c in MP4(song)["covr"]])
     assert!(mutagen_tags(&song).iter().any(|t| t.starts_with("tmpo=")));
 }
 
+/// An MP3 whose APEv2 tag holds a ReplayGain (mp3gain writes one there) keeps it, as
+/// this tool writes ID3 only, but the row says so: a player that reads APE first applies
+/// the old gain (the row named only the ID3 gain it wrote).
+#[test]
+fn a_replaygain_left_in_an_ape_tag_is_named_in_the_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let song = encoded(dir.path(), "ape.mp3", &[]);
+    let script = "import sys\nfrom mutagen.apev2 import APEv2\na = APEv2()\n\
+                  a['REPLAYGAIN_TRACK_GAIN'] = '-3.00 dB'\na.save(sys.argv[1])";
+    tool(
+        "/usr/bin/python3",
+        "python3-mutagen",
+        &["-c", script, s(&song)],
+    );
+    let out = tag(
+        &[&song],
+        &["--descriptors", "tempo,key,loudness", "--progress", "off"],
+    );
+    let rows = tag_rows(&out);
+    assert_eq!(rows[0][1], "tagged", "{rows:?}");
+    assert!(
+        rows[0][4].contains("TXXX:REPLAYGAIN_TRACK_GAIN"),
+        "{rows:?}"
+    );
+    assert!(
+        rows[0][5].contains("an APEv2 tag beside the ID3 tag holds APE:REPLAYGAIN_TRACK_GAIN"),
+        "{rows:?}"
+    );
+    // Without ReplayGain asked for, nothing to say.
+    let song = encoded(dir.path(), "plain.mp3", &[]);
+    tool(
+        "/usr/bin/python3",
+        "python3-mutagen",
+        &["-c", script, s(&song)],
+    );
+    let rows = tag_rows(&tag(&[&song], &["--progress", "off"]));
+    assert_eq!(rows[0][5], "", "{rows:?}");
+}
+
 /// One folder of three containers and two files that cannot be tagged: the three are
 /// tagged with the tempo the analyzer measures, as mutagen and ffprobe read it; the Opus
 /// file (which the analyzer does not decode) and a read-only MP3 are skipped with their
