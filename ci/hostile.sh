@@ -1509,7 +1509,7 @@ case_silence_loudness_note_without_album() {
   wav z.wav 22050 1 10 silence
   analyze z.wav --descriptors tempo,key,loudness >one.csv 2>/dev/null || return 1
   analyze z.wav --descriptors tempo,key,loudness --album >album.csv 2>/dev/null || return 1
-  grep -q 'every block is under the -70 LUFS gate (silence)' one.csv ||
+  grep -q 'every block is under the -70 LUFS gate (silence, or nearly)' one.csv ||
     { echo "row: $(tail -1 one.csv)"; return 1; }
   [ "$(tail -1 one.csv | cut -d, -f1-20)" = "$(tail -1 album.csv | cut -d, -f1-20)" ] ||
     { echo "rows differ: $(tail -1 one.csv) / $(tail -1 album.csv)"; return 1; }

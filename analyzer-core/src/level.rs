@@ -91,8 +91,9 @@ impl LevelCount {
 /// The reason given for audio that is not silent but stays under the floor.
 pub fn inaudible_reason() -> String {
     format!(
-        "too quiet to hear: the analysed signal reaches {AUDIBLE_FLOOR_LUFS} LUFS (20 dB under \
-         the loudness gate) in under {:.0} s of it",
+        "too quiet to hear: the analysed signal (the mono mix below about 5.5 kHz, the band \
+         tempo and key are read in) reaches {AUDIBLE_FLOOR_LUFS} LUFS (20 dB under the \
+         loudness gate) in under {:.0} s of it",
         MIN_AUDIBLE_BLOCKS as f64 * BLOCK_SECONDS
     )
 }

@@ -93,7 +93,8 @@ fn fixed_cell(value: f64, places: usize) -> String {
 }
 
 /// Why an `ok` row measured with loudness has an empty loudness cell: silence.
-const SILENCE_NOTE: &str = "no loudness: every block is under the -70 LUFS gate (silence)";
+const SILENCE_NOTE: &str =
+    "no loudness: every block is under the -70 LUFS gate (silence, or nearly)";
 
 /// Why an `ok` row measured with loudness has an empty loudness cell: no 400 ms gating block
 /// fits in the audio, whatever its level.

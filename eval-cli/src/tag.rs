@@ -90,6 +90,9 @@ struct Tagged {
     values: TagValues,
     /// Why the file has no tempo to write (no pulse): its other fields are written.
     no_tempo: Option<String>,
+    /// Why the file has no key to write, where one was asked for (`no key: ...`): the row
+    /// listed no key field and said nothing.
+    no_key: Option<String>,
     outcome: Result<TagReport, String>,
 }
 
@@ -117,6 +120,10 @@ impl Job for TagJob<'_> {
         let analysis = self.analyzer.run(path, stop)?;
         let values = TagValues::of(&analysis);
         let no_tempo = analysis.tempo.as_ref().err().map(Error::reason);
+        let no_key = match &analysis.key {
+            Some(Err(no_key)) => Some(no_key.to_string()),
+            _ => None,
+        };
         let outcome = match analysed {
             Ok(analysed) => tag_analysed_file(path, &analysed, &values, &self.tagging)
                 .map_err(|e| e.to_string()),
@@ -125,6 +132,7 @@ impl Job for TagJob<'_> {
         Ok(Tagged {
             values,
             no_tempo,
+            no_key,
             outcome,
         })
     }
@@ -186,6 +194,7 @@ impl TagRow {
                 if let Some(why) = &tagged.no_tempo {
                     notes.push(format!("no BPM: {why}"));
                 }
+                notes.extend(tagged.no_key.clone());
                 if !report.gains_elsewhere.is_empty() {
                     notes.push(format!(
                         "an APEv2 tag beside the ID3 tag holds {}, which players that read \

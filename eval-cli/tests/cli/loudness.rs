@@ -125,7 +125,8 @@ fn a_silent_file_says_silence_with_and_without_album() {
     assert_eq!(
         track[10],
         "tempo: no_pulse: no onsets: silence or a constant signal; no key: no pitched sound \
-         in 100 % of the audio; no loudness: every block is under the -70 LUFS gate (silence)"
+         in 100 % of the audio; no loudness: every block is under the -70 LUFS gate \
+         (silence, or nearly)"
     );
     assert_eq!(track[..20], album[..20]);
     assert_eq!(track[20..], ["", ""]);
