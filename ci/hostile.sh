@@ -2024,5 +2024,77 @@ run short-loud-chord-keeps-its-key case_short_loud_chord_keeps_its_key
 run special-files-as-token-or-shard-record case_special_files_as_token_or_shard_record
 run evaluate-predictions-by-an-ambiguous-base-name case_evaluate_predictions_by_an_ambiguous_base_name
 run evaluate-jams-tempo-that-is-no-tempo case_evaluate_jams_tempo_that_is_no_tempo
+# A second evaluate on a report folder another run is writing (its marker locked, as the
+# first run holds it): refused at once, exit 2, the first run's files as they were (two
+# runs removed each other's files and both said they wrote the report).
+case_evaluate_on_a_report_folder_in_use() {
+  evaluate_with_truth() {
+    timeout -k 5 "$limit" "$bin" evaluate --dataset ds --out-dir report --progress off \
+      >/dev/null 2>err.txt
+  }
+  mkdir ds && wav ds/a.wav 22050 1 8 clicks && printf 'file,bpm\na.wav,120\n' >ds/manifest.csv
+  evaluate_with_truth || { echo "first run: $(cat err.txt)"; return 1; }
+  local before; before=$(cksum <report/summary.json)
+  flock report/.eval-cli-report timeout -k 5 "$limit" "$bin" evaluate --dataset ds \
+    --out-dir report --progress off >/dev/null 2>err.txt
+  code=$?
+  [ "$code" -eq 2 ] && grep -q 'being written by another run' err.txt ||
+    { echo "while locked: exit $code: $(cat err.txt)"; return 1; }
+  [ "$(cksum <report/summary.json)" = "$before" ] || { echo "the report changed"; return 1; }
+}
+
+# An --out whose side file or temporary copy has a name the file system cannot hold: exit 2
+# before anything is written (a header-only CSV and its identity log were left behind).
+case_out_name_too_long_leaves_nothing() {
+  wav a.wav 22050 1 4 clicks
+  mkdir out
+  analyze a.wav --out "out/$(printf 'o%.0s' $(seq 1 240)).csv" >/dev/null 2>err.txt
+  [ "$code" -eq 2 ] && grep -q 'longer than the file system takes' err.txt ||
+    { echo "exit $code: $(cut -c1-200 err.txt)"; return 1; }
+  [ -z "$(ls -A out)" ] || { echo "left behind: $(ls -A out | cut -c1-40)"; return 1; }
+}
+
+# A resumed --out whose kept row has a byte flipped on disk (not UTF-8): that file is
+# analysed again, and the finished file is the bytes of a clean run (the row was kept).
+case_resume_a_row_with_a_flipped_byte() {
+  mkdir lib && wav lib/a.wav 22050 1 4 clicks && wav lib/b.wav 22050 1 4 clicks
+  # Written an hour before their rows, so that the identity log trusts them.
+  touch -d '1 hour ago' lib/a.wav lib/b.wav
+  analyze lib --out clean.csv >/dev/null 2>&1 || return 1
+  head -2 clean.csv | sed 's/pcm_s16le/pcm_s\xff6le/' >out.csv
+  grep -q $'\xff' out.csv || { echo "no byte flipped"; return 1; }
+  cp clean.csv.settings.json out.csv.settings.json
+  cp clean.csv.identities.csv out.csv.identities.csv
+  analyze lib --out out.csv --resume >/dev/null 2>err.txt
+  [ "$code" -eq 0 ] && grep -q 'not as this program writes them' err.txt ||
+    { echo "exit $code: $(cat err.txt)"; return 1; }
+  cmp -s out.csv clean.csv || { echo "differs: $(diff out.csv clean.csv | head -3)"; return 1; }
+}
+
+# serve: a query string where none is read, a compressed body, two Host headers and an
+# absolute-form target naming another host: each a JSON 4xx (all were served as if plain).
+case_serve_requests_read_two_ways() {
+  serve_up || return 1
+  local query gzip twice absolute
+  query=$(status_of "$base/v1/jobs?descriptors=tempo")
+  gzip=$(status_of -X POST -H 'Content-Encoding: gzip' "$base/v1/jobs" -d '{"paths":["x"]}')
+  local port=${base##*:}
+  exec {fd}<>"/dev/tcp/127.0.0.1/$port" || return 1
+  printf 'GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1:%s\r\nHost: evil.example\r\nConnection: close\r\n\r\n' \
+    "$port" >&"$fd"
+  twice=$(timeout -k 5 "$limit" cat <&"$fd" | head -1)
+  exec {fd}>&-
+  absolute=$(status_of --request-target "http://evil.example/v1/health" "$base/v1/health")
+  serve_down
+  [[ $query == 400*'"error"'* ]] || { echo "query: $query"; return 1; }
+  [[ $gzip == 415*'"error"'* ]] || { echo "gzip body: $gzip"; return 1; }
+  [[ $twice == 'HTTP/1.1 400'* ]] || { echo "two Host headers: $twice"; return 1; }
+  [[ $absolute == 403*'"error"'* ]] || { echo "absolute-form target: $absolute"; return 1; }
+}
+
+run evaluate-on-a-report-folder-in-use case_evaluate_on_a_report_folder_in_use
+run out-name-too-long-leaves-nothing case_out_name_too_long_leaves_nothing
+run resume-a-row-with-a-flipped-byte case_resume_a_row_with_a_flipped_byte
+run serve-requests-read-two-ways case_serve_requests_read_two_ways
 printf '\n%d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]
