@@ -20,7 +20,7 @@ use tokio::time::{Instant, Sleep};
 /// link still sends an upload hundreds of times faster.
 pub const MIN_RATE: u64 = 1024;
 
-/// The error of a body cut for its pace (read as a 408 by [`super::http::body_error`]).
+/// The error of a body cut for its pace (read as a 408 by `http::body_error`).
 #[derive(Debug, thiserror::Error)]
 #[error("the body came slower than {MIN_RATE} bytes a second")]
 pub struct TooSlow;
