@@ -105,6 +105,11 @@ pub trait FormatTag {
     fn held_elsewhere(&self) -> Vec<String> {
         Vec::new()
     }
+    /// Why a rewrite cannot keep `item`, where this format knows (an ID3v2.4 frame in a
+    /// tag saved as 2.3).
+    fn why_lost(&self, _item: &str) -> Option<String> {
+        None
+    }
 }
 
 /// The largest tag item lofty may read, bytes: an M4A's `covr` with two 9 MB covers is one
@@ -326,6 +331,18 @@ impl FormatTag for Id3 {
         self.1.iter().map(|key| format!("APE:{key}")).collect()
     }
 
+    fn why_lost(&self, item: &str) -> Option<String> {
+        let v23 = self.0.as_ref().is_some_and(|tag| {
+            matches!(tag.original_version(), Id3v2Version::V3 | Id3v2Version::V2)
+        });
+        (v23 && ID3V24_ONLY.contains(&item)).then(|| {
+            format!(
+                "{item} is an ID3v2.4 frame, which the file's ID3v2.3 tag holds and a 2.3 tag \
+                 cannot carry; convert the tag to 2.4 (`mid3v2 --convert FILE`) and tag again"
+            )
+        })
+    }
+
     fn name(&self, field: Field) -> String {
         match Self::frame(field) {
             Id3Frame::Text(id) => id.to_string(),
@@ -445,6 +462,13 @@ fn same_date(id: &str) -> &str {
         other => other,
     }
 }
+
+/// Frames ID3v2.4 added, which a tag written as 2.3 cannot carry (the dates excepted: they
+/// have 2.3 forms, [`same_date`]).
+const ID3V24_ONLY: [&str; 13] = [
+    "ASPI", "EQU2", "RVA2", "SEEK", "SIGN", "TDEN", "TDRL", "TDTG", "TIPL", "TMCL", "TMOO", "TPRO",
+    "TSST",
+];
 
 /// Vorbis comments, and where they live.
 enum Vorbis {

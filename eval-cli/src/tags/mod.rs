@@ -228,9 +228,15 @@ pub enum TagError {
     /// lofty could not write the tag into the copy.
     #[error("cannot write the tags: {}", with_causes(.0))]
     Write(#[from] lofty::error::FileEncodingError),
-    /// The tagged copy, read back, lacks an item the tag held before.
-    #[error("the tagged copy lost {0} of the tags; file left as it was")]
-    Lost(String),
+    /// The tagged copy, read back, lacks an item the tag held before (and why, where the
+    /// format knows: [`FormatTag::why_lost`]).
+    #[error("the tagged copy lost {item} of the tags{}; file left as it was", .why.as_deref().map(|w| format!(" ({w})")).unwrap_or_default())]
+    Lost {
+        /// The item, as [`FormatTag::items`] names it.
+        item: String,
+        /// Why the format cannot keep it, where known.
+        why: Option<String>,
+    },
     /// The tagged copy, read back, does not hold what was written.
     #[error("the tagged copy reads back {name} = {found:?}, not {wanted:?}; file left as it was")]
     ReadBack {
@@ -395,7 +401,8 @@ fn tag(
         let back = formats::load(copy)?;
         let written: Vec<&str> = writes.iter().map(|c| c.name.as_str()).collect();
         if let Some(item) = first_lost(&held, &back.items(), &written) {
-            return Err(TagError::Lost(item));
+            let why = tag.why_lost(&item);
+            return Err(TagError::Lost { item, why });
         }
         for change in &writes {
             let found = back.get(change.field);

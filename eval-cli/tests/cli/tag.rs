@@ -609,6 +609,32 @@ fn a_replaygain_left_in_an_ape_tag_is_named_in_the_row() {
     );
 }
 
+/// An ID3v2.3 tag holding a frame only 2.4 has (an `RVA2` that is no ReplayGain, as
+/// mutagen leaves in a 2.3 tag) cannot be rewritten as 2.3 without losing it: the file is
+/// skipped, and the reason now says why and what to do; done, the file is tagged.
+#[test]
+fn a_2_4_frame_in_a_2_3_tag_is_refused_saying_how_to_convert_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let song = encoded(dir.path(), "rva.mp3", &[]);
+    let script = "import sys\nfrom mutagen.id3 import ID3, RVA2\nt = ID3(sys.argv[1])\n\
+                  t.add(RVA2(desc='normalize', channel=1, gain=-2.0, peak=0.5))\n\
+                  t.save(sys.argv[1], v2_version=3)";
+    tool(
+        "/usr/bin/python3",
+        "python3-mutagen",
+        &["-c", script, s(&song)],
+    );
+    let rows = tag_rows(&tag(&[&song], &["--progress", "off"]));
+    assert_eq!(rows[0][1], "skipped", "{rows:?}");
+    assert!(
+        rows[0][5].contains("RVA2 is an ID3v2.4 frame") && rows[0][5].contains("mid3v2 --convert"),
+        "{rows:?}"
+    );
+    tool("mid3v2", "python3-mutagen", &["--convert", s(&song)]);
+    let rows = tag_rows(&tag(&[&song], &["--progress", "off"]));
+    assert_eq!(rows[0][1], "tagged", "{rows:?}");
+}
+
 /// One folder of three containers and two files that cannot be tagged: the three are
 /// tagged with the tempo the analyzer measures, as mutagen and ffprobe read it; the Opus
 /// file (which the analyzer does not decode) and a read-only MP3 are skipped with their
