@@ -68,7 +68,15 @@ pub enum Refusal {
     KernelFile,
     /// It is `-`, which many tools read as stdout; here it would be a file named `-`.
     Dash,
+    /// It is inside a report folder of `evaluate` or `compare` (one holding
+    /// [`REPORT_MARKER`]), whose files those commands replace and remove: `analyze --out
+    /// REPORT/results.csv` was overwritten by a run writing the report, both exiting 0.
+    InReport,
 }
+
+/// The file that marks a folder as a report of `evaluate` or `compare`
+/// (`report::folder`), named here so that the rows' writers keep out of such folders.
+pub const REPORT_MARKER: &str = ".eval-cli-report";
 
 /// What a path holds, for error messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,6 +152,11 @@ impl fmt::Display for Refusal {
             Refusal::KernelFile => f.write_str(
                 "it is a file of the kernel (under /proc or /sys), a setting or a report, not \
                  a place for rows",
+            ),
+            Refusal::InReport => write!(
+                f,
+                "its folder is a report of evaluate or compare (it holds {REPORT_MARKER}), \
+                 whose files those commands replace; write the rows elsewhere"
             ),
             Refusal::Dash => f.write_str(
                 "`-` would be a file named `-`; leave the output flag out to write to stdout",
@@ -392,6 +405,16 @@ impl Destination {
         let dest = Destination::check(path, inputs)?;
         dest.check_writable()?;
         names_fit(&dest.target)?;
+        let folder = match dest.target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        if folder.join(REPORT_MARKER).exists() {
+            return Err(OutputError::Refused {
+                path: path.to_path_buf(),
+                reason: Refusal::InReport,
+            });
+        }
         for suffix in std::iter::once(&LOCK).chain(sides) {
             let side = dest.side(suffix);
             names_fit(&side)?;

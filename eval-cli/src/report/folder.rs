@@ -31,7 +31,7 @@ use super::Summary;
 use crate::output::{Destination, OutputError, Refusal};
 
 /// The file that marks a folder as a report of `evaluate` or `compare`.
-pub const MARKER: &str = ".eval-cli-report";
+pub const MARKER: &str = crate::output::REPORT_MARKER;
 
 /// What the marker says to whoever opens it.
 const MARKER_TEXT: &str = "This folder holds a report of `eval-cli evaluate` or `eval-cli \

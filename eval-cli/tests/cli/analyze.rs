@@ -743,6 +743,26 @@ fn a_symlink_to_a_regular_file_writes_its_target() {
     );
 }
 
+/// A report folder of evaluate or compare (its marker there) is theirs: `analyze --out
+/// REPORT/results.csv` is refused, the folder left as it was (a run writing the report
+/// replaced the rows, and both exited 0).
+#[test]
+fn analyze_refuses_to_write_into_a_report_folder() {
+    let (dir, song) = click_file("song.wav", 120.0, 4.0);
+    let report = dir.path().join("report");
+    fs::create_dir(&report).unwrap();
+    fs::write(report.join(".eval-cli-report"), "a report\n").unwrap();
+    let out = report.join("results.csv");
+    let result = analyze(&[song.as_os_str(), os("--out"), out.as_os_str()]);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(result.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("its folder is a report of evaluate or compare"),
+        "{stderr}"
+    );
+    assert_eq!(fs::read_dir(&report).unwrap().count(), 1);
+}
+
 /// While one run holds `OUT.lock`, a second writer on OUT is refused at once, OUT
 /// untouched; once the lock is free the run goes through and leaves no lock file.
 #[test]
