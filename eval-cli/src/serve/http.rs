@@ -42,10 +42,24 @@ pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
         error: String,
     }
     let body = serde_json::to_vec(&ErrorBody {
-        error: message.into(),
+        error: bounded(message.into()),
     })
     .unwrap_or_else(|_| b"{\"error\":\"unprintable error\"}".to_vec());
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// Characters of a refusal's reason an answer carries: a reason quotes the request (a
+/// field's name, a value, a query), which was echoed whole (a 500 KB field name came back
+/// twice, a megabyte).
+const MAX_REASON_CHARS: usize = 1000;
+
+/// `message`, cut to [`MAX_REASON_CHARS`] characters with its size said.
+fn bounded(message: String) -> String {
+    if message.chars().count() <= MAX_REASON_CHARS {
+        return message;
+    }
+    let cut: String = message.chars().take(MAX_REASON_CHARS).collect();
+    format!("{cut}... (cut; the reason ran to {} bytes)", message.len())
 }
 
 /// A 429 with `Retry-After`.
@@ -206,5 +220,27 @@ pub(super) async fn drain(body: Body, limit: usize) {
         if read > limit {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reason that quotes a huge request is cut, its size said; a short one is whole.
+    #[test]
+    fn a_reason_is_cut_to_a_bounded_length() {
+        let long = format!("unknown field `{}`", "x".repeat(500_000));
+        let cut = bounded(long.clone());
+        assert!(cut.len() < 1100, "{}", cut.len());
+        assert!(cut.ends_with(&format!("(cut; the reason ran to {} bytes)", long.len())));
+        assert_eq!(bounded("short".to_string()), "short");
+        let body = futures_util::FutureExt::now_or_never(axum::body::to_bytes(
+            error(StatusCode::BAD_REQUEST, long).into_body(),
+            1 << 20,
+        ))
+        .unwrap()
+        .unwrap();
+        assert!(body.len() < 1200, "{}", body.len());
     }
 }
