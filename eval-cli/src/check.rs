@@ -285,8 +285,9 @@ impl Thresholds {
                 bail!("{key} = {v} is negative");
             }
         }
+        // `require_identical = false` asks for nothing either (all 0 thresholds held).
         if shares.iter().chain(&limits).all(|(_, v)| v.is_none())
-            && self.require_identical.is_none()
+            && self.require_identical != Some(true)
         {
             bail!("it sets no threshold, so nothing would be checked");
         }
@@ -535,6 +536,7 @@ mod tests {
             ),
             ("", "sets no threshold"),
             ("# only a comment", "sets no threshold"),
+            ("require_identical = false", "sets no threshold"),
         ] {
             fs::write(&path, text).unwrap();
             let err = format!("{:#}", read_thresholds(&path).unwrap_err());
@@ -543,7 +545,7 @@ mod tests {
                 "{text}: {err}"
             );
         }
-        fs::write(&path, "require_identical = false").unwrap();
+        fs::write(&path, "require_identical = true").unwrap();
         assert!(read_thresholds(&path).is_ok());
     }
 
