@@ -442,10 +442,27 @@ fn a_token_file_makes_every_request_need_the_bearer_token() {
         bearer,
     ];
     assert_eq!(raw(&server, "GET", "/v1/health", &cross, "").0, 403);
-    // The page holds no data; it asks for the token itself.
+    // The page holds no data; it asks for the token itself. No other site may frame it,
+    // and nothing in its address acts by itself (`/?submit=PATH` posted a job at once).
     let page = get(&server, "/");
     assert_eq!(page.status, 200);
-    assert!(String::from_utf8(page.body).unwrap().contains("/v1/jobs"));
+    let source = String::from_utf8(page.body).unwrap();
+    assert!(source.contains("/v1/jobs") && !source.contains("location.search"));
+    let (status, answer) = raw(
+        &server,
+        "GET",
+        "/?submit=lib",
+        &[("Host", addr.as_str())],
+        "",
+    );
+    assert_eq!(status, 200);
+    let head = answer
+        .split_once("\r\n\r\n")
+        .unwrap()
+        .0
+        .to_ascii_lowercase();
+    assert!(head.contains("x-frame-options: deny"), "{head}");
+    assert!(head.contains("frame-ancestors 'none'"), "{head}");
 }
 
 #[test]
