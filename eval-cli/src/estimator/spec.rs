@@ -77,9 +77,19 @@ impl OursKey {
 
     /// Checks a value for this key on its own.
     fn check(self, value: &str) -> Result<(), String> {
-        let positive_whole = || match value.parse::<usize>() {
-            Ok(0) => Err("must be at least 1".to_string()),
-            Ok(_) => Ok(()),
+        // The pulse test's thresholds (`tempo::MIN_RELATIVE_NOVELTY` and the peak one)
+        // are a change per frame, measured at frame 1024 and hop 128: they hold within a
+        // factor 2 of those, and past it every file read as a steady tone (hop 8, frame
+        // 65536: `no_pulse` on all of them) while the settings were accepted.
+        let calibrated = |range: std::ops::RangeInclusive<usize>| match value.parse::<usize>() {
+            Ok(v) if range.contains(&v) => Ok(()),
+            Ok(_) => Err(format!(
+                "must be {}..={}: the pulse test is calibrated at frame-size 1024 and hop \
+                 128 and holds within a factor 2 of them (outside, files read as a steady \
+                 tone)",
+                range.start(),
+                range.end()
+            )),
             Err(e) => Err(e.to_string()),
         };
         match self {
@@ -91,7 +101,8 @@ impl OursKey {
             OursKey::AnalysisSeconds => flags::parse_analysis_seconds(value).map(drop),
             OursKey::Segments => flags::parse_segments(value).map(drop),
             OursKey::AnalysisRate => value.parse::<u32>().map(drop).map_err(|e| e.to_string()),
-            OursKey::FrameSize | OursKey::Hop => positive_whole(),
+            OursKey::FrameSize => calibrated(512..=2048),
+            OursKey::Hop => calibrated(64..=256),
             OursKey::CompoundBeat => value.parse::<CompoundBeat>().map(drop),
         }
     }
@@ -336,6 +347,8 @@ mod tests {
             ("ours:segments=0", "segments=\"0\""),
             ("ours:min-bpm=-3", "min-bpm"),
             ("ours:hop=0", "hop"),
+            ("ours:hop=8", "must be 64..=256"),
+            ("ours:frame-size=65536", "must be 512..=2048"),
             ("ours:compound-beat=eighth", "quarter or dotted-quarter"),
             ("ours:min-bpm=60,min-bpm=200", "min-bpm is set twice"),
             ("ours:analysis-seconds", "KEY=VALUE"),
