@@ -332,9 +332,17 @@ impl FormatTag for Id3 {
     }
 
     fn why_lost(&self, item: &str) -> Option<String> {
-        let v23 = self.0.as_ref().is_some_and(|tag| {
-            matches!(tag.original_version(), Id3v2Version::V3 | Id3v2Version::V2)
-        });
+        let version = self.0.as_ref().map(Id3v2Tag::original_version);
+        // A 2.2 frame lofty knows no later form of (`TDA`, `TIM`: 2.4 folded them into
+        // `TDRC`) keeps its three-letter name, and no tag written can carry it.
+        if version == Some(Id3v2Version::V2) && item.len() == 3 {
+            return Some(format!(
+                "{item} is an ID3v2.2 frame with no form this tool writes; convert the tag \
+                 to 2.4 (`mid3v2 --convert FILE`, which folds the 2.2 dates into one) and \
+                 tag again"
+            ));
+        }
+        let v23 = matches!(version, Some(Id3v2Version::V3 | Id3v2Version::V2));
         (v23 && ID3V24_ONLY.contains(&item)).then(|| {
             format!(
                 "{item} is an ID3v2.4 frame, which the file's ID3v2.3 tag holds and a 2.3 tag \

@@ -493,7 +493,8 @@ fn tag_rows(output: &Output) -> Vec<[String; 6]> {
 /// An ID3v2.2 tag with a year (`TYE`, as most iTunes-era files have) is tagged: lofty
 /// reads the year as 2.4's `TDRC` and, saving the tag as 2.3, writes it as `TYER`, which
 /// was taken for a lost frame (`the tagged copy lost TDRC`: such files were never tagged).
-/// The title and the year read back as they were.
+/// The title and the year read back as they were. A 2.2 date no later tag can carry is
+/// refused saying how to convert it.
 #[test]
 fn an_id3v22_tag_with_a_year_is_tagged_and_keeps_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -507,16 +508,40 @@ fn an_id3v22_tag_with_a_year_is_tagged_and_keeps_it() {
         frame.extend_from_slice(text);
         frame
     };
-    let mut frames = [frame(b"TT2", b"Title"), frame(b"TYE", b"2001")].concat();
-    frames.extend_from_slice(&[0; 64]);
-    let size = u32::try_from(frames.len()).unwrap();
-    let synchsafe = [21, 14, 7, 0].map(|shift| ((size >> shift) & 0x7f) as u8);
-    let mut file = b"ID3\x02\x00\x00".to_vec();
-    file.extend_from_slice(&synchsafe);
-    file.extend_from_slice(&frames);
-    file.extend_from_slice(&audio);
-    let song = dir.path().join("v22.mp3");
-    fs::write(&song, &file).unwrap();
+    let v22 = |name: &str, frames: &[Vec<u8>]| {
+        let mut frames = frames.concat();
+        frames.extend_from_slice(&[0; 64]);
+        let size = u32::try_from(frames.len()).unwrap();
+        let synchsafe = [21, 14, 7, 0].map(|shift| ((size >> shift) & 0x7f) as u8);
+        let mut file = b"ID3\x02\x00\x00".to_vec();
+        file.extend_from_slice(&synchsafe);
+        file.extend_from_slice(&frames);
+        file.extend_from_slice(&audio);
+        let song = dir.path().join(name);
+        fs::write(&song, &file).unwrap();
+        song
+    };
+    // A 2.2 date (`TDA`) has no later form lofty writes: skipped, saying how to convert
+    // it; converted, it is tagged.
+    let dated = v22(
+        "dated.mp3",
+        &[frame(b"TYE", b"1999"), frame(b"TDA", b"0102")],
+    );
+    let rows = tag_rows(&tag(&[&dated], &["--progress", "off"]));
+    assert_eq!(rows[0][1], "skipped", "{rows:?}");
+    assert!(
+        rows[0][5].contains("TDA is an ID3v2.2 frame") && rows[0][5].contains("mid3v2 --convert")
+    );
+    tool("mid3v2", "python3-mutagen", &["--convert", s(&dated)]);
+    assert_eq!(
+        tag_rows(&tag(&[&dated], &["--progress", "off"]))[0][1],
+        "tagged"
+    );
+
+    let song = v22(
+        "v22.mp3",
+        &[frame(b"TT2", b"Title"), frame(b"TYE", b"2001")],
+    );
     let out = tag(&[&song], &["--progress", "off"]);
     let rows = tag_rows(&out);
     assert_eq!(rows[0][1], "tagged", "{rows:?}");
