@@ -253,6 +253,19 @@ pub enum TagError {
     Crashed(String),
 }
 
+/// Whether lofty refused to read `err`'s file for an item past its allocation limit
+/// (its message is all that says so).
+fn over_the_item_limit(err: &lofty::error::FileParseError) -> bool {
+    let mut cause: Option<&dyn std::error::Error> = Some(err);
+    while let Some(e) = cause {
+        if e.to_string().contains("allocation would exceed") {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
 /// The first item of `held` that `kept` has fewer of, leaving out the fields `written`
 /// (each is replaced by one value, which the read-back checks).
 fn first_lost(held: &[String], kept: &[String], written: &[&str]) -> Option<String> {
@@ -286,6 +299,12 @@ impl From<LoadError> for TagError {
     fn from(err: LoadError) -> Self {
         match err {
             LoadError::Unsupported(why) => TagError::Unsupported(why),
+            // lofty's allocation limit is a limit of this tool, not damage: a valid file
+            // with a 66 MB cover was called damaged.
+            LoadError::Damaged(err) if over_the_item_limit(&err) => TagError::Unsupported(format!(
+                "a tag item (cover art?) is larger than the {} MiB this tool reads",
+                formats::TAG_ITEM_LIMIT >> 20
+            )),
             LoadError::Damaged(err) => TagError::Damaged(err),
             LoadError::Malformed(why) => TagError::Malformed(why),
             LoadError::Io(err) => TagError::Open(err),
