@@ -70,8 +70,9 @@ pub struct SynthArgs {
     #[arg(long, default_value_t = manifest::DEFAULT_SYNTH_COUNT,
           value_parser = flags::parse_track_count)]
     pub synth_count: usize,
-    /// Seconds per synthetic track.
-    #[arg(long, default_value_t = manifest::DEFAULT_SYNTH_SECONDS)]
+    /// Seconds per synthetic track (1 to 3600).
+    #[arg(long, default_value_t = manifest::DEFAULT_SYNTH_SECONDS,
+          value_parser = flags::parse_audio_length)]
     pub synth_seconds: f64,
     /// Seed of the synthetic set.
     #[arg(long, default_value_t = 0)]

@@ -93,7 +93,23 @@ pub fn parse_timeout(s: &str) -> Result<Duration, String> {
             MAX_TIMEOUT.as_secs()
         ));
     }
-    Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
+    let limit = Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())?;
+    // `1e-10` became `0ns`, the limit `0` is refused as.
+    if limit.is_zero() {
+        return Err("must be at least one nanosecond".to_string());
+    }
+    Ok(limit)
+}
+
+/// The `--seconds` and `--synth-seconds` value parser of generated audio (a synthetic
+/// track, an excerpt): 1 to 3600 seconds. `1e-300` made empty WAVs with a 300-digit
+/// `seconds` cell (exit 0), and `0.0001` excerpts of four samples.
+pub fn parse_audio_length(s: &str) -> Result<f64, String> {
+    let secs: f64 = s.parse().map_err(|e| format!("not a number ({e})"))?;
+    if !(1.0..=3600.0).contains(&secs) {
+        return Err("must be 1 to 3600 seconds".to_string());
+    }
+    Ok(secs)
 }
 
 /// More workers than this many per core only add contention; warn past it.
@@ -490,6 +506,14 @@ mod tests {
         assert!(parse_timeout("nan").is_err());
         assert!(parse_timeout("inf").is_err());
         assert_eq!(parse_timeout("0.5"), Ok(Duration::from_millis(500)));
+        // Under a nanosecond it would be `0ns`, which `0` is refused as.
+        assert!(parse_timeout("1e-10").is_err());
+        assert_eq!(parse_timeout("1e-9"), Ok(Duration::from_nanos(1)));
+        for bad in ["1e-300", "0.0001", "0", "nan", "3601", "x"] {
+            assert!(parse_audio_length(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_audio_length("1"), Ok(1.0));
+        assert_eq!(parse_audio_length("7.5"), Ok(7.5));
         assert_eq!(parse_timeout("31536000"), Ok(MAX_TIMEOUT));
         for absurd in ["31536000.5", "9.2e18", "1e19", "1e20"] {
             let err = parse_timeout(absurd).unwrap_err();

@@ -73,8 +73,9 @@ pub struct ExcerptArgs {
     /// `synth`).
     #[arg(long)]
     pub from: String,
-    /// Excerpt lengths in seconds, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "8,10,15,30")]
+    /// Excerpt lengths in seconds (1 to 3600 each), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "8,10,15,30",
+          value_parser = crate::flags::parse_audio_length)]
     pub seconds: Vec<f64>,
     /// Excerpts per track and length, spread over the track.
     #[arg(long, default_value_t = 3)]

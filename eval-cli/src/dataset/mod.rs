@@ -27,8 +27,9 @@ pub enum DatasetCommand {
         #[arg(long, default_value_t = manifest::DEFAULT_SYNTH_COUNT,
               value_parser = crate::flags::parse_track_count)]
         count: usize,
-        /// Seconds per track.
-        #[arg(long, default_value_t = manifest::DEFAULT_SYNTH_SECONDS)]
+        /// Seconds per track (1 to 3600).
+        #[arg(long, default_value_t = manifest::DEFAULT_SYNTH_SECONDS,
+              value_parser = crate::flags::parse_audio_length)]
         seconds: f64,
         /// Seed of the plan: the same seed gives the same files, bit for bit.
         #[arg(long, default_value_t = 0)]
