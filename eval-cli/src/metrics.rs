@@ -216,9 +216,10 @@ pub fn reliability(points: &[(f64, ErrorClass)], bins: usize) -> Vec<Reliability
 /// speedup `S` on `p` processors. `None` when `p <= 1` (undefined), when `S` is not
 /// positive and finite, or when `S > p`: a superlinear speedup (noise, or caches that two
 /// cores have twice of) has no serial fraction, and Amdahl's law fed a negative one
-/// projects nonsense.
+/// projects nonsense. Nor has a slowdown, `S < 1` (`e > 1`, a "fraction" of 1.1 was
+/// printed, projecting 0.92x on 8 cores): the parallel runs met other load.
 pub fn karp_flatt(speedup: f64, p: usize) -> Option<f64> {
-    if p <= 1 || !(speedup.is_finite() && speedup > 0.0) || speedup > p as f64 {
+    if p <= 1 || !(speedup.is_finite() && speedup >= 1.0) || speedup > p as f64 {
         return None;
     }
     let p = p as f64;
@@ -423,6 +424,7 @@ mod tests {
         assert_eq!(karp_flatt(0.0, 2), None);
         assert_eq!(karp_flatt(f64::NAN, 2), None);
         assert_eq!(karp_flatt(2.36, 2), None);
+        assert_eq!(karp_flatt(0.95, 2), None);
         assert_eq!(karp_flatt(2.0, 2), Some(0.0));
         assert_eq!(amdahl_speedup(0.0, 8), 8.0);
         assert_eq!(amdahl_speedup(1.0, 8), 1.0);

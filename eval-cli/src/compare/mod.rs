@@ -503,6 +503,12 @@ pub fn notes(cores: usize, runs: &[WorkerRun], scaling: Option<&Scaling>) -> Vec
             .filter(|r| r.workers > 1 && r.workers <= cores)
             .max_by_key(|r| r.workers)
         {
+            Some(r) if r.speedup < 1.0 => notes.push(format!(
+                "The speedup at {} workers ({:.2}) is under 1: the parallel runs were slower \
+                 than one worker (other processes' load: see `other processes`). A slowdown \
+                 has no serial fraction, so no 8-core projection is made.",
+                r.workers, r.speedup
+            )),
             Some(r) => notes.push(format!(
                 "The speedup at {} workers ({:.2}) is above {}: measurement noise or cache \
                  effects (run more --repeat on a bigger dataset). A superlinear speedup has \
@@ -636,5 +642,16 @@ mod tests {
             notes[0].contains("4 and 8 workers cannot beat 2 cores"),
             "{notes:?}"
         );
+    }
+
+    /// A slowdown (speedup under 1, the parallel runs met other load) has no serial
+    /// fraction: no `e = 1.1` and no projection of 0.92x, but a note saying so.
+    #[test]
+    fn a_slowdown_gets_no_serial_fraction_and_says_why() {
+        let runs = [run_at(1, 1.0), run_at(2, 0.95)];
+        assert!(scaling(&runs, 2).is_none());
+        let notes = notes(2, &runs, None);
+        assert!(notes.iter().any(|n| n.contains("is under 1")), "{notes:?}");
+        assert!(!notes.iter().any(|n| n.contains("Karp-Flatt")), "{notes:?}");
     }
 }
