@@ -213,3 +213,29 @@ pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> Option<&str> 
         .copied()
         .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
 }
+
+/// `v` as a message shows a number a user gave: as written for ordinary values, in
+/// exponent form past a billion or under a thousandth (`1e300` was printed as 301 digits,
+/// `1e-300` as 300 zeros).
+pub fn shown_number(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() || (1e-3..1e9).contains(&v.abs()) {
+        v.to_string()
+    } else {
+        format!("{v:e}")
+    }
+}
+
+#[cfg(test)]
+mod shown_tests {
+    use super::shown_number;
+
+    #[test]
+    fn numbers_far_from_one_are_shown_in_exponent_form() {
+        assert_eq!(shown_number(120.0), "120");
+        assert_eq!(shown_number(97.5), "97.5");
+        assert_eq!(shown_number(0.0), "0");
+        assert_eq!(shown_number(1e300), "1e300");
+        assert_eq!(shown_number(1e-300), "1e-300");
+        assert_eq!(shown_number(-5e10), "-5e10");
+    }
+}

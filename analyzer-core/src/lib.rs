@@ -51,7 +51,7 @@ pub mod tempo;
 pub use analyzer::{
     Analysis, Analyzer, AnalyzerConfig, AudioInfo, Sampling, StageTimes, fft_path, is_tempo_verdict,
 };
-pub use error::{Error, ErrorKind, Result, Stage};
+pub use error::{Error, ErrorKind, Result, Stage, shown_number};
 pub use metrical::CompoundBeat;
 pub use onset::OnsetEnvelope;
 pub use stop::StopSignal;

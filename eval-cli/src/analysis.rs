@@ -220,17 +220,10 @@ pub fn analyzer_for(
     let max = request.max_bpm.unwrap_or(config.max_bpm);
     if !(min > 0.0 && min < max) {
         // A request's 1e300 came back as 301 digits.
-        let shown = |v: f64| {
-            if v.abs() < 1e9 {
-                v.to_string()
-            } else {
-                format!("{v:e}")
-            }
-        };
         return Err(format!(
             "invalid tempo range: min_bpm ({}) must be positive and below max_bpm ({})",
-            shown(min),
-            shown(max)
+            analyzer_core::shown_number(min),
+            analyzer_core::shown_number(max)
         ));
     }
     Analyzer::new(

@@ -295,6 +295,16 @@ impl Thresholds {
     }
 }
 
+/// `v` with `decimals` decimals, or in exponent form past a billion (a threshold of
+/// `1e308` filled its table column with 309 digits).
+fn fixed(v: f64, decimals: usize) -> String {
+    if v.abs() < 1e9 {
+        format!("{v:.decimals$}")
+    } else {
+        format!("{v:e}")
+    }
+}
+
 /// Checks the run directory `dir` against `t`. Errors mean unreadable input.
 pub fn check(dir: &Path, t: &Thresholds) -> anyhow::Result<Vec<Verdict>> {
     if !dir.is_dir() {
@@ -317,7 +327,7 @@ pub fn check(dir: &Path, t: &Thresholds) -> anyhow::Result<Vec<Verdict>> {
         if let Some(r) = required {
             out.push(Verdict {
                 key: key.into(),
-                required: format!(">= {r:.4}"),
+                required: format!(">= {}", fixed(r, 4)),
                 measured: measured.map_or(absent.into(), |m| format!("{m:.4}")),
                 pass: measured.is_some_and(|m| m >= r),
             });
@@ -362,7 +372,7 @@ pub fn check(dir: &Path, t: &Thresholds) -> anyhow::Result<Vec<Verdict>> {
         let entry = compare.runs.iter().find(|e| e.workers == target);
         out.push(Verdict {
             key: format!("min_efficiency (workers = {target})"),
-            required: format!(">= {r:.4}"),
+            required: format!(">= {}", fixed(r, 4)),
             measured: entry.map_or("no such run".into(), |e| format!("{:.4}", e.efficiency)),
             pass: entry.is_some_and(|e| e.efficiency >= r),
         });
@@ -397,7 +407,7 @@ pub fn check(dir: &Path, t: &Thresholds) -> anyhow::Result<Vec<Verdict>> {
             .and_then(|m| m.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1)));
         out.push(Verdict {
             key: "max_interference".into(),
-            required: format!("<= {limit:.2} cores"),
+            required: format!("<= {} cores", fixed(limit, 2)),
             measured: match (&measured, worst) {
                 (None, _) => "not measured (compare.json has no other_cores)".into(),
                 (Some(_), None) => "no runs".into(),
@@ -413,7 +423,7 @@ pub fn check(dir: &Path, t: &Thresholds) -> anyhow::Result<Vec<Verdict>> {
             .max_by(|a, b| a.spread.total_cmp(&b.spread));
         out.push(Verdict {
             key: "max_repeat_spread".into(),
-            required: format!("<= {limit:.2}"),
+            required: format!("<= {}", fixed(limit, 2)),
             measured: worst.map_or("no runs".into(), |e| {
                 format!("{:.2} at {} workers", e.spread, e.workers)
             }),

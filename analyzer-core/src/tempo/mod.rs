@@ -248,7 +248,9 @@ impl TempoEstimator {
                 ErrorKind::InvalidConfig,
                 Stage::Config,
                 format!(
-                    "BPM range must satisfy 10 <= min, min * 1.1 < max <= 1000 (got {min_bpm}..{max_bpm})"
+                    "BPM range must satisfy 10 <= min, min * 1.1 < max <= 1000 (got {}..{})",
+                    crate::shown_number(min_bpm),
+                    crate::shown_number(max_bpm)
                 ),
             ));
         }
