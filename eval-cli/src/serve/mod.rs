@@ -313,6 +313,15 @@ pub fn run_with(args: ServeArgs, analysis: Arc<dyn FileAnalysis>) -> anyhow::Res
         .block_on(tokio::net::TcpListener::bind(plan.listen))
         .with_context(|| format!("cannot listen on {}", plan.listen))?;
     let addr = listener.local_addr()?;
+    // Uploads go to the temporary folder: one that cannot take a file (`TMPDIR` naming a
+    // folder that does not exist) made every upload a 503, with nothing said at the start.
+    if let Err(e) = tempfile::tempfile() {
+        eprintln!(
+            "eval-cli: warning: uploads cannot be stored in {} ({e}); POST /v1/analyze \
+             answers 503 until they can (set TMPDIR to a writable folder)",
+            std::env::temp_dir().display()
+        );
+    }
     let swept = upload::sweep_stale_uploads();
     if swept > 0 {
         eprintln!(

@@ -794,6 +794,38 @@ fn an_upload_whose_client_went_away_is_cancelled_not_failed() {
     );
 }
 
+/// A temporary folder that cannot take a file (`TMPDIR` naming none) is said at the start:
+/// every upload would be a 503, and nothing said so.
+#[test]
+fn a_temporary_folder_that_takes_no_file_is_said_at_the_start() {
+    let (dir, root) = root();
+    let mut child = crate::util::eval_cli_process()
+        .args(["serve", "--listen", "127.0.0.1:0", "--root"])
+        .arg(&root)
+        .env("TMPDIR", dir.path().join("none"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert!(first.starts_with("listening on "), "{first}");
+    child.kill().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    child.wait().unwrap();
+    assert!(stderr.contains("uploads cannot be stored in"), "{stderr}");
+}
+
 /// An upload's temporary file names its service's pid: a service that starts removes those
 /// a stopped one left (`kill -9` mid-upload left up to `--max-upload-mb` for good), and
 /// leaves a running service's and every other file.
