@@ -161,10 +161,61 @@ impl SummaryView {
     }
 }
 
+/// Fields that are shares of files wherever a summary holds them (the overall figures,
+/// each estimator's, each group's, each reliability bin's, the key's).
+const SHARE_FIELDS: [&str; 5] = ["acc1", "acc2", "acc1_either", "weighted", "accuracy"];
+/// Fields that are counts of files wherever a summary holds them.
+const COUNT_FIELDS: [&str; 4] = ["n", "ok", "failed", "missing"];
+
+/// Refuses a value no run writes anywhere in `value` (a summary.json): a share outside
+/// 0..=1 or a count that is negative or fractional under the names above, in the
+/// estimators' figures, the groups and the reliability bins too (`estimators[0].acc1 = 7`
+/// passed, as only the top-level figures were read); and classes that are not counts.
+fn refuse_impossible_anywhere(value: &serde_json::Value, path: &str) -> anyhow::Result<()> {
+    match value {
+        serde_json::Value::Object(fields) => {
+            for (name, field) in fields {
+                let at = format!("{path}.{name}");
+                if let Some(v) = field.as_f64() {
+                    if SHARE_FIELDS.contains(&name.as_str()) && !(0.0..=1.0).contains(&v) {
+                        bail!("{at} = {v} is not a fraction in 0..=1");
+                    }
+                    let counted =
+                        COUNT_FIELDS.contains(&name.as_str()) || path.ends_with(".classes");
+                    if counted && (v < 0.0 || v.fract() != 0.0) {
+                        bail!("{at} = {v} is not a count of files");
+                    }
+                }
+                refuse_impossible_anywhere(field, &at)?;
+            }
+            // Every file scored is in one class: `classes.ok = 99` beside `n = 3` passed.
+            if let (Some(classes), Some(n)) = (
+                fields.get("classes").and_then(|c| c.as_object()),
+                fields.get("n").and_then(serde_json::Value::as_f64),
+            ) {
+                let sum: f64 = classes.values().filter_map(serde_json::Value::as_f64).sum();
+                if sum != n {
+                    bail!("{path}.classes add up to {sum}, not n = {n}");
+                }
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                refuse_impossible_anywhere(item, &format!("{path}[{i}]"))?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 /// The parts of compare.json the gate reads.
 #[derive(Debug, Deserialize)]
 struct CompareView {
     cores: usize,
+    /// Files of the dataset; absent from comparisons written before it was recorded.
+    #[serde(default)]
+    files: Option<f64>,
     runs: Vec<RunView>,
 }
 
@@ -172,8 +223,31 @@ impl CompareView {
     /// Refuses figures no comparison measures: an efficiency, spread or share of other
     /// cores' work that is negative or not finite, or a run of no workers. A negative
     /// spread or interference passed its ceiling, as a NaN fails every floor.
-    fn refuse_impossible(&self) -> anyhow::Result<()> {
+    fn refuse_impossible(&self, summary_n: Option<f64>) -> anyhow::Result<()> {
+        if self.cores == 0 {
+            bail!("cores = 0: no run is measured on no core");
+        }
+        // The comparison and the summary beside it are one run's: another report's
+        // compare.json copied beside a summary passed.
+        if let (Some(files), Some(n)) = (self.files, summary_n)
+            && files < n
+        {
+            bail!("files = {files} is fewer than the summary's n = {n}: not one run's report");
+        }
         for run in &self.runs {
+            // Efficiency is the speedup over the cores a count can use: an edited speedup
+            // or efficiency no longer agrees with the other.
+            if let Some(speedup) = run.speedup {
+                let usable = run.workers.min(self.cores).max(1) as f64;
+                if (speedup / usable - run.efficiency).abs() > 0.01 {
+                    bail!(
+                        "efficiency = {} at {} workers is not speedup {speedup} over {usable} \
+                         cores",
+                        run.efficiency,
+                        run.workers
+                    );
+                }
+            }
             let figures = [
                 ("efficiency", Some(run.efficiency)),
                 ("spread", Some(run.spread)),
@@ -200,6 +274,8 @@ impl CompareView {
 #[derive(Debug, Deserialize)]
 struct RunView {
     workers: usize,
+    #[serde(default)]
+    speedup: Option<f64>,
     efficiency: f64,
     identical: bool,
     #[serde(default)]
@@ -317,8 +393,10 @@ pub fn check(dir: &Path, t: &Thresholds) -> anyhow::Result<Vec<Verdict>> {
     }
     let summary_path = dir.join("summary.json");
     let summary: SummaryView = read_json(&summary_path)?;
+    let whole: serde_json::Value = read_json(&summary_path)?;
     summary
         .refuse_impossible()
+        .and_then(|()| refuse_impossible_anywhere(&whole, "summary"))
         .with_context(|| format!("impossible summary {}", summary_path.display()))?;
     let mut out = Vec::new();
     // `None` measured: the summary has no such figure (named by `absent`), which fails any
@@ -365,7 +443,7 @@ pub fn check(dir: &Path, t: &Thresholds) -> anyhow::Result<Vec<Verdict>> {
     let compare_path = dir.join("compare.json");
     let compare: CompareView = read_json(&compare_path)?;
     compare
-        .refuse_impossible()
+        .refuse_impossible(summary.n)
         .with_context(|| format!("impossible comparison {}", compare_path.display()))?;
     if let Some(r) = t.min_efficiency {
         let target = compare.cores.clamp(1, 2);
@@ -699,6 +777,85 @@ mod tests {
                 err.contains("impossible comparison") && err.contains(named),
                 "{err}"
             );
+        }
+    }
+
+    /// Figures of a comparison that disagree with each other or with the summary beside
+    /// it are refused: no cores, a speedup its efficiency does not follow from, fewer
+    /// files than the summary scored (another report's compare.json copied in).
+    #[test]
+    fn a_comparison_at_odds_with_itself_or_its_summary_is_refused() {
+        let summary = r#"{"n": 3, "ok": 3, "failed": 0, "acc1": 0.9, "acc2": 0.95}"#;
+        let run = |speedup: f64, efficiency: f64| {
+            format!(
+                r#"{{"workers": 2, "speedup": {speedup}, "efficiency": {efficiency}, "identical": true}}"#
+            )
+        };
+        let gate = thresholds("min_efficiency = 0.1");
+        let fine = format!(r#"{{"cores": 2, "files": 3, "runs": [{}]}}"#, run(1.8, 0.9));
+        assert!(check(report(summary, Some(&fine)).path(), &gate).is_ok());
+        for (compare, said) in [
+            (
+                format!(r#"{{"cores": 0, "files": 3, "runs": [{}]}}"#, run(1.8, 0.9)),
+                "cores = 0",
+            ),
+            (
+                format!(r#"{{"cores": 2, "files": 3, "runs": [{}]}}"#, run(0.1, 0.9)),
+                "is not speedup 0.1 over 2 cores",
+            ),
+            (
+                format!(r#"{{"cores": 2, "files": 2, "runs": [{}]}}"#, run(1.8, 0.9)),
+                "files = 2 is fewer than the summary's n = 3",
+            ),
+        ] {
+            let err = format!(
+                "{:#}",
+                check(report(summary, Some(&compare)).path(), &gate).unwrap_err()
+            );
+            assert!(err.contains(said), "{said}: {err}");
+        }
+    }
+
+    /// Shares and counts are held to their rules wherever the summary holds them: an
+    /// estimator's, a group's, a reliability bin's; and the classes add up to `n`.
+    #[test]
+    fn an_impossible_figure_deep_in_a_summary_is_refused() {
+        let real = r#"{"n": 2, "ok": 2, "failed": 0, "acc1": 0.5, "acc2": 1.0,
+            "classes": {"ok": 1, "double": 1},
+            "by": {"style": {"rock": {"n": 2, "acc1": 0.5, "acc2": 1.0}}},
+            "reliability": [{"lo": 0.0, "hi": 0.5, "n": 2, "acc1": 0.5, "acc2": 1.0}],
+            "estimators": [{"name": "ours", "acc1": 0.5, "acc2": 1.0}]}"#;
+        let gate = thresholds("min_acc1 = 0.5");
+        assert!(check(report(real, None).path(), &gate).unwrap()[0].pass);
+        for (from, to, said) in [
+            (
+                r#""name": "ours", "acc1": 0.5"#,
+                r#""name": "ours", "acc1": 7"#,
+                "summary.estimators[0].acc1 = 7",
+            ),
+            (
+                r#""rock": {"n": 2, "acc1": 0.5"#,
+                r#""rock": {"n": 2, "acc1": 5"#,
+                "summary.by.style.rock.acc1 = 5",
+            ),
+            (
+                r#""hi": 0.5, "n": 2"#,
+                r#""hi": 0.5, "n": -5"#,
+                "summary.reliability[0].n = -5",
+            ),
+            (
+                r#""classes": {"ok": 1"#,
+                r#""classes": {"ok": 99"#,
+                "classes add up to 100, not n = 2",
+            ),
+        ] {
+            let edited = real.replace(from, to);
+            assert_ne!(edited, real, "{from}");
+            let err = format!(
+                "{:#}",
+                check(report(&edited, None).path(), &gate).unwrap_err()
+            );
+            assert!(err.contains(said), "{said}: {err}");
         }
     }
 
