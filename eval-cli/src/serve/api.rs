@@ -79,8 +79,11 @@ const QUERY_PATHS: [&str; 2] = ["/", "/v1/analyze"];
 /// as if the parameter were not there (a job's settings are fields of its JSON body).
 async fn no_query(request: Request, next: Next) -> Response {
     let path = request.uri().path().to_string();
+    // A path no route serves is its 404 first (`/v1/nosuch?x` said "takes no query").
+    let routed = ["/v1/health", "/metrics", "/v1/jobs"].contains(&path.as_str())
+        || path.starts_with("/v1/jobs/");
     match request.uri().query().map(str::to_string) {
-        Some(query) if !QUERY_PATHS.contains(&path.as_str()) => {
+        Some(query) if routed && !QUERY_PATHS.contains(&path.as_str()) => {
             let shown: String = query.chars().take(100).collect();
             let more = if shown.len() < query.len() { "..." } else { "" };
             // Read first, as a refused body is (plain_body).

@@ -683,6 +683,12 @@ fn an_upload_takes_its_settings_from_the_query_and_other_routes_refuse_one() {
         refusal.contains("/v1/jobs takes no query parameters"),
         "{refusal}"
     );
+    // A path no route serves is its 404, query or not.
+    assert!(
+        get(&server, "/v1/nosuch?x=1")
+            .refusal(404)
+            .contains("no route")
+    );
     let refusal = post_json(&server, "/v1/jobs?priority=high", r#"{"paths": ["."]}"#).refusal(400);
     assert!(refusal.contains("fields of its JSON body"), "{refusal}");
 }
