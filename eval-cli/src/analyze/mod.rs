@@ -192,7 +192,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
                 plan.options.timeout,
                 plan.options.workers,
             );
-            start_part(&part.record, dest, plan.resume)?;
+            start_part(&part.record, dest, plan.resume, &plan.settings())?;
             (part.files, part.walk_errors, Some(part.record))
         }
         _ => (files, walk_errors, None),
@@ -383,7 +383,12 @@ fn claim_output(
 
 /// Writes the side file of a part that starts; with `--resume`, first checks that `out`
 /// holds this shard of this input list and settings, if it holds a shard at all.
-fn start_part(record: &ShardRecord, dest: &Destination, resume: bool) -> anyhow::Result<()> {
+fn start_part(
+    record: &ShardRecord,
+    dest: &Destination,
+    resume: bool,
+    settings: &RunSettings,
+) -> anyhow::Result<()> {
     let out = dest.shown();
     let old = if resume {
         ShardRecord::read(dest.target())?
@@ -392,10 +397,26 @@ fn start_part(record: &ShardRecord, dest: &Destination, resume: bool) -> anyhow:
     };
     if let Some(old) = old {
         if old.fingerprint != record.fingerprint {
-            bail!(
-                "cannot resume {}: it holds a shard of another input list or other settings",
-                out.display()
-            );
+            // Which of the two differs, where the settings file says: a part resumed with
+            // a longer --timeout heard only "another input list or other settings".
+            let why = match RunSettings::read(dest.target())? {
+                Some(made) if made != *settings => {
+                    let timeout_only = made.program == settings.program
+                        && made.analyzer == settings.analyzer;
+                    format!(
+                        "its rows were made with other settings\n  its settings: {made}\n  \
+                         this run's settings: {settings}{}",
+                        if timeout_only {
+                            "\n  (a part's --timeout is in the fingerprint its parts share: \
+                             resume it with the limit its rows were made with)"
+                        } else {
+                            ""
+                        }
+                    )
+                }
+                _ => "it holds a shard of another input list".to_string(),
+            };
+            bail!("cannot resume {}: {why}", out.display());
         }
         if old.shard != record.shard {
             bail!(
