@@ -521,8 +521,15 @@ pub fn exit_code(rows: &[Row], cancelled: bool, results: &Path) -> std::process:
     runner::finished(false)
 }
 
-/// Creates the output folder, naming it on failure.
+/// Creates the output folder, naming it on failure (a file in its place is named as one:
+/// `File exists` read as if the folder did).
 pub fn create_out_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        anyhow::bail!(
+            "cannot create output folder {}: it is a file, not a folder",
+            dir.display()
+        );
+    }
     fs::create_dir_all(dir)
         .with_context(|| format!("cannot create output folder {}", dir.display()))
 }

@@ -401,8 +401,8 @@ fn start_part(
             // a longer --timeout heard only "another input list or other settings".
             let why = match RunSettings::read(dest.target())? {
                 Some(made) if made != *settings => {
-                    let timeout_only = made.program == settings.program
-                        && made.analyzer == settings.analyzer;
+                    let timeout_only =
+                        made.program == settings.program && made.analyzer == settings.analyzer;
                     format!(
                         "its rows were made with other settings\n  its settings: {made}\n  \
                          this run's settings: {settings}{}",

@@ -70,6 +70,12 @@ fn claim_reading(dir: &Path, reads: &dyn Fn(&Path) -> bool) -> anyhow::Result<Re
             entry.display()
         );
     }
+    if dir.exists() && !dir.is_dir() {
+        bail!(
+            "cannot create output folder {}: it is a file, not a folder",
+            dir.display()
+        );
+    }
     fs::create_dir_all(dir)
         .with_context(|| format!("cannot create output folder {}", dir.display()))?;
     let marker = dir.join(MARKER);
@@ -319,6 +325,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let new = dir.path().join("new/report");
         claim(&new).unwrap();
+        // A file in the folder's place is named as one (`File exists` read as if the
+        // folder did).
+        let file = dir.path().join("afile");
+        fs::write(&file, "mine").unwrap();
+        let err = claim(&file).unwrap_err().to_string();
+        assert!(err.contains("it is a file, not a folder"), "{err}");
+        assert_eq!(fs::read(&file).unwrap(), b"mine");
         assert!(new.join(MARKER).is_file());
         claim(dir.path().join("new").as_path()).unwrap_err();
         let empty = dir.path().join("empty");
