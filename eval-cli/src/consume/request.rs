@@ -124,6 +124,14 @@ impl Rules<'_> {
         let invalid = refused("invalid_request");
         let request: JsonRequest = crate::confine::parse_request(body)
             .map_err(|e| invalid(format!("invalid request: {e}")))?;
+        if let Some(names) = &request.descriptors
+            && names.iter().any(|n| n.trim().is_empty())
+        {
+            return Err(invalid(format!(
+                "invalid request: descriptors: an empty name among {names:?}; name each of \
+                 tempo, key, loudness"
+            )));
+        }
         let descriptors = request
             .descriptors
             .map(|names| names.join(",").parse::<Descriptors>())

@@ -28,6 +28,15 @@ impl Requested {
     /// The analyzer these settings ask for: the service's own when they ask for nothing
     /// new, else the reason of the 400, naming the bad setting.
     pub(super) fn analyzer(&self, app: &App) -> Result<Arc<Analyzer>, String> {
+        // A JSON list's empty name is named as such (the comma rule's advice, "separated
+        // by commas", fitted only the query string).
+        if let Some(names) = &self.descriptors
+            && names.iter().any(|n| n.trim().is_empty())
+        {
+            return Err(format!(
+                "descriptors: an empty name among {names:?}; name each of tempo, key, loudness"
+            ));
+        }
         let descriptors = match &self.descriptors {
             None => None,
             Some(names) => Some(

@@ -320,6 +320,9 @@ fn paths_outside_the_roots_are_403_and_bad_requests_are_400_in_json() {
     assert!(bad(r#"{"paths": ["lib"], "min_bpm": 200, "max_bpm": 100}"#).contains("tempo range"));
     assert!(bad(r#"{"paths": ["lib"], "min_bpm": -5}"#).contains("tempo range"));
     assert!(bad(r#"{"paths": ["lib"], "descriptors": ["tempo", "mood"]}"#).contains("mood"));
+    assert!(
+        bad(r#"{"paths": ["lib"], "descriptors": ["tempo", ""]}"#).contains("an empty name among")
+    );
     assert!(bad(r#"{"paths": ["lib"], "descriptors": ["key"]}"#).contains("tempo must be"));
     assert!(
         bad(r#"{"paths": ["lib"], "descriptors": "tempo"}"#)
