@@ -195,6 +195,41 @@ impl RequestSettings {
     pub fn compound_beat_named(name: Option<&str>) -> Result<Option<CompoundBeat>, String> {
         name.map(str::parse).transpose()
     }
+
+    /// The settings as a request spells them (`serve`'s job and upload, `consume`'s
+    /// request): the descriptors as a list of names, the compound beat by name. A bad one
+    /// is the reason, naming the field; an empty name in the list is named as one (it got
+    /// the comma rule's advice). The tempo range is checked by [`analyzer_for`].
+    pub fn from_request(
+        min_bpm: Option<f64>,
+        max_bpm: Option<f64>,
+        descriptors: Option<&[String]>,
+        compound_beat: Option<&str>,
+    ) -> Result<Self, String> {
+        let descriptors = match descriptors {
+            None => None,
+            Some(names) if names.iter().any(|n| n.trim().is_empty()) => {
+                return Err(format!(
+                    "descriptors: an empty name among {names:?}; name each of tempo, key, \
+                     loudness"
+                ));
+            }
+            Some(names) => Some(
+                names
+                    .join(",")
+                    .parse::<Descriptors>()
+                    .map_err(|e| format!("descriptors: {e}"))?,
+            ),
+        };
+        let compound_beat =
+            Self::compound_beat_named(compound_beat).map_err(|e| format!("compound_beat: {e}"))?;
+        Ok(RequestSettings {
+            min_bpm,
+            max_bpm,
+            descriptors,
+            compound_beat,
+        })
+    }
 }
 
 /// The analyzer of a request's settings: `default` itself when they are its own (no new

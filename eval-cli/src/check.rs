@@ -89,30 +89,9 @@ impl SummaryView {
     /// beside `ok = 4` passed too, where an edited or damaged report should be named.
     /// Every rule here holds by construction in `report::summarize`.
     fn refuse_impossible(&self) -> anyhow::Result<()> {
+        // Each share in 0..=1 and each count a whole number of files, here and deeper in
+        // the summary, is [`refuse_impossible_anywhere`]'s, which runs first.
         let key = self.key.as_ref();
-        let counts = [("n", self.n), ("ok", self.ok), ("failed", self.failed)]
-            .into_iter()
-            .chain(
-                key.into_iter()
-                    .flat_map(|k| [("key.n", k.n), ("key.missing", k.missing)]),
-            );
-        for (field, value) in counts {
-            if let Some(v) = value.filter(|v| *v < 0.0 || v.fract() != 0.0) {
-                bail!("{field} = {v} is not a count of files");
-            }
-        }
-        let shares = [
-            ("acc1", Some(self.acc1)),
-            ("acc2", Some(self.acc2)),
-            ("acc1_either", self.acc1_either),
-            ("key.weighted", key.map(|k| k.weighted)),
-            ("key.accuracy", key.map(|k| k.accuracy)),
-        ];
-        for (field, value) in shares {
-            if let Some(v) = value.filter(|v| !(0.0..=1.0).contains(v)) {
-                bail!("{field} = {v} is not a fraction in 0..=1");
-            }
-        }
         // A file right by Accuracy1 is right by Accuracy2, over the same files.
         if self.acc1 > self.acc2 {
             bail!("acc1 = {} is above acc2 = {}", self.acc1, self.acc2);
@@ -377,7 +356,7 @@ fn fixed(v: f64, decimals: usize) -> String {
     if v.abs() < 1e9 {
         format!("{v:.decimals$}")
     } else {
-        format!("{v:e}")
+        analyzer_core::shown_number(v)
     }
 }
 
@@ -392,11 +371,13 @@ pub fn check(dir: &Path, t: &Thresholds) -> anyhow::Result<Vec<Verdict>> {
         bail!("report directory {} {what}", dir.display());
     }
     let summary_path = dir.join("summary.json");
-    let summary: SummaryView = read_json(&summary_path)?;
+    // Read once: the whole document for the rules that hold anywhere in it, the gated
+    // figures from the same value.
     let whole: serde_json::Value = read_json(&summary_path)?;
-    summary
-        .refuse_impossible()
-        .and_then(|()| refuse_impossible_anywhere(&whole, "summary"))
+    let summary = SummaryView::deserialize(&whole)
+        .with_context(|| format!("cannot parse {}", summary_path.display()))?;
+    refuse_impossible_anywhere(&whole, "summary")
+        .and_then(|()| summary.refuse_impossible())
         .with_context(|| format!("impossible summary {}", summary_path.display()))?;
     let mut out = Vec::new();
     // `None` measured: the summary has no such figure (named by `absent`), which fails any

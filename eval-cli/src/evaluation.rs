@@ -4,7 +4,6 @@
 //! `evaluate` and `compare` are its two commands; `dataset excerpts` reads datasets through
 //! it.
 
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -521,18 +520,7 @@ pub fn exit_code(rows: &[Row], cancelled: bool, results: &Path) -> std::process:
     runner::finished(false)
 }
 
-/// Creates the output folder, naming it on failure (a file in its place is named as one:
-/// `File exists` read as if the folder did).
-pub fn create_out_dir(dir: &Path) -> anyhow::Result<()> {
-    if dir.exists() && !dir.is_dir() {
-        anyhow::bail!(
-            "cannot create output folder {}: it is a file, not a folder",
-            dir.display()
-        );
-    }
-    fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create output folder {}", dir.display()))
-}
+pub use crate::output::create_out_dir;
 
 #[cfg(test)]
 mod tests {

@@ -453,9 +453,8 @@ fn names_fit(path: &Path) -> Result<(), OutputError> {
     let Some(name) = path.file_name() else {
         return Ok(());
     };
-    let mut temporary = OsString::from(".");
-    temporary.push(name);
-    temporary.push(".XXXXXX.tmp");
+    let mut temporary = temporary_prefix(name);
+    temporary.push("XXXXXX.tmp");
     for probe in [path.to_path_buf(), path.with_file_name(temporary)] {
         // `InvalidFilename` is ENAMETOOLONG.
         if let Err(err) = fs::symlink_metadata(&probe)
@@ -472,6 +471,29 @@ fn names_fit(path: &Path) -> Result<(), OutputError> {
         }
     }
     Ok(())
+}
+
+/// Creates an output folder (and its parents), naming it on failure; a file in its place
+/// is named as one (`File exists` read as if the folder did).
+pub fn create_out_dir(dir: &Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    if dir.exists() && !dir.is_dir() {
+        anyhow::bail!(
+            "cannot create output folder {}: it is a file, not a folder",
+            dir.display()
+        );
+    }
+    fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create output folder {}", dir.display()))
+}
+
+/// The start of the name of the temporary copy written beside a file named `name`
+/// (`.NAME.`, then tempfile's random letters and the suffix).
+fn temporary_prefix(name: &std::ffi::OsStr) -> OsString {
+    let mut prefix = OsString::from(".");
+    prefix.push(name);
+    prefix.push(".");
+    prefix
 }
 
 /// The suffix of the lock file beside a destination ([`Destination::lock`]).
@@ -654,10 +676,7 @@ fn temporary_beside(
     path: &Path,
     suffix: impl AsRef<std::ffi::OsStr>,
 ) -> Result<(tempfile::NamedTempFile, Unfinished), OutputError> {
-    let name = path.file_name().unwrap_or(path.as_os_str());
-    let mut prefix = OsString::from(".");
-    prefix.push(name);
-    prefix.push(".");
+    let prefix = temporary_prefix(path.file_name().unwrap_or(path.as_os_str()));
     let mut builder = tempfile::Builder::new();
     builder.prefix(&prefix).suffix(&suffix);
     #[cfg(unix)]

@@ -11,7 +11,6 @@ use serde::Deserialize;
 
 use crate::analysis::{RequestSettings, analyzer_for};
 use crate::confine::{MAX_REQUEST_BYTES, quoted_path};
-use crate::flags::Descriptors;
 
 /// The body of a JSON request (content type `application/json`).
 #[derive(Debug, Deserialize)]
@@ -124,27 +123,13 @@ impl Rules<'_> {
         let invalid = refused("invalid_request");
         let request: JsonRequest = crate::confine::parse_request(body)
             .map_err(|e| invalid(format!("invalid request: {e}")))?;
-        if let Some(names) = &request.descriptors
-            && names.iter().any(|n| n.trim().is_empty())
-        {
-            return Err(invalid(format!(
-                "invalid request: descriptors: an empty name among {names:?}; name each of \
-                 tempo, key, loudness"
-            )));
-        }
-        let descriptors = request
-            .descriptors
-            .map(|names| names.join(",").parse::<Descriptors>())
-            .transpose()
-            .map_err(|e| invalid(format!("invalid request: descriptors: {e}")))?;
-        let compound_beat = RequestSettings::compound_beat_named(request.compound_beat.as_deref())
-            .map_err(|e| invalid(format!("invalid request: compound_beat: {e}")))?;
-        let settings = RequestSettings {
-            min_bpm: request.min_bpm,
-            max_bpm: request.max_bpm,
-            descriptors,
-            compound_beat,
-        };
+        let settings = RequestSettings::from_request(
+            request.min_bpm,
+            request.max_bpm,
+            request.descriptors.as_deref(),
+            request.compound_beat.as_deref(),
+        )
+        .map_err(|e| invalid(format!("invalid request: {e}")))?;
         let analyzer =
             analyzer_for(self.default_analyzer, settings).map_err(refused("settings"))?;
         let path = crate::confine::confine(self.roots, &request.path)

@@ -70,14 +70,7 @@ fn claim_reading(dir: &Path, reads: &dyn Fn(&Path) -> bool) -> anyhow::Result<Re
             entry.display()
         );
     }
-    if dir.exists() && !dir.is_dir() {
-        bail!(
-            "cannot create output folder {}: it is a file, not a folder",
-            dir.display()
-        );
-    }
-    fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create output folder {}", dir.display()))?;
+    crate::output::create_out_dir(dir)?;
     let marker = dir.join(MARKER);
     let lock = lock_marker(&marker)?;
     if earlier {

@@ -50,9 +50,10 @@ pub fn router(app: Arc<App>, body_timeout: Duration) -> Router {
         .route("/v1/jobs/{id}/events", get(events::stream))
         .route("/v1/jobs/{id}/ws", get(ws::socket))
         .route("/v1/analyze", post(upload))
+        // Only on the routes: a path none serves is its 404, query or not.
+        .route_layer(middleware::from_fn(no_query))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn(no_query))
         .layer(middleware::from_fn(plain_body))
         .layer(middleware::from_fn_with_state(Arc::clone(&app), auth))
         .layer(cors)
@@ -79,11 +80,8 @@ const QUERY_PATHS: [&str; 2] = ["/", "/v1/analyze"];
 /// as if the parameter were not there (a job's settings are fields of its JSON body).
 async fn no_query(request: Request, next: Next) -> Response {
     let path = request.uri().path().to_string();
-    // A path no route serves is its 404 first (`/v1/nosuch?x` said "takes no query").
-    let routed = ["/v1/health", "/metrics", "/v1/jobs"].contains(&path.as_str())
-        || path.starts_with("/v1/jobs/");
     match request.uri().query().map(str::to_string) {
-        Some(query) if routed && !QUERY_PATHS.contains(&path.as_str()) => {
+        Some(query) if !QUERY_PATHS.contains(&path.as_str()) => {
             let shown: String = query.chars().take(100).collect();
             let more = if shown.len() < query.len() { "..." } else { "" };
             // Read first, as a refused body is (plain_body).

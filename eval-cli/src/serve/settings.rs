@@ -8,7 +8,6 @@ use serde::Deserialize;
 
 use super::App;
 use crate::analysis::{RequestSettings, analyzer_for};
-use crate::flags::Descriptors;
 
 /// The settings as a request spells them; every one may be left out (the service's own).
 #[derive(Debug, Default)]
@@ -28,32 +27,12 @@ impl Requested {
     /// The analyzer these settings ask for: the service's own when they ask for nothing
     /// new, else the reason of the 400, naming the bad setting.
     pub(super) fn analyzer(&self, app: &App) -> Result<Arc<Analyzer>, String> {
-        // A JSON list's empty name is named as such (the comma rule's advice, "separated
-        // by commas", fitted only the query string).
-        if let Some(names) = &self.descriptors
-            && names.iter().any(|n| n.trim().is_empty())
-        {
-            return Err(format!(
-                "descriptors: an empty name among {names:?}; name each of tempo, key, loudness"
-            ));
-        }
-        let descriptors = match &self.descriptors {
-            None => None,
-            Some(names) => Some(
-                names
-                    .join(",")
-                    .parse::<Descriptors>()
-                    .map_err(|e| format!("descriptors: {e}"))?,
-            ),
-        };
-        let compound_beat = RequestSettings::compound_beat_named(self.compound_beat.as_deref())
-            .map_err(|e| format!("compound_beat: {e}"))?;
-        let settings = RequestSettings {
-            min_bpm: self.min_bpm,
-            max_bpm: self.max_bpm,
-            descriptors,
-            compound_beat,
-        };
+        let settings = RequestSettings::from_request(
+            self.min_bpm,
+            self.max_bpm,
+            self.descriptors.as_deref(),
+            self.compound_beat.as_deref(),
+        )?;
         analyzer_for(&app.default_analyzer, settings)
     }
 }
