@@ -112,8 +112,8 @@ pub struct ServeArgs {
     /// for that long (idle keep-alive included) is closed.
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = flags::parse_timeout)]
     header_timeout: Duration,
-    /// Seconds a request body may pause between two chunks; a slower one is refused
-    /// with 408.
+    /// Seconds a request body may pause between two chunks, and the most it may fall
+    /// behind a pace of 1 KiB a second; a slower one is refused with 408.
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = flags::parse_timeout)]
     body_timeout: Duration,
     /// Finished jobs kept: once N jobs have finished after it, a job answers 404 saying

@@ -1,9 +1,11 @@
 //! The least pace of a request body. `--body-timeout` bounds each pause, not the whole:
 //! a client that sent one byte every few seconds kept its connection slot as long as it
 //! liked, and 260 such clients held every slot (`/v1/health` went unanswered). After a
-//! grace of `--body-timeout` seconds a body must have come at [`MIN_RATE`] bytes a second
-//! on average, or it is cut (a 408, as a stalled body), as Apache's `mod_reqtimeout`
-//! does with its `MinRate`.
+//! grace of `--body-timeout` seconds a body must keep coming at [`MIN_RATE`] bytes a
+//! second, or it is cut (a 408, as a stalled body), as Apache's `mod_reqtimeout` does with
+//! its `MinRate`. The pace is a leaky bucket: bytes sent ahead of it buy at most one grace
+//! of slack, so a fast start followed by a trickle is cut a grace later (as a plain
+//! average, 100 MB sent at once had bought a day of trickling).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -34,29 +36,28 @@ pub async fn paced(grace: Duration, request: Request, next: Next) -> Response {
 /// A body that ends in [`TooSlow`] once it falls behind the pace.
 struct Paced {
     inner: Body,
-    start: Instant,
     grace: Duration,
-    received: u64,
     /// When the body falls behind if nothing more comes.
     behind: Pin<Box<Sleep>>,
 }
 
 impl Paced {
     fn new(inner: Body, grace: Duration) -> Self {
-        let start = Instant::now();
+        let behind = Box::pin(tokio::time::sleep_until(Instant::now() + grace));
         Paced {
             inner,
-            start,
             grace,
-            received: 0,
-            behind: Box::pin(tokio::time::sleep_until(start + grace)),
+            behind,
         }
     }
+}
 
-    /// The moment `received` bytes fall behind the pace.
-    fn behind_at(&self) -> Instant {
-        self.start + self.grace + Duration::from_secs_f64(self.received as f64 / MIN_RATE as f64)
-    }
+/// When a body that was to fall behind at `behind` falls behind after `bytes` more came
+/// `now`: each byte buys `1 / MIN_RATE` s, and the slack ahead of `now` is capped at
+/// `grace`.
+fn behind_after(behind: Instant, bytes: usize, now: Instant, grace: Duration) -> Instant {
+    let bought = Duration::from_secs_f64(bytes as f64 / MIN_RATE as f64);
+    (behind + bought).min(now + grace)
 }
 
 impl HttpBody for Paced {
@@ -71,8 +72,8 @@ impl HttpBody for Paced {
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
-                    this.received += data.len() as u64;
-                    let at = this.behind_at();
+                    let behind = this.behind.deadline();
+                    let at = behind_after(behind, data.len(), Instant::now(), this.grace);
                     this.behind.as_mut().reset(at);
                 }
                 Poll::Ready(Some(Ok(frame)))
@@ -131,5 +132,34 @@ mod tests {
             Duration::ZERO,
         );
         assert_eq!(whole.await.unwrap(), 64 * 65536);
+    }
+
+    /// The pace's arithmetic on a fixed clock: bytes buy time at `MIN_RATE`, but bytes
+    /// sent ahead of the pace buy no more than one grace of slack, so a trickle after a
+    /// burst is cut a grace later instead of a day later.
+    #[test]
+    fn slack_bought_ahead_of_the_pace_is_capped_at_one_grace() {
+        let grace = Duration::from_secs(30);
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        // 2 KiB at the start would buy two seconds beyond the grace; the cap takes them back.
+        assert_eq!(behind_after(t0 + grace, 2048, t0, grace), t0 + grace);
+        // Keeping up: 10 KiB ten seconds in move the deadline ten seconds on.
+        let kept_up = behind_after(t0 + grace, 10 * 1024, t0 + s(10), grace);
+        assert_eq!(kept_up, t0 + s(40));
+        // A burst of 100 MB buys one grace, not 100 000 seconds.
+        let after_burst = behind_after(t0 + grace, 100 << 20, t0 + s(1), grace);
+        assert_eq!(after_burst, t0 + s(31));
+        // A byte every 29 s then drains the slack: the second such byte comes after the
+        // deadline (each pause is inside the grace, the pace is not).
+        let mut behind = after_burst;
+        let mut now = t0 + s(1);
+        let mut trickled = 0;
+        while behind > now {
+            now += s(29);
+            behind = behind_after(behind, 1, now, grace);
+            trickled += 1;
+        }
+        assert_eq!(trickled, 2, "cut at {:?}", behind - t0);
     }
 }
