@@ -237,6 +237,15 @@ pub enum TagError {
         /// Why the format cannot keep it, where known.
         why: Option<String>,
     },
+    /// A dry run foresees [`TagError::Lost`]: the format cannot keep `item` in the tag
+    /// it would write.
+    #[error("tagging would lose {item} of the tags ({why})")]
+    WouldLose {
+        /// The item, as [`FormatTag::items`] names it.
+        item: String,
+        /// Why the format cannot keep it.
+        why: String,
+    },
     /// The tagged copy, read back, does not hold what was written.
     #[error("the tagged copy reads back {name} = {found:?}, not {wanted:?}; file left as it was")]
     ReadBack {
@@ -401,7 +410,7 @@ fn tag(
             Vec::new()
         },
     };
-    if options.dry_run || !report.changes_something() {
+    if !report.changes_something() {
         return Ok(report);
     }
     let held = tag.items();
@@ -410,6 +419,18 @@ fn tag(
         .iter()
         .filter(|c| c.action == Action::Write)
         .collect();
+    if options.dry_run {
+        // What the real run's read-back would find lost, where the format knows it ahead
+        // (a 2.2 date): a dry run had promised a change the real run then skipped.
+        let foreseen = held
+            .iter()
+            .filter(|item| !writes.iter().any(|c| c.name == **item))
+            .find_map(|item| Some((item.clone(), tag.why_lost(item)?)));
+        return match foreseen {
+            Some((item, why)) => Err(TagError::WouldLose { item, why }),
+            None => Ok(report),
+        };
+    }
     for change in &writes {
         tag.set(change.field, &change.new);
     }

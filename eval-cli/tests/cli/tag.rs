@@ -532,6 +532,10 @@ fn an_id3v22_tag_with_a_year_is_tagged_and_keeps_it() {
     assert!(
         rows[0][5].contains("TDA is an ID3v2.2 frame") && rows[0][5].contains("mid3v2 --convert")
     );
+    // A dry run foresees the skip: it had promised `BPM: - -> ...`.
+    let dry = tag_rows(&tag(&[&dated], &["--progress", "off", "--dry-run"]));
+    assert_eq!(dry[0][1], "skipped", "{dry:?}");
+    assert!(dry[0][5].contains("would lose TDA") && dry[0][5].contains("mid3v2 --convert"));
     tool("mid3v2", "python3-mutagen", &["--convert", s(&dated)]);
     assert_eq!(
         tag_rows(&tag(&[&dated], &["--progress", "off"]))[0][1],
@@ -649,6 +653,9 @@ fn a_2_4_frame_in_a_2_3_tag_is_refused_saying_how_to_convert_it() {
         "python3-mutagen",
         &["-c", script, s(&song)],
     );
+    let dry = tag_rows(&tag(&[&song], &["--progress", "off", "--dry-run"]));
+    assert_eq!(dry[0][1], "skipped", "{dry:?}");
+    assert!(dry[0][5].contains("would lose RVA2"), "{dry:?}");
     let rows = tag_rows(&tag(&[&song], &["--progress", "off"]));
     assert_eq!(rows[0][1], "skipped", "{rows:?}");
     assert!(
