@@ -74,9 +74,11 @@ pub struct AnalyzerConfig {
     pub compound_beat: CompoundBeat,
     /// Sample rate the onset stage runs at, in Hz. Default 11025: onsets need no more.
     pub analysis_rate: u32,
-    /// STFT frame length in samples at the analysis rate. Default 1024 (93 ms).
+    /// STFT frame length in samples at the analysis rate. Default 1024 (93 ms); held to
+    /// [`AnalyzerConfig::CALIBRATED_FRAME_SIZES`].
     pub frame_size: usize,
-    /// STFT hop in samples at the analysis rate. Default 128 (11.6 ms, 86 frames/s).
+    /// STFT hop in samples at the analysis rate. Default 128 (11.6 ms, 86 frames/s); held
+    /// to [`AnalyzerConfig::CALIBRATED_HOPS`].
     pub hop: usize,
     /// Decode only segments of a long file ([`Sampling`]), or the whole file (`None`).
     /// Default [`Sampling::DEFAULT`], 4 segments of 15 s: on full-length songs it gave the
@@ -153,6 +155,14 @@ impl Default for AnalyzerConfig {
 }
 
 impl AnalyzerConfig {
+    /// The frame sizes [`Analyzer::new`] accepts. The pulse test's thresholds
+    /// (`tempo::MIN_RELATIVE_NOVELTY` and the peak one) are a change per frame, measured
+    /// at frame 1024 and hop 128: they hold within a factor 2 of those, and past it every
+    /// file read as a steady tone (hop 8, frame 65536: `no_pulse` on all of them).
+    pub const CALIBRATED_FRAME_SIZES: std::ops::RangeInclusive<usize> = 512..=2048;
+    /// The hops [`Analyzer::new`] accepts: see [`AnalyzerConfig::CALIBRATED_FRAME_SIZES`].
+    pub const CALIBRATED_HOPS: std::ops::RangeInclusive<usize> = 64..=256;
+
     /// Sets the tempo range in BPM.
     pub fn with_bpm_range(mut self, min_bpm: f64, max_bpm: f64) -> Self {
         self.min_bpm = min_bpm;
@@ -349,6 +359,16 @@ pub struct Analyzer {
     key: KeyEstimator,
 }
 
+/// Why a frame size or hop outside its calibrated `range` is refused.
+pub fn calibration_reason(range: &std::ops::RangeInclusive<usize>) -> String {
+    format!(
+        "must be {}..={}: the pulse test is calibrated at frame size 1024 and hop 128 and \
+         holds within a factor 2 of them (outside, files read as a steady tone)",
+        range.start(),
+        range.end()
+    )
+}
+
 impl Analyzer {
     /// Plans the pipeline; fails only on invalid settings.
     pub fn new(config: AnalyzerConfig) -> Result<Self> {
@@ -361,6 +381,22 @@ impl Analyzer {
                     config.analysis_rate
                 ),
             ));
+        }
+        for (name, value, range) in [
+            (
+                "frame size",
+                config.frame_size,
+                AnalyzerConfig::CALIBRATED_FRAME_SIZES,
+            ),
+            ("hop", config.hop, AnalyzerConfig::CALIBRATED_HOPS),
+        ] {
+            if !range.contains(&value) {
+                return Err(Error::new(
+                    ErrorKind::InvalidConfig,
+                    Stage::Config,
+                    format!("{name} of {value}: {}", calibration_reason(&range)),
+                ));
+            }
         }
         if let Some(sampling) = &config.sampling {
             sampling

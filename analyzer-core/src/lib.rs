@@ -49,7 +49,8 @@ mod stop;
 pub mod tempo;
 
 pub use analyzer::{
-    Analysis, Analyzer, AnalyzerConfig, AudioInfo, Sampling, StageTimes, fft_path, is_tempo_verdict,
+    Analysis, Analyzer, AnalyzerConfig, AudioInfo, Sampling, StageTimes, calibration_reason,
+    fft_path, is_tempo_verdict,
 };
 pub use error::{Error, ErrorKind, Result, Stage, shown_number};
 pub use metrical::CompoundBeat;

@@ -230,11 +230,22 @@ fn invalid_settings_are_refused() {
             frame_size: (1 << 16) + 1,
             ..Config::default()
         },
-        // Hops so long that the envelope has under two frames per beat at the fastest
-        // tempo: every period it measures would be an alias.
+        // Frame sizes and hops past a factor 2 of the pulse test's calibration (1024 and
+        // 128): every file read as a steady tone.
         Config {
-            frame_size: 1 << 16,
-            hop: 1 << 16,
+            frame_size: 4096,
+            ..Config::default()
+        },
+        Config {
+            frame_size: 256,
+            ..Config::default()
+        },
+        Config {
+            hop: 32,
+            ..Config::default()
+        },
+        Config {
+            hop: 512,
             ..Config::default()
         },
     ] {
@@ -243,11 +254,23 @@ fn invalid_settings_are_refused() {
             ErrorKind::InvalidConfig
         );
     }
-    Analyzer::new(Config {
-        frame_size: 1 << 16,
+    let hop = Analyzer::new(Config {
+        hop: 32,
         ..Config::default()
     })
-    .unwrap();
+    .unwrap_err();
+    assert!(
+        hop.to_string().contains("hop of 32: must be 64..=256"),
+        "{hop}"
+    );
+    for (frame_size, hop) in [(512, 64), (2048, 256), (512, 256)] {
+        Analyzer::new(Config {
+            frame_size,
+            hop,
+            ..Config::default()
+        })
+        .unwrap();
+    }
 }
 
 /// Samples in memory at a rate no file may have are refused as a file's are: at 1 Hz,

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use analyzer_core::{AnalyzerConfig, CompoundBeat};
+use analyzer_core::{AnalyzerConfig, CompoundBeat, calibration_reason};
 
 use crate::flags;
 
@@ -77,19 +77,10 @@ impl OursKey {
 
     /// Checks a value for this key on its own.
     fn check(self, value: &str) -> Result<(), String> {
-        // The pulse test's thresholds (`tempo::MIN_RELATIVE_NOVELTY` and the peak one)
-        // are a change per frame, measured at frame 1024 and hop 128: they hold within a
-        // factor 2 of those, and past it every file read as a steady tone (hop 8, frame
-        // 65536: `no_pulse` on all of them) while the settings were accepted.
+        // Checked here too, so that a bad spec is refused before any file is read.
         let calibrated = |range: std::ops::RangeInclusive<usize>| match value.parse::<usize>() {
             Ok(v) if range.contains(&v) => Ok(()),
-            Ok(_) => Err(format!(
-                "must be {}..={}: the pulse test is calibrated at frame-size 1024 and hop \
-                 128 and holds within a factor 2 of them (outside, files read as a steady \
-                 tone)",
-                range.start(),
-                range.end()
-            )),
+            Ok(_) => Err(calibration_reason(&range)),
             Err(e) => Err(e.to_string()),
         };
         match self {
@@ -101,8 +92,8 @@ impl OursKey {
             OursKey::AnalysisSeconds => flags::parse_analysis_seconds(value).map(drop),
             OursKey::Segments => flags::parse_segments(value).map(drop),
             OursKey::AnalysisRate => value.parse::<u32>().map(drop).map_err(|e| e.to_string()),
-            OursKey::FrameSize => calibrated(512..=2048),
-            OursKey::Hop => calibrated(64..=256),
+            OursKey::FrameSize => calibrated(AnalyzerConfig::CALIBRATED_FRAME_SIZES),
+            OursKey::Hop => calibrated(AnalyzerConfig::CALIBRATED_HOPS),
             OursKey::CompoundBeat => value.parse::<CompoundBeat>().map(drop),
         }
     }
