@@ -5,16 +5,16 @@
 //! receives each packet's mono samples and decides what to keep, which is what lets a
 //! one-hour mix be analysed in the same few megabytes as a song.
 //!
-//! One file over 500 lines: the whole and the sampled decode share the opened track and the per-
-//! packet state (`Decoding`), which would otherwise have to be exposed between files.
+//! The mix down (`decode/mix.rs`) and the reasons a file is refused before its audio is read
+//! (`decode/refusals.rs`) live apart. This file stays over 500 lines: the whole and the sampled
+//! decode share the opened track and the per-packet state (`Decoding`), which would
+//! otherwise have to be exposed between files.
 
 use std::fs::File;
 use std::path::Path;
 
 use symphonia::core::audio::{Channels, GenericAudioBufferRef};
-use symphonia::core::codecs::audio::{
-    AudioCodecId, AudioCodecParameters, AudioDecoder, AudioDecoderOptions,
-};
+use symphonia::core::codecs::audio::{AudioCodecParameters, AudioDecoder, AudioDecoderOptions};
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::{FormatOptions, FormatReader, SeekMode, SeekTo, TrackType};
@@ -26,8 +26,14 @@ use symphonia::core::units::{Duration, Time, TimeBase};
 use crate::error::{Error, ErrorKind, Result, Stage};
 use crate::stop::StopSignal;
 
+mod mix;
+mod refusals;
 mod wav_layout;
 mod wav_sizes;
+
+use mix::is_audio;
+pub use mix::{MAX_SAMPLE, MonoMixer, mix_to_mono};
+use refusals::{probe_error, unsupported_codec, unsupported_container};
 
 /// After this many packets in a row fail to decode, the stream is treated as ended.
 const MAX_CONSECUTIVE_BAD_PACKETS: usize = 64;
@@ -1074,272 +1080,9 @@ impl Decoding {
     }
 }
 
-/// The largest sample magnitude read as audio (+120 dBFS). Decoders scale audio to ±1, and
-/// float files with headroom, or even integer PCM stored unscaled as float (±32768), stay
-/// far below it; a sample beyond it is damage, and sums of such samples overflow `f32` in
-/// the resampler and the spectra (a float file of samples near 3e38 made the resampler's
-/// FFT panic, one near 1e18 read as silence).
-pub const MAX_SAMPLE: f32 = 1.0e6;
-
-/// Whether a decoded sample is audio: finite and within ±[`MAX_SAMPLE`].
-fn is_audio(sample: f32) -> bool {
-    sample.abs() <= MAX_SAMPLE
-}
-
-/// How far (in energy) the plain mix of a block may fall under its channels' mean energy
-/// before the mix counts as cancelled: 30 dB. A channel in inverted polarity cancels
-/// completely (16-bit samples negate exactly), and 1 % of difference between the two
-/// still leaves the mix 46 dB down. Ordinary stereo stays well above the line: two
-/// uncorrelated channels mix 3 dB under their mean, and the most cancelled packet of the
-/// 19 real-dev songs (wide chorus and reverb in a MIDI rendering) 22.5 dB.
-const CANCELLED_MIX_RATIO: f64 = 0.001;
-
-/// Averages interleaved channels into `mono` as [`MonoMixer::mix`] does, for samples held
-/// in memory (one block, no history).
-pub fn mix_to_mono(interleaved: &[f32], channels: usize, mono: &mut Vec<f32>) -> u64 {
-    MonoMixer::default().mix(interleaved, channels, mono)
-}
-
-/// Mixes a stream down to mono, one decoded block (packet) at a time, without letting
-/// channels in opposite polarity cancel.
-///
-/// The mix is the average of the channels. Where a block's average falls more than
-/// [`CANCELLED_MIX_RATIO`] under the channels' mean energy (one channel's polarity
-/// inverted: left = m, right = -m averages to silence while a listener hears m), the
-/// mixer starts aligning: each channel's polarity is set to agree with that block's
-/// loudest channel (the reference, kept from then on, so that the mix does not flip its
-/// own polarity from block to block) before averaging. It goes on aligning while some
-/// channel of a block is in opposite polarity to the reference, and stops at the first
-/// block where none is: a decision made afresh in every block flipped between the two
-/// mixes wherever the cancellation depended on the content (a channel inverted and
-/// delayed by one sample cancels the bass but not the hi-hats), and the flips read as
-/// onsets.
-///
-/// Ordinary music never starts it, so its mix is the plain average, bit for bit. A
-/// sampled decode starts a fresh mixer at each segment; the decode that measures the
-/// loudness mixes the whole stream with one, so the two can differ in files whose
-/// channels cancel.
-#[derive(Debug, Clone, Default)]
-pub struct MonoMixer {
-    /// While aligning, the channel whose polarity the others are aligned to.
-    reference: Option<usize>,
-}
-
-impl MonoMixer {
-    /// Averages interleaved channels into `mono`, aligning their polarity when they cancel
-    /// (see the type), and replacing samples that are not audio (NaN, infinite, beyond
-    /// ±[`MAX_SAMPLE`]) by zero. Returns how many it replaced.
-    pub fn mix(&mut self, interleaved: &[f32], channels: usize, mono: &mut Vec<f32>) -> u64 {
-        let channels = channels.max(1);
-        let scale = 1.0 / channels as f32;
-        let mut non_finite = 0u64;
-        mono.clear();
-        mono.extend(interleaved.chunks_exact(channels).map(|frame| {
-            let mut sum = 0.0f32;
-            for &s in frame {
-                if is_audio(s) {
-                    sum += s;
-                } else {
-                    non_finite += 1;
-                }
-            }
-            sum * scale
-        }));
-        if channels > 1 {
-            self.align_cancelling_channels(interleaved, channels, mono);
-        }
-        non_finite
-    }
-
-    /// Replaces `mono`, the plain average of `interleaved`'s channels, by the average with
-    /// every channel's polarity aligned to the reference channel's, while the mixer is
-    /// aligning and the aligned average is the louder. Samples that are not audio count as
-    /// zero, as in the plain average.
-    fn align_cancelling_channels(
-        &mut self,
-        interleaved: &[f32],
-        channels: usize,
-        mono: &mut [f32],
-    ) {
-        let audio = |s: f32| if is_audio(s) { f64::from(s) } else { 0.0 };
-        let mix_energy: f64 = mono.iter().map(|&m| f64::from(m) * f64::from(m)).sum();
-        let mut energies = vec![0.0f64; channels];
-        for frame in interleaved.chunks_exact(channels) {
-            for (energy, &s) in energies.iter_mut().zip(frame) {
-                *energy += audio(s) * audio(s);
-            }
-        }
-        let mean_energy = energies.iter().sum::<f64>() / channels as f64;
-        if mix_energy < mean_energy * CANCELLED_MIX_RATIO && self.reference.is_none() {
-            let loudest = (0..channels)
-                .max_by(|&a, &b| energies[a].total_cmp(&energies[b]).then(b.cmp(&a)))
-                .unwrap_or(0);
-            self.reference = Some(loudest);
-        }
-        let Some(reference) = self.reference.filter(|&r| r < channels) else {
-            self.reference = None;
-            return;
-        };
-        let mut correlations = vec![0.0f64; channels];
-        for frame in interleaved.chunks_exact(channels) {
-            let reference = audio(frame[reference]);
-            for (correlation, &s) in correlations.iter_mut().zip(frame) {
-                *correlation += audio(s) * reference;
-            }
-        }
-        let signs: Vec<f32> = correlations
-            .iter()
-            .map(|&c| if c < 0.0 { -1.0 } else { 1.0 })
-            .collect();
-        if signs.iter().all(|&s| s > 0.0) {
-            self.reference = None;
-            return;
-        }
-        let scale = 1.0 / channels as f32;
-        let aligned = |frame: &[f32]| -> f32 {
-            let sum: f32 = frame
-                .iter()
-                .zip(&signs)
-                .map(|(&s, &sign)| if is_audio(s) { s * sign } else { 0.0 })
-                .sum();
-            sum * scale
-        };
-        let aligned_energy: f64 = interleaved
-            .chunks_exact(channels)
-            .map(|frame| f64::from(aligned(frame)).powi(2))
-            .sum();
-        if aligned_energy <= mix_energy {
-            return;
-        }
-        for (m, frame) in mono.iter_mut().zip(interleaved.chunks_exact(channels)) {
-            *m = aligned(frame);
-        }
-    }
-}
-
-/// Containers this analyzer does not read, known by their first bytes (the magic, the
-/// offset it sits at, the name to give). They are refused before the probe, which would
-/// otherwise scan past their headers for a marker it knows: in a Matroska file holding FLAC
-/// it finds the codec's `fLaC` header and reports a FLAC stream that "holds no audio"; in
-/// others it runs out of file and blames the file's length.
-const UNREAD_CONTAINERS: [(&[u8], usize, &str); 7] = [
-    (b"AIFF", 8, "AIFF"),
-    (b"AIFC", 8, "AIFF-C"),
-    (b"caff", 0, "Core Audio (CAF)"),
-    (b"\x1a\x45\xdf\xa3", 0, "Matroska/WebM"),
-    (b"wvpk", 0, "WavPack"),
-    (b"MAC ", 0, "Monkey's Audio (APE)"),
-    (b"RF64", 0, "RF64 (WAV over 4 GiB)"),
-];
-
-/// Why the file is refused when its first bytes (`head`) name a container this analyzer
-/// does not read ([`UNREAD_CONTAINERS`]).
-fn unsupported_container(head: &[u8]) -> Option<Error> {
-    let (_, _, name) = UNREAD_CONTAINERS.iter().find(|(magic, at, _)| {
-        head.get(*at..at + magic.len()) == Some(*magic) && (*at == 0 || head.starts_with(b"FORM"))
-    })?;
-    Some(Error::new(
-        ErrorKind::UnsupportedFormat,
-        Stage::Probe,
-        format!("{name} files are not decoded by this analyzer (convert to WAV or FLAC)"),
-    ))
-}
-
-/// An error for a codec that has no decoder here, naming it where it is a well-known one
-/// (symphonia's own message says only "unsupported audio codec").
-fn unsupported_codec(codec: AudioCodecId, e: &SymphoniaError) -> Error {
-    use symphonia::core::codecs::audio::well_known::*;
-    let name = match codec {
-        CODEC_ID_OPUS => Some("Opus"),
-        CODEC_ID_ALAC => Some("ALAC (Apple Lossless)"),
-        CODEC_ID_MP1 | CODEC_ID_MP2 => Some("MPEG layer I/II"),
-        CODEC_ID_AC3 | CODEC_ID_EAC3 | CODEC_ID_AC4 => Some("Dolby Digital (AC-3)"),
-        CODEC_ID_DCA => Some("DTS"),
-        CODEC_ID_WMA => Some("WMA"),
-        CODEC_ID_SPEEX => Some("Speex"),
-        CODEC_ID_WAVPACK => Some("WavPack"),
-        CODEC_ID_MONKEYS_AUDIO => Some("Monkey's Audio (APE)"),
-        CODEC_ID_TTA => Some("TTA"),
-        CODEC_ID_TRUEHD => Some("Dolby TrueHD"),
-        CODEC_ID_ADPCM_G722
-        | CODEC_ID_ADPCM_G726
-        | CODEC_ID_ADPCM_G726LE
-        | CODEC_ID_ADPCM_MS
-        | CODEC_ID_ADPCM_IMA_WAV
-        | CODEC_ID_ADPCM_IMA_QT => Some("ADPCM"),
-        _ => None,
-    };
-    let reason = match name {
-        Some(name) => {
-            format!("{name} audio is not decoded by this analyzer (convert to WAV or FLAC; {e})")
-        }
-        None => format!("{e} (codec id {codec})"),
-    };
-    Error::new(ErrorKind::UnsupportedFormat, Stage::Probe, reason)
-}
-
-fn probe_error(e: &SymphoniaError) -> Error {
-    match e {
-        SymphoniaError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-            Error::new(
-                ErrorKind::UnsupportedFormat,
-                Stage::Probe,
-                "the file ends before its headers do: it is empty, too short to recognise, \
-                 or a header or tag claims more bytes than the file holds",
-            )
-        }
-        SymphoniaError::IoError(io) => {
-            Error::new(ErrorKind::Unreadable, Stage::Probe, io.to_string())
-        }
-        SymphoniaError::Unsupported(what) => Error::new(
-            ErrorKind::UnsupportedFormat,
-            Stage::Probe,
-            format!("not a supported audio format ({what})"),
-        ),
-        SymphoniaError::DecodeError(what) if what.contains("channel count") => Error::new(
-            ErrorKind::UnsupportedFormat,
-            Stage::Probe,
-            format!(
-                "the header's channel count is not one the decoder can read \
-                 (1 to {MAX_DECODER_CHANNELS} channels are read; {what})"
-            ),
-        ),
-        // symphonia's Ogg reader holds no packet over 16 MiB: a valid file whose comment
-        // header carries cover art past about 12 MB (base64 in METADATA_BLOCK_PICTURE)
-        // was called corrupt.
-        SymphoniaError::DecodeError(what) if what.contains("packet buffer would exceed") => {
-            Error::new(
-                ErrorKind::UnsupportedFormat,
-                Stage::Probe,
-                "an Ogg packet over the reader's 16 MiB limit (cover art of more than about \
-                 12 MB in the comment header?): not read",
-            )
-        }
-        other => Error::new(ErrorKind::CorruptStream, Stage::Probe, other.to_string()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use symphonia::core::codecs::audio::well_known::{CODEC_ID_ALAC, CODEC_ID_OPUS};
-
-    /// A packet past the Ogg reader's limit is a limit of the reader, named as one: the
-    /// file (cover art of 13 MB) was called corrupt.
-    #[test]
-    fn an_ogg_packet_past_the_readers_limit_is_unsupported_not_corrupt() {
-        let error = probe_error(&SymphoniaError::DecodeError(
-            "ogg: packet buffer would exceed max size",
-        ));
-        assert_eq!(error.kind(), ErrorKind::UnsupportedFormat);
-        assert!(
-            error.reason().contains("16 MiB limit"),
-            "{}",
-            error.reason()
-        );
-        let other = probe_error(&SymphoniaError::DecodeError("ogg: bad page"));
-        assert_eq!(other.kind(), ErrorKind::CorruptStream);
-    }
 
     /// Whether a file of `bytes` bytes may decode `seconds` of `channels` channels at
     /// `rate` Hz, spent in one-second buffers.
@@ -1364,52 +1107,5 @@ mod tests {
         assert!(allows(bytes, 3 * 3_600, 44_100, 2));
         assert_eq!(sample_budget(1), FREE_SAMPLES);
         assert_eq!(sample_budget(1 << 30), (1 << 30) * MAX_SAMPLES_PER_BYTE);
-    }
-
-    /// A channel in inverted polarity is aligned instead of cancelling the mix; channels that
-    /// do not cancel (uncorrelated, hard-panned, partly opposed) mix to their plain average.
-    #[test]
-    fn channels_in_opposite_polarity_do_not_cancel() {
-        let m: Vec<f32> = (0..1000).map(|i| (i as f32 * 0.05).sin() * 0.5).collect();
-        let other: Vec<f32> = (0..1000).map(|i| (i as f32 * 0.031).cos() * 0.5).collect();
-        let interleave = |l: &[f32], r: &[f32]| -> Vec<f32> {
-            l.iter().zip(r).flat_map(|(&a, &b)| [a, b]).collect()
-        };
-        let plain = |x: &[f32]| -> Vec<f32> { x.chunks(2).map(|f| (f[0] + f[1]) * 0.5).collect() };
-        let inverted: Vec<f32> = m.iter().map(|s| -s).collect();
-        let mut mono = Vec::new();
-        let mut mixer = MonoMixer::default();
-        mixer.mix(&interleave(&m, &inverted), 2, &mut mono);
-        assert_eq!(mono, m);
-        // The polarity of the first aligned block is kept while the channels stay opposed,
-        // even when the other channel becomes the louder.
-        let louder_right: Vec<f32> = inverted.iter().map(|s| s * 1.001).collect();
-        mixer.mix(&interleave(&m, &louder_right), 2, &mut mono);
-        assert!(mono.iter().zip(&m).all(|(a, b)| a * b >= 0.0));
-        // Opposed by less than the line: the plain average.
-        let mostly: Vec<f32> = m.iter().zip(&other).map(|(a, b)| b - 0.9 * a).collect();
-        for (left, right) in [(&m, &other), (&m, &vec![0.0; 1000]), (&m, &mostly)] {
-            let x = interleave(left, right);
-            mix_to_mono(&x, 2, &mut mono);
-            assert_eq!(mono, plain(&x));
-        }
-    }
-
-    /// symphonia says only "unsupported audio codec"; the row names the codec where it is
-    /// a well-known one, and gives its id otherwise.
-    #[test]
-    fn an_unsupported_codec_is_named() {
-        let e = SymphoniaError::Unsupported("core (codec): unsupported audio codec");
-        let opus = unsupported_codec(CODEC_ID_OPUS, &e);
-        assert_eq!(opus.kind(), ErrorKind::UnsupportedFormat);
-        assert!(
-            opus.to_string().contains("Opus audio is not decoded"),
-            "{opus}"
-        );
-        let alac = unsupported_codec(CODEC_ID_ALAC, &e);
-        assert!(alac.to_string().contains("ALAC"), "{alac}");
-        let fourcc = symphonia::core::common::FourCc::new(*b"abcd");
-        let other = unsupported_codec(AudioCodecId::new(fourcc), &e);
-        assert!(other.to_string().contains("codec id 0x"), "{other}");
     }
 }

@@ -1,0 +1,151 @@
+//! Why a file is refused before its audio is read: containers this analyzer does not read,
+//! codecs it has no decoder for, and symphonia's probe errors put in a user's words.
+
+use symphonia::core::codecs::audio::AudioCodecId;
+use symphonia::core::errors::Error as SymphoniaError;
+
+use super::MAX_DECODER_CHANNELS;
+use crate::error::{Error, ErrorKind, Stage};
+
+/// Containers this analyzer does not read, known by their first bytes (the magic, the
+/// offset it sits at, the name to give). They are refused before the probe, which would
+/// otherwise scan past their headers for a marker it knows: in a Matroska file holding FLAC
+/// it finds the codec's `fLaC` header and reports a FLAC stream that "holds no audio"; in
+/// others it runs out of file and blames the file's length.
+const UNREAD_CONTAINERS: [(&[u8], usize, &str); 7] = [
+    (b"AIFF", 8, "AIFF"),
+    (b"AIFC", 8, "AIFF-C"),
+    (b"caff", 0, "Core Audio (CAF)"),
+    (b"\x1a\x45\xdf\xa3", 0, "Matroska/WebM"),
+    (b"wvpk", 0, "WavPack"),
+    (b"MAC ", 0, "Monkey's Audio (APE)"),
+    (b"RF64", 0, "RF64 (WAV over 4 GiB)"),
+];
+
+/// Why the file is refused when its first bytes (`head`) name a container this analyzer
+/// does not read ([`UNREAD_CONTAINERS`]).
+pub(super) fn unsupported_container(head: &[u8]) -> Option<Error> {
+    let (_, _, name) = UNREAD_CONTAINERS.iter().find(|(magic, at, _)| {
+        head.get(*at..at + magic.len()) == Some(*magic) && (*at == 0 || head.starts_with(b"FORM"))
+    })?;
+    Some(Error::new(
+        ErrorKind::UnsupportedFormat,
+        Stage::Probe,
+        format!("{name} files are not decoded by this analyzer (convert to WAV or FLAC)"),
+    ))
+}
+
+/// An error for a codec that has no decoder here, naming it where it is a well-known one
+/// (symphonia's own message says only "unsupported audio codec").
+pub(super) fn unsupported_codec(codec: AudioCodecId, e: &SymphoniaError) -> Error {
+    use symphonia::core::codecs::audio::well_known::*;
+    let name = match codec {
+        CODEC_ID_OPUS => Some("Opus"),
+        CODEC_ID_ALAC => Some("ALAC (Apple Lossless)"),
+        CODEC_ID_MP1 | CODEC_ID_MP2 => Some("MPEG layer I/II"),
+        CODEC_ID_AC3 | CODEC_ID_EAC3 | CODEC_ID_AC4 => Some("Dolby Digital (AC-3)"),
+        CODEC_ID_DCA => Some("DTS"),
+        CODEC_ID_WMA => Some("WMA"),
+        CODEC_ID_SPEEX => Some("Speex"),
+        CODEC_ID_WAVPACK => Some("WavPack"),
+        CODEC_ID_MONKEYS_AUDIO => Some("Monkey's Audio (APE)"),
+        CODEC_ID_TTA => Some("TTA"),
+        CODEC_ID_TRUEHD => Some("Dolby TrueHD"),
+        CODEC_ID_ADPCM_G722
+        | CODEC_ID_ADPCM_G726
+        | CODEC_ID_ADPCM_G726LE
+        | CODEC_ID_ADPCM_MS
+        | CODEC_ID_ADPCM_IMA_WAV
+        | CODEC_ID_ADPCM_IMA_QT => Some("ADPCM"),
+        _ => None,
+    };
+    let reason = match name {
+        Some(name) => {
+            format!("{name} audio is not decoded by this analyzer (convert to WAV or FLAC; {e})")
+        }
+        None => format!("{e} (codec id {codec})"),
+    };
+    Error::new(ErrorKind::UnsupportedFormat, Stage::Probe, reason)
+}
+
+pub(super) fn probe_error(e: &SymphoniaError) -> Error {
+    match e {
+        SymphoniaError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            Error::new(
+                ErrorKind::UnsupportedFormat,
+                Stage::Probe,
+                "the file ends before its headers do: it is empty, too short to recognise, \
+                 or a header or tag claims more bytes than the file holds",
+            )
+        }
+        SymphoniaError::IoError(io) => {
+            Error::new(ErrorKind::Unreadable, Stage::Probe, io.to_string())
+        }
+        SymphoniaError::Unsupported(what) => Error::new(
+            ErrorKind::UnsupportedFormat,
+            Stage::Probe,
+            format!("not a supported audio format ({what})"),
+        ),
+        SymphoniaError::DecodeError(what) if what.contains("channel count") => Error::new(
+            ErrorKind::UnsupportedFormat,
+            Stage::Probe,
+            format!(
+                "the header's channel count is not one the decoder can read \
+                 (1 to {MAX_DECODER_CHANNELS} channels are read; {what})"
+            ),
+        ),
+        // symphonia's Ogg reader holds no packet over 16 MiB: a valid file whose comment
+        // header carries cover art past about 12 MB (base64 in METADATA_BLOCK_PICTURE)
+        // was called corrupt.
+        SymphoniaError::DecodeError(what) if what.contains("packet buffer would exceed") => {
+            Error::new(
+                ErrorKind::UnsupportedFormat,
+                Stage::Probe,
+                "an Ogg packet over the reader's 16 MiB limit (cover art of more than about \
+                 12 MB in the comment header?): not read",
+            )
+        }
+        other => Error::new(ErrorKind::CorruptStream, Stage::Probe, other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use symphonia::core::codecs::audio::well_known::{CODEC_ID_ALAC, CODEC_ID_OPUS};
+
+    /// A packet past the Ogg reader's limit is a limit of the reader, named as one: the
+    /// file (cover art of 13 MB) was called corrupt.
+    #[test]
+    fn an_ogg_packet_past_the_readers_limit_is_unsupported_not_corrupt() {
+        let error = probe_error(&SymphoniaError::DecodeError(
+            "ogg: packet buffer would exceed max size",
+        ));
+        assert_eq!(error.kind(), ErrorKind::UnsupportedFormat);
+        assert!(
+            error.reason().contains("16 MiB limit"),
+            "{}",
+            error.reason()
+        );
+        let other = probe_error(&SymphoniaError::DecodeError("ogg: bad page"));
+        assert_eq!(other.kind(), ErrorKind::CorruptStream);
+    }
+
+    /// symphonia says only "unsupported audio codec"; the row names the codec where it is
+    /// a well-known one, and gives its id otherwise.
+    #[test]
+    fn an_unsupported_codec_is_named() {
+        let e = SymphoniaError::Unsupported("core (codec): unsupported audio codec");
+        let opus = unsupported_codec(CODEC_ID_OPUS, &e);
+        assert_eq!(opus.kind(), ErrorKind::UnsupportedFormat);
+        assert!(
+            opus.to_string().contains("Opus audio is not decoded"),
+            "{opus}"
+        );
+        let alac = unsupported_codec(CODEC_ID_ALAC, &e);
+        assert!(alac.to_string().contains("ALAC"), "{alac}");
+        let fourcc = symphonia::core::common::FourCc::new(*b"abcd");
+        let other = unsupported_codec(AudioCodecId::new(fourcc), &e);
+        assert!(other.to_string().contains("codec id 0x"), "{other}");
+    }
+}
