@@ -59,7 +59,11 @@ use crate::tempo::{TempoEstimate, TempoEstimator};
 /// 20: a row's loudness range is empty where its integrated loudness is (silence, audio
 /// under 400 ms): it read `0.00`, as if measured; an Ogg file with a packet past the
 /// reader's 16 MiB limit (big cover art) is `unsupported_format` saying so, not corrupt.
-const RESULTS_REVISION: u32 = 20;
+/// 21: the loudness range steps its 3 s blocks every 100 ms, as EBU Tech 3342 (2016) asks
+/// (every 1 s, it read 13.0 LU for the spec's 15 LU test); an extensible WAV of 19 to 26
+/// channels is read (it was `unsupported_format`); a WAV of a sample width the decoder
+/// does not read is `unsupported_format`, not corrupt; Wave64 and WMA files are named.
+const RESULTS_REVISION: u32 = 21;
 
 /// Settings of an [`Analyzer`]. Each field's doc gives its default.
 #[derive(Debug, Clone, PartialEq)]

@@ -293,7 +293,7 @@ fn open_track(path: &Path) -> Result<OpenTrack> {
     };
     match probe_track(Box::new(patched), &hint, file_bytes) {
         Ok(mut open) => {
-            open.warnings.push(warning);
+            open.warnings.extend(warning);
             open.layout = layout;
             Ok(open)
         }

@@ -13,11 +13,12 @@ use crate::error::ErrorKind;
 
 /// Extensions (lowercase, without the dot) of the files a folder walk picks up as audio.
 ///
-/// Opus is listed although the decoder cannot read it yet, so such files show up as
-/// failed rows instead of vanishing silently.
+/// Audio formats the decoder cannot read (Opus, AIFF, CAF, Matroska audio, WebM, WavPack,
+/// Monkey's Audio, Wave64, WMA) are listed too, so that such files show up as rows naming
+/// their format instead of vanishing silently. `.mkv` is not: it is mostly video.
 pub const AUDIO_EXTENSIONS: &[&str] = &[
-    "wav", "wave", "mp3", "flac", "ogg", "oga", "opus", "m4a", "mp4", "aac", "aif", "aiff", "caf",
-    "mka",
+    "wav", "wave", "mp3", "flac", "ogg", "oga", "opus", "m4a", "mp4", "aac", "aif", "aiff", "aifc",
+    "caf", "mka", "webm", "wv", "ape", "w64", "wma",
 ];
 
 /// A folder or link that a walk could not read (permission, a link back to an ancestor).
@@ -32,17 +33,24 @@ pub struct WalkError {
     pub out_of_files: bool,
 }
 
-/// Whether `path` has one of [`AUDIO_EXTENSIONS`], in any case.
-pub fn has_audio_extension(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| AUDIO_EXTENSIONS.iter().any(|a| a.eq_ignore_ascii_case(e)))
+/// Whether a folder walk takes `path` for audio: it has one of [`AUDIO_EXTENSIONS`], in
+/// any case, and is not a macOS AppleDouble file (`._song.wav`, the metadata a Mac leaves
+/// beside each file on a foreign disk, which made every copied library fail a row per song).
+pub fn is_audio_name(path: &Path) -> bool {
+    let apple_double = path
+        .file_name()
+        .is_some_and(|name| name.as_encoded_bytes().starts_with(b"._"));
+    !apple_double
+        && path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| AUDIO_EXTENSIONS.iter().any(|a| a.eq_ignore_ascii_case(e)))
 }
 
-/// The audio files named by `paths` ([`collect_files`] keeping [`has_audio_extension`]),
+/// The audio files named by `paths` ([`collect_files`] keeping [`is_audio_name`]),
 /// and what could not be walked.
 pub fn collect_audio_files(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<WalkError>) {
-    collect_files(paths, has_audio_extension)
+    collect_files(paths, is_audio_name)
 }
 
 /// The files named by `paths`, and what could not be walked.
@@ -171,6 +179,18 @@ pub fn spelled_alike(path: &Path) -> PathBuf {
 mod tests {
     use super::*;
 
+    /// Audio formats the decoder does not read are walked (their rows name the format);
+    /// a Mac's AppleDouble files beside them are not, nor are other names.
+    #[test]
+    fn a_walk_takes_audio_names_and_leaves_apple_double_files() {
+        for audio in ["a.WAV", "b.webm", "c.wv", "d.w64", "e.aifc", "f.ape", "g.wma"] {
+            assert!(is_audio_name(Path::new(audio)), "{audio}");
+        }
+        for other in ["._a.wav", "x/._b.FLAC", "film.mkv", "cover.jpg", "wav", ".wav"] {
+            assert!(!is_audio_name(Path::new(other)), "{other}");
+        }
+    }
+
     /// One file given as `a.wav` and `./a.wav`, or a folder as `d` and `./d`, is listed
     /// once, as first spelled (it was analysed twice, two rows).
     #[test]
@@ -210,10 +230,10 @@ mod tests {
 
     #[test]
     fn audio_extensions_ignore_case() {
-        assert!(has_audio_extension(Path::new("a/b.WAV")));
-        assert!(has_audio_extension(Path::new("b.Flac")));
-        assert!(!has_audio_extension(Path::new("b.txt")));
-        assert!(!has_audio_extension(Path::new("wav")));
+        assert!(is_audio_name(Path::new("a/b.WAV")));
+        assert!(is_audio_name(Path::new("b.Flac")));
+        assert!(!is_audio_name(Path::new("b.txt")));
+        assert!(!is_audio_name(Path::new("wav")));
     }
 
     /// A pipe or a link to a device inside a folder is listed, so its row says what it is;
@@ -281,9 +301,9 @@ mod tests {
             link.canonicalize()
                 .is_ok_and(|real| real.starts_with(inside.canonicalize().unwrap()))
         };
-        let refused = collect_files_checked(&roots, has_audio_extension, stays_inside);
+        let refused = collect_files_checked(&roots, is_audio_name, stays_inside);
         assert_eq!(refused, Err(inside.join("lib/b-away")));
-        let (files, _) = collect_files_checked(&roots, has_audio_extension, |_| true).unwrap();
+        let (files, _) = collect_files_checked(&roots, is_audio_name, |_| true).unwrap();
         assert_eq!(
             files,
             [
@@ -294,7 +314,7 @@ mod tests {
 
         std::fs::remove_file(inside.join("lib/b-away")).unwrap();
         std::os::unix::fs::symlink(dir.path().join("nothing"), inside.join("lib/c.wav")).unwrap();
-        let refused = collect_files_checked(&roots, has_audio_extension, stays_inside);
+        let refused = collect_files_checked(&roots, is_audio_name, stays_inside);
         assert_eq!(refused, Err(inside.join("lib/c.wav")));
     }
 

@@ -12,7 +12,7 @@ use crate::error::{Error, ErrorKind, Stage};
 /// otherwise scan past their headers for a marker it knows: in a Matroska file holding FLAC
 /// it finds the codec's `fLaC` header and reports a FLAC stream that "holds no audio"; in
 /// others it runs out of file and blames the file's length.
-const UNREAD_CONTAINERS: [(&[u8], usize, &str); 7] = [
+const UNREAD_CONTAINERS: [(&[u8], usize, &str); 9] = [
     (b"AIFF", 8, "AIFF"),
     (b"AIFC", 8, "AIFF-C"),
     (b"caff", 0, "Core Audio (CAF)"),
@@ -20,6 +20,13 @@ const UNREAD_CONTAINERS: [(&[u8], usize, &str); 7] = [
     (b"wvpk", 0, "WavPack"),
     (b"MAC ", 0, "Monkey's Audio (APE)"),
     (b"RF64", 0, "RF64 (WAV over 4 GiB)"),
+    // The GUIDs that open a Sony Wave64 and an ASF (WMA) file.
+    (
+        b"riff\x2e\x91\xcf\x11\xa5\xd6\x28\xdb",
+        0,
+        "Sony Wave64 (W64)",
+    ),
+    (b"\x30\x26\xb2\x75\x8e\x66\xcf\x11", 0, "ASF (WMA)"),
 ];
 
 /// Why the file is refused when its first bytes (`head`) name a container this analyzer
@@ -94,6 +101,17 @@ pub(super) fn probe_error(e: &SymphoniaError) -> Error {
                  (1 to {MAX_DECODER_CHANNELS} channels are read; {what})"
             ),
         ),
+        // A WAV of 12, 20 or 48-bit integers or 16-bit floats is valid, and only not read
+        // here: it was called a corrupt stream.
+        SymphoniaError::DecodeError(what)
+            if what.contains("bits per sample") && !what.contains("valid bits") =>
+        {
+            Error::new(
+                ErrorKind::UnsupportedFormat,
+                Stage::Probe,
+                format!("a sample width this analyzer does not decode ({what})"),
+            )
+        }
         // symphonia's Ogg reader holds no packet over 16 MiB: a valid file whose comment
         // header carries cover art past about 12 MB (base64 in METADATA_BLOCK_PICTURE)
         // was called corrupt.
@@ -113,6 +131,28 @@ pub(super) fn probe_error(e: &SymphoniaError) -> Error {
 mod tests {
     use super::*;
     use symphonia::core::codecs::audio::well_known::{CODEC_ID_ALAC, CODEC_ID_OPUS};
+
+    /// A Wave64 or WMA file is named by its opening GUID (they were "no suitable format
+    /// reader found"); a WAV of a sample width symphonia does not read is unsupported, not
+    /// corrupt, while a header at odds with itself stays corrupt.
+    #[test]
+    fn wave64_wma_and_odd_sample_widths_are_named() {
+        let mut w64 = b"riff\x2e\x91\xcf\x11\xa5\xd6\x28\xdb\x04\xc1\x00\x00".to_vec();
+        w64.extend([0u8; 32]);
+        let named = unsupported_container(&w64).unwrap();
+        assert!(named.to_string().contains("Wave64"), "{named}");
+        let asf = b"\x30\x26\xb2\x75\x8e\x66\xcf\x11\xa6\xd9\x00\xaa\x00\x62\xce\x6c";
+        assert!(unsupported_container(asf).unwrap().to_string().contains("WMA"));
+        let width = probe_error(&SymphoniaError::DecodeError(
+            "wav: bits per sample for fmt_pcm must be 8, 16, 24 or 32 bits",
+        ));
+        assert_eq!(width.kind(), ErrorKind::UnsupportedFormat);
+        assert!(width.reason().contains("sample width"), "{}", width.reason());
+        let odd = probe_error(&SymphoniaError::DecodeError(
+            "wav: valid bits per sample for fmt_ext PCM sub-type must be <= bits per sample",
+        ));
+        assert_eq!(odd.kind(), ErrorKind::CorruptStream);
+    }
 
     /// A packet past the Ogg reader's limit is a limit of the reader, named as one: the
     /// file (cover art of 13 MB) was called corrupt.

@@ -13,7 +13,10 @@
 //! The same retry mends one more header field symphonia refuses and ffmpeg reads: an
 //! extensible `fmt ` chunk's channel mask with bits past the 18 standard speaker positions
 //! (SPEAKER_ALL, 0x80000000, or a reserved bit) was "too many channels in mask"; it is
-//! shown without those bits, the positions it names kept.
+//! shown without those bits, the positions it names kept. And an extensible header of more
+//! channels than those 18 positions (19 to 26) was refused whatever its mask, symphonia
+//! filling the mask up to the channel count: its PCM or float audio is shown under the
+//! plain header of its sub-format, which reads any count up to 26, the same samples.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -64,6 +67,9 @@ impl SizeRepair {
             wrong: Vec::new(),
             mask: None,
         };
+        if let Some(patch) = plain_format(file, file_len) {
+            repair.patches.push(patch);
+        }
         if let Some((at, mask)) = channel_mask(file, file_len)
             && mask >> STANDARD_POSITIONS != 0
         {
@@ -95,8 +101,9 @@ impl SizeRepair {
         (!repair.patches.is_empty()).then_some(repair)
     }
 
-    /// The warning a row carries when the file was read through this repair.
-    pub(super) fn warning(&self) -> String {
+    /// The warning a row carries when the file was read through this repair; `None` when
+    /// only a valid header was shown in its plain form.
+    pub(super) fn warning(&self) -> Option<String> {
         let sizes = (!self.wrong.is_empty()).then(|| {
             format!(
                 "the WAV header's sizes are wrong ({}; an unfinished recording?): read to the \
@@ -104,11 +111,8 @@ impl SizeRepair {
                 self.wrong.join(", ")
             )
         });
-        sizes
-            .into_iter()
-            .chain(self.mask.clone())
-            .collect::<Vec<_>>()
-            .join("; ")
+        let said: Vec<String> = sizes.into_iter().chain(self.mask.clone()).collect();
+        (!said.is_empty()).then(|| said.join("; "))
     }
 
     /// `file`, rewound, as a media source that shows the repaired sizes.
@@ -143,6 +147,35 @@ pub(super) const MASK_OFFSET: usize = 20;
 /// Speaker positions a WAVE channel mask may name (FL ... TBR): symphonia refuses a mask
 /// with any bit above them (its `Position::from_wave_channel_mask`, whose count is private).
 const STANDARD_POSITIONS: u32 = 18;
+
+/// Where an extensible `fmt ` chunk's sub-format GUID starts: its first two bytes are the
+/// plain format tag of the audio (1 PCM, 3 IEEE float).
+const SUB_FORMAT_OFFSET: usize = 24;
+
+/// The four bytes (format tag, channel count) that show an extensible `fmt ` chunk of more
+/// channels than [`STANDARD_POSITIONS`] as the plain chunk of its PCM or float sub-format,
+/// with the offset to show them at; `None` for any other header. The plain readers take the
+/// 40-byte chunk and skip its extension; PCM with fewer valid bits than its container is
+/// read at the container's width, where the samples stand left-justified, as the same
+/// values.
+fn plain_format(file: &mut File, file_len: u64) -> Option<(u64, [u8; 4])> {
+    let (at, len) = find_chunk(file, file_len, b"fmt ")?;
+    let mut fmt = [0u8; SUB_FORMAT_OFFSET + 2];
+    if len != 40 {
+        return None;
+    }
+    read_at(file, at + 8, &mut fmt)?;
+    let tag = u16::from_le_bytes([fmt[0], fmt[1]]);
+    let channels = u16::from_le_bytes([fmt[2], fmt[3]]);
+    let sub_format = [fmt[SUB_FORMAT_OFFSET], fmt[SUB_FORMAT_OFFSET + 1]];
+    let readable = matches!(sub_format, [1, 0] | [3, 0]);
+    (tag == WAVE_FORMAT_EXTENSIBLE && u32::from(channels) > STANDARD_POSITIONS && readable).then(
+        || {
+            let [lo, hi] = channels.to_le_bytes();
+            (at + 8, [sub_format[0], sub_format[1], lo, hi])
+        },
+    )
+}
 
 /// The file offset and value of the channel mask of an extensible `fmt ` chunk; `None` for
 /// any other header.
@@ -282,7 +315,7 @@ mod tests {
         for (riff, data) in [(0, 0), (36, 0), (12, 100), (0, 0x7fff_fff0)] {
             let (plan, file) = planned(&wav(riff, data, 100));
             let repair = plan.unwrap_or_else(|| panic!("{riff} {data}: no plan"));
-            let warning = repair.warning();
+            let warning = repair.warning().unwrap();
             assert_eq!(
                 read_all(&mut repair.apply(file).unwrap()),
                 good,
@@ -315,33 +348,37 @@ mod tests {
 
     /// An extensible header whose mask has bits past the standard positions is shown with
     /// them cleared, the rest of the file as it is; a standard mask is left alone.
+    /// A WAV of `channels` 16-bit channels (40 bytes of audio) with an extensible header
+    /// of `mask` and the sub-format whose tag is `sub_format`.
+    fn extensible_wav(channels: u16, mask: u32, sub_format: u8) -> Vec<u8> {
+        let mut fmt = vec![0xFE, 0xFF];
+        fmt.extend(channels.to_le_bytes());
+        fmt.extend([0x22, 0x56, 0, 0, 0x88, 0x58, 1, 0, 4, 0, 16, 0]);
+        fmt.extend(22u16.to_le_bytes());
+        fmt.extend(16u16.to_le_bytes());
+        fmt.extend(mask.to_le_bytes());
+        fmt.extend([
+            sub_format, 0, 0, 0, 0, 0, 0x10, 0, 0x80, 0, 0, 0xaa, 0, 0x38, 0x9b, 0x71,
+        ]);
+        let audio = [3u8; 40];
+        let mut bytes = b"RIFF".to_vec();
+        bytes.extend((4 + 8 + fmt.len() as u32 + 8 + 40).to_le_bytes());
+        bytes.extend(b"WAVEfmt ");
+        bytes.extend((fmt.len() as u32).to_le_bytes());
+        bytes.extend(&fmt);
+        bytes.extend(b"data");
+        bytes.extend(40u32.to_le_bytes());
+        bytes.extend(audio);
+        bytes
+    }
+
     #[test]
     fn a_mask_past_the_standard_positions_is_shown_without_those_bits() {
-        let extensible = |mask: u32| {
-            let mut fmt = vec![
-                0xFE, 0xFF, 2, 0, 0x22, 0x56, 0, 0, 0x88, 0x58, 1, 0, 4, 0, 16, 0,
-            ];
-            fmt.extend(22u16.to_le_bytes());
-            fmt.extend(16u16.to_le_bytes());
-            fmt.extend(mask.to_le_bytes());
-            fmt.extend([
-                1, 0, 0, 0, 0, 0, 0x10, 0, 0x80, 0, 0, 0xaa, 0, 0x38, 0x9b, 0x71,
-            ]);
-            let audio = [3u8; 40];
-            let mut bytes = b"RIFF".to_vec();
-            bytes.extend((4 + 8 + fmt.len() as u32 + 8 + 40).to_le_bytes());
-            bytes.extend(b"WAVEfmt ");
-            bytes.extend((fmt.len() as u32).to_le_bytes());
-            bytes.extend(&fmt);
-            bytes.extend(b"data");
-            bytes.extend(40u32.to_le_bytes());
-            bytes.extend(audio);
-            bytes
-        };
+        let extensible = |mask: u32| extensible_wav(2, mask, 1);
         for (mask, shown) in [(0x8000_0000u32, 0u32), (0x0010_0003, 0x3)] {
             let (plan, file) = planned(&extensible(mask));
             let repair = plan.unwrap_or_else(|| panic!("{mask:#x}: no plan"));
-            let warning = repair.warning();
+            let warning = repair.warning().unwrap();
             assert!(warning.contains("no reader knows"), "{warning}");
             assert!(!warning.contains("sizes"), "{warning}");
             assert_eq!(
@@ -350,6 +387,25 @@ mod tests {
             );
         }
         assert_eq!(planned(&extensible(0x3)).0, None);
+    }
+
+    /// An extensible header of more channels than a mask can name is shown as the plain
+    /// header of its sub-format (PCM or float), without a warning: it is a valid file. Up
+    /// to 18 channels, and sub-formats the plain readers would read otherwise, it is left
+    /// alone.
+    #[test]
+    fn an_extensible_header_of_more_than_18_channels_is_shown_as_a_plain_one() {
+        for (sub_format, channels) in [(1u8, 19u16), (3, 26), (1, 24)] {
+            let bytes = extensible_wav(channels, 0, sub_format);
+            let (plan, file) = planned(&bytes);
+            let repair = plan.unwrap_or_else(|| panic!("{channels}: no plan"));
+            assert_eq!(repair.warning(), None);
+            let mut shown = bytes.clone();
+            shown[20..22].copy_from_slice(&u16::from(sub_format).to_le_bytes());
+            assert_eq!(read_all(&mut repair.apply(file).unwrap()), shown);
+        }
+        assert_eq!(planned(&extensible_wav(18, 0, 1)).0, None);
+        assert_eq!(planned(&extensible_wav(20, 0, 7)).0, None, "mu-law");
     }
 
     #[test]

@@ -523,3 +523,81 @@ fn a_wav_channel_mask_past_the_standard_positions_is_read() {
         assert_eq!(a, honest, "{mask:#x}");
     }
 }
+
+/// A WAV_FORMAT_EXTENSIBLE header of 19 to 26 channels was refused as "too many channels
+/// in mask" whatever its mask (symphonia fills the mask up to the channel count, past the
+/// 18 positions it names), where a plain header of as many channels is read and ffmpeg
+/// reads both: it reads as the same audio under a plain header, PCM and float alike,
+/// without a warning.
+#[test]
+fn an_extensible_wav_of_more_than_18_channels_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = presets::four_on_the_floor_128()
+        .with_seconds(8.0)
+        .with_sample_rate(11_025)
+        .with_channels(1);
+    let mono = render(&spec);
+    let channels = 20u16;
+    let wide: Vec<f32> = mono
+        .iter()
+        .flat_map(|&s| std::iter::repeat_n(s, usize::from(channels)))
+        .collect();
+    let pcm16: Vec<u8> = wide
+        .iter()
+        .flat_map(|&s| ((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes())
+        .collect();
+    // A `fmt ` chunk: the plain 16 bytes, then for an extensible one its extension (no
+    // mask) and the sub-format GUID led by `tag`.
+    let wav = |name: &str, tag: u16, bits: u16, extensible: bool, audio: &[u8]| {
+        let block = channels * bits / 8;
+        let mut fmt = if extensible { 0xFFFEu16 } else { tag }
+            .to_le_bytes()
+            .to_vec();
+        fmt.extend(channels.to_le_bytes());
+        fmt.extend(spec.sample_rate.to_le_bytes());
+        fmt.extend((spec.sample_rate * u32::from(block)).to_le_bytes());
+        fmt.extend(block.to_le_bytes());
+        fmt.extend(bits.to_le_bytes());
+        if extensible {
+            fmt.extend(22u16.to_le_bytes());
+            fmt.extend(bits.to_le_bytes());
+            fmt.extend(0u32.to_le_bytes());
+            fmt.extend(tag.to_le_bytes());
+            fmt.extend([0, 0, 0, 0, 0x10, 0, 0x80, 0, 0, 0xaa, 0, 0x38, 0x9b, 0x71]);
+        }
+        let mut out = b"RIFF".to_vec();
+        out.extend((4 + 8 + fmt.len() as u32 + 8 + audio.len() as u32).to_le_bytes());
+        out.extend(b"WAVEfmt ");
+        out.extend((fmt.len() as u32).to_le_bytes());
+        out.extend(&fmt);
+        out.extend(b"data");
+        out.extend((audio.len() as u32).to_le_bytes());
+        out.extend(audio);
+        let path = dir.path().join(name);
+        std::fs::write(&path, out).unwrap();
+        path
+    };
+    let plain = wav("plain.wav", 1, 16, false, &pcm16);
+    let pcm = wav("pcm.wav", 1, 16, true, &pcm16);
+    let floats: Vec<u8> = pcm16
+        .chunks_exact(2)
+        .flat_map(|s| (f32::from(i16::from_le_bytes([s[0], s[1]])) / 32768.0).to_le_bytes())
+        .collect();
+    let float = wav("float.wav", 3, 32, true, &floats);
+    let analyzer =
+        Analyzer::new(AnalyzerConfig::default().with_key(true).with_loudness(true)).unwrap();
+    let run = |path: &Path| {
+        analyzer
+            .analyze_file(path, &StopSignal::never())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    };
+    let honest = run(&plain);
+    assert_eq!(honest.audio.channels, channels);
+    for (path, codec) in [(&pcm, "pcm_s16le"), (&float, "pcm_f32le")] {
+        let mut a = run(path);
+        assert!(a.warnings.is_empty(), "{:?}", a.warnings);
+        assert_eq!(a.audio.codec, codec);
+        a.audio.codec = honest.audio.codec.clone();
+        assert_eq!(a, honest, "{}", path.display());
+    }
+}

@@ -35,7 +35,7 @@ pub fn scan_folder(dir: &Path) -> anyhow::Result<Dataset> {
     }
     let audio: BTreeSet<Place> = files
         .iter()
-        .filter(|f| batch::has_audio_extension(f))
+        .filter(|f| batch::is_audio_name(f))
         .filter_map(|f| place_of(f))
         .collect();
     let mut tempi: Annotations<Tempo> = Annotations::default();
@@ -73,7 +73,7 @@ pub fn scan_folder(dir: &Path) -> anyhow::Result<Dataset> {
         let (Some(place), Some(ext)) = (place_of(f), ext_of(f)) else {
             continue;
         };
-        if !batch::has_audio_extension(f) {
+        if !batch::is_audio_name(f) {
             continue;
         }
         let refuse = |why: String| anyhow::anyhow!("folder {}: {why}", dir.display());

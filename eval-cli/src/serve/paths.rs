@@ -29,7 +29,7 @@ pub(super) fn walk(
     // out (or to nothing) refuses the job.
     let leads_in = |link: &Path| link.canonicalize().is_ok_and(|real| inside(roots, &real));
     let (files, walk_errors) =
-        batch::collect_files_checked(&confined, batch::has_audio_extension, leads_in).map_err(
+        batch::collect_files_checked(&confined, batch::is_audio_name, leads_in).map_err(
             |link| {
                 Refusal::new(
                     StatusCode::FORBIDDEN,

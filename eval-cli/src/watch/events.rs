@@ -51,7 +51,7 @@ pub(super) fn complete_files(event: &Event) -> (Vec<PathBuf>, Vec<WalkError>) {
             return (Vec::new(), vec![error]);
         }
         batch::collect_audio_files(std::slice::from_ref(path))
-    } else if batch::has_audio_extension(path) {
+    } else if batch::is_audio_name(path) {
         (vec![path.clone()], Vec::new())
     } else {
         (Vec::new(), Vec::new())
