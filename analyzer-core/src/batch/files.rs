@@ -183,10 +183,19 @@ mod tests {
     /// a Mac's AppleDouble files beside them are not, nor are other names.
     #[test]
     fn a_walk_takes_audio_names_and_leaves_apple_double_files() {
-        for audio in ["a.WAV", "b.webm", "c.wv", "d.w64", "e.aifc", "f.ape", "g.wma"] {
+        for audio in [
+            "a.WAV", "b.webm", "c.wv", "d.w64", "e.aifc", "f.ape", "g.wma",
+        ] {
             assert!(is_audio_name(Path::new(audio)), "{audio}");
         }
-        for other in ["._a.wav", "x/._b.FLAC", "film.mkv", "cover.jpg", "wav", ".wav"] {
+        for other in [
+            "._a.wav",
+            "x/._b.FLAC",
+            "film.mkv",
+            "cover.jpg",
+            "wav",
+            ".wav",
+        ] {
             assert!(!is_audio_name(Path::new(other)), "{other}");
         }
     }

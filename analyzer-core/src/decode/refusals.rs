@@ -142,12 +142,21 @@ mod tests {
         let named = unsupported_container(&w64).unwrap();
         assert!(named.to_string().contains("Wave64"), "{named}");
         let asf = b"\x30\x26\xb2\x75\x8e\x66\xcf\x11\xa6\xd9\x00\xaa\x00\x62\xce\x6c";
-        assert!(unsupported_container(asf).unwrap().to_string().contains("WMA"));
+        assert!(
+            unsupported_container(asf)
+                .unwrap()
+                .to_string()
+                .contains("WMA")
+        );
         let width = probe_error(&SymphoniaError::DecodeError(
             "wav: bits per sample for fmt_pcm must be 8, 16, 24 or 32 bits",
         ));
         assert_eq!(width.kind(), ErrorKind::UnsupportedFormat);
-        assert!(width.reason().contains("sample width"), "{}", width.reason());
+        assert!(
+            width.reason().contains("sample width"),
+            "{}",
+            width.reason()
+        );
         let odd = probe_error(&SymphoniaError::DecodeError(
             "wav: valid bits per sample for fmt_ext PCM sub-type must be <= bits per sample",
         ));

@@ -25,7 +25,6 @@
 //! so is a manifest over 1 GiB or an annotation over 64 MiB.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use analyzer_core::batch::spelled_alike;
@@ -36,8 +35,10 @@ use crate::file_id::FileId;
 use crate::input::{MAX_TABLE_BYTES, read_regular};
 
 mod scan;
+mod synth_cache;
 
 pub use scan::{read_bpm_file, read_jams, read_key_file, scan_folder};
+pub use synth_cache::synth_cache;
 
 /// One track with its true tempo, its true key, or both.
 #[derive(Debug, Clone, PartialEq)]
@@ -264,43 +265,6 @@ fn truth_key(text: &str) -> anyhow::Result<Option<Key>> {
         .map_err(|e| anyhow::anyhow!("`key`: {e}"))
 }
 
-/// Where the synthetic set for `params` is cached: a folder under the system temp dir,
-/// named by the parameters and the generator version (v2: the manifest has `key`).
-pub fn synth_cache_dir(params: SynthParams) -> PathBuf {
-    let key = format!(
-        "synth-v2-n{}-s{}-k{}",
-        params.count, params.seconds, params.seed
-    );
-    std::env::temp_dir()
-        .join("tempo-scale-synth-cache")
-        .join(key)
-}
-
-/// Generates the synthetic set into its cache folder unless it is already there, and
-/// returns the folder. Generation goes to a private folder that is renamed into place, so
-/// concurrent runs never see half a dataset.
-pub fn synth_cache(params: SynthParams) -> anyhow::Result<PathBuf> {
-    let dir = synth_cache_dir(params);
-    if dir.join(synth_music::MANIFEST_FILE).is_file() {
-        return Ok(dir);
-    }
-    let parent = dir.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let tmp = parent.join(format!(".tmp-{}-{nanos}", std::process::id()));
-    write_synth(&tmp, params)?;
-    if fs::rename(&tmp, &dir).is_err() {
-        // Another run finished first; use its copy.
-        let _ = fs::remove_dir_all(&tmp);
-    }
-    if !dir.join(synth_music::MANIFEST_FILE).is_file() {
-        bail!("synthetic dataset cache {} is incomplete", dir.display());
-    }
-    Ok(dir)
-}
-
 /// The most tracks a synthetic set may have: its plan is made whole before the first file
 /// is written, so a count near `usize::MAX` panicked ("capacity overflow") and a billion
 /// aborted on memory. 100 000 tracks of the default 30 s are some 260 GB of audio.
@@ -334,6 +298,7 @@ pub fn write_synth(dir: &Path, params: SynthParams) -> anyhow::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn a_tempo_truth_is_a_positive_number_up_to_the_analyzers_ceiling() {

@@ -2279,3 +2279,66 @@ fn an_annotation_linked_to_a_device_exits_2_naming_it() {
     );
     assert!(!out_dir.exists());
 }
+
+/// The built-in set is cached per user and checked before each use: a file a temp cleaner
+/// removed and a truth edited in the cache are generated again (they were scored: a failed
+/// row, a wrong truth), and a cache folder others may write is refused, not read.
+#[cfg(unix)]
+#[test]
+fn the_cached_synthetic_set_is_checked_and_kept_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let run = |name: &str| {
+        eval_cli()
+            .env("TMPDIR", tmp.path())
+            .args(["evaluate", "--dataset", "synth", "--synth-count", "2"])
+            .args(["--synth-seconds", "4", "--progress", "off", "--out-dir"])
+            .arg(out.path().join(name))
+            .output()
+            .unwrap()
+    };
+    let first = run("first");
+    assert!(first.status.success(), "{}", stderr_of(&first));
+    let root = fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("tempo-scale-synth-cache-"))
+        .expect("a cache folder of this user's");
+    let mode = fs::metadata(&root).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "{mode:o}");
+    let set = fs::read_dir(&root).unwrap().next().unwrap().unwrap().path();
+    let summary = |name: &str| fs::read_to_string(out.path().join(name).join("summary.json"));
+    let wav = fs::read_dir(&set)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "wav"))
+        .unwrap();
+    fs::remove_file(&wav).unwrap();
+    let again = run("again");
+    assert!(again.status.success(), "{}", stderr_of(&again));
+    assert!(
+        stderr_of(&again).contains("was altered"),
+        "{}",
+        stderr_of(&again)
+    );
+    assert_eq!(summary("again").unwrap(), summary("first").unwrap());
+    let manifest = set.join("manifest.csv");
+    let text = fs::read_to_string(&manifest).unwrap();
+    fs::write(&manifest, text.replacen(",4,", ",5,", 1)).unwrap();
+    let edited = run("edited");
+    assert!(
+        stderr_of(&edited).contains("manifest.csv differs"),
+        "{}",
+        stderr_of(&edited)
+    );
+    assert_eq!(summary("edited").unwrap(), summary("first").unwrap());
+    fs::set_permissions(&root, fs::Permissions::from_mode(0o777)).unwrap();
+    let shared = run("shared");
+    assert_eq!(shared.status.code(), Some(2), "{}", stderr_of(&shared));
+    assert!(
+        stderr_of(&shared).contains("may be written by others"),
+        "{}",
+        stderr_of(&shared)
+    );
+}
