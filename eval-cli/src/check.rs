@@ -422,6 +422,25 @@ pub fn check(dir: &Path, t: &Thresholds) -> anyhow::Result<Vec<Verdict>> {
         return Ok(out);
     }
     let compare_path = dir.join("compare.json");
+    if std::fs::symlink_metadata(&compare_path).is_err() {
+        // An `evaluate` report has no comparison: say which thresholds want one, not
+        // only that a file is missing.
+        let wanting: Vec<&str> = [
+            ("min_efficiency", t.min_efficiency.is_some()),
+            ("require_identical", t.require_identical == Some(true)),
+            ("max_interference", t.max_interference.is_some()),
+            ("max_repeat_spread", t.max_repeat_spread.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect();
+        anyhow::bail!(
+            "{} is not there: {} need{} a `compare` report (`evaluate` writes none)",
+            compare_path.display(),
+            wanting.join(", "),
+            if wanting.len() == 1 { "s" } else { "" }
+        );
+    }
     let compare: CompareView = read_json(&compare_path)?;
     compare
         .refuse_impossible(summary.n)
@@ -571,6 +590,22 @@ mod tests {
     }
 
     const SUMMARY: &str = r#"{"acc1": 0.75, "acc2": 0.9}"#;
+
+    /// CI's thresholds against an `evaluate` report: the refusal names the thresholds that
+    /// want a comparison (it read "open: unreadable: No such file or directory").
+    #[test]
+    fn thresholds_of_a_comparison_on_a_report_without_one_say_so() {
+        let dir = report(SUMMARY, None);
+        let t = thresholds("min_acc1 = 0.5\nmin_efficiency = 0.5\nrequire_identical = true");
+        let err = format!("{:#}", check(dir.path(), &t).unwrap_err());
+        assert!(
+            err.contains(
+                "compare.json is not there: min_efficiency, require_identical need a \
+                 `compare` report"
+            ),
+            "{err}"
+        );
+    }
 
     #[test]
     fn a_nan_or_infinite_threshold_is_refused_naming_the_key() {

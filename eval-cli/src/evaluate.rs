@@ -96,6 +96,21 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
     let Some(outcome) = outcomes.first() else {
         anyhow::bail!("no estimator to run");
     };
+    // A partial run is no measurement of the dataset: its summary scored the files never
+    // analysed as failures, and `check` passed it. The finished rows stay.
+    if outcomes.iter().any(|o| o.cancelled) {
+        let finished = outcome
+            .rows
+            .iter()
+            .filter(|row| row.status != "cancelled")
+            .count();
+        eprintln!(
+            "eval-cli: evaluate was cancelled: {} holds a row per file, {finished} finished \
+             and the rest `cancelled`; no summary or report was written",
+            plan.out_dir.join("results.csv").display()
+        );
+        return Ok(runner::finished(true));
+    }
     let (summary, costs) = write_estimators(&plan.out_dir, ds, estimators, &outcomes)?;
     let mut timings = timings(outcome);
     timings.estimators = costs.clone();

@@ -73,20 +73,26 @@ pub fn send_signal(target: &str, signal: &str) -> bool {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
+/// Resolves on SIGINT, SIGTERM or SIGHUP.
 pub async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
+        // SIGHUP too (a closed terminal), as the batch commands take it: it killed the
+        // service without its shutdown (exit 129).
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(mut term), Ok(mut hangup)) => {
                 tokio::select! {
                     _ = interrupt => {}
                     _ = term.recv() => {}
+                    _ = hangup.recv() => {}
                 }
             }
-            Err(_) => {
+            _ => {
                 let _ = interrupt.await;
             }
         }

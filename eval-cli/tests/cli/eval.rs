@@ -2342,3 +2342,43 @@ fn the_cached_synthetic_set_is_checked_and_kept_private() {
         stderr_of(&shared)
     );
 }
+
+/// An evaluate stopped by Ctrl-C writes no summary or report (a partial run scored the
+/// files never analysed as failures, and `check` passed it): `results.csv` keeps a row per
+/// file, the unfinished ones `cancelled`, and the exit is 130. The estimator sends the
+/// signal itself and then waits to be killed, so no timing decides the order.
+#[cfg(unix)]
+#[test]
+fn a_cancelled_evaluate_writes_no_summary_or_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = eval_cli()
+        .args(["evaluate", "--dataset", "synth", "--synth-count", "3"])
+        .args([
+            "--synth-seconds",
+            "4",
+            "--workers",
+            "1",
+            "--progress",
+            "off",
+        ])
+        .args([
+            "--estimator",
+            "cmd:sh -c 'kill -INT $PPID; exec sleep 600' {file}",
+        ])
+        .arg("--out-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("no summary or report was written"),
+        "{}",
+        stderr_of(&out)
+    );
+    for never in ["summary.json", "report.html", "timings.json"] {
+        assert!(!dir.path().join(never).exists(), "{never}");
+    }
+    let results = fs::read_to_string(dir.path().join("results.csv")).unwrap();
+    assert_eq!(results.lines().count(), 4, "{results}");
+    assert!(results.contains("cancelled"), "{results}");
+}

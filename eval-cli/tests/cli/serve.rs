@@ -696,32 +696,37 @@ fn an_upload_takes_its_settings_from_the_query_and_other_routes_refuse_one() {
     assert!(refusal.contains("fields of its JSON body"), "{refusal}");
 }
 
+/// SIGTERM, and SIGHUP (a closed terminal) alike, shut a busy server down with status 0:
+/// SIGHUP killed it without its shutdown (exit 129).
 #[test]
-fn sigterm_stops_a_busy_server_with_status_0() {
-    let (_dir, root) = root();
-    library(&root.join("lib"), 2, 120.0);
-    gate(&root.join("gate.wav"));
-    let mut server = Server::start(&root, &["--workers", "1", "--test-gates"]);
-    let id = submit(&server, &["gate.wav", "lib"]);
-    let mut events = Events::open(&server, id);
-    loop {
-        let (name, data) = events.next().unwrap();
-        if name == "progress" && data["running"] == 1 {
-            break;
+fn sigterm_and_sighup_stop_a_busy_server_with_status_0() {
+    for signal in ["-TERM", "-HUP"] {
+        let (_dir, root) = root();
+        library(&root.join("lib"), 2, 120.0);
+        gate(&root.join("gate.wav"));
+        let mut server = Server::start(&root, &["--workers", "1", "--test-gates"]);
+        let id = submit(&server, &["gate.wav", "lib"]);
+        let mut events = Events::open(&server, id);
+        loop {
+            let (name, data) = events.next().unwrap();
+            if name == "progress" && data["running"] == 1 {
+                break;
+            }
         }
+        let pid = server.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args([signal, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        // The gate is never released: the shutdown stops the held file. The open event
+        // stream ends instead of holding the shutdown back.
+        let _ = events.rest();
+        let status = server.child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "{signal}");
     }
-    let pid = server.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    // The gate is never released: the shutdown stops the held file. The open event stream ends instead of holding the shutdown back.
-    let _ = events.rest();
-    let status = server.child.wait().unwrap();
-    assert_eq!(status.code(), Some(0));
 }
 
 #[test]
