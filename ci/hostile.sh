@@ -339,6 +339,49 @@ case_unsupported_containers_are_named() {
     expect_row out.csv lib/good.ogg ok
 }
 
+# A library copied from a Mac, with other formats beside: the AppleDouble `._` files are
+# no rows (each was an error row, so the run always exited 1), and WavPack and Wave64 files
+# in the folder are rows naming their format (they were passed over in silence).
+case_mac_copied_library_and_unread_formats() {
+  mkdir lib && cp "$fixtures/fourfloor-128.ogg" lib/good.ogg
+  { printf '\000\005\026\007\000\002\000\000'; head -c 200 /dev/zero; } >lib/._good.ogg
+  { printf 'wvpk'; head -c 400 /dev/zero; } >lib/song.wv
+  { printf 'riff\056\221\317\021\245\326\050\333\004\301\000\000'; head -c 400 /dev/zero; } >lib/take.w64
+  analyze lib --out out.csv >/dev/null 2>&1 || return 1
+  [ "$code" -eq 1 ] || { echo "exit $code"; return 1; }
+  ! grep -qF '._good' out.csv || { echo "an AppleDouble file got a row: $(cat out.csv)"; return 1; }
+  expect_row out.csv lib/good.ogg ok &&
+    expect_row out.csv lib/song.wv error "WavPack files are not decoded" &&
+    expect_row out.csv lib/take.w64 error "Sony Wave64 (W64) files are not decoded"
+}
+
+# A WAV_FORMAT_EXTENSIBLE file of 24 channels (22.2, as ffmpeg writes it) is read: every
+# extensible header of 19 to 26 channels was "too many channels in mask".
+case_wav_extensible_24_channels() {
+  command -v ffmpeg >/dev/null || { echo "ffmpeg is not installed"; return 1; }
+  local pan="22.2" c
+  for c in $(seq 0 23); do pan="$pan|c$c=c0"; done
+  ffmpeg -nostdin -v error -f lavfi -i "aevalsrc=if(lt(mod(t\,0.5)\,0.004)\,0.8\,0):s=11025:d=8" \
+    -af "pan=$pan" wide.wav || { echo "ffmpeg wrote no 24-channel WAV"; return 1; }
+  [ "$(od -An -tx1 -j20 -N2 wide.wav | tr -d ' ')" = feff ] || { echo "not an extensible header"; return 1; }
+  analyze wide.wav --out out.csv >/dev/null 2>&1 || return 1
+  expect_row out.csv wide.wav ok ",24,"
+}
+
+# The loudness of a short 384 kHz 8-channel file is measured within the worker's memory:
+# the meter's loudness range held 3 s of every channel at the file's rate (100 MB).
+case_loudness_of_384k_8_channels_is_bounded() {
+  command -v ffmpeg >/dev/null || { echo "ffmpeg is not installed"; return 1; }
+  [ -x /usr/bin/time ] || { echo "GNU time is not installed"; return 1; }
+  ffmpeg -nostdin -v error -f lavfi -i "sine=f=1000:sample_rate=384000" -ac 8 -t 6 \
+    -c:a flac hi.flac || { echo "ffmpeg wrote no FLAC"; return 1; }
+  /usr/bin/time -f %M -o rss.txt timeout -k 5 "$limit" "$bin" analyze --progress off \
+    --descriptors tempo,key,loudness hi.flac --out out.csv >/dev/null 2>&1
+  local kb; kb=$(tail -1 rss.txt)
+  [ "$kb" -lt 80000 ] || { echo "peak RSS ${kb} KB"; return 1; }
+  expect_row out.csv hi.flac error "no_pulse"
+}
+
 # An MP3 whose Xing/Info header counts 20 of its 309 frames is read to its end, as players
 # read it, and the row says the header lied (it was too_short at 0.9 s).
 case_mp3_xing_header_counts_too_few_frames() {
@@ -1915,6 +1958,9 @@ run white-noise-no-pulse case_white_noise_is_no_pulse
 run damaged-files-keep-the-batch case_truncated_and_empty_files_keep_the_batch
 run unsupported-containers-named case_unsupported_containers_are_named
 run mp3-xing-counts-too-few-frames case_mp3_xing_header_counts_too_few_frames
+run mac-copied-library-and-unread-formats case_mac_copied_library_and_unread_formats
+run wav-extensible-24-channels case_wav_extensible_24_channels
+run loudness-of-384k-8-channels-bounded case_loudness_of_384k_8_channels_is_bounded
 run wav-written-to-a-pipe case_wav_written_to_a_pipe
 run stdout-on-a-full-disk case_stdout_on_a_full_disk
 run wav-header-sizes-never-filled-in case_wav_whose_header_sizes_were_never_filled_in
