@@ -60,12 +60,26 @@ pub struct Parallel {
 
 /// A thread pool that could not be started.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct PoolError(#[from] rayon::ThreadPoolBuildError);
+pub enum PoolError {
+    /// The system would not start the threads.
+    #[error("{0}")]
+    Build(#[from] rayon::ThreadPoolBuildError),
+    /// More threads than a pool may have ([`Parallel::MAX_THREADS`]).
+    #[error("{0} threads: a pool has at most {max}", max = Parallel::MAX_THREADS)]
+    TooMany(usize),
+}
 
 impl Parallel {
-    /// A pool of exactly `threads` threads (at least one), named `batch-worker-N`.
+    /// The most threads a pool may have: far past any machine's cores, and a request for
+    /// 10,000 had not started after two minutes, without an error.
+    pub const MAX_THREADS: usize = 1024;
+
+    /// A pool of exactly `threads` threads (at least one, at most [`Self::MAX_THREADS`]),
+    /// named `batch-worker-N`.
     pub fn new(threads: usize) -> Result<Self, PoolError> {
+        if threads > Self::MAX_THREADS {
+            return Err(PoolError::TooMany(threads));
+        }
         let threads = threads.max(1);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -81,6 +95,12 @@ impl Executor for Parallel {
     }
 
     fn execute(&self, order: &[usize], task: &(dyn Fn(usize) + Sync), done: &mut dyn FnMut(usize)) {
+        // Called from one of this pool's own threads (a job that runs a batch on the same
+        // pool): waiting there for tasks queued behind it deadlocked every thread, so the
+        // inner batch runs on the calling thread, as [`Sequential`] runs it.
+        if self.pool.current_thread_index().is_some() {
+            return Sequential.execute(order, task, done);
+        }
         let next = AtomicUsize::new(0);
         let next = &next;
         let (tx, rx) = mpsc::channel::<usize>();

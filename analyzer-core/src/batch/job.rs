@@ -11,7 +11,8 @@ use crate::stop::StopSignal;
 /// One analysis of one file, shared read-only by every worker of a batch.
 ///
 /// A failure is an [`Error`]: its kind gives the file's status (`TimedOut` a timeout,
-/// `Cancelled` a cancelled file, which is dropped, anything else an error) and
+/// `Cancelled` a file the batch's stop signal stopped, which is dropped, but an error when
+/// the batch was not stopped; anything else an error) and
 /// [`Error::reason`] its error text.
 ///
 /// For implementations:

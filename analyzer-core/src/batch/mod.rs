@@ -297,8 +297,17 @@ impl<'j, J: Job> Batch<'j, J> {
             if self.stop.is_cancelled() {
                 return;
             }
-            let hint = current::catch_on(&files[index], || self.job.cost_hint(&files[index]));
-            *lock(&costs[index]) = hint.ok().flatten().unwrap_or(0.0);
+            let hint = match current::catch_on(&files[index], || self.job.cost_hint(&files[index]))
+            {
+                Ok(hint) => hint,
+                // Dropped through the guard: a value that panics again when dropped
+                // escaped the batch here.
+                Err(panic) => {
+                    drop_payload(panic);
+                    None
+                }
+            };
+            *lock(&costs[index]) = hint.unwrap_or(0.0);
         };
         executor.execute(&order, &probe, &mut |_| {});
         let costs: Vec<f64> = costs
@@ -335,16 +344,21 @@ impl<'j, J: Job> Batch<'j, J> {
             }
             outcome = self.attempt(path);
         }
+        // The job's other methods run under the same guard as `run`: a panic in
+        // `failure` or `stage_timings` escaped the batch and lost every finished result.
+        let outcome = outcome.and_then(|result| match result {
+            Ok(value) => {
+                current::catch_on(path, || self.job.failure(&value)).map(|err| match err {
+                    None => Ok((value, None)),
+                    Some(err) => Ok((value, Some(err))),
+                })
+            }
+            Err(err) => Ok(Err(err)),
+        });
         let (status, value, error) = match outcome {
-            Ok(Ok(value)) => match self.job.failure(&value) {
-                None => (Status::Ok, Some(value), None),
-                Some(err) => (
-                    Status::of_error(err.kind()),
-                    Some(value),
-                    Some(err.reason()),
-                ),
-            },
-            Ok(Err(err)) => (Status::of_error(err.kind()), None, Some(err.reason())),
+            Ok(Ok((value, None))) => (Status::Ok, Some(value), None),
+            Ok(Ok((value, Some(err)))) => (self.status_of(&err), Some(value), Some(err.reason())),
+            Ok(Err(err)) => (self.status_of(&err), None, Some(err.reason())),
             Err(panic) => {
                 let message = format!(
                     "panic: {}",
@@ -355,9 +369,12 @@ impl<'j, J: Job> Batch<'j, J> {
             }
         };
         let elapsed_s = begun.elapsed().as_secs_f64();
-        let stages = value
-            .as_ref()
-            .map_or_else(Vec::new, |v| self.job.stage_timings(v));
+        let stages = value.as_ref().map_or_else(Vec::new, |v| {
+            current::catch_on(path, || self.job.stage_timings(v)).unwrap_or_else(|panic| {
+                drop_payload(panic);
+                Vec::new()
+            })
+        });
         Some(FileResult {
             index,
             path: path.to_path_buf(),
@@ -371,6 +388,16 @@ impl<'j, J: Job> Batch<'j, J> {
 }
 
 impl<J: Job> Batch<'_, J> {
+    /// The status of a file whose job gave `err`. `Cancelled` only while the batch is
+    /// stopped: a job that says so of its own accord would have its file dropped from the
+    /// results, a row lost without a word, so it is an error of that file.
+    fn status_of(&self, err: &Error) -> Status {
+        match err.kind() {
+            ErrorKind::Cancelled if !self.stop.is_cancelled() => Status::Error,
+            kind => Status::of_error(kind),
+        }
+    }
+
     /// One run of the job on `path`, its deadline [`Batch::timeout`] from now, its panic
     /// caught.
     fn attempt(&self, path: &Path) -> std::thread::Result<Result<J::Output, Error>> {
@@ -390,7 +417,9 @@ impl<J: Job> Batch<'_, J> {
 /// is deterministic: the one ordering rule of [`Schedule::CostliestFirst`], for every
 /// front end that orders files itself (shards, the service).
 pub fn costliest_first(order: &mut [usize], costs: &[f64]) {
-    order.sort_by(|&a, &b| costs[b].total_cmp(&costs[a]).then(a.cmp(&b)));
+    // An index past `costs` costs nothing (it panicked out of bounds).
+    let cost = |i: usize| costs.get(i).copied().unwrap_or(0.0);
+    order.sort_by(|&a, &b| cost(b).total_cmp(&cost(a)).then(a.cmp(&b)));
 }
 
 /// A slot's lock; a task never panics while holding one, so poison carries no meaning.

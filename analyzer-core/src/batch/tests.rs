@@ -515,3 +515,102 @@ fn running_out_of_descriptors_is_tried_again_alone_not_kept() {
         assert_eq!(counts, [1, 2, 1, 1, 2, 2]);
     }
 }
+
+/// A job whose `failure`, `stage_timings` or `cost_hint` panics (the last with a payload
+/// that panics again when dropped) fails or keeps that one file: each escaped the batch
+/// and lost every finished result.
+#[test]
+fn a_panic_in_a_jobs_other_methods_stays_with_its_file() {
+    struct Bomb;
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            panic!("payload dropped");
+        }
+    }
+    struct Fragile;
+    impl Job for Fragile {
+        type Output = usize;
+        fn run(&self, path: &Path, _: &StopSignal) -> Result<usize, Error> {
+            Ok(index_of(path))
+        }
+        fn failure(&self, output: &usize) -> Option<Error> {
+            assert_ne!(*output, 1, "failure of 1");
+            None
+        }
+        fn stage_timings(&self, output: &usize) -> Vec<(Stage, Duration)> {
+            assert_ne!(*output, 2, "timings of 2");
+            vec![(Stage::Decode, Duration::ZERO)]
+        }
+        fn cost_hint(&self, path: &Path) -> Option<f64> {
+            if index_of(path) == 0 {
+                std::panic::panic_any(Bomb);
+            }
+            Some(1.0)
+        }
+    }
+    for executor in [
+        Box::new(Sequential) as Box<dyn Executor>,
+        Box::new(MockExecutor::new(2)),
+    ] {
+        let summary = Batch::new(&Fragile).run(&names(4), &*executor);
+        let statuses: Vec<Status> = summary.results.iter().map(|r| r.status).collect();
+        assert_eq!(
+            statuses,
+            [Status::Ok, Status::Error, Status::Ok, Status::Ok]
+        );
+        let failed = summary.results[1].error.as_deref().unwrap();
+        assert!(
+            failed.contains("panic: ") && failed.contains("failure of 1"),
+            "{failed}"
+        );
+        assert!(summary.results[2].stages.is_empty());
+        assert_eq!(summary.results[3].stages.len(), 1);
+    }
+}
+
+/// A job that says `Cancelled` while nobody stopped the batch has its file kept as an
+/// error: the file was dropped from the results, a row lost without a word.
+#[test]
+fn a_cancelled_error_of_the_jobs_own_is_an_error_row() {
+    let job = |p: &Path, _: &StopSignal| -> Result<usize, Error> {
+        if index_of(p) == 1 {
+            return Err(Error::new(ErrorKind::Cancelled, Stage::Decode, "gave up"));
+        }
+        Ok(index_of(p))
+    };
+    let summary = Batch::new(&job).run(&names(3), &Sequential);
+    assert!(!summary.cancelled);
+    let statuses: Vec<Status> = summary.results.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [Status::Ok, Status::Error, Status::Ok]);
+}
+
+/// A job that runs a batch on the pool it runs on finishes: the inner batch runs on the
+/// calling worker. It waited for tasks queued behind it, on every thread, for ever.
+#[test]
+fn a_batch_inside_a_job_on_the_same_pool_finishes() {
+    let pool = Parallel::new(2).unwrap();
+    let inner = |p: &Path, _: &StopSignal| Ok::<usize, Error>(index_of(p));
+    let outer = |p: &Path, _: &StopSignal| {
+        let summary = Batch::new(&inner).run(&names(index_of(p) + 1), &pool);
+        Ok::<usize, Error>(summary.results.iter().filter_map(|r| r.value).sum())
+    };
+    let summary = Batch::new(&outer).run(&names(4), &pool);
+    let values: Vec<Option<usize>> = summary.results.iter().map(|r| r.value).collect();
+    assert_eq!(values, [Some(0), Some(1), Some(3), Some(6)]);
+}
+
+/// A pool of more threads than any machine needs is refused, not started for minutes.
+#[test]
+fn a_pool_past_its_limit_is_refused() {
+    let err = Parallel::new(Parallel::MAX_THREADS + 1).err().unwrap();
+    assert!(matches!(err, PoolError::TooMany(n) if n == Parallel::MAX_THREADS + 1));
+    assert!(err.to_string().contains("at most 1024"), "{err}");
+}
+
+/// Costs shorter than the order leave the rest at no cost instead of panicking.
+#[test]
+fn indices_past_the_costs_cost_nothing() {
+    let mut order = vec![0, 1, 2, 3];
+    costliest_first(&mut order, &[1.0, 5.0]);
+    assert_eq!(order, [1, 0, 2, 3]);
+}
