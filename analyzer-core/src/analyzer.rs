@@ -118,7 +118,7 @@ impl Sampling {
         seconds: 15.0,
     };
     /// The most segments a file is cut into.
-    pub const MAX_SEGMENTS: usize = 32;
+    pub const MAX_SEGMENTS: usize = crate::decode::MAX_SEGMENTS;
     /// The shortest segment: below it a segment holds too few beats to measure.
     pub const MIN_SECONDS: f64 = 10.0;
 
@@ -414,7 +414,10 @@ impl Analyzer {
             f64::from(config.analysis_rate) / config.hop as f64,
             Stage::Config,
         )?;
-        let chroma = config.key.then(|| ChromaPlan::new(config.analysis_rate));
+        let chroma = config
+            .key
+            .then(|| ChromaPlan::new(config.analysis_rate))
+            .transpose()?;
         Ok(Analyzer {
             config,
             onset,
@@ -755,6 +758,26 @@ impl Analyzer {
         // As for a file: a rate of 1 Hz was resampled 11,025 times over (80 KB of samples
         // took 1.8 GB), and the constant signal it made read as a confident tempo.
         crate::decode::check_sample_rate(sample_rate)?;
+        // A count no file can state (AudioInfo holds it as u16), or samples that are not
+        // whole frames: 2^32 channels aborted the process on the mix's allocation, and a
+        // trailing partial frame was dropped without a word.
+        if channels == 0 || channels > usize::from(u16::MAX) {
+            return Err(Error::new(
+                ErrorKind::UnsupportedFormat,
+                Stage::Probe,
+                format!("{channels} channels: samples in memory have 1 to 65535"),
+            ));
+        }
+        if !interleaved.len().is_multiple_of(channels) {
+            return Err(Error::new(
+                ErrorKind::UnsupportedFormat,
+                Stage::Probe,
+                format!(
+                    "{} samples are not whole frames of {channels} channels",
+                    interleaved.len()
+                ),
+            ));
+        }
         let mut mono = Vec::new();
         mix_to_mono(interleaved, channels, &mut mono);
         let mut resampler = MonoResampler::new(sample_rate, self.config.analysis_rate)?;

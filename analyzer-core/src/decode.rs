@@ -31,7 +31,7 @@ mod refusals;
 mod wav_layout;
 mod wav_sizes;
 
-use mix::is_audio;
+pub(crate) use mix::is_audio;
 pub use mix::{MAX_SAMPLE, MonoMixer, mix_to_mono};
 use refusals::{probe_error, unsupported_codec, unsupported_container};
 
@@ -692,16 +692,25 @@ impl SegmentCuts {
 const SEEK_EARLY_S: f64 = 10.0;
 const SEEK_LATE_S: f64 = 1.0;
 
+/// The most segments a sampled decode takes (`Sampling::MAX_SEGMENTS` is this).
+pub const MAX_SEGMENTS: usize = 32;
+/// The shortest segment a sampled decode takes, seconds: the decode's own floor, under
+/// the analyzer's (`Sampling::MIN_SECONDS`).
+pub const MIN_SEGMENT_SECONDS: f64 = 1.0;
+
 /// Where the `count` segments of `seconds` each start in a file of `duration_s` seconds,
-/// or `None` when the file is too short to be worth sampling and is analysed whole.
+/// or `None` when the file is too short to be worth sampling and is analysed whole, or the
+/// request is not one a sampled decode takes (`count` outside 1 to [`MAX_SEGMENTS`],
+/// `seconds` not a positive number).
 ///
 /// Segment i is centred at (i + 1) / (count + 1) of the file: the segments are spread
 /// evenly and the intro and outro are left out. A file shorter than (count + 1) x
 /// `seconds` is analysed whole: its segments would touch or overlap.
 pub fn segment_starts(duration_s: f64, seconds: f64, count: usize) -> Option<Vec<f64>> {
     let worth_it = duration_s.is_finite()
+        && seconds.is_finite()
         && seconds > 0.0
-        && count > 0
+        && (1..=MAX_SEGMENTS).contains(&count)
         && duration_s >= (count + 1) as f64 * seconds;
     worth_it.then(|| {
         (0..count)
@@ -759,6 +768,21 @@ pub fn decode_mono_segments(
     count: usize,
     mut sink: impl FnMut(usize, &[f32], u32) -> Result<()>,
 ) -> Result<Sampled> {
+    // Refused before the file is opened: 2^64 - 1 segments overflowed, 2^40 aborted on
+    // their allocation, and 1 ns ones read as a stream that "holds no audio".
+    let takes = (1..=MAX_SEGMENTS).contains(&count)
+        && seconds.is_finite()
+        && seconds >= MIN_SEGMENT_SECONDS;
+    if !takes {
+        return Err(Error::new(
+            ErrorKind::InvalidConfig,
+            Stage::Config,
+            format!(
+                "a sampled decode takes 1 to {MAX_SEGMENTS} segments of at least \
+                 {MIN_SEGMENT_SECONDS} s (got {count} of {seconds} s)"
+            ),
+        ));
+    }
     let open = open_track(path)?;
     let planned = open
         .duration_s

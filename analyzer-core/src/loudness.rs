@@ -216,6 +216,9 @@ fn weight_of_position(position: Position) -> Channel {
     }
 }
 
+/// The most channels the meter measures (`ebur128`'s limit).
+const MAX_METER_CHANNELS: usize = 64;
+
 /// 100 ms steps in a short-term (3 s) block.
 const SHORT_TERM_STEPS: usize = 30;
 /// EBU Tech 3342's gate under the loudness of the short-term blocks over the absolute gate.
@@ -263,6 +266,21 @@ impl LoudnessMeter {
     /// A meter for `channels` channels at `rate` Hz laid out as `layout` says (the
     /// decoder's speaker positions), each weighed by [`channel_weights`].
     pub fn for_layout(layout: &Channels, channels: usize, rate: u32) -> Result<Self> {
+        // Said here: the meter itself names every refusal `NoMem`.
+        if !(1..=MAX_METER_CHANNELS).contains(&channels)
+            || !crate::decode::SAMPLE_RATES.contains(&rate)
+        {
+            return Err(Error::new(
+                ErrorKind::UnsupportedFormat,
+                Stage::Loudness,
+                format!(
+                    "the loudness is measured on 1 to {MAX_METER_CHANNELS} channels at {} to \
+                     {} Hz (got {channels} at {rate} Hz)",
+                    crate::decode::SAMPLE_RATES.start(),
+                    crate::decode::SAMPLE_RATES.end()
+                ),
+            ));
+        }
         let mut meter =
             EbuR128::new(channels as u32, rate, Mode::I | Mode::TRUE_PEAK).map_err(meter_error)?;
         meter
@@ -280,8 +298,31 @@ impl LoudnessMeter {
         })
     }
 
-    /// Adds interleaved samples (finite; the decoder has replaced any others by silence).
+    /// Adds interleaved samples, whole frames. A sample that is not audio (NaN, infinite,
+    /// beyond ±[`crate::decode::MAX_SAMPLE`]) is silence, as the decoder takes it: an
+    /// infinite one read as an infinite true peak.
     pub fn push(&mut self, interleaved: &[f32]) -> Result<()> {
+        if !interleaved.len().is_multiple_of(self.channels) {
+            return Err(Error::new(
+                ErrorKind::UnsupportedFormat,
+                Stage::Loudness,
+                format!(
+                    "{} samples are not whole frames of {} channels",
+                    interleaved.len(),
+                    self.channels
+                ),
+            ));
+        }
+        let cleaned: Vec<f32>;
+        let interleaved = if interleaved.iter().all(|&s| crate::decode::is_audio(s)) {
+            interleaved
+        } else {
+            cleaned = interleaved
+                .iter()
+                .map(|&s| if crate::decode::is_audio(s) { s } else { 0.0 })
+                .collect();
+            &cleaned
+        };
         let step = self.step_frames * self.channels;
         let mut rest = interleaved;
         if !self.pending.is_empty() {
@@ -540,6 +581,34 @@ mod tests {
         let whole = measure(&[&audio]);
         let small: Vec<&[f32]> = audio.chunks(2 * 37).collect();
         assert_eq!(measure(&small), whole);
+    }
+
+    /// What the meter cannot take is said as such (the meter called it all `NoMem`), and
+    /// samples that are not audio are silence: an infinite one was an infinite peak.
+    #[test]
+    fn a_meter_refuses_what_it_cannot_measure_and_silences_what_is_not_audio() {
+        for (channels, rate) in [(0, 48_000), (65, 48_000), (2, 15), (2, 0), (1, 768_001)] {
+            let err = LoudnessMeter::new(channels, rate).err().unwrap();
+            assert!(
+                err.reason().contains("the loudness is measured on"),
+                "{err}"
+            );
+        }
+        let mut meter = LoudnessMeter::new(2, 48_000).unwrap();
+        let err = meter.push(&[0.1, 0.2, 0.3]).unwrap_err();
+        assert!(err.reason().contains("not whole frames of 2"), "{err}");
+        let mut audio = sine(0.5, 1.0);
+        let clean = measure(&[&audio]);
+        for (i, bad) in [f32::INFINITY, f32::NAN, 1e30, f32::MAX]
+            .into_iter()
+            .enumerate()
+        {
+            audio[1000 + 2 * i] = bad;
+        }
+        let damaged = measure(&[&audio]);
+        assert!(damaged.true_peak.is_finite() && damaged.true_peak <= clean.true_peak);
+        let gap = damaged.integrated_lufs.unwrap() - clean.integrated_lufs.unwrap();
+        assert!(gap.abs() < 0.01, "{gap}");
     }
 
     #[test]

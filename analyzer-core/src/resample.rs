@@ -30,14 +30,22 @@ pub struct MonoResampler {
 }
 
 impl MonoResampler {
-    /// A resampler from `input_rate` to `output_rate` Hz (a pass-through when they are equal).
+    /// A resampler from `input_rate` to `output_rate` Hz (a pass-through when they are
+    /// equal), each a rate a file may have ([`crate::decode::SAMPLE_RATES`]): from 1 Hz to
+    /// 11,025 Hz, 10,000 samples became 110 million.
     pub fn new(input_rate: u32, output_rate: u32) -> Result<Self> {
-        if input_rate == 0 || output_rate == 0 {
-            return Err(Error::new(
-                ErrorKind::UnsupportedFormat,
-                Stage::Resample,
-                "sample rate of 0 Hz",
-            ));
+        for rate in [input_rate, output_rate] {
+            if !crate::decode::SAMPLE_RATES.contains(&rate) {
+                return Err(Error::new(
+                    ErrorKind::UnsupportedFormat,
+                    Stage::Resample,
+                    format!(
+                        "a sample rate of {rate} Hz (rates of {} to {} Hz are resampled)",
+                        crate::decode::SAMPLE_RATES.start(),
+                        crate::decode::SAMPLE_RATES.end()
+                    ),
+                ));
+            }
         }
         let ratio = f64::from(output_rate) / f64::from(input_rate);
         let inner: Option<Box<dyn Resampler<f32>>> = if input_rate == output_rate {
@@ -82,18 +90,21 @@ impl MonoResampler {
         })
     }
 
-    /// Resamples `input`, appending what is ready to `output`.
+    /// Resamples `input`, appending what is ready to `output`. A sample that is not audio
+    /// (NaN, infinite, beyond ±[`crate::decode::MAX_SAMPLE`]) is taken as silence, as the
+    /// decoder takes it: a NaN made rubato's FFT resampler panic.
     pub fn push(&mut self, mut input: &[f32], output: &mut Vec<f32>) -> Result<()> {
+        let audio = |&s: &f32| if crate::decode::is_audio(s) { s } else { 0.0 };
         self.input_frames += input.len() as u64;
         if self.inner.is_none() {
-            output.extend_from_slice(input);
+            output.extend(input.iter().map(audio));
             self.output_frames += input.len() as u64;
             return Ok(());
         }
         while !input.is_empty() {
             let need = CHUNK - self.pending.len();
             let take = need.min(input.len());
-            self.pending.extend_from_slice(&input[..take]);
+            self.pending.extend(input[..take].iter().map(audio));
             input = &input[take..];
             if self.pending.len() == CHUNK {
                 self.process_pending(None, output)?;
@@ -215,6 +226,38 @@ mod tests {
             resample_all(&input, 48_000, 11_025, 100),
             resample_all(&input, 48_000, 11_025, 5000)
         );
+    }
+
+    /// Samples that are not audio are silence, on the FFT path, the polynomial one and the
+    /// pass-through alike (a NaN made the FFT resampler panic); rates no file may have are
+    /// refused (1 Hz to 11,025 Hz multiplied the samples 11,025 times).
+    #[test]
+    fn samples_that_are_not_audio_are_silence_and_odd_rates_are_refused() {
+        let mut damaged = sine(44_100, 440.0, 1.0);
+        for (i, bad) in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, f32::MAX]
+            .iter()
+            .enumerate()
+        {
+            damaged[100 + i * 1000] = *bad;
+        }
+        let mut silenced = damaged.clone();
+        for s in &mut silenced {
+            if !s.is_finite() || s.abs() > crate::decode::MAX_SAMPLE {
+                *s = 0.0;
+            }
+        }
+        for (from, to) in [(44_100, 11_025), (44_101, 11_025), (44_100, 44_100)] {
+            let out = resample_all(&damaged[..from.min(44_100) as usize], from, to, 700);
+            assert!(out.iter().all(|s| s.is_finite()), "{from} -> {to}");
+            assert_eq!(
+                out,
+                resample_all(&silenced[..from.min(44_100) as usize], from, to, 700)
+            );
+        }
+        for (from, to) in [(1, 11_025), (3_999, 11_025), (44_100, 768_001), (0, 8_000)] {
+            let err = MonoResampler::new(from, to).err().unwrap();
+            assert_eq!(err.kind(), ErrorKind::UnsupportedFormat, "{from} -> {to}");
+        }
     }
 
     #[test]

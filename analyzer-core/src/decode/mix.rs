@@ -9,7 +9,7 @@
 pub const MAX_SAMPLE: f32 = 1.0e6;
 
 /// Whether a decoded sample is audio: finite and within ±[`MAX_SAMPLE`].
-pub(super) fn is_audio(sample: f32) -> bool {
+pub(crate) fn is_audio(sample: f32) -> bool {
     sample.abs() <= MAX_SAMPLE
 }
 
@@ -72,7 +72,9 @@ impl MonoMixer {
             }
             sum * scale
         }));
-        if channels > 1 {
+        // Not a whole frame: nothing to align (and no per-channel sums to allocate for a
+        // channel count that no samples back).
+        if channels > 1 && interleaved.len() >= channels {
             self.align_cancelling_channels(interleaved, channels, mono);
         }
         non_finite

@@ -13,6 +13,8 @@ use std::sync::Arc;
 use realfft::num_complex::Complex32;
 use realfft::{RealFftPlanner, RealToComplex};
 
+use crate::error::{Error, ErrorKind, Result, Stage};
+
 /// Bins of the fine pitch circle: 10 cents each.
 pub const FINE_BINS: usize = 120;
 /// Seconds per frame (rounded to a power of two of samples).
@@ -75,8 +77,23 @@ impl std::fmt::Debug for ChromaPlan {
 }
 
 impl ChromaPlan {
-    /// Plans frames for a stream at `sample_rate` Hz.
-    pub fn new(sample_rate: u32) -> Self {
+    /// The sample rates a plan is made for: the analyzer's analysis rates. Under about
+    /// 150 Hz the pitch range falls past the spectrum, and the first frame panicked.
+    pub const SAMPLE_RATES: std::ops::RangeInclusive<u32> = 4_000..=48_000;
+
+    /// Plans frames for a stream at `sample_rate` Hz, one of [`Self::SAMPLE_RATES`].
+    pub fn new(sample_rate: u32) -> Result<Self> {
+        if !Self::SAMPLE_RATES.contains(&sample_rate) {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                Stage::Config,
+                format!(
+                    "the key is measured at {} to {} Hz (got {sample_rate})",
+                    Self::SAMPLE_RATES.start(),
+                    Self::SAMPLE_RATES.end()
+                ),
+            ));
+        }
         let frame = ((f64::from(sample_rate) * FRAME_SECONDS) as usize)
             .next_power_of_two()
             .max(1024);
@@ -91,7 +108,7 @@ impl ChromaPlan {
         let hz_per_bin = f64::from(sample_rate) / frame as f64;
         let nyquist_bin = frame / 2;
         let max_hz = MAX_HZ.min(f64::from(sample_rate) * 0.45);
-        ChromaPlan {
+        Ok(ChromaPlan {
             fft,
             window,
             frame,
@@ -99,7 +116,7 @@ impl ChromaPlan {
             hz_per_bin,
             min_bin: ((MIN_HZ / hz_per_bin).floor() as usize).max(2),
             max_bin: ((max_hz / hz_per_bin).ceil() as usize).min(nyquist_bin - 2),
-        }
+        })
     }
 
     /// A tracker for one stretch of audio.
@@ -415,6 +432,20 @@ fn vote(profile: &mut [f64; FINE_BINS], cents: f64, weight: f64) {
 mod tests {
     use super::*;
 
+    /// A rate under the pitch range is refused when the plan is made; it planned, and
+    /// the first full frame panicked out of the spectrum's bounds.
+    #[test]
+    fn a_plan_is_made_only_for_analysis_rates() {
+        for rate in [0, 1, 100, 3_999, 48_001] {
+            let err = ChromaPlan::new(rate).err().unwrap();
+            assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{rate}");
+        }
+        let plan = ChromaPlan::new(4_000).unwrap();
+        let mut tracker = plan.tracker();
+        tracker.push(&vec![0.25f32; 20_000]);
+        tracker.finish();
+    }
+
     fn tone(rate: u32, seconds: f64, partials: &[(f64, f32)]) -> Vec<f32> {
         (0..(f64::from(rate) * seconds) as usize)
             .map(|i| {
@@ -428,7 +459,7 @@ mod tests {
     }
 
     fn profile_of(samples: &[f32]) -> FineProfile {
-        let plan = ChromaPlan::new(11_025);
+        let plan = ChromaPlan::new(11_025).unwrap();
         let mut tracker = plan.tracker();
         for chunk in samples.chunks(1000) {
             tracker.push(chunk);
@@ -444,7 +475,7 @@ mod tests {
 
     #[test]
     fn the_frame_resolves_low_semitones() {
-        let plan = ChromaPlan::new(11_025);
+        let plan = ChromaPlan::new(11_025).unwrap();
         assert_eq!(plan.frame, 8192);
         assert!(plan.hz_per_bin < 1.4);
     }
@@ -472,7 +503,7 @@ mod tests {
     #[test]
     fn chunking_does_not_change_the_votes() {
         let samples = tone(11_025, 5.0, &[(261.63, 0.4), (329.63, 0.3), (392.0, 0.3)]);
-        let plan = ChromaPlan::new(11_025);
+        let plan = ChromaPlan::new(11_025).unwrap();
         let mut whole = plan.tracker();
         whole.push(&samples);
         let mut pieces = plan.tracker();

@@ -74,6 +74,10 @@ const MIN_PEAK_NOVELTY: f64 = 0.029;
 const RERANK: usize = 8;
 /// Candidates reported besides the winner.
 const MAX_CANDIDATES: usize = 5;
+/// The most onset frames a second an envelope may have: one a sample at the highest
+/// analysis rate.
+pub const MAX_FRAME_RATE: f64 = 48_000.0;
+
 /// The shortest envelope analysed, in seconds.
 pub const MIN_SECONDS: f64 = 2.0;
 
@@ -324,9 +328,21 @@ impl TempoEstimator {
     /// Refuses an envelope frame rate that cannot show this estimator's fastest beat: at
     /// least two frames per beat at `max_bpm` (and a finite number), else the periods it
     /// measures are aliases and a rate of 0 gave a NaN tempo. `stage` is where the rate
-    /// came from: the settings, or an envelope given to the tempo stage.
+    /// came from: the settings, or an envelope given to the tempo stage. A rate over
+    /// [`MAX_FRAME_RATE`] is refused too: no analysis makes one, and 1e300 overflowed the
+    /// detrending window's length.
     pub fn check_frame_rate(&self, frame_rate: f64, stage: Stage) -> Result<()> {
         let needed = 2.0 * self.max_bpm / 60.0;
+        if frame_rate > MAX_FRAME_RATE {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                stage,
+                format!(
+                    "an onset envelope of {frame_rate} frames/s: no analysis makes more than \
+                     {MAX_FRAME_RATE}"
+                ),
+            ));
+        }
         if frame_rate.is_finite() && frame_rate >= needed {
             return Ok(());
         }
@@ -468,11 +484,20 @@ impl TempoEstimator {
     /// How clearly `segments` (the envelopes of one file) pulse: the most standard
     /// deviations by which any tempo's comb stands above noise, summed over the kick, middle
     /// and backbeat bands and divided by sqrt(3) (see `MIN_PULSE_SIGNIFICANCE`). 0 for
-    /// silence or no segments.
+    /// silence, no segments, or segments whose frame rate [`TempoEstimator::estimate`]
+    /// refuses (one that cannot show the fastest beat, or rates that differ): a rate of
+    /// 1e300 overflowed, and 0 read as 143.
     pub fn pulse_significance(&self, segments: &[OnsetEnvelope]) -> f64 {
         let Some(first) = segments.first() else {
             return 0.0;
         };
+        let measurable = |e: &OnsetEnvelope| {
+            e.frame_rate == first.frame_rate
+                && self.check_frame_rate(e.frame_rate, Stage::Tempo).is_ok()
+        };
+        if !segments.iter().all(measurable) {
+            return 0.0;
+        }
         let width = (DETREND_SECONDS * first.frame_rate).round() as usize;
         let band = |values: fn(&OnsetEnvelope) -> &[f32]| {
             let detrended: Vec<Vec<f32>> =

@@ -297,7 +297,10 @@ fn an_envelope_without_a_usable_frame_rate_is_refused() {
         .map(|i| if i % 43 == 0 { 1.0 } else { 0.0 })
         .collect();
     let estimator = TempoEstimator::new(50.0, 220.0).unwrap();
-    for rate in [0.0, -86.0, f64::NAN, 1e-3, 7.0] {
+    // Too slow to show the beat, or (1e300 and infinity, which overflowed the pulse
+    // test) faster than any analysis makes: refused, and no pulse to the pulse test (0
+    // read as 143).
+    for rate in [0.0, -86.0, f64::NAN, 1e-3, 7.0, 1e300, f64::INFINITY] {
         let envelope = OnsetEnvelope {
             values: values.clone(),
             high: values.clone(),
@@ -313,6 +316,7 @@ fn an_envelope_without_a_usable_frame_rate_is_refused() {
             (ErrorKind::InvalidConfig, Stage::Tempo),
             "{rate}"
         );
+        assert_eq!(estimator.pulse_significance(&[envelope]), 0.0, "{rate}");
     }
 }
 
@@ -715,4 +719,43 @@ fn matroska_wavpack_rf64_and_empty_files_are_named() {
     let e = error_of(&empty);
     assert_eq!(e.kind(), ErrorKind::UnsupportedFormat, "{e}");
     assert!(e.to_string().contains("the file is empty (0 bytes)"), "{e}");
+}
+
+/// Samples in memory of a channel count no file states, or not whole frames, are refused:
+/// 2^32 channels aborted the process on the mix's allocation, and a partial frame was
+/// dropped without a word. A sampled decode of impossible segments is refused before the
+/// file is opened: 2^64 - 1 segments overflowed and 2^40 aborted.
+#[test]
+fn impossible_channel_and_segment_counts_are_refused() {
+    for (len, channels) in [
+        (1000, 1usize << 32),
+        (1000, usize::MAX),
+        (1000, 0),
+        (1001, 2),
+    ] {
+        let e = analyzer()
+            .analyze_samples(&vec![0.1f32; len], 22_050, channels)
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::UnsupportedFormat, "{channels}: {e}");
+    }
+    use analyzer_core::decode::{decode_mono_segments, segment_starts};
+    assert_eq!(segment_starts(1e300, 1e-300, 1 << 40), None);
+    assert_eq!(segment_starts(1e6, 10.0, usize::MAX), None);
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("x.wav");
+    std::fs::write(&wav, b"not read").unwrap();
+    for (seconds, count) in [
+        (10.0, usize::MAX),
+        (10.0, 1 << 40),
+        (1e-9, 3),
+        (f64::NAN, 3),
+    ] {
+        let e = decode_mono_segments(&wav, &StopSignal::never(), seconds, count, |_, _, _| Ok(()))
+            .unwrap_err();
+        assert_eq!(
+            e.kind(),
+            ErrorKind::InvalidConfig,
+            "{count} x {seconds}: {e}"
+        );
+    }
 }
