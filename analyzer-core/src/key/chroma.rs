@@ -170,10 +170,11 @@ impl FineProfile {
         for (a, b) in self.bins.iter_mut().zip(other.bins.iter()) {
             *a += b;
         }
-        self.voiced_frames += other.voiced_frames;
-        self.frames += other.frames;
-        self.quiet_frames += other.quiet_frames;
-        self.silent_frames += other.silent_frames;
+        // Saturating: counts set by hand near usize::MAX overflowed (a debug panic).
+        self.voiced_frames = self.voiced_frames.saturating_add(other.voiced_frames);
+        self.frames = self.frames.saturating_add(other.frames);
+        self.quiet_frames = self.quiet_frames.saturating_add(other.quiet_frames);
+        self.silent_frames = self.silent_frames.saturating_add(other.silent_frames);
     }
 
     /// Frames at or over the level a listener hears: those the share of voiced frames is

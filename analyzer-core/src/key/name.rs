@@ -218,15 +218,23 @@ impl FromStr for Key {
             'B' => 11,
             _ => return Err(fail()),
         };
-        let mut tonic = natural + 12;
+        // Up to a double sharp or flat (`C##` is D): thirteen flats underflowed and
+        // `C#########` read as A major.
+        let mut shift: i8 = 0;
+        let mut accidentals = 0;
         while let Some(&c) = chars.peek() {
             match c {
-                '#' | '♯' => tonic += 1,
-                'b' | '♭' => tonic -= 1,
+                '#' | '♯' => shift += 1,
+                'b' | '♭' => shift -= 1,
                 _ => break,
+            }
+            accidentals += 1;
+            if accidentals > 2 {
+                return Err(fail());
             }
             chars.next();
         }
+        let tonic = (i16::from(natural) + i16::from(shift)).rem_euclid(12) as u8;
         let rest: String = chars.collect();
         let rest = rest.trim().trim_start_matches(':').trim();
         // A lone capital M is major, as chord symbols write it (`CM`, `D#M`); a lone small
@@ -240,7 +248,7 @@ impl FromStr for Key {
                 _ => return Err(fail()),
             },
         };
-        Ok(Key::new(tonic % 12, mode))
+        Ok(Key::new(tonic, mode))
     }
 }
 
@@ -252,7 +260,12 @@ fn parse_camelot(text: &str) -> Option<Key> {
         'B' => Mode::Major,
         _ => return None,
     };
-    let hour: u32 = text[..text.len() - 1].parse().ok()?;
+    let digits = &text[..text.len() - 1];
+    // Digits only: `+1A` parsed as 1A.
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let hour: u32 = digits.parse().ok()?;
     if !(1..=12).contains(&hour) {
         return None;
     }
@@ -268,6 +281,21 @@ fn parse_camelot(text: &str) -> Option<Key> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// At most two accidentals: thirteen flats underflowed (a panic in a debug build)
+    /// and nine sharps wrapped to another key; a Camelot hour is digits only.
+    #[test]
+    fn runs_of_accidentals_and_signed_hours_are_not_keys() {
+        assert_eq!("C##".parse::<Key>().unwrap(), Key::new(2, Mode::Major));
+        assert_eq!(
+            "Cbb minor".parse::<Key>().unwrap(),
+            Key::new(10, Mode::Minor)
+        );
+        assert_eq!("Cb".parse::<Key>().unwrap(), Key::new(11, Mode::Major));
+        for bad in ["C#########", "Cbbbbbbbbbbbbb", "C###", "+1A", "-1B", "1 A"] {
+            assert!(bad.parse::<Key>().is_err(), "{bad}");
+        }
+    }
 
     fn key(text: &str) -> Key {
         text.parse().unwrap()
