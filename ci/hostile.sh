@@ -1292,6 +1292,22 @@ case_evaluate_jams_tempo_that_is_no_tempo() {
   done
 }
 
+# A manifest whose key cell is a run of flats, sharps or a signed Camelot hour is refused
+# naming the cell: thirteen flats underflowed the tonic (a panic in a debug build), nine
+# sharps wrapped to another key, and `+1A` read as 1A.
+case_evaluate_key_cell_of_many_accidentals() {
+  wav a.wav 22050 1 8 clicks
+  local cell
+  for cell in Cbbbbbbbbbbbbb 'C#########' +1A; do
+    printf 'file,bpm,key\na.wav,120,%s\n' "$cell" >m.csv
+    timeout -k 5 "$limit" "$bin" evaluate --dataset m.csv --out-dir report --progress off \
+      >/dev/null 2>err.txt
+    code=$?
+    [ "$code" -eq 2 ] && grep -qF -- "$cell" err.txt && ! grep -q panicked err.txt ||
+      { echo "$cell: exit $code: $(cat err.txt)"; return 1; }
+  done
+}
+
 # ---- stopped dataset and compare runs --------------------------------------------------
 
 # stop_once PATTERN FILE PID: waits (10 ms polls, at most 60 s) for PATTERN in FILE, the
@@ -2070,6 +2086,7 @@ run short-loud-chord-keeps-its-key case_short_loud_chord_keeps_its_key
 run special-files-as-token-or-shard-record case_special_files_as_token_or_shard_record
 run evaluate-predictions-by-an-ambiguous-base-name case_evaluate_predictions_by_an_ambiguous_base_name
 run evaluate-jams-tempo-that-is-no-tempo case_evaluate_jams_tempo_that_is_no_tempo
+run evaluate-key-cell-of-many-accidentals case_evaluate_key_cell_of_many_accidentals
 # A second evaluate on a report folder another run is writing (its marker locked, as the
 # first run holds it): refused at once, exit 2, the first run's files as they were (two
 # runs removed each other's files and both said they wrote the report).
