@@ -493,14 +493,7 @@ fn a_wav_channel_mask_past_the_standard_positions_is_read() {
         fmt.extend([
             1, 0, 0, 0, 0, 0, 0x10, 0, 0x80, 0, 0, 0xaa, 0, 0x38, 0x9b, 0x71,
         ]);
-        let mut out = b"RIFF".to_vec();
-        out.extend((4 + 8 + fmt.len() as u32 + 8 + audio.len() as u32).to_le_bytes());
-        out.extend(b"WAVEfmt ");
-        out.extend((fmt.len() as u32).to_le_bytes());
-        out.extend(&fmt);
-        out.extend(b"data");
-        out.extend((audio.len() as u32).to_le_bytes());
-        out.extend(audio);
+        let out = riff_wave(&fmt, audio);
         let path = dir.path().join(format!("mask-{mask:x}.wav"));
         std::fs::write(&path, out).unwrap();
         path
@@ -565,14 +558,7 @@ fn an_extensible_wav_of_more_than_18_channels_is_read() {
             fmt.extend(tag.to_le_bytes());
             fmt.extend([0, 0, 0, 0, 0x10, 0, 0x80, 0, 0, 0xaa, 0, 0x38, 0x9b, 0x71]);
         }
-        let mut out = b"RIFF".to_vec();
-        out.extend((4 + 8 + fmt.len() as u32 + 8 + audio.len() as u32).to_le_bytes());
-        out.extend(b"WAVEfmt ");
-        out.extend((fmt.len() as u32).to_le_bytes());
-        out.extend(&fmt);
-        out.extend(b"data");
-        out.extend((audio.len() as u32).to_le_bytes());
-        out.extend(audio);
+        let out = riff_wave(&fmt, audio);
         let path = dir.path().join(name);
         std::fs::write(&path, out).unwrap();
         path
@@ -600,4 +586,17 @@ fn an_extensible_wav_of_more_than_18_channels_is_read() {
         a.audio.codec = honest.audio.codec.clone();
         assert_eq!(a, honest, "{}", path.display());
     }
+}
+
+/// A WAV file of one `fmt ` chunk whose body is `fmt`, then a `data` chunk of `audio`.
+fn riff_wave(fmt: &[u8], audio: &[u8]) -> Vec<u8> {
+    let mut out = b"RIFF".to_vec();
+    out.extend((4 + 8 + fmt.len() as u32 + 8 + audio.len() as u32).to_le_bytes());
+    out.extend(b"WAVEfmt ");
+    out.extend((fmt.len() as u32).to_le_bytes());
+    out.extend(fmt);
+    out.extend(b"data");
+    out.extend((audio.len() as u32).to_le_bytes());
+    out.extend(audio);
+    out
 }
