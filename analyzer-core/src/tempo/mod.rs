@@ -376,7 +376,11 @@ impl TempoEstimator {
                 ));
             }
         }
-        let seconds: f64 = segments.iter().map(OnsetEnvelope::duration_s).sum();
+        // Folded from +0: the empty sum of f64 is -0, which read "-0.00 s".
+        let seconds = segments
+            .iter()
+            .map(OnsetEnvelope::duration_s)
+            .fold(0.0, |total, s| total + s);
         if seconds < MIN_SECONDS {
             return Err(Error::new(
                 ErrorKind::TooShort,

@@ -318,6 +318,12 @@ fn an_envelope_without_a_usable_frame_rate_is_refused() {
         );
         assert_eq!(estimator.pulse_significance(&[envelope]), 0.0, "{rate}");
     }
+    // No segments at all are too short, by 0 s (the empty sum read "-0.00 s").
+    let none = estimator
+        .estimate_segments(&[], &StopSignal::never())
+        .unwrap_err();
+    assert_eq!(none.kind(), ErrorKind::TooShort);
+    assert!(none.reason().starts_with("0.00 s"), "{none}");
 }
 
 #[test]
