@@ -62,7 +62,9 @@ use crate::tempo::{TempoEstimate, TempoEstimator};
 /// 21: the loudness range steps its 3 s blocks every 100 ms, as EBU Tech 3342 (2016) asks
 /// (every 1 s, it read 13.0 LU for the spec's 15 LU test); an extensible WAV of 19 to 26
 /// channels is read (it was `unsupported_format`); a WAV of a sample width the decoder
-/// does not read is `unsupported_format`, not corrupt; Wave64 and WMA files are named.
+/// does not read is `unsupported_format`, not corrupt; Wave64 and WMA files are named; a
+/// row whose every loudness block is gated out but whose true peak is loud says the sound
+/// is in channels BS.1770 leaves out (an LFE-only file read "silence, or nearly").
 const RESULTS_REVISION: u32 = 21;
 
 /// Settings of an [`Analyzer`]. Each field's doc gives its default.

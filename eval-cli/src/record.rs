@@ -96,6 +96,11 @@ fn fixed_cell(value: f64, places: usize) -> String {
 const SILENCE_NOTE: &str =
     "no loudness: every block is under the -70 LUFS gate (silence, or nearly)";
 
+/// A true peak at or over which gated-out audio is not near silence: a 400 ms block
+/// holding even one sample that loud in a weighed channel reads over the -70 LUFS gate, at
+/// any rate up to 768 kHz.
+const UNHEARD_PEAK_DBTP: f64 = -6.0;
+
 /// Why an `ok` row measured with loudness has an empty loudness cell: no 400 ms gating block
 /// fits in the audio, whatever its level.
 const TOO_SHORT_NOTE: &str = "no loudness: shorter than one 400 ms gating block";
@@ -114,7 +119,19 @@ impl AnalyzeRecord {
             }
             // Not `blocks`: `analyze` without `--album` drops them.
             None if loudness.block_count == 0 => notes.push(TOO_SHORT_NOTE.to_string()),
-            None => notes.push(SILENCE_NOTE.to_string()),
+            // A peak no near-silent block can hide: the sound is where BS.1770 does not
+            // listen (a file of one LFE channel read as "silence, or nearly").
+            None => match loudness
+                .true_peak_dbtp()
+                .filter(|&peak| peak >= UNHEARD_PEAK_DBTP)
+            {
+                Some(peak) => notes.push(format!(
+                    "no loudness: every block is under the -70 LUFS gate, though the true \
+                     peak is {peak:.2} dBTP: the sound is in channels BS.1770 leaves out \
+                     (LFE)"
+                )),
+                None => notes.push(SILENCE_NOTE.to_string()),
+            },
         }
         // No range where nothing was measured: `0.00` read as a measurement.
         if loudness.integrated_lufs.is_some() {
@@ -311,6 +328,33 @@ mod tests {
             .with_loudness(Some(&dropped), &mut notes)
             .with_notes(&notes);
         assert_eq!(without_blocks, record);
+    }
+
+    /// Every block under the gate with a true peak no near-silent block can hold: the
+    /// sound is in channels BS.1770 leaves out (a file of one LFE channel was "silence,
+    /// or nearly"). A quiet peak keeps the silence note.
+    #[test]
+    fn a_loud_peak_in_gated_out_audio_is_not_called_silence() {
+        let gated = |true_peak: f64| Loudness {
+            integrated_lufs: None,
+            range_lu: 0.0,
+            true_peak,
+            blocks: Default::default(),
+            block_count: 10,
+        };
+        let note = |loudness: &Loudness| {
+            let mut notes = Vec::new();
+            AnalyzeRecord::default()
+                .with_loudness(Some(loudness), &mut notes)
+                .with_notes(&notes)
+                .error
+        };
+        let lfe = note(&gated(0.8));
+        assert!(
+            lfe.contains("true peak is -1.94 dBTP") && lfe.contains("(LFE)"),
+            "{lfe}"
+        );
+        assert_eq!(note(&gated(0.001)), SILENCE_NOTE);
     }
 
     /// 0.3 s of a loud tone holds no 400 ms block: it is too short, not silent.
