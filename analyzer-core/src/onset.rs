@@ -288,9 +288,15 @@ pub struct OnsetTracker<'a> {
 }
 
 impl OnsetTracker<'_> {
-    /// Adds samples at the detector's rate; complete frames are analysed right away.
+    /// Adds samples at the detector's rate; complete frames are analysed right away. A
+    /// sample that is not audio (NaN, infinite, beyond ±[`crate::decode::MAX_SAMPLE`]) is
+    /// silence, as the decoder takes it: a NaN made the envelope's level NaN.
     pub fn push(&mut self, samples: &[f32]) {
-        self.pending.extend_from_slice(samples);
+        self.pending.extend(
+            samples
+                .iter()
+                .map(|&s| if crate::decode::is_audio(s) { s } else { 0.0 }),
+        );
         let (size, hop) = (self.detector.frame_size, self.detector.hop);
         let mut start = 0;
         while start + size <= self.pending.len() {
@@ -429,6 +435,26 @@ mod tests {
                 ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
             })
             .collect()
+    }
+
+    /// Samples that are not audio are silence: the envelope of a signal with a NaN,
+    /// infinities and an absurd value in it is that of the signal with zeros there (its
+    /// level was NaN).
+    #[test]
+    fn samples_that_are_not_audio_are_silence() {
+        let detector = OnsetDetector::new(11_025, 1024, 128).unwrap();
+        let mut damaged: Vec<f32> = (0..20_000).map(|i| (i as f32 * 0.01).sin()).collect();
+        let mut clean = damaged.clone();
+        for (i, bad) in [f32::NAN, f32::INFINITY, -f32::INFINITY, 1e30]
+            .into_iter()
+            .enumerate()
+        {
+            damaged[1000 + 3000 * i] = bad;
+            clean[1000 + 3000 * i] = 0.0;
+        }
+        let envelope = detector.envelope(&damaged);
+        assert!(envelope.level.is_finite());
+        assert_eq!(envelope, detector.envelope(&clean));
     }
 
     /// The peak relative novelty reads the 99th-percentile frame, pooled over segments,
