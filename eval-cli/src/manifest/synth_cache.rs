@@ -32,27 +32,23 @@ fn synth_cache_dir(root: &Path, params: SynthParams) -> PathBuf {
 
 /// Generates the synthetic set into its cache folder unless a set that matches its
 /// checksums is already there, and returns the folder. Generation goes to a private
-/// folder that is renamed into place, so concurrent runs never see half a dataset.
+/// folder; a new set is renamed into place, so concurrent runs never see half a dataset.
+/// An altered set is mended file by file ([`mend`]), never removed: another run may be
+/// scoring it, and the files generated again are the same bytes.
 pub fn synth_cache(params: SynthParams) -> anyhow::Result<PathBuf> {
     let root = own_cache_root()?;
     let dir = synth_cache_dir(&root, params);
-    match check(&dir) {
+    let altered = match check(&dir) {
         Ok(()) => return Ok(dir),
-        Err(Damage::Absent) => {}
+        Err(Damage::Absent) => false,
         Err(Damage::Altered(why)) => {
             eprintln!(
                 "eval-cli: the cached synthetic set {} was altered ({why}): generating it again",
                 dir.display()
             );
-            match fs::remove_dir_all(&dir) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    return Err(e).with_context(|| format!("cannot remove {}", dir.display()));
-                }
-            }
+            true
         }
-    }
+    };
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
@@ -62,10 +58,15 @@ pub fn synth_cache(params: SynthParams) -> anyhow::Result<PathBuf> {
         let _ = fs::remove_dir_all(&tmp);
         return Err(e);
     }
-    if fs::rename(&tmp, &dir).is_err() {
-        // Another run finished first; use its copy.
-        let _ = fs::remove_dir_all(&tmp);
-    }
+    let placed = if altered || dir.exists() {
+        mend(&tmp, &dir)
+    } else {
+        // Another run may have placed the set meanwhile: then ours is not needed.
+        let _ = fs::rename(&tmp, &dir);
+        Ok(())
+    };
+    let _ = fs::remove_dir_all(&tmp);
+    placed?;
     match check(&dir) {
         Ok(()) => Ok(dir),
         Err(Damage::Absent) => bail!("synthetic dataset cache {} is incomplete", dir.display()),
@@ -78,16 +79,48 @@ pub fn synth_cache(params: SynthParams) -> anyhow::Result<PathBuf> {
     }
 }
 
+/// Puts the fresh set in `fresh` in place of the altered one in `dir`: each file renamed
+/// over its namesake (a reader opens the old file or the new one, never none), the
+/// checksums last, and whatever else is in `dir` (not the set's) removed.
+fn mend(fresh: &Path, dir: &Path) -> anyhow::Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut names =
+        regular_files(fresh).with_context(|| format!("cannot read {}", fresh.display()))?;
+    names.retain(|name| name != CHECKSUMS);
+    names.push(CHECKSUMS.to_string());
+    for name in &names {
+        fs::rename(fresh.join(name), dir.join(name))
+            .with_context(|| format!("cannot put {} in place", dir.join(name).display()))?;
+    }
+    for entry in fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let entry = entry.with_context(|| format!("cannot read {}", dir.display()))?;
+        let name = entry.file_name();
+        if !names.iter().any(|n| name.to_str() == Some(n.as_str())) {
+            let path = entry.path();
+            let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+            removed.with_context(|| format!("cannot remove {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// What is wrong with a cached set.
 #[derive(Debug)]
 enum Damage {
     /// No set (or no checksums: a set is complete once they are written).
     Absent,
-    /// A file is missing or differs from its checksum.
+    /// A file is missing, extra or differs from its checksum.
     Altered(String),
 }
 
-/// Whether the set in `dir` matches its checksums.
+/// Whether the set in `dir` matches its checksums: they list exactly the regular files
+/// the folder holds (each a plain name, once), and each file has its size and hash. A
+/// name that is a link, a pipe or a device, or that points out of the folder, is a
+/// mismatch, never opened.
 fn check(dir: &Path) -> Result<(), Damage> {
     let list = dir.join(CHECKSUMS);
     let text = match read_regular_if_any(&list, crate::input::MAX_SMALL_BYTES, "") {
@@ -97,35 +130,51 @@ fn check(dir: &Path) -> Result<(), Damage> {
     };
     let text =
         String::from_utf8(text).map_err(|_| Damage::Altered(format!("{CHECKSUMS} is not text")))?;
-    let mut files = 0;
+    let mut listed: Vec<(&str, &str, &str)> = Vec::new();
     for line in text.lines() {
         let mut cells = line.splitn(3, ' ');
         let (Some(hash), Some(size), Some(name)) = (cells.next(), cells.next(), cells.next())
         else {
             return Err(Damage::Altered(format!("{CHECKSUMS} has a line {line:?}")));
         };
+        listed.push((name, size, hash));
+    }
+    listed.sort_by_key(|&(name, ..)| name);
+    let mut held = regular_files(dir).map_err(|e| Damage::Altered(e.to_string()))?;
+    held.retain(|name| name != CHECKSUMS);
+    held.sort();
+    let names: Vec<&str> = listed.iter().map(|&(name, ..)| name).collect();
+    if names != held || !names.contains(&"manifest.csv") {
+        return Err(Damage::Altered(format!(
+            "{CHECKSUMS} does not list exactly the files of the set"
+        )));
+    }
+    for (name, size, hash) in listed {
         let (found_hash, found_size) =
             fingerprint(&dir.join(name)).map_err(|e| Damage::Altered(format!("{name}: {e}")))?;
         if found_size.to_string() != size || found_hash != hash {
             return Err(Damage::Altered(format!("{name} differs from its checksum")));
         }
-        files += 1;
-    }
-    if files == 0 {
-        return Err(Damage::Altered(format!("{CHECKSUMS} lists no file")));
     }
     Ok(())
 }
 
-/// Writes `checksums.txt` for every file in `dir`: `HASH SIZE NAME` a line, sorted by name.
-fn write_checksums(dir: &Path) -> anyhow::Result<()> {
-    let mut names: Vec<String> = Vec::new();
-    for entry in fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
-        let entry = entry.with_context(|| format!("cannot read {}", dir.display()))?;
-        if entry.file_type().is_ok_and(|t| t.is_file()) {
-            names.extend(entry.file_name().to_str().map(str::to_string));
+/// The names of the regular files (not links, pipes or folders) directly in `dir`; a name
+/// that is not UTF-8 is kept in its lossy form, which no checksum line matches.
+fn regular_files(dir: &Path) -> std::io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            names.push(entry.file_name().to_string_lossy().into_owned());
         }
     }
+    Ok(names)
+}
+
+/// Writes `checksums.txt` for every file in `dir`: `HASH SIZE NAME` a line, sorted by name.
+fn write_checksums(dir: &Path) -> anyhow::Result<()> {
+    let mut names = regular_files(dir).with_context(|| format!("cannot read {}", dir.display()))?;
     names.sort();
     let mut text = String::new();
     for name in &names {
@@ -233,6 +282,54 @@ mod tests {
         let Err(Damage::Altered(why)) = check(set) else {
             panic!("a missing file passed")
         };
-        assert!(why.starts_with("a.wav:"), "{why}");
+        assert!(why.contains("does not list exactly"), "{why}");
+    }
+
+    /// The list must name exactly the set's regular files, once each: a line naming a
+    /// device (hashed for ever), a pipe in the set, a name twice or the manifest left out
+    /// are mismatches, and nothing is opened but the set's own files. Mending puts the
+    /// fresh files in place and removes the rest, without removing the folder.
+    #[cfg(unix)]
+    #[test]
+    fn the_list_names_exactly_the_sets_files_and_mending_keeps_the_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let set = dir.path().join("set");
+        let fresh = dir.path().join("fresh");
+        for folder in [&set, &fresh] {
+            fs::create_dir(folder).unwrap();
+            fs::write(folder.join("manifest.csv"), "file,bpm\na.wav,120\n").unwrap();
+            fs::write(folder.join("a.wav"), vec![7u8; 5000]).unwrap();
+            write_checksums(folder).unwrap();
+        }
+        let list = set.join(CHECKSUMS);
+        let good = fs::read_to_string(&list).unwrap();
+        let altered = |text: &str| {
+            fs::write(&list, text).unwrap();
+            matches!(check(&set), Err(Damage::Altered(_)))
+        };
+        assert!(altered(&format!("{good}abc 0 /dev/zero\n")));
+        assert!(altered(&format!("{good}abc 0 ../fresh/a.wav\n")));
+        let twice = good.lines().last().unwrap();
+        assert!(altered(&format!("{good}{twice}\n")));
+        let no_manifest: String = good
+            .lines()
+            .filter(|l| !l.ends_with("manifest.csv"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        fs::remove_file(set.join("manifest.csv")).unwrap();
+        assert!(altered(&no_manifest));
+        fs::write(&list, &good).unwrap();
+        let status = std::process::Command::new("mkfifo")
+            .arg(set.join("pipe"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert!(altered(&format!("{good}abc 0 pipe\n")));
+        let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&fs::metadata(p).unwrap());
+        let folder = inode(&set);
+        mend(&fresh, &set).unwrap();
+        check(&set).unwrap();
+        assert_eq!(inode(&set), folder, "the folder itself stays");
+        assert!(!set.join("pipe").exists());
     }
 }
