@@ -37,14 +37,18 @@ pub struct WalkError {
 /// any case, and is not a macOS AppleDouble file (`._song.wav`, the metadata a Mac leaves
 /// beside each file on a foreign disk, which made every copied library fail a row per song).
 pub fn is_audio_name(path: &Path) -> bool {
-    let apple_double = path
-        .file_name()
-        .is_some_and(|name| name.as_encoded_bytes().starts_with(b"._"));
-    !apple_double
+    !is_apple_double(path)
         && path
             .extension()
             .and_then(|e| e.to_str())
             .is_some_and(|e| AUDIO_EXTENSIONS.iter().any(|a| a.eq_ignore_ascii_case(e)))
+}
+
+/// Whether `path` names a macOS AppleDouble file (`._NAME`): the metadata a Mac writes
+/// beside every file on a foreign disk, never audio nor an annotation.
+pub fn is_apple_double(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|name| name.as_encoded_bytes().starts_with(b"._"))
 }
 
 /// The audio files named by `paths` ([`collect_files`] keeping [`is_audio_name`]),

@@ -44,6 +44,11 @@ pub fn scan_folder(dir: &Path) -> anyhow::Result<Dataset> {
         let (Some(place), Some(ext)) = (place_of(f), ext_of(f)) else {
             continue;
         };
+        // A Mac's `._01.bpm` beside `01.bpm` is metadata, not a truth: as text it ended
+        // the whole scan.
+        if batch::is_apple_double(f) {
+            continue;
+        }
         // Each reader's error names the file.
         let found = match ext.as_str() {
             "bpm" => Tempo(read_bpm_file(f)?, "bpm"),
@@ -728,5 +733,23 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    /// A folder copied from a Mac holds `._NAME` beside every file: its AppleDouble
+    /// annotations are passed over like its AppleDouble audio (a binary `._a.bpm` ended the
+    /// scan as "not UTF-8 text").
+    #[test]
+    fn apple_double_annotations_are_passed_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::write(root.join("a.wav"), b"").unwrap();
+        fs::write(root.join("a.bpm"), "95\n").unwrap();
+        let apple_double = b"\x00\x05\x16\x07\x00\x02\x00\x00\xff\xfe";
+        for name in ["._a.wav", "._a.bpm", "._a.jams", "._a.key"] {
+            fs::write(root.join(name), apple_double).unwrap();
+        }
+        let ds = scan_folder(root).unwrap();
+        assert_eq!(ds.items.len(), 1);
+        assert_eq!(ds.items[0].bpm, Some(95.0));
     }
 }
