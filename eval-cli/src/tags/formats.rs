@@ -472,10 +472,11 @@ fn same_date(id: &str) -> &str {
 }
 
 /// Frames ID3v2.4 added, which a tag written as 2.3 cannot carry (the dates excepted: they
-/// have 2.3 forms, [`same_date`]).
-const ID3V24_ONLY: [&str; 13] = [
+/// have 2.3 forms, [`same_date`]). The sort orders (`TSOA`, `TSOP`, `TSOT`) are among them,
+/// though taggers write them into 2.3 tags too: a dry run had promised such files a change.
+const ID3V24_ONLY: [&str; 16] = [
     "ASPI", "EQU2", "RVA2", "SEEK", "SIGN", "TDEN", "TDRL", "TDTG", "TIPL", "TMCL", "TMOO", "TPRO",
-    "TSST",
+    "TSOA", "TSOP", "TSOT", "TSST",
 ];
 
 /// Vorbis comments, and where they live.

@@ -665,6 +665,23 @@ fn a_2_4_frame_in_a_2_3_tag_is_refused_saying_how_to_convert_it() {
     tool("mid3v2", "python3-mutagen", &["--convert", s(&song)]);
     let rows = tag_rows(&tag(&[&song], &["--progress", "off"]));
     assert_eq!(rows[0][1], "tagged", "{rows:?}");
+    // A sort order (2.4's TSOA) that taggers write into 2.3 tags: foreseen by the dry
+    // run, which had promised a change, and skipped with the advice.
+    let sorted = encoded(dir.path(), "sorted.mp3", &[]);
+    let script = "import sys\nfrom mutagen.id3 import ID3, TSOA\nt = ID3(sys.argv[1])\n\
+                  t.add(TSOA(encoding=0, text='Album, The'))\n\
+                  t.save(sys.argv[1], v2_version=3)";
+    tool(
+        "/usr/bin/python3",
+        "python3-mutagen",
+        &["-c", script, s(&sorted)],
+    );
+    let dry = tag_rows(&tag(&[&sorted], &["--progress", "off", "--dry-run"]));
+    assert_eq!(dry[0][1], "skipped", "{dry:?}");
+    assert!(dry[0][5].contains("would lose TSOA"), "{dry:?}");
+    let rows = tag_rows(&tag(&[&sorted], &["--progress", "off"]));
+    assert_eq!(rows[0][1], "skipped", "{rows:?}");
+    assert!(rows[0][5].contains("mid3v2 --convert"), "{rows:?}");
 }
 
 /// One folder of three containers and two files that cannot be tagged: the three are
