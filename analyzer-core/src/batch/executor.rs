@@ -95,10 +95,11 @@ impl Executor for Parallel {
     }
 
     fn execute(&self, order: &[usize], task: &(dyn Fn(usize) + Sync), done: &mut dyn FnMut(usize)) {
-        // Called from one of this pool's own threads (a job that runs a batch on the same
-        // pool): waiting there for tasks queued behind it deadlocked every thread, so the
-        // inner batch runs on the calling thread, as [`Sequential`] runs it.
-        if self.pool.current_thread_index().is_some() {
+        // Called from a worker of any pool (a job that runs a batch): waiting there for
+        // tasks queued behind it deadlocked every thread, on this pool or, through another
+        // pool's jobs, across two (A -> B -> A), so the inner batch runs on the calling
+        // thread, as [`Sequential`] runs it.
+        if rayon::current_thread_index().is_some() {
             return Sequential.execute(order, task, done);
         }
         let next = AtomicUsize::new(0);

@@ -597,6 +597,20 @@ fn a_batch_inside_a_job_on_the_same_pool_finishes() {
     let summary = Batch::new(&outer).run(&names(4), &pool);
     let values: Vec<Option<usize>> = summary.results.iter().map(|r| r.value).collect();
     assert_eq!(values, [Some(0), Some(1), Some(3), Some(6)]);
+    // Across two pools, A's job running a batch on B whose job runs one on A: it
+    // deadlocked the same way.
+    let other = Parallel::new(2).unwrap();
+    let middle = |p: &Path, _: &StopSignal| {
+        let summary = Batch::new(&inner).run(&names(index_of(p) + 1), &pool);
+        Ok::<usize, Error>(summary.results.iter().filter_map(|r| r.value).sum())
+    };
+    let top = |p: &Path, _: &StopSignal| {
+        let summary = Batch::new(&middle).run(&names(index_of(p) + 1), &other);
+        Ok::<usize, Error>(summary.results.iter().filter_map(|r| r.value).sum())
+    };
+    let summary = Batch::new(&top).run(&names(3), &pool);
+    let values: Vec<Option<usize>> = summary.results.iter().map(|r| r.value).collect();
+    assert_eq!(values, [Some(0), Some(1), Some(4)]);
 }
 
 /// A pool of more threads than any machine needs is refused, not started for minutes.
