@@ -371,6 +371,14 @@ pub fn check(dir: &Path, t: &Thresholds) -> anyhow::Result<Vec<Verdict>> {
         bail!("report directory {} {what}", dir.display());
     }
     let summary_path = dir.join("summary.json");
+    if std::fs::symlink_metadata(&summary_path).is_err() && dir.join("results.csv").exists() {
+        // What a stopped `evaluate` leaves: rows, no measurement of the dataset.
+        bail!(
+            "{} is not there, only results.csv: the run was stopped before it measured the \
+             dataset (a cancelled evaluate writes no summary); run it again",
+            summary_path.display()
+        );
+    }
     // Read once: the whole document for the rules that hold anywhere in it, the gated
     // figures from the same value.
     let whole: serde_json::Value = read_json(&summary_path)?;
@@ -590,6 +598,21 @@ mod tests {
     }
 
     const SUMMARY: &str = r#"{"acc1": 0.75, "acc2": 0.9}"#;
+
+    /// A folder a cancelled `evaluate` left (rows, no summary) is refused saying so.
+    #[test]
+    fn a_stopped_runs_folder_is_refused_saying_so() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("results.csv"), "file\n").unwrap();
+        let err = format!(
+            "{:#}",
+            check(dir.path(), &thresholds("min_acc1 = 0.5")).unwrap_err()
+        );
+        assert!(
+            err.contains("the run was stopped before it measured"),
+            "{err}"
+        );
+    }
 
     /// CI's thresholds against an `evaluate` report: the refusal names the thresholds that
     /// want a comparison (it read "open: unreadable: No such file or directory").

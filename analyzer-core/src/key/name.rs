@@ -229,7 +229,8 @@ impl FromStr for Key {
                 _ => break,
             }
             accidentals += 1;
-            if accidentals > 2 {
+            // Two of one kind at most, never both kinds (`C#b` read as C).
+            if accidentals > 2 || shift.unsigned_abs() != accidentals {
                 return Err(fail());
             }
             chars.next();
@@ -292,7 +293,16 @@ mod tests {
             Key::new(10, Mode::Minor)
         );
         assert_eq!("Cb".parse::<Key>().unwrap(), Key::new(11, Mode::Major));
-        for bad in ["C#########", "Cbbbbbbbbbbbbb", "C###", "+1A", "-1B", "1 A"] {
+        for bad in [
+            "C#########",
+            "Cbbbbbbbbbbbbb",
+            "C###",
+            "C#b",
+            "Cb#",
+            "+1A",
+            "-1B",
+            "1 A",
+        ] {
             assert!(bad.parse::<Key>().is_err(), "{bad}");
         }
     }
