@@ -355,6 +355,22 @@ case_mac_copied_library_and_unread_formats() {
     expect_row out.csv lib/take.w64 error "Sony Wave64 (W64) files are not decoded"
 }
 
+# The same Mac copy of an annotated folder: `._good.bpm` and `._good.jams` (binary
+# AppleDouble) beside the real annotation are passed over by `evaluate`'s scan (the first
+# ended the run: "not UTF-8 text").
+case_mac_copied_annotated_folder() {
+  mkdir set && cp "$fixtures/fourfloor-128.ogg" set/good.ogg && echo 128 >set/good.bpm
+  local f
+  for f in ._good.ogg ._good.bpm ._good.jams; do
+    { printf '\000\005\026\007\000\002\000\000\377\376'; head -c 200 /dev/zero; } >"set/$f"
+  done
+  timeout -k 5 "$limit" "$bin" evaluate --dataset set --out-dir report --progress off \
+    >out.txt 2>err.txt
+  code=$?
+  [ "$code" -eq 0 ] || { echo "exit $code: $(cat err.txt)"; return 1; }
+  grep -q '1 files, Accuracy1 100.0 %' out.txt || { echo "$(cat out.txt)"; return 1; }
+}
+
 # A WAV_FORMAT_EXTENSIBLE file of 24 channels (22.2, as ffmpeg writes it) is read: every
 # extensible header of 19 to 26 channels was "too many channels in mask".
 case_wav_extensible_24_channels() {
@@ -1975,6 +1991,7 @@ run damaged-files-keep-the-batch case_truncated_and_empty_files_keep_the_batch
 run unsupported-containers-named case_unsupported_containers_are_named
 run mp3-xing-counts-too-few-frames case_mp3_xing_header_counts_too_few_frames
 run mac-copied-library-and-unread-formats case_mac_copied_library_and_unread_formats
+run mac-copied-annotated-folder case_mac_copied_annotated_folder
 run wav-extensible-24-channels case_wav_extensible_24_channels
 run loudness-of-384k-8-channels-bounded case_loudness_of_384k_8_channels_is_bounded
 run wav-written-to-a-pipe case_wav_written_to_a_pipe
