@@ -422,26 +422,23 @@ pub fn check(dir: &Path, t: &Thresholds) -> anyhow::Result<Vec<Verdict>> {
         key.map(|k| k.accuracy),
         no_key,
     );
-    if t.min_efficiency.is_none()
-        && t.require_identical != Some(true)
-        && t.max_interference.is_none()
-        && t.max_repeat_spread.is_none()
-    {
+    // The thresholds read from compare.json.
+    let wanting: Vec<&str> = [
+        ("min_efficiency", t.min_efficiency.is_some()),
+        ("require_identical", t.require_identical == Some(true)),
+        ("max_interference", t.max_interference.is_some()),
+        ("max_repeat_spread", t.max_repeat_spread.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, set)| set.then_some(name))
+    .collect();
+    if wanting.is_empty() {
         return Ok(out);
     }
     let compare_path = dir.join("compare.json");
     if std::fs::symlink_metadata(&compare_path).is_err() {
         // An `evaluate` report has no comparison: say which thresholds want one, not
         // only that a file is missing.
-        let wanting: Vec<&str> = [
-            ("min_efficiency", t.min_efficiency.is_some()),
-            ("require_identical", t.require_identical == Some(true)),
-            ("max_interference", t.max_interference.is_some()),
-            ("max_repeat_spread", t.max_repeat_spread.is_some()),
-        ]
-        .into_iter()
-        .filter_map(|(name, set)| set.then_some(name))
-        .collect();
         anyhow::bail!(
             "{} is not there: {} need{} a `compare` report (`evaluate` writes none)",
             compare_path.display(),
