@@ -31,8 +31,8 @@ mod refusals;
 mod wav_layout;
 mod wav_sizes;
 
-pub(crate) use mix::is_audio;
 pub use mix::{MAX_SAMPLE, MonoMixer, mix_to_mono};
+pub(crate) use mix::{audio_or_silence, is_audio};
 use refusals::{probe_error, unsupported_codec, unsupported_container};
 
 /// After this many packets in a row fail to decode, the stream is treated as ended.

@@ -319,7 +319,7 @@ impl LoudnessMeter {
         } else {
             cleaned = interleaved
                 .iter()
-                .map(|&s| if crate::decode::is_audio(s) { s } else { 0.0 })
+                .map(|&s| crate::decode::audio_or_silence(s))
                 .collect();
             &cleaned
         };

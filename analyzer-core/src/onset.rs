@@ -292,11 +292,8 @@ impl OnsetTracker<'_> {
     /// sample that is not audio (NaN, infinite, beyond ±[`crate::decode::MAX_SAMPLE`]) is
     /// silence, as the decoder takes it: a NaN made the envelope's level NaN.
     pub fn push(&mut self, samples: &[f32]) {
-        self.pending.extend(
-            samples
-                .iter()
-                .map(|&s| if crate::decode::is_audio(s) { s } else { 0.0 }),
-        );
+        self.pending
+            .extend(samples.iter().map(|&s| crate::decode::audio_or_silence(s)));
         let (size, hop) = (self.detector.frame_size, self.detector.hop);
         let mut start = 0;
         while start + size <= self.pending.len() {

@@ -94,7 +94,7 @@ impl MonoResampler {
     /// (NaN, infinite, beyond ±[`crate::decode::MAX_SAMPLE`]) is taken as silence, as the
     /// decoder takes it: a NaN made rubato's FFT resampler panic.
     pub fn push(&mut self, mut input: &[f32], output: &mut Vec<f32>) -> Result<()> {
-        let audio = |&s: &f32| if crate::decode::is_audio(s) { s } else { 0.0 };
+        let audio = |&s: &f32| crate::decode::audio_or_silence(s);
         self.input_frames += input.len() as u64;
         if self.inner.is_none() {
             output.extend(input.iter().map(audio));

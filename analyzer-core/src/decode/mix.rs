@@ -13,6 +13,12 @@ pub(crate) fn is_audio(sample: f32) -> bool {
     sample.abs() <= MAX_SAMPLE
 }
 
+/// `sample` where it is audio ([`is_audio`]), else silence: how every stage that takes
+/// samples from a caller treats NaN, infinities and absurd values, as the decoder does.
+pub(crate) fn audio_or_silence(sample: f32) -> f32 {
+    if is_audio(sample) { sample } else { 0.0 }
+}
+
 /// How far (in energy) the plain mix of a block may fall under its channels' mean energy
 /// before the mix counts as cancelled: 30 dB. A channel in inverted polarity cancels
 /// completely (16-bit samples negate exactly), and 1 % of difference between the two

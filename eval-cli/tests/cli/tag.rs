@@ -644,14 +644,24 @@ fn a_replaygain_left_in_an_ape_tag_is_named_in_the_row() {
 #[test]
 fn a_2_4_frame_in_a_2_3_tag_is_refused_saying_how_to_convert_it() {
     let dir = tempfile::tempdir().unwrap();
-    let song = encoded(dir.path(), "rva.mp3", &[]);
-    let script = "import sys\nfrom mutagen.id3 import ID3, RVA2\nt = ID3(sys.argv[1])\n\
-                  t.add(RVA2(desc='normalize', channel=1, gain=-2.0, peak=0.5))\n\
-                  t.save(sys.argv[1], v2_version=3)";
-    tool(
-        "/usr/bin/python3",
-        "python3-mutagen",
-        &["-c", script, s(&song)],
+    // An MP3 whose ID3v2.3 tag holds `frame` (a mutagen constructor call).
+    let with_frame_in_2_3 = |name: &str, frame: &str, made: &str| {
+        let song = encoded(dir.path(), name, &[]);
+        let script = format!(
+            "import sys\nfrom mutagen.id3 import ID3, {frame}\nt = ID3(sys.argv[1])\n\
+             t.add({made})\nt.save(sys.argv[1], v2_version=3)"
+        );
+        tool(
+            "/usr/bin/python3",
+            "python3-mutagen",
+            &["-c", &script, s(&song)],
+        );
+        song
+    };
+    let song = with_frame_in_2_3(
+        "rva.mp3",
+        "RVA2",
+        "RVA2(desc='normalize', channel=1, gain=-2.0, peak=0.5)",
     );
     let dry = tag_rows(&tag(&[&song], &["--progress", "off", "--dry-run"]));
     assert_eq!(dry[0][1], "skipped", "{dry:?}");
@@ -667,15 +677,7 @@ fn a_2_4_frame_in_a_2_3_tag_is_refused_saying_how_to_convert_it() {
     assert_eq!(rows[0][1], "tagged", "{rows:?}");
     // A sort order (2.4's TSOA) that taggers write into 2.3 tags: foreseen by the dry
     // run, which had promised a change, and skipped with the advice.
-    let sorted = encoded(dir.path(), "sorted.mp3", &[]);
-    let script = "import sys\nfrom mutagen.id3 import ID3, TSOA\nt = ID3(sys.argv[1])\n\
-                  t.add(TSOA(encoding=0, text='Album, The'))\n\
-                  t.save(sys.argv[1], v2_version=3)";
-    tool(
-        "/usr/bin/python3",
-        "python3-mutagen",
-        &["-c", script, s(&sorted)],
-    );
+    let sorted = with_frame_in_2_3("sorted.mp3", "TSOA", "TSOA(encoding=0, text='Album, The')");
     let dry = tag_rows(&tag(&[&sorted], &["--progress", "off", "--dry-run"]));
     assert_eq!(dry[0][1], "skipped", "{dry:?}");
     assert!(dry[0][5].contains("would lose TSOA"), "{dry:?}");
