@@ -98,16 +98,10 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
     };
     // A partial run is no measurement of the dataset: its summary scored the files never
     // analysed as failures, and `check` passed it. The finished rows stay.
-    if outcomes.iter().any(|o| o.cancelled) {
-        let finished = outcome
-            .rows
-            .iter()
-            .filter(|row| row.status != "cancelled")
-            .count();
+    if let Some(k) = outcomes.iter().position(|o| o.cancelled) {
         eprintln!(
-            "eval-cli: evaluate was cancelled: {} holds a row per file, {finished} finished \
-             and the rest `cancelled`; no summary or report was written",
-            plan.out_dir.join("results.csv").display()
+            "eval-cli: {}",
+            cancelled_message(&plan.out_dir, estimators, k, &outcomes[k])
         );
         return Ok(runner::finished(true));
     }
@@ -137,6 +131,44 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
         &plan.out_dir.join("results.csv"),
     );
     stdout::keep_status(printed, code)
+}
+
+/// What a cancelled `evaluate` says: where the rows of the estimator that was stopped
+/// (the `k`-th) are, how many it finished, and which estimators never ran. The earlier
+/// estimators' rows are each in their own `results.csv`, complete.
+fn cancelled_message(
+    out_dir: &Path,
+    estimators: &[Estimator],
+    k: usize,
+    stopped: &report::model::Outcome,
+) -> String {
+    let finished = stopped
+        .rows
+        .iter()
+        .filter(|row| row.status != "cancelled")
+        .count();
+    let rows = evaluation::rows_path(out_dir, k, &estimators[k]);
+    let whose = if estimators.len() > 1 {
+        format!(
+            " during estimator {}/{} ({})",
+            k + 1,
+            estimators.len(),
+            estimators[k].name()
+        )
+    } else {
+        String::new()
+    };
+    let unrun = estimators.len() - k - 1;
+    let never = match unrun {
+        0 => String::new(),
+        1 => "; the last estimator did not run".to_string(),
+        n => format!("; the last {n} estimators did not run"),
+    };
+    format!(
+        "evaluate was cancelled{whose}: {} holds a row per file, {finished} finished and the \
+         rest `cancelled`{never}; no summary or report was written",
+        rows.display()
+    )
 }
 
 /// The lines `evaluate` prints on stdout: one per estimator when there are several, then

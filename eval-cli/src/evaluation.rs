@@ -418,13 +418,14 @@ pub fn run_estimators(
             );
         }
         let rows_to = match dir {
-            Some(dir) if k == 0 => Some(dir.join("results.csv")),
             Some(dir) => {
-                let sub = dir
-                    .join("estimators")
-                    .join(estimator_slug(k, estimator.name()));
-                create_out_dir(&sub)?;
-                Some(sub.join("results.csv"))
+                let rows = rows_path(dir, k, estimator);
+                if k > 0
+                    && let Some(sub) = rows.parent()
+                {
+                    create_out_dir(sub)?;
+                }
+                Some(rows)
             }
             None => None,
         };
@@ -436,6 +437,17 @@ pub fn run_estimators(
         }
     }
     Ok(outcomes)
+}
+
+/// Where the `k`-th estimator's rows go in the run folder `dir`: the first one's in
+/// `results.csv`, the others' in `estimators/K-NAME/results.csv`.
+pub fn rows_path(dir: &Path, k: usize, estimator: &Estimator) -> PathBuf {
+    if k == 0 {
+        return dir.join("results.csv");
+    }
+    dir.join("estimators")
+        .join(estimator_slug(k, estimator.name()))
+        .join("results.csv")
 }
 
 /// A folder name for the `k`-th estimator: `1-cmd-aubio-tempo-file`.

@@ -2382,3 +2382,54 @@ fn a_cancelled_evaluate_writes_no_summary_or_report() {
     assert_eq!(results.lines().count(), 4, "{results}");
     assert!(results.contains("cancelled"), "{results}");
 }
+
+/// With several estimators, a cancel names the one that was stopped and where its rows are
+/// (it counted the first estimator's finished rows, which were all there), and says which
+/// never ran; the rows of the estimators before it stay complete.
+#[cfg(unix)]
+#[test]
+fn a_cancelled_evaluate_names_the_estimator_it_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = eval_cli()
+        .args(["evaluate", "--dataset", "synth", "--synth-count", "3"])
+        .args([
+            "--synth-seconds",
+            "4",
+            "--workers",
+            "1",
+            "--progress",
+            "off",
+        ])
+        .args(["--estimator", "cmd:sh -c 'echo 120' {file}"])
+        .args([
+            "--estimator",
+            "cmd:sh -c 'kill -INT $PPID; exec sleep 600' {file}",
+        ])
+        .args(["--estimator", "cmd:sh -c 'echo 90' {file}"])
+        .arg("--out-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr_of(&out));
+    let stderr = stderr_of(&out);
+    let stopped = dir
+        .path()
+        .join("estimators/2-cmd-sh-c-kill-int-ppid-exec-sleep-600-fi/results.csv");
+    for said in [
+        "during estimator 2/3".to_string(),
+        format!("{} holds a row per file, 0 finished", stopped.display()),
+        "the last estimator did not run".to_string(),
+    ] {
+        assert!(stderr.contains(&said), "{said}: {stderr}");
+    }
+    let first = fs::read_to_string(dir.path().join("results.csv")).unwrap();
+    assert_eq!(first.lines().count(), 4, "{first}");
+    assert!(!first.contains("cancelled"), "{first}");
+    let second = fs::read_to_string(&stopped).unwrap();
+    assert_eq!(second.lines().count(), 4, "{second}");
+    assert!(
+        !dir.path()
+            .join("estimators/3-cmd-sh-c-echo-90-file")
+            .exists()
+    );
+}
