@@ -88,18 +88,24 @@ pub(super) fn probe_error(e: &SymphoniaError) -> Error {
         SymphoniaError::IoError(io) => {
             Error::new(ErrorKind::Unreadable, Stage::Probe, io.to_string())
         }
+        // An extensible WAV of more channels than the plain reader's 26 fails on its mask
+        // ("too many channels in mask"), which blamed the mask, not the count.
+        SymphoniaError::DecodeError(what) | SymphoniaError::Unsupported(what)
+            if what.contains("channel count") || what.contains("channels in mask") =>
+        {
+            Error::new(
+                ErrorKind::UnsupportedFormat,
+                Stage::Probe,
+                format!(
+                    "the header's channel count is not one the decoder can read \
+                     (1 to {MAX_DECODER_CHANNELS} channels are read; {what})"
+                ),
+            )
+        }
         SymphoniaError::Unsupported(what) => Error::new(
             ErrorKind::UnsupportedFormat,
             Stage::Probe,
             format!("not a supported audio format ({what})"),
-        ),
-        SymphoniaError::DecodeError(what) if what.contains("channel count") => Error::new(
-            ErrorKind::UnsupportedFormat,
-            Stage::Probe,
-            format!(
-                "the header's channel count is not one the decoder can read \
-                 (1 to {MAX_DECODER_CHANNELS} channels are read; {what})"
-            ),
         ),
         // A WAV of 12, 20 or 48-bit integers or 16-bit floats is valid, and only not read
         // here: it was called a corrupt stream.
@@ -161,6 +167,24 @@ mod tests {
             "wav: valid bits per sample for fmt_ext PCM sub-type must be <= bits per sample",
         ));
         assert_eq!(odd.kind(), ErrorKind::CorruptStream);
+    }
+
+    /// An extensible WAV of more channels than the decoder reads is refused for its count,
+    /// as a plain one is (it blamed the mask).
+    #[test]
+    fn too_many_channels_is_said_for_either_header() {
+        for e in [
+            SymphoniaError::Unsupported("wav: too many channels in mask for fmt_ext"),
+            SymphoniaError::DecodeError("riff: invalid channel count"),
+        ] {
+            let refused = probe_error(&e);
+            assert_eq!(refused.kind(), ErrorKind::UnsupportedFormat);
+            assert!(
+                refused.reason().contains("1 to 26 channels are read"),
+                "{}",
+                refused.reason()
+            );
+        }
     }
 
     /// A packet past the Ogg reader's limit is a limit of the reader, named as one: the
