@@ -1,5 +1,6 @@
 //! What the machine and this process are: cores, memory, CPU model, operating system,
-//! peak memory, CPU time of a thread or a child, the open-file limit, the thread count.
+//! peak memory, CPU time of a thread or a child, the open-file limit, the thread count,
+//! the folder for temporary files.
 //! Every read of `/proc` and every sysinfo query is here, so that reports, the runner, the
 //! estimators and the service describe the machine the same way.
 
@@ -20,6 +21,16 @@ pub struct Host {
     pub memory_gib: f64,
     /// Operating system.
     pub os: String,
+}
+
+/// The folder for temporary files: `$TMPDIR`, or `/tmp` where it is unset or empty. std's
+/// `temp_dir` takes an empty `TMPDIR` as the working folder: the synthetic set's cache and
+/// the service's uploads landed wherever the command was run.
+pub fn temp_folder() -> std::path::PathBuf {
+    match std::env::var_os("TMPDIR") {
+        Some(dir) if !dir.is_empty() => dir.into(),
+        _ => "/tmp".into(),
+    }
 }
 
 /// Available parallelism, at least 1.

@@ -475,7 +475,7 @@ fn analyse_request(
             // Removed when dropped, once its analysis is over.
             let file = tempfile::Builder::new()
                 .prefix("consume-")
-                .tempfile()
+                .tempfile_in(crate::host::temp_folder())
                 .and_then(|mut f| f.write_all(audio).and(f.flush()).map(|()| f))
                 .map_err(|e| format!("cannot store the audio: {e}"))?;
             analyse.file(&request.analyzer, file.path()).map(|mut o| {

@@ -202,7 +202,7 @@ fn fingerprint(path: &Path) -> std::io::Result<(String, u64)> {
 #[cfg(unix)]
 fn own_cache_root() -> anyhow::Result<PathBuf> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt};
-    let tmp = std::env::temp_dir();
+    let tmp = crate::host::temp_folder();
     // The owner of a file this process makes is the user it runs as.
     let uid = tempfile::tempfile_in(&tmp)
         .and_then(|f| f.metadata())
@@ -249,7 +249,7 @@ fn own_cache_root() -> anyhow::Result<PathBuf> {
 /// The cache folder, where there are no file owners to check.
 #[cfg(not(unix))]
 fn own_cache_root() -> anyhow::Result<PathBuf> {
-    let root = std::env::temp_dir().join("tempo-scale-synth-cache");
+    let root = crate::host::temp_folder().join("tempo-scale-synth-cache");
     fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
     Ok(root)
 }

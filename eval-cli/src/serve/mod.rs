@@ -315,11 +315,11 @@ pub fn run_with(args: ServeArgs, analysis: Arc<dyn FileAnalysis>) -> anyhow::Res
     let addr = listener.local_addr()?;
     // Uploads go to the temporary folder: one that cannot take a file (`TMPDIR` naming a
     // folder that does not exist) made every upload a 503, with nothing said at the start.
-    if let Err(e) = tempfile::tempfile() {
+    if let Err(e) = tempfile::tempfile_in(crate::host::temp_folder()) {
         eprintln!(
             "eval-cli: warning: uploads cannot be stored in {} ({e}); POST /v1/analyze \
              answers 503 until they can (set TMPDIR to a writable folder)",
-            std::env::temp_dir().display()
+            crate::host::temp_folder().display()
         );
     }
     let swept = upload::sweep_stale_uploads();
@@ -327,7 +327,7 @@ pub fn run_with(args: ServeArgs, analysis: Arc<dyn FileAnalysis>) -> anyhow::Res
         eprintln!(
             "eval-cli: removed {swept} upload{} that a stopped service left in {}",
             if swept == 1 { "" } else { "s" },
-            std::env::temp_dir().display()
+            crate::host::temp_folder().display()
         );
     }
     let analysis = if plan.test_gates {

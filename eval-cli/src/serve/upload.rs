@@ -120,9 +120,12 @@ pub(super) async fn store_upload(
     limit: usize,
 ) -> Result<(NamedTempFile, usize), Response> {
     let prefix = format!("{UPLOAD_PREFIX}{}-", std::process::id());
-    let mut file =
-        tokio::task::block_in_place(|| tempfile::Builder::new().prefix(&prefix).tempfile())
-            .map_err(storage_refusal)?;
+    let mut file = tokio::task::block_in_place(|| {
+        tempfile::Builder::new()
+            .prefix(&prefix)
+            .tempfile_in(crate::host::temp_folder())
+    })
+    .map_err(storage_refusal)?;
     let mut size = 0;
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
@@ -157,7 +160,7 @@ fn storage_refusal(e: std::io::Error) -> Response {
         status,
         format!(
             "cannot store the upload in {}: {e}",
-            std::env::temp_dir().display()
+            crate::host::temp_folder().display()
         ),
     ))
 }
@@ -171,7 +174,7 @@ const UPLOAD_PREFIX: &str = "eval-cli-upload-";
 /// whose service still runs (its pid in `/proc`) is left, another process's as ours;
 /// gives how many were removed.
 pub(super) fn sweep_stale_uploads() -> usize {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+    let Ok(entries) = std::fs::read_dir(crate::host::temp_folder()) else {
         return 0;
     };
     let stale = |name: &str| {

@@ -2280,6 +2280,33 @@ fn an_annotation_linked_to_a_device_exits_2_naming_it() {
     assert!(!out_dir.exists());
 }
 
+/// An empty `TMPDIR` means the default temporary folder, as for the shell's tools: the
+/// synthetic set's cache was made in the folder the command was run from.
+#[test]
+fn an_empty_tmpdir_keeps_the_synthetic_cache_out_of_the_working_folder() {
+    let cwd = tempfile::tempdir().unwrap();
+    let out = eval_cli()
+        .current_dir(cwd.path())
+        .env("TMPDIR", "")
+        .args(["evaluate", "--dataset", "synth", "--synth-count", "2"])
+        .args([
+            "--synth-seconds",
+            "4",
+            "--progress",
+            "off",
+            "--out-dir",
+            "out",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let made: Vec<String> = fs::read_dir(cwd.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(made, ["out"]);
+}
+
 /// The built-in set is cached per user and checked before each use: a file a temp cleaner
 /// removed and a truth edited in the cache are generated again (they were scored: a failed
 /// row, a wrong truth), and a cache folder others may write is refused, not read.
