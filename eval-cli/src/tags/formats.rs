@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 use std::fs::File;
-use std::io::Seek;
+use std::io::{Read, Seek};
 
 use lofty::TextEncoding;
 use lofty::config::{ParseOptions, ParsingMode, WriteOptions};
@@ -153,6 +153,15 @@ impl From<guard::GuardError> for LoadError {
     }
 }
 
+/// Why a fragmented MP4 is not tagged ([`guard::mp4_is_fragmented`]).
+const FRAGMENTED_MP4: &str = "a fragmented MP4 (its audio in `moof` fragments, whose offsets \
+     the tag library does not move when the tag grows) is not tagged; remux it \
+     (`ffmpeg -i IN -c copy OUT.m4a`) to tag it";
+
+/// Why an Ogg stream that is not Vorbis or Opus is not tagged.
+const OGG_OF_ANOTHER_CODEC: &str = "an Ogg stream of FLAC, Theora, Speex or another codec: \
+     only Ogg Vorbis and Opus get their Vorbis comments written";
+
 /// Why a FLAC file that opens with an ID3v2 tag is not tagged: lofty reads it, but
 /// cannot write a FLAC file holding one (its save fails, after a dry run promised the
 /// change), and the Vorbis comments alone would leave players that read the ID3 tag on
@@ -173,6 +182,14 @@ pub fn load(file: &mut File) -> Result<Box<dyn FormatTag>, LoadError> {
         .guess_file_type()?
         .file_type();
     file.rewind()?;
+    // lofty takes an Ogg stream of another codec (FLAC, Theora, Speex first) for MPEG
+    // audio, and would write an ID3v2 tag in front of its first page.
+    let mut magic = [0u8; 4];
+    let ogg = file.read_exact(&mut magic).is_ok() && &magic == b"OggS";
+    file.rewind()?;
+    if ogg && !matches!(file_type, Some(FileType::Vorbis | FileType::Opus)) {
+        return Err(LoadError::Unsupported(OGG_OF_ANOTHER_CODEC.to_string()));
+    }
     let options = parse_options();
     let id3 =
         |tag: Option<&Id3v2Tag>| -> Box<dyn FormatTag> { Box::new(Id3(tag.cloned(), Vec::new())) };
@@ -210,6 +227,9 @@ pub fn load(file: &mut File) -> Result<Box<dyn FormatTag>, LoadError> {
         )),
         Some(FileType::Mp4) => {
             guard::mp4_atoms_fit(file)?;
+            if guard::mp4_is_fragmented(file)? {
+                return Err(LoadError::Unsupported(FRAGMENTED_MP4.to_string()));
+            }
             file.rewind()?;
             Box::new(Mp4(Mp4File::read_from(file, options)?
                 .ilst()

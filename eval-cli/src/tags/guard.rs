@@ -12,6 +12,10 @@
 //!   whose size runs past its parent. lofty stops reading that parent there without an
 //!   error, so every item from that one on is missing from the tag it gives, and from the
 //!   file it writes.
+//! - A fragmented MP4 (`moof` fragments, announced by `moov.mvex`): its fragments address
+//!   their audio from the file's start, and lofty (0.25) grows `moov` without moving
+//!   those offsets, so every fragment then points into the wrong bytes (the read-back
+//!   compares tags, not audio). It is left untagged.
 
 use std::io::{self, Read, Seek, SeekFrom};
 
@@ -211,6 +215,21 @@ pub fn mp4_atoms_fit<R: Read + Seek>(reader: &mut R) -> Result<(), GuardError> {
         }
     }
     Ok(())
+}
+
+/// Whether an MP4 file is fragmented: a `moof` at the top or an `mvex` in `moov` (what
+/// `-movflags frag_keyframe`, `empty_moov` or `cmaf` write).
+pub fn mp4_is_fragmented<R: Read + Seek>(reader: &mut R) -> io::Result<bool> {
+    let len = reader.seek(SeekFrom::End(0))?;
+    let (top, _) = atoms_in(reader, 0, len, "file")?;
+    if top.iter().any(|a| &a.name == b"moof") {
+        return Ok(true);
+    }
+    let Some(moov) = top.iter().find(|a| &a.name == b"moov") else {
+        return Ok(false);
+    };
+    let (inside, _) = atoms_in(reader, moov.body, moov.end, "`moov`")?;
+    Ok(inside.iter().any(|a| &a.name == b"mvex"))
 }
 
 #[cfg(test)]

@@ -921,6 +921,27 @@ fn files_that_cannot_be_tagged_safely_are_refused_and_left_alone() {
     let raw_reason = reason(&raw);
     assert!(raw_reason.starts_with("no tags written: "), "{raw_reason}");
 
+    // A fragmented MP4: lofty grew `moov` without moving the fragments' offsets, and the
+    // audio no longer decoded.
+    let fragmented = encoded(
+        dir.path(),
+        "f.m4a",
+        &["-c:a", "aac", "-movflags", "frag_keyframe+empty_moov"],
+    );
+    let fragmented_reason = reason(&fragmented);
+    assert!(
+        fragmented_reason.starts_with("no tags written: a fragmented MP4"),
+        "{fragmented_reason}"
+    );
+    // An Ogg FLAC (`.oga`, which a folder walk takes): lofty took it for MPEG audio and
+    // wrote an ID3v2 tag in front of its first page.
+    let ogg_flac = encoded(dir.path(), "g.oga", &["-c:a", "flac", "-f", "ogg"]);
+    let ogg_reason = reason(&ogg_flac);
+    assert!(
+        ogg_reason.starts_with("no tags written: an Ogg stream of FLAC"),
+        "{ogg_reason}"
+    );
+
     // A copy still at work holds the file open for writing: replaced now, the rest of the
     // copy would go to the old file, which no name holds any more.
     let copying = encoded(dir.path(), "e.flac", &[]);
