@@ -301,13 +301,23 @@ fn open_track(path: &Path) -> Result<OpenTrack> {
     }
 }
 
-/// The first 12 bytes of `file` (fewer in a shorter file), read from the open handle, which
+/// How much of a file's start [`read_head`] reads: a RIFF or FORM header (12 bytes) and an
+/// Ogg page's header with its first packet's 8-byte codec name (at 28).
+const HEAD_BYTES: usize = 36;
+
+/// The first [`HEAD_BYTES`] of `file` (fewer in a shorter file), read from the open handle, which
 /// is rewound: the path is never opened a second time (it may have been swapped for a pipe
 /// since).
 fn read_head(file: &mut File) -> Vec<u8> {
     use std::io::{Read, Seek};
-    let mut head = Vec::with_capacity(12);
-    if file.by_ref().take(12).read_to_end(&mut head).is_err() || file.rewind().is_err() {
+    let mut head = Vec::with_capacity(HEAD_BYTES);
+    if file
+        .by_ref()
+        .take(HEAD_BYTES as u64)
+        .read_to_end(&mut head)
+        .is_err()
+        || file.rewind().is_err()
+    {
         head.clear();
     }
     head

@@ -14,11 +14,12 @@ use crate::error::ErrorKind;
 /// Extensions (lowercase, without the dot) of the files a folder walk picks up as audio.
 ///
 /// Audio formats the decoder cannot read (Opus, AIFF, CAF, Matroska audio, WebM, WavPack,
-/// Monkey's Audio, Wave64, WMA) are listed too, so that such files show up as rows naming
+/// Monkey's Audio, Wave64, WMA, MPEG layer II, AC-3, DTS, Speex, AMR) are listed too, so that such files show up as rows naming
 /// their format instead of vanishing silently. `.mkv` is not: it is mostly video.
 pub const AUDIO_EXTENSIONS: &[&str] = &[
     "wav", "wave", "mp3", "flac", "ogg", "oga", "opus", "m4a", "mp4", "aac", "aif", "aiff", "aifc",
-    "caf", "mka", "webm", "wv", "ape", "w64", "wma",
+    "caf", "mka", "webm", "wv", "ape", "w64", "wma", "m4b", "mp2", "ac3", "eac3", "dts", "spx",
+    "amr",
 ];
 
 /// A folder or link that a walk could not read (permission, a link back to an ancestor).

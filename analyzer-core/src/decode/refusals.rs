@@ -12,7 +12,7 @@ use crate::error::{Error, ErrorKind, Stage};
 /// otherwise scan past their headers for a marker it knows: in a Matroska file holding FLAC
 /// it finds the codec's `fLaC` header and reports a FLAC stream that "holds no audio"; in
 /// others it runs out of file and blames the file's length.
-const UNREAD_CONTAINERS: [(&[u8], usize, &str); 9] = [
+const UNREAD_CONTAINERS: [(&[u8], usize, &str); 16] = [
     (b"AIFF", 8, "AIFF"),
     (b"AIFC", 8, "AIFF-C"),
     (b"caff", 0, "Core Audio (CAF)"),
@@ -27,13 +27,28 @@ const UNREAD_CONTAINERS: [(&[u8], usize, &str); 9] = [
         "Sony Wave64 (W64)",
     ),
     (b"\x30\x26\xb2\x75\x8e\x66\xcf\x11", 0, "ASF (WMA)"),
+    // Bare streams: the probe's MPEG reader took a DTS stream for MPEG layer I/II audio
+    // and found no reader for AC-3, AMR or Speex.
+    (b"\x0b\x77", 0, "AC-3/E-AC-3 (Dolby Digital)"),
+    (b"\x7f\xfe\x80\x01", 0, "DTS"),
+    (b"\xfe\x7f\x01\x80", 0, "DTS"),
+    (b"\x1f\xff\xe8\x00", 0, "DTS"),
+    (b"\xff\x1f\x00\xe8", 0, "DTS"),
+    (b"#!AMR", 0, "AMR"),
+    // An Ogg page whose first packet is a Speex header.
+    (b"Speex   ", 28, "Ogg Speex"),
 ];
 
 /// Why the file is refused when its first bytes (`head`) name a container this analyzer
 /// does not read ([`UNREAD_CONTAINERS`]).
 pub(super) fn unsupported_container(head: &[u8]) -> Option<Error> {
     let (_, _, name) = UNREAD_CONTAINERS.iter().find(|(magic, at, _)| {
-        head.get(*at..at + magic.len()) == Some(*magic) && (*at == 0 || head.starts_with(b"FORM"))
+        let placed = match *at {
+            0 => true,
+            8 => head.starts_with(b"FORM"),
+            _ => head.starts_with(b"OggS"),
+        };
+        head.get(*at..at + magic.len()) == Some(*magic) && placed
     })?;
     Some(Error::new(
         ErrorKind::UnsupportedFormat,
@@ -167,6 +182,32 @@ mod tests {
             "wav: valid bits per sample for fmt_ext PCM sub-type must be <= bits per sample",
         ));
         assert_eq!(odd.kind(), ErrorKind::CorruptStream);
+    }
+
+    /// Bare AC-3, DTS (four sync words) and AMR streams and an Ogg Speex file are named by
+    /// their first bytes: the probe took the DTS stream for MPEG audio, called the Speex
+    /// file cut short and found no reader for the others. "Speex" elsewhere than in an
+    /// Ogg page's first packet names nothing.
+    #[test]
+    fn bare_streams_and_ogg_speex_are_named() {
+        let named = |head: &[u8]| unsupported_container(head).map(|e| e.reason().to_string());
+        for (head, name) in [
+            (&b"\x0b\x77\x12\x34"[..], "AC-3"),
+            (b"\x7f\xfe\x80\x01\x00", "DTS"),
+            (b"\xfe\x7f\x01\x80\x00", "DTS"),
+            (b"\x1f\xff\xe8\x00\x00", "DTS"),
+            (b"\xff\x1f\x00\xe8\x00", "DTS"),
+            (b"#!AMR\n", "AMR"),
+        ] {
+            let reason = named(head).unwrap_or_else(|| panic!("{name}: not named"));
+            assert!(reason.contains(&format!(": {name}")), "{reason}");
+        }
+        let mut speex = b"OggS".to_vec();
+        speex.resize(28, 0);
+        speex.extend(b"Speex   ");
+        assert!(named(&speex).unwrap().contains(": Ogg Speex files"));
+        speex[..4].copy_from_slice(b"RIFF");
+        assert_eq!(named(&speex), None);
     }
 
     /// An extensible WAV of more channels than the decoder reads is refused for its count,
