@@ -65,7 +65,11 @@ use crate::tempo::{TempoEstimate, TempoEstimator};
 /// does not read is `unsupported_format`, not corrupt; Wave64 and WMA files are named; a
 /// row whose every loudness block is gated out but whose true peak is loud says the sound
 /// is in channels BS.1770 leaves out (an LFE-only file read "silence, or nearly").
-const RESULTS_REVISION: u32 = 21;
+/// 22: a FLAC file with an ID3v1 or APEv2 tag appended is read to its last frame (it lost
+/// it and said "truncated"); bare AC-3, DTS, AMR and Ogg Speex streams are named (DTS was
+/// "MPEG layer I/II", Speex "ends before its headers do"); an extensible WAV of more than
+/// 26 channels is refused for its count, not its mask.
+const RESULTS_REVISION: u32 = 22;
 
 /// Settings of an [`Analyzer`]. Each field's doc gives its default.
 #[derive(Debug, Clone, PartialEq)]

@@ -28,6 +28,7 @@ use crate::stop::StopSignal;
 
 mod mix;
 mod refusals;
+mod trailing_tags;
 mod wav_layout;
 mod wav_sizes;
 
@@ -272,7 +273,24 @@ fn open_track(path: &Path) -> Result<OpenTrack> {
     } else {
         None
     };
-    let first = probe_track(Box::new(file), &hint, file_bytes).map(|mut open| {
+    // A FLAC stream with an ID3v1 or APEv2 tag appended is read as ending before it.
+    let audio_end = if head.starts_with(b"fLaC") {
+        let end = trailing_tags::audio_end(&mut file, file_bytes);
+        if let Err(e) = std::io::Seek::rewind(&mut file) {
+            return Err(Error::io(ErrorKind::Unreadable, Stage::Open, &e));
+        }
+        end
+    } else {
+        None
+    };
+    let source: Box<dyn MediaSource> = match audio_end {
+        Some(end) => match trailing_tags::Trimmed::new(file, end) {
+            Ok(trimmed) => Box::new(trimmed),
+            Err(e) => return Err(Error::io(ErrorKind::Unreadable, Stage::Open, &e)),
+        },
+        None => Box::new(file),
+    };
+    let first = probe_track(source, &hint, file_bytes).map(|mut open| {
         open.layout = layout.clone();
         open
     });

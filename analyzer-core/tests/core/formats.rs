@@ -588,6 +588,28 @@ fn an_extensible_wav_of_more_than_18_channels_is_read() {
     }
 }
 
+/// A FLAC file with an ID3v1 tag (128 bytes) appended, as old taggers write one, reads as
+/// the file without it: its last frame was lost and the row said the file was truncated.
+#[test]
+fn a_flac_with_an_id3v1_tag_appended_reads_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let clean = fixture("fourfloor-128.flac");
+    let mut bytes = std::fs::read(&clean).unwrap();
+    bytes.extend(b"TAG");
+    bytes.resize(bytes.len() + 125, b' ');
+    let tagged = dir.path().join("tagged.flac");
+    std::fs::write(&tagged, bytes).unwrap();
+    let analyzer = Analyzer::new(AnalyzerConfig::default().with_loudness(true)).unwrap();
+    let run = |path: &Path| {
+        analyzer
+            .analyze_file(path, &StopSignal::never())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    };
+    let read = run(&tagged);
+    assert!(read.warnings.is_empty(), "{:?}", read.warnings);
+    assert_eq!(read, run(&clean));
+}
+
 /// A WAV file of one `fmt ` chunk whose body is `fmt`, then a `data` chunk of `audio`.
 fn riff_wave(fmt: &[u8], audio: &[u8]) -> Vec<u8> {
     let mut out = b"RIFF".to_vec();
