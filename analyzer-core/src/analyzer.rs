@@ -68,7 +68,8 @@ use crate::tempo::{TempoEstimate, TempoEstimator};
 /// 22: a FLAC file with an ID3v1 or APEv2 tag appended is read to its last frame (it lost
 /// it and said "truncated"); bare AC-3, DTS, AMR and Ogg Speex streams are named (DTS was
 /// "MPEG layer I/II", Speex "ends before its headers do"); an extensible WAV of more than
-/// 26 channels is refused for its count, not its mask.
+/// 26 channels is refused for its count, not its mask; AAC the decoder does not take (5.1,
+/// HE-AAC) says so (it was "aac too complex").
 const RESULTS_REVISION: u32 = 22;
 
 /// Settings of an [`Analyzer`]. Each field's doc gives its default.

@@ -81,6 +81,17 @@ pub(super) fn unsupported_codec(codec: AudioCodecId, e: &SymphoniaError) -> Erro
         | CODEC_ID_ADPCM_IMA_QT => Some("ADPCM"),
         _ => None,
     };
+    // symphonia's AAC decoder reads stereo AAC-LC only, and says "aac too complex".
+    if codec == CODEC_ID_AAC && e.to_string().contains("too complex") {
+        return Error::new(
+            ErrorKind::UnsupportedFormat,
+            Stage::Probe,
+            format!(
+                "AAC of more than two channels, HE-AAC (SBR) or a profile other than AAC-LC \
+                 is not decoded by this analyzer (convert to WAV or FLAC; {e})"
+            ),
+        );
+    }
     let reason = match name {
         Some(name) => {
             format!("{name} audio is not decoded by this analyzer (convert to WAV or FLAC; {e})")
@@ -151,7 +162,7 @@ pub(super) fn probe_error(e: &SymphoniaError) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use symphonia::core::codecs::audio::well_known::{CODEC_ID_ALAC, CODEC_ID_OPUS};
+    use symphonia::core::codecs::audio::well_known::{CODEC_ID_AAC, CODEC_ID_ALAC, CODEC_ID_OPUS};
 
     /// A Wave64 or WMA file is named by its opening GUID (they were "no suitable format
     /// reader found"); a WAV of a sample width symphonia does not read is unsupported, not
@@ -243,6 +254,22 @@ mod tests {
         );
         let other = probe_error(&SymphoniaError::DecodeError("ogg: bad page"));
         assert_eq!(other.kind(), ErrorKind::CorruptStream);
+    }
+
+    /// An AAC stream symphonia's decoder does not take (5.1, HE-AAC) says what it is, not
+    /// only "aac too complex".
+    #[test]
+    fn aac_past_the_decoders_reach_says_what_it_is() {
+        let e = SymphoniaError::Unsupported("aac: aac too complex");
+        let refused = unsupported_codec(CODEC_ID_AAC, &e);
+        assert_eq!(refused.kind(), ErrorKind::UnsupportedFormat);
+        assert!(
+            refused
+                .reason()
+                .contains("AAC of more than two channels, HE-AAC (SBR)"),
+            "{}",
+            refused.reason()
+        );
     }
 
     /// symphonia says only "unsupported audio codec"; the row names the codec where it is
