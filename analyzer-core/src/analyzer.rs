@@ -69,7 +69,8 @@ use crate::tempo::{TempoEstimate, TempoEstimator};
 /// it and said "truncated"); bare AC-3, DTS, AMR and Ogg Speex streams are named (DTS was
 /// "MPEG layer I/II", Speex "ends before its headers do"); an extensible WAV of more than
 /// 26 channels is refused for its count, not its mask; AAC the decoder does not take (5.1,
-/// HE-AAC) says so (it was "aac too complex").
+/// HE-AAC) says so (it was "aac too complex"); a chained Ogg is read link after link (it
+/// stopped at the end of its first link).
 const RESULTS_REVISION: u32 = 22;
 
 /// Settings of an [`Analyzer`]. Each field's doc gives its default.

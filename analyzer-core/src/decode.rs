@@ -27,6 +27,7 @@ use crate::error::{Error, ErrorKind, Result, Stage};
 use crate::stop::StopSignal;
 
 mod mix;
+mod ogg_chain;
 mod refusals;
 mod trailing_tags;
 mod wav_layout;
@@ -283,6 +284,11 @@ fn open_track(path: &Path) -> Result<OpenTrack> {
     } else {
         None
     };
+    // A chained Ogg announces only its first link's length: it is decoded whole.
+    let chained = head.starts_with(b"OggS") && ogg_chain::is_chained(&mut file, file_bytes);
+    if let Err(e) = std::io::Seek::rewind(&mut file) {
+        return Err(Error::io(ErrorKind::Unreadable, Stage::Open, &e));
+    }
     let source: Box<dyn MediaSource> = match audio_end {
         Some(end) => match trailing_tags::Trimmed::new(file, end) {
             Ok(trimmed) => Box::new(trimmed),
@@ -292,6 +298,9 @@ fn open_track(path: &Path) -> Result<OpenTrack> {
     };
     let first = probe_track(source, &hint, file_bytes).map(|mut open| {
         open.layout = layout.clone();
+        if chained {
+            open.duration_s = None;
+        }
         open
     });
     // symphonia reads a data size of 0 as a track of 0 frames.
@@ -456,7 +465,7 @@ fn decode_packets(
 ) -> Result<StreamInfo> {
     let OpenTrack {
         mut format,
-        track_id,
+        mut track_id,
         params,
         mut decoder,
         budget,
@@ -481,7 +490,26 @@ fn decode_packets(
     'stream: loop {
         stop.check(Stage::Decode)?;
         let Some(packet) = state.next_packet(format.as_mut())? else {
-            break;
+            if !std::mem::take(&mut state.reset) {
+                break;
+            }
+            // The next link of a chained Ogg: decoded on if it sounds at the same rate in as
+            // many channels, what the first link's decoder held decoded first.
+            for packet in std::mem::take(&mut past_end.held) {
+                if !decode_one(decoder.as_mut(), &mut state, &packet, &mut on_packet)? {
+                    break 'stream;
+                }
+            }
+            match next_link(format.as_ref(), &state.info) {
+                Ok((id, next)) => {
+                    (track_id, decoder) = (id, next);
+                    continue;
+                }
+                Err(why) => {
+                    state.info.warnings.push(why);
+                    break;
+                }
+            }
         };
         if packet.track_id != track_id {
             continue;
@@ -503,6 +531,38 @@ fn decode_packets(
         }
     }
     state.finish()
+}
+
+/// The track and decoder of the link a chained stream has moved on to (its reader said
+/// `ResetRequired`); why decoding stops there when it cannot go on: a rate or channel count
+/// other than `info`'s, which the mono mix and the analysis would have to start again for.
+fn next_link(
+    format: &dyn FormatReader,
+    info: &StreamInfo,
+) -> std::result::Result<(u32, Box<dyn AudioDecoder>), String> {
+    let stopped = |what: String| format!("{what}; decoding stopped there");
+    let Some((track, params)) = format
+        .default_track(TrackType::Audio)
+        .and_then(|t| Some((t, t.codec_params.as_ref()?.audio()?)))
+    else {
+        return Err(stopped("the stream changes to one without audio".into()));
+    };
+    let rate = params.sample_rate.unwrap_or(0);
+    let channels = params.channels.as_ref().map_or(0, |c| c.count() as u16);
+    if rate != info.sample_rate || channels != info.channels {
+        return Err(stopped(format!(
+            "the stream changes from {} Hz, {} channel(s), to {rate} Hz, {channels} channel(s)",
+            info.sample_rate, info.channels
+        )));
+    }
+    let decoder = symphonia::default::get_codecs()
+        .make_audio_decoder(params, &AudioDecoderOptions::default())
+        .map_err(|e| {
+            stopped(format!(
+                "the stream changes to a codec not decoded here ({e})"
+            ))
+        })?;
+    Ok((track.id, decoder))
 }
 
 /// Decodes one packet and hands its samples on; whether to go on with the stream (false
@@ -957,6 +1017,9 @@ struct Decoding {
     /// pipe, `ffmpeg -f wav - > x.wav`, whose data chunk says 0xFFFFFFFF bytes), running
     /// into the end of the file is how the stream ends, not a sign that it was cut.
     length_announced: bool,
+    /// Whether the reader's last word was `ResetRequired`: the stream moved on to another
+    /// link (a chained Ogg), whose track the caller may take up.
+    reset: bool,
 }
 
 impl Decoding {
@@ -978,6 +1041,7 @@ impl Decoding {
             bad_in_a_row: 0,
             non_finite: 0,
             length_announced,
+            reset: false,
         }
     }
 
@@ -996,9 +1060,7 @@ impl Decoding {
                 Ok(None)
             }
             Err(SymphoniaError::ResetRequired) => {
-                self.info
-                    .warnings
-                    .push("the stream changes its parameters; decoding stopped there".into());
+                self.reset = true;
                 Ok(None)
             }
             Err(e) => {

@@ -610,6 +610,39 @@ fn a_flac_with_an_id3v1_tag_appended_reads_whole() {
     assert_eq!(read, run(&clean));
 }
 
+/// A chained Ogg (one stream after another in the file) is read link after link: it was
+/// read to the end of its first link, "the stream changes its parameters". A link at
+/// another rate still ends the decode, saying where the rate changes.
+#[test]
+fn a_chained_ogg_is_read_link_after_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = std::fs::read(fixture("fourfloor-128.ogg")).unwrap();
+    let chain = dir.path().join("chain.ogg");
+    std::fs::write(&chain, link.repeat(3)).unwrap();
+    let one = analyze(&fixture("fourfloor-128.ogg"));
+    let three = analyze(&chain);
+    assert!(three.warnings.is_empty(), "{:?}", three.warnings);
+    assert!(
+        (three.audio.duration_s - 3.0 * one.audio.duration_s).abs() < 0.05,
+        "{} against {}",
+        three.audio.duration_s,
+        one.audio.duration_s
+    );
+    assert!((three.tempo.as_ref().unwrap().bpm - 128.0).abs() < 0.5);
+    let mixed = dir.path().join("mixed.ogg");
+    let other_rate = std::fs::read(fixture("clicks-60.ogg")).unwrap();
+    std::fs::write(&mixed, [link, other_rate].concat()).unwrap();
+    let cut = analyze(&mixed);
+    assert_eq!(cut.audio.duration_s, one.audio.duration_s);
+    assert!(
+        cut.warnings
+            .iter()
+            .any(|w| w.contains("changes from 22050 Hz, 2 channel(s), to 44100 Hz")),
+        "{:?}",
+        cut.warnings
+    );
+}
+
 /// A WAV file of one `fmt ` chunk whose body is `fmt`, then a `data` chunk of `audio`.
 fn riff_wave(fmt: &[u8], audio: &[u8]) -> Vec<u8> {
     let mut out = b"RIFF".to_vec();
