@@ -70,7 +70,8 @@ use crate::tempo::{TempoEstimate, TempoEstimator};
 /// "MPEG layer I/II", Speex "ends before its headers do"); an extensible WAV of more than
 /// 26 channels is refused for its count, not its mask; AAC the decoder does not take (5.1,
 /// HE-AAC) says so (it was "aac too complex"); a chained Ogg is read link after link (it
-/// stopped at the end of its first link).
+/// stopped at the end of its first link); a file of several audio tracks says which was
+/// read, and one whose default track's codec is not decoded reads another that is.
 const RESULTS_REVISION: u32 = 22;
 
 /// Settings of an [`Analyzer`]. Each field's doc gives its default.

@@ -17,7 +17,7 @@ use symphonia::core::audio::{Channels, GenericAudioBufferRef};
 use symphonia::core::codecs::audio::{AudioCodecParameters, AudioDecoder, AudioDecoderOptions};
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::probe::Hint;
-use symphonia::core::formats::{FormatOptions, FormatReader, SeekMode, SeekTo, TrackType};
+use symphonia::core::formats::{FormatOptions, FormatReader, SeekMode, SeekTo, Track, TrackType};
 use symphonia::core::io::{MediaSource, MediaSourceStream};
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::packet::Packet;
@@ -351,7 +351,9 @@ fn read_head(file: &mut File) -> Vec<u8> {
 }
 
 /// Probes `source` (a file of `file_bytes` bytes) and sets up a decoder for its default
-/// audio track.
+/// audio track, or, where that one's codec is not decoded here, for the first audio track
+/// whose codec is (an M4A of ALAC and AAC was refused as ALAC). A file of several audio
+/// tracks says which one was read.
 fn probe_track(source: Box<dyn MediaSource>, hint: &Hint, file_bytes: u64) -> Result<OpenTrack> {
     let stream = MediaSourceStream::new(source, Default::default());
     let format = symphonia::default::get_probe()
@@ -365,23 +367,54 @@ fn probe_track(source: Box<dyn MediaSource>, hint: &Hint, file_bytes: u64) -> Re
     let track = format
         .default_track(TrackType::Audio)
         .ok_or_else(|| Error::new(ErrorKind::UnsupportedFormat, Stage::Probe, "no audio track"))?;
-    let track_id = track.id;
-    let time_base = track.time_base;
-    let params = track
-        .codec_params
-        .as_ref()
-        .and_then(|p| p.audio())
-        .ok_or_else(|| {
-            Error::new(
-                ErrorKind::UnsupportedFormat,
-                Stage::Probe,
-                "the track is not audio",
-            )
-        })?
-        .clone();
+    let audio_of = |track: &Track| track.codec_params.as_ref().and_then(|p| p.audio()).cloned();
+    let params = audio_of(track).ok_or_else(|| {
+        Error::new(
+            ErrorKind::UnsupportedFormat,
+            Stage::Probe,
+            "the track is not audio",
+        )
+    })?;
+    let make = |params: &AudioCodecParameters| {
+        symphonia::default::get_codecs().make_audio_decoder(params, &AudioDecoderOptions::default())
+    };
+    let audio_tracks: Vec<&Track> = format
+        .tracks()
+        .iter()
+        .filter(|t| audio_of(t).is_some())
+        .collect();
+    let (track, params, decoder) = match make(&params) {
+        Ok(decoder) => (track, params, decoder),
+        Err(e) => {
+            let other = audio_tracks
+                .iter()
+                .filter(|t| t.id != track.id)
+                .find_map(|t| {
+                    let params = audio_of(t)?;
+                    let decoder = make(&params).ok()?;
+                    Some((*t, params, decoder))
+                });
+            other.ok_or_else(|| unsupported_codec(params.codec, &e))?
+        }
+    };
     if let Some(rate) = params.sample_rate {
         check_sample_rate(rate)?;
     }
+    let mut warnings = Vec::new();
+    if audio_tracks.len() > 1 {
+        let position = audio_tracks
+            .iter()
+            .position(|t| t.id == track.id)
+            .unwrap_or(0);
+        warnings.push(format!(
+            "the file holds {} audio tracks: track {} of them ({}) was read",
+            audio_tracks.len(),
+            position + 1,
+            decoder.codec_info().short_name
+        ));
+    }
+    let track_id = track.id;
+    let time_base = track.time_base;
     let duration_s = match (track.num_frames, params.sample_rate) {
         (Some(frames), Some(rate)) if rate > 0 => Some(frames as f64 / f64::from(rate)),
         _ => track
@@ -390,9 +423,6 @@ fn probe_track(source: Box<dyn MediaSource>, hint: &Hint, file_bytes: u64) -> Re
             .map(|(d, tb)| d.get() as f64 * f64::from(tb)),
     }
     .filter(|d| d.is_finite() && *d >= 0.0);
-    let decoder = symphonia::default::get_codecs()
-        .make_audio_decoder(&params, &AudioDecoderOptions::default())
-        .map_err(|e| unsupported_codec(params.codec, &e))?;
     Ok(OpenTrack {
         format,
         track_id,
@@ -401,7 +431,7 @@ fn probe_track(source: Box<dyn MediaSource>, hint: &Hint, file_bytes: u64) -> Re
         duration_s,
         time_base,
         budget: SampleBudget::new(file_bytes),
-        warnings: Vec::new(),
+        warnings,
         layout: None,
     })
 }

@@ -643,6 +643,68 @@ fn a_chained_ogg_is_read_link_after_link() {
     );
 }
 
+/// A file of several audio tracks says which one was read (one was taken silently). Two
+/// Ogg streams side by side: their first pages, then the rest of each.
+#[test]
+fn a_file_of_two_audio_tracks_says_which_was_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = ogg_pages(&std::fs::read(fixture("fourfloor-128.ogg")).unwrap());
+    // Both fixtures were written with serial 1234: the second stream takes another.
+    let b: Vec<Vec<u8>> = ogg_pages(&std::fs::read(fixture("clicks-60.ogg")).unwrap())
+        .into_iter()
+        .map(|page| with_serial(page, 5678))
+        .collect();
+    let muxed = [&a[..1], &b[..1], &a[1..], &b[1..]].concat().concat();
+    let path = dir.path().join("two.ogg");
+    std::fs::write(&path, muxed).unwrap();
+    let read = analyze(&path);
+    assert!(
+        read.warnings
+            .iter()
+            .any(|w| w.starts_with("the file holds 2 audio tracks: track ")),
+        "{:?}",
+        read.warnings
+    );
+}
+
+/// An Ogg page moved to the stream `serial`, its checksum made again (CRC-32, polynomial
+/// 0x04c11db7, unreflected, over the page with the checksum field zeroed).
+fn with_serial(mut page: Vec<u8>, serial: u32) -> Vec<u8> {
+    page[14..18].copy_from_slice(&serial.to_le_bytes());
+    page[22..26].fill(0);
+    let mut crc = 0u32;
+    for &byte in &page {
+        crc ^= u32::from(byte) << 24;
+        for _ in 0..8 {
+            crc = if crc & 0x8000_0000 != 0 {
+                (crc << 1) ^ 0x04c1_1db7
+            } else {
+                crc << 1
+            };
+        }
+    }
+    page[22..26].copy_from_slice(&crc.to_le_bytes());
+    page
+}
+
+/// The pages of an Ogg file, each with its header.
+fn ogg_pages(bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut pages = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        assert_eq!(&bytes[at..at + 4], b"OggS");
+        let segments = usize::from(bytes[at + 26]);
+        let body: usize = bytes[at + 27..at + 27 + segments]
+            .iter()
+            .map(|&l| usize::from(l))
+            .sum();
+        let end = at + 27 + segments + body;
+        pages.push(bytes[at..end].to_vec());
+        at = end;
+    }
+    pages
+}
+
 /// A WAV file of one `fmt ` chunk whose body is `fmt`, then a `data` chunk of `audio`.
 fn riff_wave(fmt: &[u8], audio: &[u8]) -> Vec<u8> {
     let mut out = b"RIFF".to_vec();
