@@ -71,7 +71,9 @@ use crate::tempo::{TempoEstimate, TempoEstimator};
 /// 26 channels is refused for its count, not its mask; AAC the decoder does not take (5.1,
 /// HE-AAC) says so (it was "aac too complex"); a chained Ogg is read link after link (it
 /// stopped at the end of its first link); a file of several audio tracks says which was
-/// read, and one whose default track's codec is not decoded reads another that is.
+/// read, and one whose default track's codec is not decoded reads another that is; a WAV
+/// of 0xFFFFFFFF sizes (written to a pipe, past 4 GiB) is sampled by the length its file's
+/// size gives (it was decoded whole).
 const RESULTS_REVISION: u32 = 22;
 
 /// Settings of an [`Analyzer`]. Each field's doc gives its default.

@@ -213,6 +213,9 @@ struct OpenTrack {
     params: AudioCodecParameters,
     decoder: Box<dyn AudioDecoder>,
     duration_s: Option<f64>,
+    /// Whether the headers announce `duration_s`, so that running into the end of the file
+    /// before it is a cut: not where the length was worked out from the file's size.
+    length_announced: bool,
     time_base: Option<TimeBase>,
     /// What this file may decode, by its size.
     budget: SampleBudget,
@@ -254,14 +257,15 @@ fn open_track(path: &Path) -> Result<OpenTrack> {
     // The same open file (never the path again: it may have been swapped since), for a
     // second probe of a WAV whose sizes lie. Without a descriptor for it the file would be
     // read differently, so running out of them fails the open (to be tried again).
-    let layout = if wav_sizes::is_wave(&head) {
+    let (layout, wav_seconds) = if wav_sizes::is_wave(&head) {
         let layout = wav_layout::unnamed_channels(&mut file, file_bytes);
+        let seconds = wav_sizes::seconds_to_end(&mut file, file_bytes);
         if let Err(e) = std::io::Seek::rewind(&mut file) {
             return Err(Error::io(ErrorKind::Unreadable, Stage::Open, &e));
         }
-        layout
+        (layout, seconds)
     } else {
-        None
+        (None, None)
     };
     let second = if wav_sizes::is_wave(&head) {
         match file.try_clone() {
@@ -300,7 +304,9 @@ fn open_track(path: &Path) -> Result<OpenTrack> {
         open.layout = layout.clone();
         if chained {
             open.duration_s = None;
+            open.length_announced = false;
         }
+        open.duration_s = open.duration_s.or(wav_seconds);
         open
     });
     // symphonia reads a data size of 0 as a track of 0 frames.
@@ -322,6 +328,7 @@ fn open_track(path: &Path) -> Result<OpenTrack> {
         Ok(mut open) => {
             open.warnings.extend(warning);
             open.layout = layout;
+            open.duration_s = open.duration_s.or(wav_seconds);
             Ok(open)
         }
         Err(_) => first,
@@ -429,6 +436,7 @@ fn probe_track(source: Box<dyn MediaSource>, hint: &Hint, file_bytes: u64) -> Re
         params,
         decoder,
         duration_s,
+        length_announced: duration_s.is_some(),
         time_base,
         budget: SampleBudget::new(file_bytes),
         warnings,
@@ -500,13 +508,14 @@ fn decode_packets(
         mut decoder,
         budget,
         duration_s,
+        length_announced,
         warnings,
         layout,
         ..
     } = open;
     let mut state = Decoding::new(
         budget,
-        duration_s.is_some(),
+        length_announced,
         layout,
         StreamInfo {
             codec: decoder.codec_info().short_name.to_string(),

@@ -191,6 +191,25 @@ fn channel_mask(file: &mut File, file_len: u64) -> Option<(u64, u32)> {
     (tag == WAVE_FORMAT_EXTENSIBLE).then_some((at + 8 + MASK_OFFSET as u64, mask))
 }
 
+/// Seconds of audio from the `data` chunk's start to the end of the file, by the `fmt `
+/// chunk's block size and rate: the length of a WAV whose header leaves it unknown (a
+/// data size of 0xFFFFFFFF, as `ffmpeg -f wav -` writes, and every WAV past 4 GiB). symphonia
+/// then gives no length, and such a file was decoded whole where the same audio with a
+/// correct header is sampled. `None` without a plain `fmt ` and a `data` chunk.
+pub(super) fn seconds_to_end(file: &mut File, file_len: u64) -> Option<f64> {
+    let (at, len) = find_chunk(file, file_len, b"fmt ")?;
+    if len < 16 {
+        return None;
+    }
+    let mut fmt = [0u8; 16];
+    read_at(file, at + 8, &mut fmt)?;
+    let rate = u32::from_le_bytes(fmt[4..8].try_into().ok()?);
+    let block = u16::from_le_bytes([fmt[12], fmt[13]]);
+    let data_start = find_data_chunk(file, file_len)? + 8;
+    (rate > 0 && block > 0)
+        .then(|| (file_len.saturating_sub(data_start) / u64::from(block)) as f64 / f64::from(rate))
+}
+
 /// The offset of the `data` chunk's header.
 fn find_data_chunk(file: &mut File, file_len: u64) -> Option<u64> {
     find_chunk(file, file_len, b"data").map(|(at, _)| at)

@@ -248,6 +248,19 @@ fn a_wav_whose_header_sizes_were_never_filled_in_is_read_to_its_end() {
         }
     }
 
+    // Written to a pipe (`ffmpeg -f wav -`, and every WAV past 4 GiB): sizes of 0xFFFFFFFF
+    // say "to the end of the file". Its length is worked out from the file's size, so it is
+    // sampled as the same audio with a correct header is, without a warning (it was decoded
+    // whole, a different row).
+    let mut piped = bytes.clone();
+    piped[4..8].copy_from_slice(&[0xff; 4]);
+    piped[data + 4..data + 8].copy_from_slice(&[0xff; 4]);
+    let path = dir.path().join("piped.wav");
+    std::fs::write(&path, &piped).unwrap();
+    for (config, honest) in configs.iter().zip(&honest) {
+        assert_eq!(&run(config, &path).unwrap(), honest, "{config:?}");
+    }
+
     // A header and nothing after it, and a RIFF header before garbage: still refused.
     let empty = dir.path().join("empty.wav");
     let mut header = bytes[..44].to_vec();
