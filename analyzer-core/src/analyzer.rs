@@ -73,7 +73,8 @@ use crate::tempo::{TempoEstimate, TempoEstimator};
 /// stopped at the end of its first link); a file of several audio tracks says which was
 /// read, and one whose default track's codec is not decoded reads another that is; a WAV
 /// of 0xFFFFFFFF sizes (written to a pipe, past 4 GiB) is sampled by the length its file's
-/// size gives (it was decoded whole).
+/// size gives (it was decoded whole); a file long enough to sample whose headers give no
+/// length (a FLAC written to a pipe, a chained Ogg) says it was analysed whole.
 const RESULTS_REVISION: u32 = 22;
 
 /// Settings of an [`Analyzer`]. Each field's doc gives its default.

@@ -915,7 +915,17 @@ pub fn decode_mono_segments(
         .duration_s
         .and_then(|d| Some((d, segment_starts(d, seconds, count)?)));
     let Some((duration_s, starts)) = planned else {
-        let info = decode_whole(open, stop, |mono, rate| sink(0, mono, rate))?;
+        let unknown = open.duration_s.is_none();
+        let mut info = decode_whole(open, stop, |mono, rate| sink(0, mono, rate))?;
+        // Long enough to sample, had its length been known: its row is the whole file's,
+        // which can differ from a sampled one, so it says why.
+        if unknown && segment_starts(info.duration_s(), seconds, count).is_some() {
+            info.warnings.push(
+                "the headers do not give the file's length (a stream written to a pipe, a \
+                 chained Ogg): analysed whole, not sampled"
+                    .into(),
+            );
+        }
         return Ok(Sampled::Whole(info));
     };
     let OpenTrack {

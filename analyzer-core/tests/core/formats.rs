@@ -642,6 +642,25 @@ fn a_chained_ogg_is_read_link_after_link() {
         one.audio.duration_s
     );
     assert!((three.tempo.as_ref().unwrap().bpm - 128.0).abs() < 0.5);
+    // Long enough to sample (four links, 32 s), it is analysed whole, and says why.
+    let four = dir.path().join("four.ogg");
+    std::fs::write(&four, link.repeat(4)).unwrap();
+    let sampling = analyzer_core::Sampling {
+        segments: 2,
+        seconds: 10.0,
+    };
+    let sampled = Analyzer::new(AnalyzerConfig::default().with_sampling(Some(sampling)))
+        .unwrap()
+        .analyze_file(&four, &StopSignal::never())
+        .unwrap();
+    assert_eq!(
+        sampled.warnings,
+        [
+            "the headers do not give the file's length (a stream written to a pipe, a chained \
+          Ogg): analysed whole, not sampled"
+        ]
+    );
+    assert!((sampled.tempo.as_ref().unwrap().bpm - 128.0).abs() < 0.5);
     let mixed = dir.path().join("mixed.ogg");
     let other_rate = std::fs::read(fixture("clicks-60.ogg")).unwrap();
     std::fs::write(&mixed, [link, other_rate].concat()).unwrap();
