@@ -195,12 +195,12 @@ impl TagRow {
                     notes.push(format!("no BPM: {why}"));
                 }
                 notes.extend(tagged.no_key.clone());
-                if !report.gains_elsewhere.is_empty() {
+                if !report.held_elsewhere.is_empty() {
                     notes.push(format!(
                         "an APEv2 tag beside the ID3 tag holds {}, which players that read \
-                         APE first apply instead (this tool writes ID3 only; remove the APE \
-                         tag to leave one gain)",
-                        report.gains_elsewhere.join(", ")
+                         APE first use instead (this tool writes ID3 only; remove the APE \
+                         tag to leave one value)",
+                        report.held_elsewhere.join(", ")
                     ));
                 }
                 row.reason = notes.join("; ");

@@ -47,6 +47,21 @@ pub enum Field {
 }
 
 impl Field {
+    /// The field an APEv2 item of this (upper-case) key holds: foobar2000 and mp3gain write
+    /// `BPM`, `KEY` or `INITIALKEY` and `REPLAYGAIN_*` items.
+    fn of_ape_key(key: &str) -> Option<Field> {
+        [
+            Field::Bpm,
+            Field::Key,
+            Field::TrackGain,
+            Field::TrackPeak,
+            Field::AlbumGain,
+            Field::AlbumPeak,
+        ]
+        .into_iter()
+        .find(|f| f.common_name() == key || (*f == Field::Key && key == "KEY"))
+    }
+
     /// The name most formats share: the Vorbis comment (`BPM`, `INITIALKEY`,
     /// `REPLAYGAIN_TRACK_GAIN`), which is also the ID3 `TXXX` description of the
     /// ReplayGain fields.
@@ -102,7 +117,7 @@ pub trait FormatTag {
     /// The fields of ours that another tag of the file holds, one this tool does not write
     /// (an MP3's APEv2 tag), by that tag's names: a player that reads that tag first reads
     /// them, not ours.
-    fn held_elsewhere(&self) -> Vec<String> {
+    fn held_elsewhere(&self) -> Vec<(Field, String)> {
         Vec::new()
     }
     /// Why a rewrite cannot keep `item`, where this format knows (an ID3v2.4 frame in a
@@ -198,13 +213,15 @@ pub fn load(file: &mut File) -> Result<Box<dyn FormatTag>, LoadError> {
             guard::one_id3v2_tag(file)?;
             file.rewind()?;
             let mpeg = read_mpeg(file)?;
-            let ape_gains = mpeg.ape().map_or(Vec::new(), |ape| {
+            let in_ape = mpeg.ape().map_or(Vec::new(), |ape| {
                 ape.into_iter()
-                    .map(|item| item.key().to_uppercase())
-                    .filter(|key| key.starts_with("REPLAYGAIN_"))
+                    .filter_map(|item| {
+                        let key = item.key().to_uppercase();
+                        Some((Field::of_ape_key(&key)?, key))
+                    })
                     .collect()
             });
-            Box::new(Id3(mpeg.id3v2().cloned(), ape_gains))
+            Box::new(Id3(mpeg.id3v2().cloned(), in_ape))
         }
         Some(FileType::Wav) => id3(WavFile::read_from(file, options)?.id3v2()),
         Some(FileType::Aiff) => id3(AiffFile::read_from(file, options)?.id3v2()),
@@ -283,9 +300,9 @@ fn write_options() -> WriteOptions {
     WriteOptions::new().parse_options(parse_options())
 }
 
-/// An ID3v2 tag (`None` until the file has one), and the ReplayGain items an APEv2 tag of
-/// the file holds, which are not written ([`FormatTag::held_elsewhere`]).
-struct Id3(Option<Id3v2Tag>, Vec<String>);
+/// An ID3v2 tag (`None` until the file has one), and the items of our fields an APEv2 tag
+/// of the file holds, which are not written ([`FormatTag::held_elsewhere`]).
+struct Id3(Option<Id3v2Tag>, Vec<(Field, String)>);
 
 /// Where a field goes in ID3v2.
 enum Id3Frame {
@@ -347,8 +364,11 @@ impl Id3 {
 }
 
 impl FormatTag for Id3 {
-    fn held_elsewhere(&self) -> Vec<String> {
-        self.1.iter().map(|key| format!("APE:{key}")).collect()
+    fn held_elsewhere(&self) -> Vec<(Field, String)> {
+        self.1
+            .iter()
+            .map(|(field, key)| (*field, format!("APE:{key}")))
+            .collect()
     }
 
     fn why_lost(&self, item: &str) -> Option<String> {

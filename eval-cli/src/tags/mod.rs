@@ -187,10 +187,10 @@ pub struct TagReport {
     pub changes: Vec<FieldChange>,
     /// Whether the file was rewritten.
     pub written: bool,
-    /// ReplayGain items another tag of the file holds, which this tool does not write
-    /// (an MP3's APEv2 `REPLAYGAIN_TRACK_GAIN`): a player that reads that tag first
-    /// applies its gain, not ours. Listed when ReplayGain is asked for.
-    pub gains_elsewhere: Vec<String>,
+    /// Items of the fields asked for that another tag of the file holds, which this tool
+    /// does not write (an MP3's APEv2 `BPM` or `REPLAYGAIN_TRACK_GAIN`): a player that reads
+    /// that tag first shows or applies its value, not ours.
+    pub held_elsewhere: Vec<String>,
 }
 
 impl TagReport {
@@ -395,20 +395,16 @@ fn tag(
             }
         })
         .collect();
-    let asks_gain = changes.iter().any(|c| {
-        matches!(
-            c.field,
-            Field::TrackGain | Field::TrackPeak | Field::AlbumGain | Field::AlbumPeak
-        )
-    });
+    let held_elsewhere = tag
+        .held_elsewhere()
+        .into_iter()
+        .filter(|(field, _)| changes.iter().any(|c| c.field == *field))
+        .map(|(_, name)| name)
+        .collect();
     let mut report = TagReport {
         changes,
         written: false,
-        gains_elsewhere: if asks_gain {
-            tag.held_elsewhere()
-        } else {
-            Vec::new()
-        },
+        held_elsewhere,
     };
     if !report.changes_something() {
         return Ok(report);
@@ -498,7 +494,7 @@ mod tests {
             action,
         };
         let report = TagReport {
-            gains_elsewhere: Vec::new(),
+            held_elsewhere: Vec::new(),
             changes: vec![
                 change(None, Action::Write),
                 change(Some("99"), Action::Keep),
