@@ -1977,6 +1977,52 @@ case_excerpts_into_their_own_source_set() {
 # ---- the list -------------------------------------------------------------------------
 
 selected=("$@")
+# A fragmented M4A and an Ogg FLAC (`.oga`, which walks take) are skipped by `tag` and left
+# byte for byte: lofty left the fragments' audio offsets behind a grown `moov` (the M4A no
+# longer decoded), and wrote an ID3v2 tag in front of the Ogg pages.
+case_tag_fragmented_m4a_and_ogg_flac_are_left_alone() {
+  command -v ffmpeg >/dev/null || { echo "ffmpeg is not installed"; return 1; }
+  ffmpeg -nostdin -v error -i "$fixtures/fourfloor-128.flac" -c:a aac \
+    -movflags frag_keyframe+empty_moov frag.m4a || { echo "ffmpeg wrote no M4A"; return 1; }
+  ffmpeg -nostdin -v error -i "$fixtures/fourfloor-128.flac" -c:a flac -f ogg song.oga ||
+    { echo "ffmpeg wrote no Ogg FLAC"; return 1; }
+  local m4a oga; m4a=$(sha frag.m4a); oga=$(sha song.oga)
+  tag_files frag.m4a song.oga >rows.csv 2>err.txt || return 1
+  expect_row rows.csv frag.m4a skipped "a fragmented MP4" || return 1
+  expect_row rows.csv song.oga skipped "an Ogg stream of FLAC" || return 1
+  [ "$(sha frag.m4a)" = "$m4a" ] || { echo "frag.m4a rewritten"; return 1; }
+  [ "$(sha song.oga)" = "$oga" ] || { echo "song.oga rewritten"; return 1; }
+}
+
+# Streams a library holds in one file: a chained Ogg (two songs one after the other) is read
+# to its end (it stopped after the first: 8 s of 16); an M4A of an ALAC and an AAC track
+# reads the AAC and says so (it was refused as ALAC); a FLAC with an ID3v1 tag appended
+# keeps its last frame (it lost it and said "truncated").
+case_chained_multi_track_and_tagged_streams() {
+  command -v ffmpeg >/dev/null || { echo "ffmpeg is not installed"; return 1; }
+  cat "$fixtures/fourfloor-128.ogg" "$fixtures/fourfloor-128.ogg" >chain.ogg
+  ffmpeg -nostdin -v error -i "$fixtures/fourfloor-128.flac" -i "$fixtures/fourfloor-128.flac" \
+    -map 0:a -map 1:a -c:a:0 alac -c:a:1 aac two.m4a || { echo "ffmpeg wrote no M4A"; return 1; }
+  { cat "$fixtures/fourfloor-128.flac"; printf 'TAG%125s' ''; } >v1.flac
+  cp "$fixtures/fourfloor-128.flac" plain.flac
+  analyze chain.ogg two.m4a v1.flac plain.flac --out out.csv >/dev/null 2>&1 || return 1
+  expect_row out.csv chain.ogg ok ",16.000," || return 1
+  expect_row out.csv two.m4a ok "track 2 of them (aac) was read" || return 1
+  [ "$(grep '^v1.flac,' out.csv | cut -d, -f2-)" = "$(grep '^plain.flac,' out.csv | cut -d, -f2-)" ] ||
+    { echo "v1.flac differs: $(grep -E '^(v1|plain).flac,' out.csv)"; return 1; }
+}
+
+# A WAV written to a pipe (sizes 0xFFFFFFFF, as every WAV past 4 GiB has) is sampled like
+# the same audio with a correct header: it was decoded whole, a different row.
+case_piped_wav_is_sampled_like_its_honest_copy() {
+  wav honest.wav 8000 1 80 clicks
+  { head -c 4 honest.wav; printf '\377\377\377\377'; head -c 40 honest.wav | tail -c +9 |
+    head -c 32; printf '\377\377\377\377'; tail -c +45 honest.wav; } >piped.wav
+  analyze honest.wav piped.wav --out out.csv >/dev/null 2>&1 || return 1
+  [ "$(grep '^honest.wav,' out.csv | cut -d, -f2-)" = "$(grep '^piped.wav,' out.csv | cut -d, -f2-)" ] ||
+    { echo "rows differ: $(grep -E '^(honest|piped).wav,' out.csv)"; return 1; }
+}
+
 run fifo-input case_fifo_input
 run fifo-in-folder-beside-a-good-file case_fifo_in_folder_with_good_file
 run device-inputs case_device_inputs
@@ -2176,5 +2222,8 @@ run evaluate-on-a-report-folder-in-use case_evaluate_on_a_report_folder_in_use
 run out-name-too-long-leaves-nothing case_out_name_too_long_leaves_nothing
 run resume-a-row-with-a-flipped-byte case_resume_a_row_with_a_flipped_byte
 run serve-requests-read-two-ways case_serve_requests_read_two_ways
+run tag-fragmented-m4a-and-ogg-flac-are-left-alone case_tag_fragmented_m4a_and_ogg_flac_are_left_alone
+run chained-multi-track-and-tagged-streams case_chained_multi_track_and_tagged_streams
+run piped-wav-is-sampled-like-its-honest-copy case_piped_wav_is_sampled_like_its_honest_copy
 printf '\n%d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]
