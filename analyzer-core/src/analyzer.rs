@@ -74,7 +74,8 @@ use crate::tempo::{TempoEstimate, TempoEstimator};
 /// read, and one whose default track's codec is not decoded reads another that is; a WAV
 /// of 0xFFFFFFFF sizes (written to a pipe, past 4 GiB) is sampled by the length its file's
 /// size gives (it was decoded whole); a file long enough to sample whose headers give no
-/// length (a FLAC written to a pipe, a chained Ogg) says it was analysed whole.
+/// length (a FLAC written to a pipe, a chained Ogg) says it was analysed whole; a WAV
+/// wrapping MP3, AC-3 or another codec names it (it was "unsupported wave format").
 const RESULTS_REVISION: u32 = 22;
 
 /// Settings of an [`Analyzer`]. Each field's doc gives its default.

@@ -35,7 +35,7 @@ mod wav_sizes;
 
 pub use mix::{MAX_SAMPLE, MonoMixer, mix_to_mono};
 pub(crate) use mix::{audio_or_silence, is_audio};
-use refusals::{probe_error, unsupported_codec, unsupported_container};
+use refusals::{probe_error, unsupported_codec, unsupported_container, wav_codec_refusal};
 
 /// After this many packets in a row fail to decode, the stream is treated as ended.
 const MAX_CONSECUTIVE_BAD_PACKETS: usize = 64;
@@ -258,6 +258,13 @@ fn open_track(path: &Path) -> Result<OpenTrack> {
     // second probe of a WAV whose sizes lie. Without a descriptor for it the file would be
     // read differently, so running out of them fails the open (to be tried again).
     let (layout, wav_seconds) = if wav_sizes::is_wave(&head) {
+        // A codec symphonia reads no WAV of: named before the probe, which said only
+        // "unsupported wave format".
+        if let Some(refused) =
+            wav_sizes::format_tag(&mut file, file_bytes).and_then(wav_codec_refusal)
+        {
+            return Err(refused);
+        }
         let layout = wav_layout::unnamed_channels(&mut file, file_bytes);
         let seconds = wav_sizes::seconds_to_end(&mut file, file_bytes);
         if let Err(e) = std::io::Seek::rewind(&mut file) {

@@ -57,6 +57,36 @@ pub(super) fn unsupported_container(head: &[u8]) -> Option<Error> {
     ))
 }
 
+/// The codec a WAV's `fmt ` format tag names, where symphonia reads no such WAV and says
+/// only "unsupported wave format" (broadcast archives keep MPEG audio in WAV wrappers).
+pub(super) fn wav_codec(tag: u16) -> Option<&'static str> {
+    Some(match tag {
+        0x0050 => "MPEG layer I/II",
+        0x0055 => "MP3",
+        0x0092 | 0x2000 => "AC-3 (Dolby Digital)",
+        0x2001 => "DTS",
+        0x00FF | 0x1600..=0x1610 | 0x4143 => "AAC",
+        0x0160..=0x0163 => "WMA",
+        0x674F..=0x6751 | 0x6771 => "Vorbis",
+        0xF1AC => "FLAC",
+        0x704F => "Opus",
+        _ => return None,
+    })
+}
+
+/// Why a WAV of `tag`'s codec is refused ([`wav_codec`]).
+pub(super) fn wav_codec_refusal(tag: u16) -> Option<Error> {
+    let name = wav_codec(tag)?;
+    Some(Error::new(
+        ErrorKind::UnsupportedFormat,
+        Stage::Probe,
+        format!(
+            "{name} audio in a WAV wrapper (format tag {tag:#06x}) is not decoded by this \
+             analyzer (convert to WAV PCM or FLAC)"
+        ),
+    ))
+}
+
 /// An error for a codec that has no decoder here, naming it where it is a well-known one
 /// (symphonia's own message says only "unsupported audio codec").
 pub(super) fn unsupported_codec(codec: AudioCodecId, e: &SymphoniaError) -> Error {

@@ -191,6 +191,14 @@ fn channel_mask(file: &mut File, file_len: u64) -> Option<(u64, u32)> {
     (tag == WAVE_FORMAT_EXTENSIBLE).then_some((at + 8 + MASK_OFFSET as u64, mask))
 }
 
+/// The format tag of the `fmt ` chunk (1 PCM, 0x55 MP3, ...).
+pub(super) fn format_tag(file: &mut File, file_len: u64) -> Option<u16> {
+    let (at, _) = find_chunk(file, file_len, b"fmt ")?;
+    let mut tag = [0u8; 2];
+    read_at(file, at + 8, &mut tag)?;
+    Some(u16::from_le_bytes(tag))
+}
+
 /// Seconds of audio from the `data` chunk's start to the end of the file, by the `fmt `
 /// chunk's block size and rate: the length of a WAV whose header leaves it unknown (a
 /// data size of 0xFFFFFFFF, as `ffmpeg -f wav -` writes, and every WAV past 4 GiB). symphonia

@@ -737,6 +737,32 @@ fn ogg_pages(bytes: &[u8]) -> Vec<Vec<u8>> {
     pages
 }
 
+/// A WAV wrapping MP3 or AC-3 audio (format tags 0x55, 0x2000) names its codec: it was
+/// "unsupported wave format".
+#[test]
+fn a_wav_wrapping_mp3_or_ac3_names_its_codec() {
+    let dir = tempfile::tempdir().unwrap();
+    for (tag, name) in [
+        (0x0055u16, "MP3 audio in a WAV wrapper (format tag 0x0055)"),
+        (0x2000, "AC-3"),
+    ] {
+        let mut fmt = tag.to_le_bytes().to_vec();
+        fmt.extend(2u16.to_le_bytes());
+        fmt.extend(44_100u32.to_le_bytes());
+        fmt.extend(16_000u32.to_le_bytes());
+        fmt.extend(1u16.to_le_bytes());
+        fmt.extend(0u16.to_le_bytes());
+        let path = dir.path().join(format!("{tag:x}.wav"));
+        std::fs::write(&path, riff_wave(&fmt, &[0u8; 4000])).unwrap();
+        let err = Analyzer::new(AnalyzerConfig::default())
+            .unwrap()
+            .analyze_file(&path, &StopSignal::never())
+            .unwrap_err();
+        assert_eq!(err.kind(), analyzer_core::ErrorKind::UnsupportedFormat);
+        assert!(err.to_string().contains(name), "{err}");
+    }
+}
+
 /// A WAV file of one `fmt ` chunk whose body is `fmt`, then a `data` chunk of `audio`.
 fn riff_wave(fmt: &[u8], audio: &[u8]) -> Vec<u8> {
     let mut out = b"RIFF".to_vec();
