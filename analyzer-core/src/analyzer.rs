@@ -68,7 +68,8 @@ use crate::tempo::{TempoEstimate, TempoEstimator};
 /// 22: a FLAC file with an ID3v1 or APEv2 tag appended is read to its last frame (it lost
 /// it and said "truncated"); bare AC-3, DTS, AMR and Ogg Speex streams are named (DTS was
 /// "MPEG layer I/II", Speex "ends before its headers do"); an extensible WAV of more than
-/// 26 channels is refused for its count, not its mask; AAC the decoder does not take (5.1,
+/// 26 channels is refused for its count before the probe (symphonia read 33 channels as
+/// 1 and 40 with an 8-bit mask as 8, `ok` rows); AAC the decoder does not take (5.1,
 /// HE-AAC) says so (it was "aac too complex"); a chained Ogg is read link after link (it
 /// stopped at the end of its first link); a file of several audio tracks says which was
 /// read, and one whose default track's codec is not decoded reads another that is; a WAV

@@ -35,7 +35,9 @@ mod wav_sizes;
 
 pub use mix::{MAX_SAMPLE, MonoMixer, mix_to_mono};
 pub(crate) use mix::{audio_or_silence, is_audio};
-use refusals::{probe_error, unsupported_codec, unsupported_container, wav_codec_refusal};
+use refusals::{
+    probe_error, too_many_wav_channels, unsupported_codec, unsupported_container, wav_codec_refusal,
+};
 
 /// After this many packets in a row fail to decode, the stream is treated as ended.
 const MAX_CONSECUTIVE_BAD_PACKETS: usize = 64;
@@ -260,8 +262,11 @@ fn open_track(path: &Path) -> Result<OpenTrack> {
     let (layout, wav_seconds) = if wav_sizes::is_wave(&head) {
         // A codec symphonia reads no WAV of: named before the probe, which said only
         // "unsupported wave format".
-        if let Some(refused) =
-            wav_sizes::format_tag(&mut file, file_bytes).and_then(wav_codec_refusal)
+        if let Some(refused) = wav_sizes::format_tag(&mut file, file_bytes)
+            .and_then(wav_codec_refusal)
+            .or_else(|| {
+                wav_sizes::channel_count(&mut file, file_bytes).and_then(too_many_wav_channels)
+            })
         {
             return Err(refused);
         }

@@ -87,6 +87,22 @@ pub(super) fn wav_codec_refusal(tag: u16) -> Option<Error> {
     ))
 }
 
+/// Why a WAV of `count` channels, more than the decoder reads, is refused. Checked before
+/// the probe: symphonia read an extensible header of 33 channels as 1 (the count modulo
+/// 32) and one of 40 with an 8-bit mask as 8, an `ok` row of the wrong audio.
+pub(super) fn too_many_wav_channels(count: u16) -> Option<Error> {
+    (u32::from(count) > MAX_DECODER_CHANNELS).then(|| {
+        Error::new(
+            ErrorKind::UnsupportedFormat,
+            Stage::Probe,
+            format!(
+                "the header's channel count is not one the decoder can read (1 to \
+                 {MAX_DECODER_CHANNELS} channels are read; the header says {count})"
+            ),
+        )
+    })
+}
+
 /// An error for a codec that has no decoder here, naming it where it is a well-known one
 /// (symphonia's own message says only "unsupported audio codec").
 pub(super) fn unsupported_codec(codec: AudioCodecId, e: &SymphoniaError) -> Error {

@@ -191,6 +191,14 @@ fn channel_mask(file: &mut File, file_len: u64) -> Option<(u64, u32)> {
     (tag == WAVE_FORMAT_EXTENSIBLE).then_some((at + 8 + MASK_OFFSET as u64, mask))
 }
 
+/// The channel count of the `fmt ` chunk.
+pub(super) fn channel_count(file: &mut File, file_len: u64) -> Option<u16> {
+    let (at, _) = find_chunk(file, file_len, b"fmt ")?;
+    let mut count = [0u8; 2];
+    read_at(file, at + 10, &mut count)?;
+    Some(u16::from_le_bytes(count))
+}
+
 /// The format tag of the `fmt ` chunk (1 PCM, 0x55 MP3, ...).
 pub(super) fn format_tag(file: &mut File, file_len: u64) -> Option<u16> {
     let (at, _) = find_chunk(file, file_len, b"fmt ")?;

@@ -763,6 +763,43 @@ fn a_wav_wrapping_mp3_or_ac3_names_its_codec() {
     }
 }
 
+/// A WAV of more channels than the decoder reads is refused for its count before the
+/// probe: symphonia read an extensible header of 33 channels as 1 (the count modulo 32)
+/// and one of 40 with an 8-bit mask as 8, an `ok` row of the wrong audio.
+#[test]
+fn a_wav_of_more_than_26_channels_is_refused_for_its_count() {
+    let dir = tempfile::tempdir().unwrap();
+    for (channels, mask) in [(33u16, 0u32), (40, 0xFF), (27, 0)] {
+        let block = channels * 2;
+        let mut fmt = 0xFFFEu16.to_le_bytes().to_vec();
+        fmt.extend(channels.to_le_bytes());
+        fmt.extend(8_000u32.to_le_bytes());
+        fmt.extend((8_000 * u32::from(block)).to_le_bytes());
+        fmt.extend(block.to_le_bytes());
+        fmt.extend(16u16.to_le_bytes());
+        fmt.extend(22u16.to_le_bytes());
+        fmt.extend(16u16.to_le_bytes());
+        fmt.extend(mask.to_le_bytes());
+        fmt.extend([
+            1, 0, 0, 0, 0, 0, 0x10, 0, 0x80, 0, 0, 0xaa, 0, 0x38, 0x9b, 0x71,
+        ]);
+        let audio = vec![1u8; usize::from(block) * 8_000 * 3];
+        let path = dir.path().join(format!("{channels}.wav"));
+        std::fs::write(&path, riff_wave(&fmt, &audio)).unwrap();
+        let err = Analyzer::new(AnalyzerConfig::default())
+            .unwrap()
+            .analyze_file(&path, &StopSignal::never())
+            .unwrap_err();
+        assert_eq!(err.kind(), analyzer_core::ErrorKind::UnsupportedFormat);
+        assert!(
+            err.to_string().contains(&format!(
+                "1 to 26 channels are read; the header says {channels}"
+            )),
+            "{err}"
+        );
+    }
+}
+
 /// A WAV file of one `fmt ` chunk whose body is `fmt`, then a `data` chunk of `audio`.
 fn riff_wave(fmt: &[u8], audio: &[u8]) -> Vec<u8> {
     let mut out = b"RIFF".to_vec();
