@@ -291,7 +291,7 @@ fn open_track(path: &Path) -> Result<OpenTrack> {
         None
     };
     // A FLAC stream with an ID3v1 or APEv2 tag appended is read as ending before it.
-    let audio_end = if head.starts_with(b"fLaC") {
+    let audio_end = if trailing_tags::is_flac(&mut file, &head) {
         let end = trailing_tags::audio_end(&mut file, file_bytes);
         if let Err(e) = std::io::Seek::rewind(&mut file) {
             return Err(Error::io(ErrorKind::Unreadable, Stage::Open, &e));

@@ -4,7 +4,10 @@
 //! symphonia's FLAC reader takes those bytes for the start of one more frame: the last real
 //! frame was lost and the row said "the stream ends early (truncated file)", where ffmpeg
 //! reads the whole stream. Such a file is read through [`Trimmed`], the same file shown as
-//! ending where its tags begin. Nothing is read beyond the tags' headers.
+//! ending where its tags begin, once a FLAC frame is found to end exactly there (its
+//! CRC-16 checks): a tag's size that lies, or audio whose last bytes happen to read `TAG`,
+//! left a decodable file refused or cut short. Nothing is read beyond the tags' headers and
+//! the last frames.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -51,7 +54,74 @@ pub(super) fn audio_end(file: &mut File, file_len: u64) -> Option<u64> {
             end -= tag;
         }
     }
-    (end < file_len).then_some(end)
+    (end < file_len && a_frame_ends_at(file, end)).then_some(end)
+}
+
+/// How far before a candidate end the start of the frame ending there is looked for: far
+/// past the largest frames real encoders write (a few tens of KiB).
+const FRAME_WINDOW: u64 = 256 * 1024;
+
+/// Frame syncs tried before giving up (each costs a CRC over the bytes after it).
+const MAX_SYNCS: usize = 64;
+
+/// Whether a FLAC frame ends at `end`: a frame sync (`0xFFF8` or `0xFFF9`) before it starts
+/// bytes whose CRC-16 is the two bytes that end them, as a frame's footer is.
+fn a_frame_ends_at(file: &mut File, end: u64) -> bool {
+    let start = end.saturating_sub(FRAME_WINDOW);
+    let mut window = vec![0u8; (end - start) as usize];
+    if window.len() < 4 || read_at(file, start, &mut window).is_none() {
+        return false;
+    }
+    let (body, footer) = window.split_at(window.len() - 2);
+    let stored = u16::from_be_bytes([footer[0], footer[1]]);
+    (0..body.len() - 1)
+        .rev()
+        .filter(|&at| body[at] == 0xFF && body[at + 1] & 0xFE == 0xF8)
+        .take(MAX_SYNCS)
+        .any(|at| flac_crc16(&body[at..]) == stored)
+}
+
+/// FLAC's frame CRC-16: polynomial 0x8005, initial 0, not reflected.
+fn flac_crc16(bytes: &[u8]) -> u16 {
+    const TABLE: [u16; 256] = {
+        let mut table = [0u16; 256];
+        let mut i = 0;
+        while i < 256 {
+            let mut crc = (i as u16) << 8;
+            let mut bit = 0;
+            while bit < 8 {
+                crc = if crc & 0x8000 != 0 {
+                    (crc << 1) ^ 0x8005
+                } else {
+                    crc << 1
+                };
+                bit += 1;
+            }
+            table[i] = crc;
+            i += 1;
+        }
+        table
+    };
+    bytes.iter().fold(0u16, |crc, &b| {
+        (crc << 8) ^ TABLE[usize::from((crc >> 8) as u8 ^ b)]
+    })
+}
+
+/// Whether the file is FLAC: `fLaC` at its start, or right after an ID3v2 tag there (as
+/// `mid3v2` puts one).
+pub(super) fn is_flac(file: &mut File, head: &[u8]) -> bool {
+    if head.starts_with(b"fLaC") {
+        return true;
+    }
+    if head.len() < 10 || &head[..3] != b"ID3" {
+        return false;
+    }
+    let size = head[6..10]
+        .iter()
+        .fold(0u64, |n, &b| (n << 7) | u64::from(b & 0x7f));
+    let footer = if head[5] & 0x10 != 0 { 10 } else { 0 };
+    let mut magic = [0u8; 4];
+    read_at(file, 10 + size + footer, &mut magic).is_some() && &magic == b"fLaC"
 }
 
 /// A file read in place as if it ended at `len`.
@@ -146,28 +216,59 @@ mod tests {
         tag
     }
 
+    /// A real FLAC stream, whose last frame ends where the file does.
+    fn flac() -> Vec<u8> {
+        std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/fourfloor-128.flac"
+        ))
+        .unwrap()
+    }
+
     #[test]
     fn the_audio_ends_before_id3v1_and_ape_tags() {
-        let audio = vec![1u8; 1000];
+        let audio = flac();
+        let len = audio.len() as u64;
         let mut id3v1 = b"TAG".to_vec();
         id3v1.resize(128, b' ');
         for (tail, end) in [
-            (id3v1.clone(), Some(1000)),
-            (ape(50, true), Some(1000)),
-            (ape(50, false), Some(1000)),
-            ([ape(50, true), id3v1.clone()].concat(), Some(1000)),
+            (id3v1.clone(), Some(len)),
+            (ape(50, true), Some(len)),
+            (ape(50, false), Some(len)),
+            ([ape(50, true), id3v1.clone()].concat(), Some(len)),
             (Vec::new(), None),
             (vec![0u8; 128], None),
         ] {
-            let (mut file, len) = file_of(&[audio.clone(), tail].concat());
-            assert_eq!(audio_end(&mut file, len), end);
+            let (mut file, file_len) = file_of(&[audio.clone(), tail].concat());
+            assert_eq!(audio_end(&mut file, file_len), end);
         }
-        // A footer whose size runs past the file's start is not trusted.
-        let mut lying = ape(50, false);
-        let at = lying.len() - 32 + 12;
-        lying[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
-        let (mut file, len) = file_of(&lying);
-        assert_eq!(audio_end(&mut file, len), None);
+        // A footer whose size runs past the file's start, or cuts into the audio, is not
+        // trusted: no frame ends where it says the tag starts.
+        for size in [u32::MAX, 1000] {
+            let mut lying = [audio.clone(), ape(50, false)].concat();
+            let at = lying.len() - 32 + 12;
+            lying[at..at + 4].copy_from_slice(&size.to_le_bytes());
+            let (mut file, file_len) = file_of(&lying);
+            assert_eq!(audio_end(&mut file, file_len), None, "{size}");
+        }
+        // Audio whose bytes 128 from the end happen to read `TAG` is no tag.
+        let mut tag_like = audio.clone();
+        let at = tag_like.len() - 128;
+        tag_like[at..at + 3].copy_from_slice(b"TAG");
+        let (mut file, file_len) = file_of(&tag_like);
+        assert_eq!(audio_end(&mut file, file_len), None);
+    }
+
+    #[test]
+    fn flac_behind_an_id3v2_tag_is_flac() {
+        let mut tagged = b"ID3\x04\0\0\0\0\0\x10".to_vec();
+        tagged.extend([0u8; 16]);
+        tagged.extend(flac());
+        let (mut file, _) = file_of(&tagged);
+        assert!(is_flac(&mut file, &tagged[..36]));
+        let mp3 = b"ID3\x04\0\0\0\0\0\x04\0\0\0\0\xff\xfb\x90\x64".to_vec();
+        let (mut file, _) = file_of(&mp3);
+        assert!(!is_flac(&mut file, &mp3));
     }
 
     #[test]
