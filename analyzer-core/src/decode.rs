@@ -301,7 +301,12 @@ fn open_track(path: &Path) -> Result<OpenTrack> {
         None
     };
     // A chained Ogg announces only its first link's length: it is decoded whole.
-    let chained = head.starts_with(b"OggS") && ogg_chain::is_chained(&mut file, file_bytes);
+    let chain = if head.starts_with(b"OggS") {
+        ogg_chain::walk(&mut file, file_bytes)
+    } else {
+        ogg_chain::Chain::default()
+    };
+    let chained = chain.links > 1;
     if let Err(e) = std::io::Seek::rewind(&mut file) {
         return Err(Error::io(ErrorKind::Unreadable, Stage::Open, &e));
     }
@@ -317,6 +322,13 @@ fn open_track(path: &Path) -> Result<OpenTrack> {
         if chained {
             open.duration_s = None;
             open.length_announced = false;
+        }
+        if let Some((link, holds)) = chain.unread {
+            open.warnings.push(format!(
+                "link {link} of the {} of this chained Ogg holds {holds}, which is not \
+                 decoded here: decoding stops there",
+                chain.links
+            ));
         }
         open.duration_s = open.duration_s.or(wav_seconds);
         open

@@ -18,39 +18,89 @@ const PAGE_HEADER_BYTES: usize = 27;
 /// The page flag that marks the first page of a logical stream.
 const FIRST_PAGE: u8 = 0x02;
 
-/// Whether the Ogg file `file` (of `file_len` bytes) holds a first page after pages of
-/// audio: the start of a second link. Streams multiplexed side by side open with their
-/// first pages together and are no chain. A page that does not parse ends the walk, with
-/// the answer so far.
-pub(super) fn is_chained(file: &mut File, file_len: u64) -> bool {
+/// What a walk of an Ogg file's pages found.
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct Chain {
+    /// Links: groups of first pages, each after pages of the link before.
+    pub links: usize,
+    /// The first link after the first that holds no audio stream symphonia reads (Speex,
+    /// Theora video), by its number and what it holds: symphonia's reader skips such a
+    /// link and every one after it without a word.
+    pub unread: Option<(usize, &'static str)>,
+}
+
+/// Walks the pages of the Ogg file `file` (of `file_len` bytes): a first page after pages
+/// of audio starts another link. Streams multiplexed side by side open with their first
+/// pages together and are one link. A page that does not parse ends the walk, with what
+/// was found so far.
+pub(super) fn walk(file: &mut File, file_len: u64) -> Chain {
+    let mut chain = Chain::default();
     if file.rewind().is_err() {
-        return false;
+        return chain;
     }
     let mut reader = BufReader::new(file);
     let mut pos = 0u64;
-    let mut past_first_pages = false;
+    let mut in_first_pages = false;
+    // What the current link's first pages hold: whether one is audio, else the first name.
+    let mut audio = false;
+    let mut held: &'static str = "no stream";
     let mut header = [0u8; PAGE_HEADER_BYTES];
     let mut lacing = [0u8; 255];
     while pos + PAGE_HEADER_BYTES as u64 <= file_len {
         if reader.read_exact(&mut header).is_err() || &header[..4] != b"OggS" {
-            return false;
+            break;
         }
         let segments = usize::from(header[26]);
         if reader.read_exact(&mut lacing[..segments]).is_err() {
-            return false;
+            break;
         }
-        let first = header[5] & FIRST_PAGE != 0;
-        if first && past_first_pages {
-            return true;
-        }
-        past_first_pages |= !first;
         let body: u64 = lacing[..segments].iter().map(|&l| u64::from(l)).sum();
-        if reader.seek_relative(body as i64).is_err() {
-            return false;
+        let mut skip = body;
+        let first = header[5] & FIRST_PAGE != 0;
+        if first {
+            if !in_first_pages {
+                chain.links += 1;
+                (audio, held) = (false, "no stream");
+            }
+            let mut codec = [0u8; 8];
+            let peek = codec.len().min(body as usize);
+            if reader.read_exact(&mut codec[..peek]).is_err() {
+                break;
+            }
+            skip -= peek as u64;
+            match stream_kind(&codec[..peek]) {
+                Ok(()) => audio = true,
+                Err(name) if held == "no stream" => held = name,
+                Err(_) => {}
+            }
+        } else if in_first_pages && chain.links > 1 && !audio && chain.unread.is_none() {
+            chain.unread = Some((chain.links, held));
+        }
+        in_first_pages = first;
+        if reader.seek_relative(skip as i64).is_err() {
+            break;
         }
         pos += (PAGE_HEADER_BYTES + segments) as u64 + body;
     }
-    false
+    chain
+}
+
+/// Whether a stream whose identification packet starts `packet` is audio symphonia maps
+/// (Vorbis, Opus, FLAC); else what it holds.
+fn stream_kind(packet: &[u8]) -> Result<(), &'static str> {
+    if packet.starts_with(b"\x01vorbis")
+        || packet.starts_with(b"OpusHead")
+        || packet.starts_with(b"\x7fFLAC")
+    {
+        return Ok(());
+    }
+    Err(if packet.starts_with(b"Speex") {
+        "Speex audio"
+    } else if packet.starts_with(b"\x80theora") {
+        "Theora video"
+    } else {
+        "a stream of another codec"
+    })
 }
 
 #[cfg(test)]
@@ -75,10 +125,67 @@ mod tests {
         p
     }
 
-    fn chained(bytes: &[u8]) -> bool {
+    /// A first page whose body opens with `codec`.
+    fn first_page(serial: u32, codec: &[u8]) -> Vec<u8> {
+        let mut p = page(serial, FIRST_PAGE, 30);
+        let body = p.len() - 30;
+        p[body..body + codec.len()].copy_from_slice(codec);
+        p
+    }
+
+    /// A link after another that holds Speex or Theora alone is named: symphonia's reader
+    /// skipped it and every link after it without a word. Theora beside Vorbis is audio.
+    #[test]
+    fn a_link_without_audio_symphonia_reads_is_named() {
+        let link = |serial, codec: &[u8]| {
+            [
+                first_page(serial, codec),
+                page(serial, 0, 600),
+                page(serial, 4, 100),
+            ]
+            .concat()
+        };
+        let vorbis = b"\x01vorbis";
+        let speex = link(2, b"Speex   ");
+        let chain = walked(&[link(1, vorbis), speex, link(3, vorbis)].concat());
+        assert_eq!(
+            chain,
+            Chain {
+                links: 3,
+                unread: Some((2, "Speex audio"))
+            }
+        );
+        let fine = walked(&[link(1, vorbis), link(2, b"OpusHead")].concat());
+        assert_eq!(
+            fine,
+            Chain {
+                links: 2,
+                unread: None
+            }
+        );
+        let video_and_audio = [
+            first_page(2, b"\x80theora"),
+            first_page(3, vorbis),
+            page(2, 0, 500),
+            page(3, 0, 500),
+        ]
+        .concat();
+        assert_eq!(
+            walked(&[link(1, vorbis), video_and_audio].concat()).unread,
+            None
+        );
+        let video = walked(&[link(1, vorbis), link(2, b"\x80theora")].concat());
+        assert_eq!(video.unread, Some((2, "Theora video")));
+    }
+
+    fn walked(bytes: &[u8]) -> Chain {
         let mut file = tempfile::tempfile().unwrap();
         file.write_all(bytes).unwrap();
-        is_chained(&mut file, bytes.len() as u64)
+        walk(&mut file, bytes.len() as u64)
+    }
+
+    fn chained(bytes: &[u8]) -> bool {
+        walked(bytes).links > 1
     }
 
     #[test]
