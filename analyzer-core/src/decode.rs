@@ -752,10 +752,14 @@ pub fn decode_channels(
     let open = open_track(path)?;
     let plan = sampling.and_then(|(seconds, count)| SegmentCuts::plan(&open, seconds, count));
     let Some(mut cuts) = plan else {
-        let info = decode_packets(open, stop, |_, state, rate| {
+        let unknown = open.duration_s.is_none();
+        let mut info = decode_packets(open, stop, |_, state, rate| {
             channels_sink(&state.interleaved, state.channels, &state.layout, rate)?;
             segment_sink(0, &state.mono, rate)
         })?;
+        if let Some((seconds, count)) = sampling.filter(|_| unknown) {
+            say_why_whole(&mut info, seconds, count);
+        }
         return Ok(Sampled::Whole(info));
     };
     let info = decode_packets(open, stop, |packet, state, rate| {
@@ -771,6 +775,19 @@ pub fn decode_channels(
             duration_s: cuts.duration_s,
         },
     })
+}
+
+/// Notes, on a stream whose headers gave no length and that was decoded whole, that it was
+/// long enough to sample in `count` segments of `seconds`: its row is the whole file's,
+/// which can differ from a sampled one, so it says why.
+fn say_why_whole(info: &mut StreamInfo, seconds: f64, count: usize) {
+    if segment_starts(info.duration_s(), seconds, count).is_some() {
+        info.warnings.push(
+            "the headers do not give the file's length (a stream written to a pipe, a \
+             chained Ogg): analysed whole, not sampled"
+                .into(),
+        );
+    }
 }
 
 /// Where the segments of a sampled analysis lie in a stream decoded whole, and how much of
@@ -941,14 +958,8 @@ pub fn decode_mono_segments(
     let Some((duration_s, starts)) = planned else {
         let unknown = open.duration_s.is_none();
         let mut info = decode_whole(open, stop, |mono, rate| sink(0, mono, rate))?;
-        // Long enough to sample, had its length been known: its row is the whole file's,
-        // which can differ from a sampled one, so it says why.
-        if unknown && segment_starts(info.duration_s(), seconds, count).is_some() {
-            info.warnings.push(
-                "the headers do not give the file's length (a stream written to a pipe, a \
-                 chained Ogg): analysed whole, not sampled"
-                    .into(),
-            );
+        if unknown {
+            say_why_whole(&mut info, seconds, count);
         }
         return Ok(Sampled::Whole(info));
     };

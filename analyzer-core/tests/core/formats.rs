@@ -661,6 +661,16 @@ fn a_chained_ogg_is_read_link_after_link() {
         ]
     );
     assert!((sampled.tempo.as_ref().unwrap().bpm - 128.0).abs() < 0.5);
+    // With the loudness, read in the same whole decode, it says so too.
+    let loud = Analyzer::new(
+        AnalyzerConfig::default()
+            .with_sampling(Some(sampling))
+            .with_loudness(true),
+    )
+    .unwrap()
+    .analyze_file(&four, &StopSignal::never())
+    .unwrap();
+    assert_eq!(loud.warnings, sampled.warnings);
     let mixed = dir.path().join("mixed.ogg");
     let other_rate = std::fs::read(fixture("clicks-60.ogg")).unwrap();
     std::fs::write(&mixed, [link, other_rate].concat()).unwrap();
