@@ -36,7 +36,8 @@ mod wav_sizes;
 pub use mix::{MAX_SAMPLE, MonoMixer, mix_to_mono};
 pub(crate) use mix::{audio_or_silence, is_audio};
 use refusals::{
-    probe_error, too_many_wav_channels, unsupported_codec, unsupported_container, wav_codec_refusal,
+    probe_error, too_many_wav_channels, unsupported_codec, unsupported_container,
+    unsupported_stream, wav_codec_refusal,
 };
 
 /// After this many packets in a row fail to decode, the stream is treated as ended.
@@ -333,6 +334,12 @@ fn open_track(path: &Path) -> Result<OpenTrack> {
         open.duration_s = open.duration_s.or(wav_seconds);
         open
     });
+    // A bare stream the probe cannot read (or misread: DTS as MPEG audio) is named.
+    if first.is_err()
+        && let Some(named) = unsupported_stream(&head)
+    {
+        return Err(named);
+    }
     // symphonia reads a data size of 0 as a track of 0 frames.
     let no_audio = matches!(&first, Ok(open) if open.duration_s == Some(0.0));
     if first.is_ok() && !no_audio {

@@ -12,7 +12,7 @@ use crate::error::{Error, ErrorKind, Stage};
 /// otherwise scan past their headers for a marker it knows: in a Matroska file holding FLAC
 /// it finds the codec's `fLaC` header and reports a FLAC stream that "holds no audio"; in
 /// others it runs out of file and blames the file's length.
-const UNREAD_CONTAINERS: [(&[u8], usize, &str); 16] = [
+const UNREAD_CONTAINERS: [(&[u8], usize, &str); 9] = [
     (b"AIFF", 8, "AIFF"),
     (b"AIFC", 8, "AIFF-C"),
     (b"caff", 0, "Core Audio (CAF)"),
@@ -27,8 +27,13 @@ const UNREAD_CONTAINERS: [(&[u8], usize, &str); 16] = [
         "Sony Wave64 (W64)",
     ),
     (b"\x30\x26\xb2\x75\x8e\x66\xcf\x11", 0, "ASF (WMA)"),
-    // Bare streams: the probe's MPEG reader took a DTS stream for MPEG layer I/II audio
-    // and found no reader for AC-3, AMR or Speex.
+];
+
+/// Bare streams this analyzer does not decode, known by their first bytes once the open has
+/// failed: the probe's MPEG reader took a DTS stream for MPEG layer I/II audio and found no
+/// reader for AC-3, AMR or Speex. Named only after a failed open, since a sync word of two
+/// or four bytes may open a file the probe reads (an MP3 behind two bytes of junk).
+const UNREAD_STREAMS: [(&[u8], usize, &str); 7] = [
     (b"\x0b\x77", 0, "AC-3/E-AC-3 (Dolby Digital)"),
     (b"\x7f\xfe\x80\x01", 0, "DTS"),
     (b"\xfe\x7f\x01\x80", 0, "DTS"),
@@ -42,7 +47,18 @@ const UNREAD_CONTAINERS: [(&[u8], usize, &str); 16] = [
 /// Why the file is refused when its first bytes (`head`) name a container this analyzer
 /// does not read ([`UNREAD_CONTAINERS`]).
 pub(super) fn unsupported_container(head: &[u8]) -> Option<Error> {
-    let (_, _, name) = UNREAD_CONTAINERS.iter().find(|(magic, at, _)| {
+    named_by_magic(&UNREAD_CONTAINERS, head)
+}
+
+/// Why a file that failed to open is refused, when its first bytes (`head`) are those of a
+/// bare stream this analyzer does not decode ([`UNREAD_STREAMS`]).
+pub(super) fn unsupported_stream(head: &[u8]) -> Option<Error> {
+    named_by_magic(&UNREAD_STREAMS, head)
+}
+
+/// The refusal for the first of `known` whose magic `head` holds at its offset.
+fn named_by_magic(known: &[(&[u8], usize, &str)], head: &[u8]) -> Option<Error> {
+    let (_, _, name) = known.iter().find(|(magic, at, _)| {
         let placed = match *at {
             0 => true,
             8 => head.starts_with(b"FORM"),
@@ -247,7 +263,8 @@ mod tests {
     /// Ogg page's first packet names nothing.
     #[test]
     fn bare_streams_and_ogg_speex_are_named() {
-        let named = |head: &[u8]| unsupported_container(head).map(|e| e.reason().to_string());
+        let named = |head: &[u8]| unsupported_stream(head).map(|e| e.reason().to_string());
+        assert!(unsupported_container(b"\x0b\x77\x12\x34").is_none());
         for (head, name) in [
             (&b"\x0b\x77\x12\x34"[..], "AC-3"),
             (b"\x7f\xfe\x80\x01\x00", "DTS"),

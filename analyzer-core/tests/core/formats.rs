@@ -810,6 +810,22 @@ fn a_wav_of_more_than_26_channels_is_refused_for_its_count() {
     }
 }
 
+/// An MP3 behind a few bytes of junk that read as an AC-3 or DTS sync word is read: bare
+/// streams are named only once the open has failed (both were refused as AC-3 and DTS).
+#[test]
+fn junk_like_a_sync_word_before_an_mp3_is_no_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    let mp3 = std::fs::read(fixture("fourfloor-128.mp3")).unwrap();
+    for (name, junk) in [
+        ("ac3.mp3", &b"\x0b\x77"[..]),
+        ("dts.mp3", b"\x7f\xfe\x80\x01"),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, [junk, &mp3].concat()).unwrap();
+        assert_128(&path, "mp3");
+    }
+}
+
 /// A WAV file of one `fmt ` chunk whose body is `fmt`, then a `data` chunk of `audio`.
 fn riff_wave(fmt: &[u8], audio: &[u8]) -> Vec<u8> {
     let mut out = b"RIFF".to_vec();
