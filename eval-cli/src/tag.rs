@@ -195,14 +195,7 @@ impl TagRow {
                     notes.push(format!("no BPM: {why}"));
                 }
                 notes.extend(tagged.no_key.clone());
-                if !report.held_elsewhere.is_empty() {
-                    notes.push(format!(
-                        "an APEv2 tag beside the ID3 tag holds {}, which players that read \
-                         APE first use instead (this tool writes ID3 only; remove the APE \
-                         tag to leave one value)",
-                        report.held_elsewhere.join(", ")
-                    ));
-                }
+                notes.extend(report.elsewhere_note());
                 row.reason = notes.join("; ");
             }
             Err(why) => {

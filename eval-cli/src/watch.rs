@@ -510,7 +510,14 @@ impl<'a> Session<'a> {
     ) {
         match tags::tag_analysed_file(path, analysed, values, options) {
             Ok(report) if report.written => {
-                eprintln!("eval-cli: tagged {}: {}", path.display(), report.summary());
+                let note = report
+                    .elsewhere_note()
+                    .map_or(String::new(), |note| format!("; {note}"));
+                eprintln!(
+                    "eval-cli: tagged {}: {}{note}",
+                    path.display(),
+                    report.summary()
+                );
                 if let Ok(tagged) = FileIdentity::of_path(path) {
                     self.printed.note(path, Some(&tagged));
                 }

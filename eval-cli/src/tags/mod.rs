@@ -194,6 +194,18 @@ pub struct TagReport {
 }
 
 impl TagReport {
+    /// What the row says of [`TagReport::held_elsewhere`], where there is something.
+    pub fn elsewhere_note(&self) -> Option<String> {
+        (!self.held_elsewhere.is_empty()).then(|| {
+            format!(
+                "an APEv2 tag beside the ID3 tag holds {}, which players that read APE first \
+                 use instead (this tool writes ID3 only; remove the APE tag to leave one \
+                 value)",
+                self.held_elsewhere.join(", ")
+            )
+        })
+    }
+
     /// Whether some field is (or, in a dry run, would be) written.
     pub fn changes_something(&self) -> bool {
         self.changes.iter().any(|c| c.action == Action::Write)
@@ -462,6 +474,24 @@ mod tests {
 
     fn names(items: &[&str]) -> Vec<String> {
         items.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// `tag` and `watch --write-tags` say the same of an APE value beside the ID3 tag
+    /// (`watch` said nothing of it).
+    #[test]
+    fn a_value_held_in_an_ape_tag_is_one_note() {
+        let mut report = TagReport {
+            changes: Vec::new(),
+            written: true,
+            held_elsewhere: Vec::new(),
+        };
+        assert_eq!(report.elsewhere_note(), None);
+        report.held_elsewhere = names(&["APE:BPM", "APE:REPLAYGAIN_TRACK_GAIN"]);
+        let note = report.elsewhere_note().unwrap();
+        assert!(
+            note.starts_with("an APEv2 tag beside the ID3 tag holds APE:BPM, APE:REPLAYGAIN"),
+            "{note}"
+        );
     }
 
     #[test]
