@@ -208,10 +208,13 @@ pub(super) fn format_tag(file: &mut File, file_len: u64) -> Option<u16> {
 }
 
 /// Seconds of audio from the `data` chunk's start to the end of the file, by the `fmt `
-/// chunk's block size and rate: the length of a WAV whose header leaves it unknown (a
-/// data size of 0xFFFFFFFF, as `ffmpeg -f wav -` writes, and every WAV past 4 GiB). symphonia
-/// then gives no length, and such a file was decoded whole where the same audio with a
-/// correct header is sampled. `None` without a plain `fmt ` and a `data` chunk.
+/// chunk's channels, sample width and rate: the length of a WAV whose header leaves it
+/// unknown (a data size of 0xFFFFFFFF, as `ffmpeg -f wav -` writes, also past 4 GiB).
+/// symphonia then gives no length, and such a file was decoded whole where the same audio
+/// with a correct header is sampled. The frame size is worked out, not read from the block
+/// size, which may lie (65535 made the length 0 s). `None` without a `fmt ` chunk of
+/// whole-byte PCM, float, A-law or mu-law samples (compressed blocks hold many frames) and
+/// a `data` chunk.
 pub(super) fn seconds_to_end(file: &mut File, file_len: u64) -> Option<f64> {
     let (at, len) = find_chunk(file, file_len, b"fmt ")?;
     if len < 16 {
@@ -219,8 +222,16 @@ pub(super) fn seconds_to_end(file: &mut File, file_len: u64) -> Option<f64> {
     }
     let mut fmt = [0u8; 16];
     read_at(file, at + 8, &mut fmt)?;
+    let tag = u16::from_le_bytes([fmt[0], fmt[1]]);
+    let channels = u16::from_le_bytes([fmt[2], fmt[3]]);
     let rate = u32::from_le_bytes(fmt[4..8].try_into().ok()?);
-    let block = u16::from_le_bytes([fmt[12], fmt[13]]);
+    let bits = u16::from_le_bytes([fmt[14], fmt[15]]);
+    let samples = matches!(tag, 1 | 3 | 6 | 7 | WAVE_FORMAT_EXTENSIBLE) && bits % 8 == 0;
+    let block = if samples {
+        channels.checked_mul(bits / 8)?
+    } else {
+        0
+    };
     let data_start = find_data_chunk(file, file_len)? + 8;
     (rate > 0 && block > 0)
         .then(|| (file_len.saturating_sub(data_start) / u64::from(block)) as f64 / f64::from(rate))
