@@ -2370,6 +2370,30 @@ fn the_cached_synthetic_set_is_checked_and_kept_private() {
     );
 }
 
+/// An estimator that sends its evaluate Ctrl-C and then waits to be killed, so that no
+/// timing decides the order.
+#[cfg(unix)]
+const INTERRUPTS: &str = "cmd:sh -c 'kill -INT $PPID; exec sleep 600' {file}";
+
+/// `evaluate` of three 4-s synthetic files on one worker with `estimators`, into `out_dir`.
+#[cfg(unix)]
+fn evaluate_three_synth_files(estimators: &[&str], out_dir: &Path) -> std::process::Output {
+    let mut command = eval_cli();
+    command.args(["evaluate", "--dataset", "synth", "--synth-count", "3"]);
+    command.args([
+        "--synth-seconds",
+        "4",
+        "--workers",
+        "1",
+        "--progress",
+        "off",
+    ]);
+    for estimator in estimators {
+        command.args(["--estimator", estimator]);
+    }
+    command.arg("--out-dir").arg(out_dir).output().unwrap()
+}
+
 /// An evaluate stopped by Ctrl-C writes no summary or report (a partial run scored the
 /// files never analysed as failures, and `check` passed it): `results.csv` keeps a row per
 /// file, the unfinished ones `cancelled`, and the exit is 130. The estimator sends the
@@ -2378,24 +2402,7 @@ fn the_cached_synthetic_set_is_checked_and_kept_private() {
 #[test]
 fn a_cancelled_evaluate_writes_no_summary_or_report() {
     let dir = tempfile::tempdir().unwrap();
-    let out = eval_cli()
-        .args(["evaluate", "--dataset", "synth", "--synth-count", "3"])
-        .args([
-            "--synth-seconds",
-            "4",
-            "--workers",
-            "1",
-            "--progress",
-            "off",
-        ])
-        .args([
-            "--estimator",
-            "cmd:sh -c 'kill -INT $PPID; exec sleep 600' {file}",
-        ])
-        .arg("--out-dir")
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = evaluate_three_synth_files(&[INTERRUPTS], dir.path());
     assert_eq!(out.status.code(), Some(130), "{}", stderr_of(&out));
     assert!(
         stderr_of(&out).contains("no summary or report was written"),
@@ -2417,26 +2424,14 @@ fn a_cancelled_evaluate_writes_no_summary_or_report() {
 #[test]
 fn a_cancelled_evaluate_names_the_estimator_it_stopped() {
     let dir = tempfile::tempdir().unwrap();
-    let out = eval_cli()
-        .args(["evaluate", "--dataset", "synth", "--synth-count", "3"])
-        .args([
-            "--synth-seconds",
-            "4",
-            "--workers",
-            "1",
-            "--progress",
-            "off",
-        ])
-        .args(["--estimator", "cmd:sh -c 'echo 120' {file}"])
-        .args([
-            "--estimator",
-            "cmd:sh -c 'kill -INT $PPID; exec sleep 600' {file}",
-        ])
-        .args(["--estimator", "cmd:sh -c 'echo 90' {file}"])
-        .arg("--out-dir")
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = evaluate_three_synth_files(
+        &[
+            "cmd:sh -c 'echo 120' {file}",
+            INTERRUPTS,
+            "cmd:sh -c 'echo 90' {file}",
+        ],
+        dir.path(),
+    );
     assert_eq!(out.status.code(), Some(130), "{}", stderr_of(&out));
     let stderr = stderr_of(&out);
     let stopped = dir
