@@ -28,6 +28,7 @@ use crate::stop::StopSignal;
 
 mod mix;
 mod ogg_chain;
+mod prelude;
 mod refusals;
 mod trailing_tags;
 mod wav_layout;
@@ -35,10 +36,8 @@ mod wav_sizes;
 
 pub use mix::{MAX_SAMPLE, MonoMixer, mix_to_mono};
 pub(crate) use mix::{audio_or_silence, is_audio};
-use refusals::{
-    probe_error, too_many_wav_channels, unsupported_codec, unsupported_container,
-    unsupported_stream, wav_codec_refusal,
-};
+use prelude::Prelude;
+use refusals::{probe_error, unsupported_codec, unsupported_stream};
 
 /// After this many packets in a row fail to decode, the stream is treated as ended.
 const MAX_CONSECUTIVE_BAD_PACKETS: usize = 64;
@@ -247,12 +246,13 @@ fn open_track(path: &Path) -> Result<OpenTrack> {
             "the file is empty (0 bytes)",
         ));
     }
-    let head = read_head(&mut file);
-    // Before the probe: it scans past headers it does not know for any marker it does, so
-    // a Matroska file holding FLAC was taken for a FLAC stream that "holds no audio".
-    if let Some(refused) = unsupported_container(&head) {
-        return Err(refused);
-    }
+    let Prelude {
+        head,
+        layout,
+        wav_seconds,
+        audio_end,
+        chain,
+    } = prelude::read(&mut file, file_bytes)?;
     let mut hint = Hint::new();
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
         hint.with_extension(ext);
@@ -260,26 +260,6 @@ fn open_track(path: &Path) -> Result<OpenTrack> {
     // The same open file (never the path again: it may have been swapped since), for a
     // second probe of a WAV whose sizes lie. Without a descriptor for it the file would be
     // read differently, so running out of them fails the open (to be tried again).
-    let (layout, wav_seconds) = if wav_sizes::is_wave(&head) {
-        // A codec symphonia reads no WAV of: named before the probe, which said only
-        // "unsupported wave format".
-        if let Some(refused) = wav_sizes::format_tag(&mut file, file_bytes)
-            .and_then(wav_codec_refusal)
-            .or_else(|| {
-                wav_sizes::channel_count(&mut file, file_bytes).and_then(too_many_wav_channels)
-            })
-        {
-            return Err(refused);
-        }
-        let layout = wav_layout::unnamed_channels(&mut file, file_bytes);
-        let seconds = wav_sizes::seconds_to_end(&mut file, file_bytes);
-        if let Err(e) = std::io::Seek::rewind(&mut file) {
-            return Err(Error::io(ErrorKind::Unreadable, Stage::Open, &e));
-        }
-        (layout, seconds)
-    } else {
-        (None, None)
-    };
     let second = if wav_sizes::is_wave(&head) {
         match file.try_clone() {
             Ok(second) => Some(second),
@@ -291,26 +271,7 @@ fn open_track(path: &Path) -> Result<OpenTrack> {
     } else {
         None
     };
-    // A FLAC stream with an ID3v1 or APEv2 tag appended is read as ending before it.
-    let audio_end = if trailing_tags::is_flac(&mut file, &head) {
-        let end = trailing_tags::audio_end(&mut file, file_bytes);
-        if let Err(e) = std::io::Seek::rewind(&mut file) {
-            return Err(Error::io(ErrorKind::Unreadable, Stage::Open, &e));
-        }
-        end
-    } else {
-        None
-    };
-    // A chained Ogg announces only its first link's length: it is decoded whole.
-    let chain = if head.starts_with(b"OggS") {
-        ogg_chain::walk(&mut file, file_bytes)
-    } else {
-        ogg_chain::Chain::default()
-    };
     let chained = chain.links > 1;
-    if let Err(e) = std::io::Seek::rewind(&mut file) {
-        return Err(Error::io(ErrorKind::Unreadable, Stage::Open, &e));
-    }
     let source: Box<dyn MediaSource> = match audio_end {
         Some(end) => match trailing_tags::Trimmed::new(file, end) {
             Ok(trimmed) => Box::new(trimmed),
@@ -364,28 +325,6 @@ fn open_track(path: &Path) -> Result<OpenTrack> {
         }
         Err(_) => first,
     }
-}
-
-/// How much of a file's start [`read_head`] reads: a RIFF or FORM header (12 bytes) and an
-/// Ogg page's header with its first packet's 8-byte codec name (at 28).
-const HEAD_BYTES: usize = 36;
-
-/// The first [`HEAD_BYTES`] of `file` (fewer in a shorter file), read from the open handle, which
-/// is rewound: the path is never opened a second time (it may have been swapped for a pipe
-/// since).
-fn read_head(file: &mut File) -> Vec<u8> {
-    use std::io::{Read, Seek};
-    let mut head = Vec::with_capacity(HEAD_BYTES);
-    if file
-        .by_ref()
-        .take(HEAD_BYTES as u64)
-        .read_to_end(&mut head)
-        .is_err()
-        || file.rewind().is_err()
-    {
-        head.clear();
-    }
-    head
 }
 
 /// Probes `source` (a file of `file_bytes` bytes) and sets up a decoder for its default
