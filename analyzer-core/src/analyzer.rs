@@ -65,17 +65,19 @@ use crate::tempo::{TempoEstimate, TempoEstimator};
 /// does not read is `unsupported_format`, not corrupt; Wave64 and WMA files are named; a
 /// row whose every loudness block is gated out but whose true peak is loud says the sound
 /// is in channels BS.1770 leaves out (an LFE-only file read "silence, or nearly").
-/// 22: a FLAC file with an ID3v1 or APEv2 tag appended is read to its last frame (it lost
-/// it and said "truncated"); bare AC-3, DTS, AMR and Ogg Speex streams are named (DTS was
-/// "MPEG layer I/II", Speex "ends before its headers do"); an extensible WAV of more than
-/// 26 channels is refused for its count before the probe (symphonia read 33 channels as
-/// 1 and 40 with an 8-bit mask as 8, `ok` rows); AAC the decoder does not take (5.1,
-/// HE-AAC) says so (it was "aac too complex"); a chained Ogg is read link after link (it
-/// stopped at the end of its first link); a file of several audio tracks says which was
-/// read, and one whose default track's codec is not decoded reads another that is; a WAV
-/// of 0xFFFFFFFF sizes (written to a pipe, past 4 GiB) is sampled by the length its file's
-/// size gives (it was decoded whole); a file long enough to sample whose headers give no
-/// length (a FLAC written to a pipe, a chained Ogg) says it was analysed whole; a WAV
+/// 22: a FLAC file with an ID3v1 or APEv2 tag appended (behind an ID3v2 tag too) is read
+/// to its last frame, the tags cut off only where a frame's CRC ends (it lost that frame
+/// and said "truncated"); bare AC-3, DTS, AMR and Ogg Speex streams that fail to open are
+/// named (DTS was "MPEG layer I/II", Speex "ends before its headers do"); a WAV of more
+/// than 26 channels is refused for its count before the probe (symphonia read 33 as 1 and
+/// 40 with an 8-bit mask as 8, `ok` rows); AAC the decoder does not take (5.1, HE-AAC)
+/// says so (it was "aac too complex"); a chained Ogg is read link after link (it stopped
+/// at the end of its first link), and a later link of Speex or Theora alone says decoding
+/// stops there; a file of several audio tracks says which was read, and one whose default
+/// track's codec is not decoded reads another that is; a WAV of 0xFFFFFFFF sizes (written
+/// to a pipe) is sampled by the length its size, channels and sample width give (it was
+/// decoded whole); a file long enough to sample whose headers give no length (a FLAC
+/// written to a pipe, a chained Ogg) says it was analysed whole, loudness or not; a WAV
 /// wrapping MP3, AC-3 or another codec names it (it was "unsupported wave format").
 const RESULTS_REVISION: u32 = 22;
 
