@@ -43,7 +43,7 @@ pub(super) fn read(file: &mut File, file_bytes: u64) -> Result<Prelude> {
         // count past the decoder's was read as another (33 as 1).
         if let Some(refused) = wav_sizes::format_tag(file, file_bytes)
             .and_then(wav_codec_refusal)
-            .or_else(|| wav_sizes::channel_count(file, file_bytes).and_then(too_many_wav_channels))
+            .or_else(|| wav_sizes::most_channels(file, file_bytes).and_then(too_many_wav_channels))
         {
             return Err(refused);
         }

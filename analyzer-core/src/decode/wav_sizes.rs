@@ -191,12 +191,33 @@ fn channel_mask(file: &mut File, file_len: u64) -> Option<(u64, u32)> {
     (tag == WAVE_FORMAT_EXTENSIBLE).then_some((at + 8 + MASK_OFFSET as u64, mask))
 }
 
-/// The channel count of the `fmt ` chunk.
-pub(super) fn channel_count(file: &mut File, file_len: u64) -> Option<u16> {
-    let (at, _) = find_chunk(file, file_len, b"fmt ")?;
-    let mut count = [0u8; 2];
-    read_at(file, at + 10, &mut count)?;
-    Some(u16::from_le_bytes(count))
+/// Chunks a walk for every `fmt ` chunk reads before giving up: symphonia walks any
+/// number of them to the `data` chunk, and reads the last `fmt ` it meets.
+const MAX_FORMAT_WALK: usize = 1 << 20;
+
+/// The largest channel count of the `fmt ` chunks before the `data` chunk (symphonia reads
+/// the last of them; a 33-channel one after 70 `JUNK` chunks, or after a 2-channel one,
+/// passed a check of the first within [`MAX_CHUNKS`]).
+pub(super) fn most_channels(file: &mut File, file_len: u64) -> Option<u16> {
+    let mut at = 12u64;
+    let mut most = None;
+    for _ in 0..MAX_FORMAT_WALK {
+        let mut header = [0u8; 12];
+        if at.checked_add(8)? > file_len || read_at(file, at, &mut header[..8]).is_none() {
+            break;
+        }
+        let name = [header[0], header[1], header[2], header[3]];
+        if &name == b"data" {
+            break;
+        }
+        if &name == b"fmt " && read_at(file, at + 8, &mut header[8..]).is_some() {
+            let count = u16::from_le_bytes([header[10], header[11]]);
+            most = most.max(Some(count));
+        }
+        let len = u64::from(u32::from_le_bytes(header[4..8].try_into().ok()?));
+        at = at + 8 + len + (len & 1);
+    }
+    most
 }
 
 /// The format tag of the `fmt ` chunk (1 PCM, 0x55 MP3, ...).
@@ -226,12 +247,14 @@ pub(super) fn seconds_to_end(file: &mut File, file_len: u64) -> Option<f64> {
     let channels = u16::from_le_bytes([fmt[2], fmt[3]]);
     let rate = u32::from_le_bytes(fmt[4..8].try_into().ok()?);
     let bits = u16::from_le_bytes([fmt[14], fmt[15]]);
-    let samples = matches!(tag, 1 | 3 | 6 | 7 | WAVE_FORMAT_EXTENSIBLE) && bits % 8 == 0;
-    let block = if samples {
-        channels.checked_mul(bits / 8)?
-    } else {
-        0
+    // A-law and mu-law samples are a byte each, whatever the width field says (symphonia
+    // reads them so).
+    let width = match tag {
+        6 | 7 => 1,
+        1 | 3 | WAVE_FORMAT_EXTENSIBLE if bits % 8 == 0 => bits / 8,
+        _ => 0,
     };
+    let block = channels.checked_mul(width)?;
     let data_start = find_data_chunk(file, file_len)? + 8;
     (rate > 0 && block > 0)
         .then(|| (file_len.saturating_sub(data_start) / u64::from(block)) as f64 / f64::from(rate))
@@ -452,6 +475,40 @@ mod tests {
         }
         assert_eq!(planned(&extensible_wav(18, 0, 1)).0, None);
         assert_eq!(planned(&extensible_wav(20, 0, 7)).0, None, "mu-law");
+    }
+
+    /// A piped WAV's length counts a byte per A-law sample whatever its width field says,
+    /// and whole-byte PCM by its width, never by the block size (which may lie).
+    #[test]
+    fn the_length_to_the_end_counts_frames_by_the_sample_width() {
+        let header = |tag: u16, bits: u16, block: u16| {
+            let mut fmt = tag.to_le_bytes().to_vec();
+            fmt.extend(1u16.to_le_bytes());
+            fmt.extend(8_000u32.to_le_bytes());
+            fmt.extend(16_000u32.to_le_bytes());
+            fmt.extend(block.to_le_bytes());
+            fmt.extend(bits.to_le_bytes());
+            let mut bytes = b"RIFF\xff\xff\xff\xffWAVEfmt ".to_vec();
+            bytes.extend(16u32.to_le_bytes());
+            bytes.extend(fmt);
+            bytes.extend(b"data\xff\xff\xff\xff");
+            bytes.extend(vec![0u8; 16_000]);
+            bytes
+        };
+        for (tag, bits, block, seconds) in [
+            (6u16, 16u16, 2u16, 2.0),
+            (7, 8, 1, 2.0),
+            (1, 16, 65_535, 1.0),
+            (3, 32, 4, 0.5),
+        ] {
+            let bytes = header(tag, bits, block);
+            let (_, mut file) = planned(&bytes);
+            assert_eq!(
+                seconds_to_end(&mut file, bytes.len() as u64),
+                Some(seconds),
+                "tag {tag}"
+            );
+        }
     }
 
     #[test]

@@ -818,6 +818,35 @@ fn a_wav_of_more_than_26_channels_is_refused_for_its_count() {
             )),
             "{err}"
         );
+        // symphonia reads the last `fmt ` before `data`, after any number of chunks: 33
+        // channels behind 70 empty `JUNK` chunks, or after a 2-channel `fmt `, passed.
+        let chunk = |name: &[u8], body: &[u8]| {
+            [name, &(body.len() as u32).to_le_bytes()[..], body].concat()
+        };
+        let mut two = fmt.clone();
+        two[0..2].copy_from_slice(&1u16.to_le_bytes());
+        two[2..4].copy_from_slice(&2u16.to_le_bytes());
+        two.truncate(16);
+        for (name, before) in [
+            ("junk", chunk(b"JUNK", b"").repeat(70)),
+            ("twice", chunk(b"fmt ", &two)),
+        ] {
+            let body = [
+                &b"WAVE"[..],
+                &before,
+                &chunk(b"fmt ", &fmt),
+                &chunk(b"data", &audio),
+            ]
+            .concat();
+            let wav = [&b"RIFF"[..], &(body.len() as u32).to_le_bytes(), &body].concat();
+            let path = dir.path().join(format!("{channels}-{name}.wav"));
+            std::fs::write(&path, wav).unwrap();
+            let err = Analyzer::new(AnalyzerConfig::default())
+                .unwrap()
+                .analyze_file(&path, &StopSignal::never())
+                .unwrap_err();
+            assert!(err.to_string().contains("the header says"), "{name}: {err}");
+        }
     }
 }
 
