@@ -47,25 +47,50 @@ pub(super) fn audio_end(file: &mut File, file_len: u64) -> Option<u64> {
         };
         // The size counts the items and the footer, not the header.
         let mut tag = u64::from(word(12));
-        if word(20) & APE_HAS_HEADER != 0 {
+        let has_header = word(20) & APE_HAS_HEADER != 0;
+        if has_header {
             tag += APE_FOOTER_BYTES;
         }
-        if tag >= APE_FOOTER_BYTES && tag <= end {
+        if tag >= APE_FOOTER_BYTES && tag <= end && ape_starts_at(file, end - tag, has_header) {
             end -= tag;
         }
     }
     (end < file_len && a_frame_ends_at(file, end)).then_some(end)
 }
 
-/// How far before a candidate end the start of the frame ending there is looked for: far
-/// past the largest frames real encoders write (a few tens of KiB).
-const FRAME_WINDOW: u64 = 256 * 1024;
+/// Whether an APEv2 tag starts at `at`: its header there, where the footer says it has
+/// one, else a first item (value size, flags, a key of 2 to 255 printable ASCII bytes and
+/// its 0). A footer's size that lies is not trusted.
+fn ape_starts_at(file: &mut File, at: u64, has_header: bool) -> bool {
+    let mut start = [0u8; 8 + 256];
+    let Some(len) = (0..=start.len())
+        .rev()
+        .find(|&n| read_at(file, at, &mut start[..n]).is_some())
+    else {
+        return false;
+    };
+    let start = &start[..len];
+    if has_header {
+        return start.starts_with(b"APETAGEX");
+    }
+    let key = start.get(8..).unwrap_or_default();
+    key.iter().position(|&b| b == 0).is_some_and(|n| {
+        (2..=255).contains(&n) && key[..n].iter().all(|b| (0x20..0x7f).contains(b))
+    })
+}
 
-/// Frame syncs tried before giving up (each costs a CRC over the bytes after it).
-const MAX_SYNCS: usize = 64;
+/// How far before a candidate end the start of the frame ending there is looked for: past
+/// the largest frame FLAC allows (65535 samples of 8 channels of 32 bits, verbatim, 2 MiB).
+const FRAME_WINDOW: u64 = 4 << 20;
 
-/// Whether a FLAC frame ends at `end`: a frame sync (`0xFFF8` or `0xFFF9`) before it starts
-/// bytes whose CRC-16 is the two bytes that end them, as a frame's footer is.
+/// Frame headers (sync and CRC-8 both right) tried before giving up: each costs a CRC-16
+/// over the bytes after it.
+const MAX_HEADERS: usize = 64;
+
+/// Whether a FLAC frame ends at `end`: a frame header (`0xFFF8` or `0xFFF9` and a header
+/// whose CRC-8 checks) before it starts bytes whose CRC-16 is the two bytes that end them,
+/// as a frame's footer is. Audio that reads as a sync word (a run of -8 in 16 bits) has no
+/// header CRC.
 fn a_frame_ends_at(file: &mut File, end: u64) -> bool {
     let start = end.saturating_sub(FRAME_WINDOW);
     let mut window = vec![0u8; (end - start) as usize];
@@ -76,9 +101,56 @@ fn a_frame_ends_at(file: &mut File, end: u64) -> bool {
     let stored = u16::from_be_bytes([footer[0], footer[1]]);
     (0..body.len() - 1)
         .rev()
-        .filter(|&at| body[at] == 0xFF && body[at + 1] & 0xFE == 0xF8)
-        .take(MAX_SYNCS)
+        .filter(|&at| frame_header_checks(&body[at..]))
+        .take(MAX_HEADERS)
         .any(|at| flac_crc16(&body[at..]) == stored)
+}
+
+/// Whether `bytes` open with a FLAC frame header: the sync, no reserved values, and a
+/// CRC-8 (polynomial 0x07) over the header that checks.
+fn frame_header_checks(bytes: &[u8]) -> bool {
+    if bytes.len() < 6 || bytes[0] != 0xFF || bytes[1] & 0xFE != 0xF8 {
+        return false;
+    }
+    let (block, rate) = (bytes[2] >> 4, bytes[2] & 0x0F);
+    let (channels, width) = (bytes[3] >> 4, (bytes[3] >> 1) & 0x07);
+    if block == 0 || rate == 15 || channels > 10 || width == 3 || bytes[3] & 1 != 0 {
+        return false;
+    }
+    // The frame or sample number, UTF-8 coded in 1 to 7 bytes.
+    let number = match bytes[4].leading_ones() {
+        0 => 1,
+        n @ 2..=7 => n as usize,
+        _ => return false,
+    };
+    let mut at = 4 + number;
+    if bytes.len() < at || !bytes[5..at].iter().all(|b| b & 0xC0 == 0x80) {
+        return false;
+    }
+    at += match block {
+        6 => 1,
+        7 => 2,
+        _ => 0,
+    };
+    at += match rate {
+        12 => 1,
+        13 | 14 => 2,
+        _ => 0,
+    };
+    bytes.len() > at && crc8(&bytes[..at]) == bytes[at]
+}
+
+/// FLAC's frame header CRC-8: polynomial 0x07, initial 0.
+fn crc8(bytes: &[u8]) -> u8 {
+    bytes.iter().fold(0u8, |crc, &b| {
+        (0..8).fold(crc ^ b, |c, _| {
+            if c & 0x80 != 0 {
+                (c << 1) ^ 0x07
+            } else {
+                c << 1
+            }
+        })
+    })
 }
 
 /// FLAC's frame CRC-16: polynomial 0x8005, initial 0, not reflected.
@@ -193,7 +265,7 @@ mod tests {
         (file, bytes.len() as u64)
     }
 
-    /// An APEv2 tag of `items` bytes of items, with a header or not.
+    /// An APEv2 tag of `items` bytes of items (one, at least 14), with a header or not.
     fn ape(items: usize, header: bool) -> Vec<u8> {
         let size = (items as u32 + 32).to_le_bytes();
         let flags = if header { APE_HAS_HEADER } else { 0 }.to_le_bytes();
@@ -211,7 +283,12 @@ mod tests {
             b
         };
         let mut tag = if header { block(true) } else { Vec::new() };
-        tag.extend(vec![7u8; items]);
+        // One item: value size, flags, `Title` and its 0, then the value.
+        let value = items - 14;
+        tag.extend((value as u32).to_le_bytes());
+        tag.extend(0u32.to_le_bytes());
+        tag.extend(b"Title\0");
+        tag.extend(vec![b'x'; value]);
         tag.extend(block(false));
         tag
     }
@@ -257,6 +334,17 @@ mod tests {
         tag_like[at..at + 3].copy_from_slice(b"TAG");
         let (mut file, file_len) = file_of(&tag_like);
         assert_eq!(audio_end(&mut file, file_len), None);
+    }
+
+    /// A real stream has frame headers whose CRC-8 checks; audio that reads as sync words
+    /// (a run of -8 in 16 bits: `F8 FF F8 FF ...`) has none, and does not use up the
+    /// frames tried.
+    #[test]
+    fn frame_headers_are_known_by_their_crc() {
+        let audio = flac();
+        assert!((0..audio.len()).any(|at| frame_header_checks(&audio[at..])));
+        let lookalike = [0xF8u8, 0xFF].repeat(500);
+        assert!(!(0..lookalike.len()).any(|at| frame_header_checks(&lookalike[at..])));
     }
 
     #[test]
