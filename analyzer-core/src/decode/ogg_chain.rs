@@ -27,6 +27,9 @@ pub(super) struct Chain {
     /// Theora video), by its number and what it holds: symphonia's reader skips such a
     /// link and every one after it without a word.
     pub unread: Option<(usize, &'static str)>,
+    /// What the first link holds when it has no audio stream symphonia reads (Theora
+    /// video alone): the probe then said the file "ends before its headers do".
+    pub first_without_audio: Option<&'static str>,
 }
 
 /// Walks the pages of the Ogg file `file` (of `file_len` bytes): a first page after pages
@@ -73,8 +76,12 @@ pub(super) fn walk(file: &mut File, file_len: u64) -> Chain {
                 Err(name) if held == "no stream" => held = name,
                 Err(_) => {}
             }
-        } else if in_first_pages && chain.links > 1 && !audio && chain.unread.is_none() {
-            chain.unread = Some((chain.links, held));
+        } else if in_first_pages && !audio {
+            if chain.links == 1 {
+                chain.first_without_audio = Some(held);
+            } else if chain.unread.is_none() {
+                chain.unread = Some((chain.links, held));
+            }
         }
         in_first_pages = first;
         if reader.seek_relative(skip as i64).is_err() {
@@ -148,21 +155,9 @@ mod tests {
         let vorbis = b"\x01vorbis";
         let speex = link(2, b"Speex   ");
         let chain = walked(&[link(1, vorbis), speex, link(3, vorbis)].concat());
-        assert_eq!(
-            chain,
-            Chain {
-                links: 3,
-                unread: Some((2, "Speex audio"))
-            }
-        );
+        assert_eq!((chain.links, chain.unread), (3, Some((2, "Speex audio"))));
         let fine = walked(&[link(1, vorbis), link(2, b"OpusHead")].concat());
-        assert_eq!(
-            fine,
-            Chain {
-                links: 2,
-                unread: None
-            }
-        );
+        assert_eq!((fine.links, fine.unread), (2, None));
         let video_and_audio = [
             first_page(2, b"\x80theora"),
             first_page(3, vorbis),
@@ -176,6 +171,9 @@ mod tests {
         );
         let video = walked(&[link(1, vorbis), link(2, b"\x80theora")].concat());
         assert_eq!(video.unread, Some((2, "Theora video")));
+        let first = walked(&[link(1, b"\x80theora"), link(2, vorbis)].concat());
+        assert_eq!(first.first_without_audio, Some("Theora video"));
+        assert_eq!(walked(&link(1, vorbis)).first_without_audio, None);
     }
 
     fn walked(bytes: &[u8]) -> Chain {

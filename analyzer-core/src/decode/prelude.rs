@@ -62,6 +62,14 @@ pub(super) fn read(file: &mut File, file_bytes: u64) -> Result<Prelude> {
     } else {
         Chain::default()
     };
+    // Speex is named by its own refusal once the open fails.
+    if let Some(holds) = chain.first_without_audio.filter(|h| *h != "Speex audio") {
+        return Err(Error::new(
+            ErrorKind::UnsupportedFormat,
+            Stage::Probe,
+            format!("the Ogg file holds {holds} and no audio stream this analyzer reads"),
+        ));
+    }
     file.rewind()
         .map_err(|e| Error::io(ErrorKind::Unreadable, Stage::Open, &e))?;
     Ok(Prelude {
