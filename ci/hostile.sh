@@ -2023,6 +2023,27 @@ case_piped_wav_is_sampled_like_its_honest_copy() {
     { echo "rows differ: $(grep -E '^(honest|piped).wav,' out.csv)"; return 1; }
 }
 
+# A WAV of 33 channels whose `fmt ` sits behind 70 empty JUNK chunks (or after a 2-channel
+# `fmt `) was read as 1 channel (symphonia reads the last `fmt `, the count modulo 32): an
+# ok row, and `tag` wrote its tempo. It is refused for its count and left untagged.
+case_wav_of_33_channels_behind_junk_chunks() {
+  local data=$((66 * 8000)) k
+  {
+    printf 'RIFF'; le32 $((4 + 70 * 8 + 48 + 8 + data)); printf 'WAVE'
+    for k in $(seq 70); do printf 'JUNK\0\0\0\0'; done
+    printf 'fmt '; le32 40; printf '\xfe\xff\x21\x00'; le32 8000; le32 $((66 * 8000))
+    printf '\x42\x00\x10\x00\x16\x00\x10\x00'; le32 0
+    printf '\x01\x00\x00\x00\x00\x00\x10\x00\x80\x00\x00\xaa\x00\x38\x9b\x71'
+    printf 'data'; le32 "$data"; head -c "$data" /dev/zero | tr '\0' '\1'
+  } >wide.wav
+  local before; before=$(sha wide.wav)
+  analyze wide.wav --out out.csv >/dev/null 2>&1
+  expect_row out.csv wide.wav error "the header says 33" || return 1
+  tag_files wide.wav >rows.csv 2>err.txt || return 1
+  expect_row rows.csv wide.wav skipped "the header says 33" || return 1
+  [ "$(sha wide.wav)" = "$before" ] || { echo "wide.wav rewritten"; return 1; }
+}
+
 run fifo-input case_fifo_input
 run fifo-in-folder-beside-a-good-file case_fifo_in_folder_with_good_file
 run device-inputs case_device_inputs
@@ -2225,5 +2246,6 @@ run serve-requests-read-two-ways case_serve_requests_read_two_ways
 run tag-fragmented-m4a-and-ogg-flac-are-left-alone case_tag_fragmented_m4a_and_ogg_flac_are_left_alone
 run chained-multi-track-and-tagged-streams case_chained_multi_track_and_tagged_streams
 run piped-wav-is-sampled-like-its-honest-copy case_piped_wav_is_sampled_like_its_honest_copy
+run wav-of-33-channels-behind-junk-chunks case_wav_of_33_channels_behind_junk_chunks
 printf '\n%d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]
