@@ -72,8 +72,8 @@ use crate::tempo::{TempoEstimate, TempoEstimator};
 /// than 26 channels is refused for its count before the probe (symphonia read 33 as 1 and
 /// 40 with an 8-bit mask as 8, `ok` rows); AAC the decoder does not take (5.1, HE-AAC)
 /// says so (it was "aac too complex"); a chained Ogg is read link after link (it stopped
-/// at the end of its first link), and a later link of Speex or Theora alone says decoding
-/// stops there, and an Ogg of Theora video alone says so (it "ends before its headers
+/// at the end of its first link), and a later link of Speex or Theora alone, or one whose
+/// headers are damaged, says decoding stops there, and an Ogg of Theora video alone says so (it "ends before its headers
 /// do"); a file of several audio tracks says which was read, and one whose default
 /// track's codec is not decoded reads another that is; a WAV of 0xFFFFFFFF sizes (written
 /// to a pipe) is sampled by the length its size, channels and sample width give (it was

@@ -227,6 +227,9 @@ struct OpenTrack {
     /// The speaker layout read from the header where symphonia's would misplace channels
     /// ([`wav_layout`]); `None` to take the decoder's.
     layout: Option<Channels>,
+    /// The links a chained Ogg's page walk found, where every one holds audio the reader
+    /// takes up: a decode that ends in an earlier one says so. 0 for other files.
+    links: usize,
 }
 
 /// Opens `path`, recognises the container by content (the extension is only a hint) and
@@ -284,6 +287,9 @@ fn open_track(path: &Path) -> Result<OpenTrack> {
         if chained {
             open.duration_s = None;
             open.length_announced = false;
+        }
+        if chained && chain.unread.is_none() {
+            open.links = chain.links;
         }
         if let Some((link, holds)) = chain.unread {
             open.warnings.push(format!(
@@ -411,6 +417,7 @@ fn probe_track(source: Box<dyn MediaSource>, hint: &Hint, file_bytes: u64) -> Re
         budget: SampleBudget::new(file_bytes),
         warnings,
         layout: None,
+        links: 0,
     })
 }
 
@@ -481,6 +488,7 @@ fn decode_packets(
         length_announced,
         warnings,
         layout,
+        links,
         ..
     } = open;
     let mut state = Decoding::new(
@@ -496,6 +504,9 @@ fn decode_packets(
         },
     );
     let mut past_end = PastEnd::new(duration_s);
+    // The link of a chained Ogg being decoded, and whether the decode was ended (damage, a
+    // link it cannot go on to) with a warning of its own.
+    let (mut link, mut stopped) = (1, false);
     'stream: loop {
         stop.check(Stage::Decode)?;
         let Some(packet) = state.next_packet(format.as_mut())? else {
@@ -506,16 +517,19 @@ fn decode_packets(
             // many channels, what the first link's decoder held decoded first.
             for packet in std::mem::take(&mut past_end.held) {
                 if !decode_one(decoder.as_mut(), &mut state, &packet, &mut on_packet)? {
+                    stopped = true;
                     break 'stream;
                 }
             }
             match next_link(format.as_ref(), &state.info) {
                 Ok((id, next)) => {
                     (track_id, decoder) = (id, next);
+                    link += 1;
                     continue;
                 }
                 Err(why) => {
                     state.info.warnings.push(why);
+                    stopped = true;
                     break;
                 }
             }
@@ -528,9 +542,18 @@ fn decode_packets(
             if !decode_one(decoder.as_mut(), &mut state, &packet, &mut on_packet)? {
                 // Decoding ended here: nothing held comes after it.
                 past_end.held.clear();
+                stopped = true;
                 break 'stream;
             }
         }
+    }
+    // symphonia's reader ends the stream without a word at a link whose headers it cannot
+    // read (a damaged Vorbis header): the links left are said.
+    if !stopped && link < links && state.info.frames > 0 {
+        state.info.warnings.push(format!(
+            "decoding ended in link {link} of the {links} of this chained Ogg: the next \
+             link's headers could not be read"
+        ));
     }
     // What is still held at the end of the stream is the encoder's padding: decoded, as it
     // always was, to nothing.

@@ -682,6 +682,40 @@ fn a_chained_ogg_is_read_link_after_link() {
     .analyze_file(&four, &StopSignal::never())
     .unwrap();
     assert_eq!(loud.warnings, sampled.warnings);
+    // A link whose Vorbis headers are damaged ends symphonia's stream without a word, the
+    // links after it lost: the row says where decoding ended.
+    let page = |flags: u8, sequence: u32, body: &[u8]| {
+        let mut p = b"OggS\0".to_vec();
+        p.push(flags);
+        p.extend([0u8; 8]);
+        p.extend(0u32.to_le_bytes());
+        p.extend(sequence.to_le_bytes());
+        p.extend([0u8; 4]);
+        p.extend([1, body.len() as u8]);
+        p.extend(body);
+        with_serial(p, 777)
+    };
+    let damaged = [
+        page(2, 0, &[&b"\x01vorbis"[..], &[0u8; 22]].concat()),
+        page(0, 1, &[0u8; 50]),
+        page(4, 2, &[0u8; 50]),
+    ]
+    .concat();
+    let later: Vec<u8> = ogg_pages(&link)
+        .into_iter()
+        .flat_map(|p| with_serial(p, 4242))
+        .collect();
+    let lost = dir.path().join("lost.ogg");
+    std::fs::write(&lost, [link.clone(), damaged, later].concat()).unwrap();
+    let read = analyze(&lost);
+    assert_eq!(read.audio.duration_s, one.audio.duration_s);
+    assert!(
+        read.warnings.iter().any(|w| w.starts_with(
+            "decoding ended in link 1 of the 3 of this chained Ogg: the next link's headers"
+        )),
+        "{:?}",
+        read.warnings
+    );
     let mixed = dir.path().join("mixed.ogg");
     let other_rate = std::fs::read(fixture("clicks-60.ogg")).unwrap();
     std::fs::write(&mixed, [link, other_rate].concat()).unwrap();
