@@ -79,7 +79,8 @@ use crate::tempo::{TempoEstimate, TempoEstimator};
 /// to a pipe) is sampled by the length its size, channels and sample width give (it was
 /// decoded whole); a file long enough to sample whose headers give no length (a FLAC
 /// written to a pipe, a chained Ogg) says it was analysed whole, loudness or not; a WAV
-/// wrapping MP3, AC-3 or another codec names it (it was "unsupported wave format").
+/// wrapping MP3, AC-3 or another codec names it (it was "unsupported wave format"), and
+/// one of A-law or mu-law under an extensible header says so (it was "malformed").
 const RESULTS_REVISION: u32 = 22;
 
 /// Settings of an [`Analyzer`]. Each field's doc gives its default.

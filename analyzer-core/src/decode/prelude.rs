@@ -10,7 +10,9 @@ use std::io::Seek;
 use symphonia::core::audio::Channels;
 
 use super::ogg_chain::{self, Chain};
-use super::refusals::{too_many_wav_channels, unsupported_container, wav_codec_refusal};
+use super::refusals::{
+    extensible_g711, too_many_wav_channels, unsupported_container, wav_codec_refusal,
+};
 use super::{trailing_tags, wav_layout, wav_sizes};
 use crate::error::{Error, ErrorKind, Result, Stage};
 
@@ -44,6 +46,9 @@ pub(super) fn read(file: &mut File, file_bytes: u64) -> Result<Prelude> {
         if let Some(refused) = wav_sizes::format_tag(file, file_bytes)
             .and_then(wav_codec_refusal)
             .or_else(|| wav_sizes::most_channels(file, file_bytes).and_then(too_many_wav_channels))
+            .or_else(|| {
+                wav_sizes::extensible_sub_format(file, file_bytes).and_then(extensible_g711)
+            })
         {
             return Err(refused);
         }

@@ -90,6 +90,21 @@ pub(super) fn wav_codec(tag: u16) -> Option<&'static str> {
     })
 }
 
+/// Why an extensible WAV of A-law or mu-law samples (sub-format 6 or 7) is refused:
+/// symphonia reads those samples under a plain header only (it gives mu-law another GUID,
+/// and its decoder refuses the width there), and said "malformed stream".
+pub(super) fn extensible_g711(sub_format: u16) -> Option<Error> {
+    matches!(sub_format, 6 | 7).then(|| {
+        Error::new(
+            ErrorKind::UnsupportedFormat,
+            Stage::Probe,
+            "A-law or mu-law audio under an extensible WAV header is not decoded by this \
+             analyzer (under a plain header it is; convert with `ffmpeg -i IN -c:a pcm_s16le \
+             OUT.wav`)",
+        )
+    })
+}
+
 /// Why a WAV of `tag`'s codec is refused ([`wav_codec`]).
 pub(super) fn wav_codec_refusal(tag: u16) -> Option<Error> {
     let name = wav_codec(tag)?;

@@ -220,6 +220,20 @@ pub(super) fn most_channels(file: &mut File, file_len: u64) -> Option<u16> {
     most
 }
 
+/// The sub-format tag of an extensible `fmt ` chunk (the first two bytes of its GUID);
+/// `None` for any other header.
+pub(super) fn extensible_sub_format(file: &mut File, file_len: u64) -> Option<u16> {
+    let (at, len) = find_chunk(file, file_len, b"fmt ")?;
+    if (len as usize) < SUB_FORMAT_OFFSET + 2 {
+        return None;
+    }
+    let mut fmt = [0u8; SUB_FORMAT_OFFSET + 2];
+    read_at(file, at + 8, &mut fmt)?;
+    let tag = u16::from_le_bytes([fmt[0], fmt[1]]);
+    (tag == WAVE_FORMAT_EXTENSIBLE)
+        .then(|| u16::from_le_bytes([fmt[SUB_FORMAT_OFFSET], fmt[SUB_FORMAT_OFFSET + 1]]))
+}
+
 /// The format tag of the `fmt ` chunk (1 PCM, 0x55 MP3, ...).
 pub(super) fn format_tag(file: &mut File, file_len: u64) -> Option<u16> {
     let (at, _) = find_chunk(file, file_len, b"fmt ")?;

@@ -884,6 +884,39 @@ fn a_wav_of_more_than_26_channels_is_refused_for_its_count() {
     }
 }
 
+/// A-law or mu-law samples under an extensible header are refused saying so (they were a
+/// "malformed stream"), where the same samples under a plain header are read.
+#[test]
+fn g711_under_an_extensible_header_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    for sub_format in [6u8, 7] {
+        let mut fmt = 0xFFFEu16.to_le_bytes().to_vec();
+        fmt.extend(1u16.to_le_bytes());
+        fmt.extend(8_000u32.to_le_bytes());
+        fmt.extend(8_000u32.to_le_bytes());
+        fmt.extend(1u16.to_le_bytes());
+        fmt.extend(8u16.to_le_bytes());
+        fmt.extend(22u16.to_le_bytes());
+        fmt.extend(8u16.to_le_bytes());
+        fmt.extend(4u32.to_le_bytes());
+        fmt.extend([
+            sub_format, 0, 0, 0, 0, 0, 0x10, 0, 0x80, 0, 0, 0xaa, 0, 0x38, 0x9b, 0x71,
+        ]);
+        let path = dir.path().join(format!("{sub_format}.wav"));
+        std::fs::write(&path, riff_wave(&fmt, &[0xD5u8; 24_000])).unwrap();
+        let err = Analyzer::new(AnalyzerConfig::default())
+            .unwrap()
+            .analyze_file(&path, &StopSignal::never())
+            .unwrap_err();
+        assert_eq!(err.kind(), analyzer_core::ErrorKind::UnsupportedFormat);
+        assert!(
+            err.to_string()
+                .contains("A-law or mu-law audio under an extensible WAV header"),
+            "{err}"
+        );
+    }
+}
+
 /// An MP3 behind a few bytes of junk that read as an AC-3 or DTS sync word is read: bare
 /// streams are named only once the open has failed (both were refused as AC-3 and DTS).
 #[test]
