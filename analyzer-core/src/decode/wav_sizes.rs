@@ -180,15 +180,22 @@ fn plain_format(file: &mut File, file_len: u64) -> Option<(u64, [u8; 4])> {
 /// The file offset and value of the channel mask of an extensible `fmt ` chunk; `None` for
 /// any other header.
 fn channel_mask(file: &mut File, file_len: u64) -> Option<(u64, u32)> {
+    let (body, fmt) = extensible_fmt::<{ MASK_OFFSET + 4 }>(file, file_len)?;
+    let mask = u32::from_le_bytes(fmt[MASK_OFFSET..].try_into().ok()?);
+    Some((body + MASK_OFFSET as u64, mask))
+}
+
+/// The file offset of an extensible `fmt ` chunk's body and its first `N` bytes; `None` for
+/// any other header, or a chunk shorter than `N`.
+fn extensible_fmt<const N: usize>(file: &mut File, file_len: u64) -> Option<(u64, [u8; N])> {
     let (at, len) = find_chunk(file, file_len, b"fmt ")?;
-    if (len as usize) < MASK_OFFSET + 4 {
+    if (len as usize) < N {
         return None;
     }
-    let mut fmt = [0u8; MASK_OFFSET + 4];
+    let mut fmt = [0u8; N];
     read_at(file, at + 8, &mut fmt)?;
     let tag = u16::from_le_bytes([fmt[0], fmt[1]]);
-    let mask = u32::from_le_bytes(fmt[MASK_OFFSET..].try_into().ok()?);
-    (tag == WAVE_FORMAT_EXTENSIBLE).then_some((at + 8 + MASK_OFFSET as u64, mask))
+    (tag == WAVE_FORMAT_EXTENSIBLE).then_some((at + 8, fmt))
 }
 
 /// Chunks a walk for every `fmt ` chunk reads before giving up: symphonia walks any
@@ -223,15 +230,11 @@ pub(super) fn most_channels(file: &mut File, file_len: u64) -> Option<u16> {
 /// The sub-format tag of an extensible `fmt ` chunk (the first two bytes of its GUID);
 /// `None` for any other header.
 pub(super) fn extensible_sub_format(file: &mut File, file_len: u64) -> Option<u16> {
-    let (at, len) = find_chunk(file, file_len, b"fmt ")?;
-    if (len as usize) < SUB_FORMAT_OFFSET + 2 {
-        return None;
-    }
-    let mut fmt = [0u8; SUB_FORMAT_OFFSET + 2];
-    read_at(file, at + 8, &mut fmt)?;
-    let tag = u16::from_le_bytes([fmt[0], fmt[1]]);
-    (tag == WAVE_FORMAT_EXTENSIBLE)
-        .then(|| u16::from_le_bytes([fmt[SUB_FORMAT_OFFSET], fmt[SUB_FORMAT_OFFSET + 1]]))
+    let (_, fmt) = extensible_fmt::<{ SUB_FORMAT_OFFSET + 2 }>(file, file_len)?;
+    Some(u16::from_le_bytes([
+        fmt[SUB_FORMAT_OFFSET],
+        fmt[SUB_FORMAT_OFFSET + 1],
+    ]))
 }
 
 /// The format tag of the `fmt ` chunk (1 PCM, 0x55 MP3, ...).
