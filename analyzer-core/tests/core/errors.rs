@@ -127,6 +127,12 @@ fn steady_tones_have_no_pulse() {
             "sine-1k-quiet.wav",
             tone(&|t| 0.005 * (tau * 1000.0 * t).sin()),
         ),
+        // 16 steps of 16 bits: the onset stage's scale must not lift the rounding
+        // pattern into a pulse (lifted 60 dB, it read 90 BPM).
+        (
+            "sine-1k-faint.wav",
+            tone(&|t| 0.0005 * (tau * 1000.0 * t).sin()),
+        ),
         ("sine-440.wav", tone(&|t| 0.8 * (tau * 440.0 * t).sin())),
         ("hum-50.wav", tone(&|t| 0.5 * (tau * 50.0 * t).sin())),
         (

@@ -295,3 +295,31 @@ fn a_short_loud_chord_is_heard() {
     let e = analysis.tempo.as_ref().expect_err("too short");
     assert_eq!(e.kind(), ErrorKind::TooShort, "{e}");
 }
+
+/// The tempo does not move with the gain: the same music 25 and 40 dB down reads the same
+/// tempo with the same confidence. With a fixed log compression a quiet file fell into its
+/// linear part: the confidence sank with the level, and a real song read at half tempo
+/// 25 dB down (178 BPM as 89).
+#[test]
+fn the_tempo_does_not_move_with_the_gain() {
+    let analyzer = Analyzer::new(AnalyzerConfig::default()).unwrap();
+    let loud = music(30.0);
+    let at = |db: f32| {
+        let gain = 10f32.powf(db / 20.0);
+        let quiet: Vec<f32> = loud.iter().map(|s| s * gain).collect();
+        analyzer.analyze_samples(&quiet, RATE, 1).unwrap()
+    };
+    let reference = at(0.0);
+    for db in [-25.0, -40.0] {
+        let read = at(db);
+        assert!(
+            (read.bpm - reference.bpm).abs() < 0.01
+                && (read.confidence - reference.confidence).abs() < 0.005,
+            "{db} dB: {} BPM ({}) against {} BPM ({})",
+            read.bpm,
+            read.confidence,
+            reference.bpm,
+            reference.confidence
+        );
+    }
+}
