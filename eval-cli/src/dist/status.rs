@@ -32,8 +32,8 @@ pub struct JobStatus {
     pub lost: usize,
     /// Whether every row is stored.
     pub complete: bool,
-    /// Rows stored per second over the last minute (by the workers' clocks); `None` until
-    /// two rows were stored in that minute.
+    /// Rows stored per second over the last minute (by the workers' clocks), from the first
+    /// row stored in it until now; `None` until two rows were stored in that minute.
     pub rate_per_s: Option<f64>,
     /// Seconds until the job is complete at that rate.
     pub eta_s: Option<f64>,
@@ -119,18 +119,21 @@ fn recent_rate(broker: &mut Broker, keys: &Keys) -> Result<Option<f64>> {
         .arg("BYSCORE")
         .arg("WITHSCORES")
         .query(&mut broker.con)?;
-    Ok(rate_of(times.iter().map(|(_, ms)| *ms)))
+    Ok(rate_of(times.iter().map(|(_, ms)| *ms), now_ms() as f64))
 }
 
-/// Rows per second of store times (ms, ascending): intervals between the first and the last.
-fn rate_of(times_ms: impl Iterator<Item = f64>) -> Option<f64> {
+/// Rows per second of store times (ms, ascending): the intervals after the first row, over
+/// the time from it until `now_ms`. Until the last row, not now, a burst of short files
+/// kept its rate while long ones were still in flight, and the ETA read 0s for minutes.
+fn rate_of(times_ms: impl Iterator<Item = f64>, now_ms: f64) -> Option<f64> {
     let (mut first, mut last, mut count) = (None, 0.0, 0usize);
     for t in times_ms {
         first.get_or_insert(t);
         last = t;
         count += 1;
     }
-    let span_s = (last - first?) / 1000.0;
+    // A worker's clock ahead of this one's: the span ends at its last row.
+    let span_s = (now_ms.max(last) - first?) / 1000.0;
     (count >= 2 && span_s > 0.0).then(|| (count - 1) as f64 / span_s)
 }
 
@@ -195,9 +198,9 @@ pub(super) fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `1h02m`, `3m05s`, `42s`.
+/// `1h02m`, `3m05s`, `42s`; rounded up, so rows still to come never read `0s`.
 fn eta_text(seconds: f64) -> String {
-    let s = seconds.round() as u64;
+    let s = seconds.ceil().max(1.0) as u64;
     match (s / 3600, s % 3600 / 60, s % 60) {
         (0, 0, sec) => format!("{sec}s"),
         (0, min, sec) => format!("{min}m{sec:02}s"),
@@ -211,17 +214,25 @@ mod tests {
 
     #[test]
     fn rate_counts_intervals_between_the_first_and_the_last_row() {
-        assert_eq!(rate_of([].into_iter()), None);
-        assert_eq!(rate_of([5000.0].into_iter()), None);
-        assert_eq!(rate_of([1000.0, 1000.0].into_iter()), None);
+        assert_eq!(rate_of([].into_iter(), 9000.0), None);
+        assert_eq!(rate_of([5000.0].into_iter(), 9000.0), None);
+        assert_eq!(rate_of([1000.0, 1000.0].into_iter(), 1000.0), None);
         // 5 rows over 2 s: 4 intervals.
-        let rate = rate_of([1000.0, 1500.0, 2000.0, 2500.0, 3000.0].into_iter()).unwrap();
+        let rows = [1000.0, 1500.0, 2000.0, 2500.0, 3000.0];
+        let rate = rate_of(rows.into_iter(), 3000.0).unwrap();
+        assert!((rate - 2.0).abs() < 1e-12, "{rate}");
+        // The same rows 38 s later, nothing stored since: the rate falls with the wait.
+        let rate = rate_of(rows.into_iter(), 41_000.0).unwrap();
+        assert!((rate - 0.1).abs() < 1e-12, "{rate}");
+        // A row stamped ahead of this clock: the span ends there.
+        let rate = rate_of(rows.into_iter(), 2000.0).unwrap();
         assert!((rate - 2.0).abs() < 1e-12, "{rate}");
     }
 
     #[test]
     fn eta_reads_like_a_clock() {
-        assert_eq!(eta_text(42.4), "42s");
+        assert_eq!(eta_text(42.4), "43s");
+        assert_eq!(eta_text(0.04), "1s");
         assert_eq!(eta_text(185.0), "3m05s");
         assert_eq!(eta_text(3720.0), "1h02m");
     }
