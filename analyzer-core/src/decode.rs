@@ -521,7 +521,7 @@ fn decode_packets(
                     break 'stream;
                 }
             }
-            match next_link(format.as_ref(), &state.info) {
+            match next_link(format.as_ref(), &state.info, link + 1, links) {
                 Ok((id, next)) => {
                     (track_id, decoder) = (id, next);
                     link += 1;
@@ -568,11 +568,22 @@ fn decode_packets(
 /// The track and decoder of the link a chained stream has moved on to (its reader said
 /// `ResetRequired`); why decoding stops there when it cannot go on: a rate or channel count
 /// other than `info`'s, which the mono mix and the analysis would have to start again for.
+/// `next` is that link's number and `links` how many the page walk found, for the note.
 fn next_link(
     format: &dyn FormatReader,
     info: &StreamInfo,
+    next: usize,
+    links: usize,
 ) -> std::result::Result<(u32, Box<dyn AudioDecoder>), String> {
-    let stopped = |what: String| format!("{what}; decoding stopped there");
+    let stopped = |what: String| {
+        if next <= links {
+            format!(
+                "link {next} of the {links} of this chained Ogg: {what}; decoding stopped there"
+            )
+        } else {
+            format!("{what}; decoding stopped there")
+        }
+    };
     let Some((track, params)) = format
         .default_track(TrackType::Audio)
         .and_then(|t| Some((t, t.codec_params.as_ref()?.audio()?)))

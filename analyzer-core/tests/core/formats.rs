@@ -722,9 +722,10 @@ fn a_chained_ogg_is_read_link_after_link() {
     let cut = analyze(&mixed);
     assert_eq!(cut.audio.duration_s, one.audio.duration_s);
     assert!(
-        cut.warnings
-            .iter()
-            .any(|w| w.contains("changes from 22050 Hz, 2 channel(s), to 44100 Hz")),
+        cut.warnings.iter().any(|w| w.contains(
+            "link 2 of the 2 of this chained Ogg: the stream changes from 22050 Hz, \
+                 2 channel(s), to 44100 Hz"
+        )),
         "{:?}",
         cut.warnings
     );
