@@ -84,7 +84,8 @@ use crate::tempo::{TempoEstimate, TempoEstimator};
 /// 23: the onset envelope scales each tracker's band energies by their own mean before
 /// the log compression, so the tempo no longer moves with the file's gain (a 178 BPM song
 /// read 89 at 25 dB down; every confidence sank with the level): tempo, confidence and
-/// `alt_bpm` cells move in their last digits on most files.
+/// `alt_bpm` cells move in their last digits on most files; a chained Ogg's link at another
+/// rate, channel count or codec says which link of how many it is.
 const RESULTS_REVISION: u32 = 23;
 
 /// Settings of an [`Analyzer`]. Each field's doc gives its default.
