@@ -534,6 +534,25 @@ case_input_named_like_a_side_file() {
   done
 }
 
+# The tempo does not move with the gain: a song 35 dB down (24 bits, nothing lost) reads the
+# same tempo and confidence. With a fixed log compression a quiet file fell into its linear
+# part: confidences sank with the level, and a real song read at half tempo 25 dB down.
+case_a_quiet_copy_reads_like_the_loud_one() {
+  timeout -k 5 "$limit" "$bin" dataset synth --out music --count 2 --seconds 20 >/dev/null 2>err.txt \
+    || { cat err.txt; return 1; }
+  # The second track (latin, 81.4 BPM): the first reads at confidence 1 at any level.
+  local song; song=$(ls music/synth-001-* | head -1)
+  ffmpeg -nostdin -loglevel error -y -i "$song" -af volume=-35dB -c:a pcm_s24le quiet.wav || return 1
+  analyze "$song" quiet.wav --descriptors tempo --workers 1 --out out.csv >/dev/null 2>err.txt \
+    || { cat err.txt; return 1; }
+  awk -F, 'NR == 2 { b = $2; c = $3 } NR == 3 { qb = $2; qc = $3 }
+    END {
+      if (b == "" || (b - qb) ^ 2 > 1e-4 || (c - qc) ^ 2 > 1e-4) {
+        print "loud: " b " BPM (" c "), 35 dB down: " qb " BPM (" qc ")"; exit 1
+      }
+    }' out.csv
+}
+
 case_synth_into_a_music_folder() {
   mkdir music && echo "file,bpm" >music/manifest.csv && wav music/song.wav 22050 1 2 clicks
   local before; before=$(sha music/manifest.csv)
@@ -2075,6 +2094,7 @@ run out-is-a-device case_out_is_a_device
 run out-link-to-a-file-is-followed case_out_link_to_a_file_is_followed
 run out-second-writer-refused case_second_writer_is_refused
 run out-input-named-like-a-side-file case_input_named_like_a_side_file
+run a-quiet-copy-reads-like-the-loud-one case_a_quiet_copy_reads_like_the_loud_one
 run out-synth-into-a-music-folder case_synth_into_a_music_folder
 run resume-other-settings-refused case_resume_with_other_settings_is_refused
 run resume-row-cut-inside-quotes case_resume_after_a_row_cut_inside_quotes
