@@ -7,7 +7,7 @@
 //! per-bin flux, broadband snares dominated and pulled estimates to half tempo on the
 //! development sets. Log compression lets quiet hi-hats count next to loud kicks;
 //! rectification keeps note starts and drops note ends. The energies are first scaled by
-//! their own mean, block by block of 15 s (a sampled segment is one block), so that the
+//! their own level, block by block of 15 s (a sampled segment is one block), so that the
 //! compression, and so the tempo, does not depend on the file's gain, nor a song's loud
 //! part on how quietly it begins.
 
@@ -20,7 +20,7 @@ use crate::error::{Error, ErrorKind, Result, Stage};
 
 /// Log-compression strength γ in `ln(1 + γ·E)`; |X| is scaled so a full-scale sine reads 1.
 const LOG_COMPRESSION: f32 = 1000.0;
-/// Seconds of frames whose mean band energy sets their scale in the log compression: the
+/// Seconds of frames whose level sets their scale in the log compression: the
 /// length of a sampled segment, so that each is scaled by all of itself. One scale for a
 /// whole file, set by its first 15 s, let a 20-s intro 35 dB down lift the rest by 35 dB
 /// (a 178 BPM song's confidence fell from 0.82 to 0.49).
@@ -329,7 +329,7 @@ pub struct OnsetTracker<'a> {
     previous: Vec<f32>,
     current: Vec<f32>,
     /// Band energies of the block being gathered ([`SCALE_SECONDS`] of frames), frame after
-    /// frame: the block's mean sets the scale they are log-compressed at.
+    /// frame: the block's level sets the scale they are log-compressed at.
     block: Vec<f32>,
     /// The spectral power of each of the block's frames: their gated level sets the scale.
     block_powers: Vec<f64>,
