@@ -85,7 +85,9 @@ use crate::tempo::{TempoEstimate, TempoEstimator};
 /// the log compression, so the tempo no longer moves with the file's gain (a 178 BPM song
 /// read 89 at 25 dB down; every confidence sank with the level): tempo, confidence and
 /// `alt_bpm` cells move in their last digits on most files; a chained Ogg's link at another
-/// rate, channel count or codec says which link of how many it is.
+/// rate, channel count or codec says which link of how many it is; a sampled segment starts
+/// at its time, not at the start of the packet holding it (a WAV and a FLAC of the same
+/// audio gave different rows).
 const RESULTS_REVISION: u32 = 23;
 
 /// Settings of an [`Analyzer`]. Each field's doc gives its default.

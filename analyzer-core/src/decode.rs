@@ -21,7 +21,7 @@ use symphonia::core::formats::{FormatOptions, FormatReader, SeekMode, SeekTo, Tr
 use symphonia::core::io::{MediaSource, MediaSourceStream};
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::packet::Packet;
-use symphonia::core::units::{Duration, Time, TimeBase};
+use symphonia::core::units::{Duration, Time, TimeBase, Timestamp};
 
 use crate::error::{Error, ErrorKind, Result, Stage};
 use crate::stop::StopSignal;
@@ -780,6 +780,8 @@ struct SegmentCuts {
     delivered: Vec<u64>,
     /// Frames in a segment.
     wanted: u64,
+    time_base: TimeBase,
+    rate: u32,
 }
 
 impl SegmentCuts {
@@ -800,6 +802,8 @@ impl SegmentCuts {
             delivered: vec![0; starts.len()],
             starts,
             wanted: (seconds * f64::from(rate)).round() as u64,
+            time_base,
+            rate,
         })
     }
 
@@ -817,9 +821,16 @@ impl SegmentCuts {
             if before_start || *delivered >= self.wanted {
                 continue;
             }
-            let count = mono.len().min((self.wanted - *delivered) as usize);
+            // From the segment's start, as the seeking decode cuts it.
+            let lead = if *delivered == 0 {
+                lead_samples(self.time_base, self.rate, packet.pts.get(), start)
+            } else {
+                0
+            };
+            let from = lead.min(mono.len());
+            let count = (mono.len() - from).min((self.wanted - *delivered) as usize);
             *delivered += count as u64;
-            take(index, &mono[..count])?;
+            take(index, &mono[from..from + count])?;
         }
         Ok(())
     }
@@ -832,6 +843,26 @@ impl SegmentCuts {
             index + 1,
             self.starts[index].0
         ))
+    }
+}
+
+/// Samples of a packet starting at `pts` that come before `target` (timestamps of
+/// `time_base`), at `rate`: what a segment drops from its first packet, so that it starts
+/// at its time in every format (a WAV and a FLAC of the same audio gave different rows).
+fn lead_samples(time_base: TimeBase, rate: u32, pts: i64, target: i64) -> usize {
+    if pts >= target {
+        return 0;
+    }
+    let seconds = |ts: i64| {
+        time_base
+            .calc_time(Timestamp::new(ts))
+            .map_or(f64::NAN, |t| t.as_secs_f64())
+    };
+    let early = seconds(target) - seconds(pts);
+    if early.is_finite() {
+        (early * f64::from(rate)).round().max(0.0) as usize
+    } else {
+        0
     }
 }
 
@@ -1019,6 +1050,15 @@ pub fn decode_mono_segments(
             }
             let before_target = packet.pts.get().saturating_add_unsigned(packet.dur.get())
                 <= seeked.required_ts.get();
+            // The first packet of the segment may start before the target (a FLAC frame, a
+            // WAV packet): its samples before the target are dropped, so that the segment
+            // starts at its time in every format (a WAV and a FLAC of the same audio gave
+            // different rows).
+            let lead = if delivered == 0 {
+                lead_samples(time_base, rate, packet.pts.get(), seeked.required_ts.get())
+            } else {
+                0
+            };
             let buffer = match decoder.decode(&packet) {
                 Ok(buffer) => buffer,
                 Err(SymphoniaError::DecodeError(_)) | Err(SymphoniaError::IoError(_)) => {
@@ -1032,10 +1072,11 @@ pub fn decode_mono_segments(
             match state.mix(&buffer)? {
                 Mixed::Samples(_) if before_target => {}
                 Mixed::Samples(rate) => {
-                    let take = state.mono.len().min((wanted - delivered) as usize);
+                    let from = lead.min(state.mono.len());
+                    let take = (state.mono.len() - from).min((wanted - delivered) as usize);
                     delivered += take as u64;
                     state.info.frames += take as u64;
-                    sink(index, &state.mono[..take], rate)?;
+                    sink(index, &state.mono[from..from + take], rate)?;
                 }
                 Mixed::Nothing => {}
                 Mixed::Stop => return failed("the stream changes its sample rate".into()),
