@@ -52,10 +52,17 @@ impl Executor for Sequential {
 /// order from a shared counter when it is free (dynamic scheduling: one slow file never
 /// leaves other threads idle) and tells the calling thread, which runs `done` while the
 /// pool works.
+///
+/// A batch started from inside another's job runs on the calling thread instead, as
+/// [`Sequential`] runs it, and says so ([`Executor::workers`] is 1): from a worker of any
+/// pool, or from any thread while a batch runs on this pool (a job's helper thread). It
+/// would wait there for tasks queued behind the jobs waiting for it.
 #[derive(Debug)]
 pub struct Parallel {
     pool: rayon::ThreadPool,
     threads: usize,
+    /// Batches running on the pool now.
+    running: AtomicUsize,
 }
 
 /// A thread pool that could not be started.
@@ -85,23 +92,53 @@ impl Parallel {
             .num_threads(threads)
             .thread_name(|i| format!("batch-worker-{i}"))
             .build()?;
-        Ok(Parallel { pool, threads })
+        Ok(Parallel {
+            pool,
+            threads,
+            running: AtomicUsize::new(0),
+        })
+    }
+
+    /// Whether a batch started now runs on the calling thread: from a worker of any pool
+    /// (a job that runs a batch: waiting there for tasks queued behind it deadlocked every
+    /// thread, on this pool or, through another pool's jobs, across two, A -> B -> A), or
+    /// while a batch runs on this pool (a job's own helper thread running one deadlocked
+    /// the same way once the pool's threads all waited for their helpers).
+    fn runs_on_caller(&self) -> bool {
+        rayon::current_thread_index().is_some() || self.running.load(Ordering::SeqCst) > 0
+    }
+}
+
+/// Counts a batch as running on a pool until it is dropped, panic or not.
+struct Running<'a>(&'a AtomicUsize);
+
+impl<'a> Running<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Running(count)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
 impl Executor for Parallel {
     fn workers(&self) -> usize {
-        self.threads
+        if self.runs_on_caller() {
+            1
+        } else {
+            self.threads
+        }
     }
 
     fn execute(&self, order: &[usize], task: &(dyn Fn(usize) + Sync), done: &mut dyn FnMut(usize)) {
-        // Called from a worker of any pool (a job that runs a batch): waiting there for
-        // tasks queued behind it deadlocked every thread, on this pool or, through another
-        // pool's jobs, across two (A -> B -> A), so the inner batch runs on the calling
-        // thread, as [`Sequential`] runs it.
-        if rayon::current_thread_index().is_some() {
+        if self.runs_on_caller() {
             return Sequential.execute(order, task, done);
         }
+        let _running = Running::new(&self.running);
         let next = AtomicUsize::new(0);
         let next = &next;
         let (tx, rx) = mpsc::channel::<usize>();

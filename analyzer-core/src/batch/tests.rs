@@ -613,6 +613,45 @@ fn a_batch_inside_a_job_on_the_same_pool_finishes() {
     assert_eq!(values, [Some(0), Some(1), Some(4)]);
 }
 
+/// A job whose own helper thread runs a batch on the pool the job runs on finishes: the
+/// inner batch runs on the helper thread. With as many outer files as threads, every
+/// thread waited for its helper, whose tasks were queued behind them, for ever.
+#[test]
+fn a_batch_from_a_job_s_helper_thread_finishes() {
+    let pool = Parallel::new(2).unwrap();
+    let inner = |p: &Path, _: &StopSignal| Ok::<usize, Error>(index_of(p));
+    let outer = |p: &Path, _: &StopSignal| {
+        let files = names(index_of(p) + 1);
+        let summary = std::thread::scope(|s| {
+            s.spawn(|| Batch::new(&inner).run(&files, &pool))
+                .join()
+                .unwrap()
+        });
+        // It says where it ran.
+        assert_eq!(summary.workers, 1);
+        Ok::<usize, Error>(summary.results.iter().filter_map(|r| r.value).sum())
+    };
+    let summary = Batch::new(&outer).run(&names(4), &pool);
+    assert_eq!(summary.workers, 2);
+    let values: Vec<Option<usize>> = summary.results.iter().map(|r| r.value).collect();
+    assert_eq!(values, [Some(0), Some(1), Some(3), Some(6)]);
+}
+
+/// A batch started on a worker of another rayon pool runs there, and says it used one
+/// worker (it said the pool's count while it ran on one thread).
+#[test]
+fn a_batch_inside_another_pool_says_it_ran_on_one_thread() {
+    let pool = Parallel::new(3).unwrap();
+    let job = |p: &Path, _: &StopSignal| Ok::<usize, Error>(index_of(p));
+    let outside = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let summary = outside.install(|| Batch::new(&job).run(&names(3), &pool));
+    assert_eq!(summary.workers, 1);
+    assert_eq!(Batch::new(&job).run(&names(3), &pool).workers, 3);
+}
+
 /// A pool of more threads than any machine needs is refused, not started for minutes.
 #[test]
 fn a_pool_past_its_limit_is_refused() {
