@@ -239,14 +239,25 @@ struct OpenTrack {
 /// probe or shows no audio; it is probed once more through [`wav_sizes::PatchedSizes`],
 /// which shows sizes that reach the end of the file, and the track carries a warning
 /// saying so. A well-formed file is probed once, as it is.
-fn open_track(path: &Path) -> Result<OpenTrack> {
+///
+/// Every read of the file asks `stop` first ([`StopOnRead`]), so that a probe, seek or
+/// demux scanning a long stretch of bytes that are not audio stops when the file's time is
+/// up: the loops' own checks come between packets only.
+fn open_track(path: &Path, stop: &StopSignal) -> Result<OpenTrack> {
     let mut file = open_regular(path)?;
     let file_bytes = file.metadata().map_or(0, |m| m.len());
     if file_bytes == 0 {
+        // A file of /proc says it is 0 bytes long and holds text: "empty" was not true.
+        let holds_bytes = std::io::Read::read(&mut file, &mut [0u8; 1]).is_ok_and(|n| n > 0);
         return Err(Error::new(
             ErrorKind::UnsupportedFormat,
             Stage::Probe,
-            "the file is empty (0 bytes)",
+            if holds_bytes {
+                "the file gives its size as 0 bytes yet holds bytes (a file of /proc or /sys): \
+                 not audio"
+            } else {
+                "the file is empty (0 bytes)"
+            },
         ));
     }
     let Prelude {
@@ -282,7 +293,10 @@ fn open_track(path: &Path) -> Result<OpenTrack> {
         },
         None => Box::new(file),
     };
-    let first = probe_track(source, &hint, file_bytes).map(|mut open| {
+    let first = probe_track(StopOnRead::boxed(source, stop), &hint, file_bytes);
+    // Stopped inside the probe, it is neither refused nor repaired.
+    stop.check(Stage::Probe)?;
+    let first = first.map(|mut open| {
         open.layout = layout.clone();
         if chained {
             open.duration_s = None;
@@ -322,7 +336,11 @@ fn open_track(path: &Path) -> Result<OpenTrack> {
     let Ok(patched) = repair.apply(second) else {
         return first;
     };
-    match probe_track(Box::new(patched), &hint, file_bytes) {
+    match probe_track(
+        StopOnRead::boxed(Box::new(patched), stop),
+        &hint,
+        file_bytes,
+    ) {
         Ok(mut open) => {
             open.warnings.extend(warning);
             open.layout = layout;
@@ -440,7 +458,7 @@ pub(crate) fn check_sample_rate(rate: u32) -> Result<()> {
 /// Reads `path`'s headers: codec, rate, channels and announced length, without decoding.
 /// The batch runner uses it to start the costliest files first.
 pub fn probe(path: &Path) -> Result<ProbeInfo> {
-    let open = open_track(path)?;
+    let open = open_track(path, &StopSignal::never())?;
     Ok(ProbeInfo {
         codec: open.decoder.codec_info().short_name.to_string(),
         sample_rate: open.params.sample_rate,
@@ -459,7 +477,7 @@ pub fn decode_mono(
     stop: &StopSignal,
     sink: impl FnMut(&[f32], u32) -> Result<()>,
 ) -> Result<StreamInfo> {
-    decode_whole(open_track(path)?, stop, sink)
+    decode_whole(open_track(path, stop)?, stop, sink)
 }
 
 /// [`decode_mono`] of a track already opened.
@@ -509,7 +527,11 @@ fn decode_packets(
     let (mut link, mut stopped) = (1, false);
     'stream: loop {
         stop.check(Stage::Decode)?;
-        let Some(packet) = state.next_packet(format.as_mut())? else {
+        let next = state.next_packet(format.as_mut());
+        // A read stopped inside the demuxer ends the stream as damage would: the stop is
+        // what it is.
+        stop.check(Stage::Decode)?;
+        let Some(packet) = next? else {
             if !std::mem::take(&mut state.reset) {
                 break;
             }
@@ -729,7 +751,7 @@ pub fn decode_channels(
     mut channels_sink: impl FnMut(&[f32], usize, &Channels, u32) -> Result<()>,
     mut segment_sink: impl FnMut(usize, &[f32], u32) -> Result<()>,
 ) -> Result<Sampled> {
-    let open = open_track(path)?;
+    let open = open_track(path, stop)?;
     let plan = sampling.and_then(|(seconds, count)| SegmentCuts::plan(&open, seconds, count));
     let Some(mut cuts) = plan else {
         let unknown = open.duration_s.is_none();
@@ -843,6 +865,48 @@ impl SegmentCuts {
             index + 1,
             self.starts[index].0
         ))
+    }
+}
+
+/// A file source that asks the stop signal before every read, and fails the read once the
+/// work should stop: symphonia scans for a frame sync (across gigabytes of zeros, say)
+/// inside one call, where the decode loops cannot ask.
+struct StopOnRead {
+    inner: Box<dyn MediaSource>,
+    stop: StopSignal,
+}
+
+impl StopOnRead {
+    fn boxed(inner: Box<dyn MediaSource>, stop: &StopSignal) -> Box<dyn MediaSource> {
+        Box::new(StopOnRead {
+            inner,
+            stop: stop.clone(),
+        })
+    }
+}
+
+impl std::io::Read for StopOnRead {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if let Err(e) = self.stop.check(Stage::Decode) {
+            return Err(std::io::Error::other(e.to_string()));
+        }
+        self.inner.read(buf)
+    }
+}
+
+impl std::io::Seek for StopOnRead {
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.inner.seek(pos)
+    }
+}
+
+impl MediaSource for StopOnRead {
+    fn is_seekable(&self) -> bool {
+        self.inner.is_seekable()
+    }
+
+    fn byte_len(&self) -> Option<u64> {
+        self.inner.byte_len()
     }
 }
 
@@ -962,7 +1026,7 @@ pub fn decode_mono_segments(
             ),
         ));
     }
-    let open = open_track(path)?;
+    let open = open_track(path, stop)?;
     let planned = open
         .duration_s
         .and_then(|d| Some((d, segment_starts(d, seconds, count)?)));
@@ -984,7 +1048,12 @@ pub fn decode_mono_segments(
         warnings,
         ..
     } = open;
-    let failed = |reason: String| Ok(Sampled::Failed { reason });
+    // A seek or read stopped inside the demuxer fails as damage would: the stop is what it
+    // is, not a reason to decode the file whole.
+    let failed = |reason: String| {
+        stop.check(Stage::Decode)
+            .map(|()| Sampled::Failed { reason })
+    };
     let (Some(rate), Some(time_base)) = (params.sample_rate.filter(|&r| r > 0), time_base) else {
         return failed("its headers give no sample rate or time base".into());
     };
@@ -1302,6 +1371,26 @@ impl Decoding {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Once the file's work should stop, its next read fails: symphonia's scan for a sync
+    /// across a long stretch of zeros (3 GiB between two MP3 streams) ran 3 s past a 0.5 s
+    /// limit, and as long past a cancel, inside one call the decode loops could not stop.
+    #[test]
+    fn a_read_after_the_stop_fails() {
+        use std::io::Read;
+        let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = StopSignal::never().with_cancel_flag(flag.clone());
+        let bytes = std::io::Cursor::new(vec![0u8; 64]);
+        let mut source = StopOnRead::boxed(
+            Box::new(symphonia::core::io::ReadOnlySource::new(bytes)),
+            &stop,
+        );
+        let mut buf = [0u8; 16];
+        assert_eq!(source.read(&mut buf).unwrap(), 16);
+        flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        let e = source.read(&mut buf).unwrap_err();
+        assert!(e.to_string().contains("stopped on request"), "{e}");
+    }
 
     /// Whether a file of `bytes` bytes may decode `seconds` of `channels` channels at
     /// `rate` Hz, spent in one-second buffers.

@@ -1,6 +1,8 @@
 //! Cooperative stopping. Analysis never gets killed from outside; instead the decode and
 //! analysis loops ask a [`StopSignal`] between packets and between stages whether to go on,
-//! so a cancelled or timed-out file stops within one packet and leaves nothing half done.
+//! and every read of the file asks it too (a demuxer scanning gigabytes of bytes that are
+//! not audio for a sync does so inside one call), so a cancelled or timed-out file stops
+//! within one packet or one read and leaves nothing half done.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
