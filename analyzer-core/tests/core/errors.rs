@@ -731,6 +731,12 @@ fn matroska_wavpack_rf64_and_empty_files_are_named() {
     let e = error_of(&empty);
     assert_eq!(e.kind(), ErrorKind::UnsupportedFormat, "{e}");
     assert!(e.to_string().contains("the file is empty (0 bytes)"), "{e}");
+    // A file of /proc gives its size as 0 and holds text: it was called empty.
+    if cfg!(target_os = "linux") {
+        let e = error_of(Path::new("/proc/self/status"));
+        assert_eq!(e.kind(), ErrorKind::UnsupportedFormat, "{e}");
+        assert!(e.to_string().contains("yet holds bytes"), "{e}");
+    }
 }
 
 /// Samples in memory of a channel count no file states, or not whole frames, are refused:
