@@ -553,6 +553,24 @@ case_a_quiet_copy_reads_like_the_loud_one() {
     }' out.csv
 }
 
+# The same audio as WAV and as FLAC gives the same row, sampled as a long file is: each
+# segment starts at its time (it started at the FLAC frame holding it, and the rows of a
+# real song differed in tempo, confidence and key).
+case_the_same_audio_as_wav_and_flac_gives_the_same_row() {
+  timeout -k 5 "$limit" "$bin" dataset synth --out music --count 1 --seconds 90 >/dev/null 2>err.txt \
+    || { cat err.txt; return 1; }
+  local song; song=$(ls music/synth-000-* | head -1)
+  ffmpeg -nostdin -loglevel error -y -i "$song" -c:a pcm_s16le same.wav &&
+    ffmpeg -nostdin -loglevel error -y -i same.wav -c:a flac same.flac || return 1
+  analyze same.wav same.flac --workers 1 --out out.csv >/dev/null 2>err.txt || { cat err.txt; return 1; }
+  # Every cell but the path and the codec.
+  local wav flac
+  wav=$(awk -F, 'NR == 2 { $1 = ""; $9 = ""; print }' out.csv)
+  flac=$(awk -F, 'NR == 3 { $1 = ""; $9 = ""; print }' out.csv)
+  grep -q "sampl" <<<"$wav" && { echo "not sampled: $wav"; return 1; }
+  [ "$wav" = "$flac" ] || { echo "wav:  $wav"; echo "flac: $flac"; return 1; }
+}
+
 case_synth_into_a_music_folder() {
   mkdir music && echo "file,bpm" >music/manifest.csv && wav music/song.wav 22050 1 2 clicks
   local before; before=$(sha music/manifest.csv)
@@ -2095,6 +2113,7 @@ run out-link-to-a-file-is-followed case_out_link_to_a_file_is_followed
 run out-second-writer-refused case_second_writer_is_refused
 run out-input-named-like-a-side-file case_input_named_like_a_side_file
 run a-quiet-copy-reads-like-the-loud-one case_a_quiet_copy_reads_like_the_loud_one
+run the-same-audio-as-wav-and-flac-gives-the-same-row case_the_same_audio_as_wav_and_flac_gives_the_same_row
 run out-synth-into-a-music-folder case_synth_into_a_music_folder
 run resume-other-settings-refused case_resume_with_other_settings_is_refused
 run resume-row-cut-inside-quotes case_resume_after_a_row_cut_inside_quotes
