@@ -455,10 +455,18 @@ pub(crate) fn check_sample_rate(rate: u32) -> Result<()> {
     ))
 }
 
+/// Seconds [`probe`] may take: headers read in milliseconds.
+const PROBE_SECONDS: u64 = 1;
+
 /// Reads `path`'s headers: codec, rate, channels and announced length, without decoding.
 /// The batch runner uses it to start the costliest files first.
+///
+/// It gives up after [`PROBE_SECONDS`]: a FLAC whose first frame lies past 60 GiB of junk
+/// took 95 s to probe while a batch ordered its files, holding off the batch's timeout and
+/// Ctrl-C (the file's own analysis stops on time); the order, not any row, depends on it.
 pub fn probe(path: &Path) -> Result<ProbeInfo> {
-    let open = open_track(path, &StopSignal::never())?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(PROBE_SECONDS);
+    let open = open_track(path, &StopSignal::never().with_deadline(deadline))?;
     Ok(ProbeInfo {
         codec: open.decoder.codec_info().short_name.to_string(),
         sample_rate: open.params.sample_rate,
