@@ -571,6 +571,25 @@ case_the_same_audio_as_wav_and_flac_gives_the_same_row() {
   [ "$wav" = "$flac" ] || { echo "wav:  $wav"; echo "flac: $flac"; return 1; }
 }
 
+# A FLAC trimmed by stream copy keeps its frames' numbers, so its timestamps start where
+# the cut was: with loudness on, the segments were cut from its first frames (all from the
+# same place, without a note), and the tempo and key differed from the same run without it.
+case_a_flac_trimmed_by_stream_copy_reads_alike_with_loudness() {
+  timeout -k 5 "$limit" "$bin" dataset synth --out music --count 1 --seconds 120 >/dev/null 2>err.txt \
+    || { cat err.txt; return 1; }
+  local song; song=$(ls music/synth-000-* | head -1)
+  ffmpeg -nostdin -loglevel error -y -i "$song" -c:a flac whole.flac &&
+    ffmpeg -nostdin -loglevel error -y -ss 20 -i whole.flac -c copy trimmed.flac || return 1
+  analyze trimmed.flac --descriptors tempo,key --out plain.csv >/dev/null 2>err.txt || { cat err.txt; return 1; }
+  analyze trimmed.flac --descriptors tempo,key,loudness --out loud.csv >/dev/null 2>err.txt ||
+    { cat err.txt; return 1; }
+  # The tempo, key and status columns (the loudness columns are empty in one of them).
+  local plain loud
+  plain=$(awk -F, 'NR == 2 { print $2, $3, $4, $5, $10, $12, $13, $14 }' plain.csv)
+  loud=$(awk -F, 'NR == 2 { print $2, $3, $4, $5, $10, $12, $13, $14 }' loud.csv)
+  [ -n "$plain" ] && [ "$plain" = "$loud" ] || { echo "plain: $plain"; echo "loud:  $loud"; return 1; }
+}
+
 case_synth_into_a_music_folder() {
   mkdir music && echo "file,bpm" >music/manifest.csv && wav music/song.wav 22050 1 2 clicks
   local before; before=$(sha music/manifest.csv)
@@ -2114,6 +2133,7 @@ run out-second-writer-refused case_second_writer_is_refused
 run out-input-named-like-a-side-file case_input_named_like_a_side_file
 run a-quiet-copy-reads-like-the-loud-one case_a_quiet_copy_reads_like_the_loud_one
 run the-same-audio-as-wav-and-flac-gives-the-same-row case_the_same_audio_as_wav_and_flac_gives_the_same_row
+run a-trimmed-flac-reads-alike-with-loudness case_a_flac_trimmed_by_stream_copy_reads_alike_with_loudness
 run out-synth-into-a-music-folder case_synth_into_a_music_folder
 run resume-other-settings-refused case_resume_with_other_settings_is_refused
 run resume-row-cut-inside-quotes case_resume_after_a_row_cut_inside_quotes

@@ -750,8 +750,10 @@ impl PastEnd {
 /// state from packet to packet (MP3, Vorbis, AAC) give their first samples of a segment as
 /// decoded with that state instead of from a reset decoder. With no sampling, a file too
 /// short to sample or one whose headers give no length, every mono sample goes to segment
-/// 0 ([`Sampled::Whole`]); a segment that the stream ends inside gives [`Sampled::Failed`]
-/// once the whole stream has been read, so the caller can analyse the file whole.
+/// 0 ([`Sampled::Whole`]); a segment that the stream ends inside, or whose first packet is
+/// timed well after its start (where the seeking decode's seek would land wrong), gives
+/// [`Sampled::Failed`] once the whole stream has been read, so the caller can analyse the
+/// file whole.
 pub fn decode_channels(
     path: &Path,
     stop: &StopSignal,
@@ -812,6 +814,9 @@ struct SegmentCuts {
     wanted: u64,
     time_base: TimeBase,
     rate: u32,
+    /// Why the cuts cannot be trusted, once a segment's first packet lay well after its
+    /// start (timestamps that do not begin at 0, a gap in the stream).
+    misplaced: Option<String>,
 }
 
 impl SegmentCuts {
@@ -834,6 +839,7 @@ impl SegmentCuts {
             wanted: (seconds * f64::from(rate)).round() as u64,
             time_base,
             rate,
+            misplaced: None,
         })
     }
 
@@ -844,12 +850,31 @@ impl SegmentCuts {
         mono: &[f32],
         mut take: impl FnMut(usize, &[f32]) -> Result<()>,
     ) -> Result<()> {
+        if self.misplaced.is_some() {
+            return Ok(());
+        }
         let end = packet.pts.get().saturating_add_unsigned(packet.dur.get());
-        for (index, &(_, start)) in self.starts.iter().enumerate() {
+        for (index, &(seconds, start)) in self.starts.iter().enumerate() {
             let delivered = &mut self.delivered[index];
             let before_start = *delivered == 0 && end <= start;
             if before_start || *delivered >= self.wanted {
                 continue;
+            }
+            // The seeking decode refuses a seek that lands this far off; cut from here, the
+            // segment would be other audio than its start's (a FLAC whose frames are
+            // numbered from 500 gave its four segments from the same place, unnoticed).
+            if *delivered == 0 {
+                let at = self
+                    .time_base
+                    .calc_time(packet.pts)
+                    .map_or(f64::NAN, |t| t.as_secs_f64());
+                if at.is_nan() || at > seconds + SEEK_LATE_S {
+                    self.misplaced = Some(format!(
+                        "segment {} (from {seconds:.1} s) begins in a packet timed at {at:.1} s",
+                        index + 1
+                    ));
+                    return Ok(());
+                }
             }
             // From the segment's start, as the seeking decode cuts it.
             let lead = if *delivered == 0 {
@@ -865,8 +890,12 @@ impl SegmentCuts {
         Ok(())
     }
 
-    /// Why the sampling failed, when the stream ended inside a segment.
+    /// Why the sampling failed: a segment's audio was not where its start is, or the stream
+    /// ended inside a segment.
     fn unfinished(&self) -> Option<String> {
+        if let Some(reason) = &self.misplaced {
+            return Some(reason.clone());
+        }
         let index = self.delivered.iter().position(|&d| d < self.wanted)?;
         Some(format!(
             "the stream ends inside segment {} (from {:.1} s)",

@@ -588,7 +588,7 @@ fn constant_flac(frames: u32) -> Vec<u8> {
 }
 
 /// FLAC's CRC of `bytes`: `width` bits, polynomial `poly`, initial value 0, MSB first.
-fn crc(bytes: &[u8], width: u32, poly: u32) -> u32 {
+pub(crate) fn crc(bytes: &[u8], width: u32, poly: u32) -> u32 {
     let top = 1 << (width - 1);
     let mask = (1u32 << width) - 1;
     let mut crc = 0u32;

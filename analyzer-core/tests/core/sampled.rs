@@ -277,3 +277,112 @@ fn the_same_file_gives_the_same_sampled_result() {
     let first = analyze(&path, Some(THREE_BY_THIRTY));
     assert_eq!(first, analyze(&path, Some(THREE_BY_THIRTY)));
 }
+
+/// With loudness on, the segments are cut from the one whole decode instead of reached by
+/// seeking. A FLAC whose frames are numbered from 500 (a stream cut out of a longer one
+/// keeps its numbers) had its segments cut from its first frames, all four from the same
+/// place and without a word, while the seeking decode saw its seek land elsewhere and
+/// analysed the file whole with a note: the tempo and key differed with the loudness.
+/// Both paths now analyse it whole and say why; numbered from 0 it is sampled.
+#[test]
+fn a_flac_timed_from_past_zero_reads_the_same_with_or_without_loudness() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = presets::four_on_the_floor_128()
+        .with_seconds(120.0)
+        .with_sample_rate(22_050)
+        .with_channels(1);
+    let samples = render(&spec);
+    let run = |path: &Path, loudness: bool, sampling: Option<Sampling>| {
+        Analyzer::new(
+            AnalyzerConfig::default()
+                .with_loudness(loudness)
+                .with_sampling(sampling),
+        )
+        .unwrap()
+        .analyze_file(path, &StopSignal::never())
+        .unwrap_or_else(|e| panic!("{e}"))
+    };
+    for first_frame in [0, 500] {
+        let path = dir.path().join(format!("from-{first_frame}.flac"));
+        fs::write(&path, flac_numbered_from(&samples, 22_050, first_frame)).unwrap();
+        let seeking = run(&path, false, Some(Sampling::DEFAULT));
+        let cutting = run(&path, true, Some(Sampling::DEFAULT));
+        let whole = run(&path, false, None);
+        let tempo = |a: &Analysis| {
+            let t = a.tempo.as_ref().unwrap();
+            (t.bpm, t.confidence)
+        };
+        assert_eq!(tempo(&seeking), tempo(&cutting), "from frame {first_frame}");
+        assert_eq!(seeking.key, cutting.key, "from frame {first_frame}");
+        assert!(
+            (tempo(&cutting).0 - 128.0).abs() < 0.5,
+            "{:?}",
+            tempo(&cutting)
+        );
+        let noted = |a: &Analysis| {
+            a.warnings
+                .iter()
+                .any(|w| w.starts_with("sampling was not possible ("))
+        };
+        if first_frame == 0 {
+            assert!(
+                !noted(&seeking) && !noted(&cutting),
+                "{:?}",
+                cutting.warnings
+            );
+        } else {
+            assert!(noted(&seeking), "{:?}", seeking.warnings);
+            assert!(
+                cutting
+                    .warnings
+                    .iter()
+                    .any(|w| w
+                        .contains("segment 1 (from 16.5 s) begins in a packet timed at 92.9 s")),
+                "{:?}",
+                cutting.warnings
+            );
+            assert_eq!(tempo(&cutting), tempo(&whole));
+            assert_eq!(cutting.key, whole.key);
+        }
+    }
+}
+
+/// Mono `samples` as a 16-bit FLAC of verbatim frames of 4096 samples at `rate` (22.05
+/// kHz), the frames numbered from `first_frame` (below 0xD800: plain UTF-8).
+fn flac_numbered_from(samples: &[f32], rate: u32, first_frame: u32) -> Vec<u8> {
+    use crate::errors::crc;
+    assert_eq!(rate, 22_050, "the frame header codes 22.05 kHz");
+    let block = 4096;
+    let frames = samples.len().div_ceil(block);
+    let mut flac = b"fLaC".to_vec();
+    // A last STREAMINFO block: block sizes, frame sizes unknown, the rate, 1 channel,
+    // 16 bits, the total sample count, no MD5.
+    flac.extend([0x80, 0, 0, 34]);
+    flac.extend((block as u16).to_be_bytes());
+    flac.extend((block as u16).to_be_bytes());
+    flac.extend([0; 6]);
+    let total = (frames * block) as u64;
+    let packed = (u64::from(rate) << 44) | (15 << 36) | total;
+    flac.extend(packed.to_be_bytes());
+    flac.extend([0; 16]);
+    for n in 0..frames {
+        // Fixed block size, its size in 16 bits after the number, 22.05 kHz; mono, 16
+        // bits; the number; the block size minus one.
+        let mut frame = vec![0xFF, 0xF8, 0x76, 0x08];
+        let mut utf8 = [0; 4];
+        let number = char::from_u32(first_frame + n as u32).unwrap();
+        frame.extend(number.encode_utf8(&mut utf8).as_bytes());
+        frame.extend(((block - 1) as u16).to_be_bytes());
+        frame.push(crc(&frame, 8, 0x07) as u8);
+        // A verbatim subframe (type 1), no wasted bits.
+        frame.push(0x02);
+        for i in n * block..(n + 1) * block {
+            let x = samples.get(i).copied().unwrap_or(0.0);
+            let pcm = (x.clamp(-1.0, 1.0) * 32_767.0).round() as i16;
+            frame.extend(pcm.to_be_bytes());
+        }
+        frame.extend((crc(&frame, 16, 0x8005) as u16).to_be_bytes());
+        flac.extend(frame);
+    }
+    flac
+}
