@@ -247,17 +247,21 @@ fn open_track(path: &Path, stop: &StopSignal) -> Result<OpenTrack> {
     let mut file = open_regular(path)?;
     let file_bytes = file.metadata().map_or(0, |m| m.len());
     if file_bytes == 0 {
-        // A file of /proc says it is 0 bytes long and holds text: "empty" was not true.
-        let holds_bytes = std::io::Read::read(&mut file, &mut [0u8; 1]).is_ok_and(|n| n > 0);
+        // A file of /proc says it is 0 bytes long and holds text, or cannot be read at all
+        // (`/proc/self/mem`): "empty" was not true of either.
+        let reason = match std::io::Read::read(&mut file, &mut [0u8; 1]) {
+            Ok(0) => "the file is empty (0 bytes)".to_string(),
+            Ok(_) => "the file gives its size as 0 bytes yet holds bytes (a file of /proc or \
+                      /sys): not audio"
+                .to_string(),
+            Err(e) => {
+                format!("the file gives its size as 0 bytes and cannot be read ({e}): not audio")
+            }
+        };
         return Err(Error::new(
             ErrorKind::UnsupportedFormat,
             Stage::Probe,
-            if holds_bytes {
-                "the file gives its size as 0 bytes yet holds bytes (a file of /proc or /sys): \
-                 not audio"
-            } else {
-                "the file is empty (0 bytes)"
-            },
+            reason,
         ));
     }
     let Prelude {

@@ -19,7 +19,7 @@ const UNREAD_CONTAINERS: [(&[u8], usize, &str); 9] = [
     (b"\x1a\x45\xdf\xa3", 0, "Matroska/WebM"),
     (b"wvpk", 0, "WavPack"),
     (b"MAC ", 0, "Monkey's Audio (APE)"),
-    (b"RF64", 0, "RF64 (WAV over 4 GiB)"),
+    (b"RF64", 0, "RF64 (the WAV variant for files over 4 GiB)"),
     // The GUIDs that open a Sony Wave64 and an ASF (WMA) file.
     (
         b"riff\x2e\x91\xcf\x11\xa5\xd6\x28\xdb",

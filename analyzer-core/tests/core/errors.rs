@@ -716,7 +716,10 @@ fn matroska_wavpack_rf64_and_empty_files_are_named() {
         "{e}"
     );
 
-    for (magic, name) in [(&b"wvpk"[..], "WavPack"), (b"RF64", "RF64")] {
+    for (magic, name) in [
+        (&b"wvpk"[..], "WavPack"),
+        (b"RF64", "RF64 (the WAV variant for files over 4 GiB)"),
+    ] {
         let mut bytes = magic.to_vec();
         bytes.resize(10_000, 0);
         let path = dir.path().join("a.wav");
@@ -736,6 +739,14 @@ fn matroska_wavpack_rf64_and_empty_files_are_named() {
         let e = error_of(Path::new("/proc/self/status"));
         assert_eq!(e.kind(), ErrorKind::UnsupportedFormat, "{e}");
         assert!(e.to_string().contains("yet holds bytes"), "{e}");
+        // Nor is a file of /proc whose first byte cannot be read.
+        let e = error_of(Path::new("/proc/self/mem"));
+        assert_eq!(e.kind(), ErrorKind::UnsupportedFormat, "{e}");
+        assert!(
+            e.to_string()
+                .contains("gives its size as 0 bytes and cannot be read ("),
+            "{e}"
+        );
     }
 }
 

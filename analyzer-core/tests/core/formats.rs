@@ -20,6 +20,20 @@ fn analyze(path: &Path) -> analyzer_core::Analysis {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Why the file at `path` is refused, which must be for its format.
+fn refusal_of(path: &Path) -> analyzer_core::Error {
+    let err = Analyzer::new(AnalyzerConfig::default())
+        .unwrap()
+        .analyze_file(path, &StopSignal::never())
+        .expect_err("the file must be refused");
+    assert_eq!(
+        err.kind(),
+        analyzer_core::ErrorKind::UnsupportedFormat,
+        "{err}"
+    );
+    err
+}
+
 fn assert_128(path: &Path, codec: &str) {
     let a = analyze(path);
     assert!(
@@ -810,11 +824,7 @@ fn a_wav_wrapping_mp3_or_ac3_names_its_codec() {
         fmt.extend(0u16.to_le_bytes());
         let path = dir.path().join(format!("{tag:x}.wav"));
         std::fs::write(&path, riff_wave(&fmt, &[0u8; 4000])).unwrap();
-        let err = Analyzer::new(AnalyzerConfig::default())
-            .unwrap()
-            .analyze_file(&path, &StopSignal::never())
-            .unwrap_err();
-        assert_eq!(err.kind(), analyzer_core::ErrorKind::UnsupportedFormat);
+        let err = refusal_of(&path);
         assert!(err.to_string().contains(name), "{err}");
     }
 }
@@ -842,11 +852,7 @@ fn a_wav_of_more_than_26_channels_is_refused_for_its_count() {
         let audio = vec![1u8; usize::from(block) * 8_000 * 3];
         let path = dir.path().join(format!("{channels}.wav"));
         std::fs::write(&path, riff_wave(&fmt, &audio)).unwrap();
-        let err = Analyzer::new(AnalyzerConfig::default())
-            .unwrap()
-            .analyze_file(&path, &StopSignal::never())
-            .unwrap_err();
-        assert_eq!(err.kind(), analyzer_core::ErrorKind::UnsupportedFormat);
+        let err = refusal_of(&path);
         assert!(
             err.to_string().contains(&format!(
                 "1 to 26 channels are read; the header says {channels}"
@@ -876,10 +882,7 @@ fn a_wav_of_more_than_26_channels_is_refused_for_its_count() {
             let wav = [&b"RIFF"[..], &(body.len() as u32).to_le_bytes(), &body].concat();
             let path = dir.path().join(format!("{channels}-{name}.wav"));
             std::fs::write(&path, wav).unwrap();
-            let err = Analyzer::new(AnalyzerConfig::default())
-                .unwrap()
-                .analyze_file(&path, &StopSignal::never())
-                .unwrap_err();
+            let err = refusal_of(&path);
             assert!(err.to_string().contains("the header says"), "{name}: {err}");
         }
     }
@@ -905,11 +908,7 @@ fn g711_under_an_extensible_header_is_named() {
         ]);
         let path = dir.path().join(format!("{sub_format}.wav"));
         std::fs::write(&path, riff_wave(&fmt, &[0xD5u8; 24_000])).unwrap();
-        let err = Analyzer::new(AnalyzerConfig::default())
-            .unwrap()
-            .analyze_file(&path, &StopSignal::never())
-            .unwrap_err();
-        assert_eq!(err.kind(), analyzer_core::ErrorKind::UnsupportedFormat);
+        let err = refusal_of(&path);
         assert!(
             err.to_string()
                 .contains("A-law or mu-law audio under an extensible WAV header"),
