@@ -590,6 +590,38 @@ case_a_flac_trimmed_by_stream_copy_reads_alike_with_loudness() {
   [ -n "$plain" ] && [ "$plain" = "$loud" ] || { echo "plain: $plain"; echo "loud:  $loud"; return 1; }
 }
 
+# A minute of silence after a song: the sampled segments that fell in it stood for half of
+# the song, and their flat envelopes pulled real songs to half tempo. The row is --full's.
+case_a_minute_of_silence_after_a_song_reads_as_full() {
+  timeout -k 5 "$limit" "$bin" dataset synth --out music --count 1 --seconds 45 >/dev/null 2>err.txt \
+    || { cat err.txt; return 1; }
+  local song; song=$(ls music/synth-000-* | head -1)
+  ffmpeg -nostdin -loglevel error -y -i "$song" -af apad=pad_dur=60 -c:a pcm_s16le padded.wav || return 1
+  analyze padded.wav --descriptors tempo,key --out sampled.csv >/dev/null 2>err.txt || { cat err.txt; return 1; }
+  analyze padded.wav --descriptors tempo,key --full --out full.csv >/dev/null 2>err.txt || { cat err.txt; return 1; }
+  local sampled full
+  sampled=$(awk -F, 'NR == 2 { print $2, $3, $4, $5, $12, $13 }' sampled.csv)
+  full=$(awk -F, 'NR == 2 { print $2, $3, $4, $5, $12, $13 }' full.csv)
+  [ -n "$full" ] && [ "$sampled" = "$full" ] || { echo "sampled: $sampled"; echo "full:    $full"; return 1; }
+  grep -q "silent or too quiet to hear; the whole file was analysed" sampled.csv ||
+    { echo "no note: $(sed -n 2p sampled.csv)"; return 1; }
+}
+
+# A DC offset is no sound: the same music with an offset of 0.3 reads the same tempo.
+case_a_dc_offset_does_not_move_the_tempo() {
+  timeout -k 5 "$limit" "$bin" dataset synth --out music --count 1 --seconds 30 >/dev/null 2>err.txt \
+    || { cat err.txt; return 1; }
+  local song; song=$(ls music/synth-000-* | head -1)
+  ffmpeg -nostdin -loglevel error -y -i "$song" -af "aeval=0.1*val(ch)" -c:a pcm_f32le plain.wav &&
+    ffmpeg -nostdin -loglevel error -y -i "$song" -af "aeval=0.1*val(ch)+0.3" -c:a pcm_f32le offset.wav ||
+    return 1
+  analyze plain.wav offset.wav --descriptors tempo --out out.csv >/dev/null 2>err.txt || { cat err.txt; return 1; }
+  local plain offset
+  plain=$(awk -F, 'NR == 2 { print $2, $3, $4, $5, $10 }' out.csv)
+  offset=$(awk -F, 'NR == 3 { print $2, $3, $4, $5, $10 }' out.csv)
+  [ -n "$plain" ] && [ "$plain" = "$offset" ] || { echo "plain:  $plain"; echo "offset: $offset"; return 1; }
+}
+
 case_synth_into_a_music_folder() {
   mkdir music && echo "file,bpm" >music/manifest.csv && wav music/song.wav 22050 1 2 clicks
   local before; before=$(sha music/manifest.csv)
@@ -2134,6 +2166,8 @@ run out-input-named-like-a-side-file case_input_named_like_a_side_file
 run a-quiet-copy-reads-like-the-loud-one case_a_quiet_copy_reads_like_the_loud_one
 run the-same-audio-as-wav-and-flac-gives-the-same-row case_the_same_audio_as_wav_and_flac_gives_the_same_row
 run a-trimmed-flac-reads-alike-with-loudness case_a_flac_trimmed_by_stream_copy_reads_alike_with_loudness
+run silence-after-a-song-reads-as-full case_a_minute_of_silence_after_a_song_reads_as_full
+run dc-offset-keeps-the-tempo case_a_dc_offset_does_not_move_the_tempo
 run out-synth-into-a-music-folder case_synth_into_a_music_folder
 run resume-other-settings-refused case_resume_with_other_settings_is_refused
 run resume-row-cut-inside-quotes case_resume_after_a_row_cut_inside_quotes

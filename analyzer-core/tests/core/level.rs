@@ -323,3 +323,48 @@ fn the_tempo_does_not_move_with_the_gain() {
         );
     }
 }
+
+/// A DC offset is no sound: music 20 dB down with an offset of 0.3 reads the tempo of the
+/// same music without it. The offset lies in no band of the onset stage, yet its power
+/// counted in the level that sets each block's scale, and scaled the music down into the
+/// log compression's linear part (a 178 BPM song read 89).
+#[test]
+fn a_dc_offset_does_not_move_the_tempo() {
+    let analyzer = Analyzer::new(AnalyzerConfig::default()).unwrap();
+    let quiet: Vec<f32> = music(30.0).iter().map(|s| 0.1 * s).collect();
+    let offset: Vec<f32> = quiet.iter().map(|s| s + 0.3).collect();
+    let plain = analyzer.analyze_samples(&quiet, RATE, 1).unwrap();
+    let shifted = analyzer.analyze_samples(&offset, RATE, 1).unwrap();
+    assert!(
+        (shifted.bpm - plain.bpm).abs() < 0.01
+            && (shifted.confidence - plain.confidence).abs() < 0.002,
+        "with the offset {} BPM ({}), without {} BPM ({})",
+        shifted.bpm,
+        shifted.confidence,
+        plain.bpm,
+        plain.confidence
+    );
+}
+
+/// A song with a minute of silence after it: the sampled segments that fall in the
+/// silence stood for a quarter or more of the song, and a flat envelope pulled real songs
+/// to half tempo (178 BPM read 89, 220 read 110 at confidence 0.98). A sampled file with a
+/// silent segment is read whole, as `--full` reads it, and says why.
+#[test]
+fn a_silent_sampled_segment_sends_the_file_to_a_whole_analysis() {
+    let dir = tempfile::tempdir().unwrap();
+    let silence = vec![0.0f32; RATE as usize * 60];
+    let samples = [&music(45.0)[..], &silence[..]].concat();
+    let path = wav(dir.path(), "then-silence.wav", &samples, 1);
+    let sampled = analyze(&path, Some(Sampling::DEFAULT));
+    let whole = analyze(&path, None);
+    assert_eq!(sampled.tempo, whole.tempo);
+    assert_eq!(sampled.key, whole.key);
+    assert!(
+        sampled.warnings.iter().any(|w| w
+            == "2 sampled segments of 4 are silent or too quiet to hear; the whole file was \
+                analysed"),
+        "{:?}",
+        sampled.warnings
+    );
+}
