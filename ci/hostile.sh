@@ -411,6 +411,28 @@ case_mp3_xing_header_counts_too_few_frames() {
     expect_row out.csv lying.mp3 ok ",8.0"
 }
 
+# An MP3 cut short (an unfinished download): the sampled row gave the length its Xing
+# header announces, without a word, and --full the length it holds, also without a word.
+# Both now say it was cut short, and read it whole to where it ends.
+case_mp3_cut_short_says_so() {
+  local click="if(lt(mod(t\\,0.5)\\,0.004)\\,0.8*sin(6000*t)\\,0)"
+  ffmpeg -nostdin -loglevel error -y -f lavfi -i "aevalsrc=$click:s=44100:d=240" -ac 2 \
+    -c:a libmp3lame -b:a 128k whole.mp3 || { echo "ffmpeg wrote no MP3"; return 1; }
+  local bytes; bytes=$(stat -c %s whole.mp3)
+  head -c $((bytes * 85 / 100)) whole.mp3 >cut.mp3
+  analyze whole.mp3 cut.mp3 --descriptors tempo --out sampled.csv >/dev/null 2>&1 || return 1
+  analyze cut.mp3 --descriptors tempo --full --out full.csv >/dev/null 2>&1 || return 1
+  expect_row sampled.csv whole.mp3 ok ",240.0" || return 1
+  grep -q "^whole.mp3,.*cut short" sampled.csv && { echo "the whole file is called cut short"; return 1; }
+  local sampled full
+  sampled=$(grep '^cut.mp3,' sampled.csv)
+  full=$(grep '^cut.mp3,' full.csv)
+  grep -q "bytes its Xing header announces: it was cut short" <<<"$sampled" ||
+    { echo "no note: $sampled"; return 1; }
+  [ "$sampled" = "$full" ] || { echo "sampled: $sampled"; echo "full:    $full"; return 1; }
+  awk -F, '{ exit !($6 < 210) }' <<<"$sampled" || { echo "the announced length: $sampled"; return 1; }
+}
+
 # A WAV written to a pipe (`ffmpeg -f wav - > x.wav`) says 0xFFFFFFFF bytes in its RIFF and
 # data chunks: ending where the file does is no damage, and the row must not call it
 # truncated.
@@ -2145,6 +2167,7 @@ run white-noise-no-pulse case_white_noise_is_no_pulse
 run damaged-files-keep-the-batch case_truncated_and_empty_files_keep_the_batch
 run unsupported-containers-named case_unsupported_containers_are_named
 run mp3-xing-counts-too-few-frames case_mp3_xing_header_counts_too_few_frames
+run mp3-cut-short-says-so case_mp3_cut_short_says_so
 run mac-copied-library-and-unread-formats case_mac_copied_library_and_unread_formats
 run mac-copied-annotated-folder case_mac_copied_annotated_folder
 run wav-extensible-24-channels case_wav_extensible_24_channels

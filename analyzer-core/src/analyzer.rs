@@ -95,7 +95,9 @@ use crate::tempo::{TempoEstimate, TempoEstimator};
 /// `--full` reads it, and says so (a song with a minute of silence after it read at half
 /// tempo); with loudness, a segment whose first packet is timed well after its start (a
 /// FLAC trimmed by stream copy) sends the file to a whole analysis as its seek does; a
-/// zero-size file that cannot be read is not called empty; RF64 is named for what it is.
+/// zero-size file that cannot be read is not called empty; RF64 is named for what it is;
+/// an MP3 holding fewer bytes than its Xing header counts says it was cut short and is read
+/// whole (sampled, it gave the announced length without a word).
 const RESULTS_REVISION: u32 = 24;
 
 /// Settings of an [`Analyzer`]. Each field's doc gives its default.

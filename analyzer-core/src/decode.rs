@@ -33,6 +33,7 @@ mod refusals;
 mod trailing_tags;
 mod wav_layout;
 mod wav_sizes;
+mod xing;
 
 pub use mix::{MAX_SAMPLE, MonoMixer, mix_to_mono};
 pub(crate) use mix::{audio_or_silence, is_audio};
@@ -230,6 +231,9 @@ struct OpenTrack {
     /// The links a chained Ogg's page walk found, where every one holds audio the reader
     /// takes up: a decode that ends in an earlier one says so. 0 for other files.
     links: usize,
+    /// Whether `warnings` already say why the length is unknown (an MP3 cut short), so
+    /// that a sampled analysis read whole does not give the general reason too.
+    length_unknown_said: bool,
 }
 
 /// Opens `path`, recognises the container by content (the extension is only a hint) and
@@ -270,6 +274,7 @@ fn open_track(path: &Path, stop: &StopSignal) -> Result<OpenTrack> {
         wav_seconds,
         audio_end,
         chain,
+        mp3_cut_short,
     } = prelude::read(&mut file, file_bytes)?;
     let mut hint = Hint::new();
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
@@ -317,6 +322,19 @@ fn open_track(path: &Path, stop: &StopSignal) -> Result<OpenTrack> {
             ));
         }
         open.duration_s = open.duration_s.or(wav_seconds);
+        if let Some((announced, held)) = mp3_cut_short {
+            // The header's length is the whole song's: the file ends before it, and what
+            // it holds is known once decoded.
+            open.duration_s = None;
+            open.length_announced = false;
+            open.length_unknown_said = true;
+            open.warnings.push(format!(
+                "the file holds {} % of the {announced} bytes its Xing header announces: it \
+                 was cut short (an unfinished download or copy) and is read whole to where it \
+                 ends",
+                held * 100 / announced
+            ));
+        }
         open
     });
     // A bare stream the probe cannot read (or misread: DTS as MPEG audio) is named.
@@ -440,6 +458,7 @@ fn probe_track(source: Box<dyn MediaSource>, hint: &Hint, file_bytes: u64) -> Re
         warnings,
         layout: None,
         links: 0,
+        length_unknown_said: false,
     })
 }
 
@@ -768,7 +787,7 @@ pub fn decode_channels(
     let open = open_track(path, stop)?;
     let plan = sampling.and_then(|(seconds, count)| SegmentCuts::plan(&open, seconds, count));
     let Some(mut cuts) = plan else {
-        let unknown = open.duration_s.is_none();
+        let unknown = open.duration_s.is_none() && !open.length_unknown_said;
         let mut info = decode_packets(open, stop, |_, state, rate| {
             channels_sink(&state.interleaved, state.channels, &state.layout, rate)?;
             segment_sink(0, &state.mono, rate)
@@ -1072,7 +1091,7 @@ pub fn decode_mono_segments(
         .duration_s
         .and_then(|d| Some((d, segment_starts(d, seconds, count)?)));
     let Some((duration_s, starts)) = planned else {
-        let unknown = open.duration_s.is_none();
+        let unknown = open.duration_s.is_none() && !open.length_unknown_said;
         let mut info = decode_whole(open, stop, |mono, rate| sink(0, mono, rate))?;
         if unknown {
             say_why_whole(&mut info, seconds, count);

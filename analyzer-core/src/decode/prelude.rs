@@ -1,7 +1,7 @@
 //! What is read of a file before the probe: its first bytes and headers, which refuse it
 //! at once (a container, codec or channel count this analyzer does not read) or change how
 //! the probe is shown it (a FLAC's appended tags, a chained Ogg's links, a WAV's speaker
-//! layout and a length its header leaves unknown). Each read is bounded by the headers
+//! layout and a length its header leaves unknown, an MP3 cut short). Each read is bounded by the headers
 //! walked, never the audio.
 
 use std::fs::File;
@@ -13,7 +13,7 @@ use super::ogg_chain::{self, Chain};
 use super::refusals::{
     extensible_g711, too_many_wav_channels, unsupported_container, wav_codec_refusal,
 };
-use super::{trailing_tags, wav_layout, wav_sizes};
+use super::{trailing_tags, wav_layout, wav_sizes, xing};
 use crate::error::{Error, ErrorKind, Result, Stage};
 
 /// What [`read`] found.
@@ -28,6 +28,9 @@ pub(super) struct Prelude {
     pub audio_end: Option<u64>,
     /// An Ogg file's links (none for other files).
     pub chain: Chain,
+    /// An MP3's bytes as its Xing/Info header announces them and as the file holds them,
+    /// where it holds fewer: it was cut short ([`xing`]).
+    pub mp3_cut_short: Option<(u64, u64)>,
 }
 
 /// Reads what the probe needs to know of `file` (of `file_bytes` bytes), which is left
@@ -67,6 +70,12 @@ pub(super) fn read(file: &mut File, file_bytes: u64) -> Result<Prelude> {
     } else {
         Chain::default()
     };
+    // An MP3 (behind an ID3v2 tag or not) whose end is missing.
+    let mp3_cut_short = if head.starts_with(b"ID3") || head.starts_with(&[0xFF]) {
+        xing::cut_short(file, file_bytes)
+    } else {
+        None
+    };
     // Speex is named by its own refusal once the open fails.
     if let Some(holds) = chain.first_without_audio.filter(|h| *h != "Speex audio") {
         return Err(Error::new(
@@ -83,6 +92,7 @@ pub(super) fn read(file: &mut File, file_bytes: u64) -> Result<Prelude> {
         wav_seconds,
         audio_end,
         chain,
+        mp3_cut_short,
     })
 }
 
