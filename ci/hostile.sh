@@ -629,6 +629,26 @@ case_a_minute_of_silence_after_a_song_reads_as_full() {
     { echo "no note: $(sed -n 2p sampled.csv)"; return 1; }
 }
 
+# A minute of hiss after a song (-60 dBFS, room tone or tape noise): each block of the
+# onset stage is scaled by its own level, so the hiss was lifted like music, and a 132.6
+# BPM song read 66.3, sampled and with --full.
+case_hiss_after_a_song_keeps_its_tempo() {
+  timeout -k 5 "$limit" "$bin" dataset synth --out music --count 23 --seconds 30 >/dev/null 2>err.txt \
+    || { cat err.txt; return 1; }
+  local song; song=$(ls music/synth-022-ambient-132.6.* | head -1)
+  [ -n "$song" ] || { echo "the synthetic set has no synth-022-ambient-132.6"; return 1; }
+  ffmpeg -nostdin -loglevel error -y -i "$song" \
+    -f lavfi -i "anoisesrc=a=0.001732:c=white:r=44100:seed=3:d=90" -filter_complex \
+    "[0]aresample=44100,aformat=channel_layouts=stereo,apad=pad_dur=60[m];[1]volume=0:enable='lt(t,30)',pan=stereo|c0=c0|c1=c0[n];[m][n]amix=inputs=2:normalize=0:duration=shortest" \
+    -c:a flac hiss.flac || return 1
+  local mode
+  for mode in --workers=1 --full; do
+    analyze hiss.flac --descriptors tempo "$mode" --out out.csv >/dev/null 2>err.txt || { cat err.txt; return 1; }
+    awk -F, 'NR == 2 { exit !($2 > 127.3 && $2 < 137.9) }' out.csv ||
+      { echo "$mode: $(sed -n 2p out.csv)"; return 1; }
+  done
+}
+
 # A DC offset is no sound: the same music with an offset of 0.3 reads the same tempo.
 case_a_dc_offset_does_not_move_the_tempo() {
   timeout -k 5 "$limit" "$bin" dataset synth --out music --count 1 --seconds 30 >/dev/null 2>err.txt \
@@ -2191,6 +2211,7 @@ run the-same-audio-as-wav-and-flac-gives-the-same-row case_the_same_audio_as_wav
 run a-trimmed-flac-reads-alike-with-loudness case_a_flac_trimmed_by_stream_copy_reads_alike_with_loudness
 run silence-after-a-song-reads-as-full case_a_minute_of_silence_after_a_song_reads_as_full
 run dc-offset-keeps-the-tempo case_a_dc_offset_does_not_move_the_tempo
+run hiss-after-a-song-keeps-its-tempo case_hiss_after_a_song_keeps_its_tempo
 run out-synth-into-a-music-folder case_synth_into_a_music_folder
 run resume-other-settings-refused case_resume_with_other_settings_is_refused
 run resume-row-cut-inside-quotes case_resume_after_a_row_cut_inside_quotes

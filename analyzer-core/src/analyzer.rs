@@ -18,7 +18,7 @@ use crate::key::{ChromaPlan, ChromaTracker, FineProfile, KeyEstimator, KeyResult
 use crate::level::{Level, LevelCount, LevelGate, inaudible_reason};
 use crate::loudness::{Loudness, LoudnessMeter};
 use crate::metrical::CompoundBeat;
-use crate::onset::{OnsetDetector, OnsetEnvelope, OnsetTracker};
+use crate::onset::{OnsetDetector, OnsetEnvelope, OnsetTracker, soften_quiet_blocks};
 use crate::resample::MonoResampler;
 use crate::stop::StopSignal;
 use crate::tempo::{TempoEstimate, TempoEstimator};
@@ -90,7 +90,10 @@ use crate::tempo::{TempoEstimate, TempoEstimator};
 /// audio gave different rows).
 /// 24: the level that sets the onset stage's scale is the power of the bins its bands
 /// cover, so a DC offset no longer moves the tempo (music 20 dB down with an offset of 0.3
-/// read at half tempo): tempo cells move in their last digits on some files; a sampled
+/// read at half tempo): tempo cells move in their last digits on some files; a block of
+/// the onset stage far quieter than the file's loudest (hiss or room tone around the music)
+/// has its say turned down (a minute of hiss after a song read six of 95 at an octave); a
+/// sampled
 /// file with a segment of silence or of sound too quiet to hear is analysed whole, as
 /// `--full` reads it, and says so (a song with a minute of silence after it read at half
 /// tempo); with loudness, a segment whose first packet is timed well after its start (a
@@ -673,6 +676,7 @@ impl Analyzer {
                 // whole, hours of digital silence ran into the decompression-bomb limit.
                 let within_allowance = duration_s <= crate::decode::FREE_SECONDS as f64;
                 if !(sampled && quiet_segments > 0 && within_allowance) {
+                    soften_quiet_blocks(&mut envelopes);
                     times.decode = started.elapsed().saturating_sub(times.busy());
                     return Ok(Decoded {
                         envelopes,
@@ -717,8 +721,10 @@ impl Analyzer {
         let (stretch, mut info) = self.whole_stream(path, stop, times)?;
         times.decode = started.elapsed().saturating_sub(times.busy());
         info.warnings.extend(notes);
+        let mut envelopes = vec![stretch.envelope];
+        soften_quiet_blocks(&mut envelopes);
         Ok(Decoded {
-            envelopes: vec![stretch.envelope],
+            envelopes,
             chroma: stretch.chroma,
             loudness,
             duration_s: info.duration_s(),
@@ -796,7 +802,9 @@ impl Analyzer {
         channels: usize,
     ) -> Result<OnsetEnvelope> {
         let resampled = self.resampled_mono(interleaved, sample_rate, channels)?;
-        Ok(self.onset.envelope(&resampled))
+        let mut envelope = self.onset.envelope(&resampled);
+        soften_quiet_blocks(std::slice::from_mut(&mut envelope));
+        Ok(envelope)
     }
 
     /// Interleaved samples mixed to mono and resampled to the analysis rate.

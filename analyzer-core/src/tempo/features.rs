@@ -76,17 +76,17 @@ pub(super) fn candidates(min_bpm: f64, max_bpm: f64, ev: &Evidence, read: usize)
             let high = |lag: f64| interpolate(&ev.acf_high, lag);
             let low = |lag: f64| interpolate(&ev.acf_low, lag);
             let fold = |period: f64| {
-                per_segment(&ev.novelty, |x| [fold_clarity(x, period)])[0]
+                per_segment(&ev.novelty, &ev.weights, |x| [fold_clarity(x, period)])[0]
                     .max(1e-6)
                     .ln()
             };
             let rbf = |centre: f64| (-(lt - centre).powi(2) / (2.0 * 0.3 * 0.3)).exp();
-            let full = per_segment(&ev.novelty, |x| beat_profile(x, p));
-            let lowp = per_segment(&ev.low, |x| beat_profile(x, p));
-            let highp = per_segment(&ev.high, |x| beat_profile(x, p));
+            let full = per_segment(&ev.novelty, &ev.weights, |x| beat_profile(x, p));
+            let lowp = per_segment(&ev.low, &ev.weights, |x| beat_profile(x, p));
+            let highp = per_segment(&ev.high, &ev.weights, |x| beat_profile(x, p));
             let grouped = |band: &[Vec<f32>]| {
                 if read > FIRST_GROUPING_FEATURE {
-                    per_segment(band, |x| grouping(x, p))
+                    per_segment(band, &ev.weights, |x| grouping(x, p))
                 } else {
                     [0.0; 2]
                 }
@@ -137,10 +137,12 @@ pub(super) fn candidates(min_bpm: f64, max_bpm: f64, ev: &Evidence, read: usize)
         .collect()
 }
 
-/// `measure` of each segment, averaged with the segments' lengths as weights; for one
-/// segment, its value untouched (so a whole file scores bit for bit as before).
+/// `measure` of each segment, averaged with the segments' lengths times their `weights`
+/// (a quiet segment's say) as weights; for one segment, its value untouched (so a whole
+/// file scores bit for bit as before).
 fn per_segment<const N: usize>(
     segments: &[Vec<f32>],
+    weights: &[f64],
     measure: impl Fn(&[f32]) -> [f64; N],
 ) -> [f64; N] {
     if let [only] = segments {
@@ -148,8 +150,8 @@ fn per_segment<const N: usize>(
     }
     let mut sum = [0.0f64; N];
     let mut total = 0.0f64;
-    for x in segments.iter().filter(|x| !x.is_empty()) {
-        let weight = x.len() as f64;
+    for (x, w) in segments.iter().zip(weights).filter(|(x, _)| !x.is_empty()) {
+        let weight = x.len() as f64 * w;
         for (s, v) in sum.iter_mut().zip(measure(x)) {
             *s += weight * v;
         }

@@ -116,6 +116,8 @@ pub struct TempoEstimate {
 struct Evidence {
     frame_rate: f64,
     novelty: Vec<Vec<f32>>,
+    /// Each segment's say beside the others ([`crate::onset::segment_weights`]).
+    weights: Vec<f64>,
     acf: Vec<f64>,
     acf_high: Vec<f64>,
     acf_low: Vec<f64>,
@@ -475,6 +477,7 @@ impl TempoEstimator {
         Ok(Evidence {
             frame_rate: fr,
             novelty,
+            weights: crate::onset::segment_weights(segments),
             acf,
             acf_high,
             acf_low,
@@ -597,6 +600,7 @@ mod tests {
             values,
             frame_rate,
             level: 0.0,
+            blocks: Vec::new(),
         }
     }
 
@@ -648,6 +652,7 @@ mod tests {
             low: vec![0.0; 2000],
             frame_rate: 86.0,
             level: 0.0,
+            blocks: Vec::new(),
         };
         assert_eq!(
             est.estimate(&silent, &StopSignal::never())

@@ -313,6 +313,7 @@ fn an_envelope_without_a_usable_frame_rate_is_refused() {
             low: values.clone(),
             frame_rate: rate,
             level: 1.0,
+            blocks: Vec::new(),
         };
         let e = estimator
             .estimate(&envelope, &StopSignal::never())
