@@ -18,7 +18,7 @@ use crate::key::{ChromaPlan, ChromaTracker, FineProfile, KeyEstimator, KeyResult
 use crate::level::{Level, LevelCount, LevelGate, inaudible_reason};
 use crate::loudness::{Loudness, LoudnessMeter};
 use crate::metrical::CompoundBeat;
-use crate::onset::{OnsetDetector, OnsetEnvelope, OnsetTracker, soften_quiet_blocks};
+use crate::onset::{OnsetDetector, OnsetEnvelope, OnsetTracker};
 use crate::resample::MonoResampler;
 use crate::stop::StopSignal;
 use crate::tempo::{TempoEstimate, TempoEstimator};
@@ -660,12 +660,12 @@ impl Analyzer {
                 let mut envelopes = Vec::with_capacity(segments.len());
                 let mut chroma = self.chroma.as_ref().map(|_| FineProfile::default());
                 let mut count = LevelCount::default();
-                let mut quiet_segments = 0;
+                let mut heard = Vec::with_capacity(segments.len());
                 for segment in segments {
                     let stretch = segment.finish(times)?;
                     envelopes.push(stretch.envelope);
                     count = count.merged(stretch.level);
-                    quiet_segments += usize::from(stretch.level.level() != Level::Audible);
+                    heard.push(stretch.level.level() == Level::Audible);
                     if let (Some(all), Some(part)) = (&mut chroma, &stretch.chroma) {
                         all.merge(part);
                     }
@@ -675,8 +675,25 @@ impl Analyzer {
                 // A file past the decode's free allowance keeps the sampled verdict: read
                 // whole, hours of digital silence ran into the decompression-bomb limit.
                 let within_allowance = duration_s <= crate::decode::FREE_SECONDS as f64;
-                if !(sampled && quiet_segments > 0 && within_allowance) {
-                    soften_quiet_blocks(&mut envelopes);
+                let quiet_segments = heard.iter().filter(|&&h| !h).count();
+                // Where some segments are heard, the file is read whole only when they hold
+                // a pulse: noise before or after silence (or sound too quiet to hear) kept
+                // its `no_pulse` from the segments, where a whole analysis read a tempo of
+                // confidence 0.07-0.16 in the noise.
+                let music_heard = || {
+                    let heard: Vec<OnsetEnvelope> = envelopes
+                        .iter()
+                        .zip(&heard)
+                        .filter(|(_, h)| **h)
+                        .map(|(e, _)| e.clone())
+                        .collect();
+                    self.tempo.estimate_segments(&heard, stop).is_ok()
+                };
+                let read_whole = sampled
+                    && quiet_segments > 0
+                    && within_allowance
+                    && (level != Level::Audible || music_heard());
+                if !read_whole {
                     times.decode = started.elapsed().saturating_sub(times.busy());
                     return Ok(Decoded {
                         envelopes,
@@ -691,10 +708,10 @@ impl Analyzer {
                 // elsewhere, or in part of the segments only (a hidden track, a song with a
                 // minute of silence after it, a recording with room tone around it). Where
                 // every segment is, the whole file is read before it is said to have none;
-                // where some are, the segments that hold music were too few to stand for
-                // it (a 178 BPM song with 30 s of silence after it read 89, a 220 BPM one
-                // with 60 s read 110 at confidence 0.98). This costs what a whole analysis
-                // costs, and only such files pay it.
+                // where some are and the others hold a pulse, those were too few to stand
+                // for the music (a 178 BPM song with 30 s of silence after it read 89, a 220
+                // BPM one with 60 s read 110 at confidence 0.98). This costs what a whole
+                // analysis costs, and only such files pay it.
                 notes.push(if level == Level::Audible {
                     let (segments, are) = match quiet_segments {
                         1 => ("segment", "is"),
@@ -721,10 +738,8 @@ impl Analyzer {
         let (stretch, mut info) = self.whole_stream(path, stop, times)?;
         times.decode = started.elapsed().saturating_sub(times.busy());
         info.warnings.extend(notes);
-        let mut envelopes = vec![stretch.envelope];
-        soften_quiet_blocks(&mut envelopes);
         Ok(Decoded {
-            envelopes,
+            envelopes: vec![stretch.envelope],
             chroma: stretch.chroma,
             loudness,
             duration_s: info.duration_s(),
@@ -802,9 +817,7 @@ impl Analyzer {
         channels: usize,
     ) -> Result<OnsetEnvelope> {
         let resampled = self.resampled_mono(interleaved, sample_rate, channels)?;
-        let mut envelope = self.onset.envelope(&resampled);
-        soften_quiet_blocks(std::slice::from_mut(&mut envelope));
-        Ok(envelope)
+        Ok(self.onset.envelope(&resampled))
     }
 
     /// Interleaved samples mixed to mono and resampled to the analysis rate.

@@ -329,10 +329,10 @@ fn open_track(path: &Path, stop: &StopSignal) -> Result<OpenTrack> {
             open.length_announced = false;
             open.length_unknown_said = true;
             open.warnings.push(format!(
-                "the file holds {} % of the {announced} bytes its Xing header announces: it \
-                 was cut short (an unfinished download or copy) and is read whole to where it \
-                 ends",
-                held * 100 / announced
+                "the file holds {:.1} % of the {announced} bytes its Xing header announces: \
+                 it was cut short (an unfinished download or copy) and is read whole to where \
+                 it ends",
+                held as f64 * 100.0 / announced as f64
             ));
         }
         open

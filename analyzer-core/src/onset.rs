@@ -135,6 +135,20 @@ pub fn soften_quiet_blocks(envelopes: &mut [OnsetEnvelope]) {
     }
 }
 
+/// `envelopes` as [`soften_quiet_blocks`] leaves them, or `None` where it would change
+/// nothing (no block is quiet).
+pub fn softened(envelopes: &[OnsetEnvelope]) -> Option<Vec<OnsetEnvelope>> {
+    let line = quiet_line(envelopes);
+    let any_quiet = envelopes
+        .iter()
+        .any(|e| e.blocks.iter().any(|b| b.level < line));
+    any_quiet.then(|| {
+        let mut soft = envelopes.to_vec();
+        soften_quiet_blocks(&mut soft);
+        soft
+    })
+}
+
 /// The level under which a block of `envelopes` is quiet ([`QUIET_BLOCK_RATIO`] of the
 /// loudest).
 fn quiet_line(envelopes: &[OnsetEnvelope]) -> f64 {

@@ -70,11 +70,12 @@ pub(super) fn read(file: &mut File, file_bytes: u64) -> Result<Prelude> {
     } else {
         Chain::default()
     };
-    // An MP3 (behind an ID3v2 tag or not) whose end is missing.
-    let mp3_cut_short = if head.starts_with(b"ID3") || head.starts_with(&[0xFF]) {
-        xing::cut_short(file, file_bytes)
-    } else {
+    // An MP3 (behind an ID3v2 tag, junk or nothing) whose end is missing.
+    let other = wav_sizes::is_wave(&head) || head.starts_with(b"fLaC") || head.starts_with(b"OggS");
+    let mp3_cut_short = if other {
         None
+    } else {
+        xing::cut_short(file, file_bytes)
     };
     // Speex is named by its own refusal once the open fails.
     if let Some(holds) = chain.first_without_audio.filter(|h| *h != "Speex audio") {

@@ -410,3 +410,65 @@ fn hiss_after_a_song_keeps_its_tempo() {
         }
     }
 }
+
+/// Noise then silence (or silence then noise) keeps the `no_pulse` its sampled segments
+/// give: a file with a silent segment is read whole only when the segments heard hold a
+/// pulse. Read whole, such noise read a tempo of confidence 0.07-0.16.
+#[test]
+fn noise_beside_silence_has_no_pulse() {
+    use synth_music::pulse_cases::{NoiseColour, noise};
+    let dir = tempfile::tempdir().unwrap();
+    let silence = vec![0.0f32; RATE as usize * 60];
+    for colour in [NoiseColour::White, NoiseColour::Pink, NoiseColour::Brown] {
+        let hiss: Vec<f32> = noise(colour, 5, 60.0, RATE)
+            .iter()
+            .map(|s| s * 0.01)
+            .collect();
+        for (order, samples) in [
+            ("then silence", [&hiss[..], &silence[..]].concat()),
+            ("after silence", [&silence[..], &hiss[..]].concat()),
+        ] {
+            let path = wav(dir.path(), "noise.wav", &samples, 1);
+            let analysis = analyze(&path, Some(Sampling::DEFAULT));
+            let e = analysis.tempo.as_ref().expect_err(&format!(
+                "{} noise {order}: {:?}",
+                colour.name(),
+                analysis.tempo
+            ));
+            assert_eq!(e.kind(), ErrorKind::NoPulse, "{e}");
+        }
+    }
+}
+
+/// White or pink noise whose level steps down by 25-30 dB has no pulse, whole or sampled:
+/// the pulse test reads the envelope before the quiet blocks are turned down for the tempo
+/// (turned down first, white and pink noise stepping from -40 to -65 dBFS read 84.9 and
+/// 89.4 BPM with `--full`). Brown noise stepping so reads a tempo of confidence 0.09 with
+/// `--full`, as it did before the quiet blocks were turned down.
+#[test]
+fn noise_that_steps_down_has_no_pulse() {
+    use synth_music::pulse_cases::{NoiseColour, noise};
+    let dir = tempfile::tempdir().unwrap();
+    for colour in [NoiseColour::White, NoiseColour::Pink] {
+        for step_db in [25.0f32, 30.0] {
+            let loud = noise(colour, 7, 60.0, RATE);
+            let quiet = noise(colour, 8, 120.0, RATE);
+            let gain = 10f32.powf(-step_db / 20.0);
+            let samples: Vec<f32> = loud
+                .iter()
+                .map(|s| s * 0.02)
+                .chain(quiet.iter().map(|s| s * 0.02 * gain))
+                .collect();
+            let path = wav(dir.path(), "step.wav", &samples, 1);
+            for sampling in [Some(Sampling::DEFAULT), None] {
+                let analysis = analyze(&path, sampling);
+                let e = analysis.tempo.as_ref().expect_err(&format!(
+                    "{} noise stepping down {step_db} dB, {sampling:?}: {:?}",
+                    colour.name(),
+                    analysis.tempo.as_ref().map(|t| (t.bpm, t.confidence))
+                ));
+                assert_eq!(e.kind(), ErrorKind::NoPulse, "{e}");
+            }
+        }
+    }
+}
