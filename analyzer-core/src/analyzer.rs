@@ -93,10 +93,9 @@ use crate::tempo::{TempoEstimate, TempoEstimator};
 /// read at half tempo): tempo cells move in their last digits on some files; a block of
 /// the onset stage far quieter than the file's loudest (hiss or room tone around the music)
 /// has its say turned down (a minute of hiss after a song read six of 95 at an octave); a
-/// sampled
-/// file with a segment of silence or of sound too quiet to hear is analysed whole, as
-/// `--full` reads it, and says so (a song with a minute of silence after it read at half
-/// tempo); with loudness, a segment whose first packet is timed well after its start (a
+/// sampled file with a segment of silence or of sound too quiet to hear, whose other
+/// segments hold a pulse, is analysed whole, as `--full` reads it, and says so (a song with
+/// a minute of silence after it read at half tempo); with loudness, a segment whose first packet is timed well after its start (a
 /// FLAC trimmed by stream copy) sends the file to a whole analysis as its seek does; a
 /// zero-size file that cannot be read is not called empty; RF64 is named for what it is;
 /// an MP3 holding fewer bytes than its Xing header counts says it was cut short and is read
@@ -682,13 +681,13 @@ impl Analyzer {
                 // its `no_pulse` from the segments, where a whole analysis read a tempo of
                 // confidence 0.07-0.16 in the noise.
                 let music_heard = || {
-                    let heard: Vec<OnsetEnvelope> = envelopes
+                    let audible: Vec<OnsetEnvelope> = envelopes
                         .iter()
                         .zip(&heard)
                         .filter(|(_, h)| **h)
                         .map(|(e, _)| e.clone())
                         .collect();
-                    self.tempo.estimate_segments(&heard, stop).is_ok()
+                    self.tempo.estimate_segments(&audible, stop).is_ok()
                 };
                 let read_whole = sampled
                     && quiet_segments > 0
