@@ -118,7 +118,7 @@ const QUIET_BLOCK_RATIO: f64 = 0.1;
 /// music (up to 40 dB), and 60 s of hiss at -60 dBFS after a song read six of 95 songs at
 /// half or double tempo, with `--full` too. Within a file the levels still tell the music
 /// from what is around it, whatever the gain.
-pub fn soften_quiet_blocks(envelopes: &mut [OnsetEnvelope]) {
+fn soften_quiet_blocks(envelopes: &mut [OnsetEnvelope]) {
     let line = quiet_line(envelopes);
     for envelope in envelopes {
         let len = envelope.values.len();

@@ -71,7 +71,12 @@ pub(super) fn read(file: &mut File, file_bytes: u64) -> Result<Prelude> {
         Chain::default()
     };
     // An MP3 (behind an ID3v2 tag, junk or nothing) whose end is missing.
-    let other = wav_sizes::is_wave(&head) || head.starts_with(b"fLaC") || head.starts_with(b"OggS");
+    // Not for the containers known by their first bytes (an MP4's `ftyp` too): the search
+    // for an MP3's first frame reads up to 1 MiB.
+    let other = wav_sizes::is_wave(&head)
+        || head.starts_with(b"fLaC")
+        || head.starts_with(b"OggS")
+        || head.get(4..8) == Some(b"ftyp");
     let mp3_cut_short = if other {
         None
     } else {

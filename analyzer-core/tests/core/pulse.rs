@@ -15,7 +15,10 @@ fn analyzer() -> Analyzer {
 }
 
 /// Checks that `outcome` is `no_pulse` from the tempo stage, and returns the error.
-fn assert_no_pulse(outcome: analyzer_core::Result<f64>, what: &str) -> analyzer_core::Error {
+pub(crate) fn assert_no_pulse(
+    outcome: analyzer_core::Result<f64>,
+    what: &str,
+) -> analyzer_core::Error {
     let e = outcome.expect_err(&format!("{what} must have no pulse"));
     assert_eq!(
         (e.kind(), e.stage()),
