@@ -2376,6 +2376,25 @@ case_serve_requests_read_two_ways() {
   [[ $absolute == 403*'"error"'* ]] || { echo "absolute-form target: $absolute"; return 1; }
 }
 
+# A library holding a link to its folder's parent: followed, it walked the folder again
+# (two rows of one file) and the folders beside it, and its loop row refused every resume.
+case_link_above_the_folder_given() {
+  mkdir -p lib/album/disc lib/other
+  wav lib/album/a.wav 22050 1 8 clicks && wav lib/other/b.wav 22050 1 3 silence
+  ln -s .. lib/album/up && ln -s ../../.. lib/album/disc/top
+  analyze lib/album --workers 1 --out full.csv >/dev/null 2>&1 || return 1
+  local rows; rows=$(tail -n +2 full.csv | cut -d, -f1 | sort | tr '\n' ' ')
+  [ "$rows" = "lib/album/a.wav lib/album/disc/top lib/album/up " ] ||
+    { echo "rows: $rows"; return 1; }
+  grep -q '^lib/album/up,.*walk: loop: ' full.csv || { echo "no loop row: $(cat full.csv)"; return 1; }
+  # As if the run had been killed before its last rows.
+  head -1 full.csv >out.csv && cp full.csv.settings.json out.csv.settings.json
+  grep '^lib/album/up,' full.csv >>out.csv
+  analyze lib/album --workers 1 --out out.csv --resume >/dev/null 2>err.txt || return 1
+  [ "$code" -le 1 ] || { echo "resume: exit $code: $(cat err.txt)"; return 1; }
+  cmp -s out.csv full.csv || { echo "resume gave other rows: $(cat out.csv)"; return 1; }
+}
+
 run evaluate-on-a-report-folder-in-use case_evaluate_on_a_report_folder_in_use
 run out-name-too-long-leaves-nothing case_out_name_too_long_leaves_nothing
 run resume-a-row-with-a-flipped-byte case_resume_a_row_with_a_flipped_byte
@@ -2384,5 +2403,6 @@ run tag-fragmented-m4a-and-ogg-flac-are-left-alone case_tag_fragmented_m4a_and_o
 run chained-multi-track-and-tagged-streams case_chained_multi_track_and_tagged_streams
 run piped-wav-is-sampled-like-its-honest-copy case_piped_wav_is_sampled_like_its_honest_copy
 run wav-of-33-channels-behind-junk-chunks case_wav_of_33_channels_behind_junk_chunks
+run link-above-the-folder-given case_link_above_the_folder_given
 printf '\n%d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]

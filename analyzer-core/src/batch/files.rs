@@ -110,13 +110,30 @@ pub fn collect_files_checked(
         if !walked.insert(spelled_alike(root)) {
             continue;
         }
-        let walk = walkdir::WalkDir::new(root)
+        let mut walk = walkdir::WalkDir::new(root)
             .follow_links(true)
-            .sort_by_file_name();
-        for entry in walk {
+            .sort_by_file_name()
+            .into_iter();
+        // walkdir knows a loop only by the folders of this walk: a link to the root's
+        // parent climbed out of it and walked the root again as a plain folder (a file
+        // under `lib/album` had two rows with `lib/album/up -> ..`, and the files beside
+        // the album rows of their own).
+        let root_real = root.canonicalize().ok();
+        while let Some(entry) = walk.next() {
             match entry {
                 Ok(entry) if entry.path_is_symlink() && !link_allowed(entry.path()) => {
                     return Err(entry.into_path());
+                }
+                Ok(entry) if entry.path_is_symlink() && entry.file_type().is_dir() => {
+                    if let Some(ancestor) = ancestor_of(root_real.as_deref(), entry.path()) {
+                        walk.skip_current_dir();
+                        errors.push(WalkError {
+                            path: entry.into_path(),
+                            reason: loop_reason(&ancestor),
+                            out_of_files: false,
+                        });
+                    }
+                    // Otherwise a folder like any other: nothing in it is a file to keep.
                 }
                 Ok(entry) => {
                     if !entry.file_type().is_dir()
@@ -152,6 +169,22 @@ pub fn collect_files_checked(
     Ok((files, errors))
 }
 
+/// Where the folder link `link` leads, when that is the walk's root (real path `root`) or
+/// a folder above it: following it would walk the root again.
+fn ancestor_of(root: Option<&Path>, link: &Path) -> Option<PathBuf> {
+    let target = link.canonicalize().ok()?;
+    root.is_some_and(|root| root.starts_with(&target))
+        .then_some(target)
+}
+
+/// The reason of a walk error for a link back to `ancestor`.
+fn loop_reason(ancestor: &Path) -> String {
+    format!(
+        "walk: loop: link points back to its ancestor {}",
+        ancestor.display()
+    )
+}
+
 /// Whether `path` is a symbolic link to nothing.
 fn is_dangling_link(path: &Path) -> bool {
     path.symlink_metadata().is_ok_and(|m| m.is_symlink()) && path.metadata().is_err()
@@ -160,10 +193,7 @@ fn is_dangling_link(path: &Path) -> bool {
 /// `STAGE: KIND: why` for a walk error, in the style of the analyzer's reasons.
 fn walk_reason(err: &walkdir::Error) -> String {
     if let Some(ancestor) = err.loop_ancestor() {
-        format!(
-            "walk: loop: link points back to its ancestor {}",
-            ancestor.display()
-        )
+        loop_reason(ancestor)
     } else if let Some(io) = err.io_error() {
         format!("walk: {}: {io}", ErrorKind::Unreadable)
     } else {
@@ -240,6 +270,36 @@ mod tests {
         let (files, errors) = collect_audio_files(&named);
         assert_eq!(files, vec![d.join("a.wav")]);
         assert_eq!(errors.len(), 1, "{errors:?}");
+    }
+
+    /// A link to the root's parent (or higher) is a loop: followed, it walked the root
+    /// again as a plain folder (two rows of one file) and the folders beside it.
+    #[cfg(unix)]
+    #[test]
+    fn a_link_above_the_root_is_a_loop() {
+        let dir = tempfile::tempdir().unwrap();
+        let lib = dir.path().join("lib");
+        std::fs::create_dir_all(lib.join("album/disc")).unwrap();
+        std::fs::create_dir_all(lib.join("other")).unwrap();
+        std::fs::write(lib.join("album/a.wav"), b"").unwrap();
+        std::fs::write(lib.join("other/b.wav"), b"").unwrap();
+        std::os::unix::fs::symlink("..", lib.join("album/up")).unwrap();
+        std::os::unix::fs::symlink("../../..", lib.join("album/disc/top")).unwrap();
+        let album = lib.join("album");
+        let (files, errors) = collect_audio_files(std::slice::from_ref(&album));
+        assert_eq!(files, vec![album.join("a.wav")]);
+        let looped: Vec<&Path> = errors.iter().map(|e| e.path.as_path()).collect();
+        assert_eq!(looped, [album.join("disc/top"), album.join("up")]);
+        for e in &errors {
+            assert!(e.reason.starts_with("walk: loop: "), "{e:?}");
+        }
+        // From the library's root, `up` leads to the root itself and `top` above it.
+        let (files, errors) = collect_audio_files(std::slice::from_ref(&lib));
+        assert_eq!(
+            files,
+            vec![lib.join("album/a.wav"), lib.join("other/b.wav")]
+        );
+        assert_eq!(errors.len(), 2, "{errors:?}");
     }
 
     #[test]

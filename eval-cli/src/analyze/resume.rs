@@ -142,16 +142,23 @@ fn says_nothing_of_the_file(record: &AnalyzeRecord) -> bool {
             && record.error.split(": ").nth(1) == Some(ErrorKind::Unreadable.as_str()))
 }
 
+/// Whether `record` is the row of a folder or link the walk could not go into (its
+/// `error` cell `walk: KIND: why`), not of a file.
+fn is_walk_row(record: &AnalyzeRecord) -> bool {
+    record.status == Status::Error.as_str() && record.error.starts_with("walk: ")
+}
+
 /// Refuses to resume a file holding rows of files this run does not list but that still
 /// exist: the rewrite in input order would drop them (a resume meant to add a folder, or
 /// the same folder spelled `$PWD/lib` instead of `lib`, lost every earlier row). Rows of
 /// files that no longer exist are dropped, said on stderr; a folder's row (one that could
-/// not be walked) is made again by this run's walk.
+/// not be walked, or a link back to an ancestor: a symlink, not a folder, which refused
+/// every resume of a library holding one) is made again by this run's walk.
 fn check_resumed_files(done: &KeptRows, files: &[PathBuf], shown: &str) -> anyhow::Result<()> {
     let listed: HashSet<&PathBuf> = files.iter().collect();
     let (mut gone, mut unlisted) = (Vec::new(), Vec::new());
     for (file, (record, _)) in done {
-        if listed.contains(file) {
+        if listed.contains(file) || is_walk_row(record) {
             continue;
         }
         match std::fs::symlink_metadata(file) {
