@@ -124,7 +124,11 @@ pub fn collect_files_checked(
                 Ok(entry) if entry.path_is_symlink() && !link_allowed(entry.path()) => {
                     return Err(entry.into_path());
                 }
-                Ok(entry) if entry.path_is_symlink() && entry.file_type().is_dir() => {
+                Ok(entry)
+                    if entry.depth() > 0
+                        && entry.path_is_symlink()
+                        && entry.file_type().is_dir() =>
+                {
                     if let Some(ancestor) = ancestor_of(root_real.as_deref(), entry.path()) {
                         walk.skip_current_dir();
                         errors.push(WalkError {
@@ -300,6 +304,11 @@ mod tests {
             vec![lib.join("album/a.wav"), lib.join("other/b.wav")]
         );
         assert_eq!(errors.len(), 2, "{errors:?}");
+        // A root given through a link is walked, not taken for a loop of its own.
+        let linked = dir.path().join("linked");
+        std::os::unix::fs::symlink(lib.join("other"), &linked).unwrap();
+        let (files, errors) = collect_audio_files(std::slice::from_ref(&linked));
+        assert_eq!((files, errors), (vec![linked.join("b.wav")], vec![]));
     }
 
     #[test]
