@@ -5,7 +5,8 @@
 //! ([`analyzer_core::tempo::TempoEstimator::pulse_significance`]) of steady tones, of white,
 //! pink and brown noise (`SEEDS` seeds, default 12, of 4-120 s) and of the disguised beats
 //! of `synth_music::pulse_cases`, made here, then of every audio file in the folders given,
-//! as the default analysis reads it (sampled), each line with the analyzer's verdict.
+//! as the default analysis reads it (sampled; whole with `FULL=1`, as `--full` does), each
+//! line with the analyzer's verdict.
 //!
 //! ```sh
 //! cargo run -p analyzer-core --example pulse_test -- DIR...
@@ -34,7 +35,16 @@ fn report(analyzer: &Analyzer, envelopes: &[OnsetEnvelope], name: &str) {
 }
 
 fn main() {
-    let analyzer = Analyzer::new(AnalyzerConfig::default()).unwrap();
+    let full = std::env::var_os("FULL").is_some_and(|v| v == "1");
+    let config = AnalyzerConfig {
+        sampling: if full {
+            None
+        } else {
+            AnalyzerConfig::default().sampling
+        },
+        ..AnalyzerConfig::default()
+    };
+    let analyzer = Analyzer::new(config).unwrap();
     let rate = 22_050u32;
     let of =
         |samples: &[f32], rate: u32| vec![analyzer.envelope_of_samples(samples, rate, 1).unwrap()];

@@ -149,6 +149,24 @@ pub fn softened(envelopes: &[OnsetEnvelope]) -> Option<Vec<OnsetEnvelope>> {
     })
 }
 
+/// For each of `envelopes`, the frames where its blocks cross the line under which
+/// [`soften_quiet_blocks`] turns them down (a block on one side, the next on the other):
+/// the pulse test cuts there, since a window of its autocorrelation that straddles noise
+/// and noise 25 dB quieter became a step and read as a pulse.
+pub fn level_steps(envelopes: &[OnsetEnvelope]) -> Vec<Vec<usize>> {
+    let line = quiet_line(envelopes);
+    envelopes
+        .iter()
+        .map(|e| {
+            e.blocks
+                .windows(2)
+                .filter(|pair| (pair[0].level < line) != (pair[1].level < line))
+                .map(|pair| pair[1].start)
+                .collect()
+        })
+        .collect()
+}
+
 /// The level under which a block of `envelopes` is quiet ([`QUIET_BLOCK_RATIO`] of the
 /// loudest).
 fn quiet_line(envelopes: &[OnsetEnvelope]) -> f64 {

@@ -40,20 +40,24 @@ const DETREND_SECONDS: f64 = 1.0;
 /// as digital silence: music's decays give shorter ones.
 const SILENT_RUN_SECONDS: f64 = 2.0;
 
-/// `segments` cut at every run of at least `run` frames whose novelty is exactly 0 in
-/// every band (digital silence), the runs left out; `None` where there is none. The pulse
-/// test's autocorrelation takes windows of its envelope less their mean: a window that
-/// held noise and silence became a step, which correlates at every lag, and noise beside a
-/// minute of silence stood 6.8 deviations above noise (a tempo of confidence 0.07-0.16).
-fn cut_at_silence(segments: &[OnsetEnvelope], run: usize) -> Option<Vec<OnsetEnvelope>> {
+/// `segments` cut for the pulse test at every run of at least `run` frames whose novelty
+/// is exactly 0 in every band (digital silence, the runs left out) and where the level of
+/// their blocks steps across the quiet line ([`crate::onset::level_steps`]); `None` where
+/// there is neither. The pulse test's autocorrelation takes windows of its envelope less
+/// their mean: a window that held noise and silence became a step, which correlates at
+/// every lag, and noise beside a minute of silence stood 6.8 deviations above noise (a
+/// tempo of confidence 0.07-0.16); noise stepping down by 25 dB did the same.
+fn cut_for_pulse_test(segments: &[OnsetEnvelope], run: usize) -> Option<Vec<OnsetEnvelope>> {
     let run = run.max(1);
+    let steps = crate::onset::level_steps(segments);
     let mut pieces = Vec::new();
     let mut cut = false;
-    for e in segments {
+    for (e, steps) in segments.iter().zip(steps) {
         let still = |i: usize| e.values[i] == 0.0 && e.low[i] == 0.0 && e.high[i] == 0.0;
         let len = e.values.len().min(e.low.len()).min(e.high.len());
-        let mut start = 0;
-        let mut i = 0;
+        // The frames kept, as ranges between the silent runs ...
+        let mut kept = Vec::new();
+        let (mut start, mut i) = (0, 0);
         while i < len {
             if !still(i) {
                 i += 1;
@@ -64,15 +68,26 @@ fn cut_at_silence(segments: &[OnsetEnvelope], run: usize) -> Option<Vec<OnsetEnv
                 i += 1;
             }
             if i - from >= run {
-                cut = true;
-                if from > start {
-                    pieces.push(piece(e, start..from));
-                }
+                kept.push(start..from);
                 start = i;
             }
         }
-        if len > start {
-            pieces.push(piece(e, start..len));
+        kept.push(start..len);
+        cut |= kept.len() > 1;
+        // ... each split again at the level steps inside it.
+        for range in kept {
+            let mut from = range.start;
+            for &at in steps
+                .iter()
+                .filter(|&&at| range.start < at && at < range.end)
+            {
+                cut = true;
+                pieces.push(piece(e, from..at));
+                from = at;
+            }
+            if range.end > from {
+                pieces.push(piece(e, from..range.end));
+            }
         }
     }
     cut.then_some(pieces)
@@ -477,15 +492,30 @@ impl TempoEstimator {
             ));
         }
         stop.check(Stage::Tempo)?;
-        let acf = normalised(self.autocorrelator.autocorrelation(&novelty)).ok_or_else(silent)?;
-        let high = detrended(|e| &e.high);
-        let acf_high = self.band_autocorrelation(&high);
-        let low = detrended(|e| &e.low);
-        let acf_low = self.band_autocorrelation(&low);
+        // The tests read the envelopes as they are; the tempo reads them with the blocks
+        // far quieter than the file's loudest turned down (hiss or room tone around the
+        // music: `crate::onset::softened`). Turned down before the tests, noise whose level
+        // steps by 25 dB read a tempo. Each set of autocorrelations is made only where it
+        // is read.
+        let soft = crate::onset::softened(segments);
         let run = (SILENT_RUN_SECONDS * fr).round() as usize;
-        let significance = match cut_at_silence(segments, run) {
-            None => self.significance(segments, &acf_low, &acf_high),
-            Some(pieces) => self.pulse_significance(&pieces),
+        let pieces = cut_for_pulse_test(segments, run);
+        let raw = (soft.is_none() || pieces.is_none()).then(|| {
+            let high = detrended(|e| &e.high);
+            let low = detrended(|e| &e.low);
+            (
+                self.band_autocorrelation(&high),
+                high,
+                self.band_autocorrelation(&low),
+                low,
+            )
+        });
+        let significance = match (&pieces, &raw) {
+            (Some(pieces), _) => self.pulse_significance(pieces),
+            (None, Some((acf_high, _, acf_low, _))) => {
+                self.significance(segments, acf_low, acf_high)
+            }
+            (None, None) => unreachable!("the raw autocorrelations are made where nothing is cut"),
         };
         if significance < MIN_PULSE_SIGNIFICANCE {
             return Err(Error::new(
@@ -498,13 +528,13 @@ impl TempoEstimator {
                 ),
             ));
         }
-        // The tests above read the envelopes as they are; the tempo reads them with the
-        // blocks far quieter than the file's loudest turned down (hiss or room tone around
-        // the music: `crate::onset::soften_quiet_blocks`). Turned down before the tests,
-        // noise whose level steps by 25 dB read a tempo.
-        let (novelty, acf, high, acf_high, low, acf_low) = match crate::onset::softened(segments) {
-            None => (novelty, acf, high, acf_high, low, acf_low),
-            Some(soft) => {
+        let (novelty, acf, high, acf_high, low, acf_low) = match (soft, raw) {
+            (None, Some((acf_high, high, acf_low, low))) => {
+                let acf =
+                    normalised(self.autocorrelator.autocorrelation(&novelty)).ok_or_else(silent)?;
+                (novelty, acf, high, acf_high, low, acf_low)
+            }
+            (Some(soft), _) => {
                 let detrended = |band: fn(&OnsetEnvelope) -> &[f32]| -> Vec<Vec<f32>> {
                     soft.iter().map(|e| detrend(band(e), width)).collect()
                 };
@@ -516,6 +546,9 @@ impl TempoEstimator {
                 let low = detrended(|e| &e.low);
                 let acf_low = self.band_autocorrelation(&low);
                 (novelty, acf, high, acf_high, low, acf_low)
+            }
+            (None, None) => {
+                unreachable!("the raw autocorrelations are made where none is softened")
             }
         };
 
@@ -583,7 +616,7 @@ impl TempoEstimator {
             return 0.0;
         }
         let run = (SILENT_RUN_SECONDS * first.frame_rate).round() as usize;
-        if let Some(pieces) = cut_at_silence(segments, run) {
+        if let Some(pieces) = cut_for_pulse_test(segments, run) {
             return self.pulse_significance(&pieces);
         }
         let width = (DETREND_SECONDS * first.frame_rate).round() as usize;
@@ -904,6 +937,42 @@ mod tests {
                 whole.bpm
             );
         }
+    }
+
+    #[test]
+    fn the_pulse_test_cuts_at_digital_silence_and_at_level_steps() {
+        use crate::onset::ScaledBlock;
+        let block = |start: usize, level: f64| ScaledBlock {
+            start,
+            frames: 100,
+            level,
+        };
+        let mut values = vec![1.0f32; 300];
+        // A silent run of 30 frames in the last block, and one of 10 (too short to cut).
+        values[250..280].fill(0.0);
+        values[20..30].fill(0.0);
+        let e = OnsetEnvelope {
+            low: values.clone(),
+            high: values.clone(),
+            values,
+            frame_rate: 10.0,
+            level: 1.0,
+            // Loud, 26 dB under it (quiet), loud.
+            blocks: vec![block(0, 1.0), block(100, 0.05), block(200, 1.0)],
+        };
+        let lengths = |pieces: Option<Vec<OnsetEnvelope>>| -> Option<Vec<usize>> {
+            pieces.map(|p| p.iter().map(|e| e.values.len()).collect())
+        };
+        assert_eq!(
+            lengths(cut_for_pulse_test(std::slice::from_ref(&e), 20)),
+            Some(vec![100, 100, 50, 20])
+        );
+        // Blocks on one side of the line, and runs shorter than the cut, leave it whole.
+        let even = OnsetEnvelope {
+            blocks: vec![block(0, 1.0), block(100, 0.5), block(200, 1.0)],
+            ..e.clone()
+        };
+        assert_eq!(lengths(cut_for_pulse_test(&[even], 40)), None);
     }
 
     #[test]
