@@ -19,6 +19,9 @@
 //!   job becomes that file's [`FileResult`] with a reason; the batch goes on. While the
 //!   job runs, [`file_in_guard`] names its file, so a program's panic hook can say which
 //!   file a caught panic belongs to.
+//! - **Memory that does not grow with the library.** [`Batch::run_streamed`] hands each
+//!   result over as it finishes and keeps only counts; [`Batch::run`] keeps every result
+//!   (about 3 KB a file with the analyzer's) for a caller that needs them all at the end.
 //! - **Input order.** [`BatchSummary::results`] is in input order whatever the executor
 //!   and whatever order files finished in, so output built from it is byte-identical for
 //!   1 and 64 workers.
@@ -164,6 +167,22 @@ pub struct BatchSummary<T> {
     pub workers: usize,
 }
 
+/// The outcome of a batch whose results went to the caller as they came
+/// ([`Batch::run_streamed`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BatchTotals {
+    /// Files that finished (cancelled files are not counted).
+    pub finished: usize,
+    /// Of those, the files whose status is [`Status::Ok`].
+    pub ok: usize,
+    /// Whether the batch was cancelled before every file finished.
+    pub cancelled: bool,
+    /// Wall time of the whole batch in seconds.
+    pub wall_s: f64,
+    /// Worker threads of the executor that ran it.
+    pub workers: usize,
+}
+
 /// A batch run of one job: its settings (a builder; each setting's doc gives its default)
 /// and [`Batch::run`].
 #[derive(Debug, Clone)]
@@ -229,6 +248,29 @@ impl<'j, J: Job> Batch<'j, J> {
         executor: &dyn Executor,
         observers: &mut [&mut dyn Observer<J::Output>],
     ) -> BatchSummary<J::Output> {
+        let mut results = Vec::with_capacity(files.len());
+        let totals = self.run_streamed(files, executor, observers, |result| results.push(result));
+        results.sort_by_key(|r: &FileResult<J::Output>| r.index);
+        BatchSummary {
+            results,
+            cancelled: totals.cancelled,
+            wall_s: totals.wall_s,
+            workers: totals.workers,
+        }
+    }
+
+    /// [`Batch::run_observed`] without holding the results: each finished file's result is
+    /// handed to `take` (on the calling thread, in completion order, after the observers)
+    /// and the batch keeps only its counts, so that a library of a million files costs the
+    /// memory of the files in flight, not of every result (about 3 KB a file, held to the
+    /// end of the run).
+    pub fn run_streamed(
+        &self,
+        files: &[PathBuf],
+        executor: &dyn Executor,
+        observers: &mut [&mut dyn Observer<J::Output>],
+        mut take: impl FnMut(FileResult<J::Output>),
+    ) -> BatchTotals {
         let started = Instant::now();
         let workers = executor.workers().max(1);
         let order = self.start_order(files, executor);
@@ -240,16 +282,18 @@ impl<'j, J: Job> Batch<'j, J> {
         }
 
         // Each task leaves its result in its file's slot; `done` takes it out on this thread.
-        let slots: Vec<Mutex<Option<FileResult<J::Output>>>> =
-            files.iter().map(|_| Mutex::new(None)).collect();
+        // Boxed, so that a slot waiting for its file costs a pointer, not a result's size
+        // (about 1 KB for `eval-cli`'s: a slot for every file of a library).
+        type Slot<T> = Mutex<Option<Box<FileResult<T>>>>;
+        let slots: Vec<Slot<J::Output>> = files.iter().map(|_| Mutex::new(None)).collect();
         let task = |index: usize| {
             let result = self.run_file(index, &files[index]);
-            *lock(&slots[index]) = result;
+            *lock(&slots[index]) = result.map(Box::new);
         };
-        let mut results = Vec::with_capacity(files.len());
+        let (mut finished, mut ok) = (0, 0);
         let mut any_cancelled = false;
         executor.execute(&order, &task, &mut |index| {
-            let Some(result) = lock(&slots[index]).take() else {
+            let Some(result) = lock(&slots[index]).take().map(|boxed| *boxed) else {
                 return; // not started: the batch was cancelled
             };
             if result.status == Status::Cancelled {
@@ -259,24 +303,25 @@ impl<'j, J: Job> Batch<'j, J> {
             for observer in observers.iter_mut() {
                 observer.file_finished(&result);
             }
-            results.push(result);
+            finished += 1;
+            ok += usize::from(result.status == Status::Ok);
+            take(result);
         });
 
-        results.sort_by_key(|r: &FileResult<J::Output>| r.index);
-        let cancelled = any_cancelled || results.len() < files.len();
+        let cancelled = any_cancelled || finished < files.len();
         let wall_s = started.elapsed().as_secs_f64();
-        let ok = results.iter().filter(|r| r.status == Status::Ok).count();
         let end = BatchEnd {
             ok,
-            failed: results.len() - ok,
+            failed: finished - ok,
             cancelled,
             wall_s,
         };
         for observer in observers.iter_mut() {
             observer.finished(&end);
         }
-        BatchSummary {
-            results,
+        BatchTotals {
+            finished,
+            ok,
             cancelled,
             wall_s,
             workers,

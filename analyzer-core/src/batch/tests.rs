@@ -667,3 +667,45 @@ fn indices_past_the_costs_cost_nothing() {
     costliest_first(&mut order, &[1.0, 5.0]);
     assert_eq!(order, [1, 0, 2, 3]);
 }
+
+/// A streamed run hands every result over as it finishes, in completion order, after the
+/// observers heard of it, and keeps only the counts; what it hands over is what
+/// `run_observed` keeps.
+#[test]
+fn a_streamed_run_hands_each_result_over_and_keeps_counts() {
+    let batch = Batch::new(&scripted);
+    let files = names(8);
+    let finishing = [6, 0, 3, 7, 5, 1, 2, 4];
+    let executor = MockExecutor::new(4).finishing_in(finishing);
+    let mut recorder = Recorder::default();
+    let mut taken = Vec::new();
+    let totals = batch.run_streamed(&files, &executor, &mut [&mut recorder], |result| {
+        taken.push(result)
+    });
+    let order: Vec<usize> = taken.iter().map(|r| r.index).collect();
+    assert_eq!(order, finishing);
+    assert_eq!(recorder.finished, finishing);
+    assert_eq!(
+        (totals.finished, totals.ok, totals.cancelled),
+        (8, 6, false)
+    );
+    taken.sort_by_key(|r| r.index);
+    let streamed = BatchSummary {
+        results: taken,
+        cancelled: totals.cancelled,
+        wall_s: 0.0,
+        workers: totals.workers,
+    };
+    let executor = MockExecutor::new(4).finishing_in(finishing);
+    let observed = batch.run(&files, &executor);
+    assert_eq!(comparable(&streamed), comparable(&observed));
+
+    // Cancelled before it starts: nothing handed over, and said so.
+    let stop = StopSignal::never().with_cancel_flag(Arc::new(AtomicBool::new(true)));
+    let mut handed = 0;
+    let totals =
+        Batch::new(&scripted)
+            .stop(stop)
+            .run_streamed(&files, &Sequential, &mut [], |_| handed += 1);
+    assert_eq!((handed, totals.finished, totals.cancelled), (0, 0, true));
+}

@@ -1,6 +1,7 @@
 //! Rows that finish in any order, written in input order: each as soon as every row before
-//! it is written, so a long run shows its first rows at once and a reader of stdout sees
-//! the same order whatever the worker count.
+//! it is written, so a reader of stdout sees the same order whatever the worker count. A
+//! run in input order (`--schedule input`) shows its first rows at once; costliest first
+//! (the default), the rows behind a file that starts late wait for it, often to the end.
 
 use std::io::{self, Write};
 

@@ -22,7 +22,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use analyzer_core::StopSignal;
-use analyzer_core::batch::{self, Batch, BatchSummary, FileResult, Job, Sequential};
+use analyzer_core::batch::{self, Batch, BatchSummary, BatchTotals, FileResult, Job, Sequential};
 
 pub use identities::IdentityLog;
 pub use in_order::InOrder;
@@ -114,6 +114,30 @@ pub fn run<J: Job>(
     shown: impl Fn(&J::Output) -> Shown,
     mut on_result: impl FnMut(&FileResult<J::Output>),
 ) -> BatchSummary<J::Output> {
+    let mut results = Vec::with_capacity(files.len());
+    let totals = run_streamed(files, opts, job, shown, |result| {
+        on_result(&result);
+        results.push(result);
+    });
+    results.sort_by_key(|r| r.index);
+    BatchSummary {
+        results,
+        cancelled: totals.cancelled,
+        wall_s: totals.wall_s,
+        workers: totals.workers,
+    }
+}
+
+/// [`run`] handing each result to `take` as it finishes and keeping none
+/// ([`Batch::run_streamed`]): what a run over a whole library needs, whose results would
+/// otherwise all be held to its end. The totals' `workers` is the count asked for.
+pub fn run_streamed<J: Job>(
+    files: &[PathBuf],
+    opts: &RunOptions,
+    job: &J,
+    shown: impl Fn(&J::Output) -> Shown,
+    take: impl FnMut(FileResult<J::Output>),
+) -> BatchTotals {
     let workers = opts.workers;
     // No more threads than files, and a pool of one thread even for no files.
     let threads = workers.min(files.len()).max(1);
@@ -122,11 +146,11 @@ pub fn run<J: Job>(
         Box::new(Sequential)
     });
     let mut progress = Progress::new(opts.progress, workers, &shown);
-    let mut summary = Batch::new(job)
+    let mut totals = Batch::new(job)
         .timeout(opts.timeout)
         .schedule(opts.schedule.into())
         .stop(StopSignal::never().with_cancel_flag(Arc::clone(&opts.cancel)))
-        .run_observed(files, &*executor, &mut [&mut progress, &mut on_result]);
-    summary.workers = workers;
-    summary
+        .run_streamed(files, &*executor, &mut [&mut progress], take);
+    totals.workers = workers;
+    totals
 }
