@@ -638,7 +638,7 @@ impl Output {
                             if record.status != Status::Ok.as_str() {
                                 failed += 1;
                             }
-                            out.write_all(&old.line)?;
+                            out.write_all(old)?;
                         }
                     }
                     walk_rows.iter().try_for_each(|line| out.write_all(line))

@@ -19,8 +19,10 @@ use crate::record::{self, AnalyzeRecord};
 use crate::report::export;
 use crate::runner::{self, IdentityLog, ResumedRow, RowLog, RunSettings};
 
-/// The rows an earlier run left that this one keeps, by their file's exact path.
-pub(super) type KeptRows = HashMap<PathBuf, (AnalyzeRecord, ResumedRow)>;
+/// The rows an earlier run left that this one keeps, by their file's exact path: each as
+/// read and its line, to be written back unchanged (its cells as strings a second time
+/// cost about 1 KB a row, held to the end of the run).
+pub(super) type KeptRows = HashMap<PathBuf, (AnalyzeRecord, Vec<u8>)>;
 
 /// An earlier run's rows file, opened to go on from the rows it keeps.
 pub(super) struct Resumed {
@@ -109,7 +111,7 @@ fn kept_rows(rows: Vec<ResumedRow>, shown: &str) -> anyhow::Result<KeptRows> {
             done.remove(&path);
             continue;
         }
-        done.insert(path, (record, row));
+        done.insert(path, (record, row.line));
     }
     let plural = |n: usize| if n == 1 { "" } else { "s" };
     if again > 0 {
