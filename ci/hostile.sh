@@ -2395,6 +2395,20 @@ case_link_above_the_folder_given() {
   cmp -s out.csv full.csv || { echo "resume gave other rows: $(cat out.csv)"; return 1; }
 }
 
+# A watched album holding a link to its parent: the kernel's one watch per folder named
+# the files written later through the link (`album/up/album/new.wav`), and a file beside
+# the album (`album/up/other/x.wav`) got a row.
+case_watch_under_a_link_above_the_folder() {
+  mkdir -p lib/album lib/other && wav lib/album/a.wav 22050 1 4 clicks && wav m.wav 22050 1 4 clicks
+  wav x.wav 22050 1 4 clicks && ln -s .. lib/album/up
+  timeout -k 5 "$limit" "$bin" watch lib/album --cache cache >rows.csv 2>err.txt &
+  local pid=$!; watching $pid || return 1
+  mv x.wav lib/other/x.wav && mv m.wav lib/album/marker.wav
+  until_row 'lib/album/marker.wav,' || { kill $pid; echo "rows: $(cat rows.csv)"; return 1; }
+  kill -INT $pid; wait $pid
+  ! grep -q '^lib/album/up/' rows.csv || { echo "rows through the link: $(cat rows.csv)"; return 1; }
+}
+
 run evaluate-on-a-report-folder-in-use case_evaluate_on_a_report_folder_in_use
 run out-name-too-long-leaves-nothing case_out_name_too_long_leaves_nothing
 run resume-a-row-with-a-flipped-byte case_resume_a_row_with_a_flipped_byte
@@ -2404,5 +2418,6 @@ run chained-multi-track-and-tagged-streams case_chained_multi_track_and_tagged_s
 run piped-wav-is-sampled-like-its-honest-copy case_piped_wav_is_sampled_like_its_honest_copy
 run wav-of-33-channels-behind-junk-chunks case_wav_of_33_channels_behind_junk_chunks
 run link-above-the-folder-given case_link_above_the_folder_given
+run watch-under-a-link-above-the-folder case_watch_under_a_link_above_the_folder
 printf '\n%d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]

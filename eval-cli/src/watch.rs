@@ -344,7 +344,17 @@ impl<'a> Session<'a> {
             return Ok(());
         }
         let mut event = event.clone();
-        event.paths = event.paths.iter().map(|p| as_given(p, roots)).collect();
+        let paths: Vec<Option<PathBuf>> = event
+            .paths
+            .iter()
+            .map(|p| without_loops(&as_given(p, roots), roots))
+            .collect();
+        // A path through a link to a folder above the watched one (`ln -s .. music/up`)
+        // that leads out of the folders is no file of theirs.
+        if paths.first().is_some_and(Option::is_none) {
+            return Ok(());
+        }
+        event.paths = paths.into_iter().flatten().collect();
         // Deleted or renamed away: forgotten, so that what is kept follows the library.
         if matches!(
             event.kind,
@@ -661,6 +671,34 @@ fn as_given(path: &Path, roots: &[Root]) -> PathBuf {
         .unwrap_or_else(|| path.to_path_buf())
 }
 
+/// `path` (under a root as given) without the links back up in it: the kernel's watch of a
+/// folder is one per folder, and one reached again through a link to a folder above it
+/// (`music/album/up -> ..`, which the walks give a loop row) named its files through the
+/// link (`music/album/up/album/new.wav`, and files beside the watched folder too). Such a
+/// path is spelled from its root the plain way; `None` where it leads out of the root.
+fn without_loops(path: &Path, roots: &[Root]) -> Option<PathBuf> {
+    let Some(root) = roots.iter().find(|root| path.starts_with(&root.given)) else {
+        return Some(path.to_path_buf());
+    };
+    let rest = path.strip_prefix(&root.given).ok()?;
+    let mut prefix = root.given.clone();
+    let looped = rest.components().any(|part| {
+        prefix.push(part);
+        prefix.symlink_metadata().is_ok_and(|m| m.is_symlink())
+            && prefix
+                .canonicalize()
+                .is_ok_and(|target| target.is_dir() && root.canonical.starts_with(&target))
+    });
+    if !looped {
+        return Some(path.to_path_buf());
+    }
+    // Its folder is resolved and its name kept: the file may be gone (a removal), or be a
+    // link itself (one made back up is the walk's loop row, by its own name).
+    let real = path.parent()?.canonicalize().ok()?.join(path.file_name()?);
+    let inside = real.strip_prefix(&root.canonical).ok()?;
+    Some(root.given.join(inside))
+}
+
 /// The device and inode of the folder `dir` names, `None` when it names none.
 fn folder_identity(dir: &Path) -> Option<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
@@ -807,6 +845,27 @@ mod tests {
     /// notify names a file under a watched folder as the folder made absolute, links and
     /// `..` kept: a later file's row names it under the folder as given, as the first pass
     /// does, whether the folder was given through a link or as `lib/sub/..`.
+    #[test]
+    fn a_path_through_a_link_back_up_is_named_the_plain_way_or_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let lib = dir.path().join("lib");
+        std::fs::create_dir_all(lib.join("album/disc")).unwrap();
+        std::fs::create_dir_all(lib.join("other")).unwrap();
+        std::os::unix::fs::symlink("..", lib.join("album/up")).unwrap();
+        std::os::unix::fs::symlink("../..", lib.join("album/disc/newup")).unwrap();
+        let album = lib.join("album");
+        let roots = [Root::of(&album)];
+        let plain = album.join("disc/new.wav");
+        assert_eq!(without_loops(&plain, &roots), Some(plain.clone()));
+        let through = album.join("up/album/disc/new.wav");
+        assert_eq!(without_loops(&through, &roots), Some(plain));
+        // A link made back up keeps its own name, for its loop row.
+        let link = album.join("up/album/disc/newup");
+        assert_eq!(without_loops(&link, &roots), Some(album.join("disc/newup")));
+        // Out of the watched folder through the link: no file of its.
+        assert_eq!(without_loops(&album.join("up/other/x.wav"), &roots), None);
+    }
+
     #[test]
     fn an_events_path_is_named_under_the_folder_as_given() {
         let dir = tempfile::tempdir().unwrap();

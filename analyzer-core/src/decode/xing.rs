@@ -76,23 +76,37 @@ enum Search {
     ReadMore,
 }
 
-/// The first frame of `window`, confirmed by the frame header after it (a lone pair of
-/// sync bytes in junk or cover art is not a stream); `to_end` when the window ends where
-/// the file does, so a frame ending there needs no successor.
+/// Frames that must follow each other, each where the one before says, for a frame to be
+/// taken for the stream's first: two frame headers a frame apart turned up in junk before
+/// a stream (and hid that it was cut short); four do not.
+const CHAIN_FRAMES: usize = 4;
+
+/// The first frame of `window`, confirmed by the [`CHAIN_FRAMES`] frame headers that follow
+/// it (a lone header or two in junk or cover art is not a stream); `to_end` when the window
+/// ends where the file does, so a chain ending there needs no more frames.
 fn find_frame(window: &[u8], to_end: bool) -> Search {
     for at in 0..window.len() {
-        let Some(header) = FrameHeader::parse(&window[at..]) else {
+        let Some(first) = FrameHeader::parse(&window[at..]) else {
             continue;
         };
-        let next = at + header.bytes;
-        if next == window.len() && to_end {
-            return Search::Found(at);
+        let mut next = at + first.bytes;
+        let mut confirmed = true;
+        for _ in 1..CHAIN_FRAMES {
+            if next == window.len() && to_end {
+                break;
+            }
+            match window.get(next..).and_then(FrameHeader::parse) {
+                Some(following) if following.same_stream(&first) => next += following.bytes,
+                // The chain runs past the window: read further before deciding.
+                None if next + 4 > window.len() && !to_end => return Search::ReadMore,
+                _ => {
+                    confirmed = false;
+                    break;
+                }
+            }
         }
-        match window.get(next..).and_then(FrameHeader::parse) {
-            Some(following) if following.same_stream(&header) => return Search::Found(at),
-            // The successor lies past the window: read further before deciding.
-            None if next + 4 > window.len() && !to_end => return Search::ReadMore,
-            _ => {}
+        if confirmed {
+            return Search::Found(at);
         }
     }
     if to_end {
@@ -234,19 +248,21 @@ mod tests {
     }
 
     #[test]
-    fn the_first_frame_is_one_its_successor_confirms() {
-        // A lone header in junk is passed over; the stream starts where two frames follow
-        // each other.
+    fn the_first_frame_is_one_four_frames_confirm() {
+        // A lone header in junk, or two a frame apart, is passed over; the stream starts
+        // where four frames follow each other.
         let mut window = vec![0u8; 100];
         window[10..14].copy_from_slice(&[0xFF, 0xFB, 0x90, 0x00]);
         window.extend(frames(2));
-        assert_eq!(find_frame(&window, true), Search::Found(100));
+        window.extend([0u8; 100]);
+        window.extend(frames(5));
+        assert_eq!(find_frame(&window, true), Search::Found(100 + 834 + 100));
         // A frame ending with the file needs no successor; junk to the end has no frame.
         assert_eq!(find_frame(&frames(1), true), Search::Found(0));
         assert_eq!(find_frame(&[0u8; 2000], true), Search::Nothing);
         // A window that ends before the frame is confirmed asks for more, and only that is
         // read for an MP3 without a Xing header: the search stops at its first frame.
-        assert_eq!(find_frame(&frames(2)[..400], false), Search::ReadMore);
+        assert_eq!(find_frame(&frames(4)[..1000], false), Search::ReadMore);
         assert_eq!(find_frame(&[0u8; 2000], false), Search::ReadMore);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("plain.mp3");
