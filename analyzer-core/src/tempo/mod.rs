@@ -500,7 +500,7 @@ impl TempoEstimator {
         let soft = crate::onset::softened(segments);
         let run = (SILENT_RUN_SECONDS * fr).round() as usize;
         let pieces = cut_for_pulse_test(segments, run);
-        let raw = (soft.is_none() || pieces.is_none()).then(|| {
+        let raw_bands = || {
             let high = detrended(|e| &e.high);
             let low = detrended(|e| &e.low);
             (
@@ -509,13 +509,14 @@ impl TempoEstimator {
                 self.band_autocorrelation(&low),
                 low,
             )
-        });
-        let significance = match (&pieces, &raw) {
-            (Some(pieces), _) => self.pulse_significance(pieces),
-            (None, Some((acf_high, _, acf_low, _))) => {
+        };
+        let mut raw = None;
+        let significance = match &pieces {
+            Some(pieces) => self.pulse_significance(pieces),
+            None => {
+                let (acf_high, _, acf_low, _) = raw.insert(raw_bands());
                 self.significance(segments, acf_low, acf_high)
             }
-            (None, None) => unreachable!("the raw autocorrelations are made where nothing is cut"),
         };
         if significance < MIN_PULSE_SIGNIFICANCE {
             return Err(Error::new(
@@ -528,13 +529,14 @@ impl TempoEstimator {
                 ),
             ));
         }
-        let (novelty, acf, high, acf_high, low, acf_low) = match (soft, raw) {
-            (None, Some((acf_high, high, acf_low, low))) => {
+        let (novelty, acf, high, acf_high, low, acf_low) = match soft {
+            None => {
+                let (acf_high, high, acf_low, low) = raw.unwrap_or_else(raw_bands);
                 let acf =
                     normalised(self.autocorrelator.autocorrelation(&novelty)).ok_or_else(silent)?;
                 (novelty, acf, high, acf_high, low, acf_low)
             }
-            (Some(soft), _) => {
+            Some(soft) => {
                 let detrended = |band: fn(&OnsetEnvelope) -> &[f32]| -> Vec<Vec<f32>> {
                     soft.iter().map(|e| detrend(band(e), width)).collect()
                 };
@@ -546,9 +548,6 @@ impl TempoEstimator {
                 let low = detrended(|e| &e.low);
                 let acf_low = self.band_autocorrelation(&low);
                 (novelty, acf, high, acf_high, low, acf_low)
-            }
-            (None, None) => {
-                unreachable!("the raw autocorrelations are made where none is softened")
             }
         };
 
