@@ -685,9 +685,8 @@ fn without_loops(path: &Path, roots: &[Root]) -> Option<PathBuf> {
     let looped = rest.components().any(|part| {
         prefix.push(part);
         prefix.symlink_metadata().is_ok_and(|m| m.is_symlink())
-            && prefix
-                .canonicalize()
-                .is_ok_and(|target| target.is_dir() && root.canonical.starts_with(&target))
+            && prefix.is_dir()
+            && batch::levels_above(Some(&root.canonical), &prefix).is_some()
     });
     if !looped {
         return Some(path.to_path_buf());

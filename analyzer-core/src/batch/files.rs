@@ -183,8 +183,9 @@ pub fn collect_files_checked(
 }
 
 /// How many folders above the walk's root (real path `root`) the folder link `link`
-/// leads, when it leads to the root (0) or above it: following it would walk the root again.
-fn levels_above(root: Option<&Path>, link: &Path) -> Option<usize> {
+/// leads, when it leads to the root (0) or above it: following it would walk the root again
+/// (`watch` asks the same of the links in an event's path).
+pub fn levels_above(root: Option<&Path>, link: &Path) -> Option<usize> {
     let target = link.canonicalize().ok()?;
     let root = root?;
     root.starts_with(&target)
@@ -192,7 +193,7 @@ fn levels_above(root: Option<&Path>, link: &Path) -> Option<usize> {
 }
 
 /// The reason of a walk error for a link back to `ancestor`.
-fn loop_reason(ancestor: &Path) -> String {
+pub fn loop_reason(ancestor: &Path) -> String {
     format!(
         "walk: loop: link points back to its ancestor {}",
         ancestor.display()

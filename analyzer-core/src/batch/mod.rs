@@ -76,7 +76,7 @@ pub use current::file_in_guard;
 pub use executor::{Executor, MockExecutor, Parallel, PoolError, Sequential, executor_for};
 pub use files::{
     AUDIO_EXTENSIONS, WalkError, collect_audio_files, collect_files, collect_files_checked,
-    is_apple_double, is_audio_name, spelled_alike,
+    is_apple_double, is_audio_name, levels_above, loop_reason, spelled_alike,
 };
 pub use gate::FileGate;
 pub use job::{Job, TimedAnalyzer, audio_cost};

@@ -38,10 +38,7 @@ pub(super) fn complete_files(event: &Event) -> (Vec<PathBuf>, Vec<WalkError>) {
         // every file of the library again under the link. The first pass's walk finds such
         // a link looping and gives it an error row; so does this.
         if let Some(ancestor) = loop_ancestor(path) {
-            let reason = format!(
-                "walk: loop: link points back to its ancestor {}",
-                ancestor.display()
-            );
+            let reason = batch::loop_reason(&ancestor);
             let path = path.clone();
             let error = WalkError {
                 path,
